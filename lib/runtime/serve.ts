@@ -1,0 +1,134 @@
+/**
+ * Serve a fetch handler with the runtime's own HTTP server: `Deno.serve` under
+ * Deno, `Bun.serve` under Bun. This is runtime glue; the library's handlers
+ * are plain `(request: Request) => Response | Promise<Response>` functions and
+ * work with any server, including a Workers `export default { fetch }`.
+ *
+ * @module
+ */
+
+import { getBun, type BunServer } from "./_bun.ts";
+
+/** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** Options for {@linkcode serve}. */
+export interface ServeOptions {
+  /**
+   * Port to listen on; `0` picks a free one.
+   *
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Address to listen on.
+   *
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /** Closes the server (gracefully) when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Seconds a connection may stay idle before the server closes it (Bun only;
+   * Deno has no such setting). `0` disables the timeout, which long-running
+   * streams need.
+   *
+   * @default {0}
+   */
+  idleTimeout?: number;
+  /**
+   * Called with an error the handler threw; its result is sent instead. The
+   * default logs the error and answers 500.
+   */
+  onError?: (error: unknown) => Response | Promise<Response>;
+}
+
+/** A running server returned by {@linkcode serve}. */
+export interface Server {
+  /** The base URL, such as `http://127.0.0.1:45123/`. */
+  readonly url: URL;
+  /** The port actually bound. */
+  readonly port: number;
+  /** Stops accepting connections and resolves when open requests are done. */
+  shutdown(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+}
+
+function defaultOnError(error: unknown): Response {
+  console.error("sluice: handler failed:", error);
+  return new Response("Internal Server Error", { status: 500 });
+}
+
+/**
+ * Serves a fetch handler on the current runtime (`Deno.serve` or `Bun.serve`)
+ * and resolves once it is listening.
+ *
+ * @param handler The fetch handler to serve.
+ * @param options Where to listen and how to stop.
+ * @returns The running server, with its URL and a `shutdown()` method.
+ *
+ * @example Serve a handler on a free port
+ * ```ts ignore
+ * import { serve } from "@sluice/streams/serve";
+ *
+ * const server = await serve((request) => new Response(request.body));
+ * console.log(`listening on ${server.url}`);
+ * await server.shutdown();
+ * ```
+ */
+export async function serve(
+  handler: FetchHandler,
+  options: ServeOptions = {},
+): Promise<Server> {
+  const { port = 0, hostname = "127.0.0.1", signal, idleTimeout = 0 } =
+    options;
+  const onError = options.onError ?? defaultOnError;
+  const bun = getBun();
+  if (bun) {
+    const server: BunServer = bun.serve({
+      port,
+      hostname,
+      idleTimeout,
+      // Bodies are streamed and bounded by the handlers' own limits.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      fetch: handler,
+      error: onError,
+    });
+    const finished = Promise.withResolvers<void>();
+    let stopped = false;
+    const shutdown = async () => {
+      if (!stopped) {
+        stopped = true;
+        await server.stop(false);
+        finished.resolve();
+      }
+      return finished.promise;
+    };
+    signal?.addEventListener("abort", () => void shutdown(), { once: true });
+    const url = new URL(`http://${hostname}:${server.port}/`);
+    return { url, port: server.port, shutdown, finished: finished.promise };
+  }
+  if (typeof Deno === "undefined") {
+    throw new TypeError(
+      "Cannot serve: no Deno.serve or Bun.serve in this runtime; pass the handler to your server instead",
+    );
+  }
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    port,
+    hostname,
+    signal,
+    onListen: (addr) => listening.resolve(addr),
+    onError,
+  }, handler);
+  const addr = await listening.promise;
+  return {
+    url: new URL(`http://${addr.hostname}:${addr.port}/`),
+    port: addr.port,
+    shutdown: async () => {
+      await server.shutdown();
+    },
+    finished: server.finished,
+  };
+}

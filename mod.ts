@@ -1,0 +1,6 @@
+/**
+ * sluice: HTTP streaming on web standards for Deno, Bun and Cloudflare
+ * Workers.
+ *
+ * @module
+ */

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole test suite, run by `deno task test` (and so by `.ci/run`).
+# Steps, in order: format, lint, type-check, doc lint, deno test, bun test,
+# publish dry run. Any failing step fails the task; the output ends with the
+# test runners' own summaries.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUN_VERSION=1.4.5
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+failed=()
+
+step() {
+  local name=$1
+  shift
+  printf '\n==> %s: %s\n' "$name" "$*"
+  if ! "$@"; then
+    failed+=("$name")
+  fi
+}
+
+# Bun from the npm registry, pinned; installed into .tools/ on first use.
+find_bun() {
+  if command -v bun >/dev/null 2>&1 && [ "$(bun --version)" = "$BUN_VERSION" ]; then
+    command -v bun
+    return
+  fi
+  local local_bun=.tools/node_modules/bun/bin/bun.exe
+  if [ ! -x "$local_bun" ] || [ "$("$local_bun" --version)" != "$BUN_VERSION" ]; then
+    mkdir -p .tools
+    [ -f .tools/package.json ] || echo '{"private":true}' >.tools/package.json
+    npm install --silent --no-audit --no-fund --prefix .tools "bun@$BUN_VERSION" >&2 || return 1
+  fi
+  echo "$PWD/$local_bun"
+}
+
+entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts)
+
+mkdir -p .tmp
+step fmt deno fmt --check
+step lint deno lint
+step check deno check mod.ts lib/ examples/ tests/ bench/
+step doc deno doc --lint "${entry_points[@]}"
+
+printf '\n==> deno test\n'
+deno task test:deno 2>&1 | tee "$logs/deno.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("deno test")
+
+printf '\n==> bun test\n'
+if bun=$(find_bun); then
+  "$bun" --version
+  (cd tests && "$bun" test --timeout 120000 .) 2>&1 | tee "$logs/bun.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("bun test")
+else
+  echo "Cannot install bun@$BUN_VERSION from the npm registry" >&2
+  failed+=("bun install")
+fi
+
+step publish deno publish --dry-run --allow-dirty
+
+printf '\n==> summary\n'
+echo "deno test:"
+grep -E '^(ok|FAILED) \|' "$logs/deno.log" || echo "  (no summary: deno test did not finish)"
+echo "bun test:"
+grep -E '^ *[0-9]+ (pass|fail)$|^Ran [0-9]+ tests' "$logs/bun.log" 2>/dev/null || echo "  (no summary: bun test did not finish)"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "all steps passed"
