@@ -44,7 +44,7 @@ step check deno check mod.ts lib/ examples/ tests/ bench/
 step doc deno doc --lint "${entry_points[@]}"
 
 printf '\n==> deno test\n'
-deno task test:deno 2>&1 | tee "$logs/deno.log"
+NO_COLOR=1 deno task test:deno 2>&1 | tee "$logs/deno.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("deno test")
 
 printf '\n==> bun test\n'

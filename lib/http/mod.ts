@@ -4,3 +4,5 @@
  *
  * @module
  */
+
+export { fetchDuplex, type FetchDuplexOptions } from "./fetch_duplex.ts";

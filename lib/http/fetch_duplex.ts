@@ -1,0 +1,52 @@
+/**
+ * Options for {@linkcode fetchDuplex}: a `RequestInit` whose body is a stream,
+ * plus the `fetch` to use.
+ */
+export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
+  /** The request body, sent as it is produced. */
+  body: ReadableStream<Uint8Array>;
+  /**
+   * The `fetch` implementation, for tests or custom transports (for example
+   * one bound to a `Deno.HttpClient` for h2c via `init.client`).
+   *
+   * @default {globalThis.fetch}
+   */
+  fetch?: typeof fetch;
+}
+
+/**
+ * Starts a request whose body streams while the response is read: the
+ * returned promise resolves as soon as the response headers arrive, even
+ * though the request body is still open. This is full duplex over HTTP/1.1
+ * with Deno, Bun and Node fetch (all need `duplex: "half"`, which is set
+ * here) and over h2 in Deno.
+ *
+ * Browsers only stream request bodies over h2 and then only half duplex; use
+ * a WebSocket there.
+ *
+ * @param input The URL or request to send.
+ * @param options The request options; `body` is required.
+ * @returns The response, available before the request body has ended.
+ *
+ * @example Send lines while reading the replies
+ * ```ts ignore
+ * import { fetchDuplex } from "@sluice/streams/http";
+ *
+ * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+ * const response = await fetchDuplex("http://127.0.0.1:8000/echo", {
+ *   method: "POST",
+ *   body: readable,
+ * });
+ * const writer = writable.getWriter();
+ * await writer.write(new TextEncoder().encode("ping\n"));
+ * const reader = response.body!.getReader();
+ * console.log(await reader.read());
+ * ```
+ */
+export function fetchDuplex(
+  input: string | URL | Request,
+  options: FetchDuplexOptions,
+): Promise<Response> {
+  const { fetch: fetchImpl = globalThis.fetch, ...init } = options;
+  return fetchImpl(input, { ...init, duplex: "half" } as RequestInit);
+}
