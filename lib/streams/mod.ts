@@ -4,3 +4,7 @@
  *
  * @module
  */
+
+export { MapStream, type MapStreamOptions } from "./map.ts";
+export { reduce, type ReduceOptions } from "./reduce.ts";
+export { ScanStream, type ScanStreamOptions } from "./scan.ts";

@@ -1,0 +1,219 @@
+// StreamingCalcService (seed 002): client-streaming `sum` and bidi
+// `incrementalSum` over google.protobuf.Int64Value, served and called over
+// Connect, gRPC-Web or native gRPC.
+//
+//   deno run --allow-net=127.0.0.1 examples/streaming_calc.ts
+//       runs a server on a free port and both clients against it
+//   deno run --allow-net=127.0.0.1 examples/streaming_calc.ts server --port 9090 [--protocol grpc]
+//   deno run --allow-net=127.0.0.1 examples/streaming_calc.ts client --port 9090 [--protocol grpc-web] [--method sum]
+//
+// The same commands work with `bun run`. --protocol is connect (default),
+// grpc-web or grpc; a gRPC server (node:http2) also answers the other two
+// over h2c, a Connect/gRPC-Web server (Deno.serve / Bun.serve) speaks
+// HTTP/1.1.
+
+import process from "node:process";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  createUniversalHandler,
+  defineService,
+  implementService,
+  Int64Value,
+  RpcError,
+  type Transport,
+} from "../lib/rpc/mod.ts";
+import { reduce, ScanStream } from "../lib/streams/mod.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { serve } from "../lib/runtime/serve.ts";
+
+/** The service, as in examples/streaming_calc.proto. */
+export const StreamingCalcService = defineService("StreamingCalcService", {
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+const MIN_INT64 = -(1n << 63n);
+const MAX_INT64 = (1n << 63n) - 1n;
+
+/** Adds two int64 values; an overflow is OUT_OF_RANGE, never a wrapped value. */
+export function addInt64(a: bigint, b: bigint): bigint {
+  const sum = a + b;
+  if (sum < MIN_INT64 || sum > MAX_INT64) {
+    throw new RpcError(
+      Code.OutOfRange,
+      `Cannot add ${b} to ${a}: the sum overflows int64`,
+    );
+  }
+  return sum;
+}
+
+/** The implementation: `sum` is a reduction, `incrementalSum` a scan. */
+export const streamingCalc = implementService(StreamingCalcService, {
+  sum: (values, context) =>
+    reduce(values, addInt64, 0n, { signal: context.signal }),
+  incrementalSum: () => new ScanStream(addInt64, 0n),
+});
+
+export type ProtocolName = "connect" | "grpc-web" | "grpc";
+
+/** Starts a server for the protocol; returns its URL and a stop function. */
+export async function startServer(
+  protocol: ProtocolName,
+  port = 0,
+): Promise<{ url: URL; shutdown(): Promise<void> }> {
+  if (protocol === "grpc") {
+    return await serveHttp2(createUniversalHandler(streamingCalc), { port });
+  }
+  return await serve(createRpcHandler(streamingCalc), { port });
+}
+
+/** Makes a transport for the protocol; `close` releases its connection. */
+export function makeTransport(
+  protocol: ProtocolName,
+  baseUrl: string | URL,
+): { transport: Transport; close(): Promise<void> } {
+  if (protocol === "grpc") {
+    const httpClient = createHttp2Client(baseUrl);
+    return {
+      transport: createGrpcTransport({ baseUrl, httpClient }),
+      close: () => httpClient.close(),
+    };
+  }
+  const transport = protocol === "grpc-web"
+    ? createGrpcWebTransport({ baseUrl })
+    : createConnectTransport({ baseUrl });
+  return { transport, close: () => Promise.resolve() };
+}
+
+/** The seed's `sum` client: sends 1..10, prints the result. */
+export async function runSum(
+  transport: Transport,
+  print: (line: string) => void = console.log,
+): Promise<void> {
+  const client = createClient(StreamingCalcService, transport);
+  const call = client.sum();
+  for (let i = 1n; i <= 10n; i++) await call.send(i);
+  await call.complete();
+  try {
+    print(`Value: ${await call.receive()}`);
+  } catch (error) {
+    print(`Error: ${(error as Error).message}`);
+  }
+}
+
+/** The seed's `incrementalSum` client: reads while it sends 1..10. */
+export async function runIncrementalSum(
+  transport: Transport,
+  print: (line: string) => void = console.log,
+): Promise<void> {
+  const client = createClient(StreamingCalcService, transport);
+  const call = client.incrementalSum();
+  const reading = (async () => {
+    while (true) {
+      try {
+        const result = await call.receive();
+        if (result.done) {
+          print("Complete.");
+          break;
+        }
+        print(`Value: ${result.value}`);
+      } catch (error) {
+        print(`Error: ${(error as Error).message}`);
+        break;
+      }
+    }
+  })();
+  try {
+    for (let i = 1n; i <= 10n; i++) await call.send(i);
+    await call.complete();
+  } finally {
+    await reading;
+  }
+}
+
+function parseArgs(args: string[]) {
+  const options = {
+    command: "demo",
+    protocol: "connect" as ProtocolName,
+    port: 0,
+    host: "127.0.0.1",
+    method: "both",
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new TypeError(`Missing value for ${arg}`);
+      return v;
+    };
+    if (arg === "--protocol") {
+      const p = value();
+      if (p !== "connect" && p !== "grpc-web" && p !== "grpc") {
+        throw new TypeError(
+          `Unknown protocol "${p}": use connect, grpc-web or grpc`,
+        );
+      }
+      options.protocol = p;
+    } else if (arg === "--port") options.port = Number(value());
+    else if (arg === "--host") options.host = value();
+    else if (arg === "--method") options.method = value();
+    else if (!arg.startsWith("-")) options.command = arg;
+    else throw new TypeError(`Unknown option ${arg}`);
+  }
+  return options;
+}
+
+async function runClients(
+  protocol: ProtocolName,
+  url: string | URL,
+  method: string,
+): Promise<void> {
+  const { transport, close } = makeTransport(protocol, url);
+  try {
+    if (method === "sum" || method === "both") await runSum(transport);
+    if (method === "incrementalSum" || method === "both") {
+      await runIncrementalSum(transport);
+    }
+  } finally {
+    await close();
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  if (options.command === "server") {
+    const server = await startServer(options.protocol, options.port || 9090);
+    console.error(
+      `StreamingCalcService (${options.protocol}) listening on ${server.url}`,
+    );
+    return;
+  }
+  if (options.command === "client") {
+    const url = `http://${options.host}:${options.port || 9090}`;
+    await runClients(options.protocol, url, options.method);
+    return;
+  }
+  if (options.command !== "demo") {
+    throw new TypeError(
+      `Unknown command "${options.command}": use server, client or nothing`,
+    );
+  }
+  const server = await startServer(options.protocol, options.port);
+  try {
+    await runClients(options.protocol, server.url, options.method);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+if (import.meta.main) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

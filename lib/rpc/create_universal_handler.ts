@@ -1,0 +1,162 @@
+import { Code } from "./code.ts";
+import { gzip } from "./_compression.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./frame_decoder.ts";
+import type { Protocol, ServiceImplementation } from "./implement_service.ts";
+import type { ResolvedServeOptions } from "./_serve_options.ts";
+import type { UniversalHandler, UniversalResponse } from "./universal.ts";
+import { handleGrpc } from "./protocol_grpc/handler.ts";
+import { isGrpcContentType } from "./protocol_grpc/content_type.ts";
+import { handleGrpcWeb } from "./protocol_grpc_web/handler.ts";
+import { isGrpcWebContentType } from "./protocol_grpc_web/content_type.ts";
+import {
+  handleConnectStream,
+  handleConnectUnary,
+} from "./protocol_connect/handler.ts";
+import {
+  isConnectStreamContentType,
+  isConnectUnaryContentType,
+} from "./protocol_connect/content_type.ts";
+import { RpcError } from "./rpc_error.ts";
+
+/** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
+export interface UniversalHandlerOptions {
+  /**
+   * The largest message accepted or sent, in bytes (after decompression).
+   * Larger requests fail with `ResourceExhausted` before the message is
+   * buffered.
+   *
+   * @default {4194304}
+   */
+  maxMessageBytes?: number;
+  /**
+   * Response messages smaller than this are sent uncompressed even when the
+   * client accepts gzip.
+   *
+   * @default {1024}
+   */
+  compressMinBytes?: number;
+  /**
+   * Message compressions to accept and offer: `"gzip"`, or none with `[]`.
+   *
+   * @default {["gzip"]}
+   */
+  compression?: readonly "gzip"[];
+  /**
+   * Caps every call's deadline, in milliseconds (calls without a deadline
+   * get this one).
+   *
+   * @default {undefined (no cap)}
+   */
+  maxTimeoutMs?: number;
+  /**
+   * The protocols to serve; requests of other protocols get 415.
+   *
+   * @default {["grpc", "grpc-web", "connect"]}
+   */
+  protocols?: readonly Protocol[];
+}
+
+/**
+ * Creates a protocol-neutral handler that serves services over gRPC,
+ * gRPC-Web and Connect, chosen by each request's content type. It is what
+ * server adapters build on: `createRpcHandler` wraps it for fetch servers,
+ * and `serveHttp2` from `@sluice/streams/grpc-node` for `node:http2` (the
+ * only one that can send the HTTP trailers native gRPC needs).
+ *
+ * Unknown methods fail with `Unimplemented` (in the protocol's own format),
+ * methods other than POST get 405, and unsupported content types 415.
+ *
+ * @param services The service implementations to serve.
+ * @param options Limits, compression and protocols.
+ * @returns The handler.
+ *
+ * @example Serve a service with node:http2
+ * ```ts ignore
+ * import { createUniversalHandler } from "@sluice/streams/rpc";
+ * import { serveHttp2 } from "@sluice/streams/grpc-node";
+ *
+ * const server = await serveHttp2(createUniversalHandler([implementation]));
+ * ```
+ */
+export function createUniversalHandler(
+  services: ServiceImplementation | readonly ServiceImplementation[],
+  options: UniversalHandlerOptions = {},
+): UniversalHandler {
+  const list = Array.isArray(services) ? services : [services];
+  const entries = new Map<
+    string,
+    ServiceImplementation["handlers"] extends ReadonlyMap<string, infer E> ? E
+      : never
+  >();
+  for (const service of list as ServiceImplementation[]) {
+    for (const [path, entry] of service.handlers) {
+      if (entries.has(path)) {
+        throw new TypeError(`Cannot serve ${path} twice`);
+      }
+      entries.set(path, entry);
+    }
+  }
+  const resolved: ResolvedServeOptions = {
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    compressMinBytes: options.compressMinBytes ?? 1024,
+    compressions: (options.compression ?? ["gzip"]).map((name) => {
+      if (name !== "gzip") {
+        throw new TypeError(`Cannot serve: unsupported compression "${name}"`);
+      }
+      return gzip;
+    }),
+    maxTimeoutMs: options.maxTimeoutMs,
+  };
+  const protocols = new Set(
+    options.protocols ?? ["grpc", "grpc-web", "connect"],
+  );
+  return async (request): Promise<UniversalResponse> => {
+    if (request.method !== "POST") {
+      await request.body?.cancel();
+      return { status: 405, headers: new Headers({ allow: "POST" }) };
+    }
+    const path = new URL(request.url, "http://localhost").pathname;
+    const entry = entries.get(path);
+    const type = request.headers.get("content-type") ?? "";
+    try {
+      if (isGrpcWebContentType(type) && protocols.has("grpc-web")) {
+        return handleGrpcWeb(request, entry, path, resolved);
+      }
+      if (isGrpcContentType(type) && protocols.has("grpc")) {
+        return handleGrpc(request, entry, path, resolved);
+      }
+      if (protocols.has("connect")) {
+        if (isConnectStreamContentType(type)) {
+          return handleConnectStream(request, entry, path, resolved);
+        }
+        if (isConnectUnaryContentType(type)) {
+          return await handleConnectUnary(request, entry, path, resolved);
+        }
+      }
+    } catch (error) {
+      // Handlers report errors in the protocol's format; reaching here is a
+      // bug, answered as a plain 500.
+      const e = RpcError.from(error, Code.Internal);
+      return {
+        status: 500,
+        headers: new Headers({ "content-type": "text/plain" }),
+        body: textBody(`Cannot serve ${path}: ${e.message}`),
+      };
+    }
+    await request.body?.cancel();
+    return {
+      status: 415,
+      headers: new Headers({ "content-type": "text/plain" }),
+      body: textBody(`Cannot serve content type "${type}"`),
+    };
+  };
+}
+
+function textBody(text: string): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(text));
+      controller.close();
+    },
+  });
+}

@@ -1,0 +1,120 @@
+import type { MessageType } from "./message_type.ts";
+
+/**
+ * The four kinds of RPC: one message each way (`unary`), a stream of
+ * requests and one response (`client-streaming`), one request and a stream
+ * of responses (`server-streaming`), and streams both ways (`bidi`).
+ */
+export type MethodKind =
+  | "unary"
+  | "client-streaming"
+  | "server-streaming"
+  | "bidi";
+
+/** What {@linkcode defineService} takes for each method. */
+export interface MethodInit<I, O, K extends MethodKind = MethodKind> {
+  /** The method name on the wire. @default {the property name} */
+  name?: string;
+  /** The kind of method. */
+  kind: K;
+  /** The request message type. */
+  input: MessageType<I>;
+  /** The response message type. */
+  output: MessageType<O>;
+}
+
+/** A method of a {@linkcode ServiceDefinition}. */
+export interface MethodDefinition<I, O, K extends MethodKind = MethodKind> {
+  /** The method name on the wire, such as `incrementalSum`. */
+  readonly name: string;
+  /** The kind of method. */
+  readonly kind: K;
+  /** The request message type. */
+  readonly input: MessageType<I>;
+  /** The response message type. */
+  readonly output: MessageType<O>;
+  /** The fully qualified service name. */
+  readonly service: string;
+  /** The HTTP path: `/` service `/` method. */
+  readonly path: string;
+}
+
+/** A method descriptor of any message types, as `defineService` takes. */
+// deno-lint-ignore no-explicit-any
+export type AnyMethodInit = MethodInit<any, any, MethodKind>;
+
+/** The methods of a service, by property name. */
+export type MethodDefinitions<M extends Record<string, AnyMethodInit>> = {
+  readonly [K in keyof M]: M[K] extends MethodInit<infer I, infer O, infer T>
+    ? MethodDefinition<I, O, T>
+    : never;
+};
+
+/** A service: its fully qualified name and its methods. */
+export interface ServiceDefinition<
+  M extends Record<string, AnyMethodInit> = Record<string, AnyMethodInit>,
+> {
+  /** The fully qualified service name (`package.Service`, or `Service`). */
+  readonly typeName: string;
+  /** The methods, by property name. */
+  readonly methods: MethodDefinitions<M>;
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/**
+ * Defines a service from method descriptors, the equivalent of a `service`
+ * block in a `.proto` file. Paths follow gRPC and Connect:
+ * `/<package>.<Service>/<method>`.
+ *
+ * @param typeName The fully qualified service name.
+ * @param methods The methods: kind and message types, by property name.
+ * @returns The service definition, for servers and clients.
+ *
+ * @example The seed's StreamingCalcService
+ * ```ts
+ * import { defineService, Int64Value } from "@sluice/streams/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const StreamingCalcService = defineService("StreamingCalcService", {
+ *   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+ *   incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+ * });
+ * assert.equal(StreamingCalcService.methods.sum.path, "/StreamingCalcService/sum");
+ * ```
+ */
+export function defineService<const M extends Record<string, AnyMethodInit>>(
+  typeName: string,
+  methods: M,
+): ServiceDefinition<M> {
+  if (!NAME.test(typeName)) {
+    throw new TypeError(`Cannot define service: invalid name "${typeName}"`);
+  }
+  const defined: Record<string, MethodDefinition<unknown, unknown>> = {};
+  const kinds = ["unary", "client-streaming", "server-streaming", "bidi"];
+  for (const [key, init] of Object.entries(methods)) {
+    const name = init.name ?? key;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new TypeError(
+        `Cannot define service ${typeName}: invalid method name "${name}"`,
+      );
+    }
+    if (!kinds.includes(init.kind)) {
+      throw new TypeError(
+        `Cannot define service ${typeName}: method ${name} has unknown kind "${init.kind}"`,
+      );
+    }
+    defined[key] = Object.freeze({
+      name,
+      kind: init.kind,
+      input: init.input,
+      output: init.output,
+      service: typeName,
+      path: `/${typeName}/${name}`,
+    });
+  }
+  return Object.freeze({
+    typeName,
+    methods: Object.freeze(defined) as MethodDefinitions<M>,
+  });
+}

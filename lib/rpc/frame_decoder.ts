@@ -1,0 +1,183 @@
+import { Code } from "./code.ts";
+import { RpcError } from "./rpc_error.ts";
+
+/** 4 MiB, gRPC's default limit on one message. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * One length-prefixed message of gRPC, gRPC-Web or Connect: a flag byte and
+ * the message bytes. Flag bit `0x01` marks a compressed message; gRPC-Web
+ * marks its trailers with `0x80` and Connect its end-of-stream message with
+ * `0x02`.
+ */
+export interface Frame {
+  /** The flag byte (0 to 255). */
+  flags: number;
+  /** The message bytes (without the 5-byte prefix). */
+  data: Uint8Array;
+}
+
+/** Options for {@linkcode FrameDecoder} and `FrameDecoderStream`. */
+export interface FrameDecoderOptions {
+  /**
+   * The largest message accepted, in bytes. A longer length prefix is
+   * refused before anything is allocated, with an {@linkcode RpcError} of
+   * code `ResourceExhausted`.
+   *
+   * @default {4194304}
+   */
+  maxMessageBytes?: number;
+}
+
+/**
+ * A push decoder for length-prefixed messages (1 flag byte, 4-byte
+ * big-endian length, the message): feed it bytes as they arrive, in chunks
+ * of any size, and get back the complete frames; a partial frame is kept
+ * until its remaining bytes arrive. Frames that lie whole inside one chunk
+ * are views of that chunk (no copy).
+ *
+ * @example Decode two frames split across chunks
+ * ```ts
+ * import { FrameDecoder } from "@sluice/streams/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const decoder = new FrameDecoder();
+ * assert.deepEqual(decoder.decode(new Uint8Array([0, 0, 0])), []);
+ * const frames = decoder.decode(new Uint8Array([0, 1, 42, 2, 0, 0, 0, 0]));
+ * assert.equal(frames.length, 2);
+ * assert.deepEqual(frames[0].data, new Uint8Array([42]));
+ * assert.equal(frames[1].flags, 2);
+ * decoder.finish();
+ * ```
+ */
+export class FrameDecoder {
+  readonly #maxMessageBytes: number;
+  readonly #header = new Uint8Array(5);
+  #headerBytes = 0;
+  #flags = 0;
+  #body: Uint8Array | undefined;
+  #bodyBytes = 0;
+
+  /**
+   * Creates a decoder.
+   *
+   * @param options The message size limit.
+   */
+  constructor(options: FrameDecoderOptions = {}) {
+    const { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES } = options;
+    if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0) {
+      throw new RangeError(
+        `Cannot create decoder: maxMessageBytes must be a non-negative integer, got ${maxMessageBytes}`,
+      );
+    }
+    this.#maxMessageBytes = maxMessageBytes;
+  }
+
+  /** Whether a frame has been started but not completed. */
+  get pending(): boolean {
+    return this.#headerBytes > 0;
+  }
+
+  /**
+   * Feeds bytes to the decoder.
+   *
+   * @param chunk The next bytes of the stream.
+   * @returns The frames completed by these bytes, in order.
+   * @throws {RpcError} `ResourceExhausted` if a length prefix exceeds
+   * `maxMessageBytes`.
+   */
+  decode(chunk: Uint8Array): Frame[] {
+    const frames: Frame[] = [];
+    let offset = 0;
+    const end = chunk.byteLength;
+    while (offset < end) {
+      if (this.#body !== undefined) {
+        // Continue a body that started in an earlier chunk.
+        const body = this.#body;
+        const n = Math.min(body.byteLength - this.#bodyBytes, end - offset);
+        body.set(chunk.subarray(offset, offset + n), this.#bodyBytes);
+        this.#bodyBytes += n;
+        offset += n;
+        if (this.#bodyBytes === body.byteLength) {
+          frames.push({ flags: this.#flags, data: body });
+          this.#reset();
+        }
+        continue;
+      }
+      if (this.#headerBytes === 0 && end - offset >= 5) {
+        // Fast path: the whole header is in this chunk.
+        const flags = chunk[offset];
+        const length = readLength(chunk, offset + 1);
+        this.#checkLength(length);
+        const start = offset + 5;
+        if (end - start >= length) {
+          frames.push({ flags, data: chunk.subarray(start, start + length) });
+          offset = start + length;
+          continue;
+        }
+        this.#headerBytes = 5;
+        this.#startBody(flags, length);
+        offset = start;
+        continue;
+      }
+      // Slow path: the header is split across chunks.
+      const n = Math.min(5 - this.#headerBytes, end - offset);
+      this.#header.set(chunk.subarray(offset, offset + n), this.#headerBytes);
+      this.#headerBytes += n;
+      offset += n;
+      if (this.#headerBytes === 5) {
+        const length = readLength(this.#header, 1);
+        this.#checkLength(length);
+        this.#startBody(this.#header[0], length);
+        if (length === 0) {
+          frames.push({ flags: this.#flags, data: this.#body! });
+          this.#reset();
+        }
+      }
+    }
+    return frames;
+  }
+
+  /**
+   * Signals the end of the input.
+   *
+   * @throws {RpcError} `InvalidArgument` if the input ended inside a frame.
+   */
+  finish(): void {
+    if (this.#headerBytes === 0) return;
+    const detail = this.#body === undefined
+      ? `${this.#headerBytes} of 5 prefix bytes`
+      : `${this.#bodyBytes} of ${this.#body.byteLength} message bytes`;
+    this.#reset();
+    throw new RpcError(
+      Code.InvalidArgument,
+      `Cannot decode frame: stream ended after ${detail}`,
+    );
+  }
+
+  #checkLength(length: number): void {
+    if (length > this.#maxMessageBytes) {
+      throw new RpcError(
+        Code.ResourceExhausted,
+        `Cannot decode frame: length ${length} exceeds maxMessageBytes ${this.#maxMessageBytes}`,
+      );
+    }
+  }
+
+  #startBody(flags: number, length: number): void {
+    this.#flags = flags;
+    this.#body = new Uint8Array(length);
+    this.#bodyBytes = 0;
+  }
+
+  #reset(): void {
+    this.#headerBytes = 0;
+    this.#body = undefined;
+    this.#bodyBytes = 0;
+  }
+}
+
+function readLength(bytes: Uint8Array, at: number): number {
+  return (bytes[at] * 0x1000000) +
+    ((bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]);
+}

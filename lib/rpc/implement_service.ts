@@ -1,0 +1,148 @@
+import type {
+  MethodDefinition,
+  MethodKind,
+  ServiceDefinition,
+} from "./define_service.ts";
+
+/** The protocols a call can arrive by. */
+export type Protocol = "grpc" | "grpc-web" | "connect";
+
+/** What a handler learns about its call. */
+export interface HandlerContext {
+  /** The method called. */
+  readonly method: MethodDefinition<unknown, unknown>;
+  /** The protocol the call arrived by. */
+  readonly protocol: Protocol;
+  /**
+   * Aborted when the call ends early: the client cancelled or went away
+   * (`Code.Canceled`) or the deadline passed (`Code.DeadlineExceeded`); the
+   * reason is an `RpcError`.
+   */
+  readonly signal: AbortSignal;
+  /** The deadline as a `Date.now()` timestamp, if the client set one. */
+  readonly deadline: number | undefined;
+  /** The request headers. */
+  readonly requestHeaders: Headers;
+  /** Headers to send with the response (before the first message). */
+  readonly responseHeaders: Headers;
+  /** Trailers to send when the call ends. */
+  readonly responseTrailers: Headers;
+}
+
+/** A stream of messages: a web stream, or any (async) iterable. */
+export type MessageSource<T> =
+  | ReadableStream<T>
+  | AsyncIterable<T>
+  | Iterable<T>;
+
+/** Handles a unary call: one request, one response. */
+export type UnaryHandler<I, O> = (
+  input: I,
+  context: HandlerContext,
+) => O | Promise<O>;
+
+/** Handles a client-streaming call: a stream of requests, one response. */
+export type ClientStreamingHandler<I, O> = (
+  inputs: ReadableStream<I>,
+  context: HandlerContext,
+) => O | Promise<O>;
+
+/** Handles a server-streaming call: one request, a stream of responses. */
+export type ServerStreamingHandler<I, O> = (
+  input: I,
+  context: HandlerContext,
+) => MessageSource<O> | Promise<MessageSource<O>>;
+
+/**
+ * Handles a bidi call: returns the response stream, or a
+ * `TransformStream` (any readable/writable pair) that the requests are piped
+ * through.
+ */
+export type BidiHandler<I, O> = (
+  inputs: ReadableStream<I>,
+  context: HandlerContext,
+) =>
+  | MessageSource<O>
+  | ReadableWritablePair<O, I>
+  | Promise<MessageSource<O> | ReadableWritablePair<O, I>>;
+
+/** The handler type for a method of a given kind. */
+export type HandlerFor<M> = M extends
+  MethodDefinition<infer I, infer O, infer K>
+  ? K extends "unary" ? UnaryHandler<I, O>
+  : K extends "client-streaming" ? ClientStreamingHandler<I, O>
+  : K extends "server-streaming" ? ServerStreamingHandler<I, O>
+  : K extends "bidi" ? BidiHandler<I, O>
+  : never
+  : never;
+
+/** One handler per method of a service. */
+export type ServiceHandlers<S extends ServiceDefinition> = {
+  [K in keyof S["methods"]]: HandlerFor<S["methods"][K]>;
+};
+
+/** A service with its handlers, ready to serve. */
+export interface ServiceImplementation {
+  /** The service definition. */
+  readonly service: ServiceDefinition;
+  /** The handlers, by method path (`/Service/method`). */
+  readonly handlers: ReadonlyMap<
+    string,
+    {
+      method: MethodDefinition<unknown, unknown, MethodKind>;
+      // deno-lint-ignore no-explicit-any
+      handler: (input: any, context: HandlerContext) => any;
+    }
+  >;
+}
+
+/**
+ * Pairs a service definition with its handlers. Handlers take and return
+ * web streams (or async iterables): a client-streaming handler can be a
+ * `reduce`, a bidi handler a `TransformStream` such as a `ScanStream`.
+ * Throw an {@linkcode RpcError} to fail a call with a given code.
+ *
+ * @param service The service definition.
+ * @param handlers One handler per method.
+ * @returns The implementation, for `createRpcHandler` or
+ * `createUniversalHandler`.
+ *
+ * @example The seed's StreamingCalcService
+ * ```ts
+ * import { defineService, implementService, Int64Value } from "@sluice/streams/rpc";
+ * import { reduce, ScanStream } from "@sluice/streams/streams";
+ *
+ * const StreamingCalcService = defineService("StreamingCalcService", {
+ *   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+ *   incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+ * });
+ * const implementation = implementService(StreamingCalcService, {
+ *   sum: (values) => reduce(values, (a, b) => a + b, 0n),
+ *   incrementalSum: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+ * });
+ * ```
+ */
+export function implementService<S extends ServiceDefinition>(
+  service: S,
+  handlers: ServiceHandlers<S>,
+): ServiceImplementation {
+  const map = new Map<string, {
+    method: MethodDefinition<unknown, unknown, MethodKind>;
+    // deno-lint-ignore no-explicit-any
+    handler: (input: any, context: HandlerContext) => any;
+  }>();
+  for (const [key, method] of Object.entries(service.methods)) {
+    const handler = (handlers as Record<string, unknown>)[key];
+    if (typeof handler !== "function") {
+      throw new TypeError(
+        `Cannot implement ${service.typeName}: no handler for method ${key}`,
+      );
+    }
+    map.set(method.path, {
+      method,
+      // deno-lint-ignore no-explicit-any
+      handler: handler as (input: any, context: HandlerContext) => any,
+    });
+  }
+  return Object.freeze({ service, handlers: map });
+}

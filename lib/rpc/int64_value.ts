@@ -1,0 +1,126 @@
+import type { MessageType } from "./message_type.ts";
+import { WireReader, WireWriter } from "./_wire.ts";
+
+const MIN_INT64 = -(1n << 63n);
+const MAX_INT64 = (1n << 63n) - 1n;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const EMPTY = new Uint8Array(0);
+
+function checkRange(value: bigint, what: string): bigint {
+  if (typeof value !== "bigint") {
+    throw new TypeError(
+      `Cannot ${what} Int64Value: expected a bigint, got ${typeof value}`,
+    );
+  }
+  if (value < MIN_INT64 || value > MAX_INT64) {
+    throw new RangeError(
+      `Cannot ${what} Int64Value: ${value} is outside the int64 range`,
+    );
+  }
+  return value;
+}
+
+function encodeBinary(value: bigint): Uint8Array {
+  checkRange(value, "encode");
+  // proto3: the default value 0 is not written, so 0 is the empty message.
+  if (value === 0n) return EMPTY;
+  if (value > 0n && value < 0x80000000n) {
+    // Fast path: tag 0x08 and a varint of at most 5 bytes.
+    let n = Number(value);
+    const out: number[] = [0x08];
+    while (n > 0x7f) {
+      out.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    out.push(n);
+    return Uint8Array.from(out);
+  }
+  // Negative values are written as their 64-bit two's complement: 10 bytes.
+  return new WireWriter().tag(1, 0).uint64(BigInt.asUintN(64, value))
+    .finish();
+}
+
+function decodeBinary(bytes: Uint8Array): bigint {
+  const reader = new WireReader(bytes, "Int64Value");
+  let value = 0n;
+  while (!reader.done) {
+    const [field, wireType] = reader.tag();
+    if (field === 1) {
+      if (wireType !== 0) {
+        reader.fail(`field 1 has wire type ${wireType}, expected 0 (varint)`);
+      }
+      value = BigInt.asIntN(64, reader.uint64());
+    } else {
+      reader.skip(wireType, field); // unknown fields are skipped
+    }
+  }
+  return value;
+}
+
+function encodeJson(value: bigint): Uint8Array {
+  // proto3 JSON: a wrapper is its wrapped value; int64 is a decimal string.
+  return encoder.encode(`"${checkRange(value, "encode")}"`);
+}
+
+function decodeJson(bytes: Uint8Array): bigint {
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(bytes));
+  } catch (cause) {
+    throw new SyntaxError(`Cannot decode Int64Value: invalid JSON`, { cause });
+  }
+  if (typeof json === "string") {
+    if (!/^-?[0-9]+$/.test(json)) {
+      throw new SyntaxError(
+        `Cannot decode Int64Value: ${JSON.stringify(json)} is not an integer`,
+      );
+    }
+    const value = BigInt(json);
+    if (value < MIN_INT64 || value > MAX_INT64) {
+      throw new SyntaxError(
+        `Cannot decode Int64Value: ${json} is outside the int64 range`,
+      );
+    }
+    return value;
+  }
+  if (typeof json === "number") {
+    if (!Number.isSafeInteger(json)) {
+      throw new SyntaxError(
+        `Cannot decode Int64Value: ${json} is not an exact integer; send int64 values as strings`,
+      );
+    }
+    return BigInt(json);
+  }
+  throw new SyntaxError(
+    `Cannot decode Int64Value: expected a string or a number, got ${
+      json === null ? "null" : typeof json
+    }`,
+  );
+}
+
+/**
+ * `google.protobuf.Int64Value` as an exact `bigint`: the binary codec writes
+ * field 1 as a varint (negative values as 10-byte two's complement, 0 as the
+ * empty message), skips unknown fields and refuses malformed or over-long
+ * varints with a `SyntaxError`; the JSON codec follows the proto3 JSON
+ * mapping (a decimal string, such as `"-42"`; plain JSON numbers are
+ * accepted when they are exact). Values outside the int64 range are refused
+ * with a `RangeError`.
+ *
+ * @example Round-trip the smallest int64
+ * ```ts
+ * import { Int64Value } from "@sluice/streams/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = Int64Value.proto.encode(-(2n ** 63n));
+ * assert.equal(bytes.length, 11); // tag + 10-byte varint
+ * assert.equal(Int64Value.proto.decode(bytes), -(2n ** 63n));
+ * assert.equal(new TextDecoder().decode(Int64Value.json!.encode(55n)), '"55"');
+ * ```
+ */
+export const Int64Value: MessageType<bigint> = {
+  typeName: "google.protobuf.Int64Value",
+  proto: { encode: encodeBinary, decode: decodeBinary },
+  json: { encode: encodeJson, decode: decodeJson },
+};

@@ -1,0 +1,130 @@
+/**
+ * Layer 3: streaming RPC over gRPC-Web and Connect (fetch handlers and
+ * full-duplex fetch clients) and native gRPC (with the `node:http2` adapter
+ * in `@sluice/streams/grpc-node`): length-prefixed framing, Protobuf and
+ * JSON codecs, status codes, services, handlers and typed clients.
+ *
+ * @example Serve and call StreamingCalcService
+ * ```ts ignore
+ * import {
+ *   createClient,
+ *   createConnectTransport,
+ *   createRpcHandler,
+ *   defineService,
+ *   implementService,
+ *   Int64Value,
+ * } from "@sluice/streams/rpc";
+ * import { reduce, ScanStream } from "@sluice/streams/streams";
+ *
+ * const StreamingCalcService = defineService("StreamingCalcService", {
+ *   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+ *   incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+ * });
+ * Deno.serve({ port: 9090 }, createRpcHandler(implementService(StreamingCalcService, {
+ *   sum: (values) => reduce(values, (a, b) => a + b, 0n),
+ *   incrementalSum: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+ * })));
+ *
+ * const client = createClient(StreamingCalcService, createConnectTransport({
+ *   baseUrl: "http://127.0.0.1:9090",
+ * }));
+ * const call = client.sum();
+ * for (let i = 1n; i <= 10n; i++) await call.send(i);
+ * await call.complete();
+ * console.log(`Value: ${await call.receive()}`);
+ * ```
+ *
+ * @module
+ */
+
+export { Code } from "./code.ts";
+export {
+  type ErrorDetail,
+  RpcError,
+  type RpcErrorOptions,
+} from "./rpc_error.ts";
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type Frame,
+  FrameDecoder,
+  type FrameDecoderOptions,
+} from "./frame_decoder.ts";
+export { FrameDecoderStream } from "./frame_decoder_stream.ts";
+export {
+  FrameEncoderStream,
+  type FrameEncoderStreamOptions,
+} from "./frame_encoder_stream.ts";
+export type { Codec, MessageType } from "./message_type.ts";
+export { Int64Value } from "./int64_value.ts";
+export {
+  type AnyMethodInit,
+  defineService,
+  type MethodDefinition,
+  type MethodDefinitions,
+  type MethodInit,
+  type MethodKind,
+  type ServiceDefinition,
+} from "./define_service.ts";
+export {
+  type BidiHandler,
+  type ClientStreamingHandler,
+  type HandlerContext,
+  type HandlerFor,
+  implementService,
+  type MessageSource,
+  type Protocol,
+  type ServerStreamingHandler,
+  type ServiceHandlers,
+  type ServiceImplementation,
+  type UnaryHandler,
+} from "./implement_service.ts";
+export type {
+  HttpClient,
+  UniversalClientRequest,
+  UniversalClientResponse,
+  UniversalHandler,
+  UniversalRequest,
+  UniversalResponse,
+} from "./universal.ts";
+export {
+  createUniversalHandler,
+  type UniversalHandlerOptions,
+} from "./create_universal_handler.ts";
+export {
+  createRpcHandler,
+  type RpcHandlerOptions,
+} from "./create_rpc_handler.ts";
+export type {
+  CallOptions,
+  Transport,
+  TransportCall,
+  TransportOptions,
+} from "./transport.ts";
+export {
+  createFetchClient,
+  type FetchClientOptions,
+} from "./create_fetch_client.ts";
+export {
+  type ConnectTransportOptions,
+  createConnectTransport,
+} from "./protocol_connect/transport.ts";
+export {
+  createGrpcWebTransport,
+  type GrpcWebTransportOptions,
+} from "./protocol_grpc_web/transport.ts";
+export {
+  createGrpcTransport,
+  type GrpcTransportOptions,
+} from "./protocol_grpc/transport.ts";
+export {
+  type BidiStreamingCall,
+  type CallBase,
+  type Client,
+  type ClientMethod,
+  type ClientStreamingCall,
+  createClient,
+  type Receiver,
+  type ReceiveResult,
+  type Sender,
+  type ServerStreamingCall,
+} from "./create_client.ts";

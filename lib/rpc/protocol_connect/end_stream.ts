@@ -1,0 +1,135 @@
+// Connect's error JSON and EndStreamResponse
+// (connectrpc.com/docs/protocol#error-end-stream):
+// {"error": {"code": "out_of_range", "message": "...", "details": [...]},
+//  "metadata": {"key": ["value"]}}.
+
+import { Code } from "../code.ts";
+import { codeFromName, codeToName } from "../_codes.ts";
+import { decodeBase64, encodeBase64 } from "../_base64.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { CallStatus } from "../_server_call.ts";
+
+/** The flag that marks the EndStreamResponse frame. */
+export const endStreamFlag = 0x02;
+
+interface ErrorJson {
+  code: string;
+  message?: string;
+  details?: { type: string; value: string }[];
+}
+
+/** An error as Connect's JSON error object. */
+export function errorToJson(error: RpcError): ErrorJson {
+  const json: ErrorJson = { code: codeToName(error.code) };
+  if (error.rawMessage) json.message = error.rawMessage;
+  if (error.details.length > 0) {
+    json.details = error.details.map((d) => ({
+      type: d.type,
+      value: encodeBase64(d.value),
+    }));
+  }
+  return json;
+}
+
+/**
+ * Reads Connect's JSON error object; returns undefined if it is not one
+ * (callers then fall back to the HTTP status).
+ */
+export function errorFromJson(
+  json: unknown,
+  metadata: HeadersInit | undefined,
+): RpcError | undefined {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return undefined;
+  }
+  const { code, message, details } = json as Record<string, unknown>;
+  if (typeof code !== "string") return undefined;
+  const parsed = codeFromName(code) ?? Code.Unknown;
+  const list: RpcError["details"] = [];
+  if (Array.isArray(details)) {
+    for (const d of details) {
+      if (
+        typeof d === "object" && d !== null && typeof d.type === "string" &&
+        typeof d.value === "string"
+      ) {
+        try {
+          list.push({ type: d.type, value: decodeBase64(d.value) });
+        } catch {
+          // A malformed detail does not hide the error itself.
+        }
+      }
+    }
+  }
+  return new RpcError(parsed, typeof message === "string" ? message : "", {
+    details: list,
+    metadata,
+  });
+}
+
+/** Encodes a call's status as an EndStreamResponse frame (prefix included). */
+export function encodeEndStreamFrame(status: CallStatus): Uint8Array {
+  const json: { error?: ErrorJson; metadata?: Record<string, string[]> } = {};
+  if (status.error) json.error = errorToJson(status.error);
+  const metadata: Record<string, string[]> = {};
+  let any = false;
+  status.trailers.forEach((value, key) => {
+    metadata[key] = [value];
+    any = true;
+  });
+  if (any) json.metadata = metadata;
+  const data = new TextEncoder().encode(JSON.stringify(json));
+  const frame = new Uint8Array(5 + data.byteLength);
+  frame[0] = endStreamFlag;
+  new DataView(frame.buffer).setUint32(1, data.byteLength);
+  frame.set(data, 5);
+  return frame;
+}
+
+/**
+ * Parses an EndStreamResponse: the error (undefined for success) and the
+ * trailing metadata.
+ *
+ * @throws {RpcError} `Internal` if it is not valid JSON of the right shape.
+ */
+export function decodeEndStream(
+  data: Uint8Array,
+): { error: RpcError | undefined; trailers: Headers } {
+  const invalid = (cause?: unknown) =>
+    new RpcError(
+      Code.Internal,
+      "Cannot decode EndStreamResponse: invalid JSON",
+      {
+        cause,
+      },
+    );
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch (cause) {
+    throw invalid(cause);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw invalid();
+  }
+  const trailers = new Headers();
+  const { metadata, error } = json as Record<string, unknown>;
+  if (metadata !== undefined) {
+    if (
+      typeof metadata !== "object" || metadata === null ||
+      Array.isArray(metadata)
+    ) throw invalid();
+    for (const [key, values] of Object.entries(metadata)) {
+      if (!Array.isArray(values)) throw invalid();
+      for (const value of values) {
+        if (typeof value !== "string") throw invalid();
+        trailers.append(key, value);
+      }
+    }
+  }
+  if (error === undefined || error === null) {
+    return { error: undefined, trailers };
+  }
+  const parsed = errorFromJson(error, trailers);
+  if (parsed === undefined) throw invalid();
+  return { error: parsed, trailers };
+}

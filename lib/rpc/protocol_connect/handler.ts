@@ -1,0 +1,288 @@
+// Serves Connect calls: streaming (application/connect+proto|json, status
+// in the EndStreamResponse frame) and unary (application/proto|json, errors
+// as JSON with a mapped HTTP status).
+
+import { Code } from "../code.ts";
+import { codeToHttpStatus } from "../_codes.ts";
+import { RpcError } from "../rpc_error.ts";
+import {
+  type CallStatus,
+  type ServerCallInit,
+  startServerCall,
+} from "../_server_call.ts";
+import type { ResolvedServeOptions } from "../_serve_options.ts";
+import {
+  acceptEncoding,
+  emptyBody,
+  requestCompression,
+  responseCompression,
+} from "../_serve_common.ts";
+import type { HandlerContext } from "../implement_service.ts";
+import type { UniversalRequest, UniversalResponse } from "../universal.ts";
+import { clampTimeout } from "../protocol_grpc/handler.ts";
+import {
+  contentType,
+  parseContentType,
+  parseUnaryContentType,
+  unaryContentType,
+} from "./content_type.ts";
+import {
+  headerContentType,
+  headerStreamAcceptEncoding,
+  headerStreamEncoding,
+  headerTimeout,
+  headerUnaryAcceptEncoding,
+  headerUnaryEncoding,
+  parseTimeout,
+} from "./headers.ts";
+import { encodeEndStreamFrame, errorToJson } from "./end_stream.ts";
+
+type Entry = ServerCallInit["entry"];
+
+export function handleConnectStream(
+  request: UniversalRequest,
+  entry: Entry | undefined,
+  path: string,
+  options: ResolvedServeOptions,
+): UniversalResponse {
+  const codec = parseContentType(request.headers.get(headerContentType));
+  if (codec === undefined) return { status: 415, headers: new Headers() };
+  if (entry !== undefined && entry.method.kind === "unary") {
+    return { status: 415, headers: new Headers() };
+  }
+  const headers = new Headers({
+    [headerContentType]: contentType(codec),
+    [headerStreamAcceptEncoding]: acceptEncoding(options.compressions),
+  });
+  const endOnly = (error: unknown): UniversalResponse => {
+    const frame = encodeEndStreamFrame({
+      error: RpcError.from(error, Code.Internal),
+      trailers: new Headers(),
+    });
+    return {
+      status: 200,
+      headers,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(frame);
+          controller.close();
+        },
+      }),
+    };
+  };
+  if (entry === undefined) {
+    return endOnly(
+      new RpcError(Code.Unimplemented, `Cannot find method ${path}`),
+    );
+  }
+  try {
+    const timeoutMs = parseTimeout(request.headers.get(headerTimeout));
+    const inCompression = requestCompression(
+      request.headers.get(headerStreamEncoding),
+      options.compressions,
+      headerStreamEncoding,
+    );
+    const outCompression = responseCompression(
+      request.headers.get(headerStreamAcceptEncoding),
+      inCompression,
+      options.compressions,
+    );
+    if (outCompression) headers.set(headerStreamEncoding, outCompression.name);
+    const call = startServerCall({
+      entry,
+      protocol: "connect",
+      codecName: codec,
+      requestHeaders: request.headers,
+      requestBody: request.body ?? emptyBody(),
+      requestSignal: request.signal,
+      requestCompression: inCompression,
+      responseCompression: outCompression,
+      compressMinBytes: options.compressMinBytes,
+      maxMessageBytes: options.maxMessageBytes,
+      timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
+      end: encodeEndStreamFrame,
+    });
+    call.responseHeaders.forEach((value, key) => headers.append(key, value));
+    return { status: 200, headers, body: call.body };
+  } catch (error) {
+    return endOnly(error);
+  }
+}
+
+function unaryError(status: CallStatus, headers: Headers): UniversalResponse {
+  const error = status.error!;
+  headers.set(headerContentType, "application/json");
+  headers.delete(headerUnaryEncoding);
+  status.trailers.forEach((value, key) =>
+    headers.append(`trailer-${key}`, value)
+  );
+  return {
+    status: codeToHttpStatus(error.code),
+    headers,
+    body: new ReadableStream({
+      start(controller) {
+        controller.enqueue(
+          new TextEncoder().encode(JSON.stringify(errorToJson(error))),
+        );
+        controller.close();
+      },
+    }),
+  };
+}
+
+async function readAll(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new RpcError(
+        Code.ResourceExhausted,
+        `Cannot read request: size exceeds maxMessageBytes ${maxBytes}`,
+      );
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+export async function handleConnectUnary(
+  request: UniversalRequest,
+  entry: Entry | undefined,
+  path: string,
+  options: ResolvedServeOptions,
+): Promise<UniversalResponse> {
+  const codec = parseUnaryContentType(request.headers.get(headerContentType));
+  if (codec === undefined) return { status: 415, headers: new Headers() };
+  if (entry !== undefined && entry.method.kind !== "unary") {
+    return { status: 415, headers: new Headers() };
+  }
+  const headers = new Headers({
+    [headerUnaryAcceptEncoding]: acceptEncoding(options.compressions),
+  });
+  const trailers = new Headers();
+  if (entry === undefined) {
+    return unaryError({
+      error: new RpcError(Code.Unimplemented, `Cannot find method ${path}`),
+      trailers,
+    }, headers);
+  }
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onRequestAbort = () =>
+    abort.abort(
+      new RpcError(Code.Canceled, "Cannot finish call: the client cancelled"),
+    );
+  try {
+    const timeoutMs = clampTimeout(
+      parseTimeout(request.headers.get(headerTimeout)),
+      options.maxTimeoutMs,
+    );
+    const inCompression = requestCompression(
+      request.headers.get(headerUnaryEncoding),
+      options.compressions,
+      headerUnaryEncoding,
+    );
+    const outCompression = responseCompression(
+      request.headers.get(headerUnaryAcceptEncoding),
+      inCompression,
+      options.compressions,
+    );
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () =>
+          abort.abort(
+            new RpcError(
+              Code.DeadlineExceeded,
+              `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
+            ),
+          ),
+        timeoutMs,
+      );
+    }
+    request.signal?.addEventListener("abort", onRequestAbort, { once: true });
+    const { method, handler } = entry;
+    const inCodec = codec === "json" ? method.input.json : method.input.proto;
+    const outCodec = codec === "json"
+      ? method.output.json
+      : method.output.proto;
+    if (!inCodec || !outCodec) {
+      return { status: 415, headers: new Headers() };
+    }
+    const context: HandlerContext = {
+      method,
+      protocol: "connect",
+      signal: abort.signal,
+      deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+      requestHeaders: request.headers,
+      responseHeaders: new Headers(),
+      responseTrailers: trailers,
+    };
+    const run = async () => {
+      let bytes = await readAll(
+        request.body ?? emptyBody(),
+        options.maxMessageBytes,
+      );
+      if (inCompression !== null && bytes.byteLength > 0) {
+        bytes = await inCompression.decompress(bytes, options.maxMessageBytes);
+      }
+      let input: unknown;
+      try {
+        input = inCodec.decode(bytes);
+      } catch (error) {
+        throw new RpcError(
+          Code.InvalidArgument,
+          `Cannot decode ${method.input.typeName}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      return outCodec.encode(await handler(input, context));
+    };
+    let output = await new Promise<Uint8Array>((resolve, reject) => {
+      abort.signal.addEventListener("abort", () => reject(abort.signal.reason));
+      run().then(resolve, reject);
+    });
+    if (output.byteLength > options.maxMessageBytes) {
+      throw new RpcError(
+        Code.ResourceExhausted,
+        `Cannot send response: size ${output.byteLength} exceeds maxMessageBytes ${options.maxMessageBytes}`,
+      );
+    }
+    if (outCompression && output.byteLength >= options.compressMinBytes) {
+      output = await outCompression.compress(output);
+      headers.set(headerUnaryEncoding, outCompression.name);
+    }
+    headers.set(headerContentType, unaryContentType(codec));
+    context.responseHeaders.forEach((value, key) => headers.append(key, value));
+    trailers.forEach((value, key) => headers.append(`trailer-${key}`, value));
+    const body = output;
+    return {
+      status: 200,
+      headers,
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(body);
+          controller.close();
+        },
+      }),
+    };
+  } catch (error) {
+    return unaryError({ error: RpcError.from(error), trailers }, headers);
+  } finally {
+    clearTimeout(timer);
+    request.signal?.removeEventListener("abort", onRequestAbort);
+  }
+}

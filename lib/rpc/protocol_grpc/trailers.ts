@@ -1,0 +1,89 @@
+// gRPC status in trailers (or in the headers of a Trailers-Only response):
+// grpc-status, grpc-message (percent-encoded UTF-8) and
+// grpc-status-details-bin (a base64 google.rpc.Status).
+
+import { Code } from "../code.ts";
+import { isCode } from "../_codes.ts";
+import { decodeBase64, encodeBase64 } from "../_base64.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { CallStatus } from "../_server_call.ts";
+import { decodeStatus, encodeStatus } from "../_status_proto.ts";
+import { headerMessage, headerStatus, headerStatusDetails } from "./headers.ts";
+
+/** Percent-encodes a status message (space and VCHAR except % stay). */
+export function encodeMessage(message: string): string {
+  let out = "";
+  for (const byte of new TextEncoder().encode(message)) {
+    if (byte >= 0x20 && byte <= 0x7e && byte !== 0x25) {
+      out += String.fromCharCode(byte);
+    } else {
+      out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+    }
+  }
+  return out;
+}
+
+/** Decodes a status message; keeps the raw text if it is not valid. */
+export function decodeMessage(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    // The spec says never to fail on a bad encoding: show it as it came.
+    return value;
+  }
+}
+
+/** Sets the status of a finished call on `headers` (trailers). */
+export function setStatus(headers: Headers, status: CallStatus): Headers {
+  status.trailers.forEach((value, key) => headers.append(key, value));
+  const error = status.error;
+  if (error === undefined) {
+    headers.set(headerStatus, "0");
+    return headers;
+  }
+  headers.set(headerStatus, String(error.code));
+  if (error.rawMessage) {
+    headers.set(headerMessage, encodeMessage(error.rawMessage));
+  }
+  if (error.details.length > 0) {
+    headers.set(
+      headerStatusDetails,
+      encodeBase64(encodeStatus({
+        code: error.code,
+        message: error.rawMessage,
+        details: error.details,
+      })),
+    );
+  }
+  return headers;
+}
+
+/**
+ * Reads the status from trailers: undefined for OK, an RpcError otherwise,
+ * or null if there is no grpc-status at all.
+ */
+export function readStatus(headers: Headers): RpcError | undefined | null {
+  const value = headers.get(headerStatus);
+  if (value === null) return null;
+  const code = /^\d{1,2}$/.test(value) ? Number(value) : NaN;
+  if (code === 0) return undefined;
+  const metadata = new Headers(headers);
+  if (!isCode(code)) {
+    return new RpcError(Code.Unknown, `Invalid grpc-status: ${value}`, {
+      metadata,
+    });
+  }
+  let message = decodeMessage(headers.get(headerMessage) ?? "");
+  let details: RpcError["details"] = [];
+  const bin = headers.get(headerStatusDetails);
+  if (bin !== null) {
+    try {
+      const status = decodeStatus(decodeBase64(bin));
+      details = status.details;
+      if (!message && status.message) message = status.message;
+    } catch {
+      // Malformed details do not hide the status itself.
+    }
+  }
+  return new RpcError(code, message, { details, metadata });
+}

@@ -1,0 +1,40 @@
+// gRPC-Web trailers travel in the body: a frame with flag 0x80 whose data is
+// an HTTP/1-style header block ("key: value\r\n" lines).
+
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
+
+/** The flag that marks the trailer frame. */
+export const trailerFlag = 0x80;
+
+/** Encodes trailers as a complete trailer frame (prefix included). */
+export function encodeTrailerFrame(trailers: Headers): Uint8Array {
+  let block = "";
+  trailers.forEach((value, key) => {
+    block += `${key}: ${value}\r\n`;
+  });
+  const data = new TextEncoder().encode(block);
+  const frame = new Uint8Array(5 + data.byteLength);
+  frame[0] = trailerFlag;
+  new DataView(frame.buffer).setUint32(1, data.byteLength);
+  frame.set(data, 5);
+  return frame;
+}
+
+/** Parses the data of a trailer frame. */
+export function decodeTrailerBlock(data: Uint8Array): Headers {
+  const headers = new Headers();
+  const text = new TextDecoder().decode(data);
+  for (const line of text.split(/\r?\n/)) {
+    if (line === "") continue;
+    const colon = line.indexOf(":");
+    if (colon <= 0) {
+      throw new RpcError(
+        Code.Internal,
+        `Cannot decode gRPC-Web trailers: invalid line ${JSON.stringify(line)}`,
+      );
+    }
+    headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return headers;
+}

@@ -1,0 +1,109 @@
+import { Code } from "./code.ts";
+import { codeToName } from "./_codes.ts";
+
+/**
+ * A typed error detail: the fully qualified Protobuf message name and the
+ * binary message. gRPC carries details in `grpc-status-details-bin` (a
+ * `google.rpc.Status`); Connect in the `details` array of its error JSON.
+ */
+export interface ErrorDetail {
+  /** Fully qualified message name, such as `google.rpc.RetryInfo`. */
+  type: string;
+  /** The binary Protobuf encoding of the detail message. */
+  value: Uint8Array;
+}
+
+/** Options for {@linkcode RpcError}. */
+export interface RpcErrorOptions {
+  /** Typed error details. @default {[]} */
+  details?: ErrorDetail[];
+  /** Headers and trailers that came with the error. */
+  metadata?: HeadersInit;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * The error of a failed RPC: a status {@linkcode Code}, a message and
+ * optional details. Handlers throw it to fail a call with a given code, and
+ * clients reject with it when a call fails, whatever the protocol.
+ *
+ * `message` is prefixed with the Connect name of the code, as in
+ * `[out_of_range] Cannot add 1 to 9223372036854775807: int64 overflow`;
+ * `rawMessage` is the message alone, as sent on the wire.
+ *
+ * @example Fail a call with OUT_OF_RANGE
+ * ```ts
+ * import { Code, RpcError } from "@sluice/streams/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RpcError(Code.OutOfRange, "Cannot add 1: int64 overflow");
+ * assert.equal(error.message, "[out_of_range] Cannot add 1: int64 overflow");
+ * assert.equal(error.rawMessage, "Cannot add 1: int64 overflow");
+ * ```
+ */
+export class RpcError extends Error {
+  /** The status code; never `Code.OK`. */
+  readonly code: Code;
+  /** The message without the code prefix, as sent on the wire. */
+  readonly rawMessage: string;
+  /** Typed error details. */
+  readonly details: ErrorDetail[];
+  /** Headers and trailers that came with the error. */
+  readonly metadata: Headers;
+
+  /**
+   * Creates an RPC error.
+   *
+   * @param code The status code.
+   * @param message The error message.
+   * @param options Details, metadata and cause.
+   */
+  constructor(code: Code, message = "", options: RpcErrorOptions = {}) {
+    super(
+      message ? `[${codeToName(code)}] ${message}` : `[${codeToName(code)}]`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.name = "RpcError";
+    this.code = code;
+    this.rawMessage = message;
+    this.details = options.details ?? [];
+    this.metadata = new Headers(options.metadata);
+  }
+
+  /**
+   * Converts any thrown value to an `RpcError`: an `RpcError` is returned as
+   * it is, an `AbortError` becomes `Code.Canceled`, a `TimeoutError`
+   * `Code.DeadlineExceeded`, and anything else `fallbackCode` with the
+   * error's message, keeping the original as `cause`.
+   *
+   * @param reason The thrown value.
+   * @param fallbackCode The code for errors of unknown meaning.
+   * @returns An `RpcError`.
+   *
+   * @example Wrap an unexpected error
+   * ```ts
+   * import { Code, RpcError } from "@sluice/streams/rpc";
+   * import assert from "node:assert/strict";
+   *
+   * const error = RpcError.from(new TypeError("boom"));
+   * assert.equal(error.code, Code.Unknown);
+   * assert.equal(error.rawMessage, "boom");
+   * ```
+   */
+  static from(reason: unknown, fallbackCode: Code = Code.Unknown): RpcError {
+    if (reason instanceof RpcError) return reason;
+    if (reason instanceof Error || reason instanceof DOMException) {
+      if (reason.name === "AbortError") {
+        return new RpcError(Code.Canceled, reason.message, { cause: reason });
+      }
+      if (reason.name === "TimeoutError") {
+        return new RpcError(Code.DeadlineExceeded, reason.message, {
+          cause: reason,
+        });
+      }
+      return new RpcError(fallbackCode, reason.message, { cause: reason });
+    }
+    return new RpcError(fallbackCode, String(reason), { cause: reason });
+  }
+}

@@ -1,0 +1,138 @@
+import * as http2 from "node:http2";
+import type {
+  HttpClient,
+  UniversalClientRequest,
+  UniversalClientResponse,
+} from "../rpc/universal.ts";
+import {
+  headersFromNode,
+  headersToNode,
+  readableFromNode,
+  writeToNode,
+} from "./_node_streams.ts";
+
+/** Options for {@linkcode createHttp2Client}. */
+export interface Http2ClientOptions {
+  /**
+   * Bytes of response body buffered per call before the server is paused.
+   *
+   * @default {65536}
+   */
+  readBufferBytes?: number;
+}
+
+/** An {@linkcode HttpClient} over one HTTP/2 connection, with `close()`. */
+export interface Http2Client extends HttpClient {
+  /** Closes the connection (open calls finish first). */
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP client on `node:http2` that reads trailers, for native gRPC
+ * (`createGrpcTransport`). It keeps one connection (cleartext h2c, or TLS
+ * for `https:`) to the origin, opened on first use and reopened if it
+ * closes; calls are multiplexed on it. Works under Deno, Bun and Node.
+ * Call `close()` when done, or the connection keeps the process alive.
+ *
+ * @param baseUrl The server's origin, such as `http://127.0.0.1:9090`.
+ * @param options Buffering.
+ * @returns The client.
+ *
+ * @example A gRPC transport
+ * ```ts ignore
+ * import { createClient, createGrpcTransport } from "@sluice/streams/rpc";
+ * import { createHttp2Client } from "@sluice/streams/grpc-node";
+ *
+ * const httpClient = createHttp2Client("http://127.0.0.1:9090");
+ * const client = createClient(StreamingCalcService, createGrpcTransport({
+ *   baseUrl: "http://127.0.0.1:9090",
+ *   httpClient,
+ * }));
+ * // ... calls ...
+ * await httpClient.close();
+ * ```
+ */
+export function createHttp2Client(
+  baseUrl: string | URL,
+  options: Http2ClientOptions = {},
+): Http2Client {
+  const origin = new URL(baseUrl).origin;
+  const { readBufferBytes = 65536 } = options;
+  let session: http2.ClientHttp2Session | undefined;
+
+  const connect = (): http2.ClientHttp2Session => {
+    if (session && !session.closed && !session.destroyed) return session;
+    const s = http2.connect(origin);
+    // A failed connection surfaces as an error of the requests on it.
+    s.on("error", () => {});
+    s.once("close", () => {
+      if (session === s) session = undefined;
+    });
+    session = s;
+    return s;
+  };
+
+  const request = (
+    req: UniversalClientRequest,
+  ): Promise<UniversalClientResponse> => {
+    req.signal.throwIfAborted();
+    const url = new URL(req.url);
+    const stream = connect().request({
+      ":method": req.method,
+      ":path": url.pathname + url.search,
+      ...headersToNode(req.headers),
+    });
+    const trailers = Promise.withResolvers<Headers>();
+    let gotTrailers = false;
+    stream.once("trailers", (incoming) => {
+      gotTrailers = true;
+      trailers.resolve(headersFromNode(incoming));
+    });
+    stream.once("close", () => {
+      if (!gotTrailers) trailers.resolve(new Headers());
+    });
+    const onAbort = () => {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    req.signal.addEventListener("abort", onAbort, { once: true });
+    stream.once(
+      "close",
+      () => req.signal.removeEventListener("abort", onAbort),
+    );
+    writeToNode(req.body, stream).then(
+      () => stream.end(),
+      () => onAbort(),
+    );
+    const body = readableFromNode(stream, readBufferBytes);
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      const onClose = () =>
+        reject(
+          req.signal.aborted ? req.signal.reason : new Error(
+            "Cannot read response: the stream closed before its headers",
+          ),
+        );
+      stream.once("error", onError);
+      stream.once("close", onClose);
+      stream.once("response", (incoming) => {
+        stream.off("error", onError);
+        stream.off("close", onClose);
+        resolve({
+          status: Number(incoming[":status"]),
+          headers: headersFromNode(incoming),
+          body,
+          trailers: trailers.promise,
+        });
+      });
+    });
+  };
+
+  return Object.assign(request, {
+    close(): Promise<void> {
+      const s = session;
+      session = undefined;
+      if (!s || s.closed) return Promise.resolve();
+      return new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  });
+}

@@ -1,0 +1,174 @@
+import * as http2 from "node:http2";
+import type { UniversalHandler } from "../rpc/universal.ts";
+import {
+  headersFromNode,
+  headersToNode,
+  readableFromNode,
+  writeToNode,
+} from "./_node_streams.ts";
+
+/** Options for {@linkcode serveHttp2}. */
+export interface ServeHttp2Options {
+  /**
+   * Port to listen on; `0` picks a free one.
+   *
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Address to listen on.
+   *
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /** Closes the server when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Bytes of request body buffered per call before the peer is paused.
+   *
+   * @default {65536}
+   */
+  readBufferBytes?: number;
+}
+
+/** A running server returned by {@linkcode serveHttp2}. */
+export interface Http2Server {
+  /** The base URL, such as `http://127.0.0.1:45123`. */
+  readonly url: URL;
+  /** The port actually bound. */
+  readonly port: number;
+  /** Stops accepting connections, closes open sessions and resolves when closed. */
+  shutdown(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * Serves a universal RPC handler over cleartext HTTP/2 (h2c, prior
+ * knowledge) with `node:http2`, which can send the HTTP trailers native gRPC
+ * needs. The same server also answers gRPC-Web and Connect requests over
+ * h2c. Works under Deno, Bun and Node.
+ *
+ * @param handler The handler, from `createUniversalHandler`.
+ * @param options Where to listen and how to stop.
+ * @returns The running server.
+ *
+ * @example Serve StreamingCalcService over native gRPC
+ * ```ts ignore
+ * import { createUniversalHandler } from "@sluice/streams/rpc";
+ * import { serveHttp2 } from "@sluice/streams/grpc-node";
+ *
+ * const server = await serveHttp2(createUniversalHandler(implementation), {
+ *   port: 9090,
+ * });
+ * console.log(`gRPC on ${server.url}`);
+ * ```
+ */
+export async function serveHttp2(
+  handler: UniversalHandler,
+  options: ServeHttp2Options = {},
+): Promise<Http2Server> {
+  const {
+    port = 0,
+    hostname = "127.0.0.1",
+    signal,
+    readBufferBytes = 65536,
+  } = options;
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  server.on("stream", (stream, headers) => {
+    handleStream(handler, stream, headers, readBufferBytes).catch((error) => {
+      console.error("sluice: HTTP/2 stream failed:", error);
+      if (!stream.destroyed) {
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const bound = typeof address === "object" && address ? address.port : port;
+  const finished = Promise.withResolvers<void>();
+  server.once("close", () => finished.resolve());
+  let stopping = false;
+  const shutdown = () => {
+    if (!stopping) {
+      stopping = true;
+      server.close();
+      for (const session of sessions) session.close();
+    }
+    return finished.promise;
+  };
+  signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  return {
+    url: new URL(`http://${hostname}:${bound}`),
+    port: bound,
+    shutdown,
+    finished: finished.promise,
+  };
+}
+
+async function handleStream(
+  handler: UniversalHandler,
+  stream: http2.ServerHttp2Stream,
+  incoming: http2.IncomingHttpHeaders,
+  readBufferBytes: number,
+): Promise<void> {
+  const abort = new AbortController();
+  let ended = false;
+  stream.once("close", () => {
+    if (!ended) {
+      abort.abort(new Error("Cannot serve call: the client reset the stream"));
+    }
+  });
+  const response = await handler({
+    method: String(incoming[":method"]),
+    url: `http://${incoming[":authority"] ?? "localhost"}${
+      incoming[":path"] ?? "/"
+    }`,
+    headers: headersFromNode(incoming),
+    body: readableFromNode(stream, readBufferBytes),
+    signal: abort.signal,
+  });
+  if (stream.destroyed) {
+    await response.body?.cancel();
+    return;
+  }
+  const head = {
+    ":status": response.status,
+    ...headersToNode(response.headers),
+  };
+  if (response.body === undefined) {
+    // Trailers-Only (gRPC) or a body-less reply.
+    ended = true;
+    stream.respond(head, { endStream: true });
+    return;
+  }
+  const wantTrailers = response.trailers !== undefined;
+  stream.respond(head, { waitForTrailers: wantTrailers });
+  try {
+    await writeToNode(response.body, stream);
+  } catch {
+    // The client went away; the abort signal has told the call.
+    return;
+  }
+  if (wantTrailers) {
+    const trailers = headersToNode(await response.trailers!);
+    stream.once("wantTrailers", () => {
+      ended = true;
+      stream.sendTrailers(trailers);
+    });
+  } else {
+    ended = true;
+  }
+  stream.end();
+}

@@ -1,0 +1,65 @@
+/** Options for {@linkcode reduce}. */
+export interface ReduceOptions {
+  /**
+   * Stops reading when aborted: the source is cancelled with the abort
+   * reason and the returned promise rejects with it.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Folds a stream (or any async iterable) into one value. Reads one chunk at
+ * a time, so memory stays constant however long the stream is. If `fn`
+ * throws, the source is cancelled with that error and the promise rejects
+ * with it.
+ *
+ * @param source The chunks to fold.
+ * @param fn Combines the accumulator with the next chunk (sync or async).
+ * @param initial The accumulator before the first chunk, returned as it is
+ * for an empty source.
+ * @param options An optional abort signal.
+ * @returns The final accumulator.
+ *
+ * @example Sum a stream of bigints
+ * ```ts
+ * import { reduce } from "@sluice/streams/streams";
+ * import assert from "node:assert/strict";
+ *
+ * const sum = await reduce(ReadableStream.from([1n, 2n, 3n]), (a, b) => a + b, 0n);
+ * assert.equal(sum, 6n);
+ * ```
+ */
+export async function reduce<I, A>(
+  source: ReadableStream<I> | AsyncIterable<I> | Iterable<I>,
+  fn: (accumulator: A, chunk: I) => A | PromiseLike<A>,
+  initial: A,
+  options: ReduceOptions = {},
+): Promise<A> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const stream = source instanceof ReadableStream
+    ? source
+    : ReadableStream.from(source);
+  const reader = stream.getReader();
+  const onAbort = () => {
+    reader.cancel(signal!.reason).catch(() => {});
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let accumulator = initial;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      signal?.throwIfAborted();
+      if (done) return accumulator;
+      try {
+        accumulator = await fn(accumulator, value);
+      } catch (error) {
+        await reader.cancel(error).catch(() => {});
+        throw error;
+      }
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+  }
+}
