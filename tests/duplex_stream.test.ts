@@ -1,0 +1,304 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import { deadline } from "./_helpers.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Two duplex streams wired to each other, like the two ends of a socket. */
+function pair(
+  highWaterMark = 1,
+): [DuplexStream, DuplexStream] {
+  const strategy = () => new ByteLengthQueuingStrategy({ highWaterMark });
+  const ab = new TransformStream<Uint8Array, Uint8Array>({}, strategy());
+  const ba = new TransformStream<Uint8Array, Uint8Array>({}, strategy());
+  return [
+    new DuplexStream(ba.readable, ab.writable),
+    new DuplexStream(ab.readable, ba.writable),
+  ];
+}
+
+/** A duplex stream reading `chunks` and writing nowhere useful. */
+function reading(chunks: Uint8Array[], options = {}): DuplexStream {
+  return new DuplexStream(
+    ReadableStream.from(chunks),
+    new WritableStream(),
+    options,
+  );
+}
+
+/** Splits `bytes` at the given cut points. */
+function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))]
+    .sort((a, b) => a - b);
+  const parts: Uint8Array[] = [];
+  let start = 0;
+  for (const p of points) {
+    parts.push(bytes.slice(start, p));
+    start = p;
+  }
+  parts.push(bytes.slice(start));
+  return parts;
+}
+
+describe("DuplexStream.readPartial", () => {
+  it("DuplexStream.readPartial resolves as soon as any bytes arrive from a slow writer", async () => {
+    const [client, server] = pair();
+    await client.write("a");
+    // The writer is still open and writes nothing more until the read
+    // resolves: a read that waited for more would hit the deadline.
+    const first = await deadline(server.readPartial(1024), 2000, "readPartial");
+    assert.equal(dec.decode(first!), "a");
+    await client.write("bc");
+    const second = await deadline(
+      server.readPartial(1024),
+      2000,
+      "readPartial",
+    );
+    assert.equal(dec.decode(second!), "bc");
+    await client.close(new Error("done"));
+  });
+
+  it("DuplexStream.readPartial returns at most max bytes and keeps the rest", async () => {
+    const stream = reading([enc.encode("abcdef")]);
+    assert.equal(dec.decode((await stream.readPartial(4))!), "abcd");
+    assert.equal(dec.decode((await stream.readPartial(4))!), "ef");
+    assert.equal(await stream.readPartial(4), null);
+  });
+
+  it("DuplexStream.readPartial returns null at the end of input, every time", async () => {
+    const stream = reading([new Uint8Array(0), enc.encode("x")]);
+    assert.equal(dec.decode((await stream.readPartial())!), "x");
+    assert.equal(await stream.readPartial(), null);
+    assert.equal(await stream.readPartial(), null);
+    assert.equal(stream.readableEnded, true);
+  });
+
+  it("DuplexStream.readPartial rejects a max below 1", async () => {
+    await assert.rejects(reading([]).readPartial(0), RangeError);
+  });
+});
+
+describe("DuplexStream.read", () => {
+  it("DuplexStream.read returns exactly n bytes across any chunk boundaries", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1 }),
+        async (bytes, cuts, sizes) => {
+          const stream = reading(split(bytes, cuts));
+          let offset = 0;
+          for (const n of sizes) {
+            const got = await stream.read(n);
+            if (offset >= bytes.length && n > 0) {
+              assert.equal(got, null);
+              continue;
+            }
+            const want = bytes.subarray(offset, offset + n);
+            assert.deepEqual(got, want);
+            offset += want.length;
+          }
+        },
+      ),
+    );
+  });
+
+  it("DuplexStream.read returns fewer bytes only at the end of input", async () => {
+    const stream = reading([enc.encode("ab"), enc.encode("c")]);
+    assert.equal(dec.decode((await stream.read(5))!), "abc");
+    assert.equal(await stream.read(5), null);
+  });
+
+  it("DuplexStream.read sweeps 1-byte and 2-byte chunks", async () => {
+    const text = "the quick brown fox";
+    for (const size of [1, 2, 3]) {
+      const chunks: Uint8Array[] = [];
+      const bytes = enc.encode(text);
+      for (let i = 0; i < bytes.length; i += size) {
+        chunks.push(bytes.slice(i, i + size));
+      }
+      const stream = reading(chunks);
+      assert.equal(dec.decode((await stream.read(4))!), "the ");
+      assert.equal(dec.decode((await stream.read(6))!), "quick ");
+      assert.equal(dec.decode((await stream.read(100))!), "brown fox");
+    }
+  });
+
+  it("DuplexStream.read rejects n over maxReadBytes before allocating", async () => {
+    const stream = reading([enc.encode("abc")], { maxReadBytes: 2 });
+    await assert.rejects(stream.read(3), /exceeds maxReadBytes 2/);
+    assert.equal(dec.decode((await stream.read(2))!), "ab");
+  });
+});
+
+describe("DuplexStream.readLine", () => {
+  it("DuplexStream.readLine splits \\n and \\r\\n lines and returns a last line without ending", async () => {
+    const stream = reading([enc.encode("one\r\ntwo\n\nthree")]);
+    assert.deepEqual(await Array.fromAsync(stream.lines()), [
+      "one",
+      "two",
+      "",
+      "three",
+    ]);
+    assert.equal(await stream.readLine(), null);
+  });
+
+  it("DuplexStream.readLine gives the same lines for any split of the bytes", async () => {
+    const lines = ["alpha", "", "béta", "gamma\r", "δ"];
+    const bytes = enc.encode(lines.join("\n") + "\n");
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(), { maxLength: 12 }), async (cuts) => {
+        const got = await Array.fromAsync(reading(split(bytes, cuts)).lines());
+        assert.deepEqual(got, ["alpha", "", "béta", "gamma", "δ"]);
+      }),
+    );
+  });
+
+  it("DuplexStream.readLine rejects a line over maxLineBytes and consumes nothing", async () => {
+    const stream = reading([enc.encode("abcd"), enc.encode("efgh\nrest")], {
+      maxLineBytes: 5,
+    });
+    await assert.rejects(stream.readLine(), /exceeds maxLineBytes 5/);
+    assert.equal(dec.decode((await stream.read(12))!), "abcdefgh\nres");
+  });
+
+  it("DuplexStream.readLine accepts a line of exactly maxLineBytes with \\r\\n", async () => {
+    const stream = reading([enc.encode("abcde\r\nx")], { maxLineBytes: 5 });
+    assert.equal(await stream.readLine(), "abcde");
+    assert.equal(await stream.readLine(), "x");
+  });
+});
+
+describe("DuplexStream iteration and writing", () => {
+  it("DuplexStream iterates over chunks until the end of input", async () => {
+    const stream = reading([enc.encode("a"), enc.encode("b")]);
+    const chunks = await Array.fromAsync(stream);
+    assert.deepEqual(chunks.map((c) => dec.decode(c)), ["a", "b"]);
+  });
+
+  it("DuplexStream.write encodes strings as UTF-8", async () => {
+    const [a, b] = pair();
+    await a.write("héllo");
+    await a.closeWrite();
+    assert.equal(dec.decode((await b.read(100))!), "héllo");
+  });
+
+  it("DuplexStream.write waits while the output is back-pressured", async () => {
+    const pulls: number[] = [];
+    let queued = 0;
+    const output = new WritableStream<Uint8Array>({
+      write(chunk) {
+        queued -= chunk.byteLength;
+        pulls.push(chunk.byteLength);
+        // Never finishes: a consumer that stopped reading.
+        return new Promise(() => {});
+      },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: 1024 }));
+    const stream = new DuplexStream(ReadableStream.from([]), output);
+    let accepted = 0;
+    let blocked = false;
+    for (let i = 0; i < 64; i++) {
+      const write = stream.write(new Uint8Array(256));
+      const settled = await Promise.race([
+        write.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 50)),
+      ]);
+      if (!settled) {
+        blocked = true;
+        break;
+      }
+      accepted += 256;
+      queued += 256;
+    }
+    assert.ok(blocked, "a write should wait once the queue is full");
+    // One chunk in the sink plus at most the high-water mark queued.
+    assert.ok(accepted <= 256 + 1024, `accepted ${accepted} bytes`);
+    assert.deepEqual(pulls, [256]);
+    await stream.close(new Error("stop"));
+  });
+
+  it("DuplexStream.closeWrite half-closes: the peer sees the end and can still write back", async () => {
+    const [client, server] = pair();
+    await client.write("question");
+    await client.closeWrite();
+    assert.equal(client.writableEnded, true);
+    assert.equal(dec.decode((await server.read(100))!), "question");
+    assert.equal(await server.readPartial(), null);
+    await server.write("answer");
+    await server.closeWrite();
+    assert.equal(dec.decode((await client.read(100))!), "answer");
+    assert.equal(await client.readPartial(), null);
+  });
+
+  it("DuplexStream.write after closeWrite rejects with a TypeError", async () => {
+    const [client] = pair();
+    await client.closeWrite();
+    await assert.rejects(client.write("x"), TypeError);
+  });
+});
+
+describe("DuplexStream errors and aborts", () => {
+  it("DuplexStream.close with a reason rejects the pending read and aborts the peer", async () => {
+    const [client, server] = pair();
+    const pending = client.readPartial();
+    const reason = new Error("client gave up");
+    await client.close(reason);
+    await assert.rejects(pending, reason);
+    await assert.rejects(client.write("x"), reason);
+    // The peer's read sees the abort of its input.
+    await assert.rejects(
+      deadline(server.readPartial(), 2000, "peer read"),
+      reason,
+    );
+  });
+
+  it("DuplexStream aborts its output when its input errors", async () => {
+    const reason = new Error("input broke");
+    const input = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.error(reason);
+      },
+    });
+    const aborted = Promise.withResolvers<unknown>();
+    const output = new WritableStream<Uint8Array>({
+      abort: (r) => aborted.resolve(r),
+    });
+    const stream = new DuplexStream(input, output);
+    await assert.rejects(stream.readPartial(), reason);
+    assert.equal(await deadline(aborted.promise, 2000, "abort"), reason);
+    await assert.rejects(stream.write("x"), reason);
+  });
+
+  it("DuplexStream cancels its input when its output errors", async () => {
+    const reason = new Error("consumer went away");
+    const cancelled = Promise.withResolvers<unknown>();
+    const input = new ReadableStream<Uint8Array>({
+      cancel: (r) => cancelled.resolve(r),
+    });
+    const output = new TransformStream<Uint8Array, Uint8Array>();
+    const stream = new DuplexStream(input, output.writable);
+    const pendingRead = stream.readPartial();
+    await output.readable.cancel(reason);
+    assert.equal(await deadline(cancelled.promise, 2000, "cancel"), reason);
+    await assert.rejects(pendingRead);
+    await assert.rejects(stream.write("x"));
+  });
+
+  it("DuplexStream.close without a reason closes the output and cancels the input", async () => {
+    const cancelled = Promise.withResolvers<unknown>();
+    const input = new ReadableStream<Uint8Array>({
+      cancel: (r) => cancelled.resolve(r),
+    });
+    const output = new TransformStream<Uint8Array, Uint8Array>();
+    const stream = new DuplexStream(input, output.writable);
+    const written = Array.fromAsync(output.readable);
+    await stream.write("bye");
+    await stream.close();
+    assert.deepEqual((await written).map((c) => dec.decode(c)), ["bye"]);
+    await deadline(cancelled.promise, 2000, "cancel");
+    await assert.rejects(stream.readPartial(), TypeError);
+  });
+});
