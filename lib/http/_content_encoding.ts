@@ -1,0 +1,172 @@
+// Content-Encoding helpers shared by the echo handler, duplexResponse and
+// openDuplex: decoding with a decompressed-size limit, encoding, and
+// Accept-Encoding negotiation.
+
+import { HttpError } from "./http_error.ts";
+import type { ContentEncoding } from "./content_encoding.ts";
+
+/**
+ * Compressed input is fed to the decompressor in slices of at most this many
+ * bytes. Some decompressors (Deno's) emit everything one input chunk expands
+ * to as one chunk, and deflate expands at most about 1032:1, so one decoded
+ * chunk stays under about 4 MiB however the peer chunks its body.
+ */
+export const DECODE_SLICE_BYTES = 4096;
+
+const FORMATS: Record<string, ContentEncoding> = {
+  gzip: "gzip",
+  "x-gzip": "gzip",
+  deflate: "deflate",
+};
+
+/** Checks a `max...` option: a non-negative safe integer. */
+export function checkMax(what: string, name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot ${what}: ${name} must be a non-negative integer, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Parses a `Content-Encoding` header into the decoders to apply, in the order
+ * to apply them (the reverse of the header's). `identity` and an absent
+ * header mean none.
+ *
+ * @throws {HttpError} 415 for an encoding this library cannot decode.
+ */
+export function parseContentEncoding(header: string | null): ContentEncoding[] {
+  if (header === null) return [];
+  const codings: ContentEncoding[] = [];
+  for (const raw of header.split(",")) {
+    const token = raw.trim().toLowerCase();
+    if (token === "" || token === "identity") continue;
+    const format = FORMATS[token];
+    if (!format) {
+      throw new HttpError(
+        415,
+        `Cannot decode body: unsupported Content-Encoding "${token}"; use gzip or deflate`,
+      );
+    }
+    codings.push(format);
+  }
+  return codings.reverse();
+}
+
+/** Cuts chunks into slices of at most `size` bytes (views, no copies). */
+function sliceStream(size: number): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      for (let i = 0; i < chunk.byteLength; i += size) {
+        controller.enqueue(chunk.subarray(i, i + size));
+      }
+    },
+  });
+}
+
+/**
+ * Decodes `body` through `codings` (from {@linkcode parseContentEncoding})
+ * and errors the result with an {@linkcode HttpError} once more than
+ * `maxDecompressedBytes` bytes come out: 413, so a decompression bomb costs
+ * at most that many bytes plus one decoded chunk. Corrupt input errors it
+ * with a 400.
+ */
+export function decodeBody(
+  body: ReadableStream<Uint8Array>,
+  codings: ContentEncoding[],
+  maxDecompressedBytes: number,
+): ReadableStream<Uint8Array> {
+  if (codings.length === 0) return body;
+  let decoded = body;
+  for (const coding of codings) {
+    decoded = decoded
+      .pipeThrough(sliceStream(DECODE_SLICE_BYTES))
+      .pipeThrough(
+        new DecompressionStream(coding) as unknown as TransformStream<
+          Uint8Array,
+          Uint8Array
+        >,
+      );
+  }
+  const reader = decoded.getReader();
+  let total = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (cause) {
+        controller.error(
+          cause instanceof HttpError ? cause : new HttpError(
+            400,
+            `Cannot decode body: ${
+              codings.join(", ")
+            } data is corrupt or truncated`,
+            { cause },
+          ),
+        );
+        return;
+      }
+      if (result.done) {
+        controller.close();
+        return;
+      }
+      total += result.value.byteLength;
+      if (total > maxDecompressedBytes) {
+        const error = new HttpError(
+          413,
+          `Cannot decode body: decompressed size exceeds maxDecompressedBytes ${maxDecompressedBytes}`,
+        );
+        controller.error(error);
+        await reader.cancel(error).catch(() => {});
+        return;
+      }
+      controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Compresses `body` with `coding`, or returns it as is without one. */
+export function encodeBody(
+  body: ReadableStream<Uint8Array>,
+  coding: ContentEncoding | undefined,
+): ReadableStream<Uint8Array> {
+  if (!coding) return body;
+  return body.pipeThrough(
+    new CompressionStream(coding) as unknown as TransformStream<
+      Uint8Array,
+      Uint8Array
+    >,
+  );
+}
+
+/**
+ * Picks the first of `offered` (the server's preference order) that an
+ * `Accept-Encoding` header accepts with a non-zero q-value, or `undefined`
+ * for identity.
+ */
+export function negotiateEncoding(
+  acceptEncoding: string | null,
+  offered: readonly ContentEncoding[],
+): ContentEncoding | undefined {
+  if (!acceptEncoding || offered.length === 0) return undefined;
+  const accepted = new Map<string, number>();
+  for (const part of acceptEncoding.split(",")) {
+    const [name, ...params] = part.trim().toLowerCase().split(";");
+    let q = 1;
+    for (const param of params) {
+      const [key, value] = param.trim().split("=");
+      if (key === "q") q = Number(value);
+    }
+    if (name) accepted.set(name, Number.isFinite(q) ? q : 0);
+  }
+  for (const coding of offered) {
+    const q = accepted.get(coding) ?? accepted.get("*");
+    if (q !== undefined && q > 0) return coding;
+  }
+  return undefined;
+}

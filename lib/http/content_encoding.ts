@@ -1,0 +1,13 @@
+/**
+ * A `Content-Encoding` the library can apply or remove on a body, with the
+ * web's `CompressionStream` / `DecompressionStream`: `"gzip"` or `"deflate"`
+ * (the zlib format HTTP calls deflate). These two work on every runtime the
+ * library targets, Workers included.
+ */
+export type ContentEncoding = "gzip" | "deflate";
+
+/**
+ * The default limit on the decompressed size of a body: 64 MiB. Past it a
+ * server answers 413, or errors the stream if its response has started.
+ */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;

@@ -1,0 +1,223 @@
+import {
+  DuplexStream,
+  type DuplexStreamOptions,
+} from "../streams/duplex_stream.ts";
+import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
+import {
+  type ContentEncoding,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+} from "./content_encoding.ts";
+import {
+  checkMax,
+  decodeBody,
+  encodeBody,
+  negotiateEncoding,
+  parseContentEncoding,
+} from "./_content_encoding.ts";
+import { HttpError } from "./http_error.ts";
+
+/** The default for {@linkcode DuplexResponseOptions.writeHighWaterMark}: 64 KiB. */
+export const DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;
+/** The default for {@linkcode DuplexResponseOptions.readAheadBytes}: 1 MiB. */
+export const DEFAULT_DUPLEX_READ_AHEAD_BYTES = 1024 * 1024;
+
+/** Handles one duplex exchange; the stream is closed when it settles. */
+export type DuplexHandler = (
+  stream: DuplexStream,
+  request: Request,
+) => void | Promise<void>;
+
+/** Options for {@linkcode duplexResponse}. */
+export interface DuplexResponseOptions extends DuplexStreamOptions {
+  /**
+   * The most bytes a compressed request body may decode to. Past it the
+   * handler's reads reject with an {@linkcode HttpError} 413, which becomes a
+   * 413 response if the handler has not written yet.
+   *
+   * @default {67108864}
+   */
+  maxDecompressedBytes?: number;
+  /**
+   * Encodings the response may be compressed with, in order of preference,
+   * chosen by the request's `Accept-Encoding`. Empty means never: a
+   * `CompressionStream` cannot be flushed, so it may hold written bytes back,
+   * which breaks lockstep exchanges.
+   *
+   * @default {[]}
+   */
+  responseEncodings?: readonly ContentEncoding[];
+  /**
+   * Bytes read ahead of the handler from the request body; keeps Deno.serve
+   * fast over HTTP/1.1 when the handler reads slowly. `0` disables it.
+   *
+   * @default {1048576}
+   */
+  readAheadBytes?: number;
+  /**
+   * Bytes of written output queued before `write` waits (the output's
+   * high-water mark).
+   *
+   * @default {65536}
+   */
+  writeHighWaterMark?: number;
+  /** Extra response headers. */
+  headers?: HeadersInit;
+  /**
+   * When to send the response headers: `"first-write"` waits for the
+   * handler's first write (or `closeWrite`, or its end), so an error before
+   * it still becomes a status, such as 413 for a decompression bomb;
+   * `"immediately"` sends 200 at once, for clients that wait for the headers
+   * before they write.
+   *
+   * @default {"first-write"}
+   */
+  sendHeaders?: "first-write" | "immediately";
+  /**
+   * Called with a handler error that cannot become a status any more (the
+   * response had started; the client sees its body fail) or that is not an
+   * {@linkcode HttpError} (answered 500).
+   *
+   * @default {console.error}
+   */
+  onError?: (error: unknown) => void;
+}
+
+function defaultOnError(error: unknown): void {
+  console.error("sluice: duplex handler failed:", error);
+}
+
+/**
+ * Runs `handler` on a {@linkcode DuplexStream} that reads the request body
+ * and writes the response body, and resolves with the response: the
+ * server side of a full-duplex exchange. The handler can read and write in
+ * any order; writes reach the client while the request is still arriving.
+ *
+ * - The request body is decoded per its `Content-Encoding` (gzip, deflate;
+ *   others get 415) up to `maxDecompressedBytes` (413 past it).
+ * - The response is `application/octet-stream`, compressed only with one of
+ *   `responseEncodings` the client accepts.
+ * - When the handler returns, the stream is closed (output closed, rest of
+ *   input cancelled). When it throws, the error becomes the status if no
+ *   byte was written yet ({@linkcode HttpError}'s status, else 500), and
+ *   otherwise aborts the response body, which the client sees as an error.
+ * - A client that aborts errors the handler's pending reads and writes.
+ *
+ * @param request The request to answer.
+ * @param handler Reads and writes the exchange.
+ * @param options Limits, encodings and when to send the headers.
+ * @returns The response, once headers can be sent (see `sendHeaders`).
+ *
+ * @example Echo lines in upper case
+ * ```ts ignore
+ * import { duplexResponse } from "@sluice/streams/http";
+ * import { serve } from "@sluice/streams/serve";
+ *
+ * await serve((request) =>
+ *   duplexResponse(request, async (stream) => {
+ *     for await (const line of stream.lines()) {
+ *       await stream.write(line.toUpperCase() + "\n");
+ *     }
+ *   })
+ * );
+ * ```
+ */
+export function duplexResponse(
+  request: Request,
+  handler: DuplexHandler,
+  options: DuplexResponseOptions = {},
+): Promise<Response> {
+  const maxDecompressedBytes = checkMax(
+    "answer duplex",
+    "maxDecompressedBytes",
+    options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
+  );
+  const readAheadBytes = checkMax(
+    "answer duplex",
+    "readAheadBytes",
+    options.readAheadBytes ?? DEFAULT_DUPLEX_READ_AHEAD_BYTES,
+  );
+  const writeHighWaterMark = checkMax(
+    "answer duplex",
+    "writeHighWaterMark",
+    options.writeHighWaterMark ?? DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK,
+  );
+  const onError = options.onError ?? defaultOnError;
+  let codings;
+  try {
+    codings = parseContentEncoding(request.headers.get("content-encoding"));
+  } catch (error) {
+    if (error instanceof HttpError) return Promise.resolve(error.toResponse());
+    throw error;
+  }
+  const offered = options.responseEncodings ?? [];
+  const responseEncoding = negotiateEncoding(
+    request.headers.get("accept-encoding"),
+    offered,
+  );
+  const headers = new Headers(options.headers);
+  headers.set("content-type", "application/octet-stream");
+  if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
+  if (responseEncoding) headers.set("content-encoding", responseEncoding);
+  if (offered.length > 0) headers.append("vary", "accept-encoding");
+
+  let input = request.body
+    ? decodeBody(request.body, codings, maxDecompressedBytes)
+    : new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+  if (readAheadBytes > 0) {
+    input = input.pipeThrough(
+      new ReadAheadStream({ highWaterMark: readAheadBytes }),
+    );
+  }
+
+  const started = Promise.withResolvers<void>();
+  let responded = false;
+  const start = () => {
+    responded = true;
+    started.resolve();
+  };
+  // The readable side's high-water mark of one byte lets the first chunk in
+  // at once, which is what marks the response as started.
+  const output = new TransformStream<Uint8Array, Uint8Array>(
+    {
+      transform(chunk, controller) {
+        start();
+        controller.enqueue(chunk);
+      },
+      flush() {
+        start();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: writeHighWaterMark }),
+    new ByteLengthQueuingStrategy({ highWaterMark: 1 }),
+  );
+  const stream = new DuplexStream(input, output.writable, options);
+  const response = () =>
+    new Response(encodeBody(output.readable, responseEncoding), { headers });
+  if (options.sendHeaders === "immediately") start();
+
+  const answered = started.promise.then(response);
+  const failed = (async () => {
+    try {
+      await handler(stream, request);
+    } catch (error) {
+      await stream.close(error);
+      if (responded) {
+        onError(error);
+        return undefined;
+      }
+      if (error instanceof HttpError) return error.toResponse();
+      onError(error);
+      return new Response("Internal Server Error", { status: 500 });
+    }
+    try {
+      await stream.close();
+    } catch (error) {
+      onError(error);
+    }
+    return undefined;
+  })();
+  return Promise.race([
+    answered,
+    failed.then((early) => early ?? answered),
+  ]);
+}

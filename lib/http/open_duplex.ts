@@ -1,0 +1,243 @@
+import {
+  DuplexStream,
+  type DuplexStreamOptions,
+} from "../streams/duplex_stream.ts";
+import {
+  type ContentEncoding,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+} from "./content_encoding.ts";
+import { checkMax, encodeBody } from "./_content_encoding.ts";
+import { fetchDuplex } from "./fetch_duplex.ts";
+import { HttpError } from "./http_error.ts";
+import { concatBytes } from "../streams/_bytes.ts";
+
+/** The default for {@linkcode OpenDuplexOptions.writeHighWaterMark}: 64 KiB. */
+export const DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;
+
+/** The most bytes of an error response's body quoted in the error. */
+const MAX_ERROR_BODY_BYTES = 1024;
+
+/** Options for {@linkcode openDuplex}. */
+export interface OpenDuplexOptions
+  extends Omit<RequestInit, "body" | "duplex">, DuplexStreamOptions {
+  /**
+   * The request method.
+   *
+   * @default {"POST"}
+   */
+  method?: string;
+  /**
+   * Compresses the request body with this encoding and says so in
+   * `Content-Encoding`. A `CompressionStream` cannot be flushed, so the
+   * server may see written bytes late: use it for bulk transfers, not
+   * lockstep exchanges.
+   */
+  requestEncoding?: ContentEncoding;
+  /**
+   * Encodings the response may use (sent as `Accept-Encoding`). `fetch`
+   * itself decodes a compressed response; `maxDecompressedBytes` then limits
+   * the decoded size. Empty sends `Accept-Encoding: identity`, and a
+   * compressed response is refused.
+   *
+   * @default {[]}
+   */
+  acceptEncodings?: readonly ContentEncoding[];
+  /**
+   * The most bytes a compressed response may decode to; past it reads reject
+   * with a `RangeError` and the exchange is aborted.
+   *
+   * @default {67108864}
+   */
+  maxDecompressedBytes?: number;
+  /**
+   * Bytes of written request body queued before `write` waits (the request
+   * stream's high-water mark); `fetch` and the network buffer more.
+   *
+   * @default {65536}
+   */
+  writeHighWaterMark?: number;
+  /**
+   * The `fetch` to use; for h2c under Deno, pass a `client` from
+   * `Deno.createHttpClient({ http1: false, http2: true })` in the options
+   * instead.
+   *
+   * @default {globalThis.fetch}
+   */
+  fetch?: typeof fetch;
+}
+
+/** A full-duplex exchange opened by {@linkcode openDuplex}. */
+export interface DuplexExchange {
+  /** Writes the request body and reads the response body. */
+  readonly stream: DuplexStream;
+  /**
+   * The response, once its headers arrive. Rejects like the stream's reads
+   * when the request fails or the status is not 2xx.
+   */
+  readonly response: Promise<Response>;
+}
+
+/**
+ * Opens a full-duplex exchange with `fetch`: the request body is written
+ * through the returned {@linkcode DuplexStream} while the response body is
+ * read from it. Works over HTTP/1.1 with Deno, Bun and Node fetch, and over
+ * h2 with Deno.
+ *
+ * The stream is returned at once, before the response headers arrive, so
+ * the first write can come first (some servers answer only after reading).
+ * Reads wait for the response. A status other than 2xx fails the stream with
+ * an {@linkcode HttpError} carrying that status and the start of the
+ * response body; so does a network error or an abort, with that error.
+ *
+ * @param input The URL to open.
+ * @param options Request options, encodings and limits.
+ * @returns The duplex stream and the response promise.
+ *
+ * @example The seed's uni-directional exchange
+ * ```ts ignore
+ * import { openDuplex } from "@sluice/streams/http";
+ *
+ * const { stream } = openDuplex("http://127.0.0.1:8000/echo");
+ * await stream.write("Hello, ");
+ * await stream.write("World!");
+ * await stream.closeWrite();
+ * for await (const chunk of stream) console.log(new TextDecoder().decode(chunk));
+ * ```
+ */
+export function openDuplex(
+  input: string | URL,
+  options: OpenDuplexOptions = {},
+): DuplexExchange {
+  const {
+    method = "POST",
+    requestEncoding,
+    acceptEncodings = [],
+    maxDecompressedBytes: maxDecompressed = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    writeHighWaterMark = DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK,
+    maxReadBytes,
+    maxLineBytes,
+    signal,
+    headers: initHeaders,
+    ...init
+  } = options;
+  const maxDecompressedBytes = checkMax(
+    "open duplex",
+    "maxDecompressedBytes",
+    maxDecompressed,
+  );
+  checkMax("open duplex", "writeHighWaterMark", writeHighWaterMark);
+
+  let requestController!: TransformStreamDefaultController<Uint8Array>;
+  const requestBody = new TransformStream<Uint8Array, Uint8Array>(
+    { start: (controller) => void (requestController = controller) },
+    new ByteLengthQueuingStrategy({ highWaterMark: writeHighWaterMark }),
+    new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
+  );
+  const headers = new Headers(initHeaders);
+  if (!headers.has("content-type")) {
+    headers.set("content-type", "application/octet-stream");
+  }
+  if (requestEncoding) headers.set("content-encoding", requestEncoding);
+  headers.set(
+    "accept-encoding",
+    acceptEncodings.length > 0 ? acceptEncodings.join(", ") : "identity",
+  );
+  const abort = new AbortController();
+  const signals = signal ? [signal, abort.signal] : [abort.signal];
+
+  const response = fetchDuplex(input, {
+    ...init,
+    method,
+    headers,
+    body: encodeBody(requestBody.readable, requestEncoding),
+    signal: AbortSignal.any(signals),
+  }).then(async (response) => {
+    if (!response.ok) {
+      throw new HttpError(
+        response.status,
+        `Cannot open duplex stream: server answered ${response.status} ${response.statusText}${await quoteBody(
+          response,
+        )}`,
+      );
+    }
+    const encoding = response.headers.get("content-encoding");
+    if (
+      encoding && encoding !== "identity" &&
+      !acceptEncodings.includes(encoding as ContentEncoding)
+    ) {
+      await response.body?.cancel();
+      throw new TypeError(
+        `Cannot read duplex response: Content-Encoding "${encoding}" was not accepted`,
+      );
+    }
+    return response;
+  });
+  // A failed or refused response fails the request side too, so writes
+  // reject instead of waiting for a request that will never be read.
+  response.catch((reason) => requestController.error(reason));
+
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let total = 0;
+  let limited = false;
+  const responseBody = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!reader) {
+        const res = await response;
+        limited = res.headers.has("content-encoding") &&
+          res.headers.get("content-encoding") !== "identity";
+        if (!res.body) {
+          controller.close();
+          return;
+        }
+        reader = res.body.getReader();
+      }
+      const result = await reader.read();
+      if (result.done) {
+        controller.close();
+        return;
+      }
+      total += result.value.byteLength;
+      if (limited && total > maxDecompressedBytes) {
+        const error = new RangeError(
+          `Cannot read duplex response: decompressed size exceeds maxDecompressedBytes ${maxDecompressedBytes}`,
+        );
+        controller.error(error);
+        abort.abort(error);
+        return;
+      }
+      controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      abort.abort(reason);
+      return reader?.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+
+  const stream = new DuplexStream(responseBody, requestBody.writable, {
+    maxReadBytes,
+    maxLineBytes,
+  });
+  return { stream, response };
+}
+
+/** The start of an error response's body, for the error message. */
+async function quoteBody(response: Response): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  try {
+    while (length < MAX_ERROR_BODY_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const part = value.subarray(0, MAX_ERROR_BODY_BYTES - length);
+      parts.push(part);
+      length += part.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The status is the error; a body that fails to arrive adds nothing.
+  }
+  const text = new TextDecoder().decode(concatBytes(parts, length)).trim();
+  return text ? `: ${text}` : "";
+}
