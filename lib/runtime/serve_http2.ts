@@ -81,12 +81,15 @@ export async function serveHttp2(
     session.once("close", () => sessions.delete(session));
   });
   server.on("stream", (stream, headers) => {
-    handleStream(handler, stream, headers, readBufferBytes).catch((error) => {
-      console.error("sluice: HTTP/2 stream failed:", error);
-      if (!stream.destroyed) {
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
-    });
+    const serverStream = stream as http2.ServerHttp2Stream;
+    handleStream(handler, serverStream, headers, readBufferBytes).catch(
+      (error) => {
+        console.error("sluice: HTTP/2 stream failed:", error);
+        if (!stream.destroyed) {
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        }
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -139,7 +142,7 @@ async function handleStream(
     body: readableFromNode(stream, readBufferBytes),
     signal: abort.signal,
   });
-  if (stream.destroyed) {
+  if (isGone(stream)) {
     await response.body?.cancel();
     return;
   }
@@ -161,14 +164,29 @@ async function handleStream(
     // The client went away; the abort signal has told the call.
     return;
   }
-  if (wantTrailers) {
-    const trailers = headersToNode(await response.trailers!);
+  const trailers = wantTrailers
+    ? headersToNode(await response.trailers!)
+    : undefined;
+  if (isGone(stream)) return;
+  if (trailers?.["grpc-status"] === "4") {
+    // Deadline exceeded: per the gRPC spec, cancel the stream (RST_STREAM
+    // CANCEL) rather than send trailers the client no longer waits for.
+    ended = true;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    return;
+  }
+  if (trailers !== undefined) {
     stream.once("wantTrailers", () => {
       ended = true;
-      stream.sendTrailers(trailers);
+      if (!isGone(stream)) stream.sendTrailers(trailers);
     });
   } else {
     ended = true;
   }
   stream.end();
+}
+
+// A stream the peer has reset (or that is closed) must not be written to.
+function isGone(stream: http2.Http2Stream): boolean {
+  return stream.destroyed || stream.closed || stream.aborted;
 }
