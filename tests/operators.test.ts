@@ -125,7 +125,8 @@ describe("reduce", () => {
       yield 1n;
       yield 2n;
     }
-    assert.equal(await reduce(gen(), async (a, b) => a * 10n + b, 0n), 12n);
+    const step = (a: bigint, b: bigint) => Promise.resolve(a * 10n + b);
+    assert.equal(await reduce(gen(), step, 0n), 12n);
   });
 
   it("reduce cancels the source when the function throws", async () => {
