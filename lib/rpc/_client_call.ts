@@ -97,6 +97,9 @@ export function startClientCall<I, O>(
   const outCodec = codecFor(method.output, init.codecName);
   const abort = new AbortController();
   const unlink = linkAbort(abort, options);
+  const deadline = options.timeoutMs === undefined
+    ? undefined
+    : Date.now() + options.timeoutMs;
   const compression = init.sendCompression;
   // Aborted when the call ends, to fail sends that come after.
   const requestEnd = new AbortController();
@@ -193,7 +196,7 @@ export function startClientCall<I, O>(
         if (status.error) throw status.error;
         controller.close();
       } catch (error) {
-        const rpcError = abort.signal.aborted && !ended
+        let rpcError = abort.signal.aborted && !ended
           ? abort.signal.reason as RpcError
           : error instanceof RpcError
           ? error
@@ -202,6 +205,18 @@ export function startClientCall<I, O>(
             `Cannot read response: ${(error as Error)?.message ?? error}`,
             { cause: error },
           );
+        if (
+          rpcError.code === Code.Canceled && deadline !== undefined &&
+          Date.now() >= deadline
+        ) {
+          // The server cancelled because the deadline passed (gRPC sends
+          // RST_STREAM CANCEL): report it as the deadline.
+          rpcError = new RpcError(
+            Code.DeadlineExceeded,
+            `Cannot finish call: deadline of ${options.timeoutMs} ms exceeded`,
+            { cause: rpcError },
+          );
+        }
         if (!ended) end({ error: rpcError, trailers: rpcError.metadata });
         abort.abort(rpcError);
         controller.error(rpcError);

@@ -49,9 +49,12 @@ export function createFetchClient(
       signal: request.signal,
       fetch: fetchImpl,
     });
+    // fetch has already decoded any Content-Encoding: the body is identity.
+    const headers = new Headers(response.headers);
+    headers.delete("content-encoding");
     return {
       status: response.status,
-      headers: response.headers,
+      headers,
       body: response.body ??
         new ReadableStream({ start: (controller) => controller.close() }),
       trailers: Promise.resolve(new Headers()),

@@ -7,6 +7,8 @@ import type { Duplex } from "node:stream";
 export function readableFromNode(
   stream: Duplex,
   highWaterMark = 65536,
+  resetError: () => Error = () =>
+    new Error("Cannot read stream: it was reset before its end"),
 ): ReadableStream<Uint8Array> {
   let cancelled = false;
   return new ReadableStream<Uint8Array>({
@@ -29,9 +31,7 @@ export function readableFromNode(
         // Closed (reset) before the end of the data: an error.
         if (!cancelled && !stream.readableEnded) {
           cancelled = true;
-          controller.error(
-            new Error("Cannot read stream: it was reset before its end"),
-          );
+          controller.error(resetError());
         }
       });
     },

@@ -1,4 +1,6 @@
 import * as http2 from "node:http2";
+import { Code } from "../rpc/code.ts";
+import { RpcError } from "../rpc/rpc_error.ts";
 import type {
   HttpClient,
   UniversalClientRequest,
@@ -88,8 +90,17 @@ export function createHttp2Client(
       gotTrailers = true;
       trailers.resolve(headersFromNode(incoming));
     });
+    trailers.promise.catch(() => {}); // observed by whoever awaits it
     stream.once("close", () => {
-      if (!gotTrailers) trailers.resolve(new Headers());
+      if (gotTrailers) return;
+      const rstCode = stream.rstCode;
+      // Reset without trailers (say, a server's RST_STREAM CANCEL on a
+      // deadline): the call failed, whatever data came before.
+      if (
+        rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR
+      ) {
+        trailers.reject(resetError(rstCode));
+      } else trailers.resolve(new Headers());
     });
     const onAbort = () => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -103,7 +114,11 @@ export function createHttp2Client(
       () => stream.end(),
       () => onAbort(),
     );
-    const body = readableFromNode(stream, readBufferBytes);
+    const body = readableFromNode(
+      stream,
+      readBufferBytes,
+      () => resetError(stream.rstCode),
+    );
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error);
       const onClose = () =>
@@ -125,6 +140,26 @@ export function createHttp2Client(
         });
       });
     });
+  };
+
+  // RST_STREAM codes to status codes, as doc/PROTOCOL-HTTP2.md maps them.
+  const resetError = (rstCode: number | undefined): RpcError => {
+    const {
+      NGHTTP2_CANCEL,
+      NGHTTP2_REFUSED_STREAM,
+      NGHTTP2_ENHANCE_YOUR_CALM,
+    } = http2.constants;
+    const code = rstCode === NGHTTP2_CANCEL
+      ? Code.Canceled
+      : rstCode === NGHTTP2_REFUSED_STREAM
+      ? Code.Unavailable
+      : rstCode === NGHTTP2_ENHANCE_YOUR_CALM
+      ? Code.ResourceExhausted
+      : Code.Internal;
+    return new RpcError(
+      code,
+      `Cannot read response: the stream was reset (RST_STREAM ${rstCode})`,
+    );
   };
 
   return Object.assign(request, {
