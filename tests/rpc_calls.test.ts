@@ -539,12 +539,12 @@ describe("raw requests to createRpcHandler", () => {
         rawCall(url, "connect", c.body, c.headers),
         T,
       );
-      assert.equal(connect.code, c.connect, connect.message);
+      assert.equal(connect.code, c.connect, connect.message ?? "");
       const grpcWeb = await deadline(
         rawCall(url, "grpc-web", c.body, c.headers),
         T,
       );
-      assert.equal(grpcWeb.code, c.grpcWeb, grpcWeb.message);
+      assert.equal(grpcWeb.code, c.grpcWeb, grpcWeb.message ?? "");
       assert.equal((await rawCall(url, "connect", good)).code, "ok");
       assert.equal((await rawCall(url, "grpc-web", good)).code, 0);
     });
