@@ -7,7 +7,7 @@
  * @module
  */
 
-import { getBun, type BunServer } from "./_bun.ts";
+import { type BunServer, getBun } from "./_bun.ts";
 
 /** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -81,8 +81,7 @@ export async function serve(
   handler: FetchHandler,
   options: ServeOptions = {},
 ): Promise<Server> {
-  const { port = 0, hostname = "127.0.0.1", signal, idleTimeout = 0 } =
-    options;
+  const { port = 0, hostname = "127.0.0.1", signal, idleTimeout = 0 } = options;
   const onError = options.onError ?? defaultOnError;
   const bun = getBun();
   if (bun) {

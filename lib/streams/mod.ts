@@ -5,6 +5,20 @@
  * @module
  */
 
+export {
+  ByteLimitStream,
+  type ByteLimitStreamOptions,
+} from "./byte_limit_stream.ts";
+export {
+  type ProgressCallback,
+  ProgressStream,
+  type ProgressStreamOptions,
+} from "./progress_stream.ts";
+export {
+  DEFAULT_READ_AHEAD_BYTES,
+  ReadAheadStream,
+  type ReadAheadStreamOptions,
+} from "./read_ahead_stream.ts";
 export { MapStream, type MapStreamOptions } from "./map.ts";
 export { reduce, type ReduceOptions } from "./reduce.ts";
 export { ScanStream, type ScanStreamOptions } from "./scan.ts";

@@ -1,0 +1,122 @@
+// Seed 000 (Ballerina HTTP streaming), end to end:
+//
+//   GET  /stream/fileupload  streams a PDF as the request body of
+//   POST /stream/receiver    which writes it to ReceivedFile.pdf block by
+//                            block and answers "File Received!";
+//   /stream/fileupload forwards that response to its caller.
+//
+// Run: deno run --allow-net=127.0.0.1 --allow-read --allow-write examples/upload.ts
+//      bun run examples/upload.ts
+// Flags: --port N (default: a free port), --file PATH (default: the bundled
+//        examples/files/BallerinaLang.pdf), --out DIR (default: a new
+//        temporary directory).
+
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { createReceiver, forwardResponse, upload } from "../mod.ts";
+import { createFileSink, createSha256, openFile } from "../lib/runtime/fs.ts";
+import { serve } from "../lib/runtime/serve.ts";
+
+const { values: flags } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    port: { type: "string", default: "0" },
+    file: {
+      type: "string",
+      default: join(import.meta.dirname ?? ".", "files", "BallerinaLang.pdf"),
+    },
+    out: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (flags.help) {
+  console.log(
+    "Usage: upload.ts [--port N] [--file PATH] [--out DIR]\n" +
+      "Streams PATH through GET /stream/fileupload to POST /stream/receiver,\n" +
+      "which writes DIR/ReceivedFile.pdf, and prints the forwarded answer.",
+  );
+  process.exit(0);
+}
+
+const source = resolve(flags.file);
+const outDir = flags.out
+  ? resolve(flags.out)
+  : await mkdtemp(join(tmpdir(), "sluice-upload-"));
+await mkdir(outDir, { recursive: true });
+const target = join(outDir, "ReceivedFile.pdf");
+const size = (await stat(source)).size;
+
+// A progress bar on a terminal, for files large enough to watch.
+const showProgress = process.stderr.isTTY && size >= 8 * 1024 * 1024;
+function progressBar(sent: number, total: number | undefined) {
+  const fraction = total ? sent / total : 0;
+  const width = 30;
+  const filled = Math.round(fraction * width);
+  process.stderr.write(
+    `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
+      `${(fraction * 100).toFixed(0).padStart(3)}% ${mib(sent)} / ${
+        mib(total ?? 0)
+      }`,
+  );
+  if (total !== undefined && sent >= total) process.stderr.write("\n");
+}
+
+const receiver = createReceiver({
+  sink: () => createFileSink(target),
+  sha256: createSha256,
+  maxBytes: Math.max(size, 1024 * 1024 * 1024),
+});
+
+let receiverUrl = "";
+const server = await serve(async (request) => {
+  const { pathname } = new URL(request.url);
+  if (request.method === "GET" && pathname === "/stream/fileupload") {
+    const pdf = await openFile(source, { type: "application/pdf" });
+    const response = await upload(receiverUrl, pdf, {
+      onProgress: showProgress ? progressBar : undefined,
+    });
+    return forwardResponse(response);
+  }
+  if (pathname === "/stream/receiver") return await receiver(request);
+  return new Response("Not Found", { status: 404 });
+}, { port: Number(flags.port) });
+receiverUrl = new URL("/stream/receiver", server.url).href;
+
+try {
+  console.log(`Server listening on ${server.url}`);
+  console.log(`Sending ${source} (${size} bytes, application/pdf)`);
+  const started = performance.now();
+  const response = await fetch(new URL("/stream/fileupload", server.url));
+  const answer = await response.text();
+  const elapsed = performance.now() - started;
+
+  const sent = await sha256File(source);
+  const stored = await sha256File(target);
+  const reported = response.headers.get("repr-digest") ?? "(none)";
+  console.log(`Response: ${response.status} ${answer}`);
+  console.log(`Bytes: ${size} sent, ${(await stat(target)).size} received`);
+  console.log(`SHA-256 sent:     ${sent}`);
+  console.log(`SHA-256 received: ${stored}`);
+  console.log(`Repr-Digest:      ${reported}`);
+  console.log(`Digests equal:    ${sent === stored ? "yes" : "NO"}`);
+  console.log(`Saved to:         ${target}`);
+  console.log(`Elapsed:          ${elapsed.toFixed(1)} ms`);
+  if (!response.ok || sent !== stored) process.exitCode = 1;
+} finally {
+  await server.shutdown();
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

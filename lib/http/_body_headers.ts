@@ -1,0 +1,44 @@
+// Checks of a request's body headers that need no body: run before a sink is
+// opened, so a refused request costs nothing.
+
+import { parseDigestHeader } from "./digest_header.ts";
+import { HttpError } from "./http_error.ts";
+
+/**
+ * The request's Content-Length, or undefined; 400 if malformed, 413 if over
+ * `maxBytes`.
+ */
+export function declaredLength(
+  request: Request,
+  maxBytes: number,
+): number | undefined {
+  const header = request.headers.get("content-length");
+  if (header === null) return undefined;
+  if (!/^\d{1,16}$/.test(header.trim())) {
+    throw new HttpError(
+      400,
+      `Cannot read body: bad Content-Length "${header}"`,
+    );
+  }
+  const length = Number(header.trim());
+  if (length > maxBytes) {
+    throw new HttpError(
+      413,
+      `Cannot accept body: Content-Length ${length} exceeds maxBytes ${maxBytes}`,
+    );
+  }
+  return length;
+}
+
+/** The SHA-256 the request's Content-Digest promises; 400 if malformed. */
+export function expectedDigest(request: Request): Uint8Array | undefined {
+  const header = request.headers.get("content-digest");
+  if (header === null) return undefined;
+  let digests;
+  try {
+    digests = parseDigestHeader(header);
+  } catch (cause) {
+    throw new HttpError(400, (cause as Error).message, { cause });
+  }
+  return digests.get("sha-256");
+}

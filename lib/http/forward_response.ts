@@ -1,0 +1,53 @@
+// Hop-by-hop headers (RFC 9110 §7.6.1) and headers that no longer describe a
+// body fetch has already decoded.
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+];
+
+/**
+ * Makes a response from an upstream response, to return to the caller
+ * unchanged: same status, status text, headers and streamed body (never
+ * buffered). Only what cannot be forwarded is dropped: hop-by-hop headers
+ * (`Connection`, `Transfer-Encoding`, ... are illegal in HTTP/2), and, when
+ * `fetch` has already decompressed the body, its `Content-Encoding` and
+ * `Content-Length`, which would otherwise describe bytes that are no longer
+ * there.
+ *
+ * @param upstream The response from `fetch`.
+ * @returns A response to return from a fetch handler.
+ *
+ * @example Forward the receiver's answer to the caller
+ * ```ts ignore
+ * import { forwardResponse, upload } from "@sluice/streams/http";
+ *
+ * const handler = async () => {
+ *   const file = new Blob(["%PDF-1.4 ..."], { type: "application/pdf" });
+ *   return forwardResponse(await upload("http://127.0.0.1:9090/receiver", file));
+ * };
+ * ```
+ */
+export function forwardResponse(upstream: Response): Response {
+  const headers = new Headers(upstream.headers);
+  const connectionTokens = (headers.get("connection") ?? "")
+    .split(",")
+    .map((token) => token.trim().toLowerCase())
+    .filter(Boolean);
+  for (const name of [...HOP_BY_HOP, ...connectionTokens]) headers.delete(name);
+  const encoding = headers.get("content-encoding");
+  if (encoding && encoding !== "identity") {
+    // fetch decodes gzip, deflate and br bodies before handing them over.
+    headers.delete("content-encoding");
+    headers.delete("content-length");
+  }
+  return new Response(upstream.body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers,
+  });
+}

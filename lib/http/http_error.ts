@@ -1,0 +1,44 @@
+/**
+ * An error that carries the HTTP status a server should answer with. The
+ * library's handlers throw it for bad input (400), over-limit bodies (413) and
+ * so on, and turn it into a plain-text response with
+ * {@linkcode HttpError.prototype.toResponse}.
+ *
+ * @example Answer a bad request
+ * ```ts
+ * import { HttpError } from "@sluice/streams/http";
+ *
+ * const error = new HttpError(413, "Cannot accept body: size exceeds maxBytes 1024");
+ * const response = error.toResponse();
+ * console.log(response.status, await response.text());
+ * ```
+ */
+export class HttpError extends Error {
+  /** The HTTP status code to answer with. */
+  readonly status: number;
+
+  /**
+   * Creates an error carrying an HTTP status.
+   *
+   * @param status The HTTP status code (400-599).
+   * @param message What went wrong; sent to the client as the response body.
+   * @param options The underlying cause, if any.
+   */
+  constructor(status: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "HttpError";
+    this.status = status;
+  }
+
+  /**
+   * Turns the error into a plain-text response with its status and message.
+   *
+   * @returns A `text/plain` response.
+   */
+  toResponse(): Response {
+    return new Response(this.message, {
+      status: this.status,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
+}

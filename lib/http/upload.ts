@@ -1,0 +1,126 @@
+import {
+  type ProgressCallback,
+  ProgressStream,
+} from "../streams/progress_stream.ts";
+import { formatDigestHeader } from "./digest_header.ts";
+
+/** What {@linkcode upload} can send. */
+export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
+
+/** Options for {@linkcode upload}. */
+export interface UploadOptions {
+  /**
+   * The body's media type. Defaults to the Blob's `type`, or
+   * `application/octet-stream`.
+   */
+  contentType?: string;
+  /**
+   * The body's size, when it is a stream whose size is known. Sent as
+   * `Content-Length` where the runtime's fetch honours it (Deno's fetch
+   * always sends a stream chunked), and passed to `onProgress`.
+   */
+  contentLength?: number;
+  /** Called with `(bytesSent, total)` as the body streams out. */
+  onProgress?: ProgressCallback;
+  /**
+   * How often `onProgress` is called at most, in milliseconds.
+   *
+   * @default {100}
+   */
+  progressIntervalMs?: number;
+  /**
+   * The SHA-256 of the body, if known in advance: sent as
+   * `Content-Digest: sha-256=:...:` so the receiver can verify it (RFC 9530).
+   */
+  sha256?: Uint8Array;
+  /** Aborts the upload. */
+  signal?: AbortSignal;
+  /** @default {"POST"} */
+  method?: string;
+  /** More request headers. */
+  headers?: HeadersInit;
+  /** The fetch to use. @default {globalThis.fetch} */
+  fetch?: typeof fetch;
+  /** Extra `RequestInit` fields, such as Deno's `client`. */
+  init?: RequestInit;
+}
+
+/**
+ * Sends a file, a Blob or any byte stream as a streaming request body and
+ * resolves with the response. The body is never held in memory: a Blob (such
+ * as `openFile` from `@sluice/streams/fs`) is read as it is sent, a stream
+ * is piped. With a known size it sends `Content-Length`; with `onProgress`
+ * it reports bytes as they leave; `signal` aborts the transfer.
+ *
+ * @param url Where to send the body.
+ * @param body The bytes to send.
+ * @param options Content type, size, progress, digest and cancellation.
+ * @returns The server's response.
+ *
+ * @example Upload a file with progress
+ * ```ts ignore
+ * import { upload } from "@sluice/streams/http";
+ * import { openFile } from "@sluice/streams/fs";
+ *
+ * const file = await openFile("./report.pdf", { type: "application/pdf" });
+ * const response = await upload("http://127.0.0.1:9090/stream/receiver", file, {
+ *   onProgress: (sent, total) => console.log(`${sent} / ${total}`),
+ * });
+ * console.log(await response.text()); // File Received!
+ * ```
+ */
+export async function upload(
+  url: string | URL,
+  body: UploadBody,
+  options: UploadOptions = {},
+): Promise<Response> {
+  const {
+    method = "POST",
+    onProgress,
+    progressIntervalMs,
+    sha256,
+    signal,
+    fetch: fetchImpl = globalThis.fetch,
+    init,
+  } = options;
+  const headers = new Headers(options.headers);
+  const blobType = body instanceof Blob ? body.type : "";
+  headers.set(
+    "content-type",
+    options.contentType ?? (blobType || "application/octet-stream"),
+  );
+  const size = body instanceof ReadableStream
+    ? options.contentLength
+    : body instanceof Blob
+    ? body.size
+    : body.byteLength;
+  if (size !== undefined) headers.set("content-length", String(size));
+  if (sha256) {
+    headers.set("content-digest", formatDigestHeader({ "sha-256": sha256 }));
+  }
+
+  let requestBody: BodyInit;
+  if (onProgress) {
+    const stream = body instanceof ReadableStream
+      ? body
+      : body instanceof Blob
+      ? body.stream()
+      : new Blob([body as Uint8Array<ArrayBuffer>]).stream();
+    requestBody = stream.pipeThrough(
+      new ProgressStream(onProgress, {
+        total: size,
+        intervalMs: progressIntervalMs,
+      }),
+    );
+  } else {
+    requestBody = body as BodyInit;
+  }
+  return await fetchImpl(url, {
+    ...init,
+    method,
+    headers,
+    body: requestBody,
+    signal,
+    duplex: "half",
+  } as RequestInit);
+}

@@ -1,0 +1,218 @@
+/**
+ * Runtime glue for files: read a file as a streaming Blob, write a body to a
+ * file atomically, and hash with the runtime's native incremental SHA-256.
+ * Uses `node:fs/promises` and `node:crypto`, which Deno, Bun and Node all
+ * provide; Workers have no file system (use a `WritableStream` sink there).
+ *
+ * @module
+ */
+
+import { createHash, randomUUID } from "node:crypto";
+import { openAsBlob, writeSync } from "node:fs";
+import { open, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { Hasher } from "../http/receive_body.ts";
+import {
+  receiveBody,
+  type ReceiveBodyOptions,
+  type ReceivedBody,
+} from "../http/receive_body.ts";
+
+/** Options for {@linkcode openFile}. */
+export interface OpenFileOptions {
+  /** The media type of the Blob. @default {""} */
+  type?: string;
+}
+
+/**
+ * Opens a file as a Blob that is read from disk as it is consumed, never
+ * loaded whole into memory. Passing it to `fetch` or `upload` sends it with
+ * its `Content-Length`.
+ *
+ * @param path The file to open.
+ * @param options The Blob's media type.
+ * @returns A Blob backed by the file.
+ *
+ * @example Send a file
+ * ```ts ignore
+ * import { openFile } from "@sluice/streams/fs";
+ * import { upload } from "@sluice/streams/http";
+ *
+ * const pdf = await openFile("./files/BallerinaLang.pdf", { type: "application/pdf" });
+ * await upload("http://127.0.0.1:9090/stream/receiver", pdf);
+ * ```
+ */
+export async function openFile(
+  path: string,
+  options: OpenFileOptions = {},
+): Promise<Blob> {
+  return await openAsBlob(path, { type: options.type ?? "" });
+}
+
+/**
+ * Creates a native incremental SHA-256 hasher (`node:crypto`), for
+ * `receiveBody`'s and `createReceiver`'s `sha256` option.
+ *
+ * @returns A hasher whose `digest()` returns the 32-byte SHA-256.
+ *
+ * @example Hash bytes incrementally
+ * ```ts
+ * import { createSha256 } from "@sluice/streams/fs";
+ *
+ * const hash = createSha256();
+ * hash.update(new TextEncoder().encode("abc"));
+ * console.log(hash.digest().length); // 32
+ * ```
+ */
+export function createSha256(): Hasher {
+  const hash = createHash("sha256");
+  return {
+    update(data: Uint8Array) {
+      hash.update(data);
+    },
+    digest() {
+      const buffer = hash.digest();
+      return new Uint8Array(
+        buffer.buffer,
+        buffer.byteOffset,
+        buffer.byteLength,
+      );
+    },
+  };
+}
+
+/** Options for {@linkcode createFileSink}. */
+export interface FileSinkOptions {
+  /**
+   * Write to a temporary file beside the target, fsync it, and rename it over
+   * the target on `close()`; on `abort()` (or a failed write) delete it. The
+   * target is then either untouched or the complete new file, never partial.
+   * With `false`, write the target in place (it is truncated first).
+   *
+   * @default {true}
+   */
+  atomic?: boolean;
+}
+
+/**
+ * Creates a `WritableStream` that writes a file block by block, awaiting each
+ * write (back-pressure reaches the network), and by default atomically:
+ * the bytes go to a temporary file beside `path` (`.name.<uuid>.partial`),
+ * which is fsynced and renamed onto `path` when the stream closes, and
+ * deleted when it is aborted or a write fails. Two concurrent writers of the
+ * same path leave exactly one of their complete files.
+ *
+ * @param path The target file.
+ * @param options Whether to write atomically.
+ * @returns A writable stream of bytes.
+ *
+ * @example Write a stream to a file atomically
+ * ```ts ignore
+ * import { createFileSink } from "@sluice/streams/fs";
+ *
+ * await ReadableStream.from([new TextEncoder().encode("hello")])
+ *   .pipeTo(createFileSink("./hello.txt"));
+ * ```
+ */
+export function createFileSink(
+  path: string,
+  options: FileSinkOptions = {},
+): WritableStream<Uint8Array> {
+  const { atomic = true } = options;
+  const temp = atomic
+    ? join(dirname(path), `.${basename(path)}.${randomUUID()}.partial`)
+    : path;
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let done = false;
+  const discard = async () => {
+    if (done) return;
+    done = true;
+    await handle?.close().catch(() => {});
+    if (atomic) await unlink(temp).catch(() => {});
+  };
+  return new WritableStream<Uint8Array>({
+    async start() {
+      handle = await open(temp, atomic ? "wx" : "w", 0o644);
+    },
+    async write(chunk) {
+      try {
+        // Synchronous writes on purpose: an asynchronous file operation
+        // between two reads of a chunked HTTP/1.1 request body sends
+        // Deno.serve into a state where the body arrives at a few MB/s
+        // (measured: 256 MiB in 27-31 s with async writes, even batched to
+        // 4 MiB; 0.8 s with writeSync). One chunk written to the page cache
+        // blocks for about as long as hashing it.
+        let offset = 0;
+        while (offset < chunk.byteLength) {
+          offset += writeSync(
+            handle!.fd,
+            chunk,
+            offset,
+            chunk.byteLength - offset,
+          );
+        }
+      } catch (error) {
+        await discard();
+        throw error;
+      }
+    },
+    async close() {
+      try {
+        await handle!.sync();
+        await handle!.close();
+        handle = undefined;
+        if (atomic) await rename(temp, path);
+        done = true;
+      } catch (error) {
+        await discard();
+        throw error;
+      }
+    },
+    async abort() {
+      await discard();
+    },
+  }, new CountQueuingStrategy({ highWaterMark: 1 }));
+}
+
+/** Options for {@linkcode receiveFile}. */
+export type ReceiveFileOptions = ReceiveBodyOptions;
+
+/**
+ * Receives a request body into a file atomically, hashing it with SHA-256 as
+ * it streams: {@linkcode createFileSink} plus `receiveBody`. On any failure —
+ * client abort, over `maxBytes`, Content-Length or Content-Digest mismatch, a
+ * disk error — the temporary file is deleted, the target left untouched, and
+ * an `HttpError` with the status to answer is thrown.
+ *
+ * @param request The request whose body to store.
+ * @param path The target file (chosen by the server; see `safeFileName` for
+ *   client-supplied names).
+ * @param options Limits and cancellation.
+ * @returns The number of bytes stored and their SHA-256.
+ *
+ * @example A receiver endpoint
+ * ```ts ignore
+ * import { receiveFile } from "@sluice/streams/fs";
+ * import { HttpError } from "@sluice/streams/http";
+ *
+ * Deno.serve(async (request) => {
+ *   try {
+ *     await receiveFile(request, "./files/ReceivedFile.pdf");
+ *     return new Response("File Received!");
+ *   } catch (error) {
+ *     if (error instanceof HttpError) return error.toResponse();
+ *     throw error;
+ *   }
+ * });
+ * ```
+ */
+export async function receiveFile(
+  request: Request,
+  path: string,
+  options: ReceiveFileOptions = {},
+): Promise<ReceivedBody> {
+  return await receiveBody(request, createFileSink(path), {
+    sha256: createSha256,
+    ...options,
+  });
+}

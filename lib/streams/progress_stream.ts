@@ -1,0 +1,65 @@
+/** Called by {@linkcode ProgressStream} with the bytes passed so far. */
+export type ProgressCallback = (
+  bytes: number,
+  total: number | undefined,
+) => void;
+
+/** Options for {@linkcode ProgressStream}. */
+export interface ProgressStreamOptions {
+  /** The expected total, passed to the callback when known. */
+  total?: number;
+  /**
+   * Call the callback at most once per this many milliseconds, plus once at
+   * the end. `0` calls it for every chunk.
+   *
+   * @default {100}
+   */
+  intervalMs?: number;
+}
+
+/**
+ * A pass-through byte stream that reports progress: it calls `onProgress`
+ * with the number of bytes passed so far (and the total, when known), at most
+ * once per `intervalMs` and always once when the stream ends.
+ *
+ * @example Print progress of a body
+ * ```ts
+ * import { ProgressStream } from "@sluice/streams/streams";
+ *
+ * const seen: number[] = [];
+ * const body = ReadableStream.from([new Uint8Array(3), new Uint8Array(4)])
+ *   .pipeThrough(new ProgressStream((bytes) => seen.push(bytes), { intervalMs: 0 }));
+ * await Array.fromAsync(body);
+ * console.log(seen); // [3, 7, 7]
+ * ```
+ */
+export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
+  /**
+   * Creates a progress-reporting pass-through stream.
+   *
+   * @param onProgress Receives `(bytesSoFar, total)`.
+   * @param options The expected total and how often to report.
+   */
+  constructor(
+    onProgress: ProgressCallback,
+    options: ProgressStreamOptions = {},
+  ) {
+    const { total, intervalMs = 100 } = options;
+    let bytes = 0;
+    let last = -Infinity;
+    super({
+      transform(chunk, controller) {
+        bytes += chunk.byteLength;
+        controller.enqueue(chunk);
+        const now = Date.now();
+        if (now - last >= intervalMs) {
+          last = now;
+          onProgress(bytes, total);
+        }
+      },
+      flush() {
+        onProgress(bytes, total);
+      },
+    });
+  }
+}

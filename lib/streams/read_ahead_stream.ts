@@ -1,0 +1,54 @@
+/** Options for {@linkcode ReadAheadStream}. */
+export interface ReadAheadStreamOptions {
+  /**
+   * How many bytes may be read ahead of the consumer.
+   *
+   * @default {4194304}
+   */
+  highWaterMark?: number;
+}
+
+/** The default read-ahead buffer: 4 MiB. */
+export const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A pass-through byte stream that reads up to `highWaterMark` bytes ahead of
+ * its consumer. Between a network body and a slow consumer (a file, a
+ * hash) it keeps the source flowing in large steps, and it bounds memory: a
+ * source is not pulled while that many bytes are queued.
+ *
+ * Under Deno.serve over HTTP/1.1, a handler that consumes a chunked request
+ * body more slowly than it arrives loses throughput badly; a read-ahead of a
+ * few MiB restores it (see the README's performance notes).
+ *
+ * @example Read ahead of a file writer
+ * ```ts
+ * import { ReadAheadStream } from "@sluice/streams/streams";
+ *
+ * const source = ReadableStream.from([new Uint8Array(8), new Uint8Array(8)]);
+ * const chunks = await Array.fromAsync(
+ *   source.pipeThrough(new ReadAheadStream({ highWaterMark: 1024 * 1024 })),
+ * );
+ * console.log(chunks.length); // 2
+ * ```
+ */
+export class ReadAheadStream extends TransformStream<Uint8Array, Uint8Array> {
+  /**
+   * Creates a read-ahead stage.
+   *
+   * @param options How many bytes to read ahead.
+   */
+  constructor(options: ReadAheadStreamOptions = {}) {
+    const { highWaterMark = DEFAULT_READ_AHEAD_BYTES } = options;
+    if (!Number.isSafeInteger(highWaterMark) || highWaterMark < 0) {
+      throw new RangeError(
+        `Cannot create read-ahead: highWaterMark must be a non-negative integer, got ${highWaterMark}`,
+      );
+    }
+    super(
+      {},
+      new ByteLengthQueuingStrategy({ highWaterMark }),
+      new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
+    );
+  }
+}

@@ -1,0 +1,620 @@
+// The streaming upload flow (seed 000) end to end: a real server on port 0,
+// real fetch, real files.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { connect } from "node:net";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  createReceiver,
+  formatDigestHeader,
+  forwardResponse,
+  HttpError,
+  parseDigestHeader,
+  safeFileName,
+  upload,
+} from "../mod.ts";
+import {
+  createFileSink,
+  createSha256,
+  openFile,
+  receiveFile,
+} from "../lib/runtime/fs.ts";
+import type { FetchHandler } from "../lib/runtime/serve.ts";
+import {
+  deadline,
+  generatedStream,
+  makeTempDir,
+  removeDir,
+  rss,
+  withServer,
+} from "./_helpers.ts";
+
+const MiB = 1024 * 1024;
+
+let dir: string;
+before(async () => {
+  dir = await makeTempDir("upload-");
+});
+after(async () => {
+  await removeDir(dir);
+});
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+async function sha256OfStream(stream: ReadableStream<Uint8Array>) {
+  const hash = createHash("sha256");
+  for await (const chunk of stream) hash.update(chunk);
+  return new Uint8Array(hash.digest());
+}
+
+function randomBytes(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
+  }
+  return bytes;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await readFile(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function partials(path: string): Promise<string[]> {
+  return (await readdir(path)).filter((name) => name.endsWith(".partial"));
+}
+
+/** Wraps a sink, counting the bytes written to it. */
+function countingSink(inner: WritableStream<Uint8Array>) {
+  const writer = inner.getWriter();
+  const counted = { written: 0 };
+  const sink = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      counted.written += chunk.byteLength;
+      await writer.write(chunk);
+    },
+    close: () => writer.close(),
+    abort: (reason) => writer.abort(reason),
+  });
+  return { sink, counted };
+}
+
+/**
+ * A receiver into `target`, recording each handled request's response and
+ * the bytes written to the file sinks.
+ */
+function fileReceiver(target: string, maxBytes?: number) {
+  const handled: Promise<Response>[] = [];
+  const first = Promise.withResolvers<Response>();
+  const counted = { written: 0 };
+  const receiver = createReceiver({
+    sink: () => {
+      const { sink, counted: c } = countingSink(createFileSink(target));
+      Object.defineProperty(counted, "written", { get: () => c.written });
+      return sink;
+    },
+    sha256: createSha256,
+    maxBytes,
+  });
+  const handler: FetchHandler = (request) => {
+    const response = receiver(request);
+    if (handled.length === 0) response.then(first.resolve, first.reject);
+    handled.push(response);
+    return response;
+  };
+  return { handler, handled, first: first.promise, counted };
+}
+
+describe("upload and createReceiver round trips", () => {
+  for (const size of [0, 1, MiB]) {
+    it(`stores a ${size}-byte body byte for byte, with its digest`, async () => {
+      const target = join(dir, `round-${size}.bin`);
+      const { handler } = fileReceiver(target);
+      const data = randomBytes(size);
+      await withServer(handler, async (server) => {
+        const response = await deadline(
+          upload(server.url, new Blob([data as Uint8Array<ArrayBuffer>]), {
+            contentType: "application/octet-stream",
+          }),
+          30_000,
+          "upload",
+        );
+        assert.equal(response.status, 200);
+        assert.equal(await response.text(), "File Received!");
+        const digest = parseDigestHeader(
+          response.headers.get("repr-digest") ?? "",
+        ).get("sha-256");
+        assert.deepEqual(digest, sha256(data));
+      });
+      assert.deepEqual(new Uint8Array(await readFile(target)), data);
+      assert.deepEqual(await partials(dir), []);
+    });
+  }
+
+  it("streams 256 MiB with server RSS growth under 64 MiB", async () => {
+    const size = 256 * MiB;
+    const target = join(dir, "big.bin");
+    const { handler } = fileReceiver(target, size);
+    const expected = await sha256OfStream(generatedStream(size, { seed: 7 }));
+    // Let the hashing pass's garbage go before taking the baseline.
+    (globalThis as { gc?: () => void }).gc?.();
+    const baseline = rss();
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rss());
+    }, 20);
+    try {
+      await withServer(handler, async (server) => {
+        let lastProgress = 0;
+        const response = await deadline(
+          upload(server.url, generatedStream(size, { seed: 7 }), {
+            contentLength: size,
+            onProgress: (sent) => {
+              lastProgress = sent;
+            },
+          }),
+          240_000,
+          "256 MiB upload",
+        );
+        assert.equal(response.status, 200, await response.clone().text());
+        assert.equal(await response.text(), "File Received!");
+        assert.equal(lastProgress, size);
+        assert.deepEqual(
+          parseDigestHeader(response.headers.get("repr-digest")!).get(
+            "sha-256",
+          ),
+          expected,
+        );
+      });
+    } finally {
+      clearInterval(sampler);
+    }
+    peak = Math.max(peak, rss());
+    const growth = peak - baseline;
+    assert.ok(
+      growth < 64 * MiB,
+      `RSS grew by ${(growth / MiB).toFixed(1)} MiB during a 256 MiB upload`,
+    );
+    const stored = await sha256OfStream(
+      (await openFile(target)).stream() as ReadableStream<Uint8Array>,
+    );
+    assert.deepEqual(stored, expected);
+  });
+});
+
+describe("createReceiver refusals leave no file", () => {
+  it("removes the temporary file when the client aborts mid-upload", async () => {
+    const target = join(dir, "aborted.bin");
+    const { handler, first, counted } = fileReceiver(target);
+    await withServer(handler, async (server) => {
+      const controller = new AbortController();
+      const body = generatedStream(64 * MiB).pipeThrough(
+        new TransformStream({
+          transform(chunk, c) {
+            c.enqueue(chunk);
+          },
+        }),
+      );
+      const pending = upload(server.url, body, {
+        signal: controller.signal,
+        progressIntervalMs: 0,
+        onProgress: (sent) => {
+          if (sent >= 2 * MiB) controller.abort(new Error("user cancelled"));
+        },
+      });
+      await assert.rejects(deadline(pending, 30_000, "aborted upload"));
+      const handled = await deadline(
+        first,
+        30_000,
+        "server side of the aborted upload",
+      );
+      assert.equal(handled.status, 400);
+      assert.ok(counted.written > 0, "the server had written part of the body");
+      assert.equal(await exists(target), false);
+      assert.deepEqual(await partials(dir), []);
+
+      const next = await upload(server.url, new Uint8Array([1, 2, 3]));
+      assert.equal(next.status, 200);
+      await next.body?.cancel();
+      assert.deepEqual(
+        new Uint8Array(await readFile(target)),
+        new Uint8Array([1, 2, 3]),
+      );
+    });
+  });
+
+  it("answers 413 for a streamed body over maxBytes, writing at most maxBytes", async () => {
+    const maxBytes = MiB;
+    let written = 0;
+    let closed = false;
+    const receiver = createReceiver({
+      maxBytes,
+      sink: () =>
+        new WritableStream({
+          write(chunk) {
+            written += chunk.byteLength;
+          },
+          close() {
+            closed = true;
+          },
+        }),
+    });
+    await withServer(receiver, async (server) => {
+      const response = await deadline(
+        upload(server.url, generatedStream(4 * MiB)),
+        30_000,
+        "oversize upload",
+      );
+      assert.equal(response.status, 413);
+      assert.match(await response.text(), /exceeds maxBytes 1048576/);
+    });
+    assert.ok(written <= maxBytes, `wrote ${written} bytes`);
+    assert.equal(closed, false);
+  });
+
+  it("answers 413 for a declared Content-Length over maxBytes before reading", async () => {
+    const target = join(dir, "declared-oversize.bin");
+    let opened = 0;
+    const receiver = createReceiver({
+      maxBytes: 1024,
+      sink: () => {
+        opened++;
+        return createFileSink(target);
+      },
+    });
+    await withServer(receiver, async (server) => {
+      const response = await upload(server.url, new Uint8Array(4096));
+      assert.equal(response.status, 413);
+      assert.match(
+        await response.text(),
+        /Content-Length 4096 exceeds maxBytes 1024/,
+      );
+    });
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("answers 413 and keeps no file when a file upload is over maxBytes", async () => {
+    const target = join(dir, "oversize.bin");
+    const { handler, counted } = fileReceiver(target, 512 * 1024);
+    await withServer(handler, async (server) => {
+      const response = await upload(server.url, generatedStream(3 * MiB));
+      assert.equal(response.status, 413);
+      await response.body?.cancel();
+    });
+    assert.ok(counted.written <= 512 * 1024, `wrote ${counted.written} bytes`);
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("answers 400 for a body shorter than its Content-Length", async () => {
+    const target = join(dir, "short.bin");
+    const { handler } = fileReceiver(target);
+    const response = await handler(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: ReadableStream.from([new Uint8Array(3)]),
+        headers: { "content-length": "10" },
+        duplex: "half",
+      } as RequestInit),
+    );
+    assert.equal(response.status, 400);
+    assert.match(
+      await response.text(),
+      /received 3 bytes but Content-Length is 10/,
+    );
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("answers 400 for a body longer than its Content-Length", async () => {
+    const target = join(dir, "long.bin");
+    const { handler } = fileReceiver(target);
+    const response = await handler(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: ReadableStream.from([new Uint8Array(8), new Uint8Array(8)]),
+        headers: { "content-length": "10" },
+        duplex: "half",
+      } as RequestInit),
+    );
+    assert.equal(response.status, 400);
+    assert.match(await response.text(), /longer than its Content-Length 10/);
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("keeps no file when a connection ends before its Content-Length", async () => {
+    const target = join(dir, "cut.bin");
+    const { handler, handled } = fileReceiver(target);
+    await withServer(handler, async (server) => {
+      // A raw HTTP/1.1 request that declares 100 bytes, sends 10 and ends.
+      const reply = await deadline(
+        new Promise<string>((resolve) => {
+          const socket = connect(server.port, "127.0.0.1", () => {
+            socket.end(
+              "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+            );
+          });
+          let text = "";
+          socket.on("data", (data) => (text += data));
+          socket.on("close", () => resolve(text));
+          socket.on("error", () => resolve(text));
+        }),
+        30_000,
+        "cut connection",
+      );
+      // The runtime either answers our 400 or drops the connection.
+      if (reply !== "") assert.match(reply, /^HTTP\/1\.1 400/);
+      for (const response of handled) {
+        assert.equal((await response).status, 400);
+      }
+    });
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("answers 400 and keeps nothing when the Content-Digest does not match", async () => {
+    const target = join(dir, "digest-bad.bin");
+    const { handler } = fileReceiver(target);
+    const data = randomBytes(100_000);
+    const wrong = sha256(new Uint8Array([1]));
+    await withServer(handler, async (server) => {
+      const response = await upload(server.url, generatedBody(data), {
+        sha256: wrong,
+      });
+      assert.equal(response.status, 400);
+      assert.match(
+        await response.text(),
+        /SHA-256 does not match Content-Digest/,
+      );
+    });
+    assert.equal(await exists(target), false);
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("accepts a matching Content-Digest and answers with the digest", async () => {
+    const target = join(dir, "digest-good.bin");
+    const { handler } = fileReceiver(target);
+    const data = randomBytes(100_000);
+    await withServer(handler, async (server) => {
+      const response = await upload(server.url, generatedBody(data), {
+        sha256: sha256(data),
+      });
+      assert.equal(response.status, 200);
+      assert.equal(
+        response.headers.get("repr-digest"),
+        formatDigestHeader({ "sha-256": sha256(data) }),
+      );
+      await response.body?.cancel();
+    });
+    assert.deepEqual(new Uint8Array(await readFile(target)), data);
+  });
+
+  it("answers 400 for a malformed Content-Digest", async () => {
+    const target = join(dir, "digest-malformed.bin");
+    const { handler } = fileReceiver(target);
+    const response = await handler(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: "abc",
+        headers: { "content-digest": "SHA-256 is :nope:" },
+      }),
+    );
+    assert.equal(response.status, 400);
+    await response.body?.cancel();
+    assert.equal(await exists(target), false);
+  });
+
+  it("answers 500 on a disk error, keeps serving, and leaves no file", async () => {
+    const blocker = join(dir, "not-a-directory");
+    await writeFile(blocker, "x");
+    const { handler } = fileReceiver(join(blocker, "target.bin"));
+    await withServer(handler, async (server) => {
+      const response = await upload(server.url, generatedStream(MiB));
+      assert.equal(response.status, 500);
+      assert.match(await response.text(), /Cannot store body/);
+      const again = await upload(server.url, new Uint8Array(1));
+      assert.equal(again.status, 500);
+      await again.body?.cancel();
+    });
+    assert.deepEqual(
+      await readdir(dir).then((names) =>
+        names.filter((n) => n.includes("target"))
+      ),
+      [],
+    );
+  });
+
+  it("answers 405 to methods other than POST and PUT", async () => {
+    const { handler } = fileReceiver(join(dir, "method.bin"));
+    const response = await handler(new Request("http://localhost/"));
+    assert.equal(response.status, 405);
+    assert.equal(response.headers.get("allow"), "POST, PUT");
+    await response.body?.cancel();
+  });
+});
+
+describe("concurrent uploads and client-chosen names", () => {
+  it("leaves exactly one of two concurrent uploads to the same target", async () => {
+    const target = join(dir, "contended.bin");
+    const { handler } = fileReceiver(target);
+    const a = randomBytes(3 * MiB);
+    const b = randomBytes(3 * MiB);
+    await withServer(handler, async (server) => {
+      const responses = await deadline(
+        Promise.all([
+          upload(server.url, generatedBody(a)),
+          upload(server.url, generatedBody(b)),
+        ]),
+        60_000,
+        "concurrent uploads",
+      );
+      for (const response of responses) {
+        assert.equal(response.status, 200);
+        await response.body?.cancel();
+      }
+    });
+    const stored = sha256(new Uint8Array(await readFile(target)));
+    assert.ok(
+      equal(stored, sha256(a)) || equal(stored, sha256(b)),
+      "the target is one of the two uploads",
+    );
+    assert.deepEqual(await partials(dir), []);
+  });
+
+  it("refuses file names that could escape the upload directory with 400", async () => {
+    const uploads = await makeTempDir("names-");
+    const receiver = createReceiver({
+      sink: (request) => {
+        const name = new URL(request.url).searchParams.get("name") ?? "";
+        return createFileSink(join(uploads, safeFileName(name)));
+      },
+    });
+    try {
+      await withServer(receiver, async (server) => {
+        for (
+          const name of [
+            "..",
+            ".",
+            "",
+            "../escape.txt",
+            "a/../../escape.txt",
+            "/etc/passwd",
+            "..\\escape.txt",
+            "C:evil.txt",
+            "nul\u0000byte.txt",
+            "x".repeat(300),
+          ]
+        ) {
+          const url = new URL(server.url);
+          url.searchParams.set("name", name);
+          const response = await upload(url, new Uint8Array([1]));
+          assert.equal(response.status, 400, `name ${JSON.stringify(name)}`);
+          assert.match(await response.text(), /Cannot use file name/);
+        }
+        const url = new URL(server.url);
+        url.searchParams.set("name", "report.pdf");
+        const ok = await upload(url, new Uint8Array([1]));
+        assert.equal(ok.status, 200);
+        await ok.body?.cancel();
+      });
+      assert.deepEqual(await readdir(uploads), ["report.pdf"]);
+      assert.equal(await exists(join(dir, "..", "escape.txt")), false);
+    } finally {
+      await removeDir(uploads);
+    }
+  });
+});
+
+describe("forwardResponse", () => {
+  it("returns the receiver's status, headers and body unchanged", async () => {
+    const receiver: FetchHandler = async (request) => {
+      await request.body?.pipeTo(new WritableStream());
+      return new Response("Stored, thanks", {
+        status: 201,
+        statusText: "Created",
+        headers: { "x-receipt": "r-42", "content-type": "text/plain" },
+      });
+    };
+    await withServer(receiver, async (upstream) => {
+      const forwarder: FetchHandler = async () =>
+        forwardResponse(
+          await upload(
+            upstream.url,
+            new Blob(["%PDF-1.4"], {
+              type: "application/pdf",
+            }),
+          ),
+        );
+      await withServer(forwarder, async (server) => {
+        const response = await fetch(server.url);
+        assert.equal(response.status, 201);
+        assert.equal(response.statusText, "Created");
+        assert.equal(response.headers.get("x-receipt"), "r-42");
+        assert.equal(response.headers.get("content-type"), "text/plain");
+        assert.equal(await response.text(), "Stored, thanks");
+      });
+    });
+  });
+
+  it("drops Content-Encoding and Content-Length of a body fetch decoded", async () => {
+    const text = "compressible ".repeat(1000);
+    const compressed = new Uint8Array(
+      await new Response(
+        new Blob([text]).stream().pipeThrough(new CompressionStream("gzip")),
+      ).arrayBuffer(),
+    );
+    const receiver: FetchHandler = () =>
+      new Response(compressed, {
+        headers: { "content-encoding": "gzip", "x-kept": "yes" },
+      });
+    await withServer(receiver, async (upstream) => {
+      const forwarded = forwardResponse(await fetch(upstream.url));
+      assert.equal(forwarded.headers.get("content-encoding"), null);
+      assert.equal(forwarded.headers.get("content-length"), null);
+      assert.equal(forwarded.headers.get("x-kept"), "yes");
+      assert.equal(await forwarded.text(), text);
+    });
+  });
+
+  it("drops hop-by-hop headers and those named by Connection", () => {
+    const forwarded = forwardResponse(
+      new Response("x", {
+        headers: {
+          connection: "keep-alive, x-private",
+          "keep-alive": "timeout=5",
+          "x-private": "1",
+          "x-public": "2",
+        },
+      }),
+    );
+    assert.equal(forwarded.headers.get("connection"), null);
+    assert.equal(forwarded.headers.get("keep-alive"), null);
+    assert.equal(forwarded.headers.get("x-private"), null);
+    assert.equal(forwarded.headers.get("x-public"), "2");
+  });
+});
+
+describe("receiveFile", () => {
+  it("throws HttpError 413 and leaves the target untouched", async () => {
+    const target = join(dir, "untouched.txt");
+    await writeFile(target, "original");
+    const request = new Request("http://localhost/", {
+      method: "PUT",
+      body: generatedStream(4096),
+      duplex: "half",
+    } as RequestInit);
+    await assert.rejects(
+      receiveFile(request, target, { maxBytes: 1000 }),
+      (error) => error instanceof HttpError && error.status === 413,
+    );
+    assert.equal(await readFile(target, "utf8"), "original");
+    assert.deepEqual(await partials(dir), []);
+  });
+});
+
+/** A stream of `data` in 64 KiB chunks (no Content-Length). */
+function generatedBody(data: Uint8Array): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= data.length) return controller.close();
+      controller.enqueue(data.slice(offset, offset + 65536));
+      offset += 65536;
+    },
+  });
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
