@@ -35,11 +35,19 @@ export interface UploadOptions {
   sha256?: Uint8Array;
   /** Aborts the upload. */
   signal?: AbortSignal;
-  /** @default {"POST"} */
+  /**
+   * The request method.
+   *
+   * @default {"POST"}
+   */
   method?: string;
   /** More request headers. */
   headers?: HeadersInit;
-  /** The fetch to use. @default {globalThis.fetch} */
+  /**
+   * The fetch to use.
+   *
+   * @default {globalThis.fetch}
+   */
   fetch?: typeof fetch;
   /** Extra `RequestInit` fields, such as Deno's `client`. */
   init?: RequestInit;
