@@ -30,7 +30,7 @@ export async function withServer<T>(
   try {
     return await fn(server);
   } finally {
-    await server.shutdown();
+    await deadline(server.shutdown(), 30_000, "server shutdown");
   }
 }
 
@@ -108,4 +108,57 @@ export function generatedStream(
       controller.enqueue(chunk);
     },
   }, { highWaterMark: 0 });
+}
+
+/**
+ * Writes `lines` lines through a duplex stream, reading each reply (the
+ * line prefixed with "echo ") before writing the next, then half-closes and
+ * expects the end of input. Works only if replies arrive while the request is
+ * still open.
+ */
+export async function lockstep(
+  stream: {
+    write(chunk: string): Promise<void>;
+    readLine(): Promise<string | null>;
+    closeWrite(): Promise<void>;
+    readPartial(): Promise<Uint8Array | null>;
+  },
+  lines: number,
+): Promise<void> {
+  for (let i = 0; i < lines; i++) {
+    await stream.write(`line ${i}\n`);
+    const reply = await stream.readLine();
+    if (reply !== `echo line ${i}`) {
+      throw new Error(`Lockstep: round trip ${i} got ${JSON.stringify(reply)}`);
+    }
+  }
+  await stream.closeWrite();
+  const end = await stream.readPartial();
+  if (end !== null) throw new Error("Lockstep: expected the end of input");
+}
+
+/**
+ * Writes fresh `chunkSize`-byte chunks until a write has not resolved for
+ * `idleMs` (the peer stopped reading and back-pressure holds the writer), or
+ * `limit` bytes were accepted. Returns the bytes accepted before the stall and
+ * the stalled write, which resolves once the peer reads again.
+ */
+export async function writeUntilStalled(
+  write: (chunk: Uint8Array) => Promise<void>,
+  limit: number,
+  { chunkSize = 64 * 1024, idleMs = 500 } = {},
+): Promise<{ accepted: number; stalled: Promise<void> | undefined }> {
+  let accepted = 0;
+  while (accepted < limit) {
+    const pending = write(new Uint8Array(chunkSize));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<"idle">((resolve) => {
+      timer = setTimeout(() => resolve("idle"), idleMs);
+    });
+    const outcome = await Promise.race([pending.then(() => "written"), idle]);
+    clearTimeout(timer);
+    if (outcome === "idle") return { accepted, stalled: pending };
+    accepted += chunkSize;
+  }
+  return { accepted, stalled: undefined };
 }

@@ -130,7 +130,7 @@ export function openDuplex(
   let requestController!: TransformStreamDefaultController<Uint8Array>;
   const requestBody = new TransformStream<Uint8Array, Uint8Array>(
     { start: (controller) => void (requestController = controller) },
-    new ByteLengthQueuingStrategy({ highWaterMark: writeHighWaterMark }),
+    new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
     new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
   );
   const headers = new Headers(initHeaders);
@@ -191,7 +191,17 @@ export function openDuplex(
         }
         reader = res.body.getReader();
       }
-      const result = await reader.read();
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (cause) {
+        // The runtime's message ("error reading a body from connection")
+        // does not say which side failed; this one does, and keeps it.
+        throw new TypeError(
+          "Cannot read duplex response: the response body failed before its end (the server aborted or the connection broke)",
+          { cause },
+        );
+      }
       if (result.done) {
         controller.close();
         return;
@@ -213,11 +223,27 @@ export function openDuplex(
     },
   }, { highWaterMark: 0 });
 
-  const stream = new DuplexStream(responseBody, requestBody.writable, {
+  // The runtime cancels the request body with a bare "resource closed" when
+  // the exchange breaks; say which side failed instead, keeping the cause.
+  const writer = requestBody.writable.getWriter();
+  const requestSink = new WritableStream<Uint8Array>({
+    write: (chunk) => writer.write(chunk).catch(requestFailed),
+    close: () => writer.close().catch(requestFailed),
+    abort: (reason) => writer.abort(reason),
+  }, new ByteLengthQueuingStrategy({ highWaterMark: writeHighWaterMark }));
+
+  const stream = new DuplexStream(responseBody, requestSink, {
     maxReadBytes,
     maxLineBytes,
   });
   return { stream, response };
+}
+
+function requestFailed(cause: unknown): never {
+  throw new TypeError(
+    "Cannot write duplex request: the request body was cancelled (the server ended the exchange or the connection broke)",
+    { cause },
+  );
 }
 
 /** The start of an error response's body, for the error message. */

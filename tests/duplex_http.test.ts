@@ -1,0 +1,415 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { duplexResponse } from "../lib/http/duplex_response.ts";
+import type { DuplexResponseOptions } from "../lib/http/duplex_response.ts";
+import { echo } from "../lib/http/echo.ts";
+import { HttpError } from "../lib/http/http_error.ts";
+import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
+import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import {
+  deadline,
+  lockstep,
+  runtime,
+  withServer,
+  writeUntilStalled,
+} from "./_helpers.ts";
+
+const dec = new TextDecoder();
+const MiB = 1024 * 1024;
+
+/** A server running `duplexResponse` with `handler`. */
+function duplexServer(
+  handler: (stream: DuplexStream, request: Request) => Promise<void>,
+  options?: DuplexResponseOptions,
+) {
+  return (request: Request) => duplexResponse(request, handler, options);
+}
+
+/** Echoes each chunk back until the input ends. */
+async function echoHandler(stream: DuplexStream): Promise<void> {
+  for await (const chunk of stream) await stream.write(chunk);
+}
+
+async function readAll(stream: DuplexStream): Promise<string> {
+  let text = "";
+  for await (const chunk of stream) text += dec.decode(chunk, { stream: true });
+  return text + dec.decode();
+}
+
+describe("openDuplex and duplexResponse over HTTP/1.1", () => {
+  it("openDuplex sends Hello, World! and reads it back after closeWrite", async () => {
+    await withServer(duplexServer(echoHandler), async (server) => {
+      const { stream, response } = openDuplex(server.url);
+      await stream.write("Hello, ");
+      await stream.write("World!");
+      await stream.closeWrite();
+      assert.equal(
+        await deadline(readAll(stream), 10_000, "echo"),
+        "Hello, World!",
+      );
+      const res = await response;
+      assert.equal(res.headers.get("content-type"), "application/octet-stream");
+    });
+  });
+
+  it("openDuplex completes 100 lockstep round trips over HTTP/1.1", async () => {
+    await withServer(
+      duplexServer(async (stream) => {
+        for await (const line of stream.lines()) {
+          await stream.write(`echo ${line}\n`);
+        }
+      }),
+      async (server) => {
+        const { stream } = openDuplex(server.url);
+        await deadline(lockstep(stream, 100), 30_000, "100 round trips");
+      },
+    );
+  });
+
+  it("openDuplex readPartial returns the server's first byte while the server waits", async () => {
+    await withServer(
+      duplexServer(async (stream) => {
+        await stream.write("a");
+        // Writes nothing more until the client answers.
+        const answer = await stream.readPartial();
+        await stream.write(answer!);
+      }),
+      async (server) => {
+        const { stream } = openDuplex(server.url);
+        const first = await deadline(
+          stream.readPartial(1024),
+          10_000,
+          "first byte",
+        );
+        assert.equal(dec.decode(first!), "a");
+        await stream.write("b");
+        assert.equal(dec.decode((await stream.readPartial())!), "b");
+        assert.equal(await stream.readPartial(), null);
+        await stream.close();
+      },
+    );
+  });
+
+  it("duplexResponse keeps writing after the client's closeWrite (half-close)", async () => {
+    await withServer(
+      duplexServer(async (stream) => {
+        const question = await readAll(stream);
+        // The input has ended; the output is still open.
+        for (let i = 0; i < 3; i++) await stream.write(`${question} ${i};`);
+      }),
+      async (server) => {
+        const { stream } = openDuplex(server.url);
+        await stream.write("ping");
+        await stream.closeWrite();
+        assert.equal(
+          await deadline(readAll(stream), 10_000, "answers"),
+          "ping 0;ping 1;ping 2;",
+        );
+      },
+    );
+  });
+
+  it("openDuplex write waits when the server stops reading, with bounded bytes in flight", async () => {
+    const resume = Promise.withResolvers<void>();
+    let received = 0;
+    await withServer(
+      duplexServer(async (stream) => {
+        await resume.promise;
+        for await (const chunk of stream) received += chunk.byteLength;
+        await stream.write(String(received));
+      }),
+      async (server) => {
+        const writeHighWaterMark = 64 * 1024;
+        const { stream } = openDuplex(server.url, { writeHighWaterMark });
+        const limit = 256 * MiB;
+        const { accepted, stalled } = await deadline(
+          writeUntilStalled((chunk) => stream.write(chunk), limit),
+          60_000,
+          "stall",
+        );
+        assert.ok(stalled, `client wrote all ${limit} bytes without waiting`);
+        // Our queue, the server's 1 MiB read-ahead, and the runtimes' and
+        // kernel's socket buffers: a few MiB, far below what was offered.
+        const bound = 32 * MiB;
+        assert.ok(
+          accepted < bound,
+          `client wrote ${accepted} bytes before waiting (bound ${bound})`,
+        );
+        resume.resolve();
+        await deadline(stalled, 60_000, "resumed write");
+        await stream.closeWrite();
+        const count = await deadline(readAll(stream), 60_000, "drain");
+        assert.equal(Number(count), accepted + 64 * 1024);
+      },
+    );
+  });
+
+  it("duplexResponse write waits when the client stops reading, with bounded bytes in flight", async () => {
+    const result = Promise.withResolvers<number>();
+    await withServer(
+      duplexServer(async (stream) => {
+        const { accepted, stalled } = await writeUntilStalled(
+          (chunk) => stream.write(chunk),
+          256 * MiB,
+        );
+        result.resolve(stalled ? accepted : -1);
+        await stalled;
+      }),
+      async (server) => {
+        const { stream } = openDuplex(server.url);
+        await stream.closeWrite();
+        const accepted = await deadline(result.promise, 60_000, "server stall");
+        assert.ok(accepted >= 0, "the server wrote everything without waiting");
+        const bound = 32 * MiB;
+        assert.ok(
+          accepted < bound,
+          `server wrote ${accepted} bytes before waiting (bound ${bound})`,
+        );
+        let read = 0;
+        for await (const chunk of stream) read += chunk.byteLength;
+        assert.equal(read, accepted + 64 * 1024);
+      },
+    );
+  });
+});
+
+describe("openDuplex and duplexResponse errors and aborts", () => {
+  it("openDuplex close(reason) errors the server handler's stream and releases it", async () => {
+    const serverSaw = Promise.withResolvers<unknown>();
+    const released = Promise.withResolvers<void>();
+    await withServer(
+      duplexServer(async (stream) => {
+        try {
+          await stream.write("ready");
+          for (;;) {
+            if (await stream.readPartial() === null) break;
+          }
+          serverSaw.resolve("clean end");
+        } catch (error) {
+          serverSaw.resolve(error);
+          throw error;
+        } finally {
+          released.resolve();
+        }
+      }, { onError: () => {} }),
+      async (server) => {
+        const { stream } = openDuplex(server.url);
+        await stream.write("x");
+        assert.equal(dec.decode((await stream.read(5))!), "ready");
+        const reason = new Error("client gave up");
+        await stream.close(reason);
+        await assert.rejects(stream.readPartial(), reason);
+        const seen = await deadline(serverSaw.promise, 10_000, "server error");
+        assert.ok(seen instanceof Error, `server saw ${String(seen)}`);
+        await deadline(released.promise, 10_000, "release");
+      },
+    );
+  });
+
+  it("openDuplex pending read rejects with a clear error when the handler fails mid-stream", async () => {
+    const failed = Promise.withResolvers<unknown>();
+    await withServer(
+      duplexServer(async (stream) => {
+        await stream.write("partial");
+        await stream.readPartial();
+        throw new Error("handler broke");
+      }, { onError: (error) => failed.resolve(error) }),
+      async (server) => {
+        const { stream } = openDuplex(server.url);
+        assert.equal(dec.decode((await stream.read(7))!), "partial");
+        const pending = stream.readPartial();
+        await stream.write("go");
+        await assert.rejects(
+          deadline(pending, 10_000, "read"),
+          /Cannot read duplex response: the response body failed/,
+        );
+        await assert.rejects(stream.write("more"));
+        assert.match(String(await failed.promise), /handler broke/);
+      },
+    );
+  });
+
+  it("duplexResponse answers 500 and openDuplex rejects with an HttpError when the handler fails first", async () => {
+    await withServer(
+      duplexServer(() => {
+        throw new Error("no");
+      }, { onError: () => {} }),
+      async (server) => {
+        const { stream, response } = openDuplex(server.url);
+        const error = await deadline(
+          stream.readPartial().then(() => undefined, (e) => e),
+          10_000,
+          "read",
+        );
+        assert.ok(error instanceof HttpError);
+        assert.equal(error.status, 500);
+        await assert.rejects(response, HttpError);
+        await assert.rejects(stream.write("x"));
+      },
+    );
+  });
+});
+
+/** Compresses `bytes` with the web's CompressionStream. */
+async function compress(
+  bytes: Uint8Array<ArrayBuffer>,
+  format: "gzip" | "deflate",
+): Promise<Uint8Array> {
+  const compressed = new Blob([bytes]).stream().pipeThrough(
+    new CompressionStream(format),
+  );
+  return new Uint8Array(await new Response(compressed).arrayBuffer());
+}
+
+describe("per-direction Content-Encoding", () => {
+  const text = "All work and no play makes a dull stream. ".repeat(2000);
+
+  /** Echoes, reporting the request's and response's encodings. */
+  function recordingEcho(options: Parameters<typeof echo>[1]) {
+    const seen: { request?: string | null; response?: string | null } = {};
+    const handler = (request: Request) => {
+      seen.request = request.headers.get("content-encoding");
+      const response = echo(request, options);
+      seen.response = response.headers.get("content-encoding");
+      return response;
+    };
+    return { seen, handler };
+  }
+
+  async function exchange(
+    server: { url: URL },
+    options: OpenDuplexOptions,
+  ): Promise<string> {
+    const { stream } = openDuplex(server.url, options);
+    await stream.write(text.slice(0, 1000));
+    await stream.write(text.slice(1000));
+    await stream.closeWrite();
+    return await deadline(readAll(stream), 20_000, "compressed echo");
+  }
+
+  it("openDuplex compresses the request with gzip while the response stays identity", async () => {
+    const { seen, handler } = recordingEcho({});
+    await withServer(handler, async (server) => {
+      assert.equal(await exchange(server, { requestEncoding: "gzip" }), text);
+    });
+    assert.equal(seen.request, "gzip");
+    assert.equal(seen.response, null);
+  });
+
+  it("echo compresses the response with gzip while the request stays identity", async () => {
+    const { seen, handler } = recordingEcho({ responseEncodings: ["gzip"] });
+    await withServer(handler, async (server) => {
+      assert.equal(await exchange(server, { acceptEncodings: ["gzip"] }), text);
+    });
+    assert.equal(seen.request, null);
+    assert.equal(seen.response, "gzip");
+  });
+
+  it("openDuplex and echo use deflate one way and gzip the other", async () => {
+    const { seen, handler } = recordingEcho({ responseEncodings: ["gzip"] });
+    await withServer(handler, async (server) => {
+      assert.equal(
+        await exchange(server, {
+          requestEncoding: "deflate",
+          acceptEncodings: ["gzip"],
+        }),
+        text,
+      );
+    });
+    assert.equal(seen.request, "deflate");
+    assert.equal(seen.response, "gzip");
+  });
+
+  it("duplexResponse refuses a decompression bomb with 413", async () => {
+    // 64 MiB of zeros compress to about 64 KiB.
+    const bomb = await compress(new Uint8Array(64 * MiB), "gzip");
+    let decoded = 0;
+    await withServer(
+      duplexServer(async (stream) => {
+        for await (const chunk of stream) decoded += chunk.byteLength;
+        await stream.write(`got ${decoded}`);
+      }, { maxDecompressedBytes: MiB }),
+      async (server) => {
+        const { stream, response } = openDuplex(server.url, {
+          headers: { "content-encoding": "gzip" },
+        });
+        await stream.write(bomb);
+        await stream.closeWrite().catch(() => {});
+        const error = await deadline(
+          response.then(() => undefined, (e) => e),
+          20_000,
+          "413",
+        );
+        assert.ok(error instanceof HttpError, String(error));
+        assert.equal(error.status, 413);
+        assert.match(error.message, /exceeds maxDecompressedBytes 1048576/);
+      },
+    );
+    // Never more than the limit plus one decoded chunk (at most ~4 MiB).
+    assert.ok(decoded <= MiB, `handler saw ${decoded} bytes`);
+  });
+
+  it("echo fails its response when a bomb passes maxDecompressedBytes", async () => {
+    const bomb = await compress(new Uint8Array(64 * MiB), "gzip");
+    await withServer(
+      (request) => echo(request, { maxDecompressedBytes: MiB }),
+      async (server) => {
+        const { stream } = openDuplex(server.url, {
+          headers: { "content-encoding": "gzip" },
+        });
+        await stream.write(bomb);
+        await stream.closeWrite().catch(() => {});
+        let read = 0;
+        await assert.rejects(
+          deadline(
+            (async () => {
+              for await (const chunk of stream) read += chunk.byteLength;
+            })(),
+            20_000,
+            "echo of a bomb",
+          ),
+        );
+        assert.ok(read <= MiB, `client read ${read} bytes`);
+      },
+    );
+  });
+
+  it("echo answers 415 for an unsupported Content-Encoding", async () => {
+    await withServer((request) => echo(request), async (server) => {
+      const { response } = openDuplex(server.url, {
+        headers: { "content-encoding": "compress" },
+      });
+      const error = await response.then(() => undefined, (e) => e);
+      assert.ok(error instanceof HttpError);
+      assert.equal(error.status, 415);
+    });
+  });
+});
+
+describe("openDuplex over h2c", () => {
+  it(
+    "openDuplex completes 100 lockstep round trips over h2c (Deno)",
+    { skip: runtime !== "deno" && "h2c needs Deno.createHttpClient" },
+    async () => {
+      const client = Deno.createHttpClient({ http1: false, http2: true });
+      try {
+        await withServer((request) => {
+          return duplexResponse(request, async (stream) => {
+            for await (const line of stream.lines()) {
+              await stream.write(`echo ${line}\n`);
+            }
+          });
+        }, async (server) => {
+          const { stream, response } = openDuplex(server.url, {
+            client,
+          } as OpenDuplexOptions);
+          await deadline(lockstep(stream, 100), 30_000, "h2c round trips");
+          // With http1 off, only an h2 exchange can have succeeded.
+          assert.equal((await response).status, 200);
+        });
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
