@@ -5,7 +5,10 @@
 export interface BunServer {
   readonly port: number;
   stop(closeActiveConnections?: boolean): Promise<void>;
-  upgrade(request: Request, options?: { data?: unknown }): boolean;
+  upgrade(
+    request: Request,
+    options?: { data?: unknown; headers?: HeadersInit },
+  ): boolean;
 }
 
 /** The subset of `Bun` used by the runtime glue. */

@@ -8,6 +8,7 @@
  */
 
 import { type BunServer, getBun } from "./_bun.ts";
+import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
 
 /** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -91,8 +92,13 @@ export async function serve(
       idleTimeout,
       // Bodies are streamed and bounded by the handlers' own limits.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      fetch: handler,
+      // Remembered so that upgradeWebSocket can reach server.upgrade.
+      fetch: (request: Request, server: BunServer) => {
+        rememberBunServer(request, server);
+        return handler(request);
+      },
       error: onError,
+      websocket: bunWebSocketHandlers,
     });
     const finished = Promise.withResolvers<void>();
     let stopped = false;

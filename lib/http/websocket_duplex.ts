@@ -1,0 +1,310 @@
+import {
+  DuplexStream,
+  type DuplexStreamOptions,
+} from "../streams/duplex_stream.ts";
+import { checkMax } from "./_content_encoding.ts";
+
+/** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
+export const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** The default for {@linkcode WebSocketDuplexOptions.sendHighWaterMark}: 1 MiB. */
+export const DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK = 1024 * 1024;
+/** The default for {@linkcode WebSocketDuplexOptions.sendLowWaterMark}: 256 KiB. */
+export const DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK = 256 * 1024;
+
+/**
+ * The close code sent when the read queue passes `maxBufferedBytes` (4009
+ * from a client `WebSocket`, which may not send 1009).
+ */
+export const WEBSOCKET_CLOSE_TOO_BIG = 1009;
+/**
+ * The close code sent when the stream is closed with a reason, an abort (4011
+ * from a client `WebSocket`, which may not send 1011).
+ */
+export const WEBSOCKET_CLOSE_ABORTED = 1011;
+
+const CONNECTING = 0;
+const OPEN = 1;
+/** Longest wait between two looks at `bufferedAmount`, in milliseconds. */
+const MAX_DRAIN_POLL_MS = 16;
+
+/**
+ * The part of the WHATWG `WebSocket` interface the duplex stream uses: what
+ * the `WebSocket` client, Deno's and Workers' server sockets have, and what
+ * the Bun glue in `@sluice/streams/websocket` provides.
+ */
+export interface WebSocketLike {
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  /** Bytes queued by `send` and not yet sent; absent on some runtimes. */
+  readonly bufferedAmount?: number;
+  /** How binary messages arrive; the duplex stream sets `"arraybuffer"`. */
+  binaryType: string;
+  /** Sends one message. */
+  send(data: Uint8Array<ArrayBuffer> | string): void;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** Listens for `open`, `message`, `close`, `error` (and `drain`). */
+  addEventListener(
+    type: string,
+    listener: (event: Event) => void,
+    options?: AddEventListenerOptions,
+  ): void;
+  /** Stops listening. */
+  removeEventListener(type: string, listener: (event: Event) => void): void;
+}
+
+/** Options for {@linkcode websocketDuplex}. */
+export interface WebSocketDuplexOptions extends DuplexStreamOptions {
+  /**
+   * The most received bytes queued unread. A WebSocket cannot be paused, so
+   * a consumer that reads slower than the peer sends lets messages queue up
+   * to this bound; past it the socket is closed with code 1009 and reads
+   * reject with a `RangeError`.
+   *
+   * @default {16777216}
+   */
+  maxBufferedBytes?: number;
+  /**
+   * `write` waits while the socket's `bufferedAmount` is above this many
+   * bytes...
+   *
+   * @default {1048576}
+   */
+  sendHighWaterMark?: number;
+  /**
+   * ...until it falls to this many.
+   *
+   * @default {262144}
+   */
+  sendLowWaterMark?: number;
+}
+
+/**
+ * Turns a WebSocket into a {@linkcode DuplexStream}: binary messages carry
+ * the bytes (text messages are read as their UTF-8 bytes), with
+ * back-pressure both ways and a half-close.
+ *
+ * - Sending: `write` sends one binary message, then waits while the
+ *   socket's `bufferedAmount` is above `sendHighWaterMark`, until it falls to
+ *   `sendLowWaterMark` (polled: the WebSocket API has no drain event). A
+ *   socket still connecting is waited for.
+ * - Receiving: messages queue up to `maxBufferedBytes` unread; the socket
+ *   cannot be paused, so past that bound it is closed with 1009 (4009 from a
+ *   client `WebSocket`, whose API refuses 1009) and reads reject with a
+ *   `RangeError`.
+ * - Half-close: `closeWrite` sends an empty binary message, which the peer's
+ *   duplex stream reads as the end of its input; once both directions have
+ *   ended the socket is closed with 1000.
+ * - Close codes: 1000 and 1005 (no code) end the input cleanly; any other
+ *   code, or a dropped connection (1006), errors it with a `TypeError`
+ *   naming the code and reason. `close(reason)` closes with 1011 (4011
+ *   from a client `WebSocket`) and the reason's message.
+ *
+ * @param socket A `WebSocket` (open or connecting) or a server socket from
+ *   `upgradeWebSocket` in `@sluice/streams/websocket`.
+ * @param options Queue bounds, send watermarks and read limits.
+ * @returns The duplex stream over the socket.
+ *
+ * @example Talk to a WebSocket echo server
+ * ```ts ignore
+ * import { websocketDuplex } from "@sluice/streams/http";
+ *
+ * const stream = websocketDuplex(new WebSocket("ws://127.0.0.1:8000/echo"));
+ * await stream.write("Hello, ");
+ * await stream.write("World!");
+ * await stream.closeWrite();
+ * for await (const chunk of stream) console.log(new TextDecoder().decode(chunk));
+ * ```
+ */
+export function websocketDuplex(
+  socket: WebSocketLike,
+  options: WebSocketDuplexOptions = {},
+): DuplexStream {
+  const maxBufferedBytes = checkMax(
+    "open WebSocket duplex",
+    "maxBufferedBytes",
+    options.maxBufferedBytes ?? DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES,
+  );
+  const high = checkMax(
+    "open WebSocket duplex",
+    "sendHighWaterMark",
+    options.sendHighWaterMark ?? DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK,
+  );
+  const low = Math.min(
+    high,
+    checkMax(
+      "open WebSocket duplex",
+      "sendLowWaterMark",
+      options.sendLowWaterMark ?? DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK,
+    ),
+  );
+  socket.binaryType = "arraybuffer";
+  const encoder = new TextEncoder();
+  let localEnded = false;
+  let remoteEnded = false;
+  let closed: { code: number; reason: string } | undefined;
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const opened = Promise.withResolvers<void>();
+  // Wakes a writer waiting for the buffer to drain (Bun's glue sends
+  // "drain"; elsewhere the wait polls).
+  let wake: (() => void) | undefined;
+
+  const closeIfDone = () => {
+    if (localEnded && remoteEnded && socket.readyState === OPEN) {
+      socket.close(1000);
+    }
+  };
+  const closeError = (code: number, reason: string) =>
+    new TypeError(
+      `Cannot use WebSocket: the connection closed with code ${code}${
+        reason ? ` (${reason})` : ""
+      }`,
+    );
+
+  const onMessage = (event: Event) => {
+    if (remoteEnded) return;
+    const data = (event as MessageEvent).data;
+    const bytes = typeof data === "string"
+      ? encoder.encode(data)
+      : data instanceof ArrayBuffer
+      ? new Uint8Array(data)
+      : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : undefined;
+    if (!bytes) {
+      const error = new TypeError(
+        "Cannot read from WebSocket: unexpected message type",
+      );
+      input.error(error);
+      closeWith(socket, WEBSOCKET_CLOSE_ABORTED, "unexpected message type");
+      return;
+    }
+    if (bytes.byteLength === 0) {
+      if (typeof data === "string") return;
+      // The peer's closeWrite.
+      remoteEnded = true;
+      input.close();
+      closeIfDone();
+      return;
+    }
+    if (bytes.byteLength > (input.desiredSize ?? 0)) {
+      remoteEnded = true;
+      input.error(
+        new RangeError(
+          `Cannot read from WebSocket: more than maxBufferedBytes ${maxBufferedBytes} received and unread; closed with ${WEBSOCKET_CLOSE_TOO_BIG}`,
+        ),
+      );
+      closeWith(socket, WEBSOCKET_CLOSE_TOO_BIG, "read queue full");
+      return;
+    }
+    input.enqueue(bytes);
+  };
+  const onOpen = () => opened.resolve();
+  const onDrain = () => wake?.();
+  const onClose = (event: Event) => {
+    const { code = 1005, reason = "" } = event as CloseEvent;
+    closed = { code, reason };
+    socket.removeEventListener("message", onMessage);
+    socket.removeEventListener("open", onOpen);
+    socket.removeEventListener("close", onClose);
+    socket.removeEventListener("drain", onDrain);
+    const clean = code === 1000 || code === 1005;
+    opened.reject(closeError(code, reason));
+    wake?.();
+    if (!remoteEnded) {
+      remoteEnded = true;
+      if (clean) input.close();
+      else input.error(closeError(code, reason));
+    }
+  };
+  opened.promise.catch(() => {});
+  socket.addEventListener("message", onMessage);
+  socket.addEventListener("open", onOpen);
+  socket.addEventListener("close", onClose);
+  socket.addEventListener("drain", onDrain);
+  if (socket.readyState === OPEN) opened.resolve();
+  else if (socket.readyState !== CONNECTING) {
+    onClose(Object.assign(new Event("close"), { code: 1006, reason: "" }));
+  }
+
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      input = controller;
+    },
+    cancel(reason) {
+      remoteEnded = true;
+      if (socket.readyState === OPEN || socket.readyState === CONNECTING) {
+        if (reason === undefined) socket.close(1000);
+        else closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
+      }
+    },
+  }, new ByteLengthQueuingStrategy({ highWaterMark: maxBufferedBytes }));
+
+  const sendable = () => {
+    if (closed) throw closeError(closed.code, closed.reason);
+    if (socket.readyState !== OPEN) {
+      throw new TypeError("Cannot write to WebSocket: the socket is closing");
+    }
+  };
+  const drained = async () => {
+    let delay = 1;
+    while ((socket.bufferedAmount ?? 0) > low) {
+      sendable();
+      const woken = Promise.withResolvers<void>();
+      wake = woken.resolve;
+      const timer = setTimeout(woken.resolve, delay);
+      await woken.promise;
+      clearTimeout(timer);
+      wake = undefined;
+      delay = Math.min(delay * 2, MAX_DRAIN_POLL_MS);
+    }
+  };
+
+  const writable = new WritableStream<Uint8Array>({
+    start: () => opened.promise,
+    async write(chunk) {
+      sendable();
+      socket.send(chunk as Uint8Array<ArrayBuffer>);
+      if ((socket.bufferedAmount ?? 0) > high) await drained();
+    },
+    close() {
+      localEnded = true;
+      if (closed || socket.readyState !== OPEN) return;
+      socket.send(new Uint8Array(0));
+      closeIfDone();
+    },
+    abort(reason) {
+      localEnded = true;
+      if (socket.readyState === OPEN || socket.readyState === CONNECTING) {
+        closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
+      }
+    },
+    // One chunk may wait here while the previous one drains.
+  }, new ByteLengthQueuingStrategy({ highWaterMark: 1 }));
+
+  return new DuplexStream(readable, writable, options);
+}
+
+/**
+ * Closes `socket` with `code`. The WHATWG `WebSocket` client accepts only
+ * 1000 and 3000-4999, so a refused protocol code is sent as 4000 + its last
+ * three digits (1009 → 4009, 1011 → 4011).
+ */
+function closeWith(socket: WebSocketLike, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    socket.close(4000 + (code % 1000), reason);
+  }
+}
+
+/** A close reason: at most 123 bytes of UTF-8, as the protocol allows. */
+function reasonText(reason: unknown): string {
+  const text = reason instanceof Error ? reason.message : String(reason);
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.byteLength <= 123) return text;
+  return new TextDecoder().decode(bytes.subarray(0, 120)).replace(
+    /\uFFFD$/,
+    "",
+  );
+}

@@ -1,0 +1,114 @@
+// Bun glue for server WebSockets. Bun delivers socket events to the
+// `websocket` handlers given to `Bun.serve`, not to the socket, so `serve`
+// installs `bunWebSocketHandlers`, which forward each event to the
+// BunWebSocket adapter passed as `data` to `server.upgrade`. The adapter
+// looks like a WHATWG WebSocket to `websocketDuplex`.
+
+import type { BunServer } from "./_bun.ts";
+
+/** The part of Bun's `ServerWebSocket` the adapter uses. */
+interface BunServerWebSocket {
+  readonly data: unknown;
+  readonly readyState: number;
+  send(data: string | Uint8Array): number;
+  close(code?: number, reason?: string): void;
+  getBufferedAmount(): number;
+}
+
+const servers = new WeakMap<Request, BunServer>();
+
+/** Remembers which Bun server received `request`, for `upgradeWebSocket`. */
+export function rememberBunServer(request: Request, server: BunServer): void {
+  servers.set(request, server);
+}
+
+/** The Bun server that received `request`, if `serve` saw it. */
+export function bunServerFor(request: Request): BunServer | undefined {
+  return servers.get(request);
+}
+
+function closeEvent(code: number, reason: string): Event {
+  return Object.assign(new Event("close"), { code, reason });
+}
+
+/** A WHATWG-WebSocket-like view of a Bun server WebSocket. */
+export class BunWebSocket extends EventTarget {
+  #ws: BunServerWebSocket | undefined;
+  #state = 0;
+  /** Kept for the interface; messages are delivered as `Uint8Array`. */
+  binaryType = "arraybuffer";
+
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  get readyState(): number {
+    return this.#state;
+  }
+
+  /** Bytes queued in Bun and not yet sent. */
+  get bufferedAmount(): number {
+    return this.#ws && this.#state === 1 ? this.#ws.getBufferedAmount() : 0;
+  }
+
+  /** Sends one message; Bun queues it under back-pressure. */
+  send(data: Uint8Array | string): void {
+    if (!this.#ws || this.#state !== 1) {
+      throw new TypeError("Cannot send on WebSocket: it is not open");
+    }
+    if (this.#ws.send(data) === 0) {
+      throw new TypeError("Cannot send on WebSocket: the connection dropped");
+    }
+  }
+
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void {
+    if (this.#state >= 2) return;
+    this.#state = 2;
+    this.#ws?.close(code, reason);
+  }
+
+  /** @internal Called by the Bun `open` handler. */
+  open(ws: BunServerWebSocket): void {
+    this.#ws = ws;
+    if (this.#state === 2) {
+      ws.close(1000);
+      return;
+    }
+    this.#state = 1;
+    this.dispatchEvent(new Event("open"));
+  }
+
+  /** @internal Called by the Bun `message` handler. */
+  message(data: string | Uint8Array): void {
+    this.dispatchEvent(new MessageEvent("message", { data }));
+  }
+
+  /** @internal Called by the Bun `close` handler. */
+  closed(code: number, reason: string): void {
+    this.#state = 3;
+    this.dispatchEvent(closeEvent(code, reason));
+  }
+
+  /** @internal Called by the Bun `drain` handler. */
+  drain(): void {
+    this.dispatchEvent(new Event("drain"));
+  }
+}
+
+function adapter(ws: BunServerWebSocket): BunWebSocket | undefined {
+  return ws.data instanceof BunWebSocket ? ws.data : undefined;
+}
+
+/** The `websocket` option for `Bun.serve`. */
+export const bunWebSocketHandlers = {
+  open(ws: BunServerWebSocket): void {
+    adapter(ws)?.open(ws);
+  },
+  message(ws: BunServerWebSocket, data: string | Uint8Array): void {
+    adapter(ws)?.message(data);
+  },
+  close(ws: BunServerWebSocket, code: number, reason: string): void {
+    adapter(ws)?.closed(code, reason);
+  },
+  drain(ws: BunServerWebSocket): void {
+    adapter(ws)?.drain();
+  },
+};

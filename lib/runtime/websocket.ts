@@ -1,0 +1,126 @@
+/**
+ * Server WebSockets on every runtime, as WHATWG-like sockets for
+ * `websocketDuplex` from `@sluice/streams/http`: `Deno.upgradeWebSocket`
+ * under Deno, `server.upgrade` under Bun (the handler must be served with
+ * `serve` from `@sluice/streams/serve`, which installs Bun's `websocket`
+ * handlers) and `WebSocketPair` under Cloudflare Workers.
+ *
+ * @module
+ */
+
+import type { WebSocketLike } from "../http/websocket_duplex.ts";
+import { getBun } from "./_bun.ts";
+import { bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
+
+/** Options for {@linkcode upgradeWebSocket}. */
+export interface UpgradeWebSocketOptions {
+  /**
+   * Seconds without a pong before Deno closes the socket (Deno only; Bun's
+   * is a server setting and Workers have none).
+   *
+   * @default {120}
+   */
+  idleTimeout?: number;
+  /** The subprotocol to answer with, if the client offered one. */
+  protocol?: string;
+}
+
+/** The result of {@linkcode upgradeWebSocket}. */
+export interface WebSocketUpgrade {
+  /** The server side of the socket; it opens once `response` is returned. */
+  readonly socket: WebSocketLike;
+  /**
+   * The response to return from the handler: the 101 answer (under Bun,
+   * which has already answered, a placeholder it ignores).
+   */
+  readonly response: Response;
+}
+
+interface WorkersWebSocket extends WebSocketLike {
+  accept(): void;
+}
+
+/**
+ * Accepts a WebSocket upgrade request with the current runtime's server API.
+ *
+ * @param request The upgrade request (`Upgrade: websocket`).
+ * @param options Idle timeout and subprotocol.
+ * @returns The server socket and the response to return.
+ * @throws {TypeError} When the request is not a WebSocket upgrade, or the
+ *   runtime has no server WebSocket API (or, under Bun, the handler is not
+ *   served by `serve`).
+ *
+ * @example A WebSocket echo with the duplex stream
+ * ```ts ignore
+ * import { websocketDuplex } from "@sluice/streams/http";
+ * import { serve } from "@sluice/streams/serve";
+ * import { upgradeWebSocket } from "@sluice/streams/websocket";
+ *
+ * await serve((request) => {
+ *   const { socket, response } = upgradeWebSocket(request);
+ *   const stream = websocketDuplex(socket);
+ *   (async () => {
+ *     for await (const chunk of stream) await stream.write(chunk);
+ *     await stream.close();
+ *   })().catch((error) => stream.close(error));
+ *   return response;
+ * });
+ * ```
+ */
+export function upgradeWebSocket(
+  request: Request,
+  options: UpgradeWebSocketOptions = {},
+): WebSocketUpgrade {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    throw new TypeError(
+      "Cannot upgrade to WebSocket: the request has no Upgrade: websocket header",
+    );
+  }
+  const bun = getBun();
+  if (bun) {
+    const server = bunServerFor(request);
+    if (!server) {
+      throw new TypeError(
+        "Cannot upgrade to WebSocket: under Bun, serve the handler with serve() from @sluice/streams/serve",
+      );
+    }
+    const socket = new BunWebSocket();
+    const headers = options.protocol
+      ? { "sec-websocket-protocol": options.protocol }
+      : undefined;
+    if (!server.upgrade(request, { data: socket, headers })) {
+      throw new TypeError(
+        "Cannot upgrade to WebSocket: Bun refused the upgrade",
+      );
+    }
+    return { socket, response: new Response(null, { status: 200 }) };
+  }
+  if (typeof Deno !== "undefined") {
+    const { socket, response } = Deno.upgradeWebSocket(request, {
+      idleTimeout: options.idleTimeout,
+      protocol: options.protocol,
+    });
+    return { socket: socket as WebSocketLike, response };
+  }
+  const Pair = (globalThis as {
+    WebSocketPair?: new () => Record<0 | 1, WorkersWebSocket>;
+  }).WebSocketPair;
+  if (Pair) {
+    const pair = new Pair();
+    const client = pair[0];
+    const server = pair[1];
+    server.accept();
+    const headers = options.protocol
+      ? { "sec-websocket-protocol": options.protocol }
+      : undefined;
+    const response = new Response(null, {
+      status: 101,
+      headers,
+      webSocket: client,
+    } as ResponseInit);
+    return { socket: server, response };
+  }
+  throw new TypeError(
+    "Cannot upgrade to WebSocket: no Deno.upgradeWebSocket, Bun.serve or WebSocketPair in this runtime",
+  );
+}
