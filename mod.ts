@@ -49,5 +49,44 @@ export { forwardResponse } from "./lib/http/forward_response.ts";
 export { MapStream, type MapStreamOptions } from "./lib/streams/map.ts";
 export { reduce, type ReduceOptions } from "./lib/streams/reduce.ts";
 export { ScanStream, type ScanStreamOptions } from "./lib/streams/scan.ts";
+export {
+  DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_MAX_READ_BYTES,
+  DuplexStream,
+  type DuplexStreamOptions,
+  type ReadLineOptions,
+} from "./lib/streams/duplex_stream.ts";
+export {
+  type ContentEncoding,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+} from "./lib/http/content_encoding.ts";
+export {
+  DEFAULT_ECHO_READ_AHEAD_BYTES,
+  echo,
+  type EchoOptions,
+} from "./lib/http/echo.ts";
+export {
+  DEFAULT_DUPLEX_READ_AHEAD_BYTES,
+  DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK,
+  type DuplexHandler,
+  duplexResponse,
+  type DuplexResponseOptions,
+} from "./lib/http/duplex_response.ts";
+export {
+  DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK,
+  type DuplexExchange,
+  openDuplex,
+  type OpenDuplexOptions,
+} from "./lib/http/open_duplex.ts";
+export {
+  DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES,
+  DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK,
+  DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK,
+  WEBSOCKET_CLOSE_ABORTED,
+  WEBSOCKET_CLOSE_TOO_BIG,
+  websocketDuplex,
+  type WebSocketDuplexOptions,
+  type WebSocketLike,
+} from "./lib/http/websocket_duplex.ts";
 // The RPC layer's whole public API (also at "@sluice/streams/rpc").
 export * from "./lib/rpc/mod.ts";

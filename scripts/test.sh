@@ -35,7 +35,7 @@ find_bun() {
   echo "$PWD/$local_bun"
 }
 
-entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts)
+entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts lib/runtime/websocket.ts)
 
 mkdir -p .tmp
 step fmt deno fmt --check
@@ -60,12 +60,31 @@ fi
 step publish deno publish --dry-run --allow-dirty
 
 printf '\n==> summary\n'
-echo "deno test:"
-grep -E '^(ok|FAILED) \|' "$logs/deno.log" || echo "  (no summary: deno test did not finish)"
-echo "bun test:"
-grep -E '^ *[0-9]+ (pass|fail)$|^Ran [0-9]+ tests' "$logs/bun.log" 2>/dev/null || echo "  (no summary: bun test did not finish)"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]}"
-  exit 1
+else
+  echo "all steps passed"
 fi
-echo "all steps passed"
+# The runners' own closing lines, then one total. Deno counts each node:test
+# `it` as a step; Bun counts it as a test.
+deno_line=$(grep -E '^(ok|FAILED) \|' "$logs/deno.log" | tail -n 1)
+echo "deno test: ${deno_line:-(no summary: deno test did not finish)}"
+bun_pass=$(grep -E '^ *[0-9]+ pass$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
+bun_fail=$(grep -E '^ *[0-9]+ fail$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
+echo "bun test: ${bun_pass:-?} pass, ${bun_fail:-?} fail"
+count() { # count <passed|failed> from deno's line: steps when present, else tests
+  local n
+  n=$(echo "$deno_line" | grep -oE "[0-9]+ $1 \([0-9]+ steps\)" | grep -oE '\([0-9]+' | tr -dc 0-9)
+  [ -n "$n" ] || n=$(echo "$deno_line" | grep -oE "[0-9]+ $1" | tr -dc 0-9)
+  echo "${n:-0}"
+}
+passed=$(($(count passed) + ${bun_pass:-0}))
+failures=$(($(count failed) + ${bun_fail:-0}))
+# A failed step that is not a test run (fmt, lint, ...) counts as one failure.
+for name in "${failed[@]}"; do
+  case "$name" in "deno test" | "bun test") ;; *) failures=$((failures + 1)) ;; esac
+done
+[ -n "$deno_line" ] || failures=$((failures + 1))
+[ -n "$bun_pass" ] || failures=$((failures + 1))
+echo "total: $passed passed, $failures failed"
+[ ${#failed[@]} -eq 0 ] && [ "$failures" -eq 0 ]

@@ -112,7 +112,7 @@ export function generatedStream(
 
 /**
  * Writes `lines` lines through a duplex stream, reading each reply (the
- * line prefixed with "echo ") before writing the next, then half-closes and
+ * line with `prefix` before it) before writing the next, then half-closes and
  * expects the end of input. Works only if replies arrive while the request is
  * still open.
  */
@@ -124,11 +124,12 @@ export async function lockstep(
     readPartial(): Promise<Uint8Array | null>;
   },
   lines: number,
+  { prefix = "echo " } = {},
 ): Promise<void> {
   for (let i = 0; i < lines; i++) {
     await stream.write(`line ${i}\n`);
     const reply = await stream.readLine();
-    if (reply !== `echo line ${i}`) {
+    if (reply !== `${prefix}line ${i}`) {
       throw new Error(`Lockstep: round trip ${i} got ${JSON.stringify(reply)}`);
     }
   }

@@ -19,3 +19,35 @@ export {
 export { createReceiver, type ReceiverOptions } from "./receiver.ts";
 export { upload, type UploadBody, type UploadOptions } from "./upload.ts";
 export { forwardResponse } from "./forward_response.ts";
+export {
+  type ContentEncoding,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+} from "./content_encoding.ts";
+export {
+  DEFAULT_ECHO_READ_AHEAD_BYTES,
+  echo,
+  type EchoOptions,
+} from "./echo.ts";
+export {
+  DEFAULT_DUPLEX_READ_AHEAD_BYTES,
+  DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK,
+  type DuplexHandler,
+  duplexResponse,
+  type DuplexResponseOptions,
+} from "./duplex_response.ts";
+export {
+  DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK,
+  type DuplexExchange,
+  openDuplex,
+  type OpenDuplexOptions,
+} from "./open_duplex.ts";
+export {
+  DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES,
+  DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK,
+  DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK,
+  WEBSOCKET_CLOSE_ABORTED,
+  WEBSOCKET_CLOSE_TOO_BIG,
+  websocketDuplex,
+  type WebSocketDuplexOptions,
+  type WebSocketLike,
+} from "./websocket_duplex.ts";

@@ -46,11 +46,14 @@ export interface WebSocketLike {
   /** Listens for `open`, `message`, `close`, `error` (and `drain`). */
   addEventListener(
     type: string,
-    listener: (event: Event) => void,
-    options?: AddEventListenerOptions,
+    // `any`: the runtimes' own `Event` types differ in detail.
+    // deno-lint-ignore no-explicit-any
+    listener: (event: any) => void,
+    options?: boolean | AddEventListenerOptions,
   ): void;
   /** Stops listening. */
-  removeEventListener(type: string, listener: (event: Event) => void): void;
+  // deno-lint-ignore no-explicit-any
+  removeEventListener(type: string, listener: (event: any) => void): void;
 }
 
 /** Options for {@linkcode websocketDuplex}. */

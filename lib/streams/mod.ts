@@ -22,3 +22,10 @@ export {
 export { MapStream, type MapStreamOptions } from "./map.ts";
 export { reduce, type ReduceOptions } from "./reduce.ts";
 export { ScanStream, type ScanStreamOptions } from "./scan.ts";
+export {
+  DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_MAX_READ_BYTES,
+  DuplexStream,
+  type DuplexStreamOptions,
+  type ReadLineOptions,
+} from "./duplex_stream.ts";
