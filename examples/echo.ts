@@ -1,0 +1,106 @@
+/**
+ * The seed's two streaming examples (async-http's `Body::Stream` guide),
+ * over full-duplex HTTP and over a WebSocket, with the same duplex stream on
+ * both ends:
+ *
+ * 1. uni-directional: the client writes "Hello, " and "World!", closes its
+ *    write side, then reads what comes back: "Hello, World!";
+ * 2. bi-directional lockstep: the client writes a line, waits for its echo,
+ *    then writes the next, which only works if replies arrive while the
+ *    request is still open.
+ *
+ * Run with `deno run --allow-net=127.0.0.1 examples/echo.ts` or
+ * `bun run examples/echo.ts`.
+ *
+ * @module
+ */
+
+import {
+  duplexResponse,
+  type DuplexStream,
+  openDuplex,
+  websocketDuplex,
+} from "../mod.ts";
+import { serve } from "../lib/runtime/serve.ts";
+import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
+
+const decoder = new TextDecoder();
+
+/** The seed's server loop: read what is there, write it back, until EOF. */
+async function echoLoop(stream: DuplexStream): Promise<void> {
+  try {
+    for (;;) {
+      const chunk = await stream.readPartial(1024);
+      if (chunk === null) break; // end of input: not an exception
+      await stream.write(chunk);
+    }
+  } catch (error) {
+    await stream.close(error);
+    return;
+  }
+  await stream.close();
+}
+
+const server = await serve((request) => {
+  const { pathname } = new URL(request.url);
+  if (pathname === "/ws") {
+    const { socket, response } = upgradeWebSocket(request);
+    void echoLoop(websocketDuplex(socket));
+    return response;
+  }
+  return duplexResponse(request, echoLoop);
+});
+console.log(`server listening on ${server.url}`);
+
+async function uniDirectional(stream: DuplexStream): Promise<void> {
+  console.log("  uni-directional:");
+  for (const text of ["Hello, ", "World!"]) {
+    await stream.write(text);
+    console.log(`    client wrote ${JSON.stringify(text)}`);
+  }
+  await stream.closeWrite();
+  console.log("    client closed its write side");
+  let reply = "";
+  for (;;) {
+    const chunk = await stream.readPartial(1024);
+    if (chunk === null) break;
+    reply += decoder.decode(chunk, { stream: true });
+  }
+  console.log(`    client read ${JSON.stringify(reply + decoder.decode())}`);
+  await stream.close();
+}
+
+async function biDirectional(stream: DuplexStream): Promise<void> {
+  console.log("  bi-directional (lockstep):");
+  for (const line of ["one", "two", "three"]) {
+    await stream.write(line + "\n");
+    const echoed = await stream.readLine();
+    console.log(
+      `    client wrote ${JSON.stringify(line)}, read ${
+        JSON.stringify(echoed)
+      } before writing more`,
+    );
+  }
+  await stream.closeWrite();
+  const end = await stream.readPartial();
+  console.log(
+    `    client closed its write side; end of input: ${end === null}`,
+  );
+  await stream.close();
+}
+
+const wsUrl = new URL("/ws", server.url);
+wsUrl.protocol = "ws:";
+const transports: [string, () => DuplexStream][] = [
+  ["HTTP (full-duplex fetch)", () => openDuplex(server.url).stream],
+  ["WebSocket", () => websocketDuplex(new WebSocket(wsUrl))],
+];
+try {
+  for (const [name, open] of transports) {
+    console.log(`over ${name}:`);
+    await uniDirectional(open());
+    await biDirectional(open());
+  }
+} finally {
+  await server.shutdown();
+}
