@@ -9,6 +9,8 @@ import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import {
   deadline,
   lockstep,
+  makeTempDir,
+  removeDir,
   runtime,
   withServer,
   writeUntilStalled,
@@ -409,6 +411,78 @@ describe("openDuplex over h2c", () => {
         });
       } finally {
         client.close();
+      }
+    },
+  );
+});
+
+describe("openDuplex with Node's fetch", () => {
+  it(
+    "openDuplex completes 100 lockstep round trips under Node (bundled by Bun)",
+    {
+      skip: runtime !== "bun" &&
+        "needs Bun.build to bundle for Node and a subprocess (deno test has no --allow-run)",
+    },
+    async () => {
+      const { execFile } = await import("node:child_process");
+      const { writeFile } = await import("node:fs/promises");
+      const { join } = await import("node:path");
+      const dir = await makeTempDir("node-");
+      try {
+        const lib = join(import.meta.dirname!, "..", "lib", "http");
+        const entry = join(dir, "client.ts");
+        await writeFile(
+          entry,
+          `import { openDuplex } from ${
+            JSON.stringify(join(lib, "open_duplex.ts"))
+          };
+const { stream } = openDuplex(process.argv[2]);
+for (let i = 0; i < 100; i++) {
+  await stream.write("line " + i + "\\n");
+  const reply = await stream.readLine();
+  if (reply !== "echo line " + i) throw new Error("round trip " + i + ": " + reply);
+}
+await stream.closeWrite();
+if ((await stream.readPartial()) !== null) throw new Error("no end of input");
+console.log("node " + process.version + ": 100 round trips");
+`,
+        );
+        // deno-lint-ignore no-explicit-any
+        const bun = (globalThis as any).Bun;
+        const built = await bun.build({
+          entrypoints: [entry],
+          outdir: dir,
+          target: "node",
+        });
+        assert.ok(built.success, String(built.logs));
+        const bundle = built.outputs[0].path as string;
+        await withServer(
+          duplexServer(async (stream) => {
+            for await (const line of stream.lines()) {
+              await stream.write(`echo ${line}\n`);
+            }
+          }),
+          async (server) => {
+            const output = await deadline(
+              new Promise<string>((resolve, reject) => {
+                execFile(
+                  "node",
+                  [bundle, server.url.href],
+                  { timeout: 30_000 },
+                  (error, stdout, stderr) =>
+                    error
+                      ? reject(new Error(stderr || String(error)))
+                      : resolve(stdout),
+                );
+              }),
+              40_000,
+              "node client",
+            );
+            assert.match(output, /^node v\d+.*: 100 round trips/);
+          },
+        );
+      } finally {
+        await removeDir(dir);
       }
     },
   );
