@@ -111,12 +111,17 @@ describe("echo", () => {
         Uint8Array
       >();
       const writer = writable.getWriter();
-      const response = await deadline(
-        fetchDuplex(server.url, { method: "POST", body: readable }),
-        10_000,
-        "headers",
-      );
+      const pending = fetchDuplex(server.url, {
+        method: "POST",
+        body: readable,
+      });
+      // Bun's fetch sends the request only once the body has a first chunk,
+      // so a client that awaits the headers first would wait forever there.
+      await writer.write(new TextEncoder().encode("zero"));
+      const response = await deadline(pending, 10_000, "headers");
       const reader = response.body!.getReader();
+      const first = await deadline(reader.read(), 10_000, "zero");
+      assert.equal(dec.decode(first.value), "zero");
       for (const word of ["one", "two", "three"]) {
         await writer.write(new TextEncoder().encode(word));
         const { value } = await deadline(reader.read(), 10_000, word);
