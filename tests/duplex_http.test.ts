@@ -132,7 +132,7 @@ describe("openDuplex and duplexResponse over HTTP/1.1", () => {
         assert.ok(stalled, `client wrote all ${limit} bytes without waiting`);
         // Our queue, the server's 1 MiB read-ahead, and the runtimes' and
         // kernel's socket buffers: a few MiB, far below what was offered.
-        const bound = 32 * MiB;
+        const bound = 16 * MiB;
         assert.ok(
           accepted < bound,
           `client wrote ${accepted} bytes before waiting (bound ${bound})`,
@@ -162,7 +162,7 @@ describe("openDuplex and duplexResponse over HTTP/1.1", () => {
         await stream.closeWrite();
         const accepted = await deadline(result.promise, 60_000, "server stall");
         assert.ok(accepted >= 0, "the server wrote everything without waiting");
-        const bound = 32 * MiB;
+        const bound = 16 * MiB;
         assert.ok(
           accepted < bound,
           `server wrote ${accepted} bytes before waiting (bound ${bound})`,
