@@ -22,7 +22,8 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * here) and over h2 in Deno.
  *
  * Browsers only stream request bodies over h2 and then only half duplex; use
- * a WebSocket there.
+ * a WebSocket there. Bun's fetch sends the request only once the body has
+ * produced its first chunk: write before awaiting the response.
  *
  * @param input The URL or request to send.
  * @param options The request options; `body` is required.
@@ -33,14 +34,17 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * import { fetchDuplex } from "@sluice/streams/http";
  *
  * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
- * const response = await fetchDuplex("http://127.0.0.1:8000/echo", {
+ * const writer = writable.getWriter();
+ * // Start the request, then write: Bun's fetch sends the request only once
+ * // the body has its first chunk, so do not await the response first.
+ * const responsePromise = fetchDuplex("http://127.0.0.1:8000/echo", {
  *   method: "POST",
  *   body: readable,
  * });
- * const writer = writable.getWriter();
  * await writer.write(new TextEncoder().encode("ping\n"));
- * const reader = response.body!.getReader();
- * console.log(await reader.read());
+ * const reader = (await responsePromise).body!.getReader();
+ * console.log(await reader.read()); // the reply, while the request is open
+ * await writer.close();
  * ```
  */
 export function fetchDuplex(
