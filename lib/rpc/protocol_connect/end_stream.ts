@@ -98,9 +98,7 @@ export function decodeEndStream(
     new RpcError(
       Code.Internal,
       "Cannot decode EndStreamResponse: invalid JSON",
-      {
-        cause,
-      },
+      { cause },
     );
   let json: unknown;
   try {
@@ -122,7 +120,12 @@ export function decodeEndStream(
       if (!Array.isArray(values)) throw invalid();
       for (const value of values) {
         if (typeof value !== "string") throw invalid();
-        trailers.append(key, value);
+        try {
+          trailers.append(key, value);
+        } catch (cause) {
+          // Not a header name (a token) or value: malformed metadata.
+          throw invalid(cause);
+        }
       }
     }
   }

@@ -21,7 +21,11 @@ export function encodeTrailerFrame(trailers: Headers): Uint8Array {
   return frame;
 }
 
-/** Parses the data of a trailer frame. */
+/**
+ * Parses the data of a trailer frame.
+ *
+ * @throws {RpcError} `Internal` for a line that is not a valid header.
+ */
 export function decodeTrailerBlock(data: Uint8Array): Headers {
   const headers = new Headers();
   const text = new TextDecoder().decode(data);
@@ -34,7 +38,20 @@ export function decodeTrailerBlock(data: Uint8Array): Headers {
         `Cannot decode gRPC-Web trailers: invalid line ${JSON.stringify(line)}`,
       );
     }
-    headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    const name = line.slice(0, colon).trim();
+    try {
+      headers.append(name, line.slice(colon + 1).trim());
+    } catch (cause) {
+      // Headers refuses names that are not tokens and values with NUL or
+      // CR: a malformed block, not an engine error.
+      throw new RpcError(
+        Code.Internal,
+        `Cannot decode gRPC-Web trailers: invalid header ${
+          JSON.stringify(name)
+        }`,
+        { cause },
+      );
+    }
   }
   return headers;
 }

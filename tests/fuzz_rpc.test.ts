@@ -1,0 +1,798 @@
+// Fuzzing the RPC wire layer: arbitrary bytes and arbitrary chunk splits
+// through every decoder and parser. Each either gives the right values or
+// fails with its documented error (RpcError with a code, or SyntaxError):
+// never a hang, never an engine error, never a buffer over its limit.
+// Cases per property: tests/_fuzz.ts (SLUICE_FUZZ_RUNS for a long run);
+// the counts go to .tmp/fuzz/rpc.<runtime>.json.
+
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Code, FrameDecoder, Int64Value, RpcError } from "../lib/rpc/mod.ts";
+import { MessageDecoderStream } from "../lib/rpc/_message_decoder_stream.ts";
+import { gzip } from "../lib/rpc/_compression.ts";
+import { decodeBase64, encodeBase64 } from "../lib/rpc/_base64.ts";
+import { decodeStatus, encodeStatus } from "../lib/rpc/_status_proto.ts";
+import { parseTimeout as parseGrpcTimeout } from "../lib/rpc/protocol_grpc/headers.ts";
+import { parseTimeout as parseConnectTimeout } from "../lib/rpc/protocol_connect/headers.ts";
+import {
+  decodeMessage,
+  readStatus,
+} from "../lib/rpc/protocol_grpc/trailers.ts";
+import { decodeTrailerBlock } from "../lib/rpc/protocol_grpc_web/trailers.ts";
+import {
+  decodeEndStream,
+  encodeEndStreamFrame,
+} from "../lib/rpc/protocol_connect/end_stream.ts";
+import {
+  anyBytes,
+  assertNotForeign,
+  concat,
+  cuts,
+  FuzzRecord,
+  split,
+} from "./_fuzz.ts";
+
+const record = new FuzzRecord("rpc");
+after(() => record.save());
+
+const MIN = -(1n << 63n);
+const MAX = (1n << 63n) - 1n;
+const enc = new TextEncoder();
+
+function prefix(flags: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + data.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, data.byteLength);
+  out.set(data, 5);
+  return out;
+}
+
+/** The frames of `bytes` by the book, for comparison. */
+function reference(bytes: Uint8Array, max: number) {
+  const frames: { flags: number; data: number[] }[] = [];
+  let at = 0;
+  while (bytes.byteLength - at >= 5) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset)
+      .getUint32(at + 1);
+    if (length > max) return { frames, outcome: "too-long" as const };
+    if (bytes.byteLength - at - 5 < length) {
+      return { frames, outcome: "partial" as const };
+    }
+    frames.push({
+      flags: bytes[at],
+      data: [...bytes.subarray(at + 5, at + 5 + length)],
+    });
+    at += 5 + length;
+  }
+  return {
+    frames,
+    outcome: at === bytes.byteLength ? "ok" as const : "partial" as const,
+  };
+}
+
+/** Well-formed frames, then arbitrary junk (often none). */
+const framedBytes = fc.tuple(
+  fc.array(
+    fc.record({
+      flags: fc.nat({ max: 255 }),
+      data: fc.uint8Array({ maxLength: 40 }),
+    }),
+    { maxLength: 6 },
+  ),
+  fc.oneof(
+    fc.constant(new Uint8Array(0)),
+    anyBytes(12),
+    // A header that claims more than any limit.
+    fc.nat({ max: 255 }).map((f) =>
+      Uint8Array.from([f, 0xff, 0xff, 0xff, 0xff])
+    ),
+  ),
+).map(([frames, junk]) =>
+  concat([...frames.map((f) => prefix(f.flags, f.data)), junk])
+);
+
+const limits = fc.oneof(
+  fc.nat({ max: 64 }),
+  fc.constant(4 * 1024 * 1024),
+);
+
+describe("fuzz: FrameDecoder", () => {
+  it("FrameDecoder gives the frames of the whole input under any split, or a documented RpcError", () => {
+    record.check(
+      "FrameDecoder: arbitrary bytes, arbitrary splits",
+      fc.property(
+        fc.oneof(anyBytes(), framedBytes),
+        cuts,
+        limits,
+        (bytes, points, max) => {
+          const want = reference(bytes, max);
+          const decoder = new FrameDecoder({ maxMessageBytes: max });
+          const got: { flags: number; data: number[] }[] = [];
+          let failure: unknown;
+          try {
+            for (const chunk of split(bytes, points)) {
+              for (const frame of decoder.decode(chunk)) {
+                assert.ok(frame.data.byteLength <= max, "frame over the limit");
+                got.push({ flags: frame.flags, data: [...frame.data] });
+              }
+            }
+            decoder.finish();
+          } catch (error) {
+            failure = error;
+          }
+          if (want.outcome === "ok") {
+            assert.deepEqual(got, want.frames);
+            assert.equal(failure, undefined);
+            return;
+          }
+          // The frames of the chunk that failed are not returned.
+          assert.deepEqual(got, want.frames.slice(0, got.length));
+          assertNotForeign(failure);
+          assert.ok(failure instanceof RpcError, String(failure));
+          assert.equal(
+            failure.code,
+            want.outcome === "too-long"
+              ? Code.ResourceExhausted
+              : Code.InvalidArgument,
+          );
+        },
+      ),
+      2000,
+    );
+  });
+
+  it("FrameDecoder refuses a huge length prefix before allocating, whatever the split", () => {
+    record.check(
+      "FrameDecoder: huge lengths refused before allocating",
+      fc.property(
+        fc.integer({ min: 4 * 1024 * 1024 + 1, max: 0xffffffff }),
+        fc.nat({ max: 4 }),
+        (length, cut) => {
+          const header = new Uint8Array(5);
+          new DataView(header.buffer).setUint32(1, length);
+          const decoder = new FrameDecoder();
+          const before = process.memoryUsage().arrayBuffers;
+          assert.throws(
+            () => {
+              decoder.decode(header.subarray(0, cut));
+              decoder.decode(header.subarray(cut));
+            },
+            (e: unknown) =>
+              e instanceof RpcError && e.code === Code.ResourceExhausted,
+          );
+          // Nothing near the claimed size was allocated (a margin for
+          // unrelated buffers of the runtime).
+          const grown = process.memoryUsage().arrayBuffers - before;
+          assert.ok(grown < 1024 * 1024, `arrayBuffers grew ${grown} bytes`);
+        },
+      ),
+      300,
+    );
+  });
+});
+
+/** A frame plan: what each frame of a body holds. */
+const messagePlan = fc.array(
+  fc.oneof(
+    fc.record({
+      kind: fc.constant("int64" as const),
+      value: fc.bigInt({ min: MIN, max: MAX }),
+    }),
+    fc.record({
+      kind: fc.constant("gzip" as const),
+      value: fc.bigInt({ min: MIN, max: MAX }),
+    }),
+    fc.record({
+      kind: fc.constant("raw" as const),
+      flags: fc.nat({ max: 255 }),
+      data: anyBytes(24),
+    }),
+    fc.record({ kind: fc.constant("end" as const), data: anyBytes(24) }),
+    fc.record({
+      kind: fc.constant("end-json" as const),
+      json: fc.jsonValue({ maxDepth: 3 }),
+    }),
+    fc.record({ kind: fc.constant("end-ok" as const) }),
+  ),
+  { maxLength: 6 },
+);
+
+type Plan = typeof messagePlan extends fc.Arbitrary<infer T> ? T : never;
+
+interface Flavour {
+  name: string;
+  codec: "proto" | "json";
+  errorCode: Code;
+  endFlag?: number;
+  onEnd?: (data: Uint8Array) => void;
+  endOk: () => Uint8Array;
+}
+
+const flavours: Flavour[] = [
+  {
+    name: "server (gRPC, proto, gzip)",
+    codec: "proto",
+    errorCode: Code.InvalidArgument,
+    endOk: () => new Uint8Array(0),
+  },
+  {
+    name: "Connect client (json, EndStreamResponse)",
+    codec: "json",
+    errorCode: Code.Internal,
+    endFlag: 0x02,
+    onEnd: (data) => void decodeEndStream(data),
+    endOk: () =>
+      encodeEndStreamFrame({ error: undefined, trailers: new Headers() })
+        .subarray(5),
+  },
+  {
+    name: "gRPC-Web client (proto, trailer frame)",
+    codec: "proto",
+    errorCode: Code.Internal,
+    endFlag: 0x80,
+    onEnd: (data) => {
+      const status = readStatus(decodeTrailerBlock(data));
+      if (status === null) {
+        throw new RpcError(
+          Code.Internal,
+          "the trailer frame has no grpc-status",
+        );
+      }
+    },
+    endOk: () => enc.encode("grpc-status: 0\r\n"),
+  },
+];
+
+async function planBytes(plan: Plan, flavour: Flavour): Promise<Uint8Array> {
+  const codec = flavour.codec === "json" ? Int64Value.json! : Int64Value.proto;
+  const parts: Uint8Array[] = [];
+  for (const step of plan) {
+    switch (step.kind) {
+      case "int64":
+        parts.push(prefix(0, codec.encode(step.value)));
+        break;
+      case "gzip":
+        parts.push(prefix(1, await gzip.compress(codec.encode(step.value))));
+        break;
+      case "raw":
+        parts.push(prefix(step.flags, step.data));
+        break;
+      case "end":
+        parts.push(prefix(flavour.endFlag ?? 0x80, step.data));
+        break;
+      case "end-json":
+        parts.push(
+          prefix(
+            flavour.endFlag ?? 0x80,
+            enc.encode(JSON.stringify(step.json)),
+          ),
+        );
+        break;
+      case "end-ok":
+        parts.push(prefix(flavour.endFlag ?? 0x80, flavour.endOk()));
+        break;
+    }
+  }
+  return concat(parts);
+}
+
+async function decodeAll(chunks: Uint8Array[], flavour: Flavour) {
+  const stream = ReadableStream.from(chunks).pipeThrough(
+    new MessageDecoderStream<bigint>({
+      codec: flavour.codec === "json" ? Int64Value.json! : Int64Value.proto,
+      typeName: "google.protobuf.Int64Value",
+      maxMessageBytes: 64,
+      compression: gzip,
+      errorCode: flavour.errorCode,
+      endFlag: flavour.endFlag,
+      onEnd: flavour.onEnd,
+    }),
+  );
+  const values: bigint[] = [];
+  try {
+    for await (const value of stream) {
+      assert.equal(typeof value, "bigint");
+      assert.ok(value >= MIN && value <= MAX);
+      values.push(value);
+    }
+    return { values, error: undefined };
+  } catch (error) {
+    return { values, error };
+  }
+}
+
+describe("fuzz: message decoding (framing, gzip, codec, end of stream)", () => {
+  for (const flavour of flavours) {
+    it(`MessageDecoderStream ${flavour.name}: any body, any split, values or an RpcError`, async () => {
+      await record.checkAsync(
+        `MessageDecoderStream ${flavour.name}`,
+        fc.asyncProperty(
+          fc.oneof(
+            { weight: 3, arbitrary: messagePlan.map((p) => ({ plan: p })) },
+            { weight: 1, arbitrary: anyBytes(64).map((b) => ({ bytes: b })) },
+          ),
+          cuts,
+          async (input, points) => {
+            const bytes = "bytes" in input
+              ? input.bytes
+              : await planBytes(input.plan, flavour);
+            const whole = await decodeAll([bytes], flavour);
+            const parts = await decodeAll(split(bytes, points), flavour);
+            for (const outcome of [whole, parts]) {
+              if (outcome.error === undefined) continue;
+              assertNotForeign(outcome.error);
+              assert.ok(
+                outcome.error instanceof RpcError,
+                `not an RpcError: ${outcome.error}`,
+              );
+              assert.ok(
+                [flavour.errorCode, Code.ResourceExhausted].includes(
+                  outcome.error.code,
+                ),
+                `code ${outcome.error.code}: ${outcome.error.message}`,
+              );
+            }
+            // The split changes where an error is noticed, never whether.
+            assert.equal(whole.error === undefined, parts.error === undefined);
+            if (whole.error === undefined) {
+              assert.deepEqual(parts.values, whole.values);
+            }
+            if (
+              "plan" in input && !input.plan.some((s) => s.kind !== "int64")
+            ) {
+              // Well-formed: exactly the values sent.
+              assert.deepEqual(
+                parts.values,
+                input.plan.map((s) => (s as { value: bigint }).value),
+              );
+            }
+          },
+        ),
+        300,
+      );
+    });
+  }
+});
+
+describe("fuzz: Int64Value codecs", () => {
+  it("Int64Value.proto.decode of arbitrary bytes gives an int64 or a SyntaxError", () => {
+    record.check(
+      "Int64Value.proto.decode: arbitrary bytes",
+      fc.property(anyBytes(64), (bytes) => {
+        try {
+          const value = Int64Value.proto.decode(bytes);
+          assert.equal(typeof value, "bigint");
+          assert.ok(value >= MIN && value <= MAX);
+        } catch (error) {
+          assertNotForeign(error);
+          assert.ok(error instanceof SyntaxError, String(error));
+        }
+      }),
+      5000,
+    );
+  });
+
+  it("Int64Value.proto.decode finds field 1 among arbitrary well-formed unknown fields", () => {
+    const unknown = fc.oneof(
+      fc.tuple(
+        fc.integer({ min: 2, max: 536870911 }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      )
+        .map(([f, v]) => ({ field: f, type: 0, v })),
+      fc.tuple(
+        fc.integer({ min: 2, max: 1000 }),
+        fc.uint8Array({ maxLength: 20 }),
+      )
+        .map(([f, b]) => ({ field: f, type: 2, b })),
+      fc.tuple(fc.integer({ min: 2, max: 1000 }), fc.constantFrom(1, 5))
+        .map(([f, type]) => ({ field: f, type })),
+    );
+    record.check(
+      "Int64Value.proto.decode: value among unknown fields",
+      fc.property(
+        fc.array(unknown, { maxLength: 4 }),
+        fc.bigInt({ min: MIN, max: MAX }),
+        fc.array(unknown, { maxLength: 4 }),
+        (before, value, behind) => {
+          const field = (
+            u: { field: number; type: number; v?: bigint; b?: Uint8Array },
+          ) => {
+            const tag = varint(BigInt(u.field * 8 + u.type));
+            if (u.type === 0) return concat([tag, varint(u.v!)]);
+            if (u.type === 2) {
+              return concat([tag, varint(BigInt(u.b!.length)), u.b!]);
+            }
+            return concat([tag, new Uint8Array(u.type === 1 ? 8 : 4)]);
+          };
+          const bytes = concat([
+            ...before.map(field),
+            concat([Uint8Array.of(8), varint(BigInt.asUintN(64, value))]),
+            ...behind.map(field),
+          ]);
+          assert.equal(Int64Value.proto.decode(bytes), value);
+        },
+      ),
+      2000,
+    );
+  });
+
+  it("Int64Value.json.decode of arbitrary text gives an exact int64 or a SyntaxError", () => {
+    const text = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v) ?? ""),
+      fc.bigInt({ min: MIN * 4n, max: MAX * 4n }).map((b) => `"${b}"`),
+      fc.bigInt({ min: MIN * 4n, max: MAX * 4n }).map((b) => `${b}`),
+      fc.double().map((d) => JSON.stringify(d) ?? "null"),
+    );
+    record.check(
+      "Int64Value.json.decode: arbitrary text",
+      fc.property(
+        fc.oneof(text.map((t) => enc.encode(t)), anyBytes(32)),
+        (bytes) => {
+          let want: bigint | undefined;
+          try {
+            const json = JSON.parse(
+              new TextDecoder("utf-8", { fatal: true }).decode(bytes),
+            );
+            if (typeof json === "string" && /^-?[0-9]+$/.test(json)) {
+              const b = BigInt(json);
+              if (b >= MIN && b <= MAX) want = b;
+            } else if (typeof json === "number" && Number.isSafeInteger(json)) {
+              want = BigInt(json);
+            }
+          } catch {
+            // not JSON: want stays undefined
+          }
+          try {
+            const value = Int64Value.json!.decode(bytes);
+            assert.equal(value, want);
+          } catch (error) {
+            assertNotForeign(error);
+            assert.ok(error instanceof SyntaxError, String(error));
+            assert.equal(want, undefined, `refused ${want}`);
+          }
+        },
+      ),
+      5000,
+    );
+  });
+});
+
+function varint(value: bigint): Uint8Array {
+  const out: number[] = [];
+  while (value > 0x7fn) {
+    out.push(Number(value & 0x7fn) | 0x80);
+    value >>= 7n;
+  }
+  out.push(Number(value));
+  return Uint8Array.from(out);
+}
+
+describe("fuzz: end of stream and trailers", () => {
+  it("decodeEndStream of arbitrary bytes or JSON gives a status or RpcError Internal", () => {
+    const metadata = fc.dictionary(
+      fc.oneof(
+        fc.string({ maxLength: 8 }),
+        fc.constantFrom("x-a", "grpc-status", "a b", "ü"),
+      ),
+      fc.oneof(
+        fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
+      { maxKeys: 3 },
+    );
+    const error = fc.record({
+      code: fc.oneof(
+        fc.constantFrom(
+          "internal",
+          "out_of_range",
+          "ok",
+          "__proto__",
+          "toString",
+          "",
+        ),
+        fc.string({ maxLength: 6 }),
+        fc.jsonValue({ maxDepth: 0 }),
+      ),
+      message: fc.oneof(
+        fc.string({ maxLength: 10 }),
+        fc.jsonValue({ maxDepth: 0 }),
+      ),
+      details: fc.oneof(
+        fc.array(
+          fc.record({
+            type: fc.string({ maxLength: 6 }),
+            value: fc.oneof(
+              fc.base64String({ maxLength: 12 }),
+              fc.string({ maxLength: 6 }),
+            ),
+          }),
+          { maxLength: 2 },
+        ),
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
+    }, { requiredKeys: [] });
+    const body = fc.oneof(
+      anyBytes(48),
+      fc.record({
+        metadata,
+        error: fc.oneof(error, fc.jsonValue({ maxDepth: 1 })),
+      }, { requiredKeys: [] })
+        .map((o) => enc.encode(JSON.stringify(o))),
+      fc.jsonValue({ maxDepth: 2 }).map((v) =>
+        enc.encode(JSON.stringify(v) ?? "")
+      ),
+    );
+    record.check(
+      "decodeEndStream: arbitrary bytes and JSON",
+      fc.property(body, (bytes) => {
+        try {
+          const { error, trailers } = decodeEndStream(bytes);
+          assert.ok(trailers instanceof Headers);
+          if (error !== undefined) {
+            assert.ok(error instanceof RpcError);
+            assert.ok(error.code >= 1 && error.code <= 16);
+          }
+        } catch (e) {
+          assertNotForeign(e);
+          assert.ok(e instanceof RpcError, String(e));
+          assert.equal(e.code, Code.Internal);
+        }
+      }),
+      5000,
+    );
+  });
+
+  it("decodeTrailerBlock of arbitrary bytes gives headers whose status reads, or RpcError Internal", () => {
+    const line = fc.oneof(
+      fc.tuple(
+        fc.oneof(
+          fc.constantFrom(
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+            "x-a",
+            "a b",
+            "",
+          ),
+          fc.string({ maxLength: 8 }),
+        ),
+        fc.oneof(
+          fc.constantFrom("0", "3", "17", "-1", "99", "%zz", "CAMSAXg", ""),
+          fc.string({ maxLength: 12 }),
+        ),
+      ).map(([k, v]) => `${k}: ${v}`),
+      fc.string({ maxLength: 12 }),
+    );
+    const block = fc.oneof(
+      anyBytes(48),
+      fc.array(line, { maxLength: 5 }).chain((lines) =>
+        fc.constantFrom("\r\n", "\n").map((eol) =>
+          enc.encode(lines.join(eol) + eol)
+        )
+      ),
+    );
+    record.check(
+      "decodeTrailerBlock + readStatus: arbitrary bytes",
+      fc.property(block, (bytes) => {
+        let headers: Headers;
+        try {
+          headers = decodeTrailerBlock(bytes);
+        } catch (e) {
+          assertNotForeign(e);
+          assert.ok(e instanceof RpcError, String(e));
+          assert.equal(e.code, Code.Internal);
+          return;
+        }
+        const status = readStatus(headers);
+        if (status !== null && status !== undefined) {
+          assert.ok(status instanceof RpcError);
+          assert.ok(status.code >= 1 && status.code <= 16);
+        }
+      }),
+      5000,
+    );
+  });
+
+  it("readStatus never throws on arbitrary grpc-status, grpc-message and details", () => {
+    const value = fc.string({ maxLength: 24 }).map((s) =>
+      // What a Headers value can hold: no NUL, CR or LF, trimmed.
+      // deno-lint-ignore no-control-regex
+      s.replace(/[\u0000\r\n]/g, "").trim()
+    );
+    record.check(
+      "readStatus: arbitrary header values",
+      fc.property(
+        fc.oneof(value, fc.integer({ min: -5, max: 120 }).map(String)),
+        fc.option(value),
+        fc.option(
+          fc.oneof(value, fc.uint8Array({ maxLength: 40 }).map(encodeBase64)),
+        ),
+        (status, message, details) => {
+          const headers = new Headers({ "grpc-status": status });
+          if (message !== null) headers.set("grpc-message", message);
+          if (details !== null) headers.set("grpc-status-details-bin", details);
+          const result = readStatus(headers);
+          if (result === undefined) {
+            assert.equal(status, "0");
+            return;
+          }
+          assert.ok(result instanceof RpcError);
+          assert.ok(result.code >= 1 && result.code <= 16);
+        },
+      ),
+      3000,
+    );
+  });
+
+  it("grpc-message decoding never throws and round-trips any text", () => {
+    record.check(
+      "decodeMessage: arbitrary text",
+      fc.property(fc.string({ maxLength: 40, unit: "grapheme" }), (text) => {
+        decodeMessage(text);
+        decodeMessage(encodeURIComponent(text).slice(0, 7));
+      }),
+      3000,
+    );
+  });
+
+  it("decodeStatus (grpc-status-details-bin) gives a status or a SyntaxError", () => {
+    const status = fc.record({
+      code: fc.integer({ min: 1, max: 16 }),
+      message: fc.string({ maxLength: 12 }),
+      details: fc.array(
+        fc.record({
+          type: fc.stringMatching(/^[a-z.]{1,12}$/),
+          value: fc.uint8Array({ maxLength: 12 }),
+        }),
+        { maxLength: 2 },
+      ),
+    });
+    record.check(
+      "decodeStatus: arbitrary bytes and round trips",
+      fc.property(
+        fc.oneof(
+          anyBytes(48).map((bytes) => ({ bytes, want: undefined })),
+          status.map((want) => ({ bytes: encodeStatus(want), want })),
+        ),
+        ({ bytes, want }) => {
+          try {
+            const got = decodeStatus(bytes);
+            if (want) {
+              const plain = (s: typeof got) => ({
+                code: s.code,
+                message: s.message,
+                details: s.details.map((d) => [d.type, [...d.value]]),
+              });
+              assert.deepEqual(plain(got), plain(want));
+            }
+          } catch (e) {
+            assertNotForeign(e);
+            assert.ok(e instanceof SyntaxError, String(e));
+            assert.equal(want, undefined);
+          }
+        },
+      ),
+      3000,
+    );
+  });
+
+  it("base64 metadata decoding gives the bytes or a SyntaxError", () => {
+    record.check(
+      "decodeBase64: arbitrary text",
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 24 }),
+          fc.uint8Array({ maxLength: 24 }).map(encodeBase64),
+        ),
+        (text) => {
+          try {
+            const bytes = decodeBase64(text);
+            assert.ok(bytes instanceof Uint8Array);
+          } catch (e) {
+            assertNotForeign(e);
+            assert.ok(e instanceof SyntaxError, String(e));
+          }
+        },
+      ),
+      3000,
+    );
+  });
+});
+
+describe("fuzz: timeout headers", () => {
+  const grpcUnits: Record<string, number> = {
+    H: 3_600_000,
+    M: 60_000,
+    S: 1_000,
+    m: 1,
+    u: 0.001,
+    n: 0.000_001,
+  };
+
+  it("grpc-timeout parses exactly 1-8 digits and a unit, anything else is RpcError InvalidArgument", () => {
+    const valid = fc.tuple(
+      fc.stringMatching(/^[0-9]{1,8}$/),
+      fc.constantFrom(...Object.keys(grpcUnits)),
+    );
+    record.check(
+      "grpc-timeout: arbitrary strings",
+      fc.property(
+        fc.oneof(
+          valid.map(([d, u]) => d + u),
+          fc.string({ maxLength: 12 }),
+          fc.stringMatching(/^[0-9 +\-.eE]{0,11}[HMSmunx ]?$/),
+        ),
+        (value) => {
+          const match = /^([0-9]{1,8})([HMSmun])$/.exec(value);
+          try {
+            const ms = parseGrpcTimeout(value);
+            assert.ok(match, `accepted ${JSON.stringify(value)}`);
+            assert.equal(ms, Number(match[1]) * grpcUnits[match[2]]);
+            assert.ok(Number.isFinite(ms) && ms! >= 0);
+          } catch (e) {
+            assertNotForeign(e);
+            assert.ok(e instanceof RpcError, String(e));
+            assert.equal(e.code, Code.InvalidArgument);
+            assert.equal(match, null, `refused ${JSON.stringify(value)}`);
+          }
+        },
+      ),
+      5000,
+    );
+  });
+
+  it("connect-timeout-ms parses exactly 1-10 digits, anything else is RpcError InvalidArgument", () => {
+    record.check(
+      "connect-timeout-ms: arbitrary strings",
+      fc.property(
+        fc.oneof(
+          fc.stringMatching(/^[0-9]{1,10}$/),
+          fc.string({ maxLength: 12 }),
+          fc.stringMatching(/^[0-9 +\-.eExX]{0,12}$/),
+        ),
+        (value) => {
+          const ok = /^[0-9]{1,10}$/.test(value);
+          try {
+            const ms = parseConnectTimeout(value);
+            assert.ok(ok, `accepted ${JSON.stringify(value)}`);
+            assert.equal(ms, Number(value));
+          } catch (e) {
+            assertNotForeign(e);
+            assert.ok(e instanceof RpcError, String(e));
+            assert.equal(e.code, Code.InvalidArgument);
+            assert.equal(ok, false, `refused ${JSON.stringify(value)}`);
+          }
+        },
+      ),
+      5000,
+    );
+  });
+});
+
+// Inputs the fuzzers found that once escaped as a TypeError from Headers
+// (a foreign error that the client then reported as UNAVAILABLE).
+describe("fuzz regressions", () => {
+  it("decodeTrailerBlock refuses a header name that is not a token with RpcError Internal", () => {
+    for (const text of [";: 0\r\n", '[":"]', "a b: c\r\n"]) {
+      assert.throws(
+        () => decodeTrailerBlock(enc.encode(text)),
+        (e: unknown) => e instanceof RpcError && e.code === Code.Internal,
+        text,
+      );
+    }
+  });
+
+  it("decodeEndStream refuses metadata that cannot be a header with RpcError Internal", () => {
+    for (
+      const text of ['{"metadata":{"":[""]}}', '{"metadata":{"a b":["x"]}}']
+    ) {
+      assert.throws(
+        () => decodeEndStream(enc.encode(text)),
+        (e: unknown) => e instanceof RpcError && e.code === Code.Internal,
+        text,
+      );
+    }
+  });
+});
