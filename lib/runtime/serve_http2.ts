@@ -168,11 +168,12 @@ async function handleStream(
     ? headersToNode(await response.trailers!)
     : undefined;
   if (isGone(stream)) return;
-  if (trailers?.["grpc-status"] === "4") {
-    // Deadline exceeded: per the gRPC spec, cancel the stream (RST_STREAM
-    // CANCEL) rather than send trailers the client no longer waits for.
-    ended = true;
-    stream.close(http2.constants.NGHTTP2_CANCEL);
+  if (trailers?.["grpc-status"] === "4" && await closesWithin(stream)) {
+    // Deadline exceeded, and the client reset the stream itself, as clients
+    // enforcing their own deadline do at the same moment. Waiting for that
+    // reset first avoids two races: trailers written into a reset stream
+    // crashed Deno's node:http2 now and then, and a server RST_STREAM that
+    // won made grpc-js report CANCELLED instead of DEADLINE_EXCEEDED.
     return;
   }
   if (trailers !== undefined) {
@@ -184,6 +185,25 @@ async function handleStream(
     ended = true;
   }
   stream.end();
+}
+
+/** How long a deadline-exceeded status waits for the client's own reset. */
+const DEADLINE_GRACE_MS = 50;
+
+// Resolves true if the stream closes within DEADLINE_GRACE_MS.
+function closesWithin(stream: http2.Http2Stream): Promise<boolean> {
+  if (isGone(stream)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      stream.off("close", onClose);
+      resolve(false);
+    }, DEADLINE_GRACE_MS);
+    const onClose = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    stream.once("close", onClose);
+  });
 }
 
 // A stream the peer has reset (or that is closed) must not be written to.
