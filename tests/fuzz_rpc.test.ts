@@ -349,7 +349,7 @@ describe("fuzz: message decoding (framing, gzip, codec, end of stream)", () => {
             }
           },
         ),
-        300,
+        1000,
       );
     });
   }
