@@ -33,6 +33,7 @@ export {
   safeFileName,
 } from "./lib/http/safe_file_name.ts";
 export {
+  DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_BODY_BYTES,
   type Hasher,
   receiveBody,

@@ -15,6 +15,8 @@ import {
   parseContentEncoding,
 } from "./_content_encoding.ts";
 import { HttpError } from "./http_error.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
+import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
 
 /** The default for {@linkcode DuplexResponseOptions.writeHighWaterMark}: 64 KiB. */
 export const DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;
@@ -60,6 +62,16 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    * @default {65536}
    */
   writeHighWaterMark?: number;
+  /**
+   * The longest wait for the next bytes of the request, in milliseconds,
+   * while the handler (or the read-ahead) is reading: past it the handler's
+   * reads reject with an {@linkcode HttpError} 408 — answered 408 if the
+   * handler has not written yet — so a client that sends nothing cannot pin
+   * the handler forever. `0` disables (for exchanges that idle by design).
+   *
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
   /** Extra response headers. */
   headers?: HeadersInit;
   /**
@@ -141,6 +153,8 @@ export function duplexResponse(
     "writeHighWaterMark",
     options.writeHighWaterMark ?? DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK,
   );
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  checkIdleTimeout("answer duplex", idleTimeoutMs);
   const onError = options.onError ?? defaultOnError;
   let codings;
   try {
@@ -161,7 +175,19 @@ export function duplexResponse(
   if (offered.length > 0) headers.append("vary", "accept-encoding");
 
   let input = request.body
-    ? decodeBody(request.body, codings, maxDecompressedBytes)
+    ? decodeBody(
+      withIdleTimeout(
+        request.body,
+        idleTimeoutMs,
+        () =>
+          new HttpError(
+            408,
+            `Cannot read request: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+          ),
+      ),
+      codings,
+      maxDecompressedBytes,
+    )
     : new ReadableStream<Uint8Array>({ start: (c) => c.close() });
   if (readAheadBytes > 0) {
     input = input.pipeThrough(

@@ -11,6 +11,8 @@ import {
   parseContentEncoding,
 } from "./_content_encoding.ts";
 import { HttpError } from "./http_error.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
+import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
 
 /** The default for {@linkcode EchoOptions.readAheadBytes}: 1 MiB. */
 export const DEFAULT_ECHO_READ_AHEAD_BYTES = 1024 * 1024;
@@ -43,6 +45,15 @@ export interface EchoOptions {
    * @default {1048576}
    */
   readAheadBytes?: number;
+  /**
+   * The longest wait for the next bytes of the request, in milliseconds,
+   * while the echo is ready for them: past it the response body errors with
+   * an {@linkcode HttpError} 408 and the request is cancelled, so a client
+   * that sends nothing cannot pin the exchange forever. `0` disables.
+   *
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -83,6 +94,8 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     "readAheadBytes",
     options.readAheadBytes ?? DEFAULT_ECHO_READ_AHEAD_BYTES,
   );
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  checkIdleTimeout("echo", idleTimeoutMs);
   let codings;
   try {
     codings = parseContentEncoding(request.headers.get("content-encoding"));
@@ -103,7 +116,16 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     headers.set("vary", "accept-encoding");
   }
   if (!request.body) return new Response(null, { headers });
-  let body = decodeBody(request.body, codings, maxDecompressedBytes);
+  const input = withIdleTimeout(
+    request.body,
+    idleTimeoutMs,
+    () =>
+      new HttpError(
+        408,
+        `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+      ),
+  );
+  let body = decodeBody(input, codings, maxDecompressedBytes);
   if (readAheadBytes > 0) {
     body = body.pipeThrough(
       new ReadAheadStream({ highWaterMark: readAheadBytes }),

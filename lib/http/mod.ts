@@ -10,6 +10,7 @@ export { HttpError } from "./http_error.ts";
 export { formatDigestHeader, parseDigestHeader } from "./digest_header.ts";
 export { MAX_FILE_NAME_LENGTH, safeFileName } from "./safe_file_name.ts";
 export {
+  DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_BODY_BYTES,
   type Hasher,
   receiveBody,

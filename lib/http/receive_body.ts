@@ -3,6 +3,7 @@ import {
   DEFAULT_READ_AHEAD_BYTES,
   ReadAheadStream,
 } from "../streams/read_ahead_stream.ts";
+import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
 import { declaredLength, expectedDigest } from "./_body_headers.ts";
 import { HttpError } from "./http_error.ts";
 
@@ -20,6 +21,12 @@ export interface Hasher {
 
 /** The default {@linkcode ReceiveBodyOptions.maxBytes}: 1 GiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The default {@linkcode ReceiveBodyOptions.idleTimeoutMs} (and that of
+ * `echo` and `duplexResponse`): 30 seconds.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 /** Options for {@linkcode receiveBody}. */
 export interface ReceiveBodyOptions {
@@ -44,6 +51,15 @@ export interface ReceiveBodyOptions {
    * @default {4194304} (4 MiB)
    */
   readAheadBytes?: number;
+  /**
+   * The longest wait for the next bytes of the body, in milliseconds: a
+   * client that sends nothing for this long (a stalled or malicious upload)
+   * is refused with 408 and the sink aborted, so it cannot pin the handler
+   * and its sink forever. Time the sink takes does not count. `0` disables.
+   *
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
   /** Aborts the transfer; the sink is aborted and the promise rejects. */
   signal?: AbortSignal;
 }
@@ -75,6 +91,7 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
  * - A body shorter or longer than its Content-Length → 400.
  * - A malformed `Content-Digest`, or a SHA-256 that does not match → 400.
  * - The body fails (client abort or disconnect) → 400.
+ * - No bytes arrive for `idleTimeoutMs` → 408.
  * - The sink fails (a disk error) → 500; its error is the `cause`.
  *
  * @param request The request whose body to receive.
@@ -106,11 +123,13 @@ export async function receiveBody(
     maxBytes = DEFAULT_MAX_BODY_BYTES,
     sha256,
     readAheadBytes = DEFAULT_READ_AHEAD_BYTES,
+    idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS,
     signal,
   } = options;
   let declared: number | undefined;
   let expected: Uint8Array | undefined;
   try {
+    checkIdleTimeout("receive body", idleTimeoutMs);
     declared = declaredLength(request, maxBytes);
     expected = expectedDigest(request);
     signal?.throwIfAborted();
@@ -133,7 +152,15 @@ export async function receiveBody(
   const writer = sink.getWriter();
 
   try {
-    let source = (request.body ?? emptyStream()).pipeThrough(limit);
+    let source = withIdleTimeout(
+      request.body ?? emptyStream(),
+      idleTimeoutMs,
+      () =>
+        new HttpError(
+          408,
+          `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+        ),
+    ).pipeThrough(limit);
     if (hasher) {
       source = source.pipeThrough(
         new TransformStream({
