@@ -6,6 +6,7 @@
 
 import { Code } from "./code.ts";
 import type { Compression } from "./_compression.ts";
+import { setDeadlineTimer } from "./_deadline_timer.ts";
 import type { CallStatus } from "./_server_call.ts";
 import type { MethodDefinition } from "./define_service.ts";
 import type { Frame } from "./frame_decoder.ts";
@@ -60,16 +61,16 @@ export function linkAbort(
   options: CallOptions,
 ): () => void {
   const { signal, timeoutMs } = options;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let clearTimer = () => {};
   if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
+    clearTimer = setDeadlineTimer(timeoutMs, () => {
       abort.abort(
         new RpcError(
           Code.DeadlineExceeded,
           `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
         ),
       );
-    }, timeoutMs);
+    });
   }
   const onAbort = () => {
     const reason = signal!.reason;
@@ -84,7 +85,7 @@ export function linkAbort(
   if (signal?.aborted) onAbort();
   signal?.addEventListener("abort", onAbort, { once: true });
   return () => {
-    clearTimeout(timer);
+    clearTimer();
     signal?.removeEventListener("abort", onAbort);
   };
 }

@@ -7,4 +7,5 @@ export interface ResolvedServeOptions {
   compressMinBytes: number;
   compressions: readonly Compression[];
   maxTimeoutMs: number | undefined;
+  idleTimeoutMs: number | undefined;
 }

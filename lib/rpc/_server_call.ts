@@ -5,6 +5,7 @@
 
 import { Code } from "./code.ts";
 import type { Compression } from "./_compression.ts";
+import { setDeadlineTimer } from "./_deadline_timer.ts";
 import type { Frame } from "./frame_decoder.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";
 import type {
@@ -16,6 +17,7 @@ import type {
 import { MessageDecoderStream } from "./_message_decoder_stream.ts";
 import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
+import { withIdleTimeout } from "../streams/_idle_timeout.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
@@ -41,6 +43,8 @@ export interface ServerCallInit {
   compressMinBytes: number;
   maxMessageBytes: number;
   timeoutMs: number | undefined;
+  /** Fails the call when no request bytes arrive for this long. */
+  idleTimeoutMs: number | undefined;
   /** Returns the bytes that end the body (trailer frame), if any. */
   end: (status: CallStatus) => Uint8Array | undefined;
 }
@@ -61,17 +65,17 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   const abort = new AbortController();
   // Aborted when the call is over, to stop reading an unread request.
   const finished = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let clearTimer = () => {};
   const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
+    clearTimer = setDeadlineTimer(timeoutMs, () => {
       abort.abort(
         new RpcError(
           Code.DeadlineExceeded,
           `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
         ),
       );
-    }, timeoutMs);
+    });
   }
   const onRequestAbort = () => {
     abort.abort(
@@ -93,7 +97,16 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     responseTrailers: new Headers(),
   };
 
-  const inputs = init.requestBody.pipeThrough(
+  const requestBody = withIdleTimeout(
+    init.requestBody,
+    init.idleTimeoutMs,
+    () => {
+      const error = idleError(init.idleTimeoutMs!);
+      abort.abort(error);
+      return error;
+    },
+  );
+  const inputs = requestBody.pipeThrough(
     new MessageDecoderStream({
       codec: inputCodec,
       typeName: method.input.typeName,
@@ -138,7 +151,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         abort.signal.aborted ? abort.signal.reason : reason,
       );
     } finally {
-      clearTimeout(timer);
+      clearTimer();
       init.requestSignal?.removeEventListener("abort", onRequestAbort);
       finished.abort(
         new RpcError(Code.Canceled, "Cannot read request: the call has ended"),
@@ -183,6 +196,14 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   }, { highWaterMark: 0 });
 
   return { responseHeaders: context.responseHeaders, body, status };
+}
+
+/** The error of a call whose client sent nothing for `ms` milliseconds. */
+export function idleError(ms: number): RpcError {
+  return new RpcError(
+    Code.DeadlineExceeded,
+    `Cannot read request: no bytes arrived for ${ms} ms (idleTimeoutMs)`,
+  );
 }
 
 function codecOf<T>(

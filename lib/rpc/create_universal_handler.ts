@@ -17,6 +17,7 @@ import {
   isConnectUnaryContentType,
 } from "./protocol_connect/content_type.ts";
 import { RpcError } from "./rpc_error.ts";
+import { checkIdleTimeout } from "../streams/_idle_timeout.ts";
 
 /** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
 export interface UniversalHandlerOptions {
@@ -48,6 +49,17 @@ export interface UniversalHandlerOptions {
    * @default {undefined (no cap)}
    */
   maxTimeoutMs?: number;
+  /**
+   * The longest wait for the next bytes of a request body, in milliseconds,
+   * while the call is ready to read: past it the call fails with
+   * `DeadlineExceeded` and its `context.signal` aborts, so a client that
+   * sends nothing cannot pin a call forever. Off by default because bidi
+   * and client-streaming calls may idle by design between messages; calls
+   * are bounded by their deadline (see `maxTimeoutMs`) either way.
+   *
+   * @default {undefined (no idle timeout)}
+   */
+  idleTimeoutMs?: number;
   /**
    * The protocols to serve; requests of other protocols get 415.
    *
@@ -106,7 +118,9 @@ export function createUniversalHandler(
       return gzip;
     }),
     maxTimeoutMs: options.maxTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
   };
+  checkIdleTimeout("serve", options.idleTimeoutMs);
   const protocols = new Set(
     options.protocols ?? ["grpc", "grpc-web", "connect"],
   );

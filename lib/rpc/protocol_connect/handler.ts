@@ -5,11 +5,14 @@
 import { Code } from "../code.ts";
 import { codeToHttpStatus } from "../_codes.ts";
 import { RpcError } from "../rpc_error.ts";
+import { setDeadlineTimer } from "../_deadline_timer.ts";
 import {
   type CallStatus,
+  idleError,
   type ServerCallInit,
   startServerCall,
 } from "../_server_call.ts";
+import { withIdleTimeout } from "../../streams/_idle_timeout.ts";
 import type { ResolvedServeOptions } from "../_serve_options.ts";
 import {
   acceptEncoding,
@@ -100,6 +103,7 @@ export function handleConnectStream(
       compressMinBytes: options.compressMinBytes,
       maxMessageBytes: options.maxMessageBytes,
       timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
+      idleTimeoutMs: options.idleTimeoutMs,
       end: encodeEndStreamFrame,
     });
     call.responseHeaders.forEach((value, key) => headers.append(key, value));
@@ -181,7 +185,7 @@ export async function handleConnectUnary(
     }, headers);
   }
   const abort = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let clearTimer = () => {};
   const onRequestAbort = () =>
     abort.abort(
       new RpcError(Code.Canceled, "Cannot finish call: the client cancelled"),
@@ -202,7 +206,8 @@ export async function handleConnectUnary(
       options.compressions,
     );
     if (timeoutMs !== undefined) {
-      timer = setTimeout(
+      clearTimer = setDeadlineTimer(
+        timeoutMs,
         () =>
           abort.abort(
             new RpcError(
@@ -210,7 +215,6 @@ export async function handleConnectUnary(
               `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
             ),
           ),
-        timeoutMs,
       );
     }
     request.signal?.addEventListener("abort", onRequestAbort, { once: true });
@@ -233,7 +237,11 @@ export async function handleConnectUnary(
     };
     const run = async () => {
       let bytes = await readAll(
-        request.body ?? emptyBody(),
+        withIdleTimeout(
+          request.body ?? emptyBody(),
+          options.idleTimeoutMs,
+          () => idleError(options.idleTimeoutMs!),
+        ),
         options.maxMessageBytes,
       );
       if (inCompression !== null && bytes.byteLength > 0) {
@@ -282,7 +290,7 @@ export async function handleConnectUnary(
   } catch (error) {
     return unaryError({ error: RpcError.from(error), trailers }, headers);
   } finally {
-    clearTimeout(timer);
+    clearTimer();
     request.signal?.removeEventListener("abort", onRequestAbort);
   }
 }

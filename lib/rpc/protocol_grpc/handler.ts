@@ -71,6 +71,7 @@ export function handleGrpc(
       compressMinBytes: options.compressMinBytes,
       maxMessageBytes: options.maxMessageBytes,
       timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
+      idleTimeoutMs: options.idleTimeoutMs,
       end: () => undefined,
     });
     call.responseHeaders.forEach((value, key) => headers.append(key, value));

@@ -73,6 +73,7 @@ export function handleGrpcWeb(
       compressMinBytes: options.compressMinBytes,
       maxMessageBytes: options.maxMessageBytes,
       timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
+      idleTimeoutMs: options.idleTimeoutMs,
       end: (status) => encodeTrailerFrame(setStatus(new Headers(), status)),
     });
     call.responseHeaders.forEach((value, key) => headers.append(key, value));

@@ -1,0 +1,482 @@
+// Fault injection on RPC calls over Connect and gRPC-Web (HTTP/1.1 fetch)
+// and native gRPC (node:http2, h2c): connections cut before the response
+// headers, mid-request, mid-frame and after the last message but before the
+// end-of-stream message or trailers; stalled and slow clients against
+// idleTimeoutMs; deadlines longer than a timer can hold; servers shut down
+// with calls open. The client always gets an RpcError within a bound (never
+// a success without the status), the handler is released, and the server
+// keeps serving.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  createUniversalHandler,
+  defineService,
+  implementService,
+  Int64Value,
+  RpcError,
+  type Transport,
+  type UniversalHandler,
+} from "../lib/rpc/mod.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { serve } from "../lib/runtime/serve.ts";
+import { addInt64 } from "../examples/streaming_calc.ts";
+import { deadline } from "./_helpers.ts";
+import { type FaultProxy, settle, startFaultProxy } from "./_faults.ts";
+
+const T = 10_000;
+
+const CalcService = defineService("StreamingCalcService", {
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+/** Calls whose handler has not finished yet, to prove none is leaked. */
+let active = 0;
+let drained = Promise.withResolvers<void>();
+const enter = () => {
+  if (active++ === 0) drained = Promise.withResolvers<void>();
+};
+const leave = () => {
+  if (--active === 0) drained.resolve();
+};
+const allReleased = () =>
+  active === 0 ? Promise.resolve() : deadline(drained.promise, T, "handlers");
+
+const calc = implementService(CalcService, {
+  sum: async (values) => {
+    enter();
+    try {
+      let sum = 0n;
+      for await (const v of values) sum = addInt64(sum, v);
+      return sum;
+    } finally {
+      leave();
+    }
+  },
+  incrementalSum: async function* (values) {
+    enter();
+    try {
+      let sum = 0n;
+      for await (const v of values) {
+        sum = addInt64(sum, v);
+        yield sum;
+      }
+    } finally {
+      leave();
+    }
+  },
+});
+
+type Protocol = "connect" | "grpc-web" | "grpc";
+const protocols: Protocol[] = ["connect", "grpc-web", "grpc"];
+
+interface Running {
+  port: number;
+  shutdown(): Promise<void>;
+}
+
+/** Serves a universal handler: node:http2 for gRPC, else serve(). */
+async function serveFor(
+  protocol: Protocol,
+  handler: UniversalHandler,
+): Promise<Running> {
+  if (protocol === "grpc") {
+    const server = await serveHttp2(handler);
+    return { port: server.port, shutdown: () => server.shutdown() };
+  }
+  const server = await serve(async (request) => {
+    const response = await handler({
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      body: request.body,
+    });
+    return new Response(response.body ?? null, {
+      status: response.status,
+      headers: response.headers,
+    });
+  });
+  return { port: server.port, shutdown: () => server.shutdown() };
+}
+
+function transportFor(protocol: Protocol, port: number) {
+  const baseUrl = `http://127.0.0.1:${port}`;
+  if (protocol === "grpc") {
+    const httpClient = createHttp2Client(baseUrl);
+    return {
+      transport: createGrpcTransport({ baseUrl, httpClient }) as Transport,
+      close: () => httpClient.close(),
+    };
+  }
+  return {
+    transport: protocol === "connect"
+      ? createConnectTransport({ baseUrl })
+      : createGrpcWebTransport({ baseUrl }),
+    close: () => Promise.resolve(),
+  };
+}
+
+/** A stage at which the connection is cut, server side. */
+type Stage = "before-headers" | "mid-frame" | "before-end";
+
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Wraps a handler so that the proxy's connection is cut at `stage`:
+ * before the response starts, halfway through the first response frame, or
+ * after the last message frame but before the end-of-stream frame (Connect,
+ * gRPC-Web: the body's last chunk) or the trailers (gRPC).
+ */
+function cutting(
+  handler: UniversalHandler,
+  stage: () => Stage | undefined,
+  proxy: () => FaultProxy,
+): UniversalHandler {
+  return async (request) => {
+    const at = stage();
+    if (at === "before-headers") {
+      proxy().cut();
+      await wait(20);
+    }
+    const response = await handler(request);
+    if (!response.body || at === undefined || at === "before-headers") {
+      return response;
+    }
+    let held: Uint8Array | undefined;
+    let first = true;
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, controller) {
+          if (at === "mid-frame" && first && chunk.byteLength >= 2) {
+            first = false;
+            controller.enqueue(chunk.subarray(0, chunk.byteLength >> 1));
+            await wait(50);
+            proxy().cut();
+            return;
+          }
+          if (at === "before-end") {
+            if (held) controller.enqueue(held);
+            held = chunk;
+          }
+        },
+        async flush(controller) {
+          if (at === "before-end") {
+            // gRPC has no end frame in the body: what is held is a message.
+            if (
+              held &&
+              request.headers.get("content-type")?.startsWith(
+                "application/grpc+",
+              )
+            ) {
+              controller.enqueue(held);
+            }
+            await wait(50);
+            proxy().cut();
+          }
+        },
+      }),
+    );
+    return { ...response, body };
+  };
+}
+
+async function expectRpcError(promise: Promise<unknown>): Promise<RpcError> {
+  const outcome = await settle(deadline(promise, T, "call"));
+  assert.ok("error" in outcome, "the call succeeded after a cut");
+  assert.ok(
+    outcome.error instanceof RpcError,
+    `expected an RpcError, got ${outcome.error}`,
+  );
+  assert.notEqual(outcome.error.code, Code.DeadlineExceeded);
+  return outcome.error;
+}
+
+/** The next `sum` of 1..10 on a fresh connection gives 55. */
+async function stillServes(protocol: Protocol, port: number): Promise<void> {
+  const t = transportFor(protocol, port);
+  try {
+    const call = createClient(CalcService, t.transport).sum();
+    for (let i = 1n; i <= 10n; i++) await call.send(i);
+    await call.complete();
+    assert.equal(await deadline(call.receive(), T, "sum after a fault"), 55n);
+  } finally {
+    await t.close();
+  }
+}
+
+for (const protocol of protocols) {
+  describe(`RPC faults over ${protocol}`, () => {
+    let stage: Stage | undefined;
+    let proxy: FaultProxy;
+    let server: Running;
+    before(async () => {
+      server = await serveFor(
+        protocol,
+        cutting(createUniversalHandler(calc), () => stage, () => proxy),
+      );
+    });
+    after(async () => {
+      await server?.shutdown();
+    });
+
+    const throughProxy = async (
+      fn: (transport: Transport) => Promise<void>,
+      options: { cutAfterRequestBytes?: number } = {},
+    ) => {
+      proxy = await startFaultProxy(server.port, options);
+      const t = transportFor(protocol, proxy.port);
+      try {
+        await fn(t.transport);
+      } finally {
+        await t.close();
+        await proxy.close();
+        stage = undefined;
+      }
+      await allReleased();
+      await stillServes(protocol, server.port);
+    };
+
+    it(`${protocol}: a cut before the response headers fails the call with an RpcError`, async () => {
+      stage = "before-headers";
+      await throughProxy(async (transport) => {
+        const call = createClient(CalcService, transport).incrementalSum();
+        await call.send(1n).catch(() => {});
+        await call.complete().catch(() => {});
+        const error = await expectRpcError(call.receive());
+        console.log(`${protocol} cut before headers: ${error.message}`);
+      });
+    });
+
+    it(`${protocol}: a cut mid-request fails the call and releases the handler`, async () => {
+      await throughProxy(async (transport) => {
+        const call = createClient(CalcService, transport).incrementalSum();
+        const reading = (async () => {
+          for (;;) {
+            const r = await call.receive();
+            if (r.done) return;
+          }
+        })();
+        for (let i = 1n; i <= 2000n; i++) {
+          if (!(await call.send(i).then(() => true, () => false))) break;
+        }
+        const error = await expectRpcError(reading);
+        console.log(`${protocol} cut mid-request: ${error.message}`);
+      }, { cutAfterRequestBytes: 600 });
+    });
+
+    it(`${protocol}: a cut mid-frame fails the call with an RpcError`, async () => {
+      stage = "mid-frame";
+      await throughProxy(async (transport) => {
+        const call = createClient(CalcService, transport).incrementalSum();
+        for (let i = 1n; i <= 5n; i++) await call.send(i);
+        await call.complete();
+        const error = await expectRpcError(
+          (async () => {
+            for (;;) if ((await call.receive()).done) return;
+          })(),
+        );
+        console.log(`${protocol} cut mid-frame: ${error.message}`);
+      });
+    });
+
+    it(`${protocol}: a cut after the last message but before the status is an error, never a success`, async () => {
+      stage = "before-end";
+      await throughProxy(async (transport) => {
+        const call = createClient(CalcService, transport).incrementalSum();
+        for (let i = 1n; i <= 5n; i++) await call.send(i);
+        await call.complete();
+        const got: bigint[] = [];
+        const error = await expectRpcError(
+          (async () => {
+            for (;;) {
+              const r = await call.receive();
+              if (r.done) return;
+              got.push(r.value);
+            }
+          })(),
+        );
+        assert.deepEqual(got, [1n, 3n, 6n, 10n, 15n].slice(0, got.length));
+        console.log(
+          `${protocol} cut before the status, after ${got.length} messages: ${error.message}`,
+        );
+      });
+    });
+  });
+}
+
+describe("RPC slow and stalled clients", () => {
+  for (const protocol of protocols) {
+    it(`${protocol}: a client that stalls mid-stream fails with DEADLINE_EXCEEDED after idleTimeoutMs`, async () => {
+      const server = await serveFor(
+        protocol,
+        createUniversalHandler(calc, { idleTimeoutMs: 300 }),
+      );
+      const t = transportFor(protocol, server.port);
+      try {
+        const call = createClient(CalcService, t.transport).incrementalSum();
+        await call.send(1n);
+        assert.deepEqual(await deadline(call.receive(), T), {
+          done: false,
+          value: 1n,
+        });
+        const outcome = await settle(deadline(call.receive(), T, "idle"));
+        assert.ok("error" in outcome && outcome.error instanceof RpcError);
+        assert.equal(outcome.error.code, Code.DeadlineExceeded);
+        assert.match(outcome.error.message, /idleTimeoutMs|deadline/);
+        assert.ok(outcome.ms < 5_000, `took ${outcome.ms} ms`);
+        await allReleased();
+      } finally {
+        await t.close();
+        await server.shutdown();
+      }
+    });
+
+    it(`${protocol}: a slow client that sends within idleTimeoutMs completes`, async () => {
+      const server = await serveFor(
+        protocol,
+        createUniversalHandler(calc, { idleTimeoutMs: 400 }),
+      );
+      const t = transportFor(protocol, server.port);
+      try {
+        const call = createClient(CalcService, t.transport).incrementalSum();
+        const got: bigint[] = [];
+        for (let i = 1n; i <= 8n; i++) {
+          await wait(80);
+          await call.send(i);
+          const r = await deadline(call.receive(), T);
+          if (!r.done) got.push(r.value);
+        }
+        await call.complete();
+        assert.equal((await deadline(call.receive(), T)).done, true);
+        assert.deepEqual(got, [1n, 3n, 6n, 10n, 15n, 21n, 28n, 36n]);
+      } finally {
+        await t.close();
+        await server.shutdown();
+      }
+    });
+
+    it(`${protocol}: a slow reader still gets every response in order`, async () => {
+      const server = await serveFor(protocol, createUniversalHandler(calc));
+      const t = transportFor(protocol, server.port);
+      try {
+        const call = createClient(CalcService, t.transport).incrementalSum();
+        const n = 300;
+        const sending = (async () => {
+          for (let i = 1; i <= n; i++) await call.send(BigInt(i));
+          await call.complete();
+        })();
+        let expected = 0n;
+        for (let i = 1; i <= n; i++) {
+          if (i % 50 === 0) await wait(100);
+          const r = await deadline(call.receive(), T);
+          expected += BigInt(i);
+          assert.deepEqual(r, { done: false, value: expected });
+        }
+        assert.equal((await deadline(call.receive(), T)).done, true);
+        await sending;
+      } finally {
+        await t.close();
+        await server.shutdown();
+      }
+    });
+
+    it(`${protocol}: a deadline longer than a timer can hold (30 days) does not fire at once`, async () => {
+      const server = await serveFor(protocol, createUniversalHandler(calc));
+      const t = transportFor(protocol, server.port);
+      try {
+        // 30 days: setTimeout would fire after 1 ms (regression).
+        const call = createClient(CalcService, t.transport).sum({
+          timeoutMs: 30 * 24 * 3600 * 1000,
+        });
+        await call.send(2n);
+        await wait(50);
+        await call.send(3n);
+        await call.complete();
+        assert.equal(await deadline(call.receive(), T), 5n);
+      } finally {
+        await t.close();
+        await server.shutdown();
+      }
+    });
+  }
+});
+
+describe("RPC server shut down with calls open", () => {
+  for (const protocol of protocols) {
+    it(`${protocol}: shutdown refuses new connections; the open call finishes or fails with an RpcError`, async () => {
+      const server = await serveFor(protocol, createUniversalHandler(calc));
+      const t = transportFor(protocol, server.port);
+      try {
+        const call = createClient(CalcService, t.transport).incrementalSum();
+        await call.send(1n);
+        assert.deepEqual(await deadline(call.receive(), T), {
+          done: false,
+          value: 1n,
+        });
+        const stopped = server.shutdown();
+        const refused = await deadline(
+          (async () => {
+            for (let i = 0; i < 100; i++) {
+              const ok = await new Promise<boolean>((resolve) => {
+                const s = connect(server.port, "127.0.0.1");
+                s.once("connect", () => {
+                  s.destroy();
+                  resolve(true);
+                });
+                s.once("error", () => resolve(false));
+              });
+              if (!ok) return true;
+              await wait(50);
+            }
+            return false;
+          })(),
+          T,
+          "refusal",
+        );
+        assert.equal(refused, true, "new connections were still accepted");
+        const rest = settle(
+          deadline(
+            (async () => {
+              await call.send(2n);
+              await call.complete();
+              const got: bigint[] = [];
+              for (;;) {
+                const r = await call.receive();
+                if (r.done) return got;
+                got.push(r.value);
+              }
+            })(),
+            T,
+            "open call",
+          ),
+        );
+        const outcome = await rest;
+        if ("value" in outcome) {
+          assert.deepEqual(outcome.value, [3n]);
+        } else {
+          assert.ok(
+            outcome.error instanceof RpcError,
+            `not an RpcError: ${outcome.error}`,
+          );
+        }
+        console.log(
+          `${protocol} call open during shutdown: ${
+            "value" in outcome ? "finished" : (outcome.error as Error).message
+          }`,
+        );
+        await deadline(stopped, T, "shutdown");
+        await allReleased();
+      } finally {
+        await t.close();
+        await server.shutdown();
+      }
+    });
+  }
+});
