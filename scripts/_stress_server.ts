@@ -1,0 +1,135 @@
+// The server side of `deno task stress` (scripts/stress.ts), in its own
+// process so that its RSS is its own: uploads into files, the echo handler
+// and StreamingCalcService over Connect and gRPC-Web, on one serve() server
+// on 127.0.0.1. GET /stats reports RSS (current and the peak of samples
+// every 20 ms) and requests in flight; POST /gc runs
+// a full garbage collection when the runtime allows it.
+//
+// Usage: <runtime> scripts/_stress_server.ts <upload-dir>
+// Prints {"port": N} on its first line of stdout.
+
+import { join } from "node:path";
+import process from "node:process";
+import { createReceiver, echo, safeFileName } from "../lib/http/mod.ts";
+import { createFileSink, createSha256 } from "../lib/runtime/fs.ts";
+import { createRpcHandler } from "../lib/rpc/mod.ts";
+import { serve } from "../lib/runtime/serve.ts";
+import { streamingCalc } from "../examples/streaming_calc.ts";
+
+const dir = process.argv[process.argv.length - 1];
+
+let peak = 0;
+const sample = () => {
+  const rss = process.memoryUsage().rss;
+  if (rss > peak) peak = rss;
+  return rss;
+};
+const sampler = setInterval(sample, 20);
+
+function collectGarbage(): boolean {
+  const g = globalThis as unknown as {
+    Bun?: { gc(force: boolean): void };
+    gc?: () => void;
+  };
+  if (g.Bun) {
+    g.Bun.gc(true);
+    return true;
+  }
+  if (typeof g.gc === "function") {
+    g.gc();
+    return true;
+  }
+  return false;
+}
+
+let inFlight = 0;
+/** Counts a request until its response body ends or is cancelled. */
+function tracked(response: Response): Response {
+  if (!response.body) {
+    inFlight--;
+    return response;
+  }
+  let done = false;
+  const finish = () => {
+    if (!done) {
+      done = true;
+      inFlight--;
+    }
+  };
+  const reader = response.body.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          finish();
+          controller.close();
+          return;
+        }
+        controller.enqueue(value);
+      } catch (error) {
+        finish();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+const receiver = createReceiver({
+  sink: (request) =>
+    createFileSink(
+      join(
+        dir,
+        safeFileName(new URL(request.url).searchParams.get("name") ?? ""),
+      ),
+    ),
+  sha256: createSha256,
+  maxBytes: 8 * 1024 * 1024,
+});
+const rpc = createRpcHandler(streamingCalc);
+
+const server = await serve(async (request) => {
+  const { pathname } = new URL(request.url);
+  if (pathname === "/stats") {
+    return Response.json({
+      rss: sample(),
+      peak,
+      inFlight,
+    });
+  }
+  if (pathname === "/gc") {
+    await request.body?.cancel();
+    const collected = collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    peak = 0;
+    return Response.json({ collected, rss: sample() });
+  }
+  inFlight++;
+  try {
+    if (pathname === "/upload") return tracked(await receiver(request));
+    if (pathname === "/echo") return tracked(echo(request));
+    return tracked(await rpc(request));
+  } catch (error) {
+    inFlight--;
+    throw error;
+  }
+});
+
+process.stdout.write(JSON.stringify({ port: server.port }) + "\n");
+const stop = async () => {
+  clearInterval(sampler);
+  await server.shutdown();
+  process.exit(0);
+};
+process.on("SIGTERM", () => void stop());
+process.stdin.on("end", () => void stop());
+process.stdin.resume();
