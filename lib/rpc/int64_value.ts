@@ -1,8 +1,10 @@
 import type { MessageType } from "./message_type.ts";
 import { WireReader, WireWriter } from "./_wire.ts";
+import { allocBytes } from "./_alloc.ts";
 
 const MIN_INT64 = -(1n << 63n);
 const MAX_INT64 = (1n << 63n) - 1n;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const EMPTY = new Uint8Array(0);
@@ -22,21 +24,27 @@ function checkRange(value: bigint, what: string): bigint {
 }
 
 function encodeBinary(value: bigint): Uint8Array {
+  if (typeof value === "bigint" && value > 0n && value <= MAX_SAFE) {
+    // Fast path: tag 0x08 and a varint of at most 8 bytes, written into a
+    // slab view (a new ArrayBuffer per message is the costly part).
+    let n = Number(value);
+    let length = 2;
+    for (let m = n; m >= 0x80; m = Math.floor(m / 0x80)) length++;
+    const out = allocBytes(length);
+    out[0] = 0x08;
+    let i = 1;
+    while (n >= 0x80) {
+      out[i++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    out[i] = n;
+    return out;
+  }
   checkRange(value, "encode");
   // proto3: the default value 0 is not written, so 0 is the empty message.
   if (value === 0n) return EMPTY;
-  if (value > 0n && value < 0x80000000n) {
-    // Fast path: tag 0x08 and a varint of at most 5 bytes.
-    let n = Number(value);
-    const out: number[] = [0x08];
-    while (n > 0x7f) {
-      out.push((n & 0x7f) | 0x80);
-      n >>>= 7;
-    }
-    out.push(n);
-    return Uint8Array.from(out);
-  }
-  // Negative values are written as their 64-bit two's complement: 10 bytes.
+  // Negative values are written as their 64-bit two's complement: 10 bytes;
+  // values past 2^53 take the general path too.
   return new WireWriter().tag(1, 0).uint64(BigInt.asUintN(64, value))
     .finish();
 }
