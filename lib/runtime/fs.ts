@@ -1,6 +1,7 @@
 /**
- * Runtime glue for files: read a file as a streaming Blob, write a body to a
- * file atomically, and hash with the runtime's native incremental SHA-256.
+ * Runtime glue for files: read a file as a streaming Blob, upload a file,
+ * write a body to a file atomically, and hash with the runtime's native
+ * incremental SHA-256.
  * Uses `node:fs/promises` and `node:crypto`, which Deno, Bun and Node all
  * provide; Workers have no file system (use a `WritableStream` sink there).
  *
@@ -18,6 +19,8 @@ import {
   type ReceivedBody,
 } from "../http/receive_body.ts";
 
+export { uploadFile, type UploadFileOptions } from "./upload_file.ts";
+
 /** Options for {@linkcode openFile}. */
 export interface OpenFileOptions {
   /** The media type of the Blob. @default {""} */
@@ -25,9 +28,12 @@ export interface OpenFileOptions {
 }
 
 /**
- * Opens a file as a Blob that is read from disk as it is consumed, never
- * loaded whole into memory. Passing it to `fetch` or `upload` sends it with
- * its `Content-Length`.
+ * Opens a file as a Blob. Under Bun and Node the Blob is read from disk as
+ * it is consumed, never loaded whole into memory; passing it to `fetch` or
+ * `upload` sends it with its `Content-Length`. Under Deno (2.9.6, measured)
+ * `fs.openAsBlob` reads the whole file into memory, and Deno's `fetch` sends
+ * a Blob slowly: to upload a large file use {@linkcode uploadFile}, which is
+ * fast and streams on every runtime.
  *
  * @param path The file to open.
  * @param options The Blob's media type.

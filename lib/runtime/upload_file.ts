@@ -1,0 +1,151 @@
+import { createReadStream, openAsBlob } from "node:fs";
+import { stat } from "node:fs/promises";
+import * as http from "node:http";
+import * as https from "node:https";
+import type { Duplex } from "node:stream";
+import { formatDigestHeader } from "../http/digest_header.ts";
+import { upload, type UploadOptions } from "../http/upload.ts";
+import {
+  headersFromNode,
+  headersToNode,
+  readableFromNode,
+} from "./_node_streams.ts";
+
+/** Options for {@linkcode uploadFile}. */
+export type UploadFileOptions = Omit<
+  UploadOptions,
+  "contentLength" | "fetch" | "init"
+>;
+
+/** Bytes read from the file per write under Deno. */
+const READ_BYTES = 1024 * 1024;
+
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * Uploads a file as a streaming request body with its `Content-Length`, by
+ * the fastest means the runtime offers, and resolves with the response. The
+ * file is read as it is sent, never held in memory.
+ *
+ * - Bun and Node: `upload` with the file as a disk-backed Blob
+ *   (`fs.openAsBlob`), which their `fetch` sends with its length.
+ * - Deno: `node:http`, writing 1 MiB blocks with a `Content-Length`. Deno's
+ *   `fs.openAsBlob` reads the whole file into memory, its `fetch` sends a
+ *   Blob slowly and a stream only chunked (in 64 KiB chunks, which
+ *   `Deno.serve` delivers as about 32 KiB pieces); measured here, this way is
+ *   2-5 times as fast as either, close to `curl -T` (see the README's
+ *   performance section).
+ *
+ * @param url Where to send the file (`http:` or `https:`).
+ * @param path The file to send.
+ * @param options Content type, progress, digest, method, headers and
+ *   cancellation, as for `upload`.
+ * @returns The server's response, with a streamed body.
+ *
+ * @example Upload a file with progress
+ * ```ts ignore
+ * import { uploadFile } from "@sluice/streams/fs";
+ *
+ * const response = await uploadFile("http://127.0.0.1:9090/stream/receiver", "./big.iso", {
+ *   onProgress: (sent, total) => console.log(`${sent} / ${total}`),
+ * });
+ * console.log(response.status, await response.text()); // 200 File Received!
+ * ```
+ */
+export async function uploadFile(
+  url: string | URL,
+  path: string,
+  options: UploadFileOptions = {},
+): Promise<Response> {
+  options.signal?.throwIfAborted();
+  if (!("Deno" in globalThis)) {
+    return await upload(url, await openAsBlob(path), options);
+  }
+  const target = new URL(url);
+  if (target.protocol !== "http:" && target.protocol !== "https:") {
+    throw new TypeError(
+      `Cannot upload file: unsupported protocol ${target.protocol}`,
+    );
+  }
+  const size = (await stat(path)).size;
+  const { method = "POST", onProgress, signal, sha256 } = options;
+  const progressIntervalMs = options.progressIntervalMs ?? 100;
+  const headers = new Headers(options.headers);
+  headers.set(
+    "content-type",
+    options.contentType ?? "application/octet-stream",
+  );
+  headers.set("content-length", String(size));
+  if (sha256) {
+    headers.set("content-digest", formatDigestHeader({ "sha-256": sha256 }));
+  }
+
+  const send = target.protocol === "https:" ? https.request : http.request;
+  return await new Promise<Response>((resolve, reject) => {
+    const file = createReadStream(path, { highWaterMark: READ_BYTES });
+    const request = send(target, {
+      method,
+      headers: headersToNode(headers),
+    });
+    let settled = false;
+    const fail = (error: unknown) => {
+      file.destroy();
+      // Once the response has arrived, a failed send (the server stopped
+      // reading) must not cut the response short.
+      if (settled) return;
+      settled = true;
+      request.destroy();
+      reject(signal?.aborted ? signal.reason : error);
+    };
+    const onAbort = () => {
+      fail(signal!.reason);
+      request.destroy();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    request.once("close", () => signal?.removeEventListener("abort", onAbort));
+    request.on("error", fail);
+    file.once("error", fail);
+
+    let sent = 0;
+    let last = -Infinity;
+    if (onProgress) {
+      file.on("data", (chunk: string | Uint8Array) => {
+        sent += chunk.length;
+        const now = Date.now();
+        if (now - last >= progressIntervalMs) {
+          last = now;
+          onProgress(sent, size);
+        }
+      });
+      file.once("end", () => onProgress(sent, size));
+    }
+    file.pipe(request);
+
+    request.once("response", (incoming) => {
+      settled = true;
+      // The server may answer before it has read the whole body (a refusal):
+      // stop sending, the answer is what counts.
+      if (!file.readableEnded) file.destroy();
+      const status = incoming.statusCode ?? 0;
+      const body = NULL_BODY_STATUSES.has(status) || method === "HEAD"
+        ? null
+        : readableFromNode(incoming as unknown as Duplex, 65536);
+      if (body === null) incoming.resume();
+      const responseHeaders = headersFromNode(
+        incoming.headers as Record<string, string | string[] | undefined>,
+      );
+      const onAbortBody = () => incoming.destroy(signal!.reason);
+      signal?.addEventListener("abort", onAbortBody, { once: true });
+      incoming.once("close", () => {
+        signal?.removeEventListener("abort", onAbortBody);
+      });
+      resolve(
+        new Response(body, {
+          status,
+          statusText: incoming.statusMessage,
+          headers: responseHeaders,
+        }),
+      );
+    });
+  });
+}
