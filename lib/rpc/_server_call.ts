@@ -17,6 +17,7 @@ import type {
 import { MessageDecoderStream } from "./_message_decoder_stream.ts";
 import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
+import { pipeDirect } from "./_direct_write.ts";
 import { withIdleTimeout } from "../streams/_idle_timeout.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
@@ -141,11 +142,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     let error: RpcError | undefined;
     try {
       const stream = await raceAbort(outputs, abort.signal);
-      await stream.pipeTo(encoder.writable, {
-        preventClose: true,
-        preventAbort: true,
-        signal: abort.signal,
-      });
+      await pipeDirect(stream, encoder.writable, abort.signal);
     } catch (reason) {
       error = RpcError.from(
         abort.signal.aborted ? abort.signal.reason : reason,

@@ -1,6 +1,7 @@
 import { Code } from "./code.ts";
 import type { MethodDefinition, ServiceDefinition } from "./define_service.ts";
 import { RpcError } from "./rpc_error.ts";
+import { directWrite } from "./_direct_write.ts";
 import type { CallOptions, Transport, TransportCall } from "./transport.ts";
 
 /**
@@ -85,11 +86,18 @@ export type Client<S extends ServiceDefinition> = {
   [K in keyof S["methods"]]: ClientMethod<S["methods"][K]>;
 };
 
+const SENT: Promise<void> = Promise.resolve();
+
 class Call<I, O> {
   readonly #call: TransportCall<I, O>;
   #writer: WritableStreamDefaultWriter<I> | undefined;
   #reader: ReadableStreamDefaultReader<O> | undefined;
   #failure: RpcError | undefined;
+  /** The direct path into `requests` (see _direct_write.ts), or null. */
+  #direct: ((value: I) => void | Promise<void>) | null | undefined;
+  /** The last direct send still waiting (back-pressure or compression). */
+  #pending: Promise<void> | undefined;
+  #completing = false;
 
   constructor(call: TransportCall<I, O>) {
     this.#call = call;
@@ -119,18 +127,49 @@ class Call<I, O> {
     return this.#failure ?? RpcError.from(error, Code.Canceled);
   }
 
-  async send(value: I): Promise<void> {
+  send(value: I): Promise<void> {
     this.#writer ??= this.#call.requests.getWriter();
-    try {
-      await this.#writer.write(value);
-    } catch (error) {
-      throw this.#sendError(error);
+    this.#direct ??= directWrite(this.#call.requests) ?? null;
+    if (this.#direct === null || this.#completing) {
+      return this.#writer.write(value).catch((error) => {
+        throw this.#sendError(error);
+      });
     }
+    // Messages go straight into the request encoder, one at a time and in
+    // order; the writer stays locked so nothing else writes through it.
+    const direct = this.#direct;
+    if (this.#pending !== undefined) {
+      return this.#track(this.#pending.then(() => direct(value)));
+    }
+    let sent: void | Promise<void>;
+    try {
+      sent = direct(value);
+    } catch (error) {
+      return Promise.reject(this.#sendError(error));
+    }
+    return sent === undefined ? SENT : this.#track(sent);
+  }
+
+  #track(sending: Promise<void>): Promise<void> {
+    const pending: Promise<void> = sending.then(
+      () => {
+        if (this.#pending === pending) this.#pending = undefined;
+      },
+      (error) => {
+        if (this.#pending === pending) this.#pending = undefined;
+        throw this.#sendError(error);
+      },
+    );
+    this.#pending = pending;
+    return pending;
   }
 
   async complete(): Promise<void> {
     this.#writer ??= this.#call.requests.getWriter();
+    this.#completing = true;
     try {
+      // Direct sends still waiting go out before the end of the stream.
+      if (this.#pending !== undefined) await this.#pending;
       await this.#writer.close();
     } catch (error) {
       throw this.#sendError(error);

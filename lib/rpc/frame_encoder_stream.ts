@@ -1,6 +1,7 @@
 import { Code } from "./code.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, type Frame } from "./frame_decoder.ts";
 import { RpcError } from "./rpc_error.ts";
+import { registerDirectWrite } from "./_direct_write.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
 export interface FrameEncoderStreamOptions<T> {
@@ -81,6 +82,7 @@ export class FrameEncoderStream<T = Frame>
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #writableController: WritableStreamDefaultController | undefined;
+  readonly #toFrame: ((chunk: T) => Frame | PromiseLike<Frame>) | undefined;
   readonly #chunkBytes: number;
   readonly #maxQueueBytes: number;
   readonly #maxMessageBytes: number;
@@ -125,30 +127,29 @@ export class FrameEncoderStream<T = Frame>
       start: (controller) => {
         this.#writableController = controller;
       },
-      write: (chunk) => {
-        if (this.#failed) throw this.#failure;
-        if (!toFrame) return this.#push(chunk as unknown as Frame);
-        let frame: Frame | PromiseLike<Frame>;
-        try {
-          frame = toFrame(chunk);
-        } catch (error) {
-          this.#error(error);
-          throw error;
-        }
-        if (isFrame(frame)) return this.#push(frame);
-        return Promise.resolve(frame).then(
-          (f) => this.#push(f),
-          (error) => {
-            this.#error(error);
-            throw error;
-          },
-        );
-      },
+      write: (chunk) => this.#accept(chunk),
       close: () => {
         this.#closed = true;
         this.#wake();
       },
       abort: (reason) => this.#error(reason),
+    });
+    this.#toFrame = toFrame;
+    // The library's own senders write here directly, past the writable's
+    // per-chunk machinery; a failure then errors the writable as a failed
+    // write would.
+    registerDirectWrite(this.writable, (chunk: T) => {
+      try {
+        const pushed = this.#accept(chunk);
+        if (pushed === undefined) return;
+        return pushed.catch((error) => {
+          this.#writableController?.error(error);
+          throw error;
+        });
+      } catch (error) {
+        this.#writableController?.error(error);
+        throw error;
+      }
     });
     if (signal !== undefined) {
       const onAbort = () => {
@@ -158,6 +159,27 @@ export class FrameEncoderStream<T = Frame>
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
     }
+  }
+
+  #accept(chunk: T): void | Promise<void> {
+    if (this.#failed) throw this.#failure;
+    const toFrame = this.#toFrame;
+    if (!toFrame) return this.#push(chunk as unknown as Frame);
+    let frame: Frame | PromiseLike<Frame>;
+    try {
+      frame = toFrame(chunk);
+    } catch (error) {
+      this.#error(error);
+      throw error;
+    }
+    if (isFrame(frame)) return this.#push(frame);
+    return Promise.resolve(frame).then(
+      (f) => this.#push(f),
+      (error) => {
+        this.#error(error);
+        throw error;
+      },
+    );
   }
 
   #push(frame: Frame): void | Promise<void> {
