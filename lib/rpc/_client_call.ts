@@ -11,7 +11,7 @@ import type { CallStatus } from "./_server_call.ts";
 import type { MethodDefinition } from "./define_service.ts";
 import type { Frame } from "./frame_decoder.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";
-import { MessageDecoderStream } from "./_message_decoder_stream.ts";
+import { MessageDecoder } from "./_message_decoder_stream.ts";
 import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
 import type { CallOptions, TransportCall } from "./transport.ts";
@@ -136,7 +136,8 @@ export function startClientCall<I, O>(
   headers.catch(() => {});
   const trailers = Promise.withResolvers<Headers>();
 
-  let reader: ReadableStreamDefaultReader<O> | undefined;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let decoder: MessageDecoder<O> | undefined;
   let response: UniversalClientResponse | undefined;
   let endStatus: CallStatus | undefined;
   let ended = false;
@@ -164,25 +165,35 @@ export function startClientCall<I, O>(
             controller.close();
             return;
           }
-          reader = response.body.pipeThrough(
-            new MessageDecoderStream({
-              codec: outCodec,
-              typeName: method.output.typeName,
-              maxMessageBytes: init.maxMessageBytes,
-              compression: checked.compression,
-              errorCode: Code.Internal,
-              endFlag: init.endFlag,
-              onEnd: (data) => {
-                endStatus = init.decodeEnd!(data);
-              },
-            }),
-          ).getReader();
+          decoder = new MessageDecoder({
+            codec: outCodec,
+            typeName: method.output.typeName,
+            maxMessageBytes: init.maxMessageBytes,
+            compression: checked.compression,
+            errorCode: Code.Internal,
+            endFlag: init.endFlag,
+            onEnd: (data) => {
+              endStatus = init.decodeEnd!(data);
+            },
+          });
+          reader = response.body.getReader();
         }
-        const result = await reader.read();
-        if (!result.done) {
-          controller.enqueue(result.value);
-          return;
+        // Decode body chunks here rather than in a stream of their own: the
+        // messages of one chunk are queued at once, one stream hop less per
+        // message. The queue holds at most one chunk's messages.
+        let queued = 0;
+        const emit = (message: O) => {
+          queued++;
+          controller.enqueue(message);
+        };
+        let result = await reader.read();
+        while (!result.done) {
+          const decoding = decoder!.push(result.value, emit);
+          if (decoding !== undefined) await decoding;
+          if (queued > 0) return;
+          result = await reader.read();
         }
+        decoder!.finish();
         let status: CallStatus | null | undefined = endStatus;
         if (init.readTrailers) {
           status = init.readTrailers(await response!.trailers);
@@ -220,6 +231,7 @@ export function startClientCall<I, O>(
         }
         if (!ended) end({ error: rpcError, trailers: rpcError.metadata });
         abort.abort(rpcError);
+        reader?.cancel(rpcError).catch(() => {});
         controller.error(rpcError);
       }
     },

@@ -22,108 +22,131 @@ export interface MessageDecoderOptions<T> {
   onEnd?: (data: Uint8Array) => void;
 }
 
-export class MessageDecoderStream<T> extends TransformStream<Uint8Array, T> {
+/**
+ * The push form: feed body bytes, get the messages they complete through
+ * `emit`. `push` returns a promise only when a message needs asynchronous
+ * decompression; the next `push` must wait for it. Errors are `RpcError`s
+ * with the configured code (or `ResourceExhausted` for a size limit).
+ */
+export class MessageDecoder<T> {
+  readonly #frames: FrameDecoder;
+  readonly #options: MessageDecoderOptions<T>;
+  readonly #allowed: number;
+  #ended = false;
+
   constructor(options: MessageDecoderOptions<T>) {
-    const decoder = new FrameDecoder({
+    this.#frames = new FrameDecoder({
       maxMessageBytes: options.maxMessageBytes,
     });
-    const { codec, typeName, compression, errorCode, endFlag = 0, onEnd } =
-      options;
-    let ended = false;
-    const allowed = 1 | endFlag;
+    this.#options = options;
+    this.#allowed = 1 | (options.endFlag ?? 0);
+  }
 
-    const fail = (message: string, cause?: unknown): never => {
-      throw new RpcError(errorCode, message, { cause });
-    };
+  #fail(message: string, cause?: unknown): never {
+    throw new RpcError(this.#options.errorCode, message, { cause });
+  }
 
-    const parse = (data: Uint8Array): T => {
-      try {
-        return codec.decode(data);
-      } catch (error) {
-        return fail(
-          `Cannot decode ${typeName}: ${(error as Error).message}`,
-          error,
-        );
-      }
-    };
-
-    const unpack = (frame: Frame): Uint8Array | Promise<Uint8Array> => {
-      if (ended) {
-        fail("Cannot decode message: data after the end-of-stream message");
-      }
-      if ((frame.flags & ~allowed) !== 0) {
-        fail(
-          `Cannot decode frame: unknown flags 0x${frame.flags.toString(16)}`,
-        );
-      }
-      if ((frame.flags & 1) === 0) return frame.data;
-      if (compression === null) {
-        return fail(
-          "Cannot decode frame: compressed flag set but no message encoding was negotiated",
-        );
-      }
-      return compression.decompress(frame.data, options.maxMessageBytes).catch(
-        (error) => {
-          if (error instanceof RpcError) throw error;
-          return fail((error as Error).message, error);
-        },
+  #parse(data: Uint8Array): T {
+    try {
+      return this.#options.codec.decode(data);
+    } catch (error) {
+      return this.#fail(
+        `Cannot decode ${this.#options.typeName}: ${(error as Error).message}`,
+        error,
       );
-    };
+    }
+  }
 
-    const handle = (
-      frame: Frame,
-      data: Uint8Array,
-      controller: TransformStreamDefaultController<T>,
-    ) => {
-      if ((frame.flags & endFlag) !== 0) {
-        ended = true;
-        onEnd?.(data);
-      } else {
-        controller.enqueue(parse(data));
+  #unpack(frame: Frame): Uint8Array | Promise<Uint8Array> {
+    if (this.#ended) {
+      this.#fail("Cannot decode message: data after the end-of-stream message");
+    }
+    if ((frame.flags & ~this.#allowed) !== 0) {
+      this.#fail(
+        `Cannot decode frame: unknown flags 0x${frame.flags.toString(16)}`,
+      );
+    }
+    if ((frame.flags & 1) === 0) return frame.data;
+    const { compression, maxMessageBytes } = this.#options;
+    if (compression === null) {
+      return this.#fail(
+        "Cannot decode frame: compressed flag set but no message encoding was negotiated",
+      );
+    }
+    return compression.decompress(frame.data, maxMessageBytes).catch(
+      (error) => {
+        if (error instanceof RpcError) throw error;
+        return this.#fail((error as Error).message, error);
+      },
+    );
+  }
+
+  #handle(frame: Frame, data: Uint8Array, emit: (message: T) => void): void {
+    const endFlag = this.#options.endFlag ?? 0;
+    if ((frame.flags & endFlag) !== 0) {
+      this.#ended = true;
+      this.#options.onEnd?.(data);
+    } else {
+      emit(this.#parse(data));
+    }
+  }
+
+  async #slow(
+    frames: Frame[],
+    from: number,
+    first: Promise<Uint8Array>,
+    emit: (message: T) => void,
+  ): Promise<void> {
+    this.#handle(frames[from], await first, emit);
+    for (let i = from + 1; i < frames.length; i++) {
+      this.#handle(frames[i], await this.#unpack(frames[i]), emit);
+    }
+  }
+
+  /** Decodes `chunk`, emitting each completed message in order. */
+  push(chunk: Uint8Array, emit: (message: T) => void): void | Promise<void> {
+    let frames: Frame[];
+    try {
+      frames = this.#frames.decode(chunk);
+    } catch (error) {
+      const { errorCode } = this.#options;
+      if (error instanceof RpcError && error.code !== errorCode) {
+        // Over the size limit: keep ResourceExhausted.
+        throw error;
       }
-    };
+      throw RpcError.from(error, errorCode);
+    }
+    for (let i = 0; i < frames.length; i++) {
+      const data = this.#unpack(frames[i]);
+      if (data instanceof Promise) return this.#slow(frames, i, data, emit);
+      this.#handle(frames[i], data, emit);
+    }
+  }
 
-    const slow = async (
-      frames: Frame[],
-      from: number,
-      controller: TransformStreamDefaultController<T>,
-    ) => {
-      for (let i = from; i < frames.length; i++) {
-        handle(frames[i], await unpack(frames[i]), controller);
-      }
-    };
+  /** Signals the end of the body; throws if it ended inside a frame. */
+  finish(): void {
+    try {
+      this.#frames.finish();
+    } catch (error) {
+      throw new RpcError(
+        this.#options.errorCode,
+        (error as RpcError).rawMessage,
+        { cause: error },
+      );
+    }
+  }
+}
 
+/** {@linkcode MessageDecoder} as a stream of bytes to messages. */
+export class MessageDecoderStream<T> extends TransformStream<Uint8Array, T> {
+  constructor(options: MessageDecoderOptions<T>) {
+    const decoder = new MessageDecoder(options);
     super({
       transform(chunk, controller) {
-        let frames: Frame[];
-        try {
-          frames = decoder.decode(chunk);
-        } catch (error) {
-          if (error instanceof RpcError && error.code !== errorCode) {
-            // Over the size limit: keep ResourceExhausted.
-            throw error;
-          }
-          throw RpcError.from(error, errorCode);
-        }
-        for (let i = 0; i < frames.length; i++) {
-          const data = unpack(frames[i]);
-          if (data instanceof Promise) {
-            return data.then((d) => {
-              handle(frames[i], d, controller);
-              return slow(frames, i + 1, controller);
-            });
-          }
-          handle(frames[i], data, controller);
-        }
+        return decoder.push(chunk, (message) => controller.enqueue(message));
       },
       flush() {
-        try {
-          decoder.finish();
-        } catch (error) {
-          throw new RpcError(errorCode, (error as RpcError).rawMessage, {
-            cause: error,
-          });
-        }
+        decoder.finish();
       },
     });
   }
