@@ -28,8 +28,21 @@ function encodeBinary(value: bigint): Uint8Array {
     // Fast path: tag 0x08 and a varint of at most 8 bytes, written into a
     // slab view (a new ArrayBuffer per message is the costly part).
     let n = Number(value);
-    let length = 2;
-    for (let m = n; m >= 0x80; m = Math.floor(m / 0x80)) length++;
+    if (n < 0x10000000) {
+      // Up to 28 bits: 32-bit integer operations.
+      const length = n < 0x80 ? 2 : n < 0x4000 ? 3 : n < 0x200000 ? 4 : 5;
+      const out = allocBytes(length);
+      out[0] = 0x08;
+      let i = 1;
+      while (n >= 0x80) {
+        out[i++] = (n & 0x7f) | 0x80;
+        n >>>= 7;
+      }
+      out[i] = n;
+      return out;
+    }
+    let length = 6;
+    for (let m = n / 0x10000000; m >= 0x80; m /= 0x80) length++;
     const out = allocBytes(length);
     out[0] = 0x08;
     let i = 1;
