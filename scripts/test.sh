@@ -35,7 +35,7 @@ find_bun() {
   echo "$PWD/$local_bun"
 }
 
-entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts lib/runtime/websocket.ts)
+entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts lib/runtime/websocket.ts lib/runtime/workers.ts)
 
 mkdir -p .tmp
 step fmt deno fmt --check
