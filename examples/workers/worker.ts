@@ -1,0 +1,154 @@
+// A Cloudflare Worker serving every sluice flow from one `export default
+// { fetch }` module: the streaming upload (seed 000) into a hashing sink, the
+// echo and a line-by-line duplex over HTTP/1.1, the duplex stream over a
+// WebSocket from `WebSocketPair`, and StreamingCalcService (seed 002) over
+// Connect and gRPC-Web.
+//
+//   npx wrangler dev                 (from examples/workers/; see the README)
+//   deno task build:worker           bundles it into .tmp/build/ and prints its size
+//
+// The test suite runs this module in workerd (tests/workerd.test.ts).
+// Streamed responses are application/octet-stream or the RPC protocols' own
+// types, none of which Cloudflare's edge compresses (compression would buffer
+// them); see README "Runtimes".
+//
+// Routes:
+//   POST /upload                  receive a body: size limit, Content-Digest check, Repr-Digest
+//   POST /forward                 stream the body to /upload through the SELF service binding
+//                                 and forward the answer (the seed's /stream/fileupload)
+//   POST /echo                    echo each chunk as it arrives (full duplex)
+//   POST /duplex                  answer each line with "echo <line>" (lockstep duplex)
+//   GET  /ws                      WebSocket echo over the duplex stream
+//   POST /StreamingCalcService/*  RPC: sum, incrementalSum (Connect, gRPC-Web)
+
+import { createReceiver, forwardResponse, upload } from "../../lib/http/mod.ts";
+import { duplexResponse } from "../../lib/http/duplex_response.ts";
+import { echo } from "../../lib/http/echo.ts";
+import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
+import {
+  Code,
+  createRpcHandler,
+  defineService,
+  implementService,
+  Int64Value,
+  RpcError,
+} from "../../lib/rpc/mod.ts";
+import { reduce, ScanStream } from "../../lib/streams/mod.ts";
+import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
+import { createSha256 } from "../../lib/runtime/workers.ts";
+
+/** The bindings from `wrangler.toml` (or the workerd config of the tests). */
+export interface Env {
+  /** The largest upload accepted, in bytes (a decimal string). */
+  MAX_UPLOAD_BYTES?: string;
+  /** This Worker itself, for `/forward`. */
+  SELF?: { fetch: typeof fetch };
+}
+
+/** The seed's service (as in examples/streaming_calc.proto). */
+export const StreamingCalcService = defineService("StreamingCalcService", {
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+function addInt64(a: bigint, b: bigint): bigint {
+  const sum = a + b;
+  if (BigInt.asIntN(64, sum) !== sum) {
+    throw new RpcError(
+      Code.OutOfRange,
+      `Cannot add ${b} to ${a}: the sum overflows int64`,
+    );
+  }
+  return sum;
+}
+
+type Handler = (request: Request) => Promise<Response>;
+
+interface Handlers {
+  receiver: Handler;
+  rpc: Handler;
+}
+
+// Built on the first request: Workers forbid I/O, and sluice does no work, at
+// module top level.
+let handlers: Handlers | undefined;
+
+function makeHandlers(env: Env): Handlers {
+  const maxBytes = Number(env.MAX_UPLOAD_BYTES ?? 64 * 1024 * 1024);
+  const calc = implementService(StreamingCalcService, {
+    sum: (values, context) =>
+      reduce(values, addInt64, 0n, { signal: context.signal }),
+    incrementalSum: () => new ScanStream(addInt64, 0n),
+  });
+  return {
+    receiver: createReceiver({
+      // Workers have no file system: the body streams into a sink that only
+      // counts; put an R2 writer here to keep it. The receiver hashes it.
+      sink: () => new WritableStream<Uint8Array>(),
+      sha256: createSha256,
+      maxBytes,
+    }),
+    rpc: createRpcHandler(calc),
+  };
+}
+
+function webSocketEcho(request: Request): Response {
+  const { socket, response } = upgradeWebSocket(request);
+  const stream = websocketDuplex(socket);
+  (async () => {
+    for await (const chunk of stream) await stream.write(chunk);
+    await stream.close();
+  })().catch((error) => stream.close(error));
+  return response;
+}
+
+async function forward(request: Request, env: Env): Promise<Response> {
+  if (!env.SELF || !request.body) {
+    return new Response("Cannot forward: no SELF binding or no body", {
+      status: 400,
+    });
+  }
+  const self = env.SELF;
+  const length = request.headers.get("content-length");
+  const digest = request.headers.get("content-digest");
+  const headers = new Headers();
+  if (digest) headers.set("content-digest", digest);
+  return forwardResponse(
+    await upload(new URL("/upload", request.url), request.body, {
+      contentType: request.headers.get("content-type") ?? undefined,
+      contentLength: length === null ? undefined : Number(length),
+      headers,
+      fetch: (input, init) => self.fetch(input, init),
+    }),
+  );
+}
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    handlers ??= makeHandlers(env);
+    const { pathname } = new URL(request.url);
+    switch (pathname) {
+      case "/upload":
+        return await handlers.receiver(request);
+      case "/forward":
+        return await forward(request, env);
+      case "/echo":
+        return echo(request);
+      case "/duplex":
+        return await duplexResponse(request, async (stream) => {
+          for await (const line of stream.lines()) {
+            await stream.write(`echo ${line}\n`);
+          }
+        });
+      case "/ws":
+        return webSocketEcho(request);
+    }
+    if (pathname.startsWith(`/${StreamingCalcService.typeName}/`)) {
+      return await handlers.rpc(request);
+    }
+    return new Response("Not Found", {
+      status: 404,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  },
+};
