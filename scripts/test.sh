@@ -41,6 +41,7 @@ mkdir -p .tmp
 step fmt deno fmt --check
 step lint deno lint
 step check deno check mod.ts lib/ examples/ tests/ bench/
+step layers deno task check:layers
 step doc-examples deno check --doc mod.ts lib/
 step doc deno doc --lint "${entry_points[@]}"
 

@@ -1,0 +1,329 @@
+// Keeps the core portable and the layers in order:
+//
+// - core files (lib/streams, lib/http, lib/rpc) import no `node:`, `bun:`,
+//   `npm:`, `jsr:` or URL modules, and do not touch `Deno`, `Bun` or Node's
+//   `process` / `Buffer` globals (not even `"Deno" in globalThis`): they run
+//   in Workers and browsers as they are;
+// - no file under lib/ imports from a later layer, in the order
+//   streams ← http ← rpc ← runtime, or from outside lib/.
+//
+// Comments and the text of strings are ignored, so docs and messages may
+// name the runtimes.
+//
+//   deno task check:layers        (part of `deno task test`)
+//
+// Uses node: APIs only; `checkSource` is exported for tests.
+
+import { readdir, readFile } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import process from "node:process";
+
+/** The layers under lib/, in order: a layer imports only from earlier ones. */
+export const LAYERS = ["streams", "http", "rpc", "runtime"] as const;
+/** Layers that must use web standards only. */
+export const CORE_LAYERS = new Set(["streams", "http", "rpc"]);
+
+const FORBIDDEN_GLOBALS = ["Deno", "Bun", "process", "Buffer"];
+const FORBIDDEN_SCHEMES = /^(node|bun|npm|jsr|https?):/;
+
+/** One broken rule. */
+export interface Violation {
+  /** The file, relative to the repository root. */
+  file: string;
+  /** 1-based line. */
+  line: number;
+  message: string;
+}
+
+interface Token {
+  kind: "code" | "string";
+  text: string;
+  line: number;
+}
+
+/**
+ * Splits TypeScript source into code and string tokens, dropping comments.
+ * Template literals count as strings, with their `${...}` parts as code.
+ * Regular expression literals are kept as code.
+ */
+export function tokenize(source: string): Token[] {
+  const tokens: Token[] = [];
+  let line = 1;
+  let code = "";
+  let codeLine = 1;
+  const flush = () => {
+    if (code) tokens.push({ kind: "code", text: code, line: codeLine });
+    code = "";
+  };
+  // Braces opened inside `${`, per nesting level of template literals.
+  const templateDepth: number[] = [];
+  let i = 0;
+  const n = source.length;
+  const readString = (quote: string): void => {
+    const start = line;
+    let text = "";
+    i++;
+    while (i < n) {
+      const c = source[i];
+      if (c === "\\") {
+        text += source.slice(i, i + 2);
+        if (source[i + 1] === "\n") line++;
+        i += 2;
+        continue;
+      }
+      if (quote === "`" && c === "$" && source[i + 1] === "{") {
+        tokens.push({ kind: "string", text, line: start });
+        templateDepth.push(0);
+        i += 2;
+        return;
+      }
+      if (c === quote) {
+        i++;
+        tokens.push({ kind: "string", text, line: start });
+        return;
+      }
+      if (c === "\n") line++;
+      text += c;
+      i++;
+    }
+    tokens.push({ kind: "string", text, line: start });
+  };
+  const regexAllowed = () => {
+    const before = code.trimEnd();
+    if (before === "") {
+      const last = tokens.at(-1);
+      return !last || last.kind === "string" ? !last : true;
+    }
+    return /[(,=:[!&|?{};+\-*%<>~^]$|\b(return|typeof|case|do|else|in|of|void|yield|await)$/
+      .test(before);
+  };
+  while (i < n) {
+    const c = source[i];
+    const next = source[i + 1];
+    if (c === "\n") {
+      line++;
+      code += c;
+      i++;
+      continue;
+    }
+    if (c === "/" && next === "/") {
+      while (i < n && source[i] !== "\n") i++;
+      continue;
+    }
+    if (c === "/" && next === "*") {
+      i += 2;
+      while (i < n && !(source[i] === "*" && source[i + 1] === "/")) {
+        if (source[i] === "\n") {
+          line++;
+          code += "\n";
+        }
+        i++;
+      }
+      i += 2;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === "`") {
+      flush();
+      readString(c);
+      codeLine = line;
+      continue;
+    }
+    if (templateDepth.length > 0) {
+      if (c === "{") templateDepth[templateDepth.length - 1]++;
+      if (c === "}") {
+        if (templateDepth[templateDepth.length - 1] === 0) {
+          templateDepth.pop();
+          flush();
+          readString("`");
+          codeLine = line;
+          continue;
+        }
+        templateDepth[templateDepth.length - 1]--;
+      }
+    }
+    if (c === "/" && regexAllowed()) {
+      // A regular expression literal: skip to its closing slash.
+      let j = i + 1;
+      let inClass = false;
+      while (j < n && source[j] !== "\n") {
+        const d = source[j];
+        if (d === "\\") {
+          j += 2;
+          continue;
+        }
+        if (d === "[") inClass = true;
+        else if (d === "]") inClass = false;
+        else if (d === "/" && !inClass) break;
+        j++;
+      }
+      if (source[j] === "/") {
+        code += source.slice(i, j + 1);
+        i = j + 1;
+        continue;
+      }
+    }
+    if (code === "") codeLine = line;
+    code += c;
+    i++;
+  }
+  flush();
+  return tokens;
+}
+
+/** The layer of a path relative to the repository root, if under lib/. */
+export function layerOf(file: string): string | undefined {
+  const parts = file.split(/[\\/]/);
+  return parts[0] === "lib" ? parts[1] : undefined;
+}
+
+/**
+ * Checks one file's source. `file` is relative to the repository root
+ * (`lib/http/echo.ts`).
+ */
+export function checkSource(file: string, source: string): Violation[] {
+  const layer = layerOf(file);
+  const violations: Violation[] = [];
+  if (!layer) return violations;
+  const rank = LAYERS.indexOf(layer as typeof LAYERS[number]);
+  const core = CORE_LAYERS.has(layer);
+  if (rank === -1) {
+    violations.push({
+      file,
+      line: 1,
+      message: `lib/${layer}/ is not a known layer (${LAYERS.join(", ")})`,
+    });
+    return violations;
+  }
+  const tokens = tokenize(source);
+  for (let t = 0; t < tokens.length; t++) {
+    const token = tokens[t];
+    if (token.kind === "string") {
+      const before = tokens[t - 1];
+      const isSpecifier = before?.kind === "code" &&
+        /(\bfrom|\bimport|\bimport\s*\(|\bexport\s*\*\s*from)\s*$/.test(
+          before.text,
+        );
+      if (isSpecifier) {
+        violations.push(...checkSpecifier(file, token, rank, core));
+      } else if (core && FORBIDDEN_GLOBALS.includes(token.text)) {
+        violations.push({
+          file,
+          line: token.line,
+          message:
+            `names the ${token.text} global in a string (runtime sniffing belongs in lib/runtime/)`,
+        });
+      }
+      continue;
+    }
+    if (!core) continue;
+    const lines = token.text.split("\n");
+    for (let l = 0; l < lines.length; l++) {
+      for (const name of FORBIDDEN_GLOBALS) {
+        // A property (`.process`) or an object key (`process:`) is fine.
+        const pattern = new RegExp(`(^|[^.\\w$])${name}(?![\\w$])(?!\\s*:)`);
+        if (pattern.test(lines[l])) {
+          violations.push({
+            file,
+            line: token.line + l,
+            message: `uses ${name} (core files use web standards only)`,
+          });
+        }
+      }
+    }
+  }
+  return violations;
+}
+
+function checkSpecifier(
+  file: string,
+  token: Token,
+  rank: number,
+  core: boolean,
+): Violation[] {
+  const specifier = token.text;
+  if (FORBIDDEN_SCHEMES.test(specifier)) {
+    return core
+      ? [{
+        file,
+        line: token.line,
+        message:
+          `imports ${specifier} (core files use web standards only; runtime glue goes in lib/runtime/)`,
+      }]
+      : [];
+  }
+  if (!specifier.startsWith(".")) {
+    return core
+      ? [{
+        file,
+        line: token.line,
+        message: `imports the bare specifier ${specifier} (no dependencies)`,
+      }]
+      : [];
+  }
+  const target = relative(
+    ".",
+    join(dirname(file), specifier),
+  ).split(sep).join("/");
+  const targetLayer = layerOf(target);
+  if (!targetLayer) {
+    return [{
+      file,
+      line: token.line,
+      message: `imports ${specifier}, outside lib/`,
+    }];
+  }
+  const targetRank = LAYERS.indexOf(targetLayer as typeof LAYERS[number]);
+  if (targetRank > rank) {
+    return [{
+      file,
+      line: token.line,
+      message:
+        `imports ${specifier} from the later layer lib/${targetLayer}/ (order: ${
+          LAYERS.join(" ← ")
+        })`,
+    }];
+  }
+  return [];
+}
+
+async function* sourceFiles(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* sourceFiles(path);
+    else if (/\.(ts|tsx|js|mjs)$/.test(entry.name)) yield path;
+  }
+}
+
+/** Checks every file under `<root>/lib`. */
+export async function checkLayers(root: string): Promise<{
+  files: number;
+  violations: Violation[];
+}> {
+  const violations: Violation[] = [];
+  let files = 0;
+  for await (const path of sourceFiles(join(root, "lib"))) {
+    files++;
+    const file = relative(root, path).split(sep).join("/");
+    violations.push(...checkSource(file, await readFile(path, "utf8")));
+  }
+  return { files, violations };
+}
+
+if (import.meta.main) {
+  const root = resolve(import.meta.dirname ?? ".", "..");
+  const { files, violations } = await checkLayers(root);
+  for (const v of violations) {
+    console.error(`${v.file}:${v.line}: ${v.message}`);
+  }
+  if (violations.length > 0) {
+    console.error(`${violations.length} layering violations`);
+    process.exit(1);
+  }
+  console.log(
+    `${files} files under lib/: core (${
+      [...CORE_LAYERS].join(", ")
+    }) uses no node:, Deno, Bun, process or Buffer; imports follow ${
+      LAYERS.join(" ← ")
+    }`,
+  );
+}

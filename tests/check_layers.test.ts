@@ -1,0 +1,130 @@
+// The layering check of scripts/check_layers.ts: what it catches, what it
+// lets through, and that lib/ passes it.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { checkLayers, checkSource } from "../scripts/check_layers.ts";
+
+function messages(file: string, source: string): string[] {
+  return checkSource(file, source).map((v) => `${v.line}: ${v.message}`);
+}
+
+describe("checkSource", () => {
+  it("checkSource rejects a node: import in a core file", () => {
+    const found = messages(
+      "lib/http/x.ts",
+      `import { createHash } from "node:crypto";\n`,
+    );
+    assert.equal(found.length, 1);
+    assert.match(found[0], /^1: imports node:crypto/);
+  });
+
+  it("checkSource rejects a type-only and a dynamic node: import in a core file", () => {
+    assert.equal(
+      messages(
+        "lib/streams/x.ts",
+        `import type { Stats } from "node:fs";\nconst m = await import("node:fs");\n`,
+      ).length,
+      2,
+    );
+  });
+
+  it("checkSource rejects npm:, jsr: and bare specifiers in a core file", () => {
+    assert.equal(
+      messages(
+        "lib/rpc/x.ts",
+        `import a from "npm:fast-check";\nimport b from "jsr:@std/streams";\nimport c from "undici";\n`,
+      ).length,
+      3,
+    );
+  });
+
+  it("checkSource rejects Deno, Bun, process and Buffer in core code", () => {
+    const found = messages(
+      "lib/http/x.ts",
+      [
+        "const a = Deno.serve;",
+        "const b = (globalThis as { Bun?: unknown }).Bun;",
+        "const c = process.env;",
+        "const d = Buffer.from([]);",
+      ].join("\n"),
+    );
+    assert.deepEqual(found.map((m) => m.split(":")[0]), ["1", "2", "3", "4"]);
+  });
+
+  it("checkSource rejects runtime sniffing with a string", () => {
+    const found = messages(
+      "lib/http/x.ts",
+      `const deno = "Deno" in globalThis;`,
+    );
+    assert.equal(found.length, 1);
+    assert.match(found[0], /names the Deno global in a string/);
+  });
+
+  it("checkSource rejects a global used inside a template literal", () => {
+    assert.equal(
+      messages("lib/http/x.ts", "const s = `pid ${Deno.pid}`;").length,
+      1,
+    );
+  });
+
+  it("checkSource allows the runtimes in comments, strings and property names", () => {
+    const source = [
+      "/** Works with `Deno.serve` and `Bun.serve`. */",
+      "// process.env is not read here",
+      'const message = "Cannot serve: use Deno.serve or Bun.serve";',
+      "const template = `under Bun ${1 + 1}`;",
+      "const options = { process: true };",
+      "const value = options.process;",
+      "const pattern = /['\"]/;",
+    ].join("\n");
+    assert.deepEqual(messages("lib/http/x.ts", source), []);
+  });
+
+  it("checkSource rejects an import from a later layer", () => {
+    const found = messages(
+      "lib/http/x.ts",
+      `import { Code } from "../rpc/code.ts";\nimport type { Server } from "../runtime/serve.ts";\n`,
+    );
+    assert.equal(found.length, 2);
+    assert.match(found[0], /from the later layer lib\/rpc\//);
+    assert.match(found[1], /from the later layer lib\/runtime\//);
+  });
+
+  it("checkSource allows imports from the same and earlier layers", () => {
+    const source = [
+      `import { a } from "./a.ts";`,
+      `import { b } from "../streams/b.ts";`,
+      `import { c } from "../http/c.ts";`,
+      `export * from "./protocol_connect/d.ts";`,
+    ].join("\n");
+    assert.deepEqual(messages("lib/rpc/x.ts", source), []);
+  });
+
+  it("checkSource rejects an import from outside lib/", () => {
+    assert.match(
+      messages(
+        "lib/streams/x.ts",
+        `import { t } from "../../tests/_helpers.ts";`,
+      )[0],
+      /outside lib\//,
+    );
+  });
+
+  it("checkSource lets runtime glue import node: modules and use Deno", () => {
+    const source =
+      `import { createHash } from "node:crypto";\nconst d = typeof Deno;\nimport { x } from "../rpc/x.ts";\n`;
+    assert.deepEqual(messages("lib/runtime/x.ts", source), []);
+  });
+});
+
+describe("checkLayers", () => {
+  it("checkLayers finds no violation in lib/", async () => {
+    const { files, violations } = await checkLayers(
+      join(import.meta.dirname ?? ".", ".."),
+    );
+    assert.ok(files > 10, `checked ${files} files`);
+    assert.deepEqual(violations, []);
+  });
+});
