@@ -67,6 +67,12 @@ if [ -n "${bun:-}" ]; then
   step stress-bun "$bun" scripts/stress.ts --small
 fi
 
+# Node 20 as the client of the Worker under Deno.serve, Bun.serve and
+# workerd (tests/node/clients.ts, bundled for Node).
+printf '\n==> node client\n'
+BUN="${bun:-}" deno task test:node 2>&1 | tee "$logs/node.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("node client")
+
 step publish deno publish --dry-run --allow-dirty
 
 printf '\n==> summary\n'
@@ -82,19 +88,23 @@ echo "deno test: ${deno_line:-(no summary: deno test did not finish)}"
 bun_pass=$(grep -E '^ *[0-9]+ pass$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
 bun_fail=$(grep -E '^ *[0-9]+ fail$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
 echo "bun test: ${bun_pass:-?} pass, ${bun_fail:-?} fail"
+node_pass=$(grep -E '^[^ ]+ pass [0-9]+$' "$logs/node.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
+node_fail=$(grep -E '^[^ ]+ fail [0-9]+$' "$logs/node.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
+echo "node client: ${node_pass:-?} pass, ${node_fail:-?} fail"
 count() { # count <passed|failed> from deno's line: steps when present, else tests
   local n
   n=$(echo "$deno_line" | grep -oE "[0-9]+ $1 \([0-9]+ steps\)" | grep -oE '\([0-9]+' | tr -dc 0-9)
   [ -n "$n" ] || n=$(echo "$deno_line" | grep -oE "[0-9]+ $1" | tr -dc 0-9)
   echo "${n:-0}"
 }
-passed=$(($(count passed) + ${bun_pass:-0}))
-failures=$(($(count failed) + ${bun_fail:-0}))
+passed=$(($(count passed) + ${bun_pass:-0} + ${node_pass:-0}))
+failures=$(($(count failed) + ${bun_fail:-0} + ${node_fail:-0}))
 # A failed step that is not a test run (fmt, lint, ...) counts as one failure.
 for name in "${failed[@]}"; do
-  case "$name" in "deno test" | "bun test") ;; *) failures=$((failures + 1)) ;; esac
+  case "$name" in "deno test" | "bun test" | "node client") ;; *) failures=$((failures + 1)) ;; esac
 done
 [ -n "$deno_line" ] || failures=$((failures + 1))
 [ -n "$bun_pass" ] || failures=$((failures + 1))
+[ -n "$node_pass" ] || failures=$((failures + 1))
 echo "total: $passed passed, $failures failed"
 [ ${#failed[@]} -eq 0 ] && [ "$failures" -eq 0 ]
