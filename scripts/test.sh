@@ -73,6 +73,8 @@ printf '\n==> node client\n'
 BUN="${bun:-}" deno task test:node 2>&1 | tee "$logs/node.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("node client")
 
+step bundle-size deno task build:worker
+
 step publish deno publish --dry-run --allow-dirty
 
 printf '\n==> summary\n'
