@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, run by `deno task test` (and so by `.ci/run`).
-# Steps, in order: format, lint, type-check, doc lint, deno test, bun test,
-# the small stress run under each runtime, publish dry run. Any failing step fails the task; the output ends with the
+# Steps, in order: format, lint, type-check, layering check, doc lint, deno
+# test, bun test (both include the Worker in workerd), the small stress run
+# under each runtime, the Node client script, Worker bundle size, publish dry
+# run, the README's runtime matrix. Any failing step fails the task; the output ends with the
 # test runners' own summaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BUN_VERSION=1.4.5
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+# The runners' logs and results, kept for the README's runtime matrix
+# (scripts/runtime_matrix.ts).
+logs=.tmp/runtimes
+rm -rf "$logs"
+mkdir -p "$logs"
 failed=()
 
 step() {
@@ -51,7 +56,7 @@ NO_COLOR=1 deno task test:deno 2>&1 | tee "$logs/deno.log"
 
 printf '\n==> bun test\n'
 if bun=$(find_bun); then
-  "$bun" --version
+  "$bun" --version | tee "$logs/bun.version"
   (cd tests && "$bun" test --timeout 120000 .) 2>&1 | tee "$logs/bun.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("bun test")
 else
@@ -76,6 +81,9 @@ BUN="${bun:-}" deno task test:node 2>&1 | tee "$logs/node.log"
 step bundle-size deno task build:worker
 
 step publish deno publish --dry-run --allow-dirty
+
+# The README's runtime matrix, from this run's logs.
+step matrix deno task matrix
 
 printf '\n==> summary\n'
 if [ ${#failed[@]} -gt 0 ]; then
