@@ -1,0 +1,214 @@
+// Loopback HTTP benchmark, one side per process (run by bench/run.ts under
+// Deno or Bun):
+//
+//   _loopback.ts server <mode> <dir>            prints "READY <port>"
+//   _loopback.ts client <mode> <port> <arg>     prints one JSON result line
+//
+// Server modes: echo-ours (the library's `echo`), echo-raw
+// (`new Response(request.body)`), echo-pipe (the same through one bare
+// TransformStream: the floor for an echo in JS), upload-ours (`createReceiver` into
+// `createFileSink`), upload-raw (`request.body.pipeTo(file)`, then fsync, as
+// the library's sink fsyncs too), drain (a raw handler that only reads the
+// body: the runtime's own floor). Each server is started for one request, so
+// its peak RSS belongs to that request.
+//
+// Client modes: echo (a generated body of <arg> bytes in 64 KiB chunks,
+// sent while the echo is read back; over h2c with "echo-h2c" under Deno),
+// upload-ours (the library's client for a file: `uploadFile`), upload-blob
+// (`upload` of `openFile`'s Blob), upload-stream (`upload` of the file as a
+// stream), upload-raw (the runtime's own fetch with the runtime's own file
+// body). The last line printed is the result; echo clients print progress
+// lines before it.
+
+import process from "node:process";
+import { closeSync, fsyncSync, openSync } from "node:fs";
+import { open, stat } from "node:fs/promises";
+import { echo } from "../lib/http/echo.ts";
+import { createReceiver } from "../lib/http/receiver.ts";
+import { upload } from "../lib/http/upload.ts";
+import { createFileSink, openFile, uploadFile } from "../lib/runtime/fs.ts";
+import { serve } from "../lib/runtime/serve.ts";
+
+// deno-lint-ignore no-explicit-any
+const Bun = (globalThis as any).Bun;
+
+type Handler = (request: Request) => Response | Promise<Response>;
+
+/** The runtime's own server, without the library's glue. */
+function serveRaw(handler: Handler): Promise<number> {
+  if (Bun) {
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      idleTimeout: 0,
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      fetch: handler,
+    });
+    return Promise.resolve(server.port);
+  }
+  const { promise, resolve } = Promise.withResolvers<number>();
+  Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen: (addr) => resolve(addr.port),
+  }, handler);
+  return promise;
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r+");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `request.body.pipeTo(file)` with the runtime's own file writer. */
+async function rawUpload(request: Request, path: string): Promise<Response> {
+  if (Bun) {
+    const sink = Bun.file(path).writer();
+    await request.body!.pipeTo(
+      new WritableStream<Uint8Array>({
+        write: (chunk) => sink.write(chunk),
+        close: () => sink.end(),
+      }),
+    );
+  } else {
+    const file = await Deno.open(path, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    await request.body!.pipeTo(file.writable);
+  }
+  fsyncPath(path);
+  return new Response("ok");
+}
+
+async function startServer(mode: string, dir: string): Promise<number> {
+  const target = `${dir}/received.bin`;
+  switch (mode) {
+    case "echo-ours":
+      return (await serve((request) => echo(request))).port;
+    case "echo-raw":
+      return await serveRaw((request) => new Response(request.body));
+    case "echo-pipe":
+      return await serveRaw((request) =>
+        new Response(request.body!.pipeThrough(new TransformStream()))
+      );
+    case "upload-ours":
+      return (await serve(createReceiver({
+        sink: () => createFileSink(target),
+        maxBytes: Number.MAX_SAFE_INTEGER,
+      }))).port;
+    case "upload-raw":
+      return await serveRaw((request) => rawUpload(request, target));
+    case "drain":
+      return await serveRaw(async (request) => {
+        let bytes = 0;
+        for await (const chunk of request.body!) bytes += chunk.byteLength;
+        return new Response(String(bytes));
+      });
+  }
+  throw new TypeError(`Unknown server mode ${mode}`);
+}
+
+/** A body of `size` bytes in fresh 64 KiB chunks, made as it is read. */
+function generated(size: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= size) {
+        controller.close();
+        return;
+      }
+      const n = Math.min(65536, size - sent);
+      const chunk = new Uint8Array(n);
+      chunk[0] = sent & 0xff;
+      sent += n;
+      controller.enqueue(chunk);
+    },
+  }, { highWaterMark: 0 });
+}
+
+async function runClient(
+  mode: string,
+  port: number,
+  arg: string,
+): Promise<Record<string, unknown>> {
+  const url = `http://127.0.0.1:${port}/`;
+  const start = performance.now();
+  if (mode === "echo" || mode === "echo-h2c") {
+    const size = Number(arg);
+    const init: RequestInit & { duplex: "half"; client?: unknown } = {
+      method: "POST",
+      body: generated(size),
+      headers: { "content-type": "application/octet-stream" },
+      duplex: "half",
+    };
+    if (mode === "echo-h2c") {
+      init.client = Deno.createHttpClient({ http1: false, http2: true });
+    }
+    const response = await fetch(url, init);
+    let received = 0;
+    // Progress for bench/run.ts, which stops a run that takes too long and
+    // takes the rate so far.
+    const progress = setInterval(() => {
+      console.log(JSON.stringify({
+        progress: received,
+        ms: performance.now() - start,
+      }));
+    }, 500);
+    for await (const chunk of response.body!) received += chunk.byteLength;
+    clearInterval(progress);
+    const ms = performance.now() - start;
+    if (!response.ok || received !== size) {
+      throw new Error(
+        `Echo: status ${response.status}, ${received} of ${size} bytes`,
+      );
+    }
+    return { ms, bytes: size };
+  }
+  const path = arg;
+  const size = (await stat(path)).size;
+  let response: Response;
+  if (mode === "upload-ours") {
+    response = await uploadFile(url, path);
+  } else if (mode === "upload-blob") {
+    response = await upload(url, await openFile(path));
+  } else if (mode === "upload-stream") {
+    const file = await open(path);
+    response = await upload(
+      url,
+      file.readableWebStream() as ReadableStream<Uint8Array>,
+      { contentLength: size },
+    );
+  } else if (mode === "upload-raw") {
+    const body = Bun ? Bun.file(path) : (await Deno.open(path)).readable;
+    response = await fetch(url, {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+  } else throw new TypeError(`Unknown client mode ${mode}`);
+  const text = await response.text();
+  const ms = performance.now() - start;
+  if (!response.ok) throw new Error(`Upload: ${response.status} ${text}`);
+  return { ms, bytes: size };
+}
+
+if (import.meta.main) {
+  const [side, mode, a, b] = process.argv.slice(2);
+  if (side === "server") {
+    console.log(`READY ${await startServer(mode, a)}`);
+  } else if (side === "client") {
+    console.log(JSON.stringify(await runClient(mode, Number(a), b)));
+    process.exit(0);
+  } else {
+    console.error(
+      "Usage: _loopback.ts server <mode> <dir> | client <mode> <port> <arg>",
+    );
+    process.exit(2);
+  }
+}

@@ -1,0 +1,349 @@
+// RPC loopback benchmark, one side per process (run by bench/run.ts under
+// Deno or Bun):
+//
+//   _rpc.ts server <impl>                       prints "READY <port>"
+//   _rpc.ts client <impl> <port> <method> <n>   prints one JSON result line
+//
+// impl: ours-connect, ours-grpc-web (Connect / gRPC-Web over HTTP/1.1 fetch,
+// served by Deno.serve / Bun.serve), ours-grpc (native gRPC over h2c,
+// node:http2), connect-es (@connectrpc/connect-node, Connect over h2c) and
+// grpc-js (@grpc/grpc-js, gRPC over h2c, with the retry buffer capped as
+// RUNTIMES.md advises). method: sum, incrementalSum or lockstep.
+
+import process from "node:process";
+import { createClient as createConnectClient } from "@connectrpc/connect";
+import { createConnectTransport as createConnectNodeTransport } from "@connectrpc/connect-node";
+import {
+  connectService,
+  grpcJsClient,
+  int64,
+  startConnectNodeServer,
+  startGrpcJsServer,
+} from "../tests/_calc_peers.ts";
+import {
+  makeTransport,
+  type ProtocolName,
+  startServer,
+  StreamingCalcService,
+} from "../examples/streaming_calc.ts";
+import { createClient } from "../lib/rpc/mod.ts";
+
+export type RpcImpl =
+  | "ours-connect"
+  | "ours-grpc-web"
+  | "ours-grpc"
+  | "connect-es"
+  | "grpc-js";
+export type RpcMethod = "sum" | "incrementalSum" | "lockstep";
+
+/** What a client run reports. */
+export interface RpcResult {
+  impl: RpcImpl;
+  method: RpcMethod;
+  n: number;
+  ms: number;
+  /** Messages per second (sum, incrementalSum: messages sent by the client). */
+  rate?: number;
+  /** Lockstep round-trip latency percentiles, in microseconds. */
+  p50?: number;
+  p99?: number;
+}
+
+const expectedSum = (n: number) => BigInt(n) * BigInt(n + 1) / 2n;
+
+function check(what: string, got: bigint | string, want: bigint): void {
+  if (BigInt(got) !== want) {
+    throw new Error(`Cannot trust ${what}: got ${got}, expected ${want}`);
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+// ---------- ours ----------
+
+function ourProtocol(impl: RpcImpl): ProtocolName {
+  return impl === "ours-connect"
+    ? "connect"
+    : impl === "ours-grpc-web"
+    ? "grpc-web"
+    : "grpc";
+}
+
+async function oursClient(
+  impl: RpcImpl,
+  port: number,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
+  const { transport, close } = makeTransport(
+    ourProtocol(impl),
+    `http://127.0.0.1:${port}`,
+  );
+  const client = createClient(StreamingCalcService, transport);
+  try {
+    const start = performance.now();
+    if (method === "sum") {
+      const call = client.sum();
+      for (let i = 1; i <= n; i++) await call.send(BigInt(i));
+      await call.complete();
+      check("sum", await call.receive(), expectedSum(n));
+    } else if (method === "incrementalSum") {
+      const call = client.incrementalSum();
+      const sending = (async () => {
+        for (let i = 1; i <= n; i++) await call.send(BigInt(i));
+        await call.complete();
+      })();
+      let count = 0;
+      let last = 0n;
+      for (let r = await call.receive(); !r.done; r = await call.receive()) {
+        last = r.value;
+        count++;
+      }
+      await sending;
+      if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
+      check("incrementalSum", last, expectedSum(n));
+    } else {
+      const call = client.incrementalSum();
+      const times = new Array<number>(n);
+      let sum = 0n;
+      for (let i = 1; i <= n; i++) {
+        const t = performance.now();
+        await call.send(BigInt(i));
+        const r = await call.receive();
+        times[i - 1] = performance.now() - t;
+        sum += BigInt(i);
+        if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
+      }
+      await call.complete();
+      if (!(await call.receive()).done) throw new Error("Lockstep: no end");
+      return lockstepResult(impl, n, performance.now() - start, times);
+    }
+    const ms = performance.now() - start;
+    return { impl, method, n, ms, rate: n / ms * 1000 };
+  } finally {
+    await close();
+  }
+}
+
+function lockstepResult(
+  impl: RpcImpl,
+  n: number,
+  ms: number,
+  times: number[],
+): RpcResult {
+  // The first round trips open the connection: leave out the first 1%.
+  const sorted = times.slice(Math.ceil(n / 100)).sort((a, b) => a - b);
+  return {
+    impl,
+    method: "lockstep",
+    n,
+    ms,
+    p50: percentile(sorted, 0.5) * 1000,
+    p99: percentile(sorted, 0.99) * 1000,
+  };
+}
+
+// ---------- grpc-js ----------
+
+// deno-lint-ignore no-explicit-any
+type AnyCall = any;
+
+async function grpcJsRun(
+  port: number,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
+  const client = grpcJsClient(`127.0.0.1:${port}`);
+  // Writes honour back-pressure: write() returning false waits for 'drain'.
+  const writeAll = (call: AnyCall) => {
+    let i = 1;
+    const go = () => {
+      while (i <= n) {
+        if (!call.write({ value: String(i++) })) {
+          call.once("drain", go);
+          return;
+        }
+      }
+      call.end();
+    };
+    go();
+  };
+  try {
+    const start = performance.now();
+    if (method === "sum") {
+      const value = await new Promise<string>((resolve, reject) => {
+        const call = client.sum(
+          (error: Error | null, response: { value: string }) =>
+            error ? reject(error) : resolve(response.value),
+        );
+        writeAll(call);
+      });
+      check("sum", value, expectedSum(n));
+    } else if (method === "incrementalSum") {
+      const [count, last] = await new Promise<[number, string]>(
+        (resolve, reject) => {
+          const call = client.incrementalSum();
+          let count = 0;
+          let last = "0";
+          call.on("data", (m: { value: string }) => {
+            last = m.value;
+            count++;
+          });
+          call.on("error", reject);
+          call.on("end", () => resolve([count, last]));
+          writeAll(call);
+        },
+      );
+      if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
+      check("incrementalSum", last, expectedSum(n));
+    } else {
+      const times = new Array<number>(n);
+      await new Promise<void>((resolve, reject) => {
+        const call = client.incrementalSum();
+        let i = 1;
+        let t = 0;
+        let sum = 0n;
+        call.on("data", (m: { value: string }) => {
+          times[i - 1] = performance.now() - t;
+          sum += BigInt(i);
+          if (BigInt(m.value) !== sum) {
+            reject(new Error("Lockstep: wrong reply"));
+          }
+          if (++i > n) call.end();
+          else {
+            t = performance.now();
+            call.write({ value: String(i) });
+          }
+        });
+        call.on("error", reject);
+        call.on("end", () => resolve());
+        t = performance.now();
+        call.write({ value: String(i) });
+      });
+      return lockstepResult("grpc-js", n, performance.now() - start, times);
+    }
+    const ms = performance.now() - start;
+    return { impl: "grpc-js", method, n, ms, rate: n / ms * 1000 };
+  } finally {
+    client.close();
+  }
+}
+
+// ---------- Connect-ES ----------
+
+async function* values(n: number) {
+  for (let i = 1; i <= n; i++) yield int64(BigInt(i));
+}
+
+async function connectEsRun(
+  port: number,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
+  const transport = createConnectNodeTransport({
+    baseUrl: `http://127.0.0.1:${port}`,
+    httpVersion: "2",
+  });
+  // deno-lint-ignore no-explicit-any
+  const client: any = createConnectClient(connectService(), transport);
+  const start = performance.now();
+  if (method === "sum") {
+    const response = await client.sum(values(n));
+    check("sum", response.value, expectedSum(n));
+  } else if (method === "incrementalSum") {
+    let count = 0;
+    let last = 0n;
+    for await (const m of client.incrementalSum(values(n))) {
+      last = m.value;
+      count++;
+    }
+    if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
+    check("incrementalSum", last, expectedSum(n));
+  } else {
+    // Requests as an async iterable that yields the next value only after
+    // the previous reply arrived.
+    let replied: PromiseWithResolvers<void> = Promise.withResolvers();
+    let t = 0;
+    const lockstepRequests = async function* () {
+      for (let i = 1; i <= n; i++) {
+        t = performance.now();
+        yield int64(BigInt(i));
+        await replied.promise;
+        replied = Promise.withResolvers();
+      }
+    };
+    const times = new Array<number>(n);
+    let i = 0;
+    let sum = 0n;
+    for await (const m of client.incrementalSum(lockstepRequests())) {
+      times[i] = performance.now() - t;
+      sum += BigInt(++i);
+      if (m.value !== sum) throw new Error("Lockstep: wrong reply");
+      replied.resolve();
+    }
+    return lockstepResult("connect-es", n, performance.now() - start, times);
+  }
+  const ms = performance.now() - start;
+  return { impl: "connect-es", method, n, ms, rate: n / ms * 1000 };
+}
+
+// ---------- main ----------
+
+async function serveImpl(impl: RpcImpl): Promise<number> {
+  if (impl === "grpc-js") return (await startGrpcJsServer()).port;
+  if (impl === "connect-es") {
+    return Number(new URL((await startConnectNodeServer("2")).url).port);
+  }
+  return Number((await startServer(ourProtocol(impl))).url.port);
+}
+
+function runOnce(
+  impl: RpcImpl,
+  port: number,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
+  if (impl === "grpc-js") return grpcJsRun(port, method, n);
+  if (impl === "connect-es") return connectEsRun(port, method, n);
+  return oursClient(impl, port, method, n);
+}
+
+/**
+ * Runs one client measurement, after a warm-up call of the same method with
+ * a twentieth of the messages (at most 20,000), so that every implementation
+ * is measured with its code compiled.
+ */
+export async function runClient(
+  impl: RpcImpl,
+  port: number,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
+  const warmUp = Math.max(1, Math.min(20_000, Math.floor(n / 20)));
+  await runOnce(impl, port, method, warmUp);
+  return await runOnce(impl, port, method, n);
+}
+
+if (import.meta.main) {
+  const [command, impl, port, method, n] = process.argv.slice(2);
+  if (command === "server") {
+    console.log(`READY ${await serveImpl(impl as RpcImpl)}`);
+  } else if (command === "client") {
+    const result = await runClient(
+      impl as RpcImpl,
+      Number(port),
+      method as RpcMethod,
+      Number(n),
+    );
+    console.log(JSON.stringify(result));
+    // grpc-js and http2 sessions may keep timers alive.
+    process.exit(0);
+  } else {
+    console.error(
+      "Usage: _rpc.ts server <impl> | client <impl> <port> <method> <n>",
+    );
+    process.exit(2);
+  }
+}
