@@ -2,8 +2,8 @@
 # The whole test suite, run by `deno task test` (and so by `.ci/run`).
 # Steps, in order: format, lint, type-check, layering check, doc lint, deno
 # test, bun test (both include the Worker in workerd), the small stress run
-# under each runtime, the Node client script, Worker bundle size, publish dry
-# run, the README's runtime matrix. Any failing step fails the task; the output ends with the
+# under each runtime, the Node client script, Worker bundle size, the
+# benchmarks' smoke run, publish dry run, the README's runtime matrix. Any failing step fails the task; the output ends with the
 # test runners' own summaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +79,10 @@ BUN="${bun:-}" deno task test:node 2>&1 | tee "$logs/node.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("node client")
 
 step bundle-size deno task build:worker
+
+# The benchmarks with tiny sizes, so that they cannot rot (`deno task bench`
+# is the full run behind the README's performance section).
+step bench-smoke deno task bench:smoke
 
 step publish deno publish --dry-run --allow-dirty
 
