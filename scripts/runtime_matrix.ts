@@ -357,7 +357,7 @@ export function render(input: {
       ? `**${nodeDivergence}** (measured in this run): those checks fail at their first call with \`TypeError: Promise.withResolvers is not a function\`, while \`upload\` and \`openDuplex\` work. Run again with a polyfill installed, every one of them passes, so nothing else is missing. Use Node 22 or later, or install a polyfill, until the library stops using it.`
       : "",
     "**Node 20's `WebSocket` client** exists only behind `--experimental-websocket` (the Node script runs with it); Deno and Bun have it by default.",
-    "**Deno's fetch sends a stream body chunked** even when `upload` is given `contentLength`; Bun's and Node's fetch send the `Content-Length` (the Node client checks it: a body one byte short is refused).",
+    "**Deno's fetch sends a stream body chunked** even when `upload` is given `contentLength`; Bun's and Node's fetch send the `Content-Length` (the Node client checks it: a stream declared over the limit is refused with 413 from its header alone).",
     "**h2c**: only Deno's fetch can speak HTTP/2 without TLS (`Deno.createHttpClient`), so the h2c tests run under Deno and are skipped under Bun; Bun's and Node's fetch are HTTP/1.1. Full duplex works over HTTP/1.1 with every client and server here.",
     "**Compression**: `CompressionStream` has gzip and deflate everywhere; brotli only in Deno and Bun, zstd only in Bun, neither in workerd nor Node 20. The library uses gzip and deflate only.",
     "**Bun delivers WebSocket events to `Bun.serve`'s `websocket` handlers**, so `upgradeWebSocket` works under Bun only for handlers served with `serve` from `@sluice/streams/serve`; Deno uses `Deno.upgradeWebSocket`, Workers `WebSocketPair`.",
@@ -423,12 +423,12 @@ export function render(input: {
   out.push("```");
   out.push("");
   out.push(
-    "[`wrangler.toml`](examples/workers/wrangler.toml) sets the compatibility date, `nodejs_compat` (for `node:crypto`), `MAX_UPLOAD_BYTES` and the `SELF` binding (rename `service` along with `name`). To keep uploads, replace the counting sink with an R2 writer (`env.BUCKET.put(key, stream)` through a `TransformStream`, or a multipart upload). Keep streamed responses on non-compressible content types, as the Worker does, or the edge buffers them. Then, for example:",
+    "[`wrangler.toml`](examples/workers/wrangler.toml) sets the compatibility date, `nodejs_compat` (for `node:crypto`), `MAX_UPLOAD_BYTES` and the `SELF` binding (rename `service` along with `name`). To keep uploads, replace the counting sink with R2: the writable side of a `FixedLengthStream(contentLength)` whose readable side goes to `env.BUCKET.put(key, readable)` (R2 wants the length up front), or a multipart upload for chunked bodies. Keep streamed responses on non-compressible content types, as the Worker does, or the edge buffers them. Then, for example:",
   );
   out.push("");
   out.push("```sh");
   out.push(
-    "curl -T big.iso -H 'content-type: application/octet-stream' https://sluice-streams.<account>.workers.dev/upload",
+    "curl -T file.bin -H 'content-type: application/octet-stream' https://sluice-streams.<account>.workers.dev/upload   # up to MAX_UPLOAD_BYTES",
   );
   out.push(
     "# against `wrangler dev` (http://127.0.0.1:8787): the seed 002 client, over Connect or gRPC-Web",
