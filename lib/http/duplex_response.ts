@@ -17,6 +17,7 @@ import {
 import { HttpError } from "./http_error.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
 import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
+import { deferred } from "../streams/_deferred.ts";
 
 /** The default for {@linkcode DuplexResponseOptions.writeHighWaterMark}: 64 KiB. */
 export const DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;
@@ -195,7 +196,7 @@ export function duplexResponse(
     );
   }
 
-  const started = Promise.withResolvers<void>();
+  const started = deferred<void>();
   let responded = false;
   const start = () => {
     responded = true;

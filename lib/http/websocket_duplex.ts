@@ -3,6 +3,7 @@ import {
   type DuplexStreamOptions,
 } from "../streams/duplex_stream.ts";
 import { checkMax } from "./_content_encoding.ts";
+import { deferred } from "../streams/_deferred.ts";
 
 /** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
 export const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
@@ -147,7 +148,7 @@ export function websocketDuplex(
   let remoteEnded = false;
   let closed: { code: number; reason: string } | undefined;
   let input!: ReadableStreamDefaultController<Uint8Array>;
-  const opened = Promise.withResolvers<void>();
+  const opened = deferred<void>();
   // Wakes a writer waiting for the buffer to drain (Bun's glue sends
   // "drain"; elsewhere the wait polls).
   let wake: (() => void) | undefined;
@@ -253,7 +254,7 @@ export function websocketDuplex(
     let delay = 1;
     while ((socket.bufferedAmount ?? 0) > low) {
       sendable();
-      const woken = Promise.withResolvers<void>();
+      const woken = deferred<void>();
       wake = woken.resolve;
       const timer = setTimeout(woken.resolve, delay);
       await woken.promise;

@@ -16,6 +16,7 @@ import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
 import type { CallOptions, TransportCall } from "./transport.ts";
 import type { HttpClient, UniversalClientResponse } from "./universal.ts";
+import { deferred } from "../streams/_deferred.ts";
 
 export interface ClientCallInit<I, O> {
   httpClient: HttpClient;
@@ -134,7 +135,7 @@ export function startClientCall<I, O>(
   responsePromise.catch(() => {});
   const headers = responsePromise.then((r) => r.headers);
   headers.catch(() => {});
-  const trailers = Promise.withResolvers<Headers>();
+  const trailers = deferred<Headers>();
 
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let decoder: MessageDecoder<O> | undefined;

@@ -12,6 +12,7 @@ import {
   readableFromNode,
   writeToNode,
 } from "./_node_streams.ts";
+import { deferred } from "../streams/_deferred.ts";
 
 /** Options for {@linkcode createHttp2Client}. */
 export interface Http2ClientOptions {
@@ -84,7 +85,7 @@ export function createHttp2Client(
       ":path": url.pathname + url.search,
       ...headersToNode(req.headers),
     });
-    const trailers = Promise.withResolvers<Headers>();
+    const trailers = deferred<Headers>();
     let gotTrailers = false;
     stream.once("trailers", (incoming) => {
       gotTrailers = true;

@@ -9,6 +9,7 @@
 
 import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
+import { deferred } from "../streams/_deferred.ts";
 
 /** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -100,7 +101,7 @@ export async function serve(
       error: onError,
       websocket: bunWebSocketHandlers,
     });
-    const finished = Promise.withResolvers<void>();
+    const finished = deferred<void>();
     let stopped = false;
     const shutdown = async () => {
       if (!stopped) {
@@ -119,7 +120,7 @@ export async function serve(
       "Cannot serve: no Deno.serve or Bun.serve in this runtime; pass the handler to your server instead",
     );
   }
-  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const listening = deferred<Deno.NetAddr>();
   const server = Deno.serve({
     port,
     hostname,

@@ -6,6 +6,7 @@ import {
   readableFromNode,
   writeToNode,
 } from "./_node_streams.ts";
+import { deferred } from "../streams/_deferred.ts";
 
 /** Options for {@linkcode serveHttp2}. */
 export interface ServeHttp2Options {
@@ -100,7 +101,7 @@ export async function serveHttp2(
   });
   const address = server.address();
   const bound = typeof address === "object" && address ? address.port : port;
-  const finished = Promise.withResolvers<void>();
+  const finished = deferred<void>();
   server.once("close", () => finished.resolve());
   let stopping = false;
   const shutdown = () => {

@@ -75,18 +75,14 @@ interface Target {
 }
 
 /**
- * The flows whose clients use `Promise.withResolvers`, which Node 20 lacks
- * (it arrived in Node 22): `websocketDuplex` and the RPC clients. On a Node
- * without it their checks are expected to fail — recorded as a divergence,
- * not a pass — and run again with a polyfill to show that nothing else is
- * missing. Should one pass unpolyfilled, the run fails so that this list is
+ * The flows whose clients would need `Promise.withResolvers`, which Node 20
+ * lacks (it arrived in Node 22). None now: the library uses its own
+ * `deferred()`. Were a flow listed, its checks would be expected to fail on
+ * such a Node — recorded as a divergence, not a pass — and run again with a
+ * polyfill; should one pass unpolyfilled, the run fails so that this list is
  * corrected.
  */
-const NEEDS_WITH_RESOLVERS = new Set<Flow>([
-  "websocket",
-  "rpc-web",
-  "rpc-grpc",
-]);
+const NEEDS_WITH_RESOLVERS = new Set<Flow>([]);
 const NATIVE_WITH_RESOLVERS = typeof Promise.withResolvers === "function";
 const WITH_RESOLVERS_DIVERGENCE =
   "Node 20 has no Promise.withResolvers (Node 22+), used by websocketDuplex and the RPC clients";

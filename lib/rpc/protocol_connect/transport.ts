@@ -33,6 +33,7 @@ import {
   headerUnaryEncoding,
 } from "./headers.ts";
 import { decodeEndStream, endStreamFlag, errorFromJson } from "./end_stream.ts";
+import { deferred } from "../../streams/_deferred.ts";
 
 /** Options for {@linkcode createConnectTransport}. */
 export type ConnectTransportOptions = TransportOptions;
@@ -171,10 +172,10 @@ function startUnaryCall<I, O>(
       resolved.acceptCompressions.map((c) => c.name).join(","),
     );
   }
-  const responseHeaders = Promise.withResolvers<Headers>();
+  const responseHeaders = deferred<Headers>();
   responseHeaders.promise.catch(() => {});
-  const trailers = Promise.withResolvers<Headers>();
-  const result = Promise.withResolvers<O>();
+  const trailers = deferred<Headers>();
+  const result = deferred<O>();
   result.promise.catch(() => {});
   const messages: I[] = [];
 
