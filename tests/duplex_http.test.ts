@@ -386,6 +386,19 @@ describe("per-direction Content-Encoding", () => {
       assert.equal(error.status, 415);
     });
   });
+
+  it("echo answers 415 for a Content-Encoding named like an Object property", async () => {
+    await withServer((request) => echo(request), async (server) => {
+      for (const coding of ["__proto__", "constructor", "toString"]) {
+        const { response } = openDuplex(server.url, {
+          headers: { "content-encoding": coding },
+        });
+        const error = await response.then(() => undefined, (e) => e);
+        assert.ok(error instanceof HttpError, coding);
+        assert.equal(error.status, 415, coding);
+      }
+    });
+  });
 });
 
 describe("openDuplex over h2c", () => {

@@ -13,11 +13,13 @@ import type { ContentEncoding } from "./content_encoding.ts";
  */
 export const DECODE_SLICE_BYTES = 4096;
 
-const FORMATS: Record<string, ContentEncoding> = {
-  gzip: "gzip",
-  "x-gzip": "gzip",
-  deflate: "deflate",
-};
+// A Map, not an object: a header token such as "__proto__" or "toString"
+// must not find an inherited property.
+const FORMATS = new Map<string, ContentEncoding>([
+  ["gzip", "gzip"],
+  ["x-gzip", "gzip"],
+  ["deflate", "deflate"],
+]);
 
 /** Checks a `max...` option: a non-negative safe integer. */
 export function checkMax(what: string, name: string, value: number): number {
@@ -42,7 +44,7 @@ export function parseContentEncoding(header: string | null): ContentEncoding[] {
   for (const raw of header.split(",")) {
     const token = raw.trim().toLowerCase();
     if (token === "" || token === "identity") continue;
-    const format = FORMATS[token];
+    const format = FORMATS.get(token);
     if (!format) {
       throw new HttpError(
         415,
