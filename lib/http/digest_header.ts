@@ -7,12 +7,14 @@ const BYTE_SEQUENCE = /^:([A-Za-z0-9+/]*={0,2}):$/;
  * Parses an RFC 9530 `Content-Digest` or `Repr-Digest` header value: a
  * structured-field dictionary of algorithm names to byte sequences, such as
  * `sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:`. Parameters are
- * ignored; entries that are not byte sequences are skipped (RFC 9530 says
- * to ignore unknown algorithms, and the value shapes of those are unknown).
+ * ignored, and so are bare keys (the boolean true). RFC 9530 digests are byte
+ * sequences, so a member whose value is anything else is malformed: it is
+ * not skipped, because a skipped `sha-256` would skip the integrity check.
  *
  * @param value The header value.
  * @returns A map from lower-case algorithm name to digest bytes.
- * @throws {SyntaxError} If the value is not a well-formed dictionary.
+ * @throws {SyntaxError} If the value is not a well-formed dictionary of byte
+ *   sequences.
  *
  * @example Read a SHA-256 digest
  * ```ts
@@ -34,7 +36,11 @@ export function parseDigestHeader(value: string): Map<string, Uint8Array> {
     }
     if (eq === -1) continue; // a bare key is the boolean true: not a digest
     const match = BYTE_SEQUENCE.exec(item.slice(eq + 1).trim());
-    if (!match) continue;
+    if (!match) {
+      throw new SyntaxError(
+        `Cannot parse digest header: value of "${key}" is not a byte sequence (:base64:)`,
+      );
+    }
     try {
       result.set(key, decodeBase64(match[1]));
     } catch (cause) {
