@@ -18,8 +18,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { createReceiver, forwardResponse, upload } from "../mod.ts";
-import { createFileSink, createSha256, openFile } from "../lib/runtime/fs.ts";
+import { createReceiver, forwardResponse } from "../mod.ts";
+import { createFileSink, createSha256, uploadFile } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
 
 const { values: flags } = parseArgs({
@@ -76,8 +76,10 @@ let receiverUrl = "";
 const server = await serve(async (request) => {
   const { pathname } = new URL(request.url);
   if (request.method === "GET" && pathname === "/stream/fileupload") {
-    const pdf = await openFile(source, { type: "application/pdf" });
-    const response = await upload(receiverUrl, pdf, {
+    // uploadFile streams the file with its Content-Length by the runtime's
+    // fastest means (never loading it whole, which Deno's openAsBlob does).
+    const response = await uploadFile(receiverUrl, source, {
+      contentType: "application/pdf",
       onProgress: showProgress ? progressBar : undefined,
     });
     return forwardResponse(response);
