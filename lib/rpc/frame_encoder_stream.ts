@@ -263,9 +263,17 @@ export class FrameEncoderStream<T = Frame>
     let offset = 0;
     for (let i = this.#head; i < end; i++) {
       const frame = queue[i];
+      const data = frame.data;
+      const length = data.byteLength;
       writePrefix(chunk, offset, frame);
-      chunk.set(frame.data, offset + 5);
-      offset += 5 + frame.data.byteLength;
+      offset += 5;
+      if (length <= 16) {
+        // A byte loop beats TypedArray.prototype.set for tiny messages.
+        for (let j = 0; j < length; j++) chunk[offset + j] = data[j];
+      } else {
+        chunk.set(data, offset);
+      }
+      offset += length;
     }
     this.#head = end;
     this.#dequeued(size);

@@ -52,7 +52,10 @@ export async function reduce<I, A>(
       signal?.throwIfAborted();
       if (done) return accumulator;
       try {
-        accumulator = await fn(accumulator, value);
+        const next = fn(accumulator, value);
+        // Await only a promise: awaiting a plain value costs a microtask
+        // turn per chunk.
+        accumulator = isPromiseLike(next) ? await next : next;
       } catch (error) {
         await reader.cancel(error).catch(() => {});
         throw error;
@@ -62,4 +65,9 @@ export async function reduce<I, A>(
     signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
 }
