@@ -71,60 +71,66 @@ function ourProtocol(impl: RpcImpl): ProtocolName {
     : "grpc";
 }
 
-async function oursClient(
-  impl: RpcImpl,
-  port: number,
-  method: RpcMethod,
-  n: number,
-): Promise<RpcResult> {
+/** A client process's connection: calls run on it, then it is closed. */
+interface Session {
+  run(method: RpcMethod, n: number): Promise<RpcResult>;
+  close(): Promise<void>;
+}
+
+function oursSession(impl: RpcImpl, port: number): Session {
   const { transport, close } = makeTransport(
     ourProtocol(impl),
     `http://127.0.0.1:${port}`,
   );
   const client = createClient(StreamingCalcService, transport);
-  try {
-    const start = performance.now();
-    if (method === "sum") {
-      const call = client.sum();
+  return { run: (method, n) => oursRun(client, impl, method, n), close };
+}
+
+async function oursRun(
+  client: ReturnType<typeof createClient<typeof StreamingCalcService>>,
+  impl: RpcImpl,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
+  const start = performance.now();
+  if (method === "sum") {
+    const call = client.sum();
+    for (let i = 1; i <= n; i++) await call.send(BigInt(i));
+    await call.complete();
+    check("sum", await call.receive(), expectedSum(n));
+  } else if (method === "incrementalSum") {
+    const call = client.incrementalSum();
+    const sending = (async () => {
       for (let i = 1; i <= n; i++) await call.send(BigInt(i));
       await call.complete();
-      check("sum", await call.receive(), expectedSum(n));
-    } else if (method === "incrementalSum") {
-      const call = client.incrementalSum();
-      const sending = (async () => {
-        for (let i = 1; i <= n; i++) await call.send(BigInt(i));
-        await call.complete();
-      })();
-      let count = 0;
-      let last = 0n;
-      for (let r = await call.receive(); !r.done; r = await call.receive()) {
-        last = r.value;
-        count++;
-      }
-      await sending;
-      if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
-      check("incrementalSum", last, expectedSum(n));
-    } else {
-      const call = client.incrementalSum();
-      const times = new Array<number>(n);
-      let sum = 0n;
-      for (let i = 1; i <= n; i++) {
-        const t = performance.now();
-        await call.send(BigInt(i));
-        const r = await call.receive();
-        times[i - 1] = performance.now() - t;
-        sum += BigInt(i);
-        if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
-      }
-      await call.complete();
-      if (!(await call.receive()).done) throw new Error("Lockstep: no end");
-      return lockstepResult(impl, n, performance.now() - start, times);
+    })();
+    let count = 0;
+    let last = 0n;
+    for (let r = await call.receive(); !r.done; r = await call.receive()) {
+      last = r.value;
+      count++;
     }
-    const ms = performance.now() - start;
-    return { impl, method, n, ms, rate: n / ms * 1000 };
-  } finally {
-    await close();
+    await sending;
+    if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
+    check("incrementalSum", last, expectedSum(n));
+  } else {
+    const call = client.incrementalSum();
+    const times = new Array<number>(n);
+    let sum = 0n;
+    for (let i = 1; i <= n; i++) {
+      const t = performance.now();
+      await call.send(BigInt(i));
+      const r = await call.receive();
+      times[i - 1] = performance.now() - t;
+      sum += BigInt(i);
+      if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
+    }
+    await call.complete();
+    if (!(await call.receive()).done) throw new Error("Lockstep: no end");
+    return lockstepResult(impl, n, performance.now() - start, times);
   }
+  const ms = performance.now() - start;
+  return { impl, method, n, ms, rate: n / ms * 1000 };
 }
 
 function lockstepResult(
@@ -150,12 +156,19 @@ function lockstepResult(
 // deno-lint-ignore no-explicit-any
 type AnyCall = any;
 
+function grpcJsSession(port: number): Session {
+  const client = grpcJsClient(`127.0.0.1:${port}`);
+  return {
+    run: (method, n) => grpcJsRun(client, method, n),
+    close: () => Promise.resolve(client.close()),
+  };
+}
+
 async function grpcJsRun(
-  port: number,
+  client: AnyCall,
   method: RpcMethod,
   n: number,
 ): Promise<RpcResult> {
-  const client = grpcJsClient(`127.0.0.1:${port}`);
   // Writes honour back-pressure: write() returning false waits for 'drain'.
   const writeAll = (call: AnyCall) => {
     let i = 1;
@@ -170,65 +183,61 @@ async function grpcJsRun(
     };
     go();
   };
-  try {
-    const start = performance.now();
-    if (method === "sum") {
-      const value = await new Promise<string>((resolve, reject) => {
-        const call = client.sum(
-          (error: Error | null, response: { value: string }) =>
-            error ? reject(error) : resolve(response.value),
-        );
-        writeAll(call);
-      });
-      check("sum", value, expectedSum(n));
-    } else if (method === "incrementalSum") {
-      const [count, last] = await new Promise<[number, string]>(
-        (resolve, reject) => {
-          const call = client.incrementalSum();
-          let count = 0;
-          let last = "0";
-          call.on("data", (m: { value: string }) => {
-            last = m.value;
-            count++;
-          });
-          call.on("error", reject);
-          call.on("end", () => resolve([count, last]));
-          writeAll(call);
-        },
+  const start = performance.now();
+  if (method === "sum") {
+    const value = await new Promise<string>((resolve, reject) => {
+      const call = client.sum(
+        (error: Error | null, response: { value: string }) =>
+          error ? reject(error) : resolve(response.value),
       );
-      if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
-      check("incrementalSum", last, expectedSum(n));
-    } else {
-      const times = new Array<number>(n);
-      await new Promise<void>((resolve, reject) => {
+      writeAll(call);
+    });
+    check("sum", value, expectedSum(n));
+  } else if (method === "incrementalSum") {
+    const [count, last] = await new Promise<[number, string]>(
+      (resolve, reject) => {
         const call = client.incrementalSum();
-        let i = 1;
-        let t = 0;
-        let sum = 0n;
+        let count = 0;
+        let last = "0";
         call.on("data", (m: { value: string }) => {
-          times[i - 1] = performance.now() - t;
-          sum += BigInt(i);
-          if (BigInt(m.value) !== sum) {
-            reject(new Error("Lockstep: wrong reply"));
-          }
-          if (++i > n) call.end();
-          else {
-            t = performance.now();
-            call.write({ value: String(i) });
-          }
+          last = m.value;
+          count++;
         });
         call.on("error", reject);
-        call.on("end", () => resolve());
-        t = performance.now();
-        call.write({ value: String(i) });
+        call.on("end", () => resolve([count, last]));
+        writeAll(call);
+      },
+    );
+    if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
+    check("incrementalSum", last, expectedSum(n));
+  } else {
+    const times = new Array<number>(n);
+    await new Promise<void>((resolve, reject) => {
+      const call = client.incrementalSum();
+      let i = 1;
+      let t = 0;
+      let sum = 0n;
+      call.on("data", (m: { value: string }) => {
+        times[i - 1] = performance.now() - t;
+        sum += BigInt(i);
+        if (BigInt(m.value) !== sum) {
+          reject(new Error("Lockstep: wrong reply"));
+        }
+        if (++i > n) call.end();
+        else {
+          t = performance.now();
+          call.write({ value: String(i) });
+        }
       });
-      return lockstepResult("grpc-js", n, performance.now() - start, times);
-    }
-    const ms = performance.now() - start;
-    return { impl: "grpc-js", method, n, ms, rate: n / ms * 1000 };
-  } finally {
-    client.close();
+      call.on("error", reject);
+      call.on("end", () => resolve());
+      t = performance.now();
+      call.write({ value: String(i) });
+    });
+    return lockstepResult("grpc-js", n, performance.now() - start, times);
   }
+  const ms = performance.now() - start;
+  return { impl: "grpc-js", method, n, ms, rate: n / ms * 1000 };
 }
 
 // ---------- Connect-ES ----------
@@ -237,17 +246,25 @@ async function* values(n: number) {
   for (let i = 1; i <= n; i++) yield int64(BigInt(i));
 }
 
-async function connectEsRun(
-  port: number,
-  method: RpcMethod,
-  n: number,
-): Promise<RpcResult> {
+function connectEsSession(port: number): Session {
   const transport = createConnectNodeTransport({
     baseUrl: `http://127.0.0.1:${port}`,
     httpVersion: "2",
   });
+  const client = createConnectClient(connectService(), transport);
+  // connect-node closes its idle HTTP/2 session by itself.
+  return {
+    run: (method, n) => connectEsRun(client, method, n),
+    close: () => Promise.resolve(),
+  };
+}
+
+async function connectEsRun(
   // deno-lint-ignore no-explicit-any
-  const client: any = createConnectClient(connectService(), transport);
+  client: any,
+  method: RpcMethod,
+  n: number,
+): Promise<RpcResult> {
   const start = performance.now();
   if (method === "sum") {
     const response = await client.sum(values(n));
@@ -299,21 +316,11 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
   return Number((await startServer(ourProtocol(impl))).url.port);
 }
 
-function runOnce(
-  impl: RpcImpl,
-  port: number,
-  method: RpcMethod,
-  n: number,
-): Promise<RpcResult> {
-  if (impl === "grpc-js") return grpcJsRun(port, method, n);
-  if (impl === "connect-es") return connectEsRun(port, method, n);
-  return oursClient(impl, port, method, n);
-}
-
 /**
  * Runs one client measurement, after a warm-up call of the same method with
- * a twentieth of the messages (at most 20,000), so that every implementation
- * is measured with its code compiled.
+ * a twentieth of the messages (at most 20,000) on the same connection, so
+ * that every implementation is measured with its code compiled and its
+ * connection open.
  */
 export async function runClient(
   impl: RpcImpl,
@@ -321,9 +328,20 @@ export async function runClient(
   method: RpcMethod,
   n: number,
 ): Promise<RpcResult> {
-  const warmUp = Math.max(1, Math.min(20_000, Math.floor(n / 20)));
-  await runOnce(impl, port, method, warmUp);
-  return await runOnce(impl, port, method, n);
+  const session = impl === "grpc-js"
+    ? grpcJsSession(port)
+    : impl === "connect-es"
+    ? connectEsSession(port)
+    : oursSession(impl, port);
+  try {
+    await session.run(
+      method,
+      Math.max(1, Math.min(20_000, Math.floor(n / 20))),
+    );
+    return await session.run(method, n);
+  } finally {
+    await session.close();
+  }
 }
 
 if (import.meta.main) {
