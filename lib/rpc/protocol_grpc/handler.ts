@@ -1,9 +1,15 @@
 // Serves one native gRPC call (application/grpc): status in HTTP trailers,
-// Trailers-Only for errors before the call starts.
+// Trailers-Only for errors before the call starts. gRPC-Web differs only in
+// its content type and in ending the body with a trailer frame instead, so
+// it serves its calls with serveGrpcCall too.
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
-import { type ServerCallInit, startServerCall } from "../_server_call.ts";
+import {
+  type CallStatus,
+  type ServerCallInit,
+  startServerCall,
+} from "../_server_call.ts";
 import type { ResolvedServeOptions } from "../_serve_options.ts";
 import {
   acceptEncoding,
@@ -22,16 +28,42 @@ import {
 } from "./headers.ts";
 import { setStatus } from "./trailers.ts";
 
+/** What tells native gRPC and gRPC-Web apart on the server. */
+export interface GrpcVariant {
+  protocol: "grpc" | "grpc-web";
+  parseContentType(value: string | null): "proto" | "json" | undefined;
+  contentType(codec: "proto" | "json"): string;
+  /**
+   * The bytes that end the body with the status (gRPC-Web's trailer frame).
+   * Without it, the status goes in HTTP trailers (native gRPC).
+   */
+  endFrame?: (status: CallStatus) => Uint8Array;
+}
+
+const grpc: GrpcVariant = { protocol: "grpc", parseContentType, contentType };
+
 export function handleGrpc(
   request: UniversalRequest,
   entry: ServerCallInit["entry"] | undefined,
   path: string,
   options: ResolvedServeOptions,
 ): UniversalResponse {
-  const codec = parseContentType(request.headers.get(headerContentType));
+  return serveGrpcCall(request, entry, path, options, grpc);
+}
+
+export function serveGrpcCall(
+  request: UniversalRequest,
+  entry: ServerCallInit["entry"] | undefined,
+  path: string,
+  options: ResolvedServeOptions,
+  variant: GrpcVariant,
+): UniversalResponse {
+  const codec = variant.parseContentType(
+    request.headers.get(headerContentType),
+  );
   if (codec === undefined) return { status: 415, headers: new Headers() };
   const headers = new Headers({
-    [headerContentType]: contentType(codec),
+    [headerContentType]: variant.contentType(codec),
     [headerAcceptEncoding]: acceptEncoding(options.compressions),
   });
   const trailersOnly = (error: unknown): UniversalResponse => {
@@ -61,7 +93,7 @@ export function handleGrpc(
     if (outCompression) headers.set(headerEncoding, outCompression.name);
     const call = startServerCall({
       entry,
-      protocol: "grpc",
+      protocol: variant.protocol,
       codecName: codec,
       requestHeaders: request.headers,
       requestBody: request.body ?? emptyBody(),
@@ -72,9 +104,10 @@ export function handleGrpc(
       maxMessageBytes: options.maxMessageBytes,
       timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
       idleTimeoutMs: options.idleTimeoutMs,
-      end: () => undefined,
+      end: variant.endFrame ?? (() => undefined),
     });
     call.responseHeaders.forEach((value, key) => headers.append(key, value));
+    if (variant.endFrame) return { status: 200, headers, body: call.body };
     return {
       status: 200,
       headers,

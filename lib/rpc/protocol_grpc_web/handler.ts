@@ -1,28 +1,21 @@
 // Serves one gRPC-Web call: the status goes in a trailer frame at the end of
 // the body, or in the headers (Trailers-Only) for errors before the call.
+// Everything else is native gRPC's (protocol_grpc/handler.ts).
 
-import { Code } from "../code.ts";
-import { RpcError } from "../rpc_error.ts";
-import { type ServerCallInit, startServerCall } from "../_server_call.ts";
+import type { ServerCallInit } from "../_server_call.ts";
 import type { ResolvedServeOptions } from "../_serve_options.ts";
-import {
-  acceptEncoding,
-  emptyBody,
-  requestCompression,
-  responseCompression,
-} from "../_serve_common.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
-import { clampTimeout } from "../protocol_grpc/handler.ts";
+import { type GrpcVariant, serveGrpcCall } from "../protocol_grpc/handler.ts";
 import { setStatus } from "../protocol_grpc/trailers.ts";
 import { contentType, parseContentType } from "./content_type.ts";
-import {
-  headerAcceptEncoding,
-  headerContentType,
-  headerEncoding,
-  headerTimeout,
-  parseTimeout,
-} from "./headers.ts";
 import { encodeTrailerFrame } from "./trailers.ts";
+
+const grpcWeb: GrpcVariant = {
+  protocol: "grpc-web",
+  parseContentType,
+  contentType,
+  endFrame: (status) => encodeTrailerFrame(setStatus(new Headers(), status)),
+};
 
 export function handleGrpcWeb(
   request: UniversalRequest,
@@ -30,55 +23,5 @@ export function handleGrpcWeb(
   path: string,
   options: ResolvedServeOptions,
 ): UniversalResponse {
-  const codec = parseContentType(request.headers.get(headerContentType));
-  if (codec === undefined) return { status: 415, headers: new Headers() };
-  const headers = new Headers({
-    [headerContentType]: contentType(codec),
-    [headerAcceptEncoding]: acceptEncoding(options.compressions),
-  });
-  const trailersOnly = (error: unknown): UniversalResponse => {
-    setStatus(headers, {
-      error: RpcError.from(error, Code.Internal),
-      trailers: new Headers(),
-    });
-    return { status: 200, headers };
-  };
-  if (entry === undefined) {
-    return trailersOnly(
-      new RpcError(Code.Unimplemented, `Cannot find method ${path}`),
-    );
-  }
-  try {
-    const timeoutMs = parseTimeout(request.headers.get(headerTimeout));
-    const inCompression = requestCompression(
-      request.headers.get(headerEncoding),
-      options.compressions,
-      headerEncoding,
-    );
-    const outCompression = responseCompression(
-      request.headers.get(headerAcceptEncoding),
-      inCompression,
-      options.compressions,
-    );
-    if (outCompression) headers.set(headerEncoding, outCompression.name);
-    const call = startServerCall({
-      entry,
-      protocol: "grpc-web",
-      codecName: codec,
-      requestHeaders: request.headers,
-      requestBody: request.body ?? emptyBody(),
-      requestSignal: request.signal,
-      requestCompression: inCompression,
-      responseCompression: outCompression,
-      compressMinBytes: options.compressMinBytes,
-      maxMessageBytes: options.maxMessageBytes,
-      timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
-      idleTimeoutMs: options.idleTimeoutMs,
-      end: (status) => encodeTrailerFrame(setStatus(new Headers(), status)),
-    });
-    call.responseHeaders.forEach((value, key) => headers.append(key, value));
-    return { status: 200, headers, body: call.body };
-  } catch (error) {
-    return trailersOnly(error);
-  }
+  return serveGrpcCall(request, entry, path, options, grpcWeb);
 }
