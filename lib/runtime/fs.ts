@@ -8,11 +8,11 @@
  * @module
  */
 
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { openAsBlob, writeSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Hasher } from "../http/receive_body.ts";
+import { createSha256 } from "./_sha256.ts";
 import {
   receiveBody,
   type ReceiveBodyOptions,
@@ -20,6 +20,7 @@ import {
 } from "../http/receive_body.ts";
 
 export { uploadFile, type UploadFileOptions } from "./upload_file.ts";
+export { createSha256 } from "./_sha256.ts";
 
 /** Options for {@linkcode openFile}. */
 export interface OpenFileOptions {
@@ -53,38 +54,6 @@ export async function openFile(
   options: OpenFileOptions = {},
 ): Promise<Blob> {
   return await openAsBlob(path, { type: options.type ?? "" });
-}
-
-/**
- * Creates a native incremental SHA-256 hasher (`node:crypto`), for
- * `receiveBody`'s and `createReceiver`'s `sha256` option.
- *
- * @returns A hasher whose `digest()` returns the 32-byte SHA-256.
- *
- * @example Hash bytes incrementally
- * ```ts
- * import { createSha256 } from "@sluice/streams/fs";
- *
- * const hash = createSha256();
- * hash.update(new TextEncoder().encode("abc"));
- * console.log(hash.digest().length); // 32
- * ```
- */
-export function createSha256(): Hasher {
-  const hash = createHash("sha256");
-  return {
-    update(data: Uint8Array) {
-      hash.update(data);
-    },
-    digest() {
-      const buffer = hash.digest();
-      return new Uint8Array(
-        buffer.buffer,
-        buffer.byteOffset,
-        buffer.byteLength,
-      );
-    },
-  };
 }
 
 /** Options for {@linkcode createFileSink}. */
