@@ -1353,9 +1353,12 @@ if (SMOKE) {
 } else {
   console.log(results);
 }
-/** Formats Markdown as `deno fmt` does, through a file in the temp dir. */
-async function formatMarkdown(text: string): Promise<string> {
-  const file = `${TMP}/format.md`;
+/**
+ * Formats Markdown (or SVG) as `deno fmt --check` expects, through a file in
+ * the temp dir.
+ */
+async function formatMarkdown(text: string, ext = "md"): Promise<string> {
+  const file = `${TMP}/format.${ext}`;
   await Deno.writeTextFile(file, text);
   const { success, stderr } = await new Deno.Command(DENO, {
     args: ["fmt", "--quiet", file],
@@ -1373,7 +1376,10 @@ if (!SMOKE && !ONLY) {
     `${ROOT}bench/RESULTS.md`,
     await formatMarkdown(results),
   );
-  await Deno.writeTextFile(`${ROOT}bench/ratios.svg`, chart());
+  await Deno.writeTextFile(
+    `${ROOT}bench/ratios.svg`,
+    await formatMarkdown(chart(), "svg"),
+  );
   const path = `${ROOT}README.md`;
   const current = await Deno.readTextFile(path);
   const start = "<!-- section:bench -->";
