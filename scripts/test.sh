@@ -3,12 +3,12 @@
 # Steps, in order: format, lint, type-check, layering check, doc lint, deno
 # test, bun test (both include the Worker in workerd), the small stress run
 # under each runtime, the Node client script, Worker bundle size, the
-# benchmarks' smoke run, publish dry run, the README's runtime matrix. Any failing step fails the task; the output ends with the
-# test runners' own summaries.
+# benchmarks' smoke run, publish dry run, the README's runtime matrix. Any
+# failing step fails the task; the output ends with the test runners' own
+# summaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-BUN_VERSION=1.4.5
 # The runners' logs and results, kept for the README's runtime matrix
 # (scripts/runtime_matrix.ts).
 logs=.tmp/runtimes
@@ -25,20 +25,8 @@ step() {
   fi
 }
 
-# Bun from the npm registry, pinned; installed into .tools/ on first use.
-find_bun() {
-  if command -v bun >/dev/null 2>&1 && [ "$(bun --version)" = "$BUN_VERSION" ]; then
-    command -v bun
-    return
-  fi
-  local local_bun=.tools/node_modules/bun/bin/bun.exe
-  if [ ! -x "$local_bun" ] || [ "$("$local_bun" --version)" != "$BUN_VERSION" ]; then
-    mkdir -p .tools
-    [ -f .tools/package.json ] || echo '{"private":true}' >.tools/package.json
-    npm install --silent --no-audit --no-fund --prefix .tools "bun@$BUN_VERSION" >&2 || return 1
-  fi
-  echo "$PWD/$local_bun"
-}
+# shellcheck source=scripts/_find_bun.sh
+source scripts/_find_bun.sh
 
 entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts lib/runtime/websocket.ts lib/runtime/workers.ts)
 
