@@ -1,7 +1,7 @@
 // Per-message compression with the web-standard CompressionStream. Only
 // gzip, which every runtime has (deflate-raw and brotli vary).
 
-import { Code } from "./code.ts";
+import { readAll } from "./_read_all.ts";
 import { RpcError } from "./rpc_error.ts";
 
 /** A message compression algorithm. */
@@ -13,46 +13,16 @@ export interface Compression {
   decompress(data: Uint8Array, maxBytes: number): Promise<Uint8Array>;
 }
 
-async function collect(
-  readable: ReadableStream<Uint8Array>,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  const reader = readable.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new RpcError(
-        Code.ResourceExhausted,
-        `Cannot decompress message: size exceeds maxMessageBytes ${maxBytes}`,
-      );
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
 function run(
   transform: ReadableWritablePair<Uint8Array, Uint8Array>,
   data: Uint8Array,
   maxBytes: number,
 ): Promise<Uint8Array> {
   const writer = transform.writable.getWriter();
-  // Write errors surface again as read errors, which collect() reports.
+  // Write errors surface again as read errors, which readAll() reports.
   writer.write(data).catch(() => {});
   writer.close().catch(() => {});
-  return collect(transform.readable, maxBytes);
+  return readAll(transform.readable, maxBytes, "decompress message");
 }
 
 /** gzip, as named by gRPC and Connect. */

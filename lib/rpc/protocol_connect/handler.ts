@@ -39,6 +39,7 @@ import {
   parseTimeout,
 } from "./headers.ts";
 import { encodeEndStreamFrame, errorToJson } from "./end_stream.ts";
+import { readAll } from "../_read_all.ts";
 
 type Entry = ServerCallInit["entry"];
 
@@ -134,35 +135,6 @@ function unaryError(status: CallStatus, headers: Headers): UniversalResponse {
   };
 }
 
-async function readAll(
-  body: ReadableStream<Uint8Array>,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new RpcError(
-        Code.ResourceExhausted,
-        `Cannot read request: size exceeds maxMessageBytes ${maxBytes}`,
-      );
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
 export async function handleConnectUnary(
   request: UniversalRequest,
   entry: Entry | undefined,
@@ -243,6 +215,7 @@ export async function handleConnectUnary(
           () => idleError(options.idleTimeoutMs!),
         ),
         options.maxMessageBytes,
+        "read request",
       );
       if (inCompression !== null && bytes.byteLength > 0) {
         bytes = await inCompression.decompress(bytes, options.maxMessageBytes);

@@ -34,6 +34,7 @@ import {
 } from "./headers.ts";
 import { decodeEndStream, endStreamFlag, errorFromJson } from "./end_stream.ts";
 import { deferred } from "../../streams/_deferred.ts";
+import { readAll } from "../_read_all.ts";
 
 /** Options for {@linkcode createConnectTransport}. */
 export type ConnectTransportOptions = TransportOptions;
@@ -122,35 +123,6 @@ export function createConnectTransport(
   };
 }
 
-async function readAll(
-  body: ReadableStream<Uint8Array>,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new RpcError(
-        Code.ResourceExhausted,
-        `Cannot read response: size exceeds maxMessageBytes ${maxBytes}`,
-      );
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
 function startUnaryCall<I, O>(
   resolved: ResolvedTransportOptions,
   method: MethodDefinition<I, O>,
@@ -220,7 +192,11 @@ function startUnaryCall<I, O>(
       resolved.acceptCompressions,
       headerUnaryEncoding,
     );
-    let data = await readAll(response.body, resolved.maxMessageBytes);
+    let data = await readAll(
+      response.body,
+      resolved.maxMessageBytes,
+      "read response",
+    );
     if (compression && data.byteLength > 0) {
       data = await compression.decompress(data, resolved.maxMessageBytes);
     }
