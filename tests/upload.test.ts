@@ -439,6 +439,32 @@ describe("createReceiver refusals leave no file", () => {
     assert.equal(await exists(target), false);
   });
 
+  it("answers 500 without reading the body when a Content-Digest arrives and no hasher is configured", async () => {
+    let written = 0;
+    const receiver = createReceiver({
+      sink: () =>
+        new WritableStream({
+          write(chunk) {
+            written += chunk.byteLength;
+          },
+        }),
+    });
+    const response = await receiver(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: "abc",
+        headers: {
+          "content-digest": formatDigestHeader({
+            "sha-256": sha256(new Uint8Array([1])),
+          }),
+        },
+      }),
+    );
+    assert.equal(response.status, 500);
+    assert.match(await response.text(), /no sha256 hasher configured/);
+    assert.equal(written, 0);
+  });
+
   it("answers 500 on a disk error, keeps serving, and leaves no file", async () => {
     const blocker = join(dir, "not-a-directory");
     await writeFile(blocker, "x");

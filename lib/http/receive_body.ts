@@ -132,6 +132,13 @@ export async function receiveBody(
     checkIdleTimeout("receive body", idleTimeoutMs);
     declared = declaredLength(request, maxBytes);
     expected = expectedDigest(request);
+    if (expected && !sha256) {
+      // Known before a byte is read: do not stream the body just to fail.
+      throw new HttpError(
+        500,
+        "Cannot check Content-Digest: no sha256 hasher configured",
+      );
+    }
     signal?.throwIfAborted();
   } catch (error) {
     await sink.abort(error).catch(() => {});
@@ -192,11 +199,6 @@ export async function receiveBody(
     failure = new HttpError(
       400,
       "Cannot accept body: SHA-256 does not match Content-Digest",
-    );
-  } else if (expected && !digest) {
-    failure = new HttpError(
-      500,
-      "Cannot check Content-Digest: no sha256 hasher configured",
     );
   }
   if (failure) {
