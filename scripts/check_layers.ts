@@ -1,11 +1,11 @@
 // Keeps the core portable and the layers in order:
 //
-// - core files (lib/streams, lib/http, lib/rpc) import no `node:`, `bun:`,
-//   `npm:`, `jsr:` or URL modules, and do not touch `Deno`, `Bun` or Node's
-//   `process` / `Buffer` globals (not even `"Deno" in globalThis`): they run
-//   in Workers and browsers as they are;
+// - core files (lib/_internal, lib/streams, lib/http, lib/rpc) import no
+//   `node:`, `bun:`, `npm:`, `jsr:` or URL modules, and do not touch `Deno`,
+//   `Bun` or Node's `process` / `Buffer` globals (not even `"Deno" in
+//   globalThis`): they run in Workers and browsers as they are;
 // - no file under lib/ imports from a later layer, in the order
-//   streams ← http ← rpc ← runtime, or from outside lib/.
+//   _internal ← streams ← http ← rpc ← runtime, or from outside lib/.
 //
 // Comments and the text of strings are ignored, so docs and messages may
 // name the runtimes.
@@ -19,9 +19,19 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import process from "node:process";
 
 /** The layers under lib/, in order: a layer imports only from earlier ones. */
-export const LAYERS = ["streams", "http", "rpc", "runtime"] as const;
-/** Layers that must use web standards only. */
-export const CORE_LAYERS = new Set(["streams", "http", "rpc"]);
+export const LAYERS = [
+  "_internal",
+  "streams",
+  "http",
+  "rpc",
+  "runtime",
+] as const;
+/**
+ * Layers that must use web standards only. `_internal` holds the private
+ * helpers every layer shares (deferred, idle timeout, limits, bytes,
+ * base64); it comes first, so it imports from no layer.
+ */
+export const CORE_LAYERS = new Set(["_internal", "streams", "http", "rpc"]);
 
 const FORBIDDEN_GLOBALS = ["Deno", "Bun", "process", "Buffer"];
 const FORBIDDEN_SCHEMES = /^(node|bun|npm|jsr|https?):/;

@@ -102,6 +102,25 @@ describe("checkSource", () => {
     assert.deepEqual(messages("lib/rpc/x.ts", source), []);
   });
 
+  it("checkSource lets every layer use lib/_internal, which imports no layer", () => {
+    assert.deepEqual(
+      messages("lib/streams/x.ts", `import { a } from "../_internal/a.ts";`),
+      [],
+    );
+    assert.deepEqual(
+      messages("lib/rpc/p/x.ts", `import { a } from "../../_internal/a.ts";`),
+      [],
+    );
+    assert.match(
+      messages("lib/_internal/x.ts", `import { b } from "../streams/b.ts";`)[0],
+      /later layer|streams/,
+    );
+    assert.match(
+      messages("lib/_internal/x.ts", `import { c } from "node:crypto";`)[0],
+      /node:/,
+    );
+  });
+
   it("checkSource rejects an import from outside lib/", () => {
     assert.match(
       messages(

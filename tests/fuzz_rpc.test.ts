@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { Code, FrameDecoder, Int64Value, RpcError } from "../lib/rpc/mod.ts";
 import { MessageDecoderStream } from "../lib/rpc/_message_decoder_stream.ts";
 import { gzip } from "../lib/rpc/_compression.ts";
-import { decodeBase64, encodeBase64 } from "../lib/rpc/_base64.ts";
+import { decodeBase64, encodeBase64 } from "../lib/_internal/base64.ts";
 import { decodeStatus, encodeStatus } from "../lib/rpc/_status_proto.ts";
 import { parseTimeout as parseGrpcTimeout } from "../lib/rpc/protocol_grpc/headers.ts";
 import { parseTimeout as parseConnectTimeout } from "../lib/rpc/protocol_connect/headers.ts";

@@ -21,16 +21,6 @@ const FORMATS = new Map<string, ContentEncoding>([
   ["deflate", "deflate"],
 ]);
 
-/** Checks a `max...` option: a non-negative safe integer. */
-export function checkMax(what: string, name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot ${what}: ${name} must be a non-negative integer, got ${value}`,
-    );
-  }
-  return value;
-}
-
 /**
  * Parses a `Content-Encoding` header into the decoders to apply, in the order
  * to apply them (the reverse of the header's). `identity` and an absent

@@ -1,4 +1,4 @@
-import { decodeBase64, encodeBase64 } from "./_base64.ts";
+import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
 
 const KEY = /^[a-z*][a-z0-9_\-.*]*$/;
 const BYTE_SEQUENCE = /^:([A-Za-z0-9+/]*={0,2}):$/;

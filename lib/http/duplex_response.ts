@@ -8,7 +8,6 @@ import {
   DEFAULT_MAX_DECOMPRESSED_BYTES,
 } from "./content_encoding.ts";
 import {
-  checkMax,
   decodeBody,
   encodeBody,
   negotiateEncoding,
@@ -16,8 +15,12 @@ import {
 } from "./_content_encoding.ts";
 import { HttpError } from "./http_error.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
-import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
-import { deferred } from "../streams/_deferred.ts";
+import {
+  checkIdleTimeout,
+  withIdleTimeout,
+} from "../_internal/idle_timeout.ts";
+import { checkMax } from "../_internal/limits.ts";
+import { deferred } from "../_internal/deferred.ts";
 
 /** The default for {@linkcode DuplexResponseOptions.writeHighWaterMark}: 64 KiB. */
 export const DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;

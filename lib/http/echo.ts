@@ -4,7 +4,6 @@ import {
   DEFAULT_MAX_DECOMPRESSED_BYTES,
 } from "./content_encoding.ts";
 import {
-  checkMax,
   decodeBody,
   encodeBody,
   negotiateEncoding,
@@ -12,7 +11,11 @@ import {
 } from "./_content_encoding.ts";
 import { HttpError } from "./http_error.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
-import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
+import {
+  checkIdleTimeout,
+  withIdleTimeout,
+} from "../_internal/idle_timeout.ts";
+import { checkMax } from "../_internal/limits.ts";
 
 /** The default for {@linkcode EchoOptions.readAheadBytes}: 1 MiB. */
 export const DEFAULT_ECHO_READ_AHEAD_BYTES = 1024 * 1024;

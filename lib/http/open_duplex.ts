@@ -6,10 +6,11 @@ import {
   type ContentEncoding,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
 } from "./content_encoding.ts";
-import { checkMax, encodeBody } from "./_content_encoding.ts";
+import { encodeBody } from "./_content_encoding.ts";
+import { checkMax } from "../_internal/limits.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { HttpError } from "./http_error.ts";
-import { concatBytes } from "../streams/_bytes.ts";
+import { concatBytes } from "../_internal/bytes.ts";
 
 /** The default for {@linkcode OpenDuplexOptions.writeHighWaterMark}: 64 KiB. */
 export const DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;

@@ -3,7 +3,10 @@ import {
   DEFAULT_READ_AHEAD_BYTES,
   ReadAheadStream,
 } from "../streams/read_ahead_stream.ts";
-import { checkIdleTimeout, withIdleTimeout } from "../streams/_idle_timeout.ts";
+import {
+  checkIdleTimeout,
+  withIdleTimeout,
+} from "../_internal/idle_timeout.ts";
 import { declaredLength, expectedDigest } from "./_body_headers.ts";
 import { HttpError } from "./http_error.ts";
 

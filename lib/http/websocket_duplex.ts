@@ -2,8 +2,8 @@ import {
   DuplexStream,
   type DuplexStreamOptions,
 } from "../streams/duplex_stream.ts";
-import { checkMax } from "./_content_encoding.ts";
-import { deferred } from "../streams/_deferred.ts";
+import { checkMax } from "../_internal/limits.ts";
+import { deferred } from "../_internal/deferred.ts";
 
 /** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
 export const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;

@@ -16,7 +16,7 @@ import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
 import type { CallOptions, TransportCall } from "./transport.ts";
 import type { HttpClient, UniversalClientResponse } from "./universal.ts";
-import { deferred } from "../streams/_deferred.ts";
+import { deferred } from "../_internal/deferred.ts";
 
 export interface ClientCallInit<I, O> {
   httpClient: HttpClient;

@@ -18,7 +18,7 @@ import { MessageDecoderStream } from "./_message_decoder_stream.ts";
 import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
 import { pipeDirect } from "./_direct_write.ts";
-import { withIdleTimeout } from "../streams/_idle_timeout.ts";
+import { withIdleTimeout } from "../_internal/idle_timeout.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,

@@ -17,7 +17,7 @@ import {
   isConnectUnaryContentType,
 } from "./protocol_connect/content_type.ts";
 import { RpcError } from "./rpc_error.ts";
-import { checkIdleTimeout } from "../streams/_idle_timeout.ts";
+import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
 
 /** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
 export interface UniversalHandlerOptions {

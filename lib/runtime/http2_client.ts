@@ -12,7 +12,7 @@ import {
   readableFromNode,
   writeToNode,
 } from "./_node_streams.ts";
-import { deferred } from "../streams/_deferred.ts";
+import { deferred } from "../_internal/deferred.ts";
 
 /** Options for {@linkcode createHttp2Client}. */
 export interface Http2ClientOptions {

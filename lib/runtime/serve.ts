@@ -9,7 +9,7 @@
 
 import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
-import { deferred } from "../streams/_deferred.ts";
+import { deferred } from "../_internal/deferred.ts";
 
 /** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;

@@ -6,7 +6,7 @@ import {
   readableFromNode,
   writeToNode,
 } from "./_node_streams.ts";
-import { deferred } from "../streams/_deferred.ts";
+import { deferred } from "../_internal/deferred.ts";
 
 /** Options for {@linkcode serveHttp2}. */
 export interface ServeHttp2Options {

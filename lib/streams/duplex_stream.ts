@@ -1,4 +1,5 @@
-import { concatBytes, indexOfNewline } from "./_bytes.ts";
+import { concatBytes, indexOfNewline } from "../_internal/bytes.ts";
+import { checkMax } from "../_internal/limits.ts";
 
 /** The default for {@linkcode DuplexStreamOptions.maxReadBytes}: 16 MiB. */
 export const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024;
@@ -34,12 +35,7 @@ export interface ReadLineOptions {
 }
 
 function checkLimit(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot create duplex stream: ${name} must be a non-negative integer, got ${value}`,
-    );
-  }
-  return value;
+  return checkMax("create duplex stream", name, value);
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import { Code } from "../code.ts";
 import { codeFromName, codeToName } from "../_codes.ts";
-import { decodeBase64, encodeBase64 } from "../_base64.ts";
+import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { CallStatus } from "../_server_call.ts";
 
@@ -25,7 +25,7 @@ export function errorToJson(error: RpcError): ErrorJson {
   if (error.details.length > 0) {
     json.details = error.details.map((d) => ({
       type: d.type,
-      value: encodeBase64(d.value),
+      value: encodeBase64(d.value, false),
     }));
   }
   return json;

@@ -12,7 +12,7 @@ import {
   type ServerCallInit,
   startServerCall,
 } from "../_server_call.ts";
-import { withIdleTimeout } from "../../streams/_idle_timeout.ts";
+import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import type { ResolvedServeOptions } from "../_serve_options.ts";
 import {
   acceptEncoding,

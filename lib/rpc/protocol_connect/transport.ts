@@ -33,7 +33,7 @@ import {
   headerUnaryEncoding,
 } from "./headers.ts";
 import { decodeEndStream, endStreamFlag, errorFromJson } from "./end_stream.ts";
-import { deferred } from "../../streams/_deferred.ts";
+import { deferred } from "../../_internal/deferred.ts";
 import { readAll } from "../_read_all.ts";
 
 /** Options for {@linkcode createConnectTransport}. */

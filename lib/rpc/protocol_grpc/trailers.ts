@@ -4,7 +4,7 @@
 
 import { Code } from "../code.ts";
 import { isCode } from "../_codes.ts";
-import { decodeBase64, encodeBase64 } from "../_base64.ts";
+import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { CallStatus } from "../_server_call.ts";
 import { decodeStatus, encodeStatus } from "../_status_proto.ts";
@@ -48,11 +48,14 @@ export function setStatus(headers: Headers, status: CallStatus): Headers {
   if (error.details.length > 0) {
     headers.set(
       headerStatusDetails,
-      encodeBase64(encodeStatus({
-        code: error.code,
-        message: error.rawMessage,
-        details: error.details,
-      })),
+      encodeBase64(
+        encodeStatus({
+          code: error.code,
+          message: error.rawMessage,
+          details: error.details,
+        }),
+        false,
+      ),
     );
   }
   return headers;

@@ -1,14 +1,21 @@
-// Base64 for binary metadata: emits unpadded standard base64, accepts
-// padded, unpadded and URL-safe input.
+// Base64 without node:buffer, for header values and metadata: one encoder
+// and one decoder for every layer.
 
-export function encodeBase64(bytes: Uint8Array): string {
+/**
+ * Standard base64 of `bytes`. `padded` keeps the trailing `=` (structured
+ * field byte sequences, RFC 8941, need it); gRPC and Connect binary metadata
+ * are sent unpadded, as their specifications prefer.
+ */
+export function encodeBase64(bytes: Uint8Array, padded = true): string {
   let binary = "";
   for (let i = 0; i < bytes.byteLength; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
-  return btoa(binary).replace(/=+$/, "");
+  const text = btoa(binary);
+  return padded ? text : text.replace(/=+$/, "");
 }
 
+/** Decodes padded, unpadded and URL-safe base64; SyntaxError otherwise. */
 export function decodeBase64(text: string): Uint8Array {
   let normalized = text.trim().replace(/-/g, "+").replace(/_/g, "/")
     .replace(/=+$/, "");

@@ -1,3 +1,5 @@
+import { checkMs } from "./limits.ts";
+
 // A read-side idle timeout for request bodies: a client that stops sending
 // must not pin a handler forever.
 
@@ -73,9 +75,5 @@ export function withIdleTimeout(
 
 /** Checks an `idleTimeoutMs` option: a non-negative finite number. */
 export function checkIdleTimeout(what: string, ms: number | undefined): void {
-  if (ms !== undefined && !(ms >= 0 && Number.isFinite(ms))) {
-    throw new RangeError(
-      `Cannot ${what}: idleTimeoutMs must be a non-negative number of milliseconds, got ${ms}`,
-    );
-  }
+  checkMs(what, "idleTimeoutMs", ms);
 }
