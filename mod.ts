@@ -58,9 +58,9 @@ export {
   type ReadLineOptions,
 } from "./lib/streams/duplex_stream.ts";
 export {
-  type ContentEncoding,
+  type Compression,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./lib/http/content_encoding.ts";
+} from "./lib/http/compression.ts";
 export {
   DEFAULT_ECHO_READ_AHEAD_BYTES,
   echo,

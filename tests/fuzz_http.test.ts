@@ -21,9 +21,9 @@ import {
 import { declaredLength } from "../lib/http/_body_headers.ts";
 import {
   decodeBody,
-  negotiateEncoding,
+  negotiateCompression,
   parseContentEncoding,
-} from "../lib/http/_content_encoding.ts";
+} from "../lib/http/_compression.ts";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import {
   anyBytes,
@@ -213,7 +213,7 @@ describe("fuzz: header parsers", () => {
         ),
         fc.subarray(["gzip", "deflate"] as ("gzip" | "deflate")[]),
         (accept, offered) => {
-          const chosen = negotiateEncoding(accept, offered);
+          const chosen = negotiateCompression(accept, offered);
           if (chosen !== undefined) assert.ok(offered.includes(chosen));
         },
       ),

@@ -4,15 +4,15 @@ import {
 } from "../streams/duplex_stream.ts";
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import {
-  type ContentEncoding,
+  type Compression,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./content_encoding.ts";
+} from "./compression.ts";
 import {
   decodeBody,
   encodeBody,
-  negotiateEncoding,
+  negotiateCompression,
   parseContentEncoding,
-} from "./_content_encoding.ts";
+} from "./_compression.ts";
 import { HttpError } from "./http_error.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
 import {
@@ -51,7 +51,7 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    *
    * @default {[]}
    */
-  responseEncodings?: readonly ContentEncoding[];
+  responseEncodings?: readonly Compression[];
   /**
    * Bytes read ahead of the handler from the request body; keeps Deno.serve
    * fast over HTTP/1.1 when the handler reads slowly. `0` disables it.
@@ -168,7 +168,7 @@ export function duplexResponse(
     throw error;
   }
   const offered = options.responseEncodings ?? [];
-  const responseEncoding = negotiateEncoding(
+  const responseEncoding = negotiateCompression(
     request.headers.get("accept-encoding"),
     offered,
   );

@@ -1,14 +1,14 @@
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import {
-  type ContentEncoding,
+  type Compression,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./content_encoding.ts";
+} from "./compression.ts";
 import {
   decodeBody,
   encodeBody,
-  negotiateEncoding,
+  negotiateCompression,
   parseContentEncoding,
-} from "./_content_encoding.ts";
+} from "./_compression.ts";
 import { HttpError } from "./http_error.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
 import {
@@ -39,7 +39,7 @@ export interface EchoOptions {
    *
    * @default {[]}
    */
-  responseEncodings?: readonly ContentEncoding[];
+  responseEncodings?: readonly Compression[];
   /**
    * Bytes read ahead of the response between the request body and the
    * echo: keeps the request flowing in large steps and bounds memory. `0`
@@ -106,7 +106,7 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     if (error instanceof HttpError) return error.toResponse();
     throw error;
   }
-  const responseEncoding = negotiateEncoding(
+  const responseEncoding = negotiateCompression(
     request.headers.get("accept-encoding"),
     options.responseEncodings ?? [],
   );

@@ -21,9 +21,9 @@ export { createReceiver, type ReceiverOptions } from "./receiver.ts";
 export { upload, type UploadBody, type UploadOptions } from "./upload.ts";
 export { forwardResponse } from "./forward_response.ts";
 export {
-  type ContentEncoding,
+  type Compression,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./content_encoding.ts";
+} from "./compression.ts";
 export {
   DEFAULT_ECHO_READ_AHEAD_BYTES,
   echo,

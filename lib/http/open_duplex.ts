@@ -3,10 +3,10 @@ import {
   type DuplexStreamOptions,
 } from "../streams/duplex_stream.ts";
 import {
-  type ContentEncoding,
+  type Compression,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./content_encoding.ts";
-import { encodeBody } from "./_content_encoding.ts";
+} from "./compression.ts";
+import { encodeBody } from "./_compression.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { HttpError } from "./http_error.ts";
@@ -33,7 +33,7 @@ export interface OpenDuplexOptions
    * server may see written bytes late: use it for bulk transfers, not
    * lockstep exchanges.
    */
-  requestEncoding?: ContentEncoding;
+  requestEncoding?: Compression;
   /**
    * Encodings the response may use (sent as `Accept-Encoding`). `fetch`
    * itself decodes a compressed response; `maxDecompressedBytes` then limits
@@ -42,7 +42,7 @@ export interface OpenDuplexOptions
    *
    * @default {[]}
    */
-  acceptEncodings?: readonly ContentEncoding[];
+  acceptEncodings?: readonly Compression[];
   /**
    * The most bytes a compressed response may decode to; past it reads reject
    * with a `RangeError` and the exchange is aborted.
@@ -164,7 +164,7 @@ export function openDuplex(
     const encoding = response.headers.get("content-encoding");
     if (
       encoding && encoding !== "identity" &&
-      !acceptEncodings.includes(encoding as ContentEncoding)
+      !acceptEncodings.includes(encoding as Compression)
     ) {
       await response.body?.cancel();
       throw new TypeError(

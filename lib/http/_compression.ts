@@ -3,7 +3,7 @@
 // Accept-Encoding negotiation.
 
 import { HttpError } from "./http_error.ts";
-import type { ContentEncoding } from "./content_encoding.ts";
+import type { Compression } from "./compression.ts";
 
 /**
  * Compressed input is fed to the decompressor in slices of at most this many
@@ -15,7 +15,7 @@ export const DECODE_SLICE_BYTES = 4096;
 
 // A Map, not an object: a header token such as "__proto__" or "toString"
 // must not find an inherited property.
-const FORMATS = new Map<string, ContentEncoding>([
+const FORMATS = new Map<string, Compression>([
   ["gzip", "gzip"],
   ["x-gzip", "gzip"],
   ["deflate", "deflate"],
@@ -28,9 +28,9 @@ const FORMATS = new Map<string, ContentEncoding>([
  *
  * @throws {HttpError} 415 for an encoding this library cannot decode.
  */
-export function parseContentEncoding(header: string | null): ContentEncoding[] {
+export function parseContentEncoding(header: string | null): Compression[] {
   if (header === null) return [];
-  const codings: ContentEncoding[] = [];
+  const codings: Compression[] = [];
   for (const raw of header.split(",")) {
     const token = raw.trim().toLowerCase();
     if (token === "" || token === "identity") continue;
@@ -66,7 +66,7 @@ function sliceStream(size: number): TransformStream<Uint8Array, Uint8Array> {
  */
 export function decodeBody(
   body: ReadableStream<Uint8Array>,
-  codings: ContentEncoding[],
+  codings: Compression[],
   maxDecompressedBytes: number,
 ): ReadableStream<Uint8Array> {
   if (codings.length === 0) return body;
@@ -125,7 +125,7 @@ export function decodeBody(
 /** Compresses `body` with `coding`, or returns it as is without one. */
 export function encodeBody(
   body: ReadableStream<Uint8Array>,
-  coding: ContentEncoding | undefined,
+  coding: Compression | undefined,
 ): ReadableStream<Uint8Array> {
   if (!coding) return body;
   return body.pipeThrough(
@@ -141,10 +141,10 @@ export function encodeBody(
  * `Accept-Encoding` header accepts with a non-zero q-value, or `undefined`
  * for identity.
  */
-export function negotiateEncoding(
+export function negotiateCompression(
   acceptEncoding: string | null,
-  offered: readonly ContentEncoding[],
-): ContentEncoding | undefined {
+  offered: readonly Compression[],
+): Compression | undefined {
   if (!acceptEncoding || offered.length === 0) return undefined;
   const accepted = new Map<string, number>();
   for (const part of acceptEncoding.split(",")) {
