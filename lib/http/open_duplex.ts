@@ -94,7 +94,7 @@ export interface DuplexExchange {
  * @param options Request options, encodings and limits.
  * @returns The duplex stream and the response promise.
  *
- * @example The seed's uni-directional exchange
+ * @example The uni-directional exchange of Ruby async-http's streaming guide
  * ```ts ignore
  * import { openDuplex } from "@sluice/streams/http";
  *

@@ -219,7 +219,7 @@ class SingleResponseCall<I, O> extends Call<I, O> {
 
 /**
  * Creates a typed client for a service over a transport (Connect, gRPC-Web
- * or gRPC). Each method becomes a function of the seed's shape:
+ * or gRPC). Each method becomes a function of one of four shapes:
  *
  * - unary: `await client.m(input)`;
  * - client-streaming: `const call = client.m()`, then `call.send(v)` ...,
@@ -236,7 +236,7 @@ class SingleResponseCall<I, O> extends Call<I, O> {
  * @param transport The transport to call it over.
  * @returns The client.
  *
- * @example The seed's clients, over Connect
+ * @example The StreamingCalcService clients, over Connect
  * ```ts ignore
  * import { createClient, createConnectTransport } from "@sluice/streams/rpc";
  *

@@ -71,7 +71,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
  * @param methods The methods: kind and message types, by property name.
  * @returns The service definition, for servers and clients.
  *
- * @example The seed's StreamingCalcService
+ * @example StreamingCalcService, from Ballerina's gRPC streaming guide
  * ```ts
  * import { defineService, Int64Value } from "@sluice/streams/rpc";
  * import assert from "node:assert/strict";

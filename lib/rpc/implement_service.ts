@@ -107,7 +107,7 @@ export interface ServiceImplementation {
  * @returns The implementation, for `createRpcHandler` or
  * `createUniversalHandler`.
  *
- * @example The seed's StreamingCalcService
+ * @example StreamingCalcService, from Ballerina's gRPC streaming guide
  * ```ts
  * import { defineService, implementService, Int64Value } from "@sluice/streams/rpc";
  * import { reduce, ScanStream } from "@sluice/streams/streams";
