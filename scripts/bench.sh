@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks, run by `deno task bench` (full: writes bench/RESULTS.md,
-# bench/ratios.svg and the README's bench section) and `deno task
+# bench/ratios.svg and docs/performance.md's generated block) and `deno task
 # bench:smoke` (tiny sizes, prints only; run by scripts/test.sh).
 # Finds Bun with scripts/_find_bun.sh (installing it into .tools/ from the
 # npm registry if needed) and works in a temporary directory that it
@@ -31,7 +31,7 @@ trap 'rm -rf "$tmp"' EXIT
 # narrower permissions (bench/run.ts).
 deno run \
   --allow-read \
-  --allow-write="$tmp,bench/RESULTS.md,bench/ratios.svg,README.md" \
+  --allow-write="$tmp,bench/RESULTS.md,bench/ratios.svg,docs/performance.md" \
   --allow-run="$deno,$bun,curl,cp,cat" \
   --allow-env \
   --allow-sys=osRelease \

@@ -74,7 +74,9 @@ step bench-smoke deno task bench:smoke
 
 step publish deno publish --dry-run --allow-dirty
 
-# The README's runtime matrix, from this run's logs.
+# The runtime matrix, from this run's logs: printed and written to
+# .tmp/runtimes/matrix.md, never to a tracked file (`deno task matrix:docs`
+# copies it into docs/runtime-matrix.md).
 step matrix deno task matrix
 
 printf '\n==> summary\n'
