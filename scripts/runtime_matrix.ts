@@ -282,8 +282,10 @@ export function render(input: {
       groups.some((g) => (r.path[1] ?? "").startsWith(g))
     ) ?? [];
   const browserCell = (flows: string[] | undefined) =>
-    chromium
-      ? (flows ? nodeCell(chromium.results, flows) : "—")
+    !flows
+      ? "—"
+      : chromium
+      ? nodeCell(chromium.results, flows)
       : "not yet in the test task";
 
   const out: string[] = [];
