@@ -33,8 +33,8 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  *   `fs.openAsBlob` reads the whole file into memory, its `fetch` sends a
  *   Blob slowly and a stream only chunked (in 64 KiB chunks, which
  *   `Deno.serve` delivers as about 32 KiB pieces); measured here, this way is
- *   2-5 times as fast as either, close to `curl -T` (see the README's
- *   performance section).
+ *   2-5 times as fast as either, close to `curl -T` (see docs/performance.md
+ *   in the repository).
  *
  * @param url Where to send the file (`http:` or `https:`).
  * @param path The file to send.

@@ -19,7 +19,7 @@ export const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
  *
  * Under Deno.serve over HTTP/1.1, a handler that consumes a chunked request
  * body more slowly than it arrives loses throughput badly; a read-ahead of a
- * few MiB restores it (see the README's performance notes).
+ * few MiB restores it (see docs/performance.md in the repository).
  *
  * @example Read ahead of a file writer
  * ```ts
