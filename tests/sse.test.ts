@@ -380,7 +380,9 @@ describe("SseDecoderStream", () => {
 
   it("SseDecoderStream decodes what SseEncoderStream encodes, split anywhere (property)", async () => {
     const text = fc.string({ maxLength: 20 });
-    const oneLine = text.map((s) => s.replaceAll("\0", "_").replace(/[\r\n]/g, "_"));
+    const oneLine = text.map((s) =>
+      s.replaceAll("\0", "_").replace(/[\r\n]/g, "_")
+    );
     const event = fc.record({
       data: fc.option(text, { nil: undefined }),
       event: fc.option(oneLine, { nil: undefined }),
