@@ -117,7 +117,8 @@ export interface SseRequestInfo {
    */
   lastEventId: string;
   /**
-   * Aborted when the client goes away (the response body is cancelled):
+   * Aborted when the client goes away (the runtime cancels the response
+   * body):
    * wait on it rather than on a promise that may never settle, so that the
    * producer can return.
    */
@@ -163,7 +164,9 @@ export function createSseHandler(
     try {
       const source = await handler(request, {
         lastEventId: request.headers.get("last-event-id") ?? "",
-        signal: AbortSignal.any([request.signal, cancelled.signal]),
+        // Not request.signal: Deno warns on its use and aborts it when a
+        // response completes; a client that goes away cancels the body.
+        signal: cancelled.signal,
       });
       return encode(source, options, (reason) => cancelled.abort(reason));
     } catch (error) {
