@@ -12,6 +12,7 @@
 // Prints one line per test and ends with
 // `browser (chromium): N passed, M failed`; exits 1 on any failure.
 
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -24,6 +25,7 @@ import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
 import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import type { Sluice } from "./page.ts";
+import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TMP = join(ROOT, ".tmp", "browser");
@@ -234,6 +236,7 @@ function assertEqual(actual: unknown, expected: unknown, what: string): void {
 
 declare const sluice: Sluice;
 
+let browserContext: BrowserContext;
 let httpPage: Page;
 let httpsPage: Page;
 let httpUrl: URL;
@@ -492,6 +495,65 @@ test("HTTPS: websocketDuplex echoes over wss://", async () => {
   assertEqual(replies, "secure", "reply");
 });
 
+test("examples/web: the demo page uploads a file with matching SHA-256s, shows the feed and echoes the chat (screenshot in .tmp/browser/demo.png)", async () => {
+  const handler = await createDemoHandler({
+    appScript: await buildApp(),
+    tickMs: 200,
+  });
+  const { promise: listening, resolve } = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => resolve(port),
+  }, handler);
+  const p = await browserContext.newPage();
+  try {
+    await p.setViewportSize({ width: 1180, height: 720 });
+    await p.goto(`http://127.0.0.1:${await listening}/`);
+    const bytes = new Uint8Array(5 * MiB);
+    for (let i = 0; i < bytes.length; i += 65536) {
+      crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    }
+    const expected = createHash("sha256").update(bytes).digest("hex");
+    await p.setInputFiles("#file", {
+      name: "quarterly-report.pdf",
+      mimeType: "application/pdf",
+      buffer: Buffer.from(bytes),
+    });
+    await p.waitForFunction(
+      'document.getElementById("verdict").textContent !== ""',
+    );
+    const shown = {
+      verdict: await p.textContent("#verdict"),
+      local: await p.textContent("#local-sha"),
+      server: await p.textContent("#server-sha"),
+      bar: await p.getAttribute("#bar", "style"),
+    };
+    assertEqual(shown, {
+      verdict: "✓ match",
+      local: expected,
+      server: expected,
+      bar: "width: 100%;",
+    }, "upload panel");
+    await p.fill("#chat-input", "Hello from Chromium");
+    await p.press("#chat-input", "Enter");
+    await p.waitForSelector(".bubble.server");
+    assertEqual(
+      await p.textContent(".bubble.server"),
+      "echo: Hello from Chromium",
+      "chat reply",
+    );
+    await p.waitForFunction(
+      'document.querySelectorAll("#feed li").length >= 3',
+    );
+    await p.evaluate("window.scrollTo(0, 0)");
+    await p.screenshot({ path: join(TMP, "demo.png"), fullPage: true });
+  } finally {
+    await p.close();
+    await server.shutdown();
+  }
+});
+
 // ---------------------------------------------------------------- the run
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -576,6 +638,7 @@ async function main(): Promise<number> {
         ],
       },
     );
+    browserContext = context;
     console.log(
       `chromium ${context.browser()?.version() ?? ""} (${CHROMIUM}), ` +
         `pages ${httpUrl.href} and ${httpsUrl.href}`,
@@ -596,7 +659,6 @@ async function main(): Promise<number> {
         console.log(`FAIL - ${name}\n  ${(error as Error)?.message ?? error}`);
       }
     }
-    await extraSteps(context);
   } catch (error) {
     failed++;
     console.log(
@@ -612,8 +674,5 @@ async function main(): Promise<number> {
   console.log(`browser (chromium): ${passed} passed, ${failed} failed`);
   return failed === 0 && passed > 0 ? 0 : 1;
 }
-
-/** Steps that need the browser but are not tests of their own (none yet). */
-async function extraSteps(_context: BrowserContext): Promise<void> {}
 
 process.exitCode = await main();
