@@ -476,6 +476,28 @@ test("HTTPS/h2: upload() of a File with progress", async () => {
   assertEqual(r.calls.at(-1), [size, size], "last progress call");
 });
 
+test("HTTPS/h2: upload() of a File without onProgress", async () => {
+  const size = 2 * MiB + 5;
+  const r = await uploadFromPage(httpsPage, { size, progress: false });
+  assert(r.ok, `upload failed: ${r.error}`);
+  assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
+  assertEqual(r.answer.contentLength, String(size), "Content-Length");
+  assertEqual(r.answer.digestMatches, true, "Content-Digest");
+});
+
+test("HTTPS/h2: fetchEventStream in the page reconnects with Last-Event-ID", async () => {
+  const result = await httpsPage.evaluate(async () => {
+    const messages = [];
+    for await (const m of sluice.fetchEventStream("/sse?run=fetch-h2")) {
+      messages.push({ type: m.event, id: m.id, data: m.data });
+    }
+    const seen = await (await fetch("/sse-seen?run=fetch-h2")).json();
+    return { messages, seen };
+  });
+  assertEqual(result.messages, expectedSse, "events");
+  assertEqual(result.seen, ["", "3", "6"], "Last-Event-ID per connection");
+});
+
 test("HTTPS/h2: EventSource reads the event stream and resumes", async () => {
   const { messages, seen } = await sseRun(httpsPage, "eventsource-h2");
   assertEqual(messages, expectedSse, "events");
