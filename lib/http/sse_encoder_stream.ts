@@ -56,6 +56,8 @@ function oneLine(field: string, value: string): string {
 /**
  * Formats one event as `text/event-stream` text (without the keep-alive).
  *
+ * @param event The event.
+ * @returns Its lines, ending with the blank line that dispatches it.
  * @throws {TypeError} When `event` or `id` spans lines, `id` has a NUL.
  * @throws {RangeError} When `retry` is not a non-negative integer.
  */

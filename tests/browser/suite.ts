@@ -697,4 +697,4 @@ async function main(): Promise<number> {
   return failed === 0 && passed > 0 ? 0 : 1;
 }
 
-process.exitCode = await main();
+process.exit(await main());
