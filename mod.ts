@@ -89,5 +89,27 @@ export {
   type WebSocketDuplexOptions,
   type WebSocketLike,
 } from "./lib/http/websocket_duplex.ts";
+export {
+  SseEncoderStream,
+  type SseEncoderStreamOptions,
+  type SseEvent,
+} from "./lib/http/sse_encoder_stream.ts";
+export {
+  SseDecoderStream,
+  type SseDecoderStreamOptions,
+  type SseMessage,
+} from "./lib/http/sse_decoder_stream.ts";
+export {
+  createSseHandler,
+  type SseHandler,
+  type SseRequestInfo,
+  sseResponse,
+  type SseResponseOptions,
+  type SseSource,
+} from "./lib/http/sse_response.ts";
+export {
+  fetchEventStream,
+  type FetchEventStreamOptions,
+} from "./lib/http/fetch_event_stream.ts";
 // The RPC layer's whole public API (also at "@sluice/streams/rpc").
 export * from "./lib/rpc/mod.ts";

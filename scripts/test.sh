@@ -66,6 +66,10 @@ printf '\n==> node client\n'
 BUN="${bun:-}" deno task test:node 2>&1 | tee "$logs/node.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("node client")
 
+# The browser suite in headless Chromium (installed with apt-get when
+# missing; a skip fails under CI).
+step browser bash tests/browser/run.sh
+
 step bundle-size deno task build:worker
 
 # The benchmarks with tiny sizes, so that they cannot rot (`deno task bench`

@@ -52,3 +52,25 @@ export {
   type WebSocketDuplexOptions,
   type WebSocketLike,
 } from "./websocket_duplex.ts";
+export {
+  SseEncoderStream,
+  type SseEncoderStreamOptions,
+  type SseEvent,
+} from "./sse_encoder_stream.ts";
+export {
+  SseDecoderStream,
+  type SseDecoderStreamOptions,
+  type SseMessage,
+} from "./sse_decoder_stream.ts";
+export {
+  createSseHandler,
+  type SseHandler,
+  type SseRequestInfo,
+  sseResponse,
+  type SseResponseOptions,
+  type SseSource,
+} from "./sse_response.ts";
+export {
+  fetchEventStream,
+  type FetchEventStreamOptions,
+} from "./fetch_event_stream.ts";

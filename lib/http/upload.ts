@@ -3,6 +3,7 @@ import {
   ProgressStream,
 } from "../streams/progress_stream.ts";
 import { formatDigestHeader } from "./digest_header.ts";
+import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -20,7 +21,12 @@ export interface UploadOptions {
    * always sends a stream chunked), and passed to `onProgress`.
    */
   contentLength?: number;
-  /** Called with `(bytesSent, total)` as the body streams out. */
+  /**
+   * Called with `(bytesSent, total)` as the body streams out. In a browser
+   * page a Blob or bytes are then sent with `XMLHttpRequest`, whose upload
+   * progress works on every protocol (Chromium cannot stream a fetch body
+   * over HTTP/1.1), unless `fetch` is given.
+   */
   onProgress?: ProgressCallback;
   /**
    * How often `onProgress` is called at most, in milliseconds.
@@ -105,6 +111,26 @@ export async function upload(
   if (size !== undefined) headers.set("content-length", String(size));
   if (sha256) {
     headers.set("content-digest", formatDigestHeader({ "sha-256": sha256 }));
+  }
+
+  // In a browser page, progress comes from XMLHttpRequest: Chromium cannot
+  // stream a fetch body over HTTP/1.1 (see _xhr_upload.ts).
+  if (
+    onProgress && !options.fetch && !(body instanceof ReadableStream) &&
+    hasXhr()
+  ) {
+    return await xhrUpload(
+      url,
+      body instanceof Blob ? body : new Blob([body as Uint8Array<ArrayBuffer>]),
+      {
+        method,
+        headers,
+        onProgress,
+        progressIntervalMs: progressIntervalMs ?? 100,
+        total: size!,
+        signal,
+      },
+    );
   }
 
   let requestBody: BodyInit;

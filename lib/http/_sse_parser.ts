@@ -1,0 +1,188 @@
+// The push parser behind SseDecoderStream: the event-stream interpretation
+// of the WHATWG HTML standard (section "Parsing an event stream"), on
+// bytes. Lines end in CRLF, LF or CR (also across chunk boundaries); a
+// leading UTF-8 BOM is dropped; each line is decoded as UTF-8 with
+// replacement characters, which gives what decoding the whole stream would
+// (line ends are ASCII, so no character spans them).
+
+/** One dispatched event, as `EventSource` would deliver it. */
+export interface SseMessage {
+  /** The data lines joined with LF. */
+  data: string;
+  /** The event type: the `event` field, or `"message"`. */
+  event: string;
+  /**
+   * The last event id seen so far in the stream (ids persist across events,
+   * as `MessageEvent.lastEventId` does), `""` if none.
+   */
+  id: string;
+}
+
+/** Limits of {@linkcode SseParser}. */
+export interface SseParserLimits {
+  maxLineBytes: number;
+  maxEventBytes: number;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const BOM = [0xef, 0xbb, 0xbf];
+
+/** Feed bytes, get complete events; keeps the partial line and event. */
+export class SseParser {
+  #limits: SseParserLimits;
+  /** Lines are decoded one by one: only the stream's first BOM goes. */
+  #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  /** The pieces of the line being read, and their total size. */
+  #line: Uint8Array[] = [];
+  #lineBytes = 0;
+  /** The previous chunk ended in CR: a leading LF belongs to it. */
+  #afterCR = false;
+  /** Bytes of a possible BOM at the very start, until decided. */
+  #bom: number[] | undefined = [];
+  #data = "";
+  #dataBytes = 0;
+  #hasData = false;
+  #event = "";
+  #idBuffer = "";
+  /** The last event id (dispatched). */
+  lastEventId = "";
+  /** The last `retry` value, in milliseconds. */
+  retryMs: number | undefined;
+
+  constructor(limits: SseParserLimits) {
+    this.#limits = limits;
+  }
+
+  /** Parses a chunk; returns the events it completed. */
+  push(chunk: Uint8Array): SseMessage[] {
+    const out: SseMessage[] = [];
+    let start = 0;
+    if (this.#bom !== undefined) {
+      // Decide whether the stream starts with a BOM, across chunks.
+      while (start < chunk.length && this.#bom.length < 3) {
+        if (chunk[start] !== BOM[this.#bom.length]) break;
+        this.#bom.push(chunk[start++]);
+      }
+      if (this.#bom.length === 3) {
+        this.#bom = undefined;
+      } else if (start < chunk.length) {
+        // Not a BOM: the bytes taken so far are line bytes.
+        const taken = new Uint8Array(this.#bom);
+        this.#bom = undefined;
+        if (taken.length > 0) this.#scan(taken, out);
+      } else {
+        return out;
+      }
+    }
+    this.#scan(start === 0 ? chunk : chunk.subarray(start), out);
+    return out;
+  }
+
+  #scan(chunk: Uint8Array, out: SseMessage[]): void {
+    let start = 0;
+    if (this.#afterCR) {
+      this.#afterCR = false;
+      if (chunk.length > 0 && chunk[0] === LF) start = 1;
+    }
+    for (let i = start; i < chunk.length; i++) {
+      const byte = chunk[i];
+      if (byte !== LF && byte !== CR) continue;
+      this.#append(chunk.subarray(start, i));
+      this.#endLine(out);
+      if (byte === CR) {
+        if (i + 1 === chunk.length) this.#afterCR = true;
+        else if (chunk[i + 1] === LF) i++;
+      }
+      start = i + 1;
+    }
+    if (start < chunk.length) this.#append(chunk.slice(start));
+  }
+
+  #append(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    const total = this.#lineBytes + bytes.length;
+    if (total > this.#limits.maxLineBytes) {
+      throw new RangeError(
+        `Cannot decode event stream: a line exceeds maxLineBytes ${this.#limits.maxLineBytes}`,
+      );
+    }
+    this.#line.push(bytes);
+    this.#lineBytes = total;
+  }
+
+  #takeLine(): string {
+    const parts = this.#line;
+    let bytes: Uint8Array;
+    if (parts.length === 1) bytes = parts[0];
+    else {
+      bytes = new Uint8Array(this.#lineBytes);
+      let at = 0;
+      for (const part of parts) {
+        bytes.set(part, at);
+        at += part.length;
+      }
+    }
+    this.#line = [];
+    this.#lineBytes = 0;
+    return this.#decoder.decode(bytes);
+  }
+
+  #endLine(out: SseMessage[]): void {
+    if (this.#lineBytes === 0) {
+      this.#line = [];
+      this.#dispatch(out);
+      return;
+    }
+    const size = this.#lineBytes;
+    const line = this.#takeLine();
+    if (line.charCodeAt(0) === 0x3a) return; // ":" comment
+    const colon = line.indexOf(":");
+    let field = line;
+    let value = "";
+    if (colon !== -1) {
+      field = line.slice(0, colon);
+      value = line.charCodeAt(colon + 1) === 0x20
+        ? line.slice(colon + 2)
+        : line.slice(colon + 1);
+    }
+    switch (field) {
+      case "event":
+        this.#event = value;
+        break;
+      case "data": {
+        const bytes = this.#dataBytes + size + 1;
+        if (bytes > this.#limits.maxEventBytes) {
+          throw new RangeError(
+            `Cannot decode event stream: an event's data exceeds maxEventBytes ${this.#limits.maxEventBytes}`,
+          );
+        }
+        this.#dataBytes = bytes;
+        this.#data += this.#hasData ? "\n" + value : value;
+        this.#hasData = true;
+        break;
+      }
+      case "id":
+        if (!value.includes("\0")) this.#idBuffer = value;
+        break;
+      case "retry":
+        if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
+        break;
+    }
+  }
+
+  #dispatch(out: SseMessage[]): void {
+    this.lastEventId = this.#idBuffer;
+    if (this.#hasData) {
+      out.push({
+        data: this.#data,
+        event: this.#event || "message",
+        id: this.lastEventId,
+      });
+    }
+    this.#data = "";
+    this.#dataBytes = 0;
+    this.#hasData = false;
+    this.#event = "";
+  }
+}

@@ -1,0 +1,131 @@
+// upload() with progress in a browser page. Chromium cannot stream a fetch
+// request body over HTTP/1.1 (it fails with ERR_ALPN_NEGOTIATION_FAILED),
+// and a complete body gives fetch no progress; XMLHttpRequest reports upload
+// progress on every protocol. Used only where XMLHttpRequest exists (pages,
+// not Deno, Bun, Node or Workers), for a Blob or bytes and no custom fetch.
+// The browser sends Content-Length itself (from the Blob); the other
+// headers, abort and the response are as fetch would give them.
+
+import type { ProgressCallback } from "../streams/progress_stream.ts";
+
+/** The part of XMLHttpRequest used here (Deno's types do not declare it). */
+interface Xhr {
+  readonly status: number;
+  readonly statusText: string;
+  readonly response: ArrayBuffer | null;
+  responseType: string;
+  readonly upload: {
+    addEventListener(
+      type: "progress",
+      listener: (event: { loaded: number; total: number }) => void,
+    ): void;
+  };
+  open(method: string, url: string): void;
+  setRequestHeader(name: string, value: string): void;
+  getAllResponseHeaders(): string;
+  send(body: Blob): void;
+  abort(): void;
+  addEventListener(type: string, listener: () => void): void;
+}
+
+type XhrConstructor = new () => Xhr;
+
+function xhrConstructor(): XhrConstructor | undefined {
+  return (globalThis as { XMLHttpRequest?: XhrConstructor }).XMLHttpRequest;
+}
+
+/** Whether this runtime has XMLHttpRequest (a browser page). */
+export function hasXhr(): boolean {
+  return typeof xhrConstructor() === "function";
+}
+
+/** Options of {@linkcode xhrUpload}, resolved by `upload`. */
+export interface XhrUploadOptions {
+  method: string;
+  headers: Headers;
+  onProgress: ProgressCallback;
+  progressIntervalMs: number;
+  total: number;
+  signal?: AbortSignal;
+}
+
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+function parseHeaders(raw: string): Headers {
+  const headers = new Headers();
+  for (const line of raw.split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    try {
+      headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    } catch {
+      // A header the Headers class refuses (invalid bytes) is left out, as
+      // fetch would not expose it either.
+    }
+  }
+  return headers;
+}
+
+/** Sends `body` with XMLHttpRequest and resolves with the response. */
+export function xhrUpload(
+  url: string | URL,
+  body: Blob,
+  options: XhrUploadOptions,
+): Promise<Response> {
+  const { signal, onProgress, progressIntervalMs, total } = options;
+  return new Promise<Response>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const Xhr = xhrConstructor()!;
+    const xhr = new Xhr();
+    const onAbort = () => xhr.abort();
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    xhr.open(options.method, String(url));
+    xhr.responseType = "arraybuffer";
+    for (const [name, value] of options.headers) {
+      // The browser sets Content-Length from the body (and refuses it).
+      if (name !== "content-length") xhr.setRequestHeader(name, value);
+    }
+    let last = -Infinity;
+    let reported = -1;
+    xhr.upload.addEventListener("progress", (event) => {
+      const now = Date.now();
+      if (now - last >= progressIntervalMs || event.loaded === total) {
+        last = now;
+        reported = event.loaded;
+        onProgress(event.loaded, total);
+      }
+    });
+    xhr.addEventListener("load", () => {
+      done();
+      // Always once at the end, as ProgressStream does.
+      if (reported !== total) onProgress(total, total);
+      const status = xhr.status;
+      resolve(
+        new Response(NULL_BODY_STATUS.has(status) ? null : xhr.response, {
+          status,
+          statusText: xhr.statusText,
+          headers: parseHeaders(xhr.getAllResponseHeaders()),
+        }),
+      );
+    });
+    xhr.addEventListener("error", () => {
+      done();
+      reject(
+        new TypeError("Cannot upload: the request failed (network error)"),
+      );
+    });
+    xhr.addEventListener("timeout", () => {
+      done();
+      reject(new TypeError("Cannot upload: the request timed out"));
+    });
+    xhr.addEventListener("abort", () => {
+      done();
+      reject(
+        signal?.reason ??
+          new DOMException("The upload was aborted", "AbortError"),
+      );
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    xhr.send(body);
+  });
+}

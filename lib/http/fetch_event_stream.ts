@@ -1,0 +1,245 @@
+import { checkMax, checkMs } from "../_internal/limits.ts";
+import {
+  SseDecoderStream,
+  type SseDecoderStreamOptions,
+  type SseMessage,
+} from "./sse_decoder_stream.ts";
+
+/** Options for {@linkcode fetchEventStream}. */
+export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
+  /**
+   * The delay before reconnecting, in milliseconds, until the server sends a
+   * `retry` field (which then replaces it).
+   *
+   * @default {3000}
+   */
+  retryMs?: number;
+  /**
+   * The longest delay between two attempts, in milliseconds: the delay
+   * doubles with each connection attempt that fails in a row, up to this.
+   *
+   * @default {30000}
+   */
+  maxRetryMs?: number;
+  /**
+   * How many connection attempts may fail in a row (network errors) before
+   * the stream errors. A connection that delivers an event resets the count.
+   *
+   * @default {Infinity}
+   */
+  maxRetries?: number;
+  /** The `Last-Event-ID` to send on the first connection. */
+  lastEventId?: string;
+  /** More request headers. */
+  headers?: HeadersInit;
+  /** Stops the stream (and any reconnection); it errors with the reason. */
+  signal?: AbortSignal;
+  /**
+   * The fetch to use.
+   *
+   * @default {globalThis.fetch}
+   */
+  fetch?: typeof fetch;
+}
+
+const DEFAULT_RETRY_MS = 3000;
+const DEFAULT_MAX_RETRY_MS = 30_000;
+
+function isEventStream(contentType: string | null): boolean {
+  return contentType?.split(";")[0].trim().toLowerCase() ===
+    "text/event-stream";
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException("Aborted", "AbortError");
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortReason(signal));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Reads a Server-Sent Events stream with `fetch`, reconnecting as
+ * `EventSource` does, for runtimes without `EventSource` (Deno and Bun have
+ * none that reconnects with custom headers; Node has none) and for browsers
+ * when you need headers or a custom fetch.
+ *
+ * - When the response ends or the connection drops, it reconnects after the
+ *   server's `retry` delay (or `retryMs`) and sends `Last-Event-ID` with the
+ *   id of the last event it delivered, so the server can resume.
+ * - A connection attempt that fails (network error) is retried with a delay
+ *   that doubles each time, up to `maxRetryMs`; after `maxRetries` failures
+ *   in a row the stream errors with a `TypeError` whose `cause` is the last
+ *   failure.
+ * - A `204 No Content` answer closes the stream (the server's way to say
+ *   "do not reconnect"); any other status but `200`, or a type other than
+ *   `text/event-stream`, errors it, as `EventSource` fails the connection.
+ * - Over a size limit (`maxLineBytes`, `maxEventBytes`) it errors with a
+ *   `RangeError` and does not reconnect.
+ * - `signal` (or cancelling the stream) stops it, also during a delay.
+ *
+ * Reads are pulled: a consumer that stops reading stops the reading of the
+ * response body.
+ *
+ * @param url The event stream's URL.
+ * @param options Reconnection delays, limits, headers, signal and fetch.
+ * @returns The events, as a stream (async-iterable).
+ *
+ * @example Follow a feed
+ * ```ts ignore
+ * import { fetchEventStream } from "@sluice/streams/http";
+ *
+ * const controller = new AbortController();
+ * for await (const message of fetchEventStream("http://127.0.0.1:8000/feed", {
+ *   signal: controller.signal,
+ * })) {
+ *   console.log(message.event, message.id, message.data);
+ *   if (message.data === "bye") controller.abort();
+ * }
+ * ```
+ */
+export function fetchEventStream(
+  url: string | URL,
+  options: FetchEventStreamOptions = {},
+): ReadableStream<SseMessage> {
+  const what = "read event stream";
+  let retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+  checkMs(what, "retryMs", retryMs);
+  const maxRetryMs = options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
+  checkMs(what, "maxRetryMs", maxRetryMs);
+  const maxRetries = options.maxRetries ?? Infinity;
+  if (maxRetries !== Infinity) checkMax(what, "maxRetries", maxRetries);
+  const decoderOptions: SseDecoderStreamOptions = {
+    maxLineBytes: options.maxLineBytes,
+    maxEventBytes: options.maxEventBytes,
+  };
+  new SseDecoderStream(decoderOptions); // checks the limits now
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const stop = new AbortController();
+  const signal = options.signal;
+  const onAbort = () => stop.abort(abortReason(signal!));
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  const done = () => signal?.removeEventListener("abort", onAbort);
+
+  let lastEventId = options.lastEventId ?? "";
+  let failures = 0;
+  let connected = false;
+  let decoder: SseDecoderStream | undefined;
+  let reader: ReadableStreamDefaultReader<SseMessage> | undefined;
+
+  async function connect(): Promise<"open" | "closed"> {
+    for (;;) {
+      if (stop.signal.aborted) throw abortReason(stop.signal);
+      if (connected || failures > 0) {
+        const delay = Math.min(
+          maxRetryMs,
+          retryMs * 2 ** Math.max(0, failures - 1),
+        );
+        await sleep(delay, stop.signal);
+      }
+      connected = true;
+      const headers = new Headers(options.headers);
+      headers.set("accept", "text/event-stream");
+      headers.set("cache-control", "no-cache");
+      if (lastEventId !== "") headers.set("last-event-id", lastEventId);
+      else headers.delete("last-event-id");
+      let response: Response;
+      try {
+        response = await fetchImpl(url, {
+          headers,
+          signal: stop.signal,
+        });
+      } catch (error) {
+        if (stop.signal.aborted) throw abortReason(stop.signal);
+        failures++;
+        if (failures > maxRetries) {
+          throw new TypeError(
+            `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
+            { cause: error },
+          );
+        }
+        continue;
+      }
+      if (response.status === 204) {
+        await response.body?.cancel();
+        return "closed";
+      }
+      const type = response.headers.get("content-type");
+      if (response.status !== 200 || !isEventStream(type)) {
+        await response.body?.cancel();
+        throw new TypeError(
+          response.status !== 200
+            ? `Cannot ${what}: the server answered ${response.status}`
+            : `Cannot ${what}: the response is ${
+              JSON.stringify((type ?? "").slice(0, 64))
+            }, not text/event-stream`,
+        );
+      }
+      if (!response.body) continue;
+      decoder = new SseDecoderStream(decoderOptions);
+      reader = response.body.pipeThrough(decoder).getReader();
+      return "open";
+    }
+  }
+
+  return new ReadableStream<SseMessage>({
+    async pull(controller) {
+      try {
+        for (;;) {
+          if (!reader) {
+            if (await connect() === "closed") {
+              done();
+              controller.close();
+              return;
+            }
+          }
+          let result: ReadableStreamReadResult<SseMessage>;
+          try {
+            result = await reader!.read();
+          } catch (error) {
+            if (stop.signal.aborted) throw abortReason(stop.signal);
+            if (error instanceof RangeError) throw error;
+            // The connection dropped: reconnect from the last delivered id.
+            reader = undefined;
+            if (decoder?.retryMs !== undefined) retryMs = decoder.retryMs;
+            continue;
+          }
+          if (decoder?.retryMs !== undefined) retryMs = decoder.retryMs;
+          if (result.done) {
+            // Every event was delivered: the decoder's id is the last one
+            // (an id-only block counts too).
+            lastEventId = decoder!.lastEventId;
+            reader = undefined;
+            continue;
+          }
+          failures = 0;
+          lastEventId = result.value.id;
+          controller.enqueue(result.value);
+          return;
+        }
+      } catch (error) {
+        done();
+        stop.abort(error);
+        throw error;
+      }
+    },
+    async cancel(reason) {
+      done();
+      stop.abort(reason);
+      // The body is being given up: how its cancellation ends is moot.
+      await reader?.cancel(reason).catch(() => undefined);
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,99 @@
+import { checkMax } from "../_internal/limits.ts";
+import { type SseMessage, SseParser } from "./_sse_parser.ts";
+
+export type { SseMessage };
+
+/** Options for {@linkcode SseDecoderStream}. */
+export interface SseDecoderStreamOptions {
+  /**
+   * The longest line, in bytes. A longer one errors the stream with a
+   * `RangeError` before it is buffered.
+   *
+   * @default {1048576}
+   */
+  maxLineBytes?: number;
+  /**
+   * The most bytes of `data` lines one event may have. A bigger event errors
+   * the stream with a `RangeError`.
+   *
+   * @default {16777216}
+   */
+  maxEventBytes?: number;
+}
+
+const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+const DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Decodes `text/event-stream` bytes into the events an `EventSource` would
+ * dispatch, following the WHATWG HTML standard's event-stream parsing: a
+ * leading BOM is dropped; lines end in CRLF, LF or CR (even split across
+ * chunks); lines starting with `:` are comments; a line without a colon is a
+ * field with an empty value; `data` lines are joined with LF; `retry` counts
+ * only if it is all ASCII digits; an `id` containing NUL is ignored; a blank
+ * line dispatches the event, and one without data dispatches nothing. An
+ * unfinished event at the end of the stream is dropped.
+ *
+ * The stream also keeps what a client needs to reconnect:
+ * {@linkcode SseDecoderStream.prototype.lastEventId} and
+ * {@linkcode SseDecoderStream.prototype.retryMs}.
+ *
+ * @example Decode a response body
+ * ```ts
+ * import { SseDecoderStream } from "@sluice/streams/http";
+ *
+ * const body = new Response("event: hello\ndata: World\nid: 7\n\n").body!;
+ * for await (const message of body.pipeThrough(new SseDecoderStream())) {
+ *   console.log(message); // { data: "World", event: "hello", id: "7" }
+ * }
+ * ```
+ */
+export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
+  #parser: SseParser;
+
+  /**
+   * Creates a decoder.
+   *
+   * @param options Line and event size limits.
+   */
+  constructor(options: SseDecoderStreamOptions = {}) {
+    const parser = new SseParser({
+      maxLineBytes: checkMax(
+        "decode event stream",
+        "maxLineBytes",
+        options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+      ),
+      maxEventBytes: checkMax(
+        "decode event stream",
+        "maxEventBytes",
+        options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+      ),
+    });
+    super({
+      transform(chunk, controller) {
+        for (const message of parser.push(chunk)) controller.enqueue(message);
+      },
+    });
+    this.#parser = parser;
+  }
+
+  /**
+   * The id of the last event dispatched so far (set by an `id` field and
+   * the blank line after it), `""` if none: what a reconnecting client sends
+   * as `Last-Event-ID`.
+   *
+   * @returns The last event id.
+   */
+  get lastEventId(): string {
+    return this.#parser.lastEventId;
+  }
+
+  /**
+   * The last valid `retry` field, in milliseconds, or `undefined` if none.
+   *
+   * @returns The server's reconnection delay.
+   */
+  get retryMs(): number | undefined {
+    return this.#parser.retryMs;
+  }
+}

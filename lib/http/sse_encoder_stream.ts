@@ -1,0 +1,178 @@
+import { checkMax, checkMs } from "../_internal/limits.ts";
+
+/**
+ * One Server-Sent Event to send. Every field is optional: an event with
+ * only `id` or `retry` updates the client without dispatching anything, one
+ * with only `comment` is ignored by clients (a keep-alive).
+ */
+export interface SseEvent {
+  /**
+   * The payload. Line breaks (CR, LF or CRLF) split it into several `data:`
+   * lines, which the client joins back with LF. Send JSON with
+   * `JSON.stringify`.
+   */
+  data?: string;
+  /** The event type (`message` on the client when absent); one line. */
+  event?: string;
+  /**
+   * The event id: the client sends it back as `Last-Event-ID` when it
+   * reconnects. One line, without NUL.
+   */
+  id?: string;
+  /** The client's reconnection delay from now on, in milliseconds. */
+  retry?: number;
+  /** A comment, ignored by clients; line breaks make several comments. */
+  comment?: string;
+}
+
+/** Options for {@linkcode SseEncoderStream}. */
+export interface SseEncoderStreamOptions {
+  /**
+   * Sends a comment line (`:`) after this many milliseconds without an event,
+   * so that proxies and load balancers do not close an idle stream and a
+   * dropped client is noticed. `0` turns it off.
+   *
+   * @default {15000}
+   */
+  keepAliveMs?: number;
+}
+
+/** The default of {@linkcode SseEncoderStreamOptions.keepAliveMs}. */
+const DEFAULT_KEEP_ALIVE_MS = 15_000;
+const LINE_BREAK = /\r\n|\r|\n/;
+const KEEP_ALIVE = new Uint8Array([0x3a, 0x0a, 0x0a]); // ":\n\n"
+
+function oneLine(field: string, value: string): string {
+  if (/[\r\n]/.test(value)) {
+    throw new TypeError(
+      `Cannot encode event: its ${field} must be one line, got ${
+        JSON.stringify(value.slice(0, 64))
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Formats one event as `text/event-stream` text (without the keep-alive).
+ *
+ * @param event The event.
+ * @returns Its lines, ending with the blank line that dispatches it.
+ * @throws {TypeError} When `event` or `id` spans lines, `id` has a NUL.
+ * @throws {RangeError} When `retry` is not a non-negative integer.
+ */
+export function formatSseEvent(event: SseEvent): string {
+  let text = "";
+  if (event.comment !== undefined) {
+    for (const line of event.comment.split(LINE_BREAK)) text += `: ${line}\n`;
+  }
+  if (event.event !== undefined) {
+    text += `event: ${oneLine("event", event.event)}\n`;
+  }
+  if (event.id !== undefined) {
+    if (event.id.includes("\0")) {
+      throw new TypeError(
+        "Cannot encode event: its id contains NUL, which clients ignore",
+      );
+    }
+    text += `id: ${oneLine("id", event.id)}\n`;
+  }
+  if (event.retry !== undefined) {
+    text += `retry: ${checkMax("encode event", "retry", event.retry)}\n`;
+  }
+  if (event.data !== undefined) {
+    for (const line of event.data.split(LINE_BREAK)) {
+      text += line === "" ? "data\n" : `data: ${line}\n`;
+    }
+  }
+  return text + "\n";
+}
+
+/**
+ * Encodes {@linkcode SseEvent} objects as `text/event-stream` bytes (UTF-8),
+ * one chunk per event, and sends a keep-alive comment when no event was sent
+ * for `keepAliveMs` (only while the reader keeps up: it is never queued ahead
+ * of back-pressure).
+ *
+ * Serve it with {@linkcode sseResponse} (or `createSseHandler`), which sets
+ * the headers an event stream needs.
+ *
+ * @example Encode two events
+ * ```ts
+ * import { SseEncoderStream } from "@sluice/streams/http";
+ *
+ * const bytes = ReadableStream.from([
+ *   { event: "greeting", data: "Hello,\nWorld!", id: "1" },
+ *   { data: "bye" },
+ * ]).pipeThrough(new SseEncoderStream({ keepAliveMs: 0 }));
+ * const text = await new Response(bytes).text();
+ * console.log(text);
+ * // event: greeting
+ * // id: 1
+ * // data: Hello,
+ * // data: World!
+ * //
+ * // data: bye
+ * ```
+ */
+export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
+  /**
+   * Creates an encoder.
+   *
+   * @param options The keep-alive interval.
+   */
+  constructor(options: SseEncoderStreamOptions = {}) {
+    const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    checkMs("encode events", "keepAliveMs", keepAliveMs);
+    const encoder = new TextEncoder();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+    };
+    const arm = (
+      controller: TransformStreamDefaultController<Uint8Array>,
+    ) => {
+      if (keepAliveMs === 0 || stopped) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = undefined;
+        try {
+          // Never ahead of back-pressure: at most one keep-alive waits for a
+          // reader that does not keep up (the readable's high-water mark is
+          // 0, so an idle reader sees desiredSize 0).
+          if ((controller.desiredSize ?? 0) >= 0) {
+            controller.enqueue(KEEP_ALIVE.slice());
+          }
+          arm(controller);
+        } catch {
+          // The readable side was cancelled or errored: nothing to keep
+          // alive any more.
+          stop();
+        }
+      }, keepAliveMs);
+    };
+    super({
+      start(controller) {
+        arm(controller);
+      },
+      transform(event, controller) {
+        try {
+          controller.enqueue(encoder.encode(formatSseEvent(event)));
+        } catch (error) {
+          stop();
+          throw error;
+        }
+        arm(controller);
+      },
+      flush() {
+        stop();
+      },
+      cancel() {
+        stop();
+      },
+    } as Transformer<SseEvent, Uint8Array>);
+  }
+}

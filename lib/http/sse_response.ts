@@ -1,0 +1,184 @@
+import {
+  SseEncoderStream,
+  type SseEncoderStreamOptions,
+  type SseEvent,
+} from "./sse_encoder_stream.ts";
+
+/** Options for {@linkcode sseResponse} and {@linkcode createSseHandler}. */
+export interface SseResponseOptions extends SseEncoderStreamOptions {
+  /** More response headers (the event-stream headers win). */
+  headers?: HeadersInit;
+}
+
+/** What a Server-Sent Events source may produce. */
+export type SseSource =
+  | ReadableStream<SseEvent>
+  | AsyncIterable<SseEvent>
+  | Iterable<SseEvent>;
+
+/**
+ * The headers of an event stream: its type, no caching, no transformation
+ * and an explicit identity encoding (so that neither a proxy, nor
+ * Deno.serve's automatic compression, nor an edge compresses and thereby
+ * buffers it), and no buffering in nginx-style proxies. No `Content-Length`:
+ * the stream has no end known in advance.
+ */
+function sseHeaders(extra?: HeadersInit): Headers {
+  const headers = new Headers(extra);
+  headers.set("content-type", "text/event-stream; charset=utf-8");
+  headers.set("cache-control", "no-cache, no-transform");
+  headers.set("content-encoding", "identity");
+  headers.set("x-accel-buffering", "no");
+  headers.delete("content-length");
+  return headers;
+}
+
+function toStream(
+  source: SseSource,
+  onCancel?: (reason: unknown) => void,
+): ReadableStream<SseEvent> {
+  // Not ReadableStream.from: browsers lack it.
+  const iterator: AsyncIterator<SseEvent> | Iterator<SseEvent> | undefined =
+    source instanceof ReadableStream
+      ? undefined
+      : Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : source[Symbol.iterator]();
+  const reader = source instanceof ReadableStream
+    ? source.getReader()
+    : undefined;
+  return new ReadableStream<SseEvent>({
+    async pull(controller) {
+      const next = reader ? await reader.read() : await iterator!.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel(reason) {
+      // First the signal, so that a producer waiting on it wakes up and can
+      // return.
+      onCancel?.(reason);
+      if (reader) await reader.cancel(reason);
+      else await iterator!.return?.(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+function encode(
+  source: SseSource,
+  options: SseResponseOptions,
+  onCancel?: (reason: unknown) => void,
+): Response {
+  const body = toStream(source, onCancel).pipeThrough(
+    new SseEncoderStream({ keepAliveMs: options.keepAliveMs }),
+  );
+  return new Response(body, { headers: sseHeaders(options.headers) });
+}
+
+/**
+ * Answers a request with a stream of Server-Sent Events: encodes the events
+ * with {@linkcode SseEncoderStream} (keep-alive comments included) and sets
+ * `Content-Type: text/event-stream; charset=utf-8`,
+ * `Cache-Control: no-cache, no-transform`, `Content-Encoding: identity` and
+ * `X-Accel-Buffering: no`, so that every event reaches the client as it is
+ * sent. When the client goes away the source is cancelled (an async
+ * generator's `finally` runs).
+ *
+ * @param source The events: a stream, an async iterable (such as an async
+ *   generator) or an iterable (such as an array).
+ * @param options Keep-alive interval and more headers.
+ * @returns A `200` response streaming the events.
+ *
+ * @example A clock, one event a second
+ * ```ts ignore
+ * import { sseResponse } from "@sluice/streams/http";
+ *
+ * Deno.serve(() =>
+ *   sseResponse((async function* () {
+ *     for (let i = 0; ; i++) {
+ *       yield { id: String(i), data: new Date().toISOString() };
+ *       await new Promise((resolve) => setTimeout(resolve, 1000));
+ *     }
+ *   })())
+ * );
+ * ```
+ */
+export function sseResponse(
+  source: SseSource,
+  options: SseResponseOptions = {},
+): Response {
+  return encode(source, options);
+}
+
+/** What an {@linkcode SseHandler} learns about the request. */
+export interface SseRequestInfo {
+  /**
+   * The `Last-Event-ID` the client sent when it reconnected (the id of the
+   * last event it received), or `""` on its first connection.
+   */
+  lastEventId: string;
+  /**
+   * Aborted when the client goes away (the runtime cancels the response
+   * body):
+   * wait on it rather than on a promise that may never settle, so that the
+   * producer can return.
+   */
+  signal: AbortSignal;
+}
+
+/** Produces the events of one event-stream request. */
+export type SseHandler = (
+  request: Request,
+  info: SseRequestInfo,
+) => SseSource | Promise<SseSource>;
+
+/**
+ * Makes a fetch handler that serves Server-Sent Events: it answers each
+ * request with {@linkcode sseResponse} over the events the handler produces,
+ * and passes it the client's `Last-Event-ID`, so that a reconnecting client
+ * can be sent what it missed. A handler that throws an `HttpError` (or
+ * anything with `getResponse()`) answers with that response.
+ *
+ * @param handler Produces the events for one request.
+ * @param options Keep-alive interval and more headers.
+ * @returns A `(request) => Promise<Response>` for `Deno.serve`, `Bun.serve`,
+ *   a Worker or a router.
+ *
+ * @example Resume from the client's last event
+ * ```ts ignore
+ * import { createSseHandler } from "@sluice/streams/http";
+ *
+ * const log = ["a", "b", "c"];
+ * Deno.serve(createSseHandler(async function* (_request, { lastEventId }) {
+ *   for (let i = lastEventId ? Number(lastEventId) + 1 : 0; i < log.length; i++) {
+ *     yield { id: String(i), data: log[i] };
+ *   }
+ * }));
+ * ```
+ */
+export function createSseHandler(
+  handler: SseHandler,
+  options: SseResponseOptions = {},
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const cancelled = new AbortController();
+    try {
+      const source = await handler(request, {
+        lastEventId: request.headers.get("last-event-id") ?? "",
+        // Not request.signal: Deno warns on its use and aborts it when a
+        // response completes; a client that goes away cancels the body.
+        signal: cancelled.signal,
+      });
+      return encode(source, options, (reason) => cancelled.abort(reason));
+    } catch (error) {
+      const getResponse = (error as { getResponse?: () => Response } | null)
+        ?.getResponse;
+      const toResponse = (error as { toResponse?: () => Response } | null)
+        ?.toResponse;
+      if (typeof getResponse === "function") {
+        return getResponse.call(error);
+      }
+      if (typeof toResponse === "function") return toResponse.call(error);
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,700 @@
+// The browser suite: headless Chromium (Debian's package) driven by
+// playwright-core, against a Deno.serve test server on 127.0.0.1 (port 0)
+// that serves a test page, the library bundled for the browser
+// (tests/browser/page.ts) and the flows a page uses: Server-Sent Events,
+// a WebSocket duplex echo and uploads. The same server also listens over
+// TLS (a CA and a leaf certificate made here with openssl), where Chromium
+// speaks HTTP/2.
+//
+//   deno task test:browser            (tests/browser/run.sh finds Chromium)
+//   CHROMIUM=/path/to/chromium deno run -A tests/browser/suite.ts
+//
+// Prints one line per test and ends with
+// `browser (chromium): N passed, M failed`; exits 1 on any failure.
+
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { createSseHandler } from "../../lib/http/sse_response.ts";
+import { parseDigestHeader } from "../../lib/http/digest_header.ts";
+import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
+import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
+import { bundle, ROOT } from "../_workerd.ts";
+import type { Sluice } from "./page.ts";
+import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TMP = join(ROOT, ".tmp", "browser");
+const TEST_TIMEOUT_MS = 60_000;
+const MiB = 1024 * 1024;
+
+// ---------------------------------------------------------------- certificates
+
+interface Tls {
+  cert: string;
+  key: string;
+  /** base64 SHA-256 of the leaf's SubjectPublicKeyInfo. */
+  spki: string;
+}
+
+/** A throw-away CA and a leaf for 127.0.0.1 signed by it (Deno refuses a
+ * self-signed CA:TRUE certificate as a server certificate). */
+async function makeCertificates(dir: string): Promise<Tls> {
+  await mkdir(dir, { recursive: true });
+  const openssl = (...args: string[]) =>
+    execFileSync("openssl", args, {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-subj",
+    "/CN=sluice test CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  );
+  openssl(
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "leaf.key",
+    "-out",
+    "leaf.csr",
+    "-subj",
+    "/CN=127.0.0.1",
+  );
+  await writeFile(
+    join(dir, "leaf.ext"),
+    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" +
+      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "leaf.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-out",
+    "leaf.crt",
+    "-extfile",
+    "leaf.ext",
+  );
+  const publicKey = openssl("x509", "-in", "leaf.crt", "-pubkey", "-noout");
+  const der = execFileSync("openssl", ["pkey", "-pubin", "-outform", "der"], {
+    input: publicKey,
+  });
+  return {
+    cert: await readFile(join(dir, "leaf.crt"), "utf8"),
+    key: await readFile(join(dir, "leaf.key"), "utf8"),
+    spki: createHash("sha256").update(der).digest("base64"),
+  };
+}
+
+// ---------------------------------------------------------------- test server
+
+/** Last-Event-ID values the SSE route saw, per `run` query parameter. */
+const sseSeen = new Map<string, string[]>();
+const sse = createSseHandler((request, { lastEventId }) => {
+  const run = new URL(request.url).searchParams.get("run") ?? "";
+  const seen = sseSeen.get(run) ?? [];
+  sseSeen.set(run, seen);
+  seen.push(lastEventId);
+  const from = lastEventId === "" ? 1 : Number(lastEventId) + 1;
+  if (from > 6) {
+    // 204: "do not reconnect" for EventSource and fetchEventStream.
+    throw Object.assign(new Error("done"), {
+      getResponse: () => new Response(null, { status: 204 }),
+    });
+  }
+  return (async function* () {
+    if (from === 1) yield { retry: 50, comment: "fast reconnection" };
+    // Three events per connection, then the stream ends and the client
+    // reconnects with Last-Event-ID.
+    for (let i = from; i < from + 3; i++) {
+      yield {
+        id: String(i),
+        event: i % 2 === 0 ? "even" : "message",
+        data: `line one of ${i}\nline two of ${i}`,
+      };
+    }
+  })();
+}, { keepAliveMs: 0 });
+
+const page = `<!doctype html>
+<meta charset="utf-8">
+<title>sluice browser tests</title>
+<link rel="icon" href="data:,">
+<script type="module" src="/sluice.js"></script>
+<p>sluice browser tests</p>
+`;
+
+async function receiveUpload(request: Request): Promise<Response> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  try {
+    for await (const chunk of request.body ?? []) {
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+    }
+  } catch (error) {
+    // The client went away (the abort test): nobody reads this answer.
+    return new Response(`Cannot receive upload: ${error}`, { status: 400 });
+  }
+  const digest = new Uint8Array(hash.digest());
+  const header = request.headers.get("content-digest");
+  const claimed = header ? parseDigestHeader(header).get("sha-256") : undefined;
+  return Response.json({
+    bytes,
+    sha256: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+    contentLength: request.headers.get("content-length"),
+    contentType: request.headers.get("content-type"),
+    digestMatches: claimed === undefined
+      ? null
+      : claimed.length === digest.length &&
+        claimed.every((b, i) => b === digest[i]),
+  });
+}
+
+function webSocketEcho(request: Request): Response {
+  const { socket, response } = upgradeWebSocket(request);
+  const stream = websocketDuplex(socket);
+  (async () => {
+    for await (const chunk of stream) await stream.write(chunk);
+    await stream.close();
+  })().catch((error) => stream.close(error));
+  return response;
+}
+
+function handler(script: Uint8Array): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const { pathname } = new URL(request.url);
+    switch (pathname) {
+      case "/":
+        return new Response(page, {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        });
+      case "/sluice.js":
+        return new Response(script as Uint8Array<ArrayBuffer>, {
+          headers: { "content-type": "text/javascript; charset=utf-8" },
+        });
+      case "/sse":
+        return await sse(request);
+      case "/sse-seen": {
+        const run = new URL(request.url).searchParams.get("run") ?? "";
+        return Response.json(sseSeen.get(run) ?? []);
+      }
+      case "/ws":
+        return webSocketEcho(request);
+      case "/upload":
+        return await receiveUpload(request);
+    }
+    return new Response("Not Found", { status: 404 });
+  };
+}
+
+// ---------------------------------------------------------------- the tests
+
+type Test = { name: string; fn: () => Promise<void> };
+const tests: Test[] = [];
+function test(name: string, fn: () => Promise<void>): void {
+  tests.push({ name, fn });
+}
+
+function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(message);
+}
+
+function assertEqual(actual: unknown, expected: unknown, what: string): void {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+declare const sluice: Sluice;
+
+let browserContext: BrowserContext;
+let httpPage: Page;
+let httpsPage: Page;
+let httpUrl: URL;
+let httpsUrl: URL;
+
+const sseRun = async (p: Page, run: string) =>
+  await p.evaluate(async (run) => {
+    const messages: { type: string; id: string; data: string }[] = [];
+    const source = new EventSource(`/sse?run=${run}`);
+    await new Promise<void>((resolve, reject) => {
+      const take = (event: MessageEvent) => {
+        messages.push({
+          type: event.type,
+          id: event.lastEventId,
+          data: event.data,
+        });
+        if (messages.length === 6) resolve();
+      };
+      source.addEventListener("message", take);
+      source.addEventListener("even", take as EventListener);
+      source.addEventListener("error", () => {
+        if (source.readyState === EventSource.CLOSED) {
+          reject(new Error(`EventSource closed after ${messages.length}`));
+        }
+      });
+    });
+    source.close();
+    const seen = await (await fetch(`/sse-seen?run=${run}`)).json();
+    return { messages, seen };
+  }, run);
+
+const expectedSse = [1, 2, 3, 4, 5, 6].map((i) => ({
+  type: i % 2 === 0 ? "even" : "message",
+  id: String(i),
+  data: `line one of ${i}\nline two of ${i}`,
+}));
+
+test("EventSource reads sseResponse's events (types, ids, multi-line data) and resumes with Last-Event-ID after retry", async () => {
+  const { messages, seen } = await sseRun(httpPage, "eventsource-http");
+  assertEqual(messages, expectedSse, "events");
+  assertEqual(seen.slice(0, 2), ["", "3"], "Last-Event-ID per connection");
+});
+
+test("fetchEventStream in the page reconnects with Last-Event-ID and stops at 204", async () => {
+  const result = await httpPage.evaluate(async () => {
+    const messages = [];
+    for await (const m of sluice.fetchEventStream("/sse?run=fetch-http")) {
+      messages.push({ type: m.event, id: m.id, data: m.data });
+    }
+    const seen = await (await fetch("/sse-seen?run=fetch-http")).json();
+    return { messages, seen };
+  });
+  assertEqual(result.messages, expectedSse, "events");
+  assertEqual(result.seen, ["", "3", "6"], "Last-Event-ID per connection");
+});
+
+test("websocketDuplex in the page echoes lines in lockstep through upgradeWebSocket's server", async () => {
+  const replies = await httpPage.evaluate(async () => {
+    const stream = sluice.websocketDuplex(
+      new WebSocket(`ws://${location.host}/ws`),
+    );
+    const replies: (string | null)[] = [];
+    for (const line of ["hello", "from", "the browser"]) {
+      await stream.write(line + "\n");
+      replies.push(await stream.readLine());
+    }
+    await stream.closeWrite();
+    replies.push(await stream.readLine());
+    await stream.close();
+    return replies;
+  });
+  assertEqual(replies, ["hello", "from", "the browser", null], "replies");
+});
+
+test("websocketDuplex in the page round-trips 4 MiB of binary intact", async () => {
+  const result = await httpPage.evaluate(async (size) => {
+    const sent = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65536) {
+      crypto.getRandomValues(sent.subarray(i, Math.min(size, i + 65536)));
+    }
+    const stream = sluice.websocketDuplex(
+      new WebSocket(`ws://${location.host}/ws`),
+    );
+    const reading = (async () => {
+      const received = new Uint8Array(size);
+      let at = 0;
+      for await (const chunk of stream) {
+        received.set(chunk, at);
+        at += chunk.byteLength;
+      }
+      return { at, received };
+    })();
+    for (let i = 0; i < size; i += 256 * 1024) {
+      await stream.write(sent.subarray(i, i + 256 * 1024));
+    }
+    await stream.closeWrite();
+    const { at, received } = await reading;
+    const hex = async (b: Uint8Array<ArrayBuffer>) =>
+      Array.from(
+        new Uint8Array(await crypto.subtle.digest("SHA-256", b)),
+        (x) => x.toString(16).padStart(2, "0"),
+      ).join("");
+    return {
+      bytes: at,
+      same: await hex(sent) === await hex(received),
+    };
+  }, 4 * MiB);
+  assertEqual(result, { bytes: 4 * MiB, same: true }, "echo");
+});
+
+async function uploadFromPage(
+  p: Page,
+  options: { size: number; progress: boolean; stream?: boolean },
+) {
+  return await p.evaluate(async ({ size, progress, stream }) => {
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65536) {
+      crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
+    }
+    const file = new File([bytes], "pick.bin", { type: "application/x-test" });
+    const sha256 = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    const hex = Array.from(sha256, (b) => b.toString(16).padStart(2, "0"))
+      .join("");
+    const calls: [number, number | undefined][] = [];
+    try {
+      const response = await sluice.upload(
+        "/upload",
+        stream ? file.stream() : file,
+        {
+          sha256,
+          contentLength: stream ? size : undefined,
+          onProgress: progress
+            ? (sent, total) => calls.push([sent, total])
+            : undefined,
+        },
+      );
+      return {
+        ok: true,
+        status: response.status,
+        answer: await response.json(),
+        hex,
+        calls,
+      };
+    } catch (error) {
+      return { ok: false, error: String(error), hex, calls };
+    }
+  }, options);
+}
+
+test("upload() of a File without onProgress sends it with Content-Length and a matching Content-Digest (HTTP/1.1)", async () => {
+  const size = 3 * MiB + 17;
+  const r = await uploadFromPage(httpPage, { size, progress: false });
+  assert(r.ok, `upload failed: ${r.error}`);
+  assertEqual(r.status, 200, "status");
+  assertEqual(r.answer.bytes, size, "bytes received");
+  assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
+  assertEqual(r.answer.contentLength, String(size), "Content-Length");
+  assertEqual(r.answer.contentType, "application/x-test", "Content-Type");
+  assertEqual(r.answer.digestMatches, true, "Content-Digest");
+});
+
+test("upload() of a File with onProgress reports progress over HTTP/1.1 (XMLHttpRequest) and keeps Content-Length and Content-Digest", async () => {
+  const size = 24 * MiB;
+  const r = await uploadFromPage(httpPage, { size, progress: true });
+  assert(r.ok, `upload failed: ${r.error}`);
+  assertEqual(r.answer.bytes, size, "bytes received");
+  assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
+  assertEqual(r.answer.contentLength, String(size), "Content-Length");
+  assertEqual(r.answer.digestMatches, true, "Content-Digest");
+  assert(r.calls.length >= 1, "no progress reported");
+  for (let i = 1; i < r.calls.length; i++) {
+    assert(r.calls[i][0] >= r.calls[i - 1][0], "progress went backwards");
+  }
+  assertEqual(r.calls.at(-1), [size, size], "last progress call");
+});
+
+test("upload() with onProgress stops with the signal's reason when aborted mid-way", async () => {
+  const result = await httpPage.evaluate(async (size) => {
+    const controller = new AbortController();
+    const file = new Blob([new Uint8Array(size)]);
+    let calls = 0;
+    try {
+      await sluice.upload("/upload", file, {
+        signal: controller.signal,
+        progressIntervalMs: 0,
+        onProgress: () => {
+          if (++calls === 1) controller.abort(new Error("user cancelled"));
+        },
+      });
+      return "resolved";
+    } catch (error) {
+      return String(error);
+    }
+  }, 64 * MiB);
+  assertEqual(result, "Error: user cancelled", "rejection");
+});
+
+test("known limit: a ReadableStream request body fails over HTTP/1.1 in Chromium (needs HTTP/2)", async () => {
+  const r = await uploadFromPage(httpPage, {
+    size: 64 * 1024,
+    progress: true,
+    stream: true,
+  });
+  assert(!r.ok, "a streamed body over HTTP/1.1 unexpectedly worked");
+  assert(/TypeError/.test(r.error ?? ""), `unexpected error ${r.error}`);
+});
+
+test("HTTPS: the page is served over HTTP/2", async () => {
+  const protocol = await httpsPage.evaluate(() =>
+    (performance.getEntriesByType("navigation")[0] as unknown as {
+      nextHopProtocol: string;
+    }).nextHopProtocol
+  );
+  assertEqual(protocol, "h2", "nextHopProtocol");
+});
+
+test("HTTPS/h2: upload() streams a ReadableStream body with progress", async () => {
+  const size = 8 * MiB;
+  const r = await uploadFromPage(httpsPage, {
+    size,
+    progress: true,
+    stream: true,
+  });
+  assert(r.ok, `upload failed: ${r.error}`);
+  assertEqual(r.answer.bytes, size, "bytes received");
+  assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
+  assertEqual(r.answer.digestMatches, true, "Content-Digest");
+  assertEqual(r.calls.at(-1), [size, size], "last progress call");
+});
+
+test("HTTPS/h2: upload() of a File with progress", async () => {
+  const size = 8 * MiB;
+  const r = await uploadFromPage(httpsPage, { size, progress: true });
+  assert(r.ok, `upload failed: ${r.error}`);
+  assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
+  assertEqual(r.answer.contentLength, String(size), "Content-Length");
+  assertEqual(r.calls.at(-1), [size, size], "last progress call");
+});
+
+test("HTTPS/h2: upload() of a File without onProgress", async () => {
+  const size = 2 * MiB + 5;
+  const r = await uploadFromPage(httpsPage, { size, progress: false });
+  assert(r.ok, `upload failed: ${r.error}`);
+  assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
+  assertEqual(r.answer.contentLength, String(size), "Content-Length");
+  assertEqual(r.answer.digestMatches, true, "Content-Digest");
+});
+
+test("HTTPS/h2: fetchEventStream in the page reconnects with Last-Event-ID", async () => {
+  const result = await httpsPage.evaluate(async () => {
+    const messages = [];
+    for await (const m of sluice.fetchEventStream("/sse?run=fetch-h2")) {
+      messages.push({ type: m.event, id: m.id, data: m.data });
+    }
+    const seen = await (await fetch("/sse-seen?run=fetch-h2")).json();
+    return { messages, seen };
+  });
+  assertEqual(result.messages, expectedSse, "events");
+  assertEqual(result.seen, ["", "3", "6"], "Last-Event-ID per connection");
+});
+
+test("HTTPS/h2: EventSource reads the event stream and resumes", async () => {
+  const { messages, seen } = await sseRun(httpsPage, "eventsource-h2");
+  assertEqual(messages, expectedSse, "events");
+  assertEqual(seen.slice(0, 2), ["", "3"], "Last-Event-ID per connection");
+});
+
+test("HTTPS: websocketDuplex echoes over wss://", async () => {
+  const replies = await httpsPage.evaluate(async () => {
+    const stream = sluice.websocketDuplex(
+      new WebSocket(`wss://${location.host}/ws`),
+    );
+    await stream.write("secure\n");
+    const reply = await stream.readLine();
+    await stream.close();
+    return reply;
+  });
+  assertEqual(replies, "secure", "reply");
+});
+
+test("examples/web: the demo page uploads a file with matching SHA-256s, shows the feed and echoes the chat (screenshot in .tmp/browser/demo.png)", async () => {
+  const handler = await createDemoHandler({
+    appScript: await buildApp(),
+    tickMs: 200,
+  });
+  const { promise: listening, resolve } = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => resolve(port),
+  }, handler);
+  const p = await browserContext.newPage();
+  try {
+    await p.setViewportSize({ width: 1180, height: 720 });
+    await p.goto(`http://127.0.0.1:${await listening}/`);
+    const bytes = new Uint8Array(5 * MiB);
+    for (let i = 0; i < bytes.length; i += 65536) {
+      crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    }
+    const expected = createHash("sha256").update(bytes).digest("hex");
+    await p.setInputFiles("#file", {
+      name: "quarterly-report.pdf",
+      mimeType: "application/pdf",
+      buffer: Buffer.from(bytes),
+    });
+    await p.waitForFunction(
+      'document.getElementById("verdict").textContent !== ""',
+    );
+    const shown = {
+      verdict: await p.textContent("#verdict"),
+      local: await p.textContent("#local-sha"),
+      server: await p.textContent("#server-sha"),
+      bar: await p.getAttribute("#bar", "style"),
+    };
+    assertEqual(shown, {
+      verdict: "✓ match",
+      local: expected,
+      server: expected,
+      bar: "width: 100%;",
+    }, "upload panel");
+    await p.fill("#chat-input", "Hello from Chromium");
+    await p.press("#chat-input", "Enter");
+    await p.waitForSelector(".bubble.server");
+    assertEqual(
+      await p.textContent(".bubble.server"),
+      "echo: Hello from Chromium",
+      "chat reply",
+    );
+    await p.waitForFunction(
+      'document.querySelectorAll("#feed li").length >= 3',
+    );
+    await p.evaluate("window.scrollTo(0, 0)");
+    await p.screenshot({ path: join(TMP, "demo.png"), fullPage: true });
+  } finally {
+    await p.close();
+    await server.shutdown();
+  }
+});
+
+// ---------------------------------------------------------------- the run
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function openPage(context: BrowserContext, url: URL): Promise<Page> {
+  const p = await context.newPage();
+  p.on("console", (message) => {
+    if (message.type() === "error") {
+      console.log(`  [page console] ${message.text()}`);
+    }
+  });
+  await p.goto(url.href);
+  await p.waitForFunction(() => "sluice" in globalThis);
+  return p;
+}
+
+async function main(): Promise<number> {
+  await mkdir(TMP, { recursive: true });
+  const work = await mkdtemp(join(TMP, "run-"));
+  const servers: Deno.HttpServer[] = [];
+  let context: BrowserContext | undefined;
+  let passed = 0;
+  let failed = 0;
+  try {
+    const tls = await makeCertificates(join(work, "certs"));
+    const script = join(work, "sluice.js");
+    await bundle(join(ROOT, "tests", "browser", "page.ts"), script, {
+      platform: "browser",
+    });
+    const fetchHandler = handler(await readFile(script));
+    const listen = (
+      options: Partial<Deno.TcpListenOptions & Deno.TlsCertifiedKeyPem>,
+    ) => {
+      const { promise, resolve } = Promise.withResolvers<number>();
+      servers.push(Deno.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen: ({ port }) => resolve(port),
+        onError: (error) => {
+          console.log(`  [server] ${error}`);
+          return new Response("Internal Server Error", { status: 500 });
+        },
+        ...options,
+      } as Deno.ServeTcpOptions, fetchHandler));
+      return promise;
+    };
+    httpUrl = new URL(`http://127.0.0.1:${await listen({})}/`);
+    httpsUrl = new URL(
+      `https://127.0.0.1:${await listen({ cert: tls.cert, key: tls.key })}/`,
+    );
+
+    context = await chromium.launchPersistentContext(
+      join(work, "profile"),
+      {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--no-first-run",
+          `--ignore-certificate-errors-spki-list=${tls.spki}`,
+        ],
+      },
+    );
+    browserContext = context;
+    console.log(
+      `chromium ${context.browser()?.version() ?? ""} (${CHROMIUM}), ` +
+        `pages ${httpUrl.href} and ${httpsUrl.href}`,
+    );
+    httpPage = await openPage(context, httpUrl);
+    httpsPage = await openPage(context, httpsUrl);
+
+    for (const { name, fn } of tests) {
+      const started = performance.now();
+      try {
+        await withTimeout(fn(), TEST_TIMEOUT_MS);
+        passed++;
+        console.log(
+          `ok - ${name} (${Math.round(performance.now() - started)} ms)`,
+        );
+      } catch (error) {
+        failed++;
+        console.log(`FAIL - ${name}\n  ${(error as Error)?.message ?? error}`);
+      }
+    }
+  } catch (error) {
+    failed++;
+    console.log(
+      `FAIL - the suite could not run: ${(error as Error)?.stack ?? error}`,
+    );
+  } finally {
+    await context?.close().catch((error) =>
+      console.log(`  [chromium] close: ${error}`)
+    );
+    for (const server of servers) await server.shutdown();
+    await rm(work, { recursive: true, force: true });
+  }
+  console.log(`browser (chromium): ${passed} passed, ${failed} failed`);
+  return failed === 0 && passed > 0 ? 0 : 1;
+}
+
+process.exit(await main());

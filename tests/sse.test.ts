@@ -1,0 +1,774 @@
+// Server-Sent Events: the encoder, the decoder (the WHATWG event-stream
+// parsing rules, chunk splits, limits), sseResponse / createSseHandler on a
+// real server, the reconnecting fetchEventStream client, and an event
+// stream through workerd.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  createSseHandler,
+  fetchEventStream,
+  SseEncoderStream,
+  type SseEvent,
+  type SseMessage,
+  sseResponse,
+} from "../lib/http/mod.ts";
+import {
+  SseDecoderStream,
+  type SseDecoderStreamOptions,
+} from "../lib/http/sse_decoder_stream.ts";
+import { formatSseEvent } from "../lib/http/sse_encoder_stream.ts";
+import { deadline, withServer } from "./_helpers.ts";
+import { startWorkerd, type Workerd } from "./_workerd.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const T = 20_000;
+
+function bytes(text: string): Uint8Array {
+  return enc.encode(text);
+}
+
+async function decode(
+  chunks: (string | Uint8Array)[],
+  options?: SseDecoderStreamOptions,
+): Promise<SseMessage[]> {
+  return await Array.fromAsync(
+    ReadableStream.from(
+      chunks.map((c) => typeof c === "string" ? bytes(c) : c),
+    ).pipeThrough(new SseDecoderStream(options)),
+  );
+}
+
+async function encode(
+  events: SseEvent[],
+): Promise<string> {
+  const stream = ReadableStream.from(events).pipeThrough(
+    new SseEncoderStream({ keepAliveMs: 0 }),
+  );
+  return dec.decode(
+    new Uint8Array(await new Response(stream).arrayBuffer()),
+  );
+}
+
+/** `bytes` cut at the given offsets. */
+function split(all: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((
+    a,
+    b,
+  ) => a - b);
+  const parts: Uint8Array[] = [];
+  let last = 0;
+  for (const point of points) {
+    parts.push(all.slice(last, point));
+    last = point;
+  }
+  parts.push(all.slice(last));
+  return parts;
+}
+
+const msg = (data: string, event = "message", id = ""): SseMessage => ({
+  data,
+  event,
+  id,
+});
+
+describe("SseEncoderStream", () => {
+  it("SseEncoderStream writes event, id, retry and one data line per line", async () => {
+    assert.equal(
+      await encode([{ event: "greeting", id: "7", retry: 1500, data: "a" }]),
+      "event: greeting\nid: 7\nretry: 1500\ndata: a\n\n",
+    );
+  });
+
+  it("SseEncoderStream splits data on LF, CR and CRLF into data lines", async () => {
+    assert.equal(
+      await encode([{ data: "one\ntwo\rthree\r\nfour" }]),
+      "data: one\ndata: two\ndata: three\ndata: four\n\n",
+    );
+  });
+
+  it("SseEncoderStream sends empty data and empty lines of data as bare data fields", async () => {
+    assert.equal(await encode([{ data: "" }]), "data\n\n");
+    assert.equal(
+      await encode([{ data: "a\n\nb" }]),
+      "data: a\ndata\ndata: b\n\n",
+    );
+  });
+
+  it("SseEncoderStream writes comments as lines starting with a colon", async () => {
+    assert.equal(
+      await encode([{ comment: "hello\nthere" }]),
+      ": hello\n: there\n\n",
+    );
+  });
+
+  it("SseEncoderStream rejects an event type spanning lines", async () => {
+    await assert.rejects(encode([{ event: "a\nb", data: "x" }]), {
+      name: "TypeError",
+      message: /^Cannot encode event: its event must be one line/,
+    });
+  });
+
+  it("SseEncoderStream rejects an id with a line break or a NUL", async () => {
+    await assert.rejects(encode([{ id: "1\r2" }]), TypeError);
+    await assert.rejects(encode([{ id: "1\u00002" }]), {
+      name: "TypeError",
+      message: /NUL/,
+    });
+  });
+
+  it("SseEncoderStream rejects a retry that is not a non-negative integer", async () => {
+    await assert.rejects(encode([{ retry: -1 }]), {
+      name: "RangeError",
+      message: /^Cannot encode event: retry must be a non-negative integer/,
+    });
+    await assert.rejects(encode([{ retry: 1.5 }]), RangeError);
+  });
+
+  it("SseEncoderStream rejects a negative keepAliveMs", () => {
+    assert.throws(() => new SseEncoderStream({ keepAliveMs: -1 }), {
+      name: "RangeError",
+      message: /keepAliveMs/,
+    });
+  });
+
+  it("SseEncoderStream sends a keep-alive comment when no event comes for keepAliveMs", async () => {
+    const encoder = new SseEncoderStream({ keepAliveMs: 10 });
+    const reader = encoder.readable.getReader();
+    const first = await deadline(reader.read(), T, "keep-alive");
+    assert.equal(dec.decode(first.value), ":\n\n");
+    const rest = (async () => {
+      let text = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return text;
+        text += dec.decode(value);
+      }
+    })();
+    const writer = encoder.writable.getWriter();
+    await writer.write({ data: "x" });
+    await writer.close();
+    // Whatever keep-alives came in between, the event follows and the
+    // stream ends: the timer is gone with it.
+    assert.match(await deadline(rest, T, "end"), /^(:\n\n)*data: x\n\n$/);
+  });
+
+  it("SseEncoderStream stops its keep-alive when the reader cancels", async () => {
+    const encoder = new SseEncoderStream({ keepAliveMs: 5 });
+    const reader = encoder.readable.getReader();
+    await reader.read();
+    await reader.cancel("done");
+    // The writable side errors with the reason; no timer is left (the Deno
+    // test sanitizer would report one).
+    await assert.rejects(encoder.writable.getWriter().ready);
+  });
+});
+
+describe("SseDecoderStream", () => {
+  it("SseDecoderStream decodes the HTML standard's example streams", async () => {
+    assert.deepEqual(
+      await decode([
+        "data: YHOO\ndata: +2\ndata: 10\n\n",
+        ": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n\n",
+      ]),
+      [
+        msg("YHOO\n+2\n10"),
+        msg("first event", "message", "1"),
+        msg("second event", "message", ""),
+        msg(" third event", "message", ""),
+      ],
+    );
+  });
+
+  it("SseDecoderStream treats a field without colon as an empty value", async () => {
+    assert.deepEqual(await decode(["data\n\ndata\ndata\n\ndata:\n"]), [
+      msg(""),
+      msg("\n"),
+    ]);
+  });
+
+  it("SseDecoderStream accepts CR, LF and CRLF line ends, mixed", async () => {
+    assert.deepEqual(
+      await decode(["data: a\r\ndata: b\rdata: c\n\r\nevent: e\rdata: d\r\r"]),
+      [msg("a\nb\nc"), msg("d", "e")],
+    );
+  });
+
+  it("SseDecoderStream joins a CRLF split between two chunks", async () => {
+    assert.deepEqual(
+      await decode(["data: a\r", "\ndata: b\r", "\n\r", "\n"]),
+      [msg("a\nb")],
+    );
+  });
+
+  it("SseDecoderStream drops a leading BOM, even split, and only one", async () => {
+    assert.deepEqual(
+      await decode([
+        new Uint8Array([0xef]),
+        new Uint8Array([0xbb, 0xbf]),
+        "data: x\n\n",
+      ]),
+      [msg("x")],
+    );
+    // A second BOM is part of the first line, whose field is then unknown.
+    assert.deepEqual(
+      await decode([
+        new Uint8Array([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]),
+        "data: x\n\ndata: y\n\n",
+      ]),
+      [msg("y")],
+    );
+  });
+
+  it("SseDecoderStream keeps bytes that only start like a BOM", async () => {
+    assert.deepEqual(
+      await decode([new Uint8Array([0xef, 0xbb]), "\ndata: x\n\n"]),
+      [msg("x")],
+    );
+  });
+
+  it("SseDecoderStream ignores comments and unknown fields", async () => {
+    assert.deepEqual(
+      await decode([":comment\nfoo: bar\ndata: a\n: more\n\n"]),
+      [msg("a")],
+    );
+  });
+
+  it("SseDecoderStream removes one space after the colon, not two", async () => {
+    assert.deepEqual(await decode(["data:  a\n\n"]), [msg(" a")]);
+  });
+
+  it("SseDecoderStream takes retry only when it is all ASCII digits", async () => {
+    const decoder = new SseDecoderStream();
+    const writer = decoder.writable.getWriter();
+    const done = Array.fromAsync(decoder.readable);
+    await writer.write(
+      bytes("retry: 1500\n\nretry: 2x\nretry: -1\nretry: \n\n"),
+    );
+    assert.equal(decoder.retryMs, 1500);
+    await writer.write(bytes("retry:42\n\n"));
+    await writer.close();
+    assert.equal(decoder.retryMs, 42);
+    assert.deepEqual(await done, []);
+  });
+
+  it("SseDecoderStream ignores an id containing NUL", async () => {
+    assert.deepEqual(
+      await decode(["id: 1\ndata: a\n\nid: 2\u00003\ndata: b\n\n"]),
+      [msg("a", "message", "1"), msg("b", "message", "1")],
+    );
+  });
+
+  it("SseDecoderStream keeps the last id across events and resets it with an empty id", async () => {
+    assert.deepEqual(
+      await decode(["id: 5\n\ndata: a\n\nid\ndata: b\n\n"]),
+      [msg("a", "message", "5"), msg("b", "message", "")],
+    );
+  });
+
+  it("SseDecoderStream dispatches nothing for a block without data, but resets the event type", async () => {
+    assert.deepEqual(
+      await decode(["event: x\n\ndata: a\n\n"]),
+      [msg("a")],
+    );
+  });
+
+  it("SseDecoderStream drops an unfinished event at the end of the stream", async () => {
+    assert.deepEqual(await decode(["data: a\n\ndata: b\n"]), [msg("a")]);
+    assert.deepEqual(await decode(["data: a\n\ndata: b"]), [msg("a")]);
+  });
+
+  it("SseDecoderStream replaces invalid UTF-8 and decodes characters split across chunks", async () => {
+    const euro = bytes("data: €\n\n");
+    assert.deepEqual(
+      await decode([euro.slice(0, 7), euro.slice(7)]),
+      [msg("€")],
+    );
+    assert.deepEqual(
+      await decode([
+        new Uint8Array([0x64, 0x61, 0x74, 0x61, 0x3a, 0xff, 0x0a, 0x0a]),
+      ]),
+      [msg("\ufffd")],
+    );
+  });
+
+  it("SseDecoderStream rejects a line over maxLineBytes", async () => {
+    await assert.rejects(
+      decode(["data: ", "x".repeat(20), "\n\n"], { maxLineBytes: 16 }),
+      {
+        name: "RangeError",
+        message: "Cannot decode event stream: a line exceeds maxLineBytes 16",
+      },
+    );
+    // Exactly at the limit is fine.
+    assert.deepEqual(
+      await decode(["data: 0123456789\n\n"], { maxLineBytes: 16 }),
+      [msg("0123456789")],
+    );
+  });
+
+  it("SseDecoderStream rejects an event whose data lines exceed maxEventBytes", async () => {
+    await assert.rejects(
+      decode(["data: 0123456789\n".repeat(5) + "\n"], { maxEventBytes: 64 }),
+      {
+        name: "RangeError",
+        message:
+          "Cannot decode event stream: an event's data exceeds maxEventBytes 64",
+      },
+    );
+  });
+
+  it("SseDecoderStream rejects negative limits", () => {
+    assert.throws(() => new SseDecoderStream({ maxLineBytes: -1 }), RangeError);
+    assert.throws(
+      () => new SseDecoderStream({ maxEventBytes: 0.5 }),
+      RangeError,
+    );
+  });
+
+  it("SseDecoderStream gives the same events for one-byte and two-byte chunks", async () => {
+    const text = "\ufeffid: 1\r\nevent: a\r\ndata: x\r\ndata: y€\r\n\r\n" +
+      ": c\rretry: 9\rdata\r\rdata: z\n\n";
+    const all = bytes(text);
+    const whole = await decode([all]);
+    assert.equal(whole.length, 3);
+    for (const size of [1, 2, 3]) {
+      const parts: Uint8Array[] = [];
+      for (let i = 0; i < all.length; i += size) {
+        parts.push(all.slice(i, i + size));
+      }
+      assert.deepEqual(await decode(parts), whole, `chunks of ${size}`);
+    }
+  });
+
+  it("SseDecoderStream gives the same events for any split of the same bytes (property)", async () => {
+    const piece = fc.constantFrom(
+      "data",
+      "data:",
+      ": ",
+      "id",
+      "id: 7",
+      "event: e",
+      "retry: 10",
+      "x",
+      "€",
+      " ",
+      ":",
+      "\n",
+      "\r",
+      "\r\n",
+      "\u0000",
+      "\ufeff",
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(piece, { maxLength: 60 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        async (pieces, cuts) => {
+          const all = bytes(pieces.join(""));
+          assert.deepEqual(
+            await decode(split(all, cuts)),
+            await decode([all]),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("SseDecoderStream decodes what SseEncoderStream encodes, split anywhere (property)", async () => {
+    const text = fc.string({ maxLength: 20 });
+    const oneLine = text.map((s) =>
+      s.replaceAll("\0", "_").replace(/[\r\n]/g, "_")
+    );
+    const event = fc.record({
+      data: fc.option(text, { nil: undefined }),
+      event: fc.option(oneLine, { nil: undefined }),
+      id: fc.option(oneLine, { nil: undefined }),
+      comment: fc.option(text, { nil: undefined }),
+    }, { requiredKeys: [] });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(event, { maxLength: 10 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (events, cuts) => {
+          const expected: SseMessage[] = [];
+          let id = "";
+          for (const e of events) {
+            if (e.id !== undefined) id = e.id;
+            if (e.data !== undefined) {
+              expected.push({
+                data: e.data.replace(/\r\n|\r/g, "\n"),
+                event: e.event || "message",
+                id,
+              });
+            }
+          }
+          const all = bytes(await encode(events));
+          assert.deepEqual(await decode(split(all, cuts)), expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("formatSseEvent and the decoder agree on the last id of an id-only event", async () => {
+    const decoder = new SseDecoderStream();
+    const done = Array.fromAsync(decoder.readable);
+    const writer = decoder.writable.getWriter();
+    await writer.write(bytes(formatSseEvent({ id: "42" })));
+    await writer.close();
+    assert.deepEqual(await done, []);
+    assert.equal(decoder.lastEventId, "42");
+  });
+});
+
+describe("sseResponse and createSseHandler", () => {
+  it("sseResponse sets the event-stream headers and no Content-Length", async () => {
+    const response = sseResponse([{ data: "a" }], {
+      keepAliveMs: 0,
+      headers: { "x-extra": "1", "content-type": "text/plain" },
+    });
+    assert.equal(
+      response.headers.get("content-type"),
+      "text/event-stream; charset=utf-8",
+    );
+    assert.equal(
+      response.headers.get("cache-control"),
+      "no-cache, no-transform",
+    );
+    assert.equal(response.headers.get("content-encoding"), "identity");
+    assert.equal(response.headers.get("content-length"), null);
+    assert.equal(response.headers.get("x-extra"), "1");
+    await response.body!.cancel();
+  });
+
+  it("sseResponse streams each event to a real client before the stream ends, even with Accept-Encoding: gzip", async () => {
+    const release = Promise.withResolvers<void>();
+    await withServer(
+      () =>
+        sseResponse(
+          (async function* () {
+            yield { data: "first" };
+            await release.promise;
+            yield { data: "second" };
+          })(),
+          { keepAliveMs: 0 },
+        ),
+      async (server) => {
+        const response = await fetch(server.url, {
+          headers: { "accept-encoding": "gzip, deflate, br" },
+        });
+        assert.equal(response.headers.get("content-length"), null);
+        assert.notEqual(response.headers.get("content-encoding"), "gzip");
+        const reader = response.body!.pipeThrough(new SseDecoderStream())
+          .getReader();
+        const first = await deadline(reader.read(), T, "first event");
+        assert.deepEqual(first.value, msg("first"));
+        release.resolve();
+        assert.deepEqual((await reader.read()).value, msg("second"));
+        assert.equal((await reader.read()).done, true);
+      },
+    );
+  });
+
+  it("createSseHandler aborts the handler's signal and ends its generator when the client goes away", async () => {
+    const finished = Promise.withResolvers<string>();
+    const handler = createSseHandler(async function* (_request, { signal }) {
+      try {
+        yield { data: "hello" };
+        await new Promise((resolve) =>
+          signal.addEventListener("abort", resolve, { once: true })
+        );
+        yield { data: "never read" };
+      } finally {
+        finished.resolve(signal.aborted ? "aborted" : "not aborted");
+      }
+    }, { keepAliveMs: 0 });
+    await withServer(handler, async (server) => {
+      const response = await fetch(server.url);
+      const reader = response.body!.pipeThrough(new SseDecoderStream())
+        .getReader();
+      assert.deepEqual((await reader.read()).value, msg("hello"));
+      await reader.cancel();
+      assert.equal(
+        await deadline(finished.promise, T, "generator end"),
+        "aborted",
+      );
+    });
+  });
+
+  it("createSseHandler answers a thrown HttpError-like error with its response", async () => {
+    const handler = createSseHandler(() => {
+      throw Object.assign(new Error("no"), {
+        getResponse: () => new Response("no", { status: 403 }),
+      });
+    });
+    const response = await handler(new Request("http://x/"));
+    assert.equal(response.status, 403);
+    assert.equal(await response.text(), "no");
+  });
+});
+
+/** A server whose event log clients read and resume. */
+function logServer(
+  answer: (lastEventId: string, attempt: number) => Response | undefined,
+) {
+  const seen: string[] = [];
+  const handle = createSseHandler(
+    (_request, { lastEventId }) => {
+      seen.push(lastEventId);
+      const custom = answer(lastEventId, seen.length);
+      if (custom) {
+        throw Object.assign(new Error(), { getResponse: () => custom });
+      }
+      const from = lastEventId === "" ? 1 : Number(lastEventId) + 1;
+      return (async function* () {
+        if (seen.length === 1) yield { retry: 5 };
+        // Three events per connection, then the server ends the stream.
+        for (let i = from; i < from + 3; i++) {
+          yield { id: String(i), data: `event ${i}` };
+        }
+      })();
+    },
+    { keepAliveMs: 0 },
+  );
+  return { seen, handle };
+}
+
+describe("fetchEventStream", () => {
+  it("fetchEventStream reconnects after the server's retry delay and resumes with Last-Event-ID", async () => {
+    const { seen, handle } = logServer((_, attempt) =>
+      attempt === 3 ? new Response(null, { status: 204 }) : undefined
+    );
+    await withServer(handle, async (server) => {
+      // retryMs of a minute: only the server's `retry: 5` lets this finish.
+      const messages = await deadline(
+        Array.fromAsync(fetchEventStream(server.url, { retryMs: 60_000 })),
+        T,
+        "event stream",
+      );
+      assert.deepEqual(
+        messages.map((m) => m.id),
+        ["1", "2", "3", "4", "5", "6"],
+      );
+      assert.equal(messages[3].data, "event 4");
+      assert.deepEqual(seen, ["", "3", "6"]);
+    });
+  });
+
+  it("fetchEventStream sends lastEventId and headers on the first connection", async () => {
+    let headers: Headers | undefined;
+    await withServer((request) => {
+      headers = request.headers;
+      return new Response(null, { status: 204 });
+    }, async (server) => {
+      const messages = await Array.fromAsync(
+        fetchEventStream(server.url, {
+          lastEventId: "41",
+          headers: { authorization: "Bearer t" },
+        }),
+      );
+      assert.deepEqual(messages, []);
+      assert.equal(headers?.get("last-event-id"), "41");
+      assert.equal(headers?.get("authorization"), "Bearer t");
+      assert.equal(headers?.get("accept"), "text/event-stream");
+    });
+  });
+
+  it("fetchEventStream resumes from the last delivered event after the connection drops", async () => {
+    // The server never ends a stream; the client's fetch loses each
+    // connection right after its first event (a body that errors as a
+    // dropped connection does), which is deterministic on every runtime.
+    const seen: string[] = [];
+    const handler = createSseHandler((_request, { lastEventId, signal }) => {
+      seen.push(lastEventId);
+      if (seen.length === 3) {
+        throw Object.assign(new Error(), {
+          getResponse: () => new Response(null, { status: 204 }),
+        });
+      }
+      return (async function* () {
+        yield { retry: 1, id: String(seen.length), data: "x" };
+        await new Promise((resolve) =>
+          signal.addEventListener("abort", resolve, { once: true })
+        );
+      })();
+    }, { keepAliveMs: 0 });
+    const dropping = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const response = await fetch(input, init);
+      if (!response.body) return response;
+      const reader = response.body.getReader();
+      let sent = "";
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent.includes("\n\n")) {
+            await reader.cancel();
+            controller.error(new TypeError("connection lost"));
+            return;
+          }
+          const { done, value } = await reader.read();
+          if (done) return controller.close();
+          sent += dec.decode(value);
+          controller.enqueue(value);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      });
+      return new Response(body, response);
+    }) as typeof fetch;
+    await withServer(handler, async (server) => {
+      const messages = await deadline(
+        Array.fromAsync(
+          fetchEventStream(server.url, { retryMs: 60_000, fetch: dropping }),
+        ),
+        T,
+        "event stream",
+      );
+      assert.deepEqual(messages.map((m) => m.id), ["1", "2"]);
+      assert.deepEqual(seen, ["", "1", "2"]);
+    });
+  });
+
+  it("fetchEventStream errors on a status other than 200 without reconnecting", async () => {
+    let calls = 0;
+    await withServer(() => {
+      calls++;
+      return new Response("nope", { status: 503 });
+    }, async (server) => {
+      await assert.rejects(
+        Array.fromAsync(fetchEventStream(server.url, { retryMs: 1 })),
+        {
+          name: "TypeError",
+          message: "Cannot read event stream: the server answered 503",
+        },
+      );
+      assert.equal(calls, 1);
+    });
+  });
+
+  it("fetchEventStream errors on a response that is not text/event-stream", async () => {
+    await withServer(() => Response.json({}), async (server) => {
+      await assert.rejects(
+        Array.fromAsync(fetchEventStream(server.url)),
+        /Cannot read event stream: the response is "application\/json[^"]*", not text\/event-stream/,
+      );
+    });
+  });
+
+  it("fetchEventStream backs off on failed connections and gives up after maxRetries", async () => {
+    const times: number[] = [];
+    const failing = (() => {
+      times.push(performance.now());
+      return Promise.reject(new TypeError("connection refused"));
+    }) as typeof fetch;
+    const error = await Array.fromAsync(
+      fetchEventStream("http://127.0.0.1:9/", {
+        fetch: failing,
+        retryMs: 4,
+        maxRetryMs: 8,
+        maxRetries: 3,
+      }),
+    ).then(() => undefined, (e) => e);
+    assert.ok(error instanceof TypeError);
+    assert.match(
+      error.message,
+      /^Cannot read event stream: 4 connection attempts failed in a row \(maxRetries 3\)$/,
+    );
+    assert.equal((error.cause as Error).message, "connection refused");
+    assert.equal(times.length, 4);
+    // Delays of 4, 8, 8 ms at least (capped at maxRetryMs): lower bounds only.
+    assert.ok(times[1] - times[0] >= 3);
+    assert.ok(times[3] - times[0] >= 18);
+  });
+
+  it("fetchEventStream stops with the signal's reason while waiting to reconnect", async () => {
+    const controller = new AbortController();
+    const failing = (() => {
+      queueMicrotask(() => controller.abort(new Error("stop")));
+      return Promise.reject(new TypeError("refused"));
+    }) as typeof fetch;
+    await assert.rejects(
+      deadline(
+        Array.fromAsync(
+          fetchEventStream("http://127.0.0.1:9/", {
+            fetch: failing,
+            retryMs: 600_000,
+            signal: controller.signal,
+          }),
+        ),
+        T,
+        "abort",
+      ),
+      { message: "stop" },
+    );
+  });
+
+  it("fetchEventStream errors with a RangeError over maxLineBytes and does not reconnect", async () => {
+    let calls = 0;
+    await withServer(() => {
+      calls++;
+      return sseResponse([{ data: "x".repeat(100) }], {
+        keepAliveMs: 0,
+      });
+    }, async (server) => {
+      await assert.rejects(
+        Array.fromAsync(fetchEventStream(server.url, { maxLineBytes: 50 })),
+        RangeError,
+      );
+      assert.equal(calls, 1);
+    });
+  });
+
+  it("fetchEventStream rejects bad options", () => {
+    assert.throws(
+      () => fetchEventStream("http://x/", { retryMs: -1 }),
+      RangeError,
+    );
+    assert.throws(
+      () => fetchEventStream("http://x/", { maxRetries: -1 }),
+      RangeError,
+    );
+    assert.throws(
+      () => fetchEventStream("http://x/", { maxEventBytes: -1 }),
+      RangeError,
+    );
+  });
+});
+
+describe("Server-Sent Events in workerd", () => {
+  let workerd: Workerd;
+  before(async () => {
+    workerd = await startWorkerd({ entry: "tests/_sse_worker.ts" });
+  });
+  after(async () => {
+    const stderr = workerd?.stderr().trim();
+    await workerd?.stop();
+    if (stderr) console.error(`workerd stderr:\n${stderr}`);
+  });
+
+  it("createSseHandler in workerd delivers an event while the stream is still open", async () => {
+    const response = await fetch(new URL("/events", workerd.url), {
+      headers: { "accept-encoding": "gzip, br" },
+    });
+    assert.equal(response.status, 200);
+    assert.equal(
+      response.headers.get("content-type"),
+      "text/event-stream; charset=utf-8",
+    );
+    assert.equal(response.headers.get("content-length"), null);
+    assert.notEqual(response.headers.get("content-encoding"), "gzip");
+    const reader = response.body!.pipeThrough(new SseDecoderStream())
+      .getReader();
+    // The Worker holds the stream open for a minute after the first event,
+    // far longer than this deadline: the event can only arrive in time if
+    // nothing buffers it.
+    const first = await deadline(reader.read(), T, "first event");
+    assert.deepEqual(
+      first.value,
+      msg("sent before the stream ends", "first", "1"),
+    );
+    await reader.cancel();
+  });
+});
