@@ -105,5 +105,12 @@ export {
   parseMultipart,
   type ParseMultipartOptions,
 } from "./lib/http/parse_multipart.ts";
+export {
+  type EncodedMultipart,
+  encodeMultipart,
+  type EncodeMultipartOptions,
+  type MultipartField,
+  type MultipartValue,
+} from "./lib/http/encode_multipart.ts";
 // The RPC layer's whole public API (also at "@sluice/streams/rpc").
 export * from "./lib/rpc/mod.ts";

@@ -224,6 +224,13 @@ describe("MultipartDecoder", () => {
     assert.equal(part.filename, "c\\d;e.txt");
   });
 
+  it("keeps backslashes that escape neither a quote nor a backslash", () => {
+    const [part] = decode(body([
+      'Content-Disposition: form-data; name="a"; filename="C:\\dir\\f.txt"\r\n\r\nx',
+    ]));
+    assert.equal(part.filename, "C:\\dir\\f.txt");
+  });
+
   it("accepts unquoted parameters and any header case", () => {
     const [part] = decode(body([
       "content-disposition: form-data; NAME=plain; filename=f.txt\r\nCONTENT-TYPE: image/png\r\nX-Extra: 1\r\n\r\nx",

@@ -61,7 +61,8 @@ interface HeaderValue {
 
 /**
  * Splits `type; a=b; c="d \"e\""` into its type and parameters. Quoted
- * strings lose their quotes and backslash escapes (RFC 9110 section 5.6.4).
+ * strings lose their quotes and the escapes `\"` and `\\` (RFC 9110
+ * section 5.6.4); other backslashes stay.
  */
 export function parseHeaderValue(value: string): HeaderValue {
   const params = new Map<string, string>();
@@ -89,7 +90,12 @@ export function parseHeaderValue(value: string): HeaderValue {
     if (value[i] === '"') {
       i++;
       while (i < n && value[i] !== '"') {
-        if (value[i] === "\\" && i + 1 < n) i++;
+        // RFC 9110 quoted-pair for the two characters that need it; other
+        // backslashes are kept, so Windows paths and browsers' names (which
+        // escape nothing with backslashes) survive.
+        if (
+          value[i] === "\\" && (value[i + 1] === '"' || value[i + 1] === "\\")
+        ) i++;
         text += value[i++];
       }
       i++; // the closing quote

@@ -68,3 +68,10 @@ export {
   parseMultipart,
   type ParseMultipartOptions,
 } from "./parse_multipart.ts";
+export {
+  type EncodedMultipart,
+  encodeMultipart,
+  type EncodeMultipartOptions,
+  type MultipartField,
+  type MultipartValue,
+} from "./encode_multipart.ts";
