@@ -17,6 +17,11 @@ import type {
 
 const MIN_PART = 5 * 1024 * 1024;
 
+/** A turn of the event loop: R2 calls are network requests. */
+function tick(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 async function bytesOf(value: R2Value): Promise<Uint8Array> {
   if (typeof value === "string") return new TextEncoder().encode(value);
   if (value instanceof Blob) return new Uint8Array(await value.arrayBuffer());
@@ -86,6 +91,7 @@ export class FakeR2Bucket implements R2BucketLike {
     key: string,
     options?: R2PutOptionsLike,
   ): Promise<R2MultipartUploadLike> {
+    await tick();
     this.#maybeFail("create");
     const id = `upload-${++this.#uploads}`;
     this.open.set(id, { key });
@@ -105,10 +111,12 @@ export class FakeR2Bucket implements R2BucketLike {
         return { partNumber, etag };
       },
       abort: async () => {
+        await tick();
         this.#maybeFail("abort");
         this.open.delete(id);
       },
       complete: async (uploaded: R2UploadedPartLike[]) => {
+        await tick();
         this.#maybeFail("complete");
         live();
         const list = uploaded.map((p, i) => {
