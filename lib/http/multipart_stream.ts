@@ -24,17 +24,29 @@ export interface MultipartPart extends MultipartPartInfo {
 /** Options for {@linkcode MultipartStream}: the parser's limits. */
 export type MultipartStreamOptions = MultipartLimits;
 
-function makePart(info: MultipartPartInfo, body: PartBody): MultipartPart {
-  return {
-    name: info.name,
-    filename: info.filename,
-    contentType: info.contentType,
-    headers: info.headers,
-    body: body.stream,
-    text: () => new Response(body.stream).text(),
-    bytes: async () =>
-      new Uint8Array(await new Response(body.stream).arrayBuffer()),
-  };
+/** A part; its Headers object is made only if asked for. */
+class Part implements MultipartPart {
+  readonly name: string;
+  readonly filename: string | undefined;
+  readonly contentType: string;
+  readonly body: ReadableStream<Uint8Array>;
+  #info: MultipartPartInfo;
+  constructor(info: MultipartPartInfo, body: PartBody) {
+    this.name = info.name;
+    this.filename = info.filename;
+    this.contentType = info.contentType;
+    this.body = body.stream;
+    this.#info = info;
+  }
+  get headers(): Headers {
+    return this.#info.headers;
+  }
+  text(): Promise<string> {
+    return new Response(this.body).text();
+  }
+  async bytes(): Promise<Uint8Array> {
+    return new Uint8Array(await new Response(this.body).arrayBuffer());
+  }
 }
 
 /**
@@ -89,7 +101,7 @@ export class MultipartStream
                 await current!.push(event.bytes);
               } else if (event.type === "part") {
                 current = new PartBody();
-                controller.enqueue(makePart(event.part, current));
+                controller.enqueue(new Part(event.part, current));
               } else {
                 await current!.finish();
                 current = undefined;
