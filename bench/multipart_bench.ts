@@ -10,6 +10,7 @@
 //   deno run -A bench/multipart_bench.ts            full sizes (~1 minute)
 //   deno run -A bench/multipart_bench.ts --smoke    tiny sizes, one sample
 //   bun bench/multipart_bench.ts [--smoke]          the same under Bun
+//   ... --only "100 x 1 KiB"                        one body size
 
 import process from "node:process";
 import { Buffer } from "node:buffer";
@@ -27,6 +28,10 @@ const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
 const BOUNDARY = "----WebKitFormBoundaryq7MA4YWxkTrZu0gW";
 const SAMPLES = SMOKE ? 1 : 5;
+/** `--only "100 x 1 KiB"` runs one body size. */
+const ONLY = process.argv.includes("--only")
+  ? process.argv[process.argv.indexOf("--only") + 1]
+  : undefined;
 /** Repeat a parse until a sample takes at least this long. */
 const SAMPLE_MS = SMOKE ? 0 : 100;
 
@@ -191,7 +196,7 @@ console.log(
   "| body | parser | MB/s | parses/s | time vs sluice MultipartDecoder |",
 );
 console.log("| --- | --- | ---: | ---: | ---: |");
-for (const c of CASES) {
+for (const c of CASES.filter((c) => !ONLY || c.name === ONLY)) {
   const body = makeBody(c);
   const chunks = chunksOf(body);
   const expected = c.parts * c.partBytes;
