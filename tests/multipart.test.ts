@@ -283,6 +283,25 @@ describe("MultipartDecoder", () => {
     rejects(() => decode(bytes), 400, /bare LF/);
   });
 
+  it("rejects bare LF line ends in part headers", () => {
+    const bytes = enc.encode(
+      `--${B}\r\nContent-Disposition: form-data; name="a"\n\n${
+        "x".repeat(10_000)
+      }\r\n--${B}--\r\n`,
+    );
+    rejects(
+      () => decode(bytes),
+      400,
+      /header line of part 1 ends in a bare LF/,
+    );
+    // Split anywhere, the same error.
+    rejects(
+      () => decodeChunks(split(bytes, [40, 41, 60])),
+      400,
+      /bare LF/,
+    );
+  });
+
   it("rejects a part without Content-Disposition or name", () => {
     rejects(
       () => decode(body(["Content-Type: text/plain\r\n\r\nx"])),

@@ -174,15 +174,21 @@ function partialDelimiterStart(
   return i;
 }
 
-/** The end of a header block (the index of its CR LF CR LF), or -1. */
+/**
+ * The end of a header block (the index of its CR LF CR LF), -1 if it is
+ * not complete yet, or -2 at a bare LF (a line not ended by CR LF).
+ */
 function indexOfBlankLine(bytes: Uint8Array, from: number): number {
   // A plain loop: header blocks are short, and the native indexOf costs
   // more per call than it saves on a few dozen bytes.
-  const end = bytes.length - 3;
+  const end = bytes.length;
   for (let i = from; i < end; i++) {
-    if (
-      bytes[i] === CR && bytes[i + 1] === LF && bytes[i + 2] === CR &&
-      bytes[i + 3] === LF
+    const b = bytes[i];
+    if (b === LF) {
+      if (i === from || bytes[i - 1] !== CR) return -2;
+    } else if (
+      b === CR && i + 3 < end && bytes[i + 1] === LF &&
+      bytes[i + 2] === CR && bytes[i + 3] === LF
     ) return i;
   }
   return -1;
@@ -206,10 +212,9 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * a chunk's memory after passing it in).
  *
  * Lines must end in CR LF, as RFC 2046 and every browser, curl and
- * FormData encoder send them: a boundary line that ends in a bare LF is a
- * 400, and a body written with bare LFs is refused rather than guessed at
- * (a lenient parser would split some bodies differently from a strict one
- * in front of it). Preamble and epilogue are ignored. The delimiter search
+ * FormData encoder send them: a boundary or header line that ends in a
+ * bare LF is a 400, refused rather than guessed at (a lenient parser would
+ * split some bodies differently from a strict one in front of it). Preamble and epilogue are ignored. The delimiter search
  * (Horspool's, falling back to a linear scan on crafted input) is linear
  * in the input for any boundary length.
  *
@@ -439,6 +444,12 @@ export class MultipartDecoder {
           } else {
             end = indexOfBlankLine(buf, pos);
             next = end + 4;
+            if (end === -2) {
+              throw new HttpError(
+                400,
+                `${CANNOT_PARSE}: a header line of part ${this.#parts} ends in a bare LF (lines must end in CR LF)`,
+              );
+            }
           }
           const size = (end < 0 ? buf.length : end) - pos + this.#headerBytes;
           if (size > this.#maxHeaderBytes) {
