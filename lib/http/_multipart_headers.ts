@@ -199,7 +199,14 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const pairs: Array<[string, string]> = [];
   let disposition: string | undefined;
   let contentType: string | undefined;
-  const lines = text.length === 0 ? [] : text.split("\r\n");
+  // Not String.prototype.split: it goes through the runtime, and costs more
+  // than the rest of a short header block.
+  const lines: string[] = [];
+  for (let at = 0; at < text.length;) {
+    const eol = text.indexOf("\r\n", at);
+    lines.push(text.slice(at, eol < 0 ? text.length : eol));
+    at = eol < 0 ? text.length : eol + 2;
+  }
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i];
     // Obsolete line folding: a line that starts with a space continues the
