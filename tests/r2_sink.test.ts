@@ -22,6 +22,10 @@ function pattern(size: number, _seed = 1): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
+function digest(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
@@ -80,7 +84,7 @@ describe("createR2Sink", () => {
     const bucket = new FakeR2Bucket();
     const body = pattern(1000);
     await chunked(body, 100).pipeTo(createR2Sink(bucket, "k", {
-      sha256: sha256(body),
+      sha256: digest(body),
       httpMetadata: { contentType: "text/plain" },
       customMetadata: { by: "test" },
     }));
@@ -160,7 +164,7 @@ describe("createR2Sink", () => {
     await seed(bucket, "k", old);
     await assert.rejects(
       ReadableStream.from([pattern(100)]).pipeTo(
-        createR2Sink(bucket, "k", { sha256: sha256(old) }),
+        createR2Sink(bucket, "k", { sha256: digest(old) }),
       ),
       /checksum/,
     );
@@ -302,8 +306,8 @@ describe("createR2Sink", () => {
       /Cannot create R2 sink: partBytes must be between 5 MiB and 5 GiB/,
     );
     assert.throws(
-      () => createR2Sink(bucket, "k", { sha256: "abc" }),
-      /Cannot create R2 sink: sha256 must be/,
+      () => createR2Sink(bucket, "k", { sha256: new Uint8Array(31) }),
+      /Cannot create R2 sink: sha256 must be 32 bytes, got 31/,
     );
   });
 });

@@ -13,7 +13,6 @@ const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** What a header value may not hold (Headers refuses them too). */
 const BAD_VALUE = /[\0\r\n]/;
-const ASCII = /^[\x00-\x7f]*$/;
 
 /** Quotes at most 64 characters of the peer's input for an error message. */
 export function quote(text: string): string {
@@ -118,7 +117,11 @@ const utf8 = new TextDecoder();
 
 /** A string of bytes (one char per byte, as HTTP headers are) as UTF-8. */
 function latin1ToUtf8(text: string): string {
-  if (ASCII.test(text)) return text;
+  let ascii = true;
+  for (let i = 0; i < text.length && ascii; i++) {
+    ascii = text.charCodeAt(i) < 0x80;
+  }
+  if (ascii) return text;
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return utf8.decode(bytes);

@@ -71,12 +71,12 @@ export interface R2SinkOptions {
   /** Custom metadata stored with the object. */
   customMetadata?: Record<string, string>;
   /**
-   * The SHA-256 the body must have (32 bytes, or 64 hex digits). A body
-   * stored with one `put` passes it to R2, which refuses a body with
+   * The SHA-256 the body must have (32 bytes), as a Content-Digest gives it.
+   * A body stored with one `put` passes it to R2, which refuses a body with
    * another digest; check a multipart body yourself before closing the
    * sink (as `receiveBody` does).
    */
-  sha256?: Uint8Array | string;
+  sha256?: Uint8Array;
 }
 
 const MiB = 1024 * 1024;
@@ -139,16 +139,13 @@ export function createR2Sink(
       `Cannot ${what}: partBytes must be between 5 MiB and 5 GiB (R2's part sizes), got ${partBytes}`,
     );
   }
-  const sha256 = options.sha256 === undefined
-    ? undefined
-    : typeof options.sha256 === "string"
-    ? options.sha256
-    : hex(options.sha256);
-  if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+  if (options.sha256 !== undefined && options.sha256.length !== 32) {
     throw new TypeError(
-      `Cannot ${what}: sha256 must be 32 bytes or 64 hex digits`,
+      `Cannot ${what}: sha256 must be 32 bytes, got ${options.sha256.length}`,
     );
   }
+  // R2 takes the digest as hex.
+  const sha256 = options.sha256 && hex(options.sha256);
   const metadata = {
     ...(options.httpMetadata && { httpMetadata: options.httpMetadata }),
     ...(options.customMetadata && { customMetadata: options.customMetadata }),
