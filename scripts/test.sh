@@ -75,6 +75,7 @@ step bundle-size deno task build:worker
 # The benchmarks with tiny sizes, so that they cannot rot (`deno task bench`
 # is the full run behind the README's performance section).
 step bench-smoke deno task bench:smoke
+step bench-multipart-smoke deno run --allow-read --allow-env bench/multipart_bench.ts --smoke
 
 step publish deno publish --dry-run --allow-dirty
 
