@@ -18,8 +18,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { createReceiver, forwardResponse } from "../mod.ts";
-import { createFileSink, createSha256, uploadFile } from "../lib/runtime/fs.ts";
+import {
+  createUploadHandler,
+  formatDigestHeader,
+  forwardResponse,
+} from "../mod.ts";
+import { createFileSink, createHasher, uploadFile } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
 
 const { values: flags } = parseArgs({
@@ -66,10 +70,17 @@ function progressBar(sent: number, total: number | undefined) {
   if (total !== undefined && sent >= total) process.stderr.write("\n");
 }
 
-const receiver = createReceiver({
+const receiver = createUploadHandler({
   sink: () => createFileSink(target),
-  sha256: createSha256,
+  hasher: createHasher,
   maxBytes: Math.max(size, 1024 * 1024 * 1024),
+  // Answer as Ballerina's example does, with the stored bytes' SHA-256.
+  onComplete: (result) =>
+    new Response("File Received!", {
+      headers: {
+        "repr-digest": formatDigestHeader({ "sha-256": result.sha256! }),
+      },
+    }),
 });
 
 let receiverUrl = "";

@@ -1,7 +1,7 @@
 import { HttpError } from "./http_error.ts";
 
 /** The longest file name {@linkcode safeFileName} accepts, in characters. */
-export const MAX_FILE_NAME_LENGTH = 255;
+const MAX_FILE_NAME_LENGTH = 255;
 
 /**
  * Checks a client-supplied file name before it is joined to an upload

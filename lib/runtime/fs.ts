@@ -1,7 +1,7 @@
 /**
  * Runtime glue for files: read a file as a streaming Blob, upload a file,
  * write a body to a file atomically, and hash with the runtime's native
- * incremental SHA-256.
+ * incremental SHA-256 and SHA-512.
  * Uses `node:fs/promises` and `node:crypto`, which Deno, Bun and Node all
  * provide; Workers have no file system (use a `WritableStream` sink there).
  *
@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { openAsBlob, writeSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createSha256 } from "./_sha256.ts";
+import { createHasher } from "./_sha256.ts";
 import {
   receiveBody,
   type ReceiveBodyOptions,
@@ -20,7 +20,7 @@ import {
 } from "../http/receive_body.ts";
 
 export { uploadFile, type UploadFileOptions } from "./upload_file.ts";
-export { createSha256 } from "./_sha256.ts";
+export { createHasher } from "./_sha256.ts";
 
 /** Options for {@linkcode openFile}. */
 export interface OpenFileOptions {
@@ -175,7 +175,7 @@ export type ReceiveFileOptions = ReceiveBodyOptions;
  *     await receiveFile(request, "./files/ReceivedFile.pdf");
  *     return new Response("File Received!");
  *   } catch (error) {
- *     if (error instanceof HttpError) return error.toResponse();
+ *     if (error instanceof HttpError) return error.getResponse();
  *     throw error;
  *   }
  * });
@@ -187,7 +187,7 @@ export async function receiveFile(
   options: ReceiveFileOptions = {},
 ): Promise<ReceivedBody> {
   return await receiveBody(request, createFileSink(path), {
-    sha256: createSha256,
+    hasher: createHasher,
     ...options,
   });
 }
