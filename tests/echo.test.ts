@@ -1,6 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { echo, type EchoOptions } from "../lib/http/echo.ts";
+import { createEchoHandler, echo, type EchoOptions } from "../lib/http/echo.ts";
+import {
+  createDuplexHandler,
+  duplexResponse,
+} from "../lib/http/duplex_response.ts";
 import { fetchDuplex } from "../lib/http/fetch_duplex.ts";
 import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import {
@@ -176,4 +180,117 @@ describe("echo", () => {
       }
     },
   );
+});
+
+describe("createEchoHandler, createDuplexHandler and compression options", () => {
+  const text = "All work and no play makes a dull stream. ".repeat(100);
+
+  it("createEchoHandler returns a FetchHandler that echoes", async () => {
+    const handler = createEchoHandler();
+    const response = await handler(
+      new Request("http://localhost/", { method: "POST", body: "hi" }),
+    );
+    assert.equal(await response.text(), "hi");
+  });
+
+  it("createEchoHandler checks its options once, at creation", () => {
+    assert.throws(
+      () => createEchoHandler({ compressMinBytes: -1 }),
+      /compressMinBytes must be a non-negative integer/,
+    );
+  });
+
+  it("echo answers 415 for a Content-Encoding outside acceptCompression", async () => {
+    const gzipped = await new Response(
+      new Blob([text]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
+    const response = echo(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: gzipped,
+        headers: { "content-encoding": "gzip" },
+      }),
+      { acceptCompression: ["deflate"] },
+    );
+    assert.equal(response.status, 415);
+    assert.match(await response.text(), /acceptCompression/);
+  });
+
+  it("echo compresses a response whose request declares at least compressMinBytes", async () => {
+    const request = (length: number) =>
+      new Request("http://localhost/", {
+        method: "POST",
+        body: text.slice(0, length),
+        headers: {
+          "accept-encoding": "gzip",
+          "content-length": String(length),
+        },
+      });
+    const big = echo(request(2048), { compressMinBytes: 1024 });
+    assert.equal(big.headers.get("content-encoding"), "gzip");
+    const decoded = big.body!.pipeThrough(new DecompressionStream("gzip"));
+    assert.equal(await new Response(decoded).text(), text.slice(0, 2048));
+    const small = echo(request(100), { compressMinBytes: 1024 });
+    assert.equal(small.headers.get("content-encoding"), null);
+    assert.equal(await small.text(), text.slice(0, 100));
+  });
+
+  it("echo never compresses a streamed request of unknown length unless compressMinBytes is 0", async () => {
+    const streamed = (options: EchoOptions) =>
+      echo(
+        new Request("http://localhost/", {
+          method: "POST",
+          body: new Blob([text]).stream(),
+          headers: { "accept-encoding": "gzip" },
+          duplex: "half",
+        } as RequestInit),
+        options,
+      );
+    const plain = streamed({});
+    assert.equal(plain.headers.get("content-encoding"), null);
+    await plain.body?.cancel();
+    const bulk = streamed({ compressMinBytes: 0 });
+    assert.equal(bulk.headers.get("content-encoding"), "gzip");
+    await bulk.body?.cancel();
+  });
+
+  it("createDuplexHandler returns a FetchHandler running the duplex handler", async () => {
+    const handler = createDuplexHandler(async (stream) => {
+      for await (const line of stream.lines()) {
+        await stream.write(line.toUpperCase() + "\n");
+      }
+    });
+    const response = await handler(
+      new Request("http://localhost/", { method: "POST", body: "a\nb\n" }),
+    );
+    assert.equal(await response.text(), "A\nB\n");
+  });
+
+  it("duplexResponse answers 415 for a Content-Encoding outside acceptCompression", async () => {
+    const response = await duplexResponse(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: "x",
+        headers: { "content-encoding": "gzip" },
+      }),
+      () => {},
+      { acceptCompression: [] },
+    );
+    assert.equal(response.status, 415);
+  });
+
+  it("openDuplex sends acceptCompression as Accept-Encoding, gzip by default", async () => {
+    const seen: (string | null)[] = [];
+    await withServer((request) => {
+      seen.push(request.headers.get("accept-encoding"));
+      return echo(request);
+    }, async (server) => {
+      for (const options of [{}, { acceptCompression: [] }]) {
+        const { stream } = openDuplex(server.url, options);
+        await stream.closeWrite();
+        for await (const _ of stream) { /* drain */ }
+      }
+    });
+    assert.deepEqual(seen, ["gzip", "identity"]);
+  });
 });
