@@ -1,4 +1,5 @@
 import { HttpError } from "./http_error.ts";
+import { TEMPORARY_EXTRA_BYTES, TEMPORARY_SUFFIX } from "./_temporary_file.ts";
 
 /**
  * The longest name a file system takes, in bytes (ext4, XFS, btrfs, APFS and
@@ -7,7 +8,7 @@ import { HttpError } from "./http_error.ts";
  * `.partial`: 46 bytes), so a name that passes always fits, temporary file
  * included.
  */
-const MAX_FILE_NAME_BYTES = 255 - 46;
+const MAX_FILE_NAME_BYTES = 255 - TEMPORARY_EXTRA_BYTES;
 
 // C0 controls, DEL and C1 controls.
 // deno-lint-ignore no-control-regex
@@ -15,11 +16,6 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidirectional embeddings, overrides and isolates: they make a name display
 // as something else ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf").
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
-// The shape of the atomic file sink's temporary files (see createFileSink in
-// @sluice/streams/fs): a user's file must never look like one, so that a
-// sweep of stale temporaries can never touch it.
-const TEMPORARY =
-  /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.partial$/i;
 
 /**
  * Checks a client-supplied file name before it is joined to an upload
@@ -66,7 +62,7 @@ export function safeFileName(name: string): string {
     ? "it contains an unpaired surrogate"
     : /^[A-Za-z]:/.test(name)
     ? "it has a drive prefix"
-    : TEMPORARY.test(name)
+    : TEMPORARY_SUFFIX.test(name)
     ? "it is shaped like a temporary upload file"
     : undefined;
   if (problem) {
