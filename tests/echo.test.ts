@@ -1,4 +1,9 @@
 import { describe, it } from "node:test";
+import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
 import { createEchoHandler, echo, type EchoOptions } from "../lib/http/echo.ts";
 import {
@@ -293,4 +298,90 @@ describe("createEchoHandler, createDuplexHandler and compression options", () =>
     });
     assert.deepEqual(seen, ["gzip", "identity"]);
   });
+});
+
+describe("echo and clients that go away", () => {
+  const canCount = runtime === "deno" && process.platform === "linux";
+
+  /** Opens a raw echo request that writes but never reads, then closes. */
+  async function stalledClient(port: number): Promise<void> {
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    socket.pause(); // never reads the echo
+    socket.write(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    const chunk = new Uint8Array(64 * 1024);
+    // 8 MiB: more than the echo's read-ahead plus both sockets' buffers, so
+    // the server's pipeline is stuck on a peer that does not read.
+    let flushed = true;
+    for (let i = 0; i < 128; i++) {
+      socket.write(`${chunk.byteLength.toString(16)}\r\n`);
+      flushed = socket.write(chunk);
+      socket.write("\r\n");
+    }
+    if (!flushed) {
+      // Bounded: until the client's writes stall (the server stopped
+      // reading) or 2 s.
+      await Promise.race([
+        new Promise((resolve) => socket.once("drain", resolve)),
+        new Promise((resolve) => setTimeout(resolve, 2_000)),
+      ]);
+    }
+    socket.destroy();
+  }
+
+  it(
+    "echo releases the sockets of 20 clients that stop reading and then close (Deno, /proc/self/fd)",
+    { skip: !canCount },
+    async () => {
+      const path = join(import.meta.dirname ?? "tests", "_echo_server.ts");
+      const child = spawn(process.execPath, ["run", "--allow-all", path], {
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      const exited = new Promise<void>((resolve) =>
+        child.once("exit", () => resolve())
+      );
+      const lines = createInterface({ input: child.stdout! })[
+        Symbol.asyncIterator
+      ]();
+      const next = async () => {
+        const { value, done } = await lines.next();
+        if (done) throw new Error("_echo_server.ts exited early");
+        return JSON.parse(value);
+      };
+      const fds = async (): Promise<number> => {
+        child.stdin!.write("fds\n");
+        return (await deadline(next(), 10_000, "fd count")).fds;
+      };
+      try {
+        const { url } = await deadline(next(), 30_000, "echo server start");
+        const port = Number(new URL(url).port);
+        // Warm up: the first request opens whatever the runtime keeps.
+        await (await fetch(url, { method: "POST", body: "x" })).text();
+        const before = await fds();
+        for (let i = 0; i < 20; i++) await stalledClient(port);
+        // The server closes the sockets asynchronously; ask again until the
+        // count is back (bounded: 100 looks, 100 ms apart).
+        let after = await fds();
+        for (let i = 0; i < 100 && after > before + 2; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          after = await fds();
+        }
+        assert.ok(
+          after <= before + 2,
+          `open fds: ${before} before, ${after} after 20 stalled clients`,
+        );
+      } finally {
+        child.stdin!.end();
+        await deadline(exited, 30_000, "echo server exit").catch(() =>
+          child.kill("SIGKILL")
+        );
+      }
+    },
+  );
 });
