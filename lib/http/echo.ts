@@ -83,7 +83,11 @@ export interface EchoOptions {
  * compressed only as `acceptCompression` and `compressMinBytes` allow.
  * When the request's `signal` aborts (the client went away), the pipeline
  * ends at once: the request body is cancelled and the response body
- * errored, so nothing keeps the connection's resources.
+ * errored, so nothing keeps the connection's resources. A client that stops
+ * reading but keeps its connection open still holds that connection (and its
+ * file descriptor): the runtime's pending write to it cannot be ended from a
+ * handler (measured with Deno 2.9.6), so bound such clients with `serve`'s
+ * `maxConcurrentRequests` and a fronting proxy that times out slow readers.
  *
  * @param request The request whose body to echo.
  * @param options Decoding limit, compression and read-ahead.
