@@ -228,6 +228,7 @@ describe("fuzz: header parsers", () => {
       fc.property(
         fc.oneof(
           fc.string({ maxLength: 300, unit: "binary" }),
+          fc.string({ maxLength: 120, unit: "grapheme" }),
           fc.constantFrom(
             "..",
             ".",
@@ -252,6 +253,14 @@ describe("fuzz: header parsers", () => {
             assert.doesNotMatch(safe, /[\u0000-\u001f\u007f]/);
             assert.doesNotMatch(safe, /^[A-Za-z]:/);
             assert.ok(safe.length <= 255);
+            // Fits the file system with the temporary file's 46 bytes.
+            assert.ok(enc.encode(safe).byteLength <= 209);
+            assert.ok(!safe.startsWith("."));
+            // deno-lint-ignore no-control-regex
+            assert.doesNotMatch(
+              safe,
+              /[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/,
+            );
           } catch (error) {
             assertNotForeign(error);
             assert.ok(error instanceof HttpError, String(error));

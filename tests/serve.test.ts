@@ -4,6 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { serve } from "../lib/runtime/serve.ts";
+import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import { deadline } from "./_helpers.ts";
 
 describe("serve", () => {
@@ -79,6 +80,16 @@ describe("serve", () => {
     await assert.rejects(
       serve(() => new Response(), { idleTimeoutMs: -5 }),
       /idleTimeoutMs must be a non-negative number/,
+    );
+  });
+
+  it("upgradeWebSocket refuses a negative idleTimeoutMs with a RangeError", () => {
+    const request = new Request("http://localhost/ws", {
+      headers: { upgrade: "websocket" },
+    });
+    assert.throws(
+      () => upgradeWebSocket(request, { idleTimeoutMs: -1 }),
+      /idleTimeoutMs must be a non-negative number of milliseconds/,
     );
   });
 });
