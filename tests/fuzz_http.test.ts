@@ -256,7 +256,6 @@ describe("fuzz: header parsers", () => {
             // Fits the file system with the temporary file's 46 bytes.
             assert.ok(enc.encode(safe).byteLength <= 209);
             assert.ok(!safe.startsWith("."));
-            // deno-lint-ignore no-control-regex
             assert.doesNotMatch(
               safe,
               /[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/,
