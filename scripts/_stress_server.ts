@@ -106,8 +106,25 @@ const receiver = createUploadHandler({
   hasher: createHasher,
   maxBytes: 8 * 1024 * 1024,
 });
+// The same receiver with a short rate window, for the refused-uploads round:
+// a client under 1 KiB/s is refused after 1 s instead of 30 s.
+const strictReceiver = createUploadHandler({
+  onComplete: fileReceived,
+  sink: (request) =>
+    createFileSink(
+      join(
+        dir,
+        safeFileName(new URL(request.url).searchParams.get("name") ?? ""),
+      ),
+    ),
+  maxBytes: 8 * 1024 * 1024,
+  minBytesPerSecond: 1024,
+  minRateWindowMs: 1000,
+});
 const rpc = createRpcHandler(streamingCalc);
 
+// The full run opens 1000 streams at once: above serve's default cap of
+// 1024 with the stats requests on top, so the cap is raised here.
 const server = await serve(async (request) => {
   const { pathname } = new URL(request.url);
   if (pathname === "/stats") {
@@ -127,13 +144,16 @@ const server = await serve(async (request) => {
   inFlight++;
   try {
     if (pathname === "/upload") return tracked(await receiver(request));
+    if (pathname === "/upload-strict") {
+      return tracked(await strictReceiver(request));
+    }
     if (pathname === "/echo") return tracked(echo(request));
     return tracked(await rpc(request));
   } catch (error) {
     inFlight--;
     throw error;
   }
-});
+}, { maxConcurrentRequests: 4096 });
 
 process.stdout.write(JSON.stringify({ port: server.port }) + "\n");
 const stop = async () => {
