@@ -12,13 +12,13 @@ import process from "node:process";
 import { createUploadHandler } from "../mod.ts";
 import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
-import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
 
 /** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
 function fileReceived(result: ReceivedBody): Response {
   return new Response("File Received!", {
     headers: result.sha256
-      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      ? { "repr-digest": formatDigestHeader({ "sha-256": result.sha256 }) }
       : undefined,
   });
 }

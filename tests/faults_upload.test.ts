@@ -26,13 +26,13 @@ import {
   withServer,
 } from "./_helpers.ts";
 import { openRaw, settle, startFaultProxy } from "./_faults.ts";
-import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
 
 /** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
 function fileReceived(result: ReceivedBody): Response {
   return new Response("File Received!", {
     headers: result.sha256
-      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      ? { "repr-digest": formatDigestHeader({ "sha-256": result.sha256 }) }
       : undefined,
   });
 }

@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { createUploadHandler, parseDigestHeader } from "../mod.ts";
 import { createHasher, uploadFile } from "../lib/runtime/fs.ts";
 import { deadline, makeTempDir, removeDir, withServer } from "./_helpers.ts";
-import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
 
 /** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
 function fileReceived(result: ReceivedBody): Response {
   return new Response("File Received!", {
     headers: result.sha256
-      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      ? { "repr-digest": formatDigestHeader({ "sha-256": result.sha256 }) }
       : undefined,
   });
 }
