@@ -10,11 +10,21 @@
 
 import { join } from "node:path";
 import process from "node:process";
-import { createReceiver, echo, safeFileName } from "../lib/http/mod.ts";
-import { createFileSink, createSha256 } from "../lib/runtime/fs.ts";
+import { createUploadHandler, echo, safeFileName } from "../lib/http/mod.ts";
+import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { createRpcHandler } from "../lib/rpc/mod.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { streamingCalc } from "../examples/streaming_calc.ts";
+import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
+
+/** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
+function fileReceived(result: ReceivedBody): Response {
+  return new Response("File Received!", {
+    headers: result.sha256
+      ? { "repr-digest": formatDigestHeader({ "sha-256": result.sha256 }) }
+      : undefined,
+  });
+}
 
 const dir = process.argv[process.argv.length - 1];
 
@@ -84,7 +94,8 @@ function tracked(response: Response): Response {
   });
 }
 
-const receiver = createReceiver({
+const receiver = createUploadHandler({
+  onComplete: fileReceived,
   sink: (request) =>
     createFileSink(
       join(
@@ -92,11 +103,28 @@ const receiver = createReceiver({
         safeFileName(new URL(request.url).searchParams.get("name") ?? ""),
       ),
     ),
-  sha256: createSha256,
+  hasher: createHasher,
   maxBytes: 8 * 1024 * 1024,
+});
+// The same receiver with a short rate window, for the refused-uploads round:
+// a client under 1 KiB/s is refused after 1 s instead of 30 s.
+const strictReceiver = createUploadHandler({
+  onComplete: fileReceived,
+  sink: (request) =>
+    createFileSink(
+      join(
+        dir,
+        safeFileName(new URL(request.url).searchParams.get("name") ?? ""),
+      ),
+    ),
+  maxBytes: 8 * 1024 * 1024,
+  minBytesPerSecond: 1024,
+  minRateWindowMs: 1000,
 });
 const rpc = createRpcHandler(streamingCalc);
 
+// The full run opens 1000 streams at once: above serve's default cap of
+// 1024 with the stats requests on top, so the cap is raised here.
 const server = await serve(async (request) => {
   const { pathname } = new URL(request.url);
   if (pathname === "/stats") {
@@ -116,13 +144,16 @@ const server = await serve(async (request) => {
   inFlight++;
   try {
     if (pathname === "/upload") return tracked(await receiver(request));
+    if (pathname === "/upload-strict") {
+      return tracked(await strictReceiver(request));
+    }
     if (pathname === "/echo") return tracked(echo(request));
     return tracked(await rpc(request));
   } catch (error) {
     inFlight--;
     throw error;
   }
-});
+}, { maxConcurrentRequests: 4096 });
 
 process.stdout.write(JSON.stringify({ port: server.port }) + "\n");
 const stop = async () => {

@@ -7,6 +7,10 @@
 //           both ways, every byte checked
 //   bidi    N incrementalSum calls (Connect, HTTP/1.1 fetch) of 1..V, every
 //           running sum checked
+//   refused N hostile uploads: half with a file name too long in UTF-8 bytes
+//           (400, before any file is opened), half dripping one byte every
+//           50 ms into a receiver with a 1 s rate window (408); no file and
+//           no .partial may be left
 //
 // and the server's RSS before, at peak (sampled every 20 ms) and after (after
 // a full GC), its open file descriptors before and after, requests in flight
@@ -201,6 +205,43 @@ async function oneEcho(i: number): Promise<void> {
   void dec;
 }
 
+async function oneRefused(i: number): Promise<void> {
+  if (i % 2 === 0) {
+    // 60 emoji: 120 UTF-16 units, 240 UTF-8 bytes, over safeFileName's 209.
+    const name = encodeURIComponent("\u{1F600}".repeat(60));
+    const response = await upload(
+      `${base}/upload?name=${name}`,
+      new Uint8Array(16),
+      { fetch: current.fetch },
+    );
+    const text = await response.text();
+    if (response.status !== 400 || !/name too long/.test(text)) {
+      throw new Error(`refused ${i}: ${response.status} ${text}`);
+    }
+    return;
+  }
+  let sent = 0;
+  let answered = false;
+  const drip = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      // Bounded: at most 200 bytes (10 s) if the server never refuses. Once
+      // refused, the client ends its body (an aborted Deno fetch with a
+      // pending stream body keeps its connection open).
+      if (answered || sent++ >= 200) return controller.close();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      controller.enqueue(new Uint8Array(1));
+    },
+  });
+  const response = await upload(`${base}/upload-strict?name=r${i}.bin`, drip, {
+    fetch: current.fetch,
+  });
+  answered = true;
+  const text = await response.text();
+  if (response.status !== 408 || !/minBytesPerSecond/.test(text)) {
+    throw new Error(`refused ${i}: ${response.status} ${text}`);
+  }
+}
+
 async function oneBidi(i: number): Promise<void> {
   const calc = createClient(
     StreamingCalcService,
@@ -325,6 +366,11 @@ try {
   await mkdir(uploadDir, { recursive: true });
   rounds.push(await round("echo", oneEcho));
   rounds.push(await round(`bidi incrementalSum x${values}`, oneBidi));
+  rounds.push(await round("refused uploads", oneRefused));
+  const left = await readdir(uploadDir);
+  if (left.length > 0) {
+    throw new Error(`refused uploads left ${left.length} files: ${left[0]}`);
+  }
 } catch (e) {
   error = e;
 }

@@ -4,6 +4,8 @@
 /** A server returned by `Bun.serve`. */
 export interface BunServer {
   readonly port: number;
+  /** Requests in flight, streaming responses included. */
+  readonly pendingRequests: number;
   stop(closeActiveConnections?: boolean): Promise<void>;
   upgrade(
     request: Request,

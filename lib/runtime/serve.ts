@@ -4,15 +4,26 @@
  * are plain `(request: Request) => Response | Promise<Response>` functions and
  * work with any server, including a Workers `export default { fetch }`.
  *
+ * **File descriptors.** Every open connection holds one, and every upload
+ * into a file one more. A process that runs out (`EMFILE`, "Too many open
+ * files") cannot accept connections, and Deno's server does not survive it:
+ * measured with Deno 2.9.6, `Deno.serve`'s listener fails with EMFILE and the
+ * process exits (and, even with that failure caught, Deno panics in its
+ * signal handling), so a restart of the listener in process is not possible.
+ * Keep out of it: raise the limit (`ulimit -n`, `LimitNOFILE=` in systemd)
+ * well above `2 × maxConcurrentRequests` plus idle keep-alive connections;
+ * keep `maxConcurrentRequests` below it (excess requests get 503 at once);
+ * for a public server, put a proxy in front (nginx, Caddy, a load balancer)
+ * that caps connections per client, closes idle and slow ones, and buffers
+ * slow readers; and run the server under a supervisor that restarts it.
+ *
  * @module
  */
 
 import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
 import { deferred } from "../_internal/deferred.ts";
-
-/** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
-export type FetchHandler = (request: Request) => Response | Promise<Response>;
+import { checkMax, checkMs } from "../_internal/limits.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -31,18 +42,29 @@ export interface ServeOptions {
   /** Closes the server (gracefully) when aborted. */
   signal?: AbortSignal;
   /**
-   * Seconds a connection may stay idle before the server closes it (Bun only;
-   * Deno has no such setting). `0` disables the timeout, which long-running
-   * streams need.
+   * Milliseconds a connection may stay idle before the server closes it,
+   * rounded up to whole seconds, at most 255 s (Bun only; Deno has no such
+   * setting). `0` disables the timeout, which long-running streams need.
    *
    * @default {0}
    */
-  idleTimeout?: number;
+  idleTimeoutMs?: number;
   /**
    * Called with an error the handler threw; its result is sent instead. The
    * default logs the error and answers 500.
    */
   onError?: (error: unknown) => Response | Promise<Response>;
+  /**
+   * The most requests in progress at once, streaming responses included (a
+   * request counts until its response has been sent). Past it a request is
+   * answered at once with `503 Service Unavailable` and `Retry-After: 1`,
+   * without calling the handler, so a flood of uploads or streams cannot
+   * exhaust file descriptors or memory. Keep it below half the process's
+   * file-descriptor limit (see the module documentation). `0` disables.
+   *
+   * @default {1024}
+   */
+  maxConcurrentRequests?: number;
 }
 
 /** A running server returned by {@linkcode serve}. */
@@ -57,6 +79,19 @@ export interface Server {
   readonly finished: Promise<void>;
 }
 
+function overloaded(max: number): Response {
+  return new Response(
+    `Cannot serve: ${max} requests in progress (maxConcurrentRequests)`,
+    {
+      status: 503,
+      headers: {
+        "content-type": "text/plain; charset=utf-8",
+        "retry-after": "1",
+      },
+    },
+  );
+}
+
 function defaultOnError(error: unknown): Response {
   console.error("sluice: handler failed:", error);
   return new Response("Internal Server Error", { status: 500 });
@@ -66,7 +101,9 @@ function defaultOnError(error: unknown): Response {
  * Serves a fetch handler on the current runtime (`Deno.serve` or `Bun.serve`)
  * and resolves once it is listening.
  *
- * @param handler The fetch handler to serve.
+ * @param handler The fetch handler to serve (a `FetchHandler` from
+ *   `@sluice/streams/http`, or any function that returns a `Response` or a
+ *   promise of one).
  * @param options Where to listen and how to stop.
  * @returns The running server, with its URL and a `shutdown()` method.
  *
@@ -80,21 +117,41 @@ function defaultOnError(error: unknown): Response {
  * ```
  */
 export async function serve(
-  handler: FetchHandler,
+  handler: (request: Request) => Response | Promise<Response>,
   options: ServeOptions = {},
 ): Promise<Server> {
-  const { port = 0, hostname = "127.0.0.1", signal, idleTimeout = 0 } = options;
+  const {
+    port = 0,
+    hostname = "127.0.0.1",
+    signal,
+    idleTimeoutMs = 0,
+    maxConcurrentRequests = 1024,
+  } = options;
+  checkMs("serve", "idleTimeoutMs", idleTimeoutMs);
+  checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
+  if (idleTimeoutMs > 255_000) {
+    throw new RangeError(
+      `Cannot serve: idleTimeoutMs must be at most 255000 (Bun's limit), got ${idleTimeoutMs}`,
+    );
+  }
   const onError = options.onError ?? defaultOnError;
   const bun = getBun();
   if (bun) {
     const server: BunServer = bun.serve({
       port,
       hostname,
-      idleTimeout,
+      idleTimeout: Math.ceil(idleTimeoutMs / 1000),
       // Bodies are streamed and bounded by the handlers' own limits.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Remembered so that upgradeWebSocket can reach server.upgrade.
       fetch: (request: Request, server: BunServer) => {
+        // pendingRequests counts this request too.
+        if (
+          maxConcurrentRequests > 0 &&
+          server.pendingRequests > maxConcurrentRequests
+        ) {
+          return overloaded(maxConcurrentRequests);
+        }
         rememberBunServer(request, server);
         return handler(request);
       },
@@ -121,13 +178,43 @@ export async function serve(
     );
   }
   const listening = deferred<Deno.NetAddr>();
+  let active = 0;
+  const limited = maxConcurrentRequests === 0
+    ? handler
+    : (request: Request, info: Deno.ServeHandlerInfo) => {
+      if (active >= maxConcurrentRequests) {
+        return overloaded(maxConcurrentRequests);
+      }
+      active++;
+      let released = false;
+      const release = () => {
+        if (!released) {
+          released = true;
+          active--;
+        }
+      };
+      // Settles once the response has been sent (or has failed), streaming
+      // bodies included.
+      const completed = (info as { completed?: Promise<void> }).completed;
+      if (completed) completed.then(release, release);
+      try {
+        const response = handler(request);
+        if (!completed) {
+          return Promise.resolve(response).finally(release);
+        }
+        return response;
+      } catch (error) {
+        if (!completed) release();
+        throw error;
+      }
+    };
   const server = Deno.serve({
     port,
     hostname,
     signal,
     onListen: (addr) => listening.resolve(addr),
     onError,
-  }, handler);
+  }, limited);
   const addr = await listening.promise;
   return {
     url: new URL(`http://${addr.hostname}:${addr.port}/`),

@@ -1,8 +1,9 @@
 /**
- * Cloudflare Workers glue: the runtime's native incremental SHA-256 for
- * `createReceiver`'s and `receiveBody`'s `sha256` option, without the file
- * system that `@sluice/streams/fs` needs (Workers have none; the sink there is
- * any `WritableStream`, such as an R2 upload or a hash).
+ * Cloudflare Workers glue: the runtime's native incremental SHA-256 and
+ * SHA-512 for the `hasher` option of `createUploadHandler` and
+ * `receiveBody`, without the file system that `@sluice/streams/fs` needs
+ * (Workers have none; the sink there is any `WritableStream`, such as an R2
+ * upload or a hash).
  *
  * It imports `node:crypto`, which Workers provide under the `nodejs_compat`
  * compatibility flag (on by default from compatibility date 2026-08-04).
@@ -11,7 +12,7 @@
  * @module
  */
 
-export { createSha256 } from "./_sha256.ts";
+export { createHasher } from "./_sha256.ts";
 export {
   createR2Sink,
   type R2BucketLike,

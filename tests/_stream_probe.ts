@@ -1,0 +1,36 @@
+// Probes for the stream class tests: a source that counts pulls and records
+// its cancel reason.
+
+/** A pull source of `chunks`, counting pulls, recording a cancel. */
+export function probeSource<T>(chunks: T[]): {
+  stream: ReadableStream<T>;
+  pulls: () => number;
+  cancelled: () => { reason: unknown } | undefined;
+} {
+  let pulls = 0;
+  let index = 0;
+  let cancelled: { reason: unknown } | undefined;
+  const stream = new ReadableStream<T>({
+    pull(controller) {
+      pulls++;
+      if (index < chunks.length) controller.enqueue(chunks[index++]);
+      else controller.close();
+    },
+    cancel(reason) {
+      cancelled = { reason };
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulls: () => pulls, cancelled: () => cancelled };
+}
+
+/** Lets queued stream work settle (a few macrotask turns). */
+export async function settled(): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+/** `n` chunks of `size` bytes, each filled with its index. */
+export function byteChunks(n: number, size: number): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => new Uint8Array(size).fill(i));
+}
