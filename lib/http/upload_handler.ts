@@ -116,13 +116,15 @@ function created(result: ReceivedBody): Response {
  */
 export function createUploadHandler(
   options: UploadHandlerOptions,
-): (request: Request, context?: { params?: Record<string, string> }) => Promise<
-  Response
-> {
+): (
+  request: Request,
+  context?: { params?: Record<string, string> } | object,
+) => Promise<Response> {
   const { sink, onComplete = created, ...receiveOptions } = options;
   return async (request, second) => {
     // Only a router's { params } counts; Deno's ServeHandlerInfo and Bun's
-    // Server have none.
+    // Server have none. (`| object` in the type lets those runtimes pass
+    // theirs: `{ params? }` alone is a weak type nothing else matches.)
     const params = second && typeof second === "object" &&
         "params" in second && second.params && typeof second.params === "object"
       ? second.params
