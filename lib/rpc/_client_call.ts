@@ -5,11 +5,10 @@
 // an error, never a success.
 
 import { Code } from "./code.ts";
-import type { Compression } from "./_compression.ts";
+import { type Compression, messageToFrame } from "./_compression.ts";
 import { setDeadlineTimer } from "./_deadline_timer.ts";
 import type { CallStatus } from "./_server_call.ts";
 import type { MethodDefinition } from "./define_service.ts";
-import type { Frame } from "./frame_decoder.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";
 import { MessageDecoder } from "./_message_decoder_stream.ts";
 import type { Codec } from "./message_type.ts";
@@ -102,19 +101,16 @@ export function startClientCall<I, O>(
   const deadline = options.timeoutMs === undefined
     ? undefined
     : Date.now() + options.timeoutMs;
-  const compression = init.sendCompression;
   // Aborted when the call ends, to fail sends that come after.
   const requestEnd = new AbortController();
   const encoder = new FrameEncoderStream<I>({
     maxMessageBytes: init.maxMessageBytes,
     signal: requestEnd.signal,
-    toFrame: (value): Frame | Promise<Frame> => {
-      const data = inCodec.encode(value);
-      if (compression === null || data.byteLength < init.compressMinBytes) {
-        return { flags: 0, data };
-      }
-      return compression.compress(data).then((c) => ({ flags: 1, data: c }));
-    },
+    toFrame: messageToFrame(
+      inCodec,
+      init.sendCompression,
+      init.compressMinBytes,
+    ),
   });
   const responsePromise = init.httpClient({
     url: init.url,

@@ -3,7 +3,7 @@
 // EndStreamResponse) handed to a callback.
 
 import type { Code } from "./code.ts";
-import type { Compression } from "./_compression.ts";
+import { type Compression, decompressMessage } from "./_compression.ts";
 import { type Frame, FrameDecoder } from "./frame_decoder.ts";
 import type { Codec } from "./message_type.ts";
 import { RpcError } from "./rpc_error.ts";
@@ -73,7 +73,7 @@ export class MessageDecoder<T> {
         "Cannot decode frame: compressed flag set but no message encoding was negotiated",
       );
     }
-    return compression.decompress(frame.data, maxMessageBytes).catch(
+    return decompressMessage(compression, frame.data, maxMessageBytes).catch(
       (error) => {
         if (error instanceof RpcError) throw error;
         return this.#fail((error as Error).message, error);

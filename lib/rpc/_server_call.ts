@@ -4,9 +4,8 @@
 // frame (gRPC-Web, Connect) or resolve the status for HTTP trailers (gRPC).
 
 import { Code } from "./code.ts";
-import type { Compression } from "./_compression.ts";
+import { type Compression, messageToFrame } from "./_compression.ts";
 import { setDeadlineTimer } from "./_deadline_timer.ts";
-import type { Frame } from "./frame_decoder.ts";
 import { FrameEncoderStream } from "./frame_encoder_stream.ts";
 import type {
   HandlerContext,
@@ -118,17 +117,13 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     { signal: AbortSignal.any([abort.signal, finished.signal]) },
   );
 
-  const compression = init.responseCompression;
-  const minBytes = init.compressMinBytes;
   const encoder = new FrameEncoderStream<unknown>({
     maxMessageBytes: init.maxMessageBytes,
-    toFrame: (value): Frame | Promise<Frame> => {
-      const data = outputCodec.encode(value);
-      if (compression === null || data.byteLength < minBytes) {
-        return { flags: 0, data };
-      }
-      return compression.compress(data).then((c) => ({ flags: 1, data: c }));
-    },
+    toFrame: messageToFrame(
+      outputCodec,
+      init.responseCompression,
+      init.compressMinBytes,
+    ),
   });
 
   let outputs: Promise<ReadableStream<unknown>>;

@@ -2,19 +2,24 @@
 
 import { Code } from "./code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
-import { type Compression, findCompression, gzip } from "./_compression.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "./frame_decoder.ts";
+import {
+  checkCompression,
+  checkCompressions,
+  type Compression,
+} from "./_compression.ts";
+import { COMPRESS_MIN_BYTES, MAX_MESSAGE_BYTES } from "./_defaults.ts";
 import { createFetchClient } from "./create_fetch_client.ts";
 import { RpcError } from "./rpc_error.ts";
 import type { CallOptions, TransportOptions } from "./transport.ts";
 import type { HttpClient } from "./universal.ts";
+import { checkMax } from "../_internal/limits.ts";
 
 export interface ResolvedTransportOptions {
   baseUrl: string;
   httpClient: HttpClient;
   codec: "proto" | "json";
   sendCompression: Compression | null;
-  acceptCompressions: readonly Compression[];
+  acceptCompression: readonly Compression[];
   compressMinBytes: number;
   maxMessageBytes: number;
   headers: HeadersInit | undefined;
@@ -23,22 +28,32 @@ export interface ResolvedTransportOptions {
 export function resolveTransportOptions(
   options: TransportOptions,
 ): ResolvedTransportOptions {
+  const what = "create transport";
   const baseUrl = String(options.baseUrl).replace(/\/+$/, "");
+  if (options.fetch !== undefined && options.httpClient !== undefined) {
+    throw new TypeError(
+      `Cannot ${what}: give fetch or httpClient, not both`,
+    );
+  }
   return {
     baseUrl,
-    httpClient: options.httpClient ?? createFetchClient(),
+    httpClient: options.httpClient ??
+      createFetchClient({ fetch: options.fetch }),
     codec: options.codec ?? "proto",
     sendCompression: options.sendCompression === undefined
       ? null
-      : findCompression(options.sendCompression) ??
-        (() => {
-          throw new TypeError(
-            `Cannot create transport: unsupported compression "${options.sendCompression}"`,
-          );
-        })(),
-    acceptCompressions: options.acceptCompression === false ? [] : [gzip],
-    compressMinBytes: options.compressMinBytes ?? 1024,
-    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      : checkCompression(what, "sendCompression", options.sendCompression),
+    acceptCompression: checkCompressions(what, options.acceptCompression),
+    compressMinBytes: checkMax(
+      what,
+      "compressMinBytes",
+      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
+    ),
+    maxMessageBytes: checkMax(
+      what,
+      "maxMessageBytes",
+      options.maxMessageBytes ?? MAX_MESSAGE_BYTES,
+    ),
     headers: options.headers,
   };
 }
@@ -51,21 +66,6 @@ export function callHeaders(
   const headers = new Headers(resolved.headers);
   new Headers(options.headers).forEach((value, key) => headers.set(key, value));
   return headers;
-}
-
-/** The response compression named by a header, or an error. */
-export function responseCompression(
-  name: string | null,
-  accepted: readonly Compression[],
-  headerName: string,
-): Compression | null {
-  if (name === null || name === "" || name === "identity") return null;
-  const found = accepted.find((c) => c.name === name);
-  if (found) return found;
-  throw new RpcError(
-    Code.Internal,
-    `Cannot read response: unsupported ${headerName} "${name}"`,
-  );
 }
 
 /** An error for a response whose HTTP status is not 200. */

@@ -1,8 +1,6 @@
 import { Code } from "./code.ts";
 import { RpcError } from "./rpc_error.ts";
-
-/** 4 MiB, gRPC's default limit on one message. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+import { MAX_MESSAGE_BYTES } from "./_defaults.ts";
 
 /**
  * One length-prefixed message of gRPC, gRPC-Web or Connect: a flag byte and
@@ -64,7 +62,7 @@ export class FrameDecoder {
    * @param options The message size limit.
    */
   constructor(options: FrameDecoderOptions = {}) {
-    const { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES } = options;
+    const { maxMessageBytes = MAX_MESSAGE_BYTES } = options;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0) {
       throw new RangeError(
         `Cannot create decoder: maxMessageBytes must be a non-negative integer, got ${maxMessageBytes}`,

@@ -1,5 +1,6 @@
 import { Code } from "./code.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES, type Frame } from "./frame_decoder.ts";
+import type { Frame } from "./frame_decoder.ts";
+import { MAX_MESSAGE_BYTES } from "./_defaults.ts";
 import { RpcError } from "./rpc_error.ts";
 import { registerDirectWrite } from "./_direct_write.ts";
 
@@ -97,7 +98,7 @@ export class FrameEncoderStream<T = Frame>
       toFrame,
       chunkBytes = 32768,
       maxQueueBytes = 65536,
-      maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+      maxMessageBytes = MAX_MESSAGE_BYTES,
       signal,
     } = options;
     for (

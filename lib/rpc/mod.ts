@@ -44,7 +44,6 @@ export {
   type RpcErrorOptions,
 } from "./rpc_error.ts";
 export {
-  DEFAULT_MAX_MESSAGE_BYTES,
   type Frame,
   FrameDecoder,
   type FrameDecoderOptions,
@@ -94,6 +93,7 @@ export {
   createRpcHandler,
   type RpcHandlerOptions,
 } from "./create_rpc_handler.ts";
+export type { Compression } from "../http/compression.ts";
 export type {
   CallOptions,
   Transport,

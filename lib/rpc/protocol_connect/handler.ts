@@ -14,12 +14,14 @@ import {
 } from "../_server_call.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import type { ResolvedServeOptions } from "../_serve_options.ts";
+import { emptyBody } from "../_serve_common.ts";
 import {
-  acceptEncoding,
-  emptyBody,
-  requestCompression,
-  responseCompression,
-} from "../_serve_common.ts";
+  acceptHeader,
+  compressMessage,
+  decompressMessage,
+  negotiateResponseCompression,
+  readCompression,
+} from "../_compression.ts";
 import type { HandlerContext } from "../implement_service.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import { clampTimeout } from "../protocol_grpc/handler.ts";
@@ -56,7 +58,7 @@ export function handleConnectStream(
   }
   const headers = new Headers({
     [headerContentType]: contentType(codec),
-    [headerStreamAcceptEncoding]: acceptEncoding(options.compressions),
+    [headerStreamAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
   const endOnly = (error: unknown): UniversalResponse => {
     const frame = encodeEndStreamFrame({
@@ -81,17 +83,18 @@ export function handleConnectStream(
   }
   try {
     const timeoutMs = parseTimeout(request.headers.get(headerTimeout));
-    const inCompression = requestCompression(
+    const inCompression = readCompression(
       request.headers.get(headerStreamEncoding),
-      options.compressions,
+      options.acceptCompression,
       headerStreamEncoding,
+      Code.Unimplemented,
     );
-    const outCompression = responseCompression(
+    const outCompression = negotiateResponseCompression(
       request.headers.get(headerStreamAcceptEncoding),
       inCompression,
-      options.compressions,
+      options.acceptCompression,
     );
-    if (outCompression) headers.set(headerStreamEncoding, outCompression.name);
+    if (outCompression) headers.set(headerStreamEncoding, outCompression);
     const call = startServerCall({
       entry,
       protocol: "connect",
@@ -147,7 +150,7 @@ export async function handleConnectUnary(
     return { status: 415, headers: new Headers() };
   }
   const headers = new Headers({
-    [headerUnaryAcceptEncoding]: acceptEncoding(options.compressions),
+    [headerUnaryAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
   const trailers = new Headers();
   if (entry === undefined) {
@@ -167,15 +170,16 @@ export async function handleConnectUnary(
       parseTimeout(request.headers.get(headerTimeout)),
       options.maxTimeoutMs,
     );
-    const inCompression = requestCompression(
+    const inCompression = readCompression(
       request.headers.get(headerUnaryEncoding),
-      options.compressions,
+      options.acceptCompression,
       headerUnaryEncoding,
+      Code.Unimplemented,
     );
-    const outCompression = responseCompression(
+    const outCompression = negotiateResponseCompression(
       request.headers.get(headerUnaryAcceptEncoding),
       inCompression,
-      options.compressions,
+      options.acceptCompression,
     );
     if (timeoutMs !== undefined) {
       clearTimer = setDeadlineTimer(
@@ -218,7 +222,11 @@ export async function handleConnectUnary(
         "read request",
       );
       if (inCompression !== null && bytes.byteLength > 0) {
-        bytes = await inCompression.decompress(bytes, options.maxMessageBytes);
+        bytes = await decompressMessage(
+          inCompression,
+          bytes,
+          options.maxMessageBytes,
+        );
       }
       let input: unknown;
       try {
@@ -243,8 +251,8 @@ export async function handleConnectUnary(
       );
     }
     if (outCompression && output.byteLength >= options.compressMinBytes) {
-      output = await outCompression.compress(output);
-      headers.set(headerUnaryEncoding, outCompression.name);
+      output = await compressMessage(outCompression, output);
+      headers.set(headerUnaryEncoding, outCompression);
     }
     headers.set(headerContentType, unaryContentType(codec));
     context.responseHeaders.forEach((value, key) => headers.append(key, value));

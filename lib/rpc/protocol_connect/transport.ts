@@ -14,8 +14,13 @@ import {
   httpStatusError,
   type ResolvedTransportOptions,
   resolveTransportOptions,
-  responseCompression,
 } from "../_transport_common.ts";
+import {
+  acceptHeader,
+  compressMessage,
+  decompressMessage,
+  readCompression,
+} from "../_compression.ts";
 import {
   contentType,
   parseContentType,
@@ -78,12 +83,12 @@ export function createConnectTransport(
         headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
       }
       if (resolved.sendCompression) {
-        headers.set(headerStreamEncoding, resolved.sendCompression.name);
+        headers.set(headerStreamEncoding, resolved.sendCompression);
       }
-      if (resolved.acceptCompressions.length > 0) {
+      if (resolved.acceptCompression.length > 0) {
         headers.set(
           headerStreamAcceptEncoding,
-          resolved.acceptCompressions.map((c) => c.name).join(","),
+          acceptHeader(resolved.acceptCompression),
         );
       }
       return startClientCall({
@@ -109,10 +114,11 @@ export function createConnectTransport(
             );
           }
           return {
-            compression: responseCompression(
+            compression: readCompression(
               response.headers.get(headerStreamEncoding),
-              resolved.acceptCompressions,
+              resolved.acceptCompression,
               headerStreamEncoding,
+              Code.Internal,
             ),
           };
         },
@@ -138,10 +144,10 @@ function startUnaryCall<I, O>(
   if (callOptions.timeoutMs !== undefined) {
     headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
   }
-  if (resolved.acceptCompressions.length > 0) {
+  if (resolved.acceptCompression.length > 0) {
     headers.set(
       headerUnaryAcceptEncoding,
-      resolved.acceptCompressions.map((c) => c.name).join(","),
+      acceptHeader(resolved.acceptCompression),
     );
   }
   const responseHeaders = deferred<Headers>();
@@ -157,8 +163,8 @@ function startUnaryCall<I, O>(
       resolved.sendCompression &&
       body.byteLength >= resolved.compressMinBytes
     ) {
-      body = await resolved.sendCompression.compress(body);
-      headers.set(headerUnaryEncoding, resolved.sendCompression.name);
+      body = await compressMessage(resolved.sendCompression, body);
+      headers.set(headerUnaryEncoding, resolved.sendCompression);
     }
     const bytes = body;
     let response;
@@ -187,10 +193,11 @@ function startUnaryCall<I, O>(
     response.headers.forEach((value, key) => {
       if (key.startsWith("trailer-")) metadata.append(key.slice(8), value);
     });
-    const compression = responseCompression(
+    const compression = readCompression(
       response.headers.get(headerUnaryEncoding),
-      resolved.acceptCompressions,
+      resolved.acceptCompression,
       headerUnaryEncoding,
+      Code.Internal,
     );
     let data = await readAll(
       response.body,
@@ -198,7 +205,11 @@ function startUnaryCall<I, O>(
       "read response",
     );
     if (compression && data.byteLength > 0) {
-      data = await compression.decompress(data, resolved.maxMessageBytes);
+      data = await decompressMessage(
+        compression,
+        data,
+        resolved.maxMessageBytes,
+      );
     }
     if (response.status !== 200) {
       let error: RpcError | undefined;

@@ -11,12 +11,12 @@ import {
   startServerCall,
 } from "../_server_call.ts";
 import type { ResolvedServeOptions } from "../_serve_options.ts";
+import { emptyBody } from "../_serve_common.ts";
 import {
-  acceptEncoding,
-  emptyBody,
-  requestCompression,
-  responseCompression,
-} from "../_serve_common.ts";
+  acceptHeader,
+  negotiateResponseCompression,
+  readCompression,
+} from "../_compression.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import { contentType, parseContentType } from "./content_type.ts";
 import {
@@ -64,7 +64,7 @@ export function serveGrpcCall(
   if (codec === undefined) return { status: 415, headers: new Headers() };
   const headers = new Headers({
     [headerContentType]: variant.contentType(codec),
-    [headerAcceptEncoding]: acceptEncoding(options.compressions),
+    [headerAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
   const trailersOnly = (error: unknown): UniversalResponse => {
     setStatus(headers, {
@@ -80,17 +80,18 @@ export function serveGrpcCall(
   }
   try {
     const timeoutMs = parseTimeout(request.headers.get(headerTimeout));
-    const inCompression = requestCompression(
+    const inCompression = readCompression(
       request.headers.get(headerEncoding),
-      options.compressions,
+      options.acceptCompression,
       headerEncoding,
+      Code.Unimplemented,
     );
-    const outCompression = responseCompression(
+    const outCompression = negotiateResponseCompression(
       request.headers.get(headerAcceptEncoding),
       inCompression,
-      options.compressions,
+      options.acceptCompression,
     );
-    if (outCompression) headers.set(headerEncoding, outCompression.name);
+    if (outCompression) headers.set(headerEncoding, outCompression);
     const call = startServerCall({
       entry,
       protocol: variant.protocol,

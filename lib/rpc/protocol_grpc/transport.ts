@@ -13,8 +13,8 @@ import {
   checkTimeout,
   httpStatusError,
   resolveTransportOptions,
-  responseCompression,
 } from "../_transport_common.ts";
+import { acceptHeader, readCompression } from "../_compression.ts";
 import { contentType, parseContentType } from "./content_type.ts";
 import {
   formatTimeout,
@@ -73,12 +73,12 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
         headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
       }
       if (resolved.sendCompression) {
-        headers.set(headerEncoding, resolved.sendCompression.name);
+        headers.set(headerEncoding, resolved.sendCompression);
       }
-      if (resolved.acceptCompressions.length > 0) {
+      if (resolved.acceptCompression.length > 0) {
         headers.set(
           headerAcceptEncoding,
-          resolved.acceptCompressions.map((c) => c.name).join(","),
+          acceptHeader(resolved.acceptCompression),
         );
       }
       return startClientCall({
@@ -112,10 +112,11 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
             );
           }
           return {
-            compression: responseCompression(
+            compression: readCompression(
               response.headers.get(headerEncoding),
-              resolved.acceptCompressions,
+              resolved.acceptCompression,
               headerEncoding,
+              Code.Internal,
             ),
           };
         },

@@ -13,8 +13,8 @@ import {
   checkTimeout,
   httpStatusError,
   resolveTransportOptions,
-  responseCompression,
 } from "../_transport_common.ts";
+import { acceptHeader, readCompression } from "../_compression.ts";
 import { formatTimeout } from "../protocol_grpc/headers.ts";
 import { readStatus } from "../protocol_grpc/trailers.ts";
 import { contentType, parseContentType } from "./content_type.ts";
@@ -65,12 +65,12 @@ export function createGrpcWebTransport(
         headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
       }
       if (resolved.sendCompression) {
-        headers.set(headerEncoding, resolved.sendCompression.name);
+        headers.set(headerEncoding, resolved.sendCompression);
       }
-      if (resolved.acceptCompressions.length > 0) {
+      if (resolved.acceptCompression.length > 0) {
         headers.set(
           headerAcceptEncoding,
-          resolved.acceptCompressions.map((c) => c.name).join(","),
+          acceptHeader(resolved.acceptCompression),
         );
       }
       return startClientCall({
@@ -103,10 +103,11 @@ export function createGrpcWebTransport(
             );
           }
           return {
-            compression: responseCompression(
+            compression: readCompression(
               response.headers.get(headerEncoding),
-              resolved.acceptCompressions,
+              resolved.acceptCompression,
               headerEncoding,
+              Code.Internal,
             ),
           };
         },
