@@ -9,10 +9,10 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Code, FrameDecoder, Int64Value, RpcError } from "../lib/rpc/mod.ts";
-import { MessageDecoderStream } from "../lib/rpc/_message_decoder_stream.ts";
-import { compressMessage } from "../lib/rpc/_compression.ts";
+import { MessageDecoderStream } from "../lib/rpc/wire/_message_decoder.ts";
+import { compressMessage } from "../lib/rpc/protocol/_compression.ts";
 import { decodeBase64, encodeBase64 } from "../lib/_internal/base64.ts";
-import { decodeStatus, encodeStatus } from "../lib/rpc/_status_proto.ts";
+import { decodeStatus, encodeStatus } from "../lib/rpc/wire/_status_proto.ts";
 import { parseTimeout as parseGrpcTimeout } from "../lib/rpc/protocol_grpc/headers.ts";
 import { parseTimeout as parseConnectTimeout } from "../lib/rpc/protocol_connect/headers.ts";
 import {

@@ -4,10 +4,10 @@
 //  "metadata": {"key": ["value"]}}.
 
 import { Code } from "../code.ts";
-import { codeFromName, codeToName } from "../_codes.ts";
+import { codeFromName, codeToName } from "../protocol/_codes.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
-import type { CallStatus } from "../_server_call.ts";
+import type { CallStatus } from "../protocol/_server_call.ts";
 
 /** The flag that marks the EndStreamResponse frame. */
 export const endStreamFlag = 0x02;

@@ -3,26 +3,26 @@
 // as JSON with a mapped HTTP status).
 
 import { Code } from "../code.ts";
-import { codeToHttpStatus } from "../_codes.ts";
+import { codeToHttpStatus } from "../protocol/_codes.ts";
 import { RpcError } from "../rpc_error.ts";
-import { setDeadlineTimer } from "../_deadline_timer.ts";
+import { setDeadlineTimer } from "../protocol/_deadline.ts";
 import {
   type CallStatus,
   idleError,
   type ServerCallInit,
   startServerCall,
-} from "../_server_call.ts";
+} from "../protocol/_server_call.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
-import type { ResolvedServeOptions } from "../_serve_options.ts";
-import { emptyBody } from "../_serve_common.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
+import { emptyBody } from "../protocol/_serve_common.ts";
 import {
   acceptHeader,
   compressMessage,
   decompressMessage,
   negotiateResponseCompression,
   readCompression,
-} from "../_compression.ts";
-import type { HandlerContext } from "../implement_service.ts";
+} from "../protocol/_compression.ts";
+import type { HandlerContext } from "../server/implement_service.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import { clampTimeout } from "../protocol_grpc/handler.ts";
 import {
@@ -41,7 +41,7 @@ import {
   parseTimeout,
 } from "./headers.ts";
 import { encodeEndStreamFrame, errorToJson } from "./end_stream.ts";
-import { readAll } from "../_read_all.ts";
+import { readAll } from "../protocol/_read_all.ts";
 
 type Entry = ServerCallInit["entry"];
 

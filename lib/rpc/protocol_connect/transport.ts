@@ -1,5 +1,9 @@
 import { Code } from "../code.ts";
-import { codecFor, linkAbort, startClientCall } from "../_client_call.ts";
+import {
+  codecFor,
+  linkAbort,
+  startClientCall,
+} from "../protocol/_client_call.ts";
 import type { MethodDefinition } from "../define_service.ts";
 import { RpcError } from "../rpc_error.ts";
 import type {
@@ -7,20 +11,20 @@ import type {
   Transport,
   TransportCall,
   TransportOptions,
-} from "../transport.ts";
+} from "../client/transport.ts";
 import {
   callHeaders,
   checkTimeout,
   httpStatusError,
   type ResolvedTransportOptions,
   resolveTransportOptions,
-} from "../_transport_common.ts";
+} from "../protocol/_transport_options.ts";
 import {
   acceptHeader,
   compressMessage,
   decompressMessage,
   readCompression,
-} from "../_compression.ts";
+} from "../protocol/_compression.ts";
 import {
   contentType,
   parseContentType,
@@ -39,7 +43,7 @@ import {
 } from "./headers.ts";
 import { decodeEndStream, endStreamFlag, errorFromJson } from "./end_stream.ts";
 import { deferred } from "../../_internal/deferred.ts";
-import { readAll } from "../_read_all.ts";
+import { readAll } from "../protocol/_read_all.ts";
 
 /** Options for {@linkcode createConnectTransport}. */
 export type ConnectTransportOptions = TransportOptions;

@@ -9,14 +9,14 @@ import {
   type CallStatus,
   type ServerCallInit,
   startServerCall,
-} from "../_server_call.ts";
-import type { ResolvedServeOptions } from "../_serve_options.ts";
-import { emptyBody } from "../_serve_common.ts";
+} from "../protocol/_server_call.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
+import { emptyBody } from "../protocol/_serve_common.ts";
 import {
   acceptHeader,
   negotiateResponseCompression,
   readCompression,
-} from "../_compression.ts";
+} from "../protocol/_compression.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import { contentType, parseContentType } from "./content_type.ts";
 import {

@@ -3,11 +3,11 @@
 // grpc-status-details-bin (a base64 google.rpc.Status).
 
 import { Code } from "../code.ts";
-import { isCode } from "../_codes.ts";
+import { isCode } from "../protocol/_codes.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
-import type { CallStatus } from "../_server_call.ts";
-import { decodeStatus, encodeStatus } from "../_status_proto.ts";
+import type { CallStatus } from "../protocol/_server_call.ts";
+import { decodeStatus, encodeStatus } from "../wire/_status_proto.ts";
 import { headerMessage, headerStatus, headerStatusDetails } from "./headers.ts";
 
 /** Percent-encodes a status message (space and VCHAR except % stay). */

@@ -1,5 +1,5 @@
 import { Code } from "../code.ts";
-import { startClientCall } from "../_client_call.ts";
+import { startClientCall } from "../protocol/_client_call.ts";
 import type { MethodDefinition } from "../define_service.ts";
 import { RpcError } from "../rpc_error.ts";
 import type {
@@ -7,14 +7,14 @@ import type {
   Transport,
   TransportCall,
   TransportOptions,
-} from "../transport.ts";
+} from "../client/transport.ts";
 import {
   callHeaders,
   checkTimeout,
   httpStatusError,
   resolveTransportOptions,
-} from "../_transport_common.ts";
-import { acceptHeader, readCompression } from "../_compression.ts";
+} from "../protocol/_transport_options.ts";
+import { acceptHeader, readCompression } from "../protocol/_compression.ts";
 import { formatTimeout } from "../protocol_grpc/headers.ts";
 import { readStatus } from "../protocol_grpc/trailers.ts";
 import { contentType, parseContentType } from "./content_type.ts";

@@ -1,24 +1,30 @@
-import { Code } from "./code.ts";
-import { checkCompressions, type Compression } from "./_compression.ts";
-import { COMPRESS_MIN_BYTES, MAX_MESSAGE_BYTES } from "./_defaults.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { Code } from "../code.ts";
+import {
+  checkCompressions,
+  type Compression,
+} from "../protocol/_compression.ts";
+import {
+  COMPRESS_MIN_BYTES,
+  MAX_MESSAGE_BYTES,
+} from "../protocol/_defaults.ts";
+import { checkMax, checkMs } from "../../_internal/limits.ts";
 import type { Protocol, ServiceImplementation } from "./implement_service.ts";
-import type { ResolvedServeOptions } from "./_serve_options.ts";
-import type { UniversalHandler, UniversalResponse } from "./universal.ts";
-import { handleGrpc } from "./protocol_grpc/handler.ts";
-import { isGrpcContentType } from "./protocol_grpc/content_type.ts";
-import { handleGrpcWeb } from "./protocol_grpc_web/handler.ts";
-import { isGrpcWebContentType } from "./protocol_grpc_web/content_type.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
+import type { UniversalHandler, UniversalResponse } from "../universal.ts";
+import { handleGrpc } from "../protocol_grpc/handler.ts";
+import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
+import { handleGrpcWeb } from "../protocol_grpc_web/handler.ts";
+import { isGrpcWebContentType } from "../protocol_grpc_web/content_type.ts";
 import {
   handleConnectStream,
   handleConnectUnary,
-} from "./protocol_connect/handler.ts";
+} from "../protocol_connect/handler.ts";
 import {
   isConnectStreamContentType,
   isConnectUnaryContentType,
-} from "./protocol_connect/content_type.ts";
-import { RpcError } from "./rpc_error.ts";
-import { quote } from "./_quote.ts";
+} from "../protocol_connect/content_type.ts";
+import { RpcError } from "../rpc_error.ts";
+import { quote } from "../protocol/_quote.ts";
 
 /** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
 export interface UniversalHandlerOptions {

@@ -1,7 +1,7 @@
-import type { MethodDefinition } from "./define_service.ts";
-import type { Protocol } from "./implement_service.ts";
-import type { Compression } from "../http/compression.ts";
-import type { HttpClient } from "./universal.ts";
+import type { MethodDefinition } from "../define_service.ts";
+import type { Protocol } from "../server/implement_service.ts";
+import type { Compression } from "../../http/compression.ts";
+import type { HttpClient } from "../universal.ts";
 
 /** Options for one call. */
 export interface CallOptions {

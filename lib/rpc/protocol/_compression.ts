@@ -4,13 +4,16 @@
 // within maxMessageBytes, and choosing the response compression with the
 // HTTP layer's q-value negotiator.
 
-import type { Compression } from "../http/compression.ts";
-import { decompressBytes, negotiateCompression } from "../http/_compression.ts";
-import { concatBytes } from "../_internal/bytes.ts";
-import { Code } from "./code.ts";
-import type { Frame } from "./frame_decoder.ts";
-import type { Codec } from "./message_type.ts";
-import { RpcError } from "./rpc_error.ts";
+import type { Compression } from "../../http/compression.ts";
+import {
+  decompressBytes,
+  negotiateCompression,
+} from "../../http/_compression.ts";
+import { concatBytes } from "../../_internal/bytes.ts";
+import { Code } from "../code.ts";
+import type { Frame } from "../wire/frame_decoder.ts";
+import type { Codec } from "../wire/message_type.ts";
+import { RpcError } from "../rpc_error.ts";
 import { ACCEPT_COMPRESSION } from "./_defaults.ts";
 import { quote } from "./_quote.ts";
 

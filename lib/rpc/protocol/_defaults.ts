@@ -1,7 +1,7 @@
 // The RPC layer's defaults, each said once here and documented with
 // @default on the options that use it. Not exported from the package.
 
-import type { Compression } from "../http/compression.ts";
+import type { Compression } from "../../http/compression.ts";
 
 /** `maxMessageBytes`: 4 MiB, gRPC's default limit on one message. */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;

@@ -2,11 +2,14 @@
 // parsing, with the end-of-stream frame (gRPC-Web trailers, Connect's
 // EndStreamResponse) handed to a callback.
 
-import type { Code } from "./code.ts";
-import { type Compression, decompressMessage } from "./_compression.ts";
+import type { Code } from "../code.ts";
+import {
+  type Compression,
+  decompressMessage,
+} from "../protocol/_compression.ts";
 import { type Frame, FrameDecoder } from "./frame_decoder.ts";
 import type { Codec } from "./message_type.ts";
-import { RpcError } from "./rpc_error.ts";
+import { RpcError } from "../rpc_error.ts";
 
 export interface MessageDecoderOptions<T> {
   codec: Codec<T>;

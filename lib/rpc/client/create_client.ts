@@ -1,7 +1,7 @@
-import { Code } from "./code.ts";
-import type { MethodDefinition, ServiceDefinition } from "./define_service.ts";
-import { RpcError } from "./rpc_error.ts";
-import { directWrite } from "./_direct_write.ts";
+import { Code } from "../code.ts";
+import type { MethodDefinition, ServiceDefinition } from "../define_service.ts";
+import { RpcError } from "../rpc_error.ts";
+import { directWrite } from "../wire/_direct_write.ts";
 import type { CallOptions, Transport, TransportCall } from "./transport.ts";
 
 /**

@@ -1,7 +1,7 @@
-import { Code } from "./code.ts";
+import { Code } from "../code.ts";
 import type { Frame } from "./frame_decoder.ts";
-import { MAX_MESSAGE_BYTES } from "./_defaults.ts";
-import { RpcError } from "./rpc_error.ts";
+import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
+import { RpcError } from "../rpc_error.ts";
 import { registerDirectWrite } from "./_direct_write.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */

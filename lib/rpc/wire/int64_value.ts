@@ -1,5 +1,5 @@
 import type { MessageType } from "./message_type.ts";
-import { WireReader, WireWriter } from "./_wire.ts";
+import { WireReader, WireWriter } from "./_protobuf.ts";
 import { allocBytes } from "./_alloc.ts";
 
 const MIN_INT64 = -(1n << 63n);

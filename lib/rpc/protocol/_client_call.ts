@@ -4,18 +4,18 @@
 // or the HTTP trailers (gRPC). A response that ends without its status is
 // an error, never a success.
 
-import { Code } from "./code.ts";
+import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
-import { setDeadlineTimer } from "./_deadline_timer.ts";
+import { setDeadlineTimer } from "./_deadline.ts";
 import type { CallStatus } from "./_server_call.ts";
-import type { MethodDefinition } from "./define_service.ts";
-import { FrameEncoderStream } from "./frame_encoder_stream.ts";
-import { MessageDecoder } from "./_message_decoder_stream.ts";
-import type { Codec } from "./message_type.ts";
-import { RpcError } from "./rpc_error.ts";
-import type { CallOptions, TransportCall } from "./transport.ts";
-import type { HttpClient, UniversalClientResponse } from "./universal.ts";
-import { deferred } from "../_internal/deferred.ts";
+import type { MethodDefinition } from "../define_service.ts";
+import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
+import { MessageDecoder } from "../wire/_message_decoder.ts";
+import type { Codec } from "../wire/message_type.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { CallOptions, TransportCall } from "../client/transport.ts";
+import type { HttpClient, UniversalClientResponse } from "../universal.ts";
+import { deferred } from "../../_internal/deferred.ts";
 
 export interface ClientCallInit<I, O> {
   httpClient: HttpClient;

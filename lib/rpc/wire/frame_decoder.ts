@@ -1,6 +1,6 @@
-import { Code } from "./code.ts";
-import { RpcError } from "./rpc_error.ts";
-import { MAX_MESSAGE_BYTES } from "./_defaults.ts";
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
+import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 
 /**
  * One length-prefixed message of gRPC, gRPC-Web or Connect: a flag byte and

@@ -1,6 +1,6 @@
 // Options shared by every protocol's server side, with defaults applied.
 
-import type { Compression } from "../http/compression.ts";
+import type { Compression } from "../../http/compression.ts";
 
 export interface ResolvedServeOptions {
   maxMessageBytes: number;

@@ -1,9 +1,9 @@
-import { fetchDuplex } from "../http/fetch_duplex.ts";
+import { fetchDuplex } from "../../http/fetch_duplex.ts";
 import type {
   HttpClient,
   UniversalClientRequest,
   UniversalClientResponse,
-} from "./universal.ts";
+} from "../universal.ts";
 
 /** Options for {@linkcode createFetchClient}. */
 export interface FetchClientOptions {

@@ -1,6 +1,6 @@
 // Shared pieces of the client transports.
 
-import { Code } from "./code.ts";
+import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import {
   checkCompression,
@@ -8,11 +8,11 @@ import {
   type Compression,
 } from "./_compression.ts";
 import { COMPRESS_MIN_BYTES, MAX_MESSAGE_BYTES } from "./_defaults.ts";
-import { createFetchClient } from "./create_fetch_client.ts";
-import { RpcError } from "./rpc_error.ts";
-import type { CallOptions, TransportOptions } from "./transport.ts";
-import type { HttpClient } from "./universal.ts";
-import { checkMax } from "../_internal/limits.ts";
+import { createFetchClient } from "../client/create_fetch_client.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { CallOptions, TransportOptions } from "../client/transport.ts";
+import type { HttpClient } from "../universal.ts";
+import { checkMax } from "../../_internal/limits.ts";
 
 export interface ResolvedTransportOptions {
   baseUrl: string;

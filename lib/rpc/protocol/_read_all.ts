@@ -1,8 +1,8 @@
 // Reads a whole body or stream into one buffer, refusing more than a limit:
 // Connect unary bodies and decompressed messages.
 
-import { Code } from "./code.ts";
-import { RpcError } from "./rpc_error.ts";
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
 
 /**
  * Reads `readable` to its end into one buffer. Past `maxBytes` it cancels the

@@ -3,7 +3,7 @@ import {
   type UniversalHandlerOptions,
 } from "./create_universal_handler.ts";
 import type { ServiceImplementation } from "./implement_service.ts";
-import { isGrpcContentType } from "./protocol_grpc/content_type.ts";
+import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
 
 /** Options for {@linkcode createRpcHandler}. */
 export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;

@@ -1,4 +1,4 @@
-import { deferred } from "../_internal/deferred.ts";
+import { deferred } from "../../_internal/deferred.ts";
 // A way past a WritableStream's per-chunk machinery for the library's own
 // writers. A WritableStream write costs a promise, a queue entry and several
 // state checks per chunk (about 0.5 µs under Deno), which dominates the

@@ -3,21 +3,21 @@
 // and cancellation, and end the body with the protocol's end-of-stream
 // frame (gRPC-Web, Connect) or resolve the status for HTTP trailers (gRPC).
 
-import { Code } from "./code.ts";
+import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
-import { setDeadlineTimer } from "./_deadline_timer.ts";
-import { FrameEncoderStream } from "./frame_encoder_stream.ts";
+import { setDeadlineTimer } from "./_deadline.ts";
+import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
 import type {
   HandlerContext,
   MessageSource,
   Protocol,
   ServiceImplementation,
-} from "./implement_service.ts";
-import { MessageDecoderStream } from "./_message_decoder_stream.ts";
-import type { Codec } from "./message_type.ts";
-import { RpcError } from "./rpc_error.ts";
-import { pipeDirect } from "./_direct_write.ts";
-import { withIdleTimeout } from "../_internal/idle_timeout.ts";
+} from "../server/implement_service.ts";
+import { MessageDecoderStream } from "../wire/_message_decoder.ts";
+import type { Codec } from "../wire/message_type.ts";
+import { RpcError } from "../rpc_error.ts";
+import { pipeDirect } from "../wire/_direct_write.ts";
+import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
