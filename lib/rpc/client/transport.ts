@@ -31,6 +31,14 @@ export interface TransportCall<I, O> {
   readonly headers: Promise<Headers>;
   /** The trailers, once the responses have been read to their end. */
   readonly trailers: Promise<Headers>;
+  /**
+   * Sends one request message past the per-chunk machinery of `requests`
+   * (the fast path of `createClient`; see `FrameEncoderStream.push`), for
+   * calls that stream their requests. Only for the holder of `requests`'
+   * lock, one message at a time: the next only after the previous returned
+   * or its promise settled.
+   */
+  readonly push?: (message: I) => void | Promise<void>;
   /** Cancels the call. */
   cancel(reason?: unknown): void;
 }

@@ -1,12 +1,24 @@
-// The protocol-neutral part of serving one call: decode the request stream,
-// run the handler, encode the responses (coalesced), enforce the deadline
-// and cancellation, and end the body with the protocol's end-of-stream
-// frame (gRPC-Web, Connect) or resolve the status for HTTP trailers (gRPC).
+// The protocol-neutral part of serving one call, every kind and all three
+// protocols: decode the requests, run the handler, encode the responses
+// (coalesced), enforce the deadline, the idle timeout and cancellation, and
+// end with the protocol's end-of-stream frame (gRPC-Web, Connect
+// streaming), the status for HTTP trailers (gRPC), or the one response
+// message, returned whole (Connect unary). The response head waits until
+// the first response message is ready, the call has ended, or the handler
+// has run up to its first wait, so headers the handler sets before any of
+// these are sent.
 
 import { Code } from "../code.ts";
-import { type Compression, messageToFrame } from "./_compression.ts";
-import { setDeadlineTimer } from "./_deadline.ts";
+import {
+  type Compression,
+  decompressMessage,
+  messageToFrame,
+} from "./_compression.ts";
+import { linkDeadline } from "./_deadline.ts";
+import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
+import { readAll } from "./_read_all.ts";
 import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
+import type { Frame } from "../wire/frame_decoder.ts";
 import type {
   HandlerContext,
   MessageSource,
@@ -14,10 +26,9 @@ import type {
   ServiceImplementation,
 } from "../server/implement_service.ts";
 import { MessageDecoderStream } from "../wire/_message_decoder.ts";
-import type { Codec } from "../wire/message_type.ts";
 import { RpcError } from "../rpc_error.ts";
-import { pipeDirect } from "../wire/_direct_write.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
+import { deferred } from "../../_internal/deferred.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
@@ -34,7 +45,7 @@ export interface CallStatus {
 export interface ServerCallInit {
   entry: Entry;
   protocol: Protocol;
-  codecName: "proto" | "json";
+  codecName: CodecName;
   requestHeaders: Headers;
   requestBody: ReadableStream<Uint8Array>;
   requestSignal: AbortSignal | undefined;
@@ -47,45 +58,44 @@ export interface ServerCallInit {
   idleTimeoutMs: number | undefined;
   /** Returns the bytes that end the body (trailer frame), if any. */
   end: (status: CallStatus) => Uint8Array | undefined;
+  /**
+   * Connect unary: the request body is one bare message, and the response
+   * message comes whole in `message` rather than as a body.
+   */
+  bare?: boolean;
 }
 
 export interface ServerCall {
+  /**
+   * Resolves when the response head may go out: the first response message
+   * is ready, or the call has ended. `responseHeaders` then holds what the
+   * handler set.
+   */
+  head: Promise<void>;
   responseHeaders: Headers;
   body: ReadableStream<Uint8Array>;
   status: Promise<CallStatus>;
+  /** Bare calls: the response message as a frame (flag 1 if compressed). */
+  message: Promise<Frame | undefined>;
 }
 
 export function startServerCall(init: ServerCallInit): ServerCall {
   const { entry, timeoutMs } = init;
   const { method } = entry;
-  const inputCodec = codecOf(method.input, init.codecName);
-  const outputCodec = codecOf(method.output, init.codecName);
+  const inputCodec = codecFor(method.input, init.codecName);
+  const outputCodec = codecFor(method.output, init.codecName);
 
   // Aborted on deadline or cancellation: the handler sees it as ctx.signal.
   const abort = new AbortController();
   // Aborted when the call is over, to stop reading an unread request.
   const finished = new AbortController();
-  let clearTimer = () => {};
+  const unlink = linkDeadline(
+    abort,
+    timeoutMs,
+    init.requestSignal,
+    "Cannot finish call: the client cancelled",
+  );
   const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-  if (timeoutMs !== undefined) {
-    clearTimer = setDeadlineTimer(timeoutMs, () => {
-      abort.abort(
-        new RpcError(
-          Code.DeadlineExceeded,
-          `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
-        ),
-      );
-    });
-  }
-  const onRequestAbort = () => {
-    abort.abort(
-      new RpcError(Code.Canceled, "Cannot finish call: the client cancelled"),
-    );
-  };
-  if (init.requestSignal?.aborted) onRequestAbort();
-  init.requestSignal?.addEventListener("abort", onRequestAbort, {
-    once: true,
-  });
 
   const context: HandlerContext = {
     method,
@@ -106,29 +116,53 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       return error;
     },
   );
-  const inputs = requestBody.pipeThrough(
-    new MessageDecoderStream({
-      codec: inputCodec,
-      typeName: method.input.typeName,
-      maxMessageBytes: init.maxMessageBytes,
-      compression: init.requestCompression,
-      errorCode: Code.InvalidArgument,
-    }),
-    { signal: AbortSignal.any([abort.signal, finished.signal]) },
-  );
+  const readSignal = AbortSignal.any([abort.signal, finished.signal]);
+  const inputs = init.bare
+    ? bareInput(requestBody, readSignal, init, (data) =>
+      decodeMessage(
+        inputCodec,
+        method.input.typeName,
+        data,
+        Code.InvalidArgument,
+      ))
+    : requestBody.pipeThrough(
+      new MessageDecoderStream({
+        codec: inputCodec,
+        typeName: method.input.typeName,
+        maxMessageBytes: init.maxMessageBytes,
+        compression: init.requestCompression,
+        errorCode: Code.InvalidArgument,
+      }),
+      { signal: readSignal },
+    );
 
+  const head = deferred<void>();
+  const frameOf = messageToFrame(
+    outputCodec,
+    init.responseCompression,
+    init.compressMinBytes,
+  );
+  const toFrame = (value: unknown) => {
+    head.resolve();
+    return frameOf(value);
+  };
   const encoder = new FrameEncoderStream<unknown>({
     maxMessageBytes: init.maxMessageBytes,
-    toFrame: messageToFrame(
-      outputCodec,
-      init.responseCompression,
-      init.compressMinBytes,
-    ),
+    toFrame,
   });
+  const message = deferred<Frame | undefined>();
+  message.promise.catch(() => {});
 
   let outputs: Promise<ReadableStream<unknown>>;
   try {
-    outputs = invoke(entry, inputs, context);
+    // The head goes out with the first message, at the end, or once the
+    // handler has run up to its first wait on I/O (a macrotask after it was
+    // called): headers set before any of these are sent, and a client that
+    // goes away while the handler waits still sees a response it can
+    // cancel.
+    outputs = invoke(entry, inputs, context, () => {
+      setTimeout(() => head.resolve(), 0);
+    });
   } catch (error) {
     outputs = Promise.reject(error);
   }
@@ -137,20 +171,30 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     let error: RpcError | undefined;
     try {
       const stream = await raceAbort(outputs, abort.signal);
-      await pipeDirect(stream, encoder.writable, abort.signal);
+      if (init.bare) {
+        message.resolve(
+          await raceAbort(
+            singleFrame(stream, toFrame, init.maxMessageBytes),
+            abort.signal,
+          ),
+        );
+      } else {
+        await pipeDirect(stream, encoder, abort.signal);
+      }
     } catch (reason) {
       error = RpcError.from(
         abort.signal.aborted ? abort.signal.reason : reason,
       );
+      message.resolve(undefined);
     } finally {
-      clearTimer();
-      init.requestSignal?.removeEventListener("abort", onRequestAbort);
+      unlink();
       finished.abort(
         new RpcError(Code.Canceled, "Cannot read request: the call has ended"),
       );
     }
     // Let queued messages drain, then end the encoded stream.
     await encoder.writable.close().catch(() => {});
+    head.resolve();
     return { error, trailers: context.responseTrailers };
   })();
 
@@ -178,16 +222,114 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         new RpcError(
           Code.Canceled,
           "Cannot finish call: the client went away",
-          {
-            cause: reason,
-          },
+          { cause: reason },
         ),
       );
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
 
-  return { responseHeaders: context.responseHeaders, body, status };
+  return {
+    head: head.promise,
+    responseHeaders: context.responseHeaders,
+    body,
+    status,
+    message: message.promise,
+  };
+}
+
+/**
+ * The request of a bare call (Connect unary) as a one-message stream: the
+ * whole body within maxMessageBytes, decompressed, decoded.
+ */
+function bareInput(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  init: ServerCallInit,
+  decode: (data: Uint8Array) => unknown,
+): ReadableStream<unknown> {
+  return new ReadableStream({
+    async pull(controller) {
+      let data = await readAll(
+        body.pipeThrough(new TransformStream(), { signal }),
+        init.maxMessageBytes,
+        "read request",
+      );
+      if (init.requestCompression !== null && data.byteLength > 0) {
+        try {
+          data = await decompressMessage(
+            init.requestCompression,
+            data,
+            init.maxMessageBytes,
+          );
+        } catch (error) {
+          throw RpcError.from(error, Code.InvalidArgument);
+        }
+      }
+      controller.enqueue(decode(data));
+      controller.close();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** The one response message of a bare call, as a frame. */
+async function singleFrame(
+  stream: ReadableStream<unknown>,
+  toFrame: (value: unknown) => Frame | Promise<Frame>,
+  maxMessageBytes: number,
+): Promise<Frame> {
+  const reader = stream.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  const frame = await toFrame(value);
+  if (frame.data.byteLength > maxMessageBytes) {
+    throw new RpcError(
+      Code.ResourceExhausted,
+      `Cannot send response: size ${frame.data.byteLength} exceeds maxMessageBytes ${maxMessageBytes}`,
+    );
+  }
+  return frame;
+}
+
+/**
+ * `source.pipeTo(encoder.writable, { preventClose: true, preventAbort: true,
+ * signal })`, writing each chunk through `encoder.push`, past the
+ * writable's per-chunk machinery. Like `pipeTo`, it locks both streams while
+ * it runs, cancels the source when the encoder fails or the signal aborts,
+ * and rejects with that reason.
+ */
+async function pipeDirect<T>(
+  source: ReadableStream<T>,
+  encoder: FrameEncoderStream<T>,
+  signal: AbortSignal,
+): Promise<void> {
+  const writer = encoder.writable.getWriter();
+  const reader = source.getReader();
+  const aborted = deferred<never>();
+  aborted.promise.catch(() => {});
+  const onAbort = () => {
+    aborted.reject(signal.reason);
+    reader.cancel(signal.reason).catch(() => {});
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) return;
+      const written = encoder.push(value);
+      if (written !== undefined) await Promise.race([written, aborted.promise]);
+    }
+  } catch (error) {
+    const reason = signal.aborted ? signal.reason : error;
+    await reader.cancel(reason).catch(() => {});
+    throw reason;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+    writer.releaseLock();
+  }
 }
 
 /** The error of a call whose client sent nothing for `ms` milliseconds. */
@@ -195,18 +337,6 @@ export function idleError(ms: number): RpcError {
   return new RpcError(
     Code.DeadlineExceeded,
     `Cannot read request: no bytes arrived for ${ms} ms (idleTimeoutMs)`,
-  );
-}
-
-function codecOf<T>(
-  type: { typeName: string; proto: Codec<T>; json?: Codec<T> },
-  name: "proto" | "json",
-): Codec<T> {
-  if (name === "proto") return type.proto;
-  if (type.json) return type.json;
-  throw new RpcError(
-    Code.Internal,
-    `Cannot serve JSON: ${type.typeName} has no JSON codec`,
   );
 }
 
@@ -270,8 +400,17 @@ async function invoke(
   entry: Entry,
   inputs: ReadableStream<unknown>,
   context: HandlerContext,
+  called: () => void,
 ): Promise<ReadableStream<unknown>> {
-  const { method, handler } = entry;
+  const { method } = entry;
+  // Calls the handler and tells `called` that its synchronous part ran.
+  const handler = (input: unknown, context: HandlerContext) => {
+    try {
+      return entry.handler(input, context);
+    } finally {
+      called();
+    }
+  };
   switch (method.kind) {
     case "unary": {
       const input = await single(inputs, "unary");

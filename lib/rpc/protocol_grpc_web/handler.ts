@@ -22,6 +22,6 @@ export function handleGrpcWeb(
   entry: ServerCallInit["entry"] | undefined,
   path: string,
   options: ResolvedServeOptions,
-): UniversalResponse {
+): Promise<UniversalResponse> {
   return serveGrpcCall(request, entry, path, options, grpcWeb);
 }

@@ -168,14 +168,14 @@ export function createUniversalHandler(
     const type = request.headers.get("content-type") ?? "";
     try {
       if (isGrpcWebContentType(type) && protocols.has("grpc-web")) {
-        return handleGrpcWeb(request, entry, path, resolved);
+        return await handleGrpcWeb(request, entry, path, resolved);
       }
       if (isGrpcContentType(type) && protocols.has("grpc")) {
-        return handleGrpc(request, entry, path, resolved);
+        return await handleGrpc(request, entry, path, resolved);
       }
       if (protocols.has("connect")) {
         if (isConnectStreamContentType(type)) {
-          return handleConnectStream(request, entry, path, resolved);
+          return await handleConnectStream(request, entry, path, resolved);
         }
         if (isConnectUnaryContentType(type)) {
           return await handleConnectUnary(request, entry, path, resolved);

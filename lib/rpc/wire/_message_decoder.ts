@@ -10,6 +10,7 @@ import {
 import { type Frame, FrameDecoder } from "./frame_decoder.ts";
 import type { Codec } from "./message_type.ts";
 import { RpcError } from "../rpc_error.ts";
+import { decodeMessage } from "../protocol/_codec.ts";
 
 export interface MessageDecoderOptions<T> {
   codec: Codec<T>;
@@ -50,14 +51,8 @@ export class MessageDecoder<T> {
   }
 
   #parse(data: Uint8Array): T {
-    try {
-      return this.#options.codec.decode(data);
-    } catch (error) {
-      return this.#fail(
-        `Cannot decode ${this.#options.typeName}: ${(error as Error).message}`,
-        error,
-      );
-    }
+    const { codec, typeName, errorCode } = this.#options;
+    return decodeMessage(codec, typeName, data, errorCode);
   }
 
   #unpack(frame: Frame): Uint8Array | Promise<Uint8Array> {

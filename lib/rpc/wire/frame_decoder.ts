@@ -1,5 +1,6 @@
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
+import { checkMax } from "../../_internal/limits.ts";
 import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 
 /**
@@ -63,12 +64,11 @@ export class FrameDecoder {
    */
   constructor(options: FrameDecoderOptions = {}) {
     const { maxMessageBytes = MAX_MESSAGE_BYTES } = options;
-    if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0) {
-      throw new RangeError(
-        `Cannot create decoder: maxMessageBytes must be a non-negative integer, got ${maxMessageBytes}`,
-      );
-    }
-    this.#maxMessageBytes = maxMessageBytes;
+    this.#maxMessageBytes = checkMax(
+      "create decoder",
+      "maxMessageBytes",
+      maxMessageBytes,
+    );
   }
 
   /** Whether a frame has been started but not completed. */

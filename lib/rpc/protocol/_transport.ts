@@ -1,4 +1,7 @@
-// Shared pieces of the client transports.
+// What the three client transports share: their options, resolved and
+// checked once, and the Transport they make; each protocol adds only its
+// request headers (request_header.ts) and its response validation
+// (validate_response.ts).
 
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
@@ -10,7 +13,15 @@ import {
 import { COMPRESS_MIN_BYTES, MAX_MESSAGE_BYTES } from "./_defaults.ts";
 import { createFetchClient } from "../client/create_fetch_client.ts";
 import { RpcError } from "../rpc_error.ts";
-import type { CallOptions, TransportOptions } from "../client/transport.ts";
+import type {
+  CallOptions,
+  Transport,
+  TransportCall,
+  TransportOptions,
+} from "../client/transport.ts";
+import type { MethodDefinition } from "../define_service.ts";
+import type { Protocol } from "../server/implement_service.ts";
+import { type ClientCallInit, startClientCall } from "./_client_call.ts";
 import type { HttpClient } from "../universal.ts";
 import { checkMax } from "../../_internal/limits.ts";
 
@@ -59,7 +70,7 @@ export function resolveTransportOptions(
 }
 
 /** Merges transport and call headers. */
-export function callHeaders(
+function callHeaders(
   resolved: ResolvedTransportOptions,
   options: CallOptions,
 ): Headers {
@@ -78,11 +89,62 @@ export function httpStatusError(status: number, headers: Headers): RpcError {
 }
 
 /** Throws if the deadline has already passed (a zero or negative timeout). */
-export function checkTimeout(options: CallOptions): void {
+function checkTimeout(options: CallOptions): void {
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
     throw new RpcError(
       Code.DeadlineExceeded,
       `Cannot start call: timeout ${options.timeoutMs} ms has already passed`,
     );
   }
+}
+
+/** What a protocol adds to a call: its headers and how it reads responses. */
+export type ProtocolCall<I, O> = Pick<
+  ClientCallInit<I, O>,
+  | "headers"
+  | "validateResponse"
+  | "endFlag"
+  | "decodeEnd"
+  | "readTrailers"
+  | "missingEnd"
+  | "bare"
+>;
+
+/** Makes a transport for `protocol` from its per-call parts. */
+export function createTransport(
+  protocol: Protocol,
+  options: TransportOptions,
+  parts: <I, O>(
+    method: MethodDefinition<I, O>,
+    resolved: ResolvedTransportOptions,
+    callOptions: CallOptions,
+    headers: Headers,
+  ) => ProtocolCall<I, O>,
+): Transport {
+  const resolved = resolveTransportOptions(options);
+  return {
+    protocol,
+    call<I, O>(
+      method: MethodDefinition<I, O>,
+      callOptions: CallOptions = {},
+    ): TransportCall<I, O> {
+      checkTimeout(callOptions);
+      return startClientCall({
+        httpClient: resolved.httpClient,
+        url: resolved.baseUrl + method.path,
+        method,
+        codecName: resolved.codec,
+        options: callOptions,
+        sendCompression: resolved.sendCompression,
+        compressMinBytes: resolved.compressMinBytes,
+        maxMessageBytes: resolved.maxMessageBytes,
+        ...parts(
+          method,
+          resolved,
+          callOptions,
+          callHeaders(resolved, callOptions),
+        ),
+      });
+    },
+  };
 }
