@@ -11,3 +11,11 @@ export const COMPRESS_MIN_BYTES = 1024;
 
 /** `acceptCompression`, on clients and servers. */
 export const ACCEPT_COMPRESSION: readonly Compression[] = ["gzip"];
+
+/**
+ * `idleTimeoutMs` of handlers: 60 s, as nginx's `grpc_read_timeout`. Long
+ * enough for interactive streams that pause between messages, short enough
+ * that a client that stops sending cannot pin a call (and its memory) for
+ * long. 0 turns it off.
+ */
+export const IDLE_TIMEOUT_MS = 60_000;

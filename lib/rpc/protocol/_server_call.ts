@@ -166,6 +166,8 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   } catch (error) {
     outputs = Promise.reject(error);
   }
+  // Observed here: raceAbort does not wait for it once the call aborts.
+  outputs.catch(() => {});
 
   const status = (async (): Promise<CallStatus> => {
     let error: RpcError | undefined;

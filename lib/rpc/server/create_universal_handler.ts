@@ -5,6 +5,7 @@ import {
 } from "../protocol/_compression.ts";
 import {
   COMPRESS_MIN_BYTES,
+  IDLE_TIMEOUT_MS,
   MAX_MESSAGE_BYTES,
 } from "../protocol/_defaults.ts";
 import { checkMax, checkMs } from "../../_internal/limits.ts";
@@ -72,11 +73,12 @@ export interface UniversalHandlerOptions {
    * The longest wait for the next bytes of a request body, in milliseconds,
    * while the call is ready to read: past it the call fails with
    * `DeadlineExceeded` and its `context.signal` aborts, so a client that
-   * sends nothing cannot pin a call forever. Off by default because bidi
-   * and client-streaming calls may idle by design between messages; calls
-   * are bounded by their deadline (see `maxTimeoutMs`) either way.
+   * sends nothing cannot pin a call. The default, 60 s, is nginx's
+   * `grpc_read_timeout`: bidi and client-streaming calls that pause longer
+   * between messages by design should raise it, or turn it off with 0
+   * (calls are still bounded by their deadline and `maxTimeoutMs`).
    *
-   * @default {undefined (no idle timeout)}
+   * @default {60000}
    */
   idleTimeoutMs?: number;
   /**
@@ -141,7 +143,7 @@ export function createUniversalHandler(
     ),
     acceptCompression: checkCompressions(what, options.acceptCompression),
     maxTimeoutMs: options.maxTimeoutMs,
-    idleTimeoutMs: options.idleTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
   };
   checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
   checkMs(what, "idleTimeoutMs", options.idleTimeoutMs);
