@@ -22,7 +22,13 @@ import {
 import { serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import type { Server } from "../lib/runtime/serve.ts";
 import { deadline, startServer } from "./_helpers.ts";
-import { GRPC_JS_OPTIONS } from "./_calc_peers.ts";
+import { connectEchoService, GRPC_JS_OPTIONS, int64 } from "./_calc_peers.ts";
+import { createClient as createConnectClient } from "@connectrpc/connect";
+import {
+  createConnectTransport as connectNodeConnect,
+  createGrpcTransport as connectNodeGrpc,
+  createGrpcWebTransport as connectNodeGrpcWeb,
+} from "@connectrpc/connect-node";
 
 const T = 20_000;
 
@@ -342,6 +348,54 @@ describe("response headers set by the handler reach the client", () => {
       client.close();
     }
   });
+
+  const peers = [
+    {
+      name: "Connect",
+      make: (url: URL) =>
+        connectNodeConnect({ baseUrl: url.href, httpVersion: "1.1" }),
+      url: () => server.url,
+    },
+    {
+      name: "gRPC-Web",
+      make: (url: URL) =>
+        connectNodeGrpcWeb({ baseUrl: url.href, httpVersion: "1.1" }),
+      url: () => server.url,
+    },
+    {
+      name: "gRPC",
+      make: (url: URL) => connectNodeGrpc({ baseUrl: url.href }),
+      url: () => h2.url,
+    },
+  ];
+  for (const peer of peers) {
+    it(`connect-node over ${peer.name}: unary and server-streaming handler headers arrive`, async () => {
+      // The descriptor is built at run time, so the client is untyped.
+      // deno-lint-ignore no-explicit-any
+      const client: any = createConnectClient(
+        connectEchoService(),
+        peer.make(peer.url()),
+      );
+      let unaryHeaders: Headers | undefined;
+      const value = await deadline(
+        client.echo(int64(6n), {
+          onHeader: (headers: Headers) => void (unaryHeaders = headers),
+        }) as Promise<{ value: bigint }>,
+        T,
+      );
+      assert.equal(value.value, 6n);
+      assert.equal(unaryHeaders?.get("x-handler"), "echo 6");
+      let streamHeaders: Headers | undefined;
+      const values: bigint[] = [];
+      for await (
+        const m of client.count(int64(2n), {
+          onHeader: (headers: Headers) => void (streamHeaders = headers),
+        }) as AsyncIterable<{ value: bigint }>
+      ) values.push(m.value);
+      assert.deepEqual(values, [1n, 2n]);
+      assert.equal(streamHeaders?.get("x-handler"), "count 2");
+    });
+  }
 
   for (
     const make of [createConnectTransport, createGrpcWebTransport] as const
