@@ -229,6 +229,47 @@ export function connectService(): DescService {
   return cachedService;
 }
 
+let cachedEcho: DescService | undefined;
+
+/**
+ * `test.v1.EchoService` with a unary `echo` and a server-streaming `count`
+ * (Int64Value in and out), as a Connect-ES service descriptor.
+ */
+export function connectEchoService(): DescService {
+  if (cachedEcho) return cachedEcho;
+  const file = create(FileDescriptorProtoSchema, {
+    name: "echo.proto",
+    package: "test.v1",
+    syntax: "proto3",
+    dependency: ["google/protobuf/wrappers.proto"],
+    service: [{
+      name: "EchoService",
+      method: [
+        {
+          name: "echo",
+          inputType: ".google.protobuf.Int64Value",
+          outputType: ".google.protobuf.Int64Value",
+        },
+        {
+          name: "count",
+          inputType: ".google.protobuf.Int64Value",
+          outputType: ".google.protobuf.Int64Value",
+          serverStreaming: true,
+        },
+      ],
+    }],
+  });
+  const registry = createFileRegistry(
+    file,
+    (name) =>
+      name === "google/protobuf/wrappers.proto"
+        ? file_google_protobuf_wrappers
+        : undefined,
+  );
+  cachedEcho = registry.getService("test.v1.EchoService")!;
+  return cachedEcho;
+}
+
 /** An Int64Value message for Connect-ES. */
 export function int64(value: bigint): Int64Value {
   return create(Int64ValueSchema, { value });

@@ -2,7 +2,7 @@ import type {
   MethodDefinition,
   MethodKind,
   ServiceDefinition,
-} from "./define_service.ts";
+} from "../define_service.ts";
 
 /** The protocols a call can arrive by. */
 export type Protocol = "grpc" | "grpc-web" | "connect";
@@ -23,7 +23,12 @@ export interface HandlerContext {
   readonly deadline: number | undefined;
   /** The request headers. */
   readonly requestHeaders: Headers;
-  /** Headers to send with the response (before the first message). */
+  /**
+   * Headers to send with the response, on every protocol. They go out with
+   * the first response message, when the call ends, or once the handler
+   * waits on I/O (a macrotask after it was called), whichever comes first:
+   * set them before any of these.
+   */
   readonly responseHeaders: Headers;
   /** Trailers to send when the call ends. */
   readonly responseTrailers: Headers;
