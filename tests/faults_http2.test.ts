@@ -264,22 +264,30 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
 
   it("serveHttp2 closes connections over maxSessions at once and keeps the others", async () => {
     const { server, base } = await start({ maxSessions: 2 });
-    const first = await deadline(connect(server.url), 10_000, "connect");
-    const second = await deadline(connect(server.url), 10_000, "connect");
-    // A raw connection: Deno's node:http2 client throws an uncaught
-    // ECONNRESET when the server drops a connection it just opened.
-    const third = await openRawH2(server.port);
-    await deadline(third.closed, 10_000, "the third connection close");
-    for (const session of [first, second]) {
-      const stream = session.request({ ":path": "/ping" }, {
-        endStream: true,
-      });
-      let status = 0;
-      stream.on("response", (headers) => status = Number(headers[":status"]));
-      stream.resume();
-      await new Promise((resolve) => stream.once("close", resolve));
-      assert.equal(status, 200);
-      session.destroy();
+    // Raw connections: Deno's node:http2 client throws an uncaught
+    // ECONNRESET when the server drops a connection it just opened, and its
+    // GOAWAY on close has aborted Deno's server now and then (see
+    // denoAborts).
+    // Connections one at a time, each with one request, until one is
+    // closed unanswered. The ping of start() may still count for a moment,
+    // so one or two are kept.
+    const kept: Awaited<ReturnType<typeof openRawH2>>[] = [];
+    let refused = false;
+    for (let i = 0; i < 4 && !refused; i++) {
+      const raw = await openRawH2(server.port);
+      raw.write(getFrame(1, "/ping"));
+      await deadline(raw.settled(1), 10_000, "an answer or a close");
+      if (raw.outcome.answered === 1 && !raw.outcome.closed) kept.push(raw);
+      else refused = true;
+    }
+    assert.ok(refused, "no connection over maxSessions was closed");
+    assert.ok(kept.length >= 1 && kept.length <= 2, `${kept.length} kept`);
+    // The kept ones still work.
+    for (const raw of kept) {
+      raw.write(getFrame(3, "/ping"));
+      await deadline(raw.settled(2), 10_000, "a second answer");
+      assert.equal(raw.outcome.answered, 2);
+      raw.destroy();
     }
     assert.equal(await ping(server.url), "200 pong");
     const after = await fdsSettle(server, base);
