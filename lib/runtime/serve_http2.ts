@@ -113,7 +113,8 @@ export interface ServeHttp2Options {
    */
   maxStreamResets?: number;
   /**
-   * The window, in milliseconds, over which `maxStreamResets` counts.
+   * The window, in milliseconds, over which `maxStreamResets` counts (a
+   * fixed window, started by the first reset after the previous one ended).
    *
    * @default {10000}
    */
@@ -261,9 +262,6 @@ export async function serveHttp2(
         state.running--;
         state.touch();
       };
-      // Dispatch once the frames read with these headers have been handled:
-      // a stream reset in the same read (rapid reset) is closed by then and
-      // never starts a handler.
       // The body is bridged now: under Deno a stream whose HEADERS ended it
       // emits its end at once, and a listener added later never sees it.
       const body = readableFromNode(serverStream, readBufferBytes);
@@ -271,6 +269,9 @@ export async function serveHttp2(
         body.cancel().catch(() => {});
         done();
       };
+      // Dispatch once the frames read with these headers have been handled:
+      // a stream reset in the same read (rapid reset) is closed by then and
+      // never starts a handler.
       setImmediate(() => {
         if (isGone(serverStream)) return drop();
         if (headerListBytes(headers) > maxHeaderListBytes) {
