@@ -56,6 +56,10 @@ const roundMs = option("--round-seconds", small ? 120 : 600) * 1000;
 const runtime = "Bun" in globalThis ? "bun" : "deno";
 const root = resolve(import.meta.dirname ?? ".", "..");
 
+// `--h2`: HTTP/2 attacks on serveHttp2 instead of the rounds below; see
+// h2Attacks() at the end of this file.
+if (args.includes("--h2")) process.exit(await h2Attacks());
+
 function log(line: string): void {
   process.stdout.write(line + "\n");
 }
@@ -447,3 +451,144 @@ if (problems.length > 0) {
   process.exit(1);
 }
 log("stress: every result correct, no leaks");
+
+// ---- HTTP/2 attacks (--h2) -------------------------------------------
+//
+// `deno task stress --h2` (or `bun scripts/stress.ts --h2`): each attack
+// against a fresh serveHttp2 server in its own process
+// (tests/_h2_server.ts), with a ping every 100 ms on a new connection while
+// it runs. Prints the server's RSS before / peak / after a full GC, the
+// handlers it started, the slowest ping and whether the process survived.
+// Exit 1 if a ping failed or the server process died. Sizes: --h2-streams N
+// (per connection, default 1000), --h2-connections C (default 10).
+
+async function h2Attacks(): Promise<number> {
+  const a = await import("../tests/_h2_attacks.ts");
+  const f = await import("../tests/_h2_frames.ts");
+  const n = option("--h2-streams", 1000);
+  const c = option("--h2-connections", 10);
+  const raws = async (port: number, frames: (i: number) => Uint8Array[]) => {
+    const conns = await Promise.all(
+      Array.from({ length: c }, () => f.openRawH2(port)),
+    );
+    for (const raw of conns) {
+      raw.write(...Array.from({ length: n }, (_, i) => frames(i)).flat());
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(conns.map((raw) => raw.closed)),
+      new Promise((resolve) => timer = setTimeout(resolve, 20_000)),
+    ]);
+    clearTimeout(timer);
+    for (const raw of conns) raw.destroy();
+    return conns.filter((raw) => raw.outcome.closed).length;
+  };
+  const attacks: [string, (url: string, port: number) => Promise<string>][] = [
+    [`rapid reset, node:http2 client, ${c} x ${n}`, async (url) => {
+      const r = await a.rapidReset(url, c, n);
+      return `${r.closed}/${c} sessions closed by the server`;
+    }],
+    [
+      `rapid reset, raw frames, ${c} x ${n}`,
+      async (_, port) =>
+        `${await raws(port, (i) => [
+          f.getFrame(2 * i + 1, "/hold"),
+          f.resetFrame(2 * i + 1),
+        ])}/${c} sessions closed by the server`,
+    ],
+    [`${20 * n} streams at once, 1 connection`, async (_, port) => {
+      const raw = await f.openRawH2(port);
+      raw.write(
+        ...Array.from(
+          { length: 20 * n },
+          (_, i) => f.getFrame(2 * i + 1, "/hold"),
+        ),
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        raw.closed,
+        raw.settled(20 * n),
+        new Promise((resolve) => timer = setTimeout(resolve, 30_000)),
+      ]);
+      clearTimeout(timer);
+      raw.destroy();
+      return JSON.stringify(raw.outcome);
+    }],
+    [`HPACK bomb, ${3 * n} x 60 KB headers`, async (_, port) => {
+      const raw = await f.openRawH2(port);
+      for (let i = 0; i < 3 * n && !raw.outcome.closed; i++) {
+        raw.write(...f.headerFrames(2 * i + 1, f.bombBlock("/ping", 4000, 15)));
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        raw.closed,
+        raw.settled(3 * n),
+        new Promise((resolve) => timer = setTimeout(resolve, 30_000)),
+      ]);
+      clearTimeout(timer);
+      raw.destroy();
+      return JSON.stringify(raw.outcome);
+    }],
+  ];
+  const mib = (bytes: number) => (bytes / MiB).toFixed(0);
+  log(`stress --h2 (${runtime}): serveHttp2 under attack, default limits`);
+  log("");
+  log(
+    "| attack | server RSS before / peak / after (MiB) | handlers started (pings included) | slowest ping | pings failed | outcome |",
+  );
+  log("| --- | --- | ---: | ---: | ---: | --- |");
+  let failed = false;
+  for (const [name, attack] of attacks) {
+    const server = await a.startChildServer({});
+    const base = await server.stats("gc");
+    await server.stats("reset");
+    let slowest = 0;
+    let pingsFailed = 0;
+    let stop = false;
+    const pinger = (async () => {
+      while (!stop) {
+        const started = performance.now();
+        try {
+          await a.ping(server.url, 30_000);
+        } catch {
+          pingsFailed++;
+        }
+        slowest = Math.max(slowest, performance.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    let outcome: string;
+    try {
+      outcome = await attack(server.url, server.port);
+    } catch (error) {
+      outcome = `attack failed: ${error}`;
+    }
+    stop = true;
+    await pinger;
+    const died = await Promise.race([
+      server.exited,
+      new Promise((resolve) => setTimeout(() => resolve(undefined), 1000)),
+    ]);
+    if (died !== undefined) {
+      failed = true;
+      log(
+        `| ${name} | ${mib(base.rss)} / - / - | - | ${
+          slowest.toFixed(0)
+        } ms | ${pingsFailed} | server process died (${died}); ${outcome} |`,
+      );
+      continue;
+    }
+    const peak = (await server.stats()).peak;
+    const after = await server.stats("gc");
+    if (pingsFailed > 0) failed = true;
+    log(
+      `| ${name} | ${mib(base.rss)} / ${mib(Math.max(peak, after.peak))} / ${
+        mib(after.rss)
+      } | ${after.started - base.started} | ${
+        slowest.toFixed(0)
+      } ms | ${pingsFailed} | ${outcome} |`,
+    );
+    await server.stop();
+  }
+  return failed ? 1 : 0;
+}

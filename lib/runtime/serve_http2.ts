@@ -7,8 +7,19 @@ import {
   writeToNode,
 } from "./_node_streams.ts";
 import { deferred } from "../_internal/deferred.ts";
+import { checkMax, checkMs } from "../_internal/limits.ts";
 
-/** Options for {@linkcode serveHttp2}. */
+/**
+ * Options for {@linkcode serveHttp2}. The limits bound what one peer can make
+ * the server hold: streams, header bytes, memory per session, sessions, time
+ * without a request and streams reset before their answer (HTTP/2 rapid
+ * reset, CVE-2023-44487). Their defaults follow what nginx and Go servers
+ * ship; {@linkcode serveHttp2} gives the figures measured with and without
+ * them. Each count and size must be a non-negative integer and each
+ * duration a non-negative number of milliseconds (`0` turns that timeout
+ * off); otherwise `serveHttp2` throws a `RangeError` such as `Cannot serve
+ * HTTP/2: maxConcurrentStreams must be a non-negative integer, got -1`.
+ */
 export interface ServeHttp2Options {
   /**
    * Port to listen on; `0` picks a free one.
@@ -30,6 +41,84 @@ export interface ServeHttp2Options {
    * @default {65536}
    */
   readBufferBytes?: number;
+  /**
+   * Streams one session may have open at once, announced to the client as
+   * SETTINGS_MAX_CONCURRENT_STREAMS. A stream over it, or a new stream while
+   * this many handlers of the session still run (their streams reset), is
+   * refused with RST_STREAM REFUSED_STREAM, which a client may retry. nginx
+   * ships 128 (`http2_max_concurrent_streams`), Go's HTTP/2 server 250.
+   *
+   * @default {128}
+   */
+  maxConcurrentStreams?: number;
+  /**
+   * Streams open at once over all sessions; a stream over it is refused with
+   * REFUSED_STREAM. Bounds the handlers a server runs however many sessions
+   * its clients open.
+   *
+   * @default {4096}
+   */
+  maxOpenStreams?: number;
+  /**
+   * Sessions (connections) open at once; a connection over it is closed as
+   * soon as it is accepted.
+   *
+   * @default {1000}
+   */
+  maxSessions?: number;
+  /**
+   * Memory one session may use for its HTTP/2 state (header tables, queued
+   * frames), in bytes, rounded up to whole MiB for `node:http2`'s
+   * `maxSessionMemory`. Over it, new streams are refused with
+   * ENHANCE_YOUR_CALM.
+   *
+   * @default {10485760}
+   */
+  maxSessionMemoryBytes?: number;
+  /**
+   * Bytes of one request's header list, counted as HTTP/2 does (name, value
+   * and 32 per field, after HPACK decoding), announced as
+   * SETTINGS_MAX_HEADER_LIST_SIZE. A request over it is answered 431 without
+   * running the handler (or reset by `node:http2` itself). nginx reads at
+   * most 4 × 8 KiB of request headers by default.
+   *
+   * @default {32768}
+   */
+  maxHeaderListBytes?: number;
+  /**
+   * Milliseconds a new session has to send its first complete request
+   * headers; a session that has not is closed. nginx and Node's HTTP server
+   * wait 60 s (`client_header_timeout`, `headersTimeout`); an HTTP/2 client
+   * sends its preface and first request in one flight. `0` turns it off.
+   *
+   * @default {30000}
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Milliseconds a session may stay open with no open stream before it is
+   * closed with GOAWAY NO_ERROR (gRPC and fetch clients reconnect on their
+   * next call). nginx closes idle HTTP/2 connections after 75 s
+   * (`keepalive_timeout`). `0` turns it off.
+   *
+   * @default {120000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Streams a session may reset (or close) before their response ended
+   * within `streamResetWindowMs`; past it the session is closed with GOAWAY
+   * ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). A client that cancels
+   * all its `maxConcurrentStreams` calls at once stays well under it.
+   *
+   * @default {400}
+   */
+  maxStreamResets?: number;
+  /**
+   * The window, in milliseconds, over which `maxStreamResets` counts (a
+   * fixed window, started by the first reset after the previous one ended).
+   *
+   * @default {10000}
+   */
+  streamResetWindowMs?: number;
 }
 
 /** A running server returned by {@linkcode serveHttp2}. */
@@ -50,8 +139,27 @@ export interface Http2Server {
  * needs. The same server also answers gRPC-Web and Connect requests over
  * h2c. Works under Deno, Bun and Node.
  *
+ * The limits in {@linkcode ServeHttp2Options} bound what one peer can make
+ * it hold, and are on by default. A stream already reset when its turn
+ * comes never starts the handler, and a stream reset later aborts the
+ * handler's `signal`. Measured under Deno 2.9.6 with the server in its own
+ * process (baseline RSS about 53 MiB), before the limits → with them:
+ * 20,000 streams opened at once on one connection ran 20,000 handlers, took
+ * RSS to 351 MiB and left the server unanswering for 14.7 s → the session
+ * was closed with GOAWAY ENHANCE_YOUR_CALM in 0.7 s, no handler ran, RSS
+ * 60 MiB; 10 connections × 1,000 streams reset at once ran 10,000 handlers
+ * for reset streams and no session was closed → none ran and every session
+ * was closed (RSS about 222 MiB in both cases: node:http2's own state for
+ * streams that arrive in one read); 3,000 requests of 60 KB of headers
+ * (15 bytes each on the wire, an HPACK bomb) ran 3,000 handlers, RSS
+ * 328 MiB, the server unanswering for 12 s → none ran, the session was
+ * closed, RSS 96-111 MiB. Under Deno the process can still abort after such
+ * floods, with or without the limits (an nghttp2 assertion in Deno's
+ * node:http2): put a proxy that terminates HTTP/2 in front of a server
+ * open to the Internet (`docs/known-runtime-issues.md`).
+ *
  * @param handler The handler, from `createUniversalHandler`.
- * @param options Where to listen and how to stop.
+ * @param options Where to listen, how to stop and the limits.
  * @returns The running server.
  *
  * @example Serve StreamingCalcService over native gRPC
@@ -74,23 +182,116 @@ export async function serveHttp2(
     hostname = "127.0.0.1",
     signal,
     readBufferBytes = 65536,
+    maxConcurrentStreams = 128,
+    maxOpenStreams = 4096,
+    maxSessions = 1000,
+    maxSessionMemoryBytes = 10 * 1024 * 1024,
+    maxHeaderListBytes = 32768,
+    headersTimeoutMs = 30000,
+    idleTimeoutMs = 120000,
+    maxStreamResets = 400,
+    streamResetWindowMs = 10000,
   } = options;
-  const server = http2.createServer();
+  const what = "serve HTTP/2";
+  checkMax(what, "readBufferBytes", readBufferBytes);
+  checkMax(what, "maxConcurrentStreams", maxConcurrentStreams);
+  checkMax(what, "maxOpenStreams", maxOpenStreams);
+  checkMax(what, "maxSessions", maxSessions);
+  checkMax(what, "maxSessionMemoryBytes", maxSessionMemoryBytes);
+  checkMax(what, "maxHeaderListBytes", maxHeaderListBytes);
+  checkMax(what, "maxStreamResets", maxStreamResets);
+  checkMs(what, "headersTimeoutMs", headersTimeoutMs);
+  checkMs(what, "idleTimeoutMs", idleTimeoutMs);
+  checkMs(what, "streamResetWindowMs", streamResetWindowMs);
+  if (maxConcurrentStreams > 0xffffffff || maxHeaderListBytes > 0xffffffff) {
+    throw new RangeError(
+      `Cannot ${what}: maxConcurrentStreams and maxHeaderListBytes must fit in 32 bits`,
+    );
+  }
+  const server = http2.createServer({
+    maxSessionMemory: Math.max(1, Math.ceil(maxSessionMemoryBytes / MiB)),
+    maxHeaderListSize: maxHeaderListBytes,
+    settings: {
+      maxConcurrentStreams,
+      maxHeaderListSize: maxHeaderListBytes,
+    },
+  } as http2.ServerOptions);
+  // Connections over maxSessions are closed by node:net at accept, before
+  // node:http2 makes a session of them.
+  server.maxConnections = maxSessions;
   const sessions = new Set<http2.ServerHttp2Session>();
+  let openStreams = 0;
+  let stopping = false;
   server.on("session", (session) => {
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-  server.on("stream", (stream, headers) => {
-    const serverStream = stream as http2.ServerHttp2Stream;
-    handleStream(handler, serverStream, headers, readBufferBytes).catch(
-      (error) => {
-        console.error("sluice: HTTP/2 stream failed:", error);
-        if (!stream.destroyed) {
-          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    const state = watchSession(session, {
+      headersTimeoutMs,
+      idleTimeoutMs,
+      maxStreamResets,
+      streamResetWindowMs,
+    });
+    session.on("error", () => {
+      // A broken session only concerns its own streams; node:http2 closes it.
+    });
+    session.once("close", () => {
+      sessions.delete(session);
+      state.stop();
+    });
+    session.on("stream", (stream, headers) => {
+      const serverStream = stream as http2.ServerHttp2Stream;
+      serverStream.on("error", () => {
+        // Reported through the stream's close; the handler sees its signal.
+      });
+      // A peer with more streams open than it was told it may have ignores
+      // SETTINGS_MAX_CONCURRENT_STREAMS (or floods HEADERS and RST_STREAM in
+      // one read): each such stream is refused and counts as a reset.
+      const overLimit = state.open >= maxConcurrentStreams;
+      const refuse = overLimit || state.running >= maxConcurrentStreams ||
+        openStreams >= maxOpenStreams;
+      // A stream refused here is the server's doing, not a peer reset.
+      state.opened(serverStream, !refuse);
+      if (refuse) {
+        if (overLimit) state.strike();
+        serverStream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      openStreams++;
+      state.running++;
+      const done = () => {
+        openStreams--;
+        state.running--;
+        state.touch();
+      };
+      // The body is bridged now: under Deno a stream whose HEADERS ended it
+      // emits its end at once, and a listener added later never sees it.
+      const body = readableFromNode(serverStream, readBufferBytes);
+      const drop = () => {
+        body.cancel().catch(() => {});
+        done();
+      };
+      // Dispatch once the frames read with these headers have been handled:
+      // a stream reset in the same read (rapid reset) is closed by then and
+      // never starts a handler.
+      setImmediate(() => {
+        if (isGone(serverStream)) return drop();
+        if (headerListBytes(headers) > maxHeaderListBytes) {
+          // node:http2 enforces SETTINGS_MAX_HEADER_LIST_SIZE under Node
+          // and Bun, not under Deno. A peer over the announced size counts
+          // as one that resets streams.
+          state.strike();
+          serverStream.respond({ ":status": 431 }, { endStream: true });
+          return drop();
         }
-      },
-    );
+        handleStream(handler, serverStream, headers, body)
+          .catch((error) => {
+            console.error("sluice: HTTP/2 stream failed:", error);
+            if (!serverStream.destroyed) {
+              serverStream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+            }
+          })
+          .finally(done);
+      });
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -103,7 +304,6 @@ export async function serveHttp2(
   const bound = typeof address === "object" && address ? address.port : port;
   const finished = deferred<void>();
   server.once("close", () => finished.resolve());
-  let stopping = false;
   const shutdown = () => {
     if (!stopping) {
       stopping = true;
@@ -121,11 +321,116 @@ export async function serveHttp2(
   };
 }
 
+const MiB = 1024 * 1024;
+
+interface SessionLimits {
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxStreamResets: number;
+  streamResetWindowMs: number;
+}
+
+interface SessionState {
+  /** Handlers of this session still running (their streams may be gone). */
+  running: number;
+  /** Streams of this session not yet closed. */
+  readonly open: number;
+  /** Counts a new stream; if `countReset`, its early close is a reset. */
+  opened(stream: http2.ServerHttp2Stream, countReset: boolean): void;
+  /** Counts one abuse (a reset stream, an oversized header list). */
+  strike(): void;
+  /** Re-arms the idle timer if no stream is open. */
+  touch(): void;
+  stop(): void;
+}
+
+// The per-session limits that node:http2 has no option for: the first
+// request's deadline, the idle timeout and the count of streams the peer
+// reset before their response ended.
+function watchSession(
+  session: http2.ServerHttp2Session,
+  limits: SessionLimits,
+): SessionState {
+  let open = 0;
+  let sawRequest = false;
+  let resets = 0;
+  let windowStart = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = (ms: number, code: number) => {
+    clearTimeout(timer);
+    timer = ms > 0
+      ? setTimeout(() => {
+        if (!session.destroyed) session.destroy(undefined, code);
+      }, ms)
+      : undefined;
+  };
+  // Until the first request, the headers timeout runs; a session that
+  // never completes one is closed with no error code worth more than
+  // NO_ERROR to a well-behaved peer.
+  arm(limits.headersTimeoutMs, http2.constants.NGHTTP2_NO_ERROR);
+  const state: SessionState = {
+    running: 0,
+    get open() {
+      return open;
+    },
+    opened(stream, counted) {
+      open++;
+      sawRequest = true;
+      clearTimeout(timer);
+      timer = undefined;
+      stream.once("close", () => {
+        open--;
+        if (counted && !isAnswered(stream)) state.strike();
+        state.touch();
+      });
+    },
+    touch() {
+      if (open === 0 && state.running === 0 && sawRequest) {
+        arm(limits.idleTimeoutMs, http2.constants.NGHTTP2_NO_ERROR);
+      }
+    },
+    stop() {
+      clearTimeout(timer);
+      timer = undefined;
+    },
+    strike() {
+      const now = performance.now();
+      if (now - windowStart > limits.streamResetWindowMs) {
+        windowStart = now;
+        resets = 0;
+      }
+      if (++resets > limits.maxStreamResets && !session.destroyed) {
+        session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      }
+    },
+  };
+  return state;
+}
+
+// HTTP/2's measure of a header list (RFC 9113, 6.5.2): name and value
+// octets plus 32 per field.
+function headerListBytes(headers: http2.IncomingHttpHeaders): number {
+  let total = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    const values = Array.isArray(value) ? value : [value ?? ""];
+    for (const v of values) total += name.length + String(v).length + 32;
+  }
+  return total;
+}
+
+// True once the server sent the whole response (the stream ended cleanly
+// on our side); a stream closed before that was reset or abandoned.
+function isAnswered(stream: http2.ServerHttp2Stream): boolean {
+  return stream.writableFinished &&
+    (stream.rstCode === undefined ||
+      stream.rstCode === http2.constants.NGHTTP2_NO_ERROR);
+}
+
 async function handleStream(
   handler: UniversalHandler,
   stream: http2.ServerHttp2Stream,
   incoming: http2.IncomingHttpHeaders,
-  readBufferBytes: number,
+  body: ReadableStream<Uint8Array>,
 ): Promise<void> {
   const abort = new AbortController();
   let ended = false;
@@ -140,7 +445,7 @@ async function handleStream(
       incoming[":path"] ?? "/"
     }`,
     headers: headersFromNode(incoming),
-    body: readableFromNode(stream, readBufferBytes),
+    body,
     signal: abort.signal,
   });
   if (isGone(stream)) {

@@ -1,0 +1,321 @@
+// serveHttp2 under HTTP/2 attacks, with the server in its own process
+// (tests/_h2_server.ts) reporting its own RSS (/proc/self/status) and open
+// descriptors (/proc/self/fd): rapid reset over several connections, more
+// streams than SETTINGS_MAX_CONCURRENT_STREAMS on one connection, an HPACK
+// bomb (header lists over maxHeaderListBytes that weigh a few bytes on the
+// wire), a session that sends nothing, and the option checks. Each attack
+// checks that the server still answers a normal request, that its RSS
+// stays within a bound and that its descriptors return to where they were.
+//
+// The bounds come from measurements on this project's 2-core machine (Deno
+// 2.9.6, server baseline RSS about 53 MiB); the figures before and after the
+// limits are in docs/known-runtime-issues.md.
+
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  type ChildServer,
+  connect,
+  MiB,
+  ping,
+  type ServerStats,
+  silentSession,
+  startChildServer,
+} from "./_h2_attacks.ts";
+import {
+  bombBlock,
+  getFrame,
+  headerFrames,
+  openRawH2,
+  resetFrame,
+} from "./_h2_frames.ts";
+import { serveHttp2 } from "../lib/runtime/serve_http2.ts";
+import { deadline, runtime } from "./_helpers.ts";
+
+/**
+ * RSS over the server's own baseline that an attack may cause, at its peak
+ * and after it (with a full GC). Measured under Deno: rapid reset 78 MiB
+ * (peak and after), streams over the limit 9-15 MiB, HPACK bomb 20 MiB.
+ */
+const RESET_GROWTH = 128 * MiB;
+const STREAMS_GROWTH = 48 * MiB;
+const BOMB_GROWTH = 64 * MiB;
+/** Descriptors over the baseline once the attacker has gone. */
+const FD_MARGIN = 2;
+
+const children: ChildServer[] = [];
+after(async () => {
+  for (const child of children) {
+    await deadline(child.stop(), 10_000, "server process exit");
+  }
+});
+
+async function start(
+  options: Parameters<typeof startChildServer>[0] = {},
+): Promise<{ server: ChildServer; base: ServerStats }> {
+  const server = await startChildServer(options);
+  children.push(server);
+  assert.equal(await ping(server.url), "200 pong");
+  const base = await server.stats("gc");
+  await server.stats("reset");
+  return { server, base };
+}
+
+/** Waits (bounded) until the server's descriptors are back to `base`. */
+async function fdsSettle(server: ChildServer, base: ServerStats) {
+  const until = performance.now() + 10_000;
+  let now = await server.stats("gc");
+  while (now.fds > base.fds + FD_MARGIN && performance.now() < until) {
+    // Across a process boundary there is no promise to wait for: the
+    // server closes sockets on its own schedule.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    now = await server.stats("gc");
+  }
+  return now;
+}
+
+function checkMemory(
+  label: string,
+  base: ServerStats,
+  peak: number,
+  after: ServerStats,
+  bound: number,
+) {
+  const mb = (n: number) => (n / MiB).toFixed(0);
+  console.log(
+    `${label}: server RSS ${mb(base.rss)} -> peak ${mb(peak)} -> ${
+      mb(after.rss)
+    } MiB, fds ${base.fds} -> ${after.fds}`,
+  );
+  assert.ok(
+    peak - base.rss < bound,
+    `${label}: peak RSS grew by ${mb(peak - base.rss)} MiB`,
+  );
+  assert.ok(
+    after.rss - base.rss < bound,
+    `${label}: RSS still ${mb(after.rss - base.rss)} MiB over the baseline`,
+  );
+  assert.ok(
+    after.fds <= base.fds + FD_MARGIN,
+    `${label}: descriptors ${base.fds} -> ${after.fds}`,
+  );
+  assert.equal(after.handlers, 0, `${label}: handlers still running`);
+}
+
+/**
+ * Under Deno 2.9.6 the server process itself aborts now and then after a
+ * flood of reset or refused streams, with or without these limits (nghttp2
+ * assertion `find_stream_on_goaway_func`, or `free(): invalid pointer`):
+ * measured in 1-3 runs of 6 for both attacks, the same with the code before
+ * the limits. A Deno defect (docs/known-runtime-issues.md); these two
+ * attacks run under Bun here and under Deno in `deno task stress --h2`.
+ */
+const denoAborts = runtime === "deno";
+
+describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
+  (denoAborts ? it.skip : it)(
+    "serveHttp2 closes sessions that reset streams in a flood (rapid reset) and keeps answering",
+    async () => {
+      const { server, base } = await start();
+      const connections = 10;
+      const streams = 500;
+      // HEADERS then RST_STREAM for each stream, all in one write per
+      // connection (CVE-2023-44487). Raw frames: the attacker never sends a
+      // GOAWAY (see docs/known-runtime-issues.md for what one does to Deno).
+      const raws = await Promise.all(
+        Array.from({ length: connections }, () => openRawH2(server.port)),
+      );
+      for (const raw of raws) {
+        const frames: Uint8Array[] = [];
+        for (let i = 0; i < streams; i++) {
+          frames.push(getFrame(2 * i + 1, "/hold"), resetFrame(2 * i + 1));
+        }
+        raw.write(...frames);
+      }
+      const during = deadline(ping(server.url, 30_000), 40_000, "ping");
+      await deadline(
+        Promise.all(raws.map((raw) => raw.closed)),
+        30_000,
+        "the server closing every attacking session",
+      );
+      assert.equal(await during, "200 pong");
+      assert.equal(await ping(server.url), "200 pong");
+      const stats = await server.stats();
+      // No handler ran for a stream that was reset before its dispatch.
+      assert.ok(
+        stats.started <= base.started + 2 + 128,
+        `${stats.started - base.started} handlers started`,
+      );
+      const after = await fdsSettle(server, base);
+      checkMemory(
+        "rapid reset",
+        base,
+        Math.max(stats.peak, after.peak),
+        after,
+        RESET_GROWTH,
+      );
+    },
+  );
+
+  (denoAborts ? it.skip : it)(
+    "serveHttp2 refuses streams over maxConcurrentStreams with REFUSED_STREAM and keeps answering",
+    async () => {
+      const { server, base } = await start();
+      const raw = await openRawH2(server.port);
+      const n = 1000;
+      // All HEADERS in one write, ahead of the server's SETTINGS: a client
+      // that ignores SETTINGS_MAX_CONCURRENT_STREAMS (128).
+      raw.write(
+        ...Array.from({ length: n }, (_, i) => getFrame(2 * i + 1, "/hold")),
+      );
+      await deadline(raw.settled(n), 20_000, "answers or resets");
+      const during = await ping(server.url);
+      raw.destroy();
+      console.log(`streams over the limit: ${JSON.stringify(raw.outcome)}`);
+      assert.equal(during, "200 pong");
+      assert.ok(
+        raw.outcome.answered <= 128,
+        `${raw.outcome.answered} answered`,
+      );
+      // The extra streams are refused with REFUSED_STREAM (7); Bun's
+      // node:http2 refuses about 100 and then closes the session with GOAWAY
+      // ENHANCE_YOUR_CALM (11), as Node does past maxSessionRejectedStreams.
+      const refused = raw.outcome.resets["7"] ?? 0;
+      assert.ok(refused > 0, `resets ${JSON.stringify(raw.outcome.resets)}`);
+      assert.ok(
+        raw.outcome.answered + refused >= n - 1 || raw.outcome.goaway === 11,
+        `outcome ${JSON.stringify(raw.outcome)}`,
+      );
+      const stats = await server.stats();
+      assert.ok(stats.started <= 128 + 2, `${stats.started} handlers started`);
+      const after = await fdsSettle(server, base);
+      checkMemory(
+        "over the limit",
+        base,
+        Math.max(stats.peak, after.peak),
+        after,
+        STREAMS_GROWTH,
+      );
+    },
+  );
+
+  it("serveHttp2 runs no handler for header lists over maxHeaderListBytes (HPACK bomb)", async () => {
+    const { server, base } = await start();
+    const raw = await openRawH2(server.port);
+    // 60 KB decoded per request, from one 4,000-byte dynamic-table entry
+    // referenced 15 times: 18 MB decoded from about 1.3 MB sent. Batches
+    // of 100 stay under SETTINGS_MAX_CONCURRENT_STREAMS.
+    let id = 1;
+    let sent = 0;
+    for (let batch = 0; batch < 3 && !raw.outcome.closed; batch++) {
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < 100; i++, id += 2, sent++) {
+        frames.push(...headerFrames(id, bombBlock("/ping", 4000, 15)));
+      }
+      raw.write(...frames);
+      await deadline(raw.settled(sent), 20_000, "bomb answers");
+    }
+    const during = await ping(server.url);
+    raw.destroy();
+    console.log(`HPACK bomb: ${JSON.stringify(raw.outcome)}`);
+    assert.equal(during, "200 pong");
+    const stats = await server.stats();
+    // Each request was answered 431 by serveHttp2 or reset by node:http2,
+    // and no handler ran.
+    assert.equal(stats.started, base.started + 1);
+    const after = await fdsSettle(server, base);
+    checkMemory(
+      "HPACK bomb",
+      base,
+      Math.max(stats.peak, after.peak),
+      after,
+      BOMB_GROWTH,
+    );
+  });
+
+  it("serveHttp2 closes a session that sends no request within headersTimeoutMs", async () => {
+    const { server, base } = await start({
+      headersTimeoutMs: 500,
+      idleTimeoutMs: 500,
+    });
+    const closedAfter = await silentSession(server.url, 10_000);
+    assert.ok(closedAfter >= 400, `closed after ${closedAfter} ms`);
+    assert.equal(await ping(server.url), "200 pong");
+    const after = await fdsSettle(server, base);
+    assert.ok(after.fds <= base.fds + FD_MARGIN);
+  });
+
+  it("serveHttp2 closes a session idle for idleTimeoutMs after its last request", async () => {
+    const { server, base } = await start({ idleTimeoutMs: 500 });
+    const session = await deadline(connect(server.url), 10_000, "connect");
+    const closed = new Promise<number>((resolve) =>
+      session.once("close", () => resolve(performance.now()))
+    );
+    const stream = session.request({ ":path": "/ping" }, { endStream: true });
+    stream.resume();
+    await new Promise((resolve) => stream.once("close", resolve));
+    const answered = performance.now();
+    const closedAt = await deadline(closed, 10_000, "the idle session close");
+    session.destroy();
+    assert.ok(closedAt - answered >= 400, `${closedAt - answered} ms`);
+    const after = await fdsSettle(server, base);
+    assert.ok(after.fds <= base.fds + FD_MARGIN);
+  });
+
+  it("serveHttp2 closes connections over maxSessions at once and keeps the others", async () => {
+    const { server, base } = await start({ maxSessions: 2 });
+    // Raw connections: Deno's node:http2 client throws an uncaught
+    // ECONNRESET when the server drops a connection it just opened, and its
+    // GOAWAY on close has aborted Deno's server now and then (see
+    // denoAborts).
+    // Connections one at a time, each with one request, until one is
+    // closed unanswered. The ping of start() may still count for a moment,
+    // so one or two are kept.
+    const kept: Awaited<ReturnType<typeof openRawH2>>[] = [];
+    let refused = false;
+    for (let i = 0; i < 4 && !refused; i++) {
+      const raw = await openRawH2(server.port);
+      raw.write(getFrame(1, "/ping"));
+      await deadline(raw.settled(1), 10_000, "an answer or a close");
+      if (raw.outcome.answered === 1 && !raw.outcome.closed) kept.push(raw);
+      else refused = true;
+    }
+    assert.ok(refused, "no connection over maxSessions was closed");
+    assert.ok(kept.length >= 1 && kept.length <= 2, `${kept.length} kept`);
+    // The kept ones still work.
+    for (const raw of kept) {
+      raw.write(getFrame(3, "/ping"));
+      await deadline(raw.settled(2), 10_000, "a second answer");
+      assert.equal(raw.outcome.answered, 2);
+      raw.destroy();
+    }
+    assert.equal(await ping(server.url), "200 pong");
+    const after = await fdsSettle(server, base);
+    assert.ok(after.fds <= base.fds + FD_MARGIN);
+  });
+
+  it("serveHttp2 rejects limits that are not non-negative integers", async () => {
+    await assert.rejects(
+      serveHttp2(
+        () => Promise.resolve({ status: 200, headers: new Headers() }),
+        {
+          maxConcurrentStreams: -1,
+        },
+      ),
+      {
+        name: "RangeError",
+        message:
+          "Cannot serve HTTP/2: maxConcurrentStreams must be a non-negative integer, got -1",
+      },
+    );
+    await assert.rejects(
+      serveHttp2(
+        () => Promise.resolve({ status: 200, headers: new Headers() }),
+        {
+          idleTimeoutMs: Number.NaN,
+        },
+      ),
+      /Cannot serve HTTP\/2: idleTimeoutMs must be a non-negative number of milliseconds/,
+    );
+  });
+});
