@@ -202,7 +202,9 @@ describe("upload: slow and stalled clients, slow sinks", () => {
 
   it("a slow writer that sends within idleTimeoutMs is served in full", async () => {
     const target = join(dir, "slow-writer.bin");
-    const { handler } = receiver(target, { idleTimeoutMs: 500 });
+    // Sends every 60 ms against a 2 s idle timeout: the margin holds when a
+    // loaded machine stalls this process for a second or more.
+    const { handler } = receiver(target, { idleTimeoutMs: 2_000 });
     const chunks = Array.from({ length: 12 }, (_, i) => bytesOf(KiB, i));
     await withServer(handler, async (server) => {
       let i = 0;
@@ -223,14 +225,22 @@ describe("upload: slow and stalled clients, slow sinks", () => {
   });
 
   it("time spent in a slow sink does not count against idleTimeoutMs", async () => {
+    // The sink's first write takes 1.5 times idleTimeoutMs while the client
+    // keeps sending: the read-ahead fills, no byte is read for that long,
+    // and yet the upload must complete. (The stall is longer than the idle
+    // timeout, so the test fails if sink time counts; the timeout is long
+    // enough that network gaps on a loaded machine do not trip it.)
     const stored: Uint8Array[] = [];
+    let writes = 0;
     const handle = createReceiver({
-      idleTimeoutMs: 250,
+      idleTimeoutMs: 1_000,
       readAheadBytes: 64 * KiB,
       sink: () =>
         new WritableStream({
           async write(chunk) {
-            await new Promise((resolve) => setTimeout(resolve, 100));
+            if (writes++ === 0) {
+              await new Promise((resolve) => setTimeout(resolve, 1_500));
+            }
             stored.push(chunk.slice());
           },
         }),
