@@ -1,8 +1,8 @@
 // Memory figures of the current process, for the child processes that the
-// memory tests start (tests/_upload_server.ts, tests/_rpc_memory.ts): a
-// process that runs one side of a transfer alone reports its own memory, so
-// that nothing else the test runner holds (other tests' garbage, the runner's
-// own buffers, the other side of the transfer) shows up in the figure.
+// memory tests start (tests/_memory_peers.ts): a process that runs one side
+// of a transfer alone reports its own memory, so that nothing else the test
+// runner holds (other tests' garbage, the runner's own buffers, the other
+// side of the transfer) shows up in the figure.
 //
 // On Linux the figures come from /proc/self/status: VmRSS (resident now) and
 // VmHWM (the peak since the process started or since `resetPeak()`, which
