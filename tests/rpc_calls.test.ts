@@ -57,6 +57,8 @@ const TestService = defineService("test.v1.TestService", {
 });
 
 let lastWaitSignal: AbortSignal | undefined;
+/** Resolves with the signal of the next `wait` call the server starts. */
+let waitStarted = Promise.withResolvers<AbortSignal>();
 const testImpl = implementService(TestService, {
   echo: (v) => v,
   count: async function* (n) {
@@ -64,6 +66,7 @@ const testImpl = implementService(TestService, {
   },
   wait: (_inputs, context) => {
     lastWaitSignal = context.signal;
+    waitStarted.resolve(context.signal);
     return new Promise<bigint>((_, reject) => {
       context.signal.addEventListener(
         "abort",
@@ -261,21 +264,17 @@ for (const setup of setups) {
 
     it("an AbortSignal cancels the call on both sides", async () => {
       const abort = new AbortController();
+      waitStarted = Promise.withResolvers();
       const call = createClient(TestService, t.transport).wait({
         signal: abort.signal,
       });
       await call.send(1n);
       // Wait until the handler runs, then cancel.
-      await deadline(
-        (async () => {
-          while (lastWaitSignal === undefined || lastWaitSignal.aborted) {
-            await new Promise((r) => setTimeout(r, 5));
-          }
-        })(),
+      const serverSignal = await deadline(
+        waitStarted.promise,
         T,
         "handler start",
       );
-      const serverSignal = lastWaitSignal!;
       abort.abort(new Error("user gave up"));
       const error = await rejection(call.receive());
       assert.equal(error.code, Code.Canceled);
