@@ -58,6 +58,9 @@ function receiver(
   options: Partial<ReceiverOptions> = {},
 ) {
   const handled: Promise<Response>[] = [];
+  // Resolves with the first request's response once the handler has it.
+  // (Wrapped: awaiting it must not wait for the response itself.)
+  const first = Promise.withResolvers<{ response: Promise<Response> }>();
   const handle = createReceiver({
     sink: () => createFileSink(target),
     sha256: createSha256,
@@ -66,9 +69,10 @@ function receiver(
   const handler: FetchHandler = (request) => {
     const response = handle(request);
     handled.push(response);
+    first.resolve({ response });
     return response;
   };
-  return { handler, handled };
+  return { handler, handled, first: first.promise };
 }
 
 /** The server still stores a small upload correctly. */
@@ -102,7 +106,7 @@ describe("upload: connections cut at every stage", () => {
     it(`a connection cut mid-body (${framing}) answers 400 within 10 s and keeps no file`, async () => {
       const target = join(dir, `cut-body-${framing}.bin`);
       await writeFile(target, "old");
-      const { handler, handled } = receiver(target);
+      const { handler, first } = receiver(target);
       await withServer(handler, async (server) => {
         const raw = await openRaw(server.port);
         const chunk = bytesOf(64 * KiB);
@@ -114,11 +118,9 @@ describe("upload: connections cut at every stage", () => {
           for (let i = 0; i < 4; i++) await raw.write(chunk);
         }
         // Wait until the handler has the request, then cut.
-        while (handled.length === 0) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        const { response: handling } = await deadline(first, 10_000, "request");
         raw.destroy();
-        const response = await deadline(handled[0], 10_000, "cut upload");
+        const response = await deadline(handling, 10_000, "cut upload");
         assert.equal(response.status, 400);
         assert.deepEqual(
           await contents(target),
@@ -132,7 +134,7 @@ describe("upload: connections cut at every stage", () => {
 
   it("a connection cut right after the last body byte keeps the whole file or nothing", async () => {
     const target = join(dir, "cut-after-body.bin");
-    const { handler, handled } = receiver(target);
+    const { handler, first } = receiver(target);
     const data = bytesOf(256 * KiB, 3);
     await withServer(handler, async (server) => {
       const raw = await openRaw(server.port);
@@ -140,10 +142,8 @@ describe("upload: connections cut at every stage", () => {
       await raw.write(data);
       raw.destroy();
       await raw.reply;
-      while (handled.length === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      const response = await deadline(handled[0], 10_000, "handler");
+      const { response: handling } = await deadline(first, 10_000, "request");
+      const response = await deadline(handling, 10_000, "handler");
       const stored = await contents(target);
       if (response.status === 200) assert.deepEqual(stored, data);
       else assert.equal(stored, undefined);
