@@ -50,8 +50,9 @@ step lint deno lint
 step check deno check mod.ts lib/ examples/ tests/ bench/
 step layers deno task check:layers
 
-# Every JSDoc example runs (this also type-checks them); only those marked
-# `ts ignore` (they need a network server or a file) are left out.
+# Every JSDoc example runs (this also type-checks them), except those marked
+# `ts ignore` (they need a network server, a file or another runtime), which
+# tests/doc_examples.ts type-checks.
 start=$SECONDS
 printf '\n==> doc examples: deno task test:doc\n'
 NO_COLOR=1 deno task test:doc 2>&1 | tee "$logs/doc.log"
