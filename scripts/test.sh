@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, run by `deno task test` (and so by `.ci/run`).
 # Steps, in order: format, lint, type-check, layering check, the JSDoc
-# examples (run by `deno test --doc`), doc lint, deno test, bun test (both
+# examples (run by `deno test --doc`; those marked `ts ignore` type-checked
+# by tests/doc_examples.ts), doc lint, deno test, bun test (both
 # include the Worker in workerd), the small stress run under each runtime, the
 # Node client script, Worker bundle size, the benchmarks' smoke run, publish
 # dry run, the README's runtime matrix, and a check that the run left the
