@@ -87,7 +87,7 @@ describe("echo", () => {
   });
 
   it(
-    "echo echoes 256 MiB over h2c in bounded memory: each side's RSS peaks under 64 MiB above its start, its JS memory flat (Deno)",
+    "echo echoes 256 MiB over h2c in bounded memory: each side's RSS peaks under 96 MiB above its start, its JS memory flat (Deno)",
     { skip: runtime !== "deno" && "the 256 MiB echo runs under deno test" },
     async () => {
       // The server and the client each run alone in their own process and
@@ -96,14 +96,15 @@ describe("echo", () => {
       // this runner holds shows up in the figures.
       //
       // Measured here (Deno 2.9.6, 2-core machine loaded by other builds),
-      // peak RSS growth per side: 256 MiB echoed 9-38 MiB (4 runs, 75-168
-      // MiB/s), 512 MiB 33-58, 1 GiB 54-73 (6 runs, 11-24 MiB/s, 42-90 s
-      // each: too slow for the test task, so 256 MiB). The JS heap and the
-      // ArrayBuffers' external memory grew by 0.0 MiB in every run: the
-      // growth is in Deno's own h2 and allocator memory (most of it still
-      // resident after a GC), larger in slower runs. A body held whole would
-      // be 256 MiB. The RSS bound is 1.7 times the highest peak; the JS
-      // memory (what this pipeline itself holds) must stay under 8 MiB.
+      // peak RSS growth per side: 256 MiB echoed 9-42 MiB (7 runs, 10-168
+      // MiB/s; 42 with a second copy of the suite running), 512 MiB 33-58,
+      // 1 GiB 54-73 (6 runs, 11-24 MiB/s, 42-90 s each: too slow for the
+      // test task, so 256 MiB). The JS heap and the ArrayBuffers' external
+      // memory grew by 0.0 MiB in every run: the growth is in Deno's own h2
+      // and allocator memory (most of it still resident after a GC), larger
+      // in slower runs. A body held whole would be 256 MiB; the RSS bound,
+      // 96 MiB, is over twice the highest peak. The JS memory (what this
+      // pipeline itself holds) must stay under 8 MiB.
       const SIZE = 256 * MiB;
       const server = await startChild("_memory_peers.ts", ["echo-server"]);
       try {
@@ -147,7 +148,7 @@ describe("echo", () => {
           );
           for (const g of sides) {
             assert.ok(
-              g.peak < 64 * MiB,
+              g.peak < 96 * MiB,
               `the ${g.side}'s RSS peaked ${mib(g.peak)} MiB above its start`,
             );
             assert.ok(
