@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, run by `deno task test` (and so by `.ci/run`).
-# Steps, in order: format, lint, type-check, layering check, doc lint, deno
-# test, bun test (both include the Worker in workerd), the small stress run
-# under each runtime, the Node client script, Worker bundle size, the
-# benchmarks' smoke run, publish dry run, the README's runtime matrix. Any
-# failing step fails the task; the output ends with the test runners' own
-# summaries.
+# Steps, in order: format, lint, type-check, layering check, the JSDoc
+# examples (run by `deno test --doc`; those marked `ts ignore` type-checked
+# by tests/doc_examples.ts), doc lint, deno test, bun test (both
+# include the Worker in workerd), the small stress run under each runtime, the
+# Node client script, the browser suite in headless Chromium, Worker bundle size, the benchmarks' smoke run, publish
+# dry run, the README's runtime matrix, and a check that the run left the
+# clone as it found it. Any failing step fails the task, and so does a test
+# runner that ran no test; the output ends with the test runners' own
+# summaries, one total, and how long each step took.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,18 +18,30 @@ logs=.tmp/runtimes
 rm -rf "$logs"
 mkdir -p "$logs"
 failed=()
+timings=()
+# The clone's state before the run: the run must not change it.
+clone_before=$(git status --porcelain 2>/dev/null || true)
+
+# timed <name> <seconds at start>: records how long a step took.
+timed() {
+  timings+=("$1: $((SECONDS - $2)) s")
+}
 
 step() {
-  local name=$1
+  local name=$1 start=$SECONDS
   shift
   printf '\n==> %s: %s\n' "$name" "$*"
   if ! "$@"; then
     failed+=("$name")
   fi
+  timed "$name" "$start"
 }
 
 # shellcheck source=scripts/_find_bun.sh
 source scripts/_find_bun.sh
+# find_chromium, for the browser suite.
+# shellcheck source=scripts/_find_chromium.sh
+source scripts/_find_chromium.sh
 
 entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts lib/runtime/websocket.ts lib/runtime/workers.ts)
 
@@ -35,13 +50,25 @@ step fmt deno fmt --check
 step lint deno lint
 step check deno check mod.ts lib/ examples/ tests/ bench/
 step layers deno task check:layers
-step doc-examples deno check --doc mod.ts lib/
+
+# Every JSDoc example runs (this also type-checks them), except those marked
+# `ts ignore` (they need a network server, a file or another runtime), which
+# tests/doc_examples.ts type-checks.
+start=$SECONDS
+printf '\n==> doc examples: deno task test:doc\n'
+NO_COLOR=1 deno task test:doc 2>&1 | tee "$logs/doc.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("doc examples")
+timed "doc examples" "$start"
+
 step doc deno doc --lint "${entry_points[@]}"
 
+start=$SECONDS
 printf '\n==> deno test\n'
 NO_COLOR=1 deno task test:deno 2>&1 | tee "$logs/deno.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("deno test")
+timed "deno test" "$start"
 
+start=$SECONDS
 printf '\n==> bun test\n'
 if bun=$(find_bun); then
   "$bun" --version | tee "$logs/bun.version"
@@ -51,6 +78,7 @@ else
   echo "Cannot install bun@$BUN_VERSION from the npm registry" >&2
   failed+=("bun install")
 fi
+timed "bun test" "$start"
 
 # Load, small: 50 concurrent streams of each kind against a server in its
 # own process, every result checked, no leaks (`deno task stress` is the
@@ -62,13 +90,19 @@ fi
 
 # Node 20 as the client of the Worker under Deno.serve, Bun.serve and
 # workerd (tests/node/clients.ts, bundled for Node).
+start=$SECONDS
 printf '\n==> node client\n'
 BUN="${bun:-}" deno task test:node 2>&1 | tee "$logs/node.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("node client")
+timed "node client" "$start"
 
 # The browser suite in headless Chromium (installed with apt-get when
 # missing; a skip fails under CI).
-step browser bash tests/browser/run.sh
+start=$SECONDS
+printf '\n==> browser (chromium)\n'
+bash tests/browser/run.sh 2>&1 | tee "$logs/browser.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("browser")
+timed "browser" "$start"
 
 step bundle-size deno task build:worker
 
@@ -84,7 +118,24 @@ step publish deno publish --dry-run --allow-dirty
 # copies it into docs/runtime-matrix.md).
 step matrix deno task matrix
 
+# The run leaves the clone as it found it: no tracked file changed, no
+# untracked file left outside the ignored folders (.tmp/, .tools/, ...).
+clean_clone() {
+  local after
+  after=$(git status --porcelain 2>/dev/null) || return 0
+  local changed
+  changed=$(diff <(echo "$clone_before") <(echo "$after") | grep '^>' || true)
+  if [ -n "$changed" ]; then
+    echo "The test run changed the clone (git status --porcelain):"
+    echo "$changed"
+    return 1
+  fi
+}
+step clean-clone clean_clone
+
 printf '\n==> summary\n'
+printf '%s\n' "${timings[@]}" | paste -sd ',' | sed 's/,/, /g; s/^/time per step: /'
+echo "whole task: $SECONDS s"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]}"
 else
@@ -92,6 +143,8 @@ else
 fi
 # The runners' own closing lines, then one total. Deno counts each node:test
 # `it` as a step; Bun counts it as a test.
+doc_line=$(grep -E '^(ok|FAILED) \|' "$logs/doc.log" | tail -n 1)
+echo "doc examples: ${doc_line:-(no summary: deno test --doc did not finish)}"
 deno_line=$(grep -E '^(ok|FAILED) \|' "$logs/deno.log" | tail -n 1)
 echo "deno test: ${deno_line:-(no summary: deno test did not finish)}"
 bun_pass=$(grep -E '^ *[0-9]+ pass$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
@@ -100,20 +153,34 @@ echo "bun test: ${bun_pass:-?} pass, ${bun_fail:-?} fail"
 node_pass=$(grep -E '^[^ ]+ pass [0-9]+$' "$logs/node.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
 node_fail=$(grep -E '^[^ ]+ fail [0-9]+$' "$logs/node.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
 echo "node client: ${node_pass:-?} pass, ${node_fail:-?} fail"
-count() { # count <passed|failed> from deno's line: steps when present, else tests
+browser_line=$(grep -E '^browser \(chromium\): [0-9]+ passed, [0-9]+ failed$' "$logs/browser.log" 2>/dev/null | tail -n 1)
+echo "${browser_line:-browser (chromium): did not run ($(grep -m1 'browser suite skipped' "$logs/browser.log" 2>/dev/null || echo 'no summary'))}"
+browser_pass=$(echo "$browser_line" | grep -oE '[0-9]+ passed' | tr -dc 0-9)
+browser_fail=$(echo "$browser_line" | grep -oE '[0-9]+ failed' | tr -dc 0-9)
+count() { # count <line> <passed|failed> from a deno line: steps when present, else tests
   local n
-  n=$(echo "$deno_line" | grep -oE "[0-9]+ $1 \([0-9]+ steps\)" | grep -oE '\([0-9]+' | tr -dc 0-9)
-  [ -n "$n" ] || n=$(echo "$deno_line" | grep -oE "[0-9]+ $1" | tr -dc 0-9)
+  n=$(echo "$1" | grep -oE "[0-9]+ $2 \([0-9]+ steps?\)" | grep -oE '\([0-9]+' | tr -dc 0-9)
+  [ -n "$n" ] || n=$(echo "$1" | grep -oE "[0-9]+ $2" | tr -dc 0-9)
   echo "${n:-0}"
 }
-passed=$(($(count passed) + ${bun_pass:-0} + ${node_pass:-0}))
-failures=$(($(count failed) + ${bun_fail:-0} + ${node_fail:-0}))
+doc_pass=$(count "$doc_line" passed)
+deno_pass=$(count "$deno_line" passed)
+passed=$((doc_pass + deno_pass + ${bun_pass:-0} + ${node_pass:-0} + ${browser_pass:-0}))
+failures=$(($(count "$doc_line" failed) + $(count "$deno_line" failed) + ${bun_fail:-0} + ${node_fail:-0} + ${browser_fail:-0}))
 # A failed step that is not a test run (fmt, lint, ...) counts as one failure.
 for name in "${failed[@]}"; do
-  case "$name" in "deno test" | "bun test" | "node client") ;; *) failures=$((failures + 1)) ;; esac
+  case "$name" in "doc examples" | "deno test" | "bun test" | "node client" | "browser") ;; *) failures=$((failures + 1)) ;; esac
 done
-[ -n "$deno_line" ] || failures=$((failures + 1))
-[ -n "$bun_pass" ] || failures=$((failures + 1))
-[ -n "$node_pass" ] || failures=$((failures + 1))
+# A runner that gave no summary or ran no test is a failure too (the
+# browser suite may be skipped outside CI, loudly; under CI a skip fails).
+if [[ " ${failed[*]} " == *" browser "* ]] && [ -z "$browser_line" ]; then
+  failures=$((failures + 1))
+fi
+for runner in "doc examples:$doc_pass" "deno test:$deno_pass" "bun test:${bun_pass:-0}" "node client:${node_pass:-0}"; do
+  if [ "${runner##*:}" -eq 0 ]; then
+    echo "FAILED: ${runner%:*} ran no test"
+    failures=$((failures + 1))
+  fi
+done
 echo "total: $passed passed, $failures failed"
 [ ${#failed[@]} -eq 0 ] && [ "$failures" -eq 0 ]

@@ -148,8 +148,10 @@ describe("duplex: stalled clients", () => {
   );
 
   it("echo serves a slow client that writes within idleTimeoutMs", async () => {
+    // Writes every 100 ms against a 2 s idle timeout: the margin holds when
+    // a loaded machine stalls this process for a second or more.
     await withServer(
-      (request) => echo(request, { idleTimeoutMs: 400 }),
+      (request) => echo(request, { idleTimeoutMs: 2_000 }),
       async (server) => {
         const { stream } = openDuplex(server.url);
         for (let i = 0; i < 6; i++) {

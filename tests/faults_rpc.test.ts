@@ -339,9 +339,11 @@ describe("RPC slow and stalled clients", () => {
     });
 
     it(`${protocol}: a slow client that sends within idleTimeoutMs completes`, async () => {
+      // Sends every 80 ms against a 2 s idle timeout: the margin holds when
+      // a loaded machine stalls this process for a second or more.
       const server = await serveFor(
         protocol,
-        createUniversalHandler(calc, { idleTimeoutMs: 400 }),
+        createUniversalHandler(calc, { idleTimeoutMs: 2_000 }),
       );
       const t = transportFor(protocol, server.port);
       try {

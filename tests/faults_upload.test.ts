@@ -72,6 +72,9 @@ function receiver(
   options: Partial<UploadHandlerOptions> = {},
 ) {
   const handled: Promise<Response>[] = [];
+  // Resolves with the first request's response once the handler has it.
+  // (Wrapped: awaiting it must not wait for the response itself.)
+  const first = Promise.withResolvers<{ response: Promise<Response> }>();
   const handle = createUploadHandler({
     onComplete: fileReceived,
     sink: () => createFileSink(target),
@@ -81,9 +84,10 @@ function receiver(
   const handler: FetchHandler = (request) => {
     const response = handle(request);
     handled.push(response);
+    first.resolve({ response });
     return response;
   };
-  return { handler, handled };
+  return { handler, handled, first: first.promise };
 }
 
 /** The server still stores a small upload correctly. */
@@ -117,7 +121,7 @@ describe("upload: connections cut at every stage", () => {
     it(`a connection cut mid-body (${framing}) answers 400 within 10 s and keeps no file`, async () => {
       const target = join(dir, `cut-body-${framing}.bin`);
       await writeFile(target, "old");
-      const { handler, handled } = receiver(target);
+      const { handler, first } = receiver(target);
       await withServer(handler, async (server) => {
         const raw = await openRaw(server.port);
         const chunk = bytesOf(64 * KiB);
@@ -129,11 +133,9 @@ describe("upload: connections cut at every stage", () => {
           for (let i = 0; i < 4; i++) await raw.write(chunk);
         }
         // Wait until the handler has the request, then cut.
-        while (handled.length === 0) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        const { response: handling } = await deadline(first, 10_000, "request");
         raw.destroy();
-        const response = await deadline(handled[0], 10_000, "cut upload");
+        const response = await deadline(handling, 10_000, "cut upload");
         assert.equal(response.status, 400);
         assert.deepEqual(
           await contents(target),
@@ -147,7 +149,7 @@ describe("upload: connections cut at every stage", () => {
 
   it("a connection cut right after the last body byte keeps the whole file or nothing", async () => {
     const target = join(dir, "cut-after-body.bin");
-    const { handler, handled } = receiver(target);
+    const { handler, first } = receiver(target);
     const data = bytesOf(256 * KiB, 3);
     await withServer(handler, async (server) => {
       const raw = await openRaw(server.port);
@@ -155,10 +157,8 @@ describe("upload: connections cut at every stage", () => {
       await raw.write(data);
       raw.destroy();
       await raw.reply;
-      while (handled.length === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      const response = await deadline(handled[0], 10_000, "handler");
+      const { response: handling } = await deadline(first, 10_000, "request");
+      const response = await deadline(handling, 10_000, "handler");
       const stored = await contents(target);
       if (response.status === 200) assert.deepEqual(stored, data);
       else assert.equal(stored, undefined);
@@ -217,7 +217,9 @@ describe("upload: slow and stalled clients, slow sinks", () => {
 
   it("a slow writer that sends within idleTimeoutMs is served in full", async () => {
     const target = join(dir, "slow-writer.bin");
-    const { handler } = receiver(target, { idleTimeoutMs: 500 });
+    // Sends every 60 ms against a 2 s idle timeout: the margin holds when a
+    // loaded machine stalls this process for a second or more.
+    const { handler } = receiver(target, { idleTimeoutMs: 2_000 });
     const chunks = Array.from({ length: 12 }, (_, i) => bytesOf(KiB, i));
     await withServer(handler, async (server) => {
       let i = 0;
@@ -238,15 +240,23 @@ describe("upload: slow and stalled clients, slow sinks", () => {
   });
 
   it("time spent in a slow sink does not count against idleTimeoutMs", async () => {
+    // The sink's first write takes 1.5 times idleTimeoutMs while the client
+    // keeps sending: the read-ahead fills, no byte is read for that long,
+    // and yet the upload must complete. (The stall is longer than the idle
+    // timeout, so the test fails if sink time counts; the timeout is long
+    // enough that network gaps on a loaded machine do not trip it.)
     const stored: Uint8Array[] = [];
+    let writes = 0;
     const handle = createUploadHandler({
       onComplete: fileReceived,
-      idleTimeoutMs: 250,
+      idleTimeoutMs: 1_000,
       readAheadBytes: 64 * KiB,
       sink: () =>
         new WritableStream({
           async write(chunk) {
-            await new Promise((resolve) => setTimeout(resolve, 100));
+            if (writes++ === 0) {
+              await new Promise((resolve) => setTimeout(resolve, 1_500));
+            }
             stored.push(chunk.slice());
           },
         }),

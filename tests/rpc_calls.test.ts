@@ -3,9 +3,6 @@
 // cancellation, compression, limits, malformed input and full duplex.
 
 import { after, before, describe, it } from "node:test";
-import process from "node:process";
-import v8 from "node:v8";
-import vm from "node:vm";
 import assert from "node:assert/strict";
 import {
   Code,
@@ -38,21 +35,10 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { deadline, rss, runtime, startServer } from "./_helpers.ts";
+import { deadline, runtime, startChild, startServer } from "./_helpers.ts";
 
 const T = 20_000;
 
-/** Runs a full garbage collection, so heap sizes can be compared. */
-function collectGarbage(): void {
-  if (runtime === "bun") {
-    (globalThis as unknown as { Bun: { gc(force: boolean): void } }).Bun.gc(
-      true,
-    );
-    return;
-  }
-  v8.setFlagsFromString("--expose-gc");
-  (vm.runInNewContext("gc") as () => void)();
-}
 const MAX = (1n << 63n) - 1n;
 
 /** Raw bytes as a message type, for size and compression tests. */
@@ -71,6 +57,8 @@ const TestService = defineService("test.v1.TestService", {
 });
 
 let lastWaitSignal: AbortSignal | undefined;
+/** Resolves with the signal of the next `wait` call the server starts. */
+let waitStarted = Promise.withResolvers<AbortSignal>();
 const testImpl = implementService(TestService, {
   echo: (v) => v,
   count: async function* (n) {
@@ -78,6 +66,7 @@ const testImpl = implementService(TestService, {
   },
   wait: (_inputs, context) => {
     lastWaitSignal = context.signal;
+    waitStarted.resolve(context.signal);
     return new Promise<bigint>((_, reject) => {
       context.signal.addEventListener(
         "abort",
@@ -275,21 +264,17 @@ for (const setup of setups) {
 
     it("an AbortSignal cancels the call on both sides", async () => {
       const abort = new AbortController();
+      waitStarted = Promise.withResolvers();
       const call = createClient(TestService, t.transport).wait({
         signal: abort.signal,
       });
       await call.send(1n);
       // Wait until the handler runs, then cancel.
-      await deadline(
-        (async () => {
-          while (lastWaitSignal === undefined || lastWaitSignal.aborted) {
-            await new Promise((r) => setTimeout(r, 5));
-          }
-        })(),
+      const serverSignal = await deadline(
+        waitStarted.promise,
         T,
         "handler start",
       );
-      const serverSignal = lastWaitSignal!;
       abort.abort(new Error("user gave up"));
       const error = await rejection(call.receive());
       assert.equal(error.code, Code.Canceled);
@@ -694,7 +679,7 @@ describe("coalescing and memory", () => {
       StreamingCalcService,
       createConnectTransport({ baseUrl: server.url.origin }),
     ).sum();
-    const n = 20_000;
+    const n = 200_000;
     await ReadableStream.from(
       (function* () {
         for (let i = 1; i <= n; i++) yield BigInt(i);
@@ -707,44 +692,81 @@ describe("coalescing and memory", () => {
     assert.ok(chunks < n / 20, `${chunks} request chunks for ${n} messages`);
   });
 
-  it("memory stays flat over many messages both ways", async () => {
-    const transport = createGrpcWebTransport({ baseUrl: server.url.origin });
-    const run = async (n: number) => {
-      const call = createClient(StreamingCalcService, transport)
-        .incrementalSum();
-      const sending = ReadableStream.from(
-        (function* () {
-          for (let i = 0; i < n; i++) yield 1n;
-        })(),
-      ).pipeTo(call.requests);
-      let last = 0n;
-      for await (const v of call.responses) last = v;
-      await sending;
-      assert.equal(last, BigInt(n));
-    };
-    // Warm up with as many messages as measured: the runtimes' own buffers
-    // (Deno's HTTP/1.1 server reads the request body ahead) reach their
-    // high-water mark, after which memory must stay flat.
-    const n = 200_000;
-    await deadline(run(n), 120_000, "warm-up");
-    collectGarbage();
-    const before = rss();
-    const heapBefore = process.memoryUsage().heapUsed;
-    const start = performance.now();
-    await deadline(run(n), 120_000, "200k messages");
-    const seconds = (performance.now() - start) / 1000;
-    collectGarbage();
-    const growth = (rss() - before) / 1024 / 1024;
-    const heapGrowth = (process.memoryUsage().heapUsed - heapBefore) / 1048576;
-    console.log(
-      `incrementalSum, gRPC-Web over HTTP/1.1, ${runtime}: ${n} messages each way in ${
-        seconds.toFixed(2)
-      } s (${Math.round(n / seconds)} msg/s), RSS growth ${
-        growth.toFixed(1)
-      } MiB, heap growth ${heapGrowth.toFixed(1)} MiB`,
-    );
-    assert.ok(heapGrowth < 8, `heap grew by ${heapGrowth.toFixed(1)} MiB`);
-    assert.ok(growth < 32, `RSS grew by ${growth.toFixed(1)} MiB`);
-    assert.ok(growth < 64, `RSS grew by ${growth.toFixed(1)} MiB`);
+  it("memory stays flat over many messages both ways, in the client and in the server", async () => {
+    // The server and the client each run alone in their own process and
+    // report their own memory (tests/_memory.ts): measured in the test
+    // runner, the figure also held whatever the other tests left behind
+    // (Bun once reported 41.5 MiB there, on a loaded machine).
+    //
+    // After a GC, what each side retains must not grow. Measured here (2-core
+    // machine loaded by other builds, 200k messages unless noted; Deno 10
+    // runs, two at 50k and 400k; Bun 7 runs; 2 of each with a second copy of
+    // the suite running): RSS growth per side -0.2-1.6 MiB under Deno,
+    // -3.1-4.9 MiB under Bun; JS heap and external growth -1.8-0.1 MiB. The
+    // RSS bound, 16 MiB per process (it was 32 MiB for both sides and the
+    // runner together), is three times the highest figure; the heap keeps
+    // its 8 MiB. The peak during the run is logged, not bounded: it is
+    // garbage not yet collected (Deno: 21-28 MiB for 50k messages, 73-83
+    // for 200k, 92-100 for 400k; Bun 10-29 for 200k), gone after the GC.
+    const server = await startChild("_memory_peers.ts", ["rpc-server"]);
+    try {
+      const client = await startChild("_memory_peers.ts", [
+        "rpc-client",
+        server.first.url,
+      ]);
+      try {
+        // Warm up with as many messages as measured: the runtimes' own
+        // buffers (Deno's HTTP/1.1 server reads the request body ahead) reach
+        // their high-water mark, after which memory must stay flat.
+        const n = 200_000;
+        const warm = await client.request({ cmd: "run", n });
+        assert.equal(warm.last, String(n));
+        const before = {
+          server: await server.request({ cmd: "measure" }),
+          client: await client.request({ cmd: "measure" }),
+        };
+        const run = await client.request({ cmd: "run", n });
+        assert.equal(run.last, String(n));
+        const after = {
+          server: await server.request({ cmd: "measure" }),
+          client: await client.request({ cmd: "measure" }),
+        };
+        const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+        const growth = (side: "server" | "client") => ({
+          rss: after[side].rss - before[side].rss,
+          peak: after[side].peak - before[side].rss,
+          heap: after[side].heap - before[side].heap +
+            after[side].external - before[side].external,
+        });
+        const sides = { server: growth("server"), client: growth("client") };
+        console.log(
+          `incrementalSum, gRPC-Web over HTTP/1.1, ${runtime}: ${n} messages each way in ${
+            run.seconds.toFixed(2)
+          } s (${Math.round(n / run.seconds)} msg/s); growth ${
+            Object.entries(sides).map(([side, g]) =>
+              `${side}: RSS ${mib(g.rss)} MiB, peak ${
+                mib(g.peak)
+              } MiB, JS heap and external ${mib(g.heap)} MiB`
+            ).join("; ")
+          } (${after.server.source})`,
+        );
+        for (const [side, g] of Object.entries(sides)) {
+          assert.ok(
+            g.heap < 8 * 1048576,
+            `the ${side}'s JS heap and external memory grew by ${
+              mib(g.heap)
+            } MiB`,
+          );
+          assert.ok(
+            g.rss < 16 * 1048576,
+            `the ${side}'s RSS grew by ${mib(g.rss)} MiB`,
+          );
+        }
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -25,6 +25,8 @@ export const WEBSOCKET_CLOSE_ABORTED = 1011;
 
 const CONNECTING = 0;
 const OPEN = 1;
+/** How long a write on a closing socket waits for the close code. */
+const CLOSE_EVENT_WAIT_MS = 2_000;
 /** Longest wait between two looks at `bufferedAmount`, in milliseconds. */
 const MAX_DRAIN_POLL_MS = 16;
 
@@ -149,6 +151,8 @@ export function websocketDuplex(
   let closed: { code: number; reason: string } | undefined;
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const opened = deferred<void>();
+  // Resolves on the close event, which brings the close code.
+  const closeEvent = deferred<void>();
   // Wakes a writer waiting for the buffer to drain (Bun's glue sends
   // "drain"; elsewhere the wait polls).
   let wake: (() => void) | undefined;
@@ -208,6 +212,7 @@ export function websocketDuplex(
   const onClose = (event: Event) => {
     const { code = 1005, reason = "" } = event as CloseEvent;
     closed = { code, reason };
+    closeEvent.resolve();
     socket.removeEventListener("message", onMessage);
     socket.removeEventListener("open", onOpen);
     socket.removeEventListener("close", onClose);
@@ -244,7 +249,20 @@ export function websocketDuplex(
     },
   }, new ByteLengthQueuingStrategy({ highWaterMark: maxBufferedBytes }));
 
-  const sendable = () => {
+  const sendable = async () => {
+    if (!closed && socket.readyState !== OPEN) {
+      // Closing: the peer's close frame can come before the close event that
+      // brings its code. Wait for the event (briefly), so that the error
+      // names the code whichever comes first.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        closeEvent.promise,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_EVENT_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     if (closed) throw closeError(closed.code, closed.reason);
     if (socket.readyState !== OPEN) {
       throw new TypeError("Cannot write to WebSocket: the socket is closing");
@@ -253,7 +271,7 @@ export function websocketDuplex(
   const drained = async () => {
     let delay = 1;
     while ((socket.bufferedAmount ?? 0) > low) {
-      sendable();
+      await sendable();
       const woken = deferred<void>();
       wake = woken.resolve;
       const timer = setTimeout(woken.resolve, delay);
@@ -267,7 +285,7 @@ export function websocketDuplex(
   const writable = new WritableStream<Uint8Array>({
     start: () => opened.promise,
     async write(chunk) {
-      sendable();
+      await sendable();
       socket.send(chunk as Uint8Array<ArrayBuffer>);
       if ((socket.bufferedAmount ?? 0) > high) await drained();
     },

@@ -9,25 +9,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-skip() {
-  echo "browser suite skipped: $1, install with: apt-get install -y chromium"
+# shellcheck source=scripts/_find_chromium.sh
+source scripts/_find_chromium.sh
+if ! chromium=$(CHROMIUM_PATH=${CHROMIUM:-${CHROMIUM_PATH:-/usr/bin/chromium}} find_chromium); then
+  # find_chromium said why, loudly.
   if [ "${CI:-}" = "true" ]; then
     echo "browser suite: a skip fails under CI" >&2
     exit 1
   fi
   exit 0
-}
-
-chromium=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$chromium" ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium with apt-get"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
-      skip "apt-get install chromium failed"
-    fi
-  fi
 fi
-[ -x "$chromium" ] || skip "no Chromium at $chromium"
 
 # -A: playwright-core launches the browser, talks to it over a pipe and
 # writes its profile and artifacts to temporary directories.

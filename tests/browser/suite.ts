@@ -614,6 +614,10 @@ async function main(): Promise<number> {
   let context: BrowserContext | undefined;
   let passed = 0;
   let failed = 0;
+  // One entry per test, for the runtime matrix's Chromium column.
+  const results: { flow: string; name: string; ok: boolean; error?: string }[] =
+    [];
+  let version = "";
   try {
     const tls = await makeCertificates(join(work, "certs"));
     const script = join(work, "sluice.js");
@@ -661,6 +665,7 @@ async function main(): Promise<number> {
       },
     );
     browserContext = context;
+    version = context.browser()?.version() ?? "";
     console.log(
       `chromium ${context.browser()?.version() ?? ""} (${CHROMIUM}), ` +
         `pages ${httpUrl.href} and ${httpsUrl.href}`,
@@ -673,12 +678,15 @@ async function main(): Promise<number> {
       try {
         await withTimeout(fn(), TEST_TIMEOUT_MS);
         passed++;
+        results.push({ flow: flowOf(name), name, ok: true });
         console.log(
           `ok - ${name} (${Math.round(performance.now() - started)} ms)`,
         );
       } catch (error) {
         failed++;
-        console.log(`FAIL - ${name}\n  ${(error as Error)?.message ?? error}`);
+        const message = String((error as Error)?.message ?? error);
+        results.push({ flow: flowOf(name), name, ok: false, error: message });
+        console.log(`FAIL - ${name}\n  ${message}`);
       }
     }
   } catch (error) {
@@ -693,8 +701,23 @@ async function main(): Promise<number> {
     for (const server of servers) await server.shutdown();
     await rm(work, { recursive: true, force: true });
   }
+  const runs = join(ROOT, ".tmp", "runtimes");
+  await mkdir(runs, { recursive: true });
+  await writeFile(
+    join(runs, "chromium.json"),
+    JSON.stringify({ chromium: version, results }, null, 2) + "\n",
+  );
   console.log(`browser (chromium): ${passed} passed, ${failed} failed`);
   return failed === 0 && passed > 0 ? 0 : 1;
+}
+
+/** The runtime matrix's row a browser test belongs to, from its name. */
+function flowOf(name: string): string {
+  if (/rpc|connect-web|grpc-web|incrementalSum/i.test(name)) return "rpc-web";
+  if (/upload|formdata|multipart/i.test(name)) return "upload";
+  if (/websocket|wss?:|echo chat/i.test(name)) return "websocket";
+  if (/duplex|echo/i.test(name)) return "duplex-http";
+  return "sse";
 }
 
 process.exit(await main());
