@@ -57,18 +57,30 @@ export interface ProtobufCodecOptions {
 }
 
 /**
+ * A codec of protobuf-es messages: it writes a message or a plain init
+ * object (`MessageInitShape`, as `create` takes) and reads messages.
+ */
+export interface ProtobufCodec<Desc extends DescMessage> {
+  /** Serializes a message or an init object. */
+  encode(value: MessageShape<Desc> | MessageInitShape<Desc>): Uint8Array;
+  /** Parses a message; throws on malformed input. */
+  decode(bytes: Uint8Array): MessageShape<Desc>;
+}
+
+/**
  * A message type built from a protobuf-es message descriptor: what sluice
  * reads is a message (`MessageShape`); what it writes may be a message or a
- * plain init object (`MessageInitShape`), as `create` takes.
+ * plain init object (`MessageInitShape`).
  */
-export type ProtobufMessageType<Desc extends DescMessage> =
-  & MessageType<
-    MessageShape<Desc>
-  >
-  & {
-    /** The descriptor the type was made from. */
-    readonly schema: Desc;
-  };
+export interface ProtobufMessageType<Desc extends DescMessage>
+  extends MessageType<MessageShape<Desc>> {
+  /** The descriptor the type was made from. */
+  readonly schema: Desc;
+  /** The binary codec (`toBinary`/`fromBinary`). */
+  readonly proto: ProtobufCodec<Desc>;
+  /** The JSON codec (`toJsonString`/`fromJsonString`). */
+  readonly json: ProtobufCodec<Desc>;
+}
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -127,12 +139,12 @@ export function createMessageType<Desc extends DescMessage>(
     typeName: schema.typeName,
     schema,
     proto: {
-      encode: (value: MessageShape<Desc>) =>
+      encode: (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
         toBinary(schema, message(value), binaryWrite),
       decode: (bytes: Uint8Array) => fromBinary(schema, bytes, binaryRead),
     },
     json: {
-      encode: (value: MessageShape<Desc>) =>
+      encode: (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
         textEncoder.encode(toJsonString(schema, message(value), jsonWrite)),
       decode: (bytes: Uint8Array) => {
         let text: string;

@@ -44,6 +44,7 @@
 
 export {
   createMessageType,
+  type ProtobufCodec,
   type ProtobufCodecOptions,
   type ProtobufMessageType,
 } from "./create_message_type.ts";
