@@ -19,7 +19,6 @@
 // Every answer is checked (counts and payload sizes).
 
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
