@@ -61,15 +61,31 @@ export const streamingCalc = implementService(StreamingCalcService, {
 
 export type ProtocolName = "connect" | "grpc-web" | "grpc";
 
+/**
+ * Safe server settings, spelled out (the first three are the defaults): a
+ * message at most 4 MiB (decompressed), a client that sends nothing for
+ * 60 s fails its call, and no call runs longer than 10 minutes whatever
+ * deadline its client asks for (or without one).
+ */
+export const serverOptions = {
+  maxMessageBytes: 4 * 1024 * 1024,
+  idleTimeoutMs: 60_000,
+  acceptCompression: ["gzip"],
+  maxTimeoutMs: 10 * 60_000,
+} as const;
+
 /** Starts a server for the protocol; returns its URL and a stop function. */
 export async function startServer(
   protocol: ProtocolName,
   port = 0,
 ): Promise<{ url: URL; shutdown(): Promise<void> }> {
   if (protocol === "grpc") {
-    return await serveHttp2(createUniversalHandler(streamingCalc), { port });
+    return await serveHttp2(
+      createUniversalHandler(streamingCalc, serverOptions),
+      { port },
+    );
   }
-  return await serve(createRpcHandler(streamingCalc), { port });
+  return await serve(createRpcHandler(streamingCalc, serverOptions), { port });
 }
 
 /** Makes a transport for the protocol; `close` releases its connection. */

@@ -9,10 +9,10 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Code, FrameDecoder, Int64Value, RpcError } from "../lib/rpc/mod.ts";
-import { MessageDecoderStream } from "../lib/rpc/_message_decoder_stream.ts";
-import { gzip } from "../lib/rpc/_compression.ts";
+import { MessageDecoderStream } from "../lib/rpc/wire/_message_decoder.ts";
+import { compressMessage } from "../lib/rpc/protocol/_compression.ts";
 import { decodeBase64, encodeBase64 } from "../lib/_internal/base64.ts";
-import { decodeStatus, encodeStatus } from "../lib/rpc/_status_proto.ts";
+import { decodeStatus, encodeStatus } from "../lib/rpc/wire/_status_proto.ts";
 import { parseTimeout as parseGrpcTimeout } from "../lib/rpc/protocol_grpc/headers.ts";
 import { parseTimeout as parseConnectTimeout } from "../lib/rpc/protocol_connect/headers.ts";
 import {
@@ -253,7 +253,9 @@ async function planBytes(plan: Plan, flavour: Flavour): Promise<Uint8Array> {
         parts.push(prefix(0, codec.encode(step.value)));
         break;
       case "gzip":
-        parts.push(prefix(1, await gzip.compress(codec.encode(step.value))));
+        parts.push(
+          prefix(1, await compressMessage("gzip", codec.encode(step.value))),
+        );
         break;
       case "raw":
         parts.push(prefix(step.flags, step.data));
@@ -283,7 +285,7 @@ async function decodeAll(chunks: Uint8Array[], flavour: Flavour) {
       codec: flavour.codec === "json" ? Int64Value.json! : Int64Value.proto,
       typeName: "google.protobuf.Int64Value",
       maxMessageBytes: 64,
-      compression: gzip,
+      compression: "gzip",
       errorCode: flavour.errorCode,
       endFlag: flavour.endFlag,
       onEnd: flavour.onEnd,

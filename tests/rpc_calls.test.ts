@@ -599,7 +599,7 @@ describe("raw requests to createRpcHandler", () => {
     assert.equal(response.status, 501);
     assert.deepEqual(await response.json(), {
       code: "unimplemented",
-      message: "Cannot find method /test.v1.TestService/nope",
+      message: 'Cannot find method "/test.v1.TestService/nope"',
     });
     const ok = await fetch(`${base}/test.v1.TestService/echo`, {
       method: "POST",

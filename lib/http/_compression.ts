@@ -4,6 +4,7 @@
 
 import { HttpError } from "./http_error.ts";
 import type { Compression } from "./compression.ts";
+import { concatBytes } from "../_internal/bytes.ts";
 
 /**
  * Compressed input is fed to the decompressor in slices of at most this many
@@ -120,6 +121,67 @@ export function decodeBody(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
+}
+
+/** What {@linkcode decompressBytes} throws: the caller's own error types. */
+export interface DecompressErrors {
+  /** The error for output past the limit. */
+  tooLarge(): Error;
+  /** The error for corrupt or truncated input. */
+  corrupt(cause: unknown): Error;
+}
+
+/**
+ * Decompresses one whole compressed buffer (an RPC message) with `coding`
+ * and refuses more than `maxBytes` of output. The input goes to the
+ * decompressor in slices of {@linkcode DECODE_SLICE_BYTES}, one at a time,
+ * and the output is counted as it comes: a bomb costs at most `maxBytes`
+ * plus one slice's expansion (about 4 MiB), never its full size. (Written
+ * whole, Deno's DecompressionStream returns everything one input chunk
+ * expands to as one chunk: a 1 MiB gzip message took 2 GiB.)
+ */
+export async function decompressBytes(
+  data: Uint8Array,
+  coding: Compression,
+  maxBytes: number,
+  errors: DecompressErrors,
+): Promise<Uint8Array> {
+  const stream = new DecompressionStream(coding) as unknown as TransformStream<
+    Uint8Array,
+    Uint8Array
+  >;
+  const writer = stream.writable.getWriter();
+  const reader = stream.readable.getReader();
+  // Each write waits until the decompressor took the previous slice, and
+  // the decompressor waits for the reader: at most one slice is in flight.
+  const writing = (async () => {
+    for (let i = 0; i < data.byteLength; i += DECODE_SLICE_BYTES) {
+      await writer.write(data.subarray(i, i + DECODE_SLICE_BYTES));
+    }
+    await writer.close();
+  })();
+  // Write errors surface again as read errors.
+  writing.catch(() => {});
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  while (true) {
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await reader.read();
+    } catch (cause) {
+      throw errors.corrupt(cause);
+    }
+    if (result.done) break;
+    total += result.value.byteLength;
+    if (total > maxBytes) {
+      const error = errors.tooLarge();
+      await reader.cancel(error).catch(() => {});
+      await writer.abort(error).catch(() => {});
+      throw error;
+    }
+    chunks.push(result.value);
+  }
+  return concatBytes(chunks, total);
 }
 
 /** Compresses `body` with `coding`, or returns it as is without one. */

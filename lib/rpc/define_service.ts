@@ -1,4 +1,4 @@
-import type { MessageType } from "./message_type.ts";
+import type { MessageType } from "./wire/message_type.ts";
 
 /**
  * The four kinds of RPC: one message each way (`unary`), a stream of

@@ -44,18 +44,17 @@ export {
   type RpcErrorOptions,
 } from "./rpc_error.ts";
 export {
-  DEFAULT_MAX_MESSAGE_BYTES,
   type Frame,
   FrameDecoder,
   type FrameDecoderOptions,
-} from "./frame_decoder.ts";
-export { FrameDecoderStream } from "./frame_decoder_stream.ts";
+} from "./wire/frame_decoder.ts";
+export { FrameDecoderStream } from "./wire/frame_decoder_stream.ts";
 export {
   FrameEncoderStream,
   type FrameEncoderStreamOptions,
-} from "./frame_encoder_stream.ts";
-export type { Codec, MessageType } from "./message_type.ts";
-export { Int64Value } from "./int64_value.ts";
+} from "./wire/frame_encoder_stream.ts";
+export type { Codec, MessageType } from "./wire/message_type.ts";
+export { Int64Value } from "./wire/int64_value.ts";
 export {
   type AnyMethodInit,
   defineService,
@@ -77,7 +76,7 @@ export {
   type ServiceHandlers,
   type ServiceImplementation,
   type UnaryHandler,
-} from "./implement_service.ts";
+} from "./server/implement_service.ts";
 export type {
   HttpClient,
   UniversalClientRequest,
@@ -89,21 +88,22 @@ export type {
 export {
   createUniversalHandler,
   type UniversalHandlerOptions,
-} from "./create_universal_handler.ts";
+} from "./server/create_universal_handler.ts";
 export {
   createRpcHandler,
   type RpcHandlerOptions,
-} from "./create_rpc_handler.ts";
+} from "./server/create_rpc_handler.ts";
+export type { Compression } from "../http/compression.ts";
 export type {
   CallOptions,
   Transport,
   TransportCall,
   TransportOptions,
-} from "./transport.ts";
+} from "./client/transport.ts";
 export {
   createFetchClient,
   type FetchClientOptions,
-} from "./create_fetch_client.ts";
+} from "./client/create_fetch_client.ts";
 export {
   type ConnectTransportOptions,
   createConnectTransport,
@@ -127,4 +127,4 @@ export {
   type ReceiveResult,
   type Sender,
   type ServerStreamingCall,
-} from "./create_client.ts";
+} from "./client/create_client.ts";

@@ -1,5 +1,5 @@
 import { Code } from "./code.ts";
-import { codeToName } from "./_codes.ts";
+import { codeToName } from "./protocol/_codes.ts";
 
 /**
  * A typed error detail: the fully qualified Protobuf message name and the

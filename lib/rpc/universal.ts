@@ -61,8 +61,12 @@ export interface UniversalClientRequest {
   readonly method: string;
   /** The request headers. */
   readonly headers: Headers;
-  /** The request body, streamed as it is produced (full duplex). */
-  readonly body: ReadableStream<Uint8Array>;
+  /**
+   * The request body: a complete body (sent with a Content-Length; unary
+   * and server-streaming calls), or a stream sent as it is produced (full
+   * duplex; client-streaming and bidi calls).
+   */
+  readonly body: ReadableStream<Uint8Array> | Uint8Array;
   /** Cancels the request. */
   readonly signal: AbortSignal;
 }

@@ -111,10 +111,13 @@ export function createHttp2Client(
       "close",
       () => req.signal.removeEventListener("abort", onAbort),
     );
-    writeToNode(req.body, stream).then(
-      () => stream.end(),
-      () => onAbort(),
-    );
+    if (req.body instanceof Uint8Array) stream.end(req.body);
+    else {
+      writeToNode(req.body, stream).then(
+        () => stream.end(),
+        () => onAbort(),
+      );
+    }
     const body = readableFromNode(
       stream,
       readBufferBytes,

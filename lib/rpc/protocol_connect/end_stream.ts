@@ -4,10 +4,11 @@
 //  "metadata": {"key": ["value"]}}.
 
 import { Code } from "../code.ts";
-import { codeFromName, codeToName } from "../_codes.ts";
+import { codeFromName, codeToName } from "../protocol/_codes.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
-import type { CallStatus } from "../_server_call.ts";
+import { encodeFrame } from "../wire/_frame.ts";
+import type { CallStatus } from "../protocol/_server_call.ts";
 
 /** The flag that marks the EndStreamResponse frame. */
 export const endStreamFlag = 0x02;
@@ -77,12 +78,10 @@ export function encodeEndStreamFrame(status: CallStatus): Uint8Array {
     any = true;
   });
   if (any) json.metadata = metadata;
-  const data = new TextEncoder().encode(JSON.stringify(json));
-  const frame = new Uint8Array(5 + data.byteLength);
-  frame[0] = endStreamFlag;
-  new DataView(frame.buffer).setUint32(1, data.byteLength);
-  frame.set(data, 5);
-  return frame;
+  return encodeFrame({
+    flags: endStreamFlag,
+    data: new TextEncoder().encode(JSON.stringify(json)),
+  });
 }
 
 /**

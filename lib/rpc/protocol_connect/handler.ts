@@ -1,28 +1,21 @@
 // Serves Connect calls: streaming (application/connect+proto|json, status
-// in the EndStreamResponse frame) and unary (application/proto|json, errors
-// as JSON with a mapped HTTP status).
+// in the EndStreamResponse frame) and unary (application/proto|json, the
+// bare message, errors as JSON with a mapped HTTP status). Both run
+// through the shared server call (protocol/_server_call.ts).
 
 import { Code } from "../code.ts";
-import { codeToHttpStatus } from "../_codes.ts";
+import { codeToHttpStatus } from "../protocol/_codes.ts";
 import { RpcError } from "../rpc_error.ts";
-import { setDeadlineTimer } from "../_deadline_timer.ts";
+import type { CallStatus, ServerCallInit } from "../protocol/_server_call.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
 import {
-  type CallStatus,
-  idleError,
-  type ServerCallInit,
-  startServerCall,
-} from "../_server_call.ts";
-import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
-import type { ResolvedServeOptions } from "../_serve_options.ts";
-import {
-  acceptEncoding,
-  emptyBody,
-  requestCompression,
-  responseCompression,
-} from "../_serve_common.ts";
-import type { HandlerContext } from "../implement_service.ts";
+  type ParamHeaders,
+  readCallParams,
+  startCall,
+} from "../protocol/_serve_common.ts";
+import { acceptHeader } from "../protocol/_compression.ts";
+import { quote } from "../protocol/_quote.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
-import { clampTimeout } from "../protocol_grpc/handler.ts";
 import {
   contentType,
   parseContentType,
@@ -39,16 +32,39 @@ import {
   parseTimeout,
 } from "./headers.ts";
 import { encodeEndStreamFrame, errorToJson } from "./end_stream.ts";
-import { readAll } from "../_read_all.ts";
 
 type Entry = ServerCallInit["entry"];
 
-export function handleConnectStream(
+const streamHeaders: ParamHeaders = {
+  parseTimeout,
+  timeout: headerTimeout,
+  encoding: headerStreamEncoding,
+  acceptEncoding: headerStreamAcceptEncoding,
+};
+
+const unaryHeaders: ParamHeaders = {
+  parseTimeout,
+  timeout: headerTimeout,
+  encoding: headerUnaryEncoding,
+  acceptEncoding: headerUnaryAcceptEncoding,
+};
+
+function bytesBody(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
+/** Serves a Connect streaming call. */
+export async function handleConnectStream(
   request: UniversalRequest,
   entry: Entry | undefined,
   path: string,
   options: ResolvedServeOptions,
-): UniversalResponse {
+): Promise<UniversalResponse> {
   const codec = parseContentType(request.headers.get(headerContentType));
   if (codec === undefined) return { status: 415, headers: new Headers() };
   if (entry !== undefined && entry.method.kind === "unary") {
@@ -56,60 +72,41 @@ export function handleConnectStream(
   }
   const headers = new Headers({
     [headerContentType]: contentType(codec),
-    [headerStreamAcceptEncoding]: acceptEncoding(options.compressions),
+    [headerStreamAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
-  const endOnly = (error: unknown): UniversalResponse => {
-    const frame = encodeEndStreamFrame({
+  const endOnly = (error: unknown): UniversalResponse => ({
+    status: 200,
+    headers,
+    body: bytesBody(encodeEndStreamFrame({
       error: RpcError.from(error, Code.Internal),
       trailers: new Headers(),
-    });
-    return {
-      status: 200,
-      headers,
-      body: new ReadableStream({
-        start(controller) {
-          controller.enqueue(frame);
-          controller.close();
-        },
-      }),
-    };
-  };
+    })),
+  });
   if (entry === undefined) {
+    await request.body?.cancel().catch(() => {});
     return endOnly(
-      new RpcError(Code.Unimplemented, `Cannot find method ${path}`),
+      new RpcError(Code.Unimplemented, `Cannot find method ${quote(path)}`),
     );
   }
   try {
-    const timeoutMs = parseTimeout(request.headers.get(headerTimeout));
-    const inCompression = requestCompression(
-      request.headers.get(headerStreamEncoding),
-      options.compressions,
-      headerStreamEncoding,
-    );
-    const outCompression = responseCompression(
-      request.headers.get(headerStreamAcceptEncoding),
-      inCompression,
-      options.compressions,
-    );
-    if (outCompression) headers.set(headerStreamEncoding, outCompression.name);
-    const call = startServerCall({
+    const params = readCallParams(request, streamHeaders, options);
+    if (params.responseCompression) {
+      headers.set(headerStreamEncoding, params.responseCompression);
+    }
+    const call = startCall(
+      request,
       entry,
-      protocol: "connect",
-      codecName: codec,
-      requestHeaders: request.headers,
-      requestBody: request.body ?? emptyBody(),
-      requestSignal: request.signal,
-      requestCompression: inCompression,
-      responseCompression: outCompression,
-      compressMinBytes: options.compressMinBytes,
-      maxMessageBytes: options.maxMessageBytes,
-      timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
-      idleTimeoutMs: options.idleTimeoutMs,
-      end: encodeEndStreamFrame,
-    });
+      "connect",
+      codec,
+      params,
+      options,
+      encodeEndStreamFrame,
+    );
+    await call.head;
     call.responseHeaders.forEach((value, key) => headers.append(key, value));
     return { status: 200, headers, body: call.body };
   } catch (error) {
+    await request.body?.cancel().catch(() => {});
     return endOnly(error);
   }
 }
@@ -124,17 +121,13 @@ function unaryError(status: CallStatus, headers: Headers): UniversalResponse {
   return {
     status: codeToHttpStatus(error.code),
     headers,
-    body: new ReadableStream({
-      start(controller) {
-        controller.enqueue(
-          new TextEncoder().encode(JSON.stringify(errorToJson(error))),
-        );
-        controller.close();
-      },
-    }),
+    body: bytesBody(
+      new TextEncoder().encode(JSON.stringify(errorToJson(error))),
+    ),
   };
 }
 
+/** Serves a Connect unary call. */
 export async function handleConnectUnary(
   request: UniversalRequest,
   entry: Entry | undefined,
@@ -147,123 +140,57 @@ export async function handleConnectUnary(
     return { status: 415, headers: new Headers() };
   }
   const headers = new Headers({
-    [headerUnaryAcceptEncoding]: acceptEncoding(options.compressions),
+    [headerUnaryAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
-  const trailers = new Headers();
   if (entry === undefined) {
+    await request.body?.cancel().catch(() => {});
     return unaryError({
-      error: new RpcError(Code.Unimplemented, `Cannot find method ${path}`),
-      trailers,
+      error: new RpcError(
+        Code.Unimplemented,
+        `Cannot find method ${quote(path)}`,
+      ),
+      trailers: new Headers(),
     }, headers);
   }
-  const abort = new AbortController();
-  let clearTimer = () => {};
-  const onRequestAbort = () =>
-    abort.abort(
-      new RpcError(Code.Canceled, "Cannot finish call: the client cancelled"),
-    );
+  let status: CallStatus;
+  let message;
+  let responseHeaders = new Headers();
   try {
-    const timeoutMs = clampTimeout(
-      parseTimeout(request.headers.get(headerTimeout)),
-      options.maxTimeoutMs,
+    const params = readCallParams(request, unaryHeaders, options);
+    const call = startCall(
+      request,
+      entry,
+      "connect",
+      codec,
+      params,
+      options,
+      () => undefined,
+      true,
     );
-    const inCompression = requestCompression(
-      request.headers.get(headerUnaryEncoding),
-      options.compressions,
-      headerUnaryEncoding,
-    );
-    const outCompression = responseCompression(
-      request.headers.get(headerUnaryAcceptEncoding),
-      inCompression,
-      options.compressions,
-    );
-    if (timeoutMs !== undefined) {
-      clearTimer = setDeadlineTimer(
-        timeoutMs,
-        () =>
-          abort.abort(
-            new RpcError(
-              Code.DeadlineExceeded,
-              `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
-            ),
-          ),
-      );
+    status = await call.status;
+    message = await call.message;
+    responseHeaders = call.responseHeaders;
+    if (message !== undefined && (message.flags & 1) !== 0) {
+      headers.set(headerUnaryEncoding, params.responseCompression!);
     }
-    request.signal?.addEventListener("abort", onRequestAbort, { once: true });
-    const { method, handler } = entry;
-    const inCodec = codec === "json" ? method.input.json : method.input.proto;
-    const outCodec = codec === "json"
-      ? method.output.json
-      : method.output.proto;
-    if (!inCodec || !outCodec) {
-      return { status: 415, headers: new Headers() };
-    }
-    const context: HandlerContext = {
-      method,
-      protocol: "connect",
-      signal: abort.signal,
-      deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
-      requestHeaders: request.headers,
-      responseHeaders: new Headers(),
-      responseTrailers: trailers,
-    };
-    const run = async () => {
-      let bytes = await readAll(
-        withIdleTimeout(
-          request.body ?? emptyBody(),
-          options.idleTimeoutMs,
-          () => idleError(options.idleTimeoutMs!),
-        ),
-        options.maxMessageBytes,
-        "read request",
-      );
-      if (inCompression !== null && bytes.byteLength > 0) {
-        bytes = await inCompression.decompress(bytes, options.maxMessageBytes);
-      }
-      let input: unknown;
-      try {
-        input = inCodec.decode(bytes);
-      } catch (error) {
-        throw new RpcError(
-          Code.InvalidArgument,
-          `Cannot decode ${method.input.typeName}: ${(error as Error).message}`,
-          { cause: error },
-        );
-      }
-      return outCodec.encode(await handler(input, context));
-    };
-    let output = await new Promise<Uint8Array>((resolve, reject) => {
-      abort.signal.addEventListener("abort", () => reject(abort.signal.reason));
-      run().then(resolve, reject);
-    });
-    if (output.byteLength > options.maxMessageBytes) {
-      throw new RpcError(
-        Code.ResourceExhausted,
-        `Cannot send response: size ${output.byteLength} exceeds maxMessageBytes ${options.maxMessageBytes}`,
-      );
-    }
-    if (outCompression && output.byteLength >= options.compressMinBytes) {
-      output = await outCompression.compress(output);
-      headers.set(headerUnaryEncoding, outCompression.name);
-    }
-    headers.set(headerContentType, unaryContentType(codec));
-    context.responseHeaders.forEach((value, key) => headers.append(key, value));
-    trailers.forEach((value, key) => headers.append(`trailer-${key}`, value));
-    const body = output;
-    return {
-      status: 200,
-      headers,
-      body: new ReadableStream({
-        start(controller) {
-          controller.enqueue(body);
-          controller.close();
-        },
-      }),
-    };
   } catch (error) {
-    return unaryError({ error: RpcError.from(error), trailers }, headers);
-  } finally {
-    clearTimer();
-    request.signal?.removeEventListener("abort", onRequestAbort);
+    await request.body?.cancel().catch(() => {});
+    status = {
+      error: RpcError.from(error, Code.Internal),
+      trailers: new Headers(),
+    };
   }
+  responseHeaders.forEach((value, key) => headers.append(key, value));
+  if (status.error || message === undefined) {
+    return unaryError({
+      error: status.error ??
+        new RpcError(Code.Internal, "Cannot send response: no message"),
+      trailers: status.trailers,
+    }, headers);
+  }
+  headers.set(headerContentType, unaryContentType(codec));
+  status.trailers.forEach((value, key) =>
+    headers.append(`trailer-${key}`, value)
+  );
+  return { status: 200, headers, body: bytesBody(message.data) };
 }

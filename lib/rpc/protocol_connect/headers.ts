@@ -3,6 +3,7 @@
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
+import { quote } from "../protocol/_quote.ts";
 
 export const headerContentType = "content-type";
 export const headerProtocolVersion = "connect-protocol-version";
@@ -23,7 +24,7 @@ export function parseTimeout(value: string | null): number | undefined {
   if (!/^\d{1,10}$/.test(value)) {
     throw new RpcError(
       Code.InvalidArgument,
-      `Cannot parse connect-timeout-ms: "${value}" is not 1 to 10 digits`,
+      `Cannot parse connect-timeout-ms: ${quote(value)} is not 1 to 10 digits`,
     );
   }
   return Number(value);

@@ -1,40 +1,9 @@
-import { Code } from "../code.ts";
-import { codecFor, linkAbort, startClientCall } from "../_client_call.ts";
-import type { MethodDefinition } from "../define_service.ts";
-import { RpcError } from "../rpc_error.ts";
-import type {
-  CallOptions,
-  Transport,
-  TransportCall,
-  TransportOptions,
-} from "../transport.ts";
-import {
-  callHeaders,
-  checkTimeout,
-  httpStatusError,
-  type ResolvedTransportOptions,
-  resolveTransportOptions,
-  responseCompression,
-} from "../_transport_common.ts";
-import {
-  contentType,
-  parseContentType,
-  parseUnaryContentType,
-  unaryContentType,
-} from "./content_type.ts";
-import {
-  formatTimeout,
-  headerContentType,
-  headerProtocolVersion,
-  headerStreamAcceptEncoding,
-  headerStreamEncoding,
-  headerTimeout,
-  headerUnaryAcceptEncoding,
-  headerUnaryEncoding,
-} from "./headers.ts";
-import { decodeEndStream, endStreamFlag, errorFromJson } from "./end_stream.ts";
-import { deferred } from "../../_internal/deferred.ts";
-import { readAll } from "../_read_all.ts";
+import type { Transport, TransportOptions } from "../client/transport.ts";
+import { createTransport } from "../protocol/_transport.ts";
+import { decodeEndStream, endStreamFlag } from "./end_stream.ts";
+import { headerUnaryEncoding } from "./headers.ts";
+import { requestHeader } from "./request_header.ts";
+import { readUnaryResponse, validateResponse } from "./validate_response.ts";
 
 /** Options for {@linkcode createConnectTransport}. */
 export type ConnectTransportOptions = TransportOptions;
@@ -42,8 +11,10 @@ export type ConnectTransportOptions = TransportOptions;
 /**
  * A transport for the Connect protocol: streaming calls use
  * `application/connect+proto` (or `+json`) with the EndStreamResponse at the
- * end of the body, unary calls `application/proto` (or `json`). Runs over
- * full-duplex fetch by default, so bidi streams work over HTTP/1.1.
+ * end of the body, unary calls `application/proto` (or `json`) with the
+ * bare message as the body. Unary and server-streaming requests are sent
+ * whole (with a Content-Length); client-streaming and bidi requests stream
+ * over full-duplex fetch, so bidi works over HTTP/1.1.
  *
  * @param options The server URL, codec, compression and limits.
  * @returns The transport, for `createClient`.
@@ -60,249 +31,39 @@ export type ConnectTransportOptions = TransportOptions;
 export function createConnectTransport(
   options: ConnectTransportOptions,
 ): Transport {
-  const resolved = resolveTransportOptions(options);
-  return {
-    protocol: "connect",
-    call<I, O>(
-      method: MethodDefinition<I, O>,
-      callOptions: CallOptions = {},
-    ): TransportCall<I, O> {
-      checkTimeout(callOptions);
-      if (method.kind === "unary") {
-        return startUnaryCall(resolved, method, callOptions);
-      }
-      const headers = callHeaders(resolved, callOptions);
-      headers.set(headerContentType, contentType(resolved.codec));
-      headers.set(headerProtocolVersion, "1");
-      if (callOptions.timeoutMs !== undefined) {
-        headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
-      }
-      if (resolved.sendCompression) {
-        headers.set(headerStreamEncoding, resolved.sendCompression.name);
-      }
-      if (resolved.acceptCompressions.length > 0) {
-        headers.set(
-          headerStreamAcceptEncoding,
-          resolved.acceptCompressions.map((c) => c.name).join(","),
-        );
-      }
-      return startClientCall({
-        httpClient: resolved.httpClient,
-        url: resolved.baseUrl + method.path,
-        method,
-        codecName: resolved.codec,
-        headers,
-        options: callOptions,
-        sendCompression: resolved.sendCompression,
-        compressMinBytes: resolved.compressMinBytes,
-        maxMessageBytes: resolved.maxMessageBytes,
-        missingEnd: "its EndStreamResponse",
-        onResponse(response) {
-          if (response.status !== 200) {
-            throw httpStatusError(response.status, response.headers);
-          }
-          const type = response.headers.get(headerContentType);
-          if (parseContentType(type) !== resolved.codec) {
-            throw new RpcError(
-              Code.Internal,
-              `Cannot read response: unexpected content type "${type}"`,
-            );
-          }
-          return {
-            compression: responseCompression(
-              response.headers.get(headerStreamEncoding),
-              resolved.acceptCompressions,
-              headerStreamEncoding,
-            ),
-          };
-        },
+  return createTransport(
+    "connect",
+    options,
+    (method, resolved, callOptions, headers) => {
+      const unary = method.kind === "unary";
+      const { codec, acceptCompression } = resolved;
+      return {
+        headers: requestHeader(
+          headers,
+          unary,
+          codec,
+          callOptions.timeoutMs,
+          resolved.sendCompression,
+          acceptCompression,
+        ),
+        validateResponse: (response) =>
+          validateResponse(response, codec, acceptCompression),
         endFlag: endStreamFlag,
         decodeEnd: decodeEndStream,
-      });
+        missingEnd: "its EndStreamResponse",
+        bare: unary
+          ? {
+            encodingHeader: headerUnaryEncoding,
+            readResponse: (response) =>
+              readUnaryResponse(
+                response,
+                codec,
+                acceptCompression,
+                resolved.maxMessageBytes,
+              ),
+          }
+          : undefined,
+      };
     },
-  };
-}
-
-function startUnaryCall<I, O>(
-  resolved: ResolvedTransportOptions,
-  method: MethodDefinition<I, O>,
-  callOptions: CallOptions,
-): TransportCall<I, O> {
-  const inCodec = codecFor(method.input, resolved.codec);
-  const outCodec = codecFor(method.output, resolved.codec);
-  const abort = new AbortController();
-  const unlink = linkAbort(abort, callOptions);
-  const headers = callHeaders(resolved, callOptions);
-  headers.set(headerContentType, unaryContentType(resolved.codec));
-  headers.set(headerProtocolVersion, "1");
-  if (callOptions.timeoutMs !== undefined) {
-    headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
-  }
-  if (resolved.acceptCompressions.length > 0) {
-    headers.set(
-      headerUnaryAcceptEncoding,
-      resolved.acceptCompressions.map((c) => c.name).join(","),
-    );
-  }
-  const responseHeaders = deferred<Headers>();
-  responseHeaders.promise.catch(() => {});
-  const trailers = deferred<Headers>();
-  const result = deferred<O>();
-  result.promise.catch(() => {});
-  const messages: I[] = [];
-
-  const send = async (input: I) => {
-    let body = inCodec.encode(input);
-    if (
-      resolved.sendCompression &&
-      body.byteLength >= resolved.compressMinBytes
-    ) {
-      body = await resolved.sendCompression.compress(body);
-      headers.set(headerUnaryEncoding, resolved.sendCompression.name);
-    }
-    const bytes = body;
-    let response;
-    try {
-      response = await resolved.httpClient({
-        url: resolved.baseUrl + method.path,
-        method: "POST",
-        headers,
-        body: new ReadableStream({
-          start(controller) {
-            controller.enqueue(bytes);
-            controller.close();
-          },
-        }),
-        signal: abort.signal,
-      });
-    } catch (error) {
-      throw new RpcError(
-        Code.Unavailable,
-        `Cannot send request: ${(error as Error)?.message ?? error}`,
-        { cause: error },
-      );
-    }
-    responseHeaders.resolve(response.headers);
-    const metadata = new Headers();
-    response.headers.forEach((value, key) => {
-      if (key.startsWith("trailer-")) metadata.append(key.slice(8), value);
-    });
-    const compression = responseCompression(
-      response.headers.get(headerUnaryEncoding),
-      resolved.acceptCompressions,
-      headerUnaryEncoding,
-    );
-    let data = await readAll(
-      response.body,
-      resolved.maxMessageBytes,
-      "read response",
-    );
-    if (compression && data.byteLength > 0) {
-      data = await compression.decompress(data, resolved.maxMessageBytes);
-    }
-    if (response.status !== 200) {
-      let error: RpcError | undefined;
-      if (
-        response.headers.get(headerContentType)?.startsWith("application/json")
-      ) {
-        try {
-          error = errorFromJson(
-            JSON.parse(new TextDecoder().decode(data)),
-            metadata,
-          );
-        } catch {
-          // Not an error object: fall back to the HTTP status below.
-        }
-      }
-      throw error ?? httpStatusError(response.status, response.headers);
-    }
-    const type = response.headers.get(headerContentType);
-    if (parseUnaryContentType(type) !== resolved.codec) {
-      throw new RpcError(
-        Code.Internal,
-        `Cannot read response: unexpected content type "${type}"`,
-      );
-    }
-    trailers.resolve(metadata);
-    try {
-      return outCodec.decode(data);
-    } catch (error) {
-      throw new RpcError(
-        Code.Internal,
-        `Cannot decode ${method.output.typeName}: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-  };
-
-  const settle = (promise: Promise<O>) => {
-    promise.then(result.resolve, (error) => {
-      const rpcError = abort.signal.aborted
-        ? abort.signal.reason as RpcError
-        : RpcError.from(error, Code.Internal);
-      responseHeaders.reject(rpcError);
-      trailers.resolve(rpcError.metadata);
-      result.reject(rpcError);
-    }).finally(unlink);
-  };
-  abort.signal.addEventListener("abort", () => {
-    settle(Promise.reject(abort.signal.reason));
-  }, { once: true });
-
-  const requests = new WritableStream<I>({
-    write(value) {
-      if (messages.length > 0) {
-        throw new RpcError(
-          Code.InvalidArgument,
-          `Cannot send: unary method ${method.name} takes exactly one message`,
-        );
-      }
-      messages.push(value);
-    },
-    close() {
-      if (messages.length !== 1) {
-        settle(Promise.reject(
-          new RpcError(
-            Code.InvalidArgument,
-            `Cannot send: unary method ${method.name} takes exactly one message`,
-          ),
-        ));
-        return;
-      }
-      settle(send(messages[0]));
-    },
-    abort(reason) {
-      abort.abort(RpcError.from(reason, Code.Canceled));
-    },
-  });
-
-  const responses = new ReadableStream<O>({
-    async pull(controller) {
-      try {
-        controller.enqueue(await result.promise);
-        controller.close();
-      } catch (error) {
-        controller.error(error);
-      }
-    },
-    cancel(reason) {
-      abort.abort(RpcError.from(reason, Code.Canceled));
-    },
-  }, { highWaterMark: 0 });
-
-  return {
-    requests,
-    responses,
-    headers: responseHeaders.promise,
-    trailers: trailers.promise,
-    cancel(reason?: unknown) {
-      abort.abort(
-        reason instanceof RpcError ? reason : new RpcError(
-          Code.Canceled,
-          "Cannot finish call: cancelled by the caller",
-          { cause: reason },
-        ),
-      );
-    },
-  };
+  );
 }

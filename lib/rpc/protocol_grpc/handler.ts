@@ -5,18 +5,15 @@
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
+import type { CallStatus, ServerCallInit } from "../protocol/_server_call.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
 import {
-  type CallStatus,
-  type ServerCallInit,
-  startServerCall,
-} from "../_server_call.ts";
-import type { ResolvedServeOptions } from "../_serve_options.ts";
-import {
-  acceptEncoding,
-  emptyBody,
-  requestCompression,
-  responseCompression,
-} from "../_serve_common.ts";
+  type ParamHeaders,
+  readCallParams,
+  startCall,
+} from "../protocol/_serve_common.ts";
+import { acceptHeader } from "../protocol/_compression.ts";
+import { quote } from "../protocol/_quote.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import { contentType, parseContentType } from "./content_type.ts";
 import {
@@ -42,71 +39,80 @@ export interface GrpcVariant {
 
 const grpc: GrpcVariant = { protocol: "grpc", parseContentType, contentType };
 
+/** Serves a native gRPC call. */
 export function handleGrpc(
   request: UniversalRequest,
   entry: ServerCallInit["entry"] | undefined,
   path: string,
   options: ResolvedServeOptions,
-): UniversalResponse {
+): Promise<UniversalResponse> {
   return serveGrpcCall(request, entry, path, options, grpc);
 }
 
-export function serveGrpcCall(
+const paramHeaders: ParamHeaders = {
+  parseTimeout,
+  timeout: headerTimeout,
+  encoding: headerEncoding,
+  acceptEncoding: headerAcceptEncoding,
+};
+
+/**
+ * Serves a gRPC or gRPC-Web call. The response head goes out with the
+ * first response message, or with the status if the call ends first: then
+ * as Trailers-Only (status in the headers), which is also the answer to an
+ * unknown method or a malformed request.
+ */
+export async function serveGrpcCall(
   request: UniversalRequest,
   entry: ServerCallInit["entry"] | undefined,
   path: string,
   options: ResolvedServeOptions,
   variant: GrpcVariant,
-): UniversalResponse {
+): Promise<UniversalResponse> {
   const codec = variant.parseContentType(
     request.headers.get(headerContentType),
   );
   if (codec === undefined) return { status: 415, headers: new Headers() };
   const headers = new Headers({
     [headerContentType]: variant.contentType(codec),
-    [headerAcceptEncoding]: acceptEncoding(options.compressions),
+    [headerAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
-  const trailersOnly = (error: unknown): UniversalResponse => {
-    setStatus(headers, {
-      error: RpcError.from(error, Code.Internal),
-      trailers: new Headers(),
-    });
+  const trailersOnly = (status: CallStatus): UniversalResponse => {
+    setStatus(headers, status);
     return { status: 200, headers };
   };
   if (entry === undefined) {
-    return trailersOnly(
-      new RpcError(Code.Unimplemented, `Cannot find method ${path}`),
-    );
+    await request.body?.cancel().catch(() => {});
+    return trailersOnly({
+      error: new RpcError(
+        Code.Unimplemented,
+        `Cannot find method ${quote(path)}`,
+      ),
+      trailers: new Headers(),
+    });
   }
   try {
-    const timeoutMs = parseTimeout(request.headers.get(headerTimeout));
-    const inCompression = requestCompression(
-      request.headers.get(headerEncoding),
-      options.compressions,
-      headerEncoding,
-    );
-    const outCompression = responseCompression(
-      request.headers.get(headerAcceptEncoding),
-      inCompression,
-      options.compressions,
-    );
-    if (outCompression) headers.set(headerEncoding, outCompression.name);
-    const call = startServerCall({
+    const params = readCallParams(request, paramHeaders, options);
+    const call = startCall(
+      request,
       entry,
-      protocol: variant.protocol,
-      codecName: codec,
-      requestHeaders: request.headers,
-      requestBody: request.body ?? emptyBody(),
-      requestSignal: request.signal,
-      requestCompression: inCompression,
-      responseCompression: outCompression,
-      compressMinBytes: options.compressMinBytes,
-      maxMessageBytes: options.maxMessageBytes,
-      timeoutMs: clampTimeout(timeoutMs, options.maxTimeoutMs),
-      idleTimeoutMs: options.idleTimeoutMs,
-      end: variant.endFrame ?? (() => undefined),
-    });
+      variant.protocol,
+      codec,
+      params,
+      options,
+      variant.endFrame ?? (() => undefined),
+    );
+    await call.head;
     call.responseHeaders.forEach((value, key) => headers.append(key, value));
+    const ended = await settledWithin(call.status);
+    if (ended !== undefined && ended.error !== undefined) {
+      // Failed before its first message: Trailers-Only.
+      await call.body.cancel().catch(() => {});
+      return trailersOnly(ended);
+    }
+    if (params.responseCompression) {
+      headers.set(headerEncoding, params.responseCompression);
+    }
     if (variant.endFrame) return { status: 200, headers, body: call.body };
     return {
       status: 200,
@@ -115,14 +121,19 @@ export function serveGrpcCall(
       trailers: call.status.then((status) => setStatus(new Headers(), status)),
     };
   } catch (error) {
-    return trailersOnly(error);
+    await request.body?.cancel().catch(() => {});
+    return trailersOnly({
+      error: RpcError.from(error, Code.Internal),
+      trailers: new Headers(),
+    });
   }
 }
 
-export function clampTimeout(
-  timeoutMs: number | undefined,
-  max: number | undefined,
-): number | undefined {
-  if (max === undefined) return timeoutMs;
-  return timeoutMs === undefined ? max : Math.min(timeoutMs, max);
+/** The status if `status` has already settled (after a microtask), else undefined. */
+async function settledWithin(
+  status: Promise<CallStatus>,
+): Promise<CallStatus | undefined> {
+  const pending = {};
+  const result = await Promise.race([status, Promise.resolve(pending)]);
+  return result === pending ? undefined : result as CallStatus;
 }

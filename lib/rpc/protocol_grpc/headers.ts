@@ -3,6 +3,7 @@
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
+import { quote } from "../protocol/_quote.ts";
 
 export const headerContentType = "content-type";
 export const headerEncoding = "grpc-encoding";
@@ -34,7 +35,9 @@ export function parseTimeout(value: string | null): number | undefined {
   if (match === null) {
     throw new RpcError(
       Code.InvalidArgument,
-      `Cannot parse grpc-timeout: "${value}" is not 1 to 8 digits and a unit (H, M, S, m, u, n)`,
+      `Cannot parse grpc-timeout: ${
+        quote(value)
+      } is not 1 to 8 digits and a unit (H, M, S, m, u, n)`,
     );
   }
   return Number(match[1]) * units[match[2]];

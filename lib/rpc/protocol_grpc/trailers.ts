@@ -3,11 +3,11 @@
 // grpc-status-details-bin (a base64 google.rpc.Status).
 
 import { Code } from "../code.ts";
-import { isCode } from "../_codes.ts";
+import { isCode } from "../protocol/_codes.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
-import type { CallStatus } from "../_server_call.ts";
-import { decodeStatus, encodeStatus } from "../_status_proto.ts";
+import type { CallStatus } from "../protocol/_server_call.ts";
+import { decodeStatus, encodeStatus } from "../wire/_status_proto.ts";
 import { headerMessage, headerStatus, headerStatusDetails } from "./headers.ts";
 
 /** Percent-encodes a status message (space and VCHAR except % stay). */
@@ -33,6 +33,19 @@ export function decodeMessage(value: string): string {
   }
 }
 
+/**
+ * The most characters of a status message sent in grpc-message: a longer
+ * one is cut (with "…"), so that the trailers stay well under HTTP/2
+ * header limits (grpc-js refuses metadata over 8 KiB, losing the status).
+ */
+export const MAX_STATUS_MESSAGE_CHARS = 1024;
+
+function capMessage(message: string): string {
+  return message.length > MAX_STATUS_MESSAGE_CHARS
+    ? message.slice(0, MAX_STATUS_MESSAGE_CHARS) + "…"
+    : message;
+}
+
 /** Sets the status of a finished call on `headers` (trailers). */
 export function setStatus(headers: Headers, status: CallStatus): Headers {
   status.trailers.forEach((value, key) => headers.append(key, value));
@@ -43,7 +56,7 @@ export function setStatus(headers: Headers, status: CallStatus): Headers {
   }
   headers.set(headerStatus, String(error.code));
   if (error.rawMessage) {
-    headers.set(headerMessage, encodeMessage(error.rawMessage));
+    headers.set(headerMessage, encodeMessage(capMessage(error.rawMessage)));
   }
   if (error.details.length > 0) {
     headers.set(
@@ -51,7 +64,7 @@ export function setStatus(headers: Headers, status: CallStatus): Headers {
       encodeBase64(
         encodeStatus({
           code: error.code,
-          message: error.rawMessage,
+          message: capMessage(error.rawMessage),
           details: error.details,
         }),
         false,

@@ -1,31 +1,8 @@
-import { Code } from "../code.ts";
-import { startClientCall } from "../_client_call.ts";
-import type { MethodDefinition } from "../define_service.ts";
-import { RpcError } from "../rpc_error.ts";
-import type {
-  CallOptions,
-  Transport,
-  TransportCall,
-  TransportOptions,
-} from "../transport.ts";
-import {
-  callHeaders,
-  checkTimeout,
-  httpStatusError,
-  resolveTransportOptions,
-  responseCompression,
-} from "../_transport_common.ts";
-import { contentType, parseContentType } from "./content_type.ts";
-import {
-  formatTimeout,
-  headerAcceptEncoding,
-  headerContentType,
-  headerEncoding,
-  headerTe,
-  headerTimeout,
-} from "./headers.ts";
-import { readStatus } from "./trailers.ts";
+import type { Transport, TransportOptions } from "../client/transport.ts";
+import { createTransport } from "../protocol/_transport.ts";
 import type { HttpClient } from "../universal.ts";
+import { requestHeader } from "./request_header.ts";
+import { readTrailers, validateResponse } from "./validate_response.ts";
 
 /** Options for {@linkcode createGrpcTransport}. */
 export interface GrpcTransportOptions extends TransportOptions {
@@ -58,72 +35,21 @@ export interface GrpcTransportOptions extends TransportOptions {
  * ```
  */
 export function createGrpcTransport(options: GrpcTransportOptions): Transport {
-  const resolved = resolveTransportOptions(options);
-  return {
-    protocol: "grpc",
-    call<I, O>(
-      method: MethodDefinition<I, O>,
-      callOptions: CallOptions = {},
-    ): TransportCall<I, O> {
-      checkTimeout(callOptions);
-      const headers = callHeaders(resolved, callOptions);
-      headers.set(headerContentType, contentType(resolved.codec));
-      headers.set(headerTe, "trailers");
-      if (callOptions.timeoutMs !== undefined) {
-        headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
-      }
-      if (resolved.sendCompression) {
-        headers.set(headerEncoding, resolved.sendCompression.name);
-      }
-      if (resolved.acceptCompressions.length > 0) {
-        headers.set(
-          headerAcceptEncoding,
-          resolved.acceptCompressions.map((c) => c.name).join(","),
-        );
-      }
-      return startClientCall({
-        httpClient: resolved.httpClient,
-        url: resolved.baseUrl + method.path,
-        method,
-        codecName: resolved.codec,
+  return createTransport(
+    "grpc",
+    options,
+    (_method, resolved, callOptions, headers) => ({
+      headers: requestHeader(
         headers,
-        options: callOptions,
-        sendCompression: resolved.sendCompression,
-        compressMinBytes: resolved.compressMinBytes,
-        maxMessageBytes: resolved.maxMessageBytes,
-        missingEnd: "a grpc-status trailer",
-        onResponse(response) {
-          const status = readStatus(response.headers);
-          if (status !== null) {
-            // Trailers-Only: the status is in the headers.
-            return {
-              compression: null,
-              status: { error: status, trailers: response.headers },
-            };
-          }
-          if (response.status !== 200) {
-            throw httpStatusError(response.status, response.headers);
-          }
-          const type = response.headers.get(headerContentType);
-          if (parseContentType(type) !== resolved.codec) {
-            throw new RpcError(
-              Code.Internal,
-              `Cannot read response: unexpected content type "${type}"`,
-            );
-          }
-          return {
-            compression: responseCompression(
-              response.headers.get(headerEncoding),
-              resolved.acceptCompressions,
-              headerEncoding,
-            ),
-          };
-        },
-        readTrailers(trailers) {
-          const status = readStatus(trailers);
-          return status === null ? null : { error: status, trailers };
-        },
-      });
-    },
-  };
+        resolved.codec,
+        callOptions.timeoutMs,
+        resolved.sendCompression,
+        resolved.acceptCompression,
+      ),
+      validateResponse: (response) =>
+        validateResponse(response, resolved.codec, resolved.acceptCompression),
+      readTrailers,
+      missingEnd: "a grpc-status trailer",
+    }),
+  );
 }

@@ -2,8 +2,8 @@
 // the body, or in the headers (Trailers-Only) for errors before the call.
 // Everything else is native gRPC's (protocol_grpc/handler.ts).
 
-import type { ServerCallInit } from "../_server_call.ts";
-import type { ResolvedServeOptions } from "../_serve_options.ts";
+import type { ServerCallInit } from "../protocol/_server_call.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import { type GrpcVariant, serveGrpcCall } from "../protocol_grpc/handler.ts";
 import { setStatus } from "../protocol_grpc/trailers.ts";
@@ -22,6 +22,6 @@ export function handleGrpcWeb(
   entry: ServerCallInit["entry"] | undefined,
   path: string,
   options: ResolvedServeOptions,
-): UniversalResponse {
+): Promise<UniversalResponse> {
   return serveGrpcCall(request, entry, path, options, grpcWeb);
 }

@@ -3,6 +3,8 @@
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
+import { encodeFrame } from "../wire/_frame.ts";
+import { quote } from "../protocol/_quote.ts";
 
 /** The flag that marks the trailer frame. */
 export const trailerFlag = 0x80;
@@ -13,12 +15,10 @@ export function encodeTrailerFrame(trailers: Headers): Uint8Array {
   trailers.forEach((value, key) => {
     block += `${key}: ${value}\r\n`;
   });
-  const data = new TextEncoder().encode(block);
-  const frame = new Uint8Array(5 + data.byteLength);
-  frame[0] = trailerFlag;
-  new DataView(frame.buffer).setUint32(1, data.byteLength);
-  frame.set(data, 5);
-  return frame;
+  return encodeFrame({
+    flags: trailerFlag,
+    data: new TextEncoder().encode(block),
+  });
 }
 
 /**
@@ -35,7 +35,7 @@ export function decodeTrailerBlock(data: Uint8Array): Headers {
     if (colon <= 0) {
       throw new RpcError(
         Code.Internal,
-        `Cannot decode gRPC-Web trailers: invalid line ${JSON.stringify(line)}`,
+        `Cannot decode gRPC-Web trailers: invalid line ${quote(line)}`,
       );
     }
     const name = line.slice(0, colon).trim();
@@ -46,9 +46,7 @@ export function decodeTrailerBlock(data: Uint8Array): Headers {
       // CR: a malformed block, not an engine error.
       throw new RpcError(
         Code.Internal,
-        `Cannot decode gRPC-Web trailers: invalid header ${
-          JSON.stringify(name)
-        }`,
+        `Cannot decode gRPC-Web trailers: invalid header ${quote(name)}`,
         { cause },
       );
     }

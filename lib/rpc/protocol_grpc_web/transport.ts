@@ -1,39 +1,17 @@
-import { Code } from "../code.ts";
-import { startClientCall } from "../_client_call.ts";
-import type { MethodDefinition } from "../define_service.ts";
-import { RpcError } from "../rpc_error.ts";
-import type {
-  CallOptions,
-  Transport,
-  TransportCall,
-  TransportOptions,
-} from "../transport.ts";
-import {
-  callHeaders,
-  checkTimeout,
-  httpStatusError,
-  resolveTransportOptions,
-  responseCompression,
-} from "../_transport_common.ts";
-import { formatTimeout } from "../protocol_grpc/headers.ts";
-import { readStatus } from "../protocol_grpc/trailers.ts";
-import { contentType, parseContentType } from "./content_type.ts";
-import {
-  headerAcceptEncoding,
-  headerContentType,
-  headerEncoding,
-  headerTimeout,
-  headerXGrpcWeb,
-} from "./headers.ts";
-import { decodeTrailerBlock, trailerFlag } from "./trailers.ts";
+import type { Transport, TransportOptions } from "../client/transport.ts";
+import { createTransport } from "../protocol/_transport.ts";
+import { requestHeader } from "./request_header.ts";
+import { trailerFlag } from "./trailers.ts";
+import { decodeEnd, validateResponse } from "./validate_response.ts";
 
 /** Options for {@linkcode createGrpcWebTransport}. */
 export type GrpcWebTransportOptions = TransportOptions;
 
 /**
  * A transport for gRPC-Web (`application/grpc-web+proto`; the status comes
- * in a trailer frame at the end of the body), over full-duplex fetch by
- * default, so bidi streams work over HTTP/1.1.
+ * in a trailer frame at the end of the body). Unary and server-streaming
+ * requests are sent whole (with a Content-Length); client-streaming and
+ * bidi requests stream over full-duplex fetch, so bidi works over HTTP/1.1.
  *
  * @param options The server URL, codec, compression and limits.
  * @returns The transport, for `createClient`.
@@ -50,79 +28,22 @@ export type GrpcWebTransportOptions = TransportOptions;
 export function createGrpcWebTransport(
   options: GrpcWebTransportOptions,
 ): Transport {
-  const resolved = resolveTransportOptions(options);
-  return {
-    protocol: "grpc-web",
-    call<I, O>(
-      method: MethodDefinition<I, O>,
-      callOptions: CallOptions = {},
-    ): TransportCall<I, O> {
-      checkTimeout(callOptions);
-      const headers = callHeaders(resolved, callOptions);
-      headers.set(headerContentType, contentType(resolved.codec));
-      headers.set(headerXGrpcWeb, "1");
-      if (callOptions.timeoutMs !== undefined) {
-        headers.set(headerTimeout, formatTimeout(callOptions.timeoutMs));
-      }
-      if (resolved.sendCompression) {
-        headers.set(headerEncoding, resolved.sendCompression.name);
-      }
-      if (resolved.acceptCompressions.length > 0) {
-        headers.set(
-          headerAcceptEncoding,
-          resolved.acceptCompressions.map((c) => c.name).join(","),
-        );
-      }
-      return startClientCall({
-        httpClient: resolved.httpClient,
-        url: resolved.baseUrl + method.path,
-        method,
-        codecName: resolved.codec,
+  return createTransport(
+    "grpc-web",
+    options,
+    (_method, resolved, callOptions, headers) => ({
+      headers: requestHeader(
         headers,
-        options: callOptions,
-        sendCompression: resolved.sendCompression,
-        compressMinBytes: resolved.compressMinBytes,
-        maxMessageBytes: resolved.maxMessageBytes,
-        missingEnd: "its trailer frame",
-        onResponse(response) {
-          if (response.status !== 200) {
-            throw httpStatusError(response.status, response.headers);
-          }
-          const status = readStatus(response.headers);
-          if (status !== null) {
-            return {
-              compression: null,
-              status: { error: status, trailers: response.headers },
-            };
-          }
-          const type = response.headers.get(headerContentType);
-          if (parseContentType(type) !== resolved.codec) {
-            throw new RpcError(
-              Code.Internal,
-              `Cannot read response: unexpected content type "${type}"`,
-            );
-          }
-          return {
-            compression: responseCompression(
-              response.headers.get(headerEncoding),
-              resolved.acceptCompressions,
-              headerEncoding,
-            ),
-          };
-        },
-        endFlag: trailerFlag,
-        decodeEnd(data) {
-          const trailers = decodeTrailerBlock(data);
-          const status = readStatus(trailers);
-          if (status === null) {
-            throw new RpcError(
-              Code.Internal,
-              "Cannot finish call: the trailer frame has no grpc-status",
-            );
-          }
-          return { error: status, trailers };
-        },
-      });
-    },
-  };
+        resolved.codec,
+        callOptions.timeoutMs,
+        resolved.sendCompression,
+        resolved.acceptCompression,
+      ),
+      validateResponse: (response) =>
+        validateResponse(response, resolved.codec, resolved.acceptCompression),
+      endFlag: trailerFlag,
+      decodeEnd,
+      missingEnd: "its trailer frame",
+    }),
+  );
 }

@@ -3,8 +3,8 @@
 // google.protobuf.Any { string type_url = 1; bytes value = 2; }, the
 // payload of grpc-status-details-bin.
 
-import type { ErrorDetail } from "./rpc_error.ts";
-import { WireReader, WireWriter } from "./_wire.ts";
+import type { ErrorDetail } from "../rpc_error.ts";
+import { WireReader, WireWriter } from "./_protobuf.ts";
 
 const TYPE_PREFIX = "type.googleapis.com/";
 

@@ -1,7 +1,6 @@
-import { Code } from "./code.ts";
-import type { MethodDefinition, ServiceDefinition } from "./define_service.ts";
-import { RpcError } from "./rpc_error.ts";
-import { directWrite } from "./_direct_write.ts";
+import { Code } from "../code.ts";
+import type { MethodDefinition, ServiceDefinition } from "../define_service.ts";
+import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, Transport, TransportCall } from "./transport.ts";
 
 /**
@@ -93,7 +92,7 @@ class Call<I, O> {
   #writer: WritableStreamDefaultWriter<I> | undefined;
   #reader: ReadableStreamDefaultReader<O> | undefined;
   #failure: RpcError | undefined;
-  /** The direct path into `requests` (see _direct_write.ts), or null. */
+  /** The fast path into `requests` (TransportCall.push), or null. */
   #direct: ((value: I) => void | Promise<void>) | null | undefined;
   /** The last direct send still waiting (back-pressure or compression). */
   #pending: Promise<void> | undefined;
@@ -129,7 +128,7 @@ class Call<I, O> {
 
   send(value: I): Promise<void> {
     this.#writer ??= this.#call.requests.getWriter();
-    this.#direct ??= directWrite(this.#call.requests) ?? null;
+    this.#direct ??= this.#call.push ?? null;
     if (this.#direct === null || this.#completing) {
       return this.#writer.write(value).catch((error) => {
         throw this.#sendError(error);

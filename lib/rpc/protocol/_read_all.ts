@@ -1,8 +1,9 @@
 // Reads a whole body or stream into one buffer, refusing more than a limit:
-// Connect unary bodies and decompressed messages.
+// Connect unary bodies.
 
-import { Code } from "./code.ts";
-import { RpcError } from "./rpc_error.ts";
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
+import { concatBytes } from "../../_internal/bytes.ts";
 
 /**
  * Reads `readable` to its end into one buffer. Past `maxBytes` it cancels the
@@ -30,12 +31,5 @@ export async function readAll(
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }

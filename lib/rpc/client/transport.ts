@@ -1,5 +1,7 @@
-import type { MethodDefinition } from "./define_service.ts";
-import type { Protocol } from "./implement_service.ts";
+import type { MethodDefinition } from "../define_service.ts";
+import type { Protocol } from "../server/implement_service.ts";
+import type { Compression } from "../../http/compression.ts";
+import type { HttpClient } from "../universal.ts";
 
 /** Options for one call. */
 export interface CallOptions {
@@ -29,6 +31,14 @@ export interface TransportCall<I, O> {
   readonly headers: Promise<Headers>;
   /** The trailers, once the responses have been read to their end. */
   readonly trailers: Promise<Headers>;
+  /**
+   * Sends one request message past the per-chunk machinery of `requests`
+   * (the fast path of `createClient`; see `FrameEncoderStream.push`), for
+   * calls that stream their requests. Only for the holder of `requests`'
+   * lock, one message at a time: the next only after the previous returned
+   * or its promise settled.
+   */
+  readonly push?: (message: I) => void | Promise<void>;
   /** Cancels the call. */
   cancel(reason?: unknown): void;
 }
@@ -53,11 +63,21 @@ export interface TransportOptions {
   /** The server's base URL, such as `http://127.0.0.1:9090`. */
   baseUrl: string | URL;
   /**
-   * How HTTP requests are sent.
+   * The `fetch` that sends requests, for example one bound to a
+   * `Deno.HttpClient` for h2c, or a mock in tests: the one option for
+   * swapping the HTTP client wherever a fetch is used.
    *
-   * @default {createFetchClient() (full-duplex fetch)}
+   * @default {globalThis.fetch}
    */
-  httpClient?: import("./universal.ts").HttpClient;
+  fetch?: typeof fetch;
+  /**
+   * An HTTP client that is not fetch, such as the `node:http2` client of
+   * `createHttp2Client` from `@sluice/streams/grpc-node` (native gRPC needs
+   * its trailers). Give `fetch` or `httpClient`, not both.
+   *
+   * @default {createFetchClient({ fetch }) (full-duplex fetch)}
+   */
+  httpClient?: HttpClient;
   /**
    * The message encoding: binary Protobuf or proto3 JSON.
    *
@@ -65,18 +85,22 @@ export interface TransportOptions {
    */
   codec?: "proto" | "json";
   /**
-   * Compresses request messages of at least `compressMinBytes` with gzip.
+   * Compresses request messages of at least `compressMinBytes` bytes with
+   * this compression (sent as `grpc-encoding`, `connect-content-encoding` or
+   * `content-encoding`).
    *
    * @default {undefined (no compression)}
    */
-  sendCompression?: "gzip";
+  sendCompression?: Compression;
   /**
-   * Accepts gzip-compressed responses (always decompressed within
-   * `maxMessageBytes`).
+   * The compressions the server may use on responses, in order of
+   * preference (sent as `grpc-accept-encoding`, `connect-accept-encoding`
+   * or `accept-encoding`); `[]` turns response compression off. Compressed
+   * responses are always decompressed within `maxMessageBytes`.
    *
-   * @default {true}
+   * @default {["gzip"]}
    */
-  acceptCompression?: boolean;
+  acceptCompression?: readonly Compression[];
   /**
    * Request messages smaller than this are sent uncompressed.
    *

@@ -1,8 +1,7 @@
-import { Code } from "./code.ts";
-import { RpcError } from "./rpc_error.ts";
-
-/** 4 MiB, gRPC's default limit on one message. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
+import { checkMax } from "../../_internal/limits.ts";
+import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 
 /**
  * One length-prefixed message of gRPC, gRPC-Web or Connect: a flag byte and
@@ -64,13 +63,12 @@ export class FrameDecoder {
    * @param options The message size limit.
    */
   constructor(options: FrameDecoderOptions = {}) {
-    const { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES } = options;
-    if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0) {
-      throw new RangeError(
-        `Cannot create decoder: maxMessageBytes must be a non-negative integer, got ${maxMessageBytes}`,
-      );
-    }
-    this.#maxMessageBytes = maxMessageBytes;
+    const { maxMessageBytes = MAX_MESSAGE_BYTES } = options;
+    this.#maxMessageBytes = checkMax(
+      "create decoder",
+      "maxMessageBytes",
+      maxMessageBytes,
+    );
   }
 
   /** Whether a frame has been started but not completed. */

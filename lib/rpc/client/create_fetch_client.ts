@@ -1,9 +1,9 @@
-import { fetchDuplex } from "../http/fetch_duplex.ts";
+import { fetchDuplex } from "../../http/fetch_duplex.ts";
 import type {
   HttpClient,
   UniversalClientRequest,
   UniversalClientResponse,
-} from "./universal.ts";
+} from "../universal.ts";
 
 /** Options for {@linkcode createFetchClient}. */
 export interface FetchClientOptions {
@@ -17,7 +17,9 @@ export interface FetchClientOptions {
 }
 
 /**
- * An {@linkcode HttpClient} on `fetch`, full duplex: the request body
+ * An {@linkcode HttpClient} on `fetch`. A complete request body (unary and
+ * server-streaming calls) is sent with a Content-Length, so it works through
+ * HTTP/1.1 proxies and in browsers; a streamed one is full duplex: it
  * streams while the response is read, over HTTP/1.1 (Deno, Bun, Node) and
  * HTTP/2. `fetch` cannot read HTTP trailers, so this client serves gRPC-Web
  * and Connect, not native gRPC.
@@ -29,9 +31,15 @@ export interface FetchClientOptions {
  * ```ts ignore
  * import { createConnectTransport, createFetchClient } from "@sluice/streams/rpc";
  *
+ * // Transports take `fetch` themselves; an HttpClient of your own can
+ * // wrap this one (to log each request, say).
+ * const fetchClient = createFetchClient({ fetch: myFetch });
  * const transport = createConnectTransport({
  *   baseUrl: "http://127.0.0.1:9090",
- *   httpClient: createFetchClient({ fetch: myFetch }),
+ *   httpClient: (request) => {
+ *     console.log(request.url);
+ *     return fetchClient(request);
+ *   },
  * });
  * ```
  */
@@ -42,13 +50,23 @@ export function createFetchClient(
   return async (
     request: UniversalClientRequest,
   ): Promise<UniversalClientResponse> => {
-    const response = await fetchDuplex(request.url, {
+    const init = {
       method: request.method,
       headers: request.headers,
-      body: request.body,
       signal: request.signal,
-      fetch: fetchImpl,
-    });
+    };
+    // A complete body goes as it is, with a Content-Length (HTTP/1.1
+    // proxies and browsers cannot stream one); a stream goes full duplex.
+    const response = request.body instanceof Uint8Array
+      ? await fetchImpl(request.url, {
+        ...init,
+        body: request.body as Uint8Array<ArrayBuffer>,
+      })
+      : await fetchDuplex(request.url, {
+        ...init,
+        body: request.body,
+        fetch: fetchImpl,
+      });
     // fetch has already decoded any Content-Encoding: the body is identity.
     const headers = new Headers(response.headers);
     headers.delete("content-encoding");

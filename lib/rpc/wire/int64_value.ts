@@ -1,6 +1,7 @@
 import type { MessageType } from "./message_type.ts";
-import { WireReader, WireWriter } from "./_wire.ts";
+import { WireReader, WireWriter } from "./_protobuf.ts";
 import { allocBytes } from "./_alloc.ts";
+import { quote } from "../protocol/_quote.ts";
 
 const MIN_INT64 = -(1n << 63n);
 const MAX_INT64 = (1n << 63n) - 1n;
@@ -94,13 +95,15 @@ function decodeJson(bytes: Uint8Array): bigint {
   if (typeof json === "string") {
     if (!/^-?[0-9]+$/.test(json)) {
       throw new SyntaxError(
-        `Cannot decode Int64Value: ${JSON.stringify(json)} is not an integer`,
+        `Cannot decode Int64Value: ${quote(json)} is not an integer`,
       );
     }
-    const value = BigInt(json);
+    // An int64 has at most 19 digits: refuse a long string before BigInt
+    // spends time on it.
+    const value = json.length > 40 ? MAX_INT64 + 1n : BigInt(json);
     if (value < MIN_INT64 || value > MAX_INT64) {
       throw new SyntaxError(
-        `Cannot decode Int64Value: ${json} is outside the int64 range`,
+        `Cannot decode Int64Value: ${quote(json)} is outside the int64 range`,
       );
     }
     return value;
@@ -108,7 +111,9 @@ function decodeJson(bytes: Uint8Array): bigint {
   if (typeof json === "number") {
     if (!Number.isSafeInteger(json)) {
       throw new SyntaxError(
-        `Cannot decode Int64Value: ${json} is not an exact integer; send int64 values as strings`,
+        `Cannot decode Int64Value: ${
+          quote(String(json))
+        } is not an exact integer; send int64 values as strings`,
       );
     }
     return BigInt(json);

@@ -1,23 +1,31 @@
-import { Code } from "./code.ts";
-import { gzip } from "./_compression.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "./frame_decoder.ts";
+import { Code } from "../code.ts";
+import {
+  checkCompressions,
+  type Compression,
+} from "../protocol/_compression.ts";
+import {
+  COMPRESS_MIN_BYTES,
+  IDLE_TIMEOUT_MS,
+  MAX_MESSAGE_BYTES,
+} from "../protocol/_defaults.ts";
+import { checkMax, checkMs } from "../../_internal/limits.ts";
 import type { Protocol, ServiceImplementation } from "./implement_service.ts";
-import type { ResolvedServeOptions } from "./_serve_options.ts";
-import type { UniversalHandler, UniversalResponse } from "./universal.ts";
-import { handleGrpc } from "./protocol_grpc/handler.ts";
-import { isGrpcContentType } from "./protocol_grpc/content_type.ts";
-import { handleGrpcWeb } from "./protocol_grpc_web/handler.ts";
-import { isGrpcWebContentType } from "./protocol_grpc_web/content_type.ts";
+import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
+import type { UniversalHandler, UniversalResponse } from "../universal.ts";
+import { handleGrpc } from "../protocol_grpc/handler.ts";
+import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
+import { handleGrpcWeb } from "../protocol_grpc_web/handler.ts";
+import { isGrpcWebContentType } from "../protocol_grpc_web/content_type.ts";
 import {
   handleConnectStream,
   handleConnectUnary,
-} from "./protocol_connect/handler.ts";
+} from "../protocol_connect/handler.ts";
 import {
   isConnectStreamContentType,
   isConnectUnaryContentType,
-} from "./protocol_connect/content_type.ts";
-import { RpcError } from "./rpc_error.ts";
-import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
+} from "../protocol_connect/content_type.ts";
+import { RpcError } from "../rpc_error.ts";
+import { quote } from "../protocol/_quote.ts";
 
 /** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
 export interface UniversalHandlerOptions {
@@ -31,17 +39,29 @@ export interface UniversalHandlerOptions {
   maxMessageBytes?: number;
   /**
    * Response messages smaller than this are sent uncompressed even when the
-   * client accepts gzip.
+   * client accepts compression.
    *
    * @default {1024}
    */
   compressMinBytes?: number;
   /**
-   * Message compressions to accept and offer: `"gzip"`, or none with `[]`.
+   * The message compressions this server decodes in requests and may use on
+   * responses, in order of preference; the response's is chosen from the
+   * client's accept header by q-value. `[]` turns compression off (a
+   * compressed request then fails with `Unimplemented`).
    *
    * @default {["gzip"]}
    */
-  compression?: readonly "gzip"[];
+  acceptCompression?: readonly Compression[];
+  /**
+   * The path under which methods are served, for mounting in a router:
+   * with `"/rpc"`, `/rpc/pkg.Service/Method` serves `pkg.Service/Method`.
+   * A request outside the prefix gets a plain 404 (it names no method of
+   * this handler; gRPC clients read HTTP 404 as `Unimplemented`).
+   *
+   * @default {"" (methods at the root)}
+   */
+  requestPathPrefix?: string;
   /**
    * Caps every call's deadline, in milliseconds (calls without a deadline
    * get this one).
@@ -53,11 +73,12 @@ export interface UniversalHandlerOptions {
    * The longest wait for the next bytes of a request body, in milliseconds,
    * while the call is ready to read: past it the call fails with
    * `DeadlineExceeded` and its `context.signal` aborts, so a client that
-   * sends nothing cannot pin a call forever. Off by default because bidi
-   * and client-streaming calls may idle by design between messages; calls
-   * are bounded by their deadline (see `maxTimeoutMs`) either way.
+   * sends nothing cannot pin a call. The default, 60 s, is nginx's
+   * `grpc_read_timeout`: bidi and client-streaming calls that pause longer
+   * between messages by design should raise it, or turn it off with 0
+   * (calls are still bounded by their deadline and `maxTimeoutMs`).
    *
-   * @default {undefined (no idle timeout)}
+   * @default {60000}
    */
   idleTimeoutMs?: number;
   /**
@@ -108,19 +129,25 @@ export function createUniversalHandler(
       entries.set(path, entry);
     }
   }
+  const what = "create handler";
   const resolved: ResolvedServeOptions = {
-    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    compressMinBytes: options.compressMinBytes ?? 1024,
-    compressions: (options.compression ?? ["gzip"]).map((name) => {
-      if (name !== "gzip") {
-        throw new TypeError(`Cannot serve: unsupported compression "${name}"`);
-      }
-      return gzip;
-    }),
+    maxMessageBytes: checkMax(
+      what,
+      "maxMessageBytes",
+      options.maxMessageBytes ?? MAX_MESSAGE_BYTES,
+    ),
+    compressMinBytes: checkMax(
+      what,
+      "compressMinBytes",
+      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
+    ),
+    acceptCompression: checkCompressions(what, options.acceptCompression),
     maxTimeoutMs: options.maxTimeoutMs,
-    idleTimeoutMs: options.idleTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
   };
-  checkIdleTimeout("serve", options.idleTimeoutMs);
+  checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
+  checkMs(what, "idleTimeoutMs", options.idleTimeoutMs);
+  const prefix = pathPrefix(options.requestPathPrefix);
   const protocols = new Set(
     options.protocols ?? ["grpc", "grpc-web", "connect"],
   );
@@ -129,19 +156,28 @@ export function createUniversalHandler(
       await request.body?.cancel();
       return { status: 405, headers: new Headers({ allow: "POST" }) };
     }
-    const path = new URL(request.url, "http://localhost").pathname;
+    const fullPath = new URL(request.url, "http://localhost").pathname;
+    if (!fullPath.startsWith(prefix + "/")) {
+      await request.body?.cancel();
+      return {
+        status: 404,
+        headers: new Headers({ "content-type": "text/plain" }),
+        body: textBody(`Cannot serve ${quote(fullPath)}: not under ${prefix}/`),
+      };
+    }
+    const path = fullPath.slice(prefix.length);
     const entry = entries.get(path);
     const type = request.headers.get("content-type") ?? "";
     try {
       if (isGrpcWebContentType(type) && protocols.has("grpc-web")) {
-        return handleGrpcWeb(request, entry, path, resolved);
+        return await handleGrpcWeb(request, entry, path, resolved);
       }
       if (isGrpcContentType(type) && protocols.has("grpc")) {
-        return handleGrpc(request, entry, path, resolved);
+        return await handleGrpc(request, entry, path, resolved);
       }
       if (protocols.has("connect")) {
         if (isConnectStreamContentType(type)) {
-          return handleConnectStream(request, entry, path, resolved);
+          return await handleConnectStream(request, entry, path, resolved);
         }
         if (isConnectUnaryContentType(type)) {
           return await handleConnectUnary(request, entry, path, resolved);
@@ -161,9 +197,22 @@ export function createUniversalHandler(
     return {
       status: 415,
       headers: new Headers({ "content-type": "text/plain" }),
-      body: textBody(`Cannot serve content type "${type}"`),
+      body: textBody(`Cannot serve content type ${quote(type)}`),
     };
   };
+}
+
+// "" or "/rpc": a leading slash, no trailing one.
+function pathPrefix(value: string | undefined): string {
+  if (value === undefined || value === "" || value === "/") return "";
+  if (typeof value !== "string" || !value.startsWith("/")) {
+    throw new TypeError(
+      `Cannot create handler: requestPathPrefix must start with "/", got ${
+        quote(String(value))
+      }`,
+    );
+  }
+  return value.replace(/\/+$/, "");
 }
 
 function textBody(text: string): ReadableStream<Uint8Array> {

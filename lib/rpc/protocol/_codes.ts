@@ -2,7 +2,7 @@
 // connectrpc.com/docs/protocol ("Error Codes", "HTTP to Error Code") and
 // grpc/grpc doc/http-grpc-status-mapping.md.
 
-import { Code } from "./code.ts";
+import { Code } from "../code.ts";
 
 const names: readonly string[] = [
   "ok",

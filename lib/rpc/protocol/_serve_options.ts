@@ -1,11 +1,11 @@
 // Options shared by every protocol's server side, with defaults applied.
 
-import type { Compression } from "./_compression.ts";
+import type { Compression } from "../../http/compression.ts";
 
 export interface ResolvedServeOptions {
   maxMessageBytes: number;
   compressMinBytes: number;
-  compressions: readonly Compression[];
+  acceptCompression: readonly Compression[];
   maxTimeoutMs: number | undefined;
   idleTimeoutMs: number | undefined;
 }

@@ -2,11 +2,15 @@
 // parsing, with the end-of-stream frame (gRPC-Web trailers, Connect's
 // EndStreamResponse) handed to a callback.
 
-import type { Code } from "./code.ts";
-import type { Compression } from "./_compression.ts";
+import type { Code } from "../code.ts";
+import {
+  type Compression,
+  decompressMessage,
+} from "../protocol/_compression.ts";
 import { type Frame, FrameDecoder } from "./frame_decoder.ts";
 import type { Codec } from "./message_type.ts";
-import { RpcError } from "./rpc_error.ts";
+import { RpcError } from "../rpc_error.ts";
+import { decodeMessage } from "../protocol/_codec.ts";
 
 export interface MessageDecoderOptions<T> {
   codec: Codec<T>;
@@ -47,14 +51,8 @@ export class MessageDecoder<T> {
   }
 
   #parse(data: Uint8Array): T {
-    try {
-      return this.#options.codec.decode(data);
-    } catch (error) {
-      return this.#fail(
-        `Cannot decode ${this.#options.typeName}: ${(error as Error).message}`,
-        error,
-      );
-    }
+    const { codec, typeName, errorCode } = this.#options;
+    return decodeMessage(codec, typeName, data, errorCode);
   }
 
   #unpack(frame: Frame): Uint8Array | Promise<Uint8Array> {
@@ -73,7 +71,7 @@ export class MessageDecoder<T> {
         "Cannot decode frame: compressed flag set but no message encoding was negotiated",
       );
     }
-    return compression.decompress(frame.data, maxMessageBytes).catch(
+    return decompressMessage(compression, frame.data, maxMessageBytes).catch(
       (error) => {
         if (error instanceof RpcError) throw error;
         return this.#fail((error as Error).message, error);

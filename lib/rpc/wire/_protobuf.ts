@@ -4,6 +4,9 @@
 
 const MAX_UINT64 = (1n << 64n) - 1n;
 
+/** How deep groups may nest in a skipped field. */
+export const MAX_GROUP_DEPTH = 100;
+
 /** A cursor over a Protobuf-encoded message. */
 export class WireReader {
   pos = 0;
@@ -77,8 +80,12 @@ export class WireReader {
     return view;
   }
 
-  /** Skips a field of the given wire type (after its tag). */
-  skip(wireType: number, fieldNumber: number): void {
+  /**
+   * Skips a field of the given wire type (after its tag). Groups nest at
+   * most MAX_GROUP_DEPTH deep (as Protobuf's own recursion limit), so a
+   * malformed message cannot exhaust the stack.
+   */
+  skip(wireType: number, fieldNumber: number, depth = 0): void {
     switch (wireType) {
       case 0:
         this.uint64();
@@ -91,6 +98,9 @@ export class WireReader {
         return;
       case 3: {
         // A group: skip fields up to the matching end-group tag.
+        if (depth >= MAX_GROUP_DEPTH) {
+          this.fail(`groups nest deeper than ${MAX_GROUP_DEPTH}`);
+        }
         while (true) {
           if (this.done) this.fail(`group ${fieldNumber} is not closed`);
           const tag = this.uint32();
@@ -104,7 +114,7 @@ export class WireReader {
             }
             return;
           }
-          this.skip(type, field);
+          this.skip(type, field, depth + 1);
         }
       }
       case 5:

@@ -2,7 +2,7 @@ import type {
   MethodDefinition,
   MethodKind,
   ServiceDefinition,
-} from "./define_service.ts";
+} from "../define_service.ts";
 
 /** The protocols a call can arrive by. */
 export type Protocol = "grpc" | "grpc-web" | "connect";

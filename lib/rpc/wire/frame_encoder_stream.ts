@@ -1,7 +1,8 @@
-import { Code } from "./code.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES, type Frame } from "./frame_decoder.ts";
-import { RpcError } from "./rpc_error.ts";
-import { registerDirectWrite } from "./_direct_write.ts";
+import { Code } from "../code.ts";
+import type { Frame } from "./frame_decoder.ts";
+import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
+import { RpcError } from "../rpc_error.ts";
+import { checkMax } from "../../_internal/limits.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
 export interface FrameEncoderStreamOptions<T> {
@@ -97,25 +98,20 @@ export class FrameEncoderStream<T = Frame>
       toFrame,
       chunkBytes = 32768,
       maxQueueBytes = 65536,
-      maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+      maxMessageBytes = MAX_MESSAGE_BYTES,
       signal,
     } = options;
-    for (
-      const [name, value] of [
-        ["chunkBytes", chunkBytes],
-        ["maxQueueBytes", maxQueueBytes],
-        ["maxMessageBytes", maxMessageBytes],
-      ] as const
-    ) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(
-          `Cannot create encoder: ${name} must be a positive integer, got ${value}`,
-        );
-      }
-    }
-    this.#chunkBytes = chunkBytes;
-    this.#maxQueueBytes = maxQueueBytes;
-    this.#maxMessageBytes = maxMessageBytes;
+    this.#chunkBytes = checkMax("create encoder", "chunkBytes", chunkBytes);
+    this.#maxQueueBytes = checkMax(
+      "create encoder",
+      "maxQueueBytes",
+      maxQueueBytes,
+    );
+    this.#maxMessageBytes = checkMax(
+      "create encoder",
+      "maxMessageBytes",
+      maxMessageBytes,
+    );
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -135,22 +131,6 @@ export class FrameEncoderStream<T = Frame>
       abort: (reason) => this.#error(reason),
     });
     this.#toFrame = toFrame;
-    // The library's own senders write here directly, past the writable's
-    // per-chunk machinery; a failure then errors the writable as a failed
-    // write would.
-    registerDirectWrite(this.writable, (chunk: T) => {
-      try {
-        const pushed = this.#accept(chunk);
-        if (pushed === undefined) return;
-        return pushed.catch((error) => {
-          this.#writableController?.error(error);
-          throw error;
-        });
-      } catch (error) {
-        this.#writableController?.error(error);
-        throw error;
-      }
-    });
     if (signal !== undefined) {
       const onAbort = () => {
         this.#error(signal.reason);
@@ -158,6 +138,47 @@ export class FrameEncoderStream<T = Frame>
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
+    }
+  }
+
+  /**
+   * Encodes a chunk directly, past the per-chunk machinery of `writable`
+   * (a promise, a queue entry and state checks per chunk: about 0.5 µs
+   * under Deno, more than encoding a small message). The fast path of the
+   * library's own senders; the caller must hold `writable`'s lock (so that
+   * nothing else writes) and must not have closed it, and must call it one
+   * chunk at a time: the next only after the previous returned, or after
+   * its promise settled. It returns a promise only when the chunk must wait
+   * (back-pressure past `maxQueueBytes`, or an async `toFrame`). A failure
+   * errors `writable` as a failed write would, and is thrown.
+   *
+   * @param chunk The frame, or the message for `toFrame`.
+   * @returns Nothing, or a promise that settles when the chunk is queued.
+   *
+   * @example Write past the writable while holding its lock
+   * ```ts
+   * import { FrameEncoderStream } from "@sluice/streams/rpc";
+   * import assert from "node:assert/strict";
+   *
+   * const encoder = new FrameEncoderStream();
+   * const writer = encoder.writable.getWriter();
+   * encoder.push({ flags: 0, data: new Uint8Array([7]) });
+   * await writer.close();
+   * const chunks = await Array.fromAsync(encoder.readable);
+   * assert.deepEqual([...chunks[0]], [0, 0, 0, 0, 1, 7]);
+   * ```
+   */
+  push(chunk: T): void | Promise<void> {
+    try {
+      const pushed = this.#accept(chunk);
+      if (pushed === undefined) return;
+      return pushed.catch((error) => {
+        this.#writableController?.error(error);
+        throw error;
+      });
+    } catch (error) {
+      this.#writableController?.error(error);
+      throw error;
     }
   }
 

@@ -3,7 +3,7 @@ import {
   type UniversalHandlerOptions,
 } from "./create_universal_handler.ts";
 import type { ServiceImplementation } from "./implement_service.ts";
-import { isGrpcContentType } from "./protocol_grpc/content_type.ts";
+import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
 
 /** Options for {@linkcode createRpcHandler}. */
 export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
@@ -21,6 +21,14 @@ export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
  *
  * Streaming calls are full duplex: responses flow while the request is
  * still streaming, over HTTP/1.1 as over HTTP/2.
+ *
+ * To mount it in a router, give it the route's prefix as
+ * `requestPathPrefix` and pass the router's request on as it is:
+ * `app.all("/rpc/*", (c) => handler(c.req.raw))`. A router that rewrites
+ * the path by re-creating the request (Hono's `app.mount`) reads
+ * `request.signal` while copying it, which under Deno logs
+ * `Deno.serve: request.signal aborts on successful responses` on every
+ * call; this handler itself never reads `request.signal`.
  *
  * @param services The service implementations to serve.
  * @param options Limits and compression.
@@ -40,6 +48,17 @@ export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
  *   incrementalSum: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
  * }));
  * Deno.serve({ port: 9090 }, handler);
+ * ```
+ *
+ * @example Mount under /rpc in a router
+ * ```ts ignore
+ * import { createRpcHandler } from "@sluice/streams/rpc";
+ * import { Hono } from "hono";
+ *
+ * const handler = createRpcHandler(implementation, { requestPathPrefix: "/rpc" });
+ * const app = new Hono();
+ * app.all("/rpc/*", (c) => handler(c.req.raw));
+ * Deno.serve({ port: 9090 }, app.fetch);
  * ```
  */
 export function createRpcHandler(
@@ -64,9 +83,10 @@ export function createRpcHandler(
       url: request.url,
       headers: request.headers,
       body: request.body,
-      // Not request.signal: Deno aborts it after every successful response
-      // (and warns about listeners). A client that goes away cancels the
-      // response body, which cancels the call.
+      // Not request.signal: reading it at all makes Deno.serve warn that it
+      // "aborts on successful responses (legacy behavior)", once per
+      // request. A client that goes away cancels the response body, which
+      // cancels the call.
     });
     return new Response(response.body ?? null, {
       status: response.status,

@@ -1,0 +1,365 @@
+// The protocol-neutral part of every client call, all kinds and all three
+// protocols: encode the requests, send them, decode the responses, and
+// finish with the status from the end-of-stream frame (gRPC-Web, Connect
+// streaming), the HTTP trailers (gRPC) or the whole response (Connect
+// unary). A response that ends without its status is an error, never a
+// success.
+//
+// Unary and server-streaming calls send a complete body (a Uint8Array with
+// a Content-Length), so that they work through HTTP/1.1 proxies and in
+// browsers, which cannot stream a request body over HTTP/1.1; client- and
+// bidi-streaming calls stream it (full duplex).
+
+import { Code } from "../code.ts";
+import { type Compression, messageToFrame } from "./_compression.ts";
+import { linkDeadline } from "./_deadline.ts";
+import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
+import type { CallStatus } from "./_server_call.ts";
+import type { MethodDefinition } from "../define_service.ts";
+import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
+import { encodeFrame } from "../wire/_frame.ts";
+import { MessageDecoder } from "../wire/_message_decoder.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { CallOptions, TransportCall } from "../client/transport.ts";
+import type { HttpClient, UniversalClientResponse } from "../universal.ts";
+import { deferred } from "../../_internal/deferred.ts";
+
+/** What a protocol's response validation returns (validate_response.ts). */
+export interface ValidatedResponse {
+  /** The compression of the response messages. */
+  compression: Compression | null;
+  /** The status, when the headers carry it (gRPC's Trailers-Only). */
+  status?: CallStatus;
+}
+
+/** Connect unary: the request and the response body are one bare message. */
+export interface BareMessages {
+  /** The request header that names the body's compression. */
+  encodingHeader: string;
+  /**
+   * Reads the whole response: the (decompressed) message bytes of a
+   * success, and the status.
+   */
+  readResponse(
+    response: UniversalClientResponse,
+  ): Promise<{ data?: Uint8Array; status: CallStatus }>;
+}
+
+export interface ClientCallInit<I, O> {
+  httpClient: HttpClient;
+  url: string;
+  method: MethodDefinition<I, O>;
+  codecName: CodecName;
+  /** The request headers (request_header.ts). */
+  headers: Headers;
+  options: CallOptions;
+  sendCompression: Compression | null;
+  compressMinBytes: number;
+  maxMessageBytes: number;
+  /** Checks the response headers (validate_response.ts); throws if invalid. */
+  validateResponse(response: UniversalClientResponse): ValidatedResponse;
+  /** The flag of the end-of-stream frame (gRPC-Web, Connect streaming). */
+  endFlag?: number;
+  /** Decodes the end-of-stream frame. */
+  decodeEnd?(data: Uint8Array): CallStatus;
+  /** Reads the status from HTTP trailers (gRPC); null if absent. */
+  readTrailers?(trailers: Headers): CallStatus | null;
+  /** Names the missing end for the error message. */
+  missingEnd: string;
+  /** Set for Connect unary, whose bodies are bare messages. */
+  bare?: BareMessages;
+}
+
+/** Starts a call of any kind. */
+export function startClientCall<I, O>(
+  init: ClientCallInit<I, O>,
+): TransportCall<I, O> {
+  const { method, options } = init;
+  const inCodec = codecFor(method.input, init.codecName);
+  const outCodec = codecFor(method.output, init.codecName);
+  const abort = new AbortController();
+  const unlink = linkDeadline(
+    abort,
+    options.timeoutMs,
+    options.signal,
+    "Cannot finish call: cancelled by the caller",
+  );
+  const deadline = options.timeoutMs === undefined
+    ? undefined
+    : Date.now() + options.timeoutMs;
+  const toFrame = messageToFrame(
+    inCodec,
+    init.sendCompression,
+    init.compressMinBytes,
+  );
+
+  const sent = deferred<UniversalClientResponse>();
+  sent.promise.catch(() => {}); // delivered through `responses`
+  const send = (body: ReadableStream<Uint8Array> | Uint8Array) => {
+    init.httpClient({
+      url: init.url,
+      method: "POST",
+      headers: init.headers,
+      body,
+      signal: abort.signal,
+    }).then(sent.resolve, (error) => {
+      sent.reject(
+        abort.signal.aborted ? abort.signal.reason : new RpcError(
+          Code.Unavailable,
+          `Cannot send request to ${init.url}: ${
+            (error as Error)?.message ?? error
+          }`,
+          { cause: error },
+        ),
+      );
+    });
+  };
+  abort.signal.addEventListener(
+    "abort",
+    () => sent.reject(abort.signal.reason),
+    { once: true },
+  );
+
+  // Aborted when the call ends, to fail sends that come after.
+  const requestEnd = new AbortController();
+  let requests: WritableStream<I>;
+  let push: ((value: I) => void | Promise<void>) | undefined;
+  if (method.kind === "client-streaming" || method.kind === "bidi") {
+    const encoder = new FrameEncoderStream<I>({
+      maxMessageBytes: init.maxMessageBytes,
+      signal: requestEnd.signal,
+      toFrame,
+    });
+    requests = encoder.writable;
+    push = (value) => encoder.push(value);
+    send(encoder.readable);
+  } else {
+    requests = singleRequest(init, toFrame, requestEnd.signal, send, (e) => {
+      abort.abort(e);
+    });
+  }
+
+  const headers = sent.promise.then((r) => r.headers);
+  headers.catch(() => {});
+  const trailers = deferred<Headers>();
+
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let decoder: MessageDecoder<O> | undefined;
+  let response: UniversalClientResponse | undefined;
+  let endStatus: CallStatus | undefined;
+  let ended = false;
+
+  const end = (status: CallStatus) => {
+    ended = true;
+    unlink();
+    trailers.resolve(status.trailers);
+    // The server has finished: stop the request side if still open.
+    requestEnd.abort(
+      status.error ??
+        new RpcError(Code.Canceled, "Cannot send: the call has ended"),
+    );
+  };
+
+  const finish = (
+    controller: ReadableStreamDefaultController<O>,
+    status: CallStatus,
+  ) => {
+    end(status);
+    if (status.error) throw status.error;
+    controller.close();
+  };
+
+  const responses = new ReadableStream<O>({
+    async pull(controller) {
+      try {
+        if (response === undefined) {
+          response = await sent.promise;
+          if (init.bare) {
+            const { data, status } = await init.bare.readResponse(response);
+            if (data !== undefined && !status.error) {
+              controller.enqueue(
+                decodeMessage(
+                  outCodec,
+                  method.output.typeName,
+                  data,
+                  Code.Internal,
+                ),
+              );
+            }
+            finish(controller, status);
+            return;
+          }
+          const checked = init.validateResponse(response);
+          if (checked.status !== undefined) {
+            await response.body.cancel().catch(() => {});
+            finish(controller, checked.status);
+            return;
+          }
+          decoder = new MessageDecoder({
+            codec: outCodec,
+            typeName: method.output.typeName,
+            maxMessageBytes: init.maxMessageBytes,
+            compression: checked.compression,
+            errorCode: Code.Internal,
+            endFlag: init.endFlag,
+            onEnd: (data) => {
+              endStatus = init.decodeEnd!(data);
+            },
+          });
+          reader = response.body.getReader();
+        }
+        // Decode body chunks here rather than in a stream of their own: the
+        // messages of one chunk are queued at once, one stream hop less per
+        // message. The queue holds at most one chunk's messages.
+        let queued = 0;
+        const emit = (message: O) => {
+          queued++;
+          controller.enqueue(message);
+        };
+        let result = await reader!.read();
+        while (!result.done) {
+          const decoding = decoder!.push(result.value, emit);
+          if (decoding !== undefined) await decoding;
+          if (queued > 0) return;
+          result = await reader!.read();
+        }
+        decoder!.finish();
+        let status: CallStatus | null | undefined = endStatus;
+        if (init.readTrailers) {
+          status = init.readTrailers(await response.trailers);
+        }
+        if (!status) {
+          throw new RpcError(
+            Code.Internal,
+            `Cannot finish call: the response ended without ${init.missingEnd}`,
+          );
+        }
+        finish(controller, status);
+      } catch (error) {
+        let rpcError = abort.signal.aborted && !ended
+          ? abort.signal.reason as RpcError
+          : error instanceof RpcError
+          ? error
+          : new RpcError(
+            Code.Unavailable,
+            `Cannot read response: ${(error as Error)?.message ?? error}`,
+            { cause: error },
+          );
+        if (
+          rpcError.code === Code.Canceled && deadline !== undefined &&
+          Date.now() >= deadline
+        ) {
+          // The server cancelled because the deadline passed (gRPC sends
+          // RST_STREAM CANCEL): report it as the deadline.
+          rpcError = new RpcError(
+            Code.DeadlineExceeded,
+            `Cannot finish call: deadline of ${options.timeoutMs} ms exceeded`,
+            { cause: rpcError },
+          );
+        }
+        if (!ended) end({ error: rpcError, trailers: rpcError.metadata });
+        abort.abort(rpcError);
+        reader?.cancel(rpcError).catch(() => {});
+        controller.error(rpcError);
+      }
+    },
+    cancel(reason) {
+      const error = new RpcError(
+        Code.Canceled,
+        "Cannot finish call: responses cancelled by the caller",
+        { cause: reason },
+      );
+      if (!ended) end({ error, trailers: new Headers() });
+      abort.abort(error);
+      return reader?.cancel(error).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+
+  return {
+    requests,
+    responses,
+    headers,
+    trailers: trailers.promise,
+    push,
+    cancel(reason?: unknown) {
+      abort.abort(
+        reason instanceof RpcError ? reason : new RpcError(
+          Code.Canceled,
+          "Cannot finish call: cancelled by the caller",
+          { cause: reason },
+        ),
+      );
+    },
+  };
+}
+
+/**
+ * The request side of a unary or server-streaming call: takes exactly one
+ * message and, when closed, sends it as a complete body (an envelope, or the
+ * bare message for Connect unary).
+ */
+function singleRequest<I>(
+  init: ClientCallInit<I, unknown>,
+  toFrame: (value: I) =>
+    | { flags: number; data: Uint8Array }
+    | Promise<
+      { flags: number; data: Uint8Array }
+    >,
+  ended: AbortSignal,
+  send: (body: Uint8Array) => void,
+  fail: (error: RpcError) => void,
+): WritableStream<I> {
+  const { method } = init;
+  let message: { value: I } | undefined;
+  const exactlyOne = () =>
+    new RpcError(
+      Code.InvalidArgument,
+      `Cannot send: ${method.kind} method ${method.name} takes exactly one message`,
+    );
+  return new WritableStream<I>({
+    write(value) {
+      if (ended.aborted) throw ended.reason;
+      if (message !== undefined) {
+        const error = exactlyOne();
+        fail(error);
+        throw error;
+      }
+      message = { value };
+    },
+    async close() {
+      if (ended.aborted) throw ended.reason;
+      if (message === undefined) {
+        const error = exactlyOne();
+        fail(error);
+        throw error;
+      }
+      let frame;
+      try {
+        frame = await toFrame(message.value);
+      } catch (error) {
+        const rpcError = RpcError.from(error, Code.Internal);
+        fail(rpcError);
+        throw rpcError;
+      }
+      if (frame.data.byteLength > init.maxMessageBytes) {
+        const error = new RpcError(
+          Code.ResourceExhausted,
+          `Cannot encode frame: length ${frame.data.byteLength} exceeds maxMessageBytes ${init.maxMessageBytes}`,
+        );
+        fail(error);
+        throw error;
+      }
+      if (init.bare) {
+        if ((frame.flags & 1) !== 0) {
+          init.headers.set(init.bare.encodingHeader, init.sendCompression!);
+        }
+        send(frame.data);
+      } else {
+        send(encodeFrame(frame));
+      }
+    },
+    abort(reason) {
+      fail(RpcError.from(reason, Code.Canceled));
+    },
+  });
+}

@@ -1,0 +1,166 @@
+// Per-message compression, said once for every protocol and both sides:
+// the defaults, the names in grpc-encoding / connect-content-encoding /
+// content-encoding, compressing a message into a frame, decompressing one
+// within maxMessageBytes, and choosing the response compression with the
+// HTTP layer's q-value negotiator.
+
+import type { Compression } from "../../http/compression.ts";
+import {
+  decompressBytes,
+  negotiateCompression,
+} from "../../http/_compression.ts";
+import { concatBytes } from "../../_internal/bytes.ts";
+import { Code } from "../code.ts";
+import type { Frame } from "../wire/frame_decoder.ts";
+import type { Codec } from "../wire/message_type.ts";
+import { RpcError } from "../rpc_error.ts";
+import { ACCEPT_COMPRESSION } from "./_defaults.ts";
+import { quote } from "./_quote.ts";
+
+export type { Compression };
+
+const SUPPORTED: readonly Compression[] = ["gzip", "deflate"];
+
+/** Checks a `sendCompression` or `acceptCompression` value. */
+export function checkCompression(
+  what: string,
+  name: string,
+  value: unknown,
+): Compression {
+  if (!SUPPORTED.includes(value as Compression)) {
+    throw new TypeError(
+      `Cannot ${what}: ${name} ${
+        quote(String(value))
+      } is not "gzip" or "deflate"`,
+    );
+  }
+  return value as Compression;
+}
+
+/** Checks an `acceptCompression` list. */
+export function checkCompressions(
+  what: string,
+  value: readonly Compression[] | undefined,
+): readonly Compression[] {
+  if (value === undefined) return ACCEPT_COMPRESSION;
+  if (!Array.isArray(value)) {
+    throw new TypeError(
+      `Cannot ${what}: acceptCompression must be an array of "gzip" or "deflate"`,
+    );
+  }
+  return [
+    ...new Set(
+      value.map((v) => checkCompression(what, "acceptCompression", v)),
+    ),
+  ];
+}
+
+/**
+ * The compression a peer names in an encoding header, if it is one of
+ * `accepted`; `null` for none or identity. Otherwise throws an RpcError with
+ * `code`: `Unimplemented` on servers (the spec's answer to an unsupported
+ * grpc-encoding), `Internal` on clients.
+ */
+export function readCompression(
+  value: string | null,
+  accepted: readonly Compression[],
+  header: string,
+  code: Code,
+): Compression | null {
+  if (value === null || value === "" || value === "identity") return null;
+  const found = accepted.find((c) => c === value);
+  if (found !== undefined) return found;
+  throw new RpcError(
+    code,
+    `Cannot decompress message: unsupported ${header} ${
+      quote(value)
+    }; supported: ${[...accepted, "identity"].join(", ")}`,
+  );
+}
+
+/**
+ * The compression a server uses on its response: the first of its
+ * `accepted` that the client's accept header allows (q-values honoured, one
+ * negotiator for HTTP and RPC). Without an accept header, the client
+ * accepts what it sent.
+ */
+export function negotiateResponseCompression(
+  accept: string | null,
+  request: Compression | null,
+  accepted: readonly Compression[],
+): Compression | null {
+  return negotiateCompression(accept ?? request, accepted) ?? null;
+}
+
+/** The value of an accept-encoding header for `accepted`. */
+export function acceptHeader(accepted: readonly Compression[]): string {
+  return accepted.join(",");
+}
+
+/**
+ * Encodes a message into a frame: compressed (flag 1) with `compression`
+ * when it has at least `minBytes` bytes, as it is otherwise.
+ */
+export function messageToFrame<T>(
+  codec: Codec<T>,
+  compression: Compression | null,
+  minBytes: number,
+): (value: T) => Frame | Promise<Frame> {
+  return (value) => {
+    const data = codec.encode(value);
+    if (compression === null || data.byteLength < minBytes) {
+      return { flags: 0, data };
+    }
+    return compressMessage(compression, data).then((c) => ({
+      flags: 1,
+      data: c,
+    }));
+  };
+}
+
+/** Compresses one message. */
+export async function compressMessage(
+  compression: Compression,
+  data: Uint8Array,
+): Promise<Uint8Array> {
+  const stream = new CompressionStream(
+    compression,
+  ) as unknown as TransformStream<
+    Uint8Array,
+    Uint8Array
+  >;
+  const writer = stream.writable.getWriter();
+  writer.write(data).catch(() => {});
+  writer.close().catch(() => {});
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream.readable) {
+    chunks.push(chunk);
+    total += chunk.byteLength;
+  }
+  return concatBytes(chunks, total);
+}
+
+/**
+ * Decompresses one message, refusing more than `maxMessageBytes` of output
+ * (`ResourceExhausted`) before more memory is spent; corrupt data is a
+ * SyntaxError, which the decoder reports with its own code.
+ */
+export function decompressMessage(
+  compression: Compression,
+  data: Uint8Array,
+  maxMessageBytes: number,
+): Promise<Uint8Array> {
+  return decompressBytes(data, compression, maxMessageBytes, {
+    tooLarge: () =>
+      new RpcError(
+        Code.ResourceExhausted,
+        `Cannot decompress message: size exceeds maxMessageBytes ${maxMessageBytes}`,
+      ),
+    corrupt: (cause) =>
+      new SyntaxError(
+        `Cannot decompress message: invalid ${compression} data`,
+        { cause },
+      ),
+  });
+}

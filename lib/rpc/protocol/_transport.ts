@@ -1,0 +1,150 @@
+// What the three client transports share: their options, resolved and
+// checked once, and the Transport they make; each protocol adds only its
+// request headers (request_header.ts) and its response validation
+// (validate_response.ts).
+
+import { Code } from "../code.ts";
+import { codeFromHttpStatus } from "./_codes.ts";
+import {
+  checkCompression,
+  checkCompressions,
+  type Compression,
+} from "./_compression.ts";
+import { COMPRESS_MIN_BYTES, MAX_MESSAGE_BYTES } from "./_defaults.ts";
+import { createFetchClient } from "../client/create_fetch_client.ts";
+import { RpcError } from "../rpc_error.ts";
+import type {
+  CallOptions,
+  Transport,
+  TransportCall,
+  TransportOptions,
+} from "../client/transport.ts";
+import type { MethodDefinition } from "../define_service.ts";
+import type { Protocol } from "../server/implement_service.ts";
+import { type ClientCallInit, startClientCall } from "./_client_call.ts";
+import type { HttpClient } from "../universal.ts";
+import { checkMax } from "../../_internal/limits.ts";
+
+export interface ResolvedTransportOptions {
+  baseUrl: string;
+  httpClient: HttpClient;
+  codec: "proto" | "json";
+  sendCompression: Compression | null;
+  acceptCompression: readonly Compression[];
+  compressMinBytes: number;
+  maxMessageBytes: number;
+  headers: HeadersInit | undefined;
+}
+
+export function resolveTransportOptions(
+  options: TransportOptions,
+): ResolvedTransportOptions {
+  const what = "create transport";
+  const baseUrl = String(options.baseUrl).replace(/\/+$/, "");
+  if (options.fetch !== undefined && options.httpClient !== undefined) {
+    throw new TypeError(
+      `Cannot ${what}: give fetch or httpClient, not both`,
+    );
+  }
+  return {
+    baseUrl,
+    httpClient: options.httpClient ??
+      createFetchClient({ fetch: options.fetch }),
+    codec: options.codec ?? "proto",
+    sendCompression: options.sendCompression === undefined
+      ? null
+      : checkCompression(what, "sendCompression", options.sendCompression),
+    acceptCompression: checkCompressions(what, options.acceptCompression),
+    compressMinBytes: checkMax(
+      what,
+      "compressMinBytes",
+      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
+    ),
+    maxMessageBytes: checkMax(
+      what,
+      "maxMessageBytes",
+      options.maxMessageBytes ?? MAX_MESSAGE_BYTES,
+    ),
+    headers: options.headers,
+  };
+}
+
+/** Merges transport and call headers. */
+function callHeaders(
+  resolved: ResolvedTransportOptions,
+  options: CallOptions,
+): Headers {
+  const headers = new Headers(resolved.headers);
+  new Headers(options.headers).forEach((value, key) => headers.set(key, value));
+  return headers;
+}
+
+/** An error for a response whose HTTP status is not 200. */
+export function httpStatusError(status: number, headers: Headers): RpcError {
+  return new RpcError(
+    codeFromHttpStatus(status),
+    `Cannot read response: HTTP status ${status}`,
+    { metadata: headers },
+  );
+}
+
+/** Throws if the deadline has already passed (a zero or negative timeout). */
+function checkTimeout(options: CallOptions): void {
+  if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
+    throw new RpcError(
+      Code.DeadlineExceeded,
+      `Cannot start call: timeout ${options.timeoutMs} ms has already passed`,
+    );
+  }
+}
+
+/** What a protocol adds to a call: its headers and how it reads responses. */
+export type ProtocolCall<I, O> = Pick<
+  ClientCallInit<I, O>,
+  | "headers"
+  | "validateResponse"
+  | "endFlag"
+  | "decodeEnd"
+  | "readTrailers"
+  | "missingEnd"
+  | "bare"
+>;
+
+/** Makes a transport for `protocol` from its per-call parts. */
+export function createTransport(
+  protocol: Protocol,
+  options: TransportOptions,
+  parts: <I, O>(
+    method: MethodDefinition<I, O>,
+    resolved: ResolvedTransportOptions,
+    callOptions: CallOptions,
+    headers: Headers,
+  ) => ProtocolCall<I, O>,
+): Transport {
+  const resolved = resolveTransportOptions(options);
+  return {
+    protocol,
+    call<I, O>(
+      method: MethodDefinition<I, O>,
+      callOptions: CallOptions = {},
+    ): TransportCall<I, O> {
+      checkTimeout(callOptions);
+      return startClientCall({
+        httpClient: resolved.httpClient,
+        url: resolved.baseUrl + method.path,
+        method,
+        codecName: resolved.codec,
+        options: callOptions,
+        sendCompression: resolved.sendCompression,
+        compressMinBytes: resolved.compressMinBytes,
+        maxMessageBytes: resolved.maxMessageBytes,
+        ...parts(
+          method,
+          resolved,
+          callOptions,
+          callHeaders(resolved, callOptions),
+        ),
+      });
+    },
+  };
+}

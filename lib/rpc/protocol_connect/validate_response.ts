@@ -1,0 +1,101 @@
+// Reading a Connect response: a streaming response must be 200 with the
+// streaming content type of the call's codec; a unary response is read
+// whole: 200 with the unary content type and the message, or an error JSON
+// with a mapped HTTP status. Unary trailers travel as trailer- headers.
+
+import { Code } from "../code.ts";
+import type { Compression } from "../../http/compression.ts";
+import {
+  decompressMessage,
+  readCompression,
+} from "../protocol/_compression.ts";
+import type { CodecName } from "../protocol/_codec.ts";
+import type { ValidatedResponse } from "../protocol/_client_call.ts";
+import type { CallStatus } from "../protocol/_server_call.ts";
+import { readAll } from "../protocol/_read_all.ts";
+import { quote } from "../protocol/_quote.ts";
+import { httpStatusError } from "../protocol/_transport.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { UniversalClientResponse } from "../universal.ts";
+import { parseContentType, parseUnaryContentType } from "./content_type.ts";
+import { errorFromJson } from "./end_stream.ts";
+import {
+  headerContentType,
+  headerStreamEncoding,
+  headerUnaryEncoding,
+} from "./headers.ts";
+
+/** Checks a streaming response's headers; throws an RpcError if invalid. */
+export function validateResponse(
+  response: UniversalClientResponse,
+  codec: CodecName,
+  acceptCompression: readonly Compression[],
+): ValidatedResponse {
+  if (response.status !== 200) {
+    throw httpStatusError(response.status, response.headers);
+  }
+  const type = response.headers.get(headerContentType);
+  if (parseContentType(type) !== codec) {
+    throw unexpectedType(type);
+  }
+  return {
+    compression: readCompression(
+      response.headers.get(headerStreamEncoding),
+      acceptCompression,
+      headerStreamEncoding,
+      Code.Internal,
+    ),
+  };
+}
+
+/**
+ * Reads a whole unary response within `maxMessageBytes`: the decompressed
+ * message of a success, and the status (an error from the error JSON, or
+ * from the HTTP status if the body is not one).
+ */
+export async function readUnaryResponse(
+  response: UniversalClientResponse,
+  codec: CodecName,
+  acceptCompression: readonly Compression[],
+  maxMessageBytes: number,
+): Promise<{ data?: Uint8Array; status: CallStatus }> {
+  const trailers = new Headers();
+  response.headers.forEach((value, key) => {
+    if (key.startsWith("trailer-")) trailers.append(key.slice(8), value);
+  });
+  const compression = readCompression(
+    response.headers.get(headerUnaryEncoding),
+    acceptCompression,
+    headerUnaryEncoding,
+    Code.Internal,
+  );
+  let data = await readAll(response.body, maxMessageBytes, "read response");
+  if (compression !== null && data.byteLength > 0) {
+    data = await decompressMessage(compression, data, maxMessageBytes);
+  }
+  const type = response.headers.get(headerContentType);
+  if (response.status !== 200) {
+    let error: RpcError | undefined;
+    if (type?.startsWith("application/json")) {
+      try {
+        error = errorFromJson(
+          JSON.parse(new TextDecoder().decode(data)),
+          trailers,
+        );
+      } catch {
+        // Not an error object: fall back to the HTTP status below.
+      }
+    }
+    error ??= httpStatusError(response.status, response.headers);
+    return { status: { error, trailers } };
+  }
+  if (parseUnaryContentType(type) !== codec) throw unexpectedType(type);
+  return { data, status: { error: undefined, trailers } };
+}
+
+function unexpectedType(type: string | null): RpcError {
+  return new RpcError(
+    Code.Internal,
+    `Cannot read response: unexpected content type ${quote(String(type))}`,
+  );
+}

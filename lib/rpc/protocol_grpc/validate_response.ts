@@ -1,0 +1,77 @@
+// Checking a native gRPC response's headers: a Trailers-Only response
+// (grpc-status in the headers) carries the status and nothing else;
+// otherwise it must be 200 with the call's content type and an accepted
+// grpc-encoding.
+
+import { Code } from "../code.ts";
+import type { Compression } from "../../http/compression.ts";
+import { readCompression } from "../protocol/_compression.ts";
+import type { CodecName } from "../protocol/_codec.ts";
+import type { ValidatedResponse } from "../protocol/_client_call.ts";
+import { quote } from "../protocol/_quote.ts";
+import { httpStatusError } from "../protocol/_transport.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { UniversalClientResponse } from "../universal.ts";
+import { parseContentType } from "./content_type.ts";
+import { headerContentType, headerEncoding } from "./headers.ts";
+import { readStatus } from "./trailers.ts";
+
+/**
+ * The content type and compression checks that gRPC and gRPC-Web share;
+ * `parse` reads the protocol's content type.
+ */
+export function validateGrpcMessages(
+  response: UniversalClientResponse,
+  codec: CodecName,
+  acceptCompression: readonly Compression[],
+  parse: (type: string | null) => CodecName | undefined,
+): ValidatedResponse {
+  const type = response.headers.get(headerContentType);
+  if (parse(type) !== codec) {
+    throw new RpcError(
+      Code.Internal,
+      `Cannot read response: unexpected content type ${quote(String(type))}`,
+    );
+  }
+  return {
+    compression: readCompression(
+      response.headers.get(headerEncoding),
+      acceptCompression,
+      headerEncoding,
+      Code.Internal,
+    ),
+  };
+}
+
+/** Checks a gRPC response's headers; throws an RpcError if invalid. */
+export function validateResponse(
+  response: UniversalClientResponse,
+  codec: CodecName,
+  acceptCompression: readonly Compression[],
+): ValidatedResponse {
+  const status = readStatus(response.headers);
+  if (status !== null) {
+    // Trailers-Only: the status is in the headers.
+    return {
+      compression: null,
+      status: { error: status, trailers: response.headers },
+    };
+  }
+  if (response.status !== 200) {
+    throw httpStatusError(response.status, response.headers);
+  }
+  return validateGrpcMessages(
+    response,
+    codec,
+    acceptCompression,
+    parseContentType,
+  );
+}
+
+/** Reads the status from a gRPC response's trailers; null if absent. */
+export function readTrailers(
+  trailers: Headers,
+): { error: RpcError | undefined; trailers: Headers } | null {
+  const status = readStatus(trailers);
+  return status === null ? null : { error: status, trailers };
+}

@@ -1,0 +1,399 @@
+// Regression tests for RPC defects: grpc-timeout 0, error messages that
+// repeated the peer's input or the engine's text, the default idle
+// timeout, response headers a handler sets after the call started (native
+// gRPC dropped them), and unary requests sent as complete bodies.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  createUniversalHandler,
+  defineService,
+  implementService,
+  Int64Value,
+  type UniversalResponse,
+} from "../lib/rpc/mod.ts";
+import { serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import type { Server } from "../lib/runtime/serve.ts";
+import { deadline, startServer } from "./_helpers.ts";
+import { GRPC_JS_OPTIONS } from "./_calc_peers.ts";
+
+const T = 20_000;
+
+const EchoService = defineService("test.v1.EchoService", {
+  echo: { kind: "unary", input: Int64Value, output: Int64Value },
+  count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+const impl = implementService(EchoService, {
+  echo: (v, context) => {
+    // Set after the request message was read: before the fix native gRPC
+    // had already copied the (empty) headers.
+    context.responseHeaders.set("x-handler", `echo ${v}`);
+    return v;
+  },
+  count: async function* (n, context) {
+    context.responseHeaders.set("x-handler", `count ${n}`);
+    for (let i = 1n; i <= n; i++) yield i;
+  },
+  sum: async (values, context) => {
+    context.responseHeaders.set("x-handler", "sum");
+    let total = 0n;
+    for await (const v of values) total += v;
+    return total;
+  },
+  scan: async function* (values) {
+    let total = 0n;
+    for await (const v of values) yield total += v;
+  },
+});
+
+function frame(flags: number, data: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(5 + data.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, data.byteLength);
+  out.set(data, 5);
+  return out;
+}
+
+/** The grpc-status of a universal response (Trailers-Only or trailers). */
+async function grpcStatus(response: UniversalResponse) {
+  if (response.headers.has("grpc-status")) {
+    return {
+      status: Number(response.headers.get("grpc-status")),
+      message: response.headers.get("grpc-message") ?? "",
+    };
+  }
+  await new Response(response.body).arrayBuffer();
+  const trailers = await response.trailers!;
+  return {
+    status: Number(trailers.get("grpc-status")),
+    message: trailers.get("grpc-message") ?? "",
+  };
+}
+
+describe("a zero deadline fails the call", () => {
+  const universal = createUniversalHandler(impl);
+  for (const value of ["0n", "0u", "0m", "0S", "0M", "0H"]) {
+    it(`grpc-timeout: ${value} gets DEADLINE_EXCEEDED, not OK`, async () => {
+      const response = await universal({
+        method: "POST",
+        url: "http://x/test.v1.EchoService/echo",
+        headers: new Headers({
+          "content-type": "application/grpc",
+          "grpc-timeout": value,
+        }),
+        body: new Blob([frame(0, Int64Value.proto.encode(7n))]).stream(),
+      });
+      assert.equal((await grpcStatus(response)).status, Code.DeadlineExceeded);
+    });
+  }
+
+  it("connect-timeout-ms: 0 gets deadline_exceeded", async () => {
+    const handler = createRpcHandler(impl);
+    const response = await handler(
+      new Request("http://x/test.v1.EchoService/echo", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "connect-timeout-ms": "0",
+        },
+        body: '"7"',
+      }),
+    );
+    assert.equal(response.status, 504);
+    assert.equal((await response.json()).code, "deadline_exceeded");
+  });
+});
+
+describe("error messages quote at most 64 characters of the peer's input", () => {
+  const handler = createRpcHandler(impl);
+  const universal = createUniversalHandler(impl);
+  const digits = '"' + "9".repeat(4 * 1024 * 1024 - 16) + '"';
+
+  it("a 4 MiB JSON digit string for Int64Value gets a short INVALID_ARGUMENT", async () => {
+    const response = await deadline(
+      handler(
+        new Request("http://x/test.v1.EchoService/echo", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: digits,
+        }),
+      ),
+      T,
+    );
+    assert.equal(response.status, 400);
+    const json = await response.json();
+    assert.equal(json.code, "invalid_argument");
+    assert.ok(json.message.length < 400, `message of ${json.message.length}`);
+    assert.match(json.message, /outside the int64 range/);
+  });
+
+  it("the same over native gRPC keeps its status (a short grpc-message)", async () => {
+    const response = await deadline(
+      universal({
+        method: "POST",
+        url: "http://x/test.v1.EchoService/echo",
+        headers: new Headers({ "content-type": "application/grpc+json" }),
+        body: new Blob([frame(0, new TextEncoder().encode(digits))]).stream(),
+      }),
+      T,
+    );
+    const { status, message } = await grpcStatus(response);
+    assert.equal(status, Code.InvalidArgument);
+    assert.ok(message.length < 600, `grpc-message of ${message.length}`);
+  });
+
+  it("a long malformed grpc-timeout is quoted cut to 64 characters", async () => {
+    const response = await universal({
+      method: "POST",
+      url: "http://x/test.v1.EchoService/echo",
+      headers: new Headers({
+        "content-type": "application/grpc",
+        "grpc-timeout": "x".repeat(5000),
+      }),
+      body: new Blob([frame(0, new Uint8Array(0))]).stream(),
+    });
+    const { status, message } = await grpcStatus(response);
+    assert.equal(status, Code.InvalidArgument);
+    assert.match(decodeURIComponent(message), /"x{64}…"/);
+    assert.ok(message.length < 200);
+  });
+
+  it("deeply nested groups get INVALID_ARGUMENT, not the engine's stack overflow", async () => {
+    // 200,000 start-group tags of field 2: recursion past any stack.
+    const nested = new Uint8Array(200_000).fill(0x13);
+    const response = await universal({
+      method: "POST",
+      url: "http://x/test.v1.EchoService/echo",
+      headers: new Headers({ "content-type": "application/grpc" }),
+      body: new Blob([frame(0, nested)]).stream(),
+    });
+    const { status, message } = await grpcStatus(response);
+    assert.equal(status, Code.InvalidArgument);
+    assert.doesNotMatch(decodeURIComponent(message), /call stack/i);
+    assert.match(decodeURIComponent(message), /groups nest deeper than 100/);
+  });
+
+  it("an engine RangeError from a codec becomes 'malformed message'", async () => {
+    const Throwing = defineService("test.v1.Throwing", {
+      take: {
+        kind: "unary",
+        input: {
+          typeName: "test.Throwing",
+          proto: {
+            encode: () => new Uint8Array(0),
+            decode: () => {
+              throw new RangeError("Maximum call stack size exceeded");
+            },
+          },
+        },
+        output: Int64Value,
+      },
+    });
+    const h = createRpcHandler(
+      implementService(Throwing, { take: () => 1n }),
+    );
+    const response = await h(
+      new Request("http://x/test.v1.Throwing/take", {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body: new Uint8Array(1),
+      }),
+    );
+    const json = await response.json();
+    assert.equal(json.code, "invalid_argument");
+    assert.equal(
+      json.message,
+      "Cannot decode test.Throwing: malformed message",
+    );
+  });
+});
+
+describe("handlers have an idle timeout by default", () => {
+  it("a call whose client sends nothing arms a 60 s idle timer", async () => {
+    const delays: number[] = [];
+    const setTimer = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return setTimer(fn, ms);
+    }) as typeof setTimeout;
+    const stalled = new TransformStream<Uint8Array, Uint8Array>();
+    let response: Promise<UniversalResponse>;
+    try {
+      response = createUniversalHandler(impl)({
+        method: "POST",
+        url: "http://x/test.v1.EchoService/sum",
+        headers: new Headers({ "content-type": "application/grpc-web" }),
+        body: stalled.readable,
+      });
+      // Let the call start reading the request.
+      await new Promise((resolve) => setTimer(resolve, 20));
+    } finally {
+      globalThis.setTimeout = setTimer;
+    }
+    assert.ok(delays.includes(60_000), `timers armed: ${delays.join(", ")}`);
+    await stalled.writable.abort(new Error("test over"));
+    const r = await deadline(response, T);
+    await r.body?.cancel().catch(() => {});
+  });
+
+  it("idleTimeoutMs: 0 turns it off", async () => {
+    const delays: number[] = [];
+    const setTimer = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return setTimer(fn, ms);
+    }) as typeof setTimeout;
+    const stalled = new TransformStream<Uint8Array, Uint8Array>();
+    let response: Promise<UniversalResponse>;
+    try {
+      response = createUniversalHandler(impl, { idleTimeoutMs: 0 })({
+        method: "POST",
+        url: "http://x/test.v1.EchoService/sum",
+        headers: new Headers({ "content-type": "application/grpc-web" }),
+        body: stalled.readable,
+      });
+      await new Promise((resolve) => setTimer(resolve, 20));
+    } finally {
+      globalThis.setTimeout = setTimer;
+    }
+    assert.ok(!delays.includes(60_000));
+    await stalled.writable.abort(new Error("test over"));
+    const r = await deadline(response, T);
+    await r.body?.cancel().catch(() => {});
+  });
+});
+
+describe("response headers set by the handler reach the client", () => {
+  let h2: Awaited<ReturnType<typeof serveHttp2>>;
+  let server: Server;
+  before(async () => {
+    h2 = await serveHttp2(createUniversalHandler(impl));
+    server = await startServer(createRpcHandler(impl));
+  });
+  after(async () => {
+    await h2.shutdown();
+    await server.shutdown();
+  });
+
+  it("native gRPC, grpc-js client: unary handler headers arrive", async () => {
+    const client = new grpc.Client(
+      `127.0.0.1:${h2.port}`,
+      grpc.credentials.createInsecure(),
+      GRPC_JS_OPTIONS,
+    );
+    try {
+      const headers = await deadline(
+        new Promise<grpc.Metadata>((resolve, reject) => {
+          const call = client.makeUnaryRequest(
+            "/test.v1.EchoService/echo",
+            (v: bigint) => Buffer.from(Int64Value.proto.encode(v)),
+            (b: Buffer) => Int64Value.proto.decode(new Uint8Array(b)),
+            5n,
+            (error) => {
+              if (error) reject(error);
+            },
+          );
+          call.on("metadata", resolve);
+        }),
+        T,
+      );
+      assert.deepEqual(headers.get("x-handler"), ["echo 5"]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("native gRPC, grpc-js client: client-streaming handler headers arrive", async () => {
+    const client = new grpc.Client(
+      `127.0.0.1:${h2.port}`,
+      grpc.credentials.createInsecure(),
+      GRPC_JS_OPTIONS,
+    );
+    try {
+      const headers = await deadline(
+        new Promise<grpc.Metadata>((resolve, reject) => {
+          const call = client.makeClientStreamRequest(
+            "/test.v1.EchoService/sum",
+            (v: bigint) => Buffer.from(Int64Value.proto.encode(v)),
+            (b: Buffer) => Int64Value.proto.decode(new Uint8Array(b)),
+            (error) => {
+              if (error) reject(error);
+            },
+          );
+          call.on("metadata", resolve);
+          call.write(2n);
+          call.write(3n);
+          call.end();
+        }),
+        T,
+      );
+      assert.deepEqual(headers.get("x-handler"), ["sum"]);
+    } finally {
+      client.close();
+    }
+  });
+
+  for (
+    const make of [createConnectTransport, createGrpcWebTransport] as const
+  ) {
+    it(`${make.name}: unary and server-streaming handler headers arrive`, async () => {
+      const client = createClient(EchoService, make({ baseUrl: server.url }));
+      const unary = client.echo;
+      // The unary shorthand hides headers: use the streaming call forms.
+      const count = client.count(2n);
+      await deadline(Array.fromAsync(count.responses), T);
+      assert.equal((await count.headers).get("x-handler"), "count 2");
+      assert.equal(await unary(4n), 4n);
+    });
+  }
+});
+
+describe("unary and server-streaming requests are complete bodies", () => {
+  let server: Server;
+  const seen: { path: string; length: string | null }[] = [];
+  before(async () => {
+    const handler = createRpcHandler(impl);
+    server = await startServer((request) => {
+      seen.push({
+        path: new URL(request.url).pathname,
+        length: request.headers.get("content-length"),
+      });
+      return handler(request);
+    });
+  });
+  after(() => server.shutdown());
+
+  for (
+    const make of [createConnectTransport, createGrpcWebTransport] as const
+  ) {
+    it(`${make.name}: a unary call's request arrives with a Content-Length`, async () => {
+      seen.length = 0;
+      const client = createClient(EchoService, make({ baseUrl: server.url }));
+      assert.equal(await deadline(client.echo(300n), T), 300n);
+      await deadline(Array.fromAsync(client.count(2n).responses), T);
+      const scan = client.scan();
+      await scan.send(1n);
+      await scan.complete();
+      await deadline(Array.fromAsync(scan.responses), T);
+      const byPath = new Map(seen.map((s) => [s.path, s.length]));
+      const unaryLength = Number(byPath.get("/test.v1.EchoService/echo"));
+      assert.ok(unaryLength > 0, "unary has a Content-Length");
+      assert.ok(
+        Number(byPath.get("/test.v1.EchoService/count")) > 0,
+        "server-streaming has a Content-Length",
+      );
+      // Bidi keeps streaming its request (chunked, no Content-Length).
+      assert.equal(byPath.get("/test.v1.EchoService/scan"), null);
+    });
+  }
+});
