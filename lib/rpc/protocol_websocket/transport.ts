@@ -22,8 +22,11 @@ import {
 } from "./_head.ts";
 
 /** Options for {@linkcode createWebSocketTransport}. */
-export interface WebSocketTransportOptions
-  extends Omit<TransportOptions, "baseUrl" | "fetch" | "httpClient"> {
+export interface WebSocketTransportOptions extends
+  Omit<
+    TransportOptions,
+    "baseUrl" | "fetch" | "httpClient" | "allowHalfDuplex"
+  > {
   /**
    * The server's base URL (`http:`, `https:`, `ws:` or `wss:`): each call
    * opens a socket to it plus the method path, such as
