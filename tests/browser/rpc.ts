@@ -13,40 +13,50 @@ import { createWebSocketRpcHandler } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import { browserServices } from "./rpc_services.ts";
 import type { SluiceRpc } from "./rpc_page.ts";
+import type { RpcPeers } from "./rpc_peers_page.ts";
 
 const http = createRpcHandler(browserServices, { requestPathPrefix: "/rpc" });
 const ws = createWebSocketRpcHandler(browserServices);
 
-let script: Promise<Uint8Array> | undefined;
+const scripts = new Map<string, Promise<Uint8Array>>();
 
-/** Bundles rpc_page.ts for the browser, once. */
-function rpcScript(): Promise<Uint8Array> {
-  script ??= (async () => {
-    const dir = await mkdtemp(join(ROOT, ".tmp", "browser-rpc-"));
-    try {
-      const out = join(dir, "sluice-rpc.js");
-      await bundle(join(ROOT, "tests", "browser", "rpc_page.ts"), out, {
-        platform: "browser",
-      });
-      return await readFile(out);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  })();
+/** Bundles a page entry of tests/browser for the browser, once. */
+function pageScript(entry: string): Promise<Uint8Array> {
+  let script = scripts.get(entry);
+  if (script === undefined) {
+    script = (async () => {
+      const dir = await mkdtemp(join(ROOT, ".tmp", "browser-rpc-"));
+      try {
+        const out = join(dir, "bundle.js");
+        await bundle(join(ROOT, "tests", "browser", entry), out, {
+          platform: "browser",
+        });
+        return await readFile(out);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    })();
+    scripts.set(entry, script);
+  }
   return script;
 }
 
 /**
- * The RPC routes of the test server: `/sluice-rpc.js` (the page's RPC
- * bundle), `/rpc/*` (Connect and gRPC-Web over fetch) and `/rpc-ws`
+ * The RPC routes of the test server: `/sluice-rpc.js` and `/rpc-peers.js`
+ * (the page's RPC bundles: sluice's client, third-party clients), `/rpc/*` (Connect and gRPC-Web over fetch) and `/rpc-ws`
  * (RPC over WebSocket); undefined for any other path.
  */
 export async function rpcRoute(
   request: Request,
   pathname: string,
 ): Promise<Response | undefined> {
-  if (pathname === "/sluice-rpc.js") {
-    return new Response(await rpcScript() as Uint8Array<ArrayBuffer>, {
+  const entry = pathname === "/sluice-rpc.js"
+    ? "rpc_page.ts"
+    : pathname === "/rpc-peers.js"
+    ? "rpc_peers_page.ts"
+    : undefined;
+  if (entry !== undefined) {
+    return new Response(await pageScript(entry) as Uint8Array<ArrayBuffer>, {
       headers: { "content-type": "text/javascript; charset=utf-8" },
     });
   }
@@ -65,6 +75,16 @@ export interface RpcTestKit {
 }
 
 declare const sluiceRpc: SluiceRpc;
+declare const rpcPeers: RpcPeers;
+
+/** Loads the third-party clients' bundle into a page (once). */
+async function withPeers(p: Page): Promise<Page> {
+  if (!await p.evaluate(() => "rpcPeers" in globalThis)) {
+    await p.addScriptTag({ url: "/rpc-peers.js", type: "module" });
+    await p.waitForFunction(() => "rpcPeers" in globalThis);
+  }
+  return p;
+}
 
 /** Loads the RPC bundle into a page (once). */
 async function withRpc(p: Page): Promise<Page> {
@@ -277,6 +297,36 @@ export function registerRpcTests(kit: RpcTestKit): void {
       return values;
     });
     assertEqual(running, ["1", "3", "6", "10"], "running sums");
+  });
+
+  for (const scheme of ["http", "https"] as const) {
+    test(`third-party client in the page: @connectrpc/connect-web 2.2.0 (Connect proto and JSON, gRPC-Web) calls sluice's createRpcHandler, unary and server-streaming (${scheme})`, async () => {
+      const p = await withPeers(kit.pages()[scheme]);
+      const results = await p.evaluate(async () => {
+        const baseUrl = `${location.origin}/rpc`;
+        return {
+          connect: await rpcPeers.connectWeb("connect", baseUrl),
+          "connect-json": await rpcPeers.connectWeb("connect-json", baseUrl),
+          "grpc-web": await rpcPeers.connectWeb("grpc-web", baseUrl),
+        };
+      });
+      const expected = { square: "144", counted: ["1", "2", "3", "4"] };
+      assertEqual(results, {
+        connect: expected,
+        "connect-json": expected,
+        "grpc-web": expected,
+      }, "results");
+    });
+  }
+
+  test("third-party client in the page: Google's grpc-web 2.1.1 (binary format, hand-written MethodDescriptors) calls sluice's createRpcHandler: unary, server-streaming and an UNIMPLEMENTED error", async () => {
+    const p = await withPeers(kit.pages().http);
+    const r = await p.evaluate(() =>
+      rpcPeers.grpcWeb(`${location.origin}/rpc`)
+    );
+    assertEqual(r.square, "144", "square");
+    assertEqual(r.counted, ["1", "2", "3", "4"], "count");
+    assertEqual(r.error.code, 12, `error code (${r.error.message})`);
   });
 
   test("RPC in the page: lockstep latency, WebSocket bidi beside HTTP/2 half duplex (printed, not asserted)", async () => {
