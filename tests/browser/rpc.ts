@@ -12,6 +12,8 @@ import { createRpcHandler } from "../../lib/rpc/mod.ts";
 import { createWebSocketRpcHandler } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import { browserServices } from "./rpc_services.ts";
+import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
+import { serve } from "../../lib/runtime/serve.ts";
 import type { SluiceRpc } from "./rpc_page.ts";
 import type { RpcPeers } from "./rpc_peers_page.ts";
 
@@ -72,6 +74,8 @@ export interface RpcTestKit {
   assertEqual(actual: unknown, expected: unknown, what: string): void;
   /** The page served over HTTP/1.1 and the one over HTTPS (HTTP/2). */
   pages(): { http: Page; https: Page };
+  /** Opens a new page in the suite's browser. */
+  newPage(): Promise<Page>;
 }
 
 declare const sluiceRpc: SluiceRpc;
@@ -327,6 +331,39 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.square, "144", "square");
     assertEqual(r.counted, ["1", "2", "3", "4"], "count");
     assertEqual(r.error.code, 12, `error code (${r.error.message})`);
+  });
+
+  test("examples/web: the running-total panel sums numbers as they are typed, over a WebSocket bidi call", async () => {
+    const server = await serve(
+      await createDemoHandler({ appScript: await buildApp() }),
+      { hostname: "127.0.0.1", port: 0 },
+    );
+    const p = await kit.newPage();
+    try {
+      await p.goto(server.url.href);
+      await p.waitForSelector("#sum-state.live");
+      // Typed key by key: "1 2 " sends 1 and 2 as the spaces come.
+      await p.locator("#sum-input").pressSequentially("1 2 ");
+      await p.waitForFunction(
+        'document.getElementById("sum-total").textContent === "3"',
+      );
+      await p.fill("#sum-input", "40");
+      await p.press("#sum-input", "Enter");
+      await p.waitForFunction(
+        'document.getElementById("sum-total").textContent === "43"',
+      );
+      assertEqual(
+        await p.$$eval(
+          "#sum-steps li",
+          (items) => items.map((item) => item.textContent),
+        ),
+        ["+ 40 = 43", "+ 2 = 3", "+ 1 = 1"],
+        "steps",
+      );
+    } finally {
+      await p.close();
+      await server.shutdown();
+    }
   });
 
   test("RPC in the page: lockstep latency, WebSocket bidi beside HTTP/2 half duplex (printed, not asserted)", async () => {

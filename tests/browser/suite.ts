@@ -584,6 +584,7 @@ registerRpcTests({
   assert,
   assertEqual,
   pages: () => ({ http: httpPage, https: httpsPage }),
+  newPage: () => browserContext.newPage(),
 });
 
 // ---------------------------------------------------------------- the run
