@@ -20,6 +20,7 @@
 //   POST /duplex                  answer each line with "echo <line>" (lockstep duplex)
 //   GET  /ws                      WebSocket echo over the duplex stream
 //   POST /StreamingCalcService/*  RPC: sum, incrementalSum (Connect, gRPC-Web)
+//   GET  /rpc-ws                  RPC over WebSocket (sluice.rpc.v1), the same service
 
 import { createReceiver, forwardResponse, upload } from "../../lib/http/mod.ts";
 import { duplexResponse } from "../../lib/http/duplex_response.ts";
@@ -34,7 +35,10 @@ import {
   RpcError,
 } from "../../lib/rpc/mod.ts";
 import { reduce, ScanStream } from "../../lib/streams/mod.ts";
-import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
+import {
+  createWebSocketRpcHandler,
+  upgradeWebSocket,
+} from "../../lib/runtime/websocket.ts";
 import { createSha256 } from "../../lib/runtime/workers.ts";
 
 /** The bindings from `wrangler.toml` (or the workerd config of the tests). */
@@ -67,6 +71,7 @@ type Handler = (request: Request) => Promise<Response>;
 interface Handlers {
   receiver: Handler;
   rpc: Handler;
+  rpcWebSocket: Handler;
 }
 
 // Built on the first request: Workers forbid I/O, and sluice does no work, at
@@ -89,6 +94,7 @@ function makeHandlers(env: Env): Handlers {
       maxBytes,
     }),
     rpc: createRpcHandler(calc),
+    rpcWebSocket: createWebSocketRpcHandler(calc),
   };
 }
 
@@ -142,6 +148,8 @@ export default {
         });
       case "/ws":
         return webSocketEcho(request);
+      case "/rpc-ws":
+        return await handlers.rpcWebSocket(request);
     }
     if (pathname.startsWith(`/${StreamingCalcService.typeName}/`)) {
       return await handlers.rpc(request);
