@@ -26,6 +26,56 @@ import {
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
 import { deadline, startServer } from "./_helpers.ts";
+import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
+
+/** An envelope: flags, 4-byte big-endian length, data. */
+function envelope(
+  flags: number,
+  data: Uint8Array | string,
+): Uint8Array<ArrayBuffer> {
+  const bytes = typeof data === "string"
+    ? new TextEncoder().encode(data)
+    : data;
+  const out = new Uint8Array(5 + bytes.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, bytes.byteLength);
+  out.set(bytes, 5);
+  return out;
+}
+
+/**
+ * Sends raw bytes over a sluice.rpc.v1 socket (each chunk one message),
+ * half-closes, and reads the server's envelopes to the end.
+ */
+async function rawCall(
+  url: string,
+  chunks: Uint8Array[],
+): Promise<{ flags: number; json: unknown }[]> {
+  const stream = websocketDuplex(new WebSocket(url, "sluice.rpc.v1"));
+  for (const chunk of chunks) await stream.write(chunk);
+  await stream.closeWrite();
+  const parts: Uint8Array[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  const frames: { flags: number; json: unknown }[] = [];
+  for (let i = 0; i + 5 <= all.byteLength;) {
+    const length = new DataView(all.buffer).getUint32(i + 1);
+    const data = all.subarray(i + 5, i + 5 + length);
+    // The head and the end-of-stream are JSON; messages are bytes.
+    const isJson = frames.length === 0 || all[i] === 2;
+    frames.push({
+      flags: all[i],
+      json: isJson ? JSON.parse(new TextDecoder().decode(data)) : [...data],
+    });
+    i += 5 + length;
+  }
+  return frames;
+}
 
 const T = 20_000;
 const MAX = (1n << 63n) - 1n;
@@ -103,8 +153,11 @@ before(async () => {
   const services = [streamingCalc, testImpl];
   const ws = createWebSocketRpcHandler(services, { maxMessageBytes: 4096 });
   const http = createRpcHandler(services, { maxMessageBytes: 4096 });
+  const idle = createWebSocketRpcHandler(services, { idleTimeoutMs: 300 });
   server = await startServer((request) =>
-    request.headers.get("upgrade") || request.url.includes("/ws/")
+    request.url.includes("/idle/")
+      ? idle(request)
+      : request.headers.get("upgrade") || request.url.includes("/ws/")
       ? ws(request)
       : http(request)
   );
@@ -362,6 +415,80 @@ describe("RPC over WebSocket", () => {
     });
     assert.equal(response.status, 426);
     assert.match(await response.text(), /sluice\.rpc\.v1/);
+  });
+
+  it("malformed heads get an end-of-stream error, never a crash or a hang", async () => {
+    const url = `${base.replace("http", "ws")}/ws/`;
+    const cases: [Uint8Array[], string][] = [
+      [[envelope(0, "not json")], "invalid_argument"],
+      [[envelope(0, "[1, 2]")], "invalid_argument"],
+      [[envelope(0, JSON.stringify({ path: 7 }))], "invalid_argument"],
+      [[
+        envelope(0, JSON.stringify({ path: "/a/b", headers: [["x"]] })),
+      ], "invalid_argument"],
+      [[envelope(1, "{}")], "invalid_argument"],
+      [[new Uint8Array([0, 0, 1, 0x11, 0x70])], "resource_exhausted"],
+      [[new Uint8Array([0, 0])], "invalid_argument"],
+    ];
+    for (const [chunks, code] of cases) {
+      const frames = await deadline(rawCall(url, chunks), T, code);
+      assert.equal(frames.length, 2, JSON.stringify(frames));
+      assert.equal(frames[0].flags, 0);
+      assert.equal((frames[0].json as { status: number }).status, 200);
+      assert.equal(frames[1].flags, 2);
+      assert.equal(
+        (frames[1].json as { error: { code: string } }).error.code,
+        code,
+        JSON.stringify(frames[1].json),
+      );
+    }
+  });
+
+  it("a head sent a byte per message is read like one sent whole", async () => {
+    const head = envelope(
+      0,
+      JSON.stringify({
+        path: "/StreamingCalcService/sum",
+        headers: [["content-type", "application/connect+proto"]],
+      }),
+    );
+    const chunks = [...head].map((byte) => new Uint8Array([byte]));
+    // Int64Value{value: 5}: field 1, varint 5.
+    chunks.push(envelope(0, new Uint8Array([8, 5])));
+    const frames = await deadline(
+      rawCall(`${base.replace("http", "ws")}/ws/`, chunks),
+      T,
+    );
+    assert.equal(frames.length, 3, JSON.stringify(frames));
+    assert.equal((frames[0].json as { status: number }).status, 200);
+    assert.deepEqual(frames[1], { flags: 0, json: [8, 5] }); // sum: 5
+    assert.equal(frames[2].flags, 2);
+    assert.deepEqual(frames[2].json, {});
+  });
+
+  it("a socket that sends no head is closed after idleTimeoutMs", async () => {
+    const socket = new WebSocket(
+      `${base.replace("http", "ws")}/idle/`,
+      "sluice.rpc.v1",
+    );
+    const closed = new Promise<number>((resolve) =>
+      socket.addEventListener("close", (event) => resolve(event.code))
+    );
+    assert.notEqual(await deadline(closed, T, "close after idleTimeoutMs"), 0);
+  });
+
+  it("a WebSocket upgrade without the sluice.rpc.v1 subprotocol gets 426", async () => {
+    const response = await fetch(`${base}/ws/x`, {
+      headers: {
+        upgrade: "websocket",
+        connection: "upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+        "sec-websocket-protocol": "chat",
+      },
+    });
+    assert.equal(response.status, 426);
+    await response.body?.cancel();
   });
 
   it("createWebSocketTransport needs baseUrl or url, not both", () => {

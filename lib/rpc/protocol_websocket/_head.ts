@@ -67,22 +67,34 @@ export async function readHead(
   duplex: DuplexStream,
   what: string,
 ): Promise<{ json: Record<string, unknown>; rest: Uint8Array | undefined }> {
-  let buffer = new Uint8Array(0);
+  // Chunks are kept as they come and joined once: a head sent a byte per
+  // message costs no more than one sent whole.
+  const chunks: Uint8Array[] = [];
+  let total = 0;
   let length = -1;
-  while (length < 0 || buffer.byteLength < 5 + length) {
+  const join = () => {
+    const joined = new Uint8Array(total);
+    let at = 0;
+    for (const chunk of chunks) {
+      joined.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    chunks.splice(0, chunks.length, joined);
+    return joined;
+  };
+  while (length < 0 || total < 5 + length) {
     const chunk = await duplex.readPartial();
     if (chunk === null) {
       throw malformed(what, "the WebSocket ended before the head");
     }
-    const joined = new Uint8Array(buffer.byteLength + chunk.byteLength);
-    joined.set(buffer);
-    joined.set(chunk, buffer.byteLength);
-    buffer = joined;
-    if (length < 0 && buffer.byteLength >= 5) {
-      if (buffer[0] !== 0) {
-        throw malformed(what, `the head has flags ${buffer[0]}, not 0`);
+    chunks.push(chunk);
+    total += chunk.byteLength;
+    if (length < 0 && total >= 5) {
+      const prefix = join();
+      if (prefix[0] !== 0) {
+        throw malformed(what, `the head has flags ${prefix[0]}, not 0`);
       }
-      length = new DataView(buffer.buffer).getUint32(1);
+      length = new DataView(prefix.buffer, prefix.byteOffset).getUint32(1);
       if (length > MAX_HEAD_BYTES) {
         throw new RpcError(
           Code.ResourceExhausted,
@@ -91,6 +103,7 @@ export async function readHead(
       }
     }
   }
+  const buffer = join();
   let json: unknown;
   const text = new TextDecoder().decode(buffer.subarray(5, 5 + length));
   try {
