@@ -27,6 +27,7 @@ import {
 } from "../examples/streaming_calc.ts";
 import { deadline, startServer } from "./_helpers.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
+import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
 
 /** An envelope: flags, 4-byte big-endian length, data. */
 function envelope(
@@ -489,6 +490,52 @@ describe("RPC over WebSocket", () => {
     });
     assert.equal(response.status, 426);
     await response.body?.cancel();
+  });
+
+  it("in a browser (user agent Mozilla/...), bidi and client-streaming over fetch fail at once naming createWebSocketTransport", () => {
+    const navigator = globalThis.navigator as { userAgent: string };
+    const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
+    Object.defineProperty(navigator, "userAgent", {
+      value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
+      configurable: true,
+    });
+    try {
+      const fetchClient = (allowHalfDuplex?: boolean) =>
+        createClient(
+          StreamingCalcService,
+          createConnectTransport({ baseUrl: base, allowHalfDuplex }),
+        );
+      assert.throws(
+        () => fetchClient().incrementalSum(),
+        (error) =>
+          error instanceof RpcError && error.code === Code.Unimplemented &&
+          /createWebSocketTransport/.test(error.message),
+      );
+      // The request-stream feature check is a browser's: Deno's and Bun's
+      // fetch stream request bodies without reading `duplex`, so here it
+      // says no, and client-streaming and bidi (allowHalfDuplex or not) fail
+      // at once too. In Chromium it says yes: the browser suite runs
+      // client-streaming and allowHalfDuplex bidi over h2.
+      assert.equal(supportsRequestStreams(), false);
+      for (
+        const start of [
+          () => fetchClient().sum(),
+          () => fetchClient(true).incrementalSum(),
+        ]
+      ) {
+        assert.throws(
+          start,
+          (error) =>
+            error instanceof RpcError && error.code === Code.Unimplemented &&
+            /cannot stream a request body; use createWebSocketTransport/
+              .test(error.message),
+        );
+      }
+    } finally {
+      if (own) Object.defineProperty(navigator, "userAgent", own);
+      else delete (navigator as { userAgent?: string }).userAgent;
+    }
+    assert.ok(!navigator.userAgent.startsWith("Mozilla/"));
   });
 
   it("createWebSocketTransport needs baseUrl or url, not both", () => {
