@@ -6,7 +6,7 @@
 //   bun tests/_memory_peers.ts ROLE ARGS...
 //
 // Roles, and the commands each answers besides `measure`:
-//   upload-server TARGET MAX_BYTES  createReceiver into TARGET; prints {url}
+//   upload-server TARGET MAX_BYTES  createUploadHandler into TARGET; prints {url}
 //   echo-server                     echo (h2c with prior knowledge under
 //                                   Deno.serve, else HTTP/1.1); prints {url}
 //   echo-client URL [h2c]           {"cmd":"echo","bytes":N}: openDuplex

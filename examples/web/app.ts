@@ -6,6 +6,12 @@
 
 import { upload } from "../../lib/http/upload.ts";
 import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
+import {
+  createClient,
+  createWebSocketTransport,
+  defineService,
+  Int64Value,
+} from "../../lib/rpc/mod.ts";
 
 // The DOM without the DOM types: the repository is type-checked as one
 // program with Deno's types, which the "dom" lib would clash with.
@@ -133,4 +139,74 @@ form.addEventListener("submit", async (event: Event) => {
   await chat.write(text + "\n");
   const reply = await chat.readLine();
   if (reply !== null) say("server", reply);
+});
+
+// ------------------------------------------------------------- running total
+
+// As in examples/streaming_calc.proto (the server serves examples/
+// streaming_calc.ts's implementation on /rpc-ws).
+const StreamingCalcService = defineService("StreamingCalcService", {
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+const sumForm = $("sum-form");
+const sumInput = $("sum-input");
+const sumTotal = $("sum-total");
+const sumSteps = $("sum-steps");
+const sumState = $("sum-state");
+const calc = createClient(
+  StreamingCalcService,
+  createWebSocketTransport({
+    url: `${
+      location.protocol === "https:" ? "wss" : "ws"
+    }://${location.host}/rpc-ws`,
+  }),
+);
+// One bidi call for the page's life: each number typed is one request,
+// each running total one response, in full duplex.
+const sums = calc.incrementalSum();
+let added: bigint[] = [];
+sumState.textContent = "live";
+sumState.className = "pill live";
+(async () => {
+  try {
+    for (let r = await sums.receive(); !r.done; r = await sums.receive()) {
+      sumTotal.textContent = String(r.value);
+      const item = document.createElement("li");
+      item.textContent = `+ ${added.shift()} = ${r.value}`;
+      sumSteps.prepend(item);
+      while (sumSteps.children.length > 6) sumSteps.lastElementChild!.remove();
+    }
+    sumState.textContent = "ended";
+  } catch (error) {
+    sumState.textContent = (error as Error).message;
+  }
+  sumState.className = "pill";
+})();
+
+/** Sends the whole numbers typed so far; keeps an unfinished last one. */
+async function sendNumbers(final: boolean): Promise<void> {
+  const tokens = String(sumInput.value).split(/[\s,]+/);
+  const rest = final ? "" : tokens.pop() ?? "";
+  const numbers = tokens.filter((t) => /^-?\d+$/.test(t)).map(BigInt);
+  sumInput.value = rest;
+  for (const n of numbers) {
+    added.push(n);
+    await sums.send(n);
+  }
+}
+
+// As you type: a number is sent once a space or comma follows it...
+sumInput.addEventListener("input", () => {
+  if (/[\s,]/.test(sumInput.value)) sendNumbers(false);
+});
+// ...or on Enter.
+sumForm.addEventListener("submit", (event: Event) => {
+  event.preventDefault();
+  sendNumbers(true);
+});
+addEventListener("pagehide", () => {
+  added = [];
+  sums.cancel();
 });

@@ -13,6 +13,7 @@
 //   POST /upload    hashes the body as it arrives, answers {bytes, sha256}
 //   GET  /feed      Server-Sent Events: a tick a second, resumed by Last-Event-ID
 //   GET  /chat      WebSocket: answers each line with "echo: <line>"
+//   GET  /rpc-ws    RPC over WebSocket (sluice.rpc.v1): StreamingCalcService
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -22,7 +23,11 @@ import process from "node:process";
 import { createSseHandler } from "../../lib/http/sse_response.ts";
 import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
 import { serve } from "../../lib/runtime/serve.ts";
-import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
+import {
+  createWebSocketRpcHandler,
+  upgradeWebSocket,
+} from "../../lib/runtime/websocket.ts";
+import { streamingCalc } from "../streaming_calc.ts";
 
 const HERE = resolve(import.meta.dirname ?? ".");
 const ROOT = resolve(HERE, "..", "..");
@@ -104,6 +109,7 @@ export async function createDemoHandler(
       await wait(tickMs, info.signal);
     }
   });
+  const rpc = createWebSocketRpcHandler(streamingCalc);
   return async (request) => {
     const { pathname } = new URL(request.url);
     switch (pathname) {
@@ -122,6 +128,8 @@ export async function createDemoHandler(
         return await feed(request);
       case "/chat":
         return chat(request);
+      case "/rpc-ws":
+        return await rpc(request);
     }
     return new Response("Not Found", { status: 404 });
   };

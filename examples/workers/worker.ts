@@ -20,6 +20,7 @@
 //   POST /duplex                  answer each line with "echo <line>" (lockstep duplex)
 //   GET  /ws                      WebSocket echo over the duplex stream
 //   POST /StreamingCalcService/*  RPC: sum, incrementalSum (Connect, gRPC-Web)
+//   GET  /rpc-ws                  RPC over WebSocket (sluice.rpc.v1), the same service
 
 import {
   createUploadHandler,
@@ -39,7 +40,10 @@ import {
   RpcError,
 } from "../../lib/rpc/mod.ts";
 import { reduce, ScanStream } from "../../lib/streams/mod.ts";
-import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
+import {
+  createWebSocketRpcHandler,
+  upgradeWebSocket,
+} from "../../lib/runtime/websocket.ts";
 import { createHasher } from "../../lib/runtime/workers.ts";
 
 /** The bindings from `wrangler.toml` (or the workerd config of the tests). */
@@ -72,6 +76,7 @@ type Handler = (request: Request) => Promise<Response>;
 interface Handlers {
   receiver: Handler;
   rpc: Handler;
+  rpcWebSocket: Handler;
 }
 
 // Built on the first request: Workers forbid I/O, and sluice does no work, at
@@ -101,6 +106,7 @@ function makeHandlers(env: Env): Handlers {
         }),
     }),
     rpc: createRpcHandler(calc),
+    rpcWebSocket: createWebSocketRpcHandler(calc),
   };
 }
 
@@ -154,6 +160,8 @@ export default {
         });
       case "/ws":
         return webSocketEcho(request);
+      case "/rpc-ws":
+        return await handlers.rpcWebSocket(request);
     }
     if (pathname.startsWith(`/${StreamingCalcService.typeName}/`)) {
       return await handlers.rpc(request);

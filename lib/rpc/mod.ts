@@ -128,3 +128,12 @@ export {
   type Sender,
   type ServerStreamingCall,
 } from "./client/create_client.ts";
+export {
+  createWebSocketTransport,
+  type WebSocketTransportOptions,
+} from "./protocol_websocket/transport.ts";
+export {
+  serveWebSocketCall,
+  type ServeWebSocketCallOptions,
+} from "./protocol_websocket/serve_socket.ts";
+export type { WebSocketLike } from "../http/websocket_duplex.ts";

@@ -129,3 +129,9 @@ export function upgradeWebSocket(
     "Cannot upgrade to WebSocket: no Deno.upgradeWebSocket, Bun.serve or WebSocketPair in this runtime",
   );
 }
+
+export {
+  createWebSocketRpcHandler,
+  type WebSocketRpcHandlerOptions,
+} from "./websocket_rpc.ts";
+export type { WebSocketLike } from "../http/websocket_duplex.ts";

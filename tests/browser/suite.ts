@@ -26,6 +26,7 @@ import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import type { Sluice } from "./page.ts";
 import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
+import { registerRpcTests, rpcRoute } from "./rpc.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TMP = join(ROOT, ".tmp", "browser");
@@ -212,6 +213,8 @@ function handler(script: Uint8Array): (request: Request) => Promise<Response> {
       case "/upload":
         return await receiveUpload(request);
     }
+    const rpc = await rpcRoute(request, pathname);
+    if (rpc) return rpc;
     return new Response("Not Found", { status: 404 });
   };
 }
@@ -574,6 +577,14 @@ test("examples/web: the demo page uploads a file with matching SHA-256s, shows t
     await p.close();
     await server.shutdown();
   }
+});
+
+registerRpcTests({
+  test,
+  assert,
+  assertEqual,
+  pages: () => ({ http: httpPage, https: httpsPage }),
+  newPage: () => browserContext.newPage(),
 });
 
 // ---------------------------------------------------------------- the run

@@ -115,4 +115,15 @@ export interface TransportOptions {
   maxMessageBytes?: number;
   /** Headers sent with every call. */
   headers?: HeadersInit;
+  /**
+   * Lets bidi calls run over fetch in a browser, where fetch is half
+   * duplex: responses arrive only after the request stream has ended (and
+   * Chromium streams a request body only over HTTP/2). Without it such a
+   * call fails at once with `Unimplemented`, naming
+   * `createWebSocketTransport`, rather than hang. Outside browsers fetch is
+   * full duplex and this does nothing.
+   *
+   * @default {false}
+   */
+  allowHalfDuplex?: boolean;
 }

@@ -23,6 +23,7 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, TransportCall } from "../client/transport.ts";
 import type { HttpClient, UniversalClientResponse } from "../universal.ts";
 import { deferred } from "../../_internal/deferred.ts";
+import { isBrowser, WEBSOCKET_HINT } from "./_fetch_support.ts";
 
 /** What a protocol's response validation returns (validate_response.ts). */
 export interface ValidatedResponse {
@@ -108,6 +109,10 @@ export function startClientCall<I, O>(
           Code.Unavailable,
           `Cannot send request to ${init.url}: ${
             (error as Error)?.message ?? error
+          }${
+            body instanceof Uint8Array || !isBrowser()
+              ? ""
+              : ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
           }`,
           { cause: error },
         ),

@@ -24,6 +24,7 @@ import type { Protocol } from "../server/implement_service.ts";
 import { type ClientCallInit, startClientCall } from "./_client_call.ts";
 import type { HttpClient } from "../universal.ts";
 import { checkMax } from "../../_internal/limits.ts";
+import { checkFetchCall } from "./_fetch_support.ts";
 
 export interface ResolvedTransportOptions {
   baseUrl: string;
@@ -129,6 +130,9 @@ export function createTransport(
       callOptions: CallOptions = {},
     ): TransportCall<I, O> {
       checkTimeout(callOptions);
+      if (options.httpClient === undefined) {
+        checkFetchCall(method, options.allowHalfDuplex ?? false);
+      }
       return startClientCall({
         httpClient: resolved.httpClient,
         url: resolved.baseUrl + method.path,

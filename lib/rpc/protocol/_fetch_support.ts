@@ -1,0 +1,75 @@
+// What fetch can do for streaming requests where it runs. In browsers fetch
+// is half duplex (the response arrives only after the request body has
+// ended) and streams a request body only over HTTP/2 (Chromium; other
+// browsers not at all), so client-streaming and bidi calls over fetch
+// either fail at once here, naming the WebSocket transport, or (bidi,
+// with allowHalfDuplex) run half duplex. Deno, Bun, Node and Workers
+// stream both ways over HTTP/1.1 and HTTP/2: nothing is checked there.
+
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { MethodDefinition } from "../define_service.ts";
+
+/** The hint every such error ends with. */
+export const WEBSOCKET_HINT =
+  "use createWebSocketTransport from @sluice/streams/rpc";
+
+/** Whether this is a browser: its user agent starts with `Mozilla/`. */
+export function isBrowser(): boolean {
+  const agent = (globalThis as { navigator?: { userAgent?: string } })
+    .navigator?.userAgent;
+  return typeof agent === "string" && agent.startsWith("Mozilla/");
+}
+
+let requestStreams: boolean | undefined;
+
+/**
+ * Whether fetch can send a ReadableStream body: the well-known check (a
+ * fetch that supports it reads the `duplex` option and adds no
+ * Content-Type, which it would for a body it turned into text).
+ */
+export function supportsRequestStreams(): boolean {
+  if (requestStreams === undefined) {
+    let duplexRead = false;
+    try {
+      const hasType = new Request("http://localhost/", {
+        body: new ReadableStream(),
+        method: "POST",
+        get duplex() {
+          duplexRead = true;
+          return "half";
+        },
+      } as RequestInit).headers.has("content-type");
+      requestStreams = duplexRead && !hasType;
+    } catch {
+      requestStreams = false;
+    }
+  }
+  return requestStreams;
+}
+
+/**
+ * Throws, before anything is sent, for a call fetch cannot make here: a
+ * client-streaming or bidi call in a browser without request streams, or
+ * a bidi call in a browser unless `allowHalfDuplex`.
+ */
+export function checkFetchCall(
+  method: MethodDefinition<unknown, unknown>,
+  allowHalfDuplex: boolean,
+): void {
+  if (!isBrowser()) return;
+  const { kind, name } = method;
+  if (kind !== "client-streaming" && kind !== "bidi") return;
+  if (!supportsRequestStreams()) {
+    throw new RpcError(
+      Code.Unimplemented,
+      `Cannot start ${kind} call ${name} over fetch: this browser cannot stream a request body; ${WEBSOCKET_HINT}`,
+    );
+  }
+  if (kind === "bidi" && !allowHalfDuplex) {
+    throw new RpcError(
+      Code.Unimplemented,
+      `Cannot start bidi call ${name} over fetch: a browser's fetch is half duplex (no response before the request ends, and request streams only over HTTP/2), so a bidi call would hang; ${WEBSOCKET_HINT} (or set allowHalfDuplex to send every request before reading)`,
+    );
+  }
+}

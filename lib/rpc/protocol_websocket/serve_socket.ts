@@ -1,0 +1,172 @@
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
+import type { UniversalHandler } from "../universal.ts";
+import {
+  websocketDuplex,
+  type WebSocketLike,
+} from "../../http/websocket_duplex.ts";
+import {
+  bodyAfterHead,
+  encodeResponseHead,
+  headersOf,
+  readHead,
+} from "./_head.ts";
+import { encodeEndStreamFrame } from "../protocol_connect/end_stream.ts";
+import { contentType } from "../protocol_connect/content_type.ts";
+
+/** Options for {@linkcode serveWebSocketCall}. */
+export interface ServeWebSocketCallOptions {
+  /**
+   * The most request bytes received and not yet read by the handler. A
+   * WebSocket cannot be paused: past this bound the socket is closed (code
+   * 1009) and the call fails.
+   *
+   * @default {16777216}
+   */
+  maxBufferedBytes?: number;
+  /**
+   * The longest wait for the call's head after the socket opens, in
+   * milliseconds; 0 waits for ever.
+   *
+   * @default {60000}
+   */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Serves one RPC call over an accepted server WebSocket (subprotocol
+ * `sluice.rpc.v1`): reads the call's head, hands the call to `handler` (a
+ * universal handler serving the Connect protocol) as a request whose body
+ * is the rest of the socket's input, and sends the response head, the
+ * response messages and the end-of-stream status back. The socket closing
+ * early cancels the call. `createWebSocketRpcHandler` from
+ * `@sluice/streams/websocket` does the upgrade and calls this.
+ *
+ * @param socket The server socket (open or about to open).
+ * @param handler The universal handler that serves the calls.
+ * @param options Queue bound and head timeout.
+ * @returns A promise that settles when the call is over (never rejects).
+ *
+ * @example Serve calls on sockets accepted by hand
+ * ```ts ignore
+ * import { createUniversalHandler, serveWebSocketCall } from "@sluice/streams/rpc";
+ *
+ * const universal = createUniversalHandler(services, { protocols: ["connect"] });
+ * Deno.serve((request) => {
+ *   const { socket, response } = Deno.upgradeWebSocket(request, { protocol: "sluice.rpc.v1" });
+ *   serveWebSocketCall(socket, universal);
+ *   return response;
+ * });
+ * ```
+ */
+export async function serveWebSocketCall(
+  socket: WebSocketLike,
+  handler: UniversalHandler,
+  options: ServeWebSocketCallOptions = {},
+): Promise<void> {
+  const duplex = websocketDuplex(socket, {
+    maxBufferedBytes: options.maxBufferedBytes,
+  });
+  const closed = new AbortController();
+  let done = false;
+  let headSent = false;
+  const onClose = (event: CloseEvent) => {
+    if (!done) {
+      closed.abort(
+        new RpcError(
+          Code.Canceled,
+          `Cannot finish call: the client closed the WebSocket (code ${event.code})`,
+        ),
+      );
+    }
+  };
+  socket.addEventListener("close", onClose);
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const timer = idleTimeoutMs > 0
+    ? setTimeout(() => {
+      duplex.close(
+        new RpcError(
+          Code.DeadlineExceeded,
+          `Cannot read call head: none arrived in ${idleTimeoutMs} ms (idleTimeoutMs)`,
+        ),
+      ).catch(() => {});
+    }, idleTimeoutMs)
+    : undefined;
+  try {
+    let head;
+    try {
+      head = await readHead(duplex, "read call head");
+    } finally {
+      clearTimeout(timer);
+    }
+    const path = head.json.path;
+    if (typeof path !== "string" || !path.startsWith("/")) {
+      throw new RpcError(
+        Code.InvalidArgument,
+        "Cannot read call head: path is not a method path",
+      );
+    }
+    const response = await handler({
+      method: "POST",
+      url: `http://websocket${path}`,
+      headers: headersOf(head.json, "read call head"),
+      // A call that stops reading its request (it has ended, or failed)
+      // still sends its response: the rest of the input is read and
+      // dropped until the socket closes.
+      body: bodyAfterHead(duplex, head.rest, undefined, () => {
+        (async () => {
+          while (await duplex.readPartial().catch(() => null) !== null);
+        })();
+        return Promise.resolve();
+      }),
+      signal: closed.signal,
+    });
+    headSent = true;
+    await duplex.write(
+      encodeResponseHead({
+        status: response.status,
+        headers: response.headers,
+      }),
+    );
+    if (response.body) {
+      const reader = response.body.getReader();
+      try {
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          await duplex.write(value);
+        }
+      } catch (error) {
+        await reader.cancel(error).catch(() => {});
+        throw error;
+      }
+    }
+    await duplex.closeWrite();
+    done = true;
+  } catch (error) {
+    done = true;
+    // A head that could not be read gets a Connect error status, when the
+    // socket still takes it; then the socket closes.
+    const rpcError = RpcError.from(error, Code.Internal);
+    if (!headSent && !closed.signal.aborted && socket.readyState === 1) {
+      try {
+        await duplex.write(
+          encodeResponseHead({
+            status: 200,
+            headers: new Headers({ "content-type": contentType("proto") }),
+          }),
+        );
+        await duplex.write(
+          encodeEndStreamFrame({ error: rpcError, trailers: new Headers() }),
+        );
+        await duplex.closeWrite();
+        return;
+      } catch {
+        // Fall through: close with the error.
+      }
+    }
+    await duplex.close(rpcError).catch(() => {});
+  } finally {
+    socket.removeEventListener("close", onClose);
+  }
+}

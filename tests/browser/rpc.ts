@@ -1,0 +1,422 @@
+// The browser suite's RPC tests (registered by tests/browser/suite.ts):
+// sluice's RPC client in Chromium against sluice's servers. Unary and
+// server-streaming calls over fetch on HTTP/1.1 and HTTP/2; client-streaming
+// and bidi over the WebSocket transport (ws: and wss:); bidi over fetch
+// failing at once with an error that names the WebSocket transport; and a
+// small lockstep latency figure, WebSocket bidi beside HTTP/2 half duplex.
+
+import { join } from "node:path";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import type { Page } from "playwright-core";
+import { createRpcHandler } from "../../lib/rpc/mod.ts";
+import { createWebSocketRpcHandler } from "../../lib/runtime/websocket.ts";
+import { bundle, ROOT } from "../_workerd.ts";
+import { browserServices } from "./rpc_services.ts";
+import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
+import { serve } from "../../lib/runtime/serve.ts";
+import type { SluiceRpc } from "./rpc_page.ts";
+import type { RpcPeers } from "./rpc_peers_page.ts";
+
+const http = createRpcHandler(browserServices, { requestPathPrefix: "/rpc" });
+const ws = createWebSocketRpcHandler(browserServices);
+
+const scripts = new Map<string, Promise<Uint8Array>>();
+
+/** Bundles a page entry of tests/browser for the browser, once. */
+function pageScript(entry: string): Promise<Uint8Array> {
+  let script = scripts.get(entry);
+  if (script === undefined) {
+    script = (async () => {
+      const dir = await mkdtemp(join(ROOT, ".tmp", "browser-rpc-"));
+      try {
+        const out = join(dir, "bundle.js");
+        await bundle(join(ROOT, "tests", "browser", entry), out, {
+          platform: "browser",
+        });
+        return await readFile(out);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    })();
+    scripts.set(entry, script);
+  }
+  return script;
+}
+
+/**
+ * The RPC routes of the test server: `/sluice-rpc.js` and `/rpc-peers.js`
+ * (the page's RPC bundles: sluice's client, third-party clients), `/rpc/*` (Connect and gRPC-Web over fetch) and `/rpc-ws`
+ * (RPC over WebSocket); undefined for any other path.
+ */
+export async function rpcRoute(
+  request: Request,
+  pathname: string,
+): Promise<Response | undefined> {
+  const entry = pathname === "/sluice-rpc.js"
+    ? "rpc_page.ts"
+    : pathname === "/rpc-peers.js"
+    ? "rpc_peers_page.ts"
+    : undefined;
+  if (entry !== undefined) {
+    return new Response(await pageScript(entry) as Uint8Array<ArrayBuffer>, {
+      headers: { "content-type": "text/javascript; charset=utf-8" },
+    });
+  }
+  if (pathname === "/rpc-ws") return await ws(request);
+  if (pathname.startsWith("/rpc/")) return await http(request);
+  return undefined;
+}
+
+/** What the suite gives the RPC tests. */
+export interface RpcTestKit {
+  test(name: string, fn: () => Promise<void>): void;
+  assert(condition: unknown, message: string): void;
+  assertEqual(actual: unknown, expected: unknown, what: string): void;
+  /** The page served over HTTP/1.1 and the one over HTTPS (HTTP/2). */
+  pages(): { http: Page; https: Page };
+  /** Opens a new page in the suite's browser. */
+  newPage(): Promise<Page>;
+}
+
+declare const sluiceRpc: SluiceRpc;
+declare const rpcPeers: RpcPeers;
+
+/** Loads the third-party clients' bundle into a page (once). */
+async function withPeers(p: Page): Promise<Page> {
+  if (!await p.evaluate(() => "rpcPeers" in globalThis)) {
+    await p.addScriptTag({ url: "/rpc-peers.js", type: "module" });
+    await p.waitForFunction(() => "rpcPeers" in globalThis);
+  }
+  return p;
+}
+
+/** Loads the RPC bundle into a page (once). */
+async function withRpc(p: Page): Promise<Page> {
+  if (!await p.evaluate(() => "sluiceRpc" in globalThis)) {
+    await p.addScriptTag({ url: "/sluice-rpc.js", type: "module" });
+    await p.waitForFunction(() => "sluiceRpc" in globalThis);
+  }
+  return p;
+}
+
+/** Unary and server-streaming calls over fetch, both HTTP protocols. */
+function fetchCalls(p: Page) {
+  return p.evaluate(async () => {
+    const { createClient, BrowserService } = sluiceRpc;
+    const results: Record<string, unknown> = {};
+    for (
+      const [name, make] of [
+        ["connect", sluiceRpc.createConnectTransport],
+        ["grpc-web", sluiceRpc.createGrpcWebTransport],
+      ] as const
+    ) {
+      const baseUrl = `${location.origin}/rpc`;
+      const client = createClient(BrowserService, make({ baseUrl }));
+      const square = String(await client.square(12n));
+      const counted: string[] = [];
+      const call = client.count(4n);
+      for (let r = await call.receive(); !r.done; r = await call.receive()) {
+        counted.push(String(r.value));
+      }
+      results[name] = { square, counted };
+    }
+    const protocols = [
+      ...new Set(
+        performance.getEntriesByType("resource")
+          .filter((e) => e.name.includes("/rpc/"))
+          .map((e) => (e as PerformanceResourceTiming).nextHopProtocol),
+      ),
+    ];
+    return { results, protocols };
+  });
+}
+
+/** sum and incrementalSum (lockstep) over the WebSocket transport. */
+function websocketCalls(p: Page) {
+  return p.evaluate(async () => {
+    const { createClient, StreamingCalcService } = sluiceRpc;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const client = createClient(
+      StreamingCalcService,
+      sluiceRpc.createWebSocketTransport({
+        url: `${scheme}//${location.host}/rpc-ws`,
+      }),
+    );
+    const sum = client.sum();
+    for (let i = 1n; i <= 10n; i++) await sum.send(i);
+    await sum.complete();
+    const total = String(await sum.receive());
+    const call = client.incrementalSum();
+    const running: string[] = [];
+    for (let i = 1n; i <= 5n; i++) {
+      await call.send(i);
+      const r = await call.receive();
+      running.push(r.done ? "done" : String(r.value));
+    }
+    await call.complete();
+    const end = await call.receive();
+    return { total, running, ended: end.done };
+  });
+}
+
+/** Starts a call over fetch and reports how it failed, bounded in time. */
+function fetchStreamingFailure(
+  p: Page,
+  kind: "sum" | "incrementalSum",
+) {
+  return p.evaluate(async (kind) => {
+    const { createClient, StreamingCalcService } = sluiceRpc;
+    const started = performance.now();
+    const attempt = (async () => {
+      const client = createClient(
+        StreamingCalcService,
+        sluiceRpc.createConnectTransport({ baseUrl: `${location.origin}/rpc` }),
+      );
+      const call = client[kind]();
+      await call.send(1n);
+      await call.complete();
+      await call.receive();
+      return "succeeded";
+    })();
+    const timeout = new Promise<string>((resolve) =>
+      setTimeout(() => resolve("hung for 10 s"), 10_000)
+    );
+    try {
+      const outcome = await Promise.race([attempt, timeout]);
+      return { outcome, ms: performance.now() - started };
+    } catch (error) {
+      const e = error as { code?: number; message?: string };
+      return {
+        outcome: "failed",
+        code: e.code,
+        isRpcError: error instanceof sluiceRpc.RpcError,
+        message: e.message,
+        ms: performance.now() - started,
+      };
+    }
+  }, kind);
+}
+
+/** Registers the RPC tests. */
+export function registerRpcTests(kit: RpcTestKit): void {
+  const { test, assert, assertEqual } = kit;
+  const expectedFetch = {
+    connect: { square: "144", counted: ["1", "2", "3", "4"] },
+    "grpc-web": { square: "144", counted: ["1", "2", "3", "4"] },
+  };
+
+  test("RPC in the page: unary and server-streaming over fetch on plain HTTP/1.1 (Connect and gRPC-Web; complete request bodies)", async () => {
+    const r = await fetchCalls(await withRpc(kit.pages().http));
+    assertEqual(r.results, expectedFetch, "results");
+    assertEqual(r.protocols, ["http/1.1"], "protocols");
+  });
+
+  test("RPC in the page: unary and server-streaming over fetch on HTTPS/h2 (Connect and gRPC-Web)", async () => {
+    const r = await fetchCalls(await withRpc(kit.pages().https));
+    assertEqual(r.results, expectedFetch, "results");
+    assertEqual(r.protocols, ["h2"], "protocols");
+  });
+
+  test("RPC in the page: client-streaming sum and bidi incrementalSum in lockstep over createWebSocketTransport (ws://)", async () => {
+    const r = await websocketCalls(await withRpc(kit.pages().http));
+    assertEqual(r, {
+      total: "55",
+      running: ["1", "3", "6", "10", "15"],
+      ended: true,
+    }, "calls");
+  });
+
+  test("RPC in the page: client-streaming and bidi over createWebSocketTransport (wss://)", async () => {
+    const r = await websocketCalls(await withRpc(kit.pages().https));
+    assertEqual(r, {
+      total: "55",
+      running: ["1", "3", "6", "10", "15"],
+      ended: true,
+    }, "calls");
+  });
+
+  for (const scheme of ["http", "https"] as const) {
+    test(`RPC in the page: bidi over fetch (${scheme}) fails at once with UNIMPLEMENTED naming createWebSocketTransport, no hang`, async () => {
+      const p = await withRpc(kit.pages()[scheme]);
+      const r = await fetchStreamingFailure(p, "incrementalSum");
+      assertEqual(r.outcome, "failed", `outcome (${r.message})`);
+      assert(r.isRpcError, "not an RpcError");
+      assertEqual(r.code, 12, "code (Unimplemented)");
+      assert(
+        /createWebSocketTransport/.test(r.message ?? ""),
+        `message does not name the WebSocket transport: ${r.message}`,
+      );
+      assert(r.ms < 2000, `took ${r.ms} ms`);
+    });
+  }
+
+  test("RPC in the page: client-streaming over fetch on HTTP/1.1 fails at once naming createWebSocketTransport (Chromium streams request bodies only over HTTP/2)", async () => {
+    const r = await fetchStreamingFailure(
+      await withRpc(kit.pages().http),
+      "sum",
+    );
+    assertEqual(r.outcome, "failed", `outcome (${r.message})`);
+    assert(r.isRpcError, "not an RpcError");
+    assert(
+      /createWebSocketTransport/.test(r.message ?? ""),
+      `message does not name the WebSocket transport: ${r.message}`,
+    );
+    assert(r.ms < 5000, `took ${r.ms} ms`);
+  });
+
+  test("RPC in the page: client-streaming over fetch on h2 works (half duplex is enough for it)", async () => {
+    const p = await withRpc(kit.pages().https);
+    const total = await p.evaluate(async () => {
+      const { createClient, StreamingCalcService } = sluiceRpc;
+      const client = createClient(
+        StreamingCalcService,
+        sluiceRpc.createConnectTransport({ baseUrl: `${location.origin}/rpc` }),
+      );
+      const sum = client.sum();
+      for (let i = 1n; i <= 10n; i++) await sum.send(i);
+      await sum.complete();
+      return String(await sum.receive());
+    });
+    assertEqual(total, "55", "sum");
+  });
+
+  test("RPC in the page: bidi over fetch on h2 with allowHalfDuplex sends every request, then reads", async () => {
+    const p = await withRpc(kit.pages().https);
+    const running = await p.evaluate(async () => {
+      const { createClient, StreamingCalcService } = sluiceRpc;
+      const client = createClient(
+        StreamingCalcService,
+        sluiceRpc.createConnectTransport({
+          baseUrl: `${location.origin}/rpc`,
+          allowHalfDuplex: true,
+        }),
+      );
+      const call = client.incrementalSum();
+      for (let i = 1n; i <= 4n; i++) await call.send(i);
+      await call.complete();
+      const values: string[] = [];
+      for (let r = await call.receive(); !r.done; r = await call.receive()) {
+        values.push(String(r.value));
+      }
+      return values;
+    });
+    assertEqual(running, ["1", "3", "6", "10"], "running sums");
+  });
+
+  for (const scheme of ["http", "https"] as const) {
+    test(`third-party client in the page: @connectrpc/connect-web 2.2.0 (Connect proto and JSON, gRPC-Web) calls sluice's createRpcHandler, unary and server-streaming (${scheme})`, async () => {
+      const p = await withPeers(kit.pages()[scheme]);
+      const results = await p.evaluate(async () => {
+        const baseUrl = `${location.origin}/rpc`;
+        return {
+          connect: await rpcPeers.connectWeb("connect", baseUrl),
+          "connect-json": await rpcPeers.connectWeb("connect-json", baseUrl),
+          "grpc-web": await rpcPeers.connectWeb("grpc-web", baseUrl),
+        };
+      });
+      const expected = { square: "144", counted: ["1", "2", "3", "4"] };
+      assertEqual(results, {
+        connect: expected,
+        "connect-json": expected,
+        "grpc-web": expected,
+      }, "results");
+    });
+  }
+
+  test("third-party client in the page: Google's grpc-web 2.1.1 (binary format, hand-written MethodDescriptors) calls sluice's createRpcHandler: unary, server-streaming and an UNIMPLEMENTED error", async () => {
+    const p = await withPeers(kit.pages().http);
+    const r = await p.evaluate(() =>
+      rpcPeers.grpcWeb(`${location.origin}/rpc`)
+    );
+    assertEqual(r.square, "144", "square");
+    assertEqual(r.counted, ["1", "2", "3", "4"], "count");
+    assertEqual(r.error.code, 12, `error code (${r.error.message})`);
+  });
+
+  test("examples/web: the running-total panel sums numbers as they are typed, over a WebSocket bidi call", async () => {
+    const server = await serve(
+      await createDemoHandler({ appScript: await buildApp() }),
+      { hostname: "127.0.0.1", port: 0 },
+    );
+    const p = await kit.newPage();
+    try {
+      await p.goto(server.url.href);
+      await p.waitForSelector("#sum-state.live");
+      // Typed key by key: "1 2 " sends 1 and 2 as the spaces come.
+      await p.locator("#sum-input").pressSequentially("1 2 ");
+      await p.waitForFunction(
+        'document.getElementById("sum-total").textContent === "3"',
+      );
+      await p.fill("#sum-input", "40");
+      await p.press("#sum-input", "Enter");
+      await p.waitForFunction(
+        'document.getElementById("sum-total").textContent === "43"',
+      );
+      assertEqual(
+        await p.$$eval(
+          "#sum-steps li",
+          (items) => items.map((item) => item.textContent),
+        ),
+        ["+ 40 = 43", "+ 2 = 3", "+ 1 = 1"],
+        "steps",
+      );
+    } finally {
+      await p.close();
+      await server.shutdown();
+    }
+  });
+
+  test("RPC in the page: lockstep latency, WebSocket bidi beside HTTP/2 half duplex (printed, not asserted)", async () => {
+    const p = await withRpc(kit.pages().https);
+    const figures = await p.evaluate(async () => {
+      const { createClient, StreamingCalcService } = sluiceRpc;
+      const p50 = (xs: number[]) =>
+        [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const rounds = 100;
+      const ws = createClient(
+        StreamingCalcService,
+        sluiceRpc.createWebSocketTransport({
+          url: `wss://${location.host}/rpc-ws`,
+        }),
+      );
+      const call = ws.incrementalSum();
+      const wsTimes: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const t = performance.now();
+        await call.send(1n);
+        await call.receive();
+        wsTimes.push(performance.now() - t);
+      }
+      await call.complete();
+      await call.receive();
+      // Half duplex cannot answer before the request ends: one lockstep
+      // step is a whole call (one message, then its reply).
+      const h2 = createClient(
+        StreamingCalcService,
+        sluiceRpc.createConnectTransport({
+          baseUrl: `${location.origin}/rpc`,
+          allowHalfDuplex: true,
+        }),
+      );
+      const h2Times: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const t = performance.now();
+        const c = h2.incrementalSum();
+        await c.send(1n);
+        await c.complete();
+        await c.receive();
+        await c.receive();
+        h2Times.push(performance.now() - t);
+      }
+      return { ws: p50(wsTimes), h2: p50(h2Times), rounds };
+    });
+    console.log(
+      `  lockstep p50 over ${figures.rounds} steps: WebSocket bidi ${
+        figures.ws.toFixed(2)
+      } ms per step, HTTP/2 half-duplex fetch ${
+        figures.h2.toFixed(2)
+      } ms per step (a call per step)`,
+    );
+    assert(figures.ws > 0 && figures.h2 > 0, "no figures");
+  });
+}

@@ -1,0 +1,36 @@
+// The services the browser suite's RPC tests call: StreamingCalcService
+// (client-streaming sum, bidi incrementalSum) and a small service with
+// the two call kinds a browser's fetch can always make.
+
+import {
+  defineService,
+  implementService,
+  Int64Value,
+} from "../../lib/rpc/mod.ts";
+import { reduce, ScanStream } from "../../lib/streams/mod.ts";
+
+/** As in examples/streaming_calc.proto. */
+export const StreamingCalcService = defineService("StreamingCalcService", {
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+/** Unary and server-streaming. */
+export const BrowserService = defineService("test.v1.BrowserService", {
+  square: { kind: "unary", input: Int64Value, output: Int64Value },
+  count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+});
+
+/** The implementations. */
+export const browserServices = [
+  implementService(StreamingCalcService, {
+    sum: (values) => reduce(values, (a, b) => a + b, 0n),
+    incrementalSum: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+  }),
+  implementService(BrowserService, {
+    square: (value) => value * value,
+    count: async function* (n) {
+      for (let i = 1n; i <= n; i++) yield i;
+    },
+  }),
+];

@@ -1,0 +1,552 @@
+// RPC over WebSocket (sluice.rpc.v1): createWebSocketTransport against
+// createWebSocketRpcHandler, every call kind, errors with codes and
+// metadata, deadlines, cancellation from both sides, a client that stops
+// reading, and the limits.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createRpcHandler,
+  createWebSocketTransport,
+  defineService,
+  implementService,
+  Int64Value,
+  type MessageType,
+  RpcError,
+} from "../lib/rpc/mod.ts";
+import { createWebSocketRpcHandler } from "../lib/runtime/websocket.ts";
+import type { Server } from "../lib/runtime/serve.ts";
+import { deferred } from "../lib/_internal/deferred.ts";
+import {
+  addInt64,
+  streamingCalc,
+  StreamingCalcService,
+} from "../examples/streaming_calc.ts";
+import { deadline, startServer } from "./_helpers.ts";
+import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
+import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
+
+/** An envelope: flags, 4-byte big-endian length, data. */
+function envelope(
+  flags: number,
+  data: Uint8Array | string,
+): Uint8Array<ArrayBuffer> {
+  const bytes = typeof data === "string"
+    ? new TextEncoder().encode(data)
+    : data;
+  const out = new Uint8Array(5 + bytes.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, bytes.byteLength);
+  out.set(bytes, 5);
+  return out;
+}
+
+/**
+ * Sends raw bytes over a sluice.rpc.v1 socket (each chunk one message),
+ * half-closes, and reads the server's envelopes to the end.
+ */
+async function rawCall(
+  url: string,
+  chunks: Uint8Array[],
+): Promise<{ flags: number; json: unknown }[]> {
+  const stream = websocketDuplex(new WebSocket(url, "sluice.rpc.v1"));
+  for (const chunk of chunks) await stream.write(chunk);
+  await stream.closeWrite();
+  const parts: Uint8Array[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  const frames: { flags: number; json: unknown }[] = [];
+  for (let i = 0; i + 5 <= all.byteLength;) {
+    const length = new DataView(all.buffer).getUint32(i + 1);
+    const data = all.subarray(i + 5, i + 5 + length);
+    // The head and the end-of-stream are JSON; messages are bytes.
+    const isJson = frames.length === 0 || all[i] === 2;
+    frames.push({
+      flags: all[i],
+      json: isJson ? JSON.parse(new TextDecoder().decode(data)) : [...data],
+    });
+    i += 5 + length;
+  }
+  return frames;
+}
+
+const T = 20_000;
+const MAX = (1n << 63n) - 1n;
+
+const Bytes: MessageType<Uint8Array> = {
+  typeName: "test.Bytes",
+  proto: { encode: (v) => v, decode: (b) => b.slice() },
+};
+
+const TestService = defineService("test.v1.WsService", {
+  echo: { kind: "unary", input: Int64Value, output: Int64Value },
+  count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  hang: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  blob: { kind: "bidi", input: Bytes, output: Bytes },
+  flood: { kind: "server-streaming", input: Int64Value, output: Bytes },
+  failAfter: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+/** Signals of the last `hang` and `flood` calls, to see the server cancel. */
+let hangSignal = deferred<AbortSignal>();
+let floodSignal = deferred<AbortSignal>();
+let floodBytes = 0;
+// Incompressible, so that the flood is as large on the wire as in memory.
+const noise = crypto.getRandomValues(new Uint8Array(2048));
+
+const testImpl = implementService(TestService, {
+  echo: (value, context) => {
+    if (value < 0n) {
+      context.responseTrailers.set("x-why", "negative");
+      throw new RpcError(Code.NotFound, `Cannot find ${value}`, {
+        metadata: new Headers({ "x-detail": "missing" }),
+      });
+    }
+    context.responseHeaders.set(
+      "x-seen",
+      context.requestHeaders.get("x-hello") ?? "",
+    );
+    return value * 2n;
+  },
+  count: async function* (n) {
+    for (let i = 1n; i <= n; i++) yield i;
+  },
+  hang: async (_inputs, context) => {
+    hangSignal.resolve(context.signal);
+    await new Promise((resolve) =>
+      context.signal.addEventListener("abort", resolve, { once: true })
+    );
+    throw context.signal.reason;
+  },
+  blob: (inputs) => inputs,
+  flood: async function* (_n, context) {
+    floodSignal.resolve(context.signal);
+    floodBytes = 0;
+    // Bounded: 256 MiB at most, far past any buffer in the path.
+    for (let i = 0; i < 131072 && !context.signal.aborted; i++) {
+      floodBytes += noise.byteLength;
+      yield noise;
+    }
+  },
+  failAfter: async function* (inputs) {
+    let seen = 0n;
+    for await (const value of inputs) {
+      if (++seen > 2n) {
+        throw new RpcError(Code.Aborted, "Cannot go on: three is too many");
+      }
+      yield value;
+    }
+  },
+});
+
+let server: Server;
+let base: string;
+
+before(async () => {
+  const services = [streamingCalc, testImpl];
+  const ws = createWebSocketRpcHandler(services, { maxMessageBytes: 4096 });
+  const http = createRpcHandler(services, { maxMessageBytes: 4096 });
+  const idle = createWebSocketRpcHandler(services, { idleTimeoutMs: 300 });
+  server = await startServer((request) =>
+    request.url.includes("/idle/")
+      ? idle(request)
+      : request.headers.get("upgrade") || request.url.includes("/ws/")
+      ? ws(request)
+      : http(request)
+  );
+  base = server.url.href.replace(/\/$/, "");
+});
+after(async () => {
+  await deadline(server.shutdown(), T, "server shutdown");
+});
+
+function calc(options: { url?: string } = {}) {
+  return createClient(
+    StreamingCalcService,
+    createWebSocketTransport(
+      options.url ? { url: options.url } : { baseUrl: base },
+    ),
+  );
+}
+function test(options: { maxBufferedBytes?: number } = {}) {
+  return createClient(
+    TestService,
+    createWebSocketTransport({ baseUrl: base, ...options }),
+  );
+}
+
+async function rejectsWith(
+  promise: Promise<unknown>,
+  code: Code,
+  pattern?: RegExp,
+): Promise<RpcError> {
+  let caught: unknown;
+  try {
+    await deadline(promise, T, "call");
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof RpcError, `expected RpcError, got ${caught}`);
+  assert.equal(caught.code, code, caught.message);
+  if (pattern) assert.match(caught.message, pattern);
+  return caught;
+}
+
+describe("RPC over WebSocket", () => {
+  it("sum: client-streaming 1..10 is 55", async () => {
+    const call = calc().sum();
+    for (let i = 1n; i <= 10n; i++) await call.send(i);
+    await call.complete();
+    assert.equal(await deadline(call.receive(), T), 55n);
+  });
+
+  it("incrementalSum: bidi in lockstep (one reply before the next send), over baseUrl and url", async () => {
+    for (const client of [calc(), calc({ url: `${base}/rpc-ws` })]) {
+      const call = client.incrementalSum();
+      let total = 0n;
+      for (let i = 1n; i <= 10n; i++) {
+        await call.send(i);
+        total += i;
+        const result = await deadline(call.receive(), T, "lockstep reply");
+        assert.deepEqual(result, { done: false, value: total });
+      }
+      await call.complete();
+      assert.deepEqual(await deadline(call.receive(), T), {
+        done: true,
+        value: undefined,
+      });
+    }
+  });
+
+  it("incrementalSum overflow fails with OUT_OF_RANGE", async () => {
+    const call = calc().incrementalSum();
+    await call.send(MAX);
+    assert.deepEqual(await call.receive(), { done: false, value: MAX });
+    await call.send(1n).catch(() => {});
+    await rejectsWith(call.receive(), Code.OutOfRange, /overflows int64/);
+    assert.equal(addInt64(1n, 2n), 3n);
+  });
+
+  it("unary with request and response headers", async () => {
+    const client = test();
+    assert.equal(
+      await deadline(client.echo(21n, { headers: { "x-hello": "there" } }), T),
+      42n,
+    );
+  });
+
+  it("server-streaming", async () => {
+    const call = test().count(5n);
+    const values: bigint[] = [];
+    for (let r = await call.receive(); !r.done; r = await call.receive()) {
+      values.push(r.value);
+    }
+    assert.deepEqual(values, [1n, 2n, 3n, 4n, 5n]);
+  });
+
+  it("errors keep their code, message and metadata, as over HTTP", async () => {
+    const error = await rejectsWith(
+      test().echo(-1n),
+      Code.NotFound,
+      /Cannot find -1/,
+    );
+    const overHttp = await rejectsWith(
+      createClient(TestService, createConnectTransport({ baseUrl: base }))
+        .echo(-1n),
+      Code.NotFound,
+      /Cannot find -1/,
+    );
+    assert.equal(error.rawMessage, overHttp.rawMessage);
+    assert.equal(error.metadata.get("x-why"), "negative");
+    assert.equal(
+      error.metadata.get("x-detail"),
+      overHttp.metadata.get("x-detail"),
+    );
+  });
+
+  it("a handler error mid-stream ends a bidi call with its code", async () => {
+    const call = test().failAfter();
+    const got: bigint[] = [];
+    for (let i = 1n; i <= 3n; i++) await call.send(i).catch(() => {});
+    await call.complete().catch(() => {});
+    const error = await rejectsWith(
+      (async () => {
+        for (let r = await call.receive(); !r.done; r = await call.receive()) {
+          got.push(r.value);
+        }
+      })(),
+      Code.Aborted,
+      /three is too many/,
+    );
+    assert.ok(error);
+    assert.deepEqual(got, [1n, 2n]);
+  });
+
+  it("an unknown method fails with UNIMPLEMENTED", async () => {
+    const Other = defineService("test.v1.Nobody", {
+      echo: { kind: "unary", input: Int64Value, output: Int64Value },
+    });
+    const client = createClient(
+      Other,
+      createWebSocketTransport({ baseUrl: base }),
+    );
+    await rejectsWith(client.echo(1n), Code.Unimplemented);
+  });
+
+  it("a deadline fails the call with DEADLINE_EXCEEDED and aborts the handler", async () => {
+    hangSignal = deferred();
+    const call = test().hang({ timeoutMs: 300 });
+    await call.send(1n);
+    await rejectsWith(call.receive(), Code.DeadlineExceeded);
+    const signal = await deadline(hangSignal.promise, T);
+    await deadline(
+      new Promise((resolve) => {
+        if (signal.aborted) resolve(undefined);
+        signal.addEventListener("abort", resolve, { once: true });
+      }),
+      T,
+      "server-side abort",
+    );
+  });
+
+  it("the client cancelling aborts the handler and fails with CANCELED", async () => {
+    hangSignal = deferred();
+    const call = test().hang();
+    await call.send(1n);
+    const signal = await deadline(hangSignal.promise, T);
+    call.cancel();
+    await rejectsWith(call.receive(), Code.Canceled);
+    await deadline(
+      new Promise((resolve) => {
+        if (signal.aborted) resolve(undefined);
+        signal.addEventListener("abort", resolve, { once: true });
+      }),
+      T,
+      "server-side abort",
+    );
+    assert.ok(signal.aborted);
+  });
+
+  it("an abort signal cancels a call", async () => {
+    hangSignal = deferred();
+    const controller = new AbortController();
+    const call = test().hang({ signal: controller.signal });
+    await call.send(1n);
+    await deadline(hangSignal.promise, T);
+    controller.abort();
+    await rejectsWith(call.receive(), Code.Canceled);
+  });
+
+  it("a client that stops reading keeps memory bounded: the call fails, the server stops", async () => {
+    floodSignal = deferred();
+    const call = test({ maxBufferedBytes: 256 * 1024 }).flood(0n);
+    const first = await deadline(call.receive(), T);
+    assert.equal(first.done, false);
+    const signal = await deadline(floodSignal.promise, T);
+    // Stop reading: the server's sends wait on bufferedAmount, the client's
+    // queue passes 256 KiB, the socket closes, the server's call aborts.
+    await deadline(
+      new Promise((resolve) => {
+        if (signal.aborted) resolve(undefined);
+        signal.addEventListener("abort", resolve, { once: true });
+      }),
+      T,
+      "server notices the client's closed socket",
+    );
+    assert.ok(
+      floodBytes < 64 * 1024 * 1024,
+      `server produced ${floodBytes} bytes`,
+    );
+    await rejectsWith(
+      (async () => {
+        for (let r = await call.receive(); !r.done; r = await call.receive());
+      })(),
+      Code.ResourceExhausted,
+      /maxBufferedBytes/,
+    );
+  });
+
+  it("a message over the server's maxMessageBytes fails with RESOURCE_EXHAUSTED", async () => {
+    const call = test().blob();
+    await call.send(new Uint8Array(100));
+    assert.equal((await call.receive()).value?.byteLength, 100);
+    await call.send(new Uint8Array(5000)).catch(() => {});
+    await rejectsWith(
+      call.receive(),
+      Code.ResourceExhausted,
+      /maxMessageBytes 4096/,
+    );
+  });
+
+  it("a message over the client's maxMessageBytes fails before it is sent", async () => {
+    const client = createClient(
+      TestService,
+      createWebSocketTransport({ baseUrl: base, maxMessageBytes: 1000 }),
+    );
+    const call = client.blob();
+    await rejectsWith(
+      call.send(new Uint8Array(2000)),
+      Code.ResourceExhausted,
+      /maxMessageBytes 1000/,
+    );
+    call.cancel();
+  });
+
+  it("a server that is not there fails with UNAVAILABLE", async () => {
+    const client = createClient(
+      StreamingCalcService,
+      createWebSocketTransport({ baseUrl: "ws://127.0.0.1:9" }),
+    );
+    const call = client.incrementalSum();
+    await call.send(1n).catch(() => {});
+    await rejectsWith(call.receive(), Code.Unavailable);
+  });
+
+  it("a plain HTTP request gets 426 naming the subprotocol", async () => {
+    const response = await fetch(`${base}/ws/StreamingCalcService/Sum`, {
+      method: "POST",
+    });
+    assert.equal(response.status, 426);
+    assert.match(await response.text(), /sluice\.rpc\.v1/);
+  });
+
+  it("malformed heads get an end-of-stream error, never a crash or a hang", async () => {
+    const url = `${base.replace("http", "ws")}/ws/`;
+    const cases: [Uint8Array[], string][] = [
+      [[envelope(0, "not json")], "invalid_argument"],
+      [[envelope(0, "[1, 2]")], "invalid_argument"],
+      [[envelope(0, JSON.stringify({ path: 7 }))], "invalid_argument"],
+      [[
+        envelope(0, JSON.stringify({ path: "/a/b", headers: [["x"]] })),
+      ], "invalid_argument"],
+      [[envelope(1, "{}")], "invalid_argument"],
+      [[new Uint8Array([0, 0, 1, 0x11, 0x70])], "resource_exhausted"],
+      [[new Uint8Array([0, 0])], "invalid_argument"],
+    ];
+    for (const [chunks, code] of cases) {
+      const frames = await deadline(rawCall(url, chunks), T, code);
+      assert.equal(frames.length, 2, JSON.stringify(frames));
+      assert.equal(frames[0].flags, 0);
+      assert.equal((frames[0].json as { status: number }).status, 200);
+      assert.equal(frames[1].flags, 2);
+      assert.equal(
+        (frames[1].json as { error: { code: string } }).error.code,
+        code,
+        JSON.stringify(frames[1].json),
+      );
+    }
+  });
+
+  it("a head sent a byte per message is read like one sent whole", async () => {
+    const head = envelope(
+      0,
+      JSON.stringify({
+        path: "/StreamingCalcService/sum",
+        headers: [["content-type", "application/connect+proto"]],
+      }),
+    );
+    const chunks = [...head].map((byte) => new Uint8Array([byte]));
+    // Int64Value{value: 5}: field 1, varint 5.
+    chunks.push(envelope(0, new Uint8Array([8, 5])));
+    const frames = await deadline(
+      rawCall(`${base.replace("http", "ws")}/ws/`, chunks),
+      T,
+    );
+    assert.equal(frames.length, 3, JSON.stringify(frames));
+    assert.equal((frames[0].json as { status: number }).status, 200);
+    assert.deepEqual(frames[1], { flags: 0, json: [8, 5] }); // sum: 5
+    assert.equal(frames[2].flags, 2);
+    assert.deepEqual(frames[2].json, {});
+  });
+
+  it("a socket that sends no head is closed after idleTimeoutMs", async () => {
+    const socket = new WebSocket(
+      `${base.replace("http", "ws")}/idle/`,
+      "sluice.rpc.v1",
+    );
+    const closed = new Promise<number>((resolve) =>
+      socket.addEventListener("close", (event) => resolve(event.code))
+    );
+    assert.notEqual(await deadline(closed, T, "close after idleTimeoutMs"), 0);
+  });
+
+  it("a WebSocket upgrade without the sluice.rpc.v1 subprotocol gets 426", async () => {
+    const response = await fetch(`${base}/ws/x`, {
+      headers: {
+        upgrade: "websocket",
+        connection: "upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+        "sec-websocket-protocol": "chat",
+      },
+    });
+    assert.equal(response.status, 426);
+    await response.body?.cancel();
+  });
+
+  it("in a browser (user agent Mozilla/...), bidi and client-streaming over fetch fail at once naming createWebSocketTransport", () => {
+    const navigator = globalThis.navigator as { userAgent: string };
+    const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
+    Object.defineProperty(navigator, "userAgent", {
+      value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
+      configurable: true,
+    });
+    try {
+      const fetchClient = (allowHalfDuplex?: boolean) =>
+        createClient(
+          StreamingCalcService,
+          createConnectTransport({ baseUrl: base, allowHalfDuplex }),
+        );
+      assert.throws(
+        () => fetchClient().incrementalSum(),
+        (error) =>
+          error instanceof RpcError && error.code === Code.Unimplemented &&
+          /createWebSocketTransport/.test(error.message),
+      );
+      // The request-stream feature check is a browser's: Deno's and Bun's
+      // fetch stream request bodies without reading `duplex`, so here it
+      // says no, and client-streaming and bidi (allowHalfDuplex or not) fail
+      // at once too. In Chromium it says yes: the browser suite runs
+      // client-streaming and allowHalfDuplex bidi over h2.
+      assert.equal(supportsRequestStreams(), false);
+      for (
+        const start of [
+          () => fetchClient().sum(),
+          () => fetchClient(true).incrementalSum(),
+        ]
+      ) {
+        assert.throws(
+          start,
+          (error) =>
+            error instanceof RpcError && error.code === Code.Unimplemented &&
+            /cannot stream a request body; use createWebSocketTransport/
+              .test(error.message),
+        );
+      }
+    } finally {
+      if (own) Object.defineProperty(navigator, "userAgent", own);
+      else delete (navigator as { userAgent?: string }).userAgent;
+    }
+    assert.ok(!navigator.userAgent.startsWith("Mozilla/"));
+  });
+
+  it("createWebSocketTransport needs baseUrl or url, not both", () => {
+    assert.throws(
+      () => createWebSocketTransport({ baseUrl: base, url: base }),
+      /give baseUrl or url/,
+    );
+    assert.throws(() => createWebSocketTransport({}), /give baseUrl or url/);
+    assert.throws(
+      () => createWebSocketTransport({ baseUrl: base, maxBufferedBytes: -1 }),
+      /maxBufferedBytes must be a non-negative integer/,
+    );
+  });
+});
