@@ -18,7 +18,7 @@
 //                                   answers {last, seconds}
 
 import process from "node:process";
-import { createUploadHandler } from "../mod.ts";
+import { createUploadHandler, formatDigestHeader } from "../mod.ts";
 import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import type { FetchHandler } from "../lib/http/fetch_handler.ts";
@@ -50,7 +50,14 @@ switch (role) {
       sink: () => createFileSink(target),
       hasher: createHasher,
       maxBytes: Number(maxBytes),
-      onComplete: () => new Response("File Received!"),
+      // As the upload example answers: the text of Ballerina's example and
+      // the stored bytes' SHA-256.
+      onComplete: (result) =>
+        new Response("File Received!", {
+          headers: {
+            "repr-digest": formatDigestHeader({ "sha-256": result.sha256! }),
+          },
+        }),
     }));
     break;
   }

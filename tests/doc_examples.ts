@@ -25,8 +25,18 @@ const GIVEN: Record<string, string> = {
     `import { StreamingCalcService } from "../../examples/streaming_calc.ts";`,
   implementation:
     `import { streamingCalc as implementation } from "../../examples/streaming_calc.ts";`,
+  services:
+    `import { streamingCalc as services } from "../../examples/streaming_calc.ts";`,
   myFetch: `declare const myFetch: typeof fetch;`,
 };
+
+/**
+ * Examples import a user's generated code as `./gen/…` (what
+ * `deno task gen` writes beside them); here that is examples/gen/.
+ */
+function resolveGenerated(code: string): string {
+  return code.replaceAll(`"./gen/`, `"../../examples/gen/`);
+}
 
 async function sources(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -83,7 +93,7 @@ if (import.meta.main) {
         [
           `// ${relative(ROOT, file)}:${line}, a \`ts ignore\` example.`,
           ...prelude(code),
-          code,
+          resolveGenerated(code),
           "export {};",
           "",
         ].join("\n"),

@@ -1,0 +1,125 @@
+// The handlers mounted in Hono, the router most users mount them in: an RPC
+// handler under a path prefix, an upload handler with route parameters, and
+// an HttpError thrown in a route, answered through Hono's own error handling
+// (which calls getResponse()).
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  createUploadHandler,
+  HttpError,
+  safeFileName,
+} from "../lib/http/mod.ts";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  RpcError,
+} from "../lib/rpc/mod.ts";
+import {
+  streamingCalc,
+  StreamingCalcService,
+} from "../examples/streaming_calc.ts";
+import { withServer } from "./_helpers.ts";
+
+function app() {
+  const rpc = createRpcHandler(streamingCalc, { requestPathPrefix: "/rpc" });
+  const stored = new Map<string, Uint8Array[]>();
+  const upload = createUploadHandler({
+    sink: (_request, { params }) => {
+      const name = safeFileName(params.name ?? "");
+      const chunks: Uint8Array[] = [];
+      stored.set(name, chunks);
+      return new WritableStream({ write: (c) => void chunks.push(c) });
+    },
+    onComplete: (result, _request, { params }) =>
+      Response.json({ name: params.name, bytes: result.bytes }, {
+        status: 201,
+        headers: { location: `/files/${params.name}` },
+      }),
+  });
+  const hono = new Hono();
+  hono.all("/rpc/*", (c) => rpc(c.req.raw));
+  hono.put("/files/:name", (c) => upload(c.req.raw, { params: c.req.param() }));
+  hono.get("/teapot", () => {
+    throw new HttpError(418, "Cannot brew: I am a teapot");
+  });
+  return { hono, stored };
+}
+
+describe("mounted in Hono", () => {
+  it("createRpcHandler serves its methods under requestPathPrefix (Connect and gRPC-Web)", async () => {
+    const { hono } = app();
+    await withServer((request) => hono.fetch(request), async (server) => {
+      const baseUrl = new URL("/rpc", server.url).href;
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl }),
+          createGrpcWebTransport({ baseUrl }),
+        ]
+      ) {
+        const call = createClient(StreamingCalcService, transport).sum();
+        for (let i = 1n; i <= 10n; i++) await call.send(i);
+        await call.complete();
+        assert.equal(await call.receive(), 55n);
+      }
+    });
+  });
+
+  it("the handler itself answers 404 for a path outside requestPathPrefix", async () => {
+    const rpc = createRpcHandler(streamingCalc, { requestPathPrefix: "/rpc" });
+    const response = await rpc(
+      new Request("http://localhost/other/StreamingCalcService/sum", {
+        method: "POST",
+        headers: { "content-type": "application/connect+proto" },
+        body: new Uint8Array(0),
+      }),
+    );
+    assert.equal(response.status, 404);
+    await response.body?.cancel();
+    // A Connect client reads that 404 as UNIMPLEMENTED.
+    const { hono } = app();
+    await withServer((request) => hono.fetch(request), async (server) => {
+      const call = createClient(
+        StreamingCalcService,
+        createConnectTransport({ baseUrl: new URL("/other", server.url).href }),
+      ).sum();
+      await call.complete().catch(() => {});
+      const error = await call.receive().then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof RpcError);
+      assert.equal(error.code, Code.Unimplemented);
+    });
+  });
+
+  it("createUploadHandler gets the route's parameters and answers from onComplete", async () => {
+    const { hono, stored } = app();
+    await withServer((request) => hono.fetch(request), async (server) => {
+      const response = await fetch(new URL("/files/report.txt", server.url), {
+        method: "PUT",
+        body: "hello",
+      });
+      assert.equal(response.status, 201);
+      assert.equal(response.headers.get("location"), "/files/report.txt");
+      assert.deepEqual(await response.json(), {
+        name: "report.txt",
+        bytes: 5,
+      });
+      const chunks = stored.get("report.txt");
+      assert.ok(chunks);
+      assert.equal(new TextDecoder().decode(chunks[0]), "hello");
+    });
+  });
+
+  it("an HttpError thrown in a route keeps its status through Hono's error handling", async () => {
+    const { hono } = app();
+    const response = await hono.fetch(new Request("http://localhost/teapot"));
+    assert.equal(response.status, 418);
+    assert.match(await response.text(), /I am a teapot/);
+  });
+});
