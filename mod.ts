@@ -15,10 +15,18 @@ export {
   type ProgressStreamOptions,
 } from "./lib/streams/progress_stream.ts";
 export {
-  DEFAULT_READ_AHEAD_BYTES,
   ReadAheadStream,
   type ReadAheadStreamOptions,
 } from "./lib/streams/read_ahead_stream.ts";
+export { MapStream, type MapStreamOptions } from "./lib/streams/map.ts";
+export { reduce, type ReduceOptions } from "./lib/streams/reduce.ts";
+export { ScanStream, type ScanStreamOptions } from "./lib/streams/scan.ts";
+export {
+  DuplexStream,
+  type DuplexStreamOptions,
+  type ReadLineOptions,
+} from "./lib/streams/duplex_stream.ts";
+export type { FetchHandler } from "./lib/http/fetch_handler.ts";
 export {
   fetchDuplex,
   type FetchDuplexOptions,
@@ -28,61 +36,40 @@ export {
   formatDigestHeader,
   parseDigestHeader,
 } from "./lib/http/digest_header.ts";
+export { safeFileName } from "./lib/http/safe_file_name.ts";
 export {
-  MAX_FILE_NAME_LENGTH,
-  safeFileName,
-} from "./lib/http/safe_file_name.ts";
-export {
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_BODY_BYTES,
+  type DigestAlgorithm,
   type Hasher,
+  type HasherFactory,
   receiveBody,
   type ReceiveBodyOptions,
   type ReceivedBody,
 } from "./lib/http/receive_body.ts";
-export { createReceiver, type ReceiverOptions } from "./lib/http/receiver.ts";
+export {
+  createUploadHandler,
+  type UploadContext,
+  type UploadHandlerOptions,
+} from "./lib/http/upload_handler.ts";
 export {
   upload,
   type UploadBody,
   type UploadOptions,
 } from "./lib/http/upload.ts";
 export { forwardResponse } from "./lib/http/forward_response.ts";
-export { MapStream, type MapStreamOptions } from "./lib/streams/map.ts";
-export { reduce, type ReduceOptions } from "./lib/streams/reduce.ts";
-export { ScanStream, type ScanStreamOptions } from "./lib/streams/scan.ts";
+export type { Compression } from "./lib/http/compression.ts";
+export { createEchoHandler, echo, type EchoOptions } from "./lib/http/echo.ts";
 export {
-  DEFAULT_MAX_LINE_BYTES,
-  DEFAULT_MAX_READ_BYTES,
-  DuplexStream,
-  type DuplexStreamOptions,
-  type ReadLineOptions,
-} from "./lib/streams/duplex_stream.ts";
-export {
-  type Compression,
-  DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./lib/http/compression.ts";
-export {
-  DEFAULT_ECHO_READ_AHEAD_BYTES,
-  echo,
-  type EchoOptions,
-} from "./lib/http/echo.ts";
-export {
-  DEFAULT_DUPLEX_READ_AHEAD_BYTES,
-  DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK,
+  createDuplexHandler,
   type DuplexHandler,
   duplexResponse,
   type DuplexResponseOptions,
 } from "./lib/http/duplex_response.ts";
 export {
-  DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK,
   type DuplexExchange,
   openDuplex,
   type OpenDuplexOptions,
 } from "./lib/http/open_duplex.ts";
 export {
-  DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES,
-  DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK,
-  DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK,
   WEBSOCKET_CLOSE_ABORTED,
   WEBSOCKET_CLOSE_TOO_BIG,
   websocketDuplex,

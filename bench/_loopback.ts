@@ -6,7 +6,7 @@
 //
 // Server modes: echo-ours (the library's `echo`), echo-raw
 // (`new Response(request.body)`), echo-pipe (the same through one bare
-// TransformStream: the floor for an echo in JS), upload-ours (`createReceiver` into
+// TransformStream: the floor for an echo in JS), upload-ours (`createUploadHandler` into
 // `createFileSink`), upload-raw (`request.body.pipeTo(file)`, then fsync, as
 // the library's sink fsyncs too), drain (a raw handler that only reads the
 // body: the runtime's own floor). Each server is started for one request, so
@@ -24,7 +24,7 @@ import process from "node:process";
 import { closeSync, fsyncSync, openSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { echo } from "../lib/http/echo.ts";
-import { createReceiver } from "../lib/http/receiver.ts";
+import { createUploadHandler } from "../lib/http/upload_handler.ts";
 import { upload } from "../lib/http/upload.ts";
 import { createFileSink, openFile, uploadFile } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
@@ -98,7 +98,7 @@ async function startServer(mode: string, dir: string): Promise<number> {
         new Response(request.body!.pipeThrough(new TransformStream()))
       );
     case "upload-ours":
-      return (await serve(createReceiver({
+      return (await serve(createUploadHandler({
         sink: () => createFileSink(target),
         maxBytes: Number.MAX_SAFE_INTEGER,
       }))).port;

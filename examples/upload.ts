@@ -10,20 +10,41 @@
 // Flags: --port N (default: a free port), --file PATH (default: the bundled
 //        examples/files/BallerinaLang.pdf), --out DIR (default: a new
 //        temporary directory).
+//
+// Server mode: a standalone receiver, for curl or any client.
+//
+//   deno run --allow-net=127.0.0.1 --allow-read --allow-write examples/upload.ts server --port 9090 --out ./uploads
+//   curl -T report.pdf http://127.0.0.1:9090/stream/receiver
+//
+// Each upload is stored atomically in DIR under a new random name (nothing
+// the client says becomes a path); stale temporary files of uploads cut off
+// by a crash are swept at start-up and every 15 minutes. The limits are the
+// library's safe defaults: 1 GiB at most, 408 for a client that sends
+// nothing for 30 s or less than 1 KiB/s.
 
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { createReceiver, forwardResponse } from "../mod.ts";
-import { createFileSink, createSha256, uploadFile } from "../lib/runtime/fs.ts";
+import {
+  createUploadHandler,
+  formatDigestHeader,
+  forwardResponse,
+} from "../mod.ts";
+import {
+  createFileSink,
+  createHasher,
+  sweepTemporaryFiles,
+  uploadFile,
+} from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
 
+const serverMode = process.argv[2] === "server";
 const { values: flags } = parseArgs({
-  args: process.argv.slice(2),
+  args: process.argv.slice(serverMode ? 3 : 2),
   options: {
     port: { type: "string", default: "0" },
     file: {
@@ -38,79 +59,142 @@ if (flags.help) {
   console.log(
     "Usage: upload.ts [--port N] [--file PATH] [--out DIR]\n" +
       "Streams PATH through GET /stream/fileupload to POST /stream/receiver,\n" +
-      "which writes DIR/ReceivedFile.pdf, and prints the forwarded answer.",
+      "which writes DIR/ReceivedFile.pdf, and prints the forwarded answer.\n" +
+      "       upload.ts server [--port N] [--out DIR]\n" +
+      "Serves POST /stream/receiver, storing each upload in DIR under a new name.",
   );
   process.exit(0);
 }
 
-const source = resolve(flags.file);
-const outDir = flags.out
-  ? resolve(flags.out)
-  : await mkdtemp(join(tmpdir(), "sluice-upload-"));
-await mkdir(outDir, { recursive: true });
-const target = join(outDir, "ReceivedFile.pdf");
-const size = (await stat(source)).size;
-
-// A progress bar on a terminal, for files large enough to watch.
-const showProgress = process.stderr.isTTY && size >= 8 * 1024 * 1024;
-function progressBar(sent: number, total: number | undefined) {
-  const fraction = total ? sent / total : 0;
-  const width = 30;
-  const filled = Math.round(fraction * width);
-  process.stderr.write(
-    `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
-      `${(fraction * 100).toFixed(0).padStart(3)}% ${mib(sent)} / ${
-        mib(total ?? 0)
-      }`,
-  );
-  if (total !== undefined && sent >= total) process.stderr.write("\n");
+/** Answers as Ballerina's example does, with the stored bytes' SHA-256. */
+function fileReceived(result: { sha256?: Uint8Array }): Response {
+  return new Response("File Received!", {
+    headers: {
+      "repr-digest": formatDigestHeader({ "sha-256": result.sha256! }),
+    },
+  });
 }
 
-const receiver = createReceiver({
-  sink: () => createFileSink(target),
-  sha256: createSha256,
-  maxBytes: Math.max(size, 1024 * 1024 * 1024),
-});
+if (serverMode) {
+  await runServer();
+  // The server runs until SIGINT or SIGTERM.
+} else {
+  await runDemo();
+}
 
-let receiverUrl = "";
-const server = await serve(async (request) => {
-  const { pathname } = new URL(request.url);
-  if (request.method === "GET" && pathname === "/stream/fileupload") {
-    // uploadFile streams the file with its Content-Length by the runtime's
-    // fastest means (never loading it whole, which Deno's openAsBlob does).
-    const response = await uploadFile(receiverUrl, source, {
-      contentType: "application/pdf",
-      onProgress: showProgress ? progressBar : undefined,
-    });
-    return forwardResponse(response);
+async function runServer(): Promise<void> {
+  const outDir = resolve(flags.out ?? "received");
+  await mkdir(outDir, { recursive: true });
+  const sweep = async () => {
+    for (const path of await sweepTemporaryFiles(outDir)) {
+      console.log(`Swept stale temporary file ${path}`);
+    }
+  };
+  await sweep();
+  const sweeper = setInterval(() => {
+    sweep().catch((error) => console.error("Sweep failed:", error));
+  }, 15 * 60 * 1000);
+  const stored = new WeakMap<Request, string>();
+  const receiver = createUploadHandler({
+    // A fresh random name: unguessable, and never a path from the client.
+    sink: (request) => {
+      const name = `${randomUUID()}.upload`;
+      stored.set(request, name);
+      return createFileSink(join(outDir, name));
+    },
+    hasher: createHasher,
+    onComplete: (result, request) => {
+      console.log(`Stored ${stored.get(request)} (${result.bytes} bytes)`);
+      return fileReceived(result);
+    },
+  });
+  const server = await serve(async (request) => {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/stream/receiver") return await receiver(request);
+    return new Response("Not Found", { status: 404 });
+  }, { port: Number(flags.port) });
+  console.log(
+    `Server listening on ${new URL("/stream/receiver", server.url).href}`,
+  );
+  const stop = () => {
+    clearInterval(sweeper);
+    server.shutdown().then(() => process.exit(0));
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+async function runDemo(): Promise<void> {
+  const source = resolve(flags.file);
+  const outDir = flags.out
+    ? resolve(flags.out)
+    : await mkdtemp(join(tmpdir(), "sluice-upload-"));
+  await mkdir(outDir, { recursive: true });
+  const target = join(outDir, "ReceivedFile.pdf");
+  const size = (await stat(source)).size;
+
+  // A progress bar on a terminal, for files large enough to watch.
+  const showProgress = process.stderr.isTTY && size >= 8 * 1024 * 1024;
+  function progressBar(sent: number, total: number | undefined) {
+    const fraction = total ? sent / total : 0;
+    const width = 30;
+    const filled = Math.round(fraction * width);
+    process.stderr.write(
+      `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
+        `${(fraction * 100).toFixed(0).padStart(3)}% ${mib(sent)} / ${
+          mib(total ?? 0)
+        }`,
+    );
+    if (total !== undefined && sent >= total) process.stderr.write("\n");
   }
-  if (pathname === "/stream/receiver") return await receiver(request);
-  return new Response("Not Found", { status: 404 });
-}, { port: Number(flags.port) });
-receiverUrl = new URL("/stream/receiver", server.url).href;
 
-try {
-  console.log(`Server listening on ${server.url}`);
-  console.log(`Sending ${source} (${size} bytes, application/pdf)`);
-  const started = performance.now();
-  const response = await fetch(new URL("/stream/fileupload", server.url));
-  const answer = await response.text();
-  const elapsed = performance.now() - started;
+  const receiver = createUploadHandler({
+    sink: () => createFileSink(target),
+    hasher: createHasher,
+    maxBytes: Math.max(size, 1024 * 1024 * 1024),
+    onComplete: fileReceived,
+  });
 
-  const sent = await sha256File(source);
-  const stored = await sha256File(target);
-  const reported = response.headers.get("repr-digest") ?? "(none)";
-  console.log(`Response: ${response.status} ${answer}`);
-  console.log(`Bytes: ${size} sent, ${(await stat(target)).size} received`);
-  console.log(`SHA-256 sent:     ${sent}`);
-  console.log(`SHA-256 received: ${stored}`);
-  console.log(`Repr-Digest:      ${reported}`);
-  console.log(`Digests equal:    ${sent === stored ? "yes" : "NO"}`);
-  console.log(`Saved to:         ${target}`);
-  console.log(`Elapsed:          ${elapsed.toFixed(1)} ms`);
-  if (!response.ok || sent !== stored) process.exitCode = 1;
-} finally {
-  await server.shutdown();
+  let receiverUrl = "";
+  const server = await serve(async (request) => {
+    const { pathname } = new URL(request.url);
+    if (request.method === "GET" && pathname === "/stream/fileupload") {
+      // uploadFile streams the file with its Content-Length by the runtime's
+      // fastest means (never loading it whole, which Deno's openAsBlob does).
+      const response = await uploadFile(receiverUrl, source, {
+        contentType: "application/pdf",
+        onProgress: showProgress ? progressBar : undefined,
+      });
+      return forwardResponse(response);
+    }
+    if (pathname === "/stream/receiver") return await receiver(request);
+    return new Response("Not Found", { status: 404 });
+  }, { port: Number(flags.port) });
+  receiverUrl = new URL("/stream/receiver", server.url).href;
+
+  try {
+    console.log(`Server listening on ${server.url}`);
+    console.log(`Sending ${source} (${size} bytes, application/pdf)`);
+    const started = performance.now();
+    const response = await fetch(new URL("/stream/fileupload", server.url));
+    const answer = await response.text();
+    const elapsed = performance.now() - started;
+
+    const sent = await sha256File(source);
+    const stored = await sha256File(target);
+    const reported = response.headers.get("repr-digest") ?? "(none)";
+    console.log(`Response: ${response.status} ${answer}`);
+    console.log(`Bytes: ${size} sent, ${(await stat(target)).size} received`);
+    console.log(`SHA-256 sent:     ${sent}`);
+    console.log(`SHA-256 received: ${stored}`);
+    console.log(`Repr-Digest:      ${reported}`);
+    console.log(`Digests equal:    ${sent === stored ? "yes" : "NO"}`);
+    console.log(`Saved to:         ${target}`);
+    console.log(`Elapsed:          ${elapsed.toFixed(1)} ms`);
+    if (!response.ok || sent !== stored) process.exitCode = 1;
+  } finally {
+    await server.shutdown();
+  }
 }
 
 async function sha256File(path: string): Promise<string> {

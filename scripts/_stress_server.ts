@@ -10,11 +10,21 @@
 
 import { join } from "node:path";
 import process from "node:process";
-import { createReceiver, echo, safeFileName } from "../lib/http/mod.ts";
-import { createFileSink, createSha256 } from "../lib/runtime/fs.ts";
+import { createUploadHandler, echo, safeFileName } from "../lib/http/mod.ts";
+import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { createRpcHandler } from "../lib/rpc/mod.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { streamingCalc } from "../examples/streaming_calc.ts";
+import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+
+/** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
+function fileReceived(result: ReceivedBody): Response {
+  return new Response("File Received!", {
+    headers: result.sha256
+      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      : undefined,
+  });
+}
 
 const dir = process.argv[process.argv.length - 1];
 
@@ -84,7 +94,8 @@ function tracked(response: Response): Response {
   });
 }
 
-const receiver = createReceiver({
+const receiver = createUploadHandler({
+  onComplete: fileReceived,
   sink: (request) =>
     createFileSink(
       join(
@@ -92,7 +103,7 @@ const receiver = createReceiver({
         safeFileName(new URL(request.url).searchParams.get("name") ?? ""),
       ),
     ),
-  sha256: createSha256,
+  hasher: createHasher,
   maxBytes: 8 * 1024 * 1024,
 });
 const rpc = createRpcHandler(streamingCalc);

@@ -19,11 +19,11 @@ const OUT = join(ROOT, ".tmp", "runtimes", "bundle.json");
 
 /** One-flow Workers, generated into .tmp/build/entries/. */
 const FLOWS: Record<string, string> = {
-  upload: `import { createReceiver } from "../../../lib/http/mod.ts";
-import { createSha256 } from "../../../lib/runtime/workers.ts";
+  upload: `import { createUploadHandler } from "../../../lib/http/mod.ts";
+import { createHasher } from "../../../lib/runtime/workers.ts";
 export default {
   fetch: (request: Request) =>
-    createReceiver({ sink: () => new WritableStream(), sha256: createSha256 })(request),
+    createUploadHandler({ sink: () => new WritableStream(), hasher: createHasher })(request),
 };
 `,
   "echo + duplex + WebSocket":

@@ -5,7 +5,9 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { serve, type Server } from "../lib/runtime/serve.ts";
-import type { FetchHandler } from "../lib/runtime/serve.ts";
+
+/** What `serve` accepts: a handler that may answer synchronously. */
+type FetchHandler = Parameters<typeof serve>[0];
 
 /** Which runtime runs the tests. */
 export const runtime: "deno" | "bun" | "node" = "Bun" in globalThis

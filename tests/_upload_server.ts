@@ -9,14 +9,25 @@
 // arrived, sampled every 10 ms. Exits when its standard input closes.
 
 import process from "node:process";
-import { createReceiver } from "../mod.ts";
-import { createFileSink, createSha256 } from "../lib/runtime/fs.ts";
+import { createUploadHandler } from "../mod.ts";
+import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
+import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+
+/** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
+function fileReceived(result: ReceivedBody): Response {
+  return new Response("File Received!", {
+    headers: result.sha256
+      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      : undefined,
+  });
+}
 
 const [target, maxBytes] = process.argv.slice(2);
-const receiver = createReceiver({
+const receiver = createUploadHandler({
+  onComplete: fileReceived,
   sink: () => createFileSink(target),
-  sha256: createSha256,
+  hasher: createHasher,
   maxBytes: Number(maxBytes),
 });
 const rss = () => process.memoryUsage().rss;

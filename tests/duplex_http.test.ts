@@ -292,28 +292,37 @@ describe("per-direction Content-Encoding", () => {
   it("openDuplex compresses the request with gzip while the response stays identity", async () => {
     const { seen, handler } = recordingEcho({});
     await withServer(handler, async (server) => {
-      assert.equal(await exchange(server, { requestEncoding: "gzip" }), text);
+      assert.equal(await exchange(server, { sendCompression: "gzip" }), text);
     });
     assert.equal(seen.request, "gzip");
     assert.equal(seen.response, null);
   });
 
   it("echo compresses the response with gzip while the request stays identity", async () => {
-    const { seen, handler } = recordingEcho({ responseEncodings: ["gzip"] });
+    const { seen, handler } = recordingEcho({
+      acceptCompression: ["gzip"],
+      compressMinBytes: 0, // a streamed request: compress anyway
+    });
     await withServer(handler, async (server) => {
-      assert.equal(await exchange(server, { acceptEncodings: ["gzip"] }), text);
+      assert.equal(
+        await exchange(server, { acceptCompression: ["gzip"] }),
+        text,
+      );
     });
     assert.equal(seen.request, null);
     assert.equal(seen.response, "gzip");
   });
 
   it("openDuplex and echo use deflate one way and gzip the other", async () => {
-    const { seen, handler } = recordingEcho({ responseEncodings: ["gzip"] });
+    const { seen, handler } = recordingEcho({
+      acceptCompression: ["gzip", "deflate"],
+      compressMinBytes: 0, // a streamed request: compress anyway
+    });
     await withServer(handler, async (server) => {
       assert.equal(
         await exchange(server, {
-          requestEncoding: "deflate",
-          acceptEncodings: ["gzip"],
+          sendCompression: "deflate",
+          acceptCompression: ["gzip"],
         }),
         text,
       );

@@ -302,3 +302,111 @@ describe("DuplexStream errors and aborts", () => {
     await assert.rejects(stream.readPartial(), TypeError);
   });
 });
+
+describe("DuplexStream as a { readable, writable } pair", () => {
+  it("DuplexStream works in pipeThrough: the source is written, the input read", async () => {
+    // The duplex's output feeds a transform that upper-cases, whose output
+    // is the duplex's input: pipeThrough(duplex) is a round trip.
+    const upper = new TransformStream<Uint8Array, Uint8Array>({
+      transform: (chunk, c) =>
+        c.enqueue(enc.encode(dec.decode(chunk).toUpperCase())),
+    });
+    const duplex = new DuplexStream(upper.readable, upper.writable);
+    const out = ReadableStream.from([enc.encode("ab"), enc.encode("cd")])
+      .pipeThrough(duplex);
+    const chunks = await deadline(Array.fromAsync(out), 5_000, "pipeThrough");
+    assert.equal(chunks.map((c) => dec.decode(c)).join(""), "ABCD");
+    assert.equal(duplex.writableEnded, true);
+  });
+
+  it("DuplexStream.readable and .writable are the same object on every access", () => {
+    const duplex = reading([]);
+    assert.equal(duplex.readable, duplex.readable);
+    assert.equal(duplex.writable, duplex.writable);
+  });
+
+  it("DuplexStream.readable pulls only when read (no read-ahead)", async () => {
+    let pulls = 0;
+    const input = new ReadableStream<Uint8Array>({
+      pull(c) {
+        pulls++;
+        c.enqueue(enc.encode("x"));
+      },
+    }, { highWaterMark: 0 });
+    const duplex = new DuplexStream(input, new WritableStream());
+    const reader = duplex.readable.getReader();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(pulls, 0);
+    await reader.read();
+    assert.equal(pulls, 1);
+    await reader.read();
+    assert.equal(pulls, 2);
+  });
+
+  it("DuplexStream mixes styles: method reads and readable pulls share one order", async () => {
+    const duplex = reading(["a", "b", "c", "d"].map((s) => enc.encode(s)));
+    const reader = duplex.readable.getReader();
+    assert.equal(dec.decode((await duplex.readPartial())!), "a");
+    assert.equal(dec.decode((await reader.read()).value!), "b");
+    assert.equal(dec.decode((await duplex.read(1))!), "c");
+    assert.equal(dec.decode((await reader.read()).value!), "d");
+    assert.equal((await reader.read()).done, true);
+    assert.equal(await duplex.readPartial(), null);
+  });
+
+  it("DuplexStream mixes styles: write() and writable writes arrive in order", async () => {
+    const [a, b] = pair(1024);
+    const writer = a.writable.getWriter();
+    await a.write("1");
+    await writer.write(enc.encode("2"));
+    await a.write("3");
+    await writer.close();
+    assert.equal(a.writableEnded, true);
+    let text = "";
+    for await (const chunk of b) text += dec.decode(chunk);
+    assert.equal(text, "123");
+  });
+
+  it("DuplexStream.readable cancel cancels the input only; the output stays writable", async () => {
+    let cancelled: unknown;
+    const input = new ReadableStream<Uint8Array>({
+      cancel: (reason) => void (cancelled = reason),
+    });
+    const output = new TransformStream<Uint8Array, Uint8Array>();
+    const duplex = new DuplexStream(input, output.writable);
+    const pending = duplex.readPartial();
+    await duplex.readable.cancel("done reading");
+    assert.equal(cancelled, "done reading");
+    assert.equal(await pending, null);
+    await duplex.write("still");
+    await duplex.closeWrite();
+    const chunks = await Array.fromAsync(output.readable);
+    assert.equal(dec.decode(chunks[0]), "still");
+  });
+
+  it("DuplexStream.writable abort closes the whole stream with the reason", async () => {
+    let cancelled: unknown;
+    const input = new ReadableStream<Uint8Array>({
+      cancel: (reason) => void (cancelled = reason),
+    });
+    const duplex = new DuplexStream(input, new WritableStream());
+    const reason = new Error("give up");
+    const pending = duplex.readPartial();
+    await duplex.writable.abort(reason);
+    await assert.rejects(pending, (e) => e === reason);
+    assert.equal(cancelled, reason);
+    await assert.rejects(duplex.write("x"), (e) => e === reason);
+  });
+
+  it("DuplexStream.readable errors when the input errors", async () => {
+    const failure = new Error("broken");
+    const input = new ReadableStream<Uint8Array>({
+      start: (c) => c.error(failure),
+    });
+    const duplex = new DuplexStream(input, new WritableStream());
+    await assert.rejects(
+      duplex.readable.getReader().read(),
+      (e) => e === failure,
+    );
+  });
+});

@@ -1,6 +1,15 @@
 import { describe, it } from "node:test";
+import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
-import { echo, type EchoOptions } from "../lib/http/echo.ts";
+import { createEchoHandler, echo, type EchoOptions } from "../lib/http/echo.ts";
+import {
+  createDuplexHandler,
+  duplexResponse,
+} from "../lib/http/duplex_response.ts";
 import { fetchDuplex } from "../lib/http/fetch_duplex.ts";
 import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import {
@@ -173,6 +182,205 @@ describe("echo", () => {
         });
       } finally {
         client.close();
+      }
+    },
+  );
+});
+
+describe("createEchoHandler, createDuplexHandler and compression options", () => {
+  const text = "All work and no play makes a dull stream. ".repeat(100);
+
+  it("createEchoHandler returns a FetchHandler that echoes", async () => {
+    const handler = createEchoHandler();
+    const response = await handler(
+      new Request("http://localhost/", { method: "POST", body: "hi" }),
+    );
+    assert.equal(await response.text(), "hi");
+  });
+
+  it("createEchoHandler checks its options once, at creation", () => {
+    assert.throws(
+      () => createEchoHandler({ compressMinBytes: -1 }),
+      /compressMinBytes must be a non-negative integer/,
+    );
+  });
+
+  it("echo answers 415 for a Content-Encoding outside acceptCompression", async () => {
+    const gzipped = await new Response(
+      new Blob([text]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
+    const response = echo(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: gzipped,
+        headers: { "content-encoding": "gzip" },
+      }),
+      { acceptCompression: ["deflate"] },
+    );
+    assert.equal(response.status, 415);
+    assert.match(await response.text(), /acceptCompression/);
+  });
+
+  it("echo compresses a response whose request declares at least compressMinBytes", async () => {
+    const request = (length: number) =>
+      new Request("http://localhost/", {
+        method: "POST",
+        body: text.slice(0, length),
+        headers: {
+          "accept-encoding": "gzip",
+          "content-length": String(length),
+        },
+      });
+    const big = echo(request(2048), { compressMinBytes: 1024 });
+    assert.equal(big.headers.get("content-encoding"), "gzip");
+    const decoded = big.body!.pipeThrough(new DecompressionStream("gzip"));
+    assert.equal(await new Response(decoded).text(), text.slice(0, 2048));
+    const small = echo(request(100), { compressMinBytes: 1024 });
+    assert.equal(small.headers.get("content-encoding"), null);
+    assert.equal(await small.text(), text.slice(0, 100));
+  });
+
+  it("echo never compresses a streamed request of unknown length unless compressMinBytes is 0", async () => {
+    const streamed = (options: EchoOptions) =>
+      echo(
+        new Request("http://localhost/", {
+          method: "POST",
+          body: new Blob([text]).stream(),
+          headers: { "accept-encoding": "gzip" },
+          duplex: "half",
+        } as RequestInit),
+        options,
+      );
+    const plain = streamed({});
+    assert.equal(plain.headers.get("content-encoding"), null);
+    await plain.body?.cancel();
+    const bulk = streamed({ compressMinBytes: 0 });
+    assert.equal(bulk.headers.get("content-encoding"), "gzip");
+    await bulk.body?.cancel();
+  });
+
+  it("createDuplexHandler returns a FetchHandler running the duplex handler", async () => {
+    const handler = createDuplexHandler(async (stream) => {
+      for await (const line of stream.lines()) {
+        await stream.write(line.toUpperCase() + "\n");
+      }
+    });
+    const response = await handler(
+      new Request("http://localhost/", { method: "POST", body: "a\nb\n" }),
+    );
+    assert.equal(await response.text(), "A\nB\n");
+  });
+
+  it("duplexResponse answers 415 for a Content-Encoding outside acceptCompression", async () => {
+    const response = await duplexResponse(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: "x",
+        headers: { "content-encoding": "gzip" },
+      }),
+      () => {},
+      { acceptCompression: [] },
+    );
+    assert.equal(response.status, 415);
+  });
+
+  it("openDuplex sends acceptCompression as Accept-Encoding, gzip by default", async () => {
+    const seen: (string | null)[] = [];
+    await withServer((request) => {
+      seen.push(request.headers.get("accept-encoding"));
+      return echo(request);
+    }, async (server) => {
+      for (const options of [{}, { acceptCompression: [] }]) {
+        const { stream } = openDuplex(server.url, options);
+        await stream.closeWrite();
+        for await (const _ of stream) { /* drain */ }
+      }
+    });
+    assert.deepEqual(seen, ["gzip", "identity"]);
+  });
+});
+
+describe("echo and clients that go away", () => {
+  const canCount = runtime === "deno" && process.platform === "linux";
+
+  /** Opens a raw echo request that writes but never reads, then closes. */
+  async function stalledClient(port: number): Promise<void> {
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    socket.pause(); // never reads the echo
+    socket.write(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    const chunk = new Uint8Array(64 * 1024);
+    // 8 MiB: more than the echo's read-ahead plus both sockets' buffers, so
+    // the server's pipeline is stuck on a peer that does not read.
+    let flushed = true;
+    for (let i = 0; i < 128; i++) {
+      socket.write(`${chunk.byteLength.toString(16)}\r\n`);
+      flushed = socket.write(chunk);
+      socket.write("\r\n");
+    }
+    if (!flushed) {
+      // Bounded: until the client's writes stall (the server stopped
+      // reading) or 2 s.
+      await Promise.race([
+        new Promise((resolve) => socket.once("drain", resolve)),
+        new Promise((resolve) => setTimeout(resolve, 2_000)),
+      ]);
+    }
+    socket.destroy();
+  }
+
+  it(
+    "echo releases the sockets of 20 clients that stop reading and then close (Deno, /proc/self/fd)",
+    { skip: !canCount },
+    async () => {
+      const path = join(import.meta.dirname ?? "tests", "_echo_server.ts");
+      const child = spawn(process.execPath, ["run", "--allow-all", path], {
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      const exited = new Promise<void>((resolve) =>
+        child.once("exit", () => resolve())
+      );
+      const lines = createInterface({ input: child.stdout! })[
+        Symbol.asyncIterator
+      ]();
+      const next = async () => {
+        const { value, done } = await lines.next();
+        if (done) throw new Error("_echo_server.ts exited early");
+        return JSON.parse(value);
+      };
+      const fds = async (): Promise<number> => {
+        child.stdin!.write("fds\n");
+        return (await deadline(next(), 10_000, "fd count")).fds;
+      };
+      try {
+        const { url } = await deadline(next(), 30_000, "echo server start");
+        const port = Number(new URL(url).port);
+        // Warm up: the first request opens whatever the runtime keeps.
+        await (await fetch(url, { method: "POST", body: "x" })).text();
+        const before = await fds();
+        for (let i = 0; i < 20; i++) await stalledClient(port);
+        // The server closes the sockets asynchronously; ask again until the
+        // count is back (bounded: 100 looks, 100 ms apart).
+        let after = await fds();
+        for (let i = 0; i < 100 && after > before + 2; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          after = await fds();
+        }
+        assert.ok(
+          after <= before + 2,
+          `open fds: ${before} before, ${after} after 20 stalled clients`,
+        );
+      } finally {
+        child.stdin!.end();
+        await deadline(exited, 30_000, "echo server exit").catch(() =>
+          child.kill("SIGKILL")
+        );
       }
     },
   );

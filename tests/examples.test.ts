@@ -7,10 +7,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdir } from "node:fs/promises";
+import { Buffer } from "node:buffer";
+import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { makeTempDir, removeDir, runtime } from "./_helpers.ts";
+import { deadline, makeTempDir, removeDir, runtime } from "./_helpers.ts";
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
 const T = 60_000;
@@ -129,4 +130,247 @@ describe(`examples under ${runtime} run`, () => {
       });
     }
   }
+});
+
+/** An example started in server mode, as a user would: its own process. */
+interface ExampleServer {
+  /** The URL it printed. */
+  url: URL;
+  /** Everything it printed so far. */
+  output(): string;
+  /** Sends a signal and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+async function startExampleServer(
+  file: string,
+  args: string[],
+  denoFlags: string[],
+): Promise<ExampleServer> {
+  const argv = runtime === "deno"
+    ? ["run", ...denoFlags, join("examples", file), ...args]
+    : ["run", join("examples", file), ...args];
+  const child = spawn(process.execPath, argv, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let stdout = "";
+  let stderr = "";
+  const listening = Promise.withResolvers<URL>();
+  child.stdout!.setEncoding("utf8").on("data", (s: string) => {
+    stdout += s;
+    const match = /Server listening on (\S+)/.exec(stdout);
+    if (match) listening.resolve(new URL(match[1]));
+  });
+  child.stderr!.setEncoding("utf8").on("data", (s: string) => stderr += s);
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => resolve())
+  );
+  exited.then(() =>
+    listening.reject(new Error(`${file} exited early:\n${stdout}\n${stderr}`))
+  );
+  const url = await deadline(listening.promise, T, `${file} start`);
+  return {
+    url,
+    output: () => stdout,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await deadline(exited, T, `${file} exit`).catch(() => {
+        child.kill("SIGKILL");
+      });
+    },
+  };
+}
+
+/** Runs curl with `args`, resolving with its standard output. */
+function curl(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("curl", ["-sS", "--max-time", "30", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => out += s);
+    child.stderr.setEncoding("utf8").on("data", (s: string) => err += s);
+    child.on("error", reject);
+    child.on(
+      "close",
+      (code) =>
+        code === 0 ? resolve(out) : reject(new Error(`curl ${code}: ${err}`)),
+    );
+  });
+}
+
+const hasCurl = await new Promise<boolean>((resolve) => {
+  const child = spawn("curl", ["--version"], { stdio: "ignore" });
+  child.on("error", () => resolve(false));
+  child.on("close", (code) => resolve(code === 0));
+});
+
+const UPLOAD_FLAGS = ["--allow-net=127.0.0.1", "--allow-read", "--allow-write"];
+
+describe(`example servers under ${runtime}`, () => {
+  let dir: string;
+  before(async () => {
+    dir = await makeTempDir("example-servers-");
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  it("examples/upload.ts server stores curl -T, curl --data-binary and fetch uploads under new names", async () => {
+    const out = join(dir, "uploads");
+    const server = await startExampleServer(
+      "upload.ts",
+      ["server", "--port", "0", "--out", out],
+      UPLOAD_FLAGS,
+    );
+    try {
+      assert.equal(server.url.pathname, "/stream/receiver");
+      const pdf = join(ROOT, "examples", "files", "BallerinaLang.pdf");
+      const fromFetch = new TextEncoder().encode("from fetch");
+      const expected = [await readFile(pdf), Buffer.from(fromFetch)];
+      if (hasCurl) {
+        assert.equal(
+          await curl(["-T", pdf, server.url.href]),
+          "File Received!",
+        );
+        assert.equal(
+          await curl(["--data-binary", `@${pdf}`, server.url.href]),
+          "File Received!",
+        );
+      }
+      const response = await fetch(server.url, {
+        method: "POST",
+        body: fromFetch,
+      });
+      assert.equal(response.status, 200);
+      assert.equal(await response.text(), "File Received!");
+      const names = (await readdir(out)).sort();
+      assert.equal(names.length, hasCurl ? 3 : 1);
+      for (const name of names) {
+        assert.match(name, /^[0-9a-f-]{36}\.upload$/);
+        const bytes = await readFile(join(out, name));
+        assert.ok(
+          expected.some((e) => Buffer.compare(e, bytes) === 0),
+          `${name} holds one of the uploads`,
+        );
+      }
+      const missing = await fetch(new URL("/elsewhere", server.url), {
+        method: "POST",
+        body: "x",
+      });
+      assert.equal(missing.status, 404);
+      await missing.body?.cancel();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("examples/upload.ts server leaves a .partial after kill -9 mid-upload, and sweeps it when restarted", async () => {
+    const out = join(dir, "killed");
+    const args = ["server", "--port", "0", "--out", out];
+    const server = await startExampleServer("upload.ts", args, UPLOAD_FLAGS);
+    const abort = new AbortController();
+    // Send 256 KiB, then hold the request open.
+    let sent = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) return new Promise(() => {});
+        sent = true;
+        controller.enqueue(new Uint8Array(256 * 1024));
+      },
+    });
+    const pending = fetch(server.url, {
+      method: "POST",
+      body,
+      signal: abort.signal,
+      duplex: "half",
+    } as RequestInit).catch(() => undefined);
+    let partial: string | undefined;
+    try {
+      // The receiver's temporary file appears once its first bytes are
+      // written; another process's file system state can only be polled
+      // (bounded: 200 looks, 50 ms apart).
+      for (let i = 0; i < 200 && !partial; i++) {
+        const names = await readdir(out).catch(() => []);
+        const name = names.find((n) => n.endsWith(".partial"));
+        if (name && (await stat(join(out, name))).size > 0) partial = name;
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(partial, "a temporary file while the upload runs");
+    } finally {
+      await server.stop("SIGKILL");
+      abort.abort();
+      await pending;
+    }
+    // kill -9 runs no cleanup: the temporary file stays.
+    assert.deepEqual(await readdir(out), [partial]);
+    // Make it stale (the default age is one hour), and add what must stay:
+    // a fresh temporary (an upload in progress) and an ordinary file.
+    const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(join(out, partial!), old, old);
+    const fresh = ".x.0f8fad5b-d9cb-469f-a165-70867728950e.partial";
+    await writeFile(join(out, fresh), "in progress");
+    await writeFile(join(out, "kept.upload"), "a user's file");
+    const restarted = await startExampleServer("upload.ts", args, UPLOAD_FLAGS);
+    try {
+      assert.match(restarted.output(), /Swept stale temporary file/);
+      assert.deepEqual((await readdir(out)).sort(), [fresh, "kept.upload"]);
+    } finally {
+      await restarted.stop();
+    }
+  });
+
+  it("examples/echo.ts server echoes POST /echo (curl, fetch) and WebSocket messages on GET /ws", async () => {
+    const server = await startExampleServer(
+      "echo.ts",
+      ["server", "--port", "0"],
+      ["--allow-net=127.0.0.1"],
+    );
+    try {
+      const echoUrl = new URL("/echo", server.url);
+      const pdf = join(ROOT, "examples", "files", "BallerinaLang.pdf");
+      if (hasCurl) {
+        assert.equal(
+          await curl(["--data-binary", "Hello, World!", echoUrl.href]),
+          "Hello, World!",
+        );
+        const echoed = await curl([
+          "--data-binary",
+          `@${pdf}`,
+          "-o",
+          join(dir, "echoed.pdf"),
+          echoUrl.href,
+        ]);
+        assert.equal(echoed, "");
+        assert.equal(
+          Buffer.compare(
+            await readFile(join(dir, "echoed.pdf")),
+            await readFile(pdf),
+          ),
+          0,
+        );
+      }
+      const response = await fetch(echoUrl, { method: "POST", body: "ping" });
+      assert.equal(await response.text(), "ping");
+      const wsUrl = new URL("/ws", server.url);
+      wsUrl.protocol = "ws:";
+      const ws = new WebSocket(wsUrl);
+      ws.binaryType = "arraybuffer";
+      const reply = Promise.withResolvers<string>();
+      ws.onmessage = (event) =>
+        reply.resolve(new TextDecoder().decode(event.data as ArrayBuffer));
+      ws.onerror = () => reply.reject(new Error("WebSocket failed"));
+      ws.onopen = () => ws.send(new TextEncoder().encode("over ws"));
+      assert.equal(await deadline(reply.promise, T, "ws echo"), "over ws");
+      const closed = new Promise((resolve) => ws.onclose = resolve);
+      ws.close();
+      await deadline(closed, T, "ws close");
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -9,9 +9,13 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createReceiver, type ReceiverOptions, upload } from "../mod.ts";
-import { createFileSink, createSha256 } from "../lib/runtime/fs.ts";
-import type { FetchHandler } from "../lib/runtime/serve.ts";
+import {
+  createUploadHandler,
+  upload,
+  type UploadHandlerOptions,
+} from "../mod.ts";
+import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
+import type { FetchHandler } from "../lib/http/fetch_handler.ts";
 import {
   deadline,
   generatedStream,
@@ -22,6 +26,16 @@ import {
   withServer,
 } from "./_helpers.ts";
 import { openRaw, settle, startFaultProxy } from "./_faults.ts";
+import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+
+/** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
+function fileReceived(result: ReceivedBody): Response {
+  return new Response("File Received!", {
+    headers: result.sha256
+      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      : undefined,
+  });
+}
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -55,12 +69,13 @@ function bytesOf(size: number, seed = 7): Uint8Array {
 /** A file receiver that records each handled request's response. */
 function receiver(
   target: string,
-  options: Partial<ReceiverOptions> = {},
+  options: Partial<UploadHandlerOptions> = {},
 ) {
   const handled: Promise<Response>[] = [];
-  const handle = createReceiver({
+  const handle = createUploadHandler({
+    onComplete: fileReceived,
     sink: () => createFileSink(target),
-    sha256: createSha256,
+    hasher: createHasher,
     ...options,
   });
   const handler: FetchHandler = (request) => {
@@ -224,7 +239,8 @@ describe("upload: slow and stalled clients, slow sinks", () => {
 
   it("time spent in a slow sink does not count against idleTimeoutMs", async () => {
     const stored: Uint8Array[] = [];
-    const handle = createReceiver({
+    const handle = createUploadHandler({
+      onComplete: fileReceived,
       idleTimeoutMs: 250,
       readAheadBytes: 64 * KiB,
       sink: () =>
@@ -257,7 +273,8 @@ describe("upload: disk errors", () => {
     async () => {
       const full = join(dir, "full");
       await symlink("/dev/full", full);
-      const handle = createReceiver({
+      const handle = createUploadHandler({
+        onComplete: fileReceived,
         sink: () => createFileSink(full, { atomic: false }),
       });
       await withServer(handle, async (server) => {

@@ -39,8 +39,9 @@ after(() => record.save());
 
 const enc = new TextEncoder();
 
-/** An incremental SHA-256 hasher for receiveBody's `sha256` option. */
-function createSha256() {
+/** An incremental SHA-256 hasher for receiveBody's `hasher` option. */
+function createHasher(algorithm: string) {
+  if (algorithm !== "sha-256") return undefined;
   const hash = createHash("sha256");
   return {
     update: (data: Uint8Array) => void hash.update(data),
@@ -133,7 +134,7 @@ describe("fuzz: header parsers", () => {
           // What the header holds after the Headers object normalized it.
           const held = request.headers.get("content-length")!;
           try {
-            const length = declaredLength(request, maxBytes);
+            const length = declaredLength(request.headers, maxBytes);
             assert.match(held, /^\d{1,16}$/);
             assert.equal(length, Number(held));
             assert.ok(length! <= maxBytes);
@@ -322,7 +323,7 @@ describe("fuzz: receiveBody", () => {
           try {
             const received = await receiveBody(request, sink, {
               maxBytes,
-              sha256: createSha256,
+              hasher: createHasher,
             });
             assert.ok(ok, "accepted a body that should fail");
             assert.equal(received.bytes, bytes.byteLength);

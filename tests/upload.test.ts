@@ -11,7 +11,7 @@ import process from "node:process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  createReceiver,
+  createUploadHandler,
   formatDigestHeader,
   forwardResponse,
   HttpError,
@@ -21,11 +21,11 @@ import {
 } from "../mod.ts";
 import {
   createFileSink,
-  createSha256,
+  createHasher,
   openFile,
   receiveFile,
 } from "../lib/runtime/fs.ts";
-import type { FetchHandler } from "../lib/runtime/serve.ts";
+import type { FetchHandler } from "../lib/http/fetch_handler.ts";
 import {
   deadline,
   generatedStream,
@@ -34,6 +34,16 @@ import {
   runtime,
   withServer,
 } from "./_helpers.ts";
+import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+
+/** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
+function fileReceived(result: ReceivedBody): Response {
+  return new Response("File Received!", {
+    headers: result.sha256
+      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      : undefined,
+  });
+}
 
 const MiB = 1024 * 1024;
 
@@ -99,13 +109,14 @@ function fileReceiver(target: string, maxBytes?: number) {
   const handled: Promise<Response>[] = [];
   const first = Promise.withResolvers<Response>();
   const counted = { written: 0 };
-  const receiver = createReceiver({
+  const receiver = createUploadHandler({
+    onComplete: fileReceived,
     sink: () => {
       const { sink, counted: c } = countingSink(createFileSink(target));
       Object.defineProperty(counted, "written", { get: () => c.written });
       return sink;
     },
-    sha256: createSha256,
+    hasher: createHasher,
     maxBytes,
   });
   const handler: FetchHandler = (request) => {
@@ -117,7 +128,7 @@ function fileReceiver(target: string, maxBytes?: number) {
   return { handler, handled, first: first.promise, counted };
 }
 
-describe("upload and createReceiver round trips", () => {
+describe("upload and createUploadHandler round trips", () => {
   for (const size of [0, 1, MiB]) {
     it(`stores a ${size}-byte body byte for byte, with its digest`, async () => {
       const target = join(dir, `round-${size}.bin`);
@@ -197,7 +208,7 @@ describe("upload and createReceiver round trips", () => {
   });
 });
 
-describe("createReceiver refusals leave no file", () => {
+describe("createUploadHandler refusals leave no file", () => {
   it("removes the temporary file when the client aborts mid-upload", async () => {
     const target = join(dir, "aborted.bin");
     const { handler, first, counted } = fileReceiver(target);
@@ -242,7 +253,8 @@ describe("createReceiver refusals leave no file", () => {
     const maxBytes = MiB;
     let written = 0;
     let closed = false;
-    const receiver = createReceiver({
+    const receiver = createUploadHandler({
+      onComplete: fileReceived,
       maxBytes,
       sink: () =>
         new WritableStream({
@@ -270,7 +282,8 @@ describe("createReceiver refusals leave no file", () => {
   it("answers 413 for a declared Content-Length over maxBytes before reading", async () => {
     const target = join(dir, "declared-oversize.bin");
     let opened = 0;
-    const receiver = createReceiver({
+    const receiver = createUploadHandler({
+      onComplete: fileReceived,
       maxBytes: 1024,
       sink: () => {
         opened++;
@@ -441,7 +454,8 @@ describe("createReceiver refusals leave no file", () => {
 
   it("answers 500 without reading the body when a Content-Digest arrives and no hasher is configured", async () => {
     let written = 0;
-    const receiver = createReceiver({
+    const receiver = createUploadHandler({
+      onComplete: fileReceived,
       sink: () =>
         new WritableStream({
           write(chunk) {
@@ -524,7 +538,8 @@ describe("concurrent uploads and client-chosen names", () => {
 
   it("refuses file names that could escape the upload directory with 400", async () => {
     const uploads = await makeTempDir("names-");
-    const receiver = createReceiver({
+    const receiver = createUploadHandler({
+      onComplete: fileReceived,
       sink: (request) => {
         const name = new URL(request.url).searchParams.get("name") ?? "";
         return createFileSink(join(uploads, safeFileName(name)));
@@ -605,9 +620,11 @@ describe("forwardResponse", () => {
       ).arrayBuffer(),
     );
     const receiver: FetchHandler = () =>
-      new Response(compressed, {
-        headers: { "content-encoding": "gzip", "x-kept": "yes" },
-      });
+      Promise.resolve(
+        new Response(compressed, {
+          headers: { "content-encoding": "gzip", "x-kept": "yes" },
+        }),
+      );
     await withServer(receiver, async (upstream) => {
       const forwarded = forwardResponse(await fetch(upstream.url));
       assert.equal(forwarded.headers.get("content-encoding"), null);

@@ -7,9 +7,19 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createReceiver, parseDigestHeader } from "../mod.ts";
-import { createSha256, uploadFile } from "../lib/runtime/fs.ts";
+import { createUploadHandler, parseDigestHeader } from "../mod.ts";
+import { createHasher, uploadFile } from "../lib/runtime/fs.ts";
 import { deadline, makeTempDir, removeDir, withServer } from "./_helpers.ts";
+import { formatDigestHeader as fmtDigest, type ReceivedBody } from "../mod.ts";
+
+/** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
+function fileReceived(result: ReceivedBody): Response {
+  return new Response("File Received!", {
+    headers: result.sha256
+      ? { "repr-digest": fmtDigest({ "sha-256": result.sha256 }) }
+      : undefined,
+  });
+}
 
 const MiB = 1024 * 1024;
 
@@ -38,9 +48,10 @@ function sha256(data: Uint8Array): Uint8Array {
 /** A receiver that hashes what it gets and keeps nothing. */
 function hashingReceiver(maxBytes?: number) {
   const seen: Array<{ length: string | null; type: string | null }> = [];
-  const receiver = createReceiver({
+  const receiver = createUploadHandler({
+    onComplete: fileReceived,
     sink: () => new WritableStream(),
-    sha256: createSha256,
+    hasher: createHasher,
     maxBytes,
   });
   const handler = (request: Request) => {

@@ -134,7 +134,7 @@ describe("workerd", () => {
   });
 
   describe("upload", () => {
-    it("createReceiver in workerd stores a streamed upload and answers its SHA-256 as Repr-Digest", async () => {
+    it("createUploadHandler in workerd stores a streamed upload and answers its SHA-256 as Repr-Digest", async () => {
       const expected = await sha256OfStream(generatedStream(6 * MiB));
       const response = await deadline(
         upload(url("/upload"), generatedStream(6 * MiB)),
@@ -146,7 +146,7 @@ describe("workerd", () => {
       assert.deepEqual(reprDigest(response), expected.digest);
     });
 
-    it("createReceiver in workerd accepts a Blob with Content-Length and a matching Content-Digest", async () => {
+    it("createUploadHandler in workerd accepts a Blob with Content-Length and a matching Content-Digest", async () => {
       const bytes = randomBytes(MiB + 17);
       const response = await upload(url("/upload"), new Blob([bytes]), {
         sha256: sha256(bytes),
@@ -156,7 +156,7 @@ describe("workerd", () => {
       assert.deepEqual(reprDigest(response), sha256(bytes));
     });
 
-    it("createReceiver in workerd refuses a Content-Digest mismatch with 400", async () => {
+    it("createUploadHandler in workerd refuses a Content-Digest mismatch with 400", async () => {
       const bytes = randomBytes(64 * 1024);
       const response = await upload(url("/upload"), bytes, {
         sha256: sha256(new Uint8Array(1)),
@@ -168,7 +168,7 @@ describe("workerd", () => {
       );
     });
 
-    it("createReceiver in workerd refuses a malformed Content-Digest with 400", async () => {
+    it("createUploadHandler in workerd refuses a malformed Content-Digest with 400", async () => {
       const response = await fetch(url("/upload"), {
         method: "POST",
         body: "hello",
@@ -178,7 +178,7 @@ describe("workerd", () => {
       assert.match(await response.text(), /Cannot parse digest header/);
     });
 
-    it("createReceiver in workerd refuses a declared Content-Length over maxBytes with 413 before reading", async () => {
+    it("createUploadHandler in workerd refuses a declared Content-Length over maxBytes with 413 before reading", async () => {
       // No body is sent at all: the answer must come from the headers.
       const answer = await deadline(
         rawRequest(
@@ -201,7 +201,7 @@ describe("workerd", () => {
       );
     });
 
-    it("createReceiver in workerd cuts a chunked body at maxBytes with 413", async () => {
+    it("createUploadHandler in workerd cuts a chunked body at maxBytes with 413", async () => {
       // Sends 64 KiB chunks until the answer arrives.
       const chunk = `10000\r\n${"x".repeat(0x10000)}\r\n`;
       let sent = 0;
@@ -228,7 +228,7 @@ describe("workerd", () => {
       assert.ok(sent > MAX_UPLOAD_BYTES, `answered after ${sent} bytes`);
     });
 
-    it("createReceiver in workerd answers 405 with Allow for a GET", async () => {
+    it("createUploadHandler in workerd answers 405 with Allow for a GET", async () => {
       const response = await fetch(url("/upload"));
       assert.equal(response.status, 405);
       assert.equal(response.headers.get("allow"), "POST, PUT");
@@ -298,7 +298,7 @@ describe("workerd", () => {
     });
 
     it("echo in workerd decodes a gzip request body", async () => {
-      const { stream } = openDuplex(url("/echo"), { requestEncoding: "gzip" });
+      const { stream } = openDuplex(url("/echo"), { sendCompression: "gzip" });
       const bytes = randomBytes(256 * 1024);
       await stream.write(bytes);
       await stream.closeWrite();

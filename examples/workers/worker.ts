@@ -21,7 +21,12 @@
 //   GET  /ws                      WebSocket echo over the duplex stream
 //   POST /StreamingCalcService/*  RPC: sum, incrementalSum (Connect, gRPC-Web)
 
-import { createReceiver, forwardResponse, upload } from "../../lib/http/mod.ts";
+import {
+  createUploadHandler,
+  formatDigestHeader,
+  forwardResponse,
+  upload,
+} from "../../lib/http/mod.ts";
 import { duplexResponse } from "../../lib/http/duplex_response.ts";
 import { echo } from "../../lib/http/echo.ts";
 import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
@@ -35,7 +40,7 @@ import {
 } from "../../lib/rpc/mod.ts";
 import { reduce, ScanStream } from "../../lib/streams/mod.ts";
 import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
-import { createSha256 } from "../../lib/runtime/workers.ts";
+import { createHasher } from "../../lib/runtime/workers.ts";
 
 /** The bindings from `wrangler.toml` (or the workerd config of the tests). */
 export interface Env {
@@ -81,12 +86,19 @@ function makeHandlers(env: Env): Handlers {
     incrementalSum: () => new ScanStream(addInt64, 0n),
   });
   return {
-    receiver: createReceiver({
+    receiver: createUploadHandler({
       // Workers have no file system: the body streams into a sink that only
       // counts; put an R2 writer here to keep it. The receiver hashes it.
       sink: () => new WritableStream<Uint8Array>(),
-      sha256: createSha256,
+      hasher: createHasher,
       maxBytes,
+      // Answer as Ballerina's example does, with the stored bytes' SHA-256.
+      onComplete: (result) =>
+        new Response("File Received!", {
+          headers: {
+            "repr-digest": formatDigestHeader({ "sha-256": result.sha256! }),
+          },
+        }),
     }),
     rpc: createRpcHandler(calc),
   };

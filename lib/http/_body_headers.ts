@@ -9,10 +9,10 @@ import { HttpError } from "./http_error.ts";
  * `maxBytes`.
  */
 export function declaredLength(
-  request: Request,
+  headers: Headers,
   maxBytes: number,
 ): number | undefined {
-  const header = request.headers.get("content-length");
+  const header = headers.get("content-length");
   if (header === null) return undefined;
   if (!/^\d{1,16}$/.test(header.trim())) {
     throw new HttpError(
@@ -30,15 +30,17 @@ export function declaredLength(
   return length;
 }
 
-/** The SHA-256 the request's Content-Digest promises; 400 if malformed. */
-export function expectedDigest(request: Request): Uint8Array | undefined {
-  const header = request.headers.get("content-digest");
+/**
+ * The digests a `Content-Digest` header value promises (all algorithms, by
+ * lower-case name), or undefined without one; 400 if malformed.
+ */
+export function contentDigests(
+  header: string | null,
+): Map<string, Uint8Array> | undefined {
   if (header === null) return undefined;
-  let digests;
   try {
-    digests = parseDigestHeader(header);
+    return parseDigestHeader(header);
   } catch (cause) {
     throw new HttpError(400, (cause as Error).message, { cause });
   }
-  return digests.get("sha-256");
 }

@@ -3,10 +3,7 @@ import {
   type DuplexStreamOptions,
 } from "../streams/duplex_stream.ts";
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
-import {
-  type Compression,
-  DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./compression.ts";
+import type { Compression } from "./compression.ts";
 import {
   decodeBody,
   encodeBody,
@@ -14,18 +11,20 @@ import {
   parseContentEncoding,
 } from "./_compression.ts";
 import { HttpError } from "./http_error.ts";
-import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
+import {
+  COMPRESS_MIN_BYTES,
+  DUPLEX_READ_AHEAD_BYTES,
+  IDLE_TIMEOUT_MS,
+  MAX_DECOMPRESSED_BYTES,
+  WRITE_HIGH_WATER_MARK,
+} from "./_defaults.ts";
+import type { FetchHandler } from "./fetch_handler.ts";
 import {
   checkIdleTimeout,
   withIdleTimeout,
 } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
-
-/** The default for {@linkcode DuplexResponseOptions.writeHighWaterMark}: 64 KiB. */
-export const DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;
-/** The default for {@linkcode DuplexResponseOptions.readAheadBytes}: 1 MiB. */
-export const DEFAULT_DUPLEX_READ_AHEAD_BYTES = 1024 * 1024;
 
 /** Handles one duplex exchange; the stream is closed when it settles. */
 export type DuplexHandler = (
@@ -44,14 +43,24 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    */
   maxDecompressedBytes?: number;
   /**
-   * Encodings the response may be compressed with, in order of preference,
-   * chosen by the request's `Accept-Encoding`. Empty means never: a
-   * `CompressionStream` cannot be flushed, so it may hold written bytes back,
-   * which breaks lockstep exchanges.
+   * The compressions decoded in a request (`Content-Encoding`; others are
+   * answered with 415) and that the response may use, chosen from the
+   * request's `Accept-Encoding` by q-value (see `compressMinBytes`). `[]`
+   * refuses compressed requests and never compresses.
    *
-   * @default {[]}
+   * @default {["gzip", "deflate"]}
    */
-  responseEncodings?: readonly Compression[];
+  acceptCompression?: readonly Compression[];
+  /**
+   * The response of a duplex exchange has no known length, and a
+   * `CompressionStream` cannot be flushed (it may hold written bytes back,
+   * which stalls lockstep exchanges), so the response is compressed only
+   * when this is `0`: set it to `0` with `acceptCompression` for bulk
+   * transfers. Any other value keeps the response uncompressed.
+   *
+   * @default {1024}
+   */
+  compressMinBytes?: number;
   /**
    * Bytes read ahead of the handler from the request body; keeps Deno.serve
    * fast over HTTP/1.1 when the handler reads slowly. `0` disables it.
@@ -108,10 +117,11 @@ function defaultOnError(error: unknown): void {
  * server side of a full-duplex exchange. The handler can read and write in
  * any order; writes reach the client while the request is still arriving.
  *
- * - The request body is decoded per its `Content-Encoding` (gzip, deflate;
- *   others get 415) up to `maxDecompressedBytes` (413 past it).
- * - The response is `application/octet-stream`, compressed only with one of
- *   `responseEncodings` the client accepts.
+ * - The request body is decoded per its `Content-Encoding` (one of
+ *   `acceptCompression`; others get 415) up to `maxDecompressedBytes` (413
+ *   past it).
+ * - The response is `application/octet-stream`, compressed only as
+ *   `acceptCompression` and `compressMinBytes` allow.
  * - When the handler returns, the stream is closed (output closed, rest of
  *   input cancelled). When it throws, the error becomes the status if no
  *   byte was written yet ({@linkcode HttpError}'s status, else 500), and
@@ -145,38 +155,51 @@ export function duplexResponse(
   const maxDecompressedBytes = checkMax(
     "answer duplex",
     "maxDecompressedBytes",
-    options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
+    options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
   );
   const readAheadBytes = checkMax(
     "answer duplex",
     "readAheadBytes",
-    options.readAheadBytes ?? DEFAULT_DUPLEX_READ_AHEAD_BYTES,
+    options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
   );
   const writeHighWaterMark = checkMax(
     "answer duplex",
     "writeHighWaterMark",
-    options.writeHighWaterMark ?? DEFAULT_DUPLEX_WRITE_HIGH_WATER_MARK,
+    options.writeHighWaterMark ?? WRITE_HIGH_WATER_MARK,
   );
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const compressMinBytes = checkMax(
+    "answer duplex",
+    "compressMinBytes",
+    options.compressMinBytes ?? COMPRESS_MIN_BYTES,
+  );
+  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   checkIdleTimeout("answer duplex", idleTimeoutMs);
   const onError = options.onError ?? defaultOnError;
+  const offered = options.acceptCompression ?? ["gzip", "deflate"];
   let codings;
   try {
     codings = parseContentEncoding(request.headers.get("content-encoding"));
+    const refused = codings.find((c) => !offered.includes(c));
+    if (refused) {
+      throw new HttpError(
+        415,
+        `Cannot decode body: Content-Encoding "${refused}" is not in acceptCompression`,
+      );
+    }
   } catch (error) {
-    if (error instanceof HttpError) return Promise.resolve(error.toResponse());
+    if (error instanceof HttpError) return Promise.resolve(error.getResponse());
     throw error;
   }
-  const offered = options.responseEncodings ?? [];
-  const responseEncoding = negotiateCompression(
-    request.headers.get("accept-encoding"),
-    offered,
-  );
+  const responseEncoding = compressMinBytes === 0
+    ? negotiateCompression(request.headers.get("accept-encoding"), offered)
+    : undefined;
   const headers = new Headers(options.headers);
   headers.set("content-type", "application/octet-stream");
   if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
   if (responseEncoding) headers.set("content-encoding", responseEncoding);
-  if (offered.length > 0) headers.append("vary", "accept-encoding");
+  if (compressMinBytes === 0 && offered.length > 0) {
+    headers.append("vary", "accept-encoding");
+  }
 
   let input = request.body
     ? decodeBody(
@@ -235,7 +258,7 @@ export function duplexResponse(
         onError(error);
         return undefined;
       }
-      if (error instanceof HttpError) return error.toResponse();
+      if (error instanceof HttpError) return error.getResponse();
       onError(error);
       return new Response("Internal Server Error", { status: 500 });
     }
@@ -250,4 +273,35 @@ export function duplexResponse(
     answered,
     failed.then((early) => early ?? answered),
   ]);
+}
+
+/**
+ * Creates a fetch handler that answers every request with
+ * {@linkcode duplexResponse} running `handler`: mount it in `Deno.serve`,
+ * `Bun.serve`, a Workers `fetch` or a router.
+ *
+ * @param handler Reads and writes each exchange.
+ * @param options As for {@linkcode duplexResponse}.
+ * @returns A fetch handler.
+ *
+ * @example Answer each line in upper case
+ * ```ts
+ * import { createDuplexHandler } from "@sluice/streams/http";
+ *
+ * const handler = createDuplexHandler(async (stream) => {
+ *   for await (const line of stream.lines()) {
+ *     await stream.write(line.toUpperCase() + "\n");
+ *   }
+ * });
+ * const response = await handler(
+ *   new Request("http://localhost/", { method: "POST", body: "hi\n" }),
+ * );
+ * console.log(await response.text()); // HI
+ * ```
+ */
+export function createDuplexHandler(
+  handler: DuplexHandler,
+  options: DuplexResponseOptions = {},
+): FetchHandler {
+  return (request) => duplexResponse(request, handler, options);
 }

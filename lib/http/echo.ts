@@ -1,26 +1,26 @@
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
-import {
-  type Compression,
-  DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./compression.ts";
+import type { Compression } from "./compression.ts";
 import {
   decodeBody,
   encodeBody,
   negotiateCompression,
   parseContentEncoding,
 } from "./_compression.ts";
+import {
+  COMPRESS_MIN_BYTES,
+  DUPLEX_READ_AHEAD_BYTES,
+  IDLE_TIMEOUT_MS,
+  MAX_DECOMPRESSED_BYTES,
+} from "./_defaults.ts";
+import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
-import { DEFAULT_IDLE_TIMEOUT_MS } from "./receive_body.ts";
 import {
   checkIdleTimeout,
   withIdleTimeout,
 } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 
-/** The default for {@linkcode EchoOptions.readAheadBytes}: 1 MiB. */
-export const DEFAULT_ECHO_READ_AHEAD_BYTES = 1024 * 1024;
-
-/** Options for {@linkcode echo}. */
+/** Options for {@linkcode echo} and {@linkcode createEchoHandler}. */
 export interface EchoOptions {
   /**
    * The most bytes a compressed request body may decode to. Past it the
@@ -32,14 +32,25 @@ export interface EchoOptions {
    */
   maxDecompressedBytes?: number;
   /**
-   * Encodings the echo may compress its response with, in order of
-   * preference, chosen by the request's `Accept-Encoding`. Empty means never:
-   * `CompressionStream` cannot be flushed, so a compressed response may hold
-   * bytes back until more arrive, which breaks lockstep exchanges.
+   * The compressions the echo decodes in a request (`Content-Encoding`;
+   * others are answered with 415) and may use on its response, chosen from
+   * the request's `Accept-Encoding` by q-value. `[]` refuses compressed
+   * requests and never compresses.
    *
-   * @default {[]}
+   * @default {["gzip", "deflate"]}
    */
-  responseEncodings?: readonly Compression[];
+  acceptCompression?: readonly Compression[];
+  /**
+   * The response is compressed only when the request declares a
+   * `Content-Length` of at least this many bytes. A `CompressionStream`
+   * cannot be flushed: it may hold bytes back until more arrive, which
+   * would stall a lockstep exchange, so a streamed request of unknown length
+   * gets an uncompressed echo unless this is `0` (compress whenever the
+   * client accepts it; for bulk transfers).
+   *
+   * @default {1024}
+   */
+  compressMinBytes?: number;
   /**
    * Bytes read ahead of the response between the request body and the
    * echo: keeps the request flowing in large steps and bounds memory. `0`
@@ -65,14 +76,17 @@ export interface EchoOptions {
  * response body with no buffering beyond a bounded read-ahead, so the
  * response streams while the request is still being sent (full duplex).
  *
- * The request may be gzip- or deflate-encoded (`Content-Encoding`): it is
- * decoded, with `maxDecompressedBytes` as the limit. The response is
+ * The request may be gzip- or deflate-encoded (`Content-Encoding`, one of
+ * `acceptCompression`): it is decoded, with `maxDecompressedBytes` as the
+ * limit; another encoding is answered with 415. The response is
  * `application/octet-stream` (a type edge compression leaves alone) and is
- * compressed only with an encoding from `responseEncodings` that the client
- * accepts. An unsupported request encoding is answered with 415.
+ * compressed only as `acceptCompression` and `compressMinBytes` allow.
+ * When the request's `signal` aborts (the client went away), the pipeline
+ * ends at once: the request body is cancelled and the response body
+ * errored, so nothing keeps the connection's resources.
  *
  * @param request The request whose body to echo.
- * @param options Decoding limit, response encodings and read-ahead.
+ * @param options Decoding limit, compression and read-ahead.
  * @returns The response, at once; its body is the echo.
  *
  * @example Serve an echo endpoint
@@ -87,38 +101,40 @@ export interface EchoOptions {
  * ```
  */
 export function echo(request: Request, options: EchoOptions = {}): Response {
-  const maxDecompressedBytes = checkMax(
-    "echo",
-    "maxDecompressedBytes",
-    options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
-  );
-  const readAheadBytes = checkMax(
-    "echo",
-    "readAheadBytes",
-    options.readAheadBytes ?? DEFAULT_ECHO_READ_AHEAD_BYTES,
-  );
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  checkIdleTimeout("echo", idleTimeoutMs);
+  const checked = checkEchoOptions(options);
   let codings;
   try {
     codings = parseContentEncoding(request.headers.get("content-encoding"));
+    const refused = codings.find((c) => !checked.acceptCompression.includes(c));
+    if (refused) {
+      throw new HttpError(
+        415,
+        `Cannot decode body: Content-Encoding "${refused}" is not in acceptCompression`,
+      );
+    }
   } catch (error) {
-    if (error instanceof HttpError) return error.toResponse();
+    if (error instanceof HttpError) return error.getResponse();
     throw error;
   }
-  const responseEncoding = negotiateCompression(
-    request.headers.get("accept-encoding"),
-    options.responseEncodings ?? [],
-  );
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  const compress = checked.compressMinBytes === 0 ||
+    declared >= checked.compressMinBytes;
+  const responseEncoding = compress
+    ? negotiateCompression(
+      request.headers.get("accept-encoding"),
+      checked.acceptCompression,
+    )
+    : undefined;
   const headers = new Headers({
     "content-type": "application/octet-stream",
     "cache-control": "no-store",
   });
   if (responseEncoding) headers.set("content-encoding", responseEncoding);
-  if ((options.responseEncodings ?? []).length > 0) {
+  if (checked.acceptCompression.length > 0) {
     headers.set("vary", "accept-encoding");
   }
   if (!request.body) return new Response(null, { headers });
+  const { idleTimeoutMs, readAheadBytes } = checked;
   const input = withIdleTimeout(
     request.body,
     idleTimeoutMs,
@@ -128,13 +144,100 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
   );
-  let body = decodeBody(input, codings, maxDecompressedBytes);
+  let body = decodeBody(input, codings, checked.maxDecompressedBytes);
   if (readAheadBytes > 0) {
     body = body.pipeThrough(
       new ReadAheadStream({ highWaterMark: readAheadBytes }),
     );
   }
-  // The echo itself: each chunk is written back as soon as it is read.
-  body = body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>());
+  // The echo itself: each chunk is written back as soon as it is read. A
+  // client that goes away aborts the request's signal: erroring the echo
+  // cancels the request body and errors the response body, so the pipeline
+  // ends instead of waiting on a peer that will never read (under Deno, a
+  // response body that is never read to its end keeps the socket open).
+  const signal = request.signal;
+  let onAbort: (() => void) | undefined;
+  const stop = () => {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  };
+  body = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      start(controller) {
+        if (signal.aborted) {
+          controller.error(signal.reason);
+          return;
+        }
+        onAbort = () =>
+          controller.error(
+            new HttpError(400, "Cannot echo: the client went away", {
+              cause: signal.reason,
+            }),
+          );
+        signal.addEventListener("abort", onAbort, { once: true });
+      },
+      transform(chunk, controller) {
+        controller.enqueue(chunk);
+      },
+      flush: stop,
+      cancel: stop,
+    }),
+  );
   return new Response(encodeBody(body, responseEncoding), { headers });
+}
+
+interface CheckedEchoOptions {
+  maxDecompressedBytes: number;
+  readAheadBytes: number;
+  idleTimeoutMs: number;
+  compressMinBytes: number;
+  acceptCompression: readonly Compression[];
+}
+
+function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
+  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  checkIdleTimeout("echo", idleTimeoutMs);
+  return {
+    maxDecompressedBytes: checkMax(
+      "echo",
+      "maxDecompressedBytes",
+      options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
+    ),
+    readAheadBytes: checkMax(
+      "echo",
+      "readAheadBytes",
+      options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
+    ),
+    compressMinBytes: checkMax(
+      "echo",
+      "compressMinBytes",
+      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
+    ),
+    idleTimeoutMs,
+    acceptCompression: options.acceptCompression ?? ["gzip", "deflate"],
+  };
+}
+
+/**
+ * Creates a fetch handler that answers every request with
+ * {@linkcode echo}: mount it in `Deno.serve`, `Bun.serve`, a Workers
+ * `fetch` or a router. The options are checked once, here.
+ *
+ * @param options As for {@linkcode echo}.
+ * @returns A fetch handler that echoes each request body.
+ * @throws {RangeError} When an option is out of range.
+ *
+ * @example Echo through a handler
+ * ```ts
+ * import { createEchoHandler } from "@sluice/streams/http";
+ *
+ * const handler = createEchoHandler();
+ * const response = await handler(
+ *   new Request("http://localhost/echo", { method: "POST", body: "hi" }),
+ * );
+ * console.log(await response.text()); // hi
+ * ```
+ */
+export function createEchoHandler(options: EchoOptions = {}): FetchHandler {
+  checkEchoOptions(options);
+  return (request) => Promise.resolve(echo(request, options));
 }

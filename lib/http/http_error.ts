@@ -2,14 +2,16 @@
  * An error that carries the HTTP status a server should answer with. The
  * library's handlers throw it for bad input (400), over-limit bodies (413) and
  * so on, and turn it into a plain-text response with
- * {@linkcode HttpError.prototype.toResponse}.
+ * {@linkcode HttpError.prototype.getResponse}: the method Hono and similar
+ * routers call on a thrown error, so an `HttpError` thrown from a route
+ * answers with its own status.
  *
  * @example Answer a bad request
  * ```ts
  * import { HttpError } from "@sluice/streams/http";
  *
  * const error = new HttpError(413, "Cannot accept body: size exceeds maxBytes 1024");
- * const response = error.toResponse();
+ * const response = error.getResponse();
  * console.log(response.status, await response.text());
  * ```
  */
@@ -35,7 +37,7 @@ export class HttpError extends Error {
    *
    * @returns A `text/plain` response.
    */
-  toResponse(): Response {
+  getResponse(): Response {
     return new Response(this.message, {
       status: this.status,
       headers: { "content-type": "text/plain; charset=utf-8" },

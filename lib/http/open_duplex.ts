@@ -2,18 +2,13 @@ import {
   DuplexStream,
   type DuplexStreamOptions,
 } from "../streams/duplex_stream.ts";
-import {
-  type Compression,
-  DEFAULT_MAX_DECOMPRESSED_BYTES,
-} from "./compression.ts";
+import type { Compression } from "./compression.ts";
+import { MAX_DECOMPRESSED_BYTES, WRITE_HIGH_WATER_MARK } from "./_defaults.ts";
 import { encodeBody } from "./_compression.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { HttpError } from "./http_error.ts";
 import { concatBytes } from "../_internal/bytes.ts";
-
-/** The default for {@linkcode OpenDuplexOptions.writeHighWaterMark}: 64 KiB. */
-export const DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK = 64 * 1024;
 
 /** The most bytes of an error response's body quoted in the error. */
 const MAX_ERROR_BODY_BYTES = 1024;
@@ -28,21 +23,26 @@ export interface OpenDuplexOptions
    */
   method?: string;
   /**
-   * Compresses the request body with this encoding and says so in
+   * Compresses the request body with this compression and says so in
    * `Content-Encoding`. A `CompressionStream` cannot be flushed, so the
    * server may see written bytes late: use it for bulk transfers, not
    * lockstep exchanges.
-   */
-  requestEncoding?: Compression;
-  /**
-   * Encodings the response may use (sent as `Accept-Encoding`). `fetch`
-   * itself decodes a compressed response; `maxDecompressedBytes` then limits
-   * the decoded size. Empty sends `Accept-Encoding: identity`, and a
-   * compressed response is refused.
    *
-   * @default {[]}
+   * @default {undefined} (uncompressed)
    */
-  acceptEncodings?: readonly Compression[];
+  sendCompression?: Compression;
+  /**
+   * Compressions the response may use (sent as `Accept-Encoding`). `fetch`
+   * itself decodes a compressed response; `maxDecompressedBytes` then limits
+   * the decoded size. `[]` sends `Accept-Encoding: identity`, and a
+   * compressed response is refused. The library's duplex servers compress a
+   * duplex response only when configured for bulk transfers
+   * (`compressMinBytes: 0`), so accepting gzip does not stall lockstep
+   * exchanges with them.
+   *
+   * @default {["gzip"]}
+   */
+  acceptCompression?: readonly Compression[];
   /**
    * The most bytes a compressed response may decode to; past it reads reject
    * with a `RangeError` and the exchange is aborted.
@@ -111,10 +111,10 @@ export function openDuplex(
 ): DuplexExchange {
   const {
     method = "POST",
-    requestEncoding,
-    acceptEncodings = [],
-    maxDecompressedBytes: maxDecompressed = DEFAULT_MAX_DECOMPRESSED_BYTES,
-    writeHighWaterMark = DEFAULT_OPEN_DUPLEX_WRITE_HIGH_WATER_MARK,
+    sendCompression,
+    acceptCompression = ["gzip"],
+    maxDecompressedBytes: maxDecompressed = MAX_DECOMPRESSED_BYTES,
+    writeHighWaterMark = WRITE_HIGH_WATER_MARK,
     maxReadBytes,
     maxLineBytes,
     signal,
@@ -138,10 +138,10 @@ export function openDuplex(
   if (!headers.has("content-type")) {
     headers.set("content-type", "application/octet-stream");
   }
-  if (requestEncoding) headers.set("content-encoding", requestEncoding);
+  if (sendCompression) headers.set("content-encoding", sendCompression);
   headers.set(
     "accept-encoding",
-    acceptEncodings.length > 0 ? acceptEncodings.join(", ") : "identity",
+    acceptCompression.length > 0 ? acceptCompression.join(", ") : "identity",
   );
   const abort = new AbortController();
   const signals = signal ? [signal, abort.signal] : [abort.signal];
@@ -150,7 +150,7 @@ export function openDuplex(
     ...init,
     method,
     headers,
-    body: encodeBody(requestBody.readable, requestEncoding),
+    body: encodeBody(requestBody.readable, sendCompression),
     signal: AbortSignal.any(signals),
   }).then(async (response) => {
     if (!response.ok) {
@@ -164,7 +164,7 @@ export function openDuplex(
     const encoding = response.headers.get("content-encoding");
     if (
       encoding && encoding !== "identity" &&
-      !acceptEncodings.includes(encoding as Compression)
+      !acceptCompression.includes(encoding as Compression)
     ) {
       await response.body?.cancel();
       throw new TypeError(

@@ -1,19 +1,19 @@
 import { ByteLimitStream } from "../streams/byte_limit_stream.ts";
-import {
-  DEFAULT_READ_AHEAD_BYTES,
-  ReadAheadStream,
-} from "../streams/read_ahead_stream.ts";
+import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import {
   checkIdleTimeout,
   withIdleTimeout,
 } from "../_internal/idle_timeout.ts";
-import { declaredLength, expectedDigest } from "./_body_headers.ts";
+import { checkMs } from "../_internal/limits.ts";
+import { contentDigests, declaredLength } from "./_body_headers.ts";
+import { checkMinRate, withMinRate } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
+import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
 /**
- * An incremental hash, such as SHA-256 from `node:crypto`'s `createHash`.
- * Web Crypto has no incremental digest, so the runtime glue supplies one
- * (`createSha256` in `@sluice/streams/fs`).
+ * An incremental hash, such as `node:crypto`'s `createHash("sha256")`. Web
+ * Crypto has no incremental digest, so the runtime glue supplies one
+ * (`createHasher` in `@sluice/streams/fs` and `@sluice/streams/workers`).
  */
 export interface Hasher {
   /** Adds bytes to the hash. */
@@ -22,19 +22,26 @@ export interface Hasher {
   digest(): Uint8Array;
 }
 
-/** The default {@linkcode ReceiveBodyOptions.maxBytes}: 1 GiB. */
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024 * 1024;
+/** A digest algorithm the receiver can compute and check (RFC 9530 names). */
+export type DigestAlgorithm = "sha-256" | "sha-512";
 
 /**
- * The default {@linkcode ReceiveBodyOptions.idleTimeoutMs} (and that of
- * `echo` and `duplexResponse`): 30 seconds.
+ * Makes a {@linkcode Hasher} for an algorithm, or returns `undefined` for one
+ * it does not support. `createHasher` from `@sluice/streams/fs` (or
+ * `@sluice/streams/workers`) supports both.
  */
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export type HasherFactory = (
+  algorithm: DigestAlgorithm,
+) => Hasher | undefined;
+
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+const MIN_BYTES_PER_SECOND = 1024;
+const MIN_RATE_WINDOW_MS = 30_000;
 
 /** Options for {@linkcode receiveBody}. */
 export interface ReceiveBodyOptions {
   /**
-   * The largest body accepted, in bytes. A declared Content-Length over it is
+   * The largest body accepted, in bytes. A declared length over it is
    * refused before the body is read; a streamed body is cut off at the limit
    * and never more than `maxBytes` bytes reach the sink. Both give 413.
    *
@@ -42,11 +49,19 @@ export interface ReceiveBodyOptions {
    */
   maxBytes?: number;
   /**
-   * Makes a SHA-256 hasher. When given, the digest of the received bytes is
-   * computed while streaming, returned, and checked against the request's
-   * `Content-Digest: sha-256=...` if it has one.
+   * Makes the hashers. When given, the SHA-256 of the received bytes is
+   * computed while streaming and returned, and a `Content-Digest` in
+   * `sha-256` or `sha-512` (RFC 9530) is checked: a mismatch gives 400 and
+   * nothing is kept. A Content-Digest that names only algorithms the
+   * receiver cannot check (`md5`, unknown names) is ignored, as RFC 9530
+   * lets a recipient do: the body is accepted unverified and
+   * {@linkcode ReceivedBody.unverifiedDigests} lists those names. One in
+   * `sha-256` or `sha-512` without a hasher able to check it is refused with
+   * 500 (a server configuration error) before a byte is read.
+   *
+   * @default {undefined} (no hashing)
    */
-  sha256?: () => Hasher;
+  hasher?: HasherFactory;
   /**
    * Bytes read ahead of a slow sink. Keeps throughput up under Deno.serve
    * over HTTP/1.1 and bounds memory.
@@ -63,6 +78,53 @@ export interface ReceiveBodyOptions {
    * @default {30000}
    */
   idleTimeoutMs?: number;
+  /**
+   * The slowest accepted upload, in bytes per second, measured over each
+   * `minRateWindowMs` of time spent waiting for the client (time the sink
+   * takes does not count; the first window is the grace period). A client
+   * that drips bytes just often enough to beat `idleTimeoutMs` is refused
+   * with 408 and the sink aborted. The default, 1 KiB/s (8 kbit/s), is below
+   * the uplink of any working mobile data connection (GPRS gives 20-40
+   * kbit/s), so it never cuts off a genuine slow upload, yet costs a
+   * drip-feeding client real bandwidth per connection it holds. `0`
+   * disables.
+   *
+   * @default {1024}
+   */
+  minBytesPerSecond?: number;
+  /**
+   * The window over which `minBytesPerSecond` is measured, in milliseconds
+   * of waiting for the client.
+   *
+   * @default {30000}
+   */
+  minRateWindowMs?: number;
+  /**
+   * A deadline for the whole body, in milliseconds from the call: past it
+   * the transfer is refused with 408 and the sink aborted. Off by default:
+   * any fixed deadline would cut off a large upload on a slow link, and
+   * `minBytesPerSecond` already bounds a drip-feeding client; set it when
+   * you know how long your largest body may take. `0` disables.
+   *
+   * @default {0}
+   */
+  timeoutMs?: number;
+  /**
+   * The body's expected length, when `input` is a stream (a request gives
+   * its `Content-Length`). A body shorter or longer is refused with 400.
+   */
+  contentLength?: number;
+  /**
+   * The body's expected SHA-256, when `input` is a stream (a request gives
+   * its `Content-Digest`). Checked like a `Content-Digest: sha-256=...`.
+   */
+  sha256?: Uint8Array;
+  /**
+   * Headers that came with a stream `input` (such as a multipart part's):
+   * their `Content-Length` and `Content-Digest` are checked as a request's
+   * would be. Ignored when `input` is a request.
+   */
+  headers?: HeadersInit;
   /** Aborts the transfer; the sink is aborted and the promise rejects. */
   signal?: AbortSignal;
 }
@@ -73,7 +135,18 @@ export interface ReceivedBody {
   bytes: number;
   /** The SHA-256 of those bytes, when a hasher was given. */
   sha256?: Uint8Array;
+  /** The SHA-512 of those bytes, when a `Content-Digest` asked for one. */
+  sha512?: Uint8Array;
+  /** The algorithms whose `Content-Digest` was checked and matched. */
+  verified?: DigestAlgorithm[];
+  /**
+   * The algorithms of a `Content-Digest` that named none the receiver can
+   * check: the body was accepted without an integrity check.
+   */
+  unverifiedDigests?: string[];
 }
+
+const ALGORITHMS: readonly DigestAlgorithm[] = ["sha-256", "sha-512"];
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -82,25 +155,96 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+interface Plan {
+  declared: number | undefined;
+  /** Expected digests of the algorithms that will be checked. */
+  expected: Map<DigestAlgorithm, Uint8Array>;
+  hashers: Map<DigestAlgorithm, Hasher>;
+  unverified: string[] | undefined;
+}
+
 /**
- * Streams a request body into a sink, block by block with back-pressure, and
- * owns the sink: it is closed only when the whole body arrived intact, and
- * aborted on any failure, so an atomic file sink (see `createFileSink` in
+ * Reads the headers (or the options standing in for them) and decides what to
+ * check, before a byte is read.
+ */
+function plan(
+  input: Request | ReadableStream<Uint8Array>,
+  options: ReceiveBodyOptions,
+  maxBytes: number,
+): Plan {
+  const headers = input instanceof Request
+    ? input.headers
+    : new Headers(options.headers);
+  let declared = declaredLength(headers, maxBytes);
+  if (options.contentLength !== undefined) {
+    const length = options.contentLength;
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new RangeError(
+        `Cannot receive body: contentLength must be a non-negative integer, got ${length}`,
+      );
+    }
+    if (length > maxBytes) {
+      throw new HttpError(
+        413,
+        `Cannot accept body: length ${length} exceeds maxBytes ${maxBytes}`,
+      );
+    }
+    declared = length;
+  }
+  const digests = contentDigests(headers.get("content-digest"));
+  const promised = new Map(digests);
+  if (options.sha256) promised.set("sha-256", options.sha256);
+  const hashers = new Map<DigestAlgorithm, Hasher>();
+  const expected = new Map<DigestAlgorithm, Uint8Array>();
+  const sha256 = options.hasher?.("sha-256");
+  if (sha256) hashers.set("sha-256", sha256);
+  const supported = ALGORITHMS.filter((a) => promised.has(a));
+  for (const algorithm of supported) {
+    const hasher = hashers.get(algorithm) ?? options.hasher?.(algorithm);
+    if (!hasher) continue;
+    hashers.set(algorithm, hasher);
+    expected.set(algorithm, promised.get(algorithm)!);
+  }
+  if (supported.length > 0 && expected.size === 0) {
+    // Known before a byte is read: do not stream the body just to fail.
+    throw new HttpError(
+      500,
+      `Cannot check Content-Digest: no ${
+        supported.map((a) => a.replace("-", "")).join(" or ")
+      } hasher configured (hasher option)`,
+    );
+  }
+  const unverified = promised.size > 0 && supported.length === 0
+    ? [...promised.keys()]
+    : undefined;
+  return { declared, expected, hashers, unverified };
+}
+
+/**
+ * Streams a body into a sink, block by block with back-pressure, and owns the
+ * sink: it is closed only when the whole body arrived intact, and aborted on
+ * any failure, so an atomic file sink (see `createFileSink` in
  * `@sluice/streams/fs`) keeps a complete file or nothing.
+ *
+ * The input is a request, or a bare stream (a multipart part, one chunk of a
+ * resumable upload) with its expected length and digest in the options; the
+ * limits, timeouts and digest checks are the same.
  *
  * Checks, each an {@linkcode HttpError} with the status to answer:
  * - Content-Length malformed → 400; over `maxBytes` → 413 before reading.
  * - More than `maxBytes` bytes → 413, and no byte past the limit is written.
  * - A body shorter or longer than its Content-Length → 400.
- * - A malformed `Content-Digest`, or a SHA-256 that does not match → 400.
+ * - A malformed `Content-Digest`, or a SHA-256 or SHA-512 that does not
+ *   match → 400 (see `hasher` for algorithms it cannot check).
  * - The body fails (client abort or disconnect) → 400.
- * - No bytes arrive for `idleTimeoutMs` → 408.
+ * - No bytes arrive for `idleTimeoutMs`, fewer than `minBytesPerSecond`, or
+ *   not done within `timeoutMs` → 408.
  * - The sink fails (a disk error) → 500; its error is the `cause`.
  *
- * @param request The request whose body to receive.
+ * @param input The request, or the stream, whose body to receive.
  * @param sink Where the bytes go. It is closed on success, aborted on failure.
  * @param options Limits, hashing and cancellation.
- * @returns The number of bytes received and their SHA-256, if hashed.
+ * @returns The number of bytes received and their digests, if hashed.
  * @throws {HttpError} When the body is refused or the transfer fails.
  *
  * @example Receive a body into any WritableStream
@@ -116,40 +260,46 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
  * const { bytes } = await receiveBody(request, sink, { maxBytes: 1024 });
  * console.log(bytes); // 5
  * ```
+ *
+ * @example Receive a stream with its expected length
+ * ```ts
+ * import { receiveBody } from "@sluice/streams/http";
+ *
+ * const part = ReadableStream.from([new TextEncoder().encode("hello")]);
+ * const { bytes } = await receiveBody(part, new WritableStream(), {
+ *   contentLength: 5,
+ * });
+ * console.log(bytes); // 5
+ * ```
  */
 export async function receiveBody(
-  request: Request,
+  input: Request | ReadableStream<Uint8Array>,
   sink: WritableStream<Uint8Array>,
   options: ReceiveBodyOptions = {},
 ): Promise<ReceivedBody> {
   const {
-    maxBytes = DEFAULT_MAX_BODY_BYTES,
-    sha256,
-    readAheadBytes = DEFAULT_READ_AHEAD_BYTES,
-    idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS,
+    maxBytes = MAX_BODY_BYTES,
+    readAheadBytes = READ_AHEAD_BYTES,
+    idleTimeoutMs = IDLE_TIMEOUT_MS,
+    minBytesPerSecond = MIN_BYTES_PER_SECOND,
+    minRateWindowMs = MIN_RATE_WINDOW_MS,
+    timeoutMs = 0,
     signal,
   } = options;
-  let declared: number | undefined;
-  let expected: Uint8Array | undefined;
+  let planned: Plan;
   try {
     checkIdleTimeout("receive body", idleTimeoutMs);
-    declared = declaredLength(request, maxBytes);
-    expected = expectedDigest(request);
-    if (expected && !sha256) {
-      // Known before a byte is read: do not stream the body just to fail.
-      throw new HttpError(
-        500,
-        "Cannot check Content-Digest: no sha256 hasher configured",
-      );
-    }
+    checkMinRate("receive body", minBytesPerSecond, minRateWindowMs);
+    checkMs("receive body", "timeoutMs", timeoutMs);
+    planned = plan(input, options, maxBytes);
     signal?.throwIfAborted();
   } catch (error) {
     await sink.abort(error).catch(() => {});
     throw error;
   }
+  const { declared, expected, hashers, unverified } = planned;
 
   const limit = new ByteLimitStream(declared ?? maxBytes, { name: "body" });
-  const hasher = sha256?.();
   let stage: "body" | "sink" = "body";
   const tracked = new WritableStream<Uint8Array>({
     // Distinguishes a sink failure (500) from a body failure (400).
@@ -161,21 +311,47 @@ export async function receiveBody(
   }, new CountQueuingStrategy({ highWaterMark: 1 }));
   const writer = sink.getWriter();
 
+  const deadline = new AbortController();
+  const timer = timeoutMs > 0
+    ? setTimeout(
+      () =>
+        deadline.abort(
+          new HttpError(
+            408,
+            `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
+          ),
+        ),
+      timeoutMs,
+    )
+    : undefined;
+  const signals = signal ? [signal, deadline.signal] : [deadline.signal];
+
+  const body = input instanceof Request ? input.body ?? emptyStream() : input;
   try {
-    let source = withIdleTimeout(
-      request.body ?? emptyStream(),
-      idleTimeoutMs,
+    let source = withMinRate(
+      withIdleTimeout(
+        body,
+        idleTimeoutMs,
+        () =>
+          new HttpError(
+            408,
+            `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+          ),
+      ),
+      minBytesPerSecond,
+      minRateWindowMs,
       () =>
         new HttpError(
           408,
-          `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+          `Cannot receive body: fewer than ${minBytesPerSecond} bytes per second arrived over ${minRateWindowMs} ms (minBytesPerSecond)`,
         ),
     ).pipeThrough(limit);
-    if (hasher) {
+    if (hashers.size > 0) {
+      const all = [...hashers.values()];
       source = source.pipeThrough(
         new TransformStream({
           transform(chunk, controller) {
-            hasher.update(chunk);
+            for (const hasher of all) hasher.update(chunk);
             controller.enqueue(chunk);
           },
         }),
@@ -183,26 +359,42 @@ export async function receiveBody(
     }
     await source
       .pipeThrough(new ReadAheadStream({ highWaterMark: readAheadBytes }))
-      .pipeTo(tracked, { signal, preventClose: true, preventAbort: true });
+      .pipeTo(tracked, {
+        signal: AbortSignal.any(signals),
+        preventClose: true,
+        preventAbort: true,
+      });
   } catch (cause) {
-    const error = classify(cause, stage, limit, declared, maxBytes, signal);
+    clearTimeout(timer);
+    const error = deadline.signal.aborted
+      ? deadline.signal.reason as HttpError
+      : classify(cause, stage, limit, declared, maxBytes, signal);
     await writer.abort(error).catch(() => {});
     throw error;
   }
+  clearTimeout(timer);
 
   const bytes = limit.bytes;
-  const digest = hasher?.digest();
+  const digests = new Map<DigestAlgorithm, Uint8Array>();
+  for (const [algorithm, hasher] of hashers) {
+    digests.set(algorithm, hasher.digest());
+  }
   let failure: HttpError | undefined;
   if (declared !== undefined && bytes !== declared) {
     failure = new HttpError(
       400,
       `Cannot accept body: received ${bytes} bytes but Content-Length is ${declared}`,
     );
-  } else if (expected && digest && !equalBytes(expected, digest)) {
-    failure = new HttpError(
-      400,
-      "Cannot accept body: SHA-256 does not match Content-Digest",
-    );
+  } else {
+    for (const [algorithm, digest] of expected) {
+      if (!equalBytes(digest, digests.get(algorithm)!)) {
+        failure = new HttpError(
+          400,
+          `Cannot accept body: ${algorithm.toUpperCase()} does not match Content-Digest`,
+        );
+        break;
+      }
+    }
   }
   if (failure) {
     await writer.abort(failure).catch(() => {});
@@ -215,7 +407,14 @@ export async function receiveBody(
       cause,
     });
   }
-  return digest ? { bytes, sha256: digest } : { bytes };
+  const result: ReceivedBody = { bytes };
+  const sha256 = digests.get("sha-256");
+  const sha512 = digests.get("sha-512");
+  if (sha256) result.sha256 = sha256;
+  if (sha512) result.sha512 = sha512;
+  if (expected.size > 0) result.verified = [...expected.keys()];
+  if (unverified) result.unverifiedDigests = unverified;
+  return result;
 }
 
 function classify(

@@ -44,13 +44,13 @@ export interface UploadOptions {
   /** More request headers. */
   headers?: HeadersInit;
   /**
-   * The fetch to use.
+   * The fetch to use; for h2c under Deno, pass one bound to a
+   * `Deno.HttpClient`:
+   * `(input, init) => fetch(input, { ...init, client })`.
    *
    * @default {globalThis.fetch}
    */
   fetch?: typeof fetch;
-  /** Extra `RequestInit` fields, such as Deno's `client`. */
-  init?: RequestInit;
 }
 
 /**
@@ -89,7 +89,6 @@ export async function upload(
     sha256,
     signal,
     fetch: fetchImpl = globalThis.fetch,
-    init,
   } = options;
   const headers = new Headers(options.headers);
   const blobType = body instanceof Blob ? body.type : "";
@@ -124,7 +123,6 @@ export async function upload(
     requestBody = body as BodyInit;
   }
   return await fetchImpl(url, {
-    ...init,
     method,
     headers,
     body: requestBody,

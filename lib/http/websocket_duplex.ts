@@ -6,11 +6,11 @@ import { checkMax } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
 
 /** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
-export const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** The default for {@linkcode WebSocketDuplexOptions.sendHighWaterMark}: 1 MiB. */
-export const DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK = 1024 * 1024;
+const DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK = 1024 * 1024;
 /** The default for {@linkcode WebSocketDuplexOptions.sendLowWaterMark}: 256 KiB. */
-export const DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK = 256 * 1024;
+const DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK = 256 * 1024;
 
 /**
  * The close code sent when the read queue passes `maxBufferedBytes` (4009

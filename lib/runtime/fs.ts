@@ -1,7 +1,7 @@
 /**
  * Runtime glue for files: read a file as a streaming Blob, upload a file,
  * write a body to a file atomically, and hash with the runtime's native
- * incremental SHA-256.
+ * incremental SHA-256 and SHA-512.
  * Uses `node:fs/promises` and `node:crypto`, which Deno, Bun and Node all
  * provide; Workers have no file system (use a `WritableStream` sink there).
  *
@@ -10,9 +10,11 @@
 
 import { randomUUID } from "node:crypto";
 import { openAsBlob, writeSync } from "node:fs";
-import { open, rename, unlink } from "node:fs/promises";
+import { open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createSha256 } from "./_sha256.ts";
+import { createHasher } from "./_sha256.ts";
+import { TEMPORARY_NAME, temporaryName } from "../http/_temporary_file.ts";
+import { checkMs } from "../_internal/limits.ts";
 import {
   receiveBody,
   type ReceiveBodyOptions,
@@ -20,7 +22,7 @@ import {
 } from "../http/receive_body.ts";
 
 export { uploadFile, type UploadFileOptions } from "./upload_file.ts";
-export { createSha256 } from "./_sha256.ts";
+export { createHasher } from "./_sha256.ts";
 
 /** Options for {@linkcode openFile}. */
 export interface OpenFileOptions {
@@ -75,7 +77,9 @@ export interface FileSinkOptions {
  * the bytes go to a temporary file beside `path` (`.name.<uuid>.partial`),
  * which is fsynced and renamed onto `path` when the stream closes, and
  * deleted when it is aborted or a write fails. Two concurrent writers of the
- * same path leave exactly one of their complete files.
+ * same path leave exactly one of their complete files. A process killed
+ * mid-write (`kill -9`, a crash, power loss) leaves its temporary file
+ * behind: sweep them with {@linkcode sweepTemporaryFiles}.
  *
  * @param path The target file.
  * @param options Whether to write atomically.
@@ -95,7 +99,7 @@ export function createFileSink(
 ): WritableStream<Uint8Array> {
   const { atomic = true } = options;
   const temp = atomic
-    ? join(dirname(path), `.${basename(path)}.${randomUUID()}.partial`)
+    ? join(dirname(path), temporaryName(basename(path), randomUUID()))
     : path;
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   let done = false;
@@ -175,7 +179,7 @@ export type ReceiveFileOptions = ReceiveBodyOptions;
  *     await receiveFile(request, "./files/ReceivedFile.pdf");
  *     return new Response("File Received!");
  *   } catch (error) {
- *     if (error instanceof HttpError) return error.toResponse();
+ *     if (error instanceof HttpError) return error.getResponse();
  *     throw error;
  *   }
  * });
@@ -187,7 +191,65 @@ export async function receiveFile(
   options: ReceiveFileOptions = {},
 ): Promise<ReceivedBody> {
   return await receiveBody(request, createFileSink(path), {
-    sha256: createSha256,
+    hasher: createHasher,
     ...options,
   });
+}
+
+/** Options for {@linkcode sweepTemporaryFiles}. */
+export interface SweepTemporaryFilesOptions {
+  /**
+   * Only temporary files not written for this long, in milliseconds, are
+   * deleted. An upload in progress writes its temporary file whenever bytes
+   * arrive, and `receiveBody` refuses one that sends nothing for
+   * `idleTimeoutMs` (30 s by default) or drips slower than
+   * `minBytesPerSecond`, so an hour without a write means its writer is
+   * gone. Raise it if you disable those limits.
+   *
+   * @default {3600000} (1 hour)
+   */
+  olderThanMs?: number;
+}
+
+/**
+ * Deletes the stale temporary files that {@linkcode createFileSink} left in
+ * `dir` when its process was killed mid-upload: files named exactly like its
+ * temporaries (`.<name>.<uuid>.partial`) and last written more than
+ * `olderThanMs` ago. Nothing else is touched: `safeFileName` refuses user
+ * names of that shape, and dot files altogether. Call it at start-up and
+ * then periodically (the example server in `examples/upload.ts` does).
+ *
+ * @param dir The upload directory (not searched recursively).
+ * @param options How old a temporary file must be to go.
+ * @returns The paths deleted.
+ *
+ * @example Sweep at start-up and every 10 minutes
+ * ```ts ignore
+ * import { sweepTemporaryFiles } from "@sluice/streams/fs";
+ *
+ * await sweepTemporaryFiles("./uploads");
+ * setInterval(() => sweepTemporaryFiles("./uploads").catch(console.error), 600_000);
+ * ```
+ */
+export async function sweepTemporaryFiles(
+  dir: string,
+  options: SweepTemporaryFilesOptions = {},
+): Promise<string[]> {
+  const { olderThanMs = 3_600_000 } = options;
+  checkMs("sweep temporary files", "olderThanMs", olderThanMs);
+  const cutoff = Date.now() - olderThanMs;
+  const removed: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isFile() || !TEMPORARY_NAME.test(entry.name)) continue;
+    const path = join(dir, entry.name);
+    try {
+      if ((await stat(path)).mtimeMs > cutoff) continue;
+      await unlink(path);
+      removed.push(path);
+    } catch (error) {
+      // Finished (renamed) or swept by another process meanwhile.
+      if ((error as { code?: string }).code !== "ENOENT") throw error;
+    }
+  }
+  return removed;
 }

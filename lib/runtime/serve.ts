@@ -10,9 +10,7 @@
 import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
 import { deferred } from "../_internal/deferred.ts";
-
-/** A fetch handler: the shape `Deno.serve`, `Bun.serve` and Workers call. */
-export type FetchHandler = (request: Request) => Response | Promise<Response>;
+import { checkMs } from "../_internal/limits.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -31,13 +29,13 @@ export interface ServeOptions {
   /** Closes the server (gracefully) when aborted. */
   signal?: AbortSignal;
   /**
-   * Seconds a connection may stay idle before the server closes it (Bun only;
-   * Deno has no such setting). `0` disables the timeout, which long-running
-   * streams need.
+   * Milliseconds a connection may stay idle before the server closes it,
+   * rounded up to whole seconds, at most 255 s (Bun only; Deno has no such
+   * setting). `0` disables the timeout, which long-running streams need.
    *
    * @default {0}
    */
-  idleTimeout?: number;
+  idleTimeoutMs?: number;
   /**
    * Called with an error the handler threw; its result is sent instead. The
    * default logs the error and answers 500.
@@ -66,7 +64,9 @@ function defaultOnError(error: unknown): Response {
  * Serves a fetch handler on the current runtime (`Deno.serve` or `Bun.serve`)
  * and resolves once it is listening.
  *
- * @param handler The fetch handler to serve.
+ * @param handler The fetch handler to serve (a `FetchHandler` from
+ *   `@sluice/streams/http`, or any function that returns a `Response` or a
+ *   promise of one).
  * @param options Where to listen and how to stop.
  * @returns The running server, with its URL and a `shutdown()` method.
  *
@@ -80,17 +80,28 @@ function defaultOnError(error: unknown): Response {
  * ```
  */
 export async function serve(
-  handler: FetchHandler,
+  handler: (request: Request) => Response | Promise<Response>,
   options: ServeOptions = {},
 ): Promise<Server> {
-  const { port = 0, hostname = "127.0.0.1", signal, idleTimeout = 0 } = options;
+  const {
+    port = 0,
+    hostname = "127.0.0.1",
+    signal,
+    idleTimeoutMs = 0,
+  } = options;
+  checkMs("serve", "idleTimeoutMs", idleTimeoutMs);
+  if (idleTimeoutMs > 255_000) {
+    throw new RangeError(
+      `Cannot serve: idleTimeoutMs must be at most 255000 (Bun's limit), got ${idleTimeoutMs}`,
+    );
+  }
   const onError = options.onError ?? defaultOnError;
   const bun = getBun();
   if (bun) {
     const server: BunServer = bun.serve({
       port,
       hostname,
-      idleTimeout,
+      idleTimeout: Math.ceil(idleTimeoutMs / 1000),
       // Bodies are streamed and bounded by the handlers' own limits.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Remembered so that upgradeWebSocket can reach server.upgrade.

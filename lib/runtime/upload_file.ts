@@ -14,7 +14,7 @@ import {
 /** Options for {@linkcode uploadFile}. */
 export type UploadFileOptions = Omit<
   UploadOptions,
-  "contentLength" | "fetch" | "init"
+  "contentLength" | "fetch"
 >;
 
 /** Bytes read from the file per write under Deno. */
@@ -49,7 +49,7 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  * const response = await uploadFile("http://127.0.0.1:9090/stream/receiver", "./big.iso", {
  *   onProgress: (sent, total) => console.log(`${sent} / ${total}`),
  * });
- * console.log(response.status, await response.text()); // 200 File Received!
+ * console.log(response.status, await response.text()); // 201 {"bytes":...}
  * ```
  */
 export async function uploadFile(

@@ -10,17 +10,19 @@
 
 import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
+import { checkMs } from "../_internal/limits.ts";
 import { bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
 export interface UpgradeWebSocketOptions {
   /**
-   * Seconds without a pong before Deno closes the socket (Deno only; Bun's
-   * is a server setting and Workers have none).
+   * Milliseconds without a pong before Deno closes the socket, rounded up
+   * to whole seconds (Deno only; Bun's is a server setting and Workers have
+   * none).
    *
-   * @default {120}
+   * @default {120000}
    */
-  idleTimeout?: number;
+  idleTimeoutMs?: number;
   /** The subprotocol to answer with, if the client offered one. */
   protocol?: string;
 }
@@ -71,6 +73,7 @@ export function upgradeWebSocket(
   request: Request,
   options: UpgradeWebSocketOptions = {},
 ): WebSocketUpgrade {
+  checkMs("upgrade to WebSocket", "idleTimeoutMs", options.idleTimeoutMs);
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new TypeError(
       "Cannot upgrade to WebSocket: the request has no Upgrade: websocket header",
@@ -97,7 +100,9 @@ export function upgradeWebSocket(
   }
   if (typeof Deno !== "undefined") {
     const { socket, response } = Deno.upgradeWebSocket(request, {
-      idleTimeout: options.idleTimeout,
+      idleTimeout: options.idleTimeoutMs === undefined
+        ? undefined
+        : Math.ceil(options.idleTimeoutMs / 1000),
       protocol: options.protocol,
     });
     return { socket: socket as WebSocketLike, response };

@@ -1,6 +1,6 @@
 /**
- * Cloudflare Workers glue: the runtime's native incremental SHA-256 for
- * `createReceiver`'s and `receiveBody`'s `sha256` option, without the file
+ * Cloudflare Workers glue: the runtime's native incremental SHA-256 and
+ * SHA-512 for `createUploadHandler`'s and `receiveBody`'s `hasher` option, without the file
  * system that `@sluice/streams/fs` needs (Workers have none; the sink there is
  * any `WritableStream`, such as an R2 upload or a hash).
  *
@@ -11,4 +11,4 @@
  * @module
  */
 
-export { createSha256 } from "./_sha256.ts";
+export { createHasher } from "./_sha256.ts";

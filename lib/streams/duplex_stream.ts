@@ -2,9 +2,9 @@ import { concatBytes, indexOfNewline } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 
 /** The default for {@linkcode DuplexStreamOptions.maxReadBytes}: 16 MiB. */
-export const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024;
 /** The default for {@linkcode DuplexStreamOptions.maxLineBytes}: 64 KiB. */
-export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 
 /** Options for {@linkcode DuplexStream}. */
 export interface DuplexStreamOptions {
@@ -61,6 +61,18 @@ function checkLimit(name: string, value: number): number {
  * Reads are served in call order, and so are writes. Returned chunks may be
  * views into the chunks of the input stream.
  *
+ * It is also a `{ readable, writable }` pair, so web code can use it as one
+ * (`source.pipeThrough(stream)`, `stream.readable.pipeTo(sink)`):
+ * {@linkcode DuplexStream.prototype.readable} reads through `readPartial`
+ * and {@linkcode DuplexStream.prototype.writable} writes through `write`,
+ * closes with `closeWrite` and aborts with `close(reason)`. Both styles share
+ * one read order and one write order, so they can be mixed: each chunk goes
+ * to whichever read (a method call or a pull of `readable`) asks first, and
+ * writes reach the output in the order they were made. Mixing while a pipe
+ * runs is legal but rarely useful: the pipe takes chunks as fast as they
+ * come. Cancelling `readable` cancels the input only (the output stays
+ * writable); aborting `writable` closes the whole stream with the reason.
+ *
  * @example Read what the other side wrote
  * ```ts
  * import { DuplexStream } from "@sluice/streams/streams";
@@ -74,7 +86,12 @@ function checkLimit(name: string, value: number): number {
  * assert.equal(await stream.readPartial(), null); // end of input
  * ```
  */
-export class DuplexStream implements AsyncIterable<Uint8Array> {
+export class DuplexStream
+  implements
+    AsyncIterable<Uint8Array>,
+    ReadableWritablePair<Uint8Array, Uint8Array> {
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #maxReadBytes: number;
@@ -123,6 +140,46 @@ export class DuplexStream implements AsyncIterable<Uint8Array> {
       () => {},
       (reason) => this.#fail(reason),
     );
+  }
+
+  /**
+   * The input as a `ReadableStream`: each pull is a
+   * {@linkcode DuplexStream.prototype.readPartial}, so nothing is read ahead.
+   * Cancelling it cancels the input only. The same stream on every access.
+   *
+   * @returns The read side as a web stream.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const chunk = await this.readPartial();
+        if (chunk === null) {
+          controller.close();
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+      cancel: (reason) => this.#cancelInput(reason),
+    }, { highWaterMark: 0 });
+    return this.#readable;
+  }
+
+  /**
+   * The output as a `WritableStream`: each chunk is a
+   * {@linkcode DuplexStream.prototype.write}, closing it is
+   * {@linkcode DuplexStream.prototype.closeWrite}, aborting it is
+   * {@linkcode DuplexStream.prototype.close} with the reason. The same stream
+   * on every access.
+   *
+   * @returns The write side as a web stream.
+   */
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.closeWrite(),
+      abort: (reason) => this.close(reason ?? new Error("aborted")),
+    }, new CountQueuingStrategy({ highWaterMark: 1 }));
+    return this.#writable;
   }
 
   /** Whether the input has ended (a read returned `null`). */
@@ -368,6 +425,15 @@ export class DuplexStream implements AsyncIterable<Uint8Array> {
       this.#inputEnded = true;
       await this.#reader.cancel();
     }
+  }
+
+  async #cancelInput(reason: unknown): Promise<void> {
+    // Not queued behind pending reads: cancelling ends them (they see the
+    // end of input).
+    this.#buffer = undefined;
+    if (this.#inputEnded || this.#error || this.#closed) return;
+    this.#inputEnded = true;
+    await this.#reader.cancel(reason);
   }
 
   #fail(reason: unknown): void {

@@ -15,7 +15,6 @@ export {
   type ProgressStreamOptions,
 } from "./progress_stream.ts";
 export {
-  DEFAULT_READ_AHEAD_BYTES,
   ReadAheadStream,
   type ReadAheadStreamOptions,
 } from "./read_ahead_stream.ts";
@@ -23,8 +22,6 @@ export { MapStream, type MapStreamOptions } from "./map.ts";
 export { reduce, type ReduceOptions } from "./reduce.ts";
 export { ScanStream, type ScanStreamOptions } from "./scan.ts";
 export {
-  DEFAULT_MAX_LINE_BYTES,
-  DEFAULT_MAX_READ_BYTES,
   DuplexStream,
   type DuplexStreamOptions,
   type ReadLineOptions,

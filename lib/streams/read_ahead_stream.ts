@@ -9,7 +9,7 @@ export interface ReadAheadStreamOptions {
 }
 
 /** The default read-ahead buffer: 4 MiB. */
-export const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
+const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * A pass-through byte stream that reads up to `highWaterMark` bytes ahead of

@@ -1,0 +1,21 @@
+// The HTTP layer's defaults, private: each is documented with @default on
+// the option it fills. One constant per value, shared by the files that use
+// the same default.
+
+/** `maxBytes` of receiveBody and createUploadHandler: 1 GiB. */
+export const MAX_BODY_BYTES = 1024 * 1024 * 1024;
+
+/** `idleTimeoutMs` of receiveBody, echo and duplexResponse: 30 s. */
+export const IDLE_TIMEOUT_MS = 30_000;
+
+/** `maxDecompressedBytes` of echo, duplexResponse and openDuplex: 64 MiB. */
+export const MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
+
+/** `readAheadBytes` of echo and duplexResponse: 1 MiB. */
+export const DUPLEX_READ_AHEAD_BYTES = 1024 * 1024;
+
+/** `writeHighWaterMark` of duplexResponse and openDuplex: 64 KiB. */
+export const WRITE_HIGH_WATER_MARK = 64 * 1024;
+
+/** `compressMinBytes` of the servers: 1 KiB. */
+export const COMPRESS_MIN_BYTES = 1024;
