@@ -76,5 +76,28 @@ export {
   type WebSocketDuplexOptions,
   type WebSocketLike,
 } from "./lib/http/websocket_duplex.ts";
+export {
+  MultipartDecoder,
+  type MultipartDecoderOptions,
+  type MultipartEvent,
+  type MultipartLimits,
+  type MultipartPartInfo,
+} from "./lib/http/multipart_decoder.ts";
+export {
+  type MultipartPart,
+  MultipartStream,
+  type MultipartStreamOptions,
+} from "./lib/http/multipart_stream.ts";
+export {
+  parseMultipart,
+  type ParseMultipartOptions,
+} from "./lib/http/parse_multipart.ts";
+export {
+  type EncodedMultipart,
+  encodeMultipart,
+  type EncodeMultipartOptions,
+  type MultipartField,
+  type MultipartValue,
+} from "./lib/http/encode_multipart.ts";
 // The RPC layer's whole public API (also at "@sluice/streams/rpc").
 export * from "./lib/rpc/mod.ts";

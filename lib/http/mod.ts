@@ -45,3 +45,26 @@ export {
   type WebSocketDuplexOptions,
   type WebSocketLike,
 } from "./websocket_duplex.ts";
+export {
+  MultipartDecoder,
+  type MultipartDecoderOptions,
+  type MultipartEvent,
+  type MultipartLimits,
+  type MultipartPartInfo,
+} from "./multipart_decoder.ts";
+export {
+  type MultipartPart,
+  MultipartStream,
+  type MultipartStreamOptions,
+} from "./multipart_stream.ts";
+export {
+  parseMultipart,
+  type ParseMultipartOptions,
+} from "./parse_multipart.ts";
+export {
+  type EncodedMultipart,
+  encodeMultipart,
+  type EncodeMultipartOptions,
+  type MultipartField,
+  type MultipartValue,
+} from "./encode_multipart.ts";

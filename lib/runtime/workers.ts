@@ -12,3 +12,12 @@
  */
 
 export { createHasher } from "./_sha256.ts";
+export {
+  createR2Sink,
+  type R2BucketLike,
+  type R2MultipartUploadLike,
+  type R2PutOptionsLike,
+  type R2SinkOptions,
+  type R2UploadedPartLike,
+  type R2Value,
+} from "./r2_sink.ts";

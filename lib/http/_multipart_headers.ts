@@ -1,0 +1,260 @@
+// Header parsing for multipart/form-data (RFC 7578, RFC 2046): the boundary
+// from a Content-Type, one part's header block, Content-Disposition
+// parameters with quoted-string escapes and RFC 5987 / RFC 2231 extended
+// values (`filename*=UTF-8''...`). Shared by the decoder and the encoder.
+
+import { HttpError } from "./http_error.ts";
+
+/** What every multipart error message starts with. */
+export const CANNOT_PARSE = "Cannot parse multipart body";
+
+// RFC 2046 section 5.1.1: bchars, 1-70 of them, the last not a space.
+const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What a header value may not hold (Headers refuses them too). */
+const BAD_VALUE = /[\0\r\n]/;
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** Quotes at most 64 characters of the peer's input for an error message. */
+export function quote(text: string): string {
+  const cut = text.length > 64 ? `${text.slice(0, 64)}...` : text;
+  return JSON.stringify(cut);
+}
+
+/** Checks a boundary against RFC 2046: 1-70 bchars, not ending in a space. */
+export function checkBoundary(boundary: string): string {
+  if (!BOUNDARY.test(boundary)) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: boundary ${
+        quote(boundary)
+      } is not 1-70 characters allowed by RFC 2046`,
+    );
+  }
+  return boundary;
+}
+
+/**
+ * The boundary of a `multipart/form-data` Content-Type; HttpError 415 for
+ * another type, 400 for a missing or invalid boundary.
+ */
+export function boundaryOf(contentType: string | null): string {
+  const { type, params } = parseHeaderValue(contentType ?? "");
+  if (type !== "multipart/form-data") {
+    throw new HttpError(
+      415,
+      `${CANNOT_PARSE}: Content-Type is ${
+        quote(contentType ?? "")
+      }, not multipart/form-data`,
+    );
+  }
+  const boundary = params.get("boundary");
+  if (boundary === undefined) {
+    throw new HttpError(400, `${CANNOT_PARSE}: Content-Type has no boundary`);
+  }
+  return checkBoundary(boundary);
+}
+
+interface HeaderValue {
+  /** The lower-cased value before the first `;`. */
+  type: string;
+  /** Parameters by lower-cased name; the first of duplicates wins. */
+  params: Map<string, string>;
+}
+
+/**
+ * Splits `type; a=b; c="d \"e\""` into its type and parameters. Quoted
+ * strings lose their quotes and the escapes `\"` and `\\` (RFC 9110
+ * section 5.6.4); other backslashes stay.
+ */
+export function parseHeaderValue(value: string): HeaderValue {
+  const params = new Map<string, string>();
+  let i = value.indexOf(";");
+  const type = (i < 0 ? value : value.slice(0, i)).trim().toLowerCase();
+  if (i < 0) return { type, params };
+  const n = value.length;
+  i++;
+  while (i < n) {
+    while (
+      i < n && (value[i] === " " || value[i] === "\t" || value[i] === ";")
+    ) i++;
+    if (i >= n) break;
+    const eq = value.indexOf("=", i);
+    const semi = value.indexOf(";", i);
+    if (eq < 0 || (semi >= 0 && semi < eq)) {
+      // A parameter without a value: skip it.
+      i = semi < 0 ? n : semi + 1;
+      continue;
+    }
+    const name = value.slice(i, eq).trim().toLowerCase();
+    i = eq + 1;
+    while (i < n && (value[i] === " " || value[i] === "\t")) i++;
+    let text = "";
+    if (value[i] === '"') {
+      i++;
+      while (i < n && value[i] !== '"') {
+        // RFC 9110 quoted-pair for the two characters that need it; other
+        // backslashes are kept, so Windows paths and browsers' names (which
+        // escape nothing with backslashes) survive.
+        if (
+          value[i] === "\\" && (value[i + 1] === '"' || value[i + 1] === "\\")
+        ) i++;
+        text += value[i++];
+      }
+      i++; // the closing quote
+      const next = value.indexOf(";", i);
+      i = next < 0 ? n : next + 1;
+    } else {
+      const end = value.indexOf(";", i);
+      text = (end < 0 ? value.slice(i) : value.slice(i, end)).trim();
+      i = end < 0 ? n : end + 1;
+    }
+    if (name && !params.has(name)) params.set(name, text);
+  }
+  return { type, params };
+}
+
+const utf8 = new TextDecoder();
+
+/** A string of bytes (one char per byte, as HTTP headers are) as UTF-8. */
+function latin1ToUtf8(text: string): string {
+  if (ASCII.test(text)) return text;
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return utf8.decode(bytes);
+}
+
+/**
+ * An RFC 5987 / RFC 2231 extended value, `charset'language'%XX...`;
+ * undefined for a charset other than UTF-8 or ISO-8859-1 or a malformed
+ * value (the plain parameter is used instead).
+ */
+function decodeExtended(value: string): string | undefined {
+  const match = /^([^']*)'[^']*'(.*)$/.exec(value);
+  if (!match) return undefined;
+  const charset = match[1].toLowerCase();
+  if (charset !== "utf-8" && charset !== "iso-8859-1") return undefined;
+  const text = match[2];
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x25) {
+      const hex = text.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else if (c > 0x7f) {
+      return undefined;
+    } else {
+      bytes.push(c);
+    }
+  }
+  const array = Uint8Array.from(bytes);
+  if (charset === "utf-8") return utf8.decode(array);
+  return String.fromCharCode(...array);
+}
+
+/** What the decoder reports of each part before its body. */
+export interface PartHead {
+  name: string;
+  filename: string | undefined;
+  contentType: string;
+  headers: Headers;
+}
+
+/** A PartHead whose Headers object is made on first use. */
+class Head implements PartHead {
+  #pairs: Array<[string, string]>;
+  #headers: Headers | undefined;
+  constructor(
+    readonly name: string,
+    readonly filename: string | undefined,
+    readonly contentType: string,
+    pairs: Array<[string, string]>,
+  ) {
+    this.#pairs = pairs;
+  }
+  get headers(): Headers {
+    return this.#headers ??= new Headers(this.#pairs);
+  }
+}
+
+/**
+ * Parses one part's header block (the bytes between the boundary line and
+ * the blank line, without the final CRLF CRLF). Header values are kept as
+ * byte strings in `headers`; `name` and `filename` are decoded as UTF-8, as
+ * browsers send them, with `filename*` taking precedence.
+ */
+export function parsePartHead(block: Uint8Array, index: number): PartHead {
+  let text = "";
+  for (let i = 0; i < block.length; i += 0x2000) {
+    // apply, not a spread: a spread walks the typed array's iterator.
+    text += String.fromCharCode.apply(
+      null,
+      block.subarray(i, i + 0x2000) as unknown as number[],
+    );
+  }
+  // The Headers object is made only if asked for: it costs more than the
+  // rest of the parse. Values are checked here as Headers would check them.
+  const pairs: Array<[string, string]> = [];
+  let disposition: string | undefined;
+  let contentType: string | undefined;
+  const lines = text.length === 0 ? [] : text.split("\r\n");
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i];
+    // Obsolete line folding: a line that starts with a space continues the
+    // previous one.
+    while (
+      i + 1 < lines.length &&
+      (lines[i + 1].charCodeAt(0) === 0x20 ||
+        lines[i + 1].charCodeAt(0) === 0x09)
+    ) {
+      line += " " + lines[++i].trim();
+    }
+    const colon = line.indexOf(":");
+    const name = colon < 0 ? "" : line.slice(0, colon);
+    const value = line.slice(colon + 1).trim();
+    if (!TOKEN.test(name) || BAD_VALUE.test(value)) {
+      throw new HttpError(
+        400,
+        `${CANNOT_PARSE}: part ${index} has a malformed header line ${
+          quote(line)
+        }`,
+      );
+    }
+    pairs.push([name, value]);
+    const lower = name.toLowerCase();
+    if (lower === "content-disposition") disposition ??= value;
+    else if (lower === "content-type") contentType ??= value;
+  }
+  if (disposition === undefined) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: part ${index} has no Content-Disposition header`,
+    );
+  }
+  const { params } = parseHeaderValue(disposition);
+  const extendedName = params.get("name*");
+  const rawName = params.get("name");
+  const name =
+    (extendedName !== undefined ? decodeExtended(extendedName) : undefined) ??
+      (rawName !== undefined ? latin1ToUtf8(rawName) : undefined);
+  if (name === undefined) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: part ${index} has no name in its Content-Disposition`,
+    );
+  }
+  const extendedFile = params.get("filename*");
+  const rawFile = params.get("filename");
+  const filename =
+    (extendedFile !== undefined ? decodeExtended(extendedFile) : undefined) ??
+      (rawFile !== undefined ? latin1ToUtf8(rawFile) : undefined);
+  return new Head(
+    name,
+    filename,
+    contentType ??
+      (filename === undefined ? "text/plain" : "application/octet-stream"),
+    pairs,
+  );
+}

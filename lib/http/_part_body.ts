@@ -1,0 +1,100 @@
+// One part's body as a pull-driven ReadableStream for MultipartStream: the
+// parser hands it pieces and waits while the consumer is behind, so a part
+// is never held whole, and small pieces that arrive while the consumer is
+// busy are joined into one chunk on its next read.
+
+import { type Deferred, deferred } from "../_internal/deferred.ts";
+import { concatBytes } from "../_internal/bytes.ts";
+
+/** Pieces waiting for the consumer are joined up to this many bytes. */
+const COALESCE_BYTES = 64 * 1024;
+
+/** The writer's side of one part body. */
+export class PartBody {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #pullWaiting = false;
+  #wake: Deferred<void> | undefined;
+  #cancelled = false;
+  #finished = false;
+
+  constructor() {
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: () => {
+        if (this.#pending.length) this.#flush();
+        else this.#pullWaiting = true;
+        this.#wakeUp();
+      },
+      cancel: () => {
+        this.#cancelled = true;
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        this.#wakeUp();
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** Whether the consumer cancelled the body. */
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.resolve();
+  }
+
+  #flush(): void {
+    const chunk = concatBytes(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#pullWaiting = false;
+    this.#controller.enqueue(chunk);
+  }
+
+  #nextPull(): Promise<void> {
+    this.#wake ??= deferred<void>();
+    return this.#wake.promise;
+  }
+
+  /**
+   * Hands `bytes` to the consumer, or queues them; resolves once fewer than
+   * COALESCE_BYTES wait (back-pressure).
+   */
+  async push(bytes: Uint8Array): Promise<void> {
+    if (this.#cancelled) return;
+    if (this.#pullWaiting) {
+      this.#pullWaiting = false;
+      this.#controller.enqueue(bytes);
+      return;
+    }
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.length;
+    while (this.#pendingBytes >= COALESCE_BYTES && !this.#cancelled) {
+      await this.#nextPull();
+    }
+  }
+
+  /** Resolves when the consumer has read everything and the body closed. */
+  async finish(): Promise<void> {
+    while (this.#pending.length && !this.#cancelled) await this.#nextPull();
+    if (this.#cancelled || this.#finished) return;
+    this.#finished = true;
+    this.#controller.close();
+  }
+
+  /** Errors the body (unless it ended or was cancelled). */
+  error(reason: unknown): void {
+    if (this.#cancelled || this.#finished) return;
+    this.#finished = true;
+    this.#pending = [];
+    this.#controller.error(reason);
+    this.#wakeUp();
+  }
+}

@@ -1,0 +1,299 @@
+import { concatBytes } from "../_internal/bytes.ts";
+
+/** The value of one part: text, a Blob (or File), bytes, or a stream. */
+export type MultipartValue =
+  | string
+  | Blob
+  | Uint8Array
+  | ReadableStream<Uint8Array>;
+
+/** One part for {@linkcode encodeMultipart}. */
+export interface MultipartField {
+  /** The part's name (the form field's name). */
+  name: string;
+  /** Its body. */
+  value: MultipartValue;
+  /**
+   * The file name; makes the part a file. Defaults to a File's own name,
+   * and `"blob"` for another Blob (as FormData does); text, bytes and
+   * streams without one are fields.
+   */
+  filename?: string;
+  /**
+   * Its Content-Type. Defaults to a Blob's type, else
+   * `application/octet-stream` for files; fields get none (`text/plain`
+   * to a reader).
+   */
+  contentType?: string;
+  /**
+   * The length of a stream value in bytes, if known: with it the body gets
+   * a content length, and a stream of another length errors the body.
+   */
+  size?: number;
+}
+
+/** Options for {@linkcode encodeMultipart}. */
+export interface EncodeMultipartOptions {
+  /**
+   * The boundary (1-70 characters allowed by RFC 2046). It must not occur
+   * in any value; the default, 32 random hex digits after `----sluice-`,
+   * will not.
+   *
+   * @default {a random boundary}
+   */
+  boundary?: string;
+}
+
+/** A multipart/form-data body ready to send. */
+export interface EncodedMultipart {
+  /** The body, produced as it is read (streams are read only then). */
+  body: ReadableStream<Uint8Array>;
+  /** `multipart/form-data; boundary=...`, for the Content-Type header. */
+  contentType: string;
+  /** The body's length when every part's size is known, else undefined. */
+  contentLength: number | undefined;
+}
+
+const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
+const encoder = new TextEncoder();
+
+/** Escapes a name as browsers do (WHATWG HTML, multipart/form-data). */
+function escapeName(name: string): string {
+  return name.replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(
+    /"/g,
+    "%22",
+  );
+}
+
+function randomBoundary(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `----sluice-${
+    Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+interface Planned {
+  head: Uint8Array;
+  value: Uint8Array | Blob | ReadableStream<Uint8Array>;
+  size: number | undefined;
+  name: string;
+}
+
+function plan(field: MultipartField): Planned {
+  const { name, value } = field;
+  let filename = field.filename;
+  let contentType = field.contentType;
+  let body: Planned["value"];
+  let size: number | undefined;
+  if (typeof value === "string") {
+    body = encoder.encode(value);
+    size = body.length;
+  } else if (value instanceof Uint8Array) {
+    body = value;
+    size = value.length;
+  } else if (value instanceof Blob) {
+    filename ??= "name" in value && typeof value.name === "string"
+      ? value.name
+      : "blob";
+    contentType ??= value.type || undefined;
+    body = value;
+    size = value.size;
+  } else if (value instanceof ReadableStream) {
+    body = value;
+    size = field.size;
+    if (
+      size !== undefined && (!Number.isSafeInteger(size) || size < 0)
+    ) {
+      throw new RangeError(
+        `Cannot encode multipart body: size of part ${
+          JSON.stringify(name)
+        } must be a non-negative integer, got ${size}`,
+      );
+    }
+  } else {
+    throw new TypeError(
+      `Cannot encode multipart body: the value of part ${
+        JSON.stringify(name)
+      } is not a string, Blob, Uint8Array or ReadableStream`,
+    );
+  }
+  if (filename !== undefined) contentType ??= "application/octet-stream";
+  let head = `Content-Disposition: form-data; name="${escapeName(name)}"`;
+  if (filename !== undefined) head += `; filename="${escapeName(filename)}"`;
+  if (contentType !== undefined) {
+    if (/[\r\n]/.test(contentType)) {
+      throw new TypeError(
+        `Cannot encode multipart body: the content type of part ${
+          JSON.stringify(name)
+        } has a line break`,
+      );
+    }
+    head += `\r\nContent-Type: ${contentType}`;
+  }
+  return { head: encoder.encode(`${head}\r\n\r\n`), value: body, size, name };
+}
+
+function* fieldsOf(
+  fields: FormData | Iterable<MultipartField>,
+): Iterable<MultipartField> {
+  if (fields instanceof FormData) {
+    for (const [name, value] of fields) yield { name, value };
+  } else {
+    yield* fields;
+  }
+}
+
+/**
+ * Encodes form fields, Blobs, byte arrays and streams as a streaming
+ * `multipart/form-data` body, as a browser's FormData would, for `fetch`
+ * or {@linkcode upload}. Stream values are read only as the body is read,
+ * so a large file is never held in memory; the body's length is known
+ * (`contentLength`) when every part's size is: text, bytes, Blobs, and
+ * streams given a `size`. Names and file names are sent as UTF-8 with CR,
+ * LF and `"` escaped as `%0D`, `%0A` and `%22`, as browsers do.
+ *
+ * @param fields The parts in order: a FormData, or a list of
+ *   {@linkcode MultipartField}s.
+ * @param options The boundary, if not a random one.
+ * @returns The body stream, its Content-Type and, if known, its length.
+ *
+ * @example Post a field and a streamed file
+ * ```ts
+ * import { encodeMultipart } from "@sluice/streams/http";
+ *
+ * const file = new Blob(["x".repeat(1000)]).stream();
+ * const { body, contentType, contentLength } = encodeMultipart([
+ *   { name: "title", value: "report" },
+ *   { name: "file", value: file, filename: "report.txt", size: 1000 },
+ * ]);
+ * console.log(contentType, contentLength);
+ * const form = await new Response(body, {
+ *   headers: { "content-type": contentType },
+ * }).formData();
+ * console.log(form.get("title"));
+ * ```
+ */
+export function encodeMultipart(
+  fields: FormData | Iterable<MultipartField>,
+  options: EncodeMultipartOptions = {},
+): EncodedMultipart {
+  const boundary = options.boundary ?? randomBoundary();
+  if (!BOUNDARY.test(boundary)) {
+    throw new RangeError(
+      `Cannot encode multipart body: boundary ${
+        JSON.stringify(boundary.slice(0, 64))
+      } is not 1-70 characters allowed by RFC 2046`,
+    );
+  }
+  const planned = [...fieldsOf(fields)].map(plan);
+  const delimiter = encoder.encode(`--${boundary}\r\n`);
+  const between = encoder.encode(`\r\n--${boundary}\r\n`);
+  const close = encoder.encode(
+    `${planned.length ? "\r\n" : ""}--${boundary}--\r\n`,
+  );
+  let contentLength: number | undefined = close.length;
+  for (const [i, part] of planned.entries()) {
+    if (part.size === undefined || contentLength === undefined) {
+      contentLength = undefined;
+    } else {
+      contentLength += (i === 0 ? delimiter : between).length +
+        part.head.length + part.size;
+    }
+  }
+
+  // Small pieces (delimiters, heads, text) are joined into one chunk until
+  // a Blob or stream part has to be read.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const add = (bytes: Uint8Array) => {
+    pending.push(bytes);
+    pendingBytes += bytes.length;
+  };
+  let index = 0;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let readBytes = 0;
+  // Streams not read yet are cancelled when the body fails or is cancelled.
+  const cancelUnread = async (reason: unknown) => {
+    const unread = planned.splice(index);
+    await Promise.all(unread.map(async ({ value }) => {
+      if (value instanceof ReadableStream) await value.cancel(reason);
+    }));
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        await step(controller);
+      } catch (error) {
+        await Promise.all([
+          reader?.cancel(error).catch(() => {}),
+          cancelUnread(error).catch(() => {}),
+        ]);
+        throw error;
+      }
+    },
+    async cancel(reason) {
+      await Promise.all([reader?.cancel(reason), cancelUnread(reason)]);
+    },
+  }, { highWaterMark: 0 });
+  async function step(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+  ): Promise<void> {
+    while (true) {
+      if (reader) {
+        const part = planned[index - 1];
+        const { done, value } = await reader.read();
+        if (!done) {
+          readBytes += value.length;
+          if (part.size !== undefined && readBytes > part.size) {
+            throw new RangeError(
+              `Cannot encode multipart body: part ${
+                JSON.stringify(part.name)
+              } gave more than its size ${part.size}`,
+            );
+          }
+          controller.enqueue(value);
+          return;
+        }
+        reader = undefined;
+        if (part.size !== undefined && readBytes !== part.size) {
+          throw new RangeError(
+            `Cannot encode multipart body: part ${
+              JSON.stringify(part.name)
+            } gave ${readBytes} bytes, not its size ${part.size}`,
+          );
+        }
+      }
+      if (index === planned.length) {
+        add(close);
+        controller.enqueue(concatBytes(pending, pendingBytes));
+        pending = [];
+        controller.close();
+        return;
+      }
+      const part = planned[index];
+      add(index === 0 ? delimiter : between);
+      index++;
+      add(part.head);
+      if (part.value instanceof Uint8Array) {
+        add(part.value);
+        if (pendingBytes < 64 * 1024) continue;
+      } else {
+        reader = (part.value instanceof Blob ? part.value.stream() : part.value)
+          .getReader();
+        readBytes = 0;
+      }
+      controller.enqueue(concatBytes(pending, pendingBytes));
+      pending = [];
+      pendingBytes = 0;
+      return;
+    }
+  }
+  const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(boundary);
+  return {
+    body,
+    contentType: `multipart/form-data; boundary=${
+      token ? boundary : `"${boundary}"`
+    }`,
+    contentLength,
+  };
+}

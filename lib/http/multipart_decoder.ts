@@ -1,0 +1,512 @@
+import { checkMax } from "../_internal/limits.ts";
+import { HttpError } from "./http_error.ts";
+import {
+  CANNOT_PARSE,
+  checkBoundary,
+  parsePartHead,
+  type PartHead,
+} from "./_multipart_headers.ts";
+
+/** Limits of a multipart/form-data parser; each over-limit body is a 413. */
+export interface MultipartLimits {
+  /**
+   * The most parts a body may have.
+   *
+   * @default {1000}
+   */
+  maxParts?: number;
+  /**
+   * The most bytes of one part's header block (its boundary line's padding
+   * and headers, up to the blank line).
+   *
+   * @default {8192}
+   */
+  maxHeaderBytes?: number;
+  /**
+   * The most body bytes of a part without a filename (a form field).
+   *
+   * @default {1048576} (1 MiB)
+   */
+  maxFieldBytes?: number;
+  /**
+   * The most body bytes of a part with a filename (a file).
+   *
+   * @default {1073741824} (1 GiB)
+   */
+  maxFileBytes?: number;
+  /**
+   * The most bytes of the whole multipart body, boundaries and headers
+   * included.
+   *
+   * @default {1073741824} (1 GiB)
+   */
+  maxTotalBytes?: number;
+}
+
+/** Options for {@linkcode MultipartDecoder}. */
+export type MultipartDecoderOptions = MultipartLimits;
+
+/** The description of one part, known before its body. */
+export interface MultipartPartInfo {
+  /** The `name` of its Content-Disposition (`name*` if present), UTF-8. */
+  readonly name: string;
+  /**
+   * The `filename` of its Content-Disposition (`filename*`, RFC 5987, if
+   * present and in UTF-8 or ISO-8859-1), UTF-8; undefined for a form field.
+   * It is the client's string: pass it through `safeFileName` before
+   * using it as a path.
+   */
+  readonly filename: string | undefined;
+  /**
+   * Its Content-Type; when absent, `text/plain` for a field and
+   * `application/octet-stream` for a file.
+   */
+  readonly contentType: string;
+  /** All its headers (values as byte strings, as HTTP headers are). */
+  readonly headers: Headers;
+}
+
+/** One thing a {@linkcode MultipartDecoder} found in the bytes it was given. */
+export type MultipartEvent =
+  | { readonly type: "part"; readonly part: MultipartPartInfo }
+  | { readonly type: "data"; readonly bytes: Uint8Array }
+  | { readonly type: "end" };
+
+const PREAMBLE = 0;
+const BOUNDARY_LINE = 1;
+const HEADERS = 2;
+const BODY = 3;
+const EPILOGUE = 4;
+const CR = 0x0d;
+const LF = 0x0a;
+const DASH = 0x2d;
+
+/**
+ * The index of `needle` in `haystack` from `from`, or -1, by scanning for
+ * CR with the native `indexOf` and checking the rest there. `needle`
+ * starts with CR and has no other CR (a multipart delimiter: CR LF `--`
+ * boundary, and boundaries have no CR), so after a mismatch at offset k
+ * the next match cannot start before k: linear in the haystack whatever
+ * the boundary's length.
+ */
+function indexOfDelimiterLinear(
+  haystack: Uint8Array,
+  needle: Uint8Array,
+  from: number,
+): number {
+  const n = needle.length;
+  const last = haystack.length - n;
+  let i = haystack.indexOf(CR, from);
+  while (i !== -1 && i <= last) {
+    let k = 1;
+    while (k < n && haystack[i + k] === needle[k]) k++;
+    if (k === n) return i;
+    i = haystack.indexOf(CR, i + k);
+  }
+  return -1;
+}
+
+/**
+ * The Horspool shift table of `needle`: how far the window may move when
+ * its last byte is `c`.
+ */
+function shiftTable(needle: Uint8Array): Uint8Array {
+  const m = needle.length;
+  const shift = new Uint8Array(256).fill(m);
+  for (let i = 0; i < m - 1; i++) shift[needle[i]] = m - 1 - i;
+  return shift;
+}
+
+/**
+ * The index of `needle` in `haystack` from `from`, or -1: Horspool's
+ * search, which looks at about one byte in `needle.length` of ordinary
+ * data. Horspool alone is O(n·m) on crafted input (a long boundary and a
+ * body of near-matches); once the bytes compared exceed twice the bytes
+ * passed (plus a few windows), the rest is searched with the linear
+ * {@linkcode indexOfDelimiterLinear}, so the total stays linear.
+ */
+function indexOfDelimiter(
+  haystack: Uint8Array,
+  needle: Uint8Array,
+  shift: Uint8Array,
+  from: number,
+): number {
+  const m = needle.length;
+  const last = m - 1;
+  const lastByte = needle[last];
+  const end = haystack.length - m;
+  let work = 0;
+  let i = from;
+  while (i <= end) {
+    const c = haystack[i + last];
+    if (c === lastByte) {
+      let k = 0;
+      while (k < last && haystack[i + k] === needle[k]) k++;
+      if (k === last) return i;
+      work += k + 1;
+      if (work > 2 * (i - from) + 4 * m) {
+        return indexOfDelimiterLinear(haystack, needle, i);
+      }
+    }
+    i += shift[c];
+  }
+  return -1;
+}
+
+/**
+ * Where a delimiter may begin in the last `needle.length - 1` bytes of
+ * `haystack` (a prefix of it ends the haystack), or `haystack.length`.
+ * Only the last CR can start one (the needle has a single CR).
+ */
+function partialDelimiterStart(
+  haystack: Uint8Array,
+  needle: Uint8Array,
+  from: number,
+): number {
+  const end = haystack.length;
+  const start = Math.max(from, end - needle.length + 1);
+  let i = end - 1;
+  while (i >= start && haystack[i] !== CR) i--;
+  if (i < start) return end;
+  for (let k = 1; i + k < end; k++) {
+    if (haystack[i + k] !== needle[k]) return end;
+  }
+  return i;
+}
+
+/** The end of a header block (the index of its CR LF CR LF), or -1. */
+function indexOfBlankLine(bytes: Uint8Array, from: number): number {
+  // A plain loop: header blocks are short, and the native indexOf costs
+  // more per call than it saves on a few dozen bytes.
+  const end = bytes.length - 3;
+  for (let i = from; i < end; i++) {
+    if (
+      bytes[i] === CR && bytes[i + 1] === LF && bytes[i + 2] === CR &&
+      bytes[i + 3] === LF
+    ) return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * A push decoder for `multipart/form-data` bodies (RFC 7578, RFC 2046):
+ * give it the body's bytes in chunks of any size with
+ * {@linkcode MultipartDecoder.prototype.decode}, get back what they
+ * complete — a part's description, pieces of its body, its end — and call
+ * {@linkcode MultipartDecoder.prototype.end} after the last chunk. It keeps
+ * only the bytes that might be a split delimiter or an unfinished header
+ * block; body bytes are returned as views of the chunks given (do not reuse
+ * a chunk's memory after passing it in).
+ *
+ * Lines must end in CR LF, as RFC 2046 and every browser, curl and
+ * FormData encoder send them: a boundary line that ends in a bare LF is a
+ * 400, and a body written with bare LFs is refused rather than guessed at
+ * (a lenient parser would split some bodies differently from a strict one
+ * in front of it). Preamble and epilogue are ignored. The delimiter search
+ * (Horspool's, falling back to a linear scan on crafted input) is linear
+ * in the input for any boundary length.
+ *
+ * Errors are {@linkcode HttpError}s: 413 for a body over one of the
+ * {@linkcode MultipartLimits}, 400 for a malformed one, each saying
+ * `Cannot parse multipart body: ...`. After an error the decoder is spent.
+ *
+ * @example Decode a body in two chunks
+ * ```ts
+ * import { MultipartDecoder } from "@sluice/streams/http";
+ *
+ * const body = new TextEncoder().encode(
+ *   '--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n--xyz--\r\n',
+ * );
+ * const decoder = new MultipartDecoder("xyz");
+ * const events = [
+ *   ...decoder.decode(body.subarray(0, 20)),
+ *   ...decoder.decode(body.subarray(20)),
+ * ];
+ * decoder.end();
+ * console.log(events.map((event) => event.type)); // part, data, end
+ * ```
+ */
+export class MultipartDecoder {
+  #needle: Uint8Array;
+  #shift: Uint8Array;
+  #state = PREAMBLE;
+  #atStart = true;
+  #rest: Uint8Array = new Uint8Array(0);
+  #parts = 0;
+  #isFile = false;
+  #partBytes = 0;
+  #headerBytes = 0;
+  #totalBytes = 0;
+  #failed = false;
+  #maxParts: number;
+  #maxHeaderBytes: number;
+  #maxFieldBytes: number;
+  #maxFileBytes: number;
+  #maxTotalBytes: number;
+
+  /**
+   * Creates a decoder for one body.
+   *
+   * @param boundary The boundary from the body's Content-Type (1-70
+   *   characters allowed by RFC 2046; HttpError 400 otherwise).
+   * @param options Limits; see {@linkcode MultipartLimits}.
+   */
+  constructor(boundary: string, options: MultipartDecoderOptions = {}) {
+    checkBoundary(boundary);
+    const what = "create multipart decoder";
+    this.#maxParts = checkMax(what, "maxParts", options.maxParts ?? 1000);
+    this.#maxHeaderBytes = checkMax(
+      what,
+      "maxHeaderBytes",
+      options.maxHeaderBytes ?? 8192,
+    );
+    this.#maxFieldBytes = checkMax(
+      what,
+      "maxFieldBytes",
+      options.maxFieldBytes ?? 1024 * 1024,
+    );
+    this.#maxFileBytes = checkMax(
+      what,
+      "maxFileBytes",
+      options.maxFileBytes ?? 1024 * 1024 * 1024,
+    );
+    this.#maxTotalBytes = checkMax(
+      what,
+      "maxTotalBytes",
+      options.maxTotalBytes ?? 1024 * 1024 * 1024,
+    );
+    this.#needle = new TextEncoder().encode(`\r\n--${boundary}`);
+    this.#shift = shiftTable(this.#needle);
+  }
+
+  /** Whether the closing boundary has been seen. */
+  get done(): boolean {
+    return this.#state === EPILOGUE;
+  }
+
+  /**
+   * Decodes the next chunk of the body.
+   *
+   * @param chunk The next bytes, of any length.
+   * @returns What the bytes completed, in order: `part` starts a part,
+   *   `data` carries a piece of its body, `end` ends it.
+   */
+  decode(chunk: Uint8Array): MultipartEvent[] {
+    if (this.#failed) {
+      throw new TypeError(`${CANNOT_PARSE}: the decoder failed before`);
+    }
+    try {
+      return this.#decode(chunk);
+    } catch (error) {
+      this.#failed = true;
+      this.#rest = new Uint8Array(0);
+      throw error;
+    }
+  }
+
+  /**
+   * Ends the body: throws HttpError 400 if the closing boundary was not
+   * seen (a truncated body is never taken for a complete one).
+   */
+  end(): void {
+    if (this.#failed) {
+      throw new TypeError(`${CANNOT_PARSE}: the decoder failed before`);
+    }
+    if (this.#state === EPILOGUE) return;
+    this.#failed = true;
+    const where = this.#state === HEADERS
+      ? `in the headers of part ${this.#parts}`
+      : this.#state === BODY
+      ? `in the body of part ${this.#parts}`
+      : this.#state === BOUNDARY_LINE
+      ? "in a boundary line"
+      : "before the first boundary";
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: the body ended ${where}, without the closing boundary`,
+    );
+  }
+
+  #tooBig(what: string, name: string, limit: number): HttpError {
+    return new HttpError(
+      413,
+      `${CANNOT_PARSE}: ${what} exceeds ${name} ${limit}`,
+    );
+  }
+
+  #decode(chunk: Uint8Array): MultipartEvent[] {
+    const events: MultipartEvent[] = [];
+    this.#totalBytes += chunk.length;
+    if (this.#totalBytes > this.#maxTotalBytes) {
+      throw this.#tooBig(
+        `body of ${this.#totalBytes}+ bytes`,
+        "maxTotalBytes",
+        this.#maxTotalBytes,
+      );
+    }
+    if (this.#state === EPILOGUE) return events;
+    // `rest` is at most a delimiter's length, except in a header block,
+    // where it is at most maxHeaderBytes: the join is bounded.
+    const buf = this.#rest.length ? concat(this.#rest, chunk) : chunk;
+    this.#rest = new Uint8Array(0);
+    const needle = this.#needle;
+    let pos = 0;
+    while (pos < buf.length || this.#state === BOUNDARY_LINE) {
+      switch (this.#state) {
+        case PREAMBLE: {
+          if (this.#atStart) {
+            // The first boundary may open the body without a CR LF.
+            const dashes = needle.subarray(2);
+            const n = Math.min(dashes.length, buf.length);
+            let k = 0;
+            while (k < n && buf[k] === dashes[k]) k++;
+            if (k === dashes.length) {
+              this.#atStart = false;
+              this.#state = BOUNDARY_LINE;
+              pos = dashes.length;
+              continue;
+            }
+            if (k === buf.length) {
+              this.#rest = buf.slice();
+              return events;
+            }
+            this.#atStart = false;
+          }
+          const i = indexOfDelimiter(buf, needle, this.#shift, pos);
+          if (i >= 0) {
+            this.#state = BOUNDARY_LINE;
+            pos = i + needle.length;
+            continue;
+          }
+          const keep = partialDelimiterStart(buf, needle, pos);
+          this.#rest = buf.slice(keep);
+          return events;
+        }
+        case BOUNDARY_LINE: {
+          // After `--boundary`: `--` closes the body; otherwise optional
+          // linear white space, then CR LF.
+          let i = pos;
+          if (i + 2 > buf.length) {
+            this.#rest = buf.slice(pos);
+            return events;
+          }
+          if (buf[i] === DASH) {
+            if (buf[i + 1] !== DASH) throw this.#badBoundaryLine(buf, pos);
+            this.#state = EPILOGUE;
+            return events;
+          }
+          while (i < buf.length && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+          if (i - pos > this.#maxHeaderBytes) {
+            throw this.#tooBig(
+              `the padding after boundary ${this.#parts + 1}`,
+              "maxHeaderBytes",
+              this.#maxHeaderBytes,
+            );
+          }
+          if (i + 2 > buf.length) {
+            this.#rest = buf.slice(pos);
+            return events;
+          }
+          if (buf[i] !== CR || buf[i + 1] !== LF) {
+            throw this.#badBoundaryLine(buf, pos);
+          }
+          if (this.#parts >= this.#maxParts) {
+            throw this.#tooBig(
+              `part ${this.#parts + 1}`,
+              "maxParts",
+              this.#maxParts,
+            );
+          }
+          this.#parts++;
+          this.#headerBytes = i - pos;
+          this.#state = HEADERS;
+          pos = i + 2;
+          continue;
+        }
+        case HEADERS: {
+          let end: number;
+          let next: number;
+          if (buf[pos] === CR && pos + 1 < buf.length && buf[pos + 1] === LF) {
+            end = pos; // no headers at all
+            next = pos + 2;
+          } else {
+            end = indexOfBlankLine(buf, pos);
+            next = end + 4;
+          }
+          const size = (end < 0 ? buf.length : end) - pos + this.#headerBytes;
+          if (size > this.#maxHeaderBytes) {
+            throw this.#tooBig(
+              `the header block of part ${this.#parts}`,
+              "maxHeaderBytes",
+              this.#maxHeaderBytes,
+            );
+          }
+          if (end < 0) {
+            this.#rest = buf.slice(pos);
+            return events;
+          }
+          const head: PartHead = parsePartHead(
+            buf.subarray(pos, end),
+            this.#parts,
+          );
+          this.#isFile = head.filename !== undefined;
+          this.#partBytes = 0;
+          events.push({ type: "part", part: head });
+          this.#state = BODY;
+          pos = next;
+          continue;
+        }
+        case BODY: {
+          const i = indexOfDelimiter(buf, needle, this.#shift, pos);
+          const stop = i >= 0 ? i : partialDelimiterStart(buf, needle, pos);
+          if (stop > pos) {
+            this.#partBytes += stop - pos;
+            const limit = this.#isFile
+              ? this.#maxFileBytes
+              : this.#maxFieldBytes;
+            if (this.#partBytes > limit) {
+              const name = this.#isFile ? "maxFileBytes" : "maxFieldBytes";
+              throw this.#tooBig(
+                `part ${this.#parts} (${this.#isFile ? "file" : "field"})`,
+                name,
+                limit,
+              );
+            }
+            events.push({ type: "data", bytes: buf.subarray(pos, stop) });
+          }
+          if (i < 0) {
+            this.#rest = buf.slice(stop);
+            return events;
+          }
+          events.push({ type: "end" });
+          this.#state = BOUNDARY_LINE;
+          pos = i + needle.length;
+          continue;
+        }
+        default:
+          return events; // EPILOGUE: ignored
+      }
+    }
+    return events;
+  }
+
+  #badBoundaryLine(buf: Uint8Array, pos: number): HttpError {
+    const line = buf.subarray(pos, Math.min(buf.length, pos + 16));
+    const bareLf = line.indexOf(LF) >= 0 && line.indexOf(CR) < 0;
+    return new HttpError(
+      400,
+      `${CANNOT_PARSE}: ${
+        bareLf
+          ? "a boundary line ends in a bare LF (lines must end in CR LF)"
+          : "unexpected bytes after a boundary"
+      }`,
+    );
+  }
+}

@@ -1,0 +1,131 @@
+import {
+  MultipartDecoder,
+  type MultipartLimits,
+  type MultipartPartInfo,
+} from "./multipart_decoder.ts";
+import { PartBody } from "./_part_body.ts";
+
+/** One part of a multipart/form-data body, with its body as a stream. */
+export interface MultipartPart extends MultipartPartInfo {
+  /**
+   * The part's body. Read it to the end or cancel it: the next part comes
+   * only after that.
+   */
+  readonly body: ReadableStream<Uint8Array>;
+  /**
+   * Reads the whole body as UTF-8 text (bounded by `maxFieldBytes` or
+   * `maxFileBytes`).
+   */
+  text(): Promise<string>;
+  /** Reads the whole body into one array. */
+  bytes(): Promise<Uint8Array>;
+}
+
+/** Options for {@linkcode MultipartStream}: the parser's limits. */
+export type MultipartStreamOptions = MultipartLimits;
+
+/** A part; its Headers object is made only if asked for. */
+class Part implements MultipartPart {
+  readonly name: string;
+  readonly filename: string | undefined;
+  readonly contentType: string;
+  readonly body: ReadableStream<Uint8Array>;
+  #info: MultipartPartInfo;
+  constructor(info: MultipartPartInfo, body: PartBody) {
+    this.name = info.name;
+    this.filename = info.filename;
+    this.contentType = info.contentType;
+    this.body = body.stream;
+    this.#info = info;
+  }
+  get headers(): Headers {
+    return this.#info.headers;
+  }
+  text(): Promise<string> {
+    return new Response(this.body).text();
+  }
+  async bytes(): Promise<Uint8Array> {
+    return new Uint8Array(await new Response(this.body).arrayBuffer());
+  }
+}
+
+/**
+ * Parses a `multipart/form-data` body into its parts as the bytes arrive:
+ * a `TransformStream` from bytes to {@linkcode MultipartPart}s around a
+ * {@linkcode MultipartDecoder}. Parts come one at a time: the next one is
+ * parsed only after the previous body was read to its end or cancelled, and
+ * a body is handed on in the pieces the network delivered (small ones
+ * joined while the reader is busy), so no part is ever held whole. A part
+ * whose body is not read holds up the rest: read or cancel each.
+ *
+ * A malformed body errors the stream and the current part's body with an
+ * {@linkcode HttpError} (400, or 413 over a limit); cancelling the parts
+ * stream errors the current body and cancels the source.
+ *
+ * @example Parse a request's parts
+ * ```ts
+ * import { MultipartStream } from "@sluice/streams/http";
+ *
+ * const form = new FormData();
+ * form.append("title", "hello");
+ * const request = new Request("http://localhost/", { method: "POST", body: form });
+ * const boundary = request.headers.get("content-type")!.split("boundary=")[1];
+ * const parts = request.body!.pipeThrough(new MultipartStream(boundary));
+ * for await (const part of parts) {
+ *   console.log(part.name, await part.text());
+ * }
+ * ```
+ */
+export class MultipartStream
+  extends TransformStream<Uint8Array, MultipartPart> {
+  /**
+   * Creates a parser for one body.
+   *
+   * @param boundary The boundary from the Content-Type (HttpError 400 if
+   *   it is not 1-70 characters allowed by RFC 2046).
+   * @param options Limits; see {@linkcode MultipartLimits}.
+   */
+  constructor(boundary: string, options: MultipartStreamOptions = {}) {
+    const decoder = new MultipartDecoder(boundary, options);
+    let current: PartBody | undefined;
+    const fail = (error: unknown) => {
+      current?.error(error);
+      current = undefined;
+    };
+    super(
+      {
+        async transform(chunk, controller) {
+          try {
+            for (const event of decoder.decode(chunk)) {
+              if (event.type === "data") {
+                await current!.push(event.bytes);
+              } else if (event.type === "part") {
+                current = new PartBody();
+                controller.enqueue(new Part(event.part, current));
+              } else {
+                await current!.finish();
+                current = undefined;
+              }
+            }
+          } catch (error) {
+            fail(error);
+            throw error;
+          }
+        },
+        flush() {
+          try {
+            decoder.end();
+          } catch (error) {
+            fail(error);
+            throw error;
+          }
+        },
+        cancel(reason) {
+          fail(reason);
+        },
+      },
+      { highWaterMark: 1 },
+      { highWaterMark: 1 },
+    );
+  }
+}

@@ -1,0 +1,281 @@
+// createR2Sink in the Workers runtime against a real local R2: miniflare
+// (npm, pinned; its own workerd) with a disk-backed bucket, serving
+// tests/_r2_sink_worker.ts on 127.0.0.1 port 0. Each failed upload must
+// leave the previous object and no open multipart upload; each good one
+// exactly one whole object.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { connect } from "node:net";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { formatDigestHeader } from "../lib/http/digest_header.ts";
+import { deadline } from "./_helpers.ts";
+import { bundle, ROOT } from "./_workerd.ts";
+
+/** The miniflare release (its workerd runs on Node 20, as wrangler 4.86's). */
+const MINIFLARE_VERSION = "4.20260426.0";
+const MiB = 1024 * 1024;
+const T = 120_000;
+
+function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
+  }
+  return bytes;
+}
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function stream(bytes: Uint8Array, chunk = 256 * 1024) {
+  let offset = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + chunk));
+      offset += chunk;
+    },
+  });
+}
+
+function run(command: string, args: string[]): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: "ignore" });
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+}
+
+async function findMiniflare(): Promise<string> {
+  const prefix = join(ROOT, ".tools", "miniflare");
+  const entry = join(
+    prefix,
+    "node_modules",
+    "miniflare",
+    "dist",
+    "src",
+    "index.js",
+  );
+  const installed = await stat(entry).then(() => true, () => false);
+  if (!installed) {
+    const code = await run("npm", [
+      "install",
+      "--silent",
+      "--no-audit",
+      "--no-fund",
+      "--save-exact",
+      "--prefix",
+      prefix,
+      `miniflare@${MINIFLARE_VERSION}`,
+    ]);
+    if (code !== 0) {
+      throw new Error(
+        `Cannot install miniflare@${MINIFLARE_VERSION} from the npm registry`,
+      );
+    }
+  }
+  return pathToFileURL(entry).href;
+}
+
+describe("createR2Sink in workerd with miniflare's R2", () => {
+  let dir: string;
+  let base: URL;
+  let child: ReturnType<typeof spawn> | undefined;
+  let stderr = "";
+
+  before(async () => {
+    const module = await findMiniflare();
+    await mkdir(join(ROOT, ".tmp"), { recursive: true });
+    dir = await mkdtemp(join(ROOT, ".tmp", "r2-"));
+    await bundle(
+      join(ROOT, "tests", "_r2_sink_worker.ts"),
+      join(dir, "worker.js"),
+    );
+    const proc = spawn("node", [
+      join(ROOT, "tests", "_miniflare_r2.mjs"),
+      module,
+      join(dir, "worker.js"),
+      join(dir, "r2"),
+    ], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] }); // modules resolve from cwd
+    child = proc;
+    proc.stderr!.setEncoding("utf8").on("data", (s: string) => stderr += s);
+    const ready = new Promise<URL>((resolve, reject) => {
+      let out = "";
+      proc.stdout!.setEncoding("utf8").on("data", (s: string) => {
+        out += s;
+        const line = out.split("\n").find((l) => l.startsWith("{"));
+        if (line) resolve(new URL(JSON.parse(line).url));
+      });
+      proc.on(
+        "close",
+        (code) =>
+          reject(new Error(`Cannot start miniflare (${code}): ${stderr}`)),
+      );
+    });
+    base = await deadline(ready, T, "miniflare start");
+  }, { timeout: T + 60_000 });
+
+  after(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child!.on("close", resolve));
+      child.stdin!.end();
+      await deadline(exited, 30_000, "miniflare exit").catch(() => {
+        child!.kill("SIGKILL");
+      });
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function put(
+    key: string,
+    body: Uint8Array<ArrayBuffer>,
+    options: { digest?: Uint8Array; maxBytes?: number; chunked?: boolean } = {},
+  ): Promise<number> {
+    const headers: Record<string, string> = {
+      "content-type": "application/octet-stream",
+    };
+    if (options.digest) {
+      headers["content-digest"] = formatDigestHeader({
+        "sha-256": options.digest,
+      });
+    }
+    if (options.maxBytes) headers["x-max-bytes"] = String(options.maxBytes);
+    const response = await fetch(new URL(`/objects/${key}`, base), {
+      method: "PUT",
+      headers,
+      body: options.chunked ? stream(body) : body,
+      duplex: "half",
+    } as RequestInit);
+    await response.arrayBuffer();
+    return response.status;
+  }
+
+  async function stored(key: string): Promise<string | undefined> {
+    const response = await fetch(new URL(`/objects/${key}`, base));
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    return (await response.json()).sha256;
+  }
+
+  async function openUploads(key: string): Promise<number> {
+    const response = await fetch(new URL(`/settled/${key}`, base));
+    return (await response.json()).open;
+  }
+
+  it(
+    "stores a fixed-length body and a chunked multi-part body",
+    { timeout: T },
+    async () => {
+      const small = randomBytes(1000);
+      assert.equal(await put("a", small, { digest: sha256(small) }), 201);
+      assert.equal(await stored("a"), hex(sha256(small)));
+      const big = randomBytes(12 * MiB + 5);
+      assert.equal(
+        await put("b", big, { digest: sha256(big), chunked: true }),
+        201,
+      );
+      assert.equal(await stored("b"), hex(sha256(big)));
+      assert.equal(await openUploads("b"), 0);
+    },
+  );
+
+  it(
+    "keeps the previous object on a Content-Digest mismatch",
+    { timeout: T },
+    async () => {
+      const old = randomBytes(2000);
+      assert.equal(await put("d", old), 201);
+      // Fixed length, one put: never made.
+      const bad = randomBytes(3000);
+      assert.equal(await put("d", bad, { digest: sha256(old) }), 400);
+      assert.equal(await stored("d"), hex(sha256(old)));
+      // Chunked, three parts uploaded, then the digest fails: aborted.
+      const big = randomBytes(11 * MiB);
+      assert.equal(
+        await put("d", big, { digest: sha256(old), chunked: true }),
+        400,
+      );
+      assert.equal(await stored("d"), hex(sha256(old)));
+      assert.equal(await openUploads("d"), 0);
+    },
+  );
+
+  it("keeps the previous object when the body is over the limit", {
+    timeout: T,
+  }, async () => {
+    const old = randomBytes(100);
+    assert.equal(await put("o", old), 201);
+    const big = randomBytes(12 * MiB);
+    const status = await put("o", big, {
+      maxBytes: 7 * MiB,
+      chunked: true,
+    }).catch(() => 413); // the client may see its upload cut instead
+    assert.equal(status, 413);
+    assert.equal(await stored("o"), hex(sha256(old)));
+    assert.equal(await openUploads("o"), 0);
+  });
+
+  it("keeps the previous object when the client disconnects mid-body", {
+    timeout: T,
+  }, async () => {
+    const old = randomBytes(100);
+    assert.equal(await put("c", old), 201);
+    // A chunked PUT on a raw socket: 7 MiB (one part uploaded), then gone.
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(base.port), base.hostname, async () => {
+        socket.write(
+          `PUT /objects/c HTTP/1.1\r\nHost: ${base.host}\r\n` +
+            "Transfer-Encoding: chunked\r\n\r\n",
+        );
+        const piece = randomBytes(MiB);
+        for (let i = 0; i < 7; i++) {
+          const more = socket.write(
+            `${piece.length.toString(16)}\r\n`,
+          ) && socket.write(piece) && socket.write("\r\n");
+          if (!more) {
+            await new Promise((drained) => socket.once("drain", drained));
+          }
+        }
+        socket.destroy();
+        resolve();
+      });
+      socket.on("error", reject);
+    });
+    assert.equal(await openUploads("c"), 0);
+    assert.equal(await stored("c"), hex(sha256(old)));
+  });
+
+  it("leaves one whole object from two concurrent uploads to one key", {
+    timeout: T,
+  }, async () => {
+    const old = randomBytes(100);
+    assert.equal(await put("x", old), 201);
+    const a = randomBytes(11 * MiB);
+    const b = randomBytes(6 * MiB);
+    const bad = randomBytes(6 * MiB);
+    const statuses = await Promise.all([
+      put("x", a, { digest: sha256(a), chunked: true }),
+      put("x", b, { digest: sha256(b), chunked: true }),
+      put("x", bad, { digest: sha256(a), chunked: true }),
+    ]);
+    assert.deepEqual(statuses, [201, 201, 400]);
+    const now = await stored("x");
+    assert.ok(
+      now === hex(sha256(a)) || now === hex(sha256(b)),
+      "one of the good uploads, whole",
+    );
+    assert.equal(await openUploads("x"), 0);
+  });
+});
