@@ -297,15 +297,21 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     const { promise: release, resolve: finish } = Promise.withResolvers<
       void
     >();
+    // The first pull happens once the handler reads the body, under the
+    // upload's lock; the second waits for the test.
+    let pulls = 0;
     const slow = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        controller.enqueue(bytes(1000, 5));
-        onStart();
+      async pull(controller) {
+        if (pulls++ === 0) {
+          controller.enqueue(bytes(1000, 5));
+          onStart();
+          return;
+        }
         await release;
         controller.enqueue(bytes(1000, 6));
         controller.close();
       },
-    });
+    }, { highWaterMark: 0 });
     const first = patch(location, 0, slow, false);
     await started;
     const second = await patch(location, 0, bytes(500, 8), false);

@@ -47,8 +47,19 @@ export interface ResumableStore {
   append(id: string, offset: number): Promise<WritableStream<Uint8Array>>;
   /** Drops the bytes after `offset` (a chunk whose checksum failed). */
   truncate(id: string, offset: number): Promise<void>;
-  /** Reads the stored bytes from the start, to verify them on completion. */
-  read(id: string): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Reads the stored bytes from the start, to hash them on completion, or
+   * gives `undefined` when they cannot be read before `complete` (parts of
+   * an R2 multipart upload): the handler then hashes the published object
+   * and deletes it if its digest is wrong.
+   */
+  read(id: string): Promise<ReadableStream<Uint8Array> | undefined>;
+  /**
+   * The SHA-256 of the stored bytes, if the store tracked it as they were
+   * appended (the handler's own running hash is lost when another instance
+   * or process served some of the appends).
+   */
+  digest?(id: string): Promise<Uint8Array | undefined>;
   /**
    * Publishes the complete object atomically: before this call no reader
    * sees it, after it the whole object.

@@ -360,6 +360,32 @@ export function createResumableUploadHandler(
     return (await store.get(id))?.offset ?? offset;
   }
 
+  /** Hashes stored bytes, checking the size and the expected digest. */
+  async function hashStored(
+    upload: ResumableUpload,
+    stream: ReadableStream<Uint8Array>,
+  ): Promise<Uint8Array | undefined> {
+    try {
+      const { sha256 } = await receiveBody(stream, new WritableStream(), {
+        hasher,
+        contentLength: upload.offset,
+        maxBytes: upload.offset,
+        sha256: upload.sha256,
+        idleTimeoutMs: 0,
+        minBytesPerSecond: 0,
+      });
+      return sha256;
+    } catch (error) {
+      await store.delete(upload.id);
+      release(upload.id);
+      throw new HttpError(
+        400,
+        "Cannot complete upload: its bytes do not match Repr-Digest; the upload was deleted",
+        { cause: error },
+      );
+    }
+  }
+
   /** Verifies a fully received upload and publishes it. */
   async function finish(
     upload: ResumableUpload,
@@ -367,43 +393,40 @@ export function createResumableUploadHandler(
   ): Promise<CompletedResumableUpload> {
     const { id, offset } = upload;
     let sha256: Uint8Array | undefined;
+    let late = false;
     if (hasher) {
       const run = running.get(id);
-      if (run && run.offset === offset) {
-        sha256 = run.hasher.digest();
-        if (upload.sha256 && !sameBytes(upload.sha256, sha256)) {
-          sha256 = undefined;
-        }
+      sha256 = run && run.offset === offset
+        ? run.hasher.digest()
+        : await store.digest?.(id);
+      if (sha256 && upload.sha256 && !sameBytes(upload.sha256, sha256)) {
+        await store.delete(id);
+        release(id);
+        throw new HttpError(
+          400,
+          "Cannot complete upload: its SHA-256 does not match Repr-Digest; the upload was deleted",
+        );
       }
       if (!sha256) {
         // The running hash was lost (a restart, another instance, a
-        // truncation) or disagrees: hash the stored bytes, checking size
-        // and digest as every received body is checked.
-        try {
-          ({ sha256 } = await receiveBody(
-            await store.read(id),
-            new WritableStream(),
-            {
-              hasher,
-              contentLength: offset,
-              maxBytes: offset,
-              sha256: upload.sha256,
-              idleTimeoutMs: 0,
-              minBytesPerSecond: 0,
-            },
-          ));
-        } catch (error) {
-          await store.delete(id);
-          release(id);
-          throw new HttpError(
-            400,
-            "Cannot complete upload: its bytes do not match Repr-Digest; the upload was deleted",
-            { cause: error },
-          );
-        }
+        // truncation): hash the stored bytes, checking size and digest as
+        // every received body is checked.
+        const stream = await store.read(id);
+        if (stream) sha256 = await hashStored(upload, stream);
+        else late = true;
       }
     }
     await store.complete(id);
+    if (late) {
+      const stream = await store.read(id);
+      if (!stream) {
+        throw new HttpError(
+          500,
+          "Cannot complete upload: the store cannot read it",
+        );
+      }
+      sha256 = await hashStored(upload, stream);
+    }
     release(id);
     const done: CompletedResumableUpload = { id, bytes: offset };
     if (sha256) done.sha256 = sha256;
