@@ -1,11 +1,11 @@
 import {
   closeSync,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
   openSync,
   readSync,
-  renameSync,
   writeSync,
 } from "node:fs";
 import {
@@ -31,8 +31,7 @@ export interface ResumableFileStoreOptions {
    * Bytes written between two checkpoints of an append: the bytes are
    * fsynced and then the offset recorded, so a crash loses at most this many
    * bytes of progress (never correctness: bytes past the recorded offset
-   * are cut off when the upload is next opened). Each checkpoint blocks the
-   * thread for one fsync.
+   * are cut off when the upload is next opened).
    *
    * @default {16777216} (16 MiB)
    */
@@ -125,17 +124,17 @@ export function createResumableFileStore(
     await ready;
   }
 
-  function writeRecord(record: Record): void {
+  async function writeRecord(record: Record): Promise<void> {
     const path = state(record.id);
     const temp = `${path}.tmp`;
-    const fd = openSync(temp, "w", 0o600);
+    const handle = await open(temp, "w", 0o600);
     try {
-      writeSync(fd, JSON.stringify(record));
-      fdatasyncSync(fd);
+      await handle.writeFile(JSON.stringify(record));
+      await handle.datasync();
     } finally {
-      closeSync(fd);
+      await handle.close();
     }
-    renameSync(temp, path);
+    await rename(temp, path);
   }
 
   async function readRecord(id: string): Promise<Record | undefined> {
@@ -190,7 +189,7 @@ export function createResumableFileStore(
       if (upload.metadata !== undefined) record.metadata = upload.metadata;
       if (upload.sha256) record.sha256 = encodeBase64(upload.sha256);
       if (upload.expiresAt !== undefined) record.expiresAt = upload.expiresAt;
-      writeRecord(record);
+      await writeRecord(record);
       opened.add(upload.id);
     },
 
@@ -213,7 +212,7 @@ export function createResumableFileStore(
             }
             if (size < record.offset) {
               record.offset = size;
-              writeRecord(record);
+              await writeRecord(record);
             }
           }
         } catch (error) {
@@ -221,7 +220,7 @@ export function createResumableFileStore(
           // Renamed by a completion the record does not show yet.
           if ((await stat(final(id)).catch(() => undefined))?.isFile()) {
             record.complete = true;
-            writeRecord(record);
+            await writeRecord(record);
           } else return undefined;
         }
       }
@@ -232,7 +231,7 @@ export function createResumableFileStore(
       check(id);
       const record = await mustRead(id);
       record.length = length;
-      writeRecord(record);
+      await writeRecord(record);
     },
 
     async append(id, offset) {
@@ -251,18 +250,23 @@ export function createResumableFileStore(
       let position = offset;
       let synced = offset;
       let closed = false;
-      const checkpoint = () => {
+      // Asynchronous, so that a checkpoint (an fsync of up to
+      // syncIntervalBytes) does not block the server's other requests.
+      const checkpoint = async () => {
         if (position === synced) return;
-        fdatasyncSync(fd);
-        record.offset = position;
-        writeRecord(record);
-        synced = position;
+        const at = position;
+        await new Promise<void>((resolve, reject) =>
+          fdatasync(fd, (error) => error ? reject(error) : resolve())
+        );
+        record.offset = at;
+        await writeRecord(record);
+        synced = at;
       };
-      const finish = () => {
+      const finish = async () => {
         if (closed) return;
         closed = true;
         try {
-          checkpoint();
+          await checkpoint();
         } finally {
           closeSync(fd);
           appending.delete(id);
@@ -284,14 +288,10 @@ export function createResumableFileStore(
             );
           }
           position += chunk.byteLength;
-          if (position - synced >= syncIntervalBytes) checkpoint();
+          if (position - synced >= syncIntervalBytes) return checkpoint();
         },
-        close() {
-          finish();
-        },
-        abort() {
-          finish();
-        },
+        close: finish,
+        abort: finish,
       }, new CountQueuingStrategy({ highWaterMark: 1 }));
     },
 
@@ -306,7 +306,7 @@ export function createResumableFileStore(
         closeSync(fd);
       }
       record.offset = Math.min(record.offset, offset);
-      writeRecord(record);
+      await writeRecord(record);
     },
 
     async read(id) {
@@ -351,7 +351,7 @@ export function createResumableFileStore(
         // Not every platform can fsync a directory; the rename stands.
       }
       record.complete = true;
-      writeRecord(record);
+      await writeRecord(record);
     },
 
     async delete(id) {

@@ -865,6 +865,10 @@ export function createResumableUploadHandler(
       return response;
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
+      // A refused append's body is not wanted: cancelling it lets the
+      // server drop the connection instead of draining a whole chunk (a
+      // client re-sending a cut request learns of the 409 at once).
+      if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
       const response = error.getResponse();
       if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
       return response;
