@@ -245,6 +245,30 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.equal(third.status, 201);
   });
 
+  it("releases the reservation of an abandoned upload once it expired", async () => {
+    const quick = createResumableUploadHandler({
+      store,
+      maxBytes: 1000,
+      maxTotalBytes: 1000,
+      expiresInMs: 1,
+    });
+    const create = () =>
+      quick(
+        req("POST", "/uploads", {
+          "upload-complete": "?0",
+          "upload-length": "1000",
+        }),
+      );
+    const first = await create();
+    assert.equal(first.status, 201);
+    const id = first.headers.get("location")!.split("/").pop()!;
+    const upload = await store.get(id);
+    while (Date.now() <= upload!.expiresAt!) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.equal((await create()).status, 201);
+  });
+
   it("cancels an upload with DELETE; later requests get 404", async () => {
     const { location } = await ietfCreate();
     await patch(location, 0, bytes(100), false);

@@ -260,18 +260,25 @@ export async function resumableUpload(
           await backOff(refuse(response, "the offset request"));
           continue;
         }
-        offset = Number(response.headers.get("upload-offset"));
-        if (!Number.isSafeInteger(offset) || offset < 0 || offset > total) {
+        const reported = Number(response.headers.get("upload-offset"));
+        if (
+          !Number.isSafeInteger(reported) || reported < 0 || reported > total
+        ) {
           throw new HttpError(
             502,
             "Cannot upload: the server reported an invalid Upload-Offset",
           );
         }
+        // Bytes the server kept from a cut request are progress too.
+        if (reported > offset) {
+          failures = 0;
+          onProgress?.(reported, total);
+        }
+        offset = reported;
         needOffset = false;
         const complete = response.headers.get("upload-complete") === "?1" ||
           (tus && offset === total);
         if (complete) {
-          onProgress?.(offset, total);
           finalResponse = response;
           break;
         }

@@ -102,6 +102,8 @@ export interface ResumableUploadHandlerOptions extends
 }
 
 const EXPIRES_IN_MS = 86_400_000;
+/** Running hashes kept at most (one per upload in progress). */
+const MAX_RUNNING = 1024;
 const MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024;
 const TUS_EXTENSIONS =
   "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
@@ -178,14 +180,27 @@ export function createResumableUploadHandler(
     string,
     { controller: AbortController; done: Promise<unknown> }
   >();
-  /** Bytes reserved by each unfinished upload (maxTotalBytes). */
-  const reserved = new Map<string, number>();
+  /**
+   * Bytes reserved by each unfinished upload (maxTotalBytes), until it
+   * completes, is cancelled or expires.
+   */
+  const reserved = new Map<string, { bytes: number; expiresAt: number }>();
   let reservedTotal = 0;
-  /** A running SHA-256 per upload while its appends are contiguous. */
+  /**
+   * A running SHA-256 per upload while its appends are contiguous; at most
+   * MAX_RUNNING (the oldest go: such uploads are hashed on completion from
+   * the store instead).
+   */
   const running = new Map<string, { offset: number; hasher: Hasher }>();
 
   function reserve(id: string, bytes: number): void {
-    const before = reserved.get(id) ?? 0;
+    const now = Date.now();
+    // Insertion order is expiry order: drop the abandoned ones in front.
+    for (const [other, { expiresAt }] of reserved) {
+      if (expiresAt > now) break;
+      release(other);
+    }
+    const before = reserved.get(id)?.bytes ?? 0;
     if (reservedTotal - before + bytes > maxTotalBytes) {
       throw new HttpError(
         413,
@@ -193,11 +208,15 @@ export function createResumableUploadHandler(
       );
     }
     reservedTotal += bytes - before;
-    reserved.set(id, bytes);
+    reserved.set(id, {
+      bytes,
+      expiresAt: reserved.get(id)?.expiresAt ??
+        (expiresInMs > 0 ? now + expiresInMs : Infinity),
+    });
   }
 
   function release(id: string): void {
-    reservedTotal -= reserved.get(id) ?? 0;
+    reservedTotal -= reserved.get(id)?.bytes ?? 0;
     reserved.delete(id);
     running.delete(id);
   }
@@ -294,7 +313,12 @@ export function createResumableUploadHandler(
     if (hasher && offset === 0) {
       const fresh = hasher("sha-256");
       run = fresh ? { offset: 0, hasher: fresh } : undefined;
-      if (run) running.set(id, run);
+      if (run) {
+        running.set(id, run);
+        if (running.size > MAX_RUNNING) {
+          running.delete(running.keys().next().value!);
+        }
+      }
     }
     if (run && run.offset !== offset) {
       running.delete(id);
