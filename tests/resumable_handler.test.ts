@@ -162,16 +162,29 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     );
     assert.equal(problem["expected-offset"], 10);
     assert.equal(problem["provided-offset"], 5);
+    assert.equal(response.headers.get("upload-offset"), "10");
   });
 
-  it("answers an append to a complete upload with a completed-upload problem", async () => {
+  it("answers an append to a complete upload: empty → completed-upload, bytes → inconsistent-upload-length", async () => {
     const { location } = await ietfCreate({ "upload-complete": "?1" }, "abc");
-    const response = await patch(location, 3, bytes(1), true);
-    assert.equal(response.status, 400);
-    const problem = await response.json();
+    const empty = await handler(
+      req("PATCH", location, {
+        "content-type": "application/partial-upload",
+        "content-length": "0",
+        "upload-offset": "3",
+        "upload-complete": "?1",
+      }),
+    );
+    assert.equal(empty.status, 400);
     assert.equal(
-      problem.type,
+      (await empty.json()).type,
       "https://iana.org/assignments/http-problem-types#completed-upload",
+    );
+    const more = await patch(location, 3, bytes(1), true);
+    assert.equal(more.status, 400);
+    assert.equal(
+      (await more.json()).type,
+      "https://iana.org/assignments/http-problem-types#inconsistent-upload-length",
     );
   });
 
@@ -212,6 +225,7 @@ describe("createResumableUploadHandler (IETF draft)", () => {
   it("refuses a length over maxBytes with 413 (Upload-Limit)", async () => {
     const { response } = await ietfCreate({ "upload-length": "1048577" });
     assert.equal(response.status, 413);
+    assert.match(response.headers.get("upload-limit")!, /max-size=1048576/);
   });
 
   it("refuses creations past maxTotalBytes with 413", async () => {
@@ -313,43 +327,69 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.equal(head.headers.get("upload-offset"), "0");
   });
 
-  it("lets one of two concurrent PATCHes append and answers the other 409", async () => {
-    const { location } = await ietfCreate();
-    const { promise: started, resolve: onStart } = Promise.withResolvers<
-      void
-    >();
-    const { promise: release, resolve: finish } = Promise.withResolvers<
-      void
-    >();
-    // The first pull happens once the handler reads the body, under the
-    // upload's lock; the second waits for the test.
+  /** A body that sends `first`, then waits for `release` to send `rest`. */
+  function held(first: Uint8Array, rest: Uint8Array, release: Promise<void>) {
+    const started = Promise.withResolvers<void>();
     let pulls = 0;
-    const slow = new ReadableStream<Uint8Array>({
+    const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         if (pulls++ === 0) {
-          controller.enqueue(bytes(1000, 5));
-          onStart();
+          controller.enqueue(first);
+          started.resolve();
           return;
         }
         await release;
-        controller.enqueue(bytes(1000, 6));
+        controller.enqueue(rest);
         controller.close();
       },
     }, { highWaterMark: 0 });
-    const first = patch(location, 0, slow, false);
-    await started;
-    const second = await patch(location, 0, bytes(500, 8), false);
-    assert.equal(second.status, 409);
-    finish();
-    assert.equal((await first).status, 204);
-    const head = await handler(req("HEAD", location));
-    assert.equal(head.headers.get("upload-offset"), "2000");
+    return { body, started: started.promise };
+  }
+
+  it("ends an older append when a newer PATCH comes: the older gets 409, bytes never interleave", async () => {
+    const { location } = await ietfCreate();
     const id = location.split("/").pop()!;
-    const stored = new Uint8Array(
-      await readFile(`${dir}/.${id}.upload`),
-    );
-    assert.deepEqual(stored.subarray(0, 1000), bytes(1000, 5));
-    assert.deepEqual(stored.subarray(1000), bytes(1000, 6));
+    const never = Promise.withResolvers<void>();
+    const older = held(bytes(1000, 5), bytes(1000, 6), never.promise);
+    const first = patch(location, 0, older.body, false);
+    await older.started;
+    const second = await patch(location, 0, bytes(500, 8), false);
+    const firstResponse = await first;
+    assert.equal(firstResponse.status, 409);
+    assert.match(await firstResponse.text(), /newer request/);
+    const stored = new Uint8Array(await readFile(`${dir}/.${id}.upload`));
+    if (second.status === 204) {
+      // The older append had stored nothing yet: the newer one appended.
+      assert.deepEqual(stored, bytes(500, 8));
+    } else {
+      // It had stored its first chunk: the newer one is told the offset.
+      assert.equal(second.status, 409);
+      assert.equal(second.headers.get("upload-offset"), "1000");
+      assert.equal((await second.json())["expected-offset"], 1000);
+      assert.deepEqual(stored, bytes(1000, 5));
+    }
+    never.resolve();
+  });
+
+  it("answers HEAD during an append with the offset of what the append stored", async () => {
+    const data = bytes(3000, 12);
+    const { location } = await ietfCreate({ "upload-length": "3000" });
+    const id = location.split("/").pop()!;
+    const never = Promise.withResolvers<void>();
+    const older = held(data.slice(0, 1000), data.slice(1000), never.promise);
+    const first = patch(location, 0, older.body, false);
+    await older.started;
+    const head = await handler(req("HEAD", location));
+    assert.equal((await first).status, 409);
+    const offset = Number(head.headers.get("upload-offset"));
+    assert.ok(offset === 0 || offset === 1000, `offset ${offset}`);
+    const stored = new Uint8Array(await readFile(`${dir}/.${id}.upload`));
+    assert.deepEqual(stored, data.subarray(0, offset));
+    // The offset answered is accepted by the next append.
+    const done = await patch(location, offset, data.subarray(offset), true);
+    assert.equal(done.status, 200);
+    assert.deepEqual(new Uint8Array(await readFile(store.path(id))), data);
+    never.resolve();
   });
 
   it("keeps the bytes of an interrupted PATCH and resumes after them", async () => {
@@ -423,6 +463,10 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     assert.match(response.headers.get("tus-extension")!, /creation/);
     assert.match(response.headers.get("tus-extension")!, /termination/);
     assert.match(response.headers.get("tus-checksum-algorithm")!, /sha256/);
+    assert.equal(
+      response.headers.get("accept-patch"),
+      "application/partial-upload",
+    );
   });
 
   it("answers an unsupported version with 412 and Tus-Version", async () => {

@@ -71,33 +71,46 @@ export type ProblemType =
   | "completed-upload"
   | "inconsistent-upload-length";
 
-/** An {@linkcode HttpError} answered as `application/problem+json`. */
+/**
+ * An {@linkcode HttpError} answered as `application/problem+json` with one
+ * of the draft's problem types, or as plain text (tus) without one; either
+ * way with `headers` (a 409's current `Upload-Offset`).
+ */
 export class ProblemError extends HttpError {
-  readonly type: ProblemType;
+  readonly type: ProblemType | undefined;
   readonly extra: Record<string, number>;
+  readonly headers: Record<string, string>;
   constructor(
     status: number,
-    type: ProblemType,
+    type: ProblemType | undefined,
     message: string,
     extra: Record<string, number> = {},
+    headers: Record<string, string> = {},
   ) {
     super(status, message);
     this.type = type;
     this.extra = extra;
+    this.headers = headers;
   }
 
   override getResponse(): Response {
-    return new Response(
-      JSON.stringify({
-        type: PROBLEM_BASE + this.type,
-        title: this.message,
-        ...this.extra,
-      }),
-      {
-        status: this.status,
-        headers: { "content-type": "application/problem+json" },
-      },
-    );
+    const response = this.type === undefined
+      ? super.getResponse()
+      : new Response(
+        JSON.stringify({
+          type: PROBLEM_BASE + this.type,
+          title: this.message,
+          ...this.extra,
+        }),
+        {
+          status: this.status,
+          headers: { "content-type": "application/problem+json" },
+        },
+      );
+    for (const [name, value] of Object.entries(this.headers)) {
+      response.headers.set(name, value);
+    }
+    return response;
   }
 }
 

@@ -248,23 +248,45 @@ export function createResumableUploadHandler(
     return upload;
   }
 
+  /**
+   * Ends the request appending to an upload, if any, and waits until its
+   * bytes are stored: a newer request for an upload means the client gave
+   * up on the older one (the draft's recommended handling of concurrency),
+   * so a cut request whose connection the server has not yet seen close
+   * cannot hold the upload, and an offset answered afterwards is current.
+   */
+  async function supersede(id: string): Promise<void> {
+    for (let current = locks.get(id); current; current = locks.get(id)) {
+      current.controller.abort(
+        new HttpError(
+          409,
+          "Cannot append to upload: a newer request for it took over",
+        ),
+      );
+      await current.done.catch(() => {});
+    }
+  }
+
+  /**
+   * Runs an append under the upload's lock, after ending an older one: the
+   * bytes of two requests are never interleaved.
+   */
   async function locked<T>(
     id: string,
     fn: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    if (locks.has(id)) {
-      throw new HttpError(
-        409,
-        "Cannot append to upload: another request is appending to it",
-      );
-    }
+    await supersede(id);
     const controller = new AbortController();
     const done = fn(controller.signal);
     locks.set(id, { controller, done });
     try {
       return await done;
+    } catch (error) {
+      // An append ended by a newer request answers with the reason.
+      if (controller.signal.aborted) throw controller.signal.reason;
+      throw error;
     } finally {
-      locks.delete(id);
+      if (locks.get(id)?.done === done) locks.delete(id);
     }
   }
 
@@ -461,23 +483,26 @@ export function createResumableUploadHandler(
 
   async function cancel(id: string): Promise<Response> {
     await load(id);
-    const current = locks.get(id);
-    if (current) {
-      current.controller.abort(
-        new HttpError(410, "Cannot append to upload: it was cancelled"),
-      );
-      // The aborted append has kept or dropped its bytes when it settles.
-      await current.done.catch(() => {});
-    }
+    // The draft: end in-flight requests before answering.
+    await supersede(id);
     await store.delete(id);
     release(id);
     return new Response(null, { status: 204 });
   }
 
-  function limitHeader(): string {
+  /**
+   * `Upload-Limit`: `max-size`, and `max-age`, the remaining lifetime in
+   * seconds (of an upload, or of a new one).
+   */
+  function limitHeader(upload?: ResumableUpload): string {
     const parts = [`max-size=${maxBytes}`];
-    if (expiresInMs > 0) {
-      parts.push(`expires=${Math.floor(expiresInMs / 1000)}`);
+    const expiresAt = upload ? upload.expiresAt : undefined;
+    if (upload && !upload.complete && expiresAt !== undefined) {
+      parts.push(
+        `max-age=${Math.max(0, Math.floor((expiresAt - Date.now()) / 1000))}`,
+      );
+    } else if (!upload && expiresInMs > 0) {
+      parts.push(`max-age=${Math.floor(expiresInMs / 1000)}`);
     }
     return parts.join(", ");
   }
@@ -534,17 +559,18 @@ export function createResumableUploadHandler(
             location,
             "upload-complete": "?0",
             "upload-offset": String(upload.offset),
-            "upload-limit": limitHeader(),
+            "upload-limit": limitHeader(upload),
           },
         });
       });
     }
     if (method === "HEAD") {
+      await supersede(id);
       const upload = await load(id);
       const headers = new Headers({
         "upload-offset": String(upload.offset),
         "upload-complete": upload.complete ? "?1" : "?0",
-        "upload-limit": limitHeader(),
+        "upload-limit": limitHeader(upload),
         "cache-control": "no-store",
       });
       if (upload.length !== undefined) {
@@ -584,10 +610,19 @@ export function createResumableUploadHandler(
     return await locked(id, async (signal) => {
       const current = (await store.get(id)) ?? upload;
       if (current.complete) {
+        // The draft: content for a complete upload is a length conflict;
+        // an empty append learns that it is complete.
+        if (request.headers.get("content-length") === "0") {
+          throw new ProblemError(
+            400,
+            "completed-upload",
+            "Cannot append to upload: it is already complete",
+          );
+        }
         throw new ProblemError(
           400,
-          "completed-upload",
-          "Cannot append to upload: it is already complete",
+          "inconsistent-upload-length",
+          "Cannot append to upload: it is already complete at its length",
         );
       }
       if (provided !== current.offset) {
@@ -596,6 +631,7 @@ export function createResumableUploadHandler(
           "mismatching-upload-offset",
           `Cannot append to upload: Upload-Offset ${provided} is not the upload's offset ${current.offset}`,
           { "expected-offset": current.offset, "provided-offset": provided },
+          { "upload-offset": String(current.offset) },
         );
       }
       const length = parseLength(
@@ -657,6 +693,7 @@ export function createResumableUploadHandler(
           "tus-max-size": String(maxBytes),
           "tus-extension": TUS_EXTENSIONS,
           "tus-checksum-algorithm": "sha256,sha512",
+          "accept-patch": PARTIAL_UPLOAD,
           "upload-limit": limitHeader(),
         },
       });
@@ -721,6 +758,7 @@ export function createResumableUploadHandler(
       return new Response(null, { status: 201, headers });
     }
     if (method === "HEAD") {
+      await supersede(id);
       const upload = await load(id);
       const headers = new Headers({
         "upload-offset": String(upload.offset),
@@ -766,9 +804,12 @@ export function createResumableUploadHandler(
     return await locked(id, async (signal) => {
       const current = await load(id);
       if (provided !== current.offset) {
-        throw new HttpError(
+        throw new ProblemError(
           409,
+          undefined,
           `Cannot append to upload: Upload-Offset ${provided} is not the upload's offset ${current.offset}`,
+          {},
+          { "upload-offset": String(current.offset) },
         );
       }
       if (current.complete) {
@@ -895,6 +936,9 @@ export function createResumableUploadHandler(
       if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
       const response = error.getResponse();
       if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
+      else if (error.status === 413) {
+        response.headers.set("upload-limit", limitHeader());
+      }
       return response;
     }
   };
