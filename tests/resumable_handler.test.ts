@@ -292,6 +292,28 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.equal((await patch(location, 100, bytes(1), true)).status, 404);
   });
 
+  it("ends an in-flight append on DELETE before deleting", async () => {
+    const { location } = await ietfCreate();
+    const never = Promise.withResolvers<void>();
+    const older = held(bytes(1000, 5), bytes(1000, 6), never.promise);
+    const first = patch(location, 0, older.body, false);
+    await older.started;
+    assert.equal((await handler(req("DELETE", location))).status, 204);
+    assert.equal((await first).status, 409);
+    assert.equal((await handler(req("HEAD", location))).status, 404);
+    never.resolve();
+  });
+
+  it("announces the remaining lifetime in Upload-Limit max-age", async () => {
+    const { response, location } = await ietfCreate();
+    assert.match(response.headers.get("upload-limit")!, /max-age=\d+/);
+    const head = await handler(req("HEAD", location));
+    const age = Number(
+      /max-age=(\d+)/.exec(head.headers.get("upload-limit")!)![1],
+    );
+    assert.ok(age > 86_000 && age <= 86_400, `max-age ${age}`);
+  });
+
   it("answers unknown and malformed ids with 404", async () => {
     assert.equal(
       (await handler(req("HEAD", "/uploads/AAAAAAAAAAAAAAAAAAAAAA"))).status,
@@ -613,6 +635,44 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     const location = response.headers.get("location")!;
     assert.equal((await handler(req("DELETE", location, TUS))).status, 204);
     assert.equal((await handler(req("HEAD", location, TUS))).status, 404);
+  });
+
+  it("refuses Upload-Metadata over maxMetadataBytes and malformed metadata with 400", async () => {
+    const small = createResumableUploadHandler({ store, maxMetadataBytes: 16 });
+    const big = await small(
+      req("POST", "/uploads", {
+        ...TUS,
+        "upload-length": "1",
+        "upload-metadata": "filename " + "QUFB".repeat(8),
+      }),
+    );
+    assert.equal(big.status, 400);
+    assert.match(await big.text(), /maxMetadataBytes 16/);
+    const malformed = await handler(
+      req("POST", "/uploads", {
+        ...TUS,
+        "upload-length": "1",
+        "upload-metadata": "a b c",
+      }),
+    );
+    assert.equal(malformed.status, 400);
+  });
+
+  it("honours X-HTTP-Method-Override", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "3" }),
+    );
+    const location = response.headers.get("location")!;
+    const overridden = await handler(
+      req("POST", location, {
+        ...TUS,
+        "x-http-method-override": "PATCH",
+        "content-type": "application/offset+octet-stream",
+        "upload-offset": "0",
+      }, "abc"),
+    );
+    assert.equal(overridden.status, 204);
+    assert.equal(overridden.headers.get("upload-offset"), "3");
   });
 
   it("refuses an oversized Upload-Length with 413", async () => {

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import process from "node:process";
 import { resumableUpload } from "../lib/http/mod.ts";
+import { createResumableUploadObject } from "../lib/runtime/workers.ts";
 import { deadline } from "./_helpers.ts";
 import { bundle, ROOT } from "./_workerd.ts";
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
@@ -79,6 +80,22 @@ async function findMiniflare(): Promise<string> {
   }
   return pathToFileURL(entry).href;
 }
+
+describe("createResumableUploadObject", () => {
+  it("refuses a partBytes below R2's 5 MiB smallest part", () => {
+    assert.throws(
+      () =>
+        createResumableUploadObject({
+          bucket: () => {
+            throw new Error("not reached");
+          },
+          partBytes: 5 * MiB - 1,
+        }),
+      (error: unknown) =>
+        error instanceof RangeError && /partBytes/.test(error.message),
+    );
+  });
+});
 
 describe("createResumableWorkersStore in workerd (Durable Objects + R2)", () => {
   let dir: string;
