@@ -55,6 +55,21 @@ export {
   type UploadBody,
   type UploadOptions,
 } from "./lib/http/upload.ts";
+export {
+  type CompletedResumableUpload,
+  createResumableUploadHandler,
+  type ResumableUploadHandlerOptions,
+} from "./lib/http/resumable/resumable_upload_handler.ts";
+export type {
+  ResumableStore,
+  ResumableUpload,
+} from "./lib/http/resumable/resumable_store.ts";
+export {
+  resumableUpload,
+  type ResumableUploadBody,
+  type ResumableUploadOptions,
+  type ResumableUploadResult,
+} from "./lib/http/resumable_upload.ts";
 export { forwardResponse } from "./lib/http/forward_response.ts";
 export type { Compression } from "./lib/http/compression.ts";
 export { createEchoHandler, echo, type EchoOptions } from "./lib/http/echo.ts";

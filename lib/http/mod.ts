@@ -90,3 +90,18 @@ export {
   type MultipartField,
   type MultipartValue,
 } from "./encode_multipart.ts";
+export {
+  type CompletedResumableUpload,
+  createResumableUploadHandler,
+  type ResumableUploadHandlerOptions,
+} from "./resumable/resumable_upload_handler.ts";
+export type {
+  ResumableStore,
+  ResumableUpload,
+} from "./resumable/resumable_store.ts";
+export {
+  resumableUpload,
+  type ResumableUploadBody,
+  type ResumableUploadOptions,
+  type ResumableUploadResult,
+} from "./resumable_upload.ts";

@@ -23,6 +23,11 @@ import {
 
 export { uploadFile, type UploadFileOptions } from "./upload_file.ts";
 export { createHasher } from "./_sha256.ts";
+export {
+  createResumableFileStore,
+  type ResumableFileStore,
+  type ResumableFileStoreOptions,
+} from "./resumable_file_store.ts";
 
 /** Options for {@linkcode openFile}. */
 export interface OpenFileOptions {

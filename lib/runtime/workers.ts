@@ -22,3 +22,12 @@ export {
   type R2UploadedPartLike,
   type R2Value,
 } from "./r2_sink.ts";
+export {
+  createResumableUploadObject,
+  createResumableWorkersStore,
+  type DurableObjectNamespaceLike,
+  type DurableObjectStateLike,
+  type DurableObjectStorageLike,
+  type ResumableR2BucketLike,
+  type ResumableUploadObjectOptions,
+} from "./resumable_workers_store.ts";

@@ -1,0 +1,120 @@
+// The header fields of resumable uploads: structured-field items of the
+// IETF draft (RFC 9651 booleans and integers), tus 1.0's plain integers,
+// upload ids, and the problem details (RFC 9457) the draft defines.
+
+import { HttpError } from "../http_error.ts";
+
+/** The draft's media type for appended bytes (PATCH). */
+export const PARTIAL_UPLOAD = "application/partial-upload";
+/** tus 1.0's media type for appended bytes (PATCH). */
+export const OFFSET_OCTET_STREAM = "application/offset+octet-stream";
+/** The tus protocol version served. */
+export const TUS_VERSION = "1.0.0";
+
+const PROBLEM_BASE = "https://iana.org/assignments/http-problem-types#";
+
+/** Parses an RFC 9651 boolean item (`?1`, `?0`); parameters are ignored. */
+export function parseBoolean(
+  name: string,
+  value: string | null,
+): boolean | undefined {
+  if (value === null) return undefined;
+  const item = value.split(";")[0].trim();
+  if (item === "?1") return true;
+  if (item === "?0") return false;
+  throw new HttpError(
+    400,
+    `Cannot read ${name}: expected ?1 or ?0, got ${quote(value)}`,
+  );
+}
+
+/**
+ * Parses a non-negative integer header: an RFC 9651 integer item (at most 15
+ * digits) for the draft, plain digits for tus.
+ */
+export function parseLength(
+  name: string,
+  value: string | null,
+): number | undefined {
+  if (value === null) return undefined;
+  const item = value.split(";")[0].trim();
+  if (!/^[0-9]{1,15}$/.test(item)) {
+    throw new HttpError(
+      400,
+      `Cannot read ${name}: expected a non-negative integer, got ${
+        quote(value)
+      }`,
+    );
+  }
+  return Number(item);
+}
+
+/** An id: 16 random bytes (128 bits) in base64url, 22 characters. */
+export function newUploadId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+/** Whether `id` has the shape of an id made by {@linkcode newUploadId}. */
+export function isUploadId(id: string): boolean {
+  return /^[A-Za-z0-9_-]{22}$/.test(id);
+}
+
+/** The problem types of the draft, and the one for a length conflict. */
+export type ProblemType =
+  | "mismatching-upload-offset"
+  | "completed-upload"
+  | "inconsistent-upload-length";
+
+/**
+ * An {@linkcode HttpError} answered as `application/problem+json` with one
+ * of the draft's problem types, or as plain text (tus) without one; either
+ * way with `headers` (a 409's current `Upload-Offset`).
+ */
+export class ProblemError extends HttpError {
+  readonly type: ProblemType | undefined;
+  readonly extra: Record<string, number>;
+  readonly headers: Record<string, string>;
+  constructor(
+    status: number,
+    type: ProblemType | undefined,
+    message: string,
+    extra: Record<string, number> = {},
+    headers: Record<string, string> = {},
+  ) {
+    super(status, message);
+    this.type = type;
+    this.extra = extra;
+    this.headers = headers;
+  }
+
+  override getResponse(): Response {
+    const response = this.type === undefined
+      ? super.getResponse()
+      : new Response(
+        JSON.stringify({
+          type: PROBLEM_BASE + this.type,
+          title: this.message,
+          ...this.extra,
+        }),
+        {
+          status: this.status,
+          headers: { "content-type": "application/problem+json" },
+        },
+      );
+    for (const [name, value] of Object.entries(this.headers)) {
+      response.headers.set(name, value);
+    }
+    return response;
+  }
+}
+
+/** At most 64 characters of the peer's input, for error messages. */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 64 ? value.slice(0, 64) + "…" : value);
+}

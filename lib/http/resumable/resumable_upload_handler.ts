@@ -1,0 +1,994 @@
+import { checkMax, checkMs } from "../../_internal/limits.ts";
+import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
+import { formatDigestHeader } from "../digest_header.ts";
+import { HttpError } from "../http_error.ts";
+import {
+  type Hasher,
+  receiveBody,
+  type ReceiveBodyOptions,
+} from "../receive_body.ts";
+import { contentDigests } from "../_body_headers.ts";
+import { MAX_BODY_BYTES } from "../_defaults.ts";
+import type { ResumableStore, ResumableUpload } from "./resumable_store.ts";
+import {
+  isUploadId,
+  newUploadId,
+  OFFSET_OCTET_STREAM,
+  parseBoolean,
+  parseLength,
+  PARTIAL_UPLOAD,
+  ProblemError,
+  quote,
+  TUS_VERSION,
+} from "./_headers.ts";
+
+/** A finished upload, as `onComplete` sees it. */
+export interface CompletedResumableUpload {
+  /** The upload's id (the last segment of its URL). */
+  id: string;
+  /** Its size in bytes. */
+  bytes: number;
+  /** Its SHA-256, when a hasher is configured. */
+  sha256?: Uint8Array;
+  /** tus `Upload-Metadata`, as the client sent it. */
+  metadata?: string;
+}
+
+/** Options for {@linkcode createResumableUploadHandler}. */
+export interface ResumableUploadHandlerOptions extends
+  Pick<
+    ReceiveBodyOptions,
+    | "idleTimeoutMs"
+    | "minBytesPerSecond"
+    | "minRateWindowMs"
+    | "readAheadBytes"
+    | "timeoutMs"
+  > {
+  /** Where uploads keep their state and bytes. */
+  store: ResumableStore;
+  /**
+   * The path the handler is mounted at: `POST` to it creates an upload,
+   * which lives at `<requestPathPrefix>/<id>`.
+   *
+   * @default {"/uploads"}
+   */
+  requestPathPrefix?: string;
+  /**
+   * The largest upload, in bytes: a declared length over it, or bytes past
+   * it, are refused with 413. Announced as `Upload-Limit: max-size` and
+   * `Tus-Max-Size`.
+   *
+   * @default {1073741824} (1 GiB)
+   */
+  maxBytes?: number;
+  /**
+   * The bytes all unfinished uploads of this handler may reserve together
+   * (the declared length of each, or `maxBytes` while unknown): a creation
+   * that would go past it is refused with 413. Counted per process.
+   *
+   * @default {17179869184} (16 GiB)
+   */
+  maxTotalBytes?: number;
+  /**
+   * How long an unfinished upload lives after its creation, in
+   * milliseconds (tus `Upload-Expires`): past it, requests get 410 and its
+   * bytes are deleted.
+   *
+   * @default {86400000} (24 hours)
+   */
+  expiresInMs?: number;
+  /**
+   * The largest tus `Upload-Metadata` header, in bytes (400 past it).
+   *
+   * @default {4096}
+   */
+  maxMetadataBytes?: number;
+  /**
+   * Makes the hashers (`createHasher` from `@sluice/streams/fs` or
+   * `@sluice/streams/workers`). With one, every completed upload is hashed
+   * with SHA-256 and checked against the `Repr-Digest` given at creation;
+   * a request's `Content-Digest` and tus `Upload-Checksum` (`sha256`,
+   * `sha512`) are checked. Without one, digests cannot be checked and are
+   * refused with 500 (`Content-Digest`) or 400 (`Upload-Checksum`).
+   *
+   * @default {undefined}
+   */
+  hasher?: ReceiveBodyOptions["hasher"];
+  /** Called once an upload is complete and its object published. */
+  onComplete?: (
+    upload: CompletedResumableUpload,
+    request: Request,
+  ) => void | Promise<void>;
+}
+
+const EXPIRES_IN_MS = 86_400_000;
+/** Running hashes kept at most (one per upload in progress). */
+const MAX_RUNNING = 1024;
+const MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024;
+const TUS_EXTENSIONS =
+  "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
+
+/**
+ * Creates a fetch handler for resumable uploads that speaks both "Resumable
+ * Uploads for HTTP" (draft-ietf-httpbis-resumable-upload) and tus 1.0 over
+ * one {@linkcode ResumableStore}: a request with `Tus-Resumable` (and every
+ * `OPTIONS`) is answered as tus, any other as the draft.
+ *
+ * The draft: `POST` with `Upload-Complete` (and `Upload-Length`) creates an
+ * upload, `HEAD` reports its `Upload-Offset`, `PATCH` with
+ * `application/partial-upload` appends, `DELETE` cancels; a wrong offset is
+ * a 409 `mismatching-upload-offset` problem, an append to a complete upload
+ * a 400 `completed-upload` problem (`application/problem+json`). A fetch
+ * handler cannot send the draft's `104 Upload Resumption Supported` interim
+ * response: the upload's `Location` comes with the final response, and a
+ * client that wants it early creates the upload with an empty `POST` first
+ * (as `resumableUpload` does).
+ *
+ * tus 1.0: core, creation (with `Upload-Defer-Length` and
+ * `Upload-Metadata`), creation-with-upload, termination, checksum
+ * (`sha256`, `sha512`; 460 on mismatch) and expiration.
+ *
+ * Bytes of an interrupted request are kept (the store makes them durable)
+ * and the client resumes from the offset `HEAD` reports. One request at a
+ * time appends to an upload: a second gets 409 while the first runs. Upload
+ * ids are 128 random bits: anyone who has the URL can append to or cancel
+ * the upload, so treat it as a secret.
+ *
+ * @experimental
+ * @param options The store, the mount path and the limits.
+ * @returns A fetch handler for `Deno.serve`, `Bun.serve`, Workers or a router.
+ *
+ * @example Resumable uploads into a directory
+ * ```ts ignore
+ * import { createResumableUploadHandler } from "@sluice/streams/http";
+ * import { createHasher, createResumableFileStore } from "@sluice/streams/fs";
+ *
+ * const handler = createResumableUploadHandler({
+ *   store: createResumableFileStore("./uploads"),
+ *   hasher: createHasher,
+ *   maxBytes: 16 * 1024 * 1024 * 1024,
+ * });
+ * Deno.serve((request) => handler(request));
+ * ```
+ */
+export function createResumableUploadHandler(
+  options: ResumableUploadHandlerOptions,
+): (request: Request) => Promise<Response> {
+  const {
+    store,
+    requestPathPrefix = "/uploads",
+    maxBytes = MAX_BODY_BYTES,
+    maxTotalBytes = MAX_TOTAL_BYTES,
+    expiresInMs = EXPIRES_IN_MS,
+    maxMetadataBytes = 4096,
+    hasher,
+    onComplete,
+    ...limits
+  } = options;
+  checkMax("create resumable upload handler", "maxBytes", maxBytes);
+  checkMax("create resumable upload handler", "maxTotalBytes", maxTotalBytes);
+  checkMax(
+    "create resumable upload handler",
+    "maxMetadataBytes",
+    maxMetadataBytes,
+  );
+  checkMs("create resumable upload handler", "expiresInMs", expiresInMs);
+  const prefix = requestPathPrefix.replace(/\/+$/, "");
+
+  /** The request appending to each upload, to cancel it on DELETE. */
+  const locks = new Map<
+    string,
+    { controller: AbortController; done: Promise<unknown> }
+  >();
+  /**
+   * Bytes reserved by each unfinished upload (maxTotalBytes), until it
+   * completes, is cancelled or expires.
+   */
+  const reserved = new Map<string, { bytes: number; expiresAt: number }>();
+  let reservedTotal = 0;
+  /**
+   * A running SHA-256 per upload while its appends are contiguous; at most
+   * MAX_RUNNING (the oldest go: such uploads are hashed on completion from
+   * the store instead).
+   */
+  const running = new Map<string, { offset: number; hasher: Hasher }>();
+
+  function reserve(id: string, bytes: number): void {
+    const now = Date.now();
+    // Insertion order is expiry order: drop the abandoned ones in front.
+    for (const [other, { expiresAt }] of reserved) {
+      if (expiresAt > now) break;
+      release(other);
+    }
+    const before = reserved.get(id)?.bytes ?? 0;
+    if (reservedTotal - before + bytes > maxTotalBytes) {
+      throw new HttpError(
+        413,
+        `Cannot create upload: the unfinished uploads would exceed maxTotalBytes ${maxTotalBytes}`,
+      );
+    }
+    reservedTotal += bytes - before;
+    reserved.set(id, {
+      bytes,
+      expiresAt: reserved.get(id)?.expiresAt ??
+        (expiresInMs > 0 ? now + expiresInMs : Infinity),
+    });
+  }
+
+  function release(id: string): void {
+    reservedTotal -= reserved.get(id)?.bytes ?? 0;
+    reserved.delete(id);
+    running.delete(id);
+  }
+
+  function checkLength(length: number): void {
+    if (length > maxBytes) {
+      throw new HttpError(
+        413,
+        `Cannot create upload: length ${length} exceeds maxBytes ${maxBytes}`,
+      );
+    }
+  }
+
+  async function load(id: string): Promise<ResumableUpload> {
+    const upload = isUploadId(id) ? await store.get(id) : undefined;
+    if (!upload) {
+      throw new HttpError(404, "Cannot find upload: unknown id");
+    }
+    if (
+      !upload.complete && upload.expiresAt !== undefined &&
+      upload.expiresAt <= Date.now()
+    ) {
+      if (!locks.has(id)) {
+        await store.delete(id);
+        release(id);
+      }
+      throw new HttpError(410, "Cannot use upload: it expired");
+    }
+    return upload;
+  }
+
+  /**
+   * Ends the request appending to an upload, if any, and waits until its
+   * bytes are stored: a newer request for an upload means the client gave
+   * up on the older one (the draft's recommended handling of concurrency),
+   * so a cut request whose connection the server has not yet seen close
+   * cannot hold the upload, and an offset answered afterwards is current.
+   */
+  async function supersede(id: string): Promise<void> {
+    for (let current = locks.get(id); current; current = locks.get(id)) {
+      current.controller.abort(
+        new HttpError(
+          409,
+          "Cannot append to upload: a newer request for it took over",
+        ),
+      );
+      await current.done.catch(() => {});
+    }
+  }
+
+  /**
+   * Runs an append under the upload's lock, after ending an older one: the
+   * bytes of two requests are never interleaved.
+   */
+  async function locked<T>(
+    id: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    await supersede(id);
+    const controller = new AbortController();
+    const done = fn(controller.signal);
+    locks.set(id, { controller, done });
+    try {
+      return await done;
+    } catch (error) {
+      // An append ended by a newer request answers with the reason.
+      if (controller.signal.aborted) throw controller.signal.reason;
+      throw error;
+    } finally {
+      if (locks.get(id)?.done === done) locks.delete(id);
+    }
+  }
+
+  async function create(
+    length: number | undefined,
+    metadata: string | undefined,
+    sha256: Uint8Array | undefined,
+  ): Promise<ResumableUpload> {
+    if (length !== undefined) checkLength(length);
+    const id = newUploadId();
+    reserve(id, length ?? maxBytes);
+    const now = Date.now();
+    const upload: ResumableUpload = {
+      id,
+      offset: 0,
+      complete: false,
+      createdAt: now,
+      expiresAt: expiresInMs > 0 ? now + expiresInMs : undefined,
+    };
+    if (length !== undefined) upload.length = length;
+    if (metadata !== undefined) upload.metadata = metadata;
+    if (sha256) upload.sha256 = sha256;
+    try {
+      await store.create(upload);
+    } catch (error) {
+      release(id);
+      throw error;
+    }
+    return upload;
+  }
+
+  /**
+   * Appends a request's body at the upload's offset through receiveBody and
+   * returns the new offset; on failure the bytes that arrived are kept,
+   * except for a chunk whose checksum failed.
+   */
+  async function append(
+    upload: ResumableUpload,
+    request: Request,
+    signal: AbortSignal,
+    checksum?: string,
+  ): Promise<number> {
+    const { id, offset } = upload;
+    const room = (upload.length ?? maxBytes) - offset;
+    let run = running.get(id);
+    if (hasher && offset === 0) {
+      const fresh = hasher("sha-256");
+      run = fresh ? { offset: 0, hasher: fresh } : undefined;
+      if (run) {
+        running.set(id, run);
+        if (running.size > MAX_RUNNING) {
+          running.delete(running.keys().next().value!);
+        }
+      }
+    }
+    if (run && run.offset !== offset) {
+      running.delete(id);
+      run = undefined;
+    }
+    const sink = (await store.append(id, offset)).getWriter();
+    const counted = new WritableStream<Uint8Array>({
+      async write(chunk) {
+        await sink.write(chunk);
+        if (run) {
+          run.hasher.update(chunk);
+          run.offset += chunk.byteLength;
+        }
+      },
+      close: () => sink.close(),
+      abort: (reason) => sink.abort(reason),
+    }, new CountQueuingStrategy({ highWaterMark: 1 }));
+    const needsHasher = checksum !== undefined ||
+      request.headers.has("content-digest");
+    const receive: ReceiveBodyOptions = {
+      ...limits,
+      maxBytes: room,
+      signal,
+      hasher: needsHasher ? hasher : undefined,
+    };
+    try {
+      if (checksum === undefined) {
+        await receiveBody(request, counted, receive);
+      } else {
+        const declared = request.headers.get("content-length");
+        await receiveBody(request.body ?? emptyStream(), counted, {
+          ...receive,
+          headers: declared === null
+            ? { "content-digest": checksum }
+            : { "content-digest": checksum, "content-length": declared },
+        });
+      }
+    } catch (error) {
+      if (
+        error instanceof HttpError && error.status === 400 &&
+        /does not match Content-Digest/.test(error.message)
+      ) {
+        running.delete(id);
+        await store.truncate(id, offset);
+        if (checksum !== undefined) {
+          throw new HttpError(
+            460,
+            "Cannot append to upload: Upload-Checksum does not match",
+          );
+        }
+      }
+      if (
+        error instanceof HttpError && error.status === 413 &&
+        upload.length !== undefined
+      ) {
+        throw new HttpError(
+          413,
+          `Cannot append to upload: the body goes past its length ${upload.length}`,
+        );
+      }
+      throw error;
+    }
+    return (await store.get(id))?.offset ?? offset;
+  }
+
+  /** Hashes stored bytes, checking the size and the expected digest. */
+  async function hashStored(
+    upload: ResumableUpload,
+    stream: ReadableStream<Uint8Array>,
+  ): Promise<Uint8Array | undefined> {
+    try {
+      const { sha256 } = await receiveBody(stream, new WritableStream(), {
+        hasher,
+        contentLength: upload.offset,
+        maxBytes: upload.offset,
+        sha256: upload.sha256,
+        idleTimeoutMs: 0,
+        minBytesPerSecond: 0,
+      });
+      return sha256;
+    } catch (error) {
+      await store.delete(upload.id);
+      release(upload.id);
+      throw new HttpError(
+        400,
+        "Cannot complete upload: its bytes do not match Repr-Digest; the upload was deleted",
+        { cause: error },
+      );
+    }
+  }
+
+  /** Verifies a fully received upload and publishes it. */
+  async function finish(
+    upload: ResumableUpload,
+    request: Request,
+  ): Promise<CompletedResumableUpload> {
+    const { id, offset } = upload;
+    let sha256: Uint8Array | undefined;
+    let late = false;
+    if (hasher) {
+      const run = running.get(id);
+      sha256 = run && run.offset === offset
+        ? run.hasher.digest()
+        : await store.digest?.(id);
+      if (sha256 && upload.sha256 && !sameBytes(upload.sha256, sha256)) {
+        await store.delete(id);
+        release(id);
+        throw new HttpError(
+          400,
+          "Cannot complete upload: its SHA-256 does not match Repr-Digest; the upload was deleted",
+        );
+      }
+      if (!sha256) {
+        // The running hash was lost (a restart, another instance, a
+        // truncation): hash the stored bytes, checking size and digest as
+        // every received body is checked.
+        const stream = await store.read(id);
+        if (stream) sha256 = await hashStored(upload, stream);
+        else late = true;
+      }
+    }
+    await store.complete(id);
+    if (late) {
+      const stream = await store.read(id);
+      if (!stream) {
+        throw new HttpError(
+          500,
+          "Cannot complete upload: the store cannot read it",
+        );
+      }
+      sha256 = await hashStored(upload, stream);
+    }
+    release(id);
+    const done: CompletedResumableUpload = { id, bytes: offset };
+    if (sha256) done.sha256 = sha256;
+    if (upload.metadata !== undefined) done.metadata = upload.metadata;
+    await onComplete?.(done, request);
+    return done;
+  }
+
+  async function cancel(id: string): Promise<Response> {
+    await load(id);
+    // The draft: end in-flight requests before answering.
+    await supersede(id);
+    await store.delete(id);
+    release(id);
+    return new Response(null, { status: 204 });
+  }
+
+  /**
+   * `Upload-Limit`: `max-size`, and `max-age`, the remaining lifetime in
+   * seconds (of an upload, or of a new one).
+   */
+  function limitHeader(upload?: ResumableUpload): string {
+    const parts = [`max-size=${maxBytes}`];
+    const expiresAt = upload ? upload.expiresAt : undefined;
+    if (upload && !upload.complete && expiresAt !== undefined) {
+      parts.push(
+        `max-age=${Math.max(0, Math.floor((expiresAt - Date.now()) / 1000))}`,
+      );
+    } else if (!upload && expiresInMs > 0) {
+      parts.push(`max-age=${Math.floor(expiresInMs / 1000)}`);
+    }
+    return parts.join(", ");
+  }
+
+  // --- the IETF draft ----------------------------------------------------
+
+  async function ietf(
+    request: Request,
+    id: string | undefined,
+  ): Promise<Response> {
+    const method = request.method;
+    if (id === undefined) {
+      if (method !== "POST") throw notAllowed(method, "POST, OPTIONS");
+      const complete = parseBoolean(
+        "Upload-Complete",
+        request.headers.get("upload-complete"),
+      );
+      if (complete === undefined) {
+        throw new HttpError(
+          400,
+          "Cannot create upload: Upload-Complete is missing",
+        );
+      }
+      let length = parseLength(
+        "Upload-Length",
+        request.headers.get("upload-length"),
+      );
+      const contentLength = parseLength(
+        "Content-Length",
+        request.headers.get("content-length"),
+      );
+      if (complete && contentLength !== undefined) {
+        if (length !== undefined && length !== contentLength) {
+          throw inconsistent(length, contentLength);
+        }
+        length = contentLength;
+      }
+      const upload = await create(
+        length,
+        undefined,
+        reprDigest(request.headers.get("repr-digest")),
+      );
+      const location = `${prefix}/${upload.id}`;
+      return await locked(upload.id, async (signal) => {
+        upload.offset = await append(upload, request, signal);
+        if (complete) {
+          upload.length = upload.offset;
+          const done = await finish(upload, request);
+          return completed(done, 201, location);
+        }
+        return new Response(null, {
+          status: 201,
+          headers: {
+            location,
+            "upload-complete": "?0",
+            "upload-offset": String(upload.offset),
+            "upload-limit": limitHeader(upload),
+          },
+        });
+      });
+    }
+    if (method === "HEAD") {
+      await supersede(id);
+      const upload = await load(id);
+      const headers = new Headers({
+        "upload-offset": String(upload.offset),
+        "upload-complete": upload.complete ? "?1" : "?0",
+        "upload-limit": limitHeader(upload),
+        "cache-control": "no-store",
+      });
+      if (upload.length !== undefined) {
+        headers.set("upload-length", String(upload.length));
+      }
+      return new Response(null, { status: 204, headers });
+    }
+    if (method === "DELETE") return await cancel(id);
+    if (method !== "PATCH") {
+      throw notAllowed(method, "HEAD, PATCH, DELETE, OPTIONS");
+    }
+    const type = request.headers.get("content-type")?.split(";")[0].trim()
+      .toLowerCase();
+    if (type !== PARTIAL_UPLOAD) {
+      throw new HttpError(
+        415,
+        `Cannot append to upload: Content-Type must be ${PARTIAL_UPLOAD}, got ${
+          quote(type ?? "none")
+        }`,
+      );
+    }
+    const provided = parseLength(
+      "Upload-Offset",
+      request.headers.get("upload-offset"),
+    );
+    const complete = parseBoolean(
+      "Upload-Complete",
+      request.headers.get("upload-complete"),
+    );
+    if (provided === undefined || complete === undefined) {
+      throw new HttpError(
+        400,
+        "Cannot append to upload: Upload-Offset and Upload-Complete are required",
+      );
+    }
+    const upload = await load(id);
+    return await locked(id, async (signal) => {
+      const current = (await store.get(id)) ?? upload;
+      if (current.complete) {
+        // The draft: content for a complete upload is a length conflict;
+        // an empty append learns that it is complete.
+        if (request.headers.get("content-length") === "0") {
+          throw new ProblemError(
+            400,
+            "completed-upload",
+            "Cannot append to upload: it is already complete",
+          );
+        }
+        throw new ProblemError(
+          400,
+          "inconsistent-upload-length",
+          "Cannot append to upload: it is already complete at its length",
+        );
+      }
+      if (provided !== current.offset) {
+        throw new ProblemError(
+          409,
+          "mismatching-upload-offset",
+          `Cannot append to upload: Upload-Offset ${provided} is not the upload's offset ${current.offset}`,
+          { "expected-offset": current.offset, "provided-offset": provided },
+          { "upload-offset": String(current.offset) },
+        );
+      }
+      const length = parseLength(
+        "Upload-Length",
+        request.headers.get("upload-length"),
+      );
+      const contentLength = parseLength(
+        "Content-Length",
+        request.headers.get("content-length"),
+      );
+      let total = length;
+      if (complete && contentLength !== undefined) {
+        if (total !== undefined && total !== provided + contentLength) {
+          throw inconsistent(total, provided + contentLength);
+        }
+        total = provided + contentLength;
+      }
+      if (total !== undefined) {
+        if (current.length !== undefined && current.length !== total) {
+          throw inconsistent(current.length, total);
+        }
+        if (current.length === undefined) {
+          checkLength(total);
+          await store.setLength(id, total);
+          current.length = total;
+          reserve(id, total);
+        }
+      }
+      current.offset = await append(current, request, signal);
+      if (complete) {
+        if (current.length !== undefined && current.offset !== current.length) {
+          throw inconsistent(current.length, current.offset);
+        }
+        current.length = current.offset;
+        return completed(await finish(current, request), 200);
+      }
+      return new Response(null, {
+        status: 204,
+        headers: {
+          "upload-complete": "?0",
+          "upload-offset": String(current.offset),
+        },
+      });
+    });
+  }
+
+  // --- tus 1.0 -----------------------------------------------------------
+
+  async function tus(
+    request: Request,
+    id: string | undefined,
+    method: string,
+  ): Promise<Response> {
+    if (method === "OPTIONS") {
+      return new Response(null, {
+        status: 204,
+        headers: {
+          "tus-version": TUS_VERSION,
+          "tus-max-size": String(maxBytes),
+          "tus-extension": TUS_EXTENSIONS,
+          "tus-checksum-algorithm": "sha256,sha512",
+          "accept-patch": PARTIAL_UPLOAD,
+          "upload-limit": limitHeader(),
+        },
+      });
+    }
+    const version = request.headers.get("tus-resumable");
+    if (version !== TUS_VERSION) {
+      const error = new HttpError(
+        412,
+        `Cannot serve tus request: version ${
+          quote(version ?? "none")
+        } is not ${TUS_VERSION}`,
+      );
+      const response = error.getResponse();
+      response.headers.set("tus-version", TUS_VERSION);
+      return response;
+    }
+    if (id === undefined) {
+      if (method !== "POST") throw notAllowed(method, "POST, OPTIONS");
+      const length = parseLength(
+        "Upload-Length",
+        request.headers.get("upload-length"),
+      );
+      const defer = request.headers.get("upload-defer-length");
+      if (defer !== null && defer.trim() !== "1") {
+        throw new HttpError(
+          400,
+          `Cannot create upload: Upload-Defer-Length must be 1, got ${
+            quote(defer)
+          }`,
+        );
+      }
+      if ((length === undefined) === (defer === null)) {
+        throw new HttpError(
+          400,
+          "Cannot create upload: send exactly one of Upload-Length and Upload-Defer-Length",
+        );
+      }
+      const metadata = request.headers.get("upload-metadata") ?? undefined;
+      if (metadata !== undefined) checkMetadata(metadata);
+      const upload = await create(length, metadata, undefined);
+      const headers = new Headers({
+        location: `${prefix}/${upload.id}`,
+      });
+      if (upload.expiresAt !== undefined) {
+        headers.set("upload-expires", new Date(upload.expiresAt).toUTCString());
+      }
+      const type = request.headers.get("content-type")?.split(";")[0].trim()
+        .toLowerCase();
+      if (type === OFFSET_OCTET_STREAM) {
+        // creation-with-upload
+        await locked(upload.id, async (signal) => {
+          upload.offset = await append(
+            upload,
+            request,
+            signal,
+            tusChecksum(request),
+          );
+          if (upload.length === upload.offset) await finish(upload, request);
+        });
+        headers.set("upload-offset", String(upload.offset));
+      }
+      return new Response(null, { status: 201, headers });
+    }
+    if (method === "HEAD") {
+      await supersede(id);
+      const upload = await load(id);
+      const headers = new Headers({
+        "upload-offset": String(upload.offset),
+        "cache-control": "no-store",
+      });
+      if (upload.length !== undefined) {
+        headers.set("upload-length", String(upload.length));
+      } else headers.set("upload-defer-length", "1");
+      if (upload.metadata !== undefined) {
+        headers.set("upload-metadata", upload.metadata);
+      }
+      if (upload.expiresAt !== undefined && !upload.complete) {
+        headers.set("upload-expires", new Date(upload.expiresAt).toUTCString());
+      }
+      return new Response(null, { status: 200, headers });
+    }
+    if (method === "DELETE") return await cancel(id);
+    if (method !== "PATCH") {
+      throw notAllowed(method, "HEAD, PATCH, DELETE, OPTIONS");
+    }
+    const type = request.headers.get("content-type")?.split(";")[0].trim()
+      .toLowerCase();
+    if (type !== OFFSET_OCTET_STREAM) {
+      throw new HttpError(
+        415,
+        `Cannot append to upload: Content-Type must be ${OFFSET_OCTET_STREAM}, got ${
+          quote(type ?? "none")
+        }`,
+      );
+    }
+    const provided = parseLength(
+      "Upload-Offset",
+      request.headers.get("upload-offset"),
+    );
+    if (provided === undefined) {
+      throw new HttpError(
+        400,
+        "Cannot append to upload: Upload-Offset is missing",
+      );
+    }
+    const checksum = tusChecksum(request);
+    await load(id);
+    return await locked(id, async (signal) => {
+      const current = await load(id);
+      if (provided !== current.offset) {
+        throw new ProblemError(
+          409,
+          undefined,
+          `Cannot append to upload: Upload-Offset ${provided} is not the upload's offset ${current.offset}`,
+          {},
+          { "upload-offset": String(current.offset) },
+        );
+      }
+      if (current.complete) {
+        throw new HttpError(
+          400,
+          "Cannot append to upload: it is already complete",
+        );
+      }
+      const length = parseLength(
+        "Upload-Length",
+        request.headers.get("upload-length"),
+      );
+      if (length !== undefined) {
+        if (current.length !== undefined && current.length !== length) {
+          throw new HttpError(
+            400,
+            `Cannot append to upload: Upload-Length ${length} differs from ${current.length}`,
+          );
+        }
+        if (current.length === undefined) {
+          if (length < current.offset) {
+            throw new HttpError(
+              400,
+              `Cannot append to upload: Upload-Length ${length} is below its offset ${current.offset}`,
+            );
+          }
+          checkLength(length);
+          await store.setLength(id, length);
+          current.length = length;
+          reserve(id, length);
+        }
+      }
+      current.offset = await append(current, request, signal, checksum);
+      if (current.length === current.offset) await finish(current, request);
+      const headers = new Headers({ "upload-offset": String(current.offset) });
+      if (
+        current.expiresAt !== undefined && current.length !== current.offset
+      ) {
+        headers.set(
+          "upload-expires",
+          new Date(current.expiresAt).toUTCString(),
+        );
+      }
+      return new Response(null, { status: 204, headers });
+    });
+  }
+
+  function checkMetadata(metadata: string): void {
+    if (new TextEncoder().encode(metadata).byteLength > maxMetadataBytes) {
+      throw new HttpError(
+        400,
+        `Cannot create upload: Upload-Metadata exceeds maxMetadataBytes ${maxMetadataBytes}`,
+      );
+    }
+    for (const pair of metadata.split(",")) {
+      const [key, value, extra] = pair.trim().split(" ");
+      if (
+        !key || extra !== undefined ||
+        (value !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+      ) {
+        throw new HttpError(
+          400,
+          `Cannot create upload: malformed Upload-Metadata ${quote(metadata)}`,
+        );
+      }
+    }
+  }
+
+  /** tus `Upload-Checksum` as a Content-Digest for receiveBody. */
+  function tusChecksum(request: Request): string | undefined {
+    const value = request.headers.get("upload-checksum");
+    if (value === null) return undefined;
+    const [name, digest] = value.trim().split(" ");
+    const algorithm = name === "sha256"
+      ? "sha-256"
+      : name === "sha512"
+      ? "sha-512"
+      : undefined;
+    if (!algorithm || !hasher?.(algorithm)) {
+      throw new HttpError(
+        400,
+        `Cannot check Upload-Checksum: algorithm ${
+          quote(name ?? "")
+        } is not supported`,
+      );
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = decodeBase64(digest ?? "");
+    } catch {
+      throw new HttpError(
+        400,
+        `Cannot check Upload-Checksum: malformed ${quote(value)}`,
+      );
+    }
+    return `${algorithm}=:${encodeBase64(bytes)}:`;
+  }
+
+  return async (request) => {
+    let isTus = false;
+    try {
+      const path = new URL(request.url).pathname;
+      let id: string | undefined;
+      if (path === prefix || path === prefix + "/") id = undefined;
+      else if (
+        path.startsWith(prefix + "/") &&
+        !path.slice(prefix.length + 1).includes("/")
+      ) {
+        id = path.slice(prefix.length + 1);
+      } else throw new HttpError(404, "Cannot find upload: unknown path");
+      const override = request.headers.get("x-http-method-override");
+      const method = (override ?? request.method).toUpperCase();
+      isTus = request.headers.has("tus-resumable") || method === "OPTIONS";
+      const response = isTus
+        ? await tus(request, id, method)
+        : await ietf(request, id);
+      if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
+      return response;
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      // A refused append's body is not wanted: cancelling it lets the
+      // server drop the connection instead of draining a whole chunk (a
+      // client re-sending a cut request learns of the 409 at once).
+      if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
+      const response = error.getResponse();
+      if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
+      else if (error.status === 413) {
+        response.headers.set("upload-limit", limitHeader());
+      }
+      return response;
+    }
+  };
+}
+
+function notAllowed(method: string, allow: string): HttpError {
+  return new HttpError(
+    405,
+    `Cannot serve upload: method ${quote(method)} is not ${allow}`,
+  );
+}
+
+function inconsistent(expected: number, got: number): ProblemError {
+  return new ProblemError(
+    400,
+    "inconsistent-upload-length",
+    `Cannot accept upload: length ${got} is inconsistent with ${expected}`,
+  );
+}
+
+function reprDigest(value: string | null): Uint8Array | undefined {
+  return contentDigests(value)?.get("sha-256");
+}
+
+function completed(
+  done: CompletedResumableUpload,
+  status: number,
+  location?: string,
+): Response {
+  const headers = new Headers({
+    "content-type": "application/json",
+    "upload-complete": "?1",
+    "upload-offset": String(done.bytes),
+  });
+  if (location) headers.set("location", location);
+  const body: { bytes: number; sha256?: string } = { bytes: done.bytes };
+  if (done.sha256) {
+    body.sha256 = encodeBase64(done.sha256);
+    headers.set("repr-digest", formatDigestHeader({ "sha-256": done.sha256 }));
+  }
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  let diff = 0;
+  for (let i = 0; i < a.byteLength; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+function emptyStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream({ start: (c) => c.close() });
+}

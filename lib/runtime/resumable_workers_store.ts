@@ -1,0 +1,506 @@
+// The resumable-upload store of Cloudflare Workers: each upload's state
+// lives in its own Durable Object, which appends the bytes through R2's
+// multipart upload (parts of partBytes) and keeps the tail below one part
+// in its storage, so any Worker instance can continue an upload another
+// started, and the object appears in R2 only when the upload completes.
+
+import { concatBytes as concatInto } from "../_internal/bytes.ts";
+import { checkMax } from "../_internal/limits.ts";
+import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
+import { HttpError } from "../http/http_error.ts";
+import type { Hasher } from "../http/receive_body.ts";
+import type {
+  ResumableStore,
+  ResumableUpload,
+} from "../http/resumable/resumable_store.ts";
+import type {
+  R2BucketLike,
+  R2MultipartUploadLike,
+  R2UploadedPartLike,
+} from "./r2_sink.ts";
+import { createHasher } from "./_sha256.ts";
+
+/** The part of a Durable Object's storage the upload object uses. */
+export interface DurableObjectStorageLike {
+  /** Reads one value. */
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  /** Writes several values atomically. */
+  put(entries: Record<string, unknown>): Promise<void>;
+  /** Deletes keys. */
+  delete(keys: string[]): Promise<number>;
+  /** Deletes everything. */
+  deleteAll(): Promise<void>;
+}
+
+/** The part of a Durable Object's state the upload object uses. */
+export interface DurableObjectStateLike {
+  /** The object's storage. */
+  storage: DurableObjectStorageLike;
+}
+
+/** The part of a Durable Object namespace binding the store uses. */
+export interface DurableObjectNamespaceLike {
+  /** The id of the object for a name. */
+  idFromName(name: string): unknown;
+  /** A stub to send requests to an object. */
+  get(id: never): { fetch(request: Request): Promise<Response> };
+}
+
+/** An R2 bucket with what the upload object needs besides the sink's part. */
+export interface ResumableR2BucketLike extends R2BucketLike {
+  /** Continues a multipart upload started earlier. */
+  resumeMultipartUpload(key: string, uploadId: string): R2MultipartUploadLike;
+  /** Reads an object. */
+  get(key: string): Promise<{ body: ReadableStream<Uint8Array> } | null>;
+  /** Deletes an object. */
+  delete(key: string): Promise<void>;
+}
+
+/** Options for {@linkcode createResumableUploadObject}. */
+export interface ResumableUploadObjectOptions {
+  /** The R2 bucket, from the object's `env` (`(env) => env.UPLOADS`). */
+  bucket: (env: Record<string, unknown>) => ResumableR2BucketLike;
+  /**
+   * The R2 key of an upload's object.
+   *
+   * @default {(id) => `uploads/${id}`}
+   */
+  key?: (id: string) => string;
+  /**
+   * The size of each R2 part but the last (R2 needs at least 5 MiB): the
+   * object buffers up to one part in memory and keeps the tail of an
+   * interrupted append in its storage.
+   *
+   * @default {8388608} (8 MiB)
+   */
+  partBytes?: number;
+}
+
+interface Meta {
+  upload: Omit<ResumableUpload, "sha256"> & { sha256?: string };
+  multipart?: string;
+  parts: R2UploadedPartLike[];
+  partsBytes: number;
+  tailChunks: number;
+}
+
+const MiB = 1024 * 1024;
+
+function concatBytes(chunks: Uint8Array[]): Uint8Array {
+  return concatInto(chunks, chunks.reduce((n, c) => n + c.byteLength, 0));
+}
+
+/** Tail bytes per storage value (Durable Object values are limited). */
+const TAIL_CHUNK = 96 * 1024;
+
+/**
+ * Makes the Durable Object class that holds resumable uploads for
+ * {@linkcode createResumableWorkersStore}: export it from your Worker under
+ * the class name bound in `wrangler.toml`. One object per upload keeps its
+ * state, appends its bytes through an R2 multipart upload (one append at a
+ * time; a second is refused with 409), keeps the tail below one part in
+ * its storage so an interrupted append loses nothing it acknowledged, and
+ * completes the multipart upload, so the R2 object appears whole, only when
+ * the upload is complete. It hashes the bytes as they pass (SHA-256, with
+ * `node:crypto` of `nodejs_compat`) while it stays in memory.
+ *
+ * @experimental
+ * @param options The bucket, the object keys and the part size.
+ * @returns A Durable Object class.
+ *
+ * @example A Worker with resumable uploads into R2
+ * ```ts ignore
+ * import { createResumableUploadHandler } from "@sluice/streams/http";
+ * import {
+ *   createHasher,
+ *   createResumableUploadObject,
+ *   createResumableWorkersStore,
+ * } from "@sluice/streams/workers";
+ *
+ * export const ResumableUploads = createResumableUploadObject({
+ *   bucket: (env) => env.BUCKET as never,
+ * });
+ * export default {
+ *   fetch(request: Request, env: { UPLOADS: never }) {
+ *     const store = createResumableWorkersStore(env.UPLOADS);
+ *     return createResumableUploadHandler({ store, hasher: createHasher })(request);
+ *   },
+ * };
+ * ```
+ */
+export function createResumableUploadObject(
+  options: ResumableUploadObjectOptions,
+): new (
+  state: DurableObjectStateLike,
+  env: Record<string, unknown>,
+) => { fetch(request: Request): Promise<Response> } {
+  const what = "create resumable upload object";
+  const partBytes = checkMax(what, "partBytes", options.partBytes ?? 8 * MiB);
+  if (partBytes < 5 * MiB) {
+    throw new RangeError(
+      `Cannot ${what}: partBytes must be at least 5 MiB (R2's smallest part), got ${partBytes}`,
+    );
+  }
+  const keyOf = options.key ?? ((id: string) => `uploads/${id}`);
+
+  return class ResumableUploadObject {
+    #storage: DurableObjectStorageLike;
+    #bucket: ResumableR2BucketLike;
+    #appending = false;
+    #hash: { offset: number; hasher: Hasher } | undefined;
+    /** The state before the last append, for a truncation back to it. */
+    #before: { meta: Meta; tail: Uint8Array } | undefined;
+
+    constructor(state: DurableObjectStateLike, env: Record<string, unknown>) {
+      this.#storage = state.storage;
+      this.#bucket = options.bucket(env);
+    }
+
+    async fetch(request: Request): Promise<Response> {
+      const url = new URL(request.url);
+      const op = url.pathname.slice(1);
+      const meta = await this.#storage.get<Meta>("meta");
+      if (op === "create") {
+        if (meta) return new Response("exists", { status: 409 });
+        const upload = await request.json() as Meta["upload"];
+        await this.#storage.put({
+          meta: { upload, parts: [], partsBytes: 0, tailChunks: 0 },
+        });
+        this.#hash = { offset: 0, hasher: createHasher("sha-256")! };
+        return new Response(null, { status: 201 });
+      }
+      if (!meta) return new Response("unknown upload", { status: 404 });
+      switch (op) {
+        case "get":
+          return Response.json(meta.upload);
+        case "length":
+          meta.upload.length = Number(url.searchParams.get("value"));
+          await this.#storage.put({ meta });
+          return new Response(null, { status: 204 });
+        case "append":
+          return this.#append(
+            meta,
+            Number(url.searchParams.get("offset")),
+            request.body!,
+          );
+        case "truncate":
+          return await this.#truncate(
+            meta,
+            Number(url.searchParams.get("offset")),
+          );
+        case "digest": {
+          const hash = this.#hash;
+          if (!hash || hash.offset !== meta.upload.offset) {
+            return new Response(null, { status: 204 });
+          }
+          this.#hash = undefined;
+          return new Response(hash.hasher.digest() as Uint8Array<ArrayBuffer>);
+        }
+        case "complete":
+          return await this.#complete(meta);
+        case "read": {
+          if (!meta.upload.complete) return new Response(null, { status: 204 });
+          const object = await this.#bucket.get(keyOf(meta.upload.id));
+          if (!object) return new Response("no object", { status: 404 });
+          return new Response(object.body);
+        }
+        case "delete":
+          await this.#delete(meta);
+          return new Response(null, { status: 204 });
+      }
+      return new Response("unknown operation", { status: 400 });
+    }
+
+    async #tail(meta: Meta): Promise<Uint8Array[]> {
+      const chunks: Uint8Array[] = [];
+      for (let i = 0; i < meta.tailChunks; i++) {
+        const chunk = await this.#storage.get<Uint8Array>(`tail${i}`);
+        if (!chunk) throw new Error(`Cannot read upload: tail ${i} is missing`);
+        chunks.push(new Uint8Array(chunk));
+      }
+      return chunks;
+    }
+
+    async #multipart(meta: Meta): Promise<R2MultipartUploadLike> {
+      const key = keyOf(meta.upload.id);
+      if (meta.multipart) {
+        return this.#bucket.resumeMultipartUpload(key, meta.multipart);
+      }
+      const upload = await this.#bucket.createMultipartUpload(key) as
+        & R2MultipartUploadLike
+        & { uploadId: string };
+      meta.multipart = upload.uploadId;
+      return upload;
+    }
+
+    /** Stores the tail and the offset in one atomic write. */
+    async #save(meta: Meta, tail: Uint8Array): Promise<void> {
+      const entries: Record<string, unknown> = {};
+      const count = Math.ceil(tail.byteLength / TAIL_CHUNK);
+      for (let i = 0; i < count; i++) {
+        entries[`tail${i}`] = tail.slice(i * TAIL_CHUNK, (i + 1) * TAIL_CHUNK);
+      }
+      const stale = meta.tailChunks;
+      meta.tailChunks = count;
+      meta.upload.offset = meta.partsBytes + tail.byteLength;
+      entries.meta = meta;
+      await this.#storage.put(entries);
+      if (stale > count) {
+        const keys: string[] = [];
+        for (let i = count; i < stale; i++) keys.push(`tail${i}`);
+        await this.#storage.delete(keys);
+      }
+    }
+
+    #append(
+      meta: Meta,
+      offset: number,
+      body: ReadableStream<Uint8Array>,
+    ): Response {
+      if (this.#appending) {
+        return new Response("another append is running", { status: 409 });
+      }
+      if (meta.upload.complete || offset !== meta.upload.offset) {
+        return new Response("offset mismatch", { status: 409 });
+      }
+      this.#appending = true;
+      const result = new TransformStream<Uint8Array, Uint8Array>();
+      const run = async () => {
+        const pending = await this.#tail(meta);
+        this.#before = {
+          meta: structuredClone(meta),
+          tail: concatBytes(pending),
+        };
+        let pendingBytes = pending.reduce((n, c) => n + c.byteLength, 0);
+        const hash = this.#hash?.offset === offset ? this.#hash : undefined;
+        if (!hash) this.#hash = undefined;
+        let failure: unknown;
+        try {
+          for await (const chunk of body) {
+            pending.push(chunk);
+            pendingBytes += chunk.byteLength;
+            if (hash) {
+              hash.hasher.update(chunk);
+              hash.offset += chunk.byteLength;
+            }
+            while (pendingBytes >= partBytes) {
+              const all = concatBytes(pending);
+              const part = all.subarray(0, partBytes);
+              const multipart = await this.#multipart(meta);
+              meta.parts.push(
+                await multipart.uploadPart(meta.parts.length + 1, part),
+              );
+              meta.partsBytes += partBytes;
+              pending.length = 0;
+              pending.push(all.slice(partBytes));
+              pendingBytes -= partBytes;
+              await this.#save(meta, new Uint8Array(0));
+            }
+          }
+        } catch (error) {
+          failure = error; // a cut request: keep what arrived
+        }
+        await this.#save(meta, concatBytes(pending));
+        if (hash && hash.offset !== meta.upload.offset) this.#hash = undefined;
+        return { offset: meta.upload.offset, failed: failure !== undefined };
+      };
+      const writer = result.writable.getWriter();
+      run().then(
+        (outcome) =>
+          writer.write(new TextEncoder().encode(JSON.stringify(outcome))),
+        (error) =>
+          writer.write(
+            new TextEncoder().encode(JSON.stringify({ error: String(error) })),
+          ),
+      ).finally(() => {
+        this.#appending = false;
+        return writer.close();
+      }).catch(() => {});
+      return new Response(result.readable, { status: 200 });
+    }
+
+    async #truncate(meta: Meta, offset: number): Promise<Response> {
+      const before = this.#before;
+      if (!before || before.meta.upload.offset !== offset) {
+        return new Response(
+          "Cannot truncate upload: only back to the start of its last append",
+          { status: 500 },
+        );
+      }
+      // Parts uploaded since are left out of the completion (and replaced
+      // by the next uploads of their numbers).
+      meta.parts = before.meta.parts;
+      meta.partsBytes = before.meta.partsBytes;
+      await this.#save(meta, before.tail);
+      this.#hash = undefined;
+      return new Response(null, { status: 204 });
+    }
+
+    async #complete(meta: Meta): Promise<Response> {
+      const tail = concatBytes(await this.#tail(meta));
+      const key = keyOf(meta.upload.id);
+      if (!meta.multipart) {
+        await this.#bucket.put(key, tail);
+      } else {
+        const multipart = await this.#multipart(meta);
+        if (tail.byteLength > 0 || meta.parts.length === 0) {
+          meta.parts.push(
+            await multipart.uploadPart(meta.parts.length + 1, tail),
+          );
+        }
+        await multipart.complete(meta.parts);
+      }
+      meta.upload.complete = true;
+      meta.multipart = undefined;
+      meta.partsBytes += tail.byteLength;
+      await this.#save(meta, new Uint8Array(0));
+      return new Response(null, { status: 204 });
+    }
+
+    async #delete(meta: Meta): Promise<void> {
+      const key = keyOf(meta.upload.id);
+      if (meta.multipart) {
+        await this.#bucket.resumeMultipartUpload(key, meta.multipart).abort()
+          .catch(() => {});
+      }
+      if (meta.upload.complete) await this.#bucket.delete(key);
+      await this.#storage.deleteAll();
+      this.#hash = undefined;
+    }
+  };
+}
+
+/**
+ * Creates the resumable-upload store of Cloudflare Workers, for
+ * `createResumableUploadHandler`: each upload is one Durable Object of the
+ * class made by {@linkcode createResumableUploadObject} (addressed by the
+ * upload's id), so any Worker instance can serve any request of any
+ * upload. Bytes go to R2 through the object; the R2 object appears only
+ * when the upload completes.
+ *
+ * @experimental
+ * @param namespace The Durable Object namespace binding (`env.UPLOADS`).
+ * @returns The store.
+ *
+ * @example The store of a Worker
+ * ```ts ignore
+ * import { createResumableWorkersStore } from "@sluice/streams/workers";
+ *
+ * export default {
+ *   fetch(_request: Request, env: { UPLOADS: never }) {
+ *     const store = createResumableWorkersStore(env.UPLOADS);
+ *     return new Response(typeof store.get);
+ *   },
+ * };
+ * ```
+ */
+export function createResumableWorkersStore(
+  namespace: DurableObjectNamespaceLike,
+): ResumableStore {
+  const call = async (
+    id: string,
+    op: string,
+    init: RequestInit & { query?: Record<string, string> } = {},
+  ): Promise<Response> => {
+    const url = new URL(`https://upload/${op}`);
+    for (const [k, v] of Object.entries(init.query ?? {})) {
+      url.searchParams.set(k, v);
+    }
+    const stub = namespace.get(namespace.idFromName(id) as never);
+    return await stub.fetch(new Request(url, { method: "POST", ...init }));
+  };
+  const expect = async (response: Response, what: string) => {
+    if (!response.ok) {
+      throw new HttpError(
+        response.status === 409 ? 409 : 500,
+        `Cannot ${what}: ${await response.text()}`,
+      );
+    }
+    return response;
+  };
+  return {
+    async create(upload) {
+      const record: Meta["upload"] = { ...upload, sha256: undefined };
+      if (upload.sha256) record.sha256 = encodeBase64(upload.sha256);
+      await expect(
+        await call(upload.id, "create", { body: JSON.stringify(record) }),
+        "create upload",
+      );
+    },
+    async get(id) {
+      const response = await call(id, "get");
+      if (response.status === 404) {
+        await response.body?.cancel();
+        return undefined;
+      }
+      const record = await (await expect(response, "read upload"))
+        .json() as Meta["upload"];
+      const { sha256, ...rest } = record;
+      const upload: ResumableUpload = rest;
+      if (sha256) upload.sha256 = decodeBase64(sha256);
+      return upload;
+    },
+    async setLength(id, length) {
+      await expect(
+        await call(id, "length", { query: { value: String(length) } }),
+        "set upload length",
+      );
+    },
+    async append(id, offset) {
+      const { readable, writable } = new TransformStream<
+        Uint8Array,
+        Uint8Array
+      >();
+      const response = await expect(
+        await call(id, "append", {
+          query: { offset: String(offset) },
+          body: readable,
+          duplex: "half",
+        } as RequestInit),
+        "append to upload",
+      );
+      const outcome = response.text();
+      const writer = writable.getWriter();
+      const settle = async () => {
+        const result = JSON.parse(await outcome) as { error?: string };
+        if (result.error) {
+          throw new Error(`Cannot append to upload: ${result.error}`);
+        }
+      };
+      return new WritableStream<Uint8Array>({
+        write: (chunk) => writer.write(chunk),
+        async close() {
+          await writer.close();
+          await settle();
+        },
+        async abort(reason) {
+          // The object keeps what it received and records its offset.
+          await writer.abort(reason).catch(() => {});
+          await settle().catch(() => {});
+        },
+      }, new CountQueuingStrategy({ highWaterMark: 1 }));
+    },
+    async truncate(id, offset) {
+      await expect(
+        await call(id, "truncate", { query: { offset: String(offset) } }),
+        "truncate upload",
+      );
+    },
+    async read(id) {
+      const response = await expect(await call(id, "read"), "read upload");
+      return response.status === 204 ? undefined : response.body ?? undefined;
+    },
+    async digest(id) {
+      const response = await expect(await call(id, "digest"), "read digest");
+      if (response.status === 204) return undefined;
+      return new Uint8Array(await response.arrayBuffer());
+    },
+    async complete(id) {
+      await expect(await call(id, "complete"), "complete upload");
+    },
+    async delete(id) {
+      const response = await call(id, "delete");
+      await response.body?.cancel();
+    },
+  };
+}

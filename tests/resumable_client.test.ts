@@ -1,0 +1,259 @@
+// resumableUpload against createResumableUploadHandler over real HTTP on
+// 127.0.0.1: both protocols, progress as acknowledged bytes, resumption from
+// a stored upload URL, 5xx retries with back-off, give-up and refusal, and
+// connections cut at random offsets by a TCP proxy (the final file is
+// byte-identical).
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import process from "node:process";
+import {
+  createResumableUploadHandler,
+  HttpError,
+  resumableUpload,
+} from "../lib/http/mod.ts";
+import {
+  createHasher,
+  createResumableFileStore,
+  type ResumableFileStore,
+} from "../lib/runtime/fs.ts";
+import type { Server } from "../lib/runtime/serve.ts";
+import { deadline, makeTempDir, removeDir, startServer } from "./_helpers.ts";
+import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
+
+const MiB = 1024 * 1024;
+const FAST = { retryDelayMs: 5, maxRetryDelayMs: 50 };
+/**
+ * The issue's full fault run (100 cuts during 256 MiB) is opt-in:
+ * `SLUICE_RESUMABLE_FULL=1 deno test -A tests/resumable_client.test.ts`.
+ * The test task runs 20 cuts over 32 MiB.
+ */
+const FULL = process.env.SLUICE_RESUMABLE_FULL === "1";
+const CUTS = FULL ? 100 : 20;
+const CUT_BYTES = (FULL ? 256 : 32) * MiB;
+
+function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("base64");
+}
+
+let dir: string;
+let store: ResumableFileStore;
+let server: Server;
+/** Makes the next PATCHes fail with 503 while it is above 0. */
+let failPatches = 0;
+
+before(async () => {
+  dir = await makeTempDir("resumable-client-");
+  store = createResumableFileStore(dir);
+  const handler = createResumableUploadHandler({
+    store,
+    hasher: createHasher,
+    maxBytes: 256 * MiB,
+  });
+  const small = createResumableUploadHandler({
+    store,
+    maxBytes: MiB,
+    requestPathPrefix: "/small",
+  });
+  server = await startServer((request) => {
+    if (new URL(request.url).pathname.startsWith("/small")) {
+      return small(request);
+    }
+    if (request.method === "PATCH" && failPatches > 0) {
+      failPatches--;
+      return new Response("busy", { status: 503 });
+    }
+    return handler(request);
+  });
+});
+
+after(async () => {
+  await server.shutdown();
+  await removeDir(dir);
+});
+
+function idOf(url: string): string {
+  return new URL(url).pathname.split("/").pop()!;
+}
+
+describe("resumableUpload", () => {
+  for (const protocol of ["ietf", "tus"] as const) {
+    it(`uploads in chunks with acknowledged progress (${protocol})`, async () => {
+      const data = randomBytes(5 * MiB + 123);
+      const progress: number[] = [];
+      const urls: string[] = [];
+      const result = await resumableUpload(
+        new URL("/uploads", server.url),
+        data,
+        {
+          protocol,
+          chunkBytes: MiB,
+          onProgress: (done, total) => {
+            assert.equal(total, data.byteLength);
+            progress.push(done);
+          },
+          onUploadUrl: (url) => void urls.push(url),
+          metadata: { filename: "a b.bin" },
+        },
+      );
+      assert.equal(result.bytes, data.byteLength);
+      assert.deepEqual(urls, [result.uploadUrl]);
+      assert.equal(progress.length, 6);
+      assert.deepEqual(progress, [...progress].sort((a, b) => a - b));
+      assert.equal(progress.at(-1), data.byteLength);
+      const stored = new Uint8Array(
+        await readFile(store.path(idOf(result.uploadUrl))),
+      );
+      assert.equal(sha256(stored), sha256(data));
+      if (protocol === "ietf") {
+        assert.equal((await result.response.json()).sha256, sha256(data));
+      } else {
+        assert.equal(result.response.status, 204);
+      }
+    });
+  }
+
+  it("uploads an empty body", async () => {
+    const result = await resumableUpload(
+      new URL("/uploads", server.url),
+      new Uint8Array(0),
+    );
+    assert.equal(result.bytes, 0);
+    assert.equal(
+      (await readFile(store.path(idOf(result.uploadUrl)))).byteLength,
+      0,
+    );
+  });
+
+  it("resumes from a stored upload URL after an abort", async () => {
+    const data = randomBytes(4 * MiB);
+    const controller = new AbortController();
+    let saved: string | undefined;
+    await assert.rejects(
+      resumableUpload(new URL("/uploads", server.url), data, {
+        chunkBytes: MiB,
+        signal: controller.signal,
+        onUploadUrl: (url) => void (saved = url),
+        onProgress: (done) => {
+          if (done >= 2 * MiB) controller.abort(new Error("app closed"));
+        },
+      }),
+      /app closed/,
+    );
+    assert.ok(saved);
+    const head = await fetch(saved, { method: "HEAD" });
+    assert.equal(head.headers.get("upload-offset"), String(2 * MiB));
+    const progress: number[] = [];
+    const result = await resumableUpload(
+      new URL("/uploads", server.url),
+      data,
+      {
+        uploadUrl: saved,
+        chunkBytes: MiB,
+        onProgress: (done) => void progress.push(done),
+      },
+    );
+    assert.equal(result.uploadUrl, saved);
+    assert.deepEqual(
+      progress.slice(0, 2),
+      [2 * MiB, 3 * MiB],
+      "the stored bytes count as acknowledged, and it continued after them",
+    );
+    const stored = new Uint8Array(await readFile(store.path(idOf(saved))));
+    assert.equal(sha256(stored), sha256(data));
+  });
+
+  it("retries a 5xx after asking for the offset", async () => {
+    const data = randomBytes(3 * MiB);
+    failPatches = 3;
+    const result = await resumableUpload(
+      new URL("/uploads", server.url),
+      data,
+      { ...FAST, chunkBytes: MiB },
+    );
+    assert.equal(failPatches, 0);
+    const stored = new Uint8Array(
+      await readFile(store.path(idOf(result.uploadUrl))),
+    );
+    assert.equal(sha256(stored), sha256(data));
+  });
+
+  it("gives up after maxRetries failures without progress", async () => {
+    failPatches = 1000;
+    try {
+      await assert.rejects(
+        resumableUpload(new URL("/uploads", server.url), randomBytes(10), {
+          ...FAST,
+          maxRetries: 3,
+        }),
+        (error: unknown) => error instanceof HttpError && error.status === 503,
+      );
+    } finally {
+      failPatches = 0;
+    }
+  });
+
+  it("does not retry a refusal (413)", async () => {
+    let requests = 0;
+    const counting: typeof fetch = (input, init) => {
+      requests++;
+      return fetch(input, init);
+    };
+    await assert.rejects(
+      resumableUpload(
+        new URL("/small", server.url),
+        new Uint8Array(MiB + 1),
+        { fetch: counting },
+      ),
+      (error: unknown) => error instanceof HttpError && error.status === 413,
+    );
+    assert.equal(requests, 1);
+  });
+
+  for (const protocol of ["ietf", "tus"] as const) {
+    it(
+      `survives ${CUTS} connection cuts at random offsets over ${
+        CUT_BYTES / MiB
+      } MiB (${protocol})`,
+      async () => {
+        const size = CUT_BYTES;
+        const data = randomBytes(size);
+        const seed = Math.floor(Math.random() * 2 ** 31);
+        // Request bytes include headers and retries: spread the cuts over
+        // the body's size so that all of them fall inside the upload.
+        const points = cutPoints(CUTS, size, seed);
+        const proxy = await startCuttingProxy(server.port, points);
+        try {
+          const result = await deadline(
+            resumableUpload(`http://127.0.0.1:${proxy.port}/uploads`, data, {
+              protocol,
+              ...FAST,
+              chunkBytes: 8 * MiB,
+              maxRetries: 20,
+            }),
+            FULL ? 1_200_000 : 120_000,
+            `upload with cuts (seed ${seed})`,
+          );
+          assert.equal(proxy.cuts(), CUTS, `seed ${seed}`);
+          const stored = new Uint8Array(
+            await readFile(store.path(idOf(result.uploadUrl))),
+          );
+          assert.equal(stored.byteLength, size, `seed ${seed}`);
+          assert.equal(sha256(stored), sha256(data), `seed ${seed}`);
+        } finally {
+          await proxy.close();
+        }
+      },
+    );
+  }
+});

@@ -1,0 +1,699 @@
+// createResumableUploadHandler over the file store, in process: the IETF
+// draft (creation, offset retrieval, appending, cancellation, problem
+// types, limits) and tus 1.0 (core, creation, creation-with-upload,
+// defer-length, termination, checksum, expiration), ids, locks and limits.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { createResumableUploadHandler } from "../lib/http/mod.ts";
+import {
+  createHasher,
+  createResumableFileStore,
+  type ResumableFileStore,
+} from "../lib/runtime/fs.ts";
+import { makeTempDir, removeDir } from "./_helpers.ts";
+
+const BASE = "http://localhost/uploads";
+
+function bytes(n: number, seed = 1): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(data).digest());
+}
+
+function b64(data: Uint8Array): string {
+  return btoa(String.fromCharCode(...data));
+}
+
+let dir: string;
+let store: ResumableFileStore;
+let handler: (request: Request) => Promise<Response>;
+const completed: string[] = [];
+
+before(async () => {
+  dir = await makeTempDir("resumable-");
+  store = createResumableFileStore(dir);
+  handler = createResumableUploadHandler({
+    store,
+    hasher: createHasher,
+    maxBytes: 1024 * 1024,
+    maxTotalBytes: 64 * 1024 * 1024,
+    onComplete: (upload) => void completed.push(upload.id),
+  });
+});
+
+after(async () => {
+  await removeDir(dir);
+});
+
+function req(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: BodyInit,
+): Request {
+  return new Request(new URL(path, BASE), { method, headers, body });
+}
+
+async function ietfCreate(
+  headers: Record<string, string> = {},
+  body?: BodyInit,
+): Promise<{ response: Response; location: string }> {
+  const response = await handler(
+    req("POST", "/uploads", { "upload-complete": "?0", ...headers }, body),
+  );
+  const location = response.headers.get("location") ?? "";
+  return { response, location };
+}
+
+async function patch(
+  location: string,
+  offset: number,
+  body: BodyInit,
+  complete: boolean,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return await handler(
+    req("PATCH", location, {
+      "content-type": "application/partial-upload",
+      "upload-offset": String(offset),
+      "upload-complete": complete ? "?1" : "?0",
+      ...headers,
+    }, body),
+  );
+}
+
+describe("createResumableUploadHandler (IETF draft)", () => {
+  it("creates an upload with a 128-bit base64url id under the prefix", async () => {
+    const { response, location } = await ietfCreate({ "upload-length": "10" });
+    assert.equal(response.status, 201);
+    assert.match(location, /^\/uploads\/[A-Za-z0-9_-]{22}$/);
+    assert.equal(response.headers.get("upload-offset"), "0");
+    assert.equal(response.headers.get("upload-complete"), "?0");
+    assert.match(
+      response.headers.get("upload-limit") ?? "",
+      /max-size=1048576/,
+    );
+    const other = await ietfCreate({ "upload-length": "10" });
+    assert.notEqual(other.location, location);
+  });
+
+  it("stores a complete upload sent in one creation request", async () => {
+    const data = bytes(5000);
+    const { response, location } = await ietfCreate(
+      { "upload-complete": "?1" },
+      data,
+    );
+    assert.equal(response.status, 201);
+    assert.equal(response.headers.get("upload-complete"), "?1");
+    const json = await response.json();
+    assert.equal(json.bytes, 5000);
+    assert.equal(json.sha256, b64(sha256(data)));
+    const id = location.split("/").pop()!;
+    assert.deepEqual(new Uint8Array(await readFile(store.path(id))), data);
+    assert.ok(completed.includes(id));
+  });
+
+  it("appends in several requests, reports the offset by HEAD, completes", async () => {
+    const data = bytes(300_000, 7);
+    const { location } = await ietfCreate({ "upload-length": "300000" });
+    let response = await patch(location, 0, data.subarray(0, 100_000), false);
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get("upload-offset"), "100000");
+    response = await handler(req("HEAD", location));
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get("upload-offset"), "100000");
+    assert.equal(response.headers.get("upload-complete"), "?0");
+    assert.equal(response.headers.get("upload-length"), "300000");
+    assert.equal(response.headers.get("cache-control"), "no-store");
+    const id = location.split("/").pop()!;
+    await assert.rejects(stat(store.path(id)), "not published before complete");
+    response = await patch(location, 100_000, data.subarray(100_000), true);
+    assert.equal(response.status, 200);
+    assert.equal((await response.json()).sha256, b64(sha256(data)));
+    assert.deepEqual(new Uint8Array(await readFile(store.path(id))), data);
+    response = await handler(req("HEAD", location));
+    assert.equal(response.headers.get("upload-complete"), "?1");
+  });
+
+  it("answers a wrong offset with a mismatching-upload-offset problem", async () => {
+    const { location } = await ietfCreate();
+    await patch(location, 0, bytes(10), false);
+    const response = await patch(location, 5, bytes(10), false);
+    assert.equal(response.status, 409);
+    assert.equal(
+      response.headers.get("content-type"),
+      "application/problem+json",
+    );
+    const problem = await response.json();
+    assert.equal(
+      problem.type,
+      "https://iana.org/assignments/http-problem-types#mismatching-upload-offset",
+    );
+    assert.equal(problem["expected-offset"], 10);
+    assert.equal(problem["provided-offset"], 5);
+    assert.equal(response.headers.get("upload-offset"), "10");
+  });
+
+  it("answers an append to a complete upload: empty → completed-upload, bytes → inconsistent-upload-length", async () => {
+    const { location } = await ietfCreate({ "upload-complete": "?1" }, "abc");
+    const empty = await handler(
+      req("PATCH", location, {
+        "content-type": "application/partial-upload",
+        "content-length": "0",
+        "upload-offset": "3",
+        "upload-complete": "?1",
+      }),
+    );
+    assert.equal(empty.status, 400);
+    assert.equal(
+      (await empty.json()).type,
+      "https://iana.org/assignments/http-problem-types#completed-upload",
+    );
+    const more = await patch(location, 3, bytes(1), true);
+    assert.equal(more.status, 400);
+    assert.equal(
+      (await more.json()).type,
+      "https://iana.org/assignments/http-problem-types#inconsistent-upload-length",
+    );
+  });
+
+  it("refuses a PATCH whose media type is not application/partial-upload", async () => {
+    const { location } = await ietfCreate();
+    const response = await handler(
+      req("PATCH", location, {
+        "content-type": "application/octet-stream",
+        "upload-offset": "0",
+        "upload-complete": "?0",
+      }, "x"),
+    );
+    assert.equal(response.status, 415);
+  });
+
+  it("refuses a malformed Upload-Complete and a missing one", async () => {
+    let response = await handler(
+      req("POST", "/uploads", { "upload-complete": "yes" }),
+    );
+    assert.equal(response.status, 400);
+    response = await handler(req("POST", "/uploads", {}, "x"));
+    assert.equal(response.status, 400);
+  });
+
+  it("refuses bytes past the declared length with 413, keeping none past it", async () => {
+    const { location } = await ietfCreate({ "upload-length": "10" });
+    const response = await patch(
+      location,
+      0,
+      ReadableStream.from([bytes(8), bytes(8)]),
+      false,
+    );
+    assert.equal(response.status, 413);
+    const head = await handler(req("HEAD", location));
+    assert.ok(Number(head.headers.get("upload-offset")) <= 10);
+  });
+
+  it("refuses a length over maxBytes with 413 (Upload-Limit)", async () => {
+    const { response } = await ietfCreate({ "upload-length": "1048577" });
+    assert.equal(response.status, 413);
+    assert.match(response.headers.get("upload-limit")!, /max-size=1048576/);
+  });
+
+  it("refuses creations past maxTotalBytes with 413", async () => {
+    const small = createResumableUploadHandler({
+      store,
+      maxBytes: 1000,
+      maxTotalBytes: 1500,
+    });
+    const first = await small(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "1000",
+      }),
+    );
+    assert.equal(first.status, 201);
+    const second = await small(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "1000",
+      }),
+    );
+    assert.equal(second.status, 413);
+    assert.match(await second.text(), /maxTotalBytes 1500/);
+    await small(req("DELETE", first.headers.get("location")!));
+    const third = await small(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "1000",
+      }),
+    );
+    assert.equal(third.status, 201);
+  });
+
+  it("releases the reservation of an abandoned upload once it expired", async () => {
+    const quick = createResumableUploadHandler({
+      store,
+      maxBytes: 1000,
+      maxTotalBytes: 1000,
+      expiresInMs: 1,
+    });
+    const create = () =>
+      quick(
+        req("POST", "/uploads", {
+          "upload-complete": "?0",
+          "upload-length": "1000",
+        }),
+      );
+    const first = await create();
+    assert.equal(first.status, 201);
+    const id = first.headers.get("location")!.split("/").pop()!;
+    const upload = await store.get(id);
+    while (Date.now() <= upload!.expiresAt!) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.equal((await create()).status, 201);
+  });
+
+  it("cancels an upload with DELETE; later requests get 404", async () => {
+    const { location } = await ietfCreate();
+    await patch(location, 0, bytes(100), false);
+    const response = await handler(req("DELETE", location));
+    assert.equal(response.status, 204);
+    assert.equal((await handler(req("HEAD", location))).status, 404);
+    assert.equal((await patch(location, 100, bytes(1), true)).status, 404);
+  });
+
+  it("ends an in-flight append on DELETE before deleting", async () => {
+    const { location } = await ietfCreate();
+    const never = Promise.withResolvers<void>();
+    const older = held(bytes(1000, 5), bytes(1000, 6), never.promise);
+    const first = patch(location, 0, older.body, false);
+    await older.started;
+    assert.equal((await handler(req("DELETE", location))).status, 204);
+    assert.equal((await first).status, 409);
+    assert.equal((await handler(req("HEAD", location))).status, 404);
+    never.resolve();
+  });
+
+  it("announces the remaining lifetime in Upload-Limit max-age", async () => {
+    const { response, location } = await ietfCreate();
+    assert.match(response.headers.get("upload-limit")!, /max-age=\d+/);
+    const head = await handler(req("HEAD", location));
+    const age = Number(
+      /max-age=(\d+)/.exec(head.headers.get("upload-limit")!)![1],
+    );
+    assert.ok(age > 86_000 && age <= 86_400, `max-age ${age}`);
+  });
+
+  it("answers unknown and malformed ids with 404", async () => {
+    assert.equal(
+      (await handler(req("HEAD", "/uploads/AAAAAAAAAAAAAAAAAAAAAA"))).status,
+      404,
+    );
+    assert.equal(
+      (await handler(req("HEAD", "/uploads/..%2F..%2Fetc"))).status,
+      404,
+    );
+    assert.equal((await handler(req("HEAD", "/other/x"))).status, 404);
+  });
+
+  it("checks Repr-Digest on completion and deletes a mismatching upload", async () => {
+    const data = bytes(1000, 3);
+    const wrong = sha256(bytes(1000, 4));
+    const { location } = await ietfCreate({
+      "repr-digest": `sha-256=:${b64(wrong)}:`,
+    });
+    await patch(location, 0, data.subarray(0, 500), false);
+    const response = await patch(location, 500, data.subarray(500), true);
+    assert.equal(response.status, 400);
+    assert.match(await response.text(), /Repr-Digest/);
+    assert.equal((await handler(req("HEAD", location))).status, 404);
+  });
+
+  it("checks a per-request Content-Digest and keeps nothing of a bad chunk", async () => {
+    const { location } = await ietfCreate();
+    const response = await patch(location, 0, bytes(100), false, {
+      "content-digest": `sha-256=:${b64(sha256(bytes(100, 9)))}:`,
+    });
+    assert.equal(response.status, 400);
+    const head = await handler(req("HEAD", location));
+    assert.equal(head.headers.get("upload-offset"), "0");
+  });
+
+  /** A body that sends `first`, then waits for `release` to send `rest`. */
+  function held(first: Uint8Array, rest: Uint8Array, release: Promise<void>) {
+    const started = Promise.withResolvers<void>();
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (pulls++ === 0) {
+          controller.enqueue(first);
+          started.resolve();
+          return;
+        }
+        await release;
+        controller.enqueue(rest);
+        controller.close();
+      },
+    }, { highWaterMark: 0 });
+    return { body, started: started.promise };
+  }
+
+  it("ends an older append when a newer PATCH comes: the older gets 409, bytes never interleave", async () => {
+    const { location } = await ietfCreate();
+    const id = location.split("/").pop()!;
+    const never = Promise.withResolvers<void>();
+    const older = held(bytes(1000, 5), bytes(1000, 6), never.promise);
+    const first = patch(location, 0, older.body, false);
+    await older.started;
+    const second = await patch(location, 0, bytes(500, 8), false);
+    const firstResponse = await first;
+    assert.equal(firstResponse.status, 409);
+    assert.match(await firstResponse.text(), /newer request/);
+    const stored = new Uint8Array(await readFile(`${dir}/.${id}.upload`));
+    if (second.status === 204) {
+      // The older append had stored nothing yet: the newer one appended.
+      assert.deepEqual(stored, bytes(500, 8));
+    } else {
+      // It had stored its first chunk: the newer one is told the offset.
+      assert.equal(second.status, 409);
+      assert.equal(second.headers.get("upload-offset"), "1000");
+      assert.equal((await second.json())["expected-offset"], 1000);
+      assert.deepEqual(stored, bytes(1000, 5));
+    }
+    never.resolve();
+  });
+
+  it("answers HEAD during an append with the offset of what the append stored", async () => {
+    const data = bytes(3000, 12);
+    const { location } = await ietfCreate({ "upload-length": "3000" });
+    const id = location.split("/").pop()!;
+    const never = Promise.withResolvers<void>();
+    const older = held(data.slice(0, 1000), data.slice(1000), never.promise);
+    const first = patch(location, 0, older.body, false);
+    await older.started;
+    const head = await handler(req("HEAD", location));
+    assert.equal((await first).status, 409);
+    const offset = Number(head.headers.get("upload-offset"));
+    assert.ok(offset === 0 || offset === 1000, `offset ${offset}`);
+    const stored = new Uint8Array(await readFile(`${dir}/.${id}.upload`));
+    assert.deepEqual(stored, data.subarray(0, offset));
+    // The offset answered is accepted by the next append.
+    const done = await patch(location, offset, data.subarray(offset), true);
+    assert.equal(done.status, 200);
+    assert.deepEqual(new Uint8Array(await readFile(store.path(id))), data);
+    never.resolve();
+  });
+
+  it("keeps the bytes of an interrupted PATCH and resumes after them", async () => {
+    const data = bytes(4000, 11);
+    const { location } = await ietfCreate({ "upload-length": "4000" });
+    let pulls = 0;
+    const broken = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulls++ === 0) controller.enqueue(data.slice(0, 1500));
+        else controller.error(new Error("connection reset"));
+      },
+    });
+    const response = await patch(
+      location,
+      0,
+      broken,
+      false,
+    );
+    assert.equal(response.status, 400);
+    const head = await handler(req("HEAD", location));
+    const offset = Number(head.headers.get("upload-offset"));
+    assert.equal(offset, 1500);
+    const done = await patch(location, offset, data.subarray(offset), true);
+    assert.equal(done.status, 200);
+    assert.equal((await done.json()).sha256, b64(sha256(data)));
+  });
+
+  it("answers an expired upload with 410 and deletes it", async () => {
+    const quick = createResumableUploadHandler({ store, expiresInMs: 1 });
+    const response = await quick(
+      req("POST", "/uploads", { "upload-complete": "?0" }),
+    );
+    const location = response.headers.get("location")!;
+    const id = location.split("/").pop()!;
+    const upload = await store.get(id);
+    assert.ok(upload?.expiresAt !== undefined);
+    // Expiry is judged against the clock: wait until it has passed.
+    while (Date.now() <= upload.expiresAt) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.equal((await quick(req("HEAD", location))).status, 410);
+    assert.equal((await quick(req("HEAD", location))).status, 404);
+  });
+});
+
+describe("createResumableUploadHandler (tus 1.0)", () => {
+  const TUS = { "tus-resumable": "1.0.0" };
+
+  function tusPatch(
+    location: string,
+    offset: number,
+    body: BodyInit,
+    headers: Record<string, string> = {},
+  ) {
+    return handler(
+      req("PATCH", location, {
+        ...TUS,
+        "content-type": "application/offset+octet-stream",
+        "upload-offset": String(offset),
+        ...headers,
+      }, body),
+    );
+  }
+
+  it("answers OPTIONS with its version, extensions and limits", async () => {
+    const response = await handler(req("OPTIONS", "/uploads"));
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get("tus-resumable"), "1.0.0");
+    assert.equal(response.headers.get("tus-version"), "1.0.0");
+    assert.equal(response.headers.get("tus-max-size"), "1048576");
+    assert.match(response.headers.get("tus-extension")!, /creation/);
+    assert.match(response.headers.get("tus-extension")!, /termination/);
+    assert.match(response.headers.get("tus-checksum-algorithm")!, /sha256/);
+    assert.equal(
+      response.headers.get("accept-patch"),
+      "application/partial-upload",
+    );
+  });
+
+  it("answers an unsupported version with 412 and Tus-Version", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { "tus-resumable": "0.2.2" }),
+    );
+    assert.equal(response.status, 412);
+    assert.equal(response.headers.get("tus-version"), "1.0.0");
+  });
+
+  it("creates, reports, appends and completes with metadata", async () => {
+    const data = bytes(20_000, 21);
+    const response = await handler(
+      req("POST", "/uploads", {
+        ...TUS,
+        "upload-length": "20000",
+        "upload-metadata":
+          "filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential",
+      }),
+    );
+    assert.equal(response.status, 201);
+    assert.equal(response.headers.get("tus-resumable"), "1.0.0");
+    assert.ok(response.headers.get("upload-expires"));
+    const location = response.headers.get("location")!;
+    let head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("upload-offset"), "0");
+    assert.equal(head.headers.get("upload-length"), "20000");
+    assert.match(head.headers.get("upload-metadata")!, /^filename /);
+    const first = await tusPatch(location, 0, data.subarray(0, 5000));
+    assert.equal(first.status, 204);
+    assert.equal(first.headers.get("upload-offset"), "5000");
+    const second = await tusPatch(location, 5000, data.subarray(5000));
+    assert.equal(second.status, 204);
+    assert.equal(second.headers.get("upload-offset"), "20000");
+    head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "20000");
+    const id = location.split("/").pop()!;
+    assert.deepEqual(new Uint8Array(await readFile(store.path(id))), data);
+  });
+
+  it("answers 409 to a wrong offset and 415 to a wrong content type", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+    );
+    const location = response.headers.get("location")!;
+    assert.equal((await tusPatch(location, 3, "abc")).status, 409);
+    const wrongType = await handler(
+      req("PATCH", location, {
+        ...TUS,
+        "content-type": "text/plain",
+        "upload-offset": "0",
+      }, "abc"),
+    );
+    assert.equal(wrongType.status, 415);
+  });
+
+  it("creates with an upload (creation-with-upload)", async () => {
+    const response = await handler(
+      req("POST", "/uploads", {
+        ...TUS,
+        "upload-length": "6",
+        "content-type": "application/offset+octet-stream",
+      }, "abc"),
+    );
+    assert.equal(response.status, 201);
+    assert.equal(response.headers.get("upload-offset"), "3");
+    const location = response.headers.get("location")!;
+    assert.equal(
+      (await tusPatch(location, 3, "def")).headers.get("upload-offset"),
+      "6",
+    );
+  });
+
+  it("defers the length until a PATCH declares it", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-defer-length": "1" }),
+    );
+    assert.equal(response.status, 201);
+    const location = response.headers.get("location")!;
+    let head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-defer-length"), "1");
+    await tusPatch(location, 0, "hello ");
+    const done = await tusPatch(location, 6, "world", {
+      "upload-length": "11",
+    });
+    assert.equal(done.status, 204);
+    head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-length"), "11");
+    const id = location.split("/").pop()!;
+    assert.equal(await readFile(store.path(id), "utf8"), "hello world");
+  });
+
+  it("refuses a creation with neither or both length headers", async () => {
+    assert.equal(
+      (await handler(req("POST", "/uploads", TUS))).status,
+      400,
+    );
+    assert.equal(
+      (await handler(
+        req("POST", "/uploads", {
+          ...TUS,
+          "upload-length": "1",
+          "upload-defer-length": "1",
+        }),
+      )).status,
+      400,
+    );
+  });
+
+  it("checks Upload-Checksum: 460 on a mismatch, nothing kept", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+    );
+    const location = response.headers.get("location")!;
+    const data = bytes(10, 30);
+    const bad = await tusPatch(location, 0, data, {
+      "upload-checksum": `sha256 ${b64(sha256(bytes(10, 31)))}`,
+    });
+    assert.equal(bad.status, 460);
+    let head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "0");
+    const good = await tusPatch(location, 0, data, {
+      "upload-checksum": `sha256 ${b64(sha256(data))}`,
+    });
+    assert.equal(good.status, 204);
+    head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "10");
+    const unsupported = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "1" }),
+    );
+    assert.equal(
+      (await tusPatch(unsupported.headers.get("location")!, 0, "x", {
+        "upload-checksum": "md5 AAAA",
+      })).status,
+      400,
+    );
+  });
+
+  it("terminates an upload with DELETE (404 afterwards)", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+    );
+    const location = response.headers.get("location")!;
+    assert.equal((await handler(req("DELETE", location, TUS))).status, 204);
+    assert.equal((await handler(req("HEAD", location, TUS))).status, 404);
+  });
+
+  it("refuses Upload-Metadata over maxMetadataBytes and malformed metadata with 400", async () => {
+    const small = createResumableUploadHandler({ store, maxMetadataBytes: 16 });
+    const big = await small(
+      req("POST", "/uploads", {
+        ...TUS,
+        "upload-length": "1",
+        "upload-metadata": "filename " + "QUFB".repeat(8),
+      }),
+    );
+    assert.equal(big.status, 400);
+    assert.match(await big.text(), /maxMetadataBytes 16/);
+    const malformed = await handler(
+      req("POST", "/uploads", {
+        ...TUS,
+        "upload-length": "1",
+        "upload-metadata": "a b c",
+      }),
+    );
+    assert.equal(malformed.status, 400);
+  });
+
+  it("honours X-HTTP-Method-Override", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "3" }),
+    );
+    const location = response.headers.get("location")!;
+    const overridden = await handler(
+      req("POST", location, {
+        ...TUS,
+        "x-http-method-override": "PATCH",
+        "content-type": "application/offset+octet-stream",
+        "upload-offset": "0",
+      }, "abc"),
+    );
+    assert.equal(overridden.status, 204);
+    assert.equal(overridden.headers.get("upload-offset"), "3");
+  });
+
+  it("refuses an oversized Upload-Length with 413", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "99999999" }),
+    );
+    assert.equal(response.status, 413);
+  });
+
+  it("deletes expired uploads with the store's deleteExpired", async () => {
+    const quick = createResumableUploadHandler({ store, expiresInMs: 1 });
+    const response = await quick(
+      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+    );
+    const id = response.headers.get("location")!.split("/").pop()!;
+    const upload = await store.get(id);
+    while (Date.now() <= upload!.expiresAt!) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const removed = await store.deleteExpired();
+    assert.ok(removed.includes(id));
+    assert.equal(await store.get(id), undefined);
+  });
+});

@@ -1,0 +1,224 @@
+// Resumable uploads against real peers: tus-js-client (Node mode, pinned in
+// deno.json) as the client of createResumableUploadHandler, in tus 1.0 and in
+// its IETF draft mode, also through connection cuts; and resumableUpload as
+// the client of @tus/server with @tus/file-store (pinned), served by
+// node:http on 127.0.0.1 port 0.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createServer, type Server as NodeServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import * as tus from "tus-js-client";
+import { Server as TusServer } from "@tus/server";
+import { FileStore } from "@tus/file-store";
+import {
+  createResumableUploadHandler,
+  resumableUpload,
+} from "../lib/http/mod.ts";
+import {
+  createHasher,
+  createResumableFileStore,
+  type ResumableFileStore,
+} from "../lib/runtime/fs.ts";
+import type { Server } from "../lib/runtime/serve.ts";
+import { deadline, makeTempDir, removeDir, startServer } from "./_helpers.ts";
+import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
+
+const MiB = 1024 * 1024;
+
+function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("base64");
+}
+
+/** Runs one tus-js-client upload to completion and returns its URL. */
+function tusJsUpload(
+  endpoint: string,
+  data: Uint8Array,
+  options: Partial<tus.UploadOptions> = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const upload = new tus.Upload(Buffer.from(data), {
+      endpoint,
+      retryDelays: new Array(40).fill(10),
+      metadata: { filename: "interop.bin", filetype: "application/x-test" },
+      ...options,
+      onError: reject,
+      onSuccess: () => resolve(upload.url!),
+    });
+    upload.start();
+  });
+}
+
+describe("tus-js-client against createResumableUploadHandler", () => {
+  let dir: string;
+  let store: ResumableFileStore;
+  let server: Server;
+
+  before(async () => {
+    dir = await makeTempDir("resumable-interop-");
+    store = createResumableFileStore(dir);
+    server = await startServer(
+      createResumableUploadHandler({
+        store,
+        hasher: createHasher,
+        maxBytes: 64 * MiB,
+      }),
+    );
+  });
+
+  after(async () => {
+    await server.shutdown();
+    await removeDir(dir);
+  });
+
+  const stored = async (url: string) =>
+    new Uint8Array(
+      await readFile(store.path(new URL(url).pathname.split("/").pop()!)),
+    );
+
+  it("uploads in tus 1.0 chunks with metadata", async () => {
+    const data = randomBytes(3 * MiB + 17);
+    const url = await deadline(
+      tusJsUpload(new URL("/uploads", server.url).href, data, {
+        chunkSize: MiB,
+      }),
+      60_000,
+      "tus-js-client upload",
+    );
+    assert.equal(sha256(await stored(url)), sha256(data));
+    const head = await fetch(url, {
+      method: "HEAD",
+      headers: { "tus-resumable": "1.0.0" },
+    });
+    assert.match(
+      head.headers.get("upload-metadata")!,
+      /filename aW50ZXJvcC5iaW4=/,
+    );
+  });
+
+  it("uploads with a deferred length", async () => {
+    const data = randomBytes(MiB + 5);
+    const url = await tusJsUpload(
+      new URL("/uploads", server.url).href,
+      data,
+      { uploadLengthDeferred: true, chunkSize: 256 * 1024 },
+    );
+    assert.equal(sha256(await stored(url)), sha256(data));
+  });
+
+  it("uploads in its IETF draft mode (ietf-draft-05)", async () => {
+    const data = randomBytes(2 * MiB + 1);
+    const url = await tusJsUpload(
+      new URL("/uploads", server.url).href,
+      data,
+      // `protocol` is in tus-js-client 4.3.1's code, not in its typings.
+      { protocol: "ietf-draft-05", chunkSize: MiB } as Partial<
+        tus.UploadOptions
+      >,
+    );
+    assert.equal(sha256(await stored(url)), sha256(data));
+  });
+
+  it("resumes through 10 connection cuts (tus 1.0)", async () => {
+    const size = 16 * MiB;
+    const data = randomBytes(size);
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    const proxy = await startCuttingProxy(
+      server.port,
+      cutPoints(10, size, seed),
+    );
+    try {
+      const url = await deadline(
+        tusJsUpload(`http://127.0.0.1:${proxy.port}/uploads`, data),
+        120_000,
+        `tus-js-client with cuts (seed ${seed})`,
+      );
+      assert.equal(proxy.cuts(), 10, `seed ${seed}`);
+      assert.equal(sha256(await stored(url)), sha256(data), `seed ${seed}`);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("resumableUpload against @tus/server with @tus/file-store", () => {
+  let dir: string;
+  let node: NodeServer;
+  let port: number;
+
+  before(async () => {
+    dir = await makeTempDir("tus-server-");
+    const tusServer = new TusServer({
+      path: "/files",
+      datastore: new FileStore({ directory: dir }),
+    });
+    node = createServer((req, res) => void tusServer.handle(req, res));
+    await new Promise<void>((resolve) =>
+      node.listen(0, "127.0.0.1", () => resolve())
+    );
+    const address = node.address();
+    port = typeof address === "object" && address ? address.port : 0;
+  });
+
+  after(async () => {
+    node.closeAllConnections?.();
+    await new Promise<void>((resolve) => node.close(() => resolve()));
+    await removeDir(dir);
+  });
+
+  it("uploads in tus 1.0 chunks", async () => {
+    const data = randomBytes(3 * MiB + 9);
+    const progress: number[] = [];
+    const result = await deadline(
+      resumableUpload(`http://127.0.0.1:${port}/files`, data, {
+        protocol: "tus",
+        chunkBytes: MiB,
+        metadata: { filename: "from-sluice.bin" },
+        onProgress: (done) => void progress.push(done),
+      }),
+      60_000,
+      "upload to @tus/server",
+    );
+    assert.equal(progress.at(-1), data.byteLength);
+    const id = new URL(result.uploadUrl).pathname.split("/").pop()!;
+    const stored = new Uint8Array(await readFile(join(dir, id)));
+    assert.equal(sha256(stored), sha256(data));
+  });
+
+  it("resumes through 10 connection cuts", async () => {
+    const size = 16 * MiB;
+    const data = randomBytes(size);
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    const proxy = await startCuttingProxy(port, cutPoints(10, size, seed));
+    try {
+      const result = await deadline(
+        resumableUpload(`http://127.0.0.1:${proxy.port}/files`, data, {
+          protocol: "tus",
+          chunkBytes: 4 * MiB,
+          retryDelayMs: 5,
+          maxRetryDelayMs: 50,
+          maxRetries: 30,
+        }),
+        120_000,
+        `upload to @tus/server with cuts (seed ${seed})`,
+      );
+      assert.equal(proxy.cuts(), 10, `seed ${seed}`);
+      const id = new URL(result.uploadUrl).pathname.split("/").pop()!;
+      const stored = new Uint8Array(await readFile(join(dir, id)));
+      assert.equal(sha256(stored), sha256(data), `seed ${seed}`);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
