@@ -178,3 +178,29 @@ export function bodyAfterHead(
     cancel: onCancel,
   }, { highWaterMark: 0 });
 }
+
+/**
+ * Writes a body after the head, then half-closes: each chunk waits for the
+ * socket's back-pressure. A failed write cancels the body with its error.
+ */
+export async function writeBody(
+  duplex: DuplexStream,
+  body: ReadableStream<Uint8Array> | Uint8Array | null | undefined,
+): Promise<void> {
+  if (body instanceof Uint8Array) {
+    await duplex.write(body);
+  } else if (body) {
+    const reader = body.getReader();
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        await duplex.write(value);
+      }
+    } catch (error) {
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    }
+  }
+  await duplex.closeWrite();
+}

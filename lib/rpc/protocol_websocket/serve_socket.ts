@@ -10,6 +10,7 @@ import {
   encodeResponseHead,
   headersOf,
   readHead,
+  writeBody,
 } from "./_head.ts";
 import { encodeEndStreamFrame } from "../protocol_connect/end_stream.ts";
 import { contentType } from "../protocol_connect/content_type.ts";
@@ -128,20 +129,7 @@ export async function serveWebSocketCall(
         headers: response.headers,
       }),
     );
-    if (response.body) {
-      const reader = response.body.getReader();
-      try {
-        while (true) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          await duplex.write(value);
-        }
-      } catch (error) {
-        await reader.cancel(error).catch(() => {});
-        throw error;
-      }
-    }
-    await duplex.closeWrite();
+    await writeBody(duplex, response.body);
     done = true;
   } catch (error) {
     done = true;

@@ -19,6 +19,7 @@ import {
   headersOf,
   readHead,
   WEBSOCKET_RPC_PROTOCOL,
+  writeBody,
 } from "./_head.ts";
 
 /** Options for {@linkcode createWebSocketTransport}. */
@@ -191,22 +192,7 @@ async function sendBody(
   body: ReadableStream<Uint8Array> | Uint8Array,
 ): Promise<void> {
   try {
-    if (body instanceof Uint8Array) {
-      await duplex.write(body);
-    } else {
-      const reader = body.getReader();
-      try {
-        while (true) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          await duplex.write(value);
-        }
-      } catch (error) {
-        await reader.cancel(error).catch(() => {});
-        throw error;
-      }
-    }
-    await duplex.closeWrite();
+    await writeBody(duplex, body);
   } catch (error) {
     await duplex.close(error).catch(() => {});
   }
