@@ -544,9 +544,9 @@ describe("fetchEventStream", () => {
       attempt === 3 ? new Response(null, { status: 204 }) : undefined
     );
     await withServer(handle, async (server) => {
-      // retryMs of a minute: only the server's `retry: 5` lets this finish.
+      // retryDelayMs of a minute: only the server's `retry: 5` lets this finish.
       const messages = await deadline(
-        Array.fromAsync(fetchEventStream(server.url, { retryMs: 60_000 })),
+        Array.fromAsync(fetchEventStream(server.url, { retryDelayMs: 60_000 })),
         T,
         "event stream",
       );
@@ -621,7 +621,10 @@ describe("fetchEventStream", () => {
     await withServer(handler, async (server) => {
       const messages = await deadline(
         Array.fromAsync(
-          fetchEventStream(server.url, { retryMs: 60_000, fetch: dropping }),
+          fetchEventStream(server.url, {
+            retryDelayMs: 60_000,
+            fetch: dropping,
+          }),
         ),
         T,
         "event stream",
@@ -638,7 +641,7 @@ describe("fetchEventStream", () => {
       return new Response("nope", { status: 503 });
     }, async (server) => {
       await assert.rejects(
-        Array.fromAsync(fetchEventStream(server.url, { retryMs: 1 })),
+        Array.fromAsync(fetchEventStream(server.url, { retryDelayMs: 1 })),
         {
           name: "TypeError",
           message: "Cannot read event stream: the server answered 503",
@@ -666,8 +669,8 @@ describe("fetchEventStream", () => {
     const error = await Array.fromAsync(
       fetchEventStream("http://127.0.0.1:9/", {
         fetch: failing,
-        retryMs: 4,
-        maxRetryMs: 8,
+        retryDelayMs: 4,
+        maxRetryDelayMs: 8,
         maxRetries: 3,
       }),
     ).then(() => undefined, (e) => e);
@@ -678,7 +681,7 @@ describe("fetchEventStream", () => {
     );
     assert.equal((error.cause as Error).message, "connection refused");
     assert.equal(times.length, 4);
-    // Delays of 4, 8, 8 ms at least (capped at maxRetryMs): lower bounds only.
+    // Delays of 4, 8, 8 ms at least (capped at maxRetryDelayMs): lower bounds only.
     assert.ok(times[1] - times[0] >= 3);
     assert.ok(times[3] - times[0] >= 18);
   });
@@ -694,7 +697,7 @@ describe("fetchEventStream", () => {
         Array.fromAsync(
           fetchEventStream("http://127.0.0.1:9/", {
             fetch: failing,
-            retryMs: 600_000,
+            retryDelayMs: 600_000,
             signal: controller.signal,
           }),
         ),
@@ -723,7 +726,7 @@ describe("fetchEventStream", () => {
 
   it("fetchEventStream rejects bad options", () => {
     assert.throws(
-      () => fetchEventStream("http://x/", { retryMs: -1 }),
+      () => fetchEventStream("http://x/", { retryDelayMs: -1 }),
       RangeError,
     );
     assert.throws(

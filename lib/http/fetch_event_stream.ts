@@ -13,14 +13,14 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
    *
    * @default {3000}
    */
-  retryMs?: number;
+  retryDelayMs?: number;
   /**
    * The longest delay between two attempts, in milliseconds: the delay
    * doubles with each connection attempt that fails in a row, up to this.
    *
    * @default {30000}
    */
-  maxRetryMs?: number;
+  maxRetryDelayMs?: number;
   /**
    * How many connection attempts may fail in a row (network errors) before
    * the stream errors. A connection that delivers an event resets the count.
@@ -76,10 +76,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * when you need headers or a custom fetch.
  *
  * - When the response ends or the connection drops, it reconnects after the
- *   server's `retry` delay (or `retryMs`) and sends `Last-Event-ID` with the
+ *   server's `retry` delay (or `retryDelayMs`) and sends `Last-Event-ID` with the
  *   id of the last event it delivered, so the server can resume.
  * - A connection attempt that fails (network error) is retried with a delay
- *   that doubles each time, up to `maxRetryMs`; after `maxRetries` failures
+ *   that doubles each time, up to `maxRetryDelayMs`; after `maxRetries` failures
  *   in a row the stream errors with a `TypeError` whose `cause` is the last
  *   failure.
  * - A `204 No Content` answer closes the stream (the server's way to say
@@ -114,10 +114,10 @@ export function fetchEventStream(
   options: FetchEventStreamOptions = {},
 ): ReadableStream<SseMessage> {
   const what = "read event stream";
-  let retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
-  checkMs(what, "retryMs", retryMs);
-  const maxRetryMs = options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
-  checkMs(what, "maxRetryMs", maxRetryMs);
+  let retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_MS;
+  checkMs(what, "retryDelayMs", retryDelayMs);
+  const maxRetryDelayMs = options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_MS;
+  checkMs(what, "maxRetryDelayMs", maxRetryDelayMs);
   const maxRetries = options.maxRetries ?? Infinity;
   if (maxRetries !== Infinity) checkMax(what, "maxRetries", maxRetries);
   const decoderOptions: SseDecoderStreamOptions = {
@@ -144,8 +144,8 @@ export function fetchEventStream(
       if (stop.signal.aborted) throw abortReason(stop.signal);
       if (connected || failures > 0) {
         const delay = Math.min(
-          maxRetryMs,
-          retryMs * 2 ** Math.max(0, failures - 1),
+          maxRetryDelayMs,
+          retryDelayMs * 2 ** Math.max(0, failures - 1),
         );
         await sleep(delay, stop.signal);
       }
@@ -213,10 +213,10 @@ export function fetchEventStream(
             if (error instanceof RangeError) throw error;
             // The connection dropped: reconnect from the last delivered id.
             reader = undefined;
-            if (decoder?.retryMs !== undefined) retryMs = decoder.retryMs;
+            if (decoder?.retryMs !== undefined) retryDelayMs = decoder.retryMs;
             continue;
           }
-          if (decoder?.retryMs !== undefined) retryMs = decoder.retryMs;
+          if (decoder?.retryMs !== undefined) retryDelayMs = decoder.retryMs;
           if (result.done) {
             // Every event was delivered: the decoder's id is the last one
             // (an id-only block counts too).
