@@ -26,6 +26,7 @@ import { upgradeWebSocket } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import type { Sluice } from "./page.ts";
 import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
+import { formUploadTests } from "./form_upload.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TMP = join(ROOT, ".tmp", "browser");
@@ -574,6 +575,13 @@ test("examples/web: the demo page uploads a file with matching SHA-256s, shows t
     await p.close();
     await server.shutdown();
   }
+});
+
+formUploadTests({
+  test,
+  context: () => browserContext,
+  assertEqual,
+  tmp: TMP,
 });
 
 // ---------------------------------------------------------------- the run
