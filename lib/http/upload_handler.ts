@@ -68,7 +68,9 @@ export interface ReceivedForm {
  * `multipart/form-data` request (an HTML form, a browser's `FormData`,
  * `curl -F`) has each file part streamed into its own sink and its fields
  * collected. The parser's limits ({@linkcode MultipartLimits}) apply too;
- * `maxTotalBytes` defaults to the handler's `maxBytes`.
+ * `maxTotalBytes` defaults to the handler's `maxBytes`. Digests are per
+ * file part (the hasher's SHA-256, a part's own `Content-Digest`); a
+ * `Content-Digest` of the whole request is checked for syntax only.
  */
 export interface MultipartUploadOptions extends MultipartLimits {
   /**
