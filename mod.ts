@@ -47,6 +47,11 @@ export {
 } from "./lib/http/receive_body.ts";
 export {
   createUploadHandler,
+  type MultipartUploadOptions,
+  type PartSink,
+  type ReceivedField,
+  type ReceivedFile,
+  type ReceivedForm,
   type UploadContext,
   type UploadHandlerOptions,
 } from "./lib/http/upload_handler.ts";

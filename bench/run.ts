@@ -1347,6 +1347,29 @@ if (SMOKE) {
 } else {
   console.log(results);
 }
+// The multipart upload row: a 1 GiB multipart/form-data upload to disk
+// against a raw body into the same receiver, with the server's peak RSS
+// (bench/multipart_upload_bench.ts, in processes of its own; printed, not
+// written to RESULTS.md).
+if (!ONLY) {
+  phase("multipart upload to disk vs a raw body (multipart_upload_bench.ts)");
+  const run = await new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}bench/multipart_upload_bench.ts`,
+      ...(SMOKE ? ["--smoke"] : []),
+      "--tmp",
+      `${TMP}/multipart-upload`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const table = new TextDecoder().decode(run.stdout);
+  if (run.success) console.log(`\n## Multipart upload to disk\n\n${table}`);
+  else failures.push("multipart upload to disk vs raw body");
+}
+
 /**
  * Formats Markdown (or SVG) as `deno fmt --check` expects, through a file in
  * the temp dir.

@@ -16,11 +16,18 @@
 //   deno run --allow-net=127.0.0.1 --allow-read --allow-write examples/upload.ts server --port 9090 --out ./uploads
 //   curl -T report.pdf http://127.0.0.1:9090/stream/receiver
 //
-// Each upload is stored atomically in DIR under a new random name (nothing
-// the client says becomes a path); stale temporary files of uploads cut off
-// by a crash are swept at start-up and every 15 minutes. The limits are the
-// library's safe defaults: 1 GiB at most, 408 for a client that sends
-// nothing for 30 s or less than 1 KiB/s.
+//   curl -F a=@x.bin -F b=@y.txt -F note=hi http://127.0.0.1:9090/stream/receiver
+//
+// A raw body is stored atomically in DIR under a new random name (nothing
+// the client says becomes a path) and answered "File Received!". A
+// multipart/form-data body (curl -F, a browser's FormData) has each file
+// part stored atomically in DIR under its file name as safeFileName accepts
+// it (or a new random name when it refuses it or the request already used
+// it), all or none of them, and is answered 201 with JSON listing what was
+// stored. Stale temporary files of uploads cut off by a crash are swept at
+// start-up and every 15 minutes. The limits are the library's safe
+// defaults: 1 GiB at most, 408 for a client that sends nothing for 30 s or
+// less than 1 KiB/s.
 
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -33,6 +40,7 @@ import {
   createUploadHandler,
   formatDigestHeader,
   forwardResponse,
+  safeFileName,
 } from "../mod.ts";
 import {
   createFileSink,
@@ -61,7 +69,8 @@ if (flags.help) {
       "Streams PATH through GET /stream/fileupload to POST /stream/receiver,\n" +
       "which writes DIR/ReceivedFile.pdf, and prints the forwarded answer.\n" +
       "       upload.ts server [--port N] [--out DIR]\n" +
-      "Serves POST /stream/receiver, storing each upload in DIR under a new name.",
+      "Serves POST /stream/receiver, storing each raw upload in DIR under a new\n" +
+      "name and each file of a multipart/form-data upload under its file name.",
   );
   process.exit(0);
 }
@@ -95,6 +104,7 @@ async function runServer(): Promise<void> {
     sweep().catch((error) => console.error("Sweep failed:", error));
   }, 15 * 60 * 1000);
   const stored = new WeakMap<Request, string>();
+  const partNames = new WeakMap<Request, Set<string>>();
   const receiver = createUploadHandler({
     // A fresh random name: unguessable, and never a path from the client.
     sink: (request) => {
@@ -106,6 +116,25 @@ async function runServer(): Promise<void> {
     onComplete: (result, request) => {
       console.log(`Stored ${stored.get(request)} (${result.bytes} bytes)`);
       return fileReceived(result);
+    },
+    multipart: {
+      sink: (part, request) => {
+        const used = partNames.get(request) ?? new Set<string>();
+        partNames.set(request, used);
+        let name: string;
+        try {
+          name = safeFileName(part.filename ?? "");
+        } catch {
+          name = `${randomUUID()}.upload`; // refused: a name of our own
+        }
+        if (used.has(name)) name = `${randomUUID()}.upload`;
+        used.add(name);
+        console.log(`Receiving ${JSON.stringify(part.filename)} as ${name}`);
+        return {
+          writable: createFileSink(join(outDir, name)),
+          storedName: name,
+        };
+      },
     },
   });
   const server = await serve(async (request) => {

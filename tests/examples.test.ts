@@ -8,7 +8,14 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
-import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  readdir,
+  readFile,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { deadline, makeTempDir, removeDir, runtime } from "./_helpers.ts";
@@ -281,6 +288,71 @@ describe(`example servers under ${runtime}`, () => {
       });
       assert.equal(missing.status, 404);
       await missing.body?.cancel();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("examples/upload.ts server stores each file of curl -F under its name, byte-identical", async () => {
+    if (!hasCurl) return; // curl is the client under test
+    const out = join(dir, "form-uploads");
+    const sources = join(dir, "form-sources");
+    await mkdir(sources, { recursive: true });
+    const x = new Uint8Array(1024 * 1024 + 7).map((_, i) => (i * 31) & 255);
+    const y = new TextEncoder().encode("y file\r\n--not a boundary\r\n");
+    await writeFile(join(sources, "x.bin"), x);
+    await writeFile(join(sources, "y file.txt"), y);
+    const server = await startExampleServer(
+      "upload.ts",
+      ["server", "--port", "0", "--out", out],
+      UPLOAD_FLAGS,
+    );
+    try {
+      const answer = JSON.parse(
+        await curl([
+          "--fail-with-body",
+          "-F",
+          `a=@${join(sources, "x.bin")}`,
+          "-F",
+          `b=@${join(sources, "y file.txt")}`,
+          "-F",
+          `c=@${join(sources, "x.bin")};filename=../../evil`,
+          "-F",
+          "note=hello",
+          server.url.href,
+        ]),
+      );
+      assert.deepEqual(answer.fields, [{ name: "note", value: "hello" }]);
+      assert.deepEqual(
+        answer.files.map((f: { name: string; bytes: number }) => [
+          f.name,
+          f.bytes,
+        ]),
+        [["a", x.length], ["b", y.length], ["c", x.length]],
+      );
+      assert.equal(answer.files[0].storedName, "x.bin");
+      assert.equal(answer.files[1].storedName, "y file.txt");
+      // A name safeFileName refuses gets one of the server's own.
+      assert.match(answer.files[2].storedName, /^[0-9a-f-]{36}\.upload$/);
+      assert.deepEqual(
+        (await readdir(out)).sort(),
+        ["x.bin", "y file.txt", answer.files[2].storedName].sort(),
+      );
+      assert.deepEqual(await readFile(join(out, "x.bin")), Buffer.from(x));
+      assert.deepEqual(
+        await readFile(join(out, "y file.txt")),
+        Buffer.from(y),
+      );
+      assert.deepEqual(
+        await readFile(join(out, answer.files[2].storedName)),
+        Buffer.from(x),
+      );
+      // A raw body still goes in under a new name.
+      assert.equal(
+        await curl(["--data-binary", "raw", server.url.href]),
+        "File Received!",
+      );
+      assert.equal((await readdir(out)).length, 4);
     } finally {
       await server.stop();
     }

@@ -613,6 +613,54 @@ describe("MultipartStream", () => {
     assert.deepEqual(names, ["f", "b"]);
   });
 
+  it("iterates a body with for await: to the end, breaking early, preventCancel, errors", async () => {
+    const bytes = body([
+      'Content-Disposition: form-data; name="f"; filename="f"\r\n\r\n' +
+      "z".repeat(300_000),
+      'Content-Disposition: form-data; name="g"; filename="g"\r\n\r\n' +
+      "y".repeat(200_000),
+      field("b", "2"),
+    ]);
+    const parts = ReadableStream.from(split(bytes, [1000, 70_000, 400_000]))
+      .pipeThrough(new MultipartStream(B));
+    const seen: string[] = [];
+    for await (const part of parts) {
+      if (part.name === "f") {
+        // Leaving the loop early cancels the body: the next part comes.
+        for await (const chunk of part.body) {
+          assert.ok(chunk.length > 0);
+          break;
+        }
+        assert.equal(part.body.locked, false);
+        seen.push("f cancelled");
+      } else if (part.name === "g") {
+        // With preventCancel the rest can still be read.
+        let first = 0;
+        for await (const chunk of part.body.values({ preventCancel: true })) {
+          first = chunk.length;
+          break;
+        }
+        assert.equal(part.body.locked, false);
+        let rest = 0;
+        for await (const chunk of part.body) rest += chunk.length;
+        assert.equal(first + rest, 200_000);
+        seen.push("g read");
+      } else {
+        assert.equal(await part.text(), "2");
+        seen.push("b");
+      }
+    }
+    assert.deepEqual(seen, ["f cancelled", "g read", "b"]);
+
+    const truncated = enc.encode(`--${B}\r\n${field("a", "12345")}`);
+    const reader = ReadableStream.from([truncated])
+      .pipeThrough(new MultipartStream(B)).getReader();
+    const { value } = await reader.read();
+    await assert.rejects(async () => {
+      for await (const _ of value!.body) { /* drain */ }
+    }, /closing boundary/);
+  });
+
   it("errors the current body and the parts on a truncated body", async () => {
     const bytes = enc.encode(`--${B}\r\n${field("a", "12345")}`);
     const reader = ReadableStream.from([bytes])

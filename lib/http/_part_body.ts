@@ -9,6 +9,53 @@ import { concatBytes } from "../_internal/bytes.ts";
 /** Pieces waiting for the consumer are joined up to this many bytes. */
 const COALESCE_BYTES = 64 * 1024;
 
+/**
+ * A part body's stream. Its async iterator is the standard one except that
+ * a stream read to its end is left locked: Deno's `releaseLock()` builds an
+ * Error with a stack trace every time (measured: 15 µs, more than the rest
+ * of a small part's parse), and a finished body has nothing left to read.
+ * Leaving the loop early cancels the body (unless `preventCancel`) and
+ * releases the lock, as the standard iterator does.
+ */
+class PartStream extends ReadableStream<Uint8Array> {
+  override values(
+    options?: { preventCancel?: boolean },
+  ): AsyncIterableIterator<Uint8Array> {
+    return iterate(this.getReader(), options?.preventCancel ?? false);
+  }
+  override [Symbol.asyncIterator](
+    options?: { preventCancel?: boolean },
+  ): AsyncIterableIterator<Uint8Array> {
+    return this.values(options);
+  }
+}
+
+async function* iterate(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  preventCancel: boolean,
+): AsyncGenerator<Uint8Array, undefined, unknown> {
+  let finished = false;
+  try {
+    while (true) {
+      const result = await reader.read();
+      if (result.done) {
+        finished = true;
+        return;
+      }
+      yield result.value;
+    }
+  } catch (error) {
+    finished = true; // an errored stream: the error is the loop's
+    reader.releaseLock();
+    throw error;
+  } finally {
+    if (!finished) {
+      if (!preventCancel) await reader.cancel();
+      reader.releaseLock();
+    }
+  }
+}
+
 /** The writer's side of one part body. */
 export class PartBody {
   readonly stream: ReadableStream<Uint8Array>;
@@ -21,7 +68,7 @@ export class PartBody {
   #finished = false;
 
   constructor() {
-    this.stream = new ReadableStream<Uint8Array>({
+    this.stream = new PartStream({
       start: (controller) => {
         this.#controller = controller;
       },

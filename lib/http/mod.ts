@@ -20,6 +20,11 @@ export {
 } from "./receive_body.ts";
 export {
   createUploadHandler,
+  type MultipartUploadOptions,
+  type PartSink,
+  type ReceivedField,
+  type ReceivedFile,
+  type ReceivedForm,
   type UploadContext,
   type UploadHandlerOptions,
 } from "./upload_handler.ts";

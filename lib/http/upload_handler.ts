@@ -6,13 +6,125 @@ import {
   type ReceivedBody,
 } from "./receive_body.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
-import { MAX_BODY_BYTES } from "./_defaults.ts";
+import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
+import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
+import { checkMinRate, withMinRate } from "./_min_rate.ts";
+import type { MultipartLimits } from "./multipart_decoder.ts";
+import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
+import {
+  checkIdleTimeout,
+  withIdleTimeout,
+} from "../_internal/idle_timeout.ts";
+import { checkMax, checkMs } from "../_internal/limits.ts";
 
 /** What the upload handler passes to its sink and completion hook. */
 export interface UploadContext {
   /** Route parameters, from the handler's optional second argument. */
   params: Record<string, string>;
+}
+
+/**
+ * Where one file part of a multipart upload goes, when the sink also names
+ * what it stored: `storedName` is reported in the answer.
+ */
+export interface PartSink {
+  /** The stream the part's bytes are written to. */
+  writable: WritableStream<Uint8Array>;
+  /** The name the part is stored under (a file name, an object key). */
+  storedName?: string;
+}
+
+/** One file part a multipart upload stored. */
+export interface ReceivedFile extends ReceivedBody {
+  /** The part's field name (the form control's `name`). */
+  name: string;
+  /** The file name the client sent (not sanitised). */
+  filename: string;
+  /** The part's Content-Type. */
+  contentType: string;
+  /** The name the sink stored it under, if it said. */
+  storedName?: string;
+}
+
+/** One form field (a part without a file name) of a multipart upload. */
+export interface ReceivedField {
+  /** The field's name. */
+  name: string;
+  /** Its value, decoded as UTF-8. */
+  value: string;
+}
+
+/** What a multipart upload stored: its file parts and its fields, in order. */
+export interface ReceivedForm {
+  /** The file parts, each stored in its own sink. */
+  files: ReceivedFile[];
+  /** The fields, collected in memory within the limits. */
+  fields: ReceivedField[];
+}
+
+/**
+ * The multipart mode of {@linkcode createUploadHandler}: a
+ * `multipart/form-data` request (an HTML form, a browser's `FormData`,
+ * `curl -F`) has each file part streamed into its own sink and its fields
+ * collected. The parser's limits ({@linkcode MultipartLimits}) apply too;
+ * `maxTotalBytes` defaults to the handler's `maxBytes`. Digests are per
+ * file part (the hasher's SHA-256, a part's own `Content-Digest`); a
+ * `Content-Digest` of the whole request is checked for syntax only.
+ */
+export interface MultipartUploadOptions extends MultipartLimits {
+  /**
+   * Opens the sink of one file part (a part with a file name). It gets the
+   * part (its `name`, `filename`, `contentType`, `headers`; leave its body
+   * alone) and returns the stream to write to, or a {@linkcode PartSink}
+   * that also names what it stored. It may throw an {@linkcode HttpError},
+   * for example from `safeFileName`. Every sink of a request is closed
+   * (committed) only once the whole body has been parsed and every part
+   * received; if anything fails, every sink is aborted, so an atomic file
+   * sink leaves no file behind.
+   */
+  sink: (
+    part: MultipartPart,
+    request: Request,
+    context: UploadContext,
+  ) =>
+    | WritableStream<Uint8Array>
+    | PartSink
+    | Promise<WritableStream<Uint8Array> | PartSink>;
+  /**
+   * The most file parts a request may have; more is a 413. Each sink stays
+   * open (a file descriptor) until the whole body is in.
+   *
+   * @default {100}
+   */
+  maxFiles?: number;
+  /**
+   * The most fields (parts without a file name) a request may have; more
+   * is a 413.
+   *
+   * @default {100}
+   */
+  maxFields?: number;
+  /**
+   * The most bytes of all fields' values together (each is also bounded by
+   * `maxFieldBytes`); more is a 413. Fields are held in memory.
+   *
+   * @default {1048576} (1 MiB)
+   */
+  maxFieldsBytes?: number;
+  /**
+   * Answers a stored multipart upload. The default answers `201 Created`
+   * with JSON `{ "files": [{ "name", "filename", "storedName"?,
+   * "contentType", "bytes", "sha256"? }], "fields": [{ "name", "value" }] }`
+   * (`sha256` in base64, when a hasher ran).
+   *
+   * @default {a 201 JSON answer}
+   */
+  onComplete?: (
+    result: ReceivedForm,
+    request: Request,
+    context: UploadContext,
+  ) => Response | Promise<Response>;
 }
 
 /** Options for {@linkcode createUploadHandler}. */
@@ -22,14 +134,33 @@ export interface UploadHandlerOptions extends
     "signal" | "contentLength" | "sha256" | "headers"
   > {
   /**
-   * Opens the sink for a request: a file (see `createFileSink` in
+   * Opens the sink for a request's body: a file (see `createFileSink` in
    * `@sluice/streams/fs`), an object store, a hash, any `WritableStream`. It
    * may throw an {@linkcode HttpError}, for example from `safeFileName`.
+   * Optional when `multipart` is set: the handler then takes only
+   * `multipart/form-data` requests (415 for others).
    */
-  sink: (
+  sink?: (
     request: Request,
     context: UploadContext,
   ) => WritableStream<Uint8Array> | Promise<WritableStream<Uint8Array>>;
+  /**
+   * Receives `multipart/form-data` requests part by part (see
+   * {@linkcode MultipartUploadOptions}): each file part into its own sink,
+   * the fields in memory. Without it, such a request is refused with 415
+   * (unless `acceptMultipartAsRaw`), since storing a form's encoding as one
+   * file is rarely what was meant.
+   *
+   * @default {undefined} (no multipart mode)
+   */
+  multipart?: MultipartUploadOptions;
+  /**
+   * Stores a `multipart/form-data` body as it is, encoding and all, in
+   * `sink`, when `multipart` is not set.
+   *
+   * @default {false}
+   */
+  acceptMultipartAsRaw?: boolean;
   /**
    * Answers a stored upload. The default answers `201 Created` with JSON
    * `{ "bytes": n, "sha256": "<base64>" }` (`sha256` only when a hasher
@@ -78,6 +209,15 @@ function created(result: ReceivedBody): Response {
  * and message of the {@linkcode HttpError} (400, 405, 408, 413, 500); the
  * sink is aborted, so nothing partial is kept.
  *
+ * With `multipart`, a `multipart/form-data` request has each file part
+ * received by {@linkcode receiveBody} into its own sink (the same limits
+ * and digests, `maxFileBytes` per part) and its fields collected, and is
+ * answered with what was stored (see {@linkcode MultipartUploadOptions}).
+ * Every part's sink is committed only after the closing boundary: a limit,
+ * a malformed body or a failed sink aborts them all, so nothing is left
+ * behind. Without `multipart`, such a request is refused with 415 unless
+ * `acceptMultipartAsRaw` is set.
+ *
  * The handler takes an optional second argument `{ params }` (route
  * parameters from a router), passed to `sink` and `onComplete`; a runtime's
  * own second argument (Deno's `ServeHandlerInfo`, Bun's `Server`) is
@@ -100,6 +240,26 @@ function created(result: ReceivedBody): Response {
  * console.log(response.status, await response.text()); // 201 {"bytes":2}
  * ```
  *
+ * @example Store each file of a form upload (multipart mode)
+ * ```ts ignore
+ * import { createUploadHandler, safeFileName } from "@sluice/streams/http";
+ * import { createFileSink, createHasher } from "@sluice/streams/fs";
+ *
+ * const upload = createUploadHandler({
+ *   hasher: createHasher,
+ *   multipart: {
+ *     sink: (part) => {
+ *       const storedName = safeFileName(part.filename!);
+ *       return { writable: createFileSink(`./uploads/${storedName}`), storedName };
+ *     },
+ *     maxFileBytes: 100 * 1024 * 1024,
+ *   },
+ * });
+ * // curl -F photo=@cat.jpg -F title=Cat http://127.0.0.1:8000/
+ * // → 201 {"files":[{"name":"photo","filename":"cat.jpg","storedName":"cat.jpg",...}],"fields":[{"name":"title","value":"Cat"}]}
+ * Deno.serve({ hostname: "127.0.0.1", port: 8000 }, upload);
+ * ```
+ *
  * @example Answer like Ballerina's streaming example, with route parameters
  * ```ts ignore
  * import { createUploadHandler, safeFileName } from "@sluice/streams/http";
@@ -120,7 +280,21 @@ export function createUploadHandler(
   request: Request,
   context?: { params?: Record<string, string> } | object,
 ) => Promise<Response> {
-  const { sink, onComplete = created, ...receiveOptions } = options;
+  const {
+    sink,
+    multipart,
+    acceptMultipartAsRaw = false,
+    onComplete = created,
+    ...receiveOptions
+  } = options;
+  if (!sink && !multipart) {
+    throw new TypeError(
+      "Cannot create upload handler: give a sink, the multipart option, or both",
+    );
+  }
+  const receiveForm = multipart
+    ? multipartReceiver(multipart, receiveOptions)
+    : undefined;
   return async (request, second) => {
     // Only a router's { params } counts; Deno's ServeHandlerInfo and Bun's
     // Server have none. (`| object` in the type lets those runtimes pass
@@ -146,7 +320,19 @@ export function createUploadHandler(
         receiveOptions.maxBytes ?? MAX_BODY_BYTES,
       );
       contentDigests(request.headers.get("content-digest"));
-      const destination = await sink(request, context);
+      const isForm = parseHeaderValue(
+        request.headers.get("content-type") ?? "",
+      ).type === "multipart/form-data";
+      if (receiveForm && (isForm || !sink)) {
+        return await receiveForm(request, context);
+      }
+      if (isForm && !acceptMultipartAsRaw) {
+        throw new HttpError(
+          415,
+          "Cannot receive body: it is multipart/form-data; set the multipart option to store its parts, or acceptMultipartAsRaw to store the body as it is",
+        );
+      }
+      const destination = await sink!(request, context);
       // A client that goes away errors the body, which aborts the sink.
       const received = await receiveBody(request, destination, receiveOptions);
       return await onComplete(received, request, context);
@@ -154,5 +340,272 @@ export function createUploadHandler(
       if (error instanceof HttpError) return error.getResponse();
       throw error;
     }
+  };
+}
+
+/** The default answer of the multipart mode: 201 with the stored parts. */
+function formCreated(result: ReceivedForm): Response {
+  const files = result.files.map((file) => {
+    const out: Record<string, unknown> = {
+      name: file.name,
+      filename: file.filename,
+    };
+    if (file.storedName !== undefined) out.storedName = file.storedName;
+    out.contentType = file.contentType;
+    out.bytes = file.bytes;
+    if (file.sha256) out.sha256 = encodeBase64(file.sha256);
+    return out;
+  });
+  return Response.json({ files, fields: result.fields }, { status: 201 });
+}
+
+/**
+ * A part's sink whose close is held back: `receiveBody` closes it when the
+ * part is complete, but the real sink is closed (an atomic file renamed into
+ * place) only by `commit`, once the whole request is in.
+ */
+class HeldSink {
+  readonly writable: WritableStream<Uint8Array>;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #settled = false;
+  constructor(sink: WritableStream<Uint8Array>) {
+    const writer = this.#writer = sink.getWriter();
+    this.writable = new WritableStream<Uint8Array>({
+      write: (chunk) => writer.write(chunk),
+      abort: (reason) => this.discard(reason),
+    }, new CountQueuingStrategy({ highWaterMark: 1 }));
+  }
+  commit(): Promise<void> {
+    this.#settled = true;
+    return this.#writer.close();
+  }
+  async discard(reason: unknown): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    await this.#writer.abort(reason).catch(() => {});
+  }
+}
+
+/** An error thrown by the part sink opener, kept apart from body errors. */
+class SinkFailure extends Error {
+  constructor(cause: unknown) {
+    super("the part sink failed to open", { cause });
+  }
+}
+
+const MAX_FILES = 100;
+const MAX_FIELDS = 100;
+const MAX_FIELDS_BYTES = 1024 * 1024;
+const MIN_BYTES_PER_SECOND = 1024;
+const MIN_RATE_WINDOW_MS = 30_000;
+
+/**
+ * The multipart mode: parses the request with MultipartStream, receives
+ * each file part with receiveBody into a held sink, collects the fields,
+ * and commits every sink only after the closing boundary.
+ */
+function multipartReceiver(
+  multipart: MultipartUploadOptions,
+  receiveOptions: Omit<
+    UploadHandlerOptions,
+    "sink" | "multipart" | "acceptMultipartAsRaw" | "onComplete"
+  >,
+): (request: Request, context: UploadContext) => Promise<Response> {
+  const what = "create upload handler";
+  const {
+    sink,
+    maxFiles = MAX_FILES,
+    maxFields = MAX_FIELDS,
+    maxFieldsBytes = MAX_FIELDS_BYTES,
+    onComplete = formCreated,
+    ...limits
+  } = multipart;
+  checkMax(what, "maxFiles", maxFiles);
+  checkMax(what, "maxFields", maxFields);
+  checkMax(what, "maxFieldsBytes", maxFieldsBytes);
+  const {
+    maxBytes = MAX_BODY_BYTES,
+    idleTimeoutMs = IDLE_TIMEOUT_MS,
+    minBytesPerSecond = MIN_BYTES_PER_SECOND,
+    minRateWindowMs = MIN_RATE_WINDOW_MS,
+    timeoutMs = 0,
+    ...partOptions
+  } = receiveOptions;
+  checkIdleTimeout(what, idleTimeoutMs);
+  checkMinRate(what, minBytesPerSecond, minRateWindowMs);
+  checkMs(what, "timeoutMs", timeoutMs);
+  const parserLimits: MultipartLimits = {
+    ...limits,
+    maxTotalBytes: limits.maxTotalBytes ?? maxBytes,
+  };
+  const maxFileBytes = limits.maxFileBytes ?? MAX_BODY_BYTES;
+  const tooMany = (count: string, name: string, limit: number) =>
+    new HttpError(
+      413,
+      `Cannot accept multipart body: ${count} exceeds ${name} ${limit}`,
+    );
+
+  return async (request, context) => {
+    const boundary = boundaryOf(request.headers.get("content-type"));
+    if (request.body === null) {
+      throw new HttpError(
+        400,
+        "Cannot accept multipart body: the request has no body",
+      );
+    }
+    // The client's pace is watched on the whole body, parts and gaps alike.
+    const body = withMinRate(
+      withIdleTimeout(
+        request.body,
+        idleTimeoutMs,
+        () =>
+          new HttpError(
+            408,
+            `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+          ),
+      ),
+      minBytesPerSecond,
+      minRateWindowMs,
+      () =>
+        new HttpError(
+          408,
+          `Cannot receive body: fewer than ${minBytesPerSecond} bytes per second arrived over ${minRateWindowMs} ms (minBytesPerSecond)`,
+        ),
+    );
+    const deadline = new AbortController();
+    let gated = body;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeoutMs > 0) {
+      // Errors the parser's input, so that a wait between parts ends too.
+      let gate!: TransformStreamDefaultController<Uint8Array>;
+      gated = body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          start: (controller) => void (gate = controller),
+        }),
+      );
+      timer = setTimeout(() => {
+        const error = new HttpError(
+          408,
+          `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
+        );
+        deadline.abort(error);
+        gate.error(error);
+      }, timeoutMs);
+    }
+    const parts = gated.pipeThrough(
+      new MultipartStream(boundary, parserLimits),
+    );
+    const held: HeldSink[] = [];
+    const form: ReceivedForm = { files: [], fields: [] };
+    let fieldsBytes = 0;
+    const reader = parts.getReader();
+    try {
+      while (true) {
+        const next = await reader.read();
+        if (next.done) break;
+        const part = next.value;
+        if (part.filename === undefined) {
+          if (form.fields.length >= maxFields) {
+            throw tooMany(
+              `field ${form.fields.length + 1}`,
+              "maxFields",
+              maxFields,
+            );
+          }
+          const bytes = await part.bytes();
+          fieldsBytes += bytes.length;
+          if (fieldsBytes > maxFieldsBytes) {
+            throw tooMany(
+              `fields of ${fieldsBytes}+ bytes`,
+              "maxFieldsBytes",
+              maxFieldsBytes,
+            );
+          }
+          form.fields.push({
+            name: part.name,
+            value: new TextDecoder().decode(bytes),
+          });
+          continue;
+        }
+        if (part.filename === "") {
+          // A file input left empty: browsers send it with no file name.
+          await part.body.cancel();
+          continue;
+        }
+        if (form.files.length >= maxFiles) {
+          throw tooMany(
+            `file part ${form.files.length + 1}`,
+            "maxFiles",
+            maxFiles,
+          );
+        }
+        let opened: WritableStream<Uint8Array> | PartSink;
+        try {
+          opened = await sink(part, request, context);
+        } catch (error) {
+          throw new SinkFailure(error);
+        }
+        const target = opened instanceof WritableStream
+          ? { writable: opened, storedName: undefined }
+          : opened;
+        const hold = new HeldSink(target.writable);
+        held.push(hold);
+        // The same receive path as a whole-body upload: limits, digests
+        // (a part's own Content-Length or Content-Digest), the sink's
+        // ownership. The pace is watched on the whole body above.
+        const received = await receiveBody(part.body, hold.writable, {
+          ...partOptions,
+          maxBytes: maxFileBytes,
+          headers: part.headers,
+          idleTimeoutMs: 0,
+          minBytesPerSecond: 0,
+          signal: deadline.signal,
+        });
+        const file: ReceivedFile = {
+          name: part.name,
+          filename: part.filename,
+          contentType: part.contentType,
+          ...received,
+        };
+        if (target.storedName !== undefined) {
+          file.storedName = target.storedName;
+        }
+        form.files.push(file);
+      }
+      if (deadline.signal.aborted) throw deadline.signal.reason;
+      clearTimeout(timer);
+      // The whole body is in: commit every part, in order.
+      for (let i = 0; i < held.length; i++) {
+        try {
+          await held[i].commit();
+        } catch (cause) {
+          throw new HttpError(
+            500,
+            `Cannot store body: the sink of file part ${i + 1} failed to close`,
+            { cause },
+          );
+        }
+      }
+    } catch (cause) {
+      clearTimeout(timer);
+      const error = deadline.signal.aborted
+        ? deadline.signal.reason
+        : cause instanceof HttpError
+        ? cause
+        : cause instanceof SinkFailure
+        ? cause.cause instanceof HttpError ? cause.cause : cause
+        : new HttpError(
+          400,
+          `Cannot receive body: ${(cause as Error)?.message ?? String(cause)}`,
+          { cause },
+        );
+      await Promise.all(held.map((hold) => hold.discard(error)));
+      await reader.cancel(error).catch(() => {});
+      // The sink opener's own errors (not HttpErrors) are the server's.
+      throw error instanceof HttpError || !(cause instanceof SinkFailure)
+        ? error
+        : cause.cause;
+    }
+    return await onComplete(form, request, context);
   };
 }

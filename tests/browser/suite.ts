@@ -27,6 +27,7 @@ import { bundle, ROOT } from "../_workerd.ts";
 import type { Sluice } from "./page.ts";
 import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
 import { registerRpcTests, rpcRoute } from "./rpc.ts";
+import { formUploadTests } from "./form_upload.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TMP = join(ROOT, ".tmp", "browser");
@@ -585,6 +586,13 @@ registerRpcTests({
   assertEqual,
   pages: () => ({ http: httpPage, https: httpsPage }),
   newPage: () => browserContext.newPage(),
+});
+
+formUploadTests({
+  test,
+  context: () => browserContext,
+  assertEqual,
+  tmp: TMP,
 });
 
 // ---------------------------------------------------------------- the run

@@ -1,0 +1,707 @@
+// createUploadHandler's multipart mode: each file part received by
+// receiveBody into its own atomic file sink with a SHA-256, the fields
+// collected, the 201 answer; every limit and malformed body answered with its
+// named error and nothing left on disk (not even a temporary file); the raw
+// receiver's 415 for a form and its acceptMultipartAsRaw; real clients (curl
+// -F, Node's fetch with FormData, the form-data package) through a server.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import FormDataPackage from "form-data";
+import {
+  createUploadHandler,
+  type MultipartUploadOptions,
+  safeFileName,
+  type UploadHandlerOptions,
+} from "../lib/http/mod.ts";
+import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
+import { deadline, makeTempDir, removeDir, withServer } from "./_helpers.ts";
+
+const enc = new TextEncoder();
+const B = "sluice-test-boundary";
+
+function b64sha(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("base64");
+}
+
+function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
+  }
+  return bytes;
+}
+
+/** A multipart body from raw part texts (headers CRLF CRLF body). */
+function rawBody(
+  parts: (string | Uint8Array)[],
+  close = true,
+): Uint8Array<ArrayBuffer> {
+  const pieces: Uint8Array[] = [];
+  for (const part of parts) {
+    pieces.push(enc.encode(`--${B}\r\n`));
+    pieces.push(typeof part === "string" ? enc.encode(part) : part);
+    pieces.push(enc.encode("\r\n"));
+  }
+  if (close) pieces.push(enc.encode(`--${B}--\r\n`));
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of pieces) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function filePart(name: string, filename: string, body: string): string {
+  return `Content-Disposition: form-data; name="${name}"; filename="${filename}"\r\n\r\n${body}`;
+}
+
+function fieldPart(name: string, value: string): string {
+  return `Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
+}
+
+function post(
+  body: BodyInit,
+  type = `multipart/form-data; boundary=${B}`,
+): Request {
+  return new Request("http://localhost/upload", {
+    method: "POST",
+    body,
+    headers: { "content-type": type },
+  });
+}
+
+/** A handler storing each file part in `dir` under its sanitised name. */
+function storing(
+  dir: string,
+  multipart: Partial<MultipartUploadOptions> = {},
+  options: Partial<UploadHandlerOptions> = {},
+) {
+  return createUploadHandler({
+    hasher: createHasher,
+    ...options,
+    multipart: {
+      sink: (part) => {
+        const storedName = safeFileName(part.filename!);
+        return {
+          writable: createFileSink(join(dir, storedName)),
+          storedName,
+        };
+      },
+      ...multipart,
+    },
+  });
+}
+
+interface StoredFile {
+  name: string;
+  filename: string;
+  storedName?: string;
+  contentType: string;
+  bytes: number;
+  sha256?: string;
+}
+
+describe("createUploadHandler multipart mode", () => {
+  let dir: string;
+  before(async () => {
+    dir = await makeTempDir("upload-multipart-");
+  });
+  after(async () => {
+    await removeDir(dir);
+  });
+
+  async function fresh(): Promise<string> {
+    return await makeTempDir("upload-multipart-case-");
+  }
+
+  async function assertEmpty(path: string): Promise<void> {
+    assert.deepEqual(await readdir(path), [], "nothing left on disk");
+    await removeDir(path);
+  }
+
+  it("stores each file part and answers 201 with files and fields", async () => {
+    const out = await fresh();
+    const big = randomBytes(2 * 1024 * 1024 + 3);
+    const small = enc.encode("small\r\n--not-the-boundary\r\n");
+    const form = new FormData();
+    form.append("title", "héllo");
+    form.append("a", new Blob([big], { type: "application/x-big" }), "big.bin");
+    form.append("b", new Blob([small]), "small.txt");
+    form.append("note", "2");
+    const response = await storing(out)(
+      new Request("http://localhost/", { method: "POST", body: form }),
+    );
+    assert.equal(response.status, 201, await response.clone().text());
+    const answer = await response.json() as {
+      files: StoredFile[];
+      fields: { name: string; value: string }[];
+    };
+    assert.deepEqual(answer.fields, [
+      { name: "title", value: "héllo" },
+      { name: "note", value: "2" },
+    ]);
+    assert.deepEqual(answer.files, [
+      {
+        name: "a",
+        filename: "big.bin",
+        storedName: "big.bin",
+        contentType: "application/x-big",
+        bytes: big.length,
+        sha256: b64sha(big),
+      },
+      {
+        name: "b",
+        filename: "small.txt",
+        storedName: "small.txt",
+        contentType: "application/octet-stream",
+        bytes: small.length,
+        sha256: b64sha(small),
+      },
+    ]);
+    assert.deepEqual(await readFile(join(out, "big.bin")), Buffer.from(big));
+    assert.deepEqual(
+      await readFile(join(out, "small.txt")),
+      Buffer.from(small),
+    );
+    assert.deepEqual((await readdir(out)).sort(), ["big.bin", "small.txt"]);
+    await removeDir(out);
+  });
+
+  it("commits no part before the whole body parsed", async () => {
+    const events: string[] = [];
+    let secondWrite!: () => void;
+    const writing = new Promise<void>((resolve) => secondWrite = resolve);
+    const handler = createUploadHandler({
+      multipart: {
+        sink: (part) =>
+          new WritableStream({
+            write: () => {
+              if (part.filename === "two.txt") secondWrite();
+            },
+            close: () => void events.push(`close ${part.filename}`),
+          }),
+      },
+    });
+    let sendRest!: () => void;
+    const rest = new Promise<void>((resolve) => sendRest = resolve);
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        // Part one complete, part two begun.
+        controller.enqueue(
+          enc.encode(
+            `--${B}\r\n${filePart("f", "one.txt", "1")}\r\n--${B}\r\n${
+              filePart("g", "two.txt", "2")
+            }`,
+          ),
+        );
+        await rest;
+        controller.enqueue(enc.encode(`22\r\n--${B}--\r\n`));
+        controller.close();
+      },
+    });
+    const answer = handler(
+      new Request("http://localhost/", {
+        method: "POST",
+        body,
+        headers: { "content-type": `multipart/form-data; boundary=${B}` },
+        duplex: "half",
+      } as RequestInit),
+    );
+    await deadline(writing, 10_000, "part two's first write");
+    assert.deepEqual(events, [], "part one not committed mid-body");
+    sendRest();
+    assert.equal((await deadline(answer, 10_000, "answer")).status, 201);
+    assert.deepEqual(events, ["close one.txt", "close two.txt"]);
+  });
+
+  it("removes a stored part when a later part fails", async () => {
+    const out = await fresh();
+    const response = await storing(out, { maxFileBytes: 10 })(post(rawBody([
+      filePart("a", "ok.txt", "fine"),
+      fieldPart("t", "x"),
+      filePart("b", "big.txt", "x".repeat(11)),
+    ])));
+    assert.equal(response.status, 413);
+    assert.match(await response.text(), /maxFileBytes 10/);
+    await assertEmpty(out);
+  });
+
+  // Each case: the handler's options, the body, the status and the message.
+  const refusals: {
+    what: string;
+    multipart?: Partial<MultipartUploadOptions>;
+    options?: Partial<UploadHandlerOptions>;
+    body: () => Request;
+    status: number;
+    message: RegExp;
+  }[] = [
+    {
+      what: "a file over maxFileBytes",
+      multipart: { maxFileBytes: 4 },
+      body: () => post(rawBody([filePart("a", "a.txt", "12345")])),
+      status: 413,
+      message: /maxFileBytes 4/,
+    },
+    {
+      what: "more files than maxFiles",
+      multipart: { maxFiles: 1 },
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          filePart("b", "b.txt", "2"),
+        ])),
+      status: 413,
+      message: /maxFiles 1/,
+    },
+    {
+      what: "more fields than maxFields",
+      multipart: { maxFields: 1 },
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          fieldPart("x", "1"),
+          fieldPart("y", "2"),
+        ])),
+      status: 413,
+      message: /maxFields 1/,
+    },
+    {
+      what: "fields over maxFieldsBytes",
+      multipart: { maxFieldsBytes: 5 },
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          fieldPart("x", "123"),
+          fieldPart("y", "456"),
+        ])),
+      status: 413,
+      message: /maxFieldsBytes 5/,
+    },
+    {
+      what: "a field over maxFieldBytes",
+      multipart: { maxFieldBytes: 2 },
+      body: () =>
+        post(rawBody([filePart("a", "a.txt", "1"), fieldPart("x", "123")])),
+      status: 413,
+      message: /maxFieldBytes 2/,
+    },
+    {
+      what: "more parts than maxParts",
+      multipart: { maxParts: 1 },
+      body: () =>
+        post(rawBody([filePart("a", "a.txt", "1"), fieldPart("x", "1")])),
+      status: 413,
+      message: /maxParts 1/,
+    },
+    {
+      what: "a header block over maxHeaderBytes",
+      multipart: { maxHeaderBytes: 100 },
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          `X-Pad: ${"p".repeat(200)}\r\n${filePart("b", "b.txt", "2")}`,
+        ])),
+      status: 413,
+      message: /maxHeaderBytes 100/,
+    },
+    {
+      what: "a streamed body over maxBytes",
+      options: { maxBytes: 200 },
+      body: () =>
+        post(
+          ReadableStream.from([
+            rawBody([filePart("a", "a.txt", "x".repeat(300))]),
+          ]),
+        ),
+      status: 413,
+      message: /maxTotalBytes 200/,
+    },
+    {
+      what: "a Content-Length over maxBytes",
+      options: { maxBytes: 10 },
+      body: () => {
+        const body = rawBody([filePart("a", "a.txt", "1")]);
+        return new Request("http://localhost/upload", {
+          method: "POST",
+          body,
+          headers: {
+            "content-type": `multipart/form-data; boundary=${B}`,
+            "content-length": String(body.length),
+          },
+        });
+      },
+      status: 413,
+      message: /Content-Length \d+ exceeds maxBytes 10/,
+    },
+    {
+      what: "a truncated body",
+      body: () =>
+        post(
+          rawBody([filePart("a", "a.txt", "1"), filePart("b", "b.txt", "2")])
+            .subarray(0, 150),
+        ),
+      status: 400,
+      message: /without the closing boundary/,
+    },
+    {
+      what: "a body without the closing boundary",
+      body: () => post(rawBody([filePart("a", "a.txt", "1")], false)),
+      status: 400,
+      message: /without the closing boundary/,
+    },
+    {
+      what: "a bare LF in a part's headers",
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          'Content-Disposition: form-data; name="b"; filename="b.txt"\n\n2',
+        ])),
+      status: 400,
+      message: /bare LF/,
+    },
+    {
+      what: "a part without Content-Disposition",
+      body: () =>
+        post(rawBody([filePart("a", "a.txt", "1"), "X-A: 1\r\n\r\n2"])),
+      status: 400,
+      message: /Content-Disposition/,
+    },
+    {
+      what: "no boundary in the Content-Type",
+      body: () =>
+        post(rawBody([filePart("a", "a.txt", "1")]), "multipart/form-data"),
+      status: 400,
+      message: /no boundary/,
+    },
+    {
+      what: "a file name safeFileName refuses",
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          filePart("b", "../etc/passwd", "2"),
+        ])),
+      status: 400,
+      message: /Cannot/,
+    },
+    {
+      what: "a part whose Content-Digest does not match",
+      body: () =>
+        post(rawBody([
+          filePart("a", "a.txt", "1"),
+          `Content-Digest: sha-256=:${b64sha(enc.encode("other"))}:\r\n${
+            filePart("b", "b.txt", "2")
+          }`,
+        ])),
+      status: 400,
+      message: /SHA-256 does not match/,
+    },
+  ];
+
+  for (const refusal of refusals) {
+    it(`refuses ${refusal.what} and leaves nothing on disk`, async () => {
+      const out = await fresh();
+      const response = await storing(out, refusal.multipart, refusal.options)(
+        refusal.body(),
+      );
+      const text = await response.text();
+      assert.equal(response.status, refusal.status, text);
+      assert.match(text, refusal.message);
+      assert.match(text, /^Cannot /);
+      await assertEmpty(out);
+    });
+  }
+
+  it("answers 500 when a part's sink fails, and removes the others", async () => {
+    const out = await fresh();
+    let n = 0;
+    const handler = createUploadHandler({
+      multipart: {
+        sink: (part) => {
+          if (++n === 2) {
+            return new WritableStream({
+              write: () => {
+                throw new Error("disk full");
+              },
+            });
+          }
+          return createFileSink(join(out, safeFileName(part.filename!)));
+        },
+      },
+    });
+    const response = await handler(
+      post(rawBody([filePart("a", "a.txt", "1"), filePart("b", "b.txt", "2")])),
+    );
+    assert.equal(response.status, 500);
+    assert.match(await response.text(), /Cannot store body: the sink failed/);
+    await assertEmpty(out);
+  });
+
+  it("answers 408 to a stalled form and leaves nothing on disk", async () => {
+    const out = await fresh();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(
+          rawBody([filePart("a", "a.txt", "1"), fieldPart("t", "x")], false),
+        );
+        // ...and nothing more.
+      },
+    });
+    const response = await deadline(
+      storing(out, {}, { idleTimeoutMs: 200 })(
+        new Request("http://localhost/", {
+          method: "POST",
+          body,
+          headers: { "content-type": `multipart/form-data; boundary=${B}` },
+          duplex: "half",
+        } as RequestInit),
+      ),
+      10_000,
+      "stalled upload",
+    );
+    assert.equal(response.status, 408);
+    assert.match(await response.text(), /idleTimeoutMs/);
+    await assertEmpty(out);
+  });
+
+  it("answers 408 past timeoutMs while waiting between parts", async () => {
+    const out = await fresh();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(rawBody([filePart("a", "a.txt", "1")], false));
+      },
+    });
+    const response = await deadline(
+      storing(out, {}, { timeoutMs: 200 })(
+        new Request("http://localhost/", {
+          method: "POST",
+          body,
+          headers: { "content-type": `multipart/form-data; boundary=${B}` },
+          duplex: "half",
+        } as RequestInit),
+      ),
+      10_000,
+      "slow upload",
+    );
+    assert.equal(response.status, 408);
+    assert.match(await response.text(), /timeoutMs/);
+    await assertEmpty(out);
+  });
+
+  it("skips a file input left empty (no file name)", async () => {
+    const out = await fresh();
+    const response = await storing(out)(post(rawBody([
+      filePart("a", "", ""),
+      fieldPart("t", "x"),
+    ])));
+    assert.equal(response.status, 201);
+    assert.deepEqual(await response.json(), {
+      files: [],
+      fields: [{ name: "t", value: "x" }],
+    });
+    await assertEmpty(out);
+  });
+
+  it("refuses a form at the raw receiver with 415 naming the option", async () => {
+    const out = await fresh();
+    const handler = createUploadHandler({
+      sink: () => createFileSink(join(out, "raw.bin")),
+    });
+    const response = await handler(
+      post(rawBody([filePart("a", "a.txt", "1")])),
+    );
+    assert.equal(response.status, 415);
+    const text = await response.text();
+    assert.match(text, /multipart option/);
+    assert.match(text, /acceptMultipartAsRaw/);
+    await assertEmpty(out);
+  });
+
+  it("stores a form as it is with acceptMultipartAsRaw", async () => {
+    const out = await fresh();
+    const body = rawBody([filePart("a", "a.txt", "1")]);
+    const handler = createUploadHandler({
+      sink: () => createFileSink(join(out, "raw.bin")),
+      acceptMultipartAsRaw: true,
+    });
+    const response = await handler(post(body));
+    assert.equal(response.status, 201);
+    assert.deepEqual(await readFile(join(out, "raw.bin")), Buffer.from(body));
+    await removeDir(out);
+  });
+
+  it("takes raw bodies and forms when given both sink and multipart", async () => {
+    const out = await fresh();
+    const handler = createUploadHandler({
+      sink: () => createFileSink(join(out, "raw.bin")),
+      multipart: {
+        sink: (part) => createFileSink(join(out, safeFileName(part.filename!))),
+      },
+    });
+    assert.equal(
+      (await handler(post("raw bytes", "application/octet-stream"))).status,
+      201,
+    );
+    assert.equal(
+      (await handler(post(rawBody([filePart("a", "a.txt", "1")])))).status,
+      201,
+    );
+    assert.deepEqual((await readdir(out)).sort(), ["a.txt", "raw.bin"]);
+    await removeDir(out);
+  });
+
+  it("refuses a raw body with 415 when only multipart is set", async () => {
+    const handler = createUploadHandler({
+      multipart: { sink: () => new WritableStream() },
+    });
+    const response = await handler(post("x", "application/octet-stream"));
+    assert.equal(response.status, 415);
+    assert.match(await response.text(), /not multipart\/form-data/);
+  });
+
+  it("refuses a handler with neither sink nor multipart", () => {
+    assert.throws(
+      () => createUploadHandler({}),
+      /Cannot create upload handler: give a sink/,
+    );
+    assert.throws(
+      () =>
+        createUploadHandler({
+          multipart: { sink: () => new WritableStream(), maxFiles: -1 },
+        }),
+      /maxFiles must be a non-negative integer/,
+    );
+  });
+
+  describe("real clients through a server", () => {
+    const big = randomBytes(3 * 1024 * 1024 + 5);
+    const small = enc.encode("small file\r\n--not a boundary\r\n");
+    before(async () => {
+      await writeFile(join(dir, "big-src.bin"), big);
+      await writeFile(join(dir, "small-src.txt"), small);
+    });
+
+    async function checkStored(out: string, answer: { files: StoredFile[] }) {
+      for (const file of answer.files) {
+        const stored = await readFile(join(out, file.storedName!));
+        assert.equal(stored.length, file.bytes);
+        assert.equal(b64sha(stored), file.sha256);
+      }
+    }
+
+    it("curl -F stores files and fields byte-identical", async () => {
+      const out = await fresh();
+      await withServer(storing(out), async (server) => {
+        const result = await deadline(
+          run("curl", [
+            "-sS",
+            "--fail-with-body",
+            "-F",
+            "title=hello world",
+            "-F",
+            `big=@${join(dir, "big-src.bin")}`,
+            "-F",
+            `small=@${join(dir, "small-src.txt")};type=text/x-small`,
+            server.url.href,
+          ]),
+          60_000,
+          "curl",
+        );
+        assert.equal(result.code, 0, result.stderr + result.stdout);
+        const answer = JSON.parse(result.stdout);
+        assert.deepEqual(answer.fields, [
+          { name: "title", value: "hello world" },
+        ]);
+        assert.deepEqual(
+          answer.files.map((f: StoredFile) => [f.name, f.filename, f.bytes]),
+          [["big", "big-src.bin", big.length], [
+            "small",
+            "small-src.txt",
+            small.length,
+          ]],
+        );
+        assert.equal(answer.files[0].sha256, b64sha(big));
+        assert.equal(answer.files[1].contentType, "text/x-small");
+        await checkStored(out, answer);
+      });
+      await removeDir(out);
+    });
+
+    it("Node's fetch with FormData (undici) stores files and fields", async () => {
+      const out = await fresh();
+      await withServer(storing(out), async (server) => {
+        const script = `
+          const bytes = new Uint8Array(300000).map((_, i) => (i * 13) & 255);
+          const form = new FormData();
+          form.append("field", "välue");
+          form.append("file", new Blob([bytes], { type: "image/png" }), "пример.png");
+          const response = await fetch(process.argv[1], { method: "POST", body: form });
+          process.stdout.write(JSON.stringify({ status: response.status, body: await response.json() }));
+        `;
+        const result = await deadline(
+          run("node", ["--input-type=module", "-e", script, server.url.href]),
+          60_000,
+          "node",
+        );
+        assert.equal(result.code, 0, result.stderr);
+        const { status, body } = JSON.parse(result.stdout);
+        assert.equal(status, 201);
+        const expected = new Uint8Array(300000).map((_, i) => (i * 13) & 255);
+        assert.deepEqual(body.fields, [{ name: "field", value: "välue" }]);
+        assert.equal(body.files[0].filename, "пример.png");
+        assert.equal(body.files[0].contentType, "image/png");
+        assert.equal(body.files[0].sha256, b64sha(expected));
+        await checkStored(out, body);
+      });
+      await removeDir(out);
+    });
+
+    it("the form-data package stores files and fields", async () => {
+      const out = await fresh();
+      await withServer(storing(out), async (server) => {
+        const form = new FormDataPackage();
+        form.append("title", "from form-data");
+        form.append("big", Buffer.from(big), {
+          filename: "big.bin",
+          contentType: "application/octet-stream",
+        });
+        form.append("small", Buffer.from(small), { filename: "small.txt" });
+        const response = await fetch(server.url, {
+          method: "POST",
+          headers: form.getHeaders(),
+          body: new Uint8Array(form.getBuffer()),
+        });
+        assert.equal(response.status, 201, await response.clone().text());
+        const answer = await response.json();
+        assert.deepEqual(answer.fields, [
+          { name: "title", value: "from form-data" },
+        ]);
+        assert.equal(answer.files[0].sha256, b64sha(big));
+        assert.equal(answer.files[1].sha256, b64sha(small));
+        await checkStored(out, answer);
+      });
+      await removeDir(out);
+    });
+  });
+});
+
+function run(
+  command: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => stdout += s);
+    child.stderr.setEncoding("utf8").on("data", (s: string) => stderr += s);
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
