@@ -11,6 +11,7 @@
 // RUNTIMES.md advises). method: sum, incrementalSum or lockstep.
 
 import process from "node:process";
+import http2 from "node:http2";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import { createConnectTransport as createConnectNodeTransport } from "@connectrpc/connect-node";
 import {
@@ -29,6 +30,8 @@ import {
 import { createClient } from "../lib/rpc/mod.ts";
 
 export type RpcImpl =
+  | "floor-h1"
+  | "floor-h2"
   | "ours-connect"
   | "ours-grpc-web"
   | "ours-grpc"
@@ -306,9 +309,127 @@ async function connectEsRun(
   return { impl: "connect-es", method, n, ms, rate: n / ms * 1000 };
 }
 
+// ---------- transport floors ----------
+//
+// The same bytes in lockstep with no library code: a 5-byte frame header
+// and an Int64Value (what the gRPC and gRPC-Web calls send), echoed by the
+// runtime's own server. floor-h1: the runtime's fetch (a streamed request
+// body, full duplex) into Deno.serve / Bun.serve returning
+// `new Response(request.body)`; floor-h2: a bare node:http2 session and
+// server, the transport under ours-grpc and grpc-js.
+
+function frameFor(i: number): Uint8Array {
+  const bytes = [0x08];
+  for (let v = i;; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      bytes.push(v);
+      break;
+    }
+    bytes.push((v % 128) | 0x80);
+  }
+  const frame = new Uint8Array(5 + bytes.length);
+  new DataView(frame.buffer).setUint32(1, bytes.length);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+async function floorRun(
+  impl: "floor-h1" | "floor-h2",
+  port: number,
+  n: number,
+): Promise<RpcResult> {
+  const times = new Array<number>(n);
+  const start = performance.now();
+  if (impl === "floor-h1") {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+    });
+    const responded = fetch(`http://127.0.0.1:${port}/`, {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    for (let i = 1; i <= n; i++) {
+      const frame = frameFor(i);
+      const t = performance.now();
+      controller.enqueue(frame);
+      reader ??= (await responded).body!.getReader();
+      for (let got = 0; got < frame.length;) {
+        const r = await reader.read();
+        if (r.done) throw new Error("Floor: the echo ended early");
+        got += r.value.byteLength;
+      }
+      times[i - 1] = performance.now() - t;
+    }
+    controller.close();
+    while (!(await reader!.read()).done);
+  } else {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const stream = session.request({ ":method": "POST", ":path": "/" });
+    let want = 0;
+    let wake: (() => void) | undefined;
+    stream.on("data", (chunk: Uint8Array) => {
+      want -= chunk.byteLength;
+      if (want <= 0) wake?.();
+    });
+    for (let i = 1; i <= n; i++) {
+      const frame = frameFor(i);
+      const { promise, resolve } = Promise.withResolvers<void>();
+      wake = resolve;
+      want = frame.length;
+      const t = performance.now();
+      stream.write(frame);
+      await promise;
+      times[i - 1] = performance.now() - t;
+    }
+    stream.end();
+    session.close();
+  }
+  return lockstepResult(impl, n, performance.now() - start, times);
+}
+
+function serveFloor(impl: "floor-h1" | "floor-h2"): Promise<number> {
+  const { promise, resolve } = Promise.withResolvers<number>();
+  if (impl === "floor-h2") {
+    const server = http2.createServer();
+    server.on("stream", (stream: http2.ServerHttp2Stream) => {
+      stream.respond({ ":status": 200 });
+      stream.on("data", (chunk) => stream.write(chunk));
+      stream.on("end", () => stream.end());
+    });
+    server.listen(0, "127.0.0.1", () => {
+      resolve((server.address() as { port: number }).port);
+    });
+    return promise;
+  }
+  // deno-lint-ignore no-explicit-any
+  const bun = (globalThis as any).Bun;
+  const handler = (request: Request) => new Response(request.body);
+  if (bun) {
+    return Promise.resolve(
+      bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        idleTimeout: 0,
+        fetch: handler,
+      })
+        .port,
+    );
+  }
+  Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen: (addr) => resolve(addr.port),
+  }, handler);
+  return promise;
+}
+
 // ---------- main ----------
 
 async function serveImpl(impl: RpcImpl): Promise<number> {
+  if (impl === "floor-h1" || impl === "floor-h2") return await serveFloor(impl);
   if (impl === "grpc-js") return (await startGrpcJsServer()).port;
   if (impl === "connect-es") {
     return Number(new URL((await startConnectNodeServer("2")).url).port);
@@ -328,6 +449,13 @@ export async function runClient(
   method: RpcMethod,
   n: number,
 ): Promise<RpcResult> {
+  if (impl === "floor-h1" || impl === "floor-h2") {
+    if (method !== "lockstep") {
+      throw new TypeError(`Cannot run ${method} on ${impl}: lockstep only`);
+    }
+    await floorRun(impl, port, Math.max(1, Math.min(20_000, n >> 4)));
+    return await floorRun(impl, port, n);
+  }
   const session = impl === "grpc-js"
     ? grpcJsSession(port)
     : impl === "connect-es"
