@@ -2,7 +2,9 @@
 // Deno or Bun):
 //
 //   _rpc.ts server <impl>                       prints "READY <port>"
-//   _rpc.ts client <impl> <port> <method> <n>   prints one JSON result line
+//   _rpc.ts client <impl> <port> <methods> <n> [<lockstepN>]
+//                                               prints one JSON line: each
+//                                               method's result
 //
 // impl: ours-connect, ours-grpc-web (Connect / gRPC-Web over HTTP/1.1 fetch,
 // served by Deno.serve / Bun.serve), ours-grpc (native gRPC over h2c,
@@ -477,13 +479,19 @@ if (import.meta.main) {
   if (command === "server") {
     console.log(`READY ${await serveImpl(impl as RpcImpl)}`);
   } else if (command === "client") {
-    const result = await runClient(
-      impl as RpcImpl,
-      Number(port),
-      method as RpcMethod,
-      Number(n),
-    );
-    console.log(JSON.stringify(result));
+    // Several methods, comma-separated, run in turn on one connection each:
+    // lockstep with <lockstepN> round trips, the others with <n> messages.
+    const lockstepN = Number(process.argv[7] ?? n);
+    const results: Record<string, RpcResult> = {};
+    for (const m of method.split(",") as RpcMethod[]) {
+      results[m] = await runClient(
+        impl as RpcImpl,
+        Number(port),
+        m,
+        m === "lockstep" ? lockstepN : Number(n),
+      );
+    }
+    console.log(JSON.stringify(results));
     // grpc-js and http2 sessions may keep timers alive.
     process.exit(0);
   } else {
