@@ -4,7 +4,8 @@
 //   _loopback.ts server <mode> <dir>            prints "READY <port>"
 //   _loopback.ts client <mode> <port> <arg>     prints one JSON result line
 //
-// Server modes: echo-ours (the library's `echo`), echo-raw
+// Server modes: echo-ours (the library's `echo`), echo-pass (the same with
+// idleTimeoutMs 0 and readAheadBytes 0: the native passthrough), echo-raw
 // (`new Response(request.body)`), echo-pipe (the same through one bare
 // TransformStream: the floor for an echo in JS), upload-ours (`createUploadHandler` into
 // `createFileSink`), upload-raw (`request.body.pipeTo(file)`, then fsync, as
@@ -91,6 +92,12 @@ async function startServer(mode: string, dir: string): Promise<number> {
   switch (mode) {
     case "echo-ours":
       return (await serve((request) => echo(request))).port;
+    case "echo-pass":
+      // The library's echo with the options that allow the runtime's
+      // native passthrough (no idle timer, no read-ahead).
+      return (await serve((request) =>
+        echo(request, { idleTimeoutMs: 0, readAheadBytes: 0 })
+      )).port;
     case "echo-raw":
       return await serveRaw((request) => new Response(request.body));
     case "echo-pipe":

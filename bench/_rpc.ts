@@ -2,7 +2,9 @@
 // Deno or Bun):
 //
 //   _rpc.ts server <impl>                       prints "READY <port>"
-//   _rpc.ts client <impl> <port> <method> <n>   prints one JSON result line
+//   _rpc.ts client <impl> <port> <methods> <n> [<lockstepN>]
+//                                               prints one JSON line: each
+//                                               method's result
 //
 // impl: ours-connect, ours-grpc-web (Connect / gRPC-Web over HTTP/1.1 fetch,
 // served by Deno.serve / Bun.serve), ours-grpc (native gRPC over h2c,
@@ -11,6 +13,7 @@
 // RUNTIMES.md advises). method: sum, incrementalSum or lockstep.
 
 import process from "node:process";
+import http2 from "node:http2";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import { createConnectTransport as createConnectNodeTransport } from "@connectrpc/connect-node";
 import {
@@ -29,6 +32,8 @@ import {
 import { createClient } from "../lib/rpc/mod.ts";
 
 export type RpcImpl =
+  | "floor-h1"
+  | "floor-h2"
   | "ours-connect"
   | "ours-grpc-web"
   | "ours-grpc"
@@ -306,9 +311,127 @@ async function connectEsRun(
   return { impl: "connect-es", method, n, ms, rate: n / ms * 1000 };
 }
 
+// ---------- transport floors ----------
+//
+// The same bytes in lockstep with no library code: a 5-byte frame header
+// and an Int64Value (what the gRPC and gRPC-Web calls send), echoed by the
+// runtime's own server. floor-h1: the runtime's fetch (a streamed request
+// body, full duplex) into Deno.serve / Bun.serve returning
+// `new Response(request.body)`; floor-h2: a bare node:http2 session and
+// server, the transport under ours-grpc and grpc-js.
+
+function frameFor(i: number): Uint8Array {
+  const bytes = [0x08];
+  for (let v = i;; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      bytes.push(v);
+      break;
+    }
+    bytes.push((v % 128) | 0x80);
+  }
+  const frame = new Uint8Array(5 + bytes.length);
+  new DataView(frame.buffer).setUint32(1, bytes.length);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+async function floorRun(
+  impl: "floor-h1" | "floor-h2",
+  port: number,
+  n: number,
+): Promise<RpcResult> {
+  const times = new Array<number>(n);
+  const start = performance.now();
+  if (impl === "floor-h1") {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+    });
+    const responded = fetch(`http://127.0.0.1:${port}/`, {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    for (let i = 1; i <= n; i++) {
+      const frame = frameFor(i);
+      const t = performance.now();
+      controller.enqueue(frame);
+      reader ??= (await responded).body!.getReader();
+      for (let got = 0; got < frame.length;) {
+        const r = await reader.read();
+        if (r.done) throw new Error("Floor: the echo ended early");
+        got += r.value.byteLength;
+      }
+      times[i - 1] = performance.now() - t;
+    }
+    controller.close();
+    while (!(await reader!.read()).done);
+  } else {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const stream = session.request({ ":method": "POST", ":path": "/" });
+    let want = 0;
+    let wake: (() => void) | undefined;
+    stream.on("data", (chunk: Uint8Array) => {
+      want -= chunk.byteLength;
+      if (want <= 0) wake?.();
+    });
+    for (let i = 1; i <= n; i++) {
+      const frame = frameFor(i);
+      const { promise, resolve } = Promise.withResolvers<void>();
+      wake = resolve;
+      want = frame.length;
+      const t = performance.now();
+      stream.write(frame);
+      await promise;
+      times[i - 1] = performance.now() - t;
+    }
+    stream.end();
+    session.close();
+  }
+  return lockstepResult(impl, n, performance.now() - start, times);
+}
+
+function serveFloor(impl: "floor-h1" | "floor-h2"): Promise<number> {
+  const { promise, resolve } = Promise.withResolvers<number>();
+  if (impl === "floor-h2") {
+    const server = http2.createServer();
+    server.on("stream", (stream: http2.ServerHttp2Stream) => {
+      stream.respond({ ":status": 200 });
+      stream.on("data", (chunk) => stream.write(chunk));
+      stream.on("end", () => stream.end());
+    });
+    server.listen(0, "127.0.0.1", () => {
+      resolve((server.address() as { port: number }).port);
+    });
+    return promise;
+  }
+  // deno-lint-ignore no-explicit-any
+  const bun = (globalThis as any).Bun;
+  const handler = (request: Request) => new Response(request.body);
+  if (bun) {
+    return Promise.resolve(
+      bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        idleTimeout: 0,
+        fetch: handler,
+      })
+        .port,
+    );
+  }
+  Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen: (addr) => resolve(addr.port),
+  }, handler);
+  return promise;
+}
+
 // ---------- main ----------
 
 async function serveImpl(impl: RpcImpl): Promise<number> {
+  if (impl === "floor-h1" || impl === "floor-h2") return await serveFloor(impl);
   if (impl === "grpc-js") return (await startGrpcJsServer()).port;
   if (impl === "connect-es") {
     return Number(new URL((await startConnectNodeServer("2")).url).port);
@@ -325,20 +448,36 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
 export async function runClient(
   impl: RpcImpl,
   port: number,
-  method: RpcMethod,
-  n: number,
-): Promise<RpcResult> {
+  runs: ReadonlyArray<{ method: RpcMethod; n: number }>,
+): Promise<Record<string, RpcResult>> {
+  const results: Record<string, RpcResult> = {};
+  if (impl === "floor-h1" || impl === "floor-h2") {
+    for (const { method, n } of runs) {
+      if (method !== "lockstep") {
+        throw new TypeError(`Cannot run ${method} on ${impl}: lockstep only`);
+      }
+      await floorRun(impl, port, Math.max(1, Math.min(20_000, n >> 4)));
+      results[method] = await floorRun(impl, port, n);
+    }
+    return results;
+  }
+  // One session for every method: under Deno 2.9.6 a node:http2 server can
+  // abort when a client closes its connection after a bidi stream (see
+  // docs/performance.md), so the connection closes only at the very end.
   const session = impl === "grpc-js"
     ? grpcJsSession(port)
     : impl === "connect-es"
     ? connectEsSession(port)
     : oursSession(impl, port);
   try {
-    await session.run(
-      method,
-      Math.max(1, Math.min(20_000, Math.floor(n / 20))),
-    );
-    return await session.run(method, n);
+    for (const { method, n } of runs) {
+      await session.run(
+        method,
+        Math.max(1, Math.min(20_000, Math.floor(n / 20))),
+      );
+      results[method] = await session.run(method, n);
+    }
+    return results;
   } finally {
     await session.close();
   }
@@ -349,13 +488,16 @@ if (import.meta.main) {
   if (command === "server") {
     console.log(`READY ${await serveImpl(impl as RpcImpl)}`);
   } else if (command === "client") {
-    const result = await runClient(
-      impl as RpcImpl,
-      Number(port),
-      method as RpcMethod,
-      Number(n),
+    // Several methods, comma-separated, run in turn on one connection each:
+    // lockstep with <lockstepN> round trips, the others with <n> messages.
+    const lockstepN = Number(process.argv[7] ?? n);
+    const runs = (method.split(",") as RpcMethod[]).map((m) => ({
+      method: m,
+      n: m === "lockstep" ? lockstepN : Number(n),
+    }));
+    console.log(
+      JSON.stringify(await runClient(impl as RpcImpl, Number(port), runs)),
     );
-    console.log(JSON.stringify(result));
     // grpc-js and http2 sessions may keep timers alive.
     process.exit(0);
   } else {

@@ -188,6 +188,38 @@ describe("createEchoHandler, createDuplexHandler and compression options", () =>
     assert.equal(await response.text(), "hi");
   });
 
+  it("echo with no idle timer, no read-ahead and nothing to decode passes the request body through as is", async () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("pass"));
+        controller.enqueue(new TextEncoder().encode("through"));
+        controller.close();
+      },
+    });
+    const request = new Request("http://localhost/", {
+      method: "POST",
+      body,
+      duplex: "half",
+    } as RequestInit);
+    const options = { idleTimeoutMs: 0, readAheadBytes: 0 };
+    const response = echo(request, options);
+    assert.equal(
+      response.headers.get("content-type"),
+      "application/octet-stream",
+    );
+    assert.equal(await response.text(), "passthrough");
+    // A gzip request still goes through the decoder (and its limit).
+    const gzipped = new Request("http://localhost/", {
+      method: "POST",
+      headers: { "content-encoding": "gzip" },
+      body: new Blob(["hello"]).stream().pipeThrough(
+        new CompressionStream("gzip"),
+      ),
+      duplex: "half",
+    } as RequestInit);
+    assert.equal(await echo(gzipped, options).text(), "hello");
+  });
+
   it("createEchoHandler checks its options once, at creation", () => {
     assert.throws(
       () => createEchoHandler({ compressMinBytes: -1 }),

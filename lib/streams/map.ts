@@ -1,3 +1,5 @@
+import { registerFusable } from "./_fuse.ts";
+
 /** Options for {@linkcode MapStream}. */
 export interface MapStreamOptions {
   /**
@@ -58,6 +60,7 @@ export class MapStream<I, O> extends TransformStream<I, O> {
       options.writableStrategy as QueuingStrategy<I> | undefined,
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<O>,
     );
+    registerFusable(this, () => (chunk) => fn(chunk as I, index++));
   }
 }
 

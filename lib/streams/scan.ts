@@ -1,3 +1,5 @@
+import { registerFusable } from "./_fuse.ts";
+
 /** Options for {@linkcode ScanStream}. */
 export interface ScanStreamOptions {
   /**
@@ -68,6 +70,20 @@ export class ScanStream<I, A> extends TransformStream<I, A> {
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<A>,
     );
     this.#accumulator = initial;
+    registerFusable(this, () => (chunk) => {
+      const next = fn(this.#accumulator, chunk as I);
+      if (
+        typeof next === "object" && next !== null &&
+        typeof (next as { then?: unknown }).then === "function"
+      ) {
+        return Promise.resolve(next as PromiseLike<A>).then((value) => {
+          this.#accumulator = value;
+          return value;
+        });
+      }
+      this.#accumulator = next as A;
+      return next;
+    });
   }
 
   /** The accumulator so far (`initial` before the first chunk). */

@@ -29,6 +29,7 @@ import { MessageDecoderStream } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
+import { type FusedStep, takeFusedStep } from "../../streams/_fuse.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
@@ -153,7 +154,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   const message = deferred<Frame | undefined>();
   message.promise.catch(() => {});
 
-  let outputs: Promise<ReadableStream<unknown>>;
+  let outputs: Promise<ReadableStream<unknown> | Fused>;
   try {
     // The head goes out with the first message, at the end, or once the
     // handler has run up to its first wait on I/O (a macrotask after it was
@@ -173,7 +174,9 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     let error: RpcError | undefined;
     try {
       const stream = await raceAbort(outputs, abort.signal);
-      if (init.bare) {
+      if (stream instanceof Fused) {
+        await pipeDirect(inputs, encoder, abort.signal, stream.step);
+      } else if (init.bare) {
         message.resolve(
           await raceAbort(
             singleFrame(stream, toFrame, init.maxMessageBytes),
@@ -304,6 +307,7 @@ async function pipeDirect<T>(
   source: ReadableStream<T>,
   encoder: FrameEncoderStream<T>,
   signal: AbortSignal,
+  step?: FusedStep,
 ): Promise<void> {
   const writer = encoder.writable.getWriter();
   const reader = source.getReader();
@@ -320,7 +324,14 @@ async function pipeDirect<T>(
       const { done, value } = await reader.read();
       if (signal.aborted) throw signal.reason;
       if (done) return;
-      const written = encoder.push(value);
+      let output = value;
+      if (step) {
+        output = step(value) as T;
+        if (isThenable(output)) {
+          output = await Promise.race([output, aborted.promise]) as T;
+        }
+      }
+      const written = encoder.push(output);
       if (written !== undefined) await Promise.race([written, aborted.promise]);
     }
   } catch (error) {
@@ -332,6 +343,21 @@ async function pipeDirect<T>(
     reader.releaseLock();
     writer.releaseLock();
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/**
+ * A bidi handler's own ScanStream or MapStream, run in the call's loop:
+ * each decoded request goes through the stream's step straight into the
+ * encoder, instead of being piped into the stream's writable and read from
+ * its readable (two web-stream hops, a queue entry and a promise each).
+ */
+class Fused {
+  constructor(readonly step: FusedStep) {}
 }
 
 /** The error of a call whose client sent nothing for `ms` milliseconds. */
@@ -403,7 +429,7 @@ async function invoke(
   inputs: ReadableStream<unknown>,
   context: HandlerContext,
   called: () => void,
-): Promise<ReadableStream<unknown>> {
+): Promise<ReadableStream<unknown> | Fused> {
   const { method } = entry;
   // Calls the handler and tells `called` that its synchronous part ran.
   const handler = (input: unknown, context: HandlerContext) => {
@@ -426,6 +452,8 @@ async function invoke(
     }
     case "bidi": {
       const result = await handler(inputs, context);
+      const step = takeFusedStep(result);
+      if (step) return new Fused(step);
       if (isPair(result)) {
         // Errors on either side reach the pair's readable, which the caller
         // reads; this promise only needs to be observed.
