@@ -5,7 +5,11 @@
 //   `Bun` or Node's `process` / `Buffer` globals (not even `"Deno" in
 //   globalThis`): they run in Workers and browsers as they are;
 // - no file under lib/ imports from a later layer, in the order
-//   _internal ← streams ← http ← rpc ← runtime, or from outside lib/.
+//   _internal ← streams ← http ← rpc ← protobuf ← runtime, or from outside
+//   lib/;
+// - lib/protobuf is core too, with one dependency: it may import
+//   `@bufbuild/protobuf` (bare, mapped in deno.json, or `npm:`), and nothing
+//   else from outside lib/: it runs in browsers and Workers as well.
 //
 // Comments and the text of strings are ignored, so docs and messages may
 // name the runtimes.
@@ -24,6 +28,7 @@ export const LAYERS = [
   "streams",
   "http",
   "rpc",
+  "protobuf",
   "runtime",
 ] as const;
 /**
@@ -31,7 +36,22 @@ export const LAYERS = [
  * helpers every layer shares (deferred, idle timeout, limits, bytes,
  * base64); it comes first, so it imports from no layer.
  */
-export const CORE_LAYERS = new Set(["_internal", "streams", "http", "rpc"]);
+export const CORE_LAYERS = new Set([
+  "_internal",
+  "streams",
+  "http",
+  "rpc",
+  "protobuf",
+]);
+
+/**
+ * The packages a core layer may import, by layer: lib/protobuf is the
+ * protobuf-es integration, with `@bufbuild/protobuf` (and its subpaths) as
+ * a bare specifier or an `npm:` one.
+ */
+export const LAYER_PACKAGES: Readonly<Record<string, RegExp>> = {
+  protobuf: /^(npm:)?@bufbuild\/protobuf(@[^/]+)?(\/[\w./-]+)?$/,
+};
 
 const FORBIDDEN_GLOBALS = ["Deno", "Bun", "process", "Buffer"];
 const FORBIDDEN_SCHEMES = /^(node|bun|npm|jsr|https?):/;
@@ -251,6 +271,8 @@ function checkSpecifier(
   core: boolean,
 ): Violation[] {
   const specifier = token.text;
+  const layer = LAYERS[rank];
+  if (LAYER_PACKAGES[layer]?.test(specifier)) return [];
   if (FORBIDDEN_SCHEMES.test(specifier)) {
     return core
       ? [{

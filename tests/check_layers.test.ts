@@ -131,6 +131,53 @@ describe("checkSource", () => {
     );
   });
 
+  it("checkSource lets lib/protobuf import @bufbuild/protobuf, bare or npm:", () => {
+    const source = [
+      `import { create } from "@bufbuild/protobuf";`,
+      `import type { Int64Value } from "@bufbuild/protobuf/wkt";`,
+      `import { toBinary } from "npm:@bufbuild/protobuf@^2";`,
+      `import { fromBinary } from "npm:@bufbuild/protobuf@2.17.0/wire";`,
+      `import { Code } from "../rpc/code.ts";`,
+    ].join("\n");
+    assert.deepEqual(messages("lib/protobuf/x.ts", source), []);
+  });
+
+  it("checkSource rejects node:, Deno, other packages and later layers in lib/protobuf", () => {
+    const found = messages(
+      "lib/protobuf/x.ts",
+      [
+        `import { constants } from "node:os";`,
+        `const a = Deno.env;`,
+        `import x from "npm:@bufbuild/protobuf-extra";`,
+        `import y from "@connectrpc/connect";`,
+        `import { serve } from "../runtime/serve.ts";`,
+      ].join("\n"),
+    );
+    assert.deepEqual(found.map((m) => m.split(":")[0]), [
+      "1",
+      "2",
+      "3",
+      "4",
+      "5",
+    ]);
+    assert.match(found[4], /later layer lib\/runtime\//);
+  });
+
+  it("checkSource keeps @bufbuild/protobuf out of the other core layers", () => {
+    assert.equal(
+      messages("lib/rpc/x.ts", `import { create } from "@bufbuild/protobuf";`)
+        .length,
+      1,
+    );
+  });
+
+  it("checkSource lets runtime glue import lib/protobuf", () => {
+    assert.deepEqual(
+      messages("lib/runtime/x.ts", `import { a } from "../protobuf/a.ts";`),
+      [],
+    );
+  });
+
   it("checkSource lets runtime glue import node: modules and use Deno", () => {
     const source =
       `import { createHash } from "node:crypto";\nconst d = typeof Deno;\nimport { x } from "../rpc/x.ts";\n`;

@@ -56,6 +56,23 @@ const EXAMPLES: Record<string, Example[]> = {
       check: (out) => assert.equal(out.trim(), SEED_002),
     },
   ],
+  // The same service from generated code (examples/gen/, `deno task gen`).
+  "streaming_calc_es.ts": [
+    {
+      deno: ["--allow-net=127.0.0.1"],
+      check: (out) => assert.equal(out.trim(), SEED_002),
+    },
+    {
+      args: () => ["--protocol", "grpc-web"],
+      deno: ["--allow-net=127.0.0.1"],
+      check: (out) => assert.equal(out.trim(), SEED_002),
+    },
+    {
+      args: () => ["--protocol", "grpc"],
+      deno: ["--allow-net=127.0.0.1", "--allow-env"],
+      check: (out) => assert.equal(out.trim(), SEED_002),
+    },
+  ],
   "echo.ts": [{
     deno: ["--allow-net=127.0.0.1"],
     check: (out) => {

@@ -1,0 +1,526 @@
+// @sluice/streams/protobuf: message types from protobuf-es descriptors
+// (binary and proto3 JSON, unknown fields), services served and called
+// straight from generated code (tests/gen/chat_pb.ts) over Connect (binary
+// and JSON), gRPC-Web and native gRPC, malformed and oversized messages, and
+// typed error details.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import {
+  createClient,
+  createMessageType,
+  implementService,
+  packErrorDetail,
+  unpackErrorDetails,
+} from "../lib/protobuf/mod.ts";
+import {
+  Code,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  createUniversalHandler,
+  defineService,
+  Int64Value,
+  RpcError,
+  type ServiceImplementation,
+  type Transport,
+} from "../lib/rpc/mod.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import {
+  type ChatMessage,
+  ChatMessageSchema,
+  ChatService,
+  Mood,
+} from "./gen/chat_pb.ts";
+import { RetryInfoSchema } from "./gen/google/rpc/retry_info_pb.ts";
+import { reply, sluiceChat } from "./_chat_peers.ts";
+import { deadline, startServer } from "./_helpers.ts";
+
+const T = 20_000;
+const TYPE = "sluice.test.chat.v1.ChatMessage";
+
+const SAMPLE = {
+  text: "hello",
+  numbers: [1, 2, 3, -4],
+  author: { name: "ada", id: 7 },
+  mood: Mood.GRUMPY,
+  tags: { lang: "en", topic: "rpc" },
+  payload: new Uint8Array([1, 2, 255]),
+};
+
+/** Field 99 (length-delimited "later"), unknown to chat.proto. */
+const UNKNOWN_FIELD = new Uint8Array([
+  0x9a,
+  0x06,
+  5,
+  ...new TextEncoder().encode("later"),
+]);
+
+/** A ChatMessage as a newer schema would write it: with field 99. */
+function withUnknownField(init = SAMPLE): Uint8Array {
+  const known = toBinary(ChatMessageSchema, create(ChatMessageSchema, init));
+  const bytes = new Uint8Array(known.length + UNKNOWN_FIELD.length);
+  bytes.set(known);
+  bytes.set(UNKNOWN_FIELD, known.length);
+  return bytes;
+}
+
+function endsWith(bytes: Uint8Array, tail: Uint8Array): boolean {
+  if (bytes.length < tail.length) return false;
+  const start = bytes.length - tail.length;
+  return tail.every((b, i) => bytes[start + i] === b);
+}
+
+const Chat = createMessageType(ChatMessageSchema);
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+describe("createMessageType", () => {
+  it("createMessageType round-trips every field kind in binary", () => {
+    const message = Chat.proto.decode(Chat.proto.encode(SAMPLE));
+    assert.equal(message.$typeName, TYPE);
+    assert.equal(message.text, "hello");
+    assert.deepEqual(message.numbers, [1, 2, 3, -4]);
+    assert.equal(message.author?.name, "ada");
+    assert.equal(message.author?.id, 7);
+    assert.equal(message.mood, Mood.GRUMPY);
+    assert.deepEqual(message.tags, { lang: "en", topic: "rpc" });
+    assert.deepEqual([...message.payload], [1, 2, 255]);
+  });
+
+  it("createMessageType encodes a plain init object like the message it makes", () => {
+    assert.deepEqual(
+      Chat.proto.encode(SAMPLE),
+      toBinary(ChatMessageSchema, create(ChatMessageSchema, SAMPLE)),
+    );
+  });
+
+  it("createMessageType keeps unknown binary fields and writes them back", () => {
+    const message = Chat.proto.decode(withUnknownField());
+    assert.equal(message.$unknown?.length, 1);
+    assert.equal(message.$unknown?.[0].no, 99);
+    assert.ok(endsWith(Chat.proto.encode(message), UNKNOWN_FIELD));
+  });
+
+  it("createMessageType writes proto3 JSON", () => {
+    assert.deepEqual(JSON.parse(text(Chat.json.encode(SAMPLE))), {
+      text: "hello",
+      numbers: [1, 2, 3, -4],
+      author: { name: "ada", id: 7 },
+      mood: "MOOD_GRUMPY",
+      tags: { lang: "en", topic: "rpc" },
+      payload: "AQL/",
+    });
+  });
+
+  it("createMessageType writes well-known types in their JSON forms", () => {
+    const Duration = createMessageType(DurationSchema);
+    assert.equal(text(Duration.json.encode({ seconds: 3n })), '"3s"');
+    assert.equal(
+      Duration.json.decode(Duration.json.encode({ seconds: 3n })).seconds,
+      3n,
+    );
+  });
+
+  it("createMessageType ignores unknown JSON fields by default, as Connect does", () => {
+    const json = new TextEncoder().encode('{"text":"hi","newField":1}');
+    assert.equal(Chat.json.decode(json).text, "hi");
+  });
+
+  it("createMessageType refuses unknown JSON fields with ignoreUnknownFields: false", () => {
+    const strict = createMessageType(ChatMessageSchema, {
+      jsonReadOptions: { ignoreUnknownFields: false },
+    });
+    const json = new TextEncoder().encode('{"text":"hi","newField":1}');
+    assert.throws(() => strict.json.decode(json), /newField/);
+  });
+
+  it("createMessageType throws on a truncated binary message", () => {
+    const bytes = Chat.proto.encode(SAMPLE);
+    assert.throws(() => Chat.proto.decode(bytes.subarray(0, 3)));
+  });
+
+  it("createMessageType refuses JSON that is not UTF-8", () => {
+    assert.throws(
+      () => Chat.json.decode(new Uint8Array([0x22, 0xff, 0x22])),
+      SyntaxError,
+    );
+  });
+});
+
+describe("implementService and createClient with a protobuf-es service", () => {
+  it("implementService takes wire names from the descriptor and keys by ECMAScript name", () => {
+    const implementation = implementService(ChatService, {
+      chat: (messages) => messages.pipeThrough(new TransformStream()),
+      echo: (m) => m,
+    });
+    assert.deepEqual([...implementation.handlers.keys()].sort(), [
+      "/sluice.test.chat.v1.ChatService/Chat",
+      "/sluice.test.chat.v1.ChatService/Echo",
+    ]);
+    assert.equal(implementation.service.methods.chat.kind, "bidi");
+    assert.equal(implementation.service.methods.echo.kind, "unary");
+    assert.equal(implementation.service.methods.echo.input.typeName, TYPE);
+  });
+
+  it("implementService refuses a service with a method left out", () => {
+    assert.throws(
+      () =>
+        implementService(
+          ChatService,
+          { echo: (m: ChatMessage) => m } as never,
+        ),
+      /Cannot implement sluice\.test\.chat\.v1\.ChatService: no handler for method chat/,
+    );
+  });
+
+  it("implementService and createClient still take a hand-written definition", async () => {
+    const Calc = defineService("Calc", {
+      double: { kind: "unary", input: Int64Value, output: Int64Value },
+    });
+    const implementation = implementService(Calc, { double: (v) => v * 2n });
+    const server = await startServer(createRpcHandler(implementation));
+    try {
+      const client = createClient(
+        Calc,
+        createConnectTransport({ baseUrl: server.url.origin }),
+      );
+      assert.equal(await deadline(client.double(21n), T), 42n);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+type Case = {
+  name: string;
+  binary: boolean;
+  transport: (url: string) => { transport: Transport; close(): Promise<void> };
+  http2: boolean;
+};
+
+const none = () => Promise.resolve();
+const cases: Case[] = [
+  {
+    name: "Connect (binary)",
+    binary: true,
+    http2: false,
+    transport: (baseUrl) => ({
+      transport: createConnectTransport({ baseUrl }),
+      close: none,
+    }),
+  },
+  {
+    name: "Connect (JSON)",
+    binary: false,
+    http2: false,
+    transport: (baseUrl) => ({
+      transport: createConnectTransport({ baseUrl, codec: "json" }),
+      close: none,
+    }),
+  },
+  {
+    name: "gRPC-Web",
+    binary: true,
+    http2: false,
+    transport: (baseUrl) => ({
+      transport: createGrpcWebTransport({ baseUrl }),
+      close: none,
+    }),
+  },
+  {
+    name: "gRPC",
+    binary: true,
+    http2: true,
+    transport: (baseUrl) => {
+      const httpClient = createHttp2Client(baseUrl);
+      return {
+        transport: createGrpcTransport({ baseUrl, httpClient }),
+        close: () => httpClient.close(),
+      };
+    },
+  },
+];
+
+/** ChatService plus a method that fails with a typed detail. */
+const failing: ServiceImplementation = implementService(ChatService, {
+  chat: () => {
+    throw new RpcError(Code.Unavailable, "Cannot chat: try again later", {
+      details: [
+        packErrorDetail(RetryInfoSchema, { retryDelay: { seconds: 3n } }),
+      ],
+    });
+  },
+  echo: () => {
+    throw new RpcError(Code.ResourceExhausted, "Cannot echo: quota", {
+      details: [
+        packErrorDetail(RetryInfoSchema, {
+          retryDelay: { seconds: 1n, nanos: 500_000_000 },
+        }),
+      ],
+    });
+  },
+});
+
+for (const c of cases) {
+  describe(`ChatService from the descriptor over ${c.name}`, () => {
+    const servers: { url: string; shutdown(): Promise<void> }[] = [];
+    let url: string;
+    let failingUrl: string;
+    let tinyUrl: string;
+    const start = async (
+      implementation: ServiceImplementation | null,
+      maxMessageBytes?: number,
+    ) => {
+      if (c.http2) {
+        const server = await serveHttp2(
+          createUniversalHandler(
+            implementation ?? implementService(ChatService, {
+              async *chat(messages) {
+                for await (const m of messages) yield reply(m);
+              },
+              echo: (m) => m,
+            }),
+            { maxMessageBytes },
+          ),
+        );
+        servers.push({
+          url: server.url.origin,
+          shutdown: () => server.shutdown(),
+        });
+        return server.url.origin;
+      }
+      const server = await startServer(
+        implementation === null && maxMessageBytes === undefined
+          ? sluiceChat
+          : createRpcHandler(
+            implementation ?? implementService(ChatService, {
+              async *chat(messages) {
+                for await (const m of messages) yield reply(m);
+              },
+              echo: (m) => m,
+            }),
+            { maxMessageBytes },
+          ),
+      );
+      servers.push({
+        url: server.url.origin,
+        shutdown: () => server.shutdown(),
+      });
+      return server.url.origin;
+    };
+    before(async () => {
+      url = await start(null);
+      failingUrl = await start(failing);
+      tinyUrl = await start(null, 1024);
+    });
+    after(async () => {
+      for (const server of servers) await server.shutdown();
+    });
+
+    it(`chat (bidi) answers each message in order over ${c.name}`, async () => {
+      const { transport, close } = c.transport(url);
+      try {
+        const call = createClient(ChatService, transport).chat();
+        const received = (async () => {
+          const out: ChatMessage[] = [];
+          for await (const m of call.responses) out.push(m);
+          return out;
+        })();
+        await call.send(SAMPLE);
+        await call.send({
+          text: "second",
+          numbers: [10, 20],
+          mood: Mood.HAPPY,
+        });
+        await call.complete();
+        const [first, second] = await deadline(received, T);
+        assert.equal(first.text, "HELLO");
+        assert.deepEqual(first.numbers, [2]);
+        assert.deepEqual(
+          { name: first.author?.name, id: first.author?.id },
+          { name: "re: ada", id: 8 },
+        );
+        assert.equal(first.mood, Mood.HAPPY);
+        assert.deepEqual(first.tags, { lang: "en", topic: "rpc", seen: "yes" });
+        assert.equal(second.text, "SECOND");
+        assert.deepEqual(second.numbers, [30]);
+        assert.equal(second.author?.name, "re: ");
+      } finally {
+        await close();
+      }
+    });
+
+    it(
+      c.binary
+        ? `echo keeps unknown fields through a round trip over ${c.name}`
+        : `echo drops unknown fields, which JSON cannot carry, over ${c.name}`,
+      async () => {
+        const { transport, close } = c.transport(url);
+        try {
+          const sent = fromBinary(ChatMessageSchema, withUnknownField());
+          const back = await deadline(
+            createClient(ChatService, transport).echo(sent),
+            T,
+          );
+          assert.equal(back.text, "hello");
+          assert.deepEqual(back.tags, SAMPLE.tags);
+          const bytes = toBinary(ChatMessageSchema, back);
+          assert.equal(endsWith(bytes, UNKNOWN_FIELD), c.binary);
+        } finally {
+          await close();
+        }
+      },
+    );
+
+    it(`a typed error detail reaches the client over ${c.name}`, async () => {
+      const { transport, close } = c.transport(failingUrl);
+      try {
+        const client = createClient(ChatService, transport);
+        const error = await deadline(
+          client.echo({ text: "x" }).then(() => undefined, (e) => e),
+          T,
+        );
+        assert.ok(error instanceof RpcError, String(error));
+        assert.equal(error.code, Code.ResourceExhausted);
+        const [retry] = unpackErrorDetails(error, RetryInfoSchema);
+        assert.equal(retry.retryDelay?.seconds, 1n);
+        assert.equal(retry.retryDelay?.nanos, 500_000_000);
+
+        const call = client.chat();
+        await call.complete().catch(() => {});
+        const streamed = await deadline(
+          call.receive().then(() => undefined, (e) => e),
+          T,
+        );
+        assert.ok(streamed instanceof RpcError, String(streamed));
+        assert.equal(streamed.code, Code.Unavailable);
+        assert.equal(
+          unpackErrorDetails(streamed, RetryInfoSchema)[0].retryDelay?.seconds,
+          3n,
+        );
+      } finally {
+        await close();
+      }
+    });
+
+    it(`a message over maxMessageBytes fails with RESOURCE_EXHAUSTED over ${c.name}`, async () => {
+      const { transport, close } = c.transport(tinyUrl);
+      try {
+        const error = await deadline(
+          createClient(ChatService, transport)
+            .echo({ payload: new Uint8Array(4096) })
+            .then(() => undefined, (e) => e),
+          T,
+        );
+        assert.ok(error instanceof RpcError, String(error));
+        assert.equal(error.code, Code.ResourceExhausted);
+        assert.match(error.rawMessage, /maxMessageBytes 1024/);
+      } finally {
+        await close();
+      }
+    });
+  });
+}
+
+describe("malformed and oversized protobuf-es messages on the wire", () => {
+  let url: string;
+  let shutdown: () => Promise<void>;
+  before(async () => {
+    const server = await startServer(sluiceChat);
+    url = server.url.origin;
+    shutdown = () => server.shutdown();
+  });
+  after(() => shutdown?.());
+
+  /** A gRPC-Web frame of `data` (flags 0). */
+  const frame = (data: Uint8Array, length = data.length) => {
+    const out = new Uint8Array(5 + data.length);
+    new DataView(out.buffer).setUint32(1, length);
+    out.set(data, 5);
+    return out;
+  };
+
+  it("a unary Connect request that does not parse is INVALID_ARGUMENT naming its type", async () => {
+    const response = await fetch(
+      `${url}/sluice.test.chat.v1.ChatService/Echo`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        // Field 1, length-delimited, claims 100 bytes; 1 follows.
+        body: new Uint8Array([0x0a, 100, 0x41]),
+      },
+    );
+    const body = await response.json();
+    assert.equal(body.code, "invalid_argument");
+    assert.match(body.message, new RegExp(`Cannot decode ${TYPE}`));
+  });
+
+  it("a unary Connect JSON request with a wrong field type is INVALID_ARGUMENT naming its type", async () => {
+    const response = await fetch(
+      `${url}/sluice.test.chat.v1.ChatService/Echo`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ numbers: "not a list" }),
+      },
+    );
+    const body = await response.json();
+    assert.equal(body.code, "invalid_argument");
+    assert.match(body.message, new RegExp(`Cannot decode ${TYPE}`));
+  });
+
+  it("a streamed message that does not parse is INVALID_ARGUMENT naming its type", async () => {
+    const response = await fetch(
+      `${url}/sluice.test.chat.v1.ChatService/Chat`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: frame(new Uint8Array([0x0a, 100, 0x41])),
+      },
+    );
+    const all = text(new Uint8Array(await response.arrayBuffer()));
+    const status = /grpc-status:\s*(\d+)/.exec(all)?.[1] ??
+      response.headers.get("grpc-status");
+    assert.equal(status, String(Code.InvalidArgument), all);
+    assert.match(decodeURIComponent(all), new RegExp(`Cannot decode ${TYPE}`));
+  });
+
+  it("a frame that claims 1 GiB is RESOURCE_EXHAUSTED before its bytes arrive", async () => {
+    // Only the 5-byte header is sent and the body stays open: the answer
+    // cannot wait for (or allocate) the message.
+    let open: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        open = controller;
+        controller.enqueue(frame(new Uint8Array(0), 1 << 30));
+      },
+    });
+    const response = await deadline(
+      fetch(`${url}/sluice.test.chat.v1.ChatService/Chat`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body,
+        duplex: "half",
+      } as RequestInit),
+      T,
+      "response",
+    );
+    const all = text(
+      new Uint8Array(await deadline(response.arrayBuffer(), T, "body")),
+    );
+    const status = /grpc-status:\s*(\d+)/.exec(all)?.[1] ??
+      response.headers.get("grpc-status");
+    assert.equal(status, String(Code.ResourceExhausted), all);
+    assert.match(decodeURIComponent(all), /maxMessageBytes/);
+    // End the request; Bun's fetch has already cancelled it once the
+    // response was complete, which is fine too.
+    try {
+      open?.close();
+    } catch (error) {
+      assert.match(String(error), /already closed|invalid state/i);
+    }
+  });
+});
