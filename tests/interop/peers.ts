@@ -40,16 +40,24 @@ if (process.argv[2] === "serve") {
       [protocol, make],
     ) => ["connect-node", protocol, make] as [string, string, typeof make]),
   ];
+  // Every client stays open until all have run: a client that closes its
+  // connection early would make the server send GOAWAY while others still
+  // run, which is when Deno's node:http2 has aborted the server process.
+  const opened = clients.map(([client, protocol, make]) => ({
+    client,
+    protocol,
+    c: make(),
+  }));
   const rows: { client: string; protocol: string; results: CaseResult[] }[] =
-    await Promise.all(clients.map(async ([client, protocol, make]) => {
-      const c = make();
-      const results = await runCases(c);
-      await Promise.race([
-        c.close(),
-        new Promise((resolve) => setTimeout(resolve, 2000)),
-      ]);
-      return { client, protocol, results };
-    }));
+    await Promise.all(opened.map(async ({ client, protocol, c }) => ({
+      client,
+      protocol,
+      results: await runCases(c),
+    })));
   console.log(JSON.stringify(rows));
+  await Promise.race([
+    Promise.all(opened.map(({ c }) => c.close())),
+    new Promise((resolve) => setTimeout(resolve, 2000)),
+  ]);
   process.exit(0);
 }

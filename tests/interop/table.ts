@@ -35,6 +35,14 @@ export const LIMITATIONS: Limitation[] = [
       BIDI.has(name),
     error: /HTTP status 505/,
   },
+  {
+    reason: "Deno's node:http2 aborted sluice's server process during the " +
+      "run (an nghttp2 assertion, see known-runtime-issues.md (e)); the " +
+      "cases still in flight on it failed with a reset stream or connection",
+    applies: (row) => row.serverAborted !== undefined,
+    error:
+      /CANCEL|ECONNRESET|ECONNREFUSED|stream closed|socket hang up|Premature close|unavailable|closed/i,
+  },
 ];
 
 /** How one cell came out. */
@@ -108,12 +116,20 @@ export function renderTable(rows: Row[]): string {
     );
   }
   const failures = unexpected(rows);
+  const aborted = [
+    ...new Set(
+      rows.filter((r) => r.serverAborted).map((r) =>
+        `sluice's server under ${r.runtime} was aborted by the runtime: \`${r.serverAborted}\``
+      ),
+    ),
+  ];
   return [
     ...lines,
     "",
     `${passed} of ${total} cells pass; ${failures.length} fail for no known reason.`,
     "",
     ...LIMITATIONS.map((l, i) => `[${i + 1}] ${l.reason}.`),
+    ...(aborted.length > 0 ? ["", ...aborted] : []),
     ...(failures.length > 0
       ? ["", "Failures:", "", ...failures.map((f) => `- ${f}`)]
       : []),
