@@ -1,0 +1,14 @@
+// What the interop server and the cases share (tests/interop/), with no
+// peer library behind it, so that the table generator can load it alone.
+
+import { PayloadType } from "../gen/grpc/testing/messages_pb.ts";
+
+/** Request metadata the server echoes as a response header. */
+export const ECHO_INITIAL = "x-grpc-test-echo-initial";
+/** Request metadata the server echoes as a trailer (binary: base64). */
+export const ECHO_TRAILING = "x-grpc-test-echo-trailing-bin";
+
+/** A payload of `size` zero bytes. */
+export function zeros(size: number) {
+  return { type: PayloadType.COMPRESSABLE, body: new Uint8Array(size) };
+}
