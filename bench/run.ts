@@ -1408,7 +1408,7 @@ const echoTable = table(
 );
 
 const UPLOAD_LABEL: Record<string, string> = {
-  ours: "ours: `uploadFile` → `createReceiver` + `createFileSink`",
+  ours: "ours: `uploadFile` → `createUploadHandler` + `createFileSink`",
   raw: "raw: runtime fetch (file body) → `request.body.pipeTo(file)` + fsync",
   curl: "`curl -T` → ours receiver",
   drain: "`curl -T` → raw handler that only reads the body (no file)",
