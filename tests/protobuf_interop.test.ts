@@ -49,7 +49,7 @@ import {
 } from "./gen/chat_pb.ts";
 import { RetryInfoSchema } from "./gen/google/rpc/retry_info_pb.ts";
 import { reply, sluiceChat, startConnectChatServer } from "./_chat_peers.ts";
-import { deadline, startServer } from "./_helpers.ts";
+import { deadline, runtime, startServer } from "./_helpers.ts";
 import * as handWritten from "../examples/streaming_calc.ts";
 import * as generated from "../examples/streaming_calc_es.ts";
 
@@ -184,69 +184,84 @@ const failing = implementService(ChatService, {
 });
 
 for (const c of connectCases) {
-  describe(`Connect-ES client -> sluice ChatService (${c.name})`, () => {
-    const servers: { url: URL; shutdown(): Promise<void> }[] = [];
-    let url: string;
-    let failingUrl: string;
-    const serve = async (implementation: typeof chat) => {
-      const server = c.http2
-        ? await serveHttp2(createUniversalHandler(implementation))
-        : await startServer(
-          implementation === chat
-            ? sluiceChat
-            : createRpcHandler(implementation),
-        );
-      servers.push(server);
-      return server.url.origin;
-    };
-    before(async () => {
-      url = await serve(chat);
-      failingUrl = await serve(failing);
-    });
-    after(async () => {
-      for (const server of servers) await server.shutdown();
-    });
+  // Deno 2.9.6's node:http2 server can abort the whole process when clients
+  // close after bidi streams (docs/known-runtime-issues.md, (e)): measured
+  // here, this file segfaulted in 1 of 3 runs under Deno, taking every other
+  // test file's results with it. Under Deno this pairing runs in
+  // tests/interop.test.ts instead, where sluice's h2c server has a process of
+  // its own (connect-node's gRPC client, every interop case).
+  const skip = c.http2 && runtime === "deno" &&
+    "Deno's node:http2 server can abort the test process (docs/known-runtime-issues.md (e)); covered under Deno by tests/interop.test.ts with the server in its own process";
+  describe(
+    `Connect-ES client -> sluice ChatService (${c.name})`,
+    { skip },
+    () => {
+      const servers: { url: URL; shutdown(): Promise<void> }[] = [];
+      let url: string;
+      let failingUrl: string;
+      const serve = async (implementation: typeof chat) => {
+        const server = c.http2
+          ? await serveHttp2(createUniversalHandler(implementation))
+          : await startServer(
+            implementation === chat
+              ? sluiceChat
+              : createRpcHandler(implementation),
+          );
+        servers.push(server);
+        return server.url.origin;
+      };
+      before(async () => {
+        url = await serve(chat);
+        failingUrl = await serve(failing);
+      });
+      after(async () => {
+        for (const server of servers) await server.shutdown();
+      });
 
-    it(`chat (bidi) from Connect-ES's client (${c.name})`, async () => {
-      const client = createConnectClient(ChatService, c.transport(url));
-      const replies: ChatMessage[] = [];
-      await deadline(
-        (async () => {
-          async function* requests() {
-            for (const m of MESSAGES) yield create(ChatMessageSchema, m);
-          }
-          for await (const m of client.chat(requests())) replies.push(m);
-        })(),
-        T,
-      );
-      checkReplies(replies);
-    });
-
-    it(
-      `echo from Connect-ES's client ${
-        c.binary ? "keeps" : "drops (JSON)"
-      } unknown fields (${c.name})`,
-      async () => {
+      it(`chat (bidi) from Connect-ES's client (${c.name})`, async () => {
         const client = createConnectClient(ChatService, c.transport(url));
-        const back = await deadline(client.echo(withUnknownField()), T);
-        assert.equal(back.text, "hello");
-        assert.deepEqual(back.numbers, [1, 2, 3]);
-        assert.equal(hasUnknownField(back), c.binary);
-      },
-    );
+        const replies: ChatMessage[] = [];
+        await deadline(
+          (async () => {
+            async function* requests() {
+              for (const m of MESSAGES) yield create(ChatMessageSchema, m);
+            }
+            for await (const m of client.chat(requests())) replies.push(m);
+          })(),
+          T,
+        );
+        checkReplies(replies);
+      });
 
-    it(`Connect-ES's client reads sluice's typed error detail (${c.name})`, async () => {
-      const client = createConnectClient(ChatService, c.transport(failingUrl));
-      const error = await deadline(
-        client.echo({ text: "fail" }).then(() => undefined, (e) => e),
-        T,
+      it(
+        `echo from Connect-ES's client ${
+          c.binary ? "keeps" : "drops (JSON)"
+        } unknown fields (${c.name})`,
+        async () => {
+          const client = createConnectClient(ChatService, c.transport(url));
+          const back = await deadline(client.echo(withUnknownField()), T);
+          assert.equal(back.text, "hello");
+          assert.deepEqual(back.numbers, [1, 2, 3]);
+          assert.equal(hasUnknownField(back), c.binary);
+        },
       );
-      assert.ok(error instanceof ConnectError, String(error));
-      assert.equal(error.code, ConnectCode.Unavailable);
-      const [retry] = error.findDetails(RetryInfoSchema);
-      assert.equal(retry?.retryDelay?.seconds, 2n);
-    });
-  });
+
+      it(`Connect-ES's client reads sluice's typed error detail (${c.name})`, async () => {
+        const client = createConnectClient(
+          ChatService,
+          c.transport(failingUrl),
+        );
+        const error = await deadline(
+          client.echo({ text: "fail" }).then(() => undefined, (e) => e),
+          T,
+        );
+        assert.ok(error instanceof ConnectError, String(error));
+        assert.equal(error.code, ConnectCode.Unavailable);
+        const [retry] = error.findDetails(RetryInfoSchema);
+        assert.equal(retry?.retryDelay?.seconds, 2n);
+      });
+    },
+  );
 }
 
 describe("sluice client -> Connect-ES ChatService (connect-node)", () => {
