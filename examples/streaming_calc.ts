@@ -184,34 +184,52 @@ function parseArgs(args: string[]) {
   return options;
 }
 
+/** What one StreamingCalcService example brings to the command line. */
+export interface CalcExample {
+  /** Shown after the protocol when the server starts (", generated code"). */
+  label: string;
+  startServer: typeof startServer;
+  runSum: typeof runSum;
+  runIncrementalSum: typeof runIncrementalSum;
+}
+
 async function runClients(
+  example: CalcExample,
   protocol: ProtocolName,
   url: string | URL,
   method: string,
 ): Promise<void> {
   const { transport, close } = makeTransport(protocol, url);
   try {
-    if (method === "sum" || method === "both") await runSum(transport);
+    if (method === "sum" || method === "both") await example.runSum(transport);
     if (method === "incrementalSum" || method === "both") {
-      await runIncrementalSum(transport);
+      await example.runIncrementalSum(transport);
     }
   } finally {
     await close();
   }
 }
 
-async function main(): Promise<void> {
-  const options = parseArgs(process.argv.slice(2));
+/**
+ * The command line of the StreamingCalcService examples: `server`, `client`
+ * or, with no command, a server on a free port and both clients against it.
+ */
+export async function runCommandLine(
+  example: CalcExample,
+  args: string[],
+): Promise<void> {
+  const options = parseArgs(args);
+  const { startServer } = example;
   if (options.command === "server") {
     const server = await startServer(options.protocol, options.port || 9090);
     console.error(
-      `StreamingCalcService (${options.protocol}) listening on ${server.url}`,
+      `StreamingCalcService (${options.protocol}${example.label}) listening on ${server.url}`,
     );
     return;
   }
   if (options.command === "client") {
     const url = `http://${options.host}:${options.port || 9090}`;
-    await runClients(options.protocol, url, options.method);
+    await runClients(example, options.protocol, url, options.method);
     return;
   }
   if (options.command !== "demo") {
@@ -221,14 +239,17 @@ async function main(): Promise<void> {
   }
   const server = await startServer(options.protocol, options.port);
   try {
-    await runClients(options.protocol, server.url, options.method);
+    await runClients(example, options.protocol, server.url, options.method);
   } finally {
     await server.shutdown();
   }
 }
 
 if (import.meta.main) {
-  main().catch((error) => {
+  runCommandLine(
+    { label: "", startServer, runSum, runIncrementalSum },
+    process.argv.slice(2),
+  ).catch((error) => {
     console.error(error);
     process.exitCode = 1;
   });

@@ -27,8 +27,8 @@ import { serve } from "../lib/runtime/serve.ts";
 import { StreamingCalcService } from "./gen/streaming_calc_pb.ts";
 import {
   addInt64,
-  makeTransport,
   type ProtocolName,
+  runCommandLine,
 } from "./streaming_calc.ts";
 
 /** The implementation: handlers take messages and return plain objects. */
@@ -96,83 +96,11 @@ export async function runIncrementalSum(
   }
 }
 
-function parseArgs(args: string[]) {
-  const options = {
-    command: "demo",
-    protocol: "connect" as ProtocolName,
-    port: 0,
-    host: "127.0.0.1",
-    method: "both",
-  };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined) throw new TypeError(`Missing value for ${arg}`);
-      return v;
-    };
-    if (arg === "--protocol") {
-      const p = value();
-      if (p !== "connect" && p !== "grpc-web" && p !== "grpc") {
-        throw new TypeError(
-          `Unknown protocol "${p}": use connect, grpc-web or grpc`,
-        );
-      }
-      options.protocol = p;
-    } else if (arg === "--port") options.port = Number(value());
-    else if (arg === "--host") options.host = value();
-    else if (arg === "--method") options.method = value();
-    else if (!arg.startsWith("-")) options.command = arg;
-    else throw new TypeError(`Unknown option ${arg}`);
-  }
-  return options;
-}
-
-async function runClients(
-  protocol: ProtocolName,
-  url: string | URL,
-  method: string,
-): Promise<void> {
-  const { transport, close } = makeTransport(protocol, url);
-  try {
-    if (method === "sum" || method === "both") await runSum(transport);
-    if (method === "incrementalSum" || method === "both") {
-      await runIncrementalSum(transport);
-    }
-  } finally {
-    await close();
-  }
-}
-
-async function main(): Promise<void> {
-  const options = parseArgs(process.argv.slice(2));
-  if (options.command === "server") {
-    const server = await startServer(options.protocol, options.port || 9090);
-    console.error(
-      `StreamingCalcService (${options.protocol}, generated code) listening on ${server.url}`,
-    );
-    return;
-  }
-  if (options.command === "client") {
-    const url = `http://${options.host}:${options.port || 9090}`;
-    await runClients(options.protocol, url, options.method);
-    return;
-  }
-  if (options.command !== "demo") {
-    throw new TypeError(
-      `Unknown command "${options.command}": use server, client or nothing`,
-    );
-  }
-  const server = await startServer(options.protocol, options.port);
-  try {
-    await runClients(options.protocol, server.url, options.method);
-  } finally {
-    await server.shutdown();
-  }
-}
-
 if (import.meta.main) {
-  main().catch((error) => {
+  runCommandLine(
+    { label: ", generated code", startServer, runSum, runIncrementalSum },
+    process.argv.slice(2),
+  ).catch((error) => {
     console.error(error);
     process.exitCode = 1;
   });
