@@ -6,6 +6,39 @@
 // the stream when a full window brought fewer than the minimum.
 
 import { checkMs } from "../_internal/limits.ts";
+import { withIdleTimeout } from "../_internal/idle_timeout.ts";
+import { HttpError } from "./http_error.ts";
+
+/**
+ * A request body paced as every receiver paces it: 408 when no byte arrives
+ * for `idleTimeoutMs`, or fewer than `minBytesPerSecond` arrive over
+ * `minRateWindowMs` (each message names its option).
+ */
+export function withPace(
+  body: ReadableStream<Uint8Array>,
+  idleTimeoutMs: number,
+  minBytesPerSecond: number,
+  minRateWindowMs: number,
+): ReadableStream<Uint8Array> {
+  return withMinRate(
+    withIdleTimeout(
+      body,
+      idleTimeoutMs,
+      () =>
+        new HttpError(
+          408,
+          `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+        ),
+    ),
+    minBytesPerSecond,
+    minRateWindowMs,
+    () =>
+      new HttpError(
+        408,
+        `Cannot receive body: fewer than ${minBytesPerSecond} bytes per second arrived over ${minRateWindowMs} ms (minBytesPerSecond)`,
+      ),
+  );
+}
 
 /**
  * Wraps `source` so that, once `windowMs` milliseconds have been spent

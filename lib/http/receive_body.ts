@@ -1,12 +1,9 @@
 import { ByteLimitStream } from "../streams/byte_limit_stream.ts";
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
-import {
-  checkIdleTimeout,
-  withIdleTimeout,
-} from "../_internal/idle_timeout.ts";
+import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
-import { checkMinRate, withMinRate } from "./_min_rate.ts";
+import { checkMinRate, withPace } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
@@ -328,23 +325,11 @@ export async function receiveBody(
 
   const body = input instanceof Request ? input.body ?? emptyStream() : input;
   try {
-    let source = withMinRate(
-      withIdleTimeout(
-        body,
-        idleTimeoutMs,
-        () =>
-          new HttpError(
-            408,
-            `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
-          ),
-      ),
+    let source = withPace(
+      body,
+      idleTimeoutMs,
       minBytesPerSecond,
       minRateWindowMs,
-      () =>
-        new HttpError(
-          408,
-          `Cannot receive body: fewer than ${minBytesPerSecond} bytes per second arrived over ${minRateWindowMs} ms (minBytesPerSecond)`,
-        ),
     ).pipeThrough(limit);
     if (hashers.size > 0) {
       const all = [...hashers.values()];

@@ -8,14 +8,11 @@ import {
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
-import { checkMinRate, withMinRate } from "./_min_rate.ts";
+import { checkMinRate, withPace } from "./_min_rate.ts";
 import type { MultipartLimits } from "./multipart_decoder.ts";
 import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
-import {
-  checkIdleTimeout,
-  withIdleTimeout,
-} from "../_internal/idle_timeout.ts";
+import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 
 /** What the upload handler passes to its sink and completion hook. */
@@ -454,23 +451,11 @@ function multipartReceiver(
       );
     }
     // The client's pace is watched on the whole body, parts and gaps alike.
-    const body = withMinRate(
-      withIdleTimeout(
-        request.body,
-        idleTimeoutMs,
-        () =>
-          new HttpError(
-            408,
-            `Cannot receive body: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
-          ),
-      ),
+    const body = withPace(
+      request.body,
+      idleTimeoutMs,
       minBytesPerSecond,
       minRateWindowMs,
-      () =>
-        new HttpError(
-          408,
-          `Cannot receive body: fewer than ${minBytesPerSecond} bytes per second arrived over ${minRateWindowMs} ms (minBytesPerSecond)`,
-        ),
     );
     const deadline = new AbortController();
     let gated = body;
