@@ -7,17 +7,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { formatDigestHeader } from "../lib/http/digest_header.ts";
-import { deadline } from "./_helpers.ts";
-import { bundle, ROOT } from "./_workerd.ts";
+import { type Miniflare, startMiniflare } from "./_miniflare.ts";
 
 /** The miniflare release (its workerd runs on Node 20, as wrangler 4.86's). */
-const MINIFLARE_VERSION = "4.20260426.0";
 const MiB = 1024 * 1024;
 const T = 120_000;
 
@@ -48,93 +43,22 @@ function stream(bytes: Uint8Array, chunk = 256 * 1024) {
   });
 }
 
-function run(command: string, args: string[]): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: "ignore" });
-    child.on("error", reject);
-    child.on("close", resolve);
-  });
-}
-
-async function findMiniflare(): Promise<string> {
-  const prefix = join(ROOT, ".tools", "miniflare");
-  const entry = join(
-    prefix,
-    "node_modules",
-    "miniflare",
-    "dist",
-    "src",
-    "index.js",
-  );
-  const installed = await stat(entry).then(() => true, () => false);
-  if (!installed) {
-    const code = await run("npm", [
-      "install",
-      "--silent",
-      "--no-audit",
-      "--no-fund",
-      "--save-exact",
-      "--prefix",
-      prefix,
-      `miniflare@${MINIFLARE_VERSION}`,
-    ]);
-    if (code !== 0) {
-      throw new Error(
-        `Cannot install miniflare@${MINIFLARE_VERSION} from the npm registry`,
-      );
-    }
-  }
-  return pathToFileURL(entry).href;
-}
-
 describe("createR2Sink in workerd with miniflare's R2", () => {
-  let dir: string;
   let base: URL;
-  let child: ReturnType<typeof spawn> | undefined;
-  let stderr = "";
+  let miniflare: Miniflare | undefined;
 
   before(async () => {
-    const module = await findMiniflare();
-    await mkdir(join(ROOT, ".tmp"), { recursive: true });
-    dir = await mkdtemp(join(ROOT, ".tmp", "r2-"));
-    await bundle(
-      join(ROOT, "tests", "_r2_sink_worker.ts"),
-      join(dir, "worker.js"),
+    miniflare = await startMiniflare(
+      "_miniflare_r2.mjs",
+      "_r2_sink_worker.ts",
+      "r2-",
+      (dir) => join(dir, "r2"),
+      T,
     );
-    const proc = spawn("node", [
-      join(ROOT, "tests", "_miniflare_r2.mjs"),
-      module,
-      join(dir, "worker.js"),
-      join(dir, "r2"),
-    ], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] }); // modules resolve from cwd
-    child = proc;
-    proc.stderr!.setEncoding("utf8").on("data", (s: string) => stderr += s);
-    const ready = new Promise<URL>((resolve, reject) => {
-      let out = "";
-      proc.stdout!.setEncoding("utf8").on("data", (s: string) => {
-        out += s;
-        const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (line) resolve(new URL(JSON.parse(line).url));
-      });
-      proc.on(
-        "close",
-        (code) =>
-          reject(new Error(`Cannot start miniflare (${code}): ${stderr}`)),
-      );
-    });
-    base = await deadline(ready, T, "miniflare start");
+    base = miniflare.url;
   }, { timeout: T + 60_000 });
 
-  after(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child!.on("close", resolve));
-      child.stdin!.end();
-      await deadline(exited, 30_000, "miniflare exit").catch(() => {
-        child!.kill("SIGKILL");
-      });
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => miniflare?.stop());
 
   async function put(
     key: string,

@@ -8,19 +8,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import process from "node:process";
 import { resumableUpload } from "../lib/http/mod.ts";
 import { createResumableUploadObject } from "../lib/runtime/workers.ts";
 import { deadline } from "./_helpers.ts";
-import { bundle, ROOT } from "./_workerd.ts";
+import { type Miniflare, startMiniflare } from "./_miniflare.ts";
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
 
-/** The miniflare release of tests/r2_sink_workerd.test.ts. */
-const MINIFLARE_VERSION = "4.20260426.0";
 const MiB = 1024 * 1024;
 const T = 120_000;
 /**
@@ -44,43 +38,6 @@ function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("base64");
 }
 
-function run(command: string, args: string[]): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: "ignore" });
-    child.on("error", reject);
-    child.on("close", resolve);
-  });
-}
-
-/** miniflare's entry, installed into .tools/miniflare on first use. */
-async function findMiniflare(): Promise<string> {
-  const prefix = join(ROOT, ".tools", "miniflare");
-  const entry = join(
-    prefix,
-    "node_modules",
-    "miniflare",
-    "dist",
-    "src",
-    "index.js",
-  );
-  if (!await stat(entry).then(() => true, () => false)) {
-    const code = await run("npm", [
-      "install",
-      "--silent",
-      "--no-audit",
-      "--no-fund",
-      "--save-exact",
-      "--prefix",
-      prefix,
-      `miniflare@${MINIFLARE_VERSION}`,
-    ]);
-    if (code !== 0) {
-      throw new Error(`Cannot install miniflare@${MINIFLARE_VERSION}`);
-    }
-  }
-  return pathToFileURL(entry).href;
-}
-
 describe("createResumableUploadObject", () => {
   it("refuses a partBytes below R2's 5 MiB smallest part", () => {
     assert.throws(
@@ -98,53 +55,21 @@ describe("createResumableUploadObject", () => {
 });
 
 describe("createResumableWorkersStore in workerd (Durable Objects + R2)", () => {
-  let dir: string;
   let base: URL;
-  let child: ReturnType<typeof spawn> | undefined;
-  let stderr = "";
+  let miniflare: Miniflare | undefined;
 
   before(async () => {
-    const module = await findMiniflare();
-    await mkdir(join(ROOT, ".tmp"), { recursive: true });
-    dir = await mkdtemp(join(ROOT, ".tmp", "resumable-workers-"));
-    await bundle(
-      join(ROOT, "tests", "_resumable_worker.ts"),
-      join(dir, "worker.js"),
+    miniflare = await startMiniflare(
+      "_miniflare_resumable.mjs",
+      "_resumable_worker.ts",
+      "resumable-workers-",
+      (dir) => dir,
+      T,
     );
-    const proc = spawn("node", [
-      join(ROOT, "tests", "_miniflare_resumable.mjs"),
-      module,
-      join(dir, "worker.js"),
-      dir,
-    ], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
-    child = proc;
-    proc.stderr!.setEncoding("utf8").on("data", (s: string) => stderr += s);
-    const ready = new Promise<URL>((resolve, reject) => {
-      let out = "";
-      proc.stdout!.setEncoding("utf8").on("data", (s: string) => {
-        out += s;
-        const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (line) resolve(new URL(JSON.parse(line).url));
-      });
-      proc.on(
-        "close",
-        (code) =>
-          reject(new Error(`Cannot start miniflare (${code}): ${stderr}`)),
-      );
-    });
-    base = await deadline(ready, T, "miniflare start");
+    base = miniflare.url;
   }, { timeout: T + 60_000 });
 
-  after(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child!.on("close", resolve));
-      child.stdin!.end();
-      await deadline(exited, 30_000, "miniflare exit").catch(() => {
-        child!.kill("SIGKILL");
-      });
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => miniflare?.stop());
 
   async function object(uploadUrl: string) {
     const id = new URL(uploadUrl).pathname.split("/").pop()!;
