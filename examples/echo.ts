@@ -1,5 +1,5 @@
 /**
- * The seed's two streaming examples (async-http's `Body::Stream` guide),
+ * The two streaming examples of Ruby async-http's streaming guide (`Body::Stream`),
  * over full-duplex HTTP and over a WebSocket, with the same duplex stream on
  * both ends:
  *
@@ -35,7 +35,7 @@ import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 
 const decoder = new TextDecoder();
 
-/** The seed's server loop: read what is there, write it back, until EOF. */
+/** The guide's server loop: read what is there, write it back, until EOF. */
 async function echoLoop(stream: DuplexStream): Promise<void> {
   try {
     for (;;) {

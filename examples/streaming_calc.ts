@@ -1,4 +1,4 @@
-// StreamingCalcService (seed 002): client-streaming `sum` and bidi
+// StreamingCalcService (Ballerina's gRPC streaming guide): client-streaming `sum` and bidi
 // `incrementalSum` over google.protobuf.Int64Value, served and called over
 // Connect, gRPC-Web or native gRPC.
 //
@@ -106,7 +106,7 @@ export function makeTransport(
   return { transport, close: () => Promise.resolve() };
 }
 
-/** The seed's `sum` client: sends 1..10, prints the result. */
+/** The guide's `sum` client: sends 1..10, prints the result. */
 export async function runSum(
   transport: Transport,
   print: (line: string) => void = console.log,
@@ -122,7 +122,7 @@ export async function runSum(
   }
 }
 
-/** The seed's `incrementalSum` client: reads while it sends 1..10. */
+/** The guide's `incrementalSum` client: reads while it sends 1..10. */
 export async function runIncrementalSum(
   transport: Transport,
   print: (line: string) => void = console.log,

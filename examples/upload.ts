@@ -1,4 +1,4 @@
-// Seed 000 (Ballerina HTTP streaming), end to end:
+// Ballerina's HTTP streaming example, end to end:
 //
 //   GET  /stream/fileupload  streams a PDF as the request body of
 //   POST /stream/receiver    which writes it to ReceivedFile.pdf block by

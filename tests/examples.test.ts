@@ -23,7 +23,7 @@ import { deadline, makeTempDir, removeDir, runtime } from "./_helpers.ts";
 const ROOT = join(import.meta.dirname ?? ".", "..");
 const T = 60_000;
 
-const SEED_002 = [
+const GRPC_GUIDE_OUTPUT = [
   "Value: 55",
   ...[1, 3, 6, 10, 15, 21, 28, 36, 45, 55].map((v) => `Value: ${v}`),
   "Complete.",
@@ -50,34 +50,34 @@ const EXAMPLES: Record<string, Example[]> = {
   "streaming_calc.ts": [
     {
       deno: ["--allow-net=127.0.0.1"],
-      check: (out) => assert.equal(out.trim(), SEED_002),
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
     {
       args: () => ["--protocol", "grpc-web"],
       deno: ["--allow-net=127.0.0.1"],
-      check: (out) => assert.equal(out.trim(), SEED_002),
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
     {
       args: () => ["--protocol", "grpc"],
       deno: ["--allow-net=127.0.0.1", "--allow-env"],
-      check: (out) => assert.equal(out.trim(), SEED_002),
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
   ],
   // The same service from generated code (examples/gen/, `deno task gen`).
   "streaming_calc_es.ts": [
     {
       deno: ["--allow-net=127.0.0.1"],
-      check: (out) => assert.equal(out.trim(), SEED_002),
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
     {
       args: () => ["--protocol", "grpc-web"],
       deno: ["--allow-net=127.0.0.1"],
-      check: (out) => assert.equal(out.trim(), SEED_002),
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
     {
       args: () => ["--protocol", "grpc"],
       deno: ["--allow-net=127.0.0.1", "--allow-env"],
-      check: (out) => assert.equal(out.trim(), SEED_002),
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
   ],
   "echo.ts": [{

@@ -1,4 +1,4 @@
-// Our RPC servers and clients together, over each protocol: the seed's
+// Our RPC servers and clients together, over each protocol: the gRPC streaming guide's
 // outputs, every method kind, errors and their codes, deadlines,
 // cancellation, compression, limits, malformed input and full duplex.
 
@@ -162,7 +162,7 @@ for (const setup of setups) {
       await tiny?.shutdown();
     });
 
-    it("prints the seed's outputs", async () => {
+    it("prints the gRPC streaming guide's outputs", async () => {
       const lines: string[] = [];
       await deadline(runSum(t.transport, (l) => lines.push(l)), T);
       await deadline(runIncrementalSum(t.transport, (l) => lines.push(l)), T);

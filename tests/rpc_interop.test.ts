@@ -60,8 +60,8 @@ async function collectPrints(
   return lines;
 }
 
-const SEED_SUM = ["Value: 55"];
-const SEED_INCREMENTAL = [...RUNNING.map((v) => `Value: ${v}`), "Complete."];
+const GUIDE_SUM = ["Value: 55"];
+const GUIDE_INCREMENTAL = [...RUNNING.map((v) => `Value: ${v}`), "Complete."];
 
 describe("grpc-js client -> our native gRPC server (serveHttp2)", () => {
   let server: Awaited<ReturnType<typeof serveHttp2>>;
@@ -345,17 +345,17 @@ describe("our clients -> Connect-ES server (connect-node)", () => {
     })),
   ];
   for (const c of cases) {
-    it(`${c.name}: the seed's outputs`, async () => {
+    it(`${c.name}: the gRPC streaming guide's outputs`, async () => {
       const { transport, close } = c.make();
       try {
         assert.deepEqual(
           await collectPrints((p) => runSum(transport, p)),
-          SEED_SUM,
+          GUIDE_SUM,
         );
         if (c.bidi) {
           assert.deepEqual(
             await collectPrints((p) => runIncrementalSum(transport, p)),
-            SEED_INCREMENTAL,
+            GUIDE_INCREMENTAL,
           );
         }
       } finally {
@@ -410,18 +410,18 @@ describe("our gRPC client -> grpc-js server", () => {
   });
   after(() => server?.shutdown());
 
-  it("the seed's outputs", async () => {
+  it("the gRPC streaming guide's outputs", async () => {
     const url = `http://127.0.0.1:${server.port}`;
     const httpClient = createHttp2Client(url);
     try {
       const transport = createGrpcTransport({ baseUrl: url, httpClient });
       assert.deepEqual(
         await collectPrints((p) => runSum(transport, p)),
-        SEED_SUM,
+        GUIDE_SUM,
       );
       assert.deepEqual(
         await collectPrints((p) => runIncrementalSum(transport, p)),
-        SEED_INCREMENTAL,
+        GUIDE_INCREMENTAL,
       );
     } finally {
       await httpClient.close();

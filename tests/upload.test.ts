@@ -1,4 +1,4 @@
-// The streaming upload flow (seed 000) end to end: a real server on port 0,
+// The streaming upload flow (Ballerina's HTTP streaming example) end to end: a real server on port 0,
 // real fetch, real files.
 
 import { after, before, describe, it } from "node:test";

@@ -1,7 +1,7 @@
 // A Cloudflare Worker serving every sluice flow from one `export default
-// { fetch }` module: the streaming upload (seed 000) into a hashing sink, the
+// { fetch }` module: the streaming upload (Ballerina's HTTP streaming example) into a hashing sink, the
 // echo and a line-by-line duplex over HTTP/1.1, the duplex stream over a
-// WebSocket from `WebSocketPair`, and StreamingCalcService (seed 002) over
+// WebSocket from `WebSocketPair`, and StreamingCalcService (Ballerina's gRPC streaming guide) over
 // Connect and gRPC-Web.
 //
 //   npx wrangler dev                 (from examples/workers/; see the README)
@@ -15,7 +15,7 @@
 // Routes:
 //   POST /upload                  receive a body: size limit, Content-Digest check, Repr-Digest
 //   POST /forward                 stream the body to /upload through the SELF service binding
-//                                 and forward the answer (the seed's /stream/fileupload)
+//                                 and forward the answer (Ballerina's /stream/fileupload)
 //   POST /echo                    echo each chunk as it arrives (full duplex)
 //   POST /duplex                  answer each line with "echo <line>" (lockstep duplex)
 //   GET  /ws                      WebSocket echo over the duplex stream
@@ -54,7 +54,7 @@ export interface Env {
   SELF?: { fetch: typeof fetch };
 }
 
-/** The seed's service (as in examples/streaming_calc.proto). */
+/** Ballerina's gRPC streaming guide's service (as in examples/streaming_calc.proto). */
 export const StreamingCalcService = defineService("StreamingCalcService", {
   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
   incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
