@@ -28,6 +28,7 @@ import { upload } from "../lib/http/upload.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import { serve } from "../lib/runtime/serve.ts";
+import { serveRaw } from "./_loopback.ts";
 import { createClient } from "../lib/rpc/mod.ts";
 import {
   makeTransport,
@@ -37,29 +38,6 @@ import {
 
 // deno-lint-ignore no-explicit-any
 const Bun = (globalThis as any).Bun;
-
-type Handler = (request: Request) => Response | Promise<Response>;
-
-/** The runtime's own server, without the library's glue. */
-function serveRaw(handler: Handler): Promise<number> {
-  if (Bun) {
-    const server = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      idleTimeout: 0,
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      fetch: handler,
-    });
-    return Promise.resolve(server.port);
-  }
-  const { promise, resolve } = Promise.withResolvers<number>();
-  Deno.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    onListen: (addr) => resolve(addr.port),
-  }, handler);
-  return promise;
-}
 
 /** A bare WebSocket echo with the runtime's own API. */
 function serveBareWebSocket(): Promise<number> {

@@ -36,7 +36,7 @@ const Bun = (globalThis as any).Bun;
 type Handler = (request: Request) => Response | Promise<Response>;
 
 /** The runtime's own server, without the library's glue. */
-function serveRaw(handler: Handler): Promise<number> {
+export function serveRaw(handler: Handler): Promise<number> {
   if (Bun) {
     const server = Bun.serve({
       port: 0,
