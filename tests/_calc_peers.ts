@@ -306,10 +306,21 @@ export function connectRoutes(router: ConnectRouter): void {
 }
 
 /** A Connect-ES server (connect-node adapter) on 127.0.0.1:0. */
-export async function startConnectNodeServer(
+export function startConnectNodeServer(
   httpVersion: "1.1" | "2",
 ): Promise<{ url: string; shutdown(): Promise<void> }> {
-  const handler = connectNodeAdapter({ routes: connectRoutes });
+  return serveConnectRoutes(connectRoutes, httpVersion);
+}
+
+/**
+ * Serves Connect-ES routes with its connect-node adapter on 127.0.0.1:0,
+ * over HTTP/1.1 or h2c; shutdown also ends open connections.
+ */
+export async function serveConnectRoutes(
+  routes: Parameters<typeof connectNodeAdapter>[0]["routes"],
+  httpVersion: "1.1" | "2",
+): Promise<{ url: string; shutdown(): Promise<void> }> {
+  const handler = connectNodeAdapter({ routes });
   const server = httpVersion === "2"
     ? http2.createServer(handler)
     : http.createServer(handler);
