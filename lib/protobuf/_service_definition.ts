@@ -1,5 +1,5 @@
 // A protobuf-es service descriptor as a sluice ServiceDefinition: wire
-// names, kinds and message types from the descriptor, methods keyed by
+// names, kinds, idempotency levels and message types from the descriptor, methods keyed by
 // their ECMAScript name (`localName`, as Connect-ES's clients and
 // implementations use).
 
@@ -7,6 +7,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   type AnyMethodInit,
   defineService,
+  type MethodIdempotency,
   type MethodKind,
   type ServiceDefinition,
 } from "../rpc/mod.ts";
@@ -20,6 +21,14 @@ const KINDS: Record<DescMethod["methodKind"], MethodKind> = {
   client_streaming: "client-streaming",
   server_streaming: "server-streaming",
   bidi_streaming: "bidi",
+};
+
+// MethodOptions.IdempotencyLevel by number (NO_SIDE_EFFECTS = 1,
+// IDEMPOTENT = 2; 0 is IDEMPOTENCY_UNKNOWN), without loading the
+// descriptor.proto module for its enum.
+const IDEMPOTENCY: Record<number, MethodIdempotency | undefined> = {
+  1: "no-side-effects",
+  2: "idempotent",
 };
 
 /** Whether `service` is a protobuf-es service descriptor. */
@@ -41,6 +50,7 @@ export function serviceDefinition(
       kind: KINDS[method.methodKind],
       input: createMessageType(method.input, options),
       output: createMessageType(method.output, options),
+      idempotency: IDEMPOTENCY[method.idempotency],
     };
   }
   return defineService(service.typeName, methods);

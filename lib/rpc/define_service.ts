@@ -11,6 +11,16 @@ export type MethodKind =
   | "server-streaming"
   | "bidi";
 
+/**
+ * What a method promises about calling it twice, as `.proto` files declare
+ * it with `option idempotency_level`: `"no-side-effects"`
+ * (`NO_SIDE_EFFECTS`: a read; Connect clients may call it with HTTP GET,
+ * which caches and CDNs can serve) or `"idempotent"` (`IDEMPOTENT`: repeating
+ * it has the effect of one call). A method without one may have side
+ * effects.
+ */
+export type MethodIdempotency = "no-side-effects" | "idempotent";
+
 /** What {@linkcode defineService} takes for each method. */
 export interface MethodInit<I, O, K extends MethodKind = MethodKind> {
   /** The method name on the wire. @default {the property name} */
@@ -21,6 +31,14 @@ export interface MethodInit<I, O, K extends MethodKind = MethodKind> {
   input: MessageType<I>;
   /** The response message type. */
   output: MessageType<O>;
+  /**
+   * The method's idempotency: a unary `"no-side-effects"` method is served
+   * over Connect GET too, and called with GET by a Connect transport with
+   * `useHttpGet`.
+   *
+   * @default {undefined (may have side effects)}
+   */
+  idempotency?: MethodIdempotency;
 }
 
 /** A method of a {@linkcode ServiceDefinition}. */
@@ -37,6 +55,8 @@ export interface MethodDefinition<I, O, K extends MethodKind = MethodKind> {
   readonly service: string;
   /** The HTTP path: `/` service `/` method. */
   readonly path: string;
+  /** The method's idempotency, if declared. */
+  readonly idempotency?: MethodIdempotency;
 }
 
 /** A method descriptor of any message types, as `defineService` takes. */
@@ -82,6 +102,22 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
  * });
  * assert.equal(StreamingCalcService.methods.sum.path, "/StreamingCalcService/sum");
  * ```
+ *
+ * @example A read-only method, callable with Connect GET
+ * ```ts
+ * import { defineService, Int64Value } from "@sluice/streams/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const Counter = defineService("example.Counter", {
+ *   current: {
+ *     kind: "unary",
+ *     input: Int64Value,
+ *     output: Int64Value,
+ *     idempotency: "no-side-effects",
+ *   },
+ * });
+ * assert.equal(Counter.methods.current.idempotency, "no-side-effects");
+ * ```
  */
 export function defineService<const M extends Record<string, AnyMethodInit>>(
   typeName: string,
@@ -104,6 +140,15 @@ export function defineService<const M extends Record<string, AnyMethodInit>>(
         `Cannot define service ${typeName}: method ${name} has unknown kind "${init.kind}"`,
       );
     }
+    const idempotency = init.idempotency;
+    if (
+      idempotency !== undefined && idempotency !== "no-side-effects" &&
+      idempotency !== "idempotent"
+    ) {
+      throw new TypeError(
+        `Cannot define service ${typeName}: method ${name} has unknown idempotency "${idempotency}"`,
+      );
+    }
     defined[key] = Object.freeze({
       name,
       kind: init.kind,
@@ -111,6 +156,7 @@ export function defineService<const M extends Record<string, AnyMethodInit>>(
       output: init.output,
       service: typeName,
       path: `/${typeName}/${name}`,
+      ...(idempotency === undefined ? {} : { idempotency }),
     });
   }
   return Object.freeze({

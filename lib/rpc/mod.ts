@@ -60,6 +60,7 @@ export {
   defineService,
   type MethodDefinition,
   type MethodDefinitions,
+  type MethodIdempotency,
   type MethodInit,
   type MethodKind,
   type ServiceDefinition,

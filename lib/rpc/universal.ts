@@ -57,14 +57,15 @@ export interface UniversalClientResponse {
 export interface UniversalClientRequest {
   /** The full URL. */
   readonly url: string;
-  /** The HTTP method. */
+  /** The HTTP method: `POST`, or `GET` for a Connect GET. */
   readonly method: string;
   /** The request headers. */
   readonly headers: Headers;
   /**
    * The request body: a complete body (sent with a Content-Length; unary
    * and server-streaming calls), or a stream sent as it is produced (full
-   * duplex; client-streaming and bidi calls).
+   * duplex; client-streaming and bidi calls). An empty `Uint8Array` for a
+   * `GET` (Connect GET), which sends no body.
    */
   readonly body: ReadableStream<Uint8Array> | Uint8Array;
   /** Cancels the request. */

@@ -55,9 +55,12 @@ export function createFetchClient(
       headers: request.headers,
       signal: request.signal,
     };
-    // A complete body goes as it is, with a Content-Length (HTTP/1.1
-    // proxies and browsers cannot stream one); a stream goes full duplex.
-    const response = request.body instanceof Uint8Array
+    // A GET has no body (Connect GET); a complete body goes as it is, with
+    // a Content-Length (HTTP/1.1 proxies and browsers cannot stream one); a
+    // stream goes full duplex.
+    const response = request.method === "GET"
+      ? await fetchImpl(request.url, init)
+      : request.body instanceof Uint8Array
       ? await fetchImpl(request.url, {
         ...init,
         body: request.body as Uint8Array<ArrayBuffer>,

@@ -15,6 +15,38 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Extra request headers (metadata). */
   headers?: HeadersInit;
+  /**
+   * Called once with the response headers, as soon as a response has
+   * arrived: before the call's first message, or its error, is delivered
+   * (also when the call then fails, but not when no response arrived at
+   * all). This is how a unary call shows its headers; streaming calls also
+   * have the `headers` promise. What it throws fails the call with
+   * `Code.Unknown`.
+   *
+   * @example Read a unary call's headers and trailers
+   * ```ts ignore
+   * let headers: Headers | undefined;
+   * let trailers: Headers | undefined;
+   * const answer = await client.echo(message, {
+   *   onHeader: (h) => headers = h,
+   *   onTrailer: (t) => trailers = t,
+   * });
+   * console.log(headers?.get("x-request-id"), trailers?.get("x-cost"));
+   * ```
+   */
+  onHeader?(headers: Headers): void;
+  /**
+   * Called once with the trailers when the call ends with a status from the
+   * server, OK or an error, before the call's outcome is delivered (for a
+   * failed call, the `RpcError`'s `metadata` holds the same trailers). Not
+   * called when the call fails without a status from the server
+   * (cancelled, deadline passed locally, connection lost). Trailers are
+   * gRPC's HTTP trailers, gRPC-Web's trailer frame, Connect's
+   * EndStreamResponse metadata or, for Connect unary, the `trailer-`
+   * headers without their prefix. What it throws fails the call with
+   * `Code.Unknown`.
+   */
+  onTrailer?(trailers: Headers): void;
 }
 
 /**

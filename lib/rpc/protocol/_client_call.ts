@@ -38,6 +38,15 @@ export interface BareMessages {
   /** The request header that names the body's compression. */
   encodingHeader: string;
   /**
+   * Connect GET: the URL and headers of a GET request for the encoded
+   * message (compressed or not), or undefined to send it with POST (too
+   * long for a URL).
+   */
+  toGet?(
+    data: Uint8Array,
+    compressed: boolean,
+  ): { url: string; headers: Headers } | undefined;
+  /**
    * Reads the whole response: the (decompressed) message bytes of a
    * success, and the status.
    */
@@ -71,6 +80,8 @@ export interface ClientCallInit<I, O> {
   bare?: BareMessages;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Starts a call of any kind. */
 export function startClientCall<I, O>(
   init: ClientCallInit<I, O>,
@@ -96,11 +107,14 @@ export function startClientCall<I, O>(
 
   const sent = deferred<UniversalClientResponse>();
   sent.promise.catch(() => {}); // delivered through `responses`
-  const send = (body: ReadableStream<Uint8Array> | Uint8Array) => {
+  const send = (
+    body: ReadableStream<Uint8Array> | Uint8Array,
+    get?: { url: string; headers: Headers },
+  ) => {
     init.httpClient({
-      url: init.url,
-      method: "POST",
-      headers: init.headers,
+      url: get?.url ?? init.url,
+      method: get === undefined ? "POST" : "GET",
+      headers: get?.headers ?? init.headers,
       body,
       signal: abort.signal,
     }).then(sent.resolve, (error) => {
@@ -144,7 +158,12 @@ export function startClientCall<I, O>(
     });
   }
 
-  const headers = sent.promise.then((r) => r.headers);
+  // Connect unary sends its trailers as trailer- headers: they are shown
+  // as trailers only.
+  let shown: Headers | undefined;
+  const headersOf = (response: UniversalClientResponse) =>
+    shown ??= init.bare ? withoutTrailers(response.headers) : response.headers;
+  const headers = sent.promise.then(headersOf);
   headers.catch(() => {});
   const trailers = deferred<Headers>();
 
@@ -165,11 +184,15 @@ export function startClientCall<I, O>(
     );
   };
 
+  // The status came from the server: onTrailer sees its trailers.
   const finish = (
     controller: ReadableStreamDefaultController<O>,
     status: CallStatus,
   ) => {
     end(status);
+    if (options.onTrailer) {
+      notify(options.onTrailer, status.trailers, "onTrailer");
+    }
     if (status.error) throw status.error;
     controller.close();
   };
@@ -179,6 +202,9 @@ export function startClientCall<I, O>(
       try {
         if (response === undefined) {
           response = await sent.promise;
+          if (options.onHeader) {
+            notify(options.onHeader, headersOf(response), "onHeader");
+          }
           if (init.bare) {
             const { data, status } = await init.bare.readResponse(response);
             if (data !== undefined && !status.error) {
@@ -298,6 +324,37 @@ export function startClientCall<I, O>(
   };
 }
 
+/** The headers without Connect unary's `trailer-` ones. */
+function withoutTrailers(headers: Headers): Headers {
+  let found = false;
+  headers.forEach((_, key) => found ||= key.startsWith("trailer-"));
+  if (!found) return headers;
+  const kept = new Headers();
+  headers.forEach((value, key) => {
+    if (!key.startsWith("trailer-")) kept.append(key, value);
+  });
+  return kept;
+}
+
+/** Calls `onHeader` or `onTrailer`; what it throws fails the call. */
+function notify(
+  callback: (headers: Headers) => void,
+  headers: Headers,
+  name: string,
+): void {
+  try {
+    callback(headers);
+  } catch (error) {
+    throw new RpcError(
+      Code.Unknown,
+      `Cannot finish call: ${name} threw: ${
+        (error as Error)?.message ?? error
+      }`,
+      { cause: error },
+    );
+  }
+}
+
 /**
  * The request side of a unary or server-streaming call: takes exactly one
  * message and, when closed, sends it as a complete body (an envelope, or the
@@ -311,7 +368,7 @@ function singleRequest<I>(
       { flags: number; data: Uint8Array }
     >,
   ended: AbortSignal,
-  send: (body: Uint8Array) => void,
+  send: (body: Uint8Array, get?: { url: string; headers: Headers }) => void,
   fail: (error: RpcError) => void,
 ): WritableStream<I> {
   const { method } = init;
@@ -355,7 +412,13 @@ function singleRequest<I>(
         throw error;
       }
       if (init.bare) {
-        if ((frame.flags & 1) !== 0) {
+        const compressed = (frame.flags & 1) !== 0;
+        const get = init.bare.toGet?.(frame.data, compressed);
+        if (get !== undefined) {
+          send(EMPTY, get);
+          return;
+        }
+        if (compressed) {
           init.headers.set(init.bare.encodingHeader, init.sendCompression!);
         }
         send(frame.data);

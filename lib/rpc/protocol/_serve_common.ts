@@ -92,6 +92,7 @@ export function startCall(
     entry,
     protocol,
     codecName: codec,
+    requestMethod: request.method,
     requestHeaders: request.headers,
     requestBody: request.body ?? emptyBody(),
     requestSignal: request.signal,

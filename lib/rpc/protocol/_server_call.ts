@@ -47,6 +47,7 @@ export interface ServerCallInit {
   entry: Entry;
   protocol: Protocol;
   codecName: CodecName;
+  requestMethod: string;
   requestHeaders: Headers;
   requestBody: ReadableStream<Uint8Array>;
   requestSignal: AbortSignal | undefined;
@@ -101,6 +102,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   const context: HandlerContext = {
     method,
     protocol: init.protocol,
+    requestMethod: init.requestMethod,
     signal: abort.signal,
     deadline,
     requestHeaders: init.requestHeaders,

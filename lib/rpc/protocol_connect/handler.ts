@@ -1,7 +1,8 @@
 // Serves Connect calls: streaming (application/connect+proto|json, status
-// in the EndStreamResponse frame) and unary (application/proto|json, the
-// bare message, errors as JSON with a mapped HTTP status). Both run
-// through the shared server call (protocol/_server_call.ts).
+// in the EndStreamResponse frame), unary (application/proto|json, the
+// bare message, errors as JSON with a mapped HTTP status) and unary GET
+// (the message in the query, get_request.ts). All run through the shared
+// server call (protocol/_server_call.ts).
 
 import { Code } from "../code.ts";
 import { codeToHttpStatus } from "../protocol/_codes.ts";
@@ -9,11 +10,17 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallStatus, ServerCallInit } from "../protocol/_server_call.ts";
 import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
 import {
+  type CallParams,
+  clampTimeout,
   type ParamHeaders,
   readCallParams,
   startCall,
 } from "../protocol/_serve_common.ts";
-import { acceptHeader } from "../protocol/_compression.ts";
+import {
+  acceptHeader,
+  negotiateResponseCompression,
+  readCompression,
+} from "../protocol/_compression.ts";
 import { quote } from "../protocol/_quote.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import {
@@ -32,6 +39,14 @@ import {
   parseTimeout,
 } from "./headers.ts";
 import { encodeEndStreamFrame, errorToJson } from "./end_stream.ts";
+import {
+  paramCompression,
+  paramConnect,
+  paramEncoding,
+  queryText,
+  readGetMessage,
+  readQuery,
+} from "./get_request.ts";
 
 type Entry = ServerCallInit["entry"];
 
@@ -139,6 +154,108 @@ export async function handleConnectUnary(
   if (entry !== undefined && entry.method.kind !== "unary") {
     return { status: 415, headers: new Headers() };
   }
+  return await serveUnary(
+    request,
+    entry,
+    path,
+    codec,
+    () => ({ params: readCallParams(request, unaryHeaders, options) }),
+    options,
+  );
+}
+
+/**
+ * Serves a Connect GET: a unary call of a `"no-side-effects"` method, its
+ * message in the query (get_request.ts). The caller has checked the method.
+ */
+export async function handleConnectGet(
+  request: UniversalRequest,
+  entry: Entry | undefined,
+  path: string,
+  options: ResolvedServeOptions,
+): Promise<UniversalResponse> {
+  await request.body?.cancel().catch(() => {});
+  const query = readQuery(request.url);
+  let encoding: string | undefined;
+  try {
+    encoding = queryText(query.get(paramEncoding), paramEncoding);
+  } catch {
+    // A malformed encoding is answered below, as an unknown one.
+    encoding = query.get(paramEncoding);
+  }
+  if (encoding !== "proto" && encoding !== "json") {
+    return {
+      status: 415,
+      headers: new Headers({ "content-type": "text/plain" }),
+      body: bytesBody(new TextEncoder().encode(
+        encoding === undefined
+          ? `Cannot serve Connect GET: no ${paramEncoding} query parameter (proto or json)`
+          : `Cannot serve Connect GET: ${paramEncoding} ${
+            quote(encoding)
+          } is not proto or json`,
+      )),
+    };
+  }
+  const response = await serveUnary(
+    request,
+    entry,
+    path,
+    encoding,
+    () => {
+      const version = queryText(query.get(paramConnect), paramConnect);
+      if (version !== undefined && version !== "v1") {
+        throw new RpcError(
+          Code.InvalidArgument,
+          `Cannot read GET request: ${paramConnect} is ${
+            quote(version)
+          }, not v1`,
+        );
+      }
+      const requestCompression = readCompression(
+        queryText(query.get(paramCompression), paramCompression) ?? null,
+        options.acceptCompression,
+        `${paramCompression} query parameter`,
+        Code.Unimplemented,
+      );
+      const data = readGetMessage(query, options.maxMessageBytes);
+      return {
+        params: {
+          timeoutMs: clampTimeout(
+            parseTimeout(request.headers.get(headerTimeout)),
+            options.maxTimeoutMs,
+          ),
+          requestCompression,
+          responseCompression: negotiateResponseCompression(
+            request.headers.get(headerUnaryAcceptEncoding),
+            null,
+            options.acceptCompression,
+          ),
+        },
+        body: bytesBody(data),
+      };
+    },
+    options,
+  );
+  // The response may be cached: it depends on the accepted compressions.
+  if (options.acceptCompression.length > 0) {
+    response.headers.append("vary", headerUnaryAcceptEncoding);
+  }
+  return response;
+}
+
+/**
+ * Runs a unary call and answers with its message, or its error as JSON
+ * with the mapped HTTP status. `prepare` reads the call's parameters (and,
+ * for GET, its message); what it throws is answered as the call's error.
+ */
+async function serveUnary(
+  request: UniversalRequest,
+  entry: Entry | undefined,
+  path: string,
+  codec: "proto" | "json",
+  prepare: () => { params: CallParams; body?: ReadableStream<Uint8Array> },
+  options: ResolvedServeOptions,
+): Promise<UniversalResponse> {
   const headers = new Headers({
     [headerUnaryAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
@@ -156,9 +273,15 @@ export async function handleConnectUnary(
   let message;
   let responseHeaders = new Headers();
   try {
-    const params = readCallParams(request, unaryHeaders, options);
+    const { params, body } = prepare();
     const call = startCall(
-      request,
+      body === undefined ? request : {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body,
+        signal: request.signal,
+      },
       entry,
       "connect",
       codec,

@@ -11,12 +11,17 @@ import {
 import { checkMax, checkMs } from "../../_internal/limits.ts";
 import type { Protocol, ServiceImplementation } from "./implement_service.ts";
 import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
-import type { UniversalHandler, UniversalResponse } from "../universal.ts";
+import type {
+  UniversalHandler,
+  UniversalRequest,
+  UniversalResponse,
+} from "../universal.ts";
 import { handleGrpc } from "../protocol_grpc/handler.ts";
 import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
 import { handleGrpcWeb } from "../protocol_grpc_web/handler.ts";
 import { isGrpcWebContentType } from "../protocol_grpc_web/content_type.ts";
 import {
+  handleConnectGet,
   handleConnectStream,
   handleConnectUnary,
 } from "../protocol_connect/handler.ts";
@@ -97,7 +102,12 @@ export interface UniversalHandlerOptions {
  * only one that can send the HTTP trailers native gRPC needs).
  *
  * Unknown methods fail with `Unimplemented` (in the protocol's own format),
- * methods other than POST get 405, and unsupported content types 415.
+ * and unsupported content types get 415. HTTP methods other than POST get
+ * 405 (`Allow: POST`), except GET of a unary method declared
+ * `"no-side-effects"` (`option idempotency_level = NO_SIDE_EFFECTS`), which
+ * is served as a Connect GET: the message in the query (`encoding=proto` or
+ * `json`, `message=`, `base64=1` for URL-safe base64, `compression=`),
+ * within `maxMessageBytes`, the response an ordinary Connect unary one.
  *
  * @param services The service implementations to serve.
  * @param options Limits, compression and protocols.
@@ -152,10 +162,8 @@ export function createUniversalHandler(
     options.protocols ?? ["grpc", "grpc-web", "connect"],
   );
   return async (request): Promise<UniversalResponse> => {
-    if (request.method !== "POST") {
-      await request.body?.cancel();
-      return { status: 405, headers: new Headers({ allow: "POST" }) };
-    }
+    const get = request.method === "GET";
+    if (!get && request.method !== "POST") return notAllowed(request);
     const fullPath = new URL(request.url, "http://localhost").pathname;
     if (!fullPath.startsWith(prefix + "/")) {
       await request.body?.cancel();
@@ -167,6 +175,16 @@ export function createUniversalHandler(
     }
     const path = fullPath.slice(prefix.length);
     const entry = entries.get(path);
+    if (get) {
+      // Connect GET, for unary methods without side effects only.
+      if (
+        !protocols.has("connect") ||
+        (entry !== undefined && !allowsGet(entry.method))
+      ) {
+        return notAllowed(request);
+      }
+      return await handleConnectGet(request, entry, path, resolved);
+    }
     const type = request.headers.get("content-type") ?? "";
     try {
       if (isGrpcWebContentType(type) && protocols.has("grpc-web")) {
@@ -200,6 +218,19 @@ export function createUniversalHandler(
       body: textBody(`Cannot serve content type ${quote(type)}`),
     };
   };
+}
+
+/** Whether a method may be called with Connect GET. */
+function allowsGet(method: { kind: string; idempotency?: string }): boolean {
+  return method.kind === "unary" && method.idempotency === "no-side-effects";
+}
+
+/** 405 for a method other than POST (or GET where it is not allowed). */
+async function notAllowed(
+  request: UniversalRequest,
+): Promise<UniversalResponse> {
+  await request.body?.cancel();
+  return { status: 405, headers: new Headers({ allow: "POST" }) };
 }
 
 // "" or "/rpc": a leading slash, no trailing one.

@@ -14,6 +14,12 @@ export interface HandlerContext {
   /** The protocol the call arrived by. */
   readonly protocol: Protocol;
   /**
+   * The HTTP method of the request: `"POST"`, or `"GET"` for a Connect GET
+   * (a unary `"no-side-effects"` method; its response may be cached, so a
+   * handler can set `Cache-Control` in `responseHeaders`).
+   */
+  readonly requestMethod: string;
+  /**
    * Aborted when the call ends early: the client cancelled or went away
    * (`Code.Canceled`) or the deadline passed (`Code.DeadlineExceeded`); the
    * reason is an `RpcError`.

@@ -1,0 +1,156 @@
+// Connect GET (connectrpc.com/docs/protocol, Unary-Get-Request): a unary
+// call of a method without side effects sent as an HTTP GET, its message in
+// the query: connect=v1, encoding=proto|json, message=<payload>, with
+// base64=1 when the payload is URL-safe base64 (binary and compressed
+// messages) rather than percent-encoded bytes (JSON), and
+// compression=<name> when the message is compressed. The response is an
+// ordinary Connect unary response.
+
+import { Code } from "../code.ts";
+import type { Compression } from "../../http/compression.ts";
+import type { CodecName } from "../protocol/_codec.ts";
+import { quote } from "../protocol/_quote.ts";
+import { RpcError } from "../rpc_error.ts";
+import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
+
+export const paramConnect = "connect";
+export const paramEncoding = "encoding";
+export const paramMessage = "message";
+export const paramBase64 = "base64";
+export const paramCompression = "compression";
+
+/**
+ * The URL of a GET request for one encoded message: `url` plus the query.
+ * Binary and compressed messages go as URL-safe base64, JSON ones
+ * percent-encoded (more readable, and shorter for ASCII text).
+ */
+export function getRequestUrl(
+  url: string,
+  codec: CodecName,
+  data: Uint8Array,
+  compression: Compression | null,
+): string {
+  const base64 = codec === "proto" || compression !== null;
+  let query = `?${paramConnect}=v1&${paramEncoding}=${codec}`;
+  if (base64) query += `&${paramBase64}=1`;
+  if (compression !== null) query += `&${paramCompression}=${compression}`;
+  const message = base64
+    ? encodeBase64(data, false).replace(/\+/g, "-").replace(/\//g, "_")
+    : encodeURIComponent(new TextDecoder().decode(data));
+  return `${url}${query}&${paramMessage}=${message}`;
+}
+
+/** The query parameters of a GET request, raw (still percent-encoded). */
+export function readQuery(url: string): Map<string, string> {
+  const params = new Map<string, string>();
+  const start = url.indexOf("?");
+  if (start < 0) return params;
+  const end = url.indexOf("#", start);
+  const query = url.slice(start + 1, end < 0 ? undefined : end);
+  for (const pair of query.split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    const value = eq < 0 ? "" : pair.slice(eq + 1);
+    // The first of repeated parameters counts.
+    if (!params.has(key)) params.set(key, value);
+  }
+  return params;
+}
+
+/** A query parameter's text (percent-decoded; `+` is a space). */
+export function queryText(
+  raw: string | undefined,
+  name: string,
+): string | undefined {
+  if (raw === undefined) return undefined;
+  return new TextDecoder().decode(percentDecode(raw, name));
+}
+
+/**
+ * The message bytes of a GET request, within `maxMessageBytes`: decoded
+ * from URL-safe (or standard) base64 with `base64=1`, else the
+ * percent-decoded bytes.
+ *
+ * @throws {RpcError} `InvalidArgument` for a missing message, invalid
+ * base64 or percent-encoding, or a `base64` other than `0` or `1`;
+ * `ResourceExhausted` for a message over `maxMessageBytes`.
+ */
+export function readGetMessage(
+  params: Map<string, string>,
+  maxMessageBytes: number,
+): Uint8Array {
+  const raw = params.get(paramMessage);
+  if (raw === undefined) {
+    throw new RpcError(
+      Code.InvalidArgument,
+      `Cannot read GET request: no ${paramMessage} query parameter`,
+    );
+  }
+  const base64 = queryText(params.get(paramBase64), paramBase64) ?? "0";
+  if (base64 !== "0" && base64 !== "1") {
+    throw new RpcError(
+      Code.InvalidArgument,
+      `Cannot read GET request: ${paramBase64} is ${quote(base64)}, not 0 or 1`,
+    );
+  }
+  // Checked before decoding: base64 gives 3 bytes per 4 characters, and a
+  // percent-encoded byte takes 1 to 3 characters.
+  const atLeast = base64 === "1"
+    ? Math.floor(raw.replace(/(=|%3D)+$/i, "").length * 3 / 4)
+    : Math.ceil(raw.length / 3);
+  if (atLeast > maxMessageBytes) tooLarge(atLeast, maxMessageBytes);
+  let data: Uint8Array;
+  if (base64 === "1") {
+    try {
+      // Padding may come percent-encoded (%3D); other characters of either
+      // base64 alphabet need no escaping.
+      data = decodeBase64(raw.replace(/%3D/gi, "="));
+    } catch (error) {
+      throw new RpcError(
+        Code.InvalidArgument,
+        `Cannot read GET request: ${paramMessage} is not valid base64`,
+        { cause: error },
+      );
+    }
+  } else {
+    data = percentDecode(raw, paramMessage);
+  }
+  if (data.byteLength > maxMessageBytes) {
+    tooLarge(data.byteLength, maxMessageBytes);
+  }
+  return data;
+}
+
+function tooLarge(bytes: number, max: number): never {
+  throw new RpcError(
+    Code.ResourceExhausted,
+    `Cannot read GET request: message of ${bytes} bytes exceeds maxMessageBytes ${max}`,
+  );
+}
+
+const HEX = /^[0-9A-Fa-f]{2}$/;
+
+/** Percent-decodes `raw` to bytes (`+` is a space, as in forms). */
+function percentDecode(raw: string, name: string): Uint8Array {
+  const utf8 = new TextEncoder().encode(raw);
+  const out = new Uint8Array(utf8.byteLength);
+  let n = 0;
+  for (let i = 0; i < utf8.byteLength; i++) {
+    const byte = utf8[i];
+    if (byte === 0x25) {
+      const hex = String.fromCharCode(utf8[i + 1] ?? 0, utf8[i + 2] ?? 0);
+      if (!HEX.test(hex)) {
+        throw new RpcError(
+          Code.InvalidArgument,
+          `Cannot read GET request: ${name} has an invalid percent-encoding at offset ${i}`,
+        );
+      }
+      out[n++] = parseInt(hex, 16);
+      i += 2;
+    } else {
+      out[n++] = byte === 0x2b ? 0x20 : byte;
+    }
+  }
+  return out.subarray(0, n);
+}
