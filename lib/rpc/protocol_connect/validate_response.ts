@@ -50,8 +50,8 @@ export function validateResponse(
 
 /**
  * Reads a whole unary response within `maxMessageBytes`: the decompressed
- * message of a success, and the status (an error from the error JSON, or
- * from the HTTP status if the body is not one).
+ * message of a success, and the status (an error from the error JSON);
+ * throws an error inferred from the HTTP status if the body is not one.
  */
 export async function readUnaryResponse(
   response: UniversalClientResponse,
@@ -86,7 +86,11 @@ export async function readUnaryResponse(
         // Not an error object: fall back to the HTTP status below.
       }
     }
-    error ??= httpStatusError(response.status, response.headers);
+    // Not an error object (a proxy's answer, say): no status from the
+    // server, only the HTTP status to infer a code from.
+    if (error === undefined) {
+      throw httpStatusError(response.status, response.headers);
+    }
     return { status: { error, trailers } };
   }
   if (parseUnaryContentType(type) !== codec) throw unexpectedType(type);

@@ -1,0 +1,214 @@
+// The response headers and trailers of unary calls, through the onHeader
+// and onTrailer call options, on every transport (Connect POST and GET,
+// gRPC-Web, native gRPC, WebSocket), for calls that succeed and calls that
+// fail, with binary (-bin) metadata, from both createClient functions.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createClient, implementService } from "../lib/protobuf/mod.ts";
+import { serviceDefinition } from "../lib/protobuf/_service_definition.ts";
+import {
+  type CallOptions,
+  Code,
+  createClient as createDefinedClient,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  createUniversalHandler,
+  createWebSocketTransport,
+  RpcError,
+  type Transport,
+} from "../lib/rpc/mod.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { createWebSocketRpcHandler } from "../lib/runtime/websocket.ts";
+import type { Server } from "../lib/runtime/serve.ts";
+import { decodeBase64 } from "../lib/_internal/base64.ts";
+import { LookupService } from "./gen/lookup_pb.ts";
+import { deadline, startServer } from "./_helpers.ts";
+
+const T = 20_000;
+const BIN = new Uint8Array([0, 1, 2, 254, 255]);
+const BIN_TEXT = "AAEC/v8"; // BIN in unpadded base64
+
+const lookup = implementService(LookupService, {
+  get(request, context) {
+    context.responseHeaders.set("x-header", `h-${request.key}`);
+    context.responseHeaders.set("x-header-bin", BIN_TEXT);
+    context.responseTrailers.set("x-trailer", `t-${request.key}`);
+    context.responseTrailers.set("x-trailer-bin", BIN_TEXT);
+    if (request.key === "fail") {
+      throw new RpcError(Code.NotFound, "Cannot get fail: no such key");
+    }
+    return { key: request.key, value: "v", httpMethod: context.requestMethod };
+  },
+  put: (request) => ({ key: request.key }),
+  append: (request) => ({ key: request.key }),
+});
+
+interface Seen {
+  order: string[];
+  headers?: Headers;
+  trailers?: Headers;
+}
+
+function callOptions(seen: Seen) {
+  return {
+    onHeader(headers: Headers) {
+      seen.order.push("header");
+      seen.headers = headers;
+    },
+    onTrailer(trailers: Headers) {
+      seen.order.push("trailer");
+      seen.trailers = trailers;
+    },
+  };
+}
+
+function assertBin(value: string | null | undefined, what: string) {
+  assert.ok(value, `${what} is missing`);
+  assert.deepEqual(decodeBase64(value), BIN, what);
+}
+
+let http: Server;
+let h2: Awaited<ReturnType<typeof serveHttp2>>;
+let h2Client: ReturnType<typeof createHttp2Client>;
+
+before(async () => {
+  const rpc = createRpcHandler(lookup);
+  const ws = createWebSocketRpcHandler(lookup);
+  http = await startServer((request) =>
+    request.headers.get("upgrade") ? ws(request) : rpc(request)
+  );
+  h2 = await serveHttp2(createUniversalHandler(lookup));
+  h2Client = createHttp2Client(h2.url.origin);
+});
+after(async () => {
+  await h2Client.close();
+  await deadline(h2.shutdown(), T, "h2 shutdown");
+  await deadline(http.shutdown(), T, "server shutdown");
+});
+
+const transports: Record<string, () => Transport> = {
+  "Connect (proto)": () => createConnectTransport({ baseUrl: http.url.origin }),
+  "Connect (json)": () =>
+    createConnectTransport({ baseUrl: http.url.origin, codec: "json" }),
+  "Connect GET": () =>
+    createConnectTransport({ baseUrl: http.url.origin, useHttpGet: true }),
+  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: http.url.origin }),
+  "gRPC (node:http2)": () =>
+    createGrpcTransport({ baseUrl: h2.url.origin, httpClient: h2Client }),
+  "WebSocket": () => createWebSocketTransport({ baseUrl: http.url.origin }),
+};
+
+describe("onHeader and onTrailer on unary calls", { timeout: T }, () => {
+  for (const [name, transport] of Object.entries(transports)) {
+    it(`${name}: a successful call shows its headers and trailers`, async () => {
+      const client = createClient(LookupService, transport());
+      const seen: Seen = { order: [] };
+      const answer = await client.get({ key: "a" }, callOptions(seen));
+      assert.equal(answer.value, "v");
+      assert.equal(
+        answer.httpMethod,
+        name === "Connect GET" ? "GET" : "POST",
+      );
+      assert.deepEqual(seen.order, ["header", "trailer"]);
+      assert.equal(seen.headers?.get("x-header"), "h-a");
+      assertBin(seen.headers?.get("x-header-bin"), "x-header-bin");
+      assert.equal(seen.trailers?.get("x-trailer"), "t-a");
+      assertBin(seen.trailers?.get("x-trailer-bin"), "x-trailer-bin");
+      // Trailers are not shown as headers (Connect unary's trailer-*).
+      assert.equal(seen.headers?.get("x-trailer"), null);
+      assert.equal(seen.headers?.get("trailer-x-trailer"), null);
+    });
+
+    it(`${name}: a failed call shows them too, and the error's metadata`, async () => {
+      // The rpc layer's createClient, over the same descriptor.
+      const client = createDefinedClient(
+        serviceDefinition(LookupService),
+        transport(),
+      ) as unknown as {
+        get(input: { key: string }, options: CallOptions): Promise<unknown>;
+      };
+      const seen: Seen = { order: [] };
+      await assert.rejects(
+        client.get({ key: "fail" }, callOptions(seen)),
+        (error: RpcError) => {
+          assert.equal(error.code, Code.NotFound);
+          assert.equal(error.rawMessage, "Cannot get fail: no such key");
+          assert.equal(error.metadata.get("x-trailer"), "t-fail");
+          assertBin(error.metadata.get("x-trailer-bin"), "metadata -bin");
+          return true;
+        },
+      );
+      assert.deepEqual(seen.order, ["header", "trailer"]);
+      assert.equal(seen.headers?.get("x-header"), "h-fail");
+      assertBin(seen.headers?.get("x-header-bin"), "x-header-bin");
+      assert.equal(seen.trailers?.get("x-trailer"), "t-fail");
+      assertBin(seen.trailers?.get("x-trailer-bin"), "x-trailer-bin");
+    });
+  }
+
+  it("neither is called when no response arrives", async () => {
+    const unused = await startServer(() => new Response(null));
+    const origin = unused.url.origin;
+    await unused.shutdown();
+    const client = createClient(
+      LookupService,
+      createConnectTransport({ baseUrl: origin }),
+    );
+    const seen: Seen = { order: [] };
+    await assert.rejects(
+      client.get({ key: "a" }, callOptions(seen)),
+      (error: RpcError) => error.code === Code.Unavailable,
+    );
+    assert.deepEqual(seen.order, []);
+  });
+
+  it("onHeader is called for a response without an RPC status, onTrailer not", async () => {
+    const proxy = await startServer(() =>
+      new Response("overloaded", {
+        status: 503,
+        headers: { "x-proxy": "yes" },
+      })
+    );
+    try {
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl: proxy.url.origin }),
+          createGrpcWebTransport({ baseUrl: proxy.url.origin }),
+        ]
+      ) {
+        const client = createClient(LookupService, transport);
+        const seen: Seen = { order: [] };
+        await assert.rejects(
+          client.get({ key: "a" }, callOptions(seen)),
+          (error: RpcError) => error.code === Code.Unavailable,
+        );
+        assert.deepEqual(seen.order, ["header"], transport.protocol);
+        assert.equal(seen.headers?.get("x-proxy"), "yes");
+      }
+    } finally {
+      await proxy.shutdown();
+    }
+  });
+
+  it("an onHeader that throws fails the call with Unknown", async () => {
+    const client = createClient(
+      LookupService,
+      createConnectTransport({ baseUrl: http.url.origin }),
+    );
+    await assert.rejects(
+      client.get({ key: "a" }, {
+        onHeader() {
+          throw new Error("boom");
+        },
+      }),
+      (error: RpcError) => {
+        assert.equal(error.code, Code.Unknown);
+        assert.match(error.message, /onHeader threw: boom/);
+        return true;
+      },
+    );
+  });
+});
