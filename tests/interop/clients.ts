@@ -15,12 +15,10 @@ import {
   createGrpcWebTransport as connectNodeGrpcWeb,
 } from "@connectrpc/connect-node";
 import { createClient } from "../../lib/protobuf/mod.ts";
-import { serviceDefinition } from "../../lib/protobuf/_service_definition.ts";
 import {
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
-  type MethodDefinition,
   RpcError,
   type Transport,
 } from "../../lib/rpc/mod.ts";
@@ -119,10 +117,7 @@ export function sluiceClient(
   close: () => Promise<void> = () => Promise.resolve(),
 ): InteropClient {
   const test = createClient(TestService, transport);
-  const definitions = {
-    TestService: serviceDefinition(TestService),
-    UnimplementedService: serviceDefinition(UnimplementedService),
-  };
+  const unimplemented = createClient(UnimplementedService, transport);
   const options = (o: CallOptions = {}) => ({
     headers: o.headers,
     timeoutMs: o.timeoutMs,
@@ -149,24 +144,21 @@ export function sluiceClient(
   });
   return {
     async unary(method, request, o = {}) {
-      const definition = definitions[o.service ?? "TestService"];
-      const m = definition.methods[method] as MethodDefinition<
-        unknown,
-        Message
-      >;
-      const call = transport.call(m, options(o));
+      const client = o.service === "UnimplementedService"
+        ? unimplemented
+        : test;
+      let headers: Headers | undefined;
+      let trailers: Headers | undefined;
       try {
-        const writer = call.requests.getWriter();
-        writer.write(request).catch(() => {});
-        writer.close().catch(() => {});
-        const reader = call.responses.getReader();
-        const first = await reader.read();
-        while (!(await reader.read()).done);
-        if (first.done) throw new Error("no response message");
+        const message = await (client as Loose)[method](request, {
+          ...options(o),
+          onHeader: (h: Headers) => headers = h,
+          onTrailer: (t: Headers) => trailers = t,
+        });
         return {
-          message: first.value,
-          headers: fromHeaders(await call.headers),
-          trailers: fromHeaders(await call.trailers),
+          message,
+          headers: fromHeaders(headers),
+          trailers: fromHeaders(trailers),
         };
       } catch (error) {
         throw sluiceFailure(error);
