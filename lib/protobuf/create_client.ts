@@ -59,7 +59,10 @@ export type ProtobufClient<S extends DescService> = {
  * `defineService` definition (then it is `createClient` of
  * `@sluice/streams/rpc`). Calls have the shapes of that `createClient`:
  * `await client.m(input)` for unary calls, `send`/`complete`/`receive` for
- * streams.
+ * streams; a unary call's response headers and trailers come to the call
+ * options `onHeader` and `onTrailer`. Methods declared
+ * `option idempotency_level = NO_SIDE_EFFECTS` are called with HTTP GET by a
+ * Connect transport with `useHttpGet: true`.
  *
  * @param service The service descriptor or definition.
  * @param transport The transport to call it over.

@@ -25,13 +25,26 @@ export interface CallOptions {
    *
    * @example Read a unary call's headers and trailers
    * ```ts ignore
-   * let headers: Headers | undefined;
-   * let trailers: Headers | undefined;
-   * const answer = await client.echo(message, {
-   *   onHeader: (h) => headers = h,
-   *   onTrailer: (t) => trailers = t,
+   * import {
+   *   createClient,
+   *   createConnectTransport,
+   *   defineService,
+   *   Int64Value,
+   * } from "@sluice/streams/rpc";
+   *
+   * const Counter = defineService("example.Counter", {
+   *   add: { kind: "unary", input: Int64Value, output: Int64Value },
    * });
-   * console.log(headers?.get("x-request-id"), trailers?.get("x-cost"));
+   * const client = createClient(Counter, createConnectTransport({
+   *   baseUrl: "http://127.0.0.1:9090",
+   * }));
+   * let requestId: string | null = null;
+   * let cost: string | null = null;
+   * const total = await client.add(5n, {
+   *   onHeader: (headers) => requestId = headers.get("x-request-id"),
+   *   onTrailer: (trailers) => cost = trailers.get("x-cost"),
+   * });
+   * console.log(total, requestId, cost);
    * ```
    */
   onHeader?(headers: Headers): void;
