@@ -28,7 +28,7 @@ import {
   Int64Value,
   RpcError,
 } from "../lib/rpc/mod.ts";
-import { serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import {
   type LookupRequest,
   LookupRequestSchema,
@@ -658,7 +658,7 @@ describe("Connect GET with connect-node", { timeout: T }, () => {
 });
 
 describe("Connect GET over node:http2 (serveHttp2)", { timeout: T }, () => {
-  it("serves GET through the universal handler", async () => {
+  it("serves GET through the universal handler, to curl and sluice", async () => {
     const seen: string[] = [];
     const universal = createUniversalHandler(implementService(LookupService, {
       get: (request, context) => {
@@ -690,6 +690,27 @@ describe("Connect GET over node:http2 (serveHttp2)", { timeout: T }, () => {
         httpMethod: "GET",
       });
       assert.deepEqual(seen, ["GET"]);
+      // sluice's client over its node:http2 client sends GET too.
+      const httpClient = createHttp2Client(server.url.origin);
+      try {
+        const client = createClient(
+          LookupService,
+          createConnectTransport({
+            baseUrl: server.url.origin,
+            httpClient,
+            useHttpGet: true,
+          }),
+        );
+        const got = await deadline(
+          client.get({ key: "k2" }),
+          10_000,
+          "GET over createHttp2Client",
+        );
+        assert.equal(got.httpMethod, "GET");
+        assert.deepEqual(seen, ["GET", "GET"]);
+      } finally {
+        await httpClient.close();
+      }
     } finally {
       await server.shutdown();
     }

@@ -111,7 +111,10 @@ export function createHttp2Client(
       "close",
       () => req.signal.removeEventListener("abort", onAbort),
     );
-    if (req.body instanceof Uint8Array) stream.end(req.body);
+    // A GET (Connect GET) has no body: node:http2 ends its stream at once.
+    if (req.method === "GET") {
+      if (!stream.writableEnded) stream.end();
+    } else if (req.body instanceof Uint8Array) stream.end(req.body);
     else {
       writeToNode(req.body, stream).then(
         () => stream.end(),
