@@ -364,15 +364,21 @@ describe("Connect GET: bad requests", { timeout: T }, () => {
     return { status: response.status, headers: response.headers, text, json };
   }
 
-  it("serves standard base64 with padding, and no connect=v1", async () => {
-    const bytes = proto({ key: "a" });
+  it("serves standard base64 with padding, escaped or not, and no connect=v1", async () => {
+    // A key whose encoding has + and / in standard base64.
+    const bytes = proto({ key: ">>>?>" }); // CgU+Pj4/Pg==
     const padded = btoa(String.fromCharCode(...bytes));
-    const r = await get(
-      GET_PATH,
-      `encoding=proto&base64=1&message=${encodeURIComponent(padded)}`,
-    );
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.get("content-type"), "application/proto");
+    assert.match(padded, /[+/]/);
+    assert.match(padded, /=$/);
+    for (const message of [padded, encodeURIComponent(padded)]) {
+      const r = await get(
+        GET_PATH,
+        `encoding=proto&base64=1&message=${message}`,
+      );
+      // The key is unknown: not_found proves the message was decoded.
+      assert.equal(r.status, 404, r.text);
+      assert.equal(r.json?.message, "Cannot get >>>?>");
+    }
   });
 
   it("serves percent-encoded binary without base64", async () => {

@@ -103,9 +103,12 @@ export function readGetMessage(
   let data: Uint8Array;
   if (base64 === "1") {
     try {
-      // Padding may come percent-encoded (%3D); other characters of either
-      // base64 alphabet need no escaping.
-      data = decodeBase64(raw.replace(/%3D/gi, "="));
+      // Either alphabet, padded or not, escaped or not (a `+` is kept: it
+      // is base64's, not a space).
+      const text = raw.includes("%")
+        ? new TextDecoder().decode(percentDecode(raw, paramMessage, false))
+        : raw;
+      data = decodeBase64(text);
     } catch (error) {
       throw new RpcError(
         Code.InvalidArgument,
@@ -131,8 +134,12 @@ function tooLarge(bytes: number, max: number): never {
 
 const HEX = /^[0-9A-Fa-f]{2}$/;
 
-/** Percent-decodes `raw` to bytes (`+` is a space, as in forms). */
-function percentDecode(raw: string, name: string): Uint8Array {
+/** Percent-decodes `raw` to bytes (`+` is a space, as in forms, or kept). */
+function percentDecode(
+  raw: string,
+  name: string,
+  plusIsSpace = true,
+): Uint8Array {
   const utf8 = new TextEncoder().encode(raw);
   const out = new Uint8Array(utf8.byteLength);
   let n = 0;
@@ -149,7 +156,7 @@ function percentDecode(raw: string, name: string): Uint8Array {
       out[n++] = parseInt(hex, 16);
       i += 2;
     } else {
-      out[n++] = byte === 0x2b ? 0x20 : byte;
+      out[n++] = byte === 0x2b && plusIsSpace ? 0x20 : byte;
     }
   }
   return out.subarray(0, n);
