@@ -11,6 +11,7 @@ import {
   Code,
   createClient,
   createConnectTransport,
+  createGrpcTransport,
   createGrpcWebTransport,
   createRpcHandler,
   createUniversalHandler,
@@ -19,7 +20,7 @@ import {
   Int64Value,
   type UniversalResponse,
 } from "../lib/rpc/mod.ts";
-import { serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import type { Server } from "../lib/runtime/serve.ts";
 import { deadline, startServer } from "./_helpers.ts";
 import { connectEchoService, GRPC_JS_OPTIONS, int64 } from "./_calc_peers.ts";
@@ -37,7 +38,11 @@ const EchoService = defineService("test.v1.EchoService", {
   count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
   scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+  late: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  lateEcho: { kind: "unary", input: Int64Value, output: Int64Value },
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const impl = implementService(EchoService, {
   echo: (v, context) => {
@@ -59,6 +64,19 @@ const impl = implementService(EchoService, {
   scan: async function* (values) {
     let total = 0n;
     for await (const v of values) yield total += v;
+  },
+  // Set after a wait on I/O, before the first message: before the fix the
+  // head had gone out a macrotask after the handler started, without them.
+  late: async function* (n, context) {
+    await sleep(50);
+    context.responseHeaders.set("x-handler", `late ${n}`);
+    context.responseHeaders.set("x-late-bin", "AQID");
+    yield n;
+  },
+  lateEcho: async (n, context) => {
+    await sleep(50);
+    context.responseHeaders.set("x-handler", `late echo ${n}`);
+    return n;
   },
 });
 
@@ -410,6 +428,81 @@ describe("response headers set by the handler reach the client", () => {
       assert.equal(await unary(4n), 4n);
     });
   }
+});
+
+describe("response headers set after the handler waited still go out", () => {
+  let h2: Awaited<ReturnType<typeof serveHttp2>>;
+  let h2Client: ReturnType<typeof createHttp2Client>;
+  let server: Server;
+  before(async () => {
+    h2 = await serveHttp2(createUniversalHandler(impl));
+    h2Client = createHttp2Client(h2.url);
+    server = await startServer(createRpcHandler(impl));
+  });
+  after(async () => {
+    await h2Client.close();
+    await h2.shutdown();
+    await server.shutdown();
+  });
+
+  const setups = [
+    {
+      name: "Connect (fetch)",
+      transport: () => createConnectTransport({ baseUrl: server.url }),
+    },
+    {
+      name: "gRPC-Web (fetch)",
+      transport: () => createGrpcWebTransport({ baseUrl: server.url }),
+    },
+    {
+      name: "gRPC (node:http2)",
+      transport: () =>
+        createGrpcTransport({
+          baseUrl: h2.url,
+          httpClient: h2Client,
+        }),
+    },
+  ];
+  for (const setup of setups) {
+    it(`${setup.name}: a server-streaming handler's headers set after 50 ms arrive`, async () => {
+      const client = createClient(EchoService, setup.transport());
+      const call = client.late(7n);
+      assert.deepEqual(await deadline(Array.fromAsync(call.responses), T), [
+        7n,
+      ]);
+      const headers = await call.headers;
+      assert.equal(headers.get("x-handler"), "late 7");
+      assert.equal(headers.get("x-late-bin"), "AQID");
+    });
+  }
+
+  it("native gRPC, grpc-js client: a unary handler's headers set after 50 ms arrive", async () => {
+    const client = new grpc.Client(
+      `127.0.0.1:${h2.port}`,
+      grpc.credentials.createInsecure(),
+      GRPC_JS_OPTIONS,
+    );
+    try {
+      const headers = await deadline(
+        new Promise<grpc.Metadata>((resolve, reject) => {
+          const call = client.makeUnaryRequest(
+            "/test.v1.EchoService/lateEcho",
+            (v: bigint) => Buffer.from(Int64Value.proto.encode(v)),
+            (b: Buffer) => Int64Value.proto.decode(new Uint8Array(b)),
+            8n,
+            (error) => {
+              if (error) reject(error);
+            },
+          );
+          call.on("metadata", resolve);
+        }),
+        T,
+      );
+      assert.deepEqual(headers.get("x-handler"), ["late echo 8"]);
+    } finally {
+      client.close();
+    }
+  });
 });
 
 describe("unary and server-streaming requests are complete bodies", () => {

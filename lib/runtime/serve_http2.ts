@@ -457,7 +457,13 @@ async function handleStream(
     ...headersToNode(response.headers),
   };
   if (response.body === undefined) {
-    // Trailers-Only (gRPC) or a body-less reply.
+    // Trailers-Only (gRPC) or a body-less reply. A deadline-exceeded one
+    // waits for the client's own reset first, as trailers do below.
+    if (
+      response.headers.get("grpc-status") === "4" &&
+      await closesWithin(stream)
+    ) return;
+    if (isGone(stream)) return;
     ended = true;
     stream.respond(head, { endStream: true });
     return;

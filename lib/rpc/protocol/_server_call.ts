@@ -4,9 +4,8 @@
 // end with the protocol's end-of-stream frame (gRPC-Web, Connect
 // streaming), the status for HTTP trailers (gRPC), or the one response
 // message, returned whole (Connect unary). The response head waits until
-// the first response message is ready, the call has ended, or the handler
-// has run up to its first wait, so headers the handler sets before any of
-// these are sent.
+// the first response message is ready or the call has ended, so headers the
+// handler sets before either are sent, however long it waits first.
 
 import { Code } from "../code.ts";
 import {
@@ -128,7 +127,8 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         data,
         Code.InvalidArgument,
       ))
-    : requestBody.pipeThrough(
+    : decodeRequests(
+      requestBody,
       new MessageDecoderStream({
         codec: inputCodec,
         typeName: method.input.typeName,
@@ -136,7 +136,8 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         compression: init.requestCompression,
         errorCode: Code.InvalidArgument,
       }),
-      { signal: readSignal },
+      readSignal,
+      abort,
     );
 
   const head = deferred<void>();
@@ -158,14 +159,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
 
   let outputs: Promise<ReadableStream<unknown> | Fused>;
   try {
-    // The head goes out with the first message, at the end, or once the
-    // handler has run up to its first wait on I/O (a macrotask after it was
-    // called): headers set before any of these are sent, and a client that
-    // goes away while the handler waits still sees a response it can
-    // cancel.
-    outputs = invoke(entry, inputs, context, () => {
-      setTimeout(() => head.resolve(), 0);
-    });
+    outputs = invoke(entry, inputs, context);
   } catch (error) {
     outputs = Promise.reject(error);
   }
@@ -426,34 +420,85 @@ async function single<T>(inputs: ReadableStream<T>, kind: string): Promise<T> {
   }
 }
 
+/**
+ * Pipes the request body through the decoder, one chunk read ahead: a read
+ * stays pending while the decoder holds the chunk before it (the handler
+ * has not read it yet), so that a client that goes away is noticed even
+ * by a handler that waits without reading — a fetch server may say so only
+ * as a failed read while the response head waits for the handler. A body
+ * that fails to read ends the call (`Canceled`); a message that does not
+ * decode, or requests the handler cancels, reach the handler as before.
+ */
+function decodeRequests(
+  body: ReadableStream<Uint8Array>,
+  decoder: MessageDecoderStream<unknown>,
+  signal: AbortSignal,
+  abort: AbortController,
+): ReadableStream<unknown> {
+  const reader = body.getReader();
+  const writer = decoder.writable.getWriter();
+  let stopped = false;
+  const stop = (reason: unknown) => {
+    if (stopped) return;
+    stopped = true;
+    signal.removeEventListener("abort", onAbort);
+    reader.cancel(reason).catch(() => {});
+    writer.abort(reason).catch(() => {});
+  };
+  const onAbort = () => stop(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  (async () => {
+    let written: Promise<void> = Promise.resolve();
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (reason) {
+        if (stopped || signal.aborted) return;
+        stop(reason);
+        abort.abort(
+          new RpcError(
+            Code.Canceled,
+            "Cannot finish call: the request body failed (the client went away)",
+            { cause: reason },
+          ),
+        );
+        return;
+      }
+      await written;
+      if (result.done || stopped) break;
+      written = writer.write(result.value);
+      // Observed by the next turn's await: a chunk the decoder refused
+      // (a bad message, or requests the handler cancelled) stops reading.
+      written.catch(() => {});
+    }
+    if (!stopped) {
+      signal.removeEventListener("abort", onAbort);
+      await writer.close();
+    }
+  })().catch((reason) => stop(reason));
+  return decoder.readable;
+}
+
 async function invoke(
   entry: Entry,
   inputs: ReadableStream<unknown>,
   context: HandlerContext,
-  called: () => void,
 ): Promise<ReadableStream<unknown> | Fused> {
   const { method } = entry;
-  // Calls the handler and tells `called` that its synchronous part ran.
-  const handler = (input: unknown, context: HandlerContext) => {
-    try {
-      return entry.handler(input, context);
-    } finally {
-      called();
-    }
-  };
   switch (method.kind) {
     case "unary": {
       const input = await single(inputs, "unary");
-      return ReadableStream.from([await handler(input, context)]);
+      return ReadableStream.from([await entry.handler(input, context)]);
     }
     case "client-streaming":
-      return ReadableStream.from([await handler(inputs, context)]);
+      return ReadableStream.from([await entry.handler(inputs, context)]);
     case "server-streaming": {
       const input = await single(inputs, "server-streaming");
-      return toStream(await handler(input, context));
+      return toStream(await entry.handler(input, context));
     }
     case "bidi": {
-      const result = await handler(inputs, context);
+      const result = await entry.handler(inputs, context);
       const step = takeFusedStep(result);
       if (step) return new Fused(step);
       if (isPair(result)) {

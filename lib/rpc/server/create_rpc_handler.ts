@@ -27,8 +27,10 @@ export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
  * `app.all("/rpc/*", (c) => handler(c.req.raw))`. A router that rewrites
  * the path by re-creating the request (Hono's `app.mount`) reads
  * `request.signal` while copying it, which under Deno logs
- * `Deno.serve: request.signal aborts on successful responses` on every
- * call; this handler itself never reads `request.signal`.
+ * `Deno.serve: request.signal aborts on successful responses` (once per
+ * process). This handler itself reads `request.signal` only for a call
+ * whose handler waits before its first response message, to notice a
+ * client that leaves meanwhile.
  *
  * @param services The service implementations to serve.
  * @param options Limits and compression.
@@ -78,16 +80,35 @@ export function createRpcHandler(
         { status: 415, headers: { "content-type": "text/plain" } },
       );
     }
-    const response = await universal({
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      body: request.body,
-      // Not request.signal: reading it at all makes Deno.serve warn that it
-      // "aborts on successful responses (legacy behavior)", once per
-      // request. A client that goes away cancels the response body, which
-      // cancels the call.
-    });
+    // The response head waits for the handler's first message or its end.
+    // A client that leaves once the head is out cancels the response body,
+    // which cancels the call; one that leaves before has only
+    // request.signal to say so. Reading that signal makes Deno.serve print
+    // once per process that it "aborts on successful responses (legacy
+    // behavior)", so it is read only for a call still without a head one
+    // macrotask after it started (a handler that waits before it answers).
+    const gone = new AbortController();
+    let unlink = () => {};
+    const timer = setTimeout(() => {
+      const signal = request.signal;
+      const onAbort = () => gone.abort(signal.reason);
+      if (signal.aborted) onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      unlink = () => signal.removeEventListener("abort", onAbort);
+    }, 0);
+    let response;
+    try {
+      response = await universal({
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+        signal: gone.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+      unlink();
+    }
     return new Response(response.body ?? null, {
       status: response.status,
       headers: response.headers,

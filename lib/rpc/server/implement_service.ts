@@ -31,9 +31,8 @@ export interface HandlerContext {
   readonly requestHeaders: Headers;
   /**
    * Headers to send with the response, on every protocol. They go out with
-   * the first response message, when the call ends, or once the handler
-   * waits on I/O (a macrotask after it was called), whichever comes first:
-   * set them before any of these.
+   * the first response message or when the call ends, whichever comes
+   * first: set them before either, however long the handler waits first.
    */
   readonly responseHeaders: Headers;
   /** Trailers to send when the call ends. */
