@@ -43,7 +43,6 @@ source scripts/_find_bun.sh
 # shellcheck source=scripts/_find_chromium.sh
 source scripts/_find_chromium.sh
 
-entry_points=(mod.ts lib/streams/mod.ts lib/http/mod.ts lib/runtime/fs.ts lib/runtime/serve.ts lib/rpc/mod.ts lib/runtime/grpc_node.ts lib/runtime/websocket.ts lib/runtime/workers.ts)
 
 mkdir -p .tmp
 step fmt deno fmt --check
@@ -60,7 +59,7 @@ NO_COLOR=1 deno task test:doc 2>&1 | tee "$logs/doc.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("doc examples")
 timed "doc examples" "$start"
 
-step doc deno doc --lint "${entry_points[@]}"
+step doc deno run --allow-read --allow-run --allow-env scripts/doc_lint.ts
 
 start=$SECONDS
 printf '\n==> deno test\n'
