@@ -263,6 +263,25 @@ describe("resumableUpload", () => {
     }
   });
 
+  it("uploads a Blob, streamed and not", async () => {
+    for (const streamRequests of [true, false]) {
+      const data = randomBytes(2 * MiB + 3);
+      const result = await resumableUpload(
+        new URL("/uploads", server.url),
+        new Blob([data]),
+        { streamRequests, chunkBytes: MiB },
+      );
+      const stored = new Uint8Array(
+        await readFile(store.path(idOf(result.uploadUrl))),
+      );
+      assert.equal(
+        sha256(stored),
+        sha256(data),
+        `streamRequests ${streamRequests}`,
+      );
+    }
+  });
+
   it("does not retry a refusal (413)", async () => {
     let requests = 0;
     const counting: typeof fetch = (input, init) => {
