@@ -1049,7 +1049,7 @@ if (wanted("resumable")) {
       "-A",
       `${ROOT}bench/resumable_bench.ts`,
       "--json",
-      ...(SMOKE ? ["--smoke"] : ["--size", "256", "--reps", "3"]),
+      ...(SMOKE ? ["--smoke"] : ["--size", "128", "--reps", "3"]),
       "--tmp",
       `${TMP}/resumable`,
     ],
