@@ -1033,6 +1033,34 @@ if (wanted("idle")) {
   }
 }
 
+// ---------- resumable uploads ----------
+
+// bench/resumable_bench.ts runs its servers (sluice's, @tus/server) and
+// clients (resumableUpload, tus-js-client) in processes of its own and
+// returns its table and targets as JSON.
+let resumable:
+  | { title: string; table: string; targets: Target[] }
+  | undefined;
+if (wanted("resumable")) {
+  phase("resumable uploads vs @tus/server (resumable_bench.ts)");
+  const run = await new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}bench/resumable_bench.ts`,
+      "--json",
+      ...(SMOKE ? ["--smoke"] : ["--size", "128", "--reps", "3"]),
+      "--tmp",
+      `${TMP}/resumable`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (run.success) {
+    resumable = JSON.parse(new TextDecoder().decode(run.stdout));
+  } else failures.push("resumable uploads (resumable_bench.ts)");
+}
+
 const elapsedS = (performance.now() - started) / 1000;
 
 // ---------- targets ----------
@@ -1305,6 +1333,8 @@ function LOCKSTEP_CAUSE(key: string): string {
     ? "every round trip crosses the runtime's fetch client and its HTTP/1.1 server (Deno.serve / Bun.serve) in both directions, each with its own stream machinery; grpc-js keeps one node:http2 session."
     : "the same node:http2 session as grpc-js, plus the library's web streams around it (request encoder, response decoder) on each side.";
 }
+
+targets.push(...(resumable?.targets ?? []));
 
 // ---------- report ----------
 
@@ -1731,6 +1761,7 @@ const sections = {
     } messages in all, on one h2c session.\n\n${loadTable}\n\n### Server memory per open idle stream (VmRSS after opening each step; "bare": the runtime's own handler, no library)\n\nEvery stream made one round trip and stays open; ${
       fmt(CONFIG.idleCounts[CONFIG.idleCounts.length - 1])
     } streams fit the fd limit here (20,000 per process).\n\n${idleTable}`,
+  resumable: resumable ? `### ${resumable.title}\n\n${resumable.table}` : "",
   inprocess:
     `### In process (\`Deno.bench\`, Deno ${env.deno})\n\n${inProcessTable}`,
 };
@@ -1761,6 +1792,8 @@ const performanceBlock = [
   sections.rpc,
   "",
   sections.load,
+  "",
+  sections.resumable,
 ].join("\n");
 
 const results = [
@@ -1783,6 +1816,8 @@ const results = [
   sections.rpc.replace(/^###/gm, "##"),
   "",
   sections.load.replace(/^###/gm, "##"),
+  "",
+  sections.resumable.replace(/^###/, "##"),
   "",
   sections.inprocess.replace(/^###/, "##"),
   "",

@@ -203,6 +203,85 @@ describe("resumableUpload", () => {
     }
   });
 
+  it("retries at once after a cut connection, then backs off", async () => {
+    const events: Array<{ method: string; at: number; failed?: boolean }> = [];
+    let cutsLeft = 2;
+    const flaky: typeof fetch = (input, init) => {
+      const method = init?.method ?? "GET";
+      if (method === "PATCH" && cutsLeft > 0) {
+        cutsLeft--;
+        events.push({ method, at: performance.now(), failed: true });
+        return Promise.reject(new TypeError("connection reset"));
+      }
+      events.push({ method, at: performance.now() });
+      return fetch(input, init);
+    };
+    await resumableUpload(new URL("/uploads", server.url), randomBytes(1000), {
+      fetch: flaky,
+      retryDelayMs: 2_000,
+    });
+    const [first, second] = events
+      .map((event, i) => ({ event, next: events[i + 1] }))
+      .filter(({ event }) => event.failed);
+    assert.equal(first.next.method, "HEAD");
+    // No progress between the two cuts: the second waits retryDelayMs with
+    // jitter (1-2 s); the first goes at once.
+    assert.ok(first.next.at - first.event.at < 900, "first retry at once");
+    assert.ok(second.next.at - second.event.at >= 990, "second backs off");
+  });
+
+  it("sends each request's bytes as a stream unless streamRequests is false", async () => {
+    for (const streamRequests of [undefined, false]) {
+      const bodies: string[] = [];
+      const spying: typeof fetch = (input, init) => {
+        if (init?.method === "PATCH") {
+          const duplex = (init as { duplex?: string }).duplex;
+          bodies.push(
+            init.body instanceof ReadableStream
+              ? `stream ${duplex}`
+              : init.body instanceof Uint8Array
+              ? "bytes"
+              : typeof init.body,
+          );
+        }
+        return fetch(input, init);
+      };
+      const data = randomBytes(3000);
+      const result = await resumableUpload(
+        new URL("/uploads", server.url),
+        data,
+        { fetch: spying, streamRequests, chunkBytes: 1000 },
+      );
+      assert.deepEqual(
+        bodies,
+        new Array(3).fill(streamRequests === false ? "bytes" : "stream half"),
+      );
+      const stored = new Uint8Array(
+        await readFile(store.path(idOf(result.uploadUrl))),
+      );
+      assert.equal(sha256(stored), sha256(data));
+    }
+  });
+
+  it("uploads a Blob, streamed and not", async () => {
+    for (const streamRequests of [true, false]) {
+      const data = randomBytes(2 * MiB + 3);
+      const result = await resumableUpload(
+        new URL("/uploads", server.url),
+        new Blob([data]),
+        { streamRequests, chunkBytes: MiB },
+      );
+      const stored = new Uint8Array(
+        await readFile(store.path(idOf(result.uploadUrl))),
+      );
+      assert.equal(
+        sha256(stored),
+        sha256(data),
+        `streamRequests ${streamRequests}`,
+      );
+    }
+  });
+
   it("does not retry a refusal (413)", async () => {
     let requests = 0;
     const counting: typeof fetch = (input, init) => {

@@ -484,7 +484,10 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     assert.equal(response.headers.get("tus-max-size"), "1048576");
     assert.match(response.headers.get("tus-extension")!, /creation/);
     assert.match(response.headers.get("tus-extension")!, /termination/);
-    assert.match(response.headers.get("tus-checksum-algorithm")!, /sha256/);
+    assert.equal(
+      response.headers.get("tus-checksum-algorithm"),
+      "sha1,sha256,sha512",
+    );
     assert.equal(
       response.headers.get("accept-patch"),
       "application/partial-upload",
@@ -626,6 +629,149 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
       })).status,
       400,
     );
+  });
+
+  /** SHA-1 by Web Crypto, the oracle for the handler's own SHA-1. */
+  async function sha1(data: Uint8Array<ArrayBuffer>): Promise<string> {
+    return b64(new Uint8Array(await crypto.subtle.digest("SHA-1", data)));
+  }
+
+  it("checks Upload-Checksum sha1: 204 on a match, 460 on a mismatch with nothing kept", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "200000" }),
+    );
+    const location = response.headers.get("location")!;
+    const data = bytes(200_000, 40);
+    const first = data.slice(0, 100_001);
+    const bad = await tusPatch(location, 0, first, {
+      "upload-checksum": `sha1 ${await sha1(bytes(100_001, 41))}`,
+    });
+    assert.equal(bad.status, 460);
+    assert.match(await bad.text(), /Upload-Checksum does not match/);
+    let head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "0");
+    const good = await tusPatch(location, 0, first, {
+      "upload-checksum": `sha1 ${await sha1(first)}`,
+    });
+    assert.equal(good.status, 204);
+    head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "100001");
+    const rest = data.slice(100_001);
+    const last = await tusPatch(location, 100_001, rest, {
+      "upload-checksum": `sha1 ${await sha1(rest)}`,
+    });
+    assert.equal(last.status, 204);
+    assert.deepEqual(
+      new Uint8Array(await readFile(store.path(location.split("/").pop()!))),
+      data,
+    );
+  });
+
+  it("checks sha1 as a stream of odd-sized chunks, across SHA-1 blocks", async () => {
+    const data = bytes(70_000, 42);
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "70000" }),
+    );
+    const location = response.headers.get("location")!;
+    const sizes = [1, 63, 64, 65, 127, 4096, 9];
+    let at = 0;
+    let i = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= data.byteLength) return controller.close();
+        const next = Math.min(data.byteLength, at + sizes[i++ % sizes.length]);
+        controller.enqueue(data.slice(at, next));
+        at = next;
+      },
+    });
+    const done = await handler(
+      new Request(new URL(location, BASE), {
+        method: "PATCH",
+        headers: {
+          ...TUS,
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": "0",
+          "upload-checksum": `sha1 ${await sha1(data)}`,
+        },
+        body,
+        duplex: "half",
+      } as RequestInit),
+    );
+    assert.equal(done.status, 204);
+    assert.equal(done.headers.get("upload-offset"), "70000");
+  });
+
+  it("refuses an unknown checksum algorithm and a malformed sha1 digest with 400", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "3" }),
+    );
+    const location = response.headers.get("location")!;
+    for (
+      const checksum of [
+        "md5 AAAA",
+        "crc32 AAAAAA==",
+        "sha1 AAAA", // 3 bytes, not 20
+        "sha1 !!notbase64!!",
+        "sha1",
+      ]
+    ) {
+      const refused = await tusPatch(location, 0, "abc", {
+        "upload-checksum": checksum,
+      });
+      assert.equal(refused.status, 400, checksum);
+      assert.match(await refused.text(), /Upload-Checksum/, checksum);
+    }
+    const head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "0");
+  });
+
+  it("checks sha1 without a hasher, and lists only it then", async () => {
+    const plain = createResumableUploadHandler({ store });
+    const options = await plain(req("OPTIONS", "/uploads"));
+    assert.equal(options.headers.get("tus-checksum-algorithm"), "sha1");
+    const response = await plain(
+      req("POST", "/uploads", { ...TUS, "upload-length": "5" }),
+    );
+    const location = response.headers.get("location")!;
+    const send = (checksum: string) =>
+      plain(
+        req("PATCH", location, {
+          ...TUS,
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": "0",
+          "upload-checksum": checksum,
+        }, "hello"),
+      );
+    const sha256Refused = await send(
+      `sha256 ${b64(sha256(new TextEncoder().encode("hello")))}`,
+    );
+    assert.equal(sha256Refused.status, 400);
+    const ok = await send(
+      `sha1 ${await sha1(new TextEncoder().encode("hello"))}`,
+    );
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers.get("upload-offset"), "5");
+  });
+
+  it("drops the bytes of a cut chunk that carried a checksum", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "4000" }),
+    );
+    const location = response.headers.get("location")!;
+    const data = bytes(4000, 43);
+    let pulls = 0;
+    const broken = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulls++ === 0) controller.enqueue(data.slice(0, 1500));
+        else controller.error(new Error("connection reset"));
+      },
+    });
+    const cut = await tusPatch(location, 0, broken, {
+      "upload-checksum": `sha1 ${await sha1(data)}`,
+    });
+    assert.equal(cut.status, 400);
+    const head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "0");
   });
 
   it("terminates an upload with DELETE (404 afterwards)", async () => {

@@ -41,6 +41,18 @@ export interface ResumableUploadOptions {
    */
   chunkBytes?: number;
   /**
+   * Sends each request's bytes as a `ReadableStream` (`duplex: "half"`)
+   * rather than as a `Blob` or bytes. A fetch that is given bytes it can
+   * re-read may send a cut request again on a new connection by itself
+   * (Deno's does): the server then refuses the copy with 409, after part of
+   * it was sent for nothing, and only then does the client ask for the
+   * offset. A streamed request fails at the cut instead. Browsers stream
+   * request bodies only over HTTP/2 and later, so there it is off.
+   *
+   * @default {true} outside browsers, `false` in them
+   */
+  streamRequests?: boolean;
+  /**
    * Attempts after a failure (a cut connection, a 5xx, a 409 or 423) that
    * made no progress, before giving up; any progress resets the count.
    *
@@ -50,7 +62,9 @@ export interface ResumableUploadOptions {
   /**
    * The first wait before a retry, in milliseconds; it doubles on each
    * consecutive failure (with up to 50 % random jitter), up to
-   * `maxRetryDelayMs`.
+   * `maxRetryDelayMs`. The first retry after a cut connection goes at once
+   * (a dropped link is usually back, and the server kept the bytes that
+   * reached it); an answer such as 503 is waited for from the first retry.
    *
    * @default {500}
    */
@@ -89,8 +103,8 @@ export interface ResumableUploadResult {
  * Uploads a Blob or bytes so that an interruption costs little: the client
  * creates an upload, sends the body in requests of up to `chunkBytes`, and
  * when a request is cut off or answered with 5xx (or 409/423), asks the
- * server for the upload's offset (`HEAD`) and continues from there, waiting
- * with bounded exponential back-off between attempts. Speaks the IETF draft
+ * server for the upload's offset (`HEAD`) and continues from there: at once
+ * after the first cut, then with bounded exponential back-off. Speaks the IETF draft
  * "Resumable Uploads for HTTP" by default and tus 1.0 with
  * `protocol: "tus"`. Progress counts bytes the server acknowledged, not
  * bytes handed to fetch. Works in Deno, Bun, Node and browsers.
@@ -134,6 +148,7 @@ export async function resumableUpload(
     signal,
     onProgress,
     onUploadUrl,
+    streamRequests = !isBrowser(),
   } = options;
   const doFetch = options.fetch ?? globalThis.fetch;
   checkMax("upload", "chunkBytes", chunkBytes);
@@ -160,12 +175,15 @@ export async function resumableUpload(
     payload?: BodyInit,
   ): Promise<Response> {
     signal?.throwIfAborted();
-    return await doFetch(target, {
+    const init: RequestInit & { duplex?: "half" } = {
       method,
       headers: headers(extra),
       body: payload,
       signal,
-    });
+    };
+    // Required by fetch for a stream body.
+    if (payload instanceof ReadableStream) init.duplex = "half";
+    return await doFetch(target, init);
   }
 
   function refuse(response: Response, what: string): HttpError {
@@ -176,8 +194,11 @@ export async function resumableUpload(
   }
 
   let failures = 0;
-  /** Waits before a retry, or throws when retries ran out. */
-  async function backOff(cause: unknown): Promise<void> {
+  /**
+   * Waits before a retry, or throws when retries ran out. A cut connection
+   * (`cut`) after progress is retried at once.
+   */
+  async function backOff(cause: unknown, cut = false): Promise<void> {
     if (signal?.aborted) throw signal.reason;
     if (failures >= maxRetries) {
       if (cause instanceof HttpError) throw cause;
@@ -187,9 +208,12 @@ export async function resumableUpload(
         { cause },
       );
     }
-    const delay = Math.min(maxRetryDelayMs, retryDelayMs * 2 ** failures) *
-      (0.5 + Math.random() / 2);
+    const delay = cut && failures === 0
+      ? 0
+      : Math.min(maxRetryDelayMs, retryDelayMs * 2 ** (failures - +cut)) *
+        (0.5 + Math.random() / 2);
     failures++;
+    if (delay === 0) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         signal?.removeEventListener("abort", onAbort);
@@ -243,7 +267,7 @@ export async function resumableUpload(
       else await response.body?.cancel();
     } catch (error) {
       if (error instanceof HttpError || signal?.aborted) throw error;
-      await backOff(error);
+      await backOff(error, true);
     }
   }
   let needOffset = options.uploadUrl !== undefined;
@@ -299,7 +323,9 @@ export async function resumableUpload(
         uploadUrl,
         "PATCH",
         extra,
-        body.slice(offset, end) as BodyInit,
+        streamRequests && end > offset
+          ? sliceStream(body, offset, end)
+          : body.slice(offset, end) as BodyInit,
       );
       if (!response.ok) {
         await response.body?.cancel();
@@ -320,7 +346,7 @@ export async function resumableUpload(
       if (error instanceof HttpError || signal?.aborted) throw error;
       // A cut connection: ask the server what it kept.
       needOffset = true;
-      await backOff(error);
+      await backOff(error, true);
     }
   }
   return { uploadUrl, bytes: total, response: finalResponse };
@@ -337,4 +363,33 @@ function encodeMetadata(metadata: Record<string, string>): string {
     }
     return `${key} ${encodeBase64(new TextEncoder().encode(value))}`;
   }).join(",");
+}
+
+/** Whether this runs in a browser (which streams request bodies only over h2+). */
+function isBrowser(): boolean {
+  const agent = (globalThis as { navigator?: { userAgent?: string } })
+    .navigator?.userAgent;
+  return typeof agent === "string" && agent.startsWith("Mozilla/");
+}
+
+/** Bytes `[start, end)` of the body as a stream of copies of up to 1 MiB. */
+function sliceStream(
+  body: ResumableUploadBody,
+  start: number,
+  end: number,
+): ReadableStream<Uint8Array> {
+  if (body instanceof Blob) return body.slice(start, end).stream();
+  let at = start;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= end) {
+        controller.close();
+        return;
+      }
+      const next = Math.min(end, at + 1024 * 1024);
+      // A copy: a fetch may take over (detach) the buffers it is given.
+      controller.enqueue(body.slice(at, next));
+      at = next;
+    },
+  });
 }

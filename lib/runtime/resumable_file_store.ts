@@ -250,8 +250,14 @@ export function createResumableFileStore(
       let position = offset;
       let synced = offset;
       let closed = false;
+      /** The checkpoint running while the request's bytes keep coming. */
+      let running: Promise<void> | undefined;
+      let failure: { error: unknown } | undefined;
       // Asynchronous, so that a checkpoint (an fsync of up to
-      // syncIntervalBytes) does not block the server's other requests.
+      // syncIntervalBytes) blocks neither the server's other requests nor
+      // this one: the bytes after it are written while it runs. fdatasync
+      // covers every byte written before it was called, so the offset it
+      // records is durable.
       const checkpoint = async () => {
         if (position === synced) return;
         const at = position;
@@ -266,6 +272,9 @@ export function createResumableFileStore(
         if (closed) return;
         closed = true;
         try {
+          // One record write at a time: wait for the one under way.
+          await running;
+          if (failure) throw failure.error;
           await checkpoint();
         } finally {
           closeSync(fd);
@@ -274,6 +283,7 @@ export function createResumableFileStore(
       };
       return new WritableStream<Uint8Array>({
         write(chunk) {
+          if (failure) throw failure.error;
           // Synchronous writes, as createFileSink does: an asynchronous file
           // operation between two reads of a request body slows Deno.serve
           // down to a few MB/s.
@@ -288,7 +298,13 @@ export function createResumableFileStore(
             );
           }
           position += chunk.byteLength;
-          if (position - synced >= syncIntervalBytes) return checkpoint();
+          if (!running && position - synced >= syncIntervalBytes) {
+            running = checkpoint().catch((error) => {
+              failure = { error };
+            }).finally(() => {
+              running = undefined;
+            });
+          }
         },
         close: finish,
         abort: finish,

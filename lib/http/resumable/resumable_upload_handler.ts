@@ -10,6 +10,7 @@ import {
 import { contentDigests } from "../_body_headers.ts";
 import { MAX_BODY_BYTES } from "../_defaults.ts";
 import type { ResumableStore, ResumableUpload } from "./resumable_store.ts";
+import { createSha1 } from "./_sha1.ts";
 import {
   isUploadId,
   newUploadId,
@@ -89,7 +90,9 @@ export interface ResumableUploadHandlerOptions extends
    * with SHA-256 and checked against the `Repr-Digest` given at creation;
    * a request's `Content-Digest` and tus `Upload-Checksum` (`sha256`,
    * `sha512`) are checked. Without one, digests cannot be checked and are
-   * refused with 500 (`Content-Digest`) or 400 (`Upload-Checksum`).
+   * refused with 500 (`Content-Digest`) or 400 (`Upload-Checksum`). tus
+   * `Upload-Checksum: sha1`, which tus requires every server to support, is
+   * checked with or without one (an incremental SHA-1 in JavaScript).
    *
    * @default {undefined}
    */
@@ -105,6 +108,11 @@ const EXPIRES_IN_MS = 86_400_000;
 /** Running hashes kept at most (one per upload in progress). */
 const MAX_RUNNING = 1024;
 const MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024;
+/**
+ * A tus `Upload-Checksum`: SHA-256 and SHA-512 as a `Content-Digest` for
+ * receiveBody (with the configured hasher), SHA-1 checked here.
+ */
+type TusChecksum = { contentDigest: string } | { sha1: Uint8Array };
 const TUS_EXTENSIONS =
   "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
 
@@ -126,7 +134,8 @@ const TUS_EXTENSIONS =
  *
  * tus 1.0: core, creation (with `Upload-Defer-Length` and
  * `Upload-Metadata`), creation-with-upload, termination, checksum
- * (`sha256`, `sha512`; 460 on mismatch) and expiration.
+ * (`sha1`, and `sha256`, `sha512` with a hasher; 460 on mismatch) and
+ * expiration.
  *
  * Bytes of an interrupted request are kept (the store makes them durable)
  * and the client resumes from the offset `HEAD` reports. One request at a
@@ -174,6 +183,9 @@ export function createResumableUploadHandler(
   );
   checkMs("create resumable upload handler", "expiresInMs", expiresInMs);
   const prefix = requestPathPrefix.replace(/\/+$/, "");
+  const checksumAlgorithms = ["sha1", "sha256", "sha512"].filter((name) =>
+    name === "sha1" || hasher?.(name === "sha256" ? "sha-256" : "sha-512")
+  ).join(",");
 
   /** The request appending to each upload, to cancel it on DELETE. */
   const locks = new Map<
@@ -327,7 +339,7 @@ export function createResumableUploadHandler(
     upload: ResumableUpload,
     request: Request,
     signal: AbortSignal,
-    checksum?: string,
+    checksum?: TusChecksum,
   ): Promise<number> {
     const { id, offset } = upload;
     const room = (upload.length ?? maxBytes) - offset;
@@ -346,9 +358,14 @@ export function createResumableUploadHandler(
       running.delete(id);
       run = undefined;
     }
+    const sha1 = checksum && "sha1" in checksum ? createSha1() : undefined;
+    const digest = checksum && "contentDigest" in checksum
+      ? checksum.contentDigest
+      : undefined;
     const sink = (await store.append(id, offset)).getWriter();
     const counted = new WritableStream<Uint8Array>({
       async write(chunk) {
+        sha1?.update(chunk);
         await sink.write(chunk);
         if (run) {
           run.hasher.update(chunk);
@@ -358,7 +375,7 @@ export function createResumableUploadHandler(
       close: () => sink.close(),
       abort: (reason) => sink.abort(reason),
     }, new CountQueuingStrategy({ highWaterMark: 1 }));
-    const needsHasher = checksum !== undefined ||
+    const needsHasher = digest !== undefined ||
       request.headers.has("content-digest");
     const receive: ReceiveBodyOptions = {
       ...limits,
@@ -367,30 +384,48 @@ export function createResumableUploadHandler(
       hasher: needsHasher ? hasher : undefined,
     };
     try {
-      if (checksum === undefined) {
+      if (digest === undefined) {
         await receiveBody(request, counted, receive);
       } else {
         const declared = request.headers.get("content-length");
         await receiveBody(request.body ?? emptyStream(), counted, {
           ...receive,
           headers: declared === null
-            ? { "content-digest": checksum }
-            : { "content-digest": checksum, "content-length": declared },
+            ? { "content-digest": digest }
+            : { "content-digest": digest, "content-length": declared },
         });
       }
+      if (
+        sha1 && checksum && "sha1" in checksum &&
+        !sameBytes(sha1.digest(), checksum.sha1)
+      ) {
+        throw new HttpError(
+          400,
+          "Cannot receive body: its SHA-1 does not match Upload-Checksum",
+        );
+      }
     } catch (error) {
+      if (checksum !== undefined) {
+        // A chunk with a checksum is kept whole and verified, or not at
+        // all: the bytes of a cut or refused one cannot be trusted.
+        running.delete(id);
+        await store.truncate(id, offset);
+        if (
+          error instanceof HttpError && error.status === 400 &&
+          /does not match (Content-Digest|Upload-Checksum)/.test(error.message)
+        ) {
+          throw new HttpError(
+            460,
+            "Cannot append to upload: Upload-Checksum does not match",
+          );
+        }
+      }
       if (
         error instanceof HttpError && error.status === 400 &&
         /does not match Content-Digest/.test(error.message)
       ) {
         running.delete(id);
         await store.truncate(id, offset);
-        if (checksum !== undefined) {
-          throw new HttpError(
-            460,
-            "Cannot append to upload: Upload-Checksum does not match",
-          );
-        }
       }
       if (
         error instanceof HttpError && error.status === 413 &&
@@ -692,7 +727,7 @@ export function createResumableUploadHandler(
           "tus-version": TUS_VERSION,
           "tus-max-size": String(maxBytes),
           "tus-extension": TUS_EXTENSIONS,
-          "tus-checksum-algorithm": "sha256,sha512",
+          "tus-checksum-algorithm": checksumAlgorithms,
           "accept-patch": PARTIAL_UPLOAD,
           "upload-limit": limitHeader(),
         },
@@ -878,34 +913,43 @@ export function createResumableUploadHandler(
     }
   }
 
-  /** tus `Upload-Checksum` as a Content-Digest for receiveBody. */
-  function tusChecksum(request: Request): string | undefined {
+  /**
+   * tus `Upload-Checksum`: SHA-1 to check here, SHA-256 and SHA-512 as a
+   * Content-Digest for receiveBody.
+   */
+  function tusChecksum(request: Request): TusChecksum | undefined {
     const value = request.headers.get("upload-checksum");
     if (value === null) return undefined;
-    const [name, digest] = value.trim().split(" ");
+    const [name, digest, extra] = value.trim().split(" ");
     const algorithm = name === "sha256"
       ? "sha-256"
       : name === "sha512"
       ? "sha-512"
       : undefined;
-    if (!algorithm || !hasher?.(algorithm)) {
+    if (name !== "sha1" && (!algorithm || !hasher?.(algorithm))) {
       throw new HttpError(
         400,
         `Cannot check Upload-Checksum: algorithm ${
           quote(name ?? "")
-        } is not supported`,
+        } is not supported (${checksumAlgorithms})`,
       );
     }
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | undefined;
     try {
-      bytes = decodeBase64(digest ?? "");
+      bytes = extra === undefined ? decodeBase64(digest ?? "") : undefined;
     } catch {
+      bytes = undefined;
+    }
+    const size = name === "sha1" ? 20 : algorithm === "sha-256" ? 32 : 64;
+    if (bytes?.byteLength !== size) {
       throw new HttpError(
         400,
         `Cannot check Upload-Checksum: malformed ${quote(value)}`,
       );
     }
-    return `${algorithm}=:${encodeBase64(bytes)}:`;
+    return algorithm
+      ? { contentDigest: `${algorithm}=:${encodeBase64(bytes)}:` }
+      : { sha1: bytes };
   }
 
   return async (request) => {
