@@ -82,6 +82,32 @@ export interface ProtobufMessageType<Desc extends DescMessage>
   readonly json: ProtobufCodec<Desc>;
 }
 
+/**
+ * protobuf-es reports malformed input with a plain Error (`illegal tag`,
+ * `invalid varint`, `maximum recursion depth of 100 reached`, ...) and a
+ * RangeError `premature EOF`, and lets a fixed-width field cut short by the
+ * end of the message fail in `DataView` (a RangeError whose text differs by
+ * engine): as a SyntaxError, the problem reaches the peer (the RPC layer
+ * passes on only SyntaxError and TypeError messages). The engine's other
+ * errors (call stack, allocation) are left as they are.
+ */
+function malformed(error: unknown): unknown {
+  if (
+    !(error instanceof Error) || error instanceof SyntaxError ||
+    error instanceof TypeError
+  ) {
+    return error;
+  }
+  if (error instanceof RangeError && error.message !== "premature EOF") {
+    return /bounds/i.test(error.message)
+      ? new SyntaxError("premature EOF (in a fixed-width field)", {
+        cause: error,
+      })
+      : error;
+  }
+  return new SyntaxError(error.message, { cause: error });
+}
+
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -141,7 +167,13 @@ export function createMessageType<Desc extends DescMessage>(
     proto: {
       encode: (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
         toBinary(schema, message(value), binaryWrite),
-      decode: (bytes: Uint8Array) => fromBinary(schema, bytes, binaryRead),
+      decode: (bytes: Uint8Array) => {
+        try {
+          return fromBinary(schema, bytes, binaryRead);
+        } catch (error) {
+          throw malformed(error);
+        }
+      },
     },
     json: {
       encode: (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
@@ -153,7 +185,11 @@ export function createMessageType<Desc extends DescMessage>(
         } catch (cause) {
           throw new SyntaxError("invalid UTF-8", { cause });
         }
-        return fromJsonString(schema, text, jsonRead);
+        try {
+          return fromJsonString(schema, text, jsonRead);
+        } catch (error) {
+          throw malformed(error);
+        }
       },
     },
   });
