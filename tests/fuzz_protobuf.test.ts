@@ -41,8 +41,10 @@ import {
   Rich_LeafSchema,
   RichSchema,
 } from "./gen/fuzz_pb.ts";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { anyBytes, assertNotForeign, concat, FuzzRecord } from "./_fuzz.ts";
 import { deadline, startServer } from "./_helpers.ts";
+import { serveConnectRoutes } from "./_calc_peers.ts";
 
 const record = new FuzzRecord("protobuf");
 after(() => record.save());
@@ -73,6 +75,20 @@ const implementation: ServiceImplementation = implementService(FuzzService, {
     return { value };
   },
 }, { registry });
+
+/** The same service served by Connect-ES (connect-node), to compare with. */
+const connectFuzzRoutes = (router: ConnectRouter) =>
+  router.service(FuzzService, {
+    echo: (m) => m,
+    async *echoStream(messages) {
+      for await (const m of messages) yield m;
+    },
+    async count(messages) {
+      let value = 0n;
+      for await (const _ of messages) value++;
+      return { value };
+    },
+  });
 
 /** Native gRPC, in process: the universal handler as serveHttp2 runs it. */
 const grpcHandler = createUniversalHandler(implementation, {
@@ -514,9 +530,10 @@ async function call(
   protocol: Protocol,
   codec: "proto" | "json",
   messages: Uint8Array[],
+  base = url,
 ): Promise<Outcome> {
   if (protocol === "connect-unary") {
-    const response = await fetch(`${url}/${SERVICE}/Echo`, {
+    const response = await fetch(`${base}/${SERVICE}/Echo`, {
       method: "POST",
       headers: {
         "content-type": `application/${codec}`,
@@ -557,7 +574,7 @@ async function call(
     };
   }
   const connect = protocol === "connect-stream";
-  const response = await fetch(`${url}/${SERVICE}/EchoStream`, {
+  const response = await fetch(`${base}/${SERVICE}/EchoStream`, {
     method: "POST",
     headers: {
       "content-type": connect
@@ -746,5 +763,304 @@ describe("fuzz: protobuf-es messages on the wire", () => {
         "still here",
       );
     }
+  });
+});
+
+/** A request body that stays open after `first` until `close` is called. */
+function openBody(first: Uint8Array) {
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+      c.enqueue(first);
+    },
+  });
+  return {
+    body,
+    close() {
+      try {
+        controller?.close();
+      } catch {
+        // Already cancelled by the server or by the fetch implementation.
+      }
+    },
+  };
+}
+
+describe("protobuf-es bad input, case by case (sluice and connect-node)", () => {
+  let shutdown: () => Promise<void>;
+  let connectUrl = "";
+  let connectShutdown: () => Promise<void>;
+  before(async () => {
+    const server = await startServer(
+      createRpcHandler(implementation, { maxMessageBytes: LIMIT }),
+    );
+    url = server.url.origin;
+    shutdown = () => server.shutdown();
+    const connect = await serveConnectRoutes(connectFuzzRoutes, "1.1", {
+      jsonOptions: { registry },
+      readMaxBytes: LIMIT,
+    });
+    connectUrl = connect.url;
+    connectShutdown = connect.shutdown;
+  });
+  after(async () => {
+    await shutdown?.();
+    await connectShutdown?.();
+  });
+
+  const unknown = concat([
+    Uint8Array.from([...varint(100 << 3), ...varint(2n ** 64n - 1n)]),
+    field(101, enc.encode("later")),
+    Uint8Array.from([...varint((102 << 3) | 1), 1, 2, 3, 4, 5, 6, 7, 8]),
+    Uint8Array.from([...varint((103 << 3) | 5), 1, 2, 3, 4]),
+    Uint8Array.from([...varint((104 << 3) | 3), ...varint(105 << 3), 7]),
+    Uint8Array.from(varint((104 << 3) | 4)),
+  ]);
+
+  for (const protocol of PROTOCOLS) {
+    it(`${protocol}: unknown binary fields of every wire type come back unchanged`, async () => {
+      const sent = concat([
+        toBin({ text: "known", i64: -1n, leaves: [{ name: "a" }] }),
+        unknown,
+      ]);
+      const outcome = await call(protocol, "proto", [sent]);
+      assert.equal(outcome.code, "ok", outcome.message);
+      assert.deepEqual(outcome.messages, [sent]);
+    });
+
+    it(`${protocol}: invalid UTF-8 in a string field, a repeated string or a map key is INVALID_ARGUMENT`, async () => {
+      for (
+        const bytes of [
+          field(1, [0x61, 0xff]),
+          field(14, [0xed, 0xa0, 0x80]),
+          field(16, field(1, [0xc0, 0x80])),
+          field(19, field(1, [0xf4, 0x90, 0x80, 0x80])),
+        ]
+      ) {
+        const outcome = await call(protocol, "proto", [bytes]);
+        assert.equal(outcome.code, "invalid_argument", outcome.message);
+        assert.equal(
+          outcome.message,
+          `Cannot decode ${TYPE}: invalid UTF-8 in a string field`,
+        );
+      }
+      // A bytes field takes any bytes.
+      const ok = await call(protocol, "proto", [field(2, [0xff, 0xc0])]);
+      assert.equal(ok.code, "ok", ok.message);
+    });
+
+    it(`${protocol}: nesting past the recursion limit (100) is INVALID_ARGUMENT, never a stack overflow`, async () => {
+      const within = await call(protocol, "proto", [nestedBomb(50)]);
+      assert.equal(within.code, "ok", within.message);
+      for (
+        const [codec, input] of [
+          ["proto", nestedBomb(101)],
+          ["proto", nestedBomb(5_000)],
+          ["proto", groupBomb(101)],
+          ["proto", groupBomb(10_000)],
+          ["json", enc.encode(jsonBomb(101, "child"))],
+          ["json", enc.encode(jsonBomb(101, "struct"))],
+          ["json", enc.encode(jsonBomb(20_000, "struct"))],
+        ] as const
+      ) {
+        const outcome = await call(protocol, codec, [input]);
+        assert.equal(outcome.code, "invalid_argument", outcome.message);
+        assert.match(
+          outcome.message,
+          new RegExp(`^Cannot decode ${TYPE}: .*maximum recursion depth`),
+        );
+      }
+      // An unknown JSON field is skipped whatever its depth.
+      const skipped = await call(protocol, "json", [
+        enc.encode(jsonBomb(20_000, "unknown")),
+      ]);
+      assert.equal(skipped.code, "ok", skipped.message);
+    });
+
+    it(`${protocol}: a message over maxMessageBytes is RESOURCE_EXHAUSTED before it is buffered`, async () => {
+      if (protocol === "grpc") {
+        // In process: the body stays open after a header that claims 1 GiB.
+        const open = openBody(envelope(new Uint8Array(0), 0, 1 << 30));
+        const response = await grpcHandler({
+          method: "POST",
+          url: `http://localhost/${SERVICE}/EchoStream`,
+          headers: new Headers({
+            "content-type": "application/grpc+proto",
+            te: "trailers",
+          }),
+          body: open.body,
+        });
+        if (response.body) await new Response(response.body).arrayBuffer();
+        const trailers = await deadline(
+          response.trailers ?? Promise.resolve(response.headers),
+          T,
+          "trailers",
+        );
+        open.close();
+        assert.equal(trailers.get("grpc-status"), "8");
+        assert.match(trailers.get("grpc-message") ?? "", /maxMessageBytes/);
+        return;
+      }
+      // Connect unary has no length prefix: LIMIT + 1 bytes, body open.
+      // The others: a frame header claiming 1 GiB, body open.
+      const first = protocol === "connect-unary"
+        ? new Uint8Array(LIMIT + 1)
+        : envelope(new Uint8Array(0), 0, 1 << 30);
+      const open = openBody(first);
+      const path = protocol === "connect-unary" ? "Echo" : "EchoStream";
+      const type = protocol === "connect-unary"
+        ? "application/proto"
+        : protocol === "connect-stream"
+        ? "application/connect+proto"
+        : "application/grpc-web+proto";
+      try {
+        const response = await deadline(
+          fetch(`${url}/${SERVICE}/${path}`, {
+            method: "POST",
+            headers: { "content-type": type },
+            body: open.body,
+            duplex: "half",
+          } as RequestInit),
+          T,
+          "response",
+        );
+        const bytes = new Uint8Array(
+          await deadline(response.arrayBuffer(), T, "body"),
+        );
+        let code: string | undefined;
+        let message: string;
+        if (protocol === "connect-unary") {
+          ({ code, message } = JSON.parse(dec.decode(bytes)));
+        } else if (protocol === "connect-stream") {
+          const end = envelopes(bytes).find((e) => e.flags & 2)!;
+          ({ code, message } = JSON.parse(dec.decode(end.data)).error);
+        } else {
+          const trailer = envelopes(bytes).find((e) => e.flags & 0x80);
+          const text = trailer ? dec.decode(trailer.data) : "";
+          code = GRPC_CODES[
+            /grpc-status:\s*(\d+)/.exec(text)?.[1] ??
+              response.headers.get("grpc-status") ?? ""
+          ];
+          message = decodeURIComponent(
+            /grpc-message:\s*([^\r\n]*)/.exec(text)?.[1] ??
+              response.headers.get("grpc-message") ?? "",
+          );
+        }
+        assert.equal(code, "resource_exhausted", message);
+        assert.match(message, /maxMessageBytes/);
+      } finally {
+        open.close();
+      }
+    });
+  }
+
+  it("unknown JSON fields are ignored, as connect-node ignores them; refused with ignoreUnknownFields: false", async () => {
+    const text = JSON.stringify({
+      text: "a",
+      later: { deep: [1, { x: null }] },
+      i64: "5",
+    });
+    const sluice = await call("connect-unary", "json", [enc.encode(text)]);
+    const connect = await call(
+      "connect-unary",
+      "json",
+      [enc.encode(text)],
+      connectUrl,
+    );
+    assert.equal(sluice.code, "ok", sluice.message);
+    assert.equal(connect.code, "ok", connect.message);
+    assert.equal(dec.decode(sluice.messages[0]), '{"text":"a","i64":"5"}');
+    assert.deepEqual(sluice.messages, connect.messages);
+
+    const strict = createRpcHandler(
+      implementService(FuzzService, {
+        echo: (m) => m,
+        echoStream: (messages) => messages,
+        count: () => ({}),
+      }, { registry, jsonReadOptions: { ignoreUnknownFields: false } }),
+    );
+    const response = await strict(
+      new Request(`http://localhost/${SERVICE}/Echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: text,
+      }),
+    );
+    const error = await response.json();
+    assert.equal(error.code, "invalid_argument");
+    assert.equal(
+      error.message,
+      `Cannot decode ${TYPE}: cannot decode message ${TYPE} from JSON: key "later" is unknown`,
+    );
+  });
+
+  it("64-bit integers in JSON: exact as strings; as numbers, what JSON.parse reads, as connect-node does", async () => {
+    const cases: [string, string | undefined][] = [
+      ['{"i64":"9223372036854775807"}', "9223372036854775807"],
+      ['{"i64":"-9223372036854775808"}', "-9223372036854775808"],
+      ['{"u64":"18446744073709551615"}', "18446744073709551615"],
+      ['{"i64":-9223372036854775808}', "-9223372036854775808"],
+      ['{"i64":9007199254740991}', "9007199254740991"],
+      // Past 2^53 a JSON number is already rounded by JSON.parse.
+      ['{"i64":9007199254740993}', "9007199254740992"],
+      ['{"i64":9223372036854775807}', undefined], // rounds to 2^63
+      ['{"i64":"9223372036854775808"}', undefined],
+      ['{"i64":1e3}', "1000"],
+      ['{"i64":"1e3"}', undefined],
+      ['{"i64":1.5}', undefined],
+    ];
+    for (const [text, want] of cases) {
+      const key = text.includes("u64") ? "u64" : "i64";
+      const sluice = await call("connect-unary", "json", [enc.encode(text)]);
+      const connect = await call(
+        "connect-unary",
+        "json",
+        [enc.encode(text)],
+        connectUrl,
+      );
+      assert.equal(sluice.code, connect.code, `${text}: ${sluice.message}`);
+      if (want === undefined) {
+        assert.equal(sluice.code, "invalid_argument", text);
+        assert.match(sluice.message, new RegExp(`^Cannot decode ${TYPE}: `));
+        continue;
+      }
+      assert.equal(sluice.code, "ok", `${text}: ${sluice.message}`);
+      assert.equal(JSON.parse(dec.decode(sluice.messages[0]))[key], want);
+      assert.deepEqual(sluice.messages, connect.messages, text);
+    }
+  });
+
+  it("Connect unary: sluice accepts and answers exactly what connect-node does; refusals differ only in code for binary", async () => {
+    const input = fc.oneof(
+      binaryInput.map((bytes) => ({ codec: "proto" as const, bytes })),
+      jsonInput.map((text) => ({
+        codec: "json" as const,
+        bytes: enc.encode(text),
+      })),
+    );
+    await record.checkAsync(
+      "Connect unary: sluice vs connect-node",
+      fc.asyncProperty(input, async ({ codec, bytes }) => {
+        const sluice = await call("connect-unary", codec, [bytes]);
+        const connect = await call("connect-unary", codec, [bytes], connectUrl);
+        assertOkOrInvalid(sluice, "sluice");
+        if (connect.code === "ok") {
+          assert.equal(sluice.code, "ok", sluice.message);
+          assert.deepEqual(sluice.messages, connect.messages);
+          return;
+        }
+        assert.equal(sluice.code, "invalid_argument", connect.message);
+        // connect-node answers INTERNAL ("parse binary: ...") to a binary
+        // request it cannot parse and INVALID_ARGUMENT to JSON; sluice
+        // answers INVALID_ARGUMENT to both (docs/protobuf.md).
+        assert.equal(
+          connect.code,
+          codec === "proto" ? "internal" : "invalid_argument",
+          connect.message,
+        );
+      }),
+      100,
+    );
   });
 });

@@ -85,27 +85,24 @@ export interface ProtobufMessageType<Desc extends DescMessage>
 /**
  * protobuf-es reports malformed input with a plain Error (`illegal tag`,
  * `invalid varint`, `maximum recursion depth of 100 reached`, ...) and a
- * RangeError `premature EOF`, and lets a fixed-width field cut short by the
- * end of the message fail in `DataView` (a RangeError whose text differs by
- * engine): as a SyntaxError, the problem reaches the peer (the RPC layer
- * passes on only SyntaxError and TypeError messages). The engine's other
- * errors (call stack, allocation) are left as they are.
+ * RangeError `premature EOF`; a string field that is not UTF-8 fails in
+ * `TextDecoder` (a TypeError) and a fixed-width field cut short by the end
+ * of the message in `DataView` (a RangeError), in words that differ by
+ * engine. As a SyntaxError naming the problem, it reaches the peer (the RPC
+ * layer passes on only SyntaxError and TypeError messages). The engine's
+ * other errors (call stack, allocation) are left as they are.
  */
 function malformed(error: unknown): unknown {
-  if (
-    !(error instanceof Error) || error instanceof SyntaxError ||
-    error instanceof TypeError
-  ) {
-    return error;
+  if (!(error instanceof Error) || error instanceof SyntaxError) return error;
+  let reason = error.message;
+  if (error instanceof TypeError) {
+    if (!/encoded data/i.test(reason)) return error;
+    reason = "invalid UTF-8 in a string field";
+  } else if (error instanceof RangeError && reason !== "premature EOF") {
+    if (!/bounds/i.test(reason)) return error;
+    reason = "premature EOF (in a fixed-width field)";
   }
-  if (error instanceof RangeError && error.message !== "premature EOF") {
-    return /bounds/i.test(error.message)
-      ? new SyntaxError("premature EOF (in a fixed-width field)", {
-        cause: error,
-      })
-      : error;
-  }
-  return new SyntaxError(error.message, { cause: error });
+  return new SyntaxError(reason, { cause: error });
 }
 
 const textEncoder = new TextEncoder();
