@@ -1064,3 +1064,52 @@ describe("protobuf-es bad input, case by case (sluice and connect-node)", () => 
     );
   });
 });
+
+describe("fuzz regressions: createMessageType's decode errors name the problem", () => {
+  // Each was "Cannot decode ...: malformed message" on the wire: protobuf-es
+  // threw a plain Error, a RangeError or the engine's TypeError, whose text
+  // the RPC layer does not pass on.
+  const cases: [string, Uint8Array, string][] = [
+    [
+      "a tag with field number 0",
+      Uint8Array.from([10, 1, 1, 2]),
+      "illegal tag: field no 0 wire type 2",
+    ],
+    ["an unclosed group", Uint8Array.from([155, 6]), "premature EOF"],
+    [
+      "a fixed64 cut short",
+      Uint8Array.from([57, 1, 2]),
+      "premature EOF (in a fixed-width field)",
+    ],
+    [
+      "a double cut short",
+      Uint8Array.from([73]),
+      "premature EOF (in a fixed-width field)",
+    ],
+    [
+      "a string that is not UTF-8",
+      Uint8Array.from([10, 1, 0xff]),
+      "invalid UTF-8 in a string field",
+    ],
+    [
+      "101 nested messages",
+      nestedBomb(101),
+      "maximum recursion depth of 100 reached",
+    ],
+  ];
+  for (const [what, bytes, reason] of cases) {
+    it(`${what}: a SyntaxError saying ${JSON.stringify(reason)}`, () => {
+      assert.throws(() => Codec.proto.decode(bytes), (error: unknown) => {
+        assert.ok(error instanceof SyntaxError, String(error));
+        assert.ok(error.message.includes(reason), error.message);
+        return true;
+      });
+    });
+  }
+  it("JSON nested past the limit: a SyntaxError naming the limit", () => {
+    assert.throws(
+      () => Codec.json.decode(enc.encode(jsonBomb(101, "struct"))),
+      /SyntaxError: .*maximum recursion depth of 100 reached/,
+    );
+  });
+});
