@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import type { CaseResult } from "./cases.ts";
+import type { Observed } from "./status_cases.ts";
 
 /** One row of the table: who served, who called, how, under what. */
 export interface Row {
@@ -105,15 +106,48 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** sluice's server under one runtime, called by the peers' clients. */
+/** What one client reported for every status case, from one server. */
+export interface StatusRow {
+  /** "sluice (Deno)", "sluice (Bun)", or "own": the client's own library's. */
+  server: string;
+  client: string;
+  protocol: string;
+  observed: Record<string, Observed>;
+}
+
+/**
+ * The status cases (status_cases.ts) run by grpc-js's and connect-node's
+ * clients against `targets`: sluice's server, or their own libraries'
+ * (grpc-js's client against grpc-js's server, connect-node's against
+ * connect-node's).
+ */
+async function statusRows(
+  peers: string,
+  server: string,
+  targets: { grpcJs: string; connect: { h1: string; h2: string } },
+): Promise<StatusRow[]> {
+  const call = firstLine("node", [peers, "status", JSON.stringify(targets)]);
+  try {
+    const rows = JSON.parse(await call.line) as Omit<StatusRow, "server">[];
+    return rows.map((r) => ({ server, ...r }));
+  } finally {
+    await stop(call.child);
+  }
+}
+
+/**
+ * sluice's server under one runtime, called by the peers' clients: the
+ * interop cases, then the status cases.
+ */
 async function sluiceServerRows(
   runtime: "Deno" | "Bun",
   exe: string,
   peers: string,
-): Promise<Row[]> {
+): Promise<{ rows: Row[]; statuses: StatusRow[] }> {
   const [cmd, args] = command(runtime, exe, "tests/interop/sluice_server.ts");
   const server = firstLine(cmd as string, args as string[]);
   let rows: Row[];
+  let statuses: StatusRow[];
   try {
     const urls = await server.line;
     const call = firstLine("node", [peers, "call", urls]);
@@ -127,6 +161,11 @@ async function sluiceServerRows(
     } finally {
       await stop(call.child);
     }
+    const parsed = JSON.parse(urls) as { h1: string; h2: string };
+    statuses = await statusRows(peers, `sluice (${runtime})`, {
+      grpcJs: parsed.h2,
+      connect: parsed,
+    });
   } finally {
     await stop(server.child);
   }
@@ -134,7 +173,7 @@ async function sluiceServerRows(
   // assertion: docs/known-runtime-issues.md (e)); the table says so.
   const abort = server.stderr().match(/^.*nghttp2.*Assertion.*$/m)?.[0];
   if (abort) { for (const row of rows) row.serverAborted = abort.trim(); }
-  return rows;
+  return { rows, statuses };
 }
 
 /** sluice's client under one runtime, against the peers' servers. */
@@ -187,8 +226,13 @@ async function bundlePeers(deno: string): Promise<string> {
   return out;
 }
 
-/** The whole matrix. */
-export async function runMatrix(): Promise<Row[]> {
+/**
+ * The whole matrix, and the status cases run by the peers' clients against
+ * sluice's server and against their own libraries' servers.
+ */
+export async function runMatrix(): Promise<
+  { rows: Row[]; statuses: StatusRow[] }
+> {
   const { deno, bun } = await executables();
   const peers = await bundlePeers(deno);
   const servers = firstLine("node", [peers, "serve"]);
@@ -204,7 +248,16 @@ export async function runMatrix(): Promise<Row[]> {
       sluiceClientRows("Deno", deno, targets),
       sluiceClientRows("Bun", bun, targets),
     ]);
-    return [...serverRows, ...clientRows].flat();
+    // The peers' clients against their own servers, last: beside the rows
+    // above, the one Node process serving them falls behind into timeouts.
+    const own = await statusRows(peers, "own", {
+      grpcJs: targets["grpc-js"].h2,
+      connect: targets["connect-node"],
+    });
+    return {
+      rows: [...serverRows.map((r) => r.rows), ...clientRows].flat(),
+      statuses: [...own, ...serverRows.flatMap((r) => r.statuses)],
+    };
   } finally {
     await stop(servers.child);
   }
