@@ -8,7 +8,10 @@
 // Every answer is a successful call or INVALID_ARGUMENT naming the message
 // type and the problem; never an engine error, an internal or unknown code,
 // or a hang; oversized messages are RESOURCE_EXHAUSTED before they are
-// buffered; the server still answers afterwards.
+// buffered; the server still answers afterwards. Then the same bad input case
+// by case (unknown fields, invalid UTF-8, recursion bombs, maxMessageBytes,
+// unknown JSON fields, 64-bit integers in JSON), compared with Connect-ES's
+// server (connect-node) for the same service where they may differ.
 // Cases per property: tests/_fuzz.ts (SLUICE_FUZZ_RUNS for a long run);
 // the counts go to .tmp/fuzz/protobuf.<runtime>.json.
 
