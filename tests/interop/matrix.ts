@@ -137,17 +137,27 @@ async function statusRows(
 
 /**
  * sluice's server under one runtime, called by the peers' clients: the
- * interop cases, then the status cases.
+ * interop cases, then, once `called` (the interop cases of every runtime
+ * have run, so that the two do not load the machine at once), the status
+ * cases.
  */
 async function sluiceServerRows(
   runtime: "Deno" | "Bun",
   exe: string,
   peers: string,
+  called: { done(): void; all: Promise<void> },
 ): Promise<{ rows: Row[]; statuses: StatusRow[] }> {
   const [cmd, args] = command(runtime, exe, "tests/interop/sluice_server.ts");
   const server = firstLine(cmd as string, args as string[]);
   let rows: Row[];
   let statuses: StatusRow[];
+  // Once only, and also when the server never started: the other runtime
+  // waits for it.
+  let reported = false;
+  const report = () => {
+    if (!reported) called.done();
+    reported = true;
+  };
   try {
     const urls = await server.line;
     const call = firstLine("node", [peers, "call", urls]);
@@ -160,13 +170,16 @@ async function sluiceServerRows(
       rows = found.map((r) => ({ server: "sluice", runtime, ...r }));
     } finally {
       await stop(call.child);
+      report();
     }
+    await called.all;
     const parsed = JSON.parse(urls) as { h1: string; h2: string };
     statuses = await statusRows(peers, `sluice (${runtime})`, {
       grpcJs: parsed.h2,
       connect: parsed,
     });
   } finally {
+    report();
     await stop(server.child);
   }
   // Deno's node:http2 aborts the process now and then (an nghttp2
@@ -240,9 +253,15 @@ export async function runMatrix(): Promise<
     const targets = JSON.parse(await servers.line);
     // sluice as the server, then as the client: the two halves at once
     // overload a 2-core machine into timeouts.
+    let pending = 2;
+    let allCalled = () => {};
+    const called = {
+      all: new Promise<void>((resolve) => allCalled = resolve),
+      done: () => --pending === 0 && allCalled(),
+    };
     const serverRows = await Promise.all([
-      sluiceServerRows("Deno", deno, peers),
-      sluiceServerRows("Bun", bun, peers),
+      sluiceServerRows("Deno", deno, peers, called),
+      sluiceServerRows("Bun", bun, peers, called),
     ]);
     const clientRows = await Promise.all([
       sluiceClientRows("Deno", deno, targets),
