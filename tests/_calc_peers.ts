@@ -314,13 +314,15 @@ export function startConnectNodeServer(
 
 /**
  * Serves Connect-ES routes with its connect-node adapter on 127.0.0.1:0,
- * over HTTP/1.1 or h2c; shutdown also ends open connections.
+ * over HTTP/1.1 or h2c, with the adapter's other options (`jsonOptions`,
+ * `readMaxBytes`, ...); shutdown also ends open connections.
  */
 export async function serveConnectRoutes(
   routes: Parameters<typeof connectNodeAdapter>[0]["routes"],
   httpVersion: "1.1" | "2",
+  options: Omit<Parameters<typeof connectNodeAdapter>[0], "routes"> = {},
 ): Promise<{ url: string; shutdown(): Promise<void> }> {
-  const handler = connectNodeAdapter({ routes });
+  const handler = connectNodeAdapter({ ...options, routes });
   const server = httpVersion === "2"
     ? http2.createServer(handler)
     : http.createServer(handler);

@@ -15,6 +15,8 @@ import { join } from "node:path";
 import { CASES } from "./interop/cases.ts";
 import { type Row, runMatrix } from "./interop/matrix.ts";
 import { renderTable, unexpected } from "./interop/table.ts";
+import { STATUS_CASES, statusDifferences } from "./interop/status_cases.ts";
+import type { StatusRow } from "./interop/matrix.ts";
 import { runtime } from "./_helpers.ts";
 
 const RESULTS = join(
@@ -47,13 +49,28 @@ describe("gRPC interop cases", () => {
 
   if (runtime !== "deno") return;
 
+  let statuses: StatusRow[] | undefined;
+
   it("sluice (Deno, Bun) against grpc-js and connect-node, both ways: every case passes or fails only for a listed peer limitation", async () => {
-    const rows: Row[] = await runMatrix();
+    const result = await runMatrix();
+    const rows: Row[] = result.rows;
+    statuses = result.statuses;
     await mkdir(join(RESULTS, ".."), { recursive: true });
-    await writeFile(RESULTS, JSON.stringify({ rows }, null, 2) + "\n");
+    await writeFile(
+      RESULTS,
+      JSON.stringify({ rows, statuses }, null, 2) + "\n",
+    );
     console.log(renderTable(rows));
     // 2 runtimes x (8 clients of sluice's server + 8 sluice clients).
     assert.equal(rows.length, 32);
     assert.deepEqual(unexpected(rows), []);
+  });
+
+  it("grpc-js's and connect-node's clients report the same status codes and thrown messages from sluice's server (Deno, Bun) as from their own library's server", () => {
+    assert.ok(statuses, "the matrix did not run");
+    // 8 clients x (own server + sluice under Deno + sluice under Bun).
+    assert.equal(statuses.length, 24);
+    assert.ok(Object.keys(STATUS_CASES).length >= 37);
+    assert.deepEqual(statusDifferences(statuses), []);
   });
 });

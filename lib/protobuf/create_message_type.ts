@@ -82,6 +82,29 @@ export interface ProtobufMessageType<Desc extends DescMessage>
   readonly json: ProtobufCodec<Desc>;
 }
 
+/**
+ * protobuf-es reports malformed input with a plain Error (`illegal tag`,
+ * `invalid varint`, `maximum recursion depth of 100 reached`, ...) and a
+ * RangeError `premature EOF`; a string field that is not UTF-8 fails in
+ * `TextDecoder` (a TypeError) and a fixed-width field cut short by the end
+ * of the message in `DataView` (a RangeError), in words that differ by
+ * engine. As a SyntaxError naming the problem, it reaches the peer (the RPC
+ * layer passes on only SyntaxError and TypeError messages). The engine's
+ * other errors (call stack, allocation) are left as they are.
+ */
+function malformed(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof SyntaxError) return error;
+  let reason = error.message;
+  if (error instanceof TypeError) {
+    if (!/encoded data/i.test(reason)) return error;
+    reason = "invalid UTF-8 in a string field";
+  } else if (error instanceof RangeError && reason !== "premature EOF") {
+    if (!/bounds/i.test(reason)) return error;
+    reason = "premature EOF (in a fixed-width field)";
+  }
+  return new SyntaxError(reason, { cause: error });
+}
+
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -141,7 +164,13 @@ export function createMessageType<Desc extends DescMessage>(
     proto: {
       encode: (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
         toBinary(schema, message(value), binaryWrite),
-      decode: (bytes: Uint8Array) => fromBinary(schema, bytes, binaryRead),
+      decode: (bytes: Uint8Array) => {
+        try {
+          return fromBinary(schema, bytes, binaryRead);
+        } catch (error) {
+          throw malformed(error);
+        }
+      },
     },
     json: {
       encode: (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
@@ -153,7 +182,11 @@ export function createMessageType<Desc extends DescMessage>(
         } catch (cause) {
           throw new SyntaxError("invalid UTF-8", { cause });
         }
-        return fromJsonString(schema, text, jsonRead);
+        try {
+          return fromJsonString(schema, text, jsonRead);
+        } catch (error) {
+          throw malformed(error);
+        }
       },
     },
   });

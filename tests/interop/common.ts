@@ -12,3 +12,10 @@ export const ECHO_TRAILING = "x-grpc-test-echo-trailing-bin";
 export function zeros(size: number) {
   return { type: PayloadType.COMPRESSABLE, body: new Uint8Array(size) };
 }
+
+/**
+ * A `response_status` code that is no gRPC code: the test server's handler
+ * throws a plain `Error` with the status message instead of a status
+ * (tests/interop/status_cases.ts; the interop descriptions never send it).
+ */
+export const THROW_PLAIN_ERROR = 1000;

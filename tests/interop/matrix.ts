@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import type { CaseResult } from "./cases.ts";
+import type { Observed } from "./status_cases.ts";
 
 /** One row of the table: who served, who called, how, under what. */
 export interface Row {
@@ -105,15 +106,58 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** sluice's server under one runtime, called by the peers' clients. */
+/** What one client reported for every status case, from one server. */
+export interface StatusRow {
+  /** "sluice (Deno)", "sluice (Bun)", or "own": the client's own library's. */
+  server: string;
+  client: string;
+  protocol: string;
+  observed: Record<string, Observed>;
+}
+
+/**
+ * The status cases (status_cases.ts) run by grpc-js's and connect-node's
+ * clients against `targets`: sluice's server, or their own libraries'
+ * (grpc-js's client against grpc-js's server, connect-node's against
+ * connect-node's).
+ */
+async function statusRows(
+  peers: string,
+  server: string,
+  targets: { grpcJs: string; connect: { h1: string; h2: string } },
+): Promise<StatusRow[]> {
+  const call = firstLine("node", [peers, "status", JSON.stringify(targets)]);
+  try {
+    const rows = JSON.parse(await call.line) as Omit<StatusRow, "server">[];
+    return rows.map((r) => ({ server, ...r }));
+  } finally {
+    await stop(call.child);
+  }
+}
+
+/**
+ * sluice's server under one runtime, called by the peers' clients: the
+ * interop cases, then, once `called` (the interop cases of every runtime
+ * have run, so that the two do not load the machine at once), the status
+ * cases.
+ */
 async function sluiceServerRows(
   runtime: "Deno" | "Bun",
   exe: string,
   peers: string,
-): Promise<Row[]> {
+  called: { done(): void; all: Promise<void> },
+): Promise<{ rows: Row[]; statuses: StatusRow[] }> {
   const [cmd, args] = command(runtime, exe, "tests/interop/sluice_server.ts");
   const server = firstLine(cmd as string, args as string[]);
   let rows: Row[];
+  let statuses: StatusRow[];
+  // Once only, and also when the server never started: the other runtime
+  // waits for it.
+  let reported = false;
+  const report = () => {
+    if (!reported) called.done();
+    reported = true;
+  };
   try {
     const urls = await server.line;
     const call = firstLine("node", [peers, "call", urls]);
@@ -126,15 +170,23 @@ async function sluiceServerRows(
       rows = found.map((r) => ({ server: "sluice", runtime, ...r }));
     } finally {
       await stop(call.child);
+      report();
     }
+    await called.all;
+    const parsed = JSON.parse(urls) as { h1: string; h2: string };
+    statuses = await statusRows(peers, `sluice (${runtime})`, {
+      grpcJs: parsed.h2,
+      connect: parsed,
+    });
   } finally {
+    report();
     await stop(server.child);
   }
   // Deno's node:http2 aborts the process now and then (an nghttp2
   // assertion: docs/known-runtime-issues.md (e)); the table says so.
   const abort = server.stderr().match(/^.*nghttp2.*Assertion.*$/m)?.[0];
   if (abort) { for (const row of rows) row.serverAborted = abort.trim(); }
-  return rows;
+  return { rows, statuses };
 }
 
 /** sluice's client under one runtime, against the peers' servers. */
@@ -187,8 +239,13 @@ async function bundlePeers(deno: string): Promise<string> {
   return out;
 }
 
-/** The whole matrix. */
-export async function runMatrix(): Promise<Row[]> {
+/**
+ * The whole matrix, and the status cases run by the peers' clients against
+ * sluice's server and against their own libraries' servers.
+ */
+export async function runMatrix(): Promise<
+  { rows: Row[]; statuses: StatusRow[] }
+> {
   const { deno, bun } = await executables();
   const peers = await bundlePeers(deno);
   const servers = firstLine("node", [peers, "serve"]);
@@ -196,15 +253,30 @@ export async function runMatrix(): Promise<Row[]> {
     const targets = JSON.parse(await servers.line);
     // sluice as the server, then as the client: the two halves at once
     // overload a 2-core machine into timeouts.
+    let pending = 2;
+    let allCalled = () => {};
+    const called = {
+      all: new Promise<void>((resolve) => allCalled = resolve),
+      done: () => --pending === 0 && allCalled(),
+    };
     const serverRows = await Promise.all([
-      sluiceServerRows("Deno", deno, peers),
-      sluiceServerRows("Bun", bun, peers),
+      sluiceServerRows("Deno", deno, peers, called),
+      sluiceServerRows("Bun", bun, peers, called),
     ]);
     const clientRows = await Promise.all([
       sluiceClientRows("Deno", deno, targets),
       sluiceClientRows("Bun", bun, targets),
     ]);
-    return [...serverRows, ...clientRows].flat();
+    // The peers' clients against their own servers, last: beside the rows
+    // above, the one Node process serving them falls behind into timeouts.
+    const own = await statusRows(peers, "own", {
+      grpcJs: targets["grpc-js"].h2,
+      connect: targets["connect-node"],
+    });
+    return {
+      rows: [...serverRows.map((r) => r.rows), ...clientRows].flat(),
+      statuses: [...own, ...serverRows.flatMap((r) => r.statuses)],
+    };
   } finally {
     await stop(servers.child);
   }

@@ -8,11 +8,17 @@
 //   node peers.mjs call URLS   grpc-js's and connect-node's clients against
 //                              sluice's server at URLS ({ h1, h2 }); prints
 //                              [{ client, protocol, results }]
+//   node peers.mjs status TARGETS  the same clients' status cases
+//                              (status_cases.ts) against TARGETS
+//                              ({ grpcJs: h2, connect: { h1, h2 } }: sluice's
+//                              server, or the peers' own); prints
+//                              [{ client, protocol, observed }]
 
 import process from "node:process";
 import { type CaseResult, type InteropClient, runCases } from "./cases.ts";
 import { connectClients, grpcJsClient } from "./clients.ts";
 import { startConnectServer, startGrpcServer } from "./test_service.ts";
+import { observeStatuses } from "./status_cases.ts";
 
 if (process.argv[2] === "serve") {
   const [grpcServer, h1, h2] = await Promise.all([
@@ -32,6 +38,34 @@ if (process.argv[2] === "serve") {
     ]);
     process.exit(0);
   });
+} else if (process.argv[2] === "status") {
+  const targets = JSON.parse(process.argv[3]) as {
+    grpcJs: string;
+    connect: { h1: string; h2: string };
+  };
+  const opened = [
+    {
+      client: "grpc-js",
+      protocol: "gRPC h2c",
+      c: grpcJsClient(targets.grpcJs),
+    },
+    ...Object.entries(connectClients(targets.connect)).map((
+      [protocol, make],
+    ) => ({ client: "connect-node", protocol, c: make() })),
+  ];
+  const rows = await Promise.all(
+    opened.map(async ({ client, protocol, c }) => ({
+      client,
+      protocol,
+      observed: await observeStatuses(c),
+    })),
+  );
+  console.log(JSON.stringify(rows));
+  await Promise.race([
+    Promise.all(opened.map(({ c }) => c.close())),
+    new Promise((resolve) => setTimeout(resolve, 2000)),
+  ]);
+  process.exit(0);
 } else {
   const urls = JSON.parse(process.argv[3]) as { h1: string; h2: string };
   const clients: [string, string, () => InteropClient][] = [

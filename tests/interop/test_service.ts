@@ -36,7 +36,12 @@ import type {
   StreamingOutputCallResponseSchema,
 } from "../gen/grpc/testing/messages_pb.ts";
 import { TestService } from "../gen/grpc/testing/test_pb.ts";
-import { ECHO_INITIAL, ECHO_TRAILING, zeros } from "./common.ts";
+import {
+  ECHO_INITIAL,
+  ECHO_TRAILING,
+  THROW_PLAIN_ERROR,
+  zeros,
+} from "./common.ts";
 
 export { ECHO_INITIAL, ECHO_TRAILING, zeros };
 
@@ -44,6 +49,7 @@ type Fail = (code: number, message: string) => Error;
 type Init<D extends DescMessage> = MessageInitShape<D>;
 
 function checkStatus(status: EchoStatus | undefined, fail: Fail): void {
+  if (status?.code === THROW_PLAIN_ERROR) throw new Error(status.message);
   if (status && status.code !== 0) throw fail(status.code, status.message);
 }
 

@@ -46,6 +46,28 @@ export function decodeMessage<T>(
   }
 }
 
+/**
+ * Encodes one message. A value the codec cannot write (a handler's output
+ * its type cannot hold) fails with an `Internal` RpcError naming the type
+ * and the codec's reason, as grpc-js's and connect-node's servers answer
+ * it: the fault is the sender's. An RpcError passes as it is.
+ */
+export function encodeMessage<T>(
+  codec: Codec<T>,
+  typeName: string,
+  value: T,
+): Uint8Array {
+  try {
+    return codec.encode(value);
+  } catch (error) {
+    if (error instanceof RpcError) throw error;
+    const reason = error instanceof Error ? cut(error.message) : String(error);
+    throw new RpcError(Code.Internal, `Cannot encode ${typeName}: ${reason}`, {
+      cause: error,
+    });
+  }
+}
+
 /** The longest codec error message passed on to the peer. */
 export const MAX_ERROR_CHARS = 256;
 

@@ -14,7 +14,12 @@ import {
   messageToFrame,
 } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";
-import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
+import {
+  codecFor,
+  type CodecName,
+  decodeMessage,
+  encodeMessage,
+} from "./_codec.ts";
 import { readAll } from "./_read_all.ts";
 import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
 import type { Frame } from "../wire/frame_decoder.ts";
@@ -142,7 +147,11 @@ export function startServerCall(init: ServerCallInit): ServerCall {
 
   const head = deferred<void>();
   const frameOf = messageToFrame(
-    outputCodec,
+    {
+      ...outputCodec,
+      encode: (value: unknown) =>
+        encodeMessage(outputCodec, method.output.typeName, value),
+    },
     init.responseCompression,
     init.compressMinBytes,
   );
