@@ -36,13 +36,20 @@ function sha256(data: Uint8Array): string {
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A body sending `data` in 256 KiB chunks, `ms` apart. */
-function slowBody(data: Uint8Array, ms: number): ReadableStream<Uint8Array> {
+/**
+ * A body sending `data` in 256 KiB chunks, `ms` apart after the first
+ * `fast` bytes.
+ */
+function slowBody(
+  data: Uint8Array,
+  ms: number,
+  fast = 0,
+): ReadableStream<Uint8Array> {
   let at = 0;
   return new ReadableStream({
     async pull(controller) {
       if (at >= data.byteLength) return controller.close();
-      if (at > 0) await delay(ms);
+      if (at > fast) await delay(ms);
       controller.enqueue(data.slice(at, at + 256 * 1024));
       at += 256 * 1024;
     },
@@ -245,6 +252,47 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
     });
     assert.equal(done.status, 200, await done.text());
     assert.deepEqual(await object(url), { size, sha256: sha256(winner) });
+  });
+
+  it("refuses with 409 a PATCH through b while one through a is running", {
+    timeout: T,
+  }, async () => {
+    const p = PROTOCOL.ietf;
+    const url = await create(a, { "upload-complete": "?0" });
+    const mine = randomBytes(7 * MiB);
+    // a's append saves a 5 MiB part, then trickles its last 2 MiB.
+    const running = fetch(url, {
+      method: "PATCH",
+      headers: p.patch(0),
+      body: slowBody(mine, 100, 5 * MiB),
+      duplex: "half",
+    } as RequestInit);
+    let at = 0;
+    for (let i = 0; i < 200 && at < 5 * MiB; i++) {
+      await delay(20);
+      at = await offset(on(b, url), {});
+    }
+    assert.equal(at, 5 * MiB);
+    // b's PATCH has the right offset; the upload's object refuses it.
+    const theirs = await fetch(on(b, url), {
+      method: "PATCH",
+      headers: p.patch(5 * MiB),
+      body: randomBytes(MiB),
+    });
+    assert.equal(theirs.status, 409);
+    assert.match(await theirs.text(), /another append is running/);
+    const first = await running;
+    await first.body?.cancel();
+    assert.equal(first.status, 204);
+    const done = await fetch(on(b, url), {
+      method: "PATCH",
+      headers: { ...p.patch(7 * MiB), "upload-complete": "?1" },
+    });
+    assert.equal(done.status, 200, await done.text());
+    assert.deepEqual(await object(url), {
+      size: mine.byteLength,
+      sha256: sha256(mine),
+    });
   });
 
   for (const match of [false, true]) {
