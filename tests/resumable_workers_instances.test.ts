@@ -259,24 +259,19 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
   }, async () => {
     const p = PROTOCOL.ietf;
     const url = await create(a, { "upload-complete": "?0" });
-    const mine = randomBytes(7 * MiB);
-    // a's append saves a 5 MiB part, then trickles its last 2 MiB.
+    const mine = randomBytes(6 * MiB);
+    // a's append trickles (a 5 MiB part after 1 s); b's PATCH comes once
+    // it runs, at the same offset.
     const running = fetch(url, {
       method: "PATCH",
       headers: p.patch(0),
-      body: slowBody(mine, 100, 5 * MiB),
+      body: slowBody(mine, 50),
       duplex: "half",
     } as RequestInit);
-    let at = 0;
-    for (let i = 0; i < 200 && at < 5 * MiB; i++) {
-      await delay(20);
-      at = await offset(on(b, url), {});
-    }
-    assert.equal(at, 5 * MiB);
-    // b's PATCH has the right offset; the upload's object refuses it.
+    await delay(300);
     const theirs = await fetch(on(b, url), {
       method: "PATCH",
-      headers: p.patch(5 * MiB),
+      headers: p.patch(0),
       body: randomBytes(MiB),
     });
     assert.equal(theirs.status, 409);
@@ -286,7 +281,7 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
     assert.equal(first.status, 204);
     const done = await fetch(on(b, url), {
       method: "PATCH",
-      headers: { ...p.patch(7 * MiB), "upload-complete": "?1" },
+      headers: { ...p.patch(6 * MiB), "upload-complete": "?1" },
     });
     assert.equal(done.status, 200, await done.text());
     assert.deepEqual(await object(url), {
@@ -331,7 +326,7 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
           assert.equal(await published(url), true);
         } else {
           assert.equal(rest.status, 400, text);
-          assert.match(text, /does not match Repr-Digest/);
+          assert.match(text, /not match Repr-Digest/);
           assert.equal(await object(url), undefined);
           // Never written to its final key, not even for a moment.
           assert.equal(await published(url), false);
