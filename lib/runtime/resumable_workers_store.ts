@@ -160,6 +160,8 @@ export function createResumableUploadObject(
     #appending = false;
     /** The digest at an offset, from `digest`, for `complete` to reuse. */
     #digest: { offset: number; sha256: Uint8Array } | undefined;
+    /** Counts the changes of the bytes (a digest made across one is stale). */
+    #changes = 0;
     /** The state before the last append, for a truncation back to it. */
     #before: { meta: Meta; tail: Uint8Array } | undefined;
 
@@ -243,10 +245,11 @@ export function createResumableUploadObject(
       const offset = meta.upload.offset;
       if (this.#digest?.offset === offset) return this.#digest.sha256;
       if (!meta.hash) return undefined;
+      const changes = this.#changes;
       const hasher = Sha256.from(meta.hash);
       for (const chunk of await this.#tail(meta)) hasher.update(chunk);
       const sha256 = hasher.digest();
-      this.#digest = { offset, sha256 };
+      if (changes === this.#changes) this.#digest = { offset, sha256 };
       return sha256;
     }
 
@@ -293,6 +296,7 @@ export function createResumableUploadObject(
         return new Response("offset mismatch", { status: 409 });
       }
       this.#appending = true;
+      this.#changes++;
       this.#digest = undefined;
       const result = new TransformStream<Uint8Array, Uint8Array>();
       const run = async () => {
@@ -359,6 +363,7 @@ export function createResumableUploadObject(
       meta.parts = before.meta.parts;
       meta.partsBytes = before.meta.partsBytes;
       meta.hash = before.meta.hash;
+      this.#changes++;
       this.#digest = undefined;
       await this.#save(meta, before.tail);
       return new Response(null, { status: 204 });
@@ -412,6 +417,7 @@ export function createResumableUploadObject(
       }
       if (meta.upload.complete) await this.#bucket.delete(key);
       await this.#storage.deleteAll();
+      this.#changes++;
       this.#digest = undefined;
     }
   };
