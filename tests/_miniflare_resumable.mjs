@@ -4,7 +4,8 @@
 // (class ResumableUploads), on 127.0.0.1 port 0, twice: as two services `a`
 // and `b` (two isolates, each with its own module state) bound to the same
 // bucket and the same namespace (`b`'s binding names `a`'s class through
-// scriptName), each also on a socket of its own. Writes {"a": url, "b":
+// scriptName), each also on a socket of its own; `a` can call `b` through
+// its service binding B. Writes {"a": url, "b":
 // url} (those sockets) to instances.json in its working directory, prints
 // {"url": ...} (miniflare's entry, which serves `a`) once ready, and
 // disposes of miniflare when stdin closes. State persists under <dir>.
@@ -34,6 +35,7 @@ const mf = new Miniflare({
       ...worker,
       name: "a",
       durableObjects: { UPLOADS: "ResumableUploads" },
+      serviceBindings: { B: "b" },
       unsafeDirectSockets: socket,
     },
     {

@@ -36,20 +36,13 @@ function sha256(data: Uint8Array): string {
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * A body sending `data` in 256 KiB chunks, `ms` apart after the first
- * `fast` bytes.
- */
-function slowBody(
-  data: Uint8Array,
-  ms: number,
-  fast = 0,
-): ReadableStream<Uint8Array> {
+/** A body sending `data` in 256 KiB chunks, `ms` apart. */
+function slowBody(data: Uint8Array, ms: number): ReadableStream<Uint8Array> {
   let at = 0;
   return new ReadableStream({
     async pull(controller) {
       if (at >= data.byteLength) return controller.close();
-      if (at > fast) await delay(ms);
+      if (at > 0) await delay(ms);
       controller.enqueue(data.slice(at, at + 256 * 1024));
       at += 256 * 1024;
     },
@@ -180,13 +173,13 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
     timeout: T,
   }, async () => {
     // The upload object's resumable SHA-256 against the native ones, in
-    // workerd: 32 MiB per request, interleaved, medians of 5 rounds, each
+    // workerd: 32 MiB per request, interleaved, medians of 3 rounds, each
     // less the median time of a request that hashes nothing.
     const impls = ["none", "js", "node", "subtle"] as const;
     const times: Record<string, number[]> = {};
     const digests: Record<string, string> = {};
     await (await fetch(new URL("/hash/none", a))).text(); // makes the bytes
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 3; round++) {
       for (const impl of impls) {
         const start = performance.now();
         const response = await fetch(new URL(`/hash/${impl}?mib=32`, a));
@@ -197,7 +190,7 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
     assert.match(digests.js, /^[A-Za-z0-9+/]{43}=$/);
     assert.equal(digests.js, digests.node);
     assert.equal(digests.js, digests.subtle);
-    const median = (xs: number[]) => xs.sort((x, y) => x - y)[2];
+    const median = (xs: number[]) => xs.sort((x, y) => x - y)[1];
     const cost = (impl: string) =>
       Math.max(0.1, median(times[impl]) - median(times.none));
     console.log(
@@ -278,10 +271,19 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
       await response.body?.cancel();
       return response.status;
     }));
+    // The loser is answered 409 as soon as it asks to append, before its
+    // body is read; a client still sending that body may see the
+    // connection end instead (Deno's fetch does, under load).
     const statuses = outcomes.map((o) =>
       o.status === "fulfilled" ? o.value : String(o.reason)
     );
-    assert.deepEqual([...statuses].sort(), [204, 409], String(statuses));
+    assert.equal(statuses.filter((s) => s === 204).length, 1, String(statuses));
+    const loser = statuses.find((s) => s !== 204);
+    assert.ok(
+      loser === 409 ||
+        /fetch failed|error sending|connection/i.test(String(loser)),
+      String(statuses),
+    );
     const winner = bodies[statuses.indexOf(204)];
     assert.equal(await offset(on(b, url), {}), size);
     const done = await fetch(on(b, url), {
@@ -292,34 +294,26 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
     assert.deepEqual(await object(url), { size, sha256: sha256(winner) });
   });
 
-  it("refuses with 409 a PATCH through b while one through a is running", {
+  it("refuses with 409 a PATCH through b while an append through a is open", {
     timeout: T,
   }, async () => {
     const p = PROTOCOL.ietf;
     const url = await create(a, { "upload-complete": "?0" });
-    const mine = randomBytes(6 * MiB);
-    // a's append trickles (a 5 MiB part after 1 s); b's PATCH comes once
-    // it runs, at the same offset.
-    const running = fetch(url, {
-      method: "PATCH",
-      headers: p.patch(0),
-      body: slowBody(mine, 50),
-      duplex: "half",
-    } as RequestInit);
-    await delay(300);
-    const theirs = await fetch(on(b, url), {
-      method: "PATCH",
-      headers: p.patch(0),
-      body: randomBytes(MiB),
+    const mine = randomBytes(MiB);
+    // a opens an append through the store and, while it is open, sends a
+    // PATCH with the right offset through b: the upload's object refuses it.
+    const race = await fetch(new URL(`/race/${idOf(url)}`, a), {
+      method: "POST",
+      body: mine,
     });
-    assert.equal(theirs.status, 409);
-    assert.match(await theirs.text(), /another append is running/);
-    const first = await running;
-    await first.body?.cancel();
-    assert.equal(first.status, 204);
+    assert.equal(race.status, 200);
+    const theirs = await race.json() as { status: number; text: string };
+    assert.equal(theirs.status, 409, theirs.text);
+    assert.match(theirs.text, /another append is running/);
+    assert.equal(await offset(on(b, url), {}), MiB);
     const done = await fetch(on(b, url), {
       method: "PATCH",
-      headers: { ...p.patch(6 * MiB), "upload-complete": "?1" },
+      headers: { ...p.patch(MiB), "upload-complete": "?1" },
     });
     assert.equal(done.status, 200, await done.text());
     assert.deepEqual(await object(url), {
