@@ -28,7 +28,7 @@ import type { R2MultipartUploadLike } from "../lib/runtime/r2_sink.ts";
 import { Sha256 } from "../lib/runtime/_sha256.ts";
 import { encodeBase64 } from "../lib/_internal/base64.ts";
 
-let generated: Uint8Array | undefined;
+let generated: Uint8Array<ArrayBuffer> | undefined;
 
 async function hash(impl: string, mib: number): Promise<string> {
   if (!generated) {
