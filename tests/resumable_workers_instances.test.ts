@@ -4,10 +4,13 @@
 // hashes) bound to the same Durable Object namespace and R2 bucket, with
 // the state on disk. An upload started through `a`, cut, is continued and
 // completed through `b` (both protocols); PATCHes through both at once end
-// with one 204 and one 409 and the winner's bytes only; and after
+// with one 204 and one 409 and the winner's bytes only; a PATCH through `b`
+// while an append through `a` is open gets the upload object's 409; after
 // restarting workerd mid-upload (every object evicted, every in-memory hash
 // lost) a digest mismatch is refused without the object ever being written
-// to its final key, and a match completes.
+// to its final key, and a match completes. The upload object's JavaScript
+// SHA-256 is checked against node:crypto and Web Crypto in workerd, and its
+// cost printed.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
