@@ -233,7 +233,7 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
         }
         // The cut append settles in its Durable Object shortly after.
         let kept = 0;
-        for (let i = 0; i < 50 && kept === 0; i++) {
+        for (let i = 0; i < 150 && kept === 0; i++) {
           kept = await offset(on(b, url), p.head);
           if (kept === 0) await delay(100);
         }
