@@ -9,8 +9,10 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import process from "node:process";
+import { Buffer } from "node:buffer";
 import { resumableUpload } from "../lib/http/mod.ts";
 import { createResumableUploadObject } from "../lib/runtime/workers.ts";
+import { Sha256 } from "../lib/runtime/_sha256.ts";
 import { deadline } from "./_helpers.ts";
 import { type Miniflare, startMiniflare } from "./_miniflare.ts";
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
@@ -50,6 +52,37 @@ describe("createResumableUploadObject", () => {
         }),
       (error: unknown) =>
         error instanceof RangeError && /partBytes/.test(error.message),
+    );
+  });
+});
+
+describe("Sha256 (the upload object's resumable hash)", () => {
+  it("matches node:crypto, also across a saved and restored state", () => {
+    for (
+      const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000, 65537]
+    ) {
+      const data = randomBytes(n);
+      const want = sha256(data);
+      // Split at every size from 1 to 97 bytes, and restore from a
+      // structured clone of the state in the middle.
+      for (const step of [1, 7, 64, 97]) {
+        let hasher = new Sha256();
+        for (let i = 0; i < n; i += step) {
+          hasher.update(data.subarray(i, i + step));
+          if (i === step * 3) {
+            hasher = Sha256.from(structuredClone(hasher.state()));
+          }
+        }
+        assert.equal(
+          Buffer.from(hasher.digest()).toString("base64"),
+          want,
+          `${n} bytes in steps of ${step}`,
+        );
+      }
+    }
+    assert.throws(
+      () => Sha256.from({ words: [1], bytes: 0, pending: new Uint8Array() }),
+      TypeError,
     );
   });
 });
