@@ -1,22 +1,32 @@
-// protobuf-es services served by sluice vs Connect-ES's own fetch handler,
-// on the same server (Deno.serve or Bun.serve) and called by the same
-// client (sluice's Connect client over HTTP/1.1 fetch), for ChatService
-// (tests/proto/chat.proto, generated code in tests/gen/):
+// protobuf-es services (ChatService: tests/proto/chat.proto, generated code
+// in tests/gen/) served on the same server (Deno.serve or Bun.serve) by
+// sluice, by Connect-ES's own fetch handler (@connectrpc/connect's
+// universal handlers behind its createFetchHandler) and, as the floor, by a
+// bare handler doing the same codec work with no RPC library:
 //
 // - large_unary-like: `Echo` of a 256 KiB `bytes` payload, 4 calls at a
-//   time, the request body streamed (sluice's client) or sent whole (as
-//   browsers and Connect-ES send unary requests);
-// - a bidi stream (`Chat`) of many small messages, echoed one for one.
+//   time, the request sent whole (as browsers and Connect-ES send unary
+//   requests), no compression either way;
+// - a bidi stream (`Chat`) of small messages, each echoed, 1,000,000 for
+//   sluice (200,000 for the others: their rate is per message either way).
 //
-// Each server runs in its own process, started fresh for each measurement,
-// so its peak RSS (VmHWM, Linux) is its own. Standalone, not part of
-// `deno task bench`:
+// One client drives every server: plain fetch with the request bytes
+// encoded once, every answer checked (status, sizes, count, end of stream),
+// so that the client costs little next to the server. Bun's fetch by
+// default (`deno task bench` runs this under Bun): under Deno, Deno's fetch
+// was the bottleneck (4-7x slower than Bun's on the 256 KiB echoes). Each
+// server runs in its own process, started fresh for each measurement, so
+// its peak RSS (VmHWM) and CPU time (utime + stime, per message) are its
+// own; "server busy" is that CPU time over the wall time (100% = one core):
+// well under 100%, the rate is set by the client or the loaded machine,
+// and the CPU ratio is the one that compares the servers. Repetitions are
+// interleaved (every server in turn), the table gives medians.
 //
-//   deno run --allow-net=127.0.0.1 --allow-read --allow-run --allow-env bench/protobuf_bench.ts [--smoke] [--messages N] [--calls N]
-//   bun bench/protobuf_bench.ts [--smoke] [--messages N] [--calls N]
+//   bun bench/protobuf_bench.ts [--server deno|bun] [--deno PATH] [--smoke] [--only unary|bidi] [--reps N] [--messages N] [--peer-messages N] [--calls N]
+//   deno run --allow-net=127.0.0.1 --allow-read --allow-run --allow-env bench/protobuf_bench.ts [...]
 //
-// Defaults: 1,000,000 messages and 1,000 calls; --smoke: 2,000 and 20.
-// Every answer is checked (counts and payload sizes).
+// Defaults: the client's runtime as the server, 3 repetitions, 400 calls;
+// --smoke: 1 repetition, 2,000 messages and 20 calls.
 
 import { spawn } from "node:child_process";
 import process from "node:process";
@@ -176,13 +186,18 @@ interface Child {
   stop(): Promise<number>;
 }
 
-async function startChild(impl: Impl): Promise<Child> {
+/** The runtime the servers run on, and its executable. */
+interface ServerRuntime {
+  name: "deno" | "bun";
+  path: string;
+}
+
+async function startChild(impl: Impl, runtime: ServerRuntime): Promise<Child> {
   const self = new URL(import.meta.url).pathname;
-  const isDeno = "Deno" in globalThis;
-  const args = isDeno
+  const args = runtime.name === "deno"
     ? ["run", "--allow-net=127.0.0.1", "--allow-env", self, "server", impl]
     : [self, "server", impl];
-  const child = spawn(process.execPath, args, {
+  const child = spawn(runtime.path, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout! });
@@ -236,7 +251,7 @@ function readProc(pid: number, file: string): Promise<string> {
 
 const CONNECT_HEADERS = { "connect-protocol-version": "1" };
 
-async function unary(port: number, calls: number): Promise<void> {
+export async function unary(port: number, calls: number): Promise<void> {
   const body = toBinary(
     ChatMessageSchema,
     create(ChatMessageSchema, {
@@ -275,7 +290,7 @@ async function unary(port: number, calls: number): Promise<void> {
 /** Request frames sent per body chunk. */
 const BATCH = 256;
 
-async function bidi(port: number, messages: number): Promise<void> {
+export async function bidi(port: number, messages: number): Promise<void> {
   const one = frame(
     0,
     toBinary(
@@ -299,7 +314,10 @@ async function bidi(port: number, messages: number): Promise<void> {
     `http://127.0.0.1:${port}/${ChatService.typeName}/Chat`,
     {
       method: "POST",
-      headers: { ...CONNECT_HEADERS, "content-type": "application/connect+proto" },
+      headers: {
+        ...CONNECT_HEADERS,
+        "content-type": "application/connect+proto",
+      },
       body: requests,
       duplex: "half",
       signal: AbortSignal.timeout(TIME_LIMIT_MS),
@@ -360,12 +378,13 @@ interface Sample {
 }
 
 async function measure(
+  runtime: ServerRuntime,
   impl: Impl,
   what: string,
   count: number,
   run: (port: number, count: number) => Promise<void>,
 ): Promise<Sample> {
-  const child = await startChild(impl);
+  const child = await startChild(impl, runtime);
   let ms: number;
   let cpuMs: number;
   let peakKiB: number;
@@ -407,6 +426,10 @@ async function main(): Promise<void> {
       "peer-messages": { type: "string" },
       calls: { type: "string" },
       reps: { type: "string" },
+      only: { type: "string" },
+      server: { type: "string" },
+      deno: { type: "string" },
+      bun: { type: "string" },
     },
   });
   if (positionals[0] === "server") {
@@ -421,19 +444,37 @@ async function main(): Promise<void> {
   );
   const calls = Number(values.calls ?? (smoke ? 20 : 400));
   const reps = Number(values.reps ?? (smoke ? 1 : 3));
-  const runtime = "Bun" in globalThis ? "Bun.serve" : "Deno.serve";
+  const only = values.only;
+  const client = "Bun" in globalThis ? "bun" : "deno";
+  const name = values.server ?? client;
+  if (name !== "deno" && name !== "bun") {
+    throw new TypeError(`Unknown server runtime ${name}`);
+  }
+  const server: ServerRuntime = {
+    name,
+    path: name === client ? process.execPath : values[name] ?? name,
+  };
+  const runtime = name === "bun" ? "Bun.serve" : "Deno.serve";
   const samples: Sample[] = [];
   // Interleaved: each repetition measures every server in turn.
   for (let rep = 0; rep < reps; rep++) {
     for (const impl of IMPLS) {
-      samples.push(await measure(impl, UNARY, calls, unary));
+      if (only !== "bidi") {
+        samples.push(await measure(server, impl, UNARY, calls, unary));
+      }
     }
     for (const impl of IMPLS) {
       const n = impl === "sluice" ? messages : peerMessages;
-      samples.push(await measure(impl, BIDI, n, bidi));
+      if (only !== "unary") {
+        samples.push(await measure(server, impl, BIDI, n, bidi));
+      }
     }
   }
-  const rows = [UNARY, BIDI].flatMap((what) =>
+  const cases = only === "unary" ? [UNARY] : only === "bidi" ? [BIDI] : [
+    UNARY,
+    BIDI,
+  ];
+  const rows = cases.flatMap((what) =>
     IMPLS.map((impl) => {
       const mine = samples.filter((s) => s.impl === impl && s.what === what);
       return {
@@ -449,7 +490,9 @@ async function main(): Promise<void> {
     })
   );
   console.log(
-    `protobuf-es ChatService on ${runtime}: medians of ${reps} interleaved run(s), one fetch client (request bytes encoded once, every answer checked)${
+    `protobuf-es ChatService on ${runtime}: medians of ${reps} interleaved run(s), one ${
+      client === "bun" ? "Bun" : "Deno"
+    } fetch client (request bytes encoded once, every answer checked)${
       smoke ? " (smoke)" : ""
     }\n`,
   );

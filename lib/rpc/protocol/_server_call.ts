@@ -17,6 +17,7 @@ import {
 import { linkDeadline } from "./_deadline.ts";
 import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
 import { readAll } from "./_read_all.ts";
+import { concatBytes } from "../../_internal/bytes.ts";
 import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
 import type { Frame } from "../wire/frame_decoder.ts";
 import type {
@@ -83,6 +84,7 @@ export interface ServerCall {
 export function startServerCall(init: ServerCallInit): ServerCall {
   const { entry, timeoutMs } = init;
   const { method } = entry;
+  if (init.bare && method.kind === "unary") return startBareCall(init);
   const inputCodec = codecFor(method.input, init.codecName);
   const outputCodec = codecFor(method.output, init.codecName);
 
@@ -154,7 +156,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   const message = deferred<Frame | undefined>();
   message.promise.catch(() => {});
 
-  let outputs: Promise<ReadableStream<unknown> | Fused>;
+  let outputs: Promise<ReadableStream<unknown> | Fused | Iterated>;
   try {
     // The head goes out with the first message, at the end, or once the
     // handler has run up to its first wait on I/O (a macrotask after it was
@@ -179,10 +181,18 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       } else if (init.bare) {
         message.resolve(
           await raceAbort(
-            singleFrame(stream, toFrame, init.maxMessageBytes),
+            singleFrame(
+              stream instanceof Iterated
+                ? ReadableStream.from(stream.source)
+                : stream,
+              toFrame,
+              init.maxMessageBytes,
+            ),
             abort.signal,
           ),
         );
+      } else if (stream instanceof Iterated) {
+        await pipeIterable(stream.source, encoder, abort.signal);
       } else {
         await pipeDirect(stream, encoder, abort.signal);
       }
@@ -241,6 +251,160 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     status,
     message: message.promise,
   };
+}
+
+/**
+ * A bare unary call (Connect unary) in one async function: read the whole
+ * body, decode, call the handler, encode. Same limits, deadline, idle
+ * timeout and cancellation as the streaming path, without its streams (a
+ * request stream, a response stream, an encoder and their promises per
+ * call: measured 2x the server CPU of a bare handler on 256 KiB echoes).
+ */
+function startBareCall(init: ServerCallInit): ServerCall {
+  const { entry, timeoutMs } = init;
+  const { method } = entry;
+  const abort = new AbortController();
+  const unlink = linkDeadline(
+    abort,
+    timeoutMs,
+    init.requestSignal,
+    "Cannot finish call: the client cancelled",
+  );
+  const context: HandlerContext = {
+    method,
+    protocol: init.protocol,
+    signal: abort.signal,
+    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    requestHeaders: init.requestHeaders,
+    responseHeaders: new Headers(),
+    responseTrailers: new Headers(),
+  };
+  const message = deferred<Frame | undefined>();
+  message.promise.catch(() => {});
+  const status = (async (): Promise<CallStatus> => {
+    let error: RpcError | undefined;
+    try {
+      const inputCodec = codecFor(method.input, init.codecName);
+      const frameOf = messageToFrame(
+        codecFor(method.output, init.codecName),
+        init.responseCompression,
+        init.compressMinBytes,
+      );
+      let data = await readBareBody(init, abort);
+      if (init.requestCompression !== null && data.byteLength > 0) {
+        try {
+          data = await raceAbort(
+            decompressMessage(
+              init.requestCompression,
+              data,
+              init.maxMessageBytes,
+            ),
+            abort.signal,
+          );
+        } catch (error) {
+          throw RpcError.from(error, Code.InvalidArgument);
+        }
+      }
+      const input = decodeMessage(
+        inputCodec,
+        method.input.typeName,
+        data,
+        Code.InvalidArgument,
+      );
+      let output = entry.handler(input, context);
+      if (isThenable(output)) {
+        output = await raceAbort(Promise.resolve(output), abort.signal);
+      }
+      let frame = frameOf(output);
+      if (isThenable(frame)) frame = await raceAbort(frame, abort.signal);
+      if (frame.data.byteLength > init.maxMessageBytes) {
+        throw new RpcError(
+          Code.ResourceExhausted,
+          `Cannot send response: size ${frame.data.byteLength} exceeds maxMessageBytes ${init.maxMessageBytes}`,
+        );
+      }
+      if (abort.signal.aborted) throw abort.signal.reason;
+      message.resolve(frame);
+    } catch (reason) {
+      error = RpcError.from(
+        abort.signal.aborted ? abort.signal.reason : reason,
+      );
+      message.resolve(undefined);
+    } finally {
+      unlink();
+    }
+    return { error, trailers: context.responseTrailers };
+  })();
+  let body: ReadableStream<Uint8Array> | undefined;
+  return {
+    head: status.then(() => {}),
+    responseHeaders: context.responseHeaders,
+    // The response goes in `message`; the body is empty.
+    get body() {
+      return body ??= new ReadableStream({ start: (c) => c.close() });
+    },
+    status,
+    message: message.promise,
+  };
+}
+
+/**
+ * The whole request body of a bare call, within maxMessageBytes (refused
+ * at once when its Content-Length says more), failing the call when no
+ * bytes arrive for idleTimeoutMs; an abort cancels the read.
+ */
+async function readBareBody(
+  init: ServerCallInit,
+  abort: AbortController,
+): Promise<Uint8Array> {
+  const max = init.maxMessageBytes;
+  const idleMs = init.idleTimeoutMs;
+  const signal = abort.signal;
+  const reader = init.requestBody.getReader();
+  const tooLarge = () =>
+    new RpcError(
+      Code.ResourceExhausted,
+      `Cannot read request: size exceeds maxMessageBytes ${max}`,
+    );
+  if (Number(init.requestHeaders.get("content-length")) > max) {
+    const error = tooLarge();
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  }
+  const onAbort = () => reader.cancel(signal.reason).catch(() => {});
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  // One timer, re-armed only when it fires early (as withIdleTimeout).
+  let lastRead = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    const left = lastRead + idleMs! - performance.now();
+    if (left > 0) timer = setTimeout(check, left);
+    else abort.abort(idleError(idleMs!));
+  };
+  if (idleMs) timer = setTimeout(check, idleMs);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) break;
+      lastRead = performance.now();
+      total += value.byteLength;
+      if (total > max) {
+        const error = tooLarge();
+        await reader.cancel(error).catch(() => {});
+        throw error;
+      }
+      chunks.push(value);
+    }
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+  }
+  return concatBytes(chunks, total);
 }
 
 /**
@@ -311,14 +475,10 @@ async function pipeDirect<T>(
 ): Promise<void> {
   const writer = encoder.writable.getWriter();
   const reader = source.getReader();
-  const aborted = deferred<never>();
-  aborted.promise.catch(() => {});
-  const onAbort = () => {
-    aborted.reject(signal.reason);
-    reader.cancel(signal.reason).catch(() => {});
-  };
+  const onAbort = () => reader.cancel(signal.reason).catch(() => {});
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
+  const waits = abortableWaits(signal);
   try {
     while (true) {
       const { done, value } = await reader.read();
@@ -327,12 +487,10 @@ async function pipeDirect<T>(
       let output = value;
       if (step) {
         output = step(value) as T;
-        if (isThenable(output)) {
-          output = await Promise.race([output, aborted.promise]) as T;
-        }
+        if (isThenable(output)) output = await waits.wait(output) as T;
       }
       const written = encoder.push(output);
-      if (written !== undefined) await Promise.race([written, aborted.promise]);
+      if (written !== undefined) await waits.wait(written);
     }
   } catch (error) {
     const reason = signal.aborted ? signal.reason : error;
@@ -340,9 +498,90 @@ async function pipeDirect<T>(
     throw reason;
   } finally {
     signal.removeEventListener("abort", onAbort);
+    waits.dispose();
     reader.releaseLock();
     writer.releaseLock();
   }
+}
+
+/**
+ * Waits that an abort of `signal` fails. Not `Promise.race` with one
+ * never-settling abort promise: each race leaves a reaction on it, held
+ * until the call ends (measured: 450 MiB of peak RSS over 300,000 messages
+ * raced that way).
+ */
+function abortableWaits(signal: AbortSignal): {
+  wait<V>(promise: PromiseLike<V>): Promise<V>;
+  dispose(): void;
+} {
+  let fail: ((reason: unknown) => void) | undefined;
+  const onAbort = () => fail?.(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    wait: (promise) =>
+      new Promise((resolve, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        fail = reject;
+        promise.then(resolve, reject);
+      }),
+    dispose: () => signal.removeEventListener("abort", onAbort),
+  };
+}
+
+/**
+ * `pipeDirect` for a handler's iterable, read by its own iterator instead
+ * of through `ReadableStream.from` (a queue entry and two promises less
+ * per message), with its semantics: sync iterables' values are awaited,
+ * and an abort stops the wait and returns the iterator.
+ */
+async function pipeIterable<T>(
+  source: AsyncIterable<T> | Iterable<T>,
+  encoder: FrameEncoderStream<T>,
+  signal: AbortSignal,
+): Promise<void> {
+  const writer = encoder.writable.getWriter();
+  const waits = abortableWaits(signal);
+  const wait = waits.wait;
+  const iterator: AsyncIterator<T> | Iterator<T> =
+    Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : (source as Iterable<T>)[Symbol.iterator]();
+  let done = false;
+  try {
+    while (true) {
+      if (signal.aborted) throw signal.reason;
+      let result = iterator.next();
+      if (isThenable(result)) result = await wait(result);
+      if (signal.aborted) throw signal.reason;
+      if (result.done) {
+        done = true;
+        return;
+      }
+      let value = result.value;
+      if (isThenable(value)) value = await wait(value) as T;
+      const written = encoder.push(value);
+      if (written !== undefined) await wait(written);
+    }
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  } finally {
+    waits.dispose();
+    writer.releaseLock();
+    if (!done) {
+      // As ReadableStream.from's cancel: let the iterator clean up.
+      try {
+        const returned = iterator.return?.();
+        if (isThenable(returned)) returned.then(undefined, () => {});
+      } catch {
+        // Its own failure; the call already has its error.
+      }
+    }
+  }
+}
+
+/** A handler's iterable (not a stream), read by `pipeIterable`. */
+class Iterated {
+  constructor(readonly source: AsyncIterable<unknown> | Iterable<unknown>) {}
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -379,7 +618,7 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function toStream<T>(source: MessageSource<T>): ReadableStream<T> {
+function toStream<T>(source: MessageSource<T>): ReadableStream<T> | Iterated {
   if (source instanceof ReadableStream) return source;
   if (
     source === null || typeof source !== "object" ||
@@ -389,7 +628,7 @@ function toStream<T>(source: MessageSource<T>): ReadableStream<T> {
       "Cannot stream responses: the handler returned neither a stream nor an iterable",
     );
   }
-  return ReadableStream.from(source);
+  return new Iterated(source);
 }
 
 function isPair<O, I>(value: unknown): value is ReadableWritablePair<O, I> {
@@ -429,7 +668,7 @@ async function invoke(
   inputs: ReadableStream<unknown>,
   context: HandlerContext,
   called: () => void,
-): Promise<ReadableStream<unknown> | Fused> {
+): Promise<ReadableStream<unknown> | Fused | Iterated> {
   const { method } = entry;
   // Calls the handler and tells `called` that its synchronous part ran.
   const handler = (input: unknown, context: HandlerContext) => {

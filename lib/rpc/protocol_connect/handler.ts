@@ -15,6 +15,7 @@ import {
 } from "../protocol/_serve_common.ts";
 import { acceptHeader } from "../protocol/_compression.ts";
 import { quote } from "../protocol/_quote.ts";
+import { wholeBody } from "../protocol/_whole_body.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import {
   contentType,
@@ -49,15 +50,6 @@ const unaryHeaders: ParamHeaders = {
   acceptEncoding: headerUnaryAcceptEncoding,
 };
 
-function bytesBody(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.enqueue(bytes);
-      controller.close();
-    },
-  });
-}
-
 /** Serves a Connect streaming call. */
 export async function handleConnectStream(
   request: UniversalRequest,
@@ -77,7 +69,7 @@ export async function handleConnectStream(
   const endOnly = (error: unknown): UniversalResponse => ({
     status: 200,
     headers,
-    body: bytesBody(encodeEndStreamFrame({
+    body: wholeBody(encodeEndStreamFrame({
       error: RpcError.from(error, Code.Internal),
       trailers: new Headers(),
     })),
@@ -121,7 +113,7 @@ function unaryError(status: CallStatus, headers: Headers): UniversalResponse {
   return {
     status: codeToHttpStatus(error.code),
     headers,
-    body: bytesBody(
+    body: wholeBody(
       new TextEncoder().encode(JSON.stringify(errorToJson(error))),
     ),
   };
@@ -192,5 +184,5 @@ export async function handleConnectUnary(
   status.trailers.forEach((value, key) =>
     headers.append(`trailer-${key}`, value)
   );
-  return { status: 200, headers, body: bytesBody(message.data) };
+  return { status: 200, headers, body: wholeBody(message.data) };
 }
