@@ -1838,7 +1838,16 @@ if (!ONLY) {
     const run = await new Deno.Command(BUN, {
       args: [
         `${ROOT}bench/protobuf_bench.ts`,
-        ...(SMOKE ? ["--smoke"] : []),
+        // The standalone default is 1,000,000 messages (sluice) and 400
+        // calls; the run keeps to its 10 minutes with RPC's sizes.
+        ...(SMOKE ? ["--smoke"] : [
+          "--messages",
+          String(CONFIG.rpcN),
+          "--peer-messages",
+          String(CONFIG.peerN),
+          "--calls",
+          "200",
+        ]),
         "--server",
         server,
         "--deno",

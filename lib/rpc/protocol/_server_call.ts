@@ -26,7 +26,7 @@ import type {
   Protocol,
   ServiceImplementation,
 } from "../server/implement_service.ts";
-import { MessageDecoderStream } from "../wire/_message_decoder.ts";
+import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
@@ -110,33 +110,37 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     responseTrailers: new Headers(),
   };
 
-  const requestBody = withIdleTimeout(
-    init.requestBody,
-    init.idleTimeoutMs,
-    () => {
-      const error = idleError(init.idleTimeoutMs!);
-      abort.abort(error);
-      return error;
-    },
-  );
+  const onIdle = () => {
+    const error = idleError(init.idleTimeoutMs!);
+    abort.abort(error);
+    return error;
+  };
   const readSignal = AbortSignal.any([abort.signal, finished.signal]);
   const inputs = init.bare
-    ? bareInput(requestBody, readSignal, init, (data) =>
-      decodeMessage(
-        inputCodec,
-        method.input.typeName,
-        data,
-        Code.InvalidArgument,
-      ))
-    : requestBody.pipeThrough(
-      new MessageDecoderStream({
+    ? bareInput(
+      withIdleTimeout(init.requestBody, init.idleTimeoutMs, onIdle),
+      readSignal,
+      init,
+      (data) =>
+        decodeMessage(
+          inputCodec,
+          method.input.typeName,
+          data,
+          Code.InvalidArgument,
+        ),
+    )
+    : decodeRequests(
+      init.requestBody,
+      new MessageDecoder({
         codec: inputCodec,
         typeName: method.input.typeName,
         maxMessageBytes: init.maxMessageBytes,
         compression: init.requestCompression,
         errorCode: Code.InvalidArgument,
       }),
-      { signal: readSignal },
+      init.idleTimeoutMs,
+      onIdle,
+      readSignal,
     );
 
   const head = deferred<void>();
@@ -251,6 +255,93 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     status,
     message: message.promise,
   };
+}
+
+/**
+ * The decoded requests of a streaming call: the body read by this stream's
+ * own pulls and pushed through `decoder`, with the idle timeout kept here
+ * (as withIdleTimeout: only while a read waits) and `signal` aborting the
+ * read. What `body.pipeThrough(MessageDecoderStream)` over withIdleTimeout
+ * did, in one stream instead of three (measured under Deno: 30% of the
+ * server's CPU per small message).
+ */
+function decodeRequests<T>(
+  body: ReadableStream<Uint8Array>,
+  decoder: MessageDecoder<T>,
+  idleMs: number | undefined,
+  onIdle: () => unknown,
+  signal: AbortSignal,
+): ReadableStream<T> {
+  const reader = body.getReader();
+  let controller!: ReadableStreamDefaultController<T>;
+  let waitingSince = -1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let over = false;
+  const stop = () => {
+    over = true;
+    clearTimeout(timer);
+    timer = undefined;
+    signal.removeEventListener("abort", onAbort);
+  };
+  const fail = (error: unknown) => {
+    if (over) return;
+    stop();
+    controller.error(error);
+    reader.cancel(error).catch(() => {});
+  };
+  const check = () => {
+    timer = undefined;
+    if (waitingSince < 0 || over) return; // re-armed by the next read
+    const left = waitingSince + idleMs! - performance.now();
+    if (left > 0) timer = setTimeout(check, left);
+    else fail(onIdle());
+  };
+  function onAbort() {
+    fail(signal.reason);
+  }
+  return new ReadableStream<T>({
+    start(c) {
+      controller = c;
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(c) {
+      let emitted = false;
+      const emit = (message: T) => {
+        emitted = true;
+        c.enqueue(message);
+      };
+      try {
+        while (!emitted && !over) {
+          if (idleMs) {
+            waitingSince = performance.now();
+            timer ??= setTimeout(check, idleMs);
+          }
+          let result: ReadableStreamReadResult<Uint8Array>;
+          try {
+            result = await reader.read();
+          } finally {
+            waitingSince = -1;
+          }
+          if (over) return;
+          if (result.done) {
+            decoder.finish();
+            stop();
+            c.close();
+            return;
+          }
+          const pushed = decoder.push(result.value, emit);
+          if (pushed !== undefined) await pushed;
+        }
+      } catch (error) {
+        fail(error);
+      }
+    },
+    cancel(reason) {
+      stop();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 1 });
 }
 
 /**
