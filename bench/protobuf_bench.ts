@@ -534,11 +534,9 @@ async function main(): Promise<void> {
         floorRatio.toFixed(2)
       }x`
       : cpuRatio >= target
-      ? `missed on rate, met on server CPU (${
+      ? `missed on rate, met on server CPU per message (${
         cpuRatio.toFixed(2)
-      }x): the rate was set by the client or the machine (server ${
-        mine.busy.toFixed(0)
-      }% busy)`
+      }x); see the repetitions' spread (server ${mine.busy.toFixed(0)}% busy)`
       : `missed: server CPU ${cpuRatio.toFixed(2)}x Connect-ES's, floor ${
         (peer.cpu / floor.cpu).toFixed(2)
       }x`;
