@@ -1863,6 +1863,40 @@ if (!ONLY) {
   else failures.push("multipart upload to disk vs raw body");
 }
 
+// protobuf-es services: sluice vs Connect-ES's fetch handler and a bare
+// handler doing the same codec work, on Deno.serve and Bun.serve, one Bun
+// fetch client for all (bench/protobuf_bench.ts; printed, not written to
+// RESULTS.md).
+if (!ONLY) {
+  for (const server of ["deno", "bun"]) {
+    phase(`protobuf-es on ${server} (protobuf_bench.ts)`);
+    const run = await new Deno.Command(BUN, {
+      args: [
+        `${ROOT}bench/protobuf_bench.ts`,
+        // The standalone default is 1,000,000 messages (sluice) and 400
+        // calls; the run keeps to its 10 minutes with RPC's sizes.
+        ...(SMOKE ? ["--smoke"] : [
+          "--messages",
+          String(CONFIG.rpcN),
+          "--peer-messages",
+          String(CONFIG.peerN),
+          "--calls",
+          "200",
+        ]),
+        "--server",
+        server,
+        "--deno",
+        DENO,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const table = new TextDecoder().decode(run.stdout);
+    if (run.success) console.log(`\n## protobuf-es on ${server}\n\n${table}`);
+    else failures.push(`protobuf-es on ${server}`);
+  }
+}
+
 /**
  * Formats Markdown (or SVG) as `deno fmt --check` expects, through a file in
  * the temp dir.

@@ -297,6 +297,90 @@ describe("handlers have an idle timeout by default", () => {
   });
 });
 
+describe("Connect unary calls keep their limits on the direct path", () => {
+  it("a stalled request body fails with deadline_exceeded after idleTimeoutMs", async () => {
+    const stalled = new TransformStream<Uint8Array, Uint8Array>();
+    const writer = stalled.writable.getWriter();
+    void writer.write(new Uint8Array([0x08])).catch(() => {});
+    const started = performance.now();
+    const response = await deadline(
+      createUniversalHandler(impl, { idleTimeoutMs: 100 })({
+        method: "POST",
+        url: "http://x/test.v1.EchoService/echo",
+        headers: new Headers({ "content-type": "application/proto" }),
+        body: stalled.readable,
+      }),
+      T,
+    );
+    assert.equal(response.status, 504);
+    const json = JSON.parse(await new Response(response.body).text());
+    assert.equal(json.code, "deadline_exceeded");
+    assert.match(json.message, /no bytes arrived for 100 ms \(idleTimeoutMs\)/);
+    assert.ok(performance.now() - started < 5_000);
+    await writer.abort(new Error("test over")).catch(() => {});
+  });
+
+  it("a Content-Length over maxMessageBytes fails at once with resource_exhausted", async () => {
+    let pulled = 0;
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(64));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    const response = await deadline(
+      createUniversalHandler(impl, { maxMessageBytes: 1024 })({
+        method: "POST",
+        url: "http://x/test.v1.EchoService/echo",
+        headers: new Headers({
+          "content-type": "application/proto",
+          "content-length": "1025",
+        }),
+        body,
+      }),
+      T,
+    );
+    assert.equal(response.status, 429);
+    const json = JSON.parse(await new Response(response.body).text());
+    assert.equal(json.code, "resource_exhausted");
+    assert.match(json.message, /maxMessageBytes 1024/);
+    assert.equal(pulled, 0);
+    assert.ok(cancelled);
+  });
+
+  it("a client that accepts no compression gets an uncompressed response (fetch sends accept-encoding itself)", async () => {
+    // compressMinBytes 0: the server compresses any response it may.
+    const server = await startServer(
+      createRpcHandler(impl, { compressMinBytes: 0 }),
+    );
+    try {
+      const seen: { sent: Headers; received: Headers }[] = [];
+      const transport = createConnectTransport({
+        baseUrl: server.url,
+        acceptCompression: [],
+        fetch: async (input, init) => {
+          const response = await fetch(input, init);
+          seen.push({
+            sent: new Headers(init?.headers),
+            received: response.headers,
+          });
+          return response;
+        },
+      });
+      const big = 2n ** 62n;
+      assert.equal(await createClient(EchoService, transport).echo(big), big);
+      assert.equal(seen[0].sent.get("accept-encoding"), "identity");
+      assert.equal(seen[0].received.get("content-encoding"), null);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
 describe("response headers set by the handler reach the client", () => {
   let h2: Awaited<ReturnType<typeof serveHttp2>>;
   let server: Server;

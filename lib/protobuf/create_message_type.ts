@@ -144,10 +144,12 @@ export function createMessageType<Desc extends DescMessage>(
   options: ProtobufCodecOptions = {},
 ): ProtobufMessageType<Desc> {
   const binaryRead = { readUnknownFields: true, ...options.binaryReadOptions };
-  const binaryWrite = {
-    writeUnknownFields: true,
-    ...options.binaryWriteOptions,
-  };
+  // protobuf-es's own default (unknown fields written) when none are given:
+  // toBinary then uses its shared defaults instead of merging a copy per
+  // message.
+  const binaryWrite = options.binaryWriteOptions === undefined
+    ? undefined
+    : { writeUnknownFields: true, ...options.binaryWriteOptions };
   const jsonRead = {
     ignoreUnknownFields: true,
     registry: options.registry,

@@ -21,6 +21,7 @@ import {
   encodeMessage,
 } from "./_codec.ts";
 import { readAll } from "./_read_all.ts";
+import { concatBytes } from "../../_internal/bytes.ts";
 import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
 import type { Frame } from "../wire/frame_decoder.ts";
 import type {
@@ -29,7 +30,7 @@ import type {
   Protocol,
   ServiceImplementation,
 } from "../server/implement_service.ts";
-import { MessageDecoderStream } from "../wire/_message_decoder.ts";
+import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
@@ -88,6 +89,7 @@ export interface ServerCall {
 export function startServerCall(init: ServerCallInit): ServerCall {
   const { entry, timeoutMs } = init;
   const { method } = entry;
+  if (init.bare && method.kind === "unary") return startBareCall(init);
   const inputCodec = codecFor(method.input, init.codecName);
   const outputCodec = codecFor(method.output, init.codecName);
 
@@ -114,47 +116,49 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     responseTrailers: new Headers(),
   };
 
-  const requestBody = withIdleTimeout(
-    init.requestBody,
-    init.idleTimeoutMs,
-    () => {
-      const error = idleError(init.idleTimeoutMs!);
-      abort.abort(error);
-      return error;
-    },
-  );
+  const onIdle = () => {
+    const error = idleError(init.idleTimeoutMs!);
+    abort.abort(error);
+    return error;
+  };
   const readSignal = AbortSignal.any([abort.signal, finished.signal]);
   const inputs = init.bare
-    ? bareInput(requestBody, readSignal, init, (data) =>
-      decodeMessage(
-        inputCodec,
-        method.input.typeName,
-        data,
-        Code.InvalidArgument,
-      ))
+    ? bareInput(
+      withIdleTimeout(init.requestBody, init.idleTimeoutMs, onIdle),
+      readSignal,
+      init,
+      (data) =>
+        decodeMessage(
+          inputCodec,
+          method.input.typeName,
+          data,
+          Code.InvalidArgument,
+        ),
+    )
     : decodeRequests(
-      requestBody,
-      new MessageDecoderStream({
+      init.requestBody,
+      new MessageDecoder({
         codec: inputCodec,
         typeName: method.input.typeName,
         maxMessageBytes: init.maxMessageBytes,
         compression: init.requestCompression,
         errorCode: Code.InvalidArgument,
       }),
+      init.idleTimeoutMs,
+      onIdle,
       readSignal,
-      abort,
+      (reason) =>
+        abort.abort(
+          new RpcError(
+            Code.Canceled,
+            "Cannot finish call: the request body failed (the client went away)",
+            { cause: reason },
+          ),
+        ),
     );
 
   const head = deferred<void>();
-  const frameOf = messageToFrame(
-    {
-      ...outputCodec,
-      encode: (value: unknown) =>
-        encodeMessage(outputCodec, method.output.typeName, value),
-    },
-    init.responseCompression,
-    init.compressMinBytes,
-  );
+  const frameOf = responseFrames(init, outputCodec);
   const toFrame = (value: unknown) => {
     head.resolve();
     return frameOf(value);
@@ -166,7 +170,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   const message = deferred<Frame | undefined>();
   message.promise.catch(() => {});
 
-  let outputs: Promise<ReadableStream<unknown> | Fused>;
+  let outputs: Promise<ReadableStream<unknown> | Fused | Iterated>;
   try {
     outputs = invoke(entry, inputs, context);
   } catch (error) {
@@ -184,10 +188,18 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       } else if (init.bare) {
         message.resolve(
           await raceAbort(
-            singleFrame(stream, toFrame, init.maxMessageBytes),
+            singleFrame(
+              stream instanceof Iterated
+                ? ReadableStream.from(stream.source)
+                : stream,
+              toFrame,
+              init.maxMessageBytes,
+            ),
             abort.signal,
           ),
         );
+      } else if (stream instanceof Iterated) {
+        await pipeIterable(stream.source, encoder, abort.signal);
       } else {
         await pipeDirect(stream, encoder, abort.signal);
       }
@@ -246,6 +258,290 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     status,
     message: message.promise,
   };
+}
+
+/**
+ * The decoded requests of a streaming call: the body read by this stream's
+ * own pulls and pushed through `decoder`, with the idle timeout kept here
+ * (as withIdleTimeout: only while a pull waits) and `signal` aborting the
+ * read. What `body.pipeThrough(MessageDecoderStream)` over withIdleTimeout
+ * did, in one stream instead of three (measured under Deno: 30% of the
+ * server's CPU per small message).
+ *
+ * Once the queue holds a message the handler has not read, one read of the
+ * body stays pending (one chunk ahead, no more): a client that goes away
+ * is then still noticed, as a failed read, by a handler that waits without
+ * reading — a fetch server may say so in no other way while the response
+ * head waits for the handler. Such a failure calls `onGone` (the call ends
+ * `Canceled`); a message that does not decode reaches the handler as its
+ * requests' error.
+ */
+function decodeRequests<T>(
+  body: ReadableStream<Uint8Array>,
+  decoder: MessageDecoder<T>,
+  idleMs: number | undefined,
+  onIdle: () => unknown,
+  signal: AbortSignal,
+  onGone: (reason: unknown) => void,
+): ReadableStream<T> {
+  const reader = body.getReader();
+  let controller!: ReadableStreamDefaultController<T>;
+  let waitingSince = -1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let over = false;
+  // The read started while no pull was waiting, if any.
+  let ahead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  const stop = () => {
+    over = true;
+    clearTimeout(timer);
+    timer = undefined;
+    signal.removeEventListener("abort", onAbort);
+  };
+  const fail = (error: unknown) => {
+    if (over) return;
+    stop();
+    controller.error(error);
+    reader.cancel(error).catch(() => {});
+  };
+  const check = () => {
+    timer = undefined;
+    if (waitingSince < 0 || over) return; // re-armed by the next read
+    const left = waitingSince + idleMs! - performance.now();
+    if (left > 0) timer = setTimeout(check, left);
+    else fail(onIdle());
+  };
+  function onAbort() {
+    fail(signal.reason);
+  }
+  const readAhead = () => {
+    const read = reader.read();
+    ahead = read;
+    read.catch((reason) => {
+      // Only while no pull waits for it: a pull reports its own failure.
+      if (ahead !== read || over || signal.aborted) return;
+      fail(reason);
+      onGone(reason);
+    });
+  };
+  return new ReadableStream<T>({
+    start(c) {
+      controller = c;
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(c) {
+      let emitted = false;
+      const emit = (message: T) => {
+        emitted = true;
+        c.enqueue(message);
+      };
+      try {
+        while (!emitted && !over) {
+          if (idleMs) {
+            waitingSince = performance.now();
+            timer ??= setTimeout(check, idleMs);
+          }
+          let result: ReadableStreamReadResult<Uint8Array>;
+          const read = ahead ?? reader.read();
+          ahead = undefined;
+          try {
+            result = await read;
+          } finally {
+            waitingSince = -1;
+          }
+          if (over) return;
+          if (result.done) {
+            decoder.finish();
+            stop();
+            c.close();
+            return;
+          }
+          const pushed = decoder.push(result.value, emit);
+          if (pushed !== undefined) await pushed;
+        }
+        if (!over && (c.desiredSize ?? 0) <= 0) readAhead();
+      } catch (error) {
+        fail(error);
+      }
+    },
+    cancel(reason) {
+      stop();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 1 });
+}
+
+/**
+ * Turns response messages into frames (compressed when negotiated); a
+ * message the codec cannot write fails `Internal` naming its type.
+ */
+function responseFrames(
+  init: ServerCallInit,
+  codec: ReturnType<typeof codecFor>,
+): ReturnType<typeof messageToFrame> {
+  const typeName = init.entry.method.output.typeName;
+  return messageToFrame(
+    {
+      ...codec,
+      encode: (value: unknown) => encodeMessage(codec, typeName, value),
+    },
+    init.responseCompression,
+    init.compressMinBytes,
+  );
+}
+
+/**
+ * A bare unary call (Connect unary) in one async function: read the whole
+ * body, decode, call the handler, encode. Same limits, deadline, idle
+ * timeout and cancellation as the streaming path, without its streams (a
+ * request stream, a response stream, an encoder and their promises per
+ * call: measured 2x the server CPU of a bare handler on 256 KiB echoes).
+ */
+function startBareCall(init: ServerCallInit): ServerCall {
+  const { entry, timeoutMs } = init;
+  const { method } = entry;
+  const abort = new AbortController();
+  const unlink = linkDeadline(
+    abort,
+    timeoutMs,
+    init.requestSignal,
+    "Cannot finish call: the client cancelled",
+  );
+  const context: HandlerContext = {
+    method,
+    protocol: init.protocol,
+    signal: abort.signal,
+    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    requestMethod: init.requestMethod,
+    requestHeaders: init.requestHeaders,
+    responseHeaders: new Headers(),
+    responseTrailers: new Headers(),
+  };
+  const message = deferred<Frame | undefined>();
+  message.promise.catch(() => {});
+  const status = (async (): Promise<CallStatus> => {
+    let error: RpcError | undefined;
+    try {
+      const inputCodec = codecFor(method.input, init.codecName);
+      const frameOf = responseFrames(
+        init,
+        codecFor(method.output, init.codecName),
+      );
+      let data = await readBareBody(init, abort);
+      if (init.requestCompression !== null && data.byteLength > 0) {
+        try {
+          data = await raceAbort(
+            decompressMessage(
+              init.requestCompression,
+              data,
+              init.maxMessageBytes,
+            ),
+            abort.signal,
+          );
+        } catch (error) {
+          throw RpcError.from(error, Code.InvalidArgument);
+        }
+      }
+      const input = decodeMessage(
+        inputCodec,
+        method.input.typeName,
+        data,
+        Code.InvalidArgument,
+      );
+      let output = entry.handler(input, context);
+      if (isThenable(output)) {
+        output = await raceAbort(Promise.resolve(output), abort.signal);
+      }
+      let frame = frameOf(output);
+      if (isThenable(frame)) frame = await raceAbort(frame, abort.signal);
+      if (frame.data.byteLength > init.maxMessageBytes) {
+        throw new RpcError(
+          Code.ResourceExhausted,
+          `Cannot send response: size ${frame.data.byteLength} exceeds maxMessageBytes ${init.maxMessageBytes}`,
+        );
+      }
+      if (abort.signal.aborted) throw abort.signal.reason;
+      message.resolve(frame);
+    } catch (reason) {
+      error = RpcError.from(
+        abort.signal.aborted ? abort.signal.reason : reason,
+      );
+      message.resolve(undefined);
+    } finally {
+      unlink();
+    }
+    return { error, trailers: context.responseTrailers };
+  })();
+  let body: ReadableStream<Uint8Array> | undefined;
+  return {
+    head: status.then(() => {}),
+    responseHeaders: context.responseHeaders,
+    // The response goes in `message`; the body is empty.
+    get body() {
+      return body ??= new ReadableStream({ start: (c) => c.close() });
+    },
+    status,
+    message: message.promise,
+  };
+}
+
+/**
+ * The whole request body of a bare call, within maxMessageBytes (refused
+ * at once when its Content-Length says more), failing the call when no
+ * bytes arrive for idleTimeoutMs; an abort cancels the read.
+ */
+async function readBareBody(
+  init: ServerCallInit,
+  abort: AbortController,
+): Promise<Uint8Array> {
+  const max = init.maxMessageBytes;
+  const idleMs = init.idleTimeoutMs;
+  const signal = abort.signal;
+  const reader = init.requestBody.getReader();
+  const tooLarge = () =>
+    new RpcError(
+      Code.ResourceExhausted,
+      `Cannot read request: size exceeds maxMessageBytes ${max}`,
+    );
+  if (Number(init.requestHeaders.get("content-length")) > max) {
+    const error = tooLarge();
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  }
+  const onAbort = () => reader.cancel(signal.reason).catch(() => {});
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  // One timer, re-armed only when it fires early (as withIdleTimeout).
+  let lastRead = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    const left = lastRead + idleMs! - performance.now();
+    if (left > 0) timer = setTimeout(check, left);
+    else abort.abort(idleError(idleMs!));
+  };
+  if (idleMs) timer = setTimeout(check, idleMs);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) break;
+      lastRead = performance.now();
+      total += value.byteLength;
+      if (total > max) {
+        const error = tooLarge();
+        await reader.cancel(error).catch(() => {});
+        throw error;
+      }
+      chunks.push(value);
+    }
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+  }
+  return concatBytes(chunks, total);
 }
 
 /**
@@ -316,14 +612,10 @@ async function pipeDirect<T>(
 ): Promise<void> {
   const writer = encoder.writable.getWriter();
   const reader = source.getReader();
-  const aborted = deferred<never>();
-  aborted.promise.catch(() => {});
-  const onAbort = () => {
-    aborted.reject(signal.reason);
-    reader.cancel(signal.reason).catch(() => {});
-  };
+  const onAbort = () => reader.cancel(signal.reason).catch(() => {});
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
+  const waits = abortableWaits(signal);
   try {
     while (true) {
       const { done, value } = await reader.read();
@@ -332,12 +624,10 @@ async function pipeDirect<T>(
       let output = value;
       if (step) {
         output = step(value) as T;
-        if (isThenable(output)) {
-          output = await Promise.race([output, aborted.promise]) as T;
-        }
+        if (isThenable(output)) output = await waits.wait(output) as T;
       }
       const written = encoder.push(output);
-      if (written !== undefined) await Promise.race([written, aborted.promise]);
+      if (written !== undefined) await waits.wait(written);
     }
   } catch (error) {
     const reason = signal.aborted ? signal.reason : error;
@@ -345,9 +635,90 @@ async function pipeDirect<T>(
     throw reason;
   } finally {
     signal.removeEventListener("abort", onAbort);
+    waits.dispose();
     reader.releaseLock();
     writer.releaseLock();
   }
+}
+
+/**
+ * Waits that an abort of `signal` fails. Not `Promise.race` with one
+ * never-settling abort promise: each race leaves a reaction on it, held
+ * until the call ends (measured: 450 MiB of peak RSS over 300,000 messages
+ * raced that way).
+ */
+function abortableWaits(signal: AbortSignal): {
+  wait<V>(promise: PromiseLike<V>): Promise<V>;
+  dispose(): void;
+} {
+  let fail: ((reason: unknown) => void) | undefined;
+  const onAbort = () => fail?.(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    wait: (promise) =>
+      new Promise((resolve, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        fail = reject;
+        promise.then(resolve, reject);
+      }),
+    dispose: () => signal.removeEventListener("abort", onAbort),
+  };
+}
+
+/**
+ * `pipeDirect` for a handler's iterable, read by its own iterator instead
+ * of through `ReadableStream.from` (a queue entry and two promises less
+ * per message), with its semantics: sync iterables' values are awaited,
+ * and an abort stops the wait and returns the iterator.
+ */
+async function pipeIterable<T>(
+  source: AsyncIterable<T> | Iterable<T>,
+  encoder: FrameEncoderStream<T>,
+  signal: AbortSignal,
+): Promise<void> {
+  const writer = encoder.writable.getWriter();
+  const waits = abortableWaits(signal);
+  const wait = waits.wait;
+  const iterator: AsyncIterator<T> | Iterator<T> =
+    Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : (source as Iterable<T>)[Symbol.iterator]();
+  let done = false;
+  try {
+    while (true) {
+      if (signal.aborted) throw signal.reason;
+      let result = iterator.next();
+      if (isThenable(result)) result = await wait(result);
+      if (signal.aborted) throw signal.reason;
+      if (result.done) {
+        done = true;
+        return;
+      }
+      let value = result.value;
+      if (isThenable(value)) value = await wait(value) as T;
+      const written = encoder.push(value);
+      if (written !== undefined) await wait(written);
+    }
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  } finally {
+    waits.dispose();
+    writer.releaseLock();
+    if (!done) {
+      // As ReadableStream.from's cancel: let the iterator clean up.
+      try {
+        const returned = iterator.return?.();
+        if (isThenable(returned)) returned.then(undefined, () => {});
+      } catch {
+        // Its own failure; the call already has its error.
+      }
+    }
+  }
+}
+
+/** A handler's iterable (not a stream), read by `pipeIterable`. */
+class Iterated {
+  constructor(readonly source: AsyncIterable<unknown> | Iterable<unknown>) {}
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -384,7 +755,7 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function toStream<T>(source: MessageSource<T>): ReadableStream<T> {
+function toStream<T>(source: MessageSource<T>): ReadableStream<T> | Iterated {
   if (source instanceof ReadableStream) return source;
   if (
     source === null || typeof source !== "object" ||
@@ -394,7 +765,7 @@ function toStream<T>(source: MessageSource<T>): ReadableStream<T> {
       "Cannot stream responses: the handler returned neither a stream nor an iterable",
     );
   }
-  return ReadableStream.from(source);
+  return new Iterated(source);
 }
 
 function isPair<O, I>(value: unknown): value is ReadableWritablePair<O, I> {
@@ -429,71 +800,11 @@ async function single<T>(inputs: ReadableStream<T>, kind: string): Promise<T> {
   }
 }
 
-/**
- * Pipes the request body through the decoder, one chunk read ahead: a read
- * stays pending while the decoder holds the chunk before it (the handler
- * has not read it yet), so that a client that goes away is noticed even
- * by a handler that waits without reading — a fetch server may say so only
- * as a failed read while the response head waits for the handler. A body
- * that fails to read ends the call (`Canceled`); a message that does not
- * decode, or requests the handler cancels, reach the handler as before.
- */
-function decodeRequests(
-  body: ReadableStream<Uint8Array>,
-  decoder: MessageDecoderStream<unknown>,
-  signal: AbortSignal,
-  abort: AbortController,
-): ReadableStream<unknown> {
-  const reader = body.getReader();
-  const writer = decoder.writable.getWriter();
-  let stopped = false;
-  const stop = (reason: unknown) => {
-    if (stopped) return;
-    stopped = true;
-    signal.removeEventListener("abort", onAbort);
-    reader.cancel(reason).catch(() => {});
-    writer.abort(reason).catch(() => {});
-  };
-  const onAbort = () => stop(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
-  (async () => {
-    let written: Promise<void> = Promise.resolve();
-    for (;;) {
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await reader.read();
-      } catch (reason) {
-        if (stopped || signal.aborted) return;
-        stop(reason);
-        abort.abort(
-          new RpcError(
-            Code.Canceled,
-            "Cannot finish call: the request body failed (the client went away)",
-            { cause: reason },
-          ),
-        );
-        return;
-      }
-      await written;
-      if (result.done || stopped) break;
-      written = writer.write(result.value);
-      // Observed by the next turn's await: a chunk the decoder refused
-      // (a bad message, or requests the handler cancelled) stops reading.
-      written.catch(() => {});
-    }
-    if (!stopped) {
-      signal.removeEventListener("abort", onAbort);
-      await writer.close();
-    }
-  })().catch((reason) => stop(reason));
-  return decoder.readable;
-}
-
 async function invoke(
   entry: Entry,
   inputs: ReadableStream<unknown>,
   context: HandlerContext,
-): Promise<ReadableStream<unknown> | Fused> {
+): Promise<ReadableStream<unknown> | Fused | Iterated> {
   const { method } = entry;
   switch (method.kind) {
     case "unary": {

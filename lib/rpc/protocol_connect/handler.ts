@@ -22,6 +22,7 @@ import {
   readCompression,
 } from "../protocol/_compression.ts";
 import { quote } from "../protocol/_quote.ts";
+import { wholeBody } from "../protocol/_whole_body.ts";
 import type { UniversalRequest, UniversalResponse } from "../universal.ts";
 import {
   contentType,
@@ -64,15 +65,6 @@ const unaryHeaders: ParamHeaders = {
   acceptEncoding: headerUnaryAcceptEncoding,
 };
 
-function bytesBody(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.enqueue(bytes);
-      controller.close();
-    },
-  });
-}
-
 /** Serves a Connect streaming call. */
 export async function handleConnectStream(
   request: UniversalRequest,
@@ -92,7 +84,7 @@ export async function handleConnectStream(
   const endOnly = (error: unknown): UniversalResponse => ({
     status: 200,
     headers,
-    body: bytesBody(encodeEndStreamFrame({
+    body: wholeBody(encodeEndStreamFrame({
       error: RpcError.from(error, Code.Internal),
       trailers: new Headers(),
     })),
@@ -136,7 +128,7 @@ function unaryError(status: CallStatus, headers: Headers): UniversalResponse {
   return {
     status: codeToHttpStatus(error.code),
     headers,
-    body: bytesBody(
+    body: wholeBody(
       new TextEncoder().encode(JSON.stringify(errorToJson(error))),
     ),
   };
@@ -187,7 +179,7 @@ export async function handleConnectGet(
     return {
       status: 415,
       headers: new Headers({ "content-type": "text/plain" }),
-      body: bytesBody(new TextEncoder().encode(
+      body: wholeBody(new TextEncoder().encode(
         encoding === undefined
           ? `Cannot serve Connect GET: no ${paramEncoding} query parameter (proto or json)`
           : `Cannot serve Connect GET: ${paramEncoding} ${
@@ -231,7 +223,7 @@ export async function handleConnectGet(
             options.acceptCompression,
           ),
         },
-        body: bytesBody(data),
+        body: wholeBody(data),
       };
     },
     options,
@@ -315,5 +307,5 @@ async function serveUnary(
   status.trailers.forEach((value, key) =>
     headers.append(`trailer-${key}`, value)
   );
-  return { status: 200, headers, body: bytesBody(message.data) };
+  return { status: 200, headers, body: wholeBody(message.data) };
 }

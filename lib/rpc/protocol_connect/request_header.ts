@@ -42,6 +42,10 @@ export function requestHeader(
       unary ? headerUnaryAcceptEncoding : headerStreamAcceptEncoding,
       acceptHeader(acceptCompression),
     );
+  } else if (unary) {
+    // Unary compression rides on HTTP's accept-encoding, which fetch fills
+    // in itself ("gzip, br") when it is unset: say "none" explicitly.
+    headers.set(headerUnaryAcceptEncoding, "identity");
   }
   return headers;
 }

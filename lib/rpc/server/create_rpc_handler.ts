@@ -4,6 +4,7 @@ import {
 } from "./create_universal_handler.ts";
 import type { ServiceImplementation } from "./implement_service.ts";
 import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
+import { wholeBytes } from "../protocol/_whole_body.ts";
 
 /** Options for {@linkcode createRpcHandler}. */
 export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
@@ -109,7 +110,10 @@ export function createRpcHandler(
       clearTimeout(timer);
       unlink();
     }
-    return new Response(response.body ?? null, {
+    // A body known whole goes to the runtime as bytes (sent natively).
+    const body = response.body;
+    const bytes = body && wholeBytes(body) as BodyInit | undefined;
+    return new Response(bytes ?? body ?? null, {
       status: response.status,
       headers: response.headers,
     });
