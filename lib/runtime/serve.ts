@@ -6,16 +6,19 @@
  *
  * **File descriptors.** Every open connection holds one, and every upload
  * into a file one more. A process that runs out (`EMFILE`, "Too many open
- * files") cannot accept connections, and Deno's server does not survive it:
- * measured with Deno 2.9.6, `Deno.serve`'s listener fails with EMFILE and the
- * process exits (and, even with that failure caught, Deno panics in its
- * signal handling), so a restart of the listener in process is not possible.
- * Keep out of it: raise the limit (`ulimit -n`, `LimitNOFILE=` in systemd)
- * well above `2 × maxConcurrentRequests` plus idle keep-alive connections;
- * keep `maxConcurrentRequests` below it (excess requests get 503 at once);
- * for a public server, put a proxy in front (nginx, Caddy, a load balancer)
- * that caps connections per client, closes idle and slow ones, and buffers
- * slow readers; and run the server under a supervisor that restarts it.
+ * files") cannot accept connections. Under Deno (2.9.6), `Deno.serve`'s
+ * accept loop then ends and its `finished` rejects, which exits the process
+ * if nothing observes it; `serve` observes it, logs the failure once, and
+ * starts a new listener on the same port (retrying every 50 ms to 1 s until
+ * a descriptor is free). Connections already accepted are served meanwhile;
+ * new ones are refused or wait in the kernel's backlog. Bun.serve keeps its
+ * listener. Stay clear of the limit all the same: raise it (`ulimit -n`,
+ * `LimitNOFILE=` in systemd) well above `2 × maxConcurrentRequests` plus
+ * idle keep-alive connections; keep `maxConcurrentRequests` below it (excess
+ * requests get 503 at once); for a public server, put a proxy in front
+ * (nginx, Caddy, a load balancer) that caps connections per client, closes
+ * idle and slow ones (a client that never finishes its headers holds a
+ * descriptor that no request cap sees), and buffers slow readers.
  *
  * @module
  */
@@ -177,7 +180,6 @@ export async function serve(
       "Cannot serve: no Deno.serve or Bun.serve in this runtime; pass the handler to your server instead",
     );
   }
-  const listening = deferred<Deno.NetAddr>();
   let active = 0;
   const limited = maxConcurrentRequests === 0
     ? handler
@@ -208,20 +210,99 @@ export async function serve(
         throw error;
       }
     };
-  const server = Deno.serve({
-    port,
-    hostname,
-    signal,
-    onListen: (addr) => listening.resolve(addr),
-    onError,
-  }, limited);
-  const addr = await listening.promise;
+  // Deno.serve's accept loop ends when accept fails with EMFILE/ENFILE
+  // (its `finished` rejects; left unobserved, that rejection exits the
+  // process). Past it, existing connections are still served: a new
+  // listener on the same address is started as soon as a descriptor is free.
+  primeSignalHandling();
+  const finished = deferred<void>();
+  let stopping = false;
+  let current: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let retryMs = 0;
+  let loggedAt = -Infinity;
+  let boundPort = port;
+  const listen = () => {
+    const listening = deferred<Deno.NetAddr>();
+    const server = Deno.serve({
+      port: boundPort,
+      hostname,
+      onListen: (addr) => {
+        boundPort = addr.port;
+        listening.resolve(addr);
+      },
+      onError,
+    }, limited);
+    current = server;
+    server.finished.then(
+      () => {
+        if (server === current) finished.resolve();
+      },
+      (error) => {
+        if (server !== current) return;
+        if (stopping) finished.resolve();
+        else if (isOutOfDescriptors(error)) relisten(error);
+        else finished.reject(error);
+      },
+    );
+    return listening.promise;
+  };
+  const relisten = (error: unknown) => {
+    if (performance.now() - loggedAt > 10_000) {
+      loggedAt = performance.now();
+      console.error(
+        "sluice: serve's listener failed, out of file descriptors; restarting it:",
+        error,
+      );
+    }
+    retryMs = Math.min(Math.max(retryMs * 2, 50), 1_000);
+    setTimeout(() => {
+      if (stopping) return finished.resolve();
+      try {
+        listen().then(() => retryMs = 0);
+      } catch (error) {
+        if (isOutOfDescriptors(error)) relisten(error);
+        else finished.reject(error);
+      }
+    }, retryMs);
+  };
+  const addr = await listen();
+  const shutdown = async () => {
+    if (!stopping) {
+      stopping = true;
+      await current?.shutdown().catch(() => {});
+      finished.resolve();
+    }
+    return finished.promise;
+  };
+  signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  if (signal?.aborted) void shutdown();
   return {
     url: new URL(`http://${addr.hostname}:${addr.port}/`),
     port: addr.port,
-    shutdown: async () => {
-      await server.shutdown();
-    },
-    finished: server.finished,
+    shutdown,
+    finished: finished.promise,
   };
+}
+
+// Deno 2.9.6 sets up its signal handling on first use, which takes a
+// descriptor; when that happens while the process is out of them, Deno
+// panics (ext/signals/lib.rs, "Too many open files"): 1 run in 12 of
+// tests/faults_serve.test.ts without this, none in 28 with it. A listener
+// added and removed for SIGWINCH (ignored by default, so nothing changes
+// for the process) sets it up at start.
+function primeSignalHandling(): void {
+  if (Deno.build.os === "windows") return;
+  try {
+    const ignore = () => {};
+    Deno.addSignalListener("SIGWINCH", ignore);
+    Deno.removeSignalListener("SIGWINCH", ignore);
+  } catch {
+    // No signal support here: nothing to set up.
+  }
+}
+
+// EMFILE (24, the process's limit) or ENFILE (23, the system's).
+function isOutOfDescriptors(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /too many open files|os error 2[34]\b|EMFILE|ENFILE/i.test(message);
 }
