@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 // Shared test helpers. Tests use node:test and node:assert/strict so the same
 // files run under `deno test` and `bun test`; runtime differences are decided
 // here, not in the tests.
@@ -277,4 +278,18 @@ export async function echoBytes(
   for await (const chunk of stream) received.update(chunk);
   await writing;
   return { sent: sent.value, received: received.value };
+}
+
+/** `n` random bytes (getRandomValues fills at most 64 KiB per call). */
+export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}
+
+/** The SHA-256 of `data`, base64 (as in Repr-Digest and Content-Digest). */
+export function sha256Base64(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("base64");
 }

@@ -6,7 +6,6 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { createServer, type Server as NodeServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -24,22 +23,17 @@ import {
   type ResumableFileStore,
 } from "../lib/runtime/fs.ts";
 import type { Server } from "../lib/runtime/serve.ts";
-import { deadline, makeTempDir, removeDir, startServer } from "./_helpers.ts";
+import {
+  deadline,
+  makeTempDir,
+  randomBytes,
+  removeDir,
+  sha256Base64 as sha256,
+  startServer,
+} from "./_helpers.ts";
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
 
 const MiB = 1024 * 1024;
-
-function randomBytes(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
-
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("base64");
-}
 
 /**
  * Runs one tus-js-client upload to completion and returns its URL. A

@@ -7,12 +7,18 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { resumableUpload } from "../lib/http/mod.ts";
-import { deadline, makeTempDir, removeDir, runtime } from "./_helpers.ts";
+import {
+  deadline,
+  makeTempDir,
+  randomBytes,
+  removeDir,
+  runtime,
+  sha256Base64 as sha256,
+} from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 const ROOT = join(import.meta.dirname ?? ".", "..");
@@ -60,18 +66,6 @@ async function startChild(dir: string): Promise<Child> {
   );
   const url = await deadline(listening.promise, T, "server start");
   return { url, process: child, exited };
-}
-
-function randomBytes(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
-
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("base64");
 }
 
 describe("createResumableFileStore after kill -9", () => {

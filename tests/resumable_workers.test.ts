@@ -7,13 +7,12 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import process from "node:process";
 import { Buffer } from "node:buffer";
 import { resumableUpload } from "../lib/http/mod.ts";
 import { createResumableUploadObject } from "../lib/runtime/workers.ts";
 import { Sha256 } from "../lib/runtime/_sha256.ts";
-import { deadline } from "./_helpers.ts";
+import { deadline, randomBytes, sha256Base64 as sha256 } from "./_helpers.ts";
 import { type Miniflare, startMiniflare } from "./_miniflare.ts";
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
 
@@ -27,18 +26,6 @@ const T = 120_000;
 const FULL = process.env.SLUICE_RESUMABLE_FULL === "1";
 const CUTS = FULL ? 100 : 20;
 const CUT_BYTES = (FULL ? 256 : 32) * MiB;
-
-function randomBytes(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
-
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("base64");
-}
 
 describe("createResumableUploadObject", () => {
   it("refuses a partBytes below R2's 5 MiB smallest part", () => {

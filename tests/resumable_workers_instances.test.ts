@@ -14,7 +14,6 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
@@ -22,21 +21,10 @@ import { resumableUpload } from "../lib/http/mod.ts";
 import { type Miniflare, startMiniflare } from "./_miniflare.ts";
 import { startCuttingProxy } from "./_resumable_proxy.ts";
 import { ROOT } from "./_workerd.ts";
+import { randomBytes, sha256Base64 as sha256 } from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 const T = 120_000;
-
-function randomBytes(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  }
-  return out;
-}
-
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("base64");
-}
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
