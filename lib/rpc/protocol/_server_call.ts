@@ -17,7 +17,7 @@ import {
 import { linkDeadline } from "./_deadline.ts";
 import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
 import { readAll } from "./_read_all.ts";
-import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
+import { FrameQueue } from "../wire/frame_encoder_stream.ts";
 import type { Frame } from "../wire/frame_decoder.ts";
 import type {
   HandlerContext,
@@ -25,7 +25,7 @@ import type {
   Protocol,
   ServiceImplementation,
 } from "../server/implement_service.ts";
-import { MessageDecoderStream } from "../wire/_message_decoder.ts";
+import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
@@ -108,33 +108,36 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     responseTrailers: new Headers(),
   };
 
-  const requestBody = withIdleTimeout(
-    init.requestBody,
-    init.idleTimeoutMs,
-    () => {
-      const error = idleError(init.idleTimeoutMs!);
-      abort.abort(error);
-      return error;
-    },
-  );
-  const readSignal = AbortSignal.any([abort.signal, finished.signal]);
+  const onIdle = () => {
+    const error = idleError(init.idleTimeoutMs!);
+    abort.abort(error);
+    return error;
+  };
   const inputs = init.bare
-    ? bareInput(requestBody, readSignal, init, (data) =>
-      decodeMessage(
-        inputCodec,
-        method.input.typeName,
-        data,
-        Code.InvalidArgument,
-      ))
-    : requestBody.pipeThrough(
-      new MessageDecoderStream({
+    ? bareInput(
+      withIdleTimeout(init.requestBody, init.idleTimeoutMs, onIdle),
+      AbortSignal.any([abort.signal, finished.signal]),
+      init,
+      (data) =>
+        decodeMessage(
+          inputCodec,
+          method.input.typeName,
+          data,
+          Code.InvalidArgument,
+        ),
+    )
+    : requestMessages(
+      init.requestBody,
+      new MessageDecoder({
         codec: inputCodec,
         typeName: method.input.typeName,
         maxMessageBytes: init.maxMessageBytes,
         compression: init.requestCompression,
         errorCode: Code.InvalidArgument,
       }),
-      { signal: readSignal },
+      init.idleTimeoutMs,
+      onIdle,
+      [abort.signal, finished.signal],
     );
 
   const head = deferred<void>();
@@ -147,10 +150,12 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     head.resolve();
     return frameOf(value);
   };
-  const encoder = new FrameEncoderStream<unknown>({
+  // A failed message (one that cannot be serialized) fails the call,
+  // through pipeDirect; the status then carries the error.
+  const encoder = new FrameQueue<unknown>({
     maxMessageBytes: init.maxMessageBytes,
     toFrame,
-  });
+  }, () => {});
   const message = deferred<Frame | undefined>();
   message.promise.catch(() => {});
 
@@ -197,27 +202,17 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         new RpcError(Code.Canceled, "Cannot read request: the call has ended"),
       );
     }
-    // Let queued messages drain, then end the encoded stream.
-    await encoder.writable.close().catch(() => {});
+    // The body ends once the queued messages are out.
+    encoder.close();
     head.resolve();
     return { error, trailers: context.responseTrailers };
   })();
 
-  const reader = encoder.readable.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await reader.read();
-      } catch {
-        // The encoder failed (a message could not be serialized); the
-        // status carries that error and goes in the end frame.
-        result = { done: true, value: undefined };
-      }
-      if (!result.done) {
-        controller.enqueue(result.value);
-        return;
-      }
+      if (!await encoder.pull(controller)) return;
+      // Closed, or failed (a message could not be serialized: the status
+      // carries that error and goes in the end frame).
       const last = init.end(await status);
       if (last !== undefined) controller.enqueue(last);
       controller.close();
@@ -230,7 +225,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
           { cause: reason },
         ),
       );
-      return reader.cancel(reason);
+      encoder.fail(reason);
     },
   }, { highWaterMark: 0 });
 
@@ -277,6 +272,105 @@ function bareInput(
   }, { highWaterMark: 0 });
 }
 
+/**
+ * The request messages of a streamed call: `body` read through `decoder`,
+ * in one stream (what `withIdleTimeout(body).pipeThrough(decoder stream,
+ * { signal })` did with three streams, a pipe and a combined signal, each
+ * held by every open call). A read that waits more than `idleMs` for bytes
+ * fails with `onIdle()`'s error; an abort of any of `signals` fails it with
+ * that signal's reason. Either way, and on a decoding error, `body` is
+ * cancelled with the reason.
+ */
+function requestMessages(
+  body: ReadableStream<Uint8Array>,
+  decoder: MessageDecoder<unknown>,
+  idleMs: number | undefined,
+  onIdle: () => unknown,
+  signals: AbortSignal[],
+): ReadableStream<unknown> {
+  const reader = body.getReader();
+  let controller!: ReadableStreamDefaultController<unknown>;
+  let over = false;
+  // One idle timer, re-armed only when it fires early (see withIdleTimeout).
+  let waitingSince = -1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const end = () => {
+    over = true;
+    clearTimeout(timer);
+    timer = undefined;
+    for (const signal of signals) {
+      signal.removeEventListener("abort", onAbort);
+    }
+  };
+  const fail = (reason: unknown) => {
+    if (over) return;
+    end();
+    controller.error(reason);
+    reader.cancel(reason).catch(() => {});
+  };
+  function onAbort(this: AbortSignal) {
+    fail(this.reason);
+  }
+  const check = () => {
+    timer = undefined;
+    if (waitingSince < 0 || over) return;
+    const left = waitingSince + idleMs! - performance.now();
+    if (left > 0) timer = setTimeout(check, left);
+    else fail(onIdle());
+  };
+  let emitted = 0;
+  const emit = (message: unknown) => {
+    if (over) return;
+    controller.enqueue(message);
+    emitted++;
+  };
+  return new ReadableStream<unknown>({
+    start(c) {
+      controller = c;
+      for (const signal of signals) {
+        if (signal.aborted) return fail(signal.reason);
+        signal.addEventListener("abort", onAbort);
+      }
+    },
+    async pull() {
+      // Reads until a message is out (a chunk may end no frame) or the end.
+      while (!over) {
+        const before = emitted;
+        let result: ReadableStreamReadResult<Uint8Array>;
+        if (idleMs) {
+          waitingSince = performance.now();
+          timer ??= setTimeout(check, idleMs);
+        }
+        try {
+          result = await reader.read();
+        } catch (error) {
+          return fail(error);
+        } finally {
+          waitingSince = -1;
+        }
+        if (over) return;
+        try {
+          if (result.done) {
+            decoder.finish();
+            end();
+            controller.close();
+            return;
+          }
+          const pending = decoder.push(result.value, emit);
+          if (pending !== undefined) await pending;
+        } catch (error) {
+          return fail(error);
+        }
+        if (emitted !== before) return;
+      }
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
 /** The one response message of a bare call, as a frame. */
 async function singleFrame(
   stream: ReadableStream<unknown>,
@@ -297,19 +391,17 @@ async function singleFrame(
 }
 
 /**
- * `source.pipeTo(encoder.writable, { preventClose: true, preventAbort: true,
- * signal })`, writing each chunk through `encoder.push`, past the
- * writable's per-chunk machinery. Like `pipeTo`, it locks both streams while
- * it runs, cancels the source when the encoder fails or the signal aborts,
- * and rejects with that reason.
+ * `source.pipeTo(encoder, { preventClose: true, preventAbort: true, signal
+ * })`, each chunk through `encoder.accept`. Like `pipeTo`, it locks the
+ * source while it runs, cancels it when the encoder fails or the signal
+ * aborts, and rejects with that reason.
  */
 async function pipeDirect<T>(
   source: ReadableStream<T>,
-  encoder: FrameEncoderStream<T>,
+  encoder: FrameQueue<T>,
   signal: AbortSignal,
   step?: FusedStep,
 ): Promise<void> {
-  const writer = encoder.writable.getWriter();
   const reader = source.getReader();
   const aborted = deferred<never>();
   aborted.promise.catch(() => {});
@@ -331,7 +423,7 @@ async function pipeDirect<T>(
           output = await Promise.race([output, aborted.promise]) as T;
         }
       }
-      const written = encoder.push(output);
+      const written = encoder.accept(output);
       if (written !== undefined) await Promise.race([written, aborted.promise]);
     }
   } catch (error) {
@@ -341,7 +433,6 @@ async function pipeDirect<T>(
   } finally {
     signal.removeEventListener("abort", onAbort);
     reader.releaseLock();
-    writer.releaseLock();
   }
 }
 
