@@ -1346,7 +1346,7 @@ function IDLE_CAUSE(label: string): string {
 }
 function LOCKSTEP_CAUSE(key: string): string {
   return key.includes("grpc-web") || key.includes("connect")
-    ? "the floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk (under Deno natively); any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way: the JS floor row (one bare TransformStream in the same echo) measured about as slow as ours or slower on this machine (ours / JS floor printed beside)."
+    ? "the floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk (under Deno natively); any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way. The JS floor row (the same echo through one bare TransformStream) is that cost alone; ours / JS floor is printed beside: near 1 under Deno, where JS per chunk is the cost, and above it under Bun, where the library's own hops (request encoder and responses stream on the client, the three streams of the server call) remain."
     : "the same node:http2 session as the floor, plus per message on each side the library's stream hops: on the server the request body's web stream, the decoded requests' stream and the response body's stream with its coalescing queue; on the client the request encoder's stream and the responses' stream.";
 }
 
