@@ -33,6 +33,7 @@ import { createClient } from "../lib/rpc/mod.ts";
 
 export type RpcImpl =
   | "floor-h1"
+  | "floor-h1-js"
   | "floor-h2"
   | "ours-connect"
   | "ours-grpc-web"
@@ -317,7 +318,10 @@ async function connectEsRun(
 // and an Int64Value (what the gRPC and gRPC-Web calls send), echoed by the
 // runtime's own server. floor-h1: the runtime's fetch (a streamed request
 // body, full duplex) into Deno.serve / Bun.serve returning
-// `new Response(request.body)`; floor-h2: a bare node:http2 session and
+// `new Response(request.body)` (under Deno the body passes through with
+// no JS per chunk); floor-h1-js: the same with each chunk through JS, one
+// bare TransformStream (what any library that reads the request and
+// writes the response in JS pays); floor-h2: a bare node:http2 session and
 // server, the transport under ours-grpc and grpc-js.
 
 function frameFor(i: number): Uint8Array {
@@ -335,14 +339,20 @@ function frameFor(i: number): Uint8Array {
   return frame;
 }
 
+type FloorImpl = "floor-h1" | "floor-h1-js" | "floor-h2";
+
+function isFloor(impl: RpcImpl): impl is FloorImpl {
+  return impl.startsWith("floor-");
+}
+
 async function floorRun(
-  impl: "floor-h1" | "floor-h2",
+  impl: FloorImpl,
   port: number,
   n: number,
 ): Promise<RpcResult> {
   const times = new Array<number>(n);
   const start = performance.now();
-  if (impl === "floor-h1") {
+  if (impl !== "floor-h2") {
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     const body = new ReadableStream<Uint8Array>({
       start: (c) => void (controller = c),
@@ -392,7 +402,7 @@ async function floorRun(
   return lockstepResult(impl, n, performance.now() - start, times);
 }
 
-function serveFloor(impl: "floor-h1" | "floor-h2"): Promise<number> {
+function serveFloor(impl: FloorImpl): Promise<number> {
   const { promise, resolve } = Promise.withResolvers<number>();
   if (impl === "floor-h2") {
     const server = http2.createServer();
@@ -408,7 +418,10 @@ function serveFloor(impl: "floor-h1" | "floor-h2"): Promise<number> {
   }
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
-  const handler = (request: Request) => new Response(request.body);
+  const handler = impl === "floor-h1-js"
+    ? (request: Request) =>
+      new Response(request.body!.pipeThrough(new TransformStream()))
+    : (request: Request) => new Response(request.body);
   if (bun) {
     return Promise.resolve(
       bun.serve({
@@ -431,7 +444,7 @@ function serveFloor(impl: "floor-h1" | "floor-h2"): Promise<number> {
 // ---------- main ----------
 
 async function serveImpl(impl: RpcImpl): Promise<number> {
-  if (impl === "floor-h1" || impl === "floor-h2") return await serveFloor(impl);
+  if (isFloor(impl)) return await serveFloor(impl);
   if (impl === "grpc-js") return (await startGrpcJsServer()).port;
   if (impl === "connect-es") {
     return Number(new URL((await startConnectNodeServer("2")).url).port);
@@ -451,7 +464,7 @@ export async function runClient(
   runs: ReadonlyArray<{ method: RpcMethod; n: number }>,
 ): Promise<Record<string, RpcResult>> {
   const results: Record<string, RpcResult> = {};
-  if (impl === "floor-h1" || impl === "floor-h2") {
+  if (isFloor(impl)) {
     for (const { method, n } of runs) {
       if (method !== "lockstep") {
         throw new TypeError(`Cannot run ${method} on ${impl}: lockstep only`);

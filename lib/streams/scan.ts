@@ -34,7 +34,7 @@ export interface ScanStreamOptions {
  * ```
  */
 export class ScanStream<I, A> extends TransformStream<I, A> {
-  #accumulator: A;
+  readonly #state: { accumulator: A };
 
   /**
    * Creates a running fold starting at `initial`.
@@ -49,45 +49,54 @@ export class ScanStream<I, A> extends TransformStream<I, A> {
     initial: A,
     options: ScanStreamOptions = {},
   ) {
+    // The accumulator lives in a box that the transform and the fused step
+    // share, so that the step (which may outlive the stream's use as a
+    // stream) does not keep the stream itself alive.
+    const state = { accumulator: initial };
+    const step = scanStep(fn, state);
     super(
       {
         transform: (chunk, controller) => {
-          const next = fn(this.#accumulator, chunk);
-          if (
-            typeof next === "object" && next !== null &&
-            typeof (next as { then?: unknown }).then === "function"
-          ) {
-            return Promise.resolve(next as PromiseLike<A>).then((value) => {
-              this.#accumulator = value;
-              controller.enqueue(value);
-            });
+          const next = step(chunk);
+          if (isThenable(next)) {
+            return next.then((value) => controller.enqueue(value));
           }
-          this.#accumulator = next as A;
-          controller.enqueue(next as A);
+          controller.enqueue(next);
         },
       },
       options.writableStrategy as QueuingStrategy<I> | undefined,
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<A>,
     );
-    this.#accumulator = initial;
-    registerFusable(this, () => (chunk) => {
-      const next = fn(this.#accumulator, chunk as I);
-      if (
-        typeof next === "object" && next !== null &&
-        typeof (next as { then?: unknown }).then === "function"
-      ) {
-        return Promise.resolve(next as PromiseLike<A>).then((value) => {
-          this.#accumulator = value;
-          return value;
-        });
-      }
-      this.#accumulator = next as A;
-      return next;
-    });
+    this.#state = state;
+    registerFusable(this, () => step as (chunk: unknown) => unknown);
   }
 
   /** The accumulator so far (`initial` before the first chunk). */
   get accumulator(): A {
-    return this.#accumulator;
+    return this.#state.accumulator;
   }
+}
+
+// One step of the fold: combines, stores and returns the new accumulator
+// (or a promise of it, for an async `fn`).
+function scanStep<I, A>(
+  fn: (accumulator: A, chunk: I) => A | PromiseLike<A>,
+  state: { accumulator: A },
+): (chunk: I) => A | Promise<A> {
+  return (chunk) => {
+    const next = fn(state.accumulator, chunk);
+    if (isThenable(next)) {
+      return Promise.resolve(next).then((value) => {
+        state.accumulator = value;
+        return value;
+      });
+    }
+    state.accumulator = next;
+    return next;
+  };
+}
+
+function isThenable<T>(value: unknown): value is PromiseLike<T> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
 }

@@ -73,20 +73,9 @@ export class FrameEncoderStream<T = Frame>
   /** Where frames (or messages) are written. */
   readonly writable: WritableStream<T>;
 
-  #queue: Frame[] = [];
-  #head = 0;
-  #queuedBytes = 0;
-  #closed = false;
-  #failed = false;
-  #failure: unknown;
-  #wakeReader: (() => void) | undefined;
-  #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
+  readonly #queue: FrameQueue<T>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #writableController: WritableStreamDefaultController | undefined;
-  readonly #toFrame: ((chunk: T) => Frame | PromiseLike<Frame>) | undefined;
-  readonly #chunkBytes: number;
-  readonly #maxQueueBytes: number;
-  readonly #maxMessageBytes: number;
 
   /**
    * Creates an encoding stream.
@@ -94,46 +83,35 @@ export class FrameEncoderStream<T = Frame>
    * @param options Frame conversion, chunk size and limits.
    */
   constructor(options: FrameEncoderStreamOptions<T> = {}) {
-    const {
-      toFrame,
-      chunkBytes = 32768,
-      maxQueueBytes = 65536,
-      maxMessageBytes = MAX_MESSAGE_BYTES,
-      signal,
-    } = options;
-    this.#chunkBytes = checkMax("create encoder", "chunkBytes", chunkBytes);
-    this.#maxQueueBytes = checkMax(
-      "create encoder",
-      "maxQueueBytes",
-      maxQueueBytes,
-    );
-    this.#maxMessageBytes = checkMax(
-      "create encoder",
-      "maxMessageBytes",
-      maxMessageBytes,
-    );
+    const { signal } = options;
+    const queue = new FrameQueue<T>(options, (reason) => {
+      try {
+        this.#controller.error(reason);
+      } catch {
+        // Already closed or errored: nothing left to tell the reader.
+      }
+    });
+    this.#queue = queue;
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
       },
-      pull: (controller) => this.#pull(controller),
-      cancel: (reason) => this.#fail(reason),
+      pull: async (controller) => {
+        if (await queue.pull(controller) && !queue.failed) controller.close();
+      },
+      cancel: (reason) => queue.fail(reason),
     }, { highWaterMark: 0 });
     this.writable = new WritableStream<T>({
       start: (controller) => {
         this.#writableController = controller;
       },
-      write: (chunk) => this.#accept(chunk),
-      close: () => {
-        this.#closed = true;
-        this.#wake();
-      },
-      abort: (reason) => this.#error(reason),
+      write: (chunk) => queue.accept(chunk),
+      close: () => queue.close(),
+      abort: (reason) => queue.error(reason),
     });
-    this.#toFrame = toFrame;
     if (signal !== undefined) {
       const onAbort = () => {
-        this.#error(signal.reason);
+        queue.error(signal.reason);
         this.#writableController?.error(signal.reason);
       };
       if (signal.aborted) onAbort();
@@ -170,7 +148,7 @@ export class FrameEncoderStream<T = Frame>
    */
   push(chunk: T): void | Promise<void> {
     try {
-      const pushed = this.#accept(chunk);
+      const pushed = this.#queue.accept(chunk);
       if (pushed === undefined) return;
       return pushed.catch((error) => {
         this.#writableController?.error(error);
@@ -181,8 +159,77 @@ export class FrameEncoderStream<T = Frame>
       throw error;
     }
   }
+}
 
-  #accept(chunk: T): void | Promise<void> {
+/**
+ * The encoder's queue without its streams: messages in through `accept`,
+ * coalesced chunks out through `pull`. FrameEncoderStream wraps it in a
+ * readable and a writable; the RPC server drives it straight from its
+ * call loop and its response body, which saves the two streams, their
+ * reader and writer, and a stream hop per response chunk.
+ */
+export class FrameQueue<T> {
+  #queue: Frame[] = [];
+  #head = 0;
+  #queuedBytes = 0;
+  #closed = false;
+  #failed = false;
+  #failure: unknown;
+  #wakeReader: (() => void) | undefined;
+  #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
+  readonly #onError: (reason: unknown) => void;
+  readonly #toFrame: ((chunk: T) => Frame | PromiseLike<Frame>) | undefined;
+  readonly #chunkBytes: number;
+  readonly #maxQueueBytes: number;
+  readonly #maxMessageBytes: number;
+
+  /**
+   * @param options As FrameEncoderStream's (`signal` is not read here).
+   * @param onError Called once when a chunk fails (it cannot be converted,
+   * or is over maxMessageBytes) or `error` is called.
+   */
+  constructor(
+    options: FrameEncoderStreamOptions<T>,
+    onError: (reason: unknown) => void,
+  ) {
+    const {
+      toFrame,
+      chunkBytes = 32768,
+      maxQueueBytes = 65536,
+      maxMessageBytes = MAX_MESSAGE_BYTES,
+    } = options;
+    this.#chunkBytes = checkMax("create encoder", "chunkBytes", chunkBytes);
+    this.#maxQueueBytes = checkMax(
+      "create encoder",
+      "maxQueueBytes",
+      maxQueueBytes,
+    );
+    this.#maxMessageBytes = checkMax(
+      "create encoder",
+      "maxMessageBytes",
+      maxMessageBytes,
+    );
+    this.#toFrame = toFrame;
+    this.#onError = onError;
+  }
+
+  /** True once failed (cancelled, errored, or a chunk failed). */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** No more chunks: `pull` reports the end once the queue is empty. */
+  close(): void {
+    this.#closed = true;
+    this.#wake();
+  }
+
+  /**
+   * Queues a chunk; returns a promise only when it must wait (see
+   * FrameEncoderStream.push). Throws (and fails the queue) if it cannot be
+   * converted or is too large.
+   */
+  accept(chunk: T): void | Promise<void> {
     if (this.#failed) throw this.#failure;
     const toFrame = this.#toFrame;
     if (!toFrame) return this.#push(chunk as unknown as Frame);
@@ -190,14 +237,14 @@ export class FrameEncoderStream<T = Frame>
     try {
       frame = toFrame(chunk);
     } catch (error) {
-      this.#error(error);
+      this.error(error);
       throw error;
     }
     if (isFrame(frame)) return this.#push(frame);
     return Promise.resolve(frame).then(
       (f) => this.#push(f),
       (error) => {
-        this.#error(error);
+        this.error(error);
         throw error;
       },
     );
@@ -210,7 +257,7 @@ export class FrameEncoderStream<T = Frame>
         Code.ResourceExhausted,
         `Cannot encode frame: length ${frame.data.byteLength} exceeds maxMessageBytes ${this.#maxMessageBytes}`,
       );
-      this.#error(error);
+      this.error(error);
       throw error;
     }
     this.#queue.push(frame);
@@ -241,26 +288,24 @@ export class FrameEncoderStream<T = Frame>
     wake?.();
   }
 
-  async #pull(
+  /**
+   * Enqueues the next chunk into `controller`, waiting for one if none is
+   * queued; resolves true, enqueuing nothing, once the queue is closed and
+   * empty or failed.
+   */
+  async pull(
     controller: ReadableStreamDefaultController<Uint8Array>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (this.#head === this.#queue.length) {
-      if (this.#closed) {
-        controller.close();
-        return;
-      }
+      if (this.#closed || this.#failed) return true;
       await new Promise<void>((resolve) => {
         this.#wakeReader = resolve;
       });
-      if (this.#failed) return;
-      if (this.#head === this.#queue.length) {
-        // Woken by close() with nothing queued.
-        controller.close();
-        return;
-      }
+      // Woken by close() with nothing queued, or by a failure.
+      if (this.#failed || this.#head === this.#queue.length) return true;
     }
     await this.#gather();
-    if (this.#failed) return;
+    if (this.#failed) return true;
     const queue = this.#queue;
     const first = queue[this.#head];
     if (5 + first.data.byteLength >= this.#chunkBytes) {
@@ -270,7 +315,7 @@ export class FrameEncoderStream<T = Frame>
       writePrefix(prefix, 0, first);
       controller.enqueue(prefix);
       if (first.data.byteLength > 0) controller.enqueue(first.data);
-      return;
+      return false;
     }
     let size = 0;
     let end = this.#head;
@@ -299,6 +344,7 @@ export class FrameEncoderStream<T = Frame>
     this.#head = end;
     this.#dequeued(size);
     controller.enqueue(chunk);
+    return false;
   }
 
   #dequeued(bytes: number): void {
@@ -317,8 +363,8 @@ export class FrameEncoderStream<T = Frame>
     }
   }
 
-  // The readable side was cancelled: refuse further writes with the reason.
-  #fail(reason: unknown): void {
+  /** The reader went away: drops the queue, refuses further chunks. */
+  fail(reason: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
     this.#failure = reason;
@@ -331,15 +377,11 @@ export class FrameEncoderStream<T = Frame>
     this.#wake();
   }
 
-  // The writable side failed: error the readable side with the same reason.
-  #error(reason: unknown): void {
+  /** The writer failed: as `fail`, and tells `onError`. */
+  error(reason: unknown): void {
     if (this.#failed) return;
-    this.#fail(reason);
-    try {
-      this.#controller.error(reason);
-    } catch {
-      // Already closed or errored: nothing left to tell the reader.
-    }
+    this.fail(reason);
+    this.#onError(reason);
   }
 }
 
