@@ -1802,6 +1802,64 @@ function chart(): string {
   return parts.join("\n") + "\n";
 }
 
+// The multipart upload row: a 1 GiB multipart/form-data upload to disk
+// against a raw body into the same receiver, with the server's peak RSS
+// (bench/multipart_upload_bench.ts, in processes of its own).
+let multipartTable = "";
+if (!ONLY) {
+  phase("multipart upload to disk vs a raw body (multipart_upload_bench.ts)");
+  const run = await new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}bench/multipart_upload_bench.ts`,
+      ...(SMOKE ? ["--smoke"] : []),
+      "--tmp",
+      `${TMP}/multipart-upload`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const table = new TextDecoder().decode(run.stdout);
+  if (run.success) multipartTable = table.trim();
+  else failures.push("multipart upload to disk vs raw body");
+}
+
+// protobuf-es services: sluice vs Connect-ES's fetch handler and a bare
+// handler doing the same codec work, on Deno.serve and Bun.serve, one Bun
+// fetch client for all (bench/protobuf_bench.ts).
+const protobufTables: string[] = [];
+if (!ONLY) {
+  for (const server of ["deno", "bun"]) {
+    phase(`protobuf-es on ${server} (protobuf_bench.ts)`);
+    const run = await new Deno.Command(BUN, {
+      args: [
+        `${ROOT}bench/protobuf_bench.ts`,
+        // The standalone default is 1,000,000 messages (sluice) and 400
+        // calls; the run keeps to its 10 minutes with RPC's sizes.
+        ...(SMOKE ? ["--smoke"] : [
+          "--messages",
+          String(CONFIG.rpcN),
+          "--peer-messages",
+          String(CONFIG.peerN),
+          "--calls",
+          "200",
+        ]),
+        "--server",
+        server,
+        "--deno",
+        DENO,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const table = new TextDecoder().decode(run.stdout);
+    if (run.success) {
+      protobufTables.push(`#### On ${server}\n\n${table.trim()}`);
+    } else failures.push(`protobuf-es on ${server}`);
+  }
+}
+
 // ---------- write ----------
 
 const sections = {
@@ -1826,6 +1884,14 @@ const sections = {
       fmt(CONFIG.idleCounts[CONFIG.idleCounts.length - 1])
     } streams fit the fd limit here (20,000 per process).\n\n${idleTable}`,
   resumable: resumable ? `### ${resumable.title}\n\n${resumable.table}` : "",
+  multipart: multipartTable
+    ? `### Multipart upload to disk vs a raw body (bench/multipart_upload_bench.ts)\n\n${multipartTable}`
+    : "",
+  protobuf: protobufTables.length
+    ? `### protobuf-es services: sluice vs Connect-ES's fetch handler (bench/protobuf_bench.ts)\n\n${
+      protobufTables.join("\n\n")
+    }`
+    : "",
   inprocess:
     `### In process (\`Deno.bench\`, Deno ${env.deno})\n\n${inProcessTable}`,
 };
@@ -1858,6 +1924,10 @@ const performanceBlock = [
   sections.load,
   "",
   sections.resumable,
+  "",
+  sections.multipart,
+  "",
+  sections.protobuf,
 ].join("\n");
 
 const results = [
@@ -1883,6 +1953,10 @@ const results = [
   "",
   sections.resumable.replace(/^###/, "##"),
   "",
+  sections.multipart.replace(/^###/, "##"),
+  "",
+  sections.protobuf.replace(/^###/, "##").replace(/^####/gm, "###"),
+  "",
   sections.inprocess.replace(/^###/, "##"),
   "",
   "## Every repetition",
@@ -1904,63 +1978,6 @@ if (SMOKE) {
 } else {
   console.log(results);
 }
-// The multipart upload row: a 1 GiB multipart/form-data upload to disk
-// against a raw body into the same receiver, with the server's peak RSS
-// (bench/multipart_upload_bench.ts, in processes of its own; printed, not
-// written to RESULTS.md).
-if (!ONLY) {
-  phase("multipart upload to disk vs a raw body (multipart_upload_bench.ts)");
-  const run = await new Deno.Command(DENO, {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}bench/multipart_upload_bench.ts`,
-      ...(SMOKE ? ["--smoke"] : []),
-      "--tmp",
-      `${TMP}/multipart-upload`,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  const table = new TextDecoder().decode(run.stdout);
-  if (run.success) console.log(`\n## Multipart upload to disk\n\n${table}`);
-  else failures.push("multipart upload to disk vs raw body");
-}
-
-// protobuf-es services: sluice vs Connect-ES's fetch handler and a bare
-// handler doing the same codec work, on Deno.serve and Bun.serve, one Bun
-// fetch client for all (bench/protobuf_bench.ts; printed, not written to
-// RESULTS.md).
-if (!ONLY) {
-  for (const server of ["deno", "bun"]) {
-    phase(`protobuf-es on ${server} (protobuf_bench.ts)`);
-    const run = await new Deno.Command(BUN, {
-      args: [
-        `${ROOT}bench/protobuf_bench.ts`,
-        // The standalone default is 1,000,000 messages (sluice) and 400
-        // calls; the run keeps to its 10 minutes with RPC's sizes.
-        ...(SMOKE ? ["--smoke"] : [
-          "--messages",
-          String(CONFIG.rpcN),
-          "--peer-messages",
-          String(CONFIG.peerN),
-          "--calls",
-          "200",
-        ]),
-        "--server",
-        server,
-        "--deno",
-        DENO,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const table = new TextDecoder().decode(run.stdout);
-    if (run.success) console.log(`\n## protobuf-es on ${server}\n\n${table}`);
-    else failures.push(`protobuf-es on ${server}`);
-  }
-}
-
 /**
  * Formats Markdown (or SVG) as `deno fmt --check` expects, through a file in
  * the temp dir.
