@@ -22,13 +22,27 @@
 // and the CPU ratio is the one that compares the servers. Repetitions are
 // interleaved (every server in turn), the table gives medians.
 //
-//   bun bench/protobuf_bench.ts [--server deno|bun] [--deno PATH] [--smoke] [--only unary|bidi] [--reps N] [--messages N] [--peer-messages N] [--calls N]
+// A second table (native gRPC over h2c) serves the same ChatService with
+// sluice's `serveHttp2(createUniversalHandler(implementService(...)))` on
+// the --server runtime and with a @grpc/grpc-js Server (protobuf-es's
+// toBinary and fromBinary as its serialize and deserialize, writes pausing
+// for 'drain') on Bun, where the RPC bench runs grpc-js (bench/_rpc.ts).
+// One grpc-js client (the peer a Node user would pick; the RPC bench's
+// grpc-js client) drives both with the same pre-encoded request bytes and
+// the same counts, one connection per server process, every answer checked
+// (status, sizes, count); the same two workloads, the same columns, ratios
+// against grpc-js. A sluice server that dies (Deno's node:http2 can abort
+// when clients close, docs/known-runtime-issues.md (e)) is a failed row.
+//
+//   bun bench/protobuf_bench.ts [--server deno|bun] [--deno PATH] [--bun PATH] [--smoke] [--only unary|bidi] [--reps N] [--messages N] [--peer-messages N] [--grpc-messages N] [--calls N] [--grpc yes|no|only]
 //   deno run --allow-net=127.0.0.1 --allow-read --allow-run --allow-env bench/protobuf_bench.ts [...]
 //
-// Defaults: the client's runtime as the server, 3 repetitions, 400 calls;
+// Defaults: the client's runtime as the server, 3 repetitions, 400 calls,
+// the gRPC stream with --peer-messages' count (200,000) for both servers;
 // --smoke: 1 repetition, 2,000 messages and 20 calls. `deno task bench`
-// runs it under Bun for both servers with RPC's sizes (bench/run.ts). The
-// output ends with the issue's targets (>= 1x Connect-ES's rate on unary,
+// runs it under Bun for both servers with RPC's sizes (bench/run.ts), so
+// the gRPC table comes once with sluice on Deno and once on Bun. The
+// output ends with the issue's targets (>= 1x the peer's rate on unary,
 // >= 3x on the stream) and, when one is missed, the measured cause.
 
 import { Buffer } from "node:buffer";
@@ -183,17 +197,22 @@ function concat(parts: Uint8Array[]): Uint8Array {
 // sluice's serveHttp2 and by a grpc-js Server with protobuf-es's toBinary
 // and fromBinary as its serialize and deserialize.
 
-/** sluice: the universal handler from the descriptor, on node:http2. */
+/**
+ * sluice: the universal handler from the descriptor, on node:http2. No
+ * compression: grpc-js clients always send `grpc-accept-encoding:
+ * identity,deflate,gzip`, sluice would then gzip the 256 KiB echoes, and a
+ * grpc-js Server compresses nothing unless configured to: the same work.
+ */
 async function sluiceGrpcServer(): Promise<number> {
-  const server = await serveHttp2(createUniversalHandler(implementService(
-    ChatService,
-    {
+  const server = await serveHttp2(createUniversalHandler(
+    implementService(ChatService, {
       async *chat(messages) {
         yield* messages;
       },
       echo: (m) => m,
-    },
-  )));
+    }),
+    { acceptCompression: [] },
+  ));
   return Number(new URL(server.url).port);
 }
 
