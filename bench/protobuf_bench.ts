@@ -327,6 +327,12 @@ async function startChild(
       "exit",
       (code) => reject(new Error(`Cannot start ${impl} server: exit ${code}`)),
     );
+    child.once("error", (error) =>
+      reject(
+        new Error(
+          `Cannot start ${impl} server with ${runtime.path} (--${runtime.name} PATH): ${error.message}`,
+        ),
+      ));
   });
   return {
     port,
@@ -940,10 +946,12 @@ async function grpcSection(
       name(runtimes[row.impl])
     } | ${row.what} | ${row.count} |`;
     const failed = row.failed.length
-      ? `${row.failed.length} of ${reps} failed: ${row.failed[0]}`
+      ? `${row.failed.length} of ${reps} failed: ${
+        row.failed[0].replaceAll("|", "/").replaceAll("\n", " ")
+      }`
       : "";
     if (!row.ok) {
-      console.log(`${label} failed: ${failed} | | | | | |`);
+      console.log(`${label} ${failed} | | | | | |`);
       continue;
     }
     const vs = (x: number) => ref.ok ? `${x.toFixed(2)}x` : "n/a";
