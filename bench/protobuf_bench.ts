@@ -56,17 +56,15 @@ import {
   createFetchHandler,
   type UniversalHandler as ConnectUniversalHandler,
 } from "@connectrpc/connect/protocol";
-import * as grpc from "@grpc/grpc-js";
+import type * as GrpcJs from "@grpc/grpc-js";
 import { implementService } from "../lib/protobuf/mod.ts";
 import { createRpcHandler, createUniversalHandler } from "../lib/rpc/mod.ts";
-import { serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import {
   type ChatMessage,
   ChatMessageSchema,
   ChatService,
 } from "../tests/gen/chat_pb.ts";
-import { GRPC_JS_OPTIONS } from "../tests/_calc_peers.ts";
 
 type Impl = "sluice" | "connect-es" | "bare";
 const IMPLS: Impl[] = ["sluice", "connect-es", "bare"];
@@ -195,7 +193,16 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 // The native-gRPC section: the same ChatService over gRPC on h2c, served by
 // sluice's serveHttp2 and by a grpc-js Server with protobuf-es's toBinary
-// and fromBinary as its serialize and deserialize.
+// and fromBinary as its serialize and deserialize. Loaded only where used,
+// so that no server process holds another's modules (peak RSS).
+
+let grpc: typeof GrpcJs;
+/** The client's options, as every grpc-js peer here (tests/_calc_peers.ts). */
+let clientOptions: GrpcJs.ClientOptions;
+
+async function loadGrpcJs(): Promise<void> {
+  grpc = await import("@grpc/grpc-js");
+}
 
 /**
  * sluice: the universal handler from the descriptor, on node:http2. No
@@ -204,6 +211,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
  * grpc-js Server compresses nothing unless configured to: the same work.
  */
 async function sluiceGrpcServer(): Promise<number> {
+  const { serveHttp2 } = await import("../lib/runtime/grpc_node.ts");
   const server = await serveHttp2(createUniversalHandler(
     implementService(ChatService, {
       async *chat(messages) {
@@ -221,7 +229,7 @@ function toBuffer(bytes: Uint8Array): Buffer {
 }
 
 /** The method paths and protobuf-es codecs, for a grpc-js server. */
-function grpcJsDefinition(): grpc.ServiceDefinition {
+function grpcJsDefinition(): GrpcJs.ServiceDefinition {
   const serialize = (m: ChatMessage) =>
     toBuffer(toBinary(ChatMessageSchema, m));
   const deserialize = (b: Buffer) => fromBinary(ChatMessageSchema, b);
@@ -240,15 +248,16 @@ function grpcJsDefinition(): grpc.ServiceDefinition {
 
 /** grpc-js echoing, writes honouring back-pressure (pause until 'drain'). */
 async function grpcJsServer(): Promise<number> {
-  const server = new grpc.Server(GRPC_JS_OPTIONS);
+  await loadGrpcJs();
+  const server = new grpc.Server();
   server.addService(grpcJsDefinition(), {
     Echo(
-      call: grpc.ServerUnaryCall<ChatMessage, ChatMessage>,
-      callback: grpc.sendUnaryData<ChatMessage>,
+      call: GrpcJs.ServerUnaryCall<ChatMessage, ChatMessage>,
+      callback: GrpcJs.sendUnaryData<ChatMessage>,
     ) {
       callback(null, call.request);
     },
-    Chat(call: grpc.ServerDuplexStream<ChatMessage, ChatMessage>) {
+    Chat(call: GrpcJs.ServerDuplexStream<ChatMessage, ChatMessage>) {
       call.on("data", (m: ChatMessage) => {
         if (!call.write(m)) {
           call.pause();
@@ -504,15 +513,15 @@ export async function bidi(port: number, messages: number): Promise<void> {
 // stopped: Deno 2.9.6's node:http2 server can abort when a client closes
 // after a bidi stream (docs/known-runtime-issues.md (e)).
 
-const grpcClients = new Map<number, grpc.Client>();
+const grpcClients = new Map<number, GrpcJs.Client>();
 
-function grpcClient(port: number): grpc.Client {
+function grpcClient(port: number): GrpcJs.Client {
   let client = grpcClients.get(port);
   if (!client) {
     client = new grpc.Client(
       `127.0.0.1:${port}`,
       grpc.credentials.createInsecure(),
-      GRPC_JS_OPTIONS,
+      clientOptions,
     );
     grpcClients.set(port, client);
   }
@@ -583,7 +592,7 @@ export async function grpcBidi(port: number, messages: number): Promise<void> {
       received++;
     });
     call.on("error", reject);
-    call.on("status", (status: grpc.StatusObject) => {
+    call.on("status", (status: GrpcJs.StatusObject) => {
       if (status.code !== grpc.status.OK) {
         reject(
           new Error(
@@ -870,6 +879,8 @@ async function grpcSection(
     messages: number;
   },
 ): Promise<void> {
+  await loadGrpcJs();
+  clientOptions = (await import("../tests/_calc_peers.ts")).GRPC_JS_OPTIONS;
   const runtimes: Record<GrpcImpl, ServerRuntime> = {
     "sluice-grpc": server,
     "grpc-js": peer,
