@@ -31,8 +31,11 @@
 // grpc-js client) drives both with the same pre-encoded request bytes and
 // the same counts, one connection per server process, every answer checked
 // (status, sizes, count); the same two workloads, the same columns, ratios
-// against grpc-js. A sluice server that dies (Deno's node:http2 can abort
-// when clients close, docs/known-runtime-issues.md (e)) is a failed row.
+// against grpc-js. sluice's compression is off (grpc-js clients always
+// accept gzip; a grpc-js Server compresses nothing by default). Its floor:
+// a bare node:http2 server on sluice's runtime doing the same codec work
+// with no RPC library. A server that dies (Deno's node:http2 can abort when
+// clients close, docs/known-runtime-issues.md (e)) is a failed row.
 //
 //   bun bench/protobuf_bench.ts [--server deno|bun] [--deno PATH] [--bun PATH] [--smoke] [--only unary|bidi] [--reps N] [--messages N] [--peer-messages N] [--grpc-messages N] [--calls N] [--grpc yes|no|only]
 //   deno run --allow-net=127.0.0.1 --allow-read --allow-run --allow-env bench/protobuf_bench.ts [...]
@@ -57,6 +60,7 @@ import {
   type UniversalHandler as ConnectUniversalHandler,
 } from "@connectrpc/connect/protocol";
 import type * as GrpcJs from "@grpc/grpc-js";
+import type { ServerHttp2Stream } from "node:http2";
 import { implementService } from "../lib/protobuf/mod.ts";
 import { createRpcHandler, createUniversalHandler } from "../lib/rpc/mod.ts";
 import { serve } from "../lib/runtime/serve.ts";
@@ -69,14 +73,15 @@ import {
 type Impl = "sluice" | "connect-es" | "bare";
 const IMPLS: Impl[] = ["sluice", "connect-es", "bare"];
 /** The native-gRPC section's servers (h2c, node:http2 for both). */
-type GrpcImpl = "sluice-grpc" | "grpc-js";
-const GRPC_IMPLS: GrpcImpl[] = ["sluice-grpc", "grpc-js"];
+type GrpcImpl = "sluice-grpc" | "grpc-js" | "bare-h2";
+const GRPC_IMPLS: GrpcImpl[] = ["sluice-grpc", "grpc-js", "bare-h2"];
 const LABELS: Record<Impl | GrpcImpl, string> = {
   sluice: "sluice",
   "connect-es": "Connect-ES fetch handler",
   bare: "floor: bare handler, same codec work",
   "sluice-grpc": "sluice serveHttp2",
   "grpc-js": "grpc-js Server",
+  "bare-h2": "floor: bare node:http2 server, same codec work",
 };
 const UNARY = "unary Echo, 256 KiB";
 const BIDI = "bidi Chat, small messages";
@@ -276,10 +281,81 @@ async function grpcJsServer(): Promise<number> {
   );
 }
 
+/**
+ * The gRPC floor, on sluice's runtime: a bare node:http2 server doing the
+ * same codec work with no RPC library (frames parsed per chunk, protobuf-es's
+ * fromBinary and toBinary, one write per chunk's answers, pausing for
+ * 'drain', grpc-status 0 in the trailers).
+ */
+async function bareH2Server(): Promise<number> {
+  const http2 = await import("node:http2");
+  const read = { readUnknownFields: true };
+  const write = { writeUnknownFields: true };
+  const server = http2.createServer();
+  server.on("stream", (stream: ServerHttp2Stream) => {
+    stream.on("error", () => {});
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+      waitForTrailers: true,
+    });
+    stream.on(
+      "wantTrailers",
+      () => stream.sendTrailers({ "grpc-status": "0" }),
+    );
+    // Chunks are joined once a whole frame is in (not per chunk: a 256 KiB
+    // message comes in many).
+    let chunks: Uint8Array[] = [];
+    let buffered = 0;
+    let frameBytes = -1;
+    const sizeOf = (bytes: Uint8Array, at: number) =>
+      5 + new DataView(bytes.buffer, bytes.byteOffset + at).getUint32(1);
+    stream.on("data", (chunk: Uint8Array) => {
+      chunks.push(chunk);
+      buffered += chunk.byteLength;
+      if (frameBytes < 0 && buffered >= 5) {
+        chunks = [chunks.length === 1 ? chunks[0] : concat(chunks)];
+        frameBytes = sizeOf(chunks[0], 0);
+      }
+      if (frameBytes < 0 || buffered < frameBytes) return;
+      const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
+      const out: Uint8Array[] = [];
+      let at = 0;
+      while (bytes.byteLength - at >= 5) {
+        const size = sizeOf(bytes, at) - 5;
+        if (bytes.byteLength - at - 5 < size) break;
+        const message = fromBinary(
+          ChatMessageSchema,
+          bytes.subarray(at + 5, at + 5 + size),
+          read,
+        );
+        out.push(frame(0, toBinary(ChatMessageSchema, message, write)));
+        at += 5 + size;
+      }
+      chunks = at < bytes.byteLength ? [bytes.slice(at)] : [];
+      buffered = bytes.byteLength - at;
+      frameBytes = buffered >= 5 ? sizeOf(chunks[0], 0) : -1;
+      const answer = out.length === 1 ? out[0] : concat(out);
+      if (out.length > 0 && !stream.write(answer)) {
+        stream.pause();
+        stream.once("drain", () => stream.resume());
+      }
+    });
+    stream.on("end", () => stream.end());
+  });
+  return await new Promise<number>((resolve) =>
+    server.listen(
+      0,
+      "127.0.0.1",
+      () => resolve((server.address() as { port: number }).port),
+    )
+  );
+}
+
 async function runServer(impl: Impl | GrpcImpl): Promise<void> {
-  if (impl === "sluice-grpc" || impl === "grpc-js") {
+  if (GRPC_IMPLS.includes(impl as GrpcImpl)) {
     const port = impl === "grpc-js"
       ? await grpcJsServer()
+      : impl === "bare-h2"
+      ? await bareH2Server()
       : await sluiceGrpcServer();
     console.log(`READY ${port}`);
     return;
@@ -884,6 +960,7 @@ async function grpcSection(
   const runtimes: Record<GrpcImpl, ServerRuntime> = {
     "sluice-grpc": server,
     "grpc-js": peer,
+    "bare-h2": server,
   };
   const cases = only === "unary" ? [UNARY] : only === "bidi" ? [BIDI] : [
     UNARY,
@@ -991,6 +1068,12 @@ async function grpcSection(
     }
     const ratio = mine.rate / ref.rate;
     const cpuRatio = ref.cpu / mine.cpu;
+    const floor = rows.find((r) => r.what === what && r.impl === "bare-h2");
+    const floorText = floor?.ok
+      ? `; the floor (bare node:http2 on ${name(server)}) ${
+        (floor.rate / ref.rate).toFixed(2)
+      }x on rate, ${(ref.cpu / floor.cpu).toFixed(2)}x on CPU`
+      : "";
     console.log(
       `- ${what}, gRPC: >= ${target}x grpc-js's rate (sluice on ${
         name(server)
@@ -998,7 +1081,7 @@ async function grpcSection(
         ratio >= target ? "met" : "missed"
       }; server CPU per message ${cpuRatio.toFixed(2)}x grpc-js's (servers ${
         mine.busy.toFixed(0)
-      }% and ${ref.busy.toFixed(0)}% busy).`,
+      }% and ${ref.busy.toFixed(0)}% busy)${floorText}.`,
     );
   }
 }
