@@ -28,7 +28,7 @@
 // toBinary and fromBinary as its serialize and deserialize, writes pausing
 // for 'drain') on Bun, where the RPC bench runs grpc-js (bench/_rpc.ts).
 // One grpc-js client (the peer a Node user would pick; the RPC bench's
-// grpc-js client) drives both with the same pre-encoded request bytes and
+// grpc-js client) drives all with the same pre-encoded request bytes and
 // the same counts, one connection per server process, every answer checked
 // (status, sizes, count); the same two workloads, the same columns, ratios
 // against grpc-js. sluice's compression is off (grpc-js clients always
@@ -37,11 +37,12 @@
 // with no RPC library. A server that dies (Deno's node:http2 can abort when
 // clients close, docs/known-runtime-issues.md (e)) is a failed row.
 //
-//   bun bench/protobuf_bench.ts [--server deno|bun] [--deno PATH] [--bun PATH] [--smoke] [--only unary|bidi] [--reps N] [--messages N] [--peer-messages N] [--grpc-messages N] [--calls N] [--grpc yes|no|only]
+//   bun bench/protobuf_bench.ts [--server deno|bun] [--deno PATH] [--bun PATH] [--smoke] [--only unary|bidi] [--reps N] [--messages N] [--peer-messages N] [--grpc-messages N] [--calls N] [--grpc-calls N] [--grpc yes|no|only]
 //   deno run --allow-net=127.0.0.1 --allow-read --allow-run --allow-env bench/protobuf_bench.ts [...]
 //
-// Defaults: the client's runtime as the server, 3 repetitions, 400 calls,
-// the gRPC stream with --peer-messages' count (200,000) for both servers;
+// Defaults: the client's runtime as the server, 3 repetitions, 400 calls
+// (--calls' count for gRPC too), the gRPC stream with --peer-messages'
+// count (200,000) for all its servers;
 // --smoke: 1 repetition, 2,000 messages and 20 calls. `deno task bench`
 // runs it under Bun for both servers with RPC's sizes (bench/run.ts), so
 // the gRPC table comes once with sluice on Deno and once on Bun. The
@@ -767,6 +768,7 @@ async function main(): Promise<void> {
       server: { type: "string" },
       grpc: { type: "string", default: "yes" },
       "grpc-messages": { type: "string" },
+      "grpc-calls": { type: "string" },
       deno: { type: "string" },
       bun: { type: "string" },
     },
@@ -827,7 +829,7 @@ async function main(): Promise<void> {
     smoke,
     reps,
     only,
-    calls,
+    calls: Number(values["grpc-calls"] ?? calls),
     messages: Number(values["grpc-messages"] ?? peerMessages),
   });
 }
