@@ -1071,19 +1071,25 @@ async function grpcSection(
     const ratio = mine.rate / ref.rate;
     const cpuRatio = ref.cpu / mine.cpu;
     const floor = rows.find((r) => r.what === what && r.impl === "bare-h2");
+    const floorRatio = floor?.ok ? floor.rate / ref.rate : NaN;
     const floorText = floor?.ok
       ? `; the floor (bare node:http2 on ${name(server)}) ${
-        (floor.rate / ref.rate).toFixed(2)
+        floorRatio.toFixed(2)
       }x on rate, ${(ref.cpu / floor.cpu).toFixed(2)}x on CPU`
       : "";
+    const verdict = ratio >= target
+      ? "met"
+      : floorRatio < target
+      ? "missed: not reachable here, the floor is below it too"
+      : "missed";
     console.log(
       `- ${what}, gRPC: >= ${target}x grpc-js's rate (sluice on ${
         name(server)
-      }): ${ratio.toFixed(2)}x, ${
-        ratio >= target ? "met" : "missed"
-      }; server CPU per message ${cpuRatio.toFixed(2)}x grpc-js's (servers ${
-        mine.busy.toFixed(0)
-      }% and ${ref.busy.toFixed(0)}% busy)${floorText}.`,
+      }): ${ratio.toFixed(2)}x, ${verdict}; server CPU per message ${
+        cpuRatio.toFixed(2)
+      }x grpc-js's (servers ${mine.busy.toFixed(0)}% and ${
+        ref.busy.toFixed(0)
+      }% busy)${floorText}.`,
     );
   }
 }

@@ -1846,6 +1846,11 @@ if (!ONLY) {
           String(CONFIG.peerN),
           "--calls",
           "200",
+          // The gRPC section (three servers) within about 60 s for both.
+          "--grpc-calls",
+          "100",
+          "--grpc-messages",
+          "15000",
         ]),
         "--server",
         server,
