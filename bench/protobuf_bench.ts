@@ -1071,16 +1071,19 @@ async function grpcSection(
     const ratio = mine.rate / ref.rate;
     const cpuRatio = ref.cpu / mine.cpu;
     const floor = rows.find((r) => r.what === what && r.impl === "bare-h2");
-    const floorRatio = floor?.ok ? floor.rate / ref.rate : NaN;
+    // Not reachable: a bare server misses it on rate and on CPU too.
+    const floorRatio = floor?.ok
+      ? Math.max(floor.rate / ref.rate, ref.cpu / floor.cpu)
+      : NaN;
     const floorText = floor?.ok
       ? `; the floor (bare node:http2 on ${name(server)}) ${
-        floorRatio.toFixed(2)
+        (floor.rate / ref.rate).toFixed(2)
       }x on rate, ${(ref.cpu / floor.cpu).toFixed(2)}x on CPU`
       : "";
     const verdict = ratio >= target
       ? "met"
       : floorRatio < target
-      ? "missed: not reachable here, the floor is below it too"
+      ? "missed: not reachable here, the floor is below it on rate and CPU"
       : "missed";
     console.log(
       `- ${what}, gRPC: >= ${target}x grpc-js's rate (sluice on ${
