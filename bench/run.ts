@@ -1827,7 +1827,9 @@ if (!ONLY) {
 
 // protobuf-es services: sluice vs Connect-ES's fetch handler and a bare
 // handler doing the same codec work, on Deno.serve and Bun.serve, one Bun
-// fetch client for all (bench/protobuf_bench.ts).
+// fetch client for all; then over native gRPC, sluice's serveHttp2 on the
+// same runtime vs a grpc-js Server on Bun, one grpc-js client (Bun) for
+// both (bench/protobuf_bench.ts).
 const protobufTables: string[] = [];
 if (!ONLY) {
   for (const server of ["deno", "bun"]) {
@@ -1844,6 +1846,11 @@ if (!ONLY) {
           String(CONFIG.peerN),
           "--calls",
           "200",
+          // The gRPC section (three servers) within about 60 s for both.
+          "--grpc-calls",
+          "100",
+          "--grpc-messages",
+          "15000",
         ]),
         "--server",
         server,
@@ -1888,7 +1895,7 @@ const sections = {
     ? `### Multipart upload to disk vs a raw body (bench/multipart_upload_bench.ts)\n\n${multipartTable}`
     : "",
   protobuf: protobufTables.length
-    ? `### protobuf-es services: sluice vs Connect-ES's fetch handler (bench/protobuf_bench.ts)\n\n${
+    ? `### protobuf-es services: sluice vs Connect-ES's fetch handler, and over gRPC vs grpc-js (bench/protobuf_bench.ts)\n\n${
       protobufTables.join("\n\n")
     }`
     : "",
