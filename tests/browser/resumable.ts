@@ -408,6 +408,11 @@ export function resumableTests(suite: ResumableSuite): void {
       }));
       assertEqual(before.progress, [[CHUNK, SIZE]], "progress before reload");
       const offset = await headOffset(page, before.url, false);
+      assertEqual(
+        (await server.store.get(idOf(before.url)))?.offset,
+        offset,
+        "the store's offset against HEAD's",
+      );
       assert(
         offset >= CHUNK && offset < SIZE,
         `offset ${offset} after the reload`,
