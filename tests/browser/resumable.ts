@@ -32,6 +32,8 @@ export interface ResumableSuite {
   assertEqual(actual: unknown, expected: unknown, what: string): void;
   /** The library bundled for the browser (tests/browser/page.ts). */
   script(): Uint8Array;
+  /** The certificate Chromium trusts for https://127.0.0.1 (h2). */
+  tls(): { cert: string; key: string };
   /** A directory for the stores, under the suite's temporary one. */
   tmp: string;
 }
@@ -95,6 +97,8 @@ interface Patch {
   received: number;
   /** Its body failed: the client's connection went away mid-request. */
   cut: boolean;
+  /** Its Content-Length (a streamed body over h2 has none). */
+  contentLength: string | null;
 }
 
 interface ResumableServer {
@@ -121,6 +125,7 @@ function watched(request: Request, server: ResumableServer): Request {
     offset: Number(request.headers.get("upload-offset")),
     received: 0,
     cut: false,
+    contentLength: request.headers.get("content-length"),
   };
   const second = server.patches.push(patch) === 2;
   const reader = request.body!.getReader();
@@ -156,10 +161,14 @@ function watched(request: Request, server: ResumableServer): Request {
   } as RequestInit);
 }
 
-/** Runs `fn` with a server (its own store) and a page opened on it. */
+/**
+ * Runs `fn` with a server (its own store) and a page opened on it, over
+ * HTTPS (h2) when `tls`.
+ */
 async function withServer(
   suite: ResumableSuite,
   fn: (server: ResumableServer, page: Page) => Promise<void>,
+  tls = false,
 ): Promise<void> {
   const dir = await mkdtemp(join(suite.tmp, "resumable-"));
   const store = createResumableFileStore(dir);
@@ -186,6 +195,7 @@ async function withServer(
     hostname: "127.0.0.1",
     port: 0,
     onListen: ({ port }) => resolve(port),
+    ...(tls ? suite.tls() : {}),
   }, async (request) => {
     const { pathname } = new URL(request.url);
     const script = (body: Uint8Array) =>
@@ -205,7 +215,7 @@ async function withServer(
     }
     return await uploads(request);
   });
-  state.origin = `http://127.0.0.1:${await listening}`;
+  state.origin = `${tls ? "https" : "http"}://127.0.0.1:${await listening}`;
   const page = await suite.context().newPage();
   try {
     await page.goto(`${state.origin}/`);
@@ -446,6 +456,11 @@ export function resumableTests(suite: ResumableSuite): void {
         offset,
         "the resumed PATCH's Upload-Offset",
       );
+      // Blob slices (streamRequests is off in browsers): sized requests.
+      assert(
+        server.patches.every((patch) => patch.contentLength !== null),
+        "a PATCH without Content-Length over HTTP/1.1",
+      );
       // The offset the server kept, then one report per acknowledged PATCH.
       assertEqual(after.progress[0], [offset, SIZE], "first progress report");
       checkProgress(after.progress, offset, "after the reload");
@@ -542,5 +557,46 @@ export function resumableTests(suite: ResumableSuite): void {
         "SHA-256 of the stored file",
       );
     });
+  });
+
+  test("resumable: resumableUpload over HTTPS/h2 with streamRequests: true streams each PATCH (no Content-Length), reports acknowledged progress and completes byte-identical", async () => {
+    await withServer(suite, async (server, page) => {
+      server.hold = false;
+      const result = await page.evaluate(async ({ size, chunk }) => {
+        const file = testFile(size, 17);
+        const progress: [number, number][] = [];
+        const result = await sluice.resumableUpload("/uploads", file, {
+          chunkBytes: chunk,
+          streamRequests: true,
+          onProgress: (done, total) => void progress.push([done, total]),
+        });
+        return {
+          url: result.uploadUrl,
+          status: result.response.status,
+          progress,
+          sha256: await sha256Hex(file),
+        };
+      }, { size: SIZE, chunk: CHUNK });
+      assertEqual(
+        server.patches.map((patch) => [patch.offset, patch.contentLength]),
+        [[0, null], [CHUNK, null], [2 * CHUNK, null]],
+        "PATCHes (offset, Content-Length)",
+      );
+      assertEqual(
+        result.progress,
+        [[CHUNK, SIZE], [2 * CHUNK, SIZE], [SIZE, SIZE]],
+        "progress",
+      );
+      assertEqual(
+        await storedSha256(server, result.url),
+        result.sha256,
+        "SHA-256 of the stored file",
+      );
+      assertEqual(
+        server.completed.get(idOf(result.url)),
+        result.sha256,
+        "SHA-256 at onComplete",
+      );
+    }, true);
   });
 }

@@ -248,6 +248,7 @@ let httpUrl: URL;
 let httpsUrl: URL;
 /** The library bundled for the browser (tests/browser/page.ts). */
 let sluiceScript: Uint8Array;
+let certificates: Tls;
 
 const sseRun = async (p: Page, run: string) =>
   await p.evaluate(async (run) => {
@@ -686,6 +687,7 @@ resumableTests({
   assert,
   assertEqual,
   script: () => sluiceScript,
+  tls: () => certificates,
   tmp: TMP,
 });
 
@@ -732,7 +734,7 @@ async function main(): Promise<number> {
     [];
   let version = "";
   try {
-    const tls = await makeCertificates(join(work, "certs"));
+    const tls = certificates = await makeCertificates(join(work, "certs"));
     const script = join(work, "sluice.js");
     await bundle(join(ROOT, "tests", "browser", "page.ts"), script, {
       platform: "browser",
