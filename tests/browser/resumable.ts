@@ -39,8 +39,8 @@ export interface ResumableSuite {
 }
 
 const MiB = 1024 * 1024;
-const SIZE = 5 * MiB + 123;
-const CHUNK = 2 * MiB;
+const SIZE = 2 * 8 * MiB + 123;
+const CHUNK = 8 * MiB;
 /** Bytes of the second PATCH the server reads before it stalls. */
 const CUT_AFTER = 256 * 1024;
 
@@ -175,7 +175,7 @@ async function withServer(
   const tusScript = await readFile(
     join(ROOT, "node_modules", "tus-js-client", "dist", "tus.min.js"),
   );
-  const state: ResumableServer = {
+  const state: ResumableServer = lastServer = {
     origin: "",
     store,
     posts: 0,
@@ -229,6 +229,8 @@ async function withServer(
   }
 }
 
+let lastServer: ResumableServer | undefined;
+
 /** Waits (bounded) until `condition` holds. */
 async function until(
   condition: () => boolean,
@@ -237,7 +239,11 @@ async function until(
 ): Promise<void> {
   const end = Date.now() + ms;
   while (!condition()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) {
+      throw new Error(
+        `timed out waiting for ${what} (${JSON.stringify(lastServer)})`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -250,7 +256,9 @@ async function secondPatchUnderway(server: ResumableServer): Promise<void> {
   );
 }
 
-const idOf = (url: string) => new URL(url).pathname.split("/").pop()!;
+/** An upload's id from its URL (tus-js-client's is relative to the page). */
+const idOf = (url: string) =>
+  new URL(url, "http://127.0.0.1/").pathname.split("/").pop()!;
 
 async function storedSha256(
   server: ResumableServer,
