@@ -114,7 +114,8 @@ export interface ResumableUploadResult {
  * the draft's `104` interim response.
  *
  * @experimental
- * @param url Where to create the upload (the server's upload collection).
+ * @param url Where to create the upload (the server's upload collection);
+ *   in a page, relative to its location.
  * @param body The bytes to send.
  * @param options Protocol, resumption, progress, retries and cancellation.
  * @returns The upload's URL, its size and the final response.
