@@ -567,7 +567,7 @@ export function resumableTests(suite: ResumableSuite): void {
     });
   });
 
-  // Not in the default suite: after other tests of this file, in 4 of 7
+  // Not in the default suite: after other tests of this file, in 4 of 8
   // runs the server read every byte of the last streamed PATCH over h2 but
   // the call never returned in the page, and the test timed out; alone it
   // passed both times. SLUICE_BROWSER_H2_RESUMABLE=1 runs it.
