@@ -567,10 +567,10 @@ export function resumableTests(suite: ResumableSuite): void {
     });
   });
 
-  // Not in the default suite: after other tests of this file, in 4 of 8
+  // Not in the default suite: after other tests of this file, in 4 of 9
   // runs the server read every byte of the last streamed PATCH over h2 but
   // the call never returned in the page, and the test timed out; alone it
-  // passed both times. SLUICE_BROWSER_H2_RESUMABLE=1 runs it.
+  // passed (one run). SLUICE_BROWSER_H2_RESUMABLE=1 runs it.
   if (Deno.env.get("SLUICE_BROWSER_H2_RESUMABLE") !== "1") return;
   test("resumable: resumableUpload over HTTPS/h2 with streamRequests: true streams each PATCH (no Content-Length), reports acknowledged progress and completes byte-identical", async () => {
     await withServer(suite, async (server, page) => {
