@@ -293,6 +293,22 @@ describe("resumableUpload", () => {
     assert.equal(requests, 1);
   });
 
+  it("refuses a relative URL outside a page at once, without a request", async () => {
+    let requests = 0;
+    const counting: typeof fetch = (input, init) => {
+      requests++;
+      return fetch(input, init);
+    };
+    await assert.rejects(
+      resumableUpload("/uploads", new Uint8Array(16), { fetch: counting }),
+      (error: unknown) =>
+        error instanceof TypeError && /"\/uploads" is not a URL/.test(
+          error.message,
+        ),
+    );
+    assert.equal(requests, 0);
+  });
+
   for (const protocol of ["ietf", "tus"] as const) {
     it(
       `survives ${CUTS} connection cuts at random offsets over ${

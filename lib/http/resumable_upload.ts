@@ -114,7 +114,8 @@ export interface ResumableUploadResult {
  * the draft's `104` interim response.
  *
  * @experimental
- * @param url Where to create the upload (the server's upload collection).
+ * @param url Where to create the upload (the server's upload collection);
+ *   in a page, relative to its location.
  * @param body The bytes to send.
  * @param options Protocol, resumption, progress, retries and cancellation.
  * @returns The upload's URL, its size and the final response.
@@ -160,6 +161,9 @@ export async function resumableUpload(
   }
   const tus = protocol === "tus";
   const total = body instanceof Blob ? body.size : body.byteLength;
+  // Resolved once, before any request: a page passes a relative URL such as
+  // "/uploads", and the upload's Location is resolved against it.
+  const collection = resolveUrl(url);
 
   function headers(extra: Record<string, string>): Headers {
     const result = new Headers(options.headers);
@@ -231,7 +235,9 @@ export async function resumableUpload(
     status >= 500 || status === 409 || status === 423 || status === 408;
 
   // Create the upload, or find where a stored one stands.
-  let uploadUrl = options.uploadUrl;
+  let uploadUrl = options.uploadUrl === undefined
+    ? undefined
+    : resolveUrl(options.uploadUrl).href;
   let offset = 0;
   let finalResponse: Response | undefined;
   while (uploadUrl === undefined) {
@@ -245,7 +251,7 @@ export async function resumableUpload(
       if (tus && options.metadata) {
         extra["upload-metadata"] = encodeMetadata(options.metadata);
       }
-      const response = await request(String(url), "POST", extra);
+      const response = await request(collection.href, "POST", extra);
       if (!response.ok) {
         await response.body?.cancel();
         if (!retryable(response.status)) {
@@ -261,8 +267,14 @@ export async function resumableUpload(
           "Cannot upload: the server created an upload without a Location",
         );
       }
-      uploadUrl = new URL(location, url).href;
-      await onUploadUrl?.(uploadUrl);
+      if (!URL.canParse(location, collection)) {
+        await response.body?.cancel();
+        throw new HttpError(
+          502,
+          "Cannot upload: the server created an upload with an invalid Location",
+        );
+      }
+      uploadUrl = new URL(location, collection).href;
       if (total === 0 && !tus) finalResponse = response;
       else await response.body?.cancel();
     } catch (error) {
@@ -270,6 +282,9 @@ export async function resumableUpload(
       await backOff(error, true);
     }
   }
+  // Outside the loop: an error thrown by onUploadUrl (a full localStorage)
+  // is the caller's, not a cut connection to retry with a second upload.
+  if (options.uploadUrl === undefined) await onUploadUrl?.(uploadUrl);
   let needOffset = options.uploadUrl !== undefined;
 
   while (finalResponse === undefined) {
@@ -363,6 +378,28 @@ function encodeMetadata(metadata: Record<string, string>): string {
     }
     return `${key} ${encodeBase64(new TextEncoder().encode(value))}`;
   }).join(",");
+}
+
+/**
+ * `url` as an absolute URL: relative to the page's (or worker's) location
+ * where there is one, as fetch would resolve it.
+ */
+function resolveUrl(url: string | URL): URL {
+  let base: string | undefined;
+  try {
+    // Deno without --location throws on access.
+    base = (globalThis as { location?: { href?: string } }).location?.href;
+  } catch {
+    base = undefined;
+  }
+  if (!URL.canParse(url, base)) {
+    throw new TypeError(
+      `Cannot upload: ${JSON.stringify(String(url))} is not a URL${
+        base === undefined ? " (a relative URL needs a page's location)" : ""
+      }`,
+    );
+  }
+  return new URL(url, base);
 }
 
 /** Whether this runs in a browser (which streams request bodies only over h2+). */

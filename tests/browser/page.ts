@@ -3,11 +3,18 @@
 // `globalThis.sluice` for the tests' `page.evaluate` calls.
 
 import { fetchEventStream } from "../../lib/http/fetch_event_stream.ts";
+import { resumableUpload } from "../../lib/http/resumable_upload.ts";
 import { SseDecoderStream } from "../../lib/http/sse_decoder_stream.ts";
 import { upload } from "../../lib/http/upload.ts";
 import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
 
-const sluice = { fetchEventStream, SseDecoderStream, upload, websocketDuplex };
+const sluice = {
+  fetchEventStream,
+  resumableUpload,
+  SseDecoderStream,
+  upload,
+  websocketDuplex,
+};
 
 /** What the test pages find on `globalThis`. */
 export type Sluice = typeof sluice;

@@ -28,6 +28,7 @@ import type { Sluice } from "./page.ts";
 import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
 import { registerRpcTests, rpcRoute } from "./rpc.ts";
 import { formUploadTests } from "./form_upload.ts";
+import { resumableTests } from "./resumable.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TMP = join(ROOT, ".tmp", "browser");
@@ -245,6 +246,9 @@ let httpPage: Page;
 let httpsPage: Page;
 let httpUrl: URL;
 let httpsUrl: URL;
+/** The library bundled for the browser (tests/browser/page.ts). */
+let sluiceScript: Uint8Array;
+let certificates: Tls;
 
 const sseRun = async (p: Page, run: string) =>
   await p.evaluate(async (run) => {
@@ -677,6 +681,16 @@ formUploadTests({
   tmp: TMP,
 });
 
+resumableTests({
+  test,
+  context: () => browserContext,
+  assert,
+  assertEqual,
+  script: () => sluiceScript,
+  tls: () => certificates,
+  tmp: TMP,
+});
+
 // ---------------------------------------------------------------- the run
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -720,12 +734,13 @@ async function main(): Promise<number> {
     [];
   let version = "";
   try {
-    const tls = await makeCertificates(join(work, "certs"));
+    const tls = certificates = await makeCertificates(join(work, "certs"));
     const script = join(work, "sluice.js");
     await bundle(join(ROOT, "tests", "browser", "page.ts"), script, {
       platform: "browser",
     });
-    const fetchHandler = handler(await readFile(script));
+    sluiceScript = await readFile(script);
+    const fetchHandler = handler(sluiceScript);
     const listen = (
       options: Partial<Deno.TcpListenOptions & Deno.TlsCertifiedKeyPem>,
     ) => {
