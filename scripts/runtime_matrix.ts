@@ -145,7 +145,14 @@ const ROWS: Row[] = [
   {
     flow:
       "Upload (Ballerina's HTTP streaming example): `upload`, `uploadFile`, `createUploadHandler`, `receiveBody`, `forwardResponse`",
-    files: ["upload.test.ts", "upload_file.test.ts", "faults_upload.test.ts"],
+    files: [
+      "upload.test.ts",
+      "upload_file.test.ts",
+      "upload_handler.test.ts",
+      "faults_upload.test.ts",
+      "safe_file_name.test.ts",
+      "sweep_temporary_files.test.ts",
+    ],
     workerd: ["upload"],
     node: ["upload"],
     workerdNote: "hashing sink; no file system",
@@ -178,6 +185,15 @@ const ROWS: Row[] = [
       "rpc_wire.test.ts",
       "faults_rpc.test.ts",
       "fuzz_rpc.test.ts",
+      "rpc_bomb.test.ts",
+      "rpc_get.test.ts",
+      "rpc_get_metadata.test.ts",
+      "rpc_options.test.ts",
+      "rpc_protocol.test.ts",
+      "rpc_regressions.test.ts",
+      "rpc_websocket.test.ts",
+      "rpc_websocket_workerd.test.ts",
+      "interop.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],
@@ -186,8 +202,69 @@ const ROWS: Row[] = [
   {
     flow:
       "Building blocks: stream operators, fuzzed HTTP parsers, core purity and layering",
-    files: ["operators.test.ts", "fuzz_http.test.ts", "check_layers.test.ts"],
+    files: [
+      "operators.test.ts",
+      "byte_limit_stream.test.ts",
+      "map_stream.test.ts",
+      "progress_stream.test.ts",
+      "read_ahead_stream.test.ts",
+      "reduce.test.ts",
+      "scan_stream.test.ts",
+      "fuzz_http.test.ts",
+      "handler_types.test.ts",
+      "check_layers.test.ts",
+    ],
     workerdNone: "in the bundle, through the flows above",
+  },
+  {
+    flow:
+      "RPC from protobuf-es generated code (`@sluice/streams/protobuf`): codecs, fuzzing, interop",
+    files: [
+      "protobuf.test.ts",
+      "protobuf_gen.test.ts",
+      "protobuf_interop.test.ts",
+      "fuzz_protobuf.test.ts",
+    ],
+    workerdNone: "the RPC row's Worker uses the hand-written descriptors",
+  },
+  {
+    flow:
+      "HTML form uploads and object storage: `parseMultipart`, `MultipartStream`, `encodeMultipart`, `createR2Sink`",
+    files: [
+      "multipart.test.ts",
+      "multipart_encoder.test.ts",
+      "multipart_interop.test.ts",
+      "upload_handler_multipart.test.ts",
+      "r2_sink.test.ts",
+      "r2_sink_workerd.test.ts",
+    ],
+    workerdNone: "R2 through miniflare, counted in the Deno and Bun columns",
+  },
+  {
+    flow:
+      "Resumable uploads (IETF draft, tus 1.0): `createResumableUploadHandler`, `resumableUpload`, file and Workers stores",
+    files: [
+      "resumable_client.test.ts",
+      "resumable_handler.test.ts",
+      "resumable_interop.test.ts",
+      "resumable_kill.test.ts",
+      "resumable_workers.test.ts",
+      "resumable_workers_instances.test.ts",
+    ],
+    workerdNone:
+      "Durable Objects + R2 through miniflare, counted in the Deno and Bun columns",
+  },
+  {
+    flow:
+      "Server-Sent Events, serving and routers: `createSseHandler`, `serve`, `serveHttp2` limits, Hono",
+    files: [
+      "sse.test.ts",
+      "serve.test.ts",
+      "faults_serve.test.ts",
+      "faults_http2.test.ts",
+      "router_hono.test.ts",
+    ],
+    workerdNone: "SSE through workerd is in the Deno and Bun columns",
   },
   {
     flow: "Examples (`deno run` / `bun run`): `examples/*.ts`",
