@@ -381,6 +381,38 @@ describe("Connect unary calls keep their limits on the direct path", () => {
   });
 });
 
+/** The response headers grpc-js's client sees for one unary Int64Value call. */
+async function grpcJsUnaryHeaders(
+  port: number,
+  path: string,
+  value: bigint,
+): Promise<grpc.Metadata> {
+  const client = new grpc.Client(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+    GRPC_JS_OPTIONS,
+  );
+  try {
+    return await deadline(
+      new Promise<grpc.Metadata>((resolve, reject) => {
+        const call = client.makeUnaryRequest(
+          path,
+          (v: bigint) => Buffer.from(Int64Value.proto.encode(v)),
+          (b: Buffer) => Int64Value.proto.decode(new Uint8Array(b)),
+          value,
+          (error) => {
+            if (error) reject(error);
+          },
+        );
+        call.on("metadata", resolve);
+      }),
+      T,
+    );
+  } finally {
+    client.close();
+  }
+}
+
 describe("response headers set by the handler reach the client", () => {
   let h2: Awaited<ReturnType<typeof serveHttp2>>;
   let server: Server;
@@ -394,31 +426,12 @@ describe("response headers set by the handler reach the client", () => {
   });
 
   it("native gRPC, grpc-js client: unary handler headers arrive", async () => {
-    const client = new grpc.Client(
-      `127.0.0.1:${h2.port}`,
-      grpc.credentials.createInsecure(),
-      GRPC_JS_OPTIONS,
+    const headers = await grpcJsUnaryHeaders(
+      h2.port,
+      "/test.v1.EchoService/echo",
+      5n,
     );
-    try {
-      const headers = await deadline(
-        new Promise<grpc.Metadata>((resolve, reject) => {
-          const call = client.makeUnaryRequest(
-            "/test.v1.EchoService/echo",
-            (v: bigint) => Buffer.from(Int64Value.proto.encode(v)),
-            (b: Buffer) => Int64Value.proto.decode(new Uint8Array(b)),
-            5n,
-            (error) => {
-              if (error) reject(error);
-            },
-          );
-          call.on("metadata", resolve);
-        }),
-        T,
-      );
-      assert.deepEqual(headers.get("x-handler"), ["echo 5"]);
-    } finally {
-      client.close();
-    }
+    assert.deepEqual(headers.get("x-handler"), ["echo 5"]);
   });
 
   it("native gRPC, grpc-js client: client-streaming handler headers arrive", async () => {
@@ -561,31 +574,12 @@ describe("response headers set after the handler waited still go out", () => {
   }
 
   it("native gRPC, grpc-js client: a unary handler's headers set after 50 ms arrive", async () => {
-    const client = new grpc.Client(
-      `127.0.0.1:${h2.port}`,
-      grpc.credentials.createInsecure(),
-      GRPC_JS_OPTIONS,
+    const headers = await grpcJsUnaryHeaders(
+      h2.port,
+      "/test.v1.EchoService/lateEcho",
+      8n,
     );
-    try {
-      const headers = await deadline(
-        new Promise<grpc.Metadata>((resolve, reject) => {
-          const call = client.makeUnaryRequest(
-            "/test.v1.EchoService/lateEcho",
-            (v: bigint) => Buffer.from(Int64Value.proto.encode(v)),
-            (b: Buffer) => Int64Value.proto.decode(new Uint8Array(b)),
-            8n,
-            (error) => {
-              if (error) reject(error);
-            },
-          );
-          call.on("metadata", resolve);
-        }),
-        T,
-      );
-      assert.deepEqual(headers.get("x-handler"), ["late echo 8"]);
-    } finally {
-      client.close();
-    }
+    assert.deepEqual(headers.get("x-handler"), ["late echo 8"]);
   });
 });
 
