@@ -92,6 +92,10 @@ const TIME_LIMIT_MS = 120_000;
 
 // ---------- servers ----------
 
+/** The floors' protobuf-es options: unknown fields kept, as sluice does. */
+const READ = { readUnknownFields: true };
+const WRITE = { writeUnknownFields: true };
+
 /** sluice from the descriptor: the handlers echo. */
 function sluiceHandler(): (request: Request) => Promise<Response> {
   return createRpcHandler(implementService(ChatService, {
@@ -133,14 +137,12 @@ function connectHandler(): (request: Request) => Promise<Response> {
  * fromBinary and toBinary, one TransformStream for the stream's frames).
  */
 function bareHandler(): (request: Request) => Promise<Response> {
-  const read = { readUnknownFields: true };
-  const write = { writeUnknownFields: true };
   return async (request) => {
     const path = new URL(request.url).pathname;
     if (path.endsWith("/Echo")) {
       const data = new Uint8Array(await request.arrayBuffer());
-      const message = fromBinary(ChatMessageSchema, data, read);
-      return new Response(toBinary(ChatMessageSchema, message, write), {
+      const message = fromBinary(ChatMessageSchema, data, READ);
+      return new Response(toBinary(ChatMessageSchema, message, WRITE), {
         headers: { "content-type": "application/proto" },
       });
     }
@@ -150,20 +152,7 @@ function bareHandler(): (request: Request) => Promise<Response> {
         const bytes = pending.byteLength === 0
           ? chunk
           : concat([pending, chunk]);
-        const out: Uint8Array[] = [];
-        let at = 0;
-        while (bytes.byteLength - at >= 5) {
-          const view = new DataView(bytes.buffer, bytes.byteOffset + at);
-          const size = view.getUint32(1);
-          if (bytes.byteLength - at - 5 < size) break;
-          const message = fromBinary(
-            ChatMessageSchema,
-            bytes.subarray(at + 5, at + 5 + size),
-            read,
-          );
-          out.push(frame(0, toBinary(ChatMessageSchema, message, write)));
-          at += 5 + size;
-        }
+        const { out, at } = echoWholeFrames(bytes);
         pending = bytes.slice(at);
         if (out.length > 0) controller.enqueue(concat(out));
       },
@@ -175,6 +164,28 @@ function bareHandler(): (request: Request) => Promise<Response> {
       headers: { "content-type": "application/connect+proto" },
     });
   };
+}
+
+/**
+ * The floors' codec work: each whole frame of `bytes` decoded and encoded
+ * again (protobuf-es, unknown fields kept), framed; `at` is where the first
+ * incomplete frame starts.
+ */
+function echoWholeFrames(bytes: Uint8Array): { out: Uint8Array[]; at: number } {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (bytes.byteLength - at >= 5) {
+    const size = new DataView(bytes.buffer, bytes.byteOffset + at).getUint32(1);
+    if (bytes.byteLength - at - 5 < size) break;
+    const message = fromBinary(
+      ChatMessageSchema,
+      bytes.subarray(at + 5, at + 5 + size),
+      READ,
+    );
+    out.push(frame(0, toBinary(ChatMessageSchema, message, WRITE)));
+    at += 5 + size;
+  }
+  return { out, at };
 }
 
 function frame(flags: number, data: Uint8Array): Uint8Array {
@@ -290,8 +301,6 @@ async function grpcJsServer(): Promise<number> {
  */
 async function bareH2Server(): Promise<number> {
   const http2 = await import("node:http2");
-  const read = { readUnknownFields: true };
-  const write = { writeUnknownFields: true };
   const server = http2.createServer();
   server.on("stream", (stream: ServerHttp2Stream) => {
     stream.on("error", () => {});
@@ -318,19 +327,7 @@ async function bareH2Server(): Promise<number> {
       }
       if (frameBytes < 0 || buffered < frameBytes) return;
       const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
-      const out: Uint8Array[] = [];
-      let at = 0;
-      while (bytes.byteLength - at >= 5) {
-        const size = sizeOf(bytes, at) - 5;
-        if (bytes.byteLength - at - 5 < size) break;
-        const message = fromBinary(
-          ChatMessageSchema,
-          bytes.subarray(at + 5, at + 5 + size),
-          read,
-        );
-        out.push(frame(0, toBinary(ChatMessageSchema, message, write)));
-        at += 5 + size;
-      }
+      const { out, at } = echoWholeFrames(bytes);
       chunks = at < bytes.byteLength ? [bytes.slice(at)] : [];
       buffered = bytes.byteLength - at;
       frameBytes = buffered >= 5 ? sizeOf(chunks[0], 0) : -1;
