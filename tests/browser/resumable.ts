@@ -290,6 +290,26 @@ async function headOffset(
 /** Registers the resumable upload tests with the suite. */
 export function resumableTests(suite: ResumableSuite): void {
   const { test, assert, assertEqual } = suite;
+  /**
+   * The upload of `url` completed with `sha256`: as `onComplete` saw it, and
+   * as the stored file's bytes hash.
+   */
+  const assertStored = async (
+    server: ResumableServer,
+    url: string,
+    sha256: string,
+  ): Promise<void> => {
+    assertEqual(
+      server.completed.get(idOf(url)),
+      sha256,
+      "SHA-256 at onComplete",
+    );
+    assertEqual(
+      await storedSha256(server, url),
+      sha256,
+      "SHA-256 of the stored file",
+    );
+  };
 
   /** Progress reports: rising, of `size`, ending at it. */
   function checkProgress(
@@ -387,16 +407,7 @@ export function resumableTests(suite: ResumableSuite): void {
         "the resumed PATCH's Upload-Offset",
       );
       assertEqual(second.progress.at(-1), SIZE, "last acknowledged");
-      assertEqual(
-        server.completed.get(idOf(first.url)),
-        second.sha256,
-        "SHA-256 at onComplete",
-      );
-      assertEqual(
-        await storedSha256(server, first.url),
-        second.sha256,
-        "SHA-256 of the stored file",
-      );
+      await assertStored(server, first.url, second.sha256);
     });
   });
 
@@ -472,16 +483,7 @@ export function resumableTests(suite: ResumableSuite): void {
       // The offset the server kept, then one report per acknowledged PATCH.
       assertEqual(after.progress[0], [offset, SIZE], "first progress report");
       checkProgress(after.progress, offset, "after the reload");
-      assertEqual(
-        server.completed.get(idOf(after.url)),
-        after.sha256,
-        "SHA-256 at onComplete",
-      );
-      assertEqual(
-        await storedSha256(server, after.url),
-        after.sha256,
-        "SHA-256 of the stored file",
-      );
+      await assertStored(server, after.url, after.sha256);
     });
   });
 
@@ -554,16 +556,7 @@ export function resumableTests(suite: ResumableSuite): void {
       );
       assertEqual(after.progress[0], [offset, SIZE], "first progress report");
       checkProgress(after.progress, offset, "after the abort");
-      assertEqual(
-        server.completed.get(idOf(after.url)),
-        after.sha256,
-        "SHA-256 at onComplete",
-      );
-      assertEqual(
-        await storedSha256(server, after.url),
-        after.sha256,
-        "SHA-256 of the stored file",
-      );
+      await assertStored(server, after.url, after.sha256);
     });
   });
 
@@ -600,16 +593,7 @@ export function resumableTests(suite: ResumableSuite): void {
         [[CHUNK, SIZE], [2 * CHUNK, SIZE], [SIZE, SIZE]],
         "progress",
       );
-      assertEqual(
-        await storedSha256(server, result.url),
-        result.sha256,
-        "SHA-256 of the stored file",
-      );
-      assertEqual(
-        server.completed.get(idOf(result.url)),
-        result.sha256,
-        "SHA-256 at onComplete",
-      );
+      await assertStored(server, result.url, result.sha256);
     }, true);
   });
 }
