@@ -327,7 +327,8 @@ describe("createEchoHandler, createDuplexHandler and compression options", () =>
 // that one needs about 20 such clients at once, and Deno 2.9.6 leaks some
 // of their sockets with or without the change (a bare TransformStream
 // echo too; docs/known-runtime-issues.md (g) has the figures and a
-// reproduction without sluice). It checks that echo itself holds none.
+// reproduction without sluice). It checks that echo itself holds none;
+// the tests before it check the change itself, without a socket.
 describe("echo and clients that go away", () => {
   const canCount = runtime === "deno" && process.platform === "linux";
 
@@ -362,6 +363,77 @@ describe("echo and clients that go away", () => {
     }
     socket.destroy();
   }
+
+  /**
+   * A request whose body this test feeds and whose signal it aborts, as a
+   * runtime does when the client goes away; `cancelled` settles when the
+   * echo cancels the body's source.
+   */
+  function goneRequest() {
+    const abort = new AbortController();
+    let feed!: ReadableStreamDefaultController<Uint8Array>;
+    let cancelled!: (reason: unknown) => void;
+    const sourceCancelled = new Promise((resolve) => cancelled = resolve);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        feed = controller;
+      },
+      cancel: cancelled,
+    });
+    const request = new Request("http://127.0.0.1/echo", {
+      method: "POST",
+      body,
+      signal: abort.signal,
+      duplex: "half",
+    } as RequestInit);
+    return { request, abort, feed, sourceCancelled };
+  }
+
+  // The library's half of the fix for (g): when the request's signal aborts,
+  // echo ends its pipeline at once instead of waiting on a client that will
+  // never read or write again. Without the signal listener the response read
+  // below stays pending and the source is never cancelled.
+  for (
+    const [name, options] of [
+      ["default options", {}],
+      ["no read-ahead", { readAheadBytes: 0 }],
+      ["no idle timer", { idleTimeoutMs: 0 }],
+    ] as const
+  ) {
+    it(`echo ends its pipeline when the request's signal aborts mid-transfer (${name})`, async () => {
+      const { request, abort, feed, sourceCancelled } = goneRequest();
+      const response = await echo(request, options);
+      assert.equal(response.status, 200);
+      const reader = response.body!.getReader();
+      feed.enqueue(new TextEncoder().encode("before"));
+      const first = await deadline(reader.read(), 5_000, "first echo chunk");
+      assert.equal(dec.decode(first.value), "before");
+      const pending = reader.read(); // waits for bytes that will never come
+      abort.abort(new Error("client gone"));
+      await assert.rejects(
+        deadline(pending, 5_000, "the echo's response after the abort"),
+        (error: Error) => {
+          assert.doesNotMatch(error.message, /timed out|deadline/i);
+          return true;
+        },
+      );
+      await deadline(sourceCancelled, 5_000, "the request body's cancel");
+    });
+  }
+
+  it("echo answers a request whose signal already aborted with a body that fails at once", async () => {
+    const { request, abort, sourceCancelled } = goneRequest();
+    abort.abort(new Error("client gone"));
+    const response = await echo(request);
+    await assert.rejects(
+      deadline(response.body!.getReader().read(), 5_000, "the echo's body"),
+      (error: Error) => {
+        assert.doesNotMatch(error.message, /timed out|deadline/i);
+        return true;
+      },
+    );
+    await deadline(sourceCancelled, 5_000, "the request body's cancel");
+  });
 
   it(
     "echo releases the sockets of 20 clients that stop reading and then close (Deno, /proc/self/fd)",
