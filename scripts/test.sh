@@ -87,6 +87,12 @@ if [ -n "${bun:-}" ]; then
   step stress-bun "$bun" scripts/stress.ts --small
 fi
 
+# The resumable-upload fault run at the size the issue set: 100 connection
+# cuts at random offsets during a 256 MiB upload, on the file store and on
+# the Workers store in workerd (the deno and bun steps run 20 cuts over
+# 32 MiB); every upload ends byte-identical, its SHA-256 checked.
+step resumable-faults env SLUICE_RESUMABLE_FULL=1 deno test --allow-net=127.0.0.1 --allow-read --allow-write=./.tmp --allow-env --allow-run tests/resumable_client.test.ts tests/resumable_workers.test.ts
+
 # Node 20 as the client of the Worker under Deno.serve, Bun.serve and
 # workerd (tests/node/clients.ts, bundled for Node).
 start=$SECONDS

@@ -32,9 +32,10 @@ import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
 const MiB = 1024 * 1024;
 const FAST = { retryDelayMs: 5, maxRetryDelayMs: 50 };
 /**
- * The issue's full fault run (100 cuts during 256 MiB) is opt-in:
+ * The full fault run (100 cuts during 256 MiB) is the test task's
+ * `resumable-faults` step:
  * `SLUICE_RESUMABLE_FULL=1 deno test -A tests/resumable_client.test.ts`.
- * The test task runs 20 cuts over 32 MiB.
+ * The deno and bun test steps run 20 cuts over 32 MiB.
  */
 const FULL = process.env.SLUICE_RESUMABLE_FULL === "1";
 const CUTS = FULL ? 100 : 20;
