@@ -251,6 +251,7 @@ const ROWS: Row[] = [
       "resumable_workers.test.ts",
       "resumable_workers_instances.test.ts",
     ],
+    node: ["resumable"],
     workerdNone:
       "Durable Objects + R2 through miniflare, counted in the Deno and Bun columns",
   },

@@ -1,7 +1,10 @@
 // Node 20 as the client: the upload, duplex and RPC clients on Node's own
 // fetch (undici, HTTP/1.1, `duplex: "half"`), WebSocket (behind
 // --experimental-websocket in Node 20) and node:http2, against the Worker of
-// examples/workers/ served by Deno.serve, Bun.serve and workerd.
+// examples/workers/ served by Deno.serve, Bun.serve and workerd; and
+// resumable uploads from Node (tus-js-client's Node build on node:http, and
+// resumableUpload on Node's fetch) to a resumable-upload server on the file
+// store under Deno.serve and Bun.serve.
 //
 // Node 20 cannot run TypeScript, so the test task bundles this file with
 // `deno bundle` and runs the result (`deno task test:node`):
@@ -17,16 +20,20 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import process from "node:process";
+import * as tus from "tus-js-client";
 import {
   openDuplex,
   parseDigestHeader,
+  resumableUpload,
   upload,
   websocketDuplex,
 } from "../../lib/http/mod.ts";
+import { createResumableFileStore } from "../../lib/runtime/fs.ts";
 import {
   Code,
   createClient,
@@ -50,7 +57,13 @@ const MAX_UPLOAD_BYTES = 8 * MiB;
 const T = 30_000;
 const MAX = (1n << 63n) - 1n;
 
-type Flow = "upload" | "duplex-http" | "websocket" | "rpc-web" | "rpc-grpc";
+type Flow =
+  | "upload"
+  | "duplex-http"
+  | "websocket"
+  | "rpc-web"
+  | "rpc-grpc"
+  | "resumable";
 
 interface Result {
   flow: Flow;
@@ -71,6 +84,9 @@ interface Target {
   name: string;
   url?: URL;
   grpcUrl?: URL;
+  /** Where resumable uploads are created, and the file store's directory. */
+  resumableUrl?: URL;
+  resumableDir?: string;
   skip?: string;
 }
 
@@ -172,7 +188,13 @@ function checkOne(
 async function startServer(
   command: string,
   args: string[],
-): Promise<{ url: URL; grpcUrl: URL; child: ChildProcess }> {
+): Promise<{
+  url: URL;
+  grpcUrl: URL;
+  resumableUrl: URL;
+  resumableDir: string;
+  child: ChildProcess;
+}> {
   const child = spawn(command, [...args, "tests/node/server.ts"], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "inherit"],
@@ -195,8 +217,14 @@ async function startServer(
     60_000,
     `${command} server start`,
   );
-  const { url, grpcUrl } = JSON.parse(line);
-  return { url: new URL(url), grpcUrl: new URL(grpcUrl), child };
+  const { url, grpcUrl, resumableUrl, resumableDir } = JSON.parse(line);
+  return {
+    url: new URL(url),
+    grpcUrl: new URL(grpcUrl),
+    resumableUrl: new URL(resumableUrl),
+    resumableDir,
+    child,
+  };
 }
 
 function stopServer(child: ChildProcess | undefined): Promise<void> {
@@ -272,6 +300,133 @@ async function rpcFlow(
   assert.equal(error.code, Code.OutOfRange);
 }
 
+/** The bytes the file store holds for an upload URL. */
+async function storedSha256(target: Target, uploadUrl: string) {
+  const id = new URL(uploadUrl).pathname.split("/").pop()!;
+  const path = createResumableFileStore(target.resumableDir!).path(id);
+  return sha256(new Uint8Array(await readFile(path)));
+}
+
+/** Runs one tus-js-client upload to its end; the upload URL. */
+function tusUpload(
+  options: tus.UploadOptions & { file: Uint8Array },
+  onStart?: (upload: tus.Upload) => void,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const upload = new tus.Upload(
+      // tus-js-client's Node build reads a Buffer (or a Node stream).
+      Buffer.from(options.file) as never,
+      {
+        ...options,
+        onError: reject,
+        onSuccess: () => resolve(upload.url!),
+      },
+    );
+    onStart?.(upload);
+    upload.start();
+  });
+}
+
+/**
+ * Resumable uploads from Node: each client is interrupted after its first
+ * acknowledged chunk and resumed from the upload URL it was given, as after
+ * a process restart; the stored file's SHA-256 is checked.
+ */
+function resumableChecks(
+  target: Target,
+  check: (
+    flow: Flow,
+    name: string,
+    fn: (signal: AbortSignal) => Promise<void>,
+  ) => void,
+): void {
+  check(
+    "resumable",
+    "tus-js-client (node:http) uploads 6 MiB in 1 MiB chunks, stopped after the first and resumed from its URL",
+    async () => {
+      const data = randomBytes(6 * MiB + 11);
+      const endpoint = target.resumableUrl!.href;
+      let firstUrl = "";
+      await deadline(
+        new Promise<void>((resolve, reject) => {
+          const upload = new tus.Upload(Buffer.from(data) as never, {
+            endpoint,
+            chunkSize: MiB,
+            onError: reject,
+            onSuccess: () => reject(new Error("not stopped")),
+            onChunkComplete: () => {
+              firstUrl = upload.url!;
+              // Stops the upload as a process exit would; its bytes so far
+              // stay on the server.
+              upload.abort().then(resolve, reject);
+            },
+          });
+          upload.start();
+        }),
+        T,
+        "first tus-js-client upload",
+      );
+      assert.match(firstUrl, /^http:\/\/127\.0\.0\.1:\d+\/uploads\//);
+      const head = await fetch(firstUrl, {
+        method: "HEAD",
+        headers: { "tus-resumable": "1.0.0" },
+      });
+      const offset = Number(head.headers.get("upload-offset"));
+      assert.ok(offset >= MiB && offset < data.byteLength, `offset ${offset}`);
+      const url = await deadline(
+        tusUpload({ uploadUrl: firstUrl, chunkSize: MiB, file: data }),
+        T,
+        "resumed tus-js-client upload",
+      );
+      assert.equal(url, firstUrl);
+      assert.deepEqual(await storedSha256(target, url), sha256(data));
+    },
+  );
+
+  for (const protocol of ["ietf", "tus"] as const) {
+    check(
+      "resumable",
+      `resumableUpload (Node's fetch, ${protocol}) is aborted after its first 1 MiB and resumed from its upload URL`,
+      async (signal) => {
+        const data = randomBytes(5 * MiB + 3);
+        const url = target.resumableUrl!.href;
+        const stop = new AbortController();
+        let uploadUrl = "";
+        const first = await resumableUpload(url, data, {
+          protocol,
+          chunkBytes: MiB,
+          signal: AbortSignal.any([signal, stop.signal]),
+          onUploadUrl: (created) => {
+            uploadUrl = created;
+          },
+          onProgress: (acknowledged) => {
+            if (acknowledged >= MiB) stop.abort(new Error("stopped"));
+          },
+        }).then(() => "completed", (error) => error);
+        assert.notEqual(first, "completed");
+        assert.ok(uploadUrl, "no upload URL before the abort");
+        const acknowledged: number[] = [];
+        const result = await deadline(
+          resumableUpload(url, data, {
+            protocol,
+            chunkBytes: MiB,
+            uploadUrl,
+            signal,
+            onProgress: (bytes) => acknowledged.push(bytes),
+          }),
+          T,
+          "resumed resumableUpload",
+        );
+        assert.equal(result.uploadUrl, uploadUrl);
+        assert.equal(result.bytes, data.byteLength);
+        // Resumed, not restarted: the first progress report is past 1 MiB.
+        assert.ok(acknowledged[0] >= MiB, `progress ${acknowledged}`);
+        assert.deepEqual(await storedSha256(target, uploadUrl), sha256(data));
+      },
+    );
+  }
+}
+
 const deno: Target = { name: "Deno.serve" };
 const bun: Target = { name: "Bun.serve" };
 const workerd: Target = { name: "workerd" };
@@ -285,6 +440,7 @@ before(async () => {
     "--allow-net=127.0.0.1",
     "--allow-env",
     "--allow-read",
+    "--allow-write=./.tmp",
   ]);
   denoChild = denoServer.child;
   Object.assign(deno, denoServer);
@@ -306,6 +462,12 @@ before(async () => {
 
 after(async () => {
   await Promise.all([stopServer(denoChild), stopServer(bunChild)]);
+  // The servers are killed, so their stores' directories are removed here.
+  for (const target of [deno, bun]) {
+    if (target.resumableDir) {
+      await rm(target.resumableDir, { recursive: true, force: true });
+    }
+  }
   await stopWorkerd?.();
   await mkdir(dirname(RESULTS), { recursive: true });
   await writeFile(
@@ -510,6 +672,7 @@ function checks(target: Target, flows: Set<Flow>, polyfilled: boolean): void {
   );
 
   if (target !== workerd) {
+    resumableChecks(target, check);
     check(
       "rpc-grpc",
       "native gRPC over node:http2: sum, lockstep incrementalSum, OUT_OF_RANGE",
@@ -534,6 +697,7 @@ const ALL_FLOWS = new Set<Flow>([
   "websocket",
   "rpc-web",
   "rpc-grpc",
+  "resumable",
 ]);
 
 for (const target of [deno, bun, workerd]) {
