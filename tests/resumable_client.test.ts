@@ -46,6 +46,34 @@ let store: ResumableFileStore;
 let server: Server;
 /** Makes the next PATCHes fail with 503 while it is above 0. */
 let failPatches = 0;
+/** Makes the next PATCHes stall after 64 KiB while it is above 0. */
+let stallPatches = 0;
+
+/**
+ * A stalled link: reads `bytes` of the request's body, then neither reads
+ * nor answers until the client goes away (bounded by 10 s).
+ */
+async function stall(request: Request, bytes: number): Promise<Response> {
+  const reader = request.body?.getReader();
+  let read = 0;
+  try {
+    while (reader && read < bytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      read += value.byteLength;
+    }
+  } catch {
+    // The client went away already.
+  }
+  await new Promise((resolve) => {
+    const timer = setTimeout(resolve, 10_000);
+    request.signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+  });
+  return new Response("stalled", { status: 500 });
+}
 
 before(async () => {
   dir = await makeTempDir("resumable-client-");
@@ -63,6 +91,13 @@ before(async () => {
   server = await startServer((request) => {
     if (new URL(request.url).pathname.startsWith("/small")) {
       return small(request);
+    }
+    if (new URL(request.url).pathname.startsWith("/silent")) {
+      return stall(request, 0);
+    }
+    if (request.method === "PATCH" && stallPatches > 0) {
+      stallPatches--;
+      return stall(request, 64 * 1024);
     }
     if (request.method === "PATCH" && failPatches > 0) {
       failPatches--;
@@ -196,6 +231,67 @@ describe("resumableUpload", () => {
     } finally {
       failPatches = 0;
     }
+  });
+
+  it("abandons a streamed PATCH that makes no progress for idleTimeoutMs, asks for the offset and completes", async () => {
+    const data = randomBytes(2 * MiB);
+    const methods: string[] = [];
+    const spying: typeof fetch = (input, init) => {
+      methods.push(init?.method ?? "GET");
+      return fetch(input, init);
+    };
+    stallPatches = 1;
+    try {
+      const started = performance.now();
+      const result = await deadline(
+        resumableUpload(new URL("/uploads", server.url), data, {
+          fetch: spying,
+          idleTimeoutMs: 1_000,
+        }),
+        10_000,
+        "the upload past a stall",
+      );
+      assert.equal(stallPatches, 0);
+      // The stalled PATCH, abandoned, then the offset. (Later PATCHes may
+      // be abandoned too on a loaded machine: each waits 1 s at most.)
+      assert.deepEqual(methods.slice(0, 4), ["POST", "PATCH", "HEAD", "PATCH"]);
+      assert.ok(performance.now() - started >= 990, "waited idleTimeoutMs");
+      const stored = new Uint8Array(
+        await readFile(store.path(idOf(result.uploadUrl))),
+      );
+      assert.equal(sha256(stored), sha256(data));
+    } finally {
+      stallPatches = 0;
+    }
+  });
+
+  it("fails with 503 naming idleTimeoutMs when the server never answers, after maxRetries", async () => {
+    const started = performance.now();
+    await assert.rejects(
+      deadline(
+        resumableUpload(new URL("/silent", server.url), randomBytes(10), {
+          ...FAST,
+          idleTimeoutMs: 200,
+          maxRetries: 2,
+        }),
+        10_000,
+        "the upload to a silent server",
+      ),
+      (error: unknown) => {
+        assert.ok(error instanceof HttpError, String(error));
+        assert.equal(error.status, 503);
+        assert.match(String(error.message), /gave up after 2 retries/);
+        const cause = error.cause as DOMException;
+        assert.equal(cause.name, "TimeoutError");
+        assert.match(
+          cause.message,
+          /^Cannot upload: the POST request made no progress for 200 ms \(idleTimeoutMs\)$/,
+        );
+        return true;
+      },
+    );
+    // Three attempts of 200 ms, and the back-off between them.
+    assert.ok(performance.now() - started >= 590, "three attempts");
   });
 
   it("retries at once after a cut connection, then backs off", async () => {

@@ -1,5 +1,6 @@
 import { HttpError } from "./http_error.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
+import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
 import {
   OFFSET_OCTET_STREAM,
@@ -75,6 +76,22 @@ export interface ResumableUploadOptions {
    * @default {30000}
    */
   maxRetryDelayMs?: number;
+  /**
+   * The longest a request may go without progress, in milliseconds: no
+   * answer yet, and no body bytes taken by fetch for this long. Such a
+   * request is abandoned (aborted) and counted as a cut connection: the
+   * client asks the server for the offset and continues, within
+   * `maxRetries`. A server or link that stalls (stops reading, never
+   * answers) so costs at most `idleTimeoutMs` per attempt, and the upload
+   * fails with an `HttpError` (503) whose `cause` names `idleTimeoutMs` once
+   * retries run out: never an endless wait. Requests without a body and
+   * streamed requests (`streamRequests`) are watched; a request sending a
+   * Blob or bytes (the default in browsers) is not, since fetch does not
+   * tell how far it got: only `signal` bounds it. `0` disables.
+   *
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
   /** tus `Upload-Metadata` (keys without spaces or commas). */
   metadata?: Record<string, string>;
   /** More headers for every request. */
@@ -146,6 +163,7 @@ export async function resumableUpload(
     maxRetries = 10,
     retryDelayMs = 500,
     maxRetryDelayMs = 30_000,
+    idleTimeoutMs = IDLE_TIMEOUT_MS,
     signal,
     onProgress,
     onUploadUrl,
@@ -156,6 +174,7 @@ export async function resumableUpload(
   checkMax("upload", "maxRetries", maxRetries);
   checkMs("upload", "retryDelayMs", retryDelayMs);
   checkMs("upload", "maxRetryDelayMs", maxRetryDelayMs);
+  checkMs("upload", "idleTimeoutMs", idleTimeoutMs);
   if (chunkBytes === 0) {
     throw new RangeError("Cannot upload: chunkBytes must be at least 1");
   }
@@ -185,9 +204,50 @@ export async function resumableUpload(
       body: payload,
       signal,
     };
+    const streamed = payload instanceof ReadableStream;
     // Required by fetch for a stream body.
-    if (payload instanceof ReadableStream) init.duplex = "half";
-    return await doFetch(target, init);
+    if (streamed) init.duplex = "half";
+    if (idleTimeoutMs === 0 || (payload !== undefined && !streamed)) {
+      return await doFetch(target, init);
+    }
+    // The idle rule: progress is an answer, or body bytes taken by fetch.
+    const idle = new AbortController();
+    let last = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // One timer, re-armed when it fires early (not one per chunk).
+    const check = () => {
+      const left = last + idleTimeoutMs - performance.now();
+      if (left > 0) {
+        timer = setTimeout(check, left);
+        return;
+      }
+      idle.abort(
+        new DOMException(
+          `Cannot upload: the ${method} request made no progress for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+          "TimeoutError",
+        ),
+      );
+    };
+    timer = setTimeout(check, idleTimeoutMs);
+    if (streamed) {
+      init.body = payload.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            last = performance.now();
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+    }
+    init.signal = signal ? AbortSignal.any([signal, idle.signal]) : idle.signal;
+    try {
+      return await doFetch(target, init);
+    } catch (error) {
+      if (idle.signal.aborted && !signal?.aborted) throw idle.signal.reason;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   function refuse(response: Response, what: string): HttpError {

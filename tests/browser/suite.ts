@@ -8,13 +8,15 @@
 //
 //   deno task test:browser            (tests/browser/run.sh finds Chromium)
 //   CHROMIUM=/path/to/chromium deno run -A tests/browser/suite.ts
+//   deno task test:browser --only '^resumable'   (tests whose names match)
+//   SLUICE_BROWSER_NETLOG=/tmp/net.json deno task test:browser
+//                       (Chromium's net log: sockets, h2 frames, GOAWAYs)
 //
 // Prints one line per test and ends with
 // `browser (chromium): N passed, M failed`; exits 1 on any failure.
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
@@ -29,93 +31,12 @@ import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
 import { registerRpcTests, rpcRoute } from "./rpc.ts";
 import { formUploadTests } from "./form_upload.ts";
 import { resumableTests } from "./resumable.ts";
+import { makeCertificates, type Tls } from "./_test_server.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TMP = join(ROOT, ".tmp", "browser");
 const TEST_TIMEOUT_MS = 60_000;
 const MiB = 1024 * 1024;
-
-// ---------------------------------------------------------------- certificates
-
-interface Tls {
-  cert: string;
-  key: string;
-  /** base64 SHA-256 of the leaf's SubjectPublicKeyInfo. */
-  spki: string;
-}
-
-/** A throw-away CA and a leaf for 127.0.0.1 signed by it (Deno refuses a
- * self-signed CA:TRUE certificate as a server certificate). */
-async function makeCertificates(dir: string): Promise<Tls> {
-  await mkdir(dir, { recursive: true });
-  const openssl = (...args: string[]) =>
-    execFileSync("openssl", args, {
-      cwd: dir,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-subj",
-    "/CN=sluice test CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  );
-  openssl(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "leaf.key",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=127.0.0.1",
-  );
-  await writeFile(
-    join(dir, "leaf.ext"),
-    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" +
-      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-out",
-    "leaf.crt",
-    "-extfile",
-    "leaf.ext",
-  );
-  const publicKey = openssl("x509", "-in", "leaf.crt", "-pubkey", "-noout");
-  const der = execFileSync("openssl", ["pkey", "-pubin", "-outform", "der"], {
-    input: publicKey,
-  });
-  return {
-    cert: await readFile(join(dir, "leaf.crt"), "utf8"),
-    key: await readFile(join(dir, "leaf.key"), "utf8"),
-    spki: createHash("sha256").update(der).digest("base64"),
-  };
-}
 
 // ---------------------------------------------------------------- test server
 
@@ -777,6 +698,9 @@ async function main(): Promise<number> {
           "--disable-sync",
           "--no-first-run",
           `--ignore-certificate-errors-spki-list=${tls.spki}`,
+          ...(Deno.env.get("SLUICE_BROWSER_NETLOG")
+            ? [`--log-net-log=${Deno.env.get("SLUICE_BROWSER_NETLOG")}`]
+            : []),
         ],
       },
     );
@@ -789,7 +713,9 @@ async function main(): Promise<number> {
     httpPage = await openPage(context, httpUrl);
     httpsPage = await openPage(context, httpsUrl);
 
+    const only = onlyPattern();
     for (const { name, fn } of tests) {
+      if (only && !only.test(name)) continue;
       const started = performance.now();
       try {
         await withTimeout(fn(), TEST_TIMEOUT_MS);
@@ -825,6 +751,15 @@ async function main(): Promise<number> {
   );
   console.log(`browser (chromium): ${passed} passed, ${failed} failed`);
   return failed === 0 && passed > 0 ? 0 : 1;
+}
+
+/**
+ * `--only <regex>`: run only the tests whose names match (for reproducing
+ * one test's failure without the whole suite's minute).
+ */
+function onlyPattern(): RegExp | undefined {
+  const at = Deno.args.indexOf("--only");
+  return at === -1 ? undefined : new RegExp(Deno.args[at + 1] ?? "");
 }
 
 /** The runtime matrix's row a browser test belongs to, from its name. */
