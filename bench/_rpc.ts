@@ -53,6 +53,8 @@ export interface RpcResult {
   /** Lockstep round-trip latency percentiles, in microseconds. */
   p50?: number;
   p99?: number;
+  /** The client process's CPU time for the run (user + system). */
+  cpuMs?: number;
 }
 
 const expectedSum = (n: number) => BigInt(n) * BigInt(n + 1) / 2n;
@@ -488,7 +490,10 @@ export async function runClient(
         method,
         Math.max(1, Math.min(20_000, Math.floor(n / 20))),
       );
+      const cpu0 = process.cpuUsage();
       results[method] = await session.run(method, n);
+      const cpu = process.cpuUsage(cpu0);
+      results[method].cpuMs = (cpu.user + cpu.system) / 1000;
     }
     return results;
   } finally {
