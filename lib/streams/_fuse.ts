@@ -4,6 +4,12 @@
 // returns) can apply the step in its own loop instead of a web-stream hop
 // each way. The step is exactly the stream's transform: same function,
 // same state (a scan's accumulator, a map's index), same errors.
+//
+// The other way round, a readable the library produces (the RPC server's
+// decoded requests, the client's responses) registers a burst reader, so
+// that the library's own consumers (`reduce`, the RPC call loop, the
+// client's receive()) take a body chunk's messages at once instead of a
+// stream read each.
 
 /** One chunk in, one value (or a promise of it) out. */
 export type FusedStep = (chunk: unknown) => unknown;

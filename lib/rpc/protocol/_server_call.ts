@@ -277,6 +277,11 @@ export function startServerCall(init: ServerCallInit): ServerCall {
  * 15% of a bidi stream's rate). Such a failure calls `onGone` (the call ends
  * `Canceled`); a message that does not decode reaches the handler as its
  * requests' error.
+ *
+ * `reduce` and the call loop read it through its burst reader
+ * (lib/streams/_fuse.ts): each read decodes the next body chunk and hands
+ * over all its messages at once, the stream's own pulls standing still
+ * meanwhile; messages a pull queued before come first, through the stream.
  */
 function decodeRequests<T>(
   body: ReadableStream<Uint8Array>,
