@@ -53,6 +53,8 @@ export interface RpcResult {
   /** Lockstep round-trip latency percentiles, in microseconds. */
   p50?: number;
   p99?: number;
+  /** The client process's CPU time for the run (user + system). */
+  cpuMs?: number;
 }
 
 const expectedSum = (n: number) => BigInt(n) * BigInt(n + 1) / 2n;
@@ -453,10 +455,21 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
 }
 
 /**
- * Runs one client measurement, after a warm-up call of the same method with
- * a twentieth of the messages (at most 20,000) on the same connection, so
- * that every implementation is measured with its code compiled and its
- * connection open.
+ * The messages of the warm-up call of sum and incrementalSum, the same for
+ * every implementation (or the measured count, if smaller; lockstep warms
+ * up with a twentieth of its round trips). A twentieth of the measured
+ * count (5,000 of ours' 100,000, 1,000 of the peers' 20,000) left V8
+ * still compiling: our Deno client's CPU per message was 1.3 µs over
+ * messages 20,000 to 100,000 of a fresh process and 0.34 µs over 100,000
+ * to 400,000.
+ */
+const WARMUP_MESSAGES = 20_000;
+
+/**
+ * Runs one client measurement, after a warm-up call of the same method
+ * (WARMUP_MESSAGES messages) on the same connection, so that every
+ * implementation is measured with its code compiled and its connection
+ * open.
  */
 export async function runClient(
   impl: RpcImpl,
@@ -486,9 +499,14 @@ export async function runClient(
     for (const { method, n } of runs) {
       await session.run(
         method,
-        Math.max(1, Math.min(20_000, Math.floor(n / 20))),
+        method === "lockstep"
+          ? Math.max(1, Math.min(20_000, Math.floor(n / 20)))
+          : Math.min(WARMUP_MESSAGES, n),
       );
+      const cpu0 = process.cpuUsage();
       results[method] = await session.run(method, n);
+      const cpu = process.cpuUsage(cpu0);
+      results[method].cpuMs = (cpu.user + cpu.system) / 1000;
     }
     return results;
   } finally {

@@ -1357,8 +1357,8 @@ function RSS_CAUSE(runtime: string, flow: string): string {
 }
 function RPC_CAUSE(method: string): string {
   return method === "sum"
-    ? "per message: a BigInt, a codec call, a frame object and a promise from send(), plus one web-stream hop on the server (the decoded messages' readable, read by reduce); the peers run on Bun, where they were fastest."
-    : "per message, the server's ScanStream now runs fused in the call's loop (no hop of its own), but the decoded requests still come through one web-stream readable on the server and the responses through one on the client (a queue entry and a promise each), and the client's send() returns a promise per message; grpc-js handles a message in one event callback.";
+    ? "per message: a BigInt, a codec call, a frame object and a promise from send() on the client, a frame view and a codec call on the server (reduce reads the decoded requests a body chunk at a time, no stream hop each); in a fresh process V8 is still compiling this code over the first few hundred thousand messages; the peers run on Bun, where they were fastest."
+    : "per message, the client's send() and receive() each return a promise (receive() takes the responses a body chunk at a time, no stream read each), and the server's fused ScanStream step runs in its call loop over the requests of each body chunk; grpc-js handles a message in one event callback; in a fresh process V8 is still compiling this code over the first few hundred thousand messages.";
 }
 function PASS_CAUSE(): string {
   return "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median).";
@@ -1380,8 +1380,8 @@ function IDLE_CAUSE(label: string): string {
 }
 function LOCKSTEP_CAUSE(key: string): string {
   return key.includes("grpc-web") || key.includes("connect")
-    ? "the floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk (under Deno natively); any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way. The JS floor row (the same echo through one bare TransformStream) is that cost alone; ours / JS floor is printed beside: near 1 under Deno, where JS per chunk is the cost, and above it under Bun, where the library's own hops (request encoder and responses stream on the client, the three streams of the server call) remain."
-    : "the same node:http2 session as the floor, plus per message on each side the library's stream hops: on the server the request body's web stream, the decoded requests' stream and the response body's stream with its coalescing queue; on the client the request encoder's stream and the responses' stream.";
+    ? "the floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk (under Deno natively); any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way. The JS floor row (the same echo through one bare TransformStream) is that cost alone; ours / JS floor is printed beside: near 1 under Deno, where JS per chunk is the cost, and above it under Bun, where the library's own hops (the request encoder's stream on the client; the request body's and the response body's streams of the server call) remain."
+    : "the same node:http2 session as the floor, plus per message on each side the library's stream hops: on the server the request body's web stream (the decoded requests then go straight to the handler's step) and the response body's stream with its coalescing queue; on the client the request encoder's stream (the responses reach receive() without a stream read).";
 }
 
 targets.push(...(resumable?.targets ?? []));

@@ -381,6 +381,23 @@ describe("Int64Value", () => {
     assert.equal(decode(new Uint8Array([0x08, 1, 0x08, 2])), 2n);
   });
 
+  it("Int64Value decodes every varint length and its boundaries exactly", () => {
+    // 1 to 7 varint bytes take the decoder's number fast path, 8 to 10 the
+    // general one: both must agree with the encoder at each boundary.
+    for (let bits = 0; bits <= 63; bits++) {
+      const edge = 1n << BigInt(bits);
+      for (const value of [edge - 1n, edge, edge + 1n]) {
+        if (value <= 0n || value >= 1n << 63n) continue;
+        assert.equal(decode(encode(value)), value, `2^${bits} (${value})`);
+        assert.equal(decode(encode(-value)), -value, `-(${value})`);
+      }
+    }
+    // A non-minimal varint (a trailing 0x00 byte) is the same value.
+    assert.equal(decode(new Uint8Array([0x08, 0x81, 0x80, 0x00])), 1n);
+    // A varint that ends before the message: the next field still counts.
+    assert.equal(decode(new Uint8Array([0x08, 0x05, 0x08, 0x81, 0x01])), 129n);
+  });
+
   it("Int64Value rejects a truncated varint", () => {
     assert.throws(() => decode(new Uint8Array([0x08, 0x80])), SyntaxError);
   });

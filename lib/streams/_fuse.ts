@@ -4,6 +4,12 @@
 // returns) can apply the step in its own loop instead of a web-stream hop
 // each way. The step is exactly the stream's transform: same function,
 // same state (a scan's accumulator, a map's index), same errors.
+//
+// The other way round, a readable the library produces (the RPC server's
+// decoded requests, the client's responses) registers a burst reader, so
+// that the library's own consumers (`reduce`, the RPC call loop, the
+// client's receive()) take a body chunk's messages at once instead of a
+// stream read each.
 
 /** One chunk in, one value (or a promise of it) out. */
 export type FusedStep = (chunk: unknown) => unknown;
@@ -32,4 +38,44 @@ export function takeFusedStep(value: unknown): FusedStep | undefined {
   value.readable.getReader();
   steps.delete(value);
   return step();
+}
+
+/**
+ * A burst reader over a readable whose producer is library code (the RPC
+ * server's decoded requests): each `read` hands over every chunk decoded
+ * so far from one input chunk (at least one) in an array, instead of a
+ * promise and a queue entry per chunk; `undefined` at the end; it rejects
+ * (or throws) with the stream's error. The chunks are the stream's, in
+ * order, exactly those its reader would have read.
+ */
+export interface BurstReader {
+  read(): unknown[] | undefined | Promise<unknown[] | undefined>;
+  /** Ends burst reading: the stream's own reads work again after this. */
+  release(): void;
+}
+
+const bursts = new WeakMap<
+  ReadableStream,
+  (reader: ReadableStreamDefaultReader<unknown>) => BurstReader
+>();
+
+/** Registers `stream`'s burst reader (called by its producer). */
+export function registerBurstSource(
+  stream: ReadableStream,
+  open: (reader: ReadableStreamDefaultReader<unknown>) => BurstReader,
+): void {
+  bursts.set(stream, open);
+}
+
+/**
+ * The burst reader of `stream`, for a consumer that holds `reader` (the
+ * stream's lock) and reads nothing through it while the burst reader is
+ * in use; `undefined` for any stream that has none. Release it before
+ * releasing the lock.
+ */
+export function openBurstReader(
+  stream: ReadableStream,
+  reader: ReadableStreamDefaultReader<unknown>,
+): BurstReader | undefined {
+  return bursts.get(stream)?.(reader);
 }

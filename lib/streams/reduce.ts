@@ -1,3 +1,5 @@
+import { openBurstReader } from "./_fuse.ts";
+
 /** Options for {@linkcode reduce}. */
 export interface ReduceOptions {
   /**
@@ -46,7 +48,26 @@ export async function reduce<I, A>(
   };
   signal?.addEventListener("abort", onAbort, { once: true });
   let accumulator = initial;
+  const burst = openBurstReader(stream, reader);
   try {
+    // The library's own sources hand over a burst of chunks at once: one
+    // promise per burst, not per chunk.
+    while (burst !== undefined) {
+      let chunks = burst.read();
+      if (isPromiseLike(chunks)) chunks = await chunks;
+      signal?.throwIfAborted();
+      if (chunks === undefined) return accumulator;
+      for (let i = 0; i < chunks.length; i++) {
+        try {
+          const next = fn(accumulator, chunks[i] as I);
+          accumulator = isPromiseLike(next) ? await next : next;
+        } catch (error) {
+          await reader.cancel(error).catch(() => {});
+          throw error;
+        }
+        signal?.throwIfAborted();
+      }
+    }
     while (true) {
       const { done, value } = await reader.read();
       signal?.throwIfAborted();
@@ -62,6 +83,7 @@ export async function reduce<I, A>(
       }
     }
   } finally {
+    burst?.release();
     signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }

@@ -1,6 +1,7 @@
 import { Code } from "../code.ts";
 import type { MethodDefinition, ServiceDefinition } from "../define_service.ts";
 import { RpcError } from "../rpc_error.ts";
+import { type BurstReader, openBurstReader } from "../../streams/_fuse.ts";
 import type { CallOptions, Transport, TransportCall } from "./transport.ts";
 
 /**
@@ -97,6 +98,13 @@ class Call<I, O> {
   /** The last direct send still waiting (back-pressure or compression). */
   #pending: Promise<void> | undefined;
   #completing = false;
+  /** The responses' burst reader (the library's own), or null. */
+  #burst: BurstReader | null | undefined;
+  /** The last burst of responses, delivered from `#next` on. */
+  #buffered: unknown[] | undefined;
+  #next = 0;
+  /** The burst read under way, if any. */
+  #reading: Promise<unknown> | undefined;
 
   constructor(call: TransportCall<I, O>) {
     this.#call = call;
@@ -175,10 +183,50 @@ class Call<I, O> {
     }
   }
 
-  async next(): Promise<ReceiveResult<O>> {
-    this.#reader ??= this.#call.responses.getReader();
+  next(): Promise<ReceiveResult<O>> {
+    if (this.#reader === undefined) {
+      this.#reader = this.#call.responses.getReader();
+      this.#burst = openBurstReader(this.#call.responses, this.#reader) ??
+        null;
+    }
+    // Messages the burst reader handed over, delivered without a stream
+    // read each.
+    const buffered = this.#buffered;
+    if (buffered !== undefined && this.#next < buffered.length) {
+      const value = buffered[this.#next] as O;
+      buffered[this.#next++] = undefined;
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.#burst) {
+      // One burst read at a time; a receive() made meanwhile waits for it.
+      const reading = this.#reading;
+      if (reading !== undefined) {
+        const again = () => this.next();
+        return reading.then(again, again);
+      }
+      const read = this.#read();
+      this.#reading = read;
+      const clear = () => {
+        if (this.#reading === read) this.#reading = undefined;
+      };
+      read.then(clear, clear);
+      return read;
+    }
+    return this.#read();
+  }
+
+  async #read(): Promise<ReceiveResult<O>> {
     try {
-      const result = await this.#reader.read();
+      if (this.#burst) {
+        this.#buffered = undefined;
+        let burst = this.#burst.read();
+        if (burst instanceof Promise) burst = await burst;
+        if (burst === undefined) return { done: true, value: undefined };
+        this.#buffered = burst;
+        this.#next = 1;
+        return { done: false, value: burst[0] as O };
+      }
+      const result = await this.#reader!.read();
       return result.done
         ? { done: true, value: undefined }
         : { done: false, value: result.value };

@@ -23,6 +23,7 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, TransportCall } from "../client/transport.ts";
 import type { HttpClient, UniversalClientResponse } from "../universal.ts";
 import { deferred } from "../../_internal/deferred.ts";
+import { registerBurstSource } from "../../streams/_fuse.ts";
 import { isBrowser, WEBSOCKET_HINT } from "./_fetch_support.ts";
 
 /** What a protocol's response validation returns (validate_response.ts). */
@@ -197,104 +198,125 @@ export function startClientCall<I, O>(
     controller.close();
   };
 
-  const responses = new ReadableStream<O>({
-    async pull(controller) {
-      try {
-        if (response === undefined) {
-          response = await sent.promise;
-          if (options.onHeader) {
-            notify(options.onHeader, headersOf(response), "onHeader");
+  let controller!: ReadableStreamDefaultController<O>;
+  // Closed or errored (or cancelled): nothing more to produce.
+  let over = false;
+  // Reads the response until it has messages for `emit` (all of one body
+  // chunk's), or the call ends (the stream closes) or fails (it errors).
+  const produce = async (emit: (message: O) => void): Promise<void> => {
+    try {
+      if (response === undefined) {
+        response = await sent.promise;
+        if (options.onHeader) {
+          notify(options.onHeader, headersOf(response), "onHeader");
+        }
+        if (init.bare) {
+          const { data, status } = await init.bare.readResponse(response);
+          if (data !== undefined && !status.error) {
+            emit(
+              decodeMessage(
+                outCodec,
+                method.output.typeName,
+                data,
+                Code.Internal,
+              ),
+            );
           }
-          if (init.bare) {
-            const { data, status } = await init.bare.readResponse(response);
-            if (data !== undefined && !status.error) {
-              controller.enqueue(
-                decodeMessage(
-                  outCodec,
-                  method.output.typeName,
-                  data,
-                  Code.Internal,
-                ),
-              );
-            }
-            finish(controller, status);
-            return;
-          }
-          const checked = init.validateResponse(response);
-          if (checked.status !== undefined) {
-            await response.body.cancel().catch(() => {});
-            finish(controller, checked.status);
-            return;
-          }
-          decoder = new MessageDecoder({
-            codec: outCodec,
-            typeName: method.output.typeName,
-            maxMessageBytes: init.maxMessageBytes,
-            compression: checked.compression,
-            errorCode: Code.Internal,
-            endFlag: init.endFlag,
-            onEnd: (data) => {
-              endStatus = init.decodeEnd!(data);
-            },
-          });
-          reader = response.body.getReader();
+          finish(controller, status);
+          over = true;
+          return;
         }
-        // Decode body chunks here rather than in a stream of their own: the
-        // messages of one chunk are queued at once, one stream hop less per
-        // message. The queue holds at most one chunk's messages.
-        let queued = 0;
-        const emit = (message: O) => {
-          queued++;
-          controller.enqueue(message);
-        };
-        let result = await reader!.read();
-        while (!result.done) {
-          const decoding = decoder!.push(result.value, emit);
-          if (decoding !== undefined) await decoding;
-          if (queued > 0) return;
-          result = await reader!.read();
+        const checked = init.validateResponse(response);
+        if (checked.status !== undefined) {
+          await response.body.cancel().catch(() => {});
+          finish(controller, checked.status);
+          over = true;
+          return;
         }
-        decoder!.finish();
-        let status: CallStatus | null | undefined = endStatus;
-        if (init.readTrailers) {
-          status = init.readTrailers(await response.trailers);
-        }
-        if (!status) {
-          throw new RpcError(
-            Code.Internal,
-            `Cannot finish call: the response ended without ${init.missingEnd}`,
-          );
-        }
-        finish(controller, status);
-      } catch (error) {
-        let rpcError = abort.signal.aborted && !ended
-          ? abort.signal.reason as RpcError
-          : error instanceof RpcError
-          ? error
-          : new RpcError(
-            Code.Unavailable,
-            `Cannot read response: ${(error as Error)?.message ?? error}`,
-            { cause: error },
-          );
-        if (
-          rpcError.code === Code.Canceled && deadline !== undefined &&
-          Date.now() >= deadline
-        ) {
-          // The server cancelled because the deadline passed (gRPC sends
-          // RST_STREAM CANCEL): report it as the deadline.
-          rpcError = new RpcError(
-            Code.DeadlineExceeded,
-            `Cannot finish call: deadline of ${options.timeoutMs} ms exceeded`,
-            { cause: rpcError },
-          );
-        }
-        if (!ended) end({ error: rpcError, trailers: rpcError.metadata });
-        abort.abort(rpcError);
-        reader?.cancel(rpcError).catch(() => {});
-        controller.error(rpcError);
+        decoder = new MessageDecoder({
+          codec: outCodec,
+          typeName: method.output.typeName,
+          maxMessageBytes: init.maxMessageBytes,
+          compression: checked.compression,
+          errorCode: Code.Internal,
+          endFlag: init.endFlag,
+          onEnd: (data) => {
+            endStatus = init.decodeEnd!(data);
+          },
+        });
+        reader = response.body.getReader();
       }
+      // Decode body chunks here rather than in a stream of their own: the
+      // messages of one chunk are emitted at once, one stream hop less per
+      // message. The queue holds at most one chunk's messages.
+      let queued = 0;
+      const counted = (message: O) => {
+        queued++;
+        emit(message);
+      };
+      let result = await reader!.read();
+      while (!result.done) {
+        const decoding = decoder!.push(result.value, counted);
+        if (decoding !== undefined) await decoding;
+        if (queued > 0) return;
+        result = await reader!.read();
+      }
+      decoder!.finish();
+      let status: CallStatus | null | undefined = endStatus;
+      if (init.readTrailers) {
+        status = init.readTrailers(await response.trailers);
+      }
+      if (!status) {
+        throw new RpcError(
+          Code.Internal,
+          `Cannot finish call: the response ended without ${init.missingEnd}`,
+        );
+      }
+      finish(controller, status);
+      over = true;
+    } catch (error) {
+      over = true;
+      let rpcError = abort.signal.aborted && !ended
+        ? abort.signal.reason as RpcError
+        : error instanceof RpcError
+        ? error
+        : new RpcError(
+          Code.Unavailable,
+          `Cannot read response: ${(error as Error)?.message ?? error}`,
+          { cause: error },
+        );
+      if (
+        rpcError.code === Code.Canceled && deadline !== undefined &&
+        Date.now() >= deadline
+      ) {
+        // The server cancelled because the deadline passed (gRPC sends
+        // RST_STREAM CANCEL): report it as the deadline.
+        rpcError = new RpcError(
+          Code.DeadlineExceeded,
+          `Cannot finish call: deadline of ${options.timeoutMs} ms exceeded`,
+          { cause: rpcError },
+        );
+      }
+      if (!ended) end({ error: rpcError, trailers: rpcError.metadata });
+      abort.abort(rpcError);
+      reader?.cancel(rpcError).catch(() => {});
+      controller.error(rpcError);
+    }
+  };
+  let direct = false;
+  let pulling: Promise<void> | undefined;
+  const enqueue = (message: O) => controller.enqueue(message);
+  const responses = new ReadableStream<O>({
+    start(c) {
+      controller = c;
+    },
+    pull() {
+      // While a burst reader is open, it reads the response itself.
+      if (direct) return;
+      return pulling = produce(enqueue);
     },
     cancel(reason) {
+      over = true;
       const error = new RpcError(
         Code.Canceled,
         "Cannot finish call: responses cancelled by the caller",
@@ -305,6 +327,36 @@ export function startClientCall<I, O>(
       return reader?.cancel(error).catch(() => {});
     },
   }, { highWaterMark: 0 });
+  registerBurstSource(responses, (streamReader) => {
+    direct = true;
+    // Queued in the stream (by a pull before the burst reader opened), or
+    // the stream is closed or errored: read through the stream.
+    const queued = () => over || (controller.desiredSize ?? 0) < 0;
+    const readStream = async (): Promise<unknown[] | undefined> => {
+      const out: unknown[] = [];
+      while (queued()) {
+        const result = await streamReader.read();
+        if (result.done) break;
+        out.push(result.value);
+      }
+      return out.length > 0 ? out : undefined;
+    };
+    return {
+      async read() {
+        if (pulling !== undefined) {
+          await pulling;
+          pulling = undefined;
+        }
+        if (queued()) return await readStream();
+        const out: O[] = [];
+        await produce((message) => out.push(message));
+        return out.length > 0 ? out : await readStream();
+      },
+      release() {
+        direct = false;
+      },
+    };
+  });
 
   return {
     requests,

@@ -34,7 +34,12 @@ import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
-import { type FusedStep, takeFusedStep } from "../../streams/_fuse.ts";
+import {
+  type FusedStep,
+  openBurstReader,
+  registerBurstSource,
+  takeFusedStep,
+} from "../../streams/_fuse.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
@@ -272,6 +277,11 @@ export function startServerCall(init: ServerCallInit): ServerCall {
  * 15% of a bidi stream's rate). Such a failure calls `onGone` (the call ends
  * `Canceled`); a message that does not decode reaches the handler as its
  * requests' error.
+ *
+ * `reduce` and the call loop read it through its burst reader
+ * (lib/streams/_fuse.ts): each read decodes the next body chunk and hands
+ * over all its messages at once, the stream's own pulls standing still
+ * meanwhile; messages a pull queued before come first, through the stream.
  */
 function decodeRequests<T>(
   body: ReadableStream<Uint8Array>,
@@ -323,7 +333,50 @@ function decodeRequests<T>(
       onGone(reason);
     });
   };
-  return new ReadableStream<T>({
+  // Reads body chunks until one completes a message (all of that chunk's
+  // messages go to `emit`), the body ends (the stream closes) or fails
+  // (the stream errors); false when nothing was emitted.
+  const fill = async (emit: (message: T) => void): Promise<boolean> => {
+    let emitted = false;
+    const counted = (message: T) => {
+      emitted = true;
+      emit(message);
+    };
+    try {
+      while (!emitted && !over) {
+        if (idleMs) {
+          waitingSince = performance.now();
+          timer ??= setTimeout(check, idleMs);
+        }
+        let result: ReadableStreamReadResult<Uint8Array>;
+        const read = ahead ?? reader.read();
+        ahead = undefined;
+        try {
+          result = await read;
+        } finally {
+          waitingSince = -1;
+        }
+        if (over) return emitted;
+        if (result.done) {
+          decoder.finish();
+          stop();
+          controller.close();
+          return emitted;
+        }
+        const pushed = decoder.push(result.value, counted);
+        if (pushed !== undefined) await pushed;
+      }
+    } catch (error) {
+      fail(error);
+    }
+    return emitted;
+  };
+  // While a burst reader is open, the stream's own pulls do nothing: the
+  // burst reader reads the body itself.
+  let direct = false;
+  let pulling: Promise<void> | undefined;
+  const emitToStream = (message: T) => controller.enqueue(message);
+  const stream = new ReadableStream<T>({
     start(c) {
       controller = c;
       for (const signal of signals) {
@@ -331,48 +384,51 @@ function decodeRequests<T>(
         signal.addEventListener("abort", onAbort);
       }
     },
-    async pull(c) {
-      let emitted = false;
-      const emit = (message: T) => {
-        emitted = true;
-        c.enqueue(message);
-      };
-      try {
-        while (!emitted && !over) {
-          if (idleMs) {
-            waitingSince = performance.now();
-            timer ??= setTimeout(check, idleMs);
-          }
-          let result: ReadableStreamReadResult<Uint8Array>;
-          const read = ahead ?? reader.read();
-          ahead = undefined;
-          try {
-            result = await read;
-          } finally {
-            waitingSince = -1;
-          }
-          if (over) return;
-          if (result.done) {
-            decoder.finish();
-            stop();
-            c.close();
-            return;
-          }
-          const pushed = decoder.push(result.value, emit);
-          if (pushed !== undefined) await pushed;
-        }
+    pull(c) {
+      if (direct) return;
+      return pulling = (async () => {
+        await fill(emitToStream);
         if (!over && (c.desiredSize ?? 0) <= 0 && waitingForHead()) {
           readAhead();
         }
-      } catch (error) {
-        fail(error);
-      }
+      })();
     },
     cancel(reason) {
       stop();
       return reader.cancel(reason);
     },
   }, { highWaterMark: 1 });
+  registerBurstSource(stream, (streamReader) => {
+    direct = true;
+    // Queued in the stream (by a pull before the burst reader opened),
+    // or the stream is closed or errored: read through the stream.
+    const queued = () => over || (controller.desiredSize ?? 0) < 1;
+    const readStream = async (): Promise<unknown[] | undefined> => {
+      const out: unknown[] = [];
+      while (queued()) {
+        const result = await streamReader.read();
+        if (result.done) break;
+        out.push(result.value);
+      }
+      return out.length > 0 ? out : undefined;
+    };
+    return {
+      async read() {
+        if (pulling !== undefined) {
+          await pulling;
+          pulling = undefined;
+        }
+        if (queued()) return await readStream();
+        const out: T[] = [];
+        if (await fill((message) => out.push(message))) return out;
+        return await readStream();
+      },
+      release() {
+        direct = false;
+      },
+    };
+  });
+  return stream;
 }
 
 /**
@@ -618,7 +674,28 @@ async function pipeDirect<T>(
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
   const waits = abortableWaits(signal);
+  // The decoded requests come a burst (one body chunk's messages) at a
+  // time, without a promise and a stream hop each.
+  const burst = openBurstReader(source, reader);
   try {
+    while (burst !== undefined) {
+      let values = burst.read();
+      if (isThenable(values)) values = await values;
+      if (values === undefined) {
+        if (signal.aborted) throw signal.reason;
+        return;
+      }
+      for (let i = 0; i < values.length; i++) {
+        if (signal.aborted) throw signal.reason;
+        let output = values[i] as T;
+        if (step) {
+          output = step(output) as T;
+          if (isThenable(output)) output = await waits.wait(output) as T;
+        }
+        const written = encoder.accept(output);
+        if (written !== undefined) await waits.wait(written);
+      }
+    }
     while (true) {
       const { done, value } = await reader.read();
       if (signal.aborted) throw signal.reason;
@@ -636,6 +713,7 @@ async function pipeDirect<T>(
     await reader.cancel(reason).catch(() => {});
     throw reason;
   } finally {
+    burst?.release();
     signal.removeEventListener("abort", onAbort);
     waits.dispose();
     reader.releaseLock();

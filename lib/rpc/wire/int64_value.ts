@@ -64,6 +64,24 @@ function encodeBinary(value: bigint): Uint8Array {
 }
 
 function decodeBinary(bytes: Uint8Array): bigint {
+  // Fast path: field 1's tag (0x08) and a varint of 1 to 7 bytes (at most
+  // 49 bits, exact as a number) that ends the message: one BigInt, no
+  // reader, no tag array, no 64-bit BigInt arithmetic.
+  const length = bytes.byteLength;
+  if (length >= 2 && length <= 8 && bytes[0] === 0x08) {
+    let n = 0;
+    let scale = 1;
+    for (let i = 1; i < length; i++) {
+      const b = bytes[i];
+      if (i === length - 1) {
+        if (b < 0x80) return BigInt(n + b * scale);
+      } else if (b < 0x80) {
+        break; // the varint ends early: more fields follow
+      }
+      n += (b & 0x7f) * scale;
+      scale *= 0x80;
+    }
+  }
   const reader = new WireReader(bytes, "Int64Value");
   let value = 0n;
   while (!reader.done) {
