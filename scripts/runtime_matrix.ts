@@ -183,6 +183,7 @@ const ROWS: Row[] = [
       "rpc_calls.test.ts",
       "rpc_interop.test.ts",
       "rpc_wire.test.ts",
+      "rpc_burst.test.ts",
       "faults_rpc.test.ts",
       "fuzz_rpc.test.ts",
       "rpc_bomb.test.ts",
