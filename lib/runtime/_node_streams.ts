@@ -8,6 +8,7 @@
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { getBun } from "./_bun.ts";
+import { allocBytes } from "../rpc/wire/_alloc.ts";
 
 /**
  * The readable side of a node duplex as a web stream of plain `Uint8Array`s.
@@ -119,29 +120,40 @@ function drained(stream: Duplex): Promise<void> {
 
 // Under Bun, a small typed array (up to about 1,000 bytes, such as a
 // message's frame or a Buffer node:http2 emits for it) keeps its bytes in
-// the JS heap with no ArrayBuffer; reading its `.buffer`, as a view of it or
-// node's Writable (Buffer.from(chunk.buffer, ...)) does, allocates one and
-// moves the bytes there: 150-200 ns each in a loop, and 7-14% of the CPU
-// samples of a lockstep client and server under Bun. A copy of so few bytes
-// costs 30-100 ns. Under Deno and Node every Buffer already has its
-// ArrayBuffer and a copy allocates a new one (about 0.5 µs under Deno): a
-// view is the cheap way there.
+// the JS heap with no ArrayBuffer; the first `.buffer` or `subarray` on it
+// (a view of it, node's Writable converting it, a frame decoder slicing it)
+// allocates one and moves the bytes there: 150-200 ns each in a loop, and
+// 7-14% of the CPU samples of a lockstep client and server under Bun. So
+// under Bun a small chunk read is copied into a shared slab (allocBytes:
+// 30-60 ns, and slicing it later is cheap), and a small chunk written is
+// copied into a Buffer (30-40 ns), which node writes as is. Under Deno and
+// Node every typed array already has its ArrayBuffer and a new one costs
+// about 0.5 µs under Deno: a view is the cheap way there.
 const BUN_COPY_MAX_BYTES = 1024;
-let copyMaxBytes: number | undefined;
+/** The largest request allocBytes serves from its slab. */
+const SLAB_MAX_BYTES = 256;
+let isBun: boolean | undefined;
 
-function copyBelow(): number {
-  return copyMaxBytes ??= getBun() === undefined ? -1 : BUN_COPY_MAX_BYTES;
+function bun(): boolean {
+  return isBun ??= getBun() !== undefined;
 }
 
 /** A chunk node emitted (a Buffer) as a plain `Uint8Array`. */
 function plainBytes(chunk: Uint8Array): Uint8Array {
-  if (chunk.byteLength <= copyBelow()) return new Uint8Array(chunk);
-  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const n = chunk.byteLength;
+  if (n <= SLAB_MAX_BYTES && bun()) {
+    const bytes = allocBytes(n);
+    bytes.set(chunk);
+    return bytes;
+  }
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, n);
 }
 
 /** A chunk to write, as node's Writable takes it without converting. */
 function nodeBytes(chunk: Uint8Array): Uint8Array {
-  if (chunk.byteLength <= copyBelow() && !Buffer.isBuffer(chunk)) {
+  if (
+    chunk.byteLength <= BUN_COPY_MAX_BYTES && bun() && !Buffer.isBuffer(chunk)
+  ) {
     return Buffer.from(chunk);
   }
   return chunk;
