@@ -1,0 +1,288 @@
+// Per-side attribution of the gRPC lockstep over h2c (bench/run.ts's "ours,
+// gRPC (h2c, node:http2)" row), one side per process, run by
+// bench/h2_split_ab.ts under Deno or Bun:
+//
+//   _h2_split.ts server <kind>                 prints "READY <port>"
+//   _h2_split.ts client <kind> <port> <n> [<serverPid>]
+//                                              prints one JSON line
+//
+// kind: raw (a bare node:http2 gRPC client or server, the sums by hand), glue
+// (serveHttp2 / createHttp2Client with the sums by hand: the runtime glue
+// alone) or ours (the whole library, as bench/_rpc.ts's lockstep). The client
+// reports the round trips' p50 and p99 (µs) and, per round trip, the main
+// thread's CPU of its own process and of the server (from
+// /proc/<pid>/schedstat: less moved by a loaded machine than latency).
+import process from "node:process";
+import http2 from "node:http2";
+import {
+  makeTransport,
+  startServer,
+  StreamingCalcService,
+} from "../examples/streaming_calc.ts";
+import { createClient } from "../lib/rpc/mod.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+
+// serveHttp2 with a handler that does only the sums: the glue's cost.
+async function glueServer(): Promise<number> {
+  const server = await serveHttp2((request) => {
+    const reader = request.body!.getReader();
+    let sum = 0;
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+    }, { highWaterMark: 0 });
+    const trailers = Promise.withResolvers<Headers>();
+    (async () => {
+      while (true) {
+        const { done, value: chunk } = await reader.read();
+        if (done) break;
+        let at = 0;
+        while (at + 5 <= chunk.length) {
+          const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
+            (chunk[at + 3] << 8) | chunk[at + 4];
+          sum += len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0;
+          at += 5 + len;
+          controller.enqueue(frameFor(sum));
+        }
+      }
+      controller.close();
+      trailers.resolve(new Headers({ "grpc-status": "0" }));
+    })();
+    return Promise.resolve({
+      status: 200,
+      headers: new Headers({ "content-type": "application/grpc" }),
+      body,
+      trailers: trailers.promise,
+    });
+  });
+  return server.port;
+}
+
+async function glueClient(port: number, n: number) {
+  const client = createHttp2Client(`http://127.0.0.1:${port}`);
+  const run = async (n: number) => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+    }, { highWaterMark: 0 });
+    const response = await client({
+      url: `http://127.0.0.1:${port}/StreamingCalcService/incrementalSum`,
+      method: "POST",
+      headers: new Headers({
+        "content-type": "application/grpc",
+        te: "trailers",
+      }),
+      body,
+      signal: new AbortController().signal,
+    });
+    const reader = response.body.getReader();
+    const times = new Array<number>(n);
+    let sum = 0;
+    for (let i = 1; i <= n; i++) {
+      sum += i;
+      let pending = frameFor(sum).length;
+      const t = performance.now();
+      controller.enqueue(frameFor(i));
+      while (pending > 0) {
+        const r = await reader.read();
+        if (r.done) throw new Error("ended");
+        pending -= r.value.length;
+      }
+      times[i - 1] = performance.now() - t;
+    }
+    controller.close();
+    while (!(await reader.read()).done);
+    await response.trailers;
+    return times;
+  };
+  // The first request opens the connection.
+  await run(Math.max(1, n >> 4));
+  cpuStart();
+  const times = await run(n);
+  cpu = cpuEnd(n);
+  await client.close();
+  return pct(times);
+}
+
+function varint(v: number): number[] {
+  const bytes: number[] = [];
+  for (;; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      bytes.push(v);
+      return bytes;
+    }
+    bytes.push((v % 128) | 0x80);
+  }
+}
+function frameFor(v: number): Uint8Array {
+  const bytes = v === 0 ? [] : [0x08, ...varint(v)];
+  const frame = new Uint8Array(5 + bytes.length);
+  new DataView(frame.buffer).setUint32(1, bytes.length);
+  frame.set(bytes, 5);
+  return frame;
+}
+function readVarint(b: Uint8Array, at: number, end: number): number {
+  let v = 0, mul = 1;
+  for (let i = at; i < end; i++) {
+    v += (b[i] & 0x7f) * mul;
+    if (!(b[i] & 0x80)) break;
+    mul *= 128;
+  }
+  return v;
+}
+
+const DEFER = process.env.RAW_DEFER ?? "";
+function rawServer(): Promise<number> {
+  const server = http2.createServer();
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+      waitForTrailers: true,
+    });
+    let sum = 0;
+    stream.on("data", (chunk: Uint8Array) => {
+      // Lockstep: each chunk is whole frames.
+      let at = 0;
+      while (at + 5 <= chunk.length) {
+        const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
+          (chunk[at + 3] << 8) | chunk[at + 4];
+        sum += len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0;
+        at += 5 + len;
+        const f = frameFor(sum);
+        if (DEFER === "micro") queueMicrotask(() => stream.write(f));
+        else if (DEFER === "tick") process.nextTick(() => stream.write(f));
+        else if (DEFER === "imm") setImmediate(() => stream.write(f));
+        else stream.write(f);
+      }
+    });
+    stream.on(
+      "wantTrailers",
+      () => stream.sendTrailers({ "grpc-status": "0" }),
+    );
+    stream.on("end", () => stream.end());
+  });
+  return new Promise((resolve) =>
+    server.listen(
+      0,
+      "127.0.0.1",
+      () => resolve((server.address() as { port: number }).port),
+    )
+  );
+}
+
+import fs from "node:fs";
+function cpuNs(pid: number): number {
+  let total = 0;
+  // The main thread's time on a CPU, in ns.
+  total += Number(
+    fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[0],
+  );
+  return total;
+}
+let serverPid = 0;
+let cpu0 = [0, 0];
+function cpuStart() {
+  cpu0 = [cpuNs(process.pid), serverPid ? cpuNs(serverPid) : 0];
+}
+function cpuEnd(n: number) {
+  return {
+    cliUs: (cpuNs(process.pid) - cpu0[0]) / n / 1000,
+    srvUs: serverPid ? (cpuNs(serverPid) - cpu0[1]) / n / 1000 : 0,
+  };
+}
+let cpu = { cliUs: 0, srvUs: 0 };
+
+function pct(times: number[]) {
+  const s = times.slice(Math.ceil(times.length / 100)).sort((a, b) => a - b);
+  const p = (q: number) => s[Math.min(s.length - 1, Math.floor(s.length * q))];
+  return { p50: p(0.5) * 1000, p99: p(0.99) * 1000, ...cpu };
+}
+
+async function rawClient(port: number, n: number) {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  const run = async (n: number) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/StreamingCalcService/incrementalSum",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    let wake: (() => void) | undefined;
+    let pending = 0;
+    stream.on("data", (chunk: Uint8Array) => {
+      pending -= chunk.length;
+      if (pending <= 0) wake?.();
+    });
+    const times = new Array<number>(n);
+    let sum = 0;
+    for (let i = 1; i <= n; i++) {
+      sum += i;
+      const { promise, resolve } = Promise.withResolvers<void>();
+      wake = resolve;
+      pending = frameFor(sum).length;
+      const t = performance.now();
+      stream.write(frameFor(i));
+      await promise;
+      times[i - 1] = performance.now() - t;
+    }
+    const done = new Promise((r) => stream.on("close", r));
+    stream.end();
+    stream.resume();
+    await done;
+    return times;
+  };
+  await run(Math.max(1, n >> 4));
+  cpuStart();
+  const times = await run(n);
+  cpu = cpuEnd(n);
+  session.close();
+  return pct(times);
+}
+
+async function oursClient(port: number, n: number) {
+  const { transport, close } = makeTransport(
+    "grpc",
+    `http://127.0.0.1:${port}`,
+  );
+  const client = createClient(StreamingCalcService, transport);
+  const run = async (n: number) => {
+    const call = client.incrementalSum();
+    const times = new Array<number>(n);
+    let sum = 0n;
+    for (let i = 1; i <= n; i++) {
+      const t = performance.now();
+      await call.send(BigInt(i));
+      const r = await call.receive();
+      times[i - 1] = performance.now() - t;
+      sum += BigInt(i);
+      if (r.done || r.value !== sum) throw new Error("wrong reply");
+    }
+    await call.complete();
+    if (!(await call.receive()).done) throw new Error("no end");
+    return times;
+  };
+  await run(Math.max(1, n >> 4));
+  cpuStart();
+  const times = await run(n);
+  cpu = cpuEnd(n);
+  await close();
+  return pct(times);
+}
+
+const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
+serverPid = Number(pidArg ?? 0);
+if (cmd === "server") {
+  const port = kind === "raw"
+    ? await rawServer()
+    : kind === "glue"
+    ? await glueServer()
+    : Number((await startServer("grpc")).url.port);
+  console.log(`READY ${port}`);
+} else {
+  const r = kind === "raw"
+    ? await rawClient(Number(portArg), Number(nArg))
+    : kind === "glue"
+    ? await glueClient(Number(portArg), Number(nArg))
+    : await oursClient(Number(portArg), Number(nArg));
+  console.log(JSON.stringify(r));
+  process.exit(0);
+}

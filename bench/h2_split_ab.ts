@@ -1,0 +1,111 @@
+// Interleaved A/B of bench/_h2_split.ts: each combination of a client and a
+// server (each from a checkout of its own, to compare two versions) runs in
+// turn, repetition after repetition, and the medians are printed.
+//
+//   deno run -A bench/h2_split_ab.ts --bun <bun> --reps 7 --n 4000 \
+//     --runtimes deno,bun --dir base=/tmp/main --dir new=. \
+//     new:raw/new:raw base:ours/base:ours new:ours/new:ours
+//
+// A combination is <clientDir>:<clientKind>/<serverDir>:<serverKind>; the
+// script runs from <dir>/bench/_h2_split.ts, so a base checkout needs it too.
+import { parseArgs } from "node:util";
+const args = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    bun: { type: "string", default: "bun" },
+    reps: { type: "string", default: "5" },
+    n: { type: "string", default: "4000" },
+    runtimes: { type: "string", default: "deno,bun" },
+    dir: { type: "string", multiple: true, default: ["new=."] },
+  },
+});
+const bun = args.values.bun;
+const repsArg = args.values.reps;
+const nArg = args.values.n;
+const rtArg = args.values.runtimes;
+const combos = args.positionals;
+const dirs: Record<string, string> = Object.fromEntries(
+  args.values.dir.map((d) => d.split("=", 2)),
+);
+const deno = Deno.execPath();
+const cmd = (rt: string, dir: string, argv: string[]) =>
+  new Deno.Command(rt === "deno" ? deno : bun, {
+    args: rt === "deno"
+      ? ["run", "-A", "--quiet", "bench/_h2_split.ts", ...argv]
+      : ["bench/_h2_split.ts", ...argv],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  });
+async function one(rt: string, combo: string) {
+  const [c, s] = combo.split("/");
+  const [cd, ck] = c.split(":");
+  const [sd, sk] = s.split(":");
+  const server = cmd(rt, dirs[sd], ["server", sk]).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const r = await reader.read();
+    if (r.done) throw new Error("server died");
+    text += r.value;
+  }
+  const port = text.match(/READY (\d+)/)![1];
+  try {
+    const out = await cmd(rt, dirs[cd], [
+      "client",
+      ck,
+      port,
+      nArg,
+      String(server.pid),
+    ]).output();
+    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+    return JSON.parse(
+      new TextDecoder().decode(out.stdout).trim().split("\n").pop()!,
+    );
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch { /* gone */ }
+    await server.status;
+    reader.cancel().catch(() => {});
+    server.stderr.cancel().catch(() => {});
+  }
+}
+const res: Record<
+  string,
+  { p50: number[]; p99: number[]; cli: number[]; srv: number[] }
+> = {};
+for (let rep = 0; rep < Number(repsArg); rep++) {
+  for (const rt of rtArg.split(",")) {
+    for (const combo of combos) {
+      const k = `${rt} ${combo}`;
+      const r = await one(rt, combo);
+      (res[k] ??= { p50: [], p99: [], cli: [], srv: [] }).p50.push(r.p50);
+      res[k].p99.push(r.p99);
+      res[k].cli.push(r.cliUs);
+      res[k].srv.push(r.srvUs);
+      console.error(
+        k,
+        r.p50.toFixed(1),
+        r.p99.toFixed(0),
+        r.cliUs.toFixed(1),
+        r.srvUs.toFixed(1),
+      );
+    }
+  }
+}
+const med = (a: number[]) =>
+  [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+for (const [k, v] of Object.entries(res)) {
+  console.log(
+    `${k.padEnd(36)} p50 ${med(v.p50).toFixed(1).padStart(6)} [${
+      v.p50.map((x) => x.toFixed(0)).join(",")
+    }]  p99 ${med(v.p99).toFixed(0).padStart(5)}  cpu/msg client ${
+      med(v.cli).toFixed(1)
+    } server ${med(v.srv).toFixed(1)} µs [${
+      v.cli.map((x) => x.toFixed(0)).join(",")
+    } | ${v.srv.map((x) => x.toFixed(0)).join(",")}]`,
+  );
+}
