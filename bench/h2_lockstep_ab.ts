@@ -1,0 +1,123 @@
+// Interleaved A/B of bench/run.ts's gRPC lockstep rows ("ours, gRPC (h2c,
+// node:http2)" and the bare node:http2 floor), with bench/_rpc.ts as is:
+// another checkout (base) against this one (new), under Deno and Bun.
+//
+//   deno run -A bench/h2_lockstep_ab.ts <bun> <baseDir> <newDir> <reps> <n> \
+//     [runtimes=deno,bun] [which=base,new,floor]
+//
+// Prints, per runtime, the medians of the runs' p50 and p99 (µs) and their
+// ratios (new/base, new/floor).
+const [bun, baseDir, newDir, repsArg, nArg, rtArg, implArg] = Deno.args;
+const reps = Number(repsArg ?? 3);
+const n = Number(nArg ?? 4000);
+const runtimes = (rtArg ?? "deno,bun").split(",");
+const impls = (implArg ?? "base,new,floor").split(",");
+const deno = Deno.execPath();
+
+async function one(runtime: string, dir: string, impl: string) {
+  const cmd = (argv: string[]) =>
+    runtime === "deno"
+      ? new Deno.Command(deno, {
+        args: [
+          "run",
+          "--quiet",
+          "--allow-net=127.0.0.1",
+          "--allow-read",
+          "--allow-env",
+          "--allow-sys",
+          "bench/_rpc.ts",
+          ...argv,
+        ],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+      })
+      : new Deno.Command(bun, {
+        args: ["bench/_rpc.ts", ...argv],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+      });
+  const server = cmd(["server", impl]).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const r = await reader.read();
+    if (r.done) throw new Error("server died");
+    text += r.value;
+  }
+  const port = Number(text.match(/READY (\d+)/)![1]);
+  try {
+    const out = await cmd([
+      "client",
+      impl,
+      String(port),
+      "lockstep",
+      String(n),
+      String(n),
+    ]).output();
+    const s = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
+    if (!out.success) {
+      throw new Error(new TextDecoder().decode(out.stderr));
+    }
+    return JSON.parse(s).lockstep as { p50: number; p99: number };
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch { /* gone */ }
+    await server.status;
+    reader.cancel().catch(() => {});
+    server.stderr.cancel().catch(() => {});
+  }
+}
+
+const results: Record<string, { p50: number[]; p99: number[] }> = {};
+for (let rep = 0; rep < reps; rep++) {
+  for (const runtime of runtimes) {
+    for (const which of impls) {
+      const dir = which === "base" ? baseDir : newDir;
+      const impl = which === "floor" ? "floor-h2" : "ours-grpc";
+      const key = `${runtime}:${which}`;
+      const r = await one(runtime, dir, impl);
+      (results[key] ??= { p50: [], p99: [] }).p50.push(r.p50);
+      results[key].p99.push(r.p99);
+      console.error(key, r.p50.toFixed(1), r.p99.toFixed(1));
+    }
+  }
+}
+const med = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+};
+for (const runtime of runtimes) {
+  const row = (k: string) => results[`${runtime}:${k}`];
+  const f = row("floor"), b = row("base"), nw = row("new");
+  const line = [`${runtime}:`];
+  for (const [k, r] of Object.entries({ base: b, new: nw, floor: f })) {
+    if (!r) continue;
+    line.push(
+      `${k} p50 ${med(r.p50).toFixed(1)} [${
+        r.p50.map((x) => x.toFixed(0)).join(",")
+      }] p99 ${med(r.p99).toFixed(0)}`,
+    );
+  }
+  if (f && b) line.push(`base/floor ${(med(b.p50) / med(f.p50)).toFixed(2)}`);
+  if (f && nw) {
+    line.push(
+      `new/floor ${(med(nw.p50) / med(f.p50)).toFixed(2)} p99 ${
+        (med(nw.p99) / med(f.p99)).toFixed(2)
+      }`,
+    );
+  }
+  if (b && nw) {
+    line.push(
+      `new/base p50 ${(med(nw.p50) / med(b.p50)).toFixed(2)} p99 ${
+        (med(nw.p99) / med(b.p99)).toFixed(2)
+      }`,
+    );
+  }
+  console.log(line.join(" | "));
+}
