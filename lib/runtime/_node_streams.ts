@@ -8,7 +8,7 @@
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { getBun } from "./_bun.ts";
-import { allocBytes } from "../rpc/wire/_alloc.ts";
+import { allocBytes, MAX_SLAB_REQUEST } from "../rpc/wire/_alloc.ts";
 
 /**
  * The readable side of a node duplex as a web stream of plain `Uint8Array`s.
@@ -130,8 +130,6 @@ function drained(stream: Duplex): Promise<void> {
 // Node every typed array already has its ArrayBuffer and a new one costs
 // about 0.5 µs under Deno: a view is the cheap way there.
 const BUN_COPY_MAX_BYTES = 1024;
-/** The largest request allocBytes serves from its slab. */
-const SLAB_MAX_BYTES = 256;
 let isBun: boolean | undefined;
 
 function bun(): boolean {
@@ -141,7 +139,7 @@ function bun(): boolean {
 /** A chunk node emitted (a Buffer) as a plain `Uint8Array`. */
 function plainBytes(chunk: Uint8Array): Uint8Array {
   const n = chunk.byteLength;
-  if (n <= SLAB_MAX_BYTES && bun()) {
+  if (n <= MAX_SLAB_REQUEST && bun()) {
     const bytes = allocBytes(n);
     bytes.set(chunk);
     return bytes;

@@ -4,8 +4,8 @@
 // encoders take their bytes from here.
 
 const SLAB_BYTES = 64 * 1024;
-/** Larger requests get their own buffer. */
-const MAX_SLAB_REQUEST = 256;
+/** The largest request served from the slab; larger ones get their own buffer. */
+export const MAX_SLAB_REQUEST = 256;
 
 let slab: Uint8Array<ArrayBuffer> | undefined;
 let used = 0;
