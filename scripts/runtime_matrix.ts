@@ -184,6 +184,7 @@ const ROWS: Row[] = [
       "rpc_interop.test.ts",
       "rpc_wire.test.ts",
       "rpc_burst.test.ts",
+      "node_streams.test.ts",
       "faults_rpc.test.ts",
       "fuzz_rpc.test.ts",
       "rpc_bomb.test.ts",
