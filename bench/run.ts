@@ -1381,7 +1381,7 @@ function IDLE_CAUSE(label: string): string {
 function LOCKSTEP_CAUSE(key: string): string {
   return key.includes("grpc-web") || key.includes("connect")
     ? "the floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk (under Deno natively); any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way. The JS floor row (the same echo through one bare TransformStream) is that cost alone; ours / JS floor is printed beside: near 1 under Deno, where JS per chunk is the cost, and above it under Bun, where the library's own hops (the request encoder's stream on the client; the request body's and the response body's streams of the server call) remain."
-    : "the same node:http2 session as the floor, plus per message on each side the library's stream hops: on the server the request body's web stream (the decoded requests then go straight to the handler's step) and the response body's stream with its coalescing queue; on the client the request encoder's stream (the responses reach receive() without a stream read).";
+    : "the same node:http2 session as the floor, plus per message on each side the RPC layer's stream hops: on the server the request body's web stream (the decoded requests then go straight to the handler's step) and the response body's stream with its coalescing queue; on the client the request encoder's stream (the responses reach receive() without a stream read). The node:http2 glue alone is not the gap: with the RPC layer taken out it ran at the bare pair's CPU per round trip under Bun and within 6-9 µs per side under Deno (bench/h2_split_ab.ts).";
 }
 
 targets.push(...(resumable?.targets ?? []));
