@@ -286,6 +286,13 @@ export async function resumableUpload(
   // is the caller's, not a cut connection to retry with a second upload.
   if (options.uploadUrl === undefined) await onUploadUrl?.(uploadUrl);
   let needOffset = options.uploadUrl !== undefined;
+  /**
+   * A 409 to an append: the offset moved (a cut request's bytes reached the
+   * server after the offset was asked for) or another append holds the
+   * upload. The offset is asked for at once; only when it shows no
+   * progress does the next append wait (back-off).
+   */
+  let conflict: HttpError | undefined;
 
   while (finalResponse === undefined) {
     try {
@@ -313,6 +320,8 @@ export async function resumableUpload(
           failures = 0;
           onProgress?.(reported, total);
         }
+        const waitFor = reported > offset ? undefined : conflict;
+        conflict = undefined;
         offset = reported;
         needOffset = false;
         const complete = response.headers.get("upload-complete") === "?1" ||
@@ -321,6 +330,7 @@ export async function resumableUpload(
           finalResponse = response;
           break;
         }
+        if (waitFor) await backOff(waitFor);
       }
       const end = Math.min(total, offset + chunkBytes);
       const last = end === total;
@@ -348,7 +358,8 @@ export async function resumableUpload(
           throw refuse(response, "an append");
         }
         needOffset = true;
-        await backOff(refuse(response, "an append"));
+        if (response.status === 409) conflict = refuse(response, "an append");
+        else await backOff(refuse(response, "an append"));
         continue;
       }
       const reported = Number(response.headers.get("upload-offset") ?? end);

@@ -124,9 +124,12 @@ export function createResumableFileStore(
     await ready;
   }
 
-  async function writeRecord(record: Record): Promise<void> {
-    const path = state(record.id);
-    const temp = `${path}.tmp`;
+  /**
+   * Writes a record to its temporary file and fsyncs it; renaming the file
+   * to the record's name then puts it in place, whole.
+   */
+  async function prepareRecord(record: Record): Promise<string> {
+    const temp = `${state(record.id)}.tmp`;
     const handle = await open(temp, "w", 0o600);
     try {
       await handle.writeFile(JSON.stringify(record));
@@ -134,7 +137,11 @@ export function createResumableFileStore(
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
+    return temp;
+  }
+
+  async function writeRecord(record: Record): Promise<void> {
+    await rename(await prepareRecord(record), state(record.id));
   }
 
   async function readRecord(id: string): Promise<Record | undefined> {
@@ -261,11 +268,17 @@ export function createResumableFileStore(
       const checkpoint = async () => {
         if (position === synced) return;
         const at = position;
-        await new Promise<void>((resolve, reject) =>
-          fdatasync(fd, (error) => error ? reject(error) : resolve())
-        );
+        // The data's fdatasync and the new record's write (to its temporary
+        // file, fsynced) run at once; the record takes the old one's place
+        // only after both, so it never names bytes that are not durable.
+        const [, temp] = await Promise.all([
+          new Promise<void>((resolve, reject) =>
+            fdatasync(fd, (error) => error ? reject(error) : resolve())
+          ),
+          prepareRecord({ ...record, offset: at }),
+        ]);
+        await rename(temp, state(id));
         record.offset = at;
-        await writeRecord(record);
         synced = at;
       };
       const finish = async () => {
