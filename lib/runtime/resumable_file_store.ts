@@ -214,7 +214,7 @@ export function createResumableFileStore(
     if (cached) return { ...cached };
     try {
       const record = JSON.parse(await readFile(state(id), "utf8")) as Record;
-      records.set(id, { ...record });
+      if (!record.complete) records.set(id, { ...record });
       return record;
     } catch (error) {
       if ((error as { code?: string }).code === "ENOENT") return undefined;
@@ -561,6 +561,9 @@ export function createResumableFileStore(
       }
       record.complete = true;
       await writeRecord(record);
+      // Unfinished uploads only stay in memory (their number is bounded by
+      // the handler's maxTotalBytes, and deleteExpired removes them).
+      records.delete(id);
       live.delete(id);
       dropTail(id);
     },
