@@ -336,7 +336,7 @@ async function runBench(): Promise<void> {
       met: direct >= 0.95,
       note: direct >= 0.95
         ? ""
-        : "the client sends a request (a round trip, a new stream of the body) per 16 MiB, the plain upload one; the file store fsyncs every 16 MiB and after each request (in the background: requests do not wait for it where the boot id is readable), the plain sink once at the end.",
+        : "the client sends a request (a round trip, a new stream of the body) per 64 MiB, the plain upload one; the file store fsyncs every 16 MiB and after each request (in the background: requests do not wait for it where the boot id is readable), the plain sink once at the end.",
     },
     {
       target:

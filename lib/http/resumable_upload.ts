@@ -34,10 +34,14 @@ export interface ResumableUploadOptions {
   /** Called with `(bytesAcknowledged, total)` after each acknowledged request. */
   onProgress?: (acknowledged: number, total: number) => void;
   /**
-   * The most bytes sent in one request: progress is reported, and an
-   * interruption costs at most this much, per request.
+   * The most bytes sent in one request: progress is reported once per
+   * request. Each request costs a round trip and a new stream of the body
+   * (about 0.1 s per request at 16 MiB on a loaded 2-core machine); a cut
+   * streamed request loses only the bytes in flight, a cut `Blob` body (not
+   * streamed) up to this many.
    *
-   * @default {16777216} (16 MiB)
+   * @default {67108864} (64 MiB) when requests are streamed
+   *   (`streamRequests`), else 16777216 (16 MiB)
    */
   chunkBytes?: number;
   /**
@@ -142,7 +146,6 @@ export async function resumableUpload(
 ): Promise<ResumableUploadResult> {
   const {
     protocol = "ietf",
-    chunkBytes = 16 * 1024 * 1024,
     maxRetries = 10,
     retryDelayMs = 500,
     maxRetryDelayMs = 30_000,
@@ -151,6 +154,8 @@ export async function resumableUpload(
     onUploadUrl,
     streamRequests = !isBrowser(),
   } = options;
+  const chunkBytes = options.chunkBytes ??
+    (streamRequests ? 64 : 16) * 1024 * 1024;
   const doFetch = options.fetch ?? globalThis.fetch;
   checkMax("upload", "chunkBytes", chunkBytes);
   checkMax("upload", "maxRetries", maxRetries);
