@@ -22,7 +22,8 @@
 // resumable-cut10 / resumable-proxy ≥ 0.8.
 //
 //   deno run -A bench/resumable_bench.ts [--size 1024] [--reps 3]
-//   ... --tus-size 256   the tus-js-client rows send only this many MiB
+//   ... --tus-size 256     the tus-js-client rows send only this many MiB
+//   ... --direct-size 256  so do plain and resumable (the first target)
 //   deno run -A bench/resumable_bench.ts --smoke     8 MiB, one repetition
 //   ... --json    rows and targets as JSON, for bench/run.ts (deno task bench)
 //   ... --tmp DIR where the servers write (default: the system's temp dir)
@@ -164,13 +165,20 @@ async function runBench(): Promise<void> {
     return i >= 0 ? args[i + 1] : undefined;
   };
   const size = (smoke ? 8 : Number(option("--size") ?? 1024)) * MiB;
+  /** Bytes sent by rows other than those through the proxy. */
+  const sizeOf = (name: string) => {
+    const bytes = smoke ? size : Number(option(name) ?? size / MiB) * MiB;
+    if (!(bytes > 0 && bytes <= size)) {
+      throw new RangeError(`Cannot run: ${name} must be in (0, --size]`);
+    }
+    return bytes;
+  };
   /** The tus rows' size (their comparison is not a target). */
-  const tusSize = smoke
-    ? size
-    : Number(option("--tus-size") ?? size / MiB) * MiB;
-  if (!(tusSize > 0 && tusSize <= size)) {
-    throw new RangeError("Cannot run: --tus-size must be in (0, --size]");
-  }
+  const tusSize = sizeOf("--tus-size");
+  /** The direct rows' size (plain and resumable: the first target). */
+  const directSize = sizeOf("--direct-size");
+  const sizeNote = (bytes: number) =>
+    bytes < size ? `, ${bytes / MiB} MiB` : "";
   const reps = smoke ? 1 : Number(option("--reps") ?? 3);
   const data = new Uint8Array(size);
   for (let i = 0; i < size; i += 65536) {
@@ -187,12 +195,12 @@ async function runBench(): Promise<void> {
    * rate of a stream of it (256 MiB: 15-27 vs 30-41 MiB/s here), and the
    * comparison is between receivers and protocols, not two fetch paths.
    */
-  const stream = () => {
+  const stream = (end: number) => {
     let at = 0;
     return new ReadableStream<Uint8Array>({
       pull(controller) {
-        if (at >= size) return controller.close();
-        const next = Math.min(size, at + MiB);
+        if (at >= end) return controller.close();
+        const next = Math.min(end, at + MiB);
         controller.enqueue(data.slice(at, next));
         at = next;
       },
@@ -202,21 +210,31 @@ async function runBench(): Promise<void> {
   const cases: Case[] = [
     {
       name: "plain",
-      label: "plain: `upload()` → `createUploadHandler` + `createFileSink`",
+      label: "plain: `upload()` → `createUploadHandler` + `createFileSink`" +
+        sizeNote(directSize),
       server: "plain",
+      bytes: directSize,
       send: async (port) => {
-        const response = await upload(`http://127.0.0.1:${port}/`, stream(), {
-          contentLength: size,
-        });
+        const response = await upload(
+          `http://127.0.0.1:${port}/`,
+          stream(directSize),
+          { contentLength: directSize },
+        );
         if (response.status !== 201) throw new Error(`${response.status}`);
         await response.body?.cancel();
       },
     },
     {
       name: "resumable",
-      label: "resumable: `resumableUpload()` → handler + file store",
+      label: "resumable: `resumableUpload()` → handler + file store" +
+        sizeNote(directSize),
       server: "resumable",
-      send: (port) => resumableUpload(`http://127.0.0.1:${port}/uploads`, data),
+      bytes: directSize,
+      send: (port) =>
+        resumableUpload(
+          `http://127.0.0.1:${port}/uploads`,
+          data.subarray(0, directSize),
+        ),
     },
     {
       name: "resumable-proxy",
@@ -251,7 +269,7 @@ async function runBench(): Promise<void> {
     {
       name: "tus-js → @tus",
       label: `tus-js-client → @tus/server + @tus/file-store (node:http)${
-        tusSize < size ? `, ${tusSize / MiB} MiB` : ""
+        sizeNote(tusSize)
       }`,
       server: "tus-server",
       bytes: tusSize,
@@ -261,7 +279,7 @@ async function runBench(): Promise<void> {
     {
       name: "tus-js → sluice",
       label: `tus-js-client → sluice's handler + file store (tus 1.0)${
-        tusSize < size ? `, ${tusSize / MiB} MiB` : ""
+        sizeNote(tusSize)
       }`,
       server: "resumable",
       bytes: tusSize,
@@ -326,8 +344,9 @@ async function runBench(): Promise<void> {
   const cut = rate("resumable-cut10") / rate("resumable-proxy");
   const targets = [
     {
-      target:
-        `Resumable upload ${mib} MiB, ${runtime}: resumableUpload → file store ≥ 0.95 × plain upload() → createFileSink`,
+      target: `Resumable upload ${
+        directSize / MiB
+      } MiB, ${runtime}: resumableUpload → file store ≥ 0.95 × plain upload() → createFileSink`,
       measured: `${rate("resumable").toFixed(0)} vs ${
         rate("plain").toFixed(0)
       } MiB/s`,
@@ -352,8 +371,14 @@ async function runBench(): Promise<void> {
         : "each drop costs the client a HEAD and a new connection, and the bytes in flight at the drop (or not yet read by the server when the HEAD ends the cut request) are sent again.",
     },
   ];
+  const smaller = [
+    ...(directSize < size
+      ? [`plain and resumable ${directSize / MiB} MiB`]
+      : []),
+    ...(tusSize < size ? [`the tus-js-client rows ${tusSize / MiB} MiB`] : []),
+  ];
   const title = `Resumable uploads, ${mib} MiB over loopback${
-    tusSize < size ? ` (the tus-js-client rows ${tusSize / MiB} MiB)` : ""
+    smaller.length ? ` (${smaller.join(", ")})` : ""
   }, ${runtime}, median of ${reps}`;
   if (json) {
     console.log(JSON.stringify({ title, table, targets }));
