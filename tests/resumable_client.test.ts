@@ -321,6 +321,78 @@ describe("resumableUpload", () => {
     assert.ok(second.next.at - second.event.at >= 990, "second backs off");
   });
 
+  it("asks for the offset at once after a 409 that the offset explains", async () => {
+    // A cut request's bytes that reach the server after the client asked for
+    // the offset: the next append gets 409, and the offset shows progress.
+    const data = randomBytes(3000);
+    const events: Array<{ method: string; at: number; status: number }> = [];
+    const spying: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      events.push({
+        method: init?.method ?? "GET",
+        at: performance.now(),
+        status: response.status,
+      });
+      return response;
+    };
+    const result = await resumableUpload(
+      new URL("/uploads", server.url),
+      data,
+      {
+        fetch: spying,
+        retryDelayMs: 2_000,
+        onUploadUrl: async (url) => {
+          const late = await fetch(url, {
+            method: "PATCH",
+            headers: {
+              "content-type": "application/partial-upload",
+              "upload-offset": "0",
+              "upload-complete": "?0",
+            },
+            body: data.slice(0, 1000),
+          });
+          assert.equal(late.status, 204);
+        },
+      },
+    );
+    assert.deepEqual(
+      events.map(({ method, status }) => `${method} ${status}`),
+      ["POST 201", "PATCH 409", "HEAD 204", "PATCH 200"],
+    );
+    assert.ok(events[3].at - events[1].at < 900, "no back-off");
+    const stored = new Uint8Array(
+      await readFile(store.path(idOf(result.uploadUrl))),
+    );
+    assert.equal(sha256(stored), sha256(data));
+  });
+
+  it("backs off after a 409 when the offset shows no progress", async () => {
+    const events: Array<{ method: string; at: number }> = [];
+    let conflicts = 1;
+    const conflicting: typeof fetch = (input, init) => {
+      const method = init?.method ?? "GET";
+      events.push({ method, at: performance.now() });
+      if (method === "PATCH" && conflicts > 0) {
+        conflicts--;
+        return Promise.resolve(new Response("busy", { status: 409 }));
+      }
+      return fetch(input, init);
+    };
+    await resumableUpload(new URL("/uploads", server.url), randomBytes(1000), {
+      fetch: conflicting,
+      retryDelayMs: 2_000,
+    });
+    assert.deepEqual(events.map(({ method }) => method), [
+      "POST",
+      "PATCH",
+      "HEAD",
+      "PATCH",
+    ]);
+    assert.ok(events[2].at - events[1].at < 900, "the offset at once");
+    // retryDelayMs with jitter: 1-2 s.
+    assert.ok(events[3].at - events[2].at >= 990, "the append backs off");
+  });
+
   it("sends each request's bytes as a stream unless streamRequests is false", async () => {
     for (const streamRequests of [undefined, false]) {
       const bodies: string[] = [];

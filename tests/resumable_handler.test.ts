@@ -7,7 +7,10 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { createResumableUploadHandler } from "../lib/http/mod.ts";
+import {
+  createResumableUploadHandler,
+  type ResumableStore,
+} from "../lib/http/mod.ts";
 import {
   createHasher,
   createResumableFileStore,
@@ -391,6 +394,47 @@ describe("createResumableUploadHandler (IETF draft)", () => {
       assert.deepEqual(stored, bytes(1000, 5));
     }
     never.resolve();
+  });
+
+  it("ends a PATCH that arrived before a HEAD even before it appends: HEAD's offset stays", async () => {
+    // A cut request's PATCH that the server is still loading when the
+    // client's HEAD comes: the HEAD ends it, so no byte moves the offset
+    // after HEAD reported it.
+    const entered = Promise.withResolvers<void>();
+    const gate = Promise.withResolvers<void>();
+    let hold = false;
+    const slow: ResumableStore = {
+      ...store,
+      async get(id) {
+        if (hold) {
+          hold = false;
+          entered.resolve();
+          await gate.promise;
+        }
+        return await store.get(id);
+      },
+    };
+    const racy = createResumableUploadHandler({ store: slow });
+    const created = await racy(
+      req("POST", "/uploads", { "upload-complete": "?0" }),
+    );
+    const location = created.headers.get("location")!;
+    hold = true;
+    const late = racy(req("PATCH", location, {
+      "content-type": "application/partial-upload",
+      "upload-offset": "0",
+      "upload-complete": "?0",
+    }, bytes(1000, 3)));
+    await entered.promise;
+    const head = racy(req("HEAD", location));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gate.resolve();
+    const [lateResponse, headResponse] = await Promise.all([late, head]);
+    assert.equal(lateResponse.status, 409);
+    assert.match(await lateResponse.text(), /newer request/);
+    assert.equal(headResponse.headers.get("upload-offset"), "0");
+    const again = await racy(req("HEAD", location));
+    assert.equal(again.headers.get("upload-offset"), "0");
   });
 
   it("answers HEAD during an append with the offset of what the append stored", async () => {

@@ -7,10 +7,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { resumableUpload } from "../lib/http/mod.ts";
+import { createResumableFileStore } from "../lib/runtime/fs.ts";
 import {
   deadline,
   makeTempDir,
@@ -144,11 +145,84 @@ describe("createResumableFileStore after kill -9", () => {
       cutBack += before > offset ? 1 : 0;
     }
     console.log(`restarts that cut unchecked bytes off: ${cutBack} of 3`);
+    // An append acknowledged (204) just before the kill keeps its bytes:
+    // its tail file or its checkpoint vouches for them.
+    const acked = await fetch(new URL(path, child.url), {
+      method: "PATCH",
+      headers: {
+        "content-type": "application/partial-upload",
+        "upload-offset": String(offset),
+        "upload-complete": "?0",
+      },
+      body: data.slice(offset, offset + 256 * 1024),
+    });
+    assert.equal(acked.status, 204);
+    const ackedOffset = Number(acked.headers.get("upload-offset"));
+    assert.equal(ackedOffset, offset + 256 * 1024);
+    child.process.kill("SIGKILL");
+    await child.exited;
+    child = await startChild(dir);
+    const afterKill = await fetch(new URL(path, child.url), { method: "HEAD" });
+    assert.equal(Number(afterKill.headers.get("upload-offset")), ackedOffset);
+    const kept = new Uint8Array(await readFile(join(dir, `.${id}.upload`)));
+    assert.equal(sha256(kept), sha256(data.subarray(0, ackedOffset)));
     const result = await resumableUpload(new URL("/uploads", child.url), data, {
       uploadUrl: new URL(path, child.url).href,
     });
     assert.equal((await result.response.json()).sha256, sha256(data));
     const stored = new Uint8Array(await readFile(join(dir, id)));
     assert.equal(sha256(stored), sha256(data));
+  });
+
+  it("trusts an acknowledged offset's tail file only within the boot it names", async () => {
+    // Deno reads /proc only with --allow-all: under the test task's
+    // permissions the store has no boot id, writes no tail file and
+    // acknowledges an append after its checkpoint.
+    const boot = await readFile("/proc/sys/kernel/random/boot_id", "utf8")
+      .then((text) => text.trim(), () => undefined);
+    const data = randomBytes(300_000);
+    const id = "Tail_test_upload_id_AB";
+    const first = createResumableFileStore(dir);
+    await first.create({ id, offset: 0, complete: false, createdAt: 1 });
+    const writer = (await first.append(id, 0)).getWriter();
+    await writer.write(data.slice());
+    await writer.close();
+    assert.equal((await first.get(id))?.offset, data.byteLength);
+    const recordPath = join(dir, `.${id}.json`);
+    const tailPath = join(dir, `.${id}.tail`);
+    if (boot === undefined) {
+      assert.equal(
+        JSON.parse(await readFile(recordPath, "utf8")).offset,
+        data.byteLength,
+      );
+      await assert.rejects(stat(tailPath));
+      return;
+    }
+    await first.setLength(id, data.byteLength); // waits for the checkpoint
+    assert.equal(
+      JSON.parse(await readFile(tailPath, "utf8")).offset,
+      data.byteLength,
+    );
+    /** As if the process died before its checkpoint recorded the bytes. */
+    const unrecord = async (tailBoot: string) => {
+      const record = JSON.parse(await readFile(recordPath, "utf8"));
+      await writeFile(recordPath, JSON.stringify({ ...record, offset: 0 }));
+      await writeFile(
+        tailPath,
+        JSON.stringify({ offset: data.byteLength, boot: tailBoot }),
+      );
+    };
+    // The same boot (a killed process): the bytes are kept.
+    await unrecord(boot);
+    assert.equal(
+      (await createResumableFileStore(dir).get(id))?.offset,
+      data.byteLength,
+    );
+    const kept = new Uint8Array(await readFile(join(dir, `.${id}.upload`)));
+    assert.equal(sha256(kept), sha256(data));
+    // Another boot (a power cut): only the record counts.
+    await unrecord("00000000-0000-0000-0000-000000000000");
+    assert.equal((await createResumableFileStore(dir).get(id))?.offset, 0);
+    assert.equal((await stat(join(dir, `.${id}.upload`))).size, 0);
   });
 });

@@ -35,10 +35,14 @@ export interface ResumableUploadOptions {
   /** Called with `(bytesAcknowledged, total)` after each acknowledged request. */
   onProgress?: (acknowledged: number, total: number) => void;
   /**
-   * The most bytes sent in one request: progress is reported, and an
-   * interruption costs at most this much, per request.
+   * The most bytes sent in one request: progress is reported once per
+   * request. Each request costs a round trip and a new stream of the body
+   * (about 0.1 s per request at 16 MiB on a loaded 2-core machine); a cut
+   * streamed request loses only the bytes in flight, a cut `Blob` body (not
+   * streamed) up to this many.
    *
-   * @default {16777216} (16 MiB)
+   * @default {67108864} (64 MiB) when requests are streamed
+   *   (`streamRequests`), else 16777216 (16 MiB)
    */
   chunkBytes?: number;
   /**
@@ -159,7 +163,6 @@ export async function resumableUpload(
 ): Promise<ResumableUploadResult> {
   const {
     protocol = "ietf",
-    chunkBytes = 16 * 1024 * 1024,
     maxRetries = 10,
     retryDelayMs = 500,
     maxRetryDelayMs = 30_000,
@@ -169,6 +172,8 @@ export async function resumableUpload(
     onUploadUrl,
     streamRequests = !isBrowser(),
   } = options;
+  const chunkBytes = options.chunkBytes ??
+    (streamRequests ? 64 : 16) * 1024 * 1024;
   const doFetch = options.fetch ?? globalThis.fetch;
   checkMax("upload", "chunkBytes", chunkBytes);
   checkMax("upload", "maxRetries", maxRetries);
@@ -346,6 +351,13 @@ export async function resumableUpload(
   // is the caller's, not a cut connection to retry with a second upload.
   if (options.uploadUrl === undefined) await onUploadUrl?.(uploadUrl);
   let needOffset = options.uploadUrl !== undefined;
+  /**
+   * A 409 to an append: the offset moved (a cut request's bytes reached the
+   * server after the offset was asked for) or another append holds the
+   * upload. The offset is asked for at once; only when it shows no
+   * progress does the next append wait (back-off).
+   */
+  let conflict: HttpError | undefined;
 
   while (finalResponse === undefined) {
     try {
@@ -373,6 +385,8 @@ export async function resumableUpload(
           failures = 0;
           onProgress?.(reported, total);
         }
+        const waitFor = reported > offset ? undefined : conflict;
+        conflict = undefined;
         offset = reported;
         needOffset = false;
         const complete = response.headers.get("upload-complete") === "?1" ||
@@ -381,6 +395,7 @@ export async function resumableUpload(
           finalResponse = response;
           break;
         }
+        if (waitFor) await backOff(waitFor);
       }
       const end = Math.min(total, offset + chunkBytes);
       const last = end === total;
@@ -408,7 +423,8 @@ export async function resumableUpload(
           throw refuse(response, "an append");
         }
         needOffset = true;
-        await backOff(refuse(response, "an append"));
+        if (response.status === 409) conflict = refuse(response, "an append");
+        else await backOff(refuse(response, "an append"));
         continue;
       }
       const reported = Number(response.headers.get("upload-offset") ?? end);

@@ -5,7 +5,11 @@ import {
   fstatSync,
   ftruncateSync,
   openSync,
+  readFileSync,
   readSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import {
@@ -29,9 +33,9 @@ import type {
 export interface ResumableFileStoreOptions {
   /**
    * Bytes written between two checkpoints of an append: the bytes are
-   * fsynced and then the offset recorded, so a crash loses at most this many
-   * bytes of progress (never correctness: bytes past the recorded offset
-   * are cut off when the upload is next opened).
+   * fsynced and then the offset recorded, so a power cut loses at most this
+   * many bytes of progress, plus the last append's (never correctness: bytes
+   * past the recorded offset are cut off when the upload is next opened).
    *
    * @default {16777216} (16 MiB)
    */
@@ -62,18 +66,69 @@ interface Record {
   expiresAt?: number;
 }
 
+/** An upload appended to by this process. */
+interface Live {
+  /** The offset of the bytes written and acknowledged. */
+  written: number;
+  /** Its checkpoints, in order; settles when the last queued one ran. */
+  queue: Promise<void>;
+  /** The first checkpoint that failed. */
+  error?: { error: unknown };
+}
+
 const ID = /^[A-Za-z0-9_-]{22}$/;
+const BOOT_ID = "/proc/sys/kernel/random/boot_id";
+let boot: string | null | undefined;
+
+/**
+ * This boot's id (Linux), or `null` where there is none to read (or, under
+ * Deno, no read permission for it: it is not asked for).
+ */
+function currentBoot(): string | null {
+  if (boot !== undefined) return boot;
+  boot = null;
+  try {
+    const permissions = (globalThis as {
+      Deno?: {
+        permissions: {
+          querySync(descriptor: { name: "read"; path: string }): {
+            state: string;
+          };
+        };
+      };
+    }).Deno?.permissions;
+    if (
+      permissions &&
+      permissions.querySync({ name: "read", path: BOOT_ID }).state !==
+        "granted"
+    ) return boot;
+    const id = readFileSync(BOOT_ID, "utf8").trim();
+    if (/^[0-9a-f-]{36}$/.test(id)) boot = id;
+  } catch {
+    // Not Linux.
+  }
+  return boot;
+}
 
 /**
  * Creates a resumable-upload store in a directory: an upload `id` keeps its
  * bytes in `.<id>.upload` and its state in `.<id>.json` (written to a
- * temporary file, fsynced and renamed, so it is always whole). An append
- * fsyncs its bytes before it records a larger offset, and when an upload is
- * first opened by a process, bytes past the recorded offset (written but
- * not yet checkpointed when the previous process died) are cut off: after a
- * `kill -9` or a crash, `HEAD` reports an offset whose bytes are all on
- * disk and correct. The complete file appears at `<dir>/<id>` only when the
- * upload completes, by a rename.
+ * temporary file, fsynced and renamed, so it is always whole). A checkpoint
+ * fsyncs the bytes before it records a larger offset; checkpoints run in
+ * the background, every `syncIntervalBytes` and after each append.
+ *
+ * Where the kernel's boot id can be read (Linux; under Deno with
+ * `--allow-all`, which /proc needs), an append is acknowledged as soon as
+ * its bytes are written, and its offset goes to `.<id>.tail` (with the boot
+ * id, no fsync): the bytes and that file are in the page cache, so after a
+ * `kill -9` or a crash of the process the upload resumes from the
+ * acknowledged offset; after a power cut or an OS crash (another boot) it
+ * resumes from its last checkpoint. Elsewhere an append is acknowledged
+ * after its checkpoint. Either way, when an upload is first opened by a
+ * process, bytes past the offset it can vouch for are cut off: `HEAD`
+ * reports an offset whose bytes are all in the file and correct, never
+ * ahead of them. A completion waits for the last checkpoint before the
+ * complete file appears at `<dir>/<id>`, by a rename.
  *
  * One process serves a directory: the handler's per-upload lock is in
  * memory.
@@ -106,11 +161,20 @@ export function createResumableFileStore(
   );
   const data = (id: string) => join(dir, `.${id}.upload`);
   const state = (id: string) => join(dir, `.${id}.json`);
+  const tail = (id: string) => join(dir, `.${id}.tail`);
   const final = (id: string) => join(dir, id);
   /** Uploads whose tail this process has checked against the record. */
   const opened = new Set<string>();
   /** Uploads with an append in progress in this process. */
   const appending = new Set<string>();
+  /** The records, as last written or read (one process serves a directory). */
+  const records = new Map<string, Record>();
+  /**
+   * Uploads appended to by this process: the offset of the bytes written
+   * and acknowledged, and the queue of their checkpoints (one at a time, in
+   * order), which may still run after the append that queued them ended.
+   */
+  const live = new Map<string, Live>();
   let ready: Promise<unknown> | undefined;
 
   function check(id: string): void {
@@ -124,9 +188,12 @@ export function createResumableFileStore(
     await ready;
   }
 
-  async function writeRecord(record: Record): Promise<void> {
-    const path = state(record.id);
-    const temp = `${path}.tmp`;
+  /**
+   * Writes a record to its temporary file and fsyncs it; renaming the file
+   * to the record's name then puts it in place, whole.
+   */
+  async function prepareRecord(record: Record): Promise<string> {
+    const temp = `${state(record.id)}.tmp`;
     const handle = await open(temp, "w", 0o600);
     try {
       await handle.writeFile(JSON.stringify(record));
@@ -134,22 +201,92 @@ export function createResumableFileStore(
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
+    return temp;
+  }
+
+  async function writeRecord(record: Record): Promise<void> {
+    await rename(await prepareRecord(record), state(record.id));
+    records.set(record.id, { ...record });
   }
 
   async function readRecord(id: string): Promise<Record | undefined> {
+    const cached = records.get(id);
+    if (cached) return { ...cached };
     try {
-      return JSON.parse(await readFile(state(id), "utf8")) as Record;
+      const record = JSON.parse(await readFile(state(id), "utf8")) as Record;
+      if (!record.complete) records.set(id, { ...record });
+      return record;
     } catch (error) {
       if ((error as { code?: string }).code === "ENOENT") return undefined;
       throw error;
     }
   }
 
+  /**
+   * Records the acknowledged offset of an upload in its tail file, without
+   * an fsync: the file's bytes and this record, written in that order, are
+   * in the kernel's page cache, so both survive the end of this process
+   * (kill -9, a crash) but not of the machine's boot (a power cut); the
+   * file names its boot, and is trusted only within it.
+   */
+  function writeTail(id: string, offset: number, boot: string): void {
+    const temp = `${tail(id)}.tmp`;
+    writeFileSync(temp, JSON.stringify({ offset, boot }), { mode: 0o600 });
+    renameSync(temp, tail(id));
+  }
+
+  /** The offset in an upload's tail file, if it was written in this boot. */
+  function readTail(id: string): number | undefined {
+    const boot = currentBoot();
+    if (!boot) return undefined;
+    try {
+      const { offset, boot: written } = JSON.parse(
+        readFileSync(tail(id), "utf8"),
+      ) as { offset?: unknown; boot?: unknown };
+      return written === boot && Number.isSafeInteger(offset) &&
+          (offset as number) >= 0
+        ? offset as number
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function dropTail(id: string): void {
+    try {
+      unlinkSync(tail(id));
+    } catch {
+      // Not there.
+    }
+  }
+
+  /**
+   * Runs `task` after the upload's queued checkpoints. A failed checkpoint
+   * leaves the record at the last durable offset; the upload's next append
+   * reports the error and rolls the upload back to that offset.
+   */
+  function enqueue(
+    id: string,
+    upload: Live,
+    task: () => Promise<void> | void,
+  ): Promise<void> {
+    const run = upload.queue.then(task);
+    upload.queue = run.catch((error) => {
+      upload.error ??= { error };
+      dropTail(id);
+    });
+    return run;
+  }
+
+  /** Waits until the upload's checkpoints ran: its record is current. */
+  async function settle(id: string): Promise<void> {
+    await live.get(id)?.queue;
+  }
+
   function toUpload(record: Record): ResumableUpload {
     const upload: ResumableUpload = {
       id: record.id,
-      offset: record.offset,
+      offset: live.get(record.id)?.written ?? record.offset,
       complete: record.complete,
       createdAt: record.createdAt,
     };
@@ -197,24 +334,36 @@ export function createResumableFileStore(
       if (!ID.test(id)) return undefined;
       const record = await readRecord(id);
       if (!record) return undefined;
-      if (!record.complete && !opened.has(id) && !appending.has(id)) {
-        // First open by this process: keep only checkpointed bytes.
+      if (
+        !record.complete && !opened.has(id) && !appending.has(id) &&
+        !live.has(id)
+      ) {
+        // First open by this process: keep the bytes the record or, within
+        // this boot, the tail file vouches for; cut off the rest.
         opened.add(id);
         try {
           const size = (await stat(data(id))).size;
+          const acknowledged = readTail(id);
+          const keep = Math.min(
+            size,
+            acknowledged !== undefined && acknowledged > record.offset
+              ? acknowledged
+              : record.offset,
+          );
           if (size !== record.offset) {
             const fd = openSync(data(id), "r+");
             try {
-              ftruncateSync(fd, Math.min(size, record.offset));
+              if (size > keep) ftruncateSync(fd, keep);
               fdatasyncSync(fd);
             } finally {
               closeSync(fd);
             }
-            if (size < record.offset) {
-              record.offset = size;
-              await writeRecord(record);
-            }
           }
+          if (keep !== record.offset) {
+            record.offset = keep;
+            await writeRecord(record);
+          }
+          dropTail(id);
         } catch (error) {
           if ((error as { code?: string }).code !== "ENOENT") throw error;
           // Renamed by a completion the record does not show yet.
@@ -229,6 +378,7 @@ export function createResumableFileStore(
 
     async setLength(id, length) {
       check(id);
+      await settle(id);
       const record = await mustRead(id);
       record.length = length;
       await writeRecord(record);
@@ -237,49 +387,82 @@ export function createResumableFileStore(
     async append(id, offset) {
       check(id);
       const record = await mustRead(id);
-      if (record.offset !== offset) {
+      let upload = live.get(id);
+      if (upload?.error) {
+        // A checkpoint failed: back to the last durable offset.
+        const { error } = upload.error;
+        await settle(id);
+        live.delete(id);
+        opened.delete(id);
+        dropTail(id);
+        throw error;
+      }
+      const current = upload?.written ?? record.offset;
+      if (current !== offset) {
         throw new RangeError(
-          `Cannot append to upload: offset ${offset} is not ${record.offset}`,
+          `Cannot append to upload: offset ${offset} is not ${current}`,
         );
       }
+      if (!upload) {
+        upload = { written: offset, queue: Promise.resolve() };
+        live.set(id, upload);
+      }
+      const self = upload;
       const fd = openSync(data(id), "r+");
       appending.add(id);
-      // Bytes past the record (an earlier append that failed before its
+      // Bytes past the offset (an earlier append that failed before its
       // checkpoint) are not known to be good.
       if (fstatSync(fd).size !== offset) ftruncateSync(fd, offset);
       let position = offset;
-      let synced = offset;
+      /** Bytes written when the last checkpoint was queued. */
+      let queuedAt = offset;
+      let queued = false;
       let closed = false;
-      /** The checkpoint running while the request's bytes keep coming. */
-      let running: Promise<void> | undefined;
       let failure: { error: unknown } | undefined;
       // Asynchronous, so that a checkpoint (an fsync of up to
       // syncIntervalBytes) blocks neither the server's other requests nor
       // this one: the bytes after it are written while it runs. fdatasync
       // covers every byte written before it was called, so the offset it
-      // records is durable.
+      // records is durable. The data's fdatasync and the new record's write
+      // (to its temporary file, fsynced) run at once; the record takes the
+      // old one's place only after both, so it never names bytes that are
+      // not durable.
       const checkpoint = async () => {
-        if (position === synced) return;
         const at = position;
-        await new Promise<void>((resolve, reject) =>
-          fdatasync(fd, (error) => error ? reject(error) : resolve())
-        );
-        record.offset = at;
-        await writeRecord(record);
-        synced = at;
+        const before = records.get(id);
+        if (!before || at <= before.offset) return;
+        const [, temp] = await Promise.all([
+          new Promise<void>((resolve, reject) =>
+            fdatasync(fd, (error) => error ? reject(error) : resolve())
+          ),
+          prepareRecord({ ...before, offset: at }),
+        ]);
+        await rename(temp, state(id));
+        records.set(id, { ...before, offset: at });
       };
       const finish = async () => {
         if (closed) return;
         closed = true;
-        try {
-          // One record write at a time: wait for the one under way.
-          await running;
-          if (failure) throw failure.error;
-          await checkpoint();
-        } finally {
-          closeSync(fd);
-          appending.delete(id);
+        appending.delete(id);
+        const boot = failure ? null : currentBoot();
+        // The last checkpoint, then the file's close, after the queued ones.
+        const last = enqueue(id, self, async () => {
+          try {
+            if (!failure) await checkpoint();
+          } finally {
+            closeSync(fd);
+          }
+        });
+        if (failure) {
+          last.catch(() => {});
+          throw failure.error;
         }
+        if (boot) {
+          // Acknowledged at once; durable on disk when `last` has run.
+          last.catch(() => {});
+          writeTail(id, position, boot);
+        } else await last;
+        self.written = position;
       };
       return new WritableStream<Uint8Array>({
         write(chunk) {
@@ -298,11 +481,13 @@ export function createResumableFileStore(
             );
           }
           position += chunk.byteLength;
-          if (!running && position - synced >= syncIntervalBytes) {
-            running = checkpoint().catch((error) => {
-              failure = { error };
+          if (!queued && position - queuedAt >= syncIntervalBytes) {
+            queued = true;
+            queuedAt = position;
+            enqueue(id, self, checkpoint).catch((error) => {
+              failure ??= { error };
             }).finally(() => {
-              running = undefined;
+              queued = false;
             });
           }
         },
@@ -313,6 +498,7 @@ export function createResumableFileStore(
 
     async truncate(id, offset) {
       check(id);
+      await settle(id);
       const record = await mustRead(id);
       const fd = openSync(data(id), "r+");
       try {
@@ -323,10 +509,14 @@ export function createResumableFileStore(
       }
       record.offset = Math.min(record.offset, offset);
       await writeRecord(record);
+      dropTail(id);
+      const upload = live.get(id);
+      if (upload) upload.written = Math.min(upload.written, offset);
     },
 
     async read(id) {
       check(id);
+      await settle(id);
       const record = await mustRead(id);
       const fd = openSync(record.complete ? final(id) : data(id), "r");
       const end = record.offset;
@@ -358,6 +548,9 @@ export function createResumableFileStore(
 
     async complete(id) {
       check(id);
+      await settle(id);
+      const failed = live.get(id)?.error;
+      if (failed) throw failed.error;
       const record = await mustRead(id);
       await rename(data(id), final(id));
       try {
@@ -368,16 +561,24 @@ export function createResumableFileStore(
       }
       record.complete = true;
       await writeRecord(record);
+      // Unfinished uploads only stay in memory (their number is bounded by
+      // the handler's maxTotalBytes, and deleteExpired removes them).
+      records.delete(id);
+      live.delete(id);
+      dropTail(id);
     },
 
     async delete(id) {
       check(id);
-      for (const path of [data(id), final(id), state(id)]) {
+      await settle(id);
+      for (const path of [data(id), final(id), state(id), tail(id)]) {
         await unlink(path).catch((error) => {
           if (error.code !== "ENOENT") throw error;
         });
       }
       opened.delete(id);
+      records.delete(id);
+      live.delete(id);
     },
 
     async deleteExpired() {

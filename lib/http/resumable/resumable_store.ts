@@ -6,7 +6,11 @@ export interface ResumableUpload {
    * upload: it is a capability, to be kept as secret as the bytes.
    */
   id: string;
-  /** Bytes stored so far, all of them durable and correct. */
+  /**
+   * Bytes stored so far, all of them correct; they survive what the store
+   * says they survive (the file store: the end of the process at once, a
+   * power cut once checkpointed).
+   */
   offset: number;
   /** The declared total length, once known. */
   length?: number;
@@ -33,16 +37,16 @@ export interface ResumableStore {
   create(upload: ResumableUpload): Promise<void>;
   /**
    * The upload's state, or `undefined` for an unknown id. Its `offset`
-   * counts only bytes that are durably stored.
+   * counts only bytes that are stored (and, after a restart, only those
+   * that survived it).
    */
   get(id: string): Promise<ResumableUpload | undefined>;
   /** Sets the declared length of an upload created without one. */
   setLength(id: string, length: number): Promise<void>;
   /**
    * Opens a sink that appends at `offset` (the upload's current offset).
-   * Closing it and aborting it both keep every byte written so far, durably,
-   * and move the offset past them: an interrupted request still advances
-   * the upload.
+   * Closing it and aborting it both keep every byte written so far and move
+   * the offset past them: an interrupted request still advances the upload.
    */
   append(id: string, offset: number): Promise<WritableStream<Uint8Array>>;
   /** Drops the bytes after `offset` (a chunk whose checksum failed). */
@@ -61,8 +65,8 @@ export interface ResumableStore {
    */
   digest?(id: string): Promise<Uint8Array | undefined>;
   /**
-   * Publishes the complete object atomically: before this call no reader
-   * sees it, after it the whole object.
+   * Publishes the complete object atomically, durably stored: before this
+   * call no reader sees it, after it the whole object.
    */
   complete(id: string): Promise<void>;
   /** Deletes an upload, its bytes and (if complete) its record. */

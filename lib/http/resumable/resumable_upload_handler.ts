@@ -242,7 +242,12 @@ export function createResumableUploadHandler(
     }
   }
 
-  async function load(id: string): Promise<ResumableUpload> {
+  /**
+   * The upload's state (404 unknown, 410 expired). `own`: the caller holds
+   * the upload's lock, so no other append runs and an expired upload can
+   * be deleted.
+   */
+  async function load(id: string, own = false): Promise<ResumableUpload> {
     const upload = isUploadId(id) ? await store.get(id) : undefined;
     if (!upload) {
       throw new HttpError(404, "Cannot find upload: unknown id");
@@ -251,7 +256,7 @@ export function createResumableUploadHandler(
       !upload.complete && upload.expiresAt !== undefined &&
       upload.expiresAt <= Date.now()
     ) {
-      if (!locks.has(id)) {
+      if (own || !locks.has(id)) {
         await store.delete(id);
         release(id);
       }
@@ -269,36 +274,43 @@ export function createResumableUploadHandler(
    */
   async function supersede(id: string): Promise<void> {
     for (let current = locks.get(id); current; current = locks.get(id)) {
-      current.controller.abort(
-        new HttpError(
-          409,
-          "Cannot append to upload: a newer request for it took over",
-        ),
-      );
+      current.controller.abort(superseded());
       await current.done.catch(() => {});
     }
   }
 
   /**
    * Runs an append under the upload's lock, after ending an older one: the
-   * bytes of two requests are never interleaved.
+   * bytes of two requests are never interleaved. The request holds its
+   * place from the moment it arrives (before any await), so a `HEAD` that
+   * arrives after it ends it too, even before it has written a byte: the
+   * offset that `HEAD` reports is not moved afterwards by an append that
+   * was already on its way (a cut request's; the client's next `PATCH`
+   * would then get 409).
    */
   async function locked<T>(
     id: string,
     fn: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    await supersede(id);
+    const previous = locks.get(id);
     const controller = new AbortController();
-    const done = fn(controller.signal);
-    locks.set(id, { controller, done });
+    const settled = Promise.withResolvers<void>();
+    const lock = { controller, done: settled.promise };
+    locks.set(id, lock);
     try {
-      return await done;
+      if (previous) {
+        previous.controller.abort(superseded());
+        await previous.done.catch(() => {});
+      }
+      controller.signal.throwIfAborted();
+      return await fn(controller.signal);
     } catch (error) {
       // An append ended by a newer request answers with the reason.
       if (controller.signal.aborted) throw controller.signal.reason;
       throw error;
     } finally {
-      if (locks.get(id)?.done === done) locks.delete(id);
+      settled.resolve();
+      if (locks.get(id) === lock) locks.delete(id);
     }
   }
 
@@ -641,9 +653,8 @@ export function createResumableUploadHandler(
         "Cannot append to upload: Upload-Offset and Upload-Complete are required",
       );
     }
-    const upload = await load(id);
     return await locked(id, async (signal) => {
-      const current = (await store.get(id)) ?? upload;
+      const current = await load(id, true);
       if (current.complete) {
         // The draft: content for a complete upload is a length conflict;
         // an empty append learns that it is complete.
@@ -835,9 +846,8 @@ export function createResumableUploadHandler(
       );
     }
     const checksum = tusChecksum(request);
-    await load(id);
     return await locked(id, async (signal) => {
-      const current = await load(id);
+      const current = await load(id, true);
       if (provided !== current.offset) {
         throw new ProblemError(
           409,
@@ -986,6 +996,13 @@ export function createResumableUploadHandler(
       return response;
     }
   };
+}
+
+function superseded(): HttpError {
+  return new HttpError(
+    409,
+    "Cannot append to upload: a newer request for it took over",
+  );
 }
 
 function notAllowed(method: string, allow: string): HttpError {
