@@ -72,9 +72,11 @@ export interface EchoOptions {
 
 /**
  * A fetch handler that writes each chunk of the request body back as it
- * arrives: a `TransformStream` pipeline from the request body to the
- * response body with no buffering beyond a bounded read-ahead, so the
- * response streams while the request is still being sent (full duplex).
+ * arrives: one stream from the request body to the response body with no
+ * buffering beyond a bounded read-ahead, so the response streams while the
+ * request is still being sent (full duplex). The idle timer, the read-ahead
+ * and the client's abort run in that stream's one pull loop: one JS hop per
+ * chunk.
  *
  * The request may be gzip- or deflate-encoded (`Content-Encoding`, one of
  * `acceptCompression`): it is decoded, with `maxDecompressedBytes` as the
