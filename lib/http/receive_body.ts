@@ -1,8 +1,9 @@
+import { ByteLimitStream } from "../streams/byte_limit_stream.ts";
+import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
-import { pacedStream } from "../_internal/paced_stream.ts";
+import { checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
-import { checkMinRate, paceOptions } from "./_min_rate.ts";
+import { checkMinRate, withPace } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
@@ -287,7 +288,6 @@ export async function receiveBody(
     checkIdleTimeout("receive body", idleTimeoutMs);
     checkMinRate("receive body", minBytesPerSecond, minRateWindowMs);
     checkMs("receive body", "timeoutMs", timeoutMs);
-    checkMax("receive body", "readAheadBytes", readAheadBytes);
     planned = plan(input, options, maxBytes);
     signal?.throwIfAborted();
   } catch (error) {
@@ -296,14 +296,16 @@ export async function receiveBody(
   }
   const { declared, expected, hashers, unverified } = planned;
 
-  // One stage per chunk: the pace (idle timeout, minimum rate), the byte
-  // limit, the hashers, the read-ahead and the abort signals all run in one
-  // pull loop, which the loop below drains into the sink. (Each of these as
-  // its own stream cost a promise round trip per chunk.)
-  const limit = declared ?? maxBytes;
-  let bytes = 0;
-  let exceeded = false;
-  const all = [...hashers.values()];
+  const limit = new ByteLimitStream(declared ?? maxBytes, { name: "body" });
+  let stage: "body" | "sink" = "body";
+  const tracked = new WritableStream<Uint8Array>({
+    // Distinguishes a sink failure (500) from a body failure (400).
+    async write(chunk) {
+      stage = "sink";
+      await writer.write(chunk);
+      stage = "body";
+    },
+  }, new CountQueuingStrategy({ highWaterMark: 1 }));
   const writer = sink.getWriter();
 
   const deadline = new AbortController();
@@ -319,49 +321,45 @@ export async function receiveBody(
       timeoutMs,
     )
     : undefined;
+  const signals = signal ? [signal, deadline.signal] : [deadline.signal];
 
   const body = input instanceof Request ? input.body ?? emptyStream() : input;
-  const source = pacedStream(body, {
-    ...paceOptions(idleTimeoutMs, minBytesPerSecond, minRateWindowMs),
-    readAheadBytes,
-    onChunk(chunk) {
-      const next = bytes + chunk.byteLength;
-      if (next > limit) {
-        // Nothing past the limit reaches the hashers or the sink.
-        exceeded = true;
-        throw new RangeError(
-          `Cannot accept body: size exceeds maxBytes ${limit}`,
-        );
-      }
-      bytes = next;
-      for (let i = 0; i < all.length; i++) all[i].update(chunk);
-    },
-    signal: signal
-      ? AbortSignal.any([signal, deadline.signal])
-      : deadline.signal,
-  });
-  const reader = source.getReader();
-  let stage: "body" | "sink" = "body";
   try {
-    while (true) {
-      const next = await reader.read();
-      if (next.done) break;
-      // Distinguishes a sink failure (500) from a body failure (400).
-      stage = "sink";
-      await writer.write(next.value);
-      stage = "body";
+    let source = withPace(
+      body,
+      idleTimeoutMs,
+      minBytesPerSecond,
+      minRateWindowMs,
+    ).pipeThrough(limit);
+    if (hashers.size > 0) {
+      const all = [...hashers.values()];
+      source = source.pipeThrough(
+        new TransformStream({
+          transform(chunk, controller) {
+            for (const hasher of all) hasher.update(chunk);
+            controller.enqueue(chunk);
+          },
+        }),
+      );
     }
+    await source
+      .pipeThrough(new ReadAheadStream({ highWaterMark: readAheadBytes }))
+      .pipeTo(tracked, {
+        signal: AbortSignal.any(signals),
+        preventClose: true,
+        preventAbort: true,
+      });
   } catch (cause) {
     clearTimeout(timer);
     const error = deadline.signal.aborted
       ? deadline.signal.reason as HttpError
-      : classify(cause, stage, exceeded, declared, maxBytes, signal);
-    await reader.cancel(error).catch(() => {});
+      : classify(cause, stage, limit, declared, maxBytes, signal);
     await writer.abort(error).catch(() => {});
     throw error;
   }
   clearTimeout(timer);
 
+  const bytes = limit.bytes;
   const digests = new Map<DigestAlgorithm, Uint8Array>();
   for (const [algorithm, hasher] of hashers) {
     digests.set(algorithm, hasher.digest());
@@ -407,7 +405,7 @@ export async function receiveBody(
 function classify(
   cause: unknown,
   stage: "body" | "sink",
-  exceeded: boolean,
+  limit: ByteLimitStream,
   declared: number | undefined,
   maxBytes: number,
   signal: AbortSignal | undefined,
@@ -416,7 +414,7 @@ function classify(
   if (signal?.aborted && cause === signal.reason) {
     return new HttpError(503, "Cannot receive body: aborted", { cause });
   }
-  if (exceeded) {
+  if (limit.exceeded) {
     if (declared !== undefined) {
       return new HttpError(
         400,
