@@ -676,7 +676,14 @@ interface UploadRow {
 const echoRows: EchoRow[] = [];
 const uploadRows: UploadRow[] = [];
 const rssRows: Array<
-  { runtime: string; flow: string; small: Sample; big: Sample }
+  {
+    runtime: string;
+    flow: string;
+    small: Sample;
+    big: Sample;
+    /** Echo flows: the JS floor (one bare TransformStream) at both sizes. */
+    floor?: { small: Sample; big: Sample };
+  }
 > = [];
 
 const bigFile = `${TMP}/file-big.bin`;
@@ -802,6 +809,13 @@ if (wanted("echo") && wanted("upload")) {
           runtime,
           mode: echoMode,
         }, { bytes: CONFIG.smallBytes }),
+      // The echo's memory reference at this size too (see RSS_SLOPE).
+      pipe: () =>
+        loopback(runtime, "echo-pipe", {
+          kind: "runtime",
+          runtime,
+          mode: echoMode,
+        }, { bytes: CONFIG.smallBytes }),
     });
     const upload = uploadRows.find((r) => r.runtime === runtime)!;
     const echo = echoRows.find((r) =>
@@ -818,6 +832,7 @@ if (wanted("echo") && wanted("upload")) {
       flow: `echo (${echo.transport})`,
       small: samples.echo,
       big: echo.ours,
+      floor: echo.pipe ? { small: samples.pipe, big: echo.pipe } : undefined,
     });
   }
 }
@@ -1111,10 +1126,14 @@ interface Target {
   goal: number;
   /** true: met; false: missed. Lower-is-better targets invert the ratio. */
   met: boolean;
+  /** The ratio column's text, when not the ratio's usual form. */
+  shown?: string;
   note: string;
 }
 const targets: Target[] = [];
 const RSS_SLOPE = 0.02;
+/** How far an echo's RSS growth may exceed the JS floor's, MiB (see below). */
+const RSS_OVER_FLOOR = 8;
 
 for (const row of echoRows) {
   const where = `Echo ${row.bytes / MiB} MiB, ${row.runtime}, ${row.transport}`;
@@ -1188,12 +1207,53 @@ for (const row of uploadRows) {
 for (const row of rssRows) {
   const small = median(row.small.rss);
   const big = median(row.big.rss);
+  const sizes = `${CONFIG.bigBytes / MiB} MiB`;
   // Constant memory means the growth does not follow the bytes: at most
   // RSS_SLOPE of the added bytes between the two sizes (a leak of one
-  // 64 KiB chunk in 50 would exceed it), and under 64 MiB in all. The old
-  // rule (+8 MiB) sat inside the spread of the repetitions measured here
-  // (one Deno upload run at 69 MiB beside two at 30 MiB: GC timing).
+  // 64 KiB chunk in 50 would exceed it). The old rule (+8 MiB) sat inside
+  // the spread of the repetitions measured here (one Deno upload run at
+  // 69 MiB beside two at 30 MiB: GC timing).
   const allowed = RSS_SLOPE * (CONFIG.bigBytes - CONFIG.smallBytes) / MiB;
+  if (row.floor) {
+    // An echo: every chunk passes through JS, and what the runtime's GC has
+    // not yet collected of them counts in the peak whoever pipes them.
+    // Measured under Deno h2c: one bare TransformStream grew 42 MiB at
+    // 100 MiB and 85-88 at 1 GiB, the library's echo 50 and 91-92, and with
+    // a forced GC every 50 ms both about 30 at 100 MiB: a fixed cap measures
+    // the runtime's GC, not the echo. So the reference is the JS floor in
+    // the same run: ours may exceed its growth at 1 GiB by RSS_OVER_FLOOR
+    // (the 1 MiB read-ahead, the library's own code, GC timing: ours stayed
+    // 3-4 MiB above the floor at both sizes under Bun), and ours' growth
+    // from the small size to the big one may exceed the floor's by at most
+    // RSS_SLOPE of the added bytes (the leak check above, relative to the
+    // floor, which leaks nothing).
+    const floorSmall = median(row.floor.small.rss);
+    const floorBig = median(row.floor.big.rss);
+    const over = big - floorBig;
+    const slope = (big - small) - (floorBig - floorSmall);
+    const met = over <= RSS_OVER_FLOOR && slope <= allowed;
+    targets.push({
+      target:
+        `Server RSS growth, ${row.runtime}, ${row.flow}: ≤ the JS floor's + ${RSS_OVER_FLOOR} MiB at ${sizes}, and from ${
+          CONFIG.smallBytes / MiB
+        } MiB to ${sizes} at most ${fmt(allowed)} MiB (${
+          RSS_SLOPE * 100
+        }% of the added bytes) more than the JS floor's`,
+      measured: `${fmt(big)}${spread(row.big.rss)} vs ${fmt(floorBig)}${
+        spread(row.floor.big.rss)
+      } MiB (${CONFIG.smallBytes / MiB} MiB: ${fmt(small)}${
+        spread(row.small.rss)
+      } vs ${fmt(floorSmall)}${spread(row.floor.small.rss)} MiB)`,
+      ratio: over / RSS_OVER_FLOOR,
+      goal: 1,
+      met,
+      shown: `${over >= 0 ? "+" : "−"}${
+        fmt(Math.abs(over))
+      } / +${RSS_OVER_FLOOR} MiB`,
+      note: met ? "" : RSS_CAUSE(row.runtime, row.flow),
+    });
+    continue;
+  }
   const met = big <= 64 && big - small <= allowed;
   targets.push({
     target: `Server RSS growth, ${row.runtime}, ${row.flow}: ≤ 64 MiB at ${
@@ -1364,7 +1424,7 @@ function RSS_CAUSE(runtime: string, flow: string): string {
   if (flow.startsWith("echo")) {
     return `${
       runtime === "deno" ? "Deno" : "Bun"
-    } holds as much for any echo piped through JS (the JS-floor column), while the raw echo passes the body through natively; see the findings below.`;
+    }'s GC had not yet collected more of the chunks that passed through JS than the JS floor's in this run (ours holds only its 1 MiB read-ahead; with a forced GC every 50 ms both held the same, measured separately); see the findings below.`;
   }
   return "the growth above the 100 MiB figure is garbage awaiting GC (freed 64 KiB body chunks): with a forced GC every 50 ms it fell to the 100 MiB level (measured separately); the library holds at most its 4 MiB read-ahead.";
 }
@@ -1433,7 +1493,9 @@ const causeRef = (note: string) => {
 const targetRows = targets.map((t) => [
   t.target,
   t.measured,
-  t.target.startsWith("Server RSS")
+  t.shown !== undefined
+    ? t.shown
+    : t.target.startsWith("Server RSS")
     ? `${fmt(t.ratio * 64)} / 64 MiB`
     : t.target.startsWith("Idle")
     ? `${fmt(t.ratio * 32, 1)} / 32 KiB`
@@ -1539,14 +1601,22 @@ const rssTable = table(
     "flow",
     `${CONFIG.smallBytes / MiB} MiB`,
     `${CONFIG.bigBytes / MiB} MiB`,
+    `JS floor (echo), ${CONFIG.smallBytes / MiB} / ${
+      CONFIG.bigBytes / MiB
+    } MiB`,
   ],
   rssRows.map((r) => [
     r.runtime,
     r.flow,
-    `${fmt(median(r.small.rss))} MiB`,
-    `${fmt(median(r.big.rss))} MiB`,
+    `${fmt(median(r.small.rss))}${spread(r.small.rss)} MiB`,
+    `${fmt(median(r.big.rss))}${spread(r.big.rss)} MiB`,
+    r.floor
+      ? `${fmt(median(r.floor.small.rss))}${spread(r.floor.small.rss)} / ${
+        fmt(median(r.floor.big.rss))
+      }${spread(r.floor.big.rss)} MiB`
+      : "",
   ]),
-  ["---", "---", "---:", "---:"],
+  ["---", "---", "---:", "---:", "---:"],
 );
 
 const rpcKeys = rpcRows[0] ? Object.keys(rpcRows[0].samples) : [];
@@ -1718,6 +1788,15 @@ function rawRuns(): string {
       "",
       num(row.small.rss),
     ]);
+    if (row.floor) {
+      lines.push([
+        `RSS ${row.runtime} ${row.flow}`,
+        `JS floor, ${CONFIG.smallBytes / MiB} MiB`,
+        "",
+        "",
+        num(row.floor.small.rss),
+      ]);
+    }
   }
   for (const row of rpcRows) {
     for (const [key, s] of Object.entries(row.samples)) {
