@@ -210,7 +210,6 @@ const ROWS: Row[] = [
       "map_stream.test.ts",
       "progress_stream.test.ts",
       "read_ahead_stream.test.ts",
-      "paced_stream.test.ts",
       "reduce.test.ts",
       "scan_stream.test.ts",
       "fuzz_http.test.ts",

@@ -1,3 +1,4 @@
+import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import type { Compression } from "./compression.ts";
 import {
   decodeBody,
@@ -18,7 +19,6 @@ import {
   withIdleTimeout,
 } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
-import { pacedStream } from "../_internal/paced_stream.ts";
 
 /** Options for {@linkcode echo} and {@linkcode createEchoHandler}. */
 export interface EchoOptions {
@@ -72,11 +72,9 @@ export interface EchoOptions {
 
 /**
  * A fetch handler that writes each chunk of the request body back as it
- * arrives: one stream from the request body to the response body with no
- * buffering beyond a bounded read-ahead, so the response streams while the
- * request is still being sent (full duplex). The idle timer, the read-ahead
- * and the client's abort run in that stream's one pull loop: one JS hop per
- * chunk.
+ * arrives: a `TransformStream` pipeline from the request body to the
+ * response body with no buffering beyond a bounded read-ahead, so the
+ * response streams while the request is still being sent (full duplex).
  *
  * The request may be gzip- or deflate-encoded (`Content-Encoding`, one of
  * `acceptCompression`): it is decoded, with `maxDecompressedBytes` as the
@@ -157,36 +155,53 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     // body through natively, and ends both sides when the client goes away.
     return new Response(request.body, { headers });
   }
-  // One stage per chunk: the idle timer, the read-ahead and the client's
-  // abort run in one pull loop (each as its own stream cost a promise round
-  // trip per chunk). A client that goes away aborts the request's signal:
-  // that errors the echo, which cancels the request body and errors the
-  // response body, so the pipeline ends instead of waiting on a peer that
-  // will never read (under Deno, a response body that is never read to its
-  // end keeps the socket open).
-  const onIdle = () =>
-    new HttpError(
-      408,
-      `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
-    );
-  const pace = {
-    signal: request.signal,
-    onAbort: (reason: unknown) =>
-      new HttpError(400, "Cannot echo: the client went away", {
-        cause: reason,
-      }),
-    readAheadBytes,
-  };
-  const body = codings.length === 0
-    ? pacedStream(request.body, { ...pace, idleTimeoutMs, onIdle })
-    : pacedStream(
-      decodeBody(
-        withIdleTimeout(request.body, idleTimeoutMs, onIdle),
-        codings,
-        checked.maxDecompressedBytes,
+  const input = withIdleTimeout(
+    request.body,
+    idleTimeoutMs,
+    () =>
+      new HttpError(
+        408,
+        `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
-      pace,
+  );
+  let body = decodeBody(input, codings, checked.maxDecompressedBytes);
+  if (readAheadBytes > 0) {
+    body = body.pipeThrough(
+      new ReadAheadStream({ highWaterMark: readAheadBytes }),
     );
+  }
+  // The echo itself: each chunk is written back as soon as it is read. A
+  // client that goes away aborts the request's signal: erroring the echo
+  // cancels the request body and errors the response body, so the pipeline
+  // ends instead of waiting on a peer that will never read (under Deno, a
+  // response body that is never read to its end keeps the socket open).
+  const signal = request.signal;
+  let onAbort: (() => void) | undefined;
+  const stop = () => {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  };
+  body = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      start(controller) {
+        if (signal.aborted) {
+          controller.error(signal.reason);
+          return;
+        }
+        onAbort = () =>
+          controller.error(
+            new HttpError(400, "Cannot echo: the client went away", {
+              cause: signal.reason,
+            }),
+          );
+        signal.addEventListener("abort", onAbort, { once: true });
+      },
+      transform(chunk, controller) {
+        controller.enqueue(chunk);
+      },
+      flush: stop,
+      cancel: stop,
+    }),
+  );
   return new Response(encodeBody(body, responseEncoding), { headers });
 }
 
