@@ -79,3 +79,60 @@ export function openBurstReader(
 ): BurstReader | undefined {
   return bursts.get(stream)?.(reader);
 }
+
+/** What {@linkcode registerBurstProducer} needs of a stream's producer. */
+export interface BurstProducer<T> {
+  /**
+   * True while the stream holds chunks of its own (queued by a pull before
+   * the burst reader opened) or has ended: those are read through it.
+   */
+  queued(): boolean;
+  /**
+   * Takes the stream's pull in progress, if any (the producer forgets it):
+   * a burst read waits for it first.
+   */
+  takePull(): Promise<unknown> | undefined;
+  /**
+   * Produces the next burst into `emit`: returns once it emitted at least
+   * one message, or the stream ended (closed or errored).
+   */
+  fill(emit: (message: T) => void): Promise<unknown>;
+  /** Told when a burst reader opens (true) and is released (false). */
+  direct(open: boolean): void;
+}
+
+/**
+ * Registers the burst reader of a stream whose producer can emit straight
+ * into an array: each read returns the messages of one `fill`, or what
+ * the stream itself holds or its end.
+ */
+export function registerBurstProducer<T>(
+  stream: ReadableStream<T>,
+  producer: BurstProducer<T>,
+): void {
+  registerBurstSource(stream, (streamReader) => {
+    producer.direct(true);
+    const readStream = async (): Promise<unknown[] | undefined> => {
+      const out: unknown[] = [];
+      while (producer.queued()) {
+        const result = await streamReader.read();
+        if (result.done) break;
+        out.push(result.value);
+      }
+      return out.length > 0 ? out : undefined;
+    };
+    return {
+      async read() {
+        const pull = producer.takePull();
+        if (pull !== undefined) await pull;
+        if (producer.queued()) return await readStream();
+        const out: T[] = [];
+        await producer.fill((message) => out.push(message));
+        return out.length > 0 ? out : await readStream();
+      },
+      release() {
+        producer.direct(false);
+      },
+    };
+  });
+}

@@ -23,7 +23,7 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, TransportCall } from "../client/transport.ts";
 import type { HttpClient, UniversalClientResponse } from "../universal.ts";
 import { deferred } from "../../_internal/deferred.ts";
-import { registerBurstSource } from "../../streams/_fuse.ts";
+import { registerBurstProducer } from "../../streams/_fuse.ts";
 import { isBrowser, WEBSOCKET_HINT } from "./_fetch_support.ts";
 
 /** What a protocol's response validation returns (validate_response.ts). */
@@ -327,35 +327,19 @@ export function startClientCall<I, O>(
       return reader?.cancel(error).catch(() => {});
     },
   }, { highWaterMark: 0 });
-  registerBurstSource(responses, (streamReader) => {
-    direct = true;
+  registerBurstProducer(responses, {
     // Queued in the stream (by a pull before the burst reader opened), or
-    // the stream is closed or errored: read through the stream.
-    const queued = () => over || (controller.desiredSize ?? 0) < 0;
-    const readStream = async (): Promise<unknown[] | undefined> => {
-      const out: unknown[] = [];
-      while (queued()) {
-        const result = await streamReader.read();
-        if (result.done) break;
-        out.push(result.value);
-      }
-      return out.length > 0 ? out : undefined;
-    };
-    return {
-      async read() {
-        if (pulling !== undefined) {
-          await pulling;
-          pulling = undefined;
-        }
-        if (queued()) return await readStream();
-        const out: O[] = [];
-        await produce((message) => out.push(message));
-        return out.length > 0 ? out : await readStream();
-      },
-      release() {
-        direct = false;
-      },
-    };
+    // the stream is closed or errored.
+    queued: () => over || (controller.desiredSize ?? 0) < 0,
+    takePull() {
+      const pull = pulling;
+      pulling = undefined;
+      return pull;
+    },
+    fill: produce,
+    direct(open) {
+      direct = open;
+    },
   });
 
   return {

@@ -37,7 +37,7 @@ import { deferred } from "../../_internal/deferred.ts";
 import {
   type FusedStep,
   openBurstReader,
-  registerBurstSource,
+  registerBurstProducer,
   takeFusedStep,
 } from "../../streams/_fuse.ts";
 
@@ -398,35 +398,19 @@ function decodeRequests<T>(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 1 });
-  registerBurstSource(stream, (streamReader) => {
-    direct = true;
-    // Queued in the stream (by a pull before the burst reader opened),
-    // or the stream is closed or errored: read through the stream.
-    const queued = () => over || (controller.desiredSize ?? 0) < 1;
-    const readStream = async (): Promise<unknown[] | undefined> => {
-      const out: unknown[] = [];
-      while (queued()) {
-        const result = await streamReader.read();
-        if (result.done) break;
-        out.push(result.value);
-      }
-      return out.length > 0 ? out : undefined;
-    };
-    return {
-      async read() {
-        if (pulling !== undefined) {
-          await pulling;
-          pulling = undefined;
-        }
-        if (queued()) return await readStream();
-        const out: T[] = [];
-        if (await fill((message) => out.push(message))) return out;
-        return await readStream();
-      },
-      release() {
-        direct = false;
-      },
-    };
+  registerBurstProducer(stream, {
+    // Queued in the stream (by a pull before the burst reader opened), or
+    // the stream is closed or errored.
+    queued: () => over || (controller.desiredSize ?? 0) < 1,
+    takePull() {
+      const pull = pulling;
+      pulling = undefined;
+      return pull;
+    },
+    fill,
+    direct(open) {
+      direct = open;
+    },
   });
   return stream;
 }
