@@ -20,6 +20,7 @@ import {
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
 import { createClient } from "../lib/rpc/mod.ts";
+import { lockstepTimes } from "./_rpc.ts";
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 
 // serveHttp2 with a handler that does only the sums: the glue's cost.
@@ -244,22 +245,7 @@ async function oursClient(port: number, n: number) {
     `http://127.0.0.1:${port}`,
   );
   const client = createClient(StreamingCalcService, transport);
-  const run = async (n: number) => {
-    const call = client.incrementalSum();
-    const times = new Array<number>(n);
-    let sum = 0n;
-    for (let i = 1; i <= n; i++) {
-      const t = performance.now();
-      await call.send(BigInt(i));
-      const r = await call.receive();
-      times[i - 1] = performance.now() - t;
-      sum += BigInt(i);
-      if (r.done || r.value !== sum) throw new Error("wrong reply");
-    }
-    await call.complete();
-    if (!(await call.receive()).done) throw new Error("no end");
-    return times;
-  };
+  const run = (n: number) => lockstepTimes(client, n);
   await run(Math.max(1, n >> 4));
   cpuStart();
   const times = await run(n);

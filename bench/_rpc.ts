@@ -94,6 +94,30 @@ function oursSession(impl: RpcImpl, port: number): Session {
   return { run: (method, n) => oursRun(client, impl, method, n), close };
 }
 
+/**
+ * `n` lockstep round trips on one incrementalSum call (send one, wait for
+ * its reply), every reply checked; each round trip's time in ms.
+ */
+export async function lockstepTimes(
+  client: ReturnType<typeof createClient<typeof StreamingCalcService>>,
+  n: number,
+): Promise<number[]> {
+  const call = client.incrementalSum();
+  const times = new Array<number>(n);
+  let sum = 0n;
+  for (let i = 1; i <= n; i++) {
+    const t = performance.now();
+    await call.send(BigInt(i));
+    const r = await call.receive();
+    times[i - 1] = performance.now() - t;
+    sum += BigInt(i);
+    if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
+  }
+  await call.complete();
+  if (!(await call.receive()).done) throw new Error("Lockstep: no end");
+  return times;
+}
+
 async function oursRun(
   client: ReturnType<typeof createClient<typeof StreamingCalcService>>,
   impl: RpcImpl,
@@ -122,19 +146,7 @@ async function oursRun(
     if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
     check("incrementalSum", last, expectedSum(n));
   } else {
-    const call = client.incrementalSum();
-    const times = new Array<number>(n);
-    let sum = 0n;
-    for (let i = 1; i <= n; i++) {
-      const t = performance.now();
-      await call.send(BigInt(i));
-      const r = await call.receive();
-      times[i - 1] = performance.now() - t;
-      sum += BigInt(i);
-      if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
-    }
-    await call.complete();
-    if (!(await call.receive()).done) throw new Error("Lockstep: no end");
+    const times = await lockstepTimes(client, n);
     return lockstepResult(impl, n, performance.now() - start, times);
   }
   const ms = performance.now() - start;
