@@ -7,6 +7,8 @@
 //
 // Prints, per runtime, the medians of the runs' p50 and p99 (µs) and their
 // ratios (new/base, new/floor).
+import { serverThenClient } from "./_server_client.ts";
+
 const [bun, baseDir, newDir, repsArg, nArg, rtArg, implArg] = Deno.args;
 const reps = Number(repsArg ?? 3);
 const n = Number(nArg ?? 4000);
@@ -40,38 +42,11 @@ async function one(runtime: string, dir: string, impl: string) {
         stderr: "piped",
         stdin: "null",
       });
-  const server = cmd(["server", impl]).spawn();
-  const reader = server.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const r = await reader.read();
-    if (r.done) throw new Error("server died");
-    text += r.value;
-  }
-  const port = Number(text.match(/READY (\d+)/)![1]);
-  try {
-    const out = await cmd([
-      "client",
-      impl,
-      String(port),
-      "lockstep",
-      String(n),
-      String(n),
-    ]).output();
-    const s = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
-    if (!out.success) {
-      throw new Error(new TextDecoder().decode(out.stderr));
-    }
-    return JSON.parse(s).lockstep as { p50: number; p99: number };
-  } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch { /* gone */ }
-    await server.status;
-    reader.cancel().catch(() => {});
-    server.stderr.cancel().catch(() => {});
-  }
+  const result = await serverThenClient(
+    cmd(["server", impl]),
+    (port) => cmd(["client", impl, port, "lockstep", String(n), String(n)]),
+  ) as { lockstep: { p50: number; p99: number } };
+  return result.lockstep;
 }
 
 const results: Record<string, { p50: number[]; p99: number[] }> = {};

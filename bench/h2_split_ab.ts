@@ -9,6 +9,7 @@
 // A combination is <clientDir>:<clientKind>/<serverDir>:<serverKind>; the
 // script runs from <dir>/bench/_h2_split.ts, so a base checkout needs it too.
 import { parseArgs } from "node:util";
+import { serverThenClient } from "./_server_client.ts";
 const args = parseArgs({
   args: Deno.args,
   allowPositionals: true,
@@ -43,35 +44,10 @@ async function one(rt: string, combo: string) {
   const [c, s] = combo.split("/");
   const [cd, ck] = c.split(":");
   const [sd, sk] = s.split(":");
-  const server = cmd(rt, dirs[sd], ["server", sk]).spawn();
-  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const r = await reader.read();
-    if (r.done) throw new Error("server died");
-    text += r.value;
-  }
-  const port = text.match(/READY (\d+)/)![1];
-  try {
-    const out = await cmd(rt, dirs[cd], [
-      "client",
-      ck,
-      port,
-      nArg,
-      String(server.pid),
-    ]).output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-    return JSON.parse(
-      new TextDecoder().decode(out.stdout).trim().split("\n").pop()!,
-    );
-  } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch { /* gone */ }
-    await server.status;
-    reader.cancel().catch(() => {});
-    server.stderr.cancel().catch(() => {});
-  }
+  return await serverThenClient(
+    cmd(rt, dirs[sd], ["server", sk]),
+    (port, pid) => cmd(rt, dirs[cd], ["client", ck, port, nArg, String(pid)]),
+  ) as { p50: number; p99: number; cliUs: number; srvUs: number };
 }
 const res: Record<
   string,
