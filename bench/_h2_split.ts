@@ -27,7 +27,7 @@ import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 async function glueServer(): Promise<number> {
   const server = await serveHttp2((request) => {
     const reader = request.body!.getReader();
-    let sum = 0;
+    const sums = runningSums();
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     const body = new ReadableStream<Uint8Array>({
       start: (c) => void (controller = c),
@@ -37,14 +37,7 @@ async function glueServer(): Promise<number> {
       while (true) {
         const { done, value: chunk } = await reader.read();
         if (done) break;
-        let at = 0;
-        while (at + 5 <= chunk.length) {
-          const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
-            (chunk[at + 3] << 8) | chunk[at + 4];
-          sum += len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0;
-          at += 5 + len;
-          controller.enqueue(frameFor(sum));
-        }
+        sums(chunk, (sum) => controller.enqueue(frameFor(sum)));
       }
       controller.close();
       trailers.resolve(new Headers({ "grpc-status": "0" }));
@@ -122,6 +115,27 @@ function frameFor(v: number): Uint8Array {
   frame.set(bytes, 5);
   return frame;
 }
+/**
+ * The sums by hand: for each gRPC frame of a chunk (lockstep: each chunk is
+ * whole frames), adds its Int64Value to the running sum and emits the sum.
+ */
+function runningSums(): (
+  chunk: Uint8Array,
+  emit: (sum: number) => void,
+) => void {
+  let sum = 0;
+  return (chunk, emit) => {
+    let at = 0;
+    while (at + 5 <= chunk.length) {
+      const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
+        (chunk[at + 3] << 8) | chunk[at + 4];
+      sum += len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0;
+      at += 5 + len;
+      emit(sum);
+    }
+  };
+}
+
 function readVarint(b: Uint8Array, at: number, end: number): number {
   let v = 0, mul = 1;
   for (let i = at; i < end; i++) {
@@ -139,21 +153,15 @@ function rawServer(): Promise<number> {
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
       waitForTrailers: true,
     });
-    let sum = 0;
+    const sums = runningSums();
     stream.on("data", (chunk: Uint8Array) => {
-      // Lockstep: each chunk is whole frames.
-      let at = 0;
-      while (at + 5 <= chunk.length) {
-        const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
-          (chunk[at + 3] << 8) | chunk[at + 4];
-        sum += len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0;
-        at += 5 + len;
+      sums(chunk, (sum) => {
         const f = frameFor(sum);
         if (DEFER === "micro") queueMicrotask(() => stream.write(f));
         else if (DEFER === "tick") process.nextTick(() => stream.write(f));
         else if (DEFER === "imm") setImmediate(() => stream.write(f));
         else stream.write(f);
-      }
+      });
     });
     stream.on(
       "wantTrailers",
