@@ -2,9 +2,11 @@
 // Deno or Bun):
 //
 //   _rpc.ts server <impl>                       prints "READY <port>"
-//   _rpc.ts client <impl> <port> <methods> <n> [<lockstepN>]
+//   _rpc.ts client <impl> <port> <methods> <ms> [<lockstepN>]
 //                                               prints one JSON line: each
-//                                               method's result
+//                                               method's result (sum and
+//                                               incrementalSum send for
+//                                               <ms> milliseconds each)
 //
 // impl: ours-connect, ours-grpc-web (Connect / gRPC-Web over HTTP/1.1 fetch,
 // served by Deno.serve / Bun.serve), ours-grpc (native gRPC over h2c,
@@ -81,8 +83,34 @@ function ourProtocol(impl: RpcImpl): ProtocolName {
 
 /** A client process's connection: calls run on it, then it is closed. */
 interface Session {
-  run(method: RpcMethod, n: number): Promise<RpcResult>;
+  /**
+   * Runs one call: lockstep with `budget` round trips; sum and
+   * incrementalSum sending for `budget` milliseconds.
+   */
+  run(method: RpcMethod, budget: number): Promise<RpcResult>;
   close(): Promise<void>;
+}
+
+/**
+ * Whether to send another message: true until `ms` milliseconds from now
+ * have passed (the clock is read every 64 messages, the same for every
+ * implementation). `count` is the number of messages it allowed.
+ */
+function timeBudget(ms: number): { more(): boolean; readonly count: number } {
+  const end = performance.now() + ms;
+  let count = 0;
+  let open = true;
+  return {
+    more() {
+      if ((count & 63) === 0 && count > 0) open = performance.now() < end;
+      if (!open) return false;
+      count++;
+      return true;
+    },
+    get count() {
+      return count;
+    },
+  };
 }
 
 function oursSession(impl: RpcImpl, port: number): Session {
@@ -91,7 +119,10 @@ function oursSession(impl: RpcImpl, port: number): Session {
     `http://127.0.0.1:${port}`,
   );
   const client = createClient(StreamingCalcService, transport);
-  return { run: (method, n) => oursRun(client, impl, method, n), close };
+  return {
+    run: (method, budget) => oursRun(client, impl, method, budget),
+    close,
+  };
 }
 
 /**
@@ -122,19 +153,23 @@ async function oursRun(
   client: ReturnType<typeof createClient<typeof StreamingCalcService>>,
   impl: RpcImpl,
   method: RpcMethod,
-  n: number,
+  budget: number,
 ): Promise<RpcResult> {
   const start = performance.now();
+  const sending = timeBudget(budget);
+  let n = budget;
   if (method === "sum") {
     const call = client.sum();
-    for (let i = 1; i <= n; i++) await call.send(BigInt(i));
+    for (let i = 1; sending.more(); i++) await call.send(BigInt(i));
     await call.complete();
+    n = sending.count;
     check("sum", await call.receive(), expectedSum(n));
   } else if (method === "incrementalSum") {
     const call = client.incrementalSum();
-    const sending = (async () => {
-      for (let i = 1; i <= n; i++) await call.send(BigInt(i));
+    const sent = (async () => {
+      for (let i = 1; sending.more(); i++) await call.send(BigInt(i));
       await call.complete();
+      return sending.count;
     })();
     let count = 0;
     let last = 0n;
@@ -142,12 +177,12 @@ async function oursRun(
       last = r.value;
       count++;
     }
-    await sending;
+    n = await sent;
     if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
     check("incrementalSum", last, expectedSum(n));
   } else {
-    const times = await lockstepTimes(client, n);
-    return lockstepResult(impl, n, performance.now() - start, times);
+    const times = await lockstepTimes(client, budget);
+    return lockstepResult(impl, budget, performance.now() - start, times);
   }
   const ms = performance.now() - start;
   return { impl, method, n, ms, rate: n / ms * 1000 };
@@ -179,7 +214,7 @@ type AnyCall = any;
 function grpcJsSession(port: number): Session {
   const client = grpcJsClient(`127.0.0.1:${port}`);
   return {
-    run: (method, n) => grpcJsRun(client, method, n),
+    run: (method, budget) => grpcJsRun(client, method, budget),
     close: () => Promise.resolve(client.close()),
   };
 }
@@ -187,18 +222,21 @@ function grpcJsSession(port: number): Session {
 async function grpcJsRun(
   client: AnyCall,
   method: RpcMethod,
-  n: number,
+  budget: number,
 ): Promise<RpcResult> {
+  const sending = timeBudget(budget);
+  let n = budget;
   // Writes honour back-pressure: write() returning false waits for 'drain'.
   const writeAll = (call: AnyCall) => {
     let i = 1;
     const go = () => {
-      while (i <= n) {
+      while (sending.more()) {
         if (!call.write({ value: String(i++) })) {
           call.once("drain", go);
           return;
         }
       }
+      n = sending.count;
       call.end();
     };
     go();
@@ -262,8 +300,8 @@ async function grpcJsRun(
 
 // ---------- Connect-ES ----------
 
-async function* values(n: number) {
-  for (let i = 1; i <= n; i++) yield int64(BigInt(i));
+async function* values(sending: { more(): boolean }) {
+  for (let i = 1; sending.more(); i++) yield int64(BigInt(i));
 }
 
 function connectEsSession(port: number): Session {
@@ -274,7 +312,7 @@ function connectEsSession(port: number): Session {
   const client = createConnectClient(connectService(), transport);
   // connect-node closes its idle HTTP/2 session by itself.
   return {
-    run: (method, n) => connectEsRun(client, method, n),
+    run: (method, budget) => connectEsRun(client, method, budget),
     close: () => Promise.resolve(),
   };
 }
@@ -283,19 +321,23 @@ async function connectEsRun(
   // deno-lint-ignore no-explicit-any
   client: any,
   method: RpcMethod,
-  n: number,
+  budget: number,
 ): Promise<RpcResult> {
   const start = performance.now();
+  const sending = timeBudget(budget);
+  let n = budget;
   if (method === "sum") {
-    const response = await client.sum(values(n));
+    const response = await client.sum(values(sending));
+    n = sending.count;
     check("sum", response.value, expectedSum(n));
   } else if (method === "incrementalSum") {
     let count = 0;
     let last = 0n;
-    for await (const m of client.incrementalSum(values(n))) {
+    for await (const m of client.incrementalSum(values(sending))) {
       last = m.value;
       count++;
     }
+    n = sending.count;
     if (count !== n) throw new Error(`Got ${count} of ${n} responses`);
     check("incrementalSum", last, expectedSum(n));
   } else {
@@ -467,34 +509,44 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
 }
 
 /**
- * The messages of the warm-up call of sum and incrementalSum, the same for
- * every implementation (or the measured count, if smaller; lockstep warms
- * up with a twentieth of its round trips). A twentieth of the measured
- * count (5,000 of ours' 100,000, 1,000 of the peers' 20,000) left V8
- * still compiling: our Deno client's CPU per message was 1.3 µs over
- * messages 20,000 to 100,000 of a fresh process and 0.34 µs over 100,000
- * to 400,000.
+ * How long the warm-up call of sum and incrementalSum sends, the same for
+ * every implementation (or the measured time, if shorter; lockstep: see
+ * lockstepWarmup). A warm-up of a fixed count
+ * (20,000 messages) measured ours while V8 still compiled it: our Deno
+ * client's CPU per message was 1.3 µs over messages 20,000 to 100,000 of a
+ * fresh process and 0.34 µs over 100,000 to 400,000, and grpc-js on Bun
+ * sent 200,000 msg/s over its first 20,000 messages, 370,000 over
+ * 300,000. Half a second is past both, for every contender.
  */
-const WARMUP_MESSAGES = 20_000;
+const WARMUP_MS = 500;
+
+/**
+ * Lockstep's warm-up round trips: a quarter of the measured ones, for
+ * every contender (lockstep runs in a client process of its own, on one
+ * CPU beside the server: bench/run.ts).
+ */
+const lockstepWarmup = (n: number) => Math.max(1, Math.min(20_000, n >> 2));
 
 /**
  * Runs one client measurement, after a warm-up call of the same method
- * (WARMUP_MESSAGES messages) on the same connection, so that every
+ * (WARMUP_MS of sending) on the same connection, so that every
  * implementation is measured with its code compiled and its connection
- * open.
+ * open: its steady state, as a long-running client or server sees it.
+ * Sum and incrementalSum send for `ms` milliseconds (then complete and
+ * check the result of every message sent); lockstep makes `n` round trips.
  */
 export async function runClient(
   impl: RpcImpl,
   port: number,
-  runs: ReadonlyArray<{ method: RpcMethod; n: number }>,
+  runs: ReadonlyArray<{ method: RpcMethod; budget: number }>,
 ): Promise<Record<string, RpcResult>> {
   const results: Record<string, RpcResult> = {};
   if (isFloor(impl)) {
-    for (const { method, n } of runs) {
+    for (const { method, budget: n } of runs) {
       if (method !== "lockstep") {
         throw new TypeError(`Cannot run ${method} on ${impl}: lockstep only`);
       }
-      await floorRun(impl, port, Math.max(1, Math.min(20_000, n >> 4)));
+      await floorRun(impl, port, lockstepWarmup(n));
       results[method] = await floorRun(impl, port, n);
     }
     return results;
@@ -508,15 +560,15 @@ export async function runClient(
     ? connectEsSession(port)
     : oursSession(impl, port);
   try {
-    for (const { method, n } of runs) {
+    for (const { method, budget } of runs) {
       await session.run(
         method,
         method === "lockstep"
-          ? Math.max(1, Math.min(20_000, Math.floor(n / 20)))
-          : Math.min(WARMUP_MESSAGES, n),
+          ? lockstepWarmup(budget)
+          : Math.min(WARMUP_MS, budget),
       );
       const cpu0 = process.cpuUsage();
-      results[method] = await session.run(method, n);
+      results[method] = await session.run(method, budget);
       const cpu = process.cpuUsage(cpu0);
       results[method].cpuMs = (cpu.user + cpu.system) / 1000;
     }
@@ -527,16 +579,16 @@ export async function runClient(
 }
 
 if (import.meta.main) {
-  const [command, impl, port, method, n] = process.argv.slice(2);
+  const [command, impl, port, method, ms] = process.argv.slice(2);
   if (command === "server") {
     console.log(`READY ${await serveImpl(impl as RpcImpl)}`);
   } else if (command === "client") {
     // Several methods, comma-separated, run in turn on one connection each:
-    // lockstep with <lockstepN> round trips, the others with <n> messages.
-    const lockstepN = Number(process.argv[7] ?? n);
+    // lockstep with <lockstepN> round trips, the others for <ms> ms.
+    const lockstepN = Number(process.argv[7] ?? 1000);
     const runs = (method.split(",") as RpcMethod[]).map((m) => ({
       method: m,
-      n: m === "lockstep" ? lockstepN : Number(n),
+      budget: m === "lockstep" ? lockstepN : Number(ms),
     }));
     console.log(
       JSON.stringify(await runClient(impl as RpcImpl, Number(port), runs)),
@@ -545,7 +597,7 @@ if (import.meta.main) {
     process.exit(0);
   } else {
     console.error(
-      "Usage: _rpc.ts server <impl> | client <impl> <port> <method> <n>",
+      "Usage: _rpc.ts server <impl> | client <impl> <port> <methods> <ms> [<lockstepN>]",
     );
     process.exit(2);
   }

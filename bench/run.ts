@@ -42,6 +42,7 @@ const CONFIG = SMOKE
     bigBytes: 4 * MiB,
     smallBytes: 1 * MiB,
     capMs: 20_000,
+    rpcMs: 50,
     rpcN: 2_000,
     peerN: 2_000,
     lockstepN: 100,
@@ -61,6 +62,10 @@ const CONFIG = SMOKE
     // 3 repetitions), load 3 × ~100 s, idle streams. These cuts aim at
     // 10 minutes there.
     capMs: 3_000,
+    // Sum and incrementalSum send for this long, after a warm-up call of
+    // 500 ms (bench/_rpc.ts), every contender: steady-state rates.
+    rpcMs: 600,
+    // bench/protobuf_bench.ts's message counts.
     rpcN: 100_000,
     // The peers are 5-20 times slower: a fifth of the messages keeps each
     // of their runs near 1 s, and their rate is per message either way.
@@ -100,25 +105,46 @@ function command(
   script: string,
   argv: string[],
   env?: Record<string, string>,
+  cpu?: number,
 ) {
-  return runtime === "deno"
-    ? new Deno.Command(DENO, {
-      args: [...DENO_RUN_FLAGS, script, ...argv],
-      cwd: ROOT,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-    : new Deno.Command(BUN, {
-      args: [script, ...argv],
-      cwd: ROOT,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    });
+  const [cmd, args] = runtime === "deno"
+    ? [DENO, [...DENO_RUN_FLAGS, script, ...argv]]
+    : [BUN, [script, ...argv]];
+  // On one CPU (every thread), through taskset: see pinForLockstep.
+  return new Deno.Command(cpu === undefined ? cmd : "taskset", {
+    args: cpu === undefined ? args : ["-c", String(cpu), cmd, ...args],
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
 }
+
+/**
+ * The CPU that lockstep's server and client share, or undefined where
+ * taskset is missing (or the machine has one CPU: nothing to choose).
+ * Unpinned on this 2-core machine, a round trip's p50 depended on where
+ * the scheduler put the two processes: the same bare node:http2 pair
+ * measured 10 µs in one run and 73 µs in the next (a wake-up on the other
+ * core), larger than any library's cost. On one CPU a round trip costs
+ * what both sides' code and the kernel spend on it, run after run (p50
+ * within ±2 µs over three runs each).
+ */
+const LOCKSTEP_CPU: number | undefined = await (async () => {
+  if (navigator.hardwareConcurrency < 2) return undefined;
+  try {
+    const { success } = await new Deno.Command("taskset", {
+      args: ["-c", "1", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success ? 1 : undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+})();
 
 /** Collects a child's output as lines, without blocking it. */
 class Output {
@@ -187,8 +213,9 @@ async function startServer(
   runtime: Runtime,
   script: string,
   argv: string[],
+  cpu?: number,
 ): Promise<RunningServer & { out: Output }> {
-  const child = command(runtime, script, argv).spawn();
+  const child = command(runtime, script, argv, undefined, cpu).spawn();
   const out = new Output(child.stdout);
   const err = new Output(child.stderr);
   let ready: string;
@@ -228,8 +255,9 @@ async function runClient(
   script: string,
   argv: string[],
   capMs: number,
+  cpu?: number,
 ): Promise<{ result: Record<string, number>; capped: boolean }> {
-  const child = command(runtime, script, argv, CLIENT_ENV).spawn();
+  const child = command(runtime, script, argv, CLIENT_ENV, cpu).spawn();
   const out = new Output(child.stdout);
   const err = new Output(child.stderr);
   let capped = false;
@@ -537,31 +565,47 @@ const IMPL_LABEL: Record<string, string> = {
 };
 
 /**
- * One server and one client process for all of `methods`, run in turn on
- * the client's connection (process start-up is most of a run's time on a
- * loaded machine). Returns each method's result.
+ * A server and a client process run sum and incrementalSum on one
+ * connection (process start-up is most of a run's time on a loaded
+ * machine); then a new pair, both on LOCKSTEP_CPU, runs lockstep (a new
+ * server, not the first moved there: under Deno 2.9.6 a node:http2 server
+ * can abort when a client closes its connection after a bidi stream, see
+ * docs/performance.md). Returns each method's result.
  */
 async function rpcRun(
   runtime: Runtime,
   impl: string,
   methods: readonly string[],
 ): Promise<Record<string, Record<string, number>>> {
-  const n = PEER_IMPLS.includes(impl as "grpc-js") ? CONFIG.peerN : CONFIG.rpcN;
-  const server = await startServer(runtime, RPC, ["server", impl]);
-  try {
-    const { result, capped } = await runClient(runtime, RPC, [
-      "client",
-      impl,
-      String(server.port),
-      methods.join(","),
-      String(n),
-      String(CONFIG.lockstepN),
-    ], 120_000);
-    if (capped) throw new Error(`${impl} did not finish in 120 s`);
-    return result as unknown as Record<string, Record<string, number>>;
-  } finally {
-    await server.stop();
+  const run = async (which: readonly string[], cpu?: number) => {
+    const server = await startServer(runtime, RPC, ["server", impl], cpu);
+    try {
+      const { result, capped } = await runClient(
+        runtime,
+        RPC,
+        [
+          "client",
+          impl,
+          String(server.port),
+          which.join(","),
+          String(CONFIG.rpcMs),
+          String(CONFIG.lockstepN),
+        ],
+        120_000,
+        cpu,
+      );
+      if (capped) throw new Error(`${impl} did not finish in 120 s`);
+      return result as unknown as Record<string, Record<string, number>>;
+    } finally {
+      await server.stop();
+    }
+  };
+  const streaming = methods.filter((m) => m !== "lockstep");
+  const results = streaming.length > 0 ? await run(streaming) : {};
+  if (methods.includes("lockstep")) {
+    Object.assign(results, await run(["lockstep"], LOCKSTEP_CPU));
   }
+  return results;
 }
 
 // ---------- in-process (Deno.bench) ----------
@@ -854,9 +898,9 @@ if (wanted("rpc")) {
   const peerRuntime: Runtime = "bun";
   const METHODS = ["sum", "incrementalSum", "lockstep"] as const;
   phase(
-    `RPC: sum and incrementalSum of ${fmt(CONFIG.rpcN)} (peers ${
-      fmt(CONFIG.peerN)
-    }), lockstep ${fmt(CONFIG.lockstepN)} ...`,
+    `RPC: sum and incrementalSum for ${fmt(CONFIG.rpcMs)} ms each, lockstep ${
+      fmt(CONFIG.lockstepN)
+    } ...`,
   );
   const rows = Object.fromEntries(
     METHODS.map((method) => [method, {
@@ -1430,8 +1474,8 @@ function RSS_CAUSE(runtime: string, flow: string): string {
 }
 function RPC_CAUSE(method: string): string {
   return method === "sum"
-    ? "per message: a BigInt, a codec call, a frame object and a promise from send() on the client, a frame view and a codec call on the server (reduce reads the decoded requests a body chunk at a time, no stream hop each); in a fresh process V8 is still compiling this code over the first few hundred thousand messages; the peers run on Bun, where they were fastest."
-    : "per message, the client's send() and receive() each return a promise (receive() takes the responses a body chunk at a time, no stream read each), and the server's fused ScanStream step runs in its call loop over the requests of each body chunk; grpc-js handles a message in one event callback; in a fresh process V8 is still compiling this code over the first few hundred thousand messages.";
+    ? "per message: a BigInt, a codec call, a frame object and a promise from send() on the client, a frame view and a codec call on the server (reduce reads the decoded requests a body chunk at a time, no stream hop each); the peers run on Bun, where they were fastest."
+    : "per message, the client's send() and receive() each return a promise (receive() takes the responses a body chunk at a time, no stream read each), and the server's fused ScanStream step runs in its call loop over the requests of each body chunk; grpc-js handles a message in one event callback. Under Deno over HTTP/1.1, Deno.serve buffers the request body of a call whose client sends faster than the responses are read (the echo's cause), and the rate falls after the first seconds of a long call.";
 }
 function PASS_CAUSE(): string {
   return "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median).";
@@ -1453,8 +1497,8 @@ function IDLE_CAUSE(label: string): string {
 }
 function LOCKSTEP_CAUSE(key: string): string {
   return key.includes("grpc-web") || key.includes("connect")
-    ? "the floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk (under Deno natively); any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way. The JS floor row (the same echo through one bare TransformStream) is that cost alone; ours / JS floor is printed beside: near 1 under Deno, where JS per chunk is the cost, and above it under Bun, where the library's own hops (the request encoder's stream on the client; the request body's and the response body's streams of the server call) remain."
-    : "the same node:http2 session as the floor, plus per message on each side the RPC layer's stream hops: on the server the request body's web stream (the decoded requests then go straight to the handler's step) and the response body's stream with its coalescing queue; on the client the request encoder's stream (the responses reach receive() without a stream read). The node:http2 glue alone is not the gap: with the RPC layer taken out it ran at the bare pair's CPU per round trip under Bun and within 6-9 µs per side under Deno (bench/h2_split_ab.ts).";
+    ? "with server and client on one CPU, a round trip's time is the CPU both sides spend on it. The floor's server returns `new Response(request.body)`, which the runtime passes through with no JS per chunk; any server that reads the request and writes the response in JS pays a runtime round trip per chunk each way: the JS floor row (the same echo through one bare TransformStream) is that cost alone, and ours / JS floor is printed beside. What ours spends above the JS floor is the library's own hops: the request encoder's stream on the client, the request body's and the response body's streams of the server call, and the frame codec on both sides."
+    : "with server and client on one CPU, a round trip's time is the CPU both sides spend on it. Ours makes the same system calls as the floor (one sendto and two recvfrom per side per round trip, strace); the difference is JS: per message on each side the RPC layer's stream hops (on the server the request body's web stream and the response body's stream with its coalescing queue, on the client the request encoder's stream and the response body's), and under Deno the node:http2 glue (6-9 µs of CPU per side with the RPC layer taken out, bench/h2_split_ab.ts; under Bun the glue alone ran at the bare pair's CPU).";
 }
 
 targets.push(...(resumable?.targets ?? []));
@@ -1625,7 +1669,7 @@ const rpcThroughput = table(
     "implementation",
     "runtime",
     ...rpcRows.filter((r) => r.method !== "lockstep").map((r) =>
-      `${r.method}, ${fmt(CONFIG.rpcN)} msgs (msg/s)`
+      `${r.method}, ${fmt(CONFIG.rpcMs)} ms (msg/s)`
     ),
   ],
   rpcKeys.map((key) => {
@@ -1971,9 +2015,15 @@ const sections = {
   rss:
     `### Server peak RSS growth (VmHWM − RSS at start, server in its own process)\n\n${rssTable}`,
   rpc:
-    `### RPC throughput, StreamingCalcService (ratio to the faster peer in parentheses)\n\n${rpcThroughput}\n\n### RPC lockstep latency, ${
+    `### RPC throughput, StreamingCalcService (ratio to the faster peer in parentheses)\n\nEvery implementation sends for ${
+      fmt(CONFIG.rpcMs)
+    } ms after a warm-up call of the same method (500 ms of sending, on the same connection): steady-state rates; each call then completes and its result is checked against every message sent.\n\n${rpcThroughput}\n\n### RPC lockstep latency, ${
       fmt(CONFIG.lockstepN)
-    } round trips of incrementalSum\n\n${rpcLatency}`,
+    } round trips of incrementalSum\n\n${
+      LOCKSTEP_CPU === undefined
+        ? "Server and client unpinned (taskset not found): expect the scheduler's placement in the figures."
+        : `Server and client pinned to CPU ${LOCKSTEP_CPU} (taskset), after a quarter as many warm-up round trips: a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next).`
+    }\n\n${rpcLatency}`,
   load:
     `### Load growth (servers in their own process, clients in another; the aggregate of all streams)\n\nEcho and upload: ${
       CONFIG.loadBytes / MiB

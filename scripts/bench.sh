@@ -27,12 +27,12 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The runner reads the repository and /proc (servers' peak RSS), writes only
 # the results (not in smoke mode) and the temporary directory, and starts
-# deno, bun, curl and cp. The servers and clients it starts get their own,
+# deno, bun, curl, cp and taskset. The servers and clients it starts get their own,
 # narrower permissions (bench/run.ts).
 deno run \
   --allow-read \
   --allow-write="$tmp,bench/RESULTS.md,bench/ratios.svg,docs/performance.md" \
-  --allow-run="$deno,$bun,curl,cp,cat" \
+  --allow-run="$deno,$bun,curl,cp,cat,taskset" \
   --allow-env \
   --allow-sys=osRelease \
   bench/run.ts --bun "$bun" --tmp "$tmp" "$@"
