@@ -24,8 +24,12 @@ find_chromium() {
     mkdir -p .tmp
     local log=.tmp/chromium-install.log
     echo "Installing chromium with apt-get (log: $log)" >&2
-    if timeout "${CHROMIUM_INSTALL_SECONDS:-600}" bash -c \
-      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' \
+    # One install at a time (two suites side by side would both run apt and
+    # the second would fail on dpkg's lock): the second waits on the first's
+    # flock, then finds Chromium there; apt itself waits for a lock held by
+    # anything else.
+    if timeout "${CHROMIUM_INSTALL_SECONDS:-600}" flock /tmp/sluice-chromium-install.lock bash -c \
+      "[ -x '$chromium' ] || { apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium; }" \
       >"$log" 2>&1 && [ -x "$chromium" ]; then
       echo "$chromium"
       return
