@@ -209,7 +209,8 @@ export interface SweepTemporaryFilesOptions {
    * arrive, and `receiveBody` refuses one that sends nothing for
    * `idleTimeoutMs` (30 s by default) or drips slower than
    * `minBytesPerSecond`, so an hour without a write means its writer is
-   * gone. Raise it if you disable those limits.
+   * gone. Raise it if you disable those limits. `0` deletes every
+   * temporary, even one being written.
    *
    * @default {3600000} (1 hour)
    */
@@ -248,7 +249,10 @@ export async function sweepTemporaryFiles(
     if (!entry.isFile() || !TEMPORARY_NAME.test(entry.name)) continue;
     const path = join(dir, entry.name);
     try {
-      if ((await stat(path)).mtimeMs > cutoff) continue;
+      // 0 means every temporary, whatever its time: a file written in the
+      // same millisecond has an mtime (to the sub-millisecond) above
+      // Date.now()'s whole milliseconds.
+      if (olderThanMs > 0 && (await stat(path)).mtimeMs > cutoff) continue;
       await unlink(path);
       removed.push(path);
     } catch (error) {
