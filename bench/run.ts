@@ -65,10 +65,10 @@ const CONFIG = SMOKE
     // Sum and incrementalSum send for this long, after a warm-up call of
     // 500 ms (bench/_rpc.ts), every contender: steady-state rates.
     rpcMs: 600,
-    // bench/protobuf_bench.ts's message counts.
+    // bench/protobuf_bench.ts's message counts: sluice, and its peers
+    // (5-20 times slower: a fifth of the messages keeps each of their runs
+    // near 1 s, and their rate is per message either way).
     rpcN: 100_000,
-    // The peers are 5-20 times slower: a fifth of the messages keeps each
-    // of their runs near 1 s, and their rate is per message either way.
     peerN: 20_000,
     lockstepN: 4_000,
     // 256 is the target's column; 1,024 connections took the longest of
