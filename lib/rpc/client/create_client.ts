@@ -197,6 +197,9 @@ class Call<I, O> {
       buffered[this.#next++] = undefined;
       return Promise.resolve({ done: false, value });
     }
+    // The caller will wait for a response: what it sent goes out now,
+    // without the request stream's few turns of waiting for more.
+    if (this.#direct) this.#call.flush?.();
     if (this.#burst) {
       // One burst read at a time; a receive() made meanwhile waits for it.
       const reading = this.#reading;

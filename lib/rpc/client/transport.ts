@@ -84,6 +84,12 @@ export interface TransportCall<I, O> {
    * or its promise settled.
    */
   readonly push?: (message: I) => void | Promise<void>;
+  /**
+   * Sends the request messages pushed so far without waiting for more (by
+   * default the request stream waits a few microtask turns to coalesce a
+   * burst): `createClient` calls it when the caller waits for a response.
+   */
+  readonly flush?: () => void;
   /** Cancels the call. */
   cancel(reason?: unknown): void;
 }

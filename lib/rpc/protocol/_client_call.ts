@@ -144,6 +144,7 @@ export function startClientCall<I, O>(
   const requestEnd = new AbortController();
   let requests: WritableStream<I>;
   let push: ((value: I) => void | Promise<void>) | undefined;
+  let flush: (() => void) | undefined;
   if (method.kind === "client-streaming" || method.kind === "bidi") {
     const encoder = new FrameEncoderStream<I>({
       maxMessageBytes: init.maxMessageBytes,
@@ -152,6 +153,7 @@ export function startClientCall<I, O>(
     });
     requests = encoder.writable;
     push = (value) => encoder.push(value);
+    flush = () => encoder.flush();
     send(encoder.readable);
   } else {
     requests = singleRequest(init, toFrame, requestEnd.signal, send, (e) => {
@@ -348,6 +350,7 @@ export function startClientCall<I, O>(
     headers,
     trailers: trailers.promise,
     push,
+    flush,
     cancel(reason?: unknown) {
       abort.abort(
         reason instanceof RpcError ? reason : new RpcError(

@@ -159,6 +159,30 @@ export class FrameEncoderStream<T = Frame>
       throw error;
     }
   }
+
+  /**
+   * Sends the frames queued so far without waiting a few microtask turns
+   * for more (what the readable does by default, to coalesce a burst):
+   * for a writer that knows it has nothing more for now, such as a client
+   * that waits for the answer to what it sent. A no-op with nothing queued.
+   *
+   * @example Send one frame at once, the stream still open
+   * ```ts
+   * import { FrameEncoderStream } from "@sluice/streams/rpc";
+   * import assert from "node:assert/strict";
+   *
+   * const encoder = new FrameEncoderStream();
+   * const writer = encoder.writable.getWriter();
+   * const reader = encoder.readable.getReader();
+   * encoder.push({ flags: 0, data: new Uint8Array([7]) });
+   * encoder.flush();
+   * assert.deepEqual([...(await reader.read()).value!], [0, 0, 0, 0, 1, 7]);
+   * await writer.close();
+   * ```
+   */
+  flush(): void {
+    this.#queue.flush();
+  }
 }
 
 /**
@@ -174,6 +198,7 @@ export class FrameQueue<T> {
   #queuedBytes = 0;
   #closed = false;
   #failed = false;
+  #flushing = false;
   #failure: unknown;
   #wakeReader: (() => void) | undefined;
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
@@ -269,12 +294,30 @@ export class FrameQueue<T> {
     });
   }
 
+  /**
+   * Sends what is queued without waiting for more: the writer has nothing
+   * more for now (the RPC server after the messages of one request chunk,
+   * a client waiting for a response). A no-op with nothing queued.
+   */
+  flush(): void {
+    if (this.#head < this.#queue.length) {
+      this.#flushing = true;
+      // A gather in progress stops at its next turn.
+    }
+  }
+
   // After the first frame arrives, give the writer a few microtask turns to
   // add more: a burst written in a loop (or piped from a stream) lands in
   // one chunk, while a lone interactive message waits only microseconds.
+  // A writer that says it has nothing more (flush) skips the wait: in a
+  // lockstep round trip over h2c the sixteen idle turns cost each side
+  // 0.6-0.9 µs of CPU under Bun.
   async #gather(): Promise<void> {
     let idle = 0;
-    while (idle < GATHER_TURNS && !this.#closed && !this.#failed) {
+    while (
+      idle < GATHER_TURNS && !this.#closed && !this.#failed &&
+      !this.#flushing
+    ) {
       if (this.#queuedBytes >= this.#chunkBytes) return;
       const before = this.#queue.length;
       await undefined;
@@ -352,6 +395,8 @@ export class FrameQueue<T> {
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
+      // Flushed: what comes next gathers again.
+      this.#flushing = false;
     } else if (this.#head > 1024) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;

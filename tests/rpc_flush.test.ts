@@ -1,0 +1,137 @@
+// Writers that know they have nothing more flush the frame queue instead of
+// letting it wait its idle microtask turns for more (the gather that
+// coalesces a burst): FrameEncoderStream.flush(), the server's call loop
+// after a request chunk's answers, and createClient's receive() before it
+// waits. Counted in microtask turns, which are deterministic.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createClient,
+  createUniversalHandler,
+  defineService,
+  FrameEncoderStream,
+  implementService,
+  Int64Value,
+  type Transport,
+  type TransportCall,
+} from "../lib/rpc/mod.ts";
+import { ScanStream } from "../lib/streams/mod.ts";
+
+/** Microtask turns until `promise` settles (at most 1,000). */
+async function turnsUntil(promise: Promise<unknown>): Promise<number> {
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  let turns = 0;
+  while (!settled && turns < 1000) {
+    await undefined;
+    turns++;
+  }
+  return turns;
+}
+
+const Service = defineService("test.v1.FlushService", {
+  scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+describe("flushing the frame queue", () => {
+  it("FrameEncoderStream.flush sends a lone frame without the gather's wait", async () => {
+    const turns: number[] = [];
+    for (const flush of [false, true]) {
+      const encoder = new FrameEncoderStream();
+      const writer = encoder.writable.getWriter();
+      const reader = encoder.readable.getReader();
+      const read = reader.read();
+      encoder.push({ flags: 0, data: new Uint8Array([8, 5]) });
+      if (flush) encoder.flush();
+      turns.push(await turnsUntil(read));
+      assert.deepEqual([...(await read).value!], [0, 0, 0, 0, 2, 8, 5]);
+      await writer.close();
+    }
+    const [waited, flushed] = turns;
+    // Without flush the queue waits its 16 idle turns for more frames.
+    assert.ok(waited >= 16, `without flush: ${waited} turns`);
+    assert.ok(flushed <= 8, `with flush: ${flushed} turns`);
+  });
+
+  it("flush with nothing queued leaves the next frame to gather a burst", async () => {
+    const encoder = new FrameEncoderStream();
+    const writer = encoder.writable.getWriter();
+    const reader = encoder.readable.getReader();
+    encoder.flush();
+    const read = reader.read();
+    // A burst written over several turns still lands in one chunk.
+    for (let i = 0; i < 5; i++) {
+      encoder.push({ flags: 0, data: new Uint8Array([8, i]) });
+      await undefined;
+    }
+    assert.equal((await read).value!.byteLength, 5 * 7);
+    await writer.close();
+  });
+
+  it("the server's call loop flushes a request chunk's answers", async () => {
+    const handler = createUniversalHandler(
+      implementService(Service, {
+        scan: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+      }),
+    );
+    let input!: ReadableStreamDefaultController<Uint8Array>;
+    const frame = (value: number) => new Uint8Array([0, 0, 0, 0, 2, 8, value]);
+    const responding = handler({
+      method: "POST",
+      url: "http://in-process/test.v1.FlushService/scan",
+      headers: new Headers({ "content-type": "application/grpc" }),
+      body: new ReadableStream({ start: (c) => void (input = c) }),
+    });
+    // The response head goes out with the first answer.
+    input.enqueue(frame(1));
+    const reader = (await responding).body!.getReader();
+    assert.deepEqual([...(await reader.read()).value!], [...frame(1)]);
+    const turns: number[] = [];
+    let sum = 1;
+    for (let i = 2; i <= 4; i++) {
+      const read = reader.read();
+      input.enqueue(frame(i));
+      turns.push(await turnsUntil(read));
+      sum += i;
+      assert.deepEqual([...(await read).value!], [...frame(sum)]);
+    }
+    input.close();
+    await reader.cancel();
+    // The gather alone would take 16 idle turns on top of the call loop's.
+    for (const t of turns) assert.ok(t < 16, `answered after ${t} turns`);
+  });
+
+  it("createClient's receive() flushes what was sent before it waits", async () => {
+    let flushes = 0;
+    let respond!: ReadableStreamDefaultController<bigint>;
+    const transport: Transport = {
+      call<I, O>(): TransportCall<I, O> {
+        return {
+          requests: new WritableStream<I>(),
+          responses: new ReadableStream<O>({
+            start: (c) => void (respond = c as never),
+          }),
+          headers: Promise.resolve(new Headers()),
+          trailers: Promise.resolve(new Headers()),
+          push: () => {},
+          flush: () => void flushes++,
+          cancel: () => {},
+        };
+      },
+    } as unknown as Transport;
+    const call = createClient(Service, transport).scan();
+    await call.send(1n);
+    assert.equal(flushes, 0, "send() alone does not flush");
+    const first = call.receive();
+    assert.equal(flushes, 1, "receive() flushes before it waits");
+    respond.enqueue(1n);
+    respond.enqueue(3n);
+    assert.deepEqual(await first, { done: false, value: 1n });
+    await call.send(2n);
+    respond.close();
+    assert.deepEqual(await call.receive(), { done: false, value: 3n });
+    assert.equal((await call.receive()).done, true);
+    assert.ok(flushes >= 2, `${flushes} flushes`);
+  });
+});
