@@ -1,22 +1,19 @@
-// Writers that know they have nothing more flush the frame queue instead of
-// letting it wait its idle microtask turns for more (the gather that
-// coalesces a burst): FrameEncoderStream.flush(), the server's call loop
-// after a request chunk's answers, and createClient's receive() before it
-// waits. Counted in microtask turns, which are deterministic.
+// A writer that knows it has nothing more flushes the frame queue instead
+// of letting it wait its idle microtask turns for more (the gather that
+// coalesces a burst): FrameEncoderStream.flush(), and createClient's
+// receive() before it waits. Counted in microtask turns, which are
+// deterministic.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   createClient,
-  createUniversalHandler,
   defineService,
   FrameEncoderStream,
-  implementService,
   Int64Value,
   type Transport,
   type TransportCall,
 } from "../lib/rpc/mod.ts";
-import { ScanStream } from "../lib/streams/mod.ts";
 
 /** Microtask turns until `promise` settles (at most 1,000). */
 async function turnsUntil(promise: Promise<unknown>): Promise<number> {
@@ -67,39 +64,6 @@ describe("flushing the frame queue", () => {
     }
     assert.equal((await read).value!.byteLength, 5 * 7);
     await writer.close();
-  });
-
-  it("the server's call loop flushes a request chunk's answers", async () => {
-    const handler = createUniversalHandler(
-      implementService(Service, {
-        scan: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
-      }),
-    );
-    let input!: ReadableStreamDefaultController<Uint8Array>;
-    const frame = (value: number) => new Uint8Array([0, 0, 0, 0, 2, 8, value]);
-    const responding = handler({
-      method: "POST",
-      url: "http://in-process/test.v1.FlushService/scan",
-      headers: new Headers({ "content-type": "application/grpc" }),
-      body: new ReadableStream({ start: (c) => void (input = c) }),
-    });
-    // The response head goes out with the first answer.
-    input.enqueue(frame(1));
-    const reader = (await responding).body!.getReader();
-    assert.deepEqual([...(await reader.read()).value!], [...frame(1)]);
-    const turns: number[] = [];
-    let sum = 1;
-    for (let i = 2; i <= 4; i++) {
-      const read = reader.read();
-      input.enqueue(frame(i));
-      turns.push(await turnsUntil(read));
-      sum += i;
-      assert.deepEqual([...(await read).value!], [...frame(sum)]);
-    }
-    input.close();
-    await reader.cancel();
-    // The gather alone would take 16 idle turns on top of the call loop's.
-    for (const t of turns) assert.ok(t < 16, `answered after ${t} turns`);
   });
 
   it("createClient's receive() flushes what was sent before it waits", async () => {

@@ -679,9 +679,6 @@ async function pipeDirect<T>(
         const written = encoder.accept(output);
         if (written !== undefined) await waits.wait(written);
       }
-      // A request chunk's answers are all queued: out with them, without
-      // waiting turns for more (the next come with the next chunk).
-      encoder.flush();
     }
     while (true) {
       const { done, value } = await reader.read();

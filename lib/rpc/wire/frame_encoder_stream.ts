@@ -296,8 +296,8 @@ export class FrameQueue<T> {
 
   /**
    * Sends what is queued without waiting for more: the writer has nothing
-   * more for now (the RPC server after the messages of one request chunk,
-   * a client waiting for a response). A no-op with nothing queued.
+   * more for now (a client waiting for a response). A no-op with nothing
+   * queued.
    */
   flush(): void {
     if (this.#head < this.#queue.length) {
@@ -311,7 +311,9 @@ export class FrameQueue<T> {
   // one chunk, while a lone interactive message waits only microseconds.
   // A writer that says it has nothing more (flush) skips the wait: in a
   // lockstep round trip over h2c the sixteen idle turns cost each side
-  // 0.6-0.9 µs of CPU under Bun.
+  // 0.6-0.9 µs of CPU under Bun. (The RPC server does not flush after a
+  // request chunk's answers: writing them that much sooner made Deno
+  // 2.9.6's node:http2 server abort, docs/known-runtime-issues.md (e).)
   async #gather(): Promise<void> {
     let idle = 0;
     while (
