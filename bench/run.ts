@@ -110,7 +110,7 @@ function command(
   const [cmd, args] = runtime === "deno"
     ? [DENO, [...DENO_RUN_FLAGS, script, ...argv]]
     : [BUN, [script, ...argv]];
-  // On one CPU (every thread), through taskset: see pinForLockstep.
+  // On one CPU (every thread), through taskset: see LOCKSTEP_CPU.
   return new Deno.Command(cpu === undefined ? cmd : "taskset", {
     args: cpu === undefined ? args : ["-c", String(cpu), cmd, ...args],
     cwd: ROOT,
