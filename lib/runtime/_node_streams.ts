@@ -9,6 +9,12 @@ import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { getBun } from "./_bun.ts";
 import { allocBytes, MAX_SLAB_REQUEST } from "../rpc/wire/_alloc.ts";
+import {
+  type ByteSink,
+  pipeToSink,
+  type PushListener,
+  registerPushSource,
+} from "../streams/_fuse.ts";
 
 /**
  * The readable side of a node duplex as a web stream of plain `Uint8Array`s.
@@ -27,29 +33,51 @@ export function readableFromNode(
 ): ReadableStream<Uint8Array> {
   let cancelled = false;
   let paused = false;
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
+  let ended = false;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  // Set while the library's consumer takes the chunks itself (_fuse.ts).
+  let listener: PushListener | undefined;
+  const pause = () => {
+    if (!paused) {
+      paused = true;
+      stream.pause();
+    }
+  };
+  const resume = () => {
+    if (paused) {
+      paused = false;
+      stream.resume();
+    }
+  };
+  const readable = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
       stream.on("data", (chunk: Uint8Array) => {
         if (cancelled) return;
+        if (listener !== undefined) return listener.data(plainBytes(chunk));
         controller.enqueue(plainBytes(chunk));
         // desiredSize is minus the bytes queued (high-water mark 0).
-        if (-(controller.desiredSize ?? 0) >= maxBufferBytes && !paused) {
-          paused = true;
-          stream.pause();
-        }
+        if (-(controller.desiredSize ?? 0) >= maxBufferBytes) pause();
       });
       stream.once("end", () => {
-        if (!cancelled) controller.close();
+        ended = true;
+        if (cancelled) return;
+        controller.close();
+        listener?.end();
       });
       stream.once("error", (error) => {
-        if (!cancelled) controller.error(error);
+        if (cancelled) return;
         cancelled = true;
+        controller.error(error);
+        listener?.error(error);
       });
       stream.once("close", () => {
         // Closed (reset) before the end of the data: an error.
         if (!cancelled && !stream.readableEnded) {
           cancelled = true;
-          controller.error(resetError());
+          const error = resetError();
+          controller.error(error);
+          listener?.error(error);
         }
       });
       // A 'data' listener does not start every runtime's node:http2 stream
@@ -58,18 +86,30 @@ export function readableFromNode(
     },
     pull() {
       // A read waits and the queue is empty.
-      if (paused) {
-        paused = false;
-        stream.resume();
-      }
+      resume();
     },
     cancel() {
       // Discard the rest: nothing reads it any more.
       cancelled = true;
+      listener = undefined;
       paused = false;
       stream.resume();
     },
   }, { highWaterMark: 0, size: (chunk) => chunk.byteLength });
+  registerPushSource(readable, (next) => {
+    // Only with nothing queued and more to come, so no chunk is reordered.
+    if (cancelled || ended || (controller.desiredSize ?? 0) < 0) return;
+    listener = next;
+    resume();
+    return {
+      pause,
+      resume,
+      stop() {
+        if (listener === next) listener = undefined;
+      },
+    };
+  });
+  return readable;
 }
 
 /**
@@ -82,6 +122,10 @@ export async function writeToNode(
 ): Promise<void> {
   const reader = source.getReader();
   try {
+    // The library's own body (an RPC call's) writes straight into the
+    // stream, in the event that produced it.
+    const sinking = pipeToSink(source, nodeSink(stream));
+    if (sinking !== undefined) return await sinking;
     while (true) {
       const { done, value } = await reader.read();
       if (done) return;
@@ -96,6 +140,19 @@ export async function writeToNode(
   } finally {
     reader.releaseLock();
   }
+}
+
+/** The duplex as a sink for the library's own bodies (_fuse.ts). */
+function nodeSink(stream: Duplex): ByteSink {
+  return {
+    write(chunk) {
+      if (stream.destroyed) {
+        throw new Error("Cannot write stream: it was closed");
+      }
+      return stream.write(nodeBytes(chunk));
+    },
+    drained: () => drained(stream),
+  };
 }
 
 /** Resolves on the duplex's next 'drain'; rejects if it closes first. */

@@ -136,3 +136,100 @@ export function registerBurstProducer<T>(
     };
   });
 }
+
+// Byte streams with library code at both ends (the RPC server and client
+// on one side, the runtime glue over a node:http2 stream on the other)
+// can skip the web stream between them: the glue hands the producer of a
+// body it writes a sink to write into, and takes the chunks of a body it
+// reads through a listener, each called in the node stream's own event
+// (no promise, queue entry or microtask turn per chunk). A lockstep round
+// trip then runs decode -> handler step -> encode -> write in the event
+// that brought its request, as a bare node:http2 echo does.
+
+/**
+ * Where the producer of a byte stream writes synchronously: `write`
+ * returns false once the sink holds enough (then wait for `drained`
+ * before writing more), and throws once the sink is gone (its stream
+ * closed or reset).
+ */
+export interface ByteSink {
+  write(chunk: Uint8Array): boolean;
+  /** Resolves when the sink takes more; rejects if it closes first. */
+  drained(): Promise<void>;
+}
+
+const sinkables = new WeakMap<
+  ReadableStream,
+  (sink: ByteSink) => Promise<void>
+>();
+
+/**
+ * Registers the sink writer of a byte stream whose producer is library
+ * code: `run` writes the rest of the stream into the sink and resolves
+ * once it has written its end.
+ */
+export function registerSinkable(
+  stream: ReadableStream<Uint8Array>,
+  run: (sink: ByteSink) => Promise<void>,
+): void {
+  sinkables.set(stream, run);
+}
+
+/**
+ * Hands the rest of `stream` to `sink`, for a consumer that holds its lock
+ * and has read nothing through it; `undefined` for a stream that has no
+ * such producer (read it as usual). Resolves once the end is written;
+ * rejects if the sink failed (then cancel the stream, as after a failed
+ * read).
+ */
+export function pipeToSink(
+  stream: ReadableStream<Uint8Array>,
+  sink: ByteSink,
+): Promise<void> | undefined {
+  const run = sinkables.get(stream);
+  if (run === undefined) return undefined;
+  sinkables.delete(stream);
+  return run(sink);
+}
+
+/** Receives the chunks of a push source, in its stream's own events. */
+export interface PushListener {
+  data(chunk: Uint8Array): void;
+  end(): void;
+  error(reason: unknown): void;
+}
+
+/** What the consumer of a push source controls. */
+export interface PushSource {
+  /** Stops the chunks until `resume` (back-pressure). */
+  pause(): void;
+  resume(): void;
+  /** Ends pushing: chunks go to the stream's queue again. */
+  stop(): void;
+}
+
+const pushSources = new WeakMap<
+  ReadableStream,
+  (listener: PushListener) => PushSource | undefined
+>();
+
+/** Registers the push source of a byte stream the runtime glue produces. */
+export function registerPushSource(
+  stream: ReadableStream<Uint8Array>,
+  open: (listener: PushListener) => PushSource | undefined,
+): void {
+  pushSources.set(stream, open);
+}
+
+/**
+ * From now on, `stream`'s chunks go to `listener` as they arrive instead
+ * of to its queue; for a consumer that holds its lock and has no read
+ * pending. `undefined` when it cannot (the stream has none, or holds
+ * queued chunks, or has ended): read on as usual.
+ */
+export function openPushSource(
+  stream: ReadableStream<Uint8Array>,
+  listener: PushListener,
+): PushSource | undefined {
+  return pushSources.get(stream)?.(listener);
+}

@@ -37,7 +37,10 @@ import { deferred } from "../../_internal/deferred.ts";
 import {
   type FusedStep,
   openBurstReader,
+  openPushSource,
+  type PushSource,
   registerBurstProducer,
+  registerSinkable,
   takeFusedStep,
 } from "../../streams/_fuse.ts";
 
@@ -129,8 +132,11 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   const head = deferred<void>();
   // Once the head is out, a client that leaves cancels the response body.
   let headed = false;
-  const inputs = init.bare
-    ? bareInput(
+  // The synchronous path of a fused call (runDirect in decodeRequests).
+  let direct: DirectRequests<unknown> | undefined;
+  let inputs: ReadableStream<unknown>;
+  if (init.bare) {
+    inputs = bareInput(
       withIdleTimeout(init.requestBody, init.idleTimeoutMs, onIdle),
       AbortSignal.any([abort.signal, finished.signal]),
       init,
@@ -141,8 +147,9 @@ export function startServerCall(init: ServerCallInit): ServerCall {
           data,
           Code.InvalidArgument,
         ),
-    )
-    : decodeRequests(
+    );
+  } else {
+    [inputs, direct] = decodeRequests(
       init.requestBody,
       new MessageDecoder({
         codec: inputCodec,
@@ -164,6 +171,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
           ),
         ),
     );
+  }
 
   const frameOf = responseFrames(init, outputCodec);
   const toFrame = (value: unknown) => {
@@ -194,7 +202,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     try {
       const stream = await raceAbort(outputs, abort.signal);
       if (stream instanceof Fused) {
-        await pipeDirect(inputs, encoder, abort.signal, stream.step);
+        await pipeDirect(inputs, encoder, abort.signal, stream.step, direct);
       } else if (init.bare) {
         message.resolve(
           await raceAbort(
@@ -250,6 +258,14 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       encoder.fail(reason);
     },
   }, { highWaterMark: 0 });
+  // The runtime glue over node:http2 takes the chunks straight from the
+  // queue (lib/streams/_fuse.ts), and the fused call loop may then write
+  // them itself, in the event that brought the requests.
+  registerSinkable(body, async (sink) => {
+    await encoder.pipeTo(sink);
+    const last = init.end(await status);
+    if (last !== undefined) sink.write(last);
+  });
 
   return {
     head: head.promise,
@@ -282,6 +298,9 @@ export function startServerCall(init: ServerCallInit): ServerCall {
  * (lib/streams/_fuse.ts): each read decodes the next body chunk and hands
  * over all its messages at once, the stream's own pulls standing still
  * meanwhile; messages a pull queued before come first, through the stream.
+ *
+ * The second value runs the rest of the requests synchronously, for the
+ * call loop of a fused handler (see DirectRequests).
  */
 function decodeRequests<T>(
   body: ReadableStream<Uint8Array>,
@@ -291,7 +310,7 @@ function decodeRequests<T>(
   signals: AbortSignal[],
   waitingForHead: () => boolean,
   onGone: (reason: unknown) => void,
-): ReadableStream<T> {
+): [ReadableStream<T>, DirectRequests<T>] {
   const reader = body.getReader();
   let controller!: ReadableStreamDefaultController<T>;
   let waitingSince = -1;
@@ -299,6 +318,8 @@ function decodeRequests<T>(
   let over = false;
   // The read started while no pull was waiting, if any.
   let ahead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  // Set while runDirect runs: ends it with a failure.
+  let directFail: ((reason: unknown) => void) | undefined;
   const stop = () => {
     over = true;
     clearTimeout(timer);
@@ -312,6 +333,7 @@ function decodeRequests<T>(
     stop();
     controller.error(error);
     reader.cancel(error).catch(() => {});
+    directFail?.(error);
   };
   const check = () => {
     timer = undefined;
@@ -395,6 +417,7 @@ function decodeRequests<T>(
     },
     cancel(reason) {
       stop();
+      directFail?.(reason);
       return reader.cancel(reason);
     },
   }, { highWaterMark: 1 });
@@ -412,8 +435,103 @@ function decodeRequests<T>(
       direct = open;
     },
   });
-  return stream;
+
+  const runDirect: DirectRequests<T> = (handle) => {
+    // Only between bursts, with nothing queued or read ahead: no request
+    // is skipped or reordered.
+    if (over || ahead !== undefined || (controller.desiredSize ?? 0) < 1) {
+      return undefined;
+    }
+    // While busy, chunks wait in the backlog (as while opening the source).
+    let busy = true;
+    let ended = false;
+    const backlog: Uint8Array[] = [];
+    let source!: PushSource;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const arm = () => {
+      if (!idleMs) return;
+      waitingSince = performance.now();
+      timer ??= setTimeout(check, idleMs);
+    };
+    const finish = () => {
+      try {
+        decoder.finish();
+      } catch (error) {
+        return fail(error);
+      }
+      directFail = undefined;
+      source.stop();
+      stop();
+      controller.close();
+      resolve();
+    };
+    // What the handler returned for a chunk's messages: the next chunk
+    // waits for it (the node stream paused, the idle timer still).
+    const wait = (pending: Promise<unknown>) => {
+      busy = true;
+      waitingSince = -1;
+      source.pause();
+      pending.then(() => {
+        busy = false;
+        while (backlog.length > 0 && !busy && !over) take(backlog.shift()!);
+        if (busy || over) return;
+        if (ended) return finish();
+        arm();
+        source.resume();
+      }, fail);
+    };
+    const take = (chunk: Uint8Array) => {
+      const messages: T[] = [];
+      let pending: void | Promise<unknown>;
+      try {
+        const pushed = decoder.push(chunk, (message) => messages.push(message));
+        pending = pushed === undefined
+          ? messages.length > 0 ? handle(messages) : undefined
+          : pushed.then(() =>
+            messages.length > 0 ? handle(messages) : undefined
+          );
+      } catch (error) {
+        return fail(error);
+      }
+      if (pending !== undefined) wait(pending);
+    };
+    const opened = openPushSource(body, {
+      data(chunk) {
+        if (over) return;
+        if (busy) return void backlog.push(chunk);
+        if (idleMs) waitingSince = performance.now();
+        take(chunk);
+      },
+      end() {
+        ended = true;
+        if (!busy && !over) finish();
+      },
+      error: fail,
+    });
+    if (opened === undefined) return undefined;
+    source = opened;
+    directFail = (reason) => {
+      directFail = undefined;
+      source.stop();
+      reject(reason);
+    };
+    wait(Promise.resolve());
+    return promise;
+  };
+  return [stream, runDirect];
 }
+
+/**
+ * Runs the rest of a call's requests through `handle`, each body chunk's
+ * messages in the node stream's own event (a push source, see
+ * lib/streams/_fuse.ts); a promise `handle` returns holds the next chunk
+ * back until it settles. Resolves at the end of the requests, rejects with
+ * what failed them (or `handle`). `undefined` when it cannot start: the
+ * body is no push source, or requests are queued.
+ */
+type DirectRequests<T> = (
+  handle: (messages: T[]) => void | Promise<unknown>,
+) => Promise<void> | undefined;
 
 /**
  * Turns response messages into frames (compressed when negotiated); a
@@ -646,12 +764,19 @@ async function singleFrame(
  * })`, each chunk through `encoder.accept`. Like `pipeTo`, it locks the
  * source while it runs, cancels it when the encoder fails or the signal
  * aborts, and rejects with that reason.
+ *
+ * With a fused `step` and the call's `direct` path, once the response body
+ * has a sink (the runtime glue over node:http2), the rest runs in the
+ * events that bring the requests: decode, step, encode and write, with no
+ * promise per message (as a bare node:http2 echo: a lockstep round trip's
+ * server side costs the same as one that writes in its 'data' event).
  */
 async function pipeDirect<T>(
   source: ReadableStream<T>,
   encoder: FrameQueue<T>,
   signal: AbortSignal,
   step?: FusedStep,
+  direct?: DirectRequests<T>,
 ): Promise<void> {
   const reader = source.getReader();
   const onAbort = () => reader.cancel(signal.reason).catch(() => {});
@@ -663,6 +788,10 @@ async function pipeDirect<T>(
   const burst = openBurstReader(source, reader);
   try {
     while (burst !== undefined) {
+      if (step && direct && encoder.hasSink) {
+        const running = runSynchronously(encoder, signal, step, direct, waits);
+        if (running !== undefined) return await running;
+      }
       let values = burst.read();
       if (isThenable(values)) values = await values;
       if (values === undefined) {
@@ -704,6 +833,67 @@ async function pipeDirect<T>(
   }
 }
 
+/**
+ * pipeDirect's synchronous path: each body chunk's requests through `step`
+ * into `encoder`, written to its sink before the event returns. An async
+ * step result, a full queue or a full sink hold the next chunk back.
+ * `undefined` when `direct` cannot start.
+ */
+function runSynchronously<T>(
+  encoder: FrameQueue<T>,
+  signal: AbortSignal,
+  step: FusedStep,
+  direct: DirectRequests<T>,
+  waits: ReturnType<typeof abortableWaits>,
+): Promise<void> | undefined {
+  // Writes what is queued; resolves once all of it is written and the
+  // sink takes more.
+  const writeAll = async () => {
+    while (!encoder.writeNow()) await waits.wait(encoder.whenDrained());
+  };
+  // The rest of a chunk's messages from values[i], whose step returned
+  // `output` (a promise), or which `accepted` (the promise of a full
+  // queue). The sink's own writer drains the queue meanwhile.
+  const rest = async (
+    values: T[],
+    i: number,
+    output: unknown,
+    accepted: boolean,
+  ) => {
+    encoder.manual(false);
+    for (;;) {
+      if (accepted) await waits.wait(output as Promise<void>);
+      else {
+        if (isThenable(output)) output = await waits.wait(output);
+        const written = encoder.accept(output as T);
+        if (written !== undefined) await waits.wait(written);
+      }
+      accepted = false;
+      if (++i === values.length) break;
+      if (signal.aborted) throw signal.reason;
+      output = step(values[i]);
+    }
+    encoder.manual(true);
+    await writeAll();
+  };
+  const handle = (values: T[]): void | Promise<void> => {
+    for (let i = 0; i < values.length; i++) {
+      if (signal.aborted) throw signal.reason;
+      const output = step(values[i]);
+      if (isThenable(output)) return rest(values, i, output, false);
+      const written = encoder.accept(output as T);
+      if (written !== undefined) return rest(values, i, written, true);
+    }
+    if (!encoder.writeNow()) return writeAll();
+  };
+  encoder.manual(true);
+  const running = direct(handle);
+  if (running === undefined) {
+    encoder.manual(false);
+    return undefined;
+  }
+  return running.finally(() => encoder.manual(false));
+}
 /**
  * Waits that an abort of `signal` fails. Not `Promise.race` with one
  * never-settling abort promise: each race leaves a reaction on it, held

@@ -3,6 +3,7 @@ import type { Frame } from "./frame_decoder.ts";
 import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
+import { type ByteSink, registerSinkable } from "../../streams/_fuse.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
 export interface FrameEncoderStreamOptions<T> {
@@ -101,6 +102,11 @@ export class FrameEncoderStream<T = Frame>
       },
       cancel: (reason) => queue.fail(reason),
     }, { highWaterMark: 0 });
+    // The runtime glue may take the bytes straight from the queue.
+    registerSinkable(this.readable, async (sink) => {
+      await queue.pipeTo(sink);
+      if (queue.failed) throw queue.failure;
+    });
     this.writable = new WritableStream<T>({
       start: (controller) => {
         this.#writableController = controller;
@@ -200,6 +206,12 @@ export class FrameQueue<T> {
   #failed = false;
   #flushing = false;
   #failure: unknown;
+  /** Where chunks go once `pipeTo` runs, instead of through `pull`. */
+  #sink: ByteSink | undefined;
+  /** The sink asked to wait (its write returned false) and has not drained. */
+  #sinkFull = false;
+  /** Set while the writer writes to the sink itself (`writeNow`). */
+  #manual = false;
   #wakeReader: (() => void) | undefined;
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
   readonly #onError: (reason: unknown) => void;
@@ -241,6 +253,16 @@ export class FrameQueue<T> {
   /** True once failed (cancelled, errored, or a chunk failed). */
   get failed(): boolean {
     return this.#failed;
+  }
+
+  /** Why it failed, once `failed`. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /** True once `pipeTo` has given it a sink. */
+  get hasSink(): boolean {
+    return this.#sink !== undefined;
   }
 
   /** No more chunks: `pull` reports the end once the queue is empty. */
@@ -287,7 +309,7 @@ export class FrameQueue<T> {
     }
     this.#queue.push(frame);
     this.#queuedBytes += 5 + frame.data.byteLength;
-    this.#wake();
+    if (!this.#manual) this.#wake();
     if (this.#queuedBytes < this.#maxQueueBytes) return;
     return new Promise<void>((resolve, reject) => {
       this.#wakeWriter = { resolve, reject };
@@ -300,16 +322,66 @@ export class FrameQueue<T> {
    * queued.
    */
   flush(): void {
-    if (this.#head < this.#queue.length) {
-      this.#flushing = true;
-      // A gather in progress stops at its next turn.
+    if (this.#head === this.#queue.length) return;
+    // Written now if there is a sink that takes it; otherwise a gather in
+    // progress stops at its next turn.
+    if (this.#sink === undefined || !this.writeNow()) this.#flushing = true;
+  }
+
+  /**
+   * Writes the chunks from now on into `sink` (the runtime glue's, see
+   * lib/streams/_fuse.ts), as `pull` would have enqueued them, waiting for
+   * its drain when it is full; resolves once closed and empty, or failed
+   * (see `failed`). Throws what the sink throws.
+   */
+  async pipeTo(sink: ByteSink): Promise<void> {
+    this.#sink = sink;
+    const out = { enqueue: (chunk: Uint8Array) => this.#write(chunk) };
+    while (!(await this.pull(out))) {
+      if (this.#sinkFull) await this.whenDrained();
     }
+  }
+
+  #write(chunk: Uint8Array): void {
+    if (!this.#sink!.write(chunk)) this.#sinkFull = true;
+  }
+
+  /**
+   * With a sink, the writer itself writes what is queued, at once and in
+   * order (the RPC server's synchronous path): nothing is written while
+   * the sink is full. True if the sink takes more; throws once failed.
+   */
+  writeNow(): boolean {
+    if (this.#failed) throw this.#failure;
+    if (this.#sinkFull) return false;
+    const out = { enqueue: (chunk: Uint8Array) => this.#write(chunk) };
+    while (this.#head < this.#queue.length) this.#take(out);
+    return !this.#sinkFull;
+  }
+
+  /** Resolves when the sink takes more (at once if it does). */
+  whenDrained(): Promise<void> {
+    if (!this.#sinkFull) return Promise.resolve();
+    return this.#sink!.drained().then(() => {
+      this.#sinkFull = false;
+    });
+  }
+
+  /**
+   * While on, a queued frame does not wake `pull` or the sink's writer:
+   * the writer calls `writeNow` itself. Turning it off wakes them.
+   */
+  manual(on: boolean): void {
+    this.#manual = on;
+    if (!on) this.#wake();
   }
 
   // After the first frame arrives, give the writer a few microtask turns to
   // add more: a burst written in a loop (or piped from a stream) lands in
   // one chunk, while a lone interactive message waits only microseconds.
-  // A writer that says it has nothing more (flush) skips the wait: in a
+  // A writer that says it has nothing more (flush) skips the wait (or
+  // writes the queue itself, to a sink: the gather then ends, the queue
+  // empty): in a
   // lockstep round trip over h2c the sixteen idle turns cost each side
   // 0.6-0.9 µs of CPU under Bun. (The RPC server does not flush after a
   // request chunk's answers: writing them that much sooner made Deno
@@ -318,7 +390,7 @@ export class FrameQueue<T> {
     let idle = 0;
     while (
       idle < GATHER_TURNS && !this.#closed && !this.#failed &&
-      !this.#flushing
+      !this.#flushing && this.#head < this.#queue.length
     ) {
       if (this.#queuedBytes >= this.#chunkBytes) return;
       const before = this.#queue.length;
@@ -339,18 +411,28 @@ export class FrameQueue<T> {
    * empty or failed.
    */
   async pull(
-    controller: ReadableStreamDefaultController<Uint8Array>,
+    controller: { enqueue(chunk: Uint8Array): void },
   ): Promise<boolean> {
-    if (this.#head === this.#queue.length) {
-      if (this.#closed || this.#failed) return true;
-      await new Promise<void>((resolve) => {
-        this.#wakeReader = resolve;
-      });
-      // Woken by close() with nothing queued, or by a failure.
-      if (this.#failed || this.#head === this.#queue.length) return true;
+    while (true) {
+      if (this.#head === this.#queue.length) {
+        if (this.#closed || this.#failed) return true;
+        await new Promise<void>((resolve) => {
+          this.#wakeReader = resolve;
+        });
+        // Woken by a frame, by close() or by a failure.
+        continue;
+      }
+      await this.#gather();
+      if (this.#failed) return true;
+      // Written meanwhile by writeNow.
+      if (this.#head === this.#queue.length) continue;
+      this.#take(controller);
+      return false;
     }
-    await this.#gather();
-    if (this.#failed) return true;
+  }
+
+  /** Enqueues one chunk of what is queued (which is not empty). */
+  #take(controller: { enqueue(chunk: Uint8Array): void }): void {
     const queue = this.#queue;
     const first = queue[this.#head];
     if (5 + first.data.byteLength >= this.#chunkBytes) {
@@ -360,7 +442,7 @@ export class FrameQueue<T> {
       writePrefix(prefix, 0, first);
       controller.enqueue(prefix);
       if (first.data.byteLength > 0) controller.enqueue(first.data);
-      return false;
+      return;
     }
     let size = 0;
     let end = this.#head;
@@ -389,7 +471,6 @@ export class FrameQueue<T> {
     this.#head = end;
     this.#dequeued(size);
     controller.enqueue(chunk);
-    return false;
   }
 
   #dequeued(bytes: number): void {

@@ -1,0 +1,415 @@
+// The RPC server's synchronous path over node:http2: once a fused bidi
+// handler (a ScanStream or MapStream it returns) has its response head out,
+// each request chunk is decoded, stepped, encoded and written in the node
+// stream's own 'data' event (lib/streams/_fuse.ts: push source and sink).
+// These tests prove that the path is taken (the answer is written before
+// the request's write returns) and that it keeps every guarantee of the
+// ordinary path: order, async steps, back-pressure, the idle timeout,
+// malformed frames, cancellation and compression.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import { PassThrough, Writable } from "node:stream";
+import type { Duplex } from "node:stream";
+import {
+  Code,
+  createClient,
+  createGrpcTransport,
+  createUniversalHandler,
+  defineService,
+  implementService,
+  Int64Value,
+  type MessageType,
+  RpcError,
+} from "../lib/rpc/mod.ts";
+import { MapStream, ScanStream } from "../lib/streams/mod.ts";
+import {
+  createHttp2Client,
+  type Http2Server,
+  serveHttp2,
+} from "../lib/runtime/grpc_node.ts";
+import { readableFromNode, writeToNode } from "../lib/runtime/_node_streams.ts";
+import { deadline } from "./_helpers.ts";
+
+const T = 20_000;
+
+const Bytes: MessageType<Uint8Array> = {
+  typeName: "test.Bytes",
+  proto: { encode: (v) => v, decode: (b) => b.slice() },
+};
+
+const DirectService = defineService("test.v1.DirectService", {
+  scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+  slow: { kind: "bidi", input: Int64Value, output: Int64Value },
+  amplify: { kind: "bidi", input: Int64Value, output: Bytes },
+  hold: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+let amplified = 0;
+const holdSignals: AbortSignal[] = [];
+const implementation = implementService(DirectService, {
+  scan: () => new ScanStream((sum: bigint, n: bigint) => sum + n, 0n),
+  // Every third message waits a timer turn: an async step mid-chunk.
+  slow: () =>
+    new MapStream(async (n: bigint) => {
+      if (n % 3n === 0n) await new Promise((r) => setTimeout(r, 1));
+      return n * 2n;
+    }),
+  // A response of n random bytes (gzip cannot shrink them) for a request
+  // of a few, its first byte the count of responses made so far.
+  amplify: () =>
+    new MapStream((n: bigint) => {
+      const bytes = crypto.getRandomValues(new Uint8Array(Number(n)));
+      bytes[0] = amplified++ % 256;
+      return bytes;
+    }),
+  // Echoes, except that 0 waits for the call's end (its abort).
+  hold: (_inputs, context) => {
+    holdSignals.push(context.signal);
+    return new MapStream((n: bigint) =>
+      n !== 0n ? n : new Promise<bigint>((_, reject) => {
+        const { signal } = context;
+        signal.addEventListener("abort", () => reject(signal.reason), {
+          once: true,
+        });
+      })
+    );
+  },
+});
+
+/** One gRPC frame of an Int64Value (varint field 1), with `flags`. */
+function frameOf(n: bigint, flags = 0): Uint8Array {
+  const bytes = [0x08];
+  let v = BigInt.asUintN(64, n);
+  while (v >= 128n) {
+    bytes.push(Number(v & 127n) | 0x80);
+    v >>= 7n;
+  }
+  bytes.push(Number(v));
+  const frame = new Uint8Array(5 + bytes.length);
+  frame[0] = flags;
+  new DataView(frame.buffer).setUint32(1, bytes.length);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+/** The Int64Values of a chunk of whole gRPC frames. */
+function valuesOf(chunk: Uint8Array): bigint[] {
+  const values: bigint[] = [];
+  for (let at = 0; at < chunk.byteLength;) {
+    const length = new DataView(chunk.buffer, chunk.byteOffset + at + 1)
+      .getUint32(0);
+    const data = chunk.subarray(at + 5, at + 5 + length);
+    values.push(data.byteLength === 0 ? 0n : Int64Value.proto.decode(data));
+    at += 5 + length;
+  }
+  return values;
+}
+
+describe("the synchronous path, in the node stream's own events", () => {
+  // The glue of serveHttp2 without a socket: the request body is a node
+  // duplex bridged by readableFromNode, the response body is written to a
+  // node Writable by writeToNode, exactly as serveHttp2 does.
+  async function start(method: "scan" | "slow") {
+    const input = new PassThrough();
+    const written: Uint8Array[] = [];
+    const output = new Writable({
+      write(chunk, _encoding, callback) {
+        written.push(new Uint8Array(chunk));
+        callback();
+      },
+    });
+    const handler = createUniversalHandler(implementation);
+    const responding = handler({
+      method: "POST",
+      url: `http://localhost/test.v1.DirectService/${method}`,
+      headers: new Headers({
+        "content-type": "application/grpc",
+        te: "trailers",
+      }),
+      body: readableFromNode(input as Duplex),
+      signal: new AbortController().signal,
+    });
+    // The head goes out with the first response.
+    input.write(frameOf(1n));
+    const response = await deadline(responding, T, "response head");
+    assert.equal(response.status, 200);
+    const writing = writeToNode(response.body!, output as unknown as Duplex);
+    return { input, written, response, writing };
+  }
+
+  /** Waits (bounded) until `written` holds `count` chunks. */
+  async function until(written: Uint8Array[], count: number) {
+    for (let i = 0; written.length < count && i < 2000; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.equal(written.length, count);
+  }
+
+  it("a fused step's answer is written before the request's write returns", async () => {
+    const { input, written, response, writing } = await start("scan");
+    await until(written, 1);
+    // The second request still takes the ordinary path: the call loop was
+    // already waiting for it when the glue gave the body its sink.
+    input.write(frameOf(2n));
+    await until(written, 2);
+    let sum = 3n;
+    for (let n = 3n; n <= 50n; n++) {
+      const before = written.length;
+      input.write(frameOf(n));
+      // No await between the request and this check.
+      assert.equal(written.length, before + 1, `request ${n}`);
+      sum += n;
+      assert.deepEqual(valuesOf(written.at(-1)!), [sum]);
+    }
+    // Three frames in one chunk: answered in one write.
+    const three = new Uint8Array([
+      ...frameOf(51n),
+      ...frameOf(52n),
+      ...frameOf(53n),
+    ]);
+    const before = written.length;
+    input.write(three);
+    assert.equal(written.length, before + 1);
+    assert.deepEqual(valuesOf(written.at(-1)!), [
+      sum + 51n,
+      sum + 103n,
+      sum + 156n,
+    ]);
+    input.end();
+    await deadline(writing, T, "body end");
+    const trailers = await deadline(response.trailers!, T, "trailers");
+    assert.equal(trailers.get("grpc-status"), "0");
+  });
+
+  it("an async step holds the next chunk back and keeps the order", async () => {
+    const { input, written, response, writing } = await start("slow");
+    for (let n = 2n; n <= 30n; n++) input.write(frameOf(n));
+    input.end();
+    await deadline(writing, T, "body end");
+    const values = written.flatMap(valuesOf);
+    assert.deepEqual(
+      values,
+      Array.from({ length: 30 }, (_, i) => 2n * BigInt(i + 1)),
+    );
+    const trailers = await deadline(response.trailers!, T, "trailers");
+    assert.equal(trailers.get("grpc-status"), "0");
+  });
+});
+
+describe("the synchronous path over serveHttp2", () => {
+  let server: Http2Server;
+  let url: string;
+  before(async () => {
+    server = await serveHttp2(
+      createUniversalHandler(implementation, { idleTimeoutMs: 400 }),
+    );
+    url = server.url.origin;
+  });
+  after(() => server?.shutdown());
+
+  function client(extra: Record<string, unknown> = {}) {
+    const httpClient = createHttp2Client(url);
+    return {
+      calc: createClient(
+        DirectService,
+        createGrpcTransport({ baseUrl: url, httpClient, ...extra }),
+      ),
+      close: () => httpClient.close(),
+    };
+  }
+
+  it("lockstep and bursts give every sum, in order", async () => {
+    const { calc, close } = client();
+    try {
+      const call = calc.scan();
+      let sum = 0n;
+      for (let n = 1n; n <= 300n; n++) {
+        await call.send(n);
+        sum += n;
+        assert.deepEqual(await deadline(call.receive(), T), {
+          done: false,
+          value: sum,
+        });
+      }
+      for (let n = 301n; n <= 5000n; n++) void call.send(n);
+      for (let n = 301n; n <= 5000n; n++) {
+        sum += n;
+        const r = await deadline(call.receive(), T);
+        assert.equal(r.value, sum);
+      }
+      await call.complete();
+      assert.equal((await deadline(call.receive(), T)).done, true);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a client that stops reading stops the handler: memory stays bounded", async () => {
+    const { calc, close } = client();
+    try {
+      amplified = 0;
+      const call = calc.amplify();
+      // 5 small round trips first: the call is on the synchronous path.
+      for (let n = 1n; n <= 5n; n++) {
+        await call.send(n);
+        assert.equal(
+          (await deadline(call.receive(), T)).value!.byteLength,
+          Number(n),
+        );
+      }
+      // 400 requests for 64 KiB each (25 MiB), none of them read yet.
+      const count = 400;
+      const size = 65536n;
+      for (let i = 0; i < count; i++) void call.send(size);
+      // Wait until the handler stops (no step for 300 ms, at most 10 s).
+      let seen = -1;
+      for (let i = 0; i < 100 && amplified !== seen; i++) {
+        seen = amplified;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const held = amplified - 5;
+      console.log(`responses made before the client read: ${held}`);
+      // The responses in flight fill the HTTP/2 windows and the node
+      // stream's buffers (a few hundred KiB), then the handler waits.
+      assert.ok(
+        held < 64,
+        `${held} responses of 64 KiB made before the client read any`,
+      );
+      for (let i = 0; i < count; i++) {
+        const r = await deadline(call.receive(), T);
+        assert.equal(r.value!.byteLength, 65536);
+        assert.equal(r.value![0], (5 + i) % 256);
+      }
+      assert.equal(amplified, 5 + count);
+      await call.complete();
+      assert.equal((await deadline(call.receive(), T)).done, true);
+    } finally {
+      await close();
+    }
+  });
+
+  it("the idle timeout still fails a call that went quiet", async () => {
+    const { calc, close } = client();
+    try {
+      const call = calc.scan();
+      for (let n = 1n; n <= 5n; n++) {
+        await call.send(n);
+        await deadline(call.receive(), T);
+      }
+      const error = await deadline(
+        call.receive().then(() => undefined, (e) => e),
+        T,
+      );
+      assert.ok(error instanceof RpcError, String(error));
+      assert.equal(error.code, Code.DeadlineExceeded);
+      assert.match(error.message, /no bytes arrived for 400 ms/);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a malformed frame fails the call with INVALID_ARGUMENT; the server serves on", async () => {
+    const session = http2.connect(url);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/test.v1.DirectService/scan",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const chunks: Uint8Array[] = [];
+      let wake: (() => void) | undefined;
+      stream.on("data", (chunk: Uint8Array) => {
+        chunks.push(chunk);
+        wake?.();
+      });
+      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) =>
+        stream.once("trailers", resolve)
+      );
+      let sum = 0n;
+      for (let n = 1n; n <= 5n; n++) {
+        const got = new Promise<void>((resolve) => wake = resolve);
+        stream.write(frameOf(n));
+        await deadline(got, T, "response");
+        sum += n;
+        assert.deepEqual(valuesOf(chunks.at(-1)!), [sum]);
+      }
+      // Flag 0x80 is no flag gRPC defines.
+      stream.write(frameOf(6n, 0x80));
+      const end = await deadline(trailers, T, "trailers");
+      assert.equal(end["grpc-status"], String(Code.InvalidArgument));
+      assert.match(String(end["grpc-message"]), /unknown flags 0x80/);
+      stream.close();
+    } finally {
+      session.close();
+    }
+    const { calc, close } = client();
+    try {
+      const call = calc.scan();
+      await call.send(7n);
+      assert.equal((await deadline(call.receive(), T)).value, 7n);
+      await call.complete();
+    } finally {
+      await close();
+    }
+  });
+
+  it("a client's cancel while a step waits aborts the handler's signal", async () => {
+    // (A cancel with no step waiting may reach the server after the
+    // client's end of stream, as Bun's node:http2 client sends them: the
+    // call then ends normally first.)
+    const { calc, close } = client();
+    try {
+      const call = calc.hold();
+      for (let n = 1n; n <= 5n; n++) {
+        await call.send(n);
+        assert.equal((await deadline(call.receive(), T)).value, n);
+      }
+      const signal = holdSignals.at(-1)!;
+      await call.send(0n);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(signal.aborted, false);
+      call.cancel();
+      await deadline(
+        new Promise((resolve) =>
+          signal.aborted
+            ? resolve(undefined)
+            : signal.addEventListener("abort", resolve, { once: true })
+        ),
+        T,
+        "the handler's abort",
+      );
+      assert.equal((signal.reason as RpcError).code, Code.Canceled);
+    } finally {
+      await close();
+    }
+  });
+
+  it("compressed requests (gzip) take the same path, in order", async () => {
+    const { calc, close } = client({
+      sendCompression: "gzip",
+      compressMinBytes: 0,
+    });
+    try {
+      const call = calc.scan();
+      let sum = 0n;
+      for (let n = 1n; n <= 100n; n++) {
+        await call.send(n);
+        sum += n;
+        assert.equal((await deadline(call.receive(), T)).value, sum);
+      }
+      for (let n = 101n; n <= 1000n; n++) void call.send(n);
+      for (let n = 101n; n <= 1000n; n++) {
+        sum += n;
+        assert.equal((await deadline(call.receive(), T)).value, sum);
+      }
+      await call.complete();
+      assert.equal((await deadline(call.receive(), T)).done, true);
+    } finally {
+      await close();
+    }
+  });
+});
