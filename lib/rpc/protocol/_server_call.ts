@@ -446,7 +446,8 @@ function decodeRequests<T>(
     let busy = true;
     let ended = false;
     const backlog: Uint8Array[] = [];
-    let source!: PushSource;
+    // Set once opened (no chunk is taken before: busy).
+    let source: PushSource | undefined;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const arm = () => {
       if (!idleMs) return;
@@ -460,7 +461,7 @@ function decodeRequests<T>(
         return fail(error);
       }
       directFail = undefined;
-      source.stop();
+      source?.stop();
       stop();
       controller.close();
       resolve();
@@ -470,14 +471,14 @@ function decodeRequests<T>(
     const wait = (pending: Promise<unknown>) => {
       busy = true;
       waitingSince = -1;
-      source.pause();
+      source?.pause();
       pending.then(() => {
         busy = false;
         while (backlog.length > 0 && !busy && !over) take(backlog.shift()!);
         if (busy || over) return;
         if (ended) return finish();
         arm();
-        source.resume();
+        source?.resume();
       }, fail);
     };
     const take = (chunk: Uint8Array) => {
@@ -512,7 +513,7 @@ function decodeRequests<T>(
     source = opened;
     directFail = (reason) => {
       directFail = undefined;
-      source.stop();
+      source?.stop();
       reject(reason);
     };
     wait(Promise.resolve());
