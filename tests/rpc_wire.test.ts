@@ -137,10 +137,20 @@ describe("FrameDecoder", () => {
     );
   });
 
-  it("FrameDecoder returns views of the chunk for whole frames (no copy)", () => {
-    const bytes = frameBytes(sample.slice(0, 1));
-    const [frame] = new FrameDecoder().decode(bytes);
-    assert.equal(frame.data.buffer, bytes.buffer);
+  it("FrameDecoder returns views of the chunk for whole frames over 64 bytes (no copy), copies of tiny ones", () => {
+    const bytes = frameBytes(sample.slice(0, 3));
+    const [tiny, empty, large] = new FrameDecoder().decode(bytes);
+    // 300 bytes: a view of the chunk.
+    assert.equal(large.data.buffer, bytes.buffer);
+    assert.equal(large.data.byteOffset, 5 + 2 + 5 + 5);
+    assert.deepEqual(large.data, sample[2].data);
+    // 2 bytes: a copy (the chunk is never viewed, see frame_decoder.ts).
+    assert.notEqual(tiny.data.buffer, bytes.buffer);
+    assert.deepEqual(tiny.data, sample[0].data);
+    assert.equal(empty.data.byteLength, 0);
+    // A copy that later chunks do not overwrite.
+    bytes.fill(0);
+    assert.deepEqual([...tiny.data], [8, 1]);
   });
 
   it("FrameDecoder: any split of an encoded stream gives the same frames (property)", () => {
