@@ -18,12 +18,16 @@ import {
 
 /**
  * The readable side of a node duplex as a web stream of plain `Uint8Array`s.
- * The web stream keeps no read-ahead of its own (high-water mark 0): a
- * chunk that arrives while a read waits fulfils it directly, and one pull
- * per read that finds the queue empty resumes the node stream if it was
- * paused. The node stream is paused once `maxBufferBytes` or more are
+ * The chunks wait in a queue of its own until read (the web stream's
+ * high-water mark is 0): a chunk that arrives while a read waits fulfils it
+ * directly. The node stream is paused once `maxBufferBytes` or more are
  * queued unread (node:http2 then stops reading and the peer's flow-control
- * window fills), so at most `maxBufferBytes` plus one chunk are held.
+ * window fills), so at most `maxBufferBytes` plus one chunk are held, and
+ * resumed when a read empties the queue.
+ *
+ * It is also a push source (lib/streams/_fuse.ts): the library's own
+ * consumer may take the chunks in the node stream's events instead, the
+ * queued ones first.
  */
 export function readableFromNode(
   stream: Duplex,
@@ -31,11 +35,23 @@ export function readableFromNode(
   resetError: () => Error = () =>
     new Error("Cannot read stream: it was reset before its end"),
 ): ReadableStream<Uint8Array> {
+  // Done: ended, errored or cancelled (nothing more goes to the stream).
   let cancelled = false;
   let paused = false;
   let ended = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
-  // Set while the library's consumer takes the chunks itself (_fuse.ts).
+  let queue: Uint8Array[] = [];
+  let queuedBytes = 0;
+  // A read waits for the next chunk.
+  let waiting = false;
+  let closed = false;
+  const close = () => {
+    if (!closed) {
+      closed = true;
+      controller.close();
+    }
+  };
+  // Set while the library's consumer takes the chunks itself.
   let listener: PushListener | undefined;
   const pause = () => {
     if (!paused) {
@@ -49,58 +65,81 @@ export function readableFromNode(
       stream.resume();
     }
   };
+  const fail = (error: unknown) => {
+    cancelled = true;
+    queue = [];
+    queuedBytes = 0;
+    controller.error(error);
+    listener?.error(error);
+  };
   const readable = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
       stream.on("data", (chunk: Uint8Array) => {
         if (cancelled) return;
-        if (listener !== undefined) return listener.data(plainBytes(chunk));
-        controller.enqueue(plainBytes(chunk));
-        // desiredSize is minus the bytes queued (high-water mark 0).
-        if (-(controller.desiredSize ?? 0) >= maxBufferBytes) pause();
+        const bytes = plainBytes(chunk);
+        if (listener !== undefined) return listener.data(bytes);
+        if (waiting) {
+          waiting = false;
+          return controller.enqueue(bytes);
+        }
+        queue.push(bytes);
+        queuedBytes += bytes.byteLength;
+        if (queuedBytes >= maxBufferBytes) pause();
       });
       stream.once("end", () => {
-        ended = true;
         if (cancelled) return;
-        controller.close();
+        ended = true;
+        // Queued chunks are read first; the last read closes.
+        if (queue.length === 0) close();
         listener?.end();
       });
       stream.once("error", (error) => {
-        if (cancelled) return;
-        cancelled = true;
-        controller.error(error);
-        listener?.error(error);
+        if (!cancelled) fail(error);
       });
       stream.once("close", () => {
         // Closed (reset) before the end of the data: an error.
-        if (!cancelled && !stream.readableEnded) {
-          cancelled = true;
-          const error = resetError();
-          controller.error(error);
-          listener?.error(error);
-        }
+        if (!cancelled && !stream.readableEnded) fail(resetError());
       });
       // A 'data' listener does not start every runtime's node:http2 stream
       // flowing (Bun's stays paused): the data flows until the queue is full.
       stream.resume();
     },
     pull() {
-      // A read waits and the queue is empty.
-      resume();
+      // A read waits.
+      const next = queue.shift();
+      if (next === undefined) {
+        waiting = true;
+        return resume();
+      }
+      queuedBytes -= next.byteLength;
+      controller.enqueue(next);
+      if (queue.length > 0) return;
+      if (ended) close();
+      else resume();
     },
     cancel() {
       // Discard the rest: nothing reads it any more.
       cancelled = true;
       listener = undefined;
+      queue = [];
+      queuedBytes = 0;
       paused = false;
       stream.resume();
     },
-  }, { highWaterMark: 0, size: (chunk) => chunk.byteLength });
+  }, { highWaterMark: 0 });
   registerPushSource(readable, (next) => {
-    // Only with nothing queued and more to come, so no chunk is reordered.
-    if (cancelled || ended || (controller.desiredSize ?? 0) < 0) return;
+    if (cancelled || waiting) return;
     listener = next;
-    resume();
+    // What is queued goes first, in order; then the end, if it came.
+    const held = queue;
+    queue = [];
+    queuedBytes = 0;
+    for (const chunk of held) next.data(chunk);
+    if (ended) {
+      close();
+      next.end();
+    } else resume();
     return {
       pause,
       resume,

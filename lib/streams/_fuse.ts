@@ -93,10 +93,11 @@ export interface BurstProducer<T> {
    */
   takePull(): Promise<unknown> | undefined;
   /**
-   * Produces the next burst into `emit`: returns once it emitted at least
-   * one message, or the stream ended (closed or errored).
+   * Produces the next burst into `emit`: returns (or its promise settles)
+   * once it emitted at least one message, or the stream ended (closed or
+   * errored). Returning nothing says it emitted synchronously.
    */
-  fill(emit: (message: T) => void): Promise<unknown>;
+  fill(emit: (message: T) => void): void | Promise<unknown>;
   /** Told when a burst reader opens (true) and is released (false). */
   direct(open: boolean): void;
 }
@@ -121,14 +122,22 @@ export function registerBurstProducer<T>(
       }
       return out.length > 0 ? out : undefined;
     };
+    const fill = (): unknown[] | undefined | Promise<unknown[] | undefined> => {
+      const out: T[] = [];
+      const filling = producer.fill((message) => out.push(message));
+      // Filled at once (messages already decoded): no promise at all.
+      if (filling === undefined && out.length > 0) return out;
+      return Promise.resolve(filling).then(() =>
+        out.length > 0 ? out : readStream()
+      );
+    };
     return {
-      async read() {
+      read() {
         const pull = producer.takePull();
-        if (pull !== undefined) await pull;
-        if (producer.queued()) return await readStream();
-        const out: T[] = [];
-        await producer.fill((message) => out.push(message));
-        return out.length > 0 ? out : await readStream();
+        if (pull !== undefined) {
+          return pull.then(() => producer.queued() ? readStream() : fill());
+        }
+        return producer.queued() ? readStream() : fill();
       },
       release() {
         producer.direct(false);

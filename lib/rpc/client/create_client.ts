@@ -207,35 +207,50 @@ class Call<I, O> {
         const again = () => this.next();
         return reading.then(again, again);
       }
-      const read = this.#read();
+      this.#buffered = undefined;
+      let burst: ReturnType<BurstReader["read"]>;
+      try {
+        burst = this.#burst.read();
+      } catch (error) {
+        return Promise.reject(this.#failed(error));
+      }
+      // A burst already decoded is delivered without a promise of its own.
+      if (!(burst instanceof Promise)) {
+        return Promise.resolve(this.#took(burst));
+      }
+      const read = burst.then((taken) => {
+        this.#reading = undefined;
+        return this.#took(taken);
+      }, (error) => {
+        this.#reading = undefined;
+        throw this.#failed(error);
+      });
       this.#reading = read;
-      const clear = () => {
-        if (this.#reading === read) this.#reading = undefined;
-      };
-      read.then(clear, clear);
       return read;
     }
     return this.#read();
   }
 
+  /** Delivers the first message of a burst and keeps the rest. */
+  #took(burst: unknown[] | undefined): ReceiveResult<O> {
+    if (burst === undefined) return { done: true, value: undefined };
+    this.#buffered = burst;
+    this.#next = 1;
+    return { done: false, value: burst[0] as O };
+  }
+
+  #failed(error: unknown): RpcError {
+    return this.#failure = RpcError.from(error);
+  }
+
   async #read(): Promise<ReceiveResult<O>> {
     try {
-      if (this.#burst) {
-        this.#buffered = undefined;
-        let burst = this.#burst.read();
-        if (burst instanceof Promise) burst = await burst;
-        if (burst === undefined) return { done: true, value: undefined };
-        this.#buffered = burst;
-        this.#next = 1;
-        return { done: false, value: burst[0] as O };
-      }
       const result = await this.#reader!.read();
       return result.done
         ? { done: true, value: undefined }
         : { done: false, value: result.value };
     } catch (error) {
-      this.#failure = RpcError.from(error);
-      throw this.#failure;
+      throw this.#failed(error);
     }
   }
 }

@@ -23,7 +23,12 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, TransportCall } from "../client/transport.ts";
 import type { HttpClient, UniversalClientResponse } from "../universal.ts";
 import { deferred } from "../../_internal/deferred.ts";
-import { registerBurstProducer } from "../../streams/_fuse.ts";
+import {
+  openPushSource,
+  type PushListener,
+  type PushSource,
+  registerBurstProducer,
+} from "../../streams/_fuse.ts";
 import { isBrowser, WEBSOCKET_HINT } from "./_fetch_support.ts";
 
 /** What a protocol's response validation returns (validate_response.ts). */
@@ -82,6 +87,9 @@ export interface ClientCallInit<I, O> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Bytes of a pushed response body decoded but not yet taken. */
+const INBOX_BYTES = 65536;
 
 /** Starts a call of any kind. */
 export function startClientCall<I, O>(
@@ -203,9 +211,92 @@ export function startClientCall<I, O>(
   let controller!: ReadableStreamDefaultController<O>;
   // Closed or errored (or cancelled): nothing more to produce.
   let over = false;
+
+  // A streaming response whose body the runtime glue pushes (node:http2,
+  // lib/streams/_fuse.ts): each chunk is decoded in the node stream's own
+  // event into the inbox, where `produce` takes it (at once, if it is
+  // there), instead of a stream read per chunk. The node stream is paused
+  // while the inbox holds messages and INBOX_BYTES or more have arrived
+  // since it was last taken.
+  let pushed: PushSource | undefined;
+  let inbox: O[] = [];
+  let inboxBytes = 0;
+  let pushEnded = false;
+  let pushFailure: { error: unknown } | undefined;
+  // A decompression under way; chunks wait in the backlog meanwhile.
+  let decompressing: Promise<void> | undefined;
+  const backlog: Uint8Array[] = [];
+  let wakeProducer: (() => void) | undefined;
+  const wake = () => {
+    const resolve = wakeProducer;
+    wakeProducer = undefined;
+    resolve?.();
+  };
+  const decodePushed = (chunk: Uint8Array) => {
+    let decoding: void | Promise<void>;
+    try {
+      decoding = decoder!.push(chunk, (message) => void inbox.push(message));
+    } catch (error) {
+      pushFailure ??= { error };
+      return;
+    }
+    if (decoding === undefined) return;
+    decompressing = decoding.then(() => {
+      decompressing = undefined;
+      while (backlog.length > 0 && !decompressing && !pushFailure) {
+        decodePushed(backlog.shift()!);
+      }
+      wake();
+    }, (error) => {
+      decompressing = undefined;
+      pushFailure ??= { error };
+      wake();
+    });
+  };
+  const pushListener: PushListener = {
+    data(chunk) {
+      inboxBytes += chunk.byteLength;
+      if (decompressing) backlog.push(chunk);
+      else decodePushed(chunk);
+      // Paused only with messages to take: a partial one must complete.
+      if (inboxBytes >= INBOX_BYTES && inbox.length > 0) pushed?.pause();
+      wake();
+    },
+    end() {
+      pushEnded = true;
+      wake();
+    },
+    error(error) {
+      pushFailure ??= { error };
+      wake();
+    },
+  };
+  const deliver = (emit: (message: O) => void) => {
+    const messages = inbox;
+    inbox = [];
+    inboxBytes = 0;
+    pushed!.resume();
+    for (let i = 0; i < messages.length; i++) emit(messages[i]);
+  };
+  const pushedDone = () =>
+    pushFailure !== undefined ||
+    (pushEnded && decompressing === undefined && backlog.length === 0);
+
   // Reads the response until it has messages for `emit` (all of one body
   // chunk's), or the call ends (the stream closes) or fails (it errors).
-  const produce = async (emit: (message: O) => void): Promise<void> => {
+  // With a pushed body, what is in the inbox goes to `emit` at once.
+  const produce = (emit: (message: O) => void): void | Promise<void> => {
+    if (pushed !== undefined && !over) {
+      if (inbox.length > 0) return deliver(emit);
+      if (!pushedDone()) {
+        return new Promise<void>((resolve) => wakeProducer = resolve).then(
+          () => produce(emit),
+        );
+      }
+    }
+    return produceAsync(emit);
+  };
+  const produceAsync = async (emit: (message: O) => void): Promise<void> => {
     try {
       if (response === undefined) {
         response = await sent.promise;
@@ -247,21 +338,28 @@ export function startClientCall<I, O>(
           },
         });
         reader = response.body.getReader();
+        pushed = openPushSource(response.body, pushListener);
+        if (pushed !== undefined) return await produce(emit);
       }
-      // Decode body chunks here rather than in a stream of their own: the
-      // messages of one chunk are emitted at once, one stream hop less per
-      // message. The queue holds at most one chunk's messages.
-      let queued = 0;
-      const counted = (message: O) => {
-        queued++;
-        emit(message);
-      };
-      let result = await reader!.read();
-      while (!result.done) {
-        const decoding = decoder!.push(result.value, counted);
-        if (decoding !== undefined) await decoding;
-        if (queued > 0) return;
-        result = await reader!.read();
+      if (pushed !== undefined) {
+        // The pushed body ended or failed, its inbox empty.
+        if (pushFailure !== undefined) throw pushFailure.error;
+      } else {
+        // Decode body chunks here rather than in a stream of their own:
+        // the messages of one chunk are emitted at once, one stream hop
+        // less per message. The queue holds at most one chunk's messages.
+        let queued = 0;
+        const counted = (message: O) => {
+          queued++;
+          emit(message);
+        };
+        let result = await reader!.read();
+        while (!result.done) {
+          const decoding = decoder!.push(result.value, counted);
+          if (decoding !== undefined) await decoding;
+          if (queued > 0) return;
+          result = await reader!.read();
+        }
       }
       decoder!.finish();
       let status: CallStatus | null | undefined = endStatus;
@@ -315,7 +413,8 @@ export function startClientCall<I, O>(
     pull() {
       // While a burst reader is open, it reads the response itself.
       if (direct) return;
-      return pulling = produce(enqueue);
+      const producing = produce(enqueue);
+      if (producing instanceof Promise) return pulling = producing;
     },
     cancel(reason) {
       over = true;
