@@ -499,6 +499,31 @@ describe("the client's pushed responses over createHttp2Client", () => {
     }
   });
 
+  it("a cancel or a deadline ends a receive() that waits for pushed responses", async () => {
+    const { calc, close } = client();
+    try {
+      for (const how of ["cancel", "deadline"] as const) {
+        const call = calc.hold(how === "deadline" ? { timeoutMs: 500 } : {});
+        for (let n = 1n; n <= 3n; n++) {
+          await call.send(n);
+          assert.equal((await deadline(call.receive(), T)).value, n);
+        }
+        // 0 is held by the server: the receive() waits for a push.
+        await call.send(0n);
+        const waiting = call.receive().then(() => undefined, (e) => e);
+        if (how === "cancel") call.cancel();
+        const error = await deadline(waiting, T, how);
+        assert.ok(error instanceof RpcError, String(error));
+        assert.equal(
+          error.code,
+          how === "cancel" ? Code.Canceled : Code.DeadlineExceeded,
+        );
+      }
+    } finally {
+      await close();
+    }
+  });
+
   it("a client that stops receiving pauses the server's stream: memory stays bounded", async () => {
     const { calc, close } = client();
     try {

@@ -278,6 +278,12 @@ export function startClientCall<I, O>(
     pushed!.resume();
     for (let i = 0; i < messages.length; i++) emit(messages[i]);
   };
+  // A cancelled or timed-out call ends a wait for pushed chunks at once.
+  abort.signal.addEventListener("abort", () => {
+    if (pushed === undefined) return;
+    pushFailure ??= { error: abort.signal.reason };
+    wake();
+  }, { once: true });
   const pushedDone = () =>
     pushFailure !== undefined ||
     (pushEnded && decompressing === undefined && backlog.length === 0);
