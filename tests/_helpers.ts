@@ -10,6 +10,13 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
+import type { MessageType } from "../lib/rpc/mod.ts";
+
+/** Raw bytes as a message type, for size, compression and flow tests. */
+export const Bytes: MessageType<Uint8Array> = {
+  typeName: "test.Bytes",
+  proto: { encode: (v) => v, decode: (b) => b.slice() },
+};
 
 /** What `serve` accepts: a handler that may answer synchronously. */
 type FetchHandler = Parameters<typeof serve>[0];

@@ -16,7 +16,6 @@ import {
   FrameDecoder,
   implementService,
   Int64Value,
-  type MessageType,
   RpcError,
   type Transport,
   type UniversalHandler,
@@ -35,17 +34,17 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { deadline, runtime, startChild, startServer } from "./_helpers.ts";
+import {
+  Bytes,
+  deadline,
+  runtime,
+  startChild,
+  startServer,
+} from "./_helpers.ts";
 
 const T = 20_000;
 
 const MAX = (1n << 63n) - 1n;
-
-/** Raw bytes as a message type, for size and compression tests. */
-const Bytes: MessageType<Uint8Array> = {
-  typeName: "test.Bytes",
-  proto: { encode: (v) => v, decode: (b) => b.slice() },
-};
 
 const TestService = defineService("test.v1.TestService", {
   echo: { kind: "unary", input: Int64Value, output: Int64Value },

@@ -20,7 +20,6 @@ import {
   defineService,
   implementService,
   Int64Value,
-  type MessageType,
   RpcError,
 } from "../lib/rpc/mod.ts";
 import { MapStream, ScanStream } from "../lib/streams/mod.ts";
@@ -30,14 +29,9 @@ import {
   serveHttp2,
 } from "../lib/runtime/grpc_node.ts";
 import { readableFromNode, writeToNode } from "../lib/runtime/_node_streams.ts";
-import { deadline } from "./_helpers.ts";
+import { Bytes, deadline } from "./_helpers.ts";
 
 const T = 20_000;
-
-const Bytes: MessageType<Uint8Array> = {
-  typeName: "test.Bytes",
-  proto: { encode: (v) => v, decode: (b) => b.slice() },
-};
 
 const DirectService = defineService("test.v1.DirectService", {
   scan: { kind: "bidi", input: Int64Value, output: Int64Value },
@@ -125,6 +119,38 @@ function valuesOf(chunk: Uint8Array): bigint[] {
     at += 5 + length;
   }
   return values;
+}
+
+/**
+ * Runs a scan call: `lockstep` round trips (send one, check its running
+ * sum), then the rest up to `total` sent at once and every sum checked in
+ * order, then the end of the call.
+ */
+async function checkSums(
+  call: ReturnType<
+    ReturnType<typeof createClient<typeof DirectService>>["scan"]
+  >,
+  lockstep: number,
+  total: number,
+): Promise<void> {
+  let sum = 0n;
+  for (let n = 1n; n <= BigInt(lockstep); n++) {
+    await call.send(n);
+    sum += n;
+    assert.deepEqual(await deadline(call.receive(), T), {
+      done: false,
+      value: sum,
+    });
+  }
+  for (let n = BigInt(lockstep) + 1n; n <= BigInt(total); n++) {
+    void call.send(n);
+  }
+  for (let n = BigInt(lockstep) + 1n; n <= BigInt(total); n++) {
+    sum += n;
+    assert.equal((await deadline(call.receive(), T)).value, sum);
+  }
+  await call.complete();
+  assert.equal((await deadline(call.receive(), T)).done, true);
 }
 
 describe("the synchronous path, in the node stream's own events", () => {
@@ -243,24 +269,7 @@ describe("the synchronous path over serveHttp2", () => {
   it("lockstep and bursts give every sum, in order", async () => {
     const { calc, close } = client();
     try {
-      const call = calc.scan();
-      let sum = 0n;
-      for (let n = 1n; n <= 300n; n++) {
-        await call.send(n);
-        sum += n;
-        assert.deepEqual(await deadline(call.receive(), T), {
-          done: false,
-          value: sum,
-        });
-      }
-      for (let n = 301n; n <= 5000n; n++) void call.send(n);
-      for (let n = 301n; n <= 5000n; n++) {
-        sum += n;
-        const r = await deadline(call.receive(), T);
-        assert.equal(r.value, sum);
-      }
-      await call.complete();
-      assert.equal((await deadline(call.receive(), T)).done, true);
+      await checkSums(calc.scan(), 300, 5000);
     } finally {
       await close();
     }
@@ -414,20 +423,7 @@ describe("the synchronous path over serveHttp2", () => {
       compressMinBytes: 0,
     });
     try {
-      const call = calc.scan();
-      let sum = 0n;
-      for (let n = 1n; n <= 100n; n++) {
-        await call.send(n);
-        sum += n;
-        assert.equal((await deadline(call.receive(), T)).value, sum);
-      }
-      for (let n = 101n; n <= 1000n; n++) void call.send(n);
-      for (let n = 101n; n <= 1000n; n++) {
-        sum += n;
-        assert.equal((await deadline(call.receive(), T)).value, sum);
-      }
-      await call.complete();
-      assert.equal((await deadline(call.receive(), T)).done, true);
+      await checkSums(calc.scan(), 100, 1000);
     } finally {
       await close();
     }
@@ -480,19 +476,7 @@ describe("the client's pushed responses over createHttp2Client", () => {
     const { calc, close } = client();
     try {
       const call = calc.scan();
-      let sum = 0n;
-      for (let n = 1n; n <= 100n; n++) {
-        await call.send(n);
-        sum += n;
-        assert.equal((await deadline(call.receive(), T)).value, sum);
-      }
-      for (let n = 101n; n <= 3000n; n++) void call.send(n);
-      for (let n = 101n; n <= 3000n; n++) {
-        sum += n;
-        assert.equal((await deadline(call.receive(), T)).value, sum);
-      }
-      await call.complete();
-      assert.equal((await deadline(call.receive(), T)).done, true);
+      await checkSums(call, 100, 3000);
       assert.equal((await call.headers).get("grpc-encoding"), "gzip");
     } finally {
       await close();

@@ -14,19 +14,13 @@ import {
   defineService,
   implementService,
   Int64Value,
-  type MessageType,
   RpcError,
 } from "../lib/rpc/mod.ts";
 import * as root from "../mod.ts";
 import type { Server } from "../lib/runtime/serve.ts";
-import { deadline, runtime, startServer } from "./_helpers.ts";
+import { Bytes, deadline, runtime, startServer } from "./_helpers.ts";
 
 const T = 20_000;
-
-const Bytes: MessageType<Uint8Array> = {
-  typeName: "test.Bytes",
-  proto: { encode: (v) => v, decode: (b) => b.slice() },
-};
 
 const MountService = defineService("test.v1.MountService", {
   add: { kind: "unary", input: Int64Value, output: Int64Value },

@@ -14,7 +14,6 @@ import {
   defineService,
   implementService,
   Int64Value,
-  type MessageType,
   RpcError,
 } from "../lib/rpc/mod.ts";
 import { createWebSocketRpcHandler } from "../lib/runtime/websocket.ts";
@@ -25,7 +24,7 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { deadline, startServer } from "./_helpers.ts";
+import { Bytes, deadline, startServer } from "./_helpers.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
 import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
 
@@ -80,11 +79,6 @@ async function rawCall(
 
 const T = 20_000;
 const MAX = (1n << 63n) - 1n;
-
-const Bytes: MessageType<Uint8Array> = {
-  typeName: "test.Bytes",
-  proto: { encode: (v) => v, decode: (b) => b.slice() },
-};
 
 const TestService = defineService("test.v1.WsService", {
   echo: { kind: "unary", input: Int64Value, output: Int64Value },
