@@ -79,8 +79,17 @@ export interface Child {
   /** Sends one command and resolves with the next line it prints, parsed. */
   // deno-lint-ignore no-explicit-any
   request(command: Record<string, unknown>, ms?: number): Promise<any>;
-  /** Closes its standard input and waits for it to exit (or kills it). */
-  stop(): Promise<void>;
+  /**
+   * Closes its standard input and waits for it to exit (or kills it);
+   * resolves with how it exited.
+   */
+  stop(): Promise<ChildExit>;
+}
+
+/** How a child process exited: its exit code, or the signal that ended it. */
+export interface ChildExit {
+  code: number | null;
+  signal: string | null;
 }
 
 /**
@@ -104,8 +113,8 @@ export async function startChild(
   const lines = createInterface({ input: child.stdout! })[
     Symbol.asyncIterator
   ]();
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", () => resolve())
+  const exited = new Promise<ChildExit>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal }))
   );
   const next = async () => {
     const { value, done } = await lines.next();
@@ -129,8 +138,9 @@ export async function startChild(
     },
     async stop() {
       child.stdin!.end();
-      await deadline(exited, 30_000, `${script} exit`).catch(() => {
+      return await deadline(exited, 30_000, `${script} exit`).catch(() => {
         child.kill("SIGKILL");
+        return exited;
       });
     },
   };

@@ -23,20 +23,19 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
   createRpcHandler,
-  createUniversalHandler,
   defineService,
   Int64Value,
   RpcError,
   type Transport,
 } from "../lib/rpc/mod.ts";
-import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
 import {
   runIncrementalSum,
   runSum,
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { deadline, startServer } from "./_helpers.ts";
+import { deadline, runtime, startChild, startServer } from "./_helpers.ts";
 import {
   connectService,
   grpcJsClient,
@@ -63,27 +62,59 @@ async function collectPrints(
 const GUIDE_SUM = ["Value: 55"];
 const GUIDE_INCREMENTAL = [...RUNNING.map((v) => `Value: ${v}`), "Complete."];
 
+/**
+ * serveHttp2 with StreamingCalcService in a child process
+ * (tests/_calc_h2_server.ts): under Deno, node:http2 can abort the process
+ * that closes a session (docs/known-runtime-issues.md (e)), which must not
+ * take the test runner with it. `stop` shuts it down; an abnormal exit
+ * fails the test, except Deno's known abort after the cases passed, which
+ * is reported.
+ */
+async function startCalcServer(
+  options: Record<string, unknown> = {},
+): Promise<{ port: number; url: string; stop(): Promise<void> }> {
+  const child = await startChild("_calc_h2_server.ts", [
+    JSON.stringify(options),
+  ]);
+  const port = Number(child.first.port);
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      const { code, signal } = await child.stop();
+      if (code === 0) return;
+      const how = signal ?? `exit code ${code}`;
+      assert.equal(
+        runtime,
+        "deno",
+        `serveHttp2's process ended with ${how} at shutdown`,
+      );
+      console.warn(
+        `serveHttp2's process ended with ${how} at shutdown: Deno's node:http2 (docs/known-runtime-issues.md (e))`,
+      );
+    },
+  };
+}
+
 describe("grpc-js client -> our native gRPC server (serveHttp2)", () => {
-  let server: Awaited<ReturnType<typeof serveHttp2>>;
-  let tiny: Awaited<ReturnType<typeof serveHttp2>>;
+  let server: Awaited<ReturnType<typeof startCalcServer>>;
+  let tiny: Awaited<ReturnType<typeof startCalcServer>>;
   // deno-lint-ignore no-explicit-any
   let client: any;
   // deno-lint-ignore no-explicit-any
   let tinyClient: any;
 
   before(async () => {
-    server = await serveHttp2(createUniversalHandler(streamingCalc));
-    tiny = await serveHttp2(
-      createUniversalHandler(streamingCalc, { maxMessageBytes: 4 }),
-    );
+    server = await startCalcServer();
+    tiny = await startCalcServer({ maxMessageBytes: 4 });
     client = grpcJsClient(`127.0.0.1:${server.port}`);
     tinyClient = grpcJsClient(`127.0.0.1:${tiny.port}`);
   });
   after(async () => {
     client?.close();
     tinyClient?.close();
-    await server?.shutdown();
-    await tiny?.shutdown();
+    await server?.stop();
+    await tiny?.stop();
   });
 
   it("sum returns 55", async () => {
@@ -230,12 +261,9 @@ for (const c of connectCases) {
           c.transport(server.url.origin),
         );
       } else {
-        const server = await serveHttp2(createUniversalHandler(streamingCalc));
-        shutdown = () => server.shutdown();
-        client = createConnectClient(
-          connectService(),
-          c.transport(server.url.origin),
-        );
+        const server = await startCalcServer();
+        shutdown = () => server.stop();
+        client = createConnectClient(connectService(), c.transport(server.url));
       }
     });
     after(() => shutdown?.());
