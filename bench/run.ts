@@ -60,16 +60,21 @@ const CONFIG = SMOKE
     // and 1,024-stream load rows took 1,3xx s, its sections: in-process
     // 55 s, echo 152 s, upload 170 s, RSS 42 s, RPC 544 s (14 contenders ×
     // 3 repetitions), load 3 × ~100 s, idle streams. These cuts aim at
-    // 10 minutes there.
-    capMs: 3_000,
+    // 10 minutes there. On a quiet but slower 2-core machine (AMD EPYC) a
+    // full run took 631 s with 3 s caps, 100,000 protobuf-es messages (peers
+    // 20,000, 200 calls) and a 1,024 MiB resumable run through the proxy
+    // (its sections: echo and upload 196 s, RPC 140, resumables 77,
+    // protobuf-es 72, idle streams 64): those are halved or cut by a
+    // third here.
+    capMs: 2_000,
     // Sum and incrementalSum send for this long, after a warm-up call of
     // 500 ms (bench/_rpc.ts), every contender: steady-state rates.
     rpcMs: 600,
     // bench/protobuf_bench.ts's message counts: sluice, and its peers
     // (5-20 times slower: a fifth of the messages keeps each of their runs
     // near 1 s, and their rate is per message either way).
-    rpcN: 100_000,
-    peerN: 20_000,
+    rpcN: 50_000,
+    peerN: 10_000,
     lockstepN: 4_000,
     // 256 is the target's column; 1,024 connections took the longest of
     // each load flow and is the same story further out.
@@ -1140,7 +1145,7 @@ if (wanted("resumable")) {
       "--json",
       ...(SMOKE ? ["--smoke"] : [
         "--size",
-        "1024",
+        "512",
         "--direct-size",
         "256",
         "--tus-size",
@@ -2000,7 +2005,7 @@ if (!ONLY) {
           "--peer-messages",
           String(CONFIG.peerN),
           "--calls",
-          "200",
+          "100",
           // The gRPC section (three servers) within about 60 s for both.
           "--grpc-calls",
           "100",

@@ -255,6 +255,9 @@ export function startClientCall<I, O>(
   };
   const pushListener: PushListener = {
     data(chunk) {
+      // Nothing after a failure: the messages before it are delivered,
+      // then the failure.
+      if (pushFailure !== undefined) return;
       inboxBytes += chunk.byteLength;
       if (decompressing) backlog.push(chunk);
       else decodePushed(chunk);

@@ -895,6 +895,7 @@ function runSynchronously<T>(
   }
   return running.finally(() => encoder.manual(false));
 }
+
 /**
  * Waits that an abort of `signal` fails. Not `Promise.race` with one
  * never-settling abort promise: each race leaves a reaction on it, held
