@@ -63,8 +63,24 @@ step doc deno run --allow-read --allow-run --allow-env scripts/doc_lint.ts
 
 start=$SECONDS
 printf '\n==> deno test\n'
-NO_COLOR=1 deno task test:deno 2>&1 | tee "$logs/deno.log"
+NO_COLOR=1 deno task test:deno:main 2>&1 | tee "$logs/deno.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("deno test")
+# tests/rpc_interop.test.ts runs node:http2 clients and servers of several
+# libraries in one process, where Deno 2.9.6's node:http2 can abort the
+# process as a session closes (docs/known-runtime-issues.md (e)). A run that
+# died before its summary line (that abort: nghttp2's assertion, or a
+# segmentation fault) runs once more, and says so; a run whose tests failed
+# (it prints FAILED and its failures) never does.
+for attempt in 1 2; do
+  NO_COLOR=1 deno task test:deno:interop 2>&1 | tee "$logs/deno-interop.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] && break
+  if [ "$attempt" -eq 1 ] && ! grep -qE '^(ok|FAILED) \|' "$logs/deno-interop.log"; then
+    echo "deno test tests/rpc_interop.test.ts died before its summary (Deno's node:http2, known runtime issue (e)); running it once more"
+    continue
+  fi
+  failed+=("deno test (rpc interop)")
+  break
+done
 timed "deno test" "$start"
 
 start=$SECONDS
@@ -152,6 +168,8 @@ doc_line=$(grep -E '^(ok|FAILED) \|' "$logs/doc.log" | tail -n 1)
 echo "doc examples: ${doc_line:-(no summary: deno test --doc did not finish)}"
 deno_line=$(grep -E '^(ok|FAILED) \|' "$logs/deno.log" | tail -n 1)
 echo "deno test: ${deno_line:-(no summary: deno test did not finish)}"
+interop_line=$(grep -E '^(ok|FAILED) \|' "$logs/deno-interop.log" | tail -n 1)
+echo "deno test (rpc interop): ${interop_line:-(no summary: it did not finish)}"
 bun_pass=$(grep -E '^ *[0-9]+ pass$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
 bun_fail=$(grep -E '^ *[0-9]+ fail$' "$logs/bun.log" 2>/dev/null | tail -n 1 | tr -dc 0-9)
 echo "bun test: ${bun_pass:-?} pass, ${bun_fail:-?} fail"
@@ -169,19 +187,19 @@ count() { # count <line> <passed|failed> from a deno line: steps when present, e
   echo "${n:-0}"
 }
 doc_pass=$(count "$doc_line" passed)
-deno_pass=$(count "$deno_line" passed)
+deno_pass=$(($(count "$deno_line" passed) + $(count "$interop_line" passed)))
 passed=$((doc_pass + deno_pass + ${bun_pass:-0} + ${node_pass:-0} + ${browser_pass:-0}))
-failures=$(($(count "$doc_line" failed) + $(count "$deno_line" failed) + ${bun_fail:-0} + ${node_fail:-0} + ${browser_fail:-0}))
+failures=$(($(count "$doc_line" failed) + $(count "$deno_line" failed) + $(count "$interop_line" failed) + ${bun_fail:-0} + ${node_fail:-0} + ${browser_fail:-0}))
 # A failed step that is not a test run (fmt, lint, ...) counts as one failure.
 for name in "${failed[@]}"; do
-  case "$name" in "doc examples" | "deno test" | "bun test" | "node client" | "browser") ;; *) failures=$((failures + 1)) ;; esac
+  case "$name" in "doc examples" | "deno test" | "deno test (rpc interop)" | "bun test" | "node client" | "browser") ;; *) failures=$((failures + 1)) ;; esac
 done
 # A runner that gave no summary or ran no test is a failure too (the
 # browser suite may be skipped outside CI, loudly; under CI a skip fails).
 if [[ " ${failed[*]} " == *" browser "* ]] && [ -z "$browser_line" ]; then
   failures=$((failures + 1))
 fi
-for runner in "doc examples:$doc_pass" "deno test:$deno_pass" "bun test:${bun_pass:-0}" "node client:${node_pass:-0}"; do
+for runner in "doc examples:$doc_pass" "deno test:$(count "$deno_line" passed)" "deno test (rpc interop):$(count "$interop_line" passed)" "bun test:${bun_pass:-0}" "node client:${node_pass:-0}"; do
   if [ "${runner##*:}" -eq 0 ]; then
     echo "FAILED: ${runner%:*} ran no test"
     failures=$((failures + 1))
