@@ -446,8 +446,8 @@ function decodeRequests<T>(
     let busy = true;
     let ended = false;
     const backlog: Uint8Array[] = [];
-    // Set once opened (no chunk is taken before: busy).
-    let source: PushSource | undefined;
+    // The push source, once opened (no chunk is taken before: busy).
+    const opened: { source?: PushSource } = {};
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const arm = () => {
       if (!idleMs) return;
@@ -461,7 +461,7 @@ function decodeRequests<T>(
         return fail(error);
       }
       directFail = undefined;
-      source?.stop();
+      opened.source?.stop();
       stop();
       controller.close();
       resolve();
@@ -471,14 +471,14 @@ function decodeRequests<T>(
     const wait = (pending: Promise<unknown>) => {
       busy = true;
       waitingSince = -1;
-      source?.pause();
+      opened.source?.pause();
       pending.then(() => {
         busy = false;
         while (backlog.length > 0 && !busy && !over) take(backlog.shift()!);
         if (busy || over) return;
         if (ended) return finish();
         arm();
-        source?.resume();
+        opened.source?.resume();
       }, fail);
     };
     const take = (chunk: Uint8Array) => {
@@ -496,7 +496,7 @@ function decodeRequests<T>(
       }
       if (pending !== undefined) wait(pending);
     };
-    const opened = openPushSource(body, {
+    const source = openPushSource(body, {
       data(chunk) {
         if (over) return;
         if (busy) return void backlog.push(chunk);
@@ -509,11 +509,11 @@ function decodeRequests<T>(
       },
       error: fail,
     });
-    if (opened === undefined) return undefined;
-    source = opened;
+    if (source === undefined) return undefined;
+    opened.source = source;
     directFail = (reason) => {
       directFail = undefined;
-      source?.stop();
+      opened.source?.stop();
       reject(reason);
     };
     wait(Promise.resolve());
