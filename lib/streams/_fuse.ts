@@ -185,6 +185,15 @@ export function registerSinkable(
 }
 
 /**
+ * Forgets `stream`'s sink writer (called by its producer once something
+ * read through the stream: a pull may still be under way, and the sink
+ * must not take chunks beside it).
+ */
+export function dropSinkable(stream: ReadableStream<Uint8Array>): void {
+  sinkables.delete(stream);
+}
+
+/**
  * Hands the rest of `stream` to `sink`, for a consumer that holds its lock
  * and has read nothing through it; `undefined` for a stream that has no
  * such producer (read it as usual). Resolves once the end is written;

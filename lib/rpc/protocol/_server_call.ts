@@ -35,6 +35,7 @@ import { RpcError } from "../rpc_error.ts";
 import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
 import {
+  dropSinkable,
   type FusedStep,
   openBurstReader,
   openPushSource,
@@ -240,6 +241,8 @@ export function startServerCall(init: ServerCallInit): ServerCall {
 
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      // Read through the stream: no sink takes chunks beside this pull.
+      dropSinkable(body);
       if (!await encoder.pull(controller)) return;
       // Closed, or failed (a message could not be serialized: the status
       // carries that error and goes in the end frame).

@@ -3,7 +3,11 @@ import type { Frame } from "./frame_decoder.ts";
 import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
-import { type ByteSink, registerSinkable } from "../../streams/_fuse.ts";
+import {
+  type ByteSink,
+  dropSinkable,
+  registerSinkable,
+} from "../../streams/_fuse.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
 export interface FrameEncoderStreamOptions<T> {
@@ -98,6 +102,8 @@ export class FrameEncoderStream<T = Frame>
         this.#controller = controller;
       },
       pull: async (controller) => {
+        // Read through the stream: it stays so (see registerSinkable below).
+        dropSinkable(this.readable);
         if (await queue.pull(controller) && !queue.failed) controller.close();
       },
       cancel: (reason) => queue.fail(reason),
