@@ -30,7 +30,7 @@ import {
   serveHttp2,
 } from "../lib/runtime/grpc_node.ts";
 import { readableFromNode, writeToNode } from "../lib/runtime/_node_streams.ts";
-import { Bytes, deadline } from "./_helpers.ts";
+import { Bytes, deadline, randomBytes } from "./_helpers.ts";
 
 const T = 20_000;
 
@@ -41,15 +41,6 @@ const DirectService = defineService("test.v1.DirectService", {
   hold: { kind: "bidi", input: Int64Value, output: Int64Value },
   stream: { kind: "server-streaming", input: Int64Value, output: Bytes },
 });
-
-/** `n` random bytes (crypto.getRandomValues fills 65,536 at most). */
-function randomBytes(n: number): Uint8Array {
-  const bytes = new Uint8Array(n);
-  for (let at = 0; at < n; at += 65536) {
-    crypto.getRandomValues(bytes.subarray(at, Math.min(n, at + 65536)));
-  }
-  return bytes;
-}
 
 let amplified = 0;
 let streamed = 0;
