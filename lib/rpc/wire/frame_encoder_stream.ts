@@ -218,6 +218,12 @@ export class FrameQueue<T> {
   #sinkFull = false;
   /** Set while the writer writes to the sink itself (`writeNow`). */
   #manual = false;
+  /** `#take`'s target once there is a sink: writes each chunk to it. */
+  readonly #toSink = {
+    enqueue: (chunk: Uint8Array) => {
+      if (!this.#sink!.write(chunk)) this.#sinkFull = true;
+    },
+  };
   #wakeReader: (() => void) | undefined;
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
   readonly #onError: (reason: unknown) => void;
@@ -342,14 +348,9 @@ export class FrameQueue<T> {
    */
   async pipeTo(sink: ByteSink): Promise<void> {
     this.#sink = sink;
-    const out = { enqueue: (chunk: Uint8Array) => this.#write(chunk) };
-    while (!(await this.pull(out))) {
+    while (!(await this.pull(this.#toSink))) {
       if (this.#sinkFull) await this.whenDrained();
     }
-  }
-
-  #write(chunk: Uint8Array): void {
-    if (!this.#sink!.write(chunk)) this.#sinkFull = true;
   }
 
   /**
@@ -360,8 +361,7 @@ export class FrameQueue<T> {
   writeNow(): boolean {
     if (this.#failed) throw this.#failure;
     if (this.#sinkFull) return false;
-    const out = { enqueue: (chunk: Uint8Array) => this.#write(chunk) };
-    while (this.#head < this.#queue.length) this.#take(out);
+    while (this.#head < this.#queue.length) this.#take(this.#toSink);
     return !this.#sinkFull;
   }
 
@@ -385,13 +385,13 @@ export class FrameQueue<T> {
   // After the first frame arrives, give the writer a few microtask turns to
   // add more: a burst written in a loop (or piped from a stream) lands in
   // one chunk, while a lone interactive message waits only microseconds.
-  // A writer that says it has nothing more (flush) skips the wait (or
-  // writes the queue itself, to a sink: the gather then ends, the queue
-  // empty): in a
-  // lockstep round trip over h2c the sixteen idle turns cost each side
-  // 0.6-0.9 µs of CPU under Bun. (The RPC server does not flush after a
-  // request chunk's answers: writing them that much sooner made Deno
-  // 2.9.6's node:http2 server abort, docs/known-runtime-issues.md (e).)
+  // A writer that says it has nothing more (flush) skips the wait, or with
+  // a sink writes the queue itself (the gather then ends, the queue empty):
+  // in a lockstep round trip over h2c the sixteen idle turns cost each side
+  // 0.6-0.9 µs of CPU under Bun. (The RPC server's ordinary path does not
+  // flush after a request chunk's answers: writing them that much sooner
+  // made Deno 2.9.6's node:http2 server abort, known-runtime-issues.md (e);
+  // over node:http2 its synchronous path writes them through the sink.)
   async #gather(): Promise<void> {
     let idle = 0;
     while (
