@@ -345,6 +345,12 @@ function decodeRequests<T>(
     if (left > 0) timer = setTimeout(check, left);
     else fail(onIdle());
   };
+  // The idle clock starts now (bytes are awaited from here on).
+  const arm = () => {
+    if (!idleMs) return;
+    waitingSince = performance.now();
+    timer ??= setTimeout(check, idleMs);
+  };
   function onAbort(this: AbortSignal) {
     fail(this.reason);
   }
@@ -369,10 +375,7 @@ function decodeRequests<T>(
     };
     try {
       while (!emitted && !over) {
-        if (idleMs) {
-          waitingSince = performance.now();
-          timer ??= setTimeout(check, idleMs);
-        }
+        arm();
         let result: ReadableStreamReadResult<Uint8Array>;
         const read = ahead ?? reader.read();
         ahead = undefined;
@@ -452,11 +455,6 @@ function decodeRequests<T>(
     // The push source, once opened (no chunk is taken before: busy).
     const opened: { source?: PushSource } = {};
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const arm = () => {
-      if (!idleMs) return;
-      waitingSince = performance.now();
-      timer ??= setTimeout(check, idleMs);
-    };
     const finish = () => {
       try {
         decoder.finish();
@@ -516,7 +514,7 @@ function decodeRequests<T>(
     opened.source = source;
     directFail = (reason) => {
       directFail = undefined;
-      opened.source?.stop();
+      source.stop();
       reject(reason);
     };
     wait(Promise.resolve());
