@@ -6,12 +6,14 @@
 //   _h2_split.ts client <kind> <port> <n> [<serverPid>]
 //                                              prints one JSON line
 //
-// kind: raw (a bare node:http2 gRPC client or server, the sums by hand), glue
+// kind: raw (a bare node:http2 gRPC client or server, the sums by hand:
+// bench/_by_hand.ts; RAW_DEFER=micro|tick|imm defers its writes), glue
 // (serveHttp2 / createHttp2Client with the sums by hand: the runtime glue
 // alone) or ours (the whole library, as bench/_rpc.ts's lockstep). The client
 // reports the round trips' p50 and p99 (µs) and, per round trip, the main
 // thread's CPU of its own process and of the server (from
 // /proc/<pid>/schedstat: less moved by a loaded machine than latency).
+import fs from "node:fs";
 import process from "node:process";
 import http2 from "node:http2";
 import {
@@ -22,6 +24,12 @@ import {
 import { createClient } from "../lib/rpc/mod.ts";
 import { lockstepTimes } from "./_rpc.ts";
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import {
+  byHandServer,
+  byHandTimes,
+  frameFor,
+  runningSums,
+} from "./_by_hand.ts";
 
 // serveHttp2 with a handler that does only the sums: the glue's cost.
 async function glueServer(): Promise<number> {
@@ -98,87 +106,6 @@ async function glueClient(port: number, n: number) {
   return pct(times);
 }
 
-function varint(v: number): number[] {
-  const bytes: number[] = [];
-  for (;; v = Math.floor(v / 128)) {
-    if (v < 128) {
-      bytes.push(v);
-      return bytes;
-    }
-    bytes.push((v % 128) | 0x80);
-  }
-}
-function frameFor(v: number): Uint8Array {
-  const bytes = v === 0 ? [] : [0x08, ...varint(v)];
-  const frame = new Uint8Array(5 + bytes.length);
-  new DataView(frame.buffer).setUint32(1, bytes.length);
-  frame.set(bytes, 5);
-  return frame;
-}
-/**
- * The sums by hand: for each gRPC frame of a chunk (lockstep: each chunk is
- * whole frames), adds its Int64Value to the running sum and emits the sum.
- */
-function runningSums(): (
-  chunk: Uint8Array,
-  emit: (sum: number) => void,
-) => void {
-  let sum = 0;
-  return (chunk, emit) => {
-    let at = 0;
-    while (at + 5 <= chunk.length) {
-      const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
-        (chunk[at + 3] << 8) | chunk[at + 4];
-      sum += len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0;
-      at += 5 + len;
-      emit(sum);
-    }
-  };
-}
-
-function readVarint(b: Uint8Array, at: number, end: number): number {
-  let v = 0, mul = 1;
-  for (let i = at; i < end; i++) {
-    v += (b[i] & 0x7f) * mul;
-    if (!(b[i] & 0x80)) break;
-    mul *= 128;
-  }
-  return v;
-}
-
-const DEFER = process.env.RAW_DEFER ?? "";
-function rawServer(): Promise<number> {
-  const server = http2.createServer();
-  server.on("stream", (stream: http2.ServerHttp2Stream) => {
-    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-      waitForTrailers: true,
-    });
-    const sums = runningSums();
-    stream.on("data", (chunk: Uint8Array) => {
-      sums(chunk, (sum) => {
-        const f = frameFor(sum);
-        if (DEFER === "micro") queueMicrotask(() => stream.write(f));
-        else if (DEFER === "tick") process.nextTick(() => stream.write(f));
-        else if (DEFER === "imm") setImmediate(() => stream.write(f));
-        else stream.write(f);
-      });
-    });
-    stream.on(
-      "wantTrailers",
-      () => stream.sendTrailers({ "grpc-status": "0" }),
-    );
-    stream.on("end", () => stream.end());
-  });
-  return new Promise((resolve) =>
-    server.listen(
-      0,
-      "127.0.0.1",
-      () => resolve((server.address() as { port: number }).port),
-    )
-  );
-}
-
-import fs from "node:fs";
 function cpuNs(pid: number): number {
   let total = 0;
   // The main thread's time on a CPU, in ns.
@@ -208,37 +135,7 @@ function pct(times: number[]) {
 
 async function rawClient(port: number, n: number) {
   const session = http2.connect(`http://127.0.0.1:${port}`);
-  const run = async (n: number) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/StreamingCalcService/incrementalSum",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    let wake: (() => void) | undefined;
-    let pending = 0;
-    stream.on("data", (chunk: Uint8Array) => {
-      pending -= chunk.length;
-      if (pending <= 0) wake?.();
-    });
-    const times = new Array<number>(n);
-    let sum = 0;
-    for (let i = 1; i <= n; i++) {
-      sum += i;
-      const { promise, resolve } = Promise.withResolvers<void>();
-      wake = resolve;
-      pending = frameFor(sum).length;
-      const t = performance.now();
-      stream.write(frameFor(i));
-      await promise;
-      times[i - 1] = performance.now() - t;
-    }
-    const done = new Promise((r) => stream.on("close", r));
-    stream.end();
-    stream.resume();
-    await done;
-    return times;
-  };
+  const run = (n: number) => byHandTimes(session, n);
   await run(Math.max(1, n >> 4));
   cpuStart();
   const times = await run(n);
@@ -266,7 +163,7 @@ const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
 serverPid = Number(pidArg ?? 0);
 if (cmd === "server") {
   const port = kind === "raw"
-    ? await rawServer()
+    ? await byHandServer(process.env.RAW_DEFER ?? "")
     : kind === "glue"
     ? await glueServer()
     : Number((await startServer("grpc")).url.port);

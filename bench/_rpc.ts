@@ -32,11 +32,13 @@ import {
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
 import { createClient } from "../lib/rpc/mod.ts";
+import { byHandServer, byHandTimes, frameFor } from "./_by_hand.ts";
 
 export type RpcImpl =
   | "floor-h1"
   | "floor-h1-js"
   | "floor-h2"
+  | "floor-h2-sums"
   | "ours-connect"
   | "ours-grpc-web"
   | "ours-grpc"
@@ -378,37 +380,32 @@ async function connectEsRun(
 // no JS per chunk); floor-h1-js: the same with each chunk through JS, one
 // bare TransformStream (what any library that reads the request and
 // writes the response in JS pays); floor-h2: a bare node:http2 session and
-// server, the transport under ours-grpc and grpc-js.
+// server, the transport under ours-grpc and grpc-js; floor-h2-sums: that
+// pair doing incrementalSum's own work by hand (bench/_by_hand.ts).
 
-function frameFor(i: number): Uint8Array {
-  const bytes = [0x08];
-  for (let v = i;; v = Math.floor(v / 128)) {
-    if (v < 128) {
-      bytes.push(v);
-      break;
-    }
-    bytes.push((v % 128) | 0x80);
-  }
-  const frame = new Uint8Array(5 + bytes.length);
-  new DataView(frame.buffer).setUint32(1, bytes.length);
-  frame.set(bytes, 5);
-  return frame;
-}
-
-type FloorImpl = "floor-h1" | "floor-h1-js" | "floor-h2";
+type FloorImpl = "floor-h1" | "floor-h1-js" | "floor-h2" | "floor-h2-sums";
 
 function isFloor(impl: RpcImpl): impl is FloorImpl {
   return impl.startsWith("floor-");
 }
+
+// The by-hand pair's warm-up and measured calls share one session (closed
+// at the process's exit): under Deno 2.9.6 its node:http2 server aborted
+// when the warm-up's session closed (free(): invalid pointer; see
+// docs/known-runtime-issues.md (e)).
+let byHandSession: http2.ClientHttp2Session | undefined;
 
 async function floorRun(
   impl: FloorImpl,
   port: number,
   n: number,
 ): Promise<RpcResult> {
-  const times = new Array<number>(n);
+  let times = new Array<number>(n);
   const start = performance.now();
-  if (impl !== "floor-h2") {
+  if (impl === "floor-h2-sums") {
+    byHandSession ??= http2.connect(`http://127.0.0.1:${port}`);
+    times = await byHandTimes(byHandSession, n);
+  } else if (impl !== "floor-h2") {
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     const body = new ReadableStream<Uint8Array>({
       start: (c) => void (controller = c),
@@ -459,6 +456,7 @@ async function floorRun(
 }
 
 function serveFloor(impl: FloorImpl): Promise<number> {
+  if (impl === "floor-h2-sums") return byHandServer();
   const { promise, resolve } = Promise.withResolvers<number>();
   if (impl === "floor-h2") {
     const server = http2.createServer();

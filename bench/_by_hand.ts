@@ -1,0 +1,142 @@
+// incrementalSum in lockstep by hand: a bare node:http2 gRPC server and
+// client that do the call's own work (5-byte frames, Int64Value varints,
+// the running sum, each answer checked) with no library code. The
+// transport's floor (bench/_rpc.ts's floor-h2) echoes the request bytes and
+// decodes nothing; this pair is that floor plus the work every
+// incrementalSum implementation does per message, so ours / by hand is the
+// library's own cost. Used by bench/_rpc.ts (floor-h2-sums) and
+// bench/_h2_split.ts (raw).
+import http2 from "node:http2";
+import process from "node:process";
+
+function varint(v: number): number[] {
+  const bytes: number[] = [];
+  for (;; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      bytes.push(v);
+      return bytes;
+    }
+    bytes.push((v % 128) | 0x80);
+  }
+}
+
+/** The gRPC frame of an Int64Value holding `v` (0: the empty message). */
+export function frameFor(v: number): Uint8Array {
+  const bytes = v === 0 ? [] : [0x08, ...varint(v)];
+  const frame = new Uint8Array(5 + bytes.length);
+  new DataView(frame.buffer).setUint32(1, bytes.length);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+function readVarint(b: Uint8Array, at: number, end: number): number {
+  let v = 0, mul = 1;
+  for (let i = at; i < end; i++) {
+    v += (b[i] & 0x7f) * mul;
+    if (!(b[i] & 0x80)) break;
+    mul *= 128;
+  }
+  return v;
+}
+
+/**
+ * Calls `emit` with the Int64Value of each whole gRPC frame of a chunk (in
+ * lockstep each chunk is whole frames).
+ */
+export function frameValues(
+  chunk: Uint8Array,
+  emit: (value: number) => void,
+): void {
+  let at = 0;
+  while (at + 5 <= chunk.length) {
+    const len = (chunk[at + 1] << 24) | (chunk[at + 2] << 16) |
+      (chunk[at + 3] << 8) | chunk[at + 4];
+    emit(len > 1 ? readVarint(chunk, at + 6, at + 5 + len) : 0);
+    at += 5 + len;
+  }
+}
+
+/** The server's sums: each frame's value added, the running sum emitted. */
+export function runningSums(): (
+  chunk: Uint8Array,
+  emit: (sum: number) => void,
+) => void {
+  let sum = 0;
+  return (chunk, emit) => frameValues(chunk, (v) => emit(sum += v));
+}
+
+/**
+ * The server by hand: answers each request frame with the running sum,
+ * written in the 'data' event that brought it (or deferred by `defer`:
+ * "micro", "tick" or "imm", to measure what a deferral costs).
+ */
+export function byHandServer(defer = ""): Promise<number> {
+  const server = http2.createServer();
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+      waitForTrailers: true,
+    });
+    const sums = runningSums();
+    stream.on("data", (chunk: Uint8Array) => {
+      sums(chunk, (sum) => {
+        const f = frameFor(sum);
+        if (defer === "micro") queueMicrotask(() => stream.write(f));
+        else if (defer === "tick") process.nextTick(() => stream.write(f));
+        else if (defer === "imm") setImmediate(() => stream.write(f));
+        else stream.write(f);
+      });
+    });
+    stream.on(
+      "wantTrailers",
+      () => stream.sendTrailers({ "grpc-status": "0" }),
+    );
+    stream.on("end", () => stream.end());
+  });
+  return new Promise((resolve) =>
+    server.listen(
+      0,
+      "127.0.0.1",
+      () => resolve((server.address() as { port: number }).port),
+    )
+  );
+}
+
+/**
+ * The client by hand: `n` round trips on one call over `session` (send
+ * one frame, wait for its answer, check it is the running sum); each round
+ * trip's time in ms.
+ */
+export async function byHandTimes(
+  session: http2.ClientHttp2Session,
+  n: number,
+): Promise<number[]> {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/StreamingCalcService/incrementalSum",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  let wake: (() => void) | undefined;
+  let answer = -1;
+  stream.on("data", (chunk: Uint8Array) => {
+    frameValues(chunk, (v) => answer = v);
+    wake?.();
+  });
+  const times = new Array<number>(n);
+  let sum = 0;
+  for (let i = 1; i <= n; i++) {
+    sum += i;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    wake = resolve;
+    const t = performance.now();
+    stream.write(frameFor(i));
+    await promise;
+    times[i - 1] = performance.now() - t;
+    if (answer !== sum) throw new Error("By hand: wrong answer");
+  }
+  const done = new Promise((r) => stream.on("close", r));
+  stream.end();
+  stream.resume();
+  await done;
+  return times;
+}
