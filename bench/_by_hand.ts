@@ -4,8 +4,9 @@
 // transport's floor (bench/_rpc.ts's floor-h2) echoes the request bytes and
 // decodes nothing; this pair is that floor plus the work every
 // incrementalSum implementation does per message, so ours / by hand is the
-// library's own cost. Used by bench/_rpc.ts (floor-h2-sums) and
-// bench/_h2_split.ts (raw).
+// library's own cost. The same over HTTP/1.1 with the runtime's own fetch
+// and server (floor-h1-sums, beside floor-h1's echo). Used by bench/_rpc.ts
+// and bench/_h2_split.ts (raw).
 import http2 from "node:http2";
 import process from "node:process";
 
@@ -138,5 +139,69 @@ export async function byHandTimes(
   stream.end();
   stream.resume();
   await done;
+  return times;
+}
+
+/**
+ * The HTTP/1.1 server by hand, a fetch handler for Deno.serve or Bun.serve:
+ * reads the request body in a loop and answers each frame with the running
+ * sum, enqueued into the response body at once.
+ */
+export function byHandHandler(request: Request): Response {
+  const reader = request.body!.getReader();
+  const sums = runningSums();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+  }, { highWaterMark: 0 });
+  (async () => {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      sums(value, (sum) => controller.enqueue(frameFor(sum)));
+    }
+    controller.close();
+  })().catch((error) => controller.error(error));
+  return new Response(body);
+}
+
+/**
+ * The HTTP/1.1 client by hand: `n` round trips on one request through the
+ * runtime's fetch (a streamed body, full duplex), each answer read whole
+ * and checked; each round trip's time in ms.
+ */
+export async function byHandFetchTimes(
+  port: number,
+  n: number,
+): Promise<number[]> {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+  });
+  const responded = fetch(`http://127.0.0.1:${port}/`, {
+    method: "POST",
+    body,
+    duplex: "half",
+  } as RequestInit);
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const times = new Array<number>(n);
+  let sum = 0;
+  for (let i = 1; i <= n; i++) {
+    sum += i;
+    const t = performance.now();
+    controller.enqueue(frameFor(i));
+    reader ??= (await responded).body!.getReader();
+    let answer = -1;
+    for (let want = frameFor(sum).length; want > 0;) {
+      const r = await reader.read();
+      if (r.done) throw new Error("By hand: the answers ended early");
+      want -= r.value.byteLength;
+      frameValues(r.value, (v) => answer = v);
+    }
+    times[i - 1] = performance.now() - t;
+    if (answer !== sum) throw new Error("By hand: wrong answer");
+  }
+  controller.close();
+  while (!(await reader!.read()).done);
   return times;
 }

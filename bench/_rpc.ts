@@ -32,13 +32,20 @@ import {
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
 import { createClient } from "../lib/rpc/mod.ts";
-import { byHandServer, byHandTimes, frameFor } from "./_by_hand.ts";
+import {
+  byHandFetchTimes,
+  byHandHandler,
+  byHandServer,
+  byHandTimes,
+  frameFor,
+} from "./_by_hand.ts";
 
 export type RpcImpl =
   | "floor-h1"
   | "floor-h1-js"
   | "floor-h2"
   | "floor-h2-sums"
+  | "floor-h1-sums"
   | "ours-connect"
   | "ours-grpc-web"
   | "ours-grpc"
@@ -380,10 +387,16 @@ async function connectEsRun(
 // no JS per chunk); floor-h1-js: the same with each chunk through JS, one
 // bare TransformStream (what any library that reads the request and
 // writes the response in JS pays); floor-h2: a bare node:http2 session and
-// server, the transport under ours-grpc and grpc-js; floor-h2-sums: that
-// pair doing incrementalSum's own work by hand (bench/_by_hand.ts).
+// server, the transport under ours-grpc and grpc-js; floor-h1-sums and
+// floor-h2-sums: floor-h1's and floor-h2's pairs doing incrementalSum's own
+// work by hand (bench/_by_hand.ts).
 
-type FloorImpl = "floor-h1" | "floor-h1-js" | "floor-h2" | "floor-h2-sums";
+type FloorImpl =
+  | "floor-h1"
+  | "floor-h1-js"
+  | "floor-h1-sums"
+  | "floor-h2"
+  | "floor-h2-sums";
 
 function isFloor(impl: RpcImpl): impl is FloorImpl {
   return impl.startsWith("floor-");
@@ -405,6 +418,8 @@ async function floorRun(
   if (impl === "floor-h2-sums") {
     byHandSession ??= http2.connect(`http://127.0.0.1:${port}`);
     times = await byHandTimes(byHandSession, n);
+  } else if (impl === "floor-h1-sums") {
+    times = await byHandFetchTimes(port, n);
   } else if (impl !== "floor-h2") {
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     const body = new ReadableStream<Uint8Array>({
@@ -475,6 +490,8 @@ function serveFloor(impl: FloorImpl): Promise<number> {
   const handler = impl === "floor-h1-js"
     ? (request: Request) =>
       new Response(request.body!.pipeThrough(new TransformStream()))
+    : impl === "floor-h1-sums"
+    ? byHandHandler
     : (request: Request) => new Response(request.body);
   if (bun) {
     return Promise.resolve(
