@@ -16,22 +16,21 @@
 
 import process from "node:process";
 import http2 from "node:http2";
-import { createClient as createConnectClient } from "@connectrpc/connect";
-import { createConnectTransport as createConnectNodeTransport } from "@connectrpc/connect-node";
-import {
-  connectService,
-  grpcJsClient,
-  int64,
-  startConnectNodeServer,
-  startGrpcJsServer,
-} from "../tests/_calc_peers.ts";
-import {
-  makeTransport,
-  type ProtocolName,
-  startServer,
+// The peers (grpc-js, Connect-ES) are imported only by the processes that
+// run them: loading them took about 0.3 s of each process's start. The
+// library is loaded by every process, the floors' too, unused there: under
+// Deno 2.9.6 a bare node:http2 echo's lockstep round trip took 77-89 µs in a
+// process holding nothing else and 100-116 µs with the library's modules
+// loaded (4 MiB of heap; 4 MiB of plain objects did the same), with server
+// and client on one CPU (V8's GC work shares it). Under Bun: no difference.
+// So every contender runs with the same heap, and the floors measure the
+// transport, not a smaller heap.
+import "../examples/streaming_calc.ts";
+import type {
+  ProtocolName,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { createClient } from "../lib/rpc/mod.ts";
+import type { createClient } from "../lib/rpc/mod.ts";
 import {
   byHandFetchTimes,
   byHandHandler,
@@ -122,7 +121,11 @@ function timeBudget(ms: number): { more(): boolean; readonly count: number } {
   };
 }
 
-function oursSession(impl: RpcImpl, port: number): Session {
+async function oursSession(impl: RpcImpl, port: number): Promise<Session> {
+  const { makeTransport, StreamingCalcService } = await import(
+    "../examples/streaming_calc.ts"
+  );
+  const { createClient } = await import("../lib/rpc/mod.ts");
   const { transport, close } = makeTransport(
     ourProtocol(impl),
     `http://127.0.0.1:${port}`,
@@ -220,7 +223,8 @@ function lockstepResult(
 // deno-lint-ignore no-explicit-any
 type AnyCall = any;
 
-function grpcJsSession(port: number): Session {
+async function grpcJsSession(port: number): Promise<Session> {
+  const { grpcJsClient } = await import("../tests/_calc_peers.ts");
   const client = grpcJsClient(`127.0.0.1:${port}`);
   return {
     run: (method, budget) => grpcJsRun(client, method, budget),
@@ -309,19 +313,26 @@ async function grpcJsRun(
 
 // ---------- Connect-ES ----------
 
-async function* values(sending: { more(): boolean }) {
+type Int64Of = (value: bigint) => unknown;
+
+async function* values(sending: { more(): boolean }, int64: Int64Of) {
   for (let i = 1; sending.more(); i++) yield int64(BigInt(i));
 }
 
-function connectEsSession(port: number): Session {
-  const transport = createConnectNodeTransport({
+async function connectEsSession(port: number): Promise<Session> {
+  const { createClient } = await import("@connectrpc/connect");
+  const { createConnectTransport } = await import(
+    "@connectrpc/connect-node"
+  );
+  const { connectService, int64 } = await import("../tests/_calc_peers.ts");
+  const transport = createConnectTransport({
     baseUrl: `http://127.0.0.1:${port}`,
     httpVersion: "2",
   });
-  const client = createConnectClient(connectService(), transport);
+  const client = createClient(connectService(), transport);
   // connect-node closes its idle HTTP/2 session by itself.
   return {
-    run: (method, budget) => connectEsRun(client, method, budget),
+    run: (method, budget) => connectEsRun(client, int64, method, budget),
     close: () => Promise.resolve(),
   };
 }
@@ -329,6 +340,7 @@ function connectEsSession(port: number): Session {
 async function connectEsRun(
   // deno-lint-ignore no-explicit-any
   client: any,
+  int64: Int64Of,
   method: RpcMethod,
   budget: number,
 ): Promise<RpcResult> {
@@ -336,13 +348,13 @@ async function connectEsRun(
   const sending = timeBudget(budget);
   let n = budget;
   if (method === "sum") {
-    const response = await client.sum(values(sending));
+    const response = await client.sum(values(sending, int64));
     n = sending.count;
     check("sum", response.value, expectedSum(n));
   } else if (method === "incrementalSum") {
     let count = 0;
     let last = 0n;
-    for await (const m of client.incrementalSum(values(sending))) {
+    for await (const m of client.incrementalSum(values(sending, int64))) {
       last = m.value;
       count++;
     }
@@ -516,10 +528,15 @@ function serveFloor(impl: FloorImpl): Promise<number> {
 
 async function serveImpl(impl: RpcImpl): Promise<number> {
   if (isFloor(impl)) return await serveFloor(impl);
-  if (impl === "grpc-js") return (await startGrpcJsServer()).port;
+  if (impl === "grpc-js") {
+    const { startGrpcJsServer } = await import("../tests/_calc_peers.ts");
+    return (await startGrpcJsServer()).port;
+  }
   if (impl === "connect-es") {
+    const { startConnectNodeServer } = await import("../tests/_calc_peers.ts");
     return Number(new URL((await startConnectNodeServer("2")).url).port);
   }
+  const { startServer } = await import("../examples/streaming_calc.ts");
   return Number((await startServer(ourProtocol(impl))).url.port);
 }
 
@@ -569,11 +586,12 @@ export async function runClient(
   // One session for every method: under Deno 2.9.6 a node:http2 server can
   // abort when a client closes its connection after a bidi stream (see
   // docs/performance.md), so the connection closes only at the very end.
-  const session = impl === "grpc-js"
-    ? grpcJsSession(port)
-    : impl === "connect-es"
-    ? connectEsSession(port)
-    : oursSession(impl, port);
+  const session =
+    await (impl === "grpc-js"
+      ? grpcJsSession(port)
+      : impl === "connect-es"
+      ? connectEsSession(port)
+      : oursSession(impl, port));
   try {
     for (const { method, budget } of runs) {
       await session.run(
