@@ -143,12 +143,15 @@ export async function byHandTimes(
 }
 
 /**
- * The HTTP/1.1 server by hand, a fetch handler for Deno.serve or Bun.serve:
- * reads the request body in a loop and answers each frame with the running
- * sum, enqueued into the response body at once.
+ * The answers to a request body by hand: reads it in a loop and answers
+ * each frame with the running sum, enqueued into the returned body at once;
+ * `ended` runs after the last answer.
  */
-export function byHandHandler(request: Request): Response {
-  const reader = request.body!.getReader();
+export function runningSumsBody(
+  requests: ReadableStream<Uint8Array>,
+  ended: () => void = () => {},
+): ReadableStream<Uint8Array> {
+  const reader = requests.getReader();
   const sums = runningSums();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const body = new ReadableStream<Uint8Array>({
@@ -161,8 +164,34 @@ export function byHandHandler(request: Request): Response {
       sums(value, (sum) => controller.enqueue(frameFor(sum)));
     }
     controller.close();
+    ended();
   })().catch((error) => controller.error(error));
-  return new Response(body);
+  return body;
+}
+
+/** The HTTP/1.1 server by hand, a fetch handler for Deno.serve or Bun.serve. */
+export function byHandHandler(request: Request): Response {
+  return new Response(runningSumsBody(request.body!));
+}
+
+/**
+ * A streamed request through the runtime's fetch (full duplex): what is
+ * enqueued into `controller` is sent at once.
+ */
+export function duplexFetch(port: number): {
+  controller: ReadableStreamDefaultController<Uint8Array>;
+  responded: Promise<Response>;
+} {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+  });
+  const responded = fetch(`http://127.0.0.1:${port}/`, {
+    method: "POST",
+    body,
+    duplex: "half",
+  } as RequestInit);
+  return { controller, responded };
 }
 
 /**
@@ -174,15 +203,7 @@ export async function byHandFetchTimes(
   port: number,
   n: number,
 ): Promise<number[]> {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const body = new ReadableStream<Uint8Array>({
-    start: (c) => void (controller = c),
-  });
-  const responded = fetch(`http://127.0.0.1:${port}/`, {
-    method: "POST",
-    body,
-    duplex: "half",
-  } as RequestInit);
+  const { controller, responded } = duplexFetch(port);
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const times = new Array<number>(n);
   let sum = 0;

@@ -28,28 +28,17 @@ import {
   byHandServer,
   byHandTimes,
   frameFor,
-  runningSums,
+  runningSumsBody,
 } from "./_by_hand.ts";
 
 // serveHttp2 with a handler that does only the sums: the glue's cost.
 async function glueServer(): Promise<number> {
   const server = await serveHttp2((request) => {
-    const reader = request.body!.getReader();
-    const sums = runningSums();
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({
-      start: (c) => void (controller = c),
-    }, { highWaterMark: 0 });
     const trailers = Promise.withResolvers<Headers>();
-    (async () => {
-      while (true) {
-        const { done, value: chunk } = await reader.read();
-        if (done) break;
-        sums(chunk, (sum) => controller.enqueue(frameFor(sum)));
-      }
-      controller.close();
-      trailers.resolve(new Headers({ "grpc-status": "0" }));
-    })();
+    const body = runningSumsBody(
+      request.body!,
+      () => trailers.resolve(new Headers({ "grpc-status": "0" })),
+    );
     return Promise.resolve({
       status: 200,
       headers: new Headers({ "content-type": "application/grpc" }),

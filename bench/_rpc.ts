@@ -36,6 +36,7 @@ import {
   byHandHandler,
   byHandServer,
   byHandTimes,
+  duplexFetch,
   frameFor,
 } from "./_by_hand.ts";
 
@@ -433,15 +434,7 @@ async function floorRun(
   } else if (impl === "floor-h1-sums") {
     times = await byHandFetchTimes(port, n);
   } else if (impl !== "floor-h2") {
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({
-      start: (c) => void (controller = c),
-    });
-    const responded = fetch(`http://127.0.0.1:${port}/`, {
-      method: "POST",
-      body,
-      duplex: "half",
-    } as RequestInit);
+    const { controller, responded } = duplexFetch(port);
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     for (let i = 1; i <= n; i++) {
       const frame = frameFor(i);
