@@ -17,20 +17,20 @@
 import process from "node:process";
 import http2 from "node:http2";
 // The peers (grpc-js, Connect-ES) are imported only by the processes that
-// run them: loading them took about 0.3 s of each process's start. The
-// library is loaded by every process, the floors' too, unused there: under
-// Deno 2.9.6 a bare node:http2 echo's lockstep round trip took 77-89 µs in a
-// process holding nothing else and 100-116 µs with the library's modules
-// loaded (4 MiB of heap; 4 MiB of plain objects did the same), with server
-// and client on one CPU (V8's GC work shares it). Under Bun: no difference.
-// So every contender runs with the same heap, and the floors measure the
-// transport, not a smaller heap.
-import "../examples/streaming_calc.ts";
-import type {
-  ProtocolName,
+// run them (about 0.3 s of each process's start). The library is imported
+// by every process, the floors' too (unused there), so that every
+// contender holds the same modules: under Deno 2.9.6, with server and
+// client on one CPU, a bare node:http2 echo's round trip took 77-89 µs in a
+// process holding little and 99-126 µs with a few MiB more of heap (the
+// peers, the library imported at run time, or plain objects), V8's GC
+// sharing the CPU (docs/performance.md). Under Bun: no difference.
+import {
+  makeTransport,
+  type ProtocolName,
+  startServer,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import type { createClient } from "../lib/rpc/mod.ts";
+import { createClient } from "../lib/rpc/mod.ts";
 import {
   byHandFetchTimes,
   byHandHandler,
@@ -122,11 +122,7 @@ function timeBudget(ms: number): { more(): boolean; readonly count: number } {
   };
 }
 
-async function oursSession(impl: RpcImpl, port: number): Promise<Session> {
-  const { makeTransport, StreamingCalcService } = await import(
-    "../examples/streaming_calc.ts"
-  );
-  const { createClient } = await import("../lib/rpc/mod.ts");
+function oursSession(impl: RpcImpl, port: number): Session {
   const { transport, close } = makeTransport(
     ourProtocol(impl),
     `http://127.0.0.1:${port}`,
@@ -529,7 +525,6 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
     const { startConnectNodeServer } = await import("../tests/_calc_peers.ts");
     return Number(new URL((await startConnectNodeServer("2")).url).port);
   }
-  const { startServer } = await import("../examples/streaming_calc.ts");
   return Number((await startServer(ourProtocol(impl))).url.port);
 }
 
