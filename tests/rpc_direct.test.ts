@@ -22,6 +22,7 @@ import {
   implementService,
   Int64Value,
   RpcError,
+  type UniversalHandlerOptions,
 } from "../lib/rpc/mod.ts";
 import { MapStream, ScanStream } from "../lib/streams/mod.ts";
 import {
@@ -289,27 +290,39 @@ describe("the byte sink between the glue and the RPC layer", () => {
   });
 });
 
-describe("the synchronous path over serveHttp2", () => {
-  let server: Http2Server;
-  let url: string;
+/**
+ * Serves `implementation` over serveHttp2 with `options` for the enclosing
+ * describe block (started before its tests, shut down after them); `client`
+ * makes a gRPC client of it over createHttp2Client.
+ */
+function serveForBlock(options: UniversalHandlerOptions) {
+  let server: Http2Server | undefined;
   before(async () => {
-    server = await serveHttp2(
-      createUniversalHandler(implementation, { idleTimeoutMs: 400 }),
-    );
-    url = server.url.origin;
+    server = await serveHttp2(createUniversalHandler(implementation, options));
   });
   after(() => server?.shutdown());
+  const served = {
+    get url(): string {
+      return server!.url.origin;
+    },
+    client(extra: Record<string, unknown> = {}) {
+      const url = served.url;
+      const httpClient = createHttp2Client(url);
+      return {
+        calc: createClient(
+          DirectService,
+          createGrpcTransport({ baseUrl: url, httpClient, ...extra }),
+        ),
+        close: () => httpClient.close(),
+      };
+    },
+  };
+  return served;
+}
 
-  function client(extra: Record<string, unknown> = {}) {
-    const httpClient = createHttp2Client(url);
-    return {
-      calc: createClient(
-        DirectService,
-        createGrpcTransport({ baseUrl: url, httpClient, ...extra }),
-      ),
-      close: () => httpClient.close(),
-    };
-  }
+describe("the synchronous path over serveHttp2", () => {
+  const served = serveForBlock({ idleTimeoutMs: 400 });
+  const client = served.client;
 
   it("lockstep and bursts give every sum, in order", async () => {
     const { calc, close } = client();
@@ -385,7 +398,7 @@ describe("the synchronous path over serveHttp2", () => {
   });
 
   it("a malformed frame fails the call with INVALID_ARGUMENT; the server serves on", async () => {
-    const session = http2.connect(url);
+    const session = http2.connect(served.url);
     session.on("error", () => {});
     try {
       const stream = session.request({
@@ -479,27 +492,8 @@ describe("the client's pushed responses over createHttp2Client", () => {
   // createHttp2Client's response body is a push source: the client decodes
   // each chunk in the node stream's event into an inbox that receive()
   // takes from (lib/rpc/protocol/_client_call.ts).
-  let server: Http2Server;
-  let url: string;
-  before(async () => {
-    // Responses compressed whatever their size: the async decode path.
-    server = await serveHttp2(
-      createUniversalHandler(implementation, { compressMinBytes: 0 }),
-    );
-    url = server.url.origin;
-  });
-  after(() => server?.shutdown());
-
-  function client() {
-    const httpClient = createHttp2Client(url);
-    return {
-      calc: createClient(
-        DirectService,
-        createGrpcTransport({ baseUrl: url, httpClient }),
-      ),
-      close: () => httpClient.close(),
-    };
-  }
+  // Responses compressed whatever their size: the async decode path.
+  const { client } = serveForBlock({ compressMinBytes: 0 });
 
   it("a message larger than the inbox, over many chunks, arrives whole", async () => {
     const { calc, close } = client();
