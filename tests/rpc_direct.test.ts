@@ -288,6 +288,54 @@ describe("the byte sink between the glue and the RPC layer", () => {
       4,
     ]);
   });
+
+  it("a full node stream is waited for, and written on after a drain that passed while nothing was queued", async () => {
+    const encoder = new FrameEncoderStream();
+    const writer = encoder.writable.getWriter();
+    const written: number[] = [];
+    let writes = 0;
+    // Each write completes a moment later: a large one fills the buffer.
+    const output = new Writable({
+      highWaterMark: 16,
+      write(chunk, _encoding, callback) {
+        writes++;
+        written.push(...chunk);
+        setTimeout(callback, 5);
+      },
+    });
+    const writing = writeToNode(encoder.readable, output as unknown as Duplex);
+    const big = new Uint8Array(100).fill(7);
+    encoder.push({ flags: 0, data: big });
+    // Written at once (as a client waiting for an answer does): no write
+    // turn sees the stream full.
+    encoder.flush();
+    assert.equal(writes, 1);
+    assert.equal(output.writableNeedDrain, true, "the big frame fills it");
+    // Frames pushed while it is full wait for its drain.
+    await new Promise((r) => output.once("drain", r));
+    await new Promise((r) => setTimeout(r, 20));
+    // Drained with nothing queued (that 'drain' has passed): what comes
+    // next is still written.
+    assert.equal(output.writableNeedDrain, false);
+    encoder.push({ flags: 0, data: new Uint8Array([1]) });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(writes, 2);
+    // Full again: a frame pushed meanwhile waits for the drain.
+    encoder.push({ flags: 0, data: big });
+    encoder.flush();
+    encoder.push({ flags: 0, data: new Uint8Array([2]) });
+    await new Promise((r) => setTimeout(r, 1));
+    assert.equal(writes, 3, "nothing more is written while it is full");
+    await writer.close();
+    await deadline(writing, T, "write");
+    assert.deepEqual(written, [
+      ...[0, 0, 0, 0, 100, ...big],
+      ...[0, 0, 0, 0, 1, 1],
+      ...[0, 0, 0, 0, 100, ...big],
+      ...[0, 0, 0, 0, 1, 2],
+    ]);
+    assert.equal(writes, 4);
+  });
 });
 
 /**

@@ -190,7 +190,9 @@ function nodeSink(stream: Duplex): ByteSink {
       }
       return stream.write(nodeBytes(chunk));
     },
-    drained: () => drained(stream),
+    // Drained already if it no longer needs to (its 'drain' has passed).
+    drained: () =>
+      stream.writableNeedDrain ? drained(stream) : Promise.resolve(),
   };
 }
 

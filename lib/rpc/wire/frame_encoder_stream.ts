@@ -3,6 +3,8 @@ import type { Frame } from "./frame_decoder.ts";
 import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
+import { type Deferred, deferred } from "../../_internal/deferred.ts";
+import { allocBytes, MAX_SLAB_REQUEST } from "./_alloc.ts";
 import {
   type ByteSink,
   dropSinkable,
@@ -218,6 +220,13 @@ export class FrameQueue<T> {
   #sinkFull = false;
   /** Set while the writer writes to the sink itself (`writeNow`). */
   #manual = false;
+  /** Settles `pipeTo`: once closed and written, or failed; or with a sink's error. */
+  #piped: Deferred<void> | undefined;
+  /** A write turn is scheduled or waits for the sink to drain. */
+  #writing = false;
+  /** Idle turns of the gather in progress, and the queue's length at the last. */
+  #idle = 0;
+  #seen = 0;
   /** `#take`'s target once there is a sink: writes each chunk to it. */
   readonly #toSink = {
     enqueue: (chunk: Uint8Array) => {
@@ -346,11 +355,11 @@ export class FrameQueue<T> {
    * its drain when it is full; resolves once closed and empty, or failed
    * (see `failed`). Throws what the sink throws.
    */
-  async pipeTo(sink: ByteSink): Promise<void> {
+  pipeTo(sink: ByteSink): Promise<void> {
     this.#sink = sink;
-    while (!(await this.pull(this.#toSink))) {
-      if (this.#sinkFull) await this.whenDrained();
-    }
+    this.#piped = deferred<void>();
+    this.#scheduleWrite();
+    return this.#piped.promise;
   }
 
   /**
@@ -406,9 +415,71 @@ export class FrameQueue<T> {
   }
 
   #wake(): void {
+    if (this.#piped !== undefined) return this.#scheduleWrite();
     const wake = this.#wakeReader;
     this.#wakeReader = undefined;
     wake?.();
+  }
+
+  // With a sink, the writer is a microtask turn scheduled when a frame
+  // arrives, not a loop awaiting a promise per frame: the same gather (up
+  // to GATHER_TURNS idle turns while more frames come), then everything
+  // queued is written. A lockstep sender that flushes has written its frame
+  // before the turn runs, which then finds the queue empty: one microtask
+  // per message instead of the loop's five or six promises (780 bytes of
+  // garbage per round trip under Deno, measured).
+  #scheduleWrite(): void {
+    if (this.#writing) return;
+    this.#writing = true;
+    this.#idle = 0;
+    this.#seen = this.#queue.length;
+    void RESOLVED.then(this.#writeTurn);
+  }
+
+  readonly #writeTurn = (): void => {
+    const piped = this.#piped!;
+    if (this.#failed) {
+      this.#writing = false;
+      return piped.resolve();
+    }
+    if (this.#head === this.#queue.length) {
+      this.#writing = false;
+      if (this.#closed) piped.resolve();
+      return;
+    }
+    if (this.#sinkFull) return this.#writeWhenDrained();
+    if (
+      this.#idle < GATHER_TURNS && !this.#closed && !this.#flushing &&
+      this.#queuedBytes < this.#chunkBytes
+    ) {
+      const length = this.#queue.length;
+      this.#idle = length > this.#seen ? 0 : this.#idle + 1;
+      this.#seen = length;
+      void RESOLVED.then(this.#writeTurn);
+      return;
+    }
+    try {
+      while (this.#head < this.#queue.length && !this.#sinkFull) {
+        this.#take(this.#toSink);
+      }
+    } catch (error) {
+      this.#writing = false;
+      return piped.reject(error);
+    }
+    // Full: wait for its drain now, before the event can pass unseen.
+    if (this.#sinkFull) return this.#writeWhenDrained();
+    this.#writing = false;
+    if (this.#closed) piped.resolve();
+  };
+
+  #writeWhenDrained(): void {
+    this.whenDrained().then(() => {
+      this.#writing = false;
+      this.#scheduleWrite();
+    }, (error) => {
+      this.#writing = false;
+      this.#piped!.reject(error);
+    });
   }
 
   /**
@@ -458,7 +529,14 @@ export class FrameQueue<T> {
       size += next;
       end++;
     }
-    const chunk = new Uint8Array(size);
+    // For the glue's sink (a node stream, which writes the bytes and keeps
+    // nothing else of them) a small chunk is carved from the shared slab:
+    // a new ArrayBuffer costs about 3,000 instructions under Deno 2.9.6
+    // (callgrind), a view about 500. A chunk for the readable stays a
+    // buffer of its own, which its reader may transfer.
+    const chunk = controller === this.#toSink && size <= MAX_SLAB_REQUEST
+      ? allocBytes(size)
+      : new Uint8Array(size);
     let offset = 0;
     for (let i = this.#head; i < end; i++) {
       const frame = queue[i];
@@ -520,6 +598,7 @@ export class FrameQueue<T> {
 }
 
 const GATHER_TURNS = 16;
+const RESOLVED = Promise.resolve();
 
 function isFrame(value: Frame | PromiseLike<Frame>): value is Frame {
   return typeof (value as PromiseLike<Frame>).then !== "function";
