@@ -50,6 +50,16 @@ export function takeFusedStep(value: unknown): FusedStep | undefined {
  */
 export interface BurstReader {
   read(): unknown[] | undefined | Promise<unknown[] | undefined>;
+  /**
+   * As `read`, for a consumer that waits: the burst goes to `ready` (or the
+   * error to `failed`), called in the event that produced it where the
+   * producer can (see BurstProducer.fillTo), with no promise between; at
+   * once if it is there.
+   */
+  readTo(
+    ready: (burst: unknown[] | undefined) => void,
+    failed: (error: unknown) => void,
+  ): void;
   /** Ends burst reading: the stream's own reads work again after this. */
   release(): void;
 }
@@ -98,6 +108,15 @@ export interface BurstProducer<T> {
    * errored). Returning nothing says it emitted synchronously.
    */
   fill(emit: (message: T) => void): void | Promise<unknown>;
+  /**
+   * As `fill`, with no promise: returns true if it emitted (or the stream
+   * ended) at once, else calls `done` once it has, or `done(false, error)`
+   * if producing failed. Optional: without it `readTo` waits on `fill`.
+   */
+  fillTo?(
+    emit: (message: T) => void,
+    done: (ok: boolean, error?: unknown) => void,
+  ): boolean;
   /** Told when a burst reader opens (true) and is released (false). */
   direct(open: boolean): void;
 }
@@ -131,13 +150,57 @@ export function registerBurstProducer<T>(
         out.length > 0 ? out : readStream()
       );
     };
+    // What the stream holds or its end, or the next fill, once the pull
+    // taken from the producer (if one was under way) has settled.
+    const next = (pull: Promise<unknown> | undefined) =>
+      pull !== undefined
+        ? pull.then(() => producer.queued() ? readStream() : fill())
+        : producer.queued()
+        ? readStream()
+        : fill();
+    // readTo's state, made once per reader: a consumer that waits costs no
+    // closure, array or promise beyond the burst's own array.
+    let out: T[] = [];
+    let onReady: ((burst: unknown[] | undefined) => void) | undefined;
+    let onFailed: ((error: unknown) => void) | undefined;
+    const emitTo = (message: T) => void out.push(message);
+    const settle = (ok: boolean, error?: unknown) => {
+      const ready = onReady!;
+      const failed = onFailed!;
+      onReady = onFailed = undefined;
+      const burst = out;
+      out = [];
+      if (!ok) return failed(error);
+      if (burst.length > 0) return ready(burst);
+      // Ended, or queued in the stream meanwhile: read through it.
+      readStream().then(ready, failed);
+    };
     return {
-      read() {
+      read: () => next(producer.takePull()),
+      readTo(ready, failed) {
         const pull = producer.takePull();
-        if (pull !== undefined) {
-          return pull.then(() => producer.queued() ? readStream() : fill());
+        const fillTo = producer.fillTo;
+        if (pull !== undefined || fillTo === undefined || producer.queued()) {
+          let result: ReturnType<typeof next>;
+          try {
+            result = next(pull);
+          } catch (error) {
+            return failed(error);
+          }
+          if (result instanceof Promise) return void result.then(ready, failed);
+          return ready(result);
         }
-        return producer.queued() ? readStream() : fill();
+        onReady = ready;
+        onFailed = failed;
+        let now: boolean;
+        try {
+          now = fillTo(emitTo, settle);
+        } catch (error) {
+          onReady = onFailed = undefined;
+          out = [];
+          return failed(error);
+        }
+        if (now) settle(true);
       },
       release() {
         producer.direct(false);
@@ -163,7 +226,10 @@ export function registerBurstProducer<T>(
  */
 export interface ByteSink {
   write(chunk: Uint8Array): boolean;
-  /** Resolves when the sink takes more; rejects if it closes first. */
+  /**
+   * Resolves when the sink takes more (at once if it already does again);
+   * rejects if it closes first.
+   */
   drained(): Promise<void>;
 }
 

@@ -208,28 +208,52 @@ class Call<I, O> {
         return reading.then(again, again);
       }
       this.#buffered = undefined;
-      let burst: ReturnType<BurstReader["read"]>;
-      try {
-        burst = this.#burst.read();
-      } catch (error) {
-        return Promise.reject(this.#failed(error));
+      this.#burst.readTo(this.#onBurst, this.#onFailure);
+      // A burst already there (or a failure) is delivered at once.
+      const now = this.#now;
+      if (now !== undefined) {
+        this.#now = undefined;
+        return now;
       }
-      // A burst already decoded is delivered without a promise of its own.
-      if (!(burst instanceof Promise)) {
-        return Promise.resolve(this.#took(burst));
-      }
-      const read = burst.then((taken) => {
-        this.#reading = undefined;
-        return this.#took(taken);
-      }, (error) => {
-        this.#reading = undefined;
-        throw this.#failed(error);
-      });
-      this.#reading = read;
-      return read;
+      // Else the producer calls back in the event that brings it (over
+      // node:http2, the node stream's): the promise the caller awaits is
+      // the only one between.
+      return this.#reading = new Promise(this.#wait);
     }
     return this.#read();
   }
+
+  // A burst read's callbacks, made once per call (see next()).
+  #now: Promise<ReceiveResult<O>> | undefined;
+  #resolve: ((result: ReceiveResult<O>) => void) | undefined;
+  #reject: ((error: RpcError) => void) | undefined;
+  readonly #wait = (
+    resolve: (result: ReceiveResult<O>) => void,
+    reject: (error: RpcError) => void,
+  ) => {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  };
+  readonly #onBurst = (burst: unknown[] | undefined) => {
+    const result = this.#took(burst);
+    const resolve = this.#resolve;
+    if (resolve === undefined) {
+      this.#now = Promise.resolve(result);
+      return;
+    }
+    this.#resolve = this.#reject = this.#reading = undefined;
+    resolve(result);
+  };
+  readonly #onFailure = (error: unknown) => {
+    const failure = this.#failed(error);
+    const reject = this.#reject;
+    if (reject === undefined) {
+      this.#now = Promise.reject(failure);
+      return;
+    }
+    this.#resolve = this.#reject = this.#reading = undefined;
+    reject(failure);
+  };
 
   /** Delivers the first message of a burst and keeps the rest. */
   #took(burst: unknown[] | undefined): ReceiveResult<O> {

@@ -227,15 +227,32 @@ export function startClientCall<I, O>(
   let decompressing: Promise<void> | undefined;
   const backlog: Uint8Array[] = [];
   let wakeProducer: (() => void) | undefined;
+  // A burst reader waiting in fillTo: called back in the event that wakes it.
+  let waitEmit: ((message: O) => void) | undefined;
+  let waitDone: ((ok: boolean, error?: unknown) => void) | undefined;
   const wake = () => {
+    const done = waitDone;
+    if (done !== undefined) {
+      const emit = waitEmit!;
+      waitEmit = waitDone = undefined;
+      let filled: boolean;
+      try {
+        filled = fillTo(emit, done);
+      } catch (error) {
+        return done(false, error);
+      }
+      if (filled) done(true);
+      return;
+    }
     const resolve = wakeProducer;
     wakeProducer = undefined;
     resolve?.();
   };
+  const toInbox = (message: O) => void inbox.push(message);
   const decodePushed = (chunk: Uint8Array) => {
     let decoding: void | Promise<void>;
     try {
-      decoding = decoder!.push(chunk, (message) => void inbox.push(message));
+      decoding = decoder!.push(chunk, toInbox);
     } catch (error) {
       pushFailure ??= { error };
       return;
@@ -304,6 +321,27 @@ export function startClientCall<I, O>(
       }
     }
     return produceAsync(emit);
+  };
+  // As produce, for a burst reader that waits (lib/streams/_fuse.ts): with
+  // a pushed body, the wait for a push is a callback that `wake` calls in
+  // the node stream's event, not a promise and the turns of its chain.
+  const fillTo = (
+    emit: (message: O) => void,
+    done: (ok: boolean, error?: unknown) => void,
+  ): boolean => {
+    if (pushed !== undefined && !over) {
+      if (inbox.length > 0) {
+        deliver(emit);
+        return true;
+      }
+      if (!pushedDone()) {
+        waitEmit = emit;
+        waitDone = done;
+        return false;
+      }
+    }
+    produceAsync(emit).then(() => done(true), (error) => done(false, error));
+    return false;
   };
   const produceAsync = async (emit: (message: O) => void): Promise<void> => {
     try {
@@ -447,6 +485,7 @@ export function startClientCall<I, O>(
       return pull;
     },
     fill: produce,
+    fillTo,
     direct(open) {
       direct = open;
     },
