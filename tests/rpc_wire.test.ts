@@ -286,6 +286,49 @@ describe("FrameEncoderStream", () => {
     assert.equal(chunks.reduce((n, c) => n + c.byteLength, 0), 2000);
   });
 
+  it("FrameEncoderStream's readable holds at most one chunk ahead of a reader that stopped reading", async () => {
+    // Frames of one chunk each (chunkBytes 21): once read, chunks are put
+    // into the stream as they come, while a read waits or one chunk waits.
+    const encoder = new FrameEncoderStream({
+      chunkBytes: 21,
+      maxQueueBytes: 60,
+    });
+    const writer = encoder.writable.getWriter();
+    const reader = encoder.readable.getReader();
+    const first = reader.read();
+    let accepted = 0;
+    const writing = (async () => {
+      for (let i = 0; i < 50; i++) {
+        await writer.write({ flags: 0, data: new Uint8Array(15).fill(i) });
+        accepted++;
+      }
+      await writer.close();
+    })();
+    assert.deepEqual([...(await first).value!], [
+      0,
+      0,
+      0,
+      0,
+      15,
+      ...Array(15).fill(0),
+    ]);
+    await new Promise((r) => setTimeout(r, 20));
+    // The first chunk read, one more in the stream, three in the queue
+    // (60 bytes) and the write that waits: no more.
+    assert.ok(
+      accepted <= 6,
+      `accepted ${accepted} frames with no read pending`,
+    );
+    const rest: number[] = [];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      for (let at = 0; at < r.value.byteLength; at += 20) {
+        rest.push(r.value[at + 5]);
+      }
+    }
+    await writing;
+    assert.deepEqual(rest, Array.from({ length: 49 }, (_, i) => i + 1));
+  });
+
   it("FrameEncoderStream serializes with toFrame", async () => {
     const chunks = await Array.fromAsync(
       ReadableStream.from([55n]).pipeThrough(

@@ -99,14 +99,22 @@ export class FrameEncoderStream<T = Frame>
       }
     });
     this.#queue = queue;
+    let streaming: { pulled(): void; done: Promise<void> } | undefined;
     this.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
       },
-      pull: async (controller) => {
+      pull: (controller) => {
+        if (streaming !== undefined) return streaming.pulled();
         // Read through the stream: it stays so (see registerSinkable below).
         dropSinkable(this.readable);
-        if (await queue.pull(controller) && !queue.failed) controller.close();
+        streaming = queue.streamTo(controller);
+        streaming.done.then(() => {
+          // Closed and written; when failed, the stream is errored already.
+          if (!queue.failed) controller.close();
+        }, (error) => controller.error(error)).catch(() => {
+          // Cancelled meanwhile: nothing more goes to the stream.
+        });
       },
       cancel: (reason) => queue.fail(reason),
     }, { highWaterMark: 0 });
@@ -218,6 +226,8 @@ export class FrameQueue<T> {
   #sink: ByteSink | undefined;
   /** The sink asked to wait (its write returned false) and has not drained. */
   #sinkFull = false;
+  /** The sink's chunks must be buffers of their own (see streamTo). */
+  #ownBuffers = false;
   /** Set while the writer writes to the sink itself (`writeNow`). */
   #manual = false;
   /** Settles `pipeTo`: once closed and written, or failed; or with a sink's error. */
@@ -355,11 +365,45 @@ export class FrameQueue<T> {
    * its drain when it is full; resolves once closed and empty, or failed
    * (see `failed`). Throws what the sink throws.
    */
-  pipeTo(sink: ByteSink): Promise<void> {
+  pipeTo(sink: ByteSink, ownBuffers = false): Promise<void> {
     this.#sink = sink;
+    this.#ownBuffers = ownBuffers;
     this.#piped = deferred<void>();
     this.#scheduleWrite();
     return this.#piped.promise;
+  }
+
+  /**
+   * Writes the chunks from now on into a readable's `controller` (high-water
+   * mark 0), as the sink writer does: a chunk goes in as soon as it is
+   * gathered while a read waits for it, and at most one more waits in the
+   * stream; call `pulled` from the readable's pull. `done` settles as
+   * pipeTo's promise. The chunks are buffers of their own (a reader may
+   * transfer them).
+   */
+  streamTo(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+  ): { pulled(): void; done: Promise<void> } {
+    let wake: (() => void) | undefined;
+    const done = this.pipeTo({
+      write(chunk) {
+        controller.enqueue(chunk);
+        // 0: it went to a waiting read; below: it waits in the stream.
+        return controller.desiredSize! >= 0;
+      },
+      drained: () =>
+        controller.desiredSize! >= 0
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => wake = resolve),
+    }, true);
+    return {
+      pulled() {
+        const resolve = wake;
+        wake = undefined;
+        resolve?.();
+      },
+      done,
+    };
   }
 
   /**
@@ -534,7 +578,8 @@ export class FrameQueue<T> {
     // a new ArrayBuffer costs about 3,000 instructions under Deno 2.9.6
     // (callgrind), a view about 500. A chunk for the readable stays a
     // buffer of its own, which its reader may transfer.
-    const chunk = controller === this.#toSink && size <= MAX_SLAB_REQUEST
+    const chunk = controller === this.#toSink && !this.#ownBuffers &&
+        size <= MAX_SLAB_REQUEST
       ? allocBytes(size)
       : new Uint8Array(size);
     let offset = 0;
