@@ -441,10 +441,11 @@ export class FrameQueue<T> {
   // A writer that says it has nothing more (flush) skips the wait, or with
   // a sink writes the queue itself (the gather then ends, the queue empty):
   // in a lockstep round trip over h2c the sixteen idle turns cost each side
-  // 0.6-0.9 µs of CPU under Bun. (The RPC server's ordinary path does not
-  // flush after a request chunk's answers: writing them that much sooner
-  // made Deno 2.9.6's node:http2 server abort, known-runtime-issues.md (e);
-  // over node:http2 its synchronous path writes them through the sink.)
+  // 0.6-0.9 µs of CPU under Bun. (The RPC server's ordinary path flushes
+  // after a request chunk's answers only when its body is read through the
+  // stream: over node:http2 writing them that much sooner made Deno 2.9.6's
+  // server abort, known-runtime-issues.md (e), and its synchronous path
+  // writes them through the sink.)
   async #gather(): Promise<void> {
     let idle = 0;
     while (
