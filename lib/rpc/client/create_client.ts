@@ -234,26 +234,25 @@ class Call<I, O> {
     this.#resolve = resolve;
     this.#reject = reject;
   };
-  readonly #onBurst = (burst: unknown[] | undefined) => {
-    const result = this.#took(burst);
+  readonly #onBurst = (burst: unknown[] | undefined) =>
+    this.#settle(true, this.#took(burst));
+  readonly #onFailure = (error: unknown) =>
+    this.#settle(false, this.#failed(error));
+
+  /** Settles the read that waits, or keeps the outcome for next() to return. */
+  #settle(ok: boolean, outcome: ReceiveResult<O> | RpcError): void {
     const resolve = this.#resolve;
-    if (resolve === undefined) {
-      this.#now = Promise.resolve(result);
-      return;
-    }
-    this.#resolve = this.#reject = this.#reading = undefined;
-    resolve(result);
-  };
-  readonly #onFailure = (error: unknown) => {
-    const failure = this.#failed(error);
     const reject = this.#reject;
-    if (reject === undefined) {
-      this.#now = Promise.reject(failure);
+    if (resolve === undefined || reject === undefined) {
+      this.#now = ok
+        ? Promise.resolve(outcome as ReceiveResult<O>)
+        : Promise.reject(outcome);
       return;
     }
     this.#resolve = this.#reject = this.#reading = undefined;
-    reject(failure);
-  };
+    if (ok) resolve(outcome as ReceiveResult<O>);
+    else reject(outcome as RpcError);
+  }
 
   /** Delivers the first message of a burst and keeps the rest. */
   #took(burst: unknown[] | undefined): ReceiveResult<O> {
