@@ -226,27 +226,21 @@ export function startClientCall<I, O>(
   // A decompression under way; chunks wait in the backlog meanwhile.
   let decompressing: Promise<void> | undefined;
   const backlog: Uint8Array[] = [];
-  let wakeProducer: (() => void) | undefined;
-  // A burst reader waiting in fillTo: called back in the event that wakes it.
+  // A producer waiting in fillTo: called back in the event that wakes it.
   let waitEmit: ((message: O) => void) | undefined;
   let waitDone: ((ok: boolean, error?: unknown) => void) | undefined;
   const wake = () => {
     const done = waitDone;
-    if (done !== undefined) {
-      const emit = waitEmit!;
-      waitEmit = waitDone = undefined;
-      let filled: boolean;
-      try {
-        filled = fillTo(emit, done);
-      } catch (error) {
-        return done(false, error);
-      }
-      if (filled) done(true);
-      return;
+    if (done === undefined) return;
+    const emit = waitEmit!;
+    waitEmit = waitDone = undefined;
+    let filled: boolean;
+    try {
+      filled = fillTo(emit, done);
+    } catch (error) {
+      return done(false, error);
     }
-    const resolve = wakeProducer;
-    wakeProducer = undefined;
-    resolve?.();
+    if (filled) done(true);
   };
   const toInbox = (message: O) => void inbox.push(message);
   const decodePushed = (chunk: Uint8Array) => {
@@ -310,21 +304,11 @@ export function startClientCall<I, O>(
 
   // Reads the response until it has messages for `emit` (all of one body
   // chunk's), or the call ends (the stream closes) or fails (it errors).
-  // With a pushed body, what is in the inbox goes to `emit` at once.
-  const produce = (emit: (message: O) => void): void | Promise<void> => {
-    if (pushed !== undefined && !over) {
-      if (inbox.length > 0) return deliver(emit);
-      if (!pushedDone()) {
-        return new Promise<void>((resolve) => wakeProducer = resolve).then(
-          () => produce(emit),
-        );
-      }
-    }
-    return produceAsync(emit);
-  };
-  // As produce, for a burst reader that waits (lib/streams/_fuse.ts): with
-  // a pushed body, the wait for a push is a callback that `wake` calls in
-  // the node stream's event, not a promise and the turns of its chain.
+  // With a pushed body, what is in the inbox goes to `emit` at once, and
+  // the wait for a push is a callback that `wake` calls in the node
+  // stream's event. fillTo returns true if it emitted at once, else calls
+  // `done` later (never before it returns); produce is the same with a
+  // promise, for the responses stream's pull.
   const fillTo = (
     emit: (message: O) => void,
     done: (ok: boolean, error?: unknown) => void,
@@ -342,6 +326,13 @@ export function startClientCall<I, O>(
     }
     produceAsync(emit).then(() => done(true), (error) => done(false, error));
     return false;
+  };
+  const produce = (emit: (message: O) => void): void | Promise<void> => {
+    let settle: ((ok: boolean, error?: unknown) => void) | undefined;
+    if (fillTo(emit, (ok, error) => settle!(ok, error))) return;
+    return new Promise<void>((resolve, reject) => {
+      settle = (ok, error) => ok ? resolve() : reject(error);
+    });
   };
   const produceAsync = async (emit: (message: O) => void): Promise<void> => {
     try {
