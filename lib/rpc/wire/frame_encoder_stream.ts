@@ -234,7 +234,7 @@ export class FrameQueue<T> {
   #piped: Deferred<void> | undefined;
   /** A write turn is scheduled or waits for the sink to drain. */
   #writing = false;
-  /** Idle turns of the gather in progress, and the queue's length at the last. */
+  /** Idle turns of the gather in progress (#gatherOn), and the queue's length at the last. */
   #idle = 0;
   #seen = 0;
   /** `#take`'s target once there is a sink: writes each chunk to it. */
@@ -447,16 +447,33 @@ export class FrameQueue<T> {
   // server abort, known-runtime-issues.md (e), and its synchronous path
   // writes them through the sink.)
   async #gather(): Promise<void> {
-    let idle = 0;
-    while (
-      idle < GATHER_TURNS && !this.#closed && !this.#failed &&
-      !this.#flushing && this.#head < this.#queue.length
+    this.#startGather();
+    while (this.#gatherOn()) await undefined;
+  }
+
+  /** A gather starts: no idle turn yet, the queue's length now. */
+  #startGather(): void {
+    this.#idle = 0;
+    this.#seen = this.#queue.length;
+  }
+
+  /**
+   * Whether the gather waits one more microtask turn (called once a turn):
+   * not once closed, failed, flushed or empty, nor with a chunk's worth
+   * queued, nor after GATHER_TURNS turns in a row that added no frame.
+   */
+  #gatherOn(): boolean {
+    if (
+      this.#idle >= GATHER_TURNS || this.#closed || this.#failed ||
+      this.#flushing || this.#head === this.#queue.length ||
+      this.#queuedBytes >= this.#chunkBytes
     ) {
-      if (this.#queuedBytes >= this.#chunkBytes) return;
-      const before = this.#queue.length;
-      await undefined;
-      idle = this.#queue.length > before ? 0 : idle + 1;
+      return false;
     }
+    const length = this.#queue.length;
+    this.#idle = length > this.#seen ? 0 : this.#idle + 1;
+    this.#seen = length;
+    return true;
   }
 
   #wake(): void {
@@ -476,8 +493,7 @@ export class FrameQueue<T> {
   #scheduleWrite(): void {
     if (this.#writing) return;
     this.#writing = true;
-    this.#idle = 0;
-    this.#seen = this.#queue.length;
+    this.#startGather();
     void RESOLVED.then(this.#writeTurn);
   }
 
@@ -493,13 +509,7 @@ export class FrameQueue<T> {
       return;
     }
     if (this.#sinkFull) return this.#writeWhenDrained();
-    if (
-      this.#idle < GATHER_TURNS && !this.#closed && !this.#flushing &&
-      this.#queuedBytes < this.#chunkBytes
-    ) {
-      const length = this.#queue.length;
-      this.#idle = length > this.#seen ? 0 : this.#idle + 1;
-      this.#seen = length;
+    if (this.#gatherOn()) {
       void RESOLVED.then(this.#writeTurn);
       return;
     }
