@@ -16,6 +16,7 @@ import {
   FrameDecoder,
   implementService,
   Int64Value,
+  type MessageType,
   RpcError,
   type Transport,
   type UniversalHandler,
@@ -46,6 +47,15 @@ const T = 20_000;
 
 const MAX = (1n << 63n) - 1n;
 
+// Raw bytes decoded as views of the bytes they arrived in (as a
+// protobuf-es `bytes` field is): what a reader whose buffer is reused by
+// the next read (a BYOB read, lib/streams/_chunk_reader.ts) must not
+// overwrite.
+const View: MessageType<Uint8Array> = {
+  typeName: "test.View",
+  proto: { encode: (value) => value, decode: (bytes) => bytes },
+};
+
 const TestService = defineService("test.v1.TestService", {
   echo: { kind: "unary", input: Int64Value, output: Int64Value },
   count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
@@ -53,6 +63,7 @@ const TestService = defineService("test.v1.TestService", {
   blob: { kind: "bidi", input: Bytes, output: Bytes },
   scan: { kind: "bidi", input: Int64Value, output: Int64Value },
   big: { kind: "server-streaming", input: Int64Value, output: Bytes },
+  keep: { kind: "bidi", input: View, output: View },
 });
 
 let lastWaitSignal: AbortSignal | undefined;
@@ -79,6 +90,13 @@ const testImpl = implementService(TestService, {
   },
   scan: () => new ScanStream(addInt64, 0n),
   big: (n) => [new Uint8Array(Number(n))],
+  // Keeps every request (views of the bytes they came in, see View) until
+  // the requests end, then answers them all.
+  keep: async function* (inputs) {
+    const kept: Uint8Array[] = [];
+    for await (const message of inputs) kept.push(message);
+    yield* kept;
+  },
 });
 
 const services = [streamingCalc, testImpl];
@@ -320,6 +338,28 @@ for (const setup of setups) {
     });
 
     if (setup.codec === "json") return; // the tests below use raw bytes
+
+    it("messages kept as views of their bytes stay intact while more are read", async () => {
+      // 400 messages of 65-2,064 bytes (about 400 KB each way: many body
+      // reads), each filled with its own pattern; the server keeps them all
+      // before answering, the client keeps every answer before checking.
+      const sent = Array.from({ length: 400 }, (_, i) => {
+        const message = new Uint8Array(65 + (i * 997) % 2000);
+        for (let j = 0; j < message.length; j++) {
+          message[j] = (i + j * 7) & 0xff;
+        }
+        return message;
+      });
+      const call = createClient(TestService, t.transport).keep();
+      const received = Array.fromAsync(call.responses);
+      for (const message of sent) await call.send(message.slice());
+      await call.complete();
+      const got = await deadline(received, T);
+      assert.equal(got.length, sent.length);
+      for (let i = 0; i < sent.length; i++) {
+        assert.deepEqual(got[i], sent[i], `message ${i}`);
+      }
+    });
 
     it("a response message over the client's limit fails with RESOURCE_EXHAUSTED", async () => {
       const small = transportFor(setup, server.url, { maxMessageBytes: 64 });

@@ -3,6 +3,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { ChunkReader } from "../lib/streams/_chunk_reader.ts";
 import {
   Code,
   type Frame,
@@ -84,6 +85,48 @@ describe("FrameDecoder", () => {
       assert.deepEqual(plain(frames), plain(sample));
     });
   }
+
+  it("FrameDecoder's frames are views of the chunk, or copies with copyFrames", () => {
+    const chunk = new Uint8Array(5 + 100);
+    chunk[4] = 100;
+    chunk.fill(9, 5);
+    const [viewed] = new FrameDecoder().decode(chunk);
+    const [copied] = new FrameDecoder({ copyFrames: true }).decode(chunk);
+    chunk.fill(0, 5); // the chunk's buffer reused, as a BYOB reader's is
+    assert.deepEqual(viewed.data, new Uint8Array(100));
+    assert.deepEqual(copied.data, new Uint8Array(100).fill(9));
+  });
+
+  it("ChunkReader reads a byte stream into one reused buffer, other streams as they are", async () => {
+    const parts = [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
+    const bytes = new ReadableStream({
+      type: "bytes",
+      pull(controller) {
+        const part = parts.shift();
+        if (part === undefined) {
+          controller.close();
+          // A pending BYOB read ends with the view given back empty.
+          return controller.byobRequest?.respond(0);
+        }
+        controller.enqueue(part.slice());
+      },
+    });
+    const reader = new ChunkReader(bytes);
+    assert.equal(reader.borrowed, true);
+    const first = await reader.read();
+    assert.deepEqual(first.value, new Uint8Array([1, 2, 3]));
+    const buffer = first.value!.buffer;
+    const second = await reader.read();
+    assert.deepEqual(second.value, new Uint8Array([4, 5]));
+    // The first chunk's buffer went to the second read.
+    assert.equal(buffer.byteLength, 0);
+    assert.equal((await reader.read()).done, true);
+
+    const plain = new ChunkReader(ReadableStream.from([new Uint8Array([7])]));
+    assert.equal(plain.borrowed, false);
+    assert.deepEqual((await plain.read()).value, new Uint8Array([7]));
+    assert.equal((await plain.read()).done, true);
+  });
 
   it("FrameDecoder rejects a length over maxMessageBytes before allocating", () => {
     const decoder = new FrameDecoder({ maxMessageBytes: 4194304 });

@@ -23,6 +23,7 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, TransportCall } from "../client/transport.ts";
 import type { HttpClient, UniversalClientResponse } from "../universal.ts";
 import { deferred } from "../../_internal/deferred.ts";
+import { ChunkReader } from "../../streams/_chunk_reader.ts";
 import {
   openPushSource,
   type PushListener,
@@ -178,7 +179,7 @@ export function startClientCall<I, O>(
   headers.catch(() => {});
   const trailers = deferred<Headers>();
 
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let reader: ChunkReader | undefined;
   let decoder: MessageDecoder<O> | undefined;
   let response: UniversalClientResponse | undefined;
   let endStatus: CallStatus | undefined;
@@ -364,6 +365,9 @@ export function startClientCall<I, O>(
           over = true;
           return;
         }
+        // A chunk may be a view of a buffer the next read reuses: the
+        // decoder then keeps no view of it.
+        reader = new ChunkReader(response.body);
         decoder = new MessageDecoder({
           codec: outCodec,
           typeName: method.output.typeName,
@@ -374,8 +378,8 @@ export function startClientCall<I, O>(
           onEnd: (data) => {
             endStatus = init.decodeEnd!(data);
           },
+          copyFrames: reader.borrowed,
         });
-        reader = response.body.getReader();
         pushed = openPushSource(response.body, pushListener);
         if (pushed !== undefined) return await produce(emit);
       }

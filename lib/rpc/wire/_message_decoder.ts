@@ -24,6 +24,8 @@ export interface MessageDecoderOptions<T> {
   endFlag?: number;
   /** Receives the (decompressed) end-of-stream frame's data. */
   onEnd?: (data: Uint8Array) => void;
+  /** No frame is a view of a pushed chunk (see FrameDecoderOptions). */
+  copyFrames?: boolean;
 }
 
 /**
@@ -41,6 +43,7 @@ export class MessageDecoder<T> {
   constructor(options: MessageDecoderOptions<T>) {
     this.#frames = new FrameDecoder({
       maxMessageBytes: options.maxMessageBytes,
+      copyFrames: options.copyFrames,
     });
     this.#options = options;
     this.#allowed = 1 | (options.endFlag ?? 0);

@@ -27,6 +27,14 @@ export interface FrameDecoderOptions {
    * @default {4194304}
    */
   maxMessageBytes?: number;
+  /**
+   * Copies every frame's bytes out of the chunk, so no frame is a view of
+   * it: for a caller that reuses its chunks' buffer once `decode` returns
+   * (a BYOB reader reading into one buffer).
+   *
+   * @default {false}
+   */
+  copyFrames?: boolean;
 }
 
 /**
@@ -34,8 +42,9 @@ export interface FrameDecoderOptions {
  * big-endian length, the message): feed it bytes as they arrive, in chunks
  * of any size, and get back the complete frames; a partial frame is kept
  * until its remaining bytes arrive. Frames over 64 bytes that lie whole
- * inside one chunk are views of that chunk (no copy); smaller ones are
- * copied (cheaper than a view of a small chunk under Bun).
+ * inside one chunk are views of that chunk (no copy; copies with
+ * `copyFrames`); smaller ones are copied (cheaper than a view of a small
+ * chunk under Bun).
  *
  * @example Decode two frames split across chunks
  * ```ts
@@ -53,6 +62,7 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   readonly #maxMessageBytes: number;
+  readonly #copyFrames: boolean;
   readonly #header = new Uint8Array(5);
   #headerBytes = 0;
   #flags = 0;
@@ -65,7 +75,8 @@ export class FrameDecoder {
    * @param options The message size limit.
    */
   constructor(options: FrameDecoderOptions = {}) {
-    const { maxMessageBytes = MAX_MESSAGE_BYTES } = options;
+    const { maxMessageBytes = MAX_MESSAGE_BYTES, copyFrames = false } = options;
+    this.#copyFrames = copyFrames;
     this.#maxMessageBytes = checkMax(
       "create decoder",
       "maxMessageBytes",
@@ -111,7 +122,12 @@ export class FrameDecoder {
         this.#checkLength(length);
         const start = offset + 5;
         if (end - start >= length) {
-          frames.push({ flags, data: frameData(chunk, start, length) });
+          frames.push({
+            flags,
+            data: this.#copyFrames && length > COPY_MAX_BYTES
+              ? chunk.slice(start, start + length)
+              : frameData(chunk, start, length),
+          });
           offset = start + length;
           continue;
         }
