@@ -72,7 +72,7 @@ export class FrameDecoder {
   /**
    * Creates a decoder.
    *
-   * @param options The message size limit.
+   * @param options The message size limit, and whether frames are copied.
    */
   constructor(options: FrameDecoderOptions = {}) {
     const { maxMessageBytes = MAX_MESSAGE_BYTES, copyFrames = false } = options;
