@@ -124,9 +124,7 @@ export class FrameDecoder {
         if (end - start >= length) {
           frames.push({
             flags,
-            data: this.#copyFrames && length > COPY_MAX_BYTES
-              ? chunk.slice(start, start + length)
-              : frameData(chunk, start, length),
+            data: frameData(chunk, start, length, this.#copyFrames),
           });
           offset = start + length;
           continue;
@@ -201,8 +199,18 @@ export class FrameDecoder {
 // about 20 ns under Deno too) and its chunk is never viewed.
 const COPY_MAX_BYTES = 64;
 
-function frameData(chunk: Uint8Array, start: number, length: number) {
-  if (length > COPY_MAX_BYTES) return chunk.subarray(start, start + length);
+// With `copy` (copyFrames) a larger one is copied out of the chunk too.
+function frameData(
+  chunk: Uint8Array,
+  start: number,
+  length: number,
+  copy: boolean,
+) {
+  if (length > COPY_MAX_BYTES) {
+    return copy
+      ? chunk.slice(start, start + length)
+      : chunk.subarray(start, start + length);
+  }
   const data = allocBytes(length);
   for (let i = 0; i < length; i++) data[i] = chunk[start + i];
   return data;
