@@ -2,7 +2,7 @@
 // Deno or Bun):
 //
 //   _rpc.ts server <impl>                       prints "READY <port>"
-//   _rpc.ts client <impl> <port> <methods> <ms> [<lockstepN>]
+//   _rpc.ts client <impl> <port> <methods> <ms> [<lockstepN> [<warmupN>]]
 //                                               prints one JSON line: each
 //                                               method's result (sum and
 //                                               incrementalSum send for
@@ -531,7 +531,7 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
 /**
  * How long the warm-up call of sum and incrementalSum sends, the same for
  * every implementation (or the measured time, if shorter; lockstep: see
- * lockstepWarmup). A warm-up of a fixed count
+ * LOCKSTEP_WARMUP). A warm-up of a fixed count
  * (20,000 messages) measured ours while V8 still compiled it: our Deno
  * client's CPU per message was 1.3 µs over messages 20,000 to 100,000 of a
  * fresh process and 0.34 µs over 100,000 to 400,000, and grpc-js on Bun
@@ -541,11 +541,17 @@ async function serveImpl(impl: RpcImpl): Promise<number> {
 const WARMUP_MS = 500;
 
 /**
- * Lockstep's warm-up round trips: a quarter of the measured ones, for
+ * Lockstep's warm-up round trips before the measured ones, the same for
  * every contender (lockstep runs in a client process of its own, on one
- * CPU beside the server: bench/run.ts).
+ * CPU beside the server: bench/run.ts). A quarter as many as measured
+ * (750 of 3,000) measured ours while V8 still compiled it: our gRPC-Web
+ * pair over HTTP/1.1 under Deno 2.9.6 took 59-61 µs p50 after 750 and
+ * 50-51 after 2,000, 5,000 or 10,000 (the by-hand pair 51-55 after any of
+ * them; Bun's rows and Deno's h2c rows the same after 750 as after 10,000;
+ * pinned, the bench's own processes). 5,000 is past that for every
+ * contender, about 0.3 s each.
  */
-const lockstepWarmup = (n: number) => Math.max(1, Math.min(20_000, n >> 2));
+export const LOCKSTEP_WARMUP = 5_000;
 
 /**
  * Runs one client measurement, after a warm-up call of the same method
@@ -553,12 +559,14 @@ const lockstepWarmup = (n: number) => Math.max(1, Math.min(20_000, n >> 2));
  * implementation is measured with its code compiled and its connection
  * open: its steady state, as a long-running client or server sees it.
  * Sum and incrementalSum send for `ms` milliseconds (then complete and
- * check the result of every message sent); lockstep makes `n` round trips.
+ * check the result of every message sent); lockstep makes `n` round trips
+ * after `lockstepWarmup` on the same call's connection.
  */
 export async function runClient(
   impl: RpcImpl,
   port: number,
   runs: ReadonlyArray<{ method: RpcMethod; budget: number }>,
+  lockstepWarmup = LOCKSTEP_WARMUP,
 ): Promise<Record<string, RpcResult>> {
   const results: Record<string, RpcResult> = {};
   if (isFloor(impl)) {
@@ -566,7 +574,7 @@ export async function runClient(
       if (method !== "lockstep") {
         throw new TypeError(`Cannot run ${method} on ${impl}: lockstep only`);
       }
-      await floorRun(impl, port, lockstepWarmup(n));
+      await floorRun(impl, port, lockstepWarmup);
       results[method] = await floorRun(impl, port, n);
     }
     return results;
@@ -584,9 +592,7 @@ export async function runClient(
     for (const { method, budget } of runs) {
       await session.run(
         method,
-        method === "lockstep"
-          ? lockstepWarmup(budget)
-          : Math.min(WARMUP_MS, budget),
+        method === "lockstep" ? lockstepWarmup : Math.min(WARMUP_MS, budget),
       );
       const cpu0 = process.cpuUsage();
       results[method] = await session.run(method, budget);
@@ -605,20 +611,24 @@ if (import.meta.main) {
     console.log(`READY ${await serveImpl(impl as RpcImpl)}`);
   } else if (command === "client") {
     // Several methods, comma-separated, run in turn on one connection each:
-    // lockstep with <lockstepN> round trips, the others for <ms> ms.
+    // lockstep with <lockstepN> round trips after <warmupN>, the others
+    // for <ms> ms.
     const lockstepN = Number(process.argv[7] ?? 1000);
+    const warmupN = Number(process.argv[8] ?? LOCKSTEP_WARMUP);
     const runs = (method.split(",") as RpcMethod[]).map((m) => ({
       method: m,
       budget: m === "lockstep" ? lockstepN : Number(ms),
     }));
     console.log(
-      JSON.stringify(await runClient(impl as RpcImpl, Number(port), runs)),
+      JSON.stringify(
+        await runClient(impl as RpcImpl, Number(port), runs, warmupN),
+      ),
     );
     // grpc-js and http2 sessions may keep timers alive.
     process.exit(0);
   } else {
     console.error(
-      "Usage: _rpc.ts server <impl> | client <impl> <port> <methods> <ms> [<lockstepN>]",
+      "Usage: _rpc.ts server <impl> | client <impl> <port> <methods> <ms> [<lockstepN> [<warmupN>]]",
     );
     process.exit(2);
   }

@@ -46,6 +46,7 @@ const CONFIG = SMOKE
     rpcN: 2_000,
     peerN: 2_000,
     lockstepN: 100,
+    lockstepWarmup: 100,
     loadStreams: [1, 16],
     loadBytes: 4 * MiB,
     loadMessages: 2_000,
@@ -78,6 +79,9 @@ const CONFIG = SMOKE
     rpcN: 50_000,
     peerN: 10_000,
     lockstepN: 3_000,
+    // After this many warm-up round trips, every contender's code is
+    // compiled (bench/_rpc.ts, LOCKSTEP_WARMUP).
+    lockstepWarmup: 5_000,
     // 256 is the target's column; 1,024 connections took the longest of
     // each load flow and is the same story further out.
     loadStreams: [1, 16, 256],
@@ -614,6 +618,7 @@ async function rpcRun(
           which.join(","),
           String(CONFIG.rpcMs),
           String(CONFIG.lockstepN),
+          String(CONFIG.lockstepWarmup),
         ],
         120_000,
         cpu,
@@ -2085,7 +2090,9 @@ const sections = {
     } round trips of incrementalSum\n\n${
       LOCKSTEP_CPU === undefined
         ? "Server and client unpinned (taskset not found): expect the scheduler's placement in the figures."
-        : `Server and client pinned to CPU ${LOCKSTEP_CPU} (taskset), after a quarter as many warm-up round trips: a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next).`
+        : `Server and client pinned to CPU ${LOCKSTEP_CPU} (taskset), after ${
+          fmt(CONFIG.lockstepWarmup)
+        } warm-up round trips (every contender's code compiled by then): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next).`
     }\n\n${rpcLatency}`,
   load:
     `### Load growth (servers in their own process, clients in another; the aggregate of all streams)\n\nEcho and upload: ${
