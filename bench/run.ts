@@ -24,6 +24,11 @@ const args = parseArgs({
     tmp: { type: "string" },
     smoke: { type: "boolean", default: false },
     only: { type: "string" },
+    // The load section's stream counts (comma-separated), instead of
+    // CONFIG.loadStreams: `deno task bench:load` adds 1,024.
+    "load-streams": { type: "string" },
+    // Writes the load section alone to bench/LOAD.md (with --only load).
+    "write-load": { type: "boolean", default: false },
   },
 });
 const BUN = args.values.bun ?? "bun";
@@ -32,6 +37,10 @@ const TMP = args.values.tmp ?? (() => {
 })();
 const SMOKE = args.values.smoke;
 const ONLY = args.values.only?.split(",");
+const WRITE_LOAD = args.values["write-load"];
+if (WRITE_LOAD && (SMOKE || ONLY?.join() !== "load")) {
+  throw new TypeError("Cannot run: --write-load goes with --only load");
+}
 const COMMAND = SMOKE ? "deno task bench:smoke" : "deno task bench";
 
 const MiB = 1024 * 1024;
@@ -83,12 +92,23 @@ const CONFIG = SMOKE
     // compiled (bench/_rpc.ts, LOCKSTEP_WARMUP).
     lockstepWarmup: 5_000,
     // 256 is the target's column; 1,024 connections took the longest of
-    // each load flow and is the same story further out.
+    // each load flow (`deno task bench:load` runs it: bench/LOAD.md).
     loadStreams: [1, 16, 256],
     loadBytes: 128 * MiB,
     loadMessages: 100_000,
     idleCounts: [1_000, 10_000],
   };
+if (args.values["load-streams"] !== undefined) {
+  const counts = args.values["load-streams"].split(",").map(Number);
+  if (counts[0] !== 1 || counts.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new TypeError(
+      `Cannot run: --load-streams must be whole numbers starting with 1, got ${
+        args.values["load-streams"]
+      }`,
+    );
+  }
+  CONFIG.loadStreams = counts;
+}
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -997,7 +1017,9 @@ const LOAD_FLOWS = [
     unit: "msg/s",
   },
 ] as const;
-const FLOOR_STREAMS = [1, 256];
+// The runtime's own floor at one stream, the target's 256 and, when the
+// load section runs that far, 1,024.
+const FLOOR_STREAMS = [1, 256, 1024];
 interface LoadRow {
   label: string;
   unit: string;
@@ -2073,6 +2095,13 @@ if (!ONLY) {
 
 // ---------- write ----------
 
+const loadSection =
+  `### Load growth (servers in their own process, clients in another; the aggregate of all streams)\n\nEcho and upload: ${
+    CONFIG.loadBytes / MiB
+  } MiB in all, shared by the streams (one HTTP/1.1 connection each); bidi RPC: ${
+    fmt(CONFIG.loadMessages)
+  } messages in all, on one h2c session.\n\n${loadTable}`;
+
 const sections = {
   echo: `### Echo (loopback HTTP)\n\n${echoTable}`,
   upload: `### Upload to file, ${
@@ -2095,11 +2124,7 @@ const sections = {
         } warm-up round trips (every contender's code compiled by then): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next).`
     }\n\n${rpcLatency}`,
   load:
-    `### Load growth (servers in their own process, clients in another; the aggregate of all streams)\n\nEcho and upload: ${
-      CONFIG.loadBytes / MiB
-    } MiB in all, shared by the streams (one HTTP/1.1 connection each); bidi RPC: ${
-      fmt(CONFIG.loadMessages)
-    } messages in all, on one h2c session.\n\n${loadTable}\n\n### Server memory per open idle stream (VmRSS after opening each step; "bare": the runtime's own handler, no library)\n\nEvery stream made one round trip and stays open; ${
+    `${loadSection}\n\n### Server memory per open idle stream (VmRSS after opening each step; "bare": the runtime's own handler, no library)\n\nEvery stream made one round trip and stays open; ${
       fmt(CONFIG.idleCounts[CONFIG.idleCounts.length - 1])
     } streams fit the fd limit here (20,000 per process).\n\n${idleTable}`,
   resumable: resumable ? `### ${resumable.title}\n\n${resumable.table}` : "",
@@ -2243,6 +2268,36 @@ if (!SMOKE && !ONLY) {
   console.error(
     "Wrote bench/RESULTS.md, bench/ratios.svg and docs/performance.md's generated block",
   );
+}
+if (WRITE_LOAD) {
+  // `deno task bench:load`: the load section alone, with more streams.
+  const load = [
+    `# Load growth, ${
+      CONFIG.loadStreams.map((n) => fmt(n)).join(", ")
+    } streams`,
+    "",
+    `Command: \`deno task bench:load\` (the load section of \`deno task bench\`, [RESULTS.md](RESULTS.md), with more streams). ${envLine}`,
+    "",
+    method,
+    "",
+    "## Targets (at 256 streams)",
+    "",
+    targetTable,
+    "",
+    loadSection.replace(/^###/, "##"),
+    "",
+    "## Every repetition",
+    "",
+    rawRuns(),
+    "",
+    FINDINGS_LINK,
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(
+    `${ROOT}bench/LOAD.md`,
+    await formatMarkdown(load),
+  );
+  console.error("Wrote bench/LOAD.md");
 }
 console.error(`Done in ${fmt((performance.now() - started) / 1000)} s`);
 if (failures.length > 0) {
