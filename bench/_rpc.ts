@@ -547,9 +547,10 @@ const WARMUP_MS = 500;
  * (750 of 3,000) measured ours while V8 still compiled it: our gRPC-Web
  * pair over HTTP/1.1 under Deno 2.9.6 took 59-61 µs p50 after 750 and
  * 50-51 after 2,000, 5,000 or 10,000 (the by-hand pair 51-55 after any of
- * them; Bun's rows and Deno's h2c rows the same after 750 as after 10,000;
- * pinned, the bench's own processes). 5,000 is past that for every
- * contender, about 0.3 s each.
+ * them; pinned, the bench's own processes). Bun's rows moved by 4% at most
+ * from 750 to 10,000 (grpc-js's 8%), Deno's h2c rows (ours and by hand
+ * alike) by 5-7%. 5,000 is past the compiling step for every contender,
+ * about 0.3 s each.
  */
 export const LOCKSTEP_WARMUP = 5_000;
 
@@ -560,7 +561,7 @@ export const LOCKSTEP_WARMUP = 5_000;
  * open: its steady state, as a long-running client or server sees it.
  * Sum and incrementalSum send for `ms` milliseconds (then complete and
  * check the result of every message sent); lockstep makes `n` round trips
- * after `lockstepWarmup` on the same call's connection.
+ * after `lockstepWarmup` warm-up round trips.
  */
 export async function runClient(
   impl: RpcImpl,
