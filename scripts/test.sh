@@ -61,26 +61,36 @@ timed "doc examples" "$start"
 
 step doc deno run --allow-read --allow-run --allow-env scripts/doc_lint.ts
 
+# deno_tests <name> <task> <log>: runs a `deno test` task. Deno 2.9.6's
+# node:http2 (nghttp2) can abort the whole process as a session closes
+# (docs/known-runtime-issues.md (e)), and several test files run node:http2
+# servers and clients in the runner's process. A run that died before its
+# summary line (that abort: nghttp2's assertion, or a segmentation fault)
+# runs once more, says so, and keeps the first run's log beside the second;
+# a run whose tests failed (it prints FAILED and its failures) never does.
+retried=()
+deno_tests() {
+  local name=$1 task=$2 log=$3 attempt
+  for attempt in 1 2; do
+    NO_COLOR=1 deno task "$task" 2>&1 | tee "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] && return
+    if [ "$attempt" -eq 1 ] && ! grep -qE '^(ok|FAILED) \|' "$log"; then
+      echo "$name died before its summary (Deno's node:http2, known runtime issue (e)); running it once more (first run's log: $log.died)"
+      cp "$log" "$log.died"
+      retried+=("$name")
+      continue
+    fi
+    failed+=("$name")
+    return
+  done
+}
+
 start=$SECONDS
 printf '\n==> deno test\n'
-NO_COLOR=1 deno task test:deno:main 2>&1 | tee "$logs/deno.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("deno test")
+deno_tests "deno test" test:deno:main "$logs/deno.log"
 # tests/rpc_interop.test.ts runs node:http2 clients and servers of several
-# libraries in one process, where Deno 2.9.6's node:http2 can abort the
-# process as a session closes (docs/known-runtime-issues.md (e)). A run that
-# died before its summary line (that abort: nghttp2's assertion, or a
-# segmentation fault) runs once more, and says so; a run whose tests failed
-# (it prints FAILED and its failures) never does.
-for attempt in 1 2; do
-  NO_COLOR=1 deno task test:deno:interop 2>&1 | tee "$logs/deno-interop.log"
-  [ "${PIPESTATUS[0]}" -eq 0 ] && break
-  if [ "$attempt" -eq 1 ] && ! grep -qE '^(ok|FAILED) \|' "$logs/deno-interop.log"; then
-    echo "deno test tests/rpc_interop.test.ts died before its summary (Deno's node:http2, known runtime issue (e)); running it once more"
-    continue
-  fi
-  failed+=("deno test (rpc interop)")
-  break
-done
+# libraries, the most exposed to that abort: a process of its own.
+deno_tests "deno test (rpc interop)" test:deno:interop "$logs/deno-interop.log"
 timed "deno test" "$start"
 
 start=$SECONDS
@@ -157,6 +167,9 @@ step clean-clone clean_clone
 printf '\n==> summary\n'
 printf '%s\n' "${timings[@]}" | paste -sd ',' | sed 's/,/, /g; s/^/time per step: /'
 echo "whole task: $SECONDS s"
+if [ ${#retried[@]} -gt 0 ]; then
+  echo "ran once more after a runtime abort: ${retried[*]}"
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]}"
 else
