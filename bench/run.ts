@@ -362,10 +362,15 @@ const newSample = (): Sample => ({
   errors: [],
 });
 
-/** Runs `contenders` interleaved, `reps` times: A, B, A, B, ... */
+/**
+ * Runs `contenders` interleaved, `reps` times: A, B, A, B, ... Each is
+ * told its repetition (from 1): a contender that records more than its
+ * value keeps each repetition at its index, so that repetitions stay paired
+ * across contenders (see `ratio`) when a run fails.
+ */
 async function interleave(
   title: string,
-  contenders: Record<string, () => Promise<Partial<Sample1>>>,
+  contenders: Record<string, (rep: number) => Promise<Partial<Sample1>>>,
 ): Promise<Record<string, Sample>> {
   const samples: Record<string, Sample> = {};
   for (const name of Object.keys(contenders)) samples[name] = newSample();
@@ -374,13 +379,13 @@ async function interleave(
       const sample = samples[name];
       let one: Partial<Sample1>;
       try {
-        one = await run();
+        one = await run(rep);
       } catch (first) {
         // One retry: the machine is shared, and a run can fail for reasons
         // outside it. A second failure is recorded, not hidden.
         log(`${title} | rep ${rep} | ${name}: failed, retrying: ${first}`);
         try {
-          one = await run();
+          one = await run(rep);
         } catch (second) {
           const message = String((second as Error)?.message ?? second);
           sample.errors.push(message);
@@ -427,7 +432,21 @@ function fmt(value: number, digits = 0): string {
   });
 }
 
-const ratio = (a: number, b: number) => a / b;
+/**
+ * The ratio of two contenders of one comparison: the median, over the
+ * repetitions, of each repetition's own ratio (a / b, both measured in that
+ * repetition, seconds apart). A slow spell of the shared host that covers
+ * a repetition slows both sides of its ratio alike; the ratio of the two
+ * medians could take a's from a slow repetition and b's from a quick one
+ * (measured: lockstep p50s of 101, 93, 51 µs against 99, 63, 57 µs gave
+ * 1.48× as a ratio of medians, from repetitions whose own ratios were
+ * 1.02, 1.48 and 0.89).
+ */
+function ratio(a: number[], b: number[]): number {
+  const each: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) each.push(a[i] / b[i]);
+  return median(each);
+}
 
 /** The spread of the repetitions: ±half their range, in % of the median. */
 function spread(values: number[]): string {
@@ -954,7 +973,8 @@ if (wanted("rpc")) {
       p99: {} as Record<string, number[]>,
     }]),
   ) as Record<(typeof METHODS)[number], RpcRow>;
-  const contenders: Record<string, () => Promise<Partial<Sample1>>> = {};
+  const contenders: Record<string, (rep: number) => Promise<Partial<Sample1>>> =
+    {};
   const add = (runtime: Runtime, impl: string) => {
     const key = `${runtime}:${impl}`;
     const methods = impl.startsWith("floor") ? ["lockstep"] : METHODS;
@@ -962,14 +982,16 @@ if (wanted("rpc")) {
       rows[method].samples[key] = newSample();
       rows[method].p99[key] = [];
     }
-    contenders[key] = async () => {
+    contenders[key] = async (rep) => {
       const r = await rpcRun(runtime, impl, methods);
+      // At the repetition's index: a failed run leaves a hole, and the
+      // other repetitions stay paired with the other contenders'.
       for (const method of methods as readonly (typeof METHODS)[number][]) {
         const one = r[method] ?? {};
-        rows[method].samples[key].values.push(
-          method === "lockstep" ? one.p50 : one.rate,
-        );
-        if (method === "lockstep") rows[method].p99[key].push(one.p99);
+        rows[method].samples[key].values[rep - 1] = method === "lockstep"
+          ? one.p50
+          : one.rate;
+        if (method === "lockstep") rows[method].p99[key][rep - 1] = one.p99;
       }
       return { value: r.lockstep?.p50 };
     };
@@ -1228,7 +1250,7 @@ const RSS_OVER_FLOOR = 8;
 for (const row of echoRows) {
   const where = `Echo ${row.bytes / MiB} MiB, ${row.runtime}, ${row.transport}`;
   const capped = (x: Sample) => x.capped ? " (capped runs)" : "";
-  const rp = ratio(median(row.pass.values), median(row.raw.values));
+  const rp = ratio(row.pass.values, row.raw.values);
   targets.push({
     target:
       `${where}, passthrough options (idleTimeoutMs 0, readAheadBytes 0): ours ≥ 0.95 × raw`,
@@ -1250,7 +1272,7 @@ for (const row of echoRows) {
   // every chunk and the read-ahead holds chunks. Their floor is one bare
   // TransformStream.
   const reference = row.pipe ?? row.raw;
-  const rd = ratio(median(row.ours.values), median(reference.values));
+  const rd = ratio(row.ours.values, reference.values);
   targets.push({
     target:
       `${where}, default options (idle timer, read-ahead: JS per chunk): ours ≥ 0.95 × ${
@@ -1270,7 +1292,7 @@ for (const row of uploadRows) {
   const ours = median(s.ours.values);
   const raw = median(s.raw.values);
   const curl = median(s.curl.values);
-  const r1 = ratio(ours, raw);
+  const r1 = ratio(s.ours.values, s.raw.values);
   targets.push({
     target: `Upload ${
       CONFIG.bigBytes / MiB
@@ -1283,7 +1305,7 @@ for (const row of uploadRows) {
     met: r1 >= 0.95,
     note: r1 >= 0.95 ? "" : UPLOAD_CAUSE(row.runtime),
   });
-  const r2 = ratio(ours, curl);
+  const r2 = ratio(s.ours.values, s.curl.values);
   targets.push({
     target:
       `Upload client, ${row.runtime}: ours ≥ 0.5 × curl -T (same receiver)`,
@@ -1364,23 +1386,24 @@ for (const row of rpcRows) {
   const s = row.samples;
   const peerKeys = Object.keys(s).filter((k) => !k.includes("ours"));
   if (row.method === "lockstep") {
-    const grpcJs = median(s["bun:grpc-js"].values);
+    const grpcJsValues = s["bun:grpc-js"].values;
+    const grpcJs = median(grpcJsValues);
     for (const key of Object.keys(s).filter((k) => k.includes("ours"))) {
       const [runtime, impl] = key.split(":");
       const floorKey = `${runtime}:${FLOOR_OF[impl]}`;
       const floor = median(s[floorKey].values);
       const p50 = median(s[key].values);
-      const rf = p50 / floor;
+      const rf = ratio(s[key].values, s[floorKey].values);
       const jsFloor = s[`${runtime}:floor-h1-js`];
       const byHand = s[`${runtime}:${BY_HAND_OF[FLOOR_OF[impl]]}`];
       const vsJs = (FLOOR_OF[impl] === "floor-h1" && jsFloor
         ? `; JS floor ${fmt(median(jsFloor.values))} µs, ours / JS floor ${
-          fmtRatio(p50 / median(jsFloor.values))
+          fmtRatio(ratio(s[key].values, jsFloor.values))
         }`
         : "") +
         (byHand
           ? `; by hand ${fmt(median(byHand.values))} µs, ours / by hand ${
-            fmtRatio(p50 / median(byHand.values))
+            fmtRatio(ratio(s[key].values, byHand.values))
           }`
           : "");
       targets.push({
@@ -1400,7 +1423,7 @@ for (const row of rpcRows) {
       if (byHand) {
         // The same bytes both ways as ours (the request frames and the
         // running sums' answers), made by hand over the same transport.
-        const rh = p50 / median(byHand.values);
+        const rh = ratio(s[key].values, byHand.values);
         targets.push({
           target: `Lockstep p50, ${
             labelKey(key)
@@ -1414,39 +1437,42 @@ for (const row of rpcRows) {
           note: rh <= 1.15 ? "" : LOCKSTEP_CAUSE(key),
         });
       }
-      const r = p50 / grpcJs;
+      const r = ratio(s[key].values, grpcJsValues);
       // Over fetch, an RPC server must read and write the bytes in JS: the
       // least it can cost is the JS floor, not the native passthrough.
       const jsFloorP50 = FLOOR_OF[impl] === "floor-h1" && jsFloor
         ? median(jsFloor.values)
         : undefined;
-      const least = Math.max(floor, jsFloorP50 ?? 0);
-      const floorAllows = least <= 0.8 * grpcJs;
+      const floorVsGrpcJs = ratio(s[floorKey].values, grpcJsValues);
+      const jsFloorVsGrpcJs = jsFloorP50 === undefined
+        ? undefined
+        : ratio(jsFloor.values, grpcJsValues);
+      // The least the transport allows, as a ratio to grpc-js's p50.
+      const least = Math.max(floorVsGrpcJs, jsFloorVsGrpcJs ?? 0);
+      const floorAllows = least <= 0.8;
       targets.push({
         target: `Lockstep p50, ${labelKey(key)}: ≤ 0.8 × grpc-js${
           floorAllows
             ? ""
             : ` (not reachable: the ${
-              least === floor ? "floor" : "JS floor"
+              least === floorVsGrpcJs ? "floor" : "JS floor"
             } alone is above it)`
         }`,
         measured: `${fmt(p50)} vs ${fmt(grpcJs)}${
           spread(s["bun:grpc-js"].values)
-        } µs; floor ${fmt(floor)} µs = ${fmtRatio(floor / grpcJs)} grpc-js${
+        } µs; floor ${fmt(floor)} µs = ${fmtRatio(floorVsGrpcJs)} grpc-js${
           jsFloorP50 === undefined
             ? ""
             : `, JS floor ${fmt(jsFloorP50)} µs = ${
-              fmtRatio(jsFloorP50 / grpcJs)
+              fmtRatio(jsFloorVsGrpcJs!)
             } grpc-js`
         }`,
         ratio: r,
         goal: 0.8,
         met: r <= 0.8,
-        note: r <= 0.8
-          ? ""
-          : floorAllows
-          ? LOCKSTEP_CAUSE(key)
-          : FLOOR_CAUSE(least === floor ? FLOOR_OF[impl] : "floor-h1-js"),
+        note: r <= 0.8 ? "" : floorAllows ? LOCKSTEP_CAUSE(key) : FLOOR_CAUSE(
+          least === floorVsGrpcJs ? FLOOR_OF[impl] : "floor-h1-js",
+        ),
       });
     }
     continue;
@@ -1458,7 +1484,7 @@ for (const row of rpcRows) {
   );
   const bestKey = peerKeys.find((k) => median(s[k].values) === best)!;
   for (const key of Object.keys(s).filter((k) => k.includes("ours"))) {
-    const r = median(s[key].values) / best;
+    const r = ratio(s[key].values, s[bestKey].values);
     targets.push({
       target: `RPC ${row.method}, ${labelKey(key)}: ≥ 10 × the faster peer (${
         labelKey(bestKey)
@@ -1478,9 +1504,11 @@ for (const row of loadRows) {
   const one = median(row.samples["1"]?.values ?? []);
   const at256 = median(row.samples["256"]?.values ?? []);
   if (!row.samples["256"]) continue;
-  const r = at256 / one;
-  const floorRatio = median(row.samples["floor@256"]?.values ?? []) /
-    median(row.samples["floor@1"]?.values ?? []);
+  const r = ratio(row.samples["256"].values, row.samples["1"].values);
+  const floorRatio = ratio(
+    row.samples["floor@256"]?.values ?? [],
+    row.samples["floor@1"]?.values ?? [],
+  );
   targets.push({
     target: `Load, ${row.label}: 256 streams ≥ 0.8 × 1 stream (aggregate)`,
     measured: `${fmt(at256)}${spread(row.samples["256"].values)} vs ${
@@ -1611,7 +1639,7 @@ const envLine =
 const method =
   `Loopback 127.0.0.1, servers and clients in separate processes; every comparison interleaved (A, B, A, B, ...) over ${CONFIG.reps} repetition${
     CONFIG.reps > 1 ? "s" : ""
-  }; medians, and ratios to the reference measured in the same run.`;
+  }; medians, and each ratio the median of the repetitions' own ratios to the reference (both measured in the same repetition, so that a slow spell of the shared host slows both sides of a ratio alike).`;
 
 // Causes are long and shared by several rows: the table names them by
 // letter, and the list under it spells them out.
@@ -1674,8 +1702,8 @@ const echoTable = table(
     r.pipe
       ? `${fmt(median(r.pipe.values))}${spread(r.pipe.values)}`
       : "not run",
-    fmtRatio(ratio(median(r.pass.values), median(r.raw.values))),
-    r.pipe ? fmtRatio(ratio(median(r.ours.values), median(r.pipe.values))) : "",
+    fmtRatio(ratio(r.pass.values, r.raw.values)),
+    r.pipe ? fmtRatio(ratio(r.ours.values, r.pipe.values)) : "",
     `${fmt(median(r.ours.rss))} / ${fmt(median(r.raw.rss))} / ${
       r.pipe ? fmt(median(r.pipe.rss)) : "–"
     }`,
@@ -1720,7 +1748,7 @@ const uploadTable = table(
       }`,
       name === "ours"
         ? "1"
-        : fmtRatio(ratio(median(row.samples.ours.values), median(s.values))),
+        : fmtRatio(ratio(row.samples.ours.values, s.values)),
       name === "cp" ? "" : fmt(median(s.rss)),
     ])
   ),
@@ -1768,8 +1796,13 @@ const rpcThroughput = table(
       ...rpcRows.filter((r) => r.method !== "lockstep").map((r) => {
         const peers = Object.keys(r.samples).filter((k) => !k.includes("ours"));
         const best = Math.max(...peers.map((k) => median(r.samples[k].values)));
+        const bestKey = peers.find((k) =>
+          median(r.samples[k].values) === best
+        )!;
         const v = median(r.samples[key].values);
-        return `${fmt(v)} (${fmtRatio(v / best)})`;
+        return `${fmt(v)} (${
+          fmtRatio(ratio(r.samples[key].values, r.samples[bestKey].values))
+        })`;
       }),
     ];
   }),
@@ -1793,7 +1826,8 @@ const rpcLatency = lockstepRow
       const [runtime, impl] = key.split(":");
       const p50 = median(lockstepRow.samples[key].values);
       const p99 = median(lockstepRow.p99[key]);
-      const ref = median(lockstepRow.samples["bun:grpc-js"].values);
+      const values = lockstepRow.samples[key].values;
+      const ref = lockstepRow.samples["bun:grpc-js"].values;
       const floorKey = `${runtime}:${FLOOR_OF[impl] ?? "floor-h2"}`;
       const floor = lockstepRow.samples[floorKey];
       // Ours, and the by-hand pairs (what their work adds to the floor).
@@ -1810,11 +1844,13 @@ const rpcLatency = lockstepRow
         runtime === "deno" ? "Deno" : "Bun",
         `${fmt(p50)}${spread(lockstepRow.samples[key].values)}`,
         fmt(p99),
-        vsFloor ? fmtRatio(p50 / median(floor.values)) : "",
-        vsFloor ? fmtRatio(p99 / median(lockstepRow.p99[floorKey])) : "",
-        fmtRatio(p50 / ref),
-        jsFloor ? fmtRatio(p50 / median(jsFloor.values)) : "",
-        byHand ? fmtRatio(p50 / median(byHand.values)) : "",
+        vsFloor ? fmtRatio(ratio(values, floor.values)) : "",
+        vsFloor
+          ? fmtRatio(ratio(lockstepRow.p99[key], lockstepRow.p99[floorKey]))
+          : "",
+        fmtRatio(ratio(values, ref)),
+        jsFloor ? fmtRatio(ratio(values, jsFloor.values)) : "",
+        byHand ? fmtRatio(ratio(values, byHand.values)) : "",
       ];
     }),
     ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"],
@@ -1837,10 +1873,10 @@ const loadTable = table(
         : streams,
       `${fmt(median(s.values))}${spread(s.values)} ${row.unit}`,
       fmtRatio(
-        median(s.values) /
-          median(
-            row.samples[streams.startsWith("floor@") ? "floor@1" : "1"].values,
-          ),
+        ratio(
+          s.values,
+          row.samples[streams.startsWith("floor@") ? "floor@1" : "1"].values,
+        ),
       ),
       `${fmt(median(s.rss))}${spread(s.rss)}`,
     ])
