@@ -411,11 +411,12 @@ function isFloor(impl: RpcImpl): impl is FloorImpl {
   return impl.startsWith("floor-");
 }
 
-// The by-hand pair's warm-up and measured calls share one session (closed
-// at the process's exit): under Deno 2.9.6 its node:http2 server aborted
-// when the warm-up's session closed (free(): invalid pointer; see
-// docs/known-runtime-issues.md (e)).
+// The bare node:http2 pairs' warm-up and measured calls share one session
+// each (closed at the process's exit): under Deno 2.9.6 the by-hand
+// server aborted when the warm-up's session closed (free(): invalid
+// pointer; see docs/known-runtime-issues.md (e)).
 let byHandSession: http2.ClientHttp2Session | undefined;
+let floorSession: http2.ClientHttp2Session | undefined;
 
 async function floorRun(
   impl: FloorImpl,
@@ -447,8 +448,8 @@ async function floorRun(
     controller.close();
     while (!(await reader!.read()).done);
   } else {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    const stream = session.request({ ":method": "POST", ":path": "/" });
+    floorSession ??= http2.connect(`http://127.0.0.1:${port}`);
+    const stream = floorSession.request({ ":method": "POST", ":path": "/" });
     let want = 0;
     let wake: (() => void) | undefined;
     stream.on("data", (chunk: Uint8Array) => {
@@ -466,7 +467,6 @@ async function floorRun(
       times[i - 1] = performance.now() - t;
     }
     stream.end();
-    session.close();
   }
   return lockstepResult(impl, n, performance.now() - start, times);
 }
@@ -543,16 +543,40 @@ const WARMUP_MS = 500;
 /**
  * Lockstep's warm-up round trips before the measured ones, the same for
  * every contender (lockstep runs in a client process of its own, on one
- * CPU beside the server: bench/run.ts). A quarter as many as measured
- * (750 of 3,000) measured ours while V8 still compiled it: our gRPC-Web
- * pair over HTTP/1.1 under Deno 2.9.6 took 59-61 µs p50 after 750 and
- * 50-51 after 2,000, 5,000 or 10,000 (the by-hand pair 51-55 after any of
- * them; pinned, the bench's own processes). Bun's rows moved by 4% at most
- * from 750 to 10,000 (grpc-js's 8%), Deno's h2c rows (ours and by hand
- * alike) by 5-7%. 5,000 is past the compiling step for every contender,
- * about 0.3 s each.
+ * CPU beside the server: bench/run.ts), in LOCKSTEP_WARMUP_CALLS calls.
+ * V8 compiles in steps while a process runs, and the more code a round
+ * trip runs the longer it takes (pinned, the bench's own processes, one
+ * call, p50 per 1,500 round trips): over node:http2 under Deno ours went
+ * from 70 µs (round trips 1,500-7,500) to 63-66 (to 16,500) and 60 from
+ * there on, the by-hand pair from 64-65 to 60-61 and 57-58. With a
+ * quarter as many as measured (750 of 3,000) our gRPC-Web pair over
+ * HTTP/1.1 under Deno took 59-61 µs p50 against 50-51 after 2,000 or more
+ * (the by-hand pair 51-55 after any count); over h2c ours took 73-75 after
+ * 5,000 and 67-70 after 10,000 (the floor 61-62 after both). Bun's rows
+ * moved by 4% at most from 750 to 10,000 (grpc-js's 8%). 10,000, about
+ * 0.6 s per contender, is near the end of that climb; its last few per
+ * cent would cost seconds per contender.
  */
-export const LOCKSTEP_WARMUP = 5_000;
+export const LOCKSTEP_WARMUP = 10_000;
+
+/**
+ * The warm-up is that many calls, so that the measured call is not a
+ * process's second one: over node:http2 under Deno our client's second call
+ * ran its first thousand round trips at 88-98 µs p50 against 70 for the
+ * first call's last ones (V8 deoptimizing code made for the first call's
+ * objects: wrong call target, wrong map, field constness), and the third
+ * call started at 70-72. A long-running client is past it.
+ */
+const LOCKSTEP_WARMUP_CALLS = 5;
+
+/** `n` warm-up round trips as the round trips of each warm-up call. */
+function warmupCalls(n: number): number[] {
+  const calls = Math.min(LOCKSTEP_WARMUP_CALLS, n);
+  return Array.from(
+    { length: calls },
+    (_, i) => Math.floor(n * (i + 1) / calls) - Math.floor(n * i / calls),
+  );
+}
 
 /**
  * Runs one client measurement, after a warm-up call of the same method
@@ -561,7 +585,7 @@ export const LOCKSTEP_WARMUP = 5_000;
  * open: its steady state, as a long-running client or server sees it.
  * Sum and incrementalSum send for `ms` milliseconds (then complete and
  * check the result of every message sent); lockstep makes `n` round trips
- * after `lockstepWarmup` warm-up round trips.
+ * after `lockstepWarmup` warm-up round trips in LOCKSTEP_WARMUP_CALLS calls.
  */
 export async function runClient(
   impl: RpcImpl,
@@ -575,7 +599,9 @@ export async function runClient(
       if (method !== "lockstep") {
         throw new TypeError(`Cannot run ${method} on ${impl}: lockstep only`);
       }
-      await floorRun(impl, port, lockstepWarmup);
+      for (const calls of warmupCalls(lockstepWarmup)) {
+        await floorRun(impl, port, calls);
+      }
       results[method] = await floorRun(impl, port, n);
     }
     return results;
@@ -591,10 +617,11 @@ export async function runClient(
       : oursSession(impl, port));
   try {
     for (const { method, budget } of runs) {
-      await session.run(
-        method,
-        method === "lockstep" ? lockstepWarmup : Math.min(WARMUP_MS, budget),
-      );
+      if (method === "lockstep") {
+        for (const calls of warmupCalls(lockstepWarmup)) {
+          await session.run(method, calls);
+        }
+      } else await session.run(method, Math.min(WARMUP_MS, budget));
       const cpu0 = process.cpuUsage();
       results[method] = await session.run(method, budget);
       const cpu = process.cpuUsage(cpu0);

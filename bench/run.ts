@@ -88,9 +88,8 @@ const CONFIG = SMOKE
     rpcN: 50_000,
     peerN: 10_000,
     lockstepN: 3_000,
-    // After this many warm-up round trips, every contender's code is
-    // compiled (bench/_rpc.ts, LOCKSTEP_WARMUP).
-    lockstepWarmup: 5_000,
+    // Warm-up round trips, in five calls (bench/_rpc.ts, LOCKSTEP_WARMUP).
+    lockstepWarmup: 10_000,
     // 256 is the target's column; 1,024 connections took the longest of
     // each load flow (`deno task bench:load` runs it: bench/LOAD.md).
     loadStreams: [1, 16, 256],
@@ -2157,7 +2156,7 @@ const sections = {
         ? "Server and client unpinned (taskset not found): expect the scheduler's placement in the figures."
         : `Server and client pinned to CPU ${LOCKSTEP_CPU} (taskset), after ${
           fmt(CONFIG.lockstepWarmup)
-        } warm-up round trips (every contender's code compiled by then): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next).`
+        } warm-up round trips in five calls (V8 compiles a process's code in steps as it runs, docs/performance.md): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next).`
     }\n\n${rpcLatency}`,
   load:
     `${loadSection}\n\n### Server memory per open idle stream (VmRSS after opening each step; "bare": the runtime's own handler, no library)\n\nEvery stream made one round trip and stays open; ${
