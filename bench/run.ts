@@ -1226,8 +1226,6 @@ if (wanted("resumable")) {
   } else failures.push("resumable uploads (resumable_bench.ts)");
 }
 
-const elapsedS = (performance.now() - started) / 1000;
-
 // ---------- targets ----------
 
 interface Target {
@@ -1631,10 +1629,16 @@ const table = (head: string[], body: string[][], align?: string[]) =>
 const num = (values: number[], digits = 0) =>
   values.map((v) => fmt(v, digits)).join(", ");
 
-const envLine =
-  `${env.cpu}, ${env.cores} cores, Linux ${env.kernel}; Deno ${env.deno}, Bun ${env.bun}, ${env.curl}. ${env.date}, ${
+// The whole run's time, every section included (the multipart and
+// protobuf-es runs come after the targets are computed): taken at the first
+// call, once all have run.
+let elapsedS: number | undefined;
+const envLine = () => {
+  elapsedS ??= (performance.now() - started) / 1000;
+  return `${env.cpu}, ${env.cores} cores, Linux ${env.kernel}; Deno ${env.deno}, Bun ${env.bun}, ${env.curl}. ${env.date}, ${
     fmt(elapsedS)
   } s.`;
+};
 const method =
   `Loopback 127.0.0.1, servers and clients in separate processes; every comparison interleaved (A, B, A, B, ...) over ${CONFIG.reps} repetition${
     CONFIG.reps > 1 ? "s" : ""
@@ -2183,7 +2187,7 @@ const FINDINGS_LINK =
 // docs/performance.md's generated block: everything between its markers.
 const performanceBlock = [
   `Measured by \`${COMMAND}\` (${
-    envLine.replace(/\s+$/, "")
+    envLine().replace(/\s+$/, "")
   }) ${method} Details and every repetition: [bench/RESULTS.md](../bench/RESULTS.md).`,
   "",
   "![Measured ratio against each target](../bench/ratios.svg)",
@@ -2212,7 +2216,7 @@ const performanceBlock = [
 const results = [
   "# Benchmark results",
   "",
-  `Command: \`${COMMAND}\`. ${envLine}`,
+  `Command: \`${COMMAND}\`. ${envLine()}`,
   "",
   method,
   "",
@@ -2311,7 +2315,7 @@ if (WRITE_LOAD) {
       CONFIG.loadStreams.map((n) => fmt(n)).join(", ")
     } streams`,
     "",
-    `Command: \`deno task bench:load\` (the load section of \`deno task bench\`, [RESULTS.md](RESULTS.md), with more streams). ${envLine}`,
+    `Command: \`deno task bench:load\` (the load section of \`deno task bench\`, [RESULTS.md](RESULTS.md), with more streams). ${envLine()}`,
     "",
     method,
     "",
