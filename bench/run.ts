@@ -1241,6 +1241,10 @@ interface Target {
 }
 const targets: Target[] = [];
 const RSS_SLOPE = 0.02;
+/** The least of the repetitions' values (a leak shows in every one). */
+function least(values: number[]): number {
+  return Math.min(...values.filter(Number.isFinite));
+}
 /** How far an echo's RSS growth may exceed the JS floor's, MiB (see below). */
 const RSS_OVER_FLOOR = 8;
 
@@ -1322,7 +1326,17 @@ for (const row of rssRows) {
   // 64 KiB chunk in 50 would exceed it). The old rule (+8 MiB) sat inside
   // the spread of the repetitions measured here (one Deno upload run at
   // 69 MiB beside two at 30 MiB: GC timing).
+  // The growth between the sizes compares the least growth of each size's
+  // runs: a leak grows every run by its share of the bytes, while the
+  // collector's timing adds garbage to some runs only (a Deno upload of
+  // 1 GiB grew 74, 56 and 29 MiB in one run, 29-30 in the runs before; with
+  // a forced GC every 50 ms it stayed at the 100 MiB level, measured
+  // separately). The cap at the big size stays on the median.
   const allowed = RSS_SLOPE * (CONFIG.bigBytes - CONFIG.smallBytes) / MiB;
+  const leastText = (x: number[], y: number[]) =>
+    `; least of the runs ${fmt(least(x))} (${CONFIG.smallBytes / MiB} MiB: ${
+      fmt(least(y))
+    })`;
   if (row.floor) {
     // An echo: every chunk passes through JS, and what the runtime's GC has
     // not yet collected of them counts in the peak whoever pipes them.
@@ -1339,7 +1353,8 @@ for (const row of rssRows) {
     const floorSmall = median(row.floor.small.rss);
     const floorBig = median(row.floor.big.rss);
     const over = big - floorBig;
-    const slope = (big - small) - (floorBig - floorSmall);
+    const slope = (least(row.big.rss) - least(row.small.rss)) -
+      (least(row.floor.big.rss) - least(row.floor.small.rss));
     const met = over <= RSS_OVER_FLOOR && slope <= allowed;
     targets.push({
       target:
@@ -1347,12 +1362,16 @@ for (const row of rssRows) {
           CONFIG.smallBytes / MiB
         } MiB to ${sizes} at most ${fmt(allowed)} MiB (${
           RSS_SLOPE * 100
-        }% of the added bytes) more than the JS floor's`,
+        }% of the added bytes) more than the JS floor's (the least of each size's runs)`,
       measured: `${fmt(big)}${spread(row.big.rss)} vs ${fmt(floorBig)}${
         spread(row.floor.big.rss)
       } MiB (${CONFIG.smallBytes / MiB} MiB: ${fmt(small)}${
         spread(row.small.rss)
-      } vs ${fmt(floorSmall)}${spread(row.floor.small.rss)} MiB)`,
+      } vs ${fmt(floorSmall)}${spread(row.floor.small.rss)} MiB)${
+        leastText(row.big.rss, row.small.rss)
+      } vs ${fmt(least(row.floor.big.rss))} (${
+        fmt(least(row.floor.small.rss))
+      })`,
       ratio: over / RSS_OVER_FLOOR,
       goal: 1,
       met,
@@ -1363,16 +1382,21 @@ for (const row of rssRows) {
     });
     continue;
   }
-  const met = big <= 64 && big - small <= allowed;
+  const met = big <= 64 &&
+    least(row.big.rss) - least(row.small.rss) <= allowed;
   targets.push({
     target: `Server RSS growth, ${row.runtime}, ${row.flow}: ≤ 64 MiB at ${
       CONFIG.bigBytes / MiB
     } MiB, and at most ${fmt(allowed)} MiB (${
       RSS_SLOPE * 100
-    }% of the added bytes) above the growth at ${CONFIG.smallBytes / MiB} MiB`,
+    }% of the added bytes) above the growth at ${
+      CONFIG.smallBytes / MiB
+    } MiB (the least of each size's runs)`,
     measured: `${fmt(big)}${spread(row.big.rss)} MiB (${
       CONFIG.smallBytes / MiB
-    } MiB: ${fmt(small)}${spread(row.small.rss)} MiB)`,
+    } MiB: ${fmt(small)}${spread(row.small.rss)} MiB)${
+      leastText(row.big.rss, row.small.rss)
+    }`,
     ratio: big / 64,
     goal: 1,
     met,
