@@ -166,7 +166,7 @@ async function runClient(
         progress: received,
         ms: performance.now() - start,
       }));
-    }, 500);
+    }, 100);
     for await (const chunk of response.body!) received += chunk.byteLength;
     clearInterval(progress);
     const ms = performance.now() - start;
