@@ -1339,10 +1339,10 @@ for (const row of rssRows) {
   // a forced GC every 50 ms it stayed at the 100 MiB level, measured
   // separately). The cap at the big size stays on the median.
   const allowed = RSS_SLOPE * (CONFIG.bigBytes - CONFIG.smallBytes) / MiB;
-  const leastText = (x: number[], y: number[]) =>
-    `; least of the runs ${fmt(least(x))} (${CONFIG.smallBytes / MiB} MiB: ${
-      fmt(least(y))
-    })`;
+  const leastGrowth = least(row.big.rss) - least(row.small.rss);
+  const leastText = `; least of the runs ${fmt(least(row.big.rss))} (${
+    CONFIG.smallBytes / MiB
+  } MiB: ${fmt(least(row.small.rss))})`;
   if (row.floor) {
     // An echo: every chunk passes through JS, and what the runtime's GC has
     // not yet collected of them counts in the peak whoever pipes them.
@@ -1359,7 +1359,7 @@ for (const row of rssRows) {
     const floorSmall = median(row.floor.small.rss);
     const floorBig = median(row.floor.big.rss);
     const over = big - floorBig;
-    const slope = (least(row.big.rss) - least(row.small.rss)) -
+    const slope = leastGrowth -
       (least(row.floor.big.rss) - least(row.floor.small.rss));
     const met = over <= RSS_OVER_FLOOR && slope <= allowed;
     targets.push({
@@ -1373,9 +1373,9 @@ for (const row of rssRows) {
         spread(row.floor.big.rss)
       } MiB (${CONFIG.smallBytes / MiB} MiB: ${fmt(small)}${
         spread(row.small.rss)
-      } vs ${fmt(floorSmall)}${spread(row.floor.small.rss)} MiB)${
-        leastText(row.big.rss, row.small.rss)
-      } vs ${fmt(least(row.floor.big.rss))} (${
+      } vs ${fmt(floorSmall)}${
+        spread(row.floor.small.rss)
+      } MiB)${leastText} vs ${fmt(least(row.floor.big.rss))} (${
         fmt(least(row.floor.small.rss))
       })`,
       ratio: over / RSS_OVER_FLOOR,
@@ -1388,8 +1388,7 @@ for (const row of rssRows) {
     });
     continue;
   }
-  const met = big <= 64 &&
-    least(row.big.rss) - least(row.small.rss) <= allowed;
+  const met = big <= 64 && leastGrowth <= allowed;
   targets.push({
     target: `Server RSS growth, ${row.runtime}, ${row.flow}: ≤ 64 MiB at ${
       CONFIG.bigBytes / MiB
@@ -1400,9 +1399,7 @@ for (const row of rssRows) {
     } MiB (the least of each size's runs)`,
     measured: `${fmt(big)}${spread(row.big.rss)} MiB (${
       CONFIG.smallBytes / MiB
-    } MiB: ${fmt(small)}${spread(row.small.rss)} MiB)${
-      leastText(row.big.rss, row.small.rss)
-    }`,
+    } MiB: ${fmt(small)}${spread(row.small.rss)} MiB)${leastText}`,
     ratio: big / 64,
     goal: 1,
     met,
@@ -1659,16 +1656,6 @@ const table = (head: string[], body: string[][], align?: string[]) =>
 const num = (values: number[], digits = 0) =>
   values.map((v) => fmt(v, digits)).join(", ");
 
-// The whole run's time, every section included (the multipart and
-// protobuf-es runs come after the targets are computed): taken at the first
-// call, once all have run.
-let elapsedS: number | undefined;
-const envLine = () => {
-  elapsedS ??= (performance.now() - started) / 1000;
-  return `${env.cpu}, ${env.cores} cores, Linux ${env.kernel}; Deno ${env.deno}, Bun ${env.bun}, ${env.curl}. ${env.date}, ${
-    fmt(elapsedS)
-  } s.`;
-};
 const method =
   `Loopback 127.0.0.1, servers and clients in separate processes; every comparison interleaved (A, B, A, B, ...) over ${CONFIG.reps} repetition${
     CONFIG.reps > 1 ? "s" : ""
@@ -2164,6 +2151,14 @@ if (!ONLY) {
 
 // ---------- write ----------
 
+// The whole run's time, every section included (the multipart and
+// protobuf-es runs come after the targets are computed).
+const elapsedS = (performance.now() - started) / 1000;
+const envLine =
+  `${env.cpu}, ${env.cores} cores, Linux ${env.kernel}; Deno ${env.deno}, Bun ${env.bun}, ${env.curl}. ${env.date}, ${
+    fmt(elapsedS)
+  } s.`;
+
 const loadSection =
   `### Load growth (servers in their own process, clients in another; the aggregate of all streams)\n\nEcho and upload: ${
     CONFIG.loadBytes / MiB
@@ -2217,7 +2212,7 @@ const FINDINGS_LINK =
 // docs/performance.md's generated block: everything between its markers.
 const performanceBlock = [
   `Measured by \`${COMMAND}\` (${
-    envLine().replace(/\s+$/, "")
+    envLine.replace(/\s+$/, "")
   }) ${method} Details and every repetition: [bench/RESULTS.md](../bench/RESULTS.md).`,
   "",
   "![Measured ratio against each target](../bench/ratios.svg)",
@@ -2246,7 +2241,7 @@ const performanceBlock = [
 const results = [
   "# Benchmark results",
   "",
-  `Command: \`${COMMAND}\`. ${envLine()}`,
+  `Command: \`${COMMAND}\`. ${envLine}`,
   "",
   method,
   "",
@@ -2345,7 +2340,7 @@ if (WRITE_LOAD) {
       CONFIG.loadStreams.map((n) => fmt(n)).join(", ")
     } streams`,
     "",
-    `Command: \`deno task bench:load\` (the load section of \`deno task bench\`, [RESULTS.md](RESULTS.md), with more streams). ${envLine()}`,
+    `Command: \`deno task bench:load\` (the load section of \`deno task bench\`, [RESULTS.md](RESULTS.md), with more streams). ${envLine}`,
     "",
     method,
     "",
