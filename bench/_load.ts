@@ -258,7 +258,7 @@ async function openIdle(kind: string, port: number, steps: number[]) {
         );
       }
       // Lets the server settle before bench/run.ts reads its RSS.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 200));
       console.log(`OPEN ${count}`);
     }
   };
