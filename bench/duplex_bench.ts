@@ -6,9 +6,8 @@
 //   deno bench --allow-env=BENCH_SMOKE bench/duplex_bench.ts
 
 import { DuplexStream } from "../lib/streams/mod.ts";
-import { benchOptions } from "./_bench_options.ts";
+import { bench } from "./_bench_options.ts";
 
-const options = benchOptions();
 const CHUNKS = 1000;
 const SIZES = [1024, 64 * 1024];
 const fixtures = new Map(
@@ -38,11 +37,10 @@ for (const size of SIZES) {
   const work = `[${CHUNKS} chunks]`;
   const label = size >= 1024 * 64 ? "64 KiB" : "1 KiB";
 
-  Deno.bench({
+  await bench({
     name: `read ${label} chunks, bare reader.read() ${work}`,
     group: `read-${label}`,
     baseline: true,
-    ...options,
     async fn() {
       const reader = source(chunks).getReader();
       let bytes = 0;
@@ -53,10 +51,9 @@ for (const size of SIZES) {
     },
   });
 
-  Deno.bench({
+  await bench({
     name: `read ${label} chunks, DuplexStream.readPartial() ${work}`,
     group: `read-${label}`,
-    ...options,
     async fn() {
       const stream = new DuplexStream(source(chunks), discard());
       let bytes = 0;
@@ -72,11 +69,10 @@ for (const size of SIZES) {
     },
   });
 
-  Deno.bench({
+  await bench({
     name: `write ${label} chunks, bare writer.write() ${work}`,
     group: `write-${label}`,
     baseline: true,
-    ...options,
     async fn() {
       const writer = discard().getWriter();
       for (const chunk of chunks) await writer.write(chunk);
@@ -84,10 +80,9 @@ for (const size of SIZES) {
     },
   });
 
-  Deno.bench({
+  await bench({
     name: `write ${label} chunks, DuplexStream.write() ${work}`,
     group: `write-${label}`,
-    ...options,
     async fn() {
       const stream = new DuplexStream(source([]), discard());
       for (const chunk of chunks) await stream.write(chunk);

@@ -11,9 +11,8 @@ import {
   FrameEncoderStream,
   Int64Value,
 } from "../lib/rpc/mod.ts";
-import { benchOptions } from "./_bench_options.ts";
+import { bench } from "./_bench_options.ts";
 
-const options = benchOptions();
 const COUNT = 10_000;
 const values = Array.from({ length: COUNT }, (_, i) => BigInt(i + 1));
 const LARGE = 64 * 1024;
@@ -108,11 +107,10 @@ const largeChunks = chunked(largeEncoded, 64 * 1024);
 
 // ---------- Int64Value ----------
 
-Deno.bench({
+await bench({
   name: `Int64Value codec, naive varint (number[] per message) [${COUNT} msg]`,
   group: "int64-codec",
   baseline: true,
-  ...options,
   fn() {
     let bytes = 0;
     for (const v of values) bytes += naiveVarint(v).byteLength;
@@ -120,10 +118,9 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `Int64Value codec, Int64Value.proto.encode [${COUNT} msg]`,
   group: "int64-codec",
-  ...options,
   fn() {
     let bytes = 0;
     for (const v of values) bytes += Int64Value.proto.encode(v).byteLength;
@@ -131,12 +128,11 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name:
     `Int64Value encode stream, naive (one chunk per message) [${COUNT} msg]`,
   group: "int64-encode",
   baseline: true,
-  ...options,
   async fn() {
     const bytes = await countBytes(
       ReadableStream.from(values).pipeThrough(
@@ -151,11 +147,10 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name:
     `Int64Value encode stream, FrameEncoderStream (coalesced) [${COUNT} msg]`,
   group: "int64-encode",
-  ...options,
   async fn() {
     const bytes = await countBytes(
       ReadableStream.from(values).pipeThrough(
@@ -168,11 +163,10 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `Int64Value decode, naive (concatenating buffer) [${COUNT} msg]`,
   group: "int64-decode",
   baseline: true,
-  ...options,
   fn() {
     let sum = 0n;
     for (const m of naiveDecode(smallChunks)) sum += naiveDecodeVarint(m);
@@ -180,10 +174,9 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `Int64Value decode, FrameDecoder + codec [${COUNT} msg]`,
   group: "int64-decode",
-  ...options,
   fn() {
     const decoder = new FrameDecoder();
     let sum = 0n;
@@ -201,11 +194,10 @@ Deno.bench({
 
 const LARGE_BYTES = LARGE_COUNT * (LARGE + 5);
 
-Deno.bench({
+await bench({
   name: `64 KiB messages encode, naive (copy per frame) [${LARGE_BYTES} B]`,
   group: "large-encode",
   baseline: true,
-  ...options,
   fn() {
     let bytes = 0;
     for (const f of largeFrames) bytes += naiveFrame(f.data).byteLength;
@@ -213,10 +205,9 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `64 KiB messages encode, FrameEncoderStream [${LARGE_BYTES} B]`,
   group: "large-encode",
-  ...options,
   async fn() {
     const bytes = await countBytes(
       ReadableStream.from(largeFrames).pipeThrough(new FrameEncoderStream()),
@@ -225,21 +216,19 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name:
     `64 KiB messages decode, naive (concatenating buffer) [${LARGE_BYTES} B]`,
   group: "large-decode",
   baseline: true,
-  ...options,
   fn() {
     if (naiveDecode(largeChunks).length !== LARGE_COUNT) throw new Error("bad");
   },
 });
 
-Deno.bench({
+await bench({
   name: `64 KiB messages decode, FrameDecoder [${LARGE_BYTES} B]`,
   group: "large-decode",
-  ...options,
   fn() {
     const decoder = new FrameDecoder();
     let count = 0;

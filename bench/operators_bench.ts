@@ -5,9 +5,8 @@
 //   deno bench --allow-env=BENCH_SMOKE bench/operators_bench.ts
 
 import { MapStream, reduce, ScanStream } from "../lib/streams/mod.ts";
-import { benchOptions } from "./_bench_options.ts";
+import { bench } from "./_bench_options.ts";
 
-const options = benchOptions();
 const COUNT = 10_000;
 const values = Array.from({ length: COUNT }, (_, i) => BigInt(i + 1));
 const expected = BigInt(COUNT) * BigInt(COUNT + 1) / 2n;
@@ -20,11 +19,10 @@ async function drain<T>(stream: ReadableStream<T>): Promise<T | undefined> {
   return last;
 }
 
-Deno.bench({
+await bench({
   name: `reduce, hand-written read loop [${COUNT} msg]`,
   group: "reduce",
   baseline: true,
-  ...options,
   async fn() {
     const reader = ReadableStream.from(values).getReader();
     let sum = 0n;
@@ -35,21 +33,19 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `reduce() [${COUNT} msg]`,
   group: "reduce",
-  ...options,
   async fn() {
     const sum = await reduce(ReadableStream.from(values), add, 0n);
     if (sum !== expected) throw new Error("wrong sum");
   },
 });
 
-Deno.bench({
+await bench({
   name: `scan, hand-written TransformStream [${COUNT} msg]`,
   group: "scan",
   baseline: true,
-  ...options,
   async fn() {
     let sum = 0n;
     const last = await drain(
@@ -66,10 +62,9 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `ScanStream [${COUNT} msg]`,
   group: "scan",
-  ...options,
   async fn() {
     const last = await drain(
       ReadableStream.from(values).pipeThrough(new ScanStream(add, 0n)),
@@ -78,11 +73,10 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `map, hand-written TransformStream [${COUNT} msg]`,
   group: "map",
   baseline: true,
-  ...options,
   async fn() {
     const last = await drain(
       ReadableStream.from(values).pipeThrough(
@@ -97,10 +91,9 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+await bench({
   name: `MapStream [${COUNT} msg]`,
   group: "map",
-  ...options,
   async fn() {
     const last = await drain(
       ReadableStream.from(values).pipeThrough(
