@@ -3,7 +3,7 @@
 // work; otherwise each case runs for about CASE_MS.
 
 /** What a case runs for, about, after a fifth as many warm-up iterations. */
-const CASE_MS = 150;
+const CASE_MS = 100;
 
 /** A Deno.bench case whose function takes no bench context. */
 export interface BenchCase {
