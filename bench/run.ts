@@ -6,9 +6,13 @@
 //   deno task bench          full run (< 10 minutes): writes bench/RESULTS.md,
 //                            bench/ratios.svg and the generated block of
 //                            docs/performance.md (a developer command)
-//   deno task bench:smoke    tiny sizes, one repetition (< 60 s): prints the
-//                            tables only, to prove the benchmarks still run;
-//                            writes no tracked file (run by the test task)
+//   deno task bench:features the features' comparisons with their peers
+//                            (resumable uploads, multipart, protobuf-es;
+//                            about 2 minutes): writes bench/FEATURES.md
+//   deno task bench:smoke    tiny sizes, one repetition (< 60 s): both sets,
+//                            prints the tables only, to prove the
+//                            benchmarks still run; writes no tracked file
+//                            (run by the test task)
 //
 // Every comparison is interleaved (A, B, A, B, ...), at least 3 repetitions
 // in a full run, and reports medians and ratios to a reference measured in
@@ -29,6 +33,8 @@ const args = parseArgs({
     "load-streams": { type: "string" },
     // Writes the load section alone to bench/LOAD.md (with --only load).
     "write-load": { type: "boolean", default: false },
+    // The features' comparisons alone, written to bench/FEATURES.md.
+    features: { type: "boolean", default: false },
   },
 });
 const BUN = args.values.bun ?? "bun";
@@ -36,12 +42,26 @@ const TMP = args.values.tmp ?? (() => {
   throw new TypeError("Cannot run: --tmp DIR is required");
 })();
 const SMOKE = args.values.smoke;
-const ONLY = args.values.only?.split(",");
+/**
+ * The features' comparisons with their peers (bench/FEATURES.md): outside
+ * the performance run, which keeps to its 10 minutes on a loaded machine
+ * without them (with them it took 608-645 s beside a whole test suite).
+ */
+const FEATURE_PARTS = ["resumable", "multipart", "protobuf"];
+const FEATURES = args.values.features;
+if (FEATURES && (SMOKE || args.values.only !== undefined)) {
+  throw new TypeError("Cannot run: --features goes alone");
+}
+const ONLY = FEATURES ? FEATURE_PARTS : args.values.only?.split(",");
 const WRITE_LOAD = args.values["write-load"];
 if (WRITE_LOAD && (SMOKE || ONLY?.join() !== "load")) {
   throw new TypeError("Cannot run: --write-load goes with --only load");
 }
-const COMMAND = SMOKE ? "deno task bench:smoke" : "deno task bench";
+const COMMAND = SMOKE
+  ? "deno task bench:smoke"
+  : FEATURES
+  ? "deno task bench:features"
+  : "deno task bench";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -778,7 +798,9 @@ function fmtTime(ns: number): string {
 
 // ---------- the run ----------
 
-const wanted = (part: string) => !ONLY || ONLY.includes(part);
+/** A full run leaves the features' parts to `--features`; smoke runs all. */
+const wanted = (part: string) =>
+  ONLY ? ONLY.includes(part) : SMOKE || !FEATURE_PARTS.includes(part);
 const started = performance.now();
 const env = {
   date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
@@ -2152,7 +2174,7 @@ function chart(): string {
 // against a raw body into the same receiver, with the server's peak RSS
 // (bench/multipart_upload_bench.ts, in processes of its own).
 let multipartTable = "";
-if (!ONLY) {
+if (wanted("multipart")) {
   phase("multipart upload to disk vs a raw body (multipart_upload_bench.ts)");
   const run = await new Deno.Command(DENO, {
     args: [
@@ -2177,7 +2199,7 @@ if (!ONLY) {
 // same runtime vs a grpc-js Server on Bun, one grpc-js client (Bun) for
 // both (bench/protobuf_bench.ts).
 const protobufTables: string[] = [];
-if (!ONLY) {
+if (wanted("protobuf")) {
   for (const server of ["deno", "bun"]) {
     phase(`protobuf-es on ${server} (protobuf_bench.ts)`);
     const run = await new Deno.Command(BUN, {
@@ -2280,6 +2302,8 @@ const sections = {
 // live, written by hand, in docs/performance.md, outside the generated block.
 const FINDINGS_LINK =
   "What the numbers showed, and what changed: [docs/performance.md](../docs/performance.md#what-the-numbers-showed).";
+const FEATURES_LINK =
+  "The features' comparisons with their peers (resumable uploads against @tus/server and tus-js-client, multipart uploads, protobuf-es services against Connect-ES and grpc-js) are a run of their own, `deno task bench:features`: [bench/FEATURES.md](../bench/FEATURES.md).";
 
 // docs/performance.md's generated block: everything between its markers.
 const performanceBlock = [
@@ -2303,11 +2327,7 @@ const performanceBlock = [
   "",
   sections.load,
   "",
-  sections.resumable,
-  "",
-  sections.multipart,
-  "",
-  sections.protobuf,
+  FEATURES_LINK,
 ].join("\n");
 
 const results = [
@@ -2331,17 +2351,38 @@ const results = [
   "",
   sections.load.replace(/^###/gm, "##"),
   "",
-  sections.resumable.replace(/^###/, "##"),
-  "",
-  sections.multipart.replace(/^###/, "##"),
-  "",
-  sections.protobuf.replace(/^###/, "##").replace(/^####/gm, "###"),
-  "",
   sections.inprocess.replace(/^###/, "##"),
   "",
   "## Every repetition",
   "",
   rawRuns(),
+  "",
+  ...(failures.length
+    ? ["## Runs that failed twice", "", ...failures.map((f) => `- ${f}`), ""]
+    : []),
+  FEATURES_LINK,
+  "",
+  FINDINGS_LINK,
+  "",
+].join("\n");
+
+// `deno task bench:features`: bench/FEATURES.md.
+const featuresResults = [
+  "# Feature benchmarks",
+  "",
+  `Command: \`${COMMAND}\` (the performance run, \`deno task bench\`, is [RESULTS.md](RESULTS.md)). ${envLine}`,
+  "",
+  "Each comparison runs its servers and clients in processes of their own, interleaved, medians of 3.",
+  "",
+  "## Targets",
+  "",
+  targetTable,
+  "",
+  sections.resumable.replace(/^###/, "##"),
+  "",
+  sections.multipart.replace(/^###/, "##"),
+  "",
+  sections.protobuf.replace(/^###/, "##").replace(/^####/gm, "###"),
   "",
   ...(failures.length
     ? ["## Runs that failed twice", "", ...failures.map((f) => `- ${f}`), ""]
@@ -2356,7 +2397,7 @@ if (SMOKE) {
     `## Smoke run (tiny sizes: the numbers mean nothing)\n\n${targetTable}`,
   );
 } else {
-  console.log(results);
+  console.log(FEATURES ? featuresResults : results);
 }
 /**
  * Formats Markdown (or SVG) as `deno fmt --check` expects, through a file in
@@ -2404,6 +2445,13 @@ if (!SMOKE && !ONLY) {
   console.error(
     "Wrote bench/RESULTS.md, bench/ratios.svg and docs/performance.md's generated block",
   );
+}
+if (FEATURES) {
+  await Deno.writeTextFile(
+    `${ROOT}bench/FEATURES.md`,
+    await formatMarkdown(featuresResults),
+  );
+  console.error("Wrote bench/FEATURES.md");
 }
 if (WRITE_LOAD) {
   // `deno task bench:load`: the load section alone, with more streams.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The benchmarks, run by `deno task bench` (full: writes bench/RESULTS.md,
 # bench/ratios.svg and docs/performance.md's generated block), `deno task
-# bench:smoke` (tiny sizes, prints only; run by scripts/test.sh) and `deno
-# task bench:load` (the load section with 1,024 streams: bench/LOAD.md).
+# bench:smoke` (tiny sizes, prints only; run by scripts/test.sh), `deno
+# task bench:load` (the load section with 1,024 streams: bench/LOAD.md) and
+# `deno task bench:features` (the features against their peers:
+# bench/FEATURES.md).
 # Finds Bun with scripts/_find_bun.sh (installing it into .tools/ from the
 # npm registry if needed) and works in a temporary directory that it
 # removes afterwards; the large test files live there.
@@ -32,7 +34,7 @@ trap 'rm -rf "$tmp"' EXIT
 # narrower permissions (bench/run.ts).
 deno run \
   --allow-read \
-  --allow-write="$tmp,bench/RESULTS.md,bench/LOAD.md,bench/ratios.svg,docs/performance.md" \
+  --allow-write="$tmp,bench/RESULTS.md,bench/LOAD.md,bench/FEATURES.md,bench/ratios.svg,docs/performance.md" \
   --allow-run="$deno,$bun,curl,cp,cat,taskset" \
   --allow-env \
   --allow-sys=osRelease \
