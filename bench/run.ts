@@ -2347,6 +2347,11 @@ const performanceBlock = [
   FEATURES_LINK,
 ].join("\n");
 
+/** The runs that failed twice, a section of either report when there are any. */
+const failedRuns = failures.length
+  ? ["## Runs that failed twice", "", ...failures.map((f) => `- ${f}`), ""]
+  : [];
+
 const results = [
   "# Benchmark results",
   "",
@@ -2374,9 +2379,7 @@ const results = [
   "",
   rawRuns(),
   "",
-  ...(failures.length
-    ? ["## Runs that failed twice", "", ...failures.map((f) => `- ${f}`), ""]
-    : []),
+  ...failedRuns,
   FEATURES_LINK,
   "",
   FINDINGS_LINK,
@@ -2401,9 +2404,7 @@ const featuresResults = [
   "",
   sections.protobuf.replace(/^###/, "##").replace(/^####/gm, "###"),
   "",
-  ...(failures.length
-    ? ["## Runs that failed twice", "", ...failures.map((f) => `- ${f}`), ""]
-    : []),
+  ...failedRuns,
   FINDINGS_LINK,
   "",
 ].join("\n");
