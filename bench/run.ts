@@ -398,11 +398,12 @@ const newSample = (): Sample => ({
 /**
  * Runs `contenders` interleaved, `reps` times: A, B, A, B, ... Each
  * repetition starts further along the list (A, B, C; B, C, A; C, A, B),
- * so that no contender always runs first: the first runs of a section were
- * slower (the RPC section's first three, all ours, took 84-114 µs p50 in
- * its first repetition and 51-71 in the next, the floors run after them
- * unchanged), which a fixed order charged to the same contender in every
- * run. Each is told its repetition (from 1): a contender that records more
+ * so that no contender always runs first: in two full runs the RPC
+ * section's first repetition started slow and recovered as it went (its
+ * first three contenders, all ours, 84-114 µs p50 against 51-71 in the
+ * next repetition; the floors run after them 10-50% above their next
+ * figures), which a fixed order charged to the same contenders every time.
+ * Each is told its repetition (from 1): a contender that records more
  * than its value keeps each repetition at its index, so that repetitions
  * stay paired across contenders (see `ratio`) when a run fails.
  */
