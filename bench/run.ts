@@ -128,6 +128,12 @@ const CONFIG = SMOKE
     loadMessages: 100_000,
     idleCounts: [1_000, 10_000],
   };
+/**
+ * The cap of Deno's HTTP/1.1 echo, which collapses to 10-30 MB/s from the
+ * start (see the causes): half the time cap shows that as well (12 s of the
+ * run).
+ */
+const COLLAPSED_ECHO_CAP_MS = CONFIG.capMs / 2;
 if (args.values["load-streams"] !== undefined) {
   const counts = args.values["load-streams"].split(",").map(Number);
   if (counts[0] !== 1 || counts.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -889,14 +895,11 @@ if (wanted("echo")) {
       capMs: CONFIG.capMs,
     },
     {
-      // Collapses to 10-30 MB/s from the start (see the causes): its runs
-      // are stopped at half the time cap, which shows that as well (12 s
-      // of the run).
       runtime: "deno",
       transport: "HTTP/1.1 (Deno fetch)",
       mode: "echo",
       bytes: CONFIG.bigBytes,
-      capMs: CONFIG.capMs / 2,
+      capMs: COLLAPSED_ECHO_CAP_MS,
     },
     {
       runtime: "bun",
@@ -1353,9 +1356,7 @@ for (const row of echoRows) {
     met: rp >= 0.95,
     note: rp >= 0.95
       ? ""
-      : row.runtime === "deno" && row.transport.startsWith("HTTP/1.1")
-      ? ECHO_CAUSE(row.runtime, row.transport)
-      : PASS_CAUSE(),
+      : ECHO_CAUSE(row.runtime, row.transport, "passthrough"),
   });
   // The default options need each chunk in JS: the idle timer restarts on
   // every chunk and the read-ahead holds chunks. Their floor is one bare
@@ -1373,11 +1374,7 @@ for (const row of echoRows) {
     ratio: rd,
     goal: 0.95,
     met: rd >= 0.95,
-    note: rd >= 0.95
-      ? ""
-      : row.runtime === "deno" && row.transport.startsWith("HTTP/1.1")
-      ? ECHO_CAUSE(row.runtime, row.transport)
-      : JS_ECHO_CAUSE(),
+    note: rd >= 0.95 ? "" : ECHO_CAUSE(row.runtime, row.transport, "default"),
   });
 }
 for (const row of uploadRows) {
@@ -1684,15 +1681,19 @@ function labelKey(key: string): string {
 
 // ---------- causes (what the investigation found; printed when missed) ----------
 
-function ECHO_CAUSE(runtime: string, transport: string): string {
+/** Why an echo row missed: its passthrough row, or its default-options one. */
+function ECHO_CAUSE(
+  runtime: string,
+  transport: string,
+  options: "passthrough" | "default",
+): string {
   if (runtime === "deno" && transport.startsWith("HTTP/1.1")) {
-    // Also the passthrough's cause there: see the raw column.
+    // Both rows there: see the raw column.
     return "Deno.serve over HTTP/1.1 collapses when JS reads a chunked request body while it writes the response (any JS pipe; memory grows too), and Deno's fetch is a slow client even for the raw echo; under Deno use h2c, where the echo streams.";
   }
-  return "the runtime hands a raw `new Response(request.body)` through natively, with no JS per chunk; any echo that touches the bytes in JS (decoding, limits, the read-ahead) pays a JS round trip per chunk: see the JS-floor column, one bare TransformStream, which the library's echo comes close to (ours / JS floor).";
-}
-function JS_ECHO_CAUSE(): string {
-  return "the JS floor is an identity TransformStream, which runtimes may pass through without JS per chunk (Deno's pipeThrough has such a path), while ours reads each chunk in JS (the idle timer, the read-ahead, the client's abort); but a single 1 GiB echo varies by about ±10% from run to run here: under Bun, alternated by hand, six each, ours took 456-572 MB/s, a TransformStream whose transform() enqueues each chunk 447-642 and the identity TransformStream 441-586, with no ordering beyond that spread.";
+  return options === "passthrough"
+    ? "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median)."
+    : "the JS floor is an identity TransformStream, which runtimes may pass through without JS per chunk (Deno's pipeThrough has such a path), while ours reads each chunk in JS (the idle timer, the read-ahead, the client's abort); but a single 1 GiB echo varies by about ±10% from run to run here: under Bun, alternated by hand, six each, ours took 456-572 MB/s, a TransformStream whose transform() enqueues each chunk 447-642 and the identity TransformStream 441-586, with no ordering beyond that spread.";
 }
 function UPLOAD_CAUSE(runtime: string): string {
   return runtime === "deno"
@@ -1716,9 +1717,6 @@ function RPC_CAUSE(method: string): string {
   return method === "sum"
     ? "per message: a BigInt, a codec call, a frame object and a promise from send() on the client, a frame view and a codec call on the server (reduce reads the decoded requests a body chunk at a time, no stream hop each); the peers run on Bun, where they were fastest."
     : "per message, the client's send() and receive() each return a promise (receive() takes the responses a body chunk at a time, no stream read each), and the server's fused ScanStream step runs in its call loop over the requests of each body chunk (over node:http2 in the node stream's own event); grpc-js handles a message in one event callback. Under Deno over HTTP/1.1, Deno.serve buffers the request body of a call whose client sends faster than the responses are read (the echo's cause), and the rate falls after the first seconds of a long call.";
-}
-function PASS_CAUSE(): string {
-  return "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median).";
 }
 function FLOOR_CAUSE(floor: string): string {
   if (floor === "floor-h1-js") {
@@ -2274,7 +2272,7 @@ const sections = {
   echo: `### Echo (loopback HTTP)\n\n"capped": stopped at its time cap (${
     CONFIG.capMs / 1000
   } s under Deno over h2c, where the echo runs at about 200 MB/s, ${
-    CONFIG.capMs / 2000
+    COLLAPSED_ECHO_CAP_MS / 1000
   } s over its HTTP/1.1, where it collapses; ${
     CONFIG.wholeCapMs / 1000
   } s under Bun), the client's bytes and time at its last progress line (every 100 ms).\n\n${echoTable}`,
