@@ -1,4 +1,3 @@
-import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import type { Compression } from "./compression.ts";
 import {
   decodeBody,
@@ -16,7 +15,7 @@ import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
 import {
   checkIdleTimeout,
-  withIdleTimeout,
+  pipeWithIdleTimeout,
 } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 
@@ -52,9 +51,9 @@ export interface EchoOptions {
    */
   compressMinBytes?: number;
   /**
-   * Bytes read ahead of the response between the request body and the
-   * echo: keeps the request flowing in large steps and bounds memory. `0`
-   * disables it.
+   * Bytes of the request body (as sent, before any decoding) read ahead of
+   * the response: keeps the request flowing in large steps and bounds
+   * memory. `0` disables it (one chunk may still be read ahead).
    *
    * @default {1048576}
    */
@@ -155,7 +154,14 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     // body through natively, and ends both sides when the client goes away.
     return new Response(request.body, { headers });
   }
-  const input = withIdleTimeout(
+  // The echo itself, in one stream: each chunk is read (with the idle
+  // timer, up to readAheadBytes ahead) and passed on as it arrives. A
+  // client that goes away aborts the request's signal: that errors the
+  // stream, which cancels the request body and errors the response body,
+  // so the pipeline ends instead of waiting on a peer that will never read
+  // (under Deno, a response body that is never read to its end keeps the
+  // socket open).
+  const input = pipeWithIdleTimeout(
     request.body,
     idleTimeoutMs,
     () =>
@@ -163,45 +169,14 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
         408,
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
+    {
+      readAheadBytes,
+      signal: request.signal,
+      onAbort: (cause) =>
+        new HttpError(400, "Cannot echo: the client went away", { cause }),
+    },
   );
-  let body = decodeBody(input, codings, checked.maxDecompressedBytes);
-  if (readAheadBytes > 0) {
-    body = body.pipeThrough(
-      new ReadAheadStream({ highWaterMark: readAheadBytes }),
-    );
-  }
-  // The echo itself: each chunk is written back as soon as it is read. A
-  // client that goes away aborts the request's signal: erroring the echo
-  // cancels the request body and errors the response body, so the pipeline
-  // ends instead of waiting on a peer that will never read (under Deno, a
-  // response body that is never read to its end keeps the socket open).
-  const signal = request.signal;
-  let onAbort: (() => void) | undefined;
-  const stop = () => {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
-  };
-  body = body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      start(controller) {
-        if (signal.aborted) {
-          controller.error(signal.reason);
-          return;
-        }
-        onAbort = () =>
-          controller.error(
-            new HttpError(400, "Cannot echo: the client went away", {
-              cause: signal.reason,
-            }),
-          );
-        signal.addEventListener("abort", onAbort, { once: true });
-      },
-      transform(chunk, controller) {
-        controller.enqueue(chunk);
-      },
-      flush: stop,
-      cancel: stop,
-    }),
-  );
+  const body = decodeBody(input, codings, checked.maxDecompressedBytes);
   return new Response(encodeBody(body, responseEncoding), { headers });
 }
 
