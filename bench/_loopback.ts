@@ -13,13 +13,11 @@
 // body: the runtime's own floor). Each server is started for one request, so
 // its peak RSS belongs to that request.
 //
-// Client modes: echo (a generated body of <arg> bytes in 64 KiB chunks,
-// sent while the echo is read back; over h2c with "echo-h2c" under Deno),
-// upload-ours (the library's client for a file: `uploadFile`), upload-blob
-// (`upload` of `openFile`'s Blob), upload-stream (`upload` of the file as a
-// stream), upload-raw (the runtime's own fetch with the runtime's own file
-// body). The last line printed is the result; echo clients print progress
-// lines before it.
+// Client modes: upload-ours (the library's client for a file:
+// `uploadFile`), upload-blob (`upload` of `openFile`'s Blob), upload-stream
+// (`upload` of the file as a stream), upload-raw (the runtime's own fetch
+// with the runtime's own file body). The last line printed is the result.
+// The echo's client is curl, run by bench/run.ts.
 
 import process from "node:process";
 import { closeSync, fsyncSync, openSync } from "node:fs";
@@ -121,24 +119,6 @@ async function startServer(mode: string, dir: string): Promise<number> {
   throw new TypeError(`Unknown server mode ${mode}`);
 }
 
-/** A body of `size` bytes in fresh 64 KiB chunks, made as it is read. */
-function generated(size: number): ReadableStream<Uint8Array> {
-  let sent = 0;
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (sent >= size) {
-        controller.close();
-        return;
-      }
-      const n = Math.min(65536, size - sent);
-      const chunk = new Uint8Array(n);
-      chunk[0] = sent & 0xff;
-      sent += n;
-      controller.enqueue(chunk);
-    },
-  }, { highWaterMark: 0 });
-}
-
 async function runClient(
   mode: string,
   port: number,
@@ -146,37 +126,6 @@ async function runClient(
 ): Promise<Record<string, unknown>> {
   const url = `http://127.0.0.1:${port}/`;
   const start = performance.now();
-  if (mode === "echo" || mode === "echo-h2c") {
-    const size = Number(arg);
-    const init: RequestInit & { duplex: "half"; client?: unknown } = {
-      method: "POST",
-      body: generated(size),
-      headers: { "content-type": "application/octet-stream" },
-      duplex: "half",
-    };
-    if (mode === "echo-h2c") {
-      init.client = Deno.createHttpClient({ http1: false, http2: true });
-    }
-    const response = await fetch(url, init);
-    let received = 0;
-    // Progress for bench/run.ts, which stops a run that takes too long and
-    // takes the rate so far.
-    const progress = setInterval(() => {
-      console.log(JSON.stringify({
-        progress: received,
-        ms: performance.now() - start,
-      }));
-    }, 100);
-    for await (const chunk of response.body!) received += chunk.byteLength;
-    clearInterval(progress);
-    const ms = performance.now() - start;
-    if (!response.ok || received !== size) {
-      throw new Error(
-        `Echo: status ${response.status}, ${received} of ${size} bytes`,
-      );
-    }
-    return { ms, bytes: size };
-  }
   const path = arg;
   const size = (await stat(path)).size;
   let response: Response;

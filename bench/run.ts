@@ -99,13 +99,12 @@ const CONFIG = SMOKE
     // third here, and the lockstep runs take 3,000 round trips (then 604 s:
     // the RPC section alone moved from 140 to 166 s with the machine's
     // load).
-    // Flows the runtime collapses or slows to about 200 MB/s or less (Deno's
-    // echoes, its raw fetch upload) are stopped here and their rate so far
-    // taken. The others get wholeCapMs, to move the whole size: at 2 s,
-    // uploads at 350-540 MB/s and Bun's echoes at 500-650 were stopped short
-    // in every run (their RSS at 1 GiB was then at 400-960 MiB), and a
-    // client whose start-up alone took the 2 s on a loaded machine gave a
-    // rate of 0.
+    // Flows the runtime collapses (Deno's HTTP/1.1 echo, its raw fetch
+    // upload) are stopped here and their rate so far taken. The others get
+    // wholeCapMs, to move the whole size: at 2 s, uploads at 350-540 MB/s
+    // and Bun's echoes at 500-650 were stopped short in every run (their
+    // RSS at 1 GiB was then at 400-960 MiB), and a client whose start-up
+    // alone took the 2 s on a loaded machine gave a rate of 0.
     capMs: 2_000,
     wholeCapMs: 8_000,
     // Sum and incrementalSum send for this long, after a warm-up call of
@@ -128,12 +127,6 @@ const CONFIG = SMOKE
     loadMessages: 100_000,
     idleCounts: [1_000, 10_000],
   };
-/**
- * The cap of Deno's HTTP/1.1 echo, which collapses to 10-30 MB/s from the
- * start (see the causes): half the time cap shows that as well (12 s of the
- * run).
- */
-const COLLAPSED_ECHO_CAP_MS = CONFIG.capMs / 2;
 if (args.values["load-streams"] !== undefined) {
   const counts = args.values["load-streams"].split(",").map(Number);
   if (counts[0] !== 1 || counts.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -532,7 +525,61 @@ async function dirBytes(dir: string): Promise<number> {
 
 type ClientSpec =
   | { kind: "runtime"; runtime: Runtime; mode: string }
-  | { kind: "curl" };
+  | { kind: "curl" }
+  // curl sending a file and reading the echo back at once (full duplex),
+  // over h2c (prior knowledge) or HTTP/1.1: a native client, so that the
+  // rate is the server's (Deno's fetch client over h2c was the bottleneck
+  // at about 200 MB/s, and its run-to-run spread, ±15-25%, decided the
+  // rows; curl takes the raw echo at 500-740 MB/s within a few percent).
+  | { kind: "curl-echo"; http2: boolean };
+
+/**
+ * curl echoing `file` through the server at `port` (the request sent while
+ * the echo is read back): the bytes read back and curl's own time, stopped
+ * at `capMs` (curl's exit 28, "capped": the rate so far).
+ */
+async function curlEcho(
+  port: number,
+  file: string,
+  http2: boolean,
+  capMs: number,
+): Promise<{ ms: number; bytes: number; capped: boolean }> {
+  const { code, stdout, stderr } = await new Deno.Command("curl", {
+    args: [
+      "-sS",
+      "-f",
+      http2 ? "--http2-prior-knowledge" : "--http1.1",
+      "-H",
+      "Expect:",
+      "--max-time",
+      String(capMs / 1000),
+      "-X",
+      "POST",
+      "-T",
+      file,
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{size_download} %{time_total}",
+      `http://127.0.0.1:${port}/`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const [bytes, seconds] = new TextDecoder().decode(stdout).trim().split(" ")
+    .map(Number);
+  const capped = code === 28;
+  if (!capped && code !== 0) {
+    throw new Error(
+      `curl echo failed (${code}): ${new TextDecoder().decode(stderr)}`,
+    );
+  }
+  const size = (await Deno.stat(file)).size;
+  if (!capped && bytes !== size) {
+    throw new Error(`curl echo: ${bytes} of ${size} bytes came back`);
+  }
+  return { ms: seconds * 1000, bytes, capped };
+}
 
 /**
  * One loopback measurement: a fresh server, one client run, the server's
@@ -557,7 +604,10 @@ async function loopback(
   let capped = false;
   let peakKiB = NaN;
   try {
-    if (client.kind === "curl") {
+    if (client.kind === "curl-echo") {
+      const run = await curlEcho(server.port, arg.file!, client.http2, capMs);
+      ({ ms, bytes, capped } = run);
+    } else if (client.kind === "curl") {
       const start = performance.now();
       await timed("curl", [
         "-sS",
@@ -581,26 +631,16 @@ async function loopback(
         arg.file ?? String(arg.bytes),
       ], capMs);
       capped = run.capped;
-      if (capped && serverMode.startsWith("upload")) {
+      if (capped) {
         // The bytes on disk over the cap, which counts the client's
         // start-up too: a low estimate, for a flow that collapses.
         ms = capMs;
         bytes = await dirBytes(dir);
-      } else if (capped) {
-        // The echo client's last progress line: the bytes read back by
-        // then and its own time since it started sending. (The cap's
-        // time against those bytes counted the client's start-up and the
-        // time since that line, up to a tick: a run at 500 MB/s that
-        // missed the 2 s cap by a little showed about 375.)
-        ms = run.result.ms ?? NaN;
-        bytes = run.result.progress ?? 0;
       } else {
         ms = run.result.ms;
-        if (serverMode.startsWith("upload")) {
-          const stored = await dirBytes(dir);
-          if (stored !== arg.bytes) {
-            throw new Error(`Stored ${stored} of ${arg.bytes} bytes`);
-          }
+        const stored = await dirBytes(dir);
+        if (stored !== arg.bytes) {
+          throw new Error(`Stored ${stored} of ${arg.bytes} bytes`);
         }
       }
     }
@@ -881,43 +921,40 @@ if (wanted("echo")) {
     {
       runtime: Runtime;
       transport: string;
-      mode: string;
-      bytes: number;
+      http2: boolean;
       capMs: number;
     }
   > = [
     {
-      // About 200 MB/s: runs are stopped at the time cap.
       runtime: "deno",
-      transport: "h2c (Deno fetch)",
-      mode: "echo-h2c",
-      bytes: CONFIG.bigBytes,
+      transport: "h2c (curl)",
+      http2: true,
+      capMs: CONFIG.wholeCapMs,
+    },
+    {
+      // Collapses (about 20-50 MB/s in the first seconds, with curl as
+      // with Deno's fetch): stopped at the time cap. (At 1 s, the first
+      // second's transient decided the ratios: ours 30 MB/s against the JS
+      // floor's 30-50 in one run; at 2 s, by hand, 19-22 against 20-23.)
+      runtime: "deno",
+      transport: "HTTP/1.1 (curl)",
+      http2: false,
       capMs: CONFIG.capMs,
     },
     {
-      runtime: "deno",
-      transport: "HTTP/1.1 (Deno fetch)",
-      mode: "echo",
-      bytes: CONFIG.bigBytes,
-      capMs: COLLAPSED_ECHO_CAP_MS,
-    },
-    {
       runtime: "bun",
-      transport: "HTTP/1.1 (Bun fetch)",
-      mode: "echo",
-      bytes: CONFIG.bigBytes,
+      transport: "HTTP/1.1 (curl)",
+      http2: false,
       capMs: CONFIG.wholeCapMs,
     },
   ];
   for (const c of echoCases) {
-    const title = `echo ${c.runtime} ${c.transport} ${c.bytes / MiB} MiB`;
+    const title = `echo ${c.runtime} ${c.transport} ${
+      CONFIG.bigBytes / MiB
+    } MiB`;
     phase(`Loopback: ${title} ...`);
-    const client: ClientSpec = {
-      kind: "runtime",
-      runtime: c.runtime,
-      mode: c.mode,
-    };
-    const arg = { bytes: c.bytes, capMs: c.capMs };
+    const client: ClientSpec = { kind: "curl-echo", http2: c.http2 };
+    const arg = { bytes: CONFIG.bigBytes, file: bigFile, capMs: c.capMs };
     const contenders: Record<string, () => Promise<Sample1>> = {
       ours: () => loopback(c.runtime, "echo-ours", client, arg),
       raw: () => loopback(c.runtime, "echo-raw", client, arg),
@@ -930,7 +967,7 @@ if (wanted("echo")) {
     echoRows.push({
       runtime: c.runtime,
       transport: c.transport,
-      bytes: c.bytes,
+      bytes: CONFIG.bigBytes,
       ours: samples.ours,
       raw: samples.raw,
       pass: samples.pass,
@@ -987,7 +1024,16 @@ if (wanted("echo") && wanted("upload")) {
   for (const runtime of ["deno", "bun"] as const) {
     const title = `RSS ${runtime} ${CONFIG.smallBytes / MiB} MiB`;
     phase(`Loopback: ${title} ...`);
-    const echoMode = runtime === "deno" ? "echo-h2c" : "echo";
+    // The echo's client as in its rows: over h2c under Deno.
+    const echoClient: ClientSpec = {
+      kind: "curl-echo",
+      http2: runtime === "deno",
+    };
+    const echoArg = {
+      bytes: CONFIG.smallBytes,
+      file: smallFile,
+      capMs: CONFIG.wholeCapMs,
+    };
     const samples = await interleave(title, {
       upload: () =>
         loopback(runtime, "upload-ours", {
@@ -999,19 +1045,9 @@ if (wanted("echo") && wanted("upload")) {
           file: smallFile,
           capMs: CONFIG.wholeCapMs,
         }),
-      echo: () =>
-        loopback(runtime, "echo-ours", {
-          kind: "runtime",
-          runtime,
-          mode: echoMode,
-        }, { bytes: CONFIG.smallBytes, capMs: CONFIG.wholeCapMs }),
+      echo: () => loopback(runtime, "echo-ours", echoClient, echoArg),
       // The echo's memory reference at this size too (see RSS_SLOPE).
-      pipe: () =>
-        loopback(runtime, "echo-pipe", {
-          kind: "runtime",
-          runtime,
-          mode: echoMode,
-        }, { bytes: CONFIG.smallBytes, capMs: CONFIG.wholeCapMs }),
+      pipe: () => loopback(runtime, "echo-pipe", echoClient, echoArg),
     });
     const upload = uploadRows.find((r) => r.runtime === runtime)!;
     const echo = echoRows.find((r) =>
@@ -1689,11 +1725,11 @@ function ECHO_CAUSE(
 ): string {
   if (runtime === "deno" && transport.startsWith("HTTP/1.1")) {
     // Both rows there: see the raw column.
-    return "Deno.serve over HTTP/1.1 collapses when JS reads a chunked request body while it writes the response (any JS pipe; memory grows too), and Deno's fetch is a slow client even for the raw echo; under Deno use h2c, where the echo streams.";
+    return "Deno.serve over HTTP/1.1 collapses in a full-duplex echo whatever the client (curl here; Deno's fetch did the same): the raw `new Response(request.body)` itself, with no JS per chunk, moved 34-52 MB/s in its first 2 s, and any echo through JS (ours, the JS floor) about 20-45 with memory growing, while the same servers over h2c stream at 500-740 MB/s (raw) and 200-280 (through JS). Under Deno use h2c for full duplex.";
   }
   return options === "passthrough"
-    ? "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median)."
-    : "the JS floor is an identity TransformStream, which runtimes may pass through without JS per chunk (Deno's pipeThrough has such a path), while ours reads each chunk in JS (the idle timer, the read-ahead, the client's abort); but a single 1 GiB echo varies by about ±10% from run to run here: under Bun, alternated by hand, six each, ours took 456-572 MB/s, a TransformStream whose transform() enqueues each chunk 447-642 and the identity TransformStream 441-586, with no ordering beyond that spread.";
+    ? "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median); alternated by hand (curl, 1 GiB, five each) under Bun the passthrough took 982-1,100 MB/s and raw 932-1,063."
+    : "the JS floor is an identity TransformStream, whose chunks the runtime pipes without calling JS, while ours calls a transform per chunk (the idle timer's clock, the read-ahead's queue, the client's abort: one TransformStream, lib/_internal/idle_timeout.ts); alternated by hand with curl (1 GiB, three each), ours took 445-592 MB/s against the floor's 457-559 under Bun and 217-267 against 172-222 under Deno over h2c: a single run varies by about ±10% here.";
 }
 function UPLOAD_CAUSE(runtime: string): string {
   return runtime === "deno"
@@ -1707,9 +1743,9 @@ function CLIENT_CAUSE(runtime: string): string {
 }
 function RSS_CAUSE(runtime: string, flow: string): string {
   if (flow.startsWith("echo")) {
-    return `${
-      runtime === "deno" ? "Deno" : "Bun"
-    }'s GC had not yet collected more of the chunks that passed through JS than the JS floor's in this run (ours holds only its 1 MiB read-ahead; with a forced GC every 50 ms both held the same, measured separately). Under Bun, any echo that reads each chunk in JS holds more than the bare TransformStream, whose chunks JS never touches: alternated by hand, six 1 GiB echoes each, the bare TransformStream grew 19-30 MiB (median 22), one whose transform() enqueues each chunk 22-27 (24), ours 25-29 (26); in the published runs ours stood 5-13 MiB above the floor, so this row goes either way from run to run. See the findings below.`;
+    return runtime === "deno"
+      ? "under Deno any echo whose chunks pass through JS peaks near the same level, set by the runtime's own buffers and its collector, and the JS floor's runs spread widely: alternated by hand with curl over h2c (1 GiB, three each), ours grew 89-103 MiB and the JS floor 54-86 in one run, 85-86 in another; with a GC forced every 50 ms, ours 76-79 against the floor's 63-81 (at 100 MiB 42-46 against 38-40), the growth from 100 MiB to 1 GiB the same for both (no leak; the library holds its 1 MiB read-ahead). This row goes either way from run to run."
+      : "under Bun any echo that reads each chunk in JS holds more than the identity TransformStream, whose chunks JS never touches: alternated by hand with curl (1 GiB, three each), ours grew 17-21 MiB against the floor's 12-16 (the echo's three stages before it, 31-34).";
   }
   return "the growth above the 100 MiB figure is garbage awaiting GC (freed 64 KiB body chunks): with a forced GC every 50 ms it fell to the 100 MiB level (measured separately); the library holds at most its 4 MiB read-ahead.";
 }
@@ -2269,13 +2305,13 @@ const loadSection =
   } messages in all, on one h2c session.\n\n${loadTable}`;
 
 const sections = {
-  echo: `### Echo (loopback HTTP)\n\n"capped": stopped at its time cap (${
+  echo: `### Echo (loopback HTTP)\n\nThe client is curl (\`-T\` a ${
+    CONFIG.bigBytes / MiB
+  } MiB file, reading the echo back as it sends; h2c by prior knowledge or HTTP/1.1): a native client, so that the rate is the server's. "capped": stopped at its time cap (${
     CONFIG.capMs / 1000
-  } s under Deno over h2c, where the echo runs at about 200 MB/s, ${
-    COLLAPSED_ECHO_CAP_MS / 1000
-  } s over its HTTP/1.1, where it collapses; ${
+  } s over Deno's HTTP/1.1, where the echo collapses; ${
     CONFIG.wholeCapMs / 1000
-  } s under Bun), the client's bytes and time at its last progress line (every 100 ms).\n\n${echoTable}`,
+  } s for the others), curl's bytes read back over its time.\n\n${echoTable}`,
   upload: `### Upload to file, ${
     CONFIG.bigBytes / MiB
   } MiB (loopback HTTP)\n\nEvery receiver ends with the file fsynced, as the library's atomic sink does. "capped": stopped at its time cap (${
