@@ -68,6 +68,7 @@ const GiB = 1024 * MiB;
 const CONFIG = SMOKE
   ? {
     reps: 1,
+    wholeEchoReps: 1,
     bigBytes: 4 * MiB,
     smallBytes: 1 * MiB,
     capMs: 20_000,
@@ -84,6 +85,13 @@ const CONFIG = SMOKE
   }
   : {
     reps: 3,
+    // The echoes that move 1 GiB in about a second (Bun's, curl-bound at
+    // 0.8-1.1 GB/s for raw, passthrough, ours and the JS floor alike): a
+    // second-long run varies by ±10-15% here, with single runs 30-40% low
+    // (by hand, five each: ours 583 and 979-1,045 MB/s, the floor 728 and
+    // 960-1,051), so that three repetitions' median ratio fell to 0.88x in
+    // one run; five, for 8 runs more (about 14 s).
+    wholeEchoReps: 5,
     bigBytes: GiB,
     smallBytes: 100 * MiB,
     // Loaded 2-core machine (load average 12-14): a full run with 300,000
@@ -409,12 +417,13 @@ const newSample = (): Sample => ({
 async function interleave(
   title: string,
   contenders: Record<string, (rep: number) => Promise<Partial<Sample1>>>,
+  reps: number = CONFIG.reps,
 ): Promise<Record<string, Sample>> {
   const samples: Record<string, Sample> = {};
   const names = Object.keys(contenders);
   for (const name of names) samples[name] = newSample();
-  const step = Math.max(1, Math.floor(names.length / CONFIG.reps));
-  for (let rep = 1; rep <= CONFIG.reps; rep++) {
+  const step = Math.max(1, Math.floor(names.length / reps));
+  for (let rep = 1; rep <= reps; rep++) {
     const shift = ((rep - 1) * step) % names.length;
     const order = [...names.slice(shift), ...names.slice(0, shift)];
     for (const name of order) {
@@ -923,6 +932,7 @@ if (wanted("echo")) {
       transport: string;
       http2: boolean;
       capMs: number;
+      reps?: number;
     }
   > = [
     {
@@ -946,6 +956,7 @@ if (wanted("echo")) {
       transport: "HTTP/1.1 (curl)",
       http2: false,
       capMs: CONFIG.wholeCapMs,
+      reps: CONFIG.wholeEchoReps,
     },
   ];
   for (const c of echoCases) {
@@ -963,7 +974,7 @@ if (wanted("echo")) {
       // (where the runtime collapses on any JS pipe, it shows that too).
       pipe: () => loopback(c.runtime, "echo-pipe", client, arg),
     };
-    const samples = await interleave(title, contenders);
+    const samples = await interleave(title, contenders, c.reps);
     echoRows.push({
       runtime: c.runtime,
       transport: c.transport,
@@ -1747,7 +1758,11 @@ function RSS_CAUSE(runtime: string, flow: string): string {
       ? "under Deno any echo whose chunks pass through JS peaks near the same level, set by the runtime's own buffers and its collector, and the JS floor's runs spread widely: alternated by hand with curl over h2c (1 GiB, three each), ours grew 89-103 MiB and the JS floor 54-86 in one run, 85-86 in another; with a GC forced every 50 ms, ours 76-79 against the floor's 63-81 (at 100 MiB 42-46 against 38-40), the growth from 100 MiB to 1 GiB the same for both (no leak; the library holds its 1 MiB read-ahead). This row goes either way from run to run."
       : "under Bun any echo that reads each chunk in JS holds more than the identity TransformStream, whose chunks JS never touches: alternated by hand with curl (1 GiB, three each), ours grew 17-21 MiB against the floor's 12-16 (the echo's three stages before it, 31-34).";
   }
-  return "the growth above the 100 MiB figure is garbage awaiting GC (freed 64 KiB body chunks): with a forced GC every 50 ms it fell to the 100 MiB level (measured separately); the library holds at most its 4 MiB read-ahead.";
+  return `the growth above the 100 MiB figure is garbage awaiting GC (freed 64 KiB body chunks): with a forced GC every 50 ms it fell to the 100 MiB level (measured separately); the library holds at most its 4 MiB read-ahead.${
+    runtime === "deno"
+      ? " Whether a run's garbage reaches the collector's threshold decides this row: uploaded by hand (uploadFile into Deno.serve, three each), the server grew 22-24 MiB at 100 MiB, 26 at 256 MiB, and 30, 59 and 65 at 1 GiB; the published runs' least 1 GiB growth was 29-30 MiB until one whose three runs all grew 53. It goes either way from run to run."
+      : ""
+  }`;
 }
 function RPC_CAUSE(method: string): string {
   return method === "sum"
@@ -1796,6 +1811,10 @@ const num = (values: number[], digits = 0) =>
 const method =
   `Loopback 127.0.0.1, servers and clients in separate processes; every comparison interleaved (A, B, A, B, ...) over ${CONFIG.reps} repetition${
     CONFIG.reps > 1 ? "s" : ""
+  }${
+    CONFIG.wholeEchoReps !== CONFIG.reps
+      ? ` (${CONFIG.wholeEchoReps} for Bun's echoes, which take about a second each)`
+      : ""
   }, each starting further along the list (no contender always first); medians, and each ratio the median of the repetitions' own ratios to the reference (both measured in the same repetition, so that a slow spell of the shared host slows both sides of a ratio alike).`;
 
 // Causes are long and shared by several rows: the table names them by
