@@ -4,7 +4,7 @@ import { checkMs } from "./limits.ts";
 // must not pin a handler forever.
 
 /** What {@linkcode pipeWithIdleTimeout} adds beside its timer, in the same hop. */
-export interface BodyReadOptions {
+export interface IdlePipeOptions {
   /**
    * Bytes read ahead of the consumer (a byte-length high-water mark on the
    * returned stream); 0 reads at most one chunk ahead.
@@ -35,7 +35,7 @@ export function pipeWithIdleTimeout(
   source: ReadableStream<Uint8Array>,
   ms: number | undefined,
   onIdle: () => unknown,
-  options: BodyReadOptions = {},
+  options: IdlePipeOptions = {},
 ): ReadableStream<Uint8Array> {
   const { readAheadBytes = 0, signal, onAbort = (reason) => reason } = options;
   const idleMs = ms ?? 0;
@@ -44,8 +44,9 @@ export function pipeWithIdleTimeout(
   // chunk costs more than the chunk on a fast stream (measured: RSS growth
   // of a 1 GiB echo went from 12 MiB to 50-70 MiB). A pull-based
   // ReadableStream reading `source` in JS measured slower than a pipe
-  // through a TransformStream under Bun (1 GiB echo, curl: 0.92-0.97x and
-  // twice the RSS growth of a bare TransformStream), the same under Deno.
+  // through a TransformStream under Bun (1 GiB echo, curl: 0.90-0.99x a
+  // bare TransformStream, with twice its RSS growth), and no faster under
+  // Deno (docs/performance.md, "One TransformStream hop").
   let controller!: TransformStreamDefaultController<Uint8Array>;
   let last = 0; // the last chunk's time, or the end of a held-back spell
   let timer: ReturnType<typeof setTimeout> | undefined;
