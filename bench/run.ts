@@ -1745,7 +1745,7 @@ function ECHO_CAUSE(
 function UPLOAD_CAUSE(runtime: string): string {
   return runtime === "deno"
     ? "see the upload table: Deno.serve's raw pipeTo(file) collapses with Deno's chunked upload, so a miss here would be the library's own cost."
-    : "the library's receiver adds a byte limit, a read-ahead and an atomic temporary file (the raw path fsyncs too): a few JS stages per 64 KiB chunk; but a whole 1 GiB upload that ends in an fsync is bound by this machine's disk: alternated by hand, four each, ours took 485-647 MB/s, raw 515-626, a bare pipeTo into the library's file sink 511-645 and a hand-written read-write loop into it 505-580, with no ordering beyond the disk's spread.";
+    : "the library's receiver adds a byte limit, a read-ahead and an atomic temporary file (the raw path fsyncs too): a few JS stages per 64 KiB chunk; but a whole 1 GiB upload that ends in an fsync is bound by this machine's disk: alternated by hand, four each, ours took 485-647 MB/s, raw 515-626, a bare pipeTo into the library's file sink 511-645 and a hand-written read-write loop into it 505-580, with no ordering beyond the disk's spread; seven each later, alternated the same way, ours 330-623 MB/s (median 499), ours without its idle timer and minimum rate (two pull-based stages) 485-639 (523) and raw 506-714 (574): the pacing stages may cost some 5%, inside the spread.";
 }
 function CLIENT_CAUSE(runtime: string): string {
   return runtime === "deno"
