@@ -1745,7 +1745,7 @@ function ECHO_CAUSE(
 function UPLOAD_CAUSE(runtime: string): string {
   return runtime === "deno"
     ? "see the upload table: Deno.serve's raw pipeTo(file) collapses with Deno's chunked upload, so a miss here would be the library's own cost."
-    : "the library's receiver adds a byte limit, a read-ahead and an atomic temporary file (the raw path fsyncs too): a few JS stages per 64 KiB chunk; but a whole 1 GiB upload that ends in an fsync is bound by this machine's disk: alternated by hand, four each, ours took 485-647 MB/s, raw 515-626, a bare pipeTo into the library's file sink 511-645 and a hand-written read-write loop into it 505-580, with no ordering beyond the disk's spread; seven each later, alternated the same way, ours 330-623 MB/s (median 499), ours without its idle timer and minimum rate (two pull-based stages) 485-639 (523) and raw 506-714 (574): the pacing stages may cost some 5%, inside the spread.";
+    : "the library's receiver adds a byte limit, a read-ahead and an atomic temporary file (the raw path fsyncs too): a few JS stages per 64 KiB chunk; but a whole 1 GiB upload that ends in an fsync is bound by this machine's disk: alternated by hand, four each, ours took 485-647 MB/s, raw 515-626, a bare pipeTo into the library's file sink 511-645 and a hand-written read-write loop into it 505-580, with no ordering beyond the disk's spread; seven each later, alternated the same way, ours 330-623 MB/s (median 499), ours without its idle timer and minimum rate (two pull-based stages) 485-639 (523) and raw 506-714 (574). Its stages are two hops now (pace, limit and hashes in one, the read-ahead in the other; six before): seven each by hand, 584-628 MB/s (median 610) against 555-591 (570) before and raw's 589-641 (606), server CPU 1.11-1.21 s against raw's 1.06-1.13.";
 }
 function CLIENT_CAUSE(runtime: string): string {
   return runtime === "deno"
@@ -1760,7 +1760,7 @@ function RSS_CAUSE(runtime: string, flow: string): string {
   }
   return `the growth above the 100 MiB figure is garbage awaiting GC (freed 64 KiB body chunks): with a forced GC every 50 ms it fell to the 100 MiB level (measured separately); the library holds at most its 4 MiB read-ahead.${
     runtime === "deno"
-      ? " Whether a run's garbage reaches the collector's threshold decides this row: uploaded by hand (uploadFile into Deno.serve, three each), the server grew 22-24 MiB at 100 MiB, 26 at 256 MiB, and 30, 59 and 65 at 1 GiB; the published runs' least 1 GiB growth was 29-30 MiB until one whose three runs all grew 53. It goes either way from run to run."
+      ? " Under Deno the receiver's two hops make few JS objects per chunk, so V8 collects the body chunks when their external memory reaches its limit rather than when its young generation fills: uploaded by hand (uploadFile into Deno.serve), the server grew 27-28 MiB at 100 MiB, 30-32 at 256 MiB, 62-81 at 1 GiB and 76-89 at 2 GiB (bounded, not following the bytes); with V8's semi-space held to 1 MiB, 24-28 at 1 GiB, raw pipeTo(file) 28-36. Before (six stages, more garbage per chunk) it went either way from run to run: 50-102 at 1 GiB."
       : ""
   }`;
 }

@@ -1,12 +1,13 @@
-// The idle guard of request bodies passed on to the runtime (the echo):
-// pipeWithIdleTimeout, one TransformStream hop for the idle timer, the
-// read-ahead and the abort signal. What it must keep: a source that goes
-// quiet fails the stream, a consumer that holds the stream back does not,
-// the read-ahead is bounded, and every way out cancels the source and
-// leaves no timer behind.
+// The pace of request bodies passed on to a sink or to the runtime (uploads,
+// the echo): pipeWithPace, one TransformStream hop for the idle timer, the
+// minimum rate, the read-ahead, the abort signal and a look at each chunk.
+// What it must keep: a source that goes quiet or drips fails the stream, a
+// consumer that holds the stream back does not (and no limit is cut short
+// by it), the read-ahead is bounded, and every way out cancels the source
+// and leaves no timer behind.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { pipeWithIdleTimeout } from "../lib/_internal/idle_timeout.ts";
+import { pipeWithPace } from "../lib/_internal/idle_timeout.ts";
 import { byteChunks, probeSource, settled } from "./_stream_probe.ts";
 import { deadline } from "./_helpers.ts";
 
@@ -36,33 +37,35 @@ function stallingSource(chunks: Uint8Array[]): {
 
 class Idle extends Error {}
 
-describe("pipeWithIdleTimeout", () => {
-  it("pipeWithIdleTimeout returns the source itself when there is nothing to add", () => {
+describe("pipeWithPace", () => {
+  const idle = (idleTimeoutMs: number) => ({
+    idleTimeoutMs,
+    onIdle: () => new Idle("idle"),
+  });
+
+  it("pipeWithPace returns the source itself when there is nothing to do", () => {
     const source = new ReadableStream<Uint8Array>();
-    assert.equal(pipeWithIdleTimeout(source, 0, () => new Idle()), source);
+    assert.equal(pipeWithPace(source, {}), source);
     assert.equal(
-      pipeWithIdleTimeout(source, undefined, () => new Idle(), {}),
+      pipeWithPace(source, { ...idle(0), minRateWindowMs: 1_000 }),
       source,
     );
   });
 
-  it("pipeWithIdleTimeout passes chunks unchanged and in order", async () => {
+  it("pipeWithPace passes chunks unchanged and in order", async () => {
     const out = await Array.fromAsync(
-      pipeWithIdleTimeout(
-        ReadableStream.from(byteChunks(20, 5)),
-        1_000,
-        () => new Idle(),
-        { readAheadBytes: 16 },
-      ),
+      pipeWithPace(ReadableStream.from(byteChunks(20, 5)), {
+        ...idle(1_000),
+        readAheadBytes: 16,
+      }),
     );
     assert.deepEqual(out, byteChunks(20, 5));
   });
 
-  it("pipeWithIdleTimeout fails a source that goes quiet for ms and cancels it with the same error", async () => {
+  it("pipeWithPace fails a source that goes quiet for idleTimeoutMs and cancels it with the same error", async () => {
     const { stream, cancelled } = stallingSource(byteChunks(2, 4));
     const started = performance.now();
-    const reader = pipeWithIdleTimeout(stream, 150, () => new Idle("idle"))
-      .getReader();
+    const reader = pipeWithPace(stream, idle(150)).getReader();
     assert.equal((await reader.read()).value?.byteLength, 4);
     assert.equal((await reader.read()).value?.byteLength, 4);
     const error = await deadline(
@@ -75,27 +78,24 @@ describe("pipeWithIdleTimeout", () => {
     assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
   });
 
-  it("pipeWithIdleTimeout does not count time the consumer holds the stream back", async () => {
+  it("pipeWithPace does not count time the consumer holds the stream back", async () => {
     // The source has plenty to give; the consumer reads nothing for three
     // times the timeout, then reads everything: no idle error.
     const chunks = byteChunks(40, 100);
-    const reader = pipeWithIdleTimeout(
-      ReadableStream.from(chunks),
-      100,
-      () => new Idle("idle"),
-      { readAheadBytes: 1_000 },
-    ).getReader();
+    const reader = pipeWithPace(ReadableStream.from(chunks), {
+      ...idle(100),
+      readAheadBytes: 1_000,
+    }).getReader();
     await sleep(300);
     let count = 0;
     while (!(await reader.read()).done) count++;
     assert.equal(count, 40);
   });
 
-  it("pipeWithIdleTimeout still fails a source that goes quiet after the consumer held it back", async () => {
+  it("pipeWithPace still fails a source that goes quiet after the consumer held it back", async () => {
     const { stream, cancelled } = stallingSource(byteChunks(3, 10));
-    const reader = pipeWithIdleTimeout(stream, 100, () => new Idle("idle"), {
-      readAheadBytes: 1,
-    }).getReader();
+    const reader = pipeWithPace(stream, { ...idle(100), readAheadBytes: 1 })
+      .getReader();
     await sleep(250); // held back: the queue is full
     for (let i = 0; i < 3; i++) await reader.read();
     const heldUntil = performance.now();
@@ -111,11 +111,97 @@ describe("pipeWithIdleTimeout", () => {
     await deadline(cancelled, 5_000, "cancel");
   });
 
-  it("pipeWithIdleTimeout reads at most readAheadBytes and a chunk ahead of the consumer", async () => {
-    const source = probeSource(byteChunks(100, 100));
-    const reader = pipeWithIdleTimeout(source.stream, 0, () => new Idle(), {
-      readAheadBytes: 1_000,
+  it("pipeWithPace fails a source slower than minBytesPerSecond over a window, with onSlow's error", async () => {
+    // 10 bytes every 20 ms is 500 B/s, under the 2,000 asked: the first
+    // full window of waiting (200 ms) fails, long before any idle timeout.
+    const cancelled = Promise.withResolvers<unknown>();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await sleep(20);
+        controller.enqueue(new Uint8Array(10));
+      },
+      cancel: (reason) => cancelled.resolve(reason),
+    }, { highWaterMark: 0 });
+    class Slow extends Error {}
+    const started = performance.now();
+    const error = await deadline(
+      Array.fromAsync(
+        pipeWithPace(stream, {
+          ...idle(5_000),
+          minBytesPerSecond: 2_000,
+          minRateWindowMs: 200,
+          onSlow: () => new Slow("slow"),
+        }),
+      ).then(() => undefined, (e) => e),
+      5_000,
+      "slow error",
+    );
+    assert.ok(error instanceof Slow, `got ${String(error)}`);
+    const took = performance.now() - started;
+    assert.ok(took >= 190, `failed after ${took} ms, before the window`);
+    assert.equal(await deadline(cancelled.promise, 5_000, "cancel"), error);
+  });
+
+  it("pipeWithPace passes a source at minBytesPerSecond or above, window after window", async () => {
+    // 100 bytes every 10 ms is about 10 kB/s, twenty times the 500 asked
+    // (a slow timer on a loaded machine leaves room), for five windows.
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await sleep(10);
+        if (++sent > 50) controller.close();
+        else controller.enqueue(new Uint8Array(100));
+      },
+    }, { highWaterMark: 0 });
+    const out = await Array.fromAsync(
+      pipeWithPace(stream, {
+        minBytesPerSecond: 500,
+        minRateWindowMs: 100,
+        onSlow: () => new Error("slow"),
+      }),
+    );
+    assert.equal(out.length, 50);
+  });
+
+  it("pipeWithPace does not count time the consumer holds the stream back against minBytesPerSecond", async () => {
+    // A few bytes, then the consumer reads nothing for three windows: the
+    // source was never waited for, so no window is complete.
+    const { stream, cancelled } = stallingSource(byteChunks(3, 10));
+    let slow = false;
+    const reader = pipeWithPace(stream, {
+      minBytesPerSecond: 1_000_000,
+      minRateWindowMs: 100,
+      onSlow: () => (slow = true, new Error("slow")),
+      readAheadBytes: 1,
     }).getReader();
+    await sleep(300);
+    assert.equal(slow, false, "no rate error while held back");
+    await reader.read();
+    await reader.cancel("done");
+    await deadline(cancelled, 5_000, "cancel");
+  });
+
+  it("pipeWithPace lets inspect see each chunk, and what it throws errors the stream and cancels the source", async () => {
+    const source = probeSource(byteChunks(10, 4));
+    const seen: number[] = [];
+    const error = await Array.fromAsync(
+      pipeWithPace(source.stream, {
+        inspect(chunk) {
+          if (seen.length === 3) throw new RangeError("too long");
+          seen.push(chunk[0]);
+        },
+      }),
+    ).then(() => undefined, (e) => e);
+    assert.ok(error instanceof RangeError, `got ${String(error)}`);
+    assert.deepEqual(seen, [0, 1, 2]);
+    await settled();
+    assert.equal(source.cancelled()?.reason, error);
+  });
+
+  it("pipeWithPace reads at most readAheadBytes and a chunk ahead of the consumer", async () => {
+    const source = probeSource(byteChunks(100, 100));
+    const reader = pipeWithPace(source.stream, { readAheadBytes: 1_000 })
+      .getReader();
     await reader.read();
     await settled();
     const ahead = source.pulls();
@@ -125,10 +211,11 @@ describe("pipeWithIdleTimeout", () => {
     await reader.cancel("done");
   });
 
-  it("pipeWithIdleTimeout fails with onAbort's error when the signal aborts, and cancels the source", async () => {
+  it("pipeWithPace fails with onAbort's error when the signal aborts, and cancels the source", async () => {
     const { stream, cancelled } = stallingSource(byteChunks(1, 4));
     const controller = new AbortController();
-    const reader = pipeWithIdleTimeout(stream, 10_000, () => new Idle(), {
+    const reader = pipeWithPace(stream, {
+      ...idle(10_000),
       signal: controller.signal,
       onAbort: (cause) => new Error("client went away", { cause }),
     }).getReader();
@@ -145,23 +232,26 @@ describe("pipeWithIdleTimeout", () => {
     assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
   });
 
-  it("pipeWithIdleTimeout fails at once for a signal that already aborted", async () => {
+  it("pipeWithPace fails at once for a signal that already aborted", async () => {
     const { stream, cancelled } = stallingSource([]);
-    const reader = pipeWithIdleTimeout(stream, 0, () => new Idle(), {
-      signal: AbortSignal.abort("before"),
-    }).getReader();
+    const reader = pipeWithPace(stream, { signal: AbortSignal.abort("before") })
+      .getReader();
     await assert.rejects(reader.read(), (e) => e === "before");
     assert.equal(await deadline(cancelled, 5_000, "cancel"), "before");
   });
 
-  it("pipeWithIdleTimeout cancels the source with the consumer's reason and stops its timer", async () => {
+  it("pipeWithPace cancels the source with the consumer's reason and stops its timers", async () => {
     const { stream, cancelled } = stallingSource(byteChunks(1, 4));
     const controller = new AbortController();
-    let idled = false;
-    const reader = pipeWithIdleTimeout(stream, 50, () => {
-      idled = true;
-      return new Idle();
-    }, { signal: controller.signal }).getReader();
+    let failed = false;
+    const reader = pipeWithPace(stream, {
+      idleTimeoutMs: 50,
+      onIdle: () => (failed = true, new Idle()),
+      minBytesPerSecond: 1_000_000,
+      minRateWindowMs: 50,
+      onSlow: () => (failed = true, new Error("slow")),
+      signal: controller.signal,
+    }).getReader();
     await reader.read();
     await reader.cancel("consumer left");
     assert.equal(
@@ -170,6 +260,6 @@ describe("pipeWithIdleTimeout", () => {
     );
     await sleep(150);
     controller.abort("late");
-    assert.equal(idled, false, "no idle error after the cancel");
+    assert.equal(failed, false, "no error after the cancel");
   });
 });

@@ -3,8 +3,25 @@ import { checkMs } from "./limits.ts";
 // A read-side idle timeout for request bodies: a client that stops sending
 // must not pin a handler forever.
 
-/** What {@linkcode pipeWithIdleTimeout} adds beside its timer, in the same hop. */
-export interface IdlePipeOptions {
+/** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
+export interface PaceOptions {
+  /**
+   * The longest wait for the next chunk, in milliseconds of waiting for the
+   * source; 0 or undefined: none.
+   */
+  idleTimeoutMs?: number;
+  /** The error for an idle source. */
+  onIdle?: () => unknown;
+  /**
+   * The slowest accepted source, in bytes per second, measured over each
+   * `minRateWindowMs` of waiting for it (the first window is the grace
+   * period); 0 or undefined: none.
+   */
+  minBytesPerSecond?: number;
+  /** The window of `minBytesPerSecond`, in milliseconds of waiting. */
+  minRateWindowMs?: number;
+  /** The error for a source slower than `minBytesPerSecond`. */
+  onSlow?: () => unknown;
   /**
    * Bytes read ahead of the consumer (a byte-length high-water mark on the
    * returned stream); 0 reads at most one chunk ahead.
@@ -14,41 +31,66 @@ export interface IdlePipeOptions {
   signal?: AbortSignal;
   /** The error for an aborted `signal` (default: the signal's reason). */
   onAbort?: (reason: unknown) => unknown;
+  /**
+   * Sees each chunk before it passes (to count, limit or hash it); what it
+   * throws errors the stream, and the chunk does not pass.
+   */
+  inspect?: (chunk: Uint8Array) => void;
 }
 
 /**
- * {@linkcode withIdleTimeout} as one `TransformStream` that `source` is
- * piped through, with a read-ahead and an abort signal in the same hop: for
- * a body passed on to the runtime (an echo), where a pull-based stream
- * reading `source` in JS costs more per chunk. Its timer looks at
- * back-pressure instead of seeing each read: a spell of the consumer holding
- * the stream back may delay the error by up to `ms / 8`, never bring it
+ * Pipes `source` through one `TransformStream` that watches the source's
+ * pace (an idle timeout and a minimum rate, both counting only time spent
+ * waiting for the source), reads ahead, errors on an abort signal and lets
+ * `inspect` see each chunk: for a request body passed on to a sink or to
+ * the runtime, where a pull-based stream reading `source` in JS costs more
+ * per chunk. Each failure errors the returned stream and cancels `source`
+ * with the same error.
+ *
+ * Waiting for the source means the queue has room. A chunk that fills the
+ * queue is seen when it arrives; the consumer making room again is not (no
+ * hook sees its reads), so a timer looks every eighth of the shortest
+ * limit while the queue is full: after a spell of the consumer holding the
+ * stream back, the idle or rate error may come up to that much late, never
  * early. Where a handler reads the body itself and answers with a response
- * body of its own, use withIdleTimeout: under Deno 2.9.6 over HTTP/1.1, when
- * such a handler failed with a read of the request pending, its errored
- * response body closed the connection if the request body was read through
- * a reader (or an identity TransformStream), but not if it was piped
- * through a TransformStream with a transform function (the client waited
- * forever). Returns `source` itself when there is nothing to add.
+ * body of its own, use withIdleTimeout: under Deno 2.9.6 over HTTP/1.1,
+ * when such a handler failed with a read of the request pending, its
+ * errored response body closed the connection if the request body was read
+ * through a reader (or an identity TransformStream), but not if it was
+ * piped through a TransformStream with a transform function (the client
+ * waited forever). Returns `source` itself when there is nothing to do.
  */
-export function pipeWithIdleTimeout(
+export function pipeWithPace(
   source: ReadableStream<Uint8Array>,
-  ms: number | undefined,
-  onIdle: () => unknown,
-  options: IdlePipeOptions = {},
+  options: PaceOptions,
 ): ReadableStream<Uint8Array> {
-  const { readAheadBytes = 0, signal, onAbort = (reason) => reason } = options;
-  const idleMs = ms ?? 0;
-  if (!idleMs && !readAheadBytes && !signal) return source;
+  const {
+    readAheadBytes = 0,
+    signal,
+    onAbort = (reason) => reason,
+    inspect,
+  } = options;
+  const idleMs = options.idleTimeoutMs ?? 0;
+  const windowMs = options.minBytesPerSecond ? options.minRateWindowMs ?? 0 : 0;
+  if (!idleMs && !windowMs && !readAheadBytes && !signal && !inspect) {
+    return source;
+  }
+  const needed = (options.minBytesPerSecond ?? 0) * windowMs / 1000;
+  // While the queue is full, a look every eighth of the shortest limit.
+  const step = Math.max(1, Math.min(idleMs || Infinity, windowMs) / 8);
   // One hop, and one timer re-armed only when it fires early: a timer per
   // chunk costs more than the chunk on a fast stream (measured: RSS growth
-  // of a 1 GiB echo went from 12 MiB to 50-70 MiB). A pull-based
-  // ReadableStream reading `source` in JS measured slower than a pipe
+  // of a 1 GiB echo went from 12 MiB to 50-70 MiB). Pull-based
+  // ReadableStreams reading `source` in JS measured slower than a pipe
   // through a TransformStream under Bun (1 GiB echo, curl: 0.90-0.99x a
   // bare TransformStream, with twice its RSS growth), and no faster under
   // Deno (docs/performance.md, "One TransformStream hop").
   let controller!: TransformStreamDefaultController<Uint8Array>;
-  let last = 0; // the last chunk's time, or the end of a held-back spell
+  let waiting = true; // the queue has room: the source is waited for
+  let mark = 0; // waiting: when the wait was last counted
+  let quietSince = 0; // the last chunk, or the start of this wait
+  let waited = 0; // ms of waiting counted in the current rate window
+  let bytes = 0; // bytes that arrived in the current rate window
   let timer: ReturnType<typeof setTimeout> | undefined;
   let done = false;
   const stop = () => {
@@ -63,35 +105,67 @@ export function pipeWithIdleTimeout(
     controller.error(error);
   };
   const aborted = () => fail(onAbort(signal!.reason));
-  const check = () => {
+  // A full rate window: too few bytes fail, enough start the next one.
+  const windowFailed = () => {
+    if (!windowMs || waited < windowMs) return false;
+    if (bytes < needed) {
+      fail(options.onSlow?.());
+      return true;
+    }
+    waited = 0;
+    bytes = 0;
+    return false;
+  };
+  const look = () => {
     timer = undefined;
     if (done) return;
     const now = performance.now();
     if ((controller.desiredSize ?? 0) <= 0) {
-      // The consumer holds the stream back (its queue is full): not
-      // waiting for the source. Counted as held until the next look, so
-      // that a wait is never cut short.
-      const step = Math.max(1, idleMs / 8);
-      last = now + step;
-      timer = setTimeout(check, step);
+      // The consumer holds the stream back: not waiting for the source.
+      // Counted as held until the next look, so that no limit is cut short.
+      waiting = false;
+      timer = setTimeout(look, step);
       return;
     }
-    const left = last + idleMs - now;
-    if (left > 0) timer = setTimeout(check, left);
-    else fail(onIdle());
+    if (waiting) waited += now - mark;
+    else {
+      waiting = true;
+      quietSince = now;
+    }
+    mark = now;
+    if (idleMs && now - quietSince >= idleMs) return fail(options.onIdle?.());
+    if (windowFailed()) return;
+    let next = Infinity;
+    if (idleMs) next = quietSince + idleMs - now;
+    if (windowMs) next = Math.min(next, windowMs - waited);
+    timer = setTimeout(look, Math.max(1, next));
   };
   const stream = new TransformStream<Uint8Array, Uint8Array>(
     {
       start(c) {
         controller = c;
-        last = performance.now();
-        if (idleMs) timer = setTimeout(check, idleMs);
+        mark = quietSince = performance.now();
+        if (idleMs || windowMs) {
+          timer = setTimeout(look, Math.min(idleMs || Infinity, windowMs));
+        }
         if (signal?.aborted) aborted();
         else signal?.addEventListener("abort", aborted, { once: true });
       },
       transform(chunk, c) {
-        last = performance.now();
+        inspect?.(chunk);
+        if (idleMs || windowMs) {
+          const now = performance.now();
+          // While counted as held, the room the chunk came into is not
+          // counted (the conservative side: never fail early).
+          if (waiting) waited += now - mark;
+          mark = quietSince = now;
+          bytes += chunk.byteLength;
+          if (windowFailed()) return;
+        }
         c.enqueue(chunk);
+        // The chunk came into room: from now, waiting unless it filled the
+        // queue (a timer is armed whenever a limit is set; it will look).
+        waiting = (c.desiredSize ?? 0) > 0;
       },
     },
     undefined,

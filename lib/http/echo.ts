@@ -13,10 +13,7 @@ import {
 } from "./_defaults.ts";
 import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
-import {
-  checkIdleTimeout,
-  pipeWithIdleTimeout,
-} from "../_internal/idle_timeout.ts";
+import { checkIdleTimeout, pipeWithPace } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 
 /** Options for {@linkcode echo} and {@linkcode createEchoHandler}. */
@@ -161,21 +158,18 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
   // so the pipeline ends instead of waiting on a peer that will never read
   // (under Deno, a response body that is never read to its end keeps the
   // socket open).
-  const input = pipeWithIdleTimeout(
-    request.body,
+  const input = pipeWithPace(request.body, {
     idleTimeoutMs,
-    () =>
+    onIdle: () =>
       new HttpError(
         408,
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
-    {
-      readAheadBytes,
-      signal: request.signal,
-      onAbort: (cause) =>
-        new HttpError(400, "Cannot echo: the client went away", { cause }),
-    },
-  );
+    readAheadBytes,
+    signal: request.signal,
+    onAbort: (cause) =>
+      new HttpError(400, "Cannot echo: the client went away", { cause }),
+  });
   const body = decodeBody(input, codings, checked.maxDecompressedBytes);
   return new Response(encodeBody(body, responseEncoding), { headers });
 }

@@ -1,9 +1,8 @@
-import { ByteLimitStream } from "../streams/byte_limit_stream.ts";
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
-import { checkMinRate, withPace } from "./_min_rate.ts";
+import { checkMinRate, paceBody } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
@@ -70,7 +69,9 @@ export interface ReceiveBodyOptions {
    * The longest wait for the next bytes of the body, in milliseconds: a
    * client that sends nothing for this long (a stalled or malicious upload)
    * is refused with 408 and the sink aborted, so it cannot pin the handler
-   * and its sink forever. Time the sink takes does not count. `0` disables.
+   * and its sink forever. Time the sink takes does not count (after the
+   * sink held the body back, the 408 may come up to an eighth of the limit
+   * late, never early). `0` disables.
    *
    * @default {30000}
    */
@@ -296,18 +297,6 @@ export async function receiveBody(
   }
   const { declared, expected, hashers, unverified } = planned;
 
-  const limit = new ByteLimitStream(declared ?? maxBytes, { name: "body" });
-  let stage: "body" | "sink" = "body";
-  const tracked = new WritableStream<Uint8Array>({
-    // Distinguishes a sink failure (500) from a body failure (400).
-    async write(chunk) {
-      stage = "sink";
-      await writer.write(chunk);
-      stage = "body";
-    },
-  }, new CountQueuingStrategy({ highWaterMark: 1 }));
-  const writer = sink.getWriter();
-
   const deadline = new AbortController();
   const timer = timeoutMs > 0
     ? setTimeout(
@@ -324,42 +313,46 @@ export async function receiveBody(
   const signals = signal ? [signal, deadline.signal] : [deadline.signal];
 
   const body = input instanceof Request ? input.body ?? emptyStream() : input;
+  const cap = declared ?? maxBytes;
+  let bytes = 0;
+  const all = [...hashers.values()];
   try {
-    let source = withPace(
+    // Two hops between the body and the sink: one for the pace, the limit
+    // and the hashes, one for the read-ahead. The read-ahead queued on the
+    // first hop's readable side left 5-10 MiB more of a 1 GiB upload to
+    // Deno's collector (docs/performance.md, "Two hops for an upload").
+    await paceBody(
       body,
-      idleTimeoutMs,
-      minBytesPerSecond,
-      minRateWindowMs,
-    ).pipeThrough(limit);
-    if (hashers.size > 0) {
-      const all = [...hashers.values()];
-      source = source.pipeThrough(
-        new TransformStream({
-          transform(chunk, controller) {
-            for (const hasher of all) hasher.update(chunk);
-            controller.enqueue(chunk);
-          },
-        }),
-      );
-    }
-    await source
-      .pipeThrough(new ReadAheadStream({ highWaterMark: readAheadBytes }))
-      .pipeTo(tracked, {
+      { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
+      {
+        inspect(chunk) {
+          const next = bytes + chunk.byteLength;
+          // No byte past the limit reaches the sink.
+          if (next > cap) throw tooLong(declared, maxBytes);
+          bytes = next;
+          for (const hasher of all) hasher.update(chunk);
+        },
+      },
+    ).pipeThrough(new ReadAheadStream({ highWaterMark: readAheadBytes }))
+      .pipeTo(sink, {
         signal: AbortSignal.any(signals),
         preventClose: true,
         preventAbort: true,
       });
   } catch (cause) {
     clearTimeout(timer);
+    // The pipe leaves the sink as it was, unless the sink itself failed
+    // (then it is errored, and a writer has no desired size).
+    const writer = sink.getWriter();
     const error = deadline.signal.aborted
       ? deadline.signal.reason as HttpError
-      : classify(cause, stage, limit, declared, maxBytes, signal);
+      : classify(cause, writer.desiredSize === null, signal);
     await writer.abort(error).catch(() => {});
     throw error;
   }
   clearTimeout(timer);
 
-  const bytes = limit.bytes;
+  const writer = sink.getWriter();
   const digests = new Map<DigestAlgorithm, Uint8Array>();
   for (const [algorithm, hasher] of hashers) {
     digests.set(algorithm, hasher.digest());
@@ -402,33 +395,28 @@ export async function receiveBody(
   return result;
 }
 
+function tooLong(declared: number | undefined, maxBytes: number): HttpError {
+  return declared !== undefined
+    ? new HttpError(
+      400,
+      `Cannot accept body: longer than its Content-Length ${declared}`,
+    )
+    : new HttpError(
+      413,
+      `Cannot accept body: size exceeds maxBytes ${maxBytes}`,
+    );
+}
+
 function classify(
   cause: unknown,
-  stage: "body" | "sink",
-  limit: ByteLimitStream,
-  declared: number | undefined,
-  maxBytes: number,
+  sinkFailed: boolean,
   signal: AbortSignal | undefined,
 ): HttpError {
   if (cause instanceof HttpError) return cause;
   if (signal?.aborted && cause === signal.reason) {
     return new HttpError(503, "Cannot receive body: aborted", { cause });
   }
-  if (limit.exceeded) {
-    if (declared !== undefined) {
-      return new HttpError(
-        400,
-        `Cannot accept body: longer than its Content-Length ${declared}`,
-        { cause },
-      );
-    }
-    return new HttpError(
-      413,
-      `Cannot accept body: size exceeds maxBytes ${maxBytes}`,
-      { cause },
-    );
-  }
-  if (stage === "sink") {
+  if (sinkFailed) {
     return new HttpError(500, "Cannot store body: the sink failed", { cause });
   }
   return new HttpError(

@@ -8,7 +8,7 @@ import {
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
-import { checkMinRate, withPace } from "./_min_rate.ts";
+import { checkMinRate, paceBody } from "./_min_rate.ts";
 import type { MultipartLimits } from "./multipart_decoder.ts";
 import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
@@ -450,34 +450,28 @@ function multipartReceiver(
         "Cannot accept multipart body: the request has no body",
       );
     }
-    // The client's pace is watched on the whole body, parts and gaps alike.
-    const body = withPace(
-      request.body,
-      idleTimeoutMs,
-      minBytesPerSecond,
-      minRateWindowMs,
-    );
+    // The client's pace is watched on the whole body, parts and gaps alike;
+    // the deadline errors the parser's input, so that a wait between parts
+    // ends too.
     const deadline = new AbortController();
-    let gated = body;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    if (timeoutMs > 0) {
-      // Errors the parser's input, so that a wait between parts ends too.
-      let gate!: TransformStreamDefaultController<Uint8Array>;
-      gated = body.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          start: (controller) => void (gate = controller),
-        }),
-      );
-      timer = setTimeout(() => {
-        const error = new HttpError(
-          408,
-          `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
-        );
-        deadline.abort(error);
-        gate.error(error);
-      }, timeoutMs);
-    }
-    const parts = gated.pipeThrough(
+    const timer = timeoutMs > 0
+      ? setTimeout(
+        () =>
+          deadline.abort(
+            new HttpError(
+              408,
+              `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
+            ),
+          ),
+        timeoutMs,
+      )
+      : undefined;
+    const body = paceBody(
+      request.body,
+      { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
+      timeoutMs > 0 ? { signal: deadline.signal } : {},
+    );
+    const parts = body.pipeThrough(
       new MultipartStream(boundary, parserLimits),
     );
     const held: HeldSink[] = [];
