@@ -2,6 +2,7 @@
 // Deno or Bun):
 //
 //   _loopback.ts server <mode> <dir>            prints "READY <port>"
+//                                               (LOOPBACK_GC_MS: a forced GC that often)
 //   _loopback.ts client <mode> <port> <arg>     prints one JSON result line
 //
 // Server modes: echo-ours (the library's `echo`), echo-pass (the same with
@@ -157,6 +158,19 @@ async function runClient(
 if (import.meta.main) {
   const [side, mode, a, b] = process.argv.slice(2);
   if (side === "server") {
+    // LOOPBACK_GC_MS: a full collection that often, so that the peak RSS is
+    // what the server holds, not garbage awaiting the collector (Deno needs
+    // --v8-flags=--expose-gc for it).
+    const gcMs = Number(process.env.LOOPBACK_GC_MS ?? 0);
+    if (gcMs > 0) {
+      const collect: (() => void) | undefined = Bun
+        ? () => Bun.gc(true)
+        : (globalThis as { gc?: () => void }).gc;
+      if (!collect) {
+        throw new Error("LOOPBACK_GC_MS needs --v8-flags=--expose-gc");
+      }
+      setInterval(collect, gcMs);
+    }
     console.log(`READY ${await startServer(mode, a)}`);
   } else if (side === "client") {
     console.log(JSON.stringify(await runClient(mode, Number(a), b)));
