@@ -45,6 +45,29 @@ export function paceBody(
   });
 }
 
+/**
+ * The whole body's deadline, from now: past `timeoutMs` (0: none) its signal
+ * aborts with a 408 naming the option. `clear()` once the body is in.
+ */
+export function bodyDeadline(
+  timeoutMs: number,
+): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const timer = timeoutMs > 0
+    ? setTimeout(
+      () =>
+        controller.abort(
+          new HttpError(
+            408,
+            `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
+          ),
+        ),
+      timeoutMs,
+    )
+    : undefined;
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
 /** Checks a `minBytesPerSecond` option: a non-negative finite number. */
 export function checkMinRate(
   what: string,

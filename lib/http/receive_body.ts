@@ -2,7 +2,7 @@ import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
-import { checkMinRate, paceBody } from "./_min_rate.ts";
+import { bodyDeadline, checkMinRate, paceBody } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
@@ -297,19 +297,7 @@ export async function receiveBody(
   }
   const { declared, expected, hashers, unverified } = planned;
 
-  const deadline = new AbortController();
-  const timer = timeoutMs > 0
-    ? setTimeout(
-      () =>
-        deadline.abort(
-          new HttpError(
-            408,
-            `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
-          ),
-        ),
-      timeoutMs,
-    )
-    : undefined;
+  const deadline = bodyDeadline(timeoutMs);
   const signals = signal ? [signal, deadline.signal] : [deadline.signal];
 
   const body = input instanceof Request ? input.body ?? emptyStream() : input;
@@ -340,7 +328,7 @@ export async function receiveBody(
         preventAbort: true,
       });
   } catch (cause) {
-    clearTimeout(timer);
+    deadline.clear();
     // The pipe leaves the sink as it was, unless the sink itself failed
     // (then it is errored, and a writer has no desired size).
     const writer = sink.getWriter();
@@ -350,7 +338,7 @@ export async function receiveBody(
     await writer.abort(error).catch(() => {});
     throw error;
   }
-  clearTimeout(timer);
+  deadline.clear();
 
   const writer = sink.getWriter();
   const digests = new Map<DigestAlgorithm, Uint8Array>();

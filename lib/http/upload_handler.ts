@@ -8,7 +8,7 @@ import {
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
-import { checkMinRate, paceBody } from "./_min_rate.ts";
+import { bodyDeadline, checkMinRate, paceBody } from "./_min_rate.ts";
 import type { MultipartLimits } from "./multipart_decoder.ts";
 import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
@@ -453,19 +453,7 @@ function multipartReceiver(
     // The client's pace is watched on the whole body, parts and gaps alike;
     // the deadline errors the parser's input, so that a wait between parts
     // ends too.
-    const deadline = new AbortController();
-    const timer = timeoutMs > 0
-      ? setTimeout(
-        () =>
-          deadline.abort(
-            new HttpError(
-              408,
-              `Cannot receive body: not complete within ${timeoutMs} ms (timeoutMs)`,
-            ),
-          ),
-        timeoutMs,
-      )
-      : undefined;
+    const deadline = bodyDeadline(timeoutMs);
     const body = paceBody(
       request.body,
       { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
@@ -552,7 +540,7 @@ function multipartReceiver(
         form.files.push(file);
       }
       if (deadline.signal.aborted) throw deadline.signal.reason;
-      clearTimeout(timer);
+      deadline.clear();
       // The whole body is in: commit every part, in order.
       for (let i = 0; i < held.length; i++) {
         try {
@@ -566,7 +554,7 @@ function multipartReceiver(
         }
       }
     } catch (cause) {
-      clearTimeout(timer);
+      deadline.clear();
       const error = deadline.signal.aborted
         ? deadline.signal.reason
         : cause instanceof HttpError
