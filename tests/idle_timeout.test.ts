@@ -111,6 +111,30 @@ describe("pipeWithPace", () => {
     await deadline(cancelled, 5_000, "cancel");
   });
 
+  it("pipeWithPace looks every eighth of its shortest limit while held back, not more often", async () => {
+    // A consumer that reads nothing for 250 ms: with idleTimeoutMs 800 (no
+    // minimum rate) the timer looks every 100 ms, so a few timers in all.
+    const calls = { count: 0 };
+    const real = globalThis.setTimeout;
+    const counting = ((...args: Parameters<typeof setTimeout>) => {
+      calls.count++;
+      return real(...args);
+    }) as typeof setTimeout;
+    const { stream, cancelled } = stallingSource(byteChunks(3, 10));
+    globalThis.setTimeout = counting;
+    let reader: ReadableStreamDefaultReader<Uint8Array>;
+    try {
+      reader = pipeWithPace(stream, { ...idle(800), readAheadBytes: 1 })
+        .getReader();
+      await new Promise((resolve) => real(resolve, 250));
+    } finally {
+      globalThis.setTimeout = real;
+    }
+    assert.ok(calls.count <= 6, `${calls.count} timers in 250 ms`);
+    await reader.cancel("done");
+    await deadline(cancelled, 5_000, "cancel");
+  });
+
   it("pipeWithPace fails a source slower than minBytesPerSecond over a window, with onSlow's error", async () => {
     // 10 bytes every 20 ms is 500 B/s, under the 2,000 asked: the first
     // full window of waiting (200 ms) fails, long before any idle timeout.

@@ -76,8 +76,9 @@ export function pipeWithPace(
     return source;
   }
   const needed = (options.minBytesPerSecond ?? 0) * windowMs / 1000;
+  const shortest = Math.min(idleMs || Infinity, windowMs || Infinity);
   // While the queue is full, a look every eighth of the shortest limit.
-  const step = Math.max(1, Math.min(idleMs || Infinity, windowMs) / 8);
+  const step = Math.max(1, shortest / 8);
   // One hop, and one timer re-armed only when it fires early: a timer per
   // chunk costs more than the chunk on a fast stream (measured: RSS growth
   // of a 1 GiB echo went from 12 MiB to 50-70 MiB). Pull-based
@@ -145,9 +146,7 @@ export function pipeWithPace(
       start(c) {
         controller = c;
         mark = quietSince = performance.now();
-        if (idleMs || windowMs) {
-          timer = setTimeout(look, Math.min(idleMs || Infinity, windowMs));
-        }
+        if (shortest < Infinity) timer = setTimeout(look, shortest);
         if (signal?.aborted) aborted();
         else signal?.addEventListener("abort", aborted, { once: true });
       },
