@@ -1,7 +1,8 @@
 import { checkMs } from "./limits.ts";
 
-// A read-side idle timeout for request bodies: a client that stops sending
-// must not pin a handler forever.
+// The read side's pace for request bodies: a client that stops sending (an
+// idle timeout) or drips bytes (a minimum rate, pipeWithPace) must not pin
+// a handler forever.
 
 /** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
 export interface PaceOptions {
