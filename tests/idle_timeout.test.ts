@@ -235,6 +235,26 @@ describe("pipeWithPace", () => {
     await reader.cancel("done");
   });
 
+  it("pipeWithPace counts each chunk's whole buffer against readAheadBytes", async () => {
+    // 100-byte views of 400-byte buffers: 1,000 bytes of read-ahead hold
+    // three of them (and a chunk), not ten.
+    const chunks = Array.from(
+      { length: 100 },
+      (_, i) => new Uint8Array(new ArrayBuffer(400), 0, 100).fill(i),
+    );
+    const source = probeSource(chunks);
+    const reader = pipeWithPace(source.stream, { readAheadBytes: 1_000 })
+      .getReader();
+    const first = await reader.read();
+    assert.equal(first.value?.[0], 0);
+    await settled();
+    const ahead = source.pulls();
+    assert.ok(ahead <= 6, `pulled ${ahead} ahead`);
+    await settled();
+    assert.equal(source.pulls(), ahead, "no pulls past the read-ahead");
+    await reader.cancel("done");
+  });
+
   it("pipeWithPace fails with onAbort's error when the signal aborts, and cancels the source", async () => {
     const { stream, cancelled } = stallingSource(byteChunks(1, 4));
     const controller = new AbortController();

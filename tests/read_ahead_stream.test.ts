@@ -41,6 +41,32 @@ describe("ReadAheadStream", () => {
     await reader.cancel();
   });
 
+  it("ReadAheadStream counts each chunk's whole buffer, the memory it keeps alive", async () => {
+    // Deno 2.9.6 over h2c gives each 16 KiB chunk of a request body a
+    // 64 KiB buffer of its own: counted in viewed bytes, a read-ahead held
+    // four times its bound.
+    const view = () => new Uint8Array(new ArrayBuffer(64 * 1024), 0, 16 * 1024);
+    const stream = new ReadAheadStream({ highWaterMark: 256 * 1024 });
+    const writer = stream.writable.getWriter();
+    const sizes = [];
+    for (let i = 0; i < 4; i++) {
+      void writer.write(view());
+      sizes.push(writer.desiredSize);
+    }
+    // The readable side takes the first chunk into its own queue of 0
+    // once a read is pending; with none, all four wait in the writable's.
+    assert.deepEqual(sizes, [192, 128, 64, 0].map((k) => k * 1024));
+    // A whole buffer larger than the mark still passes, alone.
+    const reader = stream.readable.getReader();
+    void writer.write(new Uint8Array(new ArrayBuffer(1024 * 1024), 0, 8));
+    for (let i = 0; i < 5; i++) {
+      const { value } = await reader.read();
+      assert.equal(value?.byteLength, i < 4 ? 16 * 1024 : 8);
+    }
+    await writer.close();
+    assert.equal((await reader.read()).done, true);
+  });
+
   it("ReadAheadStream with highWaterMark 0 reads nothing ahead", async () => {
     const source = probeSource(byteChunks(10, 100));
     const reader = source.stream.pipeThrough(

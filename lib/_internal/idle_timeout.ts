@@ -1,3 +1,4 @@
+import { heldBytesStrategy } from "./bytes.ts";
 import { checkMs } from "./limits.ts";
 
 // The read side's pace for request bodies: a client that stops sending (an
@@ -24,8 +25,9 @@ export interface PaceOptions {
   /** The error for a source slower than `minBytesPerSecond`. */
   onSlow?: () => unknown;
   /**
-   * Bytes read ahead of the consumer (a byte-length high-water mark on the
-   * returned stream); 0 reads at most one chunk ahead.
+   * Memory, in bytes, that the chunks read ahead of the consumer may keep
+   * alive (each counts its whole buffer: a high-water mark on the returned
+   * stream); 0 reads at most one chunk ahead.
    */
   readAheadBytes?: number;
   /** When it aborts, the stream errors with `onAbort(reason)`'s error. */
@@ -170,9 +172,7 @@ export function pipeWithPace(
     },
     undefined,
     // At least one byte, so that an empty queue reads as waiting.
-    new ByteLengthQueuingStrategy({
-      highWaterMark: Math.max(readAheadBytes, 1),
-    }),
+    heldBytesStrategy(Math.max(readAheadBytes, 1)),
   );
   // The pipe settles however it ends (the source done, an error, the
   // consumer's cancel): the timer and the listener go with it. Its

@@ -62,8 +62,10 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    */
   compressMinBytes?: number;
   /**
-   * Bytes read ahead of the handler from the request body; keeps Deno.serve
-   * fast over HTTP/1.1 when the handler reads slowly. `0` disables it.
+   * Memory, in bytes, that the request body's chunks read ahead of the
+   * handler may keep alive, each counting its whole buffer; keeps
+   * Deno.serve fast over HTTP/1.1 when the handler reads slowly. `0`
+   * disables it.
    *
    * @default {1048576}
    */

@@ -48,8 +48,9 @@ export interface EchoOptions {
    */
   compressMinBytes?: number;
   /**
-   * Bytes of the request body (as sent, before any decoding) read ahead of
-   * the response: keeps the request flowing in large steps and bounds
+   * Memory, in bytes, that the request body's chunks (as sent, before any
+   * decoding) read ahead of the response may keep alive, each counting its
+   * whole buffer: keeps the request flowing in large steps and bounds
    * memory. `0` disables it (one chunk may still be read ahead).
    *
    * @default {1048576}

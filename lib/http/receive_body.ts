@@ -59,8 +59,9 @@ export interface ReceiveBodyOptions {
    */
   hasher?: HasherFactory;
   /**
-   * Bytes read ahead of a slow sink. Keeps throughput up under Deno.serve
-   * over HTTP/1.1 and bounds memory.
+   * Memory, in bytes, that the body's chunks read ahead of a slow sink may
+   * keep alive, each counting its whole buffer. Keeps throughput up under
+   * Deno.serve over HTTP/1.1 and bounds memory.
    *
    * @default {4194304} (4 MiB)
    */

@@ -1,7 +1,12 @@
+import { heldBytesStrategy } from "../_internal/bytes.ts";
+
 /** Options for {@linkcode ReadAheadStream}. */
 export interface ReadAheadStreamOptions {
   /**
-   * How many bytes may be read ahead of the consumer.
+   * How many bytes of memory the chunks read ahead of the consumer may keep
+   * alive. Each chunk counts its whole buffer: a 16 KiB view of a 64 KiB
+   * buffer counts 64 KiB. A chunk larger than this is still read ahead
+   * alone.
    *
    * @default {4194304}
    */
@@ -12,10 +17,13 @@ export interface ReadAheadStreamOptions {
 const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
- * A pass-through byte stream that reads up to `highWaterMark` bytes ahead of
- * its consumer. Between a network body and a slow consumer (a file, a
- * hash) it keeps the source flowing in large steps, and it bounds memory: a
- * source is not pulled while that many bytes are queued.
+ * A pass-through byte stream that reads ahead of its consumer, up to
+ * `highWaterMark` bytes of memory. Between a network body and a slow
+ * consumer (a file, a hash) it keeps the source flowing in large steps, and
+ * it bounds memory: a source is not pulled while its queued chunks keep that
+ * many bytes alive (each chunk counts its whole buffer, as a view keeps all
+ * of it: under Deno over h2c a request body's 16 KiB chunks each view a
+ * 64 KiB buffer).
  *
  * Under Deno.serve over HTTP/1.1, a handler that consumes a chunked request
  * body more slowly than it arrives loses throughput badly; a read-ahead of a
@@ -47,7 +55,7 @@ export class ReadAheadStream extends TransformStream<Uint8Array, Uint8Array> {
     }
     super(
       {},
-      new ByteLengthQueuingStrategy({ highWaterMark }),
+      heldBytesStrategy(highWaterMark),
       new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
     );
   }
