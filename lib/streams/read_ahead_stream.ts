@@ -5,8 +5,9 @@ export interface ReadAheadStreamOptions {
   /**
    * How many bytes of memory the chunks read ahead of the consumer may keep
    * alive. Each chunk counts its whole buffer: a 16 KiB view of a 64 KiB
-   * buffer counts 64 KiB. A chunk larger than this is still read ahead
-   * alone.
+   * buffer counts 64 KiB, and chunks that view one larger shared buffer
+   * each count all of it. A chunk larger than this is still read ahead
+   * alone (a source of such chunks is read one chunk ahead).
    *
    * @default {4194304}
    */
