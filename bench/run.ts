@@ -101,7 +101,7 @@ const CONFIG = SMOKE
     // The echoes' memory rule's size per runtime (see LIVE_GC_MS). Under
     // Deno, with a GC forced every 20 ms, the h2c echo moved 210-285 MB/s
     // alone and 43-142 beside a test suite, where 1 GiB ran into the 8 s
-    // cap in every run (the forced-GC runs took 127 s of a 591-s bench) and
+    // cap in every run (the RSS section took 127 s of a 591-s bench) and
     // 512 MiB in one run of three (107 s of 572). Under Bun the JS floor's
     // peaks spread at 256 MiB (9-16 MiB by hand, 11 ±24% in a bench run;
     // ours 17-18), at 512 MiB far less (14-15), and its echo runs at 200
