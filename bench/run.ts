@@ -1504,11 +1504,11 @@ const RSS_OVER_FLOOR = 8;
 /**
  * Why an RSS row missed. With a GC forced this often each run measured the
  * server's read-ahead (4 MiB for uploads, 1 MiB for echoes) and the
- * runtime's own buffers (see LIVE_GC_MS), at both sizes alike: no miss
- * has been measured, so none is explained yet.
+ * runtime's own buffers (see LIVE_GC_MS): no miss has been measured, so
+ * none is explained yet.
  */
 const RSS_CAUSE =
-  "not explained by a measurement yet: with a GC forced this often the server should hold its read-ahead and the runtime's own buffers (for an echo, what the JS floor holds), at both sizes alike.";
+  "not explained by a measurement yet: with a GC forced this often the server should hold its read-ahead and the runtime's own buffers, an upload as much at the big size as at the small one, an echo what the JS floor holds plus its read-ahead and pace hop.";
 
 for (const row of echoRows) {
   const where = `Echo ${row.bytes / MiB} MiB, ${row.runtime}, ${row.transport}`;
