@@ -222,17 +222,32 @@ describe("pipeWithPace", () => {
     assert.equal(source.cancelled()?.reason, error);
   });
 
-  it("pipeWithPace reads at most readAheadBytes and a chunk ahead of the consumer", async () => {
-    const source = probeSource(byteChunks(100, 100));
-    const reader = pipeWithPace(source.stream, { readAheadBytes: 1_000 })
+  /**
+   * Reads the first chunk of `chunks` through pipeWithPace with
+   * `readAheadBytes`, lets the pipe settle and returns how many chunks it
+   * pulled from the source, after checking that it pulls no more while the
+   * consumer waits.
+   */
+  async function pullsAhead(
+    chunks: Uint8Array[],
+    readAheadBytes: number,
+  ): Promise<number> {
+    const source = probeSource(chunks);
+    const reader = pipeWithPace(source.stream, { readAheadBytes })
       .getReader();
-    await reader.read();
+    const first = await reader.read();
+    assert.deepEqual(first.value, chunks[0]);
     await settled();
     const ahead = source.pulls();
-    assert.ok(ahead <= 14, `pulled ${ahead} ahead`);
     await settled();
     assert.equal(source.pulls(), ahead, "no pulls past the read-ahead");
     await reader.cancel("done");
+    return ahead;
+  }
+
+  it("pipeWithPace reads at most readAheadBytes and a chunk ahead of the consumer", async () => {
+    const ahead = await pullsAhead(byteChunks(100, 100), 1_000);
+    assert.ok(ahead <= 14, `pulled ${ahead} ahead`);
   });
 
   it("pipeWithPace counts each chunk's whole buffer against readAheadBytes", async () => {
@@ -242,17 +257,8 @@ describe("pipeWithPace", () => {
       { length: 100 },
       (_, i) => new Uint8Array(new ArrayBuffer(400), 0, 100).fill(i),
     );
-    const source = probeSource(chunks);
-    const reader = pipeWithPace(source.stream, { readAheadBytes: 1_000 })
-      .getReader();
-    const first = await reader.read();
-    assert.equal(first.value?.[0], 0);
-    await settled();
-    const ahead = source.pulls();
+    const ahead = await pullsAhead(chunks, 1_000);
     assert.ok(ahead <= 6, `pulled ${ahead} ahead`);
-    await settled();
-    assert.equal(source.pulls(), ahead, "no pulls past the read-ahead");
-    await reader.cancel("done");
   });
 
   it("pipeWithPace fails with onAbort's error when the signal aborts, and cancels the source", async () => {
