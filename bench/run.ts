@@ -995,16 +995,15 @@ const rssRows: RssRow[] = [];
 
 const bigFile = `${TMP}/file-big.bin`;
 const smallFile = `${TMP}/file-small.bin`;
-const echoGcFile = (runtime: Runtime) =>
-  `${TMP}/file-echo-gc-${CONFIG.echoGcBytes[runtime] / MiB}.bin`;
+/** The echoes' forced-GC runs' files, one per size (CONFIG.echoGcBytes). */
+const echoGcSizes = new Set(Object.values(CONFIG.echoGcBytes));
+const echoGcFile = (bytes: number) => `${TMP}/file-echo-gc-${bytes / MiB}.bin`;
 if (wanted("echo") || wanted("upload")) {
   await makeFile(bigFile, CONFIG.bigBytes);
   await makeFile(smallFile, CONFIG.smallBytes);
 }
 if (wanted("echo") && wanted("upload")) {
-  for (const runtime of ["deno", "bun"] as const) {
-    await makeFile(echoGcFile(runtime), CONFIG.echoGcBytes[runtime]);
-  }
+  for (const bytes of echoGcSizes) await makeFile(echoGcFile(bytes), bytes);
 }
 
 if (wanted("echo")) {
@@ -1145,7 +1144,7 @@ if (wanted("echo") && wanted("upload")) {
       });
     const echoArg = {
       bytes: CONFIG.echoGcBytes[runtime],
-      file: echoGcFile(runtime),
+      file: echoGcFile(CONFIG.echoGcBytes[runtime]),
       capMs: CONFIG.wholeCapMs,
       gcMs: LIVE_GC_MS.echo[runtime],
     };
@@ -1178,8 +1177,8 @@ if (wanted("echo") && wanted("upload")) {
 
 await Deno.remove(bigFile).catch(() => {});
 await Deno.remove(smallFile).catch(() => {});
-for (const runtime of ["deno", "bun"] as const) {
-  await Deno.remove(echoGcFile(runtime)).catch(() => {});
+for (const bytes of echoGcSizes) {
+  await Deno.remove(echoGcFile(bytes)).catch(() => {});
 }
 
 // RPC. The peers run under Bun, where both were fastest when measured here
@@ -1483,16 +1482,21 @@ function least(values: number[]): number {
   return Math.min(...values.filter(Number.isFinite));
 }
 /**
- * One flow's runs at the two sizes: the big size's bytes moved (MiB; fewer
- * when its runs stopped at their time cap), the growth from the small size
- * allowed by RSS_SLOPE of the added bytes, the least growth (see below) and
- * its text.
+ * The MiB a size's runs moved (median): `asked` bytes, or fewer when they
+ * stopped at their time cap.
+ */
+function movedMiB(x: Sample, asked: number): number {
+  return Math.min(asked / MiB, median(x.moved));
+}
+/**
+ * An upload's runs at the two sizes: the growth from the small size
+ * allowed by RSS_SLOPE of the bytes the big size's runs added, the least
+ * growth (see below) and its text.
  */
 function rssGrowth(small: Sample, big: Sample) {
-  const moved = Math.min(CONFIG.bigBytes / MiB, median(big.moved));
   return {
-    moved,
-    allowed: RSS_SLOPE * (moved - CONFIG.smallBytes / MiB),
+    allowed: RSS_SLOPE *
+      (movedMiB(big, CONFIG.bigBytes) - CONFIG.smallBytes / MiB),
     growth: least(big.rss) - least(small.rss),
     leastText: `; least of the runs ${fmt(least(big.rss))} (${
       CONFIG.smallBytes / MiB
@@ -1592,7 +1596,7 @@ for (const row of rssRows) {
   // peak RSS belongs to those: the size is then the bytes the runs moved
   // (median), for the label and for the added bytes of the slope.
   const sizeOf = (x: Sample, asked: number) => {
-    const moved = Math.min(asked / MiB, median(x.moved));
+    const moved = movedMiB(x, asked);
     if (!x.capped) return `${asked / MiB} MiB`;
     return `${
       fmt(moved)
