@@ -34,3 +34,25 @@ export async function settled(): Promise<void> {
 export function byteChunks(n: number, size: number): Uint8Array[] {
   return Array.from({ length: n }, (_, i) => new Uint8Array(size).fill(i));
 }
+
+/**
+ * `source` as a byte stream (`type: "bytes"`, read one chunk per pull), as
+ * the runtimes' request bodies are under Deno and workerd: a reader of it
+ * may be a BYOB reader. Its cancel reaches `source`.
+ */
+export function asByteStream(
+  source: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream({
+    type: "bytes",
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        controller.byobRequest?.respond(0);
+      } else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}

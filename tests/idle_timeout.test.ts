@@ -8,7 +8,12 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { pipeWithPace } from "../lib/_internal/idle_timeout.ts";
-import { byteChunks, probeSource, settled } from "./_stream_probe.ts";
+import {
+  asByteStream,
+  byteChunks,
+  probeSource,
+  settled,
+} from "./_stream_probe.ts";
 import { deadline } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,279 +42,316 @@ function stallingSource(chunks: Uint8Array[]): {
 
 class Idle extends Error {}
 
-describe("pipeWithPace", () => {
-  const idle = (idleTimeoutMs: number) => ({
-    idleTimeoutMs,
-    onIdle: () => new Idle("idle"),
-  });
+for (const kind of ["default", "byte"] as const) {
+  describe(`pipeWithPace, ${kind} stream source`, () => {
+    // Deno's and workerd's request bodies are byte streams, read through a
+    // BYOB reader (pumpBytes); others are piped.
+    const from = (stream: ReadableStream<Uint8Array>) =>
+      kind === "byte" ? asByteStream(stream) : stream;
+    const stalling = (chunks: Uint8Array[]) => {
+      const source = stallingSource(chunks);
+      return { ...source, stream: from(source.stream) };
+    };
+    const idle = (idleTimeoutMs: number) => ({
+      idleTimeoutMs,
+      onIdle: () => new Idle("idle"),
+    });
 
-  it("pipeWithPace returns the source itself when there is nothing to do", () => {
-    const source = new ReadableStream<Uint8Array>();
-    assert.equal(pipeWithPace(source, {}), source);
-    assert.equal(
-      pipeWithPace(source, { ...idle(0), minRateWindowMs: 1_000 }),
-      source,
-    );
-  });
+    it("pipeWithPace returns the source itself when there is nothing to do", () => {
+      const source = new ReadableStream<Uint8Array>();
+      assert.equal(pipeWithPace(source, {}), source);
+      assert.equal(
+        pipeWithPace(source, { ...idle(0), minRateWindowMs: 1_000 }),
+        source,
+      );
+    });
 
-  it("pipeWithPace passes chunks unchanged and in order", async () => {
-    const out = await Array.fromAsync(
-      pipeWithPace(ReadableStream.from(byteChunks(20, 5)), {
-        ...idle(1_000),
-        readAheadBytes: 16,
-      }),
-    );
-    assert.deepEqual(out, byteChunks(20, 5));
-  });
-
-  it("pipeWithPace fails a source that goes quiet for idleTimeoutMs and cancels it with the same error", async () => {
-    const { stream, cancelled } = stallingSource(byteChunks(2, 4));
-    const started = performance.now();
-    const reader = pipeWithPace(stream, idle(150)).getReader();
-    assert.equal((await reader.read()).value?.byteLength, 4);
-    assert.equal((await reader.read()).value?.byteLength, 4);
-    const error = await deadline(
-      reader.read().then(() => undefined, (e) => e),
-      5_000,
-      "idle error",
-    );
-    assert.ok(error instanceof Idle, `got ${String(error)}`);
-    assert.ok(performance.now() - started >= 140, "not before ms");
-    assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
-  });
-
-  it("pipeWithPace does not count time the consumer holds the stream back", async () => {
-    // The source has plenty to give; the consumer reads nothing for three
-    // times the timeout, then reads everything: no idle error.
-    const chunks = byteChunks(40, 100);
-    const reader = pipeWithPace(ReadableStream.from(chunks), {
-      ...idle(100),
-      readAheadBytes: 1_000,
-    }).getReader();
-    await sleep(300);
-    let count = 0;
-    while (!(await reader.read()).done) count++;
-    assert.equal(count, 40);
-  });
-
-  it("pipeWithPace still fails a source that goes quiet after the consumer held it back", async () => {
-    const { stream, cancelled } = stallingSource(byteChunks(3, 10));
-    const reader = pipeWithPace(stream, { ...idle(100), readAheadBytes: 1 })
-      .getReader();
-    await sleep(250); // held back: the queue is full
-    for (let i = 0; i < 3; i++) await reader.read();
-    const heldUntil = performance.now();
-    const error = await deadline(
-      reader.read().then(() => undefined, (e) => e),
-      5_000,
-      "idle error",
-    );
-    assert.ok(error instanceof Idle, `got ${String(error)}`);
-    // Never early; late by at most one look (ms / 8) plus timer slack.
-    const waited = performance.now() - heldUntil;
-    assert.ok(waited >= 90, `failed after ${waited} ms`);
-    await deadline(cancelled, 5_000, "cancel");
-  });
-
-  it("pipeWithPace looks every eighth of its shortest limit while held back, not more often", async () => {
-    // A consumer that reads nothing for 250 ms: with idleTimeoutMs 800 (no
-    // minimum rate) the timer looks every 100 ms, so a few timers in all.
-    const calls = { count: 0 };
-    const real = globalThis.setTimeout;
-    const counting = ((...args: Parameters<typeof setTimeout>) => {
-      calls.count++;
-      return real(...args);
-    }) as typeof setTimeout;
-    const { stream, cancelled } = stallingSource(byteChunks(3, 10));
-    globalThis.setTimeout = counting;
-    let reader: ReadableStreamDefaultReader<Uint8Array>;
-    try {
-      reader = pipeWithPace(stream, { ...idle(800), readAheadBytes: 1 })
-        .getReader();
-      await new Promise((resolve) => real(resolve, 250));
-    } finally {
-      globalThis.setTimeout = real;
-    }
-    assert.ok(calls.count <= 6, `${calls.count} timers in 250 ms`);
-    await reader.cancel("done");
-    await deadline(cancelled, 5_000, "cancel");
-  });
-
-  it("pipeWithPace fails a source slower than minBytesPerSecond over a window, with onSlow's error", async () => {
-    // 10 bytes every 20 ms is 500 B/s, under the 2,000 asked: the first
-    // full window of waiting (200 ms) fails, long before any idle timeout.
-    const cancelled = Promise.withResolvers<unknown>();
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        await sleep(20);
-        controller.enqueue(new Uint8Array(10));
-      },
-      cancel: (reason) => cancelled.resolve(reason),
-    }, { highWaterMark: 0 });
-    class Slow extends Error {}
-    const started = performance.now();
-    const error = await deadline(
-      Array.fromAsync(
-        pipeWithPace(stream, {
-          ...idle(5_000),
-          minBytesPerSecond: 2_000,
-          minRateWindowMs: 200,
-          onSlow: () => new Slow("slow"),
+    it("pipeWithPace passes chunks unchanged and in order", async () => {
+      const out = await Array.fromAsync(
+        pipeWithPace(from(ReadableStream.from(byteChunks(20, 5))), {
+          ...idle(1_000),
+          readAheadBytes: 16,
         }),
-      ).then(() => undefined, (e) => e),
-      5_000,
-      "slow error",
-    );
-    assert.ok(error instanceof Slow, `got ${String(error)}`);
-    const took = performance.now() - started;
-    assert.ok(took >= 190, `failed after ${took} ms, before the window`);
-    assert.equal(await deadline(cancelled.promise, 5_000, "cancel"), error);
-  });
+      );
+      assert.deepEqual(out, byteChunks(20, 5));
+    });
 
-  it("pipeWithPace passes a source at minBytesPerSecond or above, window after window", async () => {
-    // 100 bytes every 10 ms is about 10 kB/s, twenty times the 500 asked
-    // (a slow timer on a loaded machine leaves room), for five windows.
-    let sent = 0;
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        await sleep(10);
-        if (++sent > 50) controller.close();
-        else controller.enqueue(new Uint8Array(100));
-      },
-    }, { highWaterMark: 0 });
-    const out = await Array.fromAsync(
-      pipeWithPace(stream, {
-        minBytesPerSecond: 500,
+    it("pipeWithPace fails a source that goes quiet for idleTimeoutMs and cancels it with the same error", async () => {
+      const { stream, cancelled } = stalling(byteChunks(2, 4));
+      const started = performance.now();
+      const reader = pipeWithPace(stream, idle(150)).getReader();
+      assert.equal((await reader.read()).value?.byteLength, 4);
+      assert.equal((await reader.read()).value?.byteLength, 4);
+      const error = await deadline(
+        reader.read().then(() => undefined, (e) => e),
+        5_000,
+        "idle error",
+      );
+      assert.ok(error instanceof Idle, `got ${String(error)}`);
+      assert.ok(performance.now() - started >= 140, "not before ms");
+      assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
+    });
+
+    it("pipeWithPace does not count time the consumer holds the stream back", async () => {
+      // The source has plenty to give; the consumer reads nothing for three
+      // times the timeout, then reads everything: no idle error.
+      const chunks = byteChunks(40, 100);
+      const reader = pipeWithPace(from(ReadableStream.from(chunks)), {
+        ...idle(100),
+        readAheadBytes: 1_000,
+      }).getReader();
+      await sleep(300);
+      let count = 0;
+      while (!(await reader.read()).done) count++;
+      assert.equal(count, 40);
+    });
+
+    it("pipeWithPace still fails a source that goes quiet after the consumer held it back", async () => {
+      const { stream, cancelled } = stalling(byteChunks(3, 10));
+      const reader = pipeWithPace(stream, { ...idle(100), readAheadBytes: 1 })
+        .getReader();
+      await sleep(250); // held back: the queue is full
+      for (let i = 0; i < 3; i++) await reader.read();
+      const heldUntil = performance.now();
+      const error = await deadline(
+        reader.read().then(() => undefined, (e) => e),
+        5_000,
+        "idle error",
+      );
+      assert.ok(error instanceof Idle, `got ${String(error)}`);
+      // Never early; late by at most one look (ms / 8) plus timer slack.
+      const waited = performance.now() - heldUntil;
+      assert.ok(waited >= 90, `failed after ${waited} ms`);
+      await deadline(cancelled, 5_000, "cancel");
+    });
+
+    it("pipeWithPace looks every eighth of its shortest limit while held back, not more often", async () => {
+      // A consumer that reads nothing for 250 ms: with idleTimeoutMs 800 (no
+      // minimum rate) the timer looks every 100 ms, so a few timers in all.
+      const calls = { count: 0 };
+      const real = globalThis.setTimeout;
+      const counting = ((...args: Parameters<typeof setTimeout>) => {
+        calls.count++;
+        return real(...args);
+      }) as typeof setTimeout;
+      const { stream, cancelled } = stalling(byteChunks(3, 10));
+      globalThis.setTimeout = counting;
+      let reader: ReadableStreamDefaultReader<Uint8Array>;
+      try {
+        reader = pipeWithPace(stream, { ...idle(800), readAheadBytes: 1 })
+          .getReader();
+        await new Promise((resolve) => real(resolve, 250));
+      } finally {
+        globalThis.setTimeout = real;
+      }
+      assert.ok(calls.count <= 6, `${calls.count} timers in 250 ms`);
+      await reader.cancel("done");
+      await deadline(cancelled, 5_000, "cancel");
+    });
+
+    it("pipeWithPace fails a source slower than minBytesPerSecond over a window, with onSlow's error", async () => {
+      // 10 bytes every 20 ms is 500 B/s, under the 2,000 asked: the first
+      // full window of waiting (200 ms) fails, long before any idle timeout.
+      const cancelled = Promise.withResolvers<unknown>();
+      const stream = from(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            await sleep(20);
+            controller.enqueue(new Uint8Array(10));
+          },
+          cancel: (reason) => cancelled.resolve(reason),
+        }, { highWaterMark: 0 }),
+      );
+      class Slow extends Error {}
+      const started = performance.now();
+      const error = await deadline(
+        Array.fromAsync(
+          pipeWithPace(stream, {
+            ...idle(5_000),
+            minBytesPerSecond: 2_000,
+            minRateWindowMs: 200,
+            onSlow: () => new Slow("slow"),
+          }),
+        ).then(() => undefined, (e) => e),
+        5_000,
+        "slow error",
+      );
+      assert.ok(error instanceof Slow, `got ${String(error)}`);
+      const took = performance.now() - started;
+      assert.ok(took >= 190, `failed after ${took} ms, before the window`);
+      assert.equal(await deadline(cancelled.promise, 5_000, "cancel"), error);
+    });
+
+    it("pipeWithPace passes a source at minBytesPerSecond or above, window after window", async () => {
+      // 100 bytes every 10 ms is about 10 kB/s, twenty times the 500 asked
+      // (a slow timer on a loaded machine leaves room), for five windows.
+      let sent = 0;
+      const stream = from(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            await sleep(10);
+            if (++sent > 50) controller.close();
+            else controller.enqueue(new Uint8Array(100));
+          },
+        }, { highWaterMark: 0 }),
+      );
+      const out = await Array.fromAsync(
+        pipeWithPace(stream, {
+          minBytesPerSecond: 500,
+          minRateWindowMs: 100,
+          onSlow: () => new Error("slow"),
+        }),
+      );
+      assert.equal(out.length, 50);
+    });
+
+    it("pipeWithPace does not count time the consumer holds the stream back against minBytesPerSecond", async () => {
+      // A few bytes, then the consumer reads nothing for three windows: the
+      // source was never waited for, so no window is complete.
+      const { stream, cancelled } = stalling(byteChunks(3, 10));
+      let slow = false;
+      const reader = pipeWithPace(stream, {
+        minBytesPerSecond: 1_000_000,
         minRateWindowMs: 100,
-        onSlow: () => new Error("slow"),
-      }),
-    );
-    assert.equal(out.length, 50);
-  });
+        onSlow: () => (slow = true, new Error("slow")),
+        readAheadBytes: 1,
+      }).getReader();
+      await sleep(300);
+      assert.equal(slow, false, "no rate error while held back");
+      await reader.read();
+      await reader.cancel("done");
+      await deadline(cancelled, 5_000, "cancel");
+    });
 
-  it("pipeWithPace does not count time the consumer holds the stream back against minBytesPerSecond", async () => {
-    // A few bytes, then the consumer reads nothing for three windows: the
-    // source was never waited for, so no window is complete.
-    const { stream, cancelled } = stallingSource(byteChunks(3, 10));
-    let slow = false;
-    const reader = pipeWithPace(stream, {
-      minBytesPerSecond: 1_000_000,
-      minRateWindowMs: 100,
-      onSlow: () => (slow = true, new Error("slow")),
-      readAheadBytes: 1,
-    }).getReader();
-    await sleep(300);
-    assert.equal(slow, false, "no rate error while held back");
-    await reader.read();
-    await reader.cancel("done");
-    await deadline(cancelled, 5_000, "cancel");
-  });
+    it("pipeWithPace lets inspect see each chunk, and what it throws errors the stream and cancels the source", async () => {
+      const source = probeSource(byteChunks(10, 4));
+      const seen: number[] = [];
+      const error = await Array.fromAsync(
+        pipeWithPace(from(source.stream), {
+          inspect(chunk) {
+            if (seen.length === 3) throw new RangeError("too long");
+            seen.push(chunk[0]);
+          },
+        }),
+      ).then(() => undefined, (e) => e);
+      assert.ok(error instanceof RangeError, `got ${String(error)}`);
+      assert.deepEqual(seen, [0, 1, 2]);
+      await settled();
+      assert.equal(source.cancelled()?.reason, error);
+    });
 
-  it("pipeWithPace lets inspect see each chunk, and what it throws errors the stream and cancels the source", async () => {
-    const source = probeSource(byteChunks(10, 4));
-    const seen: number[] = [];
-    const error = await Array.fromAsync(
-      pipeWithPace(source.stream, {
-        inspect(chunk) {
-          if (seen.length === 3) throw new RangeError("too long");
-          seen.push(chunk[0]);
-        },
-      }),
-    ).then(() => undefined, (e) => e);
-    assert.ok(error instanceof RangeError, `got ${String(error)}`);
-    assert.deepEqual(seen, [0, 1, 2]);
-    await settled();
-    assert.equal(source.cancelled()?.reason, error);
-  });
+    /**
+     * Reads the first chunk of `chunks` through pipeWithPace with
+     * `readAheadBytes`, lets the pipe settle and returns how many chunks it
+     * pulled from the source, after checking that it pulls no more while the
+     * consumer waits.
+     */
+    async function pullsAhead(
+      chunks: Uint8Array[],
+      readAheadBytes: number,
+    ): Promise<number> {
+      // (A byte stream takes each chunk's buffer: the first, copied first.)
+      const expected = chunks[0].slice();
+      const source = probeSource(chunks);
+      const reader = pipeWithPace(from(source.stream), { readAheadBytes })
+        .getReader();
+      const first = await reader.read();
+      assert.deepEqual(first.value, expected);
+      await settled();
+      const ahead = source.pulls();
+      await settled();
+      assert.equal(source.pulls(), ahead, "no pulls past the read-ahead");
+      await reader.cancel("done");
+      return ahead;
+    }
 
-  /**
-   * Reads the first chunk of `chunks` through pipeWithPace with
-   * `readAheadBytes`, lets the pipe settle and returns how many chunks it
-   * pulled from the source, after checking that it pulls no more while the
-   * consumer waits.
-   */
-  async function pullsAhead(
-    chunks: Uint8Array[],
-    readAheadBytes: number,
-  ): Promise<number> {
-    const source = probeSource(chunks);
-    const reader = pipeWithPace(source.stream, { readAheadBytes })
-      .getReader();
-    const first = await reader.read();
-    assert.deepEqual(first.value, chunks[0]);
-    await settled();
-    const ahead = source.pulls();
-    await settled();
-    assert.equal(source.pulls(), ahead, "no pulls past the read-ahead");
-    await reader.cancel("done");
-    return ahead;
-  }
+    it("pipeWithPace reads at most readAheadBytes and a chunk ahead of the consumer", async () => {
+      const ahead = await pullsAhead(byteChunks(100, 100), 1_000);
+      assert.ok(ahead <= 14, `pulled ${ahead} ahead`);
+    });
 
-  it("pipeWithPace reads at most readAheadBytes and a chunk ahead of the consumer", async () => {
-    const ahead = await pullsAhead(byteChunks(100, 100), 1_000);
-    assert.ok(ahead <= 14, `pulled ${ahead} ahead`);
-  });
+    if (kind === "default") {
+      it("pipeWithPace counts each chunk's whole buffer against readAheadBytes", async () => {
+        // 100-byte views of 400-byte buffers: 1,000 bytes of read-ahead hold
+        // three of them (and a chunk), not ten.
+        const chunks = Array.from(
+          { length: 100 },
+          (_, i) => new Uint8Array(new ArrayBuffer(400), 0, 100).fill(i),
+        );
+        const ahead = await pullsAhead(chunks, 1_000);
+        assert.ok(ahead <= 6, `pulled ${ahead} ahead`);
+      });
+    } else {
+      it("pipeWithPace passes a byte source's small reads as chunks of their own size", async () => {
+        // 100-byte views of 400-byte buffers, each read into a 64 KiB buffer:
+        // copied out, each keeps alive its 100 bytes and no more.
+        const chunks = Array.from(
+          { length: 20 },
+          (_, i) => new Uint8Array(new ArrayBuffer(400), 0, 100).fill(i),
+        );
+        const expected = chunks.map((chunk) => chunk.slice());
+        const out = await Array.fromAsync(
+          pipeWithPace(from(ReadableStream.from(chunks)), {
+            readAheadBytes: 1_000,
+          }),
+        );
+        assert.deepEqual(out, expected);
+        for (const chunk of out) assert.equal(chunk.buffer.byteLength, 100);
+      });
+    }
 
-  it("pipeWithPace counts each chunk's whole buffer against readAheadBytes", async () => {
-    // 100-byte views of 400-byte buffers: 1,000 bytes of read-ahead hold
-    // three of them (and a chunk), not ten.
-    const chunks = Array.from(
-      { length: 100 },
-      (_, i) => new Uint8Array(new ArrayBuffer(400), 0, 100).fill(i),
-    );
-    const ahead = await pullsAhead(chunks, 1_000);
-    assert.ok(ahead <= 6, `pulled ${ahead} ahead`);
-  });
+    it("pipeWithPace fails with onAbort's error when the signal aborts, and cancels the source", async () => {
+      const { stream, cancelled } = stalling(byteChunks(1, 4));
+      const controller = new AbortController();
+      const reader = pipeWithPace(stream, {
+        ...idle(10_000),
+        signal: controller.signal,
+        onAbort: (cause) => new Error("client went away", { cause }),
+      }).getReader();
+      await reader.read();
+      controller.abort("gone");
+      const error = await deadline(
+        reader.read().then(() => undefined, (e) => e),
+        5_000,
+        "abort error",
+      );
+      assert.ok(error instanceof Error);
+      assert.equal(error.message, "client went away");
+      assert.equal(error.cause, "gone");
+      assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
+    });
 
-  it("pipeWithPace fails with onAbort's error when the signal aborts, and cancels the source", async () => {
-    const { stream, cancelled } = stallingSource(byteChunks(1, 4));
-    const controller = new AbortController();
-    const reader = pipeWithPace(stream, {
-      ...idle(10_000),
-      signal: controller.signal,
-      onAbort: (cause) => new Error("client went away", { cause }),
-    }).getReader();
-    await reader.read();
-    controller.abort("gone");
-    const error = await deadline(
-      reader.read().then(() => undefined, (e) => e),
-      5_000,
-      "abort error",
-    );
-    assert.ok(error instanceof Error);
-    assert.equal(error.message, "client went away");
-    assert.equal(error.cause, "gone");
-    assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
-  });
+    it("pipeWithPace fails at once for a signal that already aborted", async () => {
+      const { stream, cancelled } = stalling([]);
+      const reader = pipeWithPace(stream, {
+        signal: AbortSignal.abort("before"),
+      })
+        .getReader();
+      await assert.rejects(reader.read(), (e) => e === "before");
+      assert.equal(await deadline(cancelled, 5_000, "cancel"), "before");
+    });
 
-  it("pipeWithPace fails at once for a signal that already aborted", async () => {
-    const { stream, cancelled } = stallingSource([]);
-    const reader = pipeWithPace(stream, { signal: AbortSignal.abort("before") })
-      .getReader();
-    await assert.rejects(reader.read(), (e) => e === "before");
-    assert.equal(await deadline(cancelled, 5_000, "cancel"), "before");
+    it("pipeWithPace cancels the source with the consumer's reason and stops its timers", async () => {
+      const { stream, cancelled } = stalling(byteChunks(1, 4));
+      const controller = new AbortController();
+      let failed = false;
+      const reader = pipeWithPace(stream, {
+        idleTimeoutMs: 50,
+        onIdle: () => (failed = true, new Idle()),
+        minBytesPerSecond: 1_000_000,
+        minRateWindowMs: 50,
+        onSlow: () => (failed = true, new Error("slow")),
+        signal: controller.signal,
+      }).getReader();
+      await reader.read();
+      await reader.cancel("consumer left");
+      assert.equal(
+        await deadline(cancelled, 5_000, "cancel"),
+        "consumer left",
+      );
+      await sleep(150);
+      controller.abort("late");
+      assert.equal(failed, false, "no error after the cancel");
+    });
   });
-
-  it("pipeWithPace cancels the source with the consumer's reason and stops its timers", async () => {
-    const { stream, cancelled } = stallingSource(byteChunks(1, 4));
-    const controller = new AbortController();
-    let failed = false;
-    const reader = pipeWithPace(stream, {
-      idleTimeoutMs: 50,
-      onIdle: () => (failed = true, new Idle()),
-      minBytesPerSecond: 1_000_000,
-      minRateWindowMs: 50,
-      onSlow: () => (failed = true, new Error("slow")),
-      signal: controller.signal,
-    }).getReader();
-    await reader.read();
-    await reader.cancel("consumer left");
-    assert.equal(
-      await deadline(cancelled, 5_000, "cancel"),
-      "consumer left",
-    );
-    await sleep(150);
-    controller.abort("late");
-    assert.equal(failed, false, "no error after the cancel");
-  });
-});
+}

@@ -1,9 +1,13 @@
 import { heldBytesStrategy } from "./bytes.ts";
 import { checkMs } from "./limits.ts";
+import { GrowingReader, pumpBytes } from "./pump_bytes.ts";
 
 // The read side's pace for request bodies: a client that stops sending (an
 // idle timeout) or drips bytes (a minimum rate, pipeWithPace) must not pin
 // a handler forever.
+
+/** The default size of one read: a pipe's. */
+const READ_BYTES = 64 * 1024;
 
 /** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
 export interface PaceOptions {
@@ -30,6 +34,12 @@ export interface PaceOptions {
    * stream); 0 reads at most one chunk ahead.
    */
   readAheadBytes?: number;
+  /**
+   * How large a read of a byte stream source may grow while reads keep
+   * coming back full (see pumpBytes); default 64 KiB, the size of every
+   * read.
+   */
+  maxReadBytes?: number;
   /** When it aborts, the stream errors with `onAbort(reason)`'s error. */
   signal?: AbortSignal;
   /** The error for an aborted `signal` (default: the signal's reason). */
@@ -47,8 +57,11 @@ export interface PaceOptions {
  * waiting for the source), reads ahead, errors on an abort signal and lets
  * `inspect` see each chunk: for a request body passed on to a sink or to
  * the runtime, where a pull-based stream reading `source` in JS costs more
- * per chunk. Each failure errors the returned stream and cancels `source`
- * with the same error.
+ * per chunk. A byte stream source (Deno's and workerd's request bodies) is
+ * read through a BYOB reader (pumpBytes: small reads copied into chunks of
+ * their own size, reads growing up to `maxReadBytes` while they come back
+ * full); others are piped. Each failure errors the returned stream and
+ * cancels `source` with the same error.
  *
  * Waiting for the source means the queue has room. A chunk that fills the
  * queue is seen when it arrives; the consumer making room again is not (no
@@ -177,7 +190,10 @@ export function pipeWithPace(
   // The pipe settles however it ends (the source done, an error, the
   // consumer's cancel): the timer and the listener go with it. Its
   // rejection is the stream's own error, seen by the consumer.
-  source.pipeTo(stream.writable).then(stop, stop);
+  pumpBytes(source, stream.writable, {
+    minReadBytes: READ_BYTES,
+    maxReadBytes: options.maxReadBytes ?? READ_BYTES,
+  }).then(stop, stop);
   return stream.readable;
 }
 
@@ -185,16 +201,23 @@ export function pipeWithPace(
  * Wraps `source` so that a read waiting more than `ms` milliseconds for the
  * next chunk errors the stream with `onIdle()`'s error and cancels the
  * source with it. Only time spent waiting for the source counts: while the
- * consumer is not reading (a slow sink, back-pressure), no timer runs.
- * Returns `source` itself when `ms` is 0 or undefined.
+ * consumer is not reading (a slow sink, back-pressure), no timer runs. A
+ * byte stream source is read through a GrowingReader, its reads growing up
+ * to `maxReadBytes` while they come back full (default 64 KiB: no growth).
+ * Returns `source` itself when `ms` is 0 or undefined and `maxReadBytes`
+ * is not given.
  */
 export function withIdleTimeout(
   source: ReadableStream<Uint8Array>,
   ms: number | undefined,
   onIdle: () => unknown,
+  maxReadBytes?: number,
 ): ReadableStream<Uint8Array> {
-  if (!ms) return source;
-  const reader = source.getReader();
+  if (!ms && maxReadBytes === undefined) return source;
+  const reader = new GrowingReader(source, {
+    minReadBytes: READ_BYTES,
+    maxReadBytes: maxReadBytes ?? READ_BYTES,
+  });
   // One timer, re-armed only when it fires early: a timer per chunk costs
   // more than the chunk on a fast stream (measured: RSS growth of a 1 GiB
   // echo went from 12 MiB to 50-70 MiB).
@@ -205,7 +228,7 @@ export function withIdleTimeout(
   const check = () => {
     timer = undefined;
     if (waitingSince < 0) return; // not waiting: re-armed by the next pull
-    const left = waitingSince + ms - performance.now();
+    const left = waitingSince + ms! - performance.now();
     if (left > 0) {
       timer = setTimeout(check, left);
       return;
@@ -225,7 +248,7 @@ export function withIdleTimeout(
     },
     async pull() {
       waitingSince = performance.now();
-      timer ??= setTimeout(check, ms);
+      if (ms) timer ??= setTimeout(check, ms);
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await reader.read();

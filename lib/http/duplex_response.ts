@@ -13,6 +13,7 @@ import {
 import { HttpError } from "./http_error.ts";
 import {
   COMPRESS_MIN_BYTES,
+  DUPLEX_MAX_READ_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
   IDLE_TIMEOUT_MS,
   MAX_DECOMPRESSED_BYTES,
@@ -213,6 +214,7 @@ export function duplexResponse(
             408,
             `Cannot read request: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
           ),
+        DUPLEX_MAX_READ_BYTES,
       ),
       codings,
       maxDecompressedBytes,

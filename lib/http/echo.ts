@@ -7,6 +7,7 @@ import {
 } from "./_compression.ts";
 import {
   COMPRESS_MIN_BYTES,
+  DUPLEX_MAX_READ_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
   IDLE_TIMEOUT_MS,
   MAX_DECOMPRESSED_BYTES,
@@ -51,7 +52,11 @@ export interface EchoOptions {
    * Memory, in bytes, that the request body's chunks (as sent, before any
    * decoding) read ahead of the response may keep alive, each counting its
    * whole buffer: keeps the request flowing in large steps and bounds
-   * memory. `0` disables it (one chunk may still be read ahead).
+   * memory. `0` disables it (one chunk may still be read ahead). A chunk is
+   * one read of the request body: where the runtime already holds more
+   * than a read took (Deno 2.9.6 over HTTP/1.1 buffers a full-duplex
+   * request without bound, see docs/known-runtime-issues.md), reads grow
+   * to take it in fewer steps, up to 16 MiB each.
    *
    * @default {1048576}
    */
@@ -167,6 +172,7 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
     readAheadBytes,
+    maxReadBytes: DUPLEX_MAX_READ_BYTES,
     signal: request.signal,
     onAbort: (cause) =>
       new HttpError(400, "Cannot echo: the client went away", { cause }),

@@ -9,6 +9,8 @@
 // third (docs/performance.md). The price: a chunk is valid only until the
 // next read, so its reader must not keep views of it.
 
+import { EitherReader } from "../_internal/pump_bytes.ts";
+
 /** The size of the reused buffer: a read returns at most this much. */
 const BUFFER_BYTES = 65536;
 
@@ -18,29 +20,20 @@ const BUFFER_BYTES = 65536;
  * for a stream that is no byte stream, through a default reader (chunks
  * of its own).
  */
-export class ChunkReader {
+export class ChunkReader extends EitherReader {
   /** True if a chunk's buffer is reused by the next read. */
   readonly borrowed: boolean;
-  readonly #byob: ReadableStreamBYOBReader | undefined;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #buffer: ArrayBuffer | undefined;
 
   constructor(stream: ReadableStream<Uint8Array>) {
-    let byob: ReadableStreamBYOBReader | undefined;
-    try {
-      byob = stream.getReader({ mode: "byob" });
-    } catch {
-      // Not a byte stream (or locked: getReader says so below).
-    }
-    this.#byob = byob;
-    this.#reader = byob === undefined ? stream.getReader() : undefined;
-    this.borrowed = byob !== undefined;
+    super(stream);
+    this.borrowed = this.byobReader !== undefined;
   }
 
   /** The next chunk, as a default reader's `read`. */
   read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-    const byob = this.#byob;
-    if (byob === undefined) return this.#reader!.read();
+    const byob = this.byobReader;
+    if (byob === undefined) return this.defaultReader!.read();
     const view = new Uint8Array(this.#buffer ?? new ArrayBuffer(BUFFER_BYTES));
     this.#buffer = undefined;
     return byob.read(view).then(this.#keep);
@@ -55,14 +48,4 @@ export class ChunkReader {
     }
     return result;
   };
-
-  /** As a reader's `cancel`. */
-  cancel(reason?: unknown): Promise<void> {
-    return (this.#byob ?? this.#reader!).cancel(reason);
-  }
-
-  /** As a reader's `releaseLock`. */
-  releaseLock(): void {
-    (this.#byob ?? this.#reader!).releaseLock();
-  }
 }
