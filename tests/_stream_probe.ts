@@ -56,3 +56,40 @@ export function asByteStream(
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
 }
+
+/**
+ * A byte source that answers each BYOB request with `fill(n, asked)` bytes
+ * (`n` counts the reads from 1; null closes the stream, undefined leaves
+ * the read pending) and records how many bytes each read asked for.
+ */
+export function byobSource(
+  fill: (n: number, asked: number) => number | null | undefined,
+): {
+  stream: ReadableStream<Uint8Array>;
+  asked: number[];
+  cancelled: () => { reason: unknown } | undefined;
+} {
+  const asked: number[] = [];
+  let cancelled: { reason: unknown } | undefined;
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view!;
+      asked.push(view.byteLength);
+      const bytes = fill(asked.length, view.byteLength);
+      if (bytes === undefined) return; // the read stays pending
+      if (bytes === null) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      new Uint8Array(view.buffer, view.byteOffset, bytes).fill(asked.length);
+      request.respond(bytes);
+    },
+    cancel(reason) {
+      cancelled = { reason };
+    },
+  }, { highWaterMark: 0 });
+  return { stream, asked, cancelled: () => cancelled };
+}

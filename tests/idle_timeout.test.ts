@@ -7,9 +7,13 @@
 // and leaves no timer behind.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { pipeWithPace } from "../lib/_internal/idle_timeout.ts";
+import {
+  pipeWithPace,
+  withIdleTimeout,
+} from "../lib/_internal/idle_timeout.ts";
 import {
   asByteStream,
+  byobSource,
   byteChunks,
   probeSource,
   settled,
@@ -355,3 +359,46 @@ for (const kind of ["default", "byte"] as const) {
     });
   });
 }
+
+describe("withIdleTimeout", () => {
+  it("withIdleTimeout returns the source itself with no timeout and no maxReadBytes", () => {
+    const source = new ReadableStream<Uint8Array>();
+    assert.equal(withIdleTimeout(source, 0, () => new Idle()), source);
+  });
+
+  it("withIdleTimeout reads a byte stream in reads that grow to maxReadBytes while they come back full", async () => {
+    // Five full reads, two of 100 bytes, then the end: reads of 64, 128,
+    // 256 and 256 KiB (the most), then 100-byte chunks of their own.
+    const source = byobSource((n, asked) =>
+      n <= 5 ? asked : n <= 7 ? 100 : null
+    );
+    const chunks = await Array.fromAsync(
+      withIdleTimeout(source.stream, 0, () => new Idle(), 256 * 1024),
+    );
+    assert.deepEqual(
+      source.asked.map((b) => b / 1024),
+      [64, 128, 256, 256, 256, 256, 128, 64],
+    );
+    assert.deepEqual(
+      chunks.map((c) => c.byteLength / 1024),
+      [64, 128, 256, 256, 256, 100 / 1024, 100 / 1024],
+    );
+    assert.deepEqual(chunks.map((c) => c[0]), [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(chunks[5].buffer.byteLength, 100, "a small read, copied");
+  });
+
+  it("withIdleTimeout fails a byte stream that goes quiet for ms and cancels it with the same error", async () => {
+    const source = byobSource((n) => n === 1 ? 10 : undefined);
+    const reader = withIdleTimeout(source.stream, 100, () => new Idle("idle"))
+      .getReader();
+    assert.equal((await reader.read()).value?.byteLength, 10);
+    const error = await deadline(
+      reader.read().then(() => undefined, (e) => e),
+      5_000,
+      "idle error",
+    );
+    assert.ok(error instanceof Idle, `got ${String(error)}`);
+    await settled();
+    assert.equal(source.cancelled()?.reason, error);
+  });
+});

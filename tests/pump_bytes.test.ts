@@ -8,44 +8,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { pumpBytes } from "../lib/_internal/pump_bytes.ts";
-import { byteChunks, settled } from "./_stream_probe.ts";
+import { byobSource, byteChunks, settled } from "./_stream_probe.ts";
 import { deadline } from "./_helpers.ts";
 
 const KiB = 1024;
-
-/**
- * A byte source that answers each BYOB request with `fill(n, asked)` bytes
- * (`n` counts the reads from 1; null closes the stream) and records how
- * many bytes each read asked for.
- */
-function byobSource(fill: (n: number, asked: number) => number | null): {
-  stream: ReadableStream<Uint8Array>;
-  asked: number[];
-  cancelled: () => { reason: unknown } | undefined;
-} {
-  const asked: number[] = [];
-  let cancelled: { reason: unknown } | undefined;
-  const stream = new ReadableStream({
-    type: "bytes",
-    pull(controller) {
-      const request = controller.byobRequest!;
-      const view = request.view!;
-      asked.push(view.byteLength);
-      const bytes = fill(asked.length, view.byteLength);
-      if (bytes === null) {
-        controller.close();
-        request.respond(0);
-        return;
-      }
-      new Uint8Array(view.buffer, view.byteOffset, bytes).fill(asked.length);
-      request.respond(bytes);
-    },
-    cancel(reason) {
-      cancelled = { reason };
-    },
-  }, { highWaterMark: 0 });
-  return { stream, asked, cancelled: () => cancelled };
-}
 
 /** A writable that keeps what it is given. */
 function collector(): {
