@@ -1052,7 +1052,8 @@ if (wanted("echo")) {
       raw: () => loopback(c.runtime, "echo-raw", client, arg),
       pass: () => loopback(c.runtime, "echo-pass", client, arg),
       // The floor for any echo written in JS: one bare TransformStream
-      // (where the runtime collapses on any JS pipe, it shows that too).
+      // (where the runtime collapses on a pipe's 64 KiB reads, it shows
+      // that too).
       pipe: () => loopback(c.runtime, "echo-pipe", client, arg),
     };
     const samples = await interleave(title, contenders, c.reps);
@@ -1243,7 +1244,7 @@ if (wanted("rpc")) {
 // Load growth: throughput and server peak RSS growth as concurrent streams
 // grow, and the server's memory per open idle stream against the runtime's
 // own cost of one (a bare handler). Echo and upload run under Bun (Deno.serve
-// collapses on a full-duplex HTTP/1.1 echo, see the echo causes), bidi RPC
+// buffers a full-duplex HTTP/1.1 request without bound, see the echo causes), bidi RPC
 // and WebSocket under Deno (node:http2 and Deno.upgradeWebSocket).
 const LOAD = "bench/_load.ts";
 // Each flow also runs its runtime's own floor (no library code: a raw echo,
@@ -1852,11 +1853,11 @@ function ECHO_CAUSE(
 ): string {
   if (runtime === "deno" && transport.startsWith("HTTP/1.1")) {
     // Both rows there: see the raw column.
-    return "Deno.serve over HTTP/1.1 collapses in a full-duplex echo whatever the client (curl here; Deno's fetch did the same): the raw `new Response(request.body)` itself, with no JS per chunk, moved 34-52 MB/s in its first 2 s, and any echo through JS (ours, the JS floor) about 20-45 with memory growing, while the same servers over h2c stream at 500-740 MB/s (raw) and 200-280 (through JS). Under Deno use h2c for full duplex.";
+    return "Deno 2.9.6's HTTP/1.1 server reads a full-duplex request into one unbounded buffer while the response streams, and serves each read of the body from its front, moving the rest down (Vec::drain; perf: 91% of a raw echo server's CPU in memmove; known-runtime-issues.md (f)): the raw `new Response(request.body)` and the passthrough, the same code path, read as the runtime does and collapse alike (34-52 MB/s in their first 2 s, one run in about eight 100-350), so the ratio between them is the collapse's noise. Ours with its default options reads through a BYOB reader whose reads grow while they come back full (lib/_internal/pump_bytes.ts) and does not collapse (512-812 MB/s by hand, 1 GiB). Under Deno use h2c for full duplex.";
   }
   return options === "passthrough"
     ? "the same `new Response(request.body)` as raw, behind `serve()`: no JS per chunk on either side, so a gap is the loaded machine unless it stands outside both spreads (±, printed beside each median); alternated by hand (curl, 1 GiB, five each) under Bun the passthrough took 982-1,100 MB/s and raw 932-1,063."
-    : "the JS floor is an identity TransformStream, whose chunks the runtime pipes without calling JS, while ours calls a transform per chunk (the idle timer's clock, the read-ahead's queue, the client's abort: one TransformStream, lib/_internal/idle_timeout.ts); alternated by hand with curl (1 GiB, three each), ours took 445-592 MB/s against the floor's 457-559 under Bun and 217-267 against 172-222 under Deno over h2c: a single run varies by about ±10% here.";
+    : "the JS floor is an identity TransformStream, whose chunks the runtime pipes without calling JS, while ours calls a transform per chunk (the idle timer's clock, the read-ahead's queue, the client's abort: one TransformStream, lib/_internal/idle_timeout.ts); alternated by hand with curl (1 GiB, three each), ours took 445-592 MB/s against the floor's 457-559 under Bun; under Deno ours reads the body through a BYOB reader instead (each 16 KiB h2c chunk copied out of its 64 KiB buffer), 321-443 MB/s against the floor's 189-241 over h2c: a single run varies by about ±10% here.";
 }
 function UPLOAD_CAUSE(runtime: string): string {
   return runtime === "deno"
@@ -2446,7 +2447,7 @@ const sections = {
     CONFIG.bigBytes / MiB
   } MiB file, reading the echo back as it sends; h2c by prior knowledge or HTTP/1.1): a native client, so that the rate is the server's. "capped": stopped at its time cap (${
     CONFIG.capMs / 1000
-  } s over Deno's HTTP/1.1, where the echo collapses; ${
+  } s over Deno's HTTP/1.1, where the runtime's own echo collapses; ${
     CONFIG.wholeCapMs / 1000
   } s for the others), curl's bytes read back over its time.\n\n${echoTable}`,
   upload: `### Upload to file, ${
