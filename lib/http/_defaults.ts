@@ -20,9 +20,9 @@ export const DUPLEX_READ_AHEAD_BYTES = 1024 * 1024;
  * 2.9.6 over HTTP/1.1 the runtime buffers such a request without bound and
  * each read copies the backlog behind it (lib/_internal/pump_bytes.ts);
  * reads that take the backlog whole keep the exchange out of that
- * collapse. Measured (echo, 1 GiB, curl; docs/performance.md): reads
- * growing to 1 MiB collapsed in 5 of 8 runs, to 4 MiB in none of 6, to
- * 16 MiB in none of 24.
+ * collapse. Measured (echo, 1 GiB, curl; docs/performance.md): reads of
+ * a fixed 1 MiB collapsed in 5 of 8 runs; reads growing to 4 MiB in none
+ * of 6, to 16 MiB in none of 24.
  */
 export const DUPLEX_MAX_READ_BYTES = 16 * 1024 * 1024;
 

@@ -66,7 +66,11 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    * Memory, in bytes, that the request body's chunks read ahead of the
    * handler may keep alive, each counting its whole buffer; keeps
    * Deno.serve fast over HTTP/1.1 when the handler reads slowly. `0`
-   * disables it.
+   * disables it. A chunk is one read of the request body: where the
+   * runtime already holds more than a read took (Deno 2.9.6 over HTTP/1.1
+   * buffers a full-duplex request without bound, see
+   * docs/known-runtime-issues.md), reads grow to take it in fewer steps, up
+   * to 16 MiB each.
    *
    * @default {1048576}
    */
