@@ -48,10 +48,12 @@ class Idle extends Error {}
 
 for (const kind of ["default", "byte"] as const) {
   describe(`pipeWithPace, ${kind} stream source`, () => {
-    // Deno's and workerd's request bodies are byte streams, read through a
-    // BYOB reader (pumpBytes); others are piped.
+    // Deno's and workerd's request bodies are byte streams: with
+    // maxReadBytes (echo, for a request with a Content-Length) read through
+    // a BYOB reader (pumpBytes); others, and without it, piped.
     const from = (stream: ReadableStream<Uint8Array>) =>
       kind === "byte" ? asByteStream(stream) : stream;
+    const byob = kind === "byte" ? { maxReadBytes: 64 * 1024 } : {};
     const stalling = (chunks: Uint8Array[]) => {
       const source = stallingSource(chunks);
       return { ...source, stream: from(source.stream) };
@@ -73,6 +75,7 @@ for (const kind of ["default", "byte"] as const) {
     it("pipeWithPace passes chunks unchanged and in order", async () => {
       const out = await Array.fromAsync(
         pipeWithPace(from(ReadableStream.from(byteChunks(20, 5))), {
+          ...byob,
           ...idle(1_000),
           readAheadBytes: 16,
         }),
@@ -83,7 +86,8 @@ for (const kind of ["default", "byte"] as const) {
     it("pipeWithPace fails a source that goes quiet for idleTimeoutMs and cancels it with the same error", async () => {
       const { stream, cancelled } = stalling(byteChunks(2, 4));
       const started = performance.now();
-      const reader = pipeWithPace(stream, idle(150)).getReader();
+      const reader = pipeWithPace(stream, { ...idle(150), ...byob })
+        .getReader();
       assert.equal((await reader.read()).value?.byteLength, 4);
       assert.equal((await reader.read()).value?.byteLength, 4);
       const error = await deadline(
@@ -101,6 +105,7 @@ for (const kind of ["default", "byte"] as const) {
       // times the timeout, then reads everything: no idle error.
       const chunks = byteChunks(40, 100);
       const reader = pipeWithPace(from(ReadableStream.from(chunks)), {
+        ...byob,
         ...idle(100),
         readAheadBytes: 1_000,
       }).getReader();
@@ -112,7 +117,12 @@ for (const kind of ["default", "byte"] as const) {
 
     it("pipeWithPace still fails a source that goes quiet after the consumer held it back", async () => {
       const { stream, cancelled } = stalling(byteChunks(3, 10));
-      const reader = pipeWithPace(stream, { ...idle(100), readAheadBytes: 1 })
+      const reader = pipeWithPace(stream, {
+        ...byob,
+        ...idle(100),
+        readAheadBytes: 1,
+        ...byob,
+      })
         .getReader();
       await sleep(250); // held back: the queue is full
       for (let i = 0; i < 3; i++) await reader.read();
@@ -142,7 +152,12 @@ for (const kind of ["default", "byte"] as const) {
       globalThis.setTimeout = counting;
       let reader: ReadableStreamDefaultReader<Uint8Array>;
       try {
-        reader = pipeWithPace(stream, { ...idle(800), readAheadBytes: 1 })
+        reader = pipeWithPace(stream, {
+          ...byob,
+          ...idle(800),
+          readAheadBytes: 1,
+          ...byob,
+        })
           .getReader();
         await new Promise((resolve) => real(resolve, 250));
       } finally {
@@ -171,6 +186,7 @@ for (const kind of ["default", "byte"] as const) {
       const error = await deadline(
         Array.fromAsync(
           pipeWithPace(stream, {
+            ...byob,
             ...idle(5_000),
             minBytesPerSecond: 2_000,
             minRateWindowMs: 200,
@@ -201,6 +217,7 @@ for (const kind of ["default", "byte"] as const) {
       );
       const out = await Array.fromAsync(
         pipeWithPace(stream, {
+          ...byob,
           minBytesPerSecond: 500,
           minRateWindowMs: 100,
           onSlow: () => new Error("slow"),
@@ -215,6 +232,7 @@ for (const kind of ["default", "byte"] as const) {
       const { stream, cancelled } = stalling(byteChunks(3, 10));
       let slow = false;
       const reader = pipeWithPace(stream, {
+        ...byob,
         minBytesPerSecond: 1_000_000,
         minRateWindowMs: 100,
         onSlow: () => (slow = true, new Error("slow")),
@@ -232,6 +250,7 @@ for (const kind of ["default", "byte"] as const) {
       const seen: number[] = [];
       const error = await Array.fromAsync(
         pipeWithPace(from(source.stream), {
+          ...byob,
           inspect(chunk) {
             if (seen.length === 3) throw new RangeError("too long");
             seen.push(chunk[0]);
@@ -257,7 +276,11 @@ for (const kind of ["default", "byte"] as const) {
       // (A byte stream takes each chunk's buffer: the first, copied first.)
       const expected = chunks[0].slice();
       const source = probeSource(chunks);
-      const reader = pipeWithPace(from(source.stream), { readAheadBytes })
+      const reader = pipeWithPace(from(source.stream), {
+        ...byob,
+        readAheadBytes,
+        ...byob,
+      })
         .getReader();
       const first = await reader.read();
       assert.deepEqual(first.value, expected);
@@ -296,6 +319,7 @@ for (const kind of ["default", "byte"] as const) {
         const expected = chunks.map((chunk) => chunk.slice());
         const out = await Array.fromAsync(
           pipeWithPace(from(ReadableStream.from(chunks)), {
+            ...byob,
             readAheadBytes: 1_000,
           }),
         );
@@ -308,6 +332,7 @@ for (const kind of ["default", "byte"] as const) {
       const { stream, cancelled } = stalling(byteChunks(1, 4));
       const controller = new AbortController();
       const reader = pipeWithPace(stream, {
+        ...byob,
         ...idle(10_000),
         signal: controller.signal,
         onAbort: (cause) => new Error("client went away", { cause }),
@@ -328,6 +353,7 @@ for (const kind of ["default", "byte"] as const) {
     it("pipeWithPace fails at once for a signal that already aborted", async () => {
       const { stream, cancelled } = stalling([]);
       const reader = pipeWithPace(stream, {
+        ...byob,
         signal: AbortSignal.abort("before"),
       })
         .getReader();
@@ -340,6 +366,7 @@ for (const kind of ["default", "byte"] as const) {
       const controller = new AbortController();
       let failed = false;
       const reader = pipeWithPace(stream, {
+        ...byob,
         idleTimeoutMs: 50,
         onIdle: () => (failed = true, new Idle()),
         minBytesPerSecond: 1_000_000,
@@ -389,8 +416,12 @@ describe("withIdleTimeout", () => {
 
   it("withIdleTimeout fails a byte stream that goes quiet for ms and cancels it with the same error", async () => {
     const source = byobSource((n) => n === 1 ? 10 : undefined);
-    const reader = withIdleTimeout(source.stream, 100, () => new Idle("idle"))
-      .getReader();
+    const reader = withIdleTimeout(
+      source.stream,
+      100,
+      () => new Idle("idle"),
+      64 * 1024,
+    ).getReader();
     assert.equal((await reader.read()).value?.byteLength, 10);
     const error = await deadline(
       reader.read().then(() => undefined, (e) => e),

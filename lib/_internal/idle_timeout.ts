@@ -35,9 +35,9 @@ export interface PaceOptions {
    */
   readAheadBytes?: number;
   /**
-   * How large a read of a byte stream source may grow while reads keep
-   * coming back full (see pumpBytes); default 64 KiB, the size of every
-   * read.
+   * Given: a byte stream source is read through a BYOB reader (pumpBytes),
+   * its reads growing up to this many bytes while they come back full; not
+   * given: the source is piped.
    */
   maxReadBytes?: number;
   /** When it aborts, the stream errors with `onAbort(reason)`'s error. */
@@ -57,11 +57,12 @@ export interface PaceOptions {
  * waiting for the source), reads ahead, errors on an abort signal and lets
  * `inspect` see each chunk: for a request body passed on to a sink or to
  * the runtime, where a pull-based stream reading `source` in JS costs more
- * per chunk. A byte stream source (Deno's and workerd's request bodies) is
- * read through a BYOB reader (pumpBytes: small reads copied into chunks of
- * their own size, reads growing up to `maxReadBytes` while they come back
- * full); others are piped. Each failure errors the returned stream and
- * cancels `source` with the same error.
+ * per chunk. With `maxReadBytes`, a byte stream source (Deno's and
+ * workerd's request bodies) is read through a BYOB reader (pumpBytes: small
+ * reads copied into chunks of their own size, reads growing up to
+ * `maxReadBytes` while they come back full); otherwise it is piped. Each
+ * failure errors the returned stream and cancels `source` with the same
+ * error.
  *
  * Waiting for the source means the queue has room. A chunk that fills the
  * queue is seen when it arrives; the consumer making room again is not (no
@@ -190,10 +191,13 @@ export function pipeWithPace(
   // The pipe settles however it ends (the source done, an error, the
   // consumer's cancel): the timer and the listener go with it. Its
   // rejection is the stream's own error, seen by the consumer.
-  pumpBytes(source, stream.writable, {
-    minReadBytes: READ_BYTES,
-    maxReadBytes: options.maxReadBytes ?? READ_BYTES,
-  }).then(stop, stop);
+  const piped = options.maxReadBytes === undefined
+    ? source.pipeTo(stream.writable)
+    : pumpBytes(source, stream.writable, {
+      minReadBytes: READ_BYTES,
+      maxReadBytes: options.maxReadBytes,
+    });
+  piped.then(stop, stop);
   return stream.readable;
 }
 
@@ -201,11 +205,11 @@ export function pipeWithPace(
  * Wraps `source` so that a read waiting more than `ms` milliseconds for the
  * next chunk errors the stream with `onIdle()`'s error and cancels the
  * source with it. Only time spent waiting for the source counts: while the
- * consumer is not reading (a slow sink, back-pressure), no timer runs. A
- * byte stream source is read through a GrowingReader, its reads growing up
- * to `maxReadBytes` while they come back full (default 64 KiB: no growth).
- * Returns `source` itself when `ms` is 0 or undefined and `maxReadBytes`
- * is not given.
+ * consumer is not reading (a slow sink, back-pressure), no timer runs.
+ * With `maxReadBytes`, a byte stream source is read through a
+ * GrowingReader, its reads growing up to `maxReadBytes` while they come
+ * back full; otherwise through a default reader. Returns `source` itself
+ * when `ms` is 0 or undefined and `maxReadBytes` is not given.
  */
 export function withIdleTimeout(
   source: ReadableStream<Uint8Array>,
@@ -214,10 +218,9 @@ export function withIdleTimeout(
   maxReadBytes?: number,
 ): ReadableStream<Uint8Array> {
   if (!ms && maxReadBytes === undefined) return source;
-  const reader = new GrowingReader(source, {
-    minReadBytes: READ_BYTES,
-    maxReadBytes: maxReadBytes ?? READ_BYTES,
-  });
+  const reader = maxReadBytes === undefined
+    ? source.getReader()
+    : new GrowingReader(source, { minReadBytes: READ_BYTES, maxReadBytes });
   // One timer, re-armed only when it fires early: a timer per chunk costs
   // more than the chunk on a fast stream (measured: RSS growth of a 1 GiB
   // echo went from 12 MiB to 50-70 MiB).

@@ -66,11 +66,11 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    * Memory, in bytes, that the request body's chunks read ahead of the
    * handler may keep alive, each counting its whole buffer; keeps
    * Deno.serve fast over HTTP/1.1 when the handler reads slowly. `0`
-   * disables it. A chunk is one read of the request body: where the
-   * runtime already holds more than a read took (Deno 2.9.6 over HTTP/1.1
-   * buffers a full-duplex request without bound, see
-   * docs/known-runtime-issues.md), reads grow to take it in fewer steps, up
-   * to 16 MiB each.
+   * disables it. A chunk is one read of the request body: for a request
+   * with a `Content-Length`, where the runtime already holds more than a
+   * read took (Deno 2.9.6 over HTTP/1.1 buffers a full-duplex request
+   * without bound, see docs/known-runtime-issues.md), reads grow to take it
+   * in fewer steps, up to 16 MiB each.
    *
    * @default {1048576}
    */
@@ -218,7 +218,9 @@ export function duplexResponse(
             408,
             `Cannot read request: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
           ),
-        DUPLEX_MAX_READ_BYTES,
+        request.headers.has("content-length")
+          ? DUPLEX_MAX_READ_BYTES
+          : undefined,
       ),
       codings,
       maxDecompressedBytes,

@@ -53,10 +53,11 @@ export interface EchoOptions {
    * decoding) read ahead of the response may keep alive, each counting its
    * whole buffer: keeps the request flowing in large steps and bounds
    * memory. `0` disables it (one chunk may still be read ahead). A chunk is
-   * one read of the request body: where the runtime already holds more
-   * than a read took (Deno 2.9.6 over HTTP/1.1 buffers a full-duplex
-   * request without bound, see docs/known-runtime-issues.md), reads grow
-   * to take it in fewer steps, up to 16 MiB each.
+   * one read of the request body: for a request with a `Content-Length`,
+   * where the runtime already holds more than a read took (Deno 2.9.6 over
+   * HTTP/1.1 buffers a full-duplex request without bound, see
+   * docs/known-runtime-issues.md), reads grow to take it in fewer steps, up
+   * to 16 MiB each.
    *
    * @default {1048576}
    */
@@ -172,7 +173,9 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
     readAheadBytes,
-    maxReadBytes: DUPLEX_MAX_READ_BYTES,
+    maxReadBytes: request.headers.has("content-length")
+      ? DUPLEX_MAX_READ_BYTES
+      : undefined,
     signal: request.signal,
     onAbort: (cause) =>
       new HttpError(400, "Cannot echo: the client went away", { cause }),
