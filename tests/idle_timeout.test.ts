@@ -46,6 +46,14 @@ function stallingSource(chunks: Uint8Array[]): {
 
 class Idle extends Error {}
 
+/** What the next read of `reader` rejects with (at most 5 s away). */
+function readError(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  what: string,
+): Promise<unknown> {
+  return deadline(reader.read().then(() => undefined, (e) => e), 5_000, what);
+}
+
 for (const kind of ["default", "byte"] as const) {
   describe(`pipeWithPace, ${kind} stream source`, () => {
     // Deno's and workerd's request bodies are byte streams: with
@@ -90,11 +98,7 @@ for (const kind of ["default", "byte"] as const) {
         .getReader();
       assert.equal((await reader.read()).value?.byteLength, 4);
       assert.equal((await reader.read()).value?.byteLength, 4);
-      const error = await deadline(
-        reader.read().then(() => undefined, (e) => e),
-        5_000,
-        "idle error",
-      );
+      const error = await readError(reader, "idle error");
       assert.ok(error instanceof Idle, `got ${String(error)}`);
       assert.ok(performance.now() - started >= 140, "not before ms");
       assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
@@ -423,11 +427,7 @@ describe("withIdleTimeout", () => {
       64 * 1024,
     ).getReader();
     assert.equal((await reader.read()).value?.byteLength, 10);
-    const error = await deadline(
-      reader.read().then(() => undefined, (e) => e),
-      5_000,
-      "idle error",
-    );
+    const error = await readError(reader, "idle error");
     assert.ok(error instanceof Idle, `got ${String(error)}`);
     await settled();
     assert.equal(source.cancelled()?.reason, error);
