@@ -17,7 +17,7 @@
 //   that takes all that waits ends the copying: reads that come back full
 //   ask for twice as much next time.
 // The HTTP layer uses it only for a request with a Content-Length
-// (DUPLEX_MAX_READ_BYTES in lib/http/_defaults.ts says why).
+// (duplexMaxReadBytes in lib/http/_defaults.ts says why).
 
 /** How a {@linkcode GrowingReader} sizes its reads. */
 export interface ReadSizes {

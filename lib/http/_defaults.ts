@@ -16,20 +16,23 @@ export const DUPLEX_READ_AHEAD_BYTES = 1024 * 1024;
 
 /**
  * Not an option: how large a read of a full-duplex request body (echo,
- * duplexResponse) may grow while reads keep coming back full. Under Deno
- * 2.9.6 over HTTP/1.1 the runtime buffers such a request without bound and
- * each read copies the backlog behind it (lib/_internal/pump_bytes.ts);
- * reads that take the backlog whole keep the exchange out of that
- * collapse. Measured (echo, 1 GiB, curl; docs/performance.md): reads of
- * a fixed 1 MiB collapsed in 5 of 8 runs; reads growing to 4 MiB in none
- * of 6, to 16 MiB in none of 24. Only for a request that declares its
- * length (`Content-Length`): a read of a chunked body stops at its chunk's end,
- * so growing cannot help it, and with BYOB reads Deno left sockets of
- * chunked clients that stop reading and close open more often (3 of 26
- * runs of tests/echo.test.ts's scenario against 0 of 24 with a pipe or a
- * default reader; docs/known-runtime-issues.md (g)).
+ * duplexResponse) may grow while reads keep coming back full, or undefined
+ * (the body is piped or read as it comes). Under Deno 2.9.6 over HTTP/1.1
+ * the runtime buffers such a request without bound and each read copies
+ * the backlog behind it (lib/_internal/pump_bytes.ts); reads that take the
+ * backlog whole keep the exchange out of that collapse. Measured (echo,
+ * 1 GiB, curl; docs/performance.md): reads of a fixed 1 MiB collapsed in 5
+ * of 8 runs; reads growing to 4 MiB in none of 6, to 16 MiB in none of 24.
+ * Only for a request that declares its length (`Content-Length`): a read
+ * of a chunked body stops at its chunk's end, so growing cannot help it,
+ * and with BYOB reads Deno left sockets of chunked clients that stop
+ * reading and close open more often (3 of 26 runs of tests/echo.test.ts's
+ * scenario against 0 of 24 with a pipe or a default reader;
+ * docs/known-runtime-issues.md (g)).
  */
-export const DUPLEX_MAX_READ_BYTES = 16 * 1024 * 1024;
+export function duplexMaxReadBytes(request: Request): number | undefined {
+  return request.headers.has("content-length") ? 16 * 1024 * 1024 : undefined;
+}
 
 /** `writeHighWaterMark` of duplexResponse and openDuplex: 64 KiB. */
 export const WRITE_HIGH_WATER_MARK = 64 * 1024;

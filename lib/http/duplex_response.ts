@@ -13,8 +13,8 @@ import {
 import { HttpError } from "./http_error.ts";
 import {
   COMPRESS_MIN_BYTES,
-  DUPLEX_MAX_READ_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
+  duplexMaxReadBytes,
   IDLE_TIMEOUT_MS,
   MAX_DECOMPRESSED_BYTES,
   WRITE_HIGH_WATER_MARK,
@@ -218,9 +218,7 @@ export function duplexResponse(
             408,
             `Cannot read request: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
           ),
-        request.headers.has("content-length")
-          ? DUPLEX_MAX_READ_BYTES
-          : undefined,
+        duplexMaxReadBytes(request),
       ),
       codings,
       maxDecompressedBytes,

@@ -7,8 +7,8 @@ import {
 } from "./_compression.ts";
 import {
   COMPRESS_MIN_BYTES,
-  DUPLEX_MAX_READ_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
+  duplexMaxReadBytes,
   IDLE_TIMEOUT_MS,
   MAX_DECOMPRESSED_BYTES,
 } from "./_defaults.ts";
@@ -173,9 +173,7 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
     readAheadBytes,
-    maxReadBytes: request.headers.has("content-length")
-      ? DUPLEX_MAX_READ_BYTES
-      : undefined,
+    maxReadBytes: duplexMaxReadBytes(request),
     signal: request.signal,
     onAbort: (cause) =>
       new HttpError(400, "Cannot echo: the client went away", { cause }),
