@@ -297,6 +297,19 @@ export async function echoBytes(
   return { sent: sent.value, received: received.value };
 }
 
+let curlProbe: Promise<boolean> | undefined;
+/**
+ * Resolves true if curl runs here (tests that drive it skip otherwise);
+ * probed once, on the first call.
+ */
+export function curlAvailable(): Promise<boolean> {
+  return curlProbe ??= new Promise<boolean>((resolve) => {
+    const child = spawn("curl", ["--version"], { stdio: "ignore" });
+    child.on("error", () => resolve(false));
+    child.on("close", (code) => resolve(code === 0));
+  });
+}
+
 /** `n` random bytes (getRandomValues fills at most 64 KiB per call). */
 export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);

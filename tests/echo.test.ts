@@ -16,6 +16,7 @@ import { fetchDuplex } from "../lib/http/fetch_duplex.ts";
 import { openDuplex } from "../lib/http/open_duplex.ts";
 import {
   type Child,
+  curlAvailable,
   deadline,
   echoBytes,
   generatedStream,
@@ -27,14 +28,10 @@ import {
   withServer,
 } from "./_helpers.ts";
 
+const hasCurl = await curlAvailable();
+
 const dec = new TextDecoder();
 const MiB = 1024 * 1024;
-
-const hasCurl = await new Promise<boolean>((resolve) => {
-  const child = spawn("curl", ["--version"], { stdio: "ignore" });
-  child.on("error", () => resolve(false));
-  child.on("close", (code) => resolve(code === 0));
-});
 
 /**
  * Sends `file` to `url` with `curl --http1.1 -T` (a Content-Length, and the

@@ -18,7 +18,15 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { deadline, makeTempDir, removeDir, runtime } from "./_helpers.ts";
+import {
+  curlAvailable,
+  deadline,
+  makeTempDir,
+  removeDir,
+  runtime,
+} from "./_helpers.ts";
+
+const hasCurl = await curlAvailable();
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
 const T = 60_000;
@@ -226,12 +234,6 @@ function curl(args: string[]): Promise<string> {
     );
   });
 }
-
-const hasCurl = await new Promise<boolean>((resolve) => {
-  const child = spawn("curl", ["--version"], { stdio: "ignore" });
-  child.on("error", () => resolve(false));
-  child.on("close", (code) => resolve(code === 0));
-});
 
 const UPLOAD_FLAGS = ["--allow-net=127.0.0.1", "--allow-read", "--allow-write"];
 
