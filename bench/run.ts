@@ -64,7 +64,6 @@ const COMMAND = SMOKE
   : "deno task bench";
 
 const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
 const CONFIG = SMOKE
   ? {
     reps: 1,
@@ -96,7 +95,16 @@ const CONFIG = SMOKE
     // 584-628 MB/s against raw's 589-641, but one run's three repetitions
     // gave 0.75x, 1.06x and 0.93x): five, for 8 runs more (about 17 s).
     bunWholeReps: 5,
-    bigBytes: GiB,
+    // The echoes' and uploads' size. At 1 GiB their sections (echo,
+    // upload, RSS with the GC forced) took 222 s of a quiet run and 329 s
+    // beside a test suite (their flows keep server and client busy, so a
+    // suite beside them doubles their time), and the whole run 729 s there;
+    // at 512 MiB, 157 s quiet. Every ratio held at 512 MiB in the same
+    // comparison (quiet, one run each; docs/performance.md, "Bench time
+    // under load"), and the memory rules still compare two sizes five
+    // times apart. Bun's echoes then take half a second each and spread
+    // wider (±8-15% against ±5-8%): their five repetitions (above) stay.
+    bigBytes: 512 * MiB,
     smallBytes: 100 * MiB,
     // The echoes' memory rule's size per runtime (see LIVE_GC_MS). Under
     // Deno, with a GC forced every 20 ms, the h2c echo moved 210-285 MB/s
@@ -1918,7 +1926,7 @@ const method =
     CONFIG.reps > 1 ? "s" : ""
   }${
     CONFIG.bunWholeReps !== CONFIG.reps
-      ? ` (${CONFIG.bunWholeReps} for Bun's 1 GiB echoes and uploads, which take a second or two each)`
+      ? ` (${CONFIG.bunWholeReps} for Bun's echoes and uploads, whose runs are the shortest and the noisiest)`
       : ""
   }, each starting further along the list (no contender always first); medians, and each ratio the median of the repetitions' own ratios to the reference (both measured in the same repetition, so that a slow spell of the shared host slows both sides of a ratio alike).`;
 
