@@ -69,6 +69,7 @@ const CONFIG = SMOKE
     reps: 1,
     bunWholeReps: 1,
     bigBytes: 4 * MiB,
+    echoBytes: { deno: 4 * MiB, bun: 4 * MiB },
     smallBytes: 1 * MiB,
     echoGcBytes: { deno: 2 * MiB, bun: 2 * MiB },
     capMs: 20_000,
@@ -95,16 +96,22 @@ const CONFIG = SMOKE
     // 584-628 MB/s against raw's 589-641, but one run's three repetitions
     // gave 0.75x, 1.06x and 0.93x): five, for 8 runs more (about 17 s).
     bunWholeReps: 5,
-    // The echoes' and uploads' size. At 1 GiB their sections (echo,
-    // upload, RSS with the GC forced) took 222 s of a quiet run and 329 s
+    // The uploads' size, and Deno's echoes' (echoBytes). At 1 GiB the
+    // echo, upload and RSS sections took 222 s of a quiet run and 329 s
     // beside a test suite (their flows keep server and client busy, so a
-    // suite beside them doubles their time), and the whole run 729 s there;
-    // at 512 MiB, 157 s quiet. Every ratio held at 512 MiB in the same
-    // comparison (quiet, one run each; docs/performance.md, "Bench time
-    // under load"), and the memory rules still compare two sizes five
-    // times apart. Bun's echoes then take half a second each and spread
-    // wider (±8-15% against ±5-8%): their five repetitions (above) stay.
+    // suite beside them doubles their time), and the whole run 729 s
+    // there; at 512 MiB, 157 s quiet, and the whole run 546 s beside a
+    // suite. The same comparison, quiet, one run each, met the same rows
+    // at both sizes (docs/performance.md, "Echoes and uploads at 512
+    // MiB"), and the memory rules still compare two sizes five times
+    // apart.
     bigBytes: 512 * MiB,
+    // The echoes' size per runtime: Deno's as the uploads'; Bun's echoes
+    // stay at 1 GiB. At 512 MiB they took half a second each and spread
+    // wider (±8-15% against ±5-8%), and ours / the JS floor, two contenders
+    // about as fast (curl-bound), came out 0.94x in one of three runs at
+    // that size (1,033 against 1,033 MB/s by their medians).
+    echoBytes: { deno: 512 * MiB, bun: 1024 * MiB },
     smallBytes: 100 * MiB,
     // The echoes' memory rule's size per runtime (see LIVE_GC_MS). Under
     // Deno, with a GC forced every 20 ms, the h2c echo moved 210-285 MB/s
@@ -980,6 +987,8 @@ type RssRow =
      * throughput rows' runs (ours, and for echoes the JS floor's).
      */
     peak: { ours: Sample; floor?: Sample };
+    /** The size of those runs. */
+    peakBytes: number;
   }
   & (
     | {
@@ -1001,18 +1010,19 @@ type RssRow =
   );
 const rssRows: RssRow[] = [];
 
-const bigFile = `${TMP}/file-big.bin`;
-const smallFile = `${TMP}/file-small.bin`;
-/** The echoes' forced-GC runs' files, one per size (CONFIG.echoGcBytes). */
-const echoGcSizes = new Set(Object.values(CONFIG.echoGcBytes));
-const echoGcFile = (bytes: number) => `${TMP}/file-echo-gc-${bytes / MiB}.bin`;
-if (wanted("echo") || wanted("upload")) {
-  await makeFile(bigFile, CONFIG.bigBytes);
-  await makeFile(smallFile, CONFIG.smallBytes);
-}
-if (wanted("echo") && wanted("upload")) {
-  for (const bytes of echoGcSizes) await makeFile(echoGcFile(bytes), bytes);
-}
+/** The file of `bytes` that the loopback runs send, one per size. */
+const sizedFile = (bytes: number) => `${TMP}/file-${bytes / MiB}-MiB.bin`;
+const bigFile = sizedFile(CONFIG.bigBytes);
+const smallFile = sizedFile(CONFIG.smallBytes);
+const fileSizes = new Set([
+  ...(wanted("upload") ? [CONFIG.bigBytes, CONFIG.smallBytes] : []),
+  ...(wanted("echo") ? Object.values(CONFIG.echoBytes) : []),
+  // The echoes' forced-GC runs (in the RSS section: echo and upload).
+  ...(wanted("echo") && wanted("upload")
+    ? Object.values(CONFIG.echoGcBytes)
+    : []),
+]);
+for (const bytes of fileSizes) await makeFile(sizedFile(bytes), bytes);
 
 if (wanted("echo")) {
   const echoCases: Array<
@@ -1049,12 +1059,11 @@ if (wanted("echo")) {
     },
   ];
   for (const c of echoCases) {
-    const title = `echo ${c.runtime} ${c.transport} ${
-      CONFIG.bigBytes / MiB
-    } MiB`;
+    const bytes = CONFIG.echoBytes[c.runtime];
+    const title = `echo ${c.runtime} ${c.transport} ${bytes / MiB} MiB`;
     phase(`Loopback: ${title} ...`);
     const client: ClientSpec = { kind: "curl-echo", http2: c.http2 };
-    const arg = { bytes: CONFIG.bigBytes, file: bigFile, capMs: c.capMs };
+    const arg = { bytes, file: sizedFile(bytes), capMs: c.capMs };
     const contenders: Record<string, () => Promise<Sample1>> = {
       ours: () => loopback(c.runtime, "echo-ours", client, arg),
       raw: () => loopback(c.runtime, "echo-raw", client, arg),
@@ -1068,7 +1077,7 @@ if (wanted("echo")) {
     echoRows.push({
       runtime: c.runtime,
       transport: c.transport,
-      bytes: CONFIG.bigBytes,
+      bytes,
       ours: samples.ours,
       raw: samples.raw,
       pass: samples.pass,
@@ -1153,7 +1162,7 @@ if (wanted("echo") && wanted("upload")) {
       });
     const echoArg = {
       bytes: CONFIG.echoGcBytes[runtime],
-      file: echoGcFile(CONFIG.echoGcBytes[runtime]),
+      file: sizedFile(CONFIG.echoGcBytes[runtime]),
       capMs: CONFIG.wholeCapMs,
       gcMs: LIVE_GC_MS.echo[runtime],
     };
@@ -1165,7 +1174,8 @@ if (wanted("echo") && wanted("upload")) {
     });
     const uploadRow = uploadRows.find((r) => r.runtime === runtime)!;
     const echoRow = echoRows.find((r) =>
-      r.runtime === runtime && r.bytes === CONFIG.bigBytes
+      r.runtime === runtime &&
+      r.transport.startsWith("h2c") === echoClient.http2
     )!;
     rssRows.push({
       runtime,
@@ -1173,6 +1183,7 @@ if (wanted("echo") && wanted("upload")) {
       flow: "upload to file",
       live: { small: samples["upload-small"], big: samples["upload-big"] },
       peak: { ours: uploadRow.samples.ours },
+      peakBytes: CONFIG.bigBytes,
     });
     rssRows.push({
       runtime,
@@ -1180,14 +1191,13 @@ if (wanted("echo") && wanted("upload")) {
       flow: `echo (${echoRow.transport})`,
       live: { ours: samples.echo, floor: samples.pipe },
       peak: { ours: echoRow.ours, floor: echoRow.pipe },
+      peakBytes: echoRow.bytes,
     });
   }
 }
 
-await Deno.remove(bigFile).catch(() => {});
-await Deno.remove(smallFile).catch(() => {});
-for (const bytes of echoGcSizes) {
-  await Deno.remove(echoGcFile(bytes)).catch(() => {});
+for (const bytes of fileSizes) {
+  await Deno.remove(sizedFile(bytes)).catch(() => {});
 }
 
 // RPC. The peers run under Bun, where both were fastest when measured here
@@ -1599,7 +1609,7 @@ for (const row of rssRows) {
   const peak = `the peak with the collector's own timing ${
     text(row.peak.ours)
   }${row.peak.floor ? ` vs ${text(row.peak.floor)}` : ""} at ${
-    CONFIG.bigBytes / MiB
+    row.peakBytes / MiB
   } MiB`;
   // A run stopped at the time cap moved fewer bytes than asked, and its
   // peak RSS belongs to those: the size is then the bytes the runs moved
@@ -2055,9 +2065,7 @@ const rssTable = table(
     "GC forced every",
     "ours, GC forced",
     "JS floor (echo), GC forced",
-    `the collector's own timing, ${
-      CONFIG.bigBytes / MiB
-    } MiB: ours (/ JS floor)`,
+    "the collector's own timing, the throughput runs: ours (/ JS floor)",
   ],
   rssRows.map((r) => [
     r.runtime,
@@ -2071,7 +2079,9 @@ const rssTable = table(
     r.kind === "echo"
       ? `${CONFIG.echoGcBytes[r.runtime] / MiB} MiB: ${rssText(r.live.floor)}`
       : "",
-    `${fmt(median(r.peak.ours.rss))}${spread(r.peak.ours.rss)}${
+    `${r.peakBytes / MiB} MiB: ${fmt(median(r.peak.ours.rss))}${
+      spread(r.peak.ours.rss)
+    }${
       r.peak.floor
         ? ` / ${fmt(median(r.peak.floor.rss))}${spread(r.peak.floor.rss)}`
         : ""
@@ -2451,13 +2461,12 @@ const loadSection =
   } messages in all, on one h2c session.\n\n${loadTable}`;
 
 const sections = {
-  echo: `### Echo (loopback HTTP)\n\nThe client is curl (\`-T\` a ${
-    CONFIG.bigBytes / MiB
-  } MiB file, reading the echo back as it sends; h2c by prior knowledge or HTTP/1.1): a native client, so that the rate is the server's. "capped": stopped at its time cap (${
-    CONFIG.capMs / 1000
-  } s over Deno's HTTP/1.1, where the runtime's own echo collapses; ${
-    CONFIG.wholeCapMs / 1000
-  } s for the others), curl's bytes read back over its time.\n\n${echoTable}`,
+  echo:
+    `### Echo (loopback HTTP)\n\nThe client is curl (\`-T\` a file of the row's size, reading the echo back as it sends; h2c by prior knowledge or HTTP/1.1): a native client, so that the rate is the server's. "capped": stopped at its time cap (${
+      CONFIG.capMs / 1000
+    } s over Deno's HTTP/1.1, where the runtime's own echo collapses; ${
+      CONFIG.wholeCapMs / 1000
+    } s for the others), curl's bytes read back over its time.\n\n${echoTable}`,
   upload: `### Upload to file, ${
     CONFIG.bigBytes / MiB
   } MiB (loopback HTTP)\n\nEvery receiver ends with the file fsynced, as the library's atomic sink does. "capped": stopped at its time cap (${
