@@ -461,6 +461,7 @@ async function interleave(
       const run = contenders[name];
       const sample = samples[name];
       let one: Partial<Sample1>;
+      const runStart = performance.now();
       try {
         one = await run(rep);
       } catch (first) {
@@ -485,7 +486,7 @@ async function interleave(
           one.capped ? " (capped)" : ""
         }${
           one.rssMiB !== undefined ? `, RSS +${one.rssMiB.toFixed(0)} MiB` : ""
-        }`,
+        } [${((performance.now() - runStart) / 1000).toFixed(1)} s]`,
       );
     }
   }
