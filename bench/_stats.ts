@@ -1,0 +1,108 @@
+// The bench's statistics (bench/run.ts): medians, the repetitions' paired
+// ratios and differences, and the verdict of a target on them.
+
+/** The median of the finite values; NaN when there is none. */
+export function median(values: number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * The ratio of two contenders of one comparison: the median, over the
+ * repetitions, of each repetition's own ratio (a / b, both measured in that
+ * repetition, seconds apart). A slow spell of the shared host that covers
+ * a repetition slows both sides of its ratio alike; the ratio of the two
+ * medians could take a's from a slow repetition and b's from a quick one
+ * (measured: lockstep p50s of 101, 93, 51 µs against 99, 63, 57 µs gave
+ * 1.48× as a ratio of medians, from repetitions whose own ratios were
+ * 1.02, 1.48 and 0.89).
+ */
+export function ratio(a: number[], b: number[]): number {
+  return median(ratios(a, b));
+}
+
+/** Each repetition's own ratio a / b, both measured in it. */
+export function ratios(a: number[], b: number[]): number[] {
+  const each: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) each.push(a[i] / b[i]);
+  return each;
+}
+
+/** Each repetition's own difference a − b, both measured in it. */
+export function differences(a: number[], b: number[]): number[] {
+  const each: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) each.push(a[i] - b[i]);
+  return each;
+}
+
+/**
+ * How sure the interval of a verdict must be to hold the median of the
+ * repetitions' own values (see medianInterval).
+ */
+export const CONFIDENCE = 0.9;
+
+/**
+ * An interval that holds the true median of the distribution `values` come
+ * from at least CONFIDENCE of the time, whatever that distribution: the
+ * sign test's, between the k-th smallest and the k-th largest value, k as
+ * large as CONFIDENCE allows. When even the whole range falls short of it,
+ * the whole range (3 values: 75%; 4: 88%; 5 to 7: 94-98%; 9: the 2nd to the
+ * 8th, 96%).
+ */
+export function medianInterval(values: number[]): [number, number] {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  const n = v.length;
+  if (n === 0) return [NaN, NaN];
+  const choose = (i: number) => {
+    let c = 1;
+    for (let j = 1; j <= i; j++) c = c * (n - j + 1) / j;
+    return c;
+  };
+  // The true median lies below the k-th smallest value when fewer than k
+  // values fall below it: P(Binomial(n, 1/2) < k), and as likely above the
+  // k-th largest.
+  const coverage = (k: number) => {
+    let below = 0;
+    for (let i = 0; i < k; i++) below += choose(i);
+    return 1 - 2 * below / 2 ** n;
+  };
+  let k = 1;
+  while (2 * (k + 1) <= n + 1 && coverage(k + 1) >= CONFIDENCE) k++;
+  return [v[k - 1], v[n - k]];
+}
+
+/**
+ * A target's verdict. "met" or "missed" only when the interval of the
+ * repetitions' own values (medianInterval) lies wholly on one side of the
+ * goal; "within noise" when it holds the goal: this run cannot tell the
+ * two apart, and says so, instead of letting the noise of the shared host
+ * decide (a median alone went either way from run to run for the rows
+ * near their line: docs/performance.md, "Verdicts within noise").
+ */
+export type Verdict = "met" | "missed" | "within noise";
+
+/**
+ * Judges the repetitions' own values of a comparison (ratios or
+ * differences, each measured within one repetition) against `goal`: their
+ * median, the verdict and its interval.
+ */
+export function judge(
+  values: number[],
+  goal: number,
+  better: "higher" | "lower",
+): { value: number; verdict: Verdict; interval: [number, number] } {
+  const value = median(values);
+  const interval = medianInterval(values);
+  const good = (x: number) => better === "higher" ? x >= goal : x <= goal;
+  const [lo, hi] = interval;
+  const verdict: Verdict = !Number.isFinite(value)
+    ? "missed"
+    : good(lo) && good(hi)
+    ? "met"
+    : !good(lo) && !good(hi)
+    ? "missed"
+    : "within noise";
+  return { value, verdict, interval };
+}
