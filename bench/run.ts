@@ -575,8 +575,9 @@ let settleLeftMs: number = CONFIG.settleMs;
  * noise", all of them in each repetition (so that they stay paired), until
  * every such check is met or missed, CONFIG.settleReps repetitions are
  * done, or its allowance is spent (CONFIG.settleCallMs, and the run's
- * CONFIG.settleMs, shared by every section). More repetitions narrow the interval: with 9, it runs
- * from the second to the eighth value, where 3 to 7 take the whole range.
+ * CONFIG.settleMs, shared by every section). More repetitions narrow the
+ * interval: with 9, it runs from the second to the eighth value, where 3
+ * to 7 take the whole range.
  */
 async function settle(
   title: string,
