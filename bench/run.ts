@@ -567,6 +567,21 @@ interface Check {
   better: "higher" | "lower";
 }
 
+/** A check that `a` runs at least `goal` times `b`, repetition by repetition. */
+function atLeast(
+  samples: Record<string, Sample>,
+  a: string,
+  b: string,
+  goal: number,
+): Check {
+  return {
+    names: [a, b],
+    values: () => ratios(samples[a].values, samples[b].values),
+    goal,
+    better: "higher",
+  };
+}
+
 /** What is left of the run's time for settling repetitions, ms. */
 let settleLeftMs: number = CONFIG.settleMs;
 
@@ -1172,18 +1187,8 @@ if (wanted("echo")) {
     };
     const samples = await interleave(title, contenders, { warmUp: true });
     await settle(title, contenders, samples, [
-      {
-        names: ["pass", "raw"],
-        values: () => ratios(samples.pass.values, samples.raw.values),
-        goal: GOAL.echo,
-        better: "higher",
-      },
-      {
-        names: ["ours", "pipe"],
-        values: () => ratios(samples.ours.values, samples.pipe.values),
-        goal: GOAL.echo,
-        better: "higher",
-      },
+      atLeast(samples, "pass", "raw", GOAL.echo),
+      atLeast(samples, "ours", "pipe", GOAL.echo),
     ]);
     echoRows.push({
       runtime: c.runtime,
@@ -1239,18 +1244,8 @@ if (wanted("upload")) {
     }
     const samples = await interleave(title, contenders, { warmUp: true });
     await settle(title, contenders, samples, [
-      {
-        names: ["ours", "raw"],
-        values: () => ratios(samples.ours.values, samples.raw.values),
-        goal: GOAL.upload,
-        better: "higher",
-      },
-      {
-        names: ["ours", "curl"],
-        values: () => ratios(samples.ours.values, samples.curl.values),
-        goal: GOAL.uploadClient,
-        better: "higher",
-      },
+      atLeast(samples, "ours", "raw", GOAL.upload),
+      atLeast(samples, "ours", "curl", GOAL.uploadClient),
     ]);
     uploadRows.push({ runtime, samples });
   }
