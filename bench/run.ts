@@ -95,6 +95,7 @@ const CONFIG = SMOKE
     settleReps: 1,
     settleMs: 0,
     settleCallMs: 0,
+    lockstepSettleMs: 0,
   }
   : {
     reps: 3,
@@ -177,8 +178,15 @@ const CONFIG = SMOKE
     // repetition of Bun's echo or upload pair takes about 2 s, of its
     // memory rule's pair 5-6 s.
     settleReps: 9,
-    settleMs: 60_000,
+    settleMs: 45_000,
     settleCallMs: 20_000,
+    // Lockstep's comparisons within noise get their own allowance (the
+    // loopback sections, run first, spent all of theirs in loaded runs):
+    // a repetition reruns lockstep alone (1-2 s a contender here, against
+    // 3-6 s for a contender's whole RPC run), and a quiet run's RPC
+    // section with a slow spell left 7 lockstep rows within noise after
+    // three (docs/performance.md, "Verdicts within noise").
+    lockstepSettleMs: 30_000,
   };
 if (args.values["load-streams"] !== undefined) {
   const counts = args.values["load-streams"].split(",").map(Number);
@@ -570,39 +578,51 @@ interface Check {
   better: "higher" | "lower";
 }
 
-/** A check that `a` runs at least `goal` times `b`, repetition by repetition. */
-function atLeast(
+/**
+ * A check that `a`'s values are at least (`better` "higher") or at most
+ * ("lower") `goal` times `b`'s, repetition by repetition.
+ */
+function comparing(
   samples: Record<string, Sample>,
   a: string,
   b: string,
   goal: number,
+  better: Check["better"] = "higher",
 ): Check {
   return {
     names: [a, b],
     values: () => ratios(samples[a].values, samples[b].values),
     goal,
-    better: "higher",
+    better,
   };
 }
 
-/** What is left of the run's time for settling repetitions, ms. */
-let settleLeftMs: number = CONFIG.settleMs;
+/** Time left for settling repetitions, ms, shared by the calls given it. */
+interface Allowance {
+  leftMs: number;
+}
+
+/** The loopback sections' allowance: echoes, uploads, memory rules. */
+const loopbackSettling: Allowance = { leftMs: CONFIG.settleMs };
 
 /**
  * Runs more repetitions of the contenders of each check judged "within
  * noise" (but for runs stopped at their time cap), all of them in each
  * repetition (so that they stay paired), until every such check is met or
- * missed, CONFIG.settleReps repetitions are done, or its allowance is spent
- * (CONFIG.settleCallMs, and the run's CONFIG.settleMs, shared by every
- * section). More repetitions narrow the
- * interval: with 9, it runs from the second to the eighth value, where 3
- * to 7 take the whole range.
+ * missed, CONFIG.settleReps repetitions are done, or its time is spent
+ * (`callMs`, and `allowance`, shared with other calls). More repetitions
+ * narrow the interval: with 9, it runs from the second to the eighth
+ * value, where 3 to 7 take the whole range.
  */
 async function settle(
   title: string,
   contenders: Record<string, (rep: number) => Promise<Partial<Sample1>>>,
   samples: Record<string, Sample>,
   checks: Check[],
+  { allowance = loopbackSettling, callMs = CONFIG.settleCallMs }: {
+    allowance?: Allowance;
+    callMs?: number;
+  } = {},
 ): Promise<void> {
   const open = (c: Check) =>
     judge(c.values(), c.goal, c.better).verdict === "within noise";
@@ -615,9 +635,9 @@ async function settle(
   const names = [...new Set(unsettled.flatMap((c) => c.names))];
   if (!names.length) return;
   let rep = Math.max(...names.map((n) => samples[n].values.length));
-  const until = performance.now() + CONFIG.settleCallMs;
+  const until = performance.now() + callMs;
   while (
-    unsettled.some(open) && rep < CONFIG.settleReps && settleLeftMs > 0 &&
+    unsettled.some(open) && rep < CONFIG.settleReps && allowance.leftMs > 0 &&
     performance.now() < until
   ) {
     rep++;
@@ -631,7 +651,7 @@ async function settle(
         samples[name],
       );
     }
-    settleLeftMs -= performance.now() - start;
+    allowance.leftMs -= performance.now() - start;
   }
 }
 
@@ -883,6 +903,41 @@ const IMPL_LABEL: Record<string, string> = {
     "by hand: as the h2c floor, doing incrementalSum's work (frames, varints, the running sum, each answer checked), no library",
 };
 
+/** The peer whose lockstep p50 ours is held to, besides the floors. */
+const GRPC_JS = "bun:grpc-js";
+
+/**
+ * What ours' lockstep p50 at `key` ("runtime:impl") is compared with, in
+ * the lockstep section's samples `s`: its transport's floor, the same
+ * exchange by hand (if made for that transport), the JS floor (over
+ * fetch), and how close to grpc-js's p50 the floors alone allow (`least`,
+ * a ratio: the JS floor's too over fetch, where the server must read and
+ * write the bytes in JS).
+ */
+function lockstepRefs(s: Record<string, Sample>, key: string) {
+  const [runtime, impl] = key.split(":");
+  const floor = FLOOR_OF[impl];
+  const floorKey = `${runtime}:${floor}`;
+  const byHandKey = BY_HAND_OF[floor] && `${runtime}:${BY_HAND_OF[floor]}`;
+  const jsFloorKey = floor === "floor-h1" && s[`${runtime}:floor-h1-js`]
+    ? `${runtime}:floor-h1-js`
+    : undefined;
+  const floorVsGrpcJs = ratio(s[floorKey].values, s[GRPC_JS].values);
+  const jsFloorVsGrpcJs = jsFloorKey
+    ? ratio(s[jsFloorKey].values, s[GRPC_JS].values)
+    : undefined;
+  const least = Math.max(floorVsGrpcJs, jsFloorVsGrpcJs ?? 0);
+  return {
+    floorKey,
+    byHandKey: byHandKey && s[byHandKey] ? byHandKey : undefined,
+    jsFloorKey,
+    floorVsGrpcJs,
+    jsFloorVsGrpcJs,
+    least,
+    floorAllows: least <= GOAL.lockstepVsGrpcJs,
+  };
+}
+
 /**
  * A server and a client process run sum and incrementalSum on one
  * connection (process start-up is most of a run's time on a loaded
@@ -1049,6 +1104,10 @@ const GOAL = {
   upload: 0.95,
   /** The upload client: ours ≥ this × curl -T into the same receiver. */
   uploadClient: 0.5,
+  /** Lockstep p50: ours ≤ this × its transport's floor, or by hand. */
+  lockstepVsFloor: 1.15,
+  /** Lockstep p50: ours ≤ this × grpc-js's, where the floors allow it. */
+  lockstepVsGrpcJs: 0.8,
 };
 /**
  * How far an echo's RSS growth may exceed the JS floor's, MiB (see the
@@ -1190,8 +1249,8 @@ if (wanted("echo")) {
     };
     const samples = await interleave(title, contenders, { warmUp: true });
     await settle(title, contenders, samples, [
-      atLeast(samples, "pass", "raw", GOAL.echo),
-      atLeast(samples, "ours", "pipe", GOAL.echo),
+      comparing(samples, "pass", "raw", GOAL.echo),
+      comparing(samples, "ours", "pipe", GOAL.echo),
     ]);
     echoRows.push({
       runtime: c.runtime,
@@ -1247,8 +1306,8 @@ if (wanted("upload")) {
     }
     const samples = await interleave(title, contenders, { warmUp: true });
     await settle(title, contenders, samples, [
-      atLeast(samples, "ours", "raw", GOAL.upload),
-      atLeast(samples, "ours", "curl", GOAL.uploadClient),
+      comparing(samples, "ours", "raw", GOAL.upload),
+      comparing(samples, "ours", "curl", GOAL.uploadClient),
     ]);
     uploadRows.push({ runtime, samples });
   }
@@ -1352,6 +1411,7 @@ if (wanted("rpc")) {
   ) as Record<(typeof METHODS)[number], RpcRow>;
   const contenders: Record<string, (rep: number) => Promise<Partial<Sample1>>> =
     {};
+  const lockstepAlone: typeof contenders = {};
   const add = (runtime: Runtime, impl: string) => {
     const key = `${runtime}:${impl}`;
     const methods = impl.startsWith("floor") ? ["lockstep"] : METHODS;
@@ -1372,6 +1432,12 @@ if (wanted("rpc")) {
       }
       return { value: r.lockstep?.p50 };
     };
+    lockstepAlone[key] = async (rep) => {
+      const { lockstep = {} } = await rpcRun(runtime, impl, ["lockstep"]);
+      rows.lockstep.samples[key].values[rep - 1] = lockstep.p50;
+      rows.lockstep.p99[key][rep - 1] = lockstep.p99;
+      return { value: lockstep.p50 };
+    };
   };
   for (const runtime of ["deno", "bun"] as const) {
     for (const impl of OUR_IMPLS) add(runtime, impl);
@@ -1379,7 +1445,27 @@ if (wanted("rpc")) {
     for (const impl of FLOOR_IMPLS) add(runtime, impl);
   }
   for (const impl of PEER_IMPLS) add(peerRuntime, impl);
-  await interleave("rpc (lockstep p50 µs)", contenders);
+  const title = "rpc (lockstep p50 µs)";
+  const runs = await interleave(title, contenders);
+  // Lockstep's comparisons within noise: more repetitions of lockstep
+  // alone, for their contenders.
+  const s = rows.lockstep.samples;
+  const checks = Object.keys(s).filter((k) => k.includes("ours")).flatMap(
+    (key) => {
+      const refs = lockstepRefs(s, key);
+      return [refs.floorKey, refs.byHandKey].filter((ref) => ref !== undefined)
+        .map((ref) => comparing(s, key, ref, GOAL.lockstepVsFloor, "lower"))
+        .concat(
+          refs.floorAllows
+            ? [comparing(s, key, GRPC_JS, GOAL.lockstepVsGrpcJs, "lower")]
+            : [],
+        );
+    },
+  );
+  await settle(title, lockstepAlone, runs, checks, {
+    allowance: { leftMs: CONFIG.lockstepSettleMs },
+    callMs: CONFIG.lockstepSettleMs,
+  });
   rpcRows.push(...METHODS.map((m) => rows[m]));
 }
 
@@ -1845,29 +1931,29 @@ for (const row of rpcRows) {
   const s = row.samples;
   const peerKeys = Object.keys(s).filter((k) => !k.includes("ours"));
   if (row.method === "lockstep") {
-    const grpcJsValues = s["bun:grpc-js"].values;
+    const grpcJsValues = s[GRPC_JS].values;
     const grpcJs = median(grpcJsValues);
     for (const key of Object.keys(s).filter((k) => k.includes("ours"))) {
-      const [runtime, impl] = key.split(":");
-      const floorKey = `${runtime}:${FLOOR_OF[impl]}`;
+      const refs = lockstepRefs(s, key);
+      const { floorKey, byHandKey, jsFloorKey } = refs;
       const floor = median(s[floorKey].values);
       const p50 = median(s[key].values);
-      const jsFloor = s[`${runtime}:floor-h1-js`];
-      const byHand = s[`${runtime}:${BY_HAND_OF[FLOOR_OF[impl]]}`];
-      const vsJs = (FLOOR_OF[impl] === "floor-h1" && jsFloor
-        ? `; JS floor ${fmt(median(jsFloor.values))} µs, ours / JS floor ${
-          fmtRatio(ratio(s[key].values, jsFloor.values))
+      const vsJs = (jsFloorKey
+        ? `; JS floor ${
+          fmt(median(s[jsFloorKey].values))
+        } µs, ours / JS floor ${
+          fmtRatio(ratio(s[key].values, s[jsFloorKey].values))
         }`
         : "") +
-        (byHand
-          ? `; by hand ${fmt(median(byHand.values))} µs, ours / by hand ${
-            fmtRatio(ratio(s[key].values, byHand.values))
+        (byHandKey
+          ? `; by hand ${fmt(median(s[byHandKey].values))} µs, ours / by hand ${
+            fmtRatio(ratio(s[key].values, s[byHandKey].values))
           }`
           : "");
       targets.push({
         target: `Lockstep p50, ${
           labelKey(key)
-        }: ≤ 1.15 × its transport's floor`,
+        }: ≤ ${GOAL.lockstepVsFloor} × its transport's floor`,
         measured: `${fmt(p50)}${spread(s[key].values)} vs ${fmt(floor)}${
           spread(s[floorKey].values)
         } µs (p99 ${fmt(median(row.p99[key]))} vs ${
@@ -1875,43 +1961,33 @@ for (const row of rpcRows) {
         })${vsJs}`,
         ...judged(
           ratios(s[key].values, s[floorKey].values),
-          1.15,
+          GOAL.lockstepVsFloor,
           "lower",
           LOCKSTEP_CAUSE(key),
         ),
       });
-      if (byHand) {
+      if (byHandKey) {
         // The same bytes both ways as ours (the request frames and the
         // running sums' answers), made by hand over the same transport.
+        const byHand = s[byHandKey].values;
         targets.push({
           target: `Lockstep p50, ${
             labelKey(key)
-          }: ≤ 1.15 × the same exchange by hand on its transport (no library)`,
-          measured: `${fmt(p50)} vs ${fmt(median(byHand.values))}${
-            spread(byHand.values)
-          } µs`,
+          }: ≤ ${GOAL.lockstepVsFloor} × the same exchange by hand on its transport (no library)`,
+          measured: `${fmt(p50)} vs ${fmt(median(byHand))}${spread(byHand)} µs`,
           ...judged(
-            ratios(s[key].values, byHand.values),
-            1.15,
+            ratios(s[key].values, byHand),
+            GOAL.lockstepVsFloor,
             "lower",
             LOCKSTEP_CAUSE(key),
           ),
         });
       }
-      // Over fetch, an RPC server must read and write the bytes in JS: the
-      // least it can cost is the JS floor, not the native passthrough.
-      const jsFloorP50 = FLOOR_OF[impl] === "floor-h1" && jsFloor
-        ? median(jsFloor.values)
-        : undefined;
-      const floorVsGrpcJs = ratio(s[floorKey].values, grpcJsValues);
-      const jsFloorVsGrpcJs = jsFloorP50 === undefined
-        ? undefined
-        : ratio(jsFloor.values, grpcJsValues);
-      // The least the transport allows, as a ratio to grpc-js's p50.
-      const least = Math.max(floorVsGrpcJs, jsFloorVsGrpcJs ?? 0);
-      const floorAllows = least <= 0.8;
+      const { floorVsGrpcJs, jsFloorVsGrpcJs, least, floorAllows } = refs;
       targets.push({
-        target: `Lockstep p50, ${labelKey(key)}: ≤ 0.8 × grpc-js${
+        target: `Lockstep p50, ${
+          labelKey(key)
+        }: ≤ ${GOAL.lockstepVsGrpcJs} × grpc-js${
           floorAllows
             ? ""
             : ` (not reachable: the ${
@@ -1919,20 +1995,22 @@ for (const row of rpcRows) {
             } alone is above it)`
         }`,
         measured: `${fmt(p50)} vs ${fmt(grpcJs)}${
-          spread(s["bun:grpc-js"].values)
+          spread(grpcJsValues)
         } µs; floor ${fmt(floor)} µs = ${fmtRatio(floorVsGrpcJs)} grpc-js${
-          jsFloorP50 === undefined
+          jsFloorKey === undefined
             ? ""
-            : `, JS floor ${fmt(jsFloorP50)} µs = ${
+            : `, JS floor ${fmt(median(s[jsFloorKey].values))} µs = ${
               fmtRatio(jsFloorVsGrpcJs!)
             } grpc-js`
         }`,
         ...judged(
           ratios(s[key].values, grpcJsValues),
-          0.8,
+          GOAL.lockstepVsGrpcJs,
           "lower",
           floorAllows ? LOCKSTEP_CAUSE(key) : FLOOR_CAUSE(
-            least === floorVsGrpcJs ? FLOOR_OF[impl] : "floor-h1-js",
+            least === floorVsGrpcJs
+              ? FLOOR_OF[key.split(":")[1]]
+              : "floor-h1-js",
           ),
         ),
       });
@@ -2114,7 +2192,9 @@ const method =
     CONFIDENCE * 100
   }% sure where their number allows it, their whole range where it does not); otherwise it is "within noise", its interval printed: the run cannot tell. The echoes', uploads' and memory rules' comparisons within noise get more repetitions, up to ${CONFIG.settleReps} in all, within ${
     CONFIG.settleMs / 1000
-  } s for the whole run.`;
+  } s for the whole run; lockstep's, of lockstep alone, within ${
+    CONFIG.lockstepSettleMs / 1000
+  } s.`;
 
 // Causes are long and shared by several rows: the table names them by
 // letter, and the list under it spells them out.
@@ -2322,7 +2402,7 @@ const rpcLatency = lockstepRow
       const p50 = median(lockstepRow.samples[key].values);
       const p99 = median(lockstepRow.p99[key]);
       const values = lockstepRow.samples[key].values;
-      const ref = lockstepRow.samples["bun:grpc-js"].values;
+      const ref = lockstepRow.samples[GRPC_JS].values;
       const floorKey = `${runtime}:${FLOOR_OF[impl] ?? "floor-h2"}`;
       const floor = lockstepRow.samples[floorKey];
       // Ours, and the by-hand pairs (what their work adds to the floor).
