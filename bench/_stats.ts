@@ -106,3 +106,23 @@ export function judge(
     : "within noise";
   return { value, verdict, interval };
 }
+
+/**
+ * `items` in groups: each item with every other item that shares one of
+ * its `names`, directly or through others (the comparisons that must be
+ * repeated together to stay paired, because they share a contender). The
+ * groups keep no particular order; nor do the items in them.
+ */
+export function sharingNames<T extends { names: string[] }>(
+  items: T[],
+): T[][] {
+  const groups: T[][] = [];
+  for (const item of items) {
+    const sharing = groups.filter((group) =>
+      group.some((other) => other.names.some((n) => item.names.includes(n)))
+    );
+    for (const group of sharing) groups.splice(groups.indexOf(group), 1);
+    groups.push([...sharing.flat(), item]);
+  }
+  return groups;
+}

@@ -27,6 +27,7 @@ import {
   median,
   ratio,
   ratios,
+  sharingNames,
   type Verdict,
 } from "./_stats.ts";
 
@@ -96,6 +97,7 @@ const CONFIG = SMOKE
     settleMs: 0,
     settleCallMs: 0,
     lockstepSettleMs: 0,
+    settleUntilS: 0,
   }
   : {
     reps: 3,
@@ -178,15 +180,22 @@ const CONFIG = SMOKE
     // repetition of Bun's echo or upload pair takes about 2 s, of its
     // memory rule's pair 5-6 s.
     settleReps: 9,
-    settleMs: 45_000,
+    settleMs: 60_000,
     settleCallMs: 20_000,
     // Lockstep's comparisons within noise get their own allowance (the
-    // loopback sections, run first, spent all of theirs in loaded runs):
-    // a repetition reruns lockstep alone (1-2 s a contender here, against
-    // 3-6 s for a contender's whole RPC run), and a quiet run's RPC
-    // section with a slow spell left 7 lockstep rows within noise after
-    // three (docs/performance.md, "Verdicts within noise").
-    lockstepSettleMs: 30_000,
+    // loopback sections, run first, spent all of theirs in loaded runs): a
+    // repetition reruns lockstep alone, 1-2 s a contender here (against 3-6
+    // s for a contender's whole RPC run). A quiet run's RPC section with a
+    // slow spell left 7 lockstep rows within noise after three repetitions
+    // (docs/performance.md, "Verdicts within noise"); a loaded run's 30 s
+    // of repetitions of all of them together (8 contenders) reached six
+    // repetitions, whose interval is still their whole range, and settled
+    // none: groups are settled one after another now.
+    lockstepSettleMs: 60_000,
+    // No settling repetition starts this late in a run: in two loaded runs
+    // (532 and 544 s) the RPC section ended at 408 and 442 s and the
+    // sections after it took about 100-125 s; quiet, it ends near 300 s.
+    settleUntilS: 420,
   };
 if (args.values["load-streams"] !== undefined) {
   const counts = args.values["load-streams"].split(",").map(Number);
@@ -607,11 +616,14 @@ const loopbackSettling: Allowance = { leftMs: CONFIG.settleMs };
 
 /**
  * Runs more repetitions of the contenders of each check judged "within
- * noise" (but for runs stopped at their time cap), all of them in each
- * repetition (so that they stay paired), until every such check is met or
- * missed, CONFIG.settleReps repetitions are done, or its time is spent
- * (`callMs`, and `allowance`, shared with other calls). More repetitions
- * narrow the interval: with 9, it runs from the second to the eighth
+ * noise" (but for runs stopped at their time cap), until every such check
+ * is met or missed, CONFIG.settleReps repetitions are done, or its time is
+ * spent: `callMs`, `allowance` (shared with other calls), and the run's
+ * CONFIG.settleUntilS. Checks that share a contender are settled together,
+ * all their contenders in each repetition (so that they stay paired); the
+ * others one group after another, so that a short allowance brings one
+ * group to a verdict rather than none. More repetitions narrow the
+ * interval: with 8 or 9, it runs from the second to the last but one
  * value, where 3 to 7 take the whole range.
  */
 async function settle(
@@ -632,26 +644,27 @@ async function settle(
   const unsettled = checks.filter((c) =>
     open(c) && c.names.every((name) => samples[name].capped === 0)
   );
-  const names = [...new Set(unsettled.flatMap((c) => c.names))];
-  if (!names.length) return;
-  let rep = Math.max(...names.map((n) => samples[n].values.length));
   const until = performance.now() + callMs;
-  while (
-    unsettled.some(open) && rep < CONFIG.settleReps && allowance.leftMs > 0 &&
-    performance.now() < until
-  ) {
-    rep++;
-    const start = performance.now();
-    for (const name of rotated(names, rep)) {
-      await runOne(
-        `${title}, settling`,
-        rep,
-        name,
-        contenders[name],
-        samples[name],
-      );
+  const timeLeft = () =>
+    allowance.leftMs > 0 && performance.now() < until &&
+    performance.now() - started < CONFIG.settleUntilS * 1000;
+  for (const group of sharingNames(unsettled)) {
+    const names = [...new Set(group.flatMap((c) => c.names))];
+    let rep = Math.max(...names.map((n) => samples[n].values.length));
+    while (group.some(open) && rep < CONFIG.settleReps && timeLeft()) {
+      rep++;
+      const start = performance.now();
+      for (const name of rotated(names, rep)) {
+        await runOne(
+          `${title}, settling`,
+          rep,
+          name,
+          contenders[name],
+          samples[name],
+        );
+      }
+      allowance.leftMs -= performance.now() - start;
     }
-    allowance.leftMs -= performance.now() - start;
   }
 }
 
@@ -2194,7 +2207,7 @@ const method =
     CONFIG.settleMs / 1000
   } s for the whole run; lockstep's, of lockstep alone, within ${
     CONFIG.lockstepSettleMs / 1000
-  } s.`;
+  } s; none starts after ${CONFIG.settleUntilS} s of the run.`;
 
 // Causes are long and shared by several rows: the table names them by
 // letter, and the list under it spells them out.

@@ -11,6 +11,7 @@ import {
   median,
   medianInterval,
   ratios,
+  sharingNames,
 } from "../bench/_stats.ts";
 
 describe("bench statistics", () => {
@@ -19,6 +20,27 @@ describe("bench statistics", () => {
     assert.deepEqual(differences([5, 7], [1, 9, 3]), [4, -2]);
     assert.equal(median([3, NaN, 1, 2]), 2);
     assert.ok(Number.isNaN(median([NaN])));
+  });
+
+  it("groups the comparisons that share a contender, through others too", () => {
+    const check = (...names: string[]) => ({ names });
+    const groups = sharingNames([
+      check("ours-connect", "floor-h1"),
+      check("ours-grpc", "floor-h2"),
+      check("ours-web", "floor-h1-sums"),
+      check("ours-web", "floor-h1"),
+      check("bun:ours", "bun:floor"),
+    ]);
+    const named = groups.map((g) =>
+      [...new Set(g.flatMap((c) => c.names))].sort().join(" ")
+    ).sort();
+    assert.deepEqual(named, [
+      "bun:floor bun:ours",
+      "floor-h1 floor-h1-sums ours-connect ours-web",
+      "floor-h2 ours-grpc",
+    ]);
+    assert.equal(groups.flat().length, 5);
+    assert.deepEqual(sharingNames([]), []);
   });
 
   it("takes the whole range while the repetitions are few", () => {
