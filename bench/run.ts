@@ -1719,6 +1719,8 @@ interface Target {
   verdict: Verdict;
   /** The interval the verdict rests on, as text (see judge). */
   interval?: string;
+  /** That interval in the units of `ratio`, drawn in the chart. */
+  span?: [number, number];
   /** The ratio column's text, when not the ratio's usual form. */
   shown?: string;
   note: string;
@@ -1733,13 +1735,14 @@ function judged(
   goal: number,
   better: "higher" | "lower",
   cause: string,
-): Pick<Target, "ratio" | "goal" | "verdict" | "interval" | "note"> {
+): Pick<Target, "ratio" | "goal" | "verdict" | "interval" | "span" | "note"> {
   const { value, verdict, interval } = judge(values, goal, better);
   return {
     ratio: value,
     goal,
     verdict,
     interval: `${fmtRatio(interval[0])}–${fmtRatio(interval[1])}`,
+    span: interval,
     note: verdict === "met" ? "" : cause,
   };
 }
@@ -2112,6 +2115,7 @@ for (const row of idleRows) {
     goal: 1,
     verdict,
     interval: `${fmt(interval[0], 1)}–${fmt(interval[1], 1)} KiB`,
+    span: [interval[0] / 32, interval[1] / 32],
     note: verdict === "met" ? "" : IDLE_CAUSE(row.label),
   });
 }
@@ -2220,7 +2224,7 @@ const causeRef = (note: string) => {
 };
 /** The cause of every row within noise (see judge). */
 const NOISE_NOTE =
-  "within noise: the interval of the repetitions' own ratios (or differences) holds the goal, so this run cannot tell met from missed. The echoes', uploads' and memory rules' comparisons got more repetitions first, as far as the run's time for them allowed; the spreads are beside the medians, every repetition in bench/RESULTS.md. A second letter names what would make the row miss.";
+  "within noise: the interval of the repetitions' own ratios (or differences) holds the goal, so this run cannot tell met from missed. The echoes', uploads', memory rules' and lockstep's comparisons got more repetitions first, as far as the run's time for them allowed; the spreads are beside the medians, every repetition in bench/RESULTS.md. A second letter names what would make the row miss.";
 const targetRows = targets.map((t) => [
   t.target,
   t.measured,
@@ -2628,7 +2632,7 @@ function chart(): string {
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="18" font-size="13" font-weight="bold">Measured ratio against each target (log scale; green: met, red: missed, amber: within noise; black tick: target)</text>`,
+    `<text x="10" y="18" font-size="13" font-weight="bold">Measured ratio against each target (log scale; green: met, red: missed, amber: within noise; tick: target; whisker: interval)</text>`,
   );
   for (const tick of [0.01, 0.1, 0.5, 1, 2, 10, 100]) {
     parts.push(
@@ -2643,6 +2647,21 @@ function chart(): string {
   items.forEach((t, i) => {
     const y = top + i * rowH;
     const label = t.target.length > 72 ? `${t.target.slice(0, 70)}…` : t.target;
+    // The interval, where it is a range (a rule on one figure has none).
+    const [lo, hi] = t.span ?? [t.ratio, t.ratio];
+    const whisker = Number.isFinite(lo) && Number.isFinite(hi) && lo < hi
+      ? [
+        `<line x1="${x(lo)}" y1="${y + rowH / 2}" x2="${x(hi)}" y2="${
+          y + rowH / 2
+        }" stroke="#555" stroke-width="1.5"/>`,
+        ...[lo, hi].map((end) =>
+          `<line x1="${x(end)}" y1="${y + 6}" x2="${x(end)}" y2="${
+            y + rowH - 6
+          }" stroke="#555" stroke-width="1.5"/>`
+        ),
+      ]
+      : [];
+    const textX = Math.max(x(t.ratio), whisker.length ? x(hi) : 0) + 4;
     parts.push(
       `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${
         esc(label)
@@ -2653,7 +2672,8 @@ function chart(): string {
       `<line x1="${x(t.goal)}" y1="${y + 1}" x2="${x(t.goal)}" y2="${
         y + rowH - 1
       }" stroke="black" stroke-width="2"/>`,
-      `<text x="${Math.min(width - right + 4, x(t.ratio) + 4)}" y="${y + 14}">${
+      ...whisker,
+      `<text x="${Math.min(width - right + 4, textX)}" y="${y + 14}">${
         esc(fmtRatio(t.ratio))
       }</text>`,
     );
