@@ -12,6 +12,7 @@ import {
   medianInterval,
   ratios,
   sharingNames,
+  sureCount,
 } from "../bench/_stats.ts";
 
 describe("bench statistics", () => {
@@ -55,6 +56,20 @@ describe("bench statistics", () => {
     // Eleven: the 3rd to the 9th (93%).
     const eleven = Array.from({ length: 11 }, (_, i) => i + 1);
     assert.deepEqual(medianInterval(eleven), [3, 9]);
+  });
+
+  it("tells how many values a sure verdict needs", () => {
+    // The whole range of n values misses the median with probability
+    // 2 / 2^n: 25% at 3, 12.5% at 4, 6.25% at 5.
+    assert.deepEqual([0, 3, 4, 5, 9].map(sureCount), [
+      false,
+      false,
+      false,
+      true,
+      true,
+    ]);
+    assert.equal(1 - 2 / 2 ** 5 >= CONFIDENCE, true);
+    assert.equal(1 - 2 / 2 ** 4 >= CONFIDENCE, false);
   });
 
   it("says met or missed only when the interval lies on one side", () => {
