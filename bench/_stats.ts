@@ -77,8 +77,8 @@ export function medianInterval(values: number[]): [number, number] {
  * Whether `n` values are enough for their whole range to hold the true
  * median CONFIDENCE of the time (at 90%: 5 and more, 94%; 4: 88%; 3: 75%):
  * below that, even a verdict whose values all fall on one side of the
- * goal is less sure than CONFIDENCE (three equal contenders' repetitions
- * all land on the same side one run in four).
+ * goal is less sure than CONFIDENCE (two equal contenders' three
+ * repetitions all land on the same side of 1× one run in four).
  */
 export function sureCount(n: number): boolean {
   return n > 0 && 1 - 2 / 2 ** n >= CONFIDENCE;
