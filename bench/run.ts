@@ -941,7 +941,8 @@ const GRPC_JS = "bun:grpc-js";
  * exchange by hand (if made for that transport), the JS floor (over
  * fetch), and how close to grpc-js's p50 the floors alone allow (`least`,
  * a ratio: the JS floor's too over fetch, where the server must read and
- * write the bytes in JS).
+ * write the bytes in JS). The targets' comparisons (`vsFloor`, `vsByHand`,
+ * `vsGrpcJs`) serve both the settling and the verdicts.
  */
 function lockstepRefs(s: Record<string, Sample>, key: string) {
   const [runtime, impl] = key.split(":");
@@ -956,14 +957,21 @@ function lockstepRefs(s: Record<string, Sample>, key: string) {
     ? ratio(s[jsFloorKey].values, s[GRPC_JS].values)
     : undefined;
   const least = Math.max(floorVsGrpcJs, jsFloorVsGrpcJs ?? 0);
+  const hasByHand = byHandKey && s[byHandKey] ? byHandKey : undefined;
+  const atMost = (ref: string, goal: number) =>
+    comparing(s, key, ref, goal, "lower");
   return {
+    floor,
     floorKey,
-    byHandKey: byHandKey && s[byHandKey] ? byHandKey : undefined,
+    byHandKey: hasByHand,
     jsFloorKey,
     floorVsGrpcJs,
     jsFloorVsGrpcJs,
     least,
     floorAllows: least <= GOAL.lockstepVsGrpcJs,
+    vsFloor: atMost(floorKey, GOAL.lockstepVsFloor),
+    vsByHand: hasByHand && atMost(hasByHand, GOAL.lockstepVsFloor),
+    vsGrpcJs: atMost(GRPC_JS, GOAL.lockstepVsGrpcJs),
   };
 }
 
@@ -1485,13 +1493,11 @@ if (wanted("rpc")) {
   const checks = Object.keys(s).filter((k) => k.includes("ours")).flatMap(
     (key) => {
       const refs = lockstepRefs(s, key);
-      return [refs.floorKey, refs.byHandKey].filter((ref) => ref !== undefined)
-        .map((ref) => comparing(s, key, ref, GOAL.lockstepVsFloor, "lower"))
-        .concat(
-          refs.floorAllows
-            ? [comparing(s, key, GRPC_JS, GOAL.lockstepVsGrpcJs, "lower")]
-            : [],
-        );
+      return [
+        refs.vsFloor,
+        refs.vsByHand,
+        refs.floorAllows && refs.vsGrpcJs,
+      ].filter((check) => !!check);
     },
   );
   await settle(title, lockstepAlone, runs, checks, {
@@ -1769,6 +1775,9 @@ function judged(
     note: verdict === "met" ? "" : cause,
   };
 }
+/** `judged` on a check's values, goal and side. */
+const judgedCheck = (check: Check, cause: string) =>
+  judged(check.values(), check.goal, check.better, cause);
 /** A rule on figures of the run as a whole (no interval): met or missed. */
 const verdictOf = (met: boolean): Verdict => met ? "met" : "missed";
 const RSS_SLOPE = 0.02;
@@ -1998,14 +2007,9 @@ for (const row of rpcRows) {
         } µs (p99 ${fmt(median(row.p99[key]))} vs ${
           fmt(median(row.p99[floorKey]))
         })${vsJs}`,
-        ...judged(
-          ratios(s[key].values, s[floorKey].values),
-          GOAL.lockstepVsFloor,
-          "lower",
-          LOCKSTEP_CAUSE(key),
-        ),
+        ...judgedCheck(refs.vsFloor, LOCKSTEP_CAUSE(key)),
       });
-      if (byHandKey) {
+      if (byHandKey && refs.vsByHand) {
         // The same bytes both ways as ours (the request frames and the
         // running sums' answers), made by hand over the same transport.
         const byHand = s[byHandKey].values;
@@ -2014,12 +2018,7 @@ for (const row of rpcRows) {
             labelKey(key)
           }: ≤ ${GOAL.lockstepVsFloor} × the same exchange by hand on its transport (no library)`,
           measured: `${fmt(p50)} vs ${fmt(median(byHand))}${spread(byHand)} µs`,
-          ...judged(
-            ratios(s[key].values, byHand),
-            GOAL.lockstepVsFloor,
-            "lower",
-            LOCKSTEP_CAUSE(key),
-          ),
+          ...judgedCheck(refs.vsByHand, LOCKSTEP_CAUSE(key)),
         });
       }
       const { floorVsGrpcJs, jsFloorVsGrpcJs, least, floorAllows } = refs;
@@ -2042,14 +2041,10 @@ for (const row of rpcRows) {
               fmtRatio(jsFloorVsGrpcJs!)
             } grpc-js`
         }`,
-        ...judged(
-          ratios(s[key].values, grpcJsValues),
-          GOAL.lockstepVsGrpcJs,
-          "lower",
+        ...judgedCheck(
+          refs.vsGrpcJs,
           floorAllows ? LOCKSTEP_CAUSE(key) : FLOOR_CAUSE(
-            least === floorVsGrpcJs
-              ? FLOOR_OF[key.split(":")[1]]
-              : "floor-h1-js",
+            least === floorVsGrpcJs ? refs.floor : "floor-h1-js",
           ),
         ),
       });
