@@ -1127,11 +1127,18 @@ interface EchoRow {
   /** `echo` with idleTimeoutMs 0 and readAheadBytes 0: native passthrough. */
   pass: Sample;
   /** A bare `new Response(request.body.pipeThrough(new TransformStream()))`. */
-  pipe?: Sample;
+  pipe: Sample;
+  /**
+   * Its targets' comparisons, as settled: the passthrough options against
+   * raw, the default options against the JS floor.
+   */
+  checks: { pass: Check; ours: Check };
 }
 interface UploadRow {
   runtime: string;
   samples: Record<string, Sample>;
+  /** Its targets' comparisons, as settled: ours against raw and curl. */
+  checks: { raw: Check; curl: Check };
 }
 /** The throughput targets' goals (ratios to their reference). */
 const GOAL = {
@@ -1219,6 +1226,8 @@ type RssRow =
        * CONFIG.echoGcBytes: ours and the JS floor (one bare TransformStream).
        */
       live: { ours: Sample; floor: Sample };
+      /** Its rule, as settled: ours' growth against the floor's. */
+      check: Check;
     }
   );
 const rssRows: RssRow[] = [];
@@ -1285,13 +1294,14 @@ if (wanted("echo")) {
       pipe: () => loopback(c.runtime, "echo-pipe", client, arg),
     };
     const samples = await interleave(title, contenders, { warmUp: true });
+    const checks = {
+      ours: comparing(samples, "ours", "pipe", GOAL.echo),
+      pass: comparing(samples, "pass", "raw", GOAL.echo),
+    };
     // Ours / the JS floor first: settled one group after the other, the
     // first takes what the call's time allows (in one run the passthrough
     // pair, then first, took six repetitions and left this one at seven).
-    await settle(title, contenders, samples, [
-      comparing(samples, "ours", "pipe", GOAL.echo),
-      comparing(samples, "pass", "raw", GOAL.echo),
-    ]);
+    await settle(title, contenders, samples, [checks.ours, checks.pass]);
     echoRows.push({
       runtime: c.runtime,
       transport: c.transport,
@@ -1301,6 +1311,7 @@ if (wanted("echo")) {
       raw: samples.raw,
       pass: samples.pass,
       pipe: samples.pipe,
+      checks,
     });
   }
 }
@@ -1345,11 +1356,12 @@ if (wanted("upload")) {
         loopback(runtime, "upload-ours", client("upload-stream"), file);
     }
     const samples = await interleave(title, contenders, { warmUp: true });
-    await settle(title, contenders, samples, [
-      comparing(samples, "ours", "raw", GOAL.upload),
-      comparing(samples, "ours", "curl", GOAL.uploadClient),
-    ]);
-    uploadRows.push({ runtime, samples });
+    const checks = {
+      raw: comparing(samples, "ours", "raw", GOAL.upload),
+      curl: comparing(samples, "ours", "curl", GOAL.uploadClient),
+    };
+    await settle(title, contenders, samples, [checks.raw, checks.curl]);
+    uploadRows.push({ runtime, samples, checks });
   }
 }
 
@@ -1390,12 +1402,13 @@ if (wanted("echo") && wanted("upload")) {
       pipe: () => loopback(runtime, "echo-pipe", echoClient, echoArg),
     };
     const samples = await interleave(title, contenders, { warmUp: true });
-    await settle(title, contenders, samples, [{
+    const check: Check = {
       names: ["echo", "pipe"],
       values: () => differences(samples.echo.rss, samples.pipe.rss),
       goal: RSS_OVER_FLOOR,
       better: "lower",
-    }]);
+    };
+    await settle(title, contenders, samples, [check]);
     const uploadRow = uploadRows.find((r) => r.runtime === runtime)!;
     const echoRow = echoRows.find((r) =>
       r.runtime === runtime && r.http2 === echoClient.http2
@@ -1413,6 +1426,7 @@ if (wanted("echo") && wanted("upload")) {
       kind: "echo",
       flow: `echo (${echoRow.transport})`,
       live: { ours: samples.echo, floor: samples.pipe },
+      check,
       peak: { ours: echoRow.ours, floor: echoRow.pipe },
       peakBytes: echoRow.bytes,
     });
@@ -1821,35 +1835,28 @@ for (const row of echoRows) {
   const capped = (x: Sample) => x.capped ? " (capped runs)" : "";
   targets.push({
     target:
-      `${where}, passthrough options (idleTimeoutMs 0, readAheadBytes 0): ours ≥ ${GOAL.echo} × raw`,
+      `${where}, passthrough options (idleTimeoutMs 0, readAheadBytes 0): ours ≥ ${row.checks.pass.goal} × raw`,
     measured: `${fmt(median(row.pass.values))}${spread(row.pass.values)} vs ${
       fmt(median(row.raw.values))
     }${spread(row.raw.values)} MB/s${
       row.pass.capped || row.raw.capped ? " (capped runs)" : ""
     }`,
-    ...judged(
-      ratios(row.pass.values, row.raw.values),
-      GOAL.echo,
-      "higher",
+    ...judgedCheck(
+      row.checks.pass,
       ECHO_CAUSE(row.runtime, row.transport, "passthrough"),
     ),
   });
   // The default options need each chunk in JS: the idle timer restarts on
   // every chunk and the read-ahead holds chunks. Their floor is one bare
   // TransformStream.
-  const reference = row.pipe ?? row.raw;
   targets.push({
     target:
-      `${where}, default options (idle timer, read-ahead: JS per chunk): ours ≥ ${GOAL.echo} × ${
-        row.pipe ? "the JS floor" : "raw"
-      }`,
+      `${where}, default options (idle timer, read-ahead: JS per chunk): ours ≥ ${row.checks.ours.goal} × the JS floor`,
     measured: `${fmt(median(row.ours.values))}${spread(row.ours.values)} vs ${
-      fmt(median(reference.values))
-    }${spread(reference.values)} MB/s${capped(row.ours)}`,
-    ...judged(
-      ratios(row.ours.values, reference.values),
-      GOAL.echo,
-      "higher",
+      fmt(median(row.pipe.values))
+    }${spread(row.pipe.values)} MB/s${capped(row.ours)}`,
+    ...judgedCheck(
+      row.checks.ours,
       ECHO_CAUSE(row.runtime, row.transport, "default"),
     ),
   });
@@ -1862,27 +1869,17 @@ for (const row of uploadRows) {
   targets.push({
     target: `Upload ${
       CONFIG.bigBytes / MiB
-    } MiB to file, ${row.runtime}: ours ≥ ${GOAL.upload} × raw fetch + pipeTo(file)`,
+    } MiB to file, ${row.runtime}: ours ≥ ${row.checks.raw.goal} × raw fetch + pipeTo(file)`,
     measured: `${fmt(ours)} vs ${fmt(raw)} MB/s${
       s.ours.capped ? " (ours capped)" : ""
     }${s.raw.capped ? " (raw capped)" : ""}`,
-    ...judged(
-      ratios(s.ours.values, s.raw.values),
-      GOAL.upload,
-      "higher",
-      UPLOAD_CAUSE(row.runtime),
-    ),
+    ...judgedCheck(row.checks.raw, UPLOAD_CAUSE(row.runtime)),
   });
   targets.push({
     target:
-      `Upload client, ${row.runtime}: ours ≥ ${GOAL.uploadClient} × curl -T (same receiver)`,
+      `Upload client, ${row.runtime}: ours ≥ ${row.checks.curl.goal} × curl -T (same receiver)`,
     measured: `${fmt(ours)} vs ${fmt(curl)} MB/s`,
-    ...judged(
-      ratios(s.ours.values, s.curl.values),
-      GOAL.uploadClient,
-      "higher",
-      CLIENT_CAUSE(row.runtime),
-    ),
+    ...judgedCheck(row.checks.curl, CLIENT_CAUSE(row.runtime)),
   });
 }
 for (const row of rssRows) {
@@ -1923,14 +1920,14 @@ for (const row of rssRows) {
     // seconds apart), as the ratios are.
     const { ours, floor } = row.live;
     const { value: over, verdict, interval } = judge(
-      differences(ours.rss, floor.rss),
-      RSS_OVER_FLOOR,
-      "lower",
+      row.check.values(),
+      row.check.goal,
+      row.check.better,
     );
     const signed = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))}`;
     targets.push({
       target:
-        `Server RSS growth, ${row.runtime}, ${row.flow}, with a GC forced every ${gcMs} ms: ≤ the JS floor's + ${RSS_OVER_FLOOR} MiB at ${
+        `Server RSS growth, ${row.runtime}, ${row.flow}, with a GC forced every ${gcMs} ms: ≤ the JS floor's + ${row.check.goal} MiB at ${
           sizeOf(ours, CONFIG.echoGcBytes[row.runtime])
         }`,
       measured: `${text(ours)} vs ${text(floor)}; least of the runs ${
@@ -1940,11 +1937,11 @@ for (const row of rssRows) {
           ? `; the JS floor's runs moved ${fmt(median(floor.moved))} MiB`
           : ""
       }; ${peak}`,
-      ratio: over / RSS_OVER_FLOOR,
+      ratio: over / row.check.goal,
       goal: 1,
       verdict,
       interval: `${signed(interval[0])} to ${signed(interval[1])} MiB`,
-      shown: `${signed(over)} / +${RSS_OVER_FLOOR} MiB`,
+      shown: `${signed(over)} / +${row.check.goal} MiB`,
       note: verdict === "missed" ? RSS_CAUSE : "",
     });
     continue;
@@ -2301,13 +2298,11 @@ const echoTable = table(
     `${fmt(median(r.raw.values))}${spread(r.raw.values)}${
       r.raw.capped ? " (capped)" : ""
     }`,
-    r.pipe
-      ? `${fmt(median(r.pipe.values))}${spread(r.pipe.values)}`
-      : "not run",
-    fmtRatio(ratio(r.pass.values, r.raw.values)),
-    r.pipe ? fmtRatio(ratio(r.ours.values, r.pipe.values)) : "",
+    `${fmt(median(r.pipe.values))}${spread(r.pipe.values)}`,
+    fmtRatio(median(r.checks.pass.values())),
+    fmtRatio(median(r.checks.ours.values())),
     `${fmt(median(r.ours.rss))} / ${fmt(median(r.raw.rss))} / ${
-      r.pipe ? fmt(median(r.pipe.rss)) : "–"
+      fmt(median(r.pipe.rss))
     }`,
   ]),
   [
@@ -2541,8 +2536,8 @@ function rawRuns(): string {
       ["ours", r.ours],
       ["passthrough", r.pass],
       ["raw", r.raw],
+      ["JS floor", r.pipe],
     ];
-    if (r.pipe) contenders.push(["JS floor", r.pipe]);
     for (const [name, s] of contenders) {
       lines.push([
         `echo ${r.runtime} ${r.transport}`,
