@@ -594,6 +594,12 @@ interface Check {
   values: () => number[];
   goal: number;
   better: "higher" | "lower";
+  /**
+   * Whether a miss on fewer repetitions than a sure verdict needs is rerun
+   * (asked each time the check is looked at); default: the settle call's
+   * `recheckMisses`.
+   */
+  recheckMiss?: () => boolean;
 }
 
 /**
@@ -659,7 +665,7 @@ async function settle(
     const values = c.values();
     const { verdict } = judge(values, c.goal, c.better);
     return verdict === "within noise" ||
-      recheckMisses && verdict === "missed" &&
+      (c.recheckMiss?.() ?? recheckMisses) && verdict === "missed" &&
         !sureCount(values.filter(Number.isFinite).length);
   };
   // Runs stopped at their time cap measured a runtime's collapse (Deno's
@@ -968,6 +974,20 @@ function lockstepRefs(s: Record<string, Sample>, key: string) {
   const hasByHand = byHandKey && s[byHandKey] ? byHandKey : undefined;
   const atMost = (ref: string, goal: number) =>
     comparing(s, key, ref, goal, "lower");
+  const vsByHand = hasByHand && atMost(hasByHand, GOAL.lockstepVsFloor);
+  const vsFloor: Check = {
+    ...atMost(floorKey, GOAL.lockstepVsFloor),
+    // A miss against the floor is the floor's when ours meets its goal
+    // against the same exchange by hand (no library), which pays what ours
+    // pays. If not, nothing measured explains it, and it is rerun (one run's slow
+    // spell through the RPC section's three repetitions had ours over h2c
+    // under Deno at 146, 117 and 122 µs, then 66-67 in its settling
+    // repetitions against the exchange by hand: read missed at 1.62×).
+    recheckMiss: () =>
+      !vsByHand ||
+      judge(vsByHand.values(), vsByHand.goal, vsByHand.better).verdict !==
+        "met",
+  };
   return {
     floor,
     floorKey,
@@ -977,8 +997,8 @@ function lockstepRefs(s: Record<string, Sample>, key: string) {
     jsFloorVsGrpcJs,
     least,
     floorAllows: least <= GOAL.lockstepVsGrpcJs,
-    vsFloor: atMost(floorKey, GOAL.lockstepVsFloor),
-    vsByHand: hasByHand && atMost(hasByHand, GOAL.lockstepVsFloor),
+    vsFloor,
+    vsByHand,
     vsGrpcJs: atMost(GRPC_JS, GOAL.lockstepVsGrpcJs),
   };
 }
@@ -1529,7 +1549,8 @@ if (wanted("rpc")) {
     callMs: CONFIG.lockstepSettleMs,
     // Lockstep's misses are the floors' (ours over HTTP/1.1 against the
     // native passthrough, 1.3-1.5× in every run): rerunning them would
-    // spend the allowance on what is known.
+    // spend the allowance on what is known. But for a miss against a floor
+    // that the exchange by hand does not explain (lockstepRefs, vsFloor).
     recheckMisses: false,
   });
   rpcRows.push(...METHODS.map((m) => rows[m]));
@@ -2240,7 +2261,7 @@ const method =
     CONFIG.settleMs / 1000
   } s for the whole run; lockstep's, of lockstep alone, within ${
     CONFIG.lockstepSettleMs / 1000
-  } s; none starts after ${CONFIG.settleUntilS} s of the run.`;
+  } s (and its misses against a floor in fewer repetitions, unless ours met its goal against the same exchange by hand); none starts after ${CONFIG.settleUntilS} s of the run.`;
 
 // Causes are long and shared by several rows: the table names them by
 // letter, and the list under it spells them out.
