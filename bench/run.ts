@@ -187,9 +187,10 @@ const CONFIG = SMOKE
     // The memory rules' pairs take 5-6 s a repetition under Bun (512 MiB
     // at about 200 MB/s with the GC forced every 25 ms): 20 s took Bun's
     // echo rule from three repetitions to seven, whose interval is still
-    // their whole range (+2 to +12 MiB against +8, median +3, in the
-    // published run); 30 s reaches nine, where it runs from the second
-    // value to the last but one. Still within the section's settleMs.
+    // their whole range (+2 to +12 MiB against +8, median +3, in a quiet
+    // run); 30 s reached nine in a quiet run (the interval then runs from
+    // the second value to the last but one) and eight beside a test
+    // suite. Still within the section's settleMs.
     rssSettleCallMs: 30_000,
     // Lockstep's comparisons within noise get their own allowance (the
     // loopback sections, run first, spent all of theirs in loaded runs): a
@@ -978,11 +979,12 @@ function lockstepRefs(s: Record<string, Sample>, key: string) {
   const vsFloor: Check = {
     ...atMost(floorKey, GOAL.lockstepVsFloor),
     // A miss against the floor is the floor's when ours meets its goal
-    // against the same exchange by hand (no library), which pays what ours
-    // pays. If not, nothing measured explains it, and it is rerun (one run's slow
-    // spell through the RPC section's three repetitions had ours over h2c
-    // under Deno at 146, 117 and 122 µs, then 66-67 in its settling
-    // repetitions against the exchange by hand: read missed at 1.62×).
+    // against the same exchange by hand (no library), which pays what
+    // ours pays. If not, nothing measured explains it, and it is rerun:
+    // one run's slow spell through the RPC section's three repetitions
+    // had ours over h2c under Deno at 146, 117 and 122 µs, then 66-67 in
+    // its settling repetitions against the exchange by hand, and its row
+    // against the floor read missed at 1.62×.
     recheckMiss: () =>
       !vsByHand ||
       judge(vsByHand.values(), vsByHand.goal, vsByHand.better).verdict !==
@@ -1549,8 +1551,9 @@ if (wanted("rpc")) {
     callMs: CONFIG.lockstepSettleMs,
     // Lockstep's misses are the floors' (ours over HTTP/1.1 against the
     // native passthrough, 1.3-1.5× in every run): rerunning them would
-    // spend the allowance on what is known. But for a miss against a floor
-    // that the exchange by hand does not explain (lockstepRefs, vsFloor).
+    // spend the allowance on what is known. A miss against a floor that
+    // the exchange by hand does not explain is rerun (lockstepRefs,
+    // vsFloor's recheckMiss).
     recheckMisses: false,
   });
   rpcRows.push(...METHODS.map((m) => rows[m]));
