@@ -622,6 +622,12 @@ function comparing(
   };
 }
 
+/** `judge` on a check's own values, goal and side, with those values. */
+function judgeCheck(c: Check) {
+  const values = c.values();
+  return { ...judge(values, c.goal, c.better), values };
+}
+
 /** Time left for settling repetitions, ms, shared by the calls given it. */
 interface Allowance {
   leftMs: number;
@@ -663,8 +669,7 @@ async function settle(
   } = {},
 ): Promise<void> {
   const open = (c: Check) => {
-    const values = c.values();
-    const { verdict } = judge(values, c.goal, c.better);
+    const { verdict, values } = judgeCheck(c);
     return verdict === "within noise" ||
       (c.recheckMiss?.() ?? recheckMisses) && verdict === "missed" &&
         !sureCount(values.filter(Number.isFinite).length);
@@ -985,10 +990,7 @@ function lockstepRefs(s: Record<string, Sample>, key: string) {
     // had ours over h2c under Deno at 146, 117 and 122 µs, then 66-67 in
     // its settling repetitions against the exchange by hand, and its row
     // against the floor read missed at 1.62×.
-    recheckMiss: () =>
-      !vsByHand ||
-      judge(vsByHand.values(), vsByHand.goal, vsByHand.better).verdict !==
-        "met",
+    recheckMiss: () => !vsByHand || judgeCheck(vsByHand).verdict !== "met",
   };
   return {
     floor,
@@ -1953,11 +1955,7 @@ for (const row of rssRows) {
     // Judged on each repetition's own difference (ours and the floor run
     // seconds apart), as the ratios are.
     const { ours, floor } = row.live;
-    const { value: over, verdict, interval } = judge(
-      row.check.values(),
-      row.check.goal,
-      row.check.better,
-    );
+    const { value: over, verdict, interval } = judgeCheck(row.check);
     const signed = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))}`;
     targets.push({
       target:
