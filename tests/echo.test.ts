@@ -443,10 +443,9 @@ describe("createEchoHandler, createDuplexHandler and compression options", () =>
 // clients that close only once fully stalled:
 // docs/known-runtime-issues.md (g) has the figures and a reproduction
 // without sluice), so the socket count is no measure of echo. What echo
-// controls is that its pipeline ends: a handler whose body holds a stalled
-// client forever keeps every one of those exchanges open (20 of 20 in the
-// runs that (g) records). The tests before it check the request.signal
-// path itself, without a socket.
+// controls is that its pipeline ends: a body that never ends fails this
+// test (17 of 20 left open in the run that (g) records). The tests before
+// it check the request.signal path itself, without a socket.
 describe("echo and clients that go away", () => {
   const canCount = runtime === "deno" && process.platform === "linux";
 
