@@ -90,10 +90,13 @@ export interface EchoOptions {
  * JS per chunk (the fastest echo; nothing then bounds an idle client).
  * When the request's `signal` aborts (the client went away), the pipeline
  * ends at once: the request body is cancelled and the response body
- * errored, so no stream of the echo holds the connection. (Deno 2.9.6 still
- * keeps some sockets of clients that close mid-transfer while others do the
- * same, whatever the handler: a runtime race, see docs/known-runtime-issues.md
- * (g).) A client that stops
+ * errored, so no stream of the echo holds the connection. (Reading the
+ * signal makes `Deno.serve` print its one-time notice that the signal
+ * "aborts on successful responses (legacy behavior)": harmless here, as no
+ * pipeline is left once a response has been sent; `deno run
+ * --unstable-no-legacy-abort` silences it. Deno 2.9.6 still keeps some
+ * sockets of clients that close mid-transfer, whatever the handler: a
+ * runtime race, see docs/known-runtime-issues.md (g).) A client that stops
  * reading but keeps its connection open still holds that connection (and its
  * file descriptor): the runtime's pending write to it cannot be ended from a
  * handler (measured with Deno 2.9.6), so bound such clients with `serve`'s
