@@ -3,9 +3,10 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { HttpError } from "../lib/http/http_error.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
-import { deadline } from "./_helpers.ts";
+import { deadline, runtime } from "./_helpers.ts";
 
 describe("serve", () => {
   it("serve answers 503 with Retry-After past maxConcurrentRequests, counting streaming responses until sent", async () => {
@@ -81,6 +82,92 @@ describe("serve", () => {
       serve(() => new Response(), { idleTimeoutMs: -5 }),
       /idleTimeoutMs must be a non-negative number/,
     );
+  });
+
+  it("serve's default onError answers a handler's 4xx HttpError with its own response, unlogged; any other error is logged and answered 500", async () => {
+    const logged: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    const server = await serve((request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/gone") throw new HttpError(404, "No such upload: gone");
+      throw new Error("a bug");
+    });
+    try {
+      const gone = await fetch(new URL("/gone", server.url));
+      assert.equal(gone.status, 404);
+      assert.equal(await gone.text(), "No such upload: gone");
+      assert.deepEqual(logged, []);
+      const bug = await fetch(new URL("/bug", server.url));
+      assert.equal(bug.status, 500);
+      await bug.text();
+      assert.equal(logged.length, 1);
+      assert.equal(logged[0][0], "sluice: handler failed:");
+      assert.match(String(logged[0][1]), /a bug/);
+    } finally {
+      console.error = original;
+      await deadline(server.shutdown(), 10_000, "shutdown");
+    }
+  });
+
+  it("serve's default onError logs a response body that fails mid-stream, unless with a 4xx HttpError (an echo's client gone or idle)", async () => {
+    const logged: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    const failed: Promise<void>[] = [];
+    const server = await serve((request) => {
+      const path = new URL(request.url).pathname;
+      const reason = path === "/idle"
+        ? new HttpError(408, "Cannot echo: no request bytes arrived for 10 ms")
+        : new Error("a body that broke");
+      const done = Promise.withResolvers<void>();
+      failed.push(done.promise);
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("first chunk"));
+            setTimeout(() => {
+              controller.error(reason);
+              done.resolve();
+            }, 10);
+          },
+        }),
+      );
+    });
+    // Deno.serve may keep the connection of a failed body open, with the
+    // client's read pending: the clients are aborted at the end.
+    const clients = new AbortController();
+    const read = async (path: string) => {
+      const response = await fetch(new URL(path, server.url), {
+        signal: clients.signal,
+      });
+      return response.body!.getReader().read();
+    };
+    try {
+      // The 4xx body first, then the other one: once the latter is
+      // logged, the runtime has reported the former too (if it reports
+      // body errors at all).
+      await read("/idle");
+      await deadline(failed[0], 5_000, "the 408 body's failure");
+      await read("/broken");
+      await deadline(failed[1], 5_000, "the other body's failure");
+      const reported = runtime === "deno";
+      for (let i = 0; i < 100 && reported && logged.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      if (reported) {
+        assert.equal(logged.length, 1, `logged: ${logged.map(String)}`);
+        assert.match(String(logged[0][1]), /a body that broke/);
+      } else {
+        // Bun passes no failed body to its error handler (it prints the
+        // error itself, whatever the handler).
+        assert.deepEqual(logged, []);
+      }
+    } finally {
+      clients.abort();
+      console.error = original;
+      await deadline(server.shutdown(), 10_000, "shutdown");
+    }
   });
 
   it("upgradeWebSocket refuses a negative idleTimeoutMs with a RangeError", () => {

@@ -27,6 +27,7 @@ import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
+import { HttpError } from "../http/http_error.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -53,8 +54,14 @@ export interface ServeOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Called with an error the handler threw; its result is sent instead. The
-   * default logs the error and answers 500.
+   * Called with an error the handler threw (its result is sent instead),
+   * and under Deno with the error of a response body that failed mid-stream
+   * (the result is then discarded; Bun prints those itself). The default
+   * answers an `HttpError` of status 400-499 with its own response, without
+   * logging it: the library's handlers raise those on purpose for the
+   * client's side of an exchange (a client that went away, an idle or
+   * oversized body). Any other error is logged with `console.error` and
+   * answered with 500.
    */
   onError?: (error: unknown) => Response | Promise<Response>;
   /**
@@ -96,6 +103,9 @@ function overloaded(max: number): Response {
 }
 
 function defaultOnError(error: unknown): Response {
+  if (error instanceof HttpError && error.status >= 400 && error.status < 500) {
+    return error.getResponse();
+  }
   console.error("sluice: handler failed:", error);
   return new Response("Internal Server Error", { status: 500 });
 }
