@@ -11,6 +11,7 @@ import {
   parseContentEncoding,
 } from "./_compression.ts";
 import { HttpError } from "./http_error.ts";
+import { isClientError } from "./_client_error.ts";
 import {
   COMPRESS_MIN_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
@@ -107,14 +108,18 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
   /**
    * Called with a handler error that cannot become a status any more (the
    * response had started; the client sees its body fail) or that is not an
-   * {@linkcode HttpError} (answered 500).
+   * {@linkcode HttpError} (answered 500). The default logs it with
+   * `console.error`, except an `HttpError` of status 400-499 (the client's
+   * side, such as the 408 of an idle request read after the response
+   * started), which it drops.
    *
-   * @default {console.error}
+   * @default {console.error, except 4xx HttpErrors}
    */
   onError?: (error: unknown) => void;
 }
 
 function defaultOnError(error: unknown): void {
+  if (isClientError(error)) return;
   console.error("sluice: duplex handler failed:", error);
 }
 

@@ -27,7 +27,7 @@ import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
-import { HttpError } from "../http/http_error.ts";
+import { isClientError } from "../http/_client_error.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -103,9 +103,7 @@ function overloaded(max: number): Response {
 }
 
 function defaultOnError(error: unknown): Response {
-  if (error instanceof HttpError && error.status >= 400 && error.status < 500) {
-    return error.getResponse();
-  }
+  if (isClientError(error)) return error.getResponse();
   console.error("sluice: handler failed:", error);
   return new Response("Internal Server Error", { status: 500 });
 }
