@@ -18,7 +18,11 @@
  * requests get 503 at once); for a public server, put a proxy in front
  * (nginx, Caddy, a load balancer) that caps connections per client, closes
  * idle and slow ones (a client that never finishes its headers holds a
- * descriptor that no request cap sees), and buffers slow readers.
+ * descriptor that no request cap sees), and buffers slow readers. Under Deno
+ * (2.9.6) a client that resets its connection while a response body from JS
+ * is under way sometimes leaves its socket open for good, whatever the
+ * handler (a median of 1 in 20 such clients in docs/known-runtime-issues.md
+ * (g)): another reason for the proxy.
  *
  * @module
  */
