@@ -21,8 +21,9 @@
  * descriptor that no request cap sees), and buffers slow readers. Under Deno
  * (2.9.6) a client that resets its connection while a response body from JS
  * is under way sometimes leaves its socket open for good, whatever the
- * handler (0 to 5 of 20 such clients in the runs of
- * docs/known-runtime-issues.md (g)): another reason for the proxy.
+ * handler (up to 11 of 20 such clients at once, 0 to 5 of 20 one after
+ * another, in the runs of docs/known-runtime-issues.md (g)): another reason
+ * for the proxy.
  *
  * @module
  */
