@@ -3,6 +3,8 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { createEchoHandler } from "../lib/http/echo.ts";
 import { HttpError } from "../lib/http/http_error.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
@@ -82,6 +84,12 @@ describe("serve", () => {
       serve(() => new Response(), { idleTimeoutMs: -5 }),
       /idleTimeoutMs must be a non-negative number/,
     );
+    for (const idleTimeoutMs of [1, 4_000]) {
+      await assert.rejects(
+        serve(() => new Response(), { idleTimeoutMs }),
+        /idleTimeoutMs must be 0 or above 4000 \(at 4 s and below, Bun closes even busy connections/,
+      );
+    }
   });
 
   it("serve's default onError answers a handler's 4xx HttpError with its own response, unlogged; any other error is logged and answered 500", async () => {
@@ -169,6 +177,77 @@ describe("serve", () => {
       await deadline(server.shutdown(), 10_000, "shutdown");
     }
   });
+
+  it(
+    "serve's idleTimeoutMs closes an idle connection and keeps a busy one open past it (Bun, echo's native passthrough)",
+    { skip: runtime !== "bun" && "Deno.serve has no idle timeout" },
+    async () => {
+      const server = await serve(
+        createEchoHandler({ idleTimeoutMs: 0, readAheadBytes: 0 }),
+        { idleTimeoutMs: 5_000 },
+      );
+      /** An echo request over a raw socket, chunked; resolves on close. */
+      const exchange = async (pace: { everyMs: number; forMs: number }) => {
+        const socket = connect(server.port, "127.0.0.1");
+        socket.on("error", () => {});
+        let received = "";
+        socket.on("data", (data) => received += data.toString("latin1"));
+        const start = performance.now();
+        const closed = new Promise<number>((resolve) =>
+          socket.once("close", () => resolve(performance.now() - start))
+        );
+        await new Promise((resolve) => socket.once("connect", resolve));
+        socket.write(
+          "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n",
+        );
+        let sent = 1;
+        while (performance.now() - start < pace.forMs && !socket.destroyed) {
+          await new Promise((resolve) => setTimeout(resolve, pace.everyMs));
+          socket.write("4\r\nabcd\r\n");
+          sent++;
+        }
+        if (pace.forMs > 0) socket.write("0\r\n\r\n");
+        const ended = await Promise.race([
+          closed.then(() => false),
+          (async () => {
+            while (!received.endsWith("\r\n0\r\n\r\n") && !socket.destroyed) {
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+            return received.endsWith("\r\n0\r\n\r\n");
+          })(),
+        ]);
+        const echoed = (received.match(/abcd/g) ?? []).length;
+        if (pace.forMs > 0) socket.destroy();
+        return { sent, echoed, ended, closedAfterMs: await closed };
+      };
+      try {
+        const [idle, busy] = await deadline(
+          Promise.all([
+            // One chunk, then nothing.
+            exchange({ everyMs: 0, forMs: 0 }),
+            // A chunk every 300 ms for 10 s: past the timeout and the next
+            // 4-s tick of Bun's timer.
+            exchange({ everyMs: 300, forMs: 10_000 }),
+          ]),
+          30_000,
+          "both exchanges",
+        );
+        assert.equal(idle.echoed, 1);
+        assert.ok(
+          idle.closedAfterMs >= 4_900 && idle.closedAfterMs <= 15_000,
+          `the idle connection closed after ${idle.closedAfterMs} ms (timeout 5,000, Bun's ticks 4 s)`,
+        );
+        assert.ok(
+          busy.ended,
+          `the busy exchange was cut: ${JSON.stringify(busy)}`,
+        );
+        assert.equal(busy.echoed, busy.sent);
+        assert.ok(busy.sent >= 20);
+      } finally {
+        await deadline(server.shutdown(), 10_000, "shutdown");
+      }
+    },
+  );
 
   it("upgradeWebSocket refuses a negative idleTimeoutMs with a RangeError", () => {
     const request = new Request("http://localhost/ws", {
