@@ -12,6 +12,31 @@ import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
 import type { MessageType } from "../lib/rpc/mod.ts";
 
+/**
+ * Records what the named console methods print instead of printing it:
+ * `logged` holds each call's arguments, `whenLogged()` waits until there is
+ * one (at most `ms`), `restore()` puts the methods back.
+ */
+export function captureConsole(...methods: ("error" | "warn")[]) {
+  const logged: unknown[][] = [];
+  const originals = methods.map((method) => [method, console[method]] as const);
+  for (const method of methods) {
+    console[method] = (...args: unknown[]) => void logged.push(args);
+  }
+  return {
+    logged,
+    async whenLogged(ms = 2_000): Promise<void> {
+      const until = performance.now() + ms;
+      while (logged.length === 0 && performance.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    restore(): void {
+      for (const [method, original] of originals) console[method] = original;
+    },
+  };
+}
+
 /** Raw bytes as a message type, for size, compression and flow tests. */
 export const Bytes: MessageType<Uint8Array> = {
   typeName: "test.Bytes",

@@ -16,6 +16,7 @@ import {
   openDuplex,
 } from "../mod.ts";
 import {
+  captureConsole,
   deadline,
   lockstep,
   runtime,
@@ -126,9 +127,7 @@ describe("duplex: stalled clients", () => {
   });
 
   it("duplexResponse's default onError drops a 4xx HttpError thrown after the response started (an idle request) and logs any other failure", async () => {
-    const logged: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => void logged.push(args);
+    const { logged, whenLogged, restore } = captureConsole("error");
     /** A request that sends one line, then nothing. */
     const stalling = () =>
       new Request("http://localhost/", {
@@ -168,14 +167,12 @@ describe("duplex: stalled clients", () => {
         await stream.readLine(); // rejects with 408 after 50 ms idle
       });
       await exchange(() => Promise.reject(new Error("handler broke")));
-      for (let i = 0; i < 100 && logged.length === 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await whenLogged();
       assert.equal(logged.length, 1, `logged: ${logged.map(String)}`);
       assert.equal(logged[0][0], "sluice: duplex handler failed:");
       assert.match(String(logged[0][1]), /handler broke/);
     } finally {
-      console.error = original;
+      restore();
     }
   });
 

@@ -18,7 +18,13 @@ import {
 } from "../lib/rpc/mod.ts";
 import * as root from "../mod.ts";
 import type { Server } from "../lib/runtime/serve.ts";
-import { Bytes, deadline, runtime, startServer } from "./_helpers.ts";
+import {
+  Bytes,
+  captureConsole,
+  deadline,
+  runtime,
+  startServer,
+} from "./_helpers.ts";
 
 const T = 20_000;
 
@@ -165,11 +171,7 @@ describe("no Deno.serve warning for calls through a handler", () => {
     // handler must not, and mounting with requestPathPrefix needs no
     // re-created Request (which would read it).
     const handler = createRpcHandler(impl, { requestPathPrefix: "/rpc" });
-    const warnings: unknown[][] = [];
-    const warn = console.warn;
-    const error = console.error;
-    console.warn = (...args: unknown[]) => void warnings.push(args);
-    console.error = (...args: unknown[]) => void warnings.push(args);
+    const { logged: warnings, restore } = captureConsole("warn", "error");
     try {
       const server = await startServer(
         router([["/rpc/*", (request) => handler(request)]]),
@@ -192,8 +194,7 @@ describe("no Deno.serve warning for calls through a handler", () => {
         await server.shutdown();
       }
     } finally {
-      console.warn = warn;
-      console.error = error;
+      restore();
     }
     assert.deepEqual(warnings, []);
   });

@@ -8,7 +8,7 @@ import { createEchoHandler } from "../lib/http/echo.ts";
 import { HttpError } from "../lib/http/http_error.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
-import { deadline, runtime } from "./_helpers.ts";
+import { captureConsole, deadline, runtime } from "./_helpers.ts";
 
 describe("serve", () => {
   it("serve answers 503 with Retry-After past maxConcurrentRequests, counting streaming responses until sent", async () => {
@@ -93,9 +93,7 @@ describe("serve", () => {
   });
 
   it("serve's default onError answers a handler's 4xx HttpError with its own response, unlogged; any other error is logged and answered 500", async () => {
-    const logged: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => void logged.push(args);
+    const { logged, restore } = captureConsole("error");
     const server = await serve((request) => {
       const path = new URL(request.url).pathname;
       if (path === "/gone") throw new HttpError(404, "No such upload: gone");
@@ -113,15 +111,13 @@ describe("serve", () => {
       assert.equal(logged[0][0], "sluice: handler failed:");
       assert.match(String(logged[0][1]), /a bug/);
     } finally {
-      console.error = original;
+      restore();
       await deadline(server.shutdown(), 10_000, "shutdown");
     }
   });
 
   it("serve's default onError logs a response body that fails mid-stream, unless with a 4xx HttpError (an echo's client gone or idle)", async () => {
-    const logged: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => void logged.push(args);
+    const { logged, whenLogged, restore } = captureConsole("error");
     const failed: Promise<void>[] = [];
     const server = await serve((request) => {
       const path = new URL(request.url).pathname;
@@ -159,11 +155,8 @@ describe("serve", () => {
       await deadline(failed[0], 5_000, "the 408 body's failure");
       await read("/broken");
       await deadline(failed[1], 5_000, "the other body's failure");
-      const reported = runtime === "deno";
-      for (let i = 0; i < 100 && reported && logged.length === 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      if (reported) {
+      if (runtime === "deno") {
+        await whenLogged();
         assert.equal(logged.length, 1, `logged: ${logged.map(String)}`);
         assert.match(String(logged[0][1]), /a body that broke/);
       } else {
@@ -173,7 +166,7 @@ describe("serve", () => {
       }
     } finally {
       clients.abort();
-      console.error = original;
+      restore();
       await deadline(server.shutdown(), 10_000, "shutdown");
     }
   });
@@ -190,9 +183,17 @@ describe("serve", () => {
       const exchange = async (pace: { everyMs: number; forMs: number }) => {
         const socket = connect(server.port, "127.0.0.1");
         socket.on("error", () => {});
-        let received = "";
-        socket.on("data", (data) => received += data.toString("latin1"));
         const start = performance.now();
+        let received = "";
+        const last = "\r\n0\r\n\r\n";
+        // Whether the echo's last chunk came before the connection closed.
+        const ended = new Promise<boolean>((resolve) => {
+          socket.on("data", (data) => {
+            received += data.toString("latin1");
+            if (received.endsWith(last)) resolve(true);
+          });
+          socket.once("close", () => resolve(false));
+        });
         const closed = new Promise<number>((resolve) =>
           socket.once("close", () => resolve(performance.now() - start))
         );
@@ -207,18 +208,15 @@ describe("serve", () => {
           sent++;
         }
         if (pace.forMs > 0) socket.write("0\r\n\r\n");
-        const ended = await Promise.race([
-          closed.then(() => false),
-          (async () => {
-            while (!received.endsWith("\r\n0\r\n\r\n") && !socket.destroyed) {
-              await new Promise((resolve) => setTimeout(resolve, 20));
-            }
-            return received.endsWith("\r\n0\r\n\r\n");
-          })(),
-        ]);
+        const echoEnded = await ended;
         const echoed = (received.match(/abcd/g) ?? []).length;
         if (pace.forMs > 0) socket.destroy();
-        return { sent, echoed, ended, closedAfterMs: await closed };
+        return {
+          sent,
+          echoed,
+          ended: echoEnded,
+          closedAfterMs: await closed,
+        };
       };
       try {
         const [idle, busy] = await deadline(
