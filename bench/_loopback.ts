@@ -2,7 +2,9 @@
 // Deno or Bun):
 //
 //   _loopback.ts server <mode> <dir>            prints "READY <port>"
-//                                               (LOOPBACK_GC_MS: a forced GC that often)
+//                                               (LOOPBACK_GC_MS: a forced GC that often;
+//                                               LOOPBACK_IDLE_MS: echo-pass's idle
+//                                               timeout under Bun, serve's native one)
 //   _loopback.ts client <mode> <port> <arg>     prints one JSON result line
 //
 // Server modes: echo-ours (the library's `echo`), echo-pass (the same with
@@ -93,9 +95,13 @@ async function startServer(mode: string, dir: string): Promise<number> {
       return (await serve((request) => echo(request))).port;
     case "echo-pass":
       // The library's echo with the options that allow the runtime's
-      // native passthrough (no idle timer, no read-ahead).
-      return (await serve((request) =>
-        echo(request, { idleTimeoutMs: 0, readAheadBytes: 0 })
+      // native passthrough (no idle timer, no read-ahead). Under Bun,
+      // `serve`'s idleTimeoutMs (LOOPBACK_IDLE_MS) can bound an idle client
+      // natively instead (docs/duplex.md's recipe); Deno.serve has no such
+      // setting.
+      return (await serve(
+        (request) => echo(request, { idleTimeoutMs: 0, readAheadBytes: 0 }),
+        { idleTimeoutMs: Bun ? Number(process.env.LOOPBACK_IDLE_MS ?? 0) : 0 },
       )).port;
     case "echo-raw":
       return await serveRaw((request) => new Response(request.body));
