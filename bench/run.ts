@@ -46,6 +46,10 @@ const args = parseArgs({
     "write-load": { type: "boolean", default: false },
     // The features' comparisons alone, written to bench/FEATURES.md.
     features: { type: "boolean", default: false },
+    // Lockstep's warm-up round trips, instead of CONFIG.lockstepWarmup (to
+    // see how far p99 falls with more: docs/performance.md, "Lockstep p99
+    // under Bun").
+    "lockstep-warmup": { type: "string" },
   },
 });
 const BUN = args.values.bun ?? "bun";
@@ -217,6 +221,17 @@ if (args.values["load-streams"] !== undefined) {
     );
   }
   CONFIG.loadStreams = counts;
+}
+if (args.values["lockstep-warmup"] !== undefined) {
+  const n = Number(args.values["lockstep-warmup"]);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new TypeError(
+      `Cannot run: --lockstep-warmup must be a whole number, got ${
+        args.values["lockstep-warmup"]
+      }`,
+    );
+  }
+  CONFIG.lockstepWarmup = n;
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -1514,7 +1529,7 @@ if (wanted("rpc")) {
   phase(
     `RPC: sum and incrementalSum for ${fmt(CONFIG.rpcMs)} ms each, lockstep ${
       fmt(CONFIG.lockstepN)
-    } ...`,
+    } after ${fmt(CONFIG.lockstepWarmup)} warm-up round trips ...`,
   );
   const rows = Object.fromEntries(
     METHODS.map((method) => [method, {
@@ -2869,7 +2884,7 @@ const sections = {
         ? "Server and client unpinned (taskset not found): expect the scheduler's placement in the figures."
         : `Server and client pinned to CPU ${LOCKSTEP_CPU} (taskset), after ${
           fmt(CONFIG.lockstepWarmup)
-        } warm-up round trips in five calls (V8 compiles a process's code in steps as it runs, docs/performance.md): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next). The p99 column still catches the compilers finishing the library's code on that CPU, mostly under Bun: with 30,000 warm-up round trips instead (\`--only rpc\`, 284 s against 178, too long for this run), ours' p99 under Bun was 109-169 µs over HTTP/1.1 (the floor's 91) and 146 over h2c (66), against 826-923 and 297 with 10,000 the same day (docs/performance.md, "Lockstep p99 under Bun").`
+        } warm-up round trips in five calls (V8 compiles a process's code in steps as it runs, docs/performance.md): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next). The p99 column still catches the compilers finishing the library's code on that CPU, mostly under Bun: with 30,000 warm-up round trips instead (\`deno task bench --only rpc --lockstep-warmup 30000\`: 284 s against 178, too long for this run), ours' p99 under Bun was 109-169 µs over HTTP/1.1 (the floor's 91) and 146 over h2c (66), against 826-923 and 297 with 10,000 the same day (docs/performance.md, "Lockstep p99 under Bun").`
     }\n\n${rpcLatency}`,
   load:
     `${loadSection}\n\n### Server memory per open idle stream (VmRSS after opening each step; "bare": the runtime's own handler, no library)\n\nEvery stream made one round trip and stays open; ${
