@@ -16,6 +16,7 @@ import { createRpcHandler } from "../lib/rpc/mod.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { streamingCalc } from "../examples/streaming_calc.ts";
 import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
+import { watchBody } from "../tests/_helpers.ts";
 
 /** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
 function fileReceived(result: ReceivedBody): Response {
@@ -53,40 +54,13 @@ function collectGarbage(): boolean {
 }
 
 let inFlight = 0;
-/** Counts a request until its response body ends or is cancelled. */
+/** Counts a request until its response body ends (see watchBody). */
 function tracked(response: Response): Response {
   if (!response.body) {
     inFlight--;
     return response;
   }
-  let done = false;
-  const finish = () => {
-    if (!done) {
-      done = true;
-      inFlight--;
-    }
-  };
-  const reader = response.body.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          finish();
-          controller.close();
-          return;
-        }
-        controller.enqueue(value);
-      } catch (error) {
-        finish();
-        controller.error(error);
-      }
-    },
-    cancel(reason) {
-      finish();
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+  const body = watchBody(response.body, () => inFlight--);
   return new Response(body, {
     status: response.status,
     statusText: response.statusText,

@@ -14,48 +14,18 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { echo } from "../lib/http/echo.ts";
 import { serve } from "../lib/runtime/serve.ts";
+import { watchBody } from "./_helpers.ts";
 
 let open = 0;
 
-/**
- * The echo's body, read through a reader that counts it open until it ends:
- * closed, errored, or cancelled by the runtime (once the echo's own cancel
- * has settled). A pipeline that holds a stalled client forever never ends.
- */
-function watched(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  open++;
-  let ended = false;
-  const end = () => {
-    if (!ended) {
-      ended = true;
-      open--;
-    }
-  };
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done } = await reader.read();
-        if (done) {
-          end();
-          controller.close();
-        } else {
-          controller.enqueue(value);
-        }
-      } catch (error) {
-        end();
-        throw error;
-      }
-    },
-    cancel: (reason) => reader.cancel(reason).finally(end),
-  }, { highWaterMark: 0 });
-}
-
+// Each echo body counts as open until it ends (closed, errored, or
+// cancelled with the echo's own cancel settled): a pipeline that holds a
+// stalled client forever never ends.
 const server = await serve(async (request) => {
   const response = await echo(request);
-  return response.body
-    ? new Response(watched(response.body), response)
-    : response;
+  if (!response.body) return response;
+  open++;
+  return new Response(watchBody(response.body, () => open--), response);
 });
 console.log(JSON.stringify({ url: server.url.href }));
 const lines = createInterface({ input: process.stdin });

@@ -13,6 +13,43 @@ import { serve, type Server } from "../lib/runtime/serve.ts";
 import type { MessageType } from "../lib/rpc/mod.ts";
 
 /**
+ * `body` read through a pull-based stream that calls `onEnd` once, when the
+ * body ends: closed, errored, or cancelled by its reader (once the cancel
+ * of `body` itself has settled). For servers that count the response
+ * bodies still open (tests/_echo_server.ts, scripts/_stress_server.ts).
+ */
+export function watchBody(
+  body: ReadableStream<Uint8Array>,
+  onEnd: () => void,
+): ReadableStream<Uint8Array> {
+  let ended = false;
+  const end = () => {
+    if (!ended) {
+      ended = true;
+      onEnd();
+    }
+  };
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) {
+          end();
+          controller.close();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    cancel: (reason) => reader.cancel(reason).finally(end),
+  }, { highWaterMark: 0 });
+}
+
+/**
  * Records what the named console methods print instead of printing it:
  * `logged` holds each call's arguments, `whenLogged()` waits until there is
  * one (at most `ms`), `restore()` puts the methods back.
