@@ -103,7 +103,8 @@ const CONFIG = SMOKE
     settleCallMs: 0,
     rssSettleCallMs: 0,
     lockstepSettleMs: 0,
-    settleUntilS: 0,
+    streamingSettleMs: 0,
+    settleDeadlineS: 0,
   }
   : {
     reps: 3,
@@ -206,10 +207,19 @@ const CONFIG = SMOKE
     // repetitions, whose interval is still their whole range, and settled
     // none: groups are settled one after another now.
     lockstepSettleMs: 60_000,
-    // No settling repetition starts this late in a run: in two loaded runs
-    // (532 and 544 s) the RPC section ended at 408 and 442 s and the
-    // sections after it took about 100-125 s; quiet, it ends near 300 s.
-    settleUntilS: 420,
+    // The streaming rates' comparisons within noise: a repetition reruns
+    // sum and incrementalSum alone for ours and the faster peer, 2.5-3 s
+    // each here, so 30 s takes one row from three repetitions to about
+    // eight.
+    streamingSettleMs: 30_000,
+    // Settling runs after every section has measured (settleDeferred), and
+    // no repetition starts that is expected to end after this (by its
+    // contenders' last runs): the report takes a few seconds more. The
+    // sections alone took about 425 s in a quiet run on 2026-12-04 and
+    // about 570 s beside a whole test suite, where settling as each section
+    // ended (60 s of loopback repetitions) took the run to 633 s; quiet,
+    // this leaves the 120 s that settling took in that day's quiet run.
+    settleDeadlineS: 550,
   };
 if (args.values["load-streams"] !== undefined) {
   const counts = args.values["load-streams"].split(",").map(Number);
@@ -563,6 +573,7 @@ async function runOne(
       one = {};
     }
   }
+  lastRunMs.set(sample, performance.now() - runStart);
   sample.values.push(one.value ?? NaN);
   if (one.rssMiB !== undefined) sample.rss.push(one.rssMiB);
   if (one.movedMiB !== undefined) sample.moved.push(one.movedMiB);
@@ -575,6 +586,9 @@ async function runOne(
     } [${((performance.now() - runStart) / 1000).toFixed(1)} s]`,
   );
 }
+
+/** How long each sample's last run took, ms (settle's time estimate). */
+const lastRunMs = new WeakMap<Sample, number>();
 
 interface Sample1 {
   value: number;
@@ -658,7 +672,8 @@ const loopbackSettling: Allowance = { leftMs: CONFIG.settleMs };
  * time cap, until every such check is met, or missed surely, or
  * CONFIG.settleReps repetitions are done, or its time is spent: `callMs`,
  * `allowance` (shared with other calls), and the run's
- * CONFIG.settleUntilS. (Misses: in a loaded run, Deno's h2c echo with the
+ * CONFIG.settleDeadlineS, which no repetition may be expected to end after
+ * (by its contenders' last runs). (Misses: in a loaded run, Deno's h2c echo with the
  * passthrough options against raw, both `new Response(request.body)`,
  * measured equal alone and beside two busy loops, was missed at
  * 0.54-0.68× in all three repetitions.) Checks that share a contender are
@@ -696,13 +711,16 @@ async function settle(
     open(c) && c.names.every((name) => samples[name].capped === 0)
   );
   const until = performance.now() + callMs;
-  const timeLeft = () =>
+  // A repetition is expected to take as long as its contenders' last runs.
+  const timeLeft = (names: string[]) =>
     allowance.leftMs > 0 && performance.now() < until &&
-    performance.now() - started < CONFIG.settleUntilS * 1000;
+    performance.now() - started +
+          names.reduce((ms, n) => ms + (lastRunMs.get(samples[n]) ?? 0), 0) <=
+      CONFIG.settleDeadlineS * 1000;
   for (const group of sharingNames(unsettled)) {
     const names = [...new Set(group.flatMap((c) => c.names))];
     let rep = Math.max(...names.map((n) => samples[n].values.length));
-    while (group.some(open) && rep < CONFIG.settleReps && timeLeft()) {
+    while (group.some(open) && rep < CONFIG.settleReps && timeLeft(names)) {
       rep++;
       const start = performance.now();
       for (const name of rotated(names, rep)) {
@@ -717,6 +735,30 @@ async function settle(
       allowance.leftMs -= performance.now() - start;
     }
   }
+}
+
+/**
+ * The settling the sections ask for (`settle`'s arguments), run once every
+ * section has measured (settleDeferred): the time left before
+ * CONFIG.settleDeadlineS is then known, not guessed, so that a run slowed
+ * by its host spends none on settling, and a quiet one what it has left.
+ * First asked, first settled.
+ */
+const deferred: Parameters<typeof settle>[] = [];
+
+/** `settle` with these arguments once every section has measured. */
+function deferSettle(...call: Parameters<typeof settle>): void {
+  deferred.push(call);
+}
+
+/** Runs the deferred settling, in the order it was asked for. */
+async function settleDeferred(): Promise<void> {
+  const calls = deferred.splice(0);
+  if (calls.length === 0 || CONFIG.settleReps <= CONFIG.reps) return;
+  phase(
+    `Settling: comparisons within noise, until ${CONFIG.settleDeadlineS} s ...`,
+  );
+  for (const call of calls) await settle(...call);
 }
 
 /** The spread of the repetitions: ±half their range, in % of the median. */
@@ -978,6 +1020,19 @@ const IMPL_LABEL: Record<string, string> = {
     "by hand: as the h2c floor, doing incrementalSum's work (frames, varints, the running sum, each answer checked), no library",
 };
 
+/**
+ * The key of the peer (grpc-js or Connect-ES, no floor) with the highest
+ * median in `s`: the streaming targets' reference.
+ */
+function fasterPeer(s: Record<string, Sample>): string {
+  const peers = Object.keys(s).filter((k) =>
+    PEER_IMPLS.some((impl) => k.endsWith(`:${impl}`))
+  );
+  return peers.reduce((a, b) =>
+    median(s[b].values) > median(s[a].values) ? b : a
+  );
+}
+
 /** The peer whose lockstep p50 ours is held to, besides the floors. */
 const GRPC_JS = "bun:grpc-js";
 
@@ -1218,6 +1273,8 @@ const GOAL = {
   upload: 0.95,
   /** The upload client: ours ≥ this × curl -T into the same receiver. */
   uploadClient: 0.5,
+  /** Streaming RPC: ours ≥ this × the faster peer's messages per second. */
+  streaming: 10,
   /** Lockstep p50: ours ≤ this × its transport's floor, or by hand. */
   lockstepVsFloor: 1.15,
   /** Lockstep p50: ours ≤ this × grpc-js's, where the floors allow it. */
@@ -1375,7 +1432,7 @@ if (wanted("echo")) {
     // Ours / the JS floor first: settled one group after the other, the
     // first takes what the call's time allows (in one run the passthrough
     // pair, then first, took six repetitions and left this one at seven).
-    await settle(title, contenders, samples, [checks.ours, checks.pass]);
+    deferSettle(title, contenders, samples, [checks.ours, checks.pass]);
     echoRows.push({
       runtime: c.runtime,
       transport: c.transport,
@@ -1434,7 +1491,7 @@ if (wanted("upload")) {
       raw: comparing(samples, "ours", "raw", GOAL.upload),
       curl: comparing(samples, "ours", "curl", GOAL.uploadClient),
     };
-    await settle(title, contenders, samples, [checks.raw, checks.curl]);
+    deferSettle(title, contenders, samples, [checks.raw, checks.curl]);
     uploadRows.push({ runtime, samples, checks });
   }
 }
@@ -1482,7 +1539,7 @@ if (wanted("echo") && wanted("upload")) {
       goal: RSS_OVER_FLOOR,
       better: "lower",
     };
-    await settle(title, contenders, samples, [check], {
+    deferSettle(title, contenders, samples, [check], {
       callMs: CONFIG.rssSettleCallMs,
     });
     const uploadRow = uploadRows.find((r) => r.runtime === runtime)!;
@@ -1509,10 +1566,6 @@ if (wanted("echo") && wanted("upload")) {
   }
 }
 
-for (const bytes of fileSizes) {
-  await Deno.remove(sizedFile(bytes)).catch(() => {});
-}
-
 // RPC. The peers run under Bun, where both were fastest when measured here
 // (in process, grpc-js: Bun about 2-4x Deno and Node): the strictest
 // reference. Ours runs under both runtimes.
@@ -1526,6 +1579,7 @@ const rpcRows: RpcRow[] = [];
 if (wanted("rpc")) {
   const peerRuntime: Runtime = "bun";
   const METHODS = ["sum", "incrementalSum", "lockstep"] as const;
+  const STREAMING = ["sum", "incrementalSum"] as const;
   phase(
     `RPC: sum and incrementalSum for ${fmt(CONFIG.rpcMs)} ms each, lockstep ${
       fmt(CONFIG.lockstepN)
@@ -1542,6 +1596,7 @@ if (wanted("rpc")) {
   const contenders: Record<string, (rep: number) => Promise<Partial<Sample1>>> =
     {};
   const lockstepAlone: typeof contenders = {};
+  const streamingAlone: typeof contenders = {};
   const add = (runtime: Runtime, impl: string) => {
     const key = `${runtime}:${impl}`;
     const methods = impl.startsWith("floor") ? ["lockstep"] : METHODS;
@@ -1568,6 +1623,14 @@ if (wanted("rpc")) {
       rows.lockstep.p99[key][rep - 1] = lockstep.p99;
       return { value: lockstep.p50 };
     };
+    if (impl.startsWith("floor")) return;
+    streamingAlone[key] = async (rep) => {
+      const r = await rpcRun(runtime, impl, STREAMING);
+      for (const method of STREAMING) {
+        rows[method].samples[key].values[rep - 1] = r[method]?.rate;
+      }
+      return { value: r.sum?.rate };
+    };
   };
   for (const runtime of ["deno", "bun"] as const) {
     for (const impl of OUR_IMPLS) add(runtime, impl);
@@ -1577,6 +1640,36 @@ if (wanted("rpc")) {
   for (const impl of PEER_IMPLS) add(peerRuntime, impl);
   const title = "rpc (lockstep p50 µs)";
   const runs = await interleave(title, contenders);
+  // The streaming targets' comparisons within noise: more repetitions of
+  // sum and incrementalSum alone, ours right beside the faster peer (in a
+  // repetition of the whole section the two run up to a minute apart: in a
+  // run beside a test suite three of them read 6.8-36×, 9.3-34× and
+  // 7.6-36× over their repetitions, medians 20-34×). Counted apart from
+  // `runs`, whose repetitions lockstep's settling counts.
+  const streamRuns: Record<string, Sample> = {};
+  for (const key of Object.keys(streamingAlone)) {
+    streamRuns[key] = { ...newSample(), values: [...runs[key].values] };
+    lastRunMs.set(streamRuns[key], lastRunMs.get(runs[key]) ?? 0);
+  }
+  deferSettle(
+    "rpc streaming (sum msg/s)",
+    streamingAlone,
+    streamRuns,
+    STREAMING.flatMap((method) => {
+      const s = rows[method].samples;
+      const peer = fasterPeer(s);
+      return Object.keys(s).filter((k) => k.includes("ours")).map((key) => ({
+        names: [key, peer],
+        values: () => ratios(s[key].values, s[peer].values),
+        goal: GOAL.streaming,
+        better: "higher" as const,
+      }));
+    }),
+    {
+      allowance: { leftMs: CONFIG.streamingSettleMs },
+      callMs: CONFIG.streamingSettleMs,
+    },
+  );
   // Lockstep's comparisons within noise: more repetitions of lockstep
   // alone, for their contenders.
   const s = rows.lockstep.samples;
@@ -1590,7 +1683,7 @@ if (wanted("rpc")) {
       ].filter((check) => !!check);
     },
   );
-  await settle(title, lockstepAlone, runs, checks, {
+  deferSettle(title, lockstepAlone, runs, checks, {
     allowance: { leftMs: CONFIG.lockstepSettleMs },
     callMs: CONFIG.lockstepSettleMs,
     // Lockstep's misses are the floors' (ours over HTTP/1.1 against the
@@ -1781,6 +1874,12 @@ if (wanted("idle")) {
     }
     idleRows.push({ label: flow.label, samples });
   }
+}
+
+await settleDeferred();
+// The loopback files stay for the deferred settling.
+for (const bytes of fileSizes) {
+  await Deno.remove(sizedFile(bytes)).catch(() => {});
 }
 
 // ---------- resumable uploads ----------
@@ -2049,7 +2148,6 @@ for (const row of rssRows) {
 }
 for (const row of rpcRows) {
   const s = row.samples;
-  const peerKeys = Object.keys(s).filter((k) => !k.includes("ours"));
   if (row.method === "lockstep") {
     const grpcJsValues = s[GRPC_JS].values;
     const grpcJs = median(grpcJsValues);
@@ -2123,23 +2221,19 @@ for (const row of rpcRows) {
     }
     continue;
   }
-  const best = Math.max(
-    ...peerKeys.filter((k) => !k.includes("floor")).map((k) =>
-      median(s[k].values)
-    ),
-  );
-  const bestKey = peerKeys.find((k) => median(s[k].values) === best)!;
+  const bestKey = fasterPeer(s);
+  const best = median(s[bestKey].values);
   for (const key of Object.keys(s).filter((k) => k.includes("ours"))) {
     targets.push({
-      target: `RPC ${row.method}, ${labelKey(key)}: ≥ 10 × the faster peer (${
-        labelKey(bestKey)
-      })`,
+      target: `RPC ${row.method}, ${
+        labelKey(key)
+      }: ≥ ${GOAL.streaming} × the faster peer (${labelKey(bestKey)})`,
       measured: `${fmt(median(s[key].values))}${spread(s[key].values)} vs ${
         fmt(best)
       }${spread(s[bestKey].values)} msg/s`,
       ...judged(
         ratios(s[key].values, s[bestKey].values),
-        10,
+        GOAL.streaming,
         "higher",
         RPC_CAUSE(row.method),
       ),
@@ -2297,15 +2391,17 @@ const method =
     CONFIG.reps > 1 ? "s" : ""
   }, each starting further along the list (no contender always first); medians, and each ratio the median of the repetitions' own ratios to the reference (both measured in the same repetition, so that a slow spell of the shared host slows both sides of a ratio alike). A target is met or missed only when an interval around that median lies wholly on one side of its goal (the sign test's interval for the median of the repetitions' own ratios or differences, at least ${
     CONFIDENCE * 100
-  }% sure where their number allows it, their whole range where it does not); otherwise it is "within noise", its interval printed: the run cannot tell. The echoes', uploads' and memory rules' comparisons within noise, or missed in fewer repetitions than a ${
+  }% sure where their number allows it, their whole range where it does not); otherwise it is "within noise", its interval printed: the run cannot tell. Once every section has measured, in this order, the echoes', uploads' and memory rules' comparisons within noise, or missed in fewer repetitions than a ${
     CONFIDENCE * 100
   }%-sure verdict needs (${
     Array.from({ length: 20 }, (_, n) => n).find(sureCount)
   }), get more repetitions, up to ${CONFIG.settleReps} in all, within ${
     CONFIG.settleMs / 1000
-  } s for the whole run; lockstep's, of lockstep alone, within ${
+  } s together; the streaming rates', of sum and incrementalSum alone (ours right beside the faster peer), within ${
+    CONFIG.streamingSettleMs / 1000
+  } s; lockstep's, of lockstep alone, within ${
     CONFIG.lockstepSettleMs / 1000
-  } s (and its misses against a floor in fewer repetitions, unless ours met its goal against the same exchange by hand); none starts after ${CONFIG.settleUntilS} s of the run.`;
+  } s (and its misses against a floor in fewer repetitions, unless ours met its goal against the same exchange by hand); no repetition starts that is expected to end after ${CONFIG.settleDeadlineS} s of the run (by its contenders' last runs), so that a run slowed by its host spends none of its time on them.`;
 
 // Causes are long and shared by several rows: the table names them by
 // letter, and the list under it spells them out.
@@ -2318,7 +2414,7 @@ const causeRef = (note: string) => {
 };
 /** The cause of every row within noise (see judge). */
 const NOISE_NOTE =
-  "within noise: the interval of the repetitions' own ratios (or differences) holds the goal, so this run cannot tell met from missed. The echoes', uploads', memory rules' and lockstep's comparisons got more repetitions first, as far as the run's time for them allowed; the spreads are beside the medians, every repetition in bench/RESULTS.md. A second letter names what would make the row miss.";
+  "within noise: the interval of the repetitions' own ratios (or differences) holds the goal, so this run cannot tell met from missed. The echoes', uploads', memory rules', streaming rates' and lockstep's comparisons got more repetitions first, as far as the run's time for them allowed; the spreads are beside the medians, every repetition in bench/RESULTS.md. A second letter names what would make the row miss.";
 const targetRows = targets.map((t) => [
   t.target,
   t.measured,
