@@ -684,16 +684,16 @@ const loopbackSettling: Allowance = { leftMs: CONFIG.settleMs };
  * CONFIG.settleReps repetitions are done, or its time is spent: `callMs`,
  * `allowance` (shared with other calls), and the run's
  * CONFIG.settleDeadlineS, which no repetition may be expected to end after
- * (by its contenders' last runs). (Misses: in a loaded run, Deno's h2c echo with the
- * passthrough options against raw, both `new Response(request.body)`,
- * measured equal alone and beside two busy loops, was missed at
- * 0.54-0.68× in all three repetitions.) Checks that share a contender are
- * settled together, all their contenders in each repetition (so that they
- * stay paired); the others one group after another, so that a short
- * allowance brings one group to a verdict rather than none. More
- * repetitions narrow the interval: 3 to 7 take the whole range; 8 to 10 run
- * from the second to the last but one value, 11 and 12 from the third, 13
- * from the fourth.
+ * (by its contenders' last runs). (Misses: in a loaded run, Deno's h2c
+ * echo with the passthrough options against raw, both `new
+ * Response(request.body)`, measured equal alone and beside two busy loops,
+ * was missed at 0.54-0.68× in all three repetitions.) Checks that share
+ * a contender are settled together, all their contenders in each
+ * repetition (so that they stay paired); the others one group after
+ * another, so that a short allowance brings one group to a verdict rather
+ * than none. More repetitions narrow the interval: 3 to 7 take the whole
+ * range; 8 to 10 run from the second to the last but one value, 11 and 12
+ * from the third, 13 from the fourth.
  */
 async function settle(
   title: string,
