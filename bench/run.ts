@@ -1657,10 +1657,14 @@ if (wanted("rpc")) {
   // repetition of the whole section the two run up to a minute apart: in a
   // run beside a test suite three of them read 6.8-36×, 9.3-34× and
   // 7.6-36× over their repetitions, medians 20-34×). Counted apart from
-  // `runs`, whose repetitions lockstep's settling counts.
+  // `runs`, whose repetitions lockstep's settling counts: each contender's
+  // sum rates so far, and those of its settling runs.
   const streamRuns: Record<string, Sample> = {};
   for (const key of Object.keys(streamingAlone)) {
-    streamRuns[key] = { ...newSample(), values: [...runs[key].values] };
+    streamRuns[key] = {
+      ...newSample(),
+      values: [...rows.sum.samples[key].values],
+    };
     lastRunMs.set(streamRuns[key], lastRunMs.get(runs[key]) ?? 0);
   }
   deferSettle(

@@ -15,6 +15,14 @@ import {
   sureCount,
 } from "../bench/_stats.ts";
 
+/** Uniform draws in [0, 1) from a fixed seed (a linear congruential one). */
+function seeded(seed: number): () => number {
+  return () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+}
+
 describe("bench statistics", () => {
   it("pairs each repetition's values, and skips what did not run", () => {
     assert.deepEqual(ratios([2, 3, 8], [1, 3, 4, 9]), [2, 1, 2]);
@@ -96,11 +104,7 @@ describe("bench statistics", () => {
     // Skewed noise (a shared host: mostly near, sometimes far slower),
     // from a fixed seed. The interval's coverage must not fall below its
     // claim for the repetition counts the bench uses.
-    let seed = 42;
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
+    const random = seeded(42);
     const draw = () => 1 - 0.3 * random() ** 3; // median 1 − 0.3 / 8
     const trueMedian = 1 - 0.3 * 0.5 ** 3;
     for (
@@ -124,15 +128,12 @@ describe("bench statistics", () => {
       );
     }
   });
+
   it("settles equal contenders more often with more repetitions, and seldom a slower one", () => {
     // Repetitions' ratios spread as this host's (docs/performance.md,
     // "Settling last, in the time left"): 5% standard deviation, one run in
     // twelve 35% low or 50% high; from a fixed seed.
-    let seed = 7;
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
+    const random = seeded(7);
     const normal = () =>
       Math.sqrt(-2 * Math.log(1 - random())) *
       Math.cos(2 * Math.PI * random());
