@@ -2,8 +2,9 @@
 // npm:tus-js-client@4.3.1) and sluice's resumableUpload (bundled into the
 // page) in Chromium, against createResumableUploadHandler with
 // createResumableFileStore in a temporary directory, served by a Deno.serve
-// test server on 127.0.0.1 (port 0). The page makes a 4 MiB File of
-// deterministic bytes; the stored file's SHA-256 on the server must be the
+// test server on 127.0.0.1 (port 0). The page makes a File of deterministic
+// bytes (two chunks and 123 bytes, a chunk larger than the sockets' buffers
+// can hold: CHUNK); the stored file's SHA-256 on the server must be the
 // page's. Interruptions are real: the server stops reading the upload's
 // second PATCH part-way (a stalled link), the test aborts the upload or
 // reloads the page, which cuts that request's connection, and the server
@@ -40,10 +41,43 @@ export interface ResumableSuite {
 }
 
 const MiB = 1024 * 1024;
-const SIZE = 2 * 8 * MiB + 123;
-const CHUNK = 8 * MiB;
+
+/**
+ * The most bytes one loopback connection's kernel buffers can hold: the
+ * client's send buffer and the server's receive buffer at their largest
+ * (Linux: the last field of tcp_wmem and tcp_rmem, up to which each grows
+ * by itself; 4 MiB and 32 MiB on this project's machines).
+ */
+function socketBufferBytes(): number {
+  const max = (name: string) =>
+    Number(
+      Deno.readTextFileSync(`/proc/sys/net/ipv4/${name}`).trim().split(/\s+/)
+        .at(-1),
+    );
+  try {
+    const bytes = max("tcp_wmem") + max("tcp_rmem");
+    if (Number.isSafeInteger(bytes) && bytes > 0) return bytes;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return 64 * MiB; // not Linux: a guess on the large side
+}
+
+/**
+ * The chunk of the tests that cut a PATCH: larger than the kernel can hold
+ * in flight (plus 4 MiB), so the second PATCH is still being sent when it is
+ * cut, whatever the timing. With 8 MiB chunks the server read 4.2-6.1 MiB
+ * of a held PATCH before the cut, and on a loaded machine, once, all of it:
+ * the whole chunk had reached the sockets' buffers before the abort, so the
+ * server never saw a cut. (With 2 MiB chunks that was the rule.)
+ */
+const CHUNK = Math.ceil((socketBufferBytes() + 4 * MiB) / MiB) * MiB;
+const SIZE = 2 * CHUNK + 123;
 /** Bytes of the second PATCH the server reads before it stalls. */
 const CUT_AFTER = 256 * 1024;
+/** The streamed test's chunks (it cuts nothing). */
+const STREAM_CHUNK = 8 * MiB;
+const STREAM_SIZE = 2 * STREAM_CHUNK + 123;
 
 // The page's helpers: a File of deterministic bytes (xorshift32 from a
 // seed, with a fixed name and lastModified, so a reloaded page makes the
@@ -187,7 +221,7 @@ async function withServer(
   const uploads = createResumableUploadHandler({
     store,
     hasher: createHasher,
-    maxBytes: 64 * MiB,
+    maxBytes: 2 * SIZE,
     onComplete: ({ id, sha256 }) =>
       void state.completed.set(id, sha256 ? hex(sha256) : ""),
   });
@@ -317,15 +351,16 @@ export function resumableTests(suite: ResumableSuite): void {
     progress: [number, number][],
     from: number,
     what: string,
+    size = SIZE,
   ): void {
     assert(progress.length >= 1, `${what}: no progress reported`);
     let last = from;
     for (const [done, total] of progress) {
-      assertEqual(total, SIZE, `${what}: total`);
+      assertEqual(total, size, `${what}: total`);
       assert(done >= last, `${what}: progress went back (${progress})`);
       last = done;
     }
-    assertEqual(progress.at(-1), [SIZE, SIZE], `${what}: last progress`);
+    assertEqual(progress.at(-1), [size, size], `${what}: last progress`);
   }
 
   test("resumable: tus-js-client in the page uploads to the tus endpoint, is aborted mid-PATCH, resumes via findPreviousUploads and completes byte-identical", async () => {
@@ -582,15 +617,19 @@ export function resumableTests(suite: ResumableSuite): void {
           progress,
           sha256: await sha256Hex(file),
         };
-      }, { size: SIZE, chunk: CHUNK });
+      }, { size: STREAM_SIZE, chunk: STREAM_CHUNK });
       assertEqual(
         server.patches.map((patch) => [patch.offset, patch.contentLength]),
-        [[0, null], [CHUNK, null], [2 * CHUNK, null]],
+        [[0, null], [STREAM_CHUNK, null], [2 * STREAM_CHUNK, null]],
         "PATCHes (offset, Content-Length)",
       );
       assertEqual(
         result.progress,
-        [[CHUNK, SIZE], [2 * CHUNK, SIZE], [SIZE, SIZE]],
+        [
+          [STREAM_CHUNK, STREAM_SIZE],
+          [2 * STREAM_CHUNK, STREAM_SIZE],
+          [STREAM_SIZE, STREAM_SIZE],
+        ],
         "progress",
       );
       await assertStored(server, result.url, result.sha256);
