@@ -106,6 +106,14 @@ type Setup = {
   name: string;
   protocol: "connect" | "grpc-web" | "grpc";
   codec?: "json";
+  /**
+   * The transport's `fetch` bound to a `Deno.HttpClient` that speaks only
+   * HTTP/2, with prior knowledge (h2c): the transports' documented way to
+   * HTTP/2 under Deno. Against `Deno.serve` (which answers both) or
+   * `serveHttp2` (node:http2, HTTP/2 only: a request that fell back to
+   * HTTP/1.1 would fail there).
+   */
+  h2cFetch?: { server: "Deno.serve" | "serveHttp2" };
 };
 const setups: Setup[] = [
   { name: "Connect (proto, HTTP/1.1 fetch)", protocol: "connect" },
@@ -116,7 +124,31 @@ const setups: Setup[] = [
   },
   { name: "gRPC-Web (HTTP/1.1 fetch)", protocol: "grpc-web" },
   { name: "gRPC (node:http2)", protocol: "grpc" },
+  // Only Deno's fetch speaks HTTP/2 without TLS (docs/runtimes.md).
+  ...(runtime === "deno"
+    ? [
+      {
+        name: "Connect (proto, h2c fetch → Deno.serve)",
+        protocol: "connect",
+        h2cFetch: { server: "Deno.serve" },
+      },
+      {
+        name: "gRPC-Web (h2c fetch → serveHttp2)",
+        protocol: "grpc-web",
+        h2cFetch: { server: "serveHttp2" },
+      },
+    ] satisfies Setup[]
+    : []),
 ];
+
+/** A fetch on its own HTTP/2-only `Deno.HttpClient`; close it after use. */
+function h2cFetch(): { fetch: typeof fetch; close(): void } {
+  const client = Deno.createHttpClient({ http1: false, http2: true });
+  return {
+    fetch: (input, init) => fetch(input, { ...init, client }),
+    close: () => client.close(),
+  };
+}
 
 function transportFor(
   setup: Setup,
@@ -130,12 +162,18 @@ function transportFor(
       close: () => httpClient.close(),
     };
   }
-  const options = { baseUrl: url, codec: setup.codec, ...extra };
+  const h2c = setup.h2cFetch ? h2cFetch() : undefined;
+  const options = {
+    baseUrl: url,
+    codec: setup.codec,
+    fetch: h2c?.fetch,
+    ...extra,
+  };
   return {
     transport: setup.protocol === "grpc-web"
       ? createGrpcWebTransport(options)
       : createConnectTransport(options),
-    close: () => Promise.resolve(),
+    close: () => Promise.resolve(h2c?.close()),
   };
 }
 
@@ -143,7 +181,9 @@ async function startFor(
   setup: Setup,
   options: Parameters<typeof createUniversalHandler>[1] = handlerOptions,
 ): Promise<{ url: string; shutdown(): Promise<void> }> {
-  if (setup.protocol === "grpc") {
+  if (
+    setup.protocol === "grpc" || setup.h2cFetch?.server === "serveHttp2"
+  ) {
     const server: Http2Server = await serveHttp2(
       createUniversalHandler(services, options),
     );
