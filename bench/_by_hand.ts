@@ -176,9 +176,10 @@ export function byHandHandler(request: Request): Response {
 
 /**
  * A streamed request through the runtime's fetch (full duplex): what is
- * enqueued into `controller` is sent at once.
+ * enqueued into `controller` is sent at once. `fetchImpl`: another fetch,
+ * such as one bound to Deno's HTTP/2-only client (h2cFetch).
  */
-export function duplexFetch(port: number): {
+export function duplexFetch(port: number, fetchImpl: typeof fetch = fetch): {
   controller: ReadableStreamDefaultController<Uint8Array>;
   responded: Promise<Response>;
 } {
@@ -186,7 +187,7 @@ export function duplexFetch(port: number): {
   const body = new ReadableStream<Uint8Array>({
     start: (c) => void (controller = c),
   });
-  const responded = fetch(`http://127.0.0.1:${port}/`, {
+  const responded = fetchImpl(`http://127.0.0.1:${port}/`, {
     method: "POST",
     body,
     duplex: "half",
@@ -194,16 +195,38 @@ export function duplexFetch(port: number): {
   return { controller, responded };
 }
 
+let h2cFetchImpl: typeof fetch | undefined;
+
+/**
+ * Deno's fetch on an HTTP/2-only client: h2c with prior knowledge (the one
+ * runtime fetch here that speaks HTTP/2 without TLS; docs/runtimes.md).
+ * One client per process, as a long-running client keeps its connection.
+ */
+export function h2cFetch(): typeof fetch {
+  if (h2cFetchImpl) return h2cFetchImpl;
+  // deno-lint-ignore no-explicit-any
+  const deno = (globalThis as any).Deno;
+  if (!deno?.createHttpClient || "Bun" in globalThis) {
+    throw new Error("h2c over fetch needs Deno (Deno.createHttpClient)");
+  }
+  const client = deno.createHttpClient({ http1: false, http2: true });
+  return h2cFetchImpl = (input, init) => {
+    const withClient: RequestInit & { client: unknown } = { ...init, client };
+    return fetch(input, withClient);
+  };
+}
+
 /**
  * The HTTP/1.1 client by hand: `n` round trips on one request through the
  * runtime's fetch (a streamed body, full duplex), each answer read whole
- * and checked; each round trip's time in ms.
+ * and checked; each round trip's time in ms. `fetchImpl` as duplexFetch's.
  */
 export async function byHandFetchTimes(
   port: number,
   n: number,
+  fetchImpl: typeof fetch = fetch,
 ): Promise<number[]> {
-  const { controller, responded } = duplexFetch(port);
+  const { controller, responded } = duplexFetch(port, fetchImpl);
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const times = new Array<number>(n);
   let sum = 0;

@@ -30,7 +30,11 @@ import {
   startServer,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { createClient } from "../lib/rpc/mod.ts";
+import {
+  createClient,
+  createConnectTransport,
+  createGrpcWebTransport,
+} from "../lib/rpc/mod.ts";
 import {
   byHandFetchTimes,
   byHandHandler,
@@ -38,6 +42,7 @@ import {
   byHandTimes,
   duplexFetch,
   frameFor,
+  h2cFetch,
 } from "./_by_hand.ts";
 
 export type RpcImpl =
@@ -46,8 +51,13 @@ export type RpcImpl =
   | "floor-h2"
   | "floor-h2-sums"
   | "floor-h1-sums"
+  | "floor-h2f"
+  | "floor-h2f-js"
+  | "floor-h2f-sums"
   | "ours-connect"
   | "ours-grpc-web"
+  | "ours-connect-h2f"
+  | "ours-grpc-web-h2f"
   | "ours-grpc"
   | "connect-es"
   | "grpc-js";
@@ -83,11 +93,20 @@ function percentile(sorted: number[], p: number): number {
 // ---------- ours ----------
 
 function ourProtocol(impl: RpcImpl): ProtocolName {
-  return impl === "ours-connect"
+  return impl.startsWith("ours-connect")
     ? "connect"
-    : impl === "ours-grpc-web"
+    : impl.startsWith("ours-grpc-web")
     ? "grpc-web"
     : "grpc";
+}
+
+/**
+ * The "-h2f" contenders: over Deno's fetch on h2c (an HTTP/2-only
+ * Deno.HttpClient, prior knowledge) to Deno.serve, which answers h2c and
+ * HTTP/1.1 on one port; Deno only (Bun's fetch speaks HTTP/1.1).
+ */
+function overH2cFetch(impl: RpcImpl): boolean {
+  return impl.endsWith("-h2f") || impl.startsWith("floor-h2f");
 }
 
 /** A client process's connection: calls run on it, then it is closed. */
@@ -123,10 +142,15 @@ function timeBudget(ms: number): { more(): boolean; readonly count: number } {
 }
 
 function oursSession(impl: RpcImpl, port: number): Session {
-  const { transport, close } = makeTransport(
-    ourProtocol(impl),
-    `http://127.0.0.1:${port}`,
-  );
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const { transport, close } = overH2cFetch(impl)
+    ? {
+      transport: ourProtocol(impl) === "connect"
+        ? createConnectTransport({ baseUrl, fetch: h2cFetch() })
+        : createGrpcWebTransport({ baseUrl, fetch: h2cFetch() }),
+      close: () => Promise.resolve(),
+    }
+    : makeTransport(ourProtocol(impl), baseUrl);
   const client = createClient(StreamingCalcService, transport);
   return {
     run: (method, budget) => oursRun(client, impl, method, budget),
@@ -398,14 +422,19 @@ async function connectEsRun(
 // writes the response in JS pays); floor-h2: a bare node:http2 session and
 // server, the transport under ours-grpc and grpc-js; floor-h1-sums and
 // floor-h2-sums: floor-h1's and floor-h2's pairs doing incrementalSum's own
-// work by hand (bench/_by_hand.ts).
+// work by hand (bench/_by_hand.ts). floor-h2f, floor-h2f-js and
+// floor-h2f-sums: floor-h1's three with Deno's fetch on h2c (the same
+// servers: Deno.serve answers h2c with prior knowledge), Deno only.
 
 type FloorImpl =
   | "floor-h1"
   | "floor-h1-js"
   | "floor-h1-sums"
   | "floor-h2"
-  | "floor-h2-sums";
+  | "floor-h2-sums"
+  | "floor-h2f"
+  | "floor-h2f-js"
+  | "floor-h2f-sums";
 
 function isFloor(impl: RpcImpl): impl is FloorImpl {
   return impl.startsWith("floor-");
@@ -428,10 +457,17 @@ async function floorRun(
   if (impl === "floor-h2-sums") {
     byHandSession ??= http2.connect(`http://127.0.0.1:${port}`);
     times = await byHandTimes(byHandSession, n);
-  } else if (impl === "floor-h1-sums") {
-    times = await byHandFetchTimes(port, n);
+  } else if (impl === "floor-h1-sums" || impl === "floor-h2f-sums") {
+    times = await byHandFetchTimes(
+      port,
+      n,
+      overH2cFetch(impl) ? h2cFetch() : fetch,
+    );
   } else if (impl !== "floor-h2") {
-    const { controller, responded } = duplexFetch(port);
+    const { controller, responded } = duplexFetch(
+      port,
+      overH2cFetch(impl) ? h2cFetch() : fetch,
+    );
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     for (let i = 1; i <= n; i++) {
       const frame = frameFor(i);
@@ -488,10 +524,10 @@ function serveFloor(impl: FloorImpl): Promise<number> {
   }
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
-  const handler = impl === "floor-h1-js"
+  const handler = impl === "floor-h1-js" || impl === "floor-h2f-js"
     ? (request: Request) =>
       new Response(request.body!.pipeThrough(new TransformStream()))
-    : impl === "floor-h1-sums"
+    : impl === "floor-h1-sums" || impl === "floor-h2f-sums"
     ? byHandHandler
     : (request: Request) => new Response(request.body);
   if (bun) {

@@ -6,7 +6,12 @@
 //     [runtimes=deno,bun] [which=base,new,floor]
 //
 // Prints, per runtime, the medians of the runs' p50 and p99 (µs) and their
-// ratios (new/base, new/floor).
+// ratios (new/base, new/floor). Any other name in `which` is one of
+// bench/_rpc.ts's implementations, run from newDir (as floor-h2f,
+// ours-connect-h2f: lockstep over Deno's fetch on h2c); with such names,
+// each one's p50 is also set against the first name's, the median of the
+// repetitions' own ratios. Run it under `taskset -c 1` as the bench pins
+// lockstep's pairs.
 import { serverThenClient } from "./_server_client.ts";
 
 const [bun, baseDir, newDir, repsArg, nArg, rtArg, implArg] = Deno.args;
@@ -54,7 +59,11 @@ for (let rep = 0; rep < reps; rep++) {
   for (const runtime of runtimes) {
     for (const which of impls) {
       const dir = which === "base" ? baseDir : newDir;
-      const impl = which === "floor" ? "floor-h2" : "ours-grpc";
+      const impl = which === "floor"
+        ? "floor-h2"
+        : which === "base" || which === "new"
+        ? "ours-grpc"
+        : which;
       const key = `${runtime}:${which}`;
       const r = await one(runtime, dir, impl);
       (results[key] ??= { p50: [], p99: [] }).p50.push(r.p50);
@@ -67,8 +76,24 @@ const med = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.floor(s.length / 2)];
 };
+const named = impls.filter((k) => !["base", "new", "floor"].includes(k));
 for (const runtime of runtimes) {
   const row = (k: string) => results[`${runtime}:${k}`];
+  if (named.length > 0) {
+    const first = row(impls[0]);
+    for (const k of impls) {
+      const r = row(k);
+      const ratios = r.p50.map((x, i) => x / first.p50[i]);
+      console.log(
+        `${runtime}:${k.padEnd(20)} p50 ${med(r.p50).toFixed(1)} [${
+          r.p50.map((x) => x.toFixed(0)).join(",")
+        }] p99 ${med(r.p99).toFixed(0)} | / ${impls[0]} ${
+          med(ratios).toFixed(2)
+        } [${ratios.map((x) => x.toFixed(2)).join(",")}]`,
+      );
+    }
+    continue;
+  }
   const f = row("floor"), b = row("base"), nw = row("new");
   const line = [`${runtime}:`];
   for (const [k, r] of Object.entries({ base: b, new: nw, floor: f })) {
