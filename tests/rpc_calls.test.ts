@@ -771,81 +771,93 @@ describe("coalescing and memory", () => {
     assert.ok(chunks < n / 20, `${chunks} request chunks for ${n} messages`);
   });
 
-  it("memory stays flat over many messages both ways, in the client and in the server", async () => {
-    // The server and the client each run alone in their own process and
-    // report their own memory (tests/_memory.ts): measured in the test
-    // runner, the figure also held whatever the other tests left behind
-    // (Bun once reported 41.5 MiB there, on a loaded machine).
-    //
-    // After a GC, what each side retains must not grow. Measured here (2-core
-    // machine loaded by other builds, 200k messages unless noted; Deno 10
-    // runs, two at 50k and 400k; Bun 7 runs; 2 of each with a second copy of
-    // the suite running): RSS growth per side -0.2-1.6 MiB under Deno,
-    // -3.1-4.9 MiB under Bun; JS heap and external growth -1.8-0.1 MiB. The
-    // RSS bound, 16 MiB per process (it was 32 MiB for both sides and the
-    // runner together), is three times the highest figure; the heap keeps
-    // its 8 MiB. The peak during the run is logged, not bounded: it is
-    // garbage not yet collected (Deno: 21-28 MiB for 50k messages, 73-83
-    // for 200k, 92-100 for 400k; Bun 10-29 for 200k), gone after the GC.
-    const server = await startChild("_memory_peers.ts", ["rpc-server"]);
-    try {
-      const client = await startChild("_memory_peers.ts", [
-        "rpc-client",
-        server.first.url,
-      ]);
+  // gRPC-Web over HTTP/1.1 everywhere; under Deno also Connect over its
+  // fetch on h2c (docs/rpc.md), where HTTP/2's flow control holds back a
+  // client that sends faster than the server answers.
+  const memoryModes = runtime === "deno"
+    ? [
+      { name: "gRPC-Web over HTTP/1.1", args: [] },
+      { name: "Connect over h2c fetch", args: ["h2c"] },
+    ]
+    : [{ name: "gRPC-Web over HTTP/1.1", args: [] }];
+  for (const mode of memoryModes) {
+    it(`memory stays flat over many messages both ways, in the client and in the server (${mode.name})`, async () => {
+      // The server and the client each run alone in their own process and
+      // report their own memory (tests/_memory.ts): measured in the test
+      // runner, the figure also held whatever the other tests left behind
+      // (Bun once reported 41.5 MiB there, on a loaded machine).
+      //
+      // After a GC, what each side retains must not grow. Measured here (2-core
+      // machine loaded by other builds, 200k messages unless noted; Deno 10
+      // runs, two at 50k and 400k; Bun 7 runs; 2 of each with a second copy of
+      // the suite running): RSS growth per side -0.2-1.6 MiB under Deno,
+      // -3.1-4.9 MiB under Bun; JS heap and external growth -1.8-0.1 MiB. The
+      // RSS bound, 16 MiB per process (it was 32 MiB for both sides and the
+      // runner together), is three times the highest figure; the heap keeps
+      // its 8 MiB. The peak during the run is logged, not bounded: it is
+      // garbage not yet collected (Deno: 21-28 MiB for 50k messages, 73-83
+      // for 200k, 92-100 for 400k; Bun 10-29 for 200k), gone after the GC.
+      const server = await startChild("_memory_peers.ts", ["rpc-server"]);
       try {
-        // Warm up with as many messages as measured: the runtimes' own
-        // buffers (Deno's HTTP/1.1 server reads the request body ahead) reach
-        // their high-water mark, after which memory must stay flat.
-        const n = 200_000;
-        const warm = await client.request({ cmd: "run", n });
-        assert.equal(warm.last, String(n));
-        const before = {
-          server: await server.request({ cmd: "measure" }),
-          client: await client.request({ cmd: "measure" }),
-        };
-        const run = await client.request({ cmd: "run", n });
-        assert.equal(run.last, String(n));
-        const after = {
-          server: await server.request({ cmd: "measure" }),
-          client: await client.request({ cmd: "measure" }),
-        };
-        const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
-        const growth = (side: "server" | "client") => ({
-          rss: after[side].rss - before[side].rss,
-          peak: after[side].peak - before[side].rss,
-          heap: after[side].heap - before[side].heap +
-            after[side].external - before[side].external,
-        });
-        const sides = { server: growth("server"), client: growth("client") };
-        console.log(
-          `incrementalSum, gRPC-Web over HTTP/1.1, ${runtime}: ${n} messages each way in ${
-            run.seconds.toFixed(2)
-          } s (${Math.round(n / run.seconds)} msg/s); growth ${
-            Object.entries(sides).map(([side, g]) =>
-              `${side}: RSS ${mib(g.rss)} MiB, peak ${
-                mib(g.peak)
-              } MiB, JS heap and external ${mib(g.heap)} MiB`
-            ).join("; ")
-          } (${after.server.source})`,
-        );
-        for (const [side, g] of Object.entries(sides)) {
-          assert.ok(
-            g.heap < 8 * 1048576,
-            `the ${side}'s JS heap and external memory grew by ${
-              mib(g.heap)
-            } MiB`,
+        const client = await startChild("_memory_peers.ts", [
+          "rpc-client",
+          server.first.url,
+          ...mode.args,
+        ]);
+        try {
+          // Warm up with as many messages as measured: the runtimes' own
+          // buffers (Deno's HTTP/1.1 server reads the request body ahead) reach
+          // their high-water mark, after which memory must stay flat.
+          const n = 200_000;
+          const warm = await client.request({ cmd: "run", n });
+          assert.equal(warm.last, String(n));
+          const before = {
+            server: await server.request({ cmd: "measure" }),
+            client: await client.request({ cmd: "measure" }),
+          };
+          const run = await client.request({ cmd: "run", n });
+          assert.equal(run.last, String(n));
+          const after = {
+            server: await server.request({ cmd: "measure" }),
+            client: await client.request({ cmd: "measure" }),
+          };
+          const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+          const growth = (side: "server" | "client") => ({
+            rss: after[side].rss - before[side].rss,
+            peak: after[side].peak - before[side].rss,
+            heap: after[side].heap - before[side].heap +
+              after[side].external - before[side].external,
+          });
+          const sides = { server: growth("server"), client: growth("client") };
+          console.log(
+            `incrementalSum, ${mode.name}, ${runtime}: ${n} messages each way in ${
+              run.seconds.toFixed(2)
+            } s (${Math.round(n / run.seconds)} msg/s); growth ${
+              Object.entries(sides).map(([side, g]) =>
+                `${side}: RSS ${mib(g.rss)} MiB, peak ${
+                  mib(g.peak)
+                } MiB, JS heap and external ${mib(g.heap)} MiB`
+              ).join("; ")
+            } (${after.server.source})`,
           );
-          assert.ok(
-            g.rss < 16 * 1048576,
-            `the ${side}'s RSS grew by ${mib(g.rss)} MiB`,
-          );
+          for (const [side, g] of Object.entries(sides)) {
+            assert.ok(
+              g.heap < 8 * 1048576,
+              `the ${side}'s JS heap and external memory grew by ${
+                mib(g.heap)
+              } MiB`,
+            );
+            assert.ok(
+              g.rss < 16 * 1048576,
+              `the ${side}'s RSS grew by ${mib(g.rss)} MiB`,
+            );
+          }
+        } finally {
+          await client.stop();
         }
       } finally {
-        await client.stop();
+        await server.stop();
       }
-    } finally {
-      await server.stop();
-    }
-  });
+    });
+  }
 });
