@@ -12,7 +12,10 @@
 // served by Deno.serve / Bun.serve), ours-grpc (native gRPC over h2c,
 // node:http2), connect-es (@connectrpc/connect-node, Connect over h2c) and
 // grpc-js (@grpc/grpc-js, gRPC over h2c, with the retry buffer capped as
-// RUNTIMES.md advises). method: sum, incrementalSum or lockstep.
+// RUNTIMES.md advises); ours-connect-h2f and ours-grpc-web-h2f (Connect /
+// gRPC-Web over Deno's fetch on h2c, to Deno.serve; Deno only, run by hand:
+// bench/h2_lockstep_ab.ts); the floor-* transports' floors (below).
+// method: sum, incrementalSum or lockstep.
 
 import process from "node:process";
 import http2 from "node:http2";

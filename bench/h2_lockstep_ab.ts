@@ -3,7 +3,7 @@
 // another checkout (base) against this one (new), under Deno and Bun.
 //
 //   deno run -A bench/h2_lockstep_ab.ts <bun> <baseDir> <newDir> <reps> <n> \
-//     [runtimes=deno,bun] [which=base,new,floor]
+//     [runtimes=deno,bun] [which=base,new,floor] [warmup=10000]
 //
 // Prints, per runtime, the medians of the runs' p50 and p99 (µs) and their
 // ratios (new/base, new/floor). Any other name in `which` is one of
@@ -14,7 +14,8 @@
 // lockstep's pairs.
 import { serverThenClient } from "./_server_client.ts";
 
-const [bun, baseDir, newDir, repsArg, nArg, rtArg, implArg] = Deno.args;
+const [bun, baseDir, newDir, repsArg, nArg, rtArg, implArg, warmupArg] =
+  Deno.args;
 const reps = Number(repsArg ?? 3);
 const n = Number(nArg ?? 4000);
 const runtimes = (rtArg ?? "deno,bun").split(",");
@@ -49,7 +50,16 @@ async function one(runtime: string, dir: string, impl: string) {
       });
   const result = await serverThenClient(
     cmd(["server", impl]),
-    (port) => cmd(["client", impl, port, "lockstep", String(n), String(n)]),
+    (port) =>
+      cmd([
+        "client",
+        impl,
+        port,
+        "lockstep",
+        String(n),
+        String(n),
+        ...(warmupArg ? [warmupArg] : []),
+      ]),
   ) as { lockstep: { p50: number; p99: number } };
   return result.lockstep;
 }
