@@ -97,12 +97,10 @@ switch (role) {
     break;
   case "rpc-client": {
     const [baseUrl, mode] = args;
-    let close = () => {};
-    let transport = createGrpcWebTransport({ baseUrl });
-    if (mode === "h2c") {
-      const client = h2cClient();
-      close = () => client.close();
-      transport = createConnectTransport({
+    const client = mode === "h2c" ? h2cClient() : undefined;
+    const close = () => client?.close();
+    const transport = client
+      ? createConnectTransport({
         baseUrl,
         fetch: (input, init) => {
           const withClient: RequestInit & { client: unknown } = {
@@ -111,8 +109,8 @@ switch (role) {
           };
           return fetch(input, withClient);
         },
-      });
-    }
+      })
+      : createGrpcWebTransport({ baseUrl });
     answerCommands({ ready: true }, {
       run: async ({ n }) => {
         const started = performance.now();
