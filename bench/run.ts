@@ -2519,7 +2519,7 @@ const UNSURE_NOTE =
     CONFIDENCE * 100
   }%-sure verdict needs (${
     Array.from({ length: 20 }, (_, n) => n).find(sureCount)
-  }; two equal contenders' three repetitions all fall on one side one run in four), and the run's time for more ran out (no repetition may end after ${CONFIG.settleDeadlineS} s), so this run cannot tell met from missed. A second letter names what would make the row miss.`;
+  }; two equal contenders' three repetitions all fall on one side one run in four), and the run's time for more ran out (its settling allowance, or the ${CONFIG.settleDeadlineS} s after which no repetition may end), so this run cannot tell met from missed. A second letter names what would make the row miss.`;
 const targetRows = targets.map((t) => [
   t.target,
   t.measured,
