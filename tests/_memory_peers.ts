@@ -35,18 +35,10 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { echoBytes } from "./_helpers.ts";
+import { echoBytes, h2cClient } from "./_helpers.ts";
 import { answerCommands } from "./_memory.ts";
 
 const [role, ...args] = process.argv.slice(2);
-
-/** Deno's HTTP/2-only client: h2c with prior knowledge (Deno only). */
-function h2cClient(): { close(): void } {
-  const deno = (globalThis as unknown as {
-    Deno: { createHttpClient(o: object): { close(): void } };
-  }).Deno;
-  return deno.createHttpClient({ http1: false, http2: true });
-}
 
 async function serveAndAnswer(handler: FetchHandler) {
   const server = await serve(handler, { hostname: "127.0.0.1", port: 0 });
@@ -79,9 +71,9 @@ switch (role) {
     const options: OpenDuplexOptions = {};
     let close = () => {};
     if (mode === "h2c") {
-      const client = h2cClient();
-      (options as { client?: unknown }).client = client;
-      close = () => client.close();
+      const h2c = h2cClient();
+      (options as { client?: unknown }).client = h2c.client;
+      close = h2c.close;
     }
     answerCommands({ ready: true }, {
       echo: async ({ bytes }) => {
@@ -97,19 +89,10 @@ switch (role) {
     break;
   case "rpc-client": {
     const [baseUrl, mode] = args;
-    const client = mode === "h2c" ? h2cClient() : undefined;
-    const close = () => client?.close();
-    const transport = client
-      ? createConnectTransport({
-        baseUrl,
-        fetch: (input, init) => {
-          const withClient: RequestInit & { client: unknown } = {
-            ...init,
-            client,
-          };
-          return fetch(input, withClient);
-        },
-      })
+    const h2c = mode === "h2c" ? h2cClient() : undefined;
+    const close = () => h2c?.close();
+    const transport = h2c
+      ? createConnectTransport({ baseUrl, fetch: h2c.fetch })
       : createGrpcWebTransport({ baseUrl });
     answerCommands({ ready: true }, {
       run: async ({ n }) => {

@@ -8,6 +8,7 @@ import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import {
   deadline,
+  h2cClient,
   lockstep,
   makeTempDir,
   removeDir,
@@ -415,7 +416,7 @@ describe("openDuplex over h2c", () => {
     "openDuplex completes 100 lockstep round trips over h2c (Deno)",
     { skip: runtime !== "deno" && "h2c needs Deno.createHttpClient" },
     async () => {
-      const client = Deno.createHttpClient({ http1: false, http2: true });
+      const h2c = h2cClient();
       try {
         await withServer((request) => {
           return duplexResponse(request, async (stream) => {
@@ -425,14 +426,14 @@ describe("openDuplex over h2c", () => {
           });
         }, async (server) => {
           const { stream, response } = openDuplex(server.url, {
-            client,
+            client: h2c.client,
           } as OpenDuplexOptions);
           await deadline(lockstep(stream, 100), 30_000, "h2c round trips");
           // With http1 off, only an h2 exchange can have succeeded.
           assert.equal((await response).status, 200);
         });
       } finally {
-        client.close();
+        h2c.close();
       }
     },
   );

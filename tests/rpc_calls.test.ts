@@ -38,6 +38,7 @@ import {
 import {
   Bytes,
   deadline,
+  h2cClient,
   runtime,
   startChild,
   startServer,
@@ -141,15 +142,6 @@ const setups: Setup[] = [
     : []),
 ];
 
-/** A fetch on its own HTTP/2-only `Deno.HttpClient`; close it after use. */
-function h2cFetch(): { fetch: typeof fetch; close(): void } {
-  const client = Deno.createHttpClient({ http1: false, http2: true });
-  return {
-    fetch: (input, init) => fetch(input, { ...init, client }),
-    close: () => client.close(),
-  };
-}
-
 function transportFor(
   setup: Setup,
   url: string,
@@ -162,7 +154,7 @@ function transportFor(
       close: () => httpClient.close(),
     };
   }
-  const h2c = setup.h2cFetch ? h2cFetch() : undefined;
+  const h2c = setup.h2cFetch ? h2cClient() : undefined;
   const options = {
     baseUrl: url,
     codec: setup.codec,
@@ -774,12 +766,12 @@ describe("coalescing and memory", () => {
   // gRPC-Web over HTTP/1.1 everywhere; under Deno also Connect over its
   // fetch on h2c (docs/rpc.md), where HTTP/2's flow control holds back a
   // client that sends faster than the server answers.
-  const memoryModes = runtime === "deno"
-    ? [
-      { name: "gRPC-Web over HTTP/1.1", args: [] },
-      { name: "Connect over h2c fetch", args: ["h2c"] },
-    ]
-    : [{ name: "gRPC-Web over HTTP/1.1", args: [] }];
+  const memoryModes = [
+    { name: "gRPC-Web over HTTP/1.1", args: [] },
+    ...(runtime === "deno"
+      ? [{ name: "Connect over h2c fetch", args: ["h2c"] }]
+      : []),
+  ];
   for (const mode of memoryModes) {
     it(`memory stays flat over many messages both ways, in the client and in the server (${mode.name})`, async () => {
       // The server and the client each run alone in their own process and
