@@ -443,6 +443,11 @@ function isFloor(impl: RpcImpl): impl is FloorImpl {
   return impl.startsWith("floor-");
 }
 
+/** The fetch of a floor over fetch: Deno's on h2c for the "-h2f" ones. */
+function floorFetch(impl: FloorImpl): typeof fetch {
+  return overH2cFetch(impl) ? h2cFetch() : fetch;
+}
+
 // The bare node:http2 pairs' warm-up and measured calls share one session
 // each (closed at the process's exit): under Deno 2.9.6 the by-hand
 // server aborted when the warm-up's session closed (free(): invalid
@@ -461,16 +466,9 @@ async function floorRun(
     byHandSession ??= http2.connect(`http://127.0.0.1:${port}`);
     times = await byHandTimes(byHandSession, n);
   } else if (impl === "floor-h1-sums" || impl === "floor-h2f-sums") {
-    times = await byHandFetchTimes(
-      port,
-      n,
-      overH2cFetch(impl) ? h2cFetch() : fetch,
-    );
+    times = await byHandFetchTimes(port, n, floorFetch(impl));
   } else if (impl !== "floor-h2") {
-    const { controller, responded } = duplexFetch(
-      port,
-      overH2cFetch(impl) ? h2cFetch() : fetch,
-    );
+    const { controller, responded } = duplexFetch(port, floorFetch(impl));
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     for (let i = 1; i <= n; i++) {
       const frame = frameFor(i);

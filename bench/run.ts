@@ -681,17 +681,16 @@ function judgeCheck(c: Check) {
 const leftOpen = new WeakSet<Check>();
 
 /**
- * `judgeCheck`, as printed: a miss that settle left open is "within
- * noise", with `unsure` set (the number of repetitions it rests on).
+ * A check's verdict as printed: a miss that settle left open is "within
+ * noise", with `unsure`, the number of repetitions it rests on.
  */
-function shownCheck(c: Check) {
-  const judged = judgeCheck(c);
-  if (judged.verdict !== "missed" || !leftOpen.has(c)) {
-    return { ...judged, unsure: undefined };
-  }
-  const verdict: Verdict = "within noise";
-  const unsure = judged.values.filter(Number.isFinite).length;
-  return { ...judged, verdict, unsure };
+function shownVerdict(
+  c: Check,
+  verdict: Verdict,
+): { verdict: Verdict; unsure?: number } {
+  if (verdict !== "missed" || !leftOpen.has(c)) return { verdict };
+  const unsure = c.values().filter(Number.isFinite).length;
+  return { verdict: "within noise", unsure };
 }
 
 /** Time left for settling repetitions, ms, shared by the calls given it. */
@@ -1085,8 +1084,8 @@ const GRPC_JS = "bun:grpc-js";
  * `vsGrpcJs`) serve both the settling and the verdicts.
  */
 function lockstepRefs(s: Record<string, Sample>, key: string) {
-  const checks = lockstepChecks.get(key) ?? lockstepCheckSet(s, key);
-  lockstepChecks.set(key, checks);
+  let checks = lockstepChecks.get(key);
+  if (!checks) lockstepChecks.set(key, checks = lockstepCheckSet(s, key));
   const { floorKey, jsFloorKey } = checks;
   const floorVsGrpcJs = ratio(s[floorKey].values, s[GRPC_JS].values);
   const jsFloorVsGrpcJs = jsFloorKey
@@ -2051,15 +2050,11 @@ function judged(
 }
 /**
  * `judged` on a check's values, goal and side; a miss that settling left
- * open is within noise (shownCheck).
+ * open is within noise (shownVerdict).
  */
 function judgedCheck(check: Check, cause: string) {
-  const { verdict, unsure } = shownCheck(check);
-  return {
-    ...judged(check.values(), check.goal, check.better, cause),
-    verdict,
-    unsure,
-  };
+  const result = judged(check.values(), check.goal, check.better, cause);
+  return { ...result, ...shownVerdict(check, result.verdict) };
 }
 /** A rule on figures of the run as a whole (no interval): met or missed. */
 const verdictOf = (met: boolean): Verdict => met ? "met" : "missed";
@@ -2189,7 +2184,9 @@ for (const row of rssRows) {
     // Judged on each repetition's own difference (ours and the floor run
     // seconds apart), as the ratios are.
     const { ours, floor } = row.live;
-    const { value: over, verdict, interval, unsure } = shownCheck(row.check);
+    const judgedRule = judgeCheck(row.check);
+    const { value: over, interval } = judgedRule;
+    const { verdict, unsure } = shownVerdict(row.check, judgedRule.verdict);
     const signed = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))}`;
     targets.push({
       target:
