@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { deadline } from "./_helpers.ts";
 import { bundle, ROOT } from "./_workerd.ts";
@@ -81,7 +82,15 @@ export async function startMiniflare(
     module,
     join(dir, "worker.js"),
     storage(dir),
-  ], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] }); // modules resolve from cwd
+  ], {
+    cwd: dir, // modules resolve from cwd
+    stdio: ["pipe", "pipe", "pipe"],
+    // miniflare keeps a directory of its own under the system's temporary
+    // directory and removes it without waiting for the removal at dispose
+    // (the script exits right after): one left in /tmp per start. Under the
+    // test's directory it goes with it.
+    env: { ...process.env, TMPDIR: dir },
+  });
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (s: string) => stderr += s);
   const stop = async () => {
