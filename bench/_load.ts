@@ -11,10 +11,12 @@
 // kind: echo (the library's `echo`; client: <streams> concurrent fetches
 // sharing <total> bytes), echo-bare (`new Response(request.body)`), upload
 // (`createUploadHandler` into a sink that drops the bytes; client: the
-// library's `upload`), rpc (StreamingCalcService over native gRPC, h2c,
-// node:http2; client: <streams> concurrent incrementalSum calls sharing
-// <total> messages on one session; idle: calls that sent one message, got
-// its reply and stay open), rpc-bare (a bare node:http2 server that echoes
+// library's `upload`), upload-bare (a raw handler that only reads the body;
+// client: the runtime's own fetch, sending the same Content-Length), rpc
+// (StreamingCalcService over native gRPC, h2c, node:http2; client:
+// <streams> concurrent incrementalSum calls sharing <total> messages on one
+// session; idle: calls that sent one message, got its reply and stay open),
+// rpc-bare (a bare node:http2 server that echoes
 // each stream's bytes: the runtime's own cost of an open h2 stream), ws (the
 // library's `upgradeWebSocket` + `websocketDuplex`, echoing), ws-bare (the
 // runtime's own WebSocket upgrade, echoing). Every wait is bounded by
@@ -212,8 +214,11 @@ async function runClient(
   }
   const one = async (bytes: number) => {
     if (kind === "upload-bare") {
+      // The same request as the library's client sends: a stream body
+      // with its Content-Length (chunked framing costs a server more).
       const response = await fetch(url, {
         method: "POST",
+        headers: { "content-length": String(bytes) },
         body: generated(bytes),
         duplex: "half",
       } as RequestInit);
