@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ReadAheadStream } from "../lib/streams/read_ahead_stream.ts";
 import { byteChunks, probeSource, settled } from "./_stream_probe.ts";
-import { runtime } from "./_helpers.ts";
+import { deadline, runtime } from "./_helpers.ts";
 
 describe("ReadAheadStream", () => {
   it("ReadAheadStream passes chunks unchanged and in order", async () => {
@@ -76,6 +76,21 @@ describe("ReadAheadStream", () => {
     const idle = source.pulls();
     assert.ok(idle <= 2, `pulled ${idle} with no read-ahead`);
     await reader.cancel();
+  });
+
+  it("ReadAheadStream with highWaterMark 0 passes every chunk through a pipe", async () => {
+    // A writable side with a high-water mark of 0 never asks a pipe for a
+    // chunk where pipeTo follows the Streams standard to the letter (Bun,
+    // Node): the stream must still flow.
+    const out: Uint8Array[] = [];
+    await deadline(
+      ReadableStream.from(byteChunks(10, 5))
+        .pipeThrough(new ReadAheadStream({ highWaterMark: 0 }))
+        .pipeTo(new WritableStream({ write: (chunk) => void out.push(chunk) })),
+      5_000,
+      "a pipe through ReadAheadStream({ highWaterMark: 0 })",
+    );
+    assert.deepEqual(out, byteChunks(10, 5));
   });
 
   it("ReadAheadStream refuses a bad highWaterMark with a RangeError", () => {

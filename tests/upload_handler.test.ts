@@ -98,6 +98,24 @@ describe("createUploadHandler", () => {
     assert.equal(response.headers.get("repr-digest"), null);
   });
 
+  it("createUploadHandler with readAheadBytes 0 receives the whole body", async () => {
+    const { sink, state, text } = memorySink();
+    const handler = createUploadHandler({
+      sink: () => sink,
+      readAheadBytes: 0,
+    });
+    const chunks = ["block one, ", "block two, ", "block three"];
+    const response = await deadline(
+      handler(post(ReadableStream.from(chunks.map((c) => enc.encode(c))))),
+      5_000,
+      "an upload with readAheadBytes 0",
+    );
+    assert.equal(response.status, 201);
+    assert.deepEqual(await response.json(), { bytes: chunks.join("").length });
+    assert.equal(text(), chunks.join(""));
+    assert.equal(state.closed, true);
+  });
+
   it("createUploadHandler passes { params } to sink and onComplete", async () => {
     const seen: Record<string, string>[] = [];
     const handler = createUploadHandler({
@@ -436,6 +454,17 @@ describe("slow clients", () => {
       receiveBody(post("x"), new WritableStream(), { timeoutMs: NaN }),
       /timeoutMs must be a non-negative number/,
     );
+  });
+
+  it("receiveBody refuses a bad readAheadBytes with a RangeError and aborts the sink", async () => {
+    for (const bad of [-1, 0.5, NaN]) {
+      const { sink, state } = memorySink();
+      await assert.rejects(
+        receiveBody(post("x"), sink, { readAheadBytes: bad }),
+        /Cannot receive body: readAheadBytes must be a non-negative integer/,
+      );
+      assert.ok(state.aborted, `sink aborted for readAheadBytes ${bad}`);
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
-import { checkMs } from "../_internal/limits.ts";
+import { checkMax, checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { bodyDeadline, checkMinRate, paceBody } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
@@ -61,7 +61,8 @@ export interface ReceiveBodyOptions {
   /**
    * Memory, in bytes, that the body's chunks read ahead of a slow sink may
    * keep alive, each counting its whole buffer. Keeps throughput up under
-   * Deno.serve over HTTP/1.1 and bounds memory.
+   * Deno.serve over HTTP/1.1 and bounds memory. `0` reads one chunk at a
+   * time.
    *
    * @default {4194304} (4 MiB)
    */
@@ -290,6 +291,7 @@ export async function receiveBody(
     checkIdleTimeout("receive body", idleTimeoutMs);
     checkMinRate("receive body", minBytesPerSecond, minRateWindowMs);
     checkMs("receive body", "timeoutMs", timeoutMs);
+    checkMax("receive body", "readAheadBytes", readAheadBytes);
     planned = plan(input, options, maxBytes);
     signal?.throwIfAborted();
   } catch (error) {
@@ -310,7 +312,9 @@ export async function receiveBody(
     // and the hashes, one for the read-ahead. The read-ahead queued on the
     // first hop's readable side left 5-10 MiB more of a 1 GiB upload to
     // Deno's collector (docs/performance.md, "Two hops for an upload").
-    await paceBody(
+    // With no read-ahead asked for, the first hop alone (it holds at most
+    // one chunk).
+    const paced = paceBody(
       body,
       { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
       {
@@ -322,7 +326,12 @@ export async function receiveBody(
           for (const hasher of all) hasher.update(chunk);
         },
       },
-    ).pipeThrough(new ReadAheadStream({ highWaterMark: readAheadBytes }))
+    );
+    await (readAheadBytes > 0
+      ? paced.pipeThrough(
+        new ReadAheadStream({ highWaterMark: readAheadBytes }),
+      )
+      : paced)
       .pipeTo(sink, {
         signal: AbortSignal.any(signals),
         preventClose: true,

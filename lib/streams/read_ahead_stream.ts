@@ -7,7 +7,8 @@ export interface ReadAheadStreamOptions {
    * alive. Each chunk counts its whole buffer: a 16 KiB view of a 64 KiB
    * buffer counts 64 KiB, and chunks that view one larger shared buffer
    * each count all of it. A chunk larger than this is still read ahead
-   * alone (a source of such chunks is read one chunk ahead).
+   * alone (a source of such chunks is read one chunk ahead); `0` passes one
+   * chunk at a time, reading nothing ahead.
    *
    * @default {4194304}
    */
@@ -56,7 +57,11 @@ export class ReadAheadStream extends TransformStream<Uint8Array, Uint8Array> {
     }
     super(
       {},
-      heldBytesStrategy(highWaterMark),
+      // At least one byte: where pipeTo follows the Streams standard to the
+      // letter (Bun, Node), a pipe never writes into a writable side whose
+      // desired size is 0, and a pipe through a high-water mark of 0 hangs.
+      // One byte takes one chunk at a time: nothing read ahead.
+      heldBytesStrategy(Math.max(highWaterMark, 1)),
       new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
     );
   }
