@@ -112,6 +112,25 @@ describe("openDuplex and duplexResponse over HTTP/1.1", () => {
     );
   });
 
+  it("openDuplex and duplexResponse with writeHighWaterMark 0 write one chunk at a time", async () => {
+    // A queue of 0 bytes is never "ready" in a WritableStream: the writes
+    // must still go, each after the one before it was taken.
+    await withServer(
+      duplexServer(echoHandler, { writeHighWaterMark: 0 }),
+      async (server) => {
+        const { stream } = openDuplex(server.url, { writeHighWaterMark: 0 });
+        // 20 round trips, each line echoed back before the next is written,
+        // then the end of both sides (lockstep throws on any difference).
+        await deadline(
+          lockstep(stream, 20, { prefix: "" }),
+          10_000,
+          "lockstep with writeHighWaterMark 0",
+        );
+        assert.equal(stream.readableEnded, true);
+      },
+    );
+  });
+
   it("openDuplex write waits when the server stops reading, with bounded bytes in flight", async () => {
     const resume = Promise.withResolvers<void>();
     let received = 0;

@@ -78,7 +78,8 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
   readAheadBytes?: number;
   /**
    * Bytes of written output queued before `write` waits (the output's
-   * high-water mark).
+   * high-water mark). `0`: each write waits until the one before it was
+   * taken.
    *
    * @default {65536}
    */
@@ -253,7 +254,11 @@ export function duplexResponse(
         start();
       },
     },
-    new ByteLengthQueuingStrategy({ highWaterMark: writeHighWaterMark }),
+    // At least one byte: a queue of 0 is never ready for a write. One byte
+    // takes one chunk, and the next write waits until it is taken.
+    new ByteLengthQueuingStrategy({
+      highWaterMark: Math.max(writeHighWaterMark, 1),
+    }),
     new ByteLengthQueuingStrategy({ highWaterMark: 1 }),
   );
   const stream = new DuplexStream(input, output.writable, options);

@@ -52,7 +52,8 @@ export interface OpenDuplexOptions
   maxDecompressedBytes?: number;
   /**
    * Bytes of written request body queued before `write` waits (the request
-   * stream's high-water mark); `fetch` and the network buffer more.
+   * stream's high-water mark); `fetch` and the network buffer more. `0`:
+   * each write waits until the one before it was taken.
    *
    * @default {65536}
    */
@@ -227,11 +228,18 @@ export function openDuplex(
   // The runtime cancels the request body with a bare "resource closed" when
   // the exchange breaks; say which side failed instead, keeping the cause.
   const writer = requestBody.writable.getWriter();
-  const requestSink = new WritableStream<Uint8Array>({
-    write: (chunk) => writer.write(chunk).catch(requestFailed),
-    close: () => writer.close().catch(requestFailed),
-    abort: (reason) => writer.abort(reason),
-  }, new ByteLengthQueuingStrategy({ highWaterMark: writeHighWaterMark }));
+  const requestSink = new WritableStream<Uint8Array>(
+    {
+      write: (chunk) => writer.write(chunk).catch(requestFailed),
+      close: () => writer.close().catch(requestFailed),
+      abort: (reason) => writer.abort(reason),
+    },
+    // At least one byte: a queue of 0 is never ready for a write. One byte
+    // takes one chunk, and the next write waits until it is taken.
+    new ByteLengthQueuingStrategy({
+      highWaterMark: Math.max(writeHighWaterMark, 1),
+    }),
+  );
 
   const stream = new DuplexStream(responseBody, requestSink, {
     maxReadBytes,
