@@ -16,11 +16,11 @@
 // (StreamingCalcService over native gRPC, h2c, node:http2; client:
 // <streams> concurrent incrementalSum calls sharing <total> messages on one
 // session; idle: calls that sent one message, got its reply and stay open),
-// rpc-bare (a bare node:http2 server that echoes
-// each stream's bytes: the runtime's own cost of an open h2 stream), ws (the
-// library's `upgradeWebSocket` + `websocketDuplex`, echoing), ws-bare (the
-// runtime's own WebSocket upgrade, echoing). Every wait is bounded by
-// bench/run.ts, which kills a process that overruns.
+// rpc-bare (a bare node:http2 server that echoes each stream's bytes: the
+// runtime's own cost of an open h2 stream), ws (the library's
+// `upgradeWebSocket` + `websocketDuplex`, echoing), ws-bare (the runtime's
+// own WebSocket upgrade, echoing). Every wait is bounded by bench/run.ts,
+// which kills a process that overruns.
 
 import process from "node:process";
 import http2 from "node:http2";
