@@ -141,6 +141,9 @@ step bundle-size deno task build:worker
 # is the full run behind the README's performance section).
 step bench-smoke deno task bench:smoke
 step bench-multipart-smoke deno run --allow-read --allow-env bench/multipart_bench.ts --smoke
+# What one small upload costs in process (docs/performance.md), a few
+# requests per case.
+step bench-upload-request-smoke env BENCH_SMOKE=1 deno bench --allow-env=BENCH_SMOKE bench/upload_request_bench.ts
 # Lockstep over Deno's fetch on h2c, measured by hand (docs/performance.md):
 # 20 round trips each, so that its contenders run.
 step bench-h2c-fetch-smoke deno run --allow-run --allow-read bench/h2_lockstep_ab.ts bun . . 1 20 deno floor-h2f,floor-h2f-js,floor-h2f-sums,ours-connect-h2f,ours-grpc-web-h2f 20
