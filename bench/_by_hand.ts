@@ -9,6 +9,7 @@
 // and bench/_h2_split.ts (raw).
 import http2 from "node:http2";
 import process from "node:process";
+import { h2cClient } from "../tests/_h2c_client.ts";
 
 function varint(v: number): number[] {
   const bytes: number[] = [];
@@ -204,16 +205,10 @@ let h2cFetchImpl: typeof fetch | undefined;
  */
 export function h2cFetch(): typeof fetch {
   if (h2cFetchImpl) return h2cFetchImpl;
-  // deno-lint-ignore no-explicit-any
-  const deno = (globalThis as any).Deno;
-  if (!deno?.createHttpClient || "Bun" in globalThis) {
+  if (!("Deno" in globalThis) || "Bun" in globalThis) {
     throw new Error("h2c over fetch needs Deno (Deno.createHttpClient)");
   }
-  const client = deno.createHttpClient({ http1: false, http2: true });
-  return h2cFetchImpl = (input, init) => {
-    const withClient: RequestInit & { client: unknown } = { ...init, client };
-    return fetch(input, withClient);
-  };
+  return h2cFetchImpl = h2cClient().fetch;
 }
 
 /**

@@ -12,6 +12,8 @@ import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
 import type { MessageType } from "../lib/rpc/mod.ts";
 
+export { h2cClient } from "./_h2c_client.ts";
+
 /**
  * `body` read through a pull-based stream that calls `onEnd` once, when the
  * body ends: closed, errored, or cancelled by its reader (once the cancel
@@ -82,31 +84,6 @@ export const Bytes: MessageType<Uint8Array> = {
 
 /** What `serve` accepts: a handler that may answer synchronously. */
 type FetchHandler = Parameters<typeof serve>[0];
-
-/**
- * Deno's HTTP/2-only client: h2c with prior knowledge, the one runtime fetch
- * here that speaks HTTP/2 without TLS (Deno only). `client` for options that
- * take a `Deno.HttpClient` (openDuplex), `fetch` bound to it for those that
- * take a fetch (the RPC transports); `close` it after use.
- */
-export function h2cClient(): {
-  client: unknown;
-  fetch: typeof fetch;
-  close(): void;
-} {
-  const deno = (globalThis as unknown as {
-    Deno: { createHttpClient(o: object): { close(): void } };
-  }).Deno;
-  const client = deno.createHttpClient({ http1: false, http2: true });
-  return {
-    client,
-    fetch: (input, init) => {
-      const withClient: RequestInit & { client: unknown } = { ...init, client };
-      return fetch(input, withClient);
-    },
-    close: () => client.close(),
-  };
-}
 
 /** Which runtime runs the tests. */
 export const runtime: "deno" | "bun" | "node" = "Bun" in globalThis
