@@ -2486,6 +2486,9 @@ const table = (head: string[], body: string[][], align?: string[]) =>
 const num = (values: number[], digits = 0) =>
   values.map((v) => fmt(v, digits)).join(", ");
 
+/** The fewest repetitions a CONFIDENCE-sure verdict can rest on. */
+const SURE_COUNT = Array.from({ length: 20 }, (_, n) => n).find(sureCount);
+
 const method =
   `Loopback 127.0.0.1, servers and clients in separate processes; every comparison interleaved (A, B, A, B, ...) over ${CONFIG.reps} repetition${
     CONFIG.reps > 1 ? "s" : ""
@@ -2493,9 +2496,7 @@ const method =
     CONFIDENCE * 100
   }% sure where their number allows it, their whole range where it does not); otherwise it is "within noise", its interval printed: the run cannot tell. Once every section has measured, in this order, the echoes', uploads' and memory rules' comparisons within noise, or missed in fewer repetitions than a ${
     CONFIDENCE * 100
-  }%-sure verdict needs (${
-    Array.from({ length: 20 }, (_, n) => n).find(sureCount)
-  }), get more repetitions, up to ${CONFIG.settleReps} in all, within ${
+  }%-sure verdict needs (${SURE_COUNT}), get more repetitions, up to ${CONFIG.settleReps} in all, within ${
     CONFIG.settleMs / 1000
   } s together; the streaming rates', of sum and incrementalSum alone (ours right beside the faster peer), within ${
     CONFIG.streamingSettleMs / 1000
@@ -2519,9 +2520,7 @@ const NOISE_NOTE =
 const UNSURE_NOTE =
   `within noise: every repetition fell on the miss's side, but they are fewer than a ${
     CONFIDENCE * 100
-  }%-sure verdict needs (${
-    Array.from({ length: 20 }, (_, n) => n).find(sureCount)
-  }; two equal contenders' three repetitions all fall on one side one run in four), and the run's time for more ran out (its settling allowance, or the ${CONFIG.settleDeadlineS} s after which no repetition may end), so this run cannot tell met from missed. A second letter names what would make the row miss.`;
+  }%-sure verdict needs (${SURE_COUNT}; two equal contenders' three repetitions all fall on one side one run in four), and the run's time for more ran out (its settling allowance, or the ${CONFIG.settleDeadlineS} s after which no repetition may end), so this run cannot tell met from missed. A second letter names what would make the row miss.`;
 const targetRows = targets.map((t) => [
   t.target,
   t.measured,
