@@ -41,7 +41,7 @@ const bare = createUploadHandler({
 });
 
 async function check(response: Response): Promise<void> {
-  if (response.status !== 201 && response.status !== 200) {
+  if (response.status !== 201) {
     throw new Error(`Upload: ${response.status} ${await response.text()}`);
   }
 }
