@@ -4,10 +4,13 @@
 // What it must keep: a source that goes quiet or drips fails the stream, a
 // consumer that holds the stream back does not (and no limit is cut short
 // by it), the read-ahead is bounded, and every way out cancels the source
-// and leaves no timer behind.
+// and leaves no timer behind. PacedReader holds a source to the same pace
+// for a consumer with a read loop of its own (receiveBody): only time inside
+// its reads counts.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  PacedReader,
   pipeWithPace,
   withIdleTimeout,
 } from "../lib/_internal/idle_timeout.ts";
@@ -431,5 +434,155 @@ describe("withIdleTimeout", () => {
     assert.ok(error instanceof Idle, `got ${String(error)}`);
     await settled();
     assert.equal(source.cancelled()?.reason, error);
+  });
+});
+
+describe("PacedReader", () => {
+  const idle = (idleTimeoutMs: number) => ({
+    idleTimeoutMs,
+    onIdle: () => new Idle("idle"),
+  });
+  class Slow extends Error {}
+
+  it("PacedReader reads every chunk in order, then done, with no limit set", async () => {
+    const reader = new PacedReader(ReadableStream.from(byteChunks(5, 3)), {});
+    const out: Uint8Array[] = [];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      out.push(r.value);
+    }
+    assert.deepEqual(out, byteChunks(5, 3));
+  });
+
+  it("PacedReader fails a read that waits idleTimeoutMs, on time, and cancels the source with the same error", async () => {
+    const { stream, cancelled } = stallingSource(byteChunks(2, 4));
+    const reader = new PacedReader(stream, idle(150));
+    await reader.read();
+    await reader.read();
+    const started = performance.now();
+    const error = await deadline(
+      reader.read().then(() => undefined, (e) => e),
+      5_000,
+      "idle error",
+    );
+    const waited = performance.now() - started;
+    assert.ok(error instanceof Idle, `got ${String(error)}`);
+    // Not before the limit, and not an eighth late (a timer's slack only).
+    assert.ok(waited >= 140 && waited < 1_000, `failed after ${waited} ms`);
+    assert.equal(await deadline(cancelled, 5_000, "cancel"), error);
+    // Every later read fails the same way.
+    assert.equal(await reader.read().catch((e) => e), error);
+  });
+
+  it("PacedReader does not count time between reads (a consumer busy for 3x the limit)", async () => {
+    const reader = new PacedReader(
+      ReadableStream.from(byteChunks(4, 10)),
+      { ...idle(100), minBytesPerSecond: 1_000_000, minRateWindowMs: 100 },
+    );
+    let count = 0;
+    while (!(await reader.read()).done) {
+      count++;
+      await sleep(300); // the consumer (a slow sink) holds the loop
+    }
+    assert.equal(count, 4);
+  });
+
+  it("PacedReader fails a source slower than minBytesPerSecond over a window of reads, with onSlow's error", async () => {
+    // 10 bytes every 20 ms is 500 B/s, under the 2,000 asked: the first
+    // full window of waiting (200 ms) fails, long before the idle timeout.
+    const cancelled = Promise.withResolvers<unknown>();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await sleep(20);
+        controller.enqueue(new Uint8Array(10));
+      },
+      cancel: (reason) => cancelled.resolve(reason),
+    }, { highWaterMark: 0 });
+    const reader = new PacedReader(stream, {
+      ...idle(5_000),
+      minBytesPerSecond: 2_000,
+      minRateWindowMs: 200,
+      onSlow: () => new Slow("slow"),
+    });
+    const started = performance.now();
+    let error: unknown;
+    while (error === undefined) {
+      error = await deadline(
+        reader.read().then(() => undefined, (e) => e),
+        5_000,
+        "slow error",
+      );
+    }
+    const waited = performance.now() - started;
+    assert.ok(error instanceof Slow, `got ${String(error)}`);
+    assert.ok(waited >= 190 && waited < 2_000, `failed after ${waited} ms`);
+    assert.equal(await deadline(cancelled.promise, 5_000, "cancel"), error);
+  });
+
+  it("PacedReader fails one read that lasts a whole rate window with too few bytes, during the read", async () => {
+    // One byte, then silence: the window (150 ms) ends inside the read,
+    // before the idle timeout (5 s); the timer fails it there.
+    const { stream, cancelled } = stallingSource([new Uint8Array(1)]);
+    const reader = new PacedReader(stream, {
+      ...idle(5_000),
+      minBytesPerSecond: 1_000,
+      minRateWindowMs: 150,
+      onSlow: () => new Slow("slow"),
+    });
+    await reader.read();
+    const error = await deadline(
+      reader.read().then(() => undefined, (e) => e),
+      2_000,
+      "slow error",
+    );
+    assert.ok(error instanceof Slow, `got ${String(error)}`);
+    await deadline(cancelled, 5_000, "cancel");
+  });
+
+  it("PacedReader starts a new rate window inside a long read when the last one had enough bytes", async () => {
+    // 300 bytes at once, then 250 ms of silence, then the rest: the first
+    // window (100 ms, 100 bytes needed) had enough; the windows that end
+    // during the silence had none, so the read fails with onSlow.
+    const { stream } = stallingSource([new Uint8Array(300)]);
+    const reader = new PacedReader(stream, {
+      minBytesPerSecond: 1_000,
+      minRateWindowMs: 100,
+      onSlow: () => new Slow("slow"),
+    });
+    await reader.read();
+    const started = performance.now();
+    const error = await deadline(
+      reader.read().then(() => undefined, (e) => e),
+      2_000,
+      "slow error",
+    );
+    const waited = performance.now() - started;
+    assert.ok(error instanceof Slow, `got ${String(error)}`);
+    // Not at the end of the first window (100 ms: it had enough bytes) but
+    // at the end of the next one, empty (200 ms).
+    assert.ok(waited >= 190 && waited < 1_000, `failed after ${waited} ms`);
+  });
+
+  it("PacedReader.fail rejects the pending read with the error and cancels the source", async () => {
+    const { stream, cancelled } = stallingSource([]);
+    const reader = new PacedReader(stream, idle(5_000));
+    const pending = reader.read().then(() => undefined, (e) => e);
+    const error = new Error("stop");
+    reader.fail(error);
+    reader.fail(new Error("second")); // the first failure wins
+    assert.equal(await deadline(pending, 2_000, "pending read"), error);
+    assert.equal(await deadline(cancelled, 2_000, "cancel"), error);
+  });
+
+  it("PacedReader passes the source's own error, to this read and the next", async () => {
+    const failure = new Error("client gone");
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await sleep(10);
+        controller.error(failure);
+      },
+    }, { highWaterMark: 0 });
+    const reader = new PacedReader(stream, idle(60_000));
+    assert.equal(await reader.read().catch((e) => e), failure);
+    assert.equal(await reader.read().catch((e) => e), failure);
   });
 });

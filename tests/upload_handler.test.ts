@@ -468,6 +468,184 @@ describe("slow clients", () => {
   });
 });
 
+/**
+ * A body of `count` chunks of `size` bytes (each its own buffer), and how
+ * many the receiver has pulled from it so far.
+ */
+function countedBody(count: number, size: number) {
+  const pulled = { count: 0, cancelled: undefined as unknown };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulled.count === count) return controller.close();
+      controller.enqueue(new Uint8Array(size).fill(pulled.count++ % 256));
+    },
+    cancel: (reason) => void (pulled.cancelled = reason ?? "cancelled"),
+  }, { highWaterMark: 0 });
+  return { stream, pulled };
+}
+
+/** A sink whose first write waits until `release()`; it keeps the bytes. */
+function gatedSink() {
+  const gate = Promise.withResolvers<void>();
+  const chunks: Uint8Array[] = [];
+  let first = true;
+  const sink = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      if (first) {
+        first = false;
+        await gate.promise;
+      }
+      chunks.push(chunk.slice());
+    },
+  });
+  return { sink, chunks, release: () => gate.resolve() };
+}
+
+const ticks = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
+};
+
+describe("receiveBody's read loop", () => {
+  for (const readAheadBytes of [0, 4096]) {
+    it(`receiveBody reads at most readAheadBytes (${readAheadBytes}) ahead of a sink that holds its first write`, async () => {
+      const { stream, pulled } = countedBody(64, 1024);
+      const { sink, chunks, release } = gatedSink();
+      const receiving = receiveBody(stream, sink, { readAheadBytes });
+      await ticks(20);
+      // The chunk in the sink's write, the chunks read ahead (each counts
+      // its 1,024-byte buffer), and the one read that found no room.
+      const most = 1 + readAheadBytes / 1024 + 1;
+      assert.ok(
+        pulled.count <= most,
+        `${pulled.count} chunks pulled, at most ${most} expected`,
+      );
+      assert.ok(pulled.count >= 1, "the first chunk was read");
+      release();
+      const received = await deadline(receiving, 10_000, "receive");
+      assert.equal(received.bytes, 64 * 1024);
+      assert.equal(chunks.length, 64);
+      chunks.forEach((c, i) => assert.equal(c[0], i % 256, `chunk ${i}`));
+    });
+  }
+
+  it("receiveBody does not count a slow sink against idleTimeoutMs", async () => {
+    // Every chunk is there at once; the sink takes 3x the idle timeout for
+    // each: the client is never waited for that long.
+    const sink = new WritableStream<Uint8Array>({
+      write: () => new Promise((resolve) => setTimeout(resolve, 150)),
+    });
+    const received = await deadline(
+      receiveBody(ReadableStream.from(byteChunksOf(4, 8)), sink, {
+        idleTimeoutMs: 50,
+      }),
+      10_000,
+      "slow sink",
+    );
+    assert.equal(received.bytes, 32);
+  });
+
+  it("receiveBody answers an aborted signal mid-body with 503, aborts the sink and cancels the body", async () => {
+    const { sink, state } = memorySink();
+    const controller = new AbortController();
+    const reason = new Error("shutting down");
+    let cancelled: unknown;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        controller.enqueue(new Uint8Array(8));
+      },
+      cancel: (why) => void (cancelled = why ?? "cancelled"),
+    }, { highWaterMark: 0 });
+    setTimeout(() => controller.abort(reason), 60);
+    const error = await deadline(
+      receiveBody(body, sink, { signal: controller.signal })
+        .then(() => undefined, (e) => e),
+      10_000,
+      "aborted receive",
+    );
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, 503);
+    assert.equal(error.cause, reason);
+    assert.ok(state.aborted, "sink aborted");
+    assert.equal(state.closed, false);
+    assert.equal(cancelled, reason, "body cancelled with the reason");
+  });
+
+  it("receiveBody answers a failing sink with 500 (its error the cause) and cancels the body", async () => {
+    const { stream, pulled } = countedBody(100, 16);
+    const failure = new Error("disk full");
+    let writes = 0;
+    const sink = new WritableStream<Uint8Array>({
+      write() {
+        if (++writes === 3) throw failure;
+      },
+    });
+    const error = await deadline(
+      receiveBody(stream, sink).then(() => undefined, (e) => e),
+      10_000,
+      "sink failure",
+    );
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, 500);
+    assert.equal(error.cause, failure);
+    assert.ok(pulled.cancelled, "body cancelled");
+    assert.ok(pulled.count < 100, `${pulled.count} of 100 chunks read`);
+  });
+
+  it("receiveBody answers a body that fails (a client gone) with 400 and aborts the sink", async () => {
+    const { sink, state } = memorySink();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ === 3) controller.error(new Error("connection reset"));
+        else controller.enqueue(new Uint8Array(8));
+      },
+    });
+    const error = await deadline(
+      receiveBody(body, sink).then(() => undefined, (e) => e),
+      10_000,
+      "body failure",
+    );
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, 400);
+    assert.match(error.message, /connection reset/);
+    assert.ok(state.aborted, "sink aborted");
+    assert.equal(state.closed, false);
+  });
+
+  it("receiveBody refuses a body already read with its TypeError at once, and aborts the sink", async () => {
+    // It used to wait forever (the pipe never started).
+    const request = post("hello", { "content-length": "5" });
+    await request.text();
+    const { sink, state } = memorySink();
+    const error = await deadline(
+      receiveBody(request, sink, { timeoutMs: 60_000 })
+        .then(() => undefined, (e) => e),
+      2_000,
+      "used body",
+    );
+    assert.ok(error instanceof TypeError, String(error));
+    assert.ok(state.aborted, "sink aborted");
+  });
+
+  it("receiveBody refuses a sink already locked with its TypeError at once, and cancels the body", async () => {
+    const { stream, pulled } = countedBody(4, 8);
+    const sink = new WritableStream<Uint8Array>();
+    sink.getWriter();
+    const error = await deadline(
+      receiveBody(stream, sink).then(() => undefined, (e) => e),
+      2_000,
+      "locked sink",
+    );
+    assert.ok(error instanceof TypeError, String(error));
+    assert.ok(pulled.cancelled, "body cancelled");
+  });
+});
+
+function byteChunksOf(n: number, size: number): Uint8Array[] {
+  return Array.from({ length: n }, () => new Uint8Array(size));
+}
+
 describe("HttpError.getResponse", () => {
   it("HttpError.getResponse answers its status and message", async () => {
     const response = new HttpError(413, "Cannot accept body: too big")

@@ -281,3 +281,137 @@ export function withIdleTimeout(
 export function checkIdleTimeout(what: string, ms: number | undefined): void {
   checkMs(what, "idleTimeoutMs", ms);
 }
+
+/** What a {@linkcode PacedReader} holds its source to. */
+export type ReadPace = Pick<
+  PaceOptions,
+  | "idleTimeoutMs"
+  | "onIdle"
+  | "minBytesPerSecond"
+  | "minRateWindowMs"
+  | "onSlow"
+>;
+
+/**
+ * A reader of `source` that holds it to a pace: a read waiting more than
+ * `idleTimeoutMs` fails with `onIdle()`'s error, and fewer than
+ * `minBytesPerSecond` over a window of `minRateWindowMs` spent in reads
+ * (the first window is the grace period) fail with `onSlow()`'s. Only time
+ * inside `read()` counts, so a consumer that stops reading (a slow sink)
+ * is never held against the source, and a limit fires when it is reached,
+ * not later. For a consumer with a read loop of its own (receiveBody):
+ * no stream hop between the source and the loop, and one timer re-armed
+ * only when it fires early (a timer per chunk costs more than the chunk
+ * on a fast stream). Each failure cancels `source` with its error, and the
+ * pending read and every later one reject with it.
+ */
+export class PacedReader {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #pace: ReadPace;
+  #idleMs: number;
+  #windowMs: number;
+  #needed: number;
+  #readStart = -1; // when the pending read began; -1: none pending
+  #waited = 0; // ms spent in reads in the current rate window
+  #bytes = 0; // bytes read in the current rate window
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #failure: { error: unknown } | undefined;
+
+  constructor(source: ReadableStream<Uint8Array>, pace: ReadPace) {
+    this.#reader = source.getReader();
+    this.#pace = pace;
+    this.#idleMs = pace.idleTimeoutMs ?? 0;
+    this.#windowMs = pace.minBytesPerSecond ? pace.minRateWindowMs ?? 0 : 0;
+    this.#needed = (pace.minBytesPerSecond ?? 0) * this.#windowMs / 1000;
+  }
+
+  /** Reads the next chunk; rejects with the failure, if any. */
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    this.#throwIfFailed();
+    const timed = this.#idleMs > 0 || this.#windowMs > 0;
+    if (timed) {
+      this.#readStart = performance.now();
+      // An armed timer is never late for this read: it was armed at an
+      // earlier read for a limit no further away than this one's.
+      this.#timer ??= setTimeout(this.#look, this.#due(0));
+    }
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await this.#reader.read();
+    } catch (error) {
+      // The source failed (a client abort): nothing to cancel.
+      this.#failure ??= { error };
+      this.#stop();
+      throw this.#failure.error;
+    }
+    // A failure cancelled the source: the read ended early for it.
+    this.#throwIfFailed();
+    if (result.done) {
+      this.#stop();
+      return result;
+    }
+    if (timed) {
+      this.#waited += performance.now() - this.#readStart;
+      this.#readStart = -1;
+      this.#bytes += result.value.byteLength;
+      this.#windowFull(0);
+      this.#throwIfFailed();
+    }
+    return result;
+  }
+
+  /**
+   * Fails the reader with `error` (the first failure wins): the source is
+   * cancelled with it, and the pending read rejects with it.
+   */
+  fail(error: unknown): void {
+    if (this.#failure) return;
+    this.#failure = { error };
+    this.#stop();
+    this.#reader.cancel(error).catch(() => {});
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure) throw this.#failure.error;
+  }
+
+  #stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#readStart = -1;
+  }
+
+  /** Ms from now to the nearest limit, `waiting` ms into a read. */
+  #due(waiting: number): number {
+    let next = Infinity;
+    if (this.#idleMs) next = this.#idleMs - waiting;
+    if (this.#windowMs) {
+      next = Math.min(next, this.#windowMs - (this.#waited + waiting));
+    }
+    return Math.max(1, next);
+  }
+
+  /**
+   * A full rate window, `waiting` ms into a read: too few bytes fail, enough
+   * start the next window (from now).
+   */
+  #windowFull(waiting: number): void {
+    if (!this.#windowMs || this.#waited + waiting < this.#windowMs) return;
+    if (this.#bytes < this.#needed) return this.fail(this.#pace.onSlow?.());
+    this.#waited = -waiting;
+    this.#bytes = 0;
+  }
+
+  #look = (): void => {
+    this.#timer = undefined;
+    // Not reading: the next read re-arms.
+    if (this.#readStart < 0 || this.#failure) return;
+    const waiting = performance.now() - this.#readStart;
+    if (this.#idleMs && waiting >= this.#idleMs) {
+      return this.fail(this.#pace.onIdle?.());
+    }
+    this.#windowFull(waiting);
+    if (this.#failure) return;
+    this.#timer = setTimeout(this.#look, this.#due(waiting));
+  };
+}

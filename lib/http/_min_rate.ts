@@ -4,7 +4,11 @@
 // measured over windows of time spent WAITING for the client (time the
 // consumer is busy, such as a slow sink, does not count), bounds that too.
 
-import { type PaceOptions, pipeWithPace } from "../_internal/idle_timeout.ts";
+import {
+  type PaceOptions,
+  pipeWithPace,
+  type ReadPace,
+} from "../_internal/idle_timeout.ts";
 import { checkMs } from "../_internal/limits.ts";
 import { HttpError } from "./http_error.ts";
 
@@ -16,19 +20,13 @@ export interface BodyPace {
 }
 
 /**
- * A request body paced as every receiver paces it, in one hop: 408 when no
- * byte arrives for `idleTimeoutMs`, or fewer than `minBytesPerSecond` arrive
- * over `minRateWindowMs` (each message names its option); `options` adds a
- * read-ahead, an abort signal and a look at each chunk to the same hop.
+ * The pace every receiver holds a request body to: 408 when no byte arrives
+ * for `idleTimeoutMs`, or fewer than `minBytesPerSecond` arrive over
+ * `minRateWindowMs` (each message names its option).
  */
-export function paceBody(
-  body: ReadableStream<Uint8Array>,
-  pace: BodyPace,
-  options: Omit<PaceOptions, keyof BodyPace | "onIdle" | "onSlow"> = {},
-): ReadableStream<Uint8Array> {
+export function bodyPace(pace: BodyPace): ReadPace {
   const { idleTimeoutMs, minBytesPerSecond, minRateWindowMs } = pace;
-  return pipeWithPace(body, {
-    ...options,
+  return {
     idleTimeoutMs,
     onIdle: () =>
       new HttpError(
@@ -42,13 +40,22 @@ export function paceBody(
         408,
         `Cannot receive body: fewer than ${minBytesPerSecond} bytes per second arrived over ${minRateWindowMs} ms (minBytesPerSecond)`,
       ),
-  });
+  };
 }
 
 /**
- * The whole body's deadline, from now: past `timeoutMs` (0: none) its signal
- * aborts with a 408 naming the option. `clear()` once the body is in.
+ * A request body paced as {@linkcode bodyPace} says, in one hop, for a
+ * consumer that pipes it (a parser); `options` adds a read-ahead, an abort
+ * signal and a look at each chunk to the same hop.
  */
+export function paceBody(
+  body: ReadableStream<Uint8Array>,
+  pace: BodyPace,
+  options: Omit<PaceOptions, keyof ReadPace> = {},
+): ReadableStream<Uint8Array> {
+  return pipeWithPace(body, { ...options, ...bodyPace(pace) });
+}
+
 export function bodyDeadline(
   timeoutMs: number,
 ): { signal: AbortSignal; clear(): void } {

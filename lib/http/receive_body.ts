@@ -1,8 +1,8 @@
-import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
-import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
+import { heldBytes } from "../_internal/bytes.ts";
+import { checkIdleTimeout, PacedReader } from "../_internal/idle_timeout.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
-import { bodyDeadline, checkMinRate, paceBody } from "./_min_rate.ts";
+import { bodyDeadline, bodyPace, checkMinRate } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
@@ -71,9 +71,10 @@ export interface ReceiveBodyOptions {
    * The longest wait for the next bytes of the body, in milliseconds: a
    * client that sends nothing for this long (a stalled or malicious upload)
    * is refused with 408 and the sink aborted, so it cannot pin the handler
-   * and its sink forever. Time the sink takes does not count (after the
-   * sink held the body back, the 408 may come up to an eighth of the limit
-   * late, never early). `0` disables.
+   * and its sink forever. Time the sink takes does not count. (In
+   * `createUploadHandler`'s multipart mode the whole body is watched as it
+   * is parsed: after the parser or a part's sink held it back, the 408 may
+   * come up to an eighth of the limit late, never early.) `0` disables.
    *
    * @default {30000}
    */
@@ -287,6 +288,8 @@ export async function receiveBody(
     signal,
   } = options;
   let planned: Plan;
+  let source: PacedReader | undefined;
+  let writer: WritableStreamDefaultWriter<Uint8Array>;
   try {
     checkIdleTimeout("receive body", idleTimeoutMs);
     checkMinRate("receive body", minBytesPerSecond, minRateWindowMs);
@@ -294,7 +297,17 @@ export async function receiveBody(
     checkMax("receive body", "readAheadBytes", readAheadBytes);
     planned = plan(input, options, maxBytes);
     signal?.throwIfAborted();
+    // One read loop from the body into the sink, no stream hop between
+    // them: a pipe per hop cost a small upload several times what a read
+    // loop costs (docs/performance.md, "One read loop for an upload"). A
+    // body or a sink already locked (used) throws its TypeError here.
+    source = new PacedReader(
+      input instanceof Request ? input.body ?? emptyStream() : input,
+      bodyPace({ idleTimeoutMs, minBytesPerSecond, minRateWindowMs }),
+    );
+    writer = sink.getWriter();
   } catch (error) {
+    source?.fail(error);
     await sink.abort(error).catch(() => {});
     throw error;
   }
@@ -302,55 +315,73 @@ export async function receiveBody(
 
   const deadline = bodyDeadline(timeoutMs);
   const signals = signal ? [signal, deadline.signal] : [deadline.signal];
-
-  const body = input instanceof Request ? input.body ?? emptyStream() : input;
   const cap = declared ?? maxBytes;
-  let bytes = 0;
   const all = [...hashers.values()];
+  let bytes = 0;
+  // The loop reads ahead of a slow sink while the chunks written and not
+  // yet taken keep at most `readAheadBytes` alive (one chunk at a time for
+  // 0); time spent waiting for the sink is not held against the client's
+  // pace (only time in `source.read()` counts).
+  let stopped: { error: unknown; sink: boolean } | undefined;
+  let held = 0; // bytes of the chunks written and not yet taken by the sink
+  let wake: (() => void) | undefined; // a wait for `held <= limit`
+  let limit = 0;
+  const fail = (error: unknown, bySink = false) => {
+    if (stopped) return;
+    stopped = { error, sink: bySink };
+    source.fail(error);
+    wake?.();
+  };
+  const aborted = function (this: AbortSignal) {
+    fail(this.reason);
+  };
+  for (const s of signals) s.addEventListener("abort", aborted);
+  const room = (most: number) =>
+    new Promise<void>((resolve) => {
+      limit = most;
+      wake = () => {
+        wake = undefined;
+        resolve();
+      };
+      if (held <= most || stopped) wake();
+    });
   try {
-    // Two hops between the body and the sink: one for the pace, the limit
-    // and the hashes, one for the read-ahead. The read-ahead queued on the
-    // first hop's readable side left 5-10 MiB more of a 1 GiB upload to
-    // Deno's collector (docs/performance.md, "Two hops for an upload").
-    // With no read-ahead asked for, the first hop alone (it holds at most
-    // one chunk).
-    const paced = paceBody(
-      body,
-      { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
-      {
-        inspect(chunk) {
-          const next = bytes + chunk.byteLength;
-          // No byte past the limit reaches the sink.
-          if (next > cap) throw tooLong(declared, maxBytes);
-          bytes = next;
-          for (const hasher of all) hasher.update(chunk);
-        },
-      },
-    );
-    await (readAheadBytes > 0
-      ? paced.pipeThrough(
-        new ReadAheadStream({ highWaterMark: readAheadBytes }),
-      )
-      : paced)
-      .pipeTo(sink, {
-        signal: AbortSignal.any(signals),
-        preventClose: true,
-        preventAbort: true,
-      });
+    while (true) {
+      const next = await source.read();
+      if (next.done) break;
+      const chunk = next.value;
+      const total = bytes + chunk.byteLength;
+      // No byte past the limit reaches the sink.
+      if (total > cap) throw tooLong(declared, maxBytes);
+      bytes = total;
+      for (const hasher of all) hasher.update(chunk);
+      const size = heldBytes(chunk);
+      held += size;
+      writer.write(chunk).then(() => {
+        held -= size;
+        if (wake && held <= limit) wake();
+      }, (error) => fail(error, true));
+      while (held > readAheadBytes && !stopped) await room(readAheadBytes);
+      if (stopped) throw stopped.error;
+    }
+    while (held > 0 && !stopped) await room(0);
+    if (stopped) throw (stopped as { error: unknown }).error;
   } catch (cause) {
     deadline.clear();
-    // The pipe leaves the sink as it was, unless the sink itself failed
-    // (then it is errored, and a writer has no desired size).
-    const writer = sink.getWriter();
-    const error = deadline.signal.aborted
-      ? deadline.signal.reason as HttpError
-      : classify(cause, writer.desiredSize === null, signal);
+    for (const s of signals) s.removeEventListener("abort", aborted);
+    const error = classify(
+      stopped?.error ?? cause,
+      stopped?.sink ?? false,
+      signal,
+    );
+    // The body is cancelled with the error (a no-op when it failed itself).
+    source.fail(error);
     await writer.abort(error).catch(() => {});
     throw error;
   }
   deadline.clear();
+  for (const s of signals) s.removeEventListener("abort", aborted);
 
-  const writer = sink.getWriter();
   const digests = new Map<DigestAlgorithm, Uint8Array>();
   for (const [algorithm, hasher] of hashers) {
     digests.set(algorithm, hasher.digest());
