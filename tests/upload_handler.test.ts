@@ -613,6 +613,37 @@ describe("receiveBody's read loop", () => {
     assert.equal(state.closed, false);
   });
 
+  it("receiveBody's timeoutMs reaches a sink's stalled write through the sink controller's signal", async () => {
+    // A store that never answers a write, but watches its controller's
+    // signal (the Streams standard's abort waits for the write otherwise).
+    let reason: unknown;
+    let signal!: AbortSignal;
+    const sink = new WritableStream<Uint8Array>({
+      start(controller) {
+        signal = controller.signal;
+      },
+      write: () =>
+        new Promise<void>((_, reject) =>
+          signal.addEventListener("abort", () => {
+            reason = signal.reason;
+            reject(signal.reason);
+          })
+        ),
+    });
+    const started = performance.now();
+    const error = await deadline(
+      receiveBody(drip(new Uint8Array(8), 5, 1_000), sink, { timeoutMs: 150 })
+        .then(() => undefined, (e) => e),
+      5_000,
+      "stalled sink",
+    );
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, 408);
+    assert.match(error.message, /timeoutMs/);
+    assert.equal(reason, error, "the sink saw the 408 as its abort reason");
+    assert.ok(performance.now() - started < 2_000);
+  });
+
   it("receiveBody refuses a body already read with its TypeError at once, and aborts the sink", async () => {
     // It used to wait forever (the pipe never started).
     const request = post("hello", { "content-length": "5" });

@@ -225,7 +225,11 @@ function plan(
  * Streams a body into a sink, block by block with back-pressure, and owns the
  * sink: it is closed only when the whole body arrived intact, and aborted on
  * any failure, so an atomic file sink (see `createFileSink` in
- * `@sluice/streams/fs`) keeps a complete file or nothing.
+ * `@sluice/streams/fs`) keeps a complete file or nothing. As the Streams
+ * standard has it, the abort waits for a write the sink has in progress, so
+ * a sink whose write never settles (a stalled store) holds the call past a
+ * `timeoutMs` or an aborted `signal`; such a sink should watch its
+ * controller's `signal`, which is aborted at once.
  *
  * The input is a request, or a bare stream (a multipart part, one chunk of a
  * resumable upload) with its expected length and digest in the options; the
