@@ -56,6 +56,10 @@ export function paceBody(
   return pipeWithPace(body, { ...options, ...bodyPace(pace) });
 }
 
+/**
+ * The whole body's deadline, from now: past `timeoutMs` (0: none) its signal
+ * aborts with a 408 naming the option. `clear()` once the body is in.
+ */
 export function bodyDeadline(
   timeoutMs: number,
 ): { signal: AbortSignal; clear(): void } {
