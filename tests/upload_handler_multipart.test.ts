@@ -77,6 +77,16 @@ function post(
   });
 }
 
+/** A form posted as a stream (as a client sends it while it uploads). */
+function streamed(body: ReadableStream<Uint8Array>): Request {
+  return new Request("http://localhost/", {
+    method: "POST",
+    body,
+    headers: { "content-type": `multipart/form-data; boundary=${B}` },
+    duplex: "half",
+  } as RequestInit);
+}
+
 /** A handler storing each file part in `dir` under its sanitised name. */
 function storing(
   dir: string,
@@ -207,12 +217,7 @@ describe("createUploadHandler multipart mode", () => {
       },
     });
     const answer = handler(
-      new Request("http://localhost/", {
-        method: "POST",
-        body,
-        headers: { "content-type": `multipart/form-data; boundary=${B}` },
-        duplex: "half",
-      } as RequestInit),
+      streamed(body),
     );
     await deadline(writing, 10_000, "part two's first write");
     assert.deepEqual(events, [], "part one not committed mid-body");
@@ -455,12 +460,7 @@ describe("createUploadHandler multipart mode", () => {
     });
     const response = await deadline(
       storing(out, {}, { idleTimeoutMs: 200 })(
-        new Request("http://localhost/", {
-          method: "POST",
-          body,
-          headers: { "content-type": `multipart/form-data; boundary=${B}` },
-          duplex: "half",
-        } as RequestInit),
+        streamed(body),
       ),
       10_000,
       "stalled upload",
@@ -479,18 +479,128 @@ describe("createUploadHandler multipart mode", () => {
     });
     const response = await deadline(
       storing(out, {}, { timeoutMs: 200 })(
-        new Request("http://localhost/", {
-          method: "POST",
-          body,
-          headers: { "content-type": `multipart/form-data; boundary=${B}` },
-          duplex: "half",
-        } as RequestInit),
+        streamed(body),
       ),
       10_000,
       "slow upload",
     );
     assert.equal(response.status, 408);
     assert.match(await response.text(), /timeoutMs/);
+    await assertEmpty(out);
+  });
+
+  it("answers 408 to a form dripped under minBytesPerSecond, naming the option", async () => {
+    const out = await fresh();
+    // The form's first part, then one byte every 20 ms (50 B/s) of a second
+    // file: under the 1,000 asked over 200 ms windows, far from the idle
+    // timeout (30 s).
+    const head = rawBody([filePart("a", "a.txt", "1")], false);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent++ === 0) {
+          controller.enqueue(head);
+          controller.enqueue(
+            enc.encode(`--${B}\r\n${filePart("b", "b.txt", "")}`),
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        controller.enqueue(enc.encode("x"));
+      },
+    }, { highWaterMark: 0 });
+    const response = await deadline(
+      storing(out, {}, { minBytesPerSecond: 1_000, minRateWindowMs: 200 })(
+        streamed(body),
+      ),
+      10_000,
+      "dripped form",
+    );
+    assert.equal(response.status, 408);
+    assert.match(await response.text(), /minBytesPerSecond/);
+    await assertEmpty(out);
+  });
+
+  it("does not count a slow part sink against idleTimeoutMs", async () => {
+    // The whole form is there at once; the part's sink takes 3x the idle
+    // timeout for each write: the client is never waited for that long.
+    const kept: Uint8Array[] = [];
+    const handler = createUploadHandler({
+      idleTimeoutMs: 50,
+      multipart: {
+        sink: () =>
+          new WritableStream<Uint8Array>({
+            async write(chunk) {
+              await new Promise((resolve) => setTimeout(resolve, 150));
+              kept.push(chunk.slice());
+            },
+          }),
+      },
+    });
+    const file = randomBytes(3 * 1024);
+    const chunks = [
+      rawBody([enc.encode(
+        `Content-Disposition: form-data; name="f"; filename="f.bin"\r\n\r\n`,
+      )], false).subarray(0, -2),
+      file.subarray(0, 1024),
+      file.subarray(1024, 2048),
+      file.subarray(2048),
+      enc.encode(`\r\n--${B}--\r\n`),
+    ];
+    const response = await deadline(
+      handler(
+        streamed(ReadableStream.from(chunks)),
+      ),
+      10_000,
+      "slow part sink",
+    );
+    assert.equal(response.status, 201, await response.clone().text());
+    const stored = new Uint8Array(kept.reduce((n, c) => n + c.length, 0));
+    let offset = 0;
+    for (const c of kept) {
+      stored.set(c, offset);
+      offset += c.length;
+    }
+    assert.deepEqual(stored, file);
+  });
+
+  it("cancels the request body when it refuses a form the client is still sending", async () => {
+    const out = await fresh();
+    // Two files with maxFiles 1, then the client stays silent: the 413
+    // comes from the second part's headers, and the body is cancelled then,
+    // not at the idle timeout.
+    let cancelled: unknown;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(
+          rawBody(
+            [filePart("a", "a.txt", "1"), filePart("b", "b.txt", "2")],
+            false,
+          ),
+        );
+      },
+      cancel: (reason) => void (cancelled = reason ?? "cancelled"),
+    });
+    const started = performance.now();
+    const response = await deadline(
+      storing(out, { maxFiles: 1 })(
+        streamed(body),
+      ),
+      10_000,
+      "refused form",
+    );
+    assert.equal(response.status, 413);
+    assert.match(await response.text(), /maxFiles/);
+    assert.ok(performance.now() - started < 5_000, "before the idle timeout");
+    await deadline(
+      (async () => {
+        while (cancelled === undefined) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })(),
+      2_000,
+      "body cancelled",
+    );
     await assertEmpty(out);
   });
 

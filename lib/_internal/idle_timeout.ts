@@ -3,8 +3,8 @@ import { checkMs } from "./limits.ts";
 import { GrowingReader, pumpBytes } from "./pump_bytes.ts";
 
 // The read side's pace for request bodies: a client that stops sending (an
-// idle timeout) or drips bytes (a minimum rate, pipeWithPace) must not pin
-// a handler forever.
+// idle timeout) or drips bytes (a minimum rate, PacedReader) must not pin a
+// handler forever.
 
 /** The default size of one read: a pipe's. */
 const READ_BYTES = 64 * 1024;
@@ -18,16 +18,6 @@ export interface PaceOptions {
   idleTimeoutMs?: number;
   /** The error for an idle source. */
   onIdle?: () => unknown;
-  /**
-   * The slowest accepted source, in bytes per second, measured over each
-   * `minRateWindowMs` of waiting for it (the first window is the grace
-   * period); 0 or undefined: none.
-   */
-  minBytesPerSecond?: number;
-  /** The window of `minBytesPerSecond`, in milliseconds of waiting. */
-  minRateWindowMs?: number;
-  /** The error for a source slower than `minBytesPerSecond`. */
-  onSlow?: () => unknown;
   /**
    * Memory, in bytes, that the chunks read ahead of the consumer may keep
    * alive (each counts its whole buffer: a high-water mark on the returned
@@ -44,36 +34,31 @@ export interface PaceOptions {
   signal?: AbortSignal;
   /** The error for an aborted `signal` (default: the signal's reason). */
   onAbort?: (reason: unknown) => unknown;
-  /**
-   * Sees each chunk before it passes (to count, limit or hash it); what it
-   * throws errors the stream, and the chunk does not pass.
-   */
-  inspect?: (chunk: Uint8Array) => void;
 }
 
 /**
  * Pipes `source` through one `TransformStream` that watches the source's
- * pace (an idle timeout and a minimum rate, both counting only time spent
- * waiting for the source), reads ahead, errors on an abort signal and lets
- * `inspect` see each chunk: for a request body passed on to a sink or to
- * the runtime, where a pull-based stream reading `source` in JS costs more
- * per chunk. With `maxReadBytes`, a byte stream source (Deno's and
- * workerd's request bodies) is read through a BYOB reader (pumpBytes: small
- * reads copied into chunks of their own size, reads growing up to
+ * idle time (counting only time spent waiting for the source), reads ahead
+ * and errors on an abort signal: for a request body passed on to the
+ * runtime (the echo), where a pull-based stream reading `source` in JS
+ * costs more per chunk. With `maxReadBytes`, a byte stream source (Deno's
+ * and workerd's request bodies) is read through a BYOB reader (pumpBytes:
+ * small reads copied into chunks of their own size, reads growing up to
  * `maxReadBytes` while they come back full); otherwise it is piped. Each
  * failure errors the returned stream and cancels `source` with the same
  * error.
  *
  * Waiting for the source means the queue has room. A chunk that fills the
  * queue is seen when it arrives; the consumer making room again is not (no
- * hook sees its reads), so a timer looks every eighth of the shortest
- * limit while the queue is full: after a spell of the consumer holding the
- * stream back, the idle or rate error may come up to that much late, never
- * early. Where a handler reads the body itself and answers with a response
- * body of its own, use withIdleTimeout: under Deno 2.9.6 over HTTP/1.1,
- * when such a handler failed with a read of the request pending, its
- * errored response body closed the connection if the request body was read
- * through a reader (or an identity TransformStream), but not if it was
+ * hook sees its reads), so a timer looks every eighth of the limit while
+ * the queue is full: after a spell of the consumer holding the stream back,
+ * the idle error may come up to that much late, never early. A consumer
+ * with a read loop of its own uses PacedReader instead (exact, and with a
+ * minimum rate). Where a handler reads the body itself and answers with a
+ * response body of its own, use withIdleTimeout: under Deno 2.9.6 over
+ * HTTP/1.1, when such a handler failed with a read of the request pending,
+ * its errored response body closed the connection if the request body was
+ * read through a reader (or an identity TransformStream), but not if it was
  * piped through a TransformStream with a transform function (the client
  * waited forever). Returns `source` itself when there is nothing to do.
  */
@@ -85,17 +70,11 @@ export function pipeWithPace(
     readAheadBytes = 0,
     signal,
     onAbort = (reason) => reason,
-    inspect,
   } = options;
   const idleMs = options.idleTimeoutMs ?? 0;
-  const windowMs = options.minBytesPerSecond ? options.minRateWindowMs ?? 0 : 0;
-  if (!idleMs && !windowMs && !readAheadBytes && !signal && !inspect) {
-    return source;
-  }
-  const needed = (options.minBytesPerSecond ?? 0) * windowMs / 1000;
-  const shortest = Math.min(idleMs || Infinity, windowMs || Infinity);
-  // While the queue is full, a look every eighth of the shortest limit.
-  const step = Math.max(1, shortest / 8);
+  if (!idleMs && !readAheadBytes && !signal) return source;
+  // While the queue is full, a look every eighth of the limit.
+  const step = Math.max(1, idleMs / 8);
   // One hop, and one timer re-armed only when it fires early: a timer per
   // chunk costs more than the chunk on a fast stream (measured: RSS growth
   // of a 1 GiB echo went from 12 MiB to 50-70 MiB). Pull-based
@@ -105,10 +84,7 @@ export function pipeWithPace(
   // Deno (docs/performance.md, "One TransformStream hop").
   let controller!: TransformStreamDefaultController<Uint8Array>;
   let waiting = true; // the queue has room: the source is waited for
-  let mark = 0; // waiting: when the wait was last counted
   let quietSince = 0; // the last chunk, or the start of this wait
-  let waited = 0; // ms of waiting counted in the current rate window
-  let bytes = 0; // bytes that arrived in the current rate window
   let timer: ReturnType<typeof setTimeout> | undefined;
   let done = false;
   const stop = () => {
@@ -123,17 +99,6 @@ export function pipeWithPace(
     controller.error(error);
   };
   const aborted = () => fail(onAbort(signal!.reason));
-  // A full rate window: too few bytes fail, enough start the next one.
-  const windowFailed = () => {
-    if (!windowMs || waited < windowMs) return false;
-    if (bytes < needed) {
-      fail(options.onSlow?.());
-      return true;
-    }
-    waited = 0;
-    bytes = 0;
-    return false;
-  };
   const look = () => {
     timer = undefined;
     if (done) return;
@@ -145,39 +110,24 @@ export function pipeWithPace(
       timer = setTimeout(look, step);
       return;
     }
-    if (waiting) waited += now - mark;
-    else {
+    if (!waiting) {
       waiting = true;
       quietSince = now;
     }
-    mark = now;
-    if (idleMs && now - quietSince >= idleMs) return fail(options.onIdle?.());
-    if (windowFailed()) return;
-    let next = Infinity;
-    if (idleMs) next = quietSince + idleMs - now;
-    if (windowMs) next = Math.min(next, windowMs - waited);
-    timer = setTimeout(look, Math.max(1, next));
+    if (now - quietSince >= idleMs) return fail(options.onIdle?.());
+    timer = setTimeout(look, Math.max(1, quietSince + idleMs - now));
   };
   const stream = new TransformStream<Uint8Array, Uint8Array>(
     {
       start(c) {
         controller = c;
-        mark = quietSince = performance.now();
-        if (shortest < Infinity) timer = setTimeout(look, shortest);
+        quietSince = performance.now();
+        if (idleMs) timer = setTimeout(look, idleMs);
         if (signal?.aborted) aborted();
         else signal?.addEventListener("abort", aborted, { once: true });
       },
       transform(chunk, c) {
-        inspect?.(chunk);
-        if (idleMs || windowMs) {
-          const now = performance.now();
-          // While counted as held, the room the chunk came into is not
-          // counted (the conservative side: never fail early).
-          if (waiting) waited += now - mark;
-          mark = quietSince = now;
-          bytes += chunk.byteLength;
-          if (windowFailed()) return;
-        }
+        if (idleMs) quietSince = performance.now();
         c.enqueue(chunk);
         // The chunk came into room: from now, waiting unless it filled the
         // queue (a timer is armed whenever a limit is set; it will look).
@@ -283,14 +233,19 @@ export function checkIdleTimeout(what: string, ms: number | undefined): void {
 }
 
 /** What a {@linkcode PacedReader} holds its source to. */
-export type ReadPace = Pick<
-  PaceOptions,
-  | "idleTimeoutMs"
-  | "onIdle"
-  | "minBytesPerSecond"
-  | "minRateWindowMs"
-  | "onSlow"
->;
+export interface ReadPace
+  extends Pick<PaceOptions, "idleTimeoutMs" | "onIdle"> {
+  /**
+   * The slowest accepted source, in bytes per second, measured over each
+   * `minRateWindowMs` spent in reads (the first window is the grace
+   * period); 0 or undefined: none.
+   */
+  minBytesPerSecond?: number;
+  /** The window of `minBytesPerSecond`, in milliseconds spent in reads. */
+  minRateWindowMs?: number;
+  /** The error for a source slower than `minBytesPerSecond`. */
+  onSlow?: () => unknown;
+}
 
 /**
  * A reader of `source` that holds it to a pace: a read waiting more than

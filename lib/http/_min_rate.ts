@@ -4,15 +4,11 @@
 // measured over windows of time spent WAITING for the client (time the
 // consumer is busy, such as a slow sink, does not count), bounds that too.
 
-import {
-  type PaceOptions,
-  pipeWithPace,
-  type ReadPace,
-} from "../_internal/idle_timeout.ts";
+import { PacedReader, type ReadPace } from "../_internal/idle_timeout.ts";
 import { checkMs } from "../_internal/limits.ts";
 import { HttpError } from "./http_error.ts";
 
-/** How a receiver paces a request body (see {@linkcode paceBody}). */
+/** How a receiver paces a request body (see {@linkcode bodyPace}). */
 export interface BodyPace {
   idleTimeoutMs: number;
   minBytesPerSecond: number;
@@ -44,16 +40,45 @@ export function bodyPace(pace: BodyPace): ReadPace {
 }
 
 /**
- * A request body paced as {@linkcode bodyPace} says, in one hop, for a
- * consumer that pipes it (a parser); `options` adds a read-ahead, an abort
- * signal and a look at each chunk to the same hop.
+ * Writes a request body into `writable` (a parser's input) in a read loop
+ * held to {@linkcode bodyPace}: only time spent reading counts, so the
+ * parser, or whoever reads what it gives, holding the body back is never
+ * held against the client, and a limit fires when reached. `signal`
+ * aborting fails it with the signal's reason. Every failure (the pace, the
+ * signal, the body's own, `writable` erroring or its reader cancelling)
+ * cancels the body and aborts `writable` with the same error, which is how
+ * the parser's reader sees it; the returned promise settles when the body is
+ * in or failed, and never rejects.
  */
-export function paceBody(
+export async function pumpPacedBody(
   body: ReadableStream<Uint8Array>,
   pace: BodyPace,
-  options: Omit<PaceOptions, keyof ReadPace> = {},
-): ReadableStream<Uint8Array> {
-  return pipeWithPace(body, { ...options, ...bodyPace(pace) });
+  writable: WritableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
+  const source = new PacedReader(body, bodyPace(pace));
+  const writer = writable.getWriter();
+  const aborted = () => source.fail(signal.reason);
+  signal.addEventListener("abort", aborted, { once: true });
+  // The parser failing, or its reader cancelling, stops the loop at once,
+  // even while it waits for the client.
+  writer.closed.catch((error) => source.fail(error));
+  try {
+    signal.throwIfAborted();
+    while (true) {
+      await writer.ready;
+      const next = await source.read();
+      if (next.done) break;
+      // Its failure errors `writable`: seen by `ready`, `close` and `closed`.
+      writer.write(next.value).catch(() => {});
+    }
+    await writer.close();
+  } catch (error) {
+    source.fail(error);
+    await writer.abort(error).catch(() => {});
+  } finally {
+    signal.removeEventListener("abort", aborted);
+  }
 }
 
 /**

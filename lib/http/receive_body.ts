@@ -71,10 +71,7 @@ export interface ReceiveBodyOptions {
    * The longest wait for the next bytes of the body, in milliseconds: a
    * client that sends nothing for this long (a stalled or malicious upload)
    * is refused with 408 and the sink aborted, so it cannot pin the handler
-   * and its sink forever. Time the sink takes does not count. (In
-   * `createUploadHandler`'s multipart mode the whole body is watched as it
-   * is parsed: after the parser or a part's sink held it back, the 408 may
-   * come up to an eighth of the limit late, never early.) `0` disables.
+   * and its sink forever. Time the sink takes does not count. `0` disables.
    *
    * @default {30000}
    */

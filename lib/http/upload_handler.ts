@@ -8,7 +8,7 @@ import {
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
-import { bodyDeadline, checkMinRate, paceBody } from "./_min_rate.ts";
+import { bodyDeadline, checkMinRate, pumpPacedBody } from "./_min_rate.ts";
 import type { MultipartLimits } from "./multipart_decoder.ts";
 import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
@@ -454,14 +454,14 @@ function multipartReceiver(
     // the deadline errors the parser's input, so that a wait between parts
     // ends too.
     const deadline = bodyDeadline(timeoutMs);
-    const body = paceBody(
+    const parser = new MultipartStream(boundary, parserLimits);
+    pumpPacedBody(
       request.body,
       { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
-      timeoutMs > 0 ? { signal: deadline.signal } : {},
+      parser.writable,
+      deadline.signal,
     );
-    const parts = body.pipeThrough(
-      new MultipartStream(boundary, parserLimits),
-    );
+    const parts = parser.readable;
     const held: HeldSink[] = [];
     const form: ReceivedForm = { files: [], fields: [] };
     let fieldsBytes = 0;
