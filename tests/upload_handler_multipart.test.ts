@@ -604,6 +604,21 @@ describe("createUploadHandler multipart mode", () => {
     await assertEmpty(out);
   });
 
+  it("refuses a form whose body was already read with its TypeError at once", async () => {
+    // It used to wait forever (the pipe never started).
+    const out = await fresh();
+    const request = post(rawBody([filePart("a", "a.txt", "1")]));
+    await request.arrayBuffer();
+    const error = await deadline(
+      storing(out, {}, { timeoutMs: 60_000 })(request)
+        .then(() => undefined, (e) => e),
+      2_000,
+      "used body",
+    );
+    assert.ok(error instanceof TypeError, String(error));
+    await assertEmpty(out);
+  });
+
   it("skips a file input left empty (no file name)", async () => {
     const out = await fresh();
     const response = await storing(out)(post(rawBody([

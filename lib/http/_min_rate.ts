@@ -48,16 +48,24 @@ export function bodyPace(pace: BodyPace): ReadPace {
  * signal, the body's own, `writable` erroring or its reader cancelling)
  * cancels the body and aborts `writable` with the same error, which is how
  * the parser's reader sees it; the returned promise settles when the body is
- * in or failed, and never rejects.
+ * in or failed, and never rejects. A body already locked (used) throws its
+ * TypeError at once, before anything starts.
  */
-export async function pumpPacedBody(
+export function pumpPacedBody(
   body: ReadableStream<Uint8Array>,
   pace: BodyPace,
   writable: WritableStream<Uint8Array>,
   signal: AbortSignal,
 ): Promise<void> {
   const source = new PacedReader(body, bodyPace(pace));
-  const writer = writable.getWriter();
+  return pump(source, writable.getWriter(), signal);
+}
+
+async function pump(
+  source: PacedReader,
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
   const aborted = () => source.fail(signal.reason);
   signal.addEventListener("abort", aborted, { once: true });
   // The parser failing, or its reader cancelling, stops the loop at once,

@@ -455,12 +455,18 @@ function multipartReceiver(
     // ends too.
     const deadline = bodyDeadline(timeoutMs);
     const parser = new MultipartStream(boundary, parserLimits);
-    pumpPacedBody(
-      request.body,
-      { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
-      parser.writable,
-      deadline.signal,
-    );
+    try {
+      // A body already read throws its TypeError here (a server's mistake).
+      pumpPacedBody(
+        request.body,
+        { idleTimeoutMs, minBytesPerSecond, minRateWindowMs },
+        parser.writable,
+        deadline.signal,
+      );
+    } catch (error) {
+      deadline.clear();
+      throw error;
+    }
     const parts = parser.readable;
     const held: HeldSink[] = [];
     const form: ReceivedForm = { files: [], fields: [] };
