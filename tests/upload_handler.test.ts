@@ -15,6 +15,7 @@ import {
 import { createHasher } from "../lib/runtime/fs.ts";
 import { createHasher as createWorkersHasher } from "../lib/runtime/workers.ts";
 import { deadline } from "./_helpers.ts";
+import { byteChunks, probeSource, settled } from "./_stream_probe.ts";
 
 const enc = new TextEncoder();
 
@@ -468,22 +469,6 @@ describe("slow clients", () => {
   });
 });
 
-/**
- * A body of `count` chunks of `size` bytes (each its own buffer), and how
- * many the receiver has pulled from it so far.
- */
-function countedBody(count: number, size: number) {
-  const pulled = { count: 0, cancelled: undefined as unknown };
-  const stream = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (pulled.count === count) return controller.close();
-      controller.enqueue(new Uint8Array(size).fill(pulled.count++ % 256));
-    },
-    cancel: (reason) => void (pulled.cancelled = reason ?? "cancelled"),
-  }, { highWaterMark: 0 });
-  return { stream, pulled };
-}
-
 /** A sink whose first write waits until `release()`; it keeps the bytes. */
 function gatedSink() {
   const gate = Promise.withResolvers<void>();
@@ -501,25 +486,21 @@ function gatedSink() {
   return { sink, chunks, release: () => gate.resolve() };
 }
 
-const ticks = async (n: number) => {
-  for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
-};
-
 describe("receiveBody's read loop", () => {
   for (const readAheadBytes of [0, 4096]) {
     it(`receiveBody reads at most readAheadBytes (${readAheadBytes}) ahead of a sink that holds its first write`, async () => {
-      const { stream, pulled } = countedBody(64, 1024);
+      const { stream, pulls } = probeSource(byteChunks(64, 1024));
       const { sink, chunks, release } = gatedSink();
       const receiving = receiveBody(stream, sink, { readAheadBytes });
-      await ticks(20);
+      for (let i = 0; i < 4; i++) await settled();
       // The chunk in the sink's write, the chunks read ahead (each counts
       // its 1,024-byte buffer), and the one read that found no room.
       const most = 1 + readAheadBytes / 1024 + 1;
       assert.ok(
-        pulled.count <= most,
-        `${pulled.count} chunks pulled, at most ${most} expected`,
+        pulls() <= most,
+        `${pulls()} chunks pulled, at most ${most} expected`,
       );
-      assert.ok(pulled.count >= 1, "the first chunk was read");
+      assert.ok(pulls() >= 1, "the first chunk was read");
       release();
       const received = await deadline(receiving, 10_000, "receive");
       assert.equal(received.bytes, 64 * 1024);
@@ -535,7 +516,7 @@ describe("receiveBody's read loop", () => {
       write: () => new Promise((resolve) => setTimeout(resolve, 150)),
     });
     const received = await deadline(
-      receiveBody(ReadableStream.from(byteChunksOf(4, 8)), sink, {
+      receiveBody(ReadableStream.from(byteChunks(4, 8)), sink, {
         idleTimeoutMs: 50,
       }),
       10_000,
@@ -572,7 +553,7 @@ describe("receiveBody's read loop", () => {
   });
 
   it("receiveBody answers a failing sink with 500 (its error the cause) and cancels the body", async () => {
-    const { stream, pulled } = countedBody(100, 16);
+    const { stream, pulls, cancelled } = probeSource(byteChunks(100, 16));
     const failure = new Error("disk full");
     let writes = 0;
     const sink = new WritableStream<Uint8Array>({
@@ -588,8 +569,8 @@ describe("receiveBody's read loop", () => {
     assert.ok(error instanceof HttpError, String(error));
     assert.equal(error.status, 500);
     assert.equal(error.cause, failure);
-    assert.ok(pulled.cancelled, "body cancelled");
-    assert.ok(pulled.count < 100, `${pulled.count} of 100 chunks read`);
+    assert.ok(cancelled(), "body cancelled");
+    assert.ok(pulls() < 100, `${pulls()} of 100 chunks read`);
   });
 
   it("receiveBody answers a body that fails (a client gone) with 400 and aborts the sink", async () => {
@@ -660,7 +641,7 @@ describe("receiveBody's read loop", () => {
   });
 
   it("receiveBody refuses a sink already locked with its TypeError at once, and cancels the body", async () => {
-    const { stream, pulled } = countedBody(4, 8);
+    const { stream, cancelled } = probeSource(byteChunks(4, 8));
     const sink = new WritableStream<Uint8Array>();
     sink.getWriter();
     const error = await deadline(
@@ -669,13 +650,9 @@ describe("receiveBody's read loop", () => {
       "locked sink",
     );
     assert.ok(error instanceof TypeError, String(error));
-    assert.ok(pulled.cancelled, "body cancelled");
+    assert.ok(cancelled(), "body cancelled");
   });
 });
-
-function byteChunksOf(n: number, size: number): Uint8Array[] {
-  return Array.from({ length: n }, () => new Uint8Array(size));
-}
 
 describe("HttpError.getResponse", () => {
   it("HttpError.getResponse answers its status and message", async () => {
