@@ -30,10 +30,26 @@ export function heldBytes(chunk: ArrayBufferView): number {
 /**
  * A queuing strategy whose high-water mark bounds the memory its queued
  * chunks keep alive ({@linkcode heldBytes}). A chunk larger than the mark
- * is still queued alone, so a stream always moves.
+ * is still queued alone, so a stream always moves. A mark of 0 counts as
+ * one byte (see {@linkcode byteQueueStrategy}).
  */
 export function heldBytesStrategy(
   highWaterMark: number,
 ): QueuingStrategy<ArrayBufferView> {
-  return { highWaterMark, size: heldBytes };
+  return { highWaterMark: Math.max(highWaterMark, 1), size: heldBytes };
+}
+
+/**
+ * A byte-counted queue of at least one byte, for a writable side or a
+ * writer's queue: where pipeTo follows the Streams standard to the letter
+ * (Bun, Node) a pipe never writes into a writable side whose desired size
+ * is 0, and a writer is never ready for a queue of 0. One byte takes one
+ * chunk at a time: an option of 0 means nothing queued ahead.
+ */
+export function byteQueueStrategy(
+  highWaterMark: number,
+): ByteLengthQueuingStrategy {
+  return new ByteLengthQueuingStrategy({
+    highWaterMark: Math.max(highWaterMark, 1),
+  });
 }

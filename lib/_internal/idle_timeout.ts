@@ -135,8 +135,9 @@ export function pipeWithPace(
       },
     },
     undefined,
-    // At least one byte, so that an empty queue reads as waiting.
-    heldBytesStrategy(Math.max(readAheadBytes, 1)),
+    // At least one byte (heldBytesStrategy), so that an empty queue reads
+    // as waiting.
+    heldBytesStrategy(readAheadBytes),
   );
   // The pipe settles however it ends (the source done, an error, the
   // consumer's cancel): the timer and the listener go with it. Its

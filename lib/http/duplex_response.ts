@@ -27,6 +27,7 @@ import {
 } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
+import { byteQueueStrategy } from "../_internal/bytes.ts";
 
 /** Handles one duplex exchange; the stream is closed when it settles. */
 export type DuplexHandler = (
@@ -254,11 +255,8 @@ export function duplexResponse(
         start();
       },
     },
-    // At least one byte: a queue of 0 is never ready for a write. One byte
-    // takes one chunk, and the next write waits until it is taken.
-    new ByteLengthQueuingStrategy({
-      highWaterMark: Math.max(writeHighWaterMark, 1),
-    }),
+    // At least one byte: a queue of 0 is never ready for a write.
+    byteQueueStrategy(writeHighWaterMark),
     new ByteLengthQueuingStrategy({ highWaterMark: 1 }),
   );
   const stream = new DuplexStream(input, output.writable, options);

@@ -8,7 +8,7 @@ import { encodeBody } from "./_compression.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { HttpError } from "./http_error.ts";
-import { concatBytes } from "../_internal/bytes.ts";
+import { byteQueueStrategy, concatBytes } from "../_internal/bytes.ts";
 
 /** The most bytes of an error response's body quoted in the error. */
 const MAX_ERROR_BODY_BYTES = 1024;
@@ -234,11 +234,8 @@ export function openDuplex(
       close: () => writer.close().catch(requestFailed),
       abort: (reason) => writer.abort(reason),
     },
-    // At least one byte: a queue of 0 is never ready for a write. One byte
-    // takes one chunk, and the next write waits until it is taken.
-    new ByteLengthQueuingStrategy({
-      highWaterMark: Math.max(writeHighWaterMark, 1),
-    }),
+    // At least one byte: a queue of 0 is never ready for a write.
+    byteQueueStrategy(writeHighWaterMark),
   );
 
   const stream = new DuplexStream(responseBody, requestSink, {

@@ -57,11 +57,9 @@ export class ReadAheadStream extends TransformStream<Uint8Array, Uint8Array> {
     }
     super(
       {},
-      // At least one byte: where pipeTo follows the Streams standard to the
-      // letter (Bun, Node), a pipe never writes into a writable side whose
-      // desired size is 0, and a pipe through a high-water mark of 0 hangs.
-      // One byte takes one chunk at a time: nothing read ahead.
-      heldBytesStrategy(Math.max(highWaterMark, 1)),
+      // At least one byte (heldBytesStrategy): a pipe through a high-water
+      // mark of 0 hangs under Bun and Node; one byte reads nothing ahead.
+      heldBytesStrategy(highWaterMark),
       new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
     );
   }
