@@ -325,8 +325,9 @@ export async function receiveBody(
   // pace (only time in `source.read()` counts).
   let stopped: { error: unknown; sink: boolean } | undefined;
   let held = 0; // bytes of the chunks written and not yet taken by the sink
-  let wake: (() => void) | undefined; // a wait for `held <= limit`
-  let limit = 0;
+  // The loop's wait for the sink to take a chunk (or for a failure); the
+  // loop checks its condition again after each wake.
+  let wake: (() => void) | undefined;
   const fail = (error: unknown, bySink = false) => {
     if (stopped) return;
     stopped = { error, sink: bySink };
@@ -337,15 +338,7 @@ export async function receiveBody(
     fail(this.reason);
   };
   for (const s of signals) s.addEventListener("abort", aborted);
-  const room = (most: number) =>
-    new Promise<void>((resolve) => {
-      limit = most;
-      wake = () => {
-        wake = undefined;
-        resolve();
-      };
-      if (held <= most || stopped) wake();
-    });
+  const taken = () => new Promise<void>((resolve) => (wake = resolve));
   try {
     while (true) {
       const next = await source.read();
@@ -360,12 +353,12 @@ export async function receiveBody(
       held += size;
       writer.write(chunk).then(() => {
         held -= size;
-        if (wake && held <= limit) wake();
+        wake?.();
       }, (error) => fail(error, true));
-      while (held > readAheadBytes && !stopped) await room(readAheadBytes);
+      while (held > readAheadBytes && !stopped) await taken();
       if (stopped) throw stopped.error;
     }
-    while (held > 0 && !stopped) await room(0);
+    while (held > 0 && !stopped) await taken();
     if (stopped) throw (stopped as { error: unknown }).error;
   } catch (cause) {
     deadline.clear();
