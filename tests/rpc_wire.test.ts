@@ -35,6 +35,7 @@ import {
   decodeEndStream,
   encodeEndStreamFrame,
 } from "../lib/rpc/protocol_connect/end_stream.ts";
+import { allocBytes, MAX_SLAB_REQUEST } from "../lib/rpc/wire/_alloc.ts";
 
 const MIN = -(1n << 63n);
 const MAX = (1n << 63n) - 1n;
@@ -74,6 +75,39 @@ const sample: Frame[] = [
   { flags: 1, data: new Uint8Array(300).fill(7) },
   { flags: 0x80, data: new TextEncoder().encode("grpc-status: 0\r\n") },
 ];
+
+describe("allocBytes", () => {
+  it("allocBytes hands out zeroed, disjoint arrays of every size, across slabs", () => {
+    // Tiny sizes (an array of their own under Bun), slab sizes and sizes
+    // past the slab's limit; enough of them to fill several 64 KiB slabs.
+    const sizes = [
+      0,
+      1,
+      11,
+      64,
+      65,
+      200,
+      MAX_SLAB_REQUEST,
+      MAX_SLAB_REQUEST + 1,
+    ];
+    const held: Uint8Array[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const n = sizes[i % sizes.length];
+      const bytes = allocBytes(n);
+      assert.equal(bytes.byteLength, n);
+      assert.ok(bytes.every((b) => b === 0), `allocBytes(${n}) not zeroed`);
+      bytes.fill(i % 251 + 1);
+      held.push(bytes);
+    }
+    // No array shares a byte with another: each still holds its own fill.
+    held.forEach((bytes, i) => {
+      assert.ok(
+        bytes.every((b) => b === i % 251 + 1),
+        `array ${i} overwritten`,
+      );
+    });
+  });
+});
 
 describe("FrameDecoder", () => {
   for (const size of [1, 2, 3, 5, 7, 64, 100_000]) {

@@ -2,6 +2,7 @@ import { HttpError } from "./http_error.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
+import { isBrowser } from "../_internal/user_agent.ts";
 import {
   OFFSET_OCTET_STREAM,
   PARTIAL_UPLOAD,
@@ -476,13 +477,6 @@ function resolveUrl(url: string | URL): URL {
     );
   }
   return new URL(url, base);
-}
-
-/** Whether this runs in a browser (which streams request bodies only over h2+). */
-function isBrowser(): boolean {
-  const agent = (globalThis as { navigator?: { userAgent?: string } })
-    .navigator?.userAgent;
-  return typeof agent === "string" && agent.startsWith("Mozilla/");
 }
 
 /** Bytes `[start, end)` of the body as a stream of copies of up to 1 MiB. */

@@ -222,11 +222,12 @@ function drained(stream: Duplex): Promise<void> {
 // (a view of it, node's Writable converting it, a frame decoder slicing it)
 // allocates one and moves the bytes there: 150-200 ns each in a loop, and
 // 7-14% of the CPU samples of a lockstep client and server under Bun. So
-// under Bun a small chunk read is copied into a shared slab (allocBytes:
-// 30-60 ns, and slicing it later is cheap), and a small chunk written is
-// copied into a Buffer (30-40 ns), which node writes as is. Under Deno and
-// Node every typed array already has its ArrayBuffer and a new one costs
-// about 0.5 µs under Deno: a view is the cheap way there.
+// under Bun a small chunk read is copied into allocBytes's bytes (up to 64
+// bytes a heap array of its own, which the frame decoder copies messages out
+// of rather than slicing; above, a slab view, cheap to slice), and a small
+// chunk written is copied into a Buffer (30-40 ns), which node writes as is.
+// Under Deno and Node every typed array already has its ArrayBuffer and a new
+// one costs about 0.5 µs under Deno: a view is the cheap way there.
 const BUN_COPY_MAX_BYTES = 1024;
 let isBun: boolean | undefined;
 

@@ -30,7 +30,8 @@ import {
   type PushSource,
   registerBurstProducer,
 } from "../../streams/_fuse.ts";
-import { isBrowser, WEBSOCKET_HINT } from "./_fetch_support.ts";
+import { isBrowser } from "../../_internal/user_agent.ts";
+import { WEBSOCKET_HINT } from "./_fetch_support.ts";
 
 /** What a protocol's response validation returns (validate_response.ts). */
 export interface ValidatedResponse {

@@ -6,6 +6,7 @@
 // with allowHalfDuplex) run half duplex. Deno, Bun, Node and Workers
 // stream both ways over HTTP/1.1 and HTTP/2: nothing is checked there.
 
+import { isBrowser } from "../../_internal/user_agent.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { MethodDefinition } from "../define_service.ts";
@@ -13,13 +14,6 @@ import type { MethodDefinition } from "../define_service.ts";
 /** The hint every such error ends with. */
 export const WEBSOCKET_HINT =
   "use createWebSocketTransport from @sluice/streams/rpc";
-
-/** Whether this is a browser: its user agent starts with `Mozilla/`. */
-export function isBrowser(): boolean {
-  const agent = (globalThis as { navigator?: { userAgent?: string } })
-    .navigator?.userAgent;
-  return typeof agent === "string" && agent.startsWith("Mozilla/");
-}
 
 let requestStreams: boolean | undefined;
 
