@@ -585,10 +585,11 @@ export class FrameQueue<T> {
       end++;
     }
     // For the glue's sink (a node stream, which writes the bytes and keeps
-    // nothing else of them) a small chunk is carved from the shared slab:
-    // a new ArrayBuffer costs about 3,000 instructions under Deno 2.9.6
-    // (callgrind), a view about 500. A chunk for the readable stays a
-    // buffer of its own, which its reader may transfer.
+    // nothing else of them) a small chunk comes from allocBytes, carved from
+    // the shared slab: a new ArrayBuffer costs about 3,000 instructions
+    // under Deno 2.9.6 (callgrind), a view about 500 (under Bun a tiny one
+    // is an array of its own, cheaper there). A chunk for the readable
+    // stays a buffer of its own, which its reader may transfer.
     const chunk = controller === this.#toSink && !this.#ownBuffers &&
         size <= MAX_SLAB_REQUEST
       ? allocBytes(size)

@@ -26,8 +26,9 @@ function checkRange(value: bigint, what: string): bigint {
 
 function encodeBinary(value: bigint): Uint8Array {
   if (typeof value === "bigint" && value > 0n && value <= MAX_SAFE) {
-    // Fast path: tag 0x08 and a varint of at most 8 bytes, written into a
-    // slab view (a new ArrayBuffer per message is the costly part).
+    // Fast path: tag 0x08 and a varint of at most 8 bytes, written into
+    // allocBytes's bytes (a slab view where a new ArrayBuffer per message is
+    // the costly part, as under Deno; an array of its own under Bun).
     let n = Number(value);
     if (n < 0x10000000) {
       // Up to 28 bits: 32-bit integer operations.
