@@ -26,6 +26,15 @@ it("isBun and isBrowser follow navigator.userAgent", () => {
     assert.deepEqual([isBrowser(), isBun()], [false, true]);
     agent("Deno/2.9.6");
     assert.deepEqual([isBrowser(), isBun()], [false, false]);
+    // Node 20 has no navigator; an agent that is not a string counts as none.
+    Object.defineProperty(globalThis, "navigator", {
+      value: {},
+      configurable: true,
+      writable: true,
+    });
+    assert.deepEqual([isBrowser(), isBun()], [false, false]);
+    delete (globalThis as { navigator?: unknown }).navigator;
+    assert.deepEqual([isBrowser(), isBun()], [false, false]);
   } finally {
     if (own) Object.defineProperty(globalThis, "navigator", own);
     else delete (globalThis as { navigator?: unknown }).navigator;
