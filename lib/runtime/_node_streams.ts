@@ -7,7 +7,7 @@
 
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
-import { getBun } from "./_bun.ts";
+import { isBun } from "../_internal/user_agent.ts";
 import { allocBytes, MAX_SLAB_REQUEST } from "../rpc/wire/_alloc.ts";
 import {
   type ByteSink,
@@ -229,16 +229,12 @@ function drained(stream: Duplex): Promise<void> {
 // Under Deno and Node every typed array already has its ArrayBuffer and a new
 // one costs about 0.5 µs under Deno: a view is the cheap way there.
 const BUN_COPY_MAX_BYTES = 1024;
-let isBun: boolean | undefined;
-
-function bun(): boolean {
-  return isBun ??= getBun() !== undefined;
-}
+const BUN = isBun();
 
 /** A chunk node emitted (a Buffer) as a plain `Uint8Array`. */
 function plainBytes(chunk: Uint8Array): Uint8Array {
   const n = chunk.byteLength;
-  if (n <= MAX_SLAB_REQUEST && bun()) {
+  if (n <= MAX_SLAB_REQUEST && BUN) {
     const bytes = allocBytes(n);
     bytes.set(chunk);
     return bytes;
@@ -249,7 +245,7 @@ function plainBytes(chunk: Uint8Array): Uint8Array {
 /** A chunk to write, as node's Writable takes it without converting. */
 function nodeBytes(chunk: Uint8Array): Uint8Array {
   if (
-    chunk.byteLength <= BUN_COPY_MAX_BYTES && bun() && !Buffer.isBuffer(chunk)
+    chunk.byteLength <= BUN_COPY_MAX_BYTES && BUN && !Buffer.isBuffer(chunk)
   ) {
     return Buffer.from(chunk);
   }

@@ -6,12 +6,14 @@
 // Under Bun (JavaScriptCore) a small `new Uint8Array(n)` keeps its bytes in
 // the heap with no ArrayBuffer and costs 15-25 ns, a view into the slab 65-75
 // (Bun 1.4.5, a loop of 7-10 byte arrays): a tiny array is cheaper on its
-// own, and a lockstep incrementalSum over node:http2 took about 1 µs less per
-// round trip (3%) with them. Its first `subarray` (or `.buffer`) moves its
-// bytes into a new ArrayBuffer, though: copied in and sliced, a 200-byte
-// array of its own cost 254 ns against 183 for a slab view. So under Bun only
-// requests up to FRESH_MAX_BYTES, the size a frame decoder copies a message
-// out at rather than slicing it, get their own array.
+// own, and with them a streaming call, which allocates twice per message,
+// ran 1.2-1.4× as many messages a second under Bun, and a lockstep round trip
+// over node:http2 took about 1 µs less (docs/performance.md, "Small arrays
+// under Bun"). Its first `subarray` (or `.buffer`) moves its bytes into a
+// new ArrayBuffer, though: copied in and sliced, a 200-byte array of its own
+// cost 254 ns against 183 for a slab view. So under Bun only requests up to
+// FRESH_MAX_BYTES, the size a frame decoder copies a message out at rather
+// than slicing it, get their own array.
 
 import { isBun } from "../../_internal/user_agent.ts";
 
