@@ -13,7 +13,6 @@
 // reports the round trips' p50 and p99 (µs) and, per round trip, the main
 // thread's CPU of its own process and of the server (from
 // /proc/<pid>/schedstat: less moved by a loaded machine than latency).
-import fs from "node:fs";
 import process from "node:process";
 import http2 from "node:http2";
 import {
@@ -23,6 +22,7 @@ import {
 } from "../examples/streaming_calc.ts";
 import { createClient } from "../lib/rpc/mod.ts";
 import { lockstepTimes } from "./_rpc.ts";
+import { measureSplit } from "./_split.ts";
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import {
   byHandServer,
@@ -86,51 +86,21 @@ async function glueClient(port: number, n: number) {
     await response.trailers;
     return times;
   };
-  // The first request opens the connection.
-  await run(Math.max(1, n >> 4));
-  cpuStart();
-  const times = await run(n);
-  cpu = cpuEnd(n);
+  // The warm-up's first request opens the connection.
+  const result = await measureSplit(run, n, serverPid);
   await client.close();
-  return pct(times);
-}
-
-function cpuNs(pid: number): number {
-  let total = 0;
-  // The main thread's time on a CPU, in ns.
-  total += Number(
-    fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[0],
-  );
-  return total;
-}
-let serverPid = 0;
-let cpu0 = [0, 0];
-function cpuStart() {
-  cpu0 = [cpuNs(process.pid), serverPid ? cpuNs(serverPid) : 0];
-}
-function cpuEnd(n: number) {
-  return {
-    cliUs: (cpuNs(process.pid) - cpu0[0]) / n / 1000,
-    srvUs: serverPid ? (cpuNs(serverPid) - cpu0[1]) / n / 1000 : 0,
-  };
-}
-let cpu = { cliUs: 0, srvUs: 0 };
-
-function pct(times: number[]) {
-  const s = times.slice(Math.ceil(times.length / 100)).sort((a, b) => a - b);
-  const p = (q: number) => s[Math.min(s.length - 1, Math.floor(s.length * q))];
-  return { p50: p(0.5) * 1000, p99: p(0.99) * 1000, ...cpu };
+  return result;
 }
 
 async function rawClient(port: number, n: number) {
   const session = http2.connect(`http://127.0.0.1:${port}`);
-  const run = (n: number) => byHandTimes(session, n);
-  await run(Math.max(1, n >> 4));
-  cpuStart();
-  const times = await run(n);
-  cpu = cpuEnd(n);
+  const result = await measureSplit(
+    (n) => byHandTimes(session, n),
+    n,
+    serverPid,
+  );
   session.close();
-  return pct(times);
+  return result;
 }
 
 async function oursClient(port: number, n: number) {
@@ -139,17 +109,17 @@ async function oursClient(port: number, n: number) {
     `http://127.0.0.1:${port}`,
   );
   const client = createClient(StreamingCalcService, transport);
-  const run = (n: number) => lockstepTimes(client, n);
-  await run(Math.max(1, n >> 4));
-  cpuStart();
-  const times = await run(n);
-  cpu = cpuEnd(n);
+  const result = await measureSplit(
+    (n) => lockstepTimes(client, n),
+    n,
+    serverPid,
+  );
   await close();
-  return pct(times);
+  return result;
 }
 
 const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
-serverPid = Number(pidArg ?? 0);
+const serverPid = Number(pidArg ?? 0);
 if (cmd === "server") {
   const port = kind === "raw"
     ? await byHandServer(process.env.RAW_DEFER ?? "")

@@ -1,13 +1,19 @@
-// Interleaved A/B of bench/_h2_split.ts: each combination of a client and a
-// server (each from a checkout of its own, to compare two versions) runs in
-// turn, repetition after repetition, and the medians are printed.
+// Interleaved A/B of bench/_h2_split.ts (or, with --transport h1,
+// bench/_h1_split.ts): each combination of a client and a server (each from
+// a checkout of its own, to compare two versions) runs in turn, repetition
+// after repetition, and the medians are printed.
 //
 //   deno run -A bench/h2_split_ab.ts --bun <bun> --reps 7 --n 4000 \
 //     --runtimes deno,bun --dir base=/tmp/main --dir new=. \
 //     new:raw/new:raw base:ours/base:ours new:ours/new:ours
 //
-// A combination is <clientDir>:<clientKind>/<serverDir>:<serverKind>; the
-// script runs from <dir>/bench/_h2_split.ts, so a base checkout needs it too.
+//   deno run -A bench/h2_split_ab.ts --transport h1 --bun <bun> --reps 4 \
+//     --n 30000 --runtimes bun hand/hand hand/codec hand/queue hand/ours
+//
+// A combination is [<clientDir>:]<clientKind>/[<serverDir>:]<serverKind>
+// (the directory "new" when left out); the script runs from
+// <dir>/bench/_h2_split.ts (or _h1_split.ts), so a base checkout needs it
+// too.
 import { parseArgs } from "node:util";
 import { serverThenClient } from "./_server_client.ts";
 const args = parseArgs({
@@ -19,9 +25,13 @@ const args = parseArgs({
     n: { type: "string", default: "4000" },
     runtimes: { type: "string", default: "deno,bun" },
     dir: { type: "string", multiple: true, default: ["new=."] },
+    transport: { type: "string", default: "h2" },
   },
 });
-const bun = args.values.bun;
+// Each process runs in its checkout: a relative path to Bun is made whole.
+const bun = args.values.bun.includes("/") && !args.values.bun.startsWith("/")
+  ? `${Deno.cwd()}/${args.values.bun}`
+  : args.values.bun;
 const repsArg = args.values.reps;
 const nArg = args.values.n;
 const rtArg = args.values.runtimes;
@@ -29,12 +39,17 @@ const combos = args.positionals;
 const dirs: Record<string, string> = Object.fromEntries(
   args.values.dir.map((d) => d.split("=", 2)),
 );
+const transport = args.values.transport;
+if (transport !== "h1" && transport !== "h2") {
+  throw new TypeError(`Cannot run: --transport is h1 or h2, got ${transport}`);
+}
+const script = `bench/_${transport}_split.ts`;
 const deno = Deno.execPath();
 const cmd = (rt: string, dir: string, argv: string[]) =>
   new Deno.Command(rt === "deno" ? deno : bun, {
     args: rt === "deno"
-      ? ["run", "-A", "--quiet", "bench/_h2_split.ts", ...argv]
-      : ["bench/_h2_split.ts", ...argv],
+      ? ["run", "-A", "--quiet", script, ...argv]
+      : [script, ...argv],
     cwd: dir,
     stdout: "piped",
     stderr: "piped",
@@ -42,8 +57,9 @@ const cmd = (rt: string, dir: string, argv: string[]) =>
   });
 async function one(rt: string, combo: string) {
   const [c, s] = combo.split("/");
-  const [cd, ck] = c.split(":");
-  const [sd, sk] = s.split(":");
+  const side = (x: string) => x.includes(":") ? x.split(":", 2) : ["new", x];
+  const [cd, ck] = side(c);
+  const [sd, sk] = side(s);
   return await serverThenClient(
     cmd(rt, dirs[sd], ["server", sk]),
     (port, pid) => cmd(rt, dirs[cd], ["client", ck, port, nArg, String(pid)]),

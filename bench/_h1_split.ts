@@ -1,0 +1,166 @@
+// Per-side attribution of the lockstep over HTTP/1.1 (bench/run.ts's "ours,
+// gRPC-Web (HTTP/1.1 fetch)" rows), one side per process, run by
+// bench/h2_split_ab.ts --transport h1 under Deno or Bun (the runtime's own
+// fetch and server, as the bench's rows):
+//
+//   _h1_split.ts server <kind>                 prints "READY <port>"
+//   _h1_split.ts client <kind> <port> <n> [<serverPid>]
+//                                              prints one JSON line
+//
+// kind: hand (bench/_by_hand.ts's fetch handler and fetch client, gRPC-Web
+// content type and path so that either side talks to ours), ours (the whole
+// library: the example's server and client over gRPC-Web) and, servers
+// only, by elimination between them: codec (the by-hand server decoding
+// and answering with the library's frame decoder, Int64Value and the
+// example's addInt64 on BigInts) and queue (as codec, its answers through
+// the library's response queue: FrameQueue.streamTo and flush). The client
+// reports as bench/_split.ts measures.
+import process from "node:process";
+import {
+  addInt64,
+  makeTransport,
+  startServer,
+  StreamingCalcService,
+} from "../examples/streaming_calc.ts";
+import { createClient } from "../lib/rpc/mod.ts";
+import { FrameDecoder } from "../lib/rpc/wire/frame_decoder.ts";
+import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
+import { Int64Value } from "../lib/rpc/wire/int64_value.ts";
+import { serve } from "../lib/runtime/serve.ts";
+import { frameFor, frameValues, runningSumsBody } from "./_by_hand.ts";
+import { measureSplit } from "./_split.ts";
+
+const PATH = "/StreamingCalcService/incrementalSum";
+const HEADERS = { "content-type": "application/grpc-web+proto" };
+
+/** A gRPC frame's 5-byte prefix and `data`. */
+function framed(data: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(5 + data.byteLength);
+  new DataView(frame.buffer).setUint32(1, data.byteLength);
+  frame.set(data, 5);
+  return frame;
+}
+
+/** The answers by hand with the library's codec, and for `queue` its queue. */
+function codecBody(
+  requests: ReadableStream<Uint8Array>,
+  queue: boolean,
+): ReadableStream<Uint8Array> {
+  const reader = requests.getReader();
+  const decoder = new FrameDecoder();
+  const frames = new FrameQueue<bigint>({
+    toFrame: (sum) => ({ flags: 0, data: Int64Value.proto.encode(sum) }),
+  }, () => {});
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let streaming: { pulled(): void; done: Promise<void> } | undefined;
+  const body = new ReadableStream<Uint8Array>(
+    queue
+      ? {
+        pull(c) {
+          if (streaming !== undefined) return streaming.pulled();
+          streaming = frames.streamTo(c);
+          streaming.done.then(() => c.close(), (error) => c.error(error));
+        },
+      }
+      : { start: (c) => void (controller = c) },
+    { highWaterMark: 0 },
+  );
+  (async () => {
+    let sum = 0n;
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (const frame of decoder.decode(value)) {
+        sum = addInt64(sum, Int64Value.proto.decode(frame.data));
+        if (queue) frames.accept(sum);
+        else controller.enqueue(framed(Int64Value.proto.encode(sum)));
+      }
+      if (queue) frames.flush();
+    }
+    if (queue) frames.close();
+    else controller.close();
+  })().catch((error) => queue ? frames.fail(error) : controller.error(error));
+  return body;
+}
+
+async function server(kind: string): Promise<number> {
+  if (kind === "ours") return Number((await startServer("grpc-web")).url.port);
+  const s = await serve((request) => {
+    const body = kind === "hand"
+      ? runningSumsBody(request.body!)
+      : codecBody(request.body!, kind === "queue");
+    return new Response(body, { headers: HEADERS });
+  }, { port: 0 });
+  return Number(s.url.port);
+}
+
+/** The by-hand client (bench/_by_hand.ts's byHandFetchTimes, to our path). */
+async function handTimes(port: number, n: number): Promise<number[]> {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+  });
+  const responded = fetch(`http://127.0.0.1:${port}${PATH}`, {
+    method: "POST",
+    body,
+    duplex: "half",
+    headers: HEADERS,
+  } as RequestInit);
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const times = new Array<number>(n);
+  let sum = 0;
+  for (let i = 1; i <= n; i++) {
+    sum += i;
+    const t = performance.now();
+    controller.enqueue(frameFor(i));
+    reader ??= (await responded).body!.getReader();
+    let answer = -1;
+    for (let want = frameFor(sum).length; want > 0;) {
+      const r = await reader.read();
+      if (r.done) throw new Error("By hand: the answers ended early");
+      want -= r.value.byteLength;
+      frameValues(r.value, (v) => answer = v);
+    }
+    times[i - 1] = performance.now() - t;
+    if (answer !== sum) throw new Error("By hand: wrong answer");
+  }
+  controller.close();
+  // Ours ends with a trailer frame, the by-hand server with none.
+  while (!(await reader!.read()).done);
+  return times;
+}
+
+/** Our client; a by-hand server sends no trailers, so the end is not checked. */
+function oursTimes(port: number): (n: number) => Promise<number[]> {
+  const { transport } = makeTransport("grpc-web", `http://127.0.0.1:${port}`);
+  const client = createClient(StreamingCalcService, transport);
+  return async (n) => {
+    const call = client.incrementalSum();
+    const times = new Array<number>(n);
+    let sum = 0n;
+    for (let i = 1; i <= n; i++) {
+      const t = performance.now();
+      await call.send(BigInt(i));
+      const r = await call.receive();
+      times[i - 1] = performance.now() - t;
+      sum += BigInt(i);
+      if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
+    }
+    await call.complete();
+    await call.receive().catch(() => {});
+    return times;
+  };
+}
+
+const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
+if (cmd === "server") {
+  console.log(`READY ${await server(kind)}`);
+} else {
+  const port = Number(portArg);
+  const run = kind === "hand"
+    ? (n: number) => handTimes(port, n)
+    : oursTimes(port);
+  const result = await measureSplit(run, Number(nArg), Number(pidArg ?? 0));
+  console.log(JSON.stringify(result));
+  process.exit(0);
+}
