@@ -175,12 +175,22 @@ export function byHandHandler(request: Request): Response {
   return new Response(runningSumsBody(request.body!));
 }
 
+/** Where a by-hand client sends: a path and headers (default `/`, none). */
+export interface ByHandTarget {
+  path?: string;
+  headers?: HeadersInit;
+}
+
 /**
  * A streamed request through the runtime's fetch (full duplex): what is
  * enqueued into `controller` is sent at once. `fetchImpl`: another fetch,
  * such as one bound to Deno's HTTP/2-only client (h2cFetch).
  */
-export function duplexFetch(port: number, fetchImpl: typeof fetch = fetch): {
+export function duplexFetch(
+  port: number,
+  fetchImpl: typeof fetch = fetch,
+  target: ByHandTarget = {},
+): {
   controller: ReadableStreamDefaultController<Uint8Array>;
   responded: Promise<Response>;
 } {
@@ -188,10 +198,11 @@ export function duplexFetch(port: number, fetchImpl: typeof fetch = fetch): {
   const body = new ReadableStream<Uint8Array>({
     start: (c) => void (controller = c),
   });
-  const responded = fetchImpl(`http://127.0.0.1:${port}/`, {
+  const responded = fetchImpl(`http://127.0.0.1:${port}${target.path ?? "/"}`, {
     method: "POST",
     body,
     duplex: "half",
+    headers: target.headers,
   } as RequestInit);
   return { controller, responded };
 }
@@ -214,14 +225,16 @@ export function h2cFetch(): typeof fetch {
 /**
  * The HTTP/1.1 client by hand: `n` round trips on one request through the
  * runtime's fetch (a streamed body, full duplex), each answer read whole
- * and checked; each round trip's time in ms. `fetchImpl` as duplexFetch's.
+ * and checked; each round trip's time in ms. `fetchImpl` and `target` as
+ * duplexFetch's.
  */
 export async function byHandFetchTimes(
   port: number,
   n: number,
   fetchImpl: typeof fetch = fetch,
+  target: ByHandTarget = {},
 ): Promise<number[]> {
-  const { controller, responded } = duplexFetch(port, fetchImpl);
+  const { controller, responded } = duplexFetch(port, fetchImpl, target);
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const times = new Array<number>(n);
   let sum = 0;

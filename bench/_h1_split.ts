@@ -27,7 +27,8 @@ import { FrameDecoder } from "../lib/rpc/wire/frame_decoder.ts";
 import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
 import { Int64Value } from "../lib/rpc/wire/int64_value.ts";
 import { serve } from "../lib/runtime/serve.ts";
-import { frameFor, frameValues, runningSumsBody } from "./_by_hand.ts";
+import { byHandFetchTimes, runningSumsBody } from "./_by_hand.ts";
+import { lockstepTimes } from "./_rpc.ts";
 import { measureSplit } from "./_split.ts";
 
 const PATH = "/StreamingCalcService/incrementalSum";
@@ -94,72 +95,25 @@ async function server(kind: string): Promise<number> {
   return Number(s.url.port);
 }
 
-/** The by-hand client (bench/_by_hand.ts's byHandFetchTimes, to our path). */
-async function handTimes(port: number, n: number): Promise<number[]> {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const body = new ReadableStream<Uint8Array>({
-    start: (c) => void (controller = c),
-  });
-  const responded = fetch(`http://127.0.0.1:${port}${PATH}`, {
-    method: "POST",
-    body,
-    duplex: "half",
-    headers: HEADERS,
-  } as RequestInit);
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  const times = new Array<number>(n);
-  let sum = 0;
-  for (let i = 1; i <= n; i++) {
-    sum += i;
-    const t = performance.now();
-    controller.enqueue(frameFor(i));
-    reader ??= (await responded).body!.getReader();
-    let answer = -1;
-    for (let want = frameFor(sum).length; want > 0;) {
-      const r = await reader.read();
-      if (r.done) throw new Error("By hand: the answers ended early");
-      want -= r.value.byteLength;
-      frameValues(r.value, (v) => answer = v);
-    }
-    times[i - 1] = performance.now() - t;
-    if (answer !== sum) throw new Error("By hand: wrong answer");
-  }
-  controller.close();
-  // Ours ends with a trailer frame, the by-hand server with none.
-  while (!(await reader!.read()).done);
-  return times;
-}
-
-/** Our client; a by-hand server sends no trailers, so the end is not checked. */
-function oursTimes(port: number): (n: number) => Promise<number[]> {
-  const { transport } = makeTransport("grpc-web", `http://127.0.0.1:${port}`);
-  const client = createClient(StreamingCalcService, transport);
-  return async (n) => {
-    const call = client.incrementalSum();
-    const times = new Array<number>(n);
-    let sum = 0n;
-    for (let i = 1; i <= n; i++) {
-      const t = performance.now();
-      await call.send(BigInt(i));
-      const r = await call.receive();
-      times[i - 1] = performance.now() - t;
-      sum += BigInt(i);
-      if (r.done || r.value !== sum) throw new Error("Lockstep: wrong reply");
-    }
-    await call.complete();
-    await call.receive().catch(() => {});
-    return times;
-  };
-}
-
 const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
 if (cmd === "server") {
   console.log(`READY ${await server(kind)}`);
 } else {
   const port = Number(portArg);
-  const run = kind === "hand"
-    ? (n: number) => handTimes(port, n)
-    : oursTimes(port);
+  let run: (n: number) => Promise<number[]>;
+  if (kind === "hand") {
+    // bench/_by_hand.ts's client, to our path with our content type.
+    run = (n) =>
+      byHandFetchTimes(port, n, fetch, { path: PATH, headers: HEADERS });
+  } else {
+    const base = `http://127.0.0.1:${port}`;
+    const client = createClient(
+      StreamingCalcService,
+      makeTransport("grpc-web", base).transport,
+    );
+    // A by-hand server sends no status at the end: it is not checked.
+    run = (n) => lockstepTimes(client, n, false);
+  }
   const result = await measureSplit(run, Number(nArg), Number(pidArg ?? 0));
   console.log(JSON.stringify(result));
   process.exit(0);
