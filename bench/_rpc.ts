@@ -599,7 +599,9 @@ const WARMUP_MS = 500;
  * 5,000 and 67-70 after 10,000 (the floor 61-62 after both). Bun's rows
  * moved by 4% at most from 750 to 10,000 (grpc-js's 8%). 10,000, about
  * 0.6 s per contender, is near the end of that climb; its last few per
- * cent would cost seconds per contender.
+ * cent would cost seconds per contender. Under Bun the library's own code
+ * climbed further (1.13× the by-hand pair after 10,000, 1.07× after
+ * 30,000), so bench/run.ts gives Bun's contenders 30,000.
  */
 export const LOCKSTEP_WARMUP = 10_000;
 

@@ -93,6 +93,7 @@ const CONFIG = SMOKE
     peerN: 2_000,
     lockstepN: 100,
     lockstepWarmup: 100,
+    lockstepWarmupBun: 100,
     loadStreams: [1, 16],
     loadBytes: 4 * MiB,
     loadMessages: 2_000,
@@ -168,6 +169,12 @@ const CONFIG = SMOKE
     lockstepN: 3_000,
     // Warm-up round trips, in five calls (bench/_rpc.ts, LOCKSTEP_WARMUP).
     lockstepWarmup: 10_000,
+    // Under Bun the library's code takes longer to settle: with 10,000 our
+    // gRPC-Web p50 was 1.13× the by-hand exchange's (p99 409 µs), with
+    // 30,000 1.07× (p99 111), the by-hand pair's unchanged; under Deno
+    // 40,000 moved ours and the by-hand pair alike (docs/performance.md,
+    // "Lockstep warm-up under Bun"). About 2 s more per Bun contender.
+    lockstepWarmupBun: 30_000,
     // 256 is the target's column; 1,024 connections took the longest of
     // each load flow (`deno task bench:load` runs it: bench/LOAD.md).
     loadStreams: [1, 16, 256],
@@ -253,6 +260,12 @@ if (args.values["lockstep-warmup"] !== undefined) {
     );
   }
   CONFIG.lockstepWarmup = n;
+  CONFIG.lockstepWarmupBun = n;
+}
+
+/** Lockstep's warm-up round trips for a contender under `runtime`. */
+function lockstepWarmup(runtime: string): number {
+  return runtime === "bun" ? CONFIG.lockstepWarmupBun : CONFIG.lockstepWarmup;
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -1177,7 +1190,7 @@ async function rpcRun(
           which.join(","),
           String(CONFIG.rpcMs),
           String(CONFIG.lockstepN),
-          String(CONFIG.lockstepWarmup),
+          String(lockstepWarmup(runtime)),
         ],
         120_000,
         cpu,
@@ -1651,7 +1664,9 @@ if (wanted("rpc")) {
   phase(
     `RPC: sum and incrementalSum for ${fmt(CONFIG.rpcMs)} ms each, lockstep ${
       fmt(CONFIG.lockstepN)
-    } after ${fmt(CONFIG.lockstepWarmup)} warm-up round trips ...`,
+    } after ${fmt(CONFIG.lockstepWarmup)} warm-up round trips (${
+      fmt(CONFIG.lockstepWarmupBun)
+    } under Bun) ...`,
   );
   const rows = Object.fromEntries(
     METHODS.map((method) => [method, {
@@ -3090,7 +3105,9 @@ const sections = {
         ? "Server and client unpinned (taskset not found): expect the scheduler's placement in the figures."
         : `Server and client pinned to CPU ${LOCKSTEP_CPU} (taskset), after ${
           fmt(CONFIG.lockstepWarmup)
-        } warm-up round trips in five calls (V8 compiles a process's code in steps as it runs, docs/performance.md): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next). The p99 column still catches the compilers finishing the library's code on that CPU, mostly under Bun: with 30,000 warm-up round trips instead (\`deno task bench --only rpc --lockstep-warmup 30000\`: 284 s against 178, too long for this run), ours' p99 under Bun was 109-169 µs over HTTP/1.1 (the floor's 91) and 146 over h2c (66), against 826-923 and 297 with 10,000 the same day (docs/performance.md, "Lockstep p99 under Bun").`
+        } warm-up round trips in five calls under Deno and ${
+          fmt(CONFIG.lockstepWarmupBun)
+        } under Bun (the runtimes compile a process's code in steps as it runs, docs/performance.md): a round trip's time is the CPU both sides spend on it, not where the scheduler put them (unpinned, the same bare node:http2 pair measured 10 µs in one run and 73 in the next). Under Bun the library's code takes longer to settle than the by-hand exchange's: pinned, five repetitions each (bench/h2_lockstep_ab.ts), our gRPC-Web p50 was 1.13× the by-hand pair's after 10,000 warm-up round trips (p99 409 µs) and 1.07× after 30,000 (p99 111), the by-hand pair's own the same; under Deno 40,000 moved both alike (docs/performance.md, "Lockstep warm-up under Bun").`
     }\n\n${rpcLatency}`,
   load:
     `${loadSection}\n\n### Server memory per open idle stream (VmRSS after opening each step; "bare": the runtime's own handler, no library)\n\nEvery stream made one round trip and stays open; ${
