@@ -46,9 +46,9 @@ const args = parseArgs({
     "write-load": { type: "boolean", default: false },
     // The features' comparisons alone, written to bench/FEATURES.md.
     features: { type: "boolean", default: false },
-    // Lockstep's warm-up round trips, instead of CONFIG.lockstepWarmup (to
-    // see how far p99 falls with more: docs/performance.md, "Lockstep p99
-    // under Bun").
+    // Lockstep's warm-up round trips under both runtimes, instead of
+    // CONFIG.lockstepWarmup and lockstepWarmupBun (to see how far p50 and
+    // p99 fall with more: docs/performance.md, "Lockstep warm-up under Bun").
     "lockstep-warmup": { type: "string" },
   },
 });
