@@ -6,10 +6,12 @@
 // way out cancels the source and leaves no timer behind. PacedReader, for a
 // consumer with a read loop of its own (receiveBody, the multipart parser's
 // input): the idle timer and the minimum rate, counting only time inside
-// its reads.
+// its reads. IdleWatch, the one idle clock all of them (and the RPC
+// server's request reads) keep: never early, one timer per body.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  IdleWatch,
   PacedReader,
   pipeWithPace,
   withIdleTimeout,
@@ -292,6 +294,123 @@ for (const kind of ["default", "byte"] as const) {
     });
   });
 }
+
+describe("IdleWatch", () => {
+  // Pauses whose timers are not counted by countingTimers.
+  const real = globalThis.setTimeout;
+  const pause = (ms: number) => new Promise((r) => real(r, ms));
+
+  /** Runs `body` with setTimeout counted; returns how many it set. */
+  async function countingTimers(body: () => Promise<void> | void) {
+    let count = 0;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      count++;
+      return real(...args);
+    }) as typeof setTimeout;
+    try {
+      await body();
+    } finally {
+      globalThis.setTimeout = real;
+    }
+    return count;
+  }
+
+  /** A watch of `ms` whose idle calls are counted and awaitable. */
+  function watched(ms: number, heldBack?: () => boolean) {
+    const fired = Promise.withResolvers<number>();
+    let calls = 0;
+    const watch = new IdleWatch(ms, () => {
+      calls++;
+      fired.resolve(performance.now());
+    }, heldBack);
+    return { watch, fired: fired.promise, calls: () => calls };
+  }
+
+  it("IdleWatch calls onIdle once a single wait has lasted ms, never early, and only once", async () => {
+    const { watch, fired, calls } = watched(100);
+    const began = performance.now();
+    watch.begin();
+    const at = await deadline(fired, 5_000, "idle");
+    assert.ok(at - began >= 99, `fired after ${at - began} ms`);
+    watch.begin(); // stopped: no new wait, no new timer
+    await sleep(150);
+    assert.equal(calls(), 1);
+  });
+
+  it("IdleWatch counts only waits: time between end() and begin() is not held against the source", async () => {
+    const { watch, fired, calls } = watched(100);
+    watch.begin();
+    watch.end();
+    await sleep(300); // three limits not waiting
+    assert.equal(calls(), 0);
+    const began = performance.now();
+    watch.begin();
+    const at = await deadline(fired, 5_000, "idle");
+    assert.ok(at - began >= 99, `fired ${at - began} ms into the wait`);
+  });
+
+  it("IdleWatch keeps one timer for any number of waits, re-armed only when it fires early", async () => {
+    let watch!: IdleWatch;
+    let calls = 0;
+    const timers = await countingTimers(async () => {
+      watch = new IdleWatch(1_000, () => calls++);
+      for (let i = 0; i < 10_000; i++) {
+        watch.begin();
+        watch.end();
+      }
+      // Waits that begin again every 20 ms, for 200 ms of a 1,000 ms
+      // limit: the one timer has not fired yet.
+      for (let i = 0; i < 10; i++) {
+        watch.begin();
+        await pause(20);
+      }
+      watch.stop();
+    });
+    assert.equal(calls, 0);
+    // (Two if a loaded machine stretched the loop past the limit once.)
+    assert.ok(timers <= 2, `${timers} timers`);
+  });
+
+  it("IdleWatch with ms 0 or undefined sets no timer and never fires", async () => {
+    let calls = 0;
+    const timers = await countingTimers(() => {
+      for (const ms of [0, undefined]) {
+        const watch = new IdleWatch(ms, () => calls++);
+        watch.begin();
+        watch.end();
+        watch.begin();
+      }
+    });
+    assert.equal(timers, 0);
+    await sleep(20);
+    assert.equal(calls, 0);
+  });
+
+  it("IdleWatch.stop ends the limit: a wait under way never fires", async () => {
+    const { watch, calls } = watched(50);
+    watch.begin();
+    watch.stop();
+    await sleep(150);
+    assert.equal(calls(), 0);
+  });
+
+  it("IdleWatch with heldBack looks every eighth of the limit while held, and counts the wait from the look that found room", async () => {
+    let held = true;
+    const { watch, fired, calls } = watched(200, () => held);
+    let released = 0;
+    const timers = await countingTimers(async () => {
+      watch.begin();
+      await pause(500); // held back for 2.5 limits: not a wait
+      assert.equal(calls(), 0);
+      held = false;
+      released = performance.now();
+    });
+    // The first timer (200 ms), then a look every 25 ms at most.
+    assert.ok(timers >= 2 && timers <= 1 + 300 / 25 + 1, `${timers} timers`);
+    const at = await deadline(fired, 5_000, "idle");
+    assert.ok(at - released >= 199, `fired ${at - released} ms after room`);
+  });
+});
 
 describe("withIdleTimeout", () => {
   it("withIdleTimeout returns the source itself with no timeout and no maxReadBytes", () => {

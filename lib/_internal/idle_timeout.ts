@@ -9,6 +9,88 @@ import { GrowingReader, pumpBytes } from "./pump_bytes.ts";
 /** The default size of one read: a pipe's. */
 const READ_BYTES = 64 * 1024;
 
+/**
+ * One idle limit: how long a single wait for a source may last. `begin()`
+ * marks a wait starting now (or going on after a chunk: the limit counts
+ * from here), `end()` a spell that is not a wait (a chunk being handled,
+ * a consumer not reading); once one wait has lasted `ms` milliseconds,
+ * `onIdle` is called (once) and the watch stops. One timer, re-armed only
+ * when it fires early: a timer per chunk costs more than the chunk on a
+ * fast stream (measured: RSS growth of a 1 GiB echo went from 12 MiB to
+ * 50-70 MiB). With `heldBack`, a consumer that stops and starts reading
+ * with no call here is seen by looking: while `heldBack()` is true the
+ * timer looks every eighth of the limit, and the wait after it counts from
+ * the look that found room (late by at most that much, never early).
+ * `ms` 0 or undefined: no limit, no timer. Every idle timeout of a body is
+ * kept by one of these: pipeWithPace's, withIdleTimeout's, PacedReader's,
+ * the RPC server's request reads' and the resumable upload client's.
+ */
+export class IdleWatch {
+  readonly #ms: number;
+  readonly #onIdle: () => void;
+  readonly #heldBack: (() => boolean) | undefined;
+  #since = -1; // when the current wait began; -1: not waiting
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  constructor(
+    ms: number | undefined,
+    onIdle: () => void,
+    heldBack?: () => boolean,
+  ) {
+    this.#ms = ms ?? 0;
+    this.#onIdle = onIdle;
+    this.#heldBack = heldBack;
+  }
+
+  /** A wait for the source begins (or goes on) now. */
+  begin(): void {
+    if (this.#ms === 0 || this.#stopped) return;
+    this.#since = performance.now();
+    // An armed timer is never late for this wait: it was armed for a limit
+    // no further away than this one's, and re-arms when it fires early.
+    this.#timer ??= setTimeout(this.#check, this.#ms);
+  }
+
+  /** Not waiting for the source from now until the next `begin()`. */
+  end(): void {
+    this.#since = -1;
+  }
+
+  /** No more limit: the timer goes. */
+  stop(): void {
+    this.#stopped = true;
+    this.#since = -1;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  readonly #check = (): void => {
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    const now = performance.now();
+    if (this.#heldBack?.()) {
+      // Not waiting for the source: look again in an eighth of the limit.
+      this.#since = -1;
+      this.#timer = setTimeout(this.#check, Math.max(1, this.#ms / 8));
+      return;
+    }
+    if (this.#since < 0) {
+      // Without heldBack, the next begin() re-arms; with it, room was made
+      // since the last look, and the wait counts from now.
+      if (this.#heldBack === undefined) return;
+      this.#since = now;
+    }
+    const left = this.#since + this.#ms - now;
+    if (left > 0) {
+      this.#timer = setTimeout(this.#check, Math.max(1, left));
+      return;
+    }
+    this.stop();
+    this.#onIdle();
+  };
+}
+
 /** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
 export interface PaceOptions {
   /**
@@ -73,24 +155,24 @@ export function pipeWithPace(
   } = options;
   const idleMs = options.idleTimeoutMs ?? 0;
   if (!idleMs && !readAheadBytes && !signal) return source;
-  // While the queue is full, a look every eighth of the limit.
-  const step = Math.max(1, idleMs / 8);
-  // One hop, and one timer re-armed only when it fires early: a timer per
-  // chunk costs more than the chunk on a fast stream (measured: RSS growth
-  // of a 1 GiB echo went from 12 MiB to 50-70 MiB). Pull-based
-  // ReadableStreams reading `source` in JS measured slower than a pipe
-  // through a TransformStream under Bun (1 GiB echo, curl: 0.90-0.99x a
-  // bare TransformStream, with twice its RSS growth), and no faster under
-  // Deno (docs/performance.md, "One TransformStream hop").
+  // One hop, and one IdleWatch whose timer looks at the queue while it is
+  // full (no hook sees the consumer's reads). Pull-based ReadableStreams
+  // reading `source` in JS measured slower than a pipe through a
+  // TransformStream under Bun (1 GiB echo, curl: 0.90-0.99x a bare
+  // TransformStream, with twice its RSS growth), and no faster under Deno
+  // (docs/performance.md, "One TransformStream hop").
   let controller!: TransformStreamDefaultController<Uint8Array>;
-  let waiting = true; // the queue has room: the source is waited for
-  let quietSince = 0; // the last chunk, or the start of this wait
-  let timer: ReturnType<typeof setTimeout> | undefined;
   let done = false;
+  // The queue has no room: the consumer holds the stream back.
+  const full = () => (controller.desiredSize ?? 0) <= 0;
+  const idle = new IdleWatch(
+    idleMs,
+    () => fail(options.onIdle?.()),
+    full,
+  );
   const stop = () => {
     done = true;
-    clearTimeout(timer);
-    timer = undefined;
+    idle.stop();
     signal?.removeEventListener("abort", aborted);
   };
   const fail = (error: unknown) => {
@@ -99,39 +181,20 @@ export function pipeWithPace(
     controller.error(error);
   };
   const aborted = () => fail(onAbort(signal!.reason));
-  const look = () => {
-    timer = undefined;
-    if (done) return;
-    const now = performance.now();
-    if ((controller.desiredSize ?? 0) <= 0) {
-      // The consumer holds the stream back: not waiting for the source.
-      // Counted as held until the next look, so that no limit is cut short.
-      waiting = false;
-      timer = setTimeout(look, step);
-      return;
-    }
-    if (!waiting) {
-      waiting = true;
-      quietSince = now;
-    }
-    if (now - quietSince >= idleMs) return fail(options.onIdle?.());
-    timer = setTimeout(look, Math.max(1, quietSince + idleMs - now));
-  };
   const stream = new TransformStream<Uint8Array, Uint8Array>(
     {
       start(c) {
         controller = c;
-        quietSince = performance.now();
-        if (idleMs) timer = setTimeout(look, idleMs);
+        idle.begin();
         if (signal?.aborted) aborted();
         else signal?.addEventListener("abort", aborted, { once: true });
       },
       transform(chunk, c) {
-        if (idleMs) quietSince = performance.now();
         c.enqueue(chunk);
         // The chunk came into room: from now, waiting unless it filled the
-        // queue (a timer is armed whenever a limit is set; it will look).
-        waiting = (c.desiredSize ?? 0) > 0;
+        // queue (then the watch's timer looks until there is room again).
+        if (full()) idle.end();
+        else idle.begin();
       },
     },
     undefined,
@@ -156,7 +219,8 @@ export function pipeWithPace(
  * Wraps `source` so that a read waiting more than `ms` milliseconds for the
  * next chunk errors the stream with `onIdle()`'s error and cancels the
  * source with it. Only time spent waiting for the source counts: while the
- * consumer is not reading (a slow sink, back-pressure), no timer runs.
+ * consumer is not reading (a slow sink, back-pressure), nothing counts
+ * (an IdleWatch between pulls).
  * With `maxReadBytes`, a byte stream source is read through a
  * GrowingReader, its reads growing up to `maxReadBytes` while they come
  * back full; otherwise through a default reader. Returns `source` itself
@@ -172,57 +236,40 @@ export function withIdleTimeout(
   const reader = maxReadBytes === undefined
     ? source.getReader()
     : new GrowingReader(source, { minReadBytes: READ_BYTES, maxReadBytes });
-  // One timer, re-armed only when it fires early: a timer per chunk costs
-  // more than the chunk on a fast stream (measured: RSS growth of a 1 GiB
-  // echo went from 12 MiB to 50-70 MiB).
-  let waitingSince = -1;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   let failed = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const check = () => {
-    timer = undefined;
-    if (waitingSince < 0) return; // not waiting: re-armed by the next pull
-    const left = waitingSince + ms! - performance.now();
-    if (left > 0) {
-      timer = setTimeout(check, left);
-      return;
-    }
+  const idle = new IdleWatch(ms, () => {
     failed = true;
     const error = onIdle();
     controller.error(error);
     reader.cancel(error).catch(() => {});
-  };
-  const stop = () => {
-    clearTimeout(timer);
-    timer = undefined;
-  };
+  });
   return new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
     },
     async pull() {
-      waitingSince = performance.now();
-      if (ms) timer ??= setTimeout(check, ms);
+      idle.begin();
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await reader.read();
       } catch (error) {
-        stop();
+        idle.stop();
         if (!failed) controller.error(error);
         return;
       } finally {
-        waitingSince = -1;
+        idle.end();
       }
       if (failed) return;
       if (result.done) {
-        stop();
+        idle.stop();
         controller.close();
         return;
       }
       controller.enqueue(result.value);
     },
     cancel(reason) {
-      stop();
+      idle.stop();
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
@@ -256,27 +303,30 @@ export interface ReadPace
  * inside `read()` counts, so a consumer that stops reading (a slow sink)
  * is never held against the source, and a limit fires when it is reached,
  * not later. For a consumer with a read loop of its own (receiveBody):
- * no stream hop between the source and the loop, and one timer re-armed
- * only when it fires early (a timer per chunk costs more than the chunk
- * on a fast stream). Each failure cancels `source` with its error, and the
- * pending read and every later one reject with it.
+ * no stream hop between the source and the loop; the idle limit is an
+ * IdleWatch and the rate window one timer of its own, each re-armed only
+ * when it fires early. Each failure cancels `source` with its error, and
+ * the pending read and every later one reject with it.
  */
 export class PacedReader {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #pace: ReadPace;
-  #idleMs: number;
+  #idle: IdleWatch;
   #windowMs: number;
   #needed: number;
   #readStart = -1; // when the pending read began; -1: none pending
   #waited = 0; // ms spent in reads in the current rate window
   #bytes = 0; // bytes read in the current rate window
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined; // the rate window's
   #failure: { error: unknown } | undefined;
 
   constructor(source: ReadableStream<Uint8Array>, pace: ReadPace) {
     this.#reader = source.getReader();
     this.#pace = pace;
-    this.#idleMs = pace.idleTimeoutMs ?? 0;
+    this.#idle = new IdleWatch(
+      pace.idleTimeoutMs,
+      () => this.fail(pace.onIdle?.()),
+    );
     this.#windowMs = pace.minBytesPerSecond ? pace.minRateWindowMs ?? 0 : 0;
     this.#needed = (pace.minBytesPerSecond ?? 0) * this.#windowMs / 1000;
   }
@@ -284,11 +334,12 @@ export class PacedReader {
   /** Reads the next chunk; rejects with the failure, if any. */
   async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     this.#throwIfFailed();
-    const timed = this.#idleMs > 0 || this.#windowMs > 0;
-    if (timed) {
+    const rated = this.#windowMs > 0;
+    this.#idle.begin();
+    if (rated) {
       this.#readStart = performance.now();
       // An armed timer is never late for this read: it was armed at an
-      // earlier read for a limit no further away than this one's.
+      // earlier read for a window end no further away than this one's.
       this.#timer ??= setTimeout(this.#look, this.#due(0));
     }
     let result: ReadableStreamReadResult<Uint8Array>;
@@ -300,13 +351,14 @@ export class PacedReader {
       this.#stop();
       throw this.#failure.error;
     }
+    this.#idle.end();
     // A failure cancelled the source: the read ended early for it.
     this.#throwIfFailed();
     if (result.done) {
       this.#stop();
       return result;
     }
-    if (timed) {
+    if (rated) {
       this.#waited += performance.now() - this.#readStart;
       this.#readStart = -1;
       this.#bytes += result.value.byteLength;
@@ -332,19 +384,15 @@ export class PacedReader {
   }
 
   #stop(): void {
+    this.#idle.stop();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#readStart = -1;
   }
 
-  /** Ms from now to the nearest limit, `waiting` ms into a read. */
+  /** Ms from now to the end of the rate window, `waiting` ms into a read. */
   #due(waiting: number): number {
-    let next = Infinity;
-    if (this.#idleMs) next = this.#idleMs - waiting;
-    if (this.#windowMs) {
-      next = Math.min(next, this.#windowMs - (this.#waited + waiting));
-    }
-    return Math.max(1, next);
+    return Math.max(1, this.#windowMs - (this.#waited + waiting));
   }
 
   /**
@@ -363,9 +411,6 @@ export class PacedReader {
     // Not reading: the next read re-arms.
     if (this.#readStart < 0 || this.#failure) return;
     const waiting = performance.now() - this.#readStart;
-    if (this.#idleMs && waiting >= this.#idleMs) {
-      return this.fail(this.#pace.onIdle?.());
-    }
     this.#windowFull(waiting);
     if (this.#failure) return;
     this.#timer = setTimeout(this.#look, this.#due(waiting));

@@ -3,6 +3,7 @@ import { checkMax, checkMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
+import { IdleWatch } from "../_internal/idle_timeout.ts";
 import {
   OFFSET_OCTET_STREAM,
   PARTIAL_UPLOAD,
@@ -216,30 +217,22 @@ export async function resumableUpload(
     if (idleTimeoutMs === 0 || (payload !== undefined && !streamed)) {
       return await doFetch(target, init);
     }
-    // The idle rule: progress is an answer, or body bytes taken by fetch.
+    // The idle rule: progress is an answer, or body bytes taken by fetch
+    // (each chunk taken begins a new wait).
     const idle = new AbortController();
-    let last = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    // One timer, re-armed when it fires early (not one per chunk).
-    const check = () => {
-      const left = last + idleTimeoutMs - performance.now();
-      if (left > 0) {
-        timer = setTimeout(check, left);
-        return;
-      }
+    const watch = new IdleWatch(idleTimeoutMs, () =>
       idle.abort(
         new DOMException(
           `Cannot upload: the ${method} request made no progress for ${idleTimeoutMs} ms (idleTimeoutMs)`,
           "TimeoutError",
         ),
-      );
-    };
-    timer = setTimeout(check, idleTimeoutMs);
+      ));
+    watch.begin();
     if (streamed) {
       init.body = payload.pipeThrough(
         new TransformStream<Uint8Array, Uint8Array>({
           transform(chunk, controller) {
-            last = performance.now();
+            watch.begin();
             controller.enqueue(chunk);
           },
         }),
@@ -252,7 +245,7 @@ export async function resumableUpload(
       if (idle.signal.aborted && !signal?.aborted) throw idle.signal.reason;
       throw error;
     } finally {
-      clearTimeout(timer);
+      watch.stop();
     }
   }
 

@@ -32,7 +32,7 @@ import type {
 } from "../server/implement_service.ts";
 import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
-import { withIdleTimeout } from "../../_internal/idle_timeout.ts";
+import { IdleWatch, withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
 import {
   dropSinkable,
@@ -323,8 +323,10 @@ function decodeRequests<T>(
   const reader = new ChunkReader(body);
   const decoder = decoderFor(reader.borrowed);
   let controller!: ReadableStreamDefaultController<T>;
-  let waitingSince = -1;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The idle clock: a wait for bytes begins at each read (and at each
+  // chunk pushed to runDirect), and ends while a chunk's messages are
+  // handled.
+  const idle = new IdleWatch(idleMs, () => fail(onIdle()));
   let over = false;
   // The read started while no pull was waiting, if any.
   let ahead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
@@ -332,8 +334,7 @@ function decodeRequests<T>(
   let directFail: ((reason: unknown) => void) | undefined;
   const stop = () => {
     over = true;
-    clearTimeout(timer);
-    timer = undefined;
+    idle.stop();
     for (const signal of signals) {
       signal.removeEventListener("abort", onAbort);
     }
@@ -344,19 +345,6 @@ function decodeRequests<T>(
     controller.error(error);
     reader.cancel(error).catch(() => {});
     directFail?.(error);
-  };
-  const check = () => {
-    timer = undefined;
-    if (waitingSince < 0 || over) return; // re-armed by the next read
-    const left = waitingSince + idleMs! - performance.now();
-    if (left > 0) timer = setTimeout(check, left);
-    else fail(onIdle());
-  };
-  // The idle clock starts now (bytes are awaited from here on).
-  const arm = () => {
-    if (!idleMs) return;
-    waitingSince = performance.now();
-    timer ??= setTimeout(check, idleMs);
   };
   function onAbort(this: AbortSignal) {
     fail(this.reason);
@@ -382,14 +370,14 @@ function decodeRequests<T>(
     };
     try {
       while (!emitted && !over) {
-        arm();
+        idle.begin();
         let result: ReadableStreamReadResult<Uint8Array>;
         const read = ahead ?? reader.read();
         ahead = undefined;
         try {
           result = await read;
         } finally {
-          waitingSince = -1;
+          idle.end();
         }
         if (over) return emitted;
         if (result.done) {
@@ -478,14 +466,14 @@ function decodeRequests<T>(
     // waits for it (the node stream paused, the idle timer still).
     const wait = (pending: Promise<unknown>) => {
       busy = true;
-      waitingSince = -1;
+      idle.end();
       opened.source?.pause();
       pending.then(() => {
         busy = false;
         while (backlog.length > 0 && !busy && !over) take(backlog.shift()!);
         if (busy || over) return;
         if (ended) return finish();
-        arm();
+        idle.begin();
         opened.source?.resume();
       }, fail);
     };
@@ -508,7 +496,7 @@ function decodeRequests<T>(
       data(chunk) {
         if (over) return;
         if (busy) return void backlog.push(chunk);
-        if (idleMs) waitingSince = performance.now();
+        idle.begin();
         take(chunk);
       },
       end() {
@@ -682,15 +670,9 @@ async function readBareBody(
   const onAbort = () => reader.cancel(signal.reason).catch(() => {});
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
-  // One timer, re-armed only when it fires early (as withIdleTimeout).
-  let lastRead = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const check = () => {
-    const left = lastRead + idleMs! - performance.now();
-    if (left > 0) timer = setTimeout(check, left);
-    else abort.abort(idleError(idleMs!));
-  };
-  if (idleMs) timer = setTimeout(check, idleMs);
+  // The read loop always waits for bytes: a wait begins at each chunk.
+  const idle = new IdleWatch(idleMs, () => abort.abort(idleError(idleMs!)));
+  idle.begin();
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
@@ -698,7 +680,7 @@ async function readBareBody(
       const { done, value } = await reader.read();
       if (signal.aborted) throw signal.reason;
       if (done) break;
-      lastRead = performance.now();
+      idle.begin();
       total += value.byteLength;
       if (total > max) {
         const error = tooLarge();
@@ -708,7 +690,7 @@ async function readBareBody(
       chunks.push(value);
     }
   } finally {
-    clearTimeout(timer);
+    idle.stop();
     signal.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
