@@ -49,9 +49,12 @@ function codecBody(
 ): ReadableStream<Uint8Array> {
   const reader = requests.getReader();
   const decoder = new FrameDecoder();
-  const frames = new FrameQueue<bigint>({
-    toFrame: (sum) => ({ flags: 0, data: Int64Value.proto.encode(sum) }),
-  }, () => {});
+  // The response queue, for `queue` only.
+  const frames = queue
+    ? new FrameQueue<bigint>({
+      toFrame: (sum) => ({ flags: 0, data: Int64Value.proto.encode(sum) }),
+    }, () => {})
+    : undefined;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let streaming: { pulled(): void; done: Promise<void> } | undefined;
   const body = new ReadableStream<Uint8Array>(
@@ -59,7 +62,7 @@ function codecBody(
       ? {
         pull(c) {
           if (streaming !== undefined) return streaming.pulled();
-          streaming = frames.streamTo(c);
+          streaming = frames!.streamTo(c);
           streaming.done.then(() => c.close(), (error) => c.error(error));
         },
       }
@@ -73,14 +76,14 @@ function codecBody(
       if (done) break;
       for (const frame of decoder.decode(value)) {
         sum = addInt64(sum, Int64Value.proto.decode(frame.data));
-        if (queue) frames.accept(sum);
+        if (frames) frames.accept(sum);
         else controller.enqueue(framed(Int64Value.proto.encode(sum)));
       }
-      if (queue) frames.flush();
+      frames?.flush();
     }
-    if (queue) frames.close();
+    if (frames) frames.close();
     else controller.close();
-  })().catch((error) => queue ? frames.fail(error) : controller.error(error));
+  })().catch((error) => frames ? frames.fail(error) : controller.error(error));
   return body;
 }
 
