@@ -44,6 +44,7 @@ import {
   byHandServer,
   byHandTimes,
   duplexFetch,
+  echoedBody,
   frameFor,
   h2cFetch,
 } from "./_by_hand.ts";
@@ -427,9 +428,11 @@ async function connectEsRun(
 // runtime's own server. floor-h1: the runtime's fetch (a streamed request
 // body, full duplex) into Deno.serve / Bun.serve returning
 // `new Response(request.body)` (under Deno the body passes through with
-// no JS per chunk); floor-h1-js: the same with each chunk through JS, one
-// bare TransformStream (what any library that reads the request and
-// writes the response in JS pays); floor-h2: a bare node:http2 session and
+// no JS per chunk); floor-h1-js: the same with each chunk through JS, read
+// in a loop and enqueued into the response (bench/_by_hand.ts echoedBody:
+// what any library that reads the request and writes the response in JS
+// pays, at the least found; a pipe through one bare TransformStream cost
+// more under Bun); floor-h2: a bare node:http2 session and
 // server, the transport under ours-grpc and grpc-js; floor-h1-sums and
 // floor-h2-sums: floor-h1's and floor-h2's pairs doing incrementalSum's own
 // work by hand (bench/_by_hand.ts). floor-h2f, floor-h2f-js and
@@ -533,8 +536,7 @@ function serveFloor(impl: FloorImpl): Promise<number> {
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
   const handler = impl === "floor-h1-js" || impl === "floor-h2f-js"
-    ? (request: Request) =>
-      new Response(request.body!.pipeThrough(new TransformStream()))
+    ? (request: Request) => new Response(echoedBody(request.body!))
     : impl === "floor-h1-sums" || impl === "floor-h2f-sums"
     ? byHandHandler
     : (request: Request) => new Response(request.body);
