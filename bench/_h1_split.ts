@@ -25,6 +25,7 @@ import {
 import { createClient } from "../lib/rpc/mod.ts";
 import { FrameDecoder } from "../lib/rpc/wire/frame_decoder.ts";
 import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 import { Int64Value } from "../lib/rpc/wire/int64_value.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { byHandFetchTimes, runningSumsBody } from "./_by_hand.ts";
@@ -33,14 +34,6 @@ import { measureSplit } from "./_split.ts";
 
 const PATH = "/StreamingCalcService/incrementalSum";
 const HEADERS = { "content-type": "application/grpc-web+proto" };
-
-/** A gRPC frame's 5-byte prefix and `data` (under 256 bytes here). */
-function framed(data: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(5 + data.byteLength);
-  frame[4] = data.byteLength;
-  frame.set(data, 5);
-  return frame;
-}
 
 /** The answers by hand with the library's codec, and for `queue` its queue. */
 function codecBody(
@@ -77,7 +70,9 @@ function codecBody(
       for (const frame of decoder.decode(value)) {
         sum = addInt64(sum, Int64Value.proto.decode(frame.data));
         if (frames) frames.accept(sum);
-        else controller.enqueue(framed(Int64Value.proto.encode(sum)));
+        else {controller.enqueue(
+            encodeFrame({ flags: 0, data: Int64Value.proto.encode(sum) }),
+          );}
       }
       frames?.flush();
     }

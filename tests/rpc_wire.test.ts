@@ -35,7 +35,11 @@ import {
   decodeEndStream,
   encodeEndStreamFrame,
 } from "../lib/rpc/protocol_connect/end_stream.ts";
-import { allocBytes, MAX_SLAB_REQUEST } from "../lib/rpc/wire/_alloc.ts";
+import {
+  allocBytes,
+  COPY_MAX_BYTES,
+  MAX_SLAB_REQUEST,
+} from "../lib/rpc/wire/_alloc.ts";
 
 const MIN = -(1n << 63n);
 const MAX = (1n << 63n) - 1n;
@@ -84,8 +88,8 @@ describe("allocBytes", () => {
       0,
       1,
       11,
-      64,
-      65,
+      COPY_MAX_BYTES,
+      COPY_MAX_BYTES + 1,
       200,
       MAX_SLAB_REQUEST,
       MAX_SLAB_REQUEST + 1,

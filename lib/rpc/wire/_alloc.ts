@@ -12,15 +12,20 @@
 // under Bun"). Its first `subarray` (or `.buffer`) moves its bytes into a
 // new ArrayBuffer, though: copied in and sliced, a 200-byte array of its own
 // cost 254 ns against 183 for a slab view. So under Bun only requests up to
-// FRESH_MAX_BYTES, the size a frame decoder copies a message out at rather
-// than slicing it, get their own array.
+// COPY_MAX_BYTES, the size up to which the frame decoder copies a message
+// out of its chunk rather than slicing it, get their own array.
 
 import { isBun } from "../../_internal/user_agent.ts";
 
 const SLAB_BYTES = 64 * 1024;
 /** The largest request served from the slab; larger ones get their own buffer. */
 export const MAX_SLAB_REQUEST = 256;
-const FRESH_MAX_BYTES = isBun() ? 64 : 0;
+/**
+ * Messages up to this size are copied out of their chunk rather than sliced
+ * (frame_decoder.ts), and under Bun get an array of their own here.
+ */
+export const COPY_MAX_BYTES = 64;
+const FRESH_MAX_BYTES = isBun() ? COPY_MAX_BYTES : 0;
 
 let slab: ArrayBuffer | undefined;
 let used = 0;

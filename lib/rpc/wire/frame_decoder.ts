@@ -1,4 +1,4 @@
-import { allocBytes } from "./_alloc.ts";
+import { allocBytes, COPY_MAX_BYTES } from "./_alloc.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
@@ -194,10 +194,10 @@ export class FrameDecoder {
 // Under Bun a small chunk read from fetch or Bun.serve keeps its bytes in
 // the JS heap with no ArrayBuffer, and its first `subarray` allocates one
 // and moves the bytes there: 1.2 µs per chunk measured (Bun 1.4.5, a 7-byte
-// chunk of a streamed fetch response), against 0.3 µs for a copy. So a tiny
-// message is copied into the shared slab (a view of an existing buffer,
-// about 20 ns under Deno too) and its chunk is never viewed.
-const COPY_MAX_BYTES = 64;
+// chunk of a streamed fetch response), against 0.3 µs for a copy. So a
+// message of up to COPY_MAX_BYTES is copied into allocBytes's bytes (under
+// Bun an array of its own; elsewhere a view of the shared slab, about 20 ns
+// under Deno) and its chunk is never viewed.
 
 // With `copy` (copyFrames) a larger one is copied out of the chunk too.
 function frameData(

@@ -5,6 +5,7 @@ import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
 import { type Deferred, deferred } from "../../_internal/deferred.ts";
 import { allocBytes, MAX_SLAB_REQUEST } from "./_alloc.ts";
+import { writePrefix } from "./_frame.ts";
 import {
   type ByteSink,
   dropSinkable,
@@ -659,13 +660,4 @@ const RESOLVED = Promise.resolve();
 
 function isFrame(value: Frame | PromiseLike<Frame>): value is Frame {
   return typeof (value as PromiseLike<Frame>).then !== "function";
-}
-
-function writePrefix(target: Uint8Array, at: number, frame: Frame): void {
-  const length = frame.data.byteLength;
-  target[at] = frame.flags;
-  target[at + 1] = length >>> 24;
-  target[at + 2] = (length >>> 16) & 0xff;
-  target[at + 3] = (length >>> 8) & 0xff;
-  target[at + 4] = length & 0xff;
 }
