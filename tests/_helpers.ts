@@ -387,3 +387,15 @@ export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
 export function sha256Base64(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("base64");
 }
+
+/** Microtask turns until `promise` settles (at most 1,000). */
+export async function turnsUntil(promise: Promise<unknown>): Promise<number> {
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  let turns = 0;
+  while (!settled && turns < 1000) {
+    await undefined;
+    turns++;
+  }
+  return turns;
+}

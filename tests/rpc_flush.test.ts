@@ -14,18 +14,9 @@ import {
   type Transport,
   type TransportCall,
 } from "../lib/rpc/mod.ts";
-
-/** Microtask turns until `promise` settles (at most 1,000). */
-async function turnsUntil(promise: Promise<unknown>): Promise<number> {
-  let settled = false;
-  promise.then(() => settled = true, () => settled = true);
-  let turns = 0;
-  while (!settled && turns < 1000) {
-    await undefined;
-    turns++;
-  }
-  return turns;
-}
+import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
+import type { Frame } from "../lib/rpc/wire/frame_decoder.ts";
+import { turnsUntil } from "./_helpers.ts";
 
 const Service = defineService("test.v1.FlushService", {
   scan: { kind: "bidi", input: Int64Value, output: Int64Value },
@@ -64,6 +55,45 @@ describe("flushing the frame queue", () => {
     }
     assert.equal((await read).value!.byteLength, 5 * 7);
     await writer.close();
+  });
+
+  it("a queue writing into a readable wakes every writer waiting for its reader", async () => {
+    // The RPC server's response over fetch: the queue's write turn and the
+    // call loop's synchronous writer (writeNow, then whenDrained) may both
+    // wait for the reader at once; each must wake, or the queue's writer
+    // stays parked and the body never ends.
+    const queue = new FrameQueue<Frame>({}, () => {});
+    let streaming: { pulled(): void; done: Promise<void> } | undefined;
+    const readable = new ReadableStream<Uint8Array>({
+      start(c) {
+        streaming = queue.streamTo(c);
+      },
+      pull: () => streaming!.pulled(),
+    }, { highWaterMark: 0 });
+    const reader = readable.getReader();
+    const frame = (n: number) => ({ flags: 0, data: new Uint8Array([8, n]) });
+    // No read waits: the first frame fills the stream.
+    queue.accept(frame(1));
+    assert.equal(queue.writeNow(), false);
+    // The write turn that the next frame schedules waits for the reader...
+    queue.accept(frame(2));
+    for (let i = 0; i < 20; i++) await undefined;
+    // ...and so does the synchronous writer.
+    const drained = queue.whenDrained();
+    assert.deepEqual([...(await reader.read()).value!], [0, 0, 0, 0, 2, 8, 1]);
+    const second = reader.read();
+    await drained;
+    queue.writeNow();
+    assert.deepEqual([...(await second).value!], [0, 0, 0, 0, 2, 8, 2]);
+    // The write turn woke too: closing ends the writing.
+    queue.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      streaming!.done.then(() => "ended"),
+      new Promise((resolve) => timer = setTimeout(resolve, 1000, "stuck")),
+    ]);
+    clearTimeout(timer);
+    assert.equal(ended, "ended");
   });
 
   it("createClient's receive() flushes what was sent before it waits", async () => {

@@ -308,12 +308,91 @@ export function registerPushSource(
 /**
  * From now on, `stream`'s chunks go to `listener` as they arrive instead
  * of to its queue; for a consumer that holds its lock and has no read
- * pending. `undefined` when it cannot (the stream has none, or holds
- * queued chunks, or has ended): read on as usual.
+ * pending. Without `read`, `undefined` when it cannot (the stream has no
+ * push source, or holds queued chunks, or has ended): read on as usual.
+ * With `read` (the consumer's own reader's), any other stream is pumped
+ * through it (see pumpReads).
  */
 export function openPushSource(
   stream: ReadableStream<Uint8Array>,
   listener: PushListener,
+): PushSource | undefined;
+export function openPushSource(
+  stream: ReadableStream<Uint8Array>,
+  listener: PushListener,
+  read: () => Promise<ReadableStreamReadResult<Uint8Array>>,
+): PushSource;
+export function openPushSource(
+  stream: ReadableStream<Uint8Array>,
+  listener: PushListener,
+  read?: () => Promise<ReadableStreamReadResult<Uint8Array>>,
 ): PushSource | undefined {
-  return pushSources.get(stream)?.(listener);
+  const source = pushSources.get(stream)?.(listener);
+  if (source !== undefined || read === undefined) return source;
+  return pumpReads(read, listener);
+}
+
+/**
+ * A push source over any byte stream (a fetch body): reads through `read`,
+ * one at a time, each chunk handed to `listener` in the read's own promise
+ * reaction. One read is always under way, paused or not, so that a body
+ * that fails (a client that went away) is told to `error` at once: a fetch
+ * server may say so in no other way while its handler waits (Deno.serve
+ * cancels the response body only when no read of the request is pending).
+ * While paused, the chunk it brings is held (not read past) until `resume`;
+ * so a chunk whose buffer the next read reuses (ChunkReader) stays valid
+ * until `data` returns. The end comes after the last chunk. `stop` ends
+ * the reads; a read under way or a held chunk is then dropped (for a
+ * consumer that ended or failed).
+ */
+function pumpReads(
+  read: () => Promise<ReadableStreamReadResult<Uint8Array>>,
+  listener: PushListener,
+): PushSource {
+  let paused = false;
+  let stopped = false;
+  // The chunk (or the end) read while paused.
+  let held: ReadableStreamReadResult<Uint8Array> | undefined;
+  const deliver = (result: ReadableStreamReadResult<Uint8Array>) => {
+    if (result.done) {
+      stopped = true;
+      return listener.end();
+    }
+    try {
+      listener.data(result.value);
+    } catch (error) {
+      // The listener's own failure: no more reads, as after a failed one.
+      return onError(error);
+    }
+    if (!stopped) next();
+  };
+  const onResult = (result: ReadableStreamReadResult<Uint8Array>) => {
+    if (stopped) return;
+    if (paused) held = result;
+    else deliver(result);
+  };
+  const onError = (reason: unknown) => {
+    if (stopped) return;
+    stopped = true;
+    held = undefined;
+    listener.error(reason);
+  };
+  const next = () => void read().then(onResult, onError);
+  next();
+  return {
+    pause() {
+      paused = true;
+    },
+    resume() {
+      if (!paused) return;
+      paused = false;
+      const result = held;
+      held = undefined;
+      if (result !== undefined && !stopped) deliver(result);
+    },
+    stop() {
+      stopped = true;
+      held = undefined;
+    },
+  };
 }

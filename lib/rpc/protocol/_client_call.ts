@@ -214,12 +214,14 @@ export function startClientCall<I, O>(
   // Closed or errored (or cancelled): nothing more to produce.
   let over = false;
 
-  // A streaming response whose body the runtime glue pushes (node:http2,
-  // lib/streams/_fuse.ts): each chunk is decoded in the node stream's own
-  // event into the inbox, where `produce` takes it (at once, if it is
-  // there), instead of a stream read per chunk. The node stream is paused
-  // while the inbox holds messages and INBOX_BYTES or more have arrived
-  // since it was last taken.
+  // A streaming response's body is pushed (lib/streams/_fuse.ts): by the
+  // runtime glue (node:http2), or else by a pump of its reads (fetch).
+  // Each chunk is decoded in the node stream's own event or the read's
+  // reaction into the inbox, where `produce` takes it (at once, if it is
+  // there), instead of a stream read and its promises per chunk. The
+  // source is paused while the inbox holds messages (or a decompression
+  // will make some) and INBOX_BYTES or more have arrived since it was last
+  // taken.
   let pushed: PushSource | undefined;
   let inbox: O[] = [];
   let inboxBytes = 0;
@@ -259,6 +261,9 @@ export function startClientCall<I, O>(
       while (backlog.length > 0 && !decompressing && !pushFailure) {
         decodePushed(backlog.shift()!);
       }
+      // Paused for the decompression, and no message to take: a partial
+      // one must complete.
+      if (!decompressing && inbox.length === 0) pushed?.resume();
       wake();
     }, (error) => {
       decompressing = undefined;
@@ -272,10 +277,16 @@ export function startClientCall<I, O>(
       // then the failure.
       if (pushFailure !== undefined) return;
       inboxBytes += chunk.byteLength;
-      if (decompressing) backlog.push(chunk);
+      // A pumped chunk may be a view of a buffer the next read reuses.
+      if (decompressing) backlog.push(reader!.borrowed ? chunk.slice() : chunk);
       else decodePushed(chunk);
-      // Paused only with messages to take: a partial one must complete.
-      if (inboxBytes >= INBOX_BYTES && inbox.length > 0) pushed?.pause();
+      // Paused only with messages to take, or to come from a decompression:
+      // a partial one must complete.
+      if (
+        inboxBytes >= INBOX_BYTES && (inbox.length > 0 || decompressing)
+      ) {
+        pushed?.pause();
+      }
       wake();
     },
     end() {
@@ -381,29 +392,16 @@ export function startClientCall<I, O>(
           },
           copyFrames: reader.borrowed,
         });
-        pushed = openPushSource(response.body, pushListener);
-        if (pushed !== undefined) return await produce(emit);
+        const chunks = reader;
+        pushed = openPushSource(
+          response.body,
+          pushListener,
+          () => chunks.read(),
+        );
+        return await produce(emit);
       }
-      if (pushed !== undefined) {
-        // The pushed body ended or failed, its inbox empty.
-        if (pushFailure !== undefined) throw pushFailure.error;
-      } else {
-        // Decode body chunks here rather than in a stream of their own:
-        // the messages of one chunk are emitted at once, one stream hop
-        // less per message. The queue holds at most one chunk's messages.
-        let queued = 0;
-        const counted = (message: O) => {
-          queued++;
-          emit(message);
-        };
-        let result = await reader!.read();
-        while (!result.done) {
-          const decoding = decoder!.push(result.value, counted);
-          if (decoding !== undefined) await decoding;
-          if (queued > 0) return;
-          result = await reader!.read();
-        }
-      }
+      // The pushed body ended or failed, its inbox empty.
+      if (pushFailure !== undefined) throw pushFailure.error;
       decoder!.finish();
       let status: CallStatus | null | undefined = endStatus;
       if (init.readTrailers) {

@@ -242,16 +242,25 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     return { error, trailers: context.responseTrailers };
   })();
 
+  // Read through the stream (a fetch server's response), the queue writes
+  // into it as into the glue's sink: the fused call loop may then answer
+  // each request in the reaction that read it (pipeDirect).
+  let streaming: { pulled(): void; done: Promise<void> } | undefined;
   const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      // Read through the stream: no sink takes chunks beside this pull.
+    pull(controller) {
+      if (streaming !== undefined) return streaming.pulled();
+      // No sink takes chunks beside the stream's.
       dropSinkable(body);
-      if (!await encoder.pull(controller)) return;
-      // Closed, or failed (a message could not be serialized: the status
-      // carries that error and goes in the end frame).
-      const last = init.end(await status);
-      if (last !== undefined) controller.enqueue(last);
-      controller.close();
+      streaming = encoder.streamTo(controller);
+      // Closed and written, or failed (a message could not be serialized:
+      // the status carries that error and goes in the end frame).
+      streaming.done.then(() => status).then((ended) => {
+        const last = init.end(ended);
+        if (last !== undefined) controller.enqueue(last);
+        controller.close();
+      }).catch(() => {
+        // Cancelled meanwhile: the stream takes nothing more.
+      });
     },
     cancel(reason) {
       abort.abort(
@@ -463,7 +472,7 @@ function decodeRequests<T>(
       resolve();
     };
     // What the handler returned for a chunk's messages: the next chunk
-    // waits for it (the node stream paused, the idle timer still).
+    // waits for it (the source paused, the idle timer still).
     const wait = (pending: Promise<unknown>) => {
       busy = true;
       idle.end();
@@ -492,6 +501,9 @@ function decodeRequests<T>(
       }
       if (pending !== undefined) wait(pending);
     };
+    // The glue's push source, or else the body's reads pumped (a fetch
+    // server's request): each chunk's requests are answered in the event
+    // or read reaction that brought them.
     const source = openPushSource(body, {
       data(chunk) {
         if (over) return;
@@ -503,9 +515,14 @@ function decodeRequests<T>(
         ended = true;
         if (!busy && !over) finish();
       },
-      error: fail,
-    });
-    if (source === undefined) return undefined;
+      // The body failed: the client went away (told while the handler
+      // waits too: a push source reports it paused or not).
+      error(reason) {
+        if (over) return;
+        fail(reason);
+        onGone(reason);
+      },
+    }, () => reader.read());
     opened.source = source;
     directFail = (reason) => {
       directFail = undefined;
@@ -520,11 +537,12 @@ function decodeRequests<T>(
 
 /**
  * Runs the rest of a call's requests through `handle`, each body chunk's
- * messages in the node stream's own event (a push source, see
+ * messages in the event that brought them (the node stream's, or the
+ * reaction to a fetch body's read: a push source, see
  * lib/streams/_fuse.ts); a promise `handle` returns holds the next chunk
  * back until it settles. Resolves at the end of the requests, rejects with
- * what failed them (or `handle`). `undefined` when it cannot start: the
- * body is no push source, or requests are queued.
+ * what failed them (or `handle`). `undefined` when it cannot start:
+ * requests are queued or read ahead.
  */
 type DirectRequests<T> = (
   handle: (messages: T[]) => void | Promise<unknown>,
@@ -757,10 +775,12 @@ async function singleFrame(
  * aborts, and rejects with that reason.
  *
  * With a fused `step` and the call's `direct` path, once the response body
- * has a sink (the runtime glue over node:http2), the rest runs in the
- * events that bring the requests: decode, step, encode and write, with no
- * promise per message (as a bare node:http2 echo: a lockstep round trip's
- * server side costs the same as one that writes in its 'data' event).
+ * has a sink (the runtime glue over node:http2, or the readable a fetch
+ * server reads), the rest runs in the events that bring the requests (the
+ * node stream's, or a fetch body read's reaction): decode, step, encode
+ * and write, with no promise per message (as a bare node:http2 echo: a
+ * lockstep round trip's server side costs the same as one that writes in
+ * its 'data' event).
  */
 async function pipeDirect<T>(
   source: ReadableStream<T>,
@@ -805,7 +825,7 @@ async function pipeDirect<T>(
       // per round trip under Deno, callgrind). Not with the glue's sink:
       // over node:http2 writing that much sooner made Deno 2.9.6's server
       // abort (docs/known-runtime-issues.md (e)).
-      if (!encoder.hasSink) encoder.flush();
+      if (!encoder.hasSink || encoder.intoStream) encoder.flush();
     }
     while (true) {
       const { done, value } = await reader.read();

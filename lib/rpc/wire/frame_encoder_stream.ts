@@ -210,7 +210,8 @@ export class FrameEncoderStream<T = Frame>
 
 /**
  * The encoder's queue without its streams: messages in through `accept`,
- * coalesced chunks out through `pull`. FrameEncoderStream wraps it in a
+ * coalesced chunks out into a sink (`pipeTo`: the runtime glue's) or a
+ * readable's controller (`streamTo`). FrameEncoderStream wraps it in a
  * readable and a writable; the RPC server drives it straight from its
  * call loop and its response body, which saves the two streams, their
  * reader and writer, and a stream hop per response chunk.
@@ -223,8 +224,10 @@ export class FrameQueue<T> {
   #failed = false;
   #flushing = false;
   #failure: unknown;
-  /** Where chunks go once `pipeTo` runs, instead of through `pull`. */
+  /** Where chunks go once `pipeTo` (or `streamTo`) runs. */
   #sink: ByteSink | undefined;
+  /** The sink is a readable's controller (`streamTo`). */
+  #intoStream = false;
   /** The sink asked to wait (its write returned false) and has not drained. */
   #sinkFull = false;
   /** The sink's chunks must be buffers of their own (see streamTo). */
@@ -244,7 +247,6 @@ export class FrameQueue<T> {
       if (!this.#sink!.write(chunk)) this.#sinkFull = true;
     },
   };
-  #wakeReader: (() => void) | undefined;
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
   readonly #onError: (reason: unknown) => void;
   readonly #toFrame: ((chunk: T) => Frame | PromiseLike<Frame>) | undefined;
@@ -292,12 +294,17 @@ export class FrameQueue<T> {
     return this.#failure;
   }
 
-  /** True once `pipeTo` has given it a sink. */
+  /** True once `pipeTo` (or `streamTo`) has given it a sink. */
   get hasSink(): boolean {
     return this.#sink !== undefined;
   }
 
-  /** No more chunks: `pull` reports the end once the queue is empty. */
+  /** True once `streamTo` has made a readable's controller its sink. */
+  get intoStream(): boolean {
+    return this.#intoStream;
+  }
+
+  /** No more chunks: the sink's writer ends once the queue is empty. */
   close(): void {
     this.#closed = true;
     this.#wake();
@@ -362,8 +369,8 @@ export class FrameQueue<T> {
 
   /**
    * Writes the chunks from now on into `sink` (the runtime glue's, see
-   * lib/streams/_fuse.ts), as `pull` would have enqueued them, waiting for
-   * its drain when it is full; resolves once closed and empty, or failed
+   * lib/streams/_fuse.ts), in coalesced chunks, waiting for its drain when
+   * it is full; resolves once closed and empty, or failed
    * (see `failed`). Throws what the sink throws.
    */
   pipeTo(sink: ByteSink, ownBuffers = false): Promise<void> {
@@ -385,7 +392,10 @@ export class FrameQueue<T> {
   streamTo(
     controller: ReadableStreamDefaultController<Uint8Array>,
   ): { pulled(): void; done: Promise<void> } {
-    let wake: (() => void) | undefined;
+    // One drain for every waiter (the write turn, and the RPC server's
+    // synchronous writer may wait at once).
+    let drain: Deferred<void> | undefined;
+    this.#intoStream = true;
     const done = this.pipeTo({
       write(chunk) {
         controller.enqueue(chunk);
@@ -395,13 +405,13 @@ export class FrameQueue<T> {
       drained: () =>
         controller.desiredSize! >= 0
           ? Promise.resolve()
-          : new Promise<void>((resolve) => wake = resolve),
+          : (drain ??= deferred<void>()).promise,
     }, true);
     return {
       pulled() {
-        const resolve = wake;
-        wake = undefined;
-        resolve?.();
+        const waiting = drain;
+        drain = undefined;
+        waiting?.resolve();
       },
       done,
     };
@@ -428,8 +438,8 @@ export class FrameQueue<T> {
   }
 
   /**
-   * While on, a queued frame does not wake `pull` or the sink's writer:
-   * the writer calls `writeNow` itself. Turning it off wakes them.
+   * While on, a queued frame does not wake the sink's writer: the writer
+   * calls `writeNow` itself. Turning it off wakes it.
    */
   manual(on: boolean): void {
     this.#manual = on;
@@ -443,15 +453,10 @@ export class FrameQueue<T> {
   // a sink writes the queue itself (the gather then ends, the queue empty):
   // in a lockstep round trip over h2c the sixteen idle turns cost each side
   // 0.6-0.9 µs of CPU under Bun. (The RPC server's ordinary path flushes
-  // after a request chunk's answers only when its body is read through the
-  // stream: over node:http2 writing them that much sooner made Deno 2.9.6's
-  // server abort, known-runtime-issues.md (e), and its synchronous path
-  // writes them through the sink.)
-  async #gather(): Promise<void> {
-    this.#startGather();
-    while (this.#gatherOn()) await undefined;
-  }
-
+  // after a request chunk's answers only when its body goes to a readable
+  // (streamTo, a fetch server's response): over node:http2 writing them
+  // that much sooner made Deno 2.9.6's server abort, known-runtime-issues.md
+  // (e), and its synchronous path writes them through the sink.)
   /** A gather starts: no idle turn yet, the queue's length now. */
   #startGather(): void {
     this.#idle = 0;
@@ -478,10 +483,7 @@ export class FrameQueue<T> {
   }
 
   #wake(): void {
-    if (this.#piped !== undefined) return this.#scheduleWrite();
-    const wake = this.#wakeReader;
-    this.#wakeReader = undefined;
-    wake?.();
+    if (this.#piped !== undefined) this.#scheduleWrite();
   }
 
   // With a sink, the writer is a microtask turn scheduled when a frame
@@ -536,32 +538,6 @@ export class FrameQueue<T> {
       this.#writing = false;
       this.#piped!.reject(error);
     });
-  }
-
-  /**
-   * Enqueues the next chunk into `controller`, waiting for one if none is
-   * queued; resolves true, enqueuing nothing, once the queue is closed and
-   * empty or failed.
-   */
-  async pull(
-    controller: { enqueue(chunk: Uint8Array): void },
-  ): Promise<boolean> {
-    while (true) {
-      if (this.#head === this.#queue.length) {
-        if (this.#closed || this.#failed) return true;
-        await new Promise<void>((resolve) => {
-          this.#wakeReader = resolve;
-        });
-        // Woken by a frame, by close() or by a failure.
-        continue;
-      }
-      await this.#gather();
-      if (this.#failed) return true;
-      // Written meanwhile by writeNow.
-      if (this.#head === this.#queue.length) continue;
-      this.#take(controller);
-      return false;
-    }
   }
 
   /** Enqueues one chunk of what is queued (which is not empty). */
