@@ -185,6 +185,7 @@ const ROWS: Row[] = [
       "rpc_wire.test.ts",
       "rpc_burst.test.ts",
       "node_streams.test.ts",
+      "push_source.test.ts",
       "faults_rpc.test.ts",
       "fuzz_rpc.test.ts",
       "rpc_bomb.test.ts",
