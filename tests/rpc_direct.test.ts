@@ -276,9 +276,10 @@ describe("the synchronous path over a fetch body", () => {
       assert.deepEqual(valuesOf((await read).value!), [sum]);
     }
     // The first requests may take the ordinary path (the call loop was
-    // waiting for them when the response got its sink): 6 turns a round
-    // trip there (a read, the burst reader's promises, the loop's await),
-    // 2 on the synchronous path (the read's reaction, the answer's read).
+    // waiting for them when the response got its sink): 4 turns a round
+    // trip there (a read, the burst reader's promises, the loop's await;
+    // 6 before the response was written through streamTo), 2 on the
+    // synchronous path (the read's reaction, the answer's read).
     assert.ok(
       turns.slice(2).every((t) => t <= 2),
       `turns from request to answer: ${turns.join(",")}`,
