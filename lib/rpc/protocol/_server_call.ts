@@ -358,14 +358,19 @@ function decodeRequests<T>(
   function onAbort(this: AbortSignal) {
     fail(this.reason);
   }
+  // A read of the body failed while the handler was not reading: the
+  // client went away.
+  const gone = (reason: unknown) => {
+    if (over) return;
+    fail(reason);
+    onGone(reason);
+  };
   const readAhead = () => {
     const read = reader.read();
     ahead = read;
     read.catch((reason) => {
       // Only while no pull waits for it: a pull reports its own failure.
-      if (ahead !== read || over) return;
-      fail(reason);
-      onGone(reason);
+      if (ahead === read) gone(reason);
     });
   };
   // Reads body chunks until one completes a message (all of that chunk's
@@ -515,13 +520,9 @@ function decodeRequests<T>(
         ended = true;
         if (!busy && !over) finish();
       },
-      // The body failed: the client went away (told while the handler
-      // waits too: a push source reports it paused or not).
-      error(reason) {
-        if (over) return;
-        fail(reason);
-        onGone(reason);
-      },
+      // Told while the handler waits too: a push source reports a failed
+      // body paused or not.
+      error: gone,
     }, () => reader.read());
     opened.source = source;
     directFail = (reason) => {
