@@ -137,3 +137,28 @@ export function sharingNames<T extends { names: string[] }>(
   }
   return groups;
 }
+
+/**
+ * Repeats the groups of comparisons (sharingNames) in two passes: first
+ * every group that holds a comparison `short` of a sure verdict (its
+ * repetitions all on one side of the goal, but fewer than sureCount asks),
+ * each until none is left short; then every group that holds one still
+ * `open`, each until none is. `repeat` runs repetitions of a group while
+ * `more()` holds and its own limits (count, time) allow. A short
+ * comparison needs a repetition or two, a comparison within noise up to
+ * every one the allowance has: in one order, a close comparison early in
+ * the list spent a whole allowance and left cheap verdicts undecided.
+ */
+export async function settleInPasses<T>(
+  groups: T[][],
+  open: (item: T) => boolean,
+  short: (item: T) => boolean,
+  repeat: (group: T[], more: () => boolean) => Promise<void>,
+): Promise<void> {
+  const passes = [(item: T) => open(item) && short(item), open];
+  for (const wanted of passes) {
+    for (const group of groups) {
+      if (group.some(wanted)) await repeat(group, () => group.some(wanted));
+    }
+  }
+}

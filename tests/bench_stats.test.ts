@@ -11,6 +11,7 @@ import {
   median,
   medianInterval,
   ratios,
+  settleInPasses,
   sharingNames,
   sureCount,
 } from "../bench/_stats.ts";
@@ -50,6 +51,55 @@ describe("bench statistics", () => {
     ]);
     assert.equal(groups.flat().length, 5);
     assert.deepEqual(sharingNames([]), []);
+  });
+
+  it("settles misses short of a sure verdict before comparisons within noise", async () => {
+    // Each comparison is decided after `after` more repetitions of its
+    // group; `short` ones lie on one side of their goal already.
+    const item = (name: string, after: number, short: boolean) => ({
+      name,
+      after,
+      short,
+      reps: 0,
+    });
+    type Item = ReturnType<typeof item>;
+    const close = item("deno:h2c within noise", 10, false);
+    const cheap = item("bun:h1 missed on 3", 2, true);
+    const both = [
+      item("bun:h2c missed on 3", 2, true),
+      item("bun:h2c close", 4, false),
+    ];
+    const groups: Item[][] = [[close], [cheap], both];
+    const ran: string[] = [];
+    let allowance = 12; // repetitions the run has time for
+    await settleInPasses(
+      groups,
+      (i) => i.reps < i.after,
+      (i) => i.short,
+      async (group, more) => {
+        while (more() && allowance > 0) {
+          allowance--;
+          ran.push(group[0].name);
+          for (const i of group) i.reps++;
+          await Promise.resolve();
+        }
+      },
+    );
+    assert.deepEqual(ran, [
+      // First pass: only the groups holding a short miss, each until none is.
+      "bun:h1 missed on 3",
+      "bun:h1 missed on 3",
+      "bun:h2c missed on 3",
+      "bun:h2c missed on 3",
+      // Second pass, in the groups' order: what is still open.
+      ...Array(8).fill("deno:h2c within noise"),
+    ]);
+    assert.equal(cheap.reps, 2);
+    assert.equal(both[0].reps, 2);
+    assert.equal(both[1].reps, 2); // its group came after the close one
+    assert.equal(close.reps, 8); // left open when the allowance ran out
+    // In the old order (one pass, the groups in turn) the close comparison
+    // would have taken 10 of the 12 and left both cheap misses undecided.
   });
 
   it("takes the whole range while the repetitions are few", () => {
