@@ -96,6 +96,44 @@ describe("flushing the frame queue", () => {
     assert.equal(ended, "ended");
   });
 
+  it("a queue writing into a readable stops waiting for its reader once cancelled", async () => {
+    // A reader that stops reading, then cancels: the write turn and the
+    // synchronous writer wait for a pull that never comes; the cancel
+    // (FrameEncoderStream's and the RPC server's body call fail) must end
+    // both, or the turn stays parked and `done` never settles.
+    const queue = new FrameQueue<Frame>({}, () => {});
+    let streaming: { pulled(): void; done: Promise<void> } | undefined;
+    const readable = new ReadableStream<Uint8Array>({
+      start(c) {
+        streaming = queue.streamTo(c);
+      },
+      pull: () => streaming!.pulled(),
+      cancel: (reason) => queue.fail(reason),
+    }, { highWaterMark: 0 });
+    const frame = (n: number) => ({ flags: 0, data: new Uint8Array([8, n]) });
+    queue.accept(frame(1));
+    assert.equal(queue.writeNow(), false); // the stream holds it: full
+    queue.accept(frame(2));
+    for (let i = 0; i < 20; i++) await undefined; // the turn parks
+    const drained = queue.whenDrained();
+    const reason = new Error("reader gone");
+    await readable.cancel(reason);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = new Promise((resolve) => {
+      timer = setTimeout(resolve, 1000, "stuck");
+    });
+    const outcome = await Promise.race([
+      Promise.all([streaming!.done, drained]).then(() => "ended"),
+      stuck,
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, "ended");
+    assert.equal(queue.failed, true);
+    // The synchronous writer, woken, finds the queue failed.
+    assert.throws(() => queue.writeNow(), (error) => error === reason);
+    assert.throws(() => queue.accept(frame(3)), (error) => error === reason);
+  });
+
   it("createClient's receive() flushes what was sent before it waits", async () => {
     let flushes = 0;
     let respond!: ReadableStreamDefaultController<bigint>;

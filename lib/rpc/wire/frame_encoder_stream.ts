@@ -248,6 +248,8 @@ export class FrameQueue<T> {
     },
   };
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
+  /** Wakes whoever waits for streamTo's reader (see streamTo). */
+  #releaseDrain: (() => void) | undefined;
   readonly #onError: (reason: unknown) => void;
   readonly #toFrame: ((chunk: T) => Frame | PromiseLike<Frame>) | undefined;
   readonly #chunkBytes: number;
@@ -393,8 +395,16 @@ export class FrameQueue<T> {
     controller: ReadableStreamDefaultController<Uint8Array>,
   ): { pulled(): void; done: Promise<void> } {
     // One drain for every waiter (the write turn, and the RPC server's
-    // synchronous writer may wait at once).
+    // synchronous writer may wait at once), released by a pull, or by a
+    // failure (a cancelled readable pulls no more: the write turn then
+    // ends, and the writers find the queue failed).
     let drain: Deferred<void> | undefined;
+    const release = () => {
+      const waiting = drain;
+      drain = undefined;
+      waiting?.resolve();
+    };
+    this.#releaseDrain = release;
     this.#intoStream = true;
     const done = this.pipeTo({
       write(chunk) {
@@ -407,14 +417,7 @@ export class FrameQueue<T> {
           ? Promise.resolve()
           : (drain ??= deferred<void>()).promise,
     }, true);
-    return {
-      pulled() {
-        const waiting = drain;
-        drain = undefined;
-        waiting?.resolve();
-      },
-      done,
-    };
+    return { pulled: release, done };
   }
 
   /**
@@ -620,6 +623,7 @@ export class FrameQueue<T> {
     const writer = this.#wakeWriter;
     this.#wakeWriter = undefined;
     writer?.reject(reason);
+    this.#releaseDrain?.();
     this.#wake();
   }
 
