@@ -18,6 +18,49 @@ import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
 import type { Frame } from "../lib/rpc/wire/frame_decoder.ts";
 import { turnsUntil } from "./_helpers.ts";
 
+/**
+ * A frame queue writing into a readable (high-water mark 0), as the RPC
+ * server's response body over fetch: its pulls wake the queue, its cancel
+ * fails it. `done` is streamTo's.
+ */
+function queueIntoReadable(): {
+  queue: FrameQueue<Frame>;
+  readable: ReadableStream<Uint8Array>;
+  done: () => Promise<void>;
+} {
+  const queue = new FrameQueue<Frame>({}, () => {});
+  let streaming!: { pulled(): void; done: Promise<void> };
+  const readable = new ReadableStream<Uint8Array>({
+    start(c) {
+      streaming = queue.streamTo(c);
+    },
+    pull: () => streaming.pulled(),
+    cancel: (reason) => queue.fail(reason),
+  }, { highWaterMark: 0 });
+  return { queue, readable, done: () => streaming.done };
+}
+
+/** A frame holding the Int64Value `n` (below 128). */
+const frameOf = (n: number): Frame => ({
+  flags: 0,
+  data: new Uint8Array([8, n]),
+});
+
+/** "ended" once `promise` settles, "stuck" if it has not within a second. */
+async function withinASecond(promise: Promise<unknown>): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => "ended"),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(resolve, 1000, "stuck");
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const Service = defineService("test.v1.FlushService", {
   scan: { kind: "bidi", input: Int64Value, output: Int64Value },
 });
@@ -62,21 +105,13 @@ describe("flushing the frame queue", () => {
     // call loop's synchronous writer (writeNow, then whenDrained) may both
     // wait for the reader at once; each must wake, or the queue's writer
     // stays parked and the body never ends.
-    const queue = new FrameQueue<Frame>({}, () => {});
-    let streaming: { pulled(): void; done: Promise<void> } | undefined;
-    const readable = new ReadableStream<Uint8Array>({
-      start(c) {
-        streaming = queue.streamTo(c);
-      },
-      pull: () => streaming!.pulled(),
-    }, { highWaterMark: 0 });
+    const { queue, readable, done } = queueIntoReadable();
     const reader = readable.getReader();
-    const frame = (n: number) => ({ flags: 0, data: new Uint8Array([8, n]) });
     // No read waits: the first frame fills the stream.
-    queue.accept(frame(1));
+    queue.accept(frameOf(1));
     assert.equal(queue.writeNow(), false);
     // The write turn that the next frame schedules waits for the reader...
-    queue.accept(frame(2));
+    queue.accept(frameOf(2));
     for (let i = 0; i < 20; i++) await undefined;
     // ...and so does the synchronous writer.
     const drained = queue.whenDrained();
@@ -87,13 +122,7 @@ describe("flushing the frame queue", () => {
     assert.deepEqual([...(await second).value!], [0, 0, 0, 0, 2, 8, 2]);
     // The write turn woke too: closing ends the writing.
     queue.close();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ended = await Promise.race([
-      streaming!.done.then(() => "ended"),
-      new Promise((resolve) => timer = setTimeout(resolve, 1000, "stuck")),
-    ]);
-    clearTimeout(timer);
-    assert.equal(ended, "ended");
+    assert.equal(await withinASecond(done()), "ended");
   });
 
   it("a queue writing into a readable stops waiting for its reader once cancelled", async () => {
@@ -101,37 +130,19 @@ describe("flushing the frame queue", () => {
     // synchronous writer wait for a pull that never comes; the cancel
     // (FrameEncoderStream's and the RPC server's body call fail) must end
     // both, or the turn stays parked and `done` never settles.
-    const queue = new FrameQueue<Frame>({}, () => {});
-    let streaming: { pulled(): void; done: Promise<void> } | undefined;
-    const readable = new ReadableStream<Uint8Array>({
-      start(c) {
-        streaming = queue.streamTo(c);
-      },
-      pull: () => streaming!.pulled(),
-      cancel: (reason) => queue.fail(reason),
-    }, { highWaterMark: 0 });
-    const frame = (n: number) => ({ flags: 0, data: new Uint8Array([8, n]) });
-    queue.accept(frame(1));
+    const { queue, readable, done } = queueIntoReadable();
+    queue.accept(frameOf(1));
     assert.equal(queue.writeNow(), false); // the stream holds it: full
-    queue.accept(frame(2));
+    queue.accept(frameOf(2));
     for (let i = 0; i < 20; i++) await undefined; // the turn parks
     const drained = queue.whenDrained();
     const reason = new Error("reader gone");
     await readable.cancel(reason);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stuck = new Promise((resolve) => {
-      timer = setTimeout(resolve, 1000, "stuck");
-    });
-    const outcome = await Promise.race([
-      Promise.all([streaming!.done, drained]).then(() => "ended"),
-      stuck,
-    ]);
-    clearTimeout(timer);
-    assert.equal(outcome, "ended");
+    assert.equal(await withinASecond(Promise.all([done(), drained])), "ended");
     assert.equal(queue.failed, true);
     // The synchronous writer, woken, finds the queue failed.
     assert.throws(() => queue.writeNow(), (error) => error === reason);
-    assert.throws(() => queue.accept(frame(3)), (error) => error === reason);
+    assert.throws(() => queue.accept(frameOf(3)), (error) => error === reason);
   });
 
   it("createClient's receive() flushes what was sent before it waits", async () => {
