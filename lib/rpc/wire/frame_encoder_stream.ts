@@ -226,8 +226,6 @@ export class FrameQueue<T> {
   #failure: unknown;
   /** Where chunks go once `pipeTo` (or `streamTo`) runs. */
   #sink: ByteSink | undefined;
-  /** The sink is a readable's controller (`streamTo`). */
-  #intoStream = false;
   /** The sink asked to wait (its write returned false) and has not drained. */
   #sinkFull = false;
   /** The sink's chunks must be buffers of their own (see streamTo). */
@@ -248,7 +246,10 @@ export class FrameQueue<T> {
     },
   };
   #wakeWriter: { resolve(): void; reject(reason: unknown): void } | undefined;
-  /** Wakes whoever waits for streamTo's reader (see streamTo). */
+  /**
+   * Wakes whoever waits for streamTo's reader (see streamTo); set once
+   * `streamTo` has made a readable's controller the sink.
+   */
   #releaseDrain: (() => void) | undefined;
   readonly #onError: (reason: unknown) => void;
   readonly #toFrame: ((chunk: T) => Frame | PromiseLike<Frame>) | undefined;
@@ -303,7 +304,7 @@ export class FrameQueue<T> {
 
   /** True once `streamTo` has made a readable's controller its sink. */
   get intoStream(): boolean {
-    return this.#intoStream;
+    return this.#releaseDrain !== undefined;
   }
 
   /** No more chunks: the sink's writer ends once the queue is empty. */
@@ -405,7 +406,6 @@ export class FrameQueue<T> {
       waiting?.resolve();
     };
     this.#releaseDrain = release;
-    this.#intoStream = true;
     const done = this.pipeTo({
       write(chunk) {
         controller.enqueue(chunk);
