@@ -4,7 +4,7 @@
 // fetch and server, as the bench's rows):
 //
 //   _h1_split.ts server <kind>                 prints "READY <port>"
-//   _h1_split.ts client <kind> <port> <n> [<serverPid>]
+//   _h1_split.ts client <kind> <port> <n> [<serverPid> [<warmup>]]
 //                                              prints one JSON line
 //
 // kind: hand (bench/_by_hand.ts's fetch handler and fetch client, gRPC-Web
@@ -14,7 +14,8 @@
 // and answering with the library's frame decoder, Int64Value and the
 // example's addInt64 on BigInts) and queue (as codec, its answers through
 // the library's response queue: FrameQueue.streamTo and flush). The client
-// reports as bench/_split.ts measures.
+// warms up as bench/run.ts's lockstep does (or with <warmup> round trips)
+// and reports as bench/_split.ts measures.
 import process from "node:process";
 import {
   addInt64,
@@ -93,7 +94,7 @@ async function server(kind: string): Promise<number> {
   return Number(s.url.port);
 }
 
-const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
+const [cmd, kind, portArg, nArg, pidArg, warmupArg] = process.argv.slice(2);
 if (cmd === "server") {
   console.log(`READY ${await server(kind)}`);
 } else {
@@ -112,7 +113,12 @@ if (cmd === "server") {
     // A by-hand server sends no status at the end: it is not checked.
     run = (n) => lockstepTimes(client, n, false);
   }
-  const result = await measureSplit(run, Number(nArg), Number(pidArg ?? 0));
+  const result = await measureSplit(
+    run,
+    Number(nArg),
+    Number(pidArg ?? 0),
+    warmupArg === undefined ? undefined : Number(warmupArg),
+  );
   console.log(JSON.stringify(result));
   process.exit(0);
 }

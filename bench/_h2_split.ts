@@ -3,16 +3,16 @@
 // bench/h2_split_ab.ts under Deno or Bun:
 //
 //   _h2_split.ts server <kind>                 prints "READY <port>"
-//   _h2_split.ts client <kind> <port> <n> [<serverPid>]
+//   _h2_split.ts client <kind> <port> <n> [<serverPid> [<warmup>]]
 //                                              prints one JSON line
 //
 // kind: raw (a bare node:http2 gRPC client or server, the sums by hand:
 // bench/_by_hand.ts; RAW_DEFER=micro|tick|imm defers its writes), glue
 // (serveHttp2 / createHttp2Client with the sums by hand: the runtime glue
 // alone) or ours (the whole library, as bench/_rpc.ts's lockstep). The client
-// reports the round trips' p50 and p99 (µs) and, per round trip, the main
-// thread's CPU of its own process and of the server (from
-// /proc/<pid>/schedstat: less moved by a loaded machine than latency).
+// warms up as bench/run.ts's lockstep does (or with <warmup> round trips)
+// and reports the round trips' p50 and p99 (µs) and, per round trip, the
+// CPU of its own process's threads and of the server's (bench/_split.ts).
 import process from "node:process";
 import http2 from "node:http2";
 import {
@@ -87,7 +87,7 @@ async function glueClient(port: number, n: number) {
     return times;
   };
   // The warm-up's first request opens the connection.
-  const result = await measureSplit(run, n, serverPid);
+  const result = await measureSplit(run, n, serverPid, warmup);
   await client.close();
   return result;
 }
@@ -98,6 +98,7 @@ async function rawClient(port: number, n: number) {
     (n) => byHandTimes(session, n),
     n,
     serverPid,
+    warmup,
   );
   session.close();
   return result;
@@ -113,13 +114,16 @@ async function oursClient(port: number, n: number) {
     (n) => lockstepTimes(client, n),
     n,
     serverPid,
+    warmup,
   );
   await close();
   return result;
 }
 
-const [cmd, kind, portArg, nArg, pidArg] = process.argv.slice(2);
+const [cmd, kind, portArg, nArg, pidArg, warmupArg] = process.argv.slice(2);
 const serverPid = Number(pidArg ?? 0);
+// As bench/run.ts's lockstep warms up, unless given.
+const warmup = warmupArg === undefined ? undefined : Number(warmupArg);
 if (cmd === "server") {
   const port = kind === "raw"
     ? await byHandServer(process.env.RAW_DEFER ?? "")

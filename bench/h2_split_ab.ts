@@ -8,7 +8,14 @@
 //     new:raw/new:raw base:ours/base:ours new:ours/new:ours
 //
 //   deno run -A bench/h2_split_ab.ts --transport h1 --bun <bun> --reps 4 \
-//     --n 30000 --runtimes bun hand/hand hand/codec hand/queue hand/ours
+//     --n 5000 --runtimes bun hand/hand hand/codec hand/queue hand/ours
+//
+// Each client warms up as bench/run.ts's lockstep does (five calls, 30,000
+// round trips under Bun, 10,000 under Deno) unless --warmup says how many.
+// Printed per combination: the medians of p50, p99 and the main threads'
+// CPU per round trip, then (a second line) each thread name's CPU per round
+// trip on either side, where 0.3 µs or more ("c." the client's, "s." the
+// server's; "all": every thread of the process).
 //
 // A combination is [<clientDir>:]<clientKind>/[<serverDir>:]<serverKind>
 // (the directory "new" when left out); the script runs from
@@ -16,6 +23,7 @@
 // too.
 import { parseArgs } from "node:util";
 import { serverThenClient } from "./_server_client.ts";
+import type { SplitResult } from "./_split.ts";
 const args = parseArgs({
   args: Deno.args,
   allowPositionals: true,
@@ -26,6 +34,7 @@ const args = parseArgs({
     runtimes: { type: "string", default: "deno,bun" },
     dir: { type: "string", multiple: true, default: ["new=."] },
     transport: { type: "string", default: "h2" },
+    warmup: { type: "string" },
   },
 });
 // Each process runs in its checkout: a relative path to Bun is made whole.
@@ -39,6 +48,7 @@ const combos = args.positionals;
 const dirs: Record<string, string> = Object.fromEntries(
   args.values.dir.map((d) => d.split("=", 2)),
 );
+const warmupArg = args.values.warmup;
 const transport = args.values.transport;
 if (transport !== "h1" && transport !== "h2") {
   throw new TypeError(`Cannot run: --transport is h1 or h2, got ${transport}`);
@@ -62,19 +72,48 @@ async function one(rt: string, combo: string) {
   const [sd, sk] = side(s);
   return await serverThenClient(
     cmd(rt, dirs[sd], ["server", sk]),
-    (port, pid) => cmd(rt, dirs[cd], ["client", ck, port, nArg, String(pid)]),
-  ) as { p50: number; p99: number; cliUs: number; srvUs: number };
+    (port, pid) =>
+      cmd(rt, dirs[cd], [
+        "client",
+        ck,
+        port,
+        nArg,
+        String(pid),
+        ...(warmupArg === undefined ? [] : [warmupArg]),
+      ]),
+  ) as SplitResult;
 }
 const res: Record<
   string,
-  { p50: number[]; p99: number[]; cli: number[]; srv: number[] }
+  {
+    p50: number[];
+    p99: number[];
+    cli: number[];
+    srv: number[];
+    threads: Record<string, number>[];
+  }
 > = {};
+// A run's CPU per round trip by side and thread name, with each side's sum.
+const threadsOf = (r: SplitResult) => {
+  const out: Record<string, number> = {};
+  for (const [side, threads] of [["c", r.cliThreads], ["s", r.srvThreads]]) {
+    let all = 0;
+    for (const [name, us] of Object.entries(threads)) {
+      out[`${side}.${name}`] = us;
+      all += us;
+    }
+    out[`${side}.all`] = all;
+  }
+  return out;
+};
 for (let rep = 0; rep < Number(repsArg); rep++) {
   for (const rt of rtArg.split(",")) {
     for (const combo of combos) {
       const k = `${rt} ${combo}`;
       const r = await one(rt, combo);
-      (res[k] ??= { p50: [], p99: [], cli: [], srv: [] }).p50.push(r.p50);
+      (res[k] ??= { p50: [], p99: [], cli: [], srv: [], threads: [] }).p50
+        .push(r.p50);
+      res[k].threads.push(threadsOf(r));
       res[k].p99.push(r.p99);
       res[k].cli.push(r.cliUs);
       res[k].srv.push(r.srvUs);
@@ -100,4 +139,10 @@ for (const [k, v] of Object.entries(res)) {
       v.cli.map((x) => x.toFixed(0)).join(",")
     } | ${v.srv.map((x) => x.toFixed(0)).join(",")}]`,
   );
+  const names = [...new Set(v.threads.flatMap((t) => Object.keys(t)))].sort();
+  const groups = names
+    .map((name) => [name, med(v.threads.map((t) => t[name] ?? 0))] as const)
+    .filter(([, us]) => us >= 0.3)
+    .map(([name, us]) => `${name} ${us.toFixed(1)}`);
+  console.log(`${"".padEnd(36)} threads µs: ${groups.join(", ")}`);
 }

@@ -20,6 +20,7 @@
 // serves one measurement, so its peak RSS (VmHWM) belongs to it.
 
 import { parseArgs } from "node:util";
+import { LOCKSTEP_WARMUP, LOCKSTEP_WARMUP_BUN } from "./_rpc.ts";
 import {
   CONFIDENCE,
   differences,
@@ -168,14 +169,10 @@ const CONFIG = SMOKE
     rpcN: 50_000,
     peerN: 10_000,
     lockstepN: 3_000,
-    // Warm-up round trips, in five calls (bench/_rpc.ts, LOCKSTEP_WARMUP).
-    lockstepWarmup: 10_000,
-    // Under Bun the library's code takes longer to settle: with 10,000 our
-    // gRPC-Web p50 was 1.13× the by-hand exchange's (p99 409 µs), with
-    // 30,000 1.07× (p99 111), the by-hand pair's unchanged; under Deno
-    // 40,000 moved ours and the by-hand pair alike (docs/performance.md,
-    // "Lockstep warm-up under Bun"). About 2 s more per Bun contender.
-    lockstepWarmupBun: 30_000,
+    // Warm-up round trips, in five calls (bench/_rpc.ts: LOCKSTEP_WARMUP,
+    // and LOCKSTEP_WARMUP_BUN, as the library's code settles later there).
+    lockstepWarmup: LOCKSTEP_WARMUP,
+    lockstepWarmupBun: LOCKSTEP_WARMUP_BUN,
     // 256 is the target's column; 1,024 connections took the longest of
     // each load flow (`deno task bench:load` runs it: bench/LOAD.md).
     loadStreams: [1, 16, 256],
