@@ -177,18 +177,33 @@ function answersBody(
 /**
  * The answers to a request body by hand: each frame answered with the
  * running sum, enqueued into the returned body at once; `ended` runs after
- * the last answer.
+ * the last answer; `extra` (if any) before each chunk's answers.
  */
 export function runningSumsBody(
   requests: ReadableStream<Uint8Array>,
   ended: () => void = () => {},
+  extra?: () => void,
 ): ReadableStream<Uint8Array> {
   const sums = runningSums();
   return answersBody(
     requests,
-    (chunk, enqueue) => sums(chunk, (sum) => enqueue(frameFor(sum))),
+    (chunk, enqueue) => {
+      extra?.();
+      sums(chunk, (sum) => enqueue(frameFor(sum)));
+    },
     ended,
   );
+}
+
+/**
+ * Keeps the CPU busy for `us` microseconds: JS work of a known length, to
+ * measure what more JS per round trip costs a by-hand side (bench/_h1_split.ts).
+ */
+export function busyWait(us: number): void {
+  const until = performance.now() + us / 1000;
+  while (performance.now() < until) {
+    // Spinning on the clock.
+  }
 }
 
 /**
@@ -259,13 +274,14 @@ export function h2cFetch(): typeof fetch {
  * The HTTP/1.1 client by hand: `n` round trips on one request through the
  * runtime's fetch (a streamed body, full duplex), each answer read whole
  * and checked; each round trip's time in ms. `fetchImpl` and `target` as
- * duplexFetch's.
+ * duplexFetch's; `extra` (if any) runs before each request is sent.
  */
 export async function byHandFetchTimes(
   port: number,
   n: number,
   fetchImpl: typeof fetch = fetch,
   target: ByHandTarget = {},
+  extra?: () => void,
 ): Promise<number[]> {
   const { controller, responded } = duplexFetch(port, fetchImpl, target);
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
@@ -274,6 +290,7 @@ export async function byHandFetchTimes(
   for (let i = 1; i <= n; i++) {
     sum += i;
     const t = performance.now();
+    extra?.();
     controller.enqueue(frameFor(i));
     reader ??= (await responded).body!.getReader();
     let answer = -1;

@@ -8,7 +8,9 @@
 //                                              prints one JSON line
 //
 // kind: hand (bench/_by_hand.ts's fetch handler and fetch client, gRPC-Web
-// content type and path so that either side talks to ours), ours (the whole
+// content type and path so that either side talks to ours), hand+<µs> (as
+// hand, spinning that many microseconds more per round trip: before each
+// request is sent, or before each request chunk is answered), ours (the whole
 // library: the example's server and client over gRPC-Web) and, servers
 // only, by elimination between them: codec (the by-hand server decoding
 // and answering with the library's frame decoder, Int64Value and the
@@ -29,7 +31,7 @@ import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
 import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 import { Int64Value } from "../lib/rpc/wire/int64_value.ts";
 import { serve } from "../lib/runtime/serve.ts";
-import { byHandFetchTimes, runningSumsBody } from "./_by_hand.ts";
+import { busyWait, byHandFetchTimes, runningSumsBody } from "./_by_hand.ts";
 import { lockstepTimes } from "./_rpc.ts";
 import { measureSplit } from "./_split.ts";
 
@@ -83,11 +85,25 @@ function codecBody(
   return body;
 }
 
+/** The extra microseconds per round trip of a "hand+<µs>" kind, or 0. */
+function extraUs(kind: string): number {
+  if (!kind.startsWith("hand+")) return 0;
+  const us = Number(kind.slice(5));
+  if (!(us > 0)) throw new TypeError(`Cannot run kind ${kind}: hand+<µs>`);
+  return us;
+}
+
+/** The by-hand side's extra work per round trip, if any. */
+function extraWork(kind: string): (() => void) | undefined {
+  const us = extraUs(kind);
+  return us > 0 ? () => busyWait(us) : undefined;
+}
+
 async function server(kind: string): Promise<number> {
   if (kind === "ours") return Number((await startServer("grpc-web")).url.port);
   const s = await serve((request) => {
-    const body = kind === "hand"
-      ? runningSumsBody(request.body!)
+    const body = kind === "hand" || extraUs(kind) > 0
+      ? runningSumsBody(request.body!, undefined, extraWork(kind))
       : codecBody(request.body!, kind === "queue");
     return new Response(body, { headers: HEADERS });
   }, { port: 0 });
@@ -100,10 +116,11 @@ if (cmd === "server") {
 } else {
   const port = Number(portArg);
   let run: (n: number) => Promise<number[]>;
-  if (kind === "hand") {
+  if (kind === "hand" || extraUs(kind) > 0) {
     // bench/_by_hand.ts's client, to our path with our content type.
+    const extra = extraWork(kind);
     run = (n) =>
-      byHandFetchTimes(port, n, fetch, { path: PATH, headers: HEADERS });
+      byHandFetchTimes(port, n, fetch, { path: PATH, headers: HEADERS }, extra);
   } else {
     const base = `http://127.0.0.1:${port}`;
     const client = createClient(
