@@ -16,7 +16,7 @@ import {
 } from "../lib/rpc/mod.ts";
 import { FrameQueue } from "../lib/rpc/wire/frame_encoder_stream.ts";
 import type { Frame } from "../lib/rpc/wire/frame_decoder.ts";
-import { turnsUntil } from "./_helpers.ts";
+import { deadline, turnsUntil } from "./_helpers.ts";
 
 /**
  * A frame queue writing into a readable (high-water mark 0), as the RPC
@@ -45,21 +45,6 @@ const frameOf = (n: number): Frame => ({
   flags: 0,
   data: new Uint8Array([8, n]),
 });
-
-/** "ended" once `promise` settles, "stuck" if it has not within a second. */
-async function withinASecond(promise: Promise<unknown>): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise.then(() => "ended"),
-      new Promise<string>((resolve) => {
-        timer = setTimeout(resolve, 1000, "stuck");
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const Service = defineService("test.v1.FlushService", {
   scan: { kind: "bidi", input: Int64Value, output: Int64Value },
@@ -122,7 +107,7 @@ describe("flushing the frame queue", () => {
     assert.deepEqual([...(await second).value!], [0, 0, 0, 0, 2, 8, 2]);
     // The write turn woke too: closing ends the writing.
     queue.close();
-    assert.equal(await withinASecond(done()), "ended");
+    await deadline(done(), 1000, "the queue's writing after close");
   });
 
   it("a queue writing into a readable stops waiting for its reader once cancelled", async () => {
@@ -138,7 +123,11 @@ describe("flushing the frame queue", () => {
     const drained = queue.whenDrained();
     const reason = new Error("reader gone");
     await readable.cancel(reason);
-    assert.equal(await withinASecond(Promise.all([done(), drained])), "ended");
+    await deadline(
+      Promise.all([done(), drained]),
+      1000,
+      "the parked writers after the cancel",
+    );
     assert.equal(queue.failed, true);
     // The synchronous writer, woken, finds the queue failed.
     assert.throws(() => queue.writeNow(), (error) => error === reason);
