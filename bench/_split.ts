@@ -2,29 +2,34 @@
 // share: a measured run's round-trip percentiles and, per round trip, the
 // CPU of the client's own process and of the server's, from
 // /proc/<pid>/task/<tid>/schedstat: the main thread's (less moved by a
-// loaded machine than latency) and every thread's, by thread name. Under
-// Bun the fetch client's "HTTP Client" thread and the compiler's
-// "JITWorker" threads share the pinned CPU with both main threads: a round
-// trip's latency is close to the CPU of all of them.
+// loaded machine than latency) and every thread's, by thread name, with
+// how often each thread was put on the CPU and how long it waited there
+// while runnable. Under Bun the fetch client's "HTTP Client" thread and the
+// compiler's "JITWorker" threads share the pinned CPU with both main
+// threads: a round trip's latency is close to the CPU of all of them.
 import fs from "node:fs";
 import process from "node:process";
 import { LOCKSTEP_WARMUP, LOCKSTEP_WARMUP_BUN, warmupCalls } from "./_rpc.ts";
 
-/** The time on a CPU of each of `pid`'s threads, in ns, by thread id. */
-function threadsNs(pid: number): Map<string, number> {
-  const times = new Map<string, number>();
+/**
+ * Each of `pid`'s threads' schedstat, by thread id: its time on a CPU (ns),
+ * its time runnable but waiting for one (ns) and how often it was put on
+ * one.
+ */
+function threadStats(pid: number): Map<string, number[]> {
+  const stats = new Map<string, number[]>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = fs.readFileSync(
         `/proc/${pid}/task/${tid}/schedstat`,
         "utf8",
       );
-      times.set(tid, Number(stat.split(" ")[0]));
+      stats.set(tid, stat.trim().split(" ").map(Number));
     } catch {
       // The thread ended meanwhile.
     }
   }
-  return times;
+  return stats;
 }
 
 /** A thread's name: "main" for the process's own, else its comm. */
@@ -37,20 +42,39 @@ function threadName(pid: number, tid: string): string {
   }
 }
 
-/** CPU per round trip (µs) of each thread name, between two snapshots. */
+/**
+ * Field `field` of the schedstats per round trip, of each thread name,
+ * between two snapshots; `scale` divides it (1000: ns to µs).
+ */
 function perRoundTrip(
   pid: number,
-  before: Map<string, number>,
-  after: Map<string, number>,
+  before: Map<string, number[]>,
+  after: Map<string, number[]>,
   n: number,
+  field: number,
+  scale: number,
 ): Record<string, number> {
   const byName: Record<string, number> = {};
-  for (const [tid, ns] of after) {
+  for (const [tid, stat] of after) {
     const name = threadName(pid, tid);
-    byName[name] = (byName[name] ?? 0) + (ns - (before.get(tid) ?? 0)) / n /
-        1000;
+    const was = before.get(tid)?.[field] ?? 0;
+    byName[name] = (byName[name] ?? 0) + (stat[field] - was) / n / scale;
   }
   return byName;
+}
+
+/** One side's threads per round trip: CPU (µs), wait (µs), times run. */
+function sideOf(
+  pid: number,
+  before: Map<string, number[]>,
+  after: Map<string, number[]>,
+  n: number,
+) {
+  return {
+    cpu: perRoundTrip(pid, before, after, n, 0, 1000),
+    wait: perRoundTrip(pid, before, after, n, 1, 1000),
+    runs: perRoundTrip(pid, before, after, n, 2, 1),
+  };
 }
 
 /** A measured run: p50 and p99 of the round trips and CPU per round trip (µs). */
@@ -63,6 +87,14 @@ export interface SplitResult {
   /** Every thread's CPU per round trip, by thread name ("main" included). */
   cliThreads: Record<string, number>;
   srvThreads: Record<string, number>;
+  /**
+   * Every thread's time per round trip runnable but not on the CPU (µs),
+   * and how often per round trip it was put on it, by thread name.
+   */
+  cliWaits: Record<string, number>;
+  srvWaits: Record<string, number>;
+  cliRuns: Record<string, number>;
+  srvRuns: Record<string, number>;
 }
 
 /**
@@ -89,22 +121,26 @@ export async function measureSplit(
   warmup: number = benchWarmup(),
 ): Promise<SplitResult> {
   for (const calls of warmupCalls(warmup)) await run(calls);
-  const cli0 = threadsNs(process.pid);
-  const srv0 = serverPid ? threadsNs(serverPid) : new Map<string, number>();
+  const cli0 = threadStats(process.pid);
+  const srv0 = serverPid ? threadStats(serverPid) : new Map<string, number[]>();
   const times = await run(n);
-  const cliThreads = perRoundTrip(process.pid, cli0, threadsNs(process.pid), n);
-  const srvThreads = serverPid
-    ? perRoundTrip(serverPid, srv0, threadsNs(serverPid), n)
-    : {};
+  const cli = sideOf(process.pid, cli0, threadStats(process.pid), n);
+  const srv = serverPid
+    ? sideOf(serverPid, srv0, threadStats(serverPid), n)
+    : { cpu: {}, wait: {}, runs: {} };
   // The first 1% dropped (the measured run's own start), the rest sorted.
   const s = times.slice(Math.ceil(times.length / 100)).sort((a, b) => a - b);
   const p = (q: number) => s[Math.min(s.length - 1, Math.floor(s.length * q))];
   return {
     p50: p(0.5) * 1000,
     p99: p(0.99) * 1000,
-    cliUs: cliThreads.main ?? 0,
-    srvUs: srvThreads.main ?? 0,
-    cliThreads,
-    srvThreads,
+    cliUs: cli.cpu.main ?? 0,
+    srvUs: srv.cpu.main ?? 0,
+    cliThreads: cli.cpu,
+    srvThreads: srv.cpu,
+    cliWaits: cli.wait,
+    srvWaits: srv.wait,
+    cliRuns: cli.runs,
+    srvRuns: srv.runs,
   };
 }

@@ -13,9 +13,10 @@
 // Each client warms up as bench/run.ts's lockstep does (five calls, 30,000
 // round trips under Bun, 10,000 under Deno) unless --warmup says how many.
 // Printed per combination: the medians of p50, p99 and the main threads'
-// CPU per round trip, then (a second line) each thread name's CPU per round
-// trip on either side, where 0.3 µs or more ("c." the client's, "s." the
-// server's; "all": every thread of the process).
+// CPU per round trip, then per round trip, each thread name's CPU, its time
+// runnable but waiting for the CPU and how often it was put on the CPU
+// (three lines; "c." the client's threads, "s." the server's, "all" every
+// thread of the process; threads under 0.3 µs of CPU left out).
 //
 // A combination is [<clientDir>:]<clientKind>/[<serverDir>:]<serverKind>
 // (the directory "new" when left out); the script runs from
@@ -91,12 +92,18 @@ const res: Record<
     cli: number[];
     srv: number[];
     threads: Record<string, number>[];
+    waits: Record<string, number>[];
+    runs: Record<string, number>[];
   }
 > = {};
-// A run's CPU per round trip by side and thread name, with each side's sum.
-const threadsOf = (r: SplitResult) => {
+// A per-thread figure of a run, per round trip, by side and thread name,
+// with each side's sum.
+const threadsOf = (
+  cli: Record<string, number>,
+  srv: Record<string, number>,
+) => {
   const out: Record<string, number> = {};
-  for (const [side, threads] of [["c", r.cliThreads], ["s", r.srvThreads]]) {
+  for (const [side, threads] of [["c", cli], ["s", srv]] as const) {
     let all = 0;
     for (const [name, us] of Object.entries(threads)) {
       out[`${side}.${name}`] = us;
@@ -111,9 +118,18 @@ for (let rep = 0; rep < Number(repsArg); rep++) {
     for (const combo of combos) {
       const k = `${rt} ${combo}`;
       const r = await one(rt, combo);
-      (res[k] ??= { p50: [], p99: [], cli: [], srv: [], threads: [] }).p50
-        .push(r.p50);
-      res[k].threads.push(threadsOf(r));
+      (res[k] ??= {
+        p50: [],
+        p99: [],
+        cli: [],
+        srv: [],
+        threads: [],
+        waits: [],
+        runs: [],
+      }).p50.push(r.p50);
+      res[k].threads.push(threadsOf(r.cliThreads, r.srvThreads));
+      res[k].waits.push(threadsOf(r.cliWaits, r.srvWaits));
+      res[k].runs.push(threadsOf(r.cliRuns, r.srvRuns));
       res[k].p99.push(r.p99);
       res[k].cli.push(r.cliUs);
       res[k].srv.push(r.srvUs);
@@ -139,10 +155,20 @@ for (const [k, v] of Object.entries(res)) {
       v.cli.map((x) => x.toFixed(0)).join(",")
     } | ${v.srv.map((x) => x.toFixed(0)).join(",")}]`,
   );
-  const names = [...new Set(v.threads.flatMap((t) => Object.keys(t)))].sort();
-  const groups = names
-    .map((name) => [name, med(v.threads.map((t) => t[name] ?? 0))] as const)
-    .filter(([, us]) => us >= 0.3)
-    .map(([name, us]) => `${name} ${us.toFixed(1)}`);
-  console.log(`${"".padEnd(36)} threads µs: ${groups.join(", ")}`);
+  // Per thread, medians: CPU (µs), time runnable but waiting (µs) and
+  // times put on the CPU, per round trip; threads under 0.3 µs of CPU left
+  // out.
+  const names = [...new Set(v.threads.flatMap((t) => Object.keys(t)))].sort()
+    .filter((name) => med(v.threads.map((t) => t[name] ?? 0)) >= 0.3);
+  const line = (label: string, runs: Record<string, number>[], digits = 1) =>
+    console.log(
+      `${"".padEnd(36)} ${label}: ${
+        names.map((name) =>
+          `${name} ${med(runs.map((t) => t[name] ?? 0)).toFixed(digits)}`
+        ).join(", ")
+      }`,
+    );
+  line("threads µs", v.threads);
+  line("waiting µs", v.waits);
+  line("runs", v.runs, 2);
 }
