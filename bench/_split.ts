@@ -121,6 +121,8 @@ export async function measureSplit(
   warmup: number = benchWarmup(),
 ): Promise<SplitResult> {
   for (const calls of warmupCalls(warmup)) await run(calls);
+  // For a tracer of the measured run (bench/h1_sched_trace.ts).
+  if (process.env.SPLIT_ANNOUNCE) console.error("MEASURING");
   const cli0 = threadStats(process.pid);
   const srv0 = serverPid ? threadStats(serverPid) : new Map<string, number[]>();
   const times = await run(n);
