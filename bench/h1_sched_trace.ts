@@ -207,7 +207,10 @@ function median(values: number[]): number {
 }
 
 await openTracefs();
+// Put back afterwards, as found.
 const mask = (await Deno.readTextFile(`${TRACEFS}/tracing_cpumask`)).trim();
+const bufferKb = (await Deno.readTextFile(`${TRACEFS}/buffer_size_kb`))
+  .trim().replace(/\D.*$/, "");
 const tallies = new Map<string, Tally>();
 try {
   await put("tracing_on", "0");
@@ -237,6 +240,7 @@ try {
   await put("events/enable", "0");
   await put("trace", "");
   await put("tracing_cpumask", mask);
+  await put("buffer_size_kb", bufferKb);
 }
 
 for (const [combo, t] of tallies) {
