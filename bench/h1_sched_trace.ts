@@ -78,12 +78,16 @@ async function* lines(stream: ReadableStream<Uint8Array>) {
   }
 }
 
+/**
+ * A side of the pair on the traced CPU; the client's stderr is read (for
+ * "MEASURING"), the server's shown.
+ */
 function pinned(argv: string[], env?: Record<string, string>) {
   return new Deno.Command("taskset", {
     args: ["-c", cpu, bun, SCRIPT, ...argv],
     env,
     stdout: "piped",
-    stderr: "piped",
+    stderr: argv[0] === "client" ? "piped" : "inherit",
   });
 }
 
