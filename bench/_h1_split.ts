@@ -93,32 +93,30 @@ function extraUs(kind: string): number {
   return us;
 }
 
-/** The by-hand side's extra work per round trip, if any. */
-function extraWork(kind: string): (() => void) | undefined {
-  const us = extraUs(kind);
-  return us > 0 ? () => busyWait(us) : undefined;
-}
+const [cmd, kind, portArg, nArg, pidArg, warmupArg] = process.argv.slice(2);
+// The by-hand side's extra work per round trip, if any (hand+<µs>).
+const extraMicros = extraUs(kind);
+const extra = extraMicros > 0 ? () => busyWait(extraMicros) : undefined;
+const byHand = kind === "hand" || extra !== undefined;
 
-async function server(kind: string): Promise<number> {
+async function server(): Promise<number> {
   if (kind === "ours") return Number((await startServer("grpc-web")).url.port);
   const s = await serve((request) => {
-    const body = kind === "hand" || extraUs(kind) > 0
-      ? runningSumsBody(request.body!, undefined, extraWork(kind))
+    const body = byHand
+      ? runningSumsBody(request.body!, undefined, extra)
       : codecBody(request.body!, kind === "queue");
     return new Response(body, { headers: HEADERS });
   }, { port: 0 });
   return Number(s.url.port);
 }
 
-const [cmd, kind, portArg, nArg, pidArg, warmupArg] = process.argv.slice(2);
 if (cmd === "server") {
-  console.log(`READY ${await server(kind)}`);
+  console.log(`READY ${await server()}`);
 } else {
   const port = Number(portArg);
   let run: (n: number) => Promise<number[]>;
-  if (kind === "hand" || extraUs(kind) > 0) {
+  if (byHand) {
     // bench/_by_hand.ts's client, to our path with our content type.
-    const extra = extraWork(kind);
     run = (n) =>
       byHandFetchTimes(port, n, fetch, { path: PATH, headers: HEADERS }, extra);
   } else {

@@ -43,38 +43,28 @@ function threadName(pid: number, tid: string): string {
 }
 
 /**
- * Field `field` of the schedstats per round trip, of each thread name,
- * between two snapshots; `scale` divides it (1000: ns to µs).
+ * One side's threads per round trip, by thread name, between two
+ * snapshots: CPU (µs), time runnable but waiting (µs) and times run.
  */
-function perRoundTrip(
-  pid: number,
-  before: Map<string, number[]>,
-  after: Map<string, number[]>,
-  n: number,
-  field: number,
-  scale: number,
-): Record<string, number> {
-  const byName: Record<string, number> = {};
-  for (const [tid, stat] of after) {
-    const name = threadName(pid, tid);
-    const was = before.get(tid)?.[field] ?? 0;
-    byName[name] = (byName[name] ?? 0) + (stat[field] - was) / n / scale;
-  }
-  return byName;
-}
-
-/** One side's threads per round trip: CPU (µs), wait (µs), times run. */
 function sideOf(
   pid: number,
   before: Map<string, number[]>,
   after: Map<string, number[]>,
   n: number,
 ) {
-  return {
-    cpu: perRoundTrip(pid, before, after, n, 0, 1000),
-    wait: perRoundTrip(pid, before, after, n, 1, 1000),
-    runs: perRoundTrip(pid, before, after, n, 2, 1),
+  const side = {
+    cpu: {} as Record<string, number>,
+    wait: {} as Record<string, number>,
+    runs: {} as Record<string, number>,
   };
+  for (const [tid, stat] of after) {
+    const name = threadName(pid, tid);
+    const was = before.get(tid) ?? [0, 0, 0];
+    side.cpu[name] = (side.cpu[name] ?? 0) + (stat[0] - was[0]) / n / 1000;
+    side.wait[name] = (side.wait[name] ?? 0) + (stat[1] - was[1]) / n / 1000;
+    side.runs[name] = (side.runs[name] ?? 0) + (stat[2] - was[2]) / n;
+  }
+  return side;
 }
 
 /** A measured run: p50 and p99 of the round trips and CPU per round trip (µs). */
