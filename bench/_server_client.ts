@@ -3,6 +3,8 @@
 // prints "READY <port>", the client runs to its end and prints a JSON line
 // last.
 
+import { readyPort } from "./_ready.ts";
+
 /**
  * Starts `server`, waits for its "READY <port>" line, runs the client that
  * `client(port, serverPid)` makes and returns its last stdout line as JSON; the server
@@ -13,16 +15,9 @@ export async function serverThenClient(
   client: (port: string, serverPid: number) => Deno.Command,
 ): Promise<unknown> {
   const child = server.spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    let text = "";
-    while (!text.includes("\n")) {
-      const r = await reader.read();
-      if (r.done) throw new Error("server died");
-      text += r.value;
-    }
-    const port = text.match(/READY (\d+)/)![1];
-    const out = await client(port, child.pid).output();
+    const port = await readyPort(child.stdout, "the server");
+    const out = await client(String(port), child.pid).output();
     if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
     return JSON.parse(
       new TextDecoder().decode(out.stdout).trim().split("\n").pop()!,
@@ -32,7 +27,6 @@ export async function serverThenClient(
       child.kill("SIGKILL");
     } catch { /* gone */ }
     await child.status;
-    reader.cancel().catch(() => {});
     child.stderr.cancel().catch(() => {});
   }
 }

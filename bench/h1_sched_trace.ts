@@ -21,6 +21,7 @@
 // of the client or the server, o any other; "M>H*" is a switch from M to H
 // that preempted M, "H:fw" a futex wait of H.
 import { parseArgs } from "node:util";
+import { lines, readyPort } from "./_ready.ts";
 
 const TRACEFS = "/sys/kernel/tracing";
 const args = parseArgs({
@@ -66,18 +67,6 @@ const EVENTS = [
 ];
 
 /** Lines of a child's output stream, one at a time. */
-async function* lines(stream: ReadableStream<Uint8Array>) {
-  let text = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    text += chunk;
-    let at;
-    while ((at = text.indexOf("\n")) >= 0) {
-      yield text.slice(0, at);
-      text = text.slice(at + 1);
-    }
-  }
-}
-
 /**
  * A side of the pair on the traced CPU; the client's stderr is read (for
  * "MEASURING"), the server's shown.
@@ -123,13 +112,10 @@ async function traceOne(
   const server = pinned(["server", serverKind]).spawn();
   let client: Deno.ChildProcess | undefined;
   try {
-    const out = lines(server.stdout);
-    const ready = (await out.next()).value as string | undefined;
-    const port = ready?.match(/^READY (\d+)/)?.[1];
-    if (!port) throw new Error(`Server ${serverKind} did not start`);
+    const port = await readyPort(server.stdout, `server ${serverKind}`);
     // Long enough to outlast the trace: stopped once traced.
     client = pinned(
-      ["client", clientKind, port, "200000", String(server.pid)],
+      ["client", clientKind, String(port), "200000", String(server.pid)],
       { SPLIT_ANNOUNCE: "1" },
     ).spawn();
     for await (const line of lines(client.stderr)) {

@@ -17,11 +17,13 @@
 
 import process from "node:process";
 import { spawn } from "node:child_process";
+import { Readable } from "node:stream";
 import { mkdir, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createUploadHandler } from "../lib/http/mod.ts";
 import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
+import { readyPort } from "./_ready.ts";
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => {
@@ -89,15 +91,10 @@ async function measure(
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = "";
-      child.stdout!.setEncoding("utf8").on("data", (s: string) => {
-        out += s;
-        const match = /READY (\d+)/.exec(out);
-        if (match) resolve(Number(match[1]));
-      });
-      child.on("exit", () => reject(new Error("server exited early")));
-    });
+    const port = await readyPort(
+      Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>,
+      `${mode} server`,
+    );
     const start = await procKiB(child.pid!, "VmRSS");
     const url = `http://127.0.0.1:${port}/`;
     const t0 = performance.now();

@@ -52,7 +52,7 @@
 import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
 import process from "node:process";
-import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
@@ -65,6 +65,7 @@ import type { ServerHttp2Stream } from "node:http2";
 import { implementService } from "../lib/protobuf/mod.ts";
 import { createRpcHandler, createUniversalHandler } from "../lib/rpc/mod.ts";
 import { serve } from "../lib/runtime/serve.ts";
+import { readyPort } from "./_ready.ts";
 import {
   type ChatMessage,
   ChatMessageSchema,
@@ -399,24 +400,23 @@ async function startChild(
   const child = spawn(runtime.path, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const lines = createInterface({ input: child.stdout! });
-  const port = await new Promise<number>((resolve, reject) => {
-    lines.once("line", (line) => {
-      const match = /^READY (\d+)$/.exec(line);
-      if (match) resolve(Number(match[1]));
-      else reject(new Error(`Cannot start ${impl} server: ${line}`));
-    });
-    child.once(
-      "exit",
-      (code) => reject(new Error(`Cannot start ${impl} server: exit ${code}`)),
-    );
+  // A runtime that cannot be spawned says so here, not as a server that
+  // printed nothing.
+  const spawnFailed = new Promise<never>((_, reject) =>
     child.once("error", (error) =>
       reject(
         new Error(
           `Cannot start ${impl} server with ${runtime.path} (--${runtime.name} PATH): ${error.message}`,
         ),
-      ));
-  });
+      ))
+  );
+  const port = await Promise.race([
+    readyPort(
+      Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>,
+      `${impl} server with ${runtime.path}`,
+    ),
+    spawnFailed,
+  ]);
   return {
     port,
     died: () =>

@@ -31,6 +31,7 @@
 
 import process from "node:process";
 import { spawn } from "node:child_process";
+import { Readable } from "node:stream";
 import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
@@ -50,6 +51,7 @@ import {
 } from "../lib/runtime/fs.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { cutPoints, startCuttingProxy } from "../tests/_resumable_proxy.ts";
+import { readyPort } from "./_ready.ts";
 
 const MiB = 1024 * 1024;
 const args = process.argv.slice(2);
@@ -109,15 +111,10 @@ async function startServer(kind: string, dir: string): Promise<Started> {
   const child = spawn(process.execPath, argv, {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      const match = /READY (\d+)/.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    child.on("exit", (code) => reject(new Error(`server exited ${code}`)));
-  });
+  const port = await readyPort(
+    Readable.toWeb(child.stdout!) as ReadableStream<Uint8Array>,
+    `${kind} server`,
+  );
   const exited = new Promise((resolve) => child.once("exit", resolve));
   return {
     port,
