@@ -1,6 +1,7 @@
 // A bench server process prints "READY <port>" on stdout once it listens;
-// the scripts that start one read that line here. A node child's stdout is
-// passed as `Readable.toWeb(child.stdout)`.
+// the scripts that start one read that line here (bench/run.ts, which keeps
+// a child's whole output, reads its lines here too). A node child's stdout
+// is passed as `Readable.toWeb(child.stdout)`.
 
 /** The lines of `stream` as they come (the last one even without "\n"). */
 export async function* lines(

@@ -21,6 +21,7 @@
 
 import { parseArgs } from "node:util";
 import { LOCKSTEP_WARMUP, LOCKSTEP_WARMUP_BUN } from "./_rpc.ts";
+import { lines } from "./_ready.ts";
 import {
   CONFIDENCE,
   differences,
@@ -344,18 +345,11 @@ class Output {
   done: Promise<void>;
   constructor(stream: ReadableStream<Uint8Array>) {
     this.done = (async () => {
-      let partial = "";
-      for await (
-        const chunk of stream.pipeThrough(new TextDecoderStream())
-      ) {
-        if (this.text.length < 100_000) this.text += chunk;
-        partial += chunk;
-        const parts = partial.split("\n");
-        partial = parts.pop()!;
-        this.lines.push(...parts);
+      for await (const line of lines(stream)) {
+        if (this.text.length < 100_000) this.text += `${line}\n`;
+        this.lines.push(line);
         for (const wake of this.#waiters.splice(0)) wake();
       }
-      if (partial) this.lines.push(partial);
       for (const wake of this.#waiters.splice(0)) wake();
     })();
   }
