@@ -367,6 +367,28 @@ describe("MultipartDecoder", () => {
     assert.equal(fed, 64);
   });
 
+  it("measures a header block alike wherever the body is split, its end included", () => {
+    // The block, without the CR LF CR LF that ends it, is `size` bytes: it
+    // passes a limit of `size` and fails one of `size - 1` for every split
+    // (a split inside the CR LF CR LF once counted those bytes too).
+    const header = 'Content-Disposition: form-data; name="a"; filename=" "';
+    const size = enc.encode(header).length;
+    const bytes = body([`${header}\r\n\r\nxy`]);
+    for (let at = 0; at <= bytes.length; at++) {
+      const chunks = [bytes.slice(0, at), bytes.slice(at)];
+      assert.equal(
+        decodeChunks(chunks, B, { maxHeaderBytes: size }).length,
+        1,
+        `split at ${at}`,
+      );
+      rejects(
+        () => decodeChunks(chunks, B, { maxHeaderBytes: size - 1 }),
+        413,
+        new RegExp(`header block of part 1 exceeds maxHeaderBytes ${size - 1}`),
+      );
+    }
+  });
+
   it("rejects a field over maxFieldBytes, but not a file of that size", () => {
     const bytes = body([
       field("a", "x".repeat(100)),

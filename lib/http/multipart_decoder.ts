@@ -194,6 +194,23 @@ function indexOfBlankLine(bytes: Uint8Array, from: number): number {
   return -1;
 }
 
+/**
+ * How many bytes at the end of `bytes` (from `from`) may be the start of the
+ * CR LF CR LF that ends a header block (0 to 3): an unfinished block does
+ * not count them, as a finished one does not count its end, so that a
+ * block is measured alike however the body is split.
+ */
+function blankLineStart(bytes: Uint8Array, from: number): number {
+  const end = bytes.length;
+  for (let n = Math.min(3, end - from); n > 0; n--) {
+    // CR LF CR LF's prefixes of length n: CR, CR LF, CR LF CR.
+    let k = 0;
+    while (k < n && bytes[end - n + k] === (k % 2 === 0 ? CR : LF)) k++;
+    if (k === n) return n;
+  }
+  return 0;
+}
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a, 0);
@@ -451,7 +468,9 @@ export class MultipartDecoder {
               );
             }
           }
-          const size = (end < 0 ? buf.length : end) - pos + this.#headerBytes;
+          // Unfinished, the bytes that may start its end are not counted.
+          const size = (end < 0 ? buf.length - blankLineStart(buf, pos) : end) -
+            pos + this.#headerBytes;
           if (size > this.#maxHeaderBytes) {
             throw this.#tooBig(
               `the header block of part ${this.#parts}`,
