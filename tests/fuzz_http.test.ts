@@ -1,11 +1,13 @@
 // Fuzzing the HTTP layer's parsers and the duplex stream's readers:
 // Content-Digest, Content-Length, Content-Encoding and Accept-Encoding,
 // receiveBody's checks as a whole, bounded decompression, client-chosen file
-// names, and DuplexStream's line and byte readers under arbitrary chunk
-// splits. Each gives the right values or its documented error (SyntaxError,
-// RangeError, HttpError with a status), never a hang or an engine error, and
-// never passes more bytes than its limit. Counts go to
-// .tmp/fuzz/http.<runtime>.json.
+// names, DuplexStream's line and byte readers, multipart/form-data bodies
+// (the push decoder, the Content-Type's boundary, a part's header block) and
+// event streams (against the HTML standard's parser, written out below),
+// under arbitrary chunk splits. Each gives the right values or its
+// documented error (SyntaxError, RangeError, HttpError with a status), the
+// same whatever the split, never a hang or an engine error, and never passes
+// more bytes than its limit. Counts go to .tmp/fuzz/http.<runtime>.json.
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -14,10 +16,14 @@ import fc from "fast-check";
 import {
   formatDigestHeader,
   HttpError,
+  MultipartDecoder,
+  type MultipartLimits,
   parseDigestHeader,
   receiveBody,
   safeFileName,
+  SseDecoderStream,
 } from "../lib/http/mod.ts";
+import { boundaryOf, parsePartHead } from "../lib/http/_multipart_headers.ts";
 import { declaredLength } from "../lib/http/_body_headers.ts";
 import {
   decodeBody,
@@ -542,3 +548,543 @@ describe("fuzz: DuplexStream readers", () => {
     );
   });
 });
+
+// ---------- multipart/form-data ----------
+
+/** What the multipart decoder found: each part with its body joined. */
+interface DecodedPart {
+  name: string;
+  filename: string | undefined;
+  contentType: string;
+  headers: [string, string][];
+  data: Uint8Array;
+}
+
+/**
+ * Runs a MultipartDecoder over `chunks` and ends it: the parts, or the
+ * error it threw. Checks the event order on the way (a part, its data,
+ * its end; nothing after the closing boundary).
+ */
+function decodeMultipart(
+  chunks: Uint8Array[],
+  boundary: string,
+  limits: MultipartLimits,
+): { parts: DecodedPart[] } | { error: unknown } {
+  const decoder = new MultipartDecoder(boundary, limits);
+  const parts: DecodedPart[] = [];
+  let data: Uint8Array[] | undefined;
+  try {
+    for (const chunk of chunks) {
+      for (const event of decoder.decode(chunk)) {
+        if (event.type === "part") {
+          assert.equal(data, undefined, "a part inside a part");
+          data = [];
+          const { name, filename, contentType, headers } = event.part;
+          parts.push({
+            name,
+            filename,
+            contentType,
+            headers: [...headers],
+            data: new Uint8Array(0),
+          });
+        } else if (event.type === "data") {
+          assert.ok(data !== undefined, "data outside a part");
+          assert.ok(event.bytes.byteLength > 0, "an empty data event");
+          data.push(event.bytes.slice());
+        } else {
+          assert.ok(data !== undefined, "an end outside a part");
+          parts[parts.length - 1].data = concat(data);
+          data = undefined;
+        }
+      }
+    }
+    decoder.end();
+  } catch (error) {
+    if (error instanceof assert.AssertionError) throw error;
+    return { error };
+  }
+  assert.equal(data, undefined, "ended inside a part");
+  assert.ok(decoder.done);
+  return { parts };
+}
+
+/** Bytes that look like multipart bodies with boundary "B", and garbage. */
+const multipartish = fc.array(
+  fc.oneof(
+    fc.constantFrom(
+      "--B",
+      "--B--",
+      "\r\n--B",
+      "\r\n--B\r\n",
+      "\r\n--B--\r\n",
+      "\r\n",
+      "\r\n\r\n",
+      "\r",
+      "\n",
+      "-",
+      " ",
+      "\t",
+      'Content-Disposition: form-data; name="a"',
+      "content-disposition:form-data;name=b",
+      '; filename="f.txt"',
+      "; filename*=UTF-8''%E2%82%AC.txt",
+      "; name*=utf-8''%C3%A9",
+      "Content-Type: text/plain",
+      "X-Other: y",
+      ":",
+      '"',
+      "\\",
+      ";",
+      "=",
+      "é",
+    ).map((s) => enc.encode(s)),
+    anyBytes(12),
+  ),
+  { maxLength: 40 },
+).map(concat);
+
+/** A well-formed body (boundary "B"), then cut, spliced or corrupted. */
+const mutatedMultipart = fc.tuple(
+  fc.array(
+    fc.record({
+      name: fc.string({ maxLength: 6 }).filter((s) => !/["\\\r\n]/.test(s)),
+      filename: fc.option(
+        fc.string({ maxLength: 6 }).filter((s) => !/["\\\r\n]/.test(s)),
+        { nil: undefined },
+      ),
+      data: anyBytes(24),
+    }),
+    { maxLength: 4 },
+  ),
+  fc.array(
+    fc.tuple(fc.nat(), fc.nat({ max: 6 }), anyBytes(4)),
+    { maxLength: 3 },
+  ),
+).map(([parts, edits]) => {
+  const pieces: Uint8Array[] = [];
+  for (const part of parts) {
+    const file = part.filename === undefined
+      ? ""
+      : `; filename="${part.filename}"`;
+    pieces.push(
+      enc.encode(
+        `--B\r\nContent-Disposition: form-data; name="${part.name}"${file}\r\n\r\n`,
+      ),
+      part.data,
+      enc.encode("\r\n"),
+    );
+  }
+  pieces.push(enc.encode("--B--\r\n"));
+  let bytes = concat(pieces);
+  // Each edit replaces `remove` bytes at `at` by `insert`.
+  for (const [at, remove, insert] of edits) {
+    const i = bytes.byteLength === 0 ? 0 : at % (bytes.byteLength + 1);
+    bytes = concat([bytes.subarray(0, i), insert, bytes.subarray(i + remove)]);
+  }
+  return bytes;
+});
+
+/** No limits, the defaults, or small ones that bodies here reach. */
+const multipartLimits: fc.Arbitrary<MultipartLimits> = fc.oneof(
+  fc.constant({}),
+  fc.record({
+    maxParts: fc.nat({ max: 4 }),
+    maxHeaderBytes: fc.nat({ max: 120 }),
+    maxFieldBytes: fc.nat({ max: 24 }),
+    maxFileBytes: fc.nat({ max: 24 }),
+    maxTotalBytes: fc.nat({ max: 300 }),
+  }, { requiredKeys: [] }),
+);
+
+describe("fuzz: multipart/form-data", () => {
+  it("MultipartDecoder gives the same parts under any split, within its limits, or an HttpError 400 or 413", () => {
+    record.check(
+      "MultipartDecoder: arbitrary and mutated bodies, splits, limits",
+      fc.property(
+        fc.oneof(multipartish, mutatedMultipart),
+        cuts,
+        multipartLimits,
+        (bytes, points, limits) => {
+          const whole = decodeMultipart([bytes], "B", limits);
+          const pieces = decodeMultipart(split(bytes, points), "B", limits);
+          for (const result of [whole, pieces]) {
+            if ("error" in result) {
+              assertNotForeign(result.error);
+              assert.ok(
+                result.error instanceof HttpError,
+                String(result.error),
+              );
+              assert.ok(
+                [400, 413].includes(result.error.status),
+                String(result.error),
+              );
+              assert.match(
+                result.error.message,
+                /^Cannot parse multipart body: /,
+              );
+            }
+          }
+          // A body is accepted or refused whatever its chunks (which limit
+          // or flaw is met first may depend on them).
+          assert.equal("parts" in pieces, "parts" in whole);
+          if (!("parts" in whole)) return;
+          assert.deepEqual(pieces, whole);
+          const {
+            maxParts = 1000,
+            maxFieldBytes = 1024 * 1024,
+            maxFileBytes = 1024 ** 3,
+            maxTotalBytes = 1024 ** 3,
+          } = limits;
+          assert.ok(bytes.byteLength <= maxTotalBytes);
+          assert.ok(whole.parts.length <= maxParts);
+          for (const part of whole.parts) {
+            assert.ok(
+              part.data.byteLength <=
+                (part.filename === undefined ? maxFieldBytes : maxFileBytes),
+            );
+          }
+        },
+      ),
+      4000,
+    );
+  });
+
+  it("a well-formed body decodes to its parts under any split", () => {
+    const part = fc.record({
+      name: fc.string({ maxLength: 8 }).filter((s) => !/["\\\r\n]/.test(s)),
+      filename: fc.option(
+        fc.string({ maxLength: 8 }).filter((s) => !/["\\\r\n]/.test(s)),
+        { nil: undefined },
+      ),
+      // Bodies that hold pieces of the delimiter without being one.
+      data: fc.array(
+        fc.oneof(
+          fc.constantFrom("\r\n--", "\r\n-", "--B", "\r\n--b", "\r", "-").map(
+            (s) => enc.encode(s),
+          ),
+          anyBytes(8),
+        ),
+        { maxLength: 6 },
+      ).map(concat).filter((d) => indexOf(d, enc.encode("\r\n--B")) < 0),
+    });
+    record.check(
+      "MultipartDecoder: well-formed bodies, splits",
+      fc.property(fc.array(part, { maxLength: 5 }), cuts, (parts, points) => {
+        const pieces: Uint8Array[] = [];
+        for (const { name, filename, data } of parts) {
+          const file = filename === undefined ? "" : `; filename="${filename}"`;
+          pieces.push(
+            enc.encode(
+              `--B\r\nContent-Disposition: form-data; name="${name}"${file}\r\n\r\n`,
+            ),
+            data,
+            enc.encode("\r\n"),
+          );
+        }
+        pieces.push(enc.encode("--B--"));
+        const result = decodeMultipart(split(concat(pieces), points), "B", {});
+        assert.ok(
+          "parts" in result,
+          String((result as { error: unknown }).error),
+        );
+        assert.deepEqual(
+          result.parts.map(({ name, filename, data }) => ({
+            name,
+            filename,
+            data,
+          })),
+          parts.map(({ name, filename, data }) => ({
+            // Header values are byte strings: names arrive as UTF-8.
+            name,
+            filename,
+            data,
+          })),
+        );
+      }),
+      3000,
+    );
+  });
+
+  it("the Content-Type's boundary and a part's header block parse, or are an HttpError 400 or 415", () => {
+    record.check(
+      "boundaryOf: arbitrary Content-Type values",
+      fc.property(
+        fc.oneof(
+          headerValue,
+          fc.tuple(
+            fc.constantFrom(
+              "multipart/form-data",
+              "Multipart/Form-Data ",
+              "multipart/mixed",
+              "text/plain",
+              "",
+            ),
+            fc.array(
+              fc.oneof(
+                fc.constantFrom(
+                  "; boundary=B",
+                  '; boundary="a b"',
+                  '; boundary="x\\"y"',
+                  "; boundary=",
+                  ";boundary=" + "z".repeat(71),
+                  "; charset=utf-8",
+                  ";",
+                  '"',
+                ),
+                headerValue,
+              ),
+              { maxLength: 4 },
+            ),
+          ).map(([type, params]) => type + params.join("")),
+        ),
+        (value) => {
+          try {
+            const boundary = boundaryOf(value);
+            assert.match(
+              boundary,
+              /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/,
+            );
+          } catch (error) {
+            assertNotForeign(error);
+            assert.ok(error instanceof HttpError, String(error));
+            assert.ok([400, 415].includes(error.status), String(error));
+          }
+        },
+      ),
+      5000,
+    );
+    record.check(
+      "parsePartHead: arbitrary header blocks",
+      fc.property(
+        fc.oneof(
+          anyBytes(120),
+          fc.array(
+            fc.oneof(
+              fc.constantFrom(
+                "Content-Disposition: form-data",
+                "; name=a",
+                '; name="a b"',
+                "; filename=x",
+                "; filename*=UTF-8''%ZZ",
+                "; filename*=iso-8859-1''%E9",
+                "; name*=''",
+                "\r\n",
+                "Content-Type: ",
+                ":",
+                " ",
+                '"',
+              ).map((s) => enc.encode(s)),
+              anyBytes(8),
+            ),
+            { maxLength: 16 },
+          ).map(concat),
+        ),
+        (block) => {
+          try {
+            const head = parsePartHead(block, 1);
+            assert.equal(typeof head.name, "string");
+            assert.ok(
+              head.filename === undefined || typeof head.filename === "string",
+            );
+          } catch (error) {
+            assertNotForeign(error);
+            assert.ok(error instanceof HttpError, String(error));
+            assert.equal(error.status, 400);
+          }
+        },
+      ),
+      5000,
+    );
+  });
+});
+
+/** The index of `needle` in `haystack`, or -1. */
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) {
+      if (haystack[i + j] !== needle[j]) continue outer;
+    }
+    return i;
+  }
+  return -1;
+}
+
+// ---------- text/event-stream ----------
+
+/**
+ * The WHATWG HTML standard's event-stream parsing, written from its text
+ * over the whole stream decoded at once: the oracle for SseDecoderStream.
+ */
+function referenceEvents(bytes: Uint8Array): {
+  events: { data: string; event: string; id: string }[];
+  lastEventId: string;
+  retryMs: number | undefined;
+} {
+  // The decoder drops one leading BOM, and replaces invalid sequences.
+  const text = new TextDecoder().decode(bytes);
+  const events: { data: string; event: string; id: string }[] = [];
+  let data = "";
+  let type = "";
+  let idBuffer = "";
+  let lastEventId = "";
+  let retryMs: number | undefined;
+  // Only terminated lines count: an unterminated last one is dropped.
+  const lines = text.split(/\r\n|\r|\n/);
+  lines.pop();
+  for (const line of lines) {
+    if (line === "") {
+      lastEventId = idBuffer;
+      if (data !== "") {
+        events.push({
+          data: data.endsWith("\n") ? data.slice(0, -1) : data,
+          event: type || "message",
+          id: lastEventId,
+        });
+      }
+      data = "";
+      type = "";
+      continue;
+    }
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") type = value;
+    else if (field === "data") data += value + "\n";
+    else if (field === "id") {
+      if (!value.includes("\0")) idBuffer = value;
+    } else if (field === "retry" && /^[0-9]+$/.test(value)) {
+      retryMs = Number(value);
+    }
+  }
+  return { events, lastEventId, retryMs };
+}
+
+describe("fuzz: text/event-stream", () => {
+  it("SseDecoderStream gives the standard's events for arbitrary bytes under any split", async () => {
+    const streamy = fc.array(
+      fc.oneof(
+        fc.constantFrom(
+          "data:",
+          "data: x",
+          "data",
+          "event: e",
+          "event",
+          "id: 1",
+          "id",
+          "id: a\u0000b",
+          "retry: 10",
+          "retry: x1",
+          "retry",
+          ": comment",
+          ":",
+          " ",
+          "\n",
+          "\r",
+          "\r\n",
+          "\n\n",
+          "\uFEFF",
+          "é",
+        ).map((s) => enc.encode(s)),
+        anyBytes(8),
+      ),
+      { maxLength: 40 },
+    ).map(concat);
+    await record.checkAsync(
+      "SseDecoderStream: arbitrary bytes against the standard's parser",
+      fc.asyncProperty(
+        fc.oneof(streamy, anyBytes(120)),
+        cuts,
+        async (bytes, points) => {
+          const want = referenceEvents(bytes);
+          const decoder = new SseDecoderStream();
+          const got = await Array.fromAsync(
+            ReadableStream.from(split(bytes, points)).pipeThrough(decoder),
+          );
+          assert.deepEqual(got, want.events);
+          assert.equal(decoder.lastEventId, want.lastEventId);
+          assert.equal(decoder.retryMs, want.retryMs);
+        },
+      ),
+      3000,
+    );
+  });
+
+  it("SseDecoderStream refuses a line over maxLineBytes or data over maxEventBytes with a RangeError, and only then", async () => {
+    await record.checkAsync(
+      "SseDecoderStream: small limits",
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.constantFrom("data: ", "data: abc", "\n", "\n\n", "\r\n", "é")
+              .map((s) => enc.encode(s)),
+            anyBytes(6),
+          ),
+          { maxLength: 30 },
+        ).map(concat),
+        cuts,
+        fc.integer({ min: 1, max: 24 }),
+        fc.integer({ min: 1, max: 48 }),
+        async (bytes, points, maxLineBytes, maxEventBytes) => {
+          const decoder = new SseDecoderStream({ maxLineBytes, maxEventBytes });
+          let got: unknown[] | undefined;
+          let failure: unknown;
+          try {
+            got = await Array.fromAsync(
+              ReadableStream.from(split(bytes, points)).pipeThrough(decoder),
+            );
+          } catch (error) {
+            failure = error;
+          }
+          const over = sseOverLimits(bytes, maxLineBytes, maxEventBytes);
+          if (failure !== undefined) {
+            assertNotForeign(failure);
+            assert.ok(failure instanceof RangeError, String(failure));
+            assert.ok(over, `refused within limits: ${failure}`);
+            return;
+          }
+          assert.ok(!over, "accepted over its limits");
+          assert.deepEqual(got, referenceEvents(bytes).events);
+        },
+      ),
+      3000,
+    );
+  });
+});
+
+/**
+ * Whether a stream has a line (its bytes, without the line end; a leading
+ * BOM not counted) over `maxLineBytes`, or an event whose data lines (each
+ * line's bytes and one more) add up over `maxEventBytes`: the limits as
+ * SseDecoderStream documents them. An unterminated last line counts.
+ */
+function sseOverLimits(
+  bytes: Uint8Array,
+  maxLineBytes: number,
+  maxEventBytes: number,
+): boolean {
+  let start = 0;
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) start = 3;
+  let dataBytes = 0;
+  for (let i = start; i <= bytes.length; i++) {
+    const end = i === bytes.length;
+    if (!end && bytes[i] !== 0x0a && bytes[i] !== 0x0d) continue;
+    const line = bytes.subarray(start, i);
+    if (line.length > maxLineBytes) return true;
+    if (end) break;
+    if (line.length === 0) dataBytes = 0;
+    else {
+      const text = new TextDecoder().decode(line);
+      const colon = text.indexOf(":");
+      const field = colon === -1 ? text : text.slice(0, colon);
+      if (field === "data") {
+        dataBytes += line.length + 1;
+        if (dataBytes > maxEventBytes) return true;
+      }
+    }
+    if (bytes[i] === 0x0d && bytes[i + 1] === 0x0a) i++;
+    start = i + 1;
+  }
+  return false;
+}
