@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import {
   createResumableUploadHandler,
   type ResumableStore,
@@ -66,6 +66,16 @@ function req(
   body?: BodyInit,
 ): Request {
   return new Request(new URL(path, BASE), { method, headers, body });
+}
+
+/** The ids of the uploads whose files are in the store's directory. */
+async function uploadIds(): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const name of await readdir(dir)) {
+    const id = /^\.?([A-Za-z0-9_-]{22})(\.|$)/.exec(name)?.[1];
+    if (id !== undefined) ids.add(id);
+  }
+  return [...ids].sort();
 }
 
 async function ietfCreate(
@@ -147,6 +157,70 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.deepEqual(new Uint8Array(await readFile(store.path(id))), data);
     response = await handler(req("HEAD", location));
     assert.equal(response.headers.get("upload-complete"), "?1");
+  });
+
+  it("reports the length of an upload completed without a declared one", async () => {
+    // A streamed body (no Content-Length) and no Upload-Length: the length is
+    // known once the upload completes, and HEAD says it.
+    const { response, location } = await ietfCreate(
+      { "upload-complete": "?1" },
+      ReadableStream.from([bytes(700)]),
+    );
+    assert.equal(response.status, 201);
+    let head = await handler(req("HEAD", location));
+    assert.equal(head.headers.get("upload-complete"), "?1");
+    assert.equal(head.headers.get("upload-offset"), "700");
+    assert.equal(head.headers.get("upload-length"), "700");
+    // The same when an append completes it.
+    const created = await ietfCreate();
+    await patch(created.location, 0, bytes(30), false);
+    const done = await patch(
+      created.location,
+      30,
+      ReadableStream.from([bytes(20)]),
+      true,
+    );
+    assert.equal(done.status, 200);
+    head = await handler(req("HEAD", created.location));
+    assert.equal(head.headers.get("upload-length"), "50");
+  });
+
+  it("refuses a creation that completes short of its Upload-Length, keeping nothing", async () => {
+    const kept = await uploadIds();
+    const response = await handler(
+      req("POST", "/uploads", {
+        "upload-complete": "?1",
+        "upload-length": "10",
+      }, ReadableStream.from([bytes(5)])),
+    );
+    assert.equal(response.status, 400);
+    const problem = await response.json();
+    assert.equal(
+      problem.type,
+      "https://iana.org/assignments/http-problem-types#inconsistent-upload-length",
+    );
+    assert.match(problem.title, /length 5 is inconsistent with 10/);
+    assert.equal(response.headers.get("location"), null);
+    // No object of 5 bytes published as complete, no unfinished upload left.
+    assert.deepEqual(await uploadIds(), kept);
+  });
+
+  it("refuses an Upload-Length below the bytes already received", async () => {
+    const { location } = await ietfCreate();
+    await patch(location, 0, bytes(8), false);
+    const response = await patch(location, 8, new Uint8Array(0), false, {
+      "upload-length": "3",
+    });
+    assert.equal(response.status, 400);
+    const problem = await response.json();
+    assert.equal(
+      problem.type,
+      "https://iana.org/assignments/http-problem-types#inconsistent-upload-length",
+    );
+    assert.match(problem.title, /Upload-Length 3 is below its offset 8/);
+    const head = await handler(req("HEAD", location));
+    assert.equal(head.headers.get("upload-offset"), "8");
+    assert.equal(head.headers.get("upload-length"), null);
   });
 
   it("answers a wrong offset with a mismatching-upload-offset problem", async () => {

@@ -480,6 +480,17 @@ export function createResumableUploadHandler(
   }
 
   /** Verifies a fully received upload and publishes it. */
+  /**
+   * Records the length of an upload that completes without a declared one
+   * (the draft lets a client end with Upload-Complete: ?1 and no length):
+   * its offset, so that HEAD reports it as for any complete upload.
+   */
+  async function settleLength(upload: ResumableUpload): Promise<void> {
+    if (upload.length !== undefined) return;
+    await store.setLength(upload.id, upload.offset);
+    upload.length = upload.offset;
+  }
+
   async function finish(
     upload: ResumableUpload,
     request: Request,
@@ -596,7 +607,15 @@ export function createResumableUploadHandler(
       return await locked(upload.id, async (signal) => {
         upload.offset = await append(upload, request, signal);
         if (complete) {
-          upload.length = upload.offset;
+          if (upload.length !== undefined && upload.offset !== upload.length) {
+            // Shorter than its declared length: refused, and not kept (the
+            // client has not been told where the upload is: it could never
+            // resume it).
+            await store.delete(upload.id);
+            release(upload.id);
+            throw inconsistent(upload.length, upload.offset);
+          }
+          await settleLength(upload);
           const done = await finish(upload, request);
           return completed(done, 201, location);
         }
@@ -700,6 +719,13 @@ export function createResumableUploadHandler(
           throw inconsistent(current.length, total);
         }
         if (current.length === undefined) {
+          if (total < current.offset) {
+            throw new ProblemError(
+              400,
+              "inconsistent-upload-length",
+              `Cannot append to upload: Upload-Length ${total} is below its offset ${current.offset}`,
+            );
+          }
           checkLength(total);
           await store.setLength(id, total);
           current.length = total;
@@ -711,7 +737,7 @@ export function createResumableUploadHandler(
         if (current.length !== undefined && current.offset !== current.length) {
           throw inconsistent(current.length, current.offset);
         }
-        current.length = current.offset;
+        await settleLength(current);
         return completed(await finish(current, request), 200);
       }
       return new Response(null, {
