@@ -72,7 +72,15 @@ export class FuzzRecord {
 
   #settle<Ts>(name: string, details: fc.RunDetails<Ts>): void {
     if (details.failed) {
-      throw new Error(fc.defaultReportMessage(details) ?? `${name} failed`);
+      // The report names the counterexample; the property's own error says
+      // what went wrong with it.
+      const cause = details.errorInstance;
+      throw new Error(
+        `${fc.defaultReportMessage(details) ?? `${name} failed`}\n${
+          (cause as Error)?.stack ?? cause
+        }`,
+        { cause },
+      );
     }
     this.#counts[name] = details.numRuns;
   }

@@ -4,7 +4,8 @@
 // names, DuplexStream's line and byte readers, multipart/form-data bodies
 // (the push decoder, the Content-Type's boundary, a part's header block) and
 // event streams (against the HTML standard's parser, written out below),
-// under arbitrary chunk splits. Each gives the right values or its
+// under arbitrary chunk splits, and the resumable upload handler under
+// sequences of honest and spoiled requests. Each gives the right values or its
 // documented error (SyntaxError, RangeError, HttpError with a status), the
 // same whatever the split, never a hang or an engine error, and never passes
 // more bytes than its limit. Counts go to .tmp/fuzz/http.<runtime>.json.
@@ -12,8 +13,11 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { join } from "node:path";
 import fc from "fast-check";
 import {
+  createResumableUploadHandler,
   formatDigestHeader,
   HttpError,
   MultipartDecoder,
@@ -31,6 +35,8 @@ import {
   parseContentEncoding,
 } from "../lib/http/_compression.ts";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import { createResumableFileStore } from "../lib/runtime/resumable_file_store.ts";
+import { makeTempDir, removeDir } from "./_helpers.ts";
 import {
   anyBytes,
   assertNotForeign,
@@ -1088,3 +1094,321 @@ function sseOverLimits(
   }
   return false;
 }
+
+// ---------- resumable uploads ----------
+
+/** A header value of Latin-1 characters (what a Headers value may hold). */
+const latin1Value = fc.string({
+  unit: fc.integer({ min: 0x20, max: 0xff }).map((c) => String.fromCharCode(c)),
+  maxLength: 24,
+}).map((s) => s.trim());
+
+/** Header values a hostile client may send, by header. */
+const hostileHeader = fc.tuple(
+  fc.constantFrom(
+    "upload-complete",
+    "upload-length",
+    "upload-offset",
+    "content-type",
+    "content-length",
+    "tus-resumable",
+    "upload-defer-length",
+    "upload-metadata",
+    "upload-checksum",
+    "repr-digest",
+    "x-http-method-override",
+  ),
+  fc.oneof(
+    fc.constantFrom(
+      "",
+      "?1",
+      "?0",
+      "?1;x",
+      "0",
+      "5",
+      "-1",
+      "1e3",
+      "9".repeat(18),
+      "application/partial-upload",
+      "application/offset+octet-stream",
+      "1.0.0",
+      "0.2.2",
+      "filename d29ybGQ=",
+      "a b c",
+      "sha1 x",
+      "md5 x",
+      "sha-256=:x:",
+      "PATCH",
+      "DELETE",
+      "head",
+    ),
+    latin1Value,
+  ),
+);
+
+/**
+ * One request to the resumable handler: an honest one of the draft or of
+ * tus (create, append, HEAD, DELETE, OPTIONS) for an upload created
+ * earlier, at its offset or near it, then perhaps spoiled: headers set to
+ * hostile values, another method or path.
+ */
+const resumableStep = fc.record({
+  kind: fc.constantFrom(
+    "create",
+    "append",
+    "append",
+    "head",
+    "delete",
+    "options",
+  ),
+  tus: fc.boolean(),
+  target: fc.nat({ max: 3 }),
+  complete: fc.boolean(),
+  // The declared Upload-Length: none, the one the body makes, or any.
+  length: fc.oneof(
+    { arbitrary: fc.constant("none" as const), weight: 3 },
+    { arbitrary: fc.constant("exact" as const), weight: 2 },
+    { arbitrary: fc.nat({ max: 80 }), weight: 1 },
+  ),
+  offsetDelta: fc.oneof(
+    { arbitrary: fc.constant(0), weight: 4 },
+    { arbitrary: fc.integer({ min: -3, max: 3 }), weight: 1 },
+  ),
+  checksum: fc.constantFrom("none", "good", "bad"),
+  body: fc.option(anyBytes(40), { nil: undefined }),
+  spoil: fc.oneof(
+    { arbitrary: fc.constant([]), weight: 3 },
+    {
+      arbitrary: fc.array(hostileHeader, { minLength: 1, maxLength: 2 }),
+      weight: 2,
+    },
+  ),
+  method: fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 8 },
+    {
+      arbitrary: fc.constantFrom(
+        "POST",
+        "HEAD",
+        "PATCH",
+        "DELETE",
+        "GET",
+        "PUT",
+      ),
+      weight: 1,
+    },
+  ),
+  path: fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 8 },
+    {
+      arbitrary: fc.constantFrom(
+        "/uploads/x",
+        "/uploads/a/b",
+        "/other",
+        `/uploads/${"A".repeat(22)}`,
+        "/uploads//",
+      ),
+      weight: 1,
+    },
+  ),
+});
+
+/** An upload the fuzz created: its path, its bytes as the handler kept them. */
+interface KnownUpload {
+  path: string;
+  bytes: Uint8Array;
+  gone: boolean;
+}
+
+describe("fuzz: resumable uploads", () => {
+  it("createResumableUploadHandler answers any requests with a 2xx or 4xx, and stores exactly the bytes each request's answer accounts for", async () => {
+    const dir = await makeTempDir("fuzz-resumable-");
+    // A store of its own for each case, in a directory removed with the
+    // next case's start (and the last with `dir`).
+    let caseDir: string | undefined;
+    let store!: ReturnType<typeof createResumableFileStore>;
+    const MAX = 64;
+    const stored = async (path: string) =>
+      concat(
+        await Array.fromAsync(
+          (await store.read(path.slice("/uploads/".length)))!,
+        ),
+      );
+    try {
+      await record.checkAsync(
+        "createResumableUploadHandler: request sequences, honest and hostile",
+        fc.asyncProperty(
+          fc.array(resumableStep, { minLength: 1, maxLength: 8 }),
+          async (steps) => {
+            if (caseDir !== undefined) await removeDir(caseDir);
+            caseDir = await mkdtemp(join(dir, "case-"));
+            store = createResumableFileStore(caseDir);
+            const handler = createResumableUploadHandler({
+              store,
+              hasher: createHasher,
+              maxBytes: MAX,
+              maxMetadataBytes: 32,
+            });
+            const known: KnownUpload[] = [];
+            const send = async (
+              path: string,
+              method: string,
+              headers: Record<string, string>,
+              body?: Uint8Array,
+            ) => {
+              const bodyless = method === "GET" || method === "HEAD";
+              const response = await handler(
+                new Request(`http://fuzz${path}`, {
+                  method,
+                  headers,
+                  body: bodyless || body === undefined
+                    ? undefined
+                    : body.slice(),
+                }),
+              );
+              await response.arrayBuffer();
+              assert.ok(
+                response.status >= 200 && response.status < 500,
+                `${method} ${path} ${
+                  JSON.stringify(headers)
+                }: ${response.status}`,
+              );
+              return response;
+            };
+            // Each upload's offset by the draft's HEAD; undefined once gone.
+            const offsetOf = async (upload: KnownUpload) => {
+              const head = await send(upload.path, "HEAD", {});
+              if (head.status === 404 || head.status === 410) return undefined;
+              assert.equal(head.status, 204);
+              const offset = Number(head.headers.get("upload-offset"));
+              assert.ok(Number.isSafeInteger(offset) && offset >= 0);
+              assert.ok(offset <= MAX);
+              const length = head.headers.get("upload-length");
+              if (length !== null) assert.ok(offset <= Number(length));
+              if (head.headers.get("upload-complete") === "?1") {
+                assert.equal(String(offset), length);
+              }
+              return offset;
+            };
+            for (const step of steps) {
+              const target = known.filter((k) => !k.gone)[step.target] ??
+                known.findLast((k) => !k.gone);
+              // With no upload to send it to, a request creates one.
+              const kind = step.kind === "options" || target !== undefined
+                ? step.kind
+                : "create";
+              let path = kind === "create" || kind === "options"
+                ? "/uploads"
+                : target!.path;
+              let method = {
+                create: "POST",
+                append: "PATCH",
+                head: "HEAD",
+                delete: "DELETE",
+                options: "OPTIONS",
+              }[kind];
+              const offset = Math.max(
+                0,
+                (kind === "create" ? 0 : target?.bytes.byteLength ?? 0) +
+                  step.offsetDelta,
+              );
+              const declared = step.length === "none"
+                ? undefined
+                : step.length === "exact"
+                ? offset + (step.body?.byteLength ?? 0)
+                : step.length;
+              const headers: Record<string, string> = {};
+              if (step.tus) {
+                headers["tus-resumable"] = "1.0.0";
+                if (kind === "create") {
+                  if (declared === undefined) {
+                    headers["upload-defer-length"] = "1";
+                  } else headers["upload-length"] = String(declared);
+                  headers["upload-metadata"] = "filename d29ybGQ=";
+                }
+                if (
+                  kind === "append" ||
+                  (kind === "create" && step.body !== undefined)
+                ) {
+                  headers["content-type"] = "application/offset+octet-stream";
+                }
+                if (kind === "append") {
+                  headers["upload-offset"] = String(offset);
+                  if (declared !== undefined) {
+                    headers["upload-length"] = String(declared);
+                  }
+                }
+                if (step.checksum !== "none" && step.body !== undefined) {
+                  const sha1 = createHash("sha1").update(step.body).digest(
+                    "base64",
+                  );
+                  headers["upload-checksum"] = step.checksum === "good"
+                    ? `sha1 ${sha1}`
+                    : "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=";
+                }
+              } else {
+                if (kind === "create" || kind === "append") {
+                  headers["upload-complete"] = step.complete ? "?1" : "?0";
+                  if (declared !== undefined) {
+                    headers["upload-length"] = String(declared);
+                  }
+                }
+                if (kind === "append") {
+                  headers["content-type"] = "application/partial-upload";
+                  headers["upload-offset"] = String(offset);
+                }
+              }
+              for (const [name, value] of step.spoil) {
+                if (value === "") delete headers[name];
+                else headers[name] = value;
+              }
+              method = step.method ?? method;
+              path = step.path ?? path;
+              const before = new Map<KnownUpload, number>();
+              for (const upload of known) {
+                if (!upload.gone) before.set(upload, upload.bytes.byteLength);
+              }
+              const response = await send(path, method, headers, step.body);
+              const location = response.headers.get("location");
+              // The upload the request created, or else the one it was for.
+              let own = path;
+              if (response.status === 201 && location !== null) {
+                const created = new URL(location, "http://fuzz").pathname;
+                own = created;
+                assert.ok(!known.some((k) => k.path === created));
+                known.push({
+                  path: created,
+                  bytes: new Uint8Array(0),
+                  gone: false,
+                });
+              }
+              // Only the request's own upload moves, by a prefix of its
+              // body; the store holds exactly those bytes.
+              for (const upload of known) {
+                if (upload.gone) continue;
+                const now = await offsetOf(upload);
+                if (now === undefined) {
+                  upload.gone = true;
+                  continue;
+                }
+                const was = before.get(upload) ?? 0;
+                assert.ok(now >= was, "the offset moved back");
+                if (now > was) {
+                  assert.equal(upload.path, own, "another upload moved");
+                  assert.ok(step.body !== undefined, "bytes from nowhere");
+                  upload.bytes = concat([
+                    upload.bytes,
+                    step.body.subarray(0, now - was),
+                  ]);
+                }
+                assert.deepEqual(await stored(upload.path), upload.bytes);
+              }
+            }
+          },
+        ),
+        120,
+      );
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
