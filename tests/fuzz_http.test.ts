@@ -13,11 +13,12 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import {
   createResumableUploadHandler,
+  createUploadHandler,
   formatDigestHeader,
   HttpError,
   MultipartDecoder,
@@ -36,6 +37,7 @@ import {
 } from "../lib/http/_compression.ts";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { createResumableFileStore } from "../lib/runtime/resumable_file_store.ts";
+import { createFileSink } from "../lib/runtime/fs.ts";
 import { makeTempDir, removeDir } from "./_helpers.ts";
 import {
   anyBytes,
@@ -1406,6 +1408,144 @@ describe("fuzz: resumable uploads", () => {
           },
         ),
         120,
+      );
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
+
+// ---------- multipart uploads to disk ----------
+
+/** The multipart mode's limits: the decoder's and its own on files and fields. */
+interface FormLimits extends MultipartLimits {
+  maxFiles?: number;
+  maxFields?: number;
+  maxFieldsBytes?: number;
+}
+
+describe("fuzz: multipart uploads to disk", () => {
+  it("createUploadHandler's multipart mode stores an accepted form's files exactly, and nothing of a refused one", async () => {
+    const dir = await makeTempDir("fuzz-form-");
+    let cases = 0;
+    try {
+      await record.checkAsync(
+        "createUploadHandler (multipart): arbitrary and mutated forms into files",
+        fc.asyncProperty(
+          fc.oneof(multipartish, mutatedMultipart),
+          cuts,
+          fc.oneof(
+            fc.constant<FormLimits>({}),
+            fc.record<FormLimits>({
+              maxParts: fc.nat({ max: 4 }),
+              maxHeaderBytes: fc.nat({ max: 120 }),
+              maxFieldBytes: fc.nat({ max: 24 }),
+              maxFileBytes: fc.nat({ max: 24 }),
+              maxTotalBytes: fc.nat({ max: 300 }),
+              maxFiles: fc.nat({ max: 3 }),
+              maxFields: fc.nat({ max: 3 }),
+              maxFieldsBytes: fc.nat({ max: 40 }),
+            }, { requiredKeys: [] }),
+          ),
+          async (bytes, points, limits) => {
+            const caseDir = join(dir, String(cases++));
+            await mkdir(caseDir);
+            let opened = 0;
+            const handler = createUploadHandler({
+              multipart: {
+                ...limits,
+                sink: () => {
+                  const storedName = `${opened++}.part`;
+                  return {
+                    writable: createFileSink(join(caseDir, storedName)),
+                    storedName,
+                  };
+                },
+              },
+            });
+            const response = await handler(
+              new Request("http://fuzz/", {
+                method: "POST",
+                headers: { "content-type": "multipart/form-data; boundary=B" },
+                body: ReadableStream.from(split(bytes, points)),
+              }),
+            );
+            const text = await response.text();
+            const stored = (await readdir(caseDir)).sort();
+            // The parts as the decoder alone sees them, with the handler's
+            // own limits on files and fields applied.
+            const {
+              maxFiles = 100,
+              maxFields = 100,
+              maxFieldsBytes = 1024 * 1024,
+              ...decoderLimits
+            } = limits;
+            const reference = decodeMultipart([bytes], "B", decoderLimits);
+            if (response.status !== 201) {
+              assert.ok(
+                [400, 413].includes(response.status),
+                `${response.status} ${text}`,
+              );
+              assert.deepEqual(stored, [], "a refused form left files");
+              if (!("parts" in reference)) return;
+              // Refused though the decoder accepts it: only for the
+              // handler's own limits, or what a part's headers ask for
+              // (a Content-Length, digest or encoding of its own).
+              const files = reference.parts.filter((p) =>
+                p.filename !== undefined && p.filename !== ""
+              );
+              const fields = reference.parts.filter((p) =>
+                p.filename === undefined
+              );
+              const fieldsBytes = fields.reduce(
+                (n, p) => n + p.data.byteLength,
+                0,
+              );
+              const plain = reference.parts.every((p) =>
+                p.headers.every(([name]) =>
+                  name === "content-disposition" || name === "content-type"
+                )
+              );
+              assert.ok(
+                files.length > maxFiles || fields.length > maxFields ||
+                  fieldsBytes > maxFieldsBytes || !plain,
+                `refused a form the decoder takes: ${text}`,
+              );
+              return;
+            }
+            assert.ok(
+              "parts" in reference,
+              "accepted a form the decoder refuses",
+            );
+            const form = JSON.parse(text);
+            const files = reference.parts.filter((p) =>
+              p.filename !== undefined && p.filename !== ""
+            );
+            assert.equal(form.files.length, files.length);
+            assert.deepEqual(
+              stored,
+              form.files.map((f: { storedName: string }) => f.storedName)
+                .sort(),
+            );
+            for (let i = 0; i < files.length; i++) {
+              const file = form.files[i];
+              assert.equal(file.name, files[i].name);
+              assert.equal(file.filename, files[i].filename);
+              assert.equal(file.bytes, files[i].data.byteLength);
+              assert.deepEqual(
+                new Uint8Array(await readFile(join(caseDir, file.storedName))),
+                files[i].data,
+              );
+            }
+            assert.deepEqual(
+              form.fields,
+              reference.parts.filter((p) => p.filename === undefined).map((
+                p,
+              ) => ({ name: p.name, value: new TextDecoder().decode(p.data) })),
+            );
+          },
+        ),
+        200,
       );
     } finally {
       await removeDir(dir);
