@@ -25,6 +25,13 @@ import {
   encodeEndStreamFrame,
 } from "../lib/rpc/protocol_connect/end_stream.ts";
 import {
+  bodyAfterHead,
+  headersOf,
+  MAX_HEAD_BYTES,
+  readHead,
+} from "../lib/rpc/protocol_websocket/_head.ts";
+import { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import {
   anyBytes,
   assertNotForeign,
   concat,
@@ -800,3 +807,110 @@ describe("fuzz regressions", () => {
     }
   });
 });
+
+describe("fuzz: WebSocket RPC heads", () => {
+  it("readHead and headersOf give the head of any bytes under any split, or RpcError InvalidArgument or ResourceExhausted", async () => {
+    // Heads as a client may send them, broken or not, and plain garbage.
+    const json = fc.oneof(
+      fc.record({
+        path: fc.oneof(fc.constant("/StreamingCalcService/sum"), fc.string()),
+        headers: fc.oneof(
+          fc.array(
+            fc.tuple(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 })),
+          ),
+          fc.array(
+            fc.tuple(
+              fc.constantFrom("x-a", "content-type"),
+              fc.string({ maxLength: 8 }),
+            ),
+          ),
+          fc.anything(),
+        ),
+      }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+      fc.json(),
+      fc.string({ maxLength: 20 }),
+    );
+    const head = fc.oneof(
+      json.map((text) => prefix(0, enc.encode(text))),
+      fc.tuple(fc.nat({ max: 255 }), json).map(([flags, text]) =>
+        prefix(flags, enc.encode(text))
+      ),
+      anyBytes(40),
+      // A length past the limit, with nothing after it.
+      fc.constant(Uint8Array.from([0, 0, 1, 0, 1])),
+    );
+    await record.checkAsync(
+      "WebSocket RPC readHead/headersOf: arbitrary heads and splits",
+      fc.asyncProperty(
+        head,
+        anyBytes(12),
+        cuts,
+        async (headBytes, after, points) => {
+          const bytes = concat([headBytes, after]);
+          const want = referenceHead(bytes);
+          const duplex = new DuplexStream(
+            ReadableStream.from(split(bytes, points)),
+            new WritableStream(),
+          );
+          let got: { headers: [string, string][]; rest: Uint8Array };
+          try {
+            const { json, rest } = await readHead(duplex, "read head");
+            const headers = headersOf(json, "read head");
+            // What follows the head: what readHead read past it, then the rest.
+            const body = bodyAfterHead(duplex, rest);
+            got = {
+              headers: [...headers],
+              rest: concat(await Array.fromAsync(body)),
+            };
+          } catch (error) {
+            assertNotForeign(error);
+            assert.ok(error instanceof RpcError, String(error));
+            assert.equal(want.error, error.code, error.message);
+            return;
+          }
+          assert.equal(want.error, undefined, "accepted a bad head");
+          assert.deepEqual(got.headers, want.headers);
+          assert.deepEqual(got.rest, want.rest);
+        },
+      ),
+      3000,
+    );
+  });
+});
+
+/** A WebSocket RPC head read by the book from the whole input. */
+function referenceHead(bytes: Uint8Array): {
+  error?: Code;
+  headers?: [string, string][];
+  rest?: Uint8Array;
+} {
+  if (bytes.byteLength < 5) return { error: Code.InvalidArgument };
+  if (bytes[0] !== 0) return { error: Code.InvalidArgument };
+  const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(1);
+  if (length > MAX_HEAD_BYTES) return { error: Code.ResourceExhausted };
+  if (bytes.byteLength < 5 + length) return { error: Code.InvalidArgument };
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes.subarray(5, 5 + length)));
+  } catch {
+    return { error: Code.InvalidArgument };
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { error: Code.InvalidArgument };
+  }
+  const list = (json as { headers?: unknown }).headers ?? [];
+  if (!Array.isArray(list)) return { error: Code.InvalidArgument };
+  const headers = new Headers();
+  for (const pair of list) {
+    if (
+      !Array.isArray(pair) || pair.length !== 2 ||
+      typeof pair[0] !== "string" || typeof pair[1] !== "string"
+    ) return { error: Code.InvalidArgument };
+    try {
+      headers.append(pair[0], pair[1]);
+    } catch {
+      return { error: Code.InvalidArgument };
+    }
+  }
+  return { headers: [...headers], rest: bytes.slice(5 + length) };
+}
