@@ -1,14 +1,27 @@
 // Fuzzing the RPC wire layer: arbitrary bytes and arbitrary chunk splits
-// through every decoder and parser. Each either gives the right values or
-// fails with its documented error (RpcError with a code, or SyntaxError):
-// never a hang, never an engine error, never a buffer over its limit.
+// through every decoder and parser (the heads of RPC over WebSocket too).
+// Each either gives the right values or fails with its documented error
+// (RpcError with a code, or SyntaxError): never a hang, never an engine
+// error, never a buffer over its limit. And the server as a whole: any
+// request of the three protocols gets a whole response of its protocol,
+// ending in a status.
 // Cases per property: tests/_fuzz.ts (SLUICE_FUZZ_RUNS for a long run);
 // the counts go to .tmp/fuzz/rpc.<runtime>.json.
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Code, FrameDecoder, Int64Value, RpcError } from "../lib/rpc/mod.ts";
+import {
+  Code,
+  createUniversalHandler,
+  defineService,
+  FrameDecoder,
+  implementService,
+  Int64Value,
+  RpcError,
+} from "../lib/rpc/mod.ts";
+import { reduce, ScanStream } from "../lib/streams/mod.ts";
+import { addInt64 } from "../examples/streaming_calc.ts";
 import { MessageDecoderStream } from "../lib/rpc/wire/_message_decoder.ts";
 import { compressMessage } from "../lib/rpc/protocol/_compression.ts";
 import { decodeBase64, encodeBase64 } from "../lib/_internal/base64.ts";
@@ -914,3 +927,279 @@ function referenceHead(bytes: Uint8Array): {
   }
   return { headers: [...headers], rest: bytes.slice(5 + length) };
 }
+
+// ---------- the RPC server under hostile requests ----------
+
+const FuzzService = defineService("FuzzService", {
+  echo: {
+    kind: "unary",
+    input: Int64Value,
+    output: Int64Value,
+    idempotency: "no-side-effects",
+  },
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+const fuzzHandler = createUniversalHandler(
+  implementService(FuzzService, {
+    echo: (value) => value,
+    sum: (values) => reduce(values, addInt64, 0n),
+    async *count(n) {
+      for (let i = 0n; i < n && i < 5n; i++) yield i;
+    },
+    incrementalSum: () => new ScanStream(addInt64, 0n),
+  }),
+  { maxMessageBytes: 64, acceptCompression: ["gzip"] },
+);
+
+/** A message: an Int64Value (encoded with the request's codec), or bytes. */
+const messageValue = fc.oneof(
+  { arbitrary: fc.bigInt({ min: MIN, max: MAX }), weight: 4 },
+  { arbitrary: fc.bigInt({ min: -1000n, max: 1000n }), weight: 4 },
+  { arbitrary: anyBytes(16), weight: 1 },
+);
+
+/** One request a client, honest or not, may send to the RPC server. */
+const rpcRequest = fc.record({
+  protocol: fc.constantFrom(
+    "grpc",
+    "grpc-web",
+    "connect",
+    "connect-unary",
+    "connect-get",
+    "grpc",
+    "grpc-web",
+    "connect",
+    "connect-unary",
+    "connect-get",
+    // Not supported (415), documented so.
+    "grpc-web-text",
+  ),
+  json: fc.boolean(),
+  method: fc.constantFrom("echo", "sum", "count", "incrementalSum", "nope"),
+  messages: fc.array(
+    fc.tuple(
+      fc.oneof(
+        { arbitrary: fc.constant(0), weight: 12 },
+        { arbitrary: fc.constantFrom(1, 2, 0x80, 0x7f), weight: 1 },
+      ),
+      messageValue,
+    ),
+    { maxLength: 4 },
+  ),
+  // Byte edits of the whole body: [at, remove, insert].
+  edits: fc.oneof(
+    { arbitrary: fc.constant([]), weight: 3 },
+    {
+      arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat({ max: 6 }), anyBytes(4)), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+      weight: 1,
+    },
+  ),
+  headers: fc.array(
+    fc.tuple(
+      fc.constantFrom(
+        "content-type",
+        "grpc-timeout",
+        "connect-timeout-ms",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "connect-content-encoding",
+        "connect-accept-encoding",
+        "content-encoding",
+        "connect-protocol-version",
+        "te",
+      ),
+      fc.oneof(
+        fc.constantFrom(
+          "gzip",
+          "identity",
+          "br",
+          "1",
+          "2",
+          "1S",
+          "0m",
+          "99999999H",
+          "application/grpc",
+          "application/grpc-web+json",
+          "application/connect+proto",
+          "application/json; charset=utf-16",
+          "trailers",
+        ),
+        fc.string({ maxLength: 12 }).map((s) =>
+          // deno-lint-ignore no-control-regex
+          s.replace(/[\u0000\r\n\u0100-\uffff]/g, "")
+        ),
+      ),
+    ),
+    { maxLength: 3 },
+  ),
+  httpMethod: fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 6 },
+    {
+      arbitrary: fc.constantFrom("GET", "PUT", "DELETE", "OPTIONS"),
+      weight: 1,
+    },
+  ),
+  path: fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 6 },
+    {
+      arbitrary: fc.constantFrom(
+        "/",
+        "/FuzzService",
+        "/FuzzService/",
+        "/x/y/z",
+      ),
+      weight: 1,
+    },
+  ),
+  points: cuts,
+});
+
+/** Frames of a response body, and the bytes after the last whole one. */
+function framesOf(bytes: Uint8Array): { flags: number; data: Uint8Array }[] {
+  const frames: { flags: number; data: Uint8Array }[] = [];
+  let at = 0;
+  while (at < bytes.byteLength) {
+    assert.ok(
+      bytes.byteLength - at >= 5,
+      "a response ends in a partial prefix",
+    );
+    const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(
+      at + 1,
+    );
+    assert.ok(bytes.byteLength - at - 5 >= length, "a response ends mid-frame");
+    frames.push({
+      flags: bytes[at],
+      data: bytes.subarray(at + 5, at + 5 + length),
+    });
+    at += 5 + length;
+  }
+  return frames;
+}
+
+describe("fuzz: the RPC server under hostile requests", () => {
+  it("createUniversalHandler answers any request with a whole response of its protocol, ending in a status", async () => {
+    await record.checkAsync(
+      "createUniversalHandler: arbitrary requests of the three protocols",
+      fc.asyncProperty(rpcRequest, async (r) => {
+        const codec = r.json ? "json" : "proto";
+        const contentType = {
+          "grpc": `application/grpc+${codec}`,
+          "grpc-web": `application/grpc-web+${codec}`,
+          "grpc-web-text": "application/grpc-web-text",
+          "connect": `application/connect+${codec}`,
+          "connect-unary": `application/${codec}`,
+          "connect-get": "",
+        }[r.protocol];
+        const bare = r.protocol === "connect-unary" ||
+          r.protocol === "connect-get";
+        const encode = (value: bigint | Uint8Array) =>
+          value instanceof Uint8Array
+            ? value
+            : r.json
+            ? Int64Value.json!.encode(value)
+            : Int64Value.proto.encode(value);
+        let body = bare
+          ? encode(r.messages[0]?.[1] ?? new Uint8Array(0))
+          : concat(
+            r.messages.map(([flags, value]) => prefix(flags, encode(value))),
+          );
+        for (const [at, remove, insert] of r.edits) {
+          const i = at % (body.byteLength + 1);
+          body = concat([
+            body.subarray(0, i),
+            insert,
+            body.subarray(i + remove),
+          ]);
+        }
+        const headers = new Headers();
+        if (contentType !== "") headers.set("content-type", contentType);
+        if (r.protocol === "grpc") headers.set("te", "trailers");
+        if (r.protocol.startsWith("connect")) {
+          headers.set("connect-protocol-version", "1");
+        }
+        for (const [name, value] of r.headers) {
+          try {
+            headers.set(name, value);
+          } catch { /* not a header value: left out */ }
+        }
+        let url = `http://fuzz${r.path ?? `/FuzzService/${r.method}`}`;
+        let method = r.httpMethod ?? "POST";
+        if (r.protocol === "connect-get") {
+          method = r.httpMethod ?? "GET";
+          url += `?connect=v1&encoding=${codec}&base64=1&message=${
+            encodeBase64(body).replace(/\+/g, "-").replace(/\//g, "_")
+          }`;
+        }
+        const text = r.protocol === "grpc-web-text";
+        const sent = text ? enc.encode(encodeBase64(body)) : body;
+        const response = await fuzzHandler({
+          method,
+          url,
+          headers,
+          body: method === "GET" || method === "HEAD"
+            ? null
+            : ReadableStream.from(split(sent, r.points)),
+        });
+        assert.ok(response.status >= 200 && response.status <= 599);
+        // The whole body is produced: no hang, no error.
+        const bytes = response.body
+          ? concat(await Array.fromAsync(response.body))
+          : new Uint8Array(0);
+        const type = response.headers.get("content-type") ?? "";
+        if (response.status !== 200) {
+          if (type === "application/json") {
+            const error = JSON.parse(new TextDecoder().decode(bytes));
+            assert.equal(typeof error.code, "string");
+          }
+          return;
+        }
+        if (type.startsWith("application/grpc-web")) {
+          const frames = framesOf(
+            type.startsWith("application/grpc-web-text")
+              ? decodeBase64(new TextDecoder().decode(bytes))
+              : bytes,
+          );
+          const last = frames.at(-1);
+          if (last === undefined) {
+            // Trailers-only: the status is in the headers.
+            assert.match(
+              response.headers.get("grpc-status") ?? "",
+              /^\d+$/,
+              "no status",
+            );
+            return;
+          }
+          assert.equal(last.flags, 0x80, "no trailers");
+          assert.ok(frames.slice(0, -1).every((f) => f.flags === 0));
+          assert.match(
+            decodeTrailerBlock(last.data).get("grpc-status") ?? "",
+            /^\d+$/,
+          );
+        } else if (type.startsWith("application/grpc")) {
+          const frames = framesOf(bytes);
+          assert.ok(frames.every((f) => f.flags === 0));
+          const trailers = await response.trailers;
+          const status = trailers?.get("grpc-status") ??
+            response.headers.get("grpc-status");
+          assert.match(status ?? "", /^\d+$/, "no grpc-status");
+        } else if (type.startsWith("application/connect")) {
+          const frames = framesOf(bytes);
+          const last = frames.at(-1);
+          assert.ok(last !== undefined && last.flags === 0x02, "no end");
+          assert.ok(frames.slice(0, -1).every((f) => f.flags === 0));
+          decodeEndStream(last.data);
+        } else {
+          // Connect unary: the message itself.
+          assert.match(type, /^application\/(proto|json)/);
+        }
+      }),
+      1000,
+    );
+  });
+});
