@@ -462,6 +462,51 @@ describe("resumableUpload", () => {
     assert.equal(requests, 1);
   });
 
+  it("fails with 502 when the server reports an Upload-Offset it cannot have", async () => {
+    // A server that creates the upload, then answers HEAD and PATCH with the
+    // Upload-Offset given: absent, malformed, or past the bytes sent.
+    const lying =
+      (head: string | null, patch: string | null): typeof fetch =>
+      async (input, init) => {
+        const request = new Request(input, init);
+        await request.arrayBuffer();
+        const offset = request.method === "HEAD" ? head : patch;
+        const headers = new Headers();
+        if (request.method === "POST") headers.set("location", "/uploads/1");
+        else if (offset !== null) headers.set("upload-offset", offset);
+        return new Response(null, {
+          status: request.method === "POST" ? 201 : 204,
+          headers,
+        });
+      };
+    const upload = (server: typeof fetch, uploadUrl?: string) =>
+      resumableUpload("http://lying/uploads", new Uint8Array(10), {
+        fetch: server,
+        uploadUrl,
+        chunkBytes: 4,
+        maxRetries: 0,
+      });
+    const invalid = (value: string | null, max: number) => (error: unknown) =>
+      error instanceof HttpError && error.status === 502 &&
+      error.message ===
+        `Cannot upload: the server reported an invalid Upload-Offset ${
+          JSON.stringify(value)
+        } (expected 0 to ${max})`;
+    // An append of bytes 0-3 acknowledged at 1000 (it was taken for
+    // the end of the upload) or at 5, or as "1.5" or "".
+    for (const value of ["1000", "5", "1.5", "", "-1"]) {
+      await assert.rejects(upload(lying(null, value)), invalid(value, 4));
+    }
+    // Resuming: a HEAD without Upload-Offset (it was taken for 0) or with
+    // one past the body.
+    for (const value of [null, "11", "x"]) {
+      await assert.rejects(
+        upload(lying(value, "4"), "http://lying/uploads/1"),
+        invalid(value, 10),
+      );
+    }
+  });
+
   it("refuses a relative URL outside a page at once, without a request", async () => {
     let requests = 0;
     const counting: typeof fetch = (input, init) => {

@@ -365,15 +365,7 @@ export async function resumableUpload(
           await backOff(refuse(response, "the offset request"));
           continue;
         }
-        const reported = Number(response.headers.get("upload-offset"));
-        if (
-          !Number.isSafeInteger(reported) || reported < 0 || reported > total
-        ) {
-          throw new HttpError(
-            502,
-            "Cannot upload: the server reported an invalid Upload-Offset",
-          );
-        }
+        const reported = reportedOffset(response, total);
         // Bytes the server kept from a cut request are progress too.
         if (reported > offset) {
           failures = 0;
@@ -421,8 +413,11 @@ export async function resumableUpload(
         else await backOff(refuse(response, "an append"));
         continue;
       }
-      const reported = Number(response.headers.get("upload-offset") ?? end);
-      offset = Number.isSafeInteger(reported) ? reported : end;
+      // Without one, the server took the whole request; with one, it cannot
+      // hold bytes that were never sent.
+      offset = response.headers.has("upload-offset")
+        ? reportedOffset(response, end)
+        : end;
       failures = 0;
       onProgress?.(offset, total);
       if (offset >= total && (last || tus)) finalResponse = response;
@@ -435,6 +430,28 @@ export async function resumableUpload(
     }
   }
   return { uploadUrl, bytes: total, response: finalResponse };
+}
+
+/**
+ * The server's `Upload-Offset`: a non-negative integer (RFC 9651, at most 15
+ * digits) no larger than `max`, the bytes sent so far; anything else (absent,
+ * malformed, past what was sent) is the server's fault, an HttpError 502.
+ */
+function reportedOffset(response: Response, max: number): number {
+  const value = response.headers.get("upload-offset");
+  const offset = value !== null && /^[0-9]{1,15}$/.test(value.trim())
+    ? Number(value.trim())
+    : -1;
+  if (offset < 0 || offset > max) {
+    response.body?.cancel().catch(() => {});
+    throw new HttpError(
+      502,
+      `Cannot upload: the server reported an invalid Upload-Offset ${
+        JSON.stringify(value)
+      } (expected 0 to ${max})`,
+    );
+  }
+  return offset;
 }
 
 function encodeMetadata(metadata: Record<string, string>): string {
