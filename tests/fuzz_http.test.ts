@@ -25,6 +25,8 @@ import {
   type MultipartLimits,
   parseDigestHeader,
   receiveBody,
+  resumableUpload,
+  type ResumableUploadResult,
   safeFileName,
   SseDecoderStream,
 } from "../lib/http/mod.ts";
@@ -1550,5 +1552,159 @@ describe("fuzz: multipart uploads to disk", () => {
     } finally {
       await removeDir(dir);
     }
+  });
+});
+
+// ---------- the resumable upload client against a flaky server ----------
+
+/** What the flaky server does to one request, instead of answering right. */
+const serverFault = fc.oneof(
+  { arbitrary: fc.constant({ kind: "none" as const }), weight: 6 },
+  {
+    // The connection drops, after the server kept some of the body.
+    arbitrary: fc.record({
+      kind: fc.constant("cut" as const),
+      keep: fc.nat({ max: 40 }),
+    }),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("status" as const),
+      status: fc.constantFrom(400, 404, 408, 409, 410, 413, 423, 500, 503),
+    }),
+    weight: 1,
+  },
+  {
+    // The right status with a wrong, missing or malformed Upload-Offset.
+    arbitrary: fc.record({
+      kind: fc.constant("offset" as const),
+      offset: fc.oneof(
+        fc.constantFrom(null, "", " ", "x", "-5", "1e3", "1.5", "9".repeat(20)),
+        fc.integer({ min: -3, max: 60 }).map(String),
+      ),
+    }),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("location" as const),
+      location: fc.constantFrom(null, "", "http://[::1", "/u/other", "//x"),
+    }),
+    weight: 1,
+  },
+);
+
+describe("fuzz: the resumable upload client against a flaky server", () => {
+  it("resumableUpload sends each byte at its offset, and completes or fails with an HttpError, never hanging", async () => {
+    await record.checkAsync(
+      "resumableUpload: a server that drops, refuses and misreports",
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 40 }),
+        fc.constantFrom("ietf" as const, "tus" as const),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 16 }),
+        fc.array(serverFault, { maxLength: 30 }),
+        async (body, protocol, streamRequests, chunkBytes, faults) => {
+          // The server: one upload, at /u/1, holding `stored`.
+          let stored: Uint8Array = new Uint8Array(0);
+          let created = false;
+          let complete = false;
+          let overstated = false;
+          let requests = 0;
+          const flaky: typeof fetch = async (input, init) => {
+            const request = new Request(input, init);
+            const fault = faults[requests++] ?? { kind: "none" };
+            assert.ok(requests <= 200, "no end to the requests");
+            const path = new URL(request.url).pathname;
+            const sent = new Uint8Array(await request.arrayBuffer());
+            const answer = (
+              status: number,
+              headers: Record<string, string>,
+            ) => {
+              if (fault.kind === "status") {
+                return new Response(null, { status: fault.status });
+              }
+              if (fault.kind === "offset" && "upload-offset" in headers) {
+                if (fault.offset === null) delete headers["upload-offset"];
+                else headers["upload-offset"] = fault.offset;
+                // A lie the client cannot see through: more bytes than the
+                // server holds, within what the client sent.
+                if (
+                  fault.offset !== null && /^\d+$/.test(fault.offset.trim()) &&
+                  Number(fault.offset) > stored.byteLength
+                ) overstated = true;
+              }
+              if (fault.kind === "location" && "location" in headers) {
+                if (fault.location === null) delete headers["location"];
+                else headers["location"] = fault.location;
+              }
+              return new Response(null, { status, headers });
+            };
+            if (request.method === "POST" && path === "/u") {
+              if (fault.kind === "cut") throw new TypeError("connection reset");
+              created = true;
+              if (protocol === "ietf" && body.byteLength === 0) complete = true;
+              return answer(201, { location: "/u/1", "upload-offset": "0" });
+            }
+            if (!created || path !== "/u/1") {
+              return new Response(null, { status: 404 });
+            }
+            if (request.method === "HEAD") {
+              if (fault.kind === "cut") throw new TypeError("connection reset");
+              return answer(204, {
+                "upload-offset": String(stored.byteLength),
+                "upload-complete": complete ? "?1" : "?0",
+              });
+            }
+            assert.equal(request.method, "PATCH");
+            // The client's own claim: these bytes belong at this offset.
+            const declared = Number(request.headers.get("upload-offset"));
+            assert.ok(Number.isSafeInteger(declared) && declared >= 0);
+            assert.deepEqual(
+              sent,
+              body.subarray(declared, declared + sent.byteLength),
+              "bytes sent at another offset",
+            );
+            if (declared !== stored.byteLength) {
+              return answer(409, {
+                "upload-offset": String(stored.byteLength),
+              });
+            }
+            const kept = fault.kind === "cut"
+              ? sent.subarray(0, fault.keep)
+              : sent;
+            stored = concat([stored, kept]);
+            if (fault.kind === "cut") throw new TypeError("connection reset");
+            if (request.headers.get("upload-complete") === "?1") {
+              complete = stored.byteLength === body.byteLength;
+            }
+            return answer(204, { "upload-offset": String(stored.byteLength) });
+          };
+          let result: ResumableUploadResult | undefined;
+          try {
+            result = await resumableUpload("http://flaky/u", body, {
+              protocol,
+              streamRequests,
+              chunkBytes,
+              maxRetries: 3,
+              retryDelayMs: 0,
+              idleTimeoutMs: 0,
+              fetch: flaky,
+            });
+          } catch (error) {
+            assertNotForeign(error);
+            assert.ok(error instanceof HttpError, String(error));
+            return;
+          }
+          // Done only when the server holds the whole body (or said so).
+          assert.equal(result.bytes, body.byteLength);
+          if (!overstated) {
+            assert.deepEqual(stored, body, "completed without the whole body");
+          }
+        },
+      ),
+      1000,
+    );
   });
 });
