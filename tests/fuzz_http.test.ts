@@ -694,16 +694,19 @@ const mutatedMultipart = fc.tuple(
   return bytes;
 });
 
-/** No limits, the defaults, or small ones that bodies here reach. */
+/** Each decoder limit, small enough for the bodies here to reach. */
+const smallDecoderLimits = {
+  maxParts: fc.nat({ max: 4 }),
+  maxHeaderBytes: fc.nat({ max: 120 }),
+  maxFieldBytes: fc.nat({ max: 24 }),
+  maxFileBytes: fc.nat({ max: 24 }),
+  maxTotalBytes: fc.nat({ max: 300 }),
+};
+
+/** No limits (the defaults), or some small ones. */
 const multipartLimits: fc.Arbitrary<MultipartLimits> = fc.oneof(
   fc.constant({}),
-  fc.record({
-    maxParts: fc.nat({ max: 4 }),
-    maxHeaderBytes: fc.nat({ max: 120 }),
-    maxFieldBytes: fc.nat({ max: 24 }),
-    maxFileBytes: fc.nat({ max: 24 }),
-    maxTotalBytes: fc.nat({ max: 300 }),
-  }, { requiredKeys: [] }),
+  fc.record(smallDecoderLimits, { requiredKeys: [] }),
 );
 
 describe("fuzz: multipart/form-data", () => {
@@ -1439,11 +1442,7 @@ describe("fuzz: multipart uploads to disk", () => {
           fc.oneof(
             fc.constant<FormLimits>({}),
             fc.record<FormLimits>({
-              maxParts: fc.nat({ max: 4 }),
-              maxHeaderBytes: fc.nat({ max: 120 }),
-              maxFieldBytes: fc.nat({ max: 24 }),
-              maxFileBytes: fc.nat({ max: 24 }),
-              maxTotalBytes: fc.nat({ max: 300 }),
+              ...smallDecoderLimits,
               maxFiles: fc.nat({ max: 3 }),
               maxFields: fc.nat({ max: 3 }),
               maxFieldsBytes: fc.nat({ max: 40 }),
