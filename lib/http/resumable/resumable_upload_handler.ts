@@ -479,7 +479,6 @@ export function createResumableUploadHandler(
     }
   }
 
-  /** Verifies a fully received upload and publishes it. */
   /**
    * Records the length of an upload that completes without a declared one
    * (the draft lets a client end with Upload-Complete: ?1 and no length):
@@ -491,6 +490,7 @@ export function createResumableUploadHandler(
     upload.length = upload.offset;
   }
 
+  /** Verifies a fully received upload and publishes it. */
   async function finish(
     upload: ResumableUpload,
     request: Request,
