@@ -40,6 +40,8 @@ import {
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { createResumableFileStore } from "../lib/runtime/resumable_file_store.ts";
 import { createFileSink } from "../lib/runtime/fs.ts";
+import { createR2Sink } from "../lib/runtime/r2_sink.ts";
+import { FakeR2Bucket } from "./_r2_fake.ts";
 import { makeTempDir, removeDir } from "./_helpers.ts";
 import {
   anyBytes,
@@ -1551,6 +1553,76 @@ describe("fuzz: multipart uploads to disk", () => {
     } finally {
       await removeDir(dir);
     }
+  });
+});
+
+// ---------- multipart uploads to R2 ----------
+
+describe("fuzz: multipart uploads to R2", () => {
+  it("createUploadHandler's multipart mode with R2 sinks stores an accepted form's objects exactly, nothing of a refused one, and no object but whole ones when R2 fails", async () => {
+    await record.checkAsync(
+      "createUploadHandler (multipart): forms into an R2 bucket that may fail",
+      fc.asyncProperty(
+        fc.oneof(multipartish, mutatedMultipart),
+        cuts,
+        // The nth put R2 refuses, if any.
+        fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
+        async (bytes, points, failingPut) => {
+          const bucket = new FakeR2Bucket();
+          if (failingPut !== undefined) bucket.failOn("put", failingPut);
+          let opened = 0;
+          const handler = createUploadHandler({
+            multipart: {
+              sink: () => {
+                const storedName = `part-${opened++}`;
+                return {
+                  writable: createR2Sink(bucket, storedName),
+                  storedName,
+                };
+              },
+            },
+          });
+          const response = await handler(
+            new Request("http://fuzz/", {
+              method: "POST",
+              headers: { "content-type": "multipart/form-data; boundary=B" },
+              body: ReadableStream.from(split(bytes, points)),
+            }),
+          );
+          const text = await response.text();
+          assert.equal(bucket.open.size, 0, "a multipart upload left open");
+          const reference = decodeMultipart([bytes], "B", {});
+          const files = "parts" in reference
+            ? reference.parts.filter((p) =>
+              p.filename !== undefined && p.filename !== ""
+            )
+            : [];
+          // Every stored object is one part's whole bytes.
+          for (const [key, object] of bucket.objects) {
+            const index = Number(key.slice("part-".length));
+            assert.ok(
+              files[index] !== undefined,
+              `an object ${key} of no file`,
+            );
+            assert.deepEqual(object.bytes, files[index].data, key);
+          }
+          if (response.status === 201) {
+            assert.ok("parts" in reference);
+            assert.equal(bucket.objects.size, files.length);
+            assert.equal(JSON.parse(text).files.length, files.length);
+          } else if (response.status === 500) {
+            // R2 refused a put while committing: the parts committed before
+            // it stay (docs/upload.md, "All or nothing"), none after it.
+            assert.ok(failingPut !== undefined, text);
+            assert.equal(bucket.objects.size, failingPut - 1);
+          } else {
+            assert.ok([400, 413].includes(response.status), text);
+            assert.equal(bucket.objects.size, 0, "a refused form left objects");
+          }
+        },
+      ),
+      300,
+    );
   });
 });
 
