@@ -352,6 +352,52 @@ describe("websocketDuplex watermarks and framing (fake socket)", () => {
     await stream.close(new Error("done"));
   });
 
+  it("websocketDuplex errors the input on a message of another type, closes once with 1011, and takes the peer's clean close after it quietly", async () => {
+    // A socket whose close() only starts the handshake: the peer's close
+    // event comes later, here with 1000. (It used to close an errored
+    // input: an uncaught TypeError in the event listener.)
+    const closes: number[] = [];
+    const socket = new (class extends EventTarget {
+      readyState = 1;
+      binaryType = "blob";
+      send(): void {}
+      close(code?: number): void {
+        closes.push(code ?? 1005);
+        this.readyState = 2;
+      }
+    })();
+    const uncaught: unknown[] = [];
+    const onError = (event: Event) => {
+      uncaught.push((event as ErrorEvent).error);
+      event.preventDefault();
+    };
+    globalThis.addEventListener("error", onError);
+    try {
+      const stream = websocketDuplex(socket);
+      // A WebSocketLike that ignores binaryType could deliver a Blob.
+      socket.dispatchEvent(
+        new MessageEvent("message", { data: new Blob(["x"]) }),
+      );
+      socket.dispatchEvent(
+        new MessageEvent("message", { data: new Uint8Array([1]).buffer }),
+      );
+      socket.dispatchEvent(
+        Object.assign(new Event("close"), { code: 1000, reason: "" }),
+      );
+      await assert.rejects(
+        stream.readPartial(),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          error.message ===
+            "Cannot read from WebSocket: unexpected message type",
+      );
+      assert.deepEqual(closes, [1011]);
+      assert.deepEqual(uncaught, []);
+    } finally {
+      globalThis.removeEventListener("error", onError);
+    }
+  });
+
   it("websocketDuplex sends an empty binary message for closeWrite and reads one as end of input", async () => {
     const socket = new FakeSocket();
     const stream = websocketDuplex(socket);

@@ -183,6 +183,9 @@ export function websocketDuplex(
       const error = new TypeError(
         "Cannot read from WebSocket: unexpected message type",
       );
+      // The input has failed: later messages are not read (nor taken for
+      // an overflow of the errored queue).
+      remoteEnded = true;
       input.error(error);
       closeWith(socket, WEBSOCKET_CLOSE_ABORTED, "unexpected message type");
       return;
