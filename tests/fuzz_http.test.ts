@@ -29,6 +29,7 @@ import {
   type ResumableUploadResult,
   safeFileName,
   SseDecoderStream,
+  websocketDuplex,
 } from "../lib/http/mod.ts";
 import { boundaryOf, parsePartHead } from "../lib/http/_multipart_headers.ts";
 import { declaredLength } from "../lib/http/_body_headers.ts";
@@ -1776,6 +1777,167 @@ describe("fuzz: the resumable upload client against a flaky server", () => {
         },
       ),
       1000,
+    );
+  });
+});
+
+// ---------- a WebSocket duplex against any peer ----------
+
+/**
+ * A WebSocket whose peer the test plays: messages and a close, as given.
+ * Its listeners are called directly, so that one that throws fails the
+ * test (an EventTarget would only report it).
+ */
+class FakeWebSocket {
+  readonly #listeners = new Map<string, Set<(event: Event) => void>>();
+  readyState = 1;
+  binaryType = "blob";
+  bufferedAmount = 0;
+  closedWith: { code: number; reason: string } | undefined;
+  /** Calls of close(), answered or not. */
+  closes = 0;
+  addEventListener(type: string, listener: (event: Event) => void): void {
+    let set = this.#listeners.get(type);
+    if (set === undefined) this.#listeners.set(type, set = new Set());
+    set.add(listener);
+  }
+  removeEventListener(type: string, listener: (event: Event) => void): void {
+    this.#listeners.get(type)?.delete(listener);
+  }
+  #dispatch(event: Event): void {
+    for (const listener of [...this.#listeners.get(event.type) ?? []]) {
+      listener(event);
+    }
+  }
+  send(): void {}
+  close(code = 1000, reason = ""): void {
+    this.closes++;
+    if (this.readyState >= 2) return;
+    this.readyState = 2;
+    this.closedWith = { code, reason };
+  }
+  /** The peer sends a message. */
+  receive(data: unknown): void {
+    if (this.readyState === 3) return;
+    this.#dispatch(new MessageEvent("message", { data }));
+  }
+  /** The connection closes with `code`. */
+  end(code: number, reason: string): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.#dispatch(Object.assign(new Event("close"), { code, reason }));
+  }
+}
+
+/** What a peer does: a message of some kind, or the close. */
+const peerEvent = fc.oneof(
+  { arbitrary: fc.record({ binary: anyBytes(24) }), weight: 4 },
+  {
+    arbitrary: fc.record({ binary: fc.constant(new Uint8Array(0)) }),
+    weight: 1,
+  },
+  { arbitrary: fc.record({ text: fc.string({ maxLength: 12 }) }), weight: 2 },
+  { arbitrary: fc.record({ view: anyBytes(12) }), weight: 1 },
+  { arbitrary: fc.record({ blob: anyBytes(8) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      close: fc.constantFrom(1000, 1005, 1001, 1006, 1011, 4000),
+      reason: fc.string({ maxLength: 8 }),
+    }),
+    weight: 1,
+  },
+);
+
+describe("fuzz: WebSocket duplex", () => {
+  it("websocketDuplex reads what any peer sends, ends or fails as documented, and never throws in the socket's events", async () => {
+    await record.checkAsync(
+      "websocketDuplex: arbitrary messages and closes from the peer",
+      fc.asyncProperty(
+        fc.array(peerEvent, { maxLength: 12 }),
+        fc.nat({ max: 80 }),
+        async (events, maxBufferedBytes) => {
+          // The outcome by the documentation, reading only at the end.
+          let bytes: Uint8Array[] = [];
+          let queued = 0;
+          let outcome: "end" | RegExp | undefined;
+          let closeCode: number | undefined;
+          for (const event of events) {
+            if (outcome !== undefined) break;
+            if ("close" in event) {
+              outcome = event.close === 1000 || event.close === 1005
+                ? "end"
+                : new RegExp(`closed with code ${event.close}`);
+              continue;
+            }
+            if ("blob" in event) {
+              outcome = /unexpected message type/;
+              closeCode = 1011;
+              continue;
+            }
+            const data = "text" in event
+              ? enc.encode(event.text)
+              : "view" in event
+              ? event.view
+              : event.binary;
+            if (data.byteLength === 0) {
+              // An empty text message is nothing; an empty binary one (an
+              // ArrayBuffer or a view) is the peer's closeWrite.
+              if (!("text" in event)) outcome = "end";
+              continue;
+            }
+            if (queued + data.byteLength > maxBufferedBytes) {
+              outcome = /more than maxBufferedBytes/;
+              closeCode = 1009;
+              continue;
+            }
+            queued += data.byteLength;
+            bytes.push(data);
+          }
+          if (outcome === undefined) outcome = "end"; // closed with 1000 below
+          if (outcome !== "end") bytes = [];
+
+          const socket = new FakeWebSocket();
+          const stream = websocketDuplex(socket, { maxBufferedBytes });
+          for (const event of events) {
+            if ("close" in event) socket.end(event.close, event.reason);
+            else if ("blob" in event) {
+              socket.receive(new Blob([event.blob.slice()]));
+            } else if ("text" in event) socket.receive(event.text);
+            else if ("view" in event) {
+              const copy = event.view.slice();
+              socket.receive(new DataView(copy.buffer));
+            } else socket.receive(event.binary.slice().buffer);
+          }
+          socket.end(1000, "");
+          const got: Uint8Array[] = [];
+          let failure: unknown;
+          try {
+            for (let chunk; (chunk = await stream.readPartial()) !== null;) {
+              got.push(chunk.slice());
+            }
+          } catch (error) {
+            failure = error;
+          }
+          assert.deepEqual(concat(got), concat(bytes));
+          if (outcome === "end") {
+            assert.equal(failure, undefined, String(failure));
+          } else {
+            assertNotForeign(failure);
+            assert.ok(
+              failure instanceof TypeError || failure instanceof RangeError,
+              String(failure),
+            );
+            assert.match((failure as Error).message, outcome);
+          }
+          if (closeCode !== undefined) {
+            assert.equal(socket.closedWith?.code, closeCode);
+          }
+          // One reason to close, told once.
+          assert.ok(socket.closes <= 1, `closed ${socket.closes} times`);
+          await stream.close().catch(() => {});
+        },
+      ),
+      2000,
     );
   });
 });
