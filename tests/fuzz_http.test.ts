@@ -1432,6 +1432,37 @@ interface FormLimits extends MultipartLimits {
   maxFieldsBytes?: number;
 }
 
+/**
+ * Posts `bytes` (boundary "B", in chunks cut at `points`) to an upload
+ * handler in multipart mode whose file parts go to the sinks `open` makes,
+ * named part-0, part-1, ...; its status and body.
+ */
+async function postForm(
+  bytes: Uint8Array,
+  points: number[],
+  open: (storedName: string) => WritableStream<Uint8Array>,
+  limits: FormLimits = {},
+): Promise<{ status: number; text: string }> {
+  let opened = 0;
+  const handler = createUploadHandler({
+    multipart: {
+      ...limits,
+      sink: () => {
+        const storedName = `part-${opened++}`;
+        return { writable: open(storedName), storedName };
+      },
+    },
+  });
+  const response = await handler(
+    new Request("http://fuzz/", {
+      method: "POST",
+      headers: { "content-type": "multipart/form-data; boundary=B" },
+      body: ReadableStream.from(split(bytes, points)),
+    }),
+  );
+  return { status: response.status, text: await response.text() };
+}
+
 describe("fuzz: multipart uploads to disk", () => {
   it("createUploadHandler's multipart mode stores an accepted form's files exactly, and nothing of a refused one", async () => {
     const dir = await makeTempDir("fuzz-form-");
@@ -1454,27 +1485,13 @@ describe("fuzz: multipart uploads to disk", () => {
           async (bytes, points, limits) => {
             const caseDir = join(dir, String(cases++));
             await mkdir(caseDir);
-            let opened = 0;
-            const handler = createUploadHandler({
-              multipart: {
-                ...limits,
-                sink: () => {
-                  const storedName = `${opened++}.part`;
-                  return {
-                    writable: createFileSink(join(caseDir, storedName)),
-                    storedName,
-                  };
-                },
-              },
-            });
-            const response = await handler(
-              new Request("http://fuzz/", {
-                method: "POST",
-                headers: { "content-type": "multipart/form-data; boundary=B" },
-                body: ReadableStream.from(split(bytes, points)),
-              }),
+            const response = await postForm(
+              bytes,
+              points,
+              (name) => createFileSink(join(caseDir, name)),
+              limits,
             );
-            const text = await response.text();
+            const text = response.text;
             const stored = (await readdir(caseDir)).sort();
             // The parts as the decoder alone sees them, with the handler's
             // own limits on files and fields applied.
@@ -1571,26 +1588,12 @@ describe("fuzz: multipart uploads to R2", () => {
         async (bytes, points, failingPut) => {
           const bucket = new FakeR2Bucket();
           if (failingPut !== undefined) bucket.failOn("put", failingPut);
-          let opened = 0;
-          const handler = createUploadHandler({
-            multipart: {
-              sink: () => {
-                const storedName = `part-${opened++}`;
-                return {
-                  writable: createR2Sink(bucket, storedName),
-                  storedName,
-                };
-              },
-            },
-          });
-          const response = await handler(
-            new Request("http://fuzz/", {
-              method: "POST",
-              headers: { "content-type": "multipart/form-data; boundary=B" },
-              body: ReadableStream.from(split(bytes, points)),
-            }),
+          const response = await postForm(
+            bytes,
+            points,
+            (name) => createR2Sink(bucket, name),
           );
-          const text = await response.text();
+          const text = response.text;
           assert.equal(bucket.open.size, 0, "a multipart upload left open");
           const reference = decodeMultipart([bytes], "B", {});
           const files = "parts" in reference
