@@ -268,6 +268,26 @@ describe("SseDecoderStream", () => {
     );
   });
 
+  it("SseDecoderStream keeps a given lastEventId until it dispatches, as EventSource does across connections", async () => {
+    // Nothing dispatched: the id from before stays.
+    let decoder = new SseDecoderStream({ lastEventId: "7" });
+    await Array.fromAsync(
+      ReadableStream.from([bytes(": hello\ndata: unfinished")]).pipeThrough(
+        decoder,
+      ),
+    );
+    assert.equal(decoder.lastEventId, "7");
+    // An event without an id field: its id is this stream's, "".
+    decoder = new SseDecoderStream({ lastEventId: "7" });
+    assert.deepEqual(
+      await Array.fromAsync(
+        ReadableStream.from([bytes("data: a\n\n")]).pipeThrough(decoder),
+      ),
+      [msg("a", "message", "")],
+    );
+    assert.equal(decoder.lastEventId, "");
+  });
+
   it("SseDecoderStream dispatches nothing for a block without data, but resets the event type", async () => {
     assert.deepEqual(
       await decode(["event: x\n\ndata: a\n\n"]),
@@ -658,6 +678,29 @@ describe("fetchEventStream", () => {
         /Cannot read event stream: the response is "application\/json[^"]*", not text\/event-stream/,
       );
     });
+  });
+
+  it("fetchEventStream keeps Last-Event-ID across a connection that ends before any event", async () => {
+    // The first connection sends event 1 and ends; the second ends at once;
+    // the third must still resume after 1, not start again.
+    const sent: (string | null)[] = [];
+    const bodies = ["id: 1\ndata: one\n\n", "", "id: 2\ndata: two\n\n"];
+    const feed = ((_input: unknown, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers).get("last-event-id"));
+      const body = bodies.shift();
+      return Promise.resolve(
+        body === undefined
+          ? new Response(null, { status: 204 })
+          : new Response(body, {
+            headers: { "content-type": "text/event-stream" },
+          }),
+      );
+    }) as typeof fetch;
+    const events = await Array.fromAsync(
+      fetchEventStream("http://feed/", { fetch: feed, retryDelayMs: 0 }),
+    );
+    assert.deepEqual(events.map((e) => e.data), ["one", "two"]);
+    assert.deepEqual(sent, [null, "1", "1", "2"]);
   });
 
   it("fetchEventStream backs off on failed connections and gives up after maxRetries", async () => {

@@ -188,7 +188,9 @@ export function fetchEventStream(
         );
       }
       if (!response.body) continue;
-      decoder = new SseDecoderStream(decoderOptions);
+      // The id carries over: a connection that dispatches nothing (ends at
+      // once) must not make the next one start from the beginning.
+      decoder = new SseDecoderStream({ ...decoderOptions, lastEventId });
       reader = response.body.pipeThrough(decoder).getReader();
       return "open";
     }

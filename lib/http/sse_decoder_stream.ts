@@ -19,6 +19,17 @@ export interface SseDecoderStreamOptions {
    * @default {16777216}
    */
   maxEventBytes?: number;
+  /**
+   * The last event id from before this stream (a reconnection's
+   * `Last-Event-ID`): {@linkcode SseDecoderStream.prototype.lastEventId}
+   * keeps it until this stream dispatches an event or an id, as
+   * `EventSource` keeps its last event id across connections. Events
+   * carry only the ids of this stream (an event with no `id` field before
+   * it has the id `""`, as the standard says).
+   *
+   * @default {""}
+   */
+  lastEventId?: string;
 }
 
 const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
@@ -54,7 +65,8 @@ export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
   /**
    * Creates a decoder.
    *
-   * @param options Line and event size limits.
+   * @param options Line and event size limits, and the last event id
+   *   from before this stream.
    */
   constructor(options: SseDecoderStreamOptions = {}) {
     const parser = new SseParser({
@@ -69,6 +81,7 @@ export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
         options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
       ),
     });
+    parser.lastEventId = options.lastEventId ?? "";
     super({
       transform(chunk, controller) {
         for (const message of parser.push(chunk)) controller.enqueue(message);
@@ -79,8 +92,8 @@ export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
 
   /**
    * The id of the last event dispatched so far (set by an `id` field and
-   * the blank line after it), `""` if none: what a reconnecting client sends
-   * as `Last-Event-ID`.
+   * the blank line after it), else the `lastEventId` option (`""` if not
+   * given): what a reconnecting client sends as `Last-Event-ID`.
    *
    * @returns The last event id.
    */
