@@ -19,6 +19,7 @@ import fc from "fast-check";
 import {
   createResumableUploadHandler,
   createUploadHandler,
+  fetchEventStream,
   formatDigestHeader,
   HttpError,
   MultipartDecoder,
@@ -1941,6 +1942,135 @@ describe("fuzz: WebSocket duplex", () => {
         },
       ),
       2000,
+    );
+  });
+});
+
+// ---------- the event stream client against a flaky server ----------
+
+/** What the server does with one connection. */
+const feedConnection = fc.oneof(
+  {
+    // Sends `events` events (and maybe half of the next), then drops.
+    arbitrary: fc.record({
+      kind: fc.constant("drop" as const),
+      events: fc.nat({ max: 4 }),
+      half: fc.boolean(),
+    }),
+    weight: 3,
+  },
+  {
+    // Sends `events` events, then ends the response.
+    arbitrary: fc.record({
+      kind: fc.constant("end" as const),
+      events: fc.nat({ max: 4 }),
+    }),
+    weight: 2,
+  },
+  { arbitrary: fc.constant({ kind: "refuse" as const }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("status" as const),
+      status: fc.constantFrom(200, 204, 404, 500),
+      type: fc.constantFrom("text/event-stream", "text/plain"),
+    }),
+    weight: 1,
+  },
+);
+
+describe("fuzz: the event stream client against a flaky server", () => {
+  it("fetchEventStream delivers each event once and in order across reconnections, and ends or fails as documented", async () => {
+    await record.checkAsync(
+      "fetchEventStream: a feed that drops, ends, refuses and misanswers",
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 12 }),
+        fc.array(feedConnection, { maxLength: 10 }),
+        async (total, connections) => {
+          // Event i (from 1) has id i; a connection resumes after the
+          // Last-Event-ID it is sent.
+          const event = (i: number) => `id: ${i}\ndata: event ${i}\n\n`;
+          let made = 0;
+          // A 204 the server sent before the end: the client stops there.
+          let stopped = false;
+          const feed: typeof fetch = (_input, init) => {
+            const headers = new Headers(init?.headers);
+            const from = Number(headers.get("last-event-id") ?? 0) + 1;
+            const behaviour = connections[made++] ??
+              { kind: "end" as const, events: total };
+            assert.ok(made <= 100, "no end to the connections");
+            if (behaviour.kind === "refuse") {
+              return Promise.reject(new TypeError("connection refused"));
+            }
+            if (from > total && behaviour.kind !== "status") {
+              // Everything sent: the server's way to say "do not reconnect".
+              return Promise.resolve(new Response(null, { status: 204 }));
+            }
+            if (behaviour.kind === "status") {
+              if (behaviour.status === 204) stopped = true;
+              return Promise.resolve(
+                new Response(
+                  behaviour.status === 204 ? null : "",
+                  {
+                    status: behaviour.status,
+                    headers: { "content-type": behaviour.type },
+                  },
+                ),
+              );
+            }
+            const last = Math.min(total, from + behaviour.events - 1);
+            let text = "";
+            for (let i = from; i <= last; i++) text += event(i);
+            const drop = behaviour.kind === "drop";
+            if (drop && behaviour.half && last < total) {
+              text += event(last + 1).slice(0, 9);
+            }
+            const body = new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.enqueue(enc.encode(text));
+                if (drop) controller.error(new TypeError("connection reset"));
+                else controller.close();
+              },
+            });
+            return Promise.resolve(
+              new Response(body, {
+                headers: { "content-type": "text/event-stream" },
+              }),
+            );
+          };
+          const got: string[] = [];
+          let failure: unknown;
+          try {
+            for await (
+              const message of fetchEventStream("http://feed/", {
+                fetch: feed,
+                retryDelayMs: 0,
+                maxRetryDelayMs: 0,
+                maxRetries: 3,
+              })
+            ) {
+              got.push(message.id);
+              assert.equal(message.data, `event ${message.id}`);
+            }
+          } catch (error) {
+            failure = error;
+          }
+          // Once each, in order, from the first: never a gap or a repeat.
+          assert.deepEqual(got, got.map((_, i) => String(i + 1)));
+          if (failure === undefined) {
+            if (!stopped) {
+              assert.equal(got.length, total, "ended before the last event");
+            }
+          } else {
+            assertNotForeign(failure);
+            assert.ok(failure instanceof TypeError, String(failure));
+            assert.match(
+              (failure as Error).message,
+              /^Cannot read event stream: /,
+            );
+          }
+        },
+      ),
+      300,
     );
   });
 });
