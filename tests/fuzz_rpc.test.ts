@@ -13,9 +13,14 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   Code,
+  createClient,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
   createUniversalHandler,
   defineService,
   FrameDecoder,
+  type HttpClient,
   implementService,
   Int64Value,
   RpcError,
@@ -1198,6 +1203,247 @@ describe("fuzz: the RPC server under hostile requests", () => {
           // Connect unary: the message itself.
           assert.match(type, /^application\/(proto|json)/);
         }
+      }),
+      1000,
+    );
+  });
+});
+
+// ---------- the RPC client against a hostile server ----------
+
+/** One response a server, honest or not, may give to a call. */
+const rpcResponse = fc.record({
+  protocol: fc.constantFrom("connect", "grpc-web", "grpc"),
+  method: fc.constantFrom("echo", "sum", "count", "incrementalSum"),
+  // The messages it sends: values, or bytes that may not decode.
+  messages: fc.array(
+    fc.oneof(
+      { arbitrary: fc.bigInt({ min: MIN, max: MAX }), weight: 6 },
+      { arbitrary: anyBytes(12), weight: 1 },
+    ),
+    { maxLength: 3 },
+  ),
+  // How it ends: the status it gives (0: OK), or garbage, or nothing.
+  end: fc.oneof(
+    { arbitrary: fc.constant(0), weight: 6 },
+    { arbitrary: fc.constantFrom(3, 11, 13, 16, 99), weight: 2 },
+    { arbitrary: fc.constant("garbage" as const), weight: 1 },
+    { arbitrary: fc.constant("none" as const), weight: 1 },
+  ),
+  // What else goes wrong: nothing, mostly.
+  fault: fc.oneof(
+    { arbitrary: fc.constant("none" as const), weight: 8 },
+    {
+      arbitrary: fc.constantFrom(
+        "status 500",
+        "status 404",
+        "content-type",
+        "compressed flag",
+        "encoding",
+        "drop",
+        "status in headers",
+      ),
+      weight: 3,
+    },
+  ),
+  points: cuts,
+});
+
+describe("fuzz: the RPC client against a hostile server", () => {
+  it("every call ends with the server's values or an RpcError with a code, never hanging", async () => {
+    const codes = new Set<number>(Object.values(Code));
+    await record.checkAsync(
+      "createClient: calls of every kind against arbitrary responses",
+      fc.asyncProperty(rpcResponse, async (r) => {
+        const unaryConnect = r.protocol === "connect" && r.method === "echo";
+        const encodeValue = (value: bigint | Uint8Array) =>
+          value instanceof Uint8Array ? value : Int64Value.proto.encode(value);
+        const headers = new Headers({
+          "content-type": unaryConnect
+            ? "application/proto"
+            : `application/${r.protocol}+proto`,
+        });
+        let body: Uint8Array;
+        let trailers = new Headers();
+        let status = 200;
+        if (unaryConnect) {
+          if (r.end === 0) body = encodeValue(r.messages[0] ?? 0n);
+          else {
+            status = 400;
+            headers.set("content-type", "application/json");
+            body = enc.encode(
+              r.end === "garbage"
+                ? "{not json"
+                : r.end === "none"
+                ? ""
+                : JSON.stringify({ code: "invalid_argument", message: "no" }),
+            );
+          }
+        } else {
+          const frames = r.messages.map((m) => prefix(0, encodeValue(m)));
+          if (r.protocol === "grpc-web" && r.end !== "none") {
+            frames.push(prefix(
+              0x80,
+              enc.encode(
+                r.end === "garbage"
+                  ? "grpc-status"
+                  : `grpc-status: ${r.end}\r\ngrpc-message: m\r\n`,
+              ),
+            ));
+          } else if (r.protocol === "connect" && r.end !== "none") {
+            frames.push(prefix(
+              0x02,
+              enc.encode(
+                r.end === "garbage"
+                  ? "{"
+                  : r.end === 0
+                  ? "{}"
+                  : JSON.stringify({
+                    error: { code: "out_of_range", message: "m" },
+                  }),
+              ),
+            ));
+          } else if (r.protocol === "grpc" && r.end !== "none") {
+            trailers = new Headers(
+              r.end === "garbage"
+                ? { "grpc-status": "x" }
+                : { "grpc-status": String(r.end), "grpc-message": "m" },
+            );
+          }
+          body = concat(frames);
+        }
+        let drop = false;
+        // A fault that had nothing to act on.
+        let noFault = false;
+        switch (r.fault) {
+          case "status 500":
+            status = 500;
+            break;
+          case "status 404":
+            status = 404;
+            break;
+          case "content-type":
+            headers.set("content-type", "text/html");
+            break;
+          case "compressed flag":
+            // On the first frame, when there is one.
+            if (body.byteLength > 0 && !unaryConnect) body[0] |= 1;
+            else noFault = true;
+            break;
+          case "encoding":
+            headers.set(
+              r.protocol === "grpc" || r.protocol === "grpc-web"
+                ? "grpc-encoding"
+                : unaryConnect
+                ? "content-encoding"
+                : "connect-content-encoding",
+              "br",
+            );
+            break;
+          case "drop":
+            drop = true;
+            break;
+          case "status in headers":
+            headers.set("grpc-status", "7");
+            break;
+        }
+        const httpClient: HttpClient = (request) => {
+          // The request body is read (and dropped) as a server would.
+          if (request.body instanceof ReadableStream) {
+            request.body.pipeTo(new WritableStream()).catch(() => {});
+          }
+          const chunks = split(body, r.points);
+          let i = 0;
+          return Promise.resolve({
+            status,
+            headers,
+            body: new ReadableStream<Uint8Array>({
+              pull(controller) {
+                if (i < chunks.length) {
+                  controller.enqueue(chunks[i++]);
+                  if (drop && i === chunks.length) {
+                    controller.error(new TypeError("connection reset"));
+                  }
+                } else controller.close();
+              },
+            }),
+            trailers: Promise.resolve(trailers),
+          });
+        };
+        const options = { baseUrl: "http://hostile", httpClient };
+        const transport = r.protocol === "connect"
+          ? createConnectTransport(options)
+          : r.protocol === "grpc-web"
+          ? createGrpcWebTransport(options)
+          : createGrpcTransport(options);
+        const client = createClient(FuzzService, transport);
+        const got: bigint[] = [];
+        let failure: unknown;
+        try {
+          if (r.method === "echo") got.push(await client.echo(1n));
+          else if (r.method === "sum") {
+            const call = client.sum();
+            call.headers.catch(() => {});
+            call.trailers.catch(() => {});
+            await call.send(1n).catch(() => {});
+            await call.complete().catch(() => {});
+            got.push(await call.receive());
+          } else {
+            let call;
+            if (r.method === "count") call = client.count(3n);
+            else {
+              const bidi = client.incrementalSum();
+              await bidi.send(1n).catch(() => {});
+              await bidi.complete().catch(() => {});
+              call = bidi;
+            }
+            call.headers.catch(() => {});
+            call.trailers.catch(() => {});
+            for (
+              let m = await call.receive();
+              !m.done;
+              m = await call.receive()
+            ) {
+              got.push(m.value);
+            }
+          }
+        } catch (error) {
+          failure = error;
+        }
+        if (failure !== undefined) {
+          assertNotForeign(failure);
+          assert.ok(failure instanceof RpcError, String(failure));
+          assert.ok(codes.has(failure.code) && failure.code !== Code.OK);
+          return;
+        }
+        // A success only as the server said: its values, an OK status.
+        for (const value of got) assert.equal(typeof value, "bigint");
+        const single = r.method === "echo" || r.method === "sum";
+        // The values the messages hold, where their bytes decode (an empty
+        // message is 0).
+        const sent = (unaryConnect ? [r.messages[0] ?? 0n] : r.messages).map(
+          (m) => {
+            if (typeof m === "bigint") return m;
+            try {
+              return Int64Value.proto.decode(m);
+            } catch {
+              return undefined;
+            }
+          },
+        );
+        // A gRPC status among a Connect response's headers means nothing;
+        // an encoding header over messages that are not compressed may be
+        // taken or refused.
+        const fault = noFault ||
+            (r.fault === "status in headers" && r.protocol === "connect")
+          ? "none"
+          : r.fault;
+        const honest = (fault === "none" || fault === "encoding") &&
+          r.end === 0 &&
+          sent.every((m) => m !== undefined) &&
+          (!single || sent.length === 1);
+        assert.ok(honest, "a broken answer taken for a success");
+        assert.deepEqual(got, sent);
       }),
       1000,
     );
