@@ -17,6 +17,7 @@ import { mkdir, mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import {
+  createEchoHandler,
   createResumableUploadHandler,
   createUploadHandler,
   fetchEventStream,
@@ -2071,6 +2072,128 @@ describe("fuzz: the event stream client against a flaky server", () => {
         },
       ),
       300,
+    );
+  });
+});
+
+// ---------- the echo under any request ----------
+
+/** `bytes` compressed with `format` (gzip or deflate). */
+async function compressed(
+  bytes: Uint8Array,
+  format: "gzip" | "deflate",
+): Promise<Uint8Array> {
+  return concat(
+    await Array.fromAsync(
+      ReadableStream.from([bytes.slice()]).pipeThrough(
+        new CompressionStream(format),
+      ),
+    ),
+  );
+}
+
+describe("fuzz: the echo under any request", () => {
+  it("createEchoHandler echoes the decoded body exactly, compressed only as accepted, or refuses with 400, 413 or 415", async () => {
+    await record.checkAsync(
+      "createEchoHandler: bodies, encodings, Accept-Encoding, options",
+      fc.asyncProperty(
+        anyBytes(200),
+        fc.constantFrom("identity", "gzip", "deflate", "garbage-gzip", "br"),
+        fc.oneof(
+          fc.constant(undefined),
+          fc.constantFrom(
+            "gzip",
+            "deflate",
+            "gzip;q=0, deflate",
+            "br",
+            "identity",
+            "*",
+            "*;q=0",
+            "gzip;q=0.5, deflate;q=0.9",
+            ";;,q=",
+          ),
+        ),
+        fc.record({
+          compressMinBytes: fc.constantFrom(0, 1024),
+          maxDecompressedBytes: fc.constantFrom(64, 67108864),
+          readAheadBytes: fc.constantFrom(0, 1048576),
+          idleTimeoutMs: fc.constantFrom(0, 30000),
+        }),
+        fc.boolean(),
+        cuts,
+        async (bytes, encoding, accept, options, withLength, points) => {
+          let sent: Uint8Array = bytes;
+          const headers = new Headers();
+          if (encoding === "gzip" || encoding === "deflate") {
+            sent = await compressed(bytes, encoding);
+            headers.set("content-encoding", encoding);
+          } else if (encoding === "garbage-gzip") {
+            headers.set("content-encoding", "gzip");
+          } else if (encoding === "br") {
+            headers.set("content-encoding", "br");
+          }
+          if (accept !== undefined) headers.set("accept-encoding", accept);
+          if (withLength) {
+            headers.set("content-length", String(sent.byteLength));
+          }
+          const response = await createEchoHandler(options)(
+            new Request("http://echo/", {
+              method: "POST",
+              headers,
+              body: ReadableStream.from(split(sent, points)),
+              duplex: "half",
+            } as RequestInit),
+          );
+          // What the echo must refuse (or fail while echoing).
+          // (Random bytes, even none, are not a gzip stream.)
+          const garbage = encoding === "garbage-gzip";
+          const tooBig = (encoding === "gzip" || encoding === "deflate") &&
+            bytes.byteLength > options.maxDecompressedBytes;
+          if (encoding === "br") {
+            assert.equal(response.status, 415);
+            await response.body?.cancel();
+            return;
+          }
+          if (response.status !== 200) {
+            assert.ok(
+              garbage || tooBig,
+              `refused a good body: ${response.status}`,
+            );
+            assert.ok([400, 413].includes(response.status));
+            await response.body?.cancel();
+            return;
+          }
+          const coding = response.headers.get("content-encoding");
+          if (coding !== null) {
+            // Only a coding the client accepted, and the echo offers.
+            assert.ok(coding === "gzip" || coding === "deflate", coding);
+            assert.ok(
+              accept !== undefined && accept.includes(coding) ||
+                accept === "*",
+              `${coding} for ${accept}`,
+            );
+          }
+          let echoed: Uint8Array;
+          try {
+            const body = response.body ?? ReadableStream.from([]);
+            echoed = concat(
+              await Array.fromAsync(
+                coding === null
+                  ? body
+                  : body.pipeThrough(new DecompressionStream(coding)),
+              ),
+            );
+          } catch (error) {
+            assertNotForeign(error);
+            assert.ok(garbage || tooBig, `a good body failed: ${error}`);
+            return;
+          }
+          // The decoded request, whole.
+          assert.ok(!garbage, "garbage echoed as if it decoded");
+          assert.deepEqual(echoed, bytes);
+        },
+      ),
+      400,
     );
   });
 });
