@@ -233,6 +233,12 @@ export function createResumableUploadHandler(
     running.delete(id);
   }
 
+  /** Deletes an upload (its bytes and record) and frees what it reserved. */
+  async function discard(id: string): Promise<void> {
+    await store.delete(id);
+    release(id);
+  }
+
   function checkLength(length: number): void {
     if (length > maxBytes) {
       throw new HttpError(
@@ -257,8 +263,7 @@ export function createResumableUploadHandler(
       upload.expiresAt <= Date.now()
     ) {
       if (own || !locks.has(id)) {
-        await store.delete(id);
-        release(id);
+        await discard(id);
       }
       throw new HttpError(410, "Cannot use upload: it expired");
     }
@@ -469,8 +474,7 @@ export function createResumableUploadHandler(
       });
       return sha256;
     } catch (error) {
-      await store.delete(upload.id);
-      release(upload.id);
+      await discard(upload.id);
       throw new HttpError(
         400,
         "Cannot complete upload: its bytes do not match Repr-Digest; the upload was deleted",
@@ -504,8 +508,7 @@ export function createResumableUploadHandler(
         ? run.hasher.digest()
         : await store.digest?.(id);
       if (sha256 && upload.sha256 && !sameBytes(upload.sha256, sha256)) {
-        await store.delete(id);
-        release(id);
+        await discard(id);
         throw new HttpError(
           400,
           "Cannot complete upload: its SHA-256 does not match Repr-Digest; the upload was deleted",
@@ -543,8 +546,7 @@ export function createResumableUploadHandler(
     await load(id);
     // The draft: end in-flight requests before answering.
     await supersede(id);
-    await store.delete(id);
-    release(id);
+    await discard(id);
     return new Response(null, { status: 204 });
   }
 
@@ -611,8 +613,7 @@ export function createResumableUploadHandler(
             // Shorter than its declared length: refused, and not kept (the
             // client has not been told where the upload is: it could never
             // resume it).
-            await store.delete(upload.id);
-            release(upload.id);
+            await discard(upload.id);
             throw inconsistent(upload.length, upload.offset);
           }
           await settleLength(upload);
