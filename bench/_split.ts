@@ -33,7 +33,7 @@ function threadStats(pid: number): Map<string, number[]> {
 }
 
 /** A thread's name: "main" for the process's own, else its comm. */
-function threadName(pid: number, tid: string): string {
+export function threadName(pid: number, tid: string): string {
   if (tid === String(pid)) return "main";
   try {
     return fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();

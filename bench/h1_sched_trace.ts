@@ -22,6 +22,7 @@
 // that preempted M, "H:fw" a futex wait of H.
 import { parseArgs } from "node:util";
 import { lines, readyPort } from "./_ready.ts";
+import { threadName } from "./_split.ts";
 
 const TRACEFS = "/sys/kernel/tracing";
 const args = parseArgs({
@@ -91,13 +92,13 @@ function tagThreads(serverPid: number, clientPid: number): Map<string, string> {
     ]] as const
   ) {
     for (const { name: tid } of Deno.readDirSync(`/proc/${pid}/task`)) {
-      let comm = "";
-      try {
-        comm = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/comm`).trim();
-      } catch { /* ended */ }
       tags.set(
         tid,
-        tid === String(pid) ? main : comm === "HTTP Client" ? "H" : other,
+        tid === String(pid)
+          ? main
+          : threadName(pid, tid) === "HTTP Client"
+          ? "H"
+          : other,
       );
     }
   }
