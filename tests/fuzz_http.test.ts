@@ -12,6 +12,7 @@
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -783,7 +784,7 @@ describe("fuzz: multipart/form-data", () => {
           anyBytes(8),
         ),
         { maxLength: 6 },
-      ).map(concat).filter((d) => indexOf(d, enc.encode("\r\n--B")) < 0),
+      ).map(concat).filter((d) => !Buffer.from(d).includes("\r\n--B")),
     });
     record.check(
       "MultipartDecoder: well-formed bodies, splits",
@@ -915,17 +916,6 @@ describe("fuzz: multipart/form-data", () => {
     );
   });
 });
-
-/** The index of `needle` in `haystack`, or -1. */
-function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    for (let j = 0; j < needle.length; j++) {
-      if (haystack[i + j] !== needle[j]) continue outer;
-    }
-    return i;
-  }
-  return -1;
-}
 
 // ---------- text/event-stream ----------
 
