@@ -4,7 +4,8 @@
 // (RpcError with a code, or SyntaxError): never a hang, never an engine
 // error, never a buffer over its limit. And the server as a whole: any
 // request of the three protocols gets a whole response of its protocol,
-// ending in a status.
+// ending in a status; and its fast paths (fused operators, burst reads)
+// answer as plain web streams do, in process and over the loopback.
 // Cases per property: tests/_fuzz.ts (SLUICE_FUZZ_RUNS for a long run);
 // the counts go to .tmp/fuzz/rpc.<runtime>.json.
 
@@ -17,6 +18,7 @@ import {
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
+  createRpcHandler,
   createUniversalHandler,
   defineService,
   FrameDecoder,
@@ -24,8 +26,9 @@ import {
   implementService,
   Int64Value,
   RpcError,
+  type UniversalHandler,
 } from "../lib/rpc/mod.ts";
-import { reduce, ScanStream } from "../lib/streams/mod.ts";
+import { MapStream, reduce, ScanStream } from "../lib/streams/mod.ts";
 import { addInt64 } from "../examples/streaming_calc.ts";
 import { MessageDecoderStream } from "../lib/rpc/wire/_message_decoder.ts";
 import { compressMessage } from "../lib/rpc/protocol/_compression.ts";
@@ -49,6 +52,12 @@ import {
   readHead,
 } from "../lib/rpc/protocol_websocket/_head.ts";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import {
+  createHttp2Client,
+  type Http2Server,
+  serveHttp2,
+} from "../lib/runtime/grpc_node.ts";
+import { serve, type Server } from "../lib/runtime/serve.ts";
 import {
   anyBytes,
   assertNotForeign,
@@ -1447,5 +1456,387 @@ describe("fuzz: the RPC client against a hostile server", () => {
       }),
       1000,
     );
+  });
+});
+
+// ---------- the server's fast paths against plain streams ----------
+//
+// A bidi handler that returns one of the library's own operators (a
+// ScanStream, a MapStream) runs fused into the server's decode -> encode
+// loop, and `reduce` and the client's receive() take decoded messages a
+// burst at a time (lib/streams/_fuse.ts). The same step written as an
+// async generator, a pipeThrough or a TransformStream of the handler's own
+// runs through plain web streams. Whatever the step does (sync or async,
+// failing at some message, sync or as a rejection), however the bodies are
+// split and the client sends and reads, every path answers as the step
+// applied in order: its values, then its error's code and message.
+
+const PathService = defineService("PathService", {
+  run: { kind: "bidi", input: Int64Value, output: Int64Value },
+  fold: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+});
+
+/** What the handler's step does, for one case. */
+interface PathStep {
+  kind: "scan" | "map";
+  /** Promise turns before the step's value: 0 for a synchronous step. */
+  delay: number;
+  /** The call of the step that fails, if any. */
+  failAt: number | undefined;
+  failAs: "rpc" | "error";
+  failHow: "throw" | "reject";
+}
+
+/** A fresh step function (its own call count) for one call. */
+function pathFunction(plan: PathStep) {
+  let n = 0;
+  const failure = (i: number) =>
+    plan.failAs === "rpc"
+      ? new RpcError(Code.FailedPrecondition, `stopped at ${i}`)
+      : new TypeError(`failed at ${i}`);
+  const run = <T>(compute: () => T): T | Promise<T> => {
+    const i = n++;
+    if (i === plan.failAt && plan.failHow === "throw") throw failure(i);
+    if (plan.delay === 0 && i !== plan.failAt) return compute();
+    let turn: Promise<void> = Promise.resolve();
+    for (let d = 1; d < plan.delay; d++) turn = turn.then();
+    return turn.then(() => {
+      if (i === plan.failAt) throw failure(i);
+      return compute();
+    });
+  };
+  return {
+    scan: (sum: bigint, value: bigint) => run(() => addInt64(sum, value)),
+    map: (value: bigint, index: number) =>
+      run(() => BigInt.asIntN(64, value * 3n + BigInt(index))),
+  };
+}
+
+/** The step applied in order, by hand: its values and how it ended. */
+async function pathReference(plan: PathStep, values: bigint[]) {
+  const step = pathFunction(plan);
+  const out: bigint[] = [];
+  let sum = 0n;
+  try {
+    for (const [i, value] of values.entries()) {
+      if (plan.kind === "scan") out.push(sum = await step.scan(sum, value));
+      else out.push(await step.map(value, i));
+    }
+  } catch (error) {
+    const e = RpcError.from(error);
+    return { out, error: { code: e.code, message: e.message } };
+  }
+  return { out, error: undefined };
+}
+
+/** What a call of `r` answers: its step applied in order, by hand. */
+async function pathExpected(r: PathCase) {
+  if (r.method === "run") return await pathReference(r.step, r.values);
+  // A fold is a scan that answers once, with its last sum (0 for no
+  // message).
+  const scanned = await pathReference({ ...r.step, kind: "scan" }, r.values);
+  return {
+    out: scanned.error ? [] : [scanned.out.at(-1) ?? 0n],
+    error: scanned.error,
+  };
+}
+
+const pathVariants = ["fused", "generator", "piped", "pair"] as const;
+type PathVariant = typeof pathVariants[number];
+
+let pathPlan: PathStep | undefined;
+
+function pathImplementation(variant: PathVariant) {
+  return implementService(PathService, {
+    run(requests) {
+      const plan = pathPlan!;
+      const step = pathFunction(plan);
+      const operator = () =>
+        plan.kind === "scan"
+          ? new ScanStream(step.scan, 0n)
+          : new MapStream(step.map);
+      switch (variant) {
+        case "fused":
+          return operator();
+        case "piped":
+          return requests.pipeThrough(operator());
+        case "generator":
+          return (async function* () {
+            let sum = 0n;
+            let i = 0;
+            for await (const value of requests) {
+              yield plan.kind === "scan"
+                ? sum = await step.scan(sum, value)
+                : await step.map(value, i++);
+            }
+          })();
+        case "pair": {
+          let sum = 0n;
+          let i = 0;
+          return new TransformStream<bigint, bigint>({
+            async transform(value, controller) {
+              controller.enqueue(
+                plan.kind === "scan"
+                  ? sum = await step.scan(sum, value)
+                  : await step.map(value, i++),
+              );
+            },
+          });
+        }
+      }
+    },
+    async fold(requests) {
+      // The fold is the scan's last value; `reduce` reads in bursts, the
+      // other variants read the stream.
+      const plan = pathPlan!;
+      const step = pathFunction(plan);
+      if (variant === "fused") return await reduce(requests, step.scan, 0n);
+      let sum = 0n;
+      for await (const value of requests) sum = await step.scan(sum, value);
+      return sum;
+    },
+  });
+}
+
+const pathHandlers = Object.fromEntries(
+  pathVariants.map((v) => [v, createUniversalHandler(pathImplementation(v))]),
+) as Record<PathVariant, UniversalHandler>;
+
+/** Passes each chunk on in pieces cut at `points` (never holds bytes). */
+function rechunk(
+  body: ReadableStream<Uint8Array>,
+  points: number[],
+): ReadableStream<Uint8Array> {
+  let n = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        const at = points.length > 0 ? points.slice(n++ % points.length) : [];
+        for (const piece of split(chunk, at.slice(0, 3))) {
+          if (piece.byteLength > 0) controller.enqueue(piece);
+        }
+      },
+    }),
+  );
+}
+
+const pathCase = fc.record({
+  protocol: fc.constantFrom("connect", "grpc-web", "grpc"),
+  codec: fc.constantFrom("proto", "json"),
+  method: fc.oneof(
+    { arbitrary: fc.constant("run" as const), weight: 4 },
+    { arbitrary: fc.constant("fold" as const), weight: 1 },
+  ),
+  client: fc.constantFrom("lockstep", "pipelined", "streams"),
+  step: fc.record({
+    kind: fc.constantFrom("scan", "map"),
+    delay: fc.oneof(
+      { arbitrary: fc.constant(0), weight: 2 },
+      { arbitrary: fc.integer({ min: 1, max: 3 }), weight: 1 },
+    ),
+    failAt: fc.oneof(
+      { arbitrary: fc.constant(undefined), weight: 2 },
+      { arbitrary: fc.nat({ max: 6 }), weight: 1 },
+    ),
+    failAs: fc.constantFrom("rpc", "error"),
+    failHow: fc.constantFrom("throw", "reject"),
+  }) as fc.Arbitrary<PathStep>,
+  values: fc.array(
+    fc.oneof(
+      { arbitrary: fc.bigInt({ min: -1000n, max: 1000n }), weight: 3 },
+      { arbitrary: fc.bigInt({ min: MIN, max: MAX }), weight: 1 },
+    ),
+    { maxLength: 8 },
+  ),
+  requestPoints: cuts,
+  responsePoints: cuts,
+});
+
+type PathCase = typeof pathCase extends fc.Arbitrary<infer T> ? T : never;
+
+/** The variant's server in process, with both bodies cut as `r` says. */
+function inProcess(r: PathCase, variant: PathVariant): HttpClient {
+  const handler = pathHandlers[variant];
+  return async (request) => {
+    const response = await handler({
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      body: request.body instanceof Uint8Array
+        ? ReadableStream.from([request.body])
+        : rechunk(request.body, r.requestPoints),
+      signal: request.signal,
+    });
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: rechunk(
+        response.body ?? ReadableStream.from<Uint8Array>([]),
+        r.responsePoints,
+      ),
+      trailers: response.trailers ?? Promise.resolve(new Headers()),
+    };
+  };
+}
+
+/**
+ * One call of `r` against the variant's server, as the client saw it:
+ * in process by default, else over `options` (a server's URL, and its
+ * HTTP client for node:http2).
+ */
+async function pathCall(
+  r: PathCase,
+  variant: PathVariant,
+  over?: { baseUrl: string; httpClient?: HttpClient },
+) {
+  pathPlan = r.step;
+  const options = {
+    ...(over ?? {
+      baseUrl: "http://paths",
+      httpClient: inProcess(r, variant),
+    }),
+    codec: r.codec,
+  };
+  const { httpClient } = options;
+  if (r.protocol === "grpc" && httpClient === undefined) {
+    throw new TypeError("gRPC needs an HTTP/2 client");
+  }
+  const client = createClient(
+    PathService,
+    r.protocol === "connect"
+      ? createConnectTransport(options)
+      : r.protocol === "grpc-web"
+      ? createGrpcWebTransport(options)
+      : createGrpcTransport({ ...options, httpClient: httpClient! }),
+  );
+  const out: bigint[] = [];
+  const ended = (error: unknown) => {
+    assert.ok(error instanceof RpcError, String(error));
+    return { out, error: { code: error.code, message: error.message } };
+  };
+  if (r.method === "fold") {
+    const call = client.fold();
+    call.headers.catch(() => {});
+    call.trailers.catch(() => {});
+    try {
+      for (const value of r.values) await call.send(value);
+      await call.complete();
+    } catch { /* the answer says why */ }
+    try {
+      out.push(await call.receive());
+    } catch (error) {
+      return ended(error);
+    }
+    return { out, error: undefined };
+  }
+  const call = client.run();
+  call.headers.catch(() => {});
+  call.trailers.catch(() => {});
+  try {
+    if (r.client === "lockstep") {
+      for (const value of r.values) {
+        await call.send(value).catch(() => {});
+        const m = await call.receive();
+        assert.ok(!m.done, "the answer to a request is missing");
+        out.push(m.value);
+      }
+      await call.complete().catch(() => {});
+      const last = await call.receive();
+      assert.ok(last.done, "an answer that no request asked for");
+    } else if (r.client === "pipelined") {
+      for (const value of r.values) await call.send(value).catch(() => {});
+      await call.complete().catch(() => {});
+      for (let m = await call.receive(); !m.done; m = await call.receive()) {
+        out.push(m.value);
+      }
+    } else {
+      ReadableStream.from(r.values).pipeTo(call.requests).catch(() => {});
+      for await (const value of call.responses) out.push(value);
+    }
+  } catch (error) {
+    return ended(error);
+  }
+  return { out, error: undefined };
+}
+
+describe("fuzz: the RPC server's fast paths against plain streams", () => {
+  it("fused operators, burst reads and plain web streams answer alike", async () => {
+    await record.checkAsync(
+      "the server's fused and burst paths against plain streams",
+      fc.asyncProperty(pathCase, async (r) => {
+        const expected = await pathExpected(r);
+        for (const variant of pathVariants) {
+          const got = await pathCall(r, variant);
+          const where = `${variant}, ${r.client}`;
+          assert.deepEqual(got, expected, where);
+        }
+      }),
+      300,
+    );
+  });
+});
+
+// Over the loopback, the paths the runtime glue adds: node:http2's push
+// source and sink on both sides (serveHttp2, createHttp2Client), and a
+// fetch server's request body pumped (serve). Fewer cases: a call each.
+describe("fuzz: the RPC server's fast paths over the loopback", () => {
+  const servers: (Http2Server | Server)[] = [];
+  const h2 = {} as Record<PathVariant, string>;
+  const h1 = {} as Record<PathVariant, string>;
+  after(() => Promise.all(servers.map((s) => s.shutdown())));
+
+  it("node:http2 and a fetch server answer as the step applied in order", async () => {
+    for (const variant of pathVariants) {
+      const viaHttp2 = await serveHttp2(pathHandlers[variant]);
+      const viaFetch = await serve(
+        createRpcHandler(pathImplementation(variant)),
+        { port: 0 },
+      );
+      servers.push(viaHttp2, viaFetch);
+      h2[variant] = viaHttp2.url.origin;
+      h1[variant] = viaFetch.url.origin;
+    }
+    const http2Clients = new Map<
+      string,
+      ReturnType<typeof createHttp2Client>
+    >();
+    try {
+      await record.checkAsync(
+        "the server's fused and burst paths over node:http2 and fetch",
+        fc.asyncProperty(
+          pathCase,
+          fc.constantFrom("node:http2", "fetch"),
+          async (r, over) => {
+            // gRPC needs trailers, which fetch does not read.
+            if (over === "fetch" && r.protocol === "grpc") {
+              r = { ...r, protocol: "grpc-web" };
+            }
+            const expected = await pathExpected(r);
+            for (const variant of pathVariants) {
+              let target;
+              if (over === "fetch") target = { baseUrl: h1[variant] };
+              else {
+                const baseUrl = h2[variant];
+                let httpClient = http2Clients.get(baseUrl);
+                if (httpClient === undefined) {
+                  httpClient = createHttp2Client(baseUrl);
+                  http2Clients.set(baseUrl, httpClient);
+                }
+                target = { baseUrl, httpClient };
+              }
+              const got = await pathCall(r, variant, target);
+              assert.deepEqual(
+                got,
+                expected,
+                `${variant}, ${r.client}, ${over}`,
+              );
+            }
+          },
+        ),
+        300,
+      );
+    } finally {
+      await Promise.all([...http2Clients.values()].map((c) => c.close()));
+    }
   });
 });
