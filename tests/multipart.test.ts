@@ -216,12 +216,23 @@ describe("MultipartDecoder", () => {
     assert.equal(part.filename, "a.txt");
   });
 
-  it("unescapes quoted parameters", () => {
+  it("reads quoted parameters as browsers and curl send them: every backslash kept", () => {
+    // Browsers, curl, undici, Deno and Bun escape '"' as %22 and nothing
+    // with a backslash: a name that ends in one, or holds two, is sent so.
     const [part] = decode(body([
-      'Content-Disposition: form-data; name="a\\"b"; filename="c\\\\d;e.txt"\r\n\r\nx',
+      'Content-Disposition: form-data; name="a\\"; filename="c\\\\d;e.txt"\r\n\r\nx',
+    ]));
+    assert.equal(part.name, "a\\");
+    assert.equal(part.filename, "c\\\\d;e.txt");
+  });
+
+  it("unescapes a quoted parameter that cannot end where a backslash escapes its quote", () => {
+    // From an encoder that escapes RFC 9110's way (older Firefox and curl).
+    const [part] = decode(body([
+      'Content-Disposition: form-data; name="a\\"b"; filename="c\\"d\\\\e.txt"\r\n\r\nx',
     ]));
     assert.equal(part.name, 'a"b');
-    assert.equal(part.filename, "c\\d;e.txt");
+    assert.equal(part.filename, 'c"d\\e.txt');
   });
 
   it("keeps backslashes that escape neither a quote nor a backslash", () => {

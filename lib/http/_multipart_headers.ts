@@ -71,9 +71,13 @@ function lowerAscii(text: string): string {
 }
 
 /**
- * Splits `type; a=b; c="d \"e\""` into its type and parameters. Quoted
- * strings lose their quotes and the escapes `\"` and `\\` (RFC 9110
- * section 5.6.4); other backslashes stay.
+ * Splits `type; a=b; c="d e"` into its type and parameters. A quoted
+ * string is read as browsers, curl, undici, Deno and Bun write it (and
+ * Deno's formData() reads it): up to the next `"`, every backslash kept, since
+ * they escape `"` as `%22` and nothing with a backslash. Only where that
+ * cannot end the value (the `"` is not followed by `;` or the end), as in
+ * `name="a\"b"` from an encoder that escapes RFC 9110's way, are `\"` and
+ * `\\` read as quoted-pairs (section 5.6.4); other backslashes stay.
  */
 export function parseHeaderValue(value: string): HeaderValue {
   const params = new Map<string, string>();
@@ -100,8 +104,11 @@ export function parseHeaderValue(value: string): HeaderValue {
     let text = "";
     const close = value[i] === '"' ? value.indexOf('"', i + 1) : -1;
     const slash = close > 0 ? value.indexOf("\\", i + 1) : -1;
-    if (close > 0 && (slash < 0 || slash > close)) {
-      // The common case, a quoted string without escapes: one slice.
+    if (
+      close > 0 &&
+      (slash < 0 || slash > close || endsParameter(value, close + 1))
+    ) {
+      // The common case, a quoted string read as sent: one slice.
       text = value.slice(i + 1, close);
       const next = value.indexOf(";", close + 1);
       i = next < 0 ? n : next + 1;
@@ -127,6 +134,13 @@ export function parseHeaderValue(value: string): HeaderValue {
     if (name && !params.has(name)) params.set(name, text);
   }
   return { type, params };
+}
+
+/** Whether only spaces or tabs stand between `at` and a `;` or the end. */
+function endsParameter(value: string, at: number): boolean {
+  let c = value.charCodeAt(at);
+  while (c === 0x20 || c === 0x09) c = value.charCodeAt(++at);
+  return at >= value.length || c === 0x3b;
 }
 
 const utf8 = new TextDecoder();
