@@ -20,7 +20,8 @@ export interface MultipartField {
    */
   filename?: string;
   /**
-   * Its Content-Type. Defaults to a Blob's type, else
+   * Its Content-Type: printable ASCII (else a TypeError), sent trimmed; an
+   * empty one is none. Defaults to a Blob's type, else
    * `application/octet-stream` for files; fields get none (`text/plain`
    * to a reader).
    */
@@ -35,9 +36,12 @@ export interface MultipartField {
 /** Options for {@linkcode encodeMultipart}. */
 export interface EncodeMultipartOptions {
   /**
-   * The boundary (1-70 characters allowed by RFC 2046). It must not occur
-   * in any value; the default, 32 random hex digits after `----sluice-`,
-   * will not.
+   * The boundary (1-70 characters allowed by RFC 2046). A value that holds
+   * it (CR LF `--` boundary, or `--` boundary at its start) would end its
+   * part early for every reader, so it is refused: `encodeMultipart`
+   * throws a RangeError for bytes and text, the body errors with one where
+   * a Blob or stream is read. The default, 32 random hex digits after
+   * `----sluice-`, will not occur and is not searched for.
    *
    * @default {a random boundary}
    */
@@ -82,7 +86,8 @@ interface Planned {
 function plan(field: MultipartField): Planned {
   const { name, value } = field;
   let filename = field.filename;
-  let contentType = field.contentType;
+  // Sent trimmed, as readers take it; an empty one is none.
+  let contentType = field.contentType?.trim() || undefined;
   let body: Planned["value"];
   let size: number | undefined;
   if (typeof value === "string") {
@@ -118,19 +123,81 @@ function plan(field: MultipartField): Planned {
     );
   }
   if (filename !== undefined) contentType ??= "application/octet-stream";
+  // NUL has no escape, and no header line may hold it (RFC 9110 section
+  // 5.5): readers refuse the part.
+  for (const [what, text] of [["name", name], ["file name", filename]]) {
+    if (text?.includes("\0")) {
+      throw new TypeError(
+        `Cannot encode multipart body: the ${what} of part ${
+          JSON.stringify(name)
+        } holds NUL`,
+      );
+    }
+  }
   let head = `Content-Disposition: form-data; name="${escapeName(name)}"`;
   if (filename !== undefined) head += `; filename="${escapeName(filename)}"`;
   if (contentType !== undefined) {
-    if (/[\r\n]/.test(contentType)) {
+    // A media type is ASCII (RFC 9110 section 8.3.1); a control character
+    // or a line break would end or spoil the header line.
+    if (/[^\t\x20-\x7e]/.test(contentType)) {
       throw new TypeError(
         `Cannot encode multipart body: the content type of part ${
           JSON.stringify(name)
-        } has a line break`,
+        } is not printable ASCII: ${JSON.stringify(contentType.slice(0, 64))}`,
       );
     }
     head += `\r\nContent-Type: ${contentType}`;
   }
   return { head: encoder.encode(`${head}\r\n\r\n`), value: body, size, name };
+}
+
+/**
+ * Finds a caller's boundary in the values of its parts: the delimiter
+ * (CR LF `--` boundary) anywhere in a value, or `--` boundary at its start
+ * (after the CR LF that ends the part's head), would end the part there
+ * for every reader. Fed a value's chunks in order.
+ */
+class DelimiterSearch {
+  readonly #pattern: Uint8Array;
+  // The last bytes seen (fewer than the pattern's), starting with the CR
+  // LF before the value.
+  #tail: Uint8Array;
+
+  constructor(pattern: Uint8Array) {
+    this.#pattern = pattern;
+    this.#tail = pattern.subarray(0, 2);
+  }
+
+  /** Whether the value so far holds the delimiter. */
+  found(chunk: Uint8Array): boolean {
+    const pattern = this.#pattern;
+    const keep = pattern.length - 1;
+    // Across the join: the tail and the start of the chunk.
+    const join = new Uint8Array(
+      this.#tail.length + Math.min(chunk.length, keep),
+    );
+    join.set(this.#tail);
+    join.set(chunk.subarray(0, keep), this.#tail.length);
+    if (indexOfBytes(join, pattern) >= 0) return true;
+    if (indexOfBytes(chunk, pattern) >= 0) return true;
+    this.#tail = chunk.length >= keep
+      ? chunk.slice(chunk.length - keep)
+      : join.slice(Math.max(0, join.length - keep));
+    return false;
+  }
+}
+
+/** The first index of `pattern` (which starts with CR) in `bytes`, or -1. */
+function indexOfBytes(bytes: Uint8Array, pattern: Uint8Array): number {
+  const last = bytes.length - pattern.length;
+  // CR is rare in most data: the native indexOf finds each candidate.
+  for (let i = bytes.indexOf(0x0d); i >= 0 && i <= last;) {
+    let j = 1;
+    while (j < pattern.length && bytes[i + j] === pattern[j]) j++;
+    if (j === pattern.length) return i;
+    i = bytes.indexOf(0x0d, i + 1);
+  }
+  return -1;
 }
 
 function* fieldsOf(
@@ -150,7 +217,8 @@ function* fieldsOf(
  * so a large file is never held in memory; the body's length is known
  * (`contentLength`) when every part's size is: text, bytes, Blobs, and
  * streams given a `size`. Names and file names are sent as UTF-8 with CR,
- * LF and `"` escaped as `%0D`, `%0A` and `%22`, as browsers do.
+ * LF and `"` escaped as `%0D`, `%0A` and `%22`, as browsers do; one that
+ * holds NUL, which no header may, is refused with a TypeError.
  *
  * @param fields The parts in order: a FormData, or a list of
  *   {@linkcode MultipartField}s.
@@ -186,6 +254,28 @@ export function encodeMultipart(
     );
   }
   const planned = [...fieldsOf(fields)].map(plan);
+  // A boundary of the caller's own may occur in a value (the default's 128
+  // random bits will not): checked in every value, at once for bytes and
+  // text, as they are read for Blobs and streams.
+  const pattern = options.boundary === undefined
+    ? undefined
+    : encoder.encode(`\r\n--${boundary}`);
+  const holdsBoundary = (part: Planned) =>
+    new RangeError(
+      `Cannot encode multipart body: the value of part ${
+        JSON.stringify(part.name)
+      } holds the boundary ${
+        JSON.stringify(boundary)
+      }; choose another (or leave it to encodeMultipart)`,
+    );
+  if (pattern !== undefined) {
+    for (const part of planned) {
+      if (
+        part.value instanceof Uint8Array &&
+        new DelimiterSearch(pattern).found(part.value)
+      ) throw holdsBoundary(part);
+    }
+  }
   const delimiter = encoder.encode(`--${boundary}\r\n`);
   const between = encoder.encode(`\r\n--${boundary}\r\n`);
   const close = encoder.encode(
@@ -212,6 +302,7 @@ export function encodeMultipart(
   let index = 0;
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let readBytes = 0;
+  let search: DelimiterSearch | undefined;
   // Streams not read yet are cancelled when the body fails or is cancelled.
   const cancelUnread = async (reason: unknown) => {
     const unread = planned.splice(index);
@@ -251,6 +342,7 @@ export function encodeMultipart(
               } gave more than its size ${part.size}`,
             );
           }
+          if (search?.found(value)) throw holdsBoundary(part);
           controller.enqueue(value);
           return;
         }
@@ -281,6 +373,7 @@ export function encodeMultipart(
         reader = (part.value instanceof Blob ? part.value.stream() : part.value)
           .getReader();
         readBytes = 0;
+        if (pattern !== undefined) search = new DelimiterSearch(pattern);
       }
       controller.enqueue(concatBytes(pending, pendingBytes));
       pending = [];
