@@ -2,7 +2,8 @@
 // Content-Digest, Content-Length, Content-Encoding and Accept-Encoding,
 // receiveBody's checks as a whole, bounded decompression, client-chosen file
 // names, DuplexStream's line and byte readers, multipart/form-data bodies
-// (the push decoder, the Content-Type's boundary, a part's header block) and
+// (the push decoder, the Content-Type's boundary, a part's header block, and
+// encodeMultipart's bodies read back) and
 // event streams (against the HTML standard's parser, written out below),
 // under arbitrary chunk splits, and the resumable upload handler under
 // sequences of honest and spoiled requests. Each gives the right values or its
@@ -21,12 +22,14 @@ import {
   createEchoHandler,
   createResumableUploadHandler,
   createUploadHandler,
+  encodeMultipart,
   fetchEventStream,
   formatDigestHeader,
   HttpError,
   MultipartDecoder,
   type MultipartLimits,
   parseDigestHeader,
+  parseMultipart,
   receiveBody,
   resumableUpload,
   type ResumableUploadResult,
@@ -968,6 +971,146 @@ function referenceEvents(bytes: Uint8Array): {
   }
   return { events, lastEventId, retryMs };
 }
+
+describe("fuzz: encodeMultipart round trips", () => {
+  // A field of any kind, with any name, file name and content type; the
+  // boundary random (the default) or one chosen by the caller, with values
+  // that may hold it.
+  const field = fc.record({
+    name: fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.string({ unit: "binary", maxLength: 8 }),
+      fc.constantFrom('a"b', "a\\b", "a\r\nb", "é", "\u{1F600}", "\ud800", ""),
+    ),
+    filename: fc.option(
+      fc.oneof(
+        fc.string({ maxLength: 8 }),
+        fc.string({ unit: "binary", maxLength: 8 }),
+        fc.constantFrom('f"1.txt', "c:\\x.txt", "../x", "é.txt", "a\rb"),
+      ),
+      { nil: undefined },
+    ),
+    contentType: fc.option(
+      fc.oneof(
+        fc.constantFrom("text/plain", "image/png", "a/b; charset=utf-8"),
+        fc.string({ maxLength: 12 }),
+        fc.string({ unit: "binary", maxLength: 12 }),
+      ),
+      { nil: undefined },
+    ),
+    kind: fc.constantFrom("text", "bytes", "blob", "stream", "sized stream"),
+    data: fc.array(
+      fc.oneof(
+        fc.constantFrom("\r\n--", "--x", "\r\n--x", "\r\n--x--", "x").map(
+          (s) => enc.encode(s),
+        ),
+        anyBytes(12),
+      ),
+      { maxLength: 5 },
+    ),
+  });
+
+  it("parseMultipart gives back every part that encodeMultipart encoded", async () => {
+    await record.checkAsync(
+      "encodeMultipart -> parseMultipart: any fields, boundaries, splits",
+      fc.asyncProperty(
+        fc.array(field, { maxLength: 4 }),
+        fc.option(fc.constantFrom("x", "x-", "----x", "a b"), {
+          nil: undefined,
+        }),
+        cuts,
+        async (fields, boundary, points) => {
+          const inputs = fields.map((f) => {
+            const bytes = concat(f.data);
+            const value = f.kind === "text"
+              ? new TextDecoder().decode(bytes)
+              : f.kind === "bytes"
+              ? bytes
+              : f.kind === "blob"
+              ? new Blob([bytes as Uint8Array<ArrayBuffer>])
+              : ReadableStream.from(split(bytes, [3, 7]));
+            return {
+              name: f.name,
+              value,
+              filename: f.filename,
+              contentType: f.contentType,
+              size: f.kind === "sized stream" ? bytes.byteLength : undefined,
+            };
+          });
+          let encoded;
+          try {
+            encoded = encodeMultipart(inputs, { boundary });
+          } catch (error) {
+            // Only what cannot be sent: a content type that is not
+            // printable ASCII (TypeError), a value of bytes or text that
+            // holds the caller's boundary (RangeError).
+            assert.ok(
+              error instanceof TypeError ||
+                (error instanceof RangeError && boundary !== undefined),
+              String(error),
+            );
+            assert.match(error.message, /^Cannot encode multipart body: /);
+            return;
+          }
+          let body: Uint8Array;
+          try {
+            body = concat(await Array.fromAsync(encoded.body));
+          } catch (error) {
+            // A value that holds the caller's boundary.
+            assert.ok(boundary !== undefined, String(error));
+            assert.ok(error instanceof RangeError, String(error));
+            assert.match(error.message, /^Cannot encode multipart body: /);
+            return;
+          }
+          if (encoded.contentLength !== undefined) {
+            assert.equal(body.byteLength, encoded.contentLength);
+          }
+          const parts = [];
+          for await (
+            const part of parseMultipart(
+              new Response(ReadableStream.from(split(body, points)), {
+                headers: { "content-type": encoded.contentType },
+              }),
+            )
+          ) {
+            parts.push({
+              name: part.name,
+              filename: part.filename,
+              contentType: part.contentType,
+              data: [...await part.bytes()],
+            });
+          }
+          // Names and file names as browsers send them: UTF-8, with CR, LF
+          // and '"' escaped.
+          const sent = (s: string) =>
+            s.toWellFormed().replace(/\r/g, "%0D").replace(/\n/g, "%0A")
+              .replace(/"/g, "%22");
+          assert.deepEqual(
+            parts,
+            fields.map((f, i) => {
+              const text = f.kind === "text";
+              const data = text
+                ? enc.encode(new TextDecoder().decode(concat(f.data)))
+                : concat(f.data);
+              const filename = f.filename ??
+                (f.kind === "blob" ? "blob" : undefined);
+              return {
+                name: sent(f.name),
+                filename: filename === undefined ? undefined : sent(filename),
+                contentType: (f.contentType ?? inputs[i].contentType)?.trim() ||
+                  (filename === undefined
+                    ? "text/plain"
+                    : "application/octet-stream"),
+                data: [...data],
+              };
+            }),
+          );
+        },
+      ),
+      1000,
+    );
+  });
+});
 
 describe("fuzz: text/event-stream", () => {
   it("SseDecoderStream gives the standard's events for arbitrary bytes under any split", async () => {
