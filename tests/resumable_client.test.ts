@@ -507,6 +507,66 @@ describe("resumableUpload", () => {
     }
   });
 
+  it("reads Upload-Offset and Upload-Complete with RFC 9651 parameters, as the server does", async () => {
+    // Parameters say nothing about the item's value: "4;a=1" is 4.
+    const patches: string[] = [];
+    const server: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      const body = new Uint8Array(await request.arrayBuffer());
+      if (request.method === "POST") {
+        return new Response(null, {
+          status: 201,
+          headers: { location: "/uploads/1", "upload-offset": "0;x" },
+        });
+      }
+      const offset = Number(request.headers.get("upload-offset"));
+      patches.push(`${offset}+${body.byteLength}`);
+      const end = offset + body.byteLength;
+      return new Response(null, {
+        status: 204,
+        headers: {
+          "upload-offset": `${end} ; a=1;b`,
+          "upload-complete": end === 10 ? "?1;v=2" : "?0;v=2",
+        },
+      });
+    };
+    const result = await resumableUpload(
+      "http://params/uploads",
+      new Uint8Array(10),
+      {
+        fetch: server,
+        chunkBytes: 4,
+        maxRetries: 0,
+      },
+    );
+    assert.equal(result.bytes, 10);
+    assert.deepEqual(patches, ["0+4", "4+4", "8+2"]);
+    // Resuming from a HEAD whose answer has parameters.
+    let heads = 0;
+    const resumed = await resumableUpload(
+      "http://params/uploads",
+      new Uint8Array(10),
+      {
+        fetch: async (input, init) => {
+          const request = new Request(input, init);
+          await request.arrayBuffer();
+          if (request.method === "HEAD") {
+            heads++;
+            return new Response(null, {
+              status: 204,
+              headers: { "upload-offset": "10;a", "upload-complete": "?1;a" },
+            });
+          }
+          throw new Error(`no ${request.method} expected`);
+        },
+        uploadUrl: "http://params/uploads/1",
+        maxRetries: 0,
+      },
+    );
+    assert.equal(resumed.bytes, 10);
+    assert.equal(heads, 1);
+  });
+
   it("refuses a relative URL outside a page at once, without a request", async () => {
     let requests = 0;
     const counting: typeof fetch = (input, init) => {

@@ -7,6 +7,8 @@ import { IdleWatch } from "../_internal/idle_timeout.ts";
 import {
   OFFSET_OCTET_STREAM,
   PARTIAL_UPLOAD,
+  readBoolean,
+  readInteger,
   TUS_VERSION,
 } from "./resumable/_headers.ts";
 
@@ -375,7 +377,8 @@ export async function resumableUpload(
         conflict = undefined;
         offset = reported;
         needOffset = false;
-        const complete = response.headers.get("upload-complete") === "?1" ||
+        const complete =
+          readBoolean(response.headers.get("upload-complete") ?? "") ||
           (tus && offset === total);
         if (complete) {
           finalResponse = response;
@@ -434,15 +437,14 @@ export async function resumableUpload(
 
 /**
  * The server's `Upload-Offset`: a non-negative integer (RFC 9651, at most 15
- * digits) no larger than `max`, the bytes sent so far; anything else (absent,
- * malformed, past what was sent) is the server's fault, an HttpError 502.
+ * digits, read as the server reads it) no larger than `max`, the bytes sent
+ * so far; anything else (absent, malformed, past what was sent) is the
+ * server's fault, an HttpError 502.
  */
 function reportedOffset(response: Response, max: number): number {
   const value = response.headers.get("upload-offset");
-  const offset = value !== null && /^[0-9]{1,15}$/.test(value.trim())
-    ? Number(value.trim())
-    : -1;
-  if (offset < 0 || offset > max) {
+  const offset = value === null ? undefined : readInteger(value);
+  if (offset === undefined || offset > max) {
     response.body?.cancel().catch(() => {});
     throw new HttpError(
       502,

@@ -13,15 +13,32 @@ export const TUS_VERSION = "1.0.0";
 
 const PROBLEM_BASE = "https://iana.org/assignments/http-problem-types#";
 
+// An item's parameters (after `;`, RFC 9651 section 3.1.2) say nothing
+// about its value here: server and client read the bare item alone.
+
+/** The RFC 9651 boolean item `value` (`?1`, `?0`), else `undefined`. */
+export function readBoolean(value: string): boolean | undefined {
+  const item = value.split(";")[0].trim();
+  return item === "?1" ? true : item === "?0" ? false : undefined;
+}
+
+/**
+ * The non-negative RFC 9651 integer item `value` (at most 15 digits), else
+ * `undefined`.
+ */
+export function readInteger(value: string): number | undefined {
+  const item = value.split(";")[0].trim();
+  return /^[0-9]{1,15}$/.test(item) ? Number(item) : undefined;
+}
+
 /** Parses an RFC 9651 boolean item (`?1`, `?0`); parameters are ignored. */
 export function parseBoolean(
   name: string,
   value: string | null,
 ): boolean | undefined {
   if (value === null) return undefined;
-  const item = value.split(";")[0].trim();
-  if (item === "?1") return true;
-  if (item === "?0") return false;
+  const item = readBoolean(value);
+  if (item !== undefined) return item;
   throw new HttpError(
     400,
     `Cannot read ${name}: expected ?1 or ?0, got ${quote(value)}`,
@@ -37,16 +54,12 @@ export function parseLength(
   value: string | null,
 ): number | undefined {
   if (value === null) return undefined;
-  const item = value.split(";")[0].trim();
-  if (!/^[0-9]{1,15}$/.test(item)) {
-    throw new HttpError(
-      400,
-      `Cannot read ${name}: expected a non-negative integer, got ${
-        quote(value)
-      }`,
-    );
-  }
-  return Number(item);
+  const item = readInteger(value);
+  if (item !== undefined) return item;
+  throw new HttpError(
+    400,
+    `Cannot read ${name}: expected a non-negative integer, got ${quote(value)}`,
+  );
 }
 
 /** An id: 16 random bytes (128 bits) in base64url, 22 characters. */
