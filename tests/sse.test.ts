@@ -729,6 +729,50 @@ describe("fetchEventStream", () => {
     assert.ok(times[3] - times[0] >= 18);
   });
 
+  it("fetchEventStream backs off from a server that answers no event, even after retry: 0", async () => {
+    // Connection 4 brings an event; the others only `retry: 0` and end.
+    // Without the backoff, this server is asked again at once, forever.
+    const controller = new AbortController();
+    let connections = 0;
+    const server = (() => {
+      connections++;
+      if (connections === 7) controller.abort(new Error("enough"));
+      return Promise.resolve(
+        new Response(connections === 4 ? "data: hi\n\n" : "retry: 0\n\n", {
+          headers: { "content-type": "text/event-stream" },
+        }),
+      );
+    }) as typeof fetch;
+    // The delays asked for, from the timers fetchEventStream sets.
+    const delays: number[] = [];
+    const original = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return original(fn, ms);
+    }) as typeof setTimeout;
+    const events: string[] = [];
+    try {
+      await assert.rejects(
+        (async () => {
+          for await (
+            const message of fetchEventStream("http://feed/", {
+              fetch: server,
+              signal: controller.signal,
+              maxRetryDelayMs: 300,
+            })
+          ) events.push(message.data);
+        })(),
+        { message: "enough" },
+      );
+    } finally {
+      globalThis.setTimeout = original;
+    }
+    assert.deepEqual(events, ["hi"]);
+    // Before connections 2-7: the server's 0, then doubling from 100 ms
+    // (capped at 300); the event resets it.
+    assert.deepEqual(delays, [0, 200, 300, 0, 0, 200]);
+  });
+
   it("fetchEventStream stops with the signal's reason while waiting to reconnect", async () => {
     const controller = new AbortController();
     const failing = (() => {

@@ -16,7 +16,8 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
   retryDelayMs?: number;
   /**
    * The longest delay between two attempts, in milliseconds: the delay
-   * doubles with each connection attempt that fails in a row, up to this.
+   * doubles with each attempt in a row that brings no event (a connection
+   * that fails, or ends or drops before an event), up to this.
    *
    * @default {30000}
    */
@@ -44,6 +45,12 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
 
 const DEFAULT_RETRY_MS = 3000;
 const DEFAULT_MAX_RETRY_MS = 30_000;
+/**
+ * What a doubling delay starts from when the reconnection delay is shorter
+ * (a server's `retry: 0`): a server that fails or answers nothing again
+ * and again is never asked in a tight loop.
+ */
+const MIN_BACKOFF_MS = 100;
 
 function isEventStream(contentType: string | null): boolean {
   return contentType?.split(";")[0].trim().toLowerCase() ===
@@ -78,10 +85,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * - When the response ends or the connection drops, it reconnects after the
  *   server's `retry` delay (or `retryDelayMs`) and sends `Last-Event-ID` with the
  *   id of the last event it delivered, so the server can resume.
- * - A connection attempt that fails (network error) is retried with a delay
- *   that doubles each time, up to `maxRetryDelayMs`; after `maxRetries` failures
- *   in a row the stream errors with a `TypeError` whose `cause` is the last
- *   failure.
+ * - Each further attempt in a row that brings no event (a connection that
+ *   fails with a network error, or ends or drops before an event) waits twice
+ *   as long as the one before, from at least 100 ms (even after `retry: 0`) up
+ *   to `maxRetryDelayMs`; an event resets the delay. After `maxRetries` network
+ *   errors in a row the stream errors with a `TypeError` whose `cause` is the
+ *   last failure.
  * - A `204 No Content` answer closes the stream (the server's way to say
  *   "do not reconnect"); any other status but `200`, or a type other than
  *   `text/event-stream`, errors it, as `EventSource` fails the connection.
@@ -134,7 +143,11 @@ export function fetchEventStream(
   const done = () => signal?.removeEventListener("abort", onAbort);
 
   let lastEventId = options.lastEventId ?? "";
+  // Network errors in a row (for maxRetries), and attempts in a row that
+  // brought no event, failed or not (for the delay); an event resets both.
   let failures = 0;
+  let fruitless = 0;
+  let delivered = false;
   let connected = false;
   let decoder: SseDecoderStream | undefined;
   let reader: ReadableStreamDefaultReader<SseMessage> | undefined;
@@ -143,13 +156,14 @@ export function fetchEventStream(
     for (;;) {
       if (stop.signal.aborted) throw abortReason(stop.signal);
       if (connected || failures > 0) {
-        const delay = Math.min(
+        const delay = fruitless <= 1 ? retryDelayMs : Math.min(
           maxRetryDelayMs,
-          retryDelayMs * 2 ** Math.max(0, failures - 1),
+          Math.max(retryDelayMs, MIN_BACKOFF_MS) * 2 ** (fruitless - 1),
         );
         await sleep(delay, stop.signal);
       }
       connected = true;
+      delivered = false;
       const headers = new Headers(options.headers);
       headers.set("accept", "text/event-stream");
       headers.set("cache-control", "no-cache");
@@ -164,6 +178,7 @@ export function fetchEventStream(
       } catch (error) {
         if (stop.signal.aborted) throw abortReason(stop.signal);
         failures++;
+        fruitless++;
         if (failures > maxRetries) {
           throw new TypeError(
             `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
@@ -187,7 +202,10 @@ export function fetchEventStream(
             }, not text/event-stream`,
         );
       }
-      if (!response.body) continue;
+      if (!response.body) {
+        fruitless++;
+        continue;
+      }
       // The id carries over: a connection that dispatches nothing (ends at
       // once) must not make the next one start from the beginning.
       decoder = new SseDecoderStream({ ...decoderOptions, lastEventId });
@@ -215,6 +233,7 @@ export function fetchEventStream(
             if (error instanceof RangeError) throw error;
             // The connection dropped: reconnect from the last delivered id.
             reader = undefined;
+            if (!delivered) fruitless++;
             if (decoder?.retryMs !== undefined) retryDelayMs = decoder.retryMs;
             continue;
           }
@@ -224,9 +243,12 @@ export function fetchEventStream(
             // (an id-only block counts too).
             lastEventId = decoder!.lastEventId;
             reader = undefined;
+            if (!delivered) fruitless++;
             continue;
           }
           failures = 0;
+          fruitless = 0;
+          delivered = true;
           lastEventId = result.value.id;
           controller.enqueue(result.value);
           return;
