@@ -15,7 +15,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import {
@@ -297,6 +297,64 @@ describe("fuzz: header parsers", () => {
   });
 });
 
+/** How a fuzzed upload declares its length and digest. */
+type LengthKind = "none" | "right" | "wrong" | "garbage";
+type DigestKind = "none" | "right" | "wrong" | "malformed";
+
+/**
+ * A request carrying `bytes` in chunks cut at `points`, with the
+ * Content-Length and Content-Digest `lengthKind` and `digestKind` say;
+ * with `drop`, the body fails after its first chunk (a client gone).
+ */
+function uploadRequest(
+  bytes: Uint8Array,
+  points: number[],
+  lengthKind: LengthKind,
+  digestKind: DigestKind,
+  drop = false,
+): Request {
+  const headers = new Headers();
+  if (lengthKind === "right") {
+    headers.set("content-length", String(bytes.byteLength));
+  }
+  if (lengthKind === "wrong") {
+    headers.set("content-length", String((bytes.byteLength + 7) % 250));
+  }
+  if (lengthKind === "garbage") headers.set("content-length", "1e3");
+  if (digestKind === "right") {
+    headers.set(
+      "content-digest",
+      formatDigestHeader({ "sha-256": sha256(bytes) }),
+    );
+  }
+  if (digestKind === "wrong") {
+    headers.set(
+      "content-digest",
+      formatDigestHeader({
+        "sha-256": sha256(concat([bytes, Uint8Array.of(1)])),
+      }),
+    );
+  }
+  if (digestKind === "malformed") {
+    headers.set("content-digest", "sha 256=:x:");
+  }
+  const chunks = split(bytes, points);
+  let i = 0;
+  return new Request("http://localhost/", {
+    method: "POST",
+    headers,
+    body: new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (drop && i === 1) {
+          controller.error(new TypeError("connection reset"));
+        } else if (i < chunks.length) controller.enqueue(chunks[i++]);
+        else controller.close();
+      },
+    }),
+    duplex: "half",
+  } as RequestInit);
+}
+
 describe("fuzz: receiveBody", () => {
   it("receiveBody stores exactly the body when every check passes, else aborts the sink with HttpError 400 or 413", async () => {
     await record.checkAsync(
@@ -305,40 +363,11 @@ describe("fuzz: receiveBody", () => {
         anyBytes(200),
         cuts,
         fc.nat({ max: 220 }),
-        fc.constantFrom("none", "right", "wrong", "garbage"),
-        fc.constantFrom("none", "right", "wrong", "malformed"),
+        fc.constantFrom<LengthKind>("none", "right", "wrong", "garbage"),
+        fc.constantFrom<DigestKind>("none", "right", "wrong", "malformed"),
         async (bytes, points, maxBytes, lengthKind, digestKind) => {
-          const headers = new Headers();
-          if (lengthKind === "right") {
-            headers.set("content-length", String(bytes.byteLength));
-          }
-          if (lengthKind === "wrong") {
-            headers.set("content-length", String((bytes.byteLength + 7) % 250));
-          }
-          if (lengthKind === "garbage") headers.set("content-length", "1e3");
-          if (digestKind === "right") {
-            headers.set(
-              "content-digest",
-              formatDigestHeader({ "sha-256": sha256(bytes) }),
-            );
-          }
-          if (digestKind === "wrong") {
-            headers.set(
-              "content-digest",
-              formatDigestHeader({
-                "sha-256": sha256(concat([bytes, Uint8Array.of(1)])),
-              }),
-            );
-          }
-          if (digestKind === "malformed") {
-            headers.set("content-digest", "sha 256=:x:");
-          }
-          const request = new Request("http://localhost/", {
-            method: "POST",
-            headers,
-            body: ReadableStream.from(split(bytes, points)),
-            duplex: "half",
-          } as RequestInit);
+          const request = uploadRequest(bytes, points, lengthKind, digestKind);
+          const headers = request.headers;
           const written: Uint8Array[] = [];
           let closed = false;
           let aborted = false;
@@ -1597,6 +1626,101 @@ async function postForm(
   );
   return { status: response.status, text: await response.text() };
 }
+
+describe("fuzz: raw uploads to disk and to R2", () => {
+  it("createUploadHandler stores exactly an accepted body, and keeps the previous file or object for a refused one", async () => {
+    const dir = await makeTempDir("fuzz-raw-");
+    const target = join(dir, "upload.bin");
+    const previous = enc.encode("the previous upload");
+    try {
+      await record.checkAsync(
+        "createUploadHandler (raw): arbitrary bodies into a file and into R2",
+        fc.asyncProperty(
+          anyBytes(200),
+          cuts,
+          fc.option(fc.nat({ max: 220 }), { nil: undefined }),
+          fc.constantFrom<LengthKind>("none", "right", "wrong", "garbage"),
+          fc.constantFrom<DigestKind>("none", "right", "wrong", "malformed"),
+          fc.oneof(
+            { arbitrary: fc.constant(false), weight: 4 },
+            { arbitrary: fc.constant(true), weight: 1 },
+          ),
+          fc.constantFrom("file", "r2", "r2 refusing its put"),
+          async (
+            bytes,
+            points,
+            maxBytes,
+            lengthKind,
+            digestKind,
+            drop,
+            store,
+          ) => {
+            await writeFile(target, previous);
+            const bucket = new FakeR2Bucket();
+            await bucket.put("upload", previous);
+            if (store === "r2 refusing its put") bucket.failOn("put");
+            const handler = createUploadHandler({
+              sink: () =>
+                store === "file"
+                  ? createFileSink(target)
+                  : createR2Sink(bucket, "upload"),
+              maxBytes,
+              hasher: createHasher,
+            });
+            const response = await handler(
+              uploadRequest(bytes, points, lengthKind, digestKind, drop),
+            );
+            const text = await response.text();
+            const stored = store === "file"
+              ? new Uint8Array(await readFile(target))
+              : bucket.objects.get("upload")!.bytes;
+            // Nothing else left: no temporary file, no open R2 upload.
+            assert.deepEqual(await readdir(dir), ["upload.bin"]);
+            assert.equal(bucket.open.size, 0, "an R2 upload left open");
+            // The statuses the request's faults call for (receiveBody's
+            // checks; which one answers depends on which is met first).
+            const faults = new Set<number>();
+            const limit = maxBytes ?? Infinity;
+            const declared = lengthKind === "right"
+              ? bytes.byteLength
+              : lengthKind === "wrong"
+              ? (bytes.byteLength + 7) % 250
+              : undefined;
+            if (lengthKind === "garbage" || lengthKind === "wrong") {
+              faults.add(400);
+            }
+            if ((declared ?? 0) > limit || bytes.byteLength > limit) {
+              faults.add(413);
+            }
+            if (digestKind === "wrong" || digestKind === "malformed") {
+              faults.add(400);
+            }
+            if (drop) faults.add(400);
+            if (faults.size === 0 && store === "r2 refusing its put") {
+              faults.add(500);
+            }
+            if (faults.size === 0) {
+              assert.equal(response.status, 201, text);
+              assert.equal(JSON.parse(text).bytes, bytes.byteLength);
+              assert.deepEqual(stored, bytes);
+              return;
+            }
+            assert.ok(
+              faults.has(response.status) ||
+                // The store's refusal, met before a fault found at the end.
+                (store === "r2 refusing its put" && response.status === 500),
+              `${response.status} ${text} for ${[...faults]}`,
+            );
+            assert.deepEqual(stored, previous, "a refused upload replaced it");
+          },
+        ),
+        500,
+      );
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
 
 describe("fuzz: multipart uploads to disk", () => {
   it("createUploadHandler's multipart mode stores an accepted form's files exactly, and nothing of a refused one", async () => {
