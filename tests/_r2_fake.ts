@@ -4,7 +4,9 @@
 // last must be at least 5 MiB and all the same size; `complete` makes the
 // object atomically from the listed parts; an aborted or completed upload
 // takes no more parts. It counts uploads still open (orphans) and can fail
-// chosen calls.
+// chosen calls. It also continues multipart uploads, reads and deletes
+// objects, as the resumable upload object (lib/runtime/
+// resumable_workers_store.ts) needs.
 
 import { createHash } from "node:crypto";
 import type {
@@ -95,6 +97,52 @@ export class FakeR2Bucket implements R2BucketLike {
     this.#maybeFail("create");
     const id = `upload-${++this.#uploads}`;
     this.open.set(id, { key });
+    const upload = this.#upload(key, id, options);
+    this.#handles.set(id, upload);
+    return upload;
+  }
+
+  /** Continues a multipart upload (as R2's binding: no call until used). */
+  resumeMultipartUpload(
+    key: string,
+    uploadId: string,
+  ): R2MultipartUploadLike & { uploadId: string } {
+    const upload = this.#handles.get(uploadId);
+    if (upload === undefined || this.open.get(uploadId)?.key !== key) {
+      // R2 says so at the first call on it.
+      const gone = () =>
+        Promise.reject(
+          new Error("The specified multipart upload does not exist"),
+        );
+      return { uploadId, uploadPart: gone, abort: gone, complete: gone };
+    }
+    return upload;
+  }
+
+  /** Reads an object. */
+  async get(
+    key: string,
+  ): Promise<{ body: ReadableStream<Uint8Array> } | null> {
+    await tick();
+    const object = this.objects.get(key);
+    return object === undefined
+      ? null
+      : { body: ReadableStream.from([object.bytes.slice()]) };
+  }
+
+  /** Deletes an object. */
+  async delete(key: string): Promise<void> {
+    await tick();
+    this.objects.delete(key);
+  }
+
+  #handles = new Map<string, R2MultipartUploadLike & { uploadId: string }>();
+
+  #upload(
+    key: string,
+    id: string,
+    options: R2PutOptionsLike | undefined,
+  ): R2MultipartUploadLike & { uploadId: string } {
     const parts = new Map<number, { etag: string; bytes: Uint8Array }>();
     const live = () => {
       if (!this.open.has(id)) {
@@ -102,6 +150,7 @@ export class FakeR2Bucket implements R2BucketLike {
       }
     };
     return {
+      uploadId: id,
       uploadPart: async (partNumber: number, value: R2Value) => {
         this.#maybeFail("uploadPart");
         live();
