@@ -46,6 +46,12 @@ import {
 } from "../lib/http/_compression.ts";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { createResumableFileStore } from "../lib/runtime/resumable_file_store.ts";
+import {
+  createResumableUploadObject,
+  createResumableWorkersStore,
+} from "../lib/runtime/resumable_workers_store.ts";
+import type { ResumableStore } from "../lib/http/resumable/resumable_store.ts";
+import { FakeNamespace } from "./_do_fake.ts";
 import { createFileSink } from "../lib/runtime/fs.ts";
 import { createR2Sink } from "../lib/runtime/r2_sink.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
@@ -1393,197 +1399,270 @@ interface KnownUpload {
   gone: boolean;
 }
 
-describe("fuzz: resumable uploads", () => {
-  it("createResumableUploadHandler answers any requests with a 2xx or 4xx, and stores exactly the bytes each request's answer accounts for", async () => {
-    const dir = await makeTempDir("fuzz-resumable-");
-    // A store of its own for each case, in a directory removed with the
-    // next case's start (and the last with `dir`).
-    let caseDir: string | undefined;
-    let store!: ReturnType<typeof createResumableFileStore>;
-    const MAX = 64;
-    const stored = async (path: string) =>
-      concat(
-        await Array.fromAsync(
-          (await store.read(path.slice("/uploads/".length)))!,
-        ),
-      );
-    try {
-      await record.checkAsync(
-        "createResumableUploadHandler: request sequences, honest and hostile",
-        fc.asyncProperty(
-          fc.array(resumableStep, { minLength: 1, maxLength: 8 }),
-          async (steps) => {
+/**
+ * Drives createResumableUploadHandler over a fresh store per case with
+ * sequences of honest and spoiled requests: only 2xx and 4xx answers,
+ * offsets never back, only the request's own upload moves, the store holds
+ * exactly the bytes the answers account for; and over the Workers store,
+ * with every Durable Object evicted between steps now and then, R2 holds an
+ * upload's object exactly when it is complete, and no multipart upload of
+ * one complete or gone.
+ */
+async function fuzzResumableHandler(over: "file" | "workers", runs: number) {
+  const dir = await makeTempDir("fuzz-resumable-");
+  // A store of its own for each case (over files, in a directory removed
+  // with the next case's start, and the last with `dir`).
+  let caseDir: string | undefined;
+  let store!: ResumableStore;
+  let bucket: FakeR2Bucket | undefined;
+  let namespace: FakeNamespace | undefined;
+  const MAX = 64;
+  const stored = async (path: string) => {
+    const id = path.slice("/uploads/".length);
+    const bytes = await store.read(id);
+    if (bytes !== undefined) return concat(await Array.fromAsync(bytes));
+    // The Workers store reads an upload only once complete: before, its
+    // bytes are the tail its object keeps in storage (these uploads stay
+    // far below one R2 part).
+    const storage = namespace!.storages.get(id)!;
+    const meta = storage.values.get("meta") as {
+      partsBytes: number;
+      tailChunks: number;
+    };
+    assert.equal(meta.partsBytes, 0);
+    return concat(
+      Array.from(
+        { length: meta.tailChunks },
+        (_, i) => storage.values.get(`tail${i}`) as Uint8Array,
+      ),
+    );
+  };
+  try {
+    await record.checkAsync(
+      `createResumableUploadHandler: request sequences, honest and hostile${
+        over === "workers" ? ", over the Workers store" : ""
+      }`,
+      fc.asyncProperty(
+        fc.array(resumableStep, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.boolean(), { maxLength: 8 }),
+        async (steps, evictions) => {
+          if (over === "file") {
             if (caseDir !== undefined) await removeDir(caseDir);
             caseDir = await mkdtemp(join(dir, "case-"));
             store = createResumableFileStore(caseDir);
-            const handler = createResumableUploadHandler({
-              store,
-              hasher: createHasher,
-              maxBytes: MAX,
-              maxMetadataBytes: 32,
-            });
-            const known: KnownUpload[] = [];
-            const send = async (
-              path: string,
-              method: string,
-              headers: Record<string, string>,
-              body?: Uint8Array,
-            ) => {
-              const bodyless = method === "GET" || method === "HEAD";
-              const response = await handler(
-                new Request(`http://fuzz${path}`, {
-                  method,
-                  headers,
-                  body: bodyless || body === undefined
-                    ? undefined
-                    : body.slice(),
-                }),
-              );
-              await response.arrayBuffer();
-              assert.ok(
-                response.status >= 200 && response.status < 500,
-                `${method} ${path} ${
-                  JSON.stringify(headers)
-                }: ${response.status}`,
-              );
-              return response;
-            };
-            // Each upload's offset by the draft's HEAD; undefined once gone.
-            const offsetOf = async (upload: KnownUpload) => {
-              const head = await send(upload.path, "HEAD", {});
-              if (head.status === 404 || head.status === 410) return undefined;
-              assert.equal(head.status, 204);
-              const offset = Number(head.headers.get("upload-offset"));
-              assert.ok(Number.isSafeInteger(offset) && offset >= 0);
-              assert.ok(offset <= MAX);
-              const length = head.headers.get("upload-length");
-              if (length !== null) assert.ok(offset <= Number(length));
-              if (head.headers.get("upload-complete") === "?1") {
-                assert.equal(String(offset), length);
+          } else {
+            bucket = new FakeR2Bucket();
+            namespace = new FakeNamespace(UploadObject, { BUCKET: bucket });
+            store = createResumableWorkersStore(namespace);
+          }
+          const handler = createResumableUploadHandler({
+            store,
+            hasher: createHasher,
+            maxBytes: MAX,
+            maxMetadataBytes: 32,
+          });
+          const known: KnownUpload[] = [];
+          const send = async (
+            path: string,
+            method: string,
+            headers: Record<string, string>,
+            body?: Uint8Array,
+          ) => {
+            const bodyless = method === "GET" || method === "HEAD";
+            const response = await handler(
+              new Request(`http://fuzz${path}`, {
+                method,
+                headers,
+                body: bodyless || body === undefined ? undefined : body.slice(),
+              }),
+            );
+            await response.arrayBuffer();
+            assert.ok(
+              response.status >= 200 && response.status < 500,
+              `${method} ${path} ${
+                JSON.stringify(headers)
+              }: ${response.status}`,
+            );
+            return response;
+          };
+          // Each upload's offset by the draft's HEAD; undefined once gone.
+          const offsetOf = async (upload: KnownUpload) => {
+            const head = await send(upload.path, "HEAD", {});
+            if (head.status === 404 || head.status === 410) return undefined;
+            assert.equal(head.status, 204);
+            const offset = Number(head.headers.get("upload-offset"));
+            assert.ok(Number.isSafeInteger(offset) && offset >= 0);
+            assert.ok(offset <= MAX);
+            const length = head.headers.get("upload-length");
+            if (length !== null) assert.ok(offset <= Number(length));
+            if (head.headers.get("upload-complete") === "?1") {
+              assert.equal(String(offset), length);
+            }
+            return offset;
+          };
+          for (const [i, step] of steps.entries()) {
+            if (evictions[i]) namespace?.evict();
+            const target = known.filter((k) => !k.gone)[step.target] ??
+              known.findLast((k) => !k.gone);
+            // With no upload to send it to, a request creates one.
+            const kind = step.kind === "options" || target !== undefined
+              ? step.kind
+              : "create";
+            let path = kind === "create" || kind === "options"
+              ? "/uploads"
+              : target!.path;
+            let method = {
+              create: "POST",
+              append: "PATCH",
+              head: "HEAD",
+              delete: "DELETE",
+              options: "OPTIONS",
+            }[kind];
+            const offset = Math.max(
+              0,
+              (kind === "create" ? 0 : target?.bytes.byteLength ?? 0) +
+                step.offsetDelta,
+            );
+            const declared = step.length === "none"
+              ? undefined
+              : step.length === "exact"
+              ? offset + (step.body?.byteLength ?? 0)
+              : step.length;
+            const headers: Record<string, string> = {};
+            if (step.tus) {
+              headers["tus-resumable"] = "1.0.0";
+              if (kind === "create") {
+                if (declared === undefined) {
+                  headers["upload-defer-length"] = "1";
+                } else headers["upload-length"] = String(declared);
+                headers["upload-metadata"] = "filename d29ybGQ=";
               }
-              return offset;
-            };
-            for (const step of steps) {
-              const target = known.filter((k) => !k.gone)[step.target] ??
-                known.findLast((k) => !k.gone);
-              // With no upload to send it to, a request creates one.
-              const kind = step.kind === "options" || target !== undefined
-                ? step.kind
-                : "create";
-              let path = kind === "create" || kind === "options"
-                ? "/uploads"
-                : target!.path;
-              let method = {
-                create: "POST",
-                append: "PATCH",
-                head: "HEAD",
-                delete: "DELETE",
-                options: "OPTIONS",
-              }[kind];
-              const offset = Math.max(
-                0,
-                (kind === "create" ? 0 : target?.bytes.byteLength ?? 0) +
-                  step.offsetDelta,
-              );
-              const declared = step.length === "none"
-                ? undefined
-                : step.length === "exact"
-                ? offset + (step.body?.byteLength ?? 0)
-                : step.length;
-              const headers: Record<string, string> = {};
-              if (step.tus) {
-                headers["tus-resumable"] = "1.0.0";
-                if (kind === "create") {
-                  if (declared === undefined) {
-                    headers["upload-defer-length"] = "1";
-                  } else headers["upload-length"] = String(declared);
-                  headers["upload-metadata"] = "filename d29ybGQ=";
-                }
-                if (
-                  kind === "append" ||
-                  (kind === "create" && step.body !== undefined)
-                ) {
-                  headers["content-type"] = "application/offset+octet-stream";
-                }
-                if (kind === "append") {
-                  headers["upload-offset"] = String(offset);
-                  if (declared !== undefined) {
-                    headers["upload-length"] = String(declared);
-                  }
-                }
-                if (step.checksum !== "none" && step.body !== undefined) {
-                  const sha1 = createHash("sha1").update(step.body).digest(
-                    "base64",
-                  );
-                  headers["upload-checksum"] = step.checksum === "good"
-                    ? `sha1 ${sha1}`
-                    : "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=";
-                }
-              } else {
-                if (kind === "create" || kind === "append") {
-                  headers["upload-complete"] = step.complete ? "?1" : "?0";
-                  if (declared !== undefined) {
-                    headers["upload-length"] = String(declared);
-                  }
-                }
-                if (kind === "append") {
-                  headers["content-type"] = "application/partial-upload";
-                  headers["upload-offset"] = String(offset);
+              if (
+                kind === "append" ||
+                (kind === "create" && step.body !== undefined)
+              ) {
+                headers["content-type"] = "application/offset+octet-stream";
+              }
+              if (kind === "append") {
+                headers["upload-offset"] = String(offset);
+                if (declared !== undefined) {
+                  headers["upload-length"] = String(declared);
                 }
               }
-              for (const [name, value] of step.spoil) {
-                if (value === "") delete headers[name];
-                else headers[name] = value;
+              if (step.checksum !== "none" && step.body !== undefined) {
+                const sha1 = createHash("sha1").update(step.body).digest(
+                  "base64",
+                );
+                headers["upload-checksum"] = step.checksum === "good"
+                  ? `sha1 ${sha1}`
+                  : "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=";
               }
-              method = step.method ?? method;
-              path = step.path ?? path;
-              const before = new Map<KnownUpload, number>();
-              for (const upload of known) {
-                if (!upload.gone) before.set(upload, upload.bytes.byteLength);
-              }
-              const response = await send(path, method, headers, step.body);
-              const location = response.headers.get("location");
-              // The upload the request created, or else the one it was for.
-              let own = path;
-              if (response.status === 201 && location !== null) {
-                const created = new URL(location, "http://fuzz").pathname;
-                own = created;
-                assert.ok(!known.some((k) => k.path === created));
-                known.push({
-                  path: created,
-                  bytes: new Uint8Array(0),
-                  gone: false,
-                });
-              }
-              // Only the request's own upload moves, by a prefix of its
-              // body; the store holds exactly those bytes.
-              for (const upload of known) {
-                if (upload.gone) continue;
-                const now = await offsetOf(upload);
-                if (now === undefined) {
-                  upload.gone = true;
-                  continue;
+            } else {
+              if (kind === "create" || kind === "append") {
+                headers["upload-complete"] = step.complete ? "?1" : "?0";
+                if (declared !== undefined) {
+                  headers["upload-length"] = String(declared);
                 }
-                const was = before.get(upload) ?? 0;
-                assert.ok(now >= was, "the offset moved back");
-                if (now > was) {
-                  assert.equal(upload.path, own, "another upload moved");
-                  assert.ok(step.body !== undefined, "bytes from nowhere");
-                  upload.bytes = concat([
-                    upload.bytes,
-                    step.body.subarray(0, now - was),
-                  ]);
-                }
-                assert.deepEqual(await stored(upload.path), upload.bytes);
+              }
+              if (kind === "append") {
+                headers["content-type"] = "application/partial-upload";
+                headers["upload-offset"] = String(offset);
               }
             }
-          },
-        ),
-        120,
-      );
-    } finally {
-      await removeDir(dir);
-    }
+            for (const [name, value] of step.spoil) {
+              if (value === "") delete headers[name];
+              else headers[name] = value;
+            }
+            method = step.method ?? method;
+            path = step.path ?? path;
+            const before = new Map<KnownUpload, number>();
+            for (const upload of known) {
+              if (!upload.gone) before.set(upload, upload.bytes.byteLength);
+            }
+            const response = await send(path, method, headers, step.body);
+            const location = response.headers.get("location");
+            // The upload the request created, or else the one it was for.
+            let own = path;
+            if (response.status === 201 && location !== null) {
+              const created = new URL(location, "http://fuzz").pathname;
+              own = created;
+              assert.ok(!known.some((k) => k.path === created));
+              known.push({
+                path: created,
+                bytes: new Uint8Array(0),
+                gone: false,
+              });
+            }
+            // Only the request's own upload moves, by a prefix of its
+            // body; the store holds exactly those bytes.
+            for (const upload of known) {
+              if (upload.gone) continue;
+              const now = await offsetOf(upload);
+              if (now === undefined) {
+                upload.gone = true;
+                continue;
+              }
+              const was = before.get(upload) ?? 0;
+              assert.ok(now >= was, "the offset moved back");
+              if (now > was) {
+                assert.equal(upload.path, own, "another upload moved");
+                assert.ok(step.body !== undefined, "bytes from nowhere");
+                upload.bytes = concat([
+                  upload.bytes,
+                  step.body.subarray(0, now - was),
+                ]);
+              }
+              assert.deepEqual(await stored(upload.path), upload.bytes);
+            }
+            if (bucket !== undefined) {
+              // R2: a complete upload's object, whole; nothing of others.
+              const complete = new Set<string>();
+              for (const upload of known) {
+                const key = `uploads${upload.path.slice("/uploads".length)}`;
+                const object = bucket.objects.get(key);
+                const done = !upload.gone &&
+                  (await send(upload.path, "HEAD", {})).headers.get(
+                      "upload-complete",
+                    ) === "?1";
+                if (done) {
+                  complete.add(key);
+                  assert.deepEqual(object?.bytes, upload.bytes);
+                } else {
+                  assert.equal(object, undefined, "an unfinished object");
+                }
+              }
+              for (const { key } of bucket.open.values()) {
+                assert.ok(
+                  !complete.has(key) &&
+                    known.some((k) =>
+                      !k.gone && key.endsWith(k.path.slice("/uploads".length))
+                    ),
+                  `a multipart upload left open for ${key}`,
+                );
+              }
+            }
+          }
+        },
+      ),
+      runs,
+    );
+  } finally {
+    await removeDir(dir);
+  }
+}
+
+/** The upload object class, over the fake bucket bound as BUCKET. */
+const UploadObject = createResumableUploadObject({
+  bucket: (env) => env.BUCKET as FakeR2Bucket,
+});
+
+describe("fuzz: resumable uploads", () => {
+  it("createResumableUploadHandler answers any requests with a 2xx or 4xx, and stores exactly the bytes each request's answer accounts for", async () => {
+    await fuzzResumableHandler("file", 120);
+  });
+
+  it("and over the Workers store (Durable Objects, evicted now and then, and R2): R2 holds an upload's object exactly when it is complete", async () => {
+    await fuzzResumableHandler("workers", 120);
   });
 });
 
