@@ -52,6 +52,7 @@ import {
 } from "../lib/runtime/resumable_workers_store.ts";
 import type { ResumableStore } from "../lib/http/resumable/resumable_store.ts";
 import { FakeNamespace } from "./_do_fake.ts";
+import { FakeWebSocket } from "./_fake_websocket.ts";
 import { createFileSink } from "../lib/runtime/fs.ts";
 import { createR2Sink } from "../lib/runtime/r2_sink.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
@@ -2123,52 +2124,6 @@ describe("fuzz: the resumable upload client against a flaky server", () => {
 });
 
 // ---------- a WebSocket duplex against any peer ----------
-
-/**
- * A WebSocket whose peer the test plays: messages and a close, as given.
- * Its listeners are called directly, so that one that throws fails the
- * test (an EventTarget would only report it).
- */
-class FakeWebSocket {
-  readonly #listeners = new Map<string, Set<(event: Event) => void>>();
-  readyState = 1;
-  binaryType = "blob";
-  bufferedAmount = 0;
-  closedWith: { code: number; reason: string } | undefined;
-  /** Calls of close(), answered or not. */
-  closes = 0;
-  addEventListener(type: string, listener: (event: Event) => void): void {
-    let set = this.#listeners.get(type);
-    if (set === undefined) this.#listeners.set(type, set = new Set());
-    set.add(listener);
-  }
-  removeEventListener(type: string, listener: (event: Event) => void): void {
-    this.#listeners.get(type)?.delete(listener);
-  }
-  #dispatch(event: Event): void {
-    for (const listener of [...this.#listeners.get(event.type) ?? []]) {
-      listener(event);
-    }
-  }
-  send(): void {}
-  close(code = 1000, reason = ""): void {
-    this.closes++;
-    if (this.readyState >= 2) return;
-    this.readyState = 2;
-    this.closedWith = { code, reason };
-  }
-  /** The peer sends a message. */
-  receive(data: unknown): void {
-    if (this.readyState === 3) return;
-    this.#dispatch(new MessageEvent("message", { data }));
-  }
-  /** The connection closes with `code`. */
-  end(code: number, reason: string): void {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    this.#dispatch(Object.assign(new Event("close"), { code, reason }));
-  }
-}
 
 /** What a peer does: a message of some kind, or the close. */
 const peerEvent = fc.oneof(
