@@ -47,10 +47,13 @@ import {
 } from "../lib/rpc/protocol_connect/end_stream.ts";
 import {
   bodyAfterHead,
+  encodeRequestHead,
   headersOf,
   MAX_HEAD_BYTES,
   readHead,
 } from "../lib/rpc/protocol_websocket/_head.ts";
+import { serveWebSocketCall } from "../lib/rpc/protocol_websocket/serve_socket.ts";
+import { FakeWebSocket } from "./_fake_websocket.ts";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import {
   createHttp2Client,
@@ -1214,6 +1217,169 @@ describe("fuzz: the RPC server under hostile requests", () => {
         }
       }),
       1000,
+    );
+  });
+});
+
+// ---------- the RPC server over WebSocket under any peer ----------
+
+/** FuzzService as createWebSocketRpcHandler serves it: Connect only. */
+const fuzzSocketHandler = createUniversalHandler(
+  implementService(FuzzService, {
+    echo: (value) => value,
+    sum: (values) => reduce(values, addInt64, 0n),
+    async *count(n) {
+      for (let i = 0n; i < n && i < 5n; i++) yield i;
+    },
+    incrementalSum: () => new ScanStream(addInt64, 0n),
+  }),
+  { maxMessageBytes: 64, protocols: ["connect"] },
+);
+
+/** What a peer of the RPC server sends after the head, and how it ends. */
+const socketCall = fc.record({
+  head: fc.oneof(
+    {
+      arbitrary: fc.record({
+        method: fc.constantFrom(
+          "echo",
+          "sum",
+          "count",
+          "incrementalSum",
+          "nope",
+        ),
+        type: fc.constantFrom(
+          "application/connect+proto",
+          "application/connect+json",
+          "application/proto",
+          "text/plain",
+        ),
+      }).map(({ method, type }) =>
+        encodeRequestHead({
+          path: `/FuzzService/${method}`,
+          headers: new Headers({
+            "content-type": type,
+            "connect-protocol-version": "1",
+          }),
+        })
+      ),
+      weight: 5,
+    },
+    { arbitrary: anyBytes(24), weight: 1 },
+  ),
+  frames: fc.array(
+    fc.oneof(
+      {
+        arbitrary: fc.bigInt({ min: -1000n, max: 1000n }).map((v) =>
+          prefix(0, Int64Value.proto.encode(v))
+        ),
+        weight: 5,
+      },
+      { arbitrary: anyBytes(12), weight: 1 },
+      // A frame past the server's maxMessageBytes.
+      { arbitrary: fc.constant(prefix(0, new Uint8Array(65))), weight: 1 },
+    ),
+    { maxLength: 4 },
+  ),
+  // Where the bytes are cut into messages, and whether some go as text.
+  points: cuts,
+  text: fc.boolean(),
+  end: fc.oneof(
+    {
+      arbitrary: fc.constantFrom("closeWrite", "close 1000", "close 1006"),
+      weight: 6,
+    },
+    { arbitrary: fc.constant("nothing"), weight: 1 },
+  ),
+});
+
+describe("fuzz: the RPC server over WebSocket under any peer", () => {
+  it("serveWebSocketCall ends every call with a whole response or a close, and never throws in the socket's events", async () => {
+    await record.checkAsync(
+      "serveWebSocketCall: arbitrary heads, frames, messages and ends",
+      fc.asyncProperty(socketCall, async (r) => {
+        const socket = new FakeWebSocket();
+        const serving = serveWebSocketCall(socket, fuzzSocketHandler, {
+          maxBufferedBytes: 256,
+          idleTimeoutMs: 200,
+        });
+        const bytes = concat([r.head, ...r.frames]);
+        for (const [i, chunk] of split(bytes, r.points).entries()) {
+          if (chunk.byteLength === 0) continue;
+          // Text messages are not the protocol's: the server fails the call.
+          if (r.text && i === 1) {
+            socket.receive(new TextDecoder().decode(chunk));
+          } else socket.receive(chunk.slice().buffer);
+        }
+        if (r.end === "closeWrite") socket.receive(new ArrayBuffer(0));
+        else if (r.end !== "nothing") {
+          // The peer goes once the server has had its turns.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          socket.end(r.end === "close 1000" ? 1000 : 1006, "");
+        }
+        // Settles, never rejects: on its own, by the head's idle timeout,
+        // or once the peer has gone; else the peer's own wait would end it.
+        const settled = await Promise.race([
+          serving.then(() => "settled"),
+          // Past the head's idle timeout for a peer that sends no end;
+          // long enough for any other call to end on its own.
+          new Promise((resolve) =>
+            setTimeout(resolve, r.end === "nothing" ? 300 : 3000, "waiting")
+          ),
+        ]);
+        if (settled === "waiting") {
+          // A call still waiting for its requests (no end sent): the peer
+          // goes, and the call ends.
+          assert.equal(r.end, "nothing");
+          socket.end(1006, "");
+          await serving;
+        }
+        // What the server sent: binary messages only, and once it closed its
+        // side, the response as over HTTP: a head (status and headers), then
+        // the body, Connect frames ending in an end of stream for a
+        // streaming call.
+        assert.ok(socket.sent.every((m) => m instanceof Uint8Array));
+        const sent = socket.sent as Uint8Array[];
+        const ended = sent.findIndex((m) => m.byteLength === 0);
+        if (ended < 0) {
+          // No answer: the server closed the socket (or the peer had gone).
+          assert.ok(
+            socket.closes > 0 || r.end.startsWith("close") ||
+              settled === "waiting",
+            "neither an answer nor a close",
+          );
+          return;
+        }
+        const answer = concat(sent.slice(0, ended));
+        const length = new DataView(answer.buffer).getUint32(1);
+        const head = JSON.parse(
+          new TextDecoder().decode(answer.subarray(5, 5 + length)),
+        );
+        assert.equal(typeof head.status, "number");
+        const body = answer.subarray(5 + length);
+        const type = new Headers(head.headers).get("content-type") ?? "";
+        if (type.startsWith("application/connect+")) {
+          assert.equal(head.status, 200);
+          const frames = framesOf(body);
+          const last = frames.at(-1);
+          assert.ok(last !== undefined && last.flags === 0x02, "no end");
+          decodeEndStream(last.data);
+          assert.ok(frames.slice(0, -1).every((f) => f.flags === 0));
+        } else if (type === "application/json") {
+          assert.notEqual(head.status, 200);
+          assert.equal(
+            typeof JSON.parse(new TextDecoder().decode(body)).code,
+            "string",
+          );
+        } else if (head.status === 200) {
+          // Connect unary: the bare message.
+          assert.equal(type, "application/proto");
+          Int64Value.proto.decode(body);
+        } else {
+          assert.ok(head.status >= 400, `status ${head.status}`);
+        }
+      }),
+      500,
     );
   });
 });
