@@ -205,6 +205,32 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.deepEqual(await uploadIds(), kept);
   });
 
+  it("keeps nothing of a creation whose body fails: its client was never told where the upload is", async () => {
+    const kept = await uploadIds();
+    // Dropped after 5 bytes, and past its Upload-Length.
+    const dropped = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes(5));
+        controller.error(new TypeError("connection reset"));
+      },
+    });
+    for (
+      const [headers, body, status] of [
+        [{ "upload-complete": "?0" }, dropped, 400],
+        [
+          { "upload-complete": "?0", "upload-length": "4" },
+          ReadableStream.from([bytes(8)]),
+          413,
+        ],
+      ] as const
+    ) {
+      const response = await handler(req("POST", "/uploads", headers, body));
+      assert.equal(response.status, status, await response.text());
+      assert.equal(response.headers.get("location"), null);
+      assert.deepEqual(await uploadIds(), kept);
+    }
+  });
+
   it("refuses an Upload-Length below the bytes already received", async () => {
     const { location } = await ietfCreate();
     await patch(location, 0, bytes(8), false);
@@ -682,6 +708,41 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
       (await tusPatch(location, 3, "def")).headers.get("upload-offset"),
       "6",
     );
+  });
+
+  it("keeps nothing of a creation-with-upload whose body fails", async () => {
+    const kept = await uploadIds();
+    const dropped = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes(3));
+        controller.error(new TypeError("connection reset"));
+      },
+    });
+    for (
+      const [headers, body, status] of [
+        [{ "upload-length": "6" }, dropped, 400],
+        [{ "upload-length": "2" }, ReadableStream.from([bytes(3)]), 413],
+        [
+          {
+            "upload-length": "6",
+            "upload-checksum": "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=",
+          },
+          ReadableStream.from([bytes(3)]),
+          460,
+        ],
+      ] as const
+    ) {
+      const response = await handler(
+        req("POST", "/uploads", {
+          ...TUS,
+          "content-type": "application/offset+octet-stream",
+          ...headers,
+        }, body),
+      );
+      assert.equal(response.status, status, await response.text());
+      assert.equal(response.headers.get("location"), null);
+      assert.deepEqual(await uploadIds(), kept);
+    }
   });
 
   it("defers the length until a PATCH declares it", async () => {

@@ -239,6 +239,25 @@ export function createResumableUploadHandler(
     release(id);
   }
 
+  /**
+   * Runs the body of the request that creates `upload`; if it fails (a
+   * dropped connection, a body past its length, a bad checksum), the
+   * upload is discarded: the failure's answer carries no Location, so its
+   * client could never resume it (the draft's 104 interim response, which
+   * would have told it, cannot be sent from a fetch handler).
+   */
+  async function receiveOrDiscard(
+    upload: ResumableUpload,
+    receive: () => Promise<void>,
+  ): Promise<void> {
+    try {
+      await receive();
+    } catch (error) {
+      await discard(upload.id).catch(() => {});
+      throw error;
+    }
+  }
+
   function checkLength(length: number): void {
     if (length > maxBytes) {
       throw new HttpError(
@@ -607,7 +626,9 @@ export function createResumableUploadHandler(
       );
       const location = `${prefix}/${upload.id}`;
       return await locked(upload.id, async (signal) => {
-        upload.offset = await append(upload, request, signal);
+        await receiveOrDiscard(upload, async () => {
+          upload.offset = await append(upload, request, signal);
+        });
         if (complete) {
           if (upload.length !== undefined && upload.offset !== upload.length) {
             // Shorter than its declared length: refused, and not kept (the
@@ -818,12 +839,14 @@ export function createResumableUploadHandler(
       if (type === OFFSET_OCTET_STREAM) {
         // creation-with-upload
         await locked(upload.id, async (signal) => {
-          upload.offset = await append(
-            upload,
-            request,
-            signal,
-            tusChecksum(request),
-          );
+          await receiveOrDiscard(upload, async () => {
+            upload.offset = await append(
+              upload,
+              request,
+              signal,
+              tusChecksum(request),
+            );
+          });
           if (upload.length === upload.offset) await finish(upload, request);
         });
         headers.set("upload-offset", String(upload.offset));
