@@ -1418,6 +1418,22 @@ async function fuzzResumableHandler(over: "file" | "workers", runs: number) {
   let bucket: FakeR2Bucket | undefined;
   let namespace: FakeNamespace | undefined;
   const MAX = 64;
+  // The ids of the uploads the store holds: by their files, or by the
+  // Durable Objects whose storage holds one.
+  const storedIds = async () => {
+    const ids = new Set<string>();
+    if (over === "file") {
+      for (const name of await readdir(caseDir!)) {
+        const id = /^\.?([A-Za-z0-9_-]{22})(\.|$)/.exec(name)?.[1];
+        if (id !== undefined) ids.add(id);
+      }
+    } else {
+      for (const [id, storage] of namespace!.storages) {
+        if (storage.values.has("meta")) ids.add(id);
+      }
+    }
+    return [...ids].sort();
+  };
   const stored = async (path: string) => {
     const id = path.slice("/uploads/".length);
     const bytes = await store.read(id);
@@ -1615,6 +1631,12 @@ async function fuzzResumableHandler(over: "file" | "workers", runs: number) {
               }
               assert.deepEqual(await stored(upload.path), upload.bytes);
             }
+            // No upload but those the answers told of (a creation that
+            // failed keeps nothing: its client has no Location for it).
+            const live = known.filter((k) => !k.gone).map((k) =>
+              k.path.slice("/uploads/".length)
+            ).sort();
+            assert.deepEqual(await storedIds(), live, "an upload no one knows");
             if (bucket !== undefined) {
               // R2: a complete upload's object, whole; nothing of others.
               const complete = new Set<string>();
