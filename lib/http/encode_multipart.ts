@@ -1,4 +1,5 @@
 import { concatBytes } from "../_internal/bytes.ts";
+import { DelimiterSearch, shiftTable } from "./_delimiter.ts";
 
 /** The value of one part: text, a Blob (or File), bytes, or a stream. */
 export type MultipartValue =
@@ -151,55 +152,6 @@ function plan(field: MultipartField): Planned {
   return { head: encoder.encode(`${head}\r\n\r\n`), value: body, size, name };
 }
 
-/**
- * Finds a caller's boundary in the values of its parts: the delimiter
- * (CR LF `--` boundary) anywhere in a value, or `--` boundary at its start
- * (after the CR LF that ends the part's head), would end the part there
- * for every reader. Fed a value's chunks in order.
- */
-class DelimiterSearch {
-  readonly #pattern: Uint8Array;
-  // The last bytes seen (fewer than the pattern's), starting with the CR
-  // LF before the value.
-  #tail: Uint8Array;
-
-  constructor(pattern: Uint8Array) {
-    this.#pattern = pattern;
-    this.#tail = pattern.subarray(0, 2);
-  }
-
-  /** Whether the value so far holds the delimiter. */
-  found(chunk: Uint8Array): boolean {
-    const pattern = this.#pattern;
-    const keep = pattern.length - 1;
-    // Across the join: the tail and the start of the chunk.
-    const join = new Uint8Array(
-      this.#tail.length + Math.min(chunk.length, keep),
-    );
-    join.set(this.#tail);
-    join.set(chunk.subarray(0, keep), this.#tail.length);
-    if (indexOfBytes(join, pattern) >= 0) return true;
-    if (indexOfBytes(chunk, pattern) >= 0) return true;
-    this.#tail = chunk.length >= keep
-      ? chunk.slice(chunk.length - keep)
-      : join.slice(Math.max(0, join.length - keep));
-    return false;
-  }
-}
-
-/** The first index of `pattern` (which starts with CR) in `bytes`, or -1. */
-function indexOfBytes(bytes: Uint8Array, pattern: Uint8Array): number {
-  const last = bytes.length - pattern.length;
-  // CR is rare in most data: the native indexOf finds each candidate.
-  for (let i = bytes.indexOf(0x0d); i >= 0 && i <= last;) {
-    let j = 1;
-    while (j < pattern.length && bytes[i + j] === pattern[j]) j++;
-    if (j === pattern.length) return i;
-    i = bytes.indexOf(0x0d, i + 1);
-  }
-  return -1;
-}
-
 function* fieldsOf(
   fields: FormData | Iterable<MultipartField>,
 ): Iterable<MultipartField> {
@@ -260,6 +212,7 @@ export function encodeMultipart(
   const pattern = options.boundary === undefined
     ? undefined
     : encoder.encode(`\r\n--${boundary}`);
+  const shift = pattern && shiftTable(pattern);
   const holdsBoundary = (part: Planned) =>
     new RangeError(
       `Cannot encode multipart body: the value of part ${
@@ -272,7 +225,7 @@ export function encodeMultipart(
     for (const part of planned) {
       if (
         part.value instanceof Uint8Array &&
-        new DelimiterSearch(pattern).found(part.value)
+        new DelimiterSearch(pattern, shift).found(part.value)
       ) throw holdsBoundary(part);
     }
   }
@@ -373,7 +326,7 @@ export function encodeMultipart(
         reader = (part.value instanceof Blob ? part.value.stream() : part.value)
           .getReader();
         readBytes = 0;
-        if (pattern !== undefined) search = new DelimiterSearch(pattern);
+        if (pattern !== undefined) search = new DelimiterSearch(pattern, shift);
       }
       controller.enqueue(concatBytes(pending, pendingBytes));
       pending = [];
