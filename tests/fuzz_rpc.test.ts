@@ -959,17 +959,19 @@ const FuzzService = defineService("FuzzService", {
   incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
 });
 
-const fuzzHandler = createUniversalHandler(
-  implementService(FuzzService, {
-    echo: (value) => value,
-    sum: (values) => reduce(values, addInt64, 0n),
-    async *count(n) {
-      for (let i = 0n; i < n && i < 5n; i++) yield i;
-    },
-    incrementalSum: () => new ScanStream(addInt64, 0n),
-  }),
-  { maxMessageBytes: 64, acceptCompression: ["gzip"] },
-);
+const fuzzService = implementService(FuzzService, {
+  echo: (value) => value,
+  sum: (values) => reduce(values, addInt64, 0n),
+  async *count(n) {
+    for (let i = 0n; i < n && i < 5n; i++) yield i;
+  },
+  incrementalSum: () => new ScanStream(addInt64, 0n),
+});
+
+const fuzzHandler = createUniversalHandler(fuzzService, {
+  maxMessageBytes: 64,
+  acceptCompression: ["gzip"],
+});
 
 /** A message: an Int64Value (encoded with the request's codec), or bytes. */
 const messageValue = fc.oneof(
@@ -1224,17 +1226,10 @@ describe("fuzz: the RPC server under hostile requests", () => {
 // ---------- the RPC server over WebSocket under any peer ----------
 
 /** FuzzService as createWebSocketRpcHandler serves it: Connect only. */
-const fuzzSocketHandler = createUniversalHandler(
-  implementService(FuzzService, {
-    echo: (value) => value,
-    sum: (values) => reduce(values, addInt64, 0n),
-    async *count(n) {
-      for (let i = 0n; i < n && i < 5n; i++) yield i;
-    },
-    incrementalSum: () => new ScanStream(addInt64, 0n),
-  }),
-  { maxMessageBytes: 64, protocols: ["connect"] },
-);
+const fuzzSocketHandler = createUniversalHandler(fuzzService, {
+  maxMessageBytes: 64,
+  protocols: ["connect"],
+});
 
 /** What a peer of the RPC server sends after the head, and how it ends. */
 const socketCall = fc.record({
