@@ -78,6 +78,20 @@ async function uploadIds(): Promise<string[]> {
   return [...ids].sort();
 }
 
+/**
+ * A request body that fails (a client gone) once `sent` has been read (an
+ * error at once would drop it from the queue unread).
+ */
+function droppedAfter(sent: Uint8Array): ReadableStream<Uint8Array> {
+  let pulls = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulls++ === 0) controller.enqueue(sent);
+      else controller.error(new Error("connection reset"));
+    },
+  });
+}
+
 async function ietfCreate(
   headers: Record<string, string> = {},
   body?: BodyInit,
@@ -208,12 +222,7 @@ describe("createResumableUploadHandler (IETF draft)", () => {
   it("keeps nothing of a creation whose body fails: its client was never told where the upload is", async () => {
     const kept = await uploadIds();
     // Dropped after 5 bytes, and past its Upload-Length.
-    const dropped = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(bytes(5));
-        controller.error(new TypeError("connection reset"));
-      },
-    });
+    const dropped = droppedAfter(bytes(5));
     for (
       const [headers, body, status] of [
         [{ "upload-complete": "?0" }, dropped, 400],
@@ -561,13 +570,7 @@ describe("createResumableUploadHandler (IETF draft)", () => {
   it("keeps the bytes of an interrupted PATCH and resumes after them", async () => {
     const data = bytes(4000, 11);
     const { location } = await ietfCreate({ "upload-length": "4000" });
-    let pulls = 0;
-    const broken = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (pulls++ === 0) controller.enqueue(data.slice(0, 1500));
-        else controller.error(new Error("connection reset"));
-      },
-    });
+    const broken = droppedAfter(data.slice(0, 1500));
     const response = await patch(
       location,
       0,
@@ -712,12 +715,7 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
 
   it("keeps nothing of a creation-with-upload whose body fails", async () => {
     const kept = await uploadIds();
-    const dropped = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(bytes(3));
-        controller.error(new TypeError("connection reset"));
-      },
-    });
+    const dropped = droppedAfter(bytes(3));
     for (
       const [headers, body, status] of [
         [{ "upload-length": "6" }, dropped, 400],
@@ -938,13 +936,7 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     );
     const location = response.headers.get("location")!;
     const data = bytes(4000, 43);
-    let pulls = 0;
-    const broken = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (pulls++ === 0) controller.enqueue(data.slice(0, 1500));
-        else controller.error(new Error("connection reset"));
-      },
-    });
+    const broken = droppedAfter(data.slice(0, 1500));
     const cut = await tusPatch(location, 0, broken, {
       "upload-checksum": `sha1 ${await sha1(data)}`,
     });
