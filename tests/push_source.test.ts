@@ -3,10 +3,12 @@
 // handed over in the read's own reaction. What the RPC server's synchronous
 // path and the client's inbox rely on: order and the end, one read under
 // way even while paused (so that a body that fails is told at once), the
-// chunk it brings held until resume, nothing read past it, and stop.
+// chunk it brings held until resume, nothing read past it, stop, and a
+// listener's own failures told, never left as unhandled rejections.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { openPushSource, type PushListener } from "../lib/streams/_fuse.ts";
 
 /** A body whose reads are counted and answered by hand. */
@@ -136,6 +138,47 @@ describe("a push source over a byte stream's reads", () => {
     await settle();
     assert.deepEqual(events, ["listener bug"]);
     assert.equal(body.counts.reads, 1);
+  });
+
+  it("a listener that throws in end is told as an error; one that throws in error ends nothing else", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const body = countedBody();
+      const events: string[] = [];
+      openPushSource(body.stream, {
+        data: () => void events.push("data"),
+        end() {
+          throw new Error("end bug");
+        },
+        error: (reason) => void events.push((reason as Error).message),
+      }, body.read);
+      body.controller.enqueue(new Uint8Array([1]));
+      body.controller.close();
+      await settle();
+      assert.deepEqual(events, ["data", "end bug"]);
+      // error() throwing as well, at the end and on a failed read.
+      for (const fail of [false, true]) {
+        const other = countedBody();
+        openPushSource(other.stream, {
+          data() {},
+          end() {
+            throw new Error("end bug");
+          },
+          error() {
+            throw new Error("error bug");
+          },
+        }, other.read);
+        if (fail) other.controller.error(new Error("reset"));
+        else other.controller.close();
+      }
+      await settle();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
   });
 
   it("without a read, a stream with no push source of its own has none", () => {

@@ -353,10 +353,26 @@ function pumpReads(
   let stopped = false;
   // The chunk (or the end) read while paused.
   let held: ReadableStreamReadResult<Uint8Array> | undefined;
+  // Tells the listener of a failure. If its error() throws too, nothing is
+  // left to tell: dropped rather than left to reject a read's reaction,
+  // which nothing handles (a process-ending unhandled rejection).
+  const tell = (reason: unknown) => {
+    try {
+      listener.error(reason);
+    } catch {
+      // See above.
+    }
+  };
   const deliver = (result: ReadableStreamReadResult<Uint8Array>) => {
     if (result.done) {
       stopped = true;
-      return listener.end();
+      try {
+        listener.end();
+      } catch (error) {
+        // The listener's own failure at the end: told as one.
+        tell(error);
+      }
+      return;
     }
     try {
       listener.data(result.value);
@@ -375,7 +391,7 @@ function pumpReads(
     if (stopped) return;
     stopped = true;
     held = undefined;
-    listener.error(reason);
+    tell(reason);
   };
   const next = () => void read().then(onResult, onError);
   next();
