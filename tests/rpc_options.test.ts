@@ -294,6 +294,40 @@ describe("compression options", () => {
     }
   });
 
+  it("acceptCompression [] with sendCompression: compressed requests, identity responses", async () => {
+    // A server answers in the request's compression when the client names
+    // none it accepts (grpc-js and connect-go too): the client says
+    // "identity" rather than refuse its own compression back.
+    for (
+      const [make, name] of [
+        [createConnectTransport, "connect-accept-encoding"],
+        [createGrpcWebTransport, "grpc-accept-encoding"],
+      ] as const
+    ) {
+      const seen: Headers[] = [];
+      const transport = make({
+        baseUrl: "http://in-process",
+        sendCompression: "gzip",
+        compressMinBytes: 0,
+        acceptCompression: [],
+        fetch: async (input, init) => {
+          seen.push(new Headers(init?.headers));
+          return await handler(new Request(input, init));
+        },
+      });
+      const call = createClient(MountService, transport).echo();
+      const payload = new Uint8Array(5000).fill(7);
+      await call.send(payload);
+      await call.complete();
+      assert.deepEqual(
+        await deadline(Array.fromAsync(call.responses), T),
+        [payload],
+        make.name,
+      );
+      assert.equal(seen[0].get(name), "identity", make.name);
+    }
+  });
+
   it("a compressed request the server does not accept fails with UNIMPLEMENTED", async () => {
     const plain = createRpcHandler(impl, { acceptCompression: [] });
     const response = await plain(

@@ -146,8 +146,10 @@ export interface TransportOptions {
   /**
    * The compressions the server may use on responses, in order of
    * preference (sent as `grpc-accept-encoding`, `connect-accept-encoding`
-   * or `accept-encoding`); `[]` turns response compression off. Compressed
-   * responses are always decompressed within `maxMessageBytes`.
+   * or `accept-encoding`); `[]` turns response compression off (sent as
+   * `identity` where a server would otherwise answer in the request's
+   * compression). Compressed responses are always decompressed within
+   * `maxMessageBytes`.
    *
    * @default {["gzip"]}
    */

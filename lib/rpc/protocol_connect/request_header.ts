@@ -46,6 +46,10 @@ export function requestHeader(
     // Unary compression rides on HTTP's accept-encoding, which fetch fills
     // in itself ("gzip, br") when it is unset: say "none" explicitly.
     headers.set(headerUnaryAcceptEncoding, "identity");
+  } else if (sendCompression !== null) {
+    // Without the header a server answers in the request's compression,
+    // which the client would then refuse: say "none" explicitly.
+    headers.set(headerStreamAcceptEncoding, "identity");
   }
   return headers;
 }

@@ -32,6 +32,10 @@ export function setGrpcHeaders(
   if (sendCompression !== null) headers.set(headerEncoding, sendCompression);
   if (acceptCompression.length > 0) {
     headers.set(headerAcceptEncoding, acceptHeader(acceptCompression));
+  } else if (sendCompression !== null) {
+    // Without the header a server answers in the request's compression,
+    // which the client would then refuse: say "none" explicitly.
+    headers.set(headerAcceptEncoding, "identity");
   }
   return headers;
 }
