@@ -1759,8 +1759,14 @@ function pathImplementation(variant: PathVariant) {
   });
 }
 
+/** Responses compressed whenever the client accepts it (small as they are). */
+const PATH_SERVER_OPTIONS = { compressMinBytes: 0 };
+
 const pathHandlers = Object.fromEntries(
-  pathVariants.map((v) => [v, createUniversalHandler(pathImplementation(v))]),
+  pathVariants.map((v) => [
+    v,
+    createUniversalHandler(pathImplementation(v), PATH_SERVER_OPTIONS),
+  ]),
 ) as Record<PathVariant, UniversalHandler>;
 
 /** Passes each chunk on in pieces cut at `points` (never holds bytes). */
@@ -1789,6 +1795,9 @@ const pathCase = fc.record({
     { arbitrary: fc.constant("fold" as const), weight: 1 },
   ),
   client: fc.constantFrom("lockstep", "pipelined", "streams"),
+  // Which messages go gzipped: compression is async, so the fused loop
+  // takes its promise paths.
+  gzip: fc.constantFrom("none", "requests", "responses", "both"),
   step: fc.record({
     kind: fc.constantFrom("scan", "map"),
     delay: fc.oneof(
@@ -1857,6 +1866,12 @@ async function pathCall(
       httpClient: inProcess(r, variant),
     }),
     codec: r.codec,
+    ...(r.gzip === "requests" || r.gzip === "both"
+      ? { sendCompression: "gzip" as const, compressMinBytes: 0 }
+      : {}),
+    acceptCompression: r.gzip === "responses" || r.gzip === "both"
+      ? ["gzip" as const]
+      : [],
   };
   const { httpClient } = options;
   if (r.protocol === "grpc" && httpClient === undefined) {
@@ -1950,7 +1965,7 @@ describe("fuzz: the RPC server's fast paths over the loopback", () => {
     for (const variant of pathVariants) {
       const viaHttp2 = await serveHttp2(pathHandlers[variant]);
       const viaFetch = await serve(
-        createRpcHandler(pathImplementation(variant)),
+        createRpcHandler(pathImplementation(variant), PATH_SERVER_OPTIONS),
         { port: 0 },
       );
       servers.push(viaHttp2, viaFetch);
