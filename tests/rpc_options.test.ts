@@ -296,7 +296,7 @@ describe("compression options", () => {
 
   it("acceptCompression [] with sendCompression: compressed requests, identity responses", async () => {
     // A server answers in the request's compression when the client names
-    // none it accepts (grpc-js and connect-go too): the client says
+    // none it accepts (grpc-go documents the same): the client says
     // "identity" rather than refuse its own compression back.
     for (
       const [make, name] of [
