@@ -241,8 +241,8 @@ export function createResumableUploadHandler(
 
   /**
    * Runs the body of the request that creates `upload`; if it fails (a
-   * dropped connection, a body past its length, a bad checksum), the
-   * upload is discarded: the failure's answer carries no Location, so its
+   * dropped connection, a body past its length, a bad checksum, a complete
+   * body short of its length), the upload is discarded: the failure's answer carries no Location, so its
    * client could never resume it (the draft's 104 interim response, which
    * would have told it, cannot be sent from a fetch handler).
    */
@@ -628,15 +628,16 @@ export function createResumableUploadHandler(
       return await locked(upload.id, async (signal) => {
         await receiveOrDiscard(upload, async () => {
           upload.offset = await append(upload, request, signal);
-        });
-        if (complete) {
-          if (upload.length !== undefined && upload.offset !== upload.length) {
-            // Shorter than its declared length: refused, and not kept (the
-            // client has not been told where the upload is: it could never
-            // resume it).
-            await discard(upload.id);
+          if (
+            complete && upload.length !== undefined &&
+            upload.offset !== upload.length
+          ) {
+            // Complete, yet shorter than its declared length: refused, and
+            // so not kept either.
             throw inconsistent(upload.length, upload.offset);
           }
+        });
+        if (complete) {
           await settleLength(upload);
           const done = await finish(upload, request);
           return completed(done, 201, location);
