@@ -144,10 +144,10 @@ export function fetchEventStream(
 
   let lastEventId = options.lastEventId ?? "";
   // Network errors in a row (for maxRetries), and attempts in a row that
-  // brought no event, failed or not (for the delay); an event resets both.
+  // brought no event, failed or not, the one under way included (for the
+  // delay); an event resets both.
   let failures = 0;
   let fruitless = 0;
-  let delivered = false;
   let connected = false;
   let decoder: SseDecoderStream | undefined;
   let reader: ReadableStreamDefaultReader<SseMessage> | undefined;
@@ -163,7 +163,7 @@ export function fetchEventStream(
         await sleep(delay, stop.signal);
       }
       connected = true;
-      delivered = false;
+      fruitless++;
       const headers = new Headers(options.headers);
       headers.set("accept", "text/event-stream");
       headers.set("cache-control", "no-cache");
@@ -178,7 +178,6 @@ export function fetchEventStream(
       } catch (error) {
         if (stop.signal.aborted) throw abortReason(stop.signal);
         failures++;
-        fruitless++;
         if (failures > maxRetries) {
           throw new TypeError(
             `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
@@ -202,10 +201,7 @@ export function fetchEventStream(
             }, not text/event-stream`,
         );
       }
-      if (!response.body) {
-        fruitless++;
-        continue;
-      }
+      if (!response.body) continue;
       // The id carries over: a connection that dispatches nothing (ends at
       // once) must not make the next one start from the beginning.
       decoder = new SseDecoderStream({ ...decoderOptions, lastEventId });
@@ -233,7 +229,6 @@ export function fetchEventStream(
             if (error instanceof RangeError) throw error;
             // The connection dropped: reconnect from the last delivered id.
             reader = undefined;
-            if (!delivered) fruitless++;
             if (decoder?.retryMs !== undefined) retryDelayMs = decoder.retryMs;
             continue;
           }
@@ -243,12 +238,10 @@ export function fetchEventStream(
             // (an id-only block counts too).
             lastEventId = decoder!.lastEventId;
             reader = undefined;
-            if (!delivered) fruitless++;
             continue;
           }
           failures = 0;
           fruitless = 0;
-          delivered = true;
           lastEventId = result.value.id;
           controller.enqueue(result.value);
           return;
