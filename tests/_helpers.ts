@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 // here, not in the tests.
 
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
@@ -223,6 +223,19 @@ export async function makeTempDir(prefix = "t-"): Promise<string> {
   const base = join(import.meta.dirname ?? ".", "..", ".tmp");
   await mkdir(base, { recursive: true });
   return await mkdtemp(join(base, prefix));
+}
+
+/**
+ * The ids of the uploads a resumable file store holds in `dir`, sorted:
+ * by their files' names (`<id>`, `.<id>.upload`, ...).
+ */
+export async function fileStoreUploadIds(dir: string): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const name of await readdir(dir)) {
+    const id = /^\.?([A-Za-z0-9_-]{22})(\.|$)/.exec(name)?.[1];
+    if (id !== undefined) ids.add(id);
+  }
+  return [...ids].sort();
 }
 
 /** Removes a directory made by {@linkcode makeTempDir}. */

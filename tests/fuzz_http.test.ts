@@ -56,7 +56,7 @@ import { FakeWebSocket } from "./_fake_websocket.ts";
 import { createFileSink } from "../lib/runtime/fs.ts";
 import { createR2Sink } from "../lib/runtime/r2_sink.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
-import { makeTempDir, removeDir } from "./_helpers.ts";
+import { fileStoreUploadIds, makeTempDir, removeDir } from "./_helpers.ts";
 import {
   anyBytes,
   assertNotForeign,
@@ -1442,18 +1442,12 @@ async function fuzzResumableHandler(over: "file" | "workers", runs: number) {
   // The ids of the uploads the store holds: by their files, or by the
   // Durable Objects whose storage holds one.
   const storedIds = async () => {
-    const ids = new Set<string>();
-    if (over === "file") {
-      for (const name of await readdir(caseDir!)) {
-        const id = /^\.?([A-Za-z0-9_-]{22})(\.|$)/.exec(name)?.[1];
-        if (id !== undefined) ids.add(id);
-      }
-    } else {
-      for (const [id, storage] of namespace!.storages) {
-        if (storage.values.has("meta")) ids.add(id);
-      }
+    if (over === "file") return await fileStoreUploadIds(caseDir!);
+    const ids: string[] = [];
+    for (const [id, storage] of namespace!.storages) {
+      if (storage.values.has("meta")) ids.push(id);
     }
-    return [...ids].sort();
+    return ids.sort();
   };
   const stored = async (path: string) => {
     const id = path.slice("/uploads/".length);

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import {
   createResumableUploadHandler,
   type ResumableStore,
@@ -16,7 +16,7 @@ import {
   createResumableFileStore,
   type ResumableFileStore,
 } from "../lib/runtime/fs.ts";
-import { makeTempDir, removeDir } from "./_helpers.ts";
+import { fileStoreUploadIds, makeTempDir, removeDir } from "./_helpers.ts";
 
 const BASE = "http://localhost/uploads";
 
@@ -69,13 +69,8 @@ function req(
 }
 
 /** The ids of the uploads whose files are in the store's directory. */
-async function uploadIds(): Promise<string[]> {
-  const ids = new Set<string>();
-  for (const name of await readdir(dir)) {
-    const id = /^\.?([A-Za-z0-9_-]{22})(\.|$)/.exec(name)?.[1];
-    if (id !== undefined) ids.add(id);
-  }
-  return [...ids].sort();
+function uploadIds(): Promise<string[]> {
+  return fileStoreUploadIds(dir);
 }
 
 /**
