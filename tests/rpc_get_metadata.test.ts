@@ -31,6 +31,36 @@ const T = 20_000;
 const BIN = new Uint8Array([0, 1, 2, 254, 255]);
 const BIN_TEXT = "AAEC/v8"; // BIN in unpadded base64
 
+// A handler's error metadata, protocol headers among it (not sent).
+const ERROR_METADATA = new Headers({
+  "x-error": "e-1",
+  "x-error-bin": BIN_TEXT,
+  "grpc-status": "0",
+  "grpc-message": "all is well",
+  "content-type": "text/evil",
+  "connect-protocol-version": "9",
+});
+
+// Another server, in process over Connect, whose every call fails as
+// "fail-meta" does: where "relay" calls.
+const failing = createRpcHandler(implementService(LookupService, {
+  get(_, context) {
+    context.responseTrailers.set("x-trailer", "t-failing");
+    throw new RpcError(Code.ResourceExhausted, "Cannot get: quota", {
+      metadata: ERROR_METADATA,
+    });
+  },
+  put: (request) => ({ key: request.key }),
+  append: (request) => ({ key: request.key }),
+}));
+const relayed = createClient(
+  LookupService,
+  createConnectTransport({
+    baseUrl: "http://failing",
+    fetch: (input, init) => failing(new Request(input as string, init)),
+  }),
+);
+
 const lookup = implementService(LookupService, {
   get(request, context) {
     context.responseHeaders.set("x-header", `h-${request.key}`);
@@ -39,6 +69,16 @@ const lookup = implementService(LookupService, {
     context.responseTrailers.set("x-trailer-bin", BIN_TEXT);
     if (request.key === "fail") {
       throw new RpcError(Code.NotFound, "Cannot get fail: no such key");
+    }
+    if (request.key === "fail-meta") {
+      throw new RpcError(Code.ResourceExhausted, "Cannot get: quota", {
+        metadata: ERROR_METADATA,
+      });
+    }
+    if (request.key === "relay") {
+      // Rethrows the error another server answered with: its code and
+      // message go on, its metadata (that server's trailers) does not.
+      return relayed.get({ key: "fail-meta" });
     }
     return { key: request.key, value: "v", httpMethod: context.requestMethod };
   },
@@ -146,6 +186,48 @@ describe("onHeader and onTrailer on unary calls", { timeout: T }, () => {
       assertBin(seen.headers?.get("x-header-bin"), "x-header-bin");
       assert.equal(seen.trailers?.get("x-trailer"), "t-fail");
       assertBin(seen.trailers?.get("x-trailer-bin"), "x-trailer-bin");
+    });
+  }
+
+  for (const [name, transport] of Object.entries(transports)) {
+    it(`${name}: a handler's error sends its metadata as trailers, protocol headers left out`, async () => {
+      const client = createClient(LookupService, transport());
+      const seen: Seen = { order: [] };
+      await assert.rejects(
+        client.get({ key: "fail-meta" }, callOptions(seen)),
+        (error: RpcError) => {
+          assert.equal(error.code, Code.ResourceExhausted);
+          assert.equal(error.rawMessage, "Cannot get: quota");
+          assert.equal(error.metadata.get("x-error"), "e-1");
+          assertBin(error.metadata.get("x-error-bin"), "error metadata -bin");
+          assert.equal(error.metadata.get("x-trailer"), "t-fail-meta");
+          assert.equal(error.details.length, 0);
+          return true;
+        },
+      );
+      assert.deepEqual(seen.order, ["header", "trailer"]);
+      assert.equal(seen.trailers?.get("x-error"), "e-1");
+      for (const name of ERROR_METADATA.keys()) {
+        if (name.startsWith("x-")) continue;
+        assert.notEqual(seen.trailers?.get(name), ERROR_METADATA.get(name));
+        assert.notEqual(seen.headers?.get(name), ERROR_METADATA.get(name));
+      }
+    });
+
+    it(`${name}: an error relayed from another call keeps its code and message, not its metadata`, async () => {
+      const client = createClient(LookupService, transport());
+      const seen: Seen = { order: [] };
+      await assert.rejects(
+        client.get({ key: "relay" }, callOptions(seen)),
+        (error: RpcError) => {
+          assert.equal(error.code, Code.ResourceExhausted);
+          assert.equal(error.rawMessage, "Cannot get: quota");
+          assert.equal(error.metadata.get("x-error"), null);
+          assert.equal(error.metadata.get("x-trailer"), "t-relay");
+          return true;
+        },
+      );
+      assert.equal(seen.trailers?.get("x-error"), null);
     });
   }
 

@@ -17,7 +17,11 @@ export interface ErrorDetail {
 export interface RpcErrorOptions {
   /** Typed error details. @default {[]} */
   details?: ErrorDetail[];
-  /** Headers and trailers that came with the error. */
+  /**
+   * Metadata of the error. A handler's is sent with the status as trailers
+   * (protocol headers such as `content-type` or `grpc-status` left out); a
+   * client's holds the trailers that came with the error.
+   */
   metadata?: HeadersInit;
   /** The underlying error. */
   cause?: unknown;
@@ -49,7 +53,11 @@ export class RpcError extends Error {
   readonly rawMessage: string;
   /** Typed error details. */
   readonly details: ErrorDetail[];
-  /** Headers and trailers that came with the error. */
+  /**
+   * Metadata: a handler's is sent with the status as trailers; a client's
+   * holds the trailers that came with the error. An error a handler rethrows
+   * from another call sends its code, message and details, not this.
+   */
   readonly metadata: Headers;
 
   /**

@@ -10,6 +10,7 @@
 // browsers, which cannot stream a request body over HTTP/1.1; client- and
 // bidi-streaming calls stream it (full duplex).
 
+import { markFromWire } from "./_error_metadata.ts";
 import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";
@@ -206,7 +207,10 @@ export function startClientCall<I, O>(
     if (options.onTrailer) {
       notify(options.onTrailer, status.trailers, "onTrailer");
     }
-    if (status.error) throw status.error;
+    if (status.error) {
+      markFromWire(status.error);
+      throw status.error;
+    }
     controller.close();
   };
 

@@ -32,6 +32,7 @@ import type {
 } from "../server/implement_service.ts";
 import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
+import { trailersWithError } from "./_error_metadata.ts";
 import { IdleWatch, withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
 import {
@@ -239,7 +240,10 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     // The body ends once the queued messages are out.
     encoder.close();
     head.resolve();
-    return { error, trailers: context.responseTrailers };
+    return {
+      error,
+      trailers: trailersWithError(context.responseTrailers, error),
+    };
   })();
 
   // Read through the stream (a fetch server's response), the queue writes
@@ -648,7 +652,10 @@ function startBareCall(init: ServerCallInit): ServerCall {
     } finally {
       unlink();
     }
-    return { error, trailers: context.responseTrailers };
+    return {
+      error,
+      trailers: trailersWithError(context.responseTrailers, error),
+    };
   })();
   let body: ReadableStream<Uint8Array> | undefined;
   return {
