@@ -15,11 +15,15 @@ import { ECHO_INITIAL, ECHO_TRAILING, zeros } from "./common.ts";
 /** Metadata by lower-case name; binary (`-bin`) values in base64, unpadded. */
 export type Metadata = Record<string, string>;
 
-/** A call that failed, with its status, as every adapter reports it. */
+/**
+ * A call that failed, with its status, as every adapter reports it, and
+ * the value of ERROR_METADATA in the error's metadata (null without it).
+ */
 export class CallFailed extends Error {
   constructor(
     readonly code: number,
     readonly rawMessage: string,
+    readonly errorMetadata: string | null = null,
   ) {
     super(`status ${code}: ${JSON.stringify(rawMessage)}`);
   }

@@ -36,6 +36,7 @@ import {
   type StreamCall,
 } from "./cases.ts";
 import { grpcDefinition } from "./test_service.ts";
+import { ERROR_METADATA } from "./common.ts";
 
 /** Messages and calls as the three clients' untyped paths see them. */
 // deno-lint-ignore no-explicit-any
@@ -107,7 +108,11 @@ function fromHeaders(headers: Headers | undefined): Metadata {
 
 function sluiceFailure(error: unknown): unknown {
   return error instanceof RpcError
-    ? new CallFailed(error.code, error.rawMessage)
+    ? new CallFailed(
+      error.code,
+      error.rawMessage,
+      error.metadata.get(ERROR_METADATA),
+    )
     : error;
 }
 
@@ -214,7 +219,11 @@ export function sluiceClients(
 
 function connectFailure(error: unknown): unknown {
   return error instanceof ConnectError
-    ? new CallFailed(error.code, error.rawMessage)
+    ? new CallFailed(
+      error.code,
+      error.rawMessage,
+      error.metadata.get(ERROR_METADATA),
+    )
     : error;
 }
 
@@ -351,10 +360,22 @@ function fromMetadata(metadata: grpc.Metadata | undefined): Metadata {
   return out;
 }
 
+/** A failed grpc-js status (or error) as CallFailed. */
+function grpcFailed(
+  s: { code: number; details?: string; metadata?: grpc.Metadata },
+): CallFailed {
+  const value = s.metadata?.get(ERROR_METADATA)[0];
+  return new CallFailed(
+    s.code,
+    s.details ?? "",
+    value === undefined ? null : String(value),
+  );
+}
+
 function grpcFailure(error: unknown): unknown {
-  const e = error as { code?: number; details?: string };
+  const e = error as { code?: number; metadata?: grpc.Metadata };
   return typeof e?.code === "number"
-    ? new CallFailed(e.code, e.details ?? "")
+    ? grpcFailed(e as { code: number })
     : error;
 }
 
@@ -386,7 +407,7 @@ export function grpcJsClient(url: string): InteropClient {
       headers.resolve({});
       trailers.resolve(fromMetadata(s.metadata));
       if (s.code !== grpc.status.OK) {
-        inbox.end(new CallFailed(s.code, s.details));
+        inbox.end(grpcFailed(s));
       } else if (!single) inbox.end();
     });
     call.on("error", (e: unknown) => inbox.end(grpcFailure(e)));
@@ -412,9 +433,7 @@ export function grpcJsClient(url: string): InteropClient {
       send: (m) =>
         new Promise<void>((resolve, reject) => {
           call.once("status", (s: grpc.StatusObject) =>
-            s.code === grpc.status.OK
-              ? resolve()
-              : reject(new CallFailed(s.code, s.details)));
+            s.code === grpc.status.OK ? resolve() : reject(grpcFailed(s)));
           call.write(m, (e: unknown) =>
             e ? reject(grpcFailure(e)) : resolve());
         }),

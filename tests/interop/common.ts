@@ -8,6 +8,13 @@ export const ECHO_INITIAL = "x-grpc-test-echo-initial";
 /** Request metadata the server echoes as a trailer (binary: base64). */
 export const ECHO_TRAILING = "x-grpc-test-echo-trailing-bin";
 
+/**
+ * Request metadata that the server's handler, when it fails the call,
+ * puts into its error's metadata under the same name (not an interop
+ * description's; tests/interop/status_cases.ts).
+ */
+export const ERROR_METADATA = "x-sluice-error-metadata";
+
 /** A payload of `size` zero bytes. */
 export function zeros(size: number) {
   return { type: PayloadType.COMPRESSABLE, body: new Uint8Array(size) };

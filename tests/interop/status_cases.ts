@@ -7,17 +7,25 @@
 // chooses it (an error the handler throws).
 
 import { CallFailed, type InteropClient } from "./cases.ts";
-import { THROW_PLAIN_ERROR } from "./common.ts";
+import { ERROR_METADATA, THROW_PLAIN_ERROR } from "./common.ts";
 
-/** What a client reported: its status code, and the message if compared. */
+/**
+ * What a client reported: its status code, the message if compared, and
+ * the error's ERROR_METADATA if compared.
+ */
 export interface Observed {
   code: number;
   message?: string;
+  metadata?: string | null;
 }
 
-/** A case: observe one failure. `message`: whether its text is compared. */
+/**
+ * A case: observe one failure. `message`: whether its text is compared;
+ * `metadata`: whether the error's metadata is.
+ */
 interface StatusCase {
   message: boolean;
+  metadata?: boolean;
   run(client: InteropClient): Promise<void>;
 }
 
@@ -49,6 +57,22 @@ export const STATUS_CASES: Record<string, StatusCase> = {
         drain(c.serverStreaming(thrown(code, `thrown with code ${code}`))),
     }],
   ])),
+  "unary: handler throws code 8 with metadata": {
+    message: true,
+    metadata: true,
+    run: (c) =>
+      c.unary("unaryCall", thrown(8, "thrown with metadata"), {
+        headers: { [ERROR_METADATA]: "m-1" },
+      }).then(() => undefined),
+  },
+  "server stream: handler throws code 8 with metadata": {
+    message: true,
+    metadata: true,
+    run: (c) =>
+      drain(c.serverStreaming(thrown(8, "thrown with metadata"), {
+        headers: { [ERROR_METADATA]: "m-1" },
+      })),
+  },
   "unary: handler throws a plain Error": {
     message: true,
     run: (c) =>
@@ -116,7 +140,11 @@ export async function observeStatuses(
         observed = { code: OK };
       } catch (error) {
         observed = error instanceof CallFailed
-          ? { code: error.code, message: error.rawMessage }
+          ? {
+            code: error.code,
+            message: error.rawMessage,
+            ...(c.metadata ? { metadata: error.errorMetadata } : {}),
+          }
           : { code: -1, message: String(error).split("\n")[0] };
       } finally {
         clearTimeout(timer);
@@ -184,6 +212,12 @@ export function statusDifferences(rows: Observations[]): string[] {
         const o = row.observed[`unary: handler throws code ${code}`];
         if (o?.code !== code) {
           out.push(`own, ${key(row)}: code ${code} came back as ${o?.code}`);
+        }
+      }
+      for (const [name, c] of Object.entries(STATUS_CASES)) {
+        const o = row.observed[name];
+        if (c.metadata && o?.metadata !== "m-1") {
+          out.push(`own, ${key(row)}: ${name}: metadata ${o?.metadata}`);
         }
       }
       continue;

@@ -39,6 +39,7 @@ import { TestService } from "../gen/grpc/testing/test_pb.ts";
 import {
   ECHO_INITIAL,
   ECHO_TRAILING,
+  ERROR_METADATA,
   THROW_PLAIN_ERROR,
   zeros,
 } from "./common.ts";
@@ -108,7 +109,13 @@ const UNIMPLEMENTED = "Cannot call UnimplementedCall: not implemented";
 
 // --- sluice ---------------------------------------------------------------
 
-const rpcFail: Fail = (code, message) => new RpcError(code as Code, message);
+/** A failure with the request's ERROR_METADATA (if any) as its metadata. */
+const rpcFail = (context: HandlerContext): Fail => (code, message) => {
+  const value = context.requestHeaders.get(ERROR_METADATA);
+  return new RpcError(code as Code, message, {
+    metadata: value === null ? {} : { [ERROR_METADATA]: value },
+  });
+};
 
 function echoSluice(context: HandlerContext): void {
   const initial = context.requestHeaders.get(ECHO_INITIAL);
@@ -122,11 +129,11 @@ export const sluiceTestService = implementService(TestService, {
   emptyCall: () => ({}),
   unaryCall(request, context) {
     echoSluice(context);
-    return behaviour.unaryCall(request, rpcFail);
+    return behaviour.unaryCall(request, rpcFail(context));
   },
   streamingOutputCall(request, context) {
     echoSluice(context);
-    return behaviour.streamingOutputCall(request, rpcFail);
+    return behaviour.streamingOutputCall(request, rpcFail(context));
   },
   streamingInputCall(requests, context) {
     echoSluice(context);
@@ -134,11 +141,11 @@ export const sluiceTestService = implementService(TestService, {
   },
   fullDuplexCall(requests, context) {
     echoSluice(context);
-    return behaviour.fullDuplexCall(requests, rpcFail);
+    return behaviour.fullDuplexCall(requests, rpcFail(context));
   },
   halfDuplexCall(requests, context) {
     echoSluice(context);
-    return behaviour.halfDuplexCall(requests, rpcFail);
+    return behaviour.halfDuplexCall(requests, rpcFail(context));
   },
   unimplementedCall() {
     throw new RpcError(Code.Unimplemented, UNIMPLEMENTED);
@@ -147,8 +154,14 @@ export const sluiceTestService = implementService(TestService, {
 
 // --- Connect-ES (connect-node) --------------------------------------------
 
-const connectFail: Fail = (code, message) =>
-  new ConnectError(message, code as ConnectCode);
+const connectFail = (context: ConnectContext): Fail => (code, message) => {
+  const value = context.requestHeader.get(ERROR_METADATA);
+  return new ConnectError(
+    message,
+    code as ConnectCode,
+    value === null ? undefined : { [ERROR_METADATA]: value },
+  );
+};
 
 function echoConnect(context: ConnectContext): void {
   const initial = context.requestHeader.get(ECHO_INITIAL);
@@ -163,11 +176,11 @@ export function connectTestRoutes(router: ConnectRouter): void {
     emptyCall: () => ({}),
     unaryCall(request, context) {
       echoConnect(context);
-      return behaviour.unaryCall(request, connectFail);
+      return behaviour.unaryCall(request, connectFail(context));
     },
     streamingOutputCall(request, context) {
       echoConnect(context);
-      return behaviour.streamingOutputCall(request, connectFail);
+      return behaviour.streamingOutputCall(request, connectFail(context));
     },
     streamingInputCall(requests, context) {
       echoConnect(context);
@@ -175,11 +188,11 @@ export function connectTestRoutes(router: ConnectRouter): void {
     },
     fullDuplexCall(requests, context) {
       echoConnect(context);
-      return behaviour.fullDuplexCall(requests, connectFail);
+      return behaviour.fullDuplexCall(requests, connectFail(context));
     },
     halfDuplexCall(requests, context) {
       echoConnect(context);
-      return behaviour.halfDuplexCall(requests, connectFail);
+      return behaviour.halfDuplexCall(requests, connectFail(context));
     },
     unimplementedCall() {
       throw new ConnectError(UNIMPLEMENTED, 12 as ConnectCode);
@@ -258,8 +271,18 @@ export function grpcDefinition(service: DescService): grpc.ServiceDefinition {
   return definition as grpc.ServiceDefinition;
 }
 
-const grpcFail: Fail = (code, message) =>
-  Object.assign(new Error(message), { code, details: message });
+/** A failure as grpc-js takes it, with the request's ERROR_METADATA. */
+const grpcFail = (call: AnyCall): Fail => (code, message) => {
+  const metadata = new grpc.Metadata();
+  for (const v of (call.metadata as grpc.Metadata).get(ERROR_METADATA)) {
+    metadata.add(ERROR_METADATA, v);
+  }
+  return Object.assign(new Error(message), {
+    code,
+    details: message,
+    metadata,
+  });
+};
 
 /** The response metadata grpc-js sends: the echoed initial, and trailers. */
 function echoGrpc(
@@ -284,7 +307,15 @@ type Msg<D extends DescMessage> = MessageShape<D>;
 type AnyCall = any;
 
 function grpcError(error: unknown, trailers: grpc.Metadata) {
-  const e = error as { code?: number; details?: string; message?: string };
+  const e = error as {
+    code?: number;
+    details?: string;
+    message?: string;
+    metadata?: grpc.Metadata;
+  };
+  // The error's metadata goes with the status, as grpc-js sends a
+  // handler's error metadata.
+  if (e.metadata) trailers.merge(e.metadata);
   return {
     code: e.code ?? grpc.status.UNKNOWN,
     details: e.details ?? e.message ?? "",
@@ -345,7 +376,7 @@ const grpcHandlers: grpc.UntypedServiceImplementation = {
     try {
       callback(
         null,
-        behaviour.unaryCall(call.request as SimpleRequest, grpcFail),
+        behaviour.unaryCall(call.request as SimpleRequest, grpcFail(call)),
         trailers,
       );
     } catch (error) {
@@ -360,7 +391,7 @@ const grpcHandlers: grpc.UntypedServiceImplementation = {
         call.request as Msg<
           typeof TestService.method.streamingOutputCall.input
         >,
-        grpcFail,
+        grpcFail(call),
       ),
       trailers,
     );
@@ -376,7 +407,7 @@ const grpcHandlers: grpc.UntypedServiceImplementation = {
     const trailers = echoGrpc(call);
     writeAll(
       call,
-      behaviour.fullDuplexCall(requestsOf(call), grpcFail),
+      behaviour.fullDuplexCall(requestsOf(call), grpcFail(call)),
       trailers,
     );
   },
@@ -384,7 +415,7 @@ const grpcHandlers: grpc.UntypedServiceImplementation = {
     const trailers = echoGrpc(call);
     writeAll(
       call,
-      behaviour.halfDuplexCall(requestsOf(call), grpcFail),
+      behaviour.halfDuplexCall(requestsOf(call), grpcFail(call)),
       trailers,
     );
   },
