@@ -18,6 +18,7 @@ import {
   defineService,
   implementService,
   Int64Value,
+  RpcError,
   type UniversalResponse,
 } from "../lib/rpc/mod.ts";
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
@@ -621,4 +622,84 @@ describe("unary and server-streaming requests are complete bodies", () => {
       assert.equal(byPath.get("/test.v1.EchoService/scan"), null);
     });
   }
+});
+
+// A streaming call whose server fails it before reading its requests: the
+// sends used to fail with what the HTTP client said when the server
+// stopped reading ("[canceled] undefined" under Bun's fetch, the server's
+// own "Cannot read request" in process) and complete() with a stream
+// state error, while over Deno's fetch and node:http2 they succeeded.
+// Now every client sends and completes, and receive() gives the server's
+// status.
+describe("a streaming call the server fails before reading its requests", () => {
+  const Denied = defineService("test.v1.Denied", {
+    sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+    scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+  });
+  const deny = (): never => {
+    throw new RpcError(Code.PermissionDenied, "Cannot call: denied");
+  };
+  const denied = implementService(Denied, { sum: deny, scan: deny });
+  let server: Server;
+  let h2: Awaited<ReturnType<typeof serveHttp2>>;
+  let h2Client: ReturnType<typeof createHttp2Client>;
+  before(async () => {
+    server = await startServer(createRpcHandler(denied));
+    h2 = await serveHttp2(createUniversalHandler(denied));
+    h2Client = createHttp2Client(h2.url.origin);
+  });
+  after(async () => {
+    await h2Client.close();
+    await deadline(h2.shutdown(), T, "h2 shutdown");
+    await deadline(server.shutdown(), T, "server shutdown");
+  });
+
+  const inProcess = createRpcHandler(denied);
+  const transports = () => ({
+    "Connect in process": createConnectTransport({
+      baseUrl: "http://denied",
+      fetch: (input, init) => inProcess(new Request(input as string, init)),
+    }),
+    "Connect over fetch": createConnectTransport({
+      baseUrl: server.url.origin,
+    }),
+    "gRPC-Web over fetch": createGrpcWebTransport({
+      baseUrl: server.url.origin,
+    }),
+    "gRPC over node:http2": createGrpcTransport({
+      baseUrl: h2.url.origin,
+      httpClient: h2Client,
+    }),
+  });
+
+  it("sends and complete succeed on every transport, and receive gives the server's status", async () => {
+    for (const [name, transport] of Object.entries(transports())) {
+      const client = createClient(Denied, transport);
+      for (const method of ["sum", "scan"] as const) {
+        const call = client[method]();
+        call.headers.catch(() => {});
+        call.trailers.catch(() => {});
+        // Long enough for the answer to arrive and the request body to be
+        // cancelled before the first send.
+        await sleep(50);
+        for (let i = 1n; i <= 3n; i++) await call.send(i);
+        await call.complete();
+        await assert.rejects(
+          call.receive(),
+          (error: RpcError) =>
+            error.code === Code.PermissionDenied &&
+            error.rawMessage === "Cannot call: denied",
+          `${name}, ${method}`,
+        );
+        // Once the call is known to have failed, sends fail with its error.
+        if (method === "scan") {
+          await assert.rejects(
+            call.send(4n),
+            (error: RpcError) => error.code === Code.PermissionDenied,
+            `${name}, ${method}: a send after the status`,
+          );
+        }
+      }
+    }
+  });
 });

@@ -28,6 +28,9 @@ export interface Sender<I> {
   /**
    * Sends one message. Resolves once it is queued (waits while the queue is
    * full: back-pressure); rejects with the call's `RpcError` if it failed.
+   * A server may end the call before reading every request (failing it at
+   * once, say): until its answer has been received, sends still resolve
+   * (their messages are dropped), and `receive` gives the call's status.
    */
   send(value: I): Promise<void>;
   /** Ends the request stream. */

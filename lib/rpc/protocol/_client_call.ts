@@ -17,7 +17,10 @@ import { linkDeadline } from "./_deadline.ts";
 import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
 import type { CallStatus } from "./_server_call.ts";
 import type { MethodDefinition } from "../define_service.ts";
-import { FrameEncoderStream } from "../wire/frame_encoder_stream.ts";
+import {
+  discardAfterCancel,
+  FrameEncoderStream,
+} from "../wire/frame_encoder_stream.ts";
 import { encodeFrame } from "../wire/_frame.ts";
 import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -162,6 +165,10 @@ export function startClientCall<I, O>(
       signal: requestEnd.signal,
       toFrame,
     });
+    // The server may stop reading before the call ends (it answers with
+    // an error at once): sends then succeed, and the call's status comes
+    // with the responses, whatever the HTTP client.
+    discardAfterCancel(encoder);
     requests = encoder.writable;
     push = (value) => encoder.push(value);
     flush = () => encoder.flush();

@@ -117,7 +117,8 @@ export class FrameEncoderStream<T = Frame>
           // Cancelled meanwhile: nothing more goes to the stream.
         });
       },
-      cancel: (reason) => queue.fail(reason),
+      cancel: (reason) =>
+        discarding.has(this) ? queue.discard() : queue.fail(reason),
     }, { highWaterMark: 0 });
     // The runtime glue may take the bytes straight from the queue.
     registerSinkable(this.readable, async (sink) => {
@@ -222,6 +223,8 @@ export class FrameQueue<T> {
   #queuedBytes = 0;
   #closed = false;
   #failed = false;
+  /** The reader went away and chunks are dropped from now on (`discard`). */
+  #discarding = false;
   #flushing = false;
   #failure: unknown;
   /** Where chunks go once `pipeTo` (or `streamTo`) runs. */
@@ -320,6 +323,7 @@ export class FrameQueue<T> {
    */
   accept(chunk: T): void | Promise<void> {
     if (this.#failed) throw this.#failure;
+    if (this.#discarding) return;
     const toFrame = this.#toFrame;
     if (!toFrame) return this.#push(chunk as unknown as Frame);
     let frame: Frame | PromiseLike<Frame>;
@@ -627,12 +631,45 @@ export class FrameQueue<T> {
     this.#wake();
   }
 
+  /**
+   * The reader went away but the writer may go on (the RPC client's
+   * request stream, whose server stopped reading it): drops what is queued
+   * and every chunk from now on, and closing succeeds.
+   */
+  discard(): void {
+    if (this.#failed || this.#discarding) return;
+    this.#discarding = true;
+    this.#queue = [];
+    this.#head = 0;
+    this.#queuedBytes = 0;
+    const writer = this.#wakeWriter;
+    this.#wakeWriter = undefined;
+    writer?.resolve();
+    this.#releaseDrain?.();
+    this.#wake();
+  }
+
   /** The writer failed: as `fail`, and tells `onError`. */
   error(reason: unknown): void {
     if (this.#failed) return;
     this.fail(reason);
     this.#onError(reason);
   }
+}
+
+/** Encoders whose chunks are dropped once their reader cancels. */
+const discarding = new WeakSet<FrameEncoderStream<never>>();
+
+/**
+ * Makes `encoder` drop what is written once its readable is cancelled,
+ * instead of failing the writes: the RPC client's request stream, whose
+ * server may stop reading it (a call that ends early, with its status in
+ * the response): sending then succeeds as it does over a connection whose
+ * peer no longer reads, and the call's outcome comes with the responses.
+ * Internal (not exported by the module's entry point).
+ */
+export function discardAfterCancel<T>(encoder: FrameEncoderStream<T>): void {
+  discarding.add(encoder as FrameEncoderStream<never>);
 }
 
 const GATHER_TURNS = 16;
