@@ -328,6 +328,55 @@ describe("compression options", () => {
     }
   });
 
+  it("a caller's encoding headers are the transport's: the call goes as without them", async () => {
+    // Forwarded from another request, say: they would claim a compression
+    // the body does not have, or ask for one the client does not read.
+    const forwarded = {
+      "content-encoding": "gzip",
+      "connect-content-encoding": "gzip",
+      "grpc-encoding": "gzip",
+      "accept-encoding": "br",
+      "connect-accept-encoding": "deflate",
+      "grpc-accept-encoding": "deflate",
+      "content-length": "3",
+      "x-kept": "yes",
+    };
+    for (const make of [createConnectTransport, createGrpcWebTransport]) {
+      const seen: Headers[] = [];
+      const transport = make({
+        // None: a compressed unary answer would reach this fetch, which
+        // is a handler, not decoded as fetch decodes it.
+        baseUrl: "http://in-process",
+        acceptCompression: [],
+        headers: { "grpc-encoding": "deflate" },
+        fetch: async (input, init) => {
+          seen.push(new Headers(init?.headers));
+          return await handler(new Request(input, init));
+        },
+      });
+      const client = createClient(MountService, transport);
+      assert.equal(await client.add(1n, { headers: forwarded }), 2n);
+      const call = client.echo({ headers: forwarded });
+      const payload = new Uint8Array(5000).fill(7);
+      await call.send(payload);
+      await call.complete();
+      assert.deepEqual(
+        await deadline(Array.fromAsync(call.responses), T),
+        [payload],
+        make.name,
+      );
+      for (const headers of seen) {
+        assert.equal(headers.get("x-kept"), "yes", make.name);
+        for (const [name, value] of Object.entries(forwarded)) {
+          if (name !== "x-kept") {
+            assert.notEqual(headers.get(name), value, `${make.name}: ${name}`);
+          }
+        }
+        assert.notEqual(headers.get("grpc-encoding"), "deflate", make.name);
+      }
+    }
+  });
+
   it("a compressed request the server does not accept fails with UNIMPLEMENTED", async () => {
     const plain = createRpcHandler(impl, { acceptCompression: [] });
     const response = await plain(

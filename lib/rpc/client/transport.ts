@@ -13,7 +13,13 @@ export interface CallOptions {
    * fails with `Code.DeadlineExceeded` when it passes.
    */
   timeoutMs?: number;
-  /** Extra request headers (metadata). */
+  /**
+   * Extra request headers (metadata). Those that describe the body's
+   * encoding or length, or the encodings the client reads
+   * (`content-encoding`, `accept-encoding`, `connect-content-encoding`,
+   * `grpc-encoding`, their accept forms, `content-length`), are the
+   * transport's, set from its options, and not sent from here.
+   */
   headers?: HeadersInit;
   /**
    * Called once with the response headers, as soon as a response has
@@ -166,7 +172,10 @@ export interface TransportOptions {
    * @default {4194304}
    */
   maxMessageBytes?: number;
-  /** Headers sent with every call. */
+  /**
+   * Headers sent with every call (a call's `headers` win); the encoding
+   * and length headers are left out, as from a call's.
+   */
   headers?: HeadersInit;
   /**
    * Lets bidi calls run over fetch in a browser, where fetch is half

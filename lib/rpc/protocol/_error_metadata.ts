@@ -7,32 +7,7 @@
 // trailers, and only its code, message and details go on.
 
 import type { RpcError } from "../rpc_error.ts";
-
-/**
- * Headers that carry the protocols' own information (the same set as
- * connect-go's and Connect-ES's): never taken from an error's metadata.
- */
-const PROTOCOL_HEADERS: ReadonlySet<string> = new Set([
-  "content-type",
-  "content-length",
-  "content-encoding",
-  "accept-encoding",
-  "host",
-  "user-agent",
-  "trailer",
-  "date",
-  "te",
-  "connect-content-encoding",
-  "connect-accept-encoding",
-  "connect-timeout-ms",
-  "connect-protocol-version",
-  "grpc-encoding",
-  "grpc-accept-encoding",
-  "grpc-timeout",
-  "grpc-status",
-  "grpc-message",
-  "grpc-status-details-bin",
-]);
+import { isProtocolHeader } from "./_protocol_headers.ts";
 
 const fromWire = new WeakSet<RpcError>();
 
@@ -55,7 +30,7 @@ export function trailersWithError(
 ): Headers {
   if (error === undefined || fromWire.has(error)) return trailers;
   error.metadata.forEach((value, key) => {
-    if (!PROTOCOL_HEADERS.has(key)) trailers.append(key, value);
+    if (!isProtocolHeader(key)) trailers.append(key, value);
   });
   return trailers;
 }

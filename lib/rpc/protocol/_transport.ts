@@ -3,6 +3,7 @@
 // request headers (request_header.ts) and its response validation
 // (validate_response.ts).
 
+import { isEncodingHeader } from "./_protocol_headers.ts";
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import {
@@ -70,13 +71,23 @@ export function resolveTransportOptions(
   };
 }
 
-/** Merges transport and call headers. */
+/**
+ * Merges transport and call headers, without those describing the body's
+ * encoding or length: the transport sets them from its options (a
+ * caller's `content-encoding`, forwarded from another request, say, would
+ * misdescribe the body, and an `accept-encoding` would ask for what the
+ * client cannot read).
+ */
 function callHeaders(
   resolved: ResolvedTransportOptions,
   options: CallOptions,
 ): Headers {
-  const headers = new Headers(resolved.headers);
-  new Headers(options.headers).forEach((value, key) => headers.set(key, value));
+  const headers = new Headers();
+  const add = (value: string, key: string) => {
+    if (!isEncodingHeader(key)) headers.set(key, value);
+  };
+  new Headers(resolved.headers).forEach(add);
+  new Headers(options.headers).forEach(add);
   return headers;
 }
 
