@@ -20,8 +20,10 @@ import {
   createGrpcWebTransport,
   createRpcHandler,
   createUniversalHandler,
+  createWebSocketTransport,
   defineService,
   FrameDecoder,
+  type HandlerContext,
   type HttpClient,
   implementService,
   Int64Value,
@@ -61,6 +63,7 @@ import {
   serveHttp2,
 } from "../lib/runtime/grpc_node.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
+import { createWebSocketRpcHandler } from "../lib/runtime/websocket.ts";
 import {
   anyBytes,
   assertNotForeign,
@@ -2013,6 +2016,360 @@ describe("fuzz: the RPC server's fast paths over the loopback", () => {
       );
     } finally {
       await Promise.all([...http2Clients.values()].map((c) => c.close()));
+    }
+  });
+});
+
+// ---------- metadata and errors end to end ----------
+
+const MetaService = defineService("MetaService", {
+  unary: {
+    kind: "unary",
+    input: Int64Value,
+    output: Int64Value,
+    idempotency: "no-side-effects",
+  },
+  fold: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  list: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  run: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+/** Header names the protocols own: planted in an error's metadata. */
+const PLANTED = [
+  "content-type",
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+  "connect-protocol-version",
+  "content-encoding",
+];
+
+/**
+ * Request headers the transports own: planted in a call's headers. (A
+ * deadline header goes as given: tests/rpc_calls.test.ts.)
+ */
+const PLANTED_REQUEST = [
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "accept-encoding",
+  "connect-content-encoding",
+  "connect-accept-encoding",
+  "grpc-encoding",
+  "grpc-accept-encoding",
+];
+
+/**
+ * Metadata under a prefix of its own (request, header, trailer, error), so
+ * that no name is in two of them: printable ASCII values without spaces at
+ * either end, or `-bin` values in base64 (padded or not).
+ */
+function metaList(prefix: string) {
+  return fc.array(
+    fc.oneof(
+      fc.tuple(
+        fc.stringMatching(/^[a-z0-9]{1,6}$/).map((n) => `${prefix}${n}`),
+        fc.stringMatching(/^[\x21-\x7e]([\x20-\x7e]{0,24}[\x21-\x7e])?$/),
+      ),
+      fc.tuple(
+        fc.stringMatching(/^[a-z0-9]{1,6}$/).map((n) => `${prefix}${n}-bin`),
+        // Not empty: Headers joins a name's values with ", ", and an empty
+        // one at the end reads back trimmed.
+        fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 12 }), fc.boolean())
+          .map(([bytes, padded]) => {
+            const text = encodeBase64(bytes);
+            return padded ? text : text.replace(/=+$/, "");
+          }),
+      ),
+    ),
+    { maxLength: 4 },
+  );
+}
+
+const metaCase = fc.record({
+  transport: fc.constantFrom(
+    "connect",
+    "connect-get",
+    "grpc-web",
+    "grpc",
+    "websocket",
+  ),
+  over: fc.constantFrom("in process", "loopback"),
+  codec: fc.constantFrom("proto", "json"),
+  method: fc.constantFrom("unary", "fold", "list", "run"),
+  // Messages answered before the end (streaming responses only).
+  answers: fc.nat({ max: 3 }),
+  request: metaList("x-r-"),
+  plantedRequest: fc.subarray(PLANTED_REQUEST),
+  headers: metaList("x-h-"),
+  trailers: metaList("x-t-"),
+  failure: fc.option(
+    fc.record({
+      code: fc.integer({ min: 1, max: 16 }),
+      // Any text, lone surrogates and all (the status line is cut past
+      // 1,024 characters: not here).
+      message: fc.string({ unit: "binary", maxLength: 40 }),
+      metadata: metaList("x-e-"),
+      planted: fc.subarray(PLANTED),
+      details: fc.array(
+        fc.record({
+          type: fc.stringMatching(
+            /^[a-z][a-z0-9_]{0,8}(\.[A-Z][a-z0-9]{0,8})$/,
+          ),
+          value: anyBytes(12),
+        }),
+        { maxLength: 2 },
+      ),
+    }),
+    { freq: 3 },
+  ),
+});
+
+type MetaCase = typeof metaCase extends fc.Arbitrary<infer T> ? T : never;
+
+let metaPlan: MetaCase | undefined;
+let metaSeen: Headers | undefined;
+
+/** The case's response: its metadata, `answers` values, then its end. */
+function metaRespond(context: HandlerContext): void {
+  const plan = metaPlan!;
+  metaSeen = context.requestHeaders;
+  for (const [k, v] of plan.headers) context.responseHeaders.append(k, v);
+  for (const [k, v] of plan.trailers) context.responseTrailers.append(k, v);
+}
+
+function metaFailure(): RpcError | undefined {
+  const failure = metaPlan!.failure;
+  if (failure === null) return undefined;
+  const metadata = new Headers(failure.metadata);
+  for (const name of failure.planted) metadata.set(name, `planted-${name}`);
+  return new RpcError(failure.code as Code, failure.message, {
+    metadata,
+    details: failure.details,
+  });
+}
+
+const metaImplementation = implementService(MetaService, {
+  unary(value, context) {
+    metaRespond(context);
+    const error = metaFailure();
+    if (error) throw error;
+    return value;
+  },
+  async fold(values, context) {
+    metaRespond(context);
+    let n = 0n;
+    for await (const _ of values) n++;
+    const error = metaFailure();
+    if (error) throw error;
+    return n;
+  },
+  async *list(value, context) {
+    metaRespond(context);
+    for (let i = 0; i < metaPlan!.answers; i++) yield value + BigInt(i);
+    const error = metaFailure();
+    if (error) throw error;
+  },
+  async *run(values, context) {
+    metaRespond(context);
+    for await (const _ of values) { /* read them all */ }
+    for (let i = 0; i < metaPlan!.answers; i++) yield BigInt(i);
+    const error = metaFailure();
+    if (error) throw error;
+  },
+});
+
+const metaHandler = createUniversalHandler(metaImplementation);
+
+/** The universal handler as an HttpClient, in process. */
+const metaInProcess: HttpClient = async (request) => {
+  const response = await metaHandler({
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    body: request.body instanceof Uint8Array
+      ? ReadableStream.from([request.body])
+      : request.body,
+    signal: request.signal,
+  });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: response.body ?? ReadableStream.from<Uint8Array>([]),
+    trailers: response.trailers ?? Promise.resolve(new Headers()),
+  };
+};
+
+/** What the client saw of a call. */
+interface MetaSeen {
+  values: bigint[];
+  headers?: Headers;
+  trailers?: Headers;
+  error?: RpcError;
+}
+
+async function metaCall(
+  r: MetaCase,
+  loopback: { h1: string; h2: string; h2Client: HttpClient },
+): Promise<MetaSeen> {
+  const base = r.over === "in process"
+    ? { baseUrl: "http://meta", httpClient: metaInProcess }
+    : r.transport === "grpc"
+    ? { baseUrl: loopback.h2, httpClient: loopback.h2Client }
+    : { baseUrl: loopback.h1 };
+  const options = { ...base, codec: r.codec };
+  const transport = r.transport === "grpc"
+    ? createGrpcTransport({ ...options, httpClient: options.httpClient! })
+    : r.transport === "grpc-web"
+    ? createGrpcWebTransport(options)
+    : r.transport === "websocket"
+    ? createWebSocketTransport({ baseUrl: loopback.h1, codec: r.codec })
+    : createConnectTransport({
+      ...options,
+      useHttpGet: r.transport === "connect-get",
+    });
+  const client = createClient(MetaService, transport);
+  const seen: MetaSeen = { values: [] };
+  const callOptions = {
+    headers: [
+      ...r.request,
+      ...r.plantedRequest.map((name) => [name, `planted-${name}`]),
+    ] as [string, string][],
+    onHeader: (h: Headers) => void (seen.headers = h),
+    onTrailer: (t: Headers) => void (seen.trailers = t),
+  };
+  try {
+    if (r.method === "unary") {
+      seen.values.push(await client.unary(7n, callOptions));
+    } else if (r.method === "fold") {
+      const call = client.fold(callOptions);
+      call.headers.catch(() => {});
+      call.trailers.catch(() => {});
+      await call.send(1n);
+      await call.send(2n);
+      await call.complete();
+      seen.values.push(await call.receive());
+    } else {
+      let call;
+      if (r.method === "list") call = client.list(7n, callOptions);
+      else {
+        const bidi = client.run(callOptions);
+        bidi.headers.catch(() => {});
+        bidi.trailers.catch(() => {});
+        await bidi.send(1n);
+        await bidi.complete();
+        call = bidi;
+      }
+      call.headers.catch(() => {});
+      call.trailers.catch(() => {});
+      for await (const value of call.responses) seen.values.push(value);
+    }
+  } catch (error) {
+    assert.ok(error instanceof RpcError, String(error));
+    seen.error = error;
+  }
+  return seen;
+}
+
+/** The case's metadata, as Headers built the same way. */
+function headersOfList(list: [string, string][]): Headers {
+  const headers = new Headers();
+  for (const [k, v] of list) headers.append(k, v);
+  return headers;
+}
+
+/** Each name of `want` has its value in `got`. */
+function assertHas(got: Headers | undefined, want: Headers, what: string) {
+  want.forEach((value, name) => {
+    assert.equal(got?.get(name), value, `${what}: ${name}`);
+  });
+}
+
+describe("fuzz: metadata and errors end to end", () => {
+  it("request and response metadata, and a handler's error (code, any message, details, metadata), arrive as sent on every transport, protocol headers left to the protocol", async () => {
+    const rpc = createRpcHandler(metaImplementation);
+    const ws = createWebSocketRpcHandler(metaImplementation);
+    const h1 = await serve(
+      (request) => request.headers.get("upgrade") ? ws(request) : rpc(request),
+      { hostname: "127.0.0.1", port: 0 },
+    );
+    const h2 = await serveHttp2(metaHandler);
+    const h2Client = createHttp2Client(h2.url.origin);
+    const loopback = {
+      h1: h1.url.origin,
+      h2: h2.url.origin,
+      h2Client,
+    };
+    try {
+      await record.checkAsync(
+        "metadata and errors end to end",
+        fc.asyncProperty(metaCase, async (r) => {
+          // Connect GET is for unary calls, WebSocket over the loopback.
+          if (r.transport === "connect-get") r = { ...r, method: "unary" };
+          if (r.transport === "websocket") r = { ...r, over: "loopback" };
+          metaPlan = r;
+          metaSeen = undefined;
+          const seen = await metaCall(r, loopback);
+          const where = `${r.transport} ${r.over} ${r.method}`;
+          // The request's metadata, as the handler saw it.
+          assertHas(metaSeen, headersOfList(r.request), `${where} request`);
+          // The transport's own headers are its own: planted ones are not
+          // sent (the call goes as if they were not there).
+          for (const name of r.plantedRequest) {
+            const saw = (metaSeen as Headers | undefined)?.get(name);
+            assert.notEqual(saw, `planted-${name}`, where);
+          }
+          assertHas(seen.headers, headersOfList(r.headers), `${where} header`);
+          const trailers = headersOfList(r.trailers);
+          const failure = r.failure;
+          if (failure === null) {
+            assert.equal(seen.error, undefined, where);
+            assertHas(seen.trailers, trailers, `${where} trailer`);
+            return;
+          }
+          const error = seen.error;
+          assert.ok(error, `${where}: the call did not fail`);
+          assert.equal(error.code, failure.code, where);
+          // gRPC's status line is UTF-8 (a lone surrogate becomes U+FFFD);
+          // Connect's JSON escapes it.
+          assert.equal(
+            error.rawMessage,
+            r.transport === "grpc" || r.transport === "grpc-web"
+              ? failure.message.toWellFormed()
+              : failure.message,
+            where,
+          );
+          assert.deepEqual(
+            error.details.map((d) => [d.type, [...d.value]]),
+            failure.details.map((d) => [d.type, [...d.value]]),
+            `${where} details`,
+          );
+          // The handler's trailers, then its error's metadata; both in the
+          // error's metadata and in onTrailer's.
+          for (const [k, v] of failure.metadata) trailers.append(k, v);
+          assertHas(seen.trailers, trailers, `${where} trailer`);
+          assertHas(error.metadata, trailers, `${where} error metadata`);
+          // The planted protocol headers were not sent as they were.
+          for (const name of failure.planted) {
+            for (const got of [seen.headers, seen.trailers, error.metadata]) {
+              assert.notEqual(got?.get(name), `planted-${name}`, where);
+            }
+          }
+          // Streaming responses: the values answered before the error.
+          if (r.method === "list") {
+            assert.deepEqual(
+              seen.values,
+              Array.from({ length: r.answers }, (_, i) => 7n + BigInt(i)),
+              where,
+            );
+          }
+        }),
+        300,
+      );
+    } finally {
+      await h2Client.close();
+      await h2.shutdown();
+      await h1.shutdown();
     }
   });
 });
