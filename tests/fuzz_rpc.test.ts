@@ -2111,6 +2111,9 @@ const metaCase = fc.record({
       message: fc.string({ unit: "binary", maxLength: 40 }),
       metadata: metaList("x-e-"),
       planted: fc.subarray(PLANTED),
+      // Streaming requests: fail before reading them (the client's sends
+      // then go to a server that stopped reading).
+      early: fc.boolean(),
       details: fc.array(
         fc.record({
           type: fc.stringMatching(
@@ -2158,6 +2161,7 @@ const metaImplementation = implementService(MetaService, {
   },
   async fold(values, context) {
     metaRespond(context);
+    if (metaPlan!.failure?.early) throw metaFailure();
     let n = 0n;
     for await (const _ of values) n++;
     const error = metaFailure();
@@ -2172,6 +2176,7 @@ const metaImplementation = implementService(MetaService, {
   },
   async *run(values, context) {
     metaRespond(context);
+    if (metaPlan!.failure?.early) throw metaFailure();
     for await (const _ of values) { /* read them all */ }
     for (let i = 0; i < metaPlan!.answers; i++) yield BigInt(i);
     const error = metaFailure();
@@ -2206,6 +2211,14 @@ interface MetaSeen {
   headers?: Headers;
   trailers?: Headers;
   error?: RpcError;
+}
+
+/**
+ * A call the server fails before reading: waits for its answer, so that
+ * the sends go to a server that has stopped reading.
+ */
+async function answered(r: MetaCase, call: { headers: Promise<Headers> }) {
+  if (r.failure?.early) await call.headers.catch(() => {});
 }
 
 async function metaCall(
@@ -2245,6 +2258,7 @@ async function metaCall(
       const call = client.fold(callOptions);
       call.headers.catch(() => {});
       call.trailers.catch(() => {});
+      await answered(r, call);
       await call.send(1n);
       await call.send(2n);
       await call.complete();
@@ -2256,6 +2270,7 @@ async function metaCall(
         const bidi = client.run(callOptions);
         bidi.headers.catch(() => {});
         bidi.trailers.catch(() => {});
+        await answered(r, bidi);
         await bidi.send(1n);
         await bidi.complete();
         call = bidi;
