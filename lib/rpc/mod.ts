@@ -105,6 +105,7 @@ export {
   createFetchClient,
   type FetchClientOptions,
 } from "./client/create_fetch_client.ts";
+export { createUniversalHandlerClient } from "./client/create_universal_handler_client.ts";
 export {
   type ConnectTransportOptions,
   createConnectTransport,
