@@ -1,7 +1,7 @@
 // The library's own JS per lockstep round trip, without sockets: the
-// StreamingCalcService client and server in one process, joined by an
-// in-process HttpClient that hands the client's request to the server's
-// UniversalHandler and its response back (native gRPC framing, no
+// StreamingCalcService client and server in one process, joined by
+// createUniversalHandlerClient, which hands the client's request to the
+// server's UniversalHandler and its response back (native gRPC framing, no
 // node:http2, no HTTP). What a round trip over loopback costs beyond this
 // is the transport and the glue (bench/run.ts's lockstep rows, and
 // bench/h2_split_ab.ts).
@@ -19,6 +19,7 @@ import {
   createClient,
   createGrpcTransport,
   createUniversalHandler,
+  createUniversalHandlerClient,
 } from "../lib/rpc/mod.ts";
 import {
   serverOptions,
@@ -31,23 +32,7 @@ const n = Number(process.argv[2] ?? 40_000);
 const handler = createUniversalHandler(streamingCalc, serverOptions);
 const transport = createGrpcTransport({
   baseUrl: "http://in-process",
-  httpClient: async (request) => {
-    const response = await handler({
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      body: request.body instanceof Uint8Array
-        ? ReadableStream.from([request.body])
-        : request.body,
-      signal: request.signal,
-    });
-    return {
-      status: response.status,
-      headers: response.headers,
-      body: response.body ?? new Blob([]).stream(),
-      trailers: response.trailers ?? Promise.resolve(new Headers()),
-    };
-  },
+  httpClient: createUniversalHandlerClient(handler),
 });
 const client = createClient(StreamingCalcService, transport);
 

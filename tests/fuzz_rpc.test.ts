@@ -20,6 +20,7 @@ import {
   createGrpcWebTransport,
   createRpcHandler,
   createUniversalHandler,
+  createUniversalHandlerClient,
   createWebSocketTransport,
   defineService,
   FrameDecoder,
@@ -1830,26 +1831,19 @@ type PathCase = typeof pathCase extends fc.Arbitrary<infer T> ? T : never;
 /** The variant's server in process, with both bodies cut as `r` says. */
 function inProcess(r: PathCase, variant: PathVariant): HttpClient {
   const handler = pathHandlers[variant];
-  return async (request) => {
+  return createUniversalHandlerClient(async (request) => {
     const response = await handler({
-      method: request.method,
-      url: request.url,
-      headers: request.headers,
-      body: request.body instanceof Uint8Array
-        ? ReadableStream.from([request.body])
-        : rechunk(request.body, r.requestPoints),
-      signal: request.signal,
+      ...request,
+      body: request.body && rechunk(request.body, r.requestPoints),
     });
     return {
-      status: response.status,
-      headers: response.headers,
+      ...response,
       body: rechunk(
         response.body ?? ReadableStream.from<Uint8Array>([]),
         r.responsePoints,
       ),
-      trailers: response.trailers ?? Promise.resolve(new Headers()),
     };
-  };
+  });
 }
 
 /**
@@ -2186,24 +2180,7 @@ const metaImplementation = implementService(MetaService, {
 
 const metaHandler = createUniversalHandler(metaImplementation);
 
-/** The universal handler as an HttpClient, in process. */
-const metaInProcess: HttpClient = async (request) => {
-  const response = await metaHandler({
-    method: request.method,
-    url: request.url,
-    headers: request.headers,
-    body: request.body instanceof Uint8Array
-      ? ReadableStream.from([request.body])
-      : request.body,
-    signal: request.signal,
-  });
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: response.body ?? ReadableStream.from<Uint8Array>([]),
-    trailers: response.trailers ?? Promise.resolve(new Headers()),
-  };
-};
+const metaInProcess = createUniversalHandlerClient(metaHandler);
 
 /** What the client saw of a call. */
 interface MetaSeen {
