@@ -70,6 +70,22 @@ const lookup = implementService(LookupService, {
     if (request.key === "fail") {
       throw new RpcError(Code.NotFound, "Cannot get fail: no such key");
     }
+    if (request.key.startsWith("protocol")) {
+      // The protocol's own headers, as a handler copying another
+      // response's might set them: not sent.
+      for (
+        const target of [context.responseHeaders, context.responseTrailers]
+      ) {
+        target.set("content-type", "text/planted");
+        target.set("content-encoding", "planted");
+        target.set("grpc-status", "0");
+        target.set("grpc-encoding", "planted");
+        target.set("connect-content-encoding", "planted");
+      }
+      if (request.key === "protocol-fail") {
+        throw new RpcError(Code.NotFound, "Cannot get: no such key");
+      }
+    }
     if (request.key === "fail-meta") {
       throw new RpcError(Code.ResourceExhausted, "Cannot get: quota", {
         metadata: ERROR_METADATA,
@@ -212,6 +228,26 @@ describe("onHeader and onTrailer on unary calls", { timeout: T }, () => {
         assert.notEqual(seen.trailers?.get(name), ERROR_METADATA.get(name));
         assert.notEqual(seen.headers?.get(name), ERROR_METADATA.get(name));
       }
+    });
+
+    it(`${name}: protocol headers a handler sets are not sent; the call answers as without them`, async () => {
+      const client = createClient(LookupService, transport());
+      const seen: Seen = { order: [] };
+      const answer = await client.get({ key: "protocol" }, callOptions(seen));
+      assert.equal(answer.value, "v");
+      assert.equal(seen.headers?.get("x-header"), "h-protocol");
+      assert.equal(seen.trailers?.get("x-trailer"), "t-protocol");
+      for (const got of [seen.headers, seen.trailers]) {
+        assert.notEqual(got?.get("content-type"), "text/planted");
+        assert.notEqual(got?.get("content-encoding"), "planted");
+        assert.notEqual(got?.get("grpc-encoding"), "planted");
+      }
+      await assert.rejects(
+        client.get({ key: "protocol-fail" }),
+        (error: RpcError) =>
+          error.code === Code.NotFound &&
+          error.rawMessage === "Cannot get: no such key",
+      );
     });
 
     it(`${name}: an error relayed from another call keeps its code and message, not its metadata`, async () => {

@@ -10,7 +10,7 @@
 // browsers, which cannot stream a request body over HTTP/1.1; client- and
 // bidi-streaming calls stream it (full duplex).
 
-import { markFromWire } from "./_error_metadata.ts";
+import { markFromWire } from "./_protocol_headers.ts";
 import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";

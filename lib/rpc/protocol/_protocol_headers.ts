@@ -1,6 +1,15 @@
-// The headers the protocols own: none is taken from a handler's error
-// metadata, and those that describe a request body's encoding and length
-// (or what the client can read) from a caller's call headers.
+// The headers the protocols own. The server sends none of them from a
+// handler (its response headers and trailers, its error's metadata), and
+// the transports none of those that describe a request body's encoding and
+// length from a caller's call headers.
+//
+// A handler's RpcError metadata goes with the status as trailers, as
+// Connect-ES, connect-go and grpc-js send it; not that of an error that
+// came from the wire (a handler rethrowing what another server answered):
+// it holds that server's trailers, and only its code, message and details
+// go on.
+
+import type { RpcError } from "../rpc_error.ts";
 
 /**
  * Headers that carry the protocols' own information (the set connect-go
@@ -52,4 +61,41 @@ const ENCODING_HEADERS: ReadonlySet<string> = new Set([
 /** Whether `name` (lower case) is a request's encoding or length header. */
 export function isEncodingHeader(name: string): boolean {
   return ENCODING_HEADERS.has(name);
+}
+
+/** Appends `from`'s entries to `into`, protocol headers left out. */
+function appendOwn(into: Headers, from: Headers): Headers {
+  from.forEach((value, key) => {
+    if (!isProtocolHeader(key)) into.append(key, value);
+  });
+  return into;
+}
+
+/** A handler's response headers as sent: protocol headers left out. */
+export function handlerHeaders(headers: Headers): Headers {
+  return appendOwn(new Headers(), headers);
+}
+
+const fromWire = new WeakSet<RpcError>();
+
+/**
+ * Marks an error as a server's answer (the client's): a handler that
+ * rethrows it sends its code, message and details, not its metadata.
+ */
+export function markFromWire(error: RpcError): void {
+  fromWire.add(error);
+}
+
+/**
+ * The trailers of a call that ends with `error` (or none): the handler's
+ * trailers, then the error's metadata unless it came from the wire;
+ * protocol headers left out of both.
+ */
+export function statusTrailers(
+  trailers: Headers,
+  error: RpcError | undefined,
+): Headers {
+  const sent = appendOwn(new Headers(), trailers);
+  if (error === undefined || fromWire.has(error)) return sent;
+  return appendOwn(sent, error.metadata);
 }

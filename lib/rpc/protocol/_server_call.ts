@@ -32,7 +32,7 @@ import type {
 } from "../server/implement_service.ts";
 import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
-import { trailersWithError } from "./_error_metadata.ts";
+import { handlerHeaders, statusTrailers } from "./_protocol_headers.ts";
 import { IdleWatch, withIdleTimeout } from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
 import {
@@ -86,8 +86,8 @@ export interface ServerCallInit {
 export interface ServerCall {
   /**
    * Resolves when the response head may go out: the first response message
-   * is ready, or the call has ended. `responseHeaders` then holds what the
-   * handler set.
+   * is ready, or the call has ended. `responseHeaders` then gives what the
+   * handler set (protocol headers left out: the protocol sets those).
    */
   head: Promise<void>;
   responseHeaders: Headers;
@@ -242,7 +242,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     head.resolve();
     return {
       error,
-      trailers: trailersWithError(context.responseTrailers, error),
+      trailers: statusTrailers(context.responseTrailers, error),
     };
   })();
 
@@ -288,7 +288,9 @@ export function startServerCall(init: ServerCallInit): ServerCall {
 
   return {
     head: head.promise,
-    responseHeaders: context.responseHeaders,
+    get responseHeaders() {
+      return handlerHeaders(context.responseHeaders);
+    },
     body,
     status,
     message: message.promise,
@@ -654,13 +656,15 @@ function startBareCall(init: ServerCallInit): ServerCall {
     }
     return {
       error,
-      trailers: trailersWithError(context.responseTrailers, error),
+      trailers: statusTrailers(context.responseTrailers, error),
     };
   })();
   let body: ReadableStream<Uint8Array> | undefined;
   return {
     head: status.then(() => {}),
-    responseHeaders: context.responseHeaders,
+    get responseHeaders() {
+      return handlerHeaders(context.responseHeaders);
+    },
     // The response goes in `message`; the body is empty.
     get body() {
       return body ??= new ReadableStream({ start: (c) => c.close() });

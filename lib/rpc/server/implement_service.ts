@@ -33,9 +33,16 @@ export interface HandlerContext {
    * Headers to send with the response, on every protocol. They go out with
    * the first response message or when the call ends, whichever comes
    * first: set them before either, however long the handler waits first.
+   * The protocol's own headers (`content-type`, `content-encoding`,
+   * `grpc-status`, `connect-*`, ...: the set Connect-ES keeps out of error
+   * metadata) are not sent from here: the protocol sets them.
    */
   readonly responseHeaders: Headers;
-  /** Trailers to send when the call ends. */
+  /**
+   * Trailers to send when the call ends (the protocol's own headers left
+   * out, as from `responseHeaders`), followed by the metadata of the
+   * `RpcError` the handler fails with, if any.
+   */
   readonly responseTrailers: Headers;
 }
 
