@@ -15,6 +15,7 @@ import {
   createGrpcWebTransport,
   createRpcHandler,
   createUniversalHandler,
+  createUniversalHandlerClient,
   defineService,
   implementService,
   Int64Value,
@@ -699,6 +700,58 @@ describe("a streaming call the server fails before reading its requests", () => 
             `${name}, ${method}: a send after the status`,
           );
         }
+      }
+    }
+  });
+});
+
+// A handler's RpcError with code OK (0) or none at all (17) went out as
+// it was: over gRPC and gRPC-Web a failing server stream read as a
+// success, and over Connect as "HTTP status undefined" or invalid JSON.
+// RpcError now refuses such a code, so the handler fails with a
+// RangeError: UNKNOWN, naming the code.
+describe("a handler's RpcError with a code that is no error code", () => {
+  const Odd = defineService("test.v1.Odd", {
+    one: { kind: "unary", input: Int64Value, output: Int64Value },
+    some: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  });
+  const handler = createUniversalHandler(implementService(Odd, {
+    one: (code) => {
+      throw new RpcError(Number(code) as Code, "odd");
+    },
+    async *some(code) {
+      yield 1n;
+      throw new RpcError(Number(code) as Code, "odd");
+    },
+  }));
+  const options = {
+    baseUrl: "http://in-process",
+    httpClient: createUniversalHandlerClient(handler),
+  };
+
+  it("fails the call UNKNOWN with the RangeError's message on every protocol", async () => {
+    for (
+      const transport of [
+        createConnectTransport(options),
+        createGrpcWebTransport(options),
+        createGrpcTransport(options),
+      ]
+    ) {
+      const client = createClient(Odd, transport);
+      for (const code of [0n, 17n]) {
+        const named = (error: RpcError) =>
+          error.code === Code.Unknown &&
+          error.rawMessage.includes(`code ${code} is not an error code`);
+        await assert.rejects(client.one(code), named, transport.protocol);
+        const seen: bigint[] = [];
+        await assert.rejects(
+          (async () => {
+            for await (const v of client.some(code).responses) seen.push(v);
+          })(),
+          named,
+          transport.protocol,
+        );
+        assert.deepEqual(seen, [1n]);
       }
     }
   });

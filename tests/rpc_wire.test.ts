@@ -720,6 +720,18 @@ describe("headers and status formats", () => {
     );
   });
 
+  it("RpcError refuses a code that is not an error code, naming it", () => {
+    for (const code of [Code.OK, 17, -1, 1.5, NaN]) {
+      assert.throws(
+        () => new RpcError(code as Code, "x"),
+        (error: Error) =>
+          error instanceof RangeError &&
+          error.message.includes(`code ${code} is not an error code`),
+      );
+    }
+    assert.equal(new RpcError(Code.Unauthenticated).code, 16);
+  });
+
   it("RpcError.from keeps RpcErrors and maps abort reasons", () => {
     const e = new RpcError(Code.Aborted, "x");
     assert.equal(RpcError.from(e), e);

@@ -1,5 +1,5 @@
 import { Code } from "./code.ts";
-import { codeToName } from "./protocol/_codes.ts";
+import { codeToName, isCode } from "./protocol/_codes.ts";
 
 /**
  * A typed error detail: the fully qualified Protobuf message name and the
@@ -63,11 +63,21 @@ export class RpcError extends Error {
   /**
    * Creates an RPC error.
    *
-   * @param code The status code.
+   * @param code The status code: an error code, 1 to 16 (`Code.OK`, 0, is
+   * not one).
    * @param message The error message.
    * @param options Details, metadata and cause.
+   * @throws {RangeError} If `code` is not an error code: sent as it is, an
+   * OK or unknown status would misreport the call.
    */
   constructor(code: Code, message = "", options: RpcErrorOptions = {}) {
+    if (!isCode(code) || code === Code.OK) {
+      throw new RangeError(
+        `Cannot create RpcError: code ${
+          String(code)
+        } is not an error code (1 to 16; Code.OK is 0)`,
+      );
+    }
     super(
       message ? `[${codeToName(code)}] ${message}` : `[${codeToName(code)}]`,
       options.cause === undefined ? undefined : { cause: options.cause },
