@@ -755,4 +755,33 @@ describe("a handler's RpcError with a code that is no error code", () => {
       }
     }
   });
+
+  it("a status that cannot be encoded still ends the stream, INTERNAL naming why", async () => {
+    // Details changed after the error was made: encoding them threw, and
+    // the response body of a fetch server never ended.
+    const Broken = defineService("test.v1.Broken", {
+      some: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+    });
+    const broken = createUniversalHandler(implementService(Broken, {
+      async *some() {
+        yield 1n;
+        const error = new RpcError(Code.NotFound, "odd");
+        error.details.push({ type: "a.B", value: "abc" as never });
+        throw error;
+      },
+    }));
+    const client = createClient(
+      Broken,
+      createGrpcWebTransport({
+        baseUrl: "http://in-process",
+        httpClient: createUniversalHandlerClient(broken),
+      }),
+    );
+    await assert.rejects(
+      deadline(Array.fromAsync(client.some(0n).responses), T, "the stream"),
+      (error: RpcError) =>
+        error.code === Code.Internal &&
+        error.rawMessage.startsWith("Cannot send status: "),
+    );
+  });
 });

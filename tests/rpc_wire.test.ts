@@ -732,6 +732,28 @@ describe("headers and status formats", () => {
     assert.equal(new RpcError(Code.Unauthenticated).code, 16);
   });
 
+  it("RpcError refuses details that are not { type: string, value: Uint8Array }", () => {
+    for (
+      const detail of [
+        { type: "a.B", value: "abc" },
+        { type: "a.B", value: [1, 2] },
+        { value: new Uint8Array(1) },
+        null,
+      ]
+    ) {
+      assert.throws(
+        () => new RpcError(Code.NotFound, "x", { details: [detail as never] }),
+        /detail 0 is not \{ type: string, value: Uint8Array \}/,
+      );
+    }
+    const value = new Uint8Array([1]);
+    assert.deepEqual(
+      new RpcError(Code.NotFound, "x", { details: [{ type: "a.B", value }] })
+        .details,
+      [{ type: "a.B", value }],
+    );
+  });
+
   it("RpcError.from keeps RpcErrors and maps abort reasons", () => {
     const e = new RpcError(Code.Aborted, "x");
     assert.equal(RpcError.from(e), e);

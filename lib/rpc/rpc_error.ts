@@ -69,6 +69,8 @@ export class RpcError extends Error {
    * @param options Details, metadata and cause.
    * @throws {RangeError} If `code` is not an error code: sent as it is, an
    * OK or unknown status would misreport the call.
+   * @throws {TypeError} If a detail is not a `{ type, value }` of a string
+   * and a `Uint8Array`, or `metadata` is not valid headers.
    */
   constructor(code: Code, message = "", options: RpcErrorOptions = {}) {
     if (!isCode(code) || code === Code.OK) {
@@ -84,8 +86,8 @@ export class RpcError extends Error {
     );
     this.name = "RpcError";
     this.code = code;
-    this.rawMessage = message;
-    this.details = options.details ?? [];
+    this.rawMessage = String(message);
+    this.details = checkDetails(options.details ?? []);
     this.metadata = new Headers(options.metadata);
   }
 
@@ -124,4 +126,21 @@ export class RpcError extends Error {
     }
     return new RpcError(fallbackCode, String(reason), { cause: reason });
   }
+}
+
+/** The details, if each is a `{ type: string, value: Uint8Array }`. */
+function checkDetails(details: ErrorDetail[]): ErrorDetail[] {
+  if (!Array.isArray(details)) {
+    throw new TypeError("Cannot create RpcError: details must be an array");
+  }
+  details.forEach((detail, i) => {
+    if (
+      typeof detail?.type !== "string" || !(detail.value instanceof Uint8Array)
+    ) {
+      throw new TypeError(
+        `Cannot create RpcError: detail ${i} is not { type: string, value: Uint8Array }`,
+      );
+    }
+  });
+  return details;
 }

@@ -97,6 +97,28 @@ export interface ServerCall {
   message: Promise<Frame | undefined>;
 }
 
+/**
+ * The bytes that end the body (`init.end`'s): the call's status, or, if
+ * it cannot be encoded (an error's details changed after it was made, say),
+ * an INTERNAL status that says why, so that the body still ends.
+ */
+function endOfBody(
+  init: ServerCallInit,
+  status: CallStatus,
+): Uint8Array | undefined {
+  try {
+    return init.end(status);
+  } catch (reason) {
+    return init.end({
+      error: new RpcError(
+        Code.Internal,
+        `Cannot send status: ${(reason as Error)?.message ?? reason}`,
+      ),
+      trailers: new Headers(),
+    });
+  }
+}
+
 export function startServerCall(init: ServerCallInit): ServerCall {
   const { entry, timeoutMs } = init;
   const { method } = entry;
@@ -259,7 +281,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       // Closed and written, or failed (a message could not be serialized:
       // the status carries that error and goes in the end frame).
       streaming.done.then(() => status).then((ended) => {
-        const last = init.end(ended);
+        const last = endOfBody(init, ended);
         if (last !== undefined) controller.enqueue(last);
         controller.close();
       }).catch(() => {
@@ -282,7 +304,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   // them itself, in the event that brought the requests.
   registerSinkable(body, async (sink) => {
     await encoder.pipeTo(sink);
-    const last = init.end(await status);
+    const last = endOfBody(init, await status);
     if (last !== undefined) sink.write(last);
   });
 
