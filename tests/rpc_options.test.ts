@@ -488,3 +488,43 @@ describe("defaults are documented, not exported", () => {
 });
 
 const MAX = (1n << 63n) - 1n;
+
+describe("timeoutMs", () => {
+  const client = createClient(
+    MountService,
+    createConnectTransport({
+      baseUrl: "http://in-process",
+      httpClient: rpc.createUniversalHandlerClient(
+        rpc.createUniversalHandler(impl),
+      ),
+    }),
+  );
+
+  it("a timeout that is no finite number is a RangeError naming it", async () => {
+    // NaN read as "already passed" and Infinity as a header it could not
+    // format.
+    for (const timeoutMs of [NaN, Infinity, "100" as unknown as number]) {
+      await assert.rejects(
+        client.add(1n, { timeoutMs }),
+        (error: Error) =>
+          error instanceof RangeError &&
+          error.message.startsWith(
+            "Cannot start call: timeoutMs must be a finite number",
+          ),
+      );
+      // A streaming call throws at once, as for a deadline already passed.
+      assert.throws(() => client.echo({ timeoutMs }), RangeError);
+    }
+  });
+
+  it("zero or less has already passed: DEADLINE_EXCEEDED; a fraction or a long one runs", async () => {
+    for (const timeoutMs of [0, -1]) {
+      await assert.rejects(
+        client.add(1n, { timeoutMs }),
+        (error: RpcError) => error.code === Code.DeadlineExceeded,
+      );
+    }
+    assert.equal(await client.add(1n, { timeoutMs: 1500.5 }), 2n);
+    assert.equal(await client.add(1n, { timeoutMs: 2 ** 40 }), 2n);
+  });
+});

@@ -10,7 +10,8 @@ export interface CallOptions {
   /**
    * The deadline, in milliseconds from now: sent to the server
    * (`grpc-timeout`, `connect-timeout-ms`) and enforced locally; the call
-   * fails with `Code.DeadlineExceeded` when it passes.
+   * fails with `Code.DeadlineExceeded` when it passes (at once for zero or
+   * less). A value that is no finite number is a `RangeError`.
    */
   timeoutMs?: number;
   /**

@@ -100,9 +100,23 @@ export function httpStatusError(status: number, headers: Headers): RpcError {
   );
 }
 
-/** Throws if the deadline has already passed (a zero or negative timeout). */
+/**
+ * Throws if the timeout is no number of milliseconds (RangeError), or the
+ * deadline has already passed (a zero or negative timeout).
+ */
 function checkTimeout(options: CallOptions): void {
-  if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
+  const { timeoutMs } = options;
+  if (
+    timeoutMs !== undefined &&
+    (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs))
+  ) {
+    throw new RangeError(
+      `Cannot start call: timeoutMs must be a finite number of milliseconds, got ${
+        typeof timeoutMs === "number" ? timeoutMs : typeof timeoutMs
+      }`,
+    );
+  }
+  if (timeoutMs !== undefined && !(timeoutMs > 0)) {
     throw new RpcError(
       Code.DeadlineExceeded,
       `Cannot start call: timeout ${options.timeoutMs} ms has already passed`,
