@@ -127,6 +127,30 @@ describe("SseEncoderStream", () => {
     await assert.rejects(encode([{ retry: 1.5 }]), RangeError);
   });
 
+  it("SseEncoderStream rejects an event that is no object, or a field of the wrong type, naming it", async () => {
+    // The engine's "event.data.split is not a function" before; a string
+    // event was sent as a blank line, its text lost.
+    const cases: [unknown, RegExp][] = [
+      ["text", /expected an object such as \{ data: "..." \}, got string/],
+      [null, /got null/],
+      [{ data: { a: 1 } }, /its data must be a string, got object \(send JSON/],
+      [{ data: 5 }, /its data must be a string, got number/],
+      [{ event: 5, data: "x" }, /its event must be a string, got number/],
+      [{ id: 7 }, /its id must be a string, got number/],
+      [{ comment: ["a"] }, /its comment must be a string, got object/],
+      [
+        { retry: "10" },
+        /its retry must be a number of milliseconds, got string/,
+      ],
+    ];
+    for (const [event, message] of cases) {
+      await assert.rejects(encode([event as SseEvent]), {
+        name: "TypeError",
+        message,
+      });
+    }
+  });
+
   it("SseEncoderStream rejects a negative keepAliveMs", () => {
     assert.throws(() => new SseEncoderStream({ keepAliveMs: -1 }), {
       name: "RangeError",

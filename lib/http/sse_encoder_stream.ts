@@ -42,6 +42,20 @@ const DEFAULT_KEEP_ALIVE_MS = 15_000;
 const LINE_BREAK = /\r\n|\r|\n/;
 const KEEP_ALIVE = new Uint8Array([0x3a, 0x0a, 0x0a]); // ":\n\n"
 
+/** The field's value if it is a string (or absent), else a TypeError. */
+function text(
+  event: SseEvent,
+  field: "data" | "event" | "id" | "comment",
+): string | undefined {
+  const value = event[field];
+  if (value === undefined || typeof value === "string") return value;
+  throw new TypeError(
+    `Cannot encode event: its ${field} must be a string, got ${
+      value === null ? "null" : typeof value
+    }${field === "data" ? " (send JSON with JSON.stringify)" : ""}`,
+  );
+}
+
 function oneLine(field: string, value: string): string {
   if (/[\r\n]/.test(value)) {
     throw new TypeError(
@@ -58,34 +72,54 @@ function oneLine(field: string, value: string): string {
  *
  * @param event The event.
  * @returns Its lines, ending with the blank line that dispatches it.
- * @throws {TypeError} When `event` or `id` spans lines, `id` has a NUL.
+ * @throws {TypeError} When `event` is not an object, a text field is not a
+ * string, `event` or `id` spans lines, or `id` has a NUL.
  * @throws {RangeError} When `retry` is not a non-negative integer.
  */
 export function formatSseEvent(event: SseEvent): string {
-  let text = "";
-  if (event.comment !== undefined) {
-    for (const line of event.comment.split(LINE_BREAK)) text += `: ${line}\n`;
+  if (typeof event !== "object" || event === null || Array.isArray(event)) {
+    throw new TypeError(
+      `Cannot encode event: expected an object such as { data: "..." }, got ${
+        event === null
+          ? "null"
+          : Array.isArray(event)
+          ? "an array"
+          : typeof event
+      }`,
+    );
   }
-  if (event.event !== undefined) {
-    text += `event: ${oneLine("event", event.event)}\n`;
+  const comment = text(event, "comment");
+  const type = text(event, "event");
+  const id = text(event, "id");
+  const data = text(event, "data");
+  let out = "";
+  if (comment !== undefined) {
+    for (const line of comment.split(LINE_BREAK)) out += `: ${line}\n`;
   }
-  if (event.id !== undefined) {
-    if (event.id.includes("\0")) {
+  if (type !== undefined) out += `event: ${oneLine("event", type)}\n`;
+  if (id !== undefined) {
+    if (id.includes("\0")) {
       throw new TypeError(
         "Cannot encode event: its id contains NUL, which clients ignore",
       );
     }
-    text += `id: ${oneLine("id", event.id)}\n`;
+    out += `id: ${oneLine("id", id)}\n`;
   }
   if (event.retry !== undefined) {
-    text += `retry: ${checkMax("encode event", "retry", event.retry)}\n`;
+    if (typeof event.retry !== "number") {
+      throw new TypeError(
+        `Cannot encode event: its retry must be a number of milliseconds, got ${typeof event
+          .retry}`,
+      );
+    }
+    out += `retry: ${checkMax("encode event", "retry", event.retry)}\n`;
   }
-  if (event.data !== undefined) {
-    for (const line of event.data.split(LINE_BREAK)) {
-      text += line === "" ? "data\n" : `data: ${line}\n`;
+  if (data !== undefined) {
+    for (const line of data.split(LINE_BREAK)) {
+      out += line === "" ? "data\n" : `data: ${line}\n`;
     }
   }
-  return text + "\n";
+  return out + "\n";
 }
 
 /**
