@@ -106,6 +106,7 @@ export {
   type FetchClientOptions,
 } from "./client/create_fetch_client.ts";
 export { createUniversalHandlerClient } from "./client/create_universal_handler_client.ts";
+export { cors } from "./cors.ts";
 export {
   type ConnectTransportOptions,
   createConnectTransport,

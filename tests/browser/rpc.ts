@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { Page } from "playwright-core";
-import { createRpcHandler } from "../../lib/rpc/mod.ts";
+import { cors, createRpcHandler } from "../../lib/rpc/mod.ts";
 import { createWebSocketRpcHandler } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import { browserServices } from "./rpc_services.ts";
@@ -19,6 +19,52 @@ import type { RpcPeers } from "./rpc_peers_page.ts";
 
 const http = createRpcHandler(browserServices, { requestPathPrefix: "/rpc" });
 const ws = createWebSocketRpcHandler(browserServices);
+const crossOrigin = createRpcHandler(browserServices, {
+  requestPathPrefix: "/cors-rpc",
+});
+
+/**
+ * A CORS layer built from `cors` (docs/browser.md shows the same): pages of
+ * the test server's own origins (127.0.0.1) may call it by another name
+ * (localhost), with an `x-tenant` header of their own, and read
+ * `x-served-by`.
+ */
+async function withCors(
+  request: Request,
+  handler: (request: Request) => Promise<Response>,
+): Promise<Response> {
+  const origin = request.headers.get("origin");
+  const allowed = origin !== null &&
+      /^https?:\/\/127\.0\.0\.1:\d+$/.test(origin)
+    ? origin
+    : undefined;
+  if (request.method === "OPTIONS") {
+    const headers = new Headers({ vary: "origin" });
+    if (allowed !== undefined) {
+      headers.set("access-control-allow-origin", allowed);
+      headers.set(
+        "access-control-allow-methods",
+        cors.allowedMethods.join(", "),
+      );
+      headers.set(
+        "access-control-allow-headers",
+        [...cors.allowedHeaders, "x-tenant"].join(", "),
+      );
+      headers.set("access-control-max-age", "600");
+    }
+    return new Response(null, { status: 204, headers });
+  }
+  const response = await handler(request);
+  response.headers.append("vary", "origin");
+  if (allowed !== undefined) {
+    response.headers.set("access-control-allow-origin", allowed);
+    response.headers.set(
+      "access-control-expose-headers",
+      [...cors.exposedHeaders, "x-served-by"].join(", "),
+    );
+  }
+  return response;
+}
 
 const scripts = new Map<string, Promise<Uint8Array>>();
 
@@ -64,6 +110,9 @@ export async function rpcRoute(
   }
   if (pathname === "/rpc-ws") return await ws(request);
   if (pathname.startsWith("/rpc/")) return await http(request);
+  if (pathname.startsWith("/cors-rpc/")) {
+    return await withCors(request, crossOrigin);
+  }
   return undefined;
 }
 
@@ -197,6 +246,55 @@ function fetchStreamingFailure(
   }, kind);
 }
 
+/**
+ * Connect (POST and GET) and gRPC-Web calls from the page to `baseUrl`
+ * (another origin): unary with a header of the page's own and one read
+ * back, server-streaming, and a failure answered in headers alone over
+ * gRPC-Web.
+ */
+function crossOriginCalls(p: Page, baseUrl: string) {
+  return p.evaluate(async (baseUrl) => {
+    const { createClient, BrowserService } = sluiceRpc;
+    const results: Record<string, unknown> = {};
+    for (
+      const [name, make, extra] of [
+        ["connect", sluiceRpc.createConnectTransport, {}],
+        ["connect-get", sluiceRpc.createConnectTransport, {
+          useHttpGet: true,
+        }],
+        ["grpc-web", sluiceRpc.createGrpcWebTransport, {}],
+      ] as const
+    ) {
+      const client = createClient(
+        BrowserService,
+        make({ baseUrl, ...extra }),
+      );
+      const outcome = async (call: () => Promise<unknown>) => {
+        try {
+          return { value: String(await call()) };
+        } catch (error) {
+          const e = error as { code?: number; rawMessage?: string };
+          return { code: e.code, message: e.rawMessage };
+        }
+      };
+      let servedBy: string | null = null;
+      const square = await outcome(() =>
+        client.square(12n, {
+          headers: { "x-tenant": "t1" },
+          timeoutMs: 10_000,
+          onHeader: (headers) => servedBy = headers.get("x-served-by"),
+        })
+      );
+      const counted = await outcome(async () =>
+        (await Array.fromAsync(client.count(3n).responses)).join(",")
+      );
+      const failed = await outcome(() => client.fail(1n));
+      results[name] = { square, servedBy, counted, failed };
+    }
+    return results;
+  }, baseUrl);
+}
+
 /** Registers the RPC tests. */
 export function registerRpcTests(kit: RpcTestKit): void {
   const { test, assert, assertEqual } = kit;
@@ -301,6 +399,33 @@ export function registerRpcTests(kit: RpcTestKit): void {
       return values;
     });
     assertEqual(running, ["1", "3", "6", "10"], "running sums");
+  });
+
+  test("RPC in the page from another origin: Connect (POST and GET) and gRPC-Web through a CORS layer built from `cors`; without it the browser refuses", async () => {
+    const p = await withRpc(kit.pages().http);
+    const other = await p.evaluate(() => `http://localhost:${location.port}`);
+    const denied = { code: 7, message: "Cannot fail: denied" };
+    const allowed = {
+      square: { value: "144" },
+      servedBy: "sluice for t1",
+      counted: { value: "1,2,3" },
+      failed: denied,
+    };
+    assertEqual(await crossOriginCalls(p, `${other}/cors-rpc`), {
+      connect: allowed,
+      "connect-get": allowed,
+      "grpc-web": allowed,
+    }, "through the CORS layer");
+    // The same handler without it: every call fails to send (UNAVAILABLE).
+    const refused = await crossOriginCalls(p, `${other}/rpc`) as Record<
+      string,
+      Record<string, { code?: number }>
+    >;
+    for (const [name, r] of Object.entries(refused)) {
+      for (const call of ["square", "counted", "failed"]) {
+        assertEqual(r[call].code, 14, `${name} ${call} without CORS`);
+      }
+    }
   });
 
   for (const scheme of ["http", "https"] as const) {

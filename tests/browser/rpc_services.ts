@@ -3,9 +3,11 @@
 // the two call kinds a browser's fetch can always make.
 
 import {
+  Code,
   defineService,
   implementService,
   Int64Value,
+  RpcError,
 } from "../../lib/rpc/mod.ts";
 import { reduce, ScanStream } from "../../lib/streams/mod.ts";
 
@@ -15,10 +17,19 @@ export const StreamingCalcService = defineService("StreamingCalcService", {
   incrementalSum: { kind: "bidi", input: Int64Value, output: Int64Value },
 });
 
-/** Unary and server-streaming. */
+/**
+ * Unary and server-streaming; `square` may be called with Connect GET, and
+ * `fail` always fails (an error answered in headers alone over gRPC-Web).
+ */
 export const BrowserService = defineService("test.v1.BrowserService", {
-  square: { kind: "unary", input: Int64Value, output: Int64Value },
+  square: {
+    kind: "unary",
+    input: Int64Value,
+    output: Int64Value,
+    idempotency: "no-side-effects",
+  },
   count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  fail: { kind: "unary", input: Int64Value, output: Int64Value },
 });
 
 /** The implementations. */
@@ -28,9 +39,18 @@ export const browserServices = [
     incrementalSum: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
   }),
   implementService(BrowserService, {
-    square: (value) => value * value,
+    square: (value, context) => {
+      const tenant = context.requestHeaders.get("x-tenant");
+      if (tenant !== null) {
+        context.responseHeaders.set("x-served-by", `sluice for ${tenant}`);
+      }
+      return value * value;
+    },
     count: async function* (n) {
       for (let i = 1n; i <= n; i++) yield i;
+    },
+    fail: () => {
+      throw new RpcError(Code.PermissionDenied, "Cannot fail: denied");
     },
   }),
 ];
