@@ -10,10 +10,10 @@
 // browsers, which cannot stream a request body over HTTP/1.1; client- and
 // bidi-streaming calls stream it (full duplex).
 
-import { markFromWire } from "./_protocol_headers.ts";
 import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";
+import { markFromWire } from "./_protocol_headers.ts";
 import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
 import type { CallStatus } from "./_server_call.ts";
 import type { MethodDefinition } from "../define_service.ts";
