@@ -200,6 +200,23 @@ describe("no Deno.serve warning for calls through a handler", () => {
   });
 });
 
+/** Sends 5,000 bytes on an echo call and checks they come back. */
+async function assertEchoes(
+  call: ReturnType<
+    ReturnType<typeof createClient<typeof MountService>>["echo"]
+  >,
+  what: string,
+): Promise<void> {
+  const payload = new Uint8Array(5000).fill(7);
+  await call.send(payload);
+  await call.complete();
+  assert.deepEqual(
+    await deadline(Array.fromAsync(call.responses), T),
+    [payload],
+    what,
+  );
+}
+
 describe("compression options", () => {
   const handler = createRpcHandler(impl, {
     acceptCompression: ["deflate", "gzip"],
@@ -315,13 +332,8 @@ describe("compression options", () => {
           return await handler(new Request(input, init));
         },
       });
-      const call = createClient(MountService, transport).echo();
-      const payload = new Uint8Array(5000).fill(7);
-      await call.send(payload);
-      await call.complete();
-      assert.deepEqual(
-        await deadline(Array.fromAsync(call.responses), T),
-        [payload],
+      await assertEchoes(
+        createClient(MountService, transport).echo(),
         make.name,
       );
       assert.equal(seen[0].get(name), "identity", make.name);
@@ -356,15 +368,7 @@ describe("compression options", () => {
       });
       const client = createClient(MountService, transport);
       assert.equal(await client.add(1n, { headers: forwarded }), 2n);
-      const call = client.echo({ headers: forwarded });
-      const payload = new Uint8Array(5000).fill(7);
-      await call.send(payload);
-      await call.complete();
-      assert.deepEqual(
-        await deadline(Array.fromAsync(call.responses), T),
-        [payload],
-        make.name,
-      );
+      await assertEchoes(client.echo({ headers: forwarded }), make.name);
       for (const headers of seen) {
         assert.equal(headers.get("x-kept"), "yes", make.name);
         for (const [name, value] of Object.entries(forwarded)) {
