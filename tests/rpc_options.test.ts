@@ -118,6 +118,22 @@ describe("requestPathPrefix", () => {
     );
   });
 
+  it("a prefix with characters a URL's path encodes serves its paths, written either way", async () => {
+    // It was compared to the encoded request path as written, so never
+    // matched.
+    for (const requestPathPrefix of ["/ñ api", "/%C3%B1%20api"]) {
+      const h = createRpcHandler(impl, { requestPathPrefix });
+      const response = await h(
+        new Request("http://x/ñ api/test.v1.MountService/add", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: '"1"',
+        }),
+      );
+      assert.equal(await response.text(), '"2"', requestPathPrefix);
+    }
+  });
+
   it("a trailing slash on the prefix is the same prefix", async () => {
     const h = createRpcHandler(impl, { requestPathPrefix: "/api/rpc/" });
     const response = await h(

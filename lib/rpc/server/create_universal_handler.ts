@@ -62,7 +62,8 @@ export interface UniversalHandlerOptions {
    * The path under which methods are served, for mounting in a router:
    * with `"/rpc"`, `/rpc/pkg.Service/Method` serves `pkg.Service/Method`.
    * A request outside the prefix gets a plain 404 (it names no method of
-   * this handler; gRPC clients read HTTP 404 as `Unimplemented`).
+   * this handler; gRPC clients read HTTP 404 as `Unimplemented`). Written
+   * plain or percent-encoded (`"/ñ"` or `"/%C3%B1"`), alike.
    *
    * @default {"" (methods at the root)}
    */
@@ -233,7 +234,8 @@ async function notAllowed(
   return { status: 405, headers: new Headers({ allow: "POST" }) };
 }
 
-// "" or "/rpc": a leading slash, no trailing one.
+// "" or "/rpc": a leading slash, no trailing one, and encoded as a request
+// URL's path is ("/ñ" is "/%C3%B1"), to which it is compared.
 function pathPrefix(value: string | undefined): string {
   if (value === undefined || value === "" || value === "/") return "";
   if (typeof value !== "string" || !value.startsWith("/")) {
@@ -243,7 +245,7 @@ function pathPrefix(value: string | undefined): string {
       }`,
     );
   }
-  return value.replace(/\/+$/, "");
+  return new URL(`http://localhost${value}`).pathname.replace(/\/+$/, "");
 }
 
 function textBody(text: string): ReadableStream<Uint8Array> {
