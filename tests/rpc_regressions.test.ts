@@ -756,32 +756,48 @@ describe("a handler's RpcError with a code that is no error code", () => {
     }
   });
 
-  it("a status that cannot be encoded still ends the stream, INTERNAL naming why", async () => {
-    // Details changed after the error was made: encoding them threw, and
-    // the response body of a fetch server never ended.
+  it("a status that cannot be encoded still ends the call, INTERNAL naming why", async () => {
+    // Details changed after the error was made: encoding them threw, the
+    // response body of a fetch server never ended (gRPC-Web streams), and
+    // the other gRPC paths reported the engine's words.
+    const broken = () => {
+      const error = new RpcError(Code.NotFound, "odd");
+      error.details.push({ type: "a.B", value: "abc" as never });
+      return error;
+    };
     const Broken = defineService("test.v1.Broken", {
+      one: { kind: "unary", input: Int64Value, output: Int64Value },
       some: { kind: "server-streaming", input: Int64Value, output: Int64Value },
     });
-    const broken = createUniversalHandler(implementService(Broken, {
+    const handler = createUniversalHandler(implementService(Broken, {
+      one: () => {
+        throw broken();
+      },
       async *some() {
         yield 1n;
-        const error = new RpcError(Code.NotFound, "odd");
-        error.details.push({ type: "a.B", value: "abc" as never });
-        throw error;
+        throw broken();
       },
     }));
-    const client = createClient(
-      Broken,
-      createGrpcWebTransport({
-        baseUrl: "http://in-process",
-        httpClient: createUniversalHandlerClient(broken),
-      }),
-    );
-    await assert.rejects(
-      deadline(Array.fromAsync(client.some(0n).responses), T, "the stream"),
-      (error: RpcError) =>
-        error.code === Code.Internal &&
-        error.rawMessage.startsWith("Cannot send status: "),
-    );
+    const options = {
+      baseUrl: "http://in-process",
+      httpClient: createUniversalHandlerClient(handler),
+    };
+    const named = (error: RpcError) =>
+      error.code === Code.Internal &&
+      error.rawMessage.startsWith("Cannot send status: ");
+    for (
+      const transport of [
+        createGrpcWebTransport(options),
+        createGrpcTransport(options),
+      ]
+    ) {
+      const client = createClient(Broken, transport);
+      await assert.rejects(client.one(0n), named, transport.protocol);
+      await assert.rejects(
+        deadline(Array.fromAsync(client.some(0n).responses), T, "the stream"),
+        named,
+        transport.protocol,
+      );
+    }
   });
 });

@@ -46,10 +46,35 @@ function capMessage(message: string): string {
     : message;
 }
 
-/** Sets the status of a finished call on `headers` (trailers). */
+/**
+ * Sets the status of a finished call on `headers` (trailers). Details that
+ * cannot be encoded (changed after the error was made) make it INTERNAL,
+ * saying why.
+ */
 export function setStatus(headers: Headers, status: CallStatus): Headers {
-  status.trailers.forEach((value, key) => headers.append(key, value));
   const error = status.error;
+  let details: string | undefined;
+  if (error !== undefined && error.details.length > 0) {
+    try {
+      details = encodeBase64(
+        encodeStatus({
+          code: error.code,
+          message: capMessage(error.rawMessage),
+          details: error.details,
+        }),
+        false,
+      );
+    } catch (reason) {
+      return setStatus(headers, {
+        error: new RpcError(
+          Code.Internal,
+          `Cannot send status: ${(reason as Error)?.message ?? reason}`,
+        ),
+        trailers: status.trailers,
+      });
+    }
+  }
+  status.trailers.forEach((value, key) => headers.append(key, value));
   if (error === undefined) {
     headers.set(headerStatus, "0");
     return headers;
@@ -58,19 +83,7 @@ export function setStatus(headers: Headers, status: CallStatus): Headers {
   if (error.rawMessage) {
     headers.set(headerMessage, encodeMessage(capMessage(error.rawMessage)));
   }
-  if (error.details.length > 0) {
-    headers.set(
-      headerStatusDetails,
-      encodeBase64(
-        encodeStatus({
-          code: error.code,
-          message: capMessage(error.rawMessage),
-          details: error.details,
-        }),
-        false,
-      ),
-    );
-  }
+  if (details !== undefined) headers.set(headerStatusDetails, details);
   return headers;
 }
 
