@@ -3,9 +3,9 @@
 // request headers (request_header.ts) and its response validation
 // (validate_response.ts).
 
-import { isEncodingHeader } from "./_protocol_headers.ts";
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
+import { isEncodingHeader } from "./_protocol_headers.ts";
 import {
   checkCompression,
   checkCompressions,
