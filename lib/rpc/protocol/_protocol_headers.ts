@@ -71,9 +71,21 @@ function appendOwn(into: Headers, from: Headers): Headers {
   return into;
 }
 
-/** A handler's response headers as sent: protocol headers left out. */
+/** Whether `headers` holds a protocol header. */
+function hasProtocolHeader(headers: Headers): boolean {
+  let found = false;
+  headers.forEach((_, key) => found ||= isProtocolHeader(key));
+  return found;
+}
+
+/**
+ * A handler's response headers as sent: protocol headers left out (the
+ * same object when it holds none, as a call's usually does).
+ */
 export function handlerHeaders(headers: Headers): Headers {
-  return appendOwn(new Headers(), headers);
+  return hasProtocolHeader(headers)
+    ? appendOwn(new Headers(), headers)
+    : headers;
 }
 
 const fromWire = new WeakSet<RpcError>();
@@ -95,7 +107,11 @@ export function statusTrailers(
   trailers: Headers,
   error: RpcError | undefined,
 ): Headers {
-  const sent = appendOwn(new Headers(), trailers);
+  const sent = handlerHeaders(trailers);
   if (error === undefined || fromWire.has(error)) return sent;
-  return appendOwn(sent, error.metadata);
+  // A copy, not the handler's own object, takes the error's metadata.
+  return appendOwn(
+    sent === trailers ? new Headers(trailers) : sent,
+    error.metadata,
+  );
 }
