@@ -1,8 +1,8 @@
 /**
  * What a browser on another origin needs allowed to call RPC handlers over
  * Connect (GET too) and gRPC-Web: the methods, the request headers the
- * clients send (sluice's and connect-web's, and grpc-web's `x-grpc-web`
- * and `x-user-agent`; none is safelisted, so a preflight must allow them)
+ * clients send (sluice's, connect-web's and Google's grpc-web's, checked
+ * in Chromium; none is safelisted, so a preflight must allow them)
  * and the response headers they must read (a gRPC-Web error answered
  * without a body has its status in them). For a CORS layer of your own or
  * a router's middleware; add your own metadata headers to both lists.

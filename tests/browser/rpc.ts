@@ -458,6 +458,30 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.error.code, 12, `error code (${r.error.message})`);
   });
 
+  test("third-party clients in the page from another origin through the CORS layer built from `cors`: connect-web (Connect proto and JSON, gRPC-Web) and Google's grpc-web, with an error answered in headers alone", async () => {
+    const p = await withPeers(kit.pages().http);
+    const r = await p.evaluate(async () => {
+      const baseUrl = `http://localhost:${location.port}/cors-rpc`;
+      return {
+        connect: await rpcPeers.connectWeb("connect", baseUrl),
+        "connect-json": await rpcPeers.connectWeb("connect-json", baseUrl),
+        "grpc-web": await rpcPeers.connectWeb("grpc-web", baseUrl),
+        grpcWeb: await rpcPeers.grpcWeb(baseUrl),
+      };
+    });
+    const expected = { square: "144", counted: ["1", "2", "3", "4"] };
+    assertEqual(r.connect, expected, "connect-web, Connect");
+    assertEqual(r["connect-json"], expected, "connect-web, Connect JSON");
+    assertEqual(r["grpc-web"], expected, "connect-web, gRPC-Web");
+    assertEqual(r.grpcWeb.square, "144", "grpc-web square");
+    assertEqual(r.grpcWeb.counted, ["1", "2", "3", "4"], "grpc-web count");
+    assertEqual(
+      r.grpcWeb.error.code,
+      12,
+      `grpc-web error code (${r.grpcWeb.error.message})`,
+    );
+  });
+
   test("examples/web: the running-total panel sums numbers as they are typed, over a WebSocket bidi call", async () => {
     const server = await serve(
       await createDemoHandler({ appScript: await buildApp() }),
