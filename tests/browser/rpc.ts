@@ -109,6 +109,16 @@ export async function rpcRoute(
     });
   }
   if (pathname === "/rpc-ws") return await ws(request);
+  if (pathname === "/rpc-ws-checked") {
+    // docs/rpc-websocket.md's origin check: only pages of localhost.
+    const origin = request.headers.get("origin");
+    if (origin === null || new URL(origin).hostname !== "localhost") {
+      return new Response("Cannot serve RPC: origin not allowed", {
+        status: 403,
+      });
+    }
+    return await ws(request);
+  }
   if (pathname.startsWith("/rpc/")) return await http(request);
   if (pathname.startsWith("/cors-rpc/")) {
     return await withCors(request, crossOrigin);
@@ -456,6 +466,35 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.square, "144", "square");
     assertEqual(r.counted, ["1", "2", "3", "4"], "count");
     assertEqual(r.error.code, 12, `error code (${r.error.message})`);
+  });
+
+  test("RPC over WebSocket from another origin: the browser opens it with no CORS check, so an origin check in front of the handler is what refuses a page", async () => {
+    const p = await withRpc(kit.pages().http);
+    const r = await p.evaluate(async () => {
+      const { createClient, StreamingCalcService } = sluiceRpc;
+      const sum = async (url: string) => {
+        try {
+          const call = createClient(
+            StreamingCalcService,
+            sluiceRpc.createWebSocketTransport({ url }),
+          ).sum();
+          for (let i = 1n; i <= 3n; i++) await call.send(i);
+          await call.complete();
+          return String(await call.receive());
+        } catch (error) {
+          return `code ${(error as { code?: number }).code}`;
+        }
+      };
+      const other = `ws://localhost:${location.port}`;
+      return {
+        // From a page on 127.0.0.1: another origin, not checked.
+        unchecked: await sum(`${other}/rpc-ws`),
+        // Checked: only pages of localhost may call.
+        checked: await sum(`ws://${location.host}/rpc-ws-checked`),
+      };
+    });
+    assertEqual(r.unchecked, "6", "another origin, no check");
+    assertEqual(r.checked, "code 14", "refused by the origin check");
   });
 
   test("third-party clients in the page from another origin through the CORS layer built from `cors`: connect-web (Connect proto and JSON, gRPC-Web) and Google's grpc-web, with an error answered in headers alone", async () => {
