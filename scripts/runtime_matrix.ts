@@ -199,6 +199,8 @@ const ROWS: Row[] = [
       "interop.test.ts",
       "rpc_direct.test.ts",
       "rpc_flush.test.ts",
+      "rpc_handler_client.test.ts",
+      "rpc_cors.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],
