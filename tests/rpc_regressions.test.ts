@@ -801,3 +801,39 @@ describe("a handler's RpcError with a code that is no error code", () => {
     }
   });
 });
+
+// A method without a message type was accepted and failed at its first
+// call, and something other than an implementation passed to the handler
+// failed with the engine's "service.handlers is not iterable".
+describe("definitions and implementations that cannot serve are refused, naming why", () => {
+  it("defineService refuses a method without an input or output message type", () => {
+    for (const side of ["input", "output"] as const) {
+      const init = { kind: "unary", input: Int64Value, output: Int64Value };
+      delete (init as Record<string, unknown>)[side];
+      assert.throws(
+        () => defineService("test.v1.Typeless", { m: init as never }),
+        new RegExp(
+          `^TypeError: Cannot define service test.v1.Typeless: method m has no ${side} message type`,
+        ),
+      );
+    }
+    assert.throws(
+      () =>
+        defineService("test.v1.Typeless", {
+          m: { kind: "unary", input: { typeName: "x" }, output: Int64Value },
+        } as never),
+      /has no input message type/,
+    );
+  });
+
+  it("createRpcHandler and createUniversalHandler refuse what is not an implementation", () => {
+    for (const services of [{}, [null], 5]) {
+      for (const create of [createRpcHandler, createUniversalHandler]) {
+        assert.throws(
+          () => create(services as never),
+          /^TypeError: Cannot create handler: expected service implementations from implementService/,
+        );
+      }
+    }
+  });
+});

@@ -90,6 +90,8 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
  * @param typeName The fully qualified service name.
  * @param methods The methods: kind and message types, by property name.
  * @returns The service definition, for servers and clients.
+ * @throws {TypeError} When a name is invalid, or a method has an unknown
+ * kind or idempotency, or no input or output message type.
  *
  * @example StreamingCalcService, from Ballerina's gRPC streaming guide
  * ```ts
@@ -139,6 +141,18 @@ export function defineService<const M extends Record<string, AnyMethodInit>>(
       throw new TypeError(
         `Cannot define service ${typeName}: method ${name} has unknown kind "${init.kind}"`,
       );
+    }
+    for (const side of ["input", "output"] as const) {
+      const type = init[side] as Partial<MessageType<unknown>> | undefined;
+      if (
+        typeof type?.typeName !== "string" ||
+        typeof type.proto?.encode !== "function" ||
+        typeof type.proto?.decode !== "function"
+      ) {
+        throw new TypeError(
+          `Cannot define service ${typeName}: method ${name} has no ${side} message type (a MessageType such as Int64Value, or one from createMessageType)`,
+        );
+      }
     }
     const idempotency = init.idempotency;
     if (

@@ -133,6 +133,14 @@ export function createUniversalHandler(
       : never
   >();
   for (const service of list as ServiceImplementation[]) {
+    if (
+      typeof (service?.handlers as Partial<Iterable<unknown>> | undefined)
+        ?.[Symbol.iterator] !== "function"
+    ) {
+      throw new TypeError(
+        "Cannot create handler: expected service implementations from implementService",
+      );
+    }
     for (const [path, entry] of service.handlers) {
       if (entries.has(path)) {
         throw new TypeError(`Cannot serve ${path} twice`);
