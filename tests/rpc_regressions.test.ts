@@ -826,6 +826,40 @@ describe("definitions and implementations that cannot serve are refused, naming 
     );
   });
 
+  it("createClient refuses what is not a service or a transport, and the transports a baseUrl fetch cannot send to", () => {
+    // Each was accepted and failed at the first call: "Cannot read
+    // properties of undefined (reading 'call')", "Invalid URL:
+    // 'undefined/S/u'", a gRPC call over fetch without its trailers.
+    const transport = createConnectTransport({ baseUrl: "http://x" });
+    assert.throws(
+      () => createClient(EchoService, undefined as never),
+      /^TypeError: Cannot create client: expected a transport/,
+    );
+    assert.throws(
+      () => createClient({} as never, transport),
+      /^TypeError: Cannot create client: expected a service definition/,
+    );
+    for (const baseUrl of [undefined, "not a url", "ftp://x", "/relative"]) {
+      for (const create of [createConnectTransport, createGrpcWebTransport]) {
+        assert.throws(
+          () => create({ baseUrl } as never),
+          /^TypeError: Cannot create transport: baseUrl must be an http: or https: URL/,
+          String(baseUrl),
+        );
+      }
+    }
+    assert.throws(
+      () => createGrpcTransport({ baseUrl: "http://x" } as never),
+      /^TypeError: Cannot create gRPC transport: it needs an httpClient that reads trailers/,
+    );
+    // An httpClient of one's own takes any base URL (it sends, not fetch).
+    createConnectTransport({
+      baseUrl: "in-process",
+      httpClient: () => Promise.reject(new Error("unused")),
+    });
+    createConnectTransport({ baseUrl: "https://example.com/rpc/" });
+  });
+
   it("createRpcHandler and createUniversalHandler refuse what is not an implementation", () => {
     for (const services of [{}, [null], 5]) {
       for (const create of [createRpcHandler, createUniversalHandler]) {

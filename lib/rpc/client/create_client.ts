@@ -352,6 +352,16 @@ export function createClient<S extends ServiceDefinition>(
   service: S,
   transport: Transport,
 ): Client<S> {
+  if (typeof service?.methods !== "object" || service.methods === null) {
+    throw new TypeError(
+      "Cannot create client: expected a service definition from defineService (protobuf-es services: createClient from @sluice/streams/protobuf)",
+    );
+  }
+  if (typeof transport?.call !== "function") {
+    throw new TypeError(
+      "Cannot create client: expected a transport, such as createConnectTransport(...)",
+    );
+  }
   const client: Record<string, unknown> = {};
   for (const [key, method] of Object.entries(service.methods)) {
     const m = method as MethodDefinition<unknown, unknown>;

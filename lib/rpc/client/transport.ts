@@ -118,7 +118,11 @@ export interface Transport {
 
 /** Options shared by the transports. */
 export interface TransportOptions {
-  /** The server's base URL, such as `http://127.0.0.1:9090`. */
+  /**
+   * The server's base URL, such as `http://127.0.0.1:9090`: an `http:` or
+   * `https:` URL, or in a page one relative to it (a `TypeError` otherwise);
+   * any with an `httpClient` of your own.
+   */
   baseUrl: string | URL;
   /**
    * The `fetch` that sends requests, for example one bound to a

@@ -6,6 +6,7 @@
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
+import { quote } from "./_quote.ts";
 import {
   checkCompression,
   checkCompressions,
@@ -48,6 +49,9 @@ export function resolveTransportOptions(
       `Cannot ${what}: give fetch or httpClient, not both`,
     );
   }
+  // Over fetch, a URL fetch can send to (an httpClient of one's own may
+  // take any: an in-process one, say): absolute, or relative in a page.
+  if (options.httpClient === undefined) checkBaseUrl(what, baseUrl);
   return {
     baseUrl,
     httpClient: options.httpClient ??
@@ -69,6 +73,28 @@ export function resolveTransportOptions(
     ),
     headers: options.headers,
   };
+}
+
+/** Throws a TypeError unless `baseUrl` is an http(s) URL for fetch. */
+function checkBaseUrl(what: string, baseUrl: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(
+      baseUrl,
+      (globalThis as { location?: { href: string } }).location?.href,
+    );
+  } catch {
+    // Reported below.
+  }
+  if (
+    url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")
+  ) {
+    throw new TypeError(
+      `Cannot ${what}: baseUrl must be an http: or https: URL${
+        url === undefined ? " (or, in a page, relative to it)" : ""
+      }, got ${quote(baseUrl)}`,
+    );
+  }
 }
 
 /**

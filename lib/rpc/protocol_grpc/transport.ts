@@ -35,6 +35,11 @@ export interface GrpcTransportOptions extends TransportOptions {
  * ```
  */
 export function createGrpcTransport(options: GrpcTransportOptions): Transport {
+  if (typeof options.httpClient !== "function") {
+    throw new TypeError(
+      "Cannot create gRPC transport: it needs an httpClient that reads trailers, such as createHttp2Client from @sluice/streams/grpc-node (fetch cannot read them)",
+    );
+  }
   return createTransport(
     "grpc",
     options,
