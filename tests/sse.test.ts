@@ -849,6 +849,15 @@ describe("fetchEventStream", () => {
       RangeError,
     );
   });
+
+  it("fetchEventStream refuses a URL that is none at once (it retried it forever)", () => {
+    for (const url of ["not a url", "/relative/outside/a/page"]) {
+      assert.throws(
+        () => fetchEventStream(url),
+        /^TypeError: Cannot read event stream: ".*" is not a URL \(a relative URL needs a page's location\)$/,
+      );
+    }
+  });
 });
 
 describe("Server-Sent Events in workerd", () => {

@@ -1,3 +1,4 @@
+import { resolveUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import {
   SseDecoderStream,
@@ -104,6 +105,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * @param url The event stream's URL.
  * @param options Reconnection delays, limits, headers, signal and fetch.
  * @returns The events, as a stream (async-iterable).
+ * @throws {TypeError} When `url` is not a URL (a relative one needs a page's
+ * location), as EventSource's constructor throws.
+ * @throws {RangeError} When an option is out of range.
  *
  * @example Follow a feed
  * ```ts ignore
@@ -123,6 +127,9 @@ export function fetchEventStream(
   options: FetchEventStreamOptions = {},
 ): ReadableStream<SseMessage> {
   const what = "read event stream";
+  // At once: a URL that cannot be one never connects, however long it
+  // retries (EventSource's constructor throws too).
+  resolveUrl(what, url);
   let retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_MS;
   checkMs(what, "retryDelayMs", retryDelayMs);
   const maxRetryDelayMs = options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_MS;

@@ -1,3 +1,4 @@
+import { resolveUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
@@ -191,7 +192,7 @@ export async function resumableUpload(
   const total = body instanceof Blob ? body.size : body.byteLength;
   // Resolved once, before any request: a page passes a relative URL such as
   // "/uploads", and the upload's Location is resolved against it.
-  const collection = resolveUrl(url);
+  const collection = resolveUrl("upload", url);
 
   function headers(extra: Record<string, string>): Headers {
     const result = new Headers(options.headers);
@@ -298,7 +299,7 @@ export async function resumableUpload(
   // Create the upload, or find where a stored one stands.
   let uploadUrl = options.uploadUrl === undefined
     ? undefined
-    : resolveUrl(options.uploadUrl).href;
+    : resolveUrl("upload", options.uploadUrl).href;
   let offset = 0;
   let finalResponse: Response | undefined;
   while (uploadUrl === undefined) {
@@ -467,28 +468,6 @@ function encodeMetadata(metadata: Record<string, string>): string {
     }
     return `${key} ${encodeBase64(new TextEncoder().encode(value))}`;
   }).join(",");
-}
-
-/**
- * `url` as an absolute URL: relative to the page's (or worker's) location
- * where there is one, as fetch would resolve it.
- */
-function resolveUrl(url: string | URL): URL {
-  let base: string | undefined;
-  try {
-    // Deno without --location throws on access.
-    base = (globalThis as { location?: { href?: string } }).location?.href;
-  } catch {
-    base = undefined;
-  }
-  if (!URL.canParse(url, base)) {
-    throw new TypeError(
-      `Cannot upload: ${JSON.stringify(String(url))} is not a URL${
-        base === undefined ? " (a relative URL needs a page's location)" : ""
-      }`,
-    );
-  }
-  return new URL(url, base);
 }
 
 /** Bytes `[start, end)` of the body as a stream of copies of up to 1 MiB. */

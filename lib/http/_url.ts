@@ -1,0 +1,26 @@
+// A URL a client is given, checked at once: relative to the page's (or
+// worker's) location where there is one, as fetch would resolve it.
+
+/**
+ * `url` as an absolute URL, or a TypeError naming it (`what`: the
+ * client's "Cannot <what>").
+ */
+export function resolveUrl(what: string, url: string | URL): URL {
+  let base: string | undefined;
+  try {
+    // Deno without --location throws on access.
+    base = (globalThis as { location?: { href?: string } }).location?.href;
+  } catch {
+    base = undefined;
+  }
+  if (!URL.canParse(url, base)) {
+    throw new TypeError(
+      `Cannot ${what}: ${
+        JSON.stringify(String(url).slice(0, 64))
+      } is not a URL${
+        base === undefined ? " (a relative URL needs a page's location)" : ""
+      }`,
+    );
+  }
+  return new URL(url, base);
+}
