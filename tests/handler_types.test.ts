@@ -1,12 +1,14 @@
 // Every mountable handler is a FetchHandler that Deno.serve, Bun.serve's
 // fetch and a router accept as it is: checked by the type checker
-// (`deno check tests/`), and at run time that each returns a Response.
+// (`deno check tests/`), and at run time that each returns a Response; and
+// each refuses at creation what it cannot serve with.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   createDuplexHandler,
   createEchoHandler,
+  createResumableUploadHandler,
   createSseHandler,
   createUploadHandler,
   type FetchHandler,
@@ -70,5 +72,26 @@ describe("mountable handlers", () => {
       assert.equal(typeof fetchHandler, "function");
       assert.equal(typeof bun, "function");
     }
+  });
+});
+
+// Handlers given what they cannot serve with failed at their first request
+// (createSseHandler with the engine's "handler is not a function",
+// createDuplexHandler with a bare 500, createResumableUploadHandler without
+// a store with 404 for every request).
+describe("handlers refuse at creation what they cannot serve with", () => {
+  it("createSseHandler, createDuplexHandler and createResumableUploadHandler name what is missing", () => {
+    assert.throws(
+      () => createSseHandler(5 as never),
+      /^TypeError: Cannot create SSE handler: the handler must be a function, got number$/,
+    );
+    assert.throws(
+      () => createDuplexHandler(undefined as never),
+      /^TypeError: Cannot create duplex handler: the handler must be a function, got undefined$/,
+    );
+    assert.throws(
+      () => createResumableUploadHandler({} as never),
+      /^TypeError: Cannot create resumable upload handler: give a store/,
+    );
   });
 });

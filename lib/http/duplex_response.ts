@@ -319,5 +319,10 @@ export function createDuplexHandler(
   handler: DuplexHandler,
   options: DuplexResponseOptions = {},
 ): FetchHandler {
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      `Cannot create duplex handler: the handler must be a function, got ${typeof handler}`,
+    );
+  }
   return (request) => duplexResponse(request, handler, options);
 }

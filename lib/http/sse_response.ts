@@ -159,6 +159,11 @@ export function createSseHandler(
   handler: SseHandler,
   options: SseResponseOptions = {},
 ): (request: Request) => Promise<Response> {
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      `Cannot create SSE handler: the handler must be a function, got ${typeof handler}`,
+    );
+  }
   return async (request) => {
     const cancelled = new AbortController();
     try {

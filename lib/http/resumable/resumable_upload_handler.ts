@@ -174,6 +174,11 @@ export function createResumableUploadHandler(
     onComplete,
     ...limits
   } = options;
+  if (typeof store?.create !== "function") {
+    throw new TypeError(
+      "Cannot create resumable upload handler: give a store, such as createResumableFileStore(...) or createResumableWorkersStore(...)",
+    );
+  }
   checkMax("create resumable upload handler", "maxBytes", maxBytes);
   checkMax("create resumable upload handler", "maxTotalBytes", maxTotalBytes);
   checkMax(
