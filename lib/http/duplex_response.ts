@@ -299,6 +299,7 @@ export function duplexResponse(
  * @param handler Reads and writes each exchange.
  * @param options As for {@linkcode duplexResponse}.
  * @returns A fetch handler.
+ * @throws {TypeError} When `handler` is not a function.
  *
  * @example Answer each line in upper case
  * ```ts

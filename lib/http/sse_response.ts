@@ -142,6 +142,7 @@ export type SseHandler = (
  * @param options Keep-alive interval and more headers.
  * @returns A `(request) => Promise<Response>` for `Deno.serve`, `Bun.serve`,
  *   a Worker or a router.
+ * @throws {TypeError} When `handler` is not a function.
  *
  * @example Resume from the client's last event
  * ```ts ignore

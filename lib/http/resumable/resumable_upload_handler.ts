@@ -146,6 +146,7 @@ const TUS_EXTENSIONS =
  * @experimental
  * @param options The store, the mount path and the limits.
  * @returns A fetch handler for `Deno.serve`, `Bun.serve`, Workers or a router.
+ * @throws {TypeError} Without a `store`.
  *
  * @example Resumable uploads into a directory
  * ```ts ignore
