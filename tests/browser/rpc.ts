@@ -24,7 +24,7 @@ const crossOrigin = createRpcHandler(browserServices, {
 });
 
 /**
- * A CORS layer built from `cors` (docs/browser.md shows the same): pages of
+ * A CORS layer built from `cors` (docs/browser.md shows one like it): pages of
  * the test server's own origins (127.0.0.1) may call it by another name
  * (localhost), with an `x-tenant` header of their own, and read
  * `x-served-by`.
@@ -91,8 +91,10 @@ function pageScript(entry: string): Promise<Uint8Array> {
 
 /**
  * The RPC routes of the test server: `/sluice-rpc.js` and `/rpc-peers.js`
- * (the page's RPC bundles: sluice's client, third-party clients), `/rpc/*` (Connect and gRPC-Web over fetch) and `/rpc-ws`
- * (RPC over WebSocket); undefined for any other path.
+ * (the page's RPC bundles: sluice's client, third-party clients), `/rpc/*`
+ * (Connect and gRPC-Web over fetch), `/cors-rpc/*` (the same through
+ * `withCors`), `/rpc-ws` (RPC over WebSocket) and `/rpc-ws-checked` (the
+ * same behind an origin check); undefined for any other path.
  */
 export async function rpcRoute(
   request: Request,
