@@ -6,13 +6,7 @@
  * client's "Cannot <what>").
  */
 export function resolveUrl(what: string, url: string | URL): URL {
-  let base: string | undefined;
-  try {
-    // Deno without --location throws on access.
-    base = (globalThis as { location?: { href?: string } }).location?.href;
-  } catch {
-    base = undefined;
-  }
+  const base = locationHref();
   if (!URL.canParse(url, base)) {
     throw new TypeError(
       `Cannot ${what}: ${
@@ -23,4 +17,14 @@ export function resolveUrl(what: string, url: string | URL): URL {
     );
   }
   return new URL(url, base);
+}
+
+/** The page's (or worker's) location, if there is one. */
+export function locationHref(): string | undefined {
+  try {
+    // Older Deno without --location threw on access.
+    return (globalThis as { location?: { href?: string } }).location?.href;
+  } catch {
+    return undefined;
+  }
 }

@@ -7,6 +7,7 @@ import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
 import { quote } from "./_quote.ts";
+import { locationHref } from "../../http/_url.ts";
 import {
   checkCompression,
   checkCompressions,
@@ -79,10 +80,7 @@ export function resolveTransportOptions(
 function checkBaseUrl(what: string, baseUrl: string): void {
   let url: URL | undefined;
   try {
-    url = new URL(
-      baseUrl,
-      (globalThis as { location?: { href: string } }).location?.href,
-    );
+    url = new URL(baseUrl, locationHref());
   } catch {
     // Reported below.
   }
