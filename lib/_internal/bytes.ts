@@ -1,4 +1,5 @@
-// Small byte helpers: joining, searching, and what a queued chunk keeps alive.
+// Small byte helpers: joining, searching, what a queued chunk keeps alive,
+// and the empty byte stream.
 
 /** Joins `parts`, whose lengths add up to `length`, into one array. */
 export function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
@@ -52,4 +53,9 @@ export function byteQueueStrategy(
   return new ByteLengthQueuingStrategy({
     highWaterMark: Math.max(highWaterMark, 1),
   });
+}
+
+/** A byte stream that is already closed: a body without bytes. */
+export function emptyStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream({ start: (c) => c.close() });
 }

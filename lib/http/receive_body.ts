@@ -1,4 +1,4 @@
-import { heldBytes } from "../_internal/bytes.ts";
+import { emptyStream, heldBytes } from "../_internal/bytes.ts";
 import { checkIdleTimeout, PacedReader } from "../_internal/idle_timeout.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
@@ -447,8 +447,4 @@ function classify(
     `Cannot receive body: ${(cause as Error)?.message ?? String(cause)}`,
     { cause },
   );
-}
-
-function emptyStream(): ReadableStream<Uint8Array> {
-  return new ReadableStream({ start: (c) => c.close() });
 }

@@ -1,3 +1,4 @@
+import { emptyStream } from "../../_internal/bytes.ts";
 import { checkMax, checkMs } from "../../_internal/limits.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { formatDigestHeader } from "../digest_header.ts";
@@ -1105,8 +1106,4 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   let diff = 0;
   for (let i = 0; i < a.byteLength; i++) diff |= a[i] ^ b[i];
   return diff === 0;
-}
-
-function emptyStream(): ReadableStream<Uint8Array> {
-  return new ReadableStream({ start: (c) => c.close() });
 }

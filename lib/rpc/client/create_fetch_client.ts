@@ -1,3 +1,4 @@
+import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchDuplex } from "../../http/fetch_duplex.ts";
 import type {
   HttpClient,
@@ -76,8 +77,7 @@ export function createFetchClient(
     return {
       status: response.status,
       headers,
-      body: response.body ??
-        new ReadableStream({ start: (controller) => controller.close() }),
+      body: response.body ?? emptyStream(),
       trailers: Promise.resolve(new Headers()),
     };
   };

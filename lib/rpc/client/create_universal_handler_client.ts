@@ -1,3 +1,4 @@
+import { emptyStream } from "../../_internal/bytes.ts";
 import type {
   HttpClient,
   UniversalClientResponse,
@@ -74,8 +75,7 @@ export function createUniversalHandlerClient(
     return {
       status: response.status,
       headers: new Headers(response.headers),
-      body: response.body ??
-        new ReadableStream({ start: (controller) => controller.close() }),
+      body: response.body ?? emptyStream(),
       trailers: response.trailers ?? Promise.resolve(new Headers()),
     };
   };

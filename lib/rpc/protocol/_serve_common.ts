@@ -1,6 +1,7 @@
 // Steps every protocol's server side shares: reading a call's deadline and
 // compressions from its request headers.
 
+import { emptyStream } from "../../_internal/bytes.ts";
 import { Code } from "../code.ts";
 import type { Compression } from "../../http/compression.ts";
 import {
@@ -17,11 +18,6 @@ import {
 } from "./_server_call.ts";
 import type { Protocol } from "../server/implement_service.ts";
 import type { UniversalRequest } from "../universal.ts";
-
-/** An empty byte stream, for requests without a body. */
-export function emptyBody(): ReadableStream<Uint8Array> {
-  return new ReadableStream({ start: (c) => c.close() });
-}
 
 /** The header names a protocol reads a call's parameters from. */
 export interface ParamHeaders {
@@ -94,7 +90,7 @@ export function startCall(
     codecName: codec,
     requestMethod: request.method,
     requestHeaders: request.headers,
-    requestBody: request.body ?? emptyBody(),
+    requestBody: request.body ?? emptyStream(),
     requestSignal: request.signal,
     ...params,
     compressMinBytes: options.compressMinBytes,

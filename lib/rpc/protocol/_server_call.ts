@@ -21,7 +21,7 @@ import {
   encodeMessage,
 } from "./_codec.ts";
 import { readAll } from "./_read_all.ts";
-import { concatBytes } from "../../_internal/bytes.ts";
+import { concatBytes, emptyStream } from "../../_internal/bytes.ts";
 import { FrameQueue } from "../wire/frame_encoder_stream.ts";
 import type { Frame } from "../wire/frame_decoder.ts";
 import type {
@@ -689,7 +689,7 @@ function startBareCall(init: ServerCallInit): ServerCall {
     },
     // The response goes in `message`; the body is empty.
     get body() {
-      return body ??= new ReadableStream({ start: (c) => c.close() });
+      return body ??= emptyStream();
     },
     status,
     message: message.promise,
