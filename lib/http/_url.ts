@@ -6,21 +6,32 @@
  * client's "Cannot <what>").
  */
 export function resolveUrl(what: string, url: string | URL): URL {
-  const base = locationHref();
-  if (!URL.canParse(url, base)) {
+  const parsed = parseUrl(url);
+  if (parsed === undefined) {
     throw new TypeError(
       `Cannot ${what}: ${
         JSON.stringify(String(url).slice(0, 64))
       } is not a URL${
-        base === undefined ? " (a relative URL needs a page's location)" : ""
+        locationHref() === undefined
+          ? " (a relative URL needs a page's location)"
+          : ""
       }`,
     );
   }
-  return new URL(url, base);
+  return parsed;
+}
+
+/**
+ * `url` as an absolute URL, relative to the page's location where there is
+ * one; undefined if it is none.
+ */
+export function parseUrl(url: string | URL): URL | undefined {
+  const base = locationHref();
+  return URL.canParse(url, base) ? new URL(url, base) : undefined;
 }
 
 /** The page's (or worker's) location, if there is one. */
-export function locationHref(): string | undefined {
+function locationHref(): string | undefined {
   try {
     // Older Deno without --location threw on access.
     return (globalThis as { location?: { href?: string } }).location?.href;

@@ -7,7 +7,7 @@ import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
 import { quote } from "./_quote.ts";
-import { locationHref } from "../../http/_url.ts";
+import { parseUrl } from "../../http/_url.ts";
 import {
   checkCompression,
   checkCompressions,
@@ -78,12 +78,7 @@ export function resolveTransportOptions(
 
 /** Throws a TypeError unless `baseUrl` is an http(s) URL for fetch. */
 function checkBaseUrl(what: string, baseUrl: string): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(baseUrl, locationHref());
-  } catch {
-    // Reported below.
-  }
+  const url = parseUrl(baseUrl);
   if (
     url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")
   ) {
