@@ -110,3 +110,4 @@ export {
   type ResumableUploadOptions,
   type ResumableUploadResult,
 } from "./resumable_upload.ts";
+export { cors } from "./cors.ts";
