@@ -1,3 +1,4 @@
+import { isBrowser } from "../_internal/user_agent.ts";
 import { resolveUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import {
@@ -142,6 +143,7 @@ export function fetchEventStream(
   };
   new SseDecoderStream(decoderOptions); // checks the limits now
   const fetchImpl = options.fetch ?? globalThis.fetch;
+  const browser = isBrowser();
   const stop = new AbortController();
   const signal = options.signal;
   const onAbort = () => stop.abort(abortReason(signal!));
@@ -173,7 +175,10 @@ export function fetchEventStream(
       fruitless++;
       const headers = new Headers(options.headers);
       headers.set("accept", "text/event-stream");
-      headers.set("cache-control", "no-cache");
+      // A browser adds Cache-Control itself for a request that must not be
+      // cached, as for EventSource, so that a feed from another origin
+      // needs no preflight; elsewhere, `cache` may be unimplemented.
+      if (!browser) headers.set("cache-control", "no-cache");
       if (lastEventId !== "") headers.set("last-event-id", lastEventId);
       else headers.delete("last-event-id");
       let response: Response;
@@ -181,6 +186,7 @@ export function fetchEventStream(
         response = await fetchImpl(url, {
           headers,
           signal: stop.signal,
+          ...(browser ? { cache: "no-store" } : {}),
         });
       } catch (error) {
         if (stop.signal.aborted) throw abortReason(stop.signal);
