@@ -1,3 +1,4 @@
+import { hiddenHeaderHint } from "./_exposed.ts";
 import { resolveUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
@@ -324,9 +325,11 @@ export async function resumableUpload(
       }
       const location = response.headers.get("location");
       if (!location) {
+        await response.body?.cancel();
         throw new HttpError(
           502,
-          "Cannot upload: the server created an upload without a Location",
+          "Cannot upload: the server created an upload without a Location" +
+            hiddenHeaderHint(response, "Location"),
         );
       }
       if (!URL.canParse(location, collection)) {
@@ -451,7 +454,9 @@ function reportedOffset(response: Response, max: number): number {
       502,
       `Cannot upload: the server reported an invalid Upload-Offset ${
         JSON.stringify(value)
-      } (expected 0 to ${max})`,
+      } (expected 0 to ${max})${
+        value === null ? hiddenHeaderHint(response, "Upload-Offset") : ""
+      }`,
     );
   }
   return offset;
