@@ -30,6 +30,7 @@ import type { Sluice } from "./page.ts";
 import { buildApp, createDemoHandler } from "../../examples/web/server.ts";
 import { registerRpcTests, rpcRoute } from "./rpc.ts";
 import { formUploadTests } from "./form_upload.ts";
+import { httpCorsTests } from "./http_cors.ts";
 import { resumableTests } from "./resumable.ts";
 import { makeCertificates, type Tls } from "./_test_server.ts";
 
@@ -609,6 +610,15 @@ resumableTests({
   assertEqual,
   script: () => sluiceScript,
   tls: () => certificates,
+  tmp: TMP,
+});
+
+httpCorsTests({
+  test,
+  context: () => browserContext,
+  assert,
+  assertEqual,
+  script: () => sluiceScript,
   tmp: TMP,
 });
 
