@@ -17,12 +17,14 @@ import {
 } from "../lib/protobuf/mod.ts";
 import {
   Code,
+  createClient as rpcCreateClient,
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
   createRpcHandler,
   createUniversalHandler,
   defineService,
+  implementService as rpcImplementService,
   Int64Value,
   RpcError,
   type ServiceImplementation,
@@ -173,6 +175,41 @@ describe("implementService and createClient with a protobuf-es service", () => {
           { echo: (m: ChatMessage) => m } as never,
         ),
       /Cannot implement sluice\.test\.chat\.v1\.ChatService: no handler for method chat/,
+    );
+  });
+
+  it("implementService names a handler the service lacks when one is missing: a misspelt or renamed method", () => {
+    assert.throws(
+      () =>
+        implementService(
+          ChatService,
+          { echo: (m: ChatMessage) => m, Chat: () => {} } as never,
+        ),
+      {
+        name: "TypeError",
+        message:
+          "Cannot implement sluice.test.chat.v1.ChatService: no handler for method chat (the handlers have Chat, which the service lacks)",
+      },
+    );
+  });
+
+  it("@sluice/streams/rpc's implementService and createClient, given a protobuf-es service descriptor, point to this entry point", () => {
+    assert.throws(() => rpcImplementService(ChatService as never, {}), {
+      name: "TypeError",
+      message:
+        "Cannot implement service: sluice.test.chat.v1.ChatService is a protobuf-es service descriptor; use implementService from @sluice/streams/protobuf",
+    });
+    assert.throws(
+      () =>
+        rpcCreateClient(
+          ChatService as never,
+          createConnectTransport({ baseUrl: "http://127.0.0.1:1" }),
+        ),
+      {
+        name: "TypeError",
+        message:
+          "Cannot create client: sluice.test.chat.v1.ChatService is a protobuf-es service descriptor; use createClient from @sluice/streams/protobuf",
+      },
     );
   });
 

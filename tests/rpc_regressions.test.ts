@@ -826,6 +826,23 @@ describe("definitions and implementations that cannot serve are refused, naming 
     );
   });
 
+  it("implementService refuses what is not a service definition or an object of handlers", () => {
+    // Each failed with the engine's words: "Cannot read properties of
+    // undefined (reading 'methods')", "... of null (reading 'echo')".
+    assert.throws(() => implementService(undefined as never, {} as never), {
+      name: "TypeError",
+      message:
+        "Cannot implement service: expected a service definition from defineService (protobuf-es services: implementService from @sluice/streams/protobuf)",
+    });
+    for (const [handlers, got] of [[null, "null"], [() => {}, "function"]]) {
+      assert.throws(() => implementService(EchoService, handlers as never), {
+        name: "TypeError",
+        message:
+          `Cannot implement ${EchoService.typeName}: expected an object of handlers, one per method, got ${got}`,
+      });
+    }
+  });
+
   it("createClient refuses what is not a service or a transport, and the transports a baseUrl fetch cannot send to", () => {
     // Each was accepted and failed at the first call: "Cannot read
     // properties of undefined (reading 'call')", "Invalid URL:

@@ -178,3 +178,28 @@ export function defineService<const M extends Record<string, AnyMethodInit>>(
     methods: Object.freeze(defined) as MethodDefinitions<M>,
   });
 }
+
+/**
+ * Throws a `TypeError` naming `action` unless `service` is a definition of
+ * {@linkcode defineService}'s shape: a protobuf-es service descriptor (its
+ * methods an array) is pointed to `@sluice/streams/protobuf`'s `name`.
+ */
+export function checkServiceDefinition(
+  service: unknown,
+  action: string,
+  name: string,
+): asserts service is ServiceDefinition {
+  const methods = (service as { methods?: unknown } | null | undefined)
+    ?.methods;
+  if (typeof methods === "object" && methods !== null) {
+    if (!Array.isArray(methods)) return;
+    throw new TypeError(
+      `Cannot ${action}: ${
+        (service as { typeName?: string }).typeName
+      } is a protobuf-es service descriptor; use ${name} from @sluice/streams/protobuf`,
+    );
+  }
+  throw new TypeError(
+    `Cannot ${action}: expected a service definition from defineService (protobuf-es services: ${name} from @sluice/streams/protobuf)`,
+  );
+}

@@ -1,5 +1,9 @@
 import { Code } from "../code.ts";
-import type { MethodDefinition, ServiceDefinition } from "../define_service.ts";
+import {
+  checkServiceDefinition,
+  type MethodDefinition,
+  type ServiceDefinition,
+} from "../define_service.ts";
 import { RpcError } from "../rpc_error.ts";
 import { type BurstReader, openBurstReader } from "../../streams/_fuse.ts";
 import type { CallOptions, Transport, TransportCall } from "./transport.ts";
@@ -352,11 +356,7 @@ export function createClient<S extends ServiceDefinition>(
   service: S,
   transport: Transport,
 ): Client<S> {
-  if (typeof service?.methods !== "object" || service.methods === null) {
-    throw new TypeError(
-      "Cannot create client: expected a service definition from defineService (protobuf-es services: createClient from @sluice/streams/protobuf)",
-    );
-  }
+  checkServiceDefinition(service, "create client", "createClient");
   if (typeof transport?.call !== "function") {
     throw new TypeError(
       "Cannot create client: expected a transport, such as createConnectTransport(...)",

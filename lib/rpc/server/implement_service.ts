@@ -1,7 +1,8 @@
-import type {
-  MethodDefinition,
-  MethodKind,
-  ServiceDefinition,
+import {
+  checkServiceDefinition,
+  type MethodDefinition,
+  type MethodKind,
+  type ServiceDefinition,
 } from "../define_service.ts";
 
 /** The protocols a call can arrive by. */
@@ -143,6 +144,14 @@ export function implementService<S extends ServiceDefinition>(
   service: S,
   handlers: ServiceHandlers<S>,
 ): ServiceImplementation {
+  checkServiceDefinition(service, "implement service", "implementService");
+  if (typeof handlers !== "object" || handlers === null) {
+    throw new TypeError(
+      `Cannot implement ${service.typeName}: expected an object of handlers, one per method, got ${
+        handlers === null ? "null" : typeof handlers
+      }`,
+    );
+  }
   const map = new Map<string, {
     method: MethodDefinition<unknown, unknown, MethodKind>;
     // deno-lint-ignore no-explicit-any
@@ -152,7 +161,9 @@ export function implementService<S extends ServiceDefinition>(
     const handler = (handlers as Record<string, unknown>)[key];
     if (typeof handler !== "function") {
       throw new TypeError(
-        `Cannot implement ${service.typeName}: no handler for method ${key}`,
+        `Cannot implement ${service.typeName}: no handler for method ${key}${
+          strayHandlers(service, handlers)
+        }`,
       );
     }
     map.set(method.path, {
@@ -162,4 +173,17 @@ export function implementService<S extends ServiceDefinition>(
     });
   }
   return Object.freeze({ service, handlers: map });
+}
+
+/**
+ * The handlers' own functions named for no method of `service`, as a
+ * clause for the message of a missing handler: a misspelt or renamed one.
+ */
+function strayHandlers(service: ServiceDefinition, handlers: object): string {
+  const stray = Object.entries(handlers).filter(([key, value]) =>
+    typeof value === "function" && !Object.hasOwn(service.methods, key)
+  ).map(([key]) => key);
+  return stray.length === 0
+    ? ""
+    : ` (the handlers have ${stray.join(", ")}, which the service lacks)`;
 }
