@@ -222,6 +222,7 @@ const ROWS: Row[] = [
       "pump_bytes.test.ts",
       "fuzz_http.test.ts",
       "handler_types.test.ts",
+      "http_arguments.test.ts",
       "check_layers.test.ts",
     ],
     workerdNone: "in the bundle, through the flows above",

@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import {
   DuplexStream,
   type DuplexStreamOptions,
@@ -166,6 +167,13 @@ export function duplexResponse(
   handler: DuplexHandler,
   options: DuplexResponseOptions = {},
 ): Promise<Response> {
+  checkArgument(
+    typeof handler === "function",
+    "answer duplex",
+    "the handler",
+    "a function",
+    handler,
+  );
   const maxDecompressedBytes = checkMax(
     "answer duplex",
     "maxDecompressedBytes",

@@ -1,3 +1,4 @@
+import { checkArgument, kindOf } from "../_internal/arguments.ts";
 import { concatBytes } from "../_internal/bytes.ts";
 import { DelimiterSearch, shiftTable } from "./_delimiter.ts";
 
@@ -120,7 +121,9 @@ function plan(field: MultipartField): Planned {
     throw new TypeError(
       `Cannot encode multipart body: the value of part ${
         JSON.stringify(name)
-      } is not a string, Blob, Uint8Array or ReadableStream`,
+      } is not a string, Blob, Uint8Array or ReadableStream, got ${
+        kindOf(value)
+      }`,
     );
   }
   if (filename !== undefined) contentType ??= "application/octet-stream";
@@ -157,8 +160,35 @@ function* fieldsOf(
 ): Iterable<MultipartField> {
   if (fields instanceof FormData) {
     for (const [name, value] of fields) yield { name, value };
-  } else {
-    yield* fields;
+    return;
+  }
+  const what = "encode multipart body";
+  checkArgument(
+    typeof fields !== "string" &&
+      typeof (fields as Partial<Iterable<unknown>> | null)?.[
+          Symbol.iterator
+        ] === "function",
+    what,
+    "the fields",
+    "a FormData or an iterable of { name, value } parts",
+    fields,
+    kindOf(fields) === "object"
+      ? " (for an object of fields: Object.entries(fields).map(([name, value]) => ({ name, value })))"
+      : "",
+  );
+  let i = 0;
+  for (const field of fields) {
+    checkArgument(
+      typeof field === "object" && typeof field?.name === "string",
+      what,
+      `part ${i++}`,
+      "a { name, value } object with a string name",
+      field,
+      Array.isArray(field)
+        ? " (a [name, value] pair: write { name, value })"
+        : "",
+    );
+    yield field;
   }
 }
 

@@ -1,3 +1,5 @@
+import { checkArgument } from "../_internal/arguments.ts";
+
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers that no longer describe a
 // body fetch has already decoded.
 const HOP_BY_HOP = [
@@ -24,7 +26,7 @@ const HOP_BY_HOP = [
  *
  * @example Forward the receiver's answer to the caller
  * ```ts ignore
- * import { forwardResponse, upload } from "@sluice/streams/http";
+import { forwardResponse, upload } from "@sluice/streams/http";
  *
  * const handler = async () => {
  *   const file = new Blob(["%PDF-1.4 ..."], { type: "application/pdf" });
@@ -33,6 +35,15 @@ const HOP_BY_HOP = [
  * ```
  */
 export function forwardResponse(upstream: Response): Response {
+  checkArgument(
+    typeof (upstream as Partial<Response> | null)?.headers?.get ===
+      "function",
+    "forward response",
+    "the upstream response",
+    "a Response",
+    upstream,
+    upstream instanceof Promise ? " (await the fetch first)" : "",
+  );
   const headers = new Headers(upstream.headers);
   const connectionTokens = (headers.get("connection") ?? "")
     .split(",")

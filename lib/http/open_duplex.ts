@@ -1,3 +1,4 @@
+import { resolveUrl } from "./_url.ts";
 import {
   DuplexStream,
   type DuplexStreamOptions,
@@ -110,6 +111,7 @@ export function openDuplex(
   input: string | URL,
   options: OpenDuplexOptions = {},
 ): DuplexExchange {
+  resolveUrl("open duplex stream", input);
   const {
     method = "POST",
     sendCompression,

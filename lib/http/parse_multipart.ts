@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { HttpError } from "./http_error.ts";
 import { boundaryOf, CANNOT_PARSE } from "./_multipart_headers.ts";
 import {
@@ -56,6 +57,13 @@ export function parseMultipart(
   request: Request | Response,
   options: ParseMultipartOptions = {},
 ): ReadableStream<MultipartPart> {
+  checkArgument(
+    typeof (request as Partial<Request> | null)?.headers?.get === "function",
+    "parse multipart body",
+    "the request",
+    "a Request or a Response",
+    request,
+  );
   const boundary = boundaryOf(request.headers.get("content-type"));
   if (request.body === null) {
     throw new HttpError(400, `${CANNOT_PARSE}: the request has no body`);

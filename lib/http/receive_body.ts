@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { emptyStream, heldBytes } from "../_internal/bytes.ts";
 import { checkIdleTimeout, PacedReader } from "../_internal/idle_timeout.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
@@ -288,10 +289,26 @@ export async function receiveBody(
     timeoutMs = 0,
     signal,
   } = options;
+  checkArgument(
+    typeof (sink as Partial<WritableStream> | null)?.getWriter === "function",
+    "receive body",
+    "the sink",
+    "a WritableStream",
+    sink,
+  );
   let planned: Plan;
   let source: PacedReader | undefined;
   let writer: WritableStreamDefaultWriter<Uint8Array>;
   try {
+    checkArgument(
+      input instanceof Request ||
+        typeof (input as Partial<ReadableStream> | null)?.getReader ===
+          "function",
+      "receive body",
+      "the input",
+      "a Request or a ReadableStream",
+      input,
+    );
     checkIdleTimeout("receive body", idleTimeoutMs);
     checkMinRate("receive body", minBytesPerSecond, minRateWindowMs);
     checkMs("receive body", "timeoutMs", timeoutMs);

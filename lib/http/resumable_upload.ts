@@ -1,3 +1,4 @@
+import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
 import { resolveUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
@@ -190,6 +191,7 @@ export async function resumableUpload(
     throw new RangeError("Cannot upload: chunkBytes must be at least 1");
   }
   const tus = protocol === "tus";
+  checkBody("upload", body, false);
   const total = body instanceof Blob ? body.size : body.byteLength;
   // Resolved once, before any request: a page passes a relative URL such as
   // "/uploads", and the upload's Location is resolved against it.

@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import {
   SseEncoderStream,
   type SseEncoderStreamOptions,
@@ -37,6 +38,16 @@ function toStream(
   source: SseSource,
   onCancel?: (reason: unknown) => void,
 ): ReadableStream<SseEvent> {
+  checkArgument(
+    typeof source === "object" && source !== null &&
+      (source instanceof ReadableStream || Symbol.asyncIterator in source ||
+        Symbol.iterator in source),
+    "send events",
+    "the source",
+    "a ReadableStream or an (async) iterable of events",
+    source,
+    typeof source === "function" ? " (call the generator function)" : "",
+  );
   // Not ReadableStream.from: browsers lack it.
   const iterator: AsyncIterator<SseEvent> | Iterator<SseEvent> | undefined =
     source instanceof ReadableStream

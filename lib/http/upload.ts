@@ -4,6 +4,8 @@ import {
 } from "../streams/progress_stream.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
+import { checkBody } from "./_client_body.ts";
+import { resolveUrl } from "./_url.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -96,6 +98,8 @@ export async function upload(
     signal,
     fetch: fetchImpl = globalThis.fetch,
   } = options;
+  resolveUrl("upload", url);
+  checkBody("upload", body, true);
   const headers = new Headers(options.headers);
   const blobType = body instanceof Blob ? body.type : "";
   headers.set(

@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
 import {
@@ -277,6 +278,13 @@ export function createUploadHandler(
   request: Request,
   context?: { params?: Record<string, string> } | object,
 ) => Promise<Response> {
+  checkArgument(
+    typeof options === "object" && options !== null,
+    "create upload handler",
+    "the options",
+    "an object with a sink, the multipart option, or both",
+    options,
+  );
   const {
     sink,
     multipart,

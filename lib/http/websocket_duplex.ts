@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import {
   DuplexStream,
   type DuplexStreamOptions,
@@ -126,6 +127,18 @@ export function websocketDuplex(
   socket: WebSocketLike,
   options: WebSocketDuplexOptions = {},
 ): DuplexStream {
+  const ws = socket as Partial<WebSocketLike> | null | undefined;
+  checkArgument(
+    typeof ws?.addEventListener === "function" &&
+      typeof ws.send === "function" && typeof ws.close === "function",
+    "open WebSocket duplex",
+    "socket",
+    "a WebSocket",
+    socket,
+    typeof socket === "string" || socket instanceof URL
+      ? " (open one first: new WebSocket(url))"
+      : "",
+  );
   const maxBufferedBytes = checkMax(
     "open WebSocket duplex",
     "maxBufferedBytes",

@@ -1,0 +1,36 @@
+// How the clients and handlers name an argument of the wrong type, so that
+// a caller from JavaScript reads what it passed, not the engine's words
+// about a property it could not read.
+
+/**
+ * What `value` is, for "got ..." in an error message: `null`, its
+ * `typeof` for other primitives and plain objects, else its class's name.
+ */
+export function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  const name = (Object.getPrototypeOf(value) as { constructor?: unknown })
+    ?.constructor;
+  return typeof name === "function" && name.name !== "" &&
+      name.name !== "Object"
+    ? name.name
+    : "object";
+}
+
+/**
+ * Throws a TypeError (`Cannot <what>: <name> must be <expected>, got ...`)
+ * unless `ok`.
+ */
+export function checkArgument(
+  ok: boolean,
+  what: string,
+  name: string,
+  expected: string,
+  value: unknown,
+  hint = "",
+): void {
+  if (ok) return;
+  throw new TypeError(
+    `Cannot ${what}: ${name} must be ${expected}, got ${kindOf(value)}${hint}`,
+  );
+}

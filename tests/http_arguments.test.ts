@@ -1,0 +1,150 @@
+// The HTTP flows' functions called from JavaScript with arguments of the
+// wrong type: each refuses at once with a TypeError that names the argument,
+// what it must be and what it got (with a hint at the usual mistake),
+// instead of the engine's words about a property it could not read, a body
+// sent as text, or an upload retried until maxRetries ran out.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createUploadHandler,
+  encodeMultipart,
+  forwardResponse,
+  openDuplex,
+  parseMultipart,
+  receiveBody,
+  resumableUpload,
+  sseResponse,
+  upload,
+  websocketDuplex,
+} from "../lib/http/mod.ts";
+import { duplexResponse } from "../lib/http/duplex_response.ts";
+
+/** A fetch that must not be reached. */
+const unreachable: typeof fetch = () => {
+  throw new Error("fetch was called");
+};
+
+/** Asserts that `fn` throws (or rejects with) a TypeError of `message`. */
+async function refuses(fn: () => unknown, message: string): Promise<void> {
+  await assert.rejects(async () => await fn(), { name: "TypeError", message });
+}
+
+describe("HTTP flows refuse arguments of the wrong type, naming them", () => {
+  it("upload and resumableUpload: a URL that is none and a body that is no bytes, before any request", async () => {
+    const url = "http://127.0.0.1:9/up";
+    await refuses(
+      () => upload(undefined as never, new Uint8Array(1)),
+      'Cannot upload: "undefined" is not a URL (a relative URL needs a page\'s location)',
+    );
+    // Before, a number or text went out as text; an ArrayBuffer too.
+    for (
+      const [body, hint] of [
+        [5, ""],
+        ["text", " (encode text with new TextEncoder().encode(text))"],
+        [new ArrayBuffer(4), " (view it with new Uint8Array(buffer))"],
+        [undefined, ""],
+      ] as const
+    ) {
+      const got = body === undefined
+        ? "undefined"
+        : typeof body === "object"
+        ? "ArrayBuffer"
+        : typeof body;
+      await refuses(
+        () => upload(url, body as never, { fetch: unreachable }),
+        `Cannot upload: the body must be a ReadableStream, Blob or Uint8Array, got ${got}${hint}`,
+      );
+      // Before, resumableUpload retried this until maxRetries ran out.
+      await refuses(
+        () => resumableUpload(url, body as never, { fetch: unreachable }),
+        `Cannot upload: the body must be a Blob or Uint8Array, got ${got}${hint}`,
+      );
+    }
+  });
+
+  it("openDuplex and websocketDuplex: a URL that is none, a socket that is none", async () => {
+    await refuses(
+      () => openDuplex("not a url", { fetch: unreachable }),
+      'Cannot open duplex stream: "not a url" is not a URL (a relative URL needs a page\'s location)',
+    );
+    await refuses(
+      () => websocketDuplex(undefined as never),
+      "Cannot open WebSocket duplex: socket must be a WebSocket, got undefined",
+    );
+    await refuses(
+      () => websocketDuplex("ws://127.0.0.1:9/" as never),
+      "Cannot open WebSocket duplex: socket must be a WebSocket, got string (open one first: new WebSocket(url))",
+    );
+  });
+
+  it("encodeMultipart: fields that are no list of parts, a part that is no { name, value }, a value that is no body", async () => {
+    await refuses(
+      () => encodeMultipart({ a: "1" } as never),
+      "Cannot encode multipart body: the fields must be a FormData or an iterable of { name, value } parts, got object (for an object of fields: Object.entries(fields).map(([name, value]) => ({ name, value })))",
+    );
+    await refuses(
+      () => encodeMultipart(undefined as never),
+      "Cannot encode multipart body: the fields must be a FormData or an iterable of { name, value } parts, got undefined",
+    );
+    // Before: "the value of part undefined is not ...".
+    await refuses(
+      () => encodeMultipart([["a", "1"]] as never),
+      "Cannot encode multipart body: part 0 must be a { name, value } object with a string name, got Array (a [name, value] pair: write { name, value })",
+    );
+    await refuses(
+      () => encodeMultipart([{ name: "a", value: "1" }, { name: 2 }] as never),
+      "Cannot encode multipart body: part 1 must be a { name, value } object with a string name, got object",
+    );
+    await refuses(
+      () => encodeMultipart([{ name: "a", value: 5 }] as never),
+      'Cannot encode multipart body: the value of part "a" is not a string, Blob, Uint8Array or ReadableStream, got number',
+    );
+  });
+
+  it("parseMultipart, receiveBody, sseResponse, duplexResponse, forwardResponse and createUploadHandler: what they read from or write to", async () => {
+    await refuses(
+      () => parseMultipart(undefined as never),
+      "Cannot parse multipart body: the request must be a Request or a Response, got undefined",
+    );
+    await refuses(
+      () => receiveBody(new Request("http://x/"), undefined as never),
+      "Cannot receive body: the sink must be a WritableStream, got undefined",
+    );
+    // The sink it was given is aborted, so a file sink leaves nothing.
+    let aborted: unknown;
+    await refuses(
+      () =>
+        receiveBody(
+          "body" as never,
+          new WritableStream({ abort: (reason) => void (aborted = reason) }),
+        ),
+      "Cannot receive body: the input must be a Request or a ReadableStream, got string",
+    );
+    assert.ok(aborted instanceof TypeError, "the sink was not aborted");
+    await refuses(
+      () => sseResponse(undefined as never),
+      "Cannot send events: the source must be a ReadableStream or an (async) iterable of events, got undefined",
+    );
+    await refuses(
+      () => sseResponse(async function* () {} as never),
+      "Cannot send events: the source must be a ReadableStream or an (async) iterable of events, got function (call the generator function)",
+    );
+    await refuses(
+      () =>
+        duplexResponse(
+          new Request("http://x/", { method: "POST" }),
+          undefined as never,
+        ),
+      "Cannot answer duplex: the handler must be a function, got undefined",
+    );
+    await refuses(
+      () => forwardResponse(Promise.resolve(new Response()) as never),
+      "Cannot forward response: the upstream response must be a Response, got Promise (await the fetch first)",
+    );
+    await refuses(
+      () => createUploadHandler(undefined as never),
+      "Cannot create upload handler: the options must be an object with a sink, the multipart option, or both, got undefined",
+    );
+  });
+});
