@@ -35,8 +35,9 @@
  */
 export const cors: {
   /**
-   * The HTTP methods: `POST` and `PUT` for uploads, `HEAD`, `PATCH` and
-   * `DELETE` for resumable ones, `GET` for event streams.
+   * The HTTP methods: `POST` and `PUT` for uploads, `HEAD`, `PATCH`,
+   * `DELETE` and tus's `OPTIONS` for resumable ones, `GET` for event
+   * streams.
    */
   readonly allowedMethods: readonly string[];
   /** The request headers the clients may send, lower case. */
@@ -51,6 +52,7 @@ export const cors: {
     "PUT",
     "PATCH",
     "DELETE",
+    "OPTIONS",
   ]),
   allowedHeaders: Object.freeze([
     "content-type",

@@ -281,7 +281,7 @@ export function httpCorsTests(suite: HttpCorsSuite): void {
     });
   });
 
-  test("cross-origin: tus-js-client uploads (tus and ietf-draft-05), resumes from HEAD and terminates from another origin through the CORS layer, and resumableUpload completes in both protocols", async () => {
+  test("cross-origin: tus-js-client uploads (tus and ietf-draft-05), resumes from HEAD and terminates from another origin, tus's OPTIONS answered through the CORS layer, and resumableUpload completes in both protocols", async () => {
     await withServer(suite, async (server, page, other) => {
       const tusRun = await page.evaluate(async ({ other, size, chunk }) => {
         const file = testFile(size, 5);
@@ -401,6 +401,35 @@ export function httpCorsTests(suite: HttpCorsSuite): void {
           `${what}: SHA-256 of the stored file`,
         );
       }
+
+      // tus's discovery: an OPTIONS of the page's own (preflighted).
+      const discovery = await page.evaluate(async (other) => {
+        const response = await fetch(`${other}/uploads/`, {
+          method: "OPTIONS",
+          headers: { "tus-resumable": "1.0.0" },
+        });
+        return {
+          status: response.status,
+          version: response.headers.get("tus-version"),
+          extension: response.headers.get("tus-extension"),
+          maxSize: response.headers.get("tus-max-size"),
+        };
+      }, other);
+      assertEqual(
+        discovery,
+        {
+          status: 204,
+          version: "1.0.0",
+          extension:
+            "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration",
+          maxSize: String(2 * SIZE),
+        },
+        "tus's OPTIONS from the page",
+      );
+      assert(
+        server.methods.includes("OPTIONS"),
+        "tus's OPTIONS reached the handler",
+      );
 
       // Termination (DELETE) of the tus-js-client upload.
       await page.evaluate((url) => tus.Upload.terminate(url), tusRun.url);
