@@ -25,6 +25,7 @@ import {
 import type { Server } from "../lib/runtime/serve.ts";
 import {
   deadline,
+  fileStoreUploadIds,
   makeTempDir,
   randomBytes,
   removeDir,
@@ -121,6 +122,24 @@ describe("tus-js-client against createResumableUploadHandler", () => {
       head.headers.get("upload-metadata")!,
       /filename aW50ZXJvcC5iaW4=/,
     );
+  });
+
+  it("with parallelUploads (tus's concatenation, unsupported) fails at the first creation, naming Upload-Concat, and stores nothing", async () => {
+    // Before, each partial upload was created and completed as an upload
+    // of its own (a file of half the bytes), and the final concatenation
+    // failed with "send exactly one of Upload-Length and
+    // Upload-Defer-Length".
+    const held = await fileStoreUploadIds(dir);
+    const error = await tusJsUpload(
+      new URL("/uploads", server.url).href,
+      randomBytes(MiB),
+      { parallelUploads: 2, retryDelays: [] },
+    ).then(() => undefined, (error: Error) => error);
+    assert.match(
+      String(error),
+      /response code: 400, response text: Cannot create upload: tus's concatenation extension \(Upload-Concat\) is not supported/,
+    );
+    assert.deepEqual(await fileStoreUploadIds(dir), held);
   });
 
   it("uploads with a deferred length", async () => {

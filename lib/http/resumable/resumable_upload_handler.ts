@@ -814,6 +814,14 @@ export function createResumableUploadHandler(
     }
     if (id === undefined) {
       if (method !== "POST") throw notAllowed(method, "POST, OPTIONS");
+      // A partial upload taken as a whole one would complete as a file of
+      // part of the bytes.
+      if (request.headers.has("upload-concat")) {
+        throw new HttpError(
+          400,
+          "Cannot create upload: tus's concatenation extension (Upload-Concat) is not supported (see Tus-Extension); send the upload whole (tus-js-client: parallelUploads 1)",
+        );
+      }
       const length = parseLength(
         "Upload-Length",
         request.headers.get("upload-length"),
