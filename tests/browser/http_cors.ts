@@ -26,6 +26,8 @@ import {
 import { ROOT } from "../_workerd.ts";
 import type { Sluice } from "./page.ts";
 import { serveForTest } from "./_test_server.ts";
+import { corsLayer } from "./_cors_layer.ts";
+import { idOf, storedSha256 } from "./resumable.ts";
 
 /** What the suite lends these tests. */
 export interface HttpCorsSuite {
@@ -84,53 +86,6 @@ interface CorsServer {
   feedCacheControl: (string | null)[];
 }
 
-/**
- * A CORS layer built from `cors`, for requests to localhost: pages of
- * 127.0.0.1 may call, with an `x-tenant` header of their own. It answers
- * preflights alone and passes tus's own `OPTIONS` on.
- */
-async function withCors(
-  request: Request,
-  handler: (request: Request) => Promise<Response>,
-  expose: boolean,
-): Promise<Response> {
-  const origin = request.headers.get("origin");
-  const allowed = origin !== null &&
-      /^https?:\/\/127\.0\.0\.1:\d+$/.test(origin)
-    ? origin
-    : undefined;
-  if (
-    request.method === "OPTIONS" &&
-    request.headers.has("access-control-request-method")
-  ) {
-    const headers = new Headers({ vary: "origin" });
-    if (allowed !== undefined) {
-      headers.set("access-control-allow-origin", allowed);
-      headers.set(
-        "access-control-allow-methods",
-        cors.allowedMethods.join(", "),
-      );
-      headers.set(
-        "access-control-allow-headers",
-        [...cors.allowedHeaders, "x-tenant"].join(", "),
-      );
-    }
-    return new Response(null, { status: 204, headers });
-  }
-  const response = await handler(request);
-  response.headers.append("vary", "origin");
-  if (allowed !== undefined) {
-    response.headers.set("access-control-allow-origin", allowed);
-    if (expose) {
-      response.headers.set(
-        "access-control-expose-headers",
-        cors.exposedHeaders.join(", "),
-      );
-    }
-  }
-  return response;
-}
-
 /** Runs `fn` with a server (its own store) and a page of 127.0.0.1 on it. */
 async function withServer(
   suite: HttpCorsSuite,
@@ -174,6 +129,12 @@ async function withServer(
     new Response(body as Uint8Array<ArrayBuffer>, {
       headers: { "content-type": "text/javascript; charset=utf-8" },
     });
+  // The CORS layer built from `cors`, with an `x-tenant` header of the
+  // page's own; it exposes nothing while `state.expose` is false.
+  const withCors = corsLayer(cors, {
+    allowHeaders: ["x-tenant"],
+    expose: () => state.expose,
+  });
   const route = async (request: Request): Promise<Response> => {
     state.methods.push(request.method);
     const { pathname } = new URL(request.url);
@@ -190,7 +151,7 @@ async function withServer(
       if (request.headers.has("access-control-request-method")) {
         state.preflights.push(pathname);
       }
-      return await withCors(request, route, state.expose);
+      return await withCors(request, route);
     }
     if (pathname === "/") {
       return new Response(corsPage, {
@@ -215,18 +176,6 @@ async function withServer(
     });
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** An upload's id from its URL. */
-const idOf = (url: string) => new URL(url).pathname.split("/").pop()!;
-
-async function storedSha256(
-  server: CorsServer,
-  url: string,
-): Promise<string> {
-  return createHash("sha256").update(
-    await readFile(server.store.path(idOf(url))),
-  ).digest("hex");
 }
 
 /** Registers the tests with the suite. */

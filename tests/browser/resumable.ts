@@ -293,11 +293,12 @@ async function secondPatchUnderway(server: ResumableServer): Promise<void> {
 }
 
 /** An upload's id from its URL (tus-js-client's is relative to the page). */
-const idOf = (url: string) =>
+export const idOf = (url: string): string =>
   new URL(url, "http://127.0.0.1/").pathname.split("/").pop()!;
 
-async function storedSha256(
-  server: ResumableServer,
+/** The SHA-256 (hex) of the file `store` holds for the upload at `url`. */
+export async function storedSha256(
+  server: { store: ResumableFileStore },
   url: string,
 ): Promise<string> {
   return createHash("sha256").update(

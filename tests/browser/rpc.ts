@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { Page } from "playwright-core";
 import { cors, createRpcHandler } from "../../lib/rpc/mod.ts";
+import { corsLayer } from "./_cors_layer.ts";
 import { createWebSocketRpcHandler } from "../../lib/runtime/websocket.ts";
 import { bundle, ROOT } from "../_workerd.ts";
 import { browserServices } from "./rpc_services.ts";
@@ -24,47 +25,13 @@ const crossOrigin = createRpcHandler(browserServices, {
 });
 
 /**
- * A CORS layer built from `cors` (docs/browser.md shows one like it): pages of
- * the test server's own origins (127.0.0.1) may call it by another name
- * (localhost), with an `x-tenant` header of their own, and read
- * `x-served-by`.
+ * The CORS layer built from `cors` (docs/browser.md shows one like it), with
+ * an `x-tenant` header of the page's own and `x-served-by` of the server's.
  */
-async function withCors(
-  request: Request,
-  handler: (request: Request) => Promise<Response>,
-): Promise<Response> {
-  const origin = request.headers.get("origin");
-  const allowed = origin !== null &&
-      /^https?:\/\/127\.0\.0\.1:\d+$/.test(origin)
-    ? origin
-    : undefined;
-  if (request.method === "OPTIONS") {
-    const headers = new Headers({ vary: "origin" });
-    if (allowed !== undefined) {
-      headers.set("access-control-allow-origin", allowed);
-      headers.set(
-        "access-control-allow-methods",
-        cors.allowedMethods.join(", "),
-      );
-      headers.set(
-        "access-control-allow-headers",
-        [...cors.allowedHeaders, "x-tenant"].join(", "),
-      );
-      headers.set("access-control-max-age", "600");
-    }
-    return new Response(null, { status: 204, headers });
-  }
-  const response = await handler(request);
-  response.headers.append("vary", "origin");
-  if (allowed !== undefined) {
-    response.headers.set("access-control-allow-origin", allowed);
-    response.headers.set(
-      "access-control-expose-headers",
-      [...cors.exposedHeaders, "x-served-by"].join(", "),
-    );
-  }
-  return response;
-}
+const withCors = corsLayer(cors, {
+  allowHeaders: ["x-tenant"],
+  exposeHeaders: ["x-served-by"],
+});
 
 const scripts = new Map<string, Promise<Uint8Array>>();
 
