@@ -223,6 +223,7 @@ const ROWS: Row[] = [
       "fuzz_http.test.ts",
       "handler_types.test.ts",
       "http_arguments.test.ts",
+      "runtime_arguments.test.ts",
       "check_layers.test.ts",
     ],
     workerdNone: "in the bundle, through the flows above",

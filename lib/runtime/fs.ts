@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkArgument } from "../_internal/arguments.ts";
 import { randomUUID } from "node:crypto";
 import { openAsBlob, writeSync } from "node:fs";
 import { open, readdir, rename, stat, unlink } from "node:fs/promises";
@@ -102,6 +103,13 @@ export function createFileSink(
   path: string,
   options: FileSinkOptions = {},
 ): WritableStream<Uint8Array> {
+  checkArgument(
+    typeof path === "string" && path !== "",
+    "create file sink",
+    "the path",
+    "a file's path",
+    path,
+  );
   const { atomic = true } = options;
   const temp = atomic
     ? join(dirname(path), temporaryName(basename(path), randomUUID()))

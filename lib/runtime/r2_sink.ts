@@ -2,6 +2,7 @@
 // closed: bytes are staged through R2's multipart upload (or held for one
 // put, when small), committed by close() and discarded by abort().
 
+import { checkArgument } from "../_internal/arguments.ts";
 import { concatBytes } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 
@@ -133,6 +134,14 @@ export function createR2Sink(
   options: R2SinkOptions = {},
 ): WritableStream<Uint8Array> {
   const what = "create R2 sink";
+  checkR2Bucket(what, bucket);
+  checkArgument(
+    typeof key === "string" && key !== "",
+    what,
+    "the key",
+    "a non-empty string",
+    key,
+  );
   const partBytes = checkMax(what, "partBytes", options.partBytes ?? 8 * MiB);
   if (partBytes < MIN_PART_BYTES || partBytes > 5 * 1024 * MiB) {
     throw new RangeError(
@@ -219,4 +228,29 @@ export function createR2Sink(
       await discard();
     },
   }, { highWaterMark: 1 });
+}
+
+/**
+ * Throws a TypeError naming `what` unless `bucket` is an R2 bucket (has
+ * `put` and `createMultipartUpload`, and `more`): a binding misnamed in
+ * wrangler.toml is `undefined` in `env`.
+ */
+export function checkR2Bucket(
+  what: string,
+  bucket: unknown,
+  more: string[] = [],
+): void {
+  const b = bucket as Record<string, unknown> | null | undefined;
+  checkArgument(
+    ["put", "createMultipartUpload", ...more].every((name) =>
+      typeof b?.[name] === "function"
+    ),
+    what,
+    "the bucket",
+    "an R2 bucket",
+    bucket,
+    bucket === undefined
+      ? " (is the binding's name in env the one in the Worker's configuration?)"
+      : "",
+  );
 }

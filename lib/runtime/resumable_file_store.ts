@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import {
   closeSync,
   fdatasync,
@@ -153,6 +154,13 @@ export function createResumableFileStore(
   dir: string,
   options: ResumableFileStoreOptions = {},
 ): ResumableFileStore {
+  checkArgument(
+    typeof dir === "string" && dir !== "",
+    "create resumable file store",
+    "dir",
+    "a directory's path",
+    dir,
+  );
   const { syncIntervalBytes = 16 * 1024 * 1024 } = options;
   checkMax(
     "create resumable file store",

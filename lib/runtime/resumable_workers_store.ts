@@ -8,6 +8,7 @@
 // survives the object's eviction and is checked before anything is
 // published.
 
+import { checkArgument } from "../_internal/arguments.ts";
 import { concatBytes as concatInto } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
@@ -16,10 +17,11 @@ import type {
   ResumableStore,
   ResumableUpload,
 } from "../http/resumable/resumable_store.ts";
-import type {
-  R2BucketLike,
-  R2MultipartUploadLike,
-  R2UploadedPartLike,
+import {
+  checkR2Bucket,
+  type R2BucketLike,
+  type R2MultipartUploadLike,
+  type R2UploadedPartLike,
 } from "./r2_sink.ts";
 import { Sha256, type Sha256State } from "./_sha256.ts";
 
@@ -146,6 +148,14 @@ export function createResumableUploadObject(
   env: Record<string, unknown>,
 ) => { fetch(request: Request): Promise<Response> } {
   const what = "create resumable upload object";
+  checkArgument(
+    typeof (options as Partial<ResumableUploadObjectOptions> | null)
+      ?.bucket === "function",
+    what,
+    "options.bucket",
+    "a function of env giving the R2 bucket ((env) => env.UPLOADS)",
+    options?.bucket,
+  );
   const partBytes = checkMax(what, "partBytes", options.partBytes ?? 8 * MiB);
   if (partBytes < 5 * MiB) {
     throw new RangeError(
@@ -168,6 +178,9 @@ export function createResumableUploadObject(
     constructor(state: DurableObjectStateLike, env: Record<string, unknown>) {
       this.#storage = state.storage;
       this.#bucket = options.bucket(env);
+      checkR2Bucket("start resumable upload object", this.#bucket, [
+        "resumeMultipartUpload",
+      ]);
     }
 
     async fetch(request: Request): Promise<Response> {
@@ -450,6 +463,17 @@ export function createResumableUploadObject(
 export function createResumableWorkersStore(
   namespace: DurableObjectNamespaceLike,
 ): ResumableStore {
+  const n = namespace as Partial<DurableObjectNamespaceLike> | null;
+  checkArgument(
+    typeof n?.idFromName === "function" && typeof n.get === "function",
+    "create resumable Workers store",
+    "the namespace",
+    "a Durable Object namespace",
+    namespace,
+    namespace === undefined
+      ? " (is the binding's name in env the one in the Worker's configuration?)"
+      : "",
+  );
   const call = async (
     id: string,
     op: string,

@@ -28,6 +28,7 @@
  * @module
  */
 
+import { checkArgument } from "../_internal/arguments.ts";
 import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
 import { deferred } from "../_internal/deferred.ts";
@@ -142,6 +143,13 @@ export async function serve(
   handler: (request: Request) => Response | Promise<Response>,
   options: ServeOptions = {},
 ): Promise<Server> {
+  checkArgument(
+    typeof handler === "function",
+    "serve",
+    "the handler",
+    "a function of a Request",
+    handler,
+  );
   const {
     port = 0,
     hostname = "127.0.0.1",

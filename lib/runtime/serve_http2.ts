@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
 import {
@@ -177,6 +178,16 @@ export async function serveHttp2(
   handler: UniversalHandler,
   options: ServeHttp2Options = {},
 ): Promise<Http2Server> {
+  checkArgument(
+    typeof handler === "function",
+    "serve HTTP/2",
+    "the handler",
+    "a universal handler (createUniversalHandler(services))",
+    handler,
+    typeof (handler as { handlers?: unknown } | null)?.handlers === "object"
+      ? " (a service implementation: wrap it in createUniversalHandler)"
+      : "",
+  );
   const {
     port = 0,
     hostname = "127.0.0.1",

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkArgument } from "../_internal/arguments.ts";
 import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
 import { checkMs } from "../_internal/limits.ts";
@@ -73,6 +74,13 @@ export function upgradeWebSocket(
   request: Request,
   options: UpgradeWebSocketOptions = {},
 ): WebSocketUpgrade {
+  checkArgument(
+    typeof (request as Partial<Request> | null)?.headers?.get === "function",
+    "upgrade to WebSocket",
+    "the request",
+    "a Request",
+    request,
+  );
   checkMs("upgrade to WebSocket", "idleTimeoutMs", options.idleTimeoutMs);
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new TypeError(
