@@ -202,6 +202,7 @@ const ROWS: Row[] = [
       "rpc_flush.test.ts",
       "rpc_handler_client.test.ts",
       "rpc_cors.test.ts",
+      "rpc_client_api.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],

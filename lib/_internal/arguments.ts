@@ -4,17 +4,24 @@
 
 /**
  * What `value` is, for "got ..." in an error message: `null`, its
- * `typeof` for other primitives and plain objects, else its class's name.
+ * `typeof` for other primitives and plain objects, else its class's name
+ * (or its `Symbol.toStringTag`: `AsyncGenerator`).
  */
 export function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (typeof value !== "object") return typeof value;
   const name = (Object.getPrototypeOf(value) as { constructor?: unknown })
     ?.constructor;
-  return typeof name === "function" && name.name !== "" &&
-      name.name !== "Object"
-    ? name.name
-    : "object";
+  if (
+    typeof name === "function" && name.name !== "" && name.name !== "Object"
+  ) {
+    return name.name;
+  }
+  // A generator's objects have no class of their own, but a tag.
+  const tag = (value as { [Symbol.toStringTag]?: unknown })[
+    Symbol.toStringTag
+  ];
+  return typeof tag === "string" && tag !== "" ? tag : "object";
 }
 
 /**

@@ -1,3 +1,4 @@
+import { checkArgument } from "../../_internal/arguments.ts";
 import { Code } from "../code.ts";
 import {
   checkServiceDefinition,
@@ -58,6 +59,12 @@ export interface Receiver<O> {
    * call's `RpcError` if the call fails. Using it locks out `receive`.
    */
   readonly responses: ReadableStream<O>;
+  /**
+   * The responses, read with `receive`: `for await (const value of call)`
+   * ends when the call completes and throws the call's `RpcError` if it
+   * fails; leaving the loop early cancels the call.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<O>;
 }
 
 /**
@@ -289,6 +296,20 @@ class StreamingCall<I, O> extends Call<I, O> {
   receive(): Promise<ReceiveResult<O>> {
     return this.next();
   }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<O, void, undefined> {
+    let done = false;
+    try {
+      for (let r = await this.next(); !r.done; r = await this.next()) {
+        yield r.value;
+      }
+      done = true;
+    } finally {
+      // A loop left early (break, return, a throw in its body) ends the
+      // call, as leaving a stream's loop cancels the stream.
+      if (!done) this.cancel();
+    }
+  }
 }
 
 class SingleResponseCall<I, O> extends Call<I, O> {
@@ -319,9 +340,10 @@ class SingleResponseCall<I, O> extends Call<I, O> {
  * - unary: `await client.m(input)`;
  * - client-streaming: `const call = client.m()`, then `call.send(v)` ...,
  *   `call.complete()`, and `await call.receive()` for the single result;
- * - server-streaming: `client.m(input).receive()` until `done`;
- * - bidi: `send`/`complete` plus `receive()` (or the `responses` stream),
- *   independently, in full duplex.
+ * - server-streaming: `for await (const v of client.m(input))`, or
+ *   `receive()` until `done`;
+ * - bidi: `send`/`complete` plus `receive()` (or `for await` over the call,
+ *   or the `responses` stream), independently, in full duplex.
  *
  * A failed call rejects with an `RpcError` carrying the status code; a
  * response that ends without the protocol's end-of-stream message or
@@ -368,6 +390,7 @@ export function createClient<S extends ServiceDefinition>(
     switch (m.kind) {
       case "unary":
         client[key] = async (input: unknown, options?: CallOptions) => {
+          checkCallOptions(m, options);
           const call = new SingleResponseCall(transport.call(m, options));
           await call.send(input);
           await call.complete();
@@ -375,11 +398,14 @@ export function createClient<S extends ServiceDefinition>(
         };
         break;
       case "client-streaming":
-        client[key] = (options?: CallOptions) =>
-          new SingleResponseCall(transport.call(m, options));
+        client[key] = (options?: CallOptions) => {
+          checkCallOptions(m, options);
+          return new SingleResponseCall(transport.call(m, options));
+        };
         break;
       case "server-streaming":
         client[key] = (input: unknown, options?: CallOptions) => {
+          checkCallOptions(m, options);
           const call = new StreamingCall(transport.call(m, options));
           // Errors surface through receive(); these only need observing.
           call.send(input).then(() => call.complete()).catch(() => {});
@@ -387,10 +413,62 @@ export function createClient<S extends ServiceDefinition>(
         };
         break;
       case "bidi":
-        client[key] = (options?: CallOptions) =>
-          new StreamingCall(transport.call(m, options));
+        client[key] = (options?: CallOptions) => {
+          checkCallOptions(m, options);
+          return new StreamingCall(transport.call(m, options));
+        };
         break;
     }
   }
   return client as Client<S>;
+}
+
+/**
+ * Throws a TypeError naming the method unless `options` are call options:
+ * requests given to a streaming method (as Connect-ES's clients take them)
+ * are pointed to `send` and `requests`.
+ */
+function checkCallOptions(
+  method: MethodDefinition<unknown, unknown>,
+  options: unknown,
+): void {
+  if (options === undefined) return;
+  const what = `start call ${method.path}`;
+  const iterable = typeof options === "object" && options !== null &&
+    (Symbol.iterator in options || Symbol.asyncIterator in options ||
+      options instanceof ReadableStream);
+  checkArgument(
+    typeof options === "object" && options !== null && !iterable,
+    what,
+    "the call options",
+    "an object",
+    options,
+    iterable && method.kind !== "server-streaming"
+      ? " (this call takes its requests by call.send(value) and call.complete(), or on call.requests)"
+      : "",
+  );
+  const { signal, onHeader, onTrailer } = options as CallOptions;
+  checkArgument(
+    signal === undefined ||
+      typeof (signal as Partial<AbortSignal> | null)?.addEventListener ===
+        "function",
+    what,
+    "signal",
+    "an AbortSignal",
+    signal,
+  );
+  for (
+    const [name, callback] of [["onHeader", onHeader], [
+      "onTrailer",
+      onTrailer,
+    ]] as const
+  ) {
+    checkArgument(
+      callback === undefined || typeof callback === "function",
+      what,
+      name,
+      "a function",
+      callback,
+    );
+  }
 }

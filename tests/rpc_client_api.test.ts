@@ -1,0 +1,183 @@
+// The client's call objects as a caller uses them: server-streaming and bidi
+// calls are async iterables of their responses (`for await (const v of
+// client.count(3n))`, as Connect-ES's clients give them), ending when the
+// call completes, throwing its RpcError, and cancelling the call when the
+// loop is left early (the handler's signal aborts); and call options of the
+// wrong type (requests given to a streaming method, Connect-ES style; a
+// signal or callback that is none) are a TypeError at the call. Over every
+// protocol in process, and over real HTTP.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  createUniversalHandler,
+  createUniversalHandlerClient,
+  defineService,
+  implementService,
+  Int64Value,
+  RpcError,
+  type Transport,
+} from "../lib/rpc/mod.ts";
+import { ScanStream } from "../lib/streams/mod.ts";
+import { deadline, withServer } from "./_helpers.ts";
+
+const T = 20_000;
+
+const Service = defineService("test.v1.ClientApi", {
+  count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  echo: { kind: "unary", input: Int64Value, output: Int64Value },
+});
+
+/** The signal of the last `count` call, and when it aborted. */
+let lastSignal: AbortSignal | undefined;
+
+const implementation = implementService(Service, {
+  // Counts to n, then fails with OUT_OF_RANGE when n is 13; an endless
+  // count (n = 0) waits on its signal between values.
+  async *count(n, context) {
+    lastSignal = context.signal;
+    for (let i = 1n; n === 0n || i <= n; i++) {
+      yield i;
+      if (n === 0n) await new Promise((resolve) => setTimeout(resolve, 1));
+      if (context.signal.aborted) return;
+    }
+    if (n === 13n) throw new RpcError(Code.OutOfRange, "Cannot count to 13");
+  },
+  scan: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+  sum: async (values) => {
+    let total = 0n;
+    for await (const v of values) total += v;
+    return total;
+  },
+  echo: (v) => v,
+});
+
+const httpClient = createUniversalHandlerClient(
+  createUniversalHandler(implementation),
+);
+const transports: [string, Transport][] = [
+  ["Connect", createConnectTransport({ baseUrl: "http://x", httpClient })],
+  ["gRPC-Web", createGrpcWebTransport({ baseUrl: "http://x", httpClient })],
+  ["gRPC", createGrpcTransport({ baseUrl: "http://x", httpClient })],
+];
+
+/** Waits (bounded) until `condition` holds. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + T;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** The checks of async iteration, against one transport. */
+async function iterates(transport: Transport): Promise<void> {
+  const client = createClient(Service, transport);
+  const counted: bigint[] = [];
+  for await (const value of client.count(3n)) counted.push(value);
+  assert.deepEqual(counted, [1n, 2n, 3n]);
+
+  // The call's error, thrown from the loop after the values before it.
+  const before13: bigint[] = [];
+  await assert.rejects(
+    async () => {
+      for await (const value of client.count(13n)) before13.push(value);
+    },
+    (error) =>
+      error instanceof RpcError && error.code === Code.OutOfRange &&
+      error.rawMessage === "Cannot count to 13",
+  );
+  assert.equal(before13.length, 13);
+
+  // Leaving the loop early cancels the call: the handler's signal aborts.
+  lastSignal = undefined;
+  for await (const value of client.count(0n)) {
+    if (value === 5n) break;
+  }
+  await until(() => lastSignal?.aborted === true, "the handler's abort");
+
+  // A bidi call: sends beside the loop.
+  const call = client.scan();
+  const sent = (async () => {
+    for (const v of [1n, 2n, 3n]) await call.send(v);
+    await call.complete();
+  })();
+  const sums: bigint[] = [];
+  for await (const total of call) sums.push(total);
+  await sent;
+  assert.deepEqual(sums, [1n, 3n, 6n]);
+}
+
+describe("client calls", () => {
+  for (const [name, transport] of transports) {
+    it(`server-streaming and bidi calls are async iterables of their responses (${name}, in process)`, async () => {
+      await deadline(iterates(transport), T, `${name} iteration`);
+    });
+  }
+
+  it("server-streaming and bidi calls are async iterables of their responses (Connect and gRPC-Web over HTTP)", async () => {
+    await withServer(createRpcHandler(implementation), async (server) => {
+      for (
+        const create of [createConnectTransport, createGrpcWebTransport]
+      ) {
+        await deadline(
+          iterates(create({ baseUrl: server.url.href })),
+          T,
+          `${create.name} iteration`,
+        );
+      }
+    });
+  });
+
+  it("call options of the wrong type are a TypeError at the call, requests given to a streaming method pointed to send", async () => {
+    const client = createClient(Service, transports[0][1]);
+    const hint =
+      " (this call takes its requests by call.send(value) and call.complete(), or on call.requests)";
+    // Connect-ES's clients take a streaming call's requests as an
+    // iterable; sluice's took them as options and ignored them.
+    assert.throws(() => client.sum([1n, 2n] as never), {
+      name: "TypeError",
+      message:
+        `Cannot start call /test.v1.ClientApi/sum: the call options must be an object, got Array${hint}`,
+    });
+    assert.throws(
+      () =>
+        client.scan(
+          (async function* () {
+            yield 1n;
+          })() as never,
+        ),
+      {
+        name: "TypeError",
+        message:
+          `Cannot start call /test.v1.ClientApi/scan: the call options must be an object, got AsyncGenerator${hint}`,
+      },
+    );
+    assert.throws(() => client.count(1n, 5 as never), {
+      name: "TypeError",
+      message:
+        "Cannot start call /test.v1.ClientApi/count: the call options must be an object, got number",
+    });
+    // Before: "signal?.addEventListener is not a function", and "onHeader
+    // threw: callback is not a function" once the call had been made.
+    await assert.rejects(client.echo(1n, { signal: 5 as never }), {
+      name: "TypeError",
+      message:
+        "Cannot start call /test.v1.ClientApi/echo: signal must be an AbortSignal, got number",
+    });
+    await assert.rejects(client.echo(1n, { onHeader: "log" as never }), {
+      name: "TypeError",
+      message:
+        "Cannot start call /test.v1.ClientApi/echo: onHeader must be a function, got string",
+    });
+    assert.equal(await client.echo(7n, {}), 7n);
+  });
+});
