@@ -26,7 +26,7 @@ const HOP_BY_HOP = [
  *
  * @example Forward the receiver's answer to the caller
  * ```ts ignore
-import { forwardResponse, upload } from "@sluice/streams/http";
+ * import { forwardResponse, upload } from "@sluice/streams/http";
  *
  * const handler = async () => {
  *   const file = new Blob(["%PDF-1.4 ..."], { type: "application/pdf" });
