@@ -838,7 +838,7 @@ describe("definitions and implementations that cannot serve are refused, naming 
       assert.throws(() => implementService(EchoService, handlers as never), {
         name: "TypeError",
         message:
-          `Cannot implement ${EchoService.typeName}: expected an object of handlers, one per method, got ${got}`,
+          `Cannot implement ${EchoService.typeName}: the handlers must be an object of functions, one per method, got ${got}`,
       });
     }
   });

@@ -1,3 +1,4 @@
+import { checkArgument } from "../../_internal/arguments.ts";
 import {
   checkServiceDefinition,
   type MethodDefinition,
@@ -145,13 +146,13 @@ export function implementService<S extends ServiceDefinition>(
   handlers: ServiceHandlers<S>,
 ): ServiceImplementation {
   checkServiceDefinition(service, "implement service", "implementService");
-  if (typeof handlers !== "object" || handlers === null) {
-    throw new TypeError(
-      `Cannot implement ${service.typeName}: expected an object of handlers, one per method, got ${
-        handlers === null ? "null" : typeof handlers
-      }`,
-    );
-  }
+  checkArgument(
+    typeof handlers === "object" && handlers !== null,
+    `implement ${service.typeName}`,
+    "the handlers",
+    "an object of functions, one per method",
+    handlers,
+  );
   const map = new Map<string, {
     method: MethodDefinition<unknown, unknown, MethodKind>;
     // deno-lint-ignore no-explicit-any
