@@ -31,7 +31,7 @@
 
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -130,9 +130,12 @@ async function runServer(): Promise<void> {
         if (used.has(name)) name = `${randomUUID()}.upload`;
         used.add(name);
         console.log(`Receiving ${JSON.stringify(part.filename)} as ${name}`);
+        const path = join(outDir, name);
         return {
-          writable: createFileSink(join(outDir, name)),
+          writable: createFileSink(path),
           storedName: name,
+          // Should a later part fail to commit, the form is not kept in part.
+          remove: () => unlink(path),
         };
       },
     },

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import FormDataPackage from "form-data";
@@ -446,6 +446,68 @@ describe("createUploadHandler multipart mode", () => {
     assert.equal(response.status, 500);
     assert.match(await response.text(), /Cannot store body: the sink failed/);
     await assertEmpty(out);
+  });
+
+  it("a part whose sink fails to commit: the parts committed before it are removed by their PartSink's remove, or named as left", async () => {
+    // The third part's target is a directory: its atomic file sink cannot
+    // be renamed into place at commit (EISDIR), after parts 1 and 2 were.
+    const form = rawBody([
+      filePart("a", "a.txt", "1"),
+      filePart("b", "b.txt", "2"),
+      filePart("c", "c.txt", "3"),
+    ]);
+    for (const withRemove of [true, false, "failing"]) {
+      const out = await fresh();
+      await mkdir(join(out, "c.txt"));
+      const removed: string[] = [];
+      const handler = createUploadHandler({
+        multipart: {
+          sink: (part) => {
+            const path = join(out, safeFileName(part.filename!));
+            return {
+              writable: createFileSink(path),
+              remove: withRemove === false ? undefined : async () => {
+                removed.push(part.filename!);
+                if (withRemove === "failing" && part.filename === "b.txt") {
+                  throw new Error(`EACCES: permission denied, ${path}`);
+                }
+                await unlink(path);
+              },
+            };
+          },
+        },
+      });
+      const response = await handler(post(form));
+      assert.equal(response.status, 500);
+      const text = await response.text();
+      if (withRemove === "failing") {
+        // The remove's own words (a path) stay on the server.
+        assert.equal(
+          text,
+          "Cannot store body: the sink of file part 3 failed to close; committed before it and left: file part 2 (its remove failed)",
+        );
+        assert.deepEqual((await readdir(out)).sort(), ["b.txt", "c.txt"]);
+      } else if (withRemove) {
+        assert.equal(
+          text,
+          "Cannot store body: the sink of file part 3 failed to close; the parts committed before it were removed",
+        );
+        assert.deepEqual(removed.sort(), ["a.txt", "b.txt"]);
+        assert.deepEqual(await readdir(out), ["c.txt"]);
+      } else {
+        // Without remove they stay, and the answer says so.
+        assert.equal(
+          text,
+          "Cannot store body: the sink of file part 3 failed to close; committed before it and left: file part 1 (no remove), file part 2 (no remove)",
+        );
+        assert.deepEqual((await readdir(out)).sort(), [
+          "a.txt",
+          "b.txt",
+          "c.txt",
+        ]);
+      }
+      await removeDir(out);
+    }
   });
 
   it("answers 408 to a stalled form and leaves nothing on disk", async () => {

@@ -24,13 +24,42 @@ export interface UploadContext {
 
 /**
  * Where one file part of a multipart upload goes, when the sink also names
- * what it stored: `storedName` is reported in the answer.
+ * what it stored (`storedName`, reported in the answer) or can remove it
+ * (`remove`, so that a form is stored whole or not at all).
+ *
+ * @example Files on disk, removed again if a later part fails to commit
+ * ```ts ignore
+ * import { createUploadHandler, safeFileName } from "@sluice/streams/http";
+ * import { createFileSink } from "@sluice/streams/fs";
+ * import { unlink } from "node:fs/promises";
+ *
+ * const handler = createUploadHandler({
+ *   multipart: {
+ *     sink: (part) => {
+ *       const path = `./uploads/${safeFileName(part.filename!)}`;
+ *       return {
+ *         writable: createFileSink(path),
+ *         storedName: path,
+ *         remove: () => unlink(path),
+ *       };
+ *     },
+ *   },
+ * });
+ * ```
  */
 export interface PartSink {
   /** The stream the part's bytes are written to. */
   writable: WritableStream<Uint8Array>;
   /** The name the part is stored under (a file name, an object key). */
   storedName?: string;
+  /**
+   * Removes the part once committed (a file, an object). Called, for each
+   * part committed before it, when a later part's sink fails to commit
+   * (its close rejects: a disk error in the final fsync or rename, an
+   * object store's error), so that the request, answered 500, leaves no
+   * part of the form behind. Without it, those parts stay.
+   */
+  remove?: () => void | Promise<void>;
 }
 
 /** One file part a multipart upload stored. */
@@ -371,9 +400,15 @@ function formCreated(result: ReceivedForm): Response {
  */
 class HeldSink {
   readonly writable: WritableStream<Uint8Array>;
+  /** Removes the committed part, if its sink said how. */
+  readonly remove: (() => void | Promise<void>) | undefined;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #settled = false;
-  constructor(sink: WritableStream<Uint8Array>) {
+  constructor(
+    sink: WritableStream<Uint8Array>,
+    remove?: () => void | Promise<void>,
+  ) {
+    this.remove = remove;
     const writer = this.#writer = sink.getWriter();
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) => writer.write(chunk),
@@ -389,6 +424,28 @@ class HeldSink {
     this.#settled = true;
     await this.#writer.abort(reason).catch(() => {});
   }
+}
+
+/**
+ * Removes the parts committed before a commit failed (each with its sink's
+ * `remove`), and says in a clause of the error's message what was left.
+ */
+async function removeCommitted(committed: HeldSink[]): Promise<string> {
+  if (committed.length === 0) return "";
+  const left = await Promise.all(committed.map(async (hold, i) => {
+    if (hold.remove === undefined) return `file part ${i + 1} (no remove)`;
+    try {
+      await hold.remove();
+      return undefined;
+    } catch {
+      // Its words stay on the server: they may name a path.
+      return `file part ${i + 1} (its remove failed)`;
+    }
+  }));
+  const kept = left.filter((what) => what !== undefined);
+  return kept.length === 0
+    ? "; the parts committed before it were removed"
+    : `; committed before it and left: ${kept.join(", ")}`;
 }
 
 /** An error thrown by the part sink opener, kept apart from body errors. */
@@ -529,7 +586,7 @@ function multipartReceiver(
         const target = opened instanceof WritableStream
           ? { writable: opened, storedName: undefined }
           : opened;
-        const hold = new HeldSink(target.writable);
+        const hold = new HeldSink(target.writable, target.remove);
         held.push(hold);
         // The same receive path as a whole-body upload: limits, digests
         // (a part's own Content-Length or Content-Digest), the sink's
@@ -562,7 +619,11 @@ function multipartReceiver(
         } catch (cause) {
           throw new HttpError(
             500,
-            `Cannot store body: the sink of file part ${i + 1} failed to close`,
+            `Cannot store body: the sink of file part ${
+              i + 1
+            } failed to close${await removeCommitted(
+              held.slice(0, i),
+            )}`,
             { cause },
           );
         }
