@@ -1,3 +1,4 @@
+import { isBrowser } from "../_internal/user_agent.ts";
 import { resolveUrl } from "./_url.ts";
 import {
   DuplexStream,
@@ -84,7 +85,11 @@ export interface DuplexExchange {
  * Opens a full-duplex exchange with `fetch`: the request body is written
  * through the returned {@linkcode DuplexStream} while the response body is
  * read from it. Works over HTTP/1.1 with Deno, Bun and Node fetch, and over
- * h2 with Deno.
+ * h2 with Deno. In a browser, fetch streams a request body only over HTTP/2
+ * (an https: URL; over http: the request fails, and the error says so) and
+ * half duplex: the response arrives once the request body has ended, so
+ * write, `closeWrite()`, then read; full duplex in a page is a WebSocket
+ * (`websocketDuplex`).
  *
  * The stream is returned at once, before the response headers arrive, so
  * the first write can come first (some servers answer only after reading).
@@ -111,7 +116,7 @@ export function openDuplex(
   input: string | URL,
   options: OpenDuplexOptions = {},
 ): DuplexExchange {
-  resolveUrl("open duplex stream", input);
+  const url = resolveUrl("open duplex stream", input);
   const {
     method = "POST",
     sendCompression,
@@ -155,6 +160,19 @@ export function openDuplex(
     headers,
     body: encodeBody(requestBody.readable, sendCompression),
     signal: AbortSignal.any(signals),
+  }).catch((error) => {
+    // Chromium streams a request body only over HTTP/2 and says only
+    // "Failed to fetch" for http: (docs/browser.md).
+    if (
+      error instanceof TypeError && url.protocol === "http:" && isBrowser() &&
+      !abort.signal.aborted && !signal?.aborted
+    ) {
+      throw new TypeError(
+        `Cannot open duplex stream: ${error.message} (a browser streams a request body only over HTTP/2, an https: URL, and half duplex even there; for full duplex use websocketDuplex)`,
+        { cause: error },
+      );
+    }
+    throw error;
   }).then(async (response) => {
     if (!response.ok) {
       throw new HttpError(

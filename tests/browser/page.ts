@@ -3,6 +3,7 @@
 // `globalThis.sluice` for the tests' `page.evaluate` calls.
 
 import { fetchEventStream } from "../../lib/http/fetch_event_stream.ts";
+import { openDuplex } from "../../lib/http/open_duplex.ts";
 import { resumableUpload } from "../../lib/http/resumable_upload.ts";
 import { SseDecoderStream } from "../../lib/http/sse_decoder_stream.ts";
 import { upload } from "../../lib/http/upload.ts";
@@ -10,6 +11,7 @@ import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
 
 const sluice = {
   fetchEventStream,
+  openDuplex,
   resumableUpload,
   SseDecoderStream,
   upload,

@@ -21,6 +21,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { createEchoHandler } from "../../lib/http/echo.ts";
 import { createSseHandler } from "../../lib/http/sse_response.ts";
 import { parseDigestHeader } from "../../lib/http/digest_header.ts";
 import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
@@ -114,6 +115,8 @@ function webSocketEcho(request: Request): Response {
   return response;
 }
 
+const echoHandler = createEchoHandler();
+
 function handler(script: Uint8Array): (request: Request) => Promise<Response> {
   return async (request) => {
     const { pathname } = new URL(request.url);
@@ -134,6 +137,8 @@ function handler(script: Uint8Array): (request: Request) => Promise<Response> {
       }
       case "/ws":
         return webSocketEcho(request);
+      case "/echo":
+        return await echoHandler(request);
       case "/upload":
         return await receiveUpload(request);
     }
@@ -495,6 +500,40 @@ test("HTTPS/h2: upload() of a File without onProgress", async () => {
   assertEqual(r.answer.sha256, r.hex, "server's SHA-256");
   assertEqual(r.answer.contentLength, String(size), "Content-Length");
   assertEqual(r.answer.digestMatches, true, "Content-Digest");
+});
+
+test("HTTPS/h2: openDuplex streams its request and reads the echo once the request has ended (fetch is half duplex in a page)", async () => {
+  const result = await httpsPage.evaluate(async () => {
+    const { stream, response } = sluice.openDuplex("/echo");
+    await stream.write("Hello, ");
+    await stream.write("World!");
+    await stream.closeWrite();
+    let text = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) text += decoder.decode(chunk);
+    return { text, status: (await response).status };
+  });
+  assertEqual(result, { text: "Hello, World!", status: 200 }, "the echo");
+});
+
+test("HTTP/1.1: openDuplex fails saying a browser streams a request body only over HTTP/2 and naming websocketDuplex", async () => {
+  const message = await httpPage.evaluate(async () => {
+    const { stream, response } = sluice.openDuplex("/echo");
+    response.catch(() => {});
+    try {
+      await stream.write("Hello");
+      await stream.closeWrite();
+      for await (const _ of stream);
+      return "no error";
+    } catch (error) {
+      return String(error);
+    }
+  });
+  assertEqual(
+    message,
+    "TypeError: Cannot open duplex stream: Failed to fetch (a browser streams a request body only over HTTP/2, an https: URL, and half duplex even there; for full duplex use websocketDuplex)",
+    "the error",
+  );
 });
 
 test("HTTPS/h2: fetchEventStream in the page reconnects with Last-Event-ID", async () => {
