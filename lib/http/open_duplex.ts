@@ -1,4 +1,4 @@
-import { isBrowser } from "../_internal/user_agent.ts";
+import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { resolveUrl } from "./_url.ts";
 import {
   DuplexStream,
@@ -161,18 +161,13 @@ export function openDuplex(
     body: encodeBody(requestBody.readable, sendCompression),
     signal: AbortSignal.any(signals),
   }).catch((error) => {
-    // Chromium streams a request body only over HTTP/2 and says only
-    // "Failed to fetch" for http: (docs/browser.md).
-    if (
-      error instanceof TypeError && url.protocol === "http:" && isBrowser() &&
-      !abort.signal.aborted && !signal?.aborted
-    ) {
-      throw new TypeError(
-        `Cannot open duplex stream: ${error.message} (a browser streams a request body only over HTTP/2, an https: URL, and half duplex even there; for full duplex use websocketDuplex)`,
-        { cause: error },
-      );
-    }
-    throw error;
+    if (abort.signal.aborted || signal?.aborted) throw error;
+    throw explainStreamingRefusal(
+      error,
+      url,
+      "open duplex stream",
+      ", and half duplex even there; for full duplex use websocketDuplex",
+    );
   }).then(async (response) => {
     if (!response.ok) {
       throw new HttpError(

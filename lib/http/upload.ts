@@ -4,6 +4,7 @@ import {
 } from "../streams/progress_stream.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
+import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
 import { resolveUrl } from "./_url.ts";
 
@@ -98,7 +99,7 @@ export async function upload(
     signal,
     fetch: fetchImpl = globalThis.fetch,
   } = options;
-  resolveUrl("upload", url);
+  const target = resolveUrl("upload", url);
   checkBody("upload", body, true);
   const headers = new Headers(options.headers);
   const blobType = body instanceof Blob ? body.type : "";
@@ -152,11 +153,23 @@ export async function upload(
   } else {
     requestBody = body as BodyInit;
   }
-  return await fetchImpl(url, {
-    method,
-    headers,
-    body: requestBody,
-    signal,
-    duplex: "half",
-  } as RequestInit);
+  try {
+    return await fetchImpl(url, {
+      method,
+      headers,
+      body: requestBody,
+      signal,
+      duplex: "half",
+    } as RequestInit);
+  } catch (error) {
+    if (!(requestBody instanceof ReadableStream) || signal?.aborted) {
+      throw error;
+    }
+    throw explainStreamingRefusal(
+      error,
+      target,
+      "upload",
+      "; a Blob or a Uint8Array goes whole, with progress by XMLHttpRequest",
+    );
+  }
 }

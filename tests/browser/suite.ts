@@ -451,14 +451,18 @@ test("upload() with onProgress stops with the signal's reason when aborted mid-w
   assertEqual(result, "Error: user cancelled", "rejection");
 });
 
-test("known limit: a ReadableStream request body fails over HTTP/1.1 in Chromium (needs HTTP/2)", async () => {
+test("known limit: a ReadableStream request body fails over HTTP/1.1 in Chromium (needs HTTP/2), and upload() with onProgress says why", async () => {
   const r = await uploadFromPage(httpPage, {
     size: 64 * 1024,
     progress: true,
     stream: true,
   });
   assert(!r.ok, "a streamed body over HTTP/1.1 unexpectedly worked");
-  assert(/TypeError/.test(r.error ?? ""), `unexpected error ${r.error}`);
+  assert(
+    /^TypeError: Cannot upload: Failed to fetch \(a browser streams a request body only over HTTP\/2/
+      .test(r.error ?? ""),
+    `unexpected error ${r.error}`,
+  );
 });
 
 test("HTTPS: the page is served over HTTP/2", async () => {
@@ -514,6 +518,21 @@ test("HTTPS/h2: openDuplex streams its request and reads the echo once the reque
     return { text, status: (await response).status };
   });
   assertEqual(result, { text: "Hello, World!", status: 200 }, "the echo");
+});
+
+test("HTTP/1.1: upload() of a ReadableStream fails saying a browser streams a request body only over HTTP/2, pointing to a Blob", async () => {
+  const message = await httpPage.evaluate(async () => {
+    const body = new Blob([new Uint8Array(1024)]).stream();
+    return await sluice.upload("/upload", body).then(
+      (response) => `answered ${response.status}`,
+      (error) => String(error),
+    );
+  });
+  assertEqual(
+    message,
+    "TypeError: Cannot upload: Failed to fetch (a browser streams a request body only over HTTP/2, an https: URL; a Blob or a Uint8Array goes whole, with progress by XMLHttpRequest)",
+    "the error",
+  );
 });
 
 test("HTTP/1.1: openDuplex fails saying a browser streams a request body only over HTTP/2 and naming websocketDuplex", async () => {
