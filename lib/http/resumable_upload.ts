@@ -59,7 +59,9 @@ export interface ResumableUploadOptions {
    * (Deno's does): the server then refuses the copy with 409, after part of
    * it was sent for nothing, and only then does the client ask for the
    * offset. A streamed request fails at the cut instead. Browsers stream
-   * request bodies only over HTTP/2 and later, so there it is off.
+   * request bodies only over HTTP/2 and later, so there it is off; turned on
+   * in a browser for an http: URL, the upload is refused at once (a
+   * `TypeError`), not retried until `maxRetries` runs out.
    *
    * @default {true} outside browsers, `false` in them
    */
@@ -196,6 +198,15 @@ export async function resumableUpload(
   // Resolved once, before any request: a page passes a relative URL such as
   // "/uploads", and the upload's Location is resolved against it.
   const collection = resolveUrl("upload", url);
+  if (
+    streamRequests && !options.fetch && isBrowser() &&
+    collection.protocol === "http:"
+  ) {
+    // Every PATCH would fail with "Failed to fetch", retried to the end.
+    throw new TypeError(
+      "Cannot upload: streamRequests needs HTTP/2, which a browser speaks only to an https: URL; over http: leave it off (each PATCH then sends a slice of the Blob)",
+    );
+  }
 
   function headers(extra: Record<string, string>): Headers {
     const result = new Headers(options.headers);

@@ -636,4 +636,21 @@ export function resumableTests(suite: ResumableSuite): void {
       await assertStored(server, result.url, result.sha256);
     }, true);
   });
+
+  test("resumable: resumableUpload with streamRequests: true to an http: URL refuses at once, naming HTTPS, and sends nothing", async () => {
+    await withServer(suite, async (server, page) => {
+      const message = await page.evaluate(async () =>
+        await sluice.resumableUpload("/uploads", testFile(1024, 3), {
+          streamRequests: true,
+          maxRetries: 2,
+        }).then(() => "succeeded", (error) => String(error))
+      );
+      assertEqual(
+        message,
+        "TypeError: Cannot upload: streamRequests needs HTTP/2, which a browser speaks only to an https: URL; over http: leave it off (each PATCH then sends a slice of the Blob)",
+        "the error",
+      );
+      assertEqual(server.posts, 0, "creations");
+    });
+  });
 }
