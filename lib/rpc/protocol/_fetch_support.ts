@@ -7,6 +7,7 @@
 // stream both ways over HTTP/1.1 and HTTP/2: nothing is checked there.
 
 import { isBrowser } from "../../_internal/user_agent.ts";
+import { parseUrl } from "../../http/_url.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { MethodDefinition } from "../define_service.ts";
@@ -44,12 +45,13 @@ export function supportsRequestStreams(): boolean {
 
 /**
  * Throws, before anything is sent, for a call fetch cannot make here: a
- * client-streaming or bidi call in a browser without request streams, or
- * a bidi call in a browser unless `allowHalfDuplex`.
+ * client-streaming or bidi call in a browser without request streams or to
+ * an http: URL, or a bidi call in a browser unless `allowHalfDuplex`.
  */
 export function checkFetchCall(
   method: MethodDefinition<unknown, unknown>,
   allowHalfDuplex: boolean,
+  baseUrl: string,
 ): void {
   if (!isBrowser()) return;
   const { kind, name } = method;
@@ -58,6 +60,13 @@ export function checkFetchCall(
     throw new RpcError(
       Code.Unimplemented,
       `Cannot start ${kind} call ${name} over fetch: this browser cannot stream a request body; ${WEBSOCKET_HINT}`,
+    );
+  }
+  if (parseUrl(baseUrl)?.protocol === "http:") {
+    // Chromium's fetch would fail with no more than "Failed to fetch".
+    throw new RpcError(
+      Code.Unimplemented,
+      `Cannot start ${kind} call ${name} over fetch: a browser streams a request body only over HTTP/2, to an https: URL; ${WEBSOCKET_HINT}`,
     );
   }
   if (kind === "bidi" && !allowHalfDuplex) {

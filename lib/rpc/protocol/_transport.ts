@@ -175,7 +175,11 @@ export function createTransport(
     ): TransportCall<I, O> {
       checkTimeout(callOptions);
       if (options.httpClient === undefined) {
-        checkFetchCall(method, options.allowHalfDuplex ?? false);
+        checkFetchCall(
+          method,
+          options.allowHalfDuplex ?? false,
+          resolved.baseUrl,
+        );
       }
       return startClientCall({
         httpClient: resolved.httpClient,
