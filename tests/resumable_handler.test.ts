@@ -421,6 +421,31 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.ok(age > 86_000 && age <= 86_400, `max-age ${age}`);
   });
 
+  it("answers a method it does not serve with 405 and the Allow header RFC 9110 requires, both protocols", async () => {
+    const { location } = await ietfCreate({ "upload-length": "10" });
+    for (
+      const [method, path, allow] of [
+        ["GET", "/uploads", "POST, OPTIONS"],
+        ["PUT", "/uploads", "POST, OPTIONS"],
+        ["GET", location, "HEAD, PATCH, DELETE, OPTIONS"],
+        ["POST", location, "HEAD, PATCH, DELETE, OPTIONS"],
+      ]
+    ) {
+      for (
+        const tus of [{}, { "tus-resumable": "1.0.0" }] as Record<
+          string,
+          string
+        >[]
+      ) {
+        const response = await handler(req(method, path, tus));
+        await response.body?.cancel();
+        assert.equal(response.status, 405, `${method} ${path}`);
+        // Before, a 405 came without it.
+        assert.equal(response.headers.get("allow"), allow, `${method} ${path}`);
+      }
+    }
+  });
+
   it("answers unknown and malformed ids with 404", async () => {
     assert.equal(
       (await handler(req("HEAD", "/uploads/AAAAAAAAAAAAAAAAAAAAAA"))).status,

@@ -1071,10 +1071,14 @@ function superseded(): HttpError {
   );
 }
 
+/** 405, with the `Allow` header RFC 9110 (section 15.5.6) requires. */
 function notAllowed(method: string, allow: string): HttpError {
-  return new HttpError(
+  return new ProblemError(
     405,
+    undefined,
     `Cannot serve upload: method ${quote(method)} is not ${allow}`,
+    {},
+    { allow },
   );
 }
 
