@@ -400,14 +400,26 @@ describe("Connect GET: bad requests", { timeout: T }, () => {
     }
   });
 
-  it("other HTTP methods are 405", async () => {
+  it("other HTTP methods are 405, with the methods the path takes in Allow and said in the body", async () => {
     const response = await fetch(`${server.url.origin}${GET_PATH}`, {
       method: "PUT",
       body: "x",
     });
-    await response.body?.cancel();
     assert.equal(response.status, 405);
-    assert.equal(response.headers.get("allow"), "POST");
+    // GET_PATH's method may be called by Connect GET: Allow names GET too
+    // (it said POST alone, and the body was empty).
+    assert.equal(response.headers.get("allow"), "POST, GET");
+    assert.equal(
+      await response.text(),
+      `Cannot serve "${GET_PATH}": method "PUT" is not POST or GET`,
+    );
+    const put = await fetch(
+      `${server.url.origin}/sluice.test.lookup.v1.LookupService/Put`,
+      { method: "DELETE" },
+    );
+    await put.body?.cancel();
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get("allow"), "POST");
   });
 
   it("GET of an unknown method is unimplemented", async () => {

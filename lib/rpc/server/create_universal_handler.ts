@@ -104,7 +104,8 @@ export interface UniversalHandlerOptions {
  *
  * Unknown methods fail with `Unimplemented` (in the protocol's own format),
  * and unsupported content types get 415. HTTP methods other than POST get
- * 405 (`Allow: POST`), except GET of a unary method declared
+ * 405 (`Allow: POST`, or `POST, GET` for a method Connect GET may call),
+ * except GET of a unary method declared
  * `"no-side-effects"` (`option idempotency_level = NO_SIDE_EFFECTS`), which
  * is served as a Connect GET: the message in the query (`encoding=proto` or
  * `json`, `message=`, `base64=1` for URL-safe base64, `compression=`),
@@ -172,7 +173,6 @@ export function createUniversalHandler(
   );
   return async (request): Promise<UniversalResponse> => {
     const get = request.method === "GET";
-    if (!get && request.method !== "POST") return notAllowed(request);
     const fullPath = new URL(request.url, "http://localhost").pathname;
     if (!fullPath.startsWith(prefix + "/")) {
       await request.body?.cancel();
@@ -184,14 +184,17 @@ export function createUniversalHandler(
     }
     const path = fullPath.slice(prefix.length);
     const entry = entries.get(path);
+    // Connect GET, for unary methods without side effects only.
+    const getAllowed = protocols.has("connect") &&
+      (entry === undefined || allowsGet(entry.method));
+    if (!get && request.method !== "POST" || get && !getAllowed) {
+      return notAllowed(
+        request,
+        path,
+        getAllowed && entry !== undefined ? "POST, GET" : "POST",
+      );
+    }
     if (get) {
-      // Connect GET, for unary methods without side effects only.
-      if (
-        !protocols.has("connect") ||
-        (entry !== undefined && !allowsGet(entry.method))
-      ) {
-        return notAllowed(request);
-      }
       return await handleConnectGet(request, entry, path, resolved);
     }
     const type = request.headers.get("content-type") ?? "";
@@ -234,12 +237,25 @@ function allowsGet(method: { kind: string; idempotency?: string }): boolean {
   return method.kind === "unary" && method.idempotency === "no-side-effects";
 }
 
-/** 405 for a method other than POST (or GET where it is not allowed). */
+/**
+ * 405 for a method other than POST (or GET where it is not allowed), with
+ * the methods the path takes in `Allow` (RFC 9110 section 15.5.6).
+ */
 async function notAllowed(
   request: UniversalRequest,
+  path: string,
+  allow: string,
 ): Promise<UniversalResponse> {
   await request.body?.cancel();
-  return { status: 405, headers: new Headers({ allow: "POST" }) };
+  return {
+    status: 405,
+    headers: new Headers({ allow, "content-type": "text/plain" }),
+    body: textBody(
+      `Cannot serve ${quote(path)}: method ${quote(request.method)} is not ${
+        allow.replace(", ", " or ")
+      }`,
+    ),
+  };
 }
 
 // "" or "/rpc": a leading slash, no trailing one, and encoded as a request
