@@ -137,6 +137,51 @@ describe("client calls", () => {
     });
   });
 
+  it("a cancel with no read pending ends the request body at once, so that the HTTP client closes the exchange and the server hears of it", async () => {
+    // An HTTP client that answers with a head and a body left open, and
+    // keeps the request body it was given (as Deno's fetch sends one).
+    const bodies: ReadableStream<Uint8Array>[] = [];
+    const httpClient = (request: { body: unknown }) => {
+      bodies.push(request.body as ReadableStream<Uint8Array>);
+      return Promise.resolve({
+        status: 200,
+        headers: new Headers({ "content-type": "application/grpc-web+proto" }),
+        body: new ReadableStream<Uint8Array>(),
+        trailers: Promise.resolve(new Headers()),
+      });
+    };
+    for (const over of ["cancel", "signal", "timeout"] as const) {
+      const controller = new AbortController();
+      const client = createClient(
+        Service,
+        createGrpcWebTransport({ baseUrl: "http://x", httpClient }),
+      );
+      const call = client.scan(
+        over === "signal"
+          ? { signal: controller.signal }
+          : over === "timeout"
+          ? { timeoutMs: 50 }
+          : {},
+      );
+      await call.send(1n);
+      await call.headers;
+      const reader = bodies.at(-1)!.getReader();
+      await reader.read(); // the frame of 1
+      if (over === "cancel") call.cancel();
+      if (over === "signal") controller.abort();
+      // Before, nothing ended it while no receive() was pending: Deno's
+      // fetch then kept the connection open, and a server whose handler
+      // waited never heard that the client had gone.
+      await assert.rejects(
+        deadline(reader.read(), 5_000, `the request body after ${over}`),
+        (error) =>
+          error instanceof RpcError &&
+          error.code ===
+            (over === "timeout" ? Code.DeadlineExceeded : Code.Canceled),
+      );
+    }
+  });
+
   it("call options of the wrong type are a TypeError at the call, requests given to a streaming method pointed to send", async () => {
     const client = createClient(Service, transports[0][1]);
     const hint =

@@ -156,6 +156,15 @@ export function startClientCall<I, O>(
 
   // Aborted when the call ends, to fail sends that come after.
   const requestEnd = new AbortController();
+  // A cancel, a deadline or the caller's signal ends the request body at
+  // once, read or not: an HTTP client that sends a stream (Deno's fetch)
+  // may keep the exchange, and its connection, open while its request body
+  // is, and a server whose handler waits would never hear of the cancel.
+  abort.signal.addEventListener(
+    "abort",
+    () => requestEnd.abort(abort.signal.reason),
+    { once: true },
+  );
   let requests: WritableStream<I>;
   let push: ((value: I) => void | Promise<void>) | undefined;
   let flush: (() => void) | undefined;
