@@ -68,12 +68,22 @@ step doc deno run --allow-read --allow-run --allow-env scripts/doc_lint.ts
 # summary line (that abort: nghttp2's assertion, or a segmentation fault)
 # runs once more, says so, and keeps the first run's log beside the second;
 # a run whose tests failed (it prints FAILED and its failures) never does.
+# A run is bounded too (DENO_TEST_LIMIT seconds, three times its usual
+# length beside a second suite): a test that hangs fails the run, with no
+# second attempt, instead of holding it forever.
+DENO_TEST_LIMIT=900
 retried=()
 deno_tests() {
-  local name=$1 task=$2 log=$3 attempt
+  local name=$1 task=$2 log=$3 attempt status
   for attempt in 1 2; do
-    NO_COLOR=1 deno task "$task" 2>&1 | tee "$log"
-    [ "${PIPESTATUS[0]}" -eq 0 ] && return
+    NO_COLOR=1 timeout --kill-after=10 "$DENO_TEST_LIMIT" deno task "$task" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    [ "$status" -eq 0 ] && return
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+      echo "$name did not finish within $DENO_TEST_LIMIT s (a test hung): stopped" | tee -a "$log"
+      failed+=("$name (hung)")
+      return
+    fi
     if [ "$attempt" -eq 1 ] && ! grep -qE '^(ok|FAILED) \|' "$log"; then
       echo "$name died before its summary (Deno's node:http2, known runtime issue (e)); running it once more (first run's log: $log.died)"
       cp "$log" "$log.died"

@@ -529,7 +529,11 @@ describe("raw requests to createRpcHandler", () => {
     );
     url = `${server.url.origin}/StreamingCalcService/sum`;
   });
-  after(() => server?.shutdown());
+  // Bounded: a call the server never hears the end of fails the hook
+  // instead of hanging the run.
+  after(async () => {
+    if (server) await deadline(server.shutdown(), 30_000, "server shutdown");
+  });
 
   const good = concat(
     frame(0, Int64Value.proto.encode(20n)),
@@ -742,7 +746,11 @@ describe("coalescing and memory", () => {
       );
     });
   });
-  after(() => server?.shutdown());
+  // Bounded: a call the server never hears the end of fails the hook
+  // instead of hanging the run.
+  after(async () => {
+    if (server) await deadline(server.shutdown(), 30_000, "server shutdown");
+  });
 
   it("the client coalesces a burst of sends into few request chunks", async () => {
     chunks = 0;

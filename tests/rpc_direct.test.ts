@@ -444,7 +444,11 @@ function serveForBlock(options: UniversalHandlerOptions, over: Over) {
       ? await serveHttp2(createUniversalHandler(implementation, options))
       : await serve(createRpcHandler(implementation, options), { port: 0 });
   });
-  after(() => server?.shutdown());
+  // Bounded: a call the server never hears the end of fails the hook
+  // instead of hanging the run.
+  after(async () => {
+    if (server) await deadline(server.shutdown(), 30_000, "server shutdown");
+  });
   const served = {
     get url(): string {
       return server!.url.origin;

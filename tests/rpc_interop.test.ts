@@ -436,7 +436,11 @@ describe("our gRPC client -> grpc-js server", () => {
   before(async () => {
     server = await startGrpcJsServer();
   });
-  after(() => server?.shutdown());
+  // Bounded: a call the server never hears the end of fails the hook
+  // instead of hanging the run.
+  after(async () => {
+    if (server) await deadline(server.shutdown(), 30_000, "server shutdown");
+  });
 
   it("the gRPC streaming guide's outputs", async () => {
     const url = `http://127.0.0.1:${server.port}`;
