@@ -228,6 +228,33 @@ describe("openDuplex and duplexResponse errors and aborts", () => {
     );
   });
 
+  it("openDuplex's signal, aborted after the response came, ends the request body at once", async () => {
+    // A fetch that answers at once and keeps the request body it was given
+    // (as Deno's does): before, nothing ended that body on an abort, so a
+    // runtime that kept sending it kept its connection open and the server
+    // never heard of the abort.
+    let body: ReadableStream<Uint8Array> | undefined;
+    const fetch = ((_input: unknown, init: RequestInit) => {
+      body = init.body as ReadableStream<Uint8Array>;
+      return Promise.resolve(new Response(new ReadableStream()));
+    }) as typeof globalThis.fetch;
+    const controller = new AbortController();
+    const { stream, response } = openDuplex("http://127.0.0.1:9/", {
+      fetch,
+      signal: controller.signal,
+    });
+    await response;
+    const written = stream.write(new Uint8Array([1]));
+    const reader = body!.getReader();
+    assert.deepEqual((await reader.read()).value, new Uint8Array([1]));
+    await written;
+    controller.abort(new Error("gone"));
+    await assert.rejects(
+      deadline(reader.read(), 5_000, "the request body after the abort"),
+      /gone/,
+    );
+  });
+
   it("openDuplex pending read rejects with a clear error when the handler fails mid-stream", async () => {
     const failed = Promise.withResolvers<unknown>();
     await withServer(

@@ -153,13 +153,22 @@ export function openDuplex(
   );
   const abort = new AbortController();
   const signals = signal ? [signal, abort.signal] : [abort.signal];
+  const aborted = AbortSignal.any(signals);
+  // An abort ends the request body at once: a fetch that has its response
+  // (Deno's) may otherwise keep sending it, and its connection open, so
+  // that the server never hears of the abort.
+  aborted.addEventListener(
+    "abort",
+    () => requestController.error(aborted.reason),
+    { once: true },
+  );
 
   const response = fetchDuplex(input, {
     ...init,
     method,
     headers,
     body: encodeBody(requestBody.readable, sendCompression),
-    signal: AbortSignal.any(signals),
+    signal: aborted,
   }).catch((error) => {
     if (abort.signal.aborted || signal?.aborted) throw error;
     throw explainStreamingRefusal(
