@@ -535,7 +535,7 @@ test("HTTP/1.1: upload() of a ReadableStream fails saying a browser streams a re
   );
 });
 
-test("HTTP/1.1: openDuplex fails saying a browser streams a request body only over HTTP/2 and naming websocketDuplex", async () => {
+test("HTTP/1.1: openDuplex fails saying a browser streams a request body only over HTTP/2, and names the way to full duplex", async () => {
   const message = await httpPage.evaluate(async () => {
     const { stream, response } = sluice.openDuplex("/echo");
     response.catch(() => {});
