@@ -27,7 +27,7 @@ import { ROOT } from "../_workerd.ts";
 import type { Sluice } from "./page.ts";
 import { serveForTest } from "./_test_server.ts";
 import { corsLayer } from "./_cors_layer.ts";
-import { idOf, storedSha256 } from "./resumable.ts";
+import { idOf, PAGE_HELPERS, storedSha256 } from "./resumable.ts";
 
 /** What the suite lends these tests. */
 export interface HttpCorsSuite {
@@ -53,17 +53,7 @@ const corsPage = `<!doctype html>
 <script src="/tus.min.js"></script>
 <script type="module" src="/sluice.js"></script>
 <script>
-globalThis.testFile = (size, seed) => {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
-  return new File([bytes], "cors.bin", { type: "application/octet-stream" });
-};
-globalThis.sha256Hex = async (blob) =>
-  Array.from(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer())),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-</script>
+${PAGE_HELPERS}</script>
 <p>sluice from another origin</p>
 `;
 

@@ -80,17 +80,11 @@ const CUT_AFTER = 256 * 1024;
 const STREAM_CHUNK = 8 * MiB;
 const STREAM_SIZE = 2 * STREAM_CHUNK + 123;
 
-// The page's helpers: a File of deterministic bytes (xorshift32 from a
-// seed, with a fixed name and lastModified, so a reloaded page makes the
-// same File and tus-js-client the same fingerprint) and a SHA-256 in hex.
-const resumablePage = `<!doctype html>
-<meta charset="utf-8">
-<title>sluice resumable uploads</title>
-<link rel="icon" href="data:,">
-<script src="/tus.min.js"></script>
-<script type="module" src="/sluice.js"></script>
-<script>
-globalThis.testFile = (size, seed) => {
+// The pages' helpers (this file's and tests/browser/http_cors.ts's): a
+// File of deterministic bytes (xorshift32 from a seed, with a fixed name and
+// lastModified, so a reloaded page makes the same File and tus-js-client the
+// same fingerprint) and a SHA-256 in hex.
+export const PAGE_HELPERS = `globalThis.testFile = (size, seed) => {
   const words = new Uint32Array(Math.ceil(size / 4));
   let x = seed >>> 0 || 1;
   for (let i = 0; i < words.length; i++) {
@@ -107,7 +101,16 @@ globalThis.sha256Hex = async (blob) =>
     new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer())),
     (b) => b.toString(16).padStart(2, "0"),
   ).join("");
-</script>
+`;
+
+const resumablePage = `<!doctype html>
+<meta charset="utf-8">
+<title>sluice resumable uploads</title>
+<link rel="icon" href="data:,">
+<script src="/tus.min.js"></script>
+<script type="module" src="/sluice.js"></script>
+<script>
+${PAGE_HELPERS}</script>
 <p>sluice resumable uploads</p>
 `;
 
