@@ -57,7 +57,9 @@ export interface PartSink {
    * part committed before it, when a later part's sink fails to commit
    * (its close rejects: a disk error in the final fsync or rename, an
    * object store's error), so that the request, answered 500, leaves no
-   * part of the form behind. Without it, those parts stay.
+   * part of the form behind. Without it, those parts stay. It removes what
+   * is at the part's path or key by then: where two requests may share one
+   * (a client's file name), give each part its own.
    */
   remove?: () => void | Promise<void>;
 }
