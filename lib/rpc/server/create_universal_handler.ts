@@ -172,7 +172,6 @@ export function createUniversalHandler(
     options.protocols ?? ["grpc", "grpc-web", "connect"],
   );
   return async (request): Promise<UniversalResponse> => {
-    const get = request.method === "GET";
     const fullPath = new URL(request.url, "http://localhost").pathname;
     if (!fullPath.startsWith(prefix + "/")) {
       await request.body?.cancel();
@@ -184,18 +183,18 @@ export function createUniversalHandler(
     }
     const path = fullPath.slice(prefix.length);
     const entry = entries.get(path);
-    // Connect GET, for unary methods without side effects only.
-    const getAllowed = protocols.has("connect") &&
-      (entry === undefined || allowsGet(entry.method));
-    if (!get && request.method !== "POST" || get && !getAllowed) {
+    if (request.method !== "POST") {
+      // Connect GET, for unary methods without side effects only.
+      const getAllowed = protocols.has("connect") &&
+        (entry === undefined || allowsGet(entry.method));
+      if (request.method === "GET" && getAllowed) {
+        return await handleConnectGet(request, entry, path, resolved);
+      }
       return notAllowed(
         request,
         path,
         getAllowed && entry !== undefined ? "POST, GET" : "POST",
       );
-    }
-    if (get) {
-      return await handleConnectGet(request, entry, path, resolved);
     }
     const type = request.headers.get("content-type") ?? "";
     try {
