@@ -307,6 +307,41 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.equal(response.status, 415);
   });
 
+  it("takes a PATCH with no media type only from the draft's revisions that sent none (interop version 5 and below)", async () => {
+    const { location } = await ietfCreate();
+    const untyped = (version?: string) =>
+      handler(
+        req("PATCH", location, {
+          "upload-offset": "0",
+          "upload-complete": "?0",
+          ...(version === undefined
+            ? {}
+            : { "upload-draft-interop-version": version }),
+        }, bytes(3)),
+      );
+    for (const version of [undefined, "6", "7", "x"]) {
+      const response = await untyped(version);
+      assert.equal(response.status, 415, `interop version ${version}`);
+      assert.match(
+        await response.text(),
+        /Content-Type must be application\/partial-upload, got "none"/,
+      );
+    }
+    const response = await untyped("5");
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get("upload-offset"), "3");
+    // A wrong media type is refused whatever the version.
+    const wrong = await handler(
+      req("PATCH", location, {
+        "content-type": "text/plain",
+        "upload-offset": "3",
+        "upload-complete": "?0",
+        "upload-draft-interop-version": "5",
+      }, bytes(1)),
+    );
+    assert.equal(wrong.status, 415);
+  });
+
   it("refuses a malformed Upload-Complete and a missing one", async () => {
     let response = await handler(
       req("POST", "/uploads", { "upload-complete": "yes" }),

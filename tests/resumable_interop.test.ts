@@ -165,6 +165,19 @@ describe("tus-js-client against createResumableUploadHandler", () => {
     assert.equal(sha256(await stored(url)), sha256(data));
   });
 
+  it("uploads in its older IETF draft mode (ietf-draft-03: PATCHes with no media type)", async () => {
+    // Before, every PATCH was answered 415 (no Content-Type).
+    const data = randomBytes(2 * MiB + 3);
+    const url = await tusJsUpload(
+      new URL("/uploads", server.url).href,
+      data,
+      { protocol: "ietf-draft-03", chunkSize: MiB, retryDelays: [] } as Partial<
+        tus.UploadOptions
+      >,
+    );
+    assert.equal(sha256(await stored(url)), sha256(data));
+  });
+
   it("resumes through 10 connection cuts (tus 1.0)", async () => {
     const size = 16 * MiB;
     const data = randomBytes(size);

@@ -21,8 +21,12 @@ import {
   PARTIAL_UPLOAD,
   ProblemError,
   quote,
+  readInteger,
   TUS_VERSION,
 } from "./_headers.ts";
+
+// The last Upload-Draft-Interop-Version whose PATCH carried no media type.
+const LAST_UNTYPED_INTEROP_VERSION = 5;
 
 /** A finished upload, as `onComplete` sees it. */
 export interface CompletedResumableUpload {
@@ -680,7 +684,7 @@ export function createResumableUploadHandler(
     }
     const type = request.headers.get("content-type")?.split(";")[0].trim()
       .toLowerCase();
-    if (type !== PARTIAL_UPLOAD) {
+    if (type !== PARTIAL_UPLOAD && !(type === undefined && untyped(request))) {
       throw new HttpError(
         415,
         `Cannot append to upload: Content-Type must be ${PARTIAL_UPLOAD}, got ${
@@ -1072,6 +1076,19 @@ function superseded(): HttpError {
 }
 
 /** 405, with the `Allow` header RFC 9110 (section 15.5.6) requires. */
+/**
+ * Whether a PATCH may come without a media type: the draft's revisions up
+ * to -03 (`Upload-Draft-Interop-Version` 5 and below, as tus-js-client's
+ * `ietf-draft-03` mode sends) gave appended bytes none; from -05 (6) on,
+ * they are `application/partial-upload`.
+ */
+function untyped(request: Request): boolean {
+  const version = readInteger(
+    request.headers.get("upload-draft-interop-version") ?? "",
+  );
+  return version !== undefined && version <= LAST_UNTYPED_INTEROP_VERSION;
+}
+
 function notAllowed(method: string, allow: string): HttpError {
   return new ProblemError(
     405,
