@@ -33,6 +33,14 @@ const withCors = corsLayer(cors, {
   exposeHeaders: ["x-served-by"],
 });
 
+/** The same layer with the gRPC status headers left unexposed. */
+const withoutStatus = corsLayer({
+  ...cors,
+  exposedHeaders: cors.exposedHeaders.filter((name) =>
+    name !== "grpc-status" && name !== "grpc-message"
+  ),
+}, { allowHeaders: ["x-tenant"], exposeHeaders: ["x-served-by"] });
+
 const scripts = new Map<string, Promise<Uint8Array>>();
 
 /** Bundles a page entry of tests/browser for the browser, once. */
@@ -91,6 +99,15 @@ export async function rpcRoute(
   if (pathname.startsWith("/rpc/")) return await http(request);
   if (pathname.startsWith("/cors-rpc/")) {
     return await withCors(request, crossOrigin);
+  }
+  if (pathname.startsWith("/cors-rpc-hidden/")) {
+    return await withoutStatus(
+      new Request(
+        request.url.replace("/cors-rpc-hidden/", "/cors-rpc/"),
+        request,
+      ),
+      crossOrigin,
+    );
   }
   return undefined;
 }
@@ -401,6 +418,21 @@ export function registerRpcTests(kit: RpcTestKit): void {
       "connect-get": allowed,
       "grpc-web": allowed,
     }, "through the CORS layer");
+    // With grpc-status and grpc-message unexposed, gRPC-Web's error
+    // answered in headers alone reads as a body without its trailer frame,
+    // and the message says why.
+    const hidden = await crossOriginCalls(
+      p,
+      `${other}/cors-rpc-hidden`,
+    ) as Record<string, Record<string, { code?: number; message?: string }>>;
+    assertEqual(hidden.connect.failed, denied, "Connect, status unexposed");
+    assertEqual(hidden["grpc-web"].square, allowed.square, "gRPC-Web unary");
+    assertEqual(hidden["grpc-web"].failed.code, 13, "gRPC-Web error: INTERNAL");
+    assert(
+      /without its trailer frame \(from another origin, a page sees a status answered in headers only if the server lists grpc-status and grpc-message in Access-Control-Expose-Headers\)/
+        .test(hidden["grpc-web"].failed.message ?? ""),
+      `gRPC-Web error's message: ${hidden["grpc-web"].failed.message}`,
+    );
     // The same handler without it: every call fails to send (UNAVAILABLE).
     const refused = await crossOriginCalls(p, `${other}/rpc`) as Record<
       string,

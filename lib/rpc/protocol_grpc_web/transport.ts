@@ -1,8 +1,15 @@
 import type { Transport, TransportOptions } from "../client/transport.ts";
 import { createTransport } from "../protocol/_transport.ts";
+import { isBrowser } from "../../_internal/user_agent.ts";
 import { requestHeader } from "./request_header.ts";
 import { trailerFlag } from "./trailers.ts";
 import { decodeEnd, validateResponse } from "./validate_response.ts";
+
+// In a browser, a status answered in headers alone (an error, with no
+// body) reads as a body without its trailer frame when the server, on
+// another origin, did not expose grpc-status to the page.
+const END_IN_BROWSER =
+  "its trailer frame (from another origin, a page sees a status answered in headers only if the server lists grpc-status and grpc-message in Access-Control-Expose-Headers)";
 
 /** Options for {@linkcode createGrpcWebTransport}. */
 export type GrpcWebTransportOptions = TransportOptions;
@@ -43,7 +50,7 @@ export function createGrpcWebTransport(
         validateResponse(response, resolved.codec, resolved.acceptCompression),
       endFlag: trailerFlag,
       decodeEnd,
-      missingEnd: "its trailer frame",
+      missingEnd: isBrowser() ? END_IN_BROWSER : "its trailer frame",
     }),
   );
 }
