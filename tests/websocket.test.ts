@@ -120,6 +120,25 @@ describe("websocketDuplex over a real WebSocket", () => {
     });
   });
 
+  it("websocketDuplex half-close the other way: the server's closeWrite, then it reads what the client sends after", async () => {
+    // Under Bun the server's closeWrite failed its own stream ("the
+    // connection dropped"): Bun's send() answers 0 for an empty message
+    // it sends, as for one it drops.
+    const { fetch, served } = wsServer(async (stream) => {
+      await stream.write("hi");
+      await stream.closeWrite();
+      assert.equal(await readAll(stream), "bye");
+    });
+    await withServer(fetch, async (server) => {
+      const { stream, closed } = connect(server.url);
+      assert.equal(await deadline(readAll(stream), 10_000, "hi"), "hi");
+      await stream.write("bye");
+      await stream.closeWrite();
+      assert.equal((await closed()).code, 1000);
+      assert.equal(await served.outcome, undefined);
+    });
+  });
+
   it("websocketDuplex keeps bufferedAmount under sendHighWaterMark before each send", async () => {
     const { fetch } = wsServer(async (stream) => {
       let total = 0;

@@ -53,7 +53,12 @@ export class BunWebSocket extends EventTarget {
     if (!this.#ws || this.#state !== 1) {
       throw new TypeError("Cannot send on WebSocket: it is not open");
     }
-    if (this.#ws.send(data) === 0) {
+    // 0 is a dropped message, or an empty one sent (closeWrite's): Bun
+    // answers the bytes it sent.
+    const length = typeof data === "string" ? data.length : data.byteLength;
+    if (
+      this.#ws.send(data) === 0 && (length > 0 || this.#ws.readyState !== 1)
+    ) {
       throw new TypeError("Cannot send on WebSocket: the connection dropped");
     }
   }
