@@ -797,6 +797,119 @@ describe("fetchEventStream", () => {
     assert.deepEqual(delays, [0, 200, 300, 0, 0, 200]);
   });
 
+  it("fetchEventStream sends an id beyond ASCII as UTF-8 in Last-Event-ID, and createSseHandler reads the same text back", async () => {
+    // Before, the client's reconnection failed for good (Headers refuses a
+    // character above U+00FF), and the handler read UTF-8 as Latin-1.
+    const seen: string[] = [];
+    const handler = createSseHandler((_request, { lastEventId }) => {
+      seen.push(lastEventId);
+      if (seen.length === 3) {
+        throw Object.assign(new Error(), {
+          getResponse: () => new Response(null, { status: 204 }),
+        });
+      }
+      return [{
+        retry: 1,
+        id: seen.length === 1 ? "日本-1" : "café",
+        data: String(seen.length),
+      }];
+    }, { keepAliveMs: 0 });
+    await withServer(handler, async (server) => {
+      const messages = await deadline(
+        Array.fromAsync(fetchEventStream(server.url)),
+        T,
+        "event stream",
+      );
+      assert.deepEqual(messages.map((m) => m.id), ["日本-1", "café"]);
+      assert.deepEqual(seen, ["", "日本-1", "café"]);
+    });
+    // On the wire, the id's UTF-8 bytes (as EventSource sends it).
+    let header: string | null = null;
+    await Array.fromAsync(fetchEventStream("http://feed/", {
+      lastEventId: "é…",
+      fetch: ((_input: unknown, init?: RequestInit) => {
+        header = new Headers(init?.headers).get("last-event-id");
+        return Promise.resolve(new Response(null, { status: 204 }));
+      }) as typeof fetch,
+    }));
+    assert.equal(header, "\xc3\xa9\xe2\x80\xa6");
+  });
+
+  it("fetchEventStream delivers every event a dropped connection completed and resumes from its last id, an id-only block's too", async () => {
+    // Before, a drop lost the events still queued behind the one delivered,
+    // and an id-only block (`id: 3` and a blank line) before it.
+    const sent: (string | null)[] = [];
+    let connections = 0;
+    const feed = ((_input: unknown, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers).get("last-event-id"));
+      if (++connections > 1) {
+        return Promise.resolve(new Response(null, { status: 204 }));
+      }
+      let pulls = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (pulls++ === 0) {
+            controller.enqueue(
+              bytes("id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\n\n"),
+            );
+          } else controller.error(new TypeError("connection lost"));
+        },
+      });
+      return Promise.resolve(
+        new Response(body, {
+          headers: { "content-type": "text/event-stream" },
+        }),
+      );
+    }) as typeof fetch;
+    const events = await deadline(
+      Array.fromAsync(
+        fetchEventStream("http://feed/", { fetch: feed, retryDelayMs: 0 }),
+      ),
+      T,
+      "event stream",
+    );
+    assert.deepEqual(events.map((e) => `${e.id}:${e.data}`), ["1:a", "2:b"]);
+    assert.deepEqual(sent, [null, "3"]);
+  });
+
+  it("fetchEventStream waits at least the server's retry, however its back-off is capped, and a retry longer than a timer takes", async () => {
+    // Before, attempts that brought no event waited maxRetryDelayMs (300)
+    // after a `retry: 1000`, and a `retry` past 2^31 - 1 ms (30 days)
+    // reconnected at once (the timer's overflow).
+    const delays: number[] = [];
+    const original = globalThis.setTimeout;
+    // The delays asked for, each run at once.
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return original(fn, 0);
+    }) as typeof setTimeout;
+    const run = async (retry: number, connectionsBefore204: number) => {
+      let connections = 0;
+      const feed = (() =>
+        Promise.resolve(
+          ++connections > connectionsBefore204
+            ? new Response(null, { status: 204 })
+            : new Response(`retry: ${retry}\n\n`, {
+              headers: { "content-type": "text/event-stream" },
+            }),
+        )) as typeof fetch;
+      delays.length = 0;
+      await Array.fromAsync(
+        fetchEventStream("http://feed/", { fetch: feed, maxRetryDelayMs: 300 }),
+      );
+      return [...delays];
+    };
+    try {
+      assert.deepEqual(await run(1000, 4), [1000, 1000, 1000, 1000]);
+      assert.deepEqual(await run(2_592_000_000, 1), [
+        2 ** 31 - 1,
+        2_592_000_000 - (2 ** 31 - 1),
+      ]);
+    } finally {
+      globalThis.setTimeout = original;
+    }
+  });
+
   it("fetchEventStream stops with the signal's reason while waiting to reconnect", async () => {
     const controller = new AbortController();
     const failing = (() => {

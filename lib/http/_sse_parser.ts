@@ -5,6 +5,8 @@
 // replacement characters, which gives what decoding the whole stream would
 // (line ends are ASCII, so no character spans them).
 
+import { checkMax } from "../_internal/limits.ts";
+
 /** One dispatched event, as `EventSource` would deliver it. */
 export interface SseMessage {
   /** The data lines joined with LF. */
@@ -22,6 +24,32 @@ export interface SseMessage {
 export interface SseParserLimits {
   maxLineBytes: number;
   maxEventBytes: number;
+}
+
+const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+const DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A parser with the limits given (checked; 1 MiB a line and 16 MiB an
+ * event by default) that starts from `lastEventId`.
+ */
+export function createSseParser(
+  options: Partial<SseParserLimits> & { lastEventId?: string },
+): SseParser {
+  const parser = new SseParser({
+    maxLineBytes: checkMax(
+      "decode event stream",
+      "maxLineBytes",
+      options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    ),
+    maxEventBytes: checkMax(
+      "decode event stream",
+      "maxEventBytes",
+      options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+    ),
+  });
+  parser.lastEventId = options.lastEventId ?? "";
+  return parser;
 }
 
 const LF = 0x0a;

@@ -1,11 +1,12 @@
 import { isBrowser } from "../_internal/user_agent.ts";
 import { resolveUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
-import {
-  SseDecoderStream,
-  type SseDecoderStreamOptions,
-  type SseMessage,
+import type {
+  SseDecoderStreamOptions,
+  SseMessage,
 } from "./sse_decoder_stream.ts";
+import { createSseParser, type SseParser } from "./_sse_parser.ts";
+import { toUtf8Header } from "./_utf8_header.ts";
 
 /** Options for {@linkcode fetchEventStream}. */
 export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
@@ -63,17 +64,27 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("Aborted", "AbortError");
 }
 
+/** The longest delay one timer takes (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(abortReason(signal));
+    let timer: ReturnType<typeof setTimeout>;
     const onAbort = () => {
       clearTimeout(timer);
       reject(abortReason(signal));
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
+    // A server's `retry` may be longer than a timer takes: one timer after
+    // another.
+    const wait = (left: number) => {
+      timer = setTimeout(() => {
+        if (left > MAX_TIMER_MS) return wait(left - MAX_TIMER_MS);
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, Math.min(left, MAX_TIMER_MS));
+    };
+    wait(ms);
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
@@ -85,12 +96,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * when you need headers or a custom fetch.
  *
  * - When the response ends or the connection drops, it reconnects after the
- *   server's `retry` delay (or `retryDelayMs`) and sends `Last-Event-ID` with the
- *   id of the last event it delivered, so the server can resume.
+ *   server's `retry` delay (or `retryDelayMs`) and sends `Last-Event-ID` (as
+ *   UTF-8) with the last id the stream dispatched, so the server can resume:
+ *   every event a connection completed is delivered, even after it drops.
  * - Each further attempt in a row that brings no event (a connection that
  *   fails with a network error, or ends or drops before an event) waits twice
  *   as long as the one before, from at least 100 ms (even after `retry: 0`) up
- *   to `maxRetryDelayMs`; an event resets the delay. After `maxRetries` network
+ *   to `maxRetryDelayMs`, and never less than the `retry` delay; an event
+ *   resets the delay. After `maxRetries` network
  *   errors in a row the stream errors with a `TypeError` whose `cause` is the
  *   last failure.
  * - A `204 No Content` answer closes the stream (the server's way to say
@@ -141,7 +154,7 @@ export function fetchEventStream(
     maxLineBytes: options.maxLineBytes,
     maxEventBytes: options.maxEventBytes,
   };
-  new SseDecoderStream(decoderOptions); // checks the limits now
+  createSseParser(decoderOptions); // checks the limits now
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const browser = isBrowser();
   const stop = new AbortController();
@@ -158,16 +171,24 @@ export function fetchEventStream(
   let failures = 0;
   let fruitless = 0;
   let connected = false;
-  let decoder: SseDecoderStream | undefined;
-  let reader: ReadableStreamDefaultReader<SseMessage> | undefined;
+  // The connection's body and parser; the events its last chunk completed,
+  // delivered before the next read.
+  let parser: SseParser | undefined;
+  let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let events: SseMessage[] = [];
+  let next = 0;
 
   async function connect(): Promise<"open" | "closed"> {
     for (;;) {
       if (stop.signal.aborted) throw abortReason(stop.signal);
       if (connected || failures > 0) {
-        const delay = fruitless <= 1 ? retryDelayMs : Math.min(
-          maxRetryDelayMs,
-          Math.max(retryDelayMs, MIN_BACKOFF_MS) * 2 ** (fruitless - 1),
+        // The back-off never goes below the server's reconnection time.
+        const delay = fruitless <= 1 ? retryDelayMs : Math.max(
+          retryDelayMs,
+          Math.min(
+            maxRetryDelayMs,
+            Math.max(retryDelayMs, MIN_BACKOFF_MS) * 2 ** (fruitless - 1),
+          ),
         );
         await sleep(delay, stop.signal);
       }
@@ -179,8 +200,9 @@ export function fetchEventStream(
       // cached, as for EventSource, so that a feed from another origin
       // needs no preflight; elsewhere, `cache` may be unimplemented.
       if (!browser) headers.set("cache-control", "no-cache");
-      if (lastEventId !== "") headers.set("last-event-id", lastEventId);
-      else headers.delete("last-event-id");
+      if (lastEventId !== "") {
+        headers.set("last-event-id", toUtf8Header(lastEventId));
+      } else headers.delete("last-event-id");
       let response: Response;
       try {
         response = await fetchImpl(url, {
@@ -217,8 +239,8 @@ export function fetchEventStream(
       if (!response.body) continue;
       // The id carries over: a connection that dispatches nothing (ends at
       // once) must not make the next one start from the beginning.
-      decoder = new SseDecoderStream({ ...decoderOptions, lastEventId });
-      reader = response.body.pipeThrough(decoder).getReader();
+      parser = createSseParser({ ...decoderOptions, lastEventId });
+      body = response.body.getReader();
       return "open";
     }
   }
@@ -227,37 +249,38 @@ export function fetchEventStream(
     async pull(controller) {
       try {
         for (;;) {
-          if (!reader) {
+          if (next < events.length) {
+            const event = events[next++];
+            failures = 0;
+            fruitless = 0;
+            controller.enqueue(event);
+            return;
+          }
+          if (!body) {
             if (await connect() === "closed") {
               done();
               controller.close();
               return;
             }
           }
-          let result: ReadableStreamReadResult<SseMessage>;
+          let result: ReadableStreamReadResult<Uint8Array>;
           try {
-            result = await reader!.read();
-          } catch (error) {
+            result = await body!.read();
+          } catch {
             if (stop.signal.aborted) throw abortReason(stop.signal);
-            if (error instanceof RangeError) throw error;
-            // The connection dropped: reconnect from the last delivered id.
-            reader = undefined;
-            if (decoder?.retryMs !== undefined) retryDelayMs = decoder.retryMs;
-            continue;
+            result = { done: true, value: undefined };
           }
-          if (decoder?.retryMs !== undefined) retryDelayMs = decoder.retryMs;
           if (result.done) {
-            // Every event was delivered: the decoder's id is the last one
-            // (an id-only block counts too).
-            lastEventId = decoder!.lastEventId;
-            reader = undefined;
+            // Ended or dropped, every event it completed delivered: the
+            // parser's id is the last one (an id-only block counts too).
+            lastEventId = parser!.lastEventId;
+            body = parser = undefined;
             continue;
           }
-          failures = 0;
-          fruitless = 0;
-          lastEventId = result.value.id;
-          controller.enqueue(result.value);
-          return;
+          // Over a limit: a RangeError, and no reconnection.
+          events = parser!.push(result.value);
+          next = 0;
+          if (parser!.retryMs !== undefined) retryDelayMs = parser!.retryMs;
         }
       } catch (error) {
         done();
@@ -269,7 +292,7 @@ export function fetchEventStream(
       done();
       stop.abort(reason);
       // The body is being given up: how its cancellation ends is moot.
-      await reader?.cancel(reason).catch(() => undefined);
+      await body?.cancel(reason).catch(() => undefined);
     },
   }, { highWaterMark: 0 });
 }

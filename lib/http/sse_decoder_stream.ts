@@ -1,5 +1,8 @@
-import { checkMax } from "../_internal/limits.ts";
-import { type SseMessage, SseParser } from "./_sse_parser.ts";
+import {
+  createSseParser,
+  type SseMessage,
+  type SseParser,
+} from "./_sse_parser.ts";
 
 export type { SseMessage };
 
@@ -31,9 +34,6 @@ export interface SseDecoderStreamOptions {
    */
   lastEventId?: string;
 }
-
-const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
-const DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024;
 
 /**
  * Decodes `text/event-stream` bytes into the events an `EventSource` would
@@ -69,19 +69,7 @@ export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
    *   from before this stream.
    */
   constructor(options: SseDecoderStreamOptions = {}) {
-    const parser = new SseParser({
-      maxLineBytes: checkMax(
-        "decode event stream",
-        "maxLineBytes",
-        options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
-      ),
-      maxEventBytes: checkMax(
-        "decode event stream",
-        "maxEventBytes",
-        options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
-      ),
-    });
-    parser.lastEventId = options.lastEventId ?? "";
+    const parser = createSseParser(options);
     super({
       transform(chunk, controller) {
         for (const message of parser.push(chunk)) controller.enqueue(message);

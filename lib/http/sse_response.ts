@@ -1,3 +1,4 @@
+import { fromUtf8Header } from "./_utf8_header.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import {
   SseEncoderStream,
@@ -124,7 +125,9 @@ export function sseResponse(
 export interface SseRequestInfo {
   /**
    * The `Last-Event-ID` the client sent when it reconnected (the id of the
-   * last event it received), or `""` on its first connection.
+   * last event it received), or `""` on its first connection. Read as UTF-8,
+   * as `EventSource` and `fetchEventStream` send it (an id beyond ASCII
+   * arrives as the text it was).
    */
   lastEventId: string;
   /**
@@ -180,7 +183,9 @@ export function createSseHandler(
     const cancelled = new AbortController();
     try {
       const source = await handler(request, {
-        lastEventId: request.headers.get("last-event-id") ?? "",
+        lastEventId: fromUtf8Header(
+          request.headers.get("last-event-id") ?? "",
+        ),
         // Not request.signal: Deno warns on its use and aborts it when a
         // response completes; a client that goes away cancels the body.
         signal: cancelled.signal,

@@ -1,0 +1,37 @@
+// Header values are byte strings (a character per byte). Text beyond ASCII
+// in one, as an event id in Last-Event-ID (which the HTML standard sends
+// as UTF-8), goes out as its UTF-8 bytes and is read back from them.
+
+const encoder = new TextEncoder();
+const strict = new TextDecoder("utf-8", { fatal: true });
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** `text` as a header value: its UTF-8 bytes, a character each. */
+export function toUtf8Header(text: string): string {
+  if (ASCII.test(text)) return text;
+  const bytes = encoder.encode(text);
+  let value = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    value += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return value;
+}
+
+/**
+ * The text a header value's bytes hold as UTF-8; the value as it is when
+ * they are not UTF-8 (a Latin-1 value of an older client).
+ */
+export function fromUtf8Header(value: string): string {
+  if (ASCII.test(value)) return value;
+  const bytes = new Uint8Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code > 0xff) return value;
+    bytes[i] = code;
+  }
+  try {
+    return strict.decode(bytes);
+  } catch {
+    return value;
+  }
+}
