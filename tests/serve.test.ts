@@ -71,6 +71,28 @@ describe("serve", () => {
     }
   });
 
+  it("serve on an IPv6 address gives its URL in brackets", async () => {
+    // Before, `hostname: "::1"` threw "Invalid URL" after binding, leaving a
+    // listener nothing could stop.
+    const server = await serve(() => new Response("six"), { hostname: "::1" });
+    try {
+      assert.equal(server.url.href, `http://[::1]:${server.port}/`);
+      assert.equal(await (await fetch(server.url)).text(), "six");
+    } finally {
+      await deadline(server.shutdown(), 10_000, "shutdown");
+    }
+  });
+
+  it("serve given a signal already aborted stops at once", async () => {
+    // Before, Bun's path ignored it: its server answered on and `finished`
+    // never settled.
+    const aborted = await serve(() => new Response("late"), {
+      signal: AbortSignal.abort(),
+    });
+    await deadline(aborted.finished, 10_000, "finished");
+    await assert.rejects(fetch(aborted.url), TypeError);
+  });
+
   it("serve refuses bad options with a RangeError naming them", async () => {
     await assert.rejects(
       serve(() => new Response(), { maxConcurrentRequests: -1 }),

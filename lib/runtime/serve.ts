@@ -204,7 +204,8 @@ export async function serve(
       return finished.promise;
     };
     signal?.addEventListener("abort", () => void shutdown(), { once: true });
-    const url = new URL(`http://${hostname}:${server.port}/`);
+    if (signal?.aborted) void shutdown();
+    const url = serverUrl(hostname, server.port);
     return { url, port: server.port, shutdown, finished: finished.promise };
   }
   if (typeof Deno === "undefined") {
@@ -309,11 +310,19 @@ export async function serve(
   signal?.addEventListener("abort", () => void shutdown(), { once: true });
   if (signal?.aborted) void shutdown();
   return {
-    url: new URL(`http://${addr.hostname}:${addr.port}/`),
+    url: serverUrl(addr.hostname, addr.port),
     port: addr.port,
     shutdown,
     finished: finished.promise,
   };
+}
+
+/** The server's URL; an IPv6 address goes in brackets (RFC 3986). */
+function serverUrl(hostname: string, port: number): URL {
+  const host = hostname.includes(":") && !hostname.startsWith("[")
+    ? `[${hostname}]`
+    : hostname;
+  return new URL(`http://${host}:${port}/`);
 }
 
 // Deno 2.9.6 sets up its signal handling on first use, which takes a
