@@ -296,6 +296,51 @@ describe("echo", () => {
 describe("createEchoHandler, createDuplexHandler and compression options", () => {
   const text = "All work and no play makes a dull stream. ".repeat(100);
 
+  it("the response's coding is the offered one the client weighs highest (RFC 9110 Accept-Encoding: OWS before ';', q=0 refuses, x-gzip is gzip); an unsupported request coding's 415 says which it takes", async () => {
+    // Before, `gzip ;q=0, *` answered gzip (the name kept its space, so
+    // q=0 fell to `*`), `gzip;q=0.1, deflate;q=1` answered gzip (the
+    // server's order won over the weights), `x-gzip` got identity, and
+    // the 415 had no Accept-Encoding.
+    const coding = async (accept: string) => {
+      const response = echo(
+        new Request("http://localhost/", {
+          method: "POST",
+          body: text,
+          headers: { "accept-encoding": accept },
+        }),
+        { compressMinBytes: 0 },
+      );
+      await response.body?.cancel();
+      return response.headers.get("content-encoding");
+    };
+    const cases: [string, string | null][] = [
+      ["gzip ;q=0, *", "deflate"],
+      ["gzip; q=0 , deflate ; q=0.5", "deflate"],
+      ["gzip;q=0.1, deflate;q=1", "deflate"],
+      ["deflate;q=0.5, gzip;q=0.5", "gzip"],
+      ["x-gzip", "gzip"],
+      ["x-gzip;q=0.2, deflate;q=0.4", "deflate"],
+      ["gzip;q=0, x-gzip", null],
+      ["GZIP", "gzip"],
+      ["*;q=0", null],
+      ["identity", null],
+      ["gzip;q=x", null],
+    ];
+    for (const [accept, expected] of cases) {
+      assert.equal(await coding(accept), expected, accept);
+    }
+    const refused = echo(
+      new Request("http://localhost/", {
+        method: "POST",
+        body: "x",
+        headers: { "content-encoding": "br" },
+      }),
+    );
+    assert.equal(refused.status, 415);
+    assert.equal(refused.headers.get("accept-encoding"), "gzip, deflate");
+    assert.match(await refused.text(), /unsupported Content-Encoding "br"/);
+  });
+
   it("createEchoHandler returns a FetchHandler that echoes", async () => {
     const handler = createEchoHandler();
     const response = await handler(

@@ -23,6 +23,25 @@ const FORMATS = new Map<string, Compression>([
 ]);
 
 /**
+ * A 415 for a request's content coding: its answer says, in
+ * `Accept-Encoding`, which would have been taken (RFC 9110, section 15.5.16).
+ */
+class UnsupportedEncoding extends HttpError {
+  constructor(token: string) {
+    super(
+      415,
+      `Cannot decode body: unsupported Content-Encoding "${token}"; use gzip or deflate`,
+    );
+  }
+
+  override getResponse(): Response {
+    const response = super.getResponse();
+    response.headers.set("accept-encoding", "gzip, deflate");
+    return response;
+  }
+}
+
+/**
  * Parses a `Content-Encoding` header into the decoders to apply, in the order
  * to apply them (the reverse of the header's). `identity` and an absent
  * header mean none.
@@ -36,12 +55,7 @@ export function parseContentEncoding(header: string | null): Compression[] {
     const token = raw.trim().toLowerCase();
     if (token === "" || token === "identity") continue;
     const format = FORMATS.get(token);
-    if (!format) {
-      throw new HttpError(
-        415,
-        `Cannot decode body: unsupported Content-Encoding "${token}"; use gzip or deflate`,
-      );
-    }
+    if (!format) throw new UnsupportedEncoding(token);
     codings.push(format);
   }
   return codings.reverse();
@@ -199,9 +213,10 @@ export function encodeBody(
 }
 
 /**
- * Picks the first of `offered` (the server's preference order) that an
- * `Accept-Encoding` header accepts with a non-zero q-value, or `undefined`
- * for identity.
+ * Picks, of `offered` (the server's preference order), the coding an
+ * `Accept-Encoding` header gives the highest non-zero q-value (RFC 9110,
+ * section 12.5.3; `x-gzip` is `gzip`, `*` any coding it does not name), the
+ * server's order breaking ties; `undefined` for identity.
  */
 export function negotiateCompression(
   acceptEncoding: string | null,
@@ -210,17 +225,30 @@ export function negotiateCompression(
   if (!acceptEncoding || offered.length === 0) return undefined;
   const accepted = new Map<string, number>();
   for (const part of acceptEncoding.split(",")) {
-    const [name, ...params] = part.trim().toLowerCase().split(";");
+    const [coding, ...params] = part.toLowerCase().split(";");
+    const name = coding.trim();
     let q = 1;
     for (const param of params) {
-      const [key, value] = param.trim().split("=");
-      if (key === "q") q = Number(value);
+      const [key, value = ""] = param.split("=");
+      if (key.trim() === "q") q = Number(value.trim() || NaN);
     }
-    if (name) accepted.set(name, Number.isFinite(q) ? q : 0);
+    if (name === "") continue;
+    const weight = Number.isFinite(q) ? q : 0;
+    // `x-gzip` stands for `gzip` (section 8.4.1.3) unless `gzip` is named.
+    if (name === "x-gzip") {
+      if (!accepted.has("gzip")) accepted.set("gzip", weight);
+      continue;
+    }
+    accepted.set(name, weight);
   }
+  let best: Compression | undefined;
+  let bestQ = 0;
   for (const coding of offered) {
-    const q = accepted.get(coding) ?? accepted.get("*");
-    if (q !== undefined && q > 0) return coding;
+    const q = accepted.get(coding) ?? accepted.get("*") ?? 0;
+    if (q > bestQ) {
+      best = coding;
+      bestQ = q;
+    }
   }
-  return undefined;
+  return best;
 }
