@@ -696,6 +696,74 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     );
   });
 
+  it("completes an upload whose last PATCH failed after storing every byte (cut after them, or going past the length), and one that a HEAD finds whole", async () => {
+    // Before, such an upload stayed unfinished for good (its file never
+    // published, onComplete never called), while HEAD's offset = length
+    // told tus clients it had succeeded; it expired a day later.
+    const data = bytes(10, 7);
+    const create = async () => {
+      const response = await handler(
+        req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+      );
+      return response.headers.get("location")!;
+    };
+    const id = (location: string) => location.split("/").pop()!;
+    // All ten bytes, then the connection reset.
+    const cut = await create();
+    const failed = await tusPatch(cut, 0, droppedAfter(data));
+    assert.equal(failed.status, 400);
+    assert.ok(completed.includes(id(cut)), "completed after the cut");
+    assert.deepEqual(new Uint8Array(await readFile(store.path(id(cut)))), data);
+    const head = await handler(req("HEAD", cut, TUS));
+    assert.equal(head.headers.get("upload-offset"), "10");
+    assert.equal(head.headers.get("upload-expires"), null);
+    // Ten bytes, then five more, for ten: 413, the ten kept, and complete.
+    const past = await create();
+    const over = await tusPatch(
+      past,
+      0,
+      new ReadableStream({
+        start(controller) {
+          controller.enqueue(data);
+          controller.enqueue(bytes(5));
+          controller.close();
+        },
+      }),
+    );
+    assert.equal(over.status, 413);
+    assert.ok(completed.includes(id(past)), "completed past its length");
+    assert.deepEqual(
+      new Uint8Array(await readFile(store.path(id(past)))),
+      data,
+    );
+    // Bytes stored and the upload left unfinished (a server stopped before
+    // finishing it): the client's HEAD finishes it.
+    const left = await create();
+    const sink = (await store.append(id(left), 0)).getWriter();
+    await sink.write(data);
+    await sink.close();
+    assert.ok(!completed.includes(id(left)));
+    const resumed = await handler(req("HEAD", left, TUS));
+    assert.equal(resumed.status, 200);
+    assert.equal(resumed.headers.get("upload-offset"), "10");
+    assert.ok(completed.includes(id(left)), "completed by HEAD");
+    assert.deepEqual(
+      new Uint8Array(await readFile(store.path(id(left)))),
+      data,
+    );
+  });
+
+  it("completes an empty upload at its creation (tus clients send no PATCH for an empty file)", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "0" }),
+    );
+    assert.equal(response.status, 201);
+    const id = response.headers.get("location")!.split("/").pop()!;
+    assert.ok(completed.includes(id));
+    assert.equal(response.headers.get("upload-expires"), null);
+    assert.equal((await readFile(store.path(id))).byteLength, 0);
+  });
+
   it("answers an unsupported version with 412 and Tus-Version", async () => {
     const response = await handler(
       req("POST", "/uploads", { "tus-resumable": "0.2.2" }),

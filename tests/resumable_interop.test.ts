@@ -142,6 +142,16 @@ describe("tus-js-client against createResumableUploadHandler", () => {
     assert.deepEqual(await fileStoreUploadIds(dir), held);
   });
 
+  it("uploads an empty file (created, and complete, with no PATCH)", async () => {
+    // Before, tus-js-client reported success and the upload stayed
+    // unfinished (no file), to expire a day later.
+    const url = await tusJsUpload(
+      new URL("/uploads", server.url).href,
+      new Uint8Array(0),
+    );
+    assert.equal((await stored(url)).byteLength, 0);
+  });
+
   it("uploads with a deferred length", async () => {
     const data = randomBytes(MiB + 5);
     const url = await tusJsUpload(

@@ -572,6 +572,21 @@ export function createResumableUploadHandler(
     return done;
   }
 
+  /**
+   * tus: an upload whose offset has reached its length is complete, however
+   * the request that brought its last bytes ended (cut after them, a body
+   * past the length, a server that stopped before finishing), as clients
+   * take it to be; finished here, under the upload's lock.
+   */
+  async function finishWhole(id: string, request: Request): Promise<void> {
+    await locked(id, async () => {
+      const upload = await load(id, true);
+      if (!upload.complete && upload.offset === upload.length) {
+        await finish(upload, request);
+      }
+    });
+  }
+
   async function cancel(id: string): Promise<Response> {
     await load(id);
     // The draft: end in-flight requests before answering.
@@ -870,12 +885,20 @@ export function createResumableUploadHandler(
           if (upload.length === upload.offset) await finish(upload, request);
         });
         headers.set("upload-offset", String(upload.offset));
+      } else if (upload.length === 0) {
+        // Nothing to send: tus clients send no PATCH for an empty file.
+        await locked(upload.id, () => finish(upload, request));
+        headers.delete("upload-expires");
       }
       return new Response(null, { status: 201, headers });
     }
     if (method === "HEAD") {
       await supersede(id);
-      const upload = await load(id);
+      let upload = await load(id);
+      if (!upload.complete && upload.offset === upload.length) {
+        await finishWhole(id, request);
+        upload = await load(id);
+      }
       const headers = new Headers({
         "upload-offset": String(upload.offset),
         "cache-control": "no-store",
@@ -957,7 +980,19 @@ export function createResumableUploadHandler(
           reserve(id, length);
         }
       }
-      current.offset = await append(current, request, signal, checksum);
+      try {
+        current.offset = await append(current, request, signal, checksum);
+      } catch (error) {
+        // The bytes it stored count; with them all, the upload is complete
+        // (a newer request for it, which ended this one, sees to that).
+        if (!signal.aborted && current.length !== undefined) {
+          const stored = await store.get(id).catch(() => undefined);
+          if (stored?.offset === current.length) {
+            await finish({ ...current, offset: stored.offset }, request);
+          }
+        }
+        throw error;
+      }
       if (current.length === current.offset) await finish(current, request);
       const headers = new Headers({ "upload-offset": String(current.offset) });
       if (
