@@ -153,15 +153,111 @@ describe("resumableUpload", () => {
     });
   }
 
-  it("uploads an empty body", async () => {
-    const result = await resumableUpload(
+  for (const protocol of ["ietf", "tus"] as const) {
+    it(`uploads an empty body, complete once created (${protocol})`, async () => {
+      const methods: string[] = [];
+      const result = await resumableUpload(
+        new URL("/uploads", server.url),
+        new Uint8Array(0),
+        {
+          protocol,
+          fetch: (input, init) => {
+            methods.push(init?.method ?? "GET");
+            return fetch(input, init);
+          },
+        },
+      );
+      assert.equal(result.bytes, 0);
+      assert.deepEqual(methods, ["POST"]);
+      assert.equal(
+        (await readFile(store.path(idOf(result.uploadUrl)))).byteLength,
+        0,
+      );
+      // A client that sends an empty PATCH anyway (older ones did) is
+      // told the offset, not refused.
+      if (protocol === "tus") {
+        const late = await fetch(result.uploadUrl, {
+          method: "PATCH",
+          headers: {
+            "tus-resumable": "1.0.0",
+            "content-type": "application/offset+octet-stream",
+            "upload-offset": "0",
+          },
+          body: new Uint8Array(0),
+        });
+        assert.equal(late.status, 204);
+        assert.equal(late.headers.get("upload-offset"), "0");
+      }
+    });
+  }
+
+  for (const protocol of ["ietf", "tus"] as const) {
+    it(`starts again, once, from a stored upload URL the server no longer has (404, 410), telling onUploadUrl the new one (${protocol})`, async () => {
+      // Before, it failed with the 404 or 410 on every try, and an app that
+      // keeps the URL until success (docs/resumable.md) never got past it.
+      const data = randomBytes(MiB + 7);
+      const urls: string[] = [];
+      const gone = await resumableUpload(
+        new URL("/uploads", server.url),
+        data,
+        { protocol },
+      );
+      await fetch(gone.uploadUrl, {
+        method: "DELETE",
+        headers: protocol === "tus" ? { "tus-resumable": "1.0.0" } : {},
+      });
+      const result = await resumableUpload(
+        new URL("/uploads", server.url),
+        data,
+        {
+          protocol,
+          uploadUrl: gone.uploadUrl,
+          onUploadUrl: (url) => void urls.push(url),
+        },
+      );
+      assert.notEqual(result.uploadUrl, gone.uploadUrl);
+      assert.deepEqual(urls, [result.uploadUrl]);
+      const stored = new Uint8Array(
+        await readFile(store.path(idOf(result.uploadUrl))),
+      );
+      assert.equal(sha256(stored), sha256(data));
+      // Once: a server that keeps answering 404 fails the upload.
+      let posts = 0;
+      await assert.rejects(
+        resumableUpload(new URL("/uploads", server.url), data, {
+          protocol,
+          uploadUrl: gone.uploadUrl,
+          fetch: (input, init) => {
+            if (init?.method === "POST") posts++;
+            return init?.method === "POST"
+              ? Promise.resolve(
+                new Response(null, {
+                  status: 201,
+                  headers: { location: gone.uploadUrl },
+                }),
+              )
+              : fetch(input, init);
+          },
+        }),
+        (error: unknown) => error instanceof HttpError && error.status === 404,
+      );
+      assert.equal(posts, 1);
+    });
+  }
+
+  it("refuses an upload the server says is complete at another length than the body (a stored URL of another file)", async () => {
+    // Before, it resolved as if the body had been delivered (IETF draft).
+    const other = await resumableUpload(
       new URL("/uploads", server.url),
-      new Uint8Array(0),
+      randomBytes(10),
     );
-    assert.equal(result.bytes, 0);
-    assert.equal(
-      (await readFile(store.path(idOf(result.uploadUrl)))).byteLength,
-      0,
+    await assert.rejects(
+      resumableUpload(new URL("/uploads", server.url), randomBytes(20), {
+        uploadUrl: other.uploadUrl,
+      }),
+      (error: unknown) =>
+        error instanceof HttpError && error.status === 409 &&
+        /complete at 10 bytes, and the body has 20/.test(error.message),
     );
   });
 

@@ -30,7 +30,8 @@ export interface ResumableUploadOptions {
   /**
    * The URL of an upload created earlier (saved from `onUploadUrl`): the
    * upload resumes from the offset the server reports instead of starting
-   * again.
+   * again. One the server no longer has (404, 410) is created again, once,
+   * and `onUploadUrl` gets the new URL.
    */
   uploadUrl?: string;
   /**
@@ -310,59 +311,74 @@ export async function resumableUpload(
   const retryable = (status: number) =>
     status >= 500 || status === 409 || status === 423 || status === 408;
 
-  // Create the upload, or find where a stored one stands.
-  let uploadUrl = options.uploadUrl === undefined
-    ? undefined
-    : resolveUrl("upload", options.uploadUrl).href;
   let offset = 0;
   let finalResponse: Response | undefined;
-  while (uploadUrl === undefined) {
-    try {
-      const extra: Record<string, string> = tus
-        ? { "upload-length": String(total) }
-        : {
-          "upload-complete": total === 0 ? "?1" : "?0",
-          "upload-length": String(total),
-        };
-      if (tus && options.metadata) {
-        extra["upload-metadata"] = encodeMetadata(options.metadata);
-      }
-      const response = await request(collection.href, "POST", extra);
-      if (!response.ok) {
-        await response.body?.cancel();
-        if (!retryable(response.status)) {
-          throw refuse(response, "the creation of the upload");
+
+  /** Creates the upload (retrying as for any request); its URL. */
+  async function create(): Promise<string> {
+    for (;;) {
+      try {
+        const extra: Record<string, string> = tus
+          ? { "upload-length": String(total) }
+          : {
+            "upload-complete": total === 0 ? "?1" : "?0",
+            "upload-length": String(total),
+          };
+        if (tus && options.metadata) {
+          extra["upload-metadata"] = encodeMetadata(options.metadata);
         }
-        await backOff(refuse(response, "the creation of the upload"));
-        continue;
+        const response = await request(collection.href, "POST", extra);
+        if (!response.ok) {
+          await response.body?.cancel();
+          if (!retryable(response.status)) {
+            throw refuse(response, "the creation of the upload");
+          }
+          await backOff(refuse(response, "the creation of the upload"));
+          continue;
+        }
+        const location = response.headers.get("location");
+        if (!location) {
+          await response.body?.cancel();
+          throw new HttpError(
+            502,
+            "Cannot upload: the server created an upload without a Location" +
+              hiddenHeaderHint(response, "Location"),
+          );
+        }
+        if (!URL.canParse(location, collection)) {
+          await response.body?.cancel();
+          throw new HttpError(
+            502,
+            "Cannot upload: the server created an upload with an invalid Location",
+          );
+        }
+        // Nothing to send: complete once created (a tus server completes an
+        // empty upload at its creation; tus-js-client sends no PATCH).
+        if (total === 0) finalResponse = response;
+        else await response.body?.cancel();
+        return new URL(location, collection).href;
+      } catch (error) {
+        if (error instanceof HttpError || signal?.aborted) throw error;
+        await backOff(error, true);
       }
-      const location = response.headers.get("location");
-      if (!location) {
-        await response.body?.cancel();
-        throw new HttpError(
-          502,
-          "Cannot upload: the server created an upload without a Location" +
-            hiddenHeaderHint(response, "Location"),
-        );
-      }
-      if (!URL.canParse(location, collection)) {
-        await response.body?.cancel();
-        throw new HttpError(
-          502,
-          "Cannot upload: the server created an upload with an invalid Location",
-        );
-      }
-      uploadUrl = new URL(location, collection).href;
-      if (total === 0 && !tus) finalResponse = response;
-      else await response.body?.cancel();
-    } catch (error) {
-      if (error instanceof HttpError || signal?.aborted) throw error;
-      await backOff(error, true);
     }
   }
-  // Outside the loop: an error thrown by onUploadUrl (a full localStorage)
-  // is the caller's, not a cut connection to retry with a second upload.
-  if (options.uploadUrl === undefined) await onUploadUrl?.(uploadUrl);
+
+  // Create the upload, or find where a stored one stands.
+  let uploadUrl: string;
+  // A stored upload the server no longer has (404, 410: expired or
+  // deleted) is created again, once, from byte 0, as tus-js-client does:
+  // else an app that stores the URL until success would fail on every try.
+  let stored = options.uploadUrl !== undefined;
+  if (options.uploadUrl !== undefined) {
+    uploadUrl = resolveUrl("upload", options.uploadUrl).href;
+  } else {
+    uploadUrl = await create();
+    // Outside create(): an error thrown by onUploadUrl (a full
+    // localStorage) is the caller's, not a cut connection to retry with a
+    // second upload.
+    await onUploadUrl?.(uploadUrl);
+  }
   let needOffset = options.uploadUrl !== undefined;
   /**
    * A 409 to an append: the offset moved (a cut request's bytes reached the
@@ -377,6 +393,13 @@ export async function resumableUpload(
       if (needOffset) {
         const response = await request(uploadUrl, "HEAD", {});
         await response.body?.cancel();
+        if (stored && (response.status === 404 || response.status === 410)) {
+          stored = false;
+          uploadUrl = await create();
+          await onUploadUrl?.(uploadUrl);
+          needOffset = false;
+          continue;
+        }
         if (!response.ok) {
           if (!retryable(response.status)) {
             throw refuse(response, "the offset request");
@@ -398,9 +421,18 @@ export async function resumableUpload(
           readBoolean(response.headers.get("upload-complete") ?? "") ||
           (tus && offset === total);
         if (complete) {
+          if (offset !== total) {
+            // Another body's upload (a stored URL of another file), or the
+            // server's error: not this one delivered.
+            throw new HttpError(
+              409,
+              `Cannot upload: the server says the upload is complete at ${offset} bytes, and the body has ${total}`,
+            );
+          }
           finalResponse = response;
           break;
         }
+        stored = false;
         if (waitFor) await backOff(waitFor);
       }
       const end = Math.min(total, offset + chunkBytes);

@@ -951,6 +951,16 @@ export function createResumableUploadHandler(
         );
       }
       if (current.complete) {
+        // Nothing more for a complete upload: an empty append at its end
+        // (a client that sends one for an empty file) changes nothing.
+        if (
+          request.body === null || request.headers.get("content-length") === "0"
+        ) {
+          return new Response(null, {
+            status: 204,
+            headers: { "upload-offset": String(current.offset) },
+          });
+        }
         throw new HttpError(
           400,
           "Cannot append to upload: it is already complete",
