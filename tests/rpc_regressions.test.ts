@@ -888,3 +888,81 @@ describe("definitions and implementations that cannot serve are refused, naming 
     }
   });
 });
+
+describe("a handler that throws what cannot be made text", () => {
+  // Before, String() of the thrown value threw in a promise nobody handled:
+  // the call was answered, then the server's process ended.
+  const Odd = defineService("test.v1.Odd", {
+    nullProto: { kind: "unary", input: Int64Value, output: Int64Value },
+    badToString: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  const odd = implementService(Odd, {
+    nullProto: () => {
+      throw Object.assign(Object.create(null), { reason: "db down" });
+    },
+    badToString: () => {
+      throw {
+        toString() {
+          throw new Error("no text");
+        },
+      };
+    },
+  });
+  let h2: Awaited<ReturnType<typeof serveHttp2>>;
+  let h2Client: ReturnType<typeof createHttp2Client>;
+  let server: Server;
+  before(async () => {
+    h2 = await serveHttp2(createUniversalHandler(odd));
+    h2Client = createHttp2Client(h2.url);
+    server = await startServer(createRpcHandler(odd));
+  });
+  after(async () => {
+    await h2Client.close();
+    await h2.shutdown();
+    await server.shutdown();
+  });
+
+  for (
+    const [name, transport] of [
+      ["Connect", () => createConnectTransport({ baseUrl: server.url })],
+      ["gRPC-Web", () => createGrpcWebTransport({ baseUrl: server.url })],
+      [
+        "gRPC",
+        () => createGrpcTransport({ baseUrl: h2.url, httpClient: h2Client }),
+      ],
+    ] as const
+  ) {
+    it(`${name}: the call fails UNKNOWN, twice over, and the server goes on serving`, async () => {
+      const client = createClient(Odd, transport());
+      for (let round = 0; round < 2; round++) {
+        for (const call of [client.nullProto, client.badToString]) {
+          const error = await deadline(
+            call(1n).then(() => undefined, (e: unknown) => e),
+            T,
+          );
+          assert.ok(error instanceof RpcError, String(error));
+          assert.equal(error.code, Code.Unknown);
+          assert.equal(error.rawMessage, "[object Object]");
+        }
+      }
+    });
+  }
+
+  it("a client's onHeader that throws such a value fails the call UNKNOWN, naming the callback", async () => {
+    const client = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: server.url }),
+    );
+    await assert.rejects(
+      client.echo(1n, {
+        onHeader: () => {
+          throw Object.create(null);
+        },
+      }),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Unknown &&
+        error.rawMessage ===
+          "Cannot finish call: onHeader threw: [object Object]",
+    );
+  });
+});

@@ -1,3 +1,4 @@
+import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { emptyStream, heldBytes } from "../_internal/bytes.ts";
 import { checkIdleTimeout, PacedReader } from "../_internal/idle_timeout.ts";
@@ -461,7 +462,7 @@ function classify(
   }
   return new HttpError(
     400,
-    `Cannot receive body: ${(cause as Error)?.message ?? String(cause)}`,
+    `Cannot receive body: ${messageOf(cause)}`,
     { cause },
   );
 }

@@ -1,3 +1,4 @@
+import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
@@ -640,7 +641,7 @@ function multipartReceiver(
         ? cause.cause instanceof HttpError ? cause.cause : cause
         : new HttpError(
           400,
-          `Cannot receive body: ${(cause as Error)?.message ?? String(cause)}`,
+          `Cannot receive body: ${messageOf(cause)}`,
           { cause },
         );
       await Promise.all(held.map((hold) => hold.discard(error)));

@@ -1,3 +1,4 @@
+import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import {
   DuplexStream,
@@ -338,7 +339,7 @@ function closeWith(socket: WebSocketLike, code: number, reason: string): void {
 
 /** A close reason: at most 123 bytes of UTF-8, as the protocol allows. */
 function reasonText(reason: unknown): string {
-  const text = reason instanceof Error ? reason.message : String(reason);
+  const text = messageOf(reason);
   const bytes = new TextEncoder().encode(text);
   if (bytes.byteLength <= 123) return text;
   return new TextDecoder().decode(bytes.subarray(0, 120)).replace(

@@ -1,3 +1,4 @@
+import { messageOf } from "../_internal/message_of.ts";
 import { Code } from "./code.ts";
 import { codeToName, isCode } from "./protocol/_codes.ts";
 
@@ -124,7 +125,7 @@ export class RpcError extends Error {
       }
       return new RpcError(fallbackCode, reason.message, { cause: reason });
     }
-    return new RpcError(fallbackCode, String(reason), { cause: reason });
+    return new RpcError(fallbackCode, messageOf(reason), { cause: reason });
   }
 }
 

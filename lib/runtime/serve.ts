@@ -28,6 +28,7 @@
  * @module
  */
 
+import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { type BunServer, getBun } from "./_bun.ts";
 import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
@@ -344,6 +345,6 @@ function primeSignalHandling(): void {
 
 // EMFILE (24, the process's limit) or ENFILE (23, the system's).
 function isOutOfDescriptors(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   return /too many open files|os error 2[34]\b|EMFILE|ENFILE/i.test(message);
 }

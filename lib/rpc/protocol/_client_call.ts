@@ -10,6 +10,7 @@
 // browsers, which cannot stream a request body over HTTP/1.1; client- and
 // bidi-streaming calls stream it (full duplex).
 
+import { messageOf } from "../../_internal/message_of.ts";
 import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";
@@ -136,9 +137,7 @@ export function startClientCall<I, O>(
       sent.reject(
         abort.signal.aborted ? abort.signal.reason : new RpcError(
           Code.Unavailable,
-          `Cannot send request to ${init.url}: ${
-            (error as Error)?.message ?? error
-          }${
+          `Cannot send request to ${init.url}: ${messageOf(error)}${
             body instanceof Uint8Array || !isBrowser()
               ? ""
               : ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
@@ -443,7 +442,7 @@ export function startClientCall<I, O>(
         ? error
         : new RpcError(
           Code.Unavailable,
-          `Cannot read response: ${(error as Error)?.message ?? error}`,
+          `Cannot read response: ${messageOf(error)}`,
           { cause: error },
         );
       if (
@@ -547,9 +546,7 @@ function notify(
   } catch (error) {
     throw new RpcError(
       Code.Unknown,
-      `Cannot finish call: ${name} threw: ${
-        (error as Error)?.message ?? error
-      }`,
+      `Cannot finish call: ${name} threw: ${messageOf(error)}`,
       { cause: error },
     );
   }

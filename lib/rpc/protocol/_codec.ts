@@ -1,6 +1,7 @@
 // The codec of a message type for a call: binary Protobuf or proto3 JSON,
 // chosen once here for clients and servers.
 
+import { messageOf } from "../../_internal/message_of.ts";
 import { Code } from "../code.ts";
 import type { Codec, MessageType } from "../wire/message_type.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -61,7 +62,7 @@ export function encodeMessage<T>(
     return codec.encode(value);
   } catch (error) {
     if (error instanceof RpcError) throw error;
-    const reason = error instanceof Error ? cut(error.message) : String(error);
+    const reason = cut(messageOf(error));
     throw new RpcError(Code.Internal, `Cannot encode ${typeName}: ${reason}`, {
       cause: error,
     });

@@ -7,6 +7,7 @@
 // the first response message is ready or the call has ended, so headers the
 // handler sets before either are sent, however long it waits first.
 
+import { messageOf } from "../../_internal/message_of.ts";
 import { Code } from "../code.ts";
 import {
   type Compression,
@@ -112,7 +113,7 @@ function endOfBody(
     return init.end({
       error: new RpcError(
         Code.Internal,
-        `Cannot send status: ${(reason as Error)?.message ?? reason}`,
+        `Cannot send status: ${messageOf(reason)}`,
       ),
       trailers: new Headers(),
     });

@@ -2,6 +2,7 @@
 // grpc-status, grpc-message (percent-encoded UTF-8) and
 // grpc-status-details-bin (a base64 google.rpc.Status).
 
+import { messageOf } from "../../_internal/message_of.ts";
 import { Code } from "../code.ts";
 import { isCode } from "../protocol/_codes.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
@@ -68,7 +69,7 @@ export function setStatus(headers: Headers, status: CallStatus): Headers {
       return setStatus(headers, {
         error: new RpcError(
           Code.Internal,
-          `Cannot send status: ${(reason as Error)?.message ?? reason}`,
+          `Cannot send status: ${messageOf(reason)}`,
         ),
         trailers: status.trailers,
       });

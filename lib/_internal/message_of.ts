@@ -1,0 +1,25 @@
+// What a thrown value says, whatever was thrown: a handler or a callback
+// may throw anything, and the text of an error about it must not throw in
+// turn (String() of an object without a prototype does, and in a promise
+// nobody handles it ended the process).
+
+/**
+ * An error's message (or any object's string `message`); otherwise the
+ * value as text, or its kind (`[object Object]`) when it cannot be made
+ * text.
+ */
+export function messageOf(value: unknown): string {
+  try {
+    if (value instanceof Error) return value.message;
+    const message = (value as { message?: unknown } | null | undefined)
+      ?.message;
+    if (typeof message === "string") return message;
+    return String(value);
+  } catch {
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return "a value that cannot be shown";
+    }
+  }
+}
