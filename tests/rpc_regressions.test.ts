@@ -966,3 +966,72 @@ describe("a handler that throws what cannot be made text", () => {
     );
   });
 });
+
+describe("serveHttp2 drops HTTP/1.1's connection fields from a handler's headers and trailers", () => {
+  // Before, node:http2 refused them: in headers the stream was reset
+  // (INTERNAL), in trailers (under Deno) the call never ended.
+  const Copy = defineService("test.v1.Copy", {
+    echo: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  const copied = {
+    connection: "keep-alive, x-hop",
+    "keep-alive": "timeout=5",
+    "transfer-encoding": "chunked",
+    "proxy-connection": "keep-alive",
+    upgrade: "h2c",
+    te: "gzip",
+    "x-hop": "named by Connection",
+  };
+  const copy = implementService(Copy, {
+    echo: (v, context) => {
+      for (const [name, value] of Object.entries(copied)) {
+        context.responseHeaders.set(name, value);
+        context.responseTrailers.set(name, value);
+      }
+      context.responseHeaders.set("x-kept", "header");
+      context.responseTrailers.set("x-kept", "trailer");
+      return v;
+    },
+  });
+  let h2: Awaited<ReturnType<typeof serveHttp2>>;
+  let h2Client: ReturnType<typeof createHttp2Client>;
+  before(async () => {
+    h2 = await serveHttp2(createUniversalHandler(copy));
+    h2Client = createHttp2Client(h2.url);
+  });
+  after(async () => {
+    await h2Client.close();
+    await h2.shutdown();
+  });
+
+  it("sluice's gRPC client gets the answer, the other headers and trailers", async () => {
+    const client = createClient(
+      Copy,
+      createGrpcTransport({ baseUrl: h2.url, httpClient: h2Client }),
+    );
+    let headers = new Headers();
+    let trailers = new Headers();
+    assert.equal(
+      await deadline(
+        client.echo(5n, {
+          onHeader: (h) => headers = h,
+          onTrailer: (t) => trailers = t,
+        }),
+        T,
+        "the call",
+      ),
+      5n,
+    );
+    assert.equal(headers.get("x-kept"), "header");
+    assert.equal(trailers.get("x-kept"), "trailer");
+    for (const name of Object.keys(copied)) {
+      assert.equal(headers.get(name), null, name);
+      assert.equal(trailers.get(name), null, name);
+    }
+  });
+
+  it("grpc-js gets the answer", async () => {
+    const headers = await grpcJsUnaryHeaders(h2.port, "/test.v1.Copy/echo", 6n);
+    assert.deepEqual(headers.get("x-kept"), ["header"]);
+  });
+});

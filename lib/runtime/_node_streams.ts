@@ -266,6 +266,36 @@ export function headersFromNode(
   return headers;
 }
 
+/** Fields that only HTTP/1.1 has: HTTP/2 must not send them (RFC 9113, 8.2.2). */
+const CONNECTION_FIELDS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Web `Headers` as node:http2 outgoing headers, without the connection
+ * fields of HTTP/1.1 (a response's headers copied from an HTTP/1.1 one, say)
+ * and those its `Connection` names: node:http2 refuses them, which reset
+ * the stream or, in trailers, left it open for good. `TE` goes only as
+ * `trailers`.
+ */
+export function headersToH2(
+  headers: Headers,
+): Record<string, string | string[]> {
+  const named = headers.get("connection")?.toLowerCase().split(",")
+    .map((name) => name.trim());
+  const out: Record<string, string | string[]> = {};
+  headers.forEach((value, key) => {
+    if (CONNECTION_FIELDS.has(key) || named?.includes(key)) return;
+    if (key === "te" && value.trim().toLowerCase() !== "trailers") return;
+    out[key] = value;
+  });
+  return out;
+}
+
 /** Web `Headers` as node outgoing headers. */
 export function headersToNode(
   headers: Headers,

@@ -8,7 +8,7 @@ import type {
 } from "../rpc/universal.ts";
 import {
   headersFromNode,
-  headersToNode,
+  headersToH2,
   readableFromNode,
   writeToNode,
 } from "./_node_streams.ts";
@@ -83,7 +83,7 @@ export function createHttp2Client(
     const stream = connect().request({
       ":method": req.method,
       ":path": url.pathname + url.search,
-      ...headersToNode(req.headers),
+      ...headersToH2(req.headers),
     });
     const trailers = deferred<Headers>();
     let gotTrailers = false;

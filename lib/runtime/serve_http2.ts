@@ -3,7 +3,7 @@ import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
 import {
   headersFromNode,
-  headersToNode,
+  headersToH2,
   readableFromNode,
   writeToNode,
 } from "./_node_streams.ts";
@@ -465,7 +465,7 @@ async function handleStream(
   }
   const head = {
     ":status": response.status,
-    ...headersToNode(response.headers),
+    ...headersToH2(response.headers),
   };
   if (response.body === undefined) {
     // Trailers-Only (gRPC) or a body-less reply. A deadline-exceeded one
@@ -488,7 +488,7 @@ async function handleStream(
     return;
   }
   const trailers = wantTrailers
-    ? headersToNode(await response.trailers!)
+    ? headersToH2(await response.trailers!)
     : undefined;
   if (isGone(stream)) return;
   if (trailers?.["grpc-status"] === "4" && await closesWithin(stream)) {
@@ -502,7 +502,15 @@ async function handleStream(
   if (trailers !== undefined) {
     stream.once("wantTrailers", () => {
       ended = true;
-      if (!isGone(stream)) stream.sendTrailers(trailers);
+      if (isGone(stream)) return;
+      try {
+        stream.sendTrailers(trailers);
+      } catch (error) {
+        // Trailers node:http2 refuses: the stream is reset rather than
+        // left open with its client waiting for them.
+        console.error("sluice: HTTP/2 trailers refused:", error);
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
     });
   } else {
     ended = true;
