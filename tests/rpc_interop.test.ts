@@ -37,11 +37,13 @@ import {
 } from "../examples/streaming_calc.ts";
 import { deadline, runtime, startChild, startServer } from "./_helpers.ts";
 import {
+  connectEchoService,
   connectService,
   grpcJsClient,
   grpcJsIncrementalSum,
   grpcJsSum,
   int64,
+  serveConnectRoutes,
   startConnectNodeServer,
   startGrpcJsServer,
 } from "./_calc_peers.ts";
@@ -504,4 +506,51 @@ describe("our gRPC client -> grpc-js server", () => {
       await httpClient.close();
     }
   });
+});
+
+describe("our clients -> a Connect-ES server's unary error with metadata", () => {
+  // connect-node sends a unary error's metadata as plain headers (beside
+  // `trailer-` ones): before, the Connect client read only the latter, and
+  // `retry-after` was lost where Connect-ES's own client and ours over
+  // gRPC-Web had it.
+  const Echo = defineService("test.v1.EchoService", {
+    echo: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  let server: { url: string; shutdown(): Promise<void> };
+  before(async () => {
+    server = await serveConnectRoutes((router) => {
+      // deno-lint-ignore no-explicit-any
+      router.service(connectEchoService() as any, {
+        echo() {
+          throw new ConnectError("busy", ConnectCode.Unavailable, {
+            "retry-after": "30",
+          });
+        },
+        async *count() {},
+      });
+    }, "1.1");
+  });
+  after(() => server.shutdown());
+
+  for (
+    const [name, transport] of [
+      ["Connect", () => createConnectTransport({ baseUrl: server.url })],
+      ["gRPC-Web", () => createGrpcWebTransport({ baseUrl: server.url })],
+    ] as const
+  ) {
+    it(`${name}: the error's metadata holds retry-after, and no protocol header`, async () => {
+      const error = await deadline(
+        createClient(Echo, transport()).echo(1n).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        T,
+      );
+      assert.ok(error instanceof RpcError, String(error));
+      assert.equal(error.code, Code.Unavailable);
+      assert.equal(error.rawMessage, "busy");
+      assert.equal(error.metadata.get("retry-after"), "30");
+      assert.equal(error.metadata.get("content-type"), null);
+    });
+  }
 });

@@ -3,6 +3,7 @@
 // whole: 200 with the unary content type and the message, or an error JSON
 // with a mapped HTTP status. Unary trailers travel as trailer- headers.
 
+import { isProtocolHeader } from "../protocol/_protocol_headers.ts";
 import { Code } from "../code.ts";
 import type { Compression } from "../../http/compression.ts";
 import {
@@ -77,10 +78,20 @@ export async function readUnaryResponse(
   if (response.status !== 200) {
     let error: RpcError | undefined;
     if (type?.startsWith("application/json")) {
+      // The error's metadata: the response's own headers and its trailers,
+      // as Connect-ES reads them (connect-node sends an error's metadata
+      // as plain headers, sluice and connect-go as trailers).
+      const metadata = new Headers();
+      response.headers.forEach((value, key) => {
+        if (!key.startsWith("trailer-") && !isProtocolHeader(key)) {
+          metadata.append(key, value);
+        }
+      });
+      trailers.forEach((value, key) => metadata.append(key, value));
       try {
         error = errorFromJson(
           JSON.parse(new TextDecoder().decode(data)),
-          trailers,
+          metadata,
         );
       } catch {
         // Not an error object: fall back to the HTTP status below.
