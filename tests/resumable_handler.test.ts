@@ -659,6 +659,42 @@ describe("createResumableUploadHandler (IETF draft)", () => {
   });
 });
 
+describe("createResumableUploadHandler's requestPathPrefix", () => {
+  it("matches a prefix beyond ASCII or with a space as request URLs encode it, and refuses one without its leading slash", async () => {
+    // Before, "/my uploads" was compared with the encoded path
+    // "/my%20uploads": every request was 404.
+    for (const prefix of ["/files/téléchargements", "/my uploads/"]) {
+      const mounted = createResumableUploadHandler({
+        store,
+        requestPathPrefix: prefix,
+      });
+      const created = await mounted(
+        req(
+          "POST",
+          prefix.replace(/\/$/, ""),
+          { "upload-complete": "?1" },
+          bytes(3),
+        ),
+      );
+      assert.equal(created.status, 201, prefix);
+      const location = created.headers.get("location")!;
+      assert.ok(
+        location.startsWith(
+          new URL(prefix, BASE).pathname.replace(/\/$/, "") + "/",
+        ),
+        location,
+      );
+      const head = await mounted(req("HEAD", location));
+      assert.equal(head.headers.get("upload-offset"), "3");
+    }
+    assert.throws(
+      () =>
+        createResumableUploadHandler({ store, requestPathPrefix: "uploads" }),
+      /^TypeError: Cannot create resumable upload handler: requestPathPrefix must start with "\/", got "uploads"$/,
+    );
+  });
+});
+
 describe("createResumableUploadHandler (tus 1.0)", () => {
   const TUS = { "tus-resumable": "1.0.0" };
 

@@ -39,3 +39,21 @@ function locationHref(): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * A handler's `requestPathPrefix` as it is compared with a request URL's
+ * path: "" for the root, else a leading slash, no trailing one, and
+ * encoded as a URL's path is ("/ñ" is "/%C3%B1"); a TypeError naming it
+ * (`what`: "Cannot <what>") without its leading slash.
+ */
+export function pathPrefix(what: string, value: string | undefined): string {
+  if (value === undefined || value === "" || value === "/") return "";
+  if (typeof value !== "string" || !value.startsWith("/")) {
+    throw new TypeError(
+      `Cannot ${what}: requestPathPrefix must start with "/", got ${
+        JSON.stringify(String(value))
+      }`,
+    );
+  }
+  return new URL(`http://localhost${value}`).pathname.replace(/\/+$/, "");
+}

@@ -1,3 +1,4 @@
+import { pathPrefix } from "../_url.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { checkMax, checkMs } from "../../_internal/limits.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
@@ -193,7 +194,10 @@ export function createResumableUploadHandler(
     maxMetadataBytes,
   );
   checkMs("create resumable upload handler", "expiresInMs", expiresInMs);
-  const prefix = requestPathPrefix.replace(/\/+$/, "");
+  const prefix = pathPrefix(
+    "create resumable upload handler",
+    requestPathPrefix,
+  );
   const checksumAlgorithms = ["sha1", "sha256", "sha512"].filter((name) =>
     name === "sha1" || hasher?.(name === "sha256" ? "sha-256" : "sha-512")
   ).join(",");

@@ -1,3 +1,4 @@
+import { pathPrefix } from "../../http/_url.ts";
 import { Code } from "../code.ts";
 import {
   checkCompressions,
@@ -167,7 +168,7 @@ export function createUniversalHandler(
   };
   checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
   checkMs(what, "idleTimeoutMs", options.idleTimeoutMs);
-  const prefix = pathPrefix(options.requestPathPrefix);
+  const prefix = pathPrefix("create handler", options.requestPathPrefix);
   const protocols = new Set(
     options.protocols ?? ["grpc", "grpc-web", "connect"],
   );
@@ -255,20 +256,6 @@ async function notAllowed(
       }`,
     ),
   };
-}
-
-// "" or "/rpc": a leading slash, no trailing one, and encoded as a request
-// URL's path is ("/ñ" is "/%C3%B1"), to which it is compared.
-function pathPrefix(value: string | undefined): string {
-  if (value === undefined || value === "" || value === "/") return "";
-  if (typeof value !== "string" || !value.startsWith("/")) {
-    throw new TypeError(
-      `Cannot create handler: requestPathPrefix must start with "/", got ${
-        quote(String(value))
-      }`,
-    );
-  }
-  return new URL(`http://localhost${value}`).pathname.replace(/\/+$/, "");
 }
 
 function textBody(text: string): ReadableStream<Uint8Array> {
