@@ -370,6 +370,35 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.match(response.headers.get("upload-limit")!, /max-size=1048576/);
   });
 
+  it("an append of an upload of unknown length past maxBytes is 413 naming maxBytes, not the room left", async () => {
+    // Before: "size exceeds maxBytes 400" for maxBytes 1000 at offset 600.
+    const small = createResumableUploadHandler({ store, maxBytes: 1000 });
+    const { headers } = await small(
+      req("POST", "/uploads", { "upload-complete": "?0" }),
+    );
+    const location = headers.get("location")!;
+    const first = await small(
+      req("PATCH", location, {
+        "content-type": "application/partial-upload",
+        "upload-offset": "0",
+        "upload-complete": "?0",
+      }, bytes(600)),
+    );
+    assert.equal(first.status, 204);
+    const over = await small(
+      req("PATCH", location, {
+        "content-type": "application/partial-upload",
+        "upload-offset": "600",
+        "upload-complete": "?0",
+      }, bytes(600)),
+    );
+    assert.equal(over.status, 413);
+    assert.equal(
+      await over.text(),
+      "Cannot append to upload: it would exceed maxBytes 1000",
+    );
+  });
+
   it("refuses creations past maxTotalBytes with 413", async () => {
     const small = createResumableUploadHandler({
       store,

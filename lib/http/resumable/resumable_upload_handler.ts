@@ -478,13 +478,14 @@ export function createResumableUploadHandler(
         running.delete(id);
         await store.truncate(id, offset);
       }
-      if (
-        error instanceof HttpError && error.status === 413 &&
-        upload.length !== undefined
-      ) {
+      // receiveBody's limit was the room left: the message names the
+      // upload's length, or the limit the room came from.
+      if (error instanceof HttpError && error.status === 413) {
         throw new HttpError(
           413,
-          `Cannot append to upload: the body goes past its length ${upload.length}`,
+          upload.length !== undefined
+            ? `Cannot append to upload: the body goes past its length ${upload.length}`
+            : `Cannot append to upload: it would exceed maxBytes ${maxBytes}`,
         );
       }
       throw error;
