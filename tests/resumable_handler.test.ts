@@ -1163,6 +1163,47 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     assert.equal(malformed.status, 400);
   });
 
+  it("refuses Upload-Metadata with a key twice or a value that is not base64, and lengths or offsets that are not plain integers (tus 1.0; @tus/server refuses them too)", async () => {
+    // Before, each was taken: `a YQ==,a Yg==` stored with both values,
+    // `a abc` stored, `4;x` read as 4.
+    const create = (headers: Record<string, string>) =>
+      handler(req("POST", "/uploads", { ...TUS, ...headers }));
+    for (
+      const [metadata, message] of [
+        ["a YQ==,a Yg==", /the key "a" twice/],
+        ["a abc", /malformed Upload-Metadata/],
+        ["a YQ=", /malformed Upload-Metadata/],
+      ] as const
+    ) {
+      const response = await create({
+        "upload-length": "1",
+        "upload-metadata": metadata,
+      });
+      assert.equal(response.status, 400, metadata);
+      assert.match(await response.text(), message);
+    }
+    const fine = await create({
+      "upload-length": "1",
+      "upload-metadata": "a YQ==,b,c YWI=,d YWJj",
+    });
+    assert.equal(fine.status, 201);
+    const parameters = await create({ "upload-length": "4;x" });
+    assert.equal(parameters.status, 400);
+    assert.match(
+      await parameters.text(),
+      /Upload-Length: expected a non-negative integer, got "4;x"/,
+    );
+    const location = fine.headers.get("location")!;
+    const offset = await tusPatch(location, 0, "a", {
+      "upload-offset": "0;x=1",
+    });
+    assert.equal(offset.status, 400);
+    assert.match(
+      await offset.text(),
+      /Upload-Offset: expected a non-negative integer/,
+    );
+  });
+
   it("honours X-HTTP-Method-Override", async () => {
     const response = await handler(
       req("POST", "/uploads", { ...TUS, "upload-length": "3" }),

@@ -62,6 +62,22 @@ export function parseLength(
   );
 }
 
+/**
+ * Parses a tus length or offset: plain digits (at most 15), no structured
+ * field's parameters.
+ */
+export function parseTusLength(
+  name: string,
+  value: string | null,
+): number | undefined {
+  if (value === null) return undefined;
+  if (/^[0-9]{1,15}$/.test(value.trim())) return Number(value);
+  throw new HttpError(
+    400,
+    `Cannot read ${name}: expected a non-negative integer, got ${quote(value)}`,
+  );
+}
+
 /** An id: 16 random bytes (128 bits) in base64url, 22 characters. */
 export function newUploadId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));

@@ -19,6 +19,7 @@ import {
   OFFSET_OCTET_STREAM,
   parseBoolean,
   parseLength,
+  parseTusLength,
   PARTIAL_UPLOAD,
   ProblemError,
   quote,
@@ -846,7 +847,7 @@ export function createResumableUploadHandler(
           "Cannot create upload: tus's concatenation extension (Upload-Concat) is not supported (see Tus-Extension); send the upload whole (tus-js-client: parallelUploads 1)",
         );
       }
-      const length = parseLength(
+      const length = parseTusLength(
         "Upload-Length",
         request.headers.get("upload-length"),
       );
@@ -933,7 +934,7 @@ export function createResumableUploadHandler(
         }`,
       );
     }
-    const provided = parseLength(
+    const provided = parseTusLength(
       "Upload-Offset",
       request.headers.get("upload-offset"),
     );
@@ -971,7 +972,7 @@ export function createResumableUploadHandler(
           "Cannot append to upload: it is already complete",
         );
       }
-      const length = parseLength(
+      const length = parseTusLength(
         "Upload-Length",
         request.headers.get("upload-length"),
       );
@@ -1029,17 +1030,29 @@ export function createResumableUploadHandler(
         `Cannot create upload: Upload-Metadata exceeds maxMetadataBytes ${maxMetadataBytes}`,
       );
     }
+    // tus: pairs of a key (unique, no space or comma) and, optionally, a
+    // value in base64.
+    const keys = new Set<string>();
     for (const pair of metadata.split(",")) {
       const [key, value, extra] = pair.trim().split(" ");
       if (
         !key || extra !== undefined ||
-        (value !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+        (value !== undefined && !isBase64(value))
       ) {
         throw new HttpError(
           400,
           `Cannot create upload: malformed Upload-Metadata ${quote(metadata)}`,
         );
       }
+      if (keys.has(key)) {
+        throw new HttpError(
+          400,
+          `Cannot create upload: Upload-Metadata has the key ${
+            quote(key)
+          } twice (keys are unique)`,
+        );
+      }
+      keys.add(key);
     }
   }
 
@@ -1137,6 +1150,12 @@ function untyped(request: Request): boolean {
     request.headers.get("upload-draft-interop-version") ?? "",
   );
   return version !== undefined && version <= LAST_UNTYPED_INTEROP_VERSION;
+}
+
+/** Whether `value` is base64 that decodes: whole groups of 4, padded. */
+function isBase64(value: string): boolean {
+  return value.length % 4 === 0 &&
+    /^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value);
 }
 
 function notAllowed(method: string, allow: string): HttpError {
