@@ -316,6 +316,104 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
     });
   });
 
+  /**
+   * A PATCH at offset 0 through `base` whose body sends 64 KiB, then waits
+   * for `release` before 64 KiB more; its answer as status and text.
+   */
+  function gatedPatch(base: URL, url: string) {
+    let step = 0;
+    const gate = Promise.withResolvers<void>();
+    // Its first 64 KiB taken by fetch: the request, its headers long sent,
+    // is in the handler's hands.
+    const sent = Promise.withResolvers<void>();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (step++ === 0) {
+          controller.enqueue(new Uint8Array(64 * 1024).fill(1));
+          return;
+        }
+        if (step === 2) {
+          sent.resolve();
+          await gate.promise;
+          controller.enqueue(new Uint8Array(64 * 1024).fill(2));
+          return;
+        }
+        controller.close();
+      },
+    }, { highWaterMark: 0 });
+    const answer = fetch(on(base, url), {
+      method: "PATCH",
+      headers: PROTOCOL.ietf.patch(0),
+      body,
+      duplex: "half",
+    } as RequestInit).then(
+      async (r) => ({ status: r.status, text: await r.text() }),
+      (error) => ({ status: 0, text: String(error) }),
+    );
+    return {
+      sent: sent.promise.then(() => delay(300)),
+      release: () => gate.resolve(),
+      answer,
+    };
+  }
+
+  it(
+    "ends an append through an instance from a HEAD or DELETE through the same one (the newer request wins, as elsewhere)",
+    {
+      timeout: T,
+    },
+    async () => {
+      // Before, each answered 500: the newer request aborted the older one's
+      // streams from its own context, which Workers forbid ("Cannot perform
+      // I/O on behalf of a different request"), and the DELETE did nothing.
+      for (const method of ["HEAD", "DELETE"]) {
+        const url = await create(a, { "upload-complete": "?0" });
+        const patch = gatedPatch(a, url);
+        await patch.sent;
+        const second = await fetch(on(a, url), { method });
+        await second.body?.cancel();
+        assert.equal(second.status, 204, method);
+        patch.release();
+        const first = await patch.answer;
+        assert.equal(first.status, 409, `${method}: ${first.text}`);
+        assert.match(first.text, /a newer request for it took over/);
+        const head = await fetch(on(a, url), { method: "HEAD" });
+        await head.body?.cancel();
+        if (method === "HEAD") {
+          assert.equal(head.headers.get("upload-offset"), "65536");
+        } else assert.equal(head.status, 404);
+      }
+    },
+  );
+
+  it(
+    "keeps an upload deleted through b while an append through a runs: the append stops, saves nothing, and is answered 404",
+    {
+      timeout: T,
+    },
+    async () => {
+      // Before, the append saved its state when it ended, after the delete:
+      // the upload came back and could be completed and published to R2.
+      const url = await create(a, { "upload-complete": "?0" });
+      const patch = gatedPatch(a, url);
+      await patch.sent;
+      const deleted = await fetch(on(b, url), { method: "DELETE" });
+      await deleted.body?.cancel();
+      assert.equal(deleted.status, 204);
+      patch.release();
+      const first = await patch.answer;
+      assert.equal(first.status, 404, first.text);
+      assert.match(first.text, /it was deleted/);
+      for (const base of [a, b]) {
+        const head = await fetch(on(base, url), { method: "HEAD" });
+        await head.body?.cancel();
+        assert.equal(head.status, 404);
+      }
+      assert.equal(await object(url), undefined);
+      assert.equal(await published(url), false);
+    },
+  );
+
   it("checks the digest after the Durable Objects are evicted", {
     timeout: 2 * T,
   }, async () => {

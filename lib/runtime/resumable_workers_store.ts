@@ -168,6 +168,12 @@ export function createResumableUploadObject(
     #storage: DurableObjectStorageLike;
     #bucket: ResumableR2BucketLike;
     #appending = false;
+    /**
+     * Counts deletions: an append that sees it change (the upload deleted
+     * by a request through another Worker instance, which cannot end the
+     * append itself) stops and saves nothing.
+     */
+    #deletions = 0;
     /** The digest at an offset, from `digest`, for `complete` to reuse. */
     #digest: { offset: number; sha256: Uint8Array } | undefined;
     /** Counts the changes of the bytes (a digest made across one is stale). */
@@ -312,6 +318,8 @@ export function createResumableUploadObject(
       this.#changes++;
       this.#digest = undefined;
       const result = new TransformStream<Uint8Array, Uint8Array>();
+      const deletions = this.#deletions;
+      const deleted = () => this.#deletions !== deletions;
       const run = async () => {
         const pending = await this.#tail(meta);
         this.#before = {
@@ -320,20 +328,32 @@ export function createResumableUploadObject(
         };
         let pendingBytes = pending.reduce((n, c) => n + c.byteLength, 0);
         let failure: unknown;
+        const multipartBefore = meta.multipart;
+        const reader = body.getReader();
         try {
-          for await (const chunk of body) {
+          for (;;) {
+            const { done, value: chunk } = await reader.read();
+            if (done) break;
+            if (deleted()) {
+              // Not awaited: the request's side may take its time to hear.
+              reader.cancel().catch(() => {});
+              break;
+            }
             pending.push(chunk);
             pendingBytes += chunk.byteLength;
-            while (pendingBytes >= partBytes) {
+            while (pendingBytes >= partBytes && !deleted()) {
               const all = concatBytes(pending);
               const part = all.subarray(0, partBytes);
               // The hash state moves with the part, in the same write.
               const hasher = meta.hash ? Sha256.from(meta.hash) : undefined;
               hasher?.update(part);
               const multipart = await this.#multipart(meta);
-              meta.parts.push(
-                await multipart.uploadPart(meta.parts.length + 1, part),
+              const uploaded = await multipart.uploadPart(
+                meta.parts.length + 1,
+                part,
               );
+              if (deleted()) break;
+              meta.parts.push(uploaded);
               meta.partsBytes += partBytes;
               if (hasher) meta.hash = hasher.state();
               pending.length = 0;
@@ -344,6 +364,17 @@ export function createResumableUploadObject(
           }
         } catch (error) {
           failure = error; // a cut request: keep what arrived
+        }
+        if (deleted()) {
+          // Nothing saved (the upload is gone), and a multipart upload this
+          // append began after the deletion aborted its parts too.
+          if (meta.multipart && meta.multipart !== multipartBefore) {
+            await this.#bucket.resumeMultipartUpload(
+              keyOf(meta.upload.id),
+              meta.multipart,
+            ).abort().catch(() => {});
+          }
+          return { deleted: true };
         }
         await this.#save(meta, concatBytes(pending));
         return { offset: meta.upload.offset, failed: failure !== undefined };
@@ -423,6 +454,7 @@ export function createResumableUploadObject(
     }
 
     async #delete(meta: Meta): Promise<void> {
+      this.#deletions++;
       const key = keyOf(meta.upload.id);
       if (meta.multipart) {
         await this.#bucket.resumeMultipartUpload(key, meta.multipart).abort()
@@ -539,13 +571,33 @@ export function createResumableWorkersStore(
       const outcome = response.text();
       const writer = writable.getWriter();
       const settle = async () => {
-        const result = JSON.parse(await outcome) as { error?: string };
+        const result = JSON.parse(await outcome) as {
+          error?: string;
+          deleted?: boolean;
+        };
+        if (result.deleted) {
+          throw new HttpError(404, "Cannot append to upload: it was deleted");
+        }
         if (result.error) {
           throw new Error(`Cannot append to upload: ${result.error}`);
         }
       };
       return new WritableStream<Uint8Array>({
-        write: (chunk) => writer.write(chunk),
+        async write(chunk) {
+          // The object may stop reading before the end (the upload was
+          // deleted): its outcome then comes first, and the write, which
+          // nothing would take, ends with what it says.
+          const written = await Promise.race([
+            writer.write(chunk).then(() => true),
+            outcome.then(() => false, () => false),
+          ]);
+          if (written) return;
+          writer.abort().catch(() => {});
+          await settle();
+          throw new Error(
+            "Cannot append to upload: its object stopped reading",
+          );
+        },
         async close() {
           await writer.close();
           await settle();

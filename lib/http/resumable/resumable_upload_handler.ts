@@ -206,7 +206,7 @@ export function createResumableUploadHandler(
   /** The request appending to each upload, to cancel it on DELETE. */
   const locks = new Map<
     string,
-    { controller: AbortController; done: Promise<unknown> }
+    { supersede: () => void; done: Promise<unknown> }
   >();
   /**
    * Bytes reserved by each unfinished upload (maxTotalBytes), until it
@@ -314,7 +314,7 @@ export function createResumableUploadHandler(
    */
   async function supersede(id: string): Promise<void> {
     for (let current = locks.get(id); current; current = locks.get(id)) {
-      current.controller.abort(superseded());
+      current.supersede();
       await current.done.catch(() => {});
     }
   }
@@ -335,11 +335,18 @@ export function createResumableUploadHandler(
     const previous = locks.get(id);
     const controller = new AbortController();
     const settled = Promise.withResolvers<void>();
-    const lock = { controller, done: settled.promise };
+    // A newer request ends this one through a promise whose reaction was
+    // set here: on Workers the abort then runs in this request's own
+    // context (its listeners cancel this request's streams, which another
+    // request may not touch: "Cannot perform I/O on behalf of a different
+    // request").
+    const ended = Promise.withResolvers<void>();
+    ended.promise.then(() => controller.abort(superseded()));
+    const lock = { supersede: ended.resolve, done: settled.promise };
     locks.set(id, lock);
     try {
       if (previous) {
-        previous.controller.abort(superseded());
+        previous.supersede();
         await previous.done.catch(() => {});
       }
       controller.signal.throwIfAborted();
