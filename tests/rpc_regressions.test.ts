@@ -19,6 +19,7 @@ import {
   defineService,
   implementService,
   Int64Value,
+  type MessageType,
   RpcError,
   type UniversalResponse,
 } from "../lib/rpc/mod.ts";
@@ -1033,5 +1034,63 @@ describe("serveHttp2 drops HTTP/1.1's connection fields from a handler's headers
   it("grpc-js gets the answer", async () => {
     const headers = await grpcJsUnaryHeaders(h2.port, "/test.v1.Copy/echo", 6n);
     assert.deepEqual(headers.get("x-kept"), ["header"]);
+  });
+});
+
+describe("JSON asked of a method whose messages have no JSON codec", () => {
+  // Before: 500 (Connect unary), or INTERNAL in an HTTP 200 (Connect
+  // streaming, gRPC-Web): the server's fault, which invites retries.
+  const Raw: MessageType<Uint8Array> = {
+    typeName: "example.Raw",
+    proto: { encode: (v) => v, decode: (b) => b },
+  };
+  const Svc = defineService("test.v1.Raw", {
+    raw: { kind: "unary", input: Raw, output: Raw },
+    rawStream: { kind: "server-streaming", input: Raw, output: Raw },
+  });
+  const handler = createUniversalHandler(implementService(Svc, {
+    raw: (b) => b,
+    rawStream: async function* (b) {
+      yield b;
+    },
+  }));
+  for (
+    const [path, type] of [
+      ["raw", "application/json"],
+      ["rawStream", "application/connect+json"],
+      ["raw", "application/grpc-web+json"],
+      ["raw", "application/grpc+json; charset=utf-8"],
+    ] as const
+  ) {
+    it(`${type} is 415 naming the type without a JSON codec`, async () => {
+      const response = await handler({
+        method: "POST",
+        url: `http://x/test.v1.Raw/${path}`,
+        headers: new Headers({ "content-type": type }),
+        body: new Blob([frame(0, new TextEncoder().encode('"AQ=="'))])
+          .stream(),
+      });
+      assert.equal(response.status, 415);
+      assert.equal(
+        await new Response(response.body).text(),
+        `Cannot serve content type ${
+          JSON.stringify(type)
+        }: example.Raw has no JSON codec (send the binary proto encoding)`,
+      );
+    });
+  }
+
+  it("the binary encoding is served", async () => {
+    const response = await handler({
+      method: "POST",
+      url: "http://x/test.v1.Raw/raw",
+      headers: new Headers({ "content-type": "application/proto" }),
+      body: new Blob([new Uint8Array([1, 2])]).stream(),
+    });
+    assert.equal(response.status, 200);
+    assert.deepEqual(
+      new Uint8Array(await new Response(response.body).arrayBuffer()),
+      new Uint8Array([1, 2]),
+    );
   });
 });

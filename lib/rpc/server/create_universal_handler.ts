@@ -198,6 +198,27 @@ export function createUniversalHandler(
       );
     }
     const type = request.headers.get("content-type") ?? "";
+    // JSON asked of a method whose messages have no JSON codec: a media
+    // type this method does not take (it was answered as the server's
+    // fault, 500 or INTERNAL, which invites retries).
+    if (
+      entry !== undefined && JSON_TYPE.test(type) &&
+      (!entry.method.input.json || !entry.method.output.json)
+    ) {
+      await request.body?.cancel();
+      const typeName = entry.method.input.json
+        ? entry.method.output.typeName
+        : entry.method.input.typeName;
+      return {
+        status: 415,
+        headers: new Headers({ "content-type": "text/plain" }),
+        body: textBody(
+          `Cannot serve content type ${
+            quote(type)
+          }: ${typeName} has no JSON codec (send the binary proto encoding)`,
+        ),
+      };
+    }
     try {
       if (isGrpcWebContentType(type) && protocols.has("grpc-web")) {
         return await handleGrpcWeb(request, entry, path, resolved);
@@ -231,6 +252,9 @@ export function createUniversalHandler(
     };
   };
 }
+
+/** A JSON codec's content type, of any protocol (`application/connect+json`, ...). */
+const JSON_TYPE = /^application\/(?:[a-z-]+\+)?json\s*(?:;|$)/i;
 
 /** Whether a method may be called with Connect GET. */
 function allowsGet(method: { kind: string; idempotency?: string }): boolean {
