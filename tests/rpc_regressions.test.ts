@@ -6,6 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import {
   Code,
@@ -1093,4 +1094,43 @@ describe("JSON asked of a method whose messages have no JSON codec", () => {
       new Uint8Array([1, 2]),
     );
   });
+});
+
+describe("serveHttp2 and a malformed :authority", () => {
+  // Before, the stream was reset (INTERNAL_ERROR): the URL made from
+  // `:authority` could not be parsed, though routing needs only `:path`.
+  let h2: Awaited<ReturnType<typeof serveHttp2>>;
+  before(async () => {
+    h2 = await serveHttp2(createUniversalHandler(impl));
+  });
+  after(() => h2.shutdown());
+
+  for (const authority of ["[::1", "example.com:99999"]) {
+    it(`${authority}: the call is served`, async () => {
+      const session = http2.connect(h2.url);
+      try {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/test.v1.EchoService/echo",
+          ":authority": authority,
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        const chunks: Buffer[] = [];
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        const trailers = new Promise<http2.IncomingHttpHeaders>(
+          (resolve, reject) => {
+            stream.on("trailers", resolve);
+            stream.on("error", reject);
+          },
+        );
+        stream.end(frame(0, Int64Value.proto.encode(7n)));
+        assert.equal((await deadline(trailers, T))["grpc-status"], "0");
+        const body = Buffer.concat(chunks);
+        assert.equal(Int64Value.proto.decode(body.subarray(5)), 7n);
+      } finally {
+        session.close();
+      }
+    });
+  }
 });

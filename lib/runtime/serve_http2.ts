@@ -452,9 +452,7 @@ async function handleStream(
   });
   const response = await handler({
     method: String(incoming[":method"]),
-    url: `http://${incoming[":authority"] ?? "localhost"}${
-      incoming[":path"] ?? "/"
-    }`,
+    url: requestUrl(incoming[":authority"], incoming[":path"]),
     headers: headersFromNode(incoming),
     body,
     signal: abort.signal,
@@ -516,6 +514,19 @@ async function handleStream(
     ended = true;
   }
   stream.end();
+}
+
+/**
+ * The request's URL from its pseudo-headers; a malformed `:authority`
+ * (`[::1`, a port past 65535), which routing does not need, gives way to
+ * `localhost` rather than fail the stream.
+ */
+function requestUrl(
+  authority: string | undefined,
+  path: string | undefined,
+): string {
+  const url = `http://${authority ?? "localhost"}${path ?? "/"}`;
+  return URL.canParse(url) ? url : `http://localhost${path ?? "/"}`;
 }
 
 /** How long a deadline-exceeded status waits for the client's own reset. */
