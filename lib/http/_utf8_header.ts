@@ -4,11 +4,11 @@
 
 const encoder = new TextEncoder();
 const strict = new TextDecoder("utf-8", { fatal: true });
-const ASCII = /^[\x00-\x7f]*$/;
+const BEYOND_ASCII = /[\u0080-\uffff]/;
 
 /** `text` as a header value: its UTF-8 bytes, a character each. */
 export function toUtf8Header(text: string): string {
-  if (ASCII.test(text)) return text;
+  if (!BEYOND_ASCII.test(text)) return text;
   const bytes = encoder.encode(text);
   let value = "";
   for (let i = 0; i < bytes.length; i += 8192) {
@@ -22,7 +22,7 @@ export function toUtf8Header(text: string): string {
  * they are not UTF-8 (a Latin-1 value of an older client).
  */
 export function fromUtf8Header(value: string): string {
-  if (ASCII.test(value)) return value;
+  if (!BEYOND_ASCII.test(value)) return value;
   const bytes = new Uint8Array(value.length);
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
