@@ -26,6 +26,21 @@ export class FakeStorage implements DurableObjectStorageLike {
   }
 
   put(entries: Record<string, unknown>): Promise<void> {
+    // Cloudflare's limits, which miniflare does not enforce: 128 keys a
+    // call, 128 KiB a value (workerd asserts the first).
+    const keys = Object.keys(entries);
+    if (keys.length > 128) {
+      return Promise.reject(
+        new RangeError(`put() of ${keys.length} keys: at most 128`),
+      );
+    }
+    for (const [key, value] of Object.entries(entries)) {
+      if (value instanceof Uint8Array && value.byteLength > 128 * 1024) {
+        return Promise.reject(
+          new RangeError(`value ${key} of ${value.byteLength} bytes`),
+        );
+      }
+    }
     for (const [key, value] of Object.entries(entries)) {
       this.values.set(key, structuredClone(value));
     }
@@ -33,6 +48,11 @@ export class FakeStorage implements DurableObjectStorageLike {
   }
 
   delete(keys: string[]): Promise<number> {
+    if (keys.length > 128) {
+      return Promise.reject(
+        new RangeError(`delete() of ${keys.length} keys: at most 128`),
+      );
+    }
     let n = 0;
     for (const key of keys) if (this.values.delete(key)) n++;
     return Promise.resolve(n);

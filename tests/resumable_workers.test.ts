@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { Buffer } from "node:buffer";
 import { resumableUpload } from "../lib/http/mod.ts";
-import { createResumableUploadObject } from "../lib/runtime/workers.ts";
+import {
+  createResumableUploadObject,
+  createResumableWorkersStore,
+} from "../lib/runtime/workers.ts";
+import { FakeNamespace } from "./_do_fake.ts";
+import { FakeR2Bucket } from "./_r2_fake.ts";
 import { Sha256 } from "../lib/runtime/_sha256.ts";
 import { deadline, randomBytes, sha256Base64 as sha256 } from "./_helpers.ts";
 import { type Miniflare, startMiniflare } from "./_miniflare.ts";
@@ -40,6 +45,56 @@ describe("createResumableUploadObject", () => {
         }),
       (error: unknown) =>
         error instanceof RangeError && /partBytes/.test(error.message),
+    );
+  });
+});
+
+describe("createResumableUploadObject and Durable Objects' 128 keys a write", () => {
+  it("refuses a partBytes whose tail would not fit one write, and with the largest it takes saves every tail within the limit", async () => {
+    // Before, a partBytes of 16 MiB was taken, and an append that left a
+    // tail of over 127 values of 96 KiB wrote them with the state in one
+    // put() of more keys than Durable Objects take (workerd asserts it;
+    // miniflare does not check, the fake storage here does).
+    const largest = 127 * 96 * 1024;
+    assert.throws(
+      () =>
+        createResumableUploadObject({
+          bucket: () => new FakeR2Bucket(),
+          partBytes: largest + 1,
+        }),
+      /^RangeError: Cannot create resumable upload object: partBytes must be at most 12484608 \(127 storage values of 98304 bytes: a Durable Object writes at most 128 keys at once\), got 12484609$/,
+    );
+    const bucket = new FakeR2Bucket();
+    const UploadObject = createResumableUploadObject({
+      bucket: () => bucket,
+      partBytes: largest,
+    });
+    const store = createResumableWorkersStore(
+      new FakeNamespace(UploadObject, {}),
+    );
+    const upload = {
+      id: "AAAAAAAAAAAAAAAAAAAAAA",
+      offset: 0,
+      complete: false,
+      createdAt: Date.now(),
+    };
+    await store.create(upload);
+    // One byte short of a part, then a part and all but a byte of another:
+    // each save holds the largest tail there can be.
+    const data = randomBytes(3 * largest - 2);
+    let offset = 0;
+    for (const size of [largest - 1, 2 * largest - 1]) {
+      const sink = (await store.append(upload.id, offset)).getWriter();
+      await sink.write(data.subarray(offset, offset + size));
+      await sink.close();
+      offset += size;
+      assert.equal((await store.get(upload.id))?.offset, offset);
+    }
+    await store.complete(upload.id);
+    const stored = await bucket.get(`uploads/${upload.id}`);
+    assert.equal(
+      sha256(new Uint8Array(await new Response(stored!.body).arrayBuffer())),
+      sha256(data),
     );
   });
 });

@@ -74,7 +74,9 @@ export interface ResumableUploadObjectOptions {
   /**
    * The size of each R2 part but the last (R2 needs at least 5 MiB): the
    * object buffers up to one part in memory and keeps the tail of an
-   * interrupted append in its storage.
+   * interrupted append in its storage. At most 127 × 96 KiB (11.9 MiB): the
+   * tail, below one part, is saved with the upload's state in one write,
+   * and a Durable Object writes at most 128 keys at once.
    *
    * @default {8388608} (8 MiB)
    */
@@ -102,6 +104,11 @@ function concatBytes(chunks: Uint8Array[]): Uint8Array {
 
 /** Tail bytes per storage value (Durable Object values are limited). */
 const TAIL_CHUNK = 96 * 1024;
+/**
+ * The largest part: a tail (below one part) in at most 127 values, saved
+ * with the state in one put of at most 128 keys (Durable Objects' limit).
+ */
+const MAX_PART_BYTES = 127 * TAIL_CHUNK;
 
 /**
  * Makes the Durable Object class that holds resumable uploads for
@@ -160,6 +167,11 @@ export function createResumableUploadObject(
   if (partBytes < 5 * MiB) {
     throw new RangeError(
       `Cannot ${what}: partBytes must be at least 5 MiB (R2's smallest part), got ${partBytes}`,
+    );
+  }
+  if (partBytes > MAX_PART_BYTES) {
+    throw new RangeError(
+      `Cannot ${what}: partBytes must be at most ${MAX_PART_BYTES} (127 storage values of ${TAIL_CHUNK} bytes: a Durable Object writes at most 128 keys at once), got ${partBytes}`,
     );
   }
   const keyOf = options.key ?? ((id: string) => `uploads/${id}`);
