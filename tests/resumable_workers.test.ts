@@ -176,6 +176,48 @@ describe("createResumableWorkersStore in workerd (Durable Objects + R2)", () => 
     });
   }
 
+  it(
+    "deletes an upload left unfinished when it expires, with no request for it (its object's alarm): its tail and its R2 parts go",
+    {
+      timeout: T,
+    },
+    async () => {
+      // Before, an abandoned upload kept its tail in the object's storage and
+      // its R2 multipart upload open until a request for it came (then 410).
+      const created = await fetch(new URL("/brief/uploads", base), {
+        method: "POST",
+        headers: { "upload-complete": "?0" },
+      });
+      assert.equal(created.status, 201);
+      const url = new URL(created.headers.get("location")!, base).href;
+      const id = new URL(url).pathname.split("/").pop()!;
+      // A part (5 MiB) in R2 and a tail in the object's storage.
+      const patched = await fetch(url, {
+        method: "PATCH",
+        headers: {
+          "content-type": "application/partial-upload",
+          "upload-offset": "0",
+          "upload-complete": "?0",
+        },
+        body: randomBytes(5 * MiB + 100),
+      });
+      assert.equal(patched.status, 204, await patched.text());
+      // Expired after a second; the alarm runs then. Bounded: 20 s.
+      let aborted = false;
+      for (let i = 0; i < 100 && !aborted; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        const response = await fetch(new URL(`/aborted/${id}`, base));
+        await response.body?.cancel();
+        aborted = response.status === 200;
+      }
+      assert.ok(aborted, "the multipart upload was aborted");
+      // Gone, not found expired (a request finding it expired answers 410).
+      const head = await fetch(url, { method: "HEAD" });
+      await head.body?.cancel();
+      assert.equal(head.status, 404);
+    },
+  );
+
   it("stores a small upload with one put", { timeout: T }, async () => {
     const data = randomBytes(1000);
     const result = await resumableUpload(new URL("/uploads", base), data);

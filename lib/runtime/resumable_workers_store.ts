@@ -35,6 +35,12 @@ export interface DurableObjectStorageLike {
   delete(keys: string[]): Promise<number>;
   /** Deletes everything. */
   deleteAll(): Promise<void>;
+  /**
+   * Schedules the object's `alarm()` at a time (ms since the epoch): the
+   * upload object deletes an unfinished upload when it expires. Without
+   * it, an abandoned upload stays until a request for it finds it expired.
+   */
+  setAlarm?(scheduledTime: number): Promise<void>;
 }
 
 /** The part of a Durable Object's state the upload object uses. */
@@ -208,6 +214,11 @@ export function createResumableUploadObject(
       if (op === "create") {
         if (meta) return new Response("exists", { status: 409 });
         const upload = await request.json() as Meta["upload"];
+        // Its expiry deletes it (its bytes here and its parts in R2) even if
+        // no request for it ever comes again.
+        if (upload.expiresAt !== undefined) {
+          await this.#storage.setAlarm?.(upload.expiresAt);
+        }
         await this.#storage.put({
           meta: {
             upload,
@@ -256,6 +267,25 @@ export function createResumableUploadObject(
           return new Response(null, { status: 204 });
       }
       return new Response("unknown operation", { status: 400 });
+    }
+
+    /**
+     * The alarm set at creation: an upload still unfinished at its expiry
+     * is deleted (a running append moves it a minute on).
+     */
+    async alarm(): Promise<void> {
+      const meta = await this.#storage.get<Meta>("meta");
+      const expiresAt = meta?.upload.expiresAt;
+      if (!meta || meta.upload.complete || expiresAt === undefined) return;
+      if (this.#appending) {
+        await this.#storage.setAlarm?.(Date.now() + 60_000);
+        return;
+      }
+      if (expiresAt > Date.now()) {
+        await this.#storage.setAlarm?.(expiresAt);
+        return;
+      }
+      await this.#delete(meta);
     }
 
     async #tail(meta: Meta): Promise<Uint8Array[]> {
