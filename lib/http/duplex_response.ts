@@ -277,7 +277,12 @@ export function duplexResponse(
     try {
       await handler(stream, request);
     } catch (error) {
-      await stream.close(error);
+      // A reason, always: close() without one ends the response as if the
+      // handler had succeeded (a handler that threw undefined after writing
+      // sent a truncated 200 that looked complete).
+      await stream.close(
+        error ?? new Error("Cannot serve duplex: the handler threw undefined"),
+      );
       if (responded) {
         onError(error);
         return undefined;

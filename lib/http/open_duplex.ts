@@ -243,9 +243,17 @@ export function openDuplex(
       }
       controller.enqueue(result.value);
     },
-    cancel(reason) {
-      abort.abort(reason);
-      return reader?.cancel(reason);
+    cancel() {
+      // The input only: the request goes on. Deno's and Bun's fetch end the
+      // whole exchange when a response body is cancelled (the request's
+      // bytes not yet sent were lost, and the server's read failed), so the
+      // rest of the response is read and dropped instead, until the server
+      // ends it; `close(reason)` or the signal end everything at once.
+      const body = reader ?? response.then((res) => res.body?.getReader());
+      void Promise.resolve(body).then(async (r) => {
+        if (r === undefined) return;
+        while (!(await r.read()).done);
+      }).catch(() => {});
     },
   }, { highWaterMark: 0 });
 
