@@ -148,3 +148,51 @@ describe("HTTP flows refuse arguments of the wrong type, naming them", () => {
     );
   });
 });
+
+describe("HTTP flows check their limits when created", () => {
+  // Before, a maxBytes that is no number (Number() of an unset variable)
+  // turned the limit off: 100 MiB went through a handler of maxBytes NaN.
+  // The other limits of a raw-mode handler were checked at each request,
+  // after its sink was opened (a 500), and a multipart handler's
+  // readAheadBytes -1 answered every form 400, blaming the client.
+  const sink = () => new WritableStream<Uint8Array>();
+  for (
+    const [name, value, message] of [
+      ["maxBytes", NaN, /maxBytes must be a non-negative integer, got NaN/],
+      ["maxBytes", -1, /maxBytes must be a non-negative integer, got -1/],
+      ["readAheadBytes", -1, /readAheadBytes must be a non-negative integer/],
+      ["idleTimeoutMs", -1, /idleTimeoutMs must be a non-negative number/],
+      ["timeoutMs", "5s", /timeoutMs must be a non-negative number/],
+      ["minBytesPerSecond", NaN, /minBytesPerSecond must be a non-negative/],
+    ] as const
+  ) {
+    it(`createUploadHandler (raw and multipart) and receiveBody refuse ${name} ${String(value)} at once`, async () => {
+      for (
+        const options of [{ sink }, { multipart: { sink: () => sink() } }]
+      ) {
+        assert.throws(
+          () =>
+            createUploadHandler(
+              {
+                ...options,
+                [name]: value,
+              } as unknown as Parameters<typeof createUploadHandler>[0],
+            ),
+          (error: unknown) =>
+            error instanceof RangeError &&
+            /^Cannot create upload handler: /.test(error.message) &&
+            message.test(error.message),
+        );
+      }
+      await assert.rejects(
+        receiveBody(
+          new Request("http://x/", { method: "POST", body: "abc" }),
+          new WritableStream(),
+          { [name]: value } as unknown as Parameters<typeof receiveBody>[2],
+        ),
+        (error: unknown) =>
+          error instanceof RangeError && message.test(error.message),
+      );
+    });
+  }
+});

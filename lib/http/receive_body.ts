@@ -36,6 +36,31 @@ const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 const MIN_BYTES_PER_SECOND = 1024;
 const MIN_RATE_WINDOW_MS = 30_000;
 
+/**
+ * Checks the limits of `options` (a RangeError naming the first out of
+ * range), for receiveBody and for the handlers that take its options, when
+ * they are created. A `maxBytes` that is no number (`Number(env.MAX)` of an
+ * unset variable) once turned the limit off.
+ */
+export function checkReceiveOptions(
+  what: string,
+  options: ReceiveBodyOptions,
+): void {
+  const {
+    maxBytes = MAX_BODY_BYTES,
+    readAheadBytes = READ_AHEAD_BYTES,
+    idleTimeoutMs = IDLE_TIMEOUT_MS,
+    minBytesPerSecond = MIN_BYTES_PER_SECOND,
+    minRateWindowMs = MIN_RATE_WINDOW_MS,
+    timeoutMs = 0,
+  } = options;
+  checkMax(what, "maxBytes", maxBytes);
+  checkMax(what, "readAheadBytes", readAheadBytes);
+  checkIdleTimeout(what, idleTimeoutMs);
+  checkMinRate(what, minBytesPerSecond, minRateWindowMs);
+  checkMs(what, "timeoutMs", timeoutMs);
+}
+
 /** Options for {@linkcode receiveBody}. */
 export interface ReceiveBodyOptions {
   /**
@@ -310,10 +335,7 @@ export async function receiveBody(
       "a Request or a ReadableStream",
       input,
     );
-    checkIdleTimeout("receive body", idleTimeoutMs);
-    checkMinRate("receive body", minBytesPerSecond, minRateWindowMs);
-    checkMs("receive body", "timeoutMs", timeoutMs);
-    checkMax("receive body", "readAheadBytes", readAheadBytes);
+    checkReceiveOptions("receive body", options);
     planned = plan(input, options, maxBytes);
     signal?.throwIfAborted();
     // One read loop from the body into the sink, no stream hop between

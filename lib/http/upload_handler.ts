@@ -3,6 +3,7 @@ import { checkArgument } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
 import {
+  checkReceiveOptions,
   receiveBody,
   type ReceiveBodyOptions,
   type ReceivedBody,
@@ -329,6 +330,8 @@ export function createUploadHandler(
       "Cannot create upload handler: give a sink, the multipart option, or both",
     );
   }
+  // Once, here: not at each request, after its sink was opened.
+  checkReceiveOptions("create upload handler", receiveOptions);
   const receiveForm = multipart
     ? multipartReceiver(multipart, receiveOptions)
     : undefined;
