@@ -218,6 +218,36 @@ describe("upload and createUploadHandler round trips", () => {
   });
 });
 
+describe("upload's Content-Type", () => {
+  it("keeps one given in headers for bytes, a stream and a Blob (contentType still wins; a Blob's type only when none is given)", async () => {
+    // Before, headers' Content-Type was replaced by application/octet-stream
+    // (a hand-built multipart body lost its boundary).
+    const seen: (string | null)[] = [];
+    await withServer((request) => {
+      seen.push(request.headers.get("content-type"));
+      return new Response("ok");
+    }, async (server) => {
+      const send = async (body: BodyInit | Uint8Array, options = {}) =>
+        await (await upload(server.url, body as Uint8Array, options)).text();
+      const csv = { headers: { "Content-Type": "text/csv" } };
+      await send(new Uint8Array([1]), csv);
+      await send(ReadableStream.from([new Uint8Array([1])]), csv);
+      await send(new Blob(["a"], { type: "text/x-blob" }), csv);
+      await send(new Blob(["a"], { type: "text/x-blob" }));
+      await send(new Uint8Array([1]), { ...csv, contentType: "text/plain" });
+      await send(new Uint8Array([1]));
+    });
+    assert.deepEqual(seen, [
+      "text/csv",
+      "text/csv",
+      "text/csv",
+      "text/x-blob",
+      "text/plain",
+      "application/octet-stream",
+    ]);
+  });
+});
+
 describe("createUploadHandler refusals leave no file", () => {
   it("removes the temporary file when the client aborts mid-upload", async () => {
     const target = join(dir, "aborted.bin");

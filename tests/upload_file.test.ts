@@ -83,6 +83,77 @@ describe("uploadFile", () => {
     });
   });
 
+  it("rejects with what an onProgress callback throws, and the process goes on", async () => {
+    // Before, under Deno the throw came from the file's event, nobody's to
+    // catch: uploadFile never settled and the process ended.
+    const { handler } = hashingReceiver();
+    await withServer(handler, async (server) => {
+      await assert.rejects(
+        deadline(
+          uploadFile(server.url, file, {
+            onProgress: () => {
+              throw new Error("progress UI crashed");
+            },
+          }),
+          10_000,
+          "uploadFile",
+        ),
+        /progress UI crashed/,
+      );
+    });
+  });
+
+  it("keeps a Content-Type given in headers (contentType still wins), and refuses a path that is no file, naming it", async () => {
+    // Before, headers' Content-Type was replaced by application/octet-stream.
+    const { handler, seen } = hashingReceiver();
+    await withServer(handler, async (server) => {
+      for (
+        const [options, type] of [
+          [{ headers: { "Content-Type": "text/csv" } }, "text/csv"],
+          [{
+            headers: { "Content-Type": "text/csv" },
+            contentType: "text/plain",
+          }, "text/plain"],
+        ] as const
+      ) {
+        await (await uploadFile(server.url, file, options)).body?.cancel();
+        assert.equal(seen.at(-1)?.type, type);
+      }
+      await assert.rejects(
+        uploadFile(server.url, dir),
+        (error: unknown) =>
+          error instanceof TypeError &&
+          error.message ===
+            `Cannot upload file: ${JSON.stringify(dir)} is not a file`,
+      );
+    });
+  });
+
+  it("returns a redirect as it is, on every runtime (it does not send the file again)", async () => {
+    // Before, Bun's fetch followed a 308 and sent the disk-backed file again
+    // as an empty body: the new location stored an empty file and answered
+    // 200; Deno's path returned the 308.
+    const { handler, seen } = hashingReceiver();
+    await withServer(async (request) => {
+      if (new URL(request.url).pathname === "/old") {
+        // Read first: a server that answers before it reads leaves Bun's
+        // fetch sending, and the connection open.
+        await request.arrayBuffer();
+        return new Response(null, {
+          status: 308,
+          headers: { location: "/new" },
+        });
+      }
+      return handler(request);
+    }, async (server) => {
+      const response = await uploadFile(new URL("/old", server.url), file);
+      await response.body?.cancel();
+      assert.equal(response.status, 308);
+      assert.equal(response.headers.get("location"), "/new");
+      assert.equal(seen.length, 0);
+    });
+  });
+
   it("reports progress up to the file's size", async () => {
     const { handler } = hashingReceiver();
     const calls: Array<[number, number | undefined]> = [];

@@ -103,9 +103,11 @@ export async function upload(
   checkBody("upload", body, true);
   const headers = new Headers(options.headers);
   const blobType = body instanceof Blob ? body.type : "";
+  // contentType, else the caller's own header, else the Blob's type.
   headers.set(
     "content-type",
-    options.contentType ?? (blobType || "application/octet-stream"),
+    options.contentType ?? headers.get("content-type") ??
+      (blobType || "application/octet-stream"),
   );
   const size = body instanceof ReadableStream
     ? options.contentLength

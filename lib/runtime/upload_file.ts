@@ -59,7 +59,19 @@ export async function uploadFile(
 ): Promise<Response> {
   options.signal?.throwIfAborted();
   if (!("Deno" in globalThis)) {
-    return await upload(url, await openAsBlob(path), options);
+    // stat first: Node's openAsBlob names neither the path nor ENOENT.
+    if (!(await stat(path)).isFile()) {
+      throw new TypeError(
+        `Cannot upload file: ${JSON.stringify(path)} is not a file`,
+      );
+    }
+    // A redirect comes back as it is, as under Deno (node:http follows
+    // none): Bun's fetch sent a disk-backed Blob again as an empty body,
+    // and the server stored an empty file.
+    return await upload(url, await openAsBlob(path), {
+      ...options,
+      fetch: (input, init) => fetch(input, { ...init, redirect: "manual" }),
+    });
   }
   const target = new URL(url);
   if (target.protocol !== "http:" && target.protocol !== "https:") {
@@ -67,13 +79,20 @@ export async function uploadFile(
       `Cannot upload file: unsupported protocol ${target.protocol}`,
     );
   }
-  const size = (await stat(path)).size;
+  const info = await stat(path);
+  if (!info.isFile()) {
+    throw new TypeError(
+      `Cannot upload file: ${JSON.stringify(path)} is not a file`,
+    );
+  }
+  const size = info.size;
   const { method = "POST", onProgress, signal, sha256 } = options;
   const progressIntervalMs = options.progressIntervalMs ?? 100;
   const headers = new Headers(options.headers);
   headers.set(
     "content-type",
-    options.contentType ?? "application/octet-stream",
+    options.contentType ?? headers.get("content-type") ??
+      "application/octet-stream",
   );
   headers.set("content-length", String(size));
   if (sha256) {
@@ -109,15 +128,24 @@ export async function uploadFile(
     let sent = 0;
     let last = -Infinity;
     if (onProgress) {
+      // A callback that throws fails the upload (it was thrown from the
+      // file's event, nobody's to catch: under Deno it ended the process).
+      const progress = () => {
+        try {
+          onProgress(sent, size);
+        } catch (error) {
+          fail(error);
+        }
+      };
       file.on("data", (chunk: string | Uint8Array) => {
         sent += chunk.length;
         const now = Date.now();
         if (now - last >= progressIntervalMs) {
           last = now;
-          onProgress(sent, size);
+          progress();
         }
       });
-      file.once("end", () => onProgress(sent, size));
+      file.once("end", progress);
     }
     file.pipe(request);
 
