@@ -6,7 +6,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import {
   createResumableUploadHandler,
   type ResumableStore,
@@ -1241,5 +1242,42 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     const removed = await store.deleteExpired();
     assert.ok(removed.includes(id));
     assert.equal(await store.get(id), undefined);
+  });
+
+  it("deleteExpired works unbound (setInterval(store.deleteExpired, ...)) and sweeps what a stopped process left, an hour old", async () => {
+    // Before, unbound it threw "Cannot read properties of undefined
+    // (reading 'delete')" once an upload had expired, and a record's
+    // temporary file or an upload's bytes without a record stayed for good.
+    const own = await makeTempDir("resumable-sweep-");
+    try {
+      const sweeping = createResumableFileStore(own);
+      const quick = createResumableUploadHandler({
+        store: sweeping,
+        expiresInMs: 1,
+      });
+      const response = await quick(
+        req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+      );
+      const id = response.headers.get("location")!.split("/").pop()!;
+      const upload = await sweeping.get(id);
+      while (Date.now() <= upload!.expiresAt!) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      const left = [
+        ".AAAAAAAAAAAAAAAAAAAAAA.json.tmp",
+        ".BBBBBBBBBBBBBBBBBBBBBB.upload",
+      ];
+      const recent = ".CCCCCCCCCCCCCCCCCCCCCC.upload";
+      for (const name of [...left, recent]) {
+        await writeFile(join(own, name), "x");
+      }
+      for (const name of left) await utimes(join(own, name), old, old);
+      const { deleteExpired } = sweeping;
+      assert.deepEqual(await deleteExpired(), [id]);
+      assert.deepEqual((await readdir(own)).sort(), [recent]);
+    } finally {
+      await removeDir(own);
+    }
   });
 });

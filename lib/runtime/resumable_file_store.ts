@@ -313,7 +313,7 @@ export function createResumableFileStore(
     return record;
   }
 
-  return {
+  const store: ResumableFileStore = {
     path(id) {
       check(id);
       return final(id);
@@ -589,23 +589,50 @@ export function createResumableFileStore(
       live.delete(id);
     },
 
+    // `store.`, not `this.`: it may be called unbound
+    // (`setInterval(store.deleteExpired, ...)`).
     async deleteExpired() {
       await prepare();
       const now = Date.now();
       const removed: string[] = [];
-      for (const name of await readdir(dir)) {
+      const names = await readdir(dir);
+      const records = new Set<string>();
+      for (const name of names) {
         const match = /^\.([A-Za-z0-9_-]{22})\.json$/.exec(name);
         if (!match) continue;
         const id = match[1];
+        records.add(id);
         const record = await readRecord(id).catch(() => undefined);
         if (
           !record || record.complete || appending.has(id) ||
           record.expiresAt === undefined || record.expiresAt > now
         ) continue;
-        await this.delete(id);
+        await store.delete(id);
         removed.push(id);
+      }
+      // What a process that stopped mid-write left: a record's or a tail's
+      // temporary file, or an upload's bytes without its record (a creation
+      // cut before the record was written), an hour old or more.
+      for (const name of names) {
+        const match =
+          /^\.([A-Za-z0-9_-]{22})\.(?:json\.tmp|tail\.tmp|upload|tail)$/
+            .exec(name);
+        if (!match || records.has(match[1]) || opened.has(match[1])) continue;
+        if (name.endsWith(".upload") || name.endsWith(".tail")) {
+          if (live.has(match[1]) || appending.has(match[1])) continue;
+        }
+        const path = join(dir, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info === undefined || now - info.mtimeMs < LEFTOVER_AGE_MS) {
+          continue;
+        }
+        await unlink(path).catch(() => {});
       }
       return removed;
     },
   };
+  return store;
 }
+
+/** How old a file a stopped process left must be before deleteExpired removes it. */
+const LEFTOVER_AGE_MS = 60 * 60 * 1000;
