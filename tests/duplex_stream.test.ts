@@ -410,3 +410,52 @@ describe("DuplexStream as a { readable, writable } pair", () => {
     );
   });
 });
+
+describe("DuplexStream's text and arguments", () => {
+  it("keeps a U+FEFF that starts a line (text the peer sent, not a byte order mark)", async () => {
+    // Before, each line was decoded with a decoder that drops a BOM: every
+    // line lost a leading U+FEFF.
+    const stream = new DuplexStream(
+      ReadableStream.from([new TextEncoder().encode("\uFEFFone\n\uFEFFtwo\n")]),
+      new WritableStream(),
+    );
+    assert.deepEqual(await Array.fromAsync(stream.lines()), [
+      "\uFEFFone",
+      "\uFEFFtwo",
+    ]);
+  });
+
+  it("rejects a write of anything but bytes or a string, and a readLine limit that is no count, naming them", async () => {
+    // Before, write(42) and write(new ArrayBuffer(3)) resolved and passed
+    // the value on, and readLine({ maxLineBytes: NaN }) read without limit.
+    const stream = new DuplexStream(
+      ReadableStream.from([new TextEncoder().encode("a\n")]),
+      new WritableStream(),
+    );
+    for (
+      const [chunk, kind] of [[42, "number"], [
+        new ArrayBuffer(3),
+        "ArrayBuffer",
+      ]] as const
+    ) {
+      await assert.rejects(
+        stream.write(chunk as unknown as Uint8Array),
+        {
+          name: "TypeError",
+          message:
+            `Cannot write: the chunk must be a Uint8Array or a string, got ${kind}`,
+        },
+      );
+    }
+    for (const bad of [NaN, Infinity, -1]) {
+      await assert.rejects(
+        stream.readLine({ maxLineBytes: bad }),
+        (error: unknown) =>
+          error instanceof RangeError &&
+          error.message ===
+            `Cannot read line: maxLineBytes must be a non-negative integer, got ${bad}`,
+      );
+    }
+    assert.equal(await stream.readLine(), "a");
+  });
+});

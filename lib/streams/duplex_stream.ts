@@ -1,5 +1,6 @@
 import { concatBytes, indexOfNewline } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { checkArgument } from "../_internal/arguments.ts";
 
 /** The default for {@linkcode DuplexStreamOptions.maxReadBytes}: 16 MiB. */
 const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024;
@@ -97,7 +98,9 @@ export class DuplexStream
   readonly #maxReadBytes: number;
   readonly #maxLineBytes: number;
   readonly #encoder = new TextEncoder();
-  readonly #decoder = new TextDecoder();
+  // Each line is decoded on its own: a U+FEFF the peer sent at the start
+  // of a line is text, not a byte order mark to drop.
+  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   /** Bytes read from the input but not yet returned. */
   #buffer: Uint8Array | undefined;
   #inputEnded = false;
@@ -272,7 +275,14 @@ export class DuplexStream
    * @returns The line, or `null` at the end of input.
    */
   readLine(options: ReadLineOptions = {}): Promise<string | null> {
-    const maxLineBytes = options.maxLineBytes ?? this.#maxLineBytes;
+    let maxLineBytes: number;
+    try {
+      maxLineBytes = options.maxLineBytes === undefined
+        ? this.#maxLineBytes
+        : checkMax("read line", "maxLineBytes", options.maxLineBytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#serialRead(async () => {
       const parts: Uint8Array[] = [];
       let length = 0;
@@ -369,6 +379,19 @@ export class DuplexStream
    * @returns A promise that resolves when the chunk is accepted.
    */
   write(chunk: Uint8Array | string): Promise<void> {
+    if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+      try {
+        checkArgument(
+          false,
+          "write",
+          "the chunk",
+          "a Uint8Array or a string",
+          chunk,
+        );
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const bytes = typeof chunk === "string"
       ? this.#encoder.encode(chunk)
       : chunk;
