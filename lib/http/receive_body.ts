@@ -36,16 +36,27 @@ const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 const MIN_BYTES_PER_SECOND = 1024;
 const MIN_RATE_WINDOW_MS = 30_000;
 
+/** The limits of {@linkcode ReceiveBodyOptions}, defaults filled in. */
+interface ReceiveLimits {
+  maxBytes: number;
+  readAheadBytes: number;
+  idleTimeoutMs: number;
+  minBytesPerSecond: number;
+  minRateWindowMs: number;
+  timeoutMs: number;
+}
+
 /**
- * Checks the limits of `options` (a RangeError naming the first out of
- * range), for receiveBody and for the handlers that take its options, when
- * they are created. A `maxBytes` that is no number (`Number(env.MAX)` of an
- * unset variable) once turned the limit off.
+ * The limits of `options`, defaults filled in and checked (a RangeError
+ * naming the first out of range): for receiveBody, and for the handlers
+ * that take its options, when they are created. A `maxBytes` that is no
+ * number (`Number(env.MAX)` of an unset variable) once turned the limit
+ * off.
  */
 export function checkReceiveOptions(
   what: string,
   options: ReceiveBodyOptions,
-): void {
+): ReceiveLimits {
   const {
     maxBytes = MAX_BODY_BYTES,
     readAheadBytes = READ_AHEAD_BYTES,
@@ -59,6 +70,14 @@ export function checkReceiveOptions(
   checkIdleTimeout(what, idleTimeoutMs);
   checkMinRate(what, minBytesPerSecond, minRateWindowMs);
   checkMs(what, "timeoutMs", timeoutMs);
+  return {
+    maxBytes,
+    readAheadBytes,
+    idleTimeoutMs,
+    minBytesPerSecond,
+    minRateWindowMs,
+    timeoutMs,
+  };
 }
 
 /** Options for {@linkcode receiveBody}. */
@@ -306,15 +325,7 @@ export async function receiveBody(
   sink: WritableStream<Uint8Array>,
   options: ReceiveBodyOptions = {},
 ): Promise<ReceivedBody> {
-  const {
-    maxBytes = MAX_BODY_BYTES,
-    readAheadBytes = READ_AHEAD_BYTES,
-    idleTimeoutMs = IDLE_TIMEOUT_MS,
-    minBytesPerSecond = MIN_BYTES_PER_SECOND,
-    minRateWindowMs = MIN_RATE_WINDOW_MS,
-    timeoutMs = 0,
-    signal,
-  } = options;
+  const { signal } = options;
   checkArgument(
     typeof (sink as Partial<WritableStream> | null)?.getWriter === "function",
     "receive body",
@@ -325,6 +336,7 @@ export async function receiveBody(
   let planned: Plan;
   let source: PacedReader | undefined;
   let writer: WritableStreamDefaultWriter<Uint8Array>;
+  let limits: ReceiveLimits;
   try {
     checkArgument(
       input instanceof Request ||
@@ -335,8 +347,8 @@ export async function receiveBody(
       "a Request or a ReadableStream",
       input,
     );
-    checkReceiveOptions("receive body", options);
-    planned = plan(input, options, maxBytes);
+    limits = checkReceiveOptions("receive body", options);
+    planned = plan(input, options, limits.maxBytes);
     signal?.throwIfAborted();
     // One read loop from the body into the sink, no stream hop between
     // them: a pipe per hop cost a small upload several times what a read
@@ -344,7 +356,7 @@ export async function receiveBody(
     // body or a sink already locked (used) throws its TypeError here.
     source = new PacedReader(
       input instanceof Request ? input.body ?? emptyStream() : input,
-      bodyPace({ idleTimeoutMs, minBytesPerSecond, minRateWindowMs }),
+      bodyPace(limits),
     );
     writer = sink.getWriter();
   } catch (error) {
@@ -353,6 +365,7 @@ export async function receiveBody(
     throw error;
   }
   const { declared, expected, hashers, unverified } = planned;
+  const { maxBytes, readAheadBytes, timeoutMs } = limits;
 
   const deadline = bodyDeadline(timeoutMs);
   const signals = signal ? [signal, deadline.signal] : [deadline.signal];
