@@ -1134,3 +1134,86 @@ describe("serveHttp2 and a malformed :authority", () => {
     });
   }
 });
+
+describe("maxMessageBytes holds for a message sent compressed", () => {
+  // Before, the limit was checked on the compressed frame: a 2,000-byte
+  // response went out under a limit of 1,000 whenever the client accepted
+  // gzip (and failed when it did not), and a client's compressed request
+  // likewise; received messages are checked after decompression.
+  const Text: MessageType<string> = {
+    typeName: "test.v1.Text",
+    proto: {
+      encode: (text) => new TextEncoder().encode(text),
+      decode: (bytes) => new TextDecoder().decode(bytes),
+    },
+  };
+  const Big = defineService("test.v1.Big", {
+    echo: { kind: "unary", input: Int64Value, output: Text },
+    many: { kind: "server-streaming", input: Int64Value, output: Text },
+  });
+  const big = implementService(Big, {
+    echo: (n) => "x".repeat(Number(n)),
+    many: async function* (n) {
+      yield "x".repeat(Number(n));
+    },
+  });
+  let server: Server;
+  before(async () => {
+    server = await startServer(
+      createRpcHandler(big, { maxMessageBytes: 1000, compressMinBytes: 0 }),
+    );
+  });
+  after(() => server.shutdown());
+
+  for (
+    const [name, make] of [
+      ["Connect", createConnectTransport],
+      ["gRPC-Web", createGrpcWebTransport],
+    ] as const
+  ) {
+    for (const accept of [["gzip"], []] as const) {
+      it(`${name}, the client accepting ${accept.join() || "no compression"}: a 2,000-byte response is RESOURCE_EXHAUSTED, unary and streaming; 500 bytes pass`, async () => {
+        const client = createClient(
+          Big,
+          make({ baseUrl: server.url, acceptCompression: [...accept] }),
+        );
+        for (
+          const call of [
+            (n: bigint) => client.echo(n),
+            async (n: bigint) => (await Array.fromAsync(client.many(n))).join(),
+          ]
+        ) {
+          await assert.rejects(
+            deadline(call(2000n), T),
+            (error: unknown) =>
+              error instanceof RpcError &&
+              error.code === Code.ResourceExhausted &&
+              /2000 exceeds maxMessageBytes 1000/.test(error.rawMessage),
+          );
+          assert.equal((await deadline(call(500n), T)).length, 500);
+        }
+      });
+    }
+  }
+
+  it("a client's compressed request over its own maxMessageBytes is refused before it is sent", async () => {
+    const client = createClient(
+      EchoService,
+      createConnectTransport({
+        baseUrl: server.url,
+        sendCompression: "gzip",
+        compressMinBytes: 0,
+        maxMessageBytes: 1,
+      }),
+    );
+    await assert.rejects(
+      client.echo(1000n),
+      (error: unknown) =>
+        error instanceof RpcError &&
+        error.code === Code.ResourceExhausted &&
+        /exceeds maxMessageBytes 1 \(before compression\)/.test(
+          error.rawMessage,
+        ),
+    );
+  });
+});

@@ -119,6 +119,7 @@ export function startClientCall<I, O>(
     inCodec,
     init.sendCompression,
     init.compressMinBytes,
+    init.maxMessageBytes,
   );
 
   const sent = deferred<UniversalClientResponse>();

@@ -105,11 +105,21 @@ export function messageToFrame<T>(
   codec: Codec<T>,
   compression: Compression | null,
   minBytes: number,
+  maxBytes: number,
 ): (value: T) => Frame | Promise<Frame> {
   return (value) => {
     const data = codec.encode(value);
     if (compression === null || data.byteLength < minBytes) {
       return { flags: 0, data };
+    }
+    // The limit is the message's, as received messages are checked after
+    // decompression: checked on the compressed frame, it let a message over
+    // it through whenever the peer accepted compression.
+    if (data.byteLength > maxBytes) {
+      throw new RpcError(
+        Code.ResourceExhausted,
+        `Cannot send message: size ${data.byteLength} exceeds maxMessageBytes ${maxBytes} (before compression)`,
+      );
     }
     return compressMessage(compression, data).then((c) => ({
       flags: 1,

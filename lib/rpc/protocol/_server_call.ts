@@ -594,6 +594,7 @@ function responseFrames(
     },
     init.responseCompression,
     init.compressMinBytes,
+    init.maxMessageBytes,
   );
 }
 
