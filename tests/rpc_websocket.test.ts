@@ -16,7 +16,10 @@ import {
   Int64Value,
   RpcError,
 } from "../lib/rpc/mod.ts";
-import { createWebSocketRpcHandler } from "../lib/runtime/websocket.ts";
+import {
+  createWebSocketRpcHandler,
+  upgradeWebSocket,
+} from "../lib/runtime/websocket.ts";
 import type { Server } from "../lib/runtime/serve.ts";
 import { deferred } from "../lib/_internal/deferred.ts";
 import {
@@ -327,6 +330,81 @@ describe("RPC over WebSocket", () => {
       "server-side abort",
     );
     assert.ok(signal.aborted);
+  });
+
+  it("a server's shutdown ends an open call (Bun: its socket closed with 1001): the call fails UNAVAILABLE, its handler's signal aborts, and shutdown resolves", async () => {
+    // Before, under Bun, shutdown() waited for the socket for good (Bun's
+    // stop() waits for open WebSockets), and neither side heard of it.
+    const own = await startServer(createWebSocketRpcHandler([testImpl]));
+    hangSignal = deferred();
+    const call = createClient(
+      TestService,
+      createWebSocketTransport({ baseUrl: own.url.href.replace(/\/$/, "") }),
+    ).hang();
+    await call.send(1n);
+    const signal = await deadline(hangSignal.promise, T);
+    await deadline(own.shutdown(), T, "shutdown");
+    // (The close code the client sees is 1001 under Bun, 0 under Deno.)
+    await rejectsWith(call.receive(), Code.Unavailable);
+    await deadline(
+      new Promise((resolve) => {
+        if (signal.aborted) resolve(undefined);
+        signal.addEventListener("abort", resolve, { once: true });
+      }),
+      T,
+      "the handler's abort",
+    );
+  });
+
+  it("a transport's own RpcError keeps its code (a malformed response head is INTERNAL, not UNAVAILABLE)", async () => {
+    // Before, every failure before the response head became UNAVAILABLE,
+    // a code that invites retries: the server's full receive queue (1009,
+    // RESOURCE_EXHAUSTED) and a head that is not JSON (then also reported
+    // as INVALID_ARGUMENT, the server's code for a call's head).
+    const liar = await startServer((request) => {
+      const { socket, response } = upgradeWebSocket(request, {
+        protocol: "sluice.rpc.v1",
+      });
+      const stream = websocketDuplex(socket);
+      (async () => {
+        await stream.readPartial();
+        const text = new TextEncoder().encode("not json");
+        const head = new Uint8Array(5 + text.length);
+        new DataView(head.buffer).setUint32(1, text.length);
+        head.set(text, 5);
+        await stream.write(head);
+        await stream.close();
+      })().catch(() => {});
+      return response;
+    });
+    try {
+      const client = createClient(
+        TestService,
+        createWebSocketTransport({ baseUrl: liar.url.href.replace(/\/$/, "") }),
+      );
+      await rejectsWith(
+        client.hang().receive(),
+        Code.Internal,
+        /Cannot read response head: the head is not JSON/,
+      );
+    } finally {
+      await liar.shutdown();
+    }
+    const refusing = createClient(
+      TestService,
+      createConnectTransport({
+        baseUrl: "http://127.0.0.1:9",
+        httpClient: () =>
+          Promise.reject(
+            new RpcError(Code.ResourceExhausted, "the queue is full"),
+          ),
+      }),
+    );
+    await rejectsWith(
+      refusing.hang().receive(),
+      Code.ResourceExhausted,
+      /the queue is full/,
+    );
   });
 
   it("an abort signal cancels a call", async () => {

@@ -16,6 +16,18 @@ interface BunServerWebSocket {
 }
 
 const servers = new WeakMap<Request, BunServer>();
+/** Each server's sockets not yet closed, for its shutdown to close them. */
+const sockets = new WeakMap<BunServer, Set<BunWebSocket>>();
+
+/**
+ * Closes every WebSocket `server` upgraded that is still open, with 1001
+ * (going away), as Deno.serve's shutdown does: Bun's `stop()` waits for
+ * them, so a server with a WebSocket call open never finished stopping, and
+ * neither side of the call heard of it.
+ */
+export function closeBunSockets(server: BunServer, reason: string): void {
+  for (const socket of sockets.get(server) ?? []) socket.close(1001, reason);
+}
 
 /** Remembers which Bun server received `request`, for `upgradeWebSocket`. */
 export function rememberBunServer(request: Request, server: BunServer): void {
@@ -35,6 +47,19 @@ function closeEvent(code: number, reason: string): Event {
 export class BunWebSocket extends EventTarget {
   #ws: BunServerWebSocket | undefined;
   #state = 0;
+  #server: BunServer | undefined;
+  /** A close asked for before the socket opened. */
+  #closing: { code?: number; reason?: string } | undefined;
+
+  /** @param server The server that upgrades it (its shutdown closes it). */
+  constructor(server?: BunServer) {
+    super();
+    if (server === undefined) return;
+    this.#server = server;
+    let open = sockets.get(server);
+    if (open === undefined) sockets.set(server, open = new Set());
+    open.add(this);
+  }
   /** Kept for the interface; messages are delivered as `Uint8Array`. */
   binaryType = "arraybuffer";
 
@@ -66,6 +91,7 @@ export class BunWebSocket extends EventTarget {
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void {
     if (this.#state >= 2) return;
+    if (this.#state === 0) this.#closing = { code, reason };
     this.#state = 2;
     this.#ws?.close(code, reason);
   }
@@ -74,7 +100,7 @@ export class BunWebSocket extends EventTarget {
   open(ws: BunServerWebSocket): void {
     this.#ws = ws;
     if (this.#state === 2) {
-      ws.close(1000);
+      ws.close(this.#closing?.code ?? 1000, this.#closing?.reason);
       return;
     }
     this.#state = 1;
@@ -89,6 +115,7 @@ export class BunWebSocket extends EventTarget {
   /** @internal Called by the Bun `close` handler. */
   closed(code: number, reason: string): void {
     this.#state = 3;
+    if (this.#server) sockets.get(this.#server)?.delete(this);
     this.dispatchEvent(closeEvent(code, reason));
   }
 

@@ -31,7 +31,11 @@
 import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { type BunServer, getBun } from "./_bun.ts";
-import { bunWebSocketHandlers, rememberBunServer } from "./_websocket_bun.ts";
+import {
+  bunWebSocketHandlers,
+  closeBunSockets,
+  rememberBunServer,
+} from "./_websocket_bun.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
@@ -199,7 +203,9 @@ export async function serve(
     const shutdown = async () => {
       if (!stopped) {
         stopped = true;
-        await server.stop(false);
+        const stopping = server.stop(false);
+        closeBunSockets(server, "Server shutting down");
+        await stopping;
         finished.resolve();
       }
       return finished.promise;

@@ -95,7 +95,7 @@ export function upgradeWebSocket(
         "Cannot upgrade to WebSocket: under Bun, serve the handler with serve() from @sluice/streams/serve",
       );
     }
-    const socket = new BunWebSocket();
+    const socket = new BunWebSocket(server);
     const headers = options.protocol
       ? { "sec-websocket-protocol": options.protocol }
       : undefined;

@@ -136,15 +136,22 @@ export function startClientCall<I, O>(
       signal: abort.signal,
     }).then(sent.resolve, (error) => {
       sent.reject(
-        abort.signal.aborted ? abort.signal.reason : new RpcError(
-          Code.Unavailable,
-          `Cannot send request to ${init.url}: ${messageOf(error)}${
-            body instanceof Uint8Array || !isBrowser()
-              ? ""
-              : ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
-          }`,
-          { cause: error },
-        ),
+        abort.signal.aborted
+          ? abort.signal.reason
+          // A client that gives its own status (the WebSocket transport's
+          // RESOURCE_EXHAUSTED for a full queue, INTERNAL for a bad head)
+          // keeps it: UNAVAILABLE would invite a retry that fails again.
+          : error instanceof RpcError
+          ? error
+          : new RpcError(
+            Code.Unavailable,
+            `Cannot send request to ${init.url}: ${messageOf(error)}${
+              body instanceof Uint8Array || !isBrowser()
+                ? ""
+                : ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
+            }`,
+            { cause: error },
+          ),
       );
     });
   };

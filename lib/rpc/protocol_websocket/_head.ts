@@ -55,8 +55,12 @@ export function encodeResponseHead(head: ResponseHead): Uint8Array {
   });
 }
 
-function malformed(what: string, why: string): RpcError {
-  return new RpcError(Code.InvalidArgument, `Cannot ${what}: ${why}`);
+/**
+ * A malformed head: `code` is the reader's (INVALID_ARGUMENT for a server
+ * reading a call's, INTERNAL for a client reading its response's).
+ */
+function malformed(what: string, why: string, code: Code): RpcError {
+  return new RpcError(code, `Cannot ${what}: ${why}`);
 }
 
 /**
@@ -66,6 +70,7 @@ function malformed(what: string, why: string): RpcError {
 export async function readHead(
   duplex: DuplexStream,
   what: string,
+  code: Code,
 ): Promise<{ json: Record<string, unknown>; rest: Uint8Array | undefined }> {
   // Chunks are kept as they come and joined once: a head sent a byte per
   // message costs no more than one sent whole.
@@ -85,14 +90,14 @@ export async function readHead(
   while (length < 0 || total < 5 + length) {
     const chunk = await duplex.readPartial();
     if (chunk === null) {
-      throw malformed(what, "the WebSocket ended before the head");
+      throw malformed(what, "the WebSocket ended before the head", code);
     }
     chunks.push(chunk);
     total += chunk.byteLength;
     if (length < 0 && total >= 5) {
       const prefix = join();
       if (prefix[0] !== 0) {
-        throw malformed(what, `the head has flags ${prefix[0]}, not 0`);
+        throw malformed(what, `the head has flags ${prefix[0]}, not 0`, code);
       }
       length = new DataView(prefix.buffer, prefix.byteOffset).getUint32(1);
       if (length > MAX_HEAD_BYTES) {
@@ -109,10 +114,10 @@ export async function readHead(
   try {
     json = JSON.parse(text);
   } catch {
-    throw malformed(what, `the head is not JSON: ${quote(text)}`);
+    throw malformed(what, `the head is not JSON: ${quote(text)}`, code);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw malformed(what, "the head is not a JSON object");
+    throw malformed(what, "the head is not a JSON object", code);
   }
   const rest = buffer.byteLength > 5 + length
     ? buffer.subarray(5 + length)
@@ -124,23 +129,28 @@ export async function readHead(
 export function headersOf(
   json: Record<string, unknown>,
   what: string,
+  code: Code,
 ): Headers {
   const list = json.headers ?? [];
   const headers = new Headers();
   if (!Array.isArray(list)) {
-    throw malformed(what, "headers is not a list of [name, value] pairs");
+    throw malformed(what, "headers is not a list of [name, value] pairs", code);
   }
   for (const pair of list) {
     if (
       !Array.isArray(pair) || pair.length !== 2 ||
       typeof pair[0] !== "string" || typeof pair[1] !== "string"
     ) {
-      throw malformed(what, "headers is not a list of [name, value] pairs");
+      throw malformed(
+        what,
+        "headers is not a list of [name, value] pairs",
+        code,
+      );
     }
     try {
       headers.append(pair[0], pair[1]);
     } catch {
-      throw malformed(what, `invalid header ${quote(pair[0])}`);
+      throw malformed(what, `invalid header ${quote(pair[0])}`, code);
     }
   }
   return headers;

@@ -96,7 +96,7 @@ export async function serveWebSocketCall(
   try {
     let head;
     try {
-      head = await readHead(duplex, "read call head");
+      head = await readHead(duplex, "read call head", Code.InvalidArgument);
     } finally {
       clearTimeout(timer);
     }
@@ -110,7 +110,7 @@ export async function serveWebSocketCall(
     const response = await handler({
       method: "POST",
       url: `http://websocket${path}`,
-      headers: headersOf(head.json, "read call head"),
+      headers: headersOf(head.json, "read call head", Code.InvalidArgument),
       // A call that stops reading its request (it has ended, or failed)
       // still sends its response: the rest of the input is read and
       // dropped until the socket closes.

@@ -165,7 +165,7 @@ function websocketClient(
       );
       // The request body streams while the response is read.
       sendBody(duplex, request.body);
-      const head = await readHead(duplex, "read response head");
+      const head = await readHead(duplex, "read response head", Code.Internal);
       const status = head.json.status;
       if (typeof status !== "number") {
         throw new RpcError(
@@ -175,7 +175,7 @@ function websocketClient(
       }
       return {
         status,
-        headers: headersOf(head.json, "read response head"),
+        headers: headersOf(head.json, "read response head", Code.Internal),
         body: bodyAfterHead(duplex, head.rest, toRpcError),
         trailers: Promise.resolve(new Headers()),
       };
