@@ -888,8 +888,12 @@ describe("fuzz: WebSocket RPC heads", () => {
           );
           let got: { headers: [string, string][]; rest: Uint8Array };
           try {
-            const { json, rest } = await readHead(duplex, "read head");
-            const headers = headersOf(json, "read head");
+            const { json, rest } = await readHead(
+              duplex,
+              "read head",
+              Code.InvalidArgument,
+            );
+            const headers = headersOf(json, "read head", Code.InvalidArgument);
             // What follows the head: what readHead read past it, then the rest.
             const body = bodyAfterHead(duplex, rest);
             got = {
