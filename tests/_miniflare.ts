@@ -123,3 +123,19 @@ export async function startMiniflare(
     throw error;
   }
 }
+
+/**
+ * A GET of the test Worker's own routes, sent again once if the connection
+ * fails before the answer: Deno's fetch may reuse a pooled connection that
+ * workerd is closing as idle ("connection closed before message
+ * completed": seen once in a pair of suite runs, after 6 s idle), and the
+ * GET is safe to repeat.
+ */
+export async function getWithOneRetry(url: URL): Promise<Response> {
+  try {
+    return await fetch(url);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return await fetch(url);
+  }
+}

@@ -18,7 +18,11 @@ import { FakeNamespace } from "./_do_fake.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
 import { Sha256 } from "../lib/runtime/_sha256.ts";
 import { deadline, randomBytes, sha256Base64 as sha256 } from "./_helpers.ts";
-import { type Miniflare, startMiniflare } from "./_miniflare.ts";
+import {
+  getWithOneRetry,
+  type Miniflare,
+  startMiniflare,
+} from "./_miniflare.ts";
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
 
 const MiB = 1024 * 1024;
@@ -32,22 +36,6 @@ const T = 120_000;
 const FULL = process.env.SLUICE_RESUMABLE_FULL === "1";
 const CUTS = FULL ? 100 : 20;
 const CUT_BYTES = (FULL ? 256 : 32) * MiB;
-
-/**
- * A GET of the test Worker's own routes, sent again once if the connection
- * fails before the answer: Deno's fetch may reuse a pooled connection that
- * workerd is closing as idle ("connection closed before message
- * completed": seen once in a pair of suite runs, after 6 s idle), and the
- * GET is safe to repeat.
- */
-async function getOnce(url: URL): Promise<Response> {
-  try {
-    return await fetch(url);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    return await fetch(url);
-  }
-}
 
 describe("createResumableUploadObject", () => {
   it("refuses a partBytes below R2's 5 MiB smallest part", () => {
@@ -165,7 +153,7 @@ describe("createResumableWorkersStore in workerd (Durable Objects + R2)", () => 
 
   async function object(uploadUrl: string) {
     const id = new URL(uploadUrl).pathname.split("/").pop()!;
-    const response = await getOnce(new URL(`/objects/${id}`, base));
+    const response = await getWithOneRetry(new URL(`/objects/${id}`, base));
     if (response.status === 404) {
       await response.body?.cancel();
       return undefined;

@@ -18,7 +18,11 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { resumableUpload } from "../lib/http/mod.ts";
-import { type Miniflare, startMiniflare } from "./_miniflare.ts";
+import {
+  getWithOneRetry,
+  type Miniflare,
+  startMiniflare,
+} from "./_miniflare.ts";
 import { startCuttingProxy } from "./_resumable_proxy.ts";
 import { ROOT } from "./_workerd.ts";
 import { randomBytes, sha256Base64 as sha256 } from "./_helpers.ts";
@@ -68,22 +72,6 @@ const PROTOCOL = {
     head: { "tus-resumable": "1.0.0" } as Record<string, string>,
   },
 };
-
-/**
- * A GET of the test Worker's own routes, sent again once if the connection
- * fails before the answer: Deno's fetch may reuse a pooled connection that
- * workerd is closing as idle ("connection closed before message
- * completed": seen once in a pair of suite runs, after 6 s idle), and the
- * GET is safe to repeat.
- */
-async function getOnce(url: URL): Promise<Response> {
-  try {
-    return await fetch(url);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    return await fetch(url);
-  }
-}
 
 describe("createResumableWorkersStore across Worker instances and evictions", () => {
   let state: string;
@@ -135,7 +123,7 @@ describe("createResumableWorkersStore across Worker instances and evictions", ()
   const idOf = (url: string) => new URL(url).pathname.split("/").pop()!;
 
   async function object(url: string) {
-    const response = await getOnce(new URL(`/objects/${idOf(url)}`, a));
+    const response = await getWithOneRetry(new URL(`/objects/${idOf(url)}`, a));
     if (response.status === 404) {
       await response.body?.cancel();
       return undefined;
