@@ -624,6 +624,9 @@ export function createResumableWorkersStore(
           throw new Error(`Cannot append to upload: ${result.error}`);
         }
       };
+      // Settles (false) once the object has answered: made once, raced by
+      // every write.
+      const answered = outcome.then(() => false, () => false);
       return new WritableStream<Uint8Array>({
         async write(chunk) {
           // The object may stop reading before the end (the upload was
@@ -631,7 +634,7 @@ export function createResumableWorkersStore(
           // nothing would take, ends with what it says.
           const written = await Promise.race([
             writer.write(chunk).then(() => true),
-            outcome.then(() => false, () => false),
+            answered,
           ]);
           if (written) return;
           writer.abort().catch(() => {});
