@@ -75,7 +75,14 @@ if (serverMode) {
     return new Response("Not Found", { status: 404 });
   }, { port: Number(flags.port) });
   console.log(`Server listening on ${server.url}`);
-  const stop = () => server.shutdown().then(() => process.exit(0));
+  // The first signal lets open exchanges finish (at most serve's
+  // shutdownTimeoutMs, 10 s); a second one exits at once.
+  let stopping = false;
+  const stop = () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    server.shutdown().then(() => process.exit(0));
+  };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 } else {

@@ -148,7 +148,12 @@ async function runServer(): Promise<void> {
   console.log(
     `Server listening on ${new URL("/stream/receiver", server.url).href}`,
   );
+  // The first signal lets uploads in progress finish (at most serve's
+  // shutdownTimeoutMs, 10 s); a second one exits at once.
+  let stopping = false;
   const stop = () => {
+    if (stopping) process.exit(1);
+    stopping = true;
     clearInterval(sweeper);
     server.shutdown().then(() => process.exit(0));
   };

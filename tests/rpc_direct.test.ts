@@ -808,3 +808,56 @@ async function malformedOverFetch(url: string): Promise<void> {
     await reader?.cancel().catch(() => {});
   }
 }
+
+for (const over of OVER) {
+  describe(`shutdown over ${over === "fetch" ? "a fetch server" : "serveHttp2"}`, () => {
+    it("cuts a call still open after shutdownTimeoutMs: the handler's signal aborts and the client's call fails", async () => {
+      // Before, serveHttp2's shutdown (GOAWAY, then waiting for the streams
+      // to end) and serve's never finished with a streaming call open.
+      const server = over === "node:http2"
+        ? await serveHttp2(createUniversalHandler(implementation), {
+          shutdownTimeoutMs: 500,
+        })
+        : await serve(createRpcHandler(implementation), {
+          shutdownTimeoutMs: 500,
+        });
+      const url = server.url.origin;
+      const httpClient = over === "node:http2"
+        ? createHttp2Client(url)
+        : undefined;
+      const calc = createClient(
+        DirectService,
+        httpClient
+          ? createGrpcTransport({ baseUrl: url, httpClient })
+          : createGrpcWebTransport({ baseUrl: url }),
+      );
+      try {
+        const call = calc.hold();
+        await call.send(7n);
+        assert.deepEqual(await deadline(call.receive(), T), {
+          done: false,
+          value: 7n,
+        });
+        const held = holdSignals.at(-1)!;
+        await call.send(0n); // answered only when the call ends
+        const started = performance.now();
+        await deadline(server.shutdown(), 10_000, "shutdown");
+        const tookMs = performance.now() - started;
+        assert.ok(tookMs >= 400, `shutdown took ${Math.round(tookMs)} ms`);
+        await deadline(
+          new Promise((resolve) =>
+            held.aborted
+              ? resolve(undefined)
+              : held.addEventListener("abort", resolve, { once: true })
+          ),
+          5_000,
+          "the handler's signal",
+        );
+        await assert.rejects(deadline(call.receive(), T), RpcError);
+      } finally {
+        await deadline(server.shutdown(), 10_000, "shutdown");
+        await httpClient?.close();
+      }
+    });
+  });
+}

@@ -106,6 +106,10 @@ describe("serve", () => {
       serve(() => new Response(), { idleTimeoutMs: -5 }),
       /idleTimeoutMs must be a non-negative number/,
     );
+    await assert.rejects(
+      serve(() => new Response(), { shutdownTimeoutMs: NaN }),
+      /shutdownTimeoutMs must be a non-negative number of milliseconds, got NaN/,
+    );
     for (const idleTimeoutMs of [1, 4_000]) {
       await assert.rejects(
         serve(() => new Response(), { idleTimeoutMs }),
@@ -268,6 +272,114 @@ describe("serve", () => {
       }
     },
   );
+
+  it("serve's shutdown waits for a request in progress, then closes a never-ending stream after shutdownTimeoutMs", async () => {
+    // Before, shutdown() waited for every open response: a server with an
+    // SSE client connected never stopped (Ctrl-C on examples/echo.ts with
+    // a client connected did nothing, twice).
+    const encoder = new TextEncoder();
+    let cancelled = false;
+    const slow = Promise.withResolvers<void>();
+    const server = await serve((request) => {
+      if (new URL(request.url).pathname === "/slow") {
+        // Ends 300 ms into the shutdown: within its grace period.
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async start(controller) {
+              controller.enqueue(encoder.encode("begun "));
+              await slow.promise;
+              controller.enqueue(encoder.encode("and done"));
+              controller.close();
+            },
+          }),
+        );
+      }
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(encoder.encode("data: first\n\n"));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    }, { shutdownTimeoutMs: 1_500 });
+    const feed = await fetch(new URL("/feed", server.url));
+    const feedReader = feed.body!.getReader();
+    assert.equal(
+      new TextDecoder().decode((await feedReader.read()).value),
+      "data: first\n\n",
+    );
+    const slowResponse = await fetch(new URL("/slow", server.url));
+    const slowText = slowResponse.text();
+    const feedEnd = feedReader.read().then(
+      (result) => result.done ? "ended" : "more",
+      () => "failed",
+    );
+    const started = performance.now();
+    const stopped = server.shutdown();
+    setTimeout(() => slow.resolve(), 300);
+    // The request in progress still completes whole.
+    assert.equal(await deadline(slowText, 5_000, "slow"), "begun and done");
+    // A new request meanwhile is refused: 503 under Deno (its listener
+    // stays open until the end), a failed connection under Bun.
+    const late = await fetch(server.url).then(
+      async (response) => `${response.status} ${await response.text()}`,
+      () => "refused",
+    );
+    assert.match(
+      late,
+      /^503 Cannot serve: the server is shutting down$|^refused$/,
+    );
+    await deadline(stopped, 10_000, "shutdown");
+    const tookMs = performance.now() - started;
+    assert.ok(
+      tookMs >= 1_400 && tookMs < 6_000,
+      `shutdown took ${Math.round(tookMs)} ms (shutdownTimeoutMs 1,500)`,
+    );
+    await deadline(server.finished, 1_000, "finished");
+    // The feed was cut, not ended as if complete.
+    assert.equal(await deadline(feedEnd, 5_000, "the feed's end"), "failed");
+    for (let i = 0; i < 50 && !cancelled; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(cancelled, "the feed's body was not cancelled");
+    await assert.rejects(fetch(server.url), TypeError);
+  });
+
+  it("serve's shutdown with no request in progress completes at once", async () => {
+    const server = await serve(() => new Response("ok"));
+    assert.equal(await (await fetch(server.url)).text(), "ok");
+    const started = performance.now();
+    await deadline(server.shutdown(), 10_000, "shutdown");
+    assert.ok(performance.now() - started < 1_000);
+    await assert.rejects(fetch(server.url), TypeError);
+  });
+
+  it("serve's shutdownTimeoutMs 0 waits for open responses however long", async () => {
+    const release = Promise.withResolvers<void>();
+    const server = await serve(() =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(new Uint8Array([1]));
+            await release.promise;
+            controller.close();
+          },
+        }),
+      ), { shutdownTimeoutMs: 0 });
+    const response = await fetch(server.url);
+    const body = response.arrayBuffer();
+    let stopped = false;
+    const stopping = server.shutdown().then(() => stopped = true);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(stopped, false);
+    release.resolve();
+    assert.deepEqual(new Uint8Array(await body), new Uint8Array([1]));
+    await deadline(stopping, 10_000, "shutdown");
+  });
 
   it("upgradeWebSocket refuses a negative idleTimeoutMs with a RangeError", () => {
     const request = new Request("http://localhost/ws", {

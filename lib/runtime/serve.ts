@@ -36,7 +36,7 @@ import {
   closeBunSockets,
   rememberBunServer,
 } from "./_websocket_bun.ts";
-import { deferred } from "../_internal/deferred.ts";
+import { type Deferred, deferred } from "../_internal/deferred.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 
@@ -54,8 +54,23 @@ export interface ServeOptions {
    * @default {"127.0.0.1"}
    */
   hostname?: string;
-  /** Closes the server (gracefully) when aborted. */
+  /** Shuts the server down (as `shutdown()` does) when aborted. */
   signal?: AbortSignal;
+  /**
+   * The longest `shutdown()` (or the `signal`) waits for the requests in
+   * progress to finish, in milliseconds, streaming responses and uploads
+   * included; past it the connections still open are closed, cutting what
+   * they carry, and the shutdown completes. A server with a client of a
+   * never-ending stream (an SSE feed, a duplex or RPC stream) open would
+   * otherwise never stop; the failures of the streams so cut are not
+   * passed to `onError`. New requests meanwhile get `503` (under Deno,
+   * whose listener stays open until then) or are refused (Bun). Open
+   * WebSockets are not waited for: Bun's are closed (code 1001) when the
+   * shutdown begins, Deno's with the connections. `0` waits for ever.
+   *
+   * @default {10000}
+   */
+  shutdownTimeoutMs?: number;
   /**
    * Milliseconds a connection may stay idle (no bytes either way) before the
    * server closes it: Bun only (`Bun.serve`'s `idleTimeout`; Deno has no
@@ -100,7 +115,11 @@ export interface Server {
   readonly url: URL;
   /** The port actually bound. */
   readonly port: number;
-  /** Stops accepting connections and resolves when open requests are done. */
+  /**
+   * Stops taking requests, waits for those in progress (at most
+   * `shutdownTimeoutMs`), closes every connection, and resolves once the
+   * server has stopped.
+   */
   shutdown(): Promise<void>;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
@@ -117,6 +136,17 @@ function overloaded(max: number): Response {
       },
     },
   );
+}
+
+function shuttingDown(): Response {
+  return new Response("Cannot serve: the server is shutting down", {
+    status: 503,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "connection": "close",
+      "retry-after": "1",
+    },
+  });
 }
 
 function defaultOnError(error: unknown): Response {
@@ -161,8 +191,10 @@ export async function serve(
     signal,
     idleTimeoutMs = 0,
     maxConcurrentRequests = 1024,
+    shutdownTimeoutMs = 10_000,
   } = options;
   checkMs("serve", "idleTimeoutMs", idleTimeoutMs);
+  checkMs("serve", "shutdownTimeoutMs", shutdownTimeoutMs);
   checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
   if (idleTimeoutMs > 255_000) {
     throw new RangeError(
@@ -205,7 +237,12 @@ export async function serve(
         stopped = true;
         const stopping = server.stop(false);
         closeBunSockets(server, "Server shutting down");
+        // Past the grace period, the connections still open are closed.
+        const timer = shutdownTimeoutMs > 0
+          ? setTimeout(() => void server.stop(true), shutdownTimeoutMs)
+          : undefined;
         await stopping;
+        clearTimeout(timer);
         finished.resolve();
       }
       return finished.promise;
@@ -220,36 +257,38 @@ export async function serve(
       "Cannot serve: no Deno.serve or Bun.serve in this runtime; pass the handler to your server instead",
     );
   }
+  // Requests in progress, counted for maxConcurrentRequests and for the
+  // shutdown's wait; `drained` settles once none is left while stopping.
   let active = 0;
-  const limited = maxConcurrentRequests === 0
-    ? handler
-    : (request: Request, info: Deno.ServeHandlerInfo) => {
-      if (active >= maxConcurrentRequests) {
-        return overloaded(maxConcurrentRequests);
-      }
-      active++;
-      let released = false;
-      const release = () => {
-        if (!released) {
-          released = true;
-          active--;
-        }
-      };
-      // Settles once the response has been sent (or has failed), streaming
-      // bodies included.
-      const completed = (info as { completed?: Promise<void> }).completed;
-      if (completed) completed.then(release, release);
-      try {
-        const response = handler(request);
-        if (!completed) {
-          return Promise.resolve(response).finally(release);
-        }
-        return response;
-      } catch (error) {
-        if (!completed) release();
-        throw error;
+  let drained: Deferred<void> | undefined;
+  const counted = (request: Request, info: Deno.ServeHandlerInfo) => {
+    if (stopping) return shuttingDown();
+    if (maxConcurrentRequests > 0 && active >= maxConcurrentRequests) {
+      return overloaded(maxConcurrentRequests);
+    }
+    active++;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        if (--active === 0) drained?.resolve();
       }
     };
+    // Settles once the response has been sent (or has failed), streaming
+    // bodies included.
+    const completed = (info as { completed?: Promise<void> }).completed;
+    if (completed) completed.then(release, release);
+    try {
+      const response = handler(request);
+      if (!completed) {
+        return Promise.resolve(response).finally(release);
+      }
+      return response;
+    } catch (error) {
+      if (!completed) release();
+      throw error;
+    }
+  };
   // Deno.serve's accept loop ends when accept fails with EMFILE/ENFILE
   // (its `finished` rejects; left unobserved, that rejection exits the
   // process). Past it, existing connections are still served: a new
@@ -258,20 +297,33 @@ export async function serve(
   const finished = deferred<void>();
   let stopping = false;
   let current: Deno.HttpServer<Deno.NetAddr> | undefined;
+  // Aborting a Deno.serve's signal closes all its connections at once (its
+  // only way to); a server whose graceful `shutdown()` has begun can no
+  // longer be stopped so (Deno's abort listener then throws BadResource,
+  // uncaught): see docs/known-runtime-issues.md (h). So with a time limit
+  // the wait for requests in progress is `serve`'s own, and the signal
+  // ends it. One controller per listener: a dead one's listener must not
+  // see it.
+  let force: AbortController | undefined;
+  let forced = false;
   let retryMs = 0;
   let loggedAt = -Infinity;
   let boundPort = port;
   const listen = () => {
     const listening = deferred<Deno.NetAddr>();
+    force = new AbortController();
     const server = Deno.serve({
       port: boundPort,
       hostname,
+      signal: force.signal,
       onListen: (addr) => {
         boundPort = addr.port;
         listening.resolve(addr);
       },
-      onError,
-    }, limited);
+      // The failures of the streams a forced close cuts are its own doing:
+      // not reported.
+      onError: (error) => forced ? shuttingDown() : onError(error),
+    }, counted);
     current = server;
     server.finished.then(
       () => {
@@ -309,7 +361,25 @@ export async function serve(
   const shutdown = async () => {
     if (!stopping) {
       stopping = true;
-      await current?.shutdown().catch(() => {});
+      if (shutdownTimeoutMs === 0) {
+        await current?.shutdown().catch(() => {});
+      } else {
+        if (active > 0) {
+          drained = deferred<void>();
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            drained.promise,
+            new Promise((resolve) => {
+              timer = setTimeout(resolve, shutdownTimeoutMs);
+            }),
+          ]);
+          clearTimeout(timer);
+        }
+        const server = current;
+        forced = true;
+        force?.abort();
+        await server?.finished.catch(() => {});
+      }
       finished.resolve();
     }
     return finished.promise;

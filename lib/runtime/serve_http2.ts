@@ -120,6 +120,16 @@ export interface ServeHttp2Options {
    * @default {10000}
    */
   streamResetWindowMs?: number;
+  /**
+   * The longest `shutdown()` (or the `signal`) waits for open streams to
+   * end after sending GOAWAY, in milliseconds; past it the sessions still
+   * open are destroyed, their calls cut (the handlers' signals abort). A
+   * server with a streaming call open would otherwise never stop. `0` waits
+   * for ever.
+   *
+   * @default {10000}
+   */
+  shutdownTimeoutMs?: number;
 }
 
 /** A running server returned by {@linkcode serveHttp2}. */
@@ -128,7 +138,10 @@ export interface Http2Server {
   readonly url: URL;
   /** The port actually bound. */
   readonly port: number;
-  /** Stops accepting connections, closes open sessions and resolves when closed. */
+  /**
+   * Stops accepting connections, closes open sessions (GOAWAY; at most
+   * `shutdownTimeoutMs` for their streams to end) and resolves when closed.
+   */
   shutdown(): Promise<void>;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
@@ -202,6 +215,7 @@ export async function serveHttp2(
     idleTimeoutMs = 120000,
     maxStreamResets = 400,
     streamResetWindowMs = 10000,
+    shutdownTimeoutMs = 10000,
   } = options;
   const what = "serve HTTP/2";
   checkMax(what, "readBufferBytes", readBufferBytes);
@@ -213,6 +227,7 @@ export async function serveHttp2(
   checkMax(what, "maxStreamResets", maxStreamResets);
   checkMs(what, "headersTimeoutMs", headersTimeoutMs);
   checkMs(what, "idleTimeoutMs", idleTimeoutMs);
+  checkMs(what, "shutdownTimeoutMs", shutdownTimeoutMs);
   checkMs(what, "streamResetWindowMs", streamResetWindowMs);
   if (maxConcurrentStreams > 0xffffffff || maxHeaderListBytes > 0xffffffff) {
     throw new RangeError(
@@ -320,6 +335,12 @@ export async function serveHttp2(
       stopping = true;
       server.close();
       for (const session of sessions) session.close();
+      if (shutdownTimeoutMs > 0 && sessions.size > 0) {
+        const timer = setTimeout(() => {
+          for (const session of sessions) session.destroy();
+        }, shutdownTimeoutMs);
+        finished.promise.then(() => clearTimeout(timer));
+      }
     }
     return finished.promise;
   };
