@@ -23,39 +23,71 @@ const FORMATS = new Map<string, Compression>([
 ]);
 
 /**
+ * The most content codings a body may carry. Each costs a decompressor (tens
+ * of KiB) and a pass over every byte: a header repeating `gzip` thousands of
+ * times made one request cost 700 MiB. Two covers every real sender.
+ */
+export const MAX_CODINGS = 2;
+
+/**
  * A 415 for a request's content coding: its answer says, in
- * `Accept-Encoding`, which would have been taken (RFC 9110, section 15.5.16).
+ * `Accept-Encoding`, which would have been taken (RFC 9110, section
+ * 15.5.16), `identity` for none.
  */
 class UnsupportedEncoding extends HttpError {
-  constructor(token: string) {
-    super(
-      415,
-      `Cannot decode body: unsupported Content-Encoding "${token}"; use gzip or deflate`,
-    );
+  #accepted: readonly Compression[];
+
+  constructor(message: string, accepted: readonly Compression[]) {
+    super(415, message);
+    this.#accepted = accepted;
   }
 
   override getResponse(): Response {
     const response = super.getResponse();
-    response.headers.set("accept-encoding", "gzip, deflate");
+    response.headers.set(
+      "accept-encoding",
+      this.#accepted.length > 0 ? this.#accepted.join(", ") : "identity",
+    );
     return response;
   }
 }
 
 /**
- * Parses a `Content-Encoding` header into the decoders to apply, in the order
- * to apply them (the reverse of the header's). `identity` and an absent
- * header mean none.
+ * Parses a request's `Content-Encoding` header into the decoders to apply,
+ * in the order to apply them (the reverse of the header's). `identity` and
+ * an absent header mean none.
  *
- * @throws {HttpError} 415 for an encoding this library cannot decode.
+ * @param header The header's value.
+ * @param accepted The codings the handler takes (its `acceptCompression`).
+ * @throws {HttpError} 415 for a coding not in `accepted` or more than
+ *   {@linkcode MAX_CODINGS}, its response naming `accepted` in
+ *   `Accept-Encoding`.
  */
-export function parseContentEncoding(header: string | null): Compression[] {
+export function parseContentEncoding(
+  header: string | null,
+  accepted: readonly Compression[],
+): Compression[] {
   if (header === null) return [];
   const codings: Compression[] = [];
   for (const raw of header.split(",")) {
     const token = raw.trim().toLowerCase();
     if (token === "" || token === "identity") continue;
     const format = FORMATS.get(token);
-    if (!format) throw new UnsupportedEncoding(token);
+    if (!format || !accepted.includes(format)) {
+      const shown = token.length > 64 ? `${token.slice(0, 64)}...` : token;
+      throw new UnsupportedEncoding(
+        `Cannot decode body: Content-Encoding "${shown}" is not taken here (acceptCompression: ${
+          accepted.length > 0 ? accepted.join(", ") : "none"
+        })`,
+        accepted,
+      );
+    }
+    if (codings.length === MAX_CODINGS) {
+      throw new UnsupportedEncoding(
+        `Cannot decode body: Content-Encoding lists more than ${MAX_CODINGS} codings`,
+        accepted,
+      );
+    }
     codings.push(format);
   }
   return codings.reverse();
