@@ -14,6 +14,7 @@ import {
 } from "../lib/http/duplex_response.ts";
 import { fetchDuplex } from "../lib/http/fetch_duplex.ts";
 import { openDuplex } from "../lib/http/open_duplex.ts";
+import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import {
   type Child,
   curlAvailable,
@@ -534,6 +535,50 @@ describe("createEchoHandler, createDuplexHandler and compression options", () =>
     assert.equal(response.headers.get("accept-encoding"), "identity");
   });
 
+  it("openDuplex reads a deflate response decoded on every runtime (Deno's fetch leaves deflate encoded), within maxDecompressedBytes", async () => {
+    // Before, under Deno the stream yielded the raw zlib bytes, and
+    // maxDecompressedBytes counted them.
+    const payload = "hello deflate ".repeat(500);
+    await withServer(
+      createEchoHandler({
+        acceptCompression: ["deflate"],
+        compressMinBytes: 0,
+      }),
+      async (server) => {
+        const { stream, response } = openDuplex(server.url, {
+          acceptCompression: ["deflate"],
+        });
+        await stream.write(payload);
+        await stream.closeWrite();
+        assert.equal(
+          (await response).headers.get("content-encoding"),
+          "deflate",
+        );
+        assert.equal(await textOf(stream), payload);
+      },
+    );
+    const bomb = new Uint8Array(
+      await new Response(
+        new Blob([new Uint8Array(4 * 1024 * 1024)]).stream()
+          .pipeThrough(new CompressionStream("deflate")),
+      ).arrayBuffer(),
+    );
+    await withServer(
+      () => new Response(bomb, { headers: { "content-encoding": "deflate" } }),
+      async (server) => {
+        const { stream } = openDuplex(server.url, {
+          acceptCompression: ["deflate"],
+          maxDecompressedBytes: 65536,
+        });
+        await stream.closeWrite();
+        await assert.rejects(
+          textOf(stream),
+          /decompressed size exceeds maxDecompressedBytes 65536/,
+        );
+      },
+    );
+  });
+
   it("openDuplex sends acceptCompression as Accept-Encoding, gzip by default", async () => {
     const seen: (string | null)[] = [];
     await withServer((request) => {
@@ -722,4 +767,14 @@ async function measureBoth(server: Child, client: Child) {
     server: await server.request({ cmd: "measure" }),
     client: await client.request({ cmd: "measure" }),
   };
+}
+
+/** The rest of a duplex stream's input, as text. */
+async function textOf(stream: DuplexStream): Promise<string> {
+  let text = "";
+  const decoder = new TextDecoder();
+  for (let chunk; (chunk = await stream.readPartial()) !== null;) {
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }

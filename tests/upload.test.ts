@@ -5,6 +5,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
+import http from "node:http";
+import zlib from "node:zlib";
+import { Buffer } from "node:buffer";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -672,6 +675,93 @@ describe("forwardResponse", () => {
       assert.equal(forwarded.headers.get("x-kept"), "yes");
       assert.equal(await forwarded.text(), text);
     });
+  });
+
+  it("keeps Content-Encoding (and the bytes as sent) where fetch did not decode, and drops what describes the encoded bytes where it did", async () => {
+    // Before, Content-Encoding was dropped whatever the coding: under Deno
+    // (whose fetch decodes gzip and br only) a deflate or zstd body, and
+    // on every runtime an unknown coding or a list of two, went on as
+    // identity, still encoded; and a decoded body kept the upstream's
+    // Content-Digest and strong ETag, which describe the encoded bytes.
+    const plain = Buffer.from("forwarded ".repeat(200));
+    const codings: Record<string, (b: Buffer) => Buffer> = {
+      gzip: (b) => zlib.gzipSync(b),
+      deflate: (b) => zlib.deflateSync(b),
+      br: (b) => zlib.brotliCompressSync(b),
+      zstd: (b) => zlib.zstdCompressSync(b),
+      "deflate, gzip": (b) => zlib.gzipSync(zlib.deflateSync(b)),
+      "x-custom": (b) => Buffer.from(b.toString("base64")),
+    };
+    const decoders: Record<string, (b: Buffer) => Buffer> = {
+      gzip: (b) => zlib.gunzipSync(b),
+      deflate: (b) => zlib.inflateSync(b),
+      br: (b) => zlib.brotliDecompressSync(b),
+      zstd: (b) => zlib.zstdDecompressSync(b),
+      "x-custom": (b) => Buffer.from(b.toString(), "base64"),
+    };
+    const upstream = http.createServer((request, response) => {
+      const coding = decodeURIComponent(request.url!.slice(1));
+      const body = codings[coding](plain);
+      response.writeHead(200, {
+        "content-encoding": coding,
+        "content-length": body.length,
+        "content-digest": `sha-256=:${
+          createHash("sha256").update(body).digest("base64")
+        }:`,
+        etag: '"v1"',
+      });
+      response.end(body);
+    });
+    await new Promise<void>((resolve) =>
+      upstream.listen(0, "127.0.0.1", resolve)
+    );
+    const { port } = upstream.address() as { port: number };
+    const kept: string[] = [];
+    try {
+      for (const coding of Object.keys(codings)) {
+        const forwarded = forwardResponse(
+          await fetch(
+            `http://127.0.0.1:${port}/${encodeURIComponent(coding)}`,
+            { headers: { "accept-encoding": "gzip, deflate, br, zstd" } },
+          ),
+        );
+        let body: Buffer = Buffer.from(await forwarded.arrayBuffer());
+        const left = forwarded.headers.get("content-encoding");
+        if (left === null) {
+          // Decoded by fetch: nothing describes the encoded bytes.
+          assert.equal(forwarded.headers.get("content-length"), null);
+          assert.equal(forwarded.headers.get("content-digest"), null);
+          assert.equal(forwarded.headers.get("etag"), 'W/"v1"');
+        } else {
+          kept.push(coding);
+          assert.equal(left, coding);
+          assert.equal(forwarded.headers.get("etag"), '"v1"');
+          assert.equal(
+            forwarded.headers.get("content-digest"),
+            `sha-256=:${createHash("sha256").update(body).digest("base64")}:`,
+          );
+          for (const c of left.split(",").reverse()) {
+            body = decoders[c.trim()](body);
+          }
+        }
+        assert.ok(body.equals(plain), `${coding}: the forwarded body`);
+      }
+      // No runtime's fetch decodes these; Deno's leaves deflate and zstd
+      // too, Bun's decodes them.
+      for (const coding of ["x-custom", "deflate, gzip"]) {
+        assert.ok(kept.includes(coding), `${coding} kept: ${kept}`);
+      }
+      if (runtime === "deno") {
+        assert.deepEqual(kept, [
+          "deflate",
+          "zstd",
+          "deflate, gzip",
+          "x-custom",
+        ]);
+      }
+    } finally {
+      upstream.close();
+    }
   });
 
   it("drops hop-by-hop headers and those named by Connection", () => {

@@ -5,6 +5,7 @@
 import { HttpError } from "./http_error.ts";
 import type { Compression } from "./compression.ts";
 import { concatBytes } from "../_internal/bytes.ts";
+import { isBrowser, isBun } from "../_internal/user_agent.ts";
 
 /**
  * Compressed input is fed to the decompressor in slices of at most this many
@@ -91,6 +92,29 @@ export function parseContentEncoding(
     codings.push(format);
   }
   return codings.reverse();
+}
+
+// The content codings each runtime's fetch decodes before handing a
+// response body over, measured (a Node server answering each coding):
+// Deno 2.9.6 and workerd gzip and br only; Bun 1.4.5 also x-gzip, deflate
+// and zstd; none of them a list of codings ("deflate, gzip"), which they
+// hand over as received. Browsers send their own Accept-Encoding and
+// decode whatever they offered, lists included.
+const DECODED_BY_FETCH = new Set(["gzip", "br"]);
+const DECODED_BY_BUN = new Set(["gzip", "x-gzip", "deflate", "br", "zstd"]);
+
+/**
+ * Whether this runtime's `fetch` hands over a response body whose
+ * `Content-Encoding` is `header` decoded (the header stays); false for
+ * `identity`, which needs no decoding.
+ */
+export function fetchDecoded(header: string): boolean {
+  const codings = header.split(",").map((token) => token.trim().toLowerCase())
+    .filter((token) => token !== "" && token !== "identity");
+  if (codings.length === 0) return false; // nothing to decode
+  if (isBrowser()) return codings.every((c) => DECODED_BY_BUN.has(c));
+  return codings.length === 1 &&
+    (isBun() ? DECODED_BY_BUN : DECODED_BY_FETCH).has(codings[0]);
 }
 
 /** Cuts chunks into slices of at most `size` bytes (views, no copies). */

@@ -1,7 +1,7 @@
 import { checkArgument } from "../_internal/arguments.ts";
+import { fetchDecoded } from "./_compression.ts";
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) and headers that no longer describe a
-// body fetch has already decoded.
+// Hop-by-hop headers (RFC 9110 §7.6.1).
 const HOP_BY_HOP = [
   "connection",
   "keep-alive",
@@ -12,14 +12,25 @@ const HOP_BY_HOP = [
   "upgrade",
 ];
 
+// What describes the bytes as received, not as fetch decoded them.
+const DESCRIBE_ENCODED = [
+  "content-encoding",
+  "content-length",
+  "content-digest",
+  "repr-digest",
+];
+
 /**
  * Makes a response from an upstream response, to return to the caller
  * unchanged: same status, status text, headers and streamed body (never
  * buffered). Only what cannot be forwarded is dropped: hop-by-hop headers
  * (`Connection`, `Transfer-Encoding`, ... are illegal in HTTP/2), and, when
- * `fetch` has already decompressed the body, its `Content-Encoding` and
- * `Content-Length`, which would otherwise describe bytes that are no longer
- * there.
+ * `fetch` has already decompressed the body, what would otherwise describe
+ * bytes that are no longer there: `Content-Encoding`, `Content-Length`,
+ * `Content-Digest` and `Repr-Digest`, and a strong `ETag` becomes weak
+ * (RFC 9110, 8.8.1). A body the runtime's fetch leaves encoded (Deno's and
+ * workerd's `deflate` and `zstd`, any list of codings, a coding it does not
+ * know) keeps its `Content-Encoding` and goes on encoded.
  *
  * @param upstream The response from `fetch`.
  * @returns A response to return from a fetch handler.
@@ -51,10 +62,12 @@ export function forwardResponse(upstream: Response): Response {
     .filter(Boolean);
   for (const name of [...HOP_BY_HOP, ...connectionTokens]) headers.delete(name);
   const encoding = headers.get("content-encoding");
-  if (encoding && encoding !== "identity") {
-    // fetch decodes gzip, deflate and br bodies before handing them over.
-    headers.delete("content-encoding");
-    headers.delete("content-length");
+  if (encoding !== null && fetchDecoded(encoding)) {
+    for (const name of DESCRIBE_ENCODED) headers.delete(name);
+    const etag = headers.get("etag");
+    if (etag !== null && !etag.startsWith("W/")) {
+      headers.set("etag", `W/${etag}`);
+    }
   }
   return new Response(upstream.body, {
     status: upstream.status,

@@ -6,7 +6,13 @@ import {
 } from "../streams/duplex_stream.ts";
 import type { Compression } from "./compression.ts";
 import { MAX_DECOMPRESSED_BYTES, WRITE_HIGH_WATER_MARK } from "./_defaults.ts";
-import { encodeBody } from "./_compression.ts";
+import {
+  decodeBody,
+  encodeBody,
+  fetchDecoded,
+  parseContentEncoding,
+} from "./_compression.ts";
+import { isBrowser } from "../_internal/user_agent.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { HttpError } from "./http_error.ts";
@@ -35,10 +41,13 @@ export interface OpenDuplexOptions
   sendCompression?: Compression;
   /**
    * Compressions the response may use (sent as `Accept-Encoding`). `fetch`
-   * itself decodes a compressed response; `maxDecompressedBytes` then limits
+   * itself decodes a compressed response (where it does not, as Deno's
+   * with `deflate`, `openDuplex` does); `maxDecompressedBytes` then limits
    * the decoded size. `[]` sends `Accept-Encoding: identity`, and a
-   * compressed response is refused. The library's duplex servers compress a
-   * duplex response only when configured for bulk transfers
+   * compressed response is refused. In a browser, which sends its own
+   * `Accept-Encoding` (a page cannot set it) and decodes what it offered,
+   * this option cannot restrict the server. The library's duplex servers
+   * compress a duplex response only when configured for bulk transfers
    * (`compressMinBytes: 0`), so accepting gzip does not stall lockstep
    * exchanges with them.
    *
@@ -187,14 +196,20 @@ export function openDuplex(
       );
     }
     const encoding = response.headers.get("content-encoding");
-    if (
-      encoding && encoding !== "identity" &&
-      !acceptCompression.includes(encoding as Compression)
-    ) {
-      await response.body?.cancel();
-      throw new TypeError(
-        `Cannot read duplex response: Content-Encoding "${encoding}" was not accepted`,
-      );
+    const decoded = encoding !== null && fetchDecoded(encoding);
+    // A page cannot set Accept-Encoding: the browser offers its own codings
+    // and decodes the body, whichever it is.
+    if (encoding !== null && !(decoded && isBrowser())) {
+      try {
+        const codings = parseContentEncoding(encoding, acceptCompression);
+        // Deno's and workerd's fetch leave deflate encoded: decoded here.
+        if (!decoded && codings.length > 0) decodeWith = codings;
+      } catch {
+        await response.body?.cancel();
+        throw new TypeError(
+          `Cannot read duplex response: Content-Encoding "${encoding}" was not accepted`,
+        );
+      }
     }
     return response;
   });
@@ -205,6 +220,8 @@ export function openDuplex(
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let total = 0;
   let limited = false;
+  // The codings to decode the response body with, where fetch did not.
+  let decodeWith: Compression[] | undefined;
   const responseBody = new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (!reader) {
@@ -215,7 +232,9 @@ export function openDuplex(
           controller.close();
           return;
         }
-        reader = res.body.getReader();
+        reader =
+          (decodeWith ? decodeBody(res.body, decodeWith, Infinity) : res.body)
+            .getReader();
       }
       let result: ReadableStreamReadResult<Uint8Array>;
       try {

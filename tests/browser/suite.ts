@@ -116,6 +116,9 @@ function webSocketEcho(request: Request): Response {
 }
 
 const echoHandler = createEchoHandler();
+// Compresses whatever the client accepts: a page's Accept-Encoding is the
+// browser's own.
+const gzipEchoHandler = createEchoHandler({ compressMinBytes: 0 });
 
 function handler(script: Uint8Array): (request: Request) => Promise<Response> {
   return async (request) => {
@@ -139,6 +142,8 @@ function handler(script: Uint8Array): (request: Request) => Promise<Response> {
         return webSocketEcho(request);
       case "/echo":
         return await echoHandler(request);
+      case "/echo-compressed":
+        return await gzipEchoHandler(request);
       case "/upload":
         return await receiveUpload(request);
     }
@@ -518,6 +523,35 @@ test("HTTPS/h2: openDuplex streams its request and reads the echo once the reque
     return { text, status: (await response).status };
   });
   assertEqual(result, { text: "Hello, World!", status: 200 }, "the echo");
+});
+
+test("HTTPS/h2: openDuplex reads a response the browser decoded, whatever acceptCompression says (a page cannot set Accept-Encoding)", async () => {
+  // Before, the browser's own Accept-Encoding let the server gzip, the
+  // browser decoded the body, and openDuplex refused it for its header:
+  // "Content-Encoding "gzip" was not accepted".
+  const results = await httpsPage.evaluate(async () => {
+    const out = [];
+    const lists: ("gzip" | "deflate")[][] = [[], ["deflate"], ["gzip"]];
+    for (const acceptCompression of lists) {
+      const { stream, response } = sluice.openDuplex("/echo-compressed", {
+        acceptCompression,
+      });
+      await stream.write("squeezed ".repeat(100));
+      await stream.closeWrite();
+      let text = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) text += decoder.decode(chunk);
+      out.push({
+        encoding: (await response).headers.get("content-encoding"),
+        same: text === "squeezed ".repeat(100),
+      });
+    }
+    return out;
+  });
+  for (const result of results) {
+    assert(result.encoding !== null, "the server compressed");
+    assertEqual(result.same, true, `the text (${result.encoding})`);
+  }
 });
 
 test("HTTP/1.1: upload() of a ReadableStream fails saying a browser streams a request body only over HTTP/2, pointing to a Blob", async () => {
