@@ -809,6 +809,28 @@ async function malformedOverFetch(url: string): Promise<void> {
   }
 }
 
+describe("serveHttp2's signal", () => {
+  it("stops a server whose signal was aborted before or while it started", async () => {
+    // Before, the abort listener came after the listen: such a signal was
+    // ignored and the server served on.
+    const already = await serveHttp2(createUniversalHandler(implementation), {
+      signal: AbortSignal.abort(),
+    });
+    await deadline(already.finished, 10_000, "finished (already aborted)");
+    const controller = new AbortController();
+    const starting = serveHttp2(createUniversalHandler(implementation), {
+      signal: controller.signal,
+    });
+    controller.abort();
+    const during = await starting;
+    await deadline(
+      during.finished,
+      10_000,
+      "finished (aborted while starting)",
+    );
+  });
+});
+
 for (const over of OVER) {
   describe(`shutdown over ${over === "fetch" ? "a fetch server" : "serveHttp2"}`, () => {
     it("cuts a call still open after shutdownTimeoutMs: the handler's signal aborts and the client's call fails", async () => {

@@ -983,6 +983,7 @@ describe("serveHttp2 drops HTTP/1.1's connection fields from a handler's headers
     upgrade: "h2c",
     te: "gzip",
     "x-hop": "named by Connection",
+    "http2-settings": "AAMAAABkAAQAoAAAAAIAAAAA",
   };
   const copy = implementService(Copy, {
     echo: (v, context) => {
@@ -992,6 +993,9 @@ describe("serveHttp2 drops HTTP/1.1's connection fields from a handler's headers
       }
       context.responseHeaders.set("x-kept", "header");
       context.responseTrailers.set("x-kept", "trailer");
+      // Before, only the last Set-Cookie went out.
+      context.responseHeaders.append("set-cookie", "a=1");
+      context.responseHeaders.append("set-cookie", "b=2");
       return v;
     },
   });
@@ -1026,6 +1030,7 @@ describe("serveHttp2 drops HTTP/1.1's connection fields from a handler's headers
     );
     assert.equal(headers.get("x-kept"), "header");
     assert.equal(trailers.get("x-kept"), "trailer");
+    assert.deepEqual(headers.getSetCookie(), ["a=1", "b=2"]);
     for (const name of Object.keys(copied)) {
       assert.equal(headers.get(name), null, name);
       assert.equal(trailers.get(name), null, name);
@@ -1035,6 +1040,7 @@ describe("serveHttp2 drops HTTP/1.1's connection fields from a handler's headers
   it("grpc-js gets the answer", async () => {
     const headers = await grpcJsUnaryHeaders(h2.port, "/test.v1.Copy/echo", 6n);
     assert.deepEqual(headers.get("x-kept"), ["header"]);
+    assert.deepEqual(headers.get("set-cookie"), ["a=1", "b=2"]);
   });
 });
 

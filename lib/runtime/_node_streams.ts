@@ -273,7 +273,22 @@ const CONNECTION_FIELDS = new Set([
   "proxy-connection",
   "transfer-encoding",
   "upgrade",
+  "http2-settings",
 ]);
+
+/**
+ * Sets `key` in node outgoing headers; a second value (only `Set-Cookie`
+ * comes apart in `Headers.forEach`) makes an array, as node sends each.
+ */
+function put(
+  out: Record<string, string | string[]>,
+  key: string,
+  value: string,
+): void {
+  const had = out[key];
+  if (had === undefined) out[key] = value;
+  else out[key] = Array.isArray(had) ? [...had, value] : [had, value];
+}
 
 /**
  * Web `Headers` as node:http2 outgoing headers, without the connection
@@ -291,7 +306,7 @@ export function headersToH2(
   headers.forEach((value, key) => {
     if (CONNECTION_FIELDS.has(key) || named?.includes(key)) return;
     if (key === "te" && value.trim().toLowerCase() !== "trailers") return;
-    out[key] = value;
+    put(out, key, value);
   });
   return out;
 }
@@ -301,8 +316,6 @@ export function headersToNode(
   headers: Headers,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  headers.forEach((value, key) => {
-    out[key] = value;
-  });
+  headers.forEach((value, key) => put(out, key, value));
   return out;
 }

@@ -345,6 +345,8 @@ export async function serveHttp2(
     return finished.promise;
   };
   signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  // Aborted before or while it started: the event has passed.
+  if (signal?.aborted) void shutdown();
   return {
     url: new URL(`http://${hostname}:${bound}`),
     port: bound,
