@@ -123,7 +123,10 @@ export class PartBody {
     }
     this.#pending.push(bytes);
     this.#pendingBytes += bytes.length;
-    while (this.#pendingBytes >= COALESCE_BYTES && !this.#cancelled) {
+    while (
+      this.#pendingBytes >= COALESCE_BYTES && !this.#cancelled &&
+      !this.#finished
+    ) {
       await this.#nextPull();
     }
   }
@@ -140,7 +143,9 @@ export class PartBody {
   error(reason: unknown): void {
     if (this.#cancelled || this.#finished) return;
     this.#finished = true;
+    // Nothing waits to be read any more: a push waiting for room returns.
     this.#pending = [];
+    this.#pendingBytes = 0;
     this.#controller.error(reason);
     this.#wakeUp();
   }
