@@ -13,6 +13,7 @@ import {
   MultipartStream,
   parseMultipart,
 } from "../lib/http/mod.ts";
+import { deadline } from "./_helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -207,6 +208,37 @@ describe("MultipartDecoder", () => {
     const [part] = decode(raw);
     assert.equal(part.name, "名前");
     assert.equal(part.filename, "файл.txt");
+  });
+
+  it("keeps an unquoted name whose UTF-8 ends in the byte 0xA0 (à, Р), trimming only spaces and tabs", () => {
+    // Before, String.prototype.trim took the 0xA0 (U+00A0 in the byte
+    // string): "voilà" became "voil\uFFFD" and "Р" "\uFFFD" (busboy
+    // keeps them).
+    const raw = new Uint8Array([
+      ...enc.encode(`--${B}\r\nContent-Disposition: form-data; name=`),
+      ...enc.encode("voilà"),
+      ...enc.encode("; filename=\t"),
+      ...enc.encode("Р"),
+      ...enc.encode(` \r\n\r\nz\r\n--${B}--`),
+    ]);
+    const [part] = decode(raw);
+    assert.equal(part.name, "voilà");
+    assert.equal(part.filename, "Р");
+  });
+
+  it("decodes a long ISO-8859-1 filename* (when maxHeaderBytes allows it) without a stack overflow", () => {
+    // Before, 200,000 characters threw "RangeError: Maximum call stack
+    // size exceeded" (a spread into String.fromCharCode), not an HttpError.
+    const [part] = decode(
+      body([
+        `Content-Disposition: form-data; name="f"; filename*=iso-8859-1''${
+          "%E9".repeat(200_000)
+        }\r\n\r\nx`,
+      ]),
+      B,
+      { maxHeaderBytes: 1024 * 1024 },
+    );
+    assert.equal(part.filename, "é".repeat(200_000));
   });
 
   it("falls back to filename for an unknown filename* charset", () => {
@@ -734,6 +766,38 @@ describe("MultipartStream", () => {
     await reader.cancel("stop");
     assert.equal(await cancelled.promise, "stop");
     await assert.rejects(bodyReader.read());
+  });
+
+  it("cancels the source when the parts are cancelled with 64 KiB or more of an unread part waiting", async () => {
+    // Before, the part's push kept waiting for a read that never came
+    // (its queued byte count outlived the error): the source was never
+    // cancelled, and a request body went on being read.
+    let pulled = 0;
+    const chunks = [
+      enc.encode(
+        `--${B}\r\nContent-Disposition: form-data; name="f"; filename="x.bin"\r\n\r\n`,
+      ),
+      ...Array.from({ length: 40 }, () => new Uint8Array(16384).fill(97)),
+      enc.encode(`\r\n--${B}--\r\n`),
+    ];
+    const cancelled = Promise.withResolvers<unknown>();
+    const source = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled < chunks.length) controller.enqueue(chunks[pulled++]);
+        else controller.close();
+      },
+      cancel(reason) {
+        cancelled.resolve(reason);
+      },
+    }, { highWaterMark: 0 });
+    for await (const part of source.pipeThrough(new MultipartStream(B))) {
+      assert.equal(part.name, "f");
+      // Let the parser queue what the part's unread body holds.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      break;
+    }
+    await deadline(cancelled.promise, 5_000, "the source's cancel");
+    assert.ok(pulled < chunks.length, `pulled ${pulled} of ${chunks.length}`);
   });
 });
 

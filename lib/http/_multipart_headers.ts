@@ -82,7 +82,7 @@ function lowerAscii(text: string): string {
 export function parseHeaderValue(value: string): HeaderValue {
   const params = new Map<string, string>();
   let i = value.indexOf(";");
-  const type = lowerAscii((i < 0 ? value : value.slice(0, i)).trim());
+  const type = lowerAscii(trimOws(i < 0 ? value : value.slice(0, i)));
   if (i < 0) return { type, params };
   const n = value.length;
   i++;
@@ -97,7 +97,7 @@ export function parseHeaderValue(value: string): HeaderValue {
       i = semi < 0 ? n : semi + 1;
       continue;
     }
-    const name = lowerAscii(value.slice(i, eq).trim());
+    const name = lowerAscii(trimOws(value.slice(i, eq)));
     i = eq + 1;
     c = value.charCodeAt(i);
     while (c === 0x20 || c === 0x09) c = value.charCodeAt(++i);
@@ -128,7 +128,7 @@ export function parseHeaderValue(value: string): HeaderValue {
       i = next < 0 ? n : next + 1;
     } else {
       const end = value.indexOf(";", i);
-      text = (end < 0 ? value.slice(i) : value.slice(i, end)).trim();
+      text = trimOws(end < 0 ? value.slice(i) : value.slice(i, end));
       i = end < 0 ? n : end + 1;
     }
     if (name && !params.has(name)) params.set(name, text);
@@ -184,7 +184,7 @@ function decodeExtended(value: string): string | undefined {
   }
   const array = Uint8Array.from(bytes);
   if (charset === "utf-8") return utf8.decode(array);
-  return String.fromCharCode(...array);
+  return byteString(array);
 }
 
 /** What the decoder reports of each part before its body. */
@@ -241,12 +241,12 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
     ) {
       let next = text.indexOf("\r\n", at);
       if (next < 0) next = n;
-      line += " " + text.slice(at, next).trim();
+      line += " " + trimOws(text.slice(at, next));
       at = next + 2;
     }
     const colon = line.indexOf(":");
     const name = colon < 0 ? "" : line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
+    const value = trimOws(line.slice(colon + 1));
     if (!TOKEN.test(name) || BAD_VALUE.test(value)) {
       throw new HttpError(
         400,
@@ -296,6 +296,23 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       (filename === undefined ? "text/plain" : "application/octet-stream"),
     pairs,
   );
+}
+
+/**
+ * `text` without the spaces and tabs at its ends: HTTP's whitespace (RFC
+ * 9110, 5.6.3). `String.prototype.trim` also takes U+00A0, the byte 0xA0
+ * in a byte string, which ends the UTF-8 of "à" and of Cyrillic "Р".
+ */
+function trimOws(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isOws(text.charCodeAt(start))) start++;
+  while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 /**
