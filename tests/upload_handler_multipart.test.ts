@@ -343,7 +343,26 @@ describe("createUploadHandler multipart mode", () => {
         });
       },
       status: 413,
-      message: /Content-Length \d+ exceeds maxBytes 10/,
+      // The form's limit, maxTotalBytes, defaults to maxBytes.
+      message: /Content-Length \d+ exceeds maxTotalBytes 10/,
+    },
+    {
+      what: "a Content-Length over maxTotalBytes",
+      options: { maxBytes: 100_000 },
+      multipart: { maxTotalBytes: 10 },
+      body: () => {
+        const body = rawBody([filePart("a", "a.txt", "1")]);
+        return new Request("http://localhost/upload", {
+          method: "POST",
+          body,
+          headers: {
+            "content-type": `multipart/form-data; boundary=${B}`,
+            "content-length": String(body.length),
+          },
+        });
+      },
+      status: 413,
+      message: /Content-Length \d+ exceeds maxTotalBytes 10/,
     },
     {
       what: "a truncated body",
@@ -422,6 +441,29 @@ describe("createUploadHandler multipart mode", () => {
       await assertEmpty(out);
     });
   }
+
+  it("takes a form with a Content-Length over maxBytes but within multipart.maxTotalBytes", async () => {
+    // Before, a form's Content-Length was checked against maxBytes: the
+    // same body was refused with a length (curl, browsers) and taken
+    // without one.
+    const out = await fresh();
+    const body = rawBody([filePart("a", "a.txt", "x".repeat(5_000))]);
+    const response = await storing(out, { maxTotalBytes: 100_000 }, {
+      maxBytes: 1_000,
+    })(
+      new Request("http://localhost/upload", {
+        method: "POST",
+        body,
+        headers: {
+          "content-type": `multipart/form-data; boundary=${B}`,
+          "content-length": String(body.length),
+        },
+      }),
+    );
+    assert.equal(response.status, 201, await response.clone().text());
+    const { files } = await response.json() as { files: StoredFile[] };
+    assert.equal(files[0].bytes, 5_000);
+  });
 
   it("answers 500 when a part's sink fails, and removes the others", async () => {
     const out = await fresh();

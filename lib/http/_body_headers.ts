@@ -11,6 +11,7 @@ import { HttpError } from "./http_error.ts";
 export function declaredLength(
   headers: Headers,
   maxBytes: number,
+  limitName = "maxBytes",
 ): number | undefined {
   const header = headers.get("content-length");
   if (header === null) return undefined;
@@ -24,7 +25,7 @@ export function declaredLength(
   if (length > maxBytes) {
     throw new HttpError(
       413,
-      `Cannot accept body: Content-Length ${length} exceeds maxBytes ${maxBytes}`,
+      `Cannot accept body: Content-Length ${length} exceeds ${limitName} ${maxBytes}`,
     );
   }
   return length;

@@ -335,6 +335,8 @@ export function createUploadHandler(
   const receiveForm = multipart
     ? multipartReceiver(multipart, receiveOptions)
     : undefined;
+  const maxBytes = receiveOptions.maxBytes ?? MAX_BODY_BYTES;
+  const formMaxTotalBytes = multipart?.maxTotalBytes ?? maxBytes;
   return async (request, second) => {
     // Only a router's { params } counts; Deno's ServeHandlerInfo and Bun's
     // Server have none. (`| object` in the type lets those runtimes pass
@@ -354,18 +356,19 @@ export function createUploadHandler(
         response.headers.set("allow", "POST, PUT");
         return response;
       }
-      // Refuse on the headers alone before opening the sink.
-      declaredLength(
-        request.headers,
-        receiveOptions.maxBytes ?? MAX_BODY_BYTES,
-      );
-      contentDigests(request.headers.get("content-digest"));
       const isForm = parseHeaderValue(
         request.headers.get("content-type") ?? "",
       ).type === "multipart/form-data";
-      if (receiveForm && (isForm || !sink)) {
-        return await receiveForm(request, context);
+      const asForm = receiveForm !== undefined && (isForm || !sink);
+      // Refuse on the headers alone before opening the sink: a form
+      // against its own total.
+      if (asForm) {
+        declaredLength(request.headers, formMaxTotalBytes, "maxTotalBytes");
+      } else {
+        declaredLength(request.headers, maxBytes);
       }
+      contentDigests(request.headers.get("content-digest"));
+      if (asForm) return await receiveForm(request, context);
       if (isForm && !acceptMultipartAsRaw) {
         throw new HttpError(
           415,
