@@ -226,3 +226,69 @@ describe("client calls", () => {
     assert.equal(await client.echo(7n, {}), 7n);
   });
 });
+
+describe("an HTTP client that throws instead of rejecting, and a signal already aborted", () => {
+  // Before, a client that threw (createHttp2Client with a URL it cannot
+  // parse or an aborted signal, a custom client's bug) left a
+  // server-streaming call's receive() pending for good, failed a unary
+  // call CANCELED, and threw a plain error from client.scan() itself; an
+  // already aborted signal was the same (its abort had fired before the
+  // call listened).
+  const throwing = createClient(
+    Service,
+    createGrpcTransport({
+      baseUrl: "http://x",
+      httpClient: () => {
+        throw new TypeError("proxy config missing");
+      },
+    }),
+  );
+  const unavailable = (error: unknown) =>
+    error instanceof RpcError && error.code === Code.Unavailable &&
+    /Cannot send request to http:\/\/x\/test\.v1\.ClientApi\/\w+: proxy config missing/
+      .test(error.rawMessage);
+
+  it("fails every kind of call UNAVAILABLE naming the client's error", async () => {
+    await assert.rejects(deadline(throwing.echo(1n), T, "unary"), unavailable);
+    await assert.rejects(
+      deadline(throwing.count(2n).receive(), T, "server-streaming"),
+      unavailable,
+    );
+    const sum = throwing.sum();
+    await assert.rejects(
+      deadline(sum.receive(), T, "client-streaming"),
+      unavailable,
+    );
+    const scan = throwing.scan();
+    await assert.rejects(deadline(scan.receive(), T, "bidi"), unavailable);
+  });
+
+  it("fails every kind of call CANCELED at once for a signal already aborted", async () => {
+    const client = createClient(
+      Service,
+      createGrpcTransport({
+        baseUrl: "http://x",
+        httpClient: (request) => {
+          // As createHttp2Client does.
+          request.signal?.throwIfAborted();
+          return new Promise(() => {});
+        },
+      }),
+    );
+    const signal = AbortSignal.abort();
+    const canceled = (error: unknown) =>
+      error instanceof RpcError && error.code === Code.Canceled;
+    await assert.rejects(deadline(client.echo(1n, { signal }), T), canceled);
+    await assert.rejects(
+      deadline(client.count(2n, { signal }).receive(), T),
+      canceled,
+    );
+    await assert.rejects(
+      deadline(client.sum({ signal }).receive(), T),
+      canceled,
+    );
+    const scan = client.scan({ signal });
+    await assert.rejects(deadline(scan.send(1n), T), canceled);
+    await assert.rejects(deadline(scan.receive(), T), canceled);
+  });
+});

@@ -128,13 +128,21 @@ export function startClientCall<I, O>(
     body: ReadableStream<Uint8Array> | Uint8Array,
     get?: { url: string; headers: Headers },
   ) => {
-    init.httpClient({
-      url: get?.url ?? init.url,
-      method: get === undefined ? "POST" : "GET",
-      headers: get?.headers ?? init.headers,
-      body,
-      signal: abort.signal,
-    }).then(sent.resolve, (error) => {
+    // A client that throws instead of rejecting (a URL it cannot parse, a
+    // signal already aborted) fails the call the same way.
+    let response: Promise<UniversalClientResponse>;
+    try {
+      response = init.httpClient({
+        url: get?.url ?? init.url,
+        method: get === undefined ? "POST" : "GET",
+        headers: get?.headers ?? init.headers,
+        body,
+        signal: abort.signal,
+      });
+    } catch (error) {
+      response = Promise.reject(error);
+    }
+    response.then(sent.resolve, (error) => {
       sent.reject(
         abort.signal.aborted
           ? abort.signal.reason
@@ -155,23 +163,20 @@ export function startClientCall<I, O>(
       );
     });
   };
-  abort.signal.addEventListener(
-    "abort",
-    () => sent.reject(abort.signal.reason),
-    { once: true },
-  );
-
   // Aborted when the call ends, to fail sends that come after.
   const requestEnd = new AbortController();
-  // A cancel, a deadline or the caller's signal ends the request body at
-  // once, read or not: an HTTP client that sends a stream (Deno's fetch)
-  // may keep the exchange, and its connection, open while its request body
-  // is, and a server whose handler waits would never hear of the cancel.
-  abort.signal.addEventListener(
-    "abort",
-    () => requestEnd.abort(abort.signal.reason),
-    { once: true },
-  );
+  // A cancel, a deadline or the caller's signal fails the call and ends
+  // the request body at once, read or not: an HTTP client that sends a
+  // stream (Deno's fetch) may keep the exchange, and its connection, open
+  // while its request body is, and a server whose handler waits would
+  // never hear of the cancel. A signal already aborted (linkDeadline has
+  // run) does so now: its event has passed.
+  const onAbort = () => {
+    sent.reject(abort.signal.reason);
+    requestEnd.abort(abort.signal.reason);
+  };
+  if (abort.signal.aborted) onAbort();
+  else abort.signal.addEventListener("abort", onAbort, { once: true });
   let requests: WritableStream<I>;
   let push: ((value: I) => void | Promise<void>) | undefined;
   let flush: (() => void) | undefined;
