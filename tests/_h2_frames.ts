@@ -5,7 +5,7 @@
 // it is told to, answers the server's SETTINGS with an ACK and counts what
 // comes back.
 
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const enc = new TextEncoder();
@@ -250,4 +250,73 @@ export function headerFrames(
     ));
   }
   return frames;
+}
+
+/**
+ * A bare HTTP/2 server on 127.0.0.1 (node:net, no node:http2): it sends its
+ * SETTINGS, acknowledges the client's, and calls `onRequest` with each
+ * request's stream id and a writer of raw frames, to answer in ways no
+ * compliant server library would (a reset instead of trailers, say).
+ */
+export async function rawH2Server(
+  onRequest: (streamId: number, write: (frame: Uint8Array) => void) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.write(frame(FRAME.SETTINGS, 0, 0));
+    let buffered = new Uint8Array(0);
+    let prefaceSeen = false;
+    socket.on("data", (data: Uint8Array) => {
+      const joined = new Uint8Array(buffered.byteLength + data.byteLength);
+      joined.set(buffered);
+      joined.set(data, buffered.byteLength);
+      buffered = joined;
+      if (!prefaceSeen) {
+        if (buffered.byteLength < PREFACE.byteLength) return;
+        buffered = buffered.subarray(PREFACE.byteLength);
+        prefaceSeen = true;
+      }
+      while (buffered.byteLength >= 9) {
+        const length = (buffered[0] << 16) | (buffered[1] << 8) | buffered[2];
+        if (buffered.byteLength < 9 + length) break;
+        const type = buffered[3];
+        const flags = buffered[4];
+        const streamId = new DataView(
+          buffered.buffer,
+          buffered.byteOffset + 5,
+        ).getUint32(0) & 0x7fffffff;
+        buffered = buffered.subarray(9 + length);
+        if (type === FRAME.SETTINGS && !(flags & ACK)) {
+          socket.write(frame(FRAME.SETTINGS, ACK, 0));
+        } else if (type === FRAME.HEADERS) {
+          onRequest(streamId, (f) => socket.write(f));
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve())
+  );
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A response's HEADERS frame: status 200 and `content-type`. */
+export function responseHeaders(
+  streamId: number,
+  contentType: string,
+): Uint8Array {
+  // :status 200 is static entry 8; content-type (entry 31) a literal
+  // without indexing.
+  const block = [0x88, 0x0f, 0x10, ...hpackString(contentType)];
+  return frame(FRAME.HEADERS, END_HEADERS, streamId, new Uint8Array(block));
 }

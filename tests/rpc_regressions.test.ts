@@ -27,6 +27,13 @@ import {
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import type { Server } from "../lib/runtime/serve.ts";
 import { deadline, startServer } from "./_helpers.ts";
+import {
+  FRAME,
+  frame as h2Frame,
+  rawH2Server,
+  resetFrame,
+  responseHeaders,
+} from "./_h2_frames.ts";
 import { connectEchoService, GRPC_JS_OPTIONS, int64 } from "./_calc_peers.ts";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import {
@@ -1222,4 +1229,69 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
         ),
     );
   });
+});
+
+describe("createHttp2Client maps a server's RST_STREAM code to the call's", () => {
+  // Before, node:http2 reported every code but CANCEL as a bare 'error',
+  // passed on as is: ENHANCE_YOUR_CALM and INTERNAL_ERROR became
+  // UNAVAILABLE (an invitation to retry), and so did a CANCEL before the
+  // response's headers. gRPC's PROTOCOL-HTTP2.md maps them.
+  const Svc = defineService("t.Reset", {
+    list: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  });
+  const cases = [
+    ["CANCEL", 8, Code.Canceled, "CANCELED"],
+    ["REFUSED_STREAM", 7, Code.Unavailable, "UNAVAILABLE"],
+    ["ENHANCE_YOUR_CALM", 11, Code.ResourceExhausted, "RESOURCE_EXHAUSTED"],
+    ["INTERNAL_ERROR", 2, Code.Internal, "INTERNAL"],
+  ] as const;
+  for (const [name, rst, code, codeName] of cases) {
+    for (const when of ["before its headers", "after a message"] as const) {
+      it(`${name} ${when}: ${codeName}`, async () => {
+        const server = await rawH2Server((streamId, write) => {
+          if (when === "after a message") {
+            write(responseHeaders(streamId, "application/grpc"));
+            // One message: Int64Value 7.
+            write(h2Frame(
+              FRAME.DATA,
+              0,
+              streamId,
+              new Uint8Array([0, 0, 0, 0, 2, 8, 7]),
+            ));
+          }
+          // After the message has been read, for the "after" cases.
+          setTimeout(
+            () => write(resetFrame(streamId, rst)),
+            when === "after a message" ? 50 : 0,
+          );
+        });
+        const url = `http://127.0.0.1:${server.port}`;
+        const httpClient = createHttp2Client(url);
+        try {
+          const client = createClient(
+            Svc,
+            createGrpcTransport({ baseUrl: url, httpClient }),
+          );
+          const got: bigint[] = [];
+          await assert.rejects(
+            deadline(
+              (async () => {
+                for await (const value of client.list(1n)) got.push(value);
+              })(),
+              T,
+              "the call",
+            ),
+            (error: unknown) =>
+              error instanceof RpcError && error.code === code &&
+              error.rawMessage ===
+                `Cannot read response: the stream was reset (RST_STREAM ${rst})`,
+          );
+          assert.deepEqual(got, when === "after a message" ? [7n] : []);
+        } finally {
+          await httpClient.close();
+          await server.close();
+        }
+      });
+    }
+  }
 });

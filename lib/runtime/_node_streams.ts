@@ -32,8 +32,8 @@ import {
 export function readableFromNode(
   stream: Duplex,
   maxBufferBytes = 65536,
-  resetError: () => Error = () =>
-    new Error("Cannot read stream: it was reset before its end"),
+  resetError: (error?: Error) => Error = (error) =>
+    error ?? new Error("Cannot read stream: it was reset before its end"),
 ): ReadableStream<Uint8Array> {
   // Done: ended, errored or cancelled (nothing more goes to the stream).
   let cancelled = false;
@@ -95,7 +95,7 @@ export function readableFromNode(
         listener?.end();
       });
       stream.once("error", (error) => {
-        if (!cancelled) fail(error);
+        if (!cancelled) fail(resetError(error));
       });
       stream.once("close", () => {
         // Closed (reset) before the end of the data: an error.

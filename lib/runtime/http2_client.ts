@@ -121,18 +121,25 @@ export function createHttp2Client(
         () => onAbort(),
       );
     }
-    const body = readableFromNode(
-      stream,
-      readBufferBytes,
-      () => resetError(stream.rstCode),
-    );
+    // node:http2 reports most RST_STREAM codes as a bare 'error': the
+    // code says what the server meant (ENHANCE_YOUR_CALM is no reason to
+    // retry, as UNAVAILABLE would be).
+    const errorOf = (error?: Error) =>
+      error === undefined || isReset(stream.rstCode)
+        ? resetError(stream.rstCode)
+        : error;
+    const body = readableFromNode(stream, readBufferBytes, errorOf);
     return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error);
+      const onError = (error: Error) => reject(errorOf(error));
       const onClose = () =>
         reject(
-          req.signal.aborted ? req.signal.reason : new Error(
-            "Cannot read response: the stream closed before its headers",
-          ),
+          req.signal.aborted
+            ? req.signal.reason
+            : isReset(stream.rstCode)
+            ? resetError(stream.rstCode)
+            : new Error(
+              "Cannot read response: the stream closed before its headers",
+            ),
         );
       stream.once("error", onError);
       stream.once("close", onClose);
@@ -148,6 +155,9 @@ export function createHttp2Client(
       });
     });
   };
+
+  const isReset = (rstCode: number | undefined) =>
+    rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR;
 
   // RST_STREAM codes to status codes, as doc/PROTOCOL-HTTP2.md maps them.
   const resetError = (rstCode: number | undefined): RpcError => {
