@@ -292,3 +292,84 @@ describe("an HTTP client that throws instead of rejecting, and a signal already 
     await assert.rejects(deadline(scan.receive(), T), canceled);
   });
 });
+
+describe("a call that ends without its responses being read", () => {
+  // Before, only a call whose end was read let go of the caller's signal
+  // and its deadline timer: a failed unary call (its request over
+  // maxMessageBytes) or a cancelled stream kept both, so everything the
+  // call held stayed reachable from a long-lived signal, and one failed
+  // call with timeoutMs 5,000 kept the process alive 5 s.
+  /** A signal that counts its abort listeners. */
+  function countedSignal() {
+    const controller = new AbortController();
+    const { signal } = controller;
+    let listeners = 0;
+    const add = signal.addEventListener.bind(signal);
+    const remove = signal.removeEventListener.bind(signal);
+    Object.assign(signal, {
+      addEventListener(...args: Parameters<AbortSignal["addEventListener"]>) {
+        if (args[0] === "abort") listeners++;
+        add(...args);
+      },
+      removeEventListener(
+        ...args: Parameters<AbortSignal["removeEventListener"]>
+      ) {
+        if (args[0] === "abort") listeners--;
+        remove(...args);
+      },
+    });
+    return { signal, listeners: () => listeners };
+  }
+
+  it("lets go of the caller's signal and its deadline timer when it fails or is cancelled", async () => {
+    const limited = createClient(
+      Service,
+      createConnectTransport({
+        baseUrl: "http://x",
+        httpClient,
+        maxMessageBytes: 4,
+      }),
+    );
+    const client = createClient(
+      Service,
+      createConnectTransport({ baseUrl: "http://x", httpClient }),
+    );
+    const { signal, listeners } = countedSignal();
+    const timers = new Set<unknown>();
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    // The deadline timers armed meanwhile, and which are still pending.
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      const id = realSet(() => {
+        timers.delete(id);
+        fn();
+      }, ms);
+      if ((ms ?? 0) >= 60_000) timers.add(id);
+      return id;
+    }) as typeof setTimeout;
+    globalThis.clearTimeout = ((id: number) => {
+      timers.delete(id);
+      realClear(id);
+    }) as typeof clearTimeout;
+    try {
+      for (let i = 0; i < 20; i++) {
+        await assert.rejects(
+          limited.echo(1n << 60n, { signal, timeoutMs: 120_000 }),
+          (error: unknown) =>
+            error instanceof RpcError && error.code === Code.ResourceExhausted,
+        );
+        const sum = client.sum({ signal, timeoutMs: 120_000 });
+        await sum.send(1n);
+        sum.cancel();
+      }
+      assert.equal(listeners(), 0, "abort listeners left on the signal");
+      // The last call's server (in process) hears of the cancel a moment
+      // later, and clears its own deadline then.
+      await until(() => timers.size === 0, "no deadline timer left pending");
+    } finally {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+      for (const id of timers) realClear(id as number);
+    }
+  });
+});

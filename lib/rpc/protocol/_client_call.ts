@@ -170,8 +170,12 @@ export function startClientCall<I, O>(
   // stream (Deno's fetch) may keep the exchange, and its connection, open
   // while its request body is, and a server whose handler waits would
   // never hear of the cancel. A signal already aborted (linkDeadline has
-  // run) does so now: its event has passed.
+  // run) does so now: its event has passed. An aborted call (cancelled,
+  // failed, past its deadline) also lets go of its deadline timer and of
+  // the caller's signal, which would otherwise hold it until that signal
+  // aborts, and the timer keep the process alive.
   const onAbort = () => {
+    unlink();
     sent.reject(abort.signal.reason);
     requestEnd.abort(abort.signal.reason);
   };
