@@ -6,6 +6,7 @@ import { echo } from "../lib/http/echo.ts";
 import { HttpError } from "../lib/http/http_error.ts";
 import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import { collectGarbage } from "./_memory.ts";
 import {
   deadline,
   h2cClient,
@@ -390,6 +391,61 @@ async function compress(
   );
   return new Uint8Array(await new Response(compressed).arrayBuffer());
 }
+
+describe("openDuplex lets finished exchanges go", () => {
+  it("keeps no exchange alive once it is over, with a caller's long-lived signal or without one", async () => {
+    // Before, its abort listener on AbortSignal.any stayed: a dependent
+    // signal with listeners is kept while its sources can abort, and with
+    // it the whole exchange (10 KB each under Deno with a caller's signal;
+    // under Bun always, 30 objects each).
+    await withServer((request) => echo(request), async (server) => {
+      const caller = new AbortController();
+      for (const signal of [caller.signal, undefined]) {
+        const refs: WeakRef<object>[] = [];
+        for (let i = 0; i < 100; i++) {
+          const { stream, response } = openDuplex(server.url, { signal });
+          await stream.write("hello\n");
+          await stream.closeWrite();
+          for await (const _ of stream) { /* drained */ }
+          refs.push(new WeakRef(await response));
+        }
+        // WeakRefs are cleared only after the job that made them.
+        for (let i = 0; i < 3; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          collectGarbage();
+        }
+        const alive = refs.filter((ref) => ref.deref() !== undefined).length;
+        assert.ok(
+          alive <= 5,
+          `${alive} of 100 exchanges still alive (${
+            signal ? "with" : "without"
+          } a signal)`,
+        );
+      }
+    });
+  });
+
+  it("fails a write after a status other than 2xx with the HttpError, not a cancelled body", async () => {
+    // Before, a client that wrote first (a sizable body) saw only "the
+    // request body was cancelled", from its writes and then its reads.
+    await withServer(
+      () => new Response("no token", { status: 401 }),
+      async (server) => {
+        const { stream, response } = openDuplex(server.url);
+        response.catch(() => {});
+        const chunk = new Uint8Array(64 * 1024);
+        const wrote = (async () => {
+          for (let i = 0; i < 64; i++) await stream.write(chunk);
+        })();
+        const isStatus = (error: unknown) =>
+          error instanceof HttpError && error.status === 401 &&
+          /server answered 401/.test(error.message);
+        await assert.rejects(wrote, isStatus);
+        await assert.rejects(stream.readPartial(), isStatus);
+      },
+    );
+  });
+});
 
 describe("per-direction Content-Encoding", () => {
   const text = "All work and no play makes a dull stream. ".repeat(2000);

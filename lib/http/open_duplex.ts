@@ -165,12 +165,13 @@ export function openDuplex(
   const aborted = AbortSignal.any(signals);
   // An abort ends the request body at once: a fetch that has its response
   // (Deno's) may otherwise keep sending it, and its connection open, so
-  // that the server never hears of the abort.
-  aborted.addEventListener(
-    "abort",
-    () => requestController.error(aborted.reason),
-    { once: true },
-  );
+  // that the server never hears of the abort. The listener goes once the
+  // response has ended or failed: while a signal can still abort and has
+  // listeners, the runtime keeps it, and with it the whole exchange (a
+  // caller's long-lived signal, and Bun's AbortSignal.any in any case).
+  const onAborted = () => requestController.error(aborted.reason);
+  aborted.addEventListener("abort", onAborted, { once: true });
+  const release = () => aborted.removeEventListener("abort", onAborted);
 
   const response = fetchDuplex(input, {
     ...init,
@@ -215,7 +216,13 @@ export function openDuplex(
   });
   // A failed or refused response fails the request side too, so writes
   // reject instead of waiting for a request that will never be read.
-  response.catch((reason) => requestController.error(reason));
+  // Why the response failed, for the writes that fail because of it.
+  let failure: { reason: unknown } | undefined;
+  response.catch((reason) => {
+    failure = { reason };
+    release();
+    requestController.error(reason);
+  });
 
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let total = 0;
@@ -240,6 +247,7 @@ export function openDuplex(
       try {
         result = await reader.read();
       } catch (cause) {
+        release();
         // The runtime's message ("error reading a body from connection")
         // does not say which side failed; this one does, and keeps it.
         throw new TypeError(
@@ -248,6 +256,7 @@ export function openDuplex(
         );
       }
       if (result.done) {
+        release();
         controller.close();
         return;
       }
@@ -272,17 +281,33 @@ export function openDuplex(
       void Promise.resolve(body).then(async (r) => {
         if (r === undefined) return;
         while (!(await r.read()).done);
-      }).catch(() => {});
+      }).catch(() => {}).finally(release);
     },
   }, { highWaterMark: 0 });
 
   // The runtime cancels the request body with a bare "resource closed" when
   // the exchange breaks; say which side failed instead, keeping the cause.
   const writer = requestBody.writable.getWriter();
+  // A write that fails because the response did (a status other than
+  // 2xx, a browser's refusal) says that, not that the body was cancelled.
+  // (Bun cancels the request body as the answer arrives, before its fetch
+  // resolves: the response's failure is waited for, at most a second.)
+  const writeFailed = async (cause: unknown): Promise<never> => {
+    if (failure === undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        response.catch(() => {}),
+        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
+      ]);
+      clearTimeout(timer);
+    }
+    if (failure !== undefined) throw failure.reason;
+    return requestFailed(cause);
+  };
   const requestSink = new WritableStream<Uint8Array>(
     {
-      write: (chunk) => writer.write(chunk).catch(requestFailed),
-      close: () => writer.close().catch(requestFailed),
+      write: (chunk) => writer.write(chunk).catch(writeFailed),
+      close: () => writer.close().catch(writeFailed),
       abort: (reason) => writer.abort(reason),
     },
     // At least one byte: a queue of 0 is never ready for a write.
