@@ -7,7 +7,9 @@ import {
 } from "../lib/http/websocket_duplex.ts";
 import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
-import { deadline, lockstep, withServer } from "./_helpers.ts";
+import { deadline, lockstep, runtime, withServer } from "./_helpers.ts";
+import { bunServerFor, openBunSockets } from "../lib/runtime/_websocket_bun.ts";
+import type { BunServer } from "../lib/runtime/_bun.ts";
 
 const dec = new TextDecoder();
 const MiB = 1024 * 1024;
@@ -438,4 +440,37 @@ describe("websocketDuplex watermarks and framing (fake socket)", () => {
     assert.equal(socket.sent.at(-1)!.byteLength, 0);
     assert.equal(socket.closedWith, 1000);
   });
+});
+
+describe("upgradeWebSocket under Bun", () => {
+  it(
+    "keeps no socket of an upgrade Bun refused among the server's open ones",
+    { skip: runtime !== "bun" && "Bun's server only" },
+    async () => {
+      // Before, each refused upgrade (here: no Sec-WebSocket-Key) stayed in
+      // the server's set of sockets to close at shutdown, for its
+      // lifetime: a client could grow it at will.
+      let server: BunServer | undefined;
+      let refused = 0;
+      await withServer((request) => {
+        server ??= bunServerFor(request);
+        try {
+          return upgradeWebSocket(request).response;
+        } catch {
+          refused++;
+          return new Response("refused", { status: 400 });
+        }
+      }, async (served) => {
+        for (let i = 0; i < 20; i++) {
+          const response = await fetch(served.url, {
+            headers: { upgrade: "websocket", connection: "Upgrade" },
+          });
+          assert.equal(response.status, 400);
+          await response.text();
+        }
+        assert.equal(refused, 20);
+        assert.equal(openBunSockets(server!), 0);
+      });
+    },
+  );
 });

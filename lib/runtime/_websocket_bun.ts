@@ -29,6 +29,11 @@ export function closeBunSockets(server: BunServer, reason: string): void {
   for (const socket of sockets.get(server) ?? []) socket.close(1001, reason);
 }
 
+/** How many sockets `server` holds as open (tests). */
+export function openBunSockets(server: BunServer): number {
+  return sockets.get(server)?.size ?? 0;
+}
+
 /** Remembers which Bun server received `request`, for `upgradeWebSocket`. */
 export function rememberBunServer(request: Request, server: BunServer): void {
   servers.set(request, server);
@@ -110,6 +115,15 @@ export class BunWebSocket extends EventTarget {
   /** @internal Called by the Bun `message` handler. */
   message(data: string | Uint8Array): void {
     this.dispatchEvent(new MessageEvent("message", { data }));
+  }
+
+  /**
+   * @internal Called when Bun refused the upgrade: the socket never opens,
+   * so its server must not keep it among those to close.
+   */
+  refused(): void {
+    this.#state = 3;
+    if (this.#server) sockets.get(this.#server)?.delete(this);
   }
 
   /** @internal Called by the Bun `close` handler. */

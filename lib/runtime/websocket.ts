@@ -100,6 +100,7 @@ export function upgradeWebSocket(
       ? { "sec-websocket-protocol": options.protocol }
       : undefined;
     if (!server.upgrade(request, { data: socket, headers })) {
+      socket.refused();
       throw new TypeError(
         "Cannot upgrade to WebSocket: Bun refused the upgrade",
       );
