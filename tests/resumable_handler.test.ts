@@ -1244,6 +1244,54 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     assert.equal(await store.get(id), undefined);
   });
 
+  it("keeps nothing in memory of a completed upload", async () => {
+    // Before, the ids of every upload ever opened stayed in one of the
+    // store's sets for the process's life (about 60-100 B each). The
+    // store's own sets and maps are found by watching their add and set.
+    const own = await makeTempDir("resumable-memory-");
+    const collections = new Set<Set<unknown> | Map<unknown, unknown>>();
+    const setAdd = Set.prototype.add;
+    const mapSet = Map.prototype.set;
+    Set.prototype.add = function (value) {
+      if (this !== collections) setAdd.call(collections, this);
+      return setAdd.call(this, value);
+    };
+    Map.prototype.set = function (key, value) {
+      setAdd.call(collections, this);
+      return mapSet.call(this, key, value);
+    };
+    let fileStore: ResumableFileStore;
+    const ids: string[] = [];
+    try {
+      fileStore = createResumableFileStore(own);
+      for (let i = 0; i < 5; i++) {
+        const id = `upload${i}AAAAAAAAAAAAAAAAAAAA`.slice(0, 22);
+        ids.push(id);
+        await fileStore.create({
+          id,
+          offset: 0,
+          complete: false,
+          createdAt: Date.now(),
+          length: 3,
+        });
+        const writer = (await fileStore.append(id, 0)).getWriter();
+        await writer.write(new Uint8Array([1, 2, 3]));
+        await writer.close();
+        await fileStore.complete(id);
+      }
+    } finally {
+      Set.prototype.add = setAdd;
+      Map.prototype.set = mapSet;
+      await removeDir(own);
+    }
+    for (const collection of collections) {
+      const keys = [...collection.keys()];
+      for (const id of ids) {
+        assert.ok(!keys.includes(id), `${id} is still held`);
+      }
+    }
+  });
+
   it("deleteExpired works unbound (setInterval(store.deleteExpired, ...)) and sweeps what a stopped process left, an hour old", async () => {
     // Before, unbound it threw "Cannot read properties of undefined
     // (reading 'delete')" once an upload had expired, and a record's

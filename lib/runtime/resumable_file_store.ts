@@ -573,6 +573,7 @@ export function createResumableFileStore(
       // the handler's maxTotalBytes, and deleteExpired removes them).
       records.delete(id);
       live.delete(id);
+      opened.delete(id);
       dropTail(id);
     },
 
