@@ -373,3 +373,53 @@ describe("a call that ends without its responses being read", () => {
     }
   });
 });
+
+describe("Connect unary: an answer that is not Connect's", () => {
+  // Before, the body was read and decoded before the status and the type
+  // were looked at: a proxy's 503 page in a coding the client does not
+  // decode (over a non-fetch client) was INTERNAL "Cannot decompress
+  // message", and a 200 of another type whose body never ended waited for
+  // the deadline.
+  const answering = (status: number, headers: HeadersInit) =>
+    createClient(
+      Service,
+      createConnectTransport({
+        baseUrl: "http://x",
+        httpClient: () =>
+          Promise.resolve({
+            status,
+            headers: new Headers(headers),
+            // Never ends.
+            body: new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.enqueue(new TextEncoder().encode("<html>"));
+              },
+            }),
+            trailers: Promise.resolve(new Headers()),
+          }),
+      }),
+    );
+
+  it("a 503 page in an unknown coding is UNAVAILABLE, from its status", async () => {
+    const client = answering(503, {
+      "content-type": "text/html",
+      "content-encoding": "br",
+    });
+    await assert.rejects(
+      deadline(client.echo(1n), T, "the call"),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Unavailable &&
+        error.rawMessage === "Cannot read response: HTTP status 503",
+    );
+  });
+
+  it("a 200 of another type is INTERNAL at once, its body unread", async () => {
+    const client = answering(200, { "content-type": "text/html" });
+    await assert.rejects(
+      deadline(client.echo(1n), T, "the call"),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Internal &&
+        /unexpected content type "text\/html"/.test(error.rawMessage),
+    );
+  });
+});

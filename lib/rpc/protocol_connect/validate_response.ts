@@ -64,47 +64,66 @@ export async function readUnaryResponse(
   response.headers.forEach((value, key) => {
     if (key.startsWith("trailer-")) trailers.append(key.slice(8), value);
   });
-  const compression = readCompression(
-    response.headers.get(headerUnaryEncoding),
-    acceptCompression,
-    headerUnaryEncoding,
-    Code.Internal,
-  );
-  let data = await readAll(response.body, maxMessageBytes, "read response");
-  if (compression !== null && data.byteLength > 0) {
-    data = await decompressMessage(compression, data, maxMessageBytes);
-  }
   const type = response.headers.get(headerContentType);
-  if (response.status !== 200) {
-    let error: RpcError | undefined;
-    if (type?.startsWith("application/json")) {
-      // The error's metadata: the response's own headers and its trailers,
-      // as Connect-ES reads them (connect-node sends an error's metadata
-      // as plain headers, sluice and connect-go as trailers).
-      const metadata = new Headers();
-      response.headers.forEach((value, key) => {
-        if (!key.startsWith("trailer-") && !isProtocolHeader(key)) {
-          metadata.append(key, value);
-        }
-      });
-      trailers.forEach((value, key) => metadata.append(key, value));
-      try {
-        error = errorFromJson(
-          JSON.parse(new TextDecoder().decode(data)),
-          metadata,
-        );
-      } catch {
-        // Not an error object: fall back to the HTTP status below.
-      }
+  // The status and the type first: a proxy's error page (an HTML 503, in
+  // a coding the client does not decode) gets its HTTP status's code, and
+  // a body of the wrong type is not read (it may never end).
+  const isError = response.status !== 200;
+  if (
+    isError
+      ? !type?.startsWith("application/json")
+      : parseUnaryContentType(type) !== codec
+  ) {
+    await response.body.cancel().catch(() => {});
+    throw isError
+      ? httpStatusError(response.status, response.headers)
+      : unexpectedType(type);
+  }
+  let data: Uint8Array;
+  try {
+    const compression = readCompression(
+      response.headers.get(headerUnaryEncoding),
+      acceptCompression,
+      headerUnaryEncoding,
+      Code.Internal,
+    );
+    data = await readAll(response.body, maxMessageBytes, "read response");
+    if (compression !== null && data.byteLength > 0) {
+      data = await decompressMessage(compression, data, maxMessageBytes);
     }
-    // Not an error object (a proxy's answer, say): no status from the
-    // server, only the HTTP status to infer a code from.
+  } catch (cause) {
+    if (!isError) throw cause;
+    await response.body.cancel().catch(() => {});
+    // An error body that cannot be read: the HTTP status still says what
+    // happened.
+    throw httpStatusError(response.status, response.headers);
+  }
+  if (isError) {
+    // The error's metadata: the response's own headers and its trailers,
+    // as Connect-ES reads them (connect-node sends an error's metadata
+    // as plain headers, sluice and connect-go as trailers).
+    const metadata = new Headers();
+    response.headers.forEach((value, key) => {
+      if (!key.startsWith("trailer-") && !isProtocolHeader(key)) {
+        metadata.append(key, value);
+      }
+    });
+    trailers.forEach((value, key) => metadata.append(key, value));
+    let error: RpcError | undefined;
+    try {
+      error = errorFromJson(
+        JSON.parse(new TextDecoder().decode(data)),
+        metadata,
+      );
+    } catch {
+      // Not an error object (a proxy's JSON, say): no status from the
+      // server, only the HTTP status to infer a code from.
+    }
     if (error === undefined) {
       throw httpStatusError(response.status, response.headers);
     }
     return { status: { error, trailers } };
   }
-  if (parseUnaryContentType(type) !== codec) throw unexpectedType(type);
   return { data, status: { error: undefined, trailers } };
 }
 
