@@ -161,3 +161,43 @@ export async function settle<T>(
     return { ms: performance.now() - started, error };
   }
 }
+
+/** Whether a TCP connection to 127.0.0.1:`port` is refused. */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(true));
+  });
+}
+
+/**
+ * Waits (at most 100 tries, 50 ms apart) until a server shutting down
+ * refuses a new request: its connection (Bun.serve and serveHttp2 close
+ * their listener at once), or with `http`, an HTTP/1.1 request answered 503
+ * (serve under Deno, whose listener stays open while requests are in
+ * progress, until shutdownTimeoutMs). Whether it did.
+ */
+export async function newRequestRefused(
+  port: number,
+  http: boolean,
+): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (await connectionRefused(port)) return true;
+    if (http) {
+      const status = await fetch(`http://127.0.0.1:${port}/`).then(
+        async (response) => {
+          await response.body?.cancel();
+          return response.status;
+        },
+        () => 0,
+      );
+      if (status === 503 || status === 0) return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
