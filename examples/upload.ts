@@ -5,11 +5,12 @@
 //                            block and answers "File Received!";
 //   /stream/fileupload forwards that response to its caller.
 //
-// Run: deno run --allow-net=127.0.0.1 --allow-read --allow-write examples/upload.ts
+// Run: deno run --allow-net=127.0.0.1 --allow-read --allow-write --allow-env examples/upload.ts
 //      bun run examples/upload.ts
 // Flags: --port N (default: a free port), --file PATH (default: the bundled
 //        examples/files/BallerinaLang.pdf), --out DIR (default: a new
-//        temporary directory).
+//        temporary directory in the demo, found through TMPDIR, hence
+//        --allow-env; ./received in server mode).
 //
 // Server mode: a standalone receiver, for curl or any client.
 //

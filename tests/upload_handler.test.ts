@@ -12,9 +12,15 @@ import {
   HttpError,
   receiveBody,
 } from "../mod.ts";
-import { createHasher } from "../lib/runtime/fs.ts";
+import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
+import { join } from "node:path";
 import { createHasher as createWorkersHasher } from "../lib/runtime/workers.ts";
-import { deadline } from "./_helpers.ts";
+import {
+  captureConsole,
+  deadline,
+  makeTempDir,
+  removeDir,
+} from "./_helpers.ts";
 import { byteChunks, probeSource, settled } from "./_stream_probe.ts";
 
 const enc = new TextEncoder();
@@ -157,6 +163,55 @@ describe("createUploadHandler", () => {
     const response = await handler(post("x"));
     assert.equal(response.status, 409);
     assert.equal(await response.text(), "Cannot store: exists");
+  });
+});
+
+describe("createUploadHandler's onError", () => {
+  it("is told of a 5xx answer (a sink that failed) and its cause, and not of a 4xx; by default it logs", async () => {
+    // Before, the README's example run where ./uploads did not exist
+    // answered 500 and nothing said why: the file system's error stayed in
+    // an HttpError's cause that nobody saw.
+    const dir = await makeTempDir("upload-onerror-");
+    try {
+      const missing = join(dir, "no-such-dir", "a.bin");
+      const seen: unknown[] = [];
+      const handler = createUploadHandler({
+        sink: () => createFileSink(missing),
+        maxBytes: 10,
+        onError: (error) => seen.push(error),
+      });
+      const put = (body: string) =>
+        handler(
+          new Request("http://localhost/", { method: "PUT", body }),
+        );
+      const failed = await put("hello");
+      assert.equal(failed.status, 500);
+      assert.doesNotMatch(await failed.text(), /no-such-dir/);
+      assert.equal(seen.length, 1);
+      const error = seen[0] as HttpError;
+      assert.ok(error instanceof HttpError && error.status === 500);
+      assert.equal((error.cause as { code?: string }).code, "ENOENT");
+      const tooBig = await put("more than ten bytes");
+      assert.equal(tooBig.status, 413);
+      assert.equal(seen.length, 1);
+
+      const { logged, restore } = captureConsole("error");
+      try {
+        const quiet = createUploadHandler({
+          sink: () => createFileSink(missing),
+        });
+        const response = await quiet(
+          new Request("http://localhost/", { method: "PUT", body: "x" }),
+        );
+        assert.equal(response.status, 500);
+        assert.equal(logged.length, 1);
+        assert.equal(logged[0][0], "sluice: upload failed:");
+      } finally {
+        restore();
+      }
+    } finally {
+      await removeDir(dir);
+    }
   });
 });
 

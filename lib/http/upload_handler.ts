@@ -208,6 +208,22 @@ export interface UploadHandlerOptions extends
     request: Request,
     context: UploadContext,
   ) => Response | Promise<Response>;
+  /**
+   * Called with the error of an upload answered with a status of 500 or
+   * more: a sink that failed (a missing directory, a full disk), an
+   * `onComplete` that threw an `HttpError` of that kind. The client gets
+   * only the status and a message without the server's details; the cause
+   * (the file system's error, its path) is in the error. The default logs
+   * it with `console.error`; 4xx answers, the client's side, are not
+   * passed.
+   *
+   * @default {console.error}
+   */
+  onError?: (error: unknown) => void;
+}
+
+function defaultOnError(error: unknown): void {
+  console.error("sluice: upload failed:", error);
 }
 
 /**
@@ -323,6 +339,7 @@ export function createUploadHandler(
     multipart,
     acceptMultipartAsRaw = false,
     onComplete = created,
+    onError = defaultOnError,
     ...receiveOptions
   } = options;
   if (!sink && !multipart) {
@@ -380,7 +397,10 @@ export function createUploadHandler(
       const received = await receiveBody(request, destination, receiveOptions);
       return await onComplete(received, request, context);
     } catch (error) {
-      if (error instanceof HttpError) return error.getResponse();
+      if (error instanceof HttpError) {
+        if (error.status >= 500) onError(error);
+        return error.getResponse();
+      }
       throw error;
     }
   };
