@@ -255,11 +255,16 @@ export function headerFrames(
 /**
  * A bare HTTP/2 server on 127.0.0.1 (node:net, no node:http2): it sends its
  * SETTINGS, acknowledges the client's, and calls `onRequest` with each
- * request's stream id and a writer of raw frames, to answer in ways no
- * compliant server library would (a reset instead of trailers, say).
+ * request's stream id, a writer of raw frames and a cut of the connection,
+ * to answer in ways no compliant server library would (a reset instead of
+ * trailers, say).
  */
 export async function rawH2Server(
-  onRequest: (streamId: number, write: (frame: Uint8Array) => void) => void,
+  onRequest: (
+    streamId: number,
+    write: (frame: Uint8Array) => void,
+    cut: () => void,
+  ) => void,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -292,7 +297,7 @@ export async function rawH2Server(
         if (type === FRAME.SETTINGS && !(flags & ACK)) {
           socket.write(frame(FRAME.SETTINGS, ACK, 0));
         } else if (type === FRAME.HEADERS) {
-          onRequest(streamId, (f) => socket.write(f));
+          onRequest(streamId, (f) => socket.write(f), () => socket.destroy());
         }
       }
     });

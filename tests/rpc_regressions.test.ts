@@ -1245,6 +1245,48 @@ describe("createHttp2Client maps a server's RST_STREAM code to the call's", () =
     ["ENHANCE_YOUR_CALM", 11, Code.ResourceExhausted, "RESOURCE_EXHAUSTED"],
     ["INTERNAL_ERROR", 2, Code.Internal, "INTERNAL"],
   ] as const;
+  for (const when of ["before its headers", "after a message"] as const) {
+    it(`a connection cut ${when}: UNAVAILABLE, not a reset`, async () => {
+      // node:http2 gives a stream its connection ended the code CANCEL:
+      // it was taken for the server's, and the call was CANCELED.
+      const server = await rawH2Server((streamId, write, cut) => {
+        if (when === "after a message") {
+          write(responseHeaders(streamId, "application/grpc"));
+          write(
+            h2Frame(
+              FRAME.DATA,
+              0,
+              streamId,
+              new Uint8Array([0, 0, 0, 0, 2, 8, 7]),
+            ),
+          );
+        }
+        setTimeout(cut, when === "after a message" ? 50 : 0);
+      });
+      const url = `http://127.0.0.1:${server.port}`;
+      const httpClient = createHttp2Client(url);
+      try {
+        const client = createClient(
+          Svc,
+          createGrpcTransport({ baseUrl: url, httpClient }),
+        );
+        await assert.rejects(
+          deadline(
+            (async () => {
+              for await (const _ of client.list(1n)) { /* read */ }
+            })(),
+            T,
+            "the call",
+          ),
+          (error: unknown) =>
+            error instanceof RpcError && error.code === Code.Unavailable,
+        );
+      } finally {
+        await httpClient.close();
+        await server.close();
+      }
+    });
+  }
   for (const [name, rst, code, codeName] of cases) {
     for (const when of ["before its headers", "after a message"] as const) {
       it(`${name} ${when}: ${codeName}`, async () => {

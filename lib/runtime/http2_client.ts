@@ -80,11 +80,29 @@ export function createHttp2Client(
   ): Promise<UniversalClientResponse> => {
     req.signal.throwIfAborted();
     const url = new URL(req.url);
-    const stream = connect().request({
+    const session = connect();
+    const stream = session.request({
       ":method": req.method,
       ":path": url.pathname + url.search,
       ...headersToH2(req.headers),
     });
+    // A stream ended by its connection (cut, or closed by the peer) has
+    // node's CANCEL as its code too: it is UNAVAILABLE, not a reset. (When
+    // the stream closes, Bun has destroyed the session, Deno only closed it
+    // and destroyed its socket.)
+    const connectionGone = () =>
+      session.destroyed || session.closed || session.socket?.destroyed === true;
+    const peerReset = () => isReset(stream.rstCode) && !connectionGone();
+    const errorOf = (error?: Error) =>
+      connectionGone()
+        ? new RpcError(
+          Code.Unavailable,
+          "Cannot read response: the connection closed before its end",
+          { cause: error },
+        )
+        : error === undefined || peerReset()
+        ? resetError(stream.rstCode)
+        : error;
     const trailers = deferred<Headers>();
     let gotTrailers = false;
     stream.once("trailers", (incoming) => {
@@ -94,13 +112,11 @@ export function createHttp2Client(
     trailers.promise.catch(() => {}); // observed by whoever awaits it
     stream.once("close", () => {
       if (gotTrailers) return;
-      const rstCode = stream.rstCode;
       // Reset without trailers (say, a server's RST_STREAM CANCEL on a
-      // deadline): the call failed, whatever data came before.
-      if (
-        rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR
-      ) {
-        trailers.reject(resetError(rstCode));
+      // deadline), or cut with its connection: the call failed, whatever
+      // data came before.
+      if (connectionGone() || isReset(stream.rstCode)) {
+        trailers.reject(errorOf());
       } else trailers.resolve(new Headers());
     });
     const onAbort = () => {
@@ -124,10 +140,6 @@ export function createHttp2Client(
     // node:http2 reports most RST_STREAM codes as a bare 'error': the
     // code says what the server meant (ENHANCE_YOUR_CALM is no reason to
     // retry, as UNAVAILABLE would be).
-    const errorOf = (error?: Error) =>
-      error === undefined || isReset(stream.rstCode)
-        ? resetError(stream.rstCode)
-        : error;
     const body = readableFromNode(stream, readBufferBytes, errorOf);
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(errorOf(error));
@@ -135,7 +147,7 @@ export function createHttp2Client(
         reject(
           req.signal.aborted
             ? req.signal.reason
-            : isReset(stream.rstCode)
+            : peerReset()
             ? resetError(stream.rstCode)
             : new Error(
               "Cannot read response: the stream closed before its headers",
