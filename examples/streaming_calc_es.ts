@@ -12,7 +12,7 @@
 //   deno run --allow-net=127.0.0.1 examples/streaming_calc_es.ts client --port 9090 [--protocol grpc-web] [--method sum]
 //
 // The same commands work with `bun run`. --protocol is connect (default),
-// grpc-web or grpc (native gRPC needs --allow-env under Deno: node:http2).
+// grpc-web or grpc (native gRPC over node:http2).
 
 import process from "node:process";
 import { createClient, implementService } from "../lib/protobuf/mod.ts";

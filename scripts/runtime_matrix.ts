@@ -320,7 +320,7 @@ function nodeCell(results: NodeResult[] | undefined, flows: string[]): string {
   const mine = results.filter((r) => flows.includes(r.flow));
   if (mine.length === 0) return "—";
   const plain = mine.filter((r) => !r.polyfilled);
-  const servers = [...new Set(plain.map((r) => r.server))];
+  const servers = [...new Set(plain.map((r) => r.server))].filter(Boolean);
   const passed = plain.filter((r) => r.ok).length;
   const diverged = plain.filter((r) => r.divergence);
   const failed = plain.filter((r) => !r.ok && !r.divergence && !r.skipped);
@@ -333,9 +333,9 @@ function nodeCell(results: NodeResult[] | undefined, flows: string[]): string {
     return `✗ needs \`Promise.withResolvers\` (Node 22+); ✓ ${polyPassed} of ${poly.length} with a polyfill`;
   }
   const skipped = plain.filter((r) => r.skipped).length;
-  return `✓ ${passed} vs ${servers.join(", ")}${
-    skipped ? ` (${skipped} skipped)` : ""
-  }`;
+  // The browser's results name no server.
+  const against = servers.length > 0 ? ` vs ${servers.join(", ")}` : "";
+  return `✓ ${passed}${against}${skipped ? ` (${skipped} skipped)` : ""}`;
 }
 
 interface BundleReport {
