@@ -2,6 +2,11 @@
  * sluice: HTTP streaming on web standards for Deno, Bun and Cloudflare
  * Workers.
  *
+ * The streams, HTTP and RPC layers in one import. One name differs from
+ * the layers' own entry points: `cors` here is RPC's (what a page on
+ * another origin needs allowed to call RPC handlers); the HTTP flows' is
+ * `cors` from `@sluice/streams/http`.
+ *
  * @module
  */
 
