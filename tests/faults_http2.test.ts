@@ -29,6 +29,8 @@ import {
   openRawH2,
   resetFrame,
 } from "./_h2_frames.ts";
+import type * as http2 from "node:http2";
+import { spawn } from "node:child_process";
 import { serveHttp2 } from "../lib/runtime/serve_http2.ts";
 import { deadline, runtime } from "./_helpers.ts";
 
@@ -59,6 +61,87 @@ async function start(
   const base = await server.stats("gc");
   await server.stats("reset");
   return { server, base };
+}
+
+/**
+ * One request on `session` (a GET, or a POST of `requestBody`): its status and
+ * body, as "200 pong".
+ */
+function get(
+  session: http2.ClientHttp2Session,
+  path: string,
+  requestBody?: Uint8Array,
+): Promise<string> {
+  return deadline(
+    new Promise<string>((resolve, reject) => {
+      const stream = session.request({
+        ":path": path,
+        ":method": requestBody ? "POST" : "GET",
+      });
+      let status = 0;
+      let body = "";
+      stream.on("response", (headers) => status = Number(headers[":status"]));
+      stream.setEncoding("utf8");
+      stream.on("data", (data: string) => body += data);
+      stream.once("end", () => resolve(`${status} ${body}`));
+      stream.once("error", reject);
+      stream.end(requestBody);
+    }),
+    10_000,
+    `GET ${path}`,
+  );
+}
+
+/**
+ * Node (the `node` on PATH) as a client: `n` gRPC-like POSTs of a small
+ * body to a path the server answers 404 (its headers alone), one after another, on one connection (a new one after a GOAWAY),
+ * then the connection closed; resolves with what it printed, the number
+ * answered 404.
+ */
+function runNodeClient(port: number, n: number): Promise<string> {
+  const script = `
+    const http2 = require("node:http2");
+    const url = "http://127.0.0.1:${port}";
+    let session, ok = 0;
+    const open = () => {
+      if (!session || session.closed || session.destroyed) {
+        session = http2.connect(url);
+        session.on("error", () => {});
+        session.on("goaway", () => session.close());
+      }
+      return session;
+    };
+    (async () => {
+      for (let i = 0; i < ${n}; i++) {
+        await new Promise((resolve) => {
+          const stream = open().request({
+            ":method": "POST",
+            ":path": "/test.Svc/echo",
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+          stream.on("error", () => {});
+          stream.on("response", (h) => { if (h[":status"] === 404) ok++; });
+          stream.on("close", resolve);
+          stream.resume();
+          stream.end(Buffer.from([0, 0, 0, 0, 1, 7]));
+        });
+      }
+      session.close();
+      process.stdout.write(String(ok));
+      // Alive while the close completes (exiting at once cuts it short).
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    })();
+  `;
+  return new Promise((resolve, reject) => {
+    const child = spawn("node", ["-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => out += d);
+    child.once("error", reject);
+    child.once("close", () => resolve(out));
+  });
 }
 
 /** Waits (bounded) until the server's descriptors are back to `base`. */
@@ -298,6 +381,50 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     assert.equal(await ping(server.url), "200 pong");
     const after = await fdsSettle(server, base);
     assert.ok(after.fds <= base.fds + FD_MARGIN);
+  });
+
+  it("serveHttp2 closes a session with GOAWAY once it has opened maxStreamsPerSession streams", async () => {
+    const { server } = await start({ maxStreamsPerSession: 3 });
+    const session = await deadline(connect(server.url), 10_000, "connect");
+    const goaway = new Promise<void>((resolve) =>
+      session.once("goaway", () => resolve())
+    );
+    try {
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await get(session, "/ping"), "200 pong");
+      }
+      await deadline(goaway, 10_000, "the GOAWAY after the third stream");
+      // Bun's session refuses new streams, Deno's is gone.
+      assert.throws(() => session.request({ ":path": "/ping" }), {
+        code: /^ERR_HTTP2_(GOAWAY|INVALID)_SESSION$/,
+      });
+    } finally {
+      session.destroy();
+    }
+    assert.equal(await ping(server.url), "200 pong");
+  });
+
+  it("serveHttp2 outlives a Node client that closes its connection after 300 requests (Deno's node:http2 aborted the process)", async () => {
+    // Deno 2.9.6: a bare node:http2 server aborts (SIGABRT, "free():
+    // invalid pointer" or an nghttp2 assertion) in most runs when a Node
+    // client closes a connection that carried about a hundred requests
+    // with bodies (2 runs of 3 with this test before; a Deno client does
+    // not set it off). serveHttp2 closes its sessions itself, every 50
+    // streams by default under Deno (maxStreamsPerSession).
+    // The abort comes in about half the runs, and only to a server that
+    // has not outlived such a close yet: three servers, one client each.
+    for (let round = 1; round <= 3; round++) {
+      const server = await startChildServer();
+      children.push(server);
+      const answered = await runNodeClient(server.port, 300);
+      assert.equal(answered, "300", `round ${round}`);
+      const outcome = await Promise.race([
+        server.exited.then((code) => `exited (${code})`),
+        new Promise((resolve) => setTimeout(() => resolve("alive"), 500)),
+      ]);
+      assert.equal(outcome, "alive", `round ${round}`);
+      assert.equal(await ping(server.url), "200 pong");
+    }
   });
 
   it("serveHttp2 rejects limits that are not non-negative integers", async () => {

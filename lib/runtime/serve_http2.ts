@@ -121,6 +121,20 @@ export interface ServeHttp2Options {
    */
   streamResetWindowMs?: number;
   /**
+   * Streams a session may open; the one that reaches it is served, and the
+   * session is then closed with GOAWAY (its open streams end normally; a
+   * gRPC or fetch client opens a new connection for its next call), as
+   * nginx's `keepalive_requests` does. Under Deno it is 50 by default: Deno
+   * 2.9.6's node:http2 server aborts the whole process (SIGABRT, "free():
+   * invalid pointer", or an nghttp2 assertion) when a client closes or
+   * drops a connection that carried about a hundred streams or more, and
+   * not when the server closes it (docs/known-runtime-issues.md (e)). `0`
+   * sets no bound.
+   *
+   * @default {50 under Deno, 0 elsewhere}
+   */
+  maxStreamsPerSession?: number;
+  /**
    * The longest `shutdown()` (or the `signal`) waits for open streams to
    * end after sending GOAWAY, in milliseconds; past it the sessions still
    * open are destroyed, their calls cut (the handlers' signals abort). A
@@ -169,8 +183,10 @@ export interface Http2Server {
  * 328 MiB, the server unanswering for 12 s → none ran, the session was
  * closed, RSS 96-111 MiB. Under Deno the process can still abort after such
  * floods, with or without the limits (an nghttp2 assertion in Deno's
- * node:http2): put a proxy that terminates HTTP/2 in front of a server
- * open to the Internet (`docs/known-runtime-issues.md`).
+ * node:http2), and did in most runs when a client closed a connection that
+ * had carried a few hundred requests, which `maxStreamsPerSession` (50
+ * under Deno) now prevents: put a proxy that terminates HTTP/2 in front of
+ * a server open to the Internet (`docs/known-runtime-issues.md` (e)).
  *
  * @param handler The handler, from `createUniversalHandler`.
  * @param options Where to listen, how to stop and the limits.
@@ -216,6 +232,7 @@ export async function serveHttp2(
     maxStreamResets = 400,
     streamResetWindowMs = 10000,
     shutdownTimeoutMs = 10000,
+    maxStreamsPerSession = typeof Deno === "undefined" ? 0 : 50,
   } = options;
   const what = "serve HTTP/2";
   checkMax(what, "readBufferBytes", readBufferBytes);
@@ -228,6 +245,7 @@ export async function serveHttp2(
   checkMs(what, "headersTimeoutMs", headersTimeoutMs);
   checkMs(what, "idleTimeoutMs", idleTimeoutMs);
   checkMs(what, "shutdownTimeoutMs", shutdownTimeoutMs);
+  checkMax(what, "maxStreamsPerSession", maxStreamsPerSession);
   checkMs(what, "streamResetWindowMs", streamResetWindowMs);
   if (maxConcurrentStreams > 0xffffffff || maxHeaderListBytes > 0xffffffff) {
     throw new RangeError(
@@ -263,7 +281,14 @@ export async function serveHttp2(
       sessions.delete(session);
       state.stop();
     });
+    let streamsSeen = 0;
     session.on("stream", (stream, headers) => {
+      if (
+        maxStreamsPerSession > 0 && ++streamsSeen === maxStreamsPerSession
+      ) {
+        // This stream is served; no new one is taken (GOAWAY).
+        session.close();
+      }
       const serverStream = stream as http2.ServerHttp2Stream;
       serverStream.on("error", () => {
         // Reported through the stream's close; the handler sees its signal.
