@@ -301,9 +301,10 @@ export async function serve(
   // only way to); a server whose graceful `shutdown()` has begun can no
   // longer be stopped so (Deno's abort listener then throws BadResource,
   // uncaught): see docs/known-runtime-issues.md (h). So with a time limit
-  // the wait for requests in progress is `serve`'s own, and the signal
-  // ends it. One controller per listener: a dead one's listener must not
-  // see it.
+  // the wait for requests in progress is `serve`'s own: once none is left,
+  // Deno's graceful shutdown (it lets the last answers out; aborting then
+  // cut one mid-flight), past the limit the signal. One controller per
+  // listener: a dead one's listener must not see it.
   let force: AbortController | undefined;
   let forced = false;
   let retryMs = 0;
@@ -361,21 +362,25 @@ export async function serve(
   const shutdown = async () => {
     if (!stopping) {
       stopping = true;
-      if (shutdownTimeoutMs === 0) {
-        await current?.shutdown().catch(() => {});
+      let done = active === 0 || shutdownTimeoutMs === 0;
+      if (!done) {
+        drained = deferred<void>();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        done = await Promise.race([
+          drained.promise.then(() => true),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), shutdownTimeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      const server = current;
+      if (done) {
+        // Nothing in progress (or no limit): Deno's own graceful shutdown,
+        // which lets the last answers out, closes idle connections and
+        // WebSockets (1001), and cannot be cut short once begun.
+        await server?.shutdown().catch(() => {});
       } else {
-        if (active > 0) {
-          drained = deferred<void>();
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          await Promise.race([
-            drained.promise,
-            new Promise((resolve) => {
-              timer = setTimeout(resolve, shutdownTimeoutMs);
-            }),
-          ]);
-          clearTimeout(timer);
-        }
-        const server = current;
         forced = true;
         force?.abort();
         await server?.finished.catch(() => {});
