@@ -87,18 +87,30 @@ export function xhrUpload(
     }
     let last = -Infinity;
     let reported = -1;
+    // An onProgress that throws ends the upload with what it threw, as the
+    // fetch path's ProgressStream does (it was only reported to the page).
+    let failure: { error: unknown } | undefined;
+    const report = (sent: number) => {
+      reported = sent;
+      try {
+        onProgress(sent, total);
+      } catch (error) {
+        failure ??= { error };
+        xhr.abort();
+      }
+    };
     xhr.upload.addEventListener("progress", (event) => {
       const now = Date.now();
       if (now - last >= progressIntervalMs || event.loaded === total) {
         last = now;
-        reported = event.loaded;
-        onProgress(event.loaded, total);
+        report(event.loaded);
       }
     });
     xhr.addEventListener("load", () => {
       done();
       // Always once at the end, as ProgressStream does.
-      if (reported !== total) onProgress(total, total);
+      if (reported !== total) report(total);
+      if (failure) return reject(failure.error);
       const status = xhr.status;
       resolve(
         new Response(NULL_BODY_STATUS.has(status) ? null : xhr.response, {
@@ -121,7 +133,7 @@ export function xhrUpload(
     xhr.addEventListener("abort", () => {
       done();
       reject(
-        signal?.reason ??
+        failure ? failure.error : signal?.reason ??
           new DOMException("The upload was aborted", "AbortError"),
       );
     });

@@ -326,6 +326,30 @@ async function uploadFromPage(
   }, options);
 }
 
+test("upload() with an onProgress that throws rejects with what it threw and stops sending (XMLHttpRequest)", async () => {
+  // Before, the throw was only reported to the page and the upload went on.
+  const result = await httpPage.evaluate(async () => {
+    const file = new File([new Uint8Array(8 * 1024 * 1024)], "x.bin");
+    const thrown = new Error("progress handler broke");
+    let calls = 0;
+    try {
+      const response = await sluice.upload("/upload", file, {
+        progressIntervalMs: 0,
+        onProgress: () => {
+          calls++;
+          throw thrown;
+        },
+      });
+      return `answered ${response.status}`;
+    } catch (error) {
+      return error === thrown
+        ? `rejected with it after ${calls} call`
+        : String(error);
+    }
+  });
+  assertEqual(result, "rejected with it after 1 call", "the upload");
+});
+
 test("upload() of a File without onProgress sends it with Content-Length and a matching Content-Digest (HTTP/1.1)", async () => {
   const size = 3 * MiB + 17;
   const r = await uploadFromPage(httpPage, { size, progress: false });
