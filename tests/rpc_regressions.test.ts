@@ -25,6 +25,7 @@ import {
   type UniversalResponse,
 } from "../lib/rpc/mod.ts";
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { MapStream } from "../lib/streams/map.ts";
 import type { Server } from "../lib/runtime/serve.ts";
 import { deadline, startServer } from "./_helpers.ts";
 import {
@@ -1335,5 +1336,96 @@ describe("createHttp2Client maps a server's RST_STREAM code to the call's", () =
         }
       });
     }
+  }
+});
+
+describe("a server stream whose next message cannot be sent", () => {
+  // Before, the messages already produced were dropped with it: the
+  // client got the error and nothing before it (connect-node sends them,
+  // then the error).
+  const Text: MessageType<string> = {
+    typeName: "test.Text",
+    proto: {
+      encode: (s) => {
+        if (typeof s !== "string") throw new TypeError("not a string");
+        return new TextEncoder().encode(s);
+      },
+      decode: (b) => new TextDecoder().decode(b),
+    },
+  };
+  const kind = { kind: "server-streaming", input: Text, output: Text } as const;
+  const bidi = { kind: "bidi", input: Text, output: Text } as const;
+  const Lost = defineService("test.v1.Lost", {
+    tooBig: kind,
+    notEncodable: kind,
+    fusedTooBig: bidi,
+  });
+  const implementation = implementService(Lost, {
+    async *tooBig() {
+      yield "row 1";
+      yield "row 2";
+      yield "x".repeat(5000);
+    },
+    async *notEncodable() {
+      yield "row 1";
+      yield "row 2";
+      yield 42 as unknown as string;
+    },
+    // A fused step (the call loop's own path): each request answered in
+    // turn, the third too large.
+    fusedTooBig: () =>
+      new MapStream((s: string) => s === "big" ? "x".repeat(5000) : s),
+  });
+  const handler = createUniversalHandler(implementation, {
+    maxMessageBytes: 2000,
+  });
+  const httpClient = createUniversalHandlerClient(handler);
+  for (
+    const [name, transport] of [
+      ["Connect", createConnectTransport({ baseUrl: "http://x", httpClient })],
+      ["gRPC-Web", createGrpcWebTransport({ baseUrl: "http://x", httpClient })],
+      ["gRPC", createGrpcTransport({ baseUrl: "http://x", httpClient })],
+    ] as const
+  ) {
+    const client = createClient(Lost, transport);
+    const collect = async (iterable: AsyncIterable<string>) => {
+      const got: string[] = [];
+      try {
+        for await (const value of iterable) got.push(value);
+      } catch (error) {
+        return { got, error };
+      }
+      return { got, error: undefined };
+    };
+    it(`${name}: the messages before one over maxMessageBytes arrive, then RESOURCE_EXHAUSTED`, async () => {
+      const { got, error } = await deadline(collect(client.tooBig("")), T);
+      assert.deepEqual(got, ["row 1", "row 2"]);
+      assert.ok(
+        error instanceof RpcError && error.code === Code.ResourceExhausted,
+        String(error),
+      );
+    });
+    it(`${name}: the messages before one that cannot be encoded arrive, then INTERNAL`, async () => {
+      const { got, error } = await deadline(
+        collect(client.notEncodable("")),
+        T,
+      );
+      assert.deepEqual(got, ["row 1", "row 2"]);
+      assert.ok(
+        error instanceof RpcError && error.code === Code.Internal,
+        String(error),
+      );
+    });
+    it(`${name}: a fused step's answers before one too large arrive`, async () => {
+      const call = client.fusedTooBig();
+      for (const s of ["a", "b", "big"]) await call.send(s).catch(() => {});
+      await call.complete().catch(() => {});
+      const { got, error } = await deadline(collect(call), T);
+      assert.deepEqual(got, ["a", "b"]);
+      assert.ok(
+        error instanceof RpcError && error.code === Code.ResourceExhausted,
+        String(error),
+      );
+    });
   }
 });

@@ -207,12 +207,17 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     head.resolve();
     return frameOf(value);
   };
-  // A failed message (one that cannot be serialized) fails the call,
-  // through pipeDirect; the status then carries the error.
-  const encoder = new FrameQueue<unknown>({
-    maxMessageBytes: init.maxMessageBytes,
-    toFrame,
-  }, () => {});
+  // A failed message (one that cannot be serialized, or too large) fails
+  // the call, through pipeDirect; the messages before it still go out, then
+  // the status carries the error.
+  const encoder = new FrameQueue<unknown>(
+    {
+      maxMessageBytes: init.maxMessageBytes,
+      toFrame,
+    },
+    () => {},
+    true,
+  );
   const message = deferred<Frame | undefined>();
   message.promise.catch(() => {});
 

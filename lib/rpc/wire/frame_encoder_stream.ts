@@ -218,6 +218,7 @@ export class FrameEncoderStream<T = Frame>
  * reader and writer, and a stream hop per response chunk.
  */
 export class FrameQueue<T> {
+  readonly #keepQueuedOnRefusal: boolean;
   #queue: Frame[] = [];
   #head = 0;
   #queuedBytes = 0;
@@ -265,10 +266,21 @@ export class FrameQueue<T> {
    * @param onError Called once when a chunk fails (it cannot be converted,
    * or is over maxMessageBytes) or `error` is called.
    */
+  /**
+   * @param options As FrameEncoderStream's.
+   * @param onError Told when the queue fails.
+   * @param keepQueuedOnRefusal A chunk that cannot be converted, or is too
+   *   large, is refused (its error thrown to the writer) without failing the
+   *   queue: what was queued before it still goes out once the queue is
+   *   closed (the RPC server's responses, whose status then carries that
+   *   error, as grpc-js and connect-node send them).
+   */
   constructor(
     options: FrameEncoderStreamOptions<T>,
     onError: (reason: unknown) => void,
+    keepQueuedOnRefusal = false,
   ) {
+    this.#keepQueuedOnRefusal = keepQueuedOnRefusal;
     const {
       toFrame,
       chunkBytes = 32768,
@@ -330,17 +342,19 @@ export class FrameQueue<T> {
     try {
       frame = toFrame(chunk);
     } catch (error) {
-      this.error(error);
-      throw error;
+      this.#refuse(error);
     }
     if (isFrame(frame)) return this.#push(frame);
     return Promise.resolve(frame).then(
       (f) => this.#push(f),
-      (error) => {
-        this.error(error);
-        throw error;
-      },
+      (error) => this.#refuse(error),
     );
+  }
+
+  /** Throws `error` for a refused chunk, failing the queue unless kept. */
+  #refuse(error: unknown): never {
+    if (!this.#keepQueuedOnRefusal) this.error(error);
+    throw error;
   }
 
   #push(frame: Frame): void | Promise<void> {
@@ -350,8 +364,7 @@ export class FrameQueue<T> {
         Code.ResourceExhausted,
         `Cannot encode frame: length ${frame.data.byteLength} exceeds maxMessageBytes ${this.#maxMessageBytes}`,
       );
-      this.error(error);
-      throw error;
+      this.#refuse(error);
     }
     this.#queue.push(frame);
     this.#queuedBytes += 5 + frame.data.byteLength;
