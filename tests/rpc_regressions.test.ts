@@ -1429,3 +1429,81 @@ describe("a server stream whose next message cannot be sent", () => {
     });
   }
 });
+
+describe("a handler's header or trailer with a control character", () => {
+  // Before, it was sent on: Deno's HTTP/1.1 server panicked and the
+  // process exited (a handler that put a client's text in a header took it
+  // down), Bun sent a malformed response. Headers refuses only NUL, CR and
+  // LF; the others are not allowed in a field value (RFC 9110, 5.5).
+  const Greeter = defineService("test.v1.Greeter", {
+    greet: { kind: "unary", input: Int64Value, output: Int64Value },
+    fail: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  const greeter = implementService(Greeter, {
+    greet: (n, context) => {
+      context.responseHeaders.set("x-echo", "a\x01b");
+      context.responseHeaders.set("x-fine", "fine");
+      context.responseTrailers.set("x-greeted", "tab\tis fine");
+      context.responseTrailers.set("x-bell", "ding\x07");
+      return n;
+    },
+    fail: () => {
+      throw new RpcError(Code.NotFound, "Cannot find it", {
+        metadata: new Headers({ "x-why": "esc\x1b[0m", "x-ok": "kept" }),
+      });
+    },
+  });
+  const handler = createUniversalHandler(greeter);
+
+  it("is left out, the rest sent, in process on every protocol", async () => {
+    const httpClient = createUniversalHandlerClient(handler);
+    for (
+      const transport of [
+        createConnectTransport({ baseUrl: "http://x", httpClient }),
+        createGrpcWebTransport({ baseUrl: "http://x", httpClient }),
+        createGrpcTransport({ baseUrl: "http://x", httpClient }),
+      ]
+    ) {
+      const client = createClient(Greeter, transport);
+      let headers = new Headers();
+      let trailers = new Headers();
+      assert.equal(
+        await client.greet(7n, {
+          onHeader: (h) => headers = h,
+          onTrailer: (t) => trailers = t,
+        }),
+        7n,
+      );
+      assert.equal(headers.get("x-echo"), null);
+      assert.equal(headers.get("x-fine"), "fine");
+      assert.equal(trailers.get("x-bell"), null);
+      assert.equal(trailers.get("x-greeted"), "tab\tis fine");
+      await assert.rejects(
+        client.fail(1n),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.NotFound &&
+          error.metadata.get("x-why") === null &&
+          error.metadata.get("x-ok") === "kept",
+      );
+    }
+  });
+
+  it("does not take a fetch server down (Connect unary sends trailers as headers)", async () => {
+    const server = await startServer(createRpcHandler(greeter));
+    try {
+      const client = createClient(
+        Greeter,
+        createConnectTransport({ baseUrl: server.url.origin }),
+      );
+      assert.equal(await deadline(client.greet(5n), T, "greet"), 5n);
+      await assert.rejects(
+        deadline(client.fail(1n), T, "fail"),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.NotFound,
+      );
+      assert.equal(await deadline(client.greet(6n), T, "again"), 6n);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});

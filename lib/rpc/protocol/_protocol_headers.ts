@@ -63,29 +63,43 @@ export function isEncodingHeader(name: string): boolean {
   return ENCODING_HEADERS.has(name);
 }
 
-/** Appends `from`'s entries to `into`, protocol headers left out. */
+/**
+ * A control character other than HTAB: not allowed in a field value (RFC
+ * 9110, 5.5), though `Headers` refuses only NUL, CR and LF. Sent on, one
+ * made Deno's HTTP/1.1 server panic and exit (a handler that echoed a
+ * client's text into a header took the process down) and Bun send a
+ * malformed response.
+ */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Whether a handler's field is sent: not a protocol header, a valid value. */
+function isOwn(key: string, value: string): boolean {
+  return !isProtocolHeader(key) && !CONTROL.test(value);
+}
+
+/** Appends `from`'s entries to `into`, all but those `isOwn` refuses. */
 function appendOwn(into: Headers, from: Headers): Headers {
   from.forEach((value, key) => {
-    if (!isProtocolHeader(key)) into.append(key, value);
+    if (isOwn(key, value)) into.append(key, value);
   });
   return into;
 }
 
-/** Whether `headers` holds a protocol header. */
-function hasProtocolHeader(headers: Headers): boolean {
+/** Whether `headers` holds a field `isOwn` refuses. */
+function hasForeign(headers: Headers): boolean {
   let found = false;
-  headers.forEach((_, key) => found ||= isProtocolHeader(key));
+  headers.forEach((value, key) => found ||= !isOwn(key, value));
   return found;
 }
 
 /**
- * A handler's response headers as sent: protocol headers left out (the
- * same object when it holds none, as a call's usually does).
+ * A handler's response headers as sent: protocol headers, and fields whose
+ * value holds a control character, left out (the same object when it holds
+ * none, as a call's usually does).
  */
 export function handlerHeaders(headers: Headers): Headers {
-  return hasProtocolHeader(headers)
-    ? appendOwn(new Headers(), headers)
-    : headers;
+  return hasForeign(headers) ? appendOwn(new Headers(), headers) : headers;
 }
 
 const fromWire = new WeakSet<RpcError>();
@@ -101,7 +115,7 @@ export function markFromWire(error: RpcError): void {
 /**
  * The trailers of a call that ends with `error` (or none): the handler's
  * trailers, then the error's metadata unless it came from the wire;
- * protocol headers left out of both.
+ * protocol headers and fields with a control character left out of both.
  */
 export function statusTrailers(
   trailers: Headers,
