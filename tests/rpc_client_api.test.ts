@@ -423,3 +423,37 @@ describe("Connect unary: an answer that is not Connect's", () => {
     );
   });
 });
+
+describe("a call left early", () => {
+  it("settles its trailers (empty) when a loop over its responses is left, and when cancelled", async () => {
+    // Before, `call.trailers` of a call whose loop was left early (which
+    // cancels it), or of a call cancelled or past its deadline, never
+    // settled: code that awaited them after the loop waited for good.
+    for (const [name, transport] of transports) {
+      const client = createClient(Service, transport);
+      const looped = client.count(0n); // endless
+      for await (const value of looped) if (value >= 3n) break;
+      const left = await deadline(looped.trailers, T, `${name}: trailers`);
+      assert.ok(left instanceof Headers);
+      const cancelled = client.count(0n);
+      await cancelled.receive();
+      cancelled.cancel();
+      assert.ok(
+        (await deadline(cancelled.trailers, T, `${name}: cancelled`)) instanceof
+          Headers,
+      );
+      const late = client.count(0n, { timeoutMs: 50 });
+      await assert.rejects(
+        (async () => {
+          for await (const _ of late) { /* until the deadline */ }
+        })(),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.DeadlineExceeded,
+      );
+      assert.ok(
+        (await deadline(late.trailers, T, `${name}: deadline`)) instanceof
+          Headers,
+      );
+    }
+  });
+});

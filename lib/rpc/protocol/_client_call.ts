@@ -174,10 +174,15 @@ export function startClientCall<I, O>(
   // failed, past its deadline) also lets go of its deadline timer and of
   // the caller's signal, which would otherwise hold it until that signal
   // aborts, and the timer keep the process alive.
+  // Resolved with the status's trailers; a call aborted before its status
+  // has none (empty Headers, as a cancelled response stream gives): its
+  // `trailers` never waited for good.
+  const trailers = deferred<Headers>();
   const onAbort = () => {
     unlink();
     sent.reject(abort.signal.reason);
     requestEnd.abort(abort.signal.reason);
+    trailers.resolve(new Headers());
   };
   if (abort.signal.aborted) onAbort();
   else abort.signal.addEventListener("abort", onAbort, { once: true });
@@ -211,7 +216,6 @@ export function startClientCall<I, O>(
     shown ??= init.bare ? withoutTrailers(response.headers) : response.headers;
   const headers = sent.promise.then(headersOf);
   headers.catch(() => {});
-  const trailers = deferred<Headers>();
 
   let reader: ChunkReader | undefined;
   let decoder: MessageDecoder<O> | undefined;
