@@ -1507,3 +1507,56 @@ describe("a handler's header or trailer with a control character", () => {
     }
   });
 });
+
+describe("createHttp2Client cancels a call with RST_STREAM alone", () => {
+  // Before, a cancel sent an empty DATA with END_STREAM and then the reset
+  // (node:http2's stream.close): the server read a cancelled
+  // client-streaming call's requests as complete and answered it (50 of 50
+  // under Bun, the handler's for-await ending as if the client had sent
+  // them all).
+  const Summer = defineService("test.v1.Summer", {
+    sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  });
+  const outcomes: string[] = [];
+  const seen = Promise.withResolvers<void>();
+  const summer = implementService(Summer, {
+    sum: async (requests, context) => {
+      let total = 0n;
+      try {
+        for await (const n of requests) {
+          total += n;
+          if (total === 3n) seen.resolve();
+        }
+        outcomes.push(context.signal.aborted ? "aborted" : "completed");
+      } catch {
+        outcomes.push("failed");
+      }
+      return total;
+    },
+  });
+
+  it("the server's handler sees its requests fail, not end", async () => {
+    const server = await serveHttp2(createUniversalHandler(summer));
+    const httpClient = createHttp2Client(server.url);
+    try {
+      const client = createClient(
+        Summer,
+        createGrpcTransport({ baseUrl: server.url.origin, httpClient }),
+      );
+      const call = client.sum();
+      await call.send(1n);
+      await call.send(2n);
+      await deadline(seen.promise, T, "the handler's first requests");
+      call.cancel();
+      await assert.rejects(call.receive(), RpcError);
+      const until = Date.now() + T;
+      while (outcomes.length === 0 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.deepEqual(outcomes, ["failed"]);
+    } finally {
+      await httpClient.close();
+      await server.shutdown();
+    }
+  });
+});

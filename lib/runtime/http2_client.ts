@@ -81,11 +81,16 @@ export function createHttp2Client(
     req.signal.throwIfAborted();
     const url = new URL(req.url);
     const session = connect();
+    // A cancel is RST_STREAM CANCEL alone. `stream.close(CANCEL)` ends the
+    // request first (an empty DATA with END_STREAM), so a server read a
+    // cancelled client-streaming call's requests as complete and answered
+    // it; node:http2 resets a request whose `signal` aborts without it.
+    const cancel = new AbortController();
     const stream = session.request({
       ":method": req.method,
       ":path": url.pathname + url.search,
       ...headersToH2(req.headers),
-    });
+    }, { signal: AbortSignal.any([req.signal, cancel.signal]) });
     // A stream ended by its connection (cut, or closed by the peer) has
     // node's CANCEL as its code too: it is UNAVAILABLE, not a reset. (When
     // the stream closes, Bun has destroyed the session, Deno only closed it
@@ -119,14 +124,9 @@ export function createHttp2Client(
         trailers.reject(errorOf());
       } else trailers.resolve(new Headers());
     });
-    const onAbort = () => {
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    };
-    req.signal.addEventListener("abort", onAbort, { once: true });
-    stream.once(
-      "close",
-      () => req.signal.removeEventListener("abort", onAbort),
-    );
+    // A request body that fails (the call's request stream errored) is a
+    // cancel too, not an end.
+    const onAbort = () => cancel.abort();
     // A GET (Connect GET) has no body: node:http2 ends its stream at once.
     if (req.method === "GET") {
       if (!stream.writableEnded) stream.end();
