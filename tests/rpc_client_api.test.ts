@@ -457,3 +457,50 @@ describe("a call left early", () => {
     }
   });
 });
+
+describe("a call aborted while its responses stream", () => {
+  it("ends its exchange: the server's handler stops, no connection left (100 calls aborted right after a receive)", async () => {
+    // Before, the response body was left to the fetch's signal: under
+    // Deno now and then the exchange stayed open, the handler streaming
+    // on (10-53 of 300 calls), and the connections held.
+    const Ticks = defineService("test.v1.Ticks", {
+      ticks: {
+        kind: "server-streaming",
+        input: Int64Value,
+        output: Int64Value,
+      },
+    });
+    let running = 0;
+    const ticks = implementService(Ticks, {
+      ticks: async function* (_n, context) {
+        running++;
+        try {
+          for (let i = 0n; !context.signal.aborted; i++) {
+            yield i;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        } finally {
+          running--;
+        }
+      },
+    });
+    await withServer(createRpcHandler(ticks), async (server) => {
+      const client = createClient(
+        Ticks,
+        createConnectTransport({ baseUrl: server.url.origin }),
+      );
+      for (let i = 0; i < 100; i++) {
+        const controller = new AbortController();
+        const call = client.ticks(1n, { signal: controller.signal });
+        await call.receive();
+        await call.receive();
+        controller.abort();
+      }
+      const until = Date.now() + 5_000;
+      while (running > 0 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(running, 0, "handlers still streaming 5 s after");
+    });
+  });
+});
