@@ -504,3 +504,59 @@ describe("a call aborted while its responses stream", () => {
     });
   });
 });
+
+describe("a handler reading its requests when the client cancels", () => {
+  it("gets Canceled and its signal aborts, over Connect and gRPC-Web on a fetch server", async () => {
+    // Before, under Deno the handler's read failed with the runtime's own
+    // error ("Cannot read request body as underlying resource
+    // unavailable") and context.signal never aborted.
+    const Summer = defineService("test.v1.CancelledSum", {
+      sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+    });
+    const seen: { error: unknown; aborted: boolean }[] = [];
+    const summer = implementService(Summer, {
+      sum: async (values, context) => {
+        try {
+          let total = 0n;
+          for await (const value of values) total += value;
+          return total;
+        } catch (error) {
+          // The signal may abort a moment after the read fails.
+          const until = Date.now() + 2_000;
+          while (!context.signal.aborted && Date.now() < until) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          seen.push({ error, aborted: context.signal.aborted });
+          throw error;
+        }
+      },
+    });
+    await withServer(createRpcHandler(summer), async (server) => {
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl: server.url.origin }),
+          createGrpcWebTransport({ baseUrl: server.url.origin }),
+        ]
+      ) {
+        const controller = new AbortController();
+        const call = createClient(Summer, transport).sum({
+          signal: controller.signal,
+        });
+        await call.send(1n);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        controller.abort();
+        await call.receive().catch(() => {});
+        const until = Date.now() + T;
+        while (seen.length === 0 && Date.now() < until) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        const { error, aborted } = seen.shift()!;
+        assert.ok(
+          error instanceof RpcError && error.code === Code.Canceled,
+          `the handler's read failed with ${error}`,
+        );
+        assert.equal(aborted, true, "context.signal aborted");
+      }
+    });
+  });
+});

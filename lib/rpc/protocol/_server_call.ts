@@ -392,12 +392,14 @@ function decodeRequests<T>(
   function onAbort(this: AbortSignal) {
     fail(this.reason);
   }
-  // A read of the body failed while the handler was not reading: the
-  // client went away.
+  // A read of the body failed: the client went away. The call ends
+  // `Canceled` (onGone aborts one of `signals`), and the requests fail
+  // with that error, not the runtime's ("Cannot read request body as
+  // underlying resource unavailable", Deno).
   const gone = (reason: unknown) => {
     if (over) return;
-    fail(reason);
     onGone(reason);
+    fail(reason);
   };
   const readAhead = () => {
     const read = reader.read();
@@ -424,6 +426,10 @@ function decodeRequests<T>(
         ahead = undefined;
         try {
           result = await read;
+        } catch (reason) {
+          // Under a read the handler waits on, as ahead of it.
+          gone(reason);
+          return emitted;
         } finally {
           idle.end();
         }
