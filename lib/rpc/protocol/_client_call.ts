@@ -165,6 +165,9 @@ export function startClientCall<I, O>(
   };
   // Aborted when the call ends, to fail sends that come after.
   const requestEnd = new AbortController();
+  // Resolved with the status's trailers; a call aborted before its status
+  // has none (empty Headers, as a cancelled response stream gives).
+  const trailers = deferred<Headers>();
   // A cancel, a deadline or the caller's signal fails the call and ends
   // the request body at once, read or not: an HTTP client that sends a
   // stream (Deno's fetch) may keep the exchange, and its connection, open
@@ -174,10 +177,6 @@ export function startClientCall<I, O>(
   // failed, past its deadline) also lets go of its deadline timer and of
   // the caller's signal, which would otherwise hold it until that signal
   // aborts, and the timer keep the process alive.
-  // Resolved with the status's trailers; a call aborted before its status
-  // has none (empty Headers, as a cancelled response stream gives): its
-  // `trailers` never waited for good.
-  const trailers = deferred<Headers>();
   const onAbort = () => {
     unlink();
     sent.reject(abort.signal.reason);

@@ -265,15 +265,11 @@ export class FrameQueue<T> {
    * @param options As FrameEncoderStream's (`signal` is not read here).
    * @param onError Called once when a chunk fails (it cannot be converted,
    * or is over maxMessageBytes) or `error` is called.
-   */
-  /**
-   * @param options As FrameEncoderStream's.
-   * @param onError Told when the queue fails.
    * @param keepQueuedOnRefusal A chunk that cannot be converted, or is too
-   *   large, is refused (its error thrown to the writer) without failing the
-   *   queue: what was queued before it still goes out once the queue is
-   *   closed (the RPC server's responses, whose status then carries that
-   *   error, as grpc-js and connect-node send them).
+   * large, is refused instead (its error thrown to the writer, `onError`
+   * not called, the queue not failed): what was queued before it still goes
+   * out once the queue is closed (the RPC server's responses, whose status
+   * then carries that error, as grpc-js and connect-node send them).
    */
   constructor(
     options: FrameEncoderStreamOptions<T>,
