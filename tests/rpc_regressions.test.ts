@@ -1246,94 +1246,82 @@ describe("createHttp2Client maps a server's RST_STREAM code to the call's", () =
     ["ENHANCE_YOUR_CALM", 11, Code.ResourceExhausted, "RESOURCE_EXHAUSTED"],
     ["INTERNAL_ERROR", 2, Code.Internal, "INTERNAL"],
   ] as const;
+  /** One message, Int64Value 7. */
+  const message = new Uint8Array([0, 0, 0, 0, 2, 8, 7]);
+  /**
+   * A bare server's answer to each request: HEADERS and one message first
+   * when `when` says so, then (50 ms later, once read) `last`.
+   */
+  const answer = (
+    when: "before its headers" | "after a message",
+    last: (
+      streamId: number,
+      write: (f: Uint8Array) => void,
+      cut: () => void,
+    ) => void,
+  ) =>
+  (streamId: number, write: (f: Uint8Array) => void, cut: () => void) => {
+    if (when === "after a message") {
+      write(responseHeaders(streamId, "application/grpc"));
+      write(h2Frame(FRAME.DATA, 0, streamId, message));
+    }
+    setTimeout(
+      () => last(streamId, write, cut),
+      when === "after a message" ? 50 : 0,
+    );
+  };
+  /** A `list` call through createHttp2Client: what it read, and its error. */
+  const listFrom = async (
+    onRequest: Parameters<typeof rawH2Server>[0],
+  ): Promise<{ got: bigint[]; error: unknown }> => {
+    const server = await rawH2Server(onRequest);
+    const url = `http://127.0.0.1:${server.port}`;
+    const httpClient = createHttp2Client(url);
+    const got: bigint[] = [];
+    try {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: url, httpClient }),
+      );
+      await deadline(
+        (async () => {
+          for await (const value of client.list(1n)) got.push(value);
+        })(),
+        T,
+        "the call",
+      );
+      return { got, error: undefined };
+    } catch (error) {
+      return { got, error };
+    } finally {
+      await httpClient.close();
+      await server.close();
+    }
+  };
   for (const when of ["before its headers", "after a message"] as const) {
     it(`a connection cut ${when}: UNAVAILABLE, not a reset`, async () => {
       // node:http2 gives a stream its connection ended the code CANCEL:
       // it was taken for the server's, and the call was CANCELED.
-      const server = await rawH2Server((streamId, write, cut) => {
-        if (when === "after a message") {
-          write(responseHeaders(streamId, "application/grpc"));
-          write(
-            h2Frame(
-              FRAME.DATA,
-              0,
-              streamId,
-              new Uint8Array([0, 0, 0, 0, 2, 8, 7]),
-            ),
-          );
-        }
-        setTimeout(cut, when === "after a message" ? 50 : 0);
-      });
-      const url = `http://127.0.0.1:${server.port}`;
-      const httpClient = createHttp2Client(url);
-      try {
-        const client = createClient(
-          Svc,
-          createGrpcTransport({ baseUrl: url, httpClient }),
-        );
-        await assert.rejects(
-          deadline(
-            (async () => {
-              for await (const _ of client.list(1n)) { /* read */ }
-            })(),
-            T,
-            "the call",
-          ),
-          (error: unknown) =>
-            error instanceof RpcError && error.code === Code.Unavailable,
-        );
-      } finally {
-        await httpClient.close();
-        await server.close();
-      }
+      const { error } = await listFrom(answer(when, (_, __, cut) => cut()));
+      assert.ok(
+        error instanceof RpcError && error.code === Code.Unavailable,
+        String(error),
+      );
     });
   }
   for (const [name, rst, code, codeName] of cases) {
     for (const when of ["before its headers", "after a message"] as const) {
       it(`${name} ${when}: ${codeName}`, async () => {
-        const server = await rawH2Server((streamId, write) => {
-          if (when === "after a message") {
-            write(responseHeaders(streamId, "application/grpc"));
-            // One message: Int64Value 7.
-            write(h2Frame(
-              FRAME.DATA,
-              0,
-              streamId,
-              new Uint8Array([0, 0, 0, 0, 2, 8, 7]),
-            ));
-          }
-          // After the message has been read, for the "after" cases.
-          setTimeout(
-            () => write(resetFrame(streamId, rst)),
-            when === "after a message" ? 50 : 0,
-          );
-        });
-        const url = `http://127.0.0.1:${server.port}`;
-        const httpClient = createHttp2Client(url);
-        try {
-          const client = createClient(
-            Svc,
-            createGrpcTransport({ baseUrl: url, httpClient }),
-          );
-          const got: bigint[] = [];
-          await assert.rejects(
-            deadline(
-              (async () => {
-                for await (const value of client.list(1n)) got.push(value);
-              })(),
-              T,
-              "the call",
-            ),
-            (error: unknown) =>
-              error instanceof RpcError && error.code === code &&
-              error.rawMessage ===
-                `Cannot read response: the stream was reset (RST_STREAM ${rst})`,
-          );
-          assert.deepEqual(got, when === "after a message" ? [7n] : []);
-        } finally {
-          await httpClient.close();
-          await server.close();
-        }
+        const { got, error } = await listFrom(
+          answer(when, (streamId, write) => write(resetFrame(streamId, rst))),
+        );
+        assert.ok(
+          error instanceof RpcError && error.code === code &&
+            error.rawMessage ===
+              `Cannot read response: the stream was reset (RST_STREAM ${rst})`,
+          String(error),
+        );
+        assert.deepEqual(got, when === "after a message" ? [7n] : []);
       });
     }
   }

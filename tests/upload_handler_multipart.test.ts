@@ -77,6 +77,18 @@ function post(
   });
 }
 
+/** A form posted with its Content-Length, as curl and browsers send one. */
+function postWithLength(body: Uint8Array<ArrayBuffer>): Request {
+  return new Request("http://localhost/upload", {
+    method: "POST",
+    body,
+    headers: {
+      "content-type": `multipart/form-data; boundary=${B}`,
+      "content-length": String(body.length),
+    },
+  });
+}
+
 /** A form posted as a stream (as a client sends it while it uploads). */
 function streamed(body: ReadableStream<Uint8Array>): Request {
   return new Request("http://localhost/", {
@@ -331,17 +343,7 @@ describe("createUploadHandler multipart mode", () => {
     {
       what: "a Content-Length over maxBytes",
       options: { maxBytes: 10 },
-      body: () => {
-        const body = rawBody([filePart("a", "a.txt", "1")]);
-        return new Request("http://localhost/upload", {
-          method: "POST",
-          body,
-          headers: {
-            "content-type": `multipart/form-data; boundary=${B}`,
-            "content-length": String(body.length),
-          },
-        });
-      },
+      body: () => postWithLength(rawBody([filePart("a", "a.txt", "1")])),
       status: 413,
       // The form's limit, maxTotalBytes, defaults to maxBytes.
       message: /Content-Length \d+ exceeds maxTotalBytes 10/,
@@ -350,17 +352,7 @@ describe("createUploadHandler multipart mode", () => {
       what: "a Content-Length over maxTotalBytes",
       options: { maxBytes: 100_000 },
       multipart: { maxTotalBytes: 10 },
-      body: () => {
-        const body = rawBody([filePart("a", "a.txt", "1")]);
-        return new Request("http://localhost/upload", {
-          method: "POST",
-          body,
-          headers: {
-            "content-type": `multipart/form-data; boundary=${B}`,
-            "content-length": String(body.length),
-          },
-        });
-      },
+      body: () => postWithLength(rawBody([filePart("a", "a.txt", "1")])),
       status: 413,
       message: /Content-Length \d+ exceeds maxTotalBytes 10/,
     },
@@ -447,19 +439,9 @@ describe("createUploadHandler multipart mode", () => {
     // same body was refused with a length (curl, browsers) and taken
     // without one.
     const out = await fresh();
-    const body = rawBody([filePart("a", "a.txt", "x".repeat(5_000))]);
     const response = await storing(out, { maxTotalBytes: 100_000 }, {
       maxBytes: 1_000,
-    })(
-      new Request("http://localhost/upload", {
-        method: "POST",
-        body,
-        headers: {
-          "content-type": `multipart/form-data; boundary=${B}`,
-          "content-length": String(body.length),
-        },
-      }),
-    );
+    })(postWithLength(rawBody([filePart("a", "a.txt", "x".repeat(5_000))])));
     assert.equal(response.status, 201, await response.clone().text());
     const { files } = await response.json() as { files: StoredFile[] };
     assert.equal(files[0].bytes, 5_000);
