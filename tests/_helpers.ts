@@ -135,6 +135,14 @@ export async function deadline<T>(
   }
 }
 
+/** Resolves once `signal` has aborted (at once if it has). */
+export function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /** A test helper running in its own process: see {@linkcode startChild}. */
 export interface Child {
   /** The first line it printed, parsed (its URL, or that it is ready). */

@@ -42,7 +42,13 @@ import {
 } from "../lib/runtime/grpc_node.ts";
 import { readableFromNode, writeToNode } from "../lib/runtime/_node_streams.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
-import { Bytes, deadline, randomBytes, turnsUntil } from "./_helpers.ts";
+import {
+  aborted,
+  Bytes,
+  deadline,
+  randomBytes,
+  turnsUntil,
+} from "./_helpers.ts";
 
 const T = 20_000;
 
@@ -627,11 +633,7 @@ for (const over of OVER) {
         assert.equal(signal.aborted, false);
         call.cancel();
         await deadline(
-          new Promise((resolve) =>
-            signal.aborted
-              ? resolve(undefined)
-              : signal.addEventListener("abort", resolve, { once: true })
-          ),
+          aborted(signal),
           T,
           "the handler's abort",
         );
@@ -867,11 +869,7 @@ for (const over of OVER) {
         const tookMs = performance.now() - started;
         assert.ok(tookMs >= 400, `shutdown took ${Math.round(tookMs)} ms`);
         await deadline(
-          new Promise((resolve) =>
-            held.aborted
-              ? resolve(undefined)
-              : held.addEventListener("abort", resolve, { once: true })
-          ),
+          aborted(held),
           5_000,
           "the handler's signal",
         );

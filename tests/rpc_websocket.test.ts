@@ -27,7 +27,7 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { Bytes, deadline, startServer } from "./_helpers.ts";
+import { aborted, Bytes, deadline, startServer } from "./_helpers.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
 import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
 
@@ -305,10 +305,7 @@ describe("RPC over WebSocket", () => {
     await rejectsWith(call.receive(), Code.DeadlineExceeded);
     const signal = await deadline(hangSignal.promise, T);
     await deadline(
-      new Promise((resolve) => {
-        if (signal.aborted) resolve(undefined);
-        signal.addEventListener("abort", resolve, { once: true });
-      }),
+      aborted(signal),
       T,
       "server-side abort",
     );
@@ -322,10 +319,7 @@ describe("RPC over WebSocket", () => {
     call.cancel();
     await rejectsWith(call.receive(), Code.Canceled);
     await deadline(
-      new Promise((resolve) => {
-        if (signal.aborted) resolve(undefined);
-        signal.addEventListener("abort", resolve, { once: true });
-      }),
+      aborted(signal),
       T,
       "server-side abort",
     );
@@ -347,10 +341,7 @@ describe("RPC over WebSocket", () => {
     // (The close code the client sees is 1001 under Bun, 0 under Deno.)
     await rejectsWith(call.receive(), Code.Unavailable);
     await deadline(
-      new Promise((resolve) => {
-        if (signal.aborted) resolve(undefined);
-        signal.addEventListener("abort", resolve, { once: true });
-      }),
+      aborted(signal),
       T,
       "the handler's abort",
     );
@@ -426,10 +417,7 @@ describe("RPC over WebSocket", () => {
     // Stop reading: the server's sends wait on bufferedAmount, the client's
     // queue passes 256 KiB, the socket closes, the server's call aborts.
     await deadline(
-      new Promise((resolve) => {
-        if (signal.aborted) resolve(undefined);
-        signal.addEventListener("abort", resolve, { once: true });
-      }),
+      aborted(signal),
       T,
       "server notices the client's closed socket",
     );
