@@ -1230,15 +1230,7 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
   });
 
   it("deletes expired uploads with the store's deleteExpired", async () => {
-    const quick = createResumableUploadHandler({ store, expiresInMs: 1 });
-    const response = await quick(
-      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
-    );
-    const id = response.headers.get("location")!.split("/").pop()!;
-    const upload = await store.get(id);
-    while (Date.now() <= upload!.expiresAt!) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    const id = await expiredUpload(store);
     const removed = await store.deleteExpired();
     assert.ok(removed.includes(id));
     assert.equal(await store.get(id), undefined);
@@ -1299,18 +1291,7 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     const own = await makeTempDir("resumable-sweep-");
     try {
       const sweeping = createResumableFileStore(own);
-      const quick = createResumableUploadHandler({
-        store: sweeping,
-        expiresInMs: 1,
-      });
-      const response = await quick(
-        req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
-      );
-      const id = response.headers.get("location")!.split("/").pop()!;
-      const upload = await sweeping.get(id);
-      while (Date.now() <= upload!.expiresAt!) {
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      const id = await expiredUpload(sweeping);
       const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
       const left = [
         ".AAAAAAAAAAAAAAAAAAAAAA.json.tmp",
@@ -1329,3 +1310,23 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     }
   });
 });
+
+/**
+ * Creates a tus upload of 10 bytes in `store` that expires 1 ms later, and
+ * waits until it has: its id.
+ */
+async function expiredUpload(store: ResumableStore): Promise<string> {
+  const quick = createResumableUploadHandler({ store, expiresInMs: 1 });
+  const response = await quick(
+    req("POST", "/uploads", {
+      "tus-resumable": "1.0.0",
+      "upload-length": "10",
+    }),
+  );
+  const id = response.headers.get("location")!.split("/").pop()!;
+  const upload = await store.get(id);
+  while (Date.now() <= upload!.expiresAt!) {
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return id;
+}
