@@ -125,27 +125,27 @@ export interface Server {
   readonly finished: Promise<void>;
 }
 
-function overloaded(max: number): Response {
-  return new Response(
-    `Cannot serve: ${max} requests in progress (maxConcurrentRequests)`,
-    {
-      status: 503,
-      headers: {
-        "content-type": "text/plain; charset=utf-8",
-        "retry-after": "1",
-      },
+/** A 503 to retry in a second, saying why. */
+function unavailable(message: string, headers: HeadersInit = {}): Response {
+  return new Response(message, {
+    status: 503,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "retry-after": "1",
+      ...headers,
     },
+  });
+}
+
+function overloaded(max: number): Response {
+  return unavailable(
+    `Cannot serve: ${max} requests in progress (maxConcurrentRequests)`,
   );
 }
 
 function shuttingDown(): Response {
-  return new Response("Cannot serve: the server is shutting down", {
-    status: 503,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      "connection": "close",
-      "retry-after": "1",
-    },
+  return unavailable("Cannot serve: the server is shutting down", {
+    "connection": "close",
   });
 }
 
