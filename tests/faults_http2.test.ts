@@ -450,5 +450,19 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
       ),
       /Cannot serve HTTP\/2: idleTimeoutMs must be a non-negative number of milliseconds/,
     );
+    await assert.rejects(
+      serveHttp2(
+        () => Promise.resolve({ status: 200, headers: new Headers() }),
+        { maxStreamsPerSession: -1 },
+      ),
+      /Cannot serve HTTP\/2: maxStreamsPerSession must be a non-negative integer, got -1/,
+    );
+    await assert.rejects(
+      serveHttp2(
+        () => Promise.resolve({ status: 200, headers: new Headers() }),
+        { shutdownTimeoutMs: Number.NaN },
+      ),
+      /Cannot serve HTTP\/2: shutdownTimeoutMs must be a non-negative number of milliseconds/,
+    );
   });
 });
