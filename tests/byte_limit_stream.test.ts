@@ -98,4 +98,17 @@ describe("ByteLimitStream", () => {
     assert.ok(source.pulls() <= idle + 3, `pulled ${source.pulls()}`);
     await reader.cancel();
   });
+  it("ByteLimitStream fails a chunk that is not bytes with a TypeError, not as over the limit", async () => {
+    const limit = new ByteLimitStream(100, { name: "upload" });
+    const writer = limit.writable.getWriter();
+    writer.write("hello" as unknown as Uint8Array).catch(() => {});
+    await assert.rejects(
+      limit.readable.getReader().read(),
+      (error: unknown) =>
+        error instanceof TypeError &&
+        /Cannot accept upload: a chunk is string, not a Uint8Array/.test(
+          error.message,
+        ),
+    );
+  });
 });

@@ -48,6 +48,12 @@ export class ByteLimitStream extends TransformStream<Uint8Array, Uint8Array> {
     const { onExceeded = "error", name = "stream" } = options;
     super({
       transform: (chunk, controller) => {
+        if (!ArrayBuffer.isView(chunk)) {
+          // A string or a number has no byteLength: not "over the limit".
+          throw new TypeError(
+            `Cannot accept ${name}: a chunk is ${typeof chunk}, not a Uint8Array`,
+          );
+        }
         const next = this.#bytes + chunk.byteLength;
         if (next <= maxBytes) {
           this.#bytes = next;
