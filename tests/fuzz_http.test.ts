@@ -148,6 +148,20 @@ describe("fuzz: header parsers", () => {
     );
   });
 
+  it("parseDigestHeader keeps a parameter's quoted string whole, commas and all (RFC 8941 dictionary)", () => {
+    const parsed = parseDigestHeader(
+      'sha-256=:AQID:;note="a, b=c", sha-512=:BAU=:;x="\\", y"',
+    );
+    assert.deepEqual(
+      Object.fromEntries([...parsed].map(([k, v]) => [k, [...v]])),
+      { "sha-256": [1, 2, 3], "sha-512": [4, 5] },
+    );
+    assert.throws(
+      () => parseDigestHeader('sha-256=:AQID:;note="a, b'),
+      /Cannot parse digest header: unterminated string/,
+    );
+  });
+
   it("Content-Length is a number up to maxBytes, else HttpError 400 or 413", () => {
     record.check(
       "Content-Length: arbitrary header values",

@@ -27,7 +27,7 @@ const BYTE_SEQUENCE = /^:([A-Za-z0-9+/]*={0,2}):$/;
 export function parseDigestHeader(value: string): Map<string, Uint8Array> {
   const result = new Map<string, Uint8Array>();
   if (value.trim() === "") return result;
-  for (const member of value.split(",")) {
+  for (const member of dictionaryMembers(value)) {
     const [item] = member.split(";", 1);
     const eq = item.indexOf("=");
     const key = (eq === -1 ? item : item.slice(0, eq)).trim();
@@ -73,4 +73,30 @@ export function formatDigestHeader(
   return Object.entries(digests)
     .map(([name, bytes]) => `${name}=:${encodeBase64(bytes)}:`)
     .join(", ");
+}
+
+/**
+ * A Structured Fields dictionary's members (RFC 8941 §3.2): split at the
+ * commas outside quoted strings, whose parameters (`;note="a,b"`) may hold
+ * commas of their own.
+ */
+function dictionaryMembers(value: string): string[] {
+  if (!value.includes('"')) return value.split(",");
+  const members: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i];
+    if (quoted && char === "\\") i++;
+    else if (char === '"') quoted = !quoted;
+    else if (char === "," && !quoted) {
+      members.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (quoted) {
+    throw new SyntaxError("Cannot parse digest header: unterminated string");
+  }
+  members.push(value.slice(start));
+  return members;
 }
