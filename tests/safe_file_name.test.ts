@@ -41,6 +41,30 @@ describe("safeFileName", () => {
     refused("x".repeat(250), /name too long/);
   });
 
+  it("safeFileName refuses Windows device names and names ending in a dot or a space", () => {
+    for (
+      const name of [
+        "CON",
+        "con.txt",
+        "Nul",
+        "aux.tar.gz",
+        "COM1",
+        "lpt9.log",
+        "PRN .txt",
+        "com¹",
+      ]
+    ) {
+      refused(name, /Windows device name/);
+    }
+    refused("report.pdf.", /ends in a dot or a space/);
+    refused("report.pdf ", /ends in a dot or a space/);
+    for (
+      const name of ["console.txt", "nullable", "com10", "a.con", "icon.png"]
+    ) {
+      assert.equal(safeFileName(name), name);
+    }
+  });
+
   it("safeFileName refuses dot files", () => {
     refused(".htaccess", /starts with a dot/);
     refused(".", /starts with a dot/);

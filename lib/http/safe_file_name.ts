@@ -16,6 +16,9 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidirectional embeddings, overrides and isolates: they make a name display
 // as something else ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf").
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
+// Windows' device names, whatever the extension ("CON", "nul.txt", "COM¹"):
+// opening one opens the device, so the upload would go nowhere or hang.
+const DEVICE = /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]) *(?:\.|$)/i;
 
 /**
  * Checks a client-supplied file name before it is joined to an upload
@@ -29,6 +32,11 @@ const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
  * - C0 and C1 control characters (NUL included) and DEL;
  * - bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069);
  * - unpaired surrogates (not encodable as UTF-8);
+ * - Windows' device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`,
+ *   `LPT0`–`LPT9`, with any extension) and names ending in a dot or a space
+ *   (which Windows drops, so that `a.txt.` and `a.txt` are one file): the
+ *   same rule on every system, so that a name's fate does not depend on the
+ *   server's;
  * - names shaped like the atomic file sink's temporaries
  *   (`<name>.<uuid>.partial`);
  * - names over 209 UTF-8 bytes ("name too long"): 255, the file system's
@@ -62,6 +70,10 @@ export function safeFileName(name: string): string {
     ? "it contains an unpaired surrogate"
     : /^[A-Za-z]:/.test(name)
     ? "it has a drive prefix"
+    : DEVICE.test(name)
+    ? "it is a Windows device name"
+    : /[. ]$/.test(name)
+    ? "it ends in a dot or a space"
     : TEMPORARY_SUFFIX.test(name)
     ? "it is shaped like a temporary upload file"
     : undefined;
