@@ -111,6 +111,11 @@ const testImpl = implementService(TestService, {
       "x-seen",
       context.requestHeaders.get("x-hello") ?? "",
     );
+    // What the handler sees of the request that opened the socket.
+    for (const name of ["cookie", "origin", "upgrade", "sec-websocket-key"]) {
+      const seen = context.requestHeaders.get(name);
+      if (seen !== null) context.responseHeaders.set(`x-seen-${name}`, seen);
+    }
     return value * 2n;
   },
   count: async function* (n) {
@@ -238,6 +243,64 @@ describe("RPC over WebSocket", () => {
       await deadline(client.echo(21n, { headers: { "x-hello": "there" } }), T),
       42n,
     );
+  });
+
+  it("handlers see the upgrade request's headers (cookies, Origin) beside the call's; the upgrade's win, the handshake's own are left out", async () => {
+    // A browser sends its cookies and Origin with the upgrade, never in the
+    // call's head; a WebSocket constructor that takes headers (Deno's, Bun's)
+    // stands in for it.
+    const upgradeHeaders = {
+      cookie: "session=abc",
+      origin: "https://app.example",
+      "x-hello": "from the upgrade",
+    };
+    class BrowserLike extends WebSocket {
+      constructor(url: string | URL, protocol?: string | string[]) {
+        super(
+          url,
+          // Deno's and Bun's WebSocketInit, which the DOM types do not know.
+          {
+            protocols: [protocol ?? []].flat(),
+            headers: upgradeHeaders,
+          } as unknown as string[],
+        );
+      }
+    }
+    let seen: Headers | undefined;
+    const client = createClient(
+      TestService,
+      createWebSocketTransport({ baseUrl: base, WebSocket: BrowserLike }),
+    );
+    assert.equal(
+      await deadline(
+        client.echo(21n, {
+          // A page's script cannot replace its browser's cookies or Origin.
+          headers: {
+            "x-hello": "from the head",
+            origin: "https://evil.example",
+          },
+          onHeader: (headers) => seen = headers,
+        }),
+        T,
+      ),
+      42n,
+    );
+    assert.equal(seen?.get("x-seen-cookie"), "session=abc");
+    assert.equal(seen?.get("x-seen-origin"), "https://app.example");
+    assert.equal(seen?.get("x-seen"), "from the upgrade");
+    assert.equal(seen?.get("x-seen-upgrade"), null);
+    assert.equal(seen?.get("x-seen-sec-websocket-key"), null);
+    // Without upgrade headers of its own, the head's stand.
+    let plain: Headers | undefined;
+    await deadline(
+      test().echo(1n, {
+        headers: { "x-hello": "from the head" },
+        onHeader: (headers) => plain = headers,
+      }),
+      T,
+    );
+    assert.equal(plain?.get("x-seen"), "from the head");
+    assert.equal(plain?.get("x-seen-cookie"), null);
   });
 
   it("server-streaming", async () => {

@@ -91,12 +91,15 @@ export function createWebSocketRpcHandler(
         ),
       );
     }
+    // Copied first: Deno's request is closed once upgraded.
+    const upgradeHeaders = new Headers(request.headers);
     const { socket, response } = upgradeWebSocket(request, {
       protocol: WEBSOCKET_RPC_PROTOCOL,
     });
     serveWebSocketCall(socket, universal, {
       maxBufferedBytes: queue,
       idleTimeoutMs,
+      upgradeHeaders,
     });
     return Promise.resolve(response);
   };

@@ -32,6 +32,17 @@ export interface ServeWebSocketCallOptions {
    * @default {60000}
    */
   idleTimeoutMs?: number;
+  /**
+   * The headers of the HTTP request that opened the socket (its upgrade).
+   * Each call's handler sees them in `context.requestHeaders` beside the
+   * headers of the call's head, as a call over fetch would: the cookies,
+   * `Origin` and `User-Agent` a browser sends, and what a proxy adds. A
+   * header the upgrade carries wins over the head's of the same name, so a
+   * page's script cannot replace what its browser or a proxy set; the
+   * handshake's own (`Connection`, `Upgrade`, `Sec-WebSocket-*`,
+   * `Accept-Encoding`) are left out.
+   */
+  upgradeHeaders?: Headers;
 }
 
 /**
@@ -107,10 +118,18 @@ export async function serveWebSocketCall(
         "Cannot read call head: path is not a method path",
       );
     }
+    const headers = headersOf(
+      head.json,
+      "read call head",
+      Code.InvalidArgument,
+    );
+    if (options.upgradeHeaders !== undefined) {
+      withUpgradeHeaders(headers, options.upgradeHeaders);
+    }
     const response = await handler({
       method: "POST",
       url: `http://websocket${path}`,
-      headers: headersOf(head.json, "read call head", Code.InvalidArgument),
+      headers,
       // A call that stops reading its request (it has ended, or failed)
       // still sends its response: the rest of the input is read and
       // dropped until the socket closes.
@@ -157,4 +176,31 @@ export async function serveWebSocketCall(
   } finally {
     socket.removeEventListener("close", onClose);
   }
+}
+
+/**
+ * The WebSocket handshake's own headers, not the call's: the upgrade's
+ * `Accept-Encoding` names what its browser decodes on an HTTP answer, while
+ * a unary call's answer is decoded by the client's own code, as the head
+ * says.
+ */
+const HANDSHAKE_HEADERS = new Set([
+  "accept-encoding",
+  "connection",
+  "upgrade",
+  "content-length",
+  "transfer-encoding",
+  "keep-alive",
+  "te",
+  "trailer",
+  "http2-settings",
+]);
+
+/** Sets the upgrade request's headers over the call head's. */
+function withUpgradeHeaders(headers: Headers, upgrade: Headers): void {
+  upgrade.forEach((value, name) => {
+    if (!HANDSHAKE_HEADERS.has(name) && !name.startsWith("sec-websocket-")) {
+      headers.set(name, value);
+    }
+  });
 }
