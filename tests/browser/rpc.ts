@@ -329,6 +329,45 @@ export function registerRpcTests(kit: RpcTestKit): void {
     }, "calls");
   });
 
+  test("RPC in the page: over createWebSocketTransport, a handler sees the page's cookie and Origin (sent with the upgrade), as over fetch", async () => {
+    const p = await withRpc(kit.pages().http);
+    const r = await p.evaluate(async () => {
+      const { createClient, BrowserService } = sluiceRpc;
+      document.cookie = "session=s3cret; path=/";
+      try {
+        const seen: Record<string, string | null>[] = [];
+        for (
+          const transport of [
+            sluiceRpc.createWebSocketTransport({
+              url: `ws://${location.host}/rpc-ws`,
+            }),
+            sluiceRpc.createConnectTransport({
+              baseUrl: `${location.origin}/rpc`,
+            }),
+          ]
+        ) {
+          let headers: Headers | undefined;
+          const value = await createClient(BrowserService, transport).square(
+            7n,
+            { onHeader: (h) => headers = h },
+          );
+          seen.push({
+            value: String(value),
+            session: headers?.get("x-session") ?? null,
+            origin: headers?.get("x-origin") ?? null,
+          });
+        }
+        return { seen, origin: location.origin };
+      } finally {
+        document.cookie = "session=; max-age=0; path=/";
+      }
+    });
+    // Chromium sends Origin with every WebSocket upgrade; on a same-origin
+    // POST over fetch it sends it too.
+    const expected = { value: "49", session: "s3cret", origin: r.origin };
+    assertEqual(r.seen, [expected, expected], "over WebSocket, over fetch");
+  });
+
   for (const scheme of ["http", "https"] as const) {
     test(`RPC in the page: bidi over fetch (${scheme}) fails at once with UNIMPLEMENTED naming createWebSocketTransport, no hang`, async () => {
       const p = await withRpc(kit.pages()[scheme]);

@@ -44,6 +44,17 @@ export const browserServices = [
       if (tenant !== null) {
         context.responseHeaders.set("x-served-by", `sluice for ${tenant}`);
       }
+      // A session as a server keeps it: a cookie, and the page's origin.
+      const session = /(?:^|;\s*)session=([^;]*)/.exec(
+        context.requestHeaders.get("cookie") ?? "",
+      );
+      if (session !== null) {
+        context.responseHeaders.set("x-session", session[1]);
+        context.responseHeaders.set(
+          "x-origin",
+          context.requestHeaders.get("origin") ?? "",
+        );
+      }
       return value * value;
     },
     count: async function* (n) {
