@@ -333,7 +333,9 @@ export function registerRpcTests(kit: RpcTestKit): void {
     const p = await withRpc(kit.pages().http);
     const r = await p.evaluate(async () => {
       const { createClient, BrowserService } = sluiceRpc;
-      document.cookie = "session=s3cret; path=/";
+      // This file is type-checked without the DOM library.
+      const page = globalThis as unknown as { document: { cookie: string } };
+      page.document.cookie = "session=s3cret; path=/";
       try {
         const seen: Record<string, string | null>[] = [];
         for (
@@ -359,7 +361,7 @@ export function registerRpcTests(kit: RpcTestKit): void {
         }
         return { seen, origin: location.origin };
       } finally {
-        document.cookie = "session=; max-age=0; path=/";
+        page.document.cookie = "session=; max-age=0; path=/";
       }
     });
     // Chromium sends Origin with every WebSocket upgrade; on a same-origin
