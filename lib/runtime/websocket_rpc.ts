@@ -35,7 +35,10 @@ export interface WebSocketRpcHandlerOptions
  * at any route (`/rpc-ws`, or `/rpc-ws/*` for clients made with
  * `baseUrl`). The options are those of `createRpcHandler`: limits,
  * compression, `maxTimeoutMs` and `idleTimeoutMs` (which also bounds the
- * wait for the call's head).
+ * wait for the call's head). A handler's `context.requestHeaders` holds
+ * the call's headers and the upgrade request's (a browser's cookies and
+ * `Origin`), the upgrade's winning where both name a header; browsers
+ * apply no CORS to WebSockets, so check `Origin` in front of the handler.
  *
  * @param services The service implementations to serve.
  * @param options Limits, compression and the receive queue bound.
