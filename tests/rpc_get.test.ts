@@ -427,7 +427,7 @@ describe("Connect GET: bad requests", { timeout: T }, () => {
       "/sluice.test.lookup.v1.LookupService/Nope",
       "encoding=json&message=%7B%7D",
     );
-    assert.equal(r.status, 501);
+    assert.equal(r.status, 404);
     assert.equal(r.json?.code, "unimplemented");
   });
 

@@ -99,7 +99,7 @@ describe("requestPathPrefix", () => {
     assert.match(await response.text(), /not under \/rpc\//);
   });
 
-  it("answers an unknown method inside the prefix with UNIMPLEMENTED", async () => {
+  it("answers an unknown method inside the prefix with UNIMPLEMENTED (HTTP 404)", async () => {
     const response = await handler(
       new Request("http://x/rpc/test.v1.MountService/nope", {
         method: "POST",
@@ -107,7 +107,7 @@ describe("requestPathPrefix", () => {
         body: '"1"',
       }),
     );
-    assert.equal(response.status, 501);
+    assert.equal(response.status, 404);
     assert.equal((await response.json()).code, "unimplemented");
   });
 

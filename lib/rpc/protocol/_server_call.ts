@@ -1095,16 +1095,18 @@ async function single<T>(inputs: ReadableStream<T>, kind: string): Promise<T> {
   const reader = inputs.getReader();
   try {
     const first = await reader.read();
+    // A cardinality violation is Unimplemented (gRPC's status codes,
+    // "Request cardinality violation"; the Connect conformance suite).
     if (first.done) {
       throw new RpcError(
-        Code.InvalidArgument,
+        Code.Unimplemented,
         `Cannot handle ${kind} call: the request has no message`,
       );
     }
     const second = await reader.read();
     if (!second.done) {
       throw new RpcError(
-        Code.InvalidArgument,
+        Code.Unimplemented,
         `Cannot handle ${kind} call: the request has more than one message`,
       );
     }

@@ -253,13 +253,19 @@ async function serveUnary(
   });
   if (entry === undefined) {
     await request.body?.cancel().catch(() => {});
-    return unaryError({
-      error: new RpcError(
-        Code.Unimplemented,
-        `Cannot find method ${quote(path)}`,
-      ),
-      trailers: new Headers(),
-    }, headers);
+    // 404, as a router answers a path it does not serve (connect-go,
+    // connect-node; the Connect conformance suite): clients read it as
+    // Unimplemented, and the body says so too.
+    return {
+      ...unaryError({
+        error: new RpcError(
+          Code.Unimplemented,
+          `Cannot find method ${quote(path)}`,
+        ),
+        trailers: new Headers(),
+      }, headers),
+      status: 404,
+    };
   }
   let status: CallStatus;
   let message;
