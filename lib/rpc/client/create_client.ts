@@ -315,9 +315,11 @@ class StreamingCall<I, O> extends Call<I, O> {
 class SingleResponseCall<I, O> extends Call<I, O> {
   async receive(): Promise<O> {
     const first = await this.next();
+    // A cardinality violation is Unimplemented (gRPC's status codes,
+    // "Response cardinality violation"; the Connect conformance suite).
     if (first.done) {
       throw new RpcError(
-        Code.Internal,
+        Code.Unimplemented,
         "Cannot receive response: the call completed without a message",
       );
     }
@@ -325,7 +327,7 @@ class SingleResponseCall<I, O> extends Call<I, O> {
     if (!second.done) {
       this.cancel();
       throw new RpcError(
-        Code.Internal,
+        Code.Unimplemented,
         "Cannot receive response: the server sent more than one message",
       );
     }

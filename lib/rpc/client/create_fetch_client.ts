@@ -1,3 +1,4 @@
+import { fetchDecoded } from "../../http/_compression.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchDuplex } from "../../http/fetch_duplex.ts";
 import type {
@@ -71,9 +72,13 @@ export function createFetchClient(
         body: request.body,
         fetch: fetchImpl,
       });
-    // fetch has already decoded any Content-Encoding: the body is identity.
+    // fetch has decoded a Content-Encoding it knows (the body is then
+    // identity); any other stays, for the protocol to decode or refuse.
     const headers = new Headers(response.headers);
-    headers.delete("content-encoding");
+    const encoding = headers.get("content-encoding");
+    if (encoding !== null && fetchDecoded(encoding)) {
+      headers.delete("content-encoding");
+    }
     return {
       status: response.status,
       headers,

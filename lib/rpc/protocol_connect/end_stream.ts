@@ -33,19 +33,22 @@ export function errorToJson(error: RpcError): ErrorJson {
 }
 
 /**
- * Reads Connect's JSON error object; returns undefined if it is not one
- * (callers then fall back to the HTTP status).
+ * Reads Connect's JSON error object; returns undefined if it is not an
+ * object (callers then fall back to the HTTP status). A `code` that is
+ * missing, null or not one of Connect's takes `fallback`'s (the HTTP
+ * status's for a unary error, Unknown at the end of a stream), and so does
+ * a missing message then; a message that is there is kept.
  */
 export function errorFromJson(
   json: unknown,
   metadata: HeadersInit | undefined,
+  fallback: RpcError,
 ): RpcError | undefined {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return undefined;
   }
   const { code, message, details } = json as Record<string, unknown>;
-  if (typeof code !== "string") return undefined;
-  const parsed = codeFromName(code) ?? Code.Unknown;
+  const known = typeof code === "string" ? codeFromName(code) : undefined;
   const list: RpcError["details"] = [];
   if (Array.isArray(details)) {
     for (const d of details) {
@@ -61,10 +64,15 @@ export function errorFromJson(
       }
     }
   }
-  return new RpcError(parsed, typeof message === "string" ? message : "", {
-    details: list,
-    metadata,
-  });
+  return new RpcError(
+    known ?? fallback.code,
+    typeof message === "string"
+      ? message
+      : known === undefined
+      ? fallback.rawMessage
+      : "",
+    { details: list, metadata },
+  );
 }
 
 /** Encodes a call's status as an EndStreamResponse frame (prefix included). */
@@ -131,7 +139,14 @@ export function decodeEndStream(
   if (error === undefined || error === null) {
     return { error: undefined, trailers };
   }
-  const parsed = errorFromJson(error, trailers);
+  const parsed = errorFromJson(
+    error,
+    trailers,
+    new RpcError(
+      Code.Unknown,
+      "Cannot read end of stream: its error has no known code",
+    ),
+  );
   if (parsed === undefined) throw invalid();
   return { error: parsed, trailers };
 }

@@ -36,8 +36,9 @@ export function validateResponse(
     throw httpStatusError(response.status, response.headers);
   }
   const type = response.headers.get(headerContentType);
-  if (parseContentType(type) !== codec) {
-    throw unexpectedType(type);
+  const typeCodec = parseContentType(type);
+  if (typeCodec !== codec) {
+    throw unexpectedType(type, typeCodec !== undefined);
   }
   return {
     compression: readCompression(
@@ -69,15 +70,14 @@ export async function readUnaryResponse(
   // a coding the client does not decode) gets its HTTP status's code, and
   // a body of the wrong type is not read (it may never end).
   const isError = response.status !== 200;
+  const typeCodec = isError ? undefined : parseUnaryContentType(type);
   if (
-    isError
-      ? !type?.startsWith("application/json")
-      : parseUnaryContentType(type) !== codec
+    isError ? !type?.startsWith("application/json") : typeCodec !== codec
   ) {
     await response.body.cancel().catch(() => {});
     throw isError
       ? httpStatusError(response.status, response.headers)
-      : unexpectedType(type);
+      : unexpectedType(type, typeCodec !== undefined);
   }
   let data: Uint8Array;
   try {
@@ -114,6 +114,7 @@ export async function readUnaryResponse(
       error = errorFromJson(
         JSON.parse(new TextDecoder().decode(data)),
         metadata,
+        httpStatusError(response.status, metadata),
       );
     } catch {
       // Not an error object (a proxy's JSON, say): no status from the
@@ -127,9 +128,15 @@ export async function readUnaryResponse(
   return { data, status: { error: undefined, trailers } };
 }
 
-function unexpectedType(type: string | null): RpcError {
+/**
+ * A response of the wrong type: Internal when it is Connect's with another
+ * codec (the server misbehaves), Unknown when it is no Connect type at all
+ * (an HTML page from a proxy, say), as Connect-ES and the Connect
+ * conformance suite read it.
+ */
+function unexpectedType(type: string | null, connectType: boolean): RpcError {
   return new RpcError(
-    Code.Internal,
+    connectType ? Code.Internal : Code.Unknown,
     `Cannot read response: unexpected content type ${quote(String(type))}`,
   );
 }

@@ -1,0 +1,276 @@
+// Cases of the Connect conformance suite (connectrpc/conformance's test
+// suites: client and server "unexpected" responses, error and end-of-stream
+// JSON) and of gRPC's status codes ("cardinality violation"), replayed
+// without the suite's runner, which cannot be installed here: the client
+// against canned responses, the server with raw requests. Where a case has
+// a peer, Connect-ES answers the same.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  defineService,
+  implementService,
+  Int64Value,
+  RpcError,
+} from "../lib/rpc/mod.ts";
+
+const Svc = defineService("conformance.v1.Svc", {
+  unary: { kind: "unary", input: Int64Value, output: Int64Value },
+  server: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  client: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+});
+
+const encoder = new TextEncoder();
+/** An envelope: flags, 4-byte big-endian length, data. */
+function frame(flags: number, data: Uint8Array | string): Uint8Array {
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
+  const out = new Uint8Array(5 + bytes.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, bytes.byteLength);
+  out.set(bytes, 5);
+  return out;
+}
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+/** Int64Value { value: 7 }. */
+const SEVEN = new Uint8Array([8, 7]);
+
+/** A client whose every call gets the same canned response. */
+function cannedClient(
+  status: number,
+  headers: Record<string, string>,
+  body: Uint8Array | string,
+  protocol: "connect" | "grpc-web" = "connect",
+) {
+  const fetch = async (_input: RequestInfo | URL, init?: RequestInit) => {
+    const sent = init?.body;
+    if (sent instanceof ReadableStream) await sent.cancel().catch(() => {});
+    const bytes = typeof body === "string" ? encoder.encode(body) : body;
+    return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
+  };
+  const options = { baseUrl: "http://canned.invalid", fetch };
+  return createClient(
+    Svc,
+    protocol === "connect"
+      ? createConnectTransport(options)
+      : createGrpcWebTransport(options),
+  );
+}
+
+async function rejectsWith(
+  promise: Promise<unknown>,
+  code: Code,
+  message: RegExp,
+): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof RpcError, String(error));
+    assert.equal(error.code, code, error.message);
+    assert.match(error.rawMessage, message);
+    return true;
+  });
+}
+
+async function collect(iterable: AsyncIterable<bigint>): Promise<bigint[]> {
+  const values: bigint[] = [];
+  for await (const value of iterable) values.push(value);
+  return values;
+}
+
+const json = { "content-type": "application/json" };
+const streamProto = { "content-type": "application/connect+proto" };
+
+describe("Connect conformance: the client", () => {
+  it("an error JSON whose code is missing or null takes the HTTP status's code and keeps its message", async () => {
+    for (
+      const body of ['{"message":"oops"}', '{"code":null,"message":"oops"}']
+    ) {
+      await rejectsWith(
+        cannedClient(401, json, body).unary(1n),
+        Code.Unauthenticated,
+        /^oops$/,
+      );
+    }
+    // Without a message either: the HTTP status's error.
+    await rejectsWith(
+      cannedClient(403, json, "{}").unary(1n),
+      Code.PermissionDenied,
+      /HTTP status 403/,
+    );
+  });
+
+  it("an error JSON with an unknown code takes the HTTP status's code (429: UNAVAILABLE)", async () => {
+    await rejectsWith(
+      cannedClient(429, json, '{"code":"fancy","message":"oops"}').unary(1n),
+      Code.Unavailable,
+      /^oops$/,
+    );
+  });
+
+  it("an end-of-stream error whose code is missing, null or unknown is UNKNOWN with its message", async () => {
+    for (
+      const error of [
+        '{"message":"oops"}',
+        '{"code":null,"message":"oops"}',
+        '{"code":"fancy","message":"oops"}',
+      ]
+    ) {
+      const body = concat(frame(0, SEVEN), frame(2, `{"error":${error}}`));
+      await rejectsWith(
+        collect(cannedClient(200, streamProto, body).server(1n)),
+        Code.Unknown,
+        /^oops$/,
+      );
+    }
+  });
+
+  it("a unary response in a Content-Encoding fetch did not decode is INTERNAL naming it, never read as the message", async () => {
+    for (const coding of ["foo", "x-snappy"]) {
+      await rejectsWith(
+        cannedClient(200, {
+          "content-type": "application/proto",
+          "content-encoding": coding,
+        }, SEVEN).unary(1n),
+        Code.Internal,
+        new RegExp(`unsupported content-encoding "${coding}"`),
+      );
+    }
+  });
+
+  it("a response of no Connect type is UNKNOWN; a Connect type of another codec is INTERNAL", async () => {
+    await rejectsWith(
+      cannedClient(200, { "content-type": "image/jpeg" }, SEVEN).unary(1n),
+      Code.Unknown,
+      /unexpected content type "image\/jpeg"/,
+    );
+    await rejectsWith(
+      cannedClient(200, json, '{"value":"1"}').unary(1n),
+      Code.Internal,
+      /unexpected content type "application\/json"/,
+    );
+    await rejectsWith(
+      collect(
+        cannedClient(200, { "content-type": "text/html" }, "<p>").server(1n),
+      ),
+      Code.Unknown,
+      /unexpected content type "text\/html"/,
+    );
+    await rejectsWith(
+      collect(
+        cannedClient(200, { "content-type": "application/connect+json" }, "")
+          .server(1n),
+      ),
+      Code.Internal,
+      /unexpected content type "application\/connect\+json"/,
+    );
+  });
+
+  it("a client-streaming response with no message or more than one is UNIMPLEMENTED (response cardinality)", async () => {
+    const cases: [Uint8Array, RegExp][] = [
+      [frame(2, "{}"), /completed without a message/],
+      [
+        concat(frame(0, SEVEN), frame(0, SEVEN), frame(2, "{}")),
+        /more than one message/,
+      ],
+    ];
+    for (const [body, message] of cases) {
+      const call = cannedClient(200, streamProto, body).client();
+      await call.send(1n);
+      await call.complete();
+      await rejectsWith(call.receive(), Code.Unimplemented, message);
+    }
+    // The same over gRPC-Web: a unary answer with two messages.
+    const grpcWeb = concat(
+      frame(0, SEVEN),
+      frame(0, SEVEN),
+      frame(0x80, "grpc-status: 0\r\n"),
+    );
+    await rejectsWith(
+      cannedClient(
+        200,
+        { "content-type": "application/grpc-web+proto" },
+        grpcWeb,
+        "grpc-web",
+      )
+        .unary(1n),
+      Code.Unimplemented,
+      /more than one message/,
+    );
+  });
+});
+
+describe("Connect conformance: the server", () => {
+  const handler = createRpcHandler(implementService(Svc, {
+    unary: (value) => value,
+    server: async function* (value) {
+      yield value;
+    },
+    client: async (values) => {
+      let sum = 0n;
+      for await (const value of values) sum += value;
+      return sum;
+    },
+  }));
+  const post = (path: string, type: string, body: Uint8Array) =>
+    handler(
+      new Request(`http://x${path}`, {
+        method: "POST",
+        headers: { "content-type": type },
+        body: body as Uint8Array<ArrayBuffer>,
+      }),
+    );
+
+  it("a server-streaming request with no message or more than one is UNIMPLEMENTED (request cardinality), on Connect and gRPC-Web", async () => {
+    const bodies: [Uint8Array, RegExp][] = [
+      [frame(0, new Uint8Array()).subarray(0, 0), /has no message/],
+      [concat(frame(0, SEVEN), frame(0, SEVEN)), /more than one message/],
+    ];
+    for (const [body, message] of bodies) {
+      const connect = await post(
+        "/conformance.v1.Svc/server",
+        "application/connect+proto",
+        body,
+      );
+      assert.equal(connect.status, 200);
+      const text = new TextDecoder().decode(await connect.arrayBuffer());
+      assert.match(text, /"code":"unimplemented"/);
+      assert.match(text, message);
+      const grpcWeb = await post(
+        "/conformance.v1.Svc/server",
+        "application/grpc-web+proto",
+        body,
+      );
+      // Trailers-Only: the status in the headers.
+      await grpcWeb.body?.cancel();
+      assert.equal(grpcWeb.headers.get("grpc-status"), "12");
+      assert.match(
+        decodeURIComponent(grpcWeb.headers.get("grpc-message") ?? ""),
+        message,
+      );
+    }
+  });
+
+  it("a unary POST to an unknown method is HTTP 404 with the UNIMPLEMENTED error JSON, as a router answers it", async () => {
+    const response = await post(
+      "/conformance.v1.Svc/nope",
+      "application/proto",
+      SEVEN,
+    );
+    assert.equal(response.status, 404);
+    assert.deepEqual(await response.json(), {
+      code: "unimplemented",
+      message: 'Cannot find method "/conformance.v1.Svc/nope"',
+    });
+  });
+});
