@@ -18,6 +18,7 @@ import {
   Int64Value,
   RpcError,
 } from "../lib/rpc/mod.ts";
+import { concat as concatAll } from "./_fuzz.ts";
 
 const Svc = defineService("conformance.v1.Svc", {
   unary: { kind: "unary", input: Int64Value, output: Int64Value },
@@ -26,6 +27,7 @@ const Svc = defineService("conformance.v1.Svc", {
 });
 
 const encoder = new TextEncoder();
+const concat = (...parts: Uint8Array[]) => concatAll(parts);
 /** An envelope: flags, 4-byte big-endian length, data. */
 function frame(flags: number, data: Uint8Array | string): Uint8Array {
   const bytes = typeof data === "string" ? encoder.encode(data) : data;
@@ -33,15 +35,6 @@ function frame(flags: number, data: Uint8Array | string): Uint8Array {
   out[0] = flags;
   new DataView(out.buffer).setUint32(1, bytes.byteLength);
   out.set(bytes, 5);
-  return out;
-}
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
   return out;
 }
 /** Int64Value { value: 7 }. */
