@@ -117,6 +117,18 @@ export function fetchDecoded(header: string): boolean {
     (isBun() ? DECODED_BY_BUN : DECODED_BY_FETCH).has(codings[0]);
 }
 
+/**
+ * The init of a response whose body is already in the coding its
+ * `Content-Encoding` names (the library encoded it, or passes it on as
+ * received). Workers otherwise encode such a body once more (workerd
+ * gzips a gzip body a second time: the client decodes one layer and gets
+ * gzip bytes), unless `encodeBody` is `"manual"`; other runtimes ignore the
+ * field, which the DOM's ResponseInit does not name.
+ */
+export function encodedResponseInit(init: ResponseInit): ResponseInit {
+  return { ...init, encodeBody: "manual" } as ResponseInit;
+}
+
 /** Cuts chunks into slices of at most `size` bytes (views, no copies). */
 function sliceStream(size: number): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream({

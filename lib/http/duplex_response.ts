@@ -8,6 +8,7 @@ import type { Compression } from "./compression.ts";
 import {
   decodeBody,
   encodeBody,
+  encodedResponseInit,
   negotiateCompression,
   parseContentEncoding,
 } from "./_compression.ts";
@@ -265,7 +266,10 @@ export function duplexResponse(
   );
   const stream = new DuplexStream(input, output.writable, options);
   const response = () =>
-    new Response(encodeBody(output.readable, responseEncoding), { headers });
+    new Response(
+      encodeBody(output.readable, responseEncoding),
+      responseEncoding ? encodedResponseInit({ headers }) : { headers },
+    );
   if (options.sendHeaders === "immediately") start();
 
   const answered = started.promise.then(response);

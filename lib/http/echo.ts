@@ -2,6 +2,7 @@ import type { Compression } from "./compression.ts";
 import {
   decodeBody,
   encodeBody,
+  encodedResponseInit,
   negotiateCompression,
   parseContentEncoding,
 } from "./_compression.ts";
@@ -178,7 +179,10 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
       new HttpError(400, "Cannot echo: the client went away", { cause }),
   });
   const body = decodeBody(input, codings, checked.maxDecompressedBytes);
-  return new Response(encodeBody(body, responseEncoding), { headers });
+  return new Response(
+    encodeBody(body, responseEncoding),
+    responseEncoding ? encodedResponseInit({ headers }) : { headers },
+  );
 }
 
 interface CheckedEchoOptions {

@@ -1,5 +1,5 @@
 import { checkArgument } from "../_internal/arguments.ts";
-import { fetchDecoded } from "./_compression.ts";
+import { encodedResponseInit, fetchDecoded } from "./_compression.ts";
 
 // Hop-by-hop headers (RFC 9110 §7.6.1).
 const HOP_BY_HOP = [
@@ -69,9 +69,14 @@ export function forwardResponse(upstream: Response): Response {
       headers.set("etag", `W/${etag}`);
     }
   }
-  return new Response(upstream.body, {
+  const init = {
     status: upstream.status,
     statusText: upstream.statusText,
     headers,
-  });
+  };
+  // A coding kept is the body's own: sent as it is.
+  return new Response(
+    upstream.body,
+    headers.has("content-encoding") ? encodedResponseInit(init) : init,
+  );
 }

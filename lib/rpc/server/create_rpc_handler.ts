@@ -1,3 +1,4 @@
+import { encodedResponseInit } from "../../http/_compression.ts";
 import {
   createUniversalHandler,
   type UniversalHandlerOptions,
@@ -113,9 +114,13 @@ export function createRpcHandler(
     // A body known whole goes to the runtime as bytes (sent natively).
     const body = response.body;
     const bytes = body && wholeBytes(body) as BodyInit | undefined;
-    return new Response(bytes ?? body ?? null, {
-      status: response.status,
-      headers: response.headers,
-    });
+    const init = { status: response.status, headers: response.headers };
+    // A Connect unary answer the handler compressed is sent as it is.
+    return new Response(
+      bytes ?? body ?? null,
+      response.headers.has("content-encoding")
+        ? encodedResponseInit(init)
+        : init,
+    );
   };
 }
