@@ -802,6 +802,33 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
       new Uint8Array(await readFile(store.path(id(past)))),
       data,
     );
+    // The same wherever the body's chunks split: the bytes up to the length
+    // in one chunk with those past it (before, they were dropped with them,
+    // and the upload stayed unfinished at 0 or 8 of 10).
+    const tail = bytes(3, 99);
+    for (const split of [0, 8]) {
+      const straddled = await create();
+      const response = await tusPatch(
+        straddled,
+        0,
+        new ReadableStream({
+          start(controller) {
+            if (split > 0) controller.enqueue(data.slice(0, split));
+            const rest = new Uint8Array(10 - split + tail.byteLength);
+            rest.set(data.subarray(split));
+            rest.set(tail, 10 - split);
+            controller.enqueue(rest);
+            controller.close();
+          },
+        }),
+      );
+      assert.equal(response.status, 413, `split at ${split}`);
+      assert.ok(completed.includes(id(straddled)), `split at ${split}`);
+      assert.deepEqual(
+        new Uint8Array(await readFile(store.path(id(straddled)))),
+        data,
+      );
+    }
     // Bytes stored and the upload left unfinished (a server stopped before
     // finishing it): the client's HEAD finishes it.
     const left = await create();

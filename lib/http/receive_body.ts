@@ -398,8 +398,18 @@ export async function receiveBody(
       if (next.done) break;
       const chunk = next.value;
       const total = bytes + chunk.byteLength;
-      // No byte past the limit reaches the sink.
-      if (total > cap) throw tooLong(declared, maxBytes);
+      if (total > cap) {
+        // No byte past the limit reaches the sink; those up to it do, as
+        // from a body cut at the limit, wherever its chunks split (a
+        // resumable upload keeps them; other sinks are aborted below). The
+        // body is too long whatever the sink then does: 413 all the same.
+        if (cap > bytes) {
+          const prefix = chunk.subarray(0, cap - bytes);
+          bytes = cap;
+          await writer.write(prefix).catch(() => {});
+        }
+        throw tooLong(declared, maxBytes);
+      }
       bytes = total;
       for (const hasher of all) hasher.update(chunk);
       const size = heldBytes(chunk);
