@@ -476,6 +476,26 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     never.resolve();
   });
 
+  it("a PATCH that arrives while a DELETE runs waits for it and gets 404; nothing of the upload is left", async () => {
+    // Before, such a PATCH was stored (204, its record written again after
+    // the deletion) or failed on the vanished file (a 500), depending on
+    // where the deletion was when it came.
+    for (let turns = 0; turns < 15; turns++) {
+      const { location } = await ietfCreate();
+      assert.equal((await patch(location, 0, bytes(4), false)).status, 204);
+      const deleting = handler(req("DELETE", location));
+      for (let i = 0; i < turns; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      const late = await patch(location, 4, bytes(3), false);
+      assert.equal((await deleting).status, 204, `after ${turns} turns`);
+      assert.equal(late.status, 404, `after ${turns} turns`);
+      assert.equal((await handler(req("HEAD", location))).status, 404);
+      const id = location.split("/").pop()!;
+      assert.ok(!(await uploadIds()).includes(id), `after ${turns} turns`);
+    }
+  });
+
   it("announces the remaining lifetime in Upload-Limit max-age", async () => {
     const { response, location } = await ietfCreate();
     assert.match(response.headers.get("upload-limit")!, /max-age=\d+/);

@@ -601,10 +601,16 @@ export function createResumableUploadHandler(
   }
 
   async function cancel(id: string): Promise<Response> {
-    await load(id);
-    // The draft: end in-flight requests before answering.
-    await supersede(id);
-    await discard(id);
+    // Under the upload's lock, which ends a request in flight first (the
+    // draft asks for that before answering): one that arrives meanwhile
+    // waits, then finds the upload gone (404). Before, a PATCH arriving
+    // during the deletion was stored (204, its record left behind) or
+    // failed on the vanished file (500). The lock is taken before any
+    // await, so requests keep the order they came in.
+    await locked(id, async () => {
+      await load(id, true);
+      await discard(id);
+    });
     return new Response(null, { status: 204 });
   }
 
