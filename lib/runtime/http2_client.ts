@@ -62,12 +62,18 @@ export function createHttp2Client(
   const origin = new URL(baseUrl).origin;
   const { readBufferBytes = 65536 } = options;
   let session: http2.ClientHttp2Session | undefined;
+  const goneAfter = new WeakMap<http2.ClientHttp2Session, number>();
 
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
     const s = http2.connect(origin);
     // A failed connection surfaces as an error of the requests on it.
     s.on("error", () => {});
+    // The last stream the server processes: those above it it never saw.
+    // (A graceful shutdown may send two, the first with the largest id.)
+    s.on("goaway", (_code: number, lastStreamId: number) => {
+      goneAfter.set(s, Math.min(lastStreamId, goneAfter.get(s) ?? Infinity));
+    });
     s.once("close", () => {
       if (session === s) session = undefined;
     });
@@ -77,6 +83,7 @@ export function createHttp2Client(
 
   const request = (
     req: UniversalClientRequest,
+    refusals = 0,
   ): Promise<UniversalClientResponse> => {
     req.signal.throwIfAborted();
     const url = new URL(req.url);
@@ -141,17 +148,47 @@ export function createHttp2Client(
     // code says what the server meant (ENHANCE_YOUR_CALM is no reason to
     // retry, as UNAVAILABLE would be).
     const body = readableFromNode(stream, readBufferBytes, errorOf);
+    // A stream the server refused (REFUSED_STREAM), or one above the last
+    // its GOAWAY says it processes (a server closing a connection after so
+    // many streams, as serveHttp2 does under Deno), was never processed
+    // (RFC 9113, section 8.7): a request whose body is whole is sent again
+    // on a new connection, as grpc-js retries it transparently.
+    const unprocessed = () => {
+      const last = goneAfter.get(session);
+      return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ||
+        (last !== undefined && (stream.id === undefined || stream.id > last));
+    };
+    const replayable = req.method === "GET" || req.body instanceof Uint8Array;
     return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(errorOf(error));
-      const onClose = () =>
+      const failed = (error: unknown) => {
+        stream.off("error", onError);
+        stream.off("close", onClose);
+        if (req.signal.aborted) return reject(req.signal.reason);
+        if (!unprocessed()) return reject(error);
+        if (replayable && refusals < MAX_REFUSALS) {
+          // In a reaction: a throw of request() rejects the call.
+          return resolve(
+            Promise.resolve().then(() => request(req, refusals + 1)),
+          );
+        }
         reject(
-          req.signal.aborted
-            ? req.signal.reason
-            : peerReset()
-            ? resetError(stream.rstCode)
-            : new Error(
-              "Cannot read response: the stream closed before its headers",
-            ),
+          new RpcError(
+            Code.Unavailable,
+            replayable
+              ? `Cannot send request: the server refused it ${
+                refusals + 1
+              } times without processing it (GOAWAY or REFUSED_STREAM)`
+              : "Cannot send request: the server closed the stream without processing it (GOAWAY or REFUSED_STREAM); the call may be retried",
+            { cause: error },
+          ),
+        );
+      };
+      const onError = (error: Error) => failed(errorOf(error));
+      const onClose = () =>
+        failed(
+          peerReset() ? resetError(stream.rstCode) : new Error(
+            "Cannot read response: the stream closed before its headers",
+          ),
         );
       stream.once("error", onError);
       stream.once("close", onClose);
@@ -168,6 +205,13 @@ export function createHttp2Client(
     });
   };
 
+  /**
+   * How many times a call is sent again after the server refused it
+   * unprocessed: each refusal comes with a connection that processed
+   * others, so a call gets through unless the server refuses every stream.
+   */
+  const MAX_REFUSALS = 100;
+
   const isReset = (rstCode: number | undefined) =>
     rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR;
 
@@ -177,6 +221,7 @@ export function createHttp2Client(
       NGHTTP2_CANCEL,
       NGHTTP2_REFUSED_STREAM,
       NGHTTP2_ENHANCE_YOUR_CALM,
+      NGHTTP2_INADEQUATE_SECURITY,
     } = http2.constants;
     const code = rstCode === NGHTTP2_CANCEL
       ? Code.Canceled
@@ -184,6 +229,8 @@ export function createHttp2Client(
       ? Code.Unavailable
       : rstCode === NGHTTP2_ENHANCE_YOUR_CALM
       ? Code.ResourceExhausted
+      : rstCode === NGHTTP2_INADEQUATE_SECURITY
+      ? Code.PermissionDenied
       : Code.Internal;
     return new RpcError(
       code,
