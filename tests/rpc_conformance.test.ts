@@ -203,6 +203,27 @@ describe("Connect conformance: the client", () => {
   });
 });
 
+describe("gRPC's HTTP status mapping (http-grpc-status-mapping.md)", () => {
+  it("a response with no gRPC status infers its code from the HTTP status: 431 is INTERNAL", async () => {
+    const cases: [number, Code][] = [
+      [400, Code.Internal],
+      [431, Code.Internal],
+      [401, Code.Unauthenticated],
+      [404, Code.Unimplemented],
+      [503, Code.Unavailable],
+      [418, Code.Unknown],
+    ];
+    for (const [status, code] of cases) {
+      await rejectsWith(
+        cannedClient(status, { "content-type": "text/plain" }, "no", "grpc-web")
+          .unary(1n),
+        code,
+        new RegExp(`HTTP status ${status}`),
+      );
+    }
+  });
+});
+
 describe("Connect conformance: the server", () => {
   const handler = createRpcHandler(implementService(Svc, {
     unary: (value) => value,

@@ -72,6 +72,7 @@ export function codeToHttpStatus(code: Code): number {
 export function codeFromHttpStatus(status: number): Code {
   switch (status) {
     case 400:
+    case 431: // Request Header Fields Too Large
       return Code.Internal;
     case 401:
       return Code.Unauthenticated;
