@@ -227,6 +227,7 @@ const ROWS: Row[] = [
       "handler_types.test.ts",
       "http_arguments.test.ts",
       "runtime_arguments.test.ts",
+      "option_values.test.ts",
       "check_layers.test.ts",
     ],
     workerdNone: "in the bundle, through the flows above",

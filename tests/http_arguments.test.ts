@@ -162,7 +162,8 @@ describe("HTTP flows check their limits when created", () => {
       ["maxBytes", -1, /maxBytes must be a non-negative integer, got -1/],
       ["readAheadBytes", -1, /readAheadBytes must be a non-negative integer/],
       ["idleTimeoutMs", -1, /idleTimeoutMs must be a non-negative number/],
-      ["timeoutMs", "5s", /timeoutMs must be a non-negative number/],
+      // Of another type: a TypeError showing it (docs/api.md, "Errors").
+      ["timeoutMs", "5s", /timeoutMs must be a number, got string "5s"/],
       ["minBytesPerSecond", NaN, /minBytesPerSecond must be a non-negative/],
     ] as const
   ) {
@@ -179,7 +180,8 @@ describe("HTTP flows check their limits when created", () => {
               } as unknown as Parameters<typeof createUploadHandler>[0],
             ),
           (error: unknown) =>
-            error instanceof RangeError &&
+            error instanceof
+              (typeof value === "string" ? TypeError : RangeError) &&
             /^Cannot create upload handler: /.test(error.message) &&
             message.test(error.message),
         );
@@ -191,7 +193,9 @@ describe("HTTP flows check their limits when created", () => {
           { [name]: value } as unknown as Parameters<typeof receiveBody>[2],
         ),
         (error: unknown) =>
-          error instanceof RangeError && message.test(error.message),
+          error instanceof
+            (typeof value === "string" ? TypeError : RangeError) &&
+          message.test(error.message),
       );
     });
   }

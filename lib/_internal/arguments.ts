@@ -41,3 +41,25 @@ export function checkArgument(
     `Cannot ${what}: ${name} must be ${expected}, got ${kindOf(value)}${hint}`,
   );
 }
+
+/**
+ * Checks an option that takes one of a few strings: a typo ("grpcweb",
+ * "JSON", "truncat") is a TypeError at the call naming the choices, not
+ * another behaviour picked silently.
+ */
+export function checkOneOf<T extends string>(
+  what: string,
+  name: string,
+  value: unknown,
+  allowed: readonly T[],
+): T {
+  if (allowed.includes(value as T)) return value as T;
+  const shown = typeof value === "string"
+    ? JSON.stringify(value.slice(0, 64))
+    : kindOf(value);
+  throw new TypeError(
+    `Cannot ${what}: ${name} must be ${
+      allowed.map((choice) => JSON.stringify(choice)).join(", ")
+    }, got ${shown}`,
+  );
+}

@@ -1,5 +1,5 @@
 import { heldBytesStrategy } from "./bytes.ts";
-import { checkMs } from "./limits.ts";
+import { checkTimerMs } from "./limits.ts";
 import { GrowingReader, pumpBytes } from "./pump_bytes.ts";
 
 // The read side's pace for request bodies: a client that stops sending (an
@@ -277,7 +277,7 @@ export function withIdleTimeout(
 
 /** Checks an `idleTimeoutMs` option: a non-negative finite number. */
 export function checkIdleTimeout(what: string, ms: number | undefined): void {
-  checkMs(what, "idleTimeoutMs", ms);
+  checkTimerMs(what, "idleTimeoutMs", ms);
 }
 
 /** What a {@linkcode PacedReader} holds its source to. */

@@ -1,8 +1,29 @@
 // Validation of numeric options, shared by every layer: one wording for
 // every "Cannot <what>: <name> must be ..." error.
 
+import { kindOf } from "./arguments.ts";
+
+/** The longest a timer waits: setTimeout fires at once past it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A value of another type than number: a TypeError that shows it (a
+ * string read from the environment, say), not a RangeError that prints
+ * "1024" as if it were the number.
+ */
+function checkNumber(what: string, name: string, value: unknown): void {
+  if (typeof value === "number") return;
+  const shown = typeof value === "string"
+    ? ` ${JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)}`
+    : "";
+  throw new TypeError(
+    `Cannot ${what}: ${name} must be a number, got ${kindOf(value)}${shown}`,
+  );
+}
+
 /** Checks a size or count option: a non-negative safe integer. */
 export function checkMax(what: string, name: string, value: number): number {
+  checkNumber(what, name, value);
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(
       `Cannot ${what}: ${name} must be a non-negative integer, got ${value}`,
@@ -17,9 +38,29 @@ export function checkMs(
   name: string,
   ms: number | undefined,
 ): void {
-  if (ms !== undefined && !(ms >= 0 && Number.isFinite(ms))) {
+  if (ms === undefined) return;
+  checkNumber(what, name, ms);
+  if (!(ms >= 0 && Number.isFinite(ms))) {
     throw new RangeError(
       `Cannot ${what}: ${name} must be a non-negative number of milliseconds, got ${ms}`,
+    );
+  }
+}
+
+/**
+ * Checks a duration that a timer waits: as {@linkcode checkMs}, and at
+ * most {@linkcode MAX_TIMER_MS} (about 24.8 days), past which setTimeout
+ * fires at once: a 30-day timeout cut requests at once.
+ */
+export function checkTimerMs(
+  what: string,
+  name: string,
+  ms: number | undefined,
+): void {
+  checkMs(what, name, ms);
+  if (ms !== undefined && ms > MAX_TIMER_MS) {
+    throw new RangeError(
+      `Cannot ${what}: ${name} must be at most ${MAX_TIMER_MS} milliseconds (about 24.8 days, the longest a timer waits), got ${ms}`,
     );
   }
 }

@@ -5,7 +5,7 @@
 // consumer is busy, such as a slow sink, does not count), bounds that too.
 
 import { PacedReader, type ReadPace } from "../_internal/idle_timeout.ts";
-import { checkMs } from "../_internal/limits.ts";
+import { checkTimerMs } from "../_internal/limits.ts";
 import { HttpError } from "./http_error.ts";
 
 /** How a receiver paces a request body (see {@linkcode bodyPace}). */
@@ -123,5 +123,5 @@ export function checkMinRate(
       `Cannot ${what}: minBytesPerSecond must be a non-negative number, got ${minBytesPerSecond}`,
     );
   }
-  checkMs(what, "minRateWindowMs", windowMs);
+  checkTimerMs(what, "minRateWindowMs", windowMs);
 }

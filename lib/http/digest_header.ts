@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
 
 const KEY = /^[a-z*][a-z0-9_\-.*]*$/;
@@ -25,6 +26,14 @@ const BYTE_SEQUENCE = /^:([A-Za-z0-9+/]*={0,2}):$/;
  * ```
  */
 export function parseDigestHeader(value: string): Map<string, Uint8Array> {
+  checkArgument(
+    typeof value === "string",
+    "parse digest header",
+    "the value",
+    "a string",
+    value,
+    value === null ? " (a missing header: check headers.get()'s result)" : "",
+  );
   const result = new Map<string, Uint8Array>();
   if (value.trim() === "") return result;
   for (const member of dictionaryMembers(value)) {

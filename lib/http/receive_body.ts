@@ -2,7 +2,7 @@ import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { emptyStream, heldBytes } from "../_internal/bytes.ts";
 import { checkIdleTimeout, PacedReader } from "../_internal/idle_timeout.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { bodyDeadline, bodyPace, checkMinRate } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
@@ -69,7 +69,7 @@ export function checkReceiveOptions(
   checkMax(what, "readAheadBytes", readAheadBytes);
   checkIdleTimeout(what, idleTimeoutMs);
   checkMinRate(what, minBytesPerSecond, minRateWindowMs);
-  checkMs(what, "timeoutMs", timeoutMs);
+  checkTimerMs(what, "timeoutMs", timeoutMs);
   return {
     maxBytes,
     readAheadBytes,

@@ -1,8 +1,9 @@
+import { checkOneOf } from "../_internal/arguments.ts";
 import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
 import { resolveUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
@@ -187,13 +188,14 @@ export async function resumableUpload(
   const doFetch = options.fetch ?? globalThis.fetch;
   checkMax("upload", "chunkBytes", chunkBytes);
   checkMax("upload", "maxRetries", maxRetries);
-  checkMs("upload", "retryDelayMs", retryDelayMs);
-  checkMs("upload", "maxRetryDelayMs", maxRetryDelayMs);
-  checkMs("upload", "idleTimeoutMs", idleTimeoutMs);
+  checkTimerMs("upload", "retryDelayMs", retryDelayMs);
+  checkTimerMs("upload", "maxRetryDelayMs", maxRetryDelayMs);
+  checkTimerMs("upload", "idleTimeoutMs", idleTimeoutMs);
   if (chunkBytes === 0) {
     throw new RangeError("Cannot upload: chunkBytes must be at least 1");
   }
-  const tus = protocol === "tus";
+  const tus = checkOneOf("upload", "protocol", protocol, ["ietf", "tus"]) ===
+    "tus";
   checkBody("upload", body, false);
   const total = body instanceof Blob ? body.size : body.byteLength;
   // Resolved once, before any request: a page passes a relative URL such as

@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { HttpError } from "./http_error.ts";
 import { TEMPORARY_EXTRA_BYTES, TEMPORARY_SUFFIX } from "./_temporary_file.ts";
 
@@ -56,6 +57,13 @@ const DEVICE = /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]) *(?:\.|$)/i;
  * ```
  */
 export function safeFileName(name: string): string {
+  checkArgument(
+    typeof name === "string",
+    "use file name",
+    "the name",
+    "a string",
+    name,
+  );
   const problem = name === ""
     ? "it is empty"
     : name.startsWith(".")

@@ -1,4 +1,4 @@
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 
 /**
  * One Server-Sent Event to send. Every field is optional: an event with
@@ -157,7 +157,7 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
    */
   constructor(options: SseEncoderStreamOptions = {}) {
     const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
-    checkMs("encode events", "keepAliveMs", keepAliveMs);
+    checkTimerMs("encode events", "keepAliveMs", keepAliveMs);
     const encoder = new TextEncoder();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;

@@ -16,7 +16,7 @@ import type { MultipartLimits } from "./multipart_decoder.ts";
 import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 
 /** What the upload handler passes to its sink and completion hook. */
 export interface UploadContext {
@@ -347,6 +347,25 @@ export function createUploadHandler(
       "Cannot create upload handler: give a sink, the multipart option, or both",
     );
   }
+  for (
+    const [name, value] of [["sink", sink], ["onComplete", onComplete], [
+      "onError",
+      onError,
+    ]] as const
+  ) {
+    checkArgument(
+      value === undefined || typeof value === "function",
+      "create upload handler",
+      name,
+      "a function",
+      value,
+      name === "sink" && typeof value === "string"
+        ? ` (write sink: () => createFileSink(${
+          JSON.stringify((value as string).slice(0, 64))
+        }))`
+        : "",
+    );
+  }
   // Once, here: not at each request, after its sink was opened.
   checkReceiveOptions("create upload handler", receiveOptions);
   const receiveForm = multipart
@@ -524,7 +543,7 @@ function multipartReceiver(
   } = receiveOptions;
   checkIdleTimeout(what, idleTimeoutMs);
   checkMinRate(what, minBytesPerSecond, minRateWindowMs);
-  checkMs(what, "timeoutMs", timeoutMs);
+  checkTimerMs(what, "timeoutMs", timeoutMs);
   const parserLimits: MultipartLimits = {
     ...limits,
     maxTotalBytes: limits.maxTotalBytes ?? maxBytes,

@@ -203,9 +203,10 @@ export async function receiveFile(
   path: string,
   options: ReceiveFileOptions = {},
 ): Promise<ReceivedBody> {
+  // `hasher: undefined` keeps the SHA-256 the result promises.
   return await receiveBody(request, createFileSink(path), {
-    hasher: createHasher,
     ...options,
+    hasher: options.hasher ?? createHasher,
   });
 }
 

@@ -13,6 +13,7 @@ import {
   writeToNode,
 } from "./_node_streams.ts";
 import { deferred } from "../_internal/deferred.ts";
+import { checkMax } from "../_internal/limits.ts";
 
 /** Options for {@linkcode createHttp2Client}. */
 export interface Http2ClientOptions {
@@ -59,8 +60,23 @@ export function createHttp2Client(
   baseUrl: string | URL,
   options: Http2ClientOptions = {},
 ): Http2Client {
-  const origin = new URL(baseUrl).origin;
-  const { readBufferBytes = 65536 } = options;
+  const what = "create HTTP/2 client";
+  const url = URL.canParse(String(baseUrl)) ? new URL(baseUrl) : undefined;
+  if (
+    url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")
+  ) {
+    throw new TypeError(
+      `Cannot ${what}: baseUrl must be an absolute http: or https: URL, got ${
+        JSON.stringify(String(baseUrl).slice(0, 64))
+      }`,
+    );
+  }
+  const origin = url.origin;
+  const readBufferBytes = checkMax(
+    what,
+    "readBufferBytes",
+    options.readBufferBytes ?? 65536,
+  );
   let session: http2.ClientHttp2Session | undefined;
   const goneAfter = new WeakMap<http2.ClientHttp2Session, number>();
 

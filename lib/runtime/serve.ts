@@ -37,7 +37,7 @@ import {
   rememberBunServer,
 } from "./_websocket_bun.ts";
 import { type Deferred, deferred } from "../_internal/deferred.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 
 /** Options for {@linkcode serve}. */
@@ -193,8 +193,8 @@ export async function serve(
     maxConcurrentRequests = 1024,
     shutdownTimeoutMs = 10_000,
   } = options;
-  checkMs("serve", "idleTimeoutMs", idleTimeoutMs);
-  checkMs("serve", "shutdownTimeoutMs", shutdownTimeoutMs);
+  checkTimerMs("serve", "idleTimeoutMs", idleTimeoutMs);
+  checkTimerMs("serve", "shutdownTimeoutMs", shutdownTimeoutMs);
   checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
   if (idleTimeoutMs > 255_000) {
     throw new RangeError(
@@ -207,6 +207,13 @@ export async function serve(
     );
   }
   const onError = options.onError ?? defaultOnError;
+  checkArgument(
+    typeof onError === "function",
+    "serve",
+    "onError",
+    "a function",
+    onError,
+  );
   const bun = getBun();
   if (bun) {
     const server: BunServer = bun.serve({

@@ -8,7 +8,7 @@ import {
   writeToNode,
 } from "./_node_streams.ts";
 import { deferred } from "../_internal/deferred.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkMs, checkTimerMs } from "../_internal/limits.ts";
 
 /**
  * Options for {@linkcode serveHttp2}. The limits bound what one peer can make
@@ -242,9 +242,9 @@ export async function serveHttp2(
   checkMax(what, "maxSessionMemoryBytes", maxSessionMemoryBytes);
   checkMax(what, "maxHeaderListBytes", maxHeaderListBytes);
   checkMax(what, "maxStreamResets", maxStreamResets);
-  checkMs(what, "headersTimeoutMs", headersTimeoutMs);
-  checkMs(what, "idleTimeoutMs", idleTimeoutMs);
-  checkMs(what, "shutdownTimeoutMs", shutdownTimeoutMs);
+  checkTimerMs(what, "headersTimeoutMs", headersTimeoutMs);
+  checkTimerMs(what, "idleTimeoutMs", idleTimeoutMs);
+  checkTimerMs(what, "shutdownTimeoutMs", shutdownTimeoutMs);
   checkMax(what, "maxStreamsPerSession", maxStreamsPerSession);
   checkMs(what, "streamResetWindowMs", streamResetWindowMs);
   if (maxConcurrentStreams > 0xffffffff || maxHeaderListBytes > 0xffffffff) {

@@ -11,7 +11,7 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
-import { checkMs } from "../_internal/limits.ts";
+import { checkTimerMs } from "../_internal/limits.ts";
 import { bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
@@ -24,7 +24,11 @@ export interface UpgradeWebSocketOptions {
    * @default {120000}
    */
   idleTimeoutMs?: number;
-  /** The subprotocol to answer with, if the client offered one. */
+  /**
+   * The subprotocol to answer with, if the client offered it in
+   * `Sec-WebSocket-Protocol`; otherwise the socket opens with none (RFC
+   * 6455, section 4.2.2: the server picks one of those offered, or none).
+   */
   protocol?: string;
 }
 
@@ -81,12 +85,20 @@ export function upgradeWebSocket(
     "a Request",
     request,
   );
-  checkMs("upgrade to WebSocket", "idleTimeoutMs", options.idleTimeoutMs);
+  checkTimerMs("upgrade to WebSocket", "idleTimeoutMs", options.idleTimeoutMs);
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     throw new TypeError(
       "Cannot upgrade to WebSocket: the request has no Upgrade: websocket header",
     );
   }
+  // Answered only if offered: Deno refuses the upgrade (500) and clients
+  // fail the connection when the answer names one they did not offer.
+  const offered = (request.headers.get("sec-websocket-protocol") ?? "")
+    .split(",").map((name) => name.trim());
+  const protocol = options.protocol !== undefined &&
+      offered.includes(options.protocol)
+    ? options.protocol
+    : undefined;
   const bun = getBun();
   if (bun) {
     const server = bunServerFor(request);
@@ -96,8 +108,8 @@ export function upgradeWebSocket(
       );
     }
     const socket = new BunWebSocket(server);
-    const headers = options.protocol
-      ? { "sec-websocket-protocol": options.protocol }
+    const headers = protocol
+      ? { "sec-websocket-protocol": protocol }
       : undefined;
     if (!server.upgrade(request, { data: socket, headers })) {
       socket.refused();
@@ -112,7 +124,7 @@ export function upgradeWebSocket(
       idleTimeout: options.idleTimeoutMs === undefined
         ? undefined
         : Math.ceil(options.idleTimeoutMs / 1000),
-      protocol: options.protocol,
+      protocol,
     });
     return { socket: socket as WebSocketLike, response };
   }
@@ -124,8 +136,8 @@ export function upgradeWebSocket(
     const client = pair[0];
     const server = pair[1];
     server.accept();
-    const headers = options.protocol
-      ? { "sec-websocket-protocol": options.protocol }
+    const headers = protocol
+      ? { "sec-websocket-protocol": protocol }
       : undefined;
     const response = new Response(null, {
       status: 101,

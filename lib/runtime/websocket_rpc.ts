@@ -5,7 +5,7 @@ import {
 import type { ServiceImplementation } from "../rpc/server/implement_service.ts";
 import { serveWebSocketCall } from "../rpc/protocol_websocket/serve_socket.ts";
 import { WEBSOCKET_RPC_PROTOCOL } from "../rpc/protocol_websocket/_head.ts";
-import { checkMax, checkMs } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { upgradeWebSocket } from "./websocket.ts";
 
 /** Options for {@linkcode createWebSocketRpcHandler}. */
@@ -68,7 +68,7 @@ export function createWebSocketRpcHandler(
     "maxBufferedBytes",
     maxBufferedBytes ?? 16 * 1024 * 1024,
   );
-  checkMs(what, "idleTimeoutMs", options.idleTimeoutMs);
+  checkTimerMs(what, "idleTimeoutMs", options.idleTimeoutMs);
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   const universal = createUniversalHandler(services, {
     ...rest,

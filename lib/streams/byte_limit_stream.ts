@@ -1,3 +1,5 @@
+import { checkOneOf } from "../_internal/arguments.ts";
+import { checkMax } from "../_internal/limits.ts";
 /** Options for {@linkcode ByteLimitStream}. */
 export interface ByteLimitStreamOptions {
   /**
@@ -40,12 +42,14 @@ export class ByteLimitStream extends TransformStream<Uint8Array, Uint8Array> {
    * @param options What to do past the limit, and what to call the stream.
    */
   constructor(maxBytes: number, options: ByteLimitStreamOptions = {}) {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
-      throw new RangeError(
-        `Cannot limit bytes: maxBytes must be a non-negative integer, got ${maxBytes}`,
-      );
-    }
-    const { onExceeded = "error", name = "stream" } = options;
+    checkMax("limit bytes", "maxBytes", maxBytes);
+    const { name = "stream" } = options;
+    const onExceeded = options.onExceeded === undefined
+      ? "error"
+      : checkOneOf("limit bytes", "onExceeded", options.onExceeded, [
+        "error",
+        "truncate",
+      ]);
     super({
       transform: (chunk, controller) => {
         if (!ArrayBuffer.isView(chunk)) {

@@ -123,6 +123,22 @@ export class DuplexStream
     writable: WritableStream<Uint8Array>,
     options: DuplexStreamOptions = {},
   ) {
+    checkArgument(
+      typeof (readable as Partial<ReadableStream> | null)?.getReader ===
+        "function",
+      "create duplex stream",
+      "readable",
+      "a ReadableStream",
+      readable,
+    );
+    checkArgument(
+      typeof (writable as Partial<WritableStream> | null)?.getWriter ===
+        "function",
+      "create duplex stream",
+      "writable",
+      "a WritableStream",
+      writable,
+    );
     this.#maxReadBytes = checkLimit(
       "maxReadBytes",
       options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES,

@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { registerFusable } from "./_fuse.ts";
 
 /** Options for {@linkcode MapStream}. */
@@ -44,6 +45,13 @@ export class MapStream<I, O> extends TransformStream<I, O> {
     fn: (chunk: I, index: number) => O | PromiseLike<O>,
     options: MapStreamOptions = {},
   ) {
+    checkArgument(
+      typeof fn === "function",
+      "create map stream",
+      "fn",
+      "a function",
+      fn,
+    );
     let index = 0;
     super(
       {

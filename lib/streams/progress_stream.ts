@@ -1,3 +1,6 @@
+import { checkArgument } from "../_internal/arguments.ts";
+import { checkTimerMs } from "../_internal/limits.ts";
+
 /** Called by {@linkcode ProgressStream} with the bytes passed so far. */
 export type ProgressCallback = (
   bytes: number,
@@ -44,7 +47,15 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
     onProgress: ProgressCallback,
     options: ProgressStreamOptions = {},
   ) {
+    checkArgument(
+      typeof onProgress === "function",
+      "report progress",
+      "onProgress",
+      "a function",
+      onProgress,
+    );
     const { total, intervalMs = 100 } = options;
+    checkTimerMs("report progress", "intervalMs", intervalMs);
     let bytes = 0;
     let last = -Infinity;
     super({

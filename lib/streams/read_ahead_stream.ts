@@ -1,3 +1,4 @@
+import { checkMax } from "../_internal/limits.ts";
 import { heldBytesStrategy } from "../_internal/bytes.ts";
 
 /** Options for {@linkcode ReadAheadStream}. */
@@ -50,11 +51,7 @@ export class ReadAheadStream extends TransformStream<Uint8Array, Uint8Array> {
    */
   constructor(options: ReadAheadStreamOptions = {}) {
     const { highWaterMark = DEFAULT_READ_AHEAD_BYTES } = options;
-    if (!Number.isSafeInteger(highWaterMark) || highWaterMark < 0) {
-      throw new RangeError(
-        `Cannot create read-ahead: highWaterMark must be a non-negative integer, got ${highWaterMark}`,
-      );
-    }
+    checkMax("create read-ahead", "highWaterMark", highWaterMark);
     super(
       {},
       // At least one byte (heldBytesStrategy): a pipe through a high-water

@@ -1,3 +1,4 @@
+import { checkArgument } from "../_internal/arguments.ts";
 import { registerFusable } from "./_fuse.ts";
 
 /** Options for {@linkcode ScanStream}. */
@@ -49,6 +50,13 @@ export class ScanStream<I, A> extends TransformStream<I, A> {
     initial: A,
     options: ScanStreamOptions = {},
   ) {
+    checkArgument(
+      typeof fn === "function",
+      "create scan stream",
+      "fn",
+      "a function",
+      fn,
+    );
     // The accumulator lives in a box that the transform and the fused step
     // share, so that the step (which may outlive the stream's use as a
     // stream) does not keep the stream itself alive.

@@ -3,6 +3,7 @@
 // request headers (request_header.ts) and its response validation
 // (validate_response.ts).
 
+import { checkOneOf } from "../../_internal/arguments.ts";
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
@@ -57,7 +58,9 @@ export function resolveTransportOptions(
     baseUrl,
     httpClient: options.httpClient ??
       createFetchClient({ fetch: options.fetch }),
-    codec: options.codec ?? "proto",
+    codec: options.codec === undefined
+      ? "proto"
+      : checkOneOf(what, "codec", options.codec, ["proto", "json"]),
     sendCompression: options.sendCompression === undefined
       ? null
       : checkCompression(what, "sendCompression", options.sendCompression),
@@ -86,6 +89,16 @@ function checkBaseUrl(what: string, baseUrl: string): void {
       `Cannot ${what}: baseUrl must be an http: or https: URL${
         url === undefined ? " (or, in a page, relative to it)" : ""
       }, got ${quote(baseUrl)}`,
+    );
+  }
+  // The method path is appended to it: a query or a fragment would take
+  // it in ("/rpc?tenant=a/pkg.Service/Method"), and every call would fail
+  // UNIMPLEMENTED.
+  if (url.search !== "" || url.hash !== "") {
+    throw new TypeError(
+      `Cannot ${what}: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got ${
+        quote(baseUrl)
+      }`,
     );
   }
 }

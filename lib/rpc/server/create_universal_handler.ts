@@ -1,3 +1,4 @@
+import { checkArgument, checkOneOf } from "../../_internal/arguments.ts";
 import { pathPrefix } from "../../http/_url.ts";
 import { Code } from "../code.ts";
 import {
@@ -9,7 +10,7 @@ import {
   IDLE_TIMEOUT_MS,
   MAX_MESSAGE_BYTES,
 } from "../protocol/_defaults.ts";
-import { checkMax, checkMs } from "../../_internal/limits.ts";
+import { checkMax, checkMs, checkTimerMs } from "../../_internal/limits.ts";
 import type { Protocol, ServiceImplementation } from "./implement_service.ts";
 import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
 import type {
@@ -167,10 +168,20 @@ export function createUniversalHandler(
     idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
   };
   checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
-  checkMs(what, "idleTimeoutMs", options.idleTimeoutMs);
+  checkTimerMs(what, "idleTimeoutMs", options.idleTimeoutMs);
   const prefix = pathPrefix("create handler", options.requestPathPrefix);
+  const all = ["grpc", "grpc-web", "connect"] as const;
+  const chosen = options.protocols ?? all;
+  checkArgument(
+    Array.isArray(chosen),
+    what,
+    "protocols",
+    "an array",
+    chosen,
+    typeof chosen === "string" ? ` (write ["${chosen}"])` : "",
+  );
   const protocols = new Set(
-    options.protocols ?? ["grpc", "grpc-web", "connect"],
+    chosen.map((protocol) => checkOneOf(what, "protocols", protocol, all)),
   );
   return async (request): Promise<UniversalResponse> => {
     const fullPath = new URL(request.url, "http://localhost").pathname;
