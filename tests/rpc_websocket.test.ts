@@ -251,7 +251,7 @@ describe("RPC over WebSocket", () => {
     // stands in for it.
     const upgradeHeaders = {
       cookie: "session=abc",
-      origin: "https://app.example",
+      origin: base, // a page of the server's own (allowedOrigins' default)
       "x-hello": "from the upgrade",
     };
     class BrowserLike extends WebSocket {
@@ -286,7 +286,7 @@ describe("RPC over WebSocket", () => {
       42n,
     );
     assert.equal(seen?.get("x-seen-cookie"), "session=abc");
-    assert.equal(seen?.get("x-seen-origin"), "https://app.example");
+    assert.equal(seen?.get("x-seen-origin"), base);
     assert.equal(seen?.get("x-seen"), "from the upgrade");
     assert.equal(seen?.get("x-seen-upgrade"), null);
     assert.equal(seen?.get("x-seen-sec-websocket-key"), null);
@@ -301,6 +301,84 @@ describe("RPC over WebSocket", () => {
     );
     assert.equal(plain?.get("x-seen"), "from the head");
     assert.equal(plain?.get("x-seen-cookie"), null);
+  });
+
+  it('allowedOrigins: by default a page of another origin is refused (403; the call fails UNAVAILABLE), a list, "*" or a function lets it in', async () => {
+    // Browsers apply no CORS to WebSockets and send the visitor's cookies:
+    // before, any site's page could call as its visitor.
+    const fromOrigin = (origin: string) =>
+      class extends WebSocket {
+        constructor(url: string | URL, protocol?: string | string[]) {
+          super(
+            url,
+            // Deno's and Bun's WebSocketInit, which the DOM types lack.
+            {
+              protocols: [protocol ?? []].flat(),
+              headers: { origin },
+            } as unknown as string[],
+          );
+        }
+      };
+    const sum = async (url: string, origin: string) => {
+      const call = createClient(
+        StreamingCalcService,
+        createWebSocketTransport({ url, WebSocket: fromOrigin(origin) }),
+      ).sum();
+      for (let i = 1n; i <= 3n; i++) await call.send(i).catch(() => {});
+      await call.complete().catch(() => {});
+      return await deadline(call.receive(), T, "sum");
+    };
+    const evil = "https://evil.example";
+    await rejectsWith(sum(`${base}/rpc-ws`, evil), Code.Unavailable);
+    const raw = await fetch(`${base}/rpc-ws`, {
+      headers: {
+        upgrade: "websocket",
+        connection: "upgrade",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-protocol": "sluice.rpc.v1",
+        origin: evil,
+      },
+    });
+    assert.equal(raw.status, 403);
+    assert.match(
+      await raw.text(),
+      /^Cannot serve RPC over WebSocket: origin "https:\/\/evil\.example" is not allowed \(allowedOrigins: by default only pages of the server's own host\)$/,
+    );
+    // The same host, any scheme (a proxy may end TLS): allowed.
+    assert.equal(
+      await sum(`${base}/rpc-ws`, base.replace("http:", "https:")),
+      6n,
+    );
+    for (
+      const allowedOrigins of [
+        [evil, "https://other.example"],
+        "*",
+        (origin: string) => origin.endsWith(".example"),
+      ] as const
+    ) {
+      const ws = createWebSocketRpcHandler(streamingCalc, { allowedOrigins });
+      const other = await startServer(ws);
+      try {
+        const url = other.url.href.replace(/\/$/, "");
+        assert.equal(await sum(url, evil), 6n);
+        if (Array.isArray(allowedOrigins)) {
+          await rejectsWith(
+            sum(url, "https://third.example"),
+            Code.Unavailable,
+          );
+        }
+      } finally {
+        await other.shutdown();
+      }
+    }
+    assert.throws(
+      () =>
+        createWebSocketRpcHandler(streamingCalc, {
+          allowedOrigins: "https://a.example" as never,
+        }),
+      /^TypeError: Cannot create WebSocket RPC handler: allowedOrigins must be "\*", a list of origins or a function, got string$/,
+    );
   });
 
   it("server-streaming", async () => {

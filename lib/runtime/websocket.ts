@@ -49,6 +49,10 @@ interface WorkersWebSocket extends WebSocketLike {
 
 /**
  * Accepts a WebSocket upgrade request with the current runtime's server API.
+ * It upgrades whatever page asks: browsers apply no CORS to WebSockets and
+ * send the visitor's cookies with the upgrade, so a handler that trusts
+ * cookies checks the request's `Origin` first (`createWebSocketRpcHandler`
+ * does, by its `allowedOrigins`).
  *
  * @param request The upgrade request (`Upgrade: websocket`).
  * @param options Idle timeout and subprotocol.

@@ -6,6 +6,7 @@ import type { ServiceImplementation } from "../rpc/server/implement_service.ts";
 import { serveWebSocketCall } from "../rpc/protocol_websocket/serve_socket.ts";
 import { WEBSOCKET_RPC_PROTOCOL } from "../rpc/protocol_websocket/_head.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
+import { checkArgument } from "../_internal/arguments.ts";
 import { upgradeWebSocket } from "./websocket.ts";
 
 /** Options for {@linkcode createWebSocketRpcHandler}. */
@@ -19,6 +20,23 @@ export interface WebSocketRpcHandlerOptions
    * @default {16777216}
    */
   maxBufferedBytes?: number;
+  /**
+   * The origins whose pages may open a socket. Browsers apply no CORS to
+   * WebSockets and send the page's cookies with the upgrade, so any page a
+   * visitor opens could otherwise make calls as that visitor (cross-site
+   * WebSocket hijacking). By default only pages of the server's own host
+   * (the `Origin`'s host is the request URL's) and clients that send no
+   * `Origin` (not browsers) are served; others get 403. A list names the
+   * origins allowed (`"https://app.example.com"`), `"*"` allows any (for a
+   * server that authenticates calls by their own headers, not cookies), and
+   * a function decides per request.
+   *
+   * @default {same host}
+   */
+  allowedOrigins?:
+    | "*"
+    | readonly string[]
+    | ((origin: string, request: Request) => boolean);
 }
 
 /**
@@ -37,8 +55,9 @@ export interface WebSocketRpcHandlerOptions
  * compression, `maxTimeoutMs` and `idleTimeoutMs` (which also bounds the
  * wait for the call's head). A handler's `context.requestHeaders` holds
  * the call's headers and the upgrade request's (a browser's cookies and
- * `Origin`), the upgrade's winning where both name a header; browsers
- * apply no CORS to WebSockets, so check `Origin` in front of the handler.
+ * `Origin`), the upgrade's winning where both name a header. Browsers
+ * apply no CORS to WebSockets: `allowedOrigins` says which pages may call
+ * (by default, those of the server's own host).
  *
  * @param services The service implementations to serve.
  * @param options Limits, compression and the receive queue bound.
@@ -61,8 +80,9 @@ export function createWebSocketRpcHandler(
   services: ServiceImplementation | readonly ServiceImplementation[],
   options: WebSocketRpcHandlerOptions = {},
 ): (request: Request) => Promise<Response> {
-  const { maxBufferedBytes, ...rest } = options;
+  const { maxBufferedBytes, allowedOrigins, ...rest } = options;
   const what = "create WebSocket RPC handler";
+  const originAllowed = checkAllowedOrigins(what, allowedOrigins);
   const queue = checkMax(
     what,
     "maxBufferedBytes",
@@ -94,6 +114,21 @@ export function createWebSocketRpcHandler(
         ),
       );
     }
+    const origin = request.headers.get("origin");
+    if (origin !== null && !originAllowed(origin, request)) {
+      return Promise.resolve(
+        new Response(
+          `Cannot serve RPC over WebSocket: origin ${
+            JSON.stringify(origin.slice(0, 64))
+          } is not allowed (allowedOrigins${
+            allowedOrigins === undefined
+              ? ": by default only pages of the server's own host"
+              : ""
+          })`,
+          { status: 403, headers: { "content-type": "text/plain" } },
+        ),
+      );
+    }
     // Copied first: Deno's request is closed once upgraded.
     const upgradeHeaders = new Headers(request.headers);
     const { socket, response } = upgradeWebSocket(request, {
@@ -106,4 +141,35 @@ export function createWebSocketRpcHandler(
     });
     return Promise.resolve(response);
   };
+}
+
+/** The check of `allowedOrigins`, its value checked once. */
+function checkAllowedOrigins(
+  what: string,
+  allowed: WebSocketRpcHandlerOptions["allowedOrigins"],
+): (origin: string, request: Request) => boolean {
+  if (allowed === undefined) {
+    // The page's host is the server's: same host, whatever the scheme (a
+    // proxy in front may end TLS).
+    return (origin, request) =>
+      URL.canParse(origin) &&
+      new URL(origin).host === new URL(request.url).host;
+  }
+  if (allowed === "*") return () => true;
+  if (typeof allowed === "function") return allowed;
+  checkArgument(
+    Array.isArray(allowed) &&
+      allowed.every((origin) => typeof origin === "string"),
+    what,
+    "allowedOrigins",
+    '"*", a list of origins or a function',
+    allowed,
+  );
+  // Origins as browsers send them: scheme, host and port, no slash.
+  const set = new Set(
+    allowed.map((origin) =>
+      URL.canParse(origin) ? new URL(origin).origin : origin
+    ),
+  );
+  return (origin) => set.has(origin);
 }

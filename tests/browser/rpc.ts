@@ -20,6 +20,13 @@ import type { RpcPeers } from "./rpc_peers_page.ts";
 
 const http = createRpcHandler(browserServices, { requestPathPrefix: "/rpc" });
 const ws = createWebSocketRpcHandler(browserServices);
+// Pages of localhost only, whatever their port or scheme.
+const wsChecked = createWebSocketRpcHandler(browserServices, {
+  allowedOrigins: (origin) => new URL(origin).hostname === "localhost",
+});
+const wsAny = createWebSocketRpcHandler(browserServices, {
+  allowedOrigins: "*",
+});
 const crossOrigin = createRpcHandler(browserServices, {
   requestPathPrefix: "/cors-rpc",
 });
@@ -68,8 +75,9 @@ function pageScript(entry: string): Promise<Uint8Array> {
  * The RPC routes of the test server: `/sluice-rpc.js` and `/rpc-peers.js`
  * (the page's RPC bundles: sluice's client, third-party clients), `/rpc/*`
  * (Connect and gRPC-Web over fetch), `/cors-rpc/*` (the same through
- * `withCors`), `/rpc-ws` (RPC over WebSocket) and `/rpc-ws-checked` (the
- * same behind an origin check); undefined for any other path.
+ * `withCors`), `/rpc-ws` (RPC over WebSocket, pages of the same host),
+ * `/rpc-ws-checked` (pages of localhost) and `/rpc-ws-any` (any page);
+ * undefined for any other path.
  */
 export async function rpcRoute(
   request: Request,
@@ -86,16 +94,8 @@ export async function rpcRoute(
     });
   }
   if (pathname === "/rpc-ws") return await ws(request);
-  if (pathname === "/rpc-ws-checked") {
-    // docs/rpc-websocket.md's origin check: only pages of localhost.
-    const origin = request.headers.get("origin");
-    if (origin === null || new URL(origin).hostname !== "localhost") {
-      return new Response("Cannot serve RPC: origin not allowed", {
-        status: 403,
-      });
-    }
-    return await ws(request);
-  }
+  if (pathname === "/rpc-ws-checked") return await wsChecked(request);
+  if (pathname === "/rpc-ws-any") return await wsAny(request);
   if (pathname.startsWith("/rpc/")) return await http(request);
   if (pathname.startsWith("/cors-rpc/")) {
     return await withCors(request, crossOrigin);
@@ -516,7 +516,7 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.error.code, 12, `error code (${r.error.message})`);
   });
 
-  test("RPC over WebSocket from another origin: the browser opens it with no CORS check, so an origin check in front of the handler is what refuses a page", async () => {
+  test("RPC over WebSocket from another origin: the browser opens it with no CORS check and the visitor's cookies, so allowedOrigins refuses a page of another host by default, and lets in those it names", async () => {
     const p = await withRpc(kit.pages().http);
     const r = await p.evaluate(async () => {
       const { createClient, StreamingCalcService } = sluiceRpc;
@@ -533,16 +533,23 @@ export function registerRpcTests(kit: RpcTestKit): void {
           return `code ${(error as { code?: number }).code}`;
         }
       };
+      // The page is on 127.0.0.1; localhost is another origin.
       const other = `ws://localhost:${location.port}`;
       return {
-        // From a page on 127.0.0.1: another origin, not checked.
-        unchecked: await sum(`${other}/rpc-ws`),
-        // Checked: only pages of localhost may call.
+        // The default: a page of another host is refused (403).
+        byDefault: await sum(`${other}/rpc-ws`),
+        // allowedOrigins "*": any page.
+        any: await sum(`${other}/rpc-ws-any`),
+        // A function allowing pages of localhost only: this one is not.
         checked: await sum(`ws://${location.host}/rpc-ws-checked`),
+        // ... and a page of localhost calling 127.0.0.1 is.
+        sameHost: await sum(`ws://${location.host}/rpc-ws`),
       };
     });
-    assertEqual(r.unchecked, "6", "another origin, no check");
-    assertEqual(r.checked, "code 14", "refused by the origin check");
+    assertEqual(r.byDefault, "code 14", "another origin, by default");
+    assertEqual(r.any, "6", 'allowedOrigins "*"');
+    assertEqual(r.checked, "code 14", "refused by the function");
+    assertEqual(r.sameHost, "6", "the page's own host");
   });
 
   test("third-party clients in the page from another origin through the CORS layer built from `cors`: connect-web (Connect proto and JSON, gRPC-Web) and Google's grpc-web, with an error answered in headers alone", async () => {
