@@ -90,11 +90,16 @@ const DASH = 0x2d;
  * The end of a header block (the index of its CR LF CR LF), -1 if it is
  * not complete yet, or -2 at a bare LF (a line not ended by CR LF).
  */
-function indexOfBlankLine(bytes: Uint8Array, from: number): number {
+function indexOfBlankLine(
+  bytes: Uint8Array,
+  from: number,
+  resume = from,
+): number {
   // A plain loop: header blocks are short, and the native indexOf costs
-  // more per call than it saves on a few dozen bytes.
+  // more per call than it saves on a few dozen bytes. An unfinished block
+  // is scanned again only from `resume`, where the last scan stopped.
   const end = bytes.length;
-  for (let i = from; i < end; i++) {
+  for (let i = resume; i < end; i++) {
     const b = bytes[i];
     if (b === LF) {
       if (i === from || bytes[i - 1] !== CR) return -2;
@@ -121,13 +126,6 @@ function blankLineStart(bytes: Uint8Array, from: number): number {
     if (k === n) return n;
   }
   return 0;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
 
 /**
@@ -173,6 +171,14 @@ export class MultipartDecoder {
   #state = PREAMBLE;
   #atStart = true;
   #rest: Uint8Array = new Uint8Array(0);
+  /**
+   * The buffer an unfinished header block grows in (`#rest` is a view of
+   * it), so that a block sent a byte at a time is not copied whole at each
+   * byte; its bytes are only ever appended to, never rewritten.
+   */
+  #store: Uint8Array | undefined;
+  /** Bytes of the unfinished header block in `#rest` already scanned. */
+  #headerScanned = 0;
   #parts = 0;
   #isFile = false;
   #partBytes = 0;
@@ -275,6 +281,29 @@ export class MultipartDecoder {
     );
   }
 
+  /**
+   * `#rest` and then `chunk`, in one buffer: appended in place when `#rest`
+   * is the start of `#store` and there is room, else in a new store twice
+   * as large (a header block grows by doubling, not by a copy per chunk).
+   */
+  #join(chunk: Uint8Array): Uint8Array {
+    const rest = this.#rest;
+    const store = this.#store;
+    const length = rest.length + chunk.length;
+    if (
+      store !== undefined && rest.buffer === store.buffer &&
+      rest.byteOffset === store.byteOffset && length <= store.length
+    ) {
+      store.set(chunk, rest.length);
+      return store.subarray(0, length);
+    }
+    const grown = new Uint8Array(Math.max(length, 2 * rest.length, 256));
+    grown.set(rest);
+    grown.set(chunk, rest.length);
+    this.#store = grown;
+    return grown.subarray(0, length);
+  }
+
   #decode(chunk: Uint8Array): MultipartEvent[] {
     const events: MultipartEvent[] = [];
     this.#totalBytes += chunk.length;
@@ -288,7 +317,7 @@ export class MultipartDecoder {
     if (this.#state === EPILOGUE) return events;
     // `rest` is at most a delimiter's length, except in a header block,
     // where it is at most maxHeaderBytes: the join is bounded.
-    const buf = this.#rest.length ? concat(this.#rest, chunk) : chunk;
+    const buf = this.#rest.length ? this.#join(chunk) : chunk;
     this.#rest = new Uint8Array(0);
     const needle = this.#needle;
     let pos = 0;
@@ -371,7 +400,7 @@ export class MultipartDecoder {
             end = pos; // no headers at all
             next = pos + 2;
           } else {
-            end = indexOfBlankLine(buf, pos);
+            end = indexOfBlankLine(buf, pos, pos + this.#headerScanned);
             next = end + 4;
             if (end === -2) {
               throw new HttpError(
@@ -391,9 +420,14 @@ export class MultipartDecoder {
             );
           }
           if (end < 0) {
-            this.#rest = buf.slice(pos);
+            // The last 3 bytes may start its CR LF CR LF: scanned again.
+            this.#headerScanned = Math.max(0, buf.length - pos - 3);
+            this.#rest = buf.buffer === this.#store?.buffer
+              ? buf.subarray(pos)
+              : buf.slice(pos);
             return events;
           }
+          this.#headerScanned = 0;
           const head: PartHead = parsePartHead(
             buf.subarray(pos, end),
             this.#parts,
