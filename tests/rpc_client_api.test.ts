@@ -227,6 +227,38 @@ describe("client calls", () => {
   });
 });
 
+describe("a call used twice over", () => {
+  it("receive() twice at once on a single-response call gives both the response; complete() twice resolves; send() after complete() says so", async () => {
+    // Before, the second receive() was told the call had no message
+    // (as if the server broke the protocol), and a second complete() or a
+    // send() after it failed CANCELED with a web stream's message.
+    for (const [name, transport] of transports) {
+      const call = createClient(Service, transport).sum();
+      await call.send(2n);
+      await call.send(3n);
+      const [first, second] = await Promise.all([
+        call.receive(),
+        call.receive(),
+        call.complete(),
+        call.complete(),
+      ]);
+      assert.equal(first, 5n, name);
+      assert.equal(second, 5n, name);
+      assert.equal(await call.receive(), 5n, name);
+      await call.complete();
+      await assert.rejects(
+        call.send(4n),
+        (error: unknown) =>
+          error instanceof RpcError &&
+          error.code === Code.FailedPrecondition &&
+          error.rawMessage ===
+            "Cannot send: complete() was called (no request may follow it)",
+        name,
+      );
+    }
+  });
+});
+
 describe("an HTTP client that throws instead of rejecting, and a signal already aborted", () => {
   // Before, a client that threw (createHttp2Client with a URL it cannot
   // parse or an aborted signal, a custom client's bug) left a

@@ -36,9 +36,10 @@ export interface Sender<I> {
    * A server may end the call before reading every request (failing it at
    * once, say): until its answer has been received, sends still resolve
    * (their messages are dropped), and `receive` gives the call's status.
+   * After `complete()` it rejects with `FAILED_PRECONDITION`.
    */
   send(value: I): Promise<void>;
-  /** Ends the request stream. */
+  /** Ends the request stream; called again, gives the first call's outcome. */
   complete(): Promise<void>;
   /**
    * The request messages as a writable (an alternative to `send` and
@@ -149,6 +150,16 @@ class Call<I, O> {
   }
 
   send(value: I): Promise<void> {
+    if (this.#completion !== undefined) {
+      // A caller's mistake on a call that may be fine: said so, not as the
+      // stream's "closed" error taken for a cancellation.
+      return Promise.reject(
+        this.#failure ?? new RpcError(
+          Code.FailedPrecondition,
+          "Cannot send: complete() was called (no request may follow it)",
+        ),
+      );
+    }
     this.#writer ??= this.#call.requests.getWriter();
     this.#direct ??= this.#call.push ?? null;
     if (this.#direct === null || this.#completing) {
@@ -185,7 +196,14 @@ class Call<I, O> {
     return pending;
   }
 
-  async complete(): Promise<void> {
+  /** The first complete()'s outcome: a second call shares it. */
+  #completion: Promise<void> | undefined;
+
+  complete(): Promise<void> {
+    return this.#completion ??= this.#complete();
+  }
+
+  async #complete(): Promise<void> {
     this.#writer ??= this.#call.requests.getWriter();
     this.#completing = true;
     try {
@@ -313,7 +331,14 @@ class StreamingCall<I, O> extends Call<I, O> {
 }
 
 class SingleResponseCall<I, O> extends Call<I, O> {
-  async receive(): Promise<O> {
+  /** The response: every receive() gets the same one. */
+  #response: Promise<O> | undefined;
+
+  receive(): Promise<O> {
+    return this.#response ??= this.#receive();
+  }
+
+  async #receive(): Promise<O> {
     const first = await this.next();
     // A cardinality violation is Unimplemented (gRPC's status codes,
     // "Response cardinality violation"; the Connect conformance suite).
