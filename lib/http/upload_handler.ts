@@ -438,7 +438,12 @@ function formCreated(result: ReceivedForm): Response {
     if (file.sha256) out.sha256 = encodeBase64(file.sha256);
     return out;
   });
-  return Response.json({ files, fields: result.fields }, { status: 201 });
+  // The type set here: Bun's Response.json says "application/json;
+  // charset=utf-8", Deno's and workerd's "application/json".
+  return new Response(JSON.stringify({ files, fields: result.fields }), {
+    status: 201,
+    headers: { "content-type": "application/json" },
+  });
 }
 
 /**
