@@ -205,6 +205,7 @@ const ROWS: Row[] = [
       "rpc_cors.test.ts",
       "rpc_client_api.test.ts",
       "rpc_conformance.test.ts",
+      "rpc_slow_request.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],

@@ -29,24 +29,62 @@ export class IdleWatch {
   readonly #ms: number;
   readonly #onIdle: () => void;
   readonly #heldBack: (() => boolean) | undefined;
+  readonly #pace: MessagePace | undefined;
   #since = -1; // when the current wait began; -1: not waiting
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  // The pace of the message in progress: time waited and bytes received.
+  #waited = 0;
+  #received = 0;
 
   constructor(
     ms: number | undefined,
     onIdle: () => void,
     heldBack?: () => boolean,
+    pace?: MessagePace,
   ) {
     this.#ms = ms ?? 0;
     this.#onIdle = onIdle;
     this.#heldBack = heldBack;
+    this.#pace = pace !== undefined && pace.minBytesPerSecond > 0 &&
+        pace.windowMs > 0
+      ? pace
+      : undefined;
+  }
+
+  /**
+   * `bytes` arrived, ending the current wait (call before `end()` or the
+   * next `begin()`). With a pace, while a message is in progress the time
+   * waited for it and its bytes are counted: over each window of waiting,
+   * fewer than `minBytesPerSecond` stops the watch and calls `onSlow` (the
+   * idle timeout restarts at every byte, so a client sending one byte a
+   * minute would otherwise hold a call for ever). A cheap no-op without.
+   */
+  got(bytes: number): void {
+    const pace = this.#pace;
+    if (pace === undefined || this.#stopped) return;
+    if (!pace.inMessage()) {
+      this.#waited = this.#received = 0;
+      return;
+    }
+    // Without an idle limit begin() keeps no time: the wait is unknown.
+    if (this.#since < 0) return;
+    this.#waited += performance.now() - this.#since;
+    this.#received += bytes;
+    if (this.#waited < pace.windowMs) return;
+    const slow = this.#received * 1000 < pace.minBytesPerSecond * this.#waited;
+    this.#waited = this.#received = 0;
+    if (slow) {
+      this.stop();
+      pace.onSlow();
+    }
   }
 
   /** A wait for the source begins (or goes on) now. */
   begin(): void {
-    if (this.#ms === 0 || this.#stopped) return;
+    if (this.#stopped || (this.#ms === 0 && this.#pace === undefined)) return;
     this.#since = performance.now();
+    if (this.#ms === 0) return;
     // An armed timer is never late for this wait: it was armed for a limit
     // no further away than this one's, and re-arms when it fires early.
     this.#timer ??= setTimeout(this.#check, this.#ms);
@@ -92,6 +130,17 @@ export class IdleWatch {
 }
 
 /** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
+/**
+ * The least rate of a request message in progress (see `IdleWatch.got`).
+ */
+export interface MessagePace {
+  minBytesPerSecond: number;
+  windowMs: number;
+  /** Whether the bytes that just arrived were awaited mid-message. */
+  inMessage: () => boolean;
+  onSlow: () => void;
+}
+
 export interface PaceOptions {
   /**
    * The longest wait for the next chunk, in milliseconds of waiting for the
@@ -231,19 +280,36 @@ export function withIdleTimeout(
   ms: number | undefined,
   onIdle: () => unknown,
   maxReadBytes?: number,
+  pace?: { minBytesPerSecond: number; windowMs: number; onSlow: () => unknown },
 ): ReadableStream<Uint8Array> {
-  if (!ms && maxReadBytes === undefined) return source;
+  const paced = pace !== undefined && pace.minBytesPerSecond > 0 &&
+    pace.windowMs > 0;
+  if (!ms && maxReadBytes === undefined && !paced) return source;
   const reader = maxReadBytes === undefined
     ? source.getReader()
     : new GrowingReader(source, { minReadBytes: READ_BYTES, maxReadBytes });
   let failed = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const idle = new IdleWatch(ms, () => {
+  const failWith = (error: unknown) => {
     failed = true;
-    const error = onIdle();
     controller.error(error);
     reader.cancel(error).catch(() => {});
-  });
+  };
+  // The whole body is one message (a Connect unary request): in progress
+  // from its first byte.
+  const idle = new IdleWatch(
+    ms,
+    () => failWith(onIdle()),
+    undefined,
+    paced
+      ? {
+        minBytesPerSecond: pace.minBytesPerSecond,
+        windowMs: pace.windowMs,
+        inMessage: () => true,
+        onSlow: () => failWith(pace.onSlow()),
+      }
+      : undefined,
+  );
   return new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
@@ -253,6 +319,7 @@ export function withIdleTimeout(
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await reader.read();
+        if (!result.done) idle.got(result.value.byteLength);
       } catch (error) {
         idle.stop();
         if (!failed) controller.error(error);

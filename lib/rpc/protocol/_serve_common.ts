@@ -96,6 +96,8 @@ export function startCall(
     compressMinBytes: options.compressMinBytes,
     maxMessageBytes: options.maxMessageBytes,
     idleTimeoutMs: options.idleTimeoutMs,
+    minBytesPerSecond: options.minBytesPerSecond,
+    minRateWindowMs: options.minRateWindowMs,
     end,
     bare,
   });

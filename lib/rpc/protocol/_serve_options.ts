@@ -8,4 +8,6 @@ export interface ResolvedServeOptions {
   acceptCompression: readonly Compression[];
   maxTimeoutMs: number | undefined;
   idleTimeoutMs: number | undefined;
+  minBytesPerSecond: number;
+  minRateWindowMs: number;
 }

@@ -75,6 +75,12 @@ export interface ServerCallInit {
   timeoutMs: number | undefined;
   /** Fails the call when no request bytes arrive for this long. */
   idleTimeoutMs: number | undefined;
+  /**
+   * Fails the call when, while a request message is incomplete, fewer
+   * bytes than this arrive per second over `minRateWindowMs` of waiting.
+   */
+  minBytesPerSecond?: number;
+  minRateWindowMs?: number;
   /** Returns the bytes that end the body (trailer frame), if any. */
   end: (status: CallStatus) => Uint8Array | undefined;
   /**
@@ -155,6 +161,11 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     abort.abort(error);
     return error;
   };
+  const onSlow = () => {
+    const error = slowError(init);
+    abort.abort(error);
+    return error;
+  };
   const head = deferred<void>();
   // Once the head is out, a client that leaves cancels the response body.
   let headed = false;
@@ -163,7 +174,17 @@ export function startServerCall(init: ServerCallInit): ServerCall {
   let inputs: ReadableStream<unknown>;
   if (init.bare) {
     inputs = bareInput(
-      withIdleTimeout(init.requestBody, init.idleTimeoutMs, onIdle),
+      withIdleTimeout(
+        init.requestBody,
+        init.idleTimeoutMs,
+        onIdle,
+        undefined,
+        {
+          minBytesPerSecond: init.minBytesPerSecond ?? 0,
+          windowMs: init.minRateWindowMs ?? 0,
+          onSlow,
+        },
+      ),
       AbortSignal.any([abort.signal, finished.signal]),
       init,
       (data) =>
@@ -188,6 +209,11 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         }),
       init.idleTimeoutMs,
       onIdle,
+      {
+        minBytesPerSecond: init.minBytesPerSecond ?? 0,
+        windowMs: init.minRateWindowMs ?? 0,
+        onSlow,
+      },
       [abort.signal, finished.signal],
       () => !headed,
       (reason) =>
@@ -357,6 +383,7 @@ function decodeRequests<T>(
   decoderFor: (copyFrames: boolean) => MessageDecoder<T>,
   idleMs: number | undefined,
   onIdle: () => unknown,
+  rate: { minBytesPerSecond: number; windowMs: number; onSlow: () => unknown },
   signals: AbortSignal[],
   waitingForHead: () => boolean,
   onGone: (reason: unknown) => void,
@@ -369,7 +396,14 @@ function decodeRequests<T>(
   // The idle clock: a wait for bytes begins at each read (and at each
   // chunk pushed to runDirect), and ends while a chunk's messages are
   // handled.
-  const idle = new IdleWatch(idleMs, () => fail(onIdle()));
+  // A message begun must go on arriving (the idle clock restarts at each
+  // byte): counted while the decoder holds an incomplete one.
+  const idle = new IdleWatch(idleMs, () => fail(onIdle()), undefined, {
+    minBytesPerSecond: rate.minBytesPerSecond,
+    windowMs: rate.windowMs,
+    inMessage: () => decoder.pending,
+    onSlow: () => fail(rate.onSlow()),
+  });
   let over = false;
   // The read started while no pull was waiting, if any.
   let ahead: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
@@ -426,6 +460,7 @@ function decodeRequests<T>(
         ahead = undefined;
         try {
           result = await read;
+          if (!result.done) idle.got(result.value.byteLength);
         } catch (reason) {
           // Under a read the handler waits on, as ahead of it.
           gone(reason);
@@ -553,6 +588,8 @@ function decodeRequests<T>(
       data(chunk) {
         if (over) return;
         if (busy) return void backlog.push(chunk);
+        idle.got(chunk.byteLength);
+        if (over) return;
         idle.begin();
         take(chunk);
       },
@@ -736,13 +773,24 @@ async function readBareBody(
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
   // The read loop always waits for bytes: a wait begins at each chunk.
-  const idle = new IdleWatch(idleMs, () => abort.abort(idleError(idleMs!)));
+  const idle = new IdleWatch(
+    idleMs,
+    () => abort.abort(idleError(idleMs!)),
+    undefined,
+    {
+      minBytesPerSecond: init.minBytesPerSecond ?? 0,
+      windowMs: init.minRateWindowMs ?? 0,
+      inMessage: () => true, // the whole body is the message
+      onSlow: () => abort.abort(slowError(init)),
+    },
+  );
   idle.begin();
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     while (true) {
       const { done, value } = await reader.read();
+      if (!done) idle.got(value.byteLength);
       if (signal.aborted) throw signal.reason;
       if (done) break;
       idle.begin();
@@ -1054,6 +1102,14 @@ class Fused {
 }
 
 /** The error of a call whose client sent nothing for `ms` milliseconds. */
+/** The call's request message arrived too slowly (see IdleWatch.got). */
+function slowError(init: ServerCallInit): RpcError {
+  return new RpcError(
+    Code.DeadlineExceeded,
+    `Cannot read request: fewer than ${init.minBytesPerSecond} bytes per second arrived over ${init.minRateWindowMs} ms while a message was incomplete (minBytesPerSecond)`,
+  );
+}
+
 export function idleError(ms: number): RpcError {
   return new RpcError(
     Code.DeadlineExceeded,

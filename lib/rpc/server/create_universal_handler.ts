@@ -1,4 +1,5 @@
 import { checkArgument, checkOneOf } from "../../_internal/arguments.ts";
+import { checkMinRate } from "../../http/_min_rate.ts";
 import { pathPrefix } from "../../http/_url.ts";
 import { Code } from "../code.ts";
 import {
@@ -90,6 +91,25 @@ export interface UniversalHandlerOptions {
    */
   idleTimeoutMs?: number;
   /**
+   * The least rate, in bytes per second, at which a request message that
+   * has begun must go on arriving, averaged over `minRateWindowMs` of
+   * waiting for it: below it the call fails with `DeadlineExceeded`. The
+   * idle timeout restarts at every byte, so without it a client sending one
+   * byte a minute would hold a call (and its connection) for ever. Only an
+   * incomplete message counts: a stream that pauses between messages is
+   * bounded by `idleTimeoutMs` alone. `0` turns it off.
+   *
+   * @default {1024}
+   */
+  minBytesPerSecond?: number;
+  /**
+   * The window over which `minBytesPerSecond` is averaged, in milliseconds
+   * of waiting for the message's bytes.
+   *
+   * @default {30000}
+   */
+  minRateWindowMs?: number;
+  /**
    * The protocols to serve; requests of other protocols get 415.
    *
    * @default {["grpc", "grpc-web", "connect"]}
@@ -166,7 +186,10 @@ export function createUniversalHandler(
     acceptCompression: checkCompressions(what, options.acceptCompression),
     maxTimeoutMs: options.maxTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+    minBytesPerSecond: options.minBytesPerSecond ?? 1024,
+    minRateWindowMs: options.minRateWindowMs ?? 30_000,
   };
+  checkMinRate(what, resolved.minBytesPerSecond, resolved.minRateWindowMs);
   checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
   checkTimerMs(what, "idleTimeoutMs", options.idleTimeoutMs);
   const prefix = pathPrefix("create handler", options.requestPathPrefix);

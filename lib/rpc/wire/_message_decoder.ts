@@ -49,6 +49,11 @@ export class MessageDecoder<T> {
     this.#allowed = 1 | (options.endFlag ?? 0);
   }
 
+  /** Whether a message has been started but not completed. */
+  get pending(): boolean {
+    return this.#frames.pending;
+  }
+
   #fail(message: string, cause?: unknown): never {
     throw new RpcError(this.#options.errorCode, message, { cause });
   }
