@@ -90,9 +90,12 @@ export function parseHeaderValue(value: string): HeaderValue {
     let c = value.charCodeAt(i);
     while (c === 0x20 || c === 0x09 || c === 0x3b) c = value.charCodeAt(++i);
     if (i >= n) break;
-    const eq = value.indexOf("=", i);
+    // Searched within this parameter only: a search to the end for each
+    // of many parameters (`a; x; x; ...`) cost time quadratic in the value.
     const semi = value.indexOf(";", i);
-    if (eq < 0 || (semi >= 0 && semi < eq)) {
+    const inParam = value.slice(i, semi < 0 ? n : semi).indexOf("=");
+    const eq = inParam < 0 ? -1 : i + inParam;
+    if (eq < 0) {
       // A parameter without a value: skip it.
       i = semi < 0 ? n : semi + 1;
       continue;
@@ -103,11 +106,8 @@ export function parseHeaderValue(value: string): HeaderValue {
     while (c === 0x20 || c === 0x09) c = value.charCodeAt(++i);
     let text = "";
     const close = value[i] === '"' ? value.indexOf('"', i + 1) : -1;
-    const slash = close > 0 ? value.indexOf("\\", i + 1) : -1;
-    if (
-      close > 0 &&
-      (slash < 0 || slash > close || endsParameter(value, close + 1))
-    ) {
+    const slashed = close > 0 && value.slice(i + 1, close).includes("\\");
+    if (close > 0 && (!slashed || endsParameter(value, close + 1))) {
       // The common case, a quoted string read as sent: one slice.
       text = value.slice(i + 1, close);
       const next = value.indexOf(";", close + 1);
