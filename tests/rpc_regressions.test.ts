@@ -1301,6 +1301,65 @@ describe("createHttp2Client and a server that closes each connection after a few
   });
 });
 
+describe("createHttp2Client's retry of an unprocessed call is bounded", () => {
+  const Svc = defineService("t.Refused", {
+    one: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  /** A bare server that refuses every stream; counts them. */
+  const refusing = async (delayMs: number) => {
+    let streams = 0;
+    const server = await rawH2Server((streamId, write) => {
+      streams++;
+      setTimeout(() => write(resetFrame(streamId, 7)), delayMs);
+    });
+    return { server, streams: () => streams };
+  };
+  it("sends a refused call again once, not in a storm (it made 101 requests)", async () => {
+    const { server, streams } = await refusing(0);
+    const url = `http://127.0.0.1:${server.port}`;
+    const httpClient = createHttp2Client(url);
+    try {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: url, httpClient }),
+      );
+      await assert.rejects(
+        deadline(client.one(1n), T, "the call"),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Unavailable,
+      );
+      assert.equal(streams(), 2);
+    } finally {
+      await httpClient.close();
+      await server.close();
+    }
+  });
+  it("does not send a call again once close() was called (its new connection outlived close())", async () => {
+    const { server, streams } = await refusing(50);
+    const url = `http://127.0.0.1:${server.port}`;
+    const httpClient = createHttp2Client(url);
+    try {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: url, httpClient }),
+      );
+      const call = client.one(1n);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const closing = httpClient.close();
+      await assert.rejects(
+        deadline(call, T, "the call"),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Unavailable,
+      );
+      await deadline(closing, T, "close()");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(streams(), 1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("createHttp2Client maps a server's RST_STREAM code to the call's", () => {
   // Before, node:http2 reported every code but CANCEL as a bare 'error',
   // passed on as is: ENHANCE_YOUR_CALM and INTERNAL_ERROR became
@@ -1386,13 +1445,13 @@ describe("createHttp2Client maps a server's RST_STREAM code to the call's", () =
           answer(when, (streamId, write) => write(resetFrame(streamId, rst))),
         );
         // A stream refused before its headers was never processed: it is
-        // sent again (grpc-js's transparent retry), here refused each time.
+        // sent again once (grpc-js's transparent retry), here refused again.
         const refusedUnprocessed = rst === 7 && when === "before its headers";
         assert.ok(
           error instanceof RpcError && error.code === code &&
             error.rawMessage ===
               (refusedUnprocessed
-                ? "Cannot send request: the server refused it 101 times without processing it (GOAWAY or REFUSED_STREAM)"
+                ? "Cannot send request: the server refused it 2 times without processing it (GOAWAY or REFUSED_STREAM)"
                 : `Cannot read response: the stream was reset (RST_STREAM ${rst})`),
           String(error),
         );
