@@ -21,6 +21,7 @@ import {
   defineService,
   implementService,
   Int64Value,
+  type MessageType,
   RpcError,
   type Transport,
 } from "../lib/rpc/mod.ts";
@@ -224,6 +225,71 @@ describe("client calls", () => {
         "Cannot start call /test.v1.ClientApi/echo: onHeader must be a function, got string",
     });
     assert.equal(await client.echo(7n, {}), 7n);
+  });
+});
+
+describe("a streaming request the client cannot send", () => {
+  it("fails the call with its error (INTERNAL naming the type, or RESOURCE_EXHAUSTED): send, complete and receive alike", async () => {
+    // Before, send() was CANCELED (the codec's own words), complete()
+    // CANCELED "Writable stream is closed or errored" and receive(), the
+    // call's outcome, UNAVAILABLE "fetch failed": an invitation to retry a
+    // message that can never be sent. connect-node's client fails it
+    // INTERNAL.
+    const Text: MessageType<string> = {
+      typeName: "test.Text",
+      proto: {
+        encode: (s) => {
+          if (typeof s !== "string") throw new TypeError("not a string");
+          return new TextEncoder().encode(s);
+        },
+        decode: (b) => new TextDecoder().decode(b),
+      },
+    };
+    const Upload = defineService("test.v1.Upload", {
+      put: { kind: "client-streaming", input: Text, output: Text },
+    });
+    const client = createUniversalHandlerClient(
+      createUniversalHandler(implementService(Upload, {
+        put: async (texts) => {
+          let all = "";
+          for await (const text of texts) all += text;
+          return all;
+        },
+      })),
+    );
+    const cases: [unknown, Code, RegExp][] = [
+      [42, Code.Internal, /^Cannot encode test\.Text: not a string$/],
+      [
+        "x".repeat(2000),
+        Code.ResourceExhausted,
+        /exceeds maxMessageBytes 1000/,
+      ],
+    ];
+    for (
+      const make of [
+        createConnectTransport,
+        createGrpcWebTransport,
+        createGrpcTransport,
+      ]
+    ) {
+      for (const [bad, code, message] of cases) {
+        const call = createClient(
+          Upload,
+          make({
+            baseUrl: "http://x",
+            httpClient: client,
+            maxMessageBytes: 1000,
+          }),
+        ).put();
+        await call.send("fine");
+        const failed = (error: unknown) =>
+          error instanceof RpcError && error.code === code &&
+          message.test(error.rawMessage);
+        await assert.rejects(call.send(bad as string), failed, "send");
+        await assert.rejects(call.complete(), failed, "complete");
+        await assert.rejects(deadline(call.receive(), T, "receive"), failed);
+      }
+    }
   });
 });
 

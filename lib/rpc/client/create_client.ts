@@ -146,6 +146,11 @@ class Call<I, O> {
   }
 
   #sendError(error: unknown): RpcError {
+    // An RpcError from a send (a request that could not be encoded) is the
+    // call's failure: complete() and later sends say it too, not CANCELED.
+    if (this.#failure === undefined && error instanceof RpcError) {
+      this.#failure = error;
+    }
     return this.#failure ?? RpcError.from(error, Code.Canceled);
   }
 

@@ -15,7 +15,12 @@ import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";
 import { markFromWire } from "./_protocol_headers.ts";
-import { codecFor, type CodecName, decodeMessage } from "./_codec.ts";
+import {
+  codecFor,
+  type CodecName,
+  decodeMessage,
+  encodeMessage,
+} from "./_codec.ts";
 import type { CallStatus } from "./_server_call.ts";
 import type { MethodDefinition } from "../define_service.ts";
 import {
@@ -115,8 +120,15 @@ export function startClientCall<I, O>(
   const deadline = options.timeoutMs === undefined
     ? undefined
     : Date.now() + options.timeoutMs;
+  // A request the codec cannot write is INTERNAL naming its type, as the
+  // server answers for a response it cannot write (and connect-node's
+  // client fails it); the call fails with it (see `refused` below).
+  const typeName = method.input.typeName;
   const toFrame = messageToFrame(
-    inCodec,
+    {
+      ...inCodec,
+      encode: (value: I) => encodeMessage(inCodec, typeName, value),
+    },
     init.sendCompression,
     init.compressMinBytes,
     init.maxMessageBytes,
@@ -199,7 +211,25 @@ export function startClientCall<I, O>(
     // with the responses, whatever the HTTP client.
     discardAfterCancel(encoder);
     requests = encoder.writable;
-    push = (value) => encoder.push(value);
+    // A message the encoder refuses (not encodable, over maxMessageBytes)
+    // fails the call with that error: the request stream it errors made
+    // the HTTP client fail (UNAVAILABLE, "fetch failed"), the sends after
+    // it CANCELED.
+    const refused = (error: unknown): never => {
+      if (error instanceof RpcError && !abort.signal.aborted) {
+        abort.abort(error);
+      }
+      throw error;
+    };
+    push = (value) => {
+      let pushed: void | Promise<void>;
+      try {
+        pushed = encoder.push(value);
+      } catch (error) {
+        return refused(error);
+      }
+      return pushed === undefined ? undefined : pushed.catch(refused);
+    };
     flush = () => encoder.flush();
     send(encoder.readable);
   } else {
