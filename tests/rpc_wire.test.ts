@@ -714,9 +714,18 @@ describe("headers and status formats", () => {
     assert.equal(end.trailers.get("x-cost"), "7");
     const ok = decodeEndStream(new TextEncoder().encode("{}"));
     assert.equal(ok.error, undefined);
+    // An error with no code is UNKNOWN (the Connect conformance suite's
+    // end-stream/missing-code); one that is no object is malformed.
+    const codeless = decodeEndStream(new TextEncoder().encode('{"error":{}}'));
+    assert.equal(codeless.error!.code, Code.Unknown);
+    assert.equal(
+      codeless.error!.rawMessage,
+      "Cannot read end of stream: its error has no known code",
+    );
     assert.throws(
-      () => decodeEndStream(new TextEncoder().encode('{"error":{}}')),
-      RpcError,
+      () => decodeEndStream(new TextEncoder().encode('{"error":5}')),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Internal,
     );
   });
 
