@@ -496,6 +496,40 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     }
   });
 
+  it("a DELETE is not ended by a request that comes after it: it answers 204 and that request 404", async () => {
+    // Before, a HEAD or PATCH arriving while the DELETE waited for an
+    // append in flight ended the DELETE (409 "a newer request for it took
+    // over"), and the upload stayed.
+    for (const later of ["HEAD", "PATCH"]) {
+      const { location } = await ietfCreate();
+      const never = Promise.withResolvers<void>();
+      const older = held(bytes(100, 5), bytes(100, 6), never.promise);
+      const first = patch(location, 0, older.body, false);
+      await older.started;
+      // The later request comes while the DELETE waits for the append.
+      const deleting = handler(req("DELETE", location));
+      const after = later === "HEAD"
+        ? handler(req("HEAD", location))
+        : patch(location, 100, bytes(5), false);
+      assert.equal((await deleting).status, 204, later);
+      assert.equal((await after).status, 404, later);
+      assert.equal((await first).status, 409, later);
+      assert.equal((await handler(req("HEAD", location))).status, 404);
+      never.resolve();
+    }
+  });
+
+  it("keeps nothing of a PATCH with a Content-Digest that fails, past the length included (its bytes up to the length were stored unverified)", async () => {
+    const { location } = await ietfCreate({ "upload-length": "10" });
+    const body = bytes(15, 3);
+    const response = await patch(location, 0, body, false, {
+      "content-digest": `sha-256=:${b64(new Uint8Array(32))}:`,
+    });
+    assert.ok([400, 413].includes(response.status), String(response.status));
+    const head = await handler(req("HEAD", location));
+    assert.equal(head.headers.get("upload-offset"), "0");
+  });
+
   it("announces the remaining lifetime in Upload-Limit max-age", async () => {
     const { response, location } = await ietfCreate();
     assert.match(response.headers.get("upload-limit")!, /max-age=\d+/);

@@ -331,6 +331,7 @@ export function createResumableUploadHandler(
   async function locked<T>(
     id: string,
     fn: (signal: AbortSignal) => Promise<T>,
+    final = false,
   ): Promise<T> {
     const previous = locks.get(id);
     const controller = new AbortController();
@@ -342,7 +343,12 @@ export function createResumableUploadHandler(
     // request").
     const ended = Promise.withResolvers<void>();
     ended.promise.then(() => controller.abort(superseded()));
-    const lock = { supersede: ended.resolve, done: settled.promise };
+    // A final holder (a DELETE) is not ended by a newer request: that one
+    // waits for it, then finds the upload gone.
+    const lock = {
+      supersede: final ? () => {} : ended.resolve,
+      done: settled.promise,
+    };
     locks.set(id, lock);
     try {
       if (previous) {
@@ -479,10 +485,10 @@ export function createResumableUploadHandler(
           );
         }
       }
-      if (
-        error instanceof HttpError && error.status === 400 &&
-        /does not match Content-Digest/.test(error.message)
-      ) {
+      // A body with a Content-Digest is likewise kept only whole and
+      // verified: one that failed (a mismatch, cut, or past the length with
+      // its bytes up to the length stored) keeps nothing.
+      if (digest !== undefined || request.headers.has("content-digest")) {
         running.delete(id);
         await store.truncate(id, offset);
       }
@@ -610,7 +616,7 @@ export function createResumableUploadHandler(
     await locked(id, async () => {
       await load(id, true);
       await discard(id);
-    });
+    }, true);
     return new Response(null, { status: 204 });
   }
 
