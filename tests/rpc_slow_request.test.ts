@@ -143,6 +143,23 @@ describe("a request message that trickles in", () => {
     assert.equal(JSON.parse(r.text).code, "deadline_exceeded");
   });
 
+  it("does not count the wait before a Connect unary body's first byte (the body had not begun)", async () => {
+    // A whole body 600 ms after the call began (two windows).
+    const late = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        controller.enqueue(int64(21));
+        controller.close();
+      },
+    }, { highWaterMark: 0 });
+    const r = await deadline(
+      call("double", "application/proto", late),
+      10_000,
+      "the call",
+    );
+    assert.equal(r.status, 200, r.text);
+  });
+
   it("leaves alone a stream that pauses between whole messages, and a slow message above the rate", async () => {
     // Whole messages 500 ms apart (past the window, within idleTimeoutMs).
     const pauses = await deadline(

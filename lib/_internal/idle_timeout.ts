@@ -297,6 +297,7 @@ export function withIdleTimeout(
   };
   // The whole body is one message (a Connect unary request): in progress
   // from its first byte.
+  let begun = false;
   const idle = new IdleWatch(
     ms,
     () => failWith(onIdle()),
@@ -305,7 +306,7 @@ export function withIdleTimeout(
       ? {
         minBytesPerSecond: pace.minBytesPerSecond,
         windowMs: pace.windowMs,
-        inMessage: () => true,
+        inMessage: () => begun,
         onSlow: () => failWith(pace.onSlow()),
       }
       : undefined,
@@ -319,7 +320,10 @@ export function withIdleTimeout(
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await reader.read();
-        if (!result.done) idle.got(result.value.byteLength);
+        if (!result.done) {
+          idle.got(result.value.byteLength);
+          begun = true;
+        }
       } catch (error) {
         idle.stop();
         if (!failed) controller.error(error);

@@ -780,7 +780,8 @@ async function readBareBody(
     {
       minBytesPerSecond: init.minBytesPerSecond ?? 0,
       windowMs: init.minRateWindowMs ?? 0,
-      inMessage: () => true, // the whole body is the message
+      // The whole body is the message, begun at its first byte.
+      inMessage: () => total > 0,
       onSlow: () => abort.abort(slowError(init)),
     },
   );
