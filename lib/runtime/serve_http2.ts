@@ -415,11 +415,18 @@ function watchSession(
   let resets = 0;
   let windowStart = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const arm = (ms: number, code: number) => {
+  const arm = (ms: number, code: number, graceful = false) => {
     clearTimeout(timer);
     timer = ms > 0
       ? setTimeout(() => {
-        if (!session.destroyed) session.destroy(undefined, code);
+        if (session.destroyed || session.closed) return;
+        // An idle session is closed with GOAWAY, its streams let finish: a
+        // request already on its way is then refused unprocessed (above
+        // GOAWAY's last stream), which clients send again. Destroyed, the
+        // socket was cut under it (EPIPE, a reset INTERNAL_ERROR) and the
+        // call failed UNAVAILABLE, though never run.
+        if (graceful) session.close();
+        else session.destroy(undefined, code);
       }, ms)
       : undefined;
   };
@@ -445,7 +452,7 @@ function watchSession(
     },
     touch() {
       if (open === 0 && state.running === 0 && sawRequest) {
-        arm(limits.idleTimeoutMs, http2.constants.NGHTTP2_NO_ERROR);
+        arm(limits.idleTimeoutMs, http2.constants.NGHTTP2_NO_ERROR, true);
       }
     },
     stop() {
