@@ -27,7 +27,8 @@ import {
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import { MapStream } from "../lib/streams/map.ts";
 import type { Server } from "../lib/runtime/serve.ts";
-import { deadline, startServer } from "./_helpers.ts";
+import { deadline, makeTempDir, removeDir, startServer } from "./_helpers.ts";
+import { makeCertificates } from "./browser/_test_server.ts";
 import {
   FRAME,
   frame as h2Frame,
@@ -1297,6 +1298,87 @@ describe("createHttp2Client and a server that closes each connection after a few
     } finally {
       await httpClient.close();
       await server.shutdown();
+    }
+  });
+});
+
+describe("createHttp2Client: TLS, close()", () => {
+  const Svc = defineService("t.Tls", {
+    one: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  it("takes connectOptions (a private CA) for an https: server; without them the error names the certificate", async () => {
+    // Before, there was no way to pass a CA, and the failure read only
+    // "the connection closed before its end".
+    const dir = await makeTempDir("h2-tls-");
+    const tls = await makeCertificates(dir);
+    const server = http2.createSecureServer({ cert: tls.cert, key: tls.key });
+    server.on("stream", (stream: http2.ServerHttp2Stream) => {
+      stream.on("data", () => {});
+      stream.on("end", () => {
+        stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+          waitForTrailers: true,
+        });
+        stream.on(
+          "wantTrailers",
+          () => stream.sendTrailers({ "grpc-status": "0" }),
+        );
+        stream.end(new Uint8Array([0, 0, 0, 0, 2, 8, 7]));
+      });
+    });
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    const url = `https://localhost:${
+      (server.address() as { port: number }).port
+    }`;
+    try {
+      for (const trusted of [true, false]) {
+        const httpClient = createHttp2Client(url, {
+          connectOptions: trusted ? { ca: tls.ca } : undefined,
+        });
+        try {
+          const call = createClient(
+            Svc,
+            createGrpcTransport({ baseUrl: url, httpClient }),
+          ).one(1n, { timeoutMs: T });
+          if (trusted) assert.equal(await call, 7n);
+          else {
+            await assert.rejects(
+              call,
+              (error: unknown) =>
+                error instanceof RpcError && error.code === Code.Unavailable &&
+                /the connection closed before its end \(.*certificate.*\)/
+                  .test(error.rawMessage),
+            );
+          }
+        } finally {
+          await httpClient.close();
+        }
+      }
+    } finally {
+      server.close();
+      await removeDir(dir);
+    }
+  });
+
+  it("fails a call made after close() with FAILED_PRECONDITION, opening no connection (it reopened one that held the process)", async () => {
+    let streams = 0;
+    const server = await rawH2Server(() => streams++);
+    const url = `http://127.0.0.1:${server.port}`;
+    const httpClient = createHttp2Client(url);
+    try {
+      await httpClient.close();
+      await assert.rejects(
+        createClient(Svc, createGrpcTransport({ baseUrl: url, httpClient }))
+          .one(1n),
+        (error: unknown) =>
+          error instanceof RpcError &&
+          error.code === Code.FailedPrecondition &&
+          /the HTTP\/2 client was closed/.test(error.rawMessage),
+      );
+      assert.equal(streams, 0);
+    } finally {
+      await server.close();
     }
   });
 });

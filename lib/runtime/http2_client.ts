@@ -23,11 +23,23 @@ export interface Http2ClientOptions {
    * @default {65536}
    */
   readBufferBytes?: number;
+  /**
+   * Options of the connection, passed to `node:http2`'s `connect()`: for
+   * an `https:` server with a private CA, `ca` (its certificate, PEM);
+   * `cert` and `key` for a client certificate (mutual TLS); `servername`.
+   * (Without them, the runtime's trust store: `DENO_CERT` under Deno,
+   * `NODE_EXTRA_CA_CERTS` under Bun and Node add a CA to it.)
+   */
+  connectOptions?: http2.SecureClientSessionOptions;
 }
 
 /** An {@linkcode HttpClient} over one HTTP/2 connection, with `close()`. */
 export interface Http2Client extends HttpClient {
-  /** Closes the connection (open calls finish first). */
+  /**
+   * Closes the connection (open calls finish first). Calls made after it
+   * fail with `FAILED_PRECONDITION`: a new connection would keep the
+   * process alive.
+   */
   close(): Promise<void>;
 }
 
@@ -82,12 +94,16 @@ export function createHttp2Client(
   // connection would outlive close() and hold the process).
   let closed = false;
   const goneAfter = new WeakMap<http2.ClientHttp2Session, number>();
+  const sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
 
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
-    const s = http2.connect(origin);
-    // A failed connection surfaces as an error of the requests on it.
-    s.on("error", () => {});
+    const s = http2.connect(origin, options.connectOptions);
+    // A failed connection surfaces as an error of the requests on it,
+    // which name its cause (a certificate not trusted, a refused port).
+    s.on("error", (error: Error) => {
+      if (!sessionErrors.has(s)) sessionErrors.set(s, error);
+    });
     // The last stream the server processes: those above it it never saw.
     // (A graceful shutdown may send two, the first with the largest id.)
     s.on("goaway", (_code: number, lastStreamId: number) => {
@@ -105,6 +121,12 @@ export function createHttp2Client(
     refusals = 0,
   ): Promise<UniversalClientResponse> => {
     req.signal.throwIfAborted();
+    if (closed) {
+      throw new RpcError(
+        Code.FailedPrecondition,
+        "Cannot send request: the HTTP/2 client was closed (close())",
+      );
+    }
     const url = new URL(req.url);
     const session = connect();
     // A cancel is RST_STREAM CANCEL alone. `stream.close(CANCEL)` ends the
@@ -128,8 +150,10 @@ export function createHttp2Client(
       connectionGone()
         ? new RpcError(
           Code.Unavailable,
-          "Cannot read response: the connection closed before its end",
-          { cause: error },
+          `Cannot read response: the connection closed before its end${
+            reasonOf(sessionErrors.get(session) ?? error)
+          }`,
+          { cause: sessionErrors.get(session) ?? error },
         )
         : error === undefined || peerReset()
         ? resetError(stream.rstCode)
@@ -280,4 +304,19 @@ export function createHttp2Client(
       return new Promise<void>((resolve) => s.close(() => resolve()));
     },
   });
+}
+
+/**
+ * Why a connection failed, as " (reason)": the session's error, or the
+ * cause node:http2 gives a stream it cancelled with it (a certificate not
+ * trusted, a port that refused); empty when nothing says.
+ */
+function reasonOf(error: Error | undefined): string {
+  const cause = error?.cause;
+  const reason = cause instanceof Error
+    ? cause.message
+    : error?.message.includes("pending stream has been canceled")
+    ? undefined
+    : error?.message;
+  return reason ? ` (${reason.slice(0, 200)})` : "";
 }
