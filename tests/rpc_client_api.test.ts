@@ -293,6 +293,71 @@ describe("a streaming request the client cannot send", () => {
   });
 });
 
+describe("the client's inbox of decoded responses", () => {
+  it("is bounded by decoded bytes, not the wire's: a reader that stops is not sent 400 gzip messages of 256 KiB", async () => {
+    // Before, the inbox counted compressed bytes: 256 KiB of zeros take
+    // a few hundred bytes gzipped, so a reader that had stopped still got
+    // every message decoded and held (76 MiB over node:http2 with 1 MiB
+    // messages).
+    // Raw bytes, counting the messages decoded.
+    let decoded = 0;
+    const Counted: MessageType<Uint8Array> = {
+      typeName: "test.Counted",
+      proto: {
+        encode: (bytes) => bytes,
+        decode: (bytes) => {
+          decoded++;
+          return bytes.slice();
+        },
+      },
+    };
+    const Big = defineService("test.v1.Big", {
+      big: { kind: "server-streaming", input: Int64Value, output: Counted },
+    });
+    const zeros = new Uint8Array(256 * 1024);
+    const gzipped = new Uint8Array(
+      await new Response(
+        new Blob([zeros]).stream().pipeThrough(new CompressionStream("gzip")),
+      ).arrayBuffer(),
+    );
+    const message = new Uint8Array(5 + gzipped.byteLength);
+    message[0] = 1; // compressed
+    new DataView(message.buffer).setUint32(1, gzipped.byteLength);
+    message.set(gzipped, 5);
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulls++ < 400) controller.enqueue(message.slice());
+      },
+    }, { highWaterMark: 0 });
+    const transport = createConnectTransport({
+      baseUrl: "http://x",
+      acceptCompression: ["gzip"],
+      httpClient: () =>
+        Promise.resolve({
+          status: 200,
+          headers: new Headers({
+            "content-type": "application/connect+proto",
+            "connect-content-encoding": "gzip",
+          }),
+          body,
+          trailers: Promise.resolve(new Headers()),
+        }),
+    });
+    const call = createClient(Big, transport).big(1n);
+    const first = await deadline(call.receive(), T, "the first message");
+    assert.equal((first.value as Uint8Array).byteLength, 256 * 1024);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Decoded and held: the first, and at most the one that filled the
+    // inbox (a few more wait compressed, as the wire's bytes allow).
+    assert.ok(
+      decoded <= 3,
+      `${decoded} messages of 256 KiB were decoded for a reader that stopped (${pulls} read)`,
+    );
+    call.cancel();
+  });
+});
+
 describe("a call used twice over", () => {
   it("receive() twice at once on a single-response call gives both the response; complete() twice resolves; send() after complete() says so", async () => {
     // Before, the second receive() was told the call had no message

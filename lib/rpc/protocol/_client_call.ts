@@ -294,6 +294,14 @@ export function startClientCall<I, O>(
   let pushed: PushSource | undefined;
   let inbox: O[] = [];
   let inboxBytes = 0;
+  // The decoder's decodedBytes when the inbox was last taken: the inbox's
+  // decoded bytes count too (gzip messages of 1 MiB each took 16 KB on the
+  // wire: 76 MiB were buffered for a reader that had stopped).
+  let decodedMark = 0;
+  const full = () =>
+    (inboxBytes >= INBOX_BYTES ||
+      decoder!.decodedBytes - decodedMark >= INBOX_BYTES) &&
+    (inbox.length > 0 || decompressing !== undefined);
   let pushEnded = false;
   let pushFailure: { error: unknown } | undefined;
   // A decompression under way; chunks wait in the backlog meanwhile.
@@ -316,6 +324,18 @@ export function startClientCall<I, O>(
     if (filled) done(true);
   };
   const toInbox = (message: O) => void inbox.push(message);
+  // Decodes chunks that waited for a decompression, until the inbox holds
+  // INBOX_BYTES of decoded messages: the rest wait, compressed, until
+  // those are taken (deliver, fillTo).
+  const drain = () => {
+    while (
+      backlog.length > 0 && !decompressing && !pushFailure &&
+      !(inbox.length > 0 &&
+        decoder!.decodedBytes - decodedMark >= INBOX_BYTES)
+    ) {
+      decodePushed(backlog.shift()!);
+    }
+  };
   const decodePushed = (chunk: Uint8Array) => {
     let decoding: void | Promise<void>;
     try {
@@ -327,12 +347,12 @@ export function startClientCall<I, O>(
     if (decoding === undefined) return;
     decompressing = decoding.then(() => {
       decompressing = undefined;
-      while (backlog.length > 0 && !decompressing && !pushFailure) {
-        decodePushed(backlog.shift()!);
-      }
+      drain();
       // Paused for the decompression, and no message to take: a partial
-      // one must complete.
+      // one must complete. Messages it made that fill the inbox keep the
+      // source paused until taken.
       if (!decompressing && inbox.length === 0) pushed?.resume();
+      else if (full()) pushed?.pause();
       wake();
     }, (error) => {
       decompressing = undefined;
@@ -351,11 +371,7 @@ export function startClientCall<I, O>(
       else decodePushed(chunk);
       // Paused only with messages to take, or to come from a decompression:
       // a partial one must complete.
-      if (
-        inboxBytes >= INBOX_BYTES && (inbox.length > 0 || decompressing)
-      ) {
-        pushed?.pause();
-      }
+      if (full()) pushed?.pause();
       wake();
     },
     end() {
@@ -371,6 +387,8 @@ export function startClientCall<I, O>(
     const messages = inbox;
     inbox = [];
     inboxBytes = 0;
+    decodedMark = decoder!.decodedBytes;
+    drain();
     pushed!.resume();
     for (let i = 0; i < messages.length; i++) emit(messages[i]);
   };
@@ -410,6 +428,8 @@ export function startClientCall<I, O>(
     done: (ok: boolean, error?: unknown) => void,
   ): boolean => {
     if (pushed !== undefined && !over) {
+      // Chunks held back while the inbox was full: decoded now.
+      if (inbox.length === 0 && backlog.length > 0) drain();
       if (inbox.length > 0) {
         deliver(emit);
         return true;

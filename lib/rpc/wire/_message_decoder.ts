@@ -49,6 +49,17 @@ export class MessageDecoder<T> {
     this.#allowed = 1 | (options.endFlag ?? 0);
   }
 
+  #decodedBytes = 0;
+
+  /**
+   * Bytes of the messages decoded so far, after decompression: what a
+   * reader that holds decoded messages back counts against its bound (the
+   * wire's bytes of a gzip message may be a thousandth of them).
+   */
+  get decodedBytes(): number {
+    return this.#decodedBytes;
+  }
+
   /** Whether a message has been started but not completed. */
   get pending(): boolean {
     return this.#frames.pending;
@@ -88,6 +99,7 @@ export class MessageDecoder<T> {
   }
 
   #handle(frame: Frame, data: Uint8Array, emit: (message: T) => void): void {
+    this.#decodedBytes += data.byteLength;
     const endFlag = this.#options.endFlag ?? 0;
     if ((frame.flags & endFlag) !== 0) {
       this.#ended = true;
