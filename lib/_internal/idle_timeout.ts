@@ -129,7 +129,6 @@ export class IdleWatch {
   };
 }
 
-/** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
 /**
  * The least rate of a request message in progress (see `IdleWatch.got`).
  */
@@ -141,6 +140,7 @@ export interface MessagePace {
   onSlow: () => void;
 }
 
+/** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
 export interface PaceOptions {
   /**
    * The longest wait for the next chunk, in milliseconds of waiting for the
