@@ -358,6 +358,87 @@ describe("the client's inbox of decoded responses", () => {
   });
 });
 
+describe("the client's inbox, held back", () => {
+  it("delivers every compressed message, in order, to a reader that pauses", async () => {
+    const Raw: MessageType<Uint8Array> = {
+      typeName: "test.Raw",
+      proto: { encode: (b) => b, decode: (b) => b.slice() },
+    };
+    const Svc = defineService("test.v1.Order", {
+      big: { kind: "server-streaming", input: Int64Value, output: Raw },
+    });
+    const N = 120;
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < N; i++) {
+      const data = new Uint8Array(100 * 1024);
+      new DataView(data.buffer).setUint32(0, i);
+      const gz = new Uint8Array(
+        await new Response(
+          new Blob([data]).stream().pipeThrough(new CompressionStream("gzip")),
+        ).arrayBuffer(),
+      );
+      const frame = new Uint8Array(5 + gz.byteLength);
+      frame[0] = 1;
+      new DataView(frame.buffer).setUint32(1, gz.byteLength);
+      frame.set(gz, 5);
+      frames.push(frame);
+    }
+    const end = new Uint8Array([2, 0, 0, 0, 2, 0x7b, 0x7d]); // {}
+    let next = 0;
+    // Chunks of one to three frames.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (next >= N) {
+          controller.enqueue(end);
+          return controller.close();
+        }
+        const parts = frames.slice(next, next + 1 + (next % 3));
+        next += parts.length;
+        const chunk = new Uint8Array(
+          parts.reduce((n, p) => n + p.byteLength, 0),
+        );
+        let at = 0;
+        for (const part of parts) {
+          chunk.set(part, at);
+          at += part.byteLength;
+        }
+        controller.enqueue(chunk);
+      },
+    }, { highWaterMark: 0 });
+    const call = createClient(
+      Svc,
+      createConnectTransport({
+        baseUrl: "http://x",
+        acceptCompression: ["gzip"],
+        httpClient: () =>
+          Promise.resolve({
+            status: 200,
+            headers: new Headers({
+              "content-type": "application/connect+proto",
+              "connect-content-encoding": "gzip",
+            }),
+            body,
+            trailers: Promise.resolve(new Headers()),
+          }),
+      }),
+    ).big(1n);
+    const seen: number[] = [];
+    await deadline(
+      (async () => {
+        for await (const message of call) {
+          seen.push(new DataView(message.buffer).getUint32(0));
+          if (seen.length % 17 === 0) {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        }
+      })(),
+      T,
+      "every message",
+    );
+    assert.deepEqual(seen, Array.from({ length: N }, (_, i) => i));
+  });
+});
+
 describe("a call used twice over", () => {
   it("receive() twice at once on a single-response call gives both the response; complete() twice resolves; send() after complete() says so", async () => {
     // Before, the second receive() was told the call had no message

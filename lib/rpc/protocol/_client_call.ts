@@ -367,8 +367,10 @@ export function startClientCall<I, O>(
       if (pushFailure !== undefined) return;
       inboxBytes += chunk.byteLength;
       // A pumped chunk may be a view of a buffer the next read reuses.
-      if (decompressing) backlog.push(reader!.borrowed ? chunk.slice() : chunk);
-      else decodePushed(chunk);
+      // Behind a decompression, or chunks held back: in order, after them.
+      if (decompressing || backlog.length > 0) {
+        backlog.push(reader!.borrowed ? chunk.slice() : chunk);
+      } else decodePushed(chunk);
       // Paused only with messages to take, or to come from a decompression:
       // a partial one must complete.
       if (full()) pushed?.pause();
