@@ -194,8 +194,8 @@ export function createHttp2Client(
     // A stream the server refused (REFUSED_STREAM), or one above the last
     // its GOAWAY says it processes (a server closing a connection after so
     // many streams, as serveHttp2 does under Deno), was never processed
-    // (RFC 9113, section 8.7): a request whose body is whole is sent again
-    // on a new connection, as grpc-js retries it transparently.
+    // (RFC 9113, section 8.7): a request whose body is whole may be sent
+    // again (see mayRetry).
     const unprocessed = () => {
       const last = goneAfter.get(session);
       return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ||
@@ -231,8 +231,8 @@ export function createHttp2Client(
             Code.Unavailable,
             replayable
               ? `Cannot send request: the server refused it ${
-                refusals + 1
-              } times without processing it (GOAWAY or REFUSED_STREAM)`
+                refusals === 0 ? "once" : `${refusals + 1} times`
+              } without processing it (GOAWAY or REFUSED_STREAM)`
               : "Cannot send request: the server closed the stream without processing it (GOAWAY or REFUSED_STREAM); the call may be retried",
             { cause: error },
           ),
