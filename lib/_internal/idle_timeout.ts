@@ -140,6 +140,13 @@ export interface MessagePace {
   onSlow: () => void;
 }
 
+/** The least rate of a request message, failing with what `onSlow` gives. */
+export interface MessageRate {
+  minBytesPerSecond: number;
+  windowMs: number;
+  onSlow: () => unknown;
+}
+
 /** What {@linkcode pipeWithPace} watches and adds, all in one hop. */
 export interface PaceOptions {
   /**
@@ -280,7 +287,7 @@ export function withIdleTimeout(
   ms: number | undefined,
   onIdle: () => unknown,
   maxReadBytes?: number,
-  pace?: { minBytesPerSecond: number; windowMs: number; onSlow: () => unknown },
+  pace?: MessageRate,
 ): ReadableStream<Uint8Array> {
   const paced = pace !== undefined && pace.minBytesPerSecond > 0 &&
     pace.windowMs > 0;

@@ -34,7 +34,11 @@ import type {
 import { MessageDecoder } from "../wire/_message_decoder.ts";
 import { RpcError } from "../rpc_error.ts";
 import { handlerHeaders, statusTrailers } from "./_protocol_headers.ts";
-import { IdleWatch, withIdleTimeout } from "../../_internal/idle_timeout.ts";
+import {
+  IdleWatch,
+  type MessageRate,
+  withIdleTimeout,
+} from "../../_internal/idle_timeout.ts";
 import { deferred } from "../../_internal/deferred.ts";
 import {
   dropSinkable,
@@ -79,8 +83,8 @@ export interface ServerCallInit {
    * Fails the call when, while a request message is incomplete, fewer
    * bytes than this arrive per second over `minRateWindowMs` of waiting.
    */
-  minBytesPerSecond?: number;
-  minRateWindowMs?: number;
+  minBytesPerSecond: number;
+  minRateWindowMs: number;
   /** Returns the bytes that end the body (trailer frame), if any. */
   end: (status: CallStatus) => Uint8Array | undefined;
   /**
@@ -161,10 +165,14 @@ export function startServerCall(init: ServerCallInit): ServerCall {
     abort.abort(error);
     return error;
   };
-  const onSlow = () => {
-    const error = slowError(init);
-    abort.abort(error);
-    return error;
+  const rate: MessageRate = {
+    minBytesPerSecond: init.minBytesPerSecond,
+    windowMs: init.minRateWindowMs,
+    onSlow: () => {
+      const error = slowError(init);
+      abort.abort(error);
+      return error;
+    },
   };
   const head = deferred<void>();
   // Once the head is out, a client that leaves cancels the response body.
@@ -179,11 +187,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         init.idleTimeoutMs,
         onIdle,
         undefined,
-        {
-          minBytesPerSecond: init.minBytesPerSecond ?? 0,
-          windowMs: init.minRateWindowMs ?? 0,
-          onSlow,
-        },
+        rate,
       ),
       AbortSignal.any([abort.signal, finished.signal]),
       init,
@@ -209,11 +213,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         }),
       init.idleTimeoutMs,
       onIdle,
-      {
-        minBytesPerSecond: init.minBytesPerSecond ?? 0,
-        windowMs: init.minRateWindowMs ?? 0,
-        onSlow,
-      },
+      rate,
       [abort.signal, finished.signal],
       () => !headed,
       (reason) =>
@@ -383,7 +383,7 @@ function decodeRequests<T>(
   decoderFor: (copyFrames: boolean) => MessageDecoder<T>,
   idleMs: number | undefined,
   onIdle: () => unknown,
-  rate: { minBytesPerSecond: number; windowMs: number; onSlow: () => unknown },
+  rate: MessageRate,
   signals: AbortSignal[],
   waitingForHead: () => boolean,
   onGone: (reason: unknown) => void,
@@ -778,8 +778,8 @@ async function readBareBody(
     () => abort.abort(idleError(idleMs!)),
     undefined,
     {
-      minBytesPerSecond: init.minBytesPerSecond ?? 0,
-      windowMs: init.minRateWindowMs ?? 0,
+      minBytesPerSecond: init.minBytesPerSecond,
+      windowMs: init.minRateWindowMs,
       // The whole body is the message, begun at its first byte.
       inMessage: () => total > 0,
       onSlow: () => abort.abort(slowError(init)),
