@@ -298,9 +298,9 @@ export function startClientCall<I, O>(
   // decoded bytes count too (gzip messages of 1 MiB each took 16 KB on the
   // wire: 76 MiB were buffered for a reader that had stopped).
   let decodedMark = 0;
+  const decodedFull = () => decoder!.decodedBytes - decodedMark >= INBOX_BYTES;
   const full = () =>
-    (inboxBytes >= INBOX_BYTES ||
-      decoder!.decodedBytes - decodedMark >= INBOX_BYTES) &&
+    (inboxBytes >= INBOX_BYTES || decodedFull()) &&
     (inbox.length > 0 || decompressing !== undefined);
   let pushEnded = false;
   let pushFailure: { error: unknown } | undefined;
@@ -330,8 +330,7 @@ export function startClientCall<I, O>(
   const drain = () => {
     while (
       backlog.length > 0 && !decompressing && !pushFailure &&
-      !(inbox.length > 0 &&
-        decoder!.decodedBytes - decodedMark >= INBOX_BYTES)
+      !(inbox.length > 0 && decodedFull())
     ) {
       decodePushed(backlog.shift()!);
     }
