@@ -8,6 +8,7 @@
  * @module
  */
 
+import { offeredProtocols } from "./_websocket_protocols.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
@@ -97,10 +98,8 @@ export function upgradeWebSocket(
   }
   // Answered only if offered: Deno refuses the upgrade (500) and clients
   // fail the connection when the answer names one they did not offer.
-  const offered = (request.headers.get("sec-websocket-protocol") ?? "")
-    .split(",").map((name) => name.trim());
   const protocol = options.protocol !== undefined &&
-      offered.includes(options.protocol)
+      offeredProtocols(request).includes(options.protocol)
     ? options.protocol
     : undefined;
   const bun = getBun();

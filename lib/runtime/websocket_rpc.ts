@@ -8,6 +8,7 @@ import { WEBSOCKET_RPC_PROTOCOL } from "../rpc/protocol_websocket/_head.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { upgradeWebSocket } from "./websocket.ts";
+import { offeredProtocols } from "./_websocket_protocols.ts";
 
 /** Options for {@linkcode createWebSocketRpcHandler}. */
 export interface WebSocketRpcHandlerOptions
@@ -95,11 +96,9 @@ export function createWebSocketRpcHandler(
     protocols: ["connect"],
   });
   return (request) => {
-    const offered = (request.headers.get("sec-websocket-protocol") ?? "")
-      .split(",").map((name) => name.trim());
     if (
       request.headers.get("upgrade")?.toLowerCase() !== "websocket" ||
-      !offered.includes(WEBSOCKET_RPC_PROTOCOL)
+      !offeredProtocols(request).includes(WEBSOCKET_RPC_PROTOCOL)
     ) {
       return Promise.resolve(
         new Response(
