@@ -82,6 +82,21 @@ export const Bytes: MessageType<Uint8Array> = {
   proto: { encode: (v) => v, decode: (b) => b.slice() },
 };
 
+/**
+ * Text as a message type whose encoder refuses anything but a string
+ * ("not a string"): for a message its codec cannot write.
+ */
+export const StrictText: MessageType<string> = {
+  typeName: "test.Text",
+  proto: {
+    encode: (s) => {
+      if (typeof s !== "string") throw new TypeError("not a string");
+      return new TextEncoder().encode(s);
+    },
+    decode: (b) => new TextDecoder().decode(b),
+  },
+};
+
 /** What `serve` accepts: a handler that may answer synchronously. */
 type FetchHandler = Parameters<typeof serve>[0];
 

@@ -26,7 +26,8 @@ import {
   type Transport,
 } from "../lib/rpc/mod.ts";
 import { ScanStream } from "../lib/streams/mod.ts";
-import { deadline, withServer } from "./_helpers.ts";
+import { Bytes, deadline, StrictText, withServer } from "./_helpers.ts";
+import { concat } from "./_fuzz.ts";
 
 const T = 20_000;
 
@@ -235,16 +236,7 @@ describe("a streaming request the client cannot send", () => {
     // call's outcome, UNAVAILABLE "fetch failed": an invitation to retry a
     // message that can never be sent. connect-node's client fails it
     // INTERNAL.
-    const Text: MessageType<string> = {
-      typeName: "test.Text",
-      proto: {
-        encode: (s) => {
-          if (typeof s !== "string") throw new TypeError("not a string");
-          return new TextEncoder().encode(s);
-        },
-        decode: (b) => new TextDecoder().decode(b),
-      },
-    };
+    const Text = StrictText;
     const Upload = defineService("test.v1.Upload", {
       put: { kind: "client-streaming", input: Text, output: Text },
     });
@@ -293,6 +285,40 @@ describe("a streaming request the client cannot send", () => {
   });
 });
 
+/** A compressed Connect frame of `data`, gzipped. */
+async function gzipFrame(data: Uint8Array): Promise<Uint8Array> {
+  const gzipped = new Uint8Array(
+    await new Response(
+      new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+        new CompressionStream("gzip"),
+      ),
+    ).arrayBuffer(),
+  );
+  const frame = new Uint8Array(5 + gzipped.byteLength);
+  frame[0] = 1; // compressed
+  new DataView(frame.buffer).setUint32(1, gzipped.byteLength);
+  frame.set(gzipped, 5);
+  return frame;
+}
+
+/** A Connect transport whose call is answered `body`, a gzip stream. */
+function answeringGzip(body: ReadableStream<Uint8Array>): Transport {
+  return createConnectTransport({
+    baseUrl: "http://x",
+    acceptCompression: ["gzip"],
+    httpClient: () =>
+      Promise.resolve({
+        status: 200,
+        headers: new Headers({
+          "content-type": "application/connect+proto",
+          "connect-content-encoding": "gzip",
+        }),
+        body,
+        trailers: Promise.resolve(new Headers()),
+      }),
+  });
+}
+
 describe("the client's inbox of decoded responses", () => {
   it("is bounded by decoded bytes, not the wire's: a reader that stops is not sent 400 gzip messages of 256 KiB", async () => {
     // Before, the inbox counted compressed bytes: 256 KiB of zeros take
@@ -314,37 +340,14 @@ describe("the client's inbox of decoded responses", () => {
     const Big = defineService("test.v1.Big", {
       big: { kind: "server-streaming", input: Int64Value, output: Counted },
     });
-    const zeros = new Uint8Array(256 * 1024);
-    const gzipped = new Uint8Array(
-      await new Response(
-        new Blob([zeros]).stream().pipeThrough(new CompressionStream("gzip")),
-      ).arrayBuffer(),
-    );
-    const message = new Uint8Array(5 + gzipped.byteLength);
-    message[0] = 1; // compressed
-    new DataView(message.buffer).setUint32(1, gzipped.byteLength);
-    message.set(gzipped, 5);
+    const message = await gzipFrame(new Uint8Array(256 * 1024));
     let pulls = 0;
     const body = new ReadableStream<Uint8Array>({
       pull(controller) {
         if (pulls++ < 400) controller.enqueue(message.slice());
       },
     }, { highWaterMark: 0 });
-    const transport = createConnectTransport({
-      baseUrl: "http://x",
-      acceptCompression: ["gzip"],
-      httpClient: () =>
-        Promise.resolve({
-          status: 200,
-          headers: new Headers({
-            "content-type": "application/connect+proto",
-            "connect-content-encoding": "gzip",
-          }),
-          body,
-          trailers: Promise.resolve(new Headers()),
-        }),
-    });
-    const call = createClient(Big, transport).big(1n);
+    const call = createClient(Big, answeringGzip(body)).big(1n);
     const first = await deadline(call.receive(), T, "the first message");
     assert.equal((first.value as Uint8Array).byteLength, 256 * 1024);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -356,32 +359,17 @@ describe("the client's inbox of decoded responses", () => {
     );
     call.cancel();
   });
-});
 
-describe("the client's inbox, held back", () => {
   it("delivers every compressed message, in order, to a reader that pauses", async () => {
-    const Raw: MessageType<Uint8Array> = {
-      typeName: "test.Raw",
-      proto: { encode: (b) => b, decode: (b) => b.slice() },
-    };
     const Svc = defineService("test.v1.Order", {
-      big: { kind: "server-streaming", input: Int64Value, output: Raw },
+      big: { kind: "server-streaming", input: Int64Value, output: Bytes },
     });
     const N = 120;
     const frames: Uint8Array[] = [];
     for (let i = 0; i < N; i++) {
       const data = new Uint8Array(100 * 1024);
       new DataView(data.buffer).setUint32(0, i);
-      const gz = new Uint8Array(
-        await new Response(
-          new Blob([data]).stream().pipeThrough(new CompressionStream("gzip")),
-        ).arrayBuffer(),
-      );
-      const frame = new Uint8Array(5 + gz.byteLength);
-      frame[0] = 1;
-      new DataView(frame.buffer).setUint32(1, gz.byteLength);
-      frame.set(gz, 5);
-      frames.push(frame);
+      frames.push(await gzipFrame(data));
     }
     const end = new Uint8Array([2, 0, 0, 0, 2, 0x7b, 0x7d]); // {}
     let next = 0;
@@ -394,34 +382,10 @@ describe("the client's inbox, held back", () => {
         }
         const parts = frames.slice(next, next + 1 + (next % 3));
         next += parts.length;
-        const chunk = new Uint8Array(
-          parts.reduce((n, p) => n + p.byteLength, 0),
-        );
-        let at = 0;
-        for (const part of parts) {
-          chunk.set(part, at);
-          at += part.byteLength;
-        }
-        controller.enqueue(chunk);
+        controller.enqueue(concat(parts));
       },
     }, { highWaterMark: 0 });
-    const call = createClient(
-      Svc,
-      createConnectTransport({
-        baseUrl: "http://x",
-        acceptCompression: ["gzip"],
-        httpClient: () =>
-          Promise.resolve({
-            status: 200,
-            headers: new Headers({
-              "content-type": "application/connect+proto",
-              "connect-content-encoding": "gzip",
-            }),
-            body,
-            trailers: Promise.resolve(new Headers()),
-          }),
-      }),
-    ).big(1n);
+    const call = createClient(Svc, answeringGzip(body)).big(1n);
     const seen: number[] = [];
     await deadline(
       (async () => {

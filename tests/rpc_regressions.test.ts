@@ -27,7 +27,13 @@ import {
 import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 import { MapStream } from "../lib/streams/map.ts";
 import type { Server } from "../lib/runtime/serve.ts";
-import { deadline, makeTempDir, removeDir, startServer } from "./_helpers.ts";
+import {
+  deadline,
+  makeTempDir,
+  removeDir,
+  startServer,
+  StrictText,
+} from "./_helpers.ts";
 import { makeCertificates } from "./browser/_test_server.ts";
 import {
   FRAME,
@@ -1389,24 +1395,24 @@ describe("createHttp2Client's retry of an unprocessed call is bounded", () => {
   const Svc = defineService("t.Refused", {
     one: { kind: "unary", input: Int64Value, output: Int64Value },
   });
-  /** A bare server that refuses every stream; counts them. */
+  /** A bare server that refuses every stream, counting them, and a client. */
   const refusing = async (delayMs: number) => {
     let streams = 0;
     const server = await rawH2Server((streamId, write) => {
       streams++;
       setTimeout(() => write(resetFrame(streamId, 7)), delayMs);
     });
-    return { server, streams: () => streams };
-  };
-  it("sends a refused call again once, not in a storm (it made 101 requests)", async () => {
-    const { server, streams } = await refusing(0);
     const url = `http://127.0.0.1:${server.port}`;
     const httpClient = createHttp2Client(url);
+    const client = createClient(
+      Svc,
+      createGrpcTransport({ baseUrl: url, httpClient }),
+    );
+    return { server, httpClient, client, streams: () => streams };
+  };
+  it("sends a refused call again once, not in a storm (it made 101 requests)", async () => {
+    const { server, httpClient, client, streams } = await refusing(0);
     try {
-      const client = createClient(
-        Svc,
-        createGrpcTransport({ baseUrl: url, httpClient }),
-      );
       await assert.rejects(
         deadline(client.one(1n), T, "the call"),
         (error: unknown) =>
@@ -1419,14 +1425,8 @@ describe("createHttp2Client's retry of an unprocessed call is bounded", () => {
     }
   });
   it("does not send a call again once close() was called (its new connection outlived close())", async () => {
-    const { server, streams } = await refusing(50);
-    const url = `http://127.0.0.1:${server.port}`;
-    const httpClient = createHttp2Client(url);
+    const { server, httpClient, client, streams } = await refusing(50);
     try {
-      const client = createClient(
-        Svc,
-        createGrpcTransport({ baseUrl: url, httpClient }),
-      );
       const call = client.one(1n);
       await new Promise((resolve) => setTimeout(resolve, 10));
       const closing = httpClient.close();
@@ -1549,16 +1549,7 @@ describe("a server stream whose next message cannot be sent", () => {
   // Before, the messages already produced were dropped with it: the
   // client got the error and nothing before it (connect-node sends them,
   // then the error).
-  const Text: MessageType<string> = {
-    typeName: "test.Text",
-    proto: {
-      encode: (s) => {
-        if (typeof s !== "string") throw new TypeError("not a string");
-        return new TextEncoder().encode(s);
-      },
-      decode: (b) => new TextDecoder().decode(b),
-    },
-  };
+  const Text = StrictText;
   const kind = { kind: "server-streaming", input: Text, output: Text } as const;
   const bidi = { kind: "bidi", input: Text, output: Text } as const;
   const Lost = defineService("test.v1.Lost", {
