@@ -19,6 +19,7 @@ import {
   RpcError,
 } from "../lib/rpc/mod.ts";
 import { concat as concatAll } from "./_fuzz.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 
 const Svc = defineService("conformance.v1.Svc", {
   unary: { kind: "unary", input: Int64Value, output: Int64Value },
@@ -28,15 +29,12 @@ const Svc = defineService("conformance.v1.Svc", {
 
 const encoder = new TextEncoder();
 const concat = (...parts: Uint8Array[]) => concatAll(parts);
-/** An envelope: flags, 4-byte big-endian length, data. */
-function frame(flags: number, data: Uint8Array | string): Uint8Array {
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  const out = new Uint8Array(5 + bytes.byteLength);
-  out[0] = flags;
-  new DataView(out.buffer).setUint32(1, bytes.byteLength);
-  out.set(bytes, 5);
-  return out;
-}
+/** An envelope of `data` (text as UTF-8), by the library's frame encoder. */
+const frame = (flags: number, data: Uint8Array | string) =>
+  encodeFrame({
+    flags,
+    data: typeof data === "string" ? encoder.encode(data) : data,
+  });
 /** Int64Value { value: 7 }. */
 const SEVEN = new Uint8Array([8, 7]);
 

@@ -16,6 +16,7 @@ import {
 } from "../lib/rpc/mod.ts";
 import { ScanStream } from "../lib/streams/mod.ts";
 import { deadline } from "./_helpers.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 
 const Svc = defineService("test.v1.Slow", {
   double: { kind: "unary", input: Int64Value, output: Int64Value },
@@ -37,13 +38,8 @@ const handler = createUniversalHandler(
   { minBytesPerSecond: 1024, minRateWindowMs: 300, idleTimeoutMs: 5_000 },
 );
 
-/** An envelope: flags, 4-byte big-endian length, data. */
-function frame(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + data.byteLength);
-  new DataView(out.buffer).setUint32(1, data.byteLength);
-  out.set(data, 5);
-  return out;
-}
+/** An uncompressed envelope of `data`, by the library's frame encoder. */
+const frame = (data: Uint8Array) => encodeFrame({ flags: 0, data });
 
 /** Int64Value { value: n } for a small n. */
 const int64 = (n: number) => new Uint8Array([8, n]);
