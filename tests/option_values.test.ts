@@ -99,6 +99,17 @@ describe("option values", () => {
     // A cap on deadlines is no timer: a month is fine (deadlines that long
     // are waited in steps).
     createUniversalHandler([], { maxTimeoutMs: MONTH_MS });
+    // The RPC handlers' request message rate: checked as uploads' are.
+    throwsNamed(
+      () => createUniversalHandler([], { minBytesPerSecond: -1 }),
+      "RangeError",
+      /^Cannot create handler: minBytesPerSecond must be a non-negative number, got -1$/,
+    );
+    throwsNamed(
+      () => createUniversalHandler([], { minRateWindowMs: MONTH_MS }),
+      "RangeError",
+      new RegExp(`minRateWindowMs ${limit.source}`),
+    );
   });
 
   it("a number given as a string is a TypeError showing it, not a RangeError printing it like the number", () => {
