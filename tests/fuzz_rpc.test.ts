@@ -320,9 +320,14 @@ async function planBytes(plan: Plan, flavour: Flavour): Promise<Uint8Array> {
   return concat(parts);
 }
 
-async function decodeAll(chunks: Uint8Array[], flavour: Flavour) {
+async function decodeAll(
+  chunks: Uint8Array[],
+  flavour: Flavour,
+  batchBytes?: number,
+) {
   const stream = ReadableStream.from(chunks).pipeThrough(
     new MessageDecoderStream<bigint>({
+      batchBytes,
       codec: flavour.codec === "json" ? Int64Value.json! : Int64Value.proto,
       typeName: "google.protobuf.Int64Value",
       maxMessageBytes: 64,
@@ -362,6 +367,14 @@ describe("fuzz: message decoding (framing, gzip, codec, end of stream)", () => {
               : await planBytes(input.plan, flavour);
             const whole = await decodeAll([bytes], flavour);
             const parts = await decodeAll(split(bytes, points), flavour);
+            // Each gzip message handed over alone, the rest of its chunk
+            // held back: the same values, and the same error, if any.
+            const held = await decodeAll(split(bytes, points), flavour, 1);
+            assert.deepEqual(held.values, parts.values);
+            assert.equal(
+              (held.error as Error | undefined)?.message,
+              (parts.error as Error | undefined)?.message,
+            );
             for (const outcome of [whole, parts]) {
               if (outcome.error === undefined) continue;
               assertNotForeign(outcome.error);

@@ -15,8 +15,19 @@ import { existsSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { createGzip } from "node:zlib";
+import { createGzip, gzipSync } from "node:zlib";
+import {
+  createClient,
+  createConnectTransport,
+  createRpcHandler,
+  defineService,
+  implementService,
+  type MessageType,
+} from "../lib/rpc/mod.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
+import { MapStream } from "../lib/streams/mod.ts";
 import { deadline, runtime } from "./_helpers.ts";
+import { concat } from "./_fuzz.ts";
 
 /** The documented bound on peak RSS growth for the bomb. */
 const MAX_GROWTH_BYTES = 128 * 1024 * 1024;
@@ -83,5 +94,159 @@ describe("gzip bomb in one RPC message", () => {
         MAX_GROWTH_BYTES / 2 ** 20
       } MiB)`,
     );
+  });
+});
+
+// Many gzip messages in one body chunk: 1 MiB of zeros gzips to about 1
+// KiB, so a 48 KiB chunk held 48 MiB of messages, all decompressed at once
+// before a reader took the first (60 KB on the wire held 56 MiB of a
+// server's memory per call). Each side now decompresses a chunk's messages
+// a batch at a time (64 KiB, at least one message), as its reader takes
+// them; counted here by the codec's decodes.
+describe("many gzip messages in one body chunk", () => {
+  const MESSAGE_BYTES = 1024 * 1024;
+  const COUNT = 48;
+  // Frame i: 1 MiB whose first byte is i, gzipped.
+  const frames = Array.from({ length: COUNT }, (_, i) => {
+    const message = new Uint8Array(MESSAGE_BYTES);
+    message[0] = i;
+    return encodeFrame({ flags: 1, data: gzipSync(message) });
+  });
+  const chunk = concat(frames);
+  function counted(): { type: MessageType<Uint8Array>; decoded: () => number } {
+    let decoded = 0;
+    return {
+      type: {
+        typeName: "test.Counted",
+        proto: {
+          encode: (bytes) => bytes,
+          decode: (bytes) => {
+            decoded++;
+            return bytes.slice(0, 1);
+          },
+        },
+      },
+      decoded: () => decoded,
+    };
+  }
+  // A gRPC-Web request of `chunks`, as a fetch server hands it over.
+  function request(chunks: Uint8Array[]): Request {
+    return new Request("http://x/test.v1.Bomb/bidi", {
+      method: "POST",
+      headers: {
+        "content-type": "application/grpc-web+proto",
+        "grpc-encoding": "gzip",
+      },
+      body: new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const c of chunks) controller.enqueue(c);
+          controller.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+  }
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
+
+  it("a server handler that waits after its first request has one or two decoded", async () => {
+    const { type, decoded } = counted();
+    const Bomb = defineService("test.v1.Bomb", {
+      bidi: { kind: "bidi", input: type, output: type },
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const seen: number[] = [];
+    const handler = createRpcHandler(implementService(Bomb, {
+      async *bidi(requests) {
+        for await (const message of requests) {
+          seen.push(message[0]);
+          await gate;
+        }
+        yield new Uint8Array([seen.length]);
+      },
+    }));
+    // The head waits for the handler's first answer, which comes last.
+    const responded = handler(request([chunk]));
+    await pause();
+    assert.ok(
+      decoded() <= 2,
+      `${decoded()} messages of 1 MiB decoded for a handler waiting on its first`,
+    );
+    release();
+    const response = await deadline(responded, 20_000, "the head");
+    await deadline(response.arrayBuffer(), 20_000, "the response");
+    assert.deepEqual(seen, frames.map((_, i) => i));
+  });
+
+  it("a fused handler (the synchronous path) decodes them as its step takes them", async () => {
+    const { type, decoded } = counted();
+    const Bomb = defineService("test.v1.Bomb", {
+      bidi: { kind: "bidi", input: type, output: type },
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const seen: number[] = [];
+    const handler = createRpcHandler(implementService(Bomb, {
+      bidi: () =>
+        new MapStream(async (message: Uint8Array) => {
+          seen.push(message[0]);
+          if (seen.length > 1) await gate;
+          return message;
+        }),
+    }));
+    // The first message alone, so that the head goes out and the rest
+    // take the synchronous path.
+    const response = await handler(
+      request([frames[0], concat(frames.slice(1))]),
+    );
+    const reader = response.body!.getReader();
+    await deadline(reader.read(), 20_000, "the first answer");
+    await pause();
+    assert.ok(
+      decoded() <= 3,
+      `${decoded()} messages of 1 MiB decoded for a step waiting on its second`,
+    );
+    release();
+    while (!(await deadline(reader.read(), 20_000, "the answers")).done);
+    assert.deepEqual(seen, frames.map((_, i) => i));
+  });
+
+  it("a client that stops after its first response has one or two decoded", async () => {
+    const { type, decoded } = counted();
+    const Bomb = defineService("test.v1.Bomb", {
+      stream: { kind: "server-streaming", input: type, output: type },
+    });
+    const end = new Uint8Array([2, 0, 0, 0, 2, 0x7b, 0x7d]); // {}
+    const transport = createConnectTransport({
+      baseUrl: "http://x",
+      acceptCompression: ["gzip"],
+      httpClient: () =>
+        Promise.resolve({
+          status: 200,
+          headers: new Headers({
+            "content-type": "application/connect+proto",
+            "connect-content-encoding": "gzip",
+          }),
+          body: new ReadableStream<Uint8Array>({
+            start(controller) {
+              controller.enqueue(chunk);
+              controller.enqueue(end);
+              controller.close();
+            },
+          }),
+          trailers: Promise.resolve(new Headers()),
+        }),
+    });
+    const call = createClient(Bomb, transport).stream(new Uint8Array(1));
+    const seen: number[] = [];
+    const first = await deadline(call.receive(), 20_000, "the first message");
+    seen.push((first.value as Uint8Array)[0]);
+    await pause();
+    assert.ok(
+      decoded() <= 2,
+      `${decoded()} messages of 1 MiB decoded for a reader that stopped`,
+    );
+    for await (const message of call) seen.push(message[0]);
+    assert.deepEqual(seen, frames.map((_, i) => i));
   });
 });

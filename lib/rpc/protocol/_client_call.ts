@@ -326,19 +326,23 @@ export function startClientCall<I, O>(
   const toInbox = (message: O) => void inbox.push(message);
   // Decodes chunks that waited for a decompression, until the inbox holds
   // INBOX_BYTES of decoded messages: the rest wait, compressed, until
-  // those are taken (deliver, fillTo).
+  // those are taken (deliver, fillTo). The rest of a chunk the decoder
+  // held back (its messages decompressed to more than a batch) comes first.
   const drain = () => {
     while (
-      backlog.length > 0 && !decompressing && !pushFailure &&
-      !(inbox.length > 0 && decodedFull())
+      (decoder!.held || backlog.length > 0) && !decompressing &&
+      !pushFailure && !(inbox.length > 0 && decodedFull())
     ) {
-      decodePushed(backlog.shift()!);
+      decodePushed(decoder!.held ? undefined : backlog.shift()!);
     }
   };
-  const decodePushed = (chunk: Uint8Array) => {
+  // A chunk, or (undefined) the frames the decoder held back.
+  const decodePushed = (chunk: Uint8Array | undefined) => {
     let decoding: void | Promise<void>;
     try {
-      decoding = decoder!.push(chunk, toInbox);
+      decoding = chunk === undefined
+        ? decoder!.resume(toInbox)
+        : decoder!.push(chunk, toInbox);
     } catch (error) {
       pushFailure ??= { error };
       return;
@@ -367,7 +371,7 @@ export function startClientCall<I, O>(
       inboxBytes += chunk.byteLength;
       // A pumped chunk may be a view of a buffer the next read reuses.
       // Behind a decompression, or chunks held back: in order, after them.
-      if (decompressing || backlog.length > 0) {
+      if (decompressing || backlog.length > 0 || decoder!.held) {
         backlog.push(reader!.borrowed ? chunk.slice() : chunk);
       } else decodePushed(chunk);
       // Paused only with messages to take, or to come from a decompression:
@@ -415,7 +419,8 @@ export function startClientCall<I, O>(
   }, { once: true });
   const pushedDone = () =>
     pushFailure !== undefined ||
-    (pushEnded && decompressing === undefined && backlog.length === 0);
+    (pushEnded && decompressing === undefined && backlog.length === 0 &&
+      !decoder!.held);
 
   // Reads the response until it has messages for `emit` (all of one body
   // chunk's), or the call ends (the stream closes) or fails (it errors).
@@ -430,7 +435,9 @@ export function startClientCall<I, O>(
   ): boolean => {
     if (pushed !== undefined && !over) {
       // Chunks held back while the inbox was full: decoded now.
-      if (inbox.length === 0 && backlog.length > 0) drain();
+      if (inbox.length === 0 && (backlog.length > 0 || decoder!.held)) {
+        drain();
+      }
       if (inbox.length > 0) {
         deliver(emit);
         return true;

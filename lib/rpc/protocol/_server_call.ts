@@ -454,6 +454,13 @@ function decodeRequests<T>(
     };
     try {
       while (!emitted && !over) {
+        if (decoder.held) {
+          // The rest of a chunk whose messages decompressed to more than
+          // one batch: before anything read after it.
+          const resumed = decoder.resume(counted);
+          if (resumed !== undefined) await resumed;
+          continue;
+        }
         idle.begin();
         let result: ReadableStreamReadResult<Uint8Array>;
         const read = ahead ?? reader.read();
@@ -559,18 +566,26 @@ function decodeRequests<T>(
       opened.source?.pause();
       pending.then(() => {
         busy = false;
-        while (backlog.length > 0 && !busy && !over) take(backlog.shift()!);
+        // The rest of a chunk held back by the decoder (its messages
+        // decompressed to more than one batch) comes first.
+        while ((decoder.held || backlog.length > 0) && !busy && !over) {
+          take(decoder.held ? undefined : backlog.shift()!);
+        }
         if (busy || over) return;
         if (ended) return finish();
         idle.begin();
         opened.source?.resume();
       }, fail);
     };
-    const take = (chunk: Uint8Array) => {
+    // A chunk, or (undefined) the frames the decoder held back.
+    const take = (chunk: Uint8Array | undefined) => {
       const messages: T[] = [];
       let pending: void | Promise<unknown>;
       try {
-        const pushed = decoder.push(chunk, (message) => messages.push(message));
+        const collect = (message: T) => void messages.push(message);
+        const pushed = chunk === undefined
+          ? decoder.resume(collect)
+          : decoder.push(chunk, collect);
         pending = pushed === undefined
           ? messages.length > 0 ? handle(messages) : undefined
           : pushed.then(() =>
