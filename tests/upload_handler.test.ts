@@ -680,6 +680,43 @@ describe("receiveBody's read loop", () => {
     assert.ok(performance.now() - started < 2_000);
   });
 
+  it("receiveBody's timeoutMs also ends the write of the bytes up to maxBytes (a stalled store: 408, not a call held for good)", async () => {
+    // The chunk that crosses maxBytes has its bytes up to the limit
+    // written first; that write was awaited with no timeout, so a stalled
+    // store that watches its signal held the call for good (the abort
+    // that tells it came only after the write).
+    let reason: unknown;
+    let signal!: AbortSignal;
+    const sink = new WritableStream<Uint8Array>({
+      start(controller) {
+        signal = controller.signal;
+      },
+      write: () =>
+        new Promise<void>((_, reject) =>
+          signal.addEventListener("abort", () => {
+            reason = signal.reason;
+            reject(signal.reason);
+          })
+        ),
+    });
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new Uint8Array(100)); // and never ends
+      },
+    });
+    const started = performance.now();
+    const error = await deadline(
+      receiveBody(body, sink, { maxBytes: 50, timeoutMs: 150 })
+        .then(() => undefined, (e) => e),
+      5_000,
+      "stalled sink over the limit",
+    );
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, 408);
+    assert.equal(reason, error, "the sink saw the 408 as its abort reason");
+    assert.ok(performance.now() - started < 2_000);
+  });
+
   it("receiveBody refuses a body already read with its TypeError at once, and aborts the sink", async () => {
     // It used to wait forever (the pipe never started).
     const request = post("hello", { "content-length": "5" });

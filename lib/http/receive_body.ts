@@ -402,11 +402,19 @@ export async function receiveBody(
         // No byte past the limit reaches the sink; those up to it do, as
         // from a body cut at the limit, wherever its chunks split (a
         // resumable upload keeps them; other sinks are aborted below). The
-        // body is too long whatever the sink then does: 413 all the same.
+        // body is too long whatever the sink then does: 413 all the same,
+        // unless the timeout or the signal ends the wait for it first (the
+        // sink is then aborted, which a sink that hangs needs to let go).
         if (cap > bytes) {
           const prefix = chunk.subarray(0, cap - bytes);
           bytes = cap;
-          await writer.write(prefix).catch(() => {});
+          let written = false;
+          const settled = () => {
+            written = true;
+            wake?.();
+          };
+          writer.write(prefix).then(settled, settled);
+          while (!written && !stopped) await taken();
         }
         throw tooLong(declared, maxBytes);
       }
