@@ -82,6 +82,7 @@ export async function serveWebSocketCall(
   const closed = new AbortController();
   let done = false;
   let headSent = false;
+  let flagsSent = false;
   const onClose = (event: CloseEvent) => {
     if (!done) {
       closed.abort(
@@ -111,6 +112,15 @@ export async function serveWebSocketCall(
     } finally {
       clearTimeout(timer);
     }
+    // The response head's first byte (its flags, always 0) goes out at
+    // once, alone: the TCP segment that carries it acknowledges the call's
+    // head. A client whose socket runs Nagle's algorithm (Deno's WebSocket
+    // client turns TCP_NODELAY off) holds back what it writes after the
+    // head (the end of a unary request, a bidi call's first message) until
+    // that acknowledgement, which the server's kernel otherwise delays
+    // about 40 ms. Message boundaries mean nothing to the protocol.
+    await duplex.write(new Uint8Array(1));
+    flagsSent = true;
     const path = head.json.path;
     if (typeof path !== "string" || !path.startsWith("/")) {
       throw new RpcError(
@@ -146,7 +156,7 @@ export async function serveWebSocketCall(
       encodeResponseHead({
         status: response.status,
         headers: response.headers,
-      }),
+      }).subarray(1),
     );
     await writeBody(duplex, response.body);
     done = true;
@@ -157,12 +167,12 @@ export async function serveWebSocketCall(
     const rpcError = RpcError.from(error, Code.Internal);
     if (!headSent && !closed.signal.aborted && socket.readyState === 1) {
       try {
-        await duplex.write(
-          encodeResponseHead({
-            status: 200,
-            headers: new Headers({ "content-type": contentType("proto") }),
-          }),
-        );
+        const head = encodeResponseHead({
+          status: 200,
+          headers: new Headers({ "content-type": contentType("proto") }),
+        });
+        // Its first byte went out already if the call's head was read.
+        await duplex.write(flagsSent ? head.subarray(1) : head);
         await duplex.write(
           encodeEndStreamFrame({ error: rpcError, trailers: new Headers() }),
         );

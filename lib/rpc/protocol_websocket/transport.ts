@@ -160,11 +160,23 @@ function websocketClient(
         )
         : error;
     try {
-      await duplex.write(
-        encodeRequestHead({ path, headers: request.headers }),
-      );
-      // The request body streams while the response is read.
-      sendBody(duplex, request.body);
+      const callHead = encodeRequestHead({ path, headers: request.headers });
+      if (request.body instanceof Uint8Array) {
+        // A whole body (unary, server-streaming) goes in the head's
+        // message: one write less for a socket that runs Nagle's
+        // algorithm to hold back (see serveWebSocketCall).
+        const message = new Uint8Array(
+          callHead.byteLength + request.body.byteLength,
+        );
+        message.set(callHead);
+        message.set(request.body, callHead.byteLength);
+        await duplex.write(message);
+        sendBody(duplex, undefined);
+      } else {
+        await duplex.write(callHead);
+        // The request body streams while the response is read.
+        sendBody(duplex, request.body);
+      }
       const head = await readHead(duplex, "read response head", Code.Internal);
       const status = head.json.status;
       if (typeof status !== "number") {
@@ -189,7 +201,7 @@ function websocketClient(
 /** Sends the request body and half-closes; a failure closes the socket. */
 async function sendBody(
   duplex: ReturnType<typeof websocketDuplex>,
-  body: ReadableStream<Uint8Array> | Uint8Array,
+  body: ReadableStream<Uint8Array> | Uint8Array | undefined,
 ): Promise<void> {
   try {
     await writeBody(duplex, body);
