@@ -155,23 +155,31 @@ export function readableFromNode(
  * Writes a web stream to a node duplex, waiting for 'drain' when its buffer
  * is full. Resolves when the source has ended (the duplex is not ended).
  */
-export async function writeToNode(
+export function writeToNode(
   source: ReadableStream<Uint8Array>,
   stream: Duplex,
+): Promise<void> {
+  return writeToSink(source, nodeSink(stream));
+}
+
+/**
+ * Writes a web stream into a sink (a node duplex's, or one that moves
+ * between duplexes), waiting for `drained` when it takes no more.
+ */
+export async function writeToSink(
+  source: ReadableStream<Uint8Array>,
+  sink: ByteSink,
 ): Promise<void> {
   const reader = source.getReader();
   try {
     // The library's own body (an RPC call's) writes straight into the
-    // stream, in the event that produced it.
-    const sinking = pipeToSink(source, nodeSink(stream));
+    // sink, in the event that produced it.
+    const sinking = pipeToSink(source, sink);
     if (sinking !== undefined) return await sinking;
     while (true) {
       const { done, value } = await reader.read();
       if (done) return;
-      if (stream.destroyed) {
-        throw new Error("Cannot write stream: it was closed");
-      }
-      if (!stream.write(nodeBytes(value))) await drained(stream);
+      if (!sink.write(value)) await sink.drained();
     }
   } catch (error) {
     await reader.cancel(error).catch(() => {});
@@ -182,7 +190,7 @@ export async function writeToNode(
 }
 
 /** The duplex as a sink for the library's own bodies (_fuse.ts). */
-function nodeSink(stream: Duplex): ByteSink {
+export function nodeSink(stream: Duplex): ByteSink {
   return {
     write(chunk) {
       if (stream.destroyed) {
@@ -197,7 +205,7 @@ function nodeSink(stream: Duplex): ByteSink {
 }
 
 /** Resolves on the duplex's next 'drain'; rejects if it closes first. */
-function drained(stream: Duplex): Promise<void> {
+export function drained(stream: Duplex): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const cleanup = () => {
       stream.off("drain", onDrain);
@@ -243,7 +251,7 @@ function plainBytes(chunk: Uint8Array): Uint8Array {
 }
 
 /** A chunk to write, as node's Writable takes it without converting. */
-function nodeBytes(chunk: Uint8Array): Uint8Array {
+export function nodeBytes(chunk: Uint8Array): Uint8Array {
   if (
     chunk.byteLength <= BUN_COPY_MAX_BYTES && BUN && !Buffer.isBuffer(chunk)
   ) {

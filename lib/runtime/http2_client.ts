@@ -10,8 +10,13 @@ import {
   headersFromNode,
   headersToH2,
   readableFromNode,
-  writeToNode,
+  writeToSink,
 } from "./_node_streams.ts";
+import {
+  REPLAY_CALL_BYTES,
+  type ReplayBudget,
+  RequestReplay,
+} from "./_request_replay.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { checkMax } from "../_internal/limits.ts";
 
@@ -49,6 +54,12 @@ export interface Http2Client extends HttpClient {
  * for `https:`) to the origin, opened on first use and reopened if it
  * closes; calls are multiplexed on it. Works under Deno, Bun and Node.
  * Call `close()` when done, or the connection keeps the process alive.
+ *
+ * A call the server never processed (`REFUSED_STREAM`, or above the last
+ * stream of its GOAWAY) is sent again, as grpc-js does: a streaming call
+ * with everything it had sent, kept until the server's response head (up
+ * to 64 KiB per call, 16 MiB for all calls; past that it fails
+ * `UNAVAILABLE`, not processed).
  *
  * @param baseUrl The server's origin, such as `http://127.0.0.1:9090`.
  * @param options Buffering.
@@ -95,6 +106,8 @@ export function createHttp2Client(
   let closed = false;
   const goneAfter = new WeakMap<http2.ClientHttp2Session, number>();
   const sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
+  // The streaming request bodies kept by all calls for sending again.
+  const replayBudget: ReplayBudget = { used: 0 };
 
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
@@ -119,13 +132,21 @@ export function createHttp2Client(
   const request = (
     req: UniversalClientRequest,
     refusals = 0,
+    replay?: RequestReplay,
   ): Promise<UniversalClientResponse> => {
-    req.signal.throwIfAborted();
+    try {
+      req.signal.throwIfAborted();
+    } catch (error) {
+      replay?.fail(error);
+      throw error;
+    }
     if (closed) {
-      throw new RpcError(
+      const error = new RpcError(
         Code.FailedPrecondition,
         "Cannot send request: the HTTP/2 client was closed (close())",
       );
+      replay?.fail(error);
+      throw error;
     }
     const url = new URL(req.url);
     const session = connect();
@@ -182,10 +203,14 @@ export function createHttp2Client(
       if (!stream.writableEnded) stream.end();
     } else if (req.body instanceof Uint8Array) stream.end(req.body);
     else {
-      writeToNode(req.body, stream).then(
-        () => stream.end(),
-        () => onAbort(),
-      );
+      // A streaming body is read once, into whichever stream carries the
+      // call: kept until the server answers, it can go again whole.
+      if (replay === undefined) {
+        const body = new RequestReplay(replayBudget);
+        writeToSink(req.body, body).then(() => body.end(), () => body.abort());
+        replay = body;
+      }
+      replay.attach(stream, onAbort);
     }
     // node:http2 reports most RST_STREAM codes as a bare 'error': the
     // code says what the server meant (ENHANCE_YOUR_CALM is no reason to
@@ -213,30 +238,40 @@ export function createHttp2Client(
         ? refusals < MAX_REFUSALS
         : refusals < 1;
     };
-    const replayable = req.method === "GET" || req.body instanceof Uint8Array;
+    // A whole body, or a streaming one whose bytes so far are all kept.
+    const replayable = () =>
+      req.method === "GET" || req.body instanceof Uint8Array ||
+      replay?.replayable === true;
     return new Promise((resolve, reject) => {
       const failed = (error: unknown) => {
         stream.off("error", onError);
         stream.off("close", onClose);
-        if (req.signal.aborted) return reject(req.signal.reason);
-        if (!unprocessed()) return reject(error);
-        if (replayable && mayRetry()) {
+        if (req.signal.aborted) {
+          replay?.fail(req.signal.reason);
+          return reject(req.signal.reason);
+        }
+        if (!unprocessed()) {
+          replay?.fail(error);
+          return reject(error);
+        }
+        const again = replayable();
+        if (again && mayRetry()) {
           // In a reaction: a throw of request() rejects the call.
           return resolve(
-            Promise.resolve().then(() => request(req, refusals + 1)),
+            Promise.resolve().then(() => request(req, refusals + 1, replay)),
           );
         }
-        reject(
-          new RpcError(
-            Code.Unavailable,
-            replayable
-              ? `Cannot send request: the server refused it ${
-                refusals === 0 ? "once" : `${refusals + 1} times`
-              } without processing it (GOAWAY or REFUSED_STREAM)`
-              : "Cannot send request: the server closed the stream without processing it (GOAWAY or REFUSED_STREAM); the call may be retried",
-            { cause: error },
-          ),
+        const failure = new RpcError(
+          Code.Unavailable,
+          again
+            ? `Cannot send request: the server refused it ${
+              refusals === 0 ? "once" : `${refusals + 1} times`
+            } without processing it (GOAWAY or REFUSED_STREAM)`
+            : `Cannot send request: the server closed the stream without processing it (GOAWAY or REFUSED_STREAM), after more of its request than is kept to send again (${REPLAY_CALL_BYTES} bytes); the call may be retried`,
+          { cause: error },
         );
+        replay?.fail(failure);
+        reject(failure);
       };
       const onError = (error: Error) => failed(errorOf(error));
       const onClose = () =>
@@ -250,6 +285,8 @@ export function createHttp2Client(
       stream.once("response", (incoming) => {
         stream.off("error", onError);
         stream.off("close", onClose);
+        // Processed: its request is not sent again.
+        replay?.release();
         resolve({
           status: Number(incoming[":status"]),
           headers: headersFromNode(incoming),
