@@ -35,6 +35,7 @@ import {
   StrictText,
 } from "./_helpers.ts";
 import { makeCertificates } from "./browser/_test_server.ts";
+import { collectGarbage } from "./_memory.ts";
 import {
   FRAME,
   frame as h2Frame,
@@ -1902,5 +1903,84 @@ describe("createHttp2Client cancels a call with RST_STREAM alone", () => {
       await httpClient.close();
       await server.shutdown();
     }
+  });
+});
+
+describe("a Connect unary body of many small chunks keeps its bytes, not their buffers", () => {
+  // Under Deno each chunk of a body may view a 64 KiB buffer of its own:
+  // the server (and the client, reading a unary response) kept every
+  // chunk as a view until the body ended, so 100,000 one-byte HTTP chunks
+  // (0.6 MB on the wire) held 3 GiB of a server's memory. Here each chunk
+  // views a 64 KiB buffer of its own, watched by a WeakRef, and the body
+  // stays open: the buffers must be collectable.
+  const Svc = defineService("t.Chunks", {
+    echo: { kind: "unary", input: StrictText, output: StrictText },
+  });
+  const CHUNKS = 200;
+  function trickle(refs: WeakRef<ArrayBuffer>[]): ReadableStream<Uint8Array> {
+    let sent = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ === CHUNKS) return new Promise(() => {}); // held open
+        const buffer = new ArrayBuffer(65536);
+        new Uint8Array(buffer)[0] = 0x61; // "a"
+        refs.push(new WeakRef(buffer));
+        controller.enqueue(new Uint8Array(buffer, 0, 1));
+      },
+    }, { highWaterMark: 0 });
+  }
+  async function alive(refs: WeakRef<ArrayBuffer>[]): Promise<number> {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      collectGarbage();
+    }
+    return refs.filter((ref) => ref.deref() !== undefined).length;
+  }
+
+  it("on the server (a unary request's body)", async () => {
+    const refs: WeakRef<ArrayBuffer>[] = [];
+    const abort = new AbortController();
+    const handler = createRpcHandler(implementService(Svc, { echo: (s) => s }));
+    const responded = handler(
+      new Request("http://x/t.Chunks/echo", {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body: trickle(refs),
+        duplex: "half",
+        signal: abort.signal,
+      } as RequestInit),
+    );
+    while (refs.length < CHUNKS) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const kept = await alive(refs);
+    abort.abort();
+    await responded.catch(() => {});
+    assert.ok(kept <= 2, `${kept} of ${CHUNKS} 64 KiB buffers kept`);
+  });
+
+  it("on the client (a unary response's body)", async () => {
+    const refs: WeakRef<ArrayBuffer>[] = [];
+    const transport = createConnectTransport({
+      baseUrl: "http://x",
+      httpClient: () =>
+        Promise.resolve({
+          status: 200,
+          headers: new Headers({ "content-type": "application/proto" }),
+          body: trickle(refs),
+          trailers: Promise.resolve(new Headers()),
+        }),
+    });
+    const abort = new AbortController();
+    const call = createClient(Svc, transport).echo("a", {
+      signal: abort.signal,
+    });
+    call.catch(() => {});
+    while (refs.length < CHUNKS) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const kept = await alive(refs);
+    abort.abort();
+    assert.ok(kept <= 2, `${kept} of ${CHUNKS} 64 KiB buffers kept`);
   });
 });

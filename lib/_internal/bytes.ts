@@ -13,6 +13,47 @@ export function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
   return out;
 }
 
+/**
+ * Bytes kept by copying them into one growing buffer, for a reader that
+ * holds a whole body: it keeps the bytes (at most twice over), never the
+ * buffers its chunks view. Under Deno 2.9.6 each chunk of a body may view a
+ * 64 KiB buffer of its own: 100,000 one-byte chunks of a Connect unary
+ * request kept as views held 3 GiB.
+ */
+export class ByteAccumulator {
+  #buffer: Uint8Array;
+  #length = 0;
+
+  /** `expected`: the bytes to come, if known (a Content-Length). */
+  constructor(expected = 0) {
+    this.#buffer = new Uint8Array(expected);
+  }
+
+  /** The bytes kept. */
+  get byteLength(): number {
+    return this.#length;
+  }
+
+  /** Copies `chunk` in after the bytes kept. */
+  push(chunk: Uint8Array): void {
+    const length = this.#length + chunk.byteLength;
+    if (length > this.#buffer.byteLength) {
+      const grown = new Uint8Array(
+        Math.max(length, 2 * this.#buffer.byteLength, 1024),
+      );
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(chunk, this.#length);
+    this.#length = length;
+  }
+
+  /** The bytes kept, as a view of the buffer (valid until the next push). */
+  bytes(): Uint8Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+}
+
 /** The index of the first `\n` in `bytes`, or -1. */
 export function indexOfNewline(bytes: Uint8Array): number {
   return bytes.indexOf(0x0a);

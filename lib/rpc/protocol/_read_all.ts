@@ -3,7 +3,8 @@
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
-import { concatBytes } from "../../_internal/bytes.ts";
+import { ByteAccumulator } from "../../_internal/bytes.ts";
+import { ChunkReader } from "../../streams/_chunk_reader.ts";
 
 /**
  * Reads `readable` to its end into one buffer. Past `maxBytes` it cancels the
@@ -15,21 +16,22 @@ export async function readAll(
   maxBytes: number,
   what: string,
 ): Promise<Uint8Array> {
-  const reader = readable.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  // Into one reused buffer where the body is a byte stream (see
+  // ChunkReader), each chunk copied, never kept as a view (see
+  // ByteAccumulator).
+  const reader = new ChunkReader(readable);
+  const bytes = new ByteAccumulator();
   while (true) {
     const { done, value } = await reader.read();
     if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
+    if (bytes.byteLength + value.byteLength > maxBytes) {
       await reader.cancel().catch(() => {});
       throw new RpcError(
         Code.ResourceExhausted,
         `Cannot ${what}: size exceeds maxMessageBytes ${maxBytes}`,
       );
     }
-    chunks.push(value);
+    bytes.push(value);
   }
-  return concatBytes(chunks, total);
+  return bytes.bytes();
 }

@@ -22,7 +22,7 @@ import {
   encodeMessage,
 } from "./_codec.ts";
 import { readAll } from "./_read_all.ts";
-import { concatBytes, emptyStream } from "../../_internal/bytes.ts";
+import { ByteAccumulator, emptyStream } from "../../_internal/bytes.ts";
 import { FrameQueue } from "../wire/frame_encoder_stream.ts";
 import type { Frame } from "../wire/frame_decoder.ts";
 import type {
@@ -773,13 +773,16 @@ async function readBareBody(
   const max = init.maxMessageBytes;
   const idleMs = init.idleTimeoutMs;
   const signal = abort.signal;
-  const reader = init.requestBody.getReader();
+  // Into one reused buffer where the body is a byte stream (see
+  // ChunkReader), each chunk copied.
+  const reader = new ChunkReader(init.requestBody);
   const tooLarge = () =>
     new RpcError(
       Code.ResourceExhausted,
       `Cannot read request: size exceeds maxMessageBytes ${max}`,
     );
-  if (Number(init.requestHeaders.get("content-length")) > max) {
+  const declared = Number(init.requestHeaders.get("content-length"));
+  if (declared > max) {
     const error = tooLarge();
     await reader.cancel(error).catch(() => {});
     throw error;
@@ -787,6 +790,13 @@ async function readBareBody(
   const onAbort = () => reader.cancel(signal.reason).catch(() => {});
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
+  // Copied, not kept as views (see ByteAccumulator); sized from the
+  // Content-Length up to 1 MiB (a stalled request may lie about it).
+  const bytes = new ByteAccumulator(
+    Number.isSafeInteger(declared) && declared > 0
+      ? Math.min(declared, 1024 * 1024)
+      : 0,
+  );
   // The read loop always waits for bytes: a wait begins at each chunk.
   const idle = new IdleWatch(
     idleMs,
@@ -796,13 +806,11 @@ async function readBareBody(
       minBytesPerSecond: init.minBytesPerSecond,
       windowMs: init.minRateWindowMs,
       // The whole body is the message, begun at its first byte.
-      inMessage: () => total > 0,
+      inMessage: () => bytes.byteLength > 0,
       onSlow: () => abort.abort(slowError(init)),
     },
   );
   idle.begin();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
   try {
     while (true) {
       const { done, value } = await reader.read();
@@ -810,20 +818,19 @@ async function readBareBody(
       if (signal.aborted) throw signal.reason;
       if (done) break;
       idle.begin();
-      total += value.byteLength;
-      if (total > max) {
+      if (bytes.byteLength + value.byteLength > max) {
         const error = tooLarge();
         await reader.cancel(error).catch(() => {});
         throw error;
       }
-      chunks.push(value);
+      bytes.push(value);
     }
   } finally {
     idle.stop();
     signal.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
-  return concatBytes(chunks, total);
+  return bytes.bytes();
 }
 
 /**
