@@ -37,6 +37,12 @@ import {
 import { makeCertificates } from "./browser/_test_server.ts";
 import { collectGarbage } from "./_memory.ts";
 import {
+  REPLAY_CALL_BYTES,
+  REPLAY_CLIENT_BYTES,
+  RequestReplay,
+} from "../lib/runtime/_request_replay.ts";
+import { PassThrough } from "node:stream";
+import {
   FRAME,
   frame as h2Frame,
   rawH2Server,
@@ -1429,6 +1435,27 @@ describe("createHttp2Client sends a streaming call the server never processed ag
     } finally {
       await close();
     }
+  });
+
+  it("the kept requests name the bound they passed (a call's or the client's), and a body that fails between two streams resets the next", () => {
+    const target = () => new PassThrough();
+    const full = new RequestReplay({ used: REPLAY_CLIENT_BYTES - 10 });
+    full.attach(target(), () => {});
+    full.write(new Uint8Array(16));
+    assert.equal(full.replayable, false);
+    assert.match(full.notKept!, /client's calls .*16777216 bytes/);
+    const long = new RequestReplay({ used: 0 });
+    long.attach(target(), () => {});
+    long.write(new Uint8Array(REPLAY_CALL_BYTES + 1));
+    assert.match(long.notKept!, /a call keeps .*65536 bytes/);
+    // Before, an abort while no stream carried the body reached only the
+    // stream that had gone: the next got part of the body and no end.
+    const failing = new RequestReplay({ used: 0 });
+    failing.attach(target(), () => {});
+    failing.abort();
+    let reset = false;
+    failing.attach(target(), () => reset = true);
+    assert.equal(reset, true);
   });
 
   it("past 64 KiB of requests it is not kept: a refusal then fails UNAVAILABLE, naming the bound", async () => {

@@ -33,7 +33,9 @@ export class RequestReplay implements ByteSink {
   #kept: Uint8Array[] | undefined = [];
   #keptBytes = 0;
   #ended = false;
+  #aborted = false;
   #failure: { error: unknown } | undefined;
+  #notKept: string | undefined;
   // Settled by the next attach (resolved) or by fail (rejected).
   #attached = deferred<void>();
 
@@ -54,6 +56,8 @@ export class RequestReplay implements ByteSink {
   attach(target: Duplex, cancel: () => void): void {
     this.#target = target;
     this.#cancel = cancel;
+    // The body failed while no stream carried it.
+    if (this.#aborted) return cancel();
     for (const chunk of this.#kept ?? []) target.write(nodeBytes(chunk));
     if (this.#ended) target.end();
     const attached = this.#attached;
@@ -84,9 +88,15 @@ export class RequestReplay implements ByteSink {
     if (target !== undefined && !target.destroyed) target.end();
   }
 
-  /** The body failed: the current stream is reset. */
+  /** The body failed: the current stream is reset, and any later one. */
   abort(): void {
+    this.#aborted = true;
     this.#cancel?.();
+  }
+
+  /** Why the body is not kept whole, if that is why it is not replayable. */
+  get notKept(): string | undefined {
+    return this.#notKept;
   }
 
   write(chunk: Uint8Array): boolean {
@@ -94,14 +104,19 @@ export class RequestReplay implements ByteSink {
     const kept = this.#kept;
     if (kept !== undefined) {
       const size = chunk.byteLength;
-      if (
-        this.#keptBytes + size <= REPLAY_CALL_BYTES &&
-        this.#budget.used + size <= REPLAY_CLIENT_BYTES
-      ) {
+      if (this.#keptBytes + size > REPLAY_CALL_BYTES) {
+        this.#notKept =
+          `more of its request than a call keeps to send again (${REPLAY_CALL_BYTES} bytes)`;
+        this.release();
+      } else if (this.#budget.used + size > REPLAY_CLIENT_BYTES) {
+        this.#notKept =
+          `more of the requests of the client's calls than it keeps to send again (${REPLAY_CLIENT_BYTES} bytes)`;
+        this.release();
+      } else {
         kept.push(chunk);
         this.#keptBytes += size;
         this.#budget.used += size;
-      } else this.release();
+      }
     }
     const target = this.#target;
     if (target === undefined || target.destroyed) {

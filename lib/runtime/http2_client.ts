@@ -12,11 +12,7 @@ import {
   readableFromNode,
   writeToSink,
 } from "./_node_streams.ts";
-import {
-  REPLAY_CALL_BYTES,
-  type ReplayBudget,
-  RequestReplay,
-} from "./_request_replay.ts";
+import { type ReplayBudget, RequestReplay } from "./_request_replay.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { checkMax } from "../_internal/limits.ts";
 
@@ -267,7 +263,9 @@ export function createHttp2Client(
             ? `Cannot send request: the server refused it ${
               refusals === 0 ? "once" : `${refusals + 1} times`
             } without processing it (GOAWAY or REFUSED_STREAM)`
-            : `Cannot send request: the server closed the stream without processing it (GOAWAY or REFUSED_STREAM), after more of its request than is kept to send again (${REPLAY_CALL_BYTES} bytes); the call may be retried`,
+            : `Cannot send request: the server closed the stream without processing it (GOAWAY or REFUSED_STREAM), after ${
+              replay?.notKept ?? "its request was sent"
+            }; the call may be retried`,
           { cause: error },
         );
         replay?.fail(failure);

@@ -303,7 +303,11 @@ export function startClientCall<I, O>(
     (inboxBytes >= INBOX_BYTES || decodedFull()) &&
     (inbox.length > 0 || decompressing !== undefined);
   let pushEnded = false;
+  // What ends the call at once: a message that does not decode, a cancel.
   let pushFailure: { error: unknown } | undefined;
+  // The body failed: what arrived before it (chunks held back, frames the
+  // decoder holds) is still decoded and delivered, then this.
+  let bodyFailure: { error: unknown } | undefined;
   // A decompression under way; chunks wait in the backlog meanwhile.
   let decompressing: Promise<void> | undefined;
   const backlog: Uint8Array[] = [];
@@ -367,7 +371,7 @@ export function startClientCall<I, O>(
     data(chunk) {
       // Nothing after a failure: the messages before it are delivered,
       // then the failure.
-      if (pushFailure !== undefined) return;
+      if (pushFailure !== undefined || bodyFailure !== undefined) return;
       inboxBytes += chunk.byteLength;
       // A pumped chunk may be a view of a buffer the next read reuses.
       // Behind a decompression, or chunks held back: in order, after them.
@@ -384,7 +388,7 @@ export function startClientCall<I, O>(
       wake();
     },
     error(error) {
-      pushFailure ??= { error };
+      bodyFailure ??= { error };
       wake();
     },
   };
@@ -419,8 +423,8 @@ export function startClientCall<I, O>(
   }, { once: true });
   const pushedDone = () =>
     pushFailure !== undefined ||
-    (pushEnded && decompressing === undefined && backlog.length === 0 &&
-      !decoder!.held);
+    ((pushEnded || bodyFailure !== undefined) && decompressing === undefined &&
+      backlog.length === 0 && !decoder!.held);
 
   // Reads the response until it has messages for `emit` (all of one body
   // chunk's), or the call ends (the stream closes) or fails (it errors).
@@ -513,6 +517,7 @@ export function startClientCall<I, O>(
       }
       // The pushed body ended or failed, its inbox empty.
       if (pushFailure !== undefined) throw pushFailure.error;
+      if (bodyFailure !== undefined) throw bodyFailure.error;
       decoder!.finish();
       let status: CallStatus | null | undefined = endStatus;
       if (init.readTrailers) {
