@@ -9,6 +9,7 @@ import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { RpcError } from "../rpc_error.ts";
 import { encodeFrame } from "../wire/_frame.ts";
 import type { CallStatus } from "../protocol/_server_call.ts";
+import { MetadataLimit } from "../protocol/_metadata_limit.ts";
 
 /** The flag that marks the EndStreamResponse frame. */
 export const endStreamFlag = 0x02;
@@ -123,10 +124,12 @@ export function decodeEndStream(
       typeof metadata !== "object" || metadata === null ||
       Array.isArray(metadata)
     ) throw invalid();
+    const limit = new MetadataLimit("decode EndStreamResponse");
     for (const [key, values] of Object.entries(metadata)) {
       if (!Array.isArray(values)) throw invalid();
       for (const value of values) {
         if (typeof value !== "string") throw invalid();
+        limit.add(key, value);
         try {
           trailers.append(key, value);
         } catch (cause) {

@@ -5,6 +5,10 @@ import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import { encodeFrame } from "../wire/_frame.ts";
 import { quote } from "../protocol/_quote.ts";
+import {
+  MAX_METADATA_BYTES,
+  MetadataLimit,
+} from "../protocol/_metadata_limit.ts";
 
 /** The flag that marks the trailer frame. */
 export const trailerFlag = 0x80;
@@ -28,6 +32,10 @@ export function encodeTrailerFrame(trailers: Headers): Uint8Array {
  */
 export function decodeTrailerBlock(data: Uint8Array): Headers {
   const headers = new Headers();
+  const limit = new MetadataLimit("decode gRPC-Web trailers");
+  // Far past the bound whatever its lines (spaces around a value are not
+  // counted): refused before it is split.
+  if (data.byteLength > 2 * MAX_METADATA_BYTES) limit.count(data.byteLength);
   const text = new TextDecoder().decode(data);
   for (const line of text.split(/\r?\n/)) {
     if (line === "") continue;
@@ -39,8 +47,10 @@ export function decodeTrailerBlock(data: Uint8Array): Headers {
       );
     }
     const name = line.slice(0, colon).trim();
+    const value = line.slice(colon + 1).trim();
+    limit.add(name, value);
     try {
-      headers.append(name, line.slice(colon + 1).trim());
+      headers.append(name, value);
     } catch (cause) {
       // Headers refuses names that are not tokens and values with NUL or
       // CR: a malformed block, not an engine error.
