@@ -200,12 +200,13 @@ describe("websocketDuplex over a real WebSocket", () => {
     await withServer(fetch, async (server) => {
       const { stream, closed } = connect(server.url);
       const reading = stream.readPartial().then(() => undefined, (e) => e);
-      // 16 messages of 64 KiB fill the server's 1 MiB queue; the 17th passes
-      // it. No more: a server that closes with bytes still in flight towards
-      // it resets the connection (Deno.serve does), and the client then sees
-      // code 0 instead of the 1009 close frame. Writing 64 messages back to
-      // back failed that way in 5 of 6 runs under Deno here.
-      for (let i = 0; i < 17; i++) {
+      // 15 messages of 64 KiB (each counted 512 bytes more) fill the
+      // server's 1 MiB queue; the 16th passes it. No more: a server that
+      // closes with bytes still in flight towards it resets the connection
+      // (Deno.serve does), and the client then sees code 0 instead of the
+      // 1009 close frame. Writing 64 messages back to back failed that way
+      // in 5 of 6 runs under Deno here.
+      for (let i = 0; i < 16; i++) {
         try {
           await stream.write(new Uint8Array(64 * 1024));
         } catch {
@@ -417,6 +418,31 @@ describe("websocketDuplex watermarks and framing (fake socket)", () => {
     } finally {
       globalThis.removeEventListener("error", onError);
     }
+  });
+
+  it("websocketDuplex counts each queued message's own cost: 40,000 one-byte messages unread pass the default 16 MiB (1009)", async () => {
+    // Counted by their bytes alone, one-byte messages held 28 times the
+    // bound (1,000,000 of them: 237 MiB of Deno's heap, 443 MiB of Bun's
+    // RSS, and the socket still open).
+    const socket = new FakeSocket();
+    const stream = websocketDuplex(socket);
+    for (let i = 0; i < 40_000 && socket.closedWith === undefined; i++) {
+      socket.receive(new Uint8Array([1]));
+    }
+    assert.equal(socket.closedWith, 1009);
+    await assert.rejects(
+      stream.read(40_000),
+      (error: unknown) =>
+        error instanceof RangeError &&
+        /maxBufferedBytes 16777216/.test(error.message),
+    );
+    // Within the bound, every byte is read.
+    const quiet = new FakeSocket();
+    const read = websocketDuplex(quiet, { maxBufferedBytes: 8192 });
+    for (let i = 0; i < 15; i++) quiet.receive(new Uint8Array([i]));
+    assert.equal(quiet.closedWith, undefined);
+    assert.deepEqual([...(await read.read(15))!], [...Array(15).keys()]);
+    await read.close();
   });
 
   it("websocketDuplex sends an empty binary message for closeWrite and reads one as end of input", async () => {
