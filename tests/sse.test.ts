@@ -364,6 +364,23 @@ describe("SseDecoderStream", () => {
     );
   });
 
+  it("SseDecoderStream counts each data line 32 bytes more than its own against maxEventBytes", async () => {
+    // Counted by their bytes alone, 15 MiB of empty data lines fitted the
+    // 16 MiB default and held 80-120 MiB of Deno's heap (137-159 of
+    // Bun's): the data is built a line at a time.
+    const lines = (n: number) => "data:\n".repeat(n) + "\n";
+    // An empty data line counts its 5 bytes, its end and 32: 1,000 of
+    // them 38,000 bytes, 1,100 of them 41,800 (6,600 before).
+    const [event] = await decode([lines(1_000)], { maxEventBytes: 40_000 });
+    assert.equal(event.data, "\n".repeat(999));
+    await assert.rejects(
+      decode([lines(1_100)], { maxEventBytes: 40_000 }),
+      { name: "RangeError" },
+    );
+    // The default: 600,000 empty lines (3.6 MB) pass 16 MiB.
+    await assert.rejects(decode([lines(600_000)]), { name: "RangeError" });
+  });
+
   it("SseDecoderStream rejects negative limits", () => {
     assert.throws(() => new SseDecoderStream({ maxLineBytes: -1 }), RangeError);
     assert.throws(

@@ -16,8 +16,9 @@ export interface SseDecoderStreamOptions {
    */
   maxLineBytes?: number;
   /**
-   * The most bytes of `data` lines one event may have. A bigger event errors
-   * the stream with a `RangeError`.
+   * The most bytes of `data` lines one event may have, each line counting
+   * 32 bytes more than its own (what it costs in the string built from
+   * it). A bigger event errors the stream with a `RangeError`.
    *
    * @default {16777216}
    */
