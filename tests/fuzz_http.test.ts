@@ -1248,7 +1248,7 @@ describe("fuzz: text/event-stream", () => {
         ).map(concat),
         cuts,
         fc.integer({ min: 1, max: 24 }),
-        fc.integer({ min: 1, max: 48 }),
+        fc.integer({ min: 1, max: 160 }),
         async (bytes, points, maxLineBytes, maxEventBytes) => {
           const decoder = new SseDecoderStream({ maxLineBytes, maxEventBytes });
           let got: unknown[] | undefined;
@@ -1302,7 +1302,8 @@ function sseOverLimits(
       const colon = text.indexOf(":");
       const field = colon === -1 ? text : text.slice(0, colon);
       if (field === "data") {
-        dataBytes += line.length + 1;
+        // Each data line counts 32 bytes more than its own.
+        dataBytes += line.length + 1 + 32;
         if (dataBytes > maxEventBytes) return true;
       }
     }
@@ -2197,7 +2198,7 @@ describe("fuzz: WebSocket duplex", () => {
       "websocketDuplex: arbitrary messages and closes from the peer",
       fc.asyncProperty(
         fc.array(peerEvent, { maxLength: 12 }),
-        fc.nat({ max: 80 }),
+        fc.nat({ max: 3_000 }),
         async (events, maxBufferedBytes) => {
           // The outcome by the documentation, reading only at the end.
           let bytes: Uint8Array[] = [];
@@ -2228,12 +2229,13 @@ describe("fuzz: WebSocket duplex", () => {
               if (!("text" in event)) outcome = "end";
               continue;
             }
-            if (queued + data.byteLength > maxBufferedBytes) {
+            // Each message counts 512 bytes more than its own.
+            if (queued + data.byteLength + 512 > maxBufferedBytes) {
               outcome = /more than maxBufferedBytes/;
               closeCode = 1009;
               continue;
             }
-            queued += data.byteLength;
+            queued += data.byteLength + 512;
             bytes.push(data);
           }
           if (outcome === undefined) outcome = "end"; // closed with 1000 below
