@@ -24,9 +24,15 @@ export class ByteAccumulator {
   #buffer: Uint8Array;
   #length = 0;
 
-  /** `expected`: the bytes to come, if known (a Content-Length). */
-  constructor(expected = 0) {
+  readonly #max: number;
+
+  /**
+   * `expected`: the bytes to come, if known (a Content-Length); `max`: the
+   * most it will keep (the buffer grows no larger).
+   */
+  constructor(expected = 0, max = Infinity) {
     this.#buffer = new Uint8Array(expected);
+    this.#max = max;
   }
 
   /** The bytes kept. */
@@ -39,7 +45,10 @@ export class ByteAccumulator {
     const length = this.#length + chunk.byteLength;
     if (length > this.#buffer.byteLength) {
       const grown = new Uint8Array(
-        Math.max(length, 2 * this.#buffer.byteLength, 1024),
+        Math.max(
+          length,
+          Math.min(Math.max(2 * this.#buffer.byteLength, 1024), this.#max),
+        ),
       );
       grown.set(this.#buffer.subarray(0, this.#length));
       this.#buffer = grown;

@@ -3,7 +3,7 @@
 // put, when small), committed by close() and discarded by abort().
 
 import { checkArgument } from "../_internal/arguments.ts";
-import { concatBytes } from "../_internal/bytes.ts";
+import { ByteAccumulator } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 
 /** A value R2 accepts for `put` and `uploadPart` (a subset). */
@@ -160,17 +160,16 @@ export function createR2Sink(
     ...(options.customMetadata && { customMetadata: options.customMetadata }),
   };
 
-  // The part being filled: the chunks written (views, not copies) until
-  // they add up to partBytes.
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
+  // The part being filled: the chunks written, copied (workerd's request
+  // body chunks view 4 KiB buffers of their own: 1-byte chunks kept as
+  // views held 4,096 times their bytes), until they add up to partBytes.
+  let pending = new ByteAccumulator(0, partBytes);
   let upload: R2MultipartUploadLike | undefined;
   const parts: R2UploadedPartLike[] = [];
 
   const take = (): Uint8Array => {
-    const bytes = concatBytes(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
+    const bytes = pending.bytes();
+    pending = new ByteAccumulator(0, partBytes);
     return bytes;
   };
   const flushPart = async (bytes: Uint8Array) => {
@@ -181,8 +180,7 @@ export function createR2Sink(
   const discard = async () => {
     const started = upload;
     upload = undefined;
-    pending = [];
-    pendingBytes = 0;
+    pending = new ByteAccumulator(0, partBytes);
     if (started) await started.abort();
   };
 
@@ -193,12 +191,14 @@ export function createR2Sink(
         while (offset < chunk.length) {
           // A full part is uploaded only once more bytes come: until then
           // it may be the whole body, stored with one put.
-          if (pendingBytes === partBytes) await flushPart(take());
-          const n = Math.min(partBytes - pendingBytes, chunk.length - offset);
+          if (pending.byteLength === partBytes) await flushPart(take());
+          const n = Math.min(
+            partBytes - pending.byteLength,
+            chunk.length - offset,
+          );
           pending.push(
             n === chunk.length ? chunk : chunk.subarray(offset, offset + n),
           );
-          pendingBytes += n;
           offset += n;
         }
       } catch (error) {

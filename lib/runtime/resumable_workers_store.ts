@@ -9,7 +9,10 @@
 // published.
 
 import { checkArgument } from "../_internal/arguments.ts";
-import { concatBytes as concatInto } from "../_internal/bytes.ts";
+import {
+  ByteAccumulator,
+  concatBytes as concatInto,
+} from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
 import { HttpError } from "../http/http_error.ts";
@@ -363,12 +366,16 @@ export function createResumableUploadObject(
       const deletions = this.#deletions;
       const deleted = () => this.#deletions !== deletions;
       const run = async () => {
-        const pending = await this.#tail(meta);
+        const tail = await this.#tail(meta);
         this.#before = {
           meta: structuredClone(meta),
-          tail: concatBytes(pending),
+          tail: concatBytes(tail),
         };
-        let pendingBytes = pending.reduce((n, c) => n + c.byteLength, 0);
+        // The bytes not yet in a part, copied: workerd's request body
+        // chunks view 4 KiB buffers of their own, so one-byte chunks kept
+        // as views held 4,096 times their bytes.
+        let pending = new ByteAccumulator();
+        for (const chunk of tail) pending.push(chunk);
         let failure: unknown;
         const multipartBefore = meta.multipart;
         const reader = body.getReader();
@@ -382,9 +389,8 @@ export function createResumableUploadObject(
               break;
             }
             pending.push(chunk);
-            pendingBytes += chunk.byteLength;
-            while (pendingBytes >= partBytes && !deleted()) {
-              const all = concatBytes(pending);
+            while (pending.byteLength >= partBytes && !deleted()) {
+              const all = pending.bytes();
               const part = all.subarray(0, partBytes);
               // The hash state moves with the part, in the same write.
               const hasher = meta.hash ? Sha256.from(meta.hash) : undefined;
@@ -398,9 +404,8 @@ export function createResumableUploadObject(
               meta.parts.push(uploaded);
               meta.partsBytes += partBytes;
               if (hasher) meta.hash = hasher.state();
-              pending.length = 0;
-              pending.push(all.slice(partBytes));
-              pendingBytes -= partBytes;
+              pending = new ByteAccumulator();
+              pending.push(all.subarray(partBytes));
               await this.#save(meta, new Uint8Array(0));
             }
           }
@@ -418,7 +423,7 @@ export function createResumableUploadObject(
           }
           return { deleted: true };
         }
-        await this.#save(meta, concatBytes(pending));
+        await this.#save(meta, pending.bytes());
         return { offset: meta.upload.offset, failed: failure !== undefined };
       };
       const writer = result.writable.getWriter();
