@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { deadline } from "./_helpers.ts";
+import { collectGarbage } from "./_memory.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -457,5 +458,42 @@ describe("DuplexStream's text and arguments", () => {
       );
     }
     assert.equal(await stream.readLine(), "a");
+  });
+});
+
+describe("DuplexStream.readLine keeps a long line's bytes, not its chunks' buffers", () => {
+  it("2,000 one-byte chunks, each viewing a 64 KiB buffer of its own, then the line's end", async () => {
+    // A body read under Deno gets a 64 KiB buffer per read: a line
+    // trickled a byte per chunk was kept as views until its end (up to
+    // maxLineBytes, 64 KiB of them: 4 GiB).
+    const refs: WeakRef<ArrayBuffer>[] = [];
+    let sent = 0;
+    let release!: () => void;
+    const ended = new Promise<void>((resolve) => release = resolve);
+    const readable = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 2_000) {
+          await ended;
+          controller.enqueue(new TextEncoder().encode("\n"));
+          return controller.close();
+        }
+        sent++;
+        const buffer = new ArrayBuffer(65536);
+        new Uint8Array(buffer)[0] = 0x61;
+        refs.push(new WeakRef(buffer));
+        controller.enqueue(new Uint8Array(buffer, 0, 1));
+      },
+    }, { highWaterMark: 0 });
+    const stream = new DuplexStream(readable, new WritableStream());
+    const line = stream.readLine();
+    while (sent < 2_000) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      collectGarbage();
+    }
+    const kept = refs.filter((ref) => ref.deref() !== undefined).length;
+    release();
+    assert.equal(await deadline(line, 5_000, "the line"), "a".repeat(2_000));
+    assert.ok(kept <= 2, `${kept} of 2000 64 KiB buffers kept`);
   });
 });

@@ -19,6 +19,9 @@ import {
   type SseDecoderStreamOptions,
 } from "../lib/http/sse_decoder_stream.ts";
 import { formatSseEvent } from "../lib/http/sse_encoder_stream.ts";
+import { SseParser } from "../lib/http/_sse_parser.ts";
+import { collectGarbage } from "./_memory.ts";
+import process from "node:process";
 import { deadline, withServer } from "./_helpers.ts";
 import { startWorkerd, type Workerd } from "./_workerd.ts";
 
@@ -379,6 +382,32 @@ describe("SseDecoderStream", () => {
     );
     // The default: 600,000 empty lines (3.6 MB) pass 16 MiB.
     await assert.rejects(decode([lines(600_000)]), { name: "RangeError" });
+  });
+
+  it("a line trickled a byte per chunk is kept as its bytes (500,000 one-byte chunks held 100 MiB)", () => {
+    // Each piece of an unfinished line was kept as a small array of its
+    // own, about 200 bytes a byte: a server trickling a line up to
+    // maxLineBytes (1 MiB) made a client hold 200 MiB.
+    const memory = () => {
+      const { heapUsed, arrayBuffers } = process.memoryUsage();
+      return heapUsed + arrayBuffers;
+    };
+    collectGarbage();
+    const before = memory();
+    const parser = new SseParser({
+      maxLineBytes: 1 << 20,
+      maxEventBytes: 16 << 20,
+    });
+    parser.push(new TextEncoder().encode("data: "));
+    for (let i = 0; i < 500_000; i++) parser.push(new Uint8Array([0x61]));
+    collectGarbage();
+    const held = memory() - before;
+    const [event] = parser.push(new TextEncoder().encode("\n\n"));
+    assert.equal(event.data, "a".repeat(500_000));
+    assert.ok(
+      held < 16 * 1024 * 1024,
+      `${(held / 2 ** 20).toFixed(1)} MiB held`,
+    );
   });
 
   it("SseDecoderStream rejects negative limits", () => {

@@ -6,6 +6,7 @@
 // (line ends are ASCII, so no character spans them).
 
 import { checkMax } from "../_internal/limits.ts";
+import { ByteAccumulator } from "../_internal/bytes.ts";
 
 /**
  * What a data line costs besides its bytes, counted against maxEventBytes:
@@ -68,8 +69,12 @@ export class SseParser {
   #limits: SseParserLimits;
   /** Lines are decoded one by one: only the stream's first BOM goes. */
   #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-  /** The pieces of the line being read, and their total size. */
-  #line: Uint8Array[] = [];
+  /**
+   * The line being read, and its size: one piece, or the pieces copied
+   * into one buffer (a line trickled a byte per chunk kept a small array
+   * per byte).
+   */
+  #line: Uint8Array | ByteAccumulator | undefined;
   #lineBytes = 0;
   /** The previous chunk ended in CR: a leading LF belongs to it. */
   #afterCR = false;
@@ -131,10 +136,12 @@ export class SseParser {
       }
       start = i + 1;
     }
-    if (start < chunk.length) this.#append(chunk.slice(start));
+    if (start < chunk.length) this.#append(chunk.subarray(start), true);
   }
 
-  #append(bytes: Uint8Array): void {
+  // `keep`: the piece outlives this chunk (the line goes on in the next),
+  // so a piece kept alone is copied too.
+  #append(bytes: Uint8Array, keep = false): void {
     if (bytes.length === 0) return;
     const total = this.#lineBytes + bytes.length;
     if (total > this.#limits.maxLineBytes) {
@@ -142,30 +149,30 @@ export class SseParser {
         `Cannot decode event stream: a line exceeds maxLineBytes ${this.#limits.maxLineBytes}`,
       );
     }
-    this.#line.push(bytes);
+    const line = this.#line;
+    if (line === undefined) this.#line = keep ? bytes.slice() : bytes;
+    else if (line instanceof ByteAccumulator) line.push(bytes);
+    else {
+      const joined = new ByteAccumulator();
+      joined.push(line);
+      joined.push(bytes);
+      this.#line = joined;
+    }
     this.#lineBytes = total;
   }
 
   #takeLine(): string {
-    const parts = this.#line;
-    let bytes: Uint8Array;
-    if (parts.length === 1) bytes = parts[0];
-    else {
-      bytes = new Uint8Array(this.#lineBytes);
-      let at = 0;
-      for (const part of parts) {
-        bytes.set(part, at);
-        at += part.length;
-      }
-    }
-    this.#line = [];
+    const line = this.#line!;
+    this.#line = undefined;
     this.#lineBytes = 0;
-    return this.#decoder.decode(bytes);
+    return this.#decoder.decode(
+      line instanceof ByteAccumulator ? line.bytes() : line,
+    );
   }
 
   #endLine(out: SseMessage[]): void {
     if (this.#lineBytes === 0) {
-      this.#line = [];
+      this.#line = undefined;
       this.#dispatch(out);
       return;
     }

@@ -1,4 +1,8 @@
-import { concatBytes, indexOfNewline } from "../_internal/bytes.ts";
+import {
+  ByteAccumulator,
+  concatBytes,
+  indexOfNewline,
+} from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 
@@ -300,13 +304,16 @@ export class DuplexStream
       return Promise.reject(error);
     }
     return this.#serialRead(async () => {
-      const parts: Uint8Array[] = [];
-      let length = 0;
+      // The line's bytes from the chunks before, copied: a chunk may view a
+      // much larger buffer (a 64 KiB one per read of a body under Deno),
+      // and a line trickled a byte per chunk kept 65,536 times its bytes.
+      let kept: ByteAccumulator | undefined;
       for (;;) {
         const chunk = await this.#nextChunk();
+        const length = kept?.byteLength ?? 0;
         if (chunk === null) {
-          if (parts.length === 0) return null;
-          const last = concatBytes(parts, length);
+          if (kept === undefined) return null;
+          const last = kept.bytes();
           const end = last[last.byteLength - 1] === 0x0d
             ? last.byteLength - 1
             : last.byteLength;
@@ -322,24 +329,27 @@ export class DuplexStream
         const lineBytes = index === -1 ? chunk.byteLength : index;
         // One more byte is allowed for the "\r" of a "\r\n" ending.
         if (length + lineBytes > maxLineBytes + 1) {
-          parts.push(chunk);
           // Bounded: at most maxLineBytes + 1 plus one chunk.
-          this.#buffer = concatBytes(parts, length + chunk.byteLength);
+          kept ??= new ByteAccumulator();
+          kept.push(chunk);
+          this.#buffer = kept.bytes();
           throw new RangeError(
             `Cannot read line: length exceeds maxLineBytes ${maxLineBytes}`,
           );
         }
         if (index === -1) {
-          parts.push(chunk);
-          length += chunk.byteLength;
+          kept ??= new ByteAccumulator();
+          kept.push(chunk);
           continue;
         }
-        parts.push(chunk.subarray(0, index));
-        length += index;
+        let line = chunk.subarray(0, index);
+        if (kept !== undefined) {
+          kept.push(line);
+          line = kept.bytes();
+        }
         if (index + 1 < chunk.byteLength) {
           this.#buffer = chunk.subarray(index + 1);
         }
-        let line = concatBytes(parts, length);
         if (line.byteLength > 0 && line[line.byteLength - 1] === 0x0d) {
           line = line.subarray(0, line.byteLength - 1);
         }
