@@ -74,9 +74,11 @@ const GUIDE_INCREMENTAL = [...RUNNING.map((v) => `Value: ${v}`), "Complete."];
  */
 async function startCalcServer(
   options: Record<string, unknown> = {},
+  serveOptions: Record<string, unknown> = {},
 ): Promise<{ port: number; url: string; stop(): Promise<void> }> {
   const child = await startChild("_calc_h2_server.ts", [
     JSON.stringify(options),
+    JSON.stringify(serveOptions),
   ]);
   const port = Number(child.first.port);
   return {
@@ -321,6 +323,32 @@ for (const c of connectCases) {
 }
 
 // Our clients against third-party servers.
+describe("grpc-js client -> serveHttp2 shutting down", () => {
+  it("a call still open after shutdownTimeoutMs ends UNAVAILABLE (the session was destroyed with it open: INTERNAL)", async () => {
+    const server = await startCalcServer({}, { shutdownTimeoutMs: 300 });
+    const client = grpcJsClient(`127.0.0.1:${server.port}`);
+    try {
+      const ended = new Promise<grpc.ServiceError>((resolve) => {
+        // A sum whose requests never end: its handler waits.
+        const call = client.sum(
+          new grpc.Metadata(),
+          (error: grpc.ServiceError | null) => resolve(error!),
+        );
+        call.write({ value: "1" });
+      });
+      // The call is under way before the shutdown begins.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const stopping = server.stop();
+      const error = await deadline(ended, T, "the call's end");
+      await stopping;
+      assert.equal(error?.code, grpc.status.UNAVAILABLE, String(error));
+      assert.match(error.details, /the server is shutting down/);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe("our clients -> Connect-ES server (connect-node)", () => {
   let h1: Awaited<ReturnType<typeof startConnectNodeServer>>;
   let h2: Awaited<ReturnType<typeof startConnectNodeServer>>;

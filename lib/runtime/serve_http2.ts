@@ -1,6 +1,8 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
+import { Code } from "../rpc/code.ts";
+import { RpcError } from "../rpc/rpc_error.ts";
 import {
   headersFromNode,
   headersToH2,
@@ -139,10 +141,11 @@ export interface ServeHttp2Options {
   maxStreamsPerSession?: number;
   /**
    * The longest `shutdown()` (or the `signal`) waits for open streams to
-   * end after sending GOAWAY, in milliseconds; past it the sessions still
-   * open are destroyed, their calls cut (the handlers' signals abort). A
-   * server with a streaming call open would otherwise never stop. `0` waits
-   * for ever.
+   * end after sending GOAWAY, in milliseconds; past it the calls still open
+   * end with `UNAVAILABLE` (the handlers' signals abort; gRPC clients get
+   * the status in trailers), and the sessions still open 250 ms later are
+   * destroyed. A server with a streaming call open would otherwise never
+   * stop. `0` waits for ever.
    *
    * @default {10000}
    */
@@ -267,6 +270,8 @@ export async function serveHttp2(
   // node:http2 makes a session of them.
   server.maxConnections = maxSessions;
   const sessions = new Set<http2.ServerHttp2Session>();
+  // Aborted when shutdown() has waited shutdownTimeoutMs: ends the calls.
+  const cutCalls = new AbortController();
   let openStreams = 0;
   let stopping = false;
   server.on("session", (session) => {
@@ -336,7 +341,7 @@ export async function serveHttp2(
           serverStream.respond({ ":status": 431 }, { endStream: true });
           return drop();
         }
-        handleStream(handler, serverStream, headers, body)
+        handleStream(handler, serverStream, headers, body, cutCalls.signal)
           .catch((error) => {
             console.error("sluice: HTTP/2 stream failed:", error);
             if (!serverStream.destroyed) {
@@ -364,10 +369,27 @@ export async function serveHttp2(
       server.close();
       for (const session of sessions) session.close();
       if (shutdownTimeoutMs > 0 && sessions.size > 0) {
+        let cut: ReturnType<typeof setTimeout> | undefined;
         const timer = setTimeout(() => {
-          for (const session of sessions) session.destroy();
+          // The calls still open end with UNAVAILABLE (gRPC's status for a
+          // server shutting down), in their trailers: a session destroyed
+          // with them open reset them with no status, which grpc-js and
+          // connect-node read as INTERNAL. What is still open a moment
+          // later is cut.
+          cutCalls.abort(
+            new RpcError(
+              Code.Unavailable,
+              `Cannot finish call: the server is shutting down (shutdownTimeoutMs ${shutdownTimeoutMs} passed)`,
+            ),
+          );
+          cut = setTimeout(() => {
+            for (const session of sessions) session.destroy();
+          }, CUT_GRACE_MS);
         }, shutdownTimeoutMs);
-        finished.promise.then(() => clearTimeout(timer));
+        finished.promise.then(() => {
+          clearTimeout(timer);
+          clearTimeout(cut);
+        });
       }
     }
     return finished.promise;
@@ -384,6 +406,8 @@ export async function serveHttp2(
 }
 
 const MiB = 1024 * 1024;
+/** How long calls ended by a shutdown's timeout have to send their status. */
+const CUT_GRACE_MS = 250;
 
 interface SessionLimits {
   headersTimeoutMs: number;
@@ -500,10 +524,15 @@ async function handleStream(
   stream: http2.ServerHttp2Stream,
   incoming: http2.IncomingHttpHeaders,
   body: ReadableStream<Uint8Array>,
+  cut: AbortSignal,
 ): Promise<void> {
   const abort = new AbortController();
   let ended = false;
+  const onCut = () => abort.abort(cut.reason);
+  if (cut.aborted) onCut();
+  else cut.addEventListener("abort", onCut, { once: true });
   stream.once("close", () => {
+    cut.removeEventListener("abort", onCut);
     if (!ended) {
       abort.abort(new Error("Cannot serve call: the client reset the stream"));
     }
