@@ -38,6 +38,7 @@ import { makeCertificates } from "./browser/_test_server.ts";
 import { collectGarbage } from "./_memory.ts";
 import { decodeTrailerBlock } from "../lib/rpc/protocol_grpc_web/trailers.ts";
 import { decodeEndStream } from "../lib/rpc/protocol_connect/end_stream.ts";
+import { setStatus } from "../lib/rpc/protocol_grpc/trailers.ts";
 import {
   REPLAY_CALL_BYTES,
   REPLAY_CLIENT_BYTES,
@@ -2056,5 +2057,21 @@ describe("metadata read from a body (Connect's end of stream, gRPC-Web's trailer
     refused(() =>
       decodeEndStream(json({ a: Array.from({ length: 300_000 }, () => "") }))
     );
+  });
+});
+
+describe("a status message cut to 1,024 characters", () => {
+  it("is not cut between the halves of a surrogate pair (it arrived with U+FFFD)", () => {
+    for (const before of [1_022, 1_023, 1_024]) {
+      const message = "a".repeat(before) + "😀".repeat(10);
+      const trailers = setStatus(new Headers(), {
+        error: new RpcError(Code.Internal, message),
+        trailers: new Headers(),
+      });
+      const sent = decodeURIComponent(trailers.get("grpc-message")!);
+      assert.ok(!sent.includes("\uFFFD"), `${before}: ${sent.slice(-8)}`);
+      assert.ok(sent.endsWith("…"));
+      assert.ok(message.startsWith(sent.slice(0, -1)));
+    }
   });
 });

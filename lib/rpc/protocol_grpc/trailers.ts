@@ -42,9 +42,14 @@ export function decodeMessage(value: string): string {
 export const MAX_STATUS_MESSAGE_CHARS = 1024;
 
 function capMessage(message: string): string {
-  return message.length > MAX_STATUS_MESSAGE_CHARS
-    ? message.slice(0, MAX_STATUS_MESSAGE_CHARS) + "…"
-    : message;
+  if (message.length <= MAX_STATUS_MESSAGE_CHARS) return message;
+  // Not between the two halves of a surrogate pair (an emoji, say), which
+  // percent-encoding turned into U+FFFD.
+  const last = message.charCodeAt(MAX_STATUS_MESSAGE_CHARS - 1);
+  const end = last >= 0xd800 && last <= 0xdbff
+    ? MAX_STATUS_MESSAGE_CHARS - 1
+    : MAX_STATUS_MESSAGE_CHARS;
+  return message.slice(0, end) + "…";
 }
 
 /**
