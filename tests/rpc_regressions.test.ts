@@ -2075,3 +2075,56 @@ describe("a status message cut to 1,024 characters", () => {
     }
   });
 });
+
+describe("createHttp2Client and a status in headers that do not end the stream", () => {
+  it("is no Trailers-Only response: the messages and the trailers' status follow (it came out an empty success)", async () => {
+    const Svc = defineService("t.Leak", {
+      list: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+    });
+    const server = http2.createServer();
+    server.on("stream", (stream: http2.ServerHttp2Stream) => {
+      stream.on("data", () => {});
+      stream.on("error", () => {});
+      stream.on("end", () => {
+        // Headers copied from another response, grpc-status and all.
+        stream.respond({
+          ":status": 200,
+          "content-type": "application/grpc",
+          "grpc-status": "0",
+        }, { waitForTrailers: true });
+        stream.on("wantTrailers", () =>
+          stream.sendTrailers({
+            "grpc-status": "13",
+            "grpc-message": "backend failed",
+          }));
+        stream.end(new Uint8Array([0, 0, 0, 0, 2, 8, 7])); // Int64Value 7
+      });
+    });
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    const url = `http://127.0.0.1:${
+      (server.address() as { port: number }).port
+    }`;
+    const httpClient = createHttp2Client(url);
+    try {
+      const call = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: url, httpClient }),
+      ).list(1n, { timeoutMs: T });
+      const seen: bigint[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const value of call) seen.push(value);
+        })(),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Internal &&
+          error.rawMessage === "backend failed",
+      );
+      assert.deepEqual(seen, [7n]);
+    } finally {
+      await httpClient.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -280,14 +280,26 @@ export function createHttp2Client(
         );
       stream.once("error", onError);
       stream.once("close", onClose);
-      stream.once("response", (incoming) => {
+      stream.once("response", (incoming, flags: number) => {
         stream.off("error", onError);
         stream.off("close", onClose);
         // Processed: its request is not sent again.
         replay?.release();
+        const headers = headersFromNode(incoming);
+        // A status in headers that do not end the stream is no
+        // Trailers-Only response (a server that copied another response's
+        // headers, say): its messages and its trailers' status follow, as
+        // grpc-js reads them. Read as Trailers-Only, a failing call came
+        // out an empty success.
+        if (
+          headers.has("grpc-status") && flags !== undefined &&
+          (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0
+        ) {
+          for (const name of NOT_IN_HEADERS) headers.delete(name);
+        }
         resolve({
           status: Number(incoming[":status"]),
-          headers: headersFromNode(incoming),
+          headers,
           body,
           trailers: trailers.promise,
         });
@@ -340,6 +352,13 @@ export function createHttp2Client(
     },
   });
 }
+
+/** The status fields, which belong in trailers unless the headers end the stream. */
+const NOT_IN_HEADERS = [
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+];
 
 /**
  * Why a connection failed, as " (reason)": the session's error, or the
