@@ -2229,8 +2229,11 @@ describe("fuzz: WebSocket duplex", () => {
               if (!("text" in event)) outcome = "end";
               continue;
             }
-            // Each message counts 512 bytes more than its own.
-            if (queued + data.byteLength + 512 > maxBufferedBytes) {
+            // A message behind others counts 512 bytes more than its own.
+            if (
+              data.byteLength > maxBufferedBytes - queued ||
+              (queued > 0 && queued + data.byteLength + 512 > maxBufferedBytes)
+            ) {
               outcome = /more than maxBufferedBytes/;
               closeCode = 1009;
               continue;

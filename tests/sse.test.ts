@@ -410,6 +410,15 @@ describe("SseDecoderStream", () => {
     );
   });
 
+  it("SseDecoderStream reads a CR, an empty chunk and an LF as one line ending", async () => {
+    // The empty chunk cleared the CR it followed: the LF became an empty
+    // line, and one event came out as two.
+    assert.deepEqual(
+      await decode(["data: a\r", "", "\ndata: b\r\n\r\n"]),
+      [msg("a\nb")],
+    );
+  });
+
   it("SseDecoderStream rejects negative limits", () => {
     assert.throws(() => new SseDecoderStream({ maxLineBytes: -1 }), RangeError);
     assert.throws(

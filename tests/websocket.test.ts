@@ -436,6 +436,18 @@ describe("websocketDuplex watermarks and framing (fake socket)", () => {
         error instanceof RangeError &&
         /maxBufferedBytes 16777216/.test(error.message),
     );
+    // A message alone in the queue needs room for its bytes only: with a
+    // bound of 256, one of 256 bytes is taken, whether a reader waits or
+    // not (counted with the 512 bytes, every message was refused).
+    const small = new FakeSocket();
+    const smallStream = websocketDuplex(small, { maxBufferedBytes: 256 });
+    const waiting = smallStream.readPartial();
+    small.receive(new Uint8Array(256));
+    assert.equal((await waiting)!.byteLength, 256);
+    small.receive(new Uint8Array(200));
+    assert.equal(small.closedWith, undefined);
+    assert.equal((await smallStream.readPartial())!.byteLength, 200);
+    await smallStream.close();
     // Within the bound, every byte is read.
     const quiet = new FakeSocket();
     const read = websocketDuplex(quiet, { maxBufferedBytes: 8192 });

@@ -97,6 +97,9 @@ export class SseParser {
   /** Parses a chunk; returns the events it completed. */
   push(chunk: Uint8Array): SseMessage[] {
     const out: SseMessage[] = [];
+    // Nothing to parse: an empty chunk between a CR and its LF must not
+    // make the LF an empty line (it dispatched the event early).
+    if (chunk.length === 0) return out;
     let start = 0;
     if (this.#bom !== undefined) {
       // Decide whether the stream starts with a BOM, across chunks.

@@ -77,9 +77,10 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
    * The most received bytes queued unread. A WebSocket cannot be paused, so
    * a consumer that reads slower than the peer sends lets messages queue up
    * to this bound; past it the socket is closed with code 1009 and reads
-   * reject with a `RangeError`. Each message counts 512 bytes more than its
-   * own, about what the runtime keeps for one (one-byte messages counted
-   * by their bytes alone held 28 times the bound).
+   * reject with a `RangeError`. A message queued behind others counts 512
+   * bytes more than its own, about what the runtime keeps for one
+   * (one-byte messages counted by their bytes alone held 28 times the
+   * bound).
    *
    * @default {16777216}
    */
@@ -108,8 +109,8 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  *   socket's `bufferedAmount` is above `sendHighWaterMark`, until it falls to
  *   `sendLowWaterMark` (polled: the WebSocket API has no drain event). A
  *   socket still connecting is waited for.
- * - Receiving: messages queue up to `maxBufferedBytes` unread (each
- *   counting 512 bytes more than its own); the socket cannot be paused, so
+ * - Receiving: messages queue up to `maxBufferedBytes` unread (each behind
+ *   another counting 512 bytes more than its own); the socket cannot be paused, so
  *   past that bound it is closed with 1009 (4009 from a client
  *   `WebSocket`, whose API refuses 1009) and reads reject with a
  *   `RangeError`.
@@ -225,7 +226,13 @@ export function websocketDuplex(
       closeIfDone();
       return;
     }
-    if (queuedSize(bytes) > (input.desiredSize ?? 0)) {
+    // A message alone in the queue (or going straight to a reader that
+    // waits) needs only room for its bytes.
+    const room = input.desiredSize ?? 0;
+    if (
+      bytes.byteLength > room ||
+      (room < maxBufferedBytes && queuedSize(bytes) > room)
+    ) {
       remoteEnded = true;
       input.error(
         new RangeError(

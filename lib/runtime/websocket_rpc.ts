@@ -17,6 +17,8 @@ export interface WebSocketRpcHandlerOptions
    * The most request bytes received and not yet read by a handler. A
    * WebSocket cannot be paused: past this bound the socket is closed (code
    * 1009) and the client's call fails with `ResourceExhausted`.
+   * (A message queued behind another counts 512 bytes more, as
+   * `websocketDuplex` counts them.)
    *
    * @default {16777216}
    */

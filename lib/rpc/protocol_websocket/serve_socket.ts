@@ -21,6 +21,8 @@ export interface ServeWebSocketCallOptions {
    * The most request bytes received and not yet read by the handler. A
    * WebSocket cannot be paused: past this bound the socket is closed (code
    * 1009) and the call fails.
+   * (A message queued behind another counts 512 bytes more, as
+   * `websocketDuplex` counts them.)
    *
    * @default {16777216}
    */

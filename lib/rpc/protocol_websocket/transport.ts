@@ -45,6 +45,8 @@ export interface WebSocketTransportOptions extends
    * The most response bytes received and not yet read. A WebSocket cannot
    * be paused: past this bound the socket is closed (code 4009) and the call
    * fails with `ResourceExhausted`.
+   * (A message queued behind another counts 512 bytes more, as
+   * `websocketDuplex` counts them.)
    *
    * @default {16777216}
    */
