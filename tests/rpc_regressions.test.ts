@@ -6,6 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -18,6 +19,8 @@ import {
   createUniversalHandler,
   createUniversalHandlerClient,
   defineService,
+  type Frame,
+  FrameDecoder,
   implementService,
   Int64Value,
   type MessageType,
@@ -39,6 +42,8 @@ import { collectGarbage } from "./_memory.ts";
 import { decodeTrailerBlock } from "../lib/rpc/protocol_grpc_web/trailers.ts";
 import { decodeEndStream } from "../lib/rpc/protocol_connect/end_stream.ts";
 import { setStatus } from "../lib/rpc/protocol_grpc/trailers.ts";
+import { decodeBase64 } from "../lib/_internal/base64.ts";
+import { readGetMessage } from "../lib/rpc/protocol_connect/get_request.ts";
 import {
   REPLAY_CALL_BYTES,
   REPLAY_CLIENT_BYTES,
@@ -2126,5 +2131,78 @@ describe("createHttp2Client and a status in headers that do not end the stream",
       await httpClient.close();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe("base64 with a long run of '=' is refused in linear time", () => {
+  // Trailing padding was stripped with a regex that tried a match at every
+  // '=' of a run: 100,000 of them then a letter took 4 s to refuse
+  // (decodeBase64, as a tus Upload-Checksum or binary metadata), and a
+  // Connect GET message of 64 KB of them blocked a server 8.7 s.
+  const run = "=".repeat(100_000) + "A";
+  const timed = (what: string, fn: () => void) => {
+    const started = performance.now();
+    fn();
+    const ms = performance.now() - started;
+    assert.ok(ms < 1_000, `${what} took ${ms.toFixed(0)} ms`);
+  };
+
+  it("decodeBase64", () => {
+    timed(
+      "decodeBase64",
+      () => assert.throws(() => decodeBase64(run), SyntaxError),
+    );
+    // What it is for still works: padded, unpadded, URL-safe.
+    assert.deepEqual([...decodeBase64("+/8=")], [251, 255]);
+    assert.deepEqual([...decodeBase64("-_8")], [251, 255]);
+  });
+
+  it("a Connect GET message (base64=1)", () => {
+    for (const raw of [run, "%3D".repeat(30_000) + "A"]) {
+      timed("readGetMessage", () =>
+        assert.throws(
+          () =>
+            readGetMessage(new Map([["message", raw], ["base64", "1"]]), 1024),
+          (error: unknown) =>
+            error instanceof RpcError &&
+            error.code === Code.ResourceExhausted,
+        ));
+    }
+    // Padding, escaped or not, is no part of the size.
+    const ok = readGetMessage(
+      new Map([["message", "CgU-Pj4_Pg%3D%3D"], ["base64", "1"]]),
+      7,
+    );
+    assert.equal(ok.byteLength, 7);
+  });
+});
+
+describe("a frame's prefix alone reserves no more than 64 KiB", () => {
+  it("50 stalled frames declaring 4 MiB each hold about 3 MiB, not 200; a frame trickled in arrives whole", () => {
+    // Each prefix reserved its whole length: 100 connections that sent a
+    // prefix declaring 4 MiB and stalled reserved 400 MiB of a server.
+    const prefix = new Uint8Array([0, 0, 0x40, 0, 0, 7]); // 4 MiB, one byte
+    const decoders: FrameDecoder[] = [];
+    const before = process.memoryUsage().external;
+    for (let i = 0; i < 50; i++) {
+      const decoder = new FrameDecoder({ maxMessageBytes: 4 * 1024 * 1024 });
+      assert.deepEqual(decoder.decode(prefix), []);
+      decoders.push(decoder);
+    }
+    const held = process.memoryUsage().external - before;
+    assert.ok(held < 32 * 1024 * 1024, `${(held / 2 ** 20).toFixed(0)} MiB`);
+    // A frame of 200,000 bytes in chunks of 999: the same bytes.
+    const data = new Uint8Array(200_000).map((_, i) => i * 7);
+    const frame = new Uint8Array(5 + data.byteLength);
+    new DataView(frame.buffer).setUint32(1, data.byteLength);
+    frame.set(data, 5);
+    const decoder = new FrameDecoder({ maxMessageBytes: 4 * 1024 * 1024 });
+    const frames: Frame[] = [];
+    for (let at = 0; at < frame.byteLength; at += 999) {
+      frames.push(...decoder.decode(frame.subarray(at, at + 999)));
+    }
+    assert.equal(frames.length, 1);
+    assert.equal(frames[0].data.byteLength, data.byteLength);
+    assert.deepEqual(frames[0].data, data);
   });
 });

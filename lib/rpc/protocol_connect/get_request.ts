@@ -97,7 +97,7 @@ export function readGetMessage(
   // Checked before decoding: base64 gives 3 bytes per 4 characters, and a
   // percent-encoded byte takes 1 to 3 characters.
   const atLeast = base64 === "1"
-    ? Math.floor(raw.replace(/(=|%3D)+$/i, "").length * 3 / 4)
+    ? Math.floor(unpaddedLength(raw) * 3 / 4)
     : Math.ceil(raw.length / 3);
   if (atLeast > maxMessageBytes) tooLarge(atLeast, maxMessageBytes);
   let data: Uint8Array;
@@ -160,4 +160,22 @@ function percentDecode(
     }
   }
   return out.subarray(0, n);
+}
+
+/**
+ * The length of `raw` without its trailing `=` or `%3D`: a loop from the
+ * end (a regex tried a match at every `=` of a run: 64 KB of them then a
+ * letter blocked the server 8.7 s).
+ */
+function unpaddedLength(raw: string): number {
+  let end = raw.length;
+  while (end > 0) {
+    if (raw.charCodeAt(end - 1) === 0x3d) end--;
+    else if (
+      end >= 3 && raw[end - 3] === "%" && raw[end - 2] === "3" &&
+      (raw[end - 1] === "D" || raw[end - 1] === "d")
+    ) end -= 3;
+    else break;
+  }
+  return end;
 }

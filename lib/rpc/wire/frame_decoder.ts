@@ -66,7 +66,11 @@ export class FrameDecoder {
   readonly #header = new Uint8Array(5);
   #headerBytes = 0;
   #flags = 0;
+  // The body being filled, grown as its bytes come (up to #length, the
+  // prefix's): a prefix alone must not reserve its length (100 stalled
+  // streams declaring 4 MiB each reserved 400 MiB).
   #body: Uint8Array | undefined;
+  #length = 0;
   #bodyBytes = 0;
 
   /**
@@ -104,12 +108,12 @@ export class FrameDecoder {
     while (offset < end) {
       if (this.#body !== undefined) {
         // Continue a body that started in an earlier chunk.
-        const body = this.#body;
-        const n = Math.min(body.byteLength - this.#bodyBytes, end - offset);
+        const n = Math.min(this.#length - this.#bodyBytes, end - offset);
+        const body = this.#room(this.#bodyBytes + n);
         body.set(chunk.subarray(offset, offset + n), this.#bodyBytes);
         this.#bodyBytes += n;
         offset += n;
-        if (this.#bodyBytes === body.byteLength) {
+        if (this.#bodyBytes === this.#length) {
           frames.push({ flags: this.#flags, data: body });
           this.#reset();
         }
@@ -161,7 +165,7 @@ export class FrameDecoder {
     if (this.#headerBytes === 0) return;
     const detail = this.#body === undefined
       ? `${this.#headerBytes} of 5 prefix bytes`
-      : `${this.#bodyBytes} of ${this.#body.byteLength} message bytes`;
+      : `${this.#bodyBytes} of ${this.#length} message bytes`;
     this.#reset();
     throw new RpcError(
       Code.InvalidArgument,
@@ -180,13 +184,28 @@ export class FrameDecoder {
 
   #startBody(flags: number, length: number): void {
     this.#flags = flags;
-    this.#body = new Uint8Array(length);
+    this.#length = length;
+    this.#body = new Uint8Array(Math.min(length, FIRST_BODY_BYTES));
     this.#bodyBytes = 0;
+  }
+
+  // The body with room for `bytes`: doubled as needed, never past #length
+  // (so that a whole body is its buffer exactly).
+  #room(bytes: number): Uint8Array {
+    const body = this.#body!;
+    if (bytes <= body.byteLength) return body;
+    const grown = new Uint8Array(
+      Math.min(this.#length, Math.max(bytes, 2 * body.byteLength)),
+    );
+    grown.set(body.subarray(0, this.#bodyBytes));
+    this.#body = grown;
+    return grown;
   }
 
   #reset(): void {
     this.#headerBytes = 0;
     this.#body = undefined;
+    this.#length = 0;
     this.#bodyBytes = 0;
   }
 }
@@ -215,6 +234,9 @@ function frameData(
   for (let i = 0; i < length; i++) data[i] = chunk[start + i];
   return data;
 }
+
+/** What a body split across chunks starts with; it grows as bytes come. */
+const FIRST_BODY_BYTES = 64 * 1024;
 
 function readLength(bytes: Uint8Array, at: number): number {
   return (bytes[at] * 0x1000000) +
