@@ -2206,3 +2206,56 @@ describe("a frame's prefix alone reserves no more than 64 KiB", () => {
     assert.deepEqual(frames[0].data, data);
   });
 });
+
+describe("a gRPC-Web response with grpc-status in its headers and a body", () => {
+  const Svc = defineService("t.LeakWeb", {
+    list: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  });
+  const answering = (body: Uint8Array[]) =>
+    createGrpcWebTransport({
+      baseUrl: "http://x",
+      httpClient: () =>
+        Promise.resolve({
+          status: 200,
+          headers: new Headers({
+            "content-type": "application/grpc-web+proto",
+            "grpc-status": "0",
+          }),
+          body: new ReadableStream<Uint8Array>({
+            start(controller) {
+              for (const chunk of body) controller.enqueue(chunk);
+              controller.close();
+            },
+          }),
+          trailers: Promise.resolve(new Headers()),
+        }),
+    });
+
+  it("is refused INTERNAL, as Connect-ES refuses it (it came out an empty success)", async () => {
+    const message = new Uint8Array([0, 0, 0, 0, 2, 8, 7]); // Int64Value 7
+    const trailer = new TextEncoder().encode("grpc-status: 13\r\n");
+    const end = new Uint8Array(5 + trailer.byteLength);
+    end[0] = 0x80;
+    new DataView(end.buffer).setUint32(1, trailer.byteLength);
+    end.set(trailer, 5);
+    const call = createClient(Svc, answering([message, end])).list(1n);
+    await assert.rejects(
+      (async () => {
+        for await (const _ of call);
+      })(),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Internal &&
+        /a body after a Trailers-Only response's status/.test(
+          error.rawMessage,
+        ),
+    );
+  });
+
+  it("with no body it is Trailers-Only, as before", async () => {
+    const values: bigint[] = [];
+    for await (const value of createClient(Svc, answering([])).list(1n)) {
+      values.push(value);
+    }
+    assert.deepEqual(values, []);
+  });
+});

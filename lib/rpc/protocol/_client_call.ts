@@ -487,7 +487,21 @@ export function startClientCall<I, O>(
         }
         const checked = init.validateResponse(response);
         if (checked.status !== undefined) {
-          await response.body.cancel().catch(() => {});
+          // Trailers-Only: the status in the headers, and no body. A body
+          // after such headers (a server that copied another response's
+          // headers, say) is refused, as Connect-ES refuses it: read as
+          // Trailers-Only, a failing call came out an empty success. (Over
+          // createHttp2Client such headers are only Trailers-Only when they
+          // end the stream.)
+          const body = response.body.getReader();
+          const first = await body.read().catch(() => ({ done: true }));
+          if (!first.done) {
+            await body.cancel().catch(() => {});
+            throw new RpcError(
+              Code.Internal,
+              "Cannot read response: a body after a Trailers-Only response's status (grpc-status in its headers)",
+            );
+          }
           finish(controller, checked.status);
           over = true;
           return;
