@@ -129,12 +129,12 @@ export interface ServeHttp2Options {
    * nginx's `keepalive_requests` does. Calls a client had already sent past
    * it are refused unprocessed: `createHttp2Client` sends them again,
    * grpc-js only once, connect-node not at all (a burst of 300 concurrent
-   * calls lost 44 and 200 of them under Deno's default). Under Deno it is 50 by default: Deno
-   * 2.9.6's node:http2 server aborts the whole process (SIGABRT, "free():
-   * invalid pointer", or an nghttp2 assertion) when a client closes or
-   * drops a connection that carried about a hundred streams or more, and
-   * not when the server closes it (docs/known-runtime-issues.md (e)). `0`
-   * sets no bound.
+   * calls lost 44 and 200 of them under Deno's default). Under Deno it is
+   * 50 by default: Deno 2.9.6's node:http2 server aborts the whole process
+   * (SIGABRT, "free(): invalid pointer", or an nghttp2 assertion) when a
+   * client closes or drops a connection that carried about a hundred
+   * streams or more, and not when the server closes it
+   * (docs/known-runtime-issues.md (e)). `0` sets no bound.
    *
    * @default {50 under Deno, 0 elsewhere}
    */
