@@ -201,12 +201,14 @@ export function createHttp2Client(
     else {
       // A streaming body is read once, into whichever stream carries the
       // call: kept until the server answers, it can go again whole.
+      // (Attached before the body starts: nothing it writes at once waits
+      // for a stream, whatever the bound on what is kept.)
       if (replay === undefined) {
         const body = new RequestReplay(replayBudget);
+        body.attach(stream, onAbort);
         writeToSink(req.body, body).then(() => body.end(), () => body.abort());
         replay = body;
-      }
-      replay.attach(stream, onAbort);
+      } else replay.attach(stream, onAbort);
     }
     // node:http2 reports most RST_STREAM codes as a bare 'error': the
     // code says what the server meant (ENHANCE_YOUR_CALM is no reason to
