@@ -10,7 +10,11 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
-import type { MessageType } from "../lib/rpc/mod.ts";
+import {
+  createConnectTransport,
+  type MessageType,
+  type Transport,
+} from "../lib/rpc/mod.ts";
 
 export { h2cClient } from "./_h2c_client.ts";
 
@@ -434,4 +438,25 @@ export async function turnsUntil(promise: Promise<unknown>): Promise<number> {
     turns++;
   }
   return turns;
+}
+
+/**
+ * A Connect transport whose streaming call is answered `body`, a
+ * gzip-encoded Connect stream (whatever the request).
+ */
+export function answeringGzip(body: ReadableStream<Uint8Array>): Transport {
+  return createConnectTransport({
+    baseUrl: "http://x",
+    acceptCompression: ["gzip"],
+    httpClient: () =>
+      Promise.resolve({
+        status: 200,
+        headers: new Headers({
+          "content-type": "application/connect+proto",
+          "connect-content-encoding": "gzip",
+        }),
+        body,
+        trailers: Promise.resolve(new Headers()),
+      }),
+  });
 }

@@ -145,3 +145,41 @@ export function answerCommands(
   resetPeak();
   console.log(JSON.stringify(ready));
 }
+
+/**
+ * One-byte views, each of a buffer of its own (as a runtime's body chunks
+ * are: 64 KiB each under Deno, 4 KiB under workerd), watched by WeakRefs:
+ * `view()` makes the next, `alive()` collects garbage and counts the
+ * buffers something still keeps.
+ */
+export class WatchedViews {
+  readonly #refs: WeakRef<ArrayBuffer>[] = [];
+  readonly #bufferBytes: number;
+
+  constructor(bufferBytes: number) {
+    this.#bufferBytes = bufferBytes;
+  }
+
+  /** How many views were made. */
+  get count(): number {
+    return this.#refs.length;
+  }
+
+  /** A view of one byte, "a", at the start of a buffer of its own. */
+  view(): Uint8Array {
+    const buffer = new ArrayBuffer(this.#bufferBytes);
+    new Uint8Array(buffer)[0] = 0x61;
+    this.#refs.push(new WeakRef(buffer));
+    return new Uint8Array(buffer, 0, 1);
+  }
+
+  /** The buffers still reachable, after three collections. */
+  async alive(): Promise<number> {
+    // WeakRefs are cleared only after the job that made them.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      collectGarbage();
+    }
+    return this.#refs.filter((ref) => ref.deref() !== undefined).length;
+  }
+}

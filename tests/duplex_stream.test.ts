@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { deadline } from "./_helpers.ts";
-import { collectGarbage } from "./_memory.ts";
+import { WatchedViews } from "./_memory.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -466,7 +466,7 @@ describe("DuplexStream.readLine keeps a long line's bytes, not its chunks' buffe
     // A body read under Deno gets a 64 KiB buffer per read: a line
     // trickled a byte per chunk was kept as views until its end (up to
     // maxLineBytes, 64 KiB of them: 4 GiB).
-    const refs: WeakRef<ArrayBuffer>[] = [];
+    const views = new WatchedViews(65536);
     let sent = 0;
     let release!: () => void;
     const ended = new Promise<void>((resolve) => release = resolve);
@@ -478,20 +478,13 @@ describe("DuplexStream.readLine keeps a long line's bytes, not its chunks' buffe
           return controller.close();
         }
         sent++;
-        const buffer = new ArrayBuffer(65536);
-        new Uint8Array(buffer)[0] = 0x61;
-        refs.push(new WeakRef(buffer));
-        controller.enqueue(new Uint8Array(buffer, 0, 1));
+        controller.enqueue(views.view());
       },
     }, { highWaterMark: 0 });
     const stream = new DuplexStream(readable, new WritableStream());
     const line = stream.readLine();
     while (sent < 2_000) await new Promise((resolve) => setTimeout(resolve, 5));
-    for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      collectGarbage();
-    }
-    const kept = refs.filter((ref) => ref.deref() !== undefined).length;
+    const kept = await views.alive();
     release();
     assert.equal(await deadline(line, 5_000, "the line"), "a".repeat(2_000));
     assert.ok(kept <= 2, `${kept} of 2000 64 KiB buffers kept`);

@@ -14,7 +14,7 @@ import {
   parseMultipart,
 } from "../lib/http/mod.ts";
 import { deadline } from "./_helpers.ts";
-import { collectGarbage } from "./_memory.ts";
+import { WatchedViews } from "./_memory.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -922,7 +922,7 @@ describe("MultipartStream keeps the bytes of a part's small pieces, not their bu
     // A body read under Deno gets a 64 KiB buffer per read (4 KiB under
     // workerd): the pieces waiting for a part's reader (up to 64 KiB of
     // them) were kept as views of those buffers: 4 GiB.
-    const refs: WeakRef<ArrayBuffer>[] = [];
+    const views = new WatchedViews(65536);
     const enc = new TextEncoder();
     const head = enc.encode(
       `--${B}\r\nContent-Disposition: form-data; name="f"; filename="f"\r\n\r\n`,
@@ -936,20 +936,13 @@ describe("MultipartStream keeps the bytes of a part's small pieces, not their bu
           return controller.close();
         }
         sent++;
-        const buffer = new ArrayBuffer(65536);
-        new Uint8Array(buffer)[0] = 0x61;
-        refs.push(new WeakRef(buffer));
-        controller.enqueue(new Uint8Array(buffer, 0, 1));
+        controller.enqueue(views.view());
       },
     }, { highWaterMark: 0 });
     const reader = source.pipeThrough(new MultipartStream(B)).getReader();
     const part = (await deadline(reader.read(), 5_000, "the part")).value!;
     while (sent < 2_000) await new Promise((resolve) => setTimeout(resolve, 5));
-    for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      collectGarbage();
-    }
-    const kept = refs.filter((ref) => ref.deref() !== undefined).length;
+    const kept = await views.alive();
     const text = await deadline(part.text(), 5_000, "the body");
     assert.equal(text, "a".repeat(2_000));
     assert.ok(kept <= 2, `${kept} of 2000 64 KiB buffers kept`);

@@ -14,7 +14,7 @@ import {
 } from "../lib/runtime/workers.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
 import { FakeNamespace } from "./_do_fake.ts";
-import { collectGarbage } from "./_memory.ts";
+import { WatchedViews } from "./_memory.ts";
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
@@ -324,25 +324,13 @@ describe("createR2Sink and resumable uploads in Workers keep the bytes of small 
   // buffers): kept as views until a part filled (8 MiB by default), a
   // Worker trickled one-byte chunks passed its 128 MB within 32,000 of them.
   const CHUNKS = 2_000;
-  const tiny = (refs: WeakRef<ArrayBuffer>[]) => {
-    const buffer = new ArrayBuffer(4096);
-    refs.push(new WeakRef(buffer));
-    return new Uint8Array(buffer, 0, 1);
-  };
-  async function alive(refs: WeakRef<ArrayBuffer>[]): Promise<number> {
-    for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      collectGarbage();
-    }
-    return refs.filter((ref) => ref.deref() !== undefined).length;
-  }
 
   it("createR2Sink", async () => {
-    const refs: WeakRef<ArrayBuffer>[] = [];
+    const views = new WatchedViews(4096);
     const bucket = new FakeR2Bucket();
     const writer = createR2Sink(bucket, "k").getWriter();
-    for (let i = 0; i < CHUNKS; i++) await writer.write(tiny(refs));
-    const kept = await alive(refs);
+    for (let i = 0; i < CHUNKS; i++) await writer.write(views.view());
+    const kept = await views.alive();
     await writer.close();
     assert.ok(kept <= 2, `${kept} of ${CHUNKS} 4 KiB buffers kept`);
     const stored = await bucket.get("k");
@@ -353,7 +341,7 @@ describe("createR2Sink and resumable uploads in Workers keep the bytes of small 
   });
 
   it("createResumableWorkersStore's append", async () => {
-    const refs: WeakRef<ArrayBuffer>[] = [];
+    const views = new WatchedViews(4096);
     const bucket = new FakeR2Bucket();
     const UploadObject = createResumableUploadObject({ bucket: () => bucket });
     const store = createResumableWorkersStore(
@@ -367,8 +355,8 @@ describe("createR2Sink and resumable uploads in Workers keep the bytes of small 
     };
     await store.create(upload);
     const writer = (await store.append(upload.id, 0)).getWriter();
-    for (let i = 0; i < CHUNKS; i++) await writer.write(tiny(refs));
-    const kept = await alive(refs);
+    for (let i = 0; i < CHUNKS; i++) await writer.write(views.view());
+    const kept = await views.alive();
     await writer.close();
     assert.ok(kept <= 2, `${kept} of ${CHUNKS} 4 KiB buffers kept`);
     assert.equal((await store.get(upload.id))?.offset, CHUNKS);

@@ -18,7 +18,6 @@ import process from "node:process";
 import { createGzip, gzipSync } from "node:zlib";
 import {
   createClient,
-  createConnectTransport,
   createRpcHandler,
   defineService,
   implementService,
@@ -27,7 +26,7 @@ import {
 } from "../lib/rpc/mod.ts";
 import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 import { MapStream } from "../lib/streams/mod.ts";
-import { deadline, runtime } from "./_helpers.ts";
+import { answeringGzip, deadline, runtime } from "./_helpers.ts";
 import { concat } from "./_fuzz.ts";
 
 /** The documented bound on peak RSS growth for the bomb. */
@@ -219,25 +218,14 @@ describe("many gzip messages in one body chunk", () => {
     const Bomb = defineService("test.v1.Bomb", {
       stream: { kind: "server-streaming", input: type, output: type },
     });
-    const transport = createConnectTransport({
-      baseUrl: "http://x",
-      acceptCompression: ["gzip"],
-      httpClient: () =>
-        Promise.resolve({
-          status: 200,
-          headers: new Headers({
-            "content-type": "application/connect+proto",
-            "connect-content-encoding": "gzip",
-          }),
-          body: new ReadableStream<Uint8Array>({
-            start(controller) {
-              controller.enqueue(chunk);
-              setTimeout(() => controller.error(new Error("cut")), 50);
-            },
-          }),
-          trailers: Promise.resolve(new Headers()),
-        }),
-    });
+    const transport = answeringGzip(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(chunk);
+          setTimeout(() => controller.error(new Error("cut")), 50);
+        },
+      }),
+    );
     const call = createClient(Bomb, transport).stream(new Uint8Array(1));
     const seen: number[] = [];
     const first = await deadline(call.receive(), 20_000, "the first message");
@@ -259,26 +247,15 @@ describe("many gzip messages in one body chunk", () => {
       stream: { kind: "server-streaming", input: type, output: type },
     });
     const end = new Uint8Array([2, 0, 0, 0, 2, 0x7b, 0x7d]); // {}
-    const transport = createConnectTransport({
-      baseUrl: "http://x",
-      acceptCompression: ["gzip"],
-      httpClient: () =>
-        Promise.resolve({
-          status: 200,
-          headers: new Headers({
-            "content-type": "application/connect+proto",
-            "connect-content-encoding": "gzip",
-          }),
-          body: new ReadableStream<Uint8Array>({
-            start(controller) {
-              controller.enqueue(chunk);
-              controller.enqueue(end);
-              controller.close();
-            },
-          }),
-          trailers: Promise.resolve(new Headers()),
-        }),
-    });
+    const transport = answeringGzip(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(chunk);
+          controller.enqueue(end);
+          controller.close();
+        },
+      }),
+    );
     const call = createClient(Bomb, transport).stream(new Uint8Array(1));
     const seen: number[] = [];
     const first = await deadline(call.receive(), 20_000, "the first message");

@@ -26,7 +26,13 @@ import {
   type Transport,
 } from "../lib/rpc/mod.ts";
 import { ScanStream } from "../lib/streams/mod.ts";
-import { Bytes, deadline, StrictText, withServer } from "./_helpers.ts";
+import {
+  answeringGzip,
+  Bytes,
+  deadline,
+  StrictText,
+  withServer,
+} from "./_helpers.ts";
 import { concat } from "./_fuzz.ts";
 
 const T = 20_000;
@@ -299,24 +305,6 @@ async function gzipFrame(data: Uint8Array): Promise<Uint8Array> {
   new DataView(frame.buffer).setUint32(1, gzipped.byteLength);
   frame.set(gzipped, 5);
   return frame;
-}
-
-/** A Connect transport whose call is answered `body`, a gzip stream. */
-function answeringGzip(body: ReadableStream<Uint8Array>): Transport {
-  return createConnectTransport({
-    baseUrl: "http://x",
-    acceptCompression: ["gzip"],
-    httpClient: () =>
-      Promise.resolve({
-        status: 200,
-        headers: new Headers({
-          "content-type": "application/connect+proto",
-          "connect-content-encoding": "gzip",
-        }),
-        body,
-        trailers: Promise.resolve(new Headers()),
-      }),
-  });
 }
 
 describe("the client's inbox of decoded responses", () => {

@@ -38,7 +38,7 @@ import {
   StrictText,
 } from "./_helpers.ts";
 import { makeCertificates } from "./browser/_test_server.ts";
-import { collectGarbage } from "./_memory.ts";
+import { WatchedViews } from "./_memory.ts";
 import { decodeTrailerBlock } from "../lib/rpc/protocol_grpc_web/trailers.ts";
 import { decodeEndStream } from "../lib/rpc/protocol_connect/end_stream.ts";
 import { setStatus } from "../lib/rpc/protocol_grpc/trailers.ts";
@@ -1952,57 +1952,47 @@ describe("a Connect unary body of many small chunks keeps its bytes, not their b
     echo: { kind: "unary", input: StrictText, output: StrictText },
   });
   const CHUNKS = 200;
-  function trickle(refs: WeakRef<ArrayBuffer>[]): ReadableStream<Uint8Array> {
+  function trickle(views: WatchedViews): ReadableStream<Uint8Array> {
     let sent = 0;
     return new ReadableStream<Uint8Array>({
       pull(controller) {
         if (sent++ === CHUNKS) return new Promise(() => {}); // held open
-        const buffer = new ArrayBuffer(65536);
-        new Uint8Array(buffer)[0] = 0x61; // "a"
-        refs.push(new WeakRef(buffer));
-        controller.enqueue(new Uint8Array(buffer, 0, 1));
+        controller.enqueue(views.view());
       },
     }, { highWaterMark: 0 });
   }
-  async function alive(refs: WeakRef<ArrayBuffer>[]): Promise<number> {
-    for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      collectGarbage();
-    }
-    return refs.filter((ref) => ref.deref() !== undefined).length;
-  }
 
   it("on the server (a unary request's body)", async () => {
-    const refs: WeakRef<ArrayBuffer>[] = [];
+    const views = new WatchedViews(65536);
     const abort = new AbortController();
     const handler = createRpcHandler(implementService(Svc, { echo: (s) => s }));
     const responded = handler(
       new Request("http://x/t.Chunks/echo", {
         method: "POST",
         headers: { "content-type": "application/proto" },
-        body: trickle(refs),
+        body: trickle(views),
         duplex: "half",
         signal: abort.signal,
       } as RequestInit),
     );
-    while (refs.length < CHUNKS) {
+    while (views.count < CHUNKS) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const kept = await alive(refs);
+    const kept = await views.alive();
     abort.abort();
     await responded.catch(() => {});
     assert.ok(kept <= 2, `${kept} of ${CHUNKS} 64 KiB buffers kept`);
   });
 
   it("on the client (a unary response's body)", async () => {
-    const refs: WeakRef<ArrayBuffer>[] = [];
+    const views = new WatchedViews(65536);
     const transport = createConnectTransport({
       baseUrl: "http://x",
       httpClient: () =>
         Promise.resolve({
           status: 200,
           headers: new Headers({ "content-type": "application/proto" }),
-          body: trickle(refs),
+          body: trickle(views),
           trailers: Promise.resolve(new Headers()),
         }),
     });
@@ -2011,10 +2001,10 @@ describe("a Connect unary body of many small chunks keeps its bytes, not their b
       signal: abort.signal,
     });
     call.catch(() => {});
-    while (refs.length < CHUNKS) {
+    while (views.count < CHUNKS) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const kept = await alive(refs);
+    const kept = await views.alive();
     abort.abort();
     assert.ok(kept <= 2, `${kept} of ${CHUNKS} 64 KiB buffers kept`);
   });

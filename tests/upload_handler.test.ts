@@ -649,9 +649,11 @@ describe("receiveBody's read loop", () => {
     assert.equal(state.closed, false);
   });
 
-  it("receiveBody's timeoutMs reaches a sink's stalled write through the sink controller's signal", async () => {
-    // A store that never answers a write, but watches its controller's
-    // signal (the Streams standard's abort waits for the write otherwise).
+  /**
+   * A store that never answers a write, but watches its controller's
+   * signal: `reason()` is what its abort said.
+   */
+  function stalledSink() {
     let reason: unknown;
     let signal!: AbortSignal;
     const sink = new WritableStream<Uint8Array>({
@@ -666,6 +668,13 @@ describe("receiveBody's read loop", () => {
           })
         ),
     });
+    return { sink, reason: () => reason };
+  }
+
+  it("receiveBody's timeoutMs reaches a sink's stalled write through the sink controller's signal", async () => {
+    // A store that never answers a write, but watches its controller's
+    // signal (the Streams standard's abort waits for the write otherwise).
+    const { sink, reason } = stalledSink();
     const started = performance.now();
     const error = await deadline(
       receiveBody(drip(new Uint8Array(8), 5, 1_000), sink, { timeoutMs: 150 })
@@ -676,7 +685,7 @@ describe("receiveBody's read loop", () => {
     assert.ok(error instanceof HttpError, String(error));
     assert.equal(error.status, 408);
     assert.match(error.message, /timeoutMs/);
-    assert.equal(reason, error, "the sink saw the 408 as its abort reason");
+    assert.equal(reason(), error, "the sink saw the 408 as its abort reason");
     assert.ok(performance.now() - started < 2_000);
   });
 
@@ -685,20 +694,7 @@ describe("receiveBody's read loop", () => {
     // written first; that write was awaited with no timeout, so a stalled
     // store that watches its signal held the call for good (the abort
     // that tells it came only after the write).
-    let reason: unknown;
-    let signal!: AbortSignal;
-    const sink = new WritableStream<Uint8Array>({
-      start(controller) {
-        signal = controller.signal;
-      },
-      write: () =>
-        new Promise<void>((_, reject) =>
-          signal.addEventListener("abort", () => {
-            reason = signal.reason;
-            reject(signal.reason);
-          })
-        ),
-    });
+    const { sink, reason } = stalledSink();
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         controller.enqueue(new Uint8Array(100)); // and never ends
@@ -713,7 +709,7 @@ describe("receiveBody's read loop", () => {
     );
     assert.ok(error instanceof HttpError, String(error));
     assert.equal(error.status, 408);
-    assert.equal(reason, error, "the sink saw the 408 as its abort reason");
+    assert.equal(reason(), error, "the sink saw the 408 as its abort reason");
     assert.ok(performance.now() - started < 2_000);
   });
 
