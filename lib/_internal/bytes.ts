@@ -57,9 +57,14 @@ export class ByteAccumulator {
     this.#length = length;
   }
 
-  /** The bytes kept, as a view of the buffer (valid until the next push). */
+  /**
+   * The bytes kept: the buffer itself once they fill it, else a view of it
+   * (valid until the next push).
+   */
   bytes(): Uint8Array {
-    return this.#buffer.subarray(0, this.#length);
+    return this.#length === this.#buffer.byteLength
+      ? this.#buffer
+      : this.#buffer.subarray(0, this.#length);
   }
 }
 

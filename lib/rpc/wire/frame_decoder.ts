@@ -2,6 +2,7 @@ import { allocBytes, COPY_MAX_BYTES } from "./_alloc.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
+import { ByteAccumulator } from "../../_internal/bytes.ts";
 import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 
 /**
@@ -69,9 +70,8 @@ export class FrameDecoder {
   // The body being filled, grown as its bytes come (up to #length, the
   // prefix's): a prefix alone must not reserve its length (100 stalled
   // streams declaring 4 MiB each reserved 400 MiB).
-  #body: Uint8Array | undefined;
+  #body: ByteAccumulator | undefined;
   #length = 0;
-  #bodyBytes = 0;
 
   /**
    * Creates a decoder.
@@ -108,13 +108,12 @@ export class FrameDecoder {
     while (offset < end) {
       if (this.#body !== undefined) {
         // Continue a body that started in an earlier chunk.
-        const n = Math.min(this.#length - this.#bodyBytes, end - offset);
-        const body = this.#room(this.#bodyBytes + n);
-        body.set(chunk.subarray(offset, offset + n), this.#bodyBytes);
-        this.#bodyBytes += n;
+        const body = this.#body;
+        const n = Math.min(this.#length - body.byteLength, end - offset);
+        body.push(chunk.subarray(offset, offset + n));
         offset += n;
-        if (this.#bodyBytes === this.#length) {
-          frames.push({ flags: this.#flags, data: body });
+        if (body.byteLength === this.#length) {
+          frames.push({ flags: this.#flags, data: body.bytes() });
           this.#reset();
         }
         continue;
@@ -148,7 +147,7 @@ export class FrameDecoder {
         this.#checkLength(length);
         this.#startBody(this.#header[0], length);
         if (length === 0) {
-          frames.push({ flags: this.#flags, data: this.#body! });
+          frames.push({ flags: this.#flags, data: this.#body!.bytes() });
           this.#reset();
         }
       }
@@ -165,7 +164,7 @@ export class FrameDecoder {
     if (this.#headerBytes === 0) return;
     const detail = this.#body === undefined
       ? `${this.#headerBytes} of 5 prefix bytes`
-      : `${this.#bodyBytes} of ${this.#length} message bytes`;
+      : `${this.#body.byteLength} of ${this.#length} message bytes`;
     this.#reset();
     throw new RpcError(
       Code.InvalidArgument,
@@ -185,28 +184,18 @@ export class FrameDecoder {
   #startBody(flags: number, length: number): void {
     this.#flags = flags;
     this.#length = length;
-    this.#body = new Uint8Array(Math.min(length, FIRST_BODY_BYTES));
-    this.#bodyBytes = 0;
-  }
-
-  // The body with room for `bytes`: doubled as needed, never past #length
-  // (so that a whole body is its buffer exactly).
-  #room(bytes: number): Uint8Array {
-    const body = this.#body!;
-    if (bytes <= body.byteLength) return body;
-    const grown = new Uint8Array(
-      Math.min(this.#length, Math.max(bytes, 2 * body.byteLength)),
+    // Doubled as its bytes come, never past the length: a whole body is
+    // its buffer exactly.
+    this.#body = new ByteAccumulator(
+      Math.min(length, FIRST_BODY_BYTES),
+      length,
     );
-    grown.set(body.subarray(0, this.#bodyBytes));
-    this.#body = grown;
-    return grown;
   }
 
   #reset(): void {
     this.#headerBytes = 0;
     this.#body = undefined;
     this.#length = 0;
-    this.#bodyBytes = 0;
   }
 }
 
