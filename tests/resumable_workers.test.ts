@@ -18,6 +18,7 @@ import { FakeNamespace } from "./_do_fake.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
 import { Sha256 } from "../lib/runtime/_sha256.ts";
 import { deadline, randomBytes, sha256Base64 as sha256 } from "./_helpers.ts";
+import { WatchedViews } from "./_memory.ts";
 import {
   getWithOneRetry,
   type Miniflare,
@@ -53,6 +54,29 @@ describe("createResumableUploadObject", () => {
   });
 });
 
+/**
+ * A Workers store over fakes of Durable Objects and R2 (parts of
+ * `partBytes`, if given), with one upload created.
+ */
+async function storeWithUpload(partBytes?: number) {
+  const bucket = new FakeR2Bucket();
+  const UploadObject = createResumableUploadObject({
+    bucket: () => bucket,
+    partBytes,
+  });
+  const store = createResumableWorkersStore(
+    new FakeNamespace(UploadObject, {}),
+  );
+  const upload = {
+    id: "AAAAAAAAAAAAAAAAAAAAAA",
+    offset: 0,
+    complete: false,
+    createdAt: Date.now(),
+  };
+  await store.create(upload);
+  return { bucket, store, upload };
+}
+
 describe("createResumableUploadObject and Durable Objects' 128 keys a write", () => {
   it("refuses a partBytes whose tail would not fit one write, and with the largest it takes saves every tail within the limit", async () => {
     // Before, a partBytes of 16 MiB was taken, and an append that left a
@@ -68,21 +92,7 @@ describe("createResumableUploadObject and Durable Objects' 128 keys a write", ()
         }),
       /^RangeError: Cannot create resumable upload object: partBytes must be at most 12484608 \(127 storage values of 98304 bytes: a Durable Object writes at most 128 keys at once\), got 12484609$/,
     );
-    const bucket = new FakeR2Bucket();
-    const UploadObject = createResumableUploadObject({
-      bucket: () => bucket,
-      partBytes: largest,
-    });
-    const store = createResumableWorkersStore(
-      new FakeNamespace(UploadObject, {}),
-    );
-    const upload = {
-      id: "AAAAAAAAAAAAAAAAAAAAAA",
-      offset: 0,
-      complete: false,
-      createdAt: Date.now(),
-    };
-    await store.create(upload);
+    const { bucket, store, upload } = await storeWithUpload(largest);
     // One byte short of a part, then a part and all but a byte of another:
     // each save holds the largest tail there can be.
     const data = randomBytes(3 * largest - 2);
@@ -100,6 +110,22 @@ describe("createResumableUploadObject and Durable Objects' 128 keys a write", ()
       sha256(new Uint8Array(await new Response(stored!.body).arrayBuffer())),
       sha256(data),
     );
+  });
+});
+
+describe("createResumableWorkersStore keeps the bytes of small chunks, not their buffers", () => {
+  it("2,000 one-byte chunks, each viewing a 4 KiB buffer of its own, appended", async () => {
+    // workerd's request body chunks view 4 KiB buffers of their own: kept
+    // as views until a part filled (8 MiB by default), one-byte chunks
+    // passed a Worker's 128 MB within about 32,000 of them.
+    const views = new WatchedViews(4096);
+    const { store, upload } = await storeWithUpload();
+    const writer = (await store.append(upload.id, 0)).getWriter();
+    for (let i = 0; i < 2_000; i++) await writer.write(views.view());
+    const kept = await views.alive();
+    await writer.close();
+    assert.ok(kept <= 2, `${kept} of 2000 4 KiB buffers kept`);
+    assert.equal((await store.get(upload.id))?.offset, 2_000);
   });
 });
 

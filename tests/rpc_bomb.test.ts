@@ -113,19 +113,27 @@ describe("many gzip messages in one body chunk", () => {
     return encodeFrame({ flags: 1, data: gzipSync(message) });
   });
   const chunk = concat(frames);
-  function counted(): { type: MessageType<Uint8Array>; decoded: () => number } {
+  // A bidi and a server-streaming service whose messages are the first
+  // byte of what came, counting the messages decoded.
+  function counted() {
     let decoded = 0;
-    return {
-      type: {
-        typeName: "test.Counted",
-        proto: {
-          encode: (bytes) => bytes,
-          decode: (bytes) => {
-            decoded++;
-            return bytes.slice(0, 1);
-          },
+    const type: MessageType<Uint8Array> = {
+      typeName: "test.Counted",
+      proto: {
+        encode: (bytes) => bytes,
+        decode: (bytes) => {
+          decoded++;
+          return bytes.slice(0, 1);
         },
       },
+    };
+    return {
+      Bidi: defineService("test.v1.Bomb", {
+        bidi: { kind: "bidi", input: type, output: type },
+      }),
+      Stream: defineService("test.v1.Bomb", {
+        stream: { kind: "server-streaming", input: type, output: type },
+      }),
       decoded: () => decoded,
     };
   }
@@ -137,30 +145,21 @@ describe("many gzip messages in one body chunk", () => {
         "content-type": "application/grpc-web+proto",
         "grpc-encoding": "gzip",
       },
-      body: new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (const c of chunks) controller.enqueue(c);
-          controller.close();
-        },
-      }),
+      body: ReadableStream.from(chunks),
       duplex: "half",
     } as RequestInit);
   }
   const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
 
   it("a server handler that waits after its first request has one or two decoded", async () => {
-    const { type, decoded } = counted();
-    const Bomb = defineService("test.v1.Bomb", {
-      bidi: { kind: "bidi", input: type, output: type },
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
+    const { Bidi, decoded } = counted();
+    const gate = Promise.withResolvers<void>();
     const seen: number[] = [];
-    const handler = createRpcHandler(implementService(Bomb, {
+    const handler = createRpcHandler(implementService(Bidi, {
       async *bidi(requests) {
         for await (const message of requests) {
           seen.push(message[0]);
-          await gate;
+          await gate.promise;
         }
         yield new Uint8Array([seen.length]);
       },
@@ -172,25 +171,21 @@ describe("many gzip messages in one body chunk", () => {
       decoded() <= 2,
       `${decoded()} messages of 1 MiB decoded for a handler waiting on its first`,
     );
-    release();
+    gate.resolve();
     const response = await deadline(responded, 20_000, "the head");
     await deadline(response.arrayBuffer(), 20_000, "the response");
     assert.deepEqual(seen, frames.map((_, i) => i));
   });
 
   it("a fused handler (the synchronous path) decodes them as its step takes them", async () => {
-    const { type, decoded } = counted();
-    const Bomb = defineService("test.v1.Bomb", {
-      bidi: { kind: "bidi", input: type, output: type },
-    });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
+    const { Bidi, decoded } = counted();
+    const gate = Promise.withResolvers<void>();
     const seen: number[] = [];
-    const handler = createRpcHandler(implementService(Bomb, {
+    const handler = createRpcHandler(implementService(Bidi, {
       bidi: () =>
         new MapStream(async (message: Uint8Array) => {
           seen.push(message[0]);
-          if (seen.length > 1) await gate;
+          if (seen.length > 1) await gate.promise;
           return message;
         }),
     }));
@@ -206,7 +201,7 @@ describe("many gzip messages in one body chunk", () => {
       decoded() <= 3,
       `${decoded()} messages of 1 MiB decoded for a step waiting on its second`,
     );
-    release();
+    gate.resolve();
     while (!(await deadline(reader.read(), 20_000, "the answers")).done);
     assert.deepEqual(seen, frames.map((_, i) => i));
   });
@@ -214,10 +209,7 @@ describe("many gzip messages in one body chunk", () => {
   it("a client whose response body fails after them still gets all the messages that arrived whole, then the failure", async () => {
     // Before, the frames held back for the reader were dropped once the
     // body failed: 4 of 20 such messages came through.
-    const { type } = counted();
-    const Bomb = defineService("test.v1.Bomb", {
-      stream: { kind: "server-streaming", input: type, output: type },
-    });
+    const { Stream } = counted();
     const transport = answeringGzip(
       new ReadableStream<Uint8Array>({
         start(controller) {
@@ -226,7 +218,7 @@ describe("many gzip messages in one body chunk", () => {
         },
       }),
     );
-    const call = createClient(Bomb, transport).stream(new Uint8Array(1));
+    const call = createClient(Stream, transport).stream(new Uint8Array(1));
     const seen: number[] = [];
     const first = await deadline(call.receive(), 20_000, "the first message");
     seen.push((first.value as Uint8Array)[0]);
@@ -242,10 +234,7 @@ describe("many gzip messages in one body chunk", () => {
   });
 
   it("a client that stops after its first response has one or two decoded", async () => {
-    const { type, decoded } = counted();
-    const Bomb = defineService("test.v1.Bomb", {
-      stream: { kind: "server-streaming", input: type, output: type },
-    });
+    const { Stream, decoded } = counted();
     const end = new Uint8Array([2, 0, 0, 0, 2, 0x7b, 0x7d]); // {}
     const transport = answeringGzip(
       new ReadableStream<Uint8Array>({
@@ -256,7 +245,7 @@ describe("many gzip messages in one body chunk", () => {
         },
       }),
     );
-    const call = createClient(Bomb, transport).stream(new Uint8Array(1));
+    const call = createClient(Stream, transport).stream(new Uint8Array(1));
     const seen: number[] = [];
     const first = await deadline(call.receive(), 20_000, "the first message");
     seen.push((first.value as Uint8Array)[0]);

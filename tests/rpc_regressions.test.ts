@@ -67,6 +67,12 @@ import {
 
 const T = 20_000;
 
+/** Starts `server` on 127.0.0.1, port 0; its http: URL. */
+async function listening(server: http2.Http2Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
 const EchoService = defineService("test.v1.EchoService", {
   echo: { kind: "unary", input: Int64Value, output: Int64Value },
   count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
@@ -1407,12 +1413,7 @@ describe("createHttp2Client sends a streaming call the server never processed ag
         stream.end(out);
       });
     });
-    await new Promise<void>((resolve) =>
-      server.listen(0, "127.0.0.1", resolve)
-    );
-    const url = `http://127.0.0.1:${
-      (server.address() as { port: number }).port
-    }`;
+    const url = await listening(server);
     const httpClient = createHttp2Client(url);
     const client = createClient(
       Svc,
@@ -2095,12 +2096,7 @@ describe("createHttp2Client and a status in headers that do not end the stream",
         stream.end(new Uint8Array([0, 0, 0, 0, 2, 8, 7])); // Int64Value 7
       });
     });
-    await new Promise<void>((resolve) =>
-      server.listen(0, "127.0.0.1", resolve)
-    );
-    const url = `http://127.0.0.1:${
-      (server.address() as { port: number }).port
-    }`;
+    const url = await listening(server);
     const httpClient = createHttp2Client(url);
     try {
       const call = createClient(
@@ -2211,12 +2207,7 @@ describe("a gRPC-Web response with grpc-status in its headers and a body", () =>
             "content-type": "application/grpc-web+proto",
             "grpc-status": "0",
           }),
-          body: new ReadableStream<Uint8Array>({
-            start(controller) {
-              for (const chunk of body) controller.enqueue(chunk);
-              controller.close();
-            },
-          }),
+          body: ReadableStream.from(body),
           trailers: Promise.resolve(new Headers()),
         }),
     });
