@@ -110,8 +110,8 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  *   `sendLowWaterMark` (polled: the WebSocket API has no drain event). A
  *   socket still connecting is waited for.
  * - Receiving: messages queue up to `maxBufferedBytes` unread (each behind
- *   another counting 512 bytes more than its own); the socket cannot be paused, so
- *   past that bound it is closed with 1009 (4009 from a client
+ *   another counting 512 bytes more than its own); the socket cannot be
+ *   paused, so past that bound it is closed with 1009 (4009 from a client
  *   `WebSocket`, whose API refuses 1009) and reads reject with a
  *   `RangeError`.
  * - Half-close: `closeWrite` sends an empty binary message, which the peer's
