@@ -9,7 +9,14 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import FormDataPackage from "form-data";
@@ -139,8 +146,9 @@ describe("createUploadHandler multipart mode", () => {
     await removeDir(dir);
   });
 
+  /** A directory of its own for one case, inside `dir` (removed after all). */
   async function fresh(): Promise<string> {
-    return await makeTempDir("upload-multipart-case-");
+    return await mkdtemp(join(dir, "case-"));
   }
 
   async function assertEmpty(path: string): Promise<void> {
