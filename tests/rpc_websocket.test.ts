@@ -28,6 +28,7 @@ import {
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
 import { aborted, Bytes, deadline, startServer } from "./_helpers.ts";
+import { openRaw } from "./_faults.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
 import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
 
@@ -350,6 +351,38 @@ describe("RPC over WebSocket", () => {
       await sum(`${base}/rpc-ws`, base.replace("http:", "https:")),
       6n,
     );
+    // A proxy ending TLS may forward the page's port: `Host: a.example:443`
+    // for a page of https://a.example (refused with 403 before). The port
+    // must still be the page's.
+    const upgradeStatus = async (host: string, origin: string) => {
+      const raw = await openRaw(Number(new URL(base).port));
+      await raw.write(
+        `GET /rpc-ws HTTP/1.1\r\nhost: ${host}\r\nupgrade: websocket\r\n` +
+          "connection: Upgrade\r\nsec-websocket-version: 13\r\n" +
+          "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+          `sec-websocket-protocol: sluice.rpc.v1\r\norigin: ${origin}\r\n\r\n`,
+      );
+      const head = await deadline(raw.firstReply, T, "the upgrade's answer");
+      raw.destroy();
+      return head.split(" ", 2)[1];
+    };
+    for (
+      const [host, origin, status] of [
+        ["a.example:443", "https://a.example", "101"],
+        ["a.example:443", "https://a.example:443", "101"],
+        ["a.example:80", "http://a.example", "101"],
+        ["a.example:443", "http://a.example", "403"],
+        ["a.example:8443", "https://a.example", "403"],
+        ["a.example", "https://a.example:8443", "403"],
+        ["a.example:443", "https://b.example", "403"],
+      ]
+    ) {
+      assert.equal(
+        await upgradeStatus(host, origin),
+        status,
+        `${host} ${origin}`,
+      );
+    }
     for (
       const allowedOrigins of [
         [evil, "https://other.example"],

@@ -28,7 +28,9 @@ export interface WebSocketRpcHandlerOptions
    * WebSockets and send the page's cookies with the upgrade, so any page a
    * visitor opens could otherwise make calls as that visitor (cross-site
    * WebSocket hijacking). By default only pages of the server's own host
-   * (the `Origin`'s host is the request URL's) and clients that send no
+   * (the `Origin`'s host is the request URL's, whatever the scheme; where
+   * the request names a port, the page's or its scheme's default is that
+   * port, as for `Host: a.example:443` from a proxy) and clients that send no
    * `Origin` (not browsers) are served; others get 403. A list names the
    * origins allowed (`"https://app.example.com"`), `"*"` allows any (for a
    * server that authenticates calls by their own headers, not cookies), and
@@ -144,6 +146,12 @@ export function createWebSocketRpcHandler(
   };
 }
 
+/** The port of a page's origin that names none, by its scheme. */
+const DEFAULT_PORTS: Record<string, string | undefined> = {
+  "http:": "80",
+  "https:": "443",
+};
+
 /** The check of `allowedOrigins`, its value checked once. */
 function checkAllowedOrigins(
   what: string,
@@ -151,10 +159,17 @@ function checkAllowedOrigins(
 ): (origin: string, request: Request) => boolean {
   if (allowed === undefined) {
     // The page's host is the server's: same host, whatever the scheme (a
-    // proxy in front may end TLS).
-    return (origin, request) =>
-      URL.canParse(origin) &&
-      new URL(origin).host === new URL(request.url).host;
+    // proxy in front may end TLS, and may forward `Host: a.example:443`
+    // for a page of https://a.example).
+    return (origin, request) => {
+      if (!URL.canParse(origin)) return false;
+      const page = new URL(origin);
+      const server = new URL(request.url);
+      if (page.hostname !== server.hostname) return false;
+      // No port in the request URL: the page must name none either.
+      if (server.port === "") return page.port === "";
+      return (page.port || DEFAULT_PORTS[page.protocol]) === server.port;
+    };
   }
   if (allowed === "*") return () => true;
   if (typeof allowed === "function") return allowed;
