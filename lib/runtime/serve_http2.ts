@@ -82,8 +82,10 @@ export interface ServeHttp2Options {
    * Bytes of one request's header list, counted as HTTP/2 does (name, value
    * and 32 per field, after HPACK decoding), announced as
    * SETTINGS_MAX_HEADER_LIST_SIZE. A request over it is answered 431 without
-   * running the handler (or reset by `node:http2` itself). nginx reads at
-   * most 4 × 8 KiB of request headers by default.
+   * running the handler (or reset by `node:http2` itself). This bound alone
+   * decides: the number of fields is not limited otherwise (`node:http2`'s
+   * own default resets a request of more than 128). nginx reads at most 4 ×
+   * 8 KiB of request headers by default.
    *
    * @default {32768}
    */
@@ -261,6 +263,10 @@ export async function serveHttp2(
   const server = http2.createServer({
     maxSessionMemory: Math.max(1, Math.ceil(maxSessionMemoryBytes / MiB)),
     maxHeaderListSize: maxHeaderListBytes,
+    // node:http2 resets a stream of more than 128 fields (ENHANCE_YOUR_CALM)
+    // whatever their bytes: every field counts at least 32 bytes, so the
+    // byte bound alone decides (the pseudo-headers count as fields).
+    maxHeaderListPairs: Math.ceil(maxHeaderListBytes / 32) + 8,
     settings: {
       maxConcurrentStreams,
       maxHeaderListSize: maxHeaderListBytes,
