@@ -122,6 +122,17 @@ describe("SseEncoderStream", () => {
     });
   });
 
+  it("SseEncoderStream rejects an id with a control character but a tab (no Last-Event-ID header could carry it back)", async () => {
+    for (const id of ["a\u001bb", "a\u0001", "\u007f", "a\u000bb"]) {
+      await assert.rejects(encode([{ id, data: "x" }]), {
+        name: "TypeError",
+        message:
+          "Cannot encode event: its id contains a control character, which a client cannot send back as Last-Event-ID",
+      });
+    }
+    assert.equal(await encode([{ id: "a\tb" }]), "id: a\tb\n\n");
+  });
+
   it("SseEncoderStream rejects a retry that is not a non-negative integer", async () => {
     await assert.rejects(encode([{ retry: -1 }]), {
       name: "RangeError",
@@ -1001,6 +1012,46 @@ describe("fetchEventStream", () => {
       );
       assert.equal(calls, 1);
     });
+  });
+
+  it("fetchEventStream errors clearly, once, when the last id received holds a control character (it retried for ever under Deno)", async () => {
+    // Valid in an event stream (only NUL makes an id ignored), but Deno's
+    // fetch refuses to send it as a header and Bun's server answers 400.
+    let requests = 0;
+    await withServer(() => {
+      requests++;
+      return new Response("retry: 5\nid: a\u001b[0mb\ndata: first\n\n", {
+        headers: { "content-type": "text/event-stream" },
+      });
+    }, async (server) => {
+      const got: string[] = [];
+      await assert.rejects(
+        deadline(
+          (async () => {
+            for await (const message of fetchEventStream(server.url)) {
+              got.push(message.data);
+            }
+          })(),
+          T,
+          "event stream",
+        ),
+        {
+          name: "TypeError",
+          message:
+            'Cannot read event stream: the last event id received, "a\\u001b[0mb", contains a control character, which no Last-Event-ID header can carry: the stream cannot resume',
+        },
+      );
+      assert.deepEqual(got, ["first"]);
+      assert.equal(requests, 1);
+    });
+    assert.throws(
+      () => fetchEventStream("http://x/", { lastEventId: "a\u0007" }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot read event stream: lastEventId "a\\u0007" contains a control character, which no Last-Event-ID header can carry',
+      },
+    );
   });
 
   it("fetchEventStream rejects bad options", () => {

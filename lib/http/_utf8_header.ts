@@ -35,3 +35,15 @@ export function fromUtf8Header(value: string): string {
     return value;
   }
 }
+
+/**
+ * Whether a header can carry `text` as the runtimes send it: no control
+ * character but a tab (Deno's fetch refuses to send one, Bun's server
+ * refuses to receive one, though the Fetch standard forbids only NUL, CR and
+ * LF).
+ */
+export function headerCanCarry(text: string): boolean {
+  return !CONTROL.test(text);
+}
+
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;

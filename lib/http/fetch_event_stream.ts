@@ -6,7 +6,7 @@ import type {
   SseMessage,
 } from "./sse_decoder_stream.ts";
 import { createSseParser, type SseParser } from "./_sse_parser.ts";
-import { toUtf8Header } from "./_utf8_header.ts";
+import { headerCanCarry, toUtf8Header } from "./_utf8_header.ts";
 
 /** Options for {@linkcode fetchEventStream}. */
 export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
@@ -32,7 +32,10 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
    * @default {Infinity}
    */
   maxRetries?: number;
-  /** The `Last-Event-ID` to send on the first connection. */
+  /**
+   * The `Last-Event-ID` to send on the first connection: no control
+   * character but a tab.
+   */
   lastEventId?: string;
   /** More request headers. */
   headers?: HeadersInit;
@@ -99,6 +102,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   server's `retry` delay (or `retryDelayMs`) and sends `Last-Event-ID` (as
  *   UTF-8) with the last id the stream dispatched, so the server can resume:
  *   every event a connection completed is delivered, even after it drops.
+ *   An id that no header can carry (a control character other than a tab,
+ *   valid in an event stream) errors the stream with a `TypeError` when it
+ *   would be sent: it cannot resume.
  * - Each further attempt in a row that brings no event (a connection that
  *   fails with a network error, or ends or drops before an event) waits twice
  *   as long as the one before, from at least 100 ms (even after `retry: 0`) up
@@ -120,7 +126,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * @param options Reconnection delays, limits, headers, signal and fetch.
  * @returns The events, as a stream (async-iterable).
  * @throws {TypeError} When `url` is not a URL (a relative one needs a page's
- * location), as EventSource's constructor throws.
+ * location), as EventSource's constructor throws, or `lastEventId` has a
+ * control character other than a tab.
  * @throws {RangeError} When an option is out of range.
  *
  * @example Follow a feed
@@ -155,6 +162,14 @@ export function fetchEventStream(
     maxEventBytes: options.maxEventBytes,
   };
   createSseParser(decoderOptions); // checks the limits now
+  let lastEventId = options.lastEventId ?? "";
+  if (!headerCanCarry(lastEventId)) {
+    throw new TypeError(
+      `Cannot ${what}: lastEventId ${
+        JSON.stringify(lastEventId.slice(0, 64))
+      } contains a control character, which no Last-Event-ID header can carry`,
+    );
+  }
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const browser = isBrowser();
   const stop = new AbortController();
@@ -164,7 +179,6 @@ export function fetchEventStream(
   else signal?.addEventListener("abort", onAbort, { once: true });
   const done = () => signal?.removeEventListener("abort", onAbort);
 
-  let lastEventId = options.lastEventId ?? "";
   // Network errors in a row (for maxRetries), and attempts in a row that
   // brought no event, failed or not, the one under way included (for the
   // delay); an event resets both.
@@ -200,6 +214,15 @@ export function fetchEventStream(
       // cached, as for EventSource, so that a feed from another origin
       // needs no preflight; elsewhere, `cache` may be unimplemented.
       if (!browser) headers.set("cache-control", "no-cache");
+      if (!headerCanCarry(lastEventId)) {
+        // Sent, Deno's fetch refuses it (a network error, retried for
+        // ever) and Bun's server answers 400: the stream cannot resume.
+        throw new TypeError(
+          `Cannot ${what}: the last event id received, ${
+            JSON.stringify(lastEventId.slice(0, 64))
+          }, contains a control character, which no Last-Event-ID header can carry: the stream cannot resume`,
+        );
+      }
       if (lastEventId !== "") {
         headers.set("last-event-id", toUtf8Header(lastEventId));
       } else headers.delete("last-event-id");

@@ -1,4 +1,5 @@
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
+import { headerCanCarry } from "./_utf8_header.ts";
 
 /**
  * One Server-Sent Event to send. Every field is optional: an event with
@@ -16,7 +17,8 @@ export interface SseEvent {
   event?: string;
   /**
    * The event id: the client sends it back as `Last-Event-ID` when it
-   * reconnects. One line, without NUL.
+   * reconnects. One line, without NUL or other control characters (a tab
+   * is one), which no request header can carry.
    */
   id?: string;
   /** The client's reconnection delay from now on, in milliseconds. */
@@ -73,7 +75,8 @@ function oneLine(field: string, value: string): string {
  * @param event The event.
  * @returns Its lines, ending with the blank line that dispatches it.
  * @throws {TypeError} When `event` is not an object, a text field is not a
- * string, `event` or `id` spans lines, or `id` has a NUL.
+ * string, `event` or `id` spans lines, or `id` has a control character
+ * other than a tab.
  * @throws {RangeError} When `retry` is not a non-negative integer.
  */
 export function formatSseEvent(event: SseEvent): string {
@@ -103,7 +106,13 @@ export function formatSseEvent(event: SseEvent): string {
         "Cannot encode event: its id contains NUL, which clients ignore",
       );
     }
-    out += `id: ${oneLine("id", id)}\n`;
+    const line = oneLine("id", id);
+    if (!headerCanCarry(line)) {
+      throw new TypeError(
+        "Cannot encode event: its id contains a control character, which a client cannot send back as Last-Event-ID",
+      );
+    }
+    out += `id: ${line}\n`;
   }
   if (event.retry !== undefined) {
     if (typeof event.retry !== "number") {
