@@ -385,7 +385,7 @@ describe("openDuplex and duplexResponse errors and aborts", () => {
 async function compress(
   bytes: Uint8Array<ArrayBuffer>,
   format: "gzip" | "deflate",
-): Promise<Uint8Array> {
+): Promise<Uint8Array<ArrayBuffer>> {
   const compressed = new Blob([bytes]).stream().pipeThrough(
     new CompressionStream(format),
   );
@@ -567,6 +567,41 @@ describe("per-direction Content-Encoding", () => {
         assert.ok(read <= MiB, `client read ${read} bytes`);
       },
     );
+  });
+
+  it("openDuplex says a compressed response whose data is corrupt may be corrupt (not only that the connection broke)", async () => {
+    for (const coding of ["gzip", "deflate"] as const) {
+      const corrupt = await compress(
+        new TextEncoder().encode("hello world ".repeat(1000)),
+        coding,
+      );
+      corrupt[20] ^= 0xff;
+      corrupt[21] ^= 0xff;
+      corrupt[22] ^= 0x55;
+      await withServer(
+        () =>
+          new Response(corrupt, { headers: { "content-encoding": coding } }),
+        async (server) => {
+          const { stream } = openDuplex(server.url, {
+            acceptCompression: ["gzip", "deflate"],
+          });
+          await stream.closeWrite();
+          const error = await deadline(
+            (async () => {
+              for await (const _ of stream) { /* read to the end */ }
+            })().then(() => undefined, (e) => e),
+            10_000,
+            "reading a corrupt body",
+          );
+          assert.ok(error instanceof TypeError, `${coding}: ${error}`);
+          assert.match(
+            error.message,
+            /^Cannot read duplex response: .*(data is corrupt or was cut short|its encoded data is corrupt)/,
+            coding,
+          );
+        },
+      );
+    }
   });
 
   it("echo answers 415 for an unsupported Content-Encoding", async () => {

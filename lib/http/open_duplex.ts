@@ -250,8 +250,18 @@ export function openDuplex(
         release();
         // The runtime's message ("error reading a body from connection")
         // does not say which side failed; this one does, and keeps it.
+        // Decoded here, the body's codings failed (corrupt or cut short);
+        // decoded by fetch, its failure may be either.
         throw new TypeError(
-          "Cannot read duplex response: the response body failed before its end (the server aborted or the connection broke)",
+          decodeWith
+            ? `Cannot read duplex response: the response body's ${
+              decodeWith.join(", ")
+            } data is corrupt or was cut short`
+            : `Cannot read duplex response: the response body failed before its end (the server aborted${
+              limited
+                ? ", the connection broke or its encoded data is corrupt"
+                : " or the connection broke"
+            })`,
           { cause },
         );
       }
