@@ -688,6 +688,30 @@ describe("fetchEventStream", () => {
     });
   });
 
+  it("fetchEventStream takes a last-event-id among headers as the first connection's id (it was dropped), the ids it receives after it", async () => {
+    const seen: (string | null)[] = [];
+    await withServer((request) => {
+      seen.push(request.headers.get("last-event-id"));
+      return seen.length === 3
+        ? new Response(null, { status: 204 })
+        : new Response(`retry: 5\nid: ${seen.length}\ndata: x\n\n`, {
+          headers: { "content-type": "text/event-stream" },
+        });
+    }, async (server) => {
+      const messages = await deadline(
+        Array.fromAsync(
+          fetchEventStream(server.url, {
+            headers: { "Last-Event-ID": "41" },
+          }),
+        ),
+        T,
+        "event stream",
+      );
+      assert.deepEqual(messages.map((m) => m.id), ["1", "2"]);
+      assert.deepEqual(seen, ["41", "1", "2"]);
+    });
+  });
+
   it("fetchEventStream resumes from the last delivered event after the connection drops", async () => {
     // The server never ends a stream; the client's fetch loses each
     // connection right after its first event (a body that errors as a

@@ -6,7 +6,11 @@ import type {
   SseMessage,
 } from "./sse_decoder_stream.ts";
 import { createSseParser, type SseParser } from "./_sse_parser.ts";
-import { headerCanCarry, toUtf8Header } from "./_utf8_header.ts";
+import {
+  fromUtf8Header,
+  headerCanCarry,
+  toUtf8Header,
+} from "./_utf8_header.ts";
 
 /** Options for {@linkcode fetchEventStream}. */
 export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
@@ -34,7 +38,9 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
   maxRetries?: number;
   /**
    * The `Last-Event-ID` to send on the first connection: no control
-   * character but a tab.
+   * character but a tab. A `last-event-id` in `headers` does the same.
+   *
+   * @default {the `last-event-id` of `headers`, or none}
    */
   lastEventId?: string;
   /** More request headers. */
@@ -162,7 +168,10 @@ export function fetchEventStream(
     maxEventBytes: options.maxEventBytes,
   };
   createSseParser(decoderOptions); // checks the limits now
-  let lastEventId = options.lastEventId ?? "";
+  // A Last-Event-ID among `headers` (as other clients take it) is the
+  // first connection's too, and is replaced by the ids the stream sets.
+  let lastEventId = options.lastEventId ??
+    fromUtf8Header(new Headers(options.headers).get("last-event-id") ?? "");
   if (!headerCanCarry(lastEventId)) {
     throw new TypeError(
       `Cannot ${what}: lastEventId ${
