@@ -30,6 +30,7 @@ import {
 import { cutPoints, startCuttingProxy } from "./_resumable_proxy.ts";
 
 const MiB = 1024 * 1024;
+const enc = new TextEncoder();
 const FAST = { retryDelayMs: 5, maxRetryDelayMs: 50 };
 /**
  * The full fault run (100 cuts during 256 MiB) is the test task's
@@ -257,8 +258,95 @@ describe("resumableUpload", () => {
       }),
       (error: unknown) =>
         error instanceof HttpError && error.status === 409 &&
-        /complete at 10 bytes, and the body has 20/.test(error.message),
+        error.message ===
+          "Cannot upload: the server's upload is 10 bytes long, and the body has 20",
     );
+  });
+
+  for (const protocol of ["tus", "ietf"] as const) {
+    it(`refuses a stored upload URL of an unfinished upload of another length, before sending a byte (${protocol})`, async () => {
+      // Before, tus resolved as if the body had been delivered (the upload
+      // never completed), and IETF appended bytes of this body to it
+      // before failing with a bare 400.
+      const url = new URL("/uploads", server.url);
+      let stored: string | undefined;
+      const first = new AbortController();
+      await assert.rejects(
+        resumableUpload(url, randomBytes(2000), {
+          protocol,
+          chunkBytes: 500,
+          signal: first.signal,
+          onUploadUrl: (u) => void (stored = u),
+          onProgress: (done) => done >= 500 && first.abort(new Error("stop")),
+        }),
+        /stop/,
+      );
+      const before = await store.get(idOf(stored!));
+      assert.equal(before?.offset, 500);
+      await assert.rejects(
+        resumableUpload(url, randomBytes(1000), {
+          protocol,
+          uploadUrl: stored,
+          ...FAST,
+        }),
+        (error: unknown) =>
+          error instanceof HttpError && error.status === 409 &&
+          error.message ===
+            "Cannot upload: the server's upload is 2000 bytes long, and the body has 1000",
+      );
+      assert.equal((await store.get(idOf(stored!)))?.offset, 500);
+    });
+  }
+
+  it("ends at once with the error of a caller's callback or a metadata key no header can carry (they were retried as cut connections, then 503)", async () => {
+    const url = new URL("/uploads", server.url);
+    const started = performance.now();
+    for (const key of ["file name", "a\u0001b", ""]) {
+      await assert.rejects(
+        resumableUpload(url, randomBytes(10), {
+          protocol: "tus",
+          metadata: { [key]: "v" },
+        }),
+        {
+          name: "TypeError",
+          message: `Cannot upload: metadata key ${
+            JSON.stringify(key)
+          } is empty or has a space, a comma or a control character`,
+        },
+      );
+    }
+    await assert.rejects(
+      resumableUpload(url, randomBytes(10), {
+        headers: { "x-bad": "\u0100" },
+      }),
+      TypeError,
+    );
+    const mine = new Error("the progress bar is gone");
+    let calls = 0;
+    await assert.rejects(
+      resumableUpload(url, randomBytes(1000), {
+        chunkBytes: 100,
+        onProgress: () => {
+          calls++;
+          throw mine;
+        },
+      }),
+      (error: unknown) => error === mine,
+    );
+    assert.equal(calls, 1);
+    // A key beyond ASCII goes as its UTF-8 bytes (the store keeps the
+    // header as it came, a character per byte).
+    const { uploadUrl } = await resumableUpload(url, randomBytes(10), {
+      protocol: "tus",
+      metadata: { "ключ": "значение" },
+    });
+    assert.equal(
+      (await store.get(idOf(uploadUrl)))?.metadata,
+      `${String.fromCharCode(...enc.encode("ключ"))} ${
+        btoa(String.fromCharCode(...enc.encode("значение")))
+      }`,
+    );
+    assert.ok(performance.now() - started < 5_000);
   });
 
   it("resumes from a stored upload URL after an abort", async () => {

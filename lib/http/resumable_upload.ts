@@ -6,6 +6,7 @@ import { HttpError } from "./http_error.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
+import { headerCanCarry, toUtf8Header } from "./_utf8_header.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
 import { IdleWatch } from "../_internal/idle_timeout.ts";
 import {
@@ -41,7 +42,10 @@ export interface ResumableUploadOptions {
    * store it like a password.
    */
   onUploadUrl?: (url: string) => void | Promise<void>;
-  /** Called with `(bytesAcknowledged, total)` after each acknowledged request. */
+  /**
+   * Called with `(bytesAcknowledged, total)` after each acknowledged
+   * request. What it throws fails the upload at once.
+   */
   onProgress?: (acknowledged: number, total: number) => void;
   /**
    * The most bytes sent in one request: progress is reported once per
@@ -107,7 +111,10 @@ export interface ResumableUploadOptions {
    * @default {30000}
    */
   idleTimeoutMs?: number;
-  /** tus `Upload-Metadata` (keys without spaces or commas). */
+  /**
+   * tus `Upload-Metadata`: keys not empty, without spaces, commas or control
+   * characters (beyond ASCII, sent as UTF-8).
+   */
   metadata?: Record<string, string>;
   /** More headers for every request. */
   headers?: HeadersInit;
@@ -211,8 +218,40 @@ export async function resumableUpload(
     );
   }
 
+  // Checked once, before any request: a header or metadata key the
+  // runtime refuses is the caller's mistake, said at once, not a cut
+  // connection retried for minutes.
+  const baseHeaders = new Headers(options.headers);
+  const metadataHeader = tus && options.metadata
+    ? encodeMetadata(options.metadata)
+    : undefined;
+
+  /**
+   * Runs a callback of the caller's: what it throws ends the upload at
+   * once, never retried as a cut connection.
+   */
+  async function callback(run: () => void | Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (error) {
+      throw new CallerFailure(error);
+    }
+  }
+  const progress = async (acknowledged: number, response?: Response) => {
+    if (onProgress === undefined) return;
+    try {
+      await callback(() => onProgress(acknowledged, total));
+    } catch (error) {
+      await response?.body?.cancel();
+      throw error;
+    }
+  };
+  const newUploadUrl = async (url: string) => {
+    if (onUploadUrl !== undefined) await callback(() => onUploadUrl(url));
+  };
+
   function headers(extra: Record<string, string>): Headers {
-    const result = new Headers(options.headers);
+    const result = new Headers(baseHeaders);
     if (tus) result.set("tus-resumable", TUS_VERSION);
     for (const [name, value] of Object.entries(extra)) result.set(name, value);
     return result;
@@ -326,8 +365,8 @@ export async function resumableUpload(
             "upload-complete": total === 0 ? "?1" : "?0",
             "upload-length": String(total),
           };
-        if (tus && options.metadata) {
-          extra["upload-metadata"] = encodeMetadata(options.metadata);
+        if (metadataHeader !== undefined) {
+          extra["upload-metadata"] = metadataHeader;
         }
         const response = await request(collection.href, "POST", extra);
         if (!response.ok) {
@@ -398,7 +437,7 @@ export async function resumableUpload(
         if (stored && (response.status === 404 || response.status === 410)) {
           stored = false;
           uploadUrl = await create();
-          await onUploadUrl?.(uploadUrl);
+          await newUploadUrl(uploadUrl);
           needOffset = false;
           continue;
         }
@@ -409,11 +448,22 @@ export async function resumableUpload(
           await backOff(refuse(response, "the offset request"));
           continue;
         }
+        // A stored URL of another upload: its length, where the server
+        // says it, is not this body's (a tus upload of another length never
+        // completes, an IETF one takes bytes of the wrong body).
+        const length = response.headers.get("upload-length");
+        const declared = length === null ? undefined : readInteger(length);
+        if (declared !== undefined && declared !== total) {
+          throw new HttpError(
+            409,
+            `Cannot upload: the server's upload is ${declared} bytes long, and the body has ${total}`,
+          );
+        }
         const reported = reportedOffset(response, total);
         // Bytes the server kept from a cut request are progress too.
         if (reported > offset) {
           failures = 0;
-          onProgress?.(reported, total);
+          await progress(reported);
         }
         const waitFor = reported > offset ? undefined : conflict;
         conflict = undefined;
@@ -473,10 +523,11 @@ export async function resumableUpload(
         ? reportedOffset(response, end)
         : end;
       failures = 0;
-      onProgress?.(offset, total);
+      await progress(offset, response);
       if (offset >= total && (last || tus)) finalResponse = response;
       else await response.body?.cancel();
     } catch (error) {
+      if (error instanceof CallerFailure) throw error.cause;
       if (error instanceof HttpError || signal?.aborted) throw error;
       // A cut connection: ask the server what it kept.
       needOffset = true;
@@ -511,15 +562,23 @@ function reportedOffset(response: Response, max: number): number {
 
 function encodeMetadata(metadata: Record<string, string>): string {
   return Object.entries(metadata).map(([key, value]) => {
-    if (!/^[^\s,]+$/.test(key)) {
+    if (!/^[^\s,]+$/.test(key) || !headerCanCarry(key)) {
       throw new TypeError(
         `Cannot upload: metadata key ${
           JSON.stringify(key)
-        } has a space or comma`,
+        } is empty or has a space, a comma or a control character`,
       );
     }
-    return `${key} ${encodeBase64(new TextEncoder().encode(value))}`;
+    // A key beyond ASCII goes as its UTF-8 bytes, as the server reads it.
+    return `${toUtf8Header(key)} ${
+      encodeBase64(new TextEncoder().encode(value))
+    }`;
   }).join(",");
+}
+
+/** What a callback of the caller's threw (`cause`), to end an upload with. */
+class CallerFailure {
+  constructor(readonly cause: unknown) {}
 }
 
 /** Bytes `[start, end)` of the body as a stream of copies of up to 1 MiB. */
