@@ -1114,6 +1114,107 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     );
   });
 
+  it("appends a chunk with a checksum whole: its sink is closed only once it matched, aborted otherwise", async () => {
+    // Before, the sink was closed (its bytes recorded, durably) and the
+    // SHA-1 compared after: a server killed between the two kept the
+    // refused bytes, and the upload completed holding them.
+    const sinks: { whole?: boolean; ended?: "close" | "abort" }[] = [];
+    const watched: ResumableStore = {
+      ...store,
+      async append(id, offset, options) {
+        const seen: (typeof sinks)[number] = { whole: options?.whole };
+        sinks.push(seen);
+        const writer = (await store.append(id, offset, options)).getWriter();
+        return new WritableStream<Uint8Array>({
+          write: (chunk) => writer.write(chunk),
+          close: () => {
+            seen.ended = "close";
+            return writer.close();
+          },
+          abort: (reason) => {
+            seen.ended = "abort";
+            return writer.abort(reason);
+          },
+        });
+      },
+    };
+    const checking = createResumableUploadHandler({
+      store: watched,
+      hasher: createHasher,
+    });
+    const created = await checking(
+      req("POST", "/uploads", { ...TUS, "upload-length": "1000" }),
+    );
+    const location = created.headers.get("location")!;
+    const data = bytes(1000, 43);
+    const patch = (body: Uint8Array<ArrayBuffer>, sum: string) =>
+      checking(
+        req("PATCH", location, {
+          ...TUS,
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": "0",
+          "upload-checksum": `sha1 ${sum}`,
+        }, body),
+      );
+    const bad = await patch(bytes(1000, 44), await sha1(data));
+    assert.equal(bad.status, 460);
+    assert.deepEqual(sinks, [{ whole: true, ended: "abort" }]);
+    const good = await patch(data, await sha1(data));
+    assert.equal(good.status, 204);
+    assert.deepEqual(sinks[1], { whole: true, ended: "close" });
+    // Without a checksum a chunk is kept as it comes, cut or not.
+    const plain = await checking(
+      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+    );
+    await checking(
+      req("PATCH", plain.headers.get("location")!, {
+        ...TUS,
+        "content-type": "application/offset+octet-stream",
+        "upload-offset": "0",
+      }, bytes(10)),
+    );
+    assert.deepEqual(sinks[2], { whole: undefined, ended: "close" });
+  });
+
+  it("the file store keeps none of a whole chunk before its close, not even for a process that starts on its directory meanwhile", async () => {
+    const sync = createResumableFileStore(dir, {
+      syncIntervalBytes: 64 * 1024,
+    });
+    const upload = {
+      id: "wholechunk0123456789AB",
+      offset: 0,
+      complete: false,
+      createdAt: Date.now(),
+      length: 4 * 1024 * 1024,
+    };
+    await sync.create(upload);
+    const data = bytes(1024 * 1024, 45);
+    // Aborted: nothing kept.
+    let sink = (await sync.append(upload.id, 0, { whole: true })).getWriter();
+    for (let i = 0; i < 16; i++) {
+      await sink.write(data.subarray(i * 65536, (i + 1) * 65536));
+    }
+    // A checkpoint would have run by now for a chunk that is not whole.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const restarted = createResumableFileStore(dir);
+    assert.equal((await restarted.get(upload.id))?.offset, 0);
+    await sink.abort(new Error("refused"));
+    assert.equal((await sync.get(upload.id))?.offset, 0);
+    assert.equal((await stat(join(dir, `.${upload.id}.upload`))).size, 0);
+    // Closed: all of it, durably.
+    sink = (await sync.append(upload.id, 0, { whole: true })).getWriter();
+    await sink.write(data);
+    await sink.close();
+    assert.equal((await sync.get(upload.id))?.offset, data.byteLength);
+    // Once its checkpoint has run (read() waits for it), on disk too.
+    await (await sync.read(upload.id))?.cancel();
+    assert.equal(
+      (await createResumableFileStore(dir).get(upload.id))?.offset,
+      data.byteLength,
+    );
+    await sync.delete(upload.id);
+  });
+
   it("checks sha1 as a stream of odd-sized chunks, across SHA-1 blocks", async () => {
     const data = bytes(70_000, 42);
     const response = await handler(

@@ -129,6 +129,49 @@ describe("createResumableWorkersStore keeps the bytes of small chunks, not their
   });
 });
 
+describe("createResumableWorkersStore appends a whole chunk (one with a checksum) only once it is closed", () => {
+  it("aborted, or its object evicted before the close (a crash), nothing counts; closed, all of it", async () => {
+    // Before, the object saved the offset after each R2 part and at the
+    // end of the body, before the handler compared the chunk's checksum:
+    // a Worker that went before its truncate kept the refused bytes.
+    const bucket = new FakeR2Bucket();
+    const namespace = new FakeNamespace(
+      createResumableUploadObject({ bucket: () => bucket, partBytes: 5 * MiB }),
+      {},
+    );
+    const store = createResumableWorkersStore(namespace);
+    const id = "BBBBBBBBBBBBBBBBBBBBBB";
+    await store.create({ id, offset: 0, complete: false, createdAt: 0 });
+    const data = randomBytes(6 * MiB);
+    const write = async () => {
+      const sink = (await store.append(id, 0, { whole: true })).getWriter();
+      for (let at = 0; at < data.byteLength; at += MiB) {
+        await sink.write(data.subarray(at, at + MiB));
+      }
+      return sink;
+    };
+    let sink = await write();
+    await sink.abort(new Error("Upload-Checksum does not match"));
+    assert.equal((await store.get(id))?.offset, 0);
+    // The multipart upload the chunk began is aborted with it.
+    assert.equal(bucket.open.size, 0);
+    await store.truncate(id, 0); // the handler's, after a refusal: a no-op
+    sink = await write();
+    namespace.evict();
+    await assert.rejects(sink.close(), /no longer pending/);
+    assert.equal((await store.get(id))?.offset, 0);
+    sink = await write();
+    await sink.close();
+    assert.equal((await store.get(id))?.offset, data.byteLength);
+    await store.complete(id);
+    const stored = await bucket.get(`uploads/${id}`);
+    assert.equal(
+      sha256(new Uint8Array(await new Response(stored!.body).arrayBuffer())),
+      sha256(data),
+    );
+  });
+});
+
 describe("Sha256 (the upload object's resumable hash)", () => {
   it("matches node:crypto, also across a saved and restored state", () => {
     for (

@@ -101,6 +101,7 @@ export {
   type ResumableUploadHandlerOptions,
 } from "./resumable/resumable_upload_handler.ts";
 export type {
+  ResumableAppendOptions,
   ResumableStore,
   ResumableUpload,
 } from "./resumable/resumable_store.ts";

@@ -392,8 +392,9 @@ export function createResumableFileStore(
       await writeRecord(record);
     },
 
-    async append(id, offset) {
+    async append(id, offset, options = {}) {
       check(id);
+      const whole = options.whole === true;
       const record = await mustRead(id);
       let upload = live.get(id);
       if (upload?.error) {
@@ -472,6 +473,21 @@ export function createResumableFileStore(
         } else await last;
         self.written = position;
       };
+      // A whole chunk aborted: its bytes go, and the offset stays (no
+      // checkpoint or tail named them).
+      const discard = async () => {
+        if (closed) return;
+        closed = true;
+        appending.delete(id);
+        await enqueue(id, self, () => {
+          try {
+            ftruncateSync(fd, offset);
+          } finally {
+            closeSync(fd);
+          }
+        });
+        self.written = offset;
+      };
       return new WritableStream<Uint8Array>({
         write(chunk) {
           if (failure) throw failure.error;
@@ -489,7 +505,10 @@ export function createResumableFileStore(
             );
           }
           position += chunk.byteLength;
-          if (!queued && position - queuedAt >= syncIntervalBytes) {
+          // A whole chunk records no offset before its close.
+          if (
+            !whole && !queued && position - queuedAt >= syncIntervalBytes
+          ) {
             queued = true;
             queuedAt = position;
             enqueue(id, self, checkpoint).catch((error) => {
@@ -500,7 +519,7 @@ export function createResumableFileStore(
           }
         },
         close: finish,
-        abort: finish,
+        abort: whole ? discard : finish,
       }, new CountQueuingStrategy({ highWaterMark: 1 }));
     },
 

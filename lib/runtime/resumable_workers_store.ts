@@ -201,6 +201,14 @@ export function createResumableUploadObject(
     #changes = 0;
     /** The state before the last append, for a truncation back to it. */
     #before: { meta: Meta; tail: Uint8Array } | undefined;
+    /**
+     * A whole chunk read to its end, its parts in R2, not saved until the
+     * handler commits it (its checksum matched); lost if the object goes.
+     */
+    #pending:
+      | { token: number; meta: Meta; tail: Uint8Array; multipart?: string }
+      | undefined;
+    #tokens = 0;
 
     constructor(state: DurableObjectStateLike, env: Record<string, unknown>) {
       this.#storage = state.storage;
@@ -246,7 +254,10 @@ export function createResumableUploadObject(
             meta,
             Number(url.searchParams.get("offset")),
             request.body!,
+            url.searchParams.get("whole") === "1",
           );
+        case "commit":
+          return await this.#commit(Number(url.searchParams.get("token")));
         case "truncate":
           return await this.#truncate(
             meta,
@@ -352,6 +363,7 @@ export function createResumableUploadObject(
       meta: Meta,
       offset: number,
       body: ReadableStream<Uint8Array>,
+      whole: boolean,
     ): Response {
       if (this.#appending) {
         return new Response("another append is running", { status: 409 });
@@ -366,6 +378,9 @@ export function createResumableUploadObject(
       const deletions = this.#deletions;
       const deleted = () => this.#deletions !== deletions;
       const run = async () => {
+        // A whole chunk never committed (its handler went, or another
+        // append came first) is dropped.
+        await this.#dropPending();
         const tail = await this.#tail(meta);
         this.#before = {
           meta: structuredClone(meta),
@@ -406,7 +421,8 @@ export function createResumableUploadObject(
               if (hasher) meta.hash = hasher.state();
               pending = new ByteAccumulator();
               pending.push(all.subarray(partBytes));
-              await this.#save(meta, new Uint8Array(0));
+              // A whole chunk saves nothing before its commit.
+              if (!whole) await this.#save(meta, new Uint8Array(0));
             }
           }
         } catch (error) {
@@ -422,6 +438,21 @@ export function createResumableUploadObject(
             ).abort().catch(() => {});
           }
           return { deleted: true };
+        }
+        if (whole) {
+          const started = multipartBefore === undefined
+            ? meta.multipart
+            : undefined;
+          if (failure !== undefined) {
+            // Cut or refused: none of it counts.
+            await this.#abortMultipart(meta, started);
+            return { offset, failed: true };
+          }
+          const tail = pending.bytes();
+          meta.upload.offset = meta.partsBytes + tail.byteLength;
+          const token = ++this.#tokens;
+          this.#pending = { token, meta, tail, multipart: started };
+          return { offset: meta.upload.offset, pending: token };
         }
         await this.#save(meta, pending.bytes());
         return { offset: meta.upload.offset, failed: failure !== undefined };
@@ -441,7 +472,41 @@ export function createResumableUploadObject(
       return new Response(result.readable, { status: 200 });
     }
 
+    /** Saves the whole chunk read last, once its handler verified it. */
+    async #commit(token: number): Promise<Response> {
+      const pending = this.#pending;
+      if (pending?.token !== token) {
+        return new Response(
+          "Cannot commit append: it is no longer pending (the object restarted, or another append came)",
+          { status: 409 },
+        );
+      }
+      this.#pending = undefined;
+      this.#changes++;
+      this.#digest = undefined;
+      await this.#save(pending.meta, pending.tail);
+      return new Response(null, { status: 204 });
+    }
+
+    /** Drops the whole chunk left uncommitted, if any. */
+    async #dropPending(): Promise<void> {
+      const pending = this.#pending;
+      this.#pending = undefined;
+      if (pending) await this.#abortMultipart(pending.meta, pending.multipart);
+    }
+
+    /** Aborts the R2 multipart upload `started` (by an append), if any. */
+    async #abortMultipart(meta: Meta, started: string | undefined) {
+      if (started === undefined) return;
+      await this.#bucket.resumeMultipartUpload(keyOf(meta.upload.id), started)
+        .abort().catch(() => {});
+    }
+
     async #truncate(meta: Meta, offset: number): Promise<Response> {
+      // Nothing past `offset` (a whole chunk that was not committed).
+      if (meta.upload.offset === offset) {
+        return new Response(null, { status: 204 });
+      }
       const before = this.#before;
       if (!before || before.meta.upload.offset !== offset) {
         return new Response(
@@ -502,6 +567,7 @@ export function createResumableUploadObject(
 
     async #delete(meta: Meta): Promise<void> {
       this.#deletions++;
+      await this.#dropPending();
       const key = keyOf(meta.upload.id);
       if (meta.multipart) {
         await this.#bucket.resumeMultipartUpload(key, meta.multipart).abort()
@@ -602,14 +668,17 @@ export function createResumableWorkersStore(
         "set upload length",
       );
     },
-    async append(id, offset) {
+    async append(id, offset, options = {}) {
+      const whole = options.whole === true;
       const { readable, writable } = new TransformStream<
         Uint8Array,
         Uint8Array
       >();
       const response = await expect(
         await call(id, "append", {
-          query: { offset: String(offset) },
+          query: whole
+            ? { offset: String(offset), whole: "1" }
+            : { offset: String(offset) },
           body: readable,
           duplex: "half",
         } as RequestInit),
@@ -621,6 +690,7 @@ export function createResumableWorkersStore(
         const result = JSON.parse(await outcome) as {
           error?: string;
           deleted?: boolean;
+          pending?: number;
         };
         if (result.deleted) {
           throw new HttpError(404, "Cannot append to upload: it was deleted");
@@ -628,6 +698,7 @@ export function createResumableWorkersStore(
         if (result.error) {
           throw new Error(`Cannot append to upload: ${result.error}`);
         }
+        return result;
       };
       // Settles (false) once the object has answered: made once, raced by
       // every write.
@@ -650,7 +721,15 @@ export function createResumableWorkersStore(
         },
         async close() {
           await writer.close();
-          await settle();
+          const { pending } = await settle();
+          // A whole chunk counts once committed: the handler closes its
+          // sink only when its checksum matched.
+          if (whole) {
+            await expect(
+              await call(id, "commit", { query: { token: String(pending) } }),
+              "commit append",
+            );
+          }
         },
         async abort(reason) {
           // The object keeps what it received and records its offset.

@@ -47,9 +47,22 @@ export interface ResumableStore {
    * Opens a sink that appends at `offset` (the upload's current offset).
    * Closing it and aborting it both keep every byte written so far and move
    * the offset past them: an interrupted request still advances the upload.
+   * With `whole` (a chunk with a checksum, verified before the sink is
+   * closed), the bytes count only once it is closed: none of them moves the
+   * offset, even after a crash, until `close()` resolves, and an abort keeps
+   * none. A store that ignores `whole` keeps the bytes of a chunk whose
+   * checksum failed until the handler's `truncate`, which a crash between
+   * the two skips.
    */
-  append(id: string, offset: number): Promise<WritableStream<Uint8Array>>;
-  /** Drops the bytes after `offset` (a chunk whose checksum failed). */
+  append(
+    id: string,
+    offset: number,
+    options?: ResumableAppendOptions,
+  ): Promise<WritableStream<Uint8Array>>;
+  /**
+   * Drops the bytes after `offset` (a chunk whose checksum failed); nothing
+   * when the upload's offset is `offset` already.
+   */
   truncate(id: string, offset: number): Promise<void>;
   /**
    * Reads the stored bytes from the start, to hash them on completion, or
@@ -71,4 +84,16 @@ export interface ResumableStore {
   complete(id: string): Promise<void>;
   /** Deletes an upload, its bytes and (if complete) its record. */
   delete(id: string): Promise<void>;
+}
+
+/** Options of {@linkcode ResumableStore.append}. */
+export interface ResumableAppendOptions {
+  /**
+   * The chunk counts whole or not at all: its bytes move the offset only
+   * once the sink is closed (durably, as the store keeps its offsets), and
+   * an abort, or a crash before the close, keeps none of them.
+   *
+   * @default {false}
+   */
+  whole?: boolean;
 }

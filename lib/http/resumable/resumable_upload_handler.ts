@@ -427,7 +427,16 @@ export function createResumableUploadHandler(
     const digest = checksum && "contentDigest" in checksum
       ? checksum.contentDigest
       : undefined;
-    const sink = (await store.append(id, offset)).getWriter();
+    const needsHasher = digest !== undefined ||
+      request.headers.has("content-digest");
+    // A chunk with a checksum counts whole and verified, or not at all: its
+    // sink is closed only once its checksum matched (receiveBody checks a
+    // Content-Digest before it closes), and the store keeps none of its
+    // bytes before the close, so that a crash cannot keep them either.
+    const whole = checksum !== undefined || needsHasher;
+    const sink = (await store.append(id, offset, whole ? { whole } : {}))
+      .getWriter();
+    let mismatch: HttpError | undefined;
     const counted = new WritableStream<Uint8Array>({
       async write(chunk) {
         sha1?.update(chunk);
@@ -437,11 +446,22 @@ export function createResumableUploadHandler(
           run.offset += chunk.byteLength;
         }
       },
-      close: () => sink.close(),
+      async close() {
+        if (
+          sha1 && checksum && "sha1" in checksum &&
+          !sameBytes(sha1.digest(), checksum.sha1)
+        ) {
+          mismatch = new HttpError(
+            460,
+            "Cannot append to upload: Upload-Checksum does not match",
+          );
+          await sink.abort(mismatch);
+          throw mismatch;
+        }
+        await sink.close();
+      },
       abort: (reason) => sink.abort(reason),
     }, new CountQueuingStrategy({ highWaterMark: 1 }));
-    const needsHasher = digest !== undefined ||
-      request.headers.has("content-digest");
     const receive: ReceiveBodyOptions = {
       ...limits,
       maxBytes: room,
@@ -460,24 +480,17 @@ export function createResumableUploadHandler(
             : { "content-digest": digest, "content-length": declared },
         });
       }
-      if (
-        sha1 && checksum && "sha1" in checksum &&
-        !sameBytes(sha1.digest(), checksum.sha1)
-      ) {
-        throw new HttpError(
-          400,
-          "Cannot receive body: its SHA-1 does not match Upload-Checksum",
-        );
-      }
     } catch (error) {
       if (checksum !== undefined) {
         // A chunk with a checksum is kept whole and verified, or not at
-        // all: the bytes of a cut or refused one cannot be trusted.
+        // all: the bytes of a cut or refused one cannot be trusted (a store
+        // that keeps none of them has nothing to drop).
         running.delete(id);
         await store.truncate(id, offset);
+        if (mismatch) throw mismatch;
         if (
           error instanceof HttpError && error.status === 400 &&
-          /does not match (Content-Digest|Upload-Checksum)/.test(error.message)
+          /does not match Content-Digest/.test(error.message)
         ) {
           throw new HttpError(
             460,
