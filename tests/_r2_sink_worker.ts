@@ -1,12 +1,15 @@
 // A Worker for tests/r2_sink_workerd.test.ts, run by miniflare with a
 // local R2 bucket `BUCKET`: PUT /objects/<key> stores the body with
 // createR2Sink after checking it as a receiver would (Content-Digest, a
-// byte limit), GET /objects/<key> reads the object back, and
-// GET /settled/<key> waits for the uploads to that key to end and reports
-// how many multipart uploads were left open.
+// byte limit), POST /forms/<key> stores each file of a multipart form as
+// <key>-<n> through createUploadHandler's multipart mode and createR2Sink,
+// GET /objects/<key> reads the object back, and GET /settled/<key> waits
+// for the uploads to that key (or its form's files) to end and reports how
+// many multipart uploads were left open.
 
 import { createHash } from "node:crypto";
 import { parseDigestHeader } from "../lib/http/digest_header.ts";
+import { createUploadHandler } from "../lib/http/upload_handler.ts";
 import { createR2Sink, type R2BucketLike } from "../lib/runtime/workers.ts";
 
 interface Env {
@@ -74,11 +77,29 @@ async function store(request: Request, env: Env, key: string) {
   return bytes;
 }
 
+/** A form's files, each to <key>-<n> through its own R2 sink. */
+function storeForm(request: Request, env: Env, key: string) {
+  let files = 0;
+  return createUploadHandler({
+    multipart: {
+      sink: () =>
+        createR2Sink(recording(env.BUCKET), `${key}-${files++}`, {
+          partBytes: PART,
+        }),
+    },
+  })(request);
+}
+
 async function openUploads(env: Env, key: string): Promise<number> {
   let open = 0;
-  for (const upload of created.filter((u) => u.key === key)) {
+  const ours = (u: { key: string }) =>
+    u.key === key || u.key.startsWith(`${key}-`);
+  for (const upload of created.filter(ours)) {
     try {
-      const resumed = env.BUCKET.resumeMultipartUpload(key, upload.uploadId);
+      const resumed = env.BUCKET.resumeMultipartUpload(
+        upload.key,
+        upload.uploadId,
+      );
       await resumed.uploadPart(1, "probe");
       open++; // it still took a part: an orphan
       await resumed.abort();
@@ -106,6 +127,15 @@ export default {
         const status = error instanceof RangeError ? 413 : 400;
         return new Response(String(error), { status });
       }
+    }
+    if (route === "forms" && request.method === "POST") {
+      const task = storeForm(request, env, key);
+      const set = inFlight.get(key) ?? new Set();
+      inFlight.set(key, set);
+      const settled = task.catch(() => {});
+      set.add(settled);
+      settled.then(() => set.delete(settled));
+      return await task;
     }
     if (route === "objects" && request.method === "GET") {
       const object = await env.BUCKET.get(key);

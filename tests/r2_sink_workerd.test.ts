@@ -136,6 +136,63 @@ describe("createR2Sink in workerd with miniflare's R2", () => {
     },
   );
 
+  it(
+    "stores each file of a multipart form through its own sink, and a form cut short leaves no object and no open upload",
+    { timeout: T },
+    async () => {
+      // Before, a form whose second file was 64 KiB or more hung in workerd
+      // until it cancelled the request (30 s, then 500), and a form cut
+      // short left the first file's multipart upload open: workerd resumes
+      // a TransformStream held back by its readable side only when a read
+      // waits (docs/known-runtime-issues.md).
+      const enc = new TextEncoder();
+      const files = [randomBytes(100), randomBytes(MiB), randomBytes(6 * MiB)];
+      const part = (i: number, bytes: Uint8Array<ArrayBuffer>) => [
+        enc.encode(
+          `--B\r\ncontent-disposition: form-data; name="f"; filename="x${i}"\r\n\r\n`,
+        ),
+        bytes,
+        enc.encode("\r\n"),
+      ];
+      const post = (key: string, body: BodyInit) =>
+        fetch(new URL(`/forms/${key}`, base), {
+          method: "POST",
+          headers: { "content-type": "multipart/form-data; boundary=B" },
+          body,
+        });
+      const whole = await post(
+        "form",
+        new Blob([
+          ...files.flatMap((f, i) => part(i, f)),
+          enc.encode("--B--\r\n"),
+        ]),
+      );
+      assert.equal(whole.status, 201, await whole.clone().text());
+      assert.deepEqual(
+        (await whole.json()).files.map((f: { bytes: number }) => f.bytes),
+        files.map((f) => f.byteLength),
+      );
+      for (const [i, file] of files.entries()) {
+        assert.equal(await stored(`form-${i}`), hex(sha256(file)), `file ${i}`);
+      }
+      assert.equal(await openUploads("form"), 0);
+      // The same files, the body ending inside the third.
+      const cut = await post(
+        "cut",
+        new Blob(files.flatMap((f, i) => part(i, f)).slice(0, -1)),
+      );
+      assert.equal(cut.status, 400);
+      assert.match(
+        await cut.text(),
+        /the body ended in the body of part 3, without the closing boundary/,
+      );
+      for (let i = 0; i < files.length; i++) {
+        assert.equal(await stored(`cut-${i}`), undefined, `file ${i}`);
+      }
+      assert.equal(await openUploads("cut"), 0);
+    },
+  );
+
   it("keeps the previous object when the body is over the limit", {
     timeout: T,
   }, async () => {

@@ -125,7 +125,15 @@ export class MultipartStream
         },
       },
       { highWaterMark: 1 },
-      { highWaterMark: 1 },
+      // The parts' side never holds the parser back: workerd resumes a
+      // TransformStream held back by its readable side only when a read
+      // waits, not once a read has made room, and the consumer reads the
+      // next part only after this one's body, which needs the parser (a
+      // part's body of 64 KiB or more hung there). The queue stays short:
+      // a part's body holds the parser until it is read (push and finish
+      // wait), so only parts without bytes pile up, at most maxParts.
+      // (workerd takes no Infinity here: an integer.)
+      { highWaterMark: 2 ** 31 - 1 },
     );
   }
 }
