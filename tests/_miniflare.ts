@@ -64,7 +64,9 @@ export interface Miniflare {
  * Bundles `worker` (a path under tests/) and starts `script` (a
  * tests/_miniflare_*.mjs) on it in a new directory under .tmp/ named from
  * `prefix`; `storage(dir)` is the script's third argument (where its bindings
- * keep their data). Stopping ends the process and removes the directory.
+ * keep their data), and `flags` (compatibility flags beside the script's
+ * own, comma-separated) its fourth. Stopping ends the process and removes
+ * the directory.
  */
 export async function startMiniflare(
   script: string,
@@ -72,6 +74,7 @@ export async function startMiniflare(
   prefix: string,
   storage: (dir: string) => string,
   timeoutMs: number,
+  flags: string[] = [],
 ): Promise<Miniflare> {
   const module = await findMiniflare();
   await mkdir(join(ROOT, ".tmp"), { recursive: true });
@@ -82,6 +85,7 @@ export async function startMiniflare(
     module,
     join(dir, "worker.js"),
     storage(dir),
+    flags.join(","),
   ], {
     cwd: dir, // modules resolve from cwd
     stdio: ["pipe", "pipe", "pipe"],

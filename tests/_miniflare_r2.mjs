@@ -4,16 +4,17 @@
 // once ready, and disposes of miniflare when stdin closes.
 //
 //   node tests/_miniflare_r2.mjs <miniflare module> <worker.js> <persist dir>
+//     [<more compatibility flags, comma-separated>]
 
 import process from "node:process";
 
-const [moduleUrl, scriptPath, persist] = process.argv.slice(2);
+const [moduleUrl, scriptPath, persist, flags = ""] = process.argv.slice(2);
 const { Miniflare } = await import(moduleUrl);
 const mf = new Miniflare({
   modules: true,
   scriptPath,
   compatibilityDate: "2026-04-01",
-  compatibilityFlags: ["nodejs_compat"],
+  compatibilityFlags: ["nodejs_compat", ...flags.split(",").filter(Boolean)],
   r2Buckets: ["BUCKET"],
   r2Persist: persist,
   host: "127.0.0.1",

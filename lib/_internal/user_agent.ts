@@ -16,3 +16,11 @@ export function isBrowser(): boolean {
 export function isBun(): boolean {
   return userAgent().startsWith("Bun/");
 }
+
+/**
+ * Whether this is Cloudflare Workers (workerd): its user agent is
+ * `Cloudflare-Workers`.
+ */
+export function isWorkers(): boolean {
+  return userAgent() === "Cloudflare-Workers";
+}

@@ -6,6 +6,7 @@ import {
 import type { ServiceImplementation } from "./implement_service.ts";
 import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
 import { wholeBytes } from "../protocol/_whole_body.ts";
+import { isWorkers } from "../../_internal/user_agent.ts";
 
 /** Options for {@linkcode createRpcHandler}. */
 export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
@@ -73,6 +74,7 @@ export function createRpcHandler(
     ...options,
     protocols: ["grpc-web", "connect"],
   });
+  const workers = isWorkers();
   return async (request) => {
     const type = request.headers.get("content-type") ?? "";
     if (isGrpcContentType(type)) {
@@ -89,15 +91,21 @@ export function createRpcHandler(
     // once per process that it "aborts on successful responses (legacy
     // behavior)", so it is read only for a call still without a head one
     // macrotask after it started (a handler that waits before it answers).
+    // workerd never cancels a response body whose client left; with the
+    // enable_request_signal compatibility flag it aborts request.signal
+    // instead, which is then heard for the whole call.
     const gone = new AbortController();
     let unlink = () => {};
-    const timer = setTimeout(() => {
+    const link = () => {
       const signal = request.signal;
       const onAbort = () => gone.abort(signal.reason);
       if (signal.aborted) onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
       unlink = () => signal.removeEventListener("abort", onAbort);
-    }, 0);
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (workers) link();
+    else timer = setTimeout(link, 0);
     let response;
     try {
       response = await universal({
@@ -109,7 +117,8 @@ export function createRpcHandler(
       });
     } finally {
       clearTimeout(timer);
-      unlink();
+      // The call goes on after its head: in workerd, so does the link.
+      if (!workers) unlink();
     }
     // A body known whole goes to the runtime as bytes (sent natively).
     const body = response.body;
