@@ -124,7 +124,10 @@ export interface MultipartUploadOptions extends MultipartLimits {
     | Promise<WritableStream<Uint8Array> | PartSink>;
   /**
    * The most file parts a request may have; more is a 413. Each sink stays
-   * open (a file descriptor) until the whole body is in.
+   * open (a file descriptor) until the whole body is in, with what it holds:
+   * an R2 sink (`createR2Sink`) holds its file's last part in memory, up to
+   * its `partBytes` (8 MiB), so in a Worker (128 MB) keep `maxFiles` ×
+   * `partBytes`, or `maxTotalBytes`, well under that.
    *
    * @default {100}
    */

@@ -61,8 +61,8 @@ export interface R2SinkOptions {
   /**
    * The size of each multipart part but the last. R2 needs at least
    * 5 MiB (and at most 5 GiB, 10,000 parts); the sink holds one part in
-   * memory (as views of the written chunks). A body of at most this size
-   * is stored with one `put` instead.
+   * memory (a copy of the written bytes), until `close()` for the last. A
+   * body of at most this size is stored with one `put` instead.
    *
    * @default {8388608} (8 MiB)
    */
@@ -99,8 +99,8 @@ function hex(bytes: Uint8Array): string {
  * chunked uploads work too.
  *
  * The bytes are staged through R2's multipart upload: parts of `partBytes`
- * are uploaded as they fill (one in memory at a time; writes wait while a
- * part uploads; written chunks must not be reused), `close()` uploads the
+ * are uploaded as they fill (one in memory at a time, copied from the
+ * written chunks; writes wait while a part uploads), `close()` uploads the
  * last part and completes the upload
  * (R2 makes the object atomically), and `abort()` — or any failure —
  * aborts the multipart upload, leaving no orphaned parts. A body no larger
