@@ -110,17 +110,22 @@ async function openUploads(env: Env, key: string): Promise<number> {
   return open;
 }
 
+/** `task`, counted among the uploads in flight to `key` until it settles. */
+function tracked<T>(key: string, task: Promise<T>): Promise<T> {
+  const set = inFlight.get(key) ?? new Set();
+  inFlight.set(key, set);
+  const settled = task.catch(() => {});
+  set.add(settled);
+  settled.then(() => set.delete(settled));
+  return task;
+}
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     const [, route, key] = url.pathname.split("/");
     if (route === "objects" && request.method === "PUT") {
-      const task = store(request, env, key);
-      const set = inFlight.get(key) ?? new Set();
-      inFlight.set(key, set);
-      const settled = task.catch(() => {});
-      set.add(settled);
-      settled.then(() => set.delete(settled));
+      const task = tracked(key, store(request, env, key));
       try {
         return Response.json({ bytes: await task }, { status: 201 });
       } catch (error) {
@@ -129,13 +134,7 @@ export default {
       }
     }
     if (route === "forms" && request.method === "POST") {
-      const task = storeForm(request, env, key);
-      const set = inFlight.get(key) ?? new Set();
-      inFlight.set(key, set);
-      const settled = task.catch(() => {});
-      set.add(settled);
-      settled.then(() => set.delete(settled));
-      return await task;
+      return await tracked(key, storeForm(request, env, key));
     }
     if (route === "objects" && request.method === "GET") {
       const object = await env.BUCKET.get(key);
