@@ -1,5 +1,6 @@
 import { fromUtf8Header } from "./_utf8_header.ts";
 import { checkArgument } from "../_internal/arguments.ts";
+import { isWorkers } from "../_internal/user_agent.ts";
 import {
   SseEncoderStream,
   type SseEncoderStreamOptions,
@@ -38,6 +39,7 @@ function sseHeaders(extra?: HeadersInit): Headers {
 function toStream(
   source: SseSource,
   onCancel?: (reason: unknown) => void,
+  gone?: AbortSignal,
 ): ReadableStream<SseEvent> {
   checkArgument(
     typeof source === "object" && source !== null &&
@@ -59,19 +61,32 @@ function toStream(
   const reader = source instanceof ReadableStream
     ? source.getReader()
     : undefined;
+  let stopped = false;
+  const stop = async (reason: unknown) => {
+    if (stopped) return;
+    stopped = true;
+    // First the signal, so that a producer waiting on it wakes up and can
+    // return.
+    onCancel?.(reason);
+    if (reader) await reader.cancel(reason);
+    else await iterator!.return?.(reason);
+  };
+  // Stopped from outside too: a pipe's own abort waits for its write in
+  // flight, which a body nobody reads never takes.
+  gone?.addEventListener("abort", () => {
+    stop(gone.reason).catch(() => {});
+  }, { once: true });
   return new ReadableStream<SseEvent>({
     async pull(controller) {
-      const next = reader ? await reader.read() : await iterator!.next();
+      const next = stopped
+        ? { done: true as const }
+        : reader
+        ? await reader.read()
+        : await iterator!.next();
       if (next.done) controller.close();
       else controller.enqueue(next.value);
     },
-    async cancel(reason) {
-      // First the signal, so that a producer waiting on it wakes up and can
-      // return.
-      onCancel?.(reason);
-      if (reader) await reader.cancel(reason);
-      else await iterator!.return?.(reason);
-    },
+    cancel: stop,
   }, { highWaterMark: 0 });
 }
 
@@ -79,8 +94,9 @@ function encode(
   source: SseSource,
   options: SseResponseOptions,
   onCancel?: (reason: unknown) => void,
+  gone?: AbortSignal,
 ): Response {
-  const body = toStream(source, onCancel).pipeThrough(
+  const body = toStream(source, onCancel, gone).pipeThrough(
     new SseEncoderStream({ keepAliveMs: options.keepAliveMs }),
   );
   return new Response(body, { headers: sseHeaders(options.headers) });
@@ -93,7 +109,9 @@ function encode(
  * `Cache-Control: no-cache, no-transform`, `Content-Encoding: identity` and
  * `X-Accel-Buffering: no`, so that every event reaches the client as it is
  * sent. When the client goes away the source is cancelled (an async
- * generator's `finally` runs).
+ * generator's `finally` runs), except in Workers, where workerd does not
+ * cancel the body: use {@linkcode createSseHandler} there, with the
+ * `enable_request_signal` compatibility flag.
  *
  * @param source The events: a stream, an async iterable (such as an async
  *   generator) or an iterable (such as an array).
@@ -132,9 +150,9 @@ export interface SseRequestInfo {
   lastEventId: string;
   /**
    * Aborted when the client goes away (the runtime cancels the response
-   * body):
-   * wait on it rather than on a promise that may never settle, so that the
-   * producer can return.
+   * body; in Workers, only with the `enable_request_signal` compatibility
+   * flag): wait on it rather than on a promise that may never settle, so
+   * that the producer can return.
    */
   signal: AbortSignal;
 }
@@ -179,6 +197,7 @@ export function createSseHandler(
       `Cannot create SSE handler: the handler must be a function, got ${typeof handler}`,
     );
   }
+  const workers = isWorkers();
   return async (request) => {
     const cancelled = new AbortController();
     try {
@@ -190,7 +209,15 @@ export function createSseHandler(
         // response completes; a client that goes away cancels the body.
         signal: cancelled.signal,
       });
-      return encode(source, options, (reason) => cancelled.abort(reason));
+      // workerd never cancels a response body whose client left; with the
+      // enable_request_signal compatibility flag it aborts request.signal,
+      // which then cancels the source as a cancelled body would.
+      return encode(
+        source,
+        options,
+        (reason) => cancelled.abort(reason),
+        workers ? request.signal : undefined,
+      );
     } catch (error) {
       const getResponse = (error as { getResponse?: () => Response } | null)
         ?.getResponse;
