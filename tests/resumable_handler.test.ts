@@ -10,6 +10,7 @@ import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   createResumableUploadHandler,
+  HttpError,
   type ResumableStore,
 } from "../lib/http/mod.ts";
 import {
@@ -1174,6 +1175,69 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
       }, bytes(10)),
     );
     assert.deepEqual(sinks[2], { whole: undefined, ended: "close" });
+  });
+
+  it("never truncates a store that appends whole after a refused chunk (it rolled back another instance's acknowledged append), and answers a sink's HttpError at close with it", async () => {
+    // Before, the handler called truncate after every refused checksum
+    // chunk: the Workers store rolled back to the state before the last
+    // append, another instance's acknowledged (even completing) chunk, and
+    // a commit that lost to that append answered 500.
+    let truncates = 0;
+    let closeFails: HttpError | undefined;
+    const counting = (wholeAppends: boolean): ResumableStore => ({
+      ...store,
+      wholeAppends,
+      async append(id, offset, options) {
+        const writer = (await store.append(id, offset, options)).getWriter();
+        return new WritableStream<Uint8Array>({
+          write: (chunk) => writer.write(chunk),
+          async close() {
+            if (closeFails) {
+              await writer.abort(closeFails);
+              throw closeFails;
+            }
+            await writer.close();
+          },
+          abort: (reason) => writer.abort(reason),
+        });
+      },
+      truncate(id, offset) {
+        truncates++;
+        return store.truncate(id, offset);
+      },
+    });
+    const data = bytes(1000, 46);
+    for (const wholeAppends of [true, false]) {
+      const checking = createResumableUploadHandler({
+        store: counting(wholeAppends),
+      });
+      const created = await checking(
+        req("POST", "/uploads", { ...TUS, "upload-length": "1000" }),
+      );
+      const location = created.headers.get("location")!;
+      const patch = async (body: Uint8Array<ArrayBuffer>) =>
+        await checking(
+          req("PATCH", location, {
+            ...TUS,
+            "content-type": "application/offset+octet-stream",
+            "upload-offset": "0",
+            "upload-checksum": `sha1 ${await sha1(data)}`,
+          }, body),
+        );
+      truncates = 0;
+      assert.equal((await patch(bytes(1000, 47))).status, 460);
+      assert.equal(
+        truncates,
+        wholeAppends ? 0 : 1,
+        `wholeAppends ${wholeAppends}`,
+      );
+      closeFails = new HttpError(409, "Cannot commit append: another came");
+      const lost = await patch(data);
+      closeFails = undefined;
+      assert.equal(lost.status, 409);
+      assert.match(await lost.text(), /another came/);
+      assert.equal((await patch(data)).status, 204);
+    }
   });
 
   it("the file store keeps none of a whole chunk before its close, not even for a process that starts on its directory meanwhile", async () => {

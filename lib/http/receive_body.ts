@@ -287,7 +287,9 @@ function plan(
  * - The body fails (client abort or disconnect) → 400.
  * - No bytes arrive for `idleTimeoutMs`, fewer than `minBytesPerSecond`, or
  *   not done within `timeoutMs` → 408.
- * - The sink fails (a disk error) → 500; its error is the `cause`.
+ * - The sink fails (a disk error) → 500; its error is the `cause`. A sink
+ *   that fails with an `HttpError` of its own (in a write or at its close)
+ *   answers with it.
  *
  * @param input The request, or the stream, whose body to receive.
  * @param sink Where the bytes go. It is closed on success, aborted on failure.
@@ -475,6 +477,9 @@ export async function receiveBody(
   try {
     await writer.close();
   } catch (cause) {
+    // A sink's own HttpError is its answer (a 409 from a store that lost
+    // the chunk to another append), as for its writes.
+    if (cause instanceof HttpError) throw cause;
     throw new HttpError(500, "Cannot store body: the sink failed to close", {
       cause,
     });

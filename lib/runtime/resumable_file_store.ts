@@ -314,6 +314,7 @@ export function createResumableFileStore(
   }
 
   const store: ResumableFileStore = {
+    wholeAppends: true,
     path(id) {
       check(id);
       return final(id);

@@ -477,7 +477,7 @@ export function createResumableUploadObject(
       const pending = this.#pending;
       if (pending?.token !== token) {
         return new Response(
-          "Cannot commit append: it is no longer pending (the object restarted, or another append came)",
+          "it is no longer pending (the object restarted, or another append came)",
           { status: 409 },
         );
       }
@@ -641,6 +641,7 @@ export function createResumableWorkersStore(
     return response;
   };
   return {
+    wholeAppends: true,
     async create(upload) {
       const record: Meta["upload"] = { ...upload, sha256: undefined };
       if (upload.sha256) record.sha256 = encodeBase64(upload.sha256);

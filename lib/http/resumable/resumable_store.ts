@@ -52,7 +52,7 @@ export interface ResumableStore {
    * offset, even after a crash, until `close()` resolves, and an abort keeps
    * none. A store that ignores `whole` keeps the bytes of a chunk whose
    * checksum failed until the handler's `truncate`, which a crash between
-   * the two skips.
+   * the two skips; one that honours it says so with `wholeAppends`.
    */
   append(
     id: string,
@@ -60,8 +60,15 @@ export interface ResumableStore {
     options?: ResumableAppendOptions,
   ): Promise<WritableStream<Uint8Array>>;
   /**
-   * Drops the bytes after `offset` (a chunk whose checksum failed); nothing
-   * when the upload's offset is `offset` already.
+   * Whether `append` honours `whole`: the handler then never calls
+   * `truncate` after a whole append that failed (nothing of it counts),
+   * which could otherwise race another instance's append that succeeded.
+   */
+  readonly wholeAppends?: boolean;
+  /**
+   * Drops the bytes after `offset` (a chunk whose checksum failed, in a
+   * store without `wholeAppends`); nothing when the upload's offset is
+   * `offset` already.
    */
   truncate(id: string, offset: number): Promise<void>;
   /**

@@ -481,12 +481,16 @@ export function createResumableUploadHandler(
         });
       }
     } catch (error) {
+      // A store that appends whole keeps nothing of a failed whole chunk;
+      // another, its bytes until they are dropped here.
+      const drop = async () => {
+        running.delete(id);
+        if (!store.wholeAppends) await store.truncate(id, offset);
+      };
       if (checksum !== undefined) {
         // A chunk with a checksum is kept whole and verified, or not at
-        // all: the bytes of a cut or refused one cannot be trusted (a store
-        // that keeps none of them has nothing to drop).
-        running.delete(id);
-        await store.truncate(id, offset);
+        // all: the bytes of a cut or refused one cannot be trusted.
+        await drop();
         if (mismatch) throw mismatch;
         if (
           error instanceof HttpError && error.status === 400 &&
@@ -502,8 +506,7 @@ export function createResumableUploadHandler(
       // verified: one that failed (a mismatch, cut, or past the length with
       // its bytes up to the length stored) keeps nothing.
       if (digest !== undefined || request.headers.has("content-digest")) {
-        running.delete(id);
-        await store.truncate(id, offset);
+        await drop();
       }
       // receiveBody's limit was the room left: the message names the
       // upload's length, or the limit the room came from.
