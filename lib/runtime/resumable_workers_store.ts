@@ -507,6 +507,9 @@ export function createResumableUploadObject(
       if (meta.upload.offset === offset) {
         return new Response(null, { status: 204 });
       }
+      if (meta.upload.complete) {
+        return new Response("it is complete", { status: 409 });
+      }
       const before = this.#before;
       if (!before || before.meta.upload.offset !== offset) {
         return new Response(
