@@ -321,6 +321,17 @@ describe("resumableUpload", () => {
       }),
       TypeError,
     );
+    // Headers takes a control character; Deno's fetch refuses to send it.
+    await assert.rejects(
+      resumableUpload(url, randomBytes(10), {
+        headers: { "x-trace": "a\u0001b" },
+      }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot upload: the value of header x-trace has a control character, which the runtime's fetch refuses to send",
+      },
+    );
     const mine = new Error("the progress bar is gone");
     let calls = 0;
     await assert.rejects(

@@ -122,12 +122,22 @@ describe("SseEncoderStream", () => {
     });
   });
 
-  it("SseEncoderStream rejects an id with a control character but a tab (no Last-Event-ID header could carry it back)", async () => {
-    for (const id of ["a\u001bb", "a\u0001", "\u007f", "a\u000bb"]) {
+  it("SseEncoderStream rejects an id with a control character but a tab, or a space or tab at one end (no Last-Event-ID header could carry it back unchanged)", async () => {
+    for (
+      const id of [
+        "a\u001bb",
+        "a\u0001",
+        "\u007f",
+        "a\u000bb",
+        "\t7",
+        "8 ",
+        " 9",
+      ]
+    ) {
       await assert.rejects(encode([{ id, data: "x" }]), {
         name: "TypeError",
         message:
-          "Cannot encode event: its id contains a control character, which a client cannot send back as Last-Event-ID",
+          "Cannot encode event: its id contains a control character, or a space or tab at one end, which a client cannot send back unchanged as Last-Event-ID",
       });
     }
     assert.equal(await encode([{ id: "a\tb" }]), "id: a\tb\n\n");
@@ -496,7 +506,11 @@ describe("SseDecoderStream", () => {
     const event = fc.record({
       data: fc.option(text, { nil: undefined }),
       event: fc.option(oneLine, { nil: undefined }),
-      id: fc.option(oneLine, { nil: undefined }),
+      // An id keeps no space or tab at its ends (the encoder refuses one:
+      // a Last-Event-ID header would lose it).
+      id: fc.option(oneLine.map((s) => s.replace(/^[ \t]+|[ \t]+$/g, "")), {
+        nil: undefined,
+      }),
       comment: fc.option(text, { nil: undefined }),
     }, { requiredKeys: [] });
     await fc.assert(
@@ -709,6 +723,19 @@ describe("fetchEventStream", () => {
       );
       assert.deepEqual(messages.map((m) => m.id), ["1", "2"]);
       assert.deepEqual(seen, ["41", "1", "2"]);
+    });
+    // Sent as given: a Latin-1 value keeps its bytes.
+    let raw: string | null = null;
+    await withServer((request) => {
+      raw = request.headers.get("last-event-id");
+      return new Response(null, { status: 204 });
+    }, async (server) => {
+      await Array.fromAsync(
+        fetchEventStream(server.url, {
+          headers: { "last-event-id": "caf\u00e9" },
+        }),
+      );
+      assert.equal(raw, "caf\u00e9");
     });
   });
 
@@ -1062,18 +1089,40 @@ describe("fetchEventStream", () => {
         {
           name: "TypeError",
           message:
-            'Cannot read event stream: the last event id received, "a\\u001b[0mb", contains a control character, which no Last-Event-ID header can carry: the stream cannot resume',
+            'Cannot read event stream: the last event id received, "a\\u001b[0mb", contains a control character, or a space or tab at one end, which no Last-Event-ID header carries unchanged: the stream cannot resume',
         },
       );
       assert.deepEqual(got, ["first"]);
       assert.equal(requests, 1);
     });
+    // A space or tab at one end: fetch would trim it, and the server would
+    // read another id.
+    await withServer(() =>
+      new Response("id: 8 \ndata: x\n\n", {
+        headers: { "content-type": "text/event-stream" },
+      }), async (server) => {
+      await assert.rejects(
+        Array.fromAsync(fetchEventStream(server.url, { retryDelayMs: 5 })),
+        /the last event id received, "8 ", contains .* the stream cannot resume/,
+      );
+    });
+    // A header value with a control character: refused at once (Deno's
+    // fetch refused it on every attempt, retried for ever).
+    assert.throws(
+      () =>
+        fetchEventStream("http://x/", { headers: { "x-trace": "a\u0001" } }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot read event stream: the value of header x-trace has a control character, which the runtime's fetch refuses to send",
+      },
+    );
     assert.throws(
       () => fetchEventStream("http://x/", { lastEventId: "a\u0007" }),
       {
         name: "TypeError",
         message:
-          'Cannot read event stream: lastEventId "a\\u0007" contains a control character, which no Last-Event-ID header can carry',
+          'Cannot read event stream: lastEventId "a\\u0007" contains a control character, or a space or tab at one end, which no Last-Event-ID header carries unchanged',
       },
     );
   });

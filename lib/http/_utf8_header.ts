@@ -47,3 +47,28 @@ export function headerCanCarry(text: string): boolean {
 }
 
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * Whether a header carries `text` back unchanged: as `headerCanCarry`, and
+ * no space or tab at either end (fetch trims them from a value).
+ */
+export function headerKeeps(text: string): boolean {
+  return headerCanCarry(text) && !EDGE_SPACE.test(text);
+}
+
+const EDGE_SPACE = /^[ \t]|[ \t]$/;
+
+/**
+ * Throws a TypeError naming `what` if a value of `headers` has a control
+ * character other than a tab: `Headers` takes one, but Deno's fetch refuses
+ * to send it, which a client that retries would take for a network error.
+ */
+export function checkHeaderValues(what: string, headers: Headers): void {
+  for (const [name, value] of headers) {
+    if (!headerCanCarry(value)) {
+      throw new TypeError(
+        `Cannot ${what}: the value of header ${name} has a control character, which the runtime's fetch refuses to send`,
+      );
+    }
+  }
+}

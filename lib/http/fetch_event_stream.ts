@@ -7,8 +7,9 @@ import type {
 } from "./sse_decoder_stream.ts";
 import { createSseParser, type SseParser } from "./_sse_parser.ts";
 import {
+  checkHeaderValues,
   fromUtf8Header,
-  headerCanCarry,
+  headerKeeps,
   toUtf8Header,
 } from "./_utf8_header.ts";
 
@@ -168,15 +169,20 @@ export function fetchEventStream(
     maxEventBytes: options.maxEventBytes,
   };
   createSseParser(decoderOptions); // checks the limits now
+  const given = new Headers(options.headers);
+  checkHeaderValues(what, given);
   // A Last-Event-ID among `headers` (as other clients take it) is the
-  // first connection's too, and is replaced by the ids the stream sets.
-  let lastEventId = options.lastEventId ??
-    fromUtf8Header(new Headers(options.headers).get("last-event-id") ?? "");
-  if (!headerCanCarry(lastEventId)) {
+  // first connection's too, sent as given, and is replaced by the ids the
+  // stream sets.
+  let rawLastEventId = options.lastEventId === undefined
+    ? given.get("last-event-id") ?? undefined
+    : undefined;
+  let lastEventId = options.lastEventId ?? fromUtf8Header(rawLastEventId ?? "");
+  if (!headerKeeps(lastEventId)) {
     throw new TypeError(
       `Cannot ${what}: lastEventId ${
         JSON.stringify(lastEventId.slice(0, 64))
-      } contains a control character, which no Last-Event-ID header can carry`,
+      } contains a control character, or a space or tab at one end, which no Last-Event-ID header carries unchanged`,
     );
   }
   const fetchImpl = options.fetch ?? globalThis.fetch;
@@ -223,17 +229,22 @@ export function fetchEventStream(
       // cached, as for EventSource, so that a feed from another origin
       // needs no preflight; elsewhere, `cache` may be unimplemented.
       if (!browser) headers.set("cache-control", "no-cache");
-      if (!headerCanCarry(lastEventId)) {
-        // Sent, Deno's fetch refuses it (a network error, retried for
-        // ever) and Bun's server answers 400: the stream cannot resume.
+      if (!headerKeeps(lastEventId)) {
+        // Sent, Deno's fetch refuses a control character (a network error,
+        // retried for ever) and Bun's server answers 400; fetch trims a
+        // space or tab at either end (the server reads another id): the
+        // stream cannot resume.
         throw new TypeError(
           `Cannot ${what}: the last event id received, ${
             JSON.stringify(lastEventId.slice(0, 64))
-          }, contains a control character, which no Last-Event-ID header can carry: the stream cannot resume`,
+          }, contains a control character, or a space or tab at one end, which no Last-Event-ID header carries unchanged: the stream cannot resume`,
         );
       }
       if (lastEventId !== "") {
-        headers.set("last-event-id", toUtf8Header(lastEventId));
+        headers.set(
+          "last-event-id",
+          rawLastEventId ?? toUtf8Header(lastEventId),
+        );
       } else headers.delete("last-event-id");
       let response: Response;
       try {
@@ -305,6 +316,9 @@ export function fetchEventStream(
           if (result.done) {
             // Ended or dropped, every event it completed delivered: the
             // parser's id is the last one (an id-only block counts too).
+            if (parser!.lastEventId !== lastEventId) {
+              rawLastEventId = undefined;
+            }
             lastEventId = parser!.lastEventId;
             body = parser = undefined;
             continue;

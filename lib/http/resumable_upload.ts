@@ -6,7 +6,11 @@ import { HttpError } from "./http_error.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
-import { headerCanCarry, toUtf8Header } from "./_utf8_header.ts";
+import {
+  checkHeaderValues,
+  headerCanCarry,
+  toUtf8Header,
+} from "./_utf8_header.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
 import { IdleWatch } from "../_internal/idle_timeout.ts";
 import {
@@ -222,6 +226,7 @@ export async function resumableUpload(
   // runtime refuses is the caller's mistake, said at once, not a cut
   // connection retried for minutes.
   const baseHeaders = new Headers(options.headers);
+  checkHeaderValues("upload", baseHeaders);
   const metadataHeader = tus && options.metadata
     ? encodeMetadata(options.metadata)
     : undefined;

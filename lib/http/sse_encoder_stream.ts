@@ -1,5 +1,5 @@
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
-import { headerCanCarry } from "./_utf8_header.ts";
+import { headerKeeps } from "./_utf8_header.ts";
 
 /**
  * One Server-Sent Event to send. Every field is optional: an event with
@@ -18,7 +18,8 @@ export interface SseEvent {
   /**
    * The event id: the client sends it back as `Last-Event-ID` when it
    * reconnects. One line, without NUL or other control characters (a tab
-   * is one), which no request header can carry.
+   * inside is fine) and without a space or tab at either end, which no
+   * request header carries unchanged.
    */
   id?: string;
   /** The client's reconnection delay from now on, in milliseconds. */
@@ -76,7 +77,7 @@ function oneLine(field: string, value: string): string {
  * @returns Its lines, ending with the blank line that dispatches it.
  * @throws {TypeError} When `event` is not an object, a text field is not a
  * string, `event` or `id` spans lines, or `id` has a control character
- * other than a tab.
+ * other than a tab or a space or tab at either end.
  * @throws {RangeError} When `retry` is not a non-negative integer.
  */
 export function formatSseEvent(event: SseEvent): string {
@@ -107,9 +108,9 @@ export function formatSseEvent(event: SseEvent): string {
       );
     }
     const line = oneLine("id", id);
-    if (!headerCanCarry(line)) {
+    if (!headerKeeps(line)) {
       throw new TypeError(
-        "Cannot encode event: its id contains a control character, which a client cannot send back as Last-Event-ID",
+        "Cannot encode event: its id contains a control character, or a space or tab at one end, which a client cannot send back unchanged as Last-Event-ID",
       );
     }
     out += `id: ${line}\n`;
