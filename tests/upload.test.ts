@@ -815,3 +815,94 @@ function generatedBody(data: Uint8Array): ReadableStream<Uint8Array> {
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XMLHttpRequest", () => {
+  /**
+   * An XMLHttpRequest that, on send, reports upload progress at `sent`
+   * bytes and answers `status`, firing its upload's own `load` (the whole
+   * body went) only when `sent` reaches the body's size.
+   */
+  function scripted(sent: number[], status: number) {
+    return class {
+      status = 0;
+      statusText = "";
+      response: ArrayBuffer | null = null;
+      responseType = "";
+      readonly #listeners = new Map<string, ((event?: unknown) => void)[]>();
+      readonly #uploadListeners = new Map<
+        string,
+        ((event?: unknown) => void)[]
+      >();
+      readonly upload = {
+        addEventListener: (type: string, listener: () => void) =>
+          this.#uploadListeners.set(type, [
+            ...this.#uploadListeners.get(type) ?? [],
+            listener,
+          ]),
+      };
+      open() {}
+      setRequestHeader() {}
+      getAllResponseHeaders() {
+        return "";
+      }
+      abort() {}
+      addEventListener(type: string, listener: () => void) {
+        this.#listeners.set(type, [
+          ...this.#listeners.get(type) ?? [],
+          listener,
+        ]);
+      }
+      send(body: Blob) {
+        setTimeout(() => {
+          for (const loaded of sent) {
+            for (const f of this.#uploadListeners.get("progress") ?? []) {
+              f({ loaded, total: body.size });
+            }
+          }
+          if (sent.at(-1) === body.size) {
+            for (const f of this.#uploadListeners.get("load") ?? []) f();
+          }
+          this.status = status;
+          this.response = new ArrayBuffer(0);
+          for (const f of this.#listeners.get("load") ?? []) f();
+        }, 0);
+      }
+    };
+  }
+
+  async function progressOf(sent: number[], status: number, intervalMs = 0) {
+    const global = globalThis as { XMLHttpRequest?: unknown };
+    const before = global.XMLHttpRequest;
+    global.XMLHttpRequest = scripted(sent, status);
+    try {
+      const calls: number[] = [];
+      const response = await upload(
+        "http://127.0.0.1:9/",
+        new Uint8Array(16 * MiB),
+        {
+          onProgress: (bytes) => void calls.push(bytes),
+          progressIntervalMs: intervalMs,
+        },
+      );
+      return { status: response.status, calls };
+    } finally {
+      global.XMLHttpRequest = before;
+    }
+  }
+
+  it("reports the whole body at the end only when it went, not when the server answered early (it claimed it all)", async () => {
+    assert.deepEqual(await progressOf([MiB, 2 * MiB], 413), {
+      status: 413,
+      calls: [MiB, 2 * MiB],
+    });
+    // The last bytes sent, held back by the interval: reported at the end.
+    assert.deepEqual((await progressOf([MiB, 3 * MiB], 413, 60_000)).calls, [
+      MiB,
+      3 * MiB,
+    ]);
+    assert.deepEqual(await progressOf([MiB, 16 * MiB], 200), {
+      status: 200,
+      calls: [MiB, 16 * MiB],
+    });
+  });
+});

@@ -19,6 +19,7 @@ interface Xhr {
       type: "progress",
       listener: (event: { loaded: number; total: number }) => void,
     ): void;
+    addEventListener(type: "load", listener: () => void): void;
   };
   open(method: string, url: string): void;
   setRequestHeader(name: string, value: string): void;
@@ -99,17 +100,28 @@ export function xhrUpload(
         xhr.abort();
       }
     };
+    // The bytes sent so far, and whether the whole body went (the upload's
+    // own load event: a server that answers early stops it before).
+    let loaded = 0;
+    let sent = false;
     xhr.upload.addEventListener("progress", (event) => {
+      loaded = event.loaded;
       const now = Date.now();
       if (now - last >= progressIntervalMs || event.loaded === total) {
         last = now;
         report(event.loaded);
       }
     });
+    xhr.upload.addEventListener("load", () => {
+      sent = true;
+    });
     xhr.addEventListener("load", () => {
       done();
-      // Always once at the end, as ProgressStream does.
-      if (reported !== total) report(total);
+      // Always once at the end, as ProgressStream does: the whole body if
+      // it went, else what went (it claimed the whole body when a server
+      // answered 413 after a few MiB).
+      const end = sent ? total : loaded;
+      if (reported !== end) report(end);
       if (failure) return reject(failure.error);
       const status = xhr.status;
       resolve(

@@ -4,6 +4,7 @@ import {
 } from "../streams/progress_stream.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
+import { checkProgress } from "../streams/progress_stream.ts";
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
 import { resolveUrl } from "./_url.ts";
@@ -125,6 +126,8 @@ export async function upload(
     onProgress && !options.fetch && !(body instanceof ReadableStream) &&
     hasXhr()
   ) {
+    // The checks ProgressStream makes on the fetch path, made here too.
+    checkProgress(onProgress, progressIntervalMs ?? 100);
     return await xhrUpload(
       url,
       body instanceof Blob ? body : new Blob([body as Uint8Array<ArrayBuffer>]),

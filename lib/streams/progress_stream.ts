@@ -21,6 +21,22 @@ export interface ProgressStreamOptions {
 }
 
 /**
+ * Checks a progress callback and its interval (a TypeError or RangeError
+ * naming them): `ProgressStream`'s, and `upload()`'s where it reports
+ * through XMLHttpRequest instead.
+ */
+export function checkProgress(onProgress: unknown, intervalMs: number): void {
+  checkArgument(
+    typeof onProgress === "function",
+    "report progress",
+    "onProgress",
+    "a function",
+    onProgress,
+  );
+  checkTimerMs("report progress", "intervalMs", intervalMs);
+}
+
+/**
  * A pass-through byte stream that reports progress: it calls `onProgress`
  * with the number of bytes passed so far (and the total, when known), at most
  * once per `intervalMs` and always once when the stream ends.
@@ -47,15 +63,8 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
     onProgress: ProgressCallback,
     options: ProgressStreamOptions = {},
   ) {
-    checkArgument(
-      typeof onProgress === "function",
-      "report progress",
-      "onProgress",
-      "a function",
-      onProgress,
-    );
     const { total, intervalMs = 100 } = options;
-    checkTimerMs("report progress", "intervalMs", intervalMs);
+    checkProgress(onProgress, intervalMs);
     let bytes = 0;
     let last = -Infinity;
     super({

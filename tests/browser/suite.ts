@@ -350,6 +350,33 @@ test("upload() with an onProgress that throws rejects with what it threw and sto
   assertEqual(result, "rejected with it after 1 call", "the upload");
 });
 
+test("upload() with onProgress (XMLHttpRequest) checks its options as the fetch path does", async () => {
+  // Before, a bad progressIntervalMs was taken, and an onProgress that is
+  // no function failed the upload with a bare TypeError once it had begun.
+  const refusals = await httpPage.evaluate(async () => {
+    const file = new File([new Uint8Array(1024)], "x.bin");
+    const refusals: string[] = [];
+    for (
+      const options of [
+        { onProgress: () => {}, progressIntervalMs: -1 },
+        { onProgress: "nope" as unknown as () => void },
+      ]
+    ) {
+      try {
+        await sluice.upload("/upload", file, options);
+        refusals.push("sent");
+      } catch (error) {
+        refusals.push(String(error));
+      }
+    }
+    return refusals;
+  });
+  assertEqual(refusals, [
+    "RangeError: Cannot report progress: intervalMs must be a non-negative number of milliseconds, got -1",
+    "TypeError: Cannot report progress: onProgress must be a function, got string",
+  ], "bad options");
+});
+
 test("upload() of a File without onProgress sends it with Content-Length and a matching Content-Digest (HTTP/1.1)", async () => {
   const size = 3 * MiB + 17;
   const r = await uploadFromPage(httpPage, { size, progress: false });
