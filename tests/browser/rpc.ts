@@ -405,6 +405,44 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assert(r.ms < 2000, `took ${r.ms} ms`);
   });
 
+  test("RPC in the page: a streaming call to a server that is not there fails UNAVAILABLE without the HTTP/2 hint over WebSocket or https (it said to use createWebSocketTransport)", async () => {
+    const p = await withRpc(kit.pages().https);
+    const messages = await p.evaluate(async () => {
+      const { createClient, StreamingCalcService } = sluiceRpc;
+      // A port nothing listens on (the discard port, refused here).
+      const calls = [
+        createClient(
+          StreamingCalcService,
+          sluiceRpc.createWebSocketTransport({
+            url: "ws://127.0.0.1:9/rpc-ws",
+          }),
+        ),
+        createClient(
+          StreamingCalcService,
+          sluiceRpc.createConnectTransport({
+            baseUrl: "https://127.0.0.1:9/rpc",
+            allowHalfDuplex: true,
+          }),
+        ),
+      ].map(async (client) => {
+        const call = client.sum();
+        try {
+          await call.send(1n);
+          await call.complete();
+          await call.receive();
+          return "answered";
+        } catch (error) {
+          return String(error);
+        }
+      });
+      return await Promise.all(calls);
+    });
+    for (const message of messages) {
+      assert(/^RpcError: \[unavailable\] /.test(message), message);
+      assert(!/HTTP\/2/.test(message), `says HTTP/2: ${message}`);
+    }
+  });
+
   test("RPC in the page: client-streaming over fetch on h2 works (half duplex is enough for it)", async () => {
     const p = await withRpc(kit.pages().https);
     const total = await p.evaluate(async () => {

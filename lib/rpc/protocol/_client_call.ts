@@ -166,9 +166,9 @@ export function startClientCall<I, O>(
           : new RpcError(
             Code.Unavailable,
             `Cannot send request to ${init.url}: ${messageOf(error)}${
-              body instanceof Uint8Array || !isBrowser()
-                ? ""
-                : ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
+              streamsOverHttp1(body, init.url)
+                ? ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
+                : ""
             }`,
             { cause: error },
           ),
@@ -738,4 +738,14 @@ function singleRequest<I>(
       fail(RpcError.from(reason, Code.Canceled));
     },
   });
+}
+
+/**
+ * Whether a browser was asked to stream a request body over HTTP/1.1 (an
+ * `http:` URL), which it refuses: only then does the error say so (a
+ * WebSocket transport, or an https: URL, failed for another reason).
+ */
+function streamsOverHttp1(body: unknown, url: string): boolean {
+  return !(body instanceof Uint8Array) && isBrowser() &&
+    URL.canParse(url) && new URL(url).protocol === "http:";
 }
