@@ -662,6 +662,50 @@ function logServer(
   return { seen, handle };
 }
 
+describe("createSseHandler in Workers (its user agent), a client that leaves while the handler makes its source", () => {
+  it("aborts the handler's signal and never starts the source (the abort came before the listener, and the source ran on)", async () => {
+    // workerd cancels no body whose client left; with enable_request_signal
+    // it aborts request.signal, which may happen while the handler still
+    // awaits (an auth or database lookup).
+    const navigator = globalThis.navigator as { userAgent: string };
+    Object.defineProperty(navigator, "userAgent", {
+      value: "Cloudflare-Workers",
+      configurable: true,
+    });
+    let handler;
+    try {
+      handler = createSseHandler(async (_request, { signal }) => {
+        seen.signal = signal;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return (async function* () {
+          for (let i = 0;; i++) {
+            seen.yields++;
+            yield { data: String(i) };
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        })();
+      }, { keepAliveMs: 0 });
+    } finally {
+      delete (navigator as { userAgent?: string }).userAgent;
+    }
+    const seen: { signal?: AbortSignal; yields: number } = { yields: 0 };
+    const client = new AbortController();
+    const answer = handler(
+      new Request("http://localhost/events", { signal: client.signal }),
+    );
+    setTimeout(() => client.abort(new Error("client left")), 10);
+    const response = await answer;
+    const read = await deadline(
+      response.body!.getReader().read(),
+      T,
+      "the body's end",
+    );
+    assert.equal(read.done, true);
+    assert.equal(seen.signal?.aborted, true);
+    assert.equal(seen.yields, 0);
+  });
+});
+
 describe("fetchEventStream", () => {
   it("fetchEventStream reconnects after the server's retry delay and resumes with Last-Event-ID", async () => {
     const { seen, handle } = logServer((_, attempt) =>

@@ -72,10 +72,14 @@ function toStream(
     else await iterator!.return?.(reason);
   };
   // Stopped from outside too: a pipe's own abort waits for its write in
-  // flight, which a body nobody reads never takes.
-  gone?.addEventListener("abort", () => {
-    stop(gone.reason).catch(() => {});
-  }, { once: true });
+  // flight, which a body nobody reads never takes (an abort that came
+  // while the handler made the source: at once).
+  if (gone?.aborted) stop(gone.reason).catch(() => {});
+  else {
+    gone?.addEventListener("abort", () => {
+      stop(gone.reason).catch(() => {});
+    }, { once: true });
+  }
   return new ReadableStream<SseEvent>({
     async pull(controller) {
       const next = stopped
@@ -200,6 +204,13 @@ export function createSseHandler(
   const workers = isWorkers();
   return async (request) => {
     const cancelled = new AbortController();
+    if (workers) {
+      // Heard while the handler makes its source too (see encode).
+      const gone = request.signal;
+      const onAbort = () => cancelled.abort(gone.reason);
+      if (gone.aborted) onAbort();
+      else gone.addEventListener("abort", onAbort, { once: true });
+    }
     try {
       const source = await handler(request, {
         lastEventId: fromUtf8Header(
