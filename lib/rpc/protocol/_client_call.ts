@@ -166,9 +166,7 @@ export function startClientCall<I, O>(
           : new RpcError(
             Code.Unavailable,
             `Cannot send request to ${init.url}: ${messageOf(error)}${
-              streamsOverHttp1(body, init.url)
-                ? ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
-                : ""
+              streamingHint(body, init.url)
             }`,
             { cause: error },
           ),
@@ -741,11 +739,21 @@ function singleRequest<I>(
 }
 
 /**
- * Whether a browser was asked to stream a request body over HTTP/1.1 (an
- * `http:` URL), which it refuses: only then does the error say so (a
- * WebSocket transport, or an https: URL, failed for another reason).
+ * Why a browser may have refused to stream a request body: over `http:`
+ * it always does (HTTP/1.1); over `https:` it does to a server that speaks
+ * only HTTP/1.1. Nothing for a whole body, outside browsers, or for a
+ * WebSocket transport (whose URL is a path): those failed for another
+ * reason (a server that is not there was told to use WebSockets).
  */
-function streamsOverHttp1(body: unknown, url: string): boolean {
-  return !(body instanceof Uint8Array) && isBrowser() &&
-    URL.canParse(url) && new URL(url).protocol === "http:";
+function streamingHint(body: unknown, url: string): string {
+  if (body instanceof Uint8Array || !isBrowser() || !URL.canParse(url)) {
+    return "";
+  }
+  const { protocol } = new URL(url);
+  if (protocol === "http:") {
+    return ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`;
+  }
+  return protocol === "https:"
+    ? ` (if the server speaks only HTTP/1.1: a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
+    : "";
 }
