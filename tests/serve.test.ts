@@ -142,6 +142,34 @@ describe("serve", () => {
     }
   });
 
+  it("an onError that throws, rejects or gives no Response is logged and answered with a plain 500 (Bun sent its development page: the error, its stack and source)", async () => {
+    const { logged, restore } = captureConsole("error");
+    const answers: Record<string, (error: unknown) => Response> = {
+      throws: (error) => {
+        throw error;
+      },
+      rejects: ((error: unknown) => Promise.reject(error)) as never,
+      nothing: (() => undefined) as never,
+    };
+    try {
+      for (const [name, onError] of Object.entries(answers)) {
+        const server = await serve(() => {
+          throw new Error("secret-db-password=hunter2");
+        }, { onError });
+        try {
+          const response = await fetch(server.url);
+          assert.equal(response.status, 500, name);
+          assert.equal(await response.text(), "Internal Server Error", name);
+        } finally {
+          await deadline(server.shutdown(), 10_000, "shutdown");
+        }
+      }
+      assert.equal(logged.length, 3);
+    } finally {
+      restore();
+    }
+  });
+
   it("serve's default onError logs a response body that fails mid-stream, unless with a 4xx HttpError (an echo's client gone or idle)", async () => {
     const { logged, whenLogged, restore } = captureConsole("error");
     const failed: Promise<void>[] = [];

@@ -20,6 +20,7 @@ export interface BunGlobal {
     hostname: string;
     idleTimeout?: number;
     maxRequestBodySize?: number;
+    development?: boolean;
     fetch: (request: Request, server: BunServer) => unknown;
     error?: (error: unknown) => unknown;
     // deno-lint-ignore no-explicit-any

@@ -93,7 +93,10 @@ export interface ServeOptions {
    * logging it: the library's handlers raise those on purpose for the
    * client's side of an exchange (a client that went away, an idle or
    * oversized body). Any other error is logged with `console.error` and
-   * answered with 500.
+   * answered with 500. An `onError` that throws, rejects or gives no
+   * `Response` is logged, and a plain 500 is sent (under Bun, its
+   * development error page once went out instead: the error's message, its
+   * stack and source).
    */
   onError?: (error: unknown) => Response | Promise<Response>;
   /**
@@ -152,7 +155,40 @@ function shuttingDown(): Response {
 function defaultOnError(error: unknown): Response {
   if (isClientError(error)) return error.getResponse();
   console.error("sluice: handler failed:", error);
+  return internalError();
+}
+
+function internalError(): Response {
   return new Response("Internal Server Error", { status: 500 });
+}
+
+/**
+ * `onError`, made to answer: what it throws or rejects with, or an answer
+ * that is no `Response`, is logged and a plain 500 sent (the runtime's own
+ * fallback may show the error: Bun's development page does).
+ */
+function answering(
+  onError: (error: unknown) => Response | Promise<Response>,
+): (error: unknown) => Response | Promise<Response> {
+  const checked = (answer: unknown): Response => {
+    if (answer instanceof Response) return answer;
+    console.error("sluice: onError gave no Response:", answer);
+    return internalError();
+  };
+  const failed = (reason: unknown): Response => {
+    console.error("sluice: onError failed:", reason);
+    return internalError();
+  };
+  return (error) => {
+    try {
+      const answer = onError(error) as unknown;
+      return answer instanceof Promise
+        ? answer.then(checked, failed)
+        : checked(answer);
+    } catch (reason) {
+      return failed(reason);
+    }
+  };
 }
 
 /**
@@ -206,14 +242,15 @@ export async function serve(
       `Cannot serve: idleTimeoutMs must be 0 or above 4000 (at 4 s and below, Bun closes even busy connections at its first 4-s tick), got ${idleTimeoutMs}`,
     );
   }
-  const onError = options.onError ?? defaultOnError;
+  const given = options.onError ?? defaultOnError;
   checkArgument(
-    typeof onError === "function",
+    typeof given === "function",
     "serve",
     "onError",
     "a function",
-    onError,
+    given,
   );
+  const onError = answering(given);
   const bun = getBun();
   if (bun) {
     const server: BunServer = bun.serve({
@@ -222,6 +259,9 @@ export async function serve(
       idleTimeout: Math.ceil(idleTimeoutMs / 1000),
       // Bodies are streamed and bounded by the handlers' own limits.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      // Never Bun's development error page (the error, its stack and
+      // source) to a client, whatever NODE_ENV says.
+      development: false,
       // Remembered so that upgradeWebSocket can reach server.upgrade.
       fetch: (request: Request, server: BunServer) => {
         // pendingRequests counts this request too.
