@@ -242,6 +242,40 @@ describe("DuplexStream iteration and writing", () => {
 });
 
 describe("DuplexStream errors and aborts", () => {
+  it("an output that errors with a write in flight that never settles fails pending reads and cancels the input (they hung)", async () => {
+    // A socket sink that waits for "drain" and errors itself when the
+    // socket closes: its write never settles.
+    let cancelled: unknown;
+    const input = new ReadableStream<Uint8Array>({
+      pull() {},
+      cancel(reason) {
+        cancelled = reason;
+      },
+    });
+    let output!: WritableStreamDefaultController;
+    const duplex = new DuplexStream(
+      input,
+      new WritableStream<Uint8Array>({
+        start: (c) => void (output = c),
+        write: () => new Promise(() => {}),
+      }, { highWaterMark: 1 }),
+    );
+    await duplex.write("a");
+    const pending: Promise<unknown>[] = [
+      duplex.write("b"),
+      duplex.write("c"),
+      duplex.readPartial(),
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const boom = new Error("the socket closed");
+    output.error(boom);
+    for (const p of pending) {
+      await assert.rejects(deadline(p, 2_000, "a pending call"), boom);
+    }
+    assert.equal(cancelled, boom);
+    await assert.rejects(duplex.write("d"), boom);
+  });
+
   it("DuplexStream.close with a reason rejects the pending read and aborts the peer", async () => {
     const [client, server] = pair();
     const pending = client.readPartial();

@@ -424,7 +424,12 @@ export class DuplexStream
     return this.#serialWrite(async () => {
       this.#checkWritable("write");
       if (bytes.byteLength === 0) return;
-      await this.#writer.ready;
+      // The output errored: the whole stream fails now (writer.closed
+      // waits for a write in flight, which may never settle).
+      await this.#writer.ready.catch((reason) => {
+        this.#fail(reason);
+        throw reason;
+      });
       this.#checkWritable("write");
       // The write's own outcome also reaches writer.closed and the next
       // ready, where it fails the stream; waiting for it here would allow
