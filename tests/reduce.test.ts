@@ -52,7 +52,7 @@ describe("reduce", () => {
     await assert.rejects(reduce(failing, add, 0), /broken/);
   });
 
-  it("reduce with an aborted signal rejects at once and reads nothing", async () => {
+  it("reduce with an aborted signal rejects at once, reads nothing and cancels the source (it was left uncancelled)", async () => {
     const source = probeSource([1, 2]);
     const reason = new Error("already aborted");
     await assert.rejects(
@@ -60,6 +60,7 @@ describe("reduce", () => {
       (error) => error === reason,
     );
     assert.equal(source.pulls(), 0);
+    assert.deepEqual(source.cancelled(), { reason });
   });
 
   it("reduce stops and cancels the source when its signal aborts mid-stream", async () => {

@@ -38,10 +38,14 @@ export async function reduce<I, A>(
   options: ReduceOptions = {},
 ): Promise<A> {
   const { signal } = options;
-  signal?.throwIfAborted();
   const stream = source instanceof ReadableStream
     ? source
     : ReadableStream.from(source);
+  if (signal?.aborted) {
+    // Stopped before reading: the source is cancelled all the same.
+    await stream.cancel(signal.reason).catch(() => {});
+    throw signal.reason;
+  }
   const reader = stream.getReader();
   const onAbort = () => {
     reader.cancel(signal!.reason).catch(() => {});
