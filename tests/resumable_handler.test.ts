@@ -771,6 +771,11 @@ describe("createResumableUploadHandler's requestPathPrefix", () => {
       );
       const head = await mounted(req("HEAD", location));
       assert.equal(head.headers.get("upload-offset"), "3");
+      // Its percent-encodings in lower case (RFC 3986 §6.2.2.1): 404 before.
+      const lower = await mounted(
+        req("HEAD", location.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())),
+      );
+      assert.equal(lower.headers.get("upload-offset"), "3", prefix);
     }
     assert.throws(
       () =>

@@ -121,16 +121,26 @@ describe("requestPathPrefix", () => {
   it("a prefix with characters a URL's path encodes serves its paths, written either way", async () => {
     // It was compared to the encoded request path as written, so never
     // matched.
-    for (const requestPathPrefix of ["/ñ api", "/%C3%B1%20api"]) {
+    // And the percent-encodings' case is not the path's (RFC 3986
+    // §6.2.2.1): a prefix or a request in lower case was 404.
+    for (
+      const requestPathPrefix of ["/ñ api", "/%C3%B1%20api", "/%c3%b1%20api"]
+    ) {
       const h = createRpcHandler(impl, { requestPathPrefix });
-      const response = await h(
-        new Request("http://x/ñ api/test.v1.MountService/add", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: '"1"',
-        }),
-      );
-      assert.equal(await response.text(), '"2"', requestPathPrefix);
+      for (const path of ["/ñ api", "/%c3%b1%20api"]) {
+        const response = await h(
+          new Request(`http://x${path}/test.v1.MountService/add`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: '"1"',
+          }),
+        );
+        assert.equal(
+          await response.text(),
+          '"2"',
+          `${requestPathPrefix} ${path}`,
+        );
+      }
     }
   });
 

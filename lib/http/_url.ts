@@ -55,5 +55,22 @@ export function pathPrefix(what: string, value: string | undefined): string {
       }`,
     );
   }
-  return new URL(`http://localhost${value}`).pathname.replace(/\/+$/, "");
+  return upperPercent(
+    new URL(`http://localhost${value}`).pathname.replace(/\/+$/, ""),
+  );
+}
+
+/**
+ * A request URL's path as it is compared with a `pathPrefix`: its percent
+ * encodings in upper case, as the prefix's (RFC 3986 §6.2.2.1: "%c3%b1" is
+ * "%C3%B1"; a client that sent the lower case got 404).
+ */
+export function requestPath(url: string): string {
+  return upperPercent(new URL(url, "http://localhost").pathname);
+}
+
+function upperPercent(path: string): string {
+  return path.includes("%")
+    ? path.replace(/%[0-9a-f]{2}/gi, (escape) => escape.toUpperCase())
+    : path;
 }

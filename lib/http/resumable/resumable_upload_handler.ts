@@ -1,4 +1,4 @@
-import { pathPrefix } from "../_url.ts";
+import { pathPrefix, requestPath } from "../_url.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { checkMax, checkMs } from "../../_internal/limits.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
@@ -1133,7 +1133,7 @@ export function createResumableUploadHandler(
   return async (request) => {
     let isTus = false;
     try {
-      const path = new URL(request.url).pathname;
+      const path = requestPath(request.url);
       let id: string | undefined;
       if (path === prefix || path === prefix + "/") id = undefined;
       else if (

@@ -1,6 +1,6 @@
 import { checkArgument, checkOneOf } from "../../_internal/arguments.ts";
 import { checkMinRate } from "../../http/_min_rate.ts";
-import { pathPrefix } from "../../http/_url.ts";
+import { pathPrefix, requestPath } from "../../http/_url.ts";
 import { Code } from "../code.ts";
 import {
   checkCompressions,
@@ -66,7 +66,8 @@ export interface UniversalHandlerOptions {
    * with `"/rpc"`, `/rpc/pkg.Service/Method` serves `pkg.Service/Method`.
    * A request outside the prefix gets a plain 404 (it names no method of
    * this handler; gRPC clients read HTTP 404 as `Unimplemented`). Written
-   * plain or percent-encoded (`"/ñ"` or `"/%C3%B1"`), alike.
+   * plain or percent-encoded (`"/ñ"`, `"/%C3%B1"` or `"/%c3%b1"`), alike, and
+   * so is a request's path (its percent-encodings in either case).
    *
    * @default {"" (methods at the root)}
    */
@@ -207,7 +208,7 @@ export function createUniversalHandler(
     chosen.map((protocol) => checkOneOf(what, "protocols", protocol, all)),
   );
   return async (request): Promise<UniversalResponse> => {
-    const fullPath = new URL(request.url, "http://localhost").pathname;
+    const fullPath = requestPath(request.url);
     if (!fullPath.startsWith(prefix + "/")) {
       await request.body?.cancel();
       return {
