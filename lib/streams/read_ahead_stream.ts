@@ -28,9 +28,11 @@ const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
  * of it: under Deno over h2c a request body's 16 KiB chunks each view a
  * 64 KiB buffer).
  *
- * Under Deno.serve over HTTP/1.1, a handler that consumes a chunked request
- * body more slowly than it arrives loses throughput badly; a read-ahead of a
- * few MiB restores it (see docs/performance.md in the repository).
+ * Under Bun it reads ahead as described. Under Deno (2.9.6) it reads
+ * nothing ahead: Deno's `pipeTo` writes into a `TransformStream` only as
+ * its readable side is read (a transform function would change that, with
+ * a cost of its own: docs/known-runtime-issues.md (i) in the repository),
+ * so there it only bounds what the consumer's side holds.
  *
  * @example Read ahead of a file writer
  * ```ts
