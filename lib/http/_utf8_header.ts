@@ -46,6 +46,8 @@ export function headerCanCarry(text: string): boolean {
   return !CONTROL.test(text);
 }
 
+// Control characters on purpose: the ones a header cannot carry.
+// deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /**
