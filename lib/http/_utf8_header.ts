@@ -38,9 +38,9 @@ export function fromUtf8Header(value: string): string {
 
 /**
  * Whether a header can carry `text` as the runtimes send it: no control
- * character but a tab (Deno's fetch refuses to send one, Bun's server
- * refuses to receive one, though the Fetch standard forbids only NUL, CR and
- * LF).
+ * character but a tab (RFC 9110, 5.5; Deno's fetch refuses to send one,
+ * Deno's server panics on one in a response, Bun's server refuses one in a
+ * request, though the Fetch standard forbids only NUL, CR and LF).
  */
 export function headerCanCarry(text: string): boolean {
   return !CONTROL.test(text);

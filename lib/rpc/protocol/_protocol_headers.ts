@@ -10,6 +10,7 @@
 // go on.
 
 import type { RpcError } from "../rpc_error.ts";
+import { headerCanCarry } from "../../http/_utf8_header.ts";
 
 /**
  * Headers that carry the protocols' own information (the set connect-go
@@ -64,18 +65,15 @@ export function isEncodingHeader(name: string): boolean {
 }
 
 /**
- * A control character other than HTAB: not allowed in a field value (RFC
- * 9110, 5.5), though `Headers` refuses only NUL, CR and LF. Sent on, one
- * made Deno's HTTP/1.1 server panic and exit (a handler that echoed a
- * client's text into a header took the process down) and Bun send a
+ * Whether a handler's field is sent: not a protocol header, and a valid
+ * value. A control character other than HTAB is not allowed in a field
+ * value (RFC 9110, 5.5), though `Headers` refuses only NUL, CR and LF. Sent
+ * on, one made Deno's HTTP/1.1 server panic and exit (a handler that echoed
+ * a client's text into a header took the process down) and Bun send a
  * malformed response.
  */
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
-
-/** Whether a handler's field is sent: not a protocol header, a valid value. */
 function isOwn(key: string, value: string): boolean {
-  return !isProtocolHeader(key) && !CONTROL.test(value);
+  return !isProtocolHeader(key) && headerCanCarry(value);
 }
 
 /** Appends `from`'s entries to `into`, all but those `isOwn` refuses. */
