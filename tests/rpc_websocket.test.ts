@@ -9,6 +9,7 @@ import {
   Code,
   createClient,
   createConnectTransport,
+  createFetchClient,
   createRpcHandler,
   createWebSocketTransport,
   defineService,
@@ -823,6 +824,58 @@ describe("RPC over WebSocket", () => {
       else delete (navigator as { userAgent?: string }).userAgent;
     }
     assert.ok(!navigator.userAgent.startsWith("Mozilla/"));
+  });
+
+  it("in a browser, the fetch client says a refused streamed body may be HTTP/1.1's: certainly over http:, maybe over https: (also a page's relative URL), never elsewhere", async () => {
+    // Said by the call for any streamed body before, a WebSocket call to a
+    // server that was not there included; and a relative URL lost it.
+    const global = globalThis as { location?: unknown };
+    const navigator = globalThis.navigator as { userAgent: string };
+    const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
+    const ownLocation = Object.getOwnPropertyDescriptor(global, "location");
+    const refuse =
+      (() => Promise.reject(new TypeError("Failed to fetch"))) as typeof fetch;
+    const messageFor = async (url: string) => {
+      const client = createFetchClient({ fetch: refuse });
+      const error = await client({
+        method: "POST",
+        url,
+        headers: new Headers(),
+        body: new ReadableStream<Uint8Array>(),
+        signal: new AbortController().signal,
+      }).then(() => undefined, (e: Error) => e);
+      return error?.message;
+    };
+    try {
+      Object.defineProperty(navigator, "userAgent", {
+        value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
+        configurable: true,
+      });
+      Object.defineProperty(global, "location", {
+        value: { href: "https://app.example/page" },
+        configurable: true,
+      });
+      assert.equal(
+        await messageFor("http://app.example/rpc/S/m"),
+        "Failed to fetch (a browser streams a request body only over HTTP/2; use createWebSocketTransport from @sluice/streams/rpc)",
+      );
+      for (const url of ["https://app.example/rpc/S/m", "/rpc/S/m"]) {
+        assert.equal(
+          await messageFor(url),
+          "Failed to fetch (if the server speaks only HTTP/1.1: a browser streams a request body only over HTTP/2; use createWebSocketTransport from @sluice/streams/rpc)",
+          url,
+        );
+      }
+    } finally {
+      if (own) Object.defineProperty(navigator, "userAgent", own);
+      else delete (navigator as { userAgent?: string }).userAgent;
+      if (ownLocation) Object.defineProperty(global, "location", ownLocation);
+      else delete global.location;
+    }
+    assert.equal(
+      await messageFor("http://app.example/rpc/S/m"),
+      "Failed to fetch",
+    );
   });
 
   it("createWebSocketTransport needs baseUrl or url, not both", () => {

@@ -1,6 +1,9 @@
 import { fetchDecoded } from "../../http/_compression.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchDuplex } from "../../http/fetch_duplex.ts";
+import { parseUrl } from "../../http/_url.ts";
+import { isBrowser } from "../../_internal/user_agent.ts";
+import { WEBSOCKET_HINT } from "../protocol/_fetch_support.ts";
 import type {
   HttpClient,
   UniversalClientRequest,
@@ -71,6 +74,8 @@ export function createFetchClient(
         ...init,
         body: request.body,
         fetch: fetchImpl,
+      }).catch((error) => {
+        throw streamingRefusal(error, request.url);
       });
     // fetch has decoded a Content-Encoding it knows (the body is then
     // identity); any other stays, for the protocol to decode or refuse.
@@ -86,4 +91,25 @@ export function createFetchClient(
       trailers: Promise.resolve(new Headers()),
     };
   };
+}
+
+/**
+ * A fetch with a streamed body that failed in a browser, said why it may
+ * have: over `http:` a browser always refuses (it streams a request body
+ * only over HTTP/2), over `https:` it does to a server that speaks only
+ * HTTP/1.1. Any other error, or elsewhere, as it is.
+ */
+function streamingRefusal(error: unknown, url: string): unknown {
+  const protocol = isBrowser() ? parseUrl(url)?.protocol : undefined;
+  if (!(error instanceof TypeError)) return error;
+  const why = protocol === "http:"
+    ? "a browser streams a request body only over HTTP/2"
+    : protocol === "https:"
+    ? "if the server speaks only HTTP/1.1: a browser streams a request body only over HTTP/2"
+    : undefined;
+  return why === undefined
+    ? error
+    : new TypeError(`${error.message} (${why}; ${WEBSOCKET_HINT})`, {
+      cause: error,
+    });
 }

@@ -40,8 +40,6 @@ import {
   type PushSource,
   registerBurstProducer,
 } from "../../streams/_fuse.ts";
-import { isBrowser } from "../../_internal/user_agent.ts";
-import { WEBSOCKET_HINT } from "./_fetch_support.ts";
 
 /** What a protocol's response validation returns (validate_response.ts). */
 export interface ValidatedResponse {
@@ -165,9 +163,7 @@ export function startClientCall<I, O>(
           ? error
           : new RpcError(
             Code.Unavailable,
-            `Cannot send request to ${init.url}: ${messageOf(error)}${
-              streamingHint(body, init.url)
-            }`,
+            `Cannot send request to ${init.url}: ${messageOf(error)}`,
             { cause: error },
           ),
       );
@@ -736,24 +732,4 @@ function singleRequest<I>(
       fail(RpcError.from(reason, Code.Canceled));
     },
   });
-}
-
-/**
- * Why a browser may have refused to stream a request body: over `http:`
- * it always does (HTTP/1.1); over `https:` it does to a server that speaks
- * only HTTP/1.1. Nothing for a whole body, outside browsers, or for a
- * WebSocket transport (whose URL is a path): those failed for another
- * reason (a server that is not there was told to use WebSockets).
- */
-function streamingHint(body: unknown, url: string): string {
-  if (body instanceof Uint8Array || !isBrowser() || !URL.canParse(url)) {
-    return "";
-  }
-  const { protocol } = new URL(url);
-  if (protocol === "http:") {
-    return ` (a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`;
-  }
-  return protocol === "https:"
-    ? ` (if the server speaks only HTTP/1.1: a browser streams a request body only over HTTP/2; ${WEBSOCKET_HINT})`
-    : "";
 }
