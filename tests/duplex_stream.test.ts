@@ -276,6 +276,25 @@ describe("DuplexStream errors and aborts", () => {
     await assert.rejects(duplex.write("d"), boom);
   });
 
+  it("a read pending behind a write in flight that never settles rejects when the output errors, and closeWrite says the error (the read hung, the close seemed to succeed)", async () => {
+    const input = new ReadableStream<Uint8Array>({ pull() {} });
+    let output!: WritableStreamDefaultController;
+    const duplex = new DuplexStream(
+      input,
+      new WritableStream<Uint8Array>({
+        start: (c) => void (output = c),
+        write: () => new Promise(() => {}),
+      }, { highWaterMark: 1 }),
+    );
+    await duplex.write("request");
+    const read = duplex.readPartial();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const boom = new Error("the socket closed");
+    output.error(boom);
+    await assert.rejects(deadline(read, 2_000, "the pending read"), boom);
+    await assert.rejects(duplex.closeWrite(), boom);
+  });
+
   it("DuplexStream.close with a reason rejects the pending read and aborts the peer", async () => {
     const [client, server] = pair();
     const pending = client.readPartial();

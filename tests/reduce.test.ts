@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { reduce } from "../lib/streams/reduce.ts";
 import { probeSource } from "./_stream_probe.ts";
+import { deadline } from "./_helpers.ts";
 
 const add = (a: number, b: number) => a + b;
 
@@ -61,6 +62,16 @@ describe("reduce", () => {
     );
     assert.equal(source.pulls(), 0);
     assert.deepEqual(source.cancelled(), { reason });
+    // Not waiting for a cancel that never settles.
+    const stuck = new ReadableStream({ cancel: () => new Promise(() => {}) });
+    await assert.rejects(
+      deadline(
+        reduce(stuck, add, 0, { signal: AbortSignal.abort(reason) }),
+        2_000,
+        "reduce",
+      ),
+      (error) => error === reason,
+    );
   });
 
   it("reduce stops and cancels the source when its signal aborts mid-stream", async () => {

@@ -170,6 +170,41 @@ describe("serve", () => {
     }
   });
 
+  it("a handler that gives no Response goes to onError (Bun answered 204, or 200 with its welcome page, calling nothing), and onError may answer with any thenable", async () => {
+    const seen: string[] = [];
+    const server = await serve((request) => {
+      if (new URL(request.url).pathname === "/async") {
+        return Promise.resolve(undefined) as never;
+      }
+      return undefined as never;
+    }, {
+      onError: (error) => {
+        seen.push(String(error));
+        // A thenable of a Response, not a native promise.
+        return {
+          then: (resolve: (r: Response) => void) =>
+            resolve(new Response("teapot", { status: 418 })),
+        } as never;
+      },
+    });
+    try {
+      for (const path of ["/", "/async"]) {
+        const response = await fetch(new URL(path, server.url));
+        assert.equal(response.status, 418, path);
+        assert.equal(await response.text(), "teapot", path);
+      }
+      assert.equal(seen.length, 2);
+      if (runtime === "bun") {
+        assert.deepEqual(seen, [
+          "TypeError: Cannot serve: the handler gave no Response, got undefined",
+          "TypeError: Cannot serve: the handler gave no Response, got undefined",
+        ]);
+      }
+    } finally {
+      await deadline(server.shutdown(), 10_000, "shutdown");
+    }
+  });
+
   it("serve's default onError logs a response body that fails mid-stream, unless with a 4xx HttpError (an echo's client gone or idle)", async () => {
     const { logged, whenLogged, restore } = captureConsole("error");
     const failed: Promise<void>[] = [];

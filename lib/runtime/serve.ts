@@ -182,13 +182,34 @@ function answering(
   return (error) => {
     try {
       const answer = onError(error) as unknown;
-      return answer instanceof Promise
-        ? answer.then(checked, failed)
+      return isThenable(answer)
+        ? Promise.resolve(answer).then(checked, failed)
         : checked(answer);
     } catch (reason) {
       return failed(reason);
     }
   };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/**
+ * A handler's answer, refused unless it is a `Response` (or a promise of
+ * one): Bun answers anything else 204 without calling `error`, Deno calls
+ * `onError` with a TypeError.
+ */
+function response(
+  answer: unknown,
+): Response | Promise<Response> {
+  if (answer instanceof Response) return answer;
+  if (isThenable(answer)) return Promise.resolve(answer).then(response);
+  throw new TypeError(
+    `Cannot serve: the handler gave no Response, got ${
+      answer === null ? "null" : typeof answer
+    }`,
+  );
 }
 
 /**
@@ -272,7 +293,7 @@ export async function serve(
           return overloaded(maxConcurrentRequests);
         }
         rememberBunServer(request, server);
-        return handler(request);
+        return response(handler(request));
       },
       error: onError,
       websocket: bunWebSocketHandlers,

@@ -435,7 +435,24 @@ export class DuplexStream
       // ready, where it fails the stream; waiting for it here would allow
       // only one chunk in flight.
       this.#writer.write(bytes).catch((reason) => this.#fail(reason));
+      this.#watchReady();
     });
+  }
+
+  /** The `ready` promise watched for the output's error, if any. */
+  #watched: Promise<void> | undefined;
+
+  /**
+   * Fails the stream as soon as the output errors while a write waits on
+   * it: its `ready` rejects at once, where `writer.closed` waits for the
+   * write in flight, which may never settle (a socket sink that waits for
+   * "drain"), leaving a pending read hanging.
+   */
+  #watchReady(): void {
+    const ready = this.#writer.ready;
+    if (ready === this.#watched) return;
+    this.#watched = ready;
+    ready.catch((reason) => this.#fail(reason));
   }
 
   /**
@@ -451,6 +468,14 @@ export class DuplexStream
     return this.#serialWrite(() => {
       if (this.#outputClosed) return Promise.resolve();
       this.#checkWritable("close the output");
+      // An output already errored (desiredSize null) fails the stream with
+      // its error, not a close that seems to succeed.
+      if (this.#writer.desiredSize === null) {
+        return this.#writer.ready.then(() => {}, (reason) => {
+          this.#fail(reason);
+          throw reason;
+        });
+      }
       this.#outputClosed = true;
       this.#writer.close().catch((reason) => this.#fail(reason));
       return Promise.resolve();

@@ -42,8 +42,9 @@ export async function reduce<I, A>(
     ? source
     : ReadableStream.from(source);
   if (signal?.aborted) {
-    // Stopped before reading: the source is cancelled all the same.
-    await stream.cancel(signal.reason).catch(() => {});
+    // Stopped before reading: the source is cancelled all the same, not
+    // waited for (as mid-way: a cancel may never settle).
+    stream.cancel(signal.reason).catch(() => {});
     throw signal.reason;
   }
   const reader = stream.getReader();
