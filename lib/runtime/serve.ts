@@ -86,7 +86,8 @@ export interface ServeOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Called with an error the handler threw (its result is sent instead),
+   * Called with an error the handler threw (its result is sent instead;
+   * a handler that gives no `Response` counts as throwing a TypeError),
    * and under Deno with the error of a response body that failed mid-stream
    * (the result is then discarded; Bun prints those itself). The default
    * answers an `HttpError` of status 400-499 with its own response, without
