@@ -7,7 +7,8 @@
 //   POST /duplex    duplexResponse writing its request back, compressed
 //                   whatever its size (compressMinBytes 0)
 //   POST /rpc/...   createRpcHandler: a unary Connect answer, compressed
-//                   whatever its size (compressMinBytes 0)
+//                   whatever its size (compressMinBytes 0) when gzip makes
+//                   it smaller (a text repeated)
 
 import { duplexResponse } from "../lib/http/duplex_response.ts";
 import { echo } from "../lib/http/echo.ts";
@@ -16,15 +17,30 @@ import {
   defineService,
   implementService,
   Int64Value,
+  type MessageType,
 } from "../lib/rpc/mod.ts";
 
-/** A unary service: the value doubled. */
-export const DoubleService = defineService("test.v1.DoubleService", {
-  double: { kind: "unary", input: Int64Value, output: Int64Value },
+/** A message of UTF-8 text. */
+const Text: MessageType<string> = {
+  typeName: "test.v1.Text",
+  proto: {
+    encode: (text) => new TextEncoder().encode(text),
+    decode: (bytes) => new TextDecoder().decode(bytes),
+  },
+};
+
+/** The text repeated: "hello, workerd " `value` times. */
+export function repeated(value: bigint): string {
+  return "hello, workerd ".repeat(Number(value));
+}
+
+/** A unary service whose answers compress. */
+export const RepeatService = defineService("test.v1.RepeatService", {
+  repeat: { kind: "unary", input: Int64Value, output: Text },
 });
 
 const rpc = createRpcHandler(
-  implementService(DoubleService, { double: (value) => value * 2n }),
+  implementService(RepeatService, { repeat: repeated }),
   { requestPathPrefix: "/rpc", compressMinBytes: 0 },
 );
 

@@ -99,7 +99,8 @@ export function acceptHeader(accepted: readonly Compression[]): string {
 
 /**
  * Encodes a message into a frame: compressed (flag 1) with `compression`
- * when it has at least `minBytes` bytes, as it is otherwise.
+ * when it has at least `minBytes` bytes and compression makes it smaller,
+ * as it is otherwise.
  */
 export function messageToFrame<T>(
   codec: Codec<T>,
@@ -121,10 +122,14 @@ export function messageToFrame<T>(
         `Cannot send message: size ${data.byteLength} exceeds maxMessageBytes ${maxBytes} (before compression)`,
       );
     }
-    return compressMessage(compression, data).then((c) => ({
-      flags: 1,
-      data: c,
-    }));
+    // Sent as it is when compression does not make it smaller (random or
+    // already compressed bytes): gzip's few bytes more put a message just
+    // under maxMessageBytes over it, for the peer and the frame checks.
+    return compressMessage(compression, data).then((c) =>
+      c.byteLength < data.byteLength
+        ? { flags: 1, data: c }
+        : { flags: 0, data }
+    );
   };
 }
 
