@@ -668,6 +668,8 @@ describe("createSseHandler in Workers (its user agent), a client that leaves whi
     // it aborts request.signal, which may happen while the handler still
     // awaits (an auth or database lookup).
     const navigator = globalThis.navigator as { userAgent: string };
+    // Under Bun userAgent is the object's own: put back as it was.
+    const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
     Object.defineProperty(navigator, "userAgent", {
       value: "Cloudflare-Workers",
       configurable: true,
@@ -686,8 +688,10 @@ describe("createSseHandler in Workers (its user agent), a client that leaves whi
         })();
       }, { keepAliveMs: 0 });
     } finally {
-      delete (navigator as { userAgent?: string }).userAgent;
+      if (own) Object.defineProperty(navigator, "userAgent", own);
+      else delete (navigator as { userAgent?: string }).userAgent;
     }
+    assert.notEqual(navigator.userAgent, "Cloudflare-Workers");
     const seen: { signal?: AbortSignal; yields: number } = { yields: 0 };
     const client = new AbortController();
     const answer = handler(

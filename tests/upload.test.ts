@@ -886,7 +886,8 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
       );
       return { status: response.status, calls };
     } finally {
-      global.XMLHttpRequest = before;
+      if (before === undefined) delete global.XMLHttpRequest;
+      else global.XMLHttpRequest = before;
     }
   }
 
