@@ -52,6 +52,7 @@ import {
   RequestReplay,
 } from "../lib/runtime/_request_replay.ts";
 import { PassThrough } from "node:stream";
+import { gzipSync } from "node:zlib";
 import {
   FRAME,
   frame as h2Frame,
@@ -1286,6 +1287,60 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
       assert.equal((await raw.arrayBuffer()).byteLength, 1000);
     } finally {
       await other.shutdown();
+    }
+  });
+
+  it("a received message within maxMessageBytes that its peer gzipped to more is taken (its compressed size was refused), one over it still refused", async () => {
+    // grpc-js compresses whatever it sends: 1,000 random bytes under a limit
+    // of 1,000 came as 1,030 and were RESOURCE_EXHAUSTED.
+    const Size = defineService("test.v1.Size", {
+      size: { kind: "unary", input: Bytes, output: Int64Value },
+    });
+    const sizes = createRpcHandler(
+      implementService(Size, { size: (bytes) => BigInt(bytes.byteLength) }),
+      { maxMessageBytes: 1000 },
+    );
+    for (const [n, ok] of [[1000, true], [1001, false]] as const) {
+      const gzipped = new Uint8Array(gzipSync(randomBytes(n)));
+      assert.ok(gzipped.byteLength > n);
+      const connect = await sizes(
+        new Request("http://x/test.v1.Size/size", {
+          method: "POST",
+          headers: {
+            "content-type": "application/proto",
+            "content-encoding": "gzip",
+          },
+          body: gzipped,
+        }),
+      );
+      assert.equal(connect.status, ok ? 200 : 429, `Connect ${n}`);
+      if (ok) {
+        assert.equal(
+          Int64Value.proto.decode(new Uint8Array(await connect.arrayBuffer())),
+          1000n,
+        );
+      } else await connect.body?.cancel();
+      const frame = new Uint8Array(5 + gzipped.byteLength);
+      frame[0] = 1;
+      new DataView(frame.buffer).setUint32(1, gzipped.byteLength);
+      frame.set(gzipped, 5);
+      const web = await sizes(
+        new Request("http://x/test.v1.Size/size", {
+          method: "POST",
+          headers: {
+            "content-type": "application/grpc-web+proto",
+            "grpc-encoding": "gzip",
+          },
+          body: frame,
+        }),
+      );
+      // In the trailer frame, or in the headers of a Trailers-Only error.
+      const text = new TextDecoder().decode(await web.arrayBuffer());
+      assert.equal(
+        web.headers.get("grpc-status") ?? /grpc-status: ?(\d+)/.exec(text)?.[1],
+        ok ? "0" : "8",
+        `gRPC-Web ${n}`,
+      );
     }
   });
 

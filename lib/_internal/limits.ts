@@ -64,3 +64,15 @@ export function checkTimerMs(
     );
   }
 }
+
+/**
+ * The most bytes a message of `bytes` takes compressed (gzip or deflate of
+ * bytes that do not compress: stored blocks of 5 bytes each per 16 KiB and
+ * more, the wrapper's header and trailer), so that a compressed message is
+ * refused for its size only once decompressed, as the limit says: a peer
+ * that compresses whatever it sends (grpc-js) made a message just under
+ * the limit a few bytes over it.
+ */
+export function compressedBound(bytes: number): number {
+  return bytes + Math.ceil(bytes / 4096) + Math.ceil(bytes / 16384) + 64;
+}

@@ -62,6 +62,9 @@ function checkLimit(name: string, value: number): number {
  * An error on either side surfaces on both: when the input errors, the output
  * is aborted with the same error, and when the output errors the input is
  * cancelled with it; pending and later reads and writes reject with it.
+ * (One case waits: an output that errors while a write to it is in flight
+ * that never settles and its queue still has room, which no event of the
+ * stream shows; it is seen at the next write or `closeWrite()`.)
  *
  * Reads are served in call order, and so are writes. Returned chunks may be
  * views into the chunks of the input stream.

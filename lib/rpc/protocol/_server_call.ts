@@ -8,6 +8,7 @@
 // handler sets before either are sent, however long it waits first.
 
 import { messageOf } from "../../_internal/message_of.ts";
+import { compressedBound } from "../../_internal/limits.ts";
 import { Code } from "../code.ts";
 import {
   type Compression,
@@ -770,7 +771,10 @@ async function readBareBody(
   init: ServerCallInit,
   abort: AbortController,
 ): Promise<Uint8Array> {
-  const max = init.maxMessageBytes;
+  // Compressed, the limit is the message's, checked once decompressed.
+  const max = init.requestCompression === null
+    ? init.maxMessageBytes
+    : compressedBound(init.maxMessageBytes);
   const idleMs = init.idleTimeoutMs;
   const signal = abort.signal;
   // Into one reused buffer where the body is a byte stream (see
@@ -848,7 +852,9 @@ function bareInput(
     async pull(controller) {
       let data = await readAll(
         body.pipeThrough(new TransformStream(), { signal }),
-        init.maxMessageBytes,
+        init.requestCompression === null
+          ? init.maxMessageBytes
+          : compressedBound(init.maxMessageBytes),
         "read request",
       );
       if (init.requestCompression !== null && data.byteLength > 0) {

@@ -6,6 +6,7 @@
 import { isProtocolHeader } from "../protocol/_protocol_headers.ts";
 import { Code } from "../code.ts";
 import type { Compression } from "../../http/compression.ts";
+import { compressedBound } from "../../_internal/limits.ts";
 import {
   decompressMessage,
   readCompression,
@@ -87,7 +88,11 @@ export async function readUnaryResponse(
       headerUnaryEncoding,
       Code.Internal,
     );
-    data = await readAll(response.body, maxMessageBytes, "read response");
+    data = await readAll(
+      response.body,
+      compression === null ? maxMessageBytes : compressedBound(maxMessageBytes),
+      "read response",
+    );
     if (compression !== null && data.byteLength > 0) {
       data = await decompressMessage(compression, data, maxMessageBytes);
     }

@@ -1,7 +1,7 @@
 import { allocBytes, COPY_MAX_BYTES } from "./_alloc.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
-import { checkMax } from "../../_internal/limits.ts";
+import { checkMax, compressedBound } from "../../_internal/limits.ts";
 import { ByteAccumulator } from "../../_internal/bytes.ts";
 import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 
@@ -99,7 +99,8 @@ export class FrameDecoder {
    * @param chunk The next bytes of the stream.
    * @returns The frames completed by these bytes, in order.
    * @throws {RpcError} `ResourceExhausted` if a length prefix exceeds
-   * `maxMessageBytes`.
+   * `maxMessageBytes` (for a compressed frame, flag 1, the most that
+   * compression can add to it: its message is checked once decompressed).
    */
   decode(chunk: Uint8Array): Frame[] {
     const frames: Frame[] = [];
@@ -122,7 +123,7 @@ export class FrameDecoder {
         // Fast path: the whole header is in this chunk.
         const flags = chunk[offset];
         const length = readLength(chunk, offset + 1);
-        this.#checkLength(length);
+        this.#checkLength(length, flags);
         const start = offset + 5;
         if (end - start >= length) {
           frames.push({
@@ -144,7 +145,7 @@ export class FrameDecoder {
       offset += n;
       if (this.#headerBytes === 5) {
         const length = readLength(this.#header, 1);
-        this.#checkLength(length);
+        this.#checkLength(length, this.#header[0]);
         this.#startBody(this.#header[0], length);
         if (length === 0) {
           frames.push({ flags: this.#flags, data: this.#body!.bytes() });
@@ -172,8 +173,13 @@ export class FrameDecoder {
     );
   }
 
-  #checkLength(length: number): void {
-    if (length > this.#maxMessageBytes) {
+  #checkLength(length: number, flags: number): void {
+    // A compressed frame's limit is on its message, checked once
+    // decompressed: here only its worst compressed size.
+    if (
+      length > this.#maxMessageBytes &&
+      ((flags & 1) === 0 || length > compressedBound(this.#maxMessageBytes))
+    ) {
       throw new RpcError(
         Code.ResourceExhausted,
         `Cannot decode frame: length ${length} exceeds maxMessageBytes ${this.#maxMessageBytes}`,
