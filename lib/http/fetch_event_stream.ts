@@ -39,7 +39,8 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
   maxRetries?: number;
   /**
    * The `Last-Event-ID` to send on the first connection: no control
-   * character but a tab. A `last-event-id` in `headers` does the same.
+   * character but a tab, and no space or tab at either end. A
+   * `last-event-id` in `headers` does the same (sent as given).
    *
    * @default {the `last-event-id` of `headers`, or none}
    */
@@ -109,9 +110,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   server's `retry` delay (or `retryDelayMs`) and sends `Last-Event-ID` (as
  *   UTF-8) with the last id the stream dispatched, so the server can resume:
  *   every event a connection completed is delivered, even after it drops.
- *   An id that no header can carry (a control character other than a tab,
- *   valid in an event stream) errors the stream with a `TypeError` when it
- *   would be sent: it cannot resume.
+ *   An id that no header carries unchanged (a control character other than
+ *   a tab, or a space or tab at either end, valid in an event stream)
+ *   errors the stream with a `TypeError` when it would be sent: it cannot
+ *   resume.
  * - Each further attempt in a row that brings no event (a connection that
  *   fails with a network error, or ends or drops before an event) waits twice
  *   as long as the one before, from at least 100 ms (even after `retry: 0`) up
@@ -133,8 +135,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * @param options Reconnection delays, limits, headers, signal and fetch.
  * @returns The events, as a stream (async-iterable).
  * @throws {TypeError} When `url` is not a URL (a relative one needs a page's
- * location), as EventSource's constructor throws, or `lastEventId` has a
- * control character other than a tab.
+ * location), as EventSource's constructor throws, when `lastEventId` has a
+ * control character other than a tab or a space or tab at either end, or a
+ * value of `headers` has a control character other than a tab.
  * @throws {RangeError} When an option is out of range.
  *
  * @example Follow a feed
