@@ -39,6 +39,7 @@ import {
 import { type Deferred, deferred } from "../_internal/deferred.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
+import { isThenable } from "../_internal/thenable.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -190,10 +191,6 @@ function answering(
       return failed(reason);
     }
   };
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 /**

@@ -1,5 +1,6 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { registerFusable } from "./_fuse.ts";
+import { isThenable } from "../_internal/thenable.ts";
 
 /** Options for {@linkcode MapStream}. */
 export interface MapStreamOptions {
@@ -57,7 +58,7 @@ export class MapStream<I, O> extends TransformStream<I, O> {
       {
         transform(chunk, controller) {
           const result = fn(chunk, index++);
-          if (isPromiseLike(result)) {
+          if (isThenable(result)) {
             return Promise.resolve(result).then((value) =>
               controller.enqueue(value)
             );
@@ -70,9 +71,4 @@ export class MapStream<I, O> extends TransformStream<I, O> {
     );
     registerFusable(this, () => (chunk) => fn(chunk as I, index++));
   }
-}
-
-function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
-  return typeof value === "object" && value !== null &&
-    typeof (value as { then?: unknown }).then === "function";
 }

@@ -1,4 +1,5 @@
 import { openBurstReader } from "./_fuse.ts";
+import { isThenable } from "../_internal/thenable.ts";
 
 /** Options for {@linkcode reduce}. */
 export interface ReduceOptions {
@@ -59,13 +60,13 @@ export async function reduce<I, A>(
     // promise per burst, not per chunk.
     while (burst !== undefined) {
       let chunks = burst.read();
-      if (isPromiseLike(chunks)) chunks = await chunks;
+      if (isThenable(chunks)) chunks = await chunks;
       signal?.throwIfAborted();
       if (chunks === undefined) return accumulator;
       for (let i = 0; i < chunks.length; i++) {
         try {
           const next = fn(accumulator, chunks[i] as I);
-          accumulator = isPromiseLike(next) ? await next : next;
+          accumulator = isThenable(next) ? await next : next;
         } catch (error) {
           await reader.cancel(error).catch(() => {});
           throw error;
@@ -81,7 +82,7 @@ export async function reduce<I, A>(
         const next = fn(accumulator, value);
         // Await only a promise: awaiting a plain value costs a microtask
         // turn per chunk.
-        accumulator = isPromiseLike(next) ? await next : next;
+        accumulator = isThenable(next) ? await next : next;
       } catch (error) {
         await reader.cancel(error).catch(() => {});
         throw error;
@@ -92,9 +93,4 @@ export async function reduce<I, A>(
     signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
-}
-
-function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof value === "object" && value !== null &&
-    typeof (value as { then?: unknown }).then === "function";
 }

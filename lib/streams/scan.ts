@@ -1,5 +1,6 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { registerFusable } from "./_fuse.ts";
+import { isThenable } from "../_internal/thenable.ts";
 
 /** Options for {@linkcode ScanStream}. */
 export interface ScanStreamOptions {
@@ -102,9 +103,4 @@ function scanStep<I, A>(
     state.accumulator = next;
     return next;
   };
-}
-
-function isThenable<T>(value: unknown): value is PromiseLike<T> {
-  return typeof value === "object" && value !== null &&
-    typeof (value as { then?: unknown }).then === "function";
 }

@@ -52,6 +52,7 @@ import {
   takeFusedStep,
 } from "../../streams/_fuse.ts";
 import { ChunkReader } from "../../streams/_chunk_reader.ts";
+import { isThenable } from "../../_internal/thenable.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
@@ -1114,11 +1115,6 @@ async function pipeIterable<T>(
 /** A handler's iterable (not a stream), read by `pipeIterable`. */
 class Iterated {
   constructor(readonly source: AsyncIterable<unknown> | Iterable<unknown>) {}
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === "object" && value !== null &&
-    typeof (value as { then?: unknown }).then === "function";
 }
 
 /**
