@@ -11,6 +11,7 @@ import {
   implementService,
   type MessageType,
 } from "../lib/rpc/mod.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 
 const Bytes: MessageType<Uint8Array> = {
   typeName: "test.Bytes",
@@ -36,10 +37,7 @@ async function peakRss(): Promise<number> {
 }
 
 async function call(message: Uint8Array, compressed: boolean) {
-  const frame = new Uint8Array(5 + message.byteLength);
-  frame[0] = compressed ? 1 : 0;
-  new DataView(frame.buffer).setUint32(1, message.byteLength);
-  frame.set(message, 5);
+  const frame = encodeFrame({ flags: compressed ? 1 : 0, data: message });
   const response = await handler(
     new Request("http://x/test.v1.BombService/take", {
       method: "POST",

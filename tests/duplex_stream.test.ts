@@ -241,25 +241,34 @@ describe("DuplexStream iteration and writing", () => {
   });
 });
 
+/**
+ * A DuplexStream over `input` and an output whose writes never settle (a
+ * socket sink waiting for "drain"), high-water mark 1; `output` is its
+ * controller (set by the constructor's start), to error it.
+ */
+function overStalledOutput(input: UnderlyingDefaultSource<Uint8Array>) {
+  let controller!: WritableStreamDefaultController;
+  const duplex = new DuplexStream(
+    new ReadableStream<Uint8Array>(input),
+    new WritableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+      write: () => new Promise(() => {}),
+    }, { highWaterMark: 1 }),
+  );
+  return { duplex, output: controller };
+}
+
 describe("DuplexStream errors and aborts", () => {
   it("an output that errors with a write in flight that never settles fails pending reads and cancels the input (they hung)", async () => {
     // A socket sink that waits for "drain" and errors itself when the
     // socket closes: its write never settles.
     let cancelled: unknown;
-    const input = new ReadableStream<Uint8Array>({
+    const { duplex, output } = overStalledOutput({
       pull() {},
       cancel(reason) {
         cancelled = reason;
       },
     });
-    let output!: WritableStreamDefaultController;
-    const duplex = new DuplexStream(
-      input,
-      new WritableStream<Uint8Array>({
-        start: (c) => void (output = c),
-        write: () => new Promise(() => {}),
-      }, { highWaterMark: 1 }),
-    );
     await duplex.write("a");
     const pending: Promise<unknown>[] = [
       duplex.write("b"),
@@ -277,15 +286,7 @@ describe("DuplexStream errors and aborts", () => {
   });
 
   it("a read pending behind a write in flight that never settles rejects when the output errors, and closeWrite says the error (the read hung, the close seemed to succeed)", async () => {
-    const input = new ReadableStream<Uint8Array>({ pull() {} });
-    let output!: WritableStreamDefaultController;
-    const duplex = new DuplexStream(
-      input,
-      new WritableStream<Uint8Array>({
-        start: (c) => void (output = c),
-        write: () => new Promise(() => {}),
-      }, { highWaterMark: 1 }),
-    );
+    const { duplex, output } = overStalledOutput({ pull() {} });
     await duplex.write("request");
     const read = duplex.readPartial();
     await new Promise((resolve) => setTimeout(resolve, 10));

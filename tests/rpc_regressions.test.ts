@@ -42,6 +42,7 @@ import {
 import { makeCertificates } from "./browser/_test_server.ts";
 import { WatchedViews } from "./_memory.ts";
 import { decodeTrailerBlock } from "../lib/rpc/protocol_grpc_web/trailers.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 import { decodeEndStream } from "../lib/rpc/protocol_connect/end_stream.ts";
 import { setStatus } from "../lib/rpc/protocol_grpc/trailers.ts";
 import { decodeBase64 } from "../lib/_internal/base64.ts";
@@ -1320,10 +1321,7 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
           1000n,
         );
       } else await connect.body?.cancel();
-      const frame = new Uint8Array(5 + gzipped.byteLength);
-      frame[0] = 1;
-      new DataView(frame.buffer).setUint32(1, gzipped.byteLength);
-      frame.set(gzipped, 5);
+      const frame = encodeFrame({ flags: 1, data: gzipped });
       const web = await sizes(
         new Request("http://x/test.v1.Size/size", {
           method: "POST",
