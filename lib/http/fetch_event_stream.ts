@@ -226,7 +226,7 @@ export function fetchEventStream(
       }
       connected = true;
       fruitless++;
-      const headers = new Headers(given);
+      const headers = new Headers(options.headers);
       headers.set("accept", "text/event-stream");
       // A browser adds Cache-Control itself for a request that must not be
       // cached, as for EventSource, so that a feed from another origin
