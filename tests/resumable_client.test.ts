@@ -360,6 +360,32 @@ describe("resumableUpload", () => {
     assert.ok(performance.now() - started < 5_000);
   });
 
+  it("reads the caller's Headers again for each request (a token refreshed mid-upload is sent)", async () => {
+    // The up-front check of the headers once kept a copy made at the start.
+    const seen: (string | null)[] = [];
+    const mine = createResumableUploadHandler({ store });
+    const other = await startServer((request) => {
+      seen.push(request.headers.get("authorization"));
+      return mine(request);
+    });
+    try {
+      const headers = new Headers({ authorization: "Bearer 1" });
+      await resumableUpload(new URL("/uploads", other.url), randomBytes(300), {
+        chunkBytes: 100,
+        headers,
+        onProgress: (done) => headers.set("authorization", `Bearer ${done}`),
+      });
+      assert.deepEqual(seen, [
+        "Bearer 1",
+        "Bearer 1",
+        "Bearer 100",
+        "Bearer 200",
+      ]);
+    } finally {
+      await other.shutdown();
+    }
+  });
+
   it("resumes from a stored upload URL after an abort", async () => {
     const data = randomBytes(4 * MiB);
     const controller = new AbortController();

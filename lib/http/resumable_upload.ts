@@ -222,11 +222,10 @@ export async function resumableUpload(
     );
   }
 
-  // Checked once, before any request: a header or metadata key the
-  // runtime refuses is the caller's mistake, said at once, not a cut
-  // connection retried for minutes.
-  const baseHeaders = new Headers(options.headers);
-  checkHeaderValues("upload", baseHeaders);
+  // Checked before any request (the headers again at each): a header or
+  // metadata key the runtime refuses is the caller's mistake, said at once,
+  // not a cut connection retried for minutes.
+  checkHeaderValues("upload", new Headers(options.headers));
   const metadataHeader = tus && options.metadata
     ? encodeMetadata(options.metadata)
     : undefined;
@@ -256,7 +255,16 @@ export async function resumableUpload(
   };
 
   function headers(extra: Record<string, string>): Headers {
-    const result = new Headers(baseHeaders);
+    // Read again for each request: a caller may change the Headers it gave
+    // (a refreshed token) while the upload goes on; what it then gives
+    // wrong is its own mistake, not a cut connection.
+    let result: Headers;
+    try {
+      result = new Headers(options.headers);
+      checkHeaderValues("upload", result);
+    } catch (error) {
+      throw new CallerFailure(error);
+    }
     if (tus) result.set("tus-resumable", TUS_VERSION);
     for (const [name, value] of Object.entries(extra)) result.set(name, value);
     return result;
@@ -404,6 +412,7 @@ export async function resumableUpload(
         else await response.body?.cancel();
         return new URL(location, collection).href;
       } catch (error) {
+        if (error instanceof CallerFailure) throw error.cause;
         if (error instanceof HttpError || signal?.aborted) throw error;
         await backOff(error, true);
       }
