@@ -481,16 +481,16 @@ export function createResumableUploadHandler(
         });
       }
     } catch (error) {
-      // A store that appends whole keeps nothing of a failed whole chunk;
-      // another, its bytes until they are dropped here.
-      const drop = async () => {
+      // A chunk with a checksum or a Content-Digest is kept whole and
+      // verified, or not at all: the bytes of a cut or refused one (a
+      // mismatch, or past the length with its bytes up to it stored) cannot
+      // be trusted. A store that appends whole kept none of them; another,
+      // until they are dropped here.
+      if (whole) {
         running.delete(id);
         if (!store.wholeAppends) await store.truncate(id, offset);
-      };
+      }
       if (checksum !== undefined) {
-        // A chunk with a checksum is kept whole and verified, or not at
-        // all: the bytes of a cut or refused one cannot be trusted.
-        await drop();
         if (mismatch) throw mismatch;
         if (
           error instanceof HttpError && error.status === 400 &&
@@ -501,12 +501,6 @@ export function createResumableUploadHandler(
             "Cannot append to upload: Upload-Checksum does not match",
           );
         }
-      }
-      // A body with a Content-Digest is likewise kept only whole and
-      // verified: one that failed (a mismatch, cut, or past the length with
-      // its bytes up to the length stored) keeps nothing.
-      if (digest !== undefined || request.headers.has("content-digest")) {
-        await drop();
       }
       // receiveBody's limit was the room left: the message names the
       // upload's length, or the limit the room came from.
