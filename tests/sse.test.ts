@@ -624,6 +624,49 @@ describe("sseResponse and createSseHandler", () => {
     });
   });
 
+  it("createSseHandler answers HEAD with the headers and no body, its source never started, and OPTIONS (a CORS preflight), PUT and DELETE 405 without calling the handler (each ran the feed)", async () => {
+    const seen: string[] = [];
+    const handle = createSseHandler((request) => {
+      seen.push(`handler ${request.method}`);
+      return (async function* () {
+        seen.push(`source ${request.method}`);
+        yield { id: "1", data: "one" };
+      })();
+    }, { keepAliveMs: 0, headers: { "x-feed": "a" } });
+    const url = "http://localhost/events";
+    const head = await handle(new Request(url, { method: "HEAD" }));
+    assert.equal(head.status, 200);
+    assert.equal(head.body, null);
+    assert.equal(
+      head.headers.get("content-type"),
+      "text/event-stream; charset=utf-8",
+    );
+    assert.equal(head.headers.get("x-feed"), "a");
+    for (const method of ["OPTIONS", "PUT", "DELETE", "PATCH"]) {
+      const response = await handle(
+        new Request(url, {
+          method,
+          headers: { "access-control-request-method": "GET" },
+        }),
+      );
+      assert.equal(response.status, 405, method);
+      assert.equal(response.headers.get("allow"), "GET, HEAD, POST");
+      assert.equal(
+        await response.text(),
+        `Cannot serve event stream: method ${method} is not GET, HEAD or POST`,
+      );
+    }
+    const post = await handle(new Request(url, { method: "POST", body: "{}" }));
+    assert.equal(await post.text(), "id: 1\ndata: one\n\n");
+    assert.deepEqual(seen, ["handler HEAD", "handler POST", "source POST"]);
+    // The handler may still refuse a HEAD, as its GET.
+    const refusing = createSseHandler(() => {
+      throw { getResponse: () => new Response(null, { status: 401 }) };
+    });
+    const denied = await refusing(new Request(url, { method: "HEAD" }));
+    assert.equal(denied.status, 401);
+  });
+
   it("createSseHandler answers a thrown HttpError-like error with its response", async () => {
     const handler = createSseHandler(() => {
       throw Object.assign(new Error("no"), {
@@ -916,6 +959,133 @@ describe("fetchEventStream", () => {
     // Delays of 4, 8, 8 ms at least (capped at maxRetryDelayMs): lower bounds only.
     assert.ok(times[1] - times[0] >= 3);
     assert.ok(times[3] - times[0] >= 18);
+  });
+
+  it("fetchEventStream in a page errors, naming the preflight, when another origin answers plain requests but refuses Last-Event-ID (it retried for ever), and retries as before when the server is down or of the page's origin", async () => {
+    // A browser sends Last-Event-ID through fetch only after a CORS
+    // preflight allowing it; a server that allows plain requests alone
+    // fails each reconnection as a network error would (Chromium:
+    // "Failed to fetch").
+    const run = async (
+      page: string,
+      answers: (method: string, lastEventId: string | null) => boolean,
+      maxRetries?: number,
+    ) => {
+      const seen: string[] = [];
+      const fake = ((_input: string | URL, init?: RequestInit) => {
+        const method = init?.method ?? "GET";
+        const id = new Headers(init?.headers).get("last-event-id");
+        seen.push(`${method} ${id ?? "-"}`);
+        if (!answers(method, id)) {
+          return Promise.reject(new TypeError("Failed to fetch"));
+        }
+        // Events 1 and 2 from the start, 3 after 2, then 204: no more.
+        if (id === "3") {
+          return Promise.resolve(new Response(null, { status: 204 }));
+        }
+        const body = method === "HEAD"
+          ? ""
+          : id === null
+          ? "id: 1\ndata: one\n\nid: 2\ndata: two\n\n"
+          : "id: 3\ndata: three\n\n";
+        return Promise.resolve(
+          new Response(body, {
+            headers: { "content-type": "text/event-stream" },
+          }),
+        );
+      }) as typeof fetch;
+      const navigator = globalThis.navigator as { userAgent: string };
+      // Under Bun userAgent is the object's own: put back as it was.
+      const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
+      const place = Object.getOwnPropertyDescriptor(globalThis, "location");
+      Object.defineProperty(navigator, "userAgent", {
+        value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0",
+        configurable: true,
+      });
+      Object.defineProperty(globalThis, "location", {
+        value: { href: page },
+        configurable: true,
+        writable: true,
+      });
+      let feed;
+      try {
+        feed = fetchEventStream("http://localhost:9/feed", {
+          fetch: fake,
+          retryDelayMs: 1,
+          maxRetryDelayMs: 2,
+          maxRetries,
+        });
+      } finally {
+        if (own) Object.defineProperty(navigator, "userAgent", own);
+        else delete (navigator as { userAgent?: string }).userAgent;
+        if (place) Object.defineProperty(globalThis, "location", place);
+        else delete (globalThis as { location?: unknown }).location;
+      }
+      assert.ok(!navigator.userAgent.startsWith("Mozilla/"));
+      const events: string[] = [];
+      const error = await (async () => {
+        for await (const message of feed) events.push(message.id);
+      })().then(() => undefined, (e) => e);
+      return { seen, events, error };
+    };
+
+    // Another origin, up, refusing Last-Event-ID: one HEAD without it is
+    // answered, the request made again at once fails too.
+    const refused = await run(
+      "http://127.0.0.1:8000/app",
+      (_method, id) => id === null,
+    );
+    assert.deepEqual(refused.events, ["1", "2"]);
+    assert.ok(refused.error instanceof TypeError, String(refused.error));
+    assert.match(
+      refused.error.message,
+      /^Cannot read event stream: the stream cannot resume: http:\/\/localhost:9 is another origin, which answers requests without Last-Event-ID but refused one with it \(its CORS preflight must allow the header: list last-event-id in Access-Control-Allow-Headers, as cors.allowedHeaders from @sluice\/streams\/http does\)$/,
+    );
+    assert.equal((refused.error.cause as Error).message, "Failed to fetch");
+    assert.deepEqual(refused.seen, ["GET -", "GET 2", "HEAD -", "GET 2"]);
+
+    // Another origin, down: the HEAD goes unanswered too, so the stream
+    // retries as before, up to maxRetries.
+    let up = true;
+    const down = await run("http://127.0.0.1:8000/app", (_method, id) => {
+      if (id !== null) up = false;
+      return up;
+    }, 2);
+    assert.deepEqual(down.events, ["1", "2"]);
+    assert.match(
+      String(down.error),
+      /^TypeError: Cannot read event stream: 3 connection attempts failed in a row \(maxRetries 2\)$/,
+    );
+    assert.deepEqual(down.seen, [
+      "GET -",
+      ...Array(3).fill(["GET 2", "HEAD -"]).flat(),
+    ]);
+
+    // The server came back between the failure and the HEAD: the request
+    // made again at once is answered, and the stream goes on.
+    let tries = 0;
+    const back = await run("http://127.0.0.1:8000/app", (_method, id) => {
+      if (id !== null) tries++;
+      return id === null || tries !== 1;
+    });
+    assert.equal(back.error, undefined);
+    assert.deepEqual(back.events, ["1", "2", "3"]);
+    assert.deepEqual(back.seen, [
+      "GET -",
+      "GET 2",
+      "HEAD -",
+      "GET 2",
+      "GET 3",
+    ]);
+
+    // The page's own origin needs no preflight: no HEAD, retried as before.
+    const same = await run(
+      "http://localhost:9/",
+      (_method, id) => id === null,
+      1,
+    );
+    assert.match(String(same.error), /2 connection attempts failed in a row/);
+    assert.deepEqual(same.seen, ["GET -", "GET 2", "GET 2"]);
   });
 
   it("fetchEventStream backs off from a server that answers no event, even after retry: 0", async () => {

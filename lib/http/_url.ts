@@ -30,6 +30,16 @@ export function parseUrl(url: string | URL): URL | undefined {
   return URL.canParse(url, base) ? new URL(url, base) : undefined;
 }
 
+/**
+ * Whether `url` is of another origin than the page's (or worker's)
+ * location; false where there is no location.
+ */
+export function isCrossOrigin(url: URL): boolean {
+  const href = locationHref();
+  return href !== undefined && URL.canParse(href) &&
+    new URL(href).origin !== url.origin;
+}
+
 /** The page's (or worker's) location, if there is one. */
 function locationHref(): string | undefined {
   try {

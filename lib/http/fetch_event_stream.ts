@@ -1,5 +1,5 @@
 import { isBrowser } from "../_internal/user_agent.ts";
-import { resolveUrl } from "./_url.ts";
+import { isCrossOrigin, resolveUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import type {
   SseDecoderStreamOptions,
@@ -121,6 +121,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   resets the delay. After `maxRetries` network
  *   errors in a row the stream errors with a `TypeError` whose `cause` is the
  *   last failure.
+ * - In a page, a reconnection to another origin carries `Last-Event-ID`,
+ *   which needs a CORS preflight allowing it (`EventSource`'s reconnections
+ *   need none). When one fails, a `HEAD` without the header (no preflight)
+ *   asks whether the server is there: if it answers and the reconnection
+ *   made again at once fails too, the stream errors with a `TypeError`
+ *   naming `Last-Event-ID` and `Access-Control-Allow-Headers`; if not, it
+ *   retries as above.
  * - A `204 No Content` answer closes the stream (the server's way to say
  *   "do not reconnect"); any other status but `200`, or a type other than
  *   `text/event-stream`, errors it, as `EventSource` fails the connection.
@@ -160,7 +167,7 @@ export function fetchEventStream(
   const what = "read event stream";
   // At once: a URL that cannot be one never connects, however long it
   // retries (EventSource's constructor throws too).
-  resolveUrl(what, url);
+  const target = resolveUrl(what, url);
   let retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_MS;
   checkMs(what, "retryDelayMs", retryDelayMs);
   const maxRetryDelayMs = options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_MS;
@@ -190,6 +197,7 @@ export function fetchEventStream(
   }
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const browser = isBrowser();
+  const crossOrigin = browser && isCrossOrigin(target);
   const stop = new AbortController();
   const signal = options.signal;
   const onAbort = () => stop.abort(abortReason(signal!));
@@ -209,6 +217,44 @@ export function fetchEventStream(
   let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let events: SseMessage[] = [];
   let next = 0;
+
+  /**
+   * After a page's request to another origin carrying Last-Event-ID failed:
+   * that header needs a CORS preflight allowing it (EventSource's own
+   * needs none), and a server that allows only plain requests fails each
+   * reconnection as a network error would, retried for ever. A `HEAD`
+   * without it (no preflight of its own) tells the two apart: unanswered,
+   * the server is not there (undefined: retried as before); answered, the
+   * request is made again at once, in case the server has just come back,
+   * and the stream errors if that fails too.
+   */
+  async function resumeAcross(
+    init: RequestInit,
+    error: unknown,
+  ): Promise<Response | undefined> {
+    const plain = new Headers(init.headers);
+    plain.delete("last-event-id");
+    try {
+      const probe = await fetchImpl(url, {
+        ...init,
+        method: "HEAD",
+        headers: plain,
+      });
+      await probe.body?.cancel();
+    } catch {
+      if (stop.signal.aborted) throw abortReason(stop.signal);
+      return undefined;
+    }
+    try {
+      return await fetchImpl(url, init);
+    } catch {
+      if (stop.signal.aborted) throw abortReason(stop.signal);
+      throw new TypeError(
+        `Cannot ${what}: the stream cannot resume: ${target.origin} is another origin, which answers requests without Last-Event-ID but refused one with it (its CORS preflight must allow the header: list last-event-id in Access-Control-Allow-Headers, as cors.allowedHeaders from @sluice/streams/http does)`,
+        { cause: error },
+      );
+    }
+  }
 
   async function connect(): Promise<"open" | "closed"> {
     for (;;) {
@@ -249,23 +295,31 @@ export function fetchEventStream(
           rawLastEventId ?? toUtf8Header(lastEventId),
         );
       } else headers.delete("last-event-id");
+      const init: RequestInit = {
+        headers,
+        signal: stop.signal,
+        ...(browser ? { cache: "no-store" } : {}),
+      };
       let response: Response;
       try {
-        response = await fetchImpl(url, {
-          headers,
-          signal: stop.signal,
-          ...(browser ? { cache: "no-store" } : {}),
-        });
+        response = await fetchImpl(url, init);
       } catch (error) {
         if (stop.signal.aborted) throw abortReason(stop.signal);
-        failures++;
-        if (failures > maxRetries) {
-          throw new TypeError(
-            `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
-            { cause: error },
-          );
+        const again = crossOrigin && headers.has("last-event-id")
+          ? await resumeAcross(init, error)
+          : undefined;
+        if (again !== undefined) {
+          response = again;
+        } else {
+          failures++;
+          if (failures > maxRetries) {
+            throw new TypeError(
+              `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
+              { cause: error },
+            );
+          }
+          continue;
         }
-        continue;
       }
       if (response.status === 204) {
         await response.body?.cancel();

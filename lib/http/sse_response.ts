@@ -1,4 +1,5 @@
 import { fromUtf8Header } from "./_utf8_header.ts";
+import { HttpError } from "./http_error.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
 import {
@@ -94,6 +95,20 @@ function toStream(
   }, { highWaterMark: 0 });
 }
 
+/** Closes a source that was never read: a stream cancelled, an iterator returned. */
+async function closeUnstarted(source: SseSource): Promise<void> {
+  if (source instanceof ReadableStream) {
+    await source.cancel();
+  } else if (typeof source === "object" && source !== null) {
+    const iterator = Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : Symbol.iterator in source
+      ? source[Symbol.iterator]()
+      : undefined;
+    await iterator?.return?.();
+  }
+}
+
 function encode(
   source: SseSource,
   options: SseResponseOptions,
@@ -172,7 +187,11 @@ export type SseHandler = (
  * request with {@linkcode sseResponse} over the events the handler produces,
  * and passes it the client's `Last-Event-ID`, so that a reconnecting client
  * can be sent what it missed. A handler that throws an `HttpError` (or
- * anything with `getResponse()`) answers with that response.
+ * anything with `getResponse()`) answers with that response. `GET` and
+ * `POST` get the events; `HEAD` gets the headers alone (the handler is
+ * called, but its source is closed unstarted); any other method, a CORS
+ * preflight's `OPTIONS` among them, gets `405` (`Allow: GET, HEAD, POST`)
+ * without calling the handler.
  *
  * @param handler Produces the events for one request.
  * @param options Keep-alive interval and more headers.
@@ -203,6 +222,17 @@ export function createSseHandler(
   }
   const workers = isWorkers();
   return async (request) => {
+    const head = request.method === "HEAD";
+    if (!head && request.method !== "GET" && request.method !== "POST") {
+      // A CORS preflight (OPTIONS) among them: no events for a request
+      // whose answer nobody reads.
+      const response = new HttpError(
+        405,
+        `Cannot serve event stream: method ${request.method} is not GET, HEAD or POST`,
+      ).getResponse();
+      response.headers.set("allow", "GET, HEAD, POST");
+      return response;
+    }
     const cancelled = new AbortController();
     if (workers) {
       // Heard while the handler makes its source too (see encode).
@@ -220,6 +250,14 @@ export function createSseHandler(
         // response completes; a client that goes away cancels the body.
         signal: cancelled.signal,
       });
+      if (head) {
+        // GET's answer without its body: the handler may still refuse (an
+        // HttpError), but its source is closed unstarted (a generator's
+        // body never runs).
+        cancelled.abort();
+        await closeUnstarted(source);
+        return new Response(null, { headers: sseHeaders(options.headers) });
+      }
       // workerd never cancels a response body whose client left; with the
       // enable_request_signal compatibility flag it aborts request.signal,
       // which then cancels the source as a cancelled body would.

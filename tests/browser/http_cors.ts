@@ -74,6 +74,8 @@ interface CorsServer {
   preflights: string[];
   /** The Cache-Control of each request for the feed. */
   feedCacheControl: (string | null)[];
+  /** The requests for the feed without a CORS layer: method, Last-Event-ID. */
+  bareFeed: string[];
 }
 
 /** Runs `fn` with a server (its own store) and a page of 127.0.0.1 on it. */
@@ -92,6 +94,7 @@ async function withServer(
     methods: [],
     preflights: [],
     feedCacheControl: [],
+    bareFeed: [],
   };
   const resumable = createResumableUploadHandler({
     store: state.store,
@@ -140,6 +143,19 @@ async function withServer(
     if (hostname === "localhost") {
       if (request.headers.has("access-control-request-method")) {
         state.preflights.push(pathname);
+      }
+      if (pathname === "/bare-events") {
+        // The feed with Access-Control-Allow-Origin alone, as for an
+        // EventSource: no preflight is answered (createSseHandler: 405).
+        state.bareFeed.push(
+          `${request.method} ${request.headers.get("last-event-id") ?? "-"}`,
+        );
+        const response = await events(request);
+        const origin = request.headers.get("origin");
+        if (origin !== null) {
+          response.headers.set("access-control-allow-origin", origin);
+        }
+        return response;
       }
       return await withCors(request, route);
     }
@@ -420,6 +436,37 @@ export function httpCorsTests(suite: HttpCorsSuite): void {
         server.preflights,
         ["/events"],
         "preflights (Last-Event-ID and x-tenant need one)",
+      );
+    });
+  });
+
+  test("cross-origin: fetchEventStream from a feed whose server answers no preflight errors at its first reconnection, naming Last-Event-ID and Access-Control-Allow-Headers (it retried for ever)", async () => {
+    await withServer(suite, async (server, page, other) => {
+      const result = await page.evaluate(async (other) => {
+        const seen: string[] = [];
+        try {
+          for await (
+            const event of sluice.fetchEventStream(`${other}/bare-events`, {
+              retryDelayMs: 10,
+            })
+          ) seen.push(event.id);
+          return { seen, error: null };
+        } catch (error) {
+          return { seen, error: String(error) };
+        }
+      }, other);
+      assertEqual(result.seen, ["1", "2", "3"], "events before the end");
+      assert(
+        /^TypeError: Cannot read event stream: the stream cannot resume: http:\/\/localhost:\d+ is another origin, which answers requests without Last-Event-ID but refused one with it \(its CORS preflight must allow the header: list last-event-id in Access-Control-Allow-Headers/
+          .test(String(result.error)),
+        `the error: ${result.error}`,
+      );
+      // The preflights (405: createSseHandler runs no feed for them), and
+      // the HEAD that told them from a server that is not there.
+      assertEqual(
+        server.bareFeed,
+        ["GET -", "OPTIONS -", "HEAD -", "OPTIONS -"],
+        "the requests for the feed",
       );
     });
   });
