@@ -18,7 +18,24 @@ import {
   upload,
   websocketDuplex,
 } from "../lib/http/mod.ts";
-import { duplexResponse } from "../lib/http/duplex_response.ts";
+import {
+  createDuplexHandler,
+  duplexResponse,
+} from "../lib/http/duplex_response.ts";
+import {
+  createEchoHandler,
+  createResumableUploadHandler,
+  createSseHandler,
+  fetchEventStream,
+  formatDigestHeader,
+  HttpError,
+  MultipartDecoder,
+  MultipartStream,
+} from "../lib/http/mod.ts";
+import { reduce } from "../lib/streams/mod.ts";
+import { createResumableFileStore, uploadFile } from "../lib/runtime/fs.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** A fetch that must not be reached. */
 const unreachable: typeof fetch = () => {
@@ -199,4 +216,256 @@ describe("HTTP flows check their limits when created", () => {
       );
     });
   }
+});
+
+describe("HTTP flows check what they take at the call, not at first use or never", () => {
+  it("a signal that is no AbortSignal, a fetch that is no function, a compression no runtime makes, a digest as text, callbacks, limits and a status: each a TypeError or RangeError naming it, before any request (a controller for its signal crashed the process from a timer resumableUpload left armed; a bad fetch was retried as a network failure; `br` failed every request with a 500; a handler took bad options and failed every request)", async () => {
+    const bad = new AbortController() as never;
+    const store = createResumableFileStore(join(tmpdir(), "sluice-never-made"));
+    const u = "http://127.0.0.1:9/";
+    const un = unreachable as never;
+    const cases: [() => unknown, string, string][] = [
+      [
+        () => upload(u, new Uint8Array(1), { signal: bad, fetch: un }),
+        "TypeError",
+        "Cannot upload: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () => resumableUpload(u, new Uint8Array(1), { signal: bad, fetch: un }),
+        "TypeError",
+        "Cannot upload: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () => fetchEventStream(u, { signal: bad, fetch: un }),
+        "TypeError",
+        "Cannot read event stream: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () =>
+          receiveBody(new ReadableStream(), new WritableStream(), {
+            signal: bad,
+          }),
+        "TypeError",
+        "Cannot receive body: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () => openDuplex(u, { signal: bad, fetch: un }),
+        "TypeError",
+        "Cannot open duplex: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () => reduce([1], (a: number) => a, 0, { signal: bad }),
+        "TypeError",
+        "Cannot reduce: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () => uploadFile(u, "deno.json", { signal: bad }),
+        "TypeError",
+        "Cannot upload file: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      ],
+      [
+        () => upload(u, new Uint8Array(1), { fetch: "x" as never }),
+        "TypeError",
+        "Cannot upload: fetch must be a function, got string",
+      ],
+      [
+        () =>
+          resumableUpload(u, new Uint8Array(1), {
+            fetch: Promise.resolve(fetch) as never,
+          }),
+        "TypeError",
+        "Cannot upload: fetch must be a function, got Promise (await it first)",
+      ],
+      [
+        () => fetchEventStream(u, { fetch: "x" as never }),
+        "TypeError",
+        "Cannot read event stream: fetch must be a function, got string",
+      ],
+      [
+        () => openDuplex(u, { fetch: "x" as never }),
+        "TypeError",
+        "Cannot open duplex: fetch must be a function, got string",
+      ],
+      [
+        () => createEchoHandler({ acceptCompression: ["br" as never] }),
+        "TypeError",
+        'Cannot echo: acceptCompression "br" is not "gzip" or "deflate"',
+      ],
+      [
+        () => createEchoHandler({ acceptCompression: ["GZIP" as never] }),
+        "TypeError",
+        'Cannot echo: acceptCompression "GZIP" is not "gzip" or "deflate"',
+      ],
+      [
+        () => createEchoHandler({ acceptCompression: "gzip" as never }),
+        "TypeError",
+        'Cannot echo: acceptCompression must be an array of "gzip" or "deflate"',
+      ],
+      [
+        () =>
+          createDuplexHandler(() => {}, { acceptCompression: ["br" as never] }),
+        "TypeError",
+        'Cannot create duplex handler: acceptCompression "br" is not "gzip" or "deflate"',
+      ],
+      [
+        () => openDuplex(u, { sendCompression: "br" as never, fetch: un }),
+        "TypeError",
+        'Cannot open duplex: sendCompression "br" is not "gzip" or "deflate"',
+      ],
+      [
+        () => createDuplexHandler(() => {}, { idleTimeoutMs: -1 }),
+        "RangeError",
+        "Cannot create duplex handler: idleTimeoutMs must be a non-negative number of milliseconds, got -1",
+      ],
+      [
+        () => createDuplexHandler(() => {}, { writeHighWaterMark: NaN }),
+        "RangeError",
+        "Cannot create duplex handler: writeHighWaterMark must be a non-negative integer, got NaN",
+      ],
+      [
+        () => createDuplexHandler(() => {}, { sendHeaders: "now" as never }),
+        "TypeError",
+        'Cannot create duplex handler: sendHeaders must be "first-write", "immediately", got "now"',
+      ],
+      [
+        () => createDuplexHandler(() => {}, { onError: "x" as never }),
+        "TypeError",
+        "Cannot create duplex handler: onError must be a function, got string",
+      ],
+      [
+        () => createDuplexHandler(() => {}, { maxLineBytes: -1 }),
+        "RangeError",
+        "Cannot create duplex handler: maxLineBytes must be a non-negative integer, got -1",
+      ],
+      [
+        () => createSseHandler(() => [], { keepAliveMs: -1 }),
+        "RangeError",
+        "Cannot create SSE handler: keepAliveMs must be a non-negative number of milliseconds, got -1",
+      ],
+      [
+        () => createResumableUploadHandler({ store, idleTimeoutMs: -1 }),
+        "RangeError",
+        "Cannot create resumable upload handler: idleTimeoutMs must be a non-negative number of milliseconds, got -1",
+      ],
+      [
+        () => createResumableUploadHandler({ store, onComplete: "x" as never }),
+        "TypeError",
+        "Cannot create resumable upload handler: onComplete must be a function, got string",
+      ],
+      [
+        () => createResumableUploadHandler({ store, hasher: "x" as never }),
+        "TypeError",
+        "Cannot create resumable upload handler: hasher must be a function, got string",
+      ],
+      [
+        () => createResumableUploadHandler({ store, expiresInMs: 1e16 }),
+        "RangeError",
+        "Cannot create resumable upload handler: expiresInMs must be at most 3153600000000 (100 years; 0: never), got 10000000000000000",
+      ],
+      [
+        () =>
+          createUploadHandler({
+            sink: () => new WritableStream(),
+            hasher: "x" as never,
+          }),
+        "TypeError",
+        "Cannot create upload handler: hasher must be a function, got string",
+      ],
+      [
+        () =>
+          upload(u, new Uint8Array(1), { sha256: "ab" as never, fetch: un }),
+        "TypeError",
+        "Cannot upload: sha256 must be a Uint8Array (the digest's bytes), got string (decode hex or base64 text first)",
+      ],
+      [
+        () =>
+          receiveBody(new ReadableStream(), new WritableStream(), {
+            sha256: "ab" as never,
+          }),
+        "TypeError",
+        "Cannot receive body: sha256 must be a Uint8Array (the digest's bytes), got string (decode hex or base64 text first)",
+      ],
+      [
+        () => formatDigestHeader({ "sha-256": "ab" as never }),
+        "TypeError",
+        "Cannot format digest header: sha-256 must be a Uint8Array (the digest's bytes), got string (decode hex or base64 text first)",
+      ],
+      [
+        () => uploadFile(u, "deno.json", { sha256: "ab" as never }),
+        "TypeError",
+        "Cannot upload file: sha256 must be a Uint8Array (the digest's bytes), got string (decode hex or base64 text first)",
+      ],
+      [
+        () => upload(u, new ReadableStream(), { contentLength: -1, fetch: un }),
+        "RangeError",
+        "Cannot upload: contentLength must be a non-negative integer, got -1",
+      ],
+      [
+        () =>
+          upload(u, new ReadableStream(), {
+            contentLength: "10" as never,
+            fetch: un,
+          }),
+        "TypeError",
+        'Cannot upload: contentLength must be a number, got string "10"',
+      ],
+      [
+        () => uploadFile(u, "deno.json", { onProgress: "log" as never }),
+        "TypeError",
+        "Cannot report progress: onProgress must be a function, got string",
+      ],
+      [
+        () =>
+          uploadFile(u, "deno.json", {
+            onProgress: () => {},
+            progressIntervalMs: NaN,
+          }),
+        "RangeError",
+        "Cannot report progress: progressIntervalMs must be a non-negative number of milliseconds, got NaN",
+      ],
+      [
+        () =>
+          upload(u, new ReadableStream(), {
+            onProgress: () => {},
+            progressIntervalMs: -5,
+            fetch: un,
+          }),
+        "RangeError",
+        "Cannot report progress: progressIntervalMs must be a non-negative number of milliseconds, got -5",
+      ],
+      [
+        () => new HttpError(4030, "x"),
+        "RangeError",
+        "Cannot create HttpError: status must be an integer from 400 to 599, got 4030",
+      ],
+      [
+        () => new HttpError(204, "x"),
+        "RangeError",
+        "Cannot create HttpError: status must be an integer from 400 to 599, got 204",
+      ],
+      [
+        () => reduce(null as never, (a: number) => a, 0),
+        "TypeError",
+        "Cannot reduce: the source must be a ReadableStream or an (async) iterable, got null",
+      ],
+      [
+        () => reduce([], undefined as never, 0),
+        "TypeError",
+        "Cannot reduce: fn must be a function, got undefined",
+      ],
+      [
+        () => new MultipartStream(undefined as never),
+        "TypeError",
+        "Cannot parse multipart body: the boundary must be a string, got undefined",
+      ],
+      [
+        () => new MultipartDecoder(undefined as never),
+        "TypeError",
+        "Cannot parse multipart body: the boundary must be a string, got undefined",
+      ],
+    ];
+    for (const [fn, name, message] of cases) {
+      await assert.rejects(async () => await fn(), { name, message });
+    }
+  });
 });

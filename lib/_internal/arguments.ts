@@ -63,3 +63,71 @@ export function checkOneOf<T extends string>(
     }, got ${shown}`,
   );
 }
+
+/**
+ * Checks an optional `signal` option: undefined or an AbortSignal. An
+ * AbortController passed for its signal is named, with the fix; a bad one
+ * found late broke the call's cleanup (a timer left armed threw from
+ * nowhere) or was retried as a network failure.
+ */
+export function checkSignal(
+  what: string,
+  signal: unknown,
+  name = "signal",
+): void {
+  const candidate = signal as Partial<AbortSignal> | null;
+  checkArgument(
+    signal === undefined ||
+      typeof candidate?.addEventListener === "function" &&
+        typeof candidate.aborted === "boolean",
+    what,
+    name,
+    "an AbortSignal",
+    signal,
+    typeof AbortController === "function" && signal instanceof AbortController
+      ? " (pass controller.signal)"
+      : "",
+  );
+}
+
+/**
+ * Checks an optional function option (a callback, or `fetch`): undefined
+ * or a function; a promise of one is told to be awaited.
+ */
+export function checkFunction(
+  what: string,
+  name: string,
+  value: unknown,
+): void {
+  checkArgument(
+    value === undefined || typeof value === "function",
+    what,
+    name,
+    "a function",
+    value,
+    typeof value === "object" && value !== null &&
+      typeof (value as { then?: unknown }).then === "function"
+      ? " (await it first)"
+      : "",
+  );
+}
+
+/**
+ * Checks an optional digest option (`sha256`): undefined or its bytes. A
+ * digest as text (hex or base64) was sent as an empty one, or refused
+ * every body as not matching.
+ */
+export function checkDigestBytes(
+  what: string,
+  name: string,
+  value: unknown,
+): void {
+  checkArgument(
+    value === undefined || value instanceof Uint8Array,
+    what,
+    name,
+    "a Uint8Array (the digest's bytes)",
+    value,
+    typeof value === "string" ? " (decode hex or base64 text first)" : "",
+  );
+}

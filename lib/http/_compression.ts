@@ -7,6 +7,52 @@ import type { Compression } from "./compression.ts";
 import { concatBytes } from "../_internal/bytes.ts";
 import { isBrowser, isBun } from "../_internal/user_agent.ts";
 
+const SUPPORTED: readonly Compression[] = ["gzip", "deflate"];
+
+/**
+ * Checks a `sendCompression` value, or one of an `acceptCompression` list:
+ * a name `CompressionStream` does not know ("br") failed every request
+ * that asked for it with a 500, and one in other case ("GZIP") never
+ * compressed.
+ */
+export function checkCompression(
+  what: string,
+  name: string,
+  value: unknown,
+): Compression {
+  if (!SUPPORTED.includes(value as Compression)) {
+    const text = String(value);
+    throw new TypeError(
+      `Cannot ${what}: ${name} ${
+        JSON.stringify(text.length > 64 ? text.slice(0, 64) + "…" : text)
+      } is not "gzip" or "deflate"`,
+    );
+  }
+  return value as Compression;
+}
+
+/**
+ * Checks an `acceptCompression` list (`fallback` when undefined): an
+ * array of compressions, without repeats.
+ */
+export function checkCompressionList(
+  what: string,
+  value: unknown,
+  fallback: readonly Compression[],
+): readonly Compression[] {
+  if (value === undefined) return fallback;
+  if (!Array.isArray(value)) {
+    throw new TypeError(
+      `Cannot ${what}: acceptCompression must be an array of "gzip" or "deflate"`,
+    );
+  }
+  return [
+    ...new Set(
+      value.map((v) => checkCompression(what, "acceptCompression", v)),
+    ),
+  ];
+}
+
 /**
  * Compressed input is fed to the decompressor in slices of at most this many
  * bytes. Some decompressors (Deno's) emit everything one input chunk expands

@@ -4,6 +4,7 @@
 // values (`filename*=UTF-8''...`). Shared by the decoder and the encoder.
 
 import { HttpError } from "./http_error.ts";
+import { checkArgument } from "../_internal/arguments.ts";
 
 /** What every multipart error message starts with. */
 export const CANNOT_PARSE = "Cannot parse multipart body";
@@ -22,6 +23,15 @@ export function quote(text: string): string {
 
 /** Checks a boundary against RFC 2046: 1-70 bchars, not ending in a space. */
 export function checkBoundary(boundary: string): string {
+  // The caller's mistake, not the client's: the regex took undefined for
+  // the boundary "undefined".
+  checkArgument(
+    typeof boundary === "string",
+    "parse multipart body",
+    "the boundary",
+    "a string",
+    boundary,
+  );
   if (!BOUNDARY.test(boundary)) {
     throw new HttpError(
       400,

@@ -1,4 +1,4 @@
-import { checkArgument } from "../_internal/arguments.ts";
+import { checkArgument, checkDigestBytes } from "../_internal/arguments.ts";
 import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
 
 const KEY = /^[a-z*][a-z0-9_\-.*]*$/;
@@ -80,7 +80,11 @@ export function formatDigestHeader(
   digests: Record<string, Uint8Array>,
 ): string {
   return Object.entries(digests)
-    .map(([name, bytes]) => `${name}=:${encodeBase64(bytes)}:`)
+    .map(([name, bytes]) => {
+      // Text (hex) was written as an empty digest.
+      checkDigestBytes("format digest header", name, bytes);
+      return `${name}=:${encodeBase64(bytes)}:`;
+    })
     .join(", ");
 }
 

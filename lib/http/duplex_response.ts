@@ -1,4 +1,8 @@
-import { checkArgument } from "../_internal/arguments.ts";
+import {
+  checkArgument,
+  checkFunction,
+  checkOneOf,
+} from "../_internal/arguments.ts";
 import {
   DuplexStream,
   type DuplexStreamOptions,
@@ -6,6 +10,7 @@ import {
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import type { Compression } from "./compression.ts";
 import {
+  checkCompressionList,
   decodeBody,
   encodeBody,
   encodedResponseInit,
@@ -127,6 +132,68 @@ function defaultOnError(error: unknown): void {
   console.error("sluice: duplex handler failed:", error);
 }
 
+/** The options of {@linkcode duplexResponse}, checked, with their defaults. */
+interface CheckedDuplexOptions {
+  maxDecompressedBytes: number;
+  readAheadBytes: number;
+  writeHighWaterMark: number;
+  compressMinBytes: number;
+  idleTimeoutMs: number;
+  onError: (error: unknown) => void;
+  offered: readonly Compression[];
+}
+
+/**
+ * Checks what {@linkcode duplexResponse} takes: for each request, and once
+ * by {@linkcode createDuplexHandler} (which took any and then failed every
+ * request).
+ */
+function checkDuplexOptions(
+  what: string,
+  options: DuplexResponseOptions,
+): CheckedDuplexOptions {
+  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  checkIdleTimeout(what, idleTimeoutMs);
+  checkFunction(what, "onError", options.onError);
+  if (options.sendHeaders !== undefined) {
+    checkOneOf(what, "sendHeaders", options.sendHeaders, [
+      "first-write",
+      "immediately",
+    ]);
+  }
+  // DuplexStream's own, for the handler's factory.
+  checkMax(what, "maxReadBytes", options.maxReadBytes ?? 0);
+  checkMax(what, "maxLineBytes", options.maxLineBytes ?? 0);
+  return {
+    maxDecompressedBytes: checkMax(
+      what,
+      "maxDecompressedBytes",
+      options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
+    ),
+    readAheadBytes: checkMax(
+      what,
+      "readAheadBytes",
+      options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
+    ),
+    writeHighWaterMark: checkMax(
+      what,
+      "writeHighWaterMark",
+      options.writeHighWaterMark ?? WRITE_HIGH_WATER_MARK,
+    ),
+    compressMinBytes: checkMax(
+      what,
+      "compressMinBytes",
+      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
+    ),
+    idleTimeoutMs,
+    onError: options.onError ?? defaultOnError,
+    offered: checkCompressionList(what, options.acceptCompression, [
+      "gzip",
+      "deflate",
+    ]),
+  };
+}
+
 /**
  * Runs `handler` on a {@linkcode DuplexStream} that reads the request body
  * and writes the response body, and resolves with the response: the
@@ -175,30 +242,15 @@ export function duplexResponse(
     "a function",
     handler,
   );
-  const maxDecompressedBytes = checkMax(
-    "answer duplex",
-    "maxDecompressedBytes",
-    options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
-  );
-  const readAheadBytes = checkMax(
-    "answer duplex",
-    "readAheadBytes",
-    options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
-  );
-  const writeHighWaterMark = checkMax(
-    "answer duplex",
-    "writeHighWaterMark",
-    options.writeHighWaterMark ?? WRITE_HIGH_WATER_MARK,
-  );
-  const compressMinBytes = checkMax(
-    "answer duplex",
-    "compressMinBytes",
-    options.compressMinBytes ?? COMPRESS_MIN_BYTES,
-  );
-  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-  checkIdleTimeout("answer duplex", idleTimeoutMs);
-  const onError = options.onError ?? defaultOnError;
-  const offered = options.acceptCompression ?? ["gzip", "deflate"];
+  const {
+    maxDecompressedBytes,
+    readAheadBytes,
+    writeHighWaterMark,
+    compressMinBytes,
+    idleTimeoutMs,
+    onError,
+    offered,
+  } = checkDuplexOptions("answer duplex", options);
   let codings;
   try {
     codings = parseContentEncoding(
@@ -338,5 +390,6 @@ export function createDuplexHandler(
       `Cannot create duplex handler: the handler must be a function, got ${typeof handler}`,
     );
   }
+  checkDuplexOptions("create duplex handler", options);
   return (request) => duplexResponse(request, handler, options);
 }

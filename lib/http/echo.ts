@@ -1,5 +1,6 @@
 import type { Compression } from "./compression.ts";
 import {
+  checkCompressionList,
   decodeBody,
   encodeBody,
   encodedResponseInit,
@@ -213,7 +214,11 @@ function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
       options.compressMinBytes ?? COMPRESS_MIN_BYTES,
     ),
     idleTimeoutMs,
-    acceptCompression: options.acceptCompression ?? ["gzip", "deflate"],
+    acceptCompression: checkCompressionList(
+      "echo",
+      options.acceptCompression,
+      ["gzip", "deflate"],
+    ),
   };
 }
 

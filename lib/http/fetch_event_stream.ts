@@ -1,4 +1,5 @@
 import { isBrowser } from "../_internal/user_agent.ts";
+import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { isCrossOrigin, resolveUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import type {
@@ -195,6 +196,8 @@ export function fetchEventStream(
       } contains a control character, or a space or tab at one end, which no Last-Event-ID header carries unchanged`,
     );
   }
+  checkSignal(what, options.signal);
+  checkFunction(what, "fetch", options.fetch);
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const browser = isBrowser();
   const crossOrigin = browser && isCrossOrigin(target);

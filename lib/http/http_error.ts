@@ -25,8 +25,17 @@ export class HttpError extends Error {
    * @param status The HTTP status code (400-599).
    * @param message What went wrong; sent to the client as the response body.
    * @param options The underlying cause, if any.
+   * @throws {RangeError} When `status` is not an integer from 400 to 599
+   *   (`getResponse()` would throw, or answer a success).
    */
   constructor(status: number, message: string, options?: ErrorOptions) {
+    if (!Number.isInteger(status) || status < 400 || status > 599) {
+      throw new RangeError(
+        `Cannot create HttpError: status must be an integer from 400 to 599, got ${
+          typeof status === "number" ? status : typeof status
+        }`,
+      );
+    }
     super(message, options);
     this.name = "HttpError";
     this.status = status;

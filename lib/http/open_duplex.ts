@@ -7,6 +7,8 @@ import {
 import type { Compression } from "./compression.ts";
 import { MAX_DECOMPRESSED_BYTES, WRITE_HIGH_WATER_MARK } from "./_defaults.ts";
 import {
+  checkCompression,
+  checkCompressionList,
   decodeBody,
   encodeBody,
   fetchDecoded,
@@ -14,6 +16,7 @@ import {
 } from "./_compression.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { HttpError } from "./http_error.ts";
 import { byteQueueStrategy, concatBytes } from "../_internal/bytes.ts";
@@ -143,6 +146,12 @@ export function openDuplex(
     "maxDecompressedBytes",
     maxDecompressed,
   );
+  checkSignal("open duplex", signal);
+  checkFunction("open duplex", "fetch", options.fetch);
+  if (sendCompression !== undefined) {
+    checkCompression("open duplex", "sendCompression", sendCompression);
+  }
+  checkCompressionList("open duplex", acceptCompression, []);
   checkMax("open duplex", "writeHighWaterMark", writeHighWaterMark);
 
   let requestController!: TransformStreamDefaultController<Uint8Array>;

@@ -1,5 +1,10 @@
 import { messageOf } from "../_internal/message_of.ts";
-import { checkArgument } from "../_internal/arguments.ts";
+import {
+  checkArgument,
+  checkDigestBytes,
+  checkFunction,
+  checkSignal,
+} from "../_internal/arguments.ts";
 import { emptyStream, heldBytes } from "../_internal/bytes.ts";
 import { checkIdleTimeout, PacedReader } from "../_internal/idle_timeout.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
@@ -349,6 +354,9 @@ export async function receiveBody(
       "a Request or a ReadableStream",
       input,
     );
+    checkSignal("receive body", signal);
+    checkDigestBytes("receive body", "sha256", options.sha256);
+    checkFunction("receive body", "hasher", options.hasher);
     limits = checkReceiveOptions("receive body", options);
     planned = plan(input, options, limits.maxBytes);
     signal?.throwIfAborted();

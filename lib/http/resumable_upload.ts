@@ -1,4 +1,8 @@
-import { checkOneOf } from "../_internal/arguments.ts";
+import {
+  checkFunction,
+  checkOneOf,
+  checkSignal,
+} from "../_internal/arguments.ts";
 import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
 import { resolveUrl } from "./_url.ts";
@@ -197,6 +201,10 @@ export async function resumableUpload(
   const chunkBytes = options.chunkBytes ??
     (streamRequests ? 64 : 16) * 1024 * 1024;
   const doFetch = options.fetch ?? globalThis.fetch;
+  checkSignal("upload", signal);
+  checkFunction("upload", "fetch", options.fetch);
+  checkFunction("upload", "onProgress", onProgress);
+  checkFunction("upload", "onUploadUrl", onUploadUrl);
   checkMax("upload", "chunkBytes", chunkBytes);
   checkMax("upload", "maxRetries", maxRetries);
   checkTimerMs("upload", "retryDelayMs", retryDelayMs);
@@ -350,15 +358,16 @@ export async function resumableUpload(
     failures++;
     if (delay === 0) return;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, delay);
+      // The listener first: a timer is armed only once nothing can throw.
       const onAbort = () => {
         clearTimeout(timer);
         reject(signal!.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, delay);
     });
   }
 

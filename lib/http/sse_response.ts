@@ -1,5 +1,6 @@
 import { fromUtf8Header } from "./_utf8_header.ts";
 import { HttpError } from "./http_error.ts";
+import { checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
 import {
@@ -219,6 +220,10 @@ export function createSseHandler(
     throw new TypeError(
       `Cannot create SSE handler: the handler must be a function, got ${typeof handler}`,
     );
+  }
+  // Once, here: each request ran the handler, then failed on them.
+  if (options.keepAliveMs !== undefined) {
+    checkTimerMs("create SSE handler", "keepAliveMs", options.keepAliveMs);
   }
   const workers = isWorkers();
   return async (request) => {

@@ -8,6 +8,12 @@ import { checkProgress } from "../streams/progress_stream.ts";
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
 import { resolveUrl } from "./_url.ts";
+import {
+  checkDigestBytes,
+  checkFunction,
+  checkSignal,
+} from "../_internal/arguments.ts";
+import { checkMax } from "../_internal/limits.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -102,6 +108,12 @@ export async function upload(
   } = options;
   const target = resolveUrl("upload", url);
   checkBody("upload", body, true);
+  checkSignal("upload", signal);
+  checkFunction("upload", "fetch", options.fetch);
+  checkDigestBytes("upload", "sha256", sha256);
+  if (options.contentLength !== undefined) {
+    checkMax("upload", "contentLength", options.contentLength);
+  }
   const headers = new Headers(options.headers);
   const blobType = body instanceof Blob ? body.type : "";
   // contentType, else the caller's own header, else the Blob's type.
@@ -127,7 +139,7 @@ export async function upload(
     hasXhr()
   ) {
     // The checks ProgressStream makes on the fetch path, made here too.
-    checkProgress(onProgress, progressIntervalMs ?? 100);
+    checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
     return await xhrUpload(
       url,
       body instanceof Blob ? body : new Blob([body as Uint8Array<ArrayBuffer>]),
@@ -149,6 +161,7 @@ export async function upload(
       : body instanceof Blob
       ? body.stream()
       : new Blob([body as Uint8Array<ArrayBuffer>]).stream();
+    checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
     requestBody = stream.pipeThrough(
       new ProgressStream(onProgress, {
         total: size,

@@ -351,10 +351,12 @@ export function createUploadHandler(
     );
   }
   for (
-    const [name, value] of [["sink", sink], ["onComplete", onComplete], [
-      "onError",
-      onError,
-    ]] as const
+    const [name, value] of [
+      ["sink", sink],
+      ["onComplete", onComplete],
+      ["onError", onError],
+      ["hasher", receiveOptions.hasher],
+    ] as const
   ) {
     checkArgument(
       value === undefined || typeof value === "function",

@@ -4,6 +4,8 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
+import { checkDigestBytes, checkSignal } from "../_internal/arguments.ts";
+import { checkProgress } from "../streams/progress_stream.ts";
 import { upload, type UploadOptions } from "../http/upload.ts";
 import {
   headersFromNode,
@@ -57,6 +59,16 @@ export async function uploadFile(
   path: string,
   options: UploadFileOptions = {},
 ): Promise<Response> {
+  // The checks upload() makes, made at once on both paths.
+  checkSignal("upload file", options.signal);
+  checkDigestBytes("upload file", "sha256", options.sha256);
+  if (options.onProgress !== undefined) {
+    checkProgress(
+      options.onProgress,
+      options.progressIntervalMs ?? 100,
+      "progressIntervalMs",
+    );
+  }
   options.signal?.throwIfAborted();
   if (!("Deno" in globalThis)) {
     // stat first: Node's openAsBlob names neither the path nor ENOENT.

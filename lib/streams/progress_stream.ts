@@ -22,10 +22,14 @@ export interface ProgressStreamOptions {
 
 /**
  * Checks a progress callback and its interval (a TypeError or RangeError
- * naming them): `ProgressStream`'s, and `upload()`'s where it reports
- * through XMLHttpRequest instead.
+ * naming them, the interval by the caller's name for it): `ProgressStream`'s,
+ * and `upload()`'s and `uploadFile`'s (`progressIntervalMs`).
  */
-export function checkProgress(onProgress: unknown, intervalMs: number): void {
+export function checkProgress(
+  onProgress: unknown,
+  intervalMs: number,
+  intervalName = "intervalMs",
+): void {
   checkArgument(
     typeof onProgress === "function",
     "report progress",
@@ -33,7 +37,7 @@ export function checkProgress(onProgress: unknown, intervalMs: number): void {
     "a function",
     onProgress,
   );
-  checkTimerMs("report progress", "intervalMs", intervalMs);
+  checkTimerMs("report progress", intervalName, intervalMs);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { openBurstReader } from "./_fuse.ts";
 import { isThenable } from "../_internal/thenable.ts";
+import { checkArgument, checkSignal } from "../_internal/arguments.ts";
 
 /** Options for {@linkcode reduce}. */
 export interface ReduceOptions {
@@ -39,6 +40,17 @@ export async function reduce<I, A>(
   options: ReduceOptions = {},
 ): Promise<A> {
   const { signal } = options;
+  checkArgument(
+    source instanceof ReadableStream ||
+      typeof source === "object" && source !== null &&
+        (Symbol.asyncIterator in source || Symbol.iterator in source),
+    "reduce",
+    "the source",
+    "a ReadableStream or an (async) iterable",
+    source,
+  );
+  checkArgument(typeof fn === "function", "reduce", "fn", "a function", fn);
+  checkSignal("reduce", signal);
   const stream = source instanceof ReadableStream
     ? source
     : ReadableStream.from(source);

@@ -5,10 +5,12 @@ import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { formatDigestHeader } from "../digest_header.ts";
 import { HttpError } from "../http_error.ts";
 import {
+  checkReceiveOptions,
   type Hasher,
   receiveBody,
   type ReceiveBodyOptions,
 } from "../receive_body.ts";
+import { checkFunction } from "../../_internal/arguments.ts";
 import { contentDigests } from "../_body_headers.ts";
 import { MAX_BODY_BYTES } from "../_defaults.ts";
 import type { ResumableStore, ResumableUpload } from "./resumable_store.ts";
@@ -80,7 +82,7 @@ export interface ResumableUploadHandlerOptions extends
   /**
    * How long an unfinished upload lives after its creation, in
    * milliseconds (tus `Upload-Expires`): past it, requests get 410 and its
-   * bytes are deleted.
+   * bytes are deleted. `0`: never; at most 100 years.
    *
    * @default {86400000} (24 hours)
    */
@@ -122,6 +124,9 @@ const MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024;
 type TusChecksum = { contentDigest: string } | { sha1: Uint8Array };
 const TUS_EXTENSIONS =
   "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
+
+/** The longest `expiresInMs`: 100 years (a Date goes only so far). */
+const MAX_EXPIRES_IN_MS = 100 * 365 * 86_400_000;
 
 /**
  * Creates a fetch handler for resumable uploads that speaks both "Resumable
@@ -195,6 +200,17 @@ export function createResumableUploadHandler(
     maxMetadataBytes,
   );
   checkMs("create resumable upload handler", "expiresInMs", expiresInMs);
+  if (expiresInMs > MAX_EXPIRES_IN_MS) {
+    // Past a Date's range, Upload-Expires read "Invalid Date".
+    throw new RangeError(
+      `Cannot create resumable upload handler: expiresInMs must be at most ${MAX_EXPIRES_IN_MS} (100 years; 0: never), got ${expiresInMs}`,
+    );
+  }
+  checkFunction("create resumable upload handler", "hasher", hasher);
+  checkFunction("create resumable upload handler", "onComplete", onComplete);
+  // Once, here: each request passed them on and failed with them (the
+  // upload stored, then the request refused).
+  checkReceiveOptions("create resumable upload handler", limits);
   const prefix = pathPrefix(
     "create resumable upload handler",
     requestPathPrefix,

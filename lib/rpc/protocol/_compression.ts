@@ -6,6 +6,8 @@
 
 import type { Compression } from "../../http/compression.ts";
 import {
+  checkCompression,
+  checkCompressionList,
   decompressBytes,
   negotiateCompression,
 } from "../../http/_compression.ts";
@@ -19,40 +21,15 @@ import { quote } from "./_quote.ts";
 
 export type { Compression };
 
-const SUPPORTED: readonly Compression[] = ["gzip", "deflate"];
-
 /** Checks a `sendCompression` or `acceptCompression` value. */
-export function checkCompression(
-  what: string,
-  name: string,
-  value: unknown,
-): Compression {
-  if (!SUPPORTED.includes(value as Compression)) {
-    throw new TypeError(
-      `Cannot ${what}: ${name} ${
-        quote(String(value))
-      } is not "gzip" or "deflate"`,
-    );
-  }
-  return value as Compression;
-}
+export { checkCompression };
 
 /** Checks an `acceptCompression` list. */
 export function checkCompressions(
   what: string,
   value: readonly Compression[] | undefined,
 ): readonly Compression[] {
-  if (value === undefined) return ACCEPT_COMPRESSION;
-  if (!Array.isArray(value)) {
-    throw new TypeError(
-      `Cannot ${what}: acceptCompression must be an array of "gzip" or "deflate"`,
-    );
-  }
-  return [
-    ...new Set(
-      value.map((v) => checkCompression(what, "acceptCompression", v)),
-    ),
-  ];
+  return checkCompressionList(what, value, ACCEPT_COMPRESSION);
 }
 
 /**
