@@ -14,6 +14,7 @@ import {
 } from "../lib/streams/mod.ts";
 import {
   createUploadHandler,
+  encodeMultipart,
   parseDigestHeader,
   receiveBody,
   resumableUpload,
@@ -21,9 +22,11 @@ import {
   SseEncoderStream,
 } from "../lib/http/mod.ts";
 import {
+  createClient,
   createConnectTransport,
   createUniversalHandler,
 } from "../lib/rpc/mod.ts";
+import { StreamingCalcService } from "../examples/streaming_calc.ts";
 import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
@@ -132,6 +135,35 @@ describe("option values", () => {
       "TypeError",
       /keepAliveMs must be a number, got string "15000"$/,
     );
+    // Both were a RangeError printing "got string", or "got 10".
+    throwsNamed(
+      () =>
+        encodeMultipart([{
+          name: "f",
+          value: new ReadableStream(),
+          size: "10" as never,
+        }]),
+      "TypeError",
+      /^Cannot encode multipart body: size of part "f" must be a number, got string "10"$/,
+    );
+  });
+
+  it('a call\'s timeoutMs given as a string is a TypeError showing it (it was a RangeError saying "got string")', async () => {
+    const client = createClient(
+      StreamingCalcService,
+      createConnectTransport({
+        baseUrl: "http://127.0.0.1:9",
+        fetch: () => Promise.reject(new Error("fetch was called")),
+      }),
+    );
+    await assert.rejects(
+      async () => await client.sum({ timeoutMs: "1000" as never }).complete(),
+      {
+        name: "TypeError",
+        message:
+          'Cannot start call: timeoutMs must be a number, got string "1000"',
+      },
+    );
   });
 
   it("createHttp2Client checks readBufferBytes (NaN buffered without bound) and its URL", () => {
@@ -236,6 +268,29 @@ describe("option values", () => {
       () => parseDigestHeader(null as never),
       "TypeError",
       /^Cannot parse digest header: the value must be a string, got null/,
+    );
+    // A transport took these and failed its first call with the engine's
+    // words.
+    throwsNamed(
+      () =>
+        createConnectTransport({ baseUrl: "http://x", fetch: "x" as never }),
+      "TypeError",
+      /^Cannot create transport: fetch must be a function, got string$/,
+    );
+    throwsNamed(
+      () =>
+        createConnectTransport({
+          baseUrl: "http://x",
+          httpClient: Promise.resolve(() => {}) as never,
+        }),
+      "TypeError",
+      /^Cannot create transport: httpClient must be a function, got Promise \(await it first\)$/,
+    );
+    throwsNamed(
+      () =>
+        createConnectTransport({ baseUrl: "http://x", headers: 5 as never }),
+      "TypeError",
+      /^Cannot create transport: headers must be a Headers, a record or a list of pairs of header names and values: /,
     );
   });
 

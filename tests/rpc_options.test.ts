@@ -530,10 +530,10 @@ describe("timeoutMs", () => {
     }),
   );
 
-  it("a timeout that is no finite number is a RangeError naming it", async () => {
+  it("a timeout that is no finite number is a RangeError naming it, text a TypeError showing it", async () => {
     // NaN read as "already passed" and Infinity as a header it could not
     // format.
-    for (const timeoutMs of [NaN, Infinity, "100" as unknown as number]) {
+    for (const timeoutMs of [NaN, Infinity]) {
       await assert.rejects(
         client.add(1n, { timeoutMs }),
         (error: Error) =>
@@ -545,6 +545,18 @@ describe("timeoutMs", () => {
       // A streaming call throws at once, as for a deadline already passed.
       assert.throws(() => client.echo({ timeoutMs }), RangeError);
     }
+    // Text is a TypeError that shows it, as for every number option.
+    const text = "100" as unknown as number;
+    const message =
+      'Cannot start call: timeoutMs must be a number, got string "100"';
+    await assert.rejects(client.add(1n, { timeoutMs: text }), {
+      name: "TypeError",
+      message,
+    });
+    assert.throws(() => client.echo({ timeoutMs: text }), {
+      name: "TypeError",
+      message,
+    });
   });
 
   it("zero or less has already passed: DEADLINE_EXCEEDED; a fraction or a long one runs", async () => {

@@ -11,7 +11,11 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  * string read from the environment, say), not a RangeError that prints
  * "1024" as if it were the number.
  */
-function checkNumber(what: string, name: string, value: unknown): void {
+export function checkNumber(
+  what: string,
+  name: string,
+  value: unknown,
+): void {
   if (typeof value === "number") return;
   const shown = typeof value === "string"
     ? ` ${JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value)}`

@@ -1,4 +1,5 @@
 import { checkArgument, kindOf } from "../_internal/arguments.ts";
+import { checkNumber } from "../_internal/limits.ts";
 import { concatBytes } from "../_internal/bytes.ts";
 import { DelimiterSearch, shiftTable } from "./_delimiter.ts";
 
@@ -108,6 +109,13 @@ function plan(field: MultipartField): Planned {
   } else if (value instanceof ReadableStream) {
     body = value;
     size = field.size;
+    if (size !== undefined) {
+      checkNumber(
+        "encode multipart body",
+        `size of part ${JSON.stringify(name)}`,
+        size,
+      );
+    }
     if (
       size !== undefined && (!Number.isSafeInteger(size) || size < 0)
     ) {

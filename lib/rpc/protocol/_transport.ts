@@ -3,7 +3,7 @@
 // request headers (request_header.ts) and its response validation
 // (validate_response.ts).
 
-import { checkOneOf } from "../../_internal/arguments.ts";
+import { checkFunction, checkOneOf } from "../../_internal/arguments.ts";
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
@@ -27,7 +27,7 @@ import type { MethodDefinition } from "../define_service.ts";
 import type { Protocol } from "../server/implement_service.ts";
 import { type ClientCallInit, startClientCall } from "./_client_call.ts";
 import type { HttpClient } from "../universal.ts";
-import { checkMax } from "../../_internal/limits.ts";
+import { checkMax, checkNumber } from "../../_internal/limits.ts";
 import { checkFetchCall } from "./_fetch_support.ts";
 
 export interface ResolvedTransportOptions {
@@ -50,6 +50,22 @@ export function resolveTransportOptions(
     throw new TypeError(
       `Cannot ${what}: give fetch or httpClient, not both`,
     );
+  }
+  // Checked here, not at the first call (a fetch or an httpClient that is
+  // no function, headers no Headers takes).
+  checkFunction(what, "fetch", options.fetch);
+  checkFunction(what, "httpClient", options.httpClient);
+  if (options.headers !== undefined) {
+    try {
+      new Headers(options.headers);
+    } catch (cause) {
+      throw new TypeError(
+        `Cannot ${what}: headers must be a Headers, a record or a list of pairs of header names and values: ${
+          (cause as Error)?.message
+        }`,
+        { cause },
+      );
+    }
   }
   // Over fetch, a URL fetch can send to (an httpClient of one's own may
   // take any: an in-process one, say): absolute, or relative in a page.
@@ -138,10 +154,11 @@ export function httpStatusError(status: number, headers: Headers): RpcError {
  */
 function checkTimeout(options: CallOptions): void {
   const { timeoutMs } = options;
-  if (
-    timeoutMs !== undefined &&
-    (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs))
-  ) {
+  // Text ("1000", from the environment) is a TypeError that shows it.
+  if (timeoutMs !== undefined) {
+    checkNumber("start call", "timeoutMs", timeoutMs);
+  }
+  if (timeoutMs !== undefined && !Number.isFinite(timeoutMs)) {
     throw new RangeError(
       `Cannot start call: timeoutMs must be a finite number of milliseconds, got ${
         typeof timeoutMs === "number" ? timeoutMs : typeof timeoutMs
