@@ -291,7 +291,16 @@ export async function serve(
           return overloaded(maxConcurrentRequests);
         }
         rememberBunServer(request, server);
-        return response(handler(request));
+        // onError is called here, not left to Bun: once a request is
+        // upgraded or answered by Bun itself (a refused WebSocket upgrade
+        // gets its 426), Bun drops a rejection unhandled, which exits the
+        // process, and ignores a throw.
+        try {
+          const answer = response(handler(request));
+          return answer instanceof Response ? answer : answer.catch(onError);
+        } catch (error) {
+          return onError(error);
+        }
       },
       error: onError,
       websocket: bunWebSocketHandlers,

@@ -14,6 +14,7 @@ import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
 import { bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
+import { HttpError } from "../http/http_error.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
 export interface UpgradeWebSocketOptions {
@@ -55,12 +56,23 @@ interface WorkersWebSocket extends WebSocketLike {
  * cookies checks the request's `Origin` first (`createWebSocketRpcHandler`
  * does, by its `allowedOrigins`).
  *
+ * A request that is no valid upgrade is the client's mistake, thrown as an
+ * `HttpError` that `serve`'s default `onError` (and Hono) answer without
+ * logging: 426 with `Upgrade: websocket` when it asks no `Upgrade:
+ * websocket` or names another version than 13 (RFC 6455, section 4.4),
+ * 400 when it is no `GET`, its `Connection` does not name `Upgrade`, or its
+ * `Sec-WebSocket-Key` is missing or not 16 bytes in base64: one rule under
+ * Deno and Bun, whose own checks differ (Deno upgraded any version, Bun any
+ * `Connection`). Under Workers, whose runtime does the handshake, only
+ * `Upgrade` is checked.
+ *
  * @param request The upgrade request (`Upgrade: websocket`).
  * @param options Idle timeout and subprotocol.
  * @returns The server socket and the response to return.
- * @throws {TypeError} When the request is not a WebSocket upgrade, or the
- *   runtime has no server WebSocket API (or, under Bun, the handler is not
- *   served by `serve`).
+ * @throws {HttpError} When the request is no valid WebSocket upgrade (426
+ *   or 400, as above; under Bun also when Bun refuses it).
+ * @throws {TypeError} When the runtime has no server WebSocket API (or,
+ *   under Bun, the handler is not served by `serve`).
  *
  * @example A WebSocket echo with the duplex stream
  * ```ts ignore
@@ -92,7 +104,7 @@ export function upgradeWebSocket(
   );
   checkTimerMs("upgrade to WebSocket", "idleTimeoutMs", options.idleTimeoutMs);
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    throw new TypeError(
+    throw new UpgradeRequired(
       "Cannot upgrade to WebSocket: the request has no Upgrade: websocket header",
     );
   }
@@ -110,19 +122,23 @@ export function upgradeWebSocket(
         "Cannot upgrade to WebSocket: under Bun, serve the handler with serve() from @sluice/streams/serve",
       );
     }
+    checkHandshake(request);
     const socket = new BunWebSocket(server);
     const headers = protocol
       ? { "sec-websocket-protocol": protocol }
       : undefined;
     if (!server.upgrade(request, { data: socket, headers })) {
       socket.refused();
-      throw new TypeError(
-        "Cannot upgrade to WebSocket: Bun refused the upgrade",
+      // Past checkHandshake, what Bun refuses is still the request's doing.
+      throw new HttpError(
+        400,
+        "Cannot upgrade to WebSocket: Bun refused the upgrade request",
       );
     }
     return { socket, response: new Response(null, { status: 200 }) };
   }
   if (typeof Deno !== "undefined") {
+    checkHandshake(request);
     const { socket, response } = Deno.upgradeWebSocket(request, {
       idleTimeout: options.idleTimeoutMs === undefined
         ? undefined
@@ -152,6 +168,65 @@ export function upgradeWebSocket(
   throw new TypeError(
     "Cannot upgrade to WebSocket: no Deno.upgradeWebSocket, Bun.serve or WebSocketPair in this runtime",
   );
+}
+
+/** The only WebSocket version there is (RFC 6455, section 4.1). */
+const WEBSOCKET_VERSION = "13";
+
+/** A 426 that names the upgrade (RFC 9110, section 15.5.22) and version. */
+class UpgradeRequired extends HttpError {
+  constructor(message: string) {
+    super(426, message);
+  }
+
+  override getResponse(): Response {
+    const response = super.getResponse();
+    response.headers.set("upgrade", "websocket");
+    response.headers.set("sec-websocket-version", WEBSOCKET_VERSION);
+    return response;
+  }
+}
+
+/** Whether a comma-separated header holds `token` (case-insensitive). */
+function hasToken(value: string | null, token: string): boolean {
+  return value !== null &&
+    value.split(",").some((item) => item.trim().toLowerCase() === token);
+}
+
+/**
+ * Checks the rest of the client's handshake (RFC 6455, section 4.2.1), as
+ * one rule under Deno and Bun: their own checks differ, and their refusals
+ * were server failures (Deno throws, Bun's `server.upgrade` returns false,
+ * or answers 426 itself and drops the handler's answer).
+ */
+function checkHandshake(request: Request): void {
+  const refuse = (problem: string) =>
+    new HttpError(400, `Cannot upgrade to WebSocket: ${problem}`);
+  if (request.method !== "GET") {
+    throw refuse(
+      `the request's method is ${request.method.slice(0, 16)}, not GET`,
+    );
+  }
+  if (!hasToken(request.headers.get("connection"), "upgrade")) {
+    throw refuse("the request's Connection header does not name Upgrade");
+  }
+  const key = request.headers.get("sec-websocket-key");
+  if (key === null || key.trim() === "") {
+    throw refuse("the request has no Sec-WebSocket-Key");
+  }
+  if (!/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) {
+    throw refuse("the request's Sec-WebSocket-Key is not 16 bytes in base64");
+  }
+  const version = request.headers.get("sec-websocket-version")?.trim();
+  if (version !== WEBSOCKET_VERSION) {
+    throw new UpgradeRequired(
+      version === undefined
+        ? `Cannot upgrade to WebSocket: the request has no Sec-WebSocket-Version (${WEBSOCKET_VERSION})`
+        : `Cannot upgrade to WebSocket: Sec-WebSocket-Version ${
+          JSON.stringify(version.slice(0, 16))
+        } is not ${WEBSOCKET_VERSION}, the only version served`,
+    );
+  }
 }
 
 export {

@@ -9,6 +9,7 @@ import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { upgradeWebSocket } from "./websocket.ts";
 import { offeredProtocols } from "./_websocket_protocols.ts";
+import { isClientError } from "../http/_client_error.ts";
 
 /** Options for {@linkcode createWebSocketRpcHandler}. */
 export interface WebSocketRpcHandlerOptions
@@ -52,7 +53,10 @@ export interface WebSocketRpcHandlerOptions
  * full-duplex bidi and client-streaming calls for browsers and over
  * HTTP/1.1. It upgrades with `upgradeWebSocket` (Deno, Bun through `serve`
  * from `@sluice/streams/serve`, and Workers' `WebSocketPair`); a request
- * that is not a WebSocket upgrade offering `sluice.rpc.v1` gets 426.
+ * that is not a WebSocket upgrade offering `sluice.rpc.v1` gets 426, and a
+ * malformed upgrade (no `GET`, no `Sec-WebSocket-Key`, a `Connection` that
+ * does not name `Upgrade`, another version than 13) gets the 400 or 426
+ * of `upgradeWebSocket`, as an answer: nothing is thrown or logged.
  *
  * The method path travels in the call's head, so the handler can be mounted
  * at any route (`/rpc-ws`, or `/rpc-ws/*` for clients made with
@@ -134,9 +138,19 @@ export function createWebSocketRpcHandler(
     }
     // Copied first: Deno's request is closed once upgraded.
     const upgradeHeaders = new Headers(request.headers);
-    const { socket, response } = upgradeWebSocket(request, {
-      protocol: WEBSOCKET_RPC_PROTOCOL,
-    });
+    let upgrade;
+    try {
+      upgrade = upgradeWebSocket(request, {
+        protocol: WEBSOCKET_RPC_PROTOCOL,
+      });
+    } catch (error) {
+      // A malformed handshake is the client's: answered 400 or 426, as the
+      // other refusals here, not a handler failure (500, logged).
+      return isClientError(error)
+        ? Promise.resolve(error.getResponse())
+        : Promise.reject(error);
+    }
+    const { socket, response } = upgrade;
     serveWebSocketCall(socket, universal, {
       maxBufferedBytes: queue,
       idleTimeoutMs,

@@ -14,6 +14,7 @@ import {
 } from "./_head.ts";
 import { encodeEndStreamFrame } from "../protocol_connect/end_stream.ts";
 import { contentType } from "../protocol_connect/content_type.ts";
+import { checkMax, checkTimerMs } from "../../_internal/limits.ts";
 
 /** Options for {@linkcode serveWebSocketCall}. */
 export interface ServeWebSocketCallOptions {
@@ -60,6 +61,10 @@ export interface ServeWebSocketCallOptions {
  * @param handler The universal handler that serves the calls.
  * @param options Queue bound and head timeout.
  * @returns A promise that settles when the call is over (never rejects).
+ * @throws {RangeError} When `maxBufferedBytes` is not a non-negative
+ *   integer, or `idleTimeoutMs` not a number of milliseconds from 0 to
+ *   2147483647 (the longest a timer waits), as `createWebSocketRpcHandler`
+ *   checks them (a TypeError when one is not a number).
  *
  * @example Serve calls on sockets accepted by hand
  * ```ts ignore
@@ -73,10 +78,25 @@ export interface ServeWebSocketCallOptions {
  * });
  * ```
  */
-export async function serveWebSocketCall(
+export function serveWebSocketCall(
   socket: WebSocketLike,
   handler: UniversalHandler,
   options: ServeWebSocketCallOptions = {},
+): Promise<void> {
+  // Checked before any work, and thrown: past setTimeout's limit the head's
+  // timer fired at once, and NaN or a negative value never did.
+  const what = "serve WebSocket call";
+  if (options.maxBufferedBytes !== undefined) {
+    checkMax(what, "maxBufferedBytes", options.maxBufferedBytes);
+  }
+  checkTimerMs(what, "idleTimeoutMs", options.idleTimeoutMs);
+  return serveCall(socket, handler, options);
+}
+
+async function serveCall(
+  socket: WebSocketLike,
+  handler: UniversalHandler,
+  options: ServeWebSocketCallOptions,
 ): Promise<void> {
   const duplex = websocketDuplex(socket, {
     maxBufferedBytes: options.maxBufferedBytes,
