@@ -172,6 +172,11 @@ export interface PaceOptions {
   signal?: AbortSignal;
   /** The error for an aborted `signal` (default: the signal's reason). */
   onAbort?: (reason: unknown) => unknown;
+  /**
+   * The error for a failed read of `source` (default: its own): a request
+   * body's is the client's doing (it went away, or sent a malformed body).
+   */
+  onSourceError?: (error: unknown) => unknown;
 }
 
 /**
@@ -261,12 +266,22 @@ export function pipeWithPace(
   // The pipe settles however it ends (the source done, an error, the
   // consumer's cancel): the timer and the listener go with it. Its
   // rejection is the stream's own error, seen by the consumer.
+  const onSourceError = options.onSourceError;
   const piped = options.maxReadBytes === undefined
-    ? source.pipeTo(stream.writable)
+    ? onSourceError === undefined
+      ? source.pipeTo(stream.writable)
+      // The source's error, told from the writable's by the pipe leaving
+      // it alone, reaches the consumer as onSourceError's.
+      : source.pipeTo(stream.writable, { preventAbort: true }).catch(
+        (error) => {
+          fail(onSourceError(error));
+          throw error;
+        },
+      )
     : pumpBytes(source, stream.writable, {
       minReadBytes: READ_BYTES,
       maxReadBytes: options.maxReadBytes,
-    });
+    }, onSourceError);
   piped.then(stop, stop);
   return stream.readable;
 }
@@ -279,8 +294,9 @@ export function pipeWithPace(
  * (an IdleWatch between pulls).
  * With `maxReadBytes`, a byte stream source is read through a
  * GrowingReader, its reads growing up to `maxReadBytes` while they come
- * back full; otherwise through a default reader. Returns `source` itself
- * when `ms` is 0 or undefined and `maxReadBytes` is not given.
+ * back full; otherwise through a default reader. A failed read errors the
+ * stream with `onReadError`'s error (default: its own). Returns `source`
+ * itself when there is nothing to do.
  */
 export function withIdleTimeout(
   source: ReadableStream<Uint8Array>,
@@ -288,10 +304,13 @@ export function withIdleTimeout(
   onIdle: () => unknown,
   maxReadBytes?: number,
   pace?: MessageRate,
+  onReadError?: (error: unknown) => unknown,
 ): ReadableStream<Uint8Array> {
   const paced = pace !== undefined && pace.minBytesPerSecond > 0 &&
     pace.windowMs > 0;
-  if (!ms && maxReadBytes === undefined && !paced) return source;
+  if (
+    !ms && maxReadBytes === undefined && !paced && onReadError === undefined
+  ) return source;
   const reader = maxReadBytes === undefined
     ? source.getReader()
     : new GrowingReader(source, { minReadBytes: READ_BYTES, maxReadBytes });
@@ -333,7 +352,7 @@ export function withIdleTimeout(
         }
       } catch (error) {
         idle.stop();
-        if (!failed) controller.error(error);
+        if (!failed) controller.error(onReadError ? onReadError(error) : error);
         return;
       } finally {
         idle.end();

@@ -124,16 +124,27 @@ export class GrowingReader extends EitherReader {
  * closes it, an error on either side errors or cancels the other, and the
  * returned promise settles the same way), reading a byte stream through a
  * {@linkcode GrowingReader}; a stream that is not a byte stream is piped.
+ * A failed read of `source` errors the writable with `onSourceError`'s
+ * error (default: its own).
  */
 export function pumpBytes(
   source: ReadableStream<Uint8Array>,
   writable: WritableStream<Uint8Array>,
   sizes: ReadSizes,
+  onSourceError?: (error: unknown) => unknown,
 ): Promise<void> {
   const reader = new GrowingReader(source, sizes);
   if (!reader.byob) {
     reader.releaseLock();
-    return source.pipeTo(writable);
+    if (onSourceError === undefined) return source.pipeTo(writable);
+    // The pipe leaves the writable to the source's error: it gets
+    // onSourceError's.
+    return source.pipeTo(writable, { preventAbort: true }).catch(
+      async (error) => {
+        await writable.abort(onSourceError(error)).catch(() => {});
+        throw error;
+      },
+    );
   }
   const writer = writable.getWriter();
   let failure: { error: unknown } | undefined;
@@ -147,7 +158,16 @@ export function pumpBytes(
   const pump = async (): Promise<void> => {
     while (true) {
       await writer.ready;
-      const { done, value } = await reader.read();
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (error) {
+        // The source's own failure (not a cancel of ours), as the caller
+        // names it.
+        if (failure || onSourceError === undefined) throw error;
+        throw onSourceError(error);
+      }
+      const { done, value } = result;
       if (failure) throw failure.error;
       if (done) break;
       // A write's failure errors the writable: `ready` or `closed` say so.

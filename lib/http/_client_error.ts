@@ -10,3 +10,17 @@ export function isClientError(error: unknown): error is HttpError {
   return error instanceof HttpError && error.status >= 400 &&
     error.status < 500;
 }
+
+/**
+ * A failed read of a request body: the client went away or sent a
+ * malformed body (a bad chunk size), which the runtime reports in its own
+ * words. As a 400 HttpError, default onErrors do not log it as a server's
+ * failure (a client could fill the log); an HttpError stays as it is.
+ */
+export function requestBodyFailed(what: string, cause: unknown): HttpError {
+  return cause instanceof HttpError ? cause : new HttpError(
+    400,
+    `Cannot ${what}: the request body failed (the client went away, or sent a malformed body)`,
+    { cause },
+  );
+}

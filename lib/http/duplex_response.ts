@@ -18,7 +18,7 @@ import {
   parseContentEncoding,
 } from "./_compression.ts";
 import { HttpError } from "./http_error.ts";
-import { isClientError } from "./_client_error.ts";
+import { isClientError, requestBodyFailed } from "./_client_error.ts";
 import {
   COMPRESS_MIN_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
@@ -283,6 +283,9 @@ export function duplexResponse(
             `Cannot read request: no bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
           ),
         duplexMaxReadBytes(request),
+        undefined,
+        // The client's doing, not the handler's failure to log.
+        (cause) => requestBodyFailed("read request", cause),
       ),
       codings,
       maxDecompressedBytes,
@@ -302,6 +305,9 @@ export function duplexResponse(
   };
   // The readable side's high-water mark of one byte lets the first chunk in
   // at once, which is what marks the response as started.
+  // The runtime cancels the response body when the client goes away; the
+  // handler's writes then fail with the runtime's words.
+  let clientGone = false;
   const output = new TransformStream<Uint8Array, Uint8Array>(
     {
       transform(chunk, controller) {
@@ -311,7 +317,10 @@ export function duplexResponse(
       flush() {
         start();
       },
-    },
+      cancel() {
+        clientGone = true;
+      },
+    } as Transformer<Uint8Array, Uint8Array>,
     // At least one byte: a queue of 0 is never ready for a write.
     byteQueueStrategy(writeHighWaterMark),
     new ByteLengthQueuingStrategy({ highWaterMark: 1 }),
@@ -325,10 +334,19 @@ export function duplexResponse(
   if (options.sendHeaders === "immediately") start();
 
   const answered = started.promise.then(response);
+  // What failed after the client went away is its doing, not the
+  // handler's failure to log (a client could fill the log).
+  const blame = (error: unknown) =>
+    clientGone && !(error instanceof HttpError)
+      ? new HttpError(400, "Cannot answer duplex: the client went away", {
+        cause: error,
+      })
+      : error;
   const failed = (async () => {
     try {
       await handler(stream, request);
-    } catch (error) {
+    } catch (thrown) {
+      const error = blame(thrown);
       // A reason, always: close() without one ends the response as if the
       // handler had succeeded (a handler that threw undefined after writing
       // sent a truncated 200 that looked complete).
@@ -346,7 +364,7 @@ export function duplexResponse(
     try {
       await stream.close();
     } catch (error) {
-      onError(error);
+      onError(blame(error));
     }
     return undefined;
   })();

@@ -16,6 +16,7 @@ import {
 } from "./_defaults.ts";
 import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
+import { requestBodyFailed } from "./_client_error.ts";
 import { checkIdleTimeout, pipeWithPace } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 
@@ -178,6 +179,8 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     signal: request.signal,
     onAbort: (cause) =>
       new HttpError(400, "Cannot echo: the client went away", { cause }),
+    // The client's doing, not a server failure to log.
+    onSourceError: (cause) => requestBodyFailed("echo", cause),
   });
   const body = decodeBody(input, codings, checked.maxDecompressedBytes);
   return new Response(

@@ -1,0 +1,79 @@
+// Clients that go away, or send a malformed body, in the middle of an echo
+// or a duplex exchange behind `serve`: the failure is the client's (a 400
+// HttpError, which the default onErrors drop), not a server failure logged
+// for each of them. Before, under Deno each such client logged the
+// runtime's words ("unexpected EOF while reading HTTP/1 body", "invalid
+// HTTP/1 request") once or twice as "sluice: handler failed", and under
+// Bun the duplex handler's write to the cancelled response logged "sluice:
+// duplex handler failed: The connection was closed.": any client could
+// fill the log.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { createEchoHandler, duplexResponse } from "../lib/http/mod.ts";
+import { captureConsole, deadline, withServer } from "./_helpers.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A chunked request with one line, then `end`; the socket closed after. */
+async function goAway(
+  port: number,
+  path: string,
+  end: "reset" | "half-close" | "bad chunk",
+): Promise<void> {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  await deadline(
+    new Promise((resolve) => socket.once("connect", resolve)),
+    5_000,
+    "connect",
+  );
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n`,
+  );
+  await sleep(150);
+  if (end === "reset") socket.resetAndDestroy();
+  else if (end === "half-close") socket.end();
+  else socket.write("zz\r\n");
+  await sleep(200);
+  socket.destroy();
+}
+
+describe("clients that go away mid-exchange", () => {
+  it("are not logged as the echo's or the duplex handler's failures (each logged one or two lines)", async () => {
+    const echo = createEchoHandler();
+    const lines = (request: Request) =>
+      duplexResponse(request, async (stream) => {
+        for await (const line of stream.lines()) {
+          await stream.write(`echo ${line}\n`);
+        }
+      });
+    const console = captureConsole("error");
+    try {
+      await withServer(
+        (request) =>
+          new URL(request.url).pathname === "/echo"
+            ? echo(request)
+            : lines(request),
+        async (server) => {
+          for (const path of ["/lines", "/echo"]) {
+            for (const end of ["reset", "half-close", "bad chunk"] as const) {
+              await goAway(server.port, path, end);
+            }
+          }
+          await sleep(300);
+        },
+      );
+    } finally {
+      console.restore();
+    }
+    assert.deepEqual(
+      console.logged.map((args) =>
+        args.map((arg) => arg instanceof Error ? arg.message : String(arg))
+          .join(" ")
+      ),
+      [],
+    );
+  });
+});
