@@ -7,6 +7,7 @@
 // - no file under lib/ imports from a later layer, in the order
 //   _internal ← streams ← http ← rpc ← protobuf ← runtime, or from outside
 //   lib/;
+// - no file under lib/ uses a built-in Node 20 lacks (NEWER_APIS);
 // - lib/protobuf is core too, with one dependency: it may import
 //   `@bufbuild/protobuf` (bare, mapped in deno.json, or `npm:`), and nothing
 //   else from outside lib/: it runs in browsers and Workers as well.
@@ -54,6 +55,18 @@ export const LAYER_PACKAGES: Readonly<Record<string, RegExp>> = {
 };
 
 const FORBIDDEN_GLOBALS = ["Deno", "Bun", "process", "Buffer"];
+
+/**
+ * Built-ins newer than Node 20, where the library's clients and
+ * `serveHttp2` run too (each was a TypeError there, found late: "is not a
+ * function"), with what to use instead.
+ */
+export const NEWER_APIS: Readonly<Record<string, string>> = {
+  "Promise.withResolvers": "deferred() from lib/_internal/deferred.ts",
+  "Promise.try": "an async function",
+  "Array.fromAsync": "a for await loop",
+  "URL.parse": "URL.canParse and new URL",
+};
 const FORBIDDEN_SCHEMES = /^(node|bun|npm|jsr|https?):/;
 
 /** One broken rule. */
@@ -245,8 +258,22 @@ export function checkSource(file: string, source: string): Violation[] {
       }
       continue;
     }
-    if (!core) continue;
     const lines = token.text.split("\n");
+    for (let l = 0; l < lines.length; l++) {
+      for (const [api, instead] of Object.entries(NEWER_APIS)) {
+        if (
+          new RegExp(`(^|[^.\\w$])${api.replace(".", "\\s*\\.\\s*")}(?![\\w$])`)
+            .test(lines[l])
+        ) {
+          violations.push({
+            file,
+            line: token.line + l,
+            message: `uses ${api}, which Node 20 lacks (use ${instead})`,
+          });
+        }
+      }
+    }
+    if (!core) continue;
     for (let l = 0; l < lines.length; l++) {
       for (const name of FORBIDDEN_GLOBALS) {
         // A property (`.process`) or an object key (`process:`) is fine.

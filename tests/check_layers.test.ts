@@ -20,6 +20,27 @@ describe("checkSource", () => {
     assert.match(found[0], /^1: imports node:crypto/);
   });
 
+  it("checkSource rejects built-ins Node 20 lacks, in every layer, but not in comments, strings or as a property (Promise.withResolvers failed fused RPC calls and the resumable handler there)", () => {
+    assert.deepEqual(
+      messages(
+        "lib/runtime/x.ts",
+        [
+          "const d = Promise.withResolvers<void>();",
+          "const all = await Array.fromAsync(stream);",
+          "const u = URL.parse(text);",
+          "// Promise.withResolvers in a comment",
+          'const s = "Promise.try in a string";',
+          "const p = my.Promise.withResolvers;",
+        ].join("\n"),
+      ),
+      [
+        "1: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
+        "2: uses Array.fromAsync, which Node 20 lacks (use a for await loop)",
+        "3: uses URL.parse, which Node 20 lacks (use URL.canParse and new URL)",
+      ],
+    );
+  });
+
   it("checkSource rejects a type-only and a dynamic node: import in a core file", () => {
     assert.equal(
       messages(

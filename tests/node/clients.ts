@@ -27,6 +27,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import * as tus from "tus-js-client";
 import {
+  createResumableUploadHandler,
   openDuplex,
   parseDigestHeader,
   resumableUpload,
@@ -40,9 +41,12 @@ import {
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
+  createUniversalHandler,
+  createUniversalHandlerClient,
   RpcError,
   type Transport,
 } from "../../lib/rpc/mod.ts";
+import { serverOptions, streamingCalc } from "../../examples/streaming_calc.ts";
 import { createHttp2Client } from "../../lib/runtime/grpc_node.ts";
 import { StreamingCalcService } from "../../examples/workers/worker.ts";
 import { deadline, generatedStream, lockstep } from "../_helpers.ts";
@@ -720,3 +724,57 @@ if (!NATIVE_WITH_RESOLVERS) {
     }
   });
 }
+
+// The server side on Node, in process: serveHttp2 runs there too
+// (docs/runtimes.md), and a Node test suite calls a handler through
+// createUniversalHandlerClient. Both failed on Node 20, which has no
+// Promise.withResolvers (scripts/check_layers.ts now refuses it in lib/).
+describe("Node 20 running the handlers in process", () => {
+  it("a fused bidi call in lockstep (incrementalSum's ScanStream) through createUniversalHandlerClient", async () => {
+    const client = createClient(
+      StreamingCalcService,
+      createGrpcTransport({
+        baseUrl: "http://in-process",
+        httpClient: createUniversalHandlerClient(
+          createUniversalHandler(streamingCalc, serverOptions),
+        ),
+      }),
+    );
+    const call = client.incrementalSum();
+    const sums: bigint[] = [];
+    for (let i = 1n; i <= 5n; i++) {
+      await call.send(i);
+      const reply = await deadline(call.receive(), 10_000, "a reply");
+      assert.equal(reply.done, false);
+      sums.push(reply.value!);
+    }
+    await call.complete();
+    assert.equal((await call.receive()).done, true);
+    assert.deepEqual(sums, [1n, 3n, 6n, 10n, 15n]);
+  });
+
+  it("createResumableUploadHandler on a file store, called by resumableUpload through a fetch in process", async () => {
+    const dir = join(process.cwd(), ".tmp", `node-resumable-${process.pid}`);
+    await mkdir(dir, { recursive: true });
+    try {
+      const handler = createResumableUploadHandler({
+        store: createResumableFileStore(dir),
+        requestPathPrefix: "/uploads",
+      });
+      const body = new Uint8Array(300_000).map((_, i) => i % 251);
+      const result = await resumableUpload(
+        "http://in-process/uploads",
+        body,
+        {
+          chunkBytes: 100_000,
+          maxRetries: 0,
+          fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
+            handler(new Request(input, init))) as typeof fetch,
+        },
+      );
+      assert.equal(result.bytes, body.byteLength);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

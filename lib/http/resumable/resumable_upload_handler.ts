@@ -11,6 +11,7 @@ import {
   type ReceiveBodyOptions,
 } from "../receive_body.ts";
 import { checkFunction } from "../../_internal/arguments.ts";
+import { deferred } from "../../_internal/deferred.ts";
 import { contentDigests } from "../_body_headers.ts";
 import { MAX_BODY_BYTES } from "../_defaults.ts";
 import type { ResumableStore, ResumableUpload } from "./resumable_store.ts";
@@ -351,13 +352,13 @@ export function createResumableUploadHandler(
   ): Promise<T> {
     const previous = locks.get(id);
     const controller = new AbortController();
-    const settled = Promise.withResolvers<void>();
+    const settled = deferred<void>();
     // A newer request ends this one through a promise whose reaction was
     // set here: on Workers the abort then runs in this request's own
     // context (its listeners cancel this request's streams, which another
     // request may not touch: "Cannot perform I/O on behalf of a different
     // request").
-    const ended = Promise.withResolvers<void>();
+    const ended = deferred<void>();
     ended.promise.then(() => controller.abort(superseded()));
     // A final holder (a DELETE) is not ended by a newer request: that one
     // waits for it, then finds the upload gone.

@@ -547,7 +547,7 @@ function decodeRequests<T>(
     const backlog: Uint8Array[] = [];
     // The push source, once opened (no chunk is taken before: busy).
     const opened: { source?: PushSource } = {};
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const { promise, resolve, reject } = deferred<void>();
     const finish = () => {
       try {
         decoder.finish();
