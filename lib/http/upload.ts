@@ -162,12 +162,19 @@ export async function upload(
       ? body.stream()
       : new Blob([body as Uint8Array<ArrayBuffer>]).stream();
     checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
+    // With the signal: an abort cancels the caller's stream and stops the
+    // progress (Node's fetch read a body to its end after an abort).
     requestBody = stream.pipeThrough(
       new ProgressStream(onProgress, {
         total: size,
         intervalMs: progressIntervalMs,
       }),
+      { signal },
     );
+  } else if (body instanceof ReadableStream && signal !== undefined) {
+    // Node's fetch (undici) leaves a stream body it was given to be read to
+    // its end after an abort, never cancelled: the pipe cancels it.
+    requestBody = body.pipeThrough(new TransformStream(), { signal });
   } else {
     requestBody = body as BodyInit;
   }

@@ -778,3 +778,48 @@ describe("Node 20 running the handlers in process", () => {
     }
   });
 });
+
+describe("Node 20's fetch and a stream body", () => {
+  it("upload() aborted by its signal cancels the caller's stream (undici read it to its end, 256 MiB, never cancelled)", async () => {
+    const { createServer } = await import("node:http");
+    // Reads and never answers: the upload goes on until the abort.
+    const server = createServer((request) => void request.resume());
+    await new Promise<void>((ready) =>
+      server.listen(0, "127.0.0.1", () => ready())
+    );
+    const { port } = server.address() as { port: number };
+    try {
+      for (const onProgress of [undefined, () => {}]) {
+        const controller = new AbortController();
+        let pulled = 0;
+        let cancelled: unknown;
+        const body = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (pulled >= 256 * 2 ** 20) return c.close();
+            pulled += 65_536;
+            c.enqueue(new Uint8Array(65_536));
+          },
+          cancel(reason) {
+            cancelled = reason;
+          },
+        }, { highWaterMark: 0 });
+        const sent = upload(`http://127.0.0.1:${port}/`, body, {
+          signal: controller.signal,
+          onProgress,
+        });
+        setTimeout(() => controller.abort(new Error("user stop")), 200);
+        await assert.rejects(sent, { message: "user stop" });
+        const atAbort = pulled;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assert.equal((cancelled as Error)?.message, "user stop");
+        assert.ok(
+          pulled <= atAbort + 65_536,
+          `pulled ${pulled} bytes after the abort, from ${atAbort}`,
+        );
+      }
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
