@@ -56,6 +56,41 @@ describe("openDuplex and duplexResponse over HTTP/1.1", () => {
     });
   });
 
+  it("openDuplex aborted by its signal fails reads and writes with the signal's reason (they blamed the server or the connection)", async () => {
+    const lines = duplexServer(async (stream) => {
+      for await (const line of stream.lines()) {
+        await stream.write(`echo ${line}\n`);
+      }
+    });
+    await withServer(lines, async (server) => {
+      for (const readPending of [true, false]) {
+        const controller = new AbortController();
+        const { stream } = openDuplex(server.url, {
+          signal: controller.signal,
+        });
+        await stream.write("a\n");
+        assert.equal(
+          await deadline(stream.readLine(), 10_000, "a line"),
+          "echo a",
+        );
+        const read = readPending ? stream.readLine() : undefined;
+        read?.catch(() => {});
+        controller.abort(new Error("user stop"));
+        const stop = { message: "user stop" };
+        if (read) await assert.rejects(deadline(read, 10_000, "read"), stop);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await assert.rejects(
+          deadline(stream.readLine(), 10_000, "a later read"),
+          stop,
+        );
+        await assert.rejects(
+          deadline(stream.write("b\n"), 10_000, "a later write"),
+          stop,
+        );
+      }
+    });
+  });
+
   it("openDuplex completes 100 lockstep round trips over HTTP/1.1", async () => {
     await withServer(
       duplexServer(async (stream) => {

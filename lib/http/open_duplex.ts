@@ -257,6 +257,9 @@ export function openDuplex(
         result = await reader.read();
       } catch (cause) {
         release();
+        // Aborted (the caller's signal, close(reason) or a limit): that
+        // reason, as the signal's docs say, not a guess at the server.
+        if (aborted.aborted) throw aborted.reason;
         // The runtime's message ("error reading a body from connection")
         // does not say which side failed; this one does, and keeps it.
         // Decoded here, the body's codings failed (corrupt or cut short);
@@ -312,6 +315,7 @@ export function openDuplex(
   // (Bun cancels the request body as the answer arrives, before its fetch
   // resolves: the response's failure is waited for, at most a second.)
   const writeFailed = async (cause: unknown): Promise<never> => {
+    if (aborted.aborted) throw aborted.reason;
     if (failure === undefined) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
