@@ -464,6 +464,13 @@ describe("HTTP flows check what they take at the call, not at first use or never
         "Cannot parse multipart body: the boundary must be a string, got undefined",
       ],
     ];
+    // Under Bun (and Node) uploadFile goes through fetch, which named no
+    // protocol.
+    cases.push([
+      () => uploadFile("ftp://127.0.0.1/", "deno.json"),
+      "TypeError",
+      "Cannot upload file: unsupported protocol ftp:",
+    ]);
     for (const [fn, name, message] of cases) {
       await assert.rejects(async () => await fn(), { name, message });
     }

@@ -70,6 +70,13 @@ export async function uploadFile(
     );
   }
   options.signal?.throwIfAborted();
+  // Before either path: Node's fetch said only "fetch failed".
+  const target = new URL(url);
+  if (target.protocol !== "http:" && target.protocol !== "https:") {
+    throw new TypeError(
+      `Cannot upload file: unsupported protocol ${target.protocol}`,
+    );
+  }
   if (!("Deno" in globalThis)) {
     // stat first: Node's openAsBlob names neither the path nor ENOENT.
     if (!(await stat(path)).isFile()) {
@@ -85,12 +92,7 @@ export async function uploadFile(
       fetch: (input, init) => fetch(input, { ...init, redirect: "manual" }),
     });
   }
-  const target = new URL(url);
-  if (target.protocol !== "http:" && target.protocol !== "https:") {
-    throw new TypeError(
-      `Cannot upload file: unsupported protocol ${target.protocol}`,
-    );
-  }
+
   const info = await stat(path);
   if (!info.isFile()) {
     throw new TypeError(
