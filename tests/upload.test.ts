@@ -822,6 +822,9 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
    * bytes and answers `status`, firing its upload's own `load` (the whole
    * body went) only when `sent` reaches the body's size.
    */
+  /** Each request's withCredentials, as it was sent. */
+  const sentWithCredentials: boolean[] = [];
+
   function scripted(sent: number[], status: number) {
     return class {
       status = 0;
@@ -852,7 +855,9 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
           listener,
         ]);
       }
+      withCredentials = false;
       send(body: Blob) {
+        sentWithCredentials.push(this.withCredentials);
         setTimeout(() => {
           for (const loaded of sent) {
             for (const f of this.#uploadListeners.get("progress") ?? []) {
@@ -870,7 +875,12 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
     };
   }
 
-  async function progressOf(sent: number[], status: number, intervalMs = 0) {
+  async function progressOf(
+    sent: number[],
+    status: number,
+    intervalMs = 0,
+    credentials?: RequestCredentials,
+  ) {
     const global = globalThis as { XMLHttpRequest?: unknown };
     const before = global.XMLHttpRequest;
     global.XMLHttpRequest = scripted(sent, status);
@@ -882,6 +892,7 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
         {
           onProgress: (bytes) => void calls.push(bytes),
           progressIntervalMs: intervalMs,
+          credentials,
         },
       );
       return { status: response.status, calls };
@@ -890,6 +901,36 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
       else global.XMLHttpRequest = before;
     }
   }
+
+  it('sends a page\'s cookies to another origin with credentials: "include", on the fetch path too (no upload with progress could)', async () => {
+    sentWithCredentials.length = 0;
+    await progressOf([16 * MiB], 200, 0, "include");
+    await progressOf([16 * MiB], 200, 0, "same-origin");
+    await progressOf([16 * MiB], 200);
+    assert.deepEqual(sentWithCredentials, [true, false, false]);
+    const seen: (RequestCredentials | undefined)[] = [];
+    const fake = ((_input: string | URL, init?: RequestInit) => {
+      seen.push(init?.credentials);
+      return Promise.resolve(new Response("ok"));
+    }) as typeof fetch;
+    await upload("http://127.0.0.1:9/", new Uint8Array(1), {
+      credentials: "include",
+      fetch: fake,
+    });
+    await upload("http://127.0.0.1:9/", new Uint8Array(1), { fetch: fake });
+    assert.deepEqual(seen, ["include", undefined]);
+    await assert.rejects(
+      upload("http://127.0.0.1:9/", new Uint8Array(1), {
+        credentials: "cors" as never,
+        fetch: fake,
+      }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot upload: credentials must be "omit", "same-origin", "include", got "cors"',
+      },
+    );
+  });
 
   it("reports the whole body at the end only when it went, not when the server answered early (it claimed it all)", async () => {
     assert.deepEqual(await progressOf([MiB, 2 * MiB], 413), {

@@ -14,6 +14,7 @@ interface Xhr {
   readonly statusText: string;
   readonly response: ArrayBuffer | null;
   responseType: string;
+  withCredentials: boolean;
   readonly upload: {
     addEventListener(
       type: "progress",
@@ -48,6 +49,8 @@ export interface XhrUploadOptions {
   progressIntervalMs: number;
   total: number;
   signal?: AbortSignal;
+  /** Cookies and HTTP authentication to another origin too. */
+  withCredentials: boolean;
 }
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
@@ -82,6 +85,7 @@ export function xhrUpload(
     const done = () => signal?.removeEventListener("abort", onAbort);
     xhr.open(options.method, String(url));
     xhr.responseType = "arraybuffer";
+    if (options.withCredentials) xhr.withCredentials = true;
     for (const [name, value] of options.headers) {
       // The browser sets Content-Length from the body (and refuses it).
       if (name !== "content-length") xhr.setRequestHeader(name, value);

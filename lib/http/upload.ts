@@ -11,6 +11,7 @@ import { resolveUrl } from "./_url.ts";
 import {
   checkDigestBytes,
   checkFunction,
+  checkOneOf,
   checkSignal,
 } from "../_internal/arguments.ts";
 import { checkMax } from "../_internal/limits.ts";
@@ -59,6 +60,17 @@ export interface UploadOptions {
   method?: string;
   /** More request headers. */
   headers?: HeadersInit;
+  /**
+   * Whether a page sends its cookies and HTTP authentication with the
+   * upload (fetch's `credentials`): `"include"` sends them to another
+   * origin too (its server must answer `Access-Control-Allow-Credentials:
+   * true` and name the page's origin), also with `onProgress`, through
+   * XMLHttpRequest's `withCredentials`. There `"omit"` cannot leave out a
+   * same-origin page's own cookies (XMLHttpRequest always sends them).
+   *
+   * @default {"same-origin"}
+   */
+  credentials?: RequestCredentials;
   /**
    * The fetch to use; for h2c under Deno, pass one bound to a
    * `Deno.HttpClient`:
@@ -109,6 +121,13 @@ export async function upload(
   const target = resolveUrl("upload", url);
   checkBody("upload", body, true);
   checkSignal("upload", signal);
+  const credentials = options.credentials === undefined
+    ? undefined
+    : checkOneOf("upload", "credentials", options.credentials, [
+      "omit",
+      "same-origin",
+      "include",
+    ]);
   checkFunction("upload", "fetch", options.fetch);
   checkDigestBytes("upload", "sha256", sha256);
   if (options.contentLength !== undefined) {
@@ -150,6 +169,7 @@ export async function upload(
         progressIntervalMs: progressIntervalMs ?? 100,
         total: size!,
         signal,
+        withCredentials: credentials === "include",
       },
     );
   }
@@ -185,6 +205,7 @@ export async function upload(
       body: requestBody,
       signal,
       duplex: "half",
+      ...(credentials === undefined ? {} : { credentials }),
     } as RequestInit);
   } catch (error) {
     if (!(requestBody instanceof ReadableStream) || signal?.aborted) {

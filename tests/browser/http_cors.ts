@@ -144,6 +144,23 @@ async function withServer(
       if (request.headers.has("access-control-request-method")) {
         state.preflights.push(pathname);
       }
+      if (pathname === "/credentialed-upload") {
+        // Allows credentials only when asked to (?credentials): a page
+        // that sends them is refused by its browser otherwise.
+        const headers = new Headers({
+          "access-control-allow-origin": request.headers.get("origin") ?? "",
+          "access-control-allow-headers": "content-type",
+          "access-control-allow-methods": "POST",
+        });
+        if (new URL(request.url).searchParams.has("credentials")) {
+          headers.set("access-control-allow-credentials", "true");
+        }
+        if (request.method === "OPTIONS") {
+          return new Response(null, { status: 204, headers });
+        }
+        await request.arrayBuffer();
+        return new Response("stored", { headers });
+      }
       if (pathname === "/bare-events") {
         // The feed with Access-Control-Allow-Origin alone, as for an
         // EventSource: no preflight is answered (createSseHandler: 405).
@@ -436,6 +453,38 @@ export function httpCorsTests(suite: HttpCorsSuite): void {
         server.preflights,
         ["/events"],
         "preflights (Last-Event-ID and x-tenant need one)",
+      );
+    });
+  });
+
+  test('cross-origin: upload() with credentials: "include" sends a credentialed request, with onProgress (XMLHttpRequest\'s withCredentials) and without (fetch): refused by the browser where the server does not allow credentials, as no upload without it is', async () => {
+    await withServer(suite, async (_server, page, other) => {
+      const outcomes = await page.evaluate(async (other) => {
+        const out: string[] = [];
+        for (const allowed of [false, true]) {
+          for (const credentials of ["include", undefined] as const) {
+            for (const progress of [true, false]) {
+              const url = `${other}/credentialed-upload${
+                allowed ? "?credentials" : ""
+              }`;
+              out.push(
+                await sluice.upload(url, new Blob(["hello"]), {
+                  credentials,
+                  onProgress: progress ? () => {} : undefined,
+                }).then((response) => response.text(), () => "refused"),
+              );
+            }
+          }
+        }
+        return out;
+      }, other);
+      assertEqual(
+        outcomes,
+        [
+          ...["refused", "refused", "stored", "stored"],
+          ...["stored", "stored", "stored", "stored"],
+        ],
+        "uploads (credentials allowed or not; include or not; XHR, fetch)",
       );
     });
   });
