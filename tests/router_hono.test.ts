@@ -7,10 +7,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import {
+  createResumableUploadHandler,
   createUploadHandler,
   HttpError,
+  resumableUpload,
   safeFileName,
 } from "../lib/http/mod.ts";
+import { createResumableFileStore } from "../lib/runtime/fs.ts";
 import {
   Code,
   createClient,
@@ -23,7 +26,7 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { withServer } from "./_helpers.ts";
+import { makeTempDir, removeDir, withServer } from "./_helpers.ts";
 
 function app() {
   const rpc = createRpcHandler(streamingCalc, { requestPathPrefix: "/rpc" });
@@ -121,5 +124,58 @@ describe("mounted in Hono", () => {
     const response = await hono.fetch(new Request("http://localhost/teapot"));
     assert.equal(response.status, 418);
     assert.match(await response.text(), /I am a teapot/);
+  });
+
+  it("createResumableUploadHandler under app.mount, which strips the mount path: locationPrefix gives a Location the client reaches (it got 404 at /uploads/<id>), in both protocols", async () => {
+    const dir = await makeTempDir("hono-resumable-");
+    try {
+      const hono = new Hono();
+      hono.mount(
+        "/files",
+        createResumableUploadHandler({
+          store: createResumableFileStore(dir),
+          requestPathPrefix: "/uploads",
+          locationPrefix: "/files/uploads",
+        }),
+      );
+      await withServer((request) => hono.fetch(request), async (server) => {
+        const body = new Uint8Array(200_000).map((_, i) => i % 253);
+        for (const protocol of ["ietf", "tus"] as const) {
+          const result = await resumableUpload(
+            new URL("/files/uploads", server.url),
+            body,
+            { protocol, chunkBytes: 64 * 1024, maxRetries: 0 },
+          );
+          assert.equal(result.bytes, body.byteLength, protocol);
+          assert.match(
+            new URL(result.uploadUrl).pathname,
+            /^\/files\/uploads\/[^/]+$/,
+            protocol,
+          );
+          const head = await fetch(result.uploadUrl, {
+            method: "HEAD",
+            headers: protocol === "tus" ? { "tus-resumable": "1.0.0" } : {},
+          });
+          assert.equal(head.status, protocol === "tus" ? 200 : 204, protocol);
+        }
+      });
+    } finally {
+      await removeDir(dir);
+    }
+  });
+
+  it("createResumableUploadHandler refuses a locationPrefix that is no path", () => {
+    assert.throws(
+      () =>
+        createResumableUploadHandler({
+          store: createResumableFileStore("/nonexistent"),
+          locationPrefix: "files/uploads",
+        }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot create resumable upload handler: locationPrefix must start with "/", got "files/uploads"',
+      },
+    );
   });
 });

@@ -56,11 +56,15 @@ function locationHref(): string | undefined {
  * encoded as a URL's path is ("/ñ" is "/%C3%B1"); a TypeError naming it
  * (`what`: "Cannot <what>") without its leading slash.
  */
-export function pathPrefix(what: string, value: string | undefined): string {
+export function pathPrefix(
+  what: string,
+  value: string | undefined,
+  name = "requestPathPrefix",
+): string {
   if (value === undefined || value === "" || value === "/") return "";
   if (typeof value !== "string" || !value.startsWith("/")) {
     throw new TypeError(
-      `Cannot ${what}: requestPathPrefix must start with "/", got ${
+      `Cannot ${what}: ${name} must start with "/", got ${
         JSON.stringify(String(value))
       }`,
     );

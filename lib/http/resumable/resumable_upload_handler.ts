@@ -65,6 +65,16 @@ export interface ResumableUploadHandlerOptions extends
    */
   requestPathPrefix?: string;
   /**
+   * The path clients reach the handler at, where a router or a proxy hands
+   * it requests with its mount path stripped (Hono's `app.mount("/files",
+   * handler)` with `requestPathPrefix` `"/uploads"`: `"/files/uploads"`):
+   * each upload's `Location` is `<locationPrefix>/<id>`, where a client can
+   * reach it.
+   *
+   * @default {requestPathPrefix}
+   */
+  locationPrefix?: string;
+  /**
    * The largest upload, in bytes: a declared length over it, or bytes past
    * it, are refused with 413. Announced as `Upload-Limit: max-size` and
    * `Tus-Max-Size`.
@@ -180,6 +190,7 @@ export function createResumableUploadHandler(
   const {
     store,
     requestPathPrefix = "/uploads",
+    locationPrefix: givenLocationPrefix,
     maxBytes = MAX_BODY_BYTES,
     maxTotalBytes = MAX_TOTAL_BYTES,
     expiresInMs = EXPIRES_IN_MS,
@@ -216,6 +227,13 @@ export function createResumableUploadHandler(
     "create resumable upload handler",
     requestPathPrefix,
   );
+  const locationPrefix = givenLocationPrefix === undefined
+    ? prefix
+    : pathPrefix(
+      "create resumable upload handler",
+      givenLocationPrefix,
+      "locationPrefix",
+    );
   const checksumAlgorithms = ["sha1", "sha256", "sha512"].filter((name) =>
     name === "sha1" || hasher?.(name === "sha256" ? "sha-256" : "sha-512")
   ).join(",");
@@ -702,7 +720,7 @@ export function createResumableUploadHandler(
         undefined,
         reprDigest(request.headers.get("repr-digest")),
       );
-      const location = `${prefix}/${upload.id}`;
+      const location = `${locationPrefix}/${upload.id}`;
       return await locked(upload.id, async (signal) => {
         await receiveOrDiscard(upload, async () => {
           upload.offset = await append(upload, request, signal);
@@ -916,7 +934,7 @@ export function createResumableUploadHandler(
       if (metadata !== undefined) checkMetadata(metadata);
       const upload = await create(length, metadata, undefined);
       const headers = new Headers({
-        location: `${prefix}/${upload.id}`,
+        location: `${locationPrefix}/${upload.id}`,
       });
       if (upload.expiresAt !== undefined) {
         headers.set("upload-expires", new Date(upload.expiresAt).toUTCString());
@@ -1153,9 +1171,15 @@ export function createResumableUploadHandler(
       ) {
         id = path.slice(prefix.length + 1);
       } else throw new HttpError(404, "Cannot find upload: unknown path");
-      const override = request.headers.get("x-http-method-override");
+      // The override tunnels PATCH and DELETE through POST (tus-js-client's
+      // overridePatchMethod); on a safe method it deleted or created
+      // uploads (a HEAD with "DELETE"), so it counts on POST alone.
+      const override = request.method === "POST"
+        ? request.headers.get("x-http-method-override")
+        : null;
       const method = (override ?? request.method).toUpperCase();
-      isTus = request.headers.has("tus-resumable") || method === "OPTIONS";
+      isTus = request.headers.has("tus-resumable") ||
+        request.method === "OPTIONS";
       const response = isTus
         ? await tus(request, id, method)
         : await ietf(request, id);
