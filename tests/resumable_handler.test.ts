@@ -1473,6 +1473,37 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     assert.equal(overridden.headers.get("upload-offset"), "3");
   });
 
+  it("honours X-HTTP-Method-Override on POST alone: a HEAD, GET or OPTIONS saying DELETE deleted the upload, a HEAD saying POST created one", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "3" }),
+    );
+    const location = response.headers.get("location")!;
+    const id = location.split("/").pop()!;
+    for (const method of ["HEAD", "GET", "OPTIONS"]) {
+      const answer = await handler(
+        req(method, location, { ...TUS, "x-http-method-override": "DELETE" }),
+      );
+      await answer.body?.cancel();
+      assert.ok(await store.get(id), `${method}: the upload is still there`);
+    }
+    const before = (await fileStoreUploadIds(dir)).length;
+    const head = await handler(
+      req("HEAD", "/uploads", {
+        ...TUS,
+        "x-http-method-override": "POST",
+        "upload-length": "0",
+      }),
+    );
+    assert.notEqual(head.status, 201);
+    assert.equal((await fileStoreUploadIds(dir)).length, before);
+    // Through POST, as tus-js-client tunnels it, DELETE still deletes.
+    const deleted = await handler(
+      req("POST", location, { ...TUS, "x-http-method-override": "DELETE" }),
+    );
+    assert.equal(deleted.status, 204);
+    assert.equal(await store.get(id), undefined);
+  });
+
   it("refuses an oversized Upload-Length with 413", async () => {
     const response = await handler(
       req("POST", "/uploads", { ...TUS, "upload-length": "99999999" }),
