@@ -218,6 +218,46 @@ describe("HTTP flows check their limits when created", () => {
   }
 });
 
+describe("a server's answer that is no success, carried to the caller", () => {
+  it("openDuplex and resumableUpload fail with an HttpError of a 3xx they did not follow, and 502 for a page's opaque redirect (status 0), not a RangeError (resumableUpload retried it as a cut connection)", async () => {
+    for (
+      const [answer, status] of [
+        [() => new Response("moved", { status: 302 }), 302],
+        [() => new Response(null, { status: 300 }), 300],
+        [() => Response.error(), 502],
+      ] as const
+    ) {
+      let calls = 0;
+      const fake = (() => {
+        calls++;
+        return Promise.resolve(answer());
+      }) as typeof fetch;
+      const { stream, response } = openDuplex("http://127.0.0.1:9/", {
+        fetch: fake,
+      });
+      stream.readPartial().catch(() => {});
+      await assert.rejects(response, (error: Error) => {
+        assert.ok(error instanceof HttpError, String(error));
+        assert.equal(error.status, status);
+        return true;
+      });
+      await stream.close().catch(() => {});
+      calls = 0;
+      await assert.rejects(
+        resumableUpload("http://127.0.0.1:9/up", new Uint8Array(10), {
+          fetch: fake,
+        }),
+        (error: Error) => {
+          assert.ok(error instanceof HttpError, String(error));
+          assert.equal(error.status, status);
+          return true;
+        },
+      );
+      assert.equal(calls, 1, "resumableUpload's requests");
+    }
+  });
+});
+
 describe("HTTP flows check what they take at the call, not at first use or never", () => {
   it("a signal that is no AbortSignal, a fetch that is no function, a compression no runtime makes, a digest as text, callbacks, limits and a status: each a TypeError or RangeError naming it, before any request (a controller for its signal crashed the process from a timer resumableUpload left armed; a bad fetch was retried as a network failure; `br` failed every request with a 500; a handler took bad options and failed every request)", async () => {
     const bad = new AbortController() as never;
@@ -436,12 +476,12 @@ describe("HTTP flows check what they take at the call, not at first use or never
       [
         () => new HttpError(4030, "x"),
         "RangeError",
-        "Cannot create HttpError: status must be an integer from 400 to 599, got 4030",
+        "Cannot create HttpError: status must be an integer from 300 to 599, got 4030",
       ],
       [
         () => new HttpError(204, "x"),
         "RangeError",
-        "Cannot create HttpError: status must be an integer from 400 to 599, got 204",
+        "Cannot create HttpError: status must be an integer from 300 to 599, got 204",
       ],
       [
         () => reduce(null as never, (a: number) => a, 0),

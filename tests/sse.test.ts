@@ -624,7 +624,7 @@ describe("sseResponse and createSseHandler", () => {
     });
   });
 
-  it("createSseHandler answers HEAD with the headers and no body, its source never started, and OPTIONS (a CORS preflight), PUT and DELETE 405 without calling the handler (each ran the feed)", async () => {
+  it("createSseHandler answers HEAD with the headers and no body, its source never started, OPTIONS (a CORS preflight) 204 and PUT and DELETE 405, with the options' headers, without calling the handler (each ran the feed)", async () => {
     const seen: string[] = [];
     const handle = createSseHandler((request) => {
       seen.push(`handler ${request.method}`);
@@ -632,7 +632,14 @@ describe("sseResponse and createSseHandler", () => {
         seen.push(`source ${request.method}`);
         yield { id: "1", data: "one" };
       })();
-    }, { keepAliveMs: 0, headers: { "x-feed": "a" } });
+    }, {
+      keepAliveMs: 0,
+      headers: {
+        "x-feed": "a",
+        "access-control-allow-origin": "*",
+        "access-control-allow-headers": "last-event-id",
+      },
+    });
     const url = "http://localhost/events";
     const head = await handle(new Request(url, { method: "HEAD" }));
     assert.equal(head.status, 200);
@@ -642,15 +649,25 @@ describe("sseResponse and createSseHandler", () => {
       "text/event-stream; charset=utf-8",
     );
     assert.equal(head.headers.get("x-feed"), "a");
-    for (const method of ["OPTIONS", "PUT", "DELETE", "PATCH"]) {
-      const response = await handle(
-        new Request(url, {
-          method,
-          headers: { "access-control-request-method": "GET" },
-        }),
-      );
+    // A preflight passes with the feed's own Access-Control-* headers, as
+    // it did when it ran the feed.
+    const preflight = await handle(
+      new Request(url, {
+        method: "OPTIONS",
+        headers: { "access-control-request-method": "GET" },
+      }),
+    );
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("allow"), "GET, HEAD, POST");
+    assert.equal(
+      preflight.headers.get("access-control-allow-headers"),
+      "last-event-id",
+    );
+    for (const method of ["PUT", "DELETE", "PATCH"]) {
+      const response = await handle(new Request(url, { method }));
       assert.equal(response.status, 405, method);
       assert.equal(response.headers.get("allow"), "GET, HEAD, POST");
+      assert.equal(response.headers.get("access-control-allow-origin"), "*");
       assert.equal(
         await response.text(),
         `Cannot serve event stream: method ${method} is not GET, HEAD or POST`,

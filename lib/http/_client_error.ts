@@ -24,3 +24,39 @@ export function requestBodyFailed(what: string, cause: unknown): HttpError {
     { cause },
   );
 }
+
+/**
+ * 405 for a method a handler does not serve, with the `Allow` header RFC
+ * 9110 (section 15.5.6) requires: an `HttpError`'s plain-text answer
+ * ("Cannot <what>: method DELETE is not POST or PUT").
+ */
+export function methodNotAllowed(
+  what: string,
+  method: string,
+  allowed: readonly string[],
+): Response {
+  const named = allowed.length > 1
+    ? `${allowed.slice(0, -1).join(", ")} or ${allowed.at(-1)}`
+    : allowed[0];
+  const response = new HttpError(
+    405,
+    `Cannot ${what}: method ${method.slice(0, 32)} is not ${named}`,
+  ).getResponse();
+  response.headers.set("allow", allowed.join(", "));
+  return response;
+}
+
+/** The methods the handlers that read a request body serve: uploads, echo, duplex. */
+export const BODY_METHODS: readonly string[] = ["POST", "PUT"];
+
+/**
+ * A client's error for a server's answer that is no success: an HttpError
+ * of its status, or 502 where no HttpError can carry it (a page's opaque
+ * redirect under `redirect: "manual"` has status 0); `message` names it.
+ */
+export function answeredError(status: number, message: string): HttpError {
+  return new HttpError(
+    Number.isInteger(status) && status >= 300 && status <= 599 ? status : 502,
+    message,
+  );
+}

@@ -22,16 +22,17 @@ export class HttpError extends Error {
   /**
    * Creates an error carrying an HTTP status.
    *
-   * @param status The HTTP status code (400-599).
+   * @param status The HTTP status code: 400-599 for a server's refusal or
+   *   failure; a client also carries a 3xx it did not follow (300-599).
    * @param message What went wrong; sent to the client as the response body.
    * @param options The underlying cause, if any.
-   * @throws {RangeError} When `status` is not an integer from 400 to 599
+   * @throws {RangeError} When `status` is not an integer from 300 to 599
    *   (`getResponse()` would throw, or answer a success).
    */
   constructor(status: number, message: string, options?: ErrorOptions) {
-    if (!Number.isInteger(status) || status < 400 || status > 599) {
+    if (!Number.isInteger(status) || status < 300 || status > 599) {
       throw new RangeError(
-        `Cannot create HttpError: status must be an integer from 400 to 599, got ${
+        `Cannot create HttpError: status must be an integer from 300 to 599, got ${
           typeof status === "number" ? status : typeof status
         }`,
       );

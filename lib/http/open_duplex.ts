@@ -18,7 +18,7 @@ import { isBrowser } from "../_internal/user_agent.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
-import { HttpError } from "./http_error.ts";
+import { answeredError } from "./_client_error.ts";
 import { byteQueueStrategy, concatBytes } from "../_internal/bytes.ts";
 
 /** The most bytes of an error response's body quoted in the error. */
@@ -198,7 +198,7 @@ export function openDuplex(
     );
   }).then(async (response) => {
     if (!response.ok) {
-      throw new HttpError(
+      throw answeredError(
         response.status,
         `Cannot open duplex stream: server answered ${response.status} ${response.statusText}${await quoteBody(
           response,

@@ -7,6 +7,7 @@ import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
 import { resolveUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
+import { answeredError } from "./_client_error.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
@@ -330,7 +331,7 @@ export async function resumableUpload(
   }
 
   function refuse(response: Response, what: string): HttpError {
-    return new HttpError(
+    return answeredError(
       response.status,
       `Cannot upload: the server answered ${response.status} to ${what}`,
     );

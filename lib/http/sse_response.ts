@@ -1,5 +1,5 @@
 import { fromUtf8Header } from "./_utf8_header.ts";
-import { HttpError } from "./http_error.ts";
+import { methodNotAllowed } from "./_client_error.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
@@ -96,6 +96,9 @@ function toStream(
   }, { highWaterMark: 0 });
 }
 
+/** The methods {@linkcode createSseHandler} serves. */
+const SSE_METHODS = "GET, HEAD, POST";
+
 /** Closes a source that was never read: a stream cancelled, an iterator returned. */
 async function closeUnstarted(source: SseSource): Promise<void> {
   if (source instanceof ReadableStream) {
@@ -190,9 +193,10 @@ export type SseHandler = (
  * can be sent what it missed. A handler that throws an `HttpError` (or
  * anything with `getResponse()`) answers with that response. `GET` and
  * `POST` get the events; `HEAD` gets the headers alone (the handler is
- * called, but its source is closed unstarted); any other method, a CORS
- * preflight's `OPTIONS` among them, gets `405` (`Allow: GET, HEAD, POST`)
- * without calling the handler.
+ * called, but its source is closed unstarted); `OPTIONS` (a CORS
+ * preflight) gets `204` and any other method `405`, both with
+ * `Allow: GET, HEAD, POST` and the headers of `options`, without calling
+ * the handler.
  *
  * @param handler Produces the events for one request.
  * @param options Keep-alive interval and more headers.
@@ -229,14 +233,21 @@ export function createSseHandler(
   return async (request) => {
     const head = request.method === "HEAD";
     if (!head && request.method !== "GET" && request.method !== "POST") {
-      // A CORS preflight (OPTIONS) among them: no events for a request
-      // whose answer nobody reads.
-      const response = new HttpError(
-        405,
-        `Cannot serve event stream: method ${request.method} is not GET, HEAD or POST`,
-      ).getResponse();
-      response.headers.set("allow", "GET, HEAD, POST");
-      return response;
+      // No events for a request whose answer nobody reads. An OPTIONS (a
+      // CORS preflight) gets 204 and the headers of `options` (where a feed
+      // may give its Access-Control-* ones, as it did when the preflight
+      // ran the feed); any other method 405, with them too.
+      const answer = request.method === "OPTIONS"
+        ? new Response(null, { status: 204, headers: { allow: SSE_METHODS } })
+        : methodNotAllowed("serve event stream", request.method, [
+          "GET",
+          "HEAD",
+          "POST",
+        ]);
+      for (const [name, value] of new Headers(options.headers)) {
+        if (name !== "allow") answer.headers.set(name, value);
+      }
+      return answer;
     }
     const cancelled = new AbortController();
     if (workers) {

@@ -2,6 +2,7 @@ import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
+import { BODY_METHODS, methodNotAllowed } from "./_client_error.ts";
 import {
   checkReceiveOptions,
   receiveBody,
@@ -389,13 +390,7 @@ export function createUploadHandler(
     const context: UploadContext = { params };
     try {
       if (request.method !== "POST" && request.method !== "PUT") {
-        const error = new HttpError(
-          405,
-          `Cannot receive body: method ${request.method} is not POST or PUT`,
-        );
-        const response = error.getResponse();
-        response.headers.set("allow", "POST, PUT");
-        return response;
+        return methodNotAllowed("receive body", request.method, BODY_METHODS);
       }
       const isForm = parseHeaderValue(
         request.headers.get("content-type") ?? "",
