@@ -76,4 +76,45 @@ describe("clients that go away mid-exchange", () => {
       [],
     );
   });
+
+  it("a duplex handler's own error after the client left still reaches onError as it is (only the failed writes are the client's)", async () => {
+    const seen: unknown[] = [];
+    const handler = (request: Request) =>
+      duplexResponse(request, async (stream) => {
+        await stream.write("hello\n");
+        try {
+          for (let i = 0; i < 10_000; i++) {
+            await stream.write(new Uint8Array(64 * 1024));
+          }
+        } catch {
+          // The client went away; the handler's cleanup has a bug.
+          (undefined as unknown as { flush(): void }).flush();
+        }
+      }, {
+        onError: (error) => void seen.push(error),
+        sendHeaders: "immediately",
+      });
+    await withServer(handler, async (server) => {
+      const socket = connect(server.port, "127.0.0.1");
+      socket.on("error", () => {});
+      await deadline(
+        new Promise((resolve) => socket.once("connect", resolve)),
+        5_000,
+        "connect",
+      );
+      socket.write(
+        "POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n",
+      );
+      await deadline(
+        new Promise((resolve) => socket.once("data", resolve)),
+        5_000,
+        "the response's head",
+      );
+      socket.destroy();
+      const until = performance.now() + 5_000;
+      while (seen.length === 0 && performance.now() < until) await sleep(20);
+    });
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0] instanceof TypeError, String(seen[0]));
+  });
 });

@@ -306,8 +306,8 @@ export function duplexResponse(
   // The readable side's high-water mark of one byte lets the first chunk in
   // at once, which is what marks the response as started.
   // The runtime cancels the response body when the client goes away; the
-  // handler's writes then fail with the runtime's words.
-  let clientGone = false;
+  // handler's writes then fail with its reason.
+  let gone: { reason: unknown } | undefined;
   const output = new TransformStream<Uint8Array, Uint8Array>(
     {
       transform(chunk, controller) {
@@ -317,8 +317,8 @@ export function duplexResponse(
       flush() {
         start();
       },
-      cancel() {
-        clientGone = true;
+      cancel(reason) {
+        gone = { reason };
       },
     } as Transformer<Uint8Array, Uint8Array>,
     // At least one byte: a queue of 0 is never ready for a write.
@@ -334,10 +334,14 @@ export function duplexResponse(
   if (options.sendHeaders === "immediately") start();
 
   const answered = started.promise.then(response);
-  // What failed after the client went away is its doing, not the
-  // handler's failure to log (a client could fill the log).
+  // A write that failed because the client went away (the cancel's own
+  // reason, or an error caused by it) is its doing, not the handler's
+  // failure to log (a client could fill the log); anything else the
+  // handler throws then is still its own.
   const blame = (error: unknown) =>
-    clientGone && !(error instanceof HttpError)
+    gone !== undefined && !(error instanceof HttpError) &&
+      (error === gone.reason ||
+        (error as { cause?: unknown } | null)?.cause === gone.reason)
       ? new HttpError(400, "Cannot answer duplex: the client went away", {
         cause: error,
       })
