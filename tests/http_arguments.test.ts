@@ -504,6 +504,16 @@ describe("HTTP flows check what they take at the call, not at first use or never
         "Cannot parse multipart body: the boundary must be a string, got undefined",
       ],
     ];
+    // A look-alike passed the first check, then met the runtime's own.
+    cases.push([
+      () =>
+        openDuplex(u, {
+          signal: { aborted: false, addEventListener() {} } as never,
+          fetch: un,
+        }),
+      "TypeError",
+      "Cannot open duplex: signal must be an AbortSignal, got object",
+    ]);
     // Under Bun (and Node) uploadFile goes through fetch, which named no
     // protocol.
     cases.push([

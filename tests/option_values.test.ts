@@ -24,7 +24,9 @@ import {
 import {
   createClient,
   createConnectTransport,
+  createFetchClient,
   createUniversalHandler,
+  createWebSocketTransport,
 } from "../lib/rpc/mod.ts";
 import { StreamingCalcService } from "../examples/streaming_calc.ts";
 import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
@@ -285,6 +287,20 @@ describe("option values", () => {
         }),
       "TypeError",
       /^Cannot create transport: httpClient must be a function, got Promise \(await it first\)$/,
+    );
+    throwsNamed(
+      () => createFetchClient({ fetch: 123 as never }),
+      "TypeError",
+      /^Cannot create fetch client: fetch must be a function, got number$/,
+    );
+    throwsNamed(
+      () =>
+        createWebSocketTransport({
+          baseUrl: "ws://x",
+          WebSocket: {} as never,
+        }),
+      "TypeError",
+      /^Cannot create WebSocket transport: WebSocket must be a function, got object$/,
     );
     throwsNamed(
       () =>

@@ -75,11 +75,12 @@ export function checkSignal(
   signal: unknown,
   name = "signal",
 ): void {
-  const candidate = signal as Partial<AbortSignal> | null;
+  // An AbortSignal of this realm or another (a page's frames): a look-alike
+  // object met the runtime's own check later, in its words.
   checkArgument(
     signal === undefined ||
-      typeof candidate?.addEventListener === "function" &&
-        typeof candidate.aborted === "boolean",
+      (typeof AbortSignal === "function" && signal instanceof AbortSignal) ||
+      Object.prototype.toString.call(signal) === "[object AbortSignal]",
     what,
     name,
     "an AbortSignal",

@@ -1,4 +1,5 @@
 import { fetchDecoded } from "../../http/_compression.ts";
+import { checkFunction } from "../../_internal/arguments.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchDuplex } from "../../http/fetch_duplex.ts";
 import { parseUrl } from "../../http/_url.ts";
@@ -51,6 +52,7 @@ export interface FetchClientOptions {
 export function createFetchClient(
   options: FetchClientOptions = {},
 ): HttpClient {
+  checkFunction("create fetch client", "fetch", options.fetch);
   const { fetch: fetchImpl = globalThis.fetch } = options;
   return async (
     request: UniversalClientRequest,

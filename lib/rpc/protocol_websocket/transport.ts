@@ -1,4 +1,5 @@
 import type { Transport, TransportOptions } from "../client/transport.ts";
+import { checkFunction } from "../../_internal/arguments.ts";
 import { createConnectTransport } from "../protocol_connect/transport.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -97,6 +98,7 @@ export function createWebSocketTransport(
   if ((baseUrl === undefined) === (url === undefined)) {
     throw new TypeError(`Cannot ${what}: give baseUrl or url, not both`);
   }
+  checkFunction(what, "WebSocket", options.WebSocket);
   const Socket = options.WebSocket ??
     (globalThis as { WebSocket?: WebSocketTransportOptions["WebSocket"] })
       .WebSocket;
