@@ -66,6 +66,11 @@ export const NEWER_APIS: Readonly<Record<string, string>> = {
   "Promise.try": "an async function",
   "Array.fromAsync": "a for await loop",
   "URL.parse": "URL.canParse and new URL",
+  "Object.groupBy": "a loop into a Map",
+  "Map.groupBy": "a loop into a Map",
+  "Iterator.from": "a generator",
+  "Uint8Array.fromBase64": "decodeBase64 from lib/_internal/base64.ts",
+  "Uint8Array.fromHex": "a loop",
 };
 const FORBIDDEN_SCHEMES = /^(node|bun|npm|jsr|https?):/;
 
@@ -246,6 +251,20 @@ export function checkSource(file: string, source: string): Violation[] {
         /(\bfrom|\bimport|\bimport\s*\(|\bexport\s*\*\s*from)\s*$/.test(
           before.text,
         );
+      // `Promise["withResolvers"]`: the name is a string after `Promise[`.
+      for (const [api, instead] of Object.entries(NEWER_APIS)) {
+        const [object, name] = api.split(".");
+        if (
+          token.text === name && before?.kind === "code" &&
+          new RegExp(`(^|[^.\\w$])${object}\\s*\\[\\s*$`).test(before.text)
+        ) {
+          violations.push({
+            file,
+            line: token.line,
+            message: `uses ${api}, which Node 20 lacks (use ${instead})`,
+          });
+        }
+      }
       if (isSpecifier) {
         violations.push(...checkSpecifier(file, token, rank, core));
       } else if (core && FORBIDDEN_GLOBALS.includes(token.text)) {
@@ -262,7 +281,11 @@ export function checkSource(file: string, source: string): Violation[] {
     for (let l = 0; l < lines.length; l++) {
       for (const [api, instead] of Object.entries(NEWER_APIS)) {
         if (
-          new RegExp(`(^|[^.\\w$])${api.replace(".", "\\s*\\.\\s*")}(?![\\w$])`)
+          new RegExp(
+            `(^|[^.\\w$]|globalThis\\s*\\.\\s*)${
+              api.replace(".", "\\s*\\.\\s*")
+            }(?![\\w$])`,
+          )
             .test(lines[l])
         ) {
           violations.push({

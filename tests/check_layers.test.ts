@@ -31,12 +31,18 @@ describe("checkSource", () => {
           "// Promise.withResolvers in a comment",
           'const s = "Promise.try in a string";',
           "const p = my.Promise.withResolvers;",
+          "const q = globalThis.Promise.withResolvers();",
+          'const r = Promise["withResolvers"]();',
+          "const g = Object.groupBy(items, key);",
         ].join("\n"),
       ),
       [
         "1: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
         "2: uses Array.fromAsync, which Node 20 lacks (use a for await loop)",
         "3: uses URL.parse, which Node 20 lacks (use URL.canParse and new URL)",
+        "7: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
+        "8: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
+        "9: uses Object.groupBy, which Node 20 lacks (use a loop into a Map)",
       ],
     );
   });
