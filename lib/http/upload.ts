@@ -15,6 +15,7 @@ import {
   checkSignal,
 } from "../_internal/arguments.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { isNodeOrUnnamed } from "../_internal/user_agent.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -191,9 +192,13 @@ export async function upload(
       }),
       { signal },
     );
-  } else if (body instanceof ReadableStream && signal !== undefined) {
+  } else if (
+    body instanceof ReadableStream && signal !== undefined && isNodeOrUnnamed()
+  ) {
     // Node's fetch (undici) leaves a stream body it was given to be read to
-    // its end after an abort, never cancelled: the pipe cancels it.
+    // its end after an abort, never cancelled: the pipe cancels it (Deno's,
+    // Bun's and browsers' fetch cancel it themselves, as the Fetch standard
+    // says, and keep their own path for the body).
     requestBody = body.pipeThrough(new TransformStream(), { signal });
   } else {
     requestBody = body as BodyInit;
