@@ -6,12 +6,14 @@
 // HTTP/1 request") once or twice as "sluice: handler failed", and under
 // Bun the duplex handler's write to the cancelled response logged "sluice:
 // duplex handler failed: The connection was closed.": any client could
-// fill the log.
+// fill the log. And the methods the echo and duplex factories serve: a
+// request with no body to exchange is answered 405, the handler not run.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { createEchoHandler, duplexResponse } from "../lib/http/mod.ts";
+import { createDuplexHandler } from "../lib/http/duplex_response.ts";
 import { captureConsole, deadline, withServer } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -116,5 +118,36 @@ describe("clients that go away mid-exchange", () => {
     });
     assert.equal(seen.length, 1);
     assert.ok(seen[0] instanceof TypeError, String(seen[0]));
+  });
+});
+
+describe("createEchoHandler and createDuplexHandler", () => {
+  it("answer a method with no body to exchange 405 (Allow: POST, PUT), the handler not run (a HEAD or a CORS preflight ran it)", async () => {
+    let runs = 0;
+    const handlers = {
+      echo: createEchoHandler(),
+      "answer duplex": createDuplexHandler(async (stream) => {
+        runs++;
+        await stream.write("hello\n");
+      }),
+    };
+    for (const [what, handler] of Object.entries(handlers)) {
+      for (const method of ["GET", "HEAD", "OPTIONS", "DELETE", "PATCH"]) {
+        const response = await handler(
+          new Request("http://localhost/x", { method }),
+        );
+        assert.equal(response.status, 405, `${what} ${method}`);
+        assert.equal(response.headers.get("allow"), "POST, PUT");
+        assert.equal(
+          await response.text(),
+          `Cannot ${what}: method ${method} is not POST or PUT`,
+        );
+      }
+      const put = await handler(
+        new Request("http://localhost/x", { method: "PUT", body: "hello\n" }),
+      );
+      assert.equal(await put.text(), "hello\n", `${what} PUT`);
+    }
+    assert.equal(runs, 1);
   });
 });

@@ -18,7 +18,12 @@ import {
   parseContentEncoding,
 } from "./_compression.ts";
 import { HttpError } from "./http_error.ts";
-import { isClientError, requestBodyFailed } from "./_client_error.ts";
+import {
+  BODY_METHODS,
+  isClientError,
+  methodNotAllowed,
+  requestBodyFailed,
+} from "./_client_error.ts";
 import {
   COMPRESS_MIN_BYTES,
   DUPLEX_READ_AHEAD_BYTES,
@@ -379,8 +384,9 @@ export function duplexResponse(
 }
 
 /**
- * Creates a fetch handler that answers every request with
- * {@linkcode duplexResponse} running `handler`: mount it in `Deno.serve`,
+ * Creates a fetch handler that answers every `POST` and `PUT` with
+ * {@linkcode duplexResponse} running `handler`, and any other method with
+ * `405` (`Allow: POST, PUT`), the handler not run: mount it in `Deno.serve`,
  * `Bun.serve`, a Workers `fetch` or a router.
  *
  * @param handler Reads and writes each exchange.
@@ -413,5 +419,12 @@ export function createDuplexHandler(
     );
   }
   checkDuplexOptions("create duplex handler", options);
-  return (request) => duplexResponse(request, handler, options);
+  // A request with no body to exchange (a HEAD from a link checker, a CORS
+  // preflight) ran the handler: 405, as the upload handler answers.
+  return (request) =>
+    BODY_METHODS.includes(request.method)
+      ? duplexResponse(request, handler, options)
+      : Promise.resolve(
+        methodNotAllowed("answer duplex", request.method, BODY_METHODS),
+      );
 }

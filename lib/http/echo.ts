@@ -16,7 +16,11 @@ import {
 } from "./_defaults.ts";
 import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
-import { requestBodyFailed } from "./_client_error.ts";
+import {
+  BODY_METHODS,
+  methodNotAllowed,
+  requestBodyFailed,
+} from "./_client_error.ts";
 import { checkIdleTimeout, pipeWithPace } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 
@@ -226,9 +230,10 @@ function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
 }
 
 /**
- * Creates a fetch handler that answers every request with
- * {@linkcode echo}: mount it in `Deno.serve`, `Bun.serve`, a Workers
- * `fetch` or a router. The options are checked once, here.
+ * Creates a fetch handler that answers every `POST` and `PUT` with
+ * {@linkcode echo}, and any other method with `405` (`Allow: POST, PUT`):
+ * mount it in `Deno.serve`, `Bun.serve`, a Workers `fetch` or a router.
+ * The options are checked once, here.
  *
  * @param options As for {@linkcode echo}.
  * @returns A fetch handler that echoes each request body.
@@ -247,5 +252,10 @@ function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
  */
 export function createEchoHandler(options: EchoOptions = {}): FetchHandler {
   checkEchoOptions(options);
-  return (request) => Promise.resolve(echo(request, options));
+  return (request) =>
+    Promise.resolve(
+      BODY_METHODS.includes(request.method)
+        ? echo(request, options)
+        : methodNotAllowed("echo", request.method, BODY_METHODS),
+    );
 }
