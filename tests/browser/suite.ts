@@ -372,7 +372,7 @@ test("upload() with onProgress (XMLHttpRequest) checks its options as the fetch 
     return refusals;
   });
   assertEqual(refusals, [
-    "RangeError: Cannot report progress: intervalMs must be a non-negative number of milliseconds, got -1",
+    "RangeError: Cannot report progress: progressIntervalMs must be a non-negative number of milliseconds, got -1",
     "TypeError: Cannot report progress: onProgress must be a function, got string",
   ], "bad options");
 });
