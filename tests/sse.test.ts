@@ -1352,6 +1352,38 @@ describe("fetchEventStream", () => {
           "Cannot read event stream: the value of header x-trace has a control character, which the runtime's fetch refuses to send",
       },
     );
+    // And at a reconnection, where a Headers object the caller changed (a
+    // refreshed token) gained one: the stream errors, not a retry for ever.
+    const live = new Headers({ "x-trace": "a" });
+    let connections = 0;
+    const reconnecting = (() => {
+      connections++;
+      live.set("x-trace", "b\u0001");
+      return Promise.resolve(
+        new Response("id: 1\ndata: x\n\n", {
+          headers: { "content-type": "text/event-stream" },
+        }),
+      );
+    }) as typeof fetch;
+    const seen: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (
+          const event of fetchEventStream("http://x/", {
+            headers: live,
+            fetch: reconnecting,
+            retryDelayMs: 1,
+          })
+        ) seen.push(event.data);
+      })(),
+      {
+        name: "TypeError",
+        message:
+          "Cannot read event stream: the value of header x-trace has a control character, which the runtime's fetch refuses to send",
+      },
+    );
+    assert.deepEqual(seen, ["x"]);
+    assert.equal(connections, 1);
     assert.throws(
       () => fetchEventStream("http://x/", { lastEventId: "a\u0007" }),
       {

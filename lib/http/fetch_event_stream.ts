@@ -276,6 +276,10 @@ export function fetchEventStream(
       connected = true;
       fruitless++;
       const headers = new Headers(options.headers);
+      // Again for each connection: a Headers object the caller changes (a
+      // refreshed token) may have gained a value fetch refuses, which was
+      // retried for ever as a network error.
+      checkHeaderValues(what, headers);
       headers.set("accept", "text/event-stream");
       // A browser adds Cache-Control itself for a request that must not be
       // cached, as for EventSource, so that a feed from another origin
