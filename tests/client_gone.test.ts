@@ -11,19 +11,15 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { createEchoHandler, duplexResponse } from "../lib/http/mod.ts";
 import { createDuplexHandler } from "../lib/http/duplex_response.ts";
 import { captureConsole, deadline, withServer } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A chunked request with one line, then `end`; the socket closed after. */
-async function goAway(
-  port: number,
-  path: string,
-  end: "reset" | "half-close" | "bad chunk",
-): Promise<void> {
+/** A raw connection to the server on `port`, connected. */
+async function connected(port: number): Promise<Socket> {
   const socket = connect(port, "127.0.0.1");
   socket.on("error", () => {});
   await deadline(
@@ -31,6 +27,16 @@ async function goAway(
     5_000,
     "connect",
   );
+  return socket;
+}
+
+/** A chunked request with one line, then `end`; the socket closed after. */
+async function goAway(
+  port: number,
+  path: string,
+  end: "reset" | "half-close" | "bad chunk",
+): Promise<void> {
+  const socket = await connected(port);
   socket.write(
     `POST ${path} HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n`,
   );
@@ -97,13 +103,7 @@ describe("clients that go away mid-exchange", () => {
         sendHeaders: "immediately",
       });
     await withServer(handler, async (server) => {
-      const socket = connect(server.port, "127.0.0.1");
-      socket.on("error", () => {});
-      await deadline(
-        new Promise((resolve) => socket.once("connect", resolve)),
-        5_000,
-        "connect",
-      );
+      const socket = await connected(server.port);
       socket.write(
         "POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n",
       );
