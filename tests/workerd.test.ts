@@ -239,6 +239,26 @@ describe("workerd", () => {
       await response.body?.cancel();
     });
 
+    it("the example Worker answers a method its echo and duplex do not serve 405, and a GET of /ws that is no upgrade 426, without an uncaught exception (a 500 and a log line; the handlers ran for GET, HEAD and OPTIONS)", async () => {
+      const logged = workerd.stderr().length;
+      for (const path of ["/echo", "/duplex"]) {
+        for (const method of ["GET", "HEAD", "OPTIONS"]) {
+          const response = await fetch(url(path), { method });
+          assert.equal(response.status, 405, `${method} ${path}`);
+          assert.equal(response.headers.get("allow"), "POST, PUT");
+          await response.body?.cancel();
+        }
+      }
+      const ws = await fetch(url("/ws"));
+      // (Its Upgrade header, hop-by-hop, does not come through.)
+      assert.equal(ws.status, 426);
+      await ws.body?.cancel();
+      assert.doesNotMatch(
+        workerd.stderr().slice(logged),
+        /Uncaught|HttpError/,
+      );
+    });
+
     it("upload and forwardResponse in workerd stream a body through a service binding and forward the answer", async () => {
       const bytes = randomBytes(2 * MiB);
       const response = await upload(url("/forward"), new Blob([bytes]), {

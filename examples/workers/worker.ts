@@ -18,18 +18,19 @@
 //                                 and forward the answer (Ballerina's /stream/fileupload)
 //   POST /echo                    echo each chunk as it arrives (full duplex)
 //   POST /duplex                  answer each line with "echo <line>" (lockstep duplex)
-//   GET  /ws                      WebSocket echo over the duplex stream
+//   GET  /ws                      WebSocket echo over the duplex stream (426 for no upgrade)
 //   POST /StreamingCalcService/*  RPC: sum, incrementalSum (Connect, gRPC-Web)
 //   GET  /rpc-ws                  RPC over WebSocket (sluice.rpc.v1), the same service
 
 import {
+  createDuplexHandler,
+  createEchoHandler,
   createUploadHandler,
   formatDigestHeader,
   forwardResponse,
+  HttpError,
   upload,
 } from "../../lib/http/mod.ts";
-import { duplexResponse } from "../../lib/http/duplex_response.ts";
-import { echo } from "../../lib/http/echo.ts";
 import { websocketDuplex } from "../../lib/http/websocket_duplex.ts";
 import {
   Code,
@@ -75,6 +76,8 @@ type Handler = (request: Request) => Promise<Response>;
 
 interface Handlers {
   receiver: Handler;
+  echo: Handler;
+  duplex: Handler;
   rpc: Handler;
   rpcWebSocket: Handler;
 }
@@ -104,6 +107,13 @@ function makeHandlers(env: Env): Handlers {
             "repr-digest": formatDigestHeader({ "sha-256": result.sha256! }),
           },
         }),
+    }),
+    // POST and PUT; other methods get 405, the handler not run.
+    echo: createEchoHandler(),
+    duplex: createDuplexHandler(async (stream) => {
+      for await (const line of stream.lines()) {
+        await stream.write(`echo ${line}\n`);
+      }
     }),
     rpc: createRpcHandler(calc),
     rpcWebSocket: createWebSocketRpcHandler(calc),
@@ -141,34 +151,42 @@ async function forward(request: Request, env: Env): Promise<Response> {
   );
 }
 
+async function route(request: Request, env: Env): Promise<Response> {
+  handlers ??= makeHandlers(env);
+  const { pathname } = new URL(request.url);
+  switch (pathname) {
+    case "/upload":
+      return await handlers.receiver(request);
+    case "/forward":
+      return await forward(request, env);
+    case "/echo":
+      return await handlers.echo(request);
+    case "/duplex":
+      return await handlers.duplex(request);
+    case "/ws":
+      return webSocketEcho(request);
+    case "/rpc-ws":
+      return await handlers.rpcWebSocket(request);
+  }
+  if (pathname.startsWith(`/${StreamingCalcService.typeName}/`)) {
+    return await handlers.rpc(request);
+  }
+  return new Response("Not Found", {
+    status: 404,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
-    handlers ??= makeHandlers(env);
-    const { pathname } = new URL(request.url);
-    switch (pathname) {
-      case "/upload":
-        return await handlers.receiver(request);
-      case "/forward":
-        return await forward(request, env);
-      case "/echo":
-        return echo(request);
-      case "/duplex":
-        return await duplexResponse(request, async (stream) => {
-          for await (const line of stream.lines()) {
-            await stream.write(`echo ${line}\n`);
-          }
-        });
-      case "/ws":
-        return webSocketEcho(request);
-      case "/rpc-ws":
-        return await handlers.rpcWebSocket(request);
+    try {
+      return await route(request, env);
+    } catch (error) {
+      // A Worker's fetch has no onError of serve's: an HttpError (a GET of
+      // /ws that is no upgrade: 426) is answered here, not thrown to the
+      // runtime (a 500, and an "Uncaught exception" in the log).
+      if (error instanceof HttpError) return error.getResponse();
+      throw error;
     }
-    if (pathname.startsWith(`/${StreamingCalcService.typeName}/`)) {
-      return await handlers.rpc(request);
-    }
-    return new Response("Not Found", {
-      status: 404,
-      headers: { "content-type": "text/plain; charset=utf-8" },
-    });
   },
 };
