@@ -221,6 +221,43 @@ describe("upload and createUploadHandler round trips", () => {
   });
 });
 
+describe("upload() aborted by its signal after an early answer", () => {
+  it("cancels the caller's stream and sends no more of it (Deno's fetch read and sent all 256 MiB after a 413)", async () => {
+    const handler = createUploadHandler({
+      sink: () => new WritableStream(),
+      maxBytes: 1024 * 1024,
+    });
+    await withServer(handler, async (server) => {
+      const controller = new AbortController();
+      let pulled = 0;
+      let cancelled: unknown;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (pulled >= 256 * 1024 * 1024) return c.close();
+          pulled += 65_536;
+          c.enqueue(new Uint8Array(65_536));
+        },
+        cancel(reason) {
+          cancelled = reason ?? "cancelled";
+        },
+      }, { highWaterMark: 0 });
+      const response = await upload(server.url, body, {
+        signal: controller.signal,
+      });
+      assert.equal(response.status, 413);
+      await response.body?.cancel();
+      controller.abort(new Error("user stop"));
+      const atAbort = pulled;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.notEqual(cancelled, undefined, "the stream was cancelled");
+      assert.ok(
+        pulled <= atAbort + 4 * 65_536,
+        `pulled ${pulled} bytes after the abort, from ${atAbort}`,
+      );
+    });
+  });
+});
+
 describe("upload's Content-Type", () => {
   it("keeps one given in headers for bytes, a stream and a Blob (contentType still wins; a Blob's type only when none is given)", async () => {
     // Before, headers' Content-Type was replaced by application/octet-stream

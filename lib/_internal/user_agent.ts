@@ -24,13 +24,3 @@ export function isBun(): boolean {
 export function isWorkers(): boolean {
   return userAgent() === "Cloudflare-Workers";
 }
-
-/**
- * Whether this may be Node: its user agent is `Node.js/<version>` from
- * Node 21 on, and Node 20 has none (nor has a runtime that names itself
- * nowhere, taken for Node too).
- */
-export function isNodeOrUnnamed(): boolean {
-  const agent = userAgent();
-  return agent === "" || agent.startsWith("Node.js/");
-}

@@ -15,7 +15,7 @@ import {
   checkSignal,
 } from "../_internal/arguments.ts";
 import { checkMax } from "../_internal/limits.ts";
-import { isNodeOrUnnamed } from "../_internal/user_agent.ts";
+import { isBun } from "../_internal/user_agent.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -193,12 +193,12 @@ export async function upload(
       { signal },
     );
   } else if (
-    body instanceof ReadableStream && signal !== undefined && isNodeOrUnnamed()
+    body instanceof ReadableStream && signal !== undefined && !isBun()
   ) {
-    // Node's fetch (undici) leaves a stream body it was given to be read to
-    // its end after an abort, never cancelled: the pipe cancels it (Deno's,
-    // Bun's and browsers' fetch cancel it themselves, as the Fetch standard
-    // says, and keep their own path for the body).
+    // An abort must cancel the caller's stream: Node's fetch (undici) never
+    // cancels a stream body, and Deno's only for an abort before the answer
+    // (after an early 413, the whole body was read and sent). The pipe
+    // cancels it; Bun's fetch does so itself and keeps its own path.
     requestBody = body.pipeThrough(new TransformStream(), { signal });
   } else {
     requestBody = body as BodyInit;
