@@ -122,27 +122,48 @@ describe("clients that go away mid-exchange", () => {
 });
 
 describe("createEchoHandler and createDuplexHandler", () => {
-  it("answer a method with no body to exchange 405 (Allow: POST, PUT), the handler not run (a HEAD or a CORS preflight ran it)", async () => {
+  it("answer a method with no body to exchange 405, and OPTIONS 204, with Allow: POST, PUT and the duplex handler's headers, the handler not run (a HEAD or a CORS preflight ran it)", async () => {
     let runs = 0;
+    const cors = {
+      "access-control-allow-origin": "https://app.example",
+      "access-control-allow-headers": "content-type",
+    };
     const handlers = {
       echo: createEchoHandler(),
       "answer duplex": createDuplexHandler(async (stream) => {
         runs++;
         await stream.write("hello\n");
-      }),
+      }, { headers: cors }),
     };
     for (const [what, handler] of Object.entries(handlers)) {
-      for (const method of ["GET", "HEAD", "OPTIONS", "DELETE", "PATCH"]) {
+      const own = what === "answer duplex";
+      for (const method of ["GET", "HEAD", "DELETE", "PATCH"]) {
         const response = await handler(
           new Request("http://localhost/x", { method }),
         );
         assert.equal(response.status, 405, `${what} ${method}`);
         assert.equal(response.headers.get("allow"), "POST, PUT");
         assert.equal(
+          response.headers.get("content-type"),
+          "text/plain; charset=utf-8",
+        );
+        assert.equal(
           await response.text(),
           `Cannot ${what}: method ${method} is not POST or PUT`,
         );
       }
+      const preflight = await handler(
+        new Request("http://localhost/x", {
+          method: "OPTIONS",
+          headers: { "access-control-request-method": "POST" },
+        }),
+      );
+      assert.equal(preflight.status, 204, `${what} OPTIONS`);
+      assert.equal(preflight.headers.get("allow"), "POST, PUT");
+      assert.equal(
+        preflight.headers.get("access-control-allow-origin"),
+        own ? "https://app.example" : null,
+      );
       const put = await handler(
         new Request("http://localhost/x", { method: "PUT", body: "hello\n" }),
       );

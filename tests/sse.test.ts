@@ -634,11 +634,14 @@ describe("sseResponse and createSseHandler", () => {
       })();
     }, {
       keepAliveMs: 0,
-      headers: {
-        "x-feed": "a",
-        "access-control-allow-origin": "*",
-        "access-control-allow-headers": "last-event-id",
-      },
+      headers: [
+        ["x-feed", "a"],
+        ["access-control-allow-origin", "*"],
+        ["access-control-allow-headers", "last-event-id"],
+        ["content-type", "text/event-stream"],
+        ["set-cookie", "a=1"],
+        ["set-cookie", "b=2"],
+      ],
     });
     const url = "http://localhost/events";
     const head = await handle(new Request(url, { method: "HEAD" }));
@@ -668,6 +671,12 @@ describe("sseResponse and createSseHandler", () => {
       assert.equal(response.status, 405, method);
       assert.equal(response.headers.get("allow"), "GET, HEAD, POST");
       assert.equal(response.headers.get("access-control-allow-origin"), "*");
+      // The answer's own type wins; each cookie is kept.
+      assert.equal(
+        response.headers.get("content-type"),
+        "text/plain; charset=utf-8",
+      );
+      assert.deepEqual(response.headers.getSetCookie(), ["a=1", "b=2"]);
       assert.equal(
         await response.text(),
         `Cannot serve event stream: method ${method} is not GET, HEAD or POST`,

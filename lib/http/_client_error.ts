@@ -60,3 +60,29 @@ export function answeredError(status: number, message: string): HttpError {
     message,
   );
 }
+
+/**
+ * A handler's answer to a method it does not serve: `OPTIONS` 204 (a CORS
+ * preflight, which no handler's work may answer), any other `405`
+ * ({@linkcode methodNotAllowed}), both with `Allow` and the `headers` of the
+ * handler's options, where its own `Access-Control-*` headers answer a
+ * preflight (the answer's own headers win; each `Set-Cookie` is kept).
+ */
+export function refuseMethod(
+  what: string,
+  request: Request,
+  allowed: readonly string[],
+  headers?: HeadersInit,
+): Response {
+  const answer = request.method === "OPTIONS"
+    ? new Response(null, {
+      status: 204,
+      headers: { allow: allowed.join(", ") },
+    })
+    : methodNotAllowed(what, request.method, allowed);
+  for (const [name, value] of new Headers(headers)) {
+    if (name === "set-cookie") answer.headers.append(name, value);
+    else if (!answer.headers.has(name)) answer.headers.set(name, value);
+  }
+  return answer;
+}

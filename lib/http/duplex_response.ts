@@ -21,7 +21,7 @@ import { HttpError } from "./http_error.ts";
 import {
   BODY_METHODS,
   isClientError,
-  methodNotAllowed,
+  refuseMethod,
   requestBodyFailed,
 } from "./_client_error.ts";
 import {
@@ -385,9 +385,10 @@ export function duplexResponse(
 
 /**
  * Creates a fetch handler that answers every `POST` and `PUT` with
- * {@linkcode duplexResponse} running `handler`, and any other method with
- * `405` (`Allow: POST, PUT`), the handler not run: mount it in `Deno.serve`,
- * `Bun.serve`, a Workers `fetch` or a router.
+ * {@linkcode duplexResponse} running `handler`, `OPTIONS` (a CORS
+ * preflight) with `204` and any other method with `405`, both with
+ * `Allow: POST, PUT` and the `headers` of `options`, the handler not run:
+ * mount it in `Deno.serve`, `Bun.serve`, a Workers `fetch` or a router.
  *
  * @param handler Reads and writes each exchange.
  * @param options As for {@linkcode duplexResponse}.
@@ -425,6 +426,6 @@ export function createDuplexHandler(
     BODY_METHODS.includes(request.method)
       ? duplexResponse(request, handler, options)
       : Promise.resolve(
-        methodNotAllowed("answer duplex", request.method, BODY_METHODS),
+        refuseMethod("answer duplex", request, BODY_METHODS, options.headers),
       );
 }

@@ -18,7 +18,7 @@ import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
 import {
   BODY_METHODS,
-  methodNotAllowed,
+  refuseMethod,
   requestBodyFailed,
 } from "./_client_error.ts";
 import { checkIdleTimeout, pipeWithPace } from "../_internal/idle_timeout.ts";
@@ -231,8 +231,9 @@ function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
 
 /**
  * Creates a fetch handler that answers every `POST` and `PUT` with
- * {@linkcode echo}, and any other method with `405` (`Allow: POST, PUT`):
- * mount it in `Deno.serve`, `Bun.serve`, a Workers `fetch` or a router.
+ * {@linkcode echo}, `OPTIONS` (a CORS preflight) with `204` and any other
+ * method with `405`, both with `Allow: POST, PUT`: mount it in
+ * `Deno.serve`, `Bun.serve`, a Workers `fetch` or a router.
  * The options are checked once, here.
  *
  * @param options As for {@linkcode echo}.
@@ -256,6 +257,6 @@ export function createEchoHandler(options: EchoOptions = {}): FetchHandler {
     Promise.resolve(
       BODY_METHODS.includes(request.method)
         ? echo(request, options)
-        : methodNotAllowed("echo", request.method, BODY_METHODS),
+        : refuseMethod("echo", request, BODY_METHODS),
     );
 }

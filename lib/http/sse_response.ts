@@ -1,5 +1,5 @@
 import { fromUtf8Header } from "./_utf8_header.ts";
-import { methodNotAllowed } from "./_client_error.ts";
+import { refuseMethod } from "./_client_error.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
@@ -97,7 +97,7 @@ function toStream(
 }
 
 /** The methods {@linkcode createSseHandler} serves. */
-const SSE_METHODS = "GET, HEAD, POST";
+const SSE_METHODS: readonly string[] = ["GET", "HEAD", "POST"];
 
 /** Closes a source that was never read: a stream cancelled, an iterator returned. */
 async function closeUnstarted(source: SseSource): Promise<void> {
@@ -233,21 +233,13 @@ export function createSseHandler(
   return async (request) => {
     const head = request.method === "HEAD";
     if (!head && request.method !== "GET" && request.method !== "POST") {
-      // No events for a request whose answer nobody reads. An OPTIONS (a
-      // CORS preflight) gets 204 and the headers of `options` (where a feed
-      // may give its Access-Control-* ones, as it did when the preflight
-      // ran the feed); any other method 405, with them too.
-      const answer = request.method === "OPTIONS"
-        ? new Response(null, { status: 204, headers: { allow: SSE_METHODS } })
-        : methodNotAllowed("serve event stream", request.method, [
-          "GET",
-          "HEAD",
-          "POST",
-        ]);
-      for (const [name, value] of new Headers(options.headers)) {
-        if (name !== "allow") answer.headers.set(name, value);
-      }
-      return answer;
+      // No events for a request whose answer nobody reads (a preflight).
+      return refuseMethod(
+        "serve event stream",
+        request,
+        SSE_METHODS,
+        options.headers,
+      );
     }
     const cancelled = new AbortController();
     if (workers) {
