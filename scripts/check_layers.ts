@@ -256,7 +256,9 @@ export function checkSource(file: string, source: string): Violation[] {
         const [object, name] = api.split(".");
         if (
           token.text === name && before?.kind === "code" &&
-          new RegExp(`(^|[^.\\w$])${object}\\s*\\[\\s*$`).test(before.text)
+          new RegExp(
+            `(^|[^.\\w$]|globalThis\\s*\\??\\.\\s*)${object}\\s*(\\?\\.)?\\s*\\[\\s*$`,
+          ).test(before.text)
         ) {
           violations.push({
             file,
@@ -282,8 +284,8 @@ export function checkSource(file: string, source: string): Violation[] {
       for (const [api, instead] of Object.entries(NEWER_APIS)) {
         if (
           new RegExp(
-            `(^|[^.\\w$]|globalThis\\s*\\.\\s*)${
-              api.replace(".", "\\s*\\.\\s*")
+            `(^|[^.\\w$]|globalThis\\s*\\??\\.\\s*)${
+              api.replace(".", "\\s*\\??\\.\\s*")
             }(?![\\w$])`,
           )
             .test(lines[l])

@@ -34,6 +34,8 @@ describe("checkSource", () => {
           "const q = globalThis.Promise.withResolvers();",
           'const r = Promise["withResolvers"]();',
           "const g = Object.groupBy(items, key);",
+          "const h = globalThis.Promise['withResolvers']();",
+          "const i = Promise?.withResolvers();",
         ].join("\n"),
       ),
       [
@@ -43,6 +45,8 @@ describe("checkSource", () => {
         "7: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
         "8: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
         "9: uses Object.groupBy, which Node 20 lacks (use a loop into a Map)",
+        "10: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
+        "11: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
       ],
     );
   });

@@ -225,6 +225,7 @@ describe("a server's answer that is no success, carried to the caller", () => {
         [() => new Response("moved", { status: 302 }), 302],
         [() => new Response(null, { status: 300 }), 300],
         [() => Response.error(), 502],
+        [() => new Response(null, { status: 304 }), 304],
       ] as const
     ) {
       let calls = 0;
@@ -254,6 +255,11 @@ describe("a server's answer that is no success, carried to the caller", () => {
         },
       );
       assert.equal(calls, 1, "resumableUpload's requests");
+      // Its answer, if a server passes it on: a 304 has no body (its
+      // getResponse() threw "null body status cannot have body").
+      const passed = new HttpError(status, "x").getResponse();
+      assert.equal(passed.status, status);
+      assert.equal(await passed.text(), status === 304 ? "" : "x");
     }
   });
 });
@@ -516,6 +522,11 @@ describe("HTTP flows check what they take at the call, not at first use or never
     ]);
     // Under Bun (and Node) uploadFile goes through fetch, which named no
     // protocol.
+    cases.push([
+      () => uploadFile("not a url", "deno.json"),
+      "TypeError",
+      'Cannot upload file: "not a url" is not a URL (a relative URL needs a page\'s location)',
+    ]);
     cases.push([
       () => uploadFile("ftp://127.0.0.1/", "deno.json"),
       "TypeError",

@@ -48,7 +48,8 @@ export class HttpError extends Error {
    * @returns A `text/plain` response.
    */
   getResponse(): Response {
-    return new Response(this.message, {
+    // 304 (a client's answer it did not follow) has no body.
+    return new Response(this.status === 304 ? null : this.message, {
       status: this.status,
       headers: { "content-type": "text/plain; charset=utf-8" },
     });

@@ -4,6 +4,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
+import { resolveUrl } from "../http/_url.ts";
 import { checkDigestBytes, checkSignal } from "../_internal/arguments.ts";
 import { checkProgress } from "../streams/progress_stream.ts";
 import { upload, type UploadOptions } from "../http/upload.ts";
@@ -70,8 +71,9 @@ export async function uploadFile(
     );
   }
   options.signal?.throwIfAborted();
-  // Before either path: Node's fetch said only "fetch failed".
-  const target = new URL(url);
+  // Before either path: Node's fetch said only "fetch failed", and a URL
+  // that is none only "Invalid URL".
+  const target = resolveUrl("upload file", url);
   if (target.protocol !== "http:" && target.protocol !== "https:") {
     throw new TypeError(
       `Cannot upload file: unsupported protocol ${target.protocol}`,
