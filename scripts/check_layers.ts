@@ -279,25 +279,27 @@ export function checkSource(file: string, source: string): Violation[] {
       }
       continue;
     }
-    const lines = token.text.split("\n");
-    for (let l = 0; l < lines.length; l++) {
-      for (const [api, instead] of Object.entries(NEWER_APIS)) {
-        if (
-          new RegExp(
-            `(^|[^.\\w$]|globalThis\\s*\\??\\.\\s*)${
-              api.replace(".", "\\s*\\??\\.\\s*")
-            }(?![\\w$])`,
-          )
-            .test(lines[l])
-        ) {
-          violations.push({
-            file,
-            line: token.line + l,
-            message: `uses ${api}, which Node 20 lacks (use ${instead})`,
-          });
-        }
+    // Over the whole token, so that a call split across lines counts; the
+    // object may follow `globalThis.` or a cast's `)`.
+    for (const [api, instead] of Object.entries(NEWER_APIS)) {
+      const pattern = new RegExp(
+        `(^|[^.\\w$]|globalThis\\s*\\??\\.\\s*|\\)\\s*\\??\\.\\s*)${
+          api.replace(".", "\\s*\\??\\.\\s*")
+        }(?![\\w$])`,
+        "g",
+      );
+      for (const match of token.text.matchAll(pattern)) {
+        violations.push({
+          file,
+          line: token.line +
+            token.text.slice(0, match.index! + match[1].length).split("\n")
+              .length -
+            1,
+          message: `uses ${api}, which Node 20 lacks (use ${instead})`,
+        });
       }
     }
+    const lines = token.text.split("\n");
     if (!core) continue;
     for (let l = 0; l < lines.length; l++) {
       for (const name of FORBIDDEN_GLOBALS) {

@@ -36,6 +36,9 @@ describe("checkSource", () => {
           "const g = Object.groupBy(items, key);",
           "const h = globalThis.Promise['withResolvers']();",
           "const i = Promise?.withResolvers();",
+          "const j = (globalThis as any).Promise.withResolvers();",
+          "const k = Promise",
+          "  .withResolvers();",
         ].join("\n"),
       ),
       [
@@ -47,6 +50,8 @@ describe("checkSource", () => {
         "9: uses Object.groupBy, which Node 20 lacks (use a loop into a Map)",
         "10: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
         "11: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
+        "12: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
+        "13: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
       ],
     );
   });

@@ -12,7 +12,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { createEchoHandler, duplexResponse } from "../lib/http/mod.ts";
+import {
+  createEchoHandler,
+  createUploadHandler,
+  duplexResponse,
+} from "../lib/http/mod.ts";
 import { createDuplexHandler } from "../lib/http/duplex_response.ts";
 import { captureConsole, deadline, withServer } from "./_helpers.ts";
 
@@ -121,7 +125,7 @@ describe("clients that go away mid-exchange", () => {
   });
 });
 
-describe("createEchoHandler and createDuplexHandler", () => {
+describe("createUploadHandler, createEchoHandler and createDuplexHandler", () => {
   it("answer a method with no body to exchange 405, and OPTIONS 204, with Allow: POST, PUT and the duplex handler's headers, the handler not run (a HEAD or a CORS preflight ran it)", async () => {
     let runs = 0;
     const cors = {
@@ -129,6 +133,7 @@ describe("createEchoHandler and createDuplexHandler", () => {
       "access-control-allow-headers": "content-type",
     };
     const handlers = {
+      "receive body": createUploadHandler({ sink: () => new WritableStream() }),
       echo: createEchoHandler(),
       "answer duplex": createDuplexHandler(async (stream) => {
         runs++;
@@ -167,7 +172,8 @@ describe("createEchoHandler and createDuplexHandler", () => {
       const put = await handler(
         new Request("http://localhost/x", { method: "PUT", body: "hello\n" }),
       );
-      assert.equal(await put.text(), "hello\n", `${what} PUT`);
+      if (what === "receive body") assert.equal(put.status, 201);
+      else assert.equal(await put.text(), "hello\n", `${what} PUT`);
     }
     assert.equal(runs, 1);
   });

@@ -510,6 +510,22 @@ describe("HTTP flows check what they take at the call, not at first use or never
         "Cannot parse multipart body: the boundary must be a string, got undefined",
       ],
     ];
+    // Headers no Headers takes failed every request when given (the duplex
+    // handler threw from each, for any method).
+    assert.throws(
+      () => createDuplexHandler(() => {}, { headers: { x: "a\nb" } }),
+      {
+        name: "TypeError",
+        message: /^Cannot create duplex handler: headers must be a Headers/,
+      },
+    );
+    assert.throws(
+      () => createSseHandler(() => [], { headers: { x: "a\nb" } }),
+      {
+        name: "TypeError",
+        message: /^Cannot create SSE handler: headers must be a Headers/,
+      },
+    );
     // A look-alike passed the first check, then met the runtime's own.
     cases.push([
       () =>

@@ -108,7 +108,8 @@ function makeHandlers(env: Env): Handlers {
           },
         }),
     }),
-    // POST and PUT; other methods get 405, the handler not run.
+    // POST and PUT; OPTIONS gets 204 and other methods 405, the handler not
+    // run.
     echo: createEchoHandler(),
     duplex: createDuplexHandler(async (stream) => {
       for await (const line of stream.lines()) {

@@ -132,3 +132,26 @@ export function checkDigestBytes(
     typeof value === "string" ? " (decode hex or base64 text first)" : "",
   );
 }
+
+/**
+ * Checks a `headers` option: anything `new Headers()` takes, or undefined.
+ * Checked once where it is given: a value no header can carry failed
+ * each request later, or each call.
+ */
+export function checkHeadersOption(
+  what: string,
+  headers: unknown,
+  name = "headers",
+): void {
+  if (headers === undefined) return;
+  try {
+    new Headers(headers as HeadersInit);
+  } catch (cause) {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a Headers, a record or a list of pairs of header names and values: ${
+        (cause as Error)?.message
+      }`,
+      { cause },
+    );
+  }
+}

@@ -1,6 +1,7 @@
 import {
   checkArgument,
   checkFunction,
+  checkHeadersOption,
   checkOneOf,
 } from "../_internal/arguments.ts";
 import {
@@ -160,6 +161,7 @@ function checkDuplexOptions(
   const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   checkIdleTimeout(what, idleTimeoutMs);
   checkFunction(what, "onError", options.onError);
+  checkHeadersOption(what, options.headers);
   if (options.sendHeaders !== undefined) {
     checkOneOf(what, "sendHeaders", options.sendHeaders, [
       "first-write",
@@ -421,7 +423,8 @@ export function createDuplexHandler(
   }
   checkDuplexOptions("create duplex handler", options);
   // A request with no body to exchange (a HEAD from a link checker, a CORS
-  // preflight) ran the handler: 405, as the upload handler answers.
+  // preflight) ran the handler: 405 (OPTIONS 204), as the upload handler
+  // answers.
   return (request) =>
     BODY_METHODS.includes(request.method)
       ? duplexResponse(request, handler, options)

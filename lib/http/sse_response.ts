@@ -1,7 +1,7 @@
 import { fromUtf8Header } from "./_utf8_header.ts";
 import { refuseMethod } from "./_client_error.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
-import { checkArgument } from "../_internal/arguments.ts";
+import { checkArgument, checkHeadersOption } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
 import {
   SseEncoderStream,
@@ -229,6 +229,7 @@ export function createSseHandler(
   if (options.keepAliveMs !== undefined) {
     checkTimerMs("create SSE handler", "keepAliveMs", options.keepAliveMs);
   }
+  checkHeadersOption("create SSE handler", options.headers);
   const workers = isWorkers();
   return async (request) => {
     const head = request.method === "HEAD";

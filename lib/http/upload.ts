@@ -15,7 +15,7 @@ import {
   checkSignal,
 } from "../_internal/arguments.ts";
 import { checkMax } from "../_internal/limits.ts";
-import { isBun } from "../_internal/user_agent.ts";
+import { isBun, isWorkers } from "../_internal/user_agent.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -193,12 +193,15 @@ export async function upload(
       { signal },
     );
   } else if (
-    body instanceof ReadableStream && signal !== undefined && !isBun()
+    body instanceof ReadableStream && signal !== undefined && !isBun() &&
+    !isWorkers()
   ) {
     // An abort must cancel the caller's stream: Node's fetch (undici) never
     // cancels a stream body, and Deno's only for an abort before the answer
     // (after an early 413, the whole body was read and sent). The pipe
-    // cancels it; Bun's fetch does so itself and keeps its own path.
+    // cancels it. Bun's fetch does so itself; workerd's keeps the length it
+    // knows of a body it made (a request's, an R2 object's), which a pipe
+    // loses (sent chunked, an origin that needs a length refuses it).
     requestBody = body.pipeThrough(new TransformStream(), { signal });
   } else {
     requestBody = body as BodyInit;

@@ -2,7 +2,7 @@ import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
-import { BODY_METHODS, methodNotAllowed } from "./_client_error.ts";
+import { BODY_METHODS, refuseMethod } from "./_client_error.ts";
 import {
   checkReceiveOptions,
   receiveBody,
@@ -258,7 +258,9 @@ function created(result: ReceivedBody): Response {
  * `201 Created` with JSON `{ "bytes": n, "sha256": "..." }` and a
  * `Repr-Digest` header). Refusals and failures are answered with the status
  * and message of the {@linkcode HttpError} (400, 405, 408, 413, 500); the
- * sink is aborted, so nothing partial is kept.
+ * sink is aborted, so nothing partial is kept. `OPTIONS` gets `204` and any
+ * other method but `POST` and `PUT` `405`, both with `Allow: POST, PUT`, no
+ * sink opened.
  *
  * With `multipart`, a `multipart/form-data` request has each file part
  * received by {@linkcode receiveBody} into its own sink (the same limits
@@ -390,7 +392,7 @@ export function createUploadHandler(
     const context: UploadContext = { params };
     try {
       if (request.method !== "POST" && request.method !== "PUT") {
-        return methodNotAllowed("receive body", request.method, BODY_METHODS);
+        return refuseMethod("receive body", request, BODY_METHODS);
       }
       const isForm = parseHeaderValue(
         request.headers.get("content-type") ?? "",

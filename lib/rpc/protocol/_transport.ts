@@ -3,7 +3,11 @@
 // request headers (request_header.ts) and its response validation
 // (validate_response.ts).
 
-import { checkFunction, checkOneOf } from "../../_internal/arguments.ts";
+import {
+  checkFunction,
+  checkHeadersOption,
+  checkOneOf,
+} from "../../_internal/arguments.ts";
 import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
@@ -55,18 +59,7 @@ export function resolveTransportOptions(
   // no function, headers no Headers takes).
   checkFunction(what, "fetch", options.fetch);
   checkFunction(what, "httpClient", options.httpClient);
-  if (options.headers !== undefined) {
-    try {
-      new Headers(options.headers);
-    } catch (cause) {
-      throw new TypeError(
-        `Cannot ${what}: headers must be a Headers, a record or a list of pairs of header names and values: ${
-          (cause as Error)?.message
-        }`,
-        { cause },
-      );
-    }
-  }
+  checkHeadersOption(what, options.headers);
   // Over fetch, a URL fetch can send to (an httpClient of one's own may
   // take any: an in-process one, say): absolute, or relative in a page.
   if (options.httpClient === undefined) checkBaseUrl(what, baseUrl);
