@@ -335,17 +335,17 @@ describe("HTTP flows check what they take at the call, not at first use or never
       [
         () => createEchoHandler({ acceptCompression: ["br" as never] }),
         "TypeError",
-        'Cannot echo: acceptCompression "br" is not "gzip" or "deflate"',
+        'Cannot create echo handler: acceptCompression "br" is not "gzip" or "deflate"',
       ],
       [
         () => createEchoHandler({ acceptCompression: ["GZIP" as never] }),
         "TypeError",
-        'Cannot echo: acceptCompression "GZIP" is not "gzip" or "deflate"',
+        'Cannot create echo handler: acceptCompression "GZIP" is not "gzip" or "deflate"',
       ],
       [
         () => createEchoHandler({ acceptCompression: "gzip" as never }),
         "TypeError",
-        'Cannot echo: acceptCompression must be an array of "gzip" or "deflate"',
+        'Cannot create echo handler: acceptCompression must be an array of "gzip" or "deflate"',
       ],
       [
         () =>
@@ -524,6 +524,37 @@ describe("HTTP flows check what they take at the call, not at first use or never
       {
         name: "TypeError",
         message: /^Cannot create SSE handler: headers must be a Headers/,
+      },
+    );
+    // The runtime's words, or none (Deno sent a request of method "5").
+    cases.push(
+      [
+        () => upload(u, new Uint8Array(1), { method: 5 as never, fetch: un }),
+        "TypeError",
+        "Cannot upload: method must be a string, got number",
+      ],
+      [
+        () => uploadFile(u, "deno.json", { credentials: "bogus" as never }),
+        "TypeError",
+        'Cannot upload file: credentials must be "omit", "same-origin", "include", got "bogus"',
+      ],
+      [
+        () => new HttpError("404" as never, "x"),
+        "TypeError",
+        'Cannot create HttpError: status must be a number, got string "404"',
+      ],
+      [
+        () => encodeMultipart([], { boundary: {} as never }),
+        "TypeError",
+        "Cannot encode multipart body: boundary must be a string, got object",
+      ],
+    );
+    await assert.rejects(
+      async () =>
+        await upload(u, new Uint8Array(1), { headers: 5 as never, fetch: un }),
+      {
+        name: "TypeError",
+        message: /^Cannot upload: headers must be a Headers/,
       },
     );
     // A look-alike passed the first check, then met the runtime's own.

@@ -201,28 +201,31 @@ interface CheckedEchoOptions {
   acceptCompression: readonly Compression[];
 }
 
-function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
+function checkEchoOptions(
+  options: EchoOptions,
+  what = "echo",
+): CheckedEchoOptions {
   const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-  checkIdleTimeout("echo", idleTimeoutMs);
+  checkIdleTimeout(what, idleTimeoutMs);
   return {
     maxDecompressedBytes: checkMax(
-      "echo",
+      what,
       "maxDecompressedBytes",
       options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
     ),
     readAheadBytes: checkMax(
-      "echo",
+      what,
       "readAheadBytes",
       options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
     ),
     compressMinBytes: checkMax(
-      "echo",
+      what,
       "compressMinBytes",
       options.compressMinBytes ?? COMPRESS_MIN_BYTES,
     ),
     idleTimeoutMs,
     acceptCompression: checkCompressionList(
-      "echo",
+      what,
       options.acceptCompression,
       ["gzip", "deflate"],
     ),
@@ -252,7 +255,7 @@ function checkEchoOptions(options: EchoOptions): CheckedEchoOptions {
  * ```
  */
 export function createEchoHandler(options: EchoOptions = {}): FetchHandler {
-  checkEchoOptions(options);
+  checkEchoOptions(options, "create echo handler");
   return (request) =>
     Promise.resolve(
       BODY_METHODS.includes(request.method)

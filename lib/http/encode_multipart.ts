@@ -236,6 +236,13 @@ export function encodeMultipart(
   options: EncodeMultipartOptions = {},
 ): EncodedMultipart {
   const boundary = options.boundary ?? randomBoundary();
+  checkArgument(
+    typeof boundary === "string",
+    "encode multipart body",
+    "boundary",
+    "a string",
+    boundary,
+  );
   if (!BOUNDARY.test(boundary)) {
     throw new RangeError(
       `Cannot encode multipart body: boundary ${

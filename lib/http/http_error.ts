@@ -1,3 +1,5 @@
+import { checkNumber } from "../_internal/limits.ts";
+
 /**
  * An error that carries the HTTP status a server should answer with. The
  * library's handlers throw it for bad input (400), over-limit bodies (413) and
@@ -30,6 +32,8 @@ export class HttpError extends Error {
    *   (`getResponse()` would throw, or answer a success).
    */
   constructor(status: number, message: string, options?: ErrorOptions) {
+    // Text ("404") is a TypeError showing it, as every number option's.
+    checkNumber("create HttpError", "status", status);
     if (!Number.isInteger(status) || status < 300 || status > 599) {
       throw new RangeError(
         `Cannot create HttpError: status must be an integer from 300 to 599, got ${

@@ -9,8 +9,10 @@ import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
 import { resolveUrl } from "./_url.ts";
 import {
+  checkArgument,
   checkDigestBytes,
   checkFunction,
+  checkHeadersOption,
   checkOneOf,
   checkSignal,
 } from "../_internal/arguments.ts";
@@ -122,6 +124,14 @@ export async function upload(
   const target = resolveUrl("upload", url);
   checkBody("upload", body, true);
   checkSignal("upload", signal);
+  checkArgument(
+    typeof method === "string",
+    "upload",
+    "method",
+    "a string",
+    method,
+  );
+  checkHeadersOption("upload", options.headers);
   const credentials = options.credentials === undefined
     ? undefined
     : checkOneOf("upload", "credentials", options.credentials, [
