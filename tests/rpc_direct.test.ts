@@ -837,6 +837,40 @@ async function malformedOverFetch(url: string): Promise<void> {
   }
 }
 
+describe("serveHttp2's shutdown with a connection that sent no request", () => {
+  it("resolves within a moment whatever shutdownTimeoutMs says, the connection closed (it waited for ever under Deno and Bun for a client that reads nothing)", async () => {
+    const { connect } = await import("node:net");
+    for (const shutdownTimeoutMs of [0, 10_000]) {
+      for (const sends of ["nothing", "the preface"]) {
+        const server = await serveHttp2(
+          createUniversalHandler(implementation),
+          { shutdownTimeoutMs },
+        );
+        const socket = connect(server.port, "127.0.0.1");
+        socket.on("error", () => {});
+        // It never reads (a health probe, a port scanner): read, the
+        // session's GOAWAY drained and the old shutdown finished.
+        await deadline(
+          new Promise((resolve) => socket.once("connect", resolve)),
+          5_000,
+          "connect",
+        );
+        if (sends === "the preface") {
+          socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Resolved once every connection is closed, the client's too.
+        await deadline(
+          server.shutdown(),
+          3_000,
+          `shutdown (shutdownTimeoutMs ${shutdownTimeoutMs}, a client that sent ${sends})`,
+        );
+        socket.destroy();
+      }
+    }
+  });
+});
+
 describe("serveHttp2's signal", () => {
   it("stops a server whose signal was aborted before or while it started", async () => {
     // Before, the abort listener came after the listen: such a signal was

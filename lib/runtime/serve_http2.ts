@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import { checkArgument } from "../_internal/arguments.ts";
 import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
@@ -275,19 +276,27 @@ export async function serveHttp2(
   // Connections over maxSessions are closed by node:net at accept, before
   // node:http2 makes a session of them.
   server.maxConnections = maxSessions;
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = new Map<http2.ServerHttp2Session, SessionState>();
+  // The connections themselves: a session closed before any request keeps
+  // its socket open under Deno's and Bun's node:http2 (shutdown() waited
+  // for it for ever), so what is left at the cut is destroyed here.
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
   // Aborted when shutdown() has waited shutdownTimeoutMs: ends the calls.
   const cutCalls = new AbortController();
   let openStreams = 0;
   let stopping = false;
   server.on("session", (session) => {
-    sessions.add(session);
     const state = watchSession(session, {
       headersTimeoutMs,
       idleTimeoutMs,
       maxStreamResets,
       streamResetWindowMs,
     });
+    sessions.set(session, state);
     session.on("error", () => {
       // A broken session only concerns its own streams; node:http2 closes it.
     });
@@ -373,8 +382,29 @@ export async function serveHttp2(
     if (!stopping) {
       stopping = true;
       server.close();
-      for (const session of sessions) session.close();
-      if (shutdownTimeoutMs > 0 && sessions.size > 0) {
+      const busy = new Set<string>();
+      for (const [session, state] of sessions) {
+        // A session with no stream open has nothing to finish: ended now
+        // (GOAWAY NO_ERROR). Closed gracefully, one that never sent a
+        // request kept its socket open under Deno and Bun, and shutdown()
+        // never resolved.
+        if (state.open === 0 && state.running === 0) {
+          session.destroy(undefined, http2.constants.NGHTTP2_NO_ERROR);
+        } else {
+          session.close();
+          busy.add(peerOf(session.socket));
+        }
+      }
+      // The connections with no stream open (none sent a request, or its
+      // session was just ended, whose socket those runtimes keep) are
+      // closed a moment later, whatever shutdownTimeoutMs says.
+      const idle = setTimeout(() => {
+        for (const socket of sockets) {
+          if (!busy.has(peerOf(socket))) socket.destroy();
+        }
+      }, CUT_GRACE_MS);
+      finished.promise.then(() => clearTimeout(idle));
+      if (shutdownTimeoutMs > 0 && (sessions.size > 0 || sockets.size > 0)) {
         let cut: ReturnType<typeof setTimeout> | undefined;
         const timer = setTimeout(() => {
           // The calls still open end with UNAVAILABLE (gRPC's status for a
@@ -389,7 +419,8 @@ export async function serveHttp2(
             ),
           );
           cut = setTimeout(() => {
-            for (const session of sessions) session.destroy();
+            for (const session of sessions.keys()) session.destroy();
+            for (const socket of sockets) socket.destroy();
           }, CUT_GRACE_MS);
         }, shutdownTimeoutMs);
         finished.promise.then(() => {
@@ -409,6 +440,14 @@ export async function serveHttp2(
     shutdown,
     finished: finished.promise,
   };
+}
+
+/**
+ * A connection's peer address and port: how a session's socket (a proxy of
+ * it under Node's node:http2) is matched with the server's own.
+ */
+function peerOf(socket: { remoteAddress?: string; remotePort?: number }) {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
 }
 
 const MiB = 1024 * 1024;
