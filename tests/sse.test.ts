@@ -961,6 +961,46 @@ describe("fetchEventStream", () => {
     assert.deepEqual(sent, [null, "1", "1", "2"]);
   });
 
+  it("fetchEventStream's signal stops a stream read after a garbage collection (under Deno the abort no longer reached the body, and the connection was held for good)", async () => {
+    await withServer(
+      () =>
+        sseResponse(
+          (async function* () {
+            for (let i = 0; i < 200; i++) {
+              yield { id: String(i), data: "x" };
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+          })(),
+          { keepAliveMs: 0 },
+        ),
+      async (server) => {
+        const controller = new AbortController();
+        const reader = fetchEventStream(server.url, {
+          signal: controller.signal,
+        }).getReader();
+        assert.equal((await reader.read()).value?.data, "x");
+        const next = reader.read();
+        next.catch(() => {});
+        collectGarbage();
+        collectGarbage();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        controller.abort(new Error("user stop"));
+        // Events already queued may come first; then the abort's reason.
+        await assert.rejects(
+          deadline(
+            (async () => {
+              await next;
+              for (;;) if ((await reader.read()).done) break;
+            })(),
+            5_000,
+            "the stream's end after the abort",
+          ),
+          { message: "user stop" },
+        );
+      },
+    );
+  });
+
   it("fetchEventStream backs off on failed connections and gives up after maxRetries", async () => {
     const times: number[] = [];
     const failing = (() => {

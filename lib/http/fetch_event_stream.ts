@@ -218,6 +218,12 @@ export function fetchEventStream(
   // delivered before the next read.
   let parser: SseParser | undefined;
   let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  // A stop ends the body's read itself: under Deno an abort of the fetch no
+  // longer reached a body whose Response had been collected, and the
+  // stream never stopped (its connection held for good).
+  stop.signal.addEventListener("abort", () => {
+    body?.cancel(stop.signal.reason).catch(() => undefined);
+  }, { once: true });
   let events: SseMessage[] = [];
   let next = 0;
 
