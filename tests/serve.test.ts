@@ -454,3 +454,43 @@ describe("serve", () => {
     );
   });
 });
+
+describe("serve's shutdown with an upload it cuts", () => {
+  it("resolves once the upload's handler has cleaned up: no temporary file is left for a process that exits then (Bun left the sink's .partial)", async () => {
+    const { createUploadHandler } = await import("../lib/http/mod.ts");
+    const { createFileSink } = await import("../lib/runtime/fs.ts");
+    const { makeTempDir, removeDir } = await import("./_helpers.ts");
+    const { readdir } = await import("node:fs/promises");
+    const dir = await makeTempDir("cut-upload-");
+    try {
+      const server = await serve(
+        createUploadHandler({
+          sink: () => createFileSink(`${dir}/target.bin`),
+        }),
+        { hostname: "127.0.0.1", port: 0, shutdownTimeoutMs: 300 },
+      );
+      const socket = connect(server.port, "127.0.0.1");
+      socket.on("error", () => {});
+      await deadline(
+        new Promise((resolve) => socket.once("connect", resolve)),
+        5_000,
+        "connect",
+      );
+      socket.write(
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+      );
+      socket.write(new Uint8Array(200_000));
+      // The sink's temporary file exists once the body flows.
+      const until = performance.now() + 5_000;
+      while (
+        (await readdir(dir)).length === 0 && performance.now() < until
+      ) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.notDeepEqual(await readdir(dir), [], "the temporary file");
+      await deadline(server.shutdown(), 10_000, "shutdown");
+      assert.deepEqual(await readdir(dir), [], "what the cut upload left");
+      socket.destroy();
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});

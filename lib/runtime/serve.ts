@@ -154,6 +154,9 @@ function shuttingDown(): Response {
   });
 }
 
+/** How long a shutdown that cut handlers waits for their cleanup. */
+const CUT_CLEANUP_MS = 1000;
+
 function defaultOnError(error: unknown): Response {
   if (isClientError(error)) return error.getResponse();
   console.error("sluice: handler failed:", error);
@@ -250,6 +253,29 @@ export async function serve(
   } = options;
   checkTimerMs("serve", "idleTimeoutMs", idleTimeoutMs);
   checkTimerMs("serve", "shutdownTimeoutMs", shutdownTimeoutMs);
+  // The handlers still running: a shutdown that cuts them waits a moment
+  // for their own cleanup (an upload's sink removing its temporary file),
+  // so that a process that exits once shutdown() resolves leaves nothing.
+  const running = new Set<Promise<unknown>>();
+  const track = <T>(answer: T): T => {
+    if (isThenable(answer)) {
+      const settled: Promise<unknown> = Promise.resolve(answer).then(
+        () => running.delete(settled),
+        () => running.delete(settled),
+      );
+      running.add(settled);
+    }
+    return answer;
+  };
+  const handlersCut = async () => {
+    if (running.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(running),
+      new Promise((resolve) => timer = setTimeout(resolve, CUT_CLEANUP_MS)),
+    ]);
+    clearTimeout(timer);
+  };
   checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
   if (idleTimeoutMs > 255_000) {
     throw new RangeError(
@@ -296,7 +322,7 @@ export async function serve(
         // gets its 426), Bun drops a rejection unhandled, which exits the
         // process, and ignores a throw.
         try {
-          const answer = response(handler(request));
+          const answer = response(track(handler(request)));
           return answer instanceof Response ? answer : answer.catch(onError);
         } catch (error) {
           return onError(error);
@@ -313,11 +339,16 @@ export async function serve(
         const stopping = server.stop(false);
         closeBunSockets(server, "Server shutting down");
         // Past the grace period, the connections still open are closed.
+        let cut = false;
         const timer = shutdownTimeoutMs > 0
-          ? setTimeout(() => void server.stop(true), shutdownTimeoutMs)
+          ? setTimeout(() => {
+            cut = true;
+            void server.stop(true);
+          }, shutdownTimeoutMs)
           : undefined;
         await stopping;
         clearTimeout(timer);
+        if (cut) await handlersCut();
         finished.resolve();
       }
       return finished.promise;
@@ -355,6 +386,7 @@ export async function serve(
     if (completed) completed.then(release, release);
     try {
       const response = handler(request);
+      track(response);
       if (!completed) {
         return Promise.resolve(response).finally(release);
       }
@@ -459,6 +491,7 @@ export async function serve(
         forced = true;
         force?.abort();
         await server?.finished.catch(() => {});
+        await handlersCut();
       }
       finished.resolve();
     }
