@@ -2,6 +2,8 @@
 // a caller from JavaScript reads what it passed, not the engine's words
 // about a property it could not read.
 
+import { isThenable } from "./thenable.ts";
+
 /**
  * What `value` is, for "got ..." in an error message: `null`, its
  * `typeof` for other primitives and plain objects, else its class's name
@@ -106,10 +108,7 @@ export function checkFunction(
     name,
     "a function",
     value,
-    typeof value === "object" && value !== null &&
-      typeof (value as { then?: unknown }).then === "function"
-      ? " (await it first)"
-      : "",
+    isThenable(value) ? " (await it first)" : "",
   );
 }
 
