@@ -125,6 +125,33 @@ describe("clients that go away mid-exchange", () => {
   });
 });
 
+describe("duplexResponse when the runtime cancels the response with no reason (as workerd does)", () => {
+  it("still hands a handler's own error (one with no cause) to onError as it is", async () => {
+    const seen: unknown[] = [];
+    const response = await duplexResponse(
+      new Request("http://localhost/x", { method: "POST", body: "a\n" }),
+      async (stream) => {
+        await stream.write("hello\n");
+        try {
+          for (let i = 0; i < 1_000; i++) {
+            await stream.write(new Uint8Array(64 * 1024));
+          }
+        } catch {
+          (undefined as unknown as { flush(): void }).flush();
+        }
+      },
+      { onError: (error) => void seen.push(error) },
+    );
+    const reader = response.body!.getReader();
+    await reader.read();
+    await reader.cancel(); // no reason
+    const until = performance.now() + 5_000;
+    while (seen.length === 0 && performance.now() < until) await sleep(10);
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0] instanceof TypeError, String(seen[0]));
+  });
+});
+
 describe("createUploadHandler, createEchoHandler and createDuplexHandler", () => {
   it("answer a method with no body to exchange 405, and OPTIONS 204, with Allow: POST, PUT and the duplex handler's headers, the handler not run (a HEAD or a CORS preflight ran it)", async () => {
     let runs = 0;

@@ -348,7 +348,10 @@ export function duplexResponse(
   const blame = (error: unknown) =>
     gone !== undefined && !(error instanceof HttpError) &&
       (error === gone.reason ||
-        (error as { cause?: unknown } | null)?.cause === gone.reason)
+        // (workerd cancels with no reason: no error without a cause is
+        // taken for one caused by it.)
+        gone.reason !== undefined &&
+          (error as { cause?: unknown } | null)?.cause === gone.reason)
       ? new HttpError(400, "Cannot answer duplex: the client went away", {
         cause: error,
       })
