@@ -8,14 +8,8 @@ import { checkProgress } from "../streams/progress_stream.ts";
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
 import { resolveUrl } from "./_url.ts";
-import {
-  checkArgument,
-  checkDigestBytes,
-  checkFunction,
-  checkHeadersOption,
-  checkOneOf,
-  checkSignal,
-} from "../_internal/arguments.ts";
+import { checkFunction } from "../_internal/arguments.ts";
+import { checkUploadOptions } from "./_upload_options.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { isBun, isWorkers } from "../_internal/user_agent.ts";
 
@@ -123,24 +117,8 @@ export async function upload(
   } = options;
   const target = resolveUrl("upload", url);
   checkBody("upload", body, true);
-  checkSignal("upload", signal);
-  checkArgument(
-    typeof method === "string",
-    "upload",
-    "method",
-    "a string",
-    method,
-  );
-  checkHeadersOption("upload", options.headers);
-  const credentials = options.credentials === undefined
-    ? undefined
-    : checkOneOf("upload", "credentials", options.credentials, [
-      "omit",
-      "same-origin",
-      "include",
-    ]);
+  const credentials = checkUploadOptions("upload", options);
   checkFunction("upload", "fetch", options.fetch);
-  checkDigestBytes("upload", "sha256", sha256);
   if (options.contentLength !== undefined) {
     checkMax("upload", "contentLength", options.contentLength);
   }
@@ -162,14 +140,16 @@ export async function upload(
     headers.set("content-digest", formatDigestHeader({ "sha-256": sha256 }));
   }
 
+  // ProgressStream's checks, for both paths, the option named as given.
+  if (onProgress) {
+    checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
+  }
   // In a browser page, progress comes from XMLHttpRequest: Chromium cannot
   // stream a fetch body over HTTP/1.1 (see _xhr_upload.ts).
   if (
     onProgress && !options.fetch && !(body instanceof ReadableStream) &&
     hasXhr()
   ) {
-    // The checks ProgressStream makes on the fetch path, made here too.
-    checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
     return await xhrUpload(
       url,
       body instanceof Blob ? body : new Blob([body as Uint8Array<ArrayBuffer>]),
@@ -192,7 +172,6 @@ export async function upload(
       : body instanceof Blob
       ? body.stream()
       : new Blob([body as Uint8Array<ArrayBuffer>]).stream();
-    checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
     // With the signal: an abort cancels the caller's stream and stops the
     // progress (Node's fetch read a body to its end after an abort).
     requestBody = stream.pipeThrough(

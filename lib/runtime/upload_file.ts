@@ -5,13 +5,7 @@ import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
 import { resolveUrl } from "../http/_url.ts";
-import {
-  checkArgument,
-  checkDigestBytes,
-  checkHeadersOption,
-  checkOneOf,
-  checkSignal,
-} from "../_internal/arguments.ts";
+import { checkUploadOptions } from "../http/_upload_options.ts";
 import { checkProgress } from "../streams/progress_stream.ts";
 import { upload, type UploadOptions } from "../http/upload.ts";
 import {
@@ -67,24 +61,7 @@ export async function uploadFile(
   options: UploadFileOptions = {},
 ): Promise<Response> {
   // The checks upload() makes, made at once on both paths.
-  checkSignal("upload file", options.signal);
-  checkArgument(
-    options.method === undefined || typeof options.method === "string",
-    "upload file",
-    "method",
-    "a string",
-    options.method,
-  );
-  checkHeadersOption("upload file", options.headers);
-  if (options.credentials !== undefined) {
-    // Meaningful in a page only, but checked on every path alike.
-    checkOneOf("upload file", "credentials", options.credentials, [
-      "omit",
-      "same-origin",
-      "include",
-    ]);
-  }
-  checkDigestBytes("upload file", "sha256", options.sha256);
+  checkUploadOptions("upload file", options);
   if (options.onProgress !== undefined) {
     checkProgress(
       options.onProgress,
