@@ -11,7 +11,6 @@ import {
 import { ReadAheadStream } from "../streams/read_ahead_stream.ts";
 import type { Compression } from "./compression.ts";
 import {
-  checkCompressionList,
   decodeBody,
   encodeBody,
   encodedResponseInit,
@@ -25,19 +24,13 @@ import {
   refuseMethod,
   requestBodyFailed,
 } from "./_client_error.ts";
+import { duplexMaxReadBytes, WRITE_HIGH_WATER_MARK } from "./_defaults.ts";
 import {
-  COMPRESS_MIN_BYTES,
-  DUPLEX_READ_AHEAD_BYTES,
-  duplexMaxReadBytes,
-  IDLE_TIMEOUT_MS,
-  MAX_DECOMPRESSED_BYTES,
-  WRITE_HIGH_WATER_MARK,
-} from "./_defaults.ts";
+  type CheckedExchangeOptions,
+  checkExchangeOptions,
+} from "./_exchange_options.ts";
 import type { FetchHandler } from "./fetch_handler.ts";
-import {
-  checkIdleTimeout,
-  withIdleTimeout,
-} from "../_internal/idle_timeout.ts";
+import { withIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { byteQueueStrategy } from "../_internal/bytes.ts";
@@ -139,14 +132,9 @@ function defaultOnError(error: unknown): void {
 }
 
 /** The options of {@linkcode duplexResponse}, checked, with their defaults. */
-interface CheckedDuplexOptions {
-  maxDecompressedBytes: number;
-  readAheadBytes: number;
+interface CheckedDuplexOptions extends CheckedExchangeOptions {
   writeHighWaterMark: number;
-  compressMinBytes: number;
-  idleTimeoutMs: number;
   onError: (error: unknown) => void;
-  offered: readonly Compression[];
 }
 
 /**
@@ -158,8 +146,7 @@ function checkDuplexOptions(
   what: string,
   options: DuplexResponseOptions,
 ): CheckedDuplexOptions {
-  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-  checkIdleTimeout(what, idleTimeoutMs);
+  const shared = checkExchangeOptions(what, options);
   checkFunction(what, "onError", options.onError);
   checkHeadersOption(what, options.headers);
   if (options.sendHeaders !== undefined) {
@@ -172,32 +159,13 @@ function checkDuplexOptions(
   checkMax(what, "maxReadBytes", options.maxReadBytes ?? 0);
   checkMax(what, "maxLineBytes", options.maxLineBytes ?? 0);
   return {
-    maxDecompressedBytes: checkMax(
-      what,
-      "maxDecompressedBytes",
-      options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
-    ),
-    readAheadBytes: checkMax(
-      what,
-      "readAheadBytes",
-      options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
-    ),
+    ...shared,
     writeHighWaterMark: checkMax(
       what,
       "writeHighWaterMark",
       options.writeHighWaterMark ?? WRITE_HIGH_WATER_MARK,
     ),
-    compressMinBytes: checkMax(
-      what,
-      "compressMinBytes",
-      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
-    ),
-    idleTimeoutMs,
     onError: options.onError ?? defaultOnError,
-    offered: checkCompressionList(what, options.acceptCompression, [
-      "gzip",
-      "deflate",
-    ]),
   };
 }
 
@@ -256,7 +224,7 @@ export function duplexResponse(
     compressMinBytes,
     idleTimeoutMs,
     onError,
-    offered,
+    acceptCompression: offered,
   } = checkDuplexOptions("answer duplex", options);
   let codings;
   try {

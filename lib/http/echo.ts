@@ -1,19 +1,13 @@
 import type { Compression } from "./compression.ts";
 import {
-  checkCompressionList,
   decodeBody,
   encodeBody,
   encodedResponseInit,
   negotiateCompression,
   parseContentEncoding,
 } from "./_compression.ts";
-import {
-  COMPRESS_MIN_BYTES,
-  DUPLEX_READ_AHEAD_BYTES,
-  duplexMaxReadBytes,
-  IDLE_TIMEOUT_MS,
-  MAX_DECOMPRESSED_BYTES,
-} from "./_defaults.ts";
+import { duplexMaxReadBytes } from "./_defaults.ts";
+import { checkExchangeOptions } from "./_exchange_options.ts";
 import type { FetchHandler } from "./fetch_handler.ts";
 import { HttpError } from "./http_error.ts";
 import {
@@ -21,8 +15,7 @@ import {
   refuseMethod,
   requestBodyFailed,
 } from "./_client_error.ts";
-import { checkIdleTimeout, pipeWithPace } from "../_internal/idle_timeout.ts";
-import { checkMax } from "../_internal/limits.ts";
+import { pipeWithPace } from "../_internal/idle_timeout.ts";
 
 /** Options for {@linkcode echo} and {@linkcode createEchoHandler}. */
 export interface EchoOptions {
@@ -125,7 +118,7 @@ export interface EchoOptions {
  * ```
  */
 export function echo(request: Request, options: EchoOptions = {}): Response {
-  const checked = checkEchoOptions(options);
+  const checked = checkExchangeOptions("echo", options);
   let codings;
   try {
     codings = parseContentEncoding(
@@ -193,45 +186,6 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
   );
 }
 
-interface CheckedEchoOptions {
-  maxDecompressedBytes: number;
-  readAheadBytes: number;
-  idleTimeoutMs: number;
-  compressMinBytes: number;
-  acceptCompression: readonly Compression[];
-}
-
-function checkEchoOptions(
-  options: EchoOptions,
-  what = "echo",
-): CheckedEchoOptions {
-  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-  checkIdleTimeout(what, idleTimeoutMs);
-  return {
-    maxDecompressedBytes: checkMax(
-      what,
-      "maxDecompressedBytes",
-      options.maxDecompressedBytes ?? MAX_DECOMPRESSED_BYTES,
-    ),
-    readAheadBytes: checkMax(
-      what,
-      "readAheadBytes",
-      options.readAheadBytes ?? DUPLEX_READ_AHEAD_BYTES,
-    ),
-    compressMinBytes: checkMax(
-      what,
-      "compressMinBytes",
-      options.compressMinBytes ?? COMPRESS_MIN_BYTES,
-    ),
-    idleTimeoutMs,
-    acceptCompression: checkCompressionList(
-      what,
-      options.acceptCompression,
-      ["gzip", "deflate"],
-    ),
-  };
-}
-
 /**
  * Creates a fetch handler that answers every `POST` and `PUT` with
  * {@linkcode echo}, `OPTIONS` (a CORS preflight) with `204` and any other
@@ -255,7 +209,7 @@ function checkEchoOptions(
  * ```
  */
 export function createEchoHandler(options: EchoOptions = {}): FetchHandler {
-  checkEchoOptions(options, "create echo handler");
+  checkExchangeOptions("create echo handler", options);
   return (request) =>
     Promise.resolve(
       BODY_METHODS.includes(request.method)
