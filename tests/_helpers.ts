@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
+import { connect, type Socket } from "node:net";
 import { openDuplex, type OpenDuplexOptions } from "../lib/http/open_duplex.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
 import {
@@ -459,4 +460,19 @@ export function answeringGzip(body: ReadableStream<Uint8Array>): Transport {
         trailers: Promise.resolve(new Headers()),
       }),
   });
+}
+
+/**
+ * A raw TCP connection to `port` on 127.0.0.1, connected (errors ignored:
+ * the tests cut it on purpose); it reads nothing unless told to.
+ */
+export async function rawConnection(port: number): Promise<Socket> {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  await deadline(
+    new Promise((resolve) => socket.once("connect", resolve)),
+    5_000,
+    "connect",
+  );
+  return socket;
 }

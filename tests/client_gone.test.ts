@@ -11,27 +11,41 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect, type Socket } from "node:net";
 import {
   createEchoHandler,
   createUploadHandler,
   duplexResponse,
 } from "../lib/http/mod.ts";
 import { createDuplexHandler } from "../lib/http/duplex_response.ts";
-import { captureConsole, deadline, withServer } from "./_helpers.ts";
+import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
+import {
+  captureConsole,
+  deadline,
+  rawConnection,
+  withServer,
+} from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A raw connection to the server on `port`, connected. */
-async function connected(port: number): Promise<Socket> {
-  const socket = connect(port, "127.0.0.1");
-  socket.on("error", () => {});
-  await deadline(
-    new Promise((resolve) => socket.once("connect", resolve)),
-    5_000,
-    "connect",
-  );
-  return socket;
+/**
+ * A duplex handler that writes until its client goes away, and whose
+ * cleanup then has a bug of its own (a TypeError, with no cause).
+ */
+async function buggyOnceGone(stream: DuplexStream): Promise<void> {
+  await stream.write("hello\n");
+  try {
+    for (let i = 0; i < 10_000; i++) {
+      await stream.write(new Uint8Array(64 * 1024));
+    }
+  } catch {
+    (undefined as unknown as { flush(): void }).flush();
+  }
+}
+
+/** Waits until `seen` holds something, at most 5 s. */
+async function untilSeen(seen: unknown[]): Promise<void> {
+  const until = performance.now() + 5_000;
+  while (seen.length === 0 && performance.now() < until) await sleep(10);
 }
 
 /** A chunked request with one line, then `end`; the socket closed after. */
@@ -40,7 +54,7 @@ async function goAway(
   path: string,
   end: "reset" | "half-close" | "bad chunk",
 ): Promise<void> {
-  const socket = await connected(port);
+  const socket = await rawConnection(port);
   socket.write(
     `POST ${path} HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n`,
   );
@@ -92,22 +106,12 @@ describe("clients that go away mid-exchange", () => {
   it("a duplex handler's own error after the client left still reaches onError as it is (only the failed writes are the client's)", async () => {
     const seen: unknown[] = [];
     const handler = (request: Request) =>
-      duplexResponse(request, async (stream) => {
-        await stream.write("hello\n");
-        try {
-          for (let i = 0; i < 10_000; i++) {
-            await stream.write(new Uint8Array(64 * 1024));
-          }
-        } catch {
-          // The client went away; the handler's cleanup has a bug.
-          (undefined as unknown as { flush(): void }).flush();
-        }
-      }, {
+      duplexResponse(request, buggyOnceGone, {
         onError: (error) => void seen.push(error),
         sendHeaders: "immediately",
       });
     await withServer(handler, async (server) => {
-      const socket = await connected(server.port);
+      const socket = await rawConnection(server.port);
       socket.write(
         "POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n",
       );
@@ -117,8 +121,7 @@ describe("clients that go away mid-exchange", () => {
         "the response's head",
       );
       socket.destroy();
-      const until = performance.now() + 5_000;
-      while (seen.length === 0 && performance.now() < until) await sleep(20);
+      await untilSeen(seen);
     });
     assert.equal(seen.length, 1);
     assert.ok(seen[0] instanceof TypeError, String(seen[0]));
@@ -130,23 +133,13 @@ describe("duplexResponse when the runtime cancels the response with no reason (a
     const seen: unknown[] = [];
     const response = await duplexResponse(
       new Request("http://localhost/x", { method: "POST", body: "a\n" }),
-      async (stream) => {
-        await stream.write("hello\n");
-        try {
-          for (let i = 0; i < 1_000; i++) {
-            await stream.write(new Uint8Array(64 * 1024));
-          }
-        } catch {
-          (undefined as unknown as { flush(): void }).flush();
-        }
-      },
+      buggyOnceGone,
       { onError: (error) => void seen.push(error) },
     );
     const reader = response.body!.getReader();
     await reader.read();
     await reader.cancel(); // no reason
-    const until = performance.now() + 5_000;
-    while (seen.length === 0 && performance.now() < until) await sleep(10);
+    await untilSeen(seen);
     assert.equal(seen.length, 1);
     assert.ok(seen[0] instanceof TypeError, String(seen[0]));
   });

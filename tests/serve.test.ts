@@ -8,7 +8,12 @@ import { createEchoHandler } from "../lib/http/echo.ts";
 import { HttpError } from "../lib/http/http_error.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
-import { captureConsole, deadline, runtime } from "./_helpers.ts";
+import {
+  captureConsole,
+  deadline,
+  rawConnection,
+  runtime,
+} from "./_helpers.ts";
 
 describe("serve", () => {
   it("serve answers 503 with Retry-After past maxConcurrentRequests, counting streaming responses until sent", async () => {
@@ -469,13 +474,7 @@ describe("serve's shutdown with an upload it cuts", () => {
         }),
         { hostname: "127.0.0.1", port: 0, shutdownTimeoutMs: 300 },
       );
-      const socket = connect(server.port, "127.0.0.1");
-      socket.on("error", () => {});
-      await deadline(
-        new Promise((resolve) => socket.once("connect", resolve)),
-        5_000,
-        "connect",
-      );
+      const socket = await rawConnection(server.port);
       socket.write(
         "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
       );
