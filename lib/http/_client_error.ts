@@ -30,7 +30,7 @@ export function requestBodyFailed(what: string, cause: unknown): HttpError {
  * 9110 (section 15.5.6) requires: an `HttpError`'s plain-text answer
  * ("Cannot <what>: method DELETE is not POST or PUT").
  */
-export function methodNotAllowed(
+function methodNotAllowed(
   what: string,
   method: string,
   allowed: readonly string[],
