@@ -1591,6 +1591,64 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
       await removeDir(own);
     }
   });
+  it("a record's temporary file that a stopped process left beside the record goes with delete, or with deleteExpired an hour later", async () => {
+    // Before, a `.json.tmp` (a checkpoint cut by the process's end) beside
+    // an upload's record stayed while the record did, and delete() left it.
+    const own = await makeTempDir("resumable-sweep-");
+    try {
+      const store = createResumableFileStore(own);
+      const handler = createResumableUploadHandler({ store });
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const response = await handler(
+          req("POST", "/uploads", {
+            "tus-resumable": "1.0.0",
+            "upload-length": "10",
+          }),
+        );
+        assert.equal(response.status, 201);
+        ids.push(response.headers.get("location")!.split("/").pop()!);
+      }
+      const [deleted, old, recent] = ids;
+      const stale = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      for (const id of ids) {
+        for (const suffix of [".json.tmp", ".tail.tmp"]) {
+          await writeFile(join(own, `.${id}${suffix}`), "{");
+          if (id !== recent) {
+            await utimes(join(own, `.${id}${suffix}`), stale, stale);
+          }
+        }
+      }
+      await store.delete(deleted);
+      assert.deepEqual(
+        (await readdir(own)).filter((name) => name.includes(deleted)),
+        [],
+      );
+      assert.deepEqual(await store.deleteExpired(), []);
+      assert.deepEqual(
+        (await readdir(own)).filter((name) => !name.includes(recent)).sort(),
+        [`.${old}.json`, `.${old}.upload`],
+      );
+      assert.deepEqual(
+        (await readdir(own)).filter((name) => name.includes(recent)).sort(),
+        [".json", ".json.tmp", ".tail.tmp", ".upload"].map((suffix) =>
+          `.${recent}${suffix}`
+        ),
+      );
+      // The upload whose temporary files went still takes its bytes.
+      const patched = await handler(
+        req("PATCH", `/uploads/${old}`, {
+          "tus-resumable": "1.0.0",
+          "upload-offset": "0",
+          "content-type": "application/offset+octet-stream",
+        }, "0123456789"),
+      );
+      assert.equal(patched.status, 204);
+      assert.equal(await readFile(join(own, old), "utf8"), "0123456789");
+    } finally {
+      await removeDir(own);
+    }
+  });
 });
 
 /**

@@ -48,7 +48,8 @@ export interface ResumableFileStore extends ResumableStore {
   /** The path of a complete upload's file. */
   path(id: string): string;
   /**
-   * Deletes the unfinished uploads whose `expiresAt` has passed; call it at
+   * Deletes the unfinished uploads whose `expiresAt` has passed, and the
+   * temporary files a stopped process left, an hour old or more; call it at
    * start-up and periodically.
    *
    * @returns The ids deleted.
@@ -600,7 +601,17 @@ export function createResumableFileStore(
     async delete(id) {
       check(id);
       await settle(id);
-      for (const path of [data(id), final(id), state(id), tail(id)]) {
+      // With the temporary files a process stopped mid-write left.
+      for (
+        const path of [
+          data(id),
+          final(id),
+          state(id),
+          tail(id),
+          `${state(id)}.tmp`,
+          `${tail(id)}.tmp`,
+        ]
+      ) {
         await unlink(path).catch((error) => {
           if (error.code !== "ENOENT") throw error;
         });
@@ -631,16 +642,19 @@ export function createResumableFileStore(
         await store.delete(id);
         removed.push(id);
       }
-      // What a process that stopped mid-write left: a record's or a tail's
-      // temporary file, or an upload's bytes without its record (a creation
-      // cut before the record was written), an hour old or more.
+      // What a process that stopped mid-write left, an hour old or more: a
+      // record's or a tail's temporary file (beside its record or not: this
+      // process renames its own within moments), or an upload's bytes
+      // without its record (a creation cut before the record was written).
       for (const name of names) {
         const match =
           /^\.([A-Za-z0-9_-]{22})\.(?:json\.tmp|tail\.tmp|upload|tail)$/
             .exec(name);
-        if (!match || records.has(match[1]) || opened.has(match[1])) continue;
-        if (name.endsWith(".upload") || name.endsWith(".tail")) {
-          if (live.has(match[1]) || appending.has(match[1])) continue;
+        if (!match) continue;
+        const id = match[1];
+        if (live.has(id) || appending.has(id)) continue;
+        if (!name.endsWith(".tmp") && (records.has(id) || opened.has(id))) {
+          continue;
         }
         const path = join(dir, name);
         const info = await stat(path).catch(() => undefined);
