@@ -23,6 +23,7 @@ import { SseParser } from "../lib/http/_sse_parser.ts";
 import { collectGarbage } from "./_memory.ts";
 import process from "node:process";
 import { deadline, withServer } from "./_helpers.ts";
+import { serve } from "../lib/runtime/serve.ts";
 import { startWorkerd, type Workerd } from "./_workerd.ts";
 
 const enc = new TextEncoder();
@@ -913,20 +914,153 @@ describe("fetchEventStream", () => {
   });
 
   it("fetchEventStream errors on a status other than 200 without reconnecting", async () => {
-    let calls = 0;
-    await withServer(() => {
-      calls++;
-      return new Response("nope", { status: 503 });
-    }, async (server) => {
-      await assert.rejects(
-        Array.fromAsync(fetchEventStream(server.url, { retryDelayMs: 1 })),
-        {
-          name: "TypeError",
-          message: "Cannot read event stream: the server answered 503",
-        },
+    for (const status of [500, 404, 401, 410]) {
+      let calls = 0;
+      await withServer(() => {
+        calls++;
+        return new Response("nope", { status });
+      }, async (server) => {
+        await assert.rejects(
+          Array.fromAsync(fetchEventStream(server.url, { retryDelayMs: 1 })),
+          {
+            name: "TypeError",
+            message: `Cannot read event stream: the server answered ${status}`,
+          },
+        );
+        assert.equal(calls, 1);
+      });
+    }
+  });
+
+  it("fetchEventStream waits out serve's 503 (maxConcurrentRequests, Retry-After: 1) and reads the feed (it errored for good: a feed dropped by a server at capacity)", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    const server = await serve((request) => {
+      if (new URL(request.url).pathname === "/hold") {
+        return held.then(() => new Response("done"));
+      }
+      return sseResponse(
+        ReadableStream.from([{ id: "1", data: "one" }, { data: "two" }]),
       );
-      assert.equal(calls, 1);
-    });
+    }, { hostname: "127.0.0.1", port: 0, maxConcurrentRequests: 1 });
+    try {
+      const holding = fetch(new URL("/hold", server.url));
+      // The held request is in progress: the feed's first connection is
+      // refused with 503; the slot frees 300 ms later.
+      for (;;) {
+        const probe = await fetch(new URL("/feed", server.url));
+        await probe.body?.cancel();
+        if (probe.status === 503) {
+          assert.equal(probe.headers.get("retry-after"), "1");
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const started = performance.now();
+      setTimeout(release, 300);
+      const reader = fetchEventStream(new URL("/feed", server.url), {
+        retryDelayMs: 10,
+      }).getReader();
+      const first = await deadline(reader.read(), T, "the first event");
+      assert.equal(first.value?.data, "one");
+      assert.equal((await reader.read()).value?.data, "two");
+      // Retry-After: 1 was waited, though retryDelayMs is 10.
+      assert.ok(performance.now() - started >= 990);
+      await reader.cancel();
+      await (await holding).body?.cancel();
+    } finally {
+      release();
+      await deadline(server.shutdown(), 30_000, "server shutdown");
+    }
+  });
+
+  it("fetchEventStream retries 429, 502, 503 and 504 as failed connections: Retry-After (seconds or a date) waited up to maxRetryDelayMs, maxRetries counting them", async () => {
+    const refusals: Response[] = [
+      new Response(null, { status: 503, headers: { "retry-after": "3600" } }),
+      new Response(null, {
+        status: 429,
+        headers: {
+          "retry-after": new Date(Date.now() + 3_600_000).toUTCString(),
+        },
+      }),
+      new Response("bad gateway", { status: 502 }),
+      new Response(null, { status: 504 }),
+    ];
+    const times: number[] = [];
+    const answers = [...refusals];
+    const fake = (() => {
+      times.push(performance.now());
+      const next = answers.shift();
+      return Promise.resolve(
+        next ??
+          new Response("data: at last\n\n", {
+            headers: { "content-type": "text/event-stream" },
+          }),
+      );
+    }) as typeof fetch;
+    const reader = fetchEventStream("http://127.0.0.1:9/", {
+      fetch: fake,
+      retryDelayMs: 10,
+      maxRetryDelayMs: 100,
+      maxRetries: 4,
+    }).getReader();
+    const { value } = await deadline(reader.read(), T, "the event");
+    assert.equal(value?.data, "at last");
+    await reader.cancel();
+    assert.equal(times.length, 5);
+    // An hour's Retry-After is cut to maxRetryDelayMs (100 ms): each of the
+    // first two waits is that at least.
+    assert.ok(times[1] - times[0] >= 99, `${times[1] - times[0]} ms`);
+    assert.ok(times[2] - times[1] >= 99, `${times[2] - times[1]} ms`);
+
+    // One more refusal than maxRetries allows: the stream errors, its
+    // cause the last refusal.
+    let calls = 0;
+    const refusing = (() => {
+      calls++;
+      return Promise.resolve(new Response(null, { status: 503 }));
+    }) as typeof fetch;
+    const error = await Array.fromAsync(
+      fetchEventStream("http://127.0.0.1:9/", {
+        fetch: refusing,
+        retryDelayMs: 1,
+        maxRetries: 2,
+      }),
+    ).then(() => undefined, (e) => e);
+    assert.ok(error instanceof TypeError);
+    assert.equal(
+      error.message,
+      "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2)",
+    );
+    assert.equal(
+      (error.cause as Error).message,
+      "Cannot read event stream: the server answered 503",
+    );
+    assert.equal(calls, 3);
+  });
+
+  it("fetchEventStream lengthens each wait by up to half at random, so that clients dropped together come back spread out", async () => {
+    const random = Math.random;
+    const times: number[] = [];
+    const failing = (() => {
+      times.push(performance.now());
+      return Promise.reject(new TypeError("connection refused"));
+    }) as typeof fetch;
+    try {
+      Math.random = () => 0.999;
+      await Array.fromAsync(
+        fetchEventStream("http://127.0.0.1:9/", {
+          fetch: failing,
+          retryDelayMs: 200,
+          maxRetries: 1,
+        }),
+      ).catch(() => undefined);
+    } finally {
+      Math.random = random;
+    }
+    assert.equal(times.length, 2);
+    // 200 ms and up to half again: 299.8 ms.
+    assert.ok(times[1] - times[0] >= 295, `${times[1] - times[0]} ms`);
   });
 
   it("fetchEventStream errors on a response that is not text/event-stream", async () => {
@@ -1168,13 +1302,16 @@ describe("fetchEventStream", () => {
         }),
       );
     }) as typeof fetch;
-    // The delays asked for, from the timers fetchEventStream sets.
+    // The delays asked for, from the timers fetchEventStream sets, with no
+    // random lengthening (a test of its own).
     const delays: number[] = [];
     const original = globalThis.setTimeout;
     globalThis.setTimeout = ((fn: () => void, ms?: number) => {
       delays.push(ms ?? 0);
       return original(fn, ms);
     }) as typeof setTimeout;
+    const random = Math.random;
+    Math.random = () => 0;
     const events: string[] = [];
     try {
       await assert.rejects(
@@ -1191,6 +1328,7 @@ describe("fetchEventStream", () => {
       );
     } finally {
       globalThis.setTimeout = original;
+      Math.random = random;
     }
     assert.deepEqual(events, ["hi"]);
     // Before connections 2-7: the server's 0, then doubling from 100 ms

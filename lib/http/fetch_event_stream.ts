@@ -26,14 +26,16 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
   /**
    * The longest delay between two attempts, in milliseconds: the delay
    * doubles with each attempt in a row that brings no event (a connection
-   * that fails, or ends or drops before an event), up to this.
+   * that fails, or ends or drops before an event), up to this; a server's
+   * `Retry-After` is waited up to this too.
    *
    * @default {30000}
    */
   maxRetryDelayMs?: number;
   /**
-   * How many connection attempts may fail in a row (network errors) before
-   * the stream errors. A connection that delivers an event resets the count.
+   * How many connection attempts may fail in a row (network errors, and
+   * `429`, `502`, `503` or `504` answers) before the stream errors. A
+   * connection that delivers an event resets the count.
    *
    * @default {Infinity}
    */
@@ -66,6 +68,22 @@ const DEFAULT_MAX_RETRY_MS = 30_000;
  * and again is never asked in a tight loop.
  */
 const MIN_BACKOFF_MS = 100;
+
+/**
+ * Statuses that say "not now" (rate-limited, a proxy without its upstream,
+ * a server at capacity or shutting down, as `serve` answers): retried as a
+ * failed connection, where `EventSource` fails for good.
+ */
+const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
+
+/** A `Retry-After` (seconds, or an HTTP date) in milliseconds from now. */
+function retryAfterMs(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
 
 function isEventStream(contentType: string | null): boolean {
   return contentType?.split(";")[0].trim().toLowerCase() ===
@@ -119,9 +137,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   fails with a network error, or ends or drops before an event) waits twice
  *   as long as the one before, from at least 100 ms (even after `retry: 0`) up
  *   to `maxRetryDelayMs`, and never less than the `retry` delay; an event
- *   resets the delay. After `maxRetries` network
- *   errors in a row the stream errors with a `TypeError` whose `cause` is the
- *   last failure.
+ *   resets the delay. Every wait is lengthened by up to half, at random, so
+ *   that clients a server dropped together do not all come back at once.
+ * - A `429`, `502`, `503` or `504` answer (a rate limit, a proxy without its
+ *   server, a server at capacity or shutting down) counts as a failed
+ *   connection, and the next attempt waits at least its `Retry-After` (up to
+ *   `maxRetryDelayMs`), where `EventSource` fails for good. After `maxRetries`
+ *   failures in a row the stream errors with a `TypeError` whose `cause` is
+ *   the last failure.
  * - In a page, a reconnection to another origin carries `Last-Event-ID`,
  *   which needs a CORS preflight allowing it (`EventSource`'s reconnections
  *   need none). When one fails, a `HEAD` without the header (no preflight)
@@ -130,8 +153,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   naming `Last-Event-ID` and `Access-Control-Allow-Headers`; if not, it
  *   retries as above.
  * - A `204 No Content` answer closes the stream (the server's way to say
- *   "do not reconnect"); any other status but `200`, or a type other than
- *   `text/event-stream`, errors it, as `EventSource` fails the connection.
+ *   "do not reconnect"); any other status but `200` (and those above), or a
+ *   type other than `text/event-stream`, errors it, as `EventSource` fails
+ *   the connection.
  * - Over a size limit (`maxLineBytes`, `maxEventBytes`) it errors with a
  *   `RangeError` and does not reconnect.
  * - `signal` (or cancelling the stream) stops it, also during a delay.
@@ -214,6 +238,8 @@ export function fetchEventStream(
   let failures = 0;
   let fruitless = 0;
   let connected = false;
+  /** The last refusal's `Retry-After`, for the next attempt's delay. */
+  let retryAfter: number | undefined;
   // The connection's body and parser; the events its last chunk completed,
   // delivered before the next read.
   let parser: SseParser | undefined;
@@ -270,14 +296,18 @@ export function fetchEventStream(
       if (stop.signal.aborted) throw abortReason(stop.signal);
       if (connected || failures > 0) {
         // The back-off never goes below the server's reconnection time.
-        const delay = fruitless <= 1 ? retryDelayMs : Math.max(
-          retryDelayMs,
-          Math.min(
-            maxRetryDelayMs,
-            Math.max(retryDelayMs, MIN_BACKOFF_MS) * 2 ** (fruitless - 1),
-          ),
+        const longest = Math.max(retryDelayMs, maxRetryDelayMs);
+        const delay = fruitless <= 1 ? retryDelayMs : Math.min(
+          longest,
+          Math.max(retryDelayMs, MIN_BACKOFF_MS) * 2 ** (fruitless - 1),
         );
-        await sleep(delay, stop.signal);
+        // Up to half again, at random: clients dropped together spread.
+        const spread = Math.min(longest, delay * (1 + Math.random() / 2));
+        await sleep(
+          Math.min(longest, Math.max(spread, retryAfter ?? 0)),
+          stop.signal,
+        );
+        retryAfter = undefined;
       }
       connected = true;
       fruitless++;
@@ -337,6 +367,21 @@ export function fetchEventStream(
       if (response.status === 204) {
         await response.body?.cancel();
         return "closed";
+      }
+      if (RETRIED_STATUSES.has(response.status)) {
+        await response.body?.cancel();
+        failures++;
+        const refused = new TypeError(
+          `Cannot ${what}: the server answered ${response.status}`,
+        );
+        if (failures > maxRetries) {
+          throw new TypeError(
+            `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
+            { cause: refused },
+          );
+        }
+        retryAfter = retryAfterMs(response.headers.get("retry-after"));
+        continue;
       }
       const type = response.headers.get("content-type");
       if (response.status !== 200 || !isEventStream(type)) {
