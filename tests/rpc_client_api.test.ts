@@ -226,6 +226,25 @@ describe("client calls", () => {
       message:
         "Cannot start call /test.v1.ClientApi/echo: signal must be an AbortSignal, got number",
     });
+    // An AbortController for its signal is named with the fix; an object
+    // that only looks like a signal (it was taken, and its `aborted` never
+    // read right) is refused as every other client refuses it.
+    await assert.rejects(
+      client.echo(1n, { signal: new AbortController() as never }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot start call /test.v1.ClientApi/echo: signal must be an AbortSignal, got AbortController (pass controller.signal)",
+      },
+    );
+    await assert.rejects(
+      client.echo(1n, { signal: new EventTarget() as never }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot start call /test.v1.ClientApi/echo: signal must be an AbortSignal, got EventTarget",
+      },
+    );
     await assert.rejects(client.echo(1n, { onHeader: "log" as never }), {
       name: "TypeError",
       message:

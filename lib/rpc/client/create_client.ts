@@ -1,4 +1,4 @@
-import { checkArgument } from "../../_internal/arguments.ts";
+import { checkArgument, checkSignal } from "../../_internal/arguments.ts";
 import { Code } from "../code.ts";
 import {
   checkServiceDefinition,
@@ -480,15 +480,7 @@ function checkCallOptions(
       : "",
   );
   const { signal, onHeader, onTrailer } = options as CallOptions;
-  checkArgument(
-    signal === undefined ||
-      typeof (signal as Partial<AbortSignal> | null)?.addEventListener ===
-        "function",
-    what,
-    "signal",
-    "an AbortSignal",
-    signal,
-  );
+  checkSignal(what, signal);
   for (
     const [name, callback] of [["onHeader", onHeader], [
       "onTrailer",
