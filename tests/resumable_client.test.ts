@@ -501,7 +501,10 @@ describe("resumableUpload", () => {
       (error: unknown) => {
         assert.ok(error instanceof HttpError, String(error));
         assert.equal(error.status, 503);
-        assert.match(String(error.message), /gave up after 2 retries/);
+        assert.match(
+          String(error.message),
+          /gave up after 2 retries \(maxRetries\), the last: .*idleTimeoutMs/,
+        );
         const cause = error.cause as DOMException;
         assert.equal(cause.name, "TimeoutError");
         assert.match(

@@ -508,6 +508,55 @@ describe("an HTTP client that throws instead of rejecting, and a signal already 
   });
 });
 
+describe("a server that is not there", () => {
+  it("fails the call UNAVAILABLE with the reason the runtime's fetch keeps in its cause (Deno's and Node's said only \"fetch failed\")", async () => {
+    // A port that was just listened on, and is closed.
+    const closed = await withServer(
+      () => new Response(),
+      (server) => Promise.resolve(server.url.origin),
+    );
+    for (
+      const transport of [
+        createConnectTransport({ baseUrl: closed }),
+        createGrpcWebTransport({ baseUrl: closed }),
+      ]
+    ) {
+      const client = createClient(Service, transport);
+      await assert.rejects(deadline(client.echo(1n), T, "unary"), (error) => {
+        assert.ok(error instanceof RpcError, String(error));
+        assert.equal(error.code, Code.Unavailable);
+        assert.match(error.rawMessage, /refused/i);
+        return true;
+      });
+    }
+    // The cause's words, once: not repeated where the message has them.
+    const failing = (reason: string) =>
+      createClient(
+        Service,
+        createConnectTransport({
+          baseUrl: "http://x",
+          fetch: () =>
+            Promise.reject(
+              new TypeError(reason, {
+                cause: new Error("getaddrinfo ENOTFOUND x"),
+              }),
+            ),
+        }),
+      );
+    await assert.rejects(failing("fetch failed").echo(1n), {
+      rawMessage:
+        "Cannot send request to http://x/test.v1.ClientApi/echo: fetch failed (getaddrinfo ENOTFOUND x)",
+    });
+    await assert.rejects(
+      failing("fetch failed: getaddrinfo ENOTFOUND x").echo(1n),
+      {
+        rawMessage:
+          "Cannot send request to http://x/test.v1.ClientApi/echo: fetch failed: getaddrinfo ENOTFOUND x",
+      },
+    );
+  });
+});
+
 describe("a call that ends without its responses being read", () => {
   // Before, only a call whose end was read let go of the caller's signal
   // and its deadline timer: a failed unary call (its request over

@@ -1030,7 +1030,7 @@ describe("fetchEventStream", () => {
     assert.ok(error instanceof TypeError);
     assert.equal(
       error.message,
-      "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2)",
+      "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2), the last: the server answered 503",
     );
     assert.equal(
       (error.cause as Error).message,
@@ -1152,7 +1152,7 @@ describe("fetchEventStream", () => {
     assert.ok(error instanceof TypeError);
     assert.match(
       error.message,
-      /^Cannot read event stream: 4 connection attempts failed in a row \(maxRetries 3\)$/,
+      /^Cannot read event stream: 4 connection attempts failed in a row \(maxRetries 3\), the last: connection refused$/,
     );
     assert.equal((error.cause as Error).message, "connection refused");
     assert.equal(times.length, 4);
@@ -1254,7 +1254,7 @@ describe("fetchEventStream", () => {
     assert.deepEqual(down.events, ["1", "2"]);
     assert.match(
       String(down.error),
-      /^TypeError: Cannot read event stream: 3 connection attempts failed in a row \(maxRetries 2\)$/,
+      /^TypeError: Cannot read event stream: 3 connection attempts failed in a row \(maxRetries 2\), the last: Failed to fetch$/,
     );
     assert.deepEqual(down.seen, [
       "GET -",

@@ -23,3 +23,23 @@ export function messageOf(value: unknown): string {
     }
   }
 }
+
+/**
+ * A failure's message with its cause's, where the runtime keeps the reason
+ * there: Deno's and Node's fetch reject with "fetch failed" alone, the
+ * refused connection or the unknown host in `cause`.
+ */
+export function failureOf(value: unknown): string {
+  const message = messageOf(value);
+  let cause: unknown;
+  try {
+    cause = (value as { cause?: unknown } | null | undefined)?.cause;
+  } catch {
+    return message;
+  }
+  if (cause === undefined || cause === null || cause === value) return message;
+  const reason = messageOf(cause).slice(0, 200);
+  return reason === "" || message.includes(reason)
+    ? message
+    : `${message} (${reason})`;
+}

@@ -1,4 +1,5 @@
 import { isBrowser } from "../_internal/user_agent.ts";
+import { failureOf } from "../_internal/message_of.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { isCrossOrigin, resolveUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
@@ -357,7 +358,9 @@ export function fetchEventStream(
           failures++;
           if (failures > maxRetries) {
             throw new TypeError(
-              `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
+              `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries}), the last: ${
+                failureOf(error)
+              }`,
               { cause: error },
             );
           }
@@ -376,7 +379,7 @@ export function fetchEventStream(
         );
         if (failures > maxRetries) {
           throw new TypeError(
-            `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries})`,
+            `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries}), the last: the server answered ${response.status}`,
             { cause: refused },
           );
         }

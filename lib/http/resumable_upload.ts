@@ -1,3 +1,4 @@
+import { failureOf } from "../_internal/message_of.ts";
 import {
   checkFunction,
   checkOneOf,
@@ -348,7 +349,9 @@ export async function resumableUpload(
       if (cause instanceof HttpError) throw cause;
       throw new HttpError(
         503,
-        `Cannot upload: gave up after ${maxRetries} retries (maxRetries)`,
+        `Cannot upload: gave up after ${maxRetries} retries (maxRetries), the last: ${
+          failureOf(cause)
+        }`,
         { cause },
       );
     }

@@ -10,7 +10,7 @@
 // browsers, which cannot stream a request body over HTTP/1.1; client- and
 // bidi-streaming calls stream it (full duplex).
 
-import { messageOf } from "../../_internal/message_of.ts";
+import { failureOf, messageOf } from "../../_internal/message_of.ts";
 import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
 import { linkDeadline } from "./_deadline.ts";
@@ -163,7 +163,7 @@ export function startClientCall<I, O>(
           ? error
           : new RpcError(
             Code.Unavailable,
-            `Cannot send request to ${init.url}: ${messageOf(error)}`,
+            `Cannot send request to ${init.url}: ${failureOf(error)}`,
             { cause: error },
           ),
       );
@@ -547,7 +547,7 @@ export function startClientCall<I, O>(
         ? error
         : new RpcError(
           Code.Unavailable,
-          `Cannot read response: ${messageOf(error)}`,
+          `Cannot read response: ${failureOf(error)}`,
           { cause: error },
         );
       if (
