@@ -187,6 +187,23 @@ describe("DuplexStream iteration and writing", () => {
     assert.equal(dec.decode((await b.read(100))!), "héllo");
   });
 
+  it("DuplexStream.write copies the bytes: a buffer filled again after each write sends what it held then (they all read as its last content)", async () => {
+    // Written with a 64 KiB queue and read after all writes: each chunk
+    // waits in the queue while the caller refills its buffer.
+    const [a, b] = pair(64 * 1024);
+    const buffer = new Uint8Array(4);
+    for (let i = 0; i < 100; i++) {
+      buffer.fill(48 + i % 10);
+      await a.write(buffer);
+    }
+    await a.closeWrite();
+    const expected = Array.from(
+      { length: 100 },
+      (_, i) => String(i % 10).repeat(4),
+    ).join("");
+    assert.equal(dec.decode((await b.read(1000))!), expected);
+  });
+
   it("DuplexStream.write waits while the output is back-pressured", async () => {
     const pulls: number[] = [];
     let queued = 0;

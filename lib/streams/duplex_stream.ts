@@ -201,7 +201,8 @@ export class DuplexStream
    */
   get writable(): WritableStream<Uint8Array> {
     this.#writable ??= new WritableStream<Uint8Array>({
-      write: (chunk) => this.write(chunk),
+      // Handed over, as a web stream takes its chunks: not copied.
+      write: (chunk) => this.#write(chunk, false),
       close: () => this.closeWrite(),
       abort: (reason) => this.close(reason ?? new Error("aborted")),
     }, new CountQueuingStrategy({ highWaterMark: 1 }));
@@ -402,12 +403,20 @@ export class DuplexStream
   /**
    * Writes bytes (or a string, as UTF-8) to the output. Resolves once the
    * chunk is queued; waits first while the output's queue is at its
-   * high-water mark, so a peer that stops reading makes writes wait.
+   * high-water mark, so a peer that stops reading makes writes wait. The
+   * bytes are copied when the call is made, as an IO's write takes them:
+   * the caller may fill its buffer again at once (the output reads a
+   * queued chunk later; the `writable` side, a web stream, takes its chunks
+   * as they are).
    *
    * @param chunk The bytes or text to write; empty chunks are skipped.
    * @returns A promise that resolves when the chunk is accepted.
    */
   write(chunk: Uint8Array | string): Promise<void> {
+    return this.#write(chunk, true);
+  }
+
+  #write(chunk: Uint8Array | string, copy: boolean): Promise<void> {
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
       try {
         checkArgument(
@@ -423,6 +432,8 @@ export class DuplexStream
     }
     const bytes = typeof chunk === "string"
       ? this.#encoder.encode(chunk)
+      : copy
+      ? chunk.slice()
       : chunk;
     return this.#serialWrite(async () => {
       this.#checkWritable("write");
