@@ -141,6 +141,31 @@ describe("websocketDuplex over a real WebSocket", () => {
     });
   });
 
+  it("websocketDuplex: cancelling the input without a reason keeps the output, as documented (it closed the socket: the next write lost, the peer reading a clean end)", async () => {
+    const { fetch, served } = wsServer(async (stream) => {
+      const lines: string[] = [];
+      for await (const line of stream.lines()) {
+        lines.push(line);
+        await stream.write(`echo ${line}\n`);
+      }
+      assert.deepEqual(lines, ["one", "two", "three"]);
+    });
+    await withServer(fetch, async (server) => {
+      const { stream, closed } = connect(server.url);
+      await stream.write("one\n");
+      assert.equal(
+        await deadline(stream.readLine(), 10_000, "echo"),
+        "echo one",
+      );
+      await stream.readable.cancel();
+      await stream.write("two\n");
+      await stream.write("three\n");
+      await stream.closeWrite();
+      assert.equal(await deadline(served.outcome, 10_000, "server"), undefined);
+      assert.equal((await closed()).code, 1000);
+    });
+  });
+
   it("websocketDuplex keeps bufferedAmount under sendHighWaterMark before each send", async () => {
     const { fetch } = wsServer(async (stream) => {
       let total = 0;

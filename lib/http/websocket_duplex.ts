@@ -279,9 +279,15 @@ export function websocketDuplex(
     },
     cancel(reason) {
       remoteEnded = true;
-      if (socket.readyState === OPEN || socket.readyState === CONNECTING) {
-        if (reason === undefined) socket.close(1000);
-        else closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
+      // Without a reason, the input only (its later messages dropped): the
+      // output stays writable, and the socket closes once it is closed too.
+      // It closed the socket at once, the next write lost silently and the
+      // peer reading a clean end. A reason is a failure: the socket goes.
+      if (reason === undefined) closeIfDone();
+      else if (
+        socket.readyState === OPEN || socket.readyState === CONNECTING
+      ) {
+        closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
       }
     },
   }, { highWaterMark: maxBufferedBytes, size: queuedSize });
