@@ -25,7 +25,7 @@ import {
   RpcError,
   type Transport,
 } from "../lib/rpc/mod.ts";
-import { ScanStream } from "../lib/streams/mod.ts";
+import { MapStream, ScanStream } from "../lib/streams/mod.ts";
 import {
   answeringGzip,
   Bytes,
@@ -505,6 +505,58 @@ describe("an HTTP client that throws instead of rejecting, and a signal already 
     const scan = client.scan({ signal });
     await assert.rejects(deadline(scan.send(1n), T), canceled);
     await assert.rejects(deadline(scan.receive(), T), canceled);
+  });
+});
+
+describe("a bidi handler's stream primed before it is returned", () => {
+  it('keeps what the handler wrote into its MapStream or ScanStream before returning it (the fused path dropped it: "1001 ... 1005" for "1000 1001 ... 1005")', async () => {
+    const primed = (operator: () => TransformStream<bigint, bigint>) => {
+      const stream = operator();
+      const writer = stream.writable.getWriter();
+      // A greeting, queued: nothing reads the stream yet.
+      writer.write(1000n).catch(() => {});
+      writer.releaseLock();
+      return stream;
+    };
+    for (
+      const [name, operator, expected] of [
+        [
+          "MapStream",
+          () => new MapStream((v: bigint) => v),
+          [1000n, 1001n, 1002n, 1003n],
+        ],
+        [
+          "ScanStream",
+          () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+          [1000n, 2001n, 3003n, 4006n],
+        ],
+      ] as const
+    ) {
+      const handlers = createUniversalHandlerClient(
+        createUniversalHandler(implementService(Service, {
+          count: async function* () {},
+          scan: () => primed(operator),
+          sum: () => 0n,
+          echo: (v) => v,
+        })),
+      );
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl: "http://x", httpClient: handlers }),
+          createGrpcTransport({ baseUrl: "http://x", httpClient: handlers }),
+        ]
+      ) {
+        const call = createClient(Service, transport).scan();
+        const sent = (async () => {
+          for (const v of [1001n, 1002n, 1003n]) await call.send(v);
+          await call.complete();
+        })();
+        const out: bigint[] = [];
+        for await (const value of call) out.push(value);
+        await sent;
+        assert.deepEqual(out, expected, name);
+      }
+    }
   });
 });
 

@@ -14,30 +14,63 @@
 /** One chunk in, one value (or a promise of it) out. */
 export type FusedStep = (chunk: unknown) => unknown;
 
-const steps = new WeakMap<TransformStream, () => FusedStep>();
+const steps = new WeakMap<
+  TransformStream,
+  { step: () => FusedStep; written: () => boolean }
+>();
 
-/** Registers `stream`'s step (called by the stream's constructor). */
+/**
+ * Registers `stream`'s step (called by the stream's constructor), and how
+ * to tell that a chunk was written to it (see watchWrites).
+ */
 export function registerFusable(
   stream: TransformStream,
   step: () => FusedStep,
+  written: () => boolean,
 ): void {
-  steps.set(stream, step);
+  steps.set(stream, { step, written });
+}
+
+/**
+ * A writable side's strategy like `strategy` (the default: one chunk) that
+ * notes each write: a chunk written before the stream is fused (a bidi
+ * handler that primes its stream with a greeting) waits in the writable's
+ * queue, which the fused step never sees: such a stream stays a stream.
+ */
+export function watchWrites<T>(
+  strategy: QueuingStrategy<T> = {},
+): { strategy: QueuingStrategy<T>; written: () => boolean } {
+  let written = false;
+  const size = strategy.size;
+  return {
+    strategy: {
+      highWaterMark: strategy.highWaterMark ?? 1,
+      size(chunk: T) {
+        written = true;
+        return size ? size.call(strategy, chunk) : 1;
+      },
+    },
+    written: () => written,
+  };
 }
 
 /**
  * The step of one of the library's transform streams, when nothing has
- * used it yet (both sides unlocked), after locking both sides so that
- * nothing else can; `undefined` for any other value.
+ * used it yet (no chunk written, both sides unlocked), after locking both
+ * sides so that nothing else can; `undefined` for any other value.
  */
 export function takeFusedStep(value: unknown): FusedStep | undefined {
   if (!(value instanceof TransformStream)) return undefined;
-  const step = steps.get(value);
-  if (!step || value.readable.locked || value.writable.locked) return undefined;
+  const entry = steps.get(value);
+  if (
+    !entry || entry.written() || value.readable.locked ||
+    value.writable.locked
+  ) return undefined;
   // Held, never released: the stream is the step's from now on.
   value.writable.getWriter();
   value.readable.getReader();
   steps.delete(value);
-  return step();
+  return entry.step();
 }
 
 /**

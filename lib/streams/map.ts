@@ -1,5 +1,5 @@
 import { checkArgument } from "../_internal/arguments.ts";
-import { registerFusable } from "./_fuse.ts";
+import { registerFusable, watchWrites } from "./_fuse.ts";
 import { isThenable } from "../_internal/thenable.ts";
 
 /** Options for {@linkcode MapStream}. */
@@ -54,6 +54,7 @@ export class MapStream<I, O> extends TransformStream<I, O> {
       fn,
     );
     let index = 0;
+    const writes = watchWrites(options.writableStrategy);
     super(
       {
         transform(chunk, controller) {
@@ -66,9 +67,13 @@ export class MapStream<I, O> extends TransformStream<I, O> {
           controller.enqueue(result);
         },
       },
-      options.writableStrategy as QueuingStrategy<I> | undefined,
+      writes.strategy as QueuingStrategy<I>,
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<O>,
     );
-    registerFusable(this, () => (chunk) => fn(chunk as I, index++));
+    registerFusable(
+      this,
+      () => (chunk) => fn(chunk as I, index++),
+      writes.written,
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { checkArgument } from "../_internal/arguments.ts";
-import { registerFusable } from "./_fuse.ts";
+import { registerFusable, watchWrites } from "./_fuse.ts";
 import { isThenable } from "../_internal/thenable.ts";
 
 /** Options for {@linkcode ScanStream}. */
@@ -63,6 +63,7 @@ export class ScanStream<I, A> extends TransformStream<I, A> {
     // stream) does not keep the stream itself alive.
     const state = { accumulator: initial };
     const step = scanStep(fn, state);
+    const writes = watchWrites(options.writableStrategy);
     super(
       {
         transform: (chunk, controller) => {
@@ -73,11 +74,15 @@ export class ScanStream<I, A> extends TransformStream<I, A> {
           controller.enqueue(next);
         },
       },
-      options.writableStrategy as QueuingStrategy<I> | undefined,
+      writes.strategy as QueuingStrategy<I>,
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<A>,
     );
     this.#state = state;
-    registerFusable(this, () => step as (chunk: unknown) => unknown);
+    registerFusable(
+      this,
+      () => step as (chunk: unknown) => unknown,
+      writes.written,
+    );
   }
 
   /** The accumulator so far (`initial` before the first chunk). */
