@@ -740,6 +740,44 @@ describe("Connect unary: an answer that is not Connect's", () => {
   });
 });
 
+describe("a handler that fails before its first message", () => {
+  it("sees no abort of its signal after its own error ended the call (gRPC and gRPC-Web told of a client gone, CANCELED)", async () => {
+    const aborted: string[] = [];
+    const failing = createUniversalHandlerClient(
+      createUniversalHandler(implementService(Service, {
+        count: async function* () {},
+        scan: () => new ScanStream((a: bigint, b: bigint) => a + b, 0n),
+        sum: () => 0n,
+        echo(_value, context) {
+          context.signal.addEventListener("abort", () => {
+            aborted.push(
+              `${context.protocol}: ${
+                (context.signal.reason as Error).message
+              }`,
+            );
+          });
+          throw new RpcError(Code.NotFound, "no such thing");
+        },
+      })),
+    );
+    for (
+      const make of [
+        createGrpcTransport,
+        createGrpcWebTransport,
+        createConnectTransport,
+      ]
+    ) {
+      const client = createClient(
+        Service,
+        make({ baseUrl: "http://x", httpClient: failing }),
+      );
+      await assert.rejects(client.echo(1n), { code: Code.NotFound });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(aborted, []);
+  });
+});
+
 describe("a call left early", () => {
   it("settles its trailers (empty) when a loop over its responses is left, and when cancelled", async () => {
     // Before, `call.trailers` of a call whose loop was left early (which

@@ -323,13 +323,18 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       });
     },
     cancel(reason) {
-      abort.abort(
-        new RpcError(
-          Code.Canceled,
-          "Cannot finish call: the client went away",
-          { cause: reason },
-        ),
-      );
+      // Only while the handler runs: the gRPC handler discards the body of
+      // a call that failed before its first message (a Trailers-Only
+      // answer), whose handler's signal then told of a client gone.
+      if (!finished.signal.aborted) {
+        abort.abort(
+          new RpcError(
+            Code.Canceled,
+            "Cannot finish call: the client went away",
+            { cause: reason },
+          ),
+        );
+      }
       encoder.fail(reason);
     },
   }, { highWaterMark: 0 });
