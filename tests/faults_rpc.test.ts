@@ -9,6 +9,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import {
   Code,
   createClient,
@@ -480,4 +481,96 @@ describe("RPC server shut down with calls open", () => {
       }
     });
   }
+});
+
+describe("RPC over serveHttp2: a client whose connection goes", () => {
+  // A Node client in its own process, reading 10 streaming calls, then
+  // destroying its session: the way Node's client ends a connection
+  // (Deno's in-process client did it so only now and then).
+  const CLIENT = `
+    const http2 = require("node:http2");
+    const session = http2.connect("http://127.0.0.1:" + process.argv[1]);
+    session.on("error", () => {});
+    let reading = 0;
+    for (let i = 0; i < 10; i++) {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/test.v1.Flood/flood",
+        "content-type": "application/connect+proto",
+      });
+      stream.on("error", () => {});
+      stream.once("data", () => {
+        if (++reading === 10) {
+          setTimeout(() => {
+            session.destroy();
+            setTimeout(() => process.exit(0), 100);
+          }, 1000);
+        }
+      });
+      stream.on("data", () => {});
+      stream.end(Buffer.alloc(5));
+    }
+    setTimeout(() => process.exit(2), 20000);
+  `;
+
+  it("ends every streaming handler when a Node client destroys its session mid-stream (under Deno 9 handlers of 10 ran on, their streams emitting 'aborted' and never 'close', writing gigabytes into them)", async () => {
+    // 64 KiB messages: the streams' flow control paces each handler.
+    const Chunk = {
+      typeName: "test.v1.Chunk",
+      proto: {
+        encode: (value: Uint8Array) => value,
+        decode: (bytes: Uint8Array) => bytes.slice(),
+      },
+    };
+    const Flood = defineService("test.v1.Flood", {
+      flood: { kind: "server-streaming", input: Int64Value, output: Chunk },
+    });
+    const chunk = new Uint8Array(64 * 1024);
+    let started = 0;
+    let running = 0;
+    let aborted = 0;
+    let sent = 0;
+    const server = await serveHttp2(
+      createUniversalHandler(implementService(Flood, {
+        async *flood(_n, context) {
+          started++;
+          running++;
+          context.signal.addEventListener("abort", () => aborted++, {
+            once: true,
+          });
+          try {
+            // Bounded in time, or ended by the signal.
+            const stop = Date.now() + 2 * T;
+            while (!context.signal.aborted && Date.now() < stop) {
+              sent++;
+              yield chunk;
+            }
+          } finally {
+            running--;
+          }
+        },
+      })),
+      { hostname: "127.0.0.1", port: 0 },
+    );
+    try {
+      const client = spawn("node", ["-e", CLIENT, String(server.port)], {
+        stdio: "inherit",
+      });
+      const code = await deadline(
+        new Promise((resolve) => client.once("exit", resolve)),
+        T,
+        "the Node client",
+      );
+      assert.equal(code, 0);
+      assert.equal(started, 10);
+      const at = sent;
+      const end = Date.now() + T;
+      while (running > 0 && Date.now() < end) await wait(10);
+      assert.equal(running, 0, "handlers still running");
+      assert.equal(aborted, 10);
+      assert.ok(sent - at < 1000, `${sent - at} messages after the cut`);
+    } finally {
+      await server.shutdown();
+    }
+  });
 });

@@ -193,7 +193,10 @@ export async function writeToSink(
 export function nodeSink(stream: Duplex): ByteSink {
   return {
     write(chunk) {
-      if (stream.destroyed) {
+      // An HTTP/2 stream the peer aborted (its session destroyed, its
+      // socket cut) may be neither destroyed nor closed under Deno, and
+      // takes every write without a drain.
+      if (stream.destroyed || (stream as { aborted?: boolean }).aborted) {
         throw new Error("Cannot write stream: it was closed");
       }
       return stream.write(nodeBytes(chunk));

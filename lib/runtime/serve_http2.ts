@@ -576,12 +576,17 @@ async function handleStream(
   const onCut = () => abort.abort(cut.reason);
   if (cut.aborted) onCut();
   else cut.addEventListener("abort", onCut, { once: true });
-  stream.once("close", () => {
+  const onGone = () => {
     cut.removeEventListener("abort", onCut);
     if (!ended) {
       abort.abort(new Error("Cannot serve call: the client reset the stream"));
     }
-  });
+  };
+  stream.once("close", onGone);
+  // Under Deno a stream whose session the client destroyed, or whose
+  // socket was cut, emits 'aborted' and never 'close': its handler ran on
+  // (a server-streaming one wrote gigabytes into the dead stream).
+  stream.once("aborted", onGone);
   const response = await handler({
     method: String(incoming[":method"]),
     url: requestUrl(incoming[":authority"], incoming[":path"]),
@@ -614,7 +619,8 @@ async function handleStream(
   try {
     await writeToNode(response.body, stream);
   } catch {
-    // The client went away; the abort signal has told the call.
+    // The client went away: the call is told (if no event has told it).
+    onGone();
     return;
   }
   const trailers = wantTrailers
