@@ -424,6 +424,51 @@ describe("resumableUpload", () => {
     assert.equal(sha256(stored), sha256(data));
   });
 
+  it("resolves when another client with the same upload URL completed the upload between its offset request and its append (the server's 400 completed-upload was an error, the file whole)", async () => {
+    const data = randomBytes(3 * MiB);
+    let saved: string | undefined;
+    const controller = new AbortController();
+    await assert.rejects(
+      resumableUpload(new URL("/uploads", server.url), data, {
+        chunkBytes: MiB,
+        signal: controller.signal,
+        onUploadUrl: (url) => void (saved = url),
+        onProgress: (done) => {
+          if (done >= MiB) controller.abort(new Error("app closed"));
+        },
+      }),
+      /app closed/,
+    );
+    assert.ok(saved);
+    // Two clients resume it at once; the first to append finishes it
+    // while the second waits with its offset (1 MiB) in hand.
+    let patches = 0;
+    const racing = ((input: RequestInfo | URL, init?: RequestInit) => {
+      if (init?.method === "PATCH" && patches++ === 0) {
+        return resumableUpload(new URL("/uploads", server.url), data, {
+          uploadUrl: saved,
+          chunkBytes: 4 * MiB,
+        }).then(() => fetch(input, init));
+      }
+      return fetch(input, init);
+    }) as typeof fetch;
+    const progress: number[] = [];
+    const result = await resumableUpload(
+      new URL("/uploads", server.url),
+      data,
+      {
+        uploadUrl: saved,
+        chunkBytes: MiB,
+        fetch: racing,
+        onProgress: (done) => void progress.push(done),
+      },
+    );
+    assert.equal(result.uploadUrl, saved);
+    assert.equal(progress.at(-1), data.byteLength);
+    const stored = new Uint8Array(await readFile(store.path(idOf(saved))));
+    assert.equal(sha256(stored), sha256(data));
+  });
+
   it("retries a 5xx after asking for the offset", async () => {
     const data = randomBytes(3 * MiB);
     failPatches = 3;
