@@ -291,6 +291,53 @@ describe("createResumableWorkersStore in workerd (Durable Objects + R2)", () => 
     },
   );
 
+  it(
+    "aborts the R2 multipart upload of a chunk refused for its Upload-Checksum at once (workerd ends the object's aborted body as if whole: it stayed open until another request for the upload came)",
+    { timeout: T },
+    async () => {
+      const created = await fetch(new URL("/uploads", base), {
+        method: "POST",
+        headers: {
+          "tus-resumable": "1.0.0",
+          "upload-length": String(13 * MiB),
+        },
+      });
+      assert.equal(created.status, 201);
+      const url = new URL(created.headers.get("location")!, base).href;
+      const id = new URL(url).pathname.split("/").pop()!;
+      // More than a part (5 MiB): the chunk begins a multipart upload.
+      const data = randomBytes(7 * MiB);
+      const sent = data.slice();
+      sent[100] ^= 1;
+      const patched = await fetch(url, {
+        method: "PATCH",
+        headers: {
+          "tus-resumable": "1.0.0",
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": "0",
+          "upload-checksum": `sha256 ${sha256(data)}`,
+        },
+        body: sent,
+      });
+      assert.equal(patched.status, 460, await patched.text());
+      // Bounded: 10 s.
+      let aborted = false;
+      for (let i = 0; i < 50 && !aborted; i++) {
+        const response = await fetch(new URL(`/aborted/${id}`, base));
+        await response.body?.cancel();
+        aborted = response.status === 200;
+        if (!aborted) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(aborted, "the multipart upload was aborted");
+      const head = await fetch(url, {
+        method: "HEAD",
+        headers: { "tus-resumable": "1.0.0" },
+      });
+      await head.body?.cancel();
+      assert.equal(head.headers.get("upload-offset"), "0");
+    },
+  );
+
   it("stores a small upload with one put", { timeout: T }, async () => {
     const data = randomBytes(1000);
     const result = await resumableUpload(new URL("/uploads", base), data);

@@ -258,6 +258,14 @@ export function createResumableUploadObject(
           );
         case "commit":
           return await this.#commit(Number(url.searchParams.get("token")));
+        case "drop":
+          // A whole chunk its handler refused (its checksum did not match)
+          // or that was cut: workerd ends an aborted request body here as
+          // if it were whole, so the handler's side says so.
+          if (this.#pending?.token === Number(url.searchParams.get("token"))) {
+            await this.#dropPending();
+          }
+          return new Response(null, { status: 204 });
         case "truncate":
           return await this.#truncate(
             meta,
@@ -736,9 +744,18 @@ export function createResumableWorkersStore(
           }
         },
         async abort(reason) {
-          // The object keeps what it received and records its offset.
+          // The object keeps what it received and records its offset; a
+          // whole chunk's goes. Under workerd the object reads the aborted
+          // body as ended, and holds the chunk (its multipart upload open)
+          // for a commit: it is told to drop it.
           await writer.abort(reason).catch(() => {});
-          await settle().catch(() => {});
+          const result = await settle().catch(() => undefined);
+          if (whole && result?.pending !== undefined) {
+            const dropped = await call(id, "drop", {
+              query: { token: String(result.pending) },
+            }).catch(() => undefined);
+            await dropped?.body?.cancel();
+          }
         },
       }, new CountQueuingStrategy({ highWaterMark: 1 }));
     },
