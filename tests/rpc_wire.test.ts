@@ -685,6 +685,15 @@ describe("headers and status formats", () => {
       readStatus(new Headers({ "grpc-status": "99" }))!.code,
       Code.Unknown,
     );
+    // A status of no known code keeps the server's message (it was lost).
+    const unknown = readStatus(
+      new Headers({ "grpc-status": "17", "grpc-message": "quota%20gone" }),
+    )!;
+    assert.equal(unknown.code, Code.Unknown);
+    assert.equal(
+      unknown.rawMessage,
+      "Invalid grpc-status: 17, grpc-message: quota gone",
+    );
   });
 
   it("gRPC-Web trailer frames round-trip", () => {

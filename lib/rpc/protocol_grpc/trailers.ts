@@ -103,12 +103,17 @@ export function readStatus(headers: Headers): RpcError | undefined | null {
   const code = /^\d{1,2}$/.test(value) ? Number(value) : NaN;
   if (code === 0) return undefined;
   const metadata = new Headers(headers);
-  if (!isCode(code)) {
-    return new RpcError(Code.Unknown, `Invalid grpc-status: ${value}`, {
-      metadata,
-    });
-  }
   let message = decodeMessage(headers.get(headerMessage) ?? "");
+  if (!isCode(code)) {
+    // The server's words kept beside it: they were lost.
+    return new RpcError(
+      Code.Unknown,
+      `Invalid grpc-status: ${value.slice(0, 32)}${
+        message ? `, grpc-message: ${message}` : ""
+      }`,
+      { metadata },
+    );
+  }
   let details: RpcError["details"] = [];
   const bin = headers.get(headerStatusDetails);
   if (bin !== null) {
