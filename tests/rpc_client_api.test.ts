@@ -740,6 +740,48 @@ describe("Connect unary: an answer that is not Connect's", () => {
   });
 });
 
+describe("gRPC-Web: a status in the headers of an answer that is not 200", () => {
+  it("is the call's status, as gRPC reads it (the HTTP status's code and words replaced it)", async () => {
+    const answering = (status: number, headers: HeadersInit) =>
+      createClient(
+        Service,
+        createGrpcWebTransport({
+          baseUrl: "http://x",
+          httpClient: () =>
+            Promise.resolve({
+              status,
+              headers: new Headers(headers),
+              body: new ReadableStream<Uint8Array>({
+                start(controller) {
+                  controller.close();
+                },
+              }),
+              trailers: Promise.resolve(new Headers()),
+            }),
+        }),
+      );
+    await assert.rejects(
+      answering(503, {
+        "content-type": "application/grpc-web+proto",
+        "grpc-status": "8",
+        "grpc-message": "quota%20exhausted",
+      }).echo(1n),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.ResourceExhausted &&
+        error.rawMessage === "quota exhausted",
+    );
+    // Without one, or an OK one, the HTTP status speaks.
+    for (const headers of [{}, { "grpc-status": "0" }] as HeadersInit[]) {
+      await assert.rejects(
+        answering(503, headers).echo(1n),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Unavailable &&
+          error.rawMessage === "Cannot read response: HTTP status 503",
+      );
+    }
+  });
+});
+
 describe("a handler that fails before its first message", () => {
   it("sees no abort of its signal after its own error ended the call (gRPC and gRPC-Web told of a client gone, CANCELED)", async () => {
     const aborted: string[] = [];

@@ -21,15 +21,19 @@ export function validateResponse(
   codec: CodecName,
   acceptCompression: readonly Compression[],
 ): ValidatedResponse {
-  if (response.status !== 200) {
-    throw httpStatusError(response.status, response.headers);
-  }
   const status = readStatus(response.headers);
-  if (status !== null) {
+  // A status in the headers is the call's (Trailers-Only), also on another
+  // HTTP status than 200 if it is an error (a proxy's 503 that says
+  // UNAVAILABLE and why, as gRPC's validation reads it): its code and
+  // message were replaced by the HTTP status's.
+  if (status !== null && (response.status === 200 || status !== undefined)) {
     return {
       compression: null,
       status: { error: status, trailers: response.headers },
     };
+  }
+  if (response.status !== 200) {
+    throw httpStatusError(response.status, response.headers);
   }
   return validateGrpcMessages(
     response,
