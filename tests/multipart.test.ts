@@ -701,6 +701,14 @@ describe("MultipartStream", () => {
     assert.equal((await reader.read()).done, true);
   });
 
+  it("reads a part's text as sent, a leading byte order mark kept (Response.text() dropped it)", async () => {
+    const parts = ReadableStream.from([body([field("csv", "\uFEFFa,b")])])
+      .pipeThrough(new MultipartStream(B));
+    const texts: string[] = [];
+    for await (const part of parts) texts.push(await part.text());
+    assert.deepEqual(texts, ["\uFEFFa,b"]);
+  });
+
   it("skips a part whose body is cancelled", async () => {
     const bytes = body([
       'Content-Disposition: form-data; name="f"; filename="f"\r\n\r\n' +

@@ -729,6 +729,63 @@ describe("createUploadHandler multipart mode", () => {
     await assertEmpty(out);
   });
 
+  it("refuses a part with bytes but an empty file name with 400, storing nothing (it was dropped, the form answered 201)", async () => {
+    // A File named "" (FormData), curl's `-F 'f=@file;filename='`.
+    const out = await fresh();
+    const response = await storing(out)(post(rawBody([
+      filePart("a", "b.txt", "kept?"),
+      fieldPart("note", "see attachment"),
+      filePart("doc", "", "the attachment's bytes"),
+    ])));
+    assert.equal(response.status, 400);
+    assert.equal(
+      await response.text(),
+      'Cannot accept form: file part 2 (field "doc") has bytes but an empty file name',
+    );
+    await assertEmpty(out);
+  });
+
+  it("refuses a file part whose file name cannot be read with 400 (it was taken for a field, its bytes decoded as text)", async () => {
+    for (
+      const disposition of [
+        `form-data; name="pic"; filename*=UTF-8''photo%2.png`,
+        `form-data; name="pic"; filename*=Shift_JIS''%82%A0.png`,
+        `form-data; name="pic"; filename*0*=UTF-8''long%20na; filename*1=me.png`,
+      ]
+    ) {
+      const out = await fresh();
+      const response = await storing(out)(post(rawBody([
+        `Content-Disposition: ${disposition}\r\n\r\n\x89PNG`,
+      ])));
+      assert.equal(response.status, 400, disposition);
+      assert.match(
+        await response.text(),
+        /^Cannot parse multipart body: part 1 has a file name that cannot be read \(filename\*/,
+      );
+      await assertEmpty(out);
+    }
+    // A plain filename beside an unreadable filename* is the name.
+    const out = await fresh();
+    const response = await storing(out)(post(rawBody([
+      `Content-Disposition: form-data; name="pic"; filename*=Shift_JIS''%82%A0.png; filename="pic.png"\r\n\r\nPNG`,
+    ])));
+    assert.equal(response.status, 201);
+    assert.equal((await response.json()).files[0].filename, "pic.png");
+    await removeDir(out);
+  });
+
+  it("keeps a field's leading byte order mark (TextDecoder dropped it)", async () => {
+    const out = await fresh();
+    const response = await storing(out)(post(rawBody([
+      fieldPart("csv", "\uFEFFa,b\r\n1,2"),
+    ])));
+    assert.equal(response.status, 201);
+    assert.deepEqual((await response.json()).fields, [
+      { name: "csv", value: "\uFEFFa,b\r\n1,2" },
+    ]);
+    await assertEmpty(out);
+  });
+
   it("refuses a form at the raw receiver with 415 naming the option", async () => {
     const out = await fresh();
     const handler = createUploadHandler({

@@ -299,6 +299,20 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const filename =
     (extendedFile !== undefined ? decodeExtended(extendedFile) : undefined) ??
       (rawFile !== undefined ? latin1ToUtf8(rawFile) : undefined);
+  if (filename === undefined) {
+    // A file name it cannot read (another charset, a bad escape, RFC 2231
+    // continuations) still makes the part a file: taken for a field, its
+    // bytes were decoded as text and no sink saw them.
+    const unread = [...params.keys()].find((key) => /^filename\*/i.test(key));
+    if (unread !== undefined) {
+      throw new HttpError(
+        400,
+        `${CANNOT_PARSE}: part ${index} has a file name that cannot be read (${unread}=${
+          quote(params.get(unread)!)
+        }): use filename, or filename* in UTF-8 or ISO-8859-1, percent-encoded, in one parameter`,
+      );
+    }
+  }
   return new Head(
     name,
     filename,

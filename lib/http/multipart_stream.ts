@@ -14,7 +14,7 @@ export interface MultipartPart extends MultipartPartInfo {
   readonly body: ReadableStream<Uint8Array>;
   /**
    * Reads the whole body as UTF-8 text (bounded by `maxFieldBytes` or
-   * `maxFileBytes`).
+   * `maxFileBytes`), a leading byte order mark kept.
    */
   text(): Promise<string>;
   /** Reads the whole body into one array. */
@@ -41,8 +41,11 @@ class Part implements MultipartPart {
   get headers(): Headers {
     return this.#info.headers;
   }
-  text(): Promise<string> {
-    return new Response(this.body).text();
+  async text(): Promise<string> {
+    // As sent: a leading U+FEFF is the part's, not a mark to drop.
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(
+      await this.bytes(),
+    );
   }
   async bytes(): Promise<Uint8Array> {
     return new Uint8Array(await new Response(this.body).arrayBuffer());

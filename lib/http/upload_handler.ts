@@ -616,14 +616,28 @@ function multipartReceiver(
           }
           form.fields.push({
             name: part.name,
-            value: new TextDecoder().decode(bytes),
+            // As sent: a leading U+FEFF is the field's, not a mark to drop.
+            value: new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes),
           });
           continue;
         }
         if (part.filename === "") {
-          // A file input left empty: browsers send it with no file name.
-          await part.body.cancel();
-          continue;
+          // A file input left empty: browsers send it with no file name and
+          // no bytes. Bytes with no name (a File made with "" for its name,
+          // curl's `filename=`) were dropped as well, the form answered 201.
+          const reader = part.body.getReader();
+          let result = await reader.read();
+          while (!result.done && result.value.byteLength === 0) {
+            result = await reader.read();
+          }
+          if (result.done) continue;
+          await reader.cancel();
+          throw new HttpError(
+            400,
+            `Cannot accept form: file part ${form.files.length + 1} (field ${
+              JSON.stringify(part.name.slice(0, 64))
+            }) has bytes but an empty file name`,
+          );
         }
         if (form.files.length >= maxFiles) {
           throw tooMany(
