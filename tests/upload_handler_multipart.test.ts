@@ -774,6 +774,29 @@ describe("createUploadHandler multipart mode", () => {
     await removeDir(out);
   });
 
+  it("names the part and maxFileBytes when a part's own Content-Length or body is refused (it named maxBytes and the request's body)", async () => {
+    const out = await fresh();
+    const handler = storing(out, { maxFileBytes: 1024 });
+    const declared = await handler(post(rawBody([
+      filePart("a", "a.txt", "1"),
+      `Content-Disposition: form-data; name="b"; filename="b.txt"\r\nContent-Length: 2000\r\n\r\nxy`,
+    ])));
+    assert.equal(declared.status, 413);
+    assert.equal(
+      await declared.text(),
+      "Cannot accept form: file part 2: Content-Length 2000 exceeds maxFileBytes 1024",
+    );
+    const longer = await handler(post(rawBody([
+      `Content-Disposition: form-data; name="b"; filename="b.txt"\r\nContent-Length: 3\r\n\r\nxyzzy`,
+    ])));
+    assert.equal(longer.status, 400);
+    assert.equal(
+      await longer.text(),
+      "Cannot accept form: file part 1: longer than its Content-Length 3",
+    );
+    await assertEmpty(out);
+  });
+
   it("keeps a field's leading byte order mark (TextDecoder dropped it)", async () => {
     const out = await fresh();
     const response = await storing(out)(post(rawBody([

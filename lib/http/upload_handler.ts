@@ -660,6 +660,7 @@ function multipartReceiver(
         // The same receive path as a whole-body upload: limits, digests
         // (a part's own Content-Length or Content-Digest), the sink's
         // ownership. The pace is watched on the whole body above.
+        const index = form.files.length + 1;
         const received = await receiveBody(part.body, hold.writable, {
           ...partOptions,
           maxBytes: maxFileBytes,
@@ -667,6 +668,8 @@ function multipartReceiver(
           idleTimeoutMs: 0,
           minBytesPerSecond: 0,
           signal: deadline.signal,
+        }).catch((error) => {
+          throw inPart(error, index);
         });
         const file: ReceivedFile = {
           name: part.name,
@@ -719,4 +722,26 @@ function multipartReceiver(
     }
     return await onComplete(form, request, context);
   };
+}
+
+/**
+ * A body check's refusal of a file part (its own Content-Length, its
+ * Content-Digest) said of the part: it named the request's body and
+ * `maxBytes`, where the limit is `maxFileBytes` and the length the part's.
+ */
+function inPart(error: unknown, index: number): unknown {
+  const prefix = "Cannot accept body: ";
+  if (!(error instanceof HttpError) || !error.message.startsWith(prefix)) {
+    return error;
+  }
+  return new HttpError(
+    error.status,
+    `Cannot accept form: file part ${index}: ${
+      error.message.slice(prefix.length).replace(
+        /\bmaxBytes\b/,
+        "maxFileBytes",
+      )
+    }`,
+    { cause: error },
+  );
 }
