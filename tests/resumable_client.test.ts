@@ -117,6 +117,28 @@ function idOf(url: string): string {
   return new URL(url).pathname.split("/").pop()!;
 }
 
+/**
+ * Uploads `data` in 1 MiB requests until `bytes` are acknowledged, then
+ * aborts (an app closed): the upload's URL, for a resumption.
+ */
+async function abandonedAt(data: Uint8Array, bytes: number): Promise<string> {
+  const controller = new AbortController();
+  let saved: string | undefined;
+  await assert.rejects(
+    resumableUpload(new URL("/uploads", server.url), data, {
+      chunkBytes: MiB,
+      signal: controller.signal,
+      onUploadUrl: (url) => void (saved = url),
+      onProgress: (done) => {
+        if (done >= bytes) controller.abort(new Error("app closed"));
+      },
+    }),
+    /app closed/,
+  );
+  assert.ok(saved);
+  return saved;
+}
+
 describe("resumableUpload", () => {
   for (const protocol of ["ietf", "tus"] as const) {
     it(`uploads in chunks with acknowledged progress (${protocol})`, async () => {
@@ -388,20 +410,7 @@ describe("resumableUpload", () => {
 
   it("resumes from a stored upload URL after an abort", async () => {
     const data = randomBytes(4 * MiB);
-    const controller = new AbortController();
-    let saved: string | undefined;
-    await assert.rejects(
-      resumableUpload(new URL("/uploads", server.url), data, {
-        chunkBytes: MiB,
-        signal: controller.signal,
-        onUploadUrl: (url) => void (saved = url),
-        onProgress: (done) => {
-          if (done >= 2 * MiB) controller.abort(new Error("app closed"));
-        },
-      }),
-      /app closed/,
-    );
-    assert.ok(saved);
+    const saved = await abandonedAt(data, 2 * MiB);
     const head = await fetch(saved, { method: "HEAD" });
     assert.equal(head.headers.get("upload-offset"), String(2 * MiB));
     const progress: number[] = [];
@@ -426,20 +435,7 @@ describe("resumableUpload", () => {
 
   it("resolves when another client with the same upload URL completed the upload between its offset request and its append (the server's 400 completed-upload was an error, the file whole)", async () => {
     const data = randomBytes(3 * MiB);
-    let saved: string | undefined;
-    const controller = new AbortController();
-    await assert.rejects(
-      resumableUpload(new URL("/uploads", server.url), data, {
-        chunkBytes: MiB,
-        signal: controller.signal,
-        onUploadUrl: (url) => void (saved = url),
-        onProgress: (done) => {
-          if (done >= MiB) controller.abort(new Error("app closed"));
-        },
-      }),
-      /app closed/,
-    );
-    assert.ok(saved);
+    const saved = await abandonedAt(data, MiB);
     // Two clients resume it at once; the first to append finishes it
     // while the second waits with its offset (1 MiB) in hand.
     let patches = 0;

@@ -113,15 +113,23 @@ async function iterates(transport: Transport): Promise<void> {
   await until(() => lastSignal?.aborted === true, "the handler's abort");
 
   // A bidi call: sends beside the loop.
+  assert.deepEqual(await scanned(client, [1n, 2n, 3n]), [1n, 3n, 6n]);
+}
+
+/** A bidi `scan` call of `values`, sent beside the loop: its responses. */
+async function scanned(
+  client: ReturnType<typeof createClient<typeof Service>>,
+  values: bigint[],
+): Promise<bigint[]> {
   const call = client.scan();
   const sent = (async () => {
-    for (const v of [1n, 2n, 3n]) await call.send(v);
+    for (const v of values) await call.send(v);
     await call.complete();
   })();
-  const sums: bigint[] = [];
-  for await (const total of call) sums.push(total);
+  const out: bigint[] = [];
+  for await (const value of call) out.push(value);
   await sent;
-  assert.deepEqual(sums, [1n, 3n, 6n]);
+  return out;
 }
 
 describe("client calls", () => {
@@ -546,15 +554,15 @@ describe("a bidi handler's stream primed before it is returned", () => {
           createGrpcTransport({ baseUrl: "http://x", httpClient: handlers }),
         ]
       ) {
-        const call = createClient(Service, transport).scan();
-        const sent = (async () => {
-          for (const v of [1001n, 1002n, 1003n]) await call.send(v);
-          await call.complete();
-        })();
-        const out: bigint[] = [];
-        for await (const value of call) out.push(value);
-        await sent;
-        assert.deepEqual(out, expected, name);
+        assert.deepEqual(
+          await scanned(createClient(Service, transport), [
+            1001n,
+            1002n,
+            1003n,
+          ]),
+          expected,
+          name,
+        );
       }
     }
   });
