@@ -43,7 +43,9 @@ export function serviceDefinition(
   service: DescService,
   options: ProtobufCodecOptions = {},
 ): ServiceDefinition {
-  const methods: Record<string, AnyMethodInit> = {};
+  // No prototype: a method named __proto__ is kept (it set the object's
+  // prototype instead, and was dropped).
+  const methods: Record<string, AnyMethodInit> = Object.create(null);
   for (const [key, method] of Object.entries(service.method)) {
     methods[key] = {
       name: method.name,

@@ -159,7 +159,12 @@ export function implementService<S extends ServiceDefinition>(
     handler: (input: any, context: HandlerContext) => any;
   }>();
   for (const [key, method] of Object.entries(service.methods)) {
-    const handler = (handlers as Record<string, unknown>)[key];
+    const found = (handlers as Record<string, unknown>)[key];
+    // Object's own methods are no handlers: a method named hasOwnProperty
+    // without one was served by Object.prototype's, answering {}.
+    const handler = found === (Object.prototype as Record<string, unknown>)[key]
+      ? undefined
+      : found;
     if (typeof handler !== "function") {
       throw new TypeError(
         `Cannot implement ${service.typeName}: no handler for method ${key}${
@@ -169,8 +174,13 @@ export function implementService<S extends ServiceDefinition>(
     }
     map.set(method.path, {
       method,
+      // Bound to the handlers' object: a class's methods read `this` (an
+      // instance's `this.store` was undefined), as Connect-ES binds them.
       // deno-lint-ignore no-explicit-any
-      handler: handler as (input: any, context: HandlerContext) => any,
+      handler: handler.bind(handlers) as (
+        input: any,
+        context: HandlerContext,
+      ) => any,
     });
   }
   return Object.freeze({ service, handlers: map });
