@@ -1566,6 +1566,81 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     }
   });
 
+  it("two handlers over one store (mounted under two paths) share its uploads' locks: a newer PATCH through one ends the older through the other (both ran at once: one client's bytes published, another's SHA-256 answered)", async () => {
+    const own = await makeTempDir("resumable-two-");
+    try {
+      const store = createResumableFileStore(own);
+      const a = createResumableUploadHandler({
+        store,
+        requestPathPrefix: "/a",
+      });
+      const b = createResumableUploadHandler({
+        store,
+        requestPathPrefix: "/b",
+      });
+      const size = 64 * 1024;
+      const created = await a(
+        req("POST", "/a", {
+          "upload-complete": "?0",
+          "upload-length": String(size),
+        }),
+      );
+      assert.equal(created.status, 201);
+      const id = created.headers.get("location")!.split("/").pop()!;
+      // 4 KiB every 20 ms: the first is still sending when the second
+      // comes.
+      const slow = (byte: number) => {
+        let sent = 0;
+        return new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (sent >= size) return controller.close();
+            await new Promise((r) => setTimeout(r, 20));
+            controller.enqueue(new Uint8Array(4096).fill(byte));
+            sent += 4096;
+          },
+        });
+      };
+      const patch = (
+        handler: (request: Request) => Promise<Response>,
+        prefix: string,
+        byte: number,
+      ) =>
+        handler(
+          new Request(new URL(`/${prefix}/${id}`, BASE), {
+            method: "PATCH",
+            headers: {
+              "content-type": "application/partial-upload",
+              "upload-offset": "0",
+              "upload-complete": "?1",
+              "content-length": String(size),
+            },
+            body: slow(byte),
+            duplex: "half",
+          } as RequestInit),
+        );
+      const first = patch(a, "a", 0x41);
+      await new Promise((r) => setTimeout(r, 100));
+      const second = await patch(b, "b", 0x42);
+      const older = await first;
+      assert.equal(older.status, 409);
+      assert.equal(
+        await older.text(),
+        "Cannot append to upload: a newer request for it took over",
+      );
+      // The newer one found the bytes the older kept: its offset is wrong.
+      assert.equal(second.status, 409);
+      const { "expected-offset": kept } = await second.json();
+      const head = await b(req("HEAD", `/b/${id}`));
+      assert.equal(head.headers.get("upload-offset"), String(kept));
+      assert.equal(head.headers.get("upload-complete"), "?0");
+      assert.ok(!(await readdir(own)).includes(id), "a complete file");
+      // After its checkpoints (delete waits for them).
+      await store.delete(id);
+    } finally {
+      await removeDir(own);
+    }
+  });
+
   it("deleteExpired works unbound (setInterval(store.deleteExpired, ...)) and sweeps what a stopped process left, an hour old", async () => {
     // Before, unbound it threw "Cannot read properties of undefined
     // (reading 'delete')" once an upload had expired, and a record's

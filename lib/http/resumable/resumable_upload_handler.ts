@@ -238,11 +238,14 @@ export function createResumableUploadHandler(
     name === "sha1" || hasher?.(name === "sha256" ? "sha-256" : "sha-512")
   ).join(",");
 
-  /** The request appending to each upload, to cancel it on DELETE. */
-  const locks = new Map<
-    string,
-    { supersede: () => void; done: Promise<unknown> }
-  >();
+  /**
+   * The request appending to each upload, to cancel it on DELETE: one table
+   * per store, shared by every handler over it (two handlers mounted under
+   * two paths over one store ran two appends to one upload at once: one
+   * client's bytes were published, another's SHA-256 answered).
+   */
+  const locks = LOCKS.get(store) ?? new Map();
+  LOCKS.set(store, locks);
   /**
    * Bytes reserved by each unfinished upload (maxTotalBytes), until it
    * completes, is cancelled or expires.
@@ -1200,6 +1203,12 @@ export function createResumableUploadHandler(
     }
   };
 }
+
+/** The upload locks of each store (see `locks` in the handler). */
+const LOCKS = new WeakMap<
+  ResumableStore,
+  Map<string, { supersede: () => void; done: Promise<unknown> }>
+>();
 
 function superseded(): HttpError {
   return new HttpError(
