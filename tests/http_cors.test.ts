@@ -21,7 +21,7 @@ import {
   upload,
 } from "../lib/http/mod.ts";
 import { createHasher, createResumableFileStore } from "../lib/runtime/fs.ts";
-import type { Server } from "../lib/runtime/serve.ts";
+import { serve, type Server } from "../lib/runtime/serve.ts";
 import { makeTempDir, removeDir, startServer } from "./_helpers.ts";
 
 /**
@@ -232,6 +232,41 @@ describe("cors (HTTP flows)", () => {
       [],
       "response headers not exposed",
     );
+  });
+
+  it("exposes the headers of serve's own 503 (Retry-After, which fetchEventStream waits out, read null across origins)", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    const busy = await serve(() => held.then(() => new Response("done")), {
+      hostname: "127.0.0.1",
+      port: 0,
+      maxConcurrentRequests: 1,
+    });
+    try {
+      const holding = fetch(busy.url);
+      let refused: Response | undefined;
+      for (let i = 0; i < 500 && !refused; i++) {
+        const probe = await fetch(busy.url);
+        await probe.body?.cancel();
+        if (probe.status === 503) refused = probe;
+        else await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.ok(refused, "no 503");
+      const names: string[] = [];
+      refused.headers.forEach((_, name) => names.push(name));
+      assert.ok(names.includes("retry-after"));
+      assert.deepEqual(
+        names.filter((name) =>
+          !SAFELISTED.has(name) && !cors.exposedHeaders.includes(name)
+        ),
+        [],
+      );
+      release();
+      await (await holding).body?.cancel();
+    } finally {
+      release();
+      await busy.shutdown();
+    }
   });
 
   it("is frozen: a caller adds its own headers to copies", () => {

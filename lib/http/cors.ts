@@ -91,5 +91,8 @@ export const cors: {
     "repr-digest",
     "want-content-digest",
     "content-encoding",
+    // serve's 503 past maxConcurrentRequests or in a shutdown, which
+    // fetchEventStream waits out (cross-origin it read null).
+    "retry-after",
   ]),
 });
