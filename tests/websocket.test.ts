@@ -536,4 +536,33 @@ describe("upgradeWebSocket under Bun", () => {
       });
     },
   );
+
+  it(
+    "names a copy of the request (a router's rewrite, as Hono's app.mount makes) when it cannot upgrade one (it said to serve with serve(), which the server did)",
+    { skip: runtime !== "bun" && "Bun's server only" },
+    async () => {
+      let message = "";
+      await withServer((request) => {
+        const copy = new Request(new URL("/ws", request.url), request);
+        try {
+          return upgradeWebSocket(copy).response;
+        } catch (error) {
+          message = (error as Error).message;
+          return new Response("refused", { status: 500 });
+        }
+      }, async (served) => {
+        const response = await fetch(served.url, {
+          headers: {
+            upgrade: "websocket",
+            connection: "Upgrade",
+            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "sec-websocket-version": "13",
+          },
+        });
+        await response.text();
+      });
+      assert.match(message, /the request the server received, not a copy/);
+      assert.match(message, /c\.req\.raw/);
+    },
+  );
 });

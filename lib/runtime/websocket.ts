@@ -118,8 +118,11 @@ export function upgradeWebSocket(
   if (bun) {
     const server = bunServerFor(request);
     if (!server) {
+      // Either not served by serve(), or a copy of the request the server
+      // received (a router that rewrites the path, as Hono's app.mount
+      // does): Bun upgrades only the request its server handed over.
       throw new TypeError(
-        "Cannot upgrade to WebSocket: under Bun, serve the handler with serve() from @sluice/streams/serve",
+        "Cannot upgrade to WebSocket: under Bun, serve the handler with serve() from @sluice/streams/serve, and pass it the request the server received, not a copy (a router that rewrites the path, as Hono's app.mount, makes one: route the path to the handler with the original request, c.req.raw in Hono)",
       );
     }
     checkHandshake(request);

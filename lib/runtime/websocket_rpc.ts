@@ -60,7 +60,9 @@ export interface WebSocketRpcHandlerOptions
  *
  * The method path travels in the call's head, so the handler can be mounted
  * at any route (`/rpc-ws`, or `/rpc-ws/*` for clients made with
- * `baseUrl`). The options are those of `createRpcHandler`: limits,
+ * `baseUrl`), given the request the server received: a router's copy of
+ * it (Hono's `app.mount` makes one) cannot be upgraded under Deno or Bun.
+ * The options are those of `createRpcHandler`: limits,
  * compression, `maxTimeoutMs` and `idleTimeoutMs` (which also bounds the
  * wait for the call's head). A handler's `context.requestHeaders` holds
  * the call's headers and the upgrade request's (a browser's cookies and
