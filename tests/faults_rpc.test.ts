@@ -574,3 +574,64 @@ describe("RPC over serveHttp2: a client whose connection goes", () => {
     }
   });
 });
+
+describe("RPC over createHttp2Client: a server that dies mid-answer", () => {
+  // A Node server that answers part of a message, then is killed: its
+  // connection's end is no end of the answer.
+  const SERVER = `
+    const http2 = require("node:http2");
+    const server = http2.createServer();
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => {});
+      stream.resume();
+      const web = String(headers["content-type"]).startsWith("application/grpc-web");
+      stream.respond({
+        ":status": 200,
+        "content-type": web ? "application/grpc-web+proto" : "application/proto",
+      });
+      // Int64Value 5, of a message that would have gone on.
+      stream.write(web ? Buffer.from([0, 0, 0, 0, 4, 8, 5]) : Buffer.from([8, 5]));
+      setTimeout(() => process.kill(process.pid, "SIGKILL"), 200);
+    });
+    server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+  `;
+  const Get = defineService("test.v1.Get", {
+    get: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+
+  for (const protocol of ["connect", "grpc-web"] as const) {
+    it(`${protocol}: fails the call UNAVAILABLE (a Connect unary call succeeded with the half it had; gRPC-Web failed INTERNAL)`, async () => {
+      const child = spawn("node", ["-e", SERVER], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      try {
+        const port = await deadline(
+          new Promise<number>((resolve) =>
+            child.stdout!.once("data", (data) => resolve(Number(String(data))))
+          ),
+          T,
+          "the server's port",
+        );
+        const baseUrl = `http://127.0.0.1:${port}`;
+        const httpClient = createHttp2Client(baseUrl);
+        try {
+          const transport = protocol === "connect"
+            ? createConnectTransport({ baseUrl, httpClient })
+            : createGrpcWebTransport({ baseUrl, httpClient });
+          await assert.rejects(
+            deadline(createClient(Get, transport).get(1n), T, "the call"),
+            (error: unknown) => {
+              assert.ok(error instanceof RpcError, String(error));
+              assert.equal(error.code, Code.Unavailable, error.message);
+              return true;
+            },
+          );
+        } finally {
+          await httpClient.close();
+        }
+      } finally {
+        child.kill("SIGKILL");
+      }
+    });
+  }
+});

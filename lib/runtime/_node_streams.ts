@@ -27,13 +27,15 @@ import {
  *
  * It is also a push source (lib/streams/_fuse.ts): the library's own
  * consumer may take the chunks in the node stream's events instead, the
- * queued ones first.
+ * queued ones first. `endError`, if it gives an error at the node stream's
+ * end, errors the stream with it instead of closing it.
  */
 export function readableFromNode(
   stream: Duplex,
   maxBufferBytes = 65536,
   resetError: (error?: Error) => Error = (error) =>
     error ?? new Error("Cannot read stream: it was reset before its end"),
+  endError?: () => Error | undefined,
 ): ReadableStream<Uint8Array> {
   // Done: ended, errored or cancelled (nothing more goes to the stream).
   let cancelled = false;
@@ -89,6 +91,12 @@ export function readableFromNode(
       });
       stream.once("end", () => {
         if (cancelled) return;
+        // An end that is none: node:http2 (Deno's and Bun's) ends a client
+        // stream's data when its connection dies, and a response cut short
+        // read as whole (a Connect unary call succeeded with half its
+        // message).
+        const error = endError?.();
+        if (error !== undefined) return fail(error);
         ended = true;
         // Queued chunks are read first; the last read closes.
         if (queue.length === 0) close();

@@ -213,7 +213,15 @@ export function createHttp2Client(
     // node:http2 reports most RST_STREAM codes as a bare 'error': the
     // code says what the server meant (ENHANCE_YOUR_CALM is no reason to
     // retry, as UNAVAILABLE would be).
-    const body = readableFromNode(stream, readBufferBytes, errorOf);
+    // An end of a stream already destroyed or reset (its connection cut:
+    // node:http2 ends its data then) is no end of the response. (A
+    // session closing gracefully, GOAWAY sent, ends its streams whole.)
+    const body = readableFromNode(
+      stream,
+      readBufferBytes,
+      errorOf,
+      () => stream.destroyed || isReset(stream.rstCode) ? errorOf() : undefined,
+    );
     // A stream the server refused (REFUSED_STREAM), or one above the last
     // its GOAWAY says it processes (a server closing a connection after so
     // many streams, as serveHttp2 does under Deno), was never processed
