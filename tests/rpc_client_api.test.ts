@@ -749,7 +749,7 @@ describe("Connect unary: an answer that is not Connect's", () => {
 });
 
 describe("gRPC-Web: a status in the headers of an answer that is not 200", () => {
-  it("is the call's status, as gRPC reads it (the HTTP status's code and words replaced it)", async () => {
+  it("is the call's status, as gRPC reads it, whatever body comes with it (the HTTP status's code and words replaced it)", async () => {
     const answering = (status: number, headers: HeadersInit) =>
       createClient(
         Service,
@@ -759,8 +759,12 @@ describe("gRPC-Web: a status in the headers of an answer that is not 200", () =>
             Promise.resolve({
               status,
               headers: new Headers(headers),
+              // A proxy's error page.
               body: new ReadableStream<Uint8Array>({
                 start(controller) {
+                  controller.enqueue(
+                    new TextEncoder().encode("<html>busy</html>"),
+                  );
                   controller.close();
                 },
               }),
@@ -770,7 +774,7 @@ describe("gRPC-Web: a status in the headers of an answer that is not 200", () =>
       );
     await assert.rejects(
       answering(503, {
-        "content-type": "application/grpc-web+proto",
+        "content-type": "text/html",
         "grpc-status": "8",
         "grpc-message": "quota%20exhausted",
       }).echo(1n),

@@ -22,18 +22,18 @@ export function validateResponse(
   acceptCompression: readonly Compression[],
 ): ValidatedResponse {
   const status = readStatus(response.headers);
-  // A status in the headers is the call's (Trailers-Only), also on another
-  // HTTP status than 200 if it is an error (a proxy's 503 that says
-  // UNAVAILABLE and why, as gRPC's validation reads it): its code and
-  // message were replaced by the HTTP status's.
-  if (status !== null && (response.status === 200 || status !== undefined)) {
+  if (response.status !== 200) {
+    // An error status in the headers of another HTTP status than 200 is
+    // the call's (a proxy's 503 that says RESOURCE_EXHAUSTED and why, as
+    // gRPC's validation reads it; its code and message were replaced by
+    // the HTTP status's), whatever body comes with it (an error page).
+    throw status ?? httpStatusError(response.status, response.headers);
+  }
+  if (status !== null) {
     return {
       compression: null,
       status: { error: status, trailers: response.headers },
     };
-  }
-  if (response.status !== 200) {
-    throw httpStatusError(response.status, response.headers);
   }
   return validateGrpcMessages(
     response,
