@@ -465,6 +465,66 @@ describe("resumableUpload", () => {
     assert.equal(sha256(stored), sha256(data));
   });
 
+  it("after an append's 400, asks for the offset once and throws the 400 if the upload is not complete, unread body and all (its problem body, read, was once taken for a cut connection and retried, or held the upload when it stalled)", async () => {
+    for (const stalls of [false, true]) {
+      const seen: string[] = [];
+      const fake = ((_input: RequestInfo | URL, init?: RequestInit) => {
+        const method = init?.method ?? "GET";
+        seen.push(method);
+        if (method === "POST") {
+          return Promise.resolve(
+            new Response(null, {
+              status: 201,
+              headers: { location: "/uploads/abc", "upload-offset": "0" },
+            }),
+          );
+        }
+        if (method === "HEAD") {
+          return Promise.resolve(
+            new Response(null, {
+              status: 204,
+              headers: { "upload-offset": "0", "upload-complete": "?0" },
+            }),
+          );
+        }
+        const problem =
+          '{"type":"https://iana.org/assignments/http-problem-types#inconsistent-upload-length"}';
+        return Promise.resolve(
+          new Response(
+            new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.enqueue(
+                  enc.encode(stalls ? problem.slice(0, 20) : problem),
+                );
+                if (!stalls) controller.close();
+              },
+            }),
+            {
+              status: 400,
+              headers: { "content-type": "application/problem+json" },
+            },
+          ),
+        );
+      }) as typeof fetch;
+      await assert.rejects(
+        deadline(
+          resumableUpload("http://x/uploads", new Uint8Array(10), {
+            fetch: fake,
+            idleTimeoutMs: 200,
+            ...FAST,
+          }),
+          5_000,
+          "the upload",
+        ),
+        (error: unknown) =>
+          error instanceof HttpError && error.status === 400 &&
+          error.message ===
+            "Cannot upload: the server answered 400 to an append",
+      );
+      assert.deepEqual(seen, ["POST", "PATCH", "HEAD"]);
+    }
+  });
+
   it("retries a 5xx after asking for the offset", async () => {
     const data = randomBytes(3 * MiB);
     failPatches = 3;

@@ -331,48 +331,6 @@ export async function resumableUpload(
     }
   }
 
-  /**
-   * Whether an answer is the IETF draft's 400 `completed-upload` problem
-   * (an append to an upload that is complete); its body is read (at most
-   * 4 KiB) or cancelled.
-   */
-  async function completedUpload(response: Response): Promise<boolean> {
-    const type = response.headers.get("content-type") ?? "";
-    if (
-      response.status !== 400 || !response.body ||
-      !/^application\/problem\+json\s*(;|$)/i.test(type)
-    ) return false;
-    const reader = response.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    try {
-      while (size <= 4096) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-        size += value.byteLength;
-      }
-    } catch {
-      return false;
-    } finally {
-      reader.cancel().catch(() => {});
-    }
-    if (size > 4096) return false;
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of chunks) {
-      bytes.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    try {
-      const problem = JSON.parse(new TextDecoder().decode(bytes));
-      return typeof problem?.type === "string" &&
-        /[#/]completed-upload$/.test(problem.type);
-    } catch {
-      return false;
-    }
-  }
-
   function refuse(response: Response, what: string): HttpError {
     return answeredError(
       response.status,
@@ -497,7 +455,7 @@ export async function resumableUpload(
    * progress does the next append wait (back-off).
    */
   let conflict: HttpError | undefined;
-  /** An append's 400 `completed-upload` problem, until the offset says. */
+  /** An append's 400, until the offset says whether the upload is done. */
   let claimedComplete: HttpError | undefined;
 
   while (finalResponse === undefined) {
@@ -581,18 +539,18 @@ export async function resumableUpload(
           : body.slice(offset, end) as BodyInit,
       );
       if (!response.ok) {
-        if (
-          !tus && claimedComplete === undefined &&
-          await completedUpload(response)
-        ) {
-          // The upload is complete already: another client with the same
-          // URL (or a cut request's bytes) finished it. Its offset says
-          // whether with this body's every byte.
+        await response.body?.cancel();
+        if (!tus && response.status === 400 && claimedComplete === undefined) {
+          // Maybe complete already: another client with the same URL (two
+          // tabs resuming one file) finished it, and the server refuses an
+          // append to a complete upload with 400 (the draft's
+          // completed-upload, or inconsistent-upload-length for one with
+          // content). Its offset says whether with this body's every byte;
+          // if not, the 400 stands.
           claimedComplete = refuse(response, "an append");
           needOffset = true;
           continue;
         }
-        await response.body?.cancel();
         if (!retryable(response.status)) {
           throw refuse(response, "an append");
         }
