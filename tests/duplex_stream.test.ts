@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { Buffer } from "node:buffer";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { deadline } from "./_helpers.ts";
 import { WatchedViews } from "./_memory.ts";
@@ -202,6 +203,15 @@ describe("DuplexStream iteration and writing", () => {
       (_, i) => String(i % 10).repeat(4),
     ).join("");
     assert.equal(dec.decode((await b.read(1000))!), expected);
+    // A Node Buffer too, whose own slice() is a view (fs.read fills one).
+    const [c, d] = pair(64 * 1024);
+    const reused = Buffer.alloc(2);
+    for (const text of ["ab", "cd", "ef"]) {
+      reused.write(text);
+      await c.write(reused);
+    }
+    await c.closeWrite();
+    assert.equal(dec.decode((await d.read(6))!), "abcdef");
   });
 
   it("DuplexStream.write waits while the output is back-pressured", async () => {

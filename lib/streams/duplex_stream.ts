@@ -44,6 +44,15 @@ function checkLimit(name: string, value: number): number {
 }
 
 /**
+ * Writes bytes the caller gives up (the library's own frames, never
+ * written to again) to a duplex stream without the copy `write` makes.
+ */
+export let writeOwned: (
+  stream: DuplexStream,
+  chunk: Uint8Array,
+) => Promise<void>;
+
+/**
  * An IO-like object over two independent streams: bytes are read from
  * `readable` (the input) and written to `writable` (the output), like
  * protocol-http's `Body::Stream` merging a request body and a response body.
@@ -94,6 +103,7 @@ function checkLimit(name: string, value: number): number {
  * assert.equal(await stream.readPartial(), null); // end of input
  * ```
  */
+
 export class DuplexStream
   implements
     AsyncIterable<Uint8Array>,
@@ -416,6 +426,10 @@ export class DuplexStream
     return this.#write(chunk, true);
   }
 
+  static {
+    writeOwned = (stream, chunk) => stream.#write(chunk, false);
+  }
+
   #write(chunk: Uint8Array | string, copy: boolean): Promise<void> {
     if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
       try {
@@ -430,10 +444,11 @@ export class DuplexStream
         return Promise.reject(error);
       }
     }
+    // Uint8Array's own slice: a Buffer's slice() is a view, not a copy.
     const bytes = typeof chunk === "string"
       ? this.#encoder.encode(chunk)
       : copy
-      ? chunk.slice()
+      ? Uint8Array.prototype.slice.call(chunk)
       : chunk;
     return this.#serialWrite(async () => {
       this.#checkWritable("write");

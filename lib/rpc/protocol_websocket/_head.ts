@@ -7,7 +7,7 @@ import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import { encodeFrame } from "../wire/_frame.ts";
 import { quote } from "../protocol/_quote.ts";
-import type { DuplexStream } from "../../streams/duplex_stream.ts";
+import { type DuplexStream, writeOwned } from "../../streams/duplex_stream.ts";
 
 /** The WebSocket subprotocol of RPC over WebSocket. */
 export const WEBSOCKET_RPC_PROTOCOL = "sluice.rpc.v1";
@@ -198,14 +198,14 @@ export async function writeBody(
   body: ReadableStream<Uint8Array> | Uint8Array | null | undefined,
 ): Promise<void> {
   if (body instanceof Uint8Array) {
-    await duplex.write(body);
+    await writeOwned(duplex, body);
   } else if (body) {
     const reader = body.getReader();
     try {
       while (true) {
         const { done, value } = await reader.read();
         if (done) break;
-        await duplex.write(value);
+        await writeOwned(duplex, value);
       }
     } catch (error) {
       await reader.cancel(error).catch(() => {});

@@ -1,3 +1,4 @@
+import { writeOwned } from "../../streams/duplex_stream.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { UniversalHandler } from "../universal.ts";
@@ -141,7 +142,7 @@ async function serveCall(
     // head (the end of a unary request, a bidi call's first message) until
     // that acknowledgement, which the server's kernel otherwise delays
     // about 40 ms. Message boundaries mean nothing to the protocol.
-    await duplex.write(new Uint8Array(1));
+    await writeOwned(duplex, new Uint8Array(1));
     flagsSent = true;
     const path = head.json.path;
     if (typeof path !== "string" || !path.startsWith("/")) {
@@ -174,7 +175,8 @@ async function serveCall(
       signal: closed.signal,
     });
     headSent = true;
-    await duplex.write(
+    await writeOwned(
+      duplex,
       encodeResponseHead({
         status: response.status,
         headers: response.headers,
@@ -194,8 +196,9 @@ async function serveCall(
           headers: new Headers({ "content-type": contentType("proto") }),
         });
         // Its first byte went out already if the call's head was read.
-        await duplex.write(flagsSent ? head.subarray(1) : head);
-        await duplex.write(
+        await writeOwned(duplex, flagsSent ? head.subarray(1) : head);
+        await writeOwned(
+          duplex,
           encodeEndStreamFrame({ error: rpcError, trailers: new Headers() }),
         );
         await duplex.closeWrite();

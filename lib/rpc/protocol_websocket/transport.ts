@@ -1,3 +1,4 @@
+import { writeOwned } from "../../streams/duplex_stream.ts";
 import type { Transport, TransportOptions } from "../client/transport.ts";
 import { checkFunction } from "../../_internal/arguments.ts";
 import { createConnectTransport } from "../protocol_connect/transport.ts";
@@ -174,10 +175,10 @@ function websocketClient(
         );
         message.set(callHead);
         message.set(request.body, callHead.byteLength);
-        await duplex.write(message);
+        await writeOwned(duplex, message);
         sendBody(duplex, undefined);
       } else {
-        await duplex.write(callHead);
+        await writeOwned(duplex, callHead);
         // The request body streams while the response is read.
         sendBody(duplex, request.body);
       }
