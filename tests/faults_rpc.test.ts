@@ -10,6 +10,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import http2 from "node:http2";
 import {
   Code,
   createClient,
@@ -570,6 +571,125 @@ describe("RPC over serveHttp2: a client whose connection goes", () => {
       assert.equal(aborted, 10);
       assert.ok(sent - at < 1000, `${sent - at} messages after the cut`);
     } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+describe("serveHttp2: streams nobody reads at a shutdown, and a handler's own failed body", () => {
+  it("cuts a connection whose streams are stalled on flow control when shutdownTimeoutMs has passed (under Deno its session was destroyed first and its socket stayed open: the client was never told)", async () => {
+    // A Node client in its own process opens 3 streaming calls it never
+    // reads, then reports when its connection closes.
+    const CLIENT = `
+      const http2 = require("node:http2");
+      const session = http2.connect("http://127.0.0.1:" + process.argv[1]);
+      session.on("error", () => {});
+      for (let i = 0; i < 3; i++) {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/test.v1.Flood/flood",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        stream.on("error", () => {});
+        stream.pause();
+        stream.end(Buffer.alloc(5));
+      }
+      console.log("open");
+      session.on("close", () => { console.log("closed"); process.exit(0); });
+      setTimeout(() => { console.log("still open"); process.exit(0); }, 15000);
+    `;
+    const Chunk = {
+      typeName: "test.v1.Chunk",
+      proto: {
+        encode: (value: Uint8Array) => value,
+        decode: (bytes: Uint8Array) => bytes.slice(),
+      },
+    };
+    const Flood = defineService("test.v1.Flood", {
+      flood: { kind: "server-streaming", input: Int64Value, output: Chunk },
+    });
+    const chunk = new Uint8Array(64 * 1024);
+    let started = 0;
+    const server = await serveHttp2(
+      createUniversalHandler(implementService(Flood, {
+        async *flood(_n, context) {
+          started++;
+          const stop = Date.now() + 2 * T;
+          while (!context.signal.aborted && Date.now() < stop) yield chunk;
+        },
+      })),
+      { hostname: "127.0.0.1", port: 0, shutdownTimeoutMs: 300 },
+    );
+    const client = spawn("node", ["-e", CLIENT, String(server.port)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const lines: string[] = [];
+    client.stdout!.on(
+      "data",
+      (data) => lines.push(...String(data).split("\n")),
+    );
+    const exited = new Promise((resolve) => client.once("exit", resolve));
+    try {
+      const end = Date.now() + T;
+      while (started < 3 && Date.now() < end) await wait(10);
+      assert.equal(started, 3);
+      // The streams fill their windows, then wait for a reader.
+      await wait(300);
+      await deadline(server.shutdown(), T, "shutdown");
+      await deadline(exited, T, "the client's exit");
+      assert.deepEqual(lines.filter((line) => line !== ""), [
+        "open",
+        "closed",
+      ]);
+    } finally {
+      client.kill("SIGKILL");
+      await server.shutdown();
+    }
+  });
+
+  it("resets a stream whose handler's body fails (INTERNAL_ERROR; the client waited for the rest for ever), its signal not aborted as if the client had gone", async () => {
+    let reason: unknown = "not aborted";
+    const server = await serveHttp2(async (request) => {
+      request.signal?.addEventListener("abort", () => {
+        reason = request.signal!.reason;
+      });
+      let pulls = 0;
+      return {
+        status: 200,
+        headers: new Headers({ "content-type": "text/plain" }),
+        body: new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (pulls++ === 0) {
+              controller.enqueue(new TextEncoder().encode("hello"));
+            } else controller.error(new Error("the handler's own failure"));
+          },
+        }),
+      };
+    }, { hostname: "127.0.0.1", port: 0 });
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    session.on("error", () => {});
+    try {
+      const outcome = await deadline(
+        new Promise<string>((resolve) => {
+          const stream = session.request({ ":path": "/" });
+          let got = "";
+          stream.on("data", (data) => got += data);
+          stream.on("error", (error) => resolve(`${got}: ${error.message}`));
+          stream.on("close", () => resolve(`${got}: closed ${stream.rstCode}`));
+          stream.end();
+        }),
+        T,
+        "the answer",
+      );
+      assert.equal(
+        outcome,
+        "hello: Stream closed with error code NGHTTP2_INTERNAL_ERROR",
+      );
+      await wait(50);
+      assert.equal(reason, "not aborted");
+    } finally {
+      session.destroy();
       await server.shutdown();
     }
   });

@@ -281,9 +281,18 @@ export async function serveHttp2(
   // its socket open under Deno's and Bun's node:http2 (shutdown() waited
   // for it for ever), so what is left at the cut is destroyed here.
   const sockets = new Set<Socket>();
+  // Each session's cleanup, by its connection's peer: under Deno a session
+  // whose connection was destroyed with streams stalled on flow control
+  // never emits 'close' (nor do those streams), and its entries stayed
+  // for good (about 200 KiB a connection). The socket's 'close' comes.
+  const gone = new Map<string, () => void>();
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    const peer = peerOf(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      gone.get(peer)?.();
+    });
   });
   // Aborted when shutdown() has waited shutdownTimeoutMs: ends the calls.
   const cutCalls = new AbortController();
@@ -300,10 +309,20 @@ export async function serveHttp2(
     session.on("error", () => {
       // A broken session only concerns its own streams; node:http2 closes it.
     });
-    session.once("close", () => {
+    const peer = session.socket ? peerOf(session.socket) : undefined;
+    const forget = () => {
       sessions.delete(session);
       state.stop();
-    });
+      if (peer !== undefined && gone.get(peer) === cleanup) gone.delete(peer);
+    };
+    // The connection went: its streams and the session go with it.
+    const cleanup = () => {
+      state.destroyStreams();
+      if (!session.destroyed) session.destroy();
+      forget();
+    };
+    if (peer !== undefined) gone.set(peer, cleanup);
+    session.once("close", forget);
     let streamsSeen = 0;
     session.on("stream", (stream, headers) => {
       if (
@@ -419,8 +438,11 @@ export async function serveHttp2(
             ),
           );
           cut = setTimeout(() => {
-            for (const session of sessions.keys()) session.destroy();
-            for (const socket of sockets) socket.destroy();
+            // The sockets first: under Deno a session destroyed with a
+            // stream stalled on flow control emits its socket's 'close'
+            // but keeps the connection open, so the client was never told.
+            for (const socket of [...sockets]) socket.destroy();
+            for (const session of [...sessions.keys()]) session.destroy();
           }, CUT_GRACE_MS);
         }, shutdownTimeoutMs);
         finished.promise.then(() => {
@@ -473,6 +495,8 @@ interface SessionState {
   /** Re-arms the idle timer if no stream is open. */
   touch(): void;
   stop(): void;
+  /** Destroys the streams not yet closed (their connection is gone). */
+  destroyStreams(): void;
 }
 
 // The per-session limits that node:http2 has no option for: the first
@@ -483,6 +507,7 @@ function watchSession(
   limits: SessionLimits,
 ): SessionState {
   let open = 0;
+  const streams = new Set<http2.ServerHttp2Stream>();
   let sawRequest = false;
   let resets = 0;
   let windowStart = performance.now();
@@ -513,10 +538,12 @@ function watchSession(
     },
     opened(stream, counted) {
       open++;
+      streams.add(stream);
       sawRequest = true;
       clearTimeout(timer);
       timer = undefined;
       stream.once("close", () => {
+        streams.delete(stream);
         open--;
         if (counted && !isAnswered(stream)) state.strike();
         state.touch();
@@ -530,6 +557,12 @@ function watchSession(
     stop() {
       clearTimeout(timer);
       timer = undefined;
+    },
+    destroyStreams() {
+      for (const stream of streams) {
+        if (!stream.destroyed) stream.destroy();
+      }
+      streams.clear();
     },
     strike() {
       const now = performance.now();
@@ -619,8 +652,17 @@ async function handleStream(
   try {
     await writeToNode(response.body, stream);
   } catch {
-    // The client went away: the call is told (if no event has told it).
-    onGone();
+    if (isGone(stream)) {
+      // The client went away: the call is told (if no event has told it).
+      onGone();
+    } else {
+      // The handler's own body failed: the client is told by a reset,
+      // INTERNAL_ERROR (it waited for the rest for ever; close(code) sent
+      // none under Deno and Bun), and the slot is freed. The handler
+      // knows; its signal is not aborted.
+      ended = true;
+      stream.destroy(new Error("the handler's body failed"));
+    }
     return;
   }
   const trailers = wantTrailers
