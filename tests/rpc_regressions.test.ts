@@ -1672,6 +1672,17 @@ describe("createHttp2Client: TLS, close()", () => {
           error.code === Code.FailedPrecondition &&
           /the HTTP\/2 client was closed/.test(error.rawMessage),
       );
+      // Called itself, as an HttpClient is, it rejects: it threw.
+      const direct = (() =>
+        httpClient({
+          method: "POST",
+          url: `${url}/t/one`,
+          headers: new Headers(),
+          body: new Uint8Array(0),
+          signal: new AbortController().signal,
+        }))();
+      assert.ok(direct instanceof Promise);
+      await assert.rejects(direct, { code: Code.FailedPrecondition });
       assert.equal(streams, 0);
     } finally {
       await server.close();

@@ -352,7 +352,16 @@ export function createHttp2Client(
     );
   };
 
-  return Object.assign(request, {
+  // Its failures are rejections, never throws (after close(), a signal
+  // already aborted): a caller of the HttpClient awaits a promise.
+  const client = (req: UniversalClientRequest) => {
+    try {
+      return request(req);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+  return Object.assign(client, {
     close(): Promise<void> {
       closed = true;
       const s = session;
