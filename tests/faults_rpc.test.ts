@@ -650,12 +650,12 @@ describe("serveHttp2: streams nobody reads at a shutdown, and a handler's own fa
 
   it("resets a stream whose handler's body fails (INTERNAL_ERROR; the client waited for the rest for ever), its signal not aborted as if the client had gone", async () => {
     let reason: unknown = "not aborted";
-    const server = await serveHttp2(async (request) => {
+    const server = await serveHttp2((request) => {
       request.signal?.addEventListener("abort", () => {
         reason = request.signal!.reason;
       });
       let pulls = 0;
-      return {
+      return Promise.resolve({
         status: 200,
         headers: new Headers({ "content-type": "text/plain" }),
         body: new ReadableStream<Uint8Array>({
@@ -665,7 +665,7 @@ describe("serveHttp2: streams nobody reads at a shutdown, and a handler's own fa
             } else controller.error(new Error("the handler's own failure"));
           },
         }),
-      };
+      });
     }, { hostname: "127.0.0.1", port: 0 });
     const session = http2.connect(`http://127.0.0.1:${server.port}`);
     session.on("error", () => {});

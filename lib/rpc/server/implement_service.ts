@@ -153,10 +153,11 @@ export function implementService<S extends ServiceDefinition>(
     "an object of functions, one per method",
     handlers,
   );
+  // deno-lint-ignore no-explicit-any
+  type Handler = (input: any, context: HandlerContext) => any;
   const map = new Map<string, {
     method: MethodDefinition<unknown, unknown, MethodKind>;
-    // deno-lint-ignore no-explicit-any
-    handler: (input: any, context: HandlerContext) => any;
+    handler: Handler;
   }>();
   for (const [key, method] of Object.entries(service.methods)) {
     const found = (handlers as Record<string, unknown>)[key];
@@ -176,11 +177,7 @@ export function implementService<S extends ServiceDefinition>(
       method,
       // Bound to the handlers' object: a class's methods read `this` (an
       // instance's `this.store` was undefined), as Connect-ES binds them.
-      // deno-lint-ignore no-explicit-any
-      handler: handler.bind(handlers) as (
-        input: any,
-        context: HandlerContext,
-      ) => any,
+      handler: handler.bind(handlers) as Handler,
     });
   }
   return Object.freeze({ service, handlers: map });
