@@ -304,6 +304,15 @@ describe("implementService and createClient with handlers and services as users 
         message: "Cannot implement Odd: no handler for method hasOwnProperty",
       },
     );
+    // Nor a class for its instance's `constructor` (called, it threw).
+    const Ctor = defineService("Ctor", {
+      constructor: { kind: "unary", input: Int64Value, output: Int64Value },
+    });
+    class Impl {}
+    assert.throws(() => rpcImplementService(Ctor, new Impl() as never), {
+      name: "TypeError",
+      message: "Cannot implement Ctor: no handler for method constructor",
+    });
     const implementation = rpcImplementService(Odd, {
       hasOwnProperty: (v: bigint) => v,
       ["__proto__"]: (v: bigint) => v,

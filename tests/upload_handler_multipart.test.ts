@@ -764,6 +764,14 @@ describe("createUploadHandler multipart mode", () => {
       );
       await assertEmpty(out);
     }
+    // US-ASCII, a subset of UTF-8, is read.
+    const ascii = await fresh();
+    const named = await storing(ascii)(post(rawBody([
+      `Content-Disposition: form-data; name="pic"; filename*=us-ascii''a%2Etxt\r\n\r\nA`,
+    ])));
+    assert.equal(named.status, 201);
+    assert.equal((await named.json()).files[0].filename, "a.txt");
+    await removeDir(ascii);
     // A plain filename beside an unreadable filename* is the name.
     const out = await fresh();
     const response = await storing(out)(post(rawBody([
@@ -785,6 +793,22 @@ describe("createUploadHandler multipart mode", () => {
     assert.equal(
       await declared.text(),
       "Cannot accept form: file part 2: Content-Length 2000 exceeds maxFileBytes 1024",
+    );
+    const malformed = await handler(post(rawBody([
+      `Content-Disposition: form-data; name="b"; filename="b.txt"\r\nContent-Length: abc\r\n\r\nxy`,
+    ])));
+    assert.equal(malformed.status, 400);
+    assert.equal(
+      await malformed.text(),
+      'Cannot accept form: file part 1: bad Content-Length "abc"',
+    );
+    const digest = await handler(post(rawBody([
+      `Content-Disposition: form-data; name="b"; filename="b.txt"\r\nContent-Digest: sha-256=nope\r\n\r\nxy`,
+    ])));
+    assert.equal(digest.status, 400);
+    assert.match(
+      await digest.text(),
+      /^Cannot accept form: file part 1: its Content-Digest: /,
     );
     const longer = await handler(post(rawBody([
       `Content-Disposition: form-data; name="b"; filename="b.txt"\r\nContent-Length: 3\r\n\r\nxyzzy`,

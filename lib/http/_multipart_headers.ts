@@ -169,14 +169,16 @@ function latin1ToUtf8(text: string): string {
 
 /**
  * An RFC 5987 / RFC 2231 extended value, `charset'language'%XX...`;
- * undefined for a charset other than UTF-8 or ISO-8859-1 or a malformed
+ * undefined for a charset other than UTF-8, ISO-8859-1 or US-ASCII, or a malformed
  * value (the plain parameter is used instead).
  */
 function decodeExtended(value: string): string | undefined {
   const match = /^([^']*)'[^']*'(.*)$/.exec(value);
   if (!match) return undefined;
   const charset = match[1].toLowerCase();
-  if (charset !== "utf-8" && charset !== "iso-8859-1") return undefined;
+  if (
+    charset !== "utf-8" && charset !== "iso-8859-1" && charset !== "us-ascii"
+  ) return undefined;
   const text = match[2];
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
@@ -194,6 +196,10 @@ function decodeExtended(value: string): string | undefined {
   }
   const array = Uint8Array.from(bytes);
   if (charset === "utf-8") return utf8.decode(array);
+  // US-ASCII, a subset of both, as some clients name it.
+  if (charset === "us-ascii" && array.some((byte) => byte > 0x7f)) {
+    return undefined;
+  }
   return byteString(array);
 }
 

@@ -730,13 +730,20 @@ function multipartReceiver(
  * `maxBytes`, where the limit is `maxFileBytes` and the length the part's.
  */
 function inPart(error: unknown, index: number): unknown {
-  const prefix = "Cannot accept body: ";
-  if (!(error instanceof HttpError) || !error.message.startsWith(prefix)) {
-    return error;
-  }
+  if (!(error instanceof HttpError)) return error;
+  const said = (
+    [
+      ["Cannot accept body: ", ""],
+      // A malformed Content-Length or Content-Digest of the part's own.
+      ["Cannot read body: ", ""],
+      ["Cannot parse digest header: ", "its Content-Digest: "],
+    ] as const
+  ).find(([prefix]) => error.message.startsWith(prefix));
+  if (said === undefined) return error;
+  const [prefix, subject] = said;
   return new HttpError(
     error.status,
-    `Cannot accept form: file part ${index}: ${
+    `Cannot accept form: file part ${index}: ${subject}${
       error.message.slice(prefix.length).replace(
         /\bmaxBytes\b/,
         "maxFileBytes",

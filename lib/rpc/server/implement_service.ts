@@ -162,10 +162,13 @@ export function implementService<S extends ServiceDefinition>(
   for (const [key, method] of Object.entries(service.methods)) {
     const found = (handlers as Record<string, unknown>)[key];
     // Object's own methods are no handlers: a method named hasOwnProperty
-    // without one was served by Object.prototype's, answering {}.
-    const handler = found === (Object.prototype as Record<string, unknown>)[key]
-      ? undefined
-      : found;
+    // without one was served by Object.prototype's, answering {}; nor is a
+    // class its instance's `constructor` (called without new, it threw).
+    const handler =
+      found === (Object.prototype as Record<string, unknown>)[key] ||
+        (key === "constructor" && !Object.hasOwn(handlers, key))
+        ? undefined
+        : found;
     if (typeof handler !== "function") {
       throw new TypeError(
         `Cannot implement ${service.typeName}: no handler for method ${key}${
