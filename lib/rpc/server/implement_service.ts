@@ -120,6 +120,8 @@ export interface ServiceImplementation {
  * web streams (or async iterables): a client-streaming handler can be a
  * `reduce`, a bidi handler a `TransformStream` such as a `ScanStream`.
  * Throw an {@linkcode RpcError} to fail a call with a given code.
+ * `handlers` may be an instance of a class of your own: each handler is
+ * called with it as `this`, as Connect-ES does.
  *
  * @param service The service definition.
  * @param handlers One handler per method.
