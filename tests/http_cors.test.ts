@@ -234,7 +234,7 @@ describe("cors (HTTP flows)", () => {
     );
   });
 
-  it("exposes the headers of serve's own 503 (Retry-After, which fetchEventStream waits out, read null across origins)", async () => {
+  it("exposes every header of serve's own 503 (Retry-After, which fetchEventStream waits out), for a CORS layer that answers with them", async () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => release = resolve);
     const busy = await serve(() => held.then(() => new Response("done")), {

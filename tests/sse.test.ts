@@ -1229,8 +1229,9 @@ describe("fetchEventStream", () => {
       return { seen, events, error };
     };
 
-    // Another origin, up, refusing Last-Event-ID: one HEAD without it is
-    // answered, the request made again at once fails too.
+    // Another origin, up, refusing Last-Event-ID: a HEAD without it is
+    // answered, the request made again at once fails too, three times in
+    // a row.
     const refused = await run(
       "http://127.0.0.1:8000/app",
       (_method, id) => id === null,
@@ -1242,7 +1243,24 @@ describe("fetchEventStream", () => {
       /^Cannot read event stream: the stream cannot resume: http:\/\/localhost:9 is another origin, which answers requests without Last-Event-ID but refused one with it \(its CORS preflight must allow the header: list last-event-id in Access-Control-Allow-Headers, as cors.allowedHeaders from @sluice\/streams\/http does\)$/,
     );
     assert.equal((refused.error.cause as Error).message, "Failed to fetch");
-    assert.deepEqual(refused.seen, ["GET -", "GET 2", "HEAD -", "GET 2"]);
+    assert.deepEqual(refused.seen, [
+      "GET -",
+      ...Array(3).fill(["GET 2", "HEAD -", "GET 2"]).flat(),
+    ]);
+
+    // Once only (a server at capacity: its 503 without CORS headers reads
+    // as a network error too), then answered: the feed goes on (it ended
+    // for good).
+    let blips = 2;
+    const blip = await run("http://127.0.0.1:8000/app", (method, id) => {
+      if (method === "GET" && id === "2" && blips > 0) {
+        blips--;
+        return false;
+      }
+      return true;
+    });
+    assert.equal(blip.error, undefined);
+    assert.deepEqual(blip.events, ["1", "2", "3"]);
 
     // Another origin, down: the HEAD goes unanswered too, so the stream
     // retries as before, up to maxRetries.

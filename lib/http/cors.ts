@@ -91,8 +91,9 @@ export const cors: {
     "repr-digest",
     "want-content-digest",
     "content-encoding",
-    // serve's 503 past maxConcurrentRequests or in a shutdown, which
-    // fetchEventStream waits out (cross-origin it read null).
+    // A 503's or a 429's delay, which fetchEventStream waits out: readable
+    // across origins only in an answer that carries CORS headers (serve's
+    // own 503s, sent before any handler, carry none).
     "retry-after",
   ]),
 });

@@ -71,6 +71,13 @@ const DEFAULT_MAX_RETRY_MS = 30_000;
 const MIN_BACKOFF_MS = 100;
 
 /**
+ * How many reconnections in a row to another origin must fail with
+ * `Last-Event-ID` while a `HEAD` without it is answered before the stream
+ * errors naming the preflight.
+ */
+const REFUSALS_ACROSS = 3;
+
+/**
  * Statuses that say "not now" (rate-limited, a proxy without its upstream,
  * a server at capacity or shutting down, as `serve` answers): retried as a
  * failed connection, where `EventSource` fails for good.
@@ -150,9 +157,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   which needs a CORS preflight allowing it (`EventSource`'s reconnections
  *   need none). When one fails, a `HEAD` without the header (no preflight)
  *   asks whether the server is there: if it answers and the reconnection
- *   made again at once fails too, the stream errors with a `TypeError`
- *   naming `Last-Event-ID` and `Access-Control-Allow-Headers`; if not, it
- *   retries as above.
+ *   made again at once fails too, three times in a row (a server at
+ *   capacity answers a 503 without CORS headers, which reads the same
+ *   once), the stream errors with a `TypeError` naming `Last-Event-ID` and
+ *   `Access-Control-Allow-Headers`; if not, it retries as above.
  * - A `204 No Content` answer closes the stream (the server's way to say
  *   "do not reconnect"); any other status but `200` (and those above), or a
  *   type other than `text/event-stream`, errors it, as `EventSource` fails
@@ -253,6 +261,8 @@ export function fetchEventStream(
   }, { once: true });
   let events: SseMessage[] = [];
   let next = 0;
+  /** Reconnections in a row refused across origins though HEAD answered. */
+  let refusedAcross = 0;
 
   /**
    * After a page's request to another origin carrying Last-Event-ID failed:
@@ -282,9 +292,14 @@ export function fetchEventStream(
       return undefined;
     }
     try {
-      return await fetchImpl(url, init);
+      const response = await fetchImpl(url, init);
+      refusedAcross = 0;
+      return response;
     } catch {
       if (stop.signal.aborted) throw abortReason(stop.signal);
+      // Once could be a server at capacity: its 503 carries no CORS headers
+      // and reads as a network error too (a feed ended for good on one).
+      if (++refusedAcross < REFUSALS_ACROSS) return undefined;
       throw new TypeError(
         `Cannot ${what}: the stream cannot resume: ${target.origin} is another origin, which answers requests without Last-Event-ID but refused one with it (its CORS preflight must allow the header: list last-event-id in Access-Control-Allow-Headers, as cors.allowedHeaders from @sluice/streams/http does)`,
         { cause: error },
@@ -347,6 +362,7 @@ export function fetchEventStream(
       let response: Response;
       try {
         response = await fetchImpl(url, init);
+        refusedAcross = 0;
       } catch (error) {
         if (stop.signal.aborted) throw abortReason(stop.signal);
         const again = crossOrigin && headers.has("last-event-id")
