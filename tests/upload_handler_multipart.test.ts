@@ -740,7 +740,7 @@ describe("createUploadHandler multipart mode", () => {
     assert.equal(response.status, 400);
     assert.equal(
       await response.text(),
-      'Cannot accept form: file part 2 (field "doc") has bytes but an empty file name',
+      'Cannot accept form: part 3 (field "doc") has bytes but an empty file name',
     );
     await assertEmpty(out);
   });
@@ -751,6 +751,8 @@ describe("createUploadHandler multipart mode", () => {
         `form-data; name="pic"; filename*=UTF-8''photo%2.png`,
         `form-data; name="pic"; filename*=Shift_JIS''%82%A0.png`,
         `form-data; name="pic"; filename*0*=UTF-8''long%20na; filename*1=me.png`,
+        // Bytes that are no UTF-8 (two such names read alike).
+        `form-data; name="pic"; filename*=UTF-8''%FF%FE.png`,
       ]
     ) {
       const out = await fresh();
@@ -772,6 +774,14 @@ describe("createUploadHandler multipart mode", () => {
     assert.equal(named.status, 201);
     assert.equal((await named.json()).files[0].filename, "a.txt");
     await removeDir(ascii);
+    // An empty filename* hides no plain filename beside it.
+    const empty = await fresh();
+    const plain = await storing(empty)(post(rawBody([
+      `Content-Disposition: form-data; name="pic"; filename="x.txt"; filename*=UTF-8''\r\n\r\nX`,
+    ])));
+    assert.equal(plain.status, 201);
+    assert.equal((await plain.json()).files[0].filename, "x.txt");
+    await removeDir(empty);
     // A plain filename beside an unreadable filename* is the name.
     const out = await fresh();
     const response = await storing(out)(post(rawBody([

@@ -154,6 +154,7 @@ function endsParameter(value: string, at: number): boolean {
 }
 
 const utf8 = new TextDecoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A string of bytes (one char per byte, as HTTP headers are) as UTF-8. */
 function latin1ToUtf8(text: string): string {
@@ -195,7 +196,14 @@ function decodeExtended(value: string): string | undefined {
     }
   }
   const array = Uint8Array.from(bytes);
-  if (charset === "utf-8") return utf8.decode(array);
+  if (charset === "utf-8") {
+    // Bytes that are no UTF-8 make no name (two of them read alike).
+    try {
+      return strictUtf8.decode(array);
+    } catch {
+      return undefined;
+    }
+  }
   // US-ASCII, a subset of both, as some clients name it.
   if (charset === "us-ascii" && array.some((byte) => byte > 0x7f)) {
     return undefined;
@@ -302,8 +310,12 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   }
   const extendedFile = params.get("filename*");
   const rawFile = params.get("filename");
+  const extended = extendedFile !== undefined
+    ? decodeExtended(extendedFile)
+    : undefined;
+  // An empty filename* does not hide a plain filename beside it.
   const filename =
-    (extendedFile !== undefined ? decodeExtended(extendedFile) : undefined) ??
+    (extended === "" && rawFile !== undefined ? undefined : extended) ??
       (rawFile !== undefined ? latin1ToUtf8(rawFile) : undefined);
   if (filename === undefined) {
     // A file name it cannot read (another charset, a bad escape, RFC 2231
@@ -314,8 +326,8 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       throw new HttpError(
         400,
         `${CANNOT_PARSE}: part ${index} has a file name that cannot be read (${unread}=${
-          quote(params.get(unread)!)
-        }): use filename, or filename* in UTF-8 or ISO-8859-1, percent-encoded, in one parameter`,
+          quote(latin1ToUtf8(params.get(unread)!))
+        }): use filename, or filename* in UTF-8, ISO-8859-1 or US-ASCII, percent-encoded, in one parameter`,
       );
     }
   }

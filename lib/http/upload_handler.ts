@@ -592,11 +592,14 @@ function multipartReceiver(
     const form: ReceivedForm = { files: [], fields: [] };
     let fieldsBytes = 0;
     const reader = parts.getReader();
+    /** The part's place in the body, as the parser's errors count it. */
+    let position = 0;
     try {
       while (true) {
         const next = await reader.read();
         if (next.done) break;
         const part = next.value;
+        position++;
         if (part.filename === undefined) {
           if (form.fields.length >= maxFields) {
             throw tooMany(
@@ -634,7 +637,7 @@ function multipartReceiver(
           await reader.cancel();
           throw new HttpError(
             400,
-            `Cannot accept form: file part ${form.files.length + 1} (field ${
+            `Cannot accept form: part ${position} (field ${
               JSON.stringify(part.name.slice(0, 64))
             }) has bytes but an empty file name`,
           );
