@@ -326,11 +326,23 @@ describe("SseDecoderStream", () => {
       ),
     );
     assert.equal(decoder.lastEventId, "7");
-    // An event without an id field: its id is this stream's, "".
+    // An event without an id field carries the id it started from, as
+    // Chromium's EventSource starts a connection's id buffer (it was "":
+    // a keep-alive on a resumed connection then lost the id, and the next
+    // reconnection replayed the whole feed).
     decoder = new SseDecoderStream({ lastEventId: "7" });
     assert.deepEqual(
       await Array.fromAsync(
         ReadableStream.from([bytes("data: a\n\n")]).pipeThrough(decoder),
+      ),
+      [msg("a", "message", "7")],
+    );
+    assert.equal(decoder.lastEventId, "7");
+    // An empty id field clears it.
+    decoder = new SseDecoderStream({ lastEventId: "7" });
+    assert.deepEqual(
+      await Array.fromAsync(
+        ReadableStream.from([bytes("id\ndata: a\n\n")]).pipeThrough(decoder),
       ),
       [msg("a", "message", "")],
     );
@@ -911,6 +923,44 @@ describe("fetchEventStream", () => {
       assert.deepEqual(messages.map((m) => m.id), ["1", "2"]);
       assert.deepEqual(seen, ["", "1", "2"]);
     });
+  });
+
+  it("fetchEventStream keeps its Last-Event-ID through a resumed connection that brings only a keep-alive or a retry (it reset it, and the next reconnection replayed the whole feed)", async () => {
+    for (const quiet of [": keep-alive\n\n", "retry: 5\n\n"]) {
+      const seen: string[] = [];
+      const fake = ((_input: string | URL, init?: RequestInit) => {
+        const id = new Headers(init?.headers).get("last-event-id") ?? "";
+        seen.push(id);
+        if (seen.length === 3) {
+          return Promise.resolve(new Response(null, { status: 204 }));
+        }
+        return Promise.resolve(
+          new Response(
+            seen.length === 1 ? "id: 1\ndata: a\n\nid: 2\ndata: b\n\n" : quiet,
+            { headers: { "content-type": "text/event-stream" } },
+          ),
+        );
+      }) as typeof fetch;
+      const messages = await deadline(
+        Array.fromAsync(
+          fetchEventStream("http://127.0.0.1:9/", {
+            fetch: fake,
+            retryDelayMs: 1,
+          }),
+        ),
+        T,
+        "event stream",
+      );
+      assert.deepEqual(messages.map((m) => m.id), ["1", "2"]);
+      assert.deepEqual(seen, ["", "2", "2"], quiet);
+    }
+    // SseDecoderStream started from an id keeps it through such a block.
+    const decoder = new SseDecoderStream({ lastEventId: "7" });
+    const writer = decoder.writable.getWriter();
+    writer.write(new TextEncoder().encode(": ping\n\ndata: x\n\n"));
+    writer.close();
+    const [message] = await Array.fromAsync(decoder.readable);
+    assert.equal(message.id, "7");
   });
 
   it("fetchEventStream errors on a status other than 200 without reconnecting", async () => {

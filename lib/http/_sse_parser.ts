@@ -55,8 +55,7 @@ export function createSseParser(
       "maxEventBytes",
       options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
     ),
-  });
-  parser.lastEventId = options.lastEventId ?? "";
+  }, options.lastEventId);
   return parser;
 }
 
@@ -90,8 +89,17 @@ export class SseParser {
   /** The last `retry` value, in milliseconds. */
   retryMs: number | undefined;
 
-  constructor(limits: SseParserLimits) {
+  /**
+   * @param limits The line and event limits.
+   * @param lastEventId The id to start from: also the id buffer's, as
+   * `EventSource` starts it, so that a block with no id (a keep-alive, a
+   * `retry`) keeps it (it reset it, and the next reconnection asked for
+   * the whole feed again).
+   */
+  constructor(limits: SseParserLimits, lastEventId = "") {
     this.#limits = limits;
+    this.#idBuffer = lastEventId;
+    this.lastEventId = lastEventId;
   }
 
   /** Parses a chunk; returns the events it completed. */

@@ -25,11 +25,10 @@ export interface SseDecoderStreamOptions {
   maxEventBytes?: number;
   /**
    * The last event id from before this stream (a reconnection's
-   * `Last-Event-ID`): {@linkcode SseDecoderStream.prototype.lastEventId}
-   * keeps it until this stream dispatches an event or an id, as
-   * `EventSource` keeps its last event id across connections. Events
-   * carry only the ids of this stream (an event with no `id` field before
-   * it has the id `""`, as the standard says).
+   * `Last-Event-ID`): the stream starts from it, as Chromium's
+   * `EventSource` starts each connection, so an event with no `id` field
+   * before it carries it, and only an `id` field changes it (an empty one
+   * clears it): a block without one (a keep-alive) keeps it.
    *
    * @default {""}
    */
@@ -80,9 +79,9 @@ export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
   }
 
   /**
-   * The id of the last event dispatched so far (set by an `id` field and
-   * the blank line after it), else the `lastEventId` option (`""` if not
-   * given): what a reconnecting client sends as `Last-Event-ID`.
+   * The id the stream is at: the `lastEventId` option (`""` if not given)
+   * until an `id` field and the blank line after it change it: what a
+   * reconnecting client sends as `Last-Event-ID`.
    *
    * @returns The last event id.
    */
