@@ -1111,6 +1111,38 @@ describe("fetchEventStream", () => {
     assert.equal(times.length, 2);
     // 200 ms and up to half again: 299.8 ms.
     assert.ok(times[1] - times[0] >= 295, `${times[1] - times[0]} ms`);
+
+    // A Retry-After, and a delay at its cap, are lengthened too: clients told
+    // the same delay spread (they all came back within milliseconds).
+    const delays: number[] = [];
+    const original = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return original(fn, 0);
+    }) as typeof setTimeout;
+    let calls = 0;
+    const refusing = (() =>
+      Promise.resolve(
+        ++calls > 2 ? new Response(null, { status: 204 }) : new Response(
+          null,
+          { status: 503, headers: { "retry-after": calls === 1 ? "1" : "60" } },
+        ),
+      )) as typeof fetch;
+    try {
+      Math.random = () => 0.999;
+      await Array.fromAsync(
+        fetchEventStream("http://127.0.0.1:9/", {
+          fetch: refusing,
+          retryDelayMs: 10,
+          maxRetryDelayMs: 2000,
+        }),
+      );
+    } finally {
+      globalThis.setTimeout = original;
+      Math.random = random;
+    }
+    // 1 s and half again; 60 s cut to 2 s, and half again.
+    assert.deepEqual(delays, [1000, 2000].map((ms) => ms * (1 + 0.999 / 2)));
   });
 
   it("fetchEventStream errors on a response that is not text/event-stream", async () => {
@@ -1506,6 +1538,9 @@ describe("fetchEventStream", () => {
       );
       return [...delays];
     };
+    // No random lengthening (a test of its own).
+    const random = Math.random;
+    Math.random = () => 0;
     try {
       assert.deepEqual(await run(1000, 4), [1000, 1000, 1000, 1000]);
       assert.deepEqual(await run(2_592_000_000, 1), [
@@ -1514,6 +1549,7 @@ describe("fetchEventStream", () => {
       ]);
     } finally {
       globalThis.setTimeout = original;
+      Math.random = random;
     }
   });
 

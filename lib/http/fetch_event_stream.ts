@@ -145,14 +145,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   fails with a network error, or ends or drops before an event) waits twice
  *   as long as the one before, from at least 100 ms (even after `retry: 0`) up
  *   to `maxRetryDelayMs`, and never less than the `retry` delay; an event
- *   resets the delay. Every wait is lengthened by up to half, at random, so
- *   that clients a server dropped together do not all come back at once.
+ *   resets the delay. Every wait is lengthened by up to half, at random
+ *   (past `maxRetryDelayMs` too), so that clients a server dropped together
+ *   do not all come back at once.
  * - A `429`, `502`, `503` or `504` answer (a rate limit, a proxy without its
  *   server, a server at capacity or shutting down) counts as a failed
  *   connection, and the next attempt waits at least its `Retry-After` (up to
- *   `maxRetryDelayMs`), where `EventSource` fails for good. After `maxRetries`
- *   failures in a row the stream errors with a `TypeError` whose `cause` is
- *   the last failure.
+ *   `maxRetryDelayMs`), where `EventSource` fails for good. After more than
+ *   `maxRetries` failures in a row the stream errors with a `TypeError`
+ *   whose `cause` is the last failure.
  * - In a page, a reconnection to another origin carries `Last-Event-ID`,
  *   which needs a CORS preflight allowing it (`EventSource`'s reconnections
  *   need none). When one fails, a `HEAD` without the header (no preflight)
@@ -317,12 +318,12 @@ export function fetchEventStream(
           longest,
           Math.max(retryDelayMs, MIN_BACKOFF_MS) * 2 ** (fruitless - 1),
         );
-        // Up to half again, at random: clients dropped together spread.
-        const spread = Math.min(longest, delay * (1 + Math.random() / 2));
-        await sleep(
-          Math.min(longest, Math.max(spread, retryAfter ?? 0)),
-          stop.signal,
-        );
+        // The server's Retry-After up to the longest delay, then up to half
+        // again at random, past that longest too: clients dropped together
+        // spread (capped, or told the same Retry-After, they all came back
+        // in the same few milliseconds).
+        const base = Math.min(longest, Math.max(delay, retryAfter ?? 0));
+        await sleep(base * (1 + Math.random() / 2), stop.signal);
         retryAfter = undefined;
       }
       connected = true;
@@ -374,7 +375,9 @@ export function fetchEventStream(
           failures++;
           if (failures > maxRetries) {
             throw new TypeError(
-              `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries}), the last: ${
+              `Cannot ${what}: ${failures} connection ${
+                failures === 1 ? "attempt" : "attempts"
+              } failed in a row (maxRetries ${maxRetries}), the last: ${
                 failureOf(error)
               }`,
               { cause: error },
@@ -395,7 +398,9 @@ export function fetchEventStream(
         );
         if (failures > maxRetries) {
           throw new TypeError(
-            `Cannot ${what}: ${failures} connection attempts failed in a row (maxRetries ${maxRetries}), the last: the server answered ${response.status}`,
+            `Cannot ${what}: ${failures} connection ${
+              failures === 1 ? "attempt" : "attempts"
+            } failed in a row (maxRetries ${maxRetries}), the last: the server answered ${response.status}`,
             { cause: refused },
           );
         }
