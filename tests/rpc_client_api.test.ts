@@ -782,7 +782,8 @@ describe("gRPC-Web: a status in the headers of an answer that is not 200", () =>
         error instanceof RpcError && error.code === Code.ResourceExhausted &&
         error.rawMessage === "quota exhausted",
     );
-    // Without one, or an OK one, the HTTP status speaks.
+    // Without one, or an OK one, the HTTP status speaks; over gRPC too
+    // (an OK status in a 503's headers was read as a success).
     for (const headers of [{}, { "grpc-status": "0" }] as HeadersInit[]) {
       await assert.rejects(
         answering(503, headers).echo(1n),
@@ -791,6 +792,32 @@ describe("gRPC-Web: a status in the headers of an answer that is not 200", () =>
           error.rawMessage === "Cannot read response: HTTP status 503",
       );
     }
+    const grpc = createClient(
+      Service,
+      createGrpcTransport({
+        baseUrl: "http://x",
+        httpClient: () =>
+          Promise.resolve({
+            status: 503,
+            headers: new Headers({
+              "content-type": "application/grpc",
+              "grpc-status": "0",
+            }),
+            body: new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.close();
+              },
+            }),
+            trailers: Promise.resolve(new Headers()),
+          }),
+      }),
+    );
+    await assert.rejects(
+      grpc.echo(1n),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Unavailable &&
+        error.rawMessage === "Cannot read response: HTTP status 503",
+    );
   });
 });
 

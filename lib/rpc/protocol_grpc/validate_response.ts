@@ -50,8 +50,9 @@ export function validateResponse(
   acceptCompression: readonly Compression[],
 ): ValidatedResponse {
   const status = readStatus(response.headers);
-  if (status !== null) {
-    // Trailers-Only: the status is in the headers.
+  // Trailers-Only: the status is in the headers; an OK one only on a 200
+  // (a proxy's 503 saying grpc-status 0 was read as a success).
+  if (status !== null && (response.status === 200 || status !== undefined)) {
     return {
       compression: null,
       status: { error: status, trailers: response.headers },
