@@ -484,6 +484,19 @@ describe("RPC server shut down with calls open", () => {
   }
 });
 
+/** 64 KiB messages: the streams' flow control paces each handler. */
+const Chunk = {
+  typeName: "test.v1.Chunk",
+  proto: {
+    encode: (value: Uint8Array) => value,
+    decode: (bytes: Uint8Array) => bytes.slice(),
+  },
+};
+const Flood = defineService("test.v1.Flood", {
+  flood: { kind: "server-streaming", input: Int64Value, output: Chunk },
+});
+const chunk = new Uint8Array(64 * 1024);
+
 describe("RPC over serveHttp2: a client whose connection goes", () => {
   // A Node client in its own process, reading 10 streaming calls, then
   // destroying its session: the way Node's client ends a connection
@@ -515,18 +528,6 @@ describe("RPC over serveHttp2: a client whose connection goes", () => {
   `;
 
   it("ends every streaming handler when a Node client destroys its session mid-stream (under Deno 9 handlers of 10 ran on, their streams emitting 'aborted' and never 'close', writing gigabytes into them)", async () => {
-    // 64 KiB messages: the streams' flow control paces each handler.
-    const Chunk = {
-      typeName: "test.v1.Chunk",
-      proto: {
-        encode: (value: Uint8Array) => value,
-        decode: (bytes: Uint8Array) => bytes.slice(),
-      },
-    };
-    const Flood = defineService("test.v1.Flood", {
-      flood: { kind: "server-streaming", input: Int64Value, output: Chunk },
-    });
-    const chunk = new Uint8Array(64 * 1024);
     let started = 0;
     let running = 0;
     let aborted = 0;
@@ -599,17 +600,6 @@ describe("serveHttp2: streams nobody reads at a shutdown, and a handler's own fa
       session.on("close", () => { console.log("closed"); process.exit(0); });
       setTimeout(() => { console.log("still open"); process.exit(0); }, 15000);
     `;
-    const Chunk = {
-      typeName: "test.v1.Chunk",
-      proto: {
-        encode: (value: Uint8Array) => value,
-        decode: (bytes: Uint8Array) => bytes.slice(),
-      },
-    };
-    const Flood = defineService("test.v1.Flood", {
-      flood: { kind: "server-streaming", input: Int64Value, output: Chunk },
-    });
-    const chunk = new Uint8Array(64 * 1024);
     let started = 0;
     const server = await serveHttp2(
       createUniversalHandler(implementService(Flood, {
