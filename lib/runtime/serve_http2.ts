@@ -288,10 +288,13 @@ export async function serveHttp2(
   const gone = new Map<string, () => void>();
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
-    const peer = peerOf(socket);
+    // Without an address (a socket gone at once) it names no session.
+    const peer = socket.remoteAddress === undefined
+      ? undefined
+      : peerOf(socket);
     socket.once("close", () => {
       sockets.delete(socket);
-      gone.get(peer)?.();
+      if (peer !== undefined) gone.get(peer)?.();
     });
   });
   // Aborted when shutdown() has waited shutdownTimeoutMs: ends the calls.
@@ -309,7 +312,9 @@ export async function serveHttp2(
     session.on("error", () => {
       // A broken session only concerns its own streams; node:http2 closes it.
     });
-    const peer = session.socket ? peerOf(session.socket) : undefined;
+    const peer = session.socket?.remoteAddress === undefined
+      ? undefined
+      : peerOf(session.socket);
     const forget = () => {
       sessions.delete(session);
       state.stop();
