@@ -281,21 +281,9 @@ export async function serveHttp2(
   // its socket open under Deno's and Bun's node:http2 (shutdown() waited
   // for it for ever), so what is left at the cut is destroyed here.
   const sockets = new Set<Socket>();
-  // Each session's cleanup, by its connection's peer: under Deno a session
-  // whose connection was destroyed with streams stalled on flow control
-  // never emits 'close' (nor do those streams), and its entries stayed
-  // for good (about 200 KiB a connection). The socket's 'close' comes.
-  const gone = new Map<string, () => void>();
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
-    // Without an address (a socket gone at once) it names no session.
-    const peer = socket.remoteAddress === undefined
-      ? undefined
-      : peerOf(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      if (peer !== undefined) gone.get(peer)?.();
-    });
+    socket.once("close", () => sockets.delete(socket));
   });
   // Aborted when shutdown() has waited shutdownTimeoutMs: ends the calls.
   const cutCalls = new AbortController();
@@ -312,22 +300,20 @@ export async function serveHttp2(
     session.on("error", () => {
       // A broken session only concerns its own streams; node:http2 closes it.
     });
-    const peer = session.socket?.remoteAddress === undefined
-      ? undefined
-      : peerOf(session.socket);
     const forget = () => {
       sessions.delete(session);
       state.stop();
-      if (peer !== undefined && gone.get(peer) === cleanup) gone.delete(peer);
     };
-    // The connection went: its streams and the session go with it.
-    const cleanup = () => {
+    session.once("close", forget);
+    // Under Deno a session whose connection was destroyed with streams
+    // stalled on flow control never emits 'close' (nor do those streams),
+    // and its entries stayed for good (about 200 KiB a connection). Its
+    // socket's 'close' comes: the streams and the session go with it.
+    session.socket?.once("close", () => {
       state.destroyStreams();
       if (!session.destroyed) session.destroy();
       forget();
-    };
-    if (peer !== undefined) gone.set(peer, cleanup);
-    session.once("close", forget);
+    });
     let streamsSeen = 0;
     session.on("stream", (stream, headers) => {
       if (
