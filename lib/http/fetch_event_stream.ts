@@ -308,6 +308,18 @@ export function fetchEventStream(
     }
   }
 
+  /** Counts a failed attempt; past maxRetries, the stream errors. */
+  function countFailure(cause: unknown, last: string): void {
+    failures++;
+    if (failures <= maxRetries) return;
+    throw new TypeError(
+      `Cannot ${what}: ${failures} connection ${
+        failures === 1 ? "attempt" : "attempts"
+      } failed in a row (maxRetries ${maxRetries}), the last: ${last}`,
+      { cause },
+    );
+  }
+
   async function connect(): Promise<"open" | "closed"> {
     for (;;) {
       if (stop.signal.aborted) throw abortReason(stop.signal);
@@ -372,17 +384,7 @@ export function fetchEventStream(
         if (again !== undefined) {
           response = again;
         } else {
-          failures++;
-          if (failures > maxRetries) {
-            throw new TypeError(
-              `Cannot ${what}: ${failures} connection ${
-                failures === 1 ? "attempt" : "attempts"
-              } failed in a row (maxRetries ${maxRetries}), the last: ${
-                failureOf(error)
-              }`,
-              { cause: error },
-            );
-          }
+          countFailure(error, failureOf(error));
           continue;
         }
       }
@@ -392,18 +394,8 @@ export function fetchEventStream(
       }
       if (RETRIED_STATUSES.has(response.status)) {
         await response.body?.cancel();
-        failures++;
-        const refused = new TypeError(
-          `Cannot ${what}: the server answered ${response.status}`,
-        );
-        if (failures > maxRetries) {
-          throw new TypeError(
-            `Cannot ${what}: ${failures} connection ${
-              failures === 1 ? "attempt" : "attempts"
-            } failed in a row (maxRetries ${maxRetries}), the last: the server answered ${response.status}`,
-            { cause: refused },
-          );
-        }
+        const answered = `the server answered ${response.status}`;
+        countFailure(new TypeError(`Cannot ${what}: ${answered}`), answered);
         retryAfter = retryAfterMs(response.headers.get("retry-after"));
         continue;
       }
