@@ -19,6 +19,7 @@ import {
   createUniversalHandler,
   createUniversalHandlerClient,
   defineService,
+  type HttpClient,
   implementService,
   Int64Value,
   type MessageType,
@@ -698,6 +699,31 @@ describe("a call that ends without its responses being read", () => {
   });
 });
 
+/**
+ * A client over `make`'s transport whose every call gets this answer: its
+ * status, headers and, made for each call, body.
+ */
+function answeredBy(
+  make: (options: { baseUrl: string; httpClient: HttpClient }) => Transport,
+  status: number,
+  headers: HeadersInit,
+  body: () => ReadableStream<Uint8Array>,
+) {
+  return createClient(
+    Service,
+    make({
+      baseUrl: "http://x",
+      httpClient: () =>
+        Promise.resolve({
+          status,
+          headers: new Headers(headers),
+          body: body(),
+          trailers: Promise.resolve(new Headers()),
+        }),
+    }),
+  );
+}
+
 describe("Connect unary: an answer that is not Connect's", () => {
   // Before, the body was read and decoded before the status and the type
   // were looked at: a proxy's 503 page in a coding the client does not
@@ -705,24 +731,13 @@ describe("Connect unary: an answer that is not Connect's", () => {
   // message", and a 200 of another type whose body never ended waited for
   // the deadline.
   const answering = (status: number, headers: HeadersInit) =>
-    createClient(
-      Service,
-      createConnectTransport({
-        baseUrl: "http://x",
-        httpClient: () =>
-          Promise.resolve({
-            status,
-            headers: new Headers(headers),
-            // Never ends.
-            body: new ReadableStream<Uint8Array>({
-              start(controller) {
-                controller.enqueue(new TextEncoder().encode("<html>"));
-              },
-            }),
-            trailers: Promise.resolve(new Headers()),
-          }),
-      }),
-    );
+    answeredBy(createConnectTransport, status, headers, () =>
+      // Never ends.
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("<html>"));
+        },
+      }));
 
   it("a 503 page in an unknown coding is UNAVAILABLE, from its status", async () => {
     const client = answering(503, {
@@ -750,28 +765,11 @@ describe("Connect unary: an answer that is not Connect's", () => {
 
 describe("gRPC-Web: a status in the headers of an answer that is not 200", () => {
   it("is the call's status, as gRPC reads it, whatever body comes with it (the HTTP status's code and words replaced it)", async () => {
+    // A proxy's error page.
+    const page = () =>
+      ReadableStream.from([new TextEncoder().encode("<html>busy</html>")]);
     const answering = (status: number, headers: HeadersInit) =>
-      createClient(
-        Service,
-        createGrpcWebTransport({
-          baseUrl: "http://x",
-          httpClient: () =>
-            Promise.resolve({
-              status,
-              headers: new Headers(headers),
-              // A proxy's error page.
-              body: new ReadableStream<Uint8Array>({
-                start(controller) {
-                  controller.enqueue(
-                    new TextEncoder().encode("<html>busy</html>"),
-                  );
-                  controller.close();
-                },
-              }),
-              trailers: Promise.resolve(new Headers()),
-            }),
-        }),
-      );
+      answeredBy(createGrpcWebTransport, status, headers, page);
     await assert.rejects(
       answering(503, {
         "content-type": "text/html",
@@ -792,26 +790,10 @@ describe("gRPC-Web: a status in the headers of an answer that is not 200", () =>
           error.rawMessage === "Cannot read response: HTTP status 503",
       );
     }
-    const grpc = createClient(
-      Service,
-      createGrpcTransport({
-        baseUrl: "http://x",
-        httpClient: () =>
-          Promise.resolve({
-            status: 503,
-            headers: new Headers({
-              "content-type": "application/grpc",
-              "grpc-status": "0",
-            }),
-            body: new ReadableStream<Uint8Array>({
-              start(controller) {
-                controller.close();
-              },
-            }),
-            trailers: Promise.resolve(new Headers()),
-          }),
-      }),
-    );
+    const grpc = answeredBy(createGrpcTransport, 503, {
+      "content-type": "application/grpc",
+      "grpc-status": "0",
+    }, () => ReadableStream.from<Uint8Array>([]));
     await assert.rejects(
       grpc.echo(1n),
       (error: unknown) =>
