@@ -180,6 +180,29 @@ clean_clone() {
 }
 step clean-clone clean_clone
 
+# failed_tests: the tests that failed, a line or two each, with where they
+# failed (the logs above hold the whole story; a CI page may show only this
+# summary).
+failed_tests() {
+  local log
+  for log in "$logs/doc.log" "$logs/deno.log" "$logs/deno-interop.log"; do
+    [ -f "$log" ] || continue
+    # Deno's ERRORS section: "<test> => <where>", its first "error:" line and
+    # the first stack line in this project's own files.
+    awk -v runner="$(basename "$log" .log)" '
+      /^ ERRORS $/ { on = 1; next }
+      /^ FAILURES $/ { on = 0 }
+      !on { next }
+      / => / { name = $0; shown = 0; stack = 0; next }
+      /^error: / && name != "" && !shown { print "  " runner ": " name; print "    " substr($0, 1, 300); shown = 1; next }
+      /^ +at .*\/(tests|lib|examples)\// && shown && !stack { sub(/^ +/, ""); print "    " $0; stack = 1 }
+    ' "$log" | head -n 30
+  done
+  grep -a -E '^\(fail\) ' "$logs/bun.log" 2>/dev/null | head -n 10 | sed 's/^/  bun: /'
+  grep -a -E '^ *✖ ' "$logs/node.log" 2>/dev/null | head -n 10 | sed 's/^ */  node: /'
+  grep -a -A1 -E '^FAIL - ' "$logs/browser.log" 2>/dev/null | grep -v '^--$' | head -n 10 | sed 's/^/  browser: /'
+}
+
 printf '\n==> summary\n'
 printf '%s\n' "${timings[@]}" | paste -sd ',' | sed 's/,/, /g; s/^/time per step: /'
 echo "whole task: $SECONDS s"
@@ -188,6 +211,7 @@ if [ ${#retried[@]} -gt 0 ]; then
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED steps: ${failed[*]}"
+  failed_tests
 else
   echo "all steps passed"
 fi
