@@ -718,6 +718,45 @@ describe("resumableUpload", () => {
     assert.ok(events[3].at - events[2].at >= 990, "the append backs off");
   });
 
+  it("says its protocol in every request, Upload-Draft-Interop-Version 8 or Tus-Resumable 1.0.0 (a server of both, as tusd routes, took the draft's requests, which said neither, for tus 1.0 without its header: 412)", async () => {
+    for (const protocol of ["ietf", "tus"] as const) {
+      const seen: string[] = [];
+      const routed: typeof fetch = (input, init) => {
+        const headers = new Headers(init?.headers);
+        const interop = headers.get("upload-draft-interop-version");
+        const tus = headers.get("tus-resumable");
+        seen.push(`${init?.method} ${interop} ${tus}`);
+        return interop === null && tus !== "1.0.0"
+          ? Promise.resolve(
+            new Response("missing, invalid or unsupported Tus-Resumable", {
+              status: 412,
+            }),
+          )
+          : fetch(input, init);
+      };
+      const data = randomBytes(2000);
+      const first = await resumableUpload(
+        new URL("/uploads", server.url),
+        data,
+        { protocol, fetch: routed, chunkBytes: 1000 },
+      );
+      // Resumed from its URL: the offset asked for (HEAD), already whole.
+      const again = await resumableUpload(
+        new URL("/uploads", server.url),
+        data,
+        { protocol, fetch: routed, uploadUrl: first.uploadUrl },
+      );
+      assert.equal(again.bytes, data.byteLength);
+      const says = protocol === "ietf" ? "8 null" : "null 1.0.0";
+      assert.deepEqual(seen, [
+        `POST ${says}`,
+        `PATCH ${says}`,
+        `PATCH ${says}`,
+        `HEAD ${says}`,
+      ], protocol);
+    }
+  });
+
   it("sends each request's bytes as a stream unless streamRequests is false", async () => {
     for (const streamRequests of [undefined, false]) {
       const bodies: string[] = [];

@@ -20,6 +20,7 @@ import {
 import { isBrowser } from "../_internal/user_agent.ts";
 import { IdleWatch } from "../_internal/idle_timeout.ts";
 import {
+  DRAFT_INTEROP_VERSION,
   OFFSET_OCTET_STREAM,
   PARTIAL_UPLOAD,
   readBoolean,
@@ -34,7 +35,9 @@ export type ResumableUploadBody = Blob | Uint8Array;
 export interface ResumableUploadOptions {
   /**
    * The protocol: `"ietf"` (Resumable Uploads for HTTP,
-   * draft-ietf-httpbis-resumable-upload) or `"tus"` (tus 1.0).
+   * draft-ietf-httpbis-resumable-upload, interop version 8: every request
+   * says `Upload-Draft-Interop-Version: 8`) or `"tus"` (tus 1.0: every
+   * request says `Tus-Resumable: 1.0.0`).
    *
    * @default {"ietf"}
    */
@@ -276,6 +279,7 @@ export async function resumableUpload(
       throw new CallerFailure(error);
     }
     if (tus) result.set("tus-resumable", TUS_VERSION);
+    else result.set("upload-draft-interop-version", DRAFT_INTEROP_VERSION);
     for (const [name, value] of Object.entries(extra)) result.set(name, value);
     return result;
   }

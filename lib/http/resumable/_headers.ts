@@ -10,6 +10,14 @@ export const PARTIAL_UPLOAD = "application/partial-upload";
 export const OFFSET_OCTET_STREAM = "application/offset+octet-stream";
 /** The tus protocol version served. */
 export const TUS_VERSION = "1.0.0";
+/**
+ * The draft's interop version implemented (its "Draft Version
+ * Identification" appendix): a client of the draft sends it as
+ * `Upload-Draft-Interop-Version` with every request, and servers of the
+ * draft other than ours (tusd's, for one) take a request without it for
+ * tus 1.0.
+ */
+export const DRAFT_INTEROP_VERSION = "8";
 
 const PROBLEM_BASE = "https://iana.org/assignments/http-problem-types#";
 
