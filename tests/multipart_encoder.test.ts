@@ -81,7 +81,8 @@ describe("encodeMultipart", () => {
     }
     assert.deepEqual(parts, [
       ["title", undefined, "text/plain", 13],
-      ["we%22ird%0Aname", undefined, "text/plain", 1],
+      // A lone LF made CR LF, as browsers do.
+      ["we%22ird%0D%0Aname", undefined, "text/plain", 1],
       ["blob", "blob", "image/png", data.length],
       ["file", "ä %22q%22.txt", "application/x-note", 10],
       ["bytes", "b.bin", "application/octet-stream", 5],
@@ -329,6 +330,31 @@ describe("encodeMultipart", () => {
     });
   });
 
+  it("encodes a FormData as the runtime's own encoder does: a lone CR or LF made CR LF in names and text values, not in file names or files (names and values differed from what the same FormData sent by fetch gave a server)", async () => {
+    const form = new FormData();
+    form.append("a\nb", "line1\nline2\rend\r\n");
+    form.append("c\rd\r\ne", "");
+    form.append("f", new File(["x\ny\r"], "n\na\rme.txt"));
+    const entries = async (request: Request) =>
+      await Promise.all(
+        [...await request.formData()].map(async ([name, value]) =>
+          typeof value === "string"
+            ? [name, value]
+            : [name, value.name, await value.text()]
+        ),
+      );
+    const ours = await entries(request(encodeMultipart(form)));
+    const native = await entries(
+      new Request("http://127.0.0.1/", { method: "POST", body: form }),
+    );
+    assert.deepEqual(ours, native);
+    assert.deepEqual(ours, [
+      ["a%0D%0Ab", "line1\r\nline2\r\nend\r\n"],
+      ["c%0D%0Ad%0D%0Ae", ""],
+      ["f", "n%0Aa%0Dme.txt", "x\ny\r"],
+    ]);
+  });
+
   it("round-trips any fields (property)", async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -355,10 +381,12 @@ describe("encodeMultipart", () => {
           }
           const escape = (s: string) =>
             s.replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/"/g, "%22");
+          // A name's lone CR or LF is made CR LF first, as browsers do.
+          const crlf = (s: string) => s.replace(/\r(?!\n)|(?<!\r)\n/g, "\r\n");
           assert.deepEqual(
             got,
             list.map((f) => [
-              escape(f.name),
+              escape(crlf(f.name)),
               f.filename === undefined ? undefined : escape(f.filename),
               [
                 ...(typeof f.value === "string"

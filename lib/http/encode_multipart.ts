@@ -64,12 +64,23 @@ export interface EncodedMultipart {
 const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 const encoder = new TextEncoder();
 
-/** Escapes a name as browsers do (WHATWG HTML, multipart/form-data). */
+/**
+ * Escapes a name or file name as browsers do (WHATWG HTML,
+ * multipart/form-data encoding): CR, LF and `"` as `%0D`, `%0A`, `%22`.
+ */
 function escapeName(name: string): string {
   return name.replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(
     /"/g,
     "%22",
   );
+}
+
+/**
+ * A lone CR or LF made CR LF, as browsers and the runtimes' own encoders do
+ * to a form entry's name and to a field's text before encoding it.
+ */
+function normalizeLineBreaks(text: string): string {
+  return text.replace(/\r(?!\n)|(?<!\r)\n/g, "\r\n");
 }
 
 function randomBoundary(): string {
@@ -146,7 +157,9 @@ function plan(field: MultipartField): Planned {
       );
     }
   }
-  let head = `Content-Disposition: form-data; name="${escapeName(name)}"`;
+  let head = `Content-Disposition: form-data; name="${
+    escapeName(normalizeLineBreaks(name))
+  }"`;
   if (filename !== undefined) head += `; filename="${escapeName(filename)}"`;
   if (contentType !== undefined) {
     // A media type is ASCII (RFC 9110 section 8.3.1); a control character
@@ -167,7 +180,12 @@ function* fieldsOf(
   fields: FormData | Iterable<MultipartField>,
 ): Iterable<MultipartField> {
   if (fields instanceof FormData) {
-    for (const [name, value] of fields) yield { name, value };
+    for (const [name, value] of fields) {
+      yield {
+        name,
+        value: typeof value === "string" ? normalizeLineBreaks(value) : value,
+      };
+    }
     return;
   }
   const what = "encode multipart body";
@@ -208,7 +226,10 @@ function* fieldsOf(
  * (`contentLength`) when every part's size is: text, bytes, Blobs, and
  * streams given a `size`. Names and file names are sent as UTF-8 with CR,
  * LF and `"` escaped as `%0D`, `%0A` and `%22`, as browsers do; one that
- * holds NUL, which no header may, is refused with a TypeError.
+ * holds NUL, which no header may, is refused with a TypeError. As browsers
+ * do, a lone CR or LF becomes CR LF in names, and in a FormData's text
+ * values (a list's text is sent as given; file names and file contents
+ * always are).
  *
  * @param fields The parts in order: a FormData, or a list of
  *   {@linkcode MultipartField}s.
