@@ -288,6 +288,39 @@ describe("upload's Content-Type", () => {
   });
 });
 
+describe("upload's progress", () => {
+  it("reports the final count exactly once for bytes, a Blob and a stream (it was reported twice: a caller finishing at sent === total finished twice)", async () => {
+    const seen: Record<string, number[]> = {};
+    await withServer(async (request) => {
+      await request.arrayBuffer();
+      return new Response("ok");
+    }, async (server) => {
+      const bodies = {
+        bytes: () => new Uint8Array(1000),
+        blob: () => new Blob([new Uint8Array(1000)]),
+        stream: () =>
+          ReadableStream.from([new Uint8Array(600), new Uint8Array(400)]),
+      };
+      for (const [kind, body] of Object.entries(bodies)) {
+        const counts: number[] = seen[kind] = [];
+        const response = await upload(server.url, body() as Uint8Array, {
+          contentLength: kind === "stream" ? 1000 : undefined,
+          onProgress: (sent, total) => {
+            assert.equal(total, 1000, kind);
+            counts.push(sent);
+          },
+          progressIntervalMs: 0,
+        });
+        assert.equal(await response.text(), "ok");
+      }
+    });
+    for (const [kind, counts] of Object.entries(seen)) {
+      assert.equal(counts.at(-1), 1000, kind);
+      assert.equal(counts.filter((sent) => sent === 1000).length, 1, kind);
+    }
+  });
+});
+
 describe("createUploadHandler refusals leave no file", () => {
   it("removes the temporary file when the client aborts mid-upload", async () => {
     const target = join(dir, "aborted.bin");

@@ -33,7 +33,8 @@ export interface UploadOptions {
    * Called with `(bytesSent, total)` as the body streams out. In a browser
    * page a Blob or bytes are then sent with `XMLHttpRequest`, whose upload
    * progress works on every protocol (Chromium cannot stream a fetch body
-   * over HTTP/1.1), unless `fetch` is given.
+   * over HTTP/1.1), unless `fetch` is given. The final count is reported
+   * exactly once, on every path.
    */
   onProgress?: ProgressCallback;
   /**

@@ -142,10 +142,14 @@ export async function uploadFile(
 
     let sent = 0;
     let last = -Infinity;
+    let reported = -1;
     if (onProgress) {
       // A callback that throws fails the upload (it was thrown from the
       // file's event, nobody's to catch: under Deno it ended the process).
+      // A count is reported once: the end's only if not reported already.
       const progress = () => {
+        if (reported === sent) return;
+        reported = sent;
         try {
           onProgress(sent, size);
         } catch (error) {

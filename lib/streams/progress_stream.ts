@@ -43,7 +43,8 @@ export function checkProgress(
 /**
  * A pass-through byte stream that reports progress: it calls `onProgress`
  * with the number of bytes passed so far (and the total, when known), at most
- * once per `intervalMs` and always once when the stream ends.
+ * once per `intervalMs`, and when the stream ends with a count not reported
+ * yet: the final count is reported exactly once (an empty stream's 0 too).
  *
  * @example Print progress of a body
  * ```ts
@@ -53,7 +54,7 @@ export function checkProgress(
  * const body = ReadableStream.from([new Uint8Array(3), new Uint8Array(4)])
  *   .pipeThrough(new ProgressStream((bytes) => seen.push(bytes), { intervalMs: 0 }));
  * await Array.fromAsync(body);
- * console.log(seen); // [3, 7, 7]
+ * console.log(seen); // [3, 7]
  * ```
  */
 export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
@@ -71,6 +72,7 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
     checkProgress(onProgress, intervalMs);
     let bytes = 0;
     let last = -Infinity;
+    let reported = -1;
     super({
       transform(chunk, controller) {
         bytes += chunk.byteLength;
@@ -78,11 +80,14 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
         const now = Date.now();
         if (now - last >= intervalMs) {
           last = now;
+          reported = bytes;
           onProgress(bytes, total);
         }
       },
       flush() {
-        onProgress(bytes, total);
+        // The end, unless its count was the last one reported: a caller
+        // that finishes when `bytes === total` finishes once.
+        if (reported !== bytes) onProgress(bytes, total);
       },
     });
   }
