@@ -121,9 +121,10 @@ export function xhrUpload(
     });
     xhr.addEventListener("load", () => {
       done();
-      // Always once at the end, as ProgressStream does: the whole body if
-      // it went, else what went (it claimed the whole body when a server
-      // answered 413 after a few MiB).
+      // The end's count, once, as ProgressStream reports it (unless it was
+      // the last one reported): the whole body if it went, else what went
+      // (it claimed the whole body when a server answered 413 after a few
+      // MiB).
       const end = sent ? total : loaded;
       if (reported !== end) report(end);
       if (failure) return reject(failure.error);
