@@ -22,6 +22,8 @@ export interface ServerStats {
   fds: number;
   handlers: number;
   started: number;
+  /** /stream bodies not yet ended (cancelled, or their signal aborted). */
+  streaming: number;
 }
 
 /** A serveHttp2 server in a child process of the same runtime. */

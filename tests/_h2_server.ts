@@ -9,7 +9,9 @@
 // garbage collection. Closing stdin stops the server and the process.
 //
 // Routes: GET /ping answers "pong"; /hold answers after the call's signal
-// aborts or 2 s, whichever is first (a handler that does work); anything else
+// aborts or 2 s, whichever is first (a handler that does work); /stream
+// answers an endless body, 16 KiB a chunk, as it is read ("streaming" in the
+// stats counts those not ended by a cancel or the signal); anything else
 // 404.
 
 import { readdirSync, readFileSync } from "node:fs";
@@ -27,6 +29,7 @@ const options = JSON.parse(
 
 let handlers = 0;
 let started = 0;
+let streaming = 0;
 const text = (body: string) =>
   new ReadableStream<Uint8Array>({
     start(controller) {
@@ -51,6 +54,25 @@ const handler: UniversalHandler = async (request) => {
         }, { once: true });
       });
       return { status: 200, headers: new Headers(), body: text("held") };
+    }
+    if (path === "/stream") {
+      streaming++;
+      let ended = false;
+      const end = () => {
+        if (!ended) streaming--;
+        ended = true;
+      };
+      request.signal?.addEventListener("abort", end, { once: true });
+      return {
+        status: 200,
+        headers: new Headers(),
+        body: new ReadableStream<Uint8Array>({
+          pull(controller) {
+            controller.enqueue(new Uint8Array(16384));
+          },
+          cancel: end,
+        }, { highWaterMark: 0 }),
+      };
     }
     return { status: 404, headers: new Headers() };
   } finally {
@@ -78,6 +100,7 @@ const stats = () => {
     fds: readdirSync("/proc/self/fd").length,
     handlers,
     started,
+    streaming,
   };
 };
 function collectGarbage(): void {

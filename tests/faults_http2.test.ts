@@ -24,6 +24,8 @@ import {
 } from "./_h2_attacks.ts";
 import {
   bombBlock,
+  FRAME,
+  frame,
   getFrame,
   headerFrames,
   openRawH2,
@@ -396,6 +398,58 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     assert.ok(after.fds <= base.fds + FD_MARGIN);
   });
 
+  it("serveHttp2 resets a stream whose client takes none of its response for sendTimeoutMs, and its session then closes when idle (a client that opened no window held maxOpenStreams and its sessions for good)", async () => {
+    // 20 endless bodies and a ping hold every slot.
+    const { server, base } = await start({
+      maxOpenStreams: 21,
+      sendTimeoutMs: 500,
+      idleTimeoutMs: 500,
+    });
+    // SETTINGS_INITIAL_WINDOW_SIZE 0, and no WINDOW_UPDATE ever: the
+    // server may send headers, never a byte of a body.
+    const closedWindow = frame(
+      FRAME.SETTINGS,
+      0,
+      0,
+      new Uint8Array([0, 4, 0, 0, 0, 0]),
+    );
+    // One client holds every slot with endless bodies; another has a
+    // finished handler whose 4 bytes (and end) cannot be sent.
+    const holder = await openRawH2(server.port);
+    holder.write(
+      closedWindow,
+      ...Array.from({ length: 20 }, (_, i) => getFrame(2 * i + 1, "/stream")),
+    );
+    const pinger = await openRawH2(server.port);
+    try {
+      await deadline(holder.settled(20), 10_000, "the streams' headers");
+      assert.equal((await server.stats()).streaming, 20);
+      pinger.write(closedWindow, getFrame(1, "/ping"));
+      await deadline(
+        (async () => {
+          while ((await server.stats()).started < 21) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        })(),
+        10_000,
+        "the ping's handler",
+      );
+      // Each is reset with CANCEL, its handler's body ended.
+      await deadline(holder.settled(40), 10_000, "the streams' resets");
+      assert.deepEqual(holder.outcome.resets, { "8": 20 });
+      assert.equal((await server.stats()).streaming, 0);
+      assert.equal(await ping(server.url), "200 pong");
+      // With no stream left open, both sessions are idle, and closed.
+      await deadline(holder.closed, 10_000, "the holder's session close");
+      await deadline(pinger.closed, 10_000, "the pinger's session close");
+    } finally {
+      holder.destroy();
+      pinger.destroy();
+    }
+    const after = await fdsSettle(server, base);
+    assert.ok(after.fds <= base.fds + FD_MARGIN);
+  });
+
   it("serveHttp2 closes connections over maxSessions at once and keeps the others", async () => {
     const { server, base } = await start({ maxSessions: 2 });
     // Raw connections: Deno's node:http2 client throws an uncaught
@@ -526,6 +580,13 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
         },
       ),
       /Cannot serve HTTP\/2: idleTimeoutMs must be a non-negative number of milliseconds/,
+    );
+    await assert.rejects(
+      serveHttp2(
+        () => Promise.resolve({ status: 200, headers: new Headers() }),
+        { sendTimeoutMs: -5 },
+      ),
+      /Cannot serve HTTP\/2: sendTimeoutMs must be a non-negative number of milliseconds/,
     );
     await assert.rejects(
       serveHttp2(

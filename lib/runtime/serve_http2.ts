@@ -110,6 +110,21 @@ export interface ServeHttp2Options {
    */
   idleTimeoutMs?: number;
   /**
+   * Milliseconds a stream may hold part of its response that its client
+   * takes none of (HTTP/2 flow control: a client that opens no window, or
+   * reads nothing) before it is reset with CANCEL and its handler's signal
+   * aborted, as nginx's `send_timeout` (60 s) closes a connection whose
+   * client receives nothing for that long. Without it such a client held
+   * its handlers, its streams and their slots for good (one client with a
+   * zero window held all `maxOpenStreams` under Deno, and each of its
+   * sessions stayed open however idle). The clock runs only while part of
+   * the response (or its end) waits to be sent, and starts again whenever
+   * some of it is. `0` turns it off.
+   *
+   * @default {60000}
+   */
+  sendTimeoutMs?: number;
+  /**
    * Streams a session may reset (or close) before their response ended
    * within `streamResetWindowMs`; past it the session is closed with GOAWAY
    * ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). A client that cancels
@@ -238,6 +253,7 @@ export async function serveHttp2(
     maxHeaderListBytes = 32768,
     headersTimeoutMs = 30000,
     idleTimeoutMs = 120000,
+    sendTimeoutMs = 60000,
     maxStreamResets = 400,
     streamResetWindowMs = 10000,
     shutdownTimeoutMs = 10000,
@@ -253,6 +269,7 @@ export async function serveHttp2(
   checkMax(what, "maxStreamResets", maxStreamResets);
   checkTimerMs(what, "headersTimeoutMs", headersTimeoutMs);
   checkTimerMs(what, "idleTimeoutMs", idleTimeoutMs);
+  checkTimerMs(what, "sendTimeoutMs", sendTimeoutMs);
   checkTimerMs(what, "shutdownTimeoutMs", shutdownTimeoutMs);
   checkMax(what, "maxStreamsPerSession", maxStreamsPerSession);
   checkMs(what, "streamResetWindowMs", streamResetWindowMs);
@@ -287,6 +304,7 @@ export async function serveHttp2(
   });
   // Aborted when shutdown() has waited shutdownTimeoutMs: ends the calls.
   const cutCalls = new AbortController();
+  const sending = sendTimeoutMs > 0 ? new SendWatch(sendTimeoutMs) : undefined;
   let openStreams = 0;
   let stopping = false;
   server.on("session", (session) => {
@@ -341,6 +359,7 @@ export async function serveHttp2(
       }
       openStreams++;
       state.running++;
+      sending?.watch(serverStream);
       const done = () => {
         openStreams--;
         state.running--;
@@ -392,6 +411,7 @@ export async function serveHttp2(
     if (!stopping) {
       stopping = true;
       server.close();
+      sending?.stop();
       const busy = new Set<string>();
       for (const [session, state] of sessions) {
         // A session with no stream open has nothing to finish: ended now
@@ -603,7 +623,10 @@ async function handleStream(
   const onGone = () => {
     cut.removeEventListener("abort", onCut);
     if (!ended) {
-      abort.abort(new Error("Cannot serve call: the client reset the stream"));
+      abort.abort(
+        STALLED.get(stream) ??
+          new Error("Cannot serve call: the client reset the stream"),
+      );
     }
   };
   stream.once("close", onGone);
@@ -685,6 +708,76 @@ async function handleStream(
     ended = true;
   }
   stream.end();
+}
+
+/** Why a stream was reset by its {@linkcode SendWatch}, for its handler. */
+const STALLED = new WeakMap<http2.Http2Stream, Error>();
+
+/**
+ * Resets the streams whose response waits to be sent (bytes their client
+ * takes none of, or the response's end) with no progress for `timeoutMs`.
+ * One timer for the server, running while a stream is watched: each tick
+ * looks at the bytes each stream still holds (node:http2 holds a write
+ * until its frame is sent, which a closed window defers).
+ */
+class SendWatch {
+  readonly #timeoutMs: number;
+  readonly #streams = new Map<
+    http2.ServerHttp2Stream,
+    { held: number; since: number }
+  >();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+  }
+
+  watch(stream: http2.ServerHttp2Stream): void {
+    this.#streams.set(stream, { held: 0, since: performance.now() });
+    const forget = () => {
+      this.#streams.delete(stream);
+      if (this.#streams.size === 0) this.stop();
+    };
+    stream.once("close", forget);
+    stream.once("aborted", forget);
+    this.#timer ??= setInterval(
+      () => this.#tick(),
+      Math.min(1000, Math.max(10, this.#timeoutMs / 4)),
+    );
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    for (const [stream, watched] of this.#streams) {
+      // What waits: bytes not yet sent, or the end (END_STREAM) not sent.
+      const held = stream.writableLength +
+        (stream.writableEnded && !stream.writableFinished ? 1 : 0);
+      if (held === 0 || held < watched.held) {
+        // Nothing waits, or some of it went.
+        watched.since = now;
+      } else if (now - watched.since >= this.#timeoutMs) {
+        this.#streams.delete(stream);
+        STALLED.set(
+          stream,
+          new Error(
+            `Cannot serve call: the client took none of the response for ${this.#timeoutMs} ms (sendTimeoutMs)`,
+          ),
+        );
+        // CANCEL: the stream is no longer needed (RFC 9113, 7). Destroyed
+        // too: closed alone, it stayed open under Deno and Bun.
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        if (!stream.destroyed) stream.destroy();
+        continue;
+      }
+      watched.held = held;
+    }
+    if (this.#streams.size === 0) this.stop();
+  }
 }
 
 /**
