@@ -1,3 +1,4 @@
+import { markUnbuffered } from "./_unbuffered.ts";
 import {
   checkArgument,
   checkFunction,
@@ -242,6 +243,7 @@ export function duplexResponse(
   const headers = new Headers(options.headers);
   headers.set("content-type", "application/octet-stream");
   if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
+  markUnbuffered(headers);
   if (responseEncoding) headers.set("content-encoding", responseEncoding);
   if (compressMinBytes === 0 && offered.length > 0) {
     headers.append("vary", "accept-encoding");

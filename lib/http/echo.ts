@@ -1,3 +1,4 @@
+import { markUnbuffered } from "./_unbuffered.ts";
 import type { Compression } from "./compression.ts";
 import {
   decodeBody,
@@ -138,10 +139,12 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
       checked.acceptCompression,
     )
     : undefined;
-  const headers = new Headers({
-    "content-type": "application/octet-stream",
-    "cache-control": "no-store",
-  });
+  const headers = markUnbuffered(
+    new Headers({
+      "content-type": "application/octet-stream",
+      "cache-control": "no-store",
+    }),
+  );
   if (responseEncoding) headers.set("content-encoding", responseEncoding);
   if (checked.acceptCompression.length > 0) {
     headers.set("vary", "accept-encoding");

@@ -1,3 +1,4 @@
+import { markUnbuffered } from "./_unbuffered.ts";
 import { fromUtf8Header } from "./_utf8_header.ts";
 import { refuseMethod } from "./_client_error.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
@@ -33,7 +34,7 @@ function sseHeaders(extra?: HeadersInit): Headers {
   headers.set("content-type", "text/event-stream; charset=utf-8");
   headers.set("cache-control", "no-cache, no-transform");
   headers.set("content-encoding", "identity");
-  headers.set("x-accel-buffering", "no");
+  markUnbuffered(headers);
   headers.delete("content-length");
   return headers;
 }

@@ -4,6 +4,7 @@
 // (the message in the query, get_request.ts). All run through the shared
 // server call (protocol/_server_call.ts).
 
+import { markUnbuffered } from "../../http/_unbuffered.ts";
 import { Code } from "../code.ts";
 import { codeToHttpStatus } from "../protocol/_codes.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -77,10 +78,13 @@ export async function handleConnectStream(
   if (entry !== undefined && entry.method.kind === "unary") {
     return { status: 415, headers: new Headers() };
   }
-  const headers = new Headers({
-    [headerContentType]: contentType(codec),
-    [headerStreamAcceptEncoding]: acceptHeader(options.acceptCompression),
-  });
+  // Streamed: not held by a proxy until the call ends.
+  const headers = markUnbuffered(
+    new Headers({
+      [headerContentType]: contentType(codec),
+      [headerStreamAcceptEncoding]: acceptHeader(options.acceptCompression),
+    }),
+  );
   const endOnly = (error: unknown): UniversalResponse => ({
     status: 200,
     headers,

@@ -3,6 +3,7 @@
 // its content type and in ending the body with a trailer frame instead, so
 // it serves its calls with serveGrpcCall too.
 
+import { markUnbuffered } from "../../http/_unbuffered.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { CallStatus, ServerCallInit } from "../protocol/_server_call.ts";
@@ -77,6 +78,9 @@ export async function serveGrpcCall(
     [headerContentType]: variant.contentType(codec),
     [headerAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
+  // gRPC-Web goes over HTTP/1.1 too, through proxies that would hold a
+  // streamed answer until the call ends.
+  if (variant.protocol === "grpc-web") markUnbuffered(headers);
   const trailersOnly = (status: CallStatus): UniversalResponse => {
     setStatus(headers, status);
     return { status: 200, headers };
