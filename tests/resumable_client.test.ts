@@ -826,6 +826,37 @@ describe("resumableUpload", () => {
     assert.equal(requests, 1);
   });
 
+  it("fails at once on a 413 to an append, naming its size and chunkBytes (a proxy's body limit, as nginx's 1 MiB: the message said only 413)", async () => {
+    // A proxy that passes the creation and refuses requests over 1 MiB.
+    const proxied: typeof fetch = (input, init) =>
+      init?.method === "PATCH"
+        ? Promise.resolve(
+          new Response("Request Entity Too Large", {
+            status: 413,
+          }),
+        )
+        : fetch(input, init);
+    await assert.rejects(
+      resumableUpload(new URL("/uploads", server.url), randomBytes(3 * MiB), {
+        fetch: proxied,
+        chunkBytes: 2 * MiB,
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof HttpError);
+        assert.equal(error.status, 413);
+        assert.equal(
+          error.message,
+          `Cannot upload: the server answered 413 to an append of ${
+            2 * MiB
+          } bytes (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${
+            2 * MiB
+          } now)`,
+        );
+        return true;
+      },
+    );
+  });
+
   it("fails with 502 when the server reports an Upload-Offset it cannot have", async () => {
     // A server that creates the upload, then answers HEAD and PATCH with the
     // Upload-Offset given: absent, malformed, or past the bytes sent.

@@ -555,6 +555,16 @@ export async function resumableUpload(
           needOffset = true;
           continue;
         }
+        if (response.status === 413) {
+          // The upload's length was accepted at its creation: what refuses
+          // a request this size is most often a proxy's body limit.
+          throw refuse(
+            response,
+            `an append of ${
+              end - offset
+            } bytes (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${chunkBytes} now)`,
+          );
+        }
         if (!retryable(response.status)) {
           throw refuse(response, "an append");
         }
