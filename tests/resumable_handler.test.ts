@@ -309,6 +309,26 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.equal(response.status, 415);
   });
 
+  it("refuses an encoded append with 415 (Accept-Encoding: identity) and keeps none of it (its gzip bytes were appended as the upload's)", async () => {
+    const { location } = await ietfCreate();
+    const gzipped = await handler(
+      req("PATCH", location, {
+        "content-type": "application/partial-upload",
+        "content-encoding": "gzip",
+        "upload-offset": "0",
+        "upload-complete": "?0",
+      }, bytes(3)),
+    );
+    assert.equal(gzipped.status, 415);
+    assert.equal(gzipped.headers.get("accept-encoding"), "identity");
+    assert.match(
+      await gzipped.text(),
+      /it is encoded \(Content-Encoding: gzip\), and it is kept as sent, never decoded/,
+    );
+    const head = await handler(req("HEAD", location, {}));
+    assert.equal(head.headers.get("upload-offset"), "0");
+  });
+
   it("takes a PATCH with no media type only from the draft's revisions that sent none (interop version 5 and below)", async () => {
     const { location } = await ietfCreate();
     const untyped = (version?: string) =>

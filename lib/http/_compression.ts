@@ -100,6 +100,30 @@ class UnsupportedEncoding extends HttpError {
 }
 
 /**
+ * Refuses a request body that carries a content coding where bytes are kept
+ * as sent (uploads, resumable appends, form parts): stored encoded, a
+ * gzipped upload was a file of gzip bytes, its limits counted on them, and
+ * a coding nothing here reads was taken all the same. A 415 whose answer
+ * says `Accept-Encoding: identity` (RFC 9110, section 15.5.16).
+ *
+ * @param header The `Content-Encoding` header's value.
+ * @param what What refuses it, as "receive body".
+ */
+export function refuseContentCoding(header: string | null, what: string): void {
+  if (header === null) return;
+  const codings = header.split(",").map((token) => token.trim())
+    .filter((token) => token !== "" && token.toLowerCase() !== "identity");
+  if (codings.length === 0) return;
+  const shown = codings.join(", ");
+  throw new UnsupportedEncoding(
+    `Cannot ${what}: it is encoded (Content-Encoding: ${
+      shown.length > 64 ? `${shown.slice(0, 64)}...` : shown
+    }), and it is kept as sent, never decoded: send it unencoded`,
+    [],
+  );
+}
+
+/**
  * Parses a request's `Content-Encoding` header into the decoders to apply,
  * in the order to apply them (the reverse of the header's). `identity` and
  * an absent header mean none.

@@ -1,5 +1,6 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { HttpError } from "./http_error.ts";
+import { refuseContentCoding } from "./_compression.ts";
 import { boundaryOf, CANNOT_PARSE } from "./_multipart_headers.ts";
 import {
   type MultipartPart,
@@ -65,6 +66,14 @@ export function parseMultipart(
     request,
   );
   const boundary = boundaryOf(request.headers.get("content-type"));
+  // A response's body fetch may have decoded (its header stays); a
+  // request's is as sent.
+  if (request instanceof Request) {
+    refuseContentCoding(
+      request.headers.get("content-encoding"),
+      "parse multipart body",
+    );
+  }
   if (request.body === null) {
     throw new HttpError(400, `${CANNOT_PARSE}: the request has no body`);
   }

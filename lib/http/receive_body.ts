@@ -11,6 +11,7 @@ import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { bodyDeadline, bodyPace, checkMinRate } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
+import { refuseContentCoding } from "./_compression.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
 /**
@@ -224,6 +225,7 @@ function plan(
   const headers = input instanceof Request
     ? input.headers
     : new Headers(options.headers);
+  refuseContentCoding(headers.get("content-encoding"), "receive body");
   let declared = declaredLength(headers, maxBytes);
   if (options.contentLength !== undefined) {
     const length = options.contentLength;

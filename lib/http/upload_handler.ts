@@ -1,3 +1,4 @@
+import { refuseContentCoding } from "./_compression.ts";
 import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
@@ -406,6 +407,12 @@ export function createUploadHandler(
         declaredLength(request.headers, maxBytes);
       }
       contentDigests(request.headers.get("content-digest"));
+      // Kept as sent: an encoded body (a gzipped file, a gzipped form) is
+      // refused before a sink opens.
+      refuseContentCoding(
+        request.headers.get("content-encoding"),
+        "receive body",
+      );
       if (asForm) return await receiveForm(request, context);
       if (isForm && !acceptMultipartAsRaw) {
         throw new HttpError(
