@@ -814,6 +814,10 @@ describe("forwardResponse", () => {
       zstd: (b) => zlib.zstdCompressSync(b),
       "deflate, gzip": (b) => zlib.gzipSync(zlib.deflateSync(b)),
       "x-custom": (b) => Buffer.from(b.toString("base64")),
+      // A proxy's spelling: identity is no coding, but Deno's fetch decodes
+      // only a header of exactly one coding (these went on as decoded).
+      "gzip, identity": (b) => zlib.gzipSync(b),
+      "identity, gzip": (b) => zlib.gzipSync(b),
     };
     const decoders: Record<string, (b: Buffer) => Buffer> = {
       gzip: (b) => zlib.gunzipSync(b),
@@ -821,6 +825,7 @@ describe("forwardResponse", () => {
       br: (b) => zlib.brotliDecompressSync(b),
       zstd: (b) => zlib.zstdDecompressSync(b),
       "x-custom": (b) => Buffer.from(b.toString(), "base64"),
+      identity: (b) => b,
     };
     const upstream = http.createServer((request, response) => {
       const coding = decodeURIComponent(request.url!.slice(1));
@@ -880,6 +885,8 @@ describe("forwardResponse", () => {
           "zstd",
           "deflate, gzip",
           "x-custom",
+          "gzip, identity",
+          "identity, gzip",
         ]);
       }
     } finally {
