@@ -568,10 +568,13 @@ describe("raw requests to createRpcHandler", () => {
       grpcWeb: Code.InvalidArgument,
     },
     {
+      // INTERNAL, as grpc-go and Connect-ES answer (it was
+      // INVALID_ARGUMENT: the peer broke the protocol, no argument was
+      // wrong).
       name: "the compressed flag without an encoding",
       body: frame(1, new Uint8Array([8, 1])),
-      connect: "invalid_argument",
-      grpcWeb: Code.InvalidArgument,
+      connect: "internal",
+      grpcWeb: Code.Internal,
     },
     {
       name: "an unsupported message encoding",

@@ -2,7 +2,7 @@
 // parsing, with the end-of-stream frame (gRPC-Web trailers, Connect's
 // EndStreamResponse) handed to a callback.
 
-import type { Code } from "../code.ts";
+import { Code } from "../code.ts";
 import {
   type Compression,
   decompressMessage,
@@ -111,7 +111,10 @@ export class MessageDecoder<T> {
     if ((frame.flags & 1) === 0) return frame.data;
     const { compression, maxMessageBytes } = this.#options;
     if (compression === null) {
-      return this.#fail(
+      // INTERNAL on either side, as grpc-go and Connect-ES answer: the
+      // peer broke the protocol, no argument of the call was wrong.
+      throw new RpcError(
+        Code.Internal,
         "Cannot decode frame: compressed flag set but no message encoding was negotiated",
       );
     }
