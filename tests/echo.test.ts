@@ -297,7 +297,7 @@ describe("echo", () => {
 describe("createEchoHandler, createDuplexHandler and compression options", () => {
   const text = "All work and no play makes a dull stream. ".repeat(100);
 
-  it("the response's coding is the offered one the client weighs highest (RFC 9110 Accept-Encoding: OWS before ';', q=0 refuses, x-gzip is gzip); an unsupported request coding's 415 says which it takes", async () => {
+  it("the response's coding is the offered one the client weighs highest, none when it weighs identity higher (RFC 9110 Accept-Encoding: OWS before ';', q=0 refuses, x-gzip is gzip); an unsupported request coding's 415 says which it takes", async () => {
     // Before, `gzip ;q=0, *` answered gzip (the name kept its space, so
     // q=0 fell to `*`), `gzip;q=0.1, deflate;q=1` answered gzip (the
     // server's order won over the weights), `x-gzip` got identity, and
@@ -326,6 +326,14 @@ describe("createEchoHandler, createDuplexHandler and compression options", () =>
       ["*;q=0", null],
       ["identity", null],
       ["gzip;q=x", null],
+      // Identity weighed above every offered coding: none (they were
+      // answered gzip, only a coding's q above 0 counted).
+      ["identity, gzip;q=0.5", null],
+      ["identity;q=1, gzip;q=0.1, deflate;q=0.1", null],
+      ["gzip;q=0.5, *", "deflate"],
+      // A tie goes to the coding: browsers name no identity.
+      ["gzip, deflate, br", "gzip"],
+      ["gzip;q=0.5, identity;q=0.5", "gzip"],
     ];
     for (const [accept, expected] of cases) {
       assert.equal(await coding(accept), expected, accept);

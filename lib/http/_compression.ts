@@ -358,7 +358,9 @@ export function encodeBody(
  * Picks, of `offered` (the server's preference order), the coding an
  * `Accept-Encoding` header gives the highest non-zero q-value (RFC 9110,
  * section 12.5.3; `x-gzip` is `gzip`, `*` any coding it does not name), the
- * server's order breaking ties; `undefined` for identity.
+ * server's order breaking ties; `undefined` for identity, also when the
+ * header names identity with a q-value above every offered coding's
+ * (`identity, gzip;q=0.5`; a tie goes to the coding).
  */
 export function negotiateCompression(
   acceptEncoding: string | null,
@@ -392,5 +394,8 @@ export function negotiateCompression(
       bestQ = q;
     }
   }
-  return best;
+  // Named, identity competes: "identity, gzip;q=0.5" wants none. Unnamed,
+  // it does not (a header that weighs only codings wants one of them).
+  const identity = accepted.get("identity") ?? 0;
+  return bestQ >= identity ? best : undefined;
 }
