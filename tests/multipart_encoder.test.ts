@@ -355,6 +355,22 @@ describe("encodeMultipart", () => {
     ]);
   });
 
+  it('errors the body naming the part whose stream gave text, not bytes (it failed deep in fetch, or as "chunk.subarray is not a function")', async () => {
+    for (const boundary of [undefined, "my-boundary"]) {
+      const encoded = encodeMultipart([
+        { name: "f", value: ReadableStream.from(["hello"]) as never },
+      ], { boundary });
+      await assert.rejects(
+        new Response(encoded.body).arrayBuffer(),
+        {
+          name: "TypeError",
+          message:
+            'Cannot encode multipart body: the stream of part "f" gave a chunk of type string, not a Uint8Array (encode text with TextEncoderStream)',
+        },
+      );
+    }
+  });
+
   it("round-trips any fields (property)", async () => {
     await fc.assert(
       fc.asyncProperty(

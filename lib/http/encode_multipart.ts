@@ -353,6 +353,17 @@ export function encodeMultipart(
         const part = planned[index - 1];
         const { done, value } = await reader.read();
         if (!done) {
+          if (!(value instanceof Uint8Array)) {
+            // A stream of text (ReadableStream.from(["..."])) failed in
+            // the runtime's fetch, or as "chunk.subarray is not a function".
+            throw new TypeError(
+              `Cannot encode multipart body: the stream of part ${
+                JSON.stringify(part.name)
+              } gave a chunk of type ${
+                kindOf(value)
+              }, not a Uint8Array (encode text with TextEncoderStream)`,
+            );
+          }
           readBytes += value.length;
           if (part.size !== undefined && readBytes > part.size) {
             throw new RangeError(
