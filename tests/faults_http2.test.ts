@@ -450,6 +450,37 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     assert.ok(after.fds <= base.fds + FD_MARGIN);
   });
 
+  it("serveHttp2 keeps a stream whose client reads slowly past sendTimeoutMs (only a client that takes nothing is reset)", async () => {
+    // A timeout well above a loaded machine's pauses: the reads come 20
+    // times as often.
+    const { server } = await start({ sendTimeoutMs: 2000 });
+    const session = await deadline(connect(server.url), 10_000, "connect");
+    try {
+      const stream = session.request({ ":path": "/stream" }, {
+        endStream: true,
+      });
+      stream.pause();
+      let read = 0;
+      let late = 0;
+      // 4.5 s, a read every 100 ms: past sendTimeoutMs, never idle for it.
+      for (let i = 0; i < 45; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        let chunk: Buffer | null;
+        while ((chunk = stream.read() as Buffer | null) !== null) {
+          read += chunk.byteLength;
+          if (i >= 25) late += chunk.byteLength;
+        }
+      }
+      // Open (Deno's client says rstCode 0 of an open stream).
+      assert.equal(stream.closed || stream.destroyed, false, "reset");
+      assert.ok(late > 0, `${read} bytes read, none in the last 2 s`);
+      assert.equal((await server.stats()).streaming, 1);
+      stream.close();
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("serveHttp2 closes connections over maxSessions at once and keeps the others", async () => {
     const { server, base } = await start({ maxSessions: 2 });
     // Raw connections: Deno's node:http2 client throws an uncaught

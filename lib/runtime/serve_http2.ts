@@ -716,7 +716,8 @@ const STALLED = new WeakMap<http2.Http2Stream, Error>();
 /**
  * Resets the streams whose response waits to be sent (bytes their client
  * takes none of, or the response's end) with no progress for `timeoutMs`.
- * One timer for the server, running while a stream is watched: each tick
+ * One timer for the server, from its first stream to its shutdown (not
+ * one per call, nor started and stopped as calls come and go): each tick
  * looks at the bytes each stream still holds (node:http2 holds a write
  * until its frame is sent, which a closed window defers).
  */
@@ -727,26 +728,31 @@ class SendWatch {
     { held: number; since: number }
   >();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
 
   constructor(timeoutMs: number) {
     this.#timeoutMs = timeoutMs;
   }
 
   watch(stream: http2.ServerHttp2Stream): void {
-    this.#streams.set(stream, { held: 0, since: performance.now() });
-    const forget = () => {
-      this.#streams.delete(stream);
-      if (this.#streams.size === 0) this.stop();
-    };
+    const watched = { held: 0, since: performance.now() };
+    this.#streams.set(stream, watched);
+    // A writer held back waits for 'drain': the buffer went, whatever a
+    // tick saw of it (refilled between two ticks, it looked unmoved).
+    stream.on("drain", () => watched.since = performance.now());
+    const forget = () => this.#streams.delete(stream);
     stream.once("close", forget);
     stream.once("aborted", forget);
+    if (this.#stopped) return;
     this.#timer ??= setInterval(
       () => this.#tick(),
       Math.min(1000, Math.max(10, this.#timeoutMs / 4)),
     );
   }
 
+  /** Stops the timer for good (the server is shutting down). */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -776,7 +782,6 @@ class SendWatch {
       }
       watched.held = held;
     }
-    if (this.#streams.size === 0) this.stop();
   }
 }
 
