@@ -11,8 +11,8 @@
 // Routes: GET /ping answers "pong"; /hold answers after the call's signal
 // aborts or 2 s, whichever is first (a handler that does work); /stream
 // answers an endless body, 16 KiB a chunk, as it is read ("streaming" in the
-// stats counts those not ended by a cancel or the signal); anything else
-// 404.
+// stats counts those not ended by a cancel or the signal); /big answers one
+// chunk of 512 KiB; anything else 404.
 
 import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
@@ -54,6 +54,18 @@ const handler: UniversalHandler = async (request) => {
         }, { once: true });
       });
       return { status: 200, headers: new Headers(), body: text("held") };
+    }
+    if (path === "/big") {
+      return {
+        status: 200,
+        headers: new Headers(),
+        body: new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new Uint8Array(512 * 1024));
+            controller.close();
+          },
+        }),
+      };
     }
     if (path === "/stream") {
       streaming++;

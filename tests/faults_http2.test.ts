@@ -481,6 +481,35 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     }
   });
 
+  it("serveHttp2 sends a large chunk in writes of 64 KiB, so that a client taking 128 KiB/s keeps a stream whose one chunk it needs 4 s for, past sendTimeoutMs (the chunk was one write, seen sent only whole: reset)", async () => {
+    const { server } = await start({ sendTimeoutMs: 1500 });
+    const session = await deadline(connect(server.url), 10_000, "connect");
+    try {
+      const stream = session.request({ ":path": "/big" }, { endStream: true });
+      stream.pause();
+      let read = 0;
+      const ended = new Promise<string>((resolve) => {
+        stream.once("end", () => resolve("end"));
+        stream.once("close", () => resolve(`closed ${stream.rstCode}`));
+      });
+      const until = performance.now() + 20_000;
+      while (read < 512 * 1024 && performance.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        let chunk: Buffer | null;
+        let taken = 0;
+        while (taken < 32 * 1024 && (chunk = stream.read() as Buffer | null)) {
+          read += chunk.byteLength;
+          taken += chunk.byteLength;
+        }
+      }
+      stream.resume();
+      assert.equal(read >= 512 * 1024 ? "whole" : `${read} bytes`, "whole");
+      assert.equal(await deadline(ended, 10_000, "the end"), "end");
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("serveHttp2 closes connections over maxSessions at once and keeps the others", async () => {
     const { server, base } = await start({ maxSessions: 2 });
     // Raw connections: Deno's node:http2 client throws an uncaught

@@ -170,9 +170,13 @@ export function writeToNode(
   return writeToSink(source, nodeSink(stream));
 }
 
+/** The largest write of a body's chunk into a node duplex. */
+const WRITE_PIECE_BYTES = 64 * 1024;
+
 /**
  * Writes a web stream into a sink (a node duplex's, or one that moves
- * between duplexes), waiting for `drained` when it takes no more.
+ * between duplexes), waiting for `drained` when it takes no more; a chunk
+ * over 64 KiB in pieces of that size.
  */
 export async function writeToSink(
   source: ReadableStream<Uint8Array>,
@@ -187,7 +191,20 @@ export async function writeToSink(
     while (true) {
       const { done, value } = await reader.read();
       if (done) return;
-      if (!sink.write(value)) await sink.drained();
+      if (value.byteLength <= WRITE_PIECE_BYTES) {
+        if (!sink.write(value)) await sink.drained();
+        continue;
+      }
+      // A large chunk goes in pieces, each once the one before has
+      // drained: node:http2 under Deno and Bun counts a write done only
+      // when all of it is sent, and serveHttp2's sendTimeoutMs sees a
+      // stream's progress in its writes (a client reading 1 MiB at
+      // 16 KiB/s showed none for 64 s).
+      for (let at = 0; at < value.byteLength; at += WRITE_PIECE_BYTES) {
+        if (!sink.write(value.subarray(at, at + WRITE_PIECE_BYTES))) {
+          await sink.drained();
+        }
+      }
     }
   } catch (error) {
     await reader.cancel(error).catch(() => {});

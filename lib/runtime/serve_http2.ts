@@ -110,16 +110,21 @@ export interface ServeHttp2Options {
    */
   idleTimeoutMs?: number;
   /**
-   * Milliseconds a stream may hold part of its response that its client
-   * takes none of (HTTP/2 flow control: a client that opens no window, or
-   * reads nothing) before it is reset with CANCEL and its handler's signal
-   * aborted, as nginx's `send_timeout` (60 s) closes a connection whose
-   * client receives nothing for that long. Without it such a client held
-   * its handlers, its streams and their slots for good (one client with a
-   * zero window held all `maxOpenStreams` under Deno, and each of its
-   * sessions stayed open however idle). The clock runs only while part of
-   * the response (or its end) waits to be sent, and starts again whenever
-   * some of it is. `0` turns it off.
+   * Milliseconds a stream may hold a write of its response that its client
+   * does not take (HTTP/2 flow control: a client that opens no window, or
+   * reads next to nothing) before it is reset with CANCEL and its handler's
+   * signal aborted, as nginx's `send_timeout` (60 s) closes a connection
+   * whose client receives nothing for that long. Without it such a client
+   * held its handlers, its streams and their slots for good (one client
+   * with a zero window held all `maxOpenStreams` under Deno, and each of
+   * its sessions stayed open however idle). The clock runs only while part
+   * of the response (or its end) waits to be sent, and starts again each
+   * time a write has gone whole: `node:http2` tells no less (under Deno and
+   * Bun a write counts as sent only once all of it is, and writes queued
+   * behind it go as one). A body goes in writes of at most 64 KiB, so a
+   * client must take about 64 KiB of it per `sendTimeoutMs` (1.1 KiB/s at
+   * the default); an RPC message larger than that is one write, taken
+   * whole within it. `0` turns it off.
    *
    * @default {60000}
    */
