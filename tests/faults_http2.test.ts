@@ -400,9 +400,11 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
 
   it("serveHttp2 resets a stream whose client takes none of its response for sendTimeoutMs, and its session then closes when idle (a client that opened no window held maxOpenStreams and its sessions for good)", async () => {
     // 20 endless bodies and a ping hold every slot.
+    // sendTimeoutMs leaves time to see the 20 bodies held before their
+    // resets, on a loaded machine too.
     const { server, base } = await start({
       maxOpenStreams: 21,
-      sendTimeoutMs: 500,
+      sendTimeoutMs: 1500,
       idleTimeoutMs: 500,
     });
     // SETTINGS_INITIAL_WINDOW_SIZE 0, and no WINDOW_UPDATE ever: the

@@ -931,11 +931,19 @@ describe("a handler reading its requests when the client cancels", () => {
       sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
     });
     const seen: { error: unknown; aborted: boolean }[] = [];
+    // Resolved when the handler has read the first message: the client
+    // cancels then, while the handler waits for the next one. (A fixed
+    // 50 ms wait instead let a loaded machine cancel before the request
+    // reached the server: no handler ran, and the test failed after 20 s.)
+    let firstRead = Promise.withResolvers<void>();
     const summer = implementService(Summer, {
       sum: async (values, context) => {
         try {
           let total = 0n;
-          for await (const value of values) total += value;
+          for await (const value of values) {
+            total += value;
+            firstRead.resolve();
+          }
           return total;
         } catch (error) {
           // The signal may abort a moment after the read fails.
@@ -960,13 +968,15 @@ describe("a handler reading its requests when the client cancels", () => {
           signal: controller.signal,
         });
         await call.send(1n);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await deadline(firstRead.promise, T, "the handler's first read");
+        firstRead = Promise.withResolvers<void>();
         controller.abort();
         await call.receive().catch(() => {});
         const until = Date.now() + T;
         while (seen.length === 0 && Date.now() < until) {
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
+        assert.equal(seen.length, 1, "the handler's read did not fail");
         const { error, aborted } = seen.shift()!;
         assert.ok(
           error instanceof RpcError && error.code === Code.Canceled,

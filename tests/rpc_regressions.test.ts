@@ -1694,12 +1694,17 @@ describe("createHttp2Client's retry of an unprocessed call is bounded", () => {
   const Svc = defineService("t.Refused", {
     one: { kind: "unary", input: Int64Value, output: Int64Value },
   });
-  /** A bare server that refuses every stream, counting them, and a client. */
-  const refusing = async (delayMs: number) => {
+  /**
+   * A bare server that refuses every stream once `refuse` resolves,
+   * counting them (`seen` resolves at the first), and a client.
+   */
+  const refusing = async (refuse: Promise<void> = Promise.resolve()) => {
     let streams = 0;
+    const seen = Promise.withResolvers<void>();
     const server = await rawH2Server((streamId, write) => {
       streams++;
-      setTimeout(() => write(resetFrame(streamId, 7)), delayMs);
+      seen.resolve();
+      refuse.then(() => write(resetFrame(streamId, 7)));
     });
     const url = `http://127.0.0.1:${server.port}`;
     const httpClient = createHttp2Client(url);
@@ -1707,10 +1712,16 @@ describe("createHttp2Client's retry of an unprocessed call is bounded", () => {
       Svc,
       createGrpcTransport({ baseUrl: url, httpClient }),
     );
-    return { server, httpClient, client, streams: () => streams };
+    return {
+      server,
+      httpClient,
+      client,
+      streams: () => streams,
+      seen: seen.promise,
+    };
   };
   it("sends a refused call again once, not in a storm (it made 101 requests)", async () => {
-    const { server, httpClient, client, streams } = await refusing(0);
+    const { server, httpClient, client, streams } = await refusing();
     try {
       await assert.rejects(
         deadline(client.one(1n), T, "the call"),
@@ -1724,11 +1735,17 @@ describe("createHttp2Client's retry of an unprocessed call is bounded", () => {
     }
   });
   it("does not send a call again once close() was called (its new connection outlived close())", async () => {
-    const { server, httpClient, client, streams } = await refusing(50);
+    // Refused only once close() was called. (A fixed 10 ms wait before
+    // close() let a loaded machine close before the call went out.)
+    const refuse = Promise.withResolvers<void>();
+    const { server, httpClient, client, streams, seen } = await refusing(
+      refuse.promise,
+    );
     try {
       const call = client.one(1n);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await deadline(seen, T, "the call's stream");
       const closing = httpClient.close();
+      refuse.resolve();
       await assert.rejects(
         deadline(call, T, "the call"),
         (error: unknown) =>
