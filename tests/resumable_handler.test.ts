@@ -1075,6 +1075,30 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
     );
   });
 
+  it("refuses an encoded PATCH with 415 whatever its Upload-Checksum (a chunk with a sha256 or sha512 checksum was appended as its gzip bytes)", async () => {
+    const response = await handler(
+      req("POST", "/uploads", { ...TUS, "upload-length": "10" }),
+    );
+    const location = response.headers.get("location")!;
+    const data = bytes(10, 32);
+    for (const checksum of [undefined, "sha1", "sha256", "sha512"]) {
+      const digest = checksum === "sha1"
+        ? await sha1(data)
+        : checksum === "sha256"
+        ? b64(sha256(data))
+        : b64(new Uint8Array(await crypto.subtle.digest("SHA-512", data)));
+      const refused = await tusPatch(location, 0, data, {
+        "content-encoding": "gzip",
+        ...(checksum ? { "upload-checksum": `${checksum} ${digest}` } : {}),
+      });
+      assert.equal(refused.status, 415, String(checksum));
+      assert.equal(refused.headers.get("tus-resumable"), "1.0.0");
+      assert.equal(refused.headers.get("accept-encoding"), "identity");
+    }
+    const head = await handler(req("HEAD", location, TUS));
+    assert.equal(head.headers.get("upload-offset"), "0");
+  });
+
   it("checks Upload-Checksum: 460 on a mismatch, nothing kept", async () => {
     const response = await handler(
       req("POST", "/uploads", { ...TUS, "upload-length": "10" }),

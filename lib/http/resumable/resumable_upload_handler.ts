@@ -1,3 +1,4 @@
+import { refuseContentCoding } from "../_compression.ts";
 import { pathPrefix, requestPath } from "../_url.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { checkMax, checkMs } from "../../_internal/limits.ts";
@@ -1183,6 +1184,15 @@ export function createResumableUploadHandler(
       const method = (override ?? request.method).toUpperCase();
       isTus = request.headers.has("tus-resumable") ||
         request.method === "OPTIONS";
+      // Bytes are kept as sent: an encoded creation or append is refused
+      // before anything is created or read (a tus chunk with a checksum,
+      // received on its own path, was appended as its gzip bytes).
+      if (method === "POST" || method === "PATCH") {
+        refuseContentCoding(
+          request.headers.get("content-encoding"),
+          "receive body",
+        );
+      }
       const response = isTus
         ? await tus(request, id, method)
         : await ietf(request, id);
