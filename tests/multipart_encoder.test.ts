@@ -365,10 +365,24 @@ describe("encodeMultipart", () => {
         {
           name: "TypeError",
           message:
-            'Cannot encode multipart body: the stream of part "f" gave a chunk of type string, not a Uint8Array (encode text with TextEncoderStream)',
+            'Cannot encode multipart body: the stream of part "f" gave a chunk of type string, not bytes (encode text with TextEncoderStream)',
         },
       );
     }
+    // Other binary chunks are bytes (Bun's fetch took an ArrayBuffer).
+    const binary = encodeMultipart([{
+      name: "f",
+      value: ReadableStream.from<unknown>([
+        new TextEncoder().encode("he").buffer,
+        new DataView(new TextEncoder().encode("llo").buffer),
+      ]) as ReadableStream<Uint8Array>,
+      filename: "f.txt",
+      size: 5,
+    }]);
+    const form = await new Response(binary.body, {
+      headers: { "content-type": binary.contentType },
+    }).formData();
+    assert.equal(await (form.get("f") as File).text(), "hello");
   });
 
   it("round-trips any fields (property)", async () => {

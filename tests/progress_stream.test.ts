@@ -33,6 +33,21 @@ describe("ProgressStream", () => {
     assert.deepEqual(calls, [1, 100]);
   });
 
+  it("ProgressStream reports a count once, an empty chunk adding none (a stream ending in one reported its last count twice)", async () => {
+    const calls: number[] = [];
+    await Array.fromAsync(
+      ReadableStream.from([
+        new Uint8Array(3),
+        new Uint8Array(0),
+        new Uint8Array(4),
+        new Uint8Array(0),
+      ]).pipeThrough(
+        new ProgressStream((bytes) => calls.push(bytes), { intervalMs: 0 }),
+      ),
+    );
+    assert.deepEqual(calls, [3, 7]);
+  });
+
   it("ProgressStream reports an unknown total as undefined and an empty stream as 0", async () => {
     const calls: [number, number | undefined][] = [];
     await Array.fromAsync(

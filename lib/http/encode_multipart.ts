@@ -83,6 +83,27 @@ function normalizeLineBreaks(text: string): string {
   return text.replace(/\r(?!\n)|(?<!\r)\n/g, "\r\n");
 }
 
+/**
+ * A chunk of a part's stream as bytes: a Uint8Array as is, other binary
+ * (an ArrayBuffer, a view) as a Uint8Array over it; text or anything else
+ * a TypeError naming the part (it failed deep in the runtime's fetch, or
+ * as "chunk.subarray is not a function").
+ */
+function bytesOf(value: unknown, name: string): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  throw new TypeError(
+    `Cannot encode multipart body: the stream of part ${
+      JSON.stringify(name)
+    } gave a chunk of type ${kindOf(value)}, not bytes${
+      typeof value === "string" ? " (encode text with TextEncoderStream)" : ""
+    }`,
+  );
+}
+
 function randomBoundary(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `----sluice-${
@@ -353,18 +374,8 @@ export function encodeMultipart(
         const part = planned[index - 1];
         const { done, value } = await reader.read();
         if (!done) {
-          if (!(value instanceof Uint8Array)) {
-            // A stream of text (ReadableStream.from(["..."])) failed in
-            // the runtime's fetch, or as "chunk.subarray is not a function".
-            throw new TypeError(
-              `Cannot encode multipart body: the stream of part ${
-                JSON.stringify(part.name)
-              } gave a chunk of type ${
-                kindOf(value)
-              }, not a Uint8Array (encode text with TextEncoderStream)`,
-            );
-          }
-          readBytes += value.length;
+          const chunk = bytesOf(value, part.name);
+          readBytes += chunk.length;
           if (part.size !== undefined && readBytes > part.size) {
             throw new RangeError(
               `Cannot encode multipart body: part ${
@@ -372,8 +383,8 @@ export function encodeMultipart(
               } gave more than its size ${part.size}`,
             );
           }
-          if (search?.found(value)) throw holdsBoundary(part);
-          controller.enqueue(value);
+          if (search?.found(chunk)) throw holdsBoundary(part);
+          controller.enqueue(chunk);
           return;
         }
         reader = undefined;

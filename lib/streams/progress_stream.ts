@@ -78,7 +78,8 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
         bytes += chunk.byteLength;
         controller.enqueue(chunk);
         const now = Date.now();
-        if (now - last >= intervalMs) {
+        // A count is reported once (an empty chunk adds none).
+        if (now - last >= intervalMs && bytes !== reported) {
           last = now;
           reported = bytes;
           onProgress(bytes, total);
