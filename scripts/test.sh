@@ -189,11 +189,14 @@ failed_tests() {
     [ -f "$log" ] || continue
     # Deno's ERRORS section: "<test> => <where>", its first "error:" line and
     # the first stack line in this project's own files.
+    # A name line ends with where the test is ("=> ./tests/x.ts:3:1",
+    # "=> ext:deno_node/...") or says "(uncaught error)"; a source line
+    # quoted in a message may hold " => " too, never followed by those.
     awk -v runner="$(basename "$log" .log)" '
       /^ ERRORS $/ { on = 1; next }
       /^ FAILURES $/ { on = 0 }
       !on { next }
-      / => / { name = $0; shown = 0; stack = 0; next }
+      / => (\.\/|ext:|file:)[^ ]*:[0-9]+:[0-9]+$/ || / \(uncaught error\)$/ { name = $0; shown = 0; stack = 0; next }
       /^error: / && name != "" && !shown { print "  " runner ": " name; print "    " substr($0, 1, 300); shown = 1; next }
       /^ +at .*\/(tests|lib|examples)\// && shown && !stack { sub(/^ +/, ""); print "    " $0; stack = 1 }
     ' "$log" | head -n 30
