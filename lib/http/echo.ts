@@ -99,9 +99,11 @@ export interface EchoOptions {
  * sockets of clients that close mid-transfer, whatever the handler: a
  * runtime race, see docs/known-runtime-issues.md (g).) A client that stops
  * reading but keeps its connection open still holds that connection (and its
- * file descriptor): the runtime's pending write to it cannot be ended from a
- * handler (measured with Deno 2.9.6), so bound such clients with `serve`'s
- * `maxConcurrentRequests` and a fronting proxy that times out slow readers.
+ * file descriptor, and one of `serve`'s `maxConcurrentRequests`, which such
+ * clients can use up): the runtime's pending write to it cannot be ended
+ * from a handler (measured with Deno 2.9.6). Under Bun, `serve`'s
+ * `idleTimeoutMs` closes such connections; under Deno, put a proxy in front
+ * that times out slow readers (docs/reliability.md, "Attacks").
  *
  * @param request The request whose body to echo.
  * @param options Decoding limit, compression and read-ahead.

@@ -79,9 +79,13 @@ export interface ServeOptions {
    * 4-s ticks, so a connection closes up to 4 s after the timeout (measured
    * with Bun 1.4.5: 5,000 closed an idle connection after 8 s, 9,000 after
    * 12 s; an exchange that sent a chunk every 300 ms for 13 s was not cut).
-   * `0` disables it (for streams that idle by design); other values must be
-   * above 4000, because at 4 s and below Bun closes even a busy connection
-   * at its first tick, and at most 255,000 (Bun's limit).
+   * A connection whose writes are blocked (a client that stopped reading)
+   * counts as idle too: this is what frees the requests of such clients,
+   * which otherwise hold `maxConcurrentRequests` for as long as they stay
+   * (under Deno nothing in the process can: docs/reliability.md,
+   * "Attacks"). `0` disables it (for streams that idle by design); other
+   * values must be above 4000, because at 4 s and below Bun closes even a
+   * busy connection at its first tick, and at most 255,000 (Bun's limit).
    *
    * @default {0}
    */
@@ -107,7 +111,11 @@ export interface ServeOptions {
    * answered at once with `503 Service Unavailable` and `Retry-After: 1`,
    * without calling the handler, so a flood of uploads or streams cannot
    * exhaust file descriptors or memory. Keep it below half the process's
-   * file-descriptor limit (see the module documentation). `0` disables.
+   * file-descriptor limit (see the module documentation). Clients that stop
+   * reading and stay connected hold their slots for as long as they stay
+   * (everyone else then gets 503): `idleTimeoutMs` frees them under Bun, a
+   * proxy's send timeout under Deno (docs/reliability.md, "Attacks"). `0`
+   * disables.
    *
    * @default {1024}
    */
