@@ -289,6 +289,40 @@ describe("upload's Content-Type", () => {
   });
 });
 
+describe("upload through a redirect", () => {
+  it("never answers success with fewer bytes stored than a file's: under Bun a Blob's 308 comes back (Bun's fetch sent a disk-backed file again empty: 201, 0 bytes stored)", async () => {
+    const path = join(dir, "redirected.bin");
+    const data = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
+    await writeFile(path, data);
+    const stored: number[] = [];
+    await withServer(async (request) => {
+      if (new URL(request.url).pathname === "/old") {
+        await request.body?.cancel();
+        return new Response(null, {
+          status: 308,
+          headers: { location: "/new" },
+        });
+      }
+      stored.push((await request.arrayBuffer()).byteLength);
+      return new Response("stored", { status: 201 });
+    }, async (server) => {
+      const response = await upload(
+        new URL("/old", server.url),
+        await openFile(path),
+      );
+      await response.body?.cancel();
+      if (runtime === "bun") {
+        assert.equal(response.status, 308);
+        assert.deepEqual(stored, []);
+      } else {
+        // Deno's and Node's fetch send the Blob again, whole.
+        assert.equal(response.status, 201);
+        assert.deepEqual(stored, [data.byteLength]);
+      }
+    });
+  });
+});
+
 describe("upload's progress", () => {
   it("reports the final count exactly once for bytes, a Blob and a stream (it was reported twice: a caller finishing at sent === total finished twice)", async () => {
     const seen: Record<string, number[]> = {};

@@ -196,15 +196,23 @@ export async function upload(
   } else {
     requestBody = body as BodyInit;
   }
+  // Bun's fetch follows a 307 or 308 by sending a disk-backed Blob (a
+  // file from openFile) again as an empty body: the server stored an empty
+  // file and answered 201. A Blob's redirect comes back to the caller
+  // there, as uploadFile's does (no Blob tells whether it is on disk).
+  const init: RequestInit & { duplex: "half" } = {
+    method,
+    headers,
+    body: requestBody,
+    signal,
+    duplex: "half",
+  };
+  if (isBun() && !options.fetch && requestBody instanceof Blob) {
+    init.redirect = "manual";
+  }
+  if (credentials !== undefined) init.credentials = credentials;
   try {
-    return await fetchImpl(url, {
-      method,
-      headers,
-      body: requestBody,
-      signal,
-      duplex: "half",
-      ...(credentials === undefined ? {} : { credentials }),
-    } as RequestInit);
+    return await fetchImpl(url, init);
   } catch (error) {
     if (!(requestBody instanceof ReadableStream) || signal?.aborted) {
       throw error;
