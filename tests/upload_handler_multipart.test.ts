@@ -912,6 +912,27 @@ describe("createUploadHandler multipart mode", () => {
         }),
       /maxFiles must be a non-negative integer/,
     );
+    // The parser's limits too, at creation: they were checked at each
+    // form, which then failed with 500 (a number given as text, from the
+    // environment).
+    for (
+      const [name, value] of [
+        ["maxFileBytes", "10485760"],
+        ["maxParts", 1.5],
+        ["maxHeaderBytes", -1],
+        ["maxTotalBytes", "10"],
+        ["maxFieldBytes", NaN],
+      ] as const
+    ) {
+      assert.throws(
+        () =>
+          createUploadHandler({
+            multipart: { sink: () => new WritableStream(), [name]: value },
+          }),
+        new RegExp(`^\\w+Error: Cannot create upload handler: ${name} must be`),
+        name,
+      );
+    }
   });
 
   describe("real clients through a server", () => {

@@ -129,6 +129,49 @@ function blankLineStart(bytes: Uint8Array, from: number): number {
 }
 
 /**
+ * Checks the parser's limits, as every option is checked: at the call (an
+ * upload handler's at its creation: bad limits failed its every form with
+ * 500), and resolves their defaults.
+ */
+export function checkMultipartLimits(
+  what: string,
+  options: MultipartLimits,
+): Required<
+  Pick<
+    MultipartLimits,
+    | "maxParts"
+    | "maxHeaderBytes"
+    | "maxFieldBytes"
+    | "maxFileBytes"
+    | "maxTotalBytes"
+  >
+> {
+  return {
+    maxParts: checkMax(what, "maxParts", options.maxParts ?? 1000),
+    maxHeaderBytes: checkMax(
+      what,
+      "maxHeaderBytes",
+      options.maxHeaderBytes ?? 8192,
+    ),
+    maxFieldBytes: checkMax(
+      what,
+      "maxFieldBytes",
+      options.maxFieldBytes ?? 1024 * 1024,
+    ),
+    maxFileBytes: checkMax(
+      what,
+      "maxFileBytes",
+      options.maxFileBytes ?? 1024 * 1024 * 1024,
+    ),
+    maxTotalBytes: checkMax(
+      what,
+      "maxTotalBytes",
+      options.maxTotalBytes ?? 1024 * 1024 * 1024,
+    ),
+  };
+}
+
+/**
  * A push decoder for `multipart/form-data` bodies (RFC 7578, RFC 2046):
  * give it the body's bytes in chunks of any size with
  * {@linkcode MultipartDecoder.prototype.decode}, get back what they
@@ -200,28 +243,12 @@ export class MultipartDecoder {
    */
   constructor(boundary: string, options: MultipartDecoderOptions = {}) {
     checkBoundary(boundary);
-    const what = "create multipart decoder";
-    this.#maxParts = checkMax(what, "maxParts", options.maxParts ?? 1000);
-    this.#maxHeaderBytes = checkMax(
-      what,
-      "maxHeaderBytes",
-      options.maxHeaderBytes ?? 8192,
-    );
-    this.#maxFieldBytes = checkMax(
-      what,
-      "maxFieldBytes",
-      options.maxFieldBytes ?? 1024 * 1024,
-    );
-    this.#maxFileBytes = checkMax(
-      what,
-      "maxFileBytes",
-      options.maxFileBytes ?? 1024 * 1024 * 1024,
-    );
-    this.#maxTotalBytes = checkMax(
-      what,
-      "maxTotalBytes",
-      options.maxTotalBytes ?? 1024 * 1024 * 1024,
-    );
+    const limits = checkMultipartLimits("create multipart decoder", options);
+    this.#maxParts = limits.maxParts;
+    this.#maxHeaderBytes = limits.maxHeaderBytes;
+    this.#maxFieldBytes = limits.maxFieldBytes;
+    this.#maxFileBytes = limits.maxFileBytes;
+    this.#maxTotalBytes = limits.maxTotalBytes;
     this.#needle = new TextEncoder().encode(`\r\n--${boundary}`);
     this.#shift = shiftTable(this.#needle);
   }

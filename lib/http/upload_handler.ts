@@ -14,7 +14,10 @@ import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
 import { bodyDeadline, checkMinRate, pumpPacedBody } from "./_min_rate.ts";
-import type { MultipartLimits } from "./multipart_decoder.ts";
+import {
+  checkMultipartLimits,
+  type MultipartLimits,
+} from "./multipart_decoder.ts";
 import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
@@ -547,6 +550,7 @@ function multipartReceiver(
   checkMax(what, "maxFiles", maxFiles);
   checkMax(what, "maxFields", maxFields);
   checkMax(what, "maxFieldsBytes", maxFieldsBytes);
+  checkMultipartLimits(what, limits);
   const {
     maxBytes = MAX_BODY_BYTES,
     idleTimeoutMs = IDLE_TIMEOUT_MS,
