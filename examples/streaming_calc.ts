@@ -156,7 +156,8 @@ function parseArgs(args: string[]) {
   const options = {
     command: "demo",
     protocol: "connect" as ProtocolName,
-    port: 0,
+    // 9090 unless --port says otherwise (--port 0: a free port).
+    port: undefined as number | undefined,
     host: "127.0.0.1",
     method: "both",
   };
@@ -221,14 +222,14 @@ export async function runCommandLine(
   const options = parseArgs(args);
   const { startServer } = example;
   if (options.command === "server") {
-    const server = await startServer(options.protocol, options.port || 9090);
+    const server = await startServer(options.protocol, options.port ?? 9090);
     console.error(
       `StreamingCalcService (${options.protocol}${example.label}) listening on ${server.url}`,
     );
     return;
   }
   if (options.command === "client") {
-    const url = `http://${options.host}:${options.port || 9090}`;
+    const url = `http://${options.host}:${options.port ?? 9090}`;
     await runClients(example, options.protocol, url, options.method);
     return;
   }
