@@ -413,6 +413,21 @@ describe("RPC over WebSocket", () => {
         }),
       /^TypeError: Cannot create WebSocket RPC handler: allowedOrigins must be "\*", a list of origins or a function, got string$/,
     );
+    // An entry that is no origin never matched: every page was refused.
+    for (const entry of ["a.example", "a.example:443", "", "file:///x"]) {
+      assert.throws(
+        () =>
+          createWebSocketRpcHandler(streamingCalc, {
+            allowedOrigins: ["https://b.example", entry],
+          }),
+        new RegExp(
+          `^TypeError: Cannot create WebSocket RPC handler: allowedOrigins holds ${
+            JSON.stringify(entry).replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
+          }, which is no origin`,
+        ),
+        entry,
+      );
+    }
   });
 
   it("server-streaming", async () => {

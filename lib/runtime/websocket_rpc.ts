@@ -197,11 +197,21 @@ function checkAllowedOrigins(
     '"*", a list of origins or a function',
     allowed,
   );
-  // Origins as browsers send them: scheme, host and port, no slash.
+  // Origins as browsers send them: scheme, host and port, no slash. One
+  // that is no origin ("a.example", with no scheme) could never match: every
+  // page was refused, and nothing said why.
   const set = new Set(
-    allowed.map((origin) =>
-      URL.canParse(origin) ? new URL(origin).origin : origin
-    ),
+    allowed.map((origin) => {
+      const parsed = URL.canParse(origin) ? new URL(origin).origin : "null";
+      if (parsed === "null") {
+        throw new TypeError(
+          `Cannot ${what}: allowedOrigins holds ${
+            JSON.stringify(origin.slice(0, 64))
+          }, which is no origin (a scheme, a host and a port if not the scheme's own, as "https://app.example.com")`,
+        );
+      }
+      return parsed;
+    }),
   );
   return (origin) => set.has(origin);
 }
