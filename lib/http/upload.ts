@@ -11,7 +11,7 @@ import { resolveUrl } from "./_url.ts";
 import { checkFunction } from "../_internal/arguments.ts";
 import { checkUploadOptions } from "./_upload_options.ts";
 import { checkMax } from "../_internal/limits.ts";
-import { isBun, isWorkers } from "../_internal/user_agent.ts";
+import { isBrowser, isBun, isWorkers } from "../_internal/user_agent.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -84,7 +84,10 @@ export interface UploadOptions {
  * resolves with the response. The body is never held in memory: a Blob (such
  * as `openFile` from `@sluice/streams/fs`) is read as it is sent, a stream
  * is piped. With a known size it sends `Content-Length`; with `onProgress`
- * it reports bytes as they leave; `signal` aborts the transfer.
+ * it reports bytes as they leave; `signal` aborts the transfer. Outside a
+ * browser a redirect comes back as the response, not followed (unless a
+ * `fetch` of yours is given): followed, a 301, 302 or 303 turned the upload
+ * into a GET without its body, and Bun sent a file again as an empty body.
  *
  * @param url Where to send the body.
  * @param body The bytes to send.
@@ -196,10 +199,12 @@ export async function upload(
   } else {
     requestBody = body as BodyInit;
   }
-  // Bun's fetch follows a 307 or 308 by sending a disk-backed Blob (a
-  // file from openFile) again as an empty body: the server stored an empty
-  // file and answered 201. A Blob's redirect comes back to the caller
-  // there, as uploadFile's does (no Blob tells whether it is on disk).
+  // A redirect comes back as the response, as uploadFile's does, outside a
+  // page: fetch turns a POST through a 301, 302 or 303 into a GET without
+  // the body, whose answer (a 201 of nothing stored) resolved the upload;
+  // and Bun's, following a 307 or 308, sent a disk-backed Blob (a file
+  // from openFile) again as an empty body. In a page a redirect is the
+  // browser's to follow (it shows none).
   const init: RequestInit & { duplex: "half" } = {
     method,
     headers,
@@ -207,9 +212,7 @@ export async function upload(
     signal,
     duplex: "half",
   };
-  if (isBun() && !options.fetch && requestBody instanceof Blob) {
-    init.redirect = "manual";
-  }
+  if (!options.fetch && !isBrowser()) init.redirect = "manual";
   if (credentials !== undefined) init.credentials = credentials;
   try {
     return await fetchImpl(url, init);

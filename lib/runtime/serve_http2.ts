@@ -776,7 +776,7 @@ class SendWatch {
         STALLED.set(
           stream,
           new Error(
-            `Cannot serve call: the client took none of the response for ${this.#timeoutMs} ms (sendTimeoutMs)`,
+            `Cannot serve call: no write of the response (up to 64 KiB) was taken within ${this.#timeoutMs} ms: the client reads too slowly or not at all (sendTimeoutMs)`,
           ),
         );
         // CANCEL: the stream is no longer needed (RFC 9113, 7). Destroyed

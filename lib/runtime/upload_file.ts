@@ -85,13 +85,10 @@ export async function uploadFile(
         `Cannot upload file: ${JSON.stringify(path)} is not a file`,
       );
     }
-    // A redirect comes back as it is, as under Deno (node:http follows
-    // none): Bun's fetch sent a disk-backed Blob again as an empty body,
-    // and the server stored an empty file.
-    return await upload(url, await openAsBlob(path), {
-      ...options,
-      fetch: (input, init) => fetch(input, { ...init, redirect: "manual" }),
-    });
+    // upload() follows no redirect either, as under Deno (node:http
+    // follows none): Bun's fetch sent a disk-backed Blob again as an empty
+    // body, and the server stored an empty file.
+    return await upload(url, await openAsBlob(path), options);
   }
 
   const info = await stat(path);
