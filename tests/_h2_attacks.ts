@@ -24,6 +24,8 @@ export interface ServerStats {
   started: number;
   /** /stream bodies not yet ended (cancelled, or their signal aborted). */
   streaming: number;
+  /** The most /stream bodies at once. */
+  peakStreaming: number;
 }
 
 /** A serveHttp2 server in a child process of the same runtime. */

@@ -11,7 +11,8 @@
 // Routes: GET /ping answers "pong"; /hold answers after the call's signal
 // aborts or 2 s, whichever is first (a handler that does work); /stream
 // answers an endless body, 16 KiB a chunk, as it is read ("streaming" in the
-// stats counts those not ended by a cancel or the signal); /big answers one
+// stats counts those not ended by a cancel or the signal, "peakStreaming"
+// the most at once); /big answers one
 // chunk of 512 KiB; anything else 404.
 
 import { readdirSync, readFileSync } from "node:fs";
@@ -30,6 +31,7 @@ const options = JSON.parse(
 let handlers = 0;
 let started = 0;
 let streaming = 0;
+let peakStreaming = 0;
 const text = (body: string) =>
   new ReadableStream<Uint8Array>({
     start(controller) {
@@ -68,7 +70,7 @@ const handler: UniversalHandler = async (request) => {
       };
     }
     if (path === "/stream") {
-      streaming++;
+      peakStreaming = Math.max(peakStreaming, ++streaming);
       let ended = false;
       const end = () => {
         if (!ended) streaming--;
@@ -113,6 +115,7 @@ const stats = () => {
     handlers,
     started,
     streaming,
+    peakStreaming,
   };
 };
 function collectGarbage(): void {
