@@ -120,6 +120,31 @@ export function startServer(handler: FetchHandler): Promise<Server> {
 /**
  * Runs `fn` against a server for `handler`, and always shuts the server down.
  */
+/**
+ * Runs `fn` with `navigator.userAgent` set to `agent` (a page's, say),
+ * then puts the runtime's back.
+ */
+export async function withUserAgent<T>(
+  agent: string,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  const navigator = globalThis.navigator as { userAgent: string };
+  const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
+  Object.defineProperty(navigator, "userAgent", {
+    value: agent,
+    configurable: true,
+  });
+  try {
+    return await fn();
+  } finally {
+    if (own) Object.defineProperty(navigator, "userAgent", own);
+    else delete (navigator as { userAgent?: string }).userAgent;
+  }
+}
+
+/** A browser's user agent, for {@linkcode withUserAgent}. */
+export const BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0";
+
 export async function withServer<T>(
   handler: FetchHandler,
   fn: (server: Server) => Promise<T>,

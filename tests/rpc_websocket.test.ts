@@ -28,7 +28,14 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { aborted, Bytes, deadline, startServer } from "./_helpers.ts";
+import {
+  aborted,
+  BROWSER_AGENT,
+  Bytes,
+  deadline,
+  startServer,
+  withUserAgent,
+} from "./_helpers.ts";
 import { openRaw } from "./_faults.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
 import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
@@ -413,6 +420,32 @@ describe("RPC over WebSocket", () => {
         }),
       /^TypeError: Cannot create WebSocket RPC handler: allowedOrigins must be "\*", a list of origins or a function, got string$/,
     );
+    // Origins browsers send that URL gives none of its own are taken as
+    // they are sent: an extension's, an app's, "null" (a sandboxed page).
+    const handler = createWebSocketRpcHandler(streamingCalc, {
+      allowedOrigins: ["null", "chrome-extension://abc", "tauri://localhost"],
+    });
+    // Past the origin check, the upgrade itself (outside a server: 400,
+    // or Bun's TypeError, a request its server did not hand over).
+    const statusFor = async (origin: string) => {
+      try {
+        return (await handler(
+          new Request("http://127.0.0.1/", {
+            headers: {
+              origin,
+              upgrade: "websocket",
+              "sec-websocket-protocol": "sluice.rpc.v1",
+            },
+          }),
+        )).status;
+      } catch (error) {
+        return String(error).slice(0, 40);
+      }
+    };
+    assert.equal(await statusFor("https://evil.example"), 403);
+    for (const origin of ["null", "chrome-extension://abc"]) {
+      assert.notEqual(await statusFor(origin), 403, origin);
+    }
     // An entry that is no origin never matched: every page was refused.
     for (const entry of ["a.example", "a.example:443", "", "file:///x"]) {
       assert.throws(
@@ -795,14 +828,8 @@ describe("RPC over WebSocket", () => {
     await response.body?.cancel();
   });
 
-  it("in a browser (user agent Mozilla/...), bidi and client-streaming over fetch fail at once naming createWebSocketTransport", () => {
-    const navigator = globalThis.navigator as { userAgent: string };
-    const own = Object.getOwnPropertyDescriptor(navigator, "userAgent");
-    Object.defineProperty(navigator, "userAgent", {
-      value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
-      configurable: true,
-    });
-    try {
+  it("in a browser (user agent Mozilla/...), bidi and client-streaming over fetch fail at once naming createWebSocketTransport", async () => {
+    await withUserAgent(BROWSER_AGENT, () => {
       const fetchClient = (allowHalfDuplex?: boolean) =>
         createClient(
           StreamingCalcService,
@@ -834,10 +861,7 @@ describe("RPC over WebSocket", () => {
               .test(error.message),
         );
       }
-    } finally {
-      if (own) Object.defineProperty(navigator, "userAgent", own);
-      else delete (navigator as { userAgent?: string }).userAgent;
-    }
+    });
     assert.ok(!navigator.userAgent.startsWith("Mozilla/"));
   });
 

@@ -28,6 +28,7 @@ import {
 } from "../lib/runtime/fs.ts";
 import type { FetchHandler } from "../lib/http/fetch_handler.ts";
 import {
+  BROWSER_AGENT,
   deadline,
   generatedStream,
   makeTempDir,
@@ -35,6 +36,7 @@ import {
   runtime,
   startChild,
   withServer,
+  withUserAgent,
 } from "./_helpers.ts";
 import type { ReceivedBody } from "../mod.ts";
 
@@ -988,6 +990,69 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+describe("upload in a DOM emulated for tests (jsdom, happy-dom)", () => {
+  it('sends over the runtime\'s fetch, not the emulated XMLHttpRequest, and follows no redirect (it sent a runtime Blob as the text "[object Blob]", 13 bytes, and a 303 turned it into a GET answered 201)', async () => {
+    const data = new Uint8Array(300_000).map((_, i) => i);
+    const stored: string[] = [];
+    let xhrs = 0;
+    const global = globalThis as { XMLHttpRequest?: unknown };
+    const before = global.XMLHttpRequest;
+    // What such an XMLHttpRequest does with a Blob it does not know.
+    global.XMLHttpRequest = class {
+      constructor() {
+        xhrs++;
+        throw new Error("the emulated XMLHttpRequest was used");
+      }
+    };
+    try {
+      await withServer(async (request) => {
+        const { pathname } = new URL(request.url);
+        if (pathname === "/303") {
+          await request.body?.cancel();
+          return new Response(null, {
+            status: 303,
+            headers: { location: "/" },
+          });
+        }
+        stored.push(
+          `${request.method} ${(await request.arrayBuffer()).byteLength}`,
+        );
+        return new Response("stored", { status: 201 });
+      }, async (server) => {
+        for (
+          const agent of [
+            "Mozilla/5.0 (linux) AppleWebKit/537.36 (KHTML, like Gecko) jsdom/24.1.3",
+            "Mozilla/5.0 (X11; Linux x64) AppleWebKit/537.36 (KHTML, like Gecko) HappyDOM/0.0.0",
+          ]
+        ) {
+          await withUserAgent(agent, async () => {
+            const progress: number[] = [];
+            const response = await upload(server.url, new Blob([data]), {
+              onProgress: (sent) => void progress.push(sent),
+            });
+            assert.equal(response.status, 201);
+            assert.equal(progress.at(-1), data.byteLength);
+            const redirected = await upload(
+              new URL("/303", server.url),
+              data,
+            );
+            await redirected.body?.cancel();
+            assert.equal(redirected.status, 303, agent);
+          });
+        }
+      });
+    } finally {
+      if (before === undefined) delete global.XMLHttpRequest;
+      else global.XMLHttpRequest = before;
+    }
+    assert.equal(xhrs, 0);
+    assert.deepEqual(stored, [
+      `POST ${data.byteLength}`,
+      `POST ${data.byteLength}`,
+    ]);
+  });
+});
+
 describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XMLHttpRequest", () => {
   /**
    * An XMLHttpRequest that, on send, reports upload progress at `sent`
@@ -1058,15 +1123,17 @@ describe("upload's XMLHttpRequest path (a browser page), driven by a scripted XM
     global.XMLHttpRequest = scripted(sent, status);
     try {
       const calls: number[] = [];
-      const response = await upload(
-        "http://127.0.0.1:9/",
-        new Uint8Array(16 * MiB),
-        {
-          onProgress: (bytes) => void calls.push(bytes),
-          progressIntervalMs: intervalMs,
-          credentials,
-        },
-      );
+      // A page: a browser's user agent (XMLHttpRequest alone is no page).
+      const response = await withUserAgent(BROWSER_AGENT, () =>
+        upload(
+          "http://127.0.0.1:9/",
+          new Uint8Array(16 * MiB),
+          {
+            onProgress: (bytes) => void calls.push(bytes),
+            progressIntervalMs: intervalMs,
+            credentials,
+          },
+        ));
       return { status: response.status, calls };
     } finally {
       if (before === undefined) delete global.XMLHttpRequest;

@@ -7,9 +7,16 @@ function userAgent(): string {
   return typeof agent === "string" ? agent : "";
 }
 
-/** Whether this is a browser: its user agent starts with `Mozilla/`. */
+/**
+ * Whether this is a browser: its user agent starts with `Mozilla/`, and is
+ * not a DOM emulated for tests in a server runtime (jsdom's and happy-dom's
+ * start so too, over the runtime's own fetch and Blobs: taken for a page,
+ * an upload went through their XMLHttpRequest, which sent a runtime Blob as
+ * the text "[object Blob]").
+ */
 export function isBrowser(): boolean {
-  return userAgent().startsWith("Mozilla/");
+  const agent = userAgent();
+  return agent.startsWith("Mozilla/") && !/\bjsdom\/|\bHappyDOM\//.test(agent);
 }
 
 /** Whether this is Bun (JavaScriptCore): its user agent starts with `Bun/`. */

@@ -152,7 +152,7 @@ export async function upload(
   // stream a fetch body over HTTP/1.1 (see _xhr_upload.ts).
   if (
     onProgress && !options.fetch && !(body instanceof ReadableStream) &&
-    hasXhr()
+    hasXhr() && isBrowser()
   ) {
     return await xhrUpload(
       url,

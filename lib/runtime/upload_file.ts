@@ -88,7 +88,11 @@ export async function uploadFile(
     // upload() follows no redirect either, as under Deno (node:http
     // follows none): Bun's fetch sent a disk-backed Blob again as an empty
     // body, and the server stored an empty file.
-    return await upload(url, await openAsBlob(path), options);
+    // No fetch of a caller's (plain JS may pass one): it would follow.
+    return await upload(url, await openAsBlob(path), {
+      ...options,
+      fetch: undefined,
+    });
   }
 
   const info = await stat(path);

@@ -197,13 +197,26 @@ function checkAllowedOrigins(
     '"*", a list of origins or a function',
     allowed,
   );
-  // Origins as browsers send them: scheme, host and port, no slash. One
-  // that is no origin ("a.example", with no scheme) could never match: every
-  // page was refused, and nothing said why.
+  // Origins as browsers send them: scheme, host and port, no slash; an
+  // extension's or an app's (chrome-extension://id, tauri://localhost) as
+  // scheme and host, which URL gives no origin of its own; "null" (sandboxed
+  // and file pages) as it is. One that is none of these ("a.example", with
+  // no scheme) could never match: every page was refused, silently.
   const set = new Set(
     allowed.map((origin) => {
-      const parsed = URL.canParse(origin) ? new URL(origin).origin : "null";
-      if (parsed === "null") {
+      const url = origin !== "null" && URL.canParse(origin)
+        ? new URL(origin)
+        : undefined;
+      const parsed = origin === "null"
+        ? "null"
+        : url === undefined
+        ? ""
+        : url.origin !== "null"
+        ? url.origin
+        : url.host !== ""
+        ? `${url.protocol}//${url.host}`
+        : "";
+      if (parsed === "") {
         throw new TypeError(
           `Cannot ${what}: allowedOrigins holds ${
             JSON.stringify(origin.slice(0, 64))
