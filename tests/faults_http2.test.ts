@@ -33,8 +33,9 @@ import {
 } from "./_h2_frames.ts";
 import type * as http2 from "node:http2";
 import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { serveHttp2 } from "../lib/runtime/serve_http2.ts";
-import { createHttp2Client } from "../lib/runtime/http2_client.ts";
 import { deadline, runtime } from "./_helpers.ts";
 
 /**
@@ -144,6 +145,34 @@ function runNodeClient(port: number, n: number): Promise<string> {
     child.stdout!.setEncoding("utf8").on("data", (d: string) => out += d);
     child.once("error", reject);
     child.once("close", () => resolve(out));
+  });
+}
+
+/**
+ * Runs tests/_h2_idle_client.ts against `url` in a process of this runtime:
+ * what it printed (its failures as JSON), and its exit code or signal.
+ */
+function runIdleClient(
+  url: string,
+  count: number,
+): Promise<{ out: string; exit: number | string | null }> {
+  const script = fileURLToPath(
+    new URL("./_h2_idle_client.ts", import.meta.url),
+  );
+  const args = "Bun" in globalThis
+    ? [script, url, String(count)]
+    : ["run", "--allow-net=127.0.0.1", script, url, String(count)];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => out += d);
+    child.once("error", reject);
+    child.once(
+      "close",
+      (code, signal) => resolve({ out, exit: code ?? signal }),
+    );
   });
 }
 
@@ -596,30 +625,27 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     // call failed UNAVAILABLE though never run (5% of 200 under Deno).
     const server = await startChildServer({ idleTimeoutMs: 50 });
     children.push(server);
-    const httpClient = createHttp2Client(server.url);
-    const failures: string[] = [];
-    try {
-      for (let i = 0; i < 150; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 47 + (i % 7)));
-        try {
-          const response = await httpClient({
-            url: new URL("/ping", server.url).href,
-            // A request with a body, as a unary call sends.
-            method: "POST",
-            headers: new Headers({ "content-type": "application/grpc" }),
-            body: new Uint8Array(10),
-            signal: AbortSignal.timeout(10_000),
-          });
-          assert.equal(await new Response(response.body).text(), "pong");
-        } catch (error) {
-          failures.push(String(error));
-        }
-      }
-    } finally {
-      await httpClient.close();
+    // The client (createHttp2Client) in a process of its own: under Deno
+    // its 150 sessions, each closed by the server's GOAWAY, can abort the
+    // process that holds them (known-runtime-issues (e)), and in the test
+    // runner's that ended the whole run. A run that dies so (SIGABRT, or
+    // SIGSEGV, before printing) is run once more, as the test task does
+    // for a whole deno test run.
+    let failures: string[] | undefined;
+    let started = 0;
+    for (let attempt = 1; attempt <= 2 && failures === undefined; attempt++) {
+      const before = (await server.stats()).started;
+      const { out, exit } = await runIdleClient(server.url, 150);
+      started = (await server.stats()).started - before;
+      if (out.trim() !== "") failures = JSON.parse(out) as string[];
+      else if (exit !== "SIGABRT" && exit !== "SIGSEGV") {
+        assert.fail(`the client exited (${exit}) printing nothing`);
+      } else console.log(`the client died (${exit}), (e): once more`);
     }
     assert.deepEqual(failures, []);
-    assert.equal((await server.stats()).started, 150);
+    // Each request handled once: those refused at a GOAWAY were sent again
+    // unprocessed, never twice processed.
+    assert.equal(started, 150);
   });
 
   it("serveHttp2 rejects limits that are not non-negative integers", async () => {
