@@ -276,13 +276,14 @@ const ROWS: Row[] = [
   },
   {
     flow:
-      "Server-Sent Events, serving and routers: `createSseHandler`, `serve`, `serveHttp2` limits, Hono",
+      "Server-Sent Events, serving, routers and proxies: `createSseHandler`, `serve`, `serveHttp2` limits, Hono, `X-Accel-Buffering`",
     files: [
       "sse.test.ts",
       "serve.test.ts",
       "faults_serve.test.ts",
       "faults_http2.test.ts",
       "router_hono.test.ts",
+      "proxy_buffering.test.ts",
     ],
     workerdNone: "SSE through workerd is in the Deno and Bun columns",
   },
