@@ -6,7 +6,7 @@ import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
 import { resolveUrl } from "../http/_url.ts";
 import { checkUploadOptions } from "../http/_upload_options.ts";
-import { checkProgress } from "../streams/progress_stream.ts";
+import { checkProgress, progressCounter } from "../streams/progress_stream.ts";
 import { upload, type UploadOptions } from "../http/upload.ts";
 import {
   headersFromNode,
@@ -141,31 +141,25 @@ export async function uploadFile(
     request.on("error", fail);
     file.once("error", fail);
 
-    let sent = 0;
-    let last = -Infinity;
-    let reported = -1;
     if (onProgress) {
       // A callback that throws fails the upload (it was thrown from the
       // file's event, nobody's to catch: under Deno it ended the process).
-      // A count is reported once: the end's only if not reported already.
-      const progress = () => {
-        if (reported === sent) return;
-        reported = sent;
-        try {
-          onProgress(sent, size);
-        } catch (error) {
-          fail(error);
-        }
-      };
-      file.on("data", (chunk: string | Uint8Array) => {
-        sent += chunk.length;
-        const now = Date.now();
-        if (now - last >= progressIntervalMs) {
-          last = now;
-          progress();
-        }
-      });
-      file.once("end", progress);
+      const counter = progressCounter(
+        (sent, total) => {
+          try {
+            onProgress(sent, total);
+          } catch (error) {
+            fail(error);
+          }
+        },
+        size,
+        progressIntervalMs,
+      );
+      file.on(
+        "data",
+        (chunk: string | Uint8Array) => counter.add(chunk.length),
+      );
+      file.once("end", () => counter.end());
     }
     file.pipe(request);
 

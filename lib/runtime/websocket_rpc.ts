@@ -197,34 +197,34 @@ function checkAllowedOrigins(
     '"*", a list of origins or a function',
     allowed,
   );
-  // Origins as browsers send them: scheme, host and port, no slash; an
-  // extension's or an app's (chrome-extension://id, tauri://localhost) as
-  // scheme and host, which URL gives no origin of its own; "null" (sandboxed
-  // and file pages) as it is. One that is none of these ("a.example", with
-  // no scheme) could never match: every page was refused, silently.
+  // One that is no origin ("a.example", with no scheme) could never match:
+  // every page was refused, silently.
   const set = new Set(
-    allowed.map((origin) => {
-      const url = origin !== "null" && URL.canParse(origin)
-        ? new URL(origin)
-        : undefined;
-      const parsed = origin === "null"
-        ? "null"
-        : url === undefined
-        ? ""
-        : url.origin !== "null"
-        ? url.origin
-        : url.host !== ""
-        ? `${url.protocol}//${url.host}`
-        : "";
-      if (parsed === "") {
+    allowed.map((entry) => {
+      const origin = originOf(entry);
+      if (origin === undefined) {
         throw new TypeError(
           `Cannot ${what}: allowedOrigins holds ${
-            JSON.stringify(origin.slice(0, 64))
+            JSON.stringify(entry.slice(0, 64))
           }, which is no origin (a scheme, a host and a port if not the scheme's own, as "https://app.example.com")`,
         );
       }
-      return parsed;
+      return origin;
     }),
   );
   return (origin) => set.has(origin);
+}
+
+/**
+ * An `allowedOrigins` entry as browsers send the origin: scheme, host and
+ * port, no slash; an extension's or an app's (chrome-extension://id,
+ * tauri://localhost), which URL gives no origin of its own, as scheme and
+ * host; "null" (sandboxed and file pages) as it is. `undefined` for none.
+ */
+function originOf(entry: string): string | undefined {
+  if (entry === "null") return "null";
+  if (!URL.canParse(entry)) return undefined;
+  const url = new URL(entry);
+  if (url.origin !== "null") return url.origin;
+  return url.host !== "" ? `${url.protocol}//${url.host}` : undefined;
 }

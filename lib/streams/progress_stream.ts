@@ -41,6 +41,42 @@ export function checkProgress(
 }
 
 /**
+ * Counts bytes and reports them as {@linkcode ProgressStream} does: at most
+ * once per `intervalMs`, each count once, and at the end the count unless
+ * it was the last one reported. ProgressStream's, and `uploadFile`'s over
+ * `node:http` (a file's 'data' events).
+ */
+export function progressCounter(
+  onProgress: ProgressCallback,
+  total: number | undefined,
+  intervalMs: number,
+): { add(bytes: number): void; end(): void } {
+  let bytes = 0;
+  let last = -Infinity;
+  let reported = -1;
+  const report = () => {
+    reported = bytes;
+    onProgress(bytes, total);
+  };
+  return {
+    add(more) {
+      bytes += more;
+      const now = Date.now();
+      // A count is reported once (an empty chunk adds none).
+      if (now - last >= intervalMs && bytes !== reported) {
+        last = now;
+        report();
+      }
+    },
+    end() {
+      // Unless it was the last one reported: a caller that finishes when
+      // `bytes === total` finishes once.
+      if (bytes !== reported) report();
+    },
+  };
+}
+
+/**
  * A pass-through byte stream that reports progress: it calls `onProgress`
  * with the number of bytes passed so far (and the total, when known), at most
  * once per `intervalMs`, and when the stream ends with a count not reported
@@ -70,25 +106,14 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
   ) {
     const { total, intervalMs = 100 } = options;
     checkProgress(onProgress, intervalMs);
-    let bytes = 0;
-    let last = -Infinity;
-    let reported = -1;
+    const counter = progressCounter(onProgress, total, intervalMs);
     super({
       transform(chunk, controller) {
-        bytes += chunk.byteLength;
         controller.enqueue(chunk);
-        const now = Date.now();
-        // A count is reported once (an empty chunk adds none).
-        if (now - last >= intervalMs && bytes !== reported) {
-          last = now;
-          reported = bytes;
-          onProgress(bytes, total);
-        }
+        counter.add(chunk.byteLength);
       },
       flush() {
-        // The end, unless its count was the last one reported: a caller
-        // that finishes when `bytes === total` finishes once.
-        if (reported !== bytes) onProgress(bytes, total);
+        counter.end();
       },
     });
   }
