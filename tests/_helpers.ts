@@ -142,6 +142,26 @@ export async function withUserAgent<T>(
   }
 }
 
+/**
+ * Runs `fn` with `setTimeout` recording the delay each timer asks for (in
+ * `delays`) and running it at once, then puts the runtime's back.
+ */
+export async function withTimersAtOnce<T>(
+  fn: (delays: number[]) => Promise<T>,
+): Promise<T> {
+  const delays: number[] = [];
+  const original = globalThis.setTimeout;
+  globalThis.setTimeout = ((callback: () => void, ms?: number) => {
+    delays.push(ms ?? 0);
+    return original(callback, 0);
+  }) as typeof setTimeout;
+  try {
+    return await fn(delays);
+  } finally {
+    globalThis.setTimeout = original;
+  }
+}
+
 /** A browser's user agent, for {@linkcode withUserAgent}. */
 export const BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0";
 

@@ -9,6 +9,7 @@ import fc from "fast-check";
 import {
   createSseHandler,
   fetchEventStream,
+  type FetchEventStreamOptions,
   SseEncoderStream,
   type SseEvent,
   type SseMessage,
@@ -22,7 +23,7 @@ import { formatSseEvent } from "../lib/http/sse_encoder_stream.ts";
 import { SseParser } from "../lib/http/_sse_parser.ts";
 import { collectGarbage } from "./_memory.ts";
 import process from "node:process";
-import { deadline, withServer } from "./_helpers.ts";
+import { deadline, withServer, withTimersAtOnce } from "./_helpers.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { startWorkerd, type Workerd } from "./_workerd.ts";
 
@@ -1090,36 +1091,34 @@ describe("fetchEventStream", () => {
   });
 
   it("fetchEventStream lengthens each wait by up to half at random, so that clients dropped together come back spread out", async () => {
-    const random = Math.random;
+    /** Reads a feed with Math.random at its highest: waits lengthened most. */
+    const readAtMostRandom = async (options: FetchEventStreamOptions) => {
+      const random = Math.random;
+      Math.random = () => 0.999;
+      try {
+        return await Array.fromAsync(
+          fetchEventStream("http://127.0.0.1:9/", options),
+        );
+      } finally {
+        Math.random = random;
+      }
+    };
     const times: number[] = [];
     const failing = (() => {
       times.push(performance.now());
       return Promise.reject(new TypeError("connection refused"));
     }) as typeof fetch;
-    try {
-      Math.random = () => 0.999;
-      await Array.fromAsync(
-        fetchEventStream("http://127.0.0.1:9/", {
-          fetch: failing,
-          retryDelayMs: 200,
-          maxRetries: 1,
-        }),
-      ).catch(() => undefined);
-    } finally {
-      Math.random = random;
-    }
+    await readAtMostRandom({
+      fetch: failing,
+      retryDelayMs: 200,
+      maxRetries: 1,
+    }).catch(() => undefined);
     assert.equal(times.length, 2);
     // 200 ms and up to half again: 299.8 ms.
     assert.ok(times[1] - times[0] >= 295, `${times[1] - times[0]} ms`);
 
     // A Retry-After, and a delay at its cap, are lengthened too: clients told
     // the same delay spread (they all came back within milliseconds).
-    const delays: number[] = [];
-    const original = globalThis.setTimeout;
-    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
-      delays.push(ms ?? 0);
-      return original(fn, 0);
-    }) as typeof setTimeout;
     let calls = 0;
     const refusing = (() =>
       Promise.resolve(
@@ -1128,19 +1127,14 @@ describe("fetchEventStream", () => {
           { status: 503, headers: { "retry-after": calls === 1 ? "1" : "60" } },
         ),
       )) as typeof fetch;
-    try {
-      Math.random = () => 0.999;
-      await Array.fromAsync(
-        fetchEventStream("http://127.0.0.1:9/", {
-          fetch: refusing,
-          retryDelayMs: 10,
-          maxRetryDelayMs: 2000,
-        }),
-      );
-    } finally {
-      globalThis.setTimeout = original;
-      Math.random = random;
-    }
+    const delays = await withTimersAtOnce(async (delays) => {
+      await readAtMostRandom({
+        fetch: refusing,
+        retryDelayMs: 10,
+        maxRetryDelayMs: 2000,
+      });
+      return delays;
+    });
     // 1 s and half again; 60 s cut to 2 s, and half again.
     assert.deepEqual(delays, [1000, 2000].map((ms) => ms * (1 + 0.999 / 2)));
   });
@@ -1515,29 +1509,26 @@ describe("fetchEventStream", () => {
     // Before, attempts that brought no event waited maxRetryDelayMs (300)
     // after a `retry: 1000`, and a `retry` past 2^31 - 1 ms (30 days)
     // reconnected at once (the timer's overflow).
-    const delays: number[] = [];
-    const original = globalThis.setTimeout;
     // The delays asked for, each run at once.
-    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
-      delays.push(ms ?? 0);
-      return original(fn, 0);
-    }) as typeof setTimeout;
-    const run = async (retry: number, connectionsBefore204: number) => {
-      let connections = 0;
-      const feed = (() =>
-        Promise.resolve(
-          ++connections > connectionsBefore204
-            ? new Response(null, { status: 204 })
-            : new Response(`retry: ${retry}\n\n`, {
-              headers: { "content-type": "text/event-stream" },
-            }),
-        )) as typeof fetch;
-      delays.length = 0;
-      await Array.fromAsync(
-        fetchEventStream("http://feed/", { fetch: feed, maxRetryDelayMs: 300 }),
-      );
-      return [...delays];
-    };
+    const run = (retry: number, connectionsBefore204: number) =>
+      withTimersAtOnce(async (delays) => {
+        let connections = 0;
+        const feed = (() =>
+          Promise.resolve(
+            ++connections > connectionsBefore204
+              ? new Response(null, { status: 204 })
+              : new Response(`retry: ${retry}\n\n`, {
+                headers: { "content-type": "text/event-stream" },
+              }),
+          )) as typeof fetch;
+        await Array.fromAsync(
+          fetchEventStream("http://feed/", {
+            fetch: feed,
+            maxRetryDelayMs: 300,
+          }),
+        );
+        return delays;
+      });
     // No random lengthening (a test of its own).
     const random = Math.random;
     Math.random = () => 0;
@@ -1548,7 +1539,6 @@ describe("fetchEventStream", () => {
         2_592_000_000 - (2 ** 31 - 1),
       ]);
     } finally {
-      globalThis.setTimeout = original;
       Math.random = random;
     }
   });
