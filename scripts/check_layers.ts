@@ -7,7 +7,8 @@
 // - no file under lib/ imports from a later layer, in the order
 //   _internal ← streams ← http ← rpc ← protobuf ← runtime, or from outside
 //   lib/;
-// - no file under lib/ uses a built-in Node 20 lacks (NEWER_APIS);
+// - no file under lib/ uses a built-in Node 20 lacks (NEWER_APIS), and no
+//   core file one a browser lacks (BROWSER_MISSING_APIS);
 // - lib/protobuf is core too, with one dependency: it may import
 //   `@bufbuild/protobuf` (bare, mapped in deno.json, or `npm:`), and nothing
 //   else from outside lib/: it runs in browsers and Workers as well.
@@ -72,6 +73,27 @@ export const NEWER_APIS: Readonly<Record<string, string>> = {
   "Uint8Array.fromBase64": "decodeBase64 from lib/_internal/base64.ts",
   "Uint8Array.fromHex": "a loop",
 };
+/**
+ * Built-ins a browser lacks, which core files (code a page can load) must
+ * not use, with what to use instead: `ReadableStream.from` is missing in
+ * Chromium 156 (`reduce` and in-process calls failed "is not a function").
+ */
+export const BROWSER_MISSING_APIS: Readonly<Record<string, string>> = {
+  "ReadableStream.from": "streamFrom() from lib/_internal/stream_from.ts",
+};
+
+/** The built-ins a file must not use, by whether it is core: `[api, lacking, instead]`. */
+function missingApis(core: boolean): [string, string, string][] {
+  const apis: [string, string, string][] = Object.entries(NEWER_APIS).map((
+    [api, instead],
+  ) => [api, "Node 20", instead]);
+  if (core) {
+    for (const [api, instead] of Object.entries(BROWSER_MISSING_APIS)) {
+      apis.push([api, "a browser (Chromium 156)", instead]);
+    }
+  }
+  return apis;
+}
 const FORBIDDEN_SCHEMES = /^(node|bun|npm|jsr|https?):/;
 
 /** One broken rule. */
@@ -242,6 +264,7 @@ export function checkSource(file: string, source: string): Violation[] {
     });
     return violations;
   }
+  const apis = missingApis(core);
   const tokens = tokenize(source);
   for (let t = 0; t < tokens.length; t++) {
     const token = tokens[t];
@@ -252,7 +275,7 @@ export function checkSource(file: string, source: string): Violation[] {
           before.text,
         );
       // `Promise["withResolvers"]`: the name is a string after `Promise[`.
-      for (const [api, instead] of Object.entries(NEWER_APIS)) {
+      for (const [api, lacking, instead] of apis) {
         const [object, name] = api.split(".");
         if (
           token.text === name && before?.kind === "code" &&
@@ -263,7 +286,7 @@ export function checkSource(file: string, source: string): Violation[] {
           violations.push({
             file,
             line: token.line,
-            message: `uses ${api}, which Node 20 lacks (use ${instead})`,
+            message: `uses ${api}, which ${lacking} lacks (use ${instead})`,
           });
         }
       }
@@ -281,7 +304,7 @@ export function checkSource(file: string, source: string): Violation[] {
     }
     // Over the whole token, so that a call split across lines counts; the
     // object may follow `globalThis.` or a cast's `)`.
-    for (const [api, instead] of Object.entries(NEWER_APIS)) {
+    for (const [api, lacking, instead] of apis) {
       const pattern = new RegExp(
         `(^|[^.\\w$]|globalThis\\s*\\??\\.\\s*|\\)\\s*\\??\\.\\s*)${
           api.replace(".", "\\s*\\??\\.\\s*")
@@ -295,7 +318,7 @@ export function checkSource(file: string, source: string): Violation[] {
             token.text.slice(0, match.index! + match[1].length).split("\n")
               .length -
             1,
-          message: `uses ${api}, which Node 20 lacks (use ${instead})`,
+          message: `uses ${api}, which ${lacking} lacks (use ${instead})`,
         });
       }
     }

@@ -56,6 +56,23 @@ describe("checkSource", () => {
     );
   });
 
+  it("checkSource rejects ReadableStream.from in core files, which browsers lack (reduce and in-process calls failed in Chromium), and lets lib/runtime use it", () => {
+    const source = [
+      "const s = ReadableStream.from([1]);",
+      "// ReadableStream.from in a comment",
+      "const t = globalThis.ReadableStream.from(items);",
+    ].join("\n");
+    const expected =
+      "uses ReadableStream.from, which a browser (Chromium 156) lacks (use streamFrom() from lib/_internal/stream_from.ts)";
+    for (const file of ["lib/streams/x.ts", "lib/rpc/protocol/x.ts"]) {
+      assert.deepEqual(messages(file, source), [
+        `1: ${expected}`,
+        `3: ${expected}`,
+      ]);
+    }
+    assert.deepEqual(messages("lib/runtime/x.ts", source), []);
+  });
+
   it("checkSource rejects a type-only and a dynamic node: import in a core file", () => {
     assert.equal(
       messages(

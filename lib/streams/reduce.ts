@@ -1,6 +1,7 @@
 import { openBurstReader } from "./_fuse.ts";
 import { isThenable } from "../_internal/thenable.ts";
 import { checkArgument, checkSignal } from "../_internal/arguments.ts";
+import { streamFrom } from "../_internal/stream_from.ts";
 
 /** Options for {@linkcode reduce}. */
 export interface ReduceOptions {
@@ -51,9 +52,7 @@ export async function reduce<I, A>(
   );
   checkArgument(typeof fn === "function", "reduce", "fn", "a function", fn);
   checkSignal("reduce", signal);
-  const stream = source instanceof ReadableStream
-    ? source
-    : ReadableStream.from(source);
+  const stream = source instanceof ReadableStream ? source : streamFrom(source);
   if (signal?.aborted) {
     // Stopped before reading: the source is cancelled all the same, not
     // waited for (as mid-way: a cancel may never settle).

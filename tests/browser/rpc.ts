@@ -311,6 +311,72 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.protocols, ["h2"], "protocols");
   });
 
+  test('RPC in the page in process (createUniversalHandlerClient, as a page\'s tests call a handler): all four call kinds, and reduce over an array (ReadableStream.from, which Chromium lacks, failed them: "is not a function")', async () => {
+    const p = await withRpc(kit.pages().http);
+    const r = await p.evaluate(async () => {
+      const {
+        createClient,
+        createConnectTransport,
+        createUniversalHandler,
+        createUniversalHandlerClient,
+        reduce,
+        BrowserService,
+        browserServices,
+        StreamingCalcService,
+      } = sluiceRpc;
+      const transport = createConnectTransport({
+        baseUrl: "http://in-process.test",
+        httpClient: createUniversalHandlerClient(
+          createUniversalHandler(browserServices),
+        ),
+      });
+      const calc = createClient(StreamingCalcService, transport);
+      const browser = createClient(BrowserService, transport);
+      const settle = async <T>(call: () => Promise<T>) => {
+        try {
+          return await call();
+        } catch (error) {
+          return `failed: ${(error as Error).message}`;
+        }
+      };
+      const counted: string[] = [];
+      const running: string[] = [];
+      return {
+        reduced: String(
+          await settle(() => reduce([1n, 2n, 3n], (a, b) => a + b, 0n)),
+        ),
+        square: String(await settle(() => browser.square(12n))),
+        counted: await settle(async () => {
+          for await (const n of browser.count(3n)) counted.push(String(n));
+          return counted;
+        }),
+        total: await settle(async () => {
+          const sum = calc.sum();
+          for (let i = 1n; i <= 4n; i++) await sum.send(i);
+          await sum.complete();
+          return String(await sum.receive());
+        }),
+        running: await settle(async () => {
+          const call = calc.incrementalSum();
+          for (let i = 1n; i <= 3n; i++) {
+            await call.send(i);
+            const r = await call.receive();
+            running.push(r.done ? "done" : String(r.value));
+          }
+          await call.complete();
+          return running;
+        }),
+      };
+    });
+    assertEqual(r, {
+      reduced: "6",
+      square: "144",
+      counted: ["1", "2", "3"],
+      total: "10",
+      running: ["1", "3", "6"],
+    }, "calls");
+  });
+
   test("RPC in the page: client-streaming sum and bidi incrementalSum in lockstep over createWebSocketTransport (ws://)", async () => {
     const r = await websocketCalls(await withRpc(kit.pages().http));
     assertEqual(r, {

@@ -6,19 +6,30 @@ import {
   createClient,
   createConnectTransport,
   createGrpcWebTransport,
+  createUniversalHandler,
+  createUniversalHandlerClient,
   createWebSocketTransport,
   RpcError,
 } from "../../lib/rpc/mod.ts";
-import { BrowserService, StreamingCalcService } from "./rpc_services.ts";
+import { reduce } from "../../lib/streams/mod.ts";
+import {
+  BrowserService,
+  browserServices,
+  StreamingCalcService,
+} from "./rpc_services.ts";
 
 const sluiceRpc = {
   Code,
   createClient,
   createConnectTransport,
   createGrpcWebTransport,
+  createUniversalHandler,
+  createUniversalHandlerClient,
   createWebSocketTransport,
+  reduce,
   RpcError,
   BrowserService,
+  browserServices,
   StreamingCalcService,
 };
 

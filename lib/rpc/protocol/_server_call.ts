@@ -53,6 +53,7 @@ import {
 } from "../../streams/_fuse.ts";
 import { ChunkReader } from "../../streams/_chunk_reader.ts";
 import { isThenable } from "../../_internal/thenable.ts";
+import { streamFrom } from "../../_internal/stream_from.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
   string,
@@ -268,9 +269,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         message.resolve(
           await raceAbort(
             singleFrame(
-              stream instanceof Iterated
-                ? ReadableStream.from(stream.source)
-                : stream,
+              stream instanceof Iterated ? streamFrom(stream.source) : stream,
               toFrame,
               init.maxMessageBytes,
             ),
@@ -1215,10 +1214,10 @@ async function invoke(
   switch (method.kind) {
     case "unary": {
       const input = await single(inputs, "unary");
-      return ReadableStream.from([await entry.handler(input, context)]);
+      return streamFrom([await entry.handler(input, context)]);
     }
     case "client-streaming":
-      return ReadableStream.from([await entry.handler(inputs, context)]);
+      return streamFrom([await entry.handler(inputs, context)]);
     case "server-streaming": {
       const input = await single(inputs, "server-streaming");
       return toStream(await entry.handler(input, context));
