@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   createClient,
   createMessageType,
@@ -137,6 +137,29 @@ describe("createMessageType", () => {
     });
     const json = new TextEncoder().encode('{"text":"hi","newField":1}');
     assert.throws(() => strict.json.decode(json), /newField/);
+  });
+
+  it("createMessageType keeps its defaults for options given as undefined (they replaced them: unknown fields refused, and no recursion limit, a deep value overflowing the stack)", () => {
+    const json = new TextEncoder().encode('{"text":"hi","newField":1}');
+    const loose = createMessageType(ChatMessageSchema, {
+      jsonReadOptions: { ignoreUnknownFields: undefined },
+      binaryReadOptions: { readUnknownFields: undefined },
+    });
+    assert.equal(loose.json.decode(json).text, "hi");
+    const bytes = toBinary(
+      ChatMessageSchema,
+      create(ChatMessageSchema, SAMPLE),
+    );
+    const withUnknown = new Uint8Array([...bytes, 0xa0, 0x06, 0x01]);
+    assert.equal(loose.proto.decode(withUnknown).$unknown?.length, 1);
+    const Value = createMessageType(ValueSchema, {
+      jsonReadOptions: { recursionLimit: undefined },
+    });
+    const deep = new TextEncoder().encode("[".repeat(150) + "]".repeat(150));
+    assert.throws(
+      () => Value.json.decode(deep),
+      /maximum recursion depth of 100/,
+    );
   });
 
   it("createMessageType throws on a truncated binary message", () => {

@@ -143,19 +143,25 @@ export function createMessageType<Desc extends DescMessage>(
   schema: Desc,
   options: ProtobufCodecOptions = {},
 ): ProtobufMessageType<Desc> {
-  const binaryRead = { readUnknownFields: true, ...options.binaryReadOptions };
+  const binaryRead = {
+    readUnknownFields: true,
+    ...given(options.binaryReadOptions),
+  };
   // protobuf-es's own default (unknown fields written) when none are given:
   // toBinary then uses its shared defaults instead of merging a copy per
   // message.
   const binaryWrite = options.binaryWriteOptions === undefined
     ? undefined
-    : { writeUnknownFields: true, ...options.binaryWriteOptions };
+    : { writeUnknownFields: true, ...given(options.binaryWriteOptions) };
   const jsonRead = {
     ignoreUnknownFields: true,
     registry: options.registry,
-    ...options.jsonReadOptions,
+    ...given(options.jsonReadOptions),
   };
-  const jsonWrite = { registry: options.registry, ...options.jsonWriteOptions };
+  const jsonWrite = {
+    registry: options.registry,
+    ...given(options.jsonWriteOptions),
+  };
   const message = (value: MessageShape<Desc> | MessageInitShape<Desc>) =>
     // `create` returns a message of the type as it is, and builds one from
     // an init object.
@@ -192,4 +198,20 @@ export function createMessageType<Desc extends DescMessage>(
       },
     },
   });
+}
+
+/**
+ * The options given, without those set to `undefined`: spread over the
+ * defaults, `{ recursionLimit: undefined }` would replace protobuf-es's
+ * limit (a deep JSON value then overflowed the stack) and
+ * `{ ignoreUnknownFields: undefined }` ours, where the type allows it as
+ * absent.
+ */
+function given<T extends object>(options: T | undefined): Partial<T> {
+  const kept: Partial<T> = {};
+  if (options === undefined) return kept;
+  for (const key of Object.keys(options) as (keyof T)[]) {
+    if (options[key] !== undefined) kept[key] = options[key];
+  }
+  return kept;
 }
