@@ -71,6 +71,7 @@ export {
   type ResumableUploadHandlerOptions,
 } from "./lib/http/resumable/resumable_upload_handler.ts";
 export type {
+  ResumableAppendOptions,
   ResumableStore,
   ResumableUpload,
 } from "./lib/http/resumable/resumable_store.ts";

@@ -10,8 +10,12 @@ import {
   checkSignal,
 } from "../_internal/arguments.ts";
 
-/** Fetch's `credentials` values. */
-const CREDENTIALS: readonly RequestCredentials[] = [
+/**
+ * Fetch's `credentials` values (spelled out: `RequestCredentials` is a DOM
+ * type that Workers' types lack).
+ */
+type Credentials = "omit" | "same-origin" | "include";
+const CREDENTIALS: readonly Credentials[] = [
   "omit",
   "same-origin",
   "include",
@@ -22,7 +26,7 @@ interface SharedUploadOptions {
   signal?: AbortSignal;
   method?: string;
   headers?: HeadersInit;
-  credentials?: RequestCredentials;
+  credentials?: Credentials;
   sha256?: Uint8Array;
 }
 
@@ -33,7 +37,7 @@ interface SharedUploadOptions {
 export function checkUploadOptions(
   what: string,
   options: SharedUploadOptions,
-): RequestCredentials | undefined {
+): Credentials | undefined {
   checkSignal(what, options.signal);
   checkArgument(
     options.method === undefined || typeof options.method === "string",

@@ -68,7 +68,7 @@ export interface UploadOptions {
    *
    * @default {"same-origin"}
    */
-  credentials?: RequestCredentials;
+  credentials?: "omit" | "same-origin" | "include";
   /**
    * The fetch to use; for h2c under Deno, pass one bound to a
    * `Deno.HttpClient`:
