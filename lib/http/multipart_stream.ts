@@ -17,8 +17,12 @@ export interface MultipartPart extends MultipartPartInfo {
    * `maxFileBytes`), a leading byte order mark kept.
    */
   text(): Promise<string>;
-  /** Reads the whole body into one array. */
-  bytes(): Promise<Uint8Array>;
+  /**
+   * Reads the whole body into one array (of its own `ArrayBuffer`, so web
+   * APIs that take a `BufferSource`, such as `crypto.subtle.digest`, take
+   * it as typed).
+   */
+  bytes(): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 /** Options for {@linkcode MultipartStream}: the parser's limits. */
@@ -47,7 +51,7 @@ class Part implements MultipartPart {
       await this.bytes(),
     );
   }
-  async bytes(): Promise<Uint8Array> {
+  async bytes(): Promise<Uint8Array<ArrayBuffer>> {
     return new Uint8Array(await new Response(this.body).arrayBuffer());
   }
 }
