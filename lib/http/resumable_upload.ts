@@ -48,7 +48,7 @@ export interface ResumableUploadOptions {
    * again. One the server no longer has (404, 410) is created again, once,
    * and `onUploadUrl` gets the new URL.
    */
-  uploadUrl?: string;
+  uploadUrl?: string | undefined;
   /**
    * Called with the upload's URL as soon as the server created it, so an app
    * can persist it and resume after a restart. The URL is a capability:

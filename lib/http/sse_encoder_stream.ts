@@ -12,20 +12,20 @@ export interface SseEvent {
    * lines, which the client joins back with LF. Send JSON with
    * `JSON.stringify`.
    */
-  data?: string;
+  data?: string | undefined;
   /** The event type (`message` on the client when absent); one line. */
-  event?: string;
+  event?: string | undefined;
   /**
    * The event id: the client sends it back as `Last-Event-ID` when it
    * reconnects. One line, without NUL or other control characters (a tab
    * inside is fine) and without a space or tab at either end, which no
    * request header carries unchanged.
    */
-  id?: string;
+  id?: string | undefined;
   /** The client's reconnection delay from now on, in milliseconds. */
-  retry?: number;
+  retry?: number | undefined;
   /** A comment, ignored by clients; line breaks make several comments. */
-  comment?: string;
+  comment?: string | undefined;
 }
 
 /** Options for {@linkcode SseEncoderStream}. */
