@@ -1688,6 +1688,30 @@ describe("createHttp2Client: TLS, close()", () => {
       await server.close();
     }
   });
+
+  it("fails a call to another origin than its own with INTERNAL, sending nothing (it sent the call's path to its own server, under its own :authority)", async () => {
+    let streams = 0;
+    const server = await rawH2Server(() => streams++);
+    const url = `http://127.0.0.1:${server.port}`;
+    const httpClient = createHttp2Client(`${url}/ignored/path`);
+    try {
+      const elsewhere = `http://localhost:${server.port}`;
+      await assert.rejects(
+        createClient(
+          Svc,
+          createGrpcTransport({ baseUrl: elsewhere, httpClient }),
+        ).one(1n),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Internal &&
+          error.rawMessage ===
+            `Cannot send request to ${elsewhere}: this HTTP/2 client connects to ${url} (createHttp2Client's baseUrl); give the transport a baseUrl of the same origin, or make a client for ${elsewhere}`,
+      );
+      assert.equal(streams, 0);
+    } finally {
+      await httpClient.close();
+      await server.close();
+    }
+  });
 });
 
 describe("createHttp2Client's retry of an unprocessed call is bounded", () => {

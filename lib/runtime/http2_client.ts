@@ -57,7 +57,9 @@ export interface Http2Client extends HttpClient {
  * to 64 KiB per call, 16 MiB for all calls; past that it fails
  * `UNAVAILABLE`, not processed).
  *
- * @param baseUrl The server's origin, such as `http://127.0.0.1:9090`.
+ * @param baseUrl The server's origin, such as `http://127.0.0.1:9090` (a
+ *   path is not used: the transport's `baseUrl` gives the calls' paths). A
+ *   call to another origin fails `INTERNAL` before anything is sent.
  * @param options Buffering.
  * @returns The client.
  *
@@ -145,6 +147,16 @@ export function createHttp2Client(
       throw error;
     }
     const url = new URL(req.url);
+    if (url.origin !== origin) {
+      // The session is this origin's: another's path would go to the wrong
+      // server, with this one's :authority.
+      const error = new RpcError(
+        Code.Internal,
+        `Cannot send request to ${url.origin}: this HTTP/2 client connects to ${origin} (createHttp2Client's baseUrl); give the transport a baseUrl of the same origin, or make a client for ${url.origin}`,
+      );
+      replay?.fail(error);
+      throw error;
+    }
     const session = connect();
     // A cancel is RST_STREAM CANCEL alone. `stream.close(CANCEL)` ends the
     // request first (an empty DATA with END_STREAM), so a server read a
