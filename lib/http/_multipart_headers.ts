@@ -153,8 +153,10 @@ function endsParameter(value: string, at: number): boolean {
   return at >= value.length || c === 0x3b;
 }
 
-const utf8 = new TextDecoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is kept: it is part of the name as sent (a decoder
+// without ignoreBOM took it for a byte order mark and dropped it).
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A string of bytes (one char per byte, as HTTP headers are) as UTF-8. */
 function latin1ToUtf8(text: string): string {
@@ -171,9 +173,28 @@ function latin1ToUtf8(text: string): string {
 /**
  * An RFC 5987 / RFC 2231 extended value, `charset'language'%XX...`;
  * undefined for a charset other than UTF-8, ISO-8859-1 or US-ASCII, or a malformed
- * value (the plain parameter is used instead).
+ * value (the plain parameter is used instead). HttpError 400, naming the
+ * parameter, for one that decodes to NUL, CR or LF, which a plain
+ * parameter cannot hold either (its header line is refused).
  */
-function decodeExtended(value: string): string | undefined {
+function decodeExtended(
+  value: string,
+  param: string,
+  index: number,
+): string | undefined {
+  const text = decodeExtendedValue(value);
+  if (text !== undefined && BAD_VALUE.test(text)) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: part ${index} has NUL, CR or LF in its ${param} parameter ${
+        quote(value)
+      }`,
+    );
+  }
+  return text;
+}
+
+function decodeExtendedValue(value: string): string | undefined {
   const match = /^([^']*)'[^']*'(.*)$/.exec(value);
   if (!match) return undefined;
   const charset = match[1].toLowerCase();
@@ -300,7 +321,9 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const extendedName = params.get("name*");
   const rawName = params.get("name");
   const name =
-    (extendedName !== undefined ? decodeExtended(extendedName) : undefined) ??
+    (extendedName !== undefined
+      ? decodeExtended(extendedName, "name*", index)
+      : undefined) ??
       (rawName !== undefined ? latin1ToUtf8(rawName) : undefined);
   if (name === undefined) {
     throw new HttpError(
@@ -311,7 +334,7 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const extendedFile = params.get("filename*");
   const rawFile = params.get("filename");
   const extended = extendedFile !== undefined
-    ? decodeExtended(extendedFile)
+    ? decodeExtended(extendedFile, "filename*", index)
     : undefined;
   // An empty filename* does not hide a plain filename beside it.
   const filename =

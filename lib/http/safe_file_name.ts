@@ -17,31 +17,67 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidirectional embeddings, overrides and isolates: they make a name display
 // as something else ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf").
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
-// Windows' device names, whatever the extension ("CON", "nul.txt", "COM¹"):
-// opening one opens the device, so the upload would go nowhere or hang.
-const DEVICE = /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]) *(?:\.|$)/i;
+// Windows' device names, whatever the extension ("CON", "nul.txt", "COM¹",
+// "CONIN$"): opening one opens the device, so the upload would go nowhere or
+// hang.
+const DEVICE =
+  /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$) *(?:\.|$)/i;
+// What Windows refuses in a name; `:` also opens an alternate data stream
+// ("a.txt::$DATA" is a.txt, "report:v2.pdf" a stream of "report").
+const RESERVED = /[<>:"|?*]/;
+// Format characters (zero-width space and joiners, marks of direction, the
+// soft hyphen, U+FEFF), line and paragraph separators: unseen, they make two
+// names read alike ("report\u200B.pdf" and "report.pdf").
+const FORMAT = /[\p{Cf}\p{Zl}\p{Zp}]/u;
+// A zero-width joiner or non-joiner between two characters past ASCII that
+// are not themselves unseen: how emoji sequences ("👨‍👩‍👧") and Persian
+// or Indic words are written. Between ASCII letters, it only hides.
+const JOINER =
+  /(?<=[^\p{ASCII}\p{C}\p{Z}])[\u200c\u200d](?=[^\p{ASCII}\p{C}\p{Z}])/gu;
+// What shows as nothing: white space, the Hangul fillers and the braille
+// blank, which are letters and symbols but are drawn empty.
+const BLANK = /[\p{White_Space}\u115f\u1160\u3164\uffa0\u2800]/u;
+const ALL_BLANK = /^[\p{White_Space}\u115f\u1160\u3164\uffa0\u2800]*$/u;
 
 /**
  * Checks a client-supplied file name before it is joined to an upload
  * directory: it must be a single, visible path segment that fits the file
  * system, so it can never escape that directory, hide, mislead or collide
- * with the receiver's temporary files. Refuses, with a 400
- * {@linkcode HttpError}:
+ * with the receiver's temporary files. The same rule holds on every system,
+ * so that a name's fate does not depend on the server's. Refuses, with a 400
+ * {@linkcode HttpError} whose message names the problem:
  *
  * - an empty name, and names starting with `.` (dot files, `.` and `..`);
  * - any `/` or `\`, and a drive prefix such as `C:`;
  * - C0 and C1 control characters (NUL included) and DEL;
  * - bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069);
+ * - other format characters (Unicode's Cf: zero-width space, marks of
+ *   direction such as U+200E, the soft hyphen, U+FEFF) and line and
+ *   paragraph separators (U+2028, U+2029); a zero-width joiner or
+ *   non-joiner passes only between two characters past ASCII that are not
+ *   themselves invisible (emoji sequences, Persian and Indic words);
  * - unpaired surrogates (not encodable as UTF-8);
+ * - the characters Windows refuses in a name, `<>:"|?*` (a `:` also opens
+ *   an alternate data stream: `a.txt::$DATA` is `a.txt`); a client that
+ *   escapes `"` as `%22` in a multipart file name, as browsers and curl do,
+ *   sends `%22`, which passes as it is;
  * - Windows' device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`,
- *   `LPT0`–`LPT9`, with any extension) and names ending in a dot or a space
- *   (which Windows drops, so that `a.txt.` and `a.txt` are one file): the
- *   same rule on every system, so that a name's fate does not depend on the
- *   server's;
+ *   `LPT0`–`LPT9`, `CONIN$`, `CONOUT$`, `CLOCK$`, with any extension) and
+ *   names ending in a dot or a space (which Windows drops, so that `a.txt.`
+ *   and `a.txt` are one file) or in any other blank character (U+00A0,
+ *   U+3000, the Hangul filler U+3164, the braille blank U+2800);
+ * - names with nothing visible before their first dot (only white space,
+ *   Hangul fillers or braille blanks: `\u3164`, `\u3000.txt`);
  * - names shaped like the atomic file sink's temporaries
  *   (`<name>.<uuid>.partial`);
  * - names over 209 UTF-8 bytes ("name too long"): 255, the file system's
  *   limit, less the 46 bytes the temporary file's name adds.
+ *
+ * A name is not normalized, nor refused for its normal form: `é` as one
+ * code point (NFC) and as `e` + U+0301 (NFD, as macOS may spell it) both
+ * pass, unchanged, and are two files on most Linux file systems but one on
+ * APFS. Normalize it first (`name.normalize("NFC")`) where one spelling
+ * should make one file.
  *
  * @param name The name the client sent.
  * @returns The same name, when it is safe.
@@ -74,14 +110,24 @@ export function safeFileName(name: string): string {
     ? "it contains a control character"
     : BIDI.test(name)
     ? "it contains a bidirectional override"
+    : FORMAT.test(name.replace(JOINER, ""))
+    ? "it contains an invisible format character or a line separator"
     : !isWellFormed(name)
     ? "it contains an unpaired surrogate"
     : /^[A-Za-z]:/.test(name)
     ? "it has a drive prefix"
+    : RESERVED.test(name)
+    ? reserved(RESERVED.exec(name)![0])
     : DEVICE.test(name)
     ? "it is a Windows device name"
     : /[. ]$/.test(name)
     ? "it ends in a dot or a space"
+    : ALL_BLANK.test(name)
+    ? "it is made only of blank characters"
+    : ALL_BLANK.test(name.split(".", 1)[0])
+    ? "it has only blank characters before its extension"
+    : BLANK.test(name.at(-1)!)
+    ? "it ends in a blank character"
     : TEMPORARY_SUFFIX.test(name)
     ? "it is shaped like a temporary upload file"
     : undefined;
@@ -96,6 +142,13 @@ export function safeFileName(name: string): string {
     );
   }
   return name;
+}
+
+/** Why a character Windows refuses in a name is refused. */
+function reserved(char: string): string {
+  return `it contains '${char}', which Windows refuses in a file name (as any of <>:"|?*)${
+    char === ":" ? "; a colon would name an alternate data stream" : ""
+  }`;
 }
 
 function isWellFormed(text: string): boolean {

@@ -54,7 +54,6 @@ export interface WebSocketLike {
     // `any`: the runtimes' own `Event` types differ in detail.
     // deno-lint-ignore no-explicit-any
     listener: (event: any) => void,
-    options?: boolean | AddEventListenerOptions,
   ): void;
   /** Stops listening. */
   // deno-lint-ignore no-explicit-any
@@ -118,9 +117,11 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  *   duplex stream reads as the end of its input; once both directions have
  *   ended the socket is closed with 1000.
  * - Close codes: 1000 and 1005 (no code) end the input cleanly; any other
- *   code, or a dropped connection (1006), errors it with a `TypeError`
- *   naming the code and reason. `close(reason)` closes with 1011 (4011
- *   from a client `WebSocket`) and the reason's message.
+ *   code, or a dropped connection (1006; Deno reports it as code 0), errors
+ *   it with a `TypeError` naming the code and reason (for a close without
+ *   a reason, the message of the socket's last `error` event, such as
+ *   "Invalid UTF-8"). `close(reason)` closes with 1011 (4011 from a client
+ *   `WebSocket`) and the reason's message.
  *
  * @param socket A `WebSocket` (open or connecting) or a server socket from
  *   `upgradeWebSocket` in `@sluice/streams/websocket`.
@@ -246,13 +247,27 @@ export function websocketDuplex(
   };
   const onOpen = () => opened.resolve();
   const onDrain = () => wake?.();
+  // The runtime's word on a failed connection ("Invalid UTF-8" from Deno,
+  // "Server sent invalid UTF8" from Bun's client), which its close event
+  // does not repeat: kept as the reason of a close that brings none.
+  let lastError = "";
+  const onError = (event: Event) => {
+    const message = (event as ErrorEvent).message;
+    if (typeof message === "string" && message) lastError = message;
+  };
   const onClose = (event: Event) => {
-    const { code = 1005, reason = "" } = event as CloseEvent;
+    let { code = 1005, reason = "" } = event as CloseEvent;
+    // Deno reports a connection dropped without a close frame (after a
+    // text message of invalid UTF-8, say) as code 0: 1006, as the
+    // WebSocket standard names it.
+    if (code === 0) code = 1006;
+    if (!reason && code !== 1000 && code !== 1005) reason = lastError;
     closed = { code, reason };
     closeEvent.resolve();
     socket.removeEventListener("message", onMessage);
     socket.removeEventListener("open", onOpen);
     socket.removeEventListener("close", onClose);
+    socket.removeEventListener("error", onError);
     socket.removeEventListener("drain", onDrain);
     const clean = code === 1000 || code === 1005;
     opened.reject(closeError(code, reason));
@@ -267,6 +282,7 @@ export function websocketDuplex(
   socket.addEventListener("message", onMessage);
   socket.addEventListener("open", onOpen);
   socket.addEventListener("close", onClose);
+  socket.addEventListener("error", onError);
   socket.addEventListener("drain", onDrain);
   if (socket.readyState === OPEN) opened.resolve();
   else if (socket.readyState !== CONNECTING) {

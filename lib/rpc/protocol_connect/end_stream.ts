@@ -10,6 +10,11 @@ import { RpcError } from "../rpc_error.ts";
 import { encodeFrame } from "../wire/_frame.ts";
 import type { CallStatus } from "../protocol/_server_call.ts";
 import { MetadataLimit } from "../protocol/_metadata_limit.ts";
+import { quote } from "../protocol/_quote.ts";
+import { toUtf8Header } from "../../http/_utf8_header.ts";
+
+/** A character a header's byte string cannot hold. */
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 
 /** The flag that marks the EndStreamResponse frame. */
 export const endStreamFlag = 0x02;
@@ -95,9 +100,14 @@ export function encodeEndStreamFrame(status: CallStatus): Uint8Array {
 
 /**
  * Parses an EndStreamResponse: the error (undefined for success) and the
- * trailing metadata.
+ * trailing metadata. A metadata value with a character past U+00FF (valid
+ * JSON: connect-go writes a Go trailer "x-user: 日本" so) is read as its
+ * UTF-8 bytes, a character each, as the same trailer reads over HTTP;
+ * other values are kept as they are (what Headers holds and the encoder
+ * writes).
  *
- * @throws {RpcError} `Internal` if it is not valid JSON of the right shape.
+ * @throws {RpcError} `Internal` if it is not valid JSON of the right shape,
+ *   or a metadata key or value cannot be a header (naming the key).
  */
 export function decodeEndStream(
   data: Uint8Array,
@@ -129,12 +139,22 @@ export function decodeEndStream(
       if (!Array.isArray(values)) throw invalid();
       for (const value of values) {
         if (typeof value !== "string") throw invalid();
-        limit.add(key, value);
+        const header = BEYOND_LATIN1.test(value) ? toUtf8Header(value) : value;
+        limit.add(key, header);
         try {
-          trailers.append(key, value);
+          trailers.append(key, header);
         } catch (cause) {
-          // Not a header name (a token) or value: malformed metadata.
-          throw invalid(cause);
+          // Not a header name (a token) or value (NUL, CR or LF): malformed
+          // metadata, in valid JSON.
+          throw new RpcError(
+            Code.Internal,
+            `Cannot decode EndStreamResponse: metadata key ${quote(key)} ${
+              isHeaderName(key)
+                ? "has a value that is not a valid header value (NUL, CR or LF)"
+                : "is not a valid header name (a token)"
+            }`,
+            { cause },
+          );
         }
       }
     }
@@ -152,4 +172,14 @@ export function decodeEndStream(
   );
   if (parsed === undefined) throw invalid();
   return { error: parsed, trailers };
+}
+
+/** Whether Headers takes `key` as a name (a token, RFC 9110, 5.1). */
+function isHeaderName(key: string): boolean {
+  try {
+    new Headers().append(key, "");
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -11,11 +11,22 @@ import type { CallStatus } from "../protocol/_server_call.ts";
 import { decodeStatus, encodeStatus } from "../wire/_status_proto.ts";
 import { headerMessage, headerStatus, headerStatusDetails } from "./headers.ts";
 
-/** Percent-encodes a status message (space and VCHAR except % stay). */
+/**
+ * Percent-encodes a status message: space and VCHAR except `%` stay, as
+ * the gRPC spec writes them, but a space at either end is sent as `%20`,
+ * since HTTP trims it from a header value (as grpc-js and Connect-ES,
+ * which encode every space).
+ */
 export function encodeMessage(message: string): string {
   let out = "";
-  for (const byte of new TextEncoder().encode(message)) {
-    if (byte >= 0x20 && byte <= 0x7e && byte !== 0x25) {
+  const bytes = new TextEncoder().encode(message);
+  const last = bytes.length - 1;
+  for (let i = 0; i <= last; i++) {
+    const byte = bytes[i];
+    if (
+      (byte > 0x20 && byte <= 0x7e && byte !== 0x25) ||
+      (byte === 0x20 && i !== 0 && i !== last)
+    ) {
       out += String.fromCharCode(byte);
     } else {
       out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
