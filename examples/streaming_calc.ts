@@ -7,6 +7,9 @@
 //   deno run --allow-net=127.0.0.1 examples/streaming_calc.ts server --port 9090 [--protocol grpc]
 //   deno run --allow-net=127.0.0.1 examples/streaming_calc.ts client --port 9090 [--protocol grpc-web] [--method sum]
 //
+// --host (127.0.0.1 by default) is where the server listens and the client
+// connects: `--host ::1` for IPv6 (with --allow-net=[::1]).
+//
 // The same commands work with `bun run`. --protocol is connect (default),
 // grpc-web or grpc; a gRPC server (node:http2) also answers the other two
 // over h2c, a Connect/gRPC-Web server (Deno.serve / Bun.serve) speaks
@@ -78,14 +81,18 @@ export const serverOptions = {
 export async function startServer(
   protocol: ProtocolName,
   port = 0,
+  hostname = "127.0.0.1",
 ): Promise<{ url: URL; shutdown(): Promise<void> }> {
   if (protocol === "grpc") {
     return await serveHttp2(
       createUniversalHandler(streamingCalc, serverOptions),
-      { port },
+      { port, hostname },
     );
   }
-  return await serve(createRpcHandler(streamingCalc, serverOptions), { port });
+  return await serve(createRpcHandler(streamingCalc, serverOptions), {
+    port,
+    hostname,
+  });
 }
 
 /** Makes a transport for the protocol; `close` releases its connection. */
@@ -222,14 +229,22 @@ export async function runCommandLine(
   const options = parseArgs(args);
   const { startServer } = example;
   if (options.command === "server") {
-    const server = await startServer(options.protocol, options.port ?? 9090);
+    const server = await startServer(
+      options.protocol,
+      options.port ?? 9090,
+      options.host,
+    );
     console.error(
       `StreamingCalcService (${options.protocol}${example.label}) listening on ${server.url}`,
     );
     return;
   }
   if (options.command === "client") {
-    const url = `http://${options.host}:${options.port ?? 9090}`;
+    // An IPv6 address goes in brackets in a URL (--host ::1).
+    const host = options.host.includes(":") && !options.host.startsWith("[")
+      ? `[${options.host}]`
+      : options.host;
+    const url = `http://${host}:${options.port ?? 9090}`;
     await runClients(example, options.protocol, url, options.method);
     return;
   }
@@ -238,7 +253,11 @@ export async function runCommandLine(
       `Unknown command "${options.command}": use server, client or nothing`,
     );
   }
-  const server = await startServer(options.protocol, options.port);
+  const server = await startServer(
+    options.protocol,
+    options.port,
+    options.host,
+  );
   try {
     await runClients(example, options.protocol, server.url, options.method);
   } finally {

@@ -50,11 +50,15 @@ export const streamingCalc = implementService(StreamingCalcService, {
 export async function startServer(
   protocol: ProtocolName,
   port = 0,
+  hostname = "127.0.0.1",
 ): Promise<{ url: URL; shutdown(): Promise<void> }> {
   if (protocol === "grpc") {
-    return await serveHttp2(createUniversalHandler(streamingCalc), { port });
+    return await serveHttp2(createUniversalHandler(streamingCalc), {
+      port,
+      hostname,
+    });
   }
-  return await serve(createRpcHandler(streamingCalc), { port });
+  return await serve(createRpcHandler(streamingCalc), { port, hostname });
 }
 
 /** The `sum` client: sends 1..10, prints the result. */

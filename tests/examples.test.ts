@@ -70,6 +70,18 @@ const EXAMPLES: Record<string, Example[]> = {
       deno: ["--allow-net=127.0.0.1", "--allow-env"],
       check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
     },
+    // On IPv6: --host was taken by the client alone, unbracketed, and
+    // serveHttp2 threw on "::1" after binding.
+    {
+      args: () => ["--host", "::1"],
+      deno: ["--allow-net=[::1]"],
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
+    },
+    {
+      args: () => ["--protocol", "grpc", "--host", "::1"],
+      deno: ["--allow-net=[::1]", "--allow-env"],
+      check: (out) => assert.equal(out.trim(), GRPC_GUIDE_OUTPUT),
+    },
   ],
   // The same service from generated code (examples/gen/, `deno task gen`).
   "streaming_calc_es.ts": [

@@ -2396,3 +2396,61 @@ describe("a gRPC-Web response with grpc-status in its headers and a body", () =>
     assert.deepEqual(values, []);
   });
 });
+
+describe("serveHttp2 and createHttp2Client on IPv6", () => {
+  const Svc = defineService("t.Six", {
+    one: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  const handler = createUniversalHandler([
+    implementService(Svc, { one: (n) => n * 6n }),
+  ]);
+
+  for (const hostname of ["::1", "[::1]"]) {
+    it(`serveHttp2 on ${hostname} gives its URL in brackets and serves a call there (it threw "Invalid URL" after binding, its listener left open)`, async () => {
+      const server = await serveHttp2(handler, { hostname });
+      const httpClient = createHttp2Client(server.url);
+      try {
+        assert.equal(server.url.href, `http://[::1]:${server.port}/`);
+        const client = createClient(
+          Svc,
+          createGrpcTransport({ baseUrl: server.url, httpClient }),
+        );
+        assert.equal(await client.one(7n, { timeoutMs: T }), 42n);
+      } finally {
+        await httpClient.close();
+        await deadline(server.shutdown(), 10_000, "shutdown");
+      }
+    });
+  }
+
+  it('createHttp2Client sends an IPv6 :authority in brackets (node:http2\'s own, "::1:port", made strict servers reset every call)', async () => {
+    const authorities: unknown[] = [];
+    const server = http2.createServer();
+    server.on("stream", (stream: http2.ServerHttp2Stream, headers) => {
+      authorities.push(headers[":authority"]);
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+        waitForTrailers: true,
+      });
+      stream.on(
+        "wantTrailers",
+        () => stream.sendTrailers({ "grpc-status": "0" }),
+      );
+      stream.end(new Uint8Array([0, 0, 0, 0, 2, 8, 42]));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "::1", resolve));
+    const port = (server.address() as { port: number }).port;
+    const url = `http://[::1]:${port}`;
+    const httpClient = createHttp2Client(url);
+    try {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: url, httpClient }),
+      );
+      assert.equal(await client.one(7n, { timeoutMs: T }), 42n);
+      assert.deepEqual(authorities, [`[::1]:${port}`]);
+    } finally {
+      await httpClient.close();
+      server.close();
+    }
+  });
+});

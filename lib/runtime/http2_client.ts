@@ -165,6 +165,9 @@ export function createHttp2Client(
     const cancel = new AbortController();
     const stream = session.request({
       ":method": req.method,
+      // node:http2's own (under Deno and Node) leaves an IPv6 host out of
+      // its brackets ("::1:9090"), which strict servers reset.
+      ":authority": url.host,
       ":path": url.pathname + url.search,
       ...headersToH2(req.headers),
     }, { signal: AbortSignal.any([req.signal, cancel.signal]) });

@@ -40,6 +40,7 @@ import { type Deferred, deferred } from "../_internal/deferred.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 import { isThenable } from "../_internal/thenable.ts";
+import { serverUrl } from "./_server_url.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -513,14 +514,6 @@ export async function serve(
     shutdown,
     finished: finished.promise,
   };
-}
-
-/** The server's URL; an IPv6 address goes in brackets (RFC 3986). */
-function serverUrl(hostname: string, port: number): URL {
-  const host = hostname.includes(":") && !hostname.startsWith("[")
-    ? `[${hostname}]`
-    : hostname;
-  return new URL(`http://${host}:${port}/`);
 }
 
 // Deno 2.9.6 sets up its signal handling on first use, which takes a

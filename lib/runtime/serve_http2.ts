@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import { checkArgument } from "../_internal/arguments.ts";
+import { listenHost, serverUrl } from "./_server_url.ts";
 import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
 import { Code } from "../rpc/code.ts";
@@ -403,7 +404,7 @@ export async function serveHttp2(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, hostname, () => {
+    server.listen(port, listenHost(hostname), () => {
       server.off("error", reject);
       resolve();
     });
@@ -473,7 +474,7 @@ export async function serveHttp2(
   // Aborted before or while it started: the event has passed.
   if (signal?.aborted) void shutdown();
   return {
-    url: new URL(`http://${hostname}:${bound}`),
+    url: serverUrl(hostname, bound),
     port: bound,
     shutdown,
     finished: finished.promise,
