@@ -216,8 +216,22 @@ class Call<I, O> {
       if (this.#pending !== undefined) await this.#pending;
       await this.#writer.close();
     } catch (error) {
-      throw this.#sendError(error);
+      throw this.#sendError(await this.#closeError(error));
     }
+  }
+
+  /**
+   * The error to give for a failed close: closing a request stream the
+   * call's end has errored rejects with the runtime's own TypeError
+   * ("Writable stream is closed or errored."); the call's error (the
+   * deadline's, a cancel's) is the stream's, which `closed` gives.
+   */
+  async #closeError(error: unknown): Promise<unknown> {
+    if (error instanceof RpcError) return error;
+    return await this.#writer!.closed.then(
+      () => error,
+      (stored) => stored instanceof RpcError ? stored : error,
+    );
   }
 
   next(): Promise<ReceiveResult<O>> {

@@ -13,7 +13,7 @@
 import { failureOf, messageOf } from "../../_internal/message_of.ts";
 import { Code } from "../code.ts";
 import { type Compression, messageToFrame } from "./_compression.ts";
-import { linkDeadline } from "./_deadline.ts";
+import { deadlineError, linkDeadline } from "./_deadline.ts";
 import { markFromWire } from "./_protocol_headers.ts";
 import {
   codecFor,
@@ -109,12 +109,33 @@ export function startClientCall<I, O>(
   const inCodec = codecFor(method.input, init.codecName);
   const outCodec = codecFor(method.output, init.codecName);
   const abort = new AbortController();
-  const unlink = linkDeadline(
+  // A timeout of zero or less fails the call at once, of whatever kind:
+  // its reads, sends and complete() reject with this (a handler that
+  // passes on what is left of its own deadline gets a call, not a throw).
+  const { timeoutMs } = options;
+  if (timeoutMs !== undefined && !(timeoutMs > 0)) {
+    abort.abort(
+      new RpcError(
+        Code.DeadlineExceeded,
+        `Cannot start call: timeout ${timeoutMs} ms has already passed`,
+      ),
+    );
+  }
+  // The deadline's timer and the caller's signal are let go of apart: the
+  // deadline no longer applies once the call's status has been received
+  // (statusReceived), while the caller may still cancel a call whose end
+  // it has not read.
+  const stopTimer = linkDeadline(abort, timeoutMs, undefined, "");
+  const unlinkSignal = linkDeadline(
     abort,
-    options.timeoutMs,
+    undefined,
     options.signal,
     "Cannot finish call: cancelled by the caller",
   );
+  const unlink = () => {
+    stopTimer();
+    unlinkSignal();
+  };
   const deadline = options.timeoutMs === undefined
     ? undefined
     : Date.now() + options.timeoutMs;
@@ -138,6 +159,10 @@ export function startClientCall<I, O>(
     body: ReadableStream<Uint8Array> | Uint8Array,
     get?: { url: string; headers: Headers },
   ) => {
+    // A call that failed before its request went (a timeout of zero or
+    // less, a signal already aborted) sends nothing: `sent` has been
+    // rejected with its reason (onAbort).
+    if (abort.signal.aborted) return;
     // A client that throws instead of rejecting (a URL it cannot parse, a
     // signal already aborted) fails the call the same way.
     let response: Promise<UniversalClientResponse>;
@@ -241,10 +266,26 @@ export function startClientCall<I, O>(
   headers.catch(() => {});
 
   let reader: ChunkReader | undefined;
+  // The reader of a Trailers-Only response's body (checked to be empty).
+  let headReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let decoder: MessageDecoder<O> | undefined;
   let response: UniversalClientResponse | undefined;
   let endStatus: CallStatus | undefined;
   let ended = false;
+  // The call's status has been received, with the whole response before
+  // it: the end-of-stream frame and the end of the body (gRPC-Web, Connect
+  // streaming), or the HTTP trailers (gRPC; in HTTP/2 they follow every
+  // DATA frame). The server has finished in time: the deadline no longer
+  // applies, and its timer stops (the messages wait, however late the
+  // caller reads them; grpc-js does the same). A status not yet read from
+  // the wire (the inbox full, the rest of the body unread) is still
+  // subject to the deadline.
+  let statusIn = false;
+  const statusReceived = () => {
+    if (statusIn || abort.signal.aborted) return;
+    statusIn = true;
+    stopTimer();
+  };
 
   const end = (status: CallStatus) => {
     ended = true;
@@ -379,6 +420,7 @@ export function startClientCall<I, O>(
     },
     end() {
       pushEnded = true;
+      if (endStatus !== undefined) statusReceived();
       wake();
     },
     error(error) {
@@ -400,19 +442,18 @@ export function startClientCall<I, O>(
   // told by the signal alone, now and then left the exchange open (the
   // connection held, the server's handler streaming on: 10-53 of 300
   // server-streaming calls aborted right after a receive()).
+  // The call fails with it at the next read, also when that read is the
+  // first: a body cancelled before it was read must not read as ended (a
+  // gRPC call's trailers, already in, then made it an empty success).
   abort.signal.addEventListener("abort", () => {
     const reason = abort.signal.reason;
-    if (!over) {
-      if (reader !== undefined) reader.cancel(reason).catch(() => {});
-      else {
-        sent.promise.then(
-          (answer) => answer.body.cancel(reason),
-          () => {},
-        ).catch(() => {});
-      }
-    }
-    if (pushed === undefined) return;
     pushFailure ??= { error: reason };
+    if (!over) {
+      const cancel = (answer: UniversalClientResponse) =>
+        (reader ?? headReader ?? answer.body).cancel(reason);
+      if (response !== undefined) cancel(response).catch(() => {});
+      else sent.promise.then(cancel, () => {}).catch(() => {});
+    }
     wake();
   }, { once: true });
   const pushedDone = () =>
@@ -431,7 +472,7 @@ export function startClientCall<I, O>(
     emit: (message: O) => void,
     done: (ok: boolean, error?: unknown) => void,
   ): boolean => {
-    if (pushed !== undefined && !over) {
+    if (pushed !== undefined && reading && !over) {
       // Chunks held back while the inbox was full: decoded now.
       if (inbox.length === 0 && (backlog.length > 0 || decoder!.held)) {
         drain();
@@ -456,15 +497,77 @@ export function startClientCall<I, O>(
       settle = (ok, error) => ok ? resolve() : reject(error);
     });
   };
+  // The response is opened as it arrives, read or not: its messages are
+  // decoded into the inbox (up to INBOX_BYTES, then the source pauses) and
+  // its status read, so that a call the server has finished in time is
+  // past its deadline's reach (statusReceived), and its timer no longer
+  // keeps the process alive, however late the caller reads. Connect
+  // unary's whole response is read at the first read instead. Undefined:
+  // the call failed first (its reason is the failure).
+  const opening: Promise<ValidatedResponse | undefined> = sent.promise.then(
+    async (answer) => {
+      response = answer;
+      if (init.bare || abort.signal.aborted) return undefined;
+      const checked = init.validateResponse(answer);
+      if (checked.status !== undefined) {
+        // Trailers-Only: the status in the headers, and no body. A body
+        // after such headers (a server that copied another response's
+        // headers, say) is refused, as Connect-ES refuses it: read as
+        // Trailers-Only, a failing call came out an empty success. (Over
+        // createHttp2Client such headers are only Trailers-Only when they
+        // end the stream.)
+        const body = headReader = answer.body.getReader();
+        const first = await body.read().catch(() => ({ done: true }));
+        if (!first.done) {
+          await body.cancel().catch(() => {});
+          throw new RpcError(
+            Code.Internal,
+            "Cannot read response: a body after a Trailers-Only response's status (grpc-status in its headers)",
+          );
+        }
+        statusReceived();
+        return checked;
+      }
+      // A chunk may be a view of a buffer the next read reuses: the
+      // decoder then keeps no view of it.
+      const chunks = reader = new ChunkReader(answer.body);
+      decoder = new MessageDecoder({
+        codec: outCodec,
+        typeName: method.output.typeName,
+        maxMessageBytes: init.maxMessageBytes,
+        compression: checked.compression,
+        errorCode: Code.Internal,
+        endFlag: init.endFlag,
+        onEnd: (data) => {
+          endStatus = init.decodeEnd!(data);
+          if (pushEnded) statusReceived();
+        },
+        copyFrames: reader.borrowed,
+      });
+      if (init.readTrailers) {
+        // A status in the trailers is read again, and a bad one fails the
+        // call, when the caller reads the end.
+        answer.trailers.then((trailers) => {
+          if (init.readTrailers!(trailers) !== null) statusReceived();
+        }).catch(() => {});
+      }
+      pushed = openPushSource(answer.body, pushListener, () => chunks.read());
+      return checked;
+    },
+  );
+  opening.catch(() => {}); // delivered through `responses`
+  // The caller's first read has come: onHeader has been called.
+  let reading = false;
   const produceAsync = async (emit: (message: O) => void): Promise<void> => {
     try {
-      if (response === undefined) {
-        response = await sent.promise;
+      if (!reading) {
+        reading = true;
+        const answer = await sent.promise;
         if (options.onHeader) {
-          notify(options.onHeader, headersOf(response), "onHeader");
+          notify(options.onHeader, headersOf(answer), "onHeader");
         }
         if (init.bare) {
-          const { data, status } = await init.bare.readResponse(response);
+          const { data, status } = await init.bare.readResponse(answer);
           if (data !== undefined && !status.error) {
             emit(
               decodeMessage(
@@ -479,48 +582,16 @@ export function startClientCall<I, O>(
           over = true;
           return;
         }
-        const checked = init.validateResponse(response);
+        const checked = await opening;
+        // Aborted before the response was opened.
+        if (checked === undefined) throw abort.signal.reason;
         if (checked.status !== undefined) {
-          // Trailers-Only: the status in the headers, and no body. A body
-          // after such headers (a server that copied another response's
-          // headers, say) is refused, as Connect-ES refuses it: read as
-          // Trailers-Only, a failing call came out an empty success. (Over
-          // createHttp2Client such headers are only Trailers-Only when they
-          // end the stream.)
-          const body = response.body.getReader();
-          const first = await body.read().catch(() => ({ done: true }));
-          if (!first.done) {
-            await body.cancel().catch(() => {});
-            throw new RpcError(
-              Code.Internal,
-              "Cannot read response: a body after a Trailers-Only response's status (grpc-status in its headers)",
-            );
-          }
+          // Cancelled since, its end unread: the cancel holds.
+          if (abort.signal.aborted) throw abort.signal.reason;
           finish(controller, checked.status);
           over = true;
           return;
         }
-        // A chunk may be a view of a buffer the next read reuses: the
-        // decoder then keeps no view of it.
-        reader = new ChunkReader(response.body);
-        decoder = new MessageDecoder({
-          codec: outCodec,
-          typeName: method.output.typeName,
-          maxMessageBytes: init.maxMessageBytes,
-          compression: checked.compression,
-          errorCode: Code.Internal,
-          endFlag: init.endFlag,
-          onEnd: (data) => {
-            endStatus = init.decodeEnd!(data);
-          },
-          copyFrames: reader.borrowed,
-        });
-        const chunks = reader;
-        pushed = openPushSource(
-          response.body,
-          pushListener,
-          () => chunks.read(),
-        );
         return await produce(emit);
       }
       // The pushed body ended or failed, its inbox empty.
@@ -529,7 +600,7 @@ export function startClientCall<I, O>(
       decoder!.finish();
       let status: CallStatus | null | undefined = endStatus;
       if (init.readTrailers) {
-        status = init.readTrailers(await response.trailers);
+        status = init.readTrailers(await response!.trailers);
       }
       if (!status) {
         throw new RpcError(
@@ -552,15 +623,11 @@ export function startClientCall<I, O>(
         );
       if (
         rpcError.code === Code.Canceled && deadline !== undefined &&
-        Date.now() >= deadline
+        Date.now() >= deadline && !statusIn
       ) {
         // The server cancelled because the deadline passed (gRPC sends
         // RST_STREAM CANCEL): report it as the deadline.
-        rpcError = new RpcError(
-          Code.DeadlineExceeded,
-          `Cannot finish call: deadline of ${options.timeoutMs} ms exceeded`,
-          { cause: rpcError },
-        );
+        rpcError = deadlineError(timeoutMs!, rpcError);
       }
       if (!ended) end({ error: rpcError, trailers: rpcError.metadata });
       abort.abort(rpcError);

@@ -23,11 +23,20 @@ export function setDeadlineTimer(ms: number, fire: () => void): () => void {
   return () => clearTimeout(timer);
 }
 
-/** The error of a call whose deadline passed. */
+/**
+ * The error of a call whose deadline passed. The timeout is shown rounded
+ * (`grpc-timeout: 1n` is 0.000001 ms): "under 1 ms", else to 3 significant
+ * digits, whole milliseconds from 1000 on.
+ */
 export function deadlineError(timeoutMs: number, cause?: unknown): RpcError {
+  const shown = timeoutMs > 0 && timeoutMs < 1
+    ? "under 1"
+    : Math.abs(timeoutMs) >= 1000
+    ? String(Math.round(timeoutMs))
+    : String(Number(timeoutMs.toPrecision(3)));
   return new RpcError(
     Code.DeadlineExceeded,
-    `Cannot finish call: deadline of ${timeoutMs} ms exceeded`,
+    `Cannot finish call: deadline of ${shown} ms exceeded`,
     { cause },
   );
 }

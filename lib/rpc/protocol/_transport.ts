@@ -8,7 +8,6 @@ import {
   checkHeadersOption,
   checkOneOf,
 } from "../../_internal/arguments.ts";
-import { Code } from "../code.ts";
 import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
 import { quote } from "./_quote.ts";
@@ -142,8 +141,11 @@ export function httpStatusError(status: number, headers: Headers): RpcError {
 }
 
 /**
- * Throws if the timeout is no number of milliseconds (RangeError), or the
- * deadline has already passed (a zero or negative timeout).
+ * Throws if the timeout is no number of milliseconds (TypeError for text,
+ * RangeError if not finite). A zero or negative timeout, a deadline that
+ * has already passed, is no mistake of the caller's (a handler passing on
+ * what is left of its own deadline): the call starts, and fails with
+ * `DeadlineExceeded` at once (startClientCall), of whatever kind.
  */
 function checkTimeout(options: CallOptions): void {
   const { timeoutMs } = options;
@@ -156,12 +158,6 @@ function checkTimeout(options: CallOptions): void {
       `Cannot start call: timeoutMs must be a finite number of milliseconds, got ${
         typeof timeoutMs === "number" ? timeoutMs : typeof timeoutMs
       }`,
-    );
-  }
-  if (timeoutMs !== undefined && !(timeoutMs > 0)) {
-    throw new RpcError(
-      Code.DeadlineExceeded,
-      `Cannot start call: timeout ${options.timeoutMs} ms has already passed`,
     );
   }
 }
@@ -216,7 +212,11 @@ export function createTransport(
         ...parts(
           method,
           resolved,
-          callOptions,
+          // A timeout of zero or less sends no request (the call fails at
+          // once), and no header could say it.
+          callOptions.timeoutMs === undefined || callOptions.timeoutMs > 0
+            ? callOptions
+            : { ...callOptions, timeoutMs: undefined },
           callHeaders(resolved, callOptions),
         ),
       });

@@ -27,7 +27,13 @@ export interface HandlerContext {
    * reason is an `RpcError`.
    */
   readonly signal: AbortSignal;
-  /** The deadline as a `Date.now()` timestamp, if the client set one. */
+  /**
+   * The deadline as a `Date.now()` timestamp, if the call has one: the
+   * client's timeout, or the server's `maxTimeoutMs` if that is shorter or
+   * the client set none. Pass what is left of it on to the calls the
+   * handler makes (`timeoutMs: context.deadline - Date.now()`; a call with
+   * zero or less fails with `DeadlineExceeded` at once).
+   */
   readonly deadline: number | undefined;
   /** The request headers. */
   readonly requestHeaders: Headers;

@@ -1,0 +1,395 @@
+// A client call's deadline and cancellation against when its response is
+// read: a call whose status has been received is past its deadline's reach
+// (its messages and OK however late they are read, and its timer stopped,
+// read or not), a call cancelled or past its deadline before its first read
+// fails with that (before, over native gRPC, it read as an empty success),
+// complete() after either gives the call's own error, and a timeout of zero
+// or less fails a streaming call through its methods, as it does a unary
+// one. Over Connect and gRPC-Web (fetch) and gRPC (createHttp2Client and
+// serveHttp2). Deadlines pass when the test fires their timers (captured by
+// withDeadlineTimers), not after sleeps.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Code,
+  createClient,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  createRpcHandler,
+  createUniversalHandler,
+  defineService,
+  type HttpClient,
+  implementService,
+  Int64Value,
+  RpcError,
+  type Transport,
+} from "../lib/rpc/mod.ts";
+import {
+  createHttp2Client,
+  type Http2Server,
+  serveHttp2,
+} from "../lib/runtime/grpc_node.ts";
+import type { Server } from "../lib/runtime/serve.ts";
+import { Bytes, deadline, startServer } from "./_helpers.ts";
+
+const T = 20_000;
+
+/** The timeout the tests give: its timers are captured (see below). */
+const TIMEOUT_MS = 3_600_000;
+
+const Service = defineService("test.v1.ClientDeadlines", {
+  three: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  endless: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  large: { kind: "server-streaming", input: Int64Value, output: Bytes },
+  sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
+  echo: { kind: "bidi", input: Int64Value, output: Int64Value },
+});
+
+const implementation = implementService(Service, {
+  async *three() {
+    yield 1n;
+    yield 2n;
+    yield 3n;
+  },
+  // One message, then waits until the call ends.
+  async *endless(_, context) {
+    yield 1n;
+    await new Promise((resolve) => {
+      context.signal.addEventListener("abort", resolve, { once: true });
+    });
+  },
+  // 4 MiB in 64 KiB messages: more than a reader that has not read takes.
+  async *large() {
+    for (let i = 0; i < 64; i++) yield new Uint8Array(65536);
+  },
+  sum: async (values) => {
+    let total = 0n;
+    for await (const v of values) total += v;
+    return total;
+  },
+  async *echo(values) {
+    for await (const v of values) yield v;
+  },
+});
+
+/**
+ * Runs `fn` with the timers of TIMEOUT_MS (the clients' and, in process,
+ * the servers' deadlines) held instead of armed: `fire` runs those still
+ * armed, in the order they were set; `cleared` resolves once none is.
+ */
+async function withDeadlineTimers<R>(
+  fn: (timers: { fire(): void; cleared(): Promise<void> }) => Promise<R>,
+): Promise<R> {
+  const held = new Map<object, () => void>();
+  let onCleared: (() => void) | undefined;
+  const realSet = globalThis.setTimeout;
+  const realClear = globalThis.clearTimeout;
+  const isDeadline = (ms: number | undefined) =>
+    ms !== undefined && ms > TIMEOUT_MS - 100_000 && ms <= TIMEOUT_MS;
+  globalThis.setTimeout = ((callback: () => void, ms?: number) => {
+    if (!isDeadline(ms)) return realSet(callback, ms);
+    const id = {};
+    held.set(id, callback);
+    return id;
+  }) as typeof setTimeout;
+  globalThis.clearTimeout = ((id: unknown) => {
+    if (typeof id === "object" && id !== null && held.has(id)) {
+      held.delete(id);
+      if (held.size === 0) onCleared?.();
+    } else realClear(id as number);
+  }) as typeof clearTimeout;
+  try {
+    return await fn({
+      fire() {
+        for (const [id, callback] of [...held]) {
+          held.delete(id);
+          callback();
+        }
+      },
+      cleared: () =>
+        held.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => {
+          onCleared = resolve;
+        }),
+    });
+  } finally {
+    globalThis.setTimeout = realSet;
+    globalThis.clearTimeout = realClear;
+  }
+}
+
+/** Asserts that `promise` rejects with an RpcError of `code` (and `message`). */
+async function rejectsWith(
+  promise: Promise<unknown>,
+  code: Code,
+  message?: string,
+): Promise<void> {
+  const error = await deadline(
+    promise.then(() => undefined, (e) => e),
+    T,
+    "the call's outcome",
+  );
+  assert.ok(error instanceof RpcError, `expected an RpcError, got ${error}`);
+  assert.equal(error.code, code, error.message);
+  if (message !== undefined) assert.equal(error.rawMessage, message);
+}
+
+/** The messages of a streaming call, read to its end. */
+async function readAll<O>(call: AsyncIterable<O>): Promise<O[]> {
+  return await deadline(Array.fromAsync(call), T, "the responses");
+}
+
+let fetchServer: Server;
+let h2Server: Http2Server;
+let h2Client: ReturnType<typeof createHttp2Client>;
+/** Resolved when the trailers of the last gRPC call have arrived. */
+let trailersIn = Promise.withResolvers<void>();
+const transports: [string, () => Transport][] = [
+  [
+    "Connect",
+    () => createConnectTransport({ baseUrl: fetchServer.url.origin }),
+  ],
+  [
+    "gRPC-Web",
+    () => createGrpcWebTransport({ baseUrl: fetchServer.url.origin }),
+  ],
+  ["gRPC", () => {
+    const httpClient: HttpClient = async (request) => {
+      const response = await h2Client(request);
+      response.trailers.then(() => trailersIn.resolve(), () => {});
+      return response;
+    };
+    return createGrpcTransport({ baseUrl: h2Server.url.origin, httpClient });
+  }],
+];
+
+before(async () => {
+  fetchServer = await startServer(createRpcHandler(implementation));
+  h2Server = await serveHttp2(createUniversalHandler(implementation));
+  h2Client = createHttp2Client(h2Server.url.origin);
+});
+
+after(async () => {
+  await h2Client?.close();
+  await h2Server?.shutdown();
+  await fetchServer?.shutdown();
+});
+
+/**
+ * Waits until the response of the call just started has arrived, status
+ * included where the test can see it (gRPC's trailers); over fetch, its
+ * headers.
+ */
+async function arrived(name: string, headers: Promise<Headers>) {
+  await deadline(headers, T, "the response headers");
+  if (name === "gRPC") await deadline(trailersIn.promise, T, "the trailers");
+}
+
+for (const [name, make] of transports) {
+  describe(`a call over ${name} cancelled before its first read`, () => {
+    it("fails CANCELED when its signal aborted after the response (server-streaming)", async () => {
+      const client = createClient(Service, make());
+      trailersIn = Promise.withResolvers();
+      const controller = new AbortController();
+      const call = client.three(0n, { signal: controller.signal });
+      await arrived(name, call.headers);
+      controller.abort();
+      await rejectsWith(readAll(call), Code.Canceled);
+    });
+
+    it("fails CANCELED when its signal aborted after the response (client-streaming)", async () => {
+      const client = createClient(Service, make());
+      trailersIn = Promise.withResolvers();
+      const controller = new AbortController();
+      const call = client.sum({ signal: controller.signal });
+      await call.send(5n);
+      await call.complete();
+      await arrived(name, call.headers);
+      controller.abort();
+      await rejectsWith(
+        call.receive(),
+        Code.Canceled,
+        "Cannot finish call: cancelled by the caller",
+      );
+    });
+
+    it("fails CANCELED when its signal aborted after the response (bidi)", async () => {
+      const client = createClient(Service, make());
+      trailersIn = Promise.withResolvers();
+      const controller = new AbortController();
+      const call = client.echo({ signal: controller.signal });
+      await call.send(5n);
+      await call.complete();
+      await arrived(name, call.headers);
+      controller.abort();
+      await rejectsWith(readAll(call), Code.Canceled);
+    });
+  });
+
+  describe(`a call over ${name} whose status arrived before its deadline`, () => {
+    it("stops its deadline timer unread, and gives its messages and OK after the deadline (server-streaming)", async () => {
+      const client = createClient(Service, make());
+      await withDeadlineTimers(async (timers) => {
+        const call = client.three(0n, { timeoutMs: TIMEOUT_MS });
+        // Before, the timer ran until the caller read the end (an unread
+        // call kept the process alive until its deadline).
+        await deadline(timers.cleared(), 10_000, "the deadline timers' stop");
+        timers.fire();
+        assert.deepEqual(await readAll(call), [1n, 2n, 3n]);
+      });
+    });
+
+    it("gives its response after the deadline (client-streaming)", async () => {
+      const client = createClient(Service, make());
+      await withDeadlineTimers(async (timers) => {
+        const call = client.sum({ timeoutMs: TIMEOUT_MS });
+        await call.send(5n);
+        await call.complete();
+        await deadline(timers.cleared(), 10_000, "the deadline timers' stop");
+        timers.fire();
+        assert.equal(await deadline(call.receive(), T, "receive"), 5n);
+      });
+    });
+
+    it("gives the rest of its messages after the deadline, read slowly (bidi)", async () => {
+      const client = createClient(Service, make());
+      await withDeadlineTimers(async (timers) => {
+        const call = client.echo({ timeoutMs: TIMEOUT_MS });
+        for (const v of [1n, 2n, 3n]) await call.send(v);
+        await call.complete();
+        const first = await deadline(call.receive(), T, "the first message");
+        assert.deepEqual(first, { done: false, value: 1n });
+        await deadline(timers.cleared(), 10_000, "the deadline timers' stop");
+        timers.fire();
+        assert.deepEqual(await readAll(call), [2n, 3n]);
+      });
+    });
+  });
+
+  describe(`a call over ${name} whose deadline passes before its status`, () => {
+    it("fails DEADLINE_EXCEEDED at its first read after it", async () => {
+      const client = createClient(Service, make());
+      await withDeadlineTimers(async (timers) => {
+        const call = client.endless(0n, { timeoutMs: TIMEOUT_MS });
+        await deadline(call.headers, T, "the response headers");
+        timers.fire();
+        await rejectsWith(
+          readAll(call),
+          Code.DeadlineExceeded,
+          `Cannot finish call: deadline of ${TIMEOUT_MS} ms exceeded`,
+        );
+      });
+    });
+
+    // Over fetch only: node:http2 (Deno's) may take a whole response in
+    // before it is read, and a status received is past the deadline.
+    it(
+      "fails DEADLINE_EXCEEDED when its status was still on the wire behind unread messages",
+      {
+        skip: name === "gRPC",
+      },
+      async () => {
+        const client = createClient(Service, make());
+        await withDeadlineTimers(async (timers) => {
+          const call = client.large(0n, { timeoutMs: TIMEOUT_MS });
+          await deadline(call.headers, T, "the response headers");
+          // The first message read: the rest, and the status, wait on the
+          // wire for the reader.
+          await deadline(call.receive(), T, "the first message");
+          timers.fire();
+          await rejectsWith(readAll(call), Code.DeadlineExceeded);
+        });
+      },
+    );
+  });
+
+  describe(`complete() over ${name} after the call ended early`, () => {
+    for (const kind of ["sum", "echo"] as const) {
+      it(`rejects with the deadline's error after the deadline (${kind})`, async () => {
+        const client = createClient(Service, make());
+        await withDeadlineTimers(async (timers) => {
+          const call = client[kind]({ timeoutMs: TIMEOUT_MS });
+          await call.send(1n);
+          timers.fire();
+          const expected =
+            `Cannot finish call: deadline of ${TIMEOUT_MS} ms exceeded`;
+          await rejectsWith(call.complete(), Code.DeadlineExceeded, expected);
+          await rejectsWith(call.send(2n), Code.DeadlineExceeded, expected);
+        });
+      });
+
+      it(`rejects with the cancel's error after the signal aborted (${kind})`, async () => {
+        const client = createClient(Service, make());
+        const controller = new AbortController();
+        const call = client[kind]({ signal: controller.signal });
+        await call.send(1n);
+        controller.abort();
+        await rejectsWith(
+          call.complete(),
+          Code.Canceled,
+          "Cannot finish call: cancelled by the caller",
+        );
+      });
+    }
+  });
+}
+
+describe("a streaming call with a timeout of zero or less", () => {
+  /** An HTTP client that counts the requests it is given, and fails them. */
+  let requests = 0;
+  const httpClient: HttpClient = () => {
+    requests++;
+    return Promise.reject(new Error("no request expected"));
+  };
+  const makers: [string, () => Transport][] = [
+    [
+      "Connect",
+      () => createConnectTransport({ baseUrl: "http://x", httpClient }),
+    ],
+    [
+      "gRPC-Web",
+      () => createGrpcWebTransport({ baseUrl: "http://x", httpClient }),
+    ],
+    ["gRPC", () => createGrpcTransport({ baseUrl: "http://x", httpClient })],
+  ];
+  for (const [name, make] of makers) {
+    for (const timeoutMs of [0, -5]) {
+      it(`fails DEADLINE_EXCEEDED through its methods, not a throw, over ${name} (timeoutMs ${timeoutMs})`, async () => {
+        const client = createClient(Service, make());
+        const expected =
+          `Cannot start call: timeout ${timeoutMs} ms has already passed`;
+        requests = 0;
+        const server = client.three(1n, { timeoutMs });
+        await rejectsWith(server.receive(), Code.DeadlineExceeded, expected);
+        const sum = client.sum({ timeoutMs });
+        await rejectsWith(sum.send(1n), Code.DeadlineExceeded, expected);
+        await rejectsWith(sum.complete(), Code.DeadlineExceeded, expected);
+        await rejectsWith(sum.receive(), Code.DeadlineExceeded, expected);
+        const echo = client.echo({ timeoutMs });
+        await rejectsWith(echo.receive(), Code.DeadlineExceeded, expected);
+        await rejectsWith(echo.complete(), Code.DeadlineExceeded, expected);
+        assert.equal(requests, 0, "requests sent");
+      });
+    }
+  }
+});
+
+describe("the deadline error of a call", () => {
+  for (
+    const [header, shown] of [["1n", "under 1"], ["1500u", "1.5"]] as const
+  ) {
+    it(`shows grpc-timeout ${header} rounded, as ${shown} ms`, async () => {
+      const client = createClient(
+        Service,
+        createGrpcWebTransport({ baseUrl: fetchServer.url.origin }),
+      );
+      const call = client.endless(0n, { headers: { "grpc-timeout": header } });
+      await rejectsWith(
+        readAll(call),
+        Code.DeadlineExceeded,
+        `Cannot finish call: deadline of ${shown} ms exceeded`,
+      );
+    });
+  }
+});
