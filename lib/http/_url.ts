@@ -3,22 +3,69 @@
 
 /**
  * `url` as an absolute URL, or a TypeError naming it (`what`: the
- * client's "Cannot <what>").
+ * client's "Cannot <what>"): one with a scheme that does not parse is not a
+ * valid URL, one that reads as a host and a port ("localhost:8080/x",
+ * which URL takes for the scheme "localhost:", or "[::1]:8080/x") has no
+ * scheme.
  */
 export function resolveUrl(what: string, url: string | URL): URL {
-  const parsed = parseUrl(url);
-  if (parsed === undefined) {
+  const text = String(url);
+  const quoted = JSON.stringify(text.slice(0, 64));
+  if (looksLikeHostAndPort(text)) {
     throw new TypeError(
-      `Cannot ${what}: ${
-        JSON.stringify(String(url).slice(0, 64))
-      } is not a URL${
-        locationHref() === undefined
-          ? " (a relative URL needs a page's location)"
+      `Cannot ${what}: ${quoted} has no scheme (write ${
+        JSON.stringify(`http://${text}`.slice(0, 64))
+      })`,
+    );
+  }
+  const parsed = parseUrl(url);
+  if (parsed !== undefined) return parsed;
+  const authority = /^[a-z][a-z0-9+.-]*:[/\\]*([^/\\?#]*)/i.exec(text)?.[1];
+  if (authority !== undefined) {
+    throw new TypeError(
+      `Cannot ${what}: ${quoted} is not a valid URL${
+        /[[\]]|:.*:/.test(authority)
+          ? " (an IPv6 host goes in brackets, the port after them: http://[::1]:8080/)"
           : ""
       }`,
     );
   }
-  return parsed;
+  throw new TypeError(
+    `Cannot ${what}: ${quoted} is not a URL${
+      locationHref() === undefined
+        ? " (a relative URL needs a page's location)"
+        : ""
+    }`,
+  );
+}
+
+/**
+ * `url` as an absolute `http:` or `https:` URL, the only ones fetch sends
+ * to (Deno said "Url scheme 'ftp' not supported", Bun sent "localhost:8080/x"
+ * to http://localhost:8080), or a TypeError naming it (see resolveUrl).
+ */
+export function resolveHttpUrl(what: string, url: string | URL): URL {
+  const target = resolveUrl(what, url);
+  if (target.protocol !== "http:" && target.protocol !== "https:") {
+    throw new TypeError(
+      `Cannot ${what}: url must be an http: or https: URL, got ${
+        JSON.stringify(String(url).slice(0, 64))
+      }`,
+    );
+  }
+  return target;
+}
+
+/**
+ * Whether `text` reads as a host and a port with no scheme before them:
+ * `[::1]:8080/x` (no URL at all) or `localhost:8080/x` (a URL of the
+ * scheme "localhost:"), never a scheme fetch or WebSocket knows ("http:8080"
+ * stays what URL makes of it).
+ */
+function looksLikeHostAndPort(text: string): boolean {
+  const host = /^(\[[0-9a-f:.]*\]|[a-z0-9.-]+):\d{1,5}(?:[/?#]|$)/i.exec(text)
+    ?.[1];
+  return host !== undefined && !/^(?:https?|wss?|ftp|file)$/i.test(host);
 }
 
 /**
@@ -53,7 +100,9 @@ function locationHref(): string | undefined {
 /**
  * A handler's `requestPathPrefix` as it is compared with a request URL's
  * path: "" for the root, else a leading slash, no trailing one, and
- * encoded as a URL's path is ("/ñ" is "/%C3%B1"); a TypeError naming it
+ * encoded as a URL's path is ("/ñ" is "/%C3%B1") with percent encodings
+ * normalised as {@linkcode requestPath} does ("/%61pi" is "/api"); a
+ * TypeError naming it
  * (`what`: "Cannot <what>") without its leading slash.
  */
 export function pathPrefix(
@@ -69,22 +118,45 @@ export function pathPrefix(
       }`,
     );
   }
-  return upperPercent(
+  return normalPercent(
     new URL(`http://localhost${value}`).pathname.replace(/\/+$/, ""),
   );
 }
 
 /**
- * A request URL's path as it is compared with a `pathPrefix`: its percent
- * encodings in upper case, as the prefix's (RFC 3986 §6.2.2.1: "%c3%b1" is
- * "%C3%B1"; a client that sent the lower case got 404).
+ * A request URL's path as it is compared with a `pathPrefix`, normalised
+ * as the prefix is (RFC 3986 §6.2.2): percent encodings of unreserved
+ * characters decoded ("%61pi" is "api"), the others in upper case ("%c3%b1"
+ * is "%C3%B1"; a client that sent the lower case got 404). A URL that does
+ * not parse (Deno passes on one of a Host header such as `::1` or `a b`)
+ * gives the path it names, as a handler needs no host: it threw, and each
+ * such request was answered 500 and logged.
  */
 export function requestPath(url: string): string {
-  return upperPercent(new URL(url, "http://localhost").pathname);
+  const parsed = URL.canParse(url, "http://localhost")
+    ? new URL(url, "http://localhost")
+    // Scheme and authority cut off, the rest parses after any host.
+    : new URL(
+      `http://localhost${
+        url.replace(/^[a-z][a-z0-9+.-]*:[/\\]*[^/\\?#]*/i, "")
+      }`,
+    );
+  return normalPercent(parsed.pathname);
 }
 
-function upperPercent(path: string): string {
+/** Characters RFC 3986 (§2.3) calls unreserved: never encoded to mean more. */
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+
+/**
+ * A path's percent encodings as RFC 3986 §6.2.2 compares them: unreserved
+ * characters decoded, other escapes (a reserved "/" or "?", any byte of a
+ * UTF-8 character) kept, in upper case.
+ */
+function normalPercent(path: string): string {
   return path.includes("%")
-    ? path.replace(/%[0-9a-f]{2}/gi, (escape) => escape.toUpperCase())
+    ? path.replace(/%[0-9a-f]{2}/gi, (escape) => {
+      const char = String.fromCharCode(parseInt(escape.slice(1), 16));
+      return UNRESERVED.test(char) ? char : escape.toUpperCase();
+    })
     : path;
 }

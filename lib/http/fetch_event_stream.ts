@@ -1,7 +1,7 @@
 import { isBrowser } from "../_internal/user_agent.ts";
 import { failureOf } from "../_internal/message_of.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
-import { isCrossOrigin, resolveUrl } from "./_url.ts";
+import { isCrossOrigin, resolveHttpUrl } from "./_url.ts";
 import { checkMax, checkMs } from "../_internal/limits.ts";
 import type {
   SseDecoderStreamOptions,
@@ -176,10 +176,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * @param url The event stream's URL.
  * @param options Reconnection delays, limits, headers, signal and fetch.
  * @returns The events, as a stream (async-iterable).
- * @throws {TypeError} When `url` is not a URL (a relative one needs a page's
- * location), as EventSource's constructor throws, when `lastEventId` has a
- * control character other than a tab or a space or tab at either end, or a
- * value of `headers` has a control character other than a tab.
+ * @throws {TypeError} When `url` is not an `http:` or `https:` URL (a
+ * relative one needs a page's location), as EventSource's constructor
+ * throws, when `lastEventId` has a control character other than a tab or a
+ * space or tab at either end, or a value of `headers` has a control
+ * character other than a tab.
  * @throws {RangeError} When an option is out of range.
  *
  * @example Follow a feed
@@ -200,9 +201,11 @@ export function fetchEventStream(
   options: FetchEventStreamOptions = {},
 ): ReadableStream<SseMessage> {
   const what = "read event stream";
-  // At once: a URL that cannot be one never connects, however long it
-  // retries (EventSource's constructor throws too).
-  const target = resolveUrl(what, url);
+  // At once: a URL that cannot be one, or one of a scheme fetch cannot
+  // send to (ftp:, ws:, "localhost:1/feed" with its http:// forgotten),
+  // never connects, however long it retries (EventSource's constructor
+  // throws too).
+  const target = resolveHttpUrl(what, url);
   let retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_MS;
   checkMs(what, "retryDelayMs", retryDelayMs);
   const maxRetryDelayMs = options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_MS;

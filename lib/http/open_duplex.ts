@@ -1,5 +1,5 @@
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
-import { resolveUrl } from "./_url.ts";
+import { resolveHttpUrl } from "./_url.ts";
 import {
   DuplexStream,
   type DuplexStreamOptions,
@@ -128,7 +128,7 @@ export function openDuplex(
   input: string | URL,
   options: OpenDuplexOptions = {},
 ): DuplexExchange {
-  const url = resolveUrl("open duplex stream", input);
+  const url = resolveHttpUrl("open duplex stream", input);
   const {
     method = "POST",
     sendCompression,

@@ -7,7 +7,7 @@ import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
 import { checkProgress } from "../streams/progress_stream.ts";
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
-import { resolveUrl } from "./_url.ts";
+import { resolveHttpUrl } from "./_url.ts";
 import { checkFunction } from "../_internal/arguments.ts";
 import { checkUploadOptions } from "./_upload_options.ts";
 import { checkMax } from "../_internal/limits.ts";
@@ -119,7 +119,7 @@ export async function upload(
     signal,
     fetch: fetchImpl = globalThis.fetch,
   } = options;
-  const target = resolveUrl("upload", url);
+  const target = resolveHttpUrl("upload", url);
   checkBody("upload", body, true);
   const credentials = checkUploadOptions("upload", options);
   checkFunction("upload", "fetch", options.fetch);

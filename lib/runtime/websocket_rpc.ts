@@ -32,10 +32,11 @@ export interface WebSocketRpcHandlerOptions
    * (the `Origin`'s host is the request URL's, whatever the scheme; where
    * the request names a port, the page's or its scheme's default is that
    * port, as for `Host: a.example:443` from a proxy) and clients that send no
-   * `Origin` (not browsers) are served; others get 403. A list names the
-   * origins allowed (`"https://app.example.com"`), `"*"` allows any (for a
-   * server that authenticates calls by their own headers, not cookies), and
-   * a function decides per request.
+   * `Origin` (not browsers) are served; others get 403, as does any page
+   * when the request URL has no host that parses (a bad `Host`). A list
+   * names the origins allowed (`"https://app.example.com"`), `"*"` allows
+   * any (for a server that authenticates calls by their own headers, not
+   * cookies), and a function decides per request.
    *
    * @default {same host}
    */
@@ -178,7 +179,10 @@ function checkAllowedOrigins(
     // proxy in front may end TLS, and may forward `Host: a.example:443`
     // for a page of https://a.example).
     return (origin, request) => {
-      if (!URL.canParse(origin)) return false;
+      // A request URL that does not parse (Deno passes on one of a Host
+      // header such as `::1`, Bun gives "/ws" for an empty one) names no
+      // host to compare: refused as another's, not thrown (500, logged).
+      if (!URL.canParse(origin) || !URL.canParse(request.url)) return false;
       const page = new URL(origin);
       const server = new URL(request.url);
       if (page.hostname !== server.hostname) return false;

@@ -15,6 +15,8 @@ import {
   type WebSocketLike,
 } from "../../http/websocket_duplex.ts";
 import { checkMax } from "../../_internal/limits.ts";
+import { parseUrl } from "../../http/_url.ts";
+import { quote } from "../protocol/_quote.ts";
 import {
   bodyAfterHead,
   encodeRequestHead,
@@ -33,14 +35,14 @@ export interface WebSocketTransportOptions extends
   /**
    * The server's base URL (`http:`, `https:`, `ws:` or `wss:`): each call
    * opens a socket to it plus the method path, such as
-   * `ws://127.0.0.1:9090/StreamingCalcService/Sum`. Give `baseUrl` or
-   * `url`, not both.
+   * `ws://127.0.0.1:9090/StreamingCalcService/Sum`, so it has no query or
+   * fragment. Give `baseUrl` or `url`, not both.
    */
   baseUrl?: string | URL;
   /**
    * One URL for every call, such as `wss://example.com/rpc-ws`: the method
-   * path travels in the call's head instead. Give `baseUrl` or `url`, not
-   * both.
+   * path travels in the call's head instead. It may have a query, not a
+   * fragment. Give `baseUrl` or `url`, not both.
    */
   url?: string | URL;
   /**
@@ -77,7 +79,9 @@ export interface WebSocketTransportOptions extends
  *
  * @param options The server URL, codec, compression and limits.
  * @returns The transport, for `createClient`.
- * @throws {TypeError} Without `baseUrl` or `url`, or with both.
+ * @throws {TypeError} Without `baseUrl` or `url`, or with both; when it is
+ * not a `ws:`, `wss:`, `http:` or `https:` URL (or, in a page, relative to
+ * it), has a fragment, or (`baseUrl`) a query.
  *
  * @example Sum numbers over a WebSocket
  * ```ts ignore
@@ -108,10 +112,12 @@ export function createWebSocketTransport(
       `Cannot ${what}: this runtime has no WebSocket; give the WebSocket option`,
     );
   }
+  // Checked here, not at each call: a URL no WebSocket opens failed every
+  // call UNAVAILABLE (retryable), in the runtime's words.
   const base = url === undefined
-    ? socketUrl(String(baseUrl)).replace(/\/+$/, "")
+    ? socketUrl(what, "baseUrl", baseUrl!).replace(/\/+$/, "")
     : undefined;
-  const fixed = url === undefined ? undefined : socketUrl(String(url));
+  const fixed = url === undefined ? undefined : socketUrl(what, "url", url);
   const client = websocketClient(
     Socket,
     (path) => fixed ?? base + path,
@@ -122,9 +128,44 @@ export function createWebSocketTransport(
   return createConnectTransport({ ...rest, baseUrl: "", httpClient: client });
 }
 
-/** `http:` → `ws:`, `https:` → `wss:`. */
-function socketUrl(url: string): string {
-  return url.replace(/^http(s?):/i, "ws$1:");
+/**
+ * `value` as the absolute URL a WebSocket opens, `http:` made `ws:` and
+ * `https:` made `wss:` (relative to the page's location in a page, as the
+ * HTTP transports take it), or a TypeError naming `name`: another scheme,
+ * a fragment (a WebSocket refuses one) and, in `baseUrl`, a query (the
+ * method path is appended to it: "/?x=1/pkg.Service/Method").
+ */
+function socketUrl(
+  what: string,
+  name: "baseUrl" | "url",
+  value: string | URL,
+): string {
+  const text = String(value);
+  const parsed = parseUrl(text);
+  if (parsed === undefined || !/^(?:wss?|https?):$/.test(parsed.protocol)) {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a ws:, wss:, http: or https: URL${
+        parsed === undefined ? " (or, in a page, relative to it)" : ""
+      }, got ${quote(text)}`,
+    );
+  }
+  // The href, not search and hash: an empty query or fragment ("...#")
+  // is one too.
+  if (name === "baseUrl" && /[?#]/.test(parsed.href)) {
+    throw new TypeError(
+      `Cannot ${what}: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got ${
+        quote(text)
+      }`,
+    );
+  }
+  if (parsed.href.includes("#")) {
+    throw new TypeError(
+      `Cannot ${what}: url must have no fragment (a WebSocket URL has none), got ${
+        quote(text)
+      }`,
+    );
+  }
+  return parsed.href.replace(/^http(s?):/, "ws$1:");
 }
 
 /** An HttpClient that makes each request a WebSocket. */

@@ -1,0 +1,379 @@
+// URLs and Host headers: handlers answer a request whose Host makes its URL
+// unparseable (Deno passes `http://::1/...` on, Bun a relative "/ws") as
+// any other, instead of throwing (500, a stack trace logged per request);
+// paths compare with their unreserved characters percent-encoded or not;
+// clients refuse at once a URL they cannot send to, naming the mistake.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createResumableUploadHandler,
+  fetchEventStream,
+  openDuplex,
+  upload,
+} from "../lib/http/mod.ts";
+import { createResumableFileStore } from "../lib/runtime/fs.ts";
+import {
+  createClient,
+  createRpcHandler,
+  createWebSocketTransport,
+  defineService,
+  implementService,
+  Int64Value,
+} from "../lib/rpc/mod.ts";
+import { createWebSocketRpcHandler } from "../lib/runtime/websocket_rpc.ts";
+import { serve, type Server } from "../lib/runtime/serve.ts";
+import { deadline, makeTempDir, rawConnection, removeDir } from "./_helpers.ts";
+
+const Svc = defineService("pkg.Svc", {
+  one: { kind: "unary", input: Int64Value, output: Int64Value },
+});
+const impl = implementService(Svc, { one: (n: bigint) => n + 1n });
+
+/** Host headers no URL takes: IPv6 unbracketed or cut, a space, a port past 65535, a zone. */
+const BAD_HOSTS = ["::1", "[::1", "a b", "x:99999", "[fe80::1%25eth0]:1", ""];
+
+/** The status line of the answer to `head` sent raw to `server`. */
+async function rawStatus(server: Server, head: string): Promise<string> {
+  const socket = await rawConnection(server.port);
+  try {
+    let received = "";
+    await deadline(
+      new Promise<void>((resolve, reject) => {
+        socket.on("data", (chunk) => {
+          received += chunk;
+          if (received.includes("\r\n\r\n")) resolve();
+        });
+        socket.on("close", () => resolve());
+        socket.on("error", reject);
+        socket.write(head);
+      }),
+      10_000,
+      "raw response head",
+    );
+    return received.split("\r\n")[0];
+  } finally {
+    socket.destroy();
+  }
+}
+
+describe("handlers serve a request whose Host makes its URL unparseable", () => {
+  const failures: unknown[] = [];
+  let dir: string;
+  let server: Server;
+  before(async () => {
+    dir = await makeTempDir("urls-");
+    const rpc = createRpcHandler(impl);
+    const uploads = createResumableUploadHandler({
+      store: createResumableFileStore(dir),
+    });
+    const ws = createWebSocketRpcHandler(impl);
+    server = await serve((request) => {
+      // Routed by the raw path: the URL may not parse.
+      const path = /^(?:[a-z]+:\/\/[^/]*)?(\/[^?#]*)/.exec(request.url)?.[1];
+      if (path?.startsWith("/uploads")) return uploads(request);
+      if (path === "/ws") return ws(request);
+      return rpc(request);
+    }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      onError: (error) => {
+        failures.push(error);
+        return new Response(null, { status: 500 });
+      },
+    });
+  });
+  after(async () => {
+    await server.shutdown();
+    await removeDir(dir);
+  });
+
+  it("createRpcHandler answers the call", async () => {
+    for (const host of BAD_HOSTS) {
+      const status = await rawStatus(
+        server,
+        `POST /pkg.Svc/one HTTP/1.1\r\nHost: ${host}\r\ncontent-type: application/proto\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 200 OK", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("createResumableUploadHandler creates the upload", async () => {
+    for (const host of BAD_HOSTS) {
+      const status = await rawStatus(
+        server,
+        `POST /uploads HTTP/1.1\r\nHost: ${host}\r\nupload-complete: ?1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 201 Created", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("createWebSocketRpcHandler refuses a page's origin with 403: no host to compare", async () => {
+    for (const host of BAD_HOSTS) {
+      const status = await rawStatus(
+        server,
+        `GET /ws HTTP/1.1\r\nHost: ${host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: sluice.rpc.v1\r\norigin: http://127.0.0.1:${server.port}\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 403 Forbidden", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+});
+
+/** A Connect unary call of pkg.Svc/one to `url`, its message 0 (no bytes). */
+function call(url: string): Request {
+  return new Request(url, {
+    method: "POST",
+    headers: { "content-type": "application/proto" },
+    body: new Uint8Array(0),
+  });
+}
+
+describe("paths compare with unreserved characters percent-encoded or not", () => {
+  it("createRpcHandler serves /%61pi/v1/pkg.Svc/one under requestPathPrefix /api/v1", async () => {
+    const handler = createRpcHandler(impl, { requestPathPrefix: "/api/v1" });
+    const response = await handler(call("http://h/%61pi/v1/pkg.Svc/one"));
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+
+  it("createRpcHandler serves /api/v1/pkg.Svc/one under requestPathPrefix /%61pi/v1", async () => {
+    const handler = createRpcHandler(impl, { requestPathPrefix: "/%61pi/v1" });
+    const response = await handler(call("http://h/api/v1/pkg.Svc/one"));
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+
+  it("createRpcHandler serves a method path with unreserved characters encoded", async () => {
+    const handler = createRpcHandler(impl);
+    const response = await handler(call("http://h/pkg%2ESvc/%6F%6e%65"));
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+
+  it("createRpcHandler does not decode %2F: /api%2Fv1 is not /api/v1", async () => {
+    const handler = createRpcHandler(impl, { requestPathPrefix: "/api/v1" });
+    const response = await handler(call("http://h/api%2Fv1/pkg.Svc/one"));
+    assert.equal(response.status, 404);
+    assert.match(
+      await response.text(),
+      /^Cannot serve "\/api%2Fv1\/pkg\.Svc\/one": not under \/api\/v1\/$/,
+    );
+  });
+
+  it("createResumableUploadHandler creates an upload posted to /api/v1/%75ploads", async () => {
+    const dir = await makeTempDir("urls-");
+    try {
+      const handler = createResumableUploadHandler({
+        store: createResumableFileStore(dir),
+        requestPathPrefix: "/api/v1/uploads",
+      });
+      const response = await handler(
+        new Request("http://h/api/v1/%75ploads", {
+          method: "POST",
+          headers: { "upload-complete": "?1" },
+          body: new Uint8Array(0),
+        }),
+      );
+      assert.equal(response.status, 201);
+      assert.match(
+        response.headers.get("location") ?? "",
+        /^\/api\/v1\/uploads\/[A-Za-z0-9_-]{22}$/,
+      );
+      await response.body?.cancel();
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
+
+/** A fetch that must not be reached. */
+const unreachable: typeof fetch = () => {
+  throw new Error("fetch was called");
+};
+
+describe("clients refuse a URL fetch cannot send to, at the call", () => {
+  it("fetchEventStream refuses a scheme other than http: and https: instead of retrying forever", () => {
+    for (
+      const [url, message] of [
+        [
+          "ftp://x/feed",
+          'Cannot read event stream: url must be an http: or https: URL, got "ftp://x/feed"',
+        ],
+        [
+          "ws://127.0.0.1:1/feed",
+          'Cannot read event stream: url must be an http: or https: URL, got "ws://127.0.0.1:1/feed"',
+        ],
+        [
+          "file:///etc/hostname",
+          'Cannot read event stream: url must be an http: or https: URL, got "file:///etc/hostname"',
+        ],
+        [
+          "localhost:1/feed",
+          'Cannot read event stream: "localhost:1/feed" has no scheme (write "http://localhost:1/feed")',
+        ],
+      ]
+    ) {
+      assert.throws(() => fetchEventStream(url, { fetch: unreachable }), {
+        name: "TypeError",
+        message,
+      });
+    }
+  });
+
+  it("upload refuses a scheme other than http: and https:", async () => {
+    await assert.rejects(
+      upload("ftp://x/", new Uint8Array(1), { fetch: unreachable }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot upload: url must be an http: or https: URL, got "ftp://x/"',
+      },
+    );
+  });
+
+  it("upload refuses a host and port with no scheme (Bun sent it to http://localhost:8080)", async () => {
+    await assert.rejects(
+      upload("localhost:8080/x", new Uint8Array(1), { fetch: unreachable }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot upload: "localhost:8080/x" has no scheme (write "http://localhost:8080/x")',
+      },
+    );
+  });
+
+  it("upload says an IPv6 host with no scheme has none", async () => {
+    await assert.rejects(
+      upload("[::1]:8080/x", new Uint8Array(1), { fetch: unreachable }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot upload: "[::1]:8080/x" has no scheme (write "http://[::1]:8080/x")',
+      },
+    );
+  });
+
+  it("upload says a URL with an IPv6 host out of its brackets is not valid", async () => {
+    await assert.rejects(
+      upload("http://[::1:8080/x", new Uint8Array(1), { fetch: unreachable }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot upload: "http://[::1:8080/x" is not a valid URL (an IPv6 host goes in brackets, the port after them: http://[::1]:8080/)',
+      },
+    );
+  });
+
+  it("openDuplex refuses a scheme other than http: and https:", () => {
+    for (
+      const [url, message] of [
+        [
+          "ftp://x/feed",
+          'Cannot open duplex stream: url must be an http: or https: URL, got "ftp://x/feed"',
+        ],
+        [
+          "localhost:1/feed",
+          'Cannot open duplex stream: "localhost:1/feed" has no scheme (write "http://localhost:1/feed")',
+        ],
+      ]
+    ) {
+      assert.throws(() => openDuplex(url, { fetch: unreachable }), {
+        name: "TypeError",
+        message,
+      });
+    }
+  });
+});
+
+/** A WebSocket constructor that records the URL it is given and fails. */
+function recordingSocket(urls: string[]) {
+  return class {
+    constructor(url: string) {
+      urls.push(url);
+      throw new Error("no socket in this test");
+    }
+  } as never;
+}
+
+describe("createWebSocketTransport checks its URL at creation", () => {
+  for (
+    const [label, options, message] of [
+      [
+        "another scheme",
+        { baseUrl: "ftp://x" },
+        'Cannot create WebSocket transport: baseUrl must be a ws:, wss:, http: or https: URL, got "ftp://x"',
+      ],
+      [
+        "a relative URL outside a page",
+        { baseUrl: "/rpc" },
+        'Cannot create WebSocket transport: baseUrl must be a ws:, wss:, http: or https: URL (or, in a page, relative to it), got "/rpc"',
+      ],
+      [
+        "an unbalanced IPv6 bracket",
+        { baseUrl: "ws://[::1:8080" },
+        'Cannot create WebSocket transport: baseUrl must be a ws:, wss:, http: or https: URL (or, in a page, relative to it), got "ws://[::1:8080"',
+      ],
+      [
+        "a query in baseUrl",
+        { baseUrl: "ws://127.0.0.1:9/?x=1" },
+        'Cannot create WebSocket transport: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got "ws://127.0.0.1:9/?x=1"',
+      ],
+      [
+        "a fragment in baseUrl",
+        { baseUrl: "ws://127.0.0.1:9/#f" },
+        'Cannot create WebSocket transport: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got "ws://127.0.0.1:9/#f"',
+      ],
+      [
+        "a fragment in url",
+        { url: "ws://127.0.0.1:9/rpc-ws#" },
+        'Cannot create WebSocket transport: url must have no fragment (a WebSocket URL has none), got "ws://127.0.0.1:9/rpc-ws#"',
+      ],
+      [
+        "another scheme in url",
+        { url: new URL("ftp://x/rpc-ws") },
+        'Cannot create WebSocket transport: url must be a ws:, wss:, http: or https: URL, got "ftp://x/rpc-ws"',
+      ],
+    ] as const
+  ) {
+    it(`createWebSocketTransport refuses ${label}`, () => {
+      const urls: string[] = [];
+      assert.throws(
+        () =>
+          createWebSocketTransport({
+            ...options,
+            WebSocket: recordingSocket(urls),
+          }),
+        { name: "TypeError", message },
+      );
+    });
+  }
+
+  it("createWebSocketTransport opens an http: baseUrl as ws: plus the method path", async () => {
+    const urls: string[] = [];
+    const client = createClient(
+      Svc,
+      createWebSocketTransport({
+        baseUrl: "HTTP://127.0.0.1:9/base/",
+        WebSocket: recordingSocket(urls),
+      }),
+    );
+    await assert.rejects(client.one(1n));
+    assert.deepEqual(urls, ["ws://127.0.0.1:9/base/pkg.Svc/one"]);
+  });
+
+  it("createWebSocketTransport keeps a query in url", async () => {
+    const urls: string[] = [];
+    const client = createClient(
+      Svc,
+      createWebSocketTransport({
+        url: "https://127.0.0.1:9/rpc-ws?token=a",
+        WebSocket: recordingSocket(urls),
+      }),
+    );
+    await assert.rejects(client.one(1n));
+    assert.deepEqual(urls, ["wss://127.0.0.1:9/rpc-ws?token=a"]);
+  });
+});
