@@ -577,7 +577,7 @@ describe("HTTP flows check what they take at the call, not at first use or never
     cases.push([
       () => uploadFile("ftp://127.0.0.1/", "deno.json"),
       "TypeError",
-      "Cannot upload file: unsupported protocol ftp:",
+      'Cannot upload file: url must be an http: or https: URL, got "ftp://127.0.0.1/"',
     ]);
     for (const [fn, name, message] of cases) {
       await assert.rejects(async () => await fn(), { name, message });

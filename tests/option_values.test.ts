@@ -25,6 +25,7 @@ import {
   createClient,
   createConnectTransport,
   createFetchClient,
+  createGrpcTransport,
   createUniversalHandler,
   createWebSocketTransport,
 } from "../lib/rpc/mod.ts";
@@ -230,13 +231,28 @@ describe("option values", () => {
     );
   });
 
-  it("a transport's baseUrl with a query or a fragment is refused (calls went to the wrong path)", () => {
-    for (const baseUrl of ["http://x/rpc?tenant=a", "http://x/rpc#main"]) {
+  it("a transport's baseUrl with a query or a fragment, even empty, is refused, also beside an httpClient of one's own (calls went to the wrong path: createHttp2Client's to /rpc?tenant=a/pkg.Service/Method)", () => {
+    const httpClient = () => Promise.reject(new Error("called"));
+    for (
+      const baseUrl of [
+        "http://x/rpc?tenant=a",
+        "http://x/rpc#main",
+        "http://x/rpc?",
+        "http://x/rpc#",
+      ]
+    ) {
       throwsNamed(
         () => createConnectTransport({ baseUrl }),
         "TypeError",
         /baseUrl must have no query or fragment/,
       );
+      for (const make of [createConnectTransport, createGrpcTransport]) {
+        throwsNamed(
+          () => make({ baseUrl, httpClient }),
+          "TypeError",
+          /baseUrl must have no query or fragment/,
+        );
+      }
     }
   });
 

@@ -4,7 +4,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
-import { resolveUrl } from "../http/_url.ts";
+import { resolveHttpUrl } from "../http/_url.ts";
 import { checkUploadOptions } from "../http/_upload_options.ts";
 import { checkProgress, progressCounter } from "../streams/progress_stream.ts";
 import { upload, type UploadOptions } from "../http/upload.ts";
@@ -72,12 +72,7 @@ export async function uploadFile(
   options.signal?.throwIfAborted();
   // Before either path: Node's fetch said only "fetch failed", and a URL
   // that is none only "Invalid URL".
-  const target = resolveUrl("upload file", url);
-  if (target.protocol !== "http:" && target.protocol !== "https:") {
-    throw new TypeError(
-      `Cannot upload file: unsupported protocol ${target.protocol}`,
-    );
-  }
+  const target = resolveHttpUrl("upload file", url);
   if (!("Deno" in globalThis)) {
     // stat first: Node's openAsBlob names neither the path nor ENOENT.
     if (!(await stat(path)).isFile()) {

@@ -61,7 +61,7 @@ export function resolveTransportOptions(
   checkHeadersOption(what, options.headers);
   // Over fetch, a URL fetch can send to (an httpClient of one's own may
   // take any: an in-process one, say): absolute, or relative in a page.
-  if (options.httpClient === undefined) checkBaseUrl(what, baseUrl);
+  checkBaseUrl(what, baseUrl, options.httpClient === undefined);
   return {
     baseUrl,
     httpClient: options.httpClient ??
@@ -87,11 +87,16 @@ export function resolveTransportOptions(
   };
 }
 
-/** Throws a TypeError unless `baseUrl` is an http(s) URL for fetch. */
-function checkBaseUrl(what: string, baseUrl: string): void {
+/**
+ * Throws a TypeError unless `baseUrl` is an http(s) URL for fetch (when
+ * `forFetch`), or has a query or a fragment (whatever the client: each
+ * call's path is appended to it, `createHttp2Client`'s too).
+ */
+function checkBaseUrl(what: string, baseUrl: string, forFetch: boolean): void {
   const url = parseUrl(baseUrl);
   if (
-    url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")
+    forFetch && (url === undefined ||
+      (url.protocol !== "http:" && url.protocol !== "https:"))
   ) {
     throw new TypeError(
       `Cannot ${what}: baseUrl must be an http: or https: URL${
@@ -102,7 +107,8 @@ function checkBaseUrl(what: string, baseUrl: string): void {
   // The method path is appended to it: a query or a fragment would take
   // it in ("/rpc?tenant=a/pkg.Service/Method"), and every call would fail
   // UNIMPLEMENTED.
-  if (url.search !== "" || url.hash !== "") {
+  // The href: an empty query or fragment ("/rpc?") is one too.
+  if (url !== undefined && /[?#]/.test(url.href)) {
     throw new TypeError(
       `Cannot ${what}: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got ${
         quote(baseUrl)
