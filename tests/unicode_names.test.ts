@@ -101,6 +101,16 @@ describe("gRPC-Web trailers past ASCII", () => {
     assert.equal(readStatus(raw)?.code, Code.NotFound);
   });
 
+  it('decodeTrailerBlock reads a value the same whatever the other trailers of its block (a block-wide choice read "José" as "JosÃ©" beside "東京")', () => {
+    const alone = decodeTrailerBlock(enc.encode("x-name: José\r\n"));
+    const beside = decodeTrailerBlock(
+      enc.encode("x-name: José\r\nx-city: 東京\r\n"),
+    );
+    assert.equal(alone.get("x-name"), "José");
+    assert.equal(beside.get("x-name"), "José");
+    assert.equal(beside.get("x-city"), toUtf8Header("東京"));
+  });
+
   it("encodeTrailerFrame writes UTF-8, as Connect-ES and grpc-web read it, and decodeTrailerBlock reads it back", () => {
     const trailers = new Headers({
       "x-latin1": "caf\u00e9",
@@ -327,19 +337,38 @@ describe("safeFileName and invisible characters", () => {
         "a\u200Cb.txt",
       ]
     ) {
-      refused(name, /invisible format character or a line separator/);
+      refused(
+        name,
+        /it contains U\+[0-9A-F]{4,5}, (an invisible format character|a line or paragraph separator)$/,
+      );
     }
+    // The message names the character.
+    refused("report\u200B.pdf", /it contains U\+200B, /);
+    refused("\u{E0067}x.txt", /it contains U\+E0067, /);
   });
 
-  it("safeFileName keeps joiners inside emoji sequences and Persian words", () => {
+  it("safeFileName keeps joiners inside emoji sequences and Persian, Malayalam and Indic words, emoji tag sequences and the Arabic signs that are drawn", () => {
     for (
       const name of [
         "\u{1F468}\u200D\u{1F469}\u200D\u{1F467}.png",
         "\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645.txt",
+        // A joiner after a virama, before "." or a space: the older
+        // spelling of Malayalam's chillu letters ("അവന്‍.jpg").
+        "\u0D05\u0D35\u0D28\u0D4D\u200D.jpg",
+        "\u0D1E\u0D3E\u0D28\u0D4D\u200D photo.jpg",
+        // A non-joiner before an ASCII digit (Persian "فایل‌2").
+        "\u0641\u0627\u06CC\u0644\u200C2.txt",
+        // The flag of England (U+1F3F4, tags "gbeng", cancel tag).
+        "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} v Wales.jpg",
+        // The end of ayah, drawn as a sign (Cf, yet visible).
+        "\u0633\u0648\u0631\u0629 \u06DD\u0661.pdf",
       ]
     ) {
       assert.equal(safeFileName(name), name);
     }
+    // At a name's end, or after another joiner, a joiner only hides.
+    refused("\u65E5\u200D", /U\+200D/);
+    refused("\u65E5\u200D\u200D\u672C.txt", /U\+200D/);
   });
 
   it("safeFileName refuses names made only of blank characters", () => {

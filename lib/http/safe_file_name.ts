@@ -29,11 +29,19 @@ const RESERVED = /[<>:"|?*]/;
 // soft hyphen, U+FEFF), line and paragraph separators: unseen, they make two
 // names read alike ("report\u200B.pdf" and "report.pdf").
 const FORMAT = /[\p{Cf}\p{Zl}\p{Zp}]/u;
-// A zero-width joiner or non-joiner between two characters past ASCII that
-// are not themselves unseen: how emoji sequences ("👨‍👩‍👧") and Persian
-// or Indic words are written. Between ASCII letters, it only hides.
-const JOINER =
-  /(?<=[^\p{ASCII}\p{C}\p{Z}])[\u200c\u200d](?=[^\p{ASCII}\p{C}\p{Z}])/gu;
+// The format characters a name may hold, taken out before FORMAT is tried:
+// - a zero-width joiner or non-joiner after a visible character past ASCII
+//   (a letter, a mark such as a virama) and before something: how emoji
+//   sequences ("👨‍👩‍👧") and Persian, Indic and Malayalam words are
+//   written ("അവന്‍.jpg", "فایل‌2.txt"); after an ASCII letter, or at the
+//   end, it only hides;
+// - an emoji tag sequence, the flags of England, Scotland and Wales
+//   (U+1F3F4, tags U+E0020-U+E007E, U+E007F);
+// - the prepended concatenation marks, which are drawn (the Arabic number
+//   signs U+0600-U+0605, the end of ayah U+06DD, U+070F, U+0890-U+0891,
+//   U+08E2, U+110BD, U+110CD).
+const ALLOWED_FORMAT =
+  /(?<=[^\p{ASCII}\p{C}\p{Z}])[\u200c\u200d](?=[^\u200c\u200d])|\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}|[\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u{110BD}\u{110CD}]/gu;
 // What shows as nothing: white space, the Hangul fillers and the braille
 // blank, which are letters and symbols but are drawn empty.
 const BLANK = /[\p{White_Space}\u115f\u1160\u3164\uffa0\u2800]/u;
@@ -53,9 +61,12 @@ const ALL_BLANK = /^[\p{White_Space}\u115f\u1160\u3164\uffa0\u2800]*$/u;
  * - bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069);
  * - other format characters (Unicode's Cf: zero-width space, marks of
  *   direction such as U+200E, the soft hyphen, U+FEFF) and line and
- *   paragraph separators (U+2028, U+2029); a zero-width joiner or
- *   non-joiner passes only between two characters past ASCII that are not
- *   themselves invisible (emoji sequences, Persian and Indic words);
+ *   paragraph separators (U+2028, U+2029), the message naming the code
+ *   point; a zero-width joiner or non-joiner passes after a visible
+ *   character past ASCII and before another character (emoji sequences,
+ *   Persian, Indic and Malayalam words), as do emoji tag sequences (the
+ *   flags of England, Scotland and Wales) and the format characters that
+ *   are drawn (the Arabic number signs U+0600–U+0605 and U+06DD);
  * - unpaired surrogates (not encodable as UTF-8);
  * - the characters Windows refuses in a name, `<>:"|?*` (a `:` also opens
  *   an alternate data stream: `a.txt::$DATA` is `a.txt`); a client that
@@ -110,8 +121,8 @@ export function safeFileName(name: string): string {
     ? "it contains a control character"
     : BIDI.test(name)
     ? "it contains a bidirectional override"
-    : FORMAT.test(name.replace(JOINER, ""))
-    ? "it contains an invisible format character or a line separator"
+    : FORMAT.test(name.replace(ALLOWED_FORMAT, ""))
+    ? unseen(FORMAT.exec(name.replace(ALLOWED_FORMAT, ""))![0])
     : !isWellFormed(name)
     ? "it contains an unpaired surrogate"
     : /^[A-Za-z]:/.test(name)
@@ -142,6 +153,16 @@ export function safeFileName(name: string): string {
     );
   }
   return name;
+}
+
+/** Why an unseen character is refused, naming it. */
+function unseen(char: string): string {
+  const code = char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+  return `it contains U+${code}, ${
+    /\p{Cf}/u.test(char)
+      ? "an invisible format character"
+      : "a line or paragraph separator"
+  }`;
 }
 
 /** Why a character Windows refuses in a name is refused. */

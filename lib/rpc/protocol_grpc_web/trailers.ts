@@ -1,11 +1,12 @@
 // gRPC-Web trailers travel in the body: a frame with flag 0x80 whose data is
 // an HTTP/1-style header block ("key: value\r\n" lines). It is written in
-// UTF-8, as Connect-ES and grpc-web write and read it. It is read as UTF-8
-// where that gives a header's characters (none past U+00FF: what this
+// UTF-8, as Connect-ES and grpc-web write and read it. Each line is read as
+// UTF-8 where that gives a header's characters (none past U+00FF: what this
 // encoder and those clients write), else as HTTP reads a header's bytes,
 // one character a byte: a Go server's raw "x-user: 日本" or a Latin-1 byte
 // reads as the same byte string it would over HTTP/2 (decoded as UTF-8,
-// characters past U+00FF, which Headers refuses, lost the status).
+// characters past U+00FF, which Headers refuses, lost the status). Line by
+// line, so that a value reads the same whatever the other trailers.
 
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -42,9 +43,9 @@ export function decodeTrailerBlock(data: Uint8Array): Headers {
   // Far past the bound whatever its lines (spaces around a value are not
   // counted): refused before it is split.
   if (data.byteLength > 2 * MAX_METADATA_BYTES) limit.count(data.byteLength);
-  const text = headerText(data);
-  for (const line of text.split(/\r?\n/)) {
-    if (line === "") continue;
+  for (const raw of byteString(data).split(/\r?\n/)) {
+    if (raw === "") continue;
+    const line = headerText(raw);
     const colon = line.indexOf(":");
     if (colon <= 0) {
       throw new RpcError(
@@ -76,17 +77,20 @@ export function decodeTrailerBlock(data: Uint8Array): Headers {
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
- * The block as text: its UTF-8 if that is valid and holds no character
- * past U+00FF, else its bytes, one character each.
+ * A line (a byte string) as text: its UTF-8 if that is valid and holds no
+ * character past U+00FF, else its bytes, one character each.
  */
-function headerText(data: Uint8Array): string {
+function headerText(line: string): string {
+  if (!/[\x80-\xff]/.test(line)) return line;
+  const bytes = new Uint8Array(line.length);
+  for (let i = 0; i < line.length; i++) bytes[i] = line.charCodeAt(i);
   try {
-    const text = utf8.decode(data);
+    const text = utf8.decode(bytes);
     if (!/[\u0100-\uffff]/.test(text)) return text;
   } catch {
     // Not UTF-8 (a Latin-1 byte): read as HTTP reads it.
   }
-  return byteString(data);
+  return line;
 }
 
 /** Bytes as a byte string: one character a byte, as HTTP reads a header. */
