@@ -66,9 +66,13 @@ export type UnaryHandler<I, O> = (
   context: HandlerContext,
 ) => O | Promise<O>;
 
-/** Handles a client-streaming call: a stream of requests, one response. */
+/**
+ * Handles a client-streaming call: a stream of requests, one response. The
+ * requests are a `ReadableStream` that is also typed as an async iterable,
+ * so `for await` reads them under TypeScript's DOM library before 6.0 too.
+ */
 export type ClientStreamingHandler<I, O> = (
-  inputs: ReadableStream<I>,
+  inputs: ReadableStream<I> & AsyncIterable<I>,
   context: HandlerContext,
 ) => O | Promise<O>;
 
@@ -81,10 +85,10 @@ export type ServerStreamingHandler<I, O> = (
 /**
  * Handles a bidi call: returns the response stream, or a
  * `TransformStream` (any readable/writable pair) that the requests are piped
- * through.
+ * through. The requests are typed as for a client-streaming handler.
  */
 export type BidiHandler<I, O> = (
-  inputs: ReadableStream<I>,
+  inputs: ReadableStream<I> & AsyncIterable<I>,
   context: HandlerContext,
 ) =>
   | MessageSource<O>
