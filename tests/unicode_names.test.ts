@@ -29,6 +29,7 @@ import {
   encodeTrailerFrame,
 } from "../lib/rpc/protocol_grpc_web/trailers.ts";
 import { decodeEndStream } from "../lib/rpc/protocol_connect/end_stream.ts";
+import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -44,15 +45,6 @@ const Meta = defineService("test.Meta", {
   unary: { kind: "unary", input: Bytes, output: Bytes },
   stream: { kind: "server-streaming", input: Bytes, output: Bytes },
 });
-
-/** A frame of the RPC wire: flags, 4-byte length, data. */
-function frame(flags: number, data: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(5 + data.byteLength);
-  out[0] = flags;
-  new DataView(out.buffer).setUint32(1, data.byteLength);
-  out.set(data, 5);
-  return out;
-}
 
 /** The RpcError a call rejects with. */
 async function rejection(promise: Promise<unknown>): Promise<RpcError> {
@@ -129,7 +121,7 @@ describe("gRPC-Web trailers past ASCII", () => {
   it("a gRPC-Web client keeps the status of a server whose trailer frame holds UTF-8", async () => {
     await withServer(
       () =>
-        new Response(frame(0x80, utf8Block), {
+        new Response(encodeFrame({ flags: 0x80, data: utf8Block }), {
           headers: { "content-type": "application/grpc-web+proto" },
         }),
       async (server) => {
@@ -214,7 +206,7 @@ describe("Connect EndStreamResponse metadata past Latin-1", () => {
     });
     await withServer(
       () =>
-        new Response(frame(0x02, body), {
+        new Response(encodeFrame({ flags: 0x02, data: body }), {
           headers: { "content-type": "application/connect+proto" },
         }),
       async (server) => {
