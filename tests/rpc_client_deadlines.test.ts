@@ -43,6 +43,7 @@ const Service = defineService("test.v1.ClientDeadlines", {
   three: { kind: "server-streaming", input: Int64Value, output: Int64Value },
   endless: { kind: "server-streaming", input: Int64Value, output: Int64Value },
   large: { kind: "server-streaming", input: Int64Value, output: Bytes },
+  flood: { kind: "server-streaming", input: Int64Value, output: Bytes },
   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
   echo: { kind: "bidi", input: Int64Value, output: Int64Value },
 });
@@ -64,6 +65,14 @@ const implementation = implementService(Service, {
   async *large() {
     for (let i = 0; i < 64; i++) yield new Uint8Array(65536);
   },
+  // 1 KiB messages until the call ends; floodEnded resolves then.
+  async *flood(_, context) {
+    try {
+      while (!context.signal.aborted) yield new Uint8Array(1024);
+    } finally {
+      floodEnded.resolve();
+    }
+  },
   sum: async (values) => {
     let total = 0n;
     for await (const v of values) total += v;
@@ -73,6 +82,9 @@ const implementation = implementService(Service, {
     for await (const v of values) yield v;
   },
 });
+
+/** Resolved when the last `flood` handler has ended. */
+let floodEnded = Promise.withResolvers<void>();
 
 /**
  * Runs `fn` with the timers of TIMEOUT_MS (the clients' and, in process,
@@ -145,22 +157,29 @@ let h2Server: Http2Server;
 let h2Client: ReturnType<typeof createHttp2Client>;
 /** Resolved when the trailers of the last gRPC call have arrived. */
 let trailersIn = Promise.withResolvers<void>();
-const transports: [string, () => Transport][] = [
+type Limits = { maxMessageBytes?: number };
+const transports: [string, (limits?: Limits) => Transport][] = [
   [
     "Connect",
-    () => createConnectTransport({ baseUrl: fetchServer.url.origin }),
+    (limits) =>
+      createConnectTransport({ baseUrl: fetchServer.url.origin, ...limits }),
   ],
   [
     "gRPC-Web",
-    () => createGrpcWebTransport({ baseUrl: fetchServer.url.origin }),
+    (limits) =>
+      createGrpcWebTransport({ baseUrl: fetchServer.url.origin, ...limits }),
   ],
-  ["gRPC", () => {
+  ["gRPC", (limits) => {
     const httpClient: HttpClient = async (request) => {
       const response = await h2Client(request);
       response.trailers.then(() => trailersIn.resolve(), () => {});
       return response;
     };
-    return createGrpcTransport({ baseUrl: h2Server.url.origin, httpClient });
+    return createGrpcTransport({
+      baseUrl: h2Server.url.origin,
+      httpClient,
+      ...limits,
+    });
   }],
 ];
 
@@ -304,6 +323,32 @@ for (const [name, make] of transports) {
     );
   });
 
+  describe(`a call over ${name} whose response is taken in before it is read`, () => {
+    it("stops reading at a message it cannot take, unread (it read an endless stream on and threw it away), and fails with it when read", async () => {
+      const client = createClient(Service, make({ maxMessageBytes: 100 }));
+      floodEnded = Promise.withResolvers();
+      const call = client.flood(0n);
+      // The server's handler ends: the client cancelled the body.
+      await deadline(floodEnded.promise, T, "the server handler's end");
+      await rejectsWith(readAll(call), Code.ResourceExhausted);
+    });
+
+    it("fails CANCELED at the first read after a cancel, not with the messages that wait", async () => {
+      const client = createClient(Service, make());
+      await withDeadlineTimers(async (timers) => {
+        const call = client.three(0n, { timeoutMs: TIMEOUT_MS });
+        // Its status received: all three messages wait in the client.
+        await deadline(timers.cleared(), 10_000, "the deadline timers' stop");
+        call.cancel();
+        await rejectsWith(
+          call.receive(),
+          Code.Canceled,
+          "Cannot finish call: cancelled by the caller",
+        );
+      });
+    });
+  });
+
   describe(`complete() over ${name} after the call ended early`, () => {
     for (const kind of ["sum", "echo"] as const) {
       it(`rejects with the deadline's error after the deadline (${kind})`, async () => {
@@ -334,6 +379,65 @@ for (const [name, make] of transports) {
     }
   });
 }
+
+describe("a refused response that arrived before the deadline", () => {
+  // One message (Int64Value 1), and no end-of-stream message after it.
+  const unended = new Uint8Array([0, 0, 0, 0, 2, 8, 1]);
+  for (
+    const [what, answer] of [
+      ["HTTP 503", () => new Response("busy", { status: 503 })],
+      [
+        "another content type",
+        () =>
+          new Response("<html>", { headers: { "content-type": "text/html" } }),
+      ],
+      [
+        "a body ended without its status",
+        (request: Request) =>
+          new Response(unended, {
+            headers: {
+              "content-type": request.headers.get("content-type")!,
+            },
+          }),
+      ],
+    ] as const
+  ) {
+    for (
+      const [name, make] of [
+        ["Connect", createConnectTransport],
+        ["gRPC-Web", createGrpcWebTransport],
+      ] as const
+    ) {
+      it(`gives its own error when read after the deadline, its timer stopped unread (${what}, ${name}; it read DEADLINE_EXCEEDED, the timer holding the process)`, async () => {
+        const server = await startServer(answer);
+        try {
+          const client = createClient(
+            Service,
+            make({ baseUrl: server.url.origin }),
+          );
+          await withDeadlineTimers(async (timers) => {
+            const call = client.three(0n, { timeoutMs: TIMEOUT_MS });
+            await deadline(
+              timers.cleared(),
+              10_000,
+              "the deadline timers' stop",
+            );
+            timers.fire();
+            const error = await deadline(
+              readAll(call).then(() => undefined, (e) => e),
+              T,
+              "the call's outcome",
+            );
+            assert.ok(error instanceof RpcError, String(error));
+            assert.notEqual(error.code, Code.DeadlineExceeded, error.message);
+          });
+        } finally {
+          await server.shutdown();
+        }
+      });
+    }
+  }
+});
 
 describe("a streaming call with a timeout of zero or less", () => {
   /** An HTTP client that counts the requests it is given, and fails them. */

@@ -375,6 +375,18 @@ export function startClientCall<I, O>(
       decodePushed(decoder!.held ? undefined : backlog.shift()!);
     }
   };
+  // A message that does not decode ends the response: the messages before
+  // it are delivered, then the failure; nothing more is read (an unread
+  // call read the rest of an endless stream and threw it away, 100 MB in
+  // 4 s), and the outcome is settled in time (statusReceived).
+  const failPushed = (error: unknown) => {
+    if (pushFailure !== undefined) return;
+    pushFailure = { error };
+    statusReceived();
+    // The exchange ends (its request, the HTTP/2 stream reset): a cancelled
+    // body alone is read on and discarded by createHttp2Client.
+    abort.abort(RpcError.from(error, Code.Internal));
+  };
   // A chunk, or (undefined) the frames the decoder held back.
   const decodePushed = (chunk: Uint8Array | undefined) => {
     let decoding: void | Promise<void>;
@@ -383,7 +395,7 @@ export function startClientCall<I, O>(
         ? decoder!.resume(toInbox)
         : decoder!.push(chunk, toInbox);
     } catch (error) {
-      pushFailure ??= { error };
+      failPushed(error);
       return;
     }
     if (decoding === undefined) return;
@@ -398,7 +410,7 @@ export function startClientCall<I, O>(
       wake();
     }, (error) => {
       decompressing = undefined;
-      pushFailure ??= { error };
+      failPushed(error);
       wake();
     });
   };
@@ -420,11 +432,24 @@ export function startClientCall<I, O>(
     },
     end() {
       pushEnded = true;
-      if (endStatus !== undefined) statusReceived();
+      // The body has come whole. Its status is received once decoded (not
+      // while chunks wait behind a full inbox: Bun's fetch takes a body in
+      // ahead of its reader); with every chunk decoded and none, the call
+      // fails INTERNAL when read: settled too. Over gRPC the trailers
+      // settle it.
+      if (
+        !init.readTrailers &&
+        (endStatus !== undefined ||
+          (backlog.length === 0 && !decoder!.held && !decompressing))
+      ) {
+        statusReceived();
+      }
       wake();
     },
     error(error) {
       bodyFailure ??= { error };
+      // Cut before the deadline: that is the call's outcome.
+      statusReceived();
       wake();
     },
   };
@@ -447,7 +472,15 @@ export function startClientCall<I, O>(
   // gRPC call's trailers, already in, then made it an empty success).
   abort.signal.addEventListener("abort", () => {
     const reason = abort.signal.reason;
-    pushFailure ??= { error: reason };
+    if (pushFailure === undefined) {
+      pushFailure = { error: reason };
+      // Pending and later reads fail with it, not with the messages that
+      // wait: a cancel is the caller's (or its deadline's) word. (A message
+      // that did not decode comes after those before it: failPushed.)
+      inbox = [];
+      inboxBytes = 0;
+      backlog.length = 0;
+    }
     if (!over) {
       const cancel = (answer: UniversalClientResponse) =>
         (reader ?? headReader ?? answer.body).cancel(reason);
@@ -547,15 +580,18 @@ export function startClientCall<I, O>(
       if (init.readTrailers) {
         // A status in the trailers is read again, and a bad one fails the
         // call, when the caller reads the end.
-        answer.trailers.then((trailers) => {
-          if (init.readTrailers!(trailers) !== null) statusReceived();
-        }).catch(() => {});
+        // With or without a status: what they hold is the outcome.
+        answer.trailers.then(statusReceived, statusReceived);
       }
       pushed = openPushSource(answer.body, pushListener, () => chunks.read());
       return checked;
     },
   );
-  opening.catch(() => {}); // delivered through `responses`
+  // A response refused (an HTTP error status, another content type, a
+  // body after Trailers-Only) or no response: the outcome, arrived in time
+  // (it read as DEADLINE_EXCEEDED when read after the deadline, its timer
+  // holding the process). Delivered through `responses`.
+  opening.catch(statusReceived);
   // The caller's first read has come: onHeader has been called.
   let reading = false;
   const produceAsync = async (emit: (message: O) => void): Promise<void> => {
