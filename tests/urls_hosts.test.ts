@@ -33,9 +33,9 @@ const impl = implementService(Svc, { one: (n: bigint) => n + 1n });
 /** Host headers no URL takes: IPv6 unbracketed or cut, a space, a port past 65535, a zone. */
 const BAD_HOSTS = ["::1", "[::1", "a b", "x:99999", "[fe80::1%25eth0]:1", ""];
 
-/** The status line of the answer to `head` sent raw to `server`. */
-async function rawStatus(server: Server, head: string): Promise<string> {
-  const socket = await rawConnection(server.port);
+/** The status line of the answer to `head` sent raw to `port`. */
+async function rawStatus(port: number, head: string): Promise<string> {
+  const socket = await rawConnection(port);
   try {
     let received = "";
     await deadline(
@@ -57,26 +57,133 @@ async function rawStatus(server: Server, head: string): Promise<string> {
   }
 }
 
-describe("handlers serve a request whose Host makes its URL unparseable", () => {
+/** The handlers of these tests, routed by the raw path (the URL may not parse). */
+function routes(dir: string): (request: Request) => Promise<Response> {
+  const rpc = createRpcHandler(impl);
+  const uploads = createResumableUploadHandler({
+    store: createResumableFileStore(dir),
+  });
+  const ws = createWebSocketRpcHandler(impl);
+  return async (request) => {
+    const path = /^(?:[a-z]+:\/\/[^/]*)?(\/[^?#]*)/.exec(request.url)?.[1];
+    if (path?.startsWith("/uploads")) return await uploads(request);
+    if (path === "/ws") return await ws(request);
+    return await rpc(request);
+  };
+}
+
+/** The runtime's own server (Deno.serve, Bun.serve), no serve() around it. */
+function runtimeServer(
+  handler: (request: Request) => Promise<Response>,
+  failures: unknown[],
+): Promise<{ port: number; shutdown(): Promise<void> }> {
+  const guarded = async (request: Request) => {
+    try {
+      return await handler(request);
+    } catch (error) {
+      failures.push(error);
+      return new Response(null, { status: 500 });
+    }
+  };
+  const bun = (globalThis as {
+    Bun?: {
+      serve(options: object): {
+        port: number;
+        stop(force: boolean): Promise<void>;
+      };
+    };
+  }).Bun;
+  if (bun) {
+    const server = bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: guarded,
+    });
+    return Promise.resolve({
+      port: server.port,
+      shutdown: () => server.stop(true),
+    });
+  }
+  return new Promise((resolve) => {
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) =>
+        resolve({ port, shutdown: () => server.shutdown() }),
+    }, guarded);
+  });
+}
+
+describe("handlers on the runtime's own server answer a request whose Host makes its URL unparseable", () => {
+  const failures: unknown[] = [];
+  let dir: string;
+  let server: { port: number; shutdown(): Promise<void> };
+  before(async () => {
+    dir = await makeTempDir("urls-");
+    server = await runtimeServer(routes(dir), failures);
+  });
+  after(async () => {
+    await server.shutdown();
+    await removeDir(dir);
+  });
+
+  it("createRpcHandler answers the call", async () => {
+    for (const host of BAD_HOSTS) {
+      const status = await rawStatus(
+        server.port,
+        `POST /pkg.Svc/one HTTP/1.1\r\nHost: ${host}\r\ncontent-type: application/proto\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 200 OK", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("createResumableUploadHandler creates the upload", async () => {
+    for (const host of BAD_HOSTS) {
+      const status = await rawStatus(
+        server.port,
+        `POST /uploads HTTP/1.1\r\nHost: ${host}\r\nupload-complete: ?1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 201 Created", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("createWebSocketRpcHandler refuses a page's origin with 403: no host to compare", async () => {
+    for (const host of BAD_HOSTS) {
+      const status = await rawStatus(
+        server.port,
+        `GET /ws HTTP/1.1\r\nHost: ${host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: sluice.rpc.v1\r\norigin: http://127.0.0.1:${server.port}\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 403 Forbidden", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("createRpcHandler routes a relative request URL by its path, not as a network-path reference (Bun's for an empty Host: //evil/rpc/... was routed to /rpc/...)", async () => {
+    const prefixed = await runtimeServer(
+      createRpcHandler(impl, { requestPathPrefix: "/rpc" }),
+      failures,
+    );
+    try {
+      const status = await rawStatus(
+        prefixed.port,
+        `POST //evil/rpc/pkg.Svc/one HTTP/1.1\r\nHost: \r\ncontent-type: application/proto\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 404 Not Found");
+    } finally {
+      await prefixed.shutdown();
+    }
+  });
+});
+
+describe("serve answers 400 to a Host that is no host and port (RFC 9112)", () => {
   const failures: unknown[] = [];
   let dir: string;
   let server: Server;
   before(async () => {
     dir = await makeTempDir("urls-");
-    const rpc = createRpcHandler(impl);
-    const uploads = createResumableUploadHandler({
-      store: createResumableFileStore(dir),
-    });
-    const ws = createWebSocketRpcHandler(impl);
-    server = await serve((request) => {
-      // Routed by the raw path: the URL may not parse.
-      const path = /^(?:[a-z]+:\/\/[^/]*)?(\/[^?#]*)/.exec(request.url)?.[1];
-      if (path?.startsWith("/uploads")) return uploads(request);
-      if (path === "/ws") return ws(request);
-      return rpc(request);
-    }, {
-      hostname: "127.0.0.1",
-      port: 0,
+    server = await serve(routes(dir), {
       onError: (error) => {
         failures.push(error);
         return new Response(null, { status: 500 });
@@ -88,35 +195,39 @@ describe("handlers serve a request whose Host makes its URL unparseable", () => 
     await removeDir(dir);
   });
 
-  it("createRpcHandler answers the call", async () => {
-    for (const host of BAD_HOSTS) {
+  it("serve refuses each such Host with 400, before the handler, and logs nothing", async () => {
+    for (
+      const host of [
+        ...BAD_HOSTS.filter((h) => h !== ""),
+        "h/pkg.Svc/one?",
+        "h#x",
+        "a\\b",
+      ]
+    ) {
       const status = await rawStatus(
-        server,
+        server.port,
+        `POST /pkg.Svc/one HTTP/1.1\r\nHost: ${host}\r\ncontent-type: application/proto\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+      );
+      assert.equal(status, "HTTP/1.1 400 Bad Request", `Host: ${host}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("serve takes the hosts that are ones: a name, an address, an IP literal, a port, none", async () => {
+    for (
+      const host of [
+        "a.example",
+        "127.0.0.1:8080",
+        "[::1]:9090",
+        "xn--bcher-kva.example",
+        "",
+      ]
+    ) {
+      const status = await rawStatus(
+        server.port,
         `POST /pkg.Svc/one HTTP/1.1\r\nHost: ${host}\r\ncontent-type: application/proto\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
       );
       assert.equal(status, "HTTP/1.1 200 OK", `Host: ${host}`);
-    }
-    assert.deepEqual(failures, []);
-  });
-
-  it("createResumableUploadHandler creates the upload", async () => {
-    for (const host of BAD_HOSTS) {
-      const status = await rawStatus(
-        server,
-        `POST /uploads HTTP/1.1\r\nHost: ${host}\r\nupload-complete: ?1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
-      );
-      assert.equal(status, "HTTP/1.1 201 Created", `Host: ${host}`);
-    }
-    assert.deepEqual(failures, []);
-  });
-
-  it("createWebSocketRpcHandler refuses a page's origin with 403: no host to compare", async () => {
-    for (const host of BAD_HOSTS) {
-      const status = await rawStatus(
-        server,
-        `GET /ws HTTP/1.1\r\nHost: ${host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: sluice.rpc.v1\r\norigin: http://127.0.0.1:${server.port}\r\n\r\n`,
-      );
-      assert.equal(status, "HTTP/1.1 403 Forbidden", `Host: ${host}`);
     }
     assert.deepEqual(failures, []);
   });

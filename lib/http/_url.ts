@@ -133,7 +133,11 @@ export function pathPrefix(
  * such request was answered 500 and logged.
  */
 export function requestPath(url: string): string {
-  const parsed = URL.canParse(url, "http://localhost")
+  // A relative URL (Bun's for an empty Host) is a path: "//evil/rpc/..."
+  // resolved against a base is the host "evil" and the path "/rpc/...".
+  const parsed = url.startsWith("/")
+    ? new URL(`http://localhost${url}`)
+    : URL.canParse(url, "http://localhost")
     ? new URL(url, "http://localhost")
     // Scheme and authority cut off, the rest parses after any host.
     : new URL(

@@ -157,6 +157,38 @@ function overloaded(max: number): Response {
   );
 }
 
+// A Host header's value (RFC 9110, 7.2): a name, an IPv4 address or an IP
+// literal in brackets, and an optional port.
+const HOST =
+  /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::(\d{0,5}))?$/;
+
+/**
+ * A 400 for a request whose Host is no host (RFC 9112, 3.2: a server
+ * answers 400): the runtimes take any, and a URL made of `Host: h/rpc/x?`
+ * routed by another path than the request's (Deno), one of `::1` did not
+ * parse (a 500 from any handler reading it, logged per request).
+ */
+function invalidHost(request: Request): Response | undefined {
+  const host = request.headers.get("host");
+  if (host === null) return undefined;
+  const match = HOST.exec(host);
+  if (match && (match[1] === undefined || Number(match[1]) <= 65535)) {
+    return undefined;
+  }
+  return new Response(
+    `Cannot serve: the Host header is not a host and port, got ${
+      JSON.stringify(host.slice(0, 64))
+    }`,
+    {
+      status: 400,
+      headers: {
+        "content-type": "text/plain; charset=utf-8",
+        "connection": "close",
+      },
+    },
+  );
+}
+
 function shuttingDown(): Response {
   return unavailable("Cannot serve: the server is shutting down", {
     "connection": "close",
@@ -224,7 +256,10 @@ function response(
 
 /**
  * Serves a fetch handler on the current runtime (`Deno.serve` or `Bun.serve`)
- * and resolves once it is listening.
+ * and resolves once it is listening. A request whose `Host` header is no
+ * host and port (`h/rpc?`, `::1`, `a b`, a port past 65535) is answered
+ * `400` before the handler, as RFC 9112 asks: the runtimes pass it on in
+ * `request.url`, which then does not parse, or names another path.
  *
  * @param handler The fetch handler to serve (a `FetchHandler` from
  *   `@sluice/streams/http`, or any function that returns a `Response` or a
@@ -325,6 +360,8 @@ export async function serve(
         ) {
           return overloaded(maxConcurrentRequests);
         }
+        const refused = invalidHost(request);
+        if (refused) return refused;
         rememberBunServer(request, server);
         // onError is called here, not left to Bun: once a request is
         // upgraded or answered by Bun itself (a refused WebSocket upgrade
@@ -381,6 +418,8 @@ export async function serve(
     if (maxConcurrentRequests > 0 && active >= maxConcurrentRequests) {
       return overloaded(maxConcurrentRequests);
     }
+    const refused = invalidHost(request);
+    if (refused) return refused;
     active++;
     let released = false;
     const release = () => {
