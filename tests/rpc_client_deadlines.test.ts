@@ -11,6 +11,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import {
   Code,
   createClient,
@@ -44,6 +45,7 @@ const Service = defineService("test.v1.ClientDeadlines", {
   endless: { kind: "server-streaming", input: Int64Value, output: Int64Value },
   large: { kind: "server-streaming", input: Int64Value, output: Bytes },
   flood: { kind: "server-streaming", input: Int64Value, output: Bytes },
+  picky: { kind: "server-streaming", input: Int64Value, output: Bytes },
   sum: { kind: "client-streaming", input: Int64Value, output: Int64Value },
   echo: { kind: "bidi", input: Int64Value, output: Int64Value },
 });
@@ -73,6 +75,10 @@ const implementation = implementService(Service, {
       floodEnded.resolve();
     }
   },
+  // Two messages, one the picky client cannot take, one more.
+  async *picky() {
+    for (const first of [1, 2, 0xff, 3]) yield new Uint8Array([first]);
+  },
   sum: async (values) => {
     let total = 0n;
     for await (const v of values) total += v;
@@ -80,6 +86,24 @@ const implementation = implementService(Service, {
   },
   async *echo(values) {
     for await (const v of values) yield v;
+  },
+});
+
+/** The client's view of `picky`: a message starting 0xff does not decode. */
+const PickyService = defineService("test.v1.ClientDeadlines", {
+  picky: {
+    kind: "server-streaming",
+    input: Int64Value,
+    output: {
+      typeName: "test.v1.Picky",
+      proto: {
+        encode: (value: Uint8Array) => value,
+        decode: (bytes: Uint8Array) => {
+          if (bytes[0] === 0xff) throw new SyntaxError("picky: byte 0xff");
+          return bytes.slice();
+        },
+      },
+    },
   },
 });
 
@@ -333,6 +357,25 @@ for (const [name, make] of transports) {
       await rejectsWith(readAll(call), Code.ResourceExhausted);
     });
 
+    it("gives the messages before one it cannot take, then fails with it (under Deno over gRPC they were lost: the abort closed the stream under its own replay)", async () => {
+      const client = createClient(PickyService, make());
+      const call = client.picky(0n);
+      // (Not its trailers: the stream may be reset before they come.)
+      await deadline(call.headers, T, "the response headers");
+      const got: number[] = [];
+      const error = await deadline(
+        (async () => {
+          for await (const message of call) got.push(message[0]);
+        })().then(() => undefined, (e) => e),
+        T,
+        "the call's outcome",
+      );
+      assert.deepEqual(got, [1, 2]);
+      assert.ok(error instanceof RpcError, String(error));
+      assert.equal(error.code, Code.Internal);
+      assert.match(error.rawMessage, /picky: byte 0xff/);
+    });
+
     it("fails CANCELED at the first read after a cancel, not with the messages that wait", async () => {
       const client = createClient(Service, make());
       await withDeadlineTimers(async (timers) => {
@@ -383,6 +426,13 @@ for (const [name, make] of transports) {
 describe("a refused response that arrived before the deadline", () => {
   // One message (Int64Value 1), and no end-of-stream message after it.
   const unended = new Uint8Array([0, 0, 0, 0, 2, 8, 1]);
+  const gzipped = gzipSync(new Uint8Array([8, 2]));
+  const unendedCompressed = new Uint8Array([
+    ...unended,
+    1,
+    ...new Uint8Array(new Uint32Array([gzipped.byteLength]).buffer).reverse(),
+    ...gzipped,
+  ]);
   for (
     const [what, answer] of [
       ["HTTP 503", () => new Response("busy", { status: 503 })],
@@ -397,6 +447,17 @@ describe("a refused response that arrived before the deadline", () => {
           new Response(unended, {
             headers: {
               "content-type": request.headers.get("content-type")!,
+            },
+          }),
+      ],
+      [
+        "a body ended without its status, its last message compressed (under Bun its end came during the decompression)",
+        (request: Request) =>
+          new Response(unendedCompressed, {
+            headers: {
+              "content-type": request.headers.get("content-type")!,
+              "grpc-encoding": "gzip",
+              "connect-content-encoding": "gzip",
             },
           }),
       ],

@@ -143,11 +143,17 @@ export function readableFromNode(
     const held = queue;
     queue = [];
     queuedBytes = 0;
-    for (const chunk of held) next.data(chunk);
-    if (ended) {
-      close();
-      next.end();
-    } else resume();
+    for (const chunk of held) {
+      // Cancelled by what a chunk told its listener: nothing more to it.
+      if (cancelled) break;
+      next.data(chunk);
+    }
+    if (!cancelled) {
+      if (ended) {
+        close();
+        next.end();
+      } else resume();
+    }
     return {
       pause,
       resume,

@@ -384,8 +384,25 @@ export function startClientCall<I, O>(
     pushFailure = { error };
     statusReceived();
     // The exchange ends (its request, the HTTP/2 stream reset): a cancelled
-    // body alone is read on and discarded by createHttp2Client.
-    abort.abort(RpcError.from(error, Code.Internal));
+    // body alone is read on and discarded by createHttp2Client. After the
+    // push under way: cancelled within it, a node stream replaying what it
+    // had queued closed a cancelled stream and threw, and the messages
+    // before this one were lost (Deno).
+    queueMicrotask(() => abort.abort(RpcError.from(error, Code.Internal)));
+  };
+  // The body has come whole (pushEnded): its status is received once
+  // decoded (not while chunks wait behind a full inbox: Bun's fetch takes a
+  // body in ahead of its reader); with every chunk decoded and none, the
+  // call fails INTERNAL when read: settled too. Over gRPC the trailers
+  // settle it.
+  const settleEnd = () => {
+    if (
+      pushEnded && !init.readTrailers &&
+      (endStatus !== undefined ||
+        (backlog.length === 0 && !decoder!.held && !decompressing))
+    ) {
+      statusReceived();
+    }
   };
   // A chunk, or (undefined) the frames the decoder held back.
   const decodePushed = (chunk: Uint8Array | undefined) => {
@@ -402,6 +419,7 @@ export function startClientCall<I, O>(
     decompressing = decoding.then(() => {
       decompressing = undefined;
       drain();
+      settleEnd();
       // Paused for the decompression, and no message to take: a partial
       // one must complete. Messages it made that fill the inbox keep the
       // source paused until taken.
@@ -432,18 +450,7 @@ export function startClientCall<I, O>(
     },
     end() {
       pushEnded = true;
-      // The body has come whole. Its status is received once decoded (not
-      // while chunks wait behind a full inbox: Bun's fetch takes a body in
-      // ahead of its reader); with every chunk decoded and none, the call
-      // fails INTERNAL when read: settled too. Over gRPC the trailers
-      // settle it.
-      if (
-        !init.readTrailers &&
-        (endStatus !== undefined ||
-          (backlog.length === 0 && !decoder!.held && !decompressing))
-      ) {
-        statusReceived();
-      }
+      settleEnd();
       wake();
     },
     error(error) {
