@@ -208,6 +208,7 @@ const ROWS: Row[] = [
       "rpc_client_api.test.ts",
       "rpc_conformance.test.ts",
       "rpc_slow_request.test.ts",
+      "rpc_client_deadlines.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],
@@ -218,6 +219,7 @@ const ROWS: Row[] = [
       "Building blocks: stream operators, fuzzed HTTP parsers, core purity and layering",
     files: [
       "operators.test.ts",
+      "stream_from.test.ts",
       "byte_limit_stream.test.ts",
       "map_stream.test.ts",
       "progress_stream.test.ts",
@@ -248,11 +250,12 @@ const ROWS: Row[] = [
   },
   {
     flow:
-      "HTML form uploads and object storage: `parseMultipart`, `MultipartStream`, `encodeMultipart`, `createR2Sink`",
+      "HTML form uploads and object storage: `parseMultipart`, `MultipartStream`, `encodeMultipart`, `createR2Sink`, names past ASCII",
     files: [
       "multipart.test.ts",
       "multipart_encoder.test.ts",
       "multipart_interop.test.ts",
+      "unicode_names.test.ts",
       "upload_handler_multipart.test.ts",
       "r2_sink.test.ts",
       "r2_sink_workerd.test.ts",
@@ -276,7 +279,7 @@ const ROWS: Row[] = [
   },
   {
     flow:
-      "Server-Sent Events, serving, routers and proxies: `createSseHandler`, `serve`, `serveHttp2` limits, Hono, `X-Accel-Buffering`",
+      "Server-Sent Events, serving, routers and proxies: `createSseHandler`, `serve`, `serveHttp2` limits, Hono, `X-Accel-Buffering`, URLs and Host headers",
     files: [
       "sse.test.ts",
       "serve.test.ts",
@@ -284,6 +287,7 @@ const ROWS: Row[] = [
       "faults_http2.test.ts",
       "router_hono.test.ts",
       "proxy_buffering.test.ts",
+      "urls_hosts.test.ts",
     ],
     workerdNone: "SSE through workerd is in the Deno and Bun columns",
   },

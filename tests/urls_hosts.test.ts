@@ -6,6 +6,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import {
   createResumableUploadHandler,
   fetchEventStream,
@@ -202,6 +203,9 @@ describe("serve answers 400 to a Host that is no host and port (RFC 9112)", () =
         "h/pkg.Svc/one?",
         "h#x",
         "a\\b",
+        // An empty name before a port (a URL of it does not parse), a user.
+        ":80",
+        "x@y",
       ]
     ) {
       const status = await rawStatus(
@@ -213,6 +217,40 @@ describe("serve answers 400 to a Host that is no host and port (RFC 9112)", () =
     assert.deepEqual(failures, []);
   });
 
+  it(
+    "serve refuses an HTTP/2 :authority that makes no URL or names a user, with no Host header to check (Deno's h2c)",
+    {
+      skip: "Bun" in globalThis, // Bun.serve speaks no h2c
+    },
+    async () => {
+      const session = http2.connect(`http://127.0.0.1:${server.port}`);
+      try {
+        for (const authority of ["host:65536", "x@y"]) {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/pkg.Svc/one",
+            ":authority": authority,
+            "content-type": "application/proto",
+          });
+          stream.end();
+          const status = await deadline(
+            new Promise<unknown>((resolve, reject) => {
+              stream.once("response", (headers) => resolve(headers[":status"]));
+              stream.once("error", reject);
+            }),
+            10_000,
+            "the response",
+          );
+          stream.resume();
+          assert.equal(status, 400, `:authority ${authority}`);
+        }
+      } finally {
+        session.close();
+      }
+      assert.deepEqual(failures, []);
+    },
+  );
+
   it("serve takes the hosts that are ones: a name, an address, an IP literal, a port, none", async () => {
     for (
       const host of [
@@ -220,6 +258,8 @@ describe("serve answers 400 to a Host that is no host and port (RFC 9112)", () =
         "127.0.0.1:8080",
         "[::1]:9090",
         "xn--bcher-kva.example",
+        // A port with leading zeros is a port (RFC 3986: *DIGIT).
+        "a.example.:000443",
         "",
       ]
     ) {

@@ -158,35 +158,46 @@ function overloaded(max: number): Response {
 }
 
 // A Host header's value (RFC 9110, 7.2): a name, an IPv4 address or an IP
-// literal in brackets, and an optional port.
+// literal in brackets, and an optional port (a name before it).
 const HOST =
-  /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::(\d{0,5}))?$/;
+  /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::(\d*))?)?$/;
 
 /**
  * A 400 for a request whose Host is no host (RFC 9112, 3.2: a server
- * answers 400): the runtimes take any, and a URL made of `Host: h/rpc/x?`
- * routed by another path than the request's (Deno), one of `::1` did not
- * parse (a 500 from any handler reading it, logged per request).
+ * answers 400), or whose URL (from an HTTP/2 `:authority` when there is no
+ * Host) does not parse or names a user: the runtimes take any, and a URL
+ * made of `Host: h/rpc/x?` routed by another path than the request's
+ * (Deno), one of `::1` or `:80` did not parse (a 500 from any handler
+ * reading it, logged per request).
  */
 function invalidHost(request: Request): Response | undefined {
   const host = request.headers.get("host");
-  if (host === null) return undefined;
-  const match = HOST.exec(host);
-  if (match && (match[1] === undefined || Number(match[1]) <= 65535)) {
-    return undefined;
+  let why: string | undefined;
+  if (host !== null) {
+    const match = HOST.exec(host);
+    if (!match || (match[2] !== undefined && Number(match[2]) > 65535)) {
+      why = `the Host header is not a host and port, got ${
+        JSON.stringify(host.slice(0, 64))
+      }`;
+    }
   }
-  return new Response(
-    `Cannot serve: the Host header is not a host and port, got ${
-      JSON.stringify(host.slice(0, 64))
-    }`,
-    {
-      status: 400,
-      headers: {
-        "content-type": "text/plain; charset=utf-8",
-        "connection": "close",
-      },
+  // A relative URL (Bun's for an empty Host) is a path, which handlers read.
+  if (why === undefined && !request.url.startsWith("/")) {
+    const url = URL.canParse(request.url) ? new URL(request.url) : undefined;
+    if (url === undefined || url.username !== "" || url.password !== "") {
+      why = `the request's authority is not a host and port, got ${
+        JSON.stringify(request.url.slice(0, 64))
+      }`;
+    }
+  }
+  if (why === undefined) return undefined;
+  return new Response(`Cannot serve: ${why}`, {
+    status: 400,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "connection": "close",
     },
-  );
+  });
 }
 
 function shuttingDown(): Response {
