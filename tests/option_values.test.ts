@@ -30,7 +30,9 @@ import {
   createWebSocketTransport,
 } from "../lib/rpc/mod.ts";
 import { StreamingCalcService } from "../examples/streaming_calc.ts";
-import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
+import { existsSync } from "node:fs";
+import process from "node:process";
 import { serve } from "../lib/runtime/serve.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import { createHasher, receiveFile } from "../lib/runtime/fs.ts";
@@ -167,6 +169,37 @@ describe("option values", () => {
           'Cannot start call: timeoutMs must be a number, got string "1000"',
       },
     );
+  });
+
+  it('serve and serveHttp2 check their port before listening (serveHttp2\'s port "abc" listened on a Unix socket of that name, then threw, its listener left open)', async () => {
+    const cwd = process.cwd();
+    for (
+      const [port, name, message] of [
+        ["abc", "TypeError", /port must be a number, got string "abc"$/],
+        ["8000", "TypeError", /port must be a number, got string "8000"$/],
+        [
+          70000,
+          "RangeError",
+          /port must be an integer from 0 to 65535, got 70000$/,
+        ],
+        [-1, "RangeError", /port must be an integer from 0 to 65535, got -1$/],
+        [
+          1.5,
+          "RangeError",
+          /port must be an integer from 0 to 65535, got 1.5$/,
+        ],
+      ] as const
+    ) {
+      for (
+        const start of [
+          () => serve(() => new Response(), { port: port as never }),
+          () => serveHttp2(createUniversalHandler([]), { port: port as never }),
+        ]
+      ) {
+        await assert.rejects(start(), { name, message });
+      }
+    }
+    assert.equal(existsSync(`${cwd}/abc`), false, "a socket named abc");
   });
 
   it("createHttp2Client checks readBufferBytes (NaN buffered without bound) and its URL", () => {

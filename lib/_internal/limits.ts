@@ -36,6 +36,20 @@ export function checkMax(what: string, name: string, value: number): number {
   return value;
 }
 
+/**
+ * Checks a port to listen on: an integer from 0 to 65535 (a string is no
+ * port: node's `listen("abc")` listened on a Unix socket of that name).
+ */
+export function checkPort(what: string, port: number): number {
+  checkNumber(what, "port", port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(
+      `Cannot ${what}: port must be an integer from 0 to 65535, got ${port}`,
+    );
+  }
+  return port;
+}
+
 /** Checks a duration option in milliseconds: a non-negative finite number. */
 export function checkMs(
   what: string,

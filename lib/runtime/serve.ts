@@ -37,7 +37,7 @@ import {
   rememberBunServer,
 } from "./_websocket_bun.ts";
 import { type Deferred, deferred } from "../_internal/deferred.ts";
-import { checkMax, checkTimerMs } from "../_internal/limits.ts";
+import { checkMax, checkPort, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 import { isThenable } from "../_internal/thenable.ts";
 import { serverUrl } from "./_server_url.ts";
@@ -306,6 +306,7 @@ export async function serve(
     maxConcurrentRequests = 1024,
     shutdownTimeoutMs = 10_000,
   } = options;
+  checkPort("serve", port);
   checkTimerMs("serve", "idleTimeoutMs", idleTimeoutMs);
   checkTimerMs("serve", "shutdownTimeoutMs", shutdownTimeoutMs);
   // The handlers still running: a shutdown that cuts them waits a moment

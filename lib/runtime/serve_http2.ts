@@ -12,7 +12,12 @@ import {
   writeToNode,
 } from "./_node_streams.ts";
 import { deferred } from "../_internal/deferred.ts";
-import { checkMax, checkMs, checkTimerMs } from "../_internal/limits.ts";
+import {
+  checkMax,
+  checkMs,
+  checkPort,
+  checkTimerMs,
+} from "../_internal/limits.ts";
 
 /**
  * Options for {@linkcode serveHttp2}. The limits bound what one peer can make
@@ -266,6 +271,7 @@ export async function serveHttp2(
     maxStreamsPerSession = typeof Deno === "undefined" ? 0 : 50,
   } = options;
   const what = "serve HTTP/2";
+  checkPort(what, port);
   checkMax(what, "readBufferBytes", readBufferBytes);
   checkMax(what, "maxConcurrentStreams", maxConcurrentStreams);
   checkMax(what, "maxOpenStreams", maxOpenStreams);
