@@ -183,7 +183,13 @@ function invalidHost(request: Request): Response | undefined {
   }
   // A relative URL (Bun's for an empty Host) is a path, which handlers read.
   if (why === undefined && !request.url.startsWith("/")) {
-    const url = URL.canParse(request.url) ? new URL(request.url) : undefined;
+    // One parse per request: canParse and then new URL parsed it twice.
+    let url: URL | undefined;
+    try {
+      url = new URL(request.url);
+    } catch {
+      // Not a URL: refused below.
+    }
     if (url === undefined || url.username !== "" || url.password !== "") {
       why = `the request's authority is not a host and port, got ${
         JSON.stringify(request.url.slice(0, 64))

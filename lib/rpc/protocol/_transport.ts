@@ -104,14 +104,25 @@ function checkBaseUrl(what: string, baseUrl: string, forFetch: boolean): void {
       }, got ${quote(baseUrl)}`,
     );
   }
-  // The method path is appended to it: a query or a fragment would take
-  // it in ("/rpc?tenant=a/pkg.Service/Method"), and every call would fail
-  // UNIMPLEMENTED.
-  // The href: an empty query or fragment ("/rpc?") is one too.
-  if (url !== undefined && /[?#]/.test(url.href)) {
+  if (url !== undefined) checkNoQueryOrFragment(what, url, baseUrl);
+}
+
+/**
+ * Throws a TypeError if a transport's parsed `baseUrl` (given as `text`)
+ * has a query or a fragment: the method path is appended to it, which a
+ * query or a fragment would take in ("/rpc?tenant=a/pkg.Service/Method"),
+ * and every call would fail UNIMPLEMENTED. Tested on the href: an empty
+ * query or fragment ("/rpc?") is one too.
+ */
+export function checkNoQueryOrFragment(
+  what: string,
+  url: URL,
+  text: string,
+): void {
+  if (/[?#]/.test(url.href)) {
     throw new TypeError(
       `Cannot ${what}: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got ${
-        quote(baseUrl)
+        quote(text)
       }`,
     );
   }

@@ -17,6 +17,7 @@ import {
 import { checkMax } from "../../_internal/limits.ts";
 import { parseUrl } from "../../http/_url.ts";
 import { quote } from "../protocol/_quote.ts";
+import { checkNoQueryOrFragment } from "../protocol/_transport.ts";
 import {
   bodyAfterHead,
   encodeRequestHead,
@@ -149,15 +150,8 @@ function socketUrl(
       }, got ${quote(text)}`,
     );
   }
-  // The href, not search and hash: an empty query or fragment ("...#")
-  // is one too.
-  if (name === "baseUrl" && /[?#]/.test(parsed.href)) {
-    throw new TypeError(
-      `Cannot ${what}: baseUrl must have no query or fragment (the method path is appended to it; send values in headers), got ${
-        quote(text)
-      }`,
-    );
-  }
+  if (name === "baseUrl") checkNoQueryOrFragment(what, parsed, text);
+  // The href, not hash: an empty fragment ("...#") is one too.
   if (parsed.href.includes("#")) {
     throw new TypeError(
       `Cannot ${what}: url must have no fragment (a WebSocket URL has none), got ${
