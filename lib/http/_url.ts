@@ -135,16 +135,21 @@ export function pathPrefix(
 export function requestPath(url: string): string {
   // A relative URL (Bun's for an empty Host) is a path: "//evil/rpc/..."
   // resolved against a base is the host "evil" and the path "/rpc/...".
-  const parsed = url.startsWith("/")
-    ? new URL(`http://localhost${url}`)
-    : URL.canParse(url, "http://localhost")
-    ? new URL(url, "http://localhost")
+  if (url.startsWith("/")) {
+    return normalPercent(new URL(`http://localhost${url}`).pathname);
+  }
+  // Parsed once (on every request): canParse and then new URL took two.
+  let parsed: URL;
+  try {
+    parsed = new URL(url, "http://localhost");
+  } catch {
     // Scheme and authority cut off, the rest parses after any host.
-    : new URL(
+    parsed = new URL(
       `http://localhost${
         url.replace(/^[a-z][a-z0-9+.-]*:[/\\]*[^/\\?#]*/i, "")
       }`,
     );
+  }
   return normalPercent(parsed.pathname);
 }
 
