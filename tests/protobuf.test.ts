@@ -7,7 +7,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { DurationSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  DurationSchema,
+  type Timestamp,
+  TimestampSchema,
+  ValueSchema,
+} from "@bufbuild/protobuf/wkt";
 import {
   createClient,
   createMessageType,
@@ -23,6 +28,7 @@ import {
   createGrpcWebTransport,
   createRpcHandler,
   createUniversalHandler,
+  createUniversalHandlerClient,
   defineService,
   implementService as rpcImplementService,
   Int64Value,
@@ -251,6 +257,94 @@ describe("implementService and createClient with a protobuf-es service", () => {
     } finally {
       await server.shutdown();
     }
+  });
+});
+
+describe("a hand-written service over createMessageType", () => {
+  // Types: what a handler receives and a client reads is a decoded message
+  // (MessageShape, with $typeName, its fields set); what a handler returns
+  // and a client sends may be a plain init object. They were both typed
+  // `MessageShape | MessageInit` (the codec writes the wider type), so a
+  // handler could not pass its request to a function taking the message,
+  // and a client's result had every field possibly undefined: this file
+  // failed to type-check.
+  const Timestamp = createMessageType(TimestampSchema);
+  const Clock = defineService("example.Clock", {
+    shift: { kind: "unary", input: Timestamp, output: Timestamp },
+    latest: { kind: "client-streaming", input: Timestamp, output: Timestamp },
+    ticks: { kind: "server-streaming", input: Timestamp, output: Timestamp },
+    echo: { kind: "bidi", input: Timestamp, output: Timestamp },
+  });
+  /** Takes a decoded message only (not an init object). */
+  const secondsOf = (message: Timestamp): bigint => message.seconds;
+  const implementation = rpcImplementService(Clock, {
+    shift: (input) => ({ seconds: secondsOf(input) + 60n, nanos: input.nanos }),
+    latest: async (inputs) => {
+      let last: Timestamp | undefined;
+      for await (const input of inputs) last = input;
+      return last ?? { seconds: -1n };
+    },
+    async *ticks(input) {
+      for (let i = 1n; i <= 3n; i++) yield { seconds: secondsOf(input) + i };
+    },
+    echo: async function* (inputs) {
+      for await (const input of inputs) {
+        yield create(TimestampSchema, { seconds: secondsOf(input) * 2n });
+      }
+    },
+  });
+
+  it("its handlers read messages and return init objects, its client sends init objects and reads messages, over every kind", async () => {
+    const client = rpcCreateClient(
+      Clock,
+      createConnectTransport({
+        baseUrl: "http://in-process",
+        httpClient: createUniversalHandlerClient(
+          createUniversalHandler(implementation),
+        ),
+      }),
+    );
+    const shifted = await deadline(client.shift({ seconds: 1n, nanos: 5 }), T);
+    assert.equal(shifted.$typeName, "google.protobuf.Timestamp");
+    assert.equal(secondsOf(shifted), 61n);
+    assert.equal(shifted.nanos.toFixed(), "5");
+
+    const latest = client.latest();
+    await latest.send({ seconds: 7n });
+    await latest.send(create(TimestampSchema, { seconds: 8n }));
+    await latest.complete();
+    assert.equal(secondsOf(await deadline(latest.receive(), T)), 8n);
+
+    const ticks: bigint[] = [];
+    for await (const tick of client.ticks({ seconds: 10n })) {
+      ticks.push(secondsOf(tick));
+    }
+    assert.deepEqual(ticks, [11n, 12n, 13n]);
+
+    const echo = client.echo();
+    await echo.send({ seconds: 4n });
+    await echo.complete();
+    const echoed: bigint[] = [];
+    for await (const message of echo) echoed.push(secondsOf(message));
+    assert.deepEqual(echoed, [8n]);
+  });
+
+  it("its types still refuse what is not the message's shape", () => {
+    const typed: typeof implementation = rpcImplementService(Clock, {
+      // @ts-expect-error: seconds is a bigint, not a string
+      shift: () => ({ seconds: "1" }),
+      latest: () => ({}),
+      ticks: () => [],
+      echo: (inputs) => inputs,
+    });
+    assert.equal(typed.service, Clock);
+    const client = rpcCreateClient(
+      Clock,
+      createConnectTransport({ baseUrl: "http://127.0.0.1:1" }),
+    );
+    // @ts-expect-error: an unknown field
+    const call = () => client.shift({ minutes: 1 });
+    assert.equal(typeof call, "function");
   });
 });
 

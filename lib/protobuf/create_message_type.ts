@@ -13,7 +13,7 @@ import {
   toBinary,
   toJsonString,
 } from "@bufbuild/protobuf";
-import type { MessageType } from "../rpc/mod.ts";
+import type { Codec, MessageType } from "../rpc/mod.ts";
 
 /**
  * How protobuf-es messages are read and written: the options of
@@ -60,7 +60,9 @@ export interface ProtobufCodecOptions {
  * A codec of protobuf-es messages: it writes a message or a plain init
  * object (`MessageInitShape`, as `create` takes) and reads messages.
  */
-export interface ProtobufCodec<Desc extends DescMessage> {
+export interface ProtobufCodec<Desc extends DescMessage>
+  extends
+    Codec<MessageShape<Desc>, MessageShape<Desc> | MessageInitShape<Desc>> {
   /** Serializes a message or an init object. */
   encode(value: MessageShape<Desc> | MessageInitShape<Desc>): Uint8Array;
   /** Parses a message; throws on malformed input. */
@@ -73,7 +75,11 @@ export interface ProtobufCodec<Desc extends DescMessage> {
  * plain init object (`MessageInitShape`).
  */
 export interface ProtobufMessageType<Desc extends DescMessage>
-  extends MessageType<MessageShape<Desc>> {
+  extends
+    MessageType<
+      MessageShape<Desc>,
+      MessageShape<Desc> | MessageInitShape<Desc>
+    > {
   /** The descriptor the type was made from. */
   readonly schema: Desc;
   /** The binary codec (`toBinary`/`fromBinary`). */

@@ -28,16 +28,28 @@ const KINDS: readonly string[] = [
   "bidi",
 ];
 
-/** What {@linkcode defineService} takes for each method. */
-export interface MethodInit<I, O, K extends MethodKind = MethodKind> {
+/**
+ * What {@linkcode defineService} takes for each method. `I` and `O` are
+ * what the message types read (a handler's requests, a client's
+ * responses), `IW` and `OW` what they write (a client's requests, a
+ * handler's responses): wider for protobuf-es types, which write init
+ * objects too.
+ */
+export interface MethodInit<
+  I,
+  O,
+  K extends MethodKind = MethodKind,
+  IW = I,
+  OW = O,
+> {
   /** The method name on the wire. @default {the property name} */
   name?: string;
   /** The kind of method. */
   kind: K;
   /** The request message type. */
-  input: MessageType<I>;
+  input: MessageType<I, IW>;
   /** The response message type. */
-  output: MessageType<O>;
+  output: MessageType<O, OW>;
   /**
    * The method's idempotency: a unary `"no-side-effects"` method is served
    * over Connect GET too, and called with GET by a Connect transport with
@@ -48,16 +60,26 @@ export interface MethodInit<I, O, K extends MethodKind = MethodKind> {
   idempotency?: MethodIdempotency;
 }
 
-/** A method of a {@linkcode ServiceDefinition}. */
-export interface MethodDefinition<I, O, K extends MethodKind = MethodKind> {
+/**
+ * A method of a {@linkcode ServiceDefinition}: `I` and `O` are what its
+ * message types read, `IW` and `OW` what they write (see
+ * {@linkcode MethodInit}).
+ */
+export interface MethodDefinition<
+  I,
+  O,
+  K extends MethodKind = MethodKind,
+  IW = I,
+  OW = O,
+> {
   /** The method name on the wire, such as `incrementalSum`. */
   readonly name: string;
   /** The kind of method. */
   readonly kind: K;
   /** The request message type. */
-  readonly input: MessageType<I>;
+  readonly input: MessageType<I, IW>;
   /** The response message type. */
-  readonly output: MessageType<O>;
+  readonly output: MessageType<O, OW>;
   /** The fully qualified service name. */
   readonly service: string;
   /** The HTTP path: `/` service `/` method. */
@@ -72,8 +94,9 @@ export type AnyMethodInit = MethodInit<any, any, MethodKind>;
 
 /** The methods of a service, by property name. */
 export type MethodDefinitions<M extends Record<string, AnyMethodInit>> = {
-  readonly [K in keyof M]: M[K] extends MethodInit<infer I, infer O, infer T>
-    ? MethodDefinition<I, O, T>
+  readonly [K in keyof M]: M[K] extends
+    MethodInit<infer I, infer O, infer T, infer IW, infer OW>
+    ? MethodDefinition<I, O, T, IW, OW>
     : never;
 };
 

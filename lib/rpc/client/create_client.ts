@@ -86,13 +86,13 @@ export interface ServerStreamingCall<O> extends CallBase, Receiver<O> {}
 
 /** The client function for a method of a given kind. */
 export type ClientMethod<M> = M extends
-  MethodDefinition<infer I, infer O, infer K>
-  ? K extends "unary" ? (input: I, options?: CallOptions) => Promise<O>
+  MethodDefinition<unknown, infer O, infer K, infer IW, unknown>
+  ? K extends "unary" ? (input: IW, options?: CallOptions) => Promise<O>
   : K extends "client-streaming"
-    ? (options?: CallOptions) => ClientStreamingCall<I, O>
+    ? (options?: CallOptions) => ClientStreamingCall<IW, O>
   : K extends "server-streaming"
-    ? (input: I, options?: CallOptions) => ServerStreamingCall<O>
-  : K extends "bidi" ? (options?: CallOptions) => BidiStreamingCall<I, O>
+    ? (input: IW, options?: CallOptions) => ServerStreamingCall<O>
+  : K extends "bidi" ? (options?: CallOptions) => BidiStreamingCall<IW, O>
   : never
   : never;
 

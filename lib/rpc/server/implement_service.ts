@@ -97,11 +97,11 @@ export type BidiHandler<I, O> = (
 
 /** The handler type for a method of a given kind. */
 export type HandlerFor<M> = M extends
-  MethodDefinition<infer I, infer O, infer K>
-  ? K extends "unary" ? UnaryHandler<I, O>
-  : K extends "client-streaming" ? ClientStreamingHandler<I, O>
-  : K extends "server-streaming" ? ServerStreamingHandler<I, O>
-  : K extends "bidi" ? BidiHandler<I, O>
+  MethodDefinition<infer I, unknown, infer K, unknown, infer OW>
+  ? K extends "unary" ? UnaryHandler<I, OW>
+  : K extends "client-streaming" ? ClientStreamingHandler<I, OW>
+  : K extends "server-streaming" ? ServerStreamingHandler<I, OW>
+  : K extends "bidi" ? BidiHandler<I, OW>
   : never
   : never;
 
