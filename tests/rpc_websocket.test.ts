@@ -33,6 +33,7 @@ import {
   BROWSER_AGENT,
   Bytes,
   deadline,
+  runtime,
   startServer,
   withUserAgent,
 } from "./_helpers.ts";
@@ -568,6 +569,13 @@ describe("RPC over WebSocket", () => {
       T,
       "the handler's abort",
     );
+    // The handler is not told the client went: the server closed it (its
+    // reason said "the client closed the WebSocket (code 1001)").
+    const reason = signal.reason as RpcError;
+    assert.equal(reason.code, Code.Canceled);
+    assert.doesNotMatch(reason.message, /client/);
+    assert.match(reason.message, /the WebSocket closed \(code \d+/);
+    if (runtime === "bun") assert.match(reason.message, /shutting down/);
   });
 
   it("a transport's own RpcError keeps its code (a malformed response head is INTERNAL, not UNAVAILABLE)", async () => {

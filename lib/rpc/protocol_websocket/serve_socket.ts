@@ -111,7 +111,11 @@ async function serveCall(
       closed.abort(
         new RpcError(
           Code.Canceled,
-          `Cannot finish call: the client closed the WebSocket (code ${event.code})`,
+          // Closed by either side: the client, or the server shutting
+          // down (Bun's 1001 "Server shutting down"), the reason saying which.
+          `Cannot finish call: the WebSocket closed (code ${event.code}${
+            event.reason ? `: ${event.reason}` : ""
+          })`,
         ),
       );
     }
