@@ -254,8 +254,17 @@ export function websocketDuplex(
   const onError = (event: Event) => {
     const message = (event as ErrorEvent).message;
     if (typeof message === "string" && message) lastError = message;
+    // A connection that failed: the standard's socket is CLOSED by now and
+    // its close event follows. Node 20's (undici 6) stays CONNECTING and
+    // fires no close at all ("Received network error or non-101 status
+    // code."): every read and write of it waited for good.
+    if (socket.readyState === CONNECTING) {
+      onClose(Object.assign(new Event("close"), { code: 1006, reason: "" }));
+    }
   };
   const onClose = (event: Event) => {
+    // Once: a close after the one made up for Node's failed connection.
+    if (closed) return;
     let { code = 1005, reason = "" } = event as CloseEvent;
     // Deno reports a connection dropped without a close frame (after a
     // text message of invalid UTF-8, say) as code 0: 1006, as the

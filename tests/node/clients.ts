@@ -43,6 +43,7 @@ import {
   createGrpcWebTransport,
   createUniversalHandler,
   createUniversalHandlerClient,
+  createWebSocketTransport,
   RpcError,
   type Transport,
 } from "../../lib/rpc/mod.ts";
@@ -816,6 +817,77 @@ describe("Node 20's fetch and a stream body", () => {
           pulled <= atAbort + 65_536,
           `pulled ${pulled} bytes after the abort, from ${atAbort}`,
         );
+      }
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe("Node 20's WebSocket and a connection that fails", () => {
+  // Node 20's WebSocket (undici 6) fires `error` and never `close` when its
+  // connection fails (refused, or an HTTP answer instead of 101), its
+  // readyState left CONNECTING: a websocketDuplex read and a call over
+  // createWebSocketTransport waited for good (a call with a timeout failed
+  // DEADLINE_EXCEEDED instead of UNAVAILABLE).
+  const refusingServer = async () => {
+    const { createServer } = await import("node:http");
+    const server = createServer((_request, response) => {
+      response.writeHead(404).end("no WebSocket here");
+    });
+    await new Promise<void>((ready) =>
+      server.listen(0, "127.0.0.1", () => ready())
+    );
+    return server;
+  };
+
+  it("websocketDuplex fails its read and write with 1006 and the runtime's words", async () => {
+    const server = await refusingServer();
+    const { port } = server.address() as { port: number };
+    try {
+      const stream = websocketDuplex(
+        new WebSocket(`ws://127.0.0.1:${port}/socket`),
+      );
+      await assert.rejects(
+        deadline(stream.readPartial(), T),
+        (error: Error) => {
+          assert.match(error.message, /1006/);
+          assert.match(error.message, /101|network error/);
+          return true;
+        },
+      );
+      await assert.rejects(deadline(stream.write("late"), T), /1006/);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("a call over createWebSocketTransport fails UNAVAILABLE, refused or answered 404", async () => {
+    const server = await refusingServer();
+    const { port } = server.address() as { port: number };
+    // A port nobody listens on: one bound and closed again.
+    const closed = await refusingServer();
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((done) => closed.close(done));
+    try {
+      for (
+        const url of [`ws://127.0.0.1:${port}`, `ws://127.0.0.1:${closedPort}`]
+      ) {
+        const client = createClient(
+          StreamingCalcService,
+          createWebSocketTransport({ baseUrl: url }),
+        );
+        const call = client.sum({ timeoutMs: T });
+        await assert.rejects(deadline(call.receive(), T), (error: RpcError) => {
+          assert.equal(
+            error.code,
+            Code.Unavailable,
+            `${url}: ${error.message}`,
+          );
+          return true;
+        });
       }
     } finally {
       server.closeAllConnections();
