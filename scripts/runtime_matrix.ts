@@ -245,6 +245,7 @@ const ROWS: Row[] = [
       "protobuf_gen.test.ts",
       "protobuf_interop.test.ts",
       "fuzz_protobuf.test.ts",
+      "protobuf_floor.test.ts",
     ],
     workerdNone: "the RPC row's Worker uses the hand-written descriptors",
   },

@@ -5,7 +5,9 @@
  * and message types come from the descriptor; handlers may return plain
  * objects; messages are read and written by protobuf-es (binary, and JSON
  * in the proto3 mapping). This entry point depends on
- * `npm:@bufbuild/protobuf@^2`; the rest of the package has no dependencies.
+ * `npm:@bufbuild/protobuf@^2.12.1` (2.12.1 is the first release that limits
+ * the nesting depth of the messages it reads); the rest of the package has
+ * no dependencies.
  * Like the core, it uses web standards only: it runs in Deno, Bun, Workers
  * and browsers.
  *
