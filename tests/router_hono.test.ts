@@ -6,7 +6,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
+import { compress } from "hono/compress";
 import {
+  createEchoHandler,
   createResumableUploadHandler,
   createUploadHandler,
   HttpError,
@@ -69,6 +71,53 @@ describe("mounted in Hono", () => {
         await call.complete();
         assert.equal(await call.receive(), 55n);
       }
+    });
+  });
+
+  it("behind Hono's compress(), streamed RPC answers of the JSON codec stay streamed: a bidi call in lockstep, and the echo (they carry Cache-Control: no-transform)", async () => {
+    // Under Bun, compress() gzipped a Connect or gRPC-Web stream whose
+    // content type ends in +json through a CompressionStream that flushed
+    // nothing until the call ended: each lockstep call waited to its
+    // deadline (DEADLINE_EXCEEDED).
+    const rpc = createRpcHandler(streamingCalc, { requestPathPrefix: "/rpc" });
+    const echo = createEchoHandler();
+    const hono = new Hono();
+    hono.use(compress());
+    hono.all("/rpc/*", (c) => rpc(c.req.raw));
+    hono.post("/echo", (c) => echo(c.req.raw));
+    await withServer((request) => hono.fetch(request), async (server) => {
+      const baseUrl = new URL("/rpc", server.url).href;
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl, codec: "json" }),
+          createGrpcWebTransport({ baseUrl, codec: "json" }),
+        ]
+      ) {
+        const call = createClient(StreamingCalcService, transport)
+          .incrementalSum({ timeoutMs: 10_000 });
+        let sum = 0n;
+        for (let i = 1n; i <= 3n; i++) {
+          await call.send(i);
+          const { done, value } = await call.receive();
+          assert.equal(done, false);
+          assert.equal(value, sum += i);
+        }
+        assert.match(
+          await call.headers.then((h) => h.get("cache-control") ?? ""),
+          /no-transform/,
+        );
+        await call.complete();
+      }
+      const response = await fetch(new URL("/echo", server.url), {
+        method: "POST",
+        body: "abc",
+        headers: { "accept-encoding": "gzip" },
+      });
+      assert.equal(
+        response.headers.get("cache-control"),
+        "no-store, no-transform",
+      );
+      assert.equal(await response.text(), "abc");
     });
   });
 
