@@ -166,6 +166,69 @@ describe("FrameDecoder", () => {
     assert.equal((await plain.read()).done, true);
   });
 
+  it("ChunkReader's buffer starts at 4 KiB, doubles on full reads up to 64 KiB and halves on reads that fill an eighth of it (a pending read held 64 KiB per idle call)", async () => {
+    // What each pull's BYOB view could take, and what it was given.
+    const offered: number[] = [];
+    let script = [
+      ...Array(6).fill(1 << 20), // bulk: every read fills its buffer
+      ...Array(6).fill(100), // then small messages
+    ];
+    const bytes = new ReadableStream({
+      type: "bytes",
+      pull(controller) {
+        const request = controller.byobRequest!;
+        const view = request.view!;
+        offered.push(view.byteLength);
+        const want = script.shift();
+        if (want === undefined) {
+          controller.close();
+          return request.respond(0);
+        }
+        const n = Math.min(want, view.byteLength);
+        new Uint8Array(view.buffer, view.byteOffset, n).fill(7);
+        request.respond(n);
+      },
+    });
+    const reader = new ChunkReader(bytes);
+    const sizes: number[] = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      sizes.push(value.byteLength);
+    }
+    const K = 1024;
+    assert.deepEqual(offered, [
+      4 * K,
+      8 * K,
+      16 * K,
+      32 * K,
+      64 * K,
+      64 * K, // full reads grow it
+      64 * K,
+      32 * K,
+      16 * K,
+      8 * K,
+      4 * K,
+      4 * K, // small ones shrink it
+      4 * K, // the end
+    ]);
+    assert.deepEqual(sizes, [
+      4 * K,
+      8 * K,
+      16 * K,
+      32 * K,
+      64 * K,
+      64 * K,
+      100,
+      100,
+      100,
+      100,
+      100,
+      100,
+    ]);
+    script = [];
+  });
+
   it("FrameDecoder rejects a length over maxMessageBytes before allocating", () => {
     const decoder = new FrameDecoder({ maxMessageBytes: 4194304 });
     // Only the prefix: length 9000000, no body at all.
