@@ -283,6 +283,7 @@ const ROWS: Row[] = [
       "Server-Sent Events, serving, routers and proxies: `createSseHandler`, `serve`, `serveHttp2` limits, Hono, `X-Accel-Buffering`, URLs and Host headers",
     files: [
       "sse.test.ts",
+      "sse_failures.test.ts",
       "serve.test.ts",
       "faults_serve.test.ts",
       "faults_http2.test.ts",

@@ -34,9 +34,11 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
    */
   maxRetryDelayMs?: number;
   /**
-   * How many connection attempts may fail in a row (network errors, and
-   * `429`, `502`, `503` or `504` answers) before the stream errors. A
-   * connection that delivers an event resets the count.
+   * How many connection attempts may fail in a row before the stream
+   * errors: network errors, `429`, `502`, `503` or `504` answers, and
+   * connections that end or drop before an event (a server that fails
+   * right after its head, or closes a quiet feed). A connection that
+   * delivers an event resets the count.
    *
    * @default {Infinity}
    */
@@ -151,9 +153,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * - A `429`, `502`, `503` or `504` answer (a rate limit, a proxy without its
  *   server, a server at capacity or shutting down) counts as a failed
  *   connection, and the next attempt waits at least its `Retry-After` (up to
- *   `maxRetryDelayMs`), where `EventSource` fails for good. After more than
- *   `maxRetries` failures in a row the stream errors with a `TypeError`
- *   whose `cause` is the last failure.
+ *   `maxRetryDelayMs`), where `EventSource` fails for good. A connection
+ *   that ends or drops before an event (a `200` whose body fails at once)
+ *   counts as a failed one too. After more than `maxRetries` failures in
+ *   a row the stream errors with a `TypeError` whose `cause` is the last
+ *   failure; an event resets the count.
  * - In a page, a reconnection to another origin carries `Last-Event-ID`,
  *   which needs a CORS preflight allowing it (`EventSource`'s reconnections
  *   need none). When one fails, a `HEAD` without the header (no preflight)
@@ -245,12 +249,15 @@ export function fetchEventStream(
   else signal?.addEventListener("abort", onAbort, { once: true });
   const done = () => signal?.removeEventListener("abort", onAbort);
 
-  // Network errors in a row (for maxRetries), and attempts in a row that
-  // brought no event, failed or not, the one under way included (for the
-  // delay); an event resets both.
+  // Failed attempts in a row (for maxRetries: network errors, refusals,
+  // connections that ended before an event), and attempts in a row that
+  // brought no event, the one under way included (for the delay); an event
+  // resets both.
   let failures = 0;
   let fruitless = 0;
   let connected = false;
+  /** Whether the connection being read has delivered an event. */
+  let delivered = false;
   /** The last refusal's `Retry-After`, for the next attempt's delay. */
   let retryAfter: number | undefined;
   // The connection's body and parser; the events its last chunk completed,
@@ -413,11 +420,16 @@ export function fetchEventStream(
             }, not text/event-stream`,
         );
       }
-      if (!response.body) continue;
+      if (!response.body) {
+        const ended = "the response ended before any event";
+        countFailure(new TypeError(`Cannot ${what}: ${ended}`), ended);
+        continue;
+      }
       // The id carries over: a connection that dispatches nothing (ends at
       // once) must not make the next one start from the beginning.
       parser = createSseParser({ ...decoderOptions, lastEventId });
       body = response.body.getReader();
+      delivered = false;
       return "open";
     }
   }
@@ -430,6 +442,7 @@ export function fetchEventStream(
             const event = events[next++];
             failures = 0;
             fruitless = 0;
+            delivered = true;
             controller.enqueue(event);
             return;
           }
@@ -441,10 +454,13 @@ export function fetchEventStream(
             }
           }
           let result: ReadableStreamReadResult<Uint8Array>;
+          // The read's failure, where the connection dropped.
+          let dropped: { error: unknown } | undefined;
           try {
             result = await body!.read();
-          } catch {
+          } catch (error) {
             if (stop.signal.aborted) throw abortReason(stop.signal);
+            dropped = { error };
             result = { done: true, value: undefined };
           }
           if (result.done) {
@@ -455,6 +471,21 @@ export function fetchEventStream(
             }
             lastEventId = parser!.lastEventId;
             body = parser = undefined;
+            if (!delivered) {
+              // A failed attempt too, or a server that answers 200 and then
+              // fails before its first event was asked again for ever.
+              const ended = dropped === undefined
+                ? "the response ended before any event"
+                : `the response failed before any event: ${
+                  failureOf(dropped.error)
+                }`;
+              countFailure(
+                dropped === undefined
+                  ? new TypeError(`Cannot ${what}: ${ended}`)
+                  : dropped.error,
+                ended,
+              );
+            }
             continue;
           }
           // Over a limit: a RangeError, and no reconnection.

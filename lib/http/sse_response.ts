@@ -1,6 +1,6 @@
 import { markUnbuffered } from "./_unbuffered.ts";
 import { fromUtf8Header } from "./_utf8_header.ts";
-import { refuseMethod } from "./_client_error.ts";
+import { isClientError, refuseMethod } from "./_client_error.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument, checkHeadersOption } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
@@ -85,11 +85,25 @@ function toStream(
   }
   return new ReadableStream<SseEvent>({
     async pull(controller) {
-      const next = stopped
-        ? { done: true as const }
-        : reader
-        ? await reader.read()
-        : await iterator!.next();
+      let next: IteratorResult<SseEvent> | ReadableStreamReadResult<SseEvent>;
+      try {
+        next = stopped
+          ? { done: true as const, value: undefined }
+          : reader
+          ? await reader.read()
+          : await iterator!.next();
+      } catch (error) {
+        // Any other failure cuts the response (the runtime reports it).
+        if (!isClientError(error)) throw error;
+        // A refusal after the head, which can no longer carry its status
+        // (an auth check at the top of a generator runs at the first read):
+        // said in a comment, the stream ended, nothing logged, as serve
+        // answers a 4xx. Cut, Bun logged its stack and Deno's onError saw
+        // a body error.
+        controller.enqueue({ comment: `${error.status} ${error.message}` });
+        controller.close();
+        return;
+      }
       if (next.done) controller.close();
       else controller.enqueue(next.value);
     },
@@ -136,6 +150,14 @@ function encode(
  * generator's `finally` runs), except in Workers, where workerd does not
  * cancel the body: use {@linkcode createSseHandler} there, with the
  * `enable_request_signal` compatibility flag.
+ *
+ * The `200` head goes out before the source is first read, so a source that
+ * fails can no longer change the status: an `HttpError` of status 400-499
+ * (a refusal) ends the stream with a comment line carrying its status and
+ * message (`: 401 Cannot stream: unauthorized`), logged nowhere; any other
+ * error cuts the response (the client sees a dropped connection) and the
+ * runtime reports it (`serve`'s `onError`, `Deno.serve`'s, or Bun's log).
+ * Clients reconnect after either: refuse before the response is made.
  *
  * @param source The events: a stream, an async iterable (such as an async
  *   generator) or an iterable (such as an array).
@@ -192,7 +214,12 @@ export type SseHandler = (
  * request with {@linkcode sseResponse} over the events the handler produces,
  * and passes it the client's `Last-Event-ID`, so that a reconnecting client
  * can be sent what it missed. A handler that throws an `HttpError` (or
- * anything with `getResponse()`) answers with that response. `GET` and
+ * anything with `getResponse()`) answers with that response, but only
+ * before it returns its source: a generator's body runs at the first read,
+ * after the `200` head has gone out. Check the request (authentication, its
+ * parameters) in the handler itself, then return the generator, as in the
+ * example; thrown from the source, an `HttpError` of 400-499 only ends the
+ * stream, and anything else cuts it (see {@linkcode sseResponse}). `GET` and
  * `POST` get the events; `HEAD` gets the headers alone (the handler is
  * called, but its source is closed unstarted); `OPTIONS` (a CORS
  * preflight) gets `204` and any other method `405`, both with
@@ -205,15 +232,21 @@ export type SseHandler = (
  *   a Worker or a router.
  * @throws {TypeError} When `handler` is not a function.
  *
- * @example Resume from the client's last event
+ * @example Refuse a request, or resume from the client's last event
  * ```ts ignore
- * import { createSseHandler } from "@sluice/streams/http";
+ * import { createSseHandler, HttpError } from "@sluice/streams/http";
  *
  * const log = ["a", "b", "c"];
- * Deno.serve(createSseHandler(async function* (_request, { lastEventId }) {
- *   for (let i = lastEventId ? Number(lastEventId) + 1 : 0; i < log.length; i++) {
- *     yield { id: String(i), data: log[i] };
+ * Deno.serve(createSseHandler((request, { lastEventId }) => {
+ *   // Here, before the head: a 401. In the generator it would come too late.
+ *   if (request.headers.get("authorization") !== "Bearer secret") {
+ *     throw new HttpError(401, "Cannot stream: unauthorized");
  *   }
+ *   return (async function* () {
+ *     for (let i = lastEventId ? Number(lastEventId) + 1 : 0; i < log.length; i++) {
+ *       yield { id: String(i), data: log[i] };
+ *     }
+ *   })();
  * }));
  * ```
  */

@@ -1,0 +1,225 @@
+// Server-Sent Events that fail: a source that throws after the 200 head
+// (sseResponse, createSseHandler), and fetchEventStream against connections
+// that answer 200 and then end or drop before any event.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createSseHandler,
+  fetchEventStream,
+  HttpError,
+  type SseEvent,
+  sseResponse,
+} from "../lib/http/mod.ts";
+import { deadline, withServer } from "./_helpers.ts";
+
+const T = 20_000;
+
+/** A feed's response, its body given. */
+function eventStream(body: BodyInit | null): Response {
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream" },
+  });
+}
+
+/** A body that fails at its first read: a connection dropped after its head. */
+function dropped(): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.error(new TypeError("connection reset"));
+    },
+  });
+}
+
+describe("fetchEventStream and connections that bring no event", () => {
+  it("fetchEventStream counts a connection that ends or drops before an event against maxRetries, an event resetting the count and Last-Event-ID kept (it reconnected for ever)", async () => {
+    const stop = new AbortController();
+    const sent: (string | null)[] = [];
+    const answers: (() => Response)[] = [
+      () => eventStream("id: 1\ndata: one\n\n"),
+      () => eventStream(dropped()),
+      () => eventStream(""),
+      () => eventStream("id: 2\ndata: two\n\n"),
+      () => eventStream(dropped()),
+      () => eventStream(": only a keep-alive\n\n"),
+      () => eventStream(dropped()),
+    ];
+    const feed = ((_input: unknown, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers).get("last-event-id"));
+      // Bounded: without the count, this server is asked again for ever.
+      if (sent.length > 20) stop.abort(new Error("reconnected for ever"));
+      return Promise.resolve((answers.shift() ?? (() => eventStream("")))());
+    }) as typeof fetch;
+    const events: string[] = [];
+    const error = await deadline(
+      (async () => {
+        for await (
+          const message of fetchEventStream("http://feed/", {
+            fetch: feed,
+            signal: stop.signal,
+            retryDelayMs: 0,
+            maxRetryDelayMs: 1,
+            maxRetries: 2,
+          })
+        ) events.push(message.data);
+      })().then(() => undefined, (e) => e),
+      T,
+      "the feed's end",
+    );
+    assert.ok(error instanceof TypeError, String(error));
+    assert.equal(
+      error.message,
+      "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2), the last: the response failed before any event: connection reset",
+    );
+    assert.equal((error.cause as Error).message, "connection reset");
+    assert.deepEqual(events, ["one", "two"]);
+    // Each reconnection resumes from the last event delivered.
+    assert.deepEqual(sent, [null, "1", "1", "1", "2", "2", "2"]);
+  });
+
+  it("fetchEventStream counts a 200 without a body, or one that ends at once, naming it", async () => {
+    let calls = 0;
+    const stop = new AbortController();
+    const feed = (() => {
+      if (++calls > 20) stop.abort(new Error("reconnected for ever"));
+      return Promise.resolve(eventStream(calls % 2 === 0 ? "" : null));
+    }) as typeof fetch;
+    const error = await deadline(
+      Array.fromAsync(
+        fetchEventStream("http://feed/", {
+          fetch: feed,
+          signal: stop.signal,
+          retryDelayMs: 0,
+          maxRetryDelayMs: 1,
+          maxRetries: 1,
+        }),
+      ).then(() => undefined, (e) => e),
+      T,
+      "the feed's end",
+    );
+    assert.ok(error instanceof TypeError, String(error));
+    assert.equal(
+      error.message,
+      "Cannot read event stream: 2 connection attempts failed in a row (maxRetries 1), the last: the response ended before any event",
+    );
+    assert.equal(calls, 2);
+  });
+
+  it("fetchEventStream gives up after maxRetries on a server whose generator refuses after the 200 head (it reconnected for ever under Deno)", async () => {
+    let runs = 0;
+    const stop = new AbortController();
+    const handler = createSseHandler(async function* (request) {
+      // Bounded: without the count, the client comes back for ever.
+      if (++runs > 20) stop.abort(new Error("reconnected for ever"));
+      // A check at the top of a generator: it runs after the head.
+      if (request.headers.get("authorization") !== "Bearer secret") {
+        throw new HttpError(401, "Cannot stream: unauthorized");
+      }
+      yield { data: "secret" };
+    }, { keepAliveMs: 0 });
+    await withServer(handler, async (server) => {
+      const error = await deadline(
+        Array.fromAsync(
+          fetchEventStream(server.url, {
+            signal: stop.signal,
+            retryDelayMs: 0,
+            maxRetryDelayMs: 1,
+            maxRetries: 3,
+          }),
+        ).then(() => undefined, (e) => e),
+        T,
+        "the feed's end",
+      );
+      assert.ok(error instanceof TypeError, String(error));
+      assert.match(
+        error.message,
+        /^Cannot read event stream: 4 connection attempts failed in a row \(maxRetries 3\), the last: /,
+      );
+      assert.equal(runs, 4);
+    });
+  });
+});
+
+describe("sseResponse and createSseHandler with a source that fails after the head", () => {
+  it("createSseHandler answers an HttpError thrown before the handler returns its generator with its response", async () => {
+    const handler = createSseHandler((request) => {
+      if (request.headers.get("authorization") !== "Bearer secret") {
+        throw new HttpError(401, "Cannot stream: unauthorized");
+      }
+      return (async function* () {
+        yield { data: "secret" };
+      })();
+    }, { keepAliveMs: 0 });
+    const refused = await handler(new Request("http://x/feed"));
+    assert.equal(refused.status, 401);
+    assert.equal(await refused.text(), "Cannot stream: unauthorized");
+    const served = await handler(
+      new Request("http://x/feed", {
+        headers: { authorization: "Bearer secret" },
+      }),
+    );
+    assert.equal(served.status, 200);
+    assert.equal(await served.text(), "data: secret\n\n");
+  });
+
+  it("createSseHandler ends the stream with a comment when its generator throws an HttpError 400-499 after the head (the body failed)", async () => {
+    const handler = createSseHandler(async function* () {
+      yield { id: "1", data: "one" };
+      throw new HttpError(401, "Cannot stream: unauthorized");
+    }, { keepAliveMs: 0 });
+    const response = await handler(new Request("http://x/feed"));
+    assert.equal(response.status, 200);
+    assert.equal(
+      await response.text(),
+      "id: 1\ndata: one\n\n: 401 Cannot stream: unauthorized\n\n",
+    );
+  });
+
+  it("sseResponse ends the stream with a comment when a ReadableStream source errors with an HttpError 400-499, a message of several lines in several comments", async () => {
+    const source = new ReadableStream<SseEvent>({
+      pull(controller) {
+        controller.error(new HttpError(403, "Cannot stream:\nforbidden"));
+      },
+    });
+    const response = sseResponse(source, { keepAliveMs: 0 });
+    assert.equal(
+      await response.text(),
+      ": 403 Cannot stream:\n: forbidden\n\n",
+    );
+  });
+
+  it("sseResponse still cuts the response on any other error, an HttpError of 500 included", async () => {
+    for (
+      const failure of [
+        new Error("database down"),
+        new HttpError(503, "Cannot stream: overloaded"),
+      ]
+    ) {
+      const response = sseResponse(
+        (async function* () {
+          yield { data: "one" };
+          throw failure;
+        })(),
+        { keepAliveMs: 0 },
+      );
+      await assert.rejects(response.text(), (error) => error === failure);
+    }
+  });
+
+  it("createSseHandler's refusal after the head reaches a real client as a complete body, not a broken one (Deno: error reading a body; Bun: ECONNRESET)", async () => {
+    const handler = createSseHandler(async function* (request) {
+      if (request.headers.get("authorization") !== "Bearer secret") {
+        throw new HttpError(401, "Cannot stream: unauthorized");
+      }
+      yield { data: "secret" };
+    }, { keepAliveMs: 0 });
+    await withServer(handler, async (server) => {
+      const response = await deadline(fetch(server.url), T, "the head");
+      assert.equal(response.status, 200);
+      assert.equal(
+        await deadline(response.text(), T, "the body"),
+        ": 401 Cannot stream: unauthorized\n\n",
+      );
+    });
+  });
+});
