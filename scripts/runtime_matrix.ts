@@ -269,6 +269,7 @@ const ROWS: Row[] = [
     files: [
       "resumable_client.test.ts",
       "resumable_handler.test.ts",
+      "resumable_failures.test.ts",
       "resumable_interop.test.ts",
       "resumable_kill.test.ts",
       "resumable_workers.test.ts",

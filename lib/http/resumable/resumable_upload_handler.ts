@@ -118,11 +118,32 @@ export interface ResumableUploadHandlerOptions extends
    * @default {undefined}
    */
   hasher?: ReceiveBodyOptions["hasher"];
-  /** Called once an upload is complete and its object published. */
+  /**
+   * Called once an upload is complete and its object published. What it
+   * throws is the answer (an `HttpError`'s own; any other error is thrown
+   * on, to the server), and the upload stays complete.
+   */
   onComplete?: (
     upload: CompletedResumableUpload,
     request: Request,
   ) => void | Promise<void>;
+  /**
+   * Called with the error of a request the handler answers with a status of
+   * 500 or more: a store that failed (a full disk while appending, a
+   * completion the store could not publish), an `onComplete` that threw an
+   * `HttpError` of that kind. The client gets only the status and a message
+   * without the server's details; the cause (the file system's error, its
+   * path) is in the error. The default logs it with `console.error`; 4xx
+   * answers, the client's side, are not passed, and an error that is not an
+   * `HttpError` is thrown on, for the server to log and answer.
+   *
+   * @default {console.error}
+   */
+  onError?: (error: unknown) => void;
+}
+
+function defaultOnError(error: unknown): void {
+  console.error("sluice: resumable upload failed:", error);
 }
 
 const EXPIRES_IN_MS = 86_400_000;
@@ -198,6 +219,7 @@ export function createResumableUploadHandler(
     maxMetadataBytes = 4096,
     hasher,
     onComplete,
+    onError = defaultOnError,
     ...limits
   } = options;
   if (typeof store?.create !== "function") {
@@ -221,6 +243,7 @@ export function createResumableUploadHandler(
   }
   checkFunction("create resumable upload handler", "hasher", hasher);
   checkFunction("create resumable upload handler", "onComplete", onComplete);
+  checkFunction("create resumable upload handler", "onError", onError);
   // Once, here: each request passed them on and failed with them (the
   // upload stored, then the request refused).
   checkReceiveOptions("create resumable upload handler", limits);
@@ -295,20 +318,26 @@ export function createResumableUploadHandler(
   }
 
   /**
-   * Runs the body of the request that creates `upload`; if it fails (a
-   * dropped connection, a body past its length, a bad checksum, a complete
-   * body short of its length), the upload is discarded: the failure's answer carries no Location, so its
-   * client could never resume it (the draft's 104 interim response, which
-   * would have told it, cannot be sent from a fetch handler).
+   * Runs the body of the request that creates `upload`, and its
+   * publication when that request completes it; if either fails (a dropped
+   * connection, a body past its length, a bad checksum, a complete body
+   * short of its length, a store that cannot publish it), the upload is
+   * discarded: the failure's answer carries no Location, so its client
+   * could never resume it (the draft's 104 interim response, which would
+   * have told it, cannot be sent from a fetch handler).
    */
-  async function receiveOrDiscard(
+  async function receiveOrDiscard<T>(
     upload: ResumableUpload,
-    receive: () => Promise<void>,
-  ): Promise<void> {
+    receive: () => Promise<T>,
+  ): Promise<T> {
     try {
-      await receive();
+      return await receive();
     } catch (error) {
-      await discard(upload.id).catch(() => {});
+      // Its reservation goes even if the store cannot delete it: no client
+      // can come back to it (what the store keeps of it then stays until
+      // it expires, if it does). The answer is the first failure's.
+      await store.delete(upload.id).catch(() => {});
+      release(upload.id);
       throw error;
     }
   }
@@ -592,16 +621,22 @@ export function createResumableUploadHandler(
     upload.length = upload.offset;
   }
 
-  /** Verifies a fully received upload and publishes it. */
-  async function finish(
+  /**
+   * Verifies a fully received upload and publishes it. A store that fails
+   * to publish it is a 500; the upload stays as it was, every byte stored,
+   * for a later request to complete.
+   */
+  async function publish(
     upload: ResumableUpload,
-    request: Request,
   ): Promise<CompletedResumableUpload> {
     const { id, offset } = upload;
     let sha256: Uint8Array | undefined;
     let late = false;
     if (hasher) {
       const run = running.get(id);
+      // A hasher gives its digest once: a completion tried again (after a
+      // store that failed to publish) hashes the stored bytes.
+      running.delete(id);
       sha256 = run && run.offset === offset
         ? run.hasher.digest()
         : await store.digest?.(id);
@@ -621,7 +656,16 @@ export function createResumableUploadHandler(
         else late = true;
       }
     }
-    await store.complete(id);
+    try {
+      await store.complete(id);
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      throw new HttpError(
+        500,
+        "Cannot complete upload: the store failed to publish it",
+        { cause: error },
+      );
+    }
     if (late) {
       const stream = await store.read(id);
       if (!stream) {
@@ -636,6 +680,15 @@ export function createResumableUploadHandler(
     const done: CompletedResumableUpload = { id, bytes: offset };
     if (sha256) done.sha256 = sha256;
     if (upload.metadata !== undefined) done.metadata = upload.metadata;
+    return done;
+  }
+
+  /** Publishes a fully received upload and tells `onComplete`. */
+  async function finish(
+    upload: ResumableUpload,
+    request: Request,
+  ): Promise<CompletedResumableUpload> {
+    const done = await publish(upload);
     await onComplete?.(done, request);
     return done;
   }
@@ -726,20 +779,21 @@ export function createResumableUploadHandler(
       );
       const location = `${locationPrefix}/${upload.id}`;
       return await locked(upload.id, async (signal) => {
-        await receiveOrDiscard(upload, async () => {
+        const done = await receiveOrDiscard(upload, async () => {
           upload.offset = await append(upload, request, signal);
+          if (!complete) return undefined;
           if (
-            complete && upload.length !== undefined &&
-            upload.offset !== upload.length
+            upload.length !== undefined && upload.offset !== upload.length
           ) {
             // Complete, yet shorter than its declared length: refused, and
             // so not kept either.
             throw inconsistent(upload.length, upload.offset);
           }
-        });
-        if (complete) {
           await settleLength(upload);
-          const done = await finish(upload, request);
+          return await publish(upload);
+        });
+        if (done) {
+          await onComplete?.(done, request);
           return completed(done, 201, location);
         }
         return new Response(null, {
@@ -948,20 +1002,26 @@ export function createResumableUploadHandler(
       if (type === OFFSET_OCTET_STREAM) {
         // creation-with-upload
         await locked(upload.id, async (signal) => {
-          await receiveOrDiscard(upload, async () => {
+          const done = await receiveOrDiscard(upload, async () => {
             upload.offset = await append(
               upload,
               request,
               signal,
               tusChecksum(request),
             );
+            return upload.length === upload.offset
+              ? await publish(upload)
+              : undefined;
           });
-          if (upload.length === upload.offset) await finish(upload, request);
+          if (done) await onComplete?.(done, request);
         });
         headers.set("upload-offset", String(upload.offset));
       } else if (upload.length === 0) {
         // Nothing to send: tus clients send no PATCH for an empty file.
-        await locked(upload.id, () => finish(upload, request));
+        await locked(upload.id, async () => {
+          const done = await receiveOrDiscard(upload, () => publish(upload));
+          await onComplete?.(done, request);
+        });
         headers.delete("upload-expires");
       }
       return new Response(null, { status: 201, headers });
@@ -1200,6 +1260,7 @@ export function createResumableUploadHandler(
       return response;
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
+      if (error.status >= 500) onError(error);
       // A refused append's body is not wanted: cancelling it lets the
       // server drop the connection instead of draining a whole chunk (a
       // client re-sending a cut request learns of the 409 at once).

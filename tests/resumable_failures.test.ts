@@ -1,0 +1,456 @@
+// createResumableUploadHandler over a store that fails: a completion the
+// store cannot publish (a creation keeps nothing and frees its reservation;
+// a PATCH keeps the upload, which the next completion publishes), on the
+// file store and on the Workers store (fakes of Durable Objects and R2),
+// and onError, told of every 5xx answer the handler gives.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import {
+  type CompletedResumableUpload,
+  createResumableUploadHandler,
+  HttpError,
+  type ResumableStore,
+} from "../lib/http/mod.ts";
+import {
+  createHasher,
+  createResumableFileStore,
+  type ResumableFileStore,
+} from "../lib/runtime/fs.ts";
+import {
+  createResumableUploadObject,
+  createResumableWorkersStore,
+} from "../lib/runtime/workers.ts";
+import { FakeNamespace } from "./_do_fake.ts";
+import { FakeR2Bucket } from "./_r2_fake.ts";
+import {
+  captureConsole,
+  fileStoreUploadIds,
+  makeTempDir,
+  randomBytes,
+  removeDir,
+  sha256Base64,
+} from "./_helpers.ts";
+
+const BASE = "http://localhost/uploads";
+const TUS = "1.0.0";
+
+function req(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: BodyInit,
+): Request {
+  return new Request(new URL(path, BASE), { method, headers, body });
+}
+
+/**
+ * `store` whose `complete` fails (an EIO on the final rename) while
+ * `failures` is above 0, one failure a call.
+ */
+function failingComplete(store: ResumableStore) {
+  const state = { failures: 0 };
+  const wrapped: ResumableStore = Object.create(store);
+  wrapped.complete = (id) => {
+    if (state.failures > 0) {
+      state.failures--;
+      return Promise.reject(
+        Object.assign(new Error("EIO: i/o error, rename '/srv/uploads/x'"), {
+          code: "EIO",
+        }),
+      );
+    }
+    return store.complete(id);
+  };
+  return { store: wrapped, state };
+}
+
+/**
+ * A handler over `store` whose completions fail on demand, recording what
+ * `onComplete` and `onError` are told.
+ */
+function failingHandler(store: ResumableStore) {
+  const { store: wrapped, state } = failingComplete(store);
+  const done: CompletedResumableUpload[] = [];
+  const errors: unknown[] = [];
+  const handler = createResumableUploadHandler({
+    store: wrapped,
+    hasher: createHasher,
+    maxBytes: 1000,
+    // Room for one upload of 600 bytes: a reservation left behind refuses
+    // the next creation (413).
+    maxTotalBytes: 1000,
+    // Never: an upload left behind keeps its reservation for good.
+    expiresInMs: 0,
+    onComplete: (upload) => void done.push(upload),
+    onError: (error) => void errors.push(error),
+  });
+  return { handler, state, done, errors };
+}
+
+/** That `error` is the 500 of a failed publication, the store's cause in it. */
+function assertPublishFailed(error: unknown): void {
+  assert.ok(error instanceof HttpError, String(error));
+  assert.equal(error.status, 500);
+  assert.equal(
+    error.message,
+    "Cannot complete upload: the store failed to publish it",
+  );
+  assert.ok(error.cause instanceof Error);
+}
+
+let dir: string;
+let fileStore: ResumableFileStore;
+
+before(async () => {
+  dir = await makeTempDir("resumable-failures-");
+  fileStore = createResumableFileStore(dir);
+});
+
+after(async () => {
+  await removeDir(dir);
+});
+
+describe("createResumableUploadHandler when the store fails to publish an upload", () => {
+  it("keeps nothing of an IETF creation it completes and frees its reservation: 500 without Location", async () => {
+    // Before, the handler threw the store's error (500 from the server,
+    // no Location), the upload's files stayed, and its 600 bytes stayed
+    // reserved: the next creation got 413 ("would exceed maxTotalBytes").
+    const { handler, state, done, errors } = failingHandler(fileStore);
+    const body = randomBytes(600);
+    const create = () =>
+      handler(
+        req("POST", "/uploads", {
+          "upload-complete": "?1",
+          "upload-length": "600",
+        }, body),
+      );
+    const kept = await fileStoreUploadIds(dir);
+    state.failures = 1;
+    const failed = await create();
+    assert.equal(failed.status, 500);
+    assert.equal(
+      await failed.text(),
+      "Cannot complete upload: the store failed to publish it",
+    );
+    assert.equal(failed.headers.get("location"), null);
+    assert.deepEqual(await fileStoreUploadIds(dir), kept);
+    assert.equal(done.length, 0);
+    assert.equal(errors.length, 1);
+    assertPublishFailed(errors[0]);
+
+    const healthy = await create();
+    assert.equal(healthy.status, 201, await healthy.clone().text());
+    const id = healthy.headers.get("location")!.split("/").pop()!;
+    assert.deepEqual(
+      new Uint8Array(await readFile(fileStore.path(id))),
+      body,
+    );
+    assert.equal(done.length, 1);
+  });
+
+  it("keeps nothing of a tus creation-with-upload it completes, nor of an empty tus upload, and frees the reservation", async () => {
+    const { handler, state, done, errors } = failingHandler(fileStore);
+    const body = randomBytes(600);
+    const withUpload = () =>
+      handler(
+        req("POST", "/uploads", {
+          "tus-resumable": TUS,
+          "upload-length": "600",
+          "content-type": "application/offset+octet-stream",
+        }, body),
+      );
+    const empty = () =>
+      handler(
+        req("POST", "/uploads", {
+          "tus-resumable": TUS,
+          "upload-length": "0",
+        }),
+      );
+    for (const create of [withUpload, empty]) {
+      const kept = await fileStoreUploadIds(dir);
+      state.failures = 1;
+      const failed = await create();
+      assert.equal(failed.status, 500);
+      assert.equal(failed.headers.get("tus-resumable"), TUS);
+      assert.equal(failed.headers.get("location"), null);
+      assert.deepEqual(await fileStoreUploadIds(dir), kept);
+    }
+    assert.equal(done.length, 0);
+    assert.equal(errors.length, 2);
+    for (const error of errors) assertPublishFailed(error);
+
+    for (const create of [withUpload, empty]) {
+      const healthy = await create();
+      assert.equal(healthy.status, 201);
+      assert.ok(healthy.headers.get("location"));
+    }
+    assert.deepEqual(done.map((upload) => upload.bytes), [600, 0]);
+  });
+
+  it("keeps an upload whose completing IETF PATCH it fails: 500, every byte kept, and the next completion publishes it with its SHA-256", async () => {
+    // Before, the handler threw the store's error; and the retry could not
+    // complete it: the running SHA-256 had given its digest already.
+    const { handler, state, done, errors } = failingHandler(fileStore);
+    const body = randomBytes(600);
+    const created = await handler(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "600",
+      }),
+    );
+    assert.equal(created.status, 201);
+    const location = created.headers.get("location")!;
+    const patch = (offset: number, bytes: Uint8Array) =>
+      handler(
+        req("PATCH", location, {
+          "content-type": "application/partial-upload",
+          "upload-offset": String(offset),
+          "upload-complete": "?1",
+        }, bytes as Uint8Array<ArrayBuffer>),
+      );
+    state.failures = 1;
+    const failed = await patch(0, body);
+    assert.equal(failed.status, 500);
+    assert.equal(
+      await failed.text(),
+      "Cannot complete upload: the store failed to publish it",
+    );
+    assert.equal(errors.length, 1);
+    assertPublishFailed(errors[0]);
+    assert.equal(done.length, 0);
+
+    // What resumableUpload does after a 5xx: ask for the offset, then
+    // complete at it.
+    const head = await handler(req("HEAD", location));
+    assert.equal(head.status, 204);
+    assert.equal(head.headers.get("upload-offset"), "600");
+    assert.equal(head.headers.get("upload-complete"), "?0");
+    const completed = await patch(600, new Uint8Array(0));
+    assert.equal(completed.status, 200, await completed.clone().text());
+    assert.equal(
+      completed.headers.get("repr-digest"),
+      `sha-256=:${sha256Base64(body)}:`,
+    );
+    const id = location.split("/").pop()!;
+    assert.deepEqual(
+      new Uint8Array(await readFile(fileStore.path(id))),
+      body,
+    );
+    assert.equal(done.length, 1);
+    assert.equal(errors.length, 1);
+  });
+
+  it("keeps an upload whose completing tus PATCH it fails: 500, and the HEAD that finds it whole publishes it", async () => {
+    const { handler, state, done, errors } = failingHandler(fileStore);
+    const body = randomBytes(600);
+    const created = await handler(
+      req("POST", "/uploads", { "tus-resumable": TUS, "upload-length": "600" }),
+    );
+    assert.equal(created.status, 201);
+    const location = created.headers.get("location")!;
+    state.failures = 1;
+    const failed = await handler(
+      req("PATCH", location, {
+        "tus-resumable": TUS,
+        "content-type": "application/offset+octet-stream",
+        "upload-offset": "0",
+      }, body),
+    );
+    assert.equal(failed.status, 500);
+    assert.equal(errors.length, 1);
+    assertPublishFailed(errors[0]);
+
+    const head = await handler(
+      req("HEAD", location, { "tus-resumable": TUS }),
+    );
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("upload-offset"), "600");
+    assert.equal(head.headers.get("upload-expires"), null);
+    const id = location.split("/").pop()!;
+    assert.deepEqual(
+      new Uint8Array(await readFile(fileStore.path(id))),
+      body,
+    );
+    assert.equal(done.length, 1);
+    assert.equal(
+      btoa(String.fromCharCode(...done[0].sha256!)),
+      sha256Base64(body),
+    );
+  });
+
+  it("on the Workers store too: a creation whose R2 put fails leaves no object, no state and no reservation; a failed PATCH's upload completes on the next try", async () => {
+    const bucket = new FakeR2Bucket();
+    const namespace = new FakeNamespace(
+      createResumableUploadObject({ bucket: () => bucket }),
+      {},
+    );
+    const { handler, done, errors } = failingHandler(
+      createResumableWorkersStore(namespace),
+    );
+    const body = randomBytes(600);
+    const create = () =>
+      handler(
+        req("POST", "/uploads", {
+          "upload-complete": "?1",
+          "upload-length": "600",
+        }, body),
+      );
+    bucket.failOn("put");
+    const failed = await create();
+    assert.equal(failed.status, 500);
+    assert.equal(failed.headers.get("location"), null);
+    assert.equal(bucket.objects.size, 0);
+    assert.deepEqual(
+      [...namespace.storages.values()].map((storage) => storage.values.size),
+      [0],
+    );
+    assert.equal(errors.length, 1);
+    assert.ok(errors[0] instanceof HttpError && errors[0].status === 500);
+
+    const healthy = await create();
+    assert.equal(healthy.status, 201, await healthy.clone().text());
+    assert.equal(bucket.objects.size, 1);
+
+    const created = await handler(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "600",
+      }),
+    );
+    assert.equal(created.status, 201);
+    const location = created.headers.get("location")!;
+    const patch = (offset: number, bytes: Uint8Array) =>
+      handler(
+        req("PATCH", location, {
+          "content-type": "application/partial-upload",
+          "upload-offset": String(offset),
+          "upload-complete": "?1",
+        }, bytes as Uint8Array<ArrayBuffer>),
+      );
+    bucket.failOn("put");
+    assert.equal((await patch(0, body)).status, 500);
+    assert.equal(errors.length, 2);
+    const completed = await patch(600, new Uint8Array(0));
+    assert.equal(completed.status, 200, await completed.clone().text());
+    assert.equal(
+      completed.headers.get("repr-digest"),
+      `sha-256=:${sha256Base64(body)}:`,
+    );
+    assert.equal(bucket.objects.size, 2);
+    assert.equal(done.length, 2);
+  });
+});
+
+/**
+ * `store` whose appends fail once they have written 100 bytes, as on a
+ * full disk.
+ */
+function fullDisk(store: ResumableStore): ResumableStore {
+  const wrapped: ResumableStore = Object.create(store);
+  wrapped.append = async (id, offset, options) => {
+    const writer = (await store.append(id, offset, options)).getWriter();
+    let written = 0;
+    return new WritableStream<Uint8Array>({
+      async write(chunk) {
+        written += chunk.byteLength;
+        if (written > 100) {
+          throw Object.assign(
+            new Error("ENOSPC: no space left on device, write"),
+            { code: "ENOSPC" },
+          );
+        }
+        await writer.write(chunk);
+      },
+      close: () => writer.close(),
+      abort: (reason) => writer.abort(reason),
+    });
+  };
+  return wrapped;
+}
+
+describe("createResumableUploadHandler's onError", () => {
+  it("is told of a 5xx answer (a store write that failed: a full disk) and its cause, and not of a 4xx; by default it logs", async () => {
+    // Before, the client got 500 "Cannot store body: the sink failed" and
+    // nothing said why: the handler answered the HttpError itself, so the
+    // server never saw it, and its cause (ENOSPC) went unlogged.
+    const errors: unknown[] = [];
+    const handler = createResumableUploadHandler({
+      store: fullDisk(fileStore),
+      onError: (error) => void errors.push(error),
+    });
+    for (const tus of [false, true]) {
+      const created = await handler(
+        req(
+          "POST",
+          "/uploads",
+          tus
+            ? { "tus-resumable": TUS, "upload-length": "600" }
+            : { "upload-complete": "?0", "upload-length": "600" },
+        ),
+      );
+      assert.equal(created.status, 201);
+      const location = created.headers.get("location")!;
+      const patch = (offset: number) =>
+        handler(
+          req(
+            "PATCH",
+            location,
+            tus
+              ? {
+                "tus-resumable": TUS,
+                "content-type": "application/offset+octet-stream",
+                "upload-offset": String(offset),
+              }
+              : {
+                "content-type": "application/partial-upload",
+                "upload-offset": String(offset),
+                "upload-complete": "?1",
+              },
+            ReadableStream.from([randomBytes(50), randomBytes(550)]),
+          ),
+        );
+      const failed = await patch(0);
+      assert.equal(failed.status, 500);
+      assert.doesNotMatch(await failed.text(), /ENOSPC/);
+      // A wrong offset: the client's side.
+      const refused = await patch(7);
+      assert.equal(refused.status, 409);
+      await refused.body?.cancel();
+    }
+    assert.equal(errors.length, 2);
+    for (const error of errors) {
+      assert.ok(error instanceof HttpError && error.status === 500);
+      assert.equal((error.cause as { code?: string }).code, "ENOSPC");
+    }
+
+    const { logged, restore } = captureConsole("error");
+    try {
+      const quiet = createResumableUploadHandler({
+        store: fullDisk(fileStore),
+      });
+      const response = await quiet(
+        req("POST", "/uploads", { "upload-complete": "?1" }, randomBytes(600)),
+      );
+      assert.equal(response.status, 500);
+      assert.equal(logged.length, 1);
+      assert.equal(logged[0][0], "sluice: resumable upload failed:");
+      assert.ok(logged[0][1] instanceof HttpError);
+    } finally {
+      restore();
+    }
+  });
+
+  it("refuses an onError that is not a function", () => {
+    assert.throws(
+      () =>
+        createResumableUploadHandler({
+          store: fileStore,
+          onError: "log" as never,
+        }),
+      (error: unknown) =>
+        error instanceof TypeError && /onError/.test(error.message),
+    );
+  });
+});
