@@ -98,6 +98,7 @@ export function startCall(
     idleTimeoutMs: options.idleTimeoutMs,
     minBytesPerSecond: options.minBytesPerSecond,
     minRateWindowMs: options.minRateWindowMs,
+    onError: options.onError,
     end,
     bare,
   });

@@ -95,6 +95,11 @@ export interface ServerCallInit {
    * message comes whole in `message` rather than as a body.
    */
   bare?: boolean;
+  /**
+   * Told once of a call that fails by the server's fault (see
+   * `callError`); `UniversalHandlerOptions.onError`, guarded.
+   */
+  onError?: (error: unknown, context: HandlerContext) => void;
 }
 
 export interface ServerCall {
@@ -131,6 +136,42 @@ function endOfBody(
       trailers: new Headers(),
     });
   }
+}
+
+/**
+ * Errors the server made that are its own fault, not the handler's answer:
+ * a response message the codec cannot encode.
+ */
+const serverFaults = new WeakSet<object>();
+
+/** Marks `error` as the server's fault (see `callError`), and returns it. */
+function serverFault(error: unknown): unknown {
+  if (typeof error === "object" && error !== null) serverFaults.add(error);
+  return error;
+}
+
+/**
+ * The error a call ends with, for what failed it: the abort's reason once
+ * the call was aborted (its deadline, the client gone, an idle request),
+ * else `reason`. A failure that is the server's fault is told to
+ * `init.onError` first, with the call's context: the handler threw or
+ * rejected with anything but an `RpcError` (a TypeError of its own, a
+ * string, `undefined`), or a response message could not be encoded. A
+ * thrown `RpcError` is the handler's answer, and an `RpcError` the call made
+ * of the request (malformed, too large, a cardinality violation) the
+ * client's fault: neither is told. Called only once a call has failed.
+ */
+function callError(
+  init: ServerCallInit,
+  context: HandlerContext,
+  signal: AbortSignal,
+  reason: unknown,
+): RpcError {
+  if (signal.aborted) return RpcError.from(signal.reason);
+  if (!(reason instanceof RpcError) || serverFaults.has(reason)) {
+    init.onError?.(reason, context);
+  }
+  return RpcError.from(reason);
 }
 
 export function startServerCall(init: ServerCallInit): ServerCall {
@@ -282,9 +323,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
         await pipeDirect(stream, encoder, abort.signal);
       }
     } catch (reason) {
-      error = RpcError.from(
-        abort.signal.aborted ? abort.signal.reason : reason,
-      );
+      error = callError(init, context, abort.signal, reason);
       message.resolve(undefined);
     } finally {
       unlink();
@@ -649,7 +688,8 @@ type DirectRequests<T> = (
 
 /**
  * Turns response messages into frames (compressed when negotiated); a
- * message the codec cannot write fails `Internal` naming its type.
+ * message the codec cannot write fails `Internal` naming its type, the
+ * server's fault (told to `onError`).
  */
 function responseFrames(
   init: ServerCallInit,
@@ -659,7 +699,13 @@ function responseFrames(
   return messageToFrame(
     {
       ...codec,
-      encode: (value: unknown) => encodeMessage(codec, typeName, value),
+      encode: (value: unknown) => {
+        try {
+          return encodeMessage(codec, typeName, value);
+        } catch (error) {
+          throw serverFault(error);
+        }
+      },
     },
     init.responseCompression,
     init.compressMinBytes,
@@ -740,9 +786,7 @@ function startBareCall(init: ServerCallInit): ServerCall {
       if (abort.signal.aborted) throw abort.signal.reason;
       message.resolve(frame);
     } catch (reason) {
-      error = RpcError.from(
-        abort.signal.aborted ? abort.signal.reason : reason,
-      );
+      error = callError(init, context, abort.signal, reason);
       message.resolve(undefined);
     } finally {
       unlink();
@@ -823,7 +867,21 @@ async function readBareBody(
   idle.begin();
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read();
+      } catch (reason) {
+        if (signal.aborted) throw signal.reason;
+        // The client went away (as decodeRequests' onGone): not the
+        // server's fault, nor the runtime's words for it ("Cannot read
+        // request body as underlying resource unavailable", Deno).
+        throw new RpcError(
+          Code.Canceled,
+          "Cannot finish call: the request body failed (the client went away)",
+          { cause: reason },
+        );
+      }
+      const { done, value } = read;
       if (!done) idle.got(value.byteLength);
       if (signal.aborted) throw signal.reason;
       if (done) break;

@@ -1,4 +1,9 @@
-import { checkArgument, checkOneOf } from "../../_internal/arguments.ts";
+import {
+  checkArgument,
+  checkFunction,
+  checkOneOf,
+} from "../../_internal/arguments.ts";
+import { isThenable } from "../../_internal/thenable.ts";
 import { checkMinRate } from "../../http/_min_rate.ts";
 import { pathPrefix, requestPath } from "../../http/_url.ts";
 import { Code } from "../code.ts";
@@ -12,7 +17,11 @@ import {
   MAX_MESSAGE_BYTES,
 } from "../protocol/_defaults.ts";
 import { checkMax, checkMs, checkTimerMs } from "../../_internal/limits.ts";
-import type { Protocol, ServiceImplementation } from "./implement_service.ts";
+import type {
+  HandlerContext,
+  Protocol,
+  ServiceImplementation,
+} from "./implement_service.ts";
 import type { ResolvedServeOptions } from "../protocol/_serve_options.ts";
 import type {
   UniversalHandler,
@@ -116,6 +125,56 @@ export interface UniversalHandlerOptions {
    * @default {["grpc", "grpc-web", "connect"]}
    */
   protocols?: readonly Protocol[];
+  /**
+   * Called once with the error of a call that failed by the server's
+   * fault, and the call's context (`context.method.path` names the method):
+   * the handler threw or rejected with anything but an `RpcError` (a
+   * `TypeError` of its own, a string, `undefined`; the client gets
+   * `Unknown` with its message), or a response message its codec cannot
+   * encode (`Internal`). An `RpcError` the handler throws is its answer, and
+   * a call that fails by the client's side (cancelled, past its deadline or
+   * idle timeout, a malformed or too large request) is no fault: neither is
+   * passed. The default logs the error with `console.error`; an `onError`
+   * that throws or rejects is logged that way too and the call still ends
+   * with the error's status.
+   *
+   * @example Report handler faults with the method's path
+   * ```ts ignore
+   * import { createRpcHandler } from "@sluice/streams/rpc";
+   *
+   * const handler = createRpcHandler(implementation, {
+   *   onError: (error, context) =>
+   *     console.error(`RPC ${context.method.path} failed:`, error),
+   * });
+   * ```
+   *
+   * @default {console.error}
+   */
+  onError?: (error: unknown, context: HandlerContext) => void;
+}
+
+function defaultOnError(error: unknown, context: HandlerContext): void {
+  console.error(`sluice: RPC ${context.method.path} failed:`, error);
+}
+
+/**
+ * `onError`, guarded: what it throws or rejects with is logged, never
+ * thrown into the call.
+ */
+function guarded(
+  onError: (error: unknown, context: HandlerContext) => void,
+): (error: unknown, context: HandlerContext) => void {
+  const failed = (reason: unknown) => {
+    console.error("sluice: onError failed:", reason);
+  };
+  return (error, context) => {
+    try {
+      const result = onError(error, context) as unknown;
+      if (isThenable(result)) Promise.resolve(result).catch(failed);
+    } catch (reason) {
+      failed(reason);
+    }
+  };
 }
 
 /**
@@ -173,6 +232,7 @@ export function createUniversalHandler(
     }
   }
   const what = "create handler";
+  checkFunction(what, "onError", options.onError);
   const resolved: ResolvedServeOptions = {
     maxMessageBytes: checkMax(
       what,
@@ -189,6 +249,7 @@ export function createUniversalHandler(
     idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     minBytesPerSecond: options.minBytesPerSecond ?? 1024,
     minRateWindowMs: options.minRateWindowMs ?? 30_000,
+    onError: guarded(options.onError ?? defaultOnError),
   };
   checkMinRate(what, resolved.minBytesPerSecond, resolved.minRateWindowMs);
   checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
