@@ -149,6 +149,7 @@ const ROWS: Row[] = [
       "upload.test.ts",
       "upload_file.test.ts",
       "upload_handler.test.ts",
+      "http_failures.test.ts",
       "http_cors.test.ts",
       "faults_upload.test.ts",
       "safe_file_name.test.ts",

@@ -35,6 +35,7 @@ import { withIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
 import { byteQueueStrategy } from "../_internal/bytes.ts";
+import { callOnError, markReported } from "../_internal/reported.ts";
 
 /** Handles one duplex exchange; the stream is closed when it settles. */
 export type DuplexHandler = (
@@ -120,7 +121,10 @@ export interface DuplexResponseOptions extends DuplexStreamOptions {
    * {@linkcode HttpError} (answered 500). The default logs it with
    * `console.error`, except an `HttpError` of status 400-499 (the client's
    * side, such as the 408 of an idle request read after the response
-   * started), which it drops.
+   * started), which it drops. An error told to it after the response
+   * started is not logged again by `serve`'s default `onError` (Deno.serve
+   * passes it the failed response body's error). What `onError` itself
+   * throws is logged with `console.error` ("sluice: onError failed:").
    *
    * @default {console.error, except 4xx HttpErrors}
    */
@@ -333,22 +337,32 @@ export function duplexResponse(
       const error = blame(thrown);
       // A reason, always: close() without one ends the response as if the
       // handler had succeeded (a handler that threw undefined after writing
-      // sent a truncated 200 that looked complete).
-      await stream.close(
-        error ?? new Error("Cannot serve duplex: the handler threw undefined"),
-      );
+      // sent a truncated 200 that looked complete). An object, so that it
+      // can be marked as told to onError: Deno.serve passes the failed
+      // response body's error to the server's onError too, and serve's
+      // default one logged it a second time.
+      const reason = typeof error === "object" && error !== null
+        ? error
+        : new Error(
+          `Cannot serve duplex: the handler threw ${
+            error === undefined ? "undefined" : `a ${typeof error}`
+          }`,
+          { cause: error },
+        );
+      if (responded) markReported(reason);
+      await stream.close(reason);
       if (responded) {
-        onError(error);
+        callOnError(onError, error);
         return undefined;
       }
       if (error instanceof HttpError) return error.getResponse();
-      onError(error);
+      callOnError(onError, error);
       return new Response("Internal Server Error", { status: 500 });
     }
     try {
       await stream.close();
     } catch (error) {
-      onError(blame(error));
+      callOnError(onError, blame(error));
     }
     return undefined;
   })();

@@ -247,11 +247,13 @@ function plan(
   if (options.sha256) promised.set("sha-256", options.sha256);
   const hashers = new Map<DigestAlgorithm, Hasher>();
   const expected = new Map<DigestAlgorithm, Uint8Array>();
-  const sha256 = options.hasher?.("sha-256");
+  const make = (algorithm: DigestAlgorithm) =>
+    options.hasher && hashing(() => options.hasher!(algorithm));
+  const sha256 = make("sha-256");
   if (sha256) hashers.set("sha-256", sha256);
   const supported = ALGORITHMS.filter((a) => promised.has(a));
   for (const algorithm of supported) {
-    const hasher = hashers.get(algorithm) ?? options.hasher?.(algorithm);
+    const hasher = hashers.get(algorithm) ?? make(algorithm);
     if (!hasher) continue;
     hashers.set(algorithm, hasher);
     expected.set(algorithm, promised.get(algorithm)!);
@@ -297,6 +299,8 @@ function plan(
  * - The sink fails (a disk error) → 500; its error is the `cause`. A sink
  *   that fails with an `HttpError` of its own (in a write or at its close)
  *   answers with it.
+ * - The hasher fails (its factory, `update` or `digest` throws) → 500; its
+ *   error is the `cause`, its message not in the answer.
  *
  * @param input The request, or the stream, whose body to receive.
  * @param sink Where the bytes go. It is closed on success, aborted on failure.
@@ -431,7 +435,11 @@ export async function receiveBody(
         throw tooLong(declared, maxBytes);
       }
       bytes = total;
-      for (const hasher of all) hasher.update(chunk);
+      try {
+        for (const hasher of all) hasher.update(chunk);
+      } catch (cause) {
+        throw hasherFailed(cause);
+      }
       const size = heldBytes(chunk);
       held += size;
       writer.write(chunk).then(() => {
@@ -460,16 +468,20 @@ export async function receiveBody(
   for (const s of signals) s.removeEventListener("abort", aborted);
 
   const digests = new Map<DigestAlgorithm, Uint8Array>();
-  for (const [algorithm, hasher] of hashers) {
-    digests.set(algorithm, hasher.digest());
-  }
   let failure: HttpError | undefined;
-  if (declared !== undefined && bytes !== declared) {
+  try {
+    for (const [algorithm, hasher] of hashers) {
+      digests.set(algorithm, hashing(() => hasher.digest()));
+    }
+  } catch (error) {
+    failure = error as HttpError; // the hasher's 500: the answer
+  }
+  if (failure === undefined && declared !== undefined && bytes !== declared) {
     failure = new HttpError(
       400,
       `Cannot accept body: received ${bytes} bytes but Content-Length is ${declared}`,
     );
-  } else {
+  } else if (failure === undefined) {
     for (const [algorithm, digest] of expected) {
       if (!equalBytes(digest, digests.get(algorithm)!)) {
         failure = new HttpError(
@@ -514,6 +526,25 @@ function tooLong(declared: number | undefined, maxBytes: number): HttpError {
       413,
       `Cannot accept body: size exceeds maxBytes ${maxBytes}`,
     );
+}
+
+/**
+ * Runs a call of the hasher (its factory, `update`, `digest`): what it
+ * throws is the server's failure, a 500 that keeps it as the cause, never
+ * the client's 400 with the hasher's words sent back.
+ */
+function hashing<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (cause) {
+    throw hasherFailed(cause);
+  }
+}
+
+function hasherFailed(cause: unknown): HttpError {
+  return new HttpError(500, "Cannot receive body: the hasher failed", {
+    cause,
+  });
 }
 
 function classify(

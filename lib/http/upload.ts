@@ -34,7 +34,8 @@ export interface UploadOptions {
    * page a Blob or bytes are then sent with `XMLHttpRequest`, whose upload
    * progress works on every protocol (Chromium cannot stream a fetch body
    * over HTTP/1.1), unless `fetch` is given. The final count is reported
-   * exactly once, on every path.
+   * exactly once, on every path. What it throws ends the upload: the
+   * promise rejects with that error, on every runtime.
    */
   onProgress?: ProgressCallback;
   /**
@@ -170,16 +171,28 @@ export async function upload(
   }
 
   let requestBody: BodyInit;
+  // What onProgress threw, which ends the upload: the upload rejects with
+  // it on every runtime (Deno's fetch rejected with "fetch failed", the
+  // callback's error only its cause).
+  let progressFailed: { error: unknown } | undefined;
   if (onProgress) {
     const stream = body instanceof ReadableStream
       ? body
       : body instanceof Blob
       ? body.stream()
       : new Blob([body as Uint8Array<ArrayBuffer>]).stream();
+    const report: typeof onProgress = (sent, total) => {
+      try {
+        onProgress(sent, total);
+      } catch (error) {
+        progressFailed ??= { error };
+        throw error;
+      }
+    };
     // With the signal: an abort cancels the caller's stream and stops the
     // progress (Node's fetch read a body to its end after an abort).
     requestBody = stream.pipeThrough(
-      new ProgressStream(onProgress, {
+      new ProgressStream(report, {
         total: size,
         intervalMs: progressIntervalMs,
       }),
@@ -214,9 +227,11 @@ export async function upload(
   };
   if (!options.fetch && !isBrowser()) init.redirect = "manual";
   if (credentials !== undefined) init.credentials = credentials;
+  let response: Response;
   try {
-    return await fetchImpl(url, init);
+    response = await fetchImpl(url, init);
   } catch (error) {
+    if (progressFailed) throw progressFailed.error;
     if (!(requestBody instanceof ReadableStream) || signal?.aborted) {
       throw error;
     }
@@ -227,4 +242,11 @@ export async function upload(
       "; a Blob or a Uint8Array goes whole, with progress by XMLHttpRequest",
     );
   }
+  if (progressFailed) {
+    // A server that answered before the body failed: the upload still
+    // ends with what onProgress threw, as XMLHttpRequest's path has it.
+    await response.body?.cancel().catch(() => {});
+    throw progressFailed.error;
+  }
+  return response;
 }

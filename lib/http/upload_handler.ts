@@ -22,6 +22,7 @@ import { type MultipartPart, MultipartStream } from "./multipart_stream.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
 import { checkIdleTimeout } from "../_internal/idle_timeout.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
+import { callOnError } from "../_internal/reported.ts";
 
 /** What the upload handler passes to its sink and completion hook. */
 export interface UploadContext {
@@ -217,13 +218,17 @@ export interface UploadHandlerOptions extends
     context: UploadContext,
   ) => Response | Promise<Response>;
   /**
-   * Called with the error of an upload answered with a status of 500 or
-   * more: a sink that failed (a missing directory, a full disk), an
-   * `onComplete` that threw an `HttpError` of that kind. The client gets
-   * only the status and a message without the server's details; the cause
-   * (the file system's error, its path) is in the error. The default logs
-   * it with `console.error`; 4xx answers, the client's side, are not
-   * passed.
+   * Called with the error of each upload answered with a status of 500 or
+   * more: a sink that failed (a missing directory, a full disk), a `sink`
+   * (the opener), `hasher` or `onComplete` that threw (anything but an
+   * `HttpError` becomes a 500 `HttpError` with what it threw as its
+   * `cause`), or one that threw an `HttpError` of that kind. The client
+   * gets only the status and a message without the server's details; the
+   * cause (the file system's error, its path) is in the error. The default
+   * logs it with `console.error`; 4xx answers, the client's side, are not
+   * passed. What `onError` itself throws is logged with `console.error`
+   * ("sluice: onError failed:"), beside the error it was given, and the
+   * answer is sent all the same.
    *
    * @default {console.error}
    */
@@ -423,18 +428,48 @@ export function createUploadHandler(
           "Cannot receive body: it is multipart/form-data; set the multipart option to store its parts, or acceptMultipartAsRaw to store the body as it is",
         );
       }
-      const destination = await sink!(request, context);
+      const destination = await serverSide(
+        () => sink!(request, context),
+        "Cannot store body: the sink failed to open",
+      );
       // A client that goes away errors the body, which aborts the sink.
       const received = await receiveBody(request, destination, receiveOptions);
-      return await onComplete(received, request, context);
+      return await runOnComplete(() => onComplete(received, request, context));
     } catch (error) {
       if (error instanceof HttpError) {
-        if (error.status >= 500) onError(error);
+        if (error.status >= 500) callOnError(onError, error);
         return error.getResponse();
       }
+      // The handler misused (a body already read, a sink that is no
+      // WritableStream): its TypeError is thrown as it is.
       throw error;
     }
   };
+}
+
+/**
+ * Runs a function of the server's (a sink opener, `onComplete`): an
+ * `HttpError` it throws is its answer; anything else is a 500 saying
+ * `message`, what it threw the cause (not sent: it may name a path or a
+ * password).
+ */
+async function serverSide<T>(
+  run: () => T | Promise<T>,
+  message: string,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (cause) {
+    if (cause instanceof HttpError) throw cause;
+    throw new HttpError(500, message, { cause });
+  }
+}
+
+/** Runs an `onComplete` with {@linkcode serverSide}. */
+function runOnComplete(
+  run: () => Response | Promise<Response>,
+): Promise<Response> {
+  return serverSide(run, "Cannot answer upload: onComplete failed");
 }
 
 /** The default answer of the multipart mode: 201 with the stored parts. */
@@ -511,13 +546,6 @@ async function removeCommitted(committed: HeldSink[]): Promise<string> {
   return kept.length === 0
     ? "; the parts committed before it were removed"
     : `; committed before it and left: ${kept.join(", ")}`;
-}
-
-/** An error thrown by the part sink opener, kept apart from body errors. */
-class SinkFailure extends Error {
-  constructor(cause: unknown) {
-    super("the part sink failed to open", { cause });
-  }
 }
 
 const MAX_FILES = 100;
@@ -660,12 +688,12 @@ function multipartReceiver(
             maxFiles,
           );
         }
-        let opened: WritableStream<Uint8Array> | PartSink;
-        try {
-          opened = await sink(part, request, context);
-        } catch (error) {
-          throw new SinkFailure(error);
-        }
+        const opened = await serverSide(
+          () => sink(part, request, context),
+          `Cannot store body: the sink of file part ${
+            form.files.length + 1
+          } failed to open`,
+        );
         const target = opened instanceof WritableStream
           ? { writable: opened, storedName: undefined }
           : opened;
@@ -720,8 +748,6 @@ function multipartReceiver(
         ? deadline.signal.reason
         : cause instanceof HttpError
         ? cause
-        : cause instanceof SinkFailure
-        ? cause.cause instanceof HttpError ? cause.cause : cause
         : new HttpError(
           400,
           `Cannot receive body: ${messageOf(cause)}`,
@@ -729,12 +755,9 @@ function multipartReceiver(
         );
       await Promise.all(held.map((hold) => hold.discard(error)));
       await reader.cancel(error).catch(() => {});
-      // The sink opener's own errors (not HttpErrors) are the server's.
-      throw error instanceof HttpError || !(cause instanceof SinkFailure)
-        ? error
-        : cause.cause;
+      throw error;
     }
-    return await onComplete(form, request, context);
+    return await runOnComplete(() => onComplete(form, request, context));
   };
 }
 

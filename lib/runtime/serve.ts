@@ -40,6 +40,7 @@ import { type Deferred, deferred } from "../_internal/deferred.ts";
 import { checkMax, checkPort, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 import { isThenable } from "../_internal/thenable.ts";
+import { wasReported } from "../_internal/reported.ts";
 import { serverUrl } from "./_server_url.ts";
 
 /** Options for {@linkcode serve}. */
@@ -99,8 +100,10 @@ export interface ServeOptions {
    * answers an `HttpError` of status 400-499 with its own response, without
    * logging it: the library's handlers raise those on purpose for the
    * client's side of an exchange (a client that went away, an idle or
-   * oversized body). Any other error is logged with `console.error` and
-   * answered with 500. An `onError` that throws, rejects or gives no
+   * oversized body). Nor does it log the failure of a response body that
+   * the handler's own `onError` was told of (a duplex handler's error after
+   * its response started). Any other error is logged with `console.error`
+   * and answered with 500. An `onError` that throws, rejects or gives no
    * `Response` is logged, and a plain 500 is sent (under Bun, its
    * development error page once went out instead: the error's message, its
    * stack and source).
@@ -217,6 +220,10 @@ const CUT_CLEANUP_MS = 1000;
 
 function defaultOnError(error: unknown): Response {
   if (isClientError(error)) return error.getResponse();
+  // A response body failed with an error its handler's own onError was
+  // told of (a duplex handler that threw after writing): logged there, or
+  // kept quiet there on purpose.
+  if (wasReported(error)) return internalError();
   console.error("sluice: handler failed:", error);
   return internalError();
 }
