@@ -521,3 +521,38 @@ export async function rawConnection(port: number): Promise<Socket> {
   );
   return socket;
 }
+
+/** What {@linkcode runProcess} gives: the exit code and the output. */
+export interface ProcessOutput {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command` with `args` in `cwd` (no colours), its output collected;
+ * killed after `timeoutMs`.
+ */
+export function runProcess(
+  command: string,
+  args: string[],
+  { cwd, timeoutMs = 120_000 }: { cwd: string; timeoutMs?: number },
+): Promise<ProcessOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.setEncoding("utf8").on("data", (s: string) => stdout += s);
+    child.stderr!.setEncoding("utf8").on("data", (s: string) => stderr += s);
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

@@ -22,7 +22,9 @@ import {
   curlAvailable,
   deadline,
   makeTempDir,
+  type ProcessOutput,
   removeDir,
+  runProcess,
   runtime,
 } from "./_helpers.ts";
 
@@ -116,28 +118,11 @@ function run(
   file: string,
   args: string[],
   denoFlags: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const command = process.execPath;
+): Promise<ProcessOutput> {
   const argv = runtime === "deno"
     ? ["run", ...denoFlags, file, ...args]
     : ["run", file, ...args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => stdout += s);
-    child.stderr.setEncoding("utf8").on("data", (s: string) => stderr += s);
-    const timer = setTimeout(() => child.kill("SIGKILL"), T);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(process.execPath, argv, { cwd: ROOT, timeoutMs: T });
 }
 
 const files = (await readdir(join(ROOT, "examples")))

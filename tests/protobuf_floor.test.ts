@@ -11,11 +11,10 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { runtime } from "./_helpers.ts";
+import { type ProcessOutput, runProcess, runtime } from "./_helpers.ts";
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
 const PACKAGE = "@bufbuild/protobuf";
@@ -36,26 +35,8 @@ async function declared(): Promise<{ floor: string; range: string }> {
   return { floor, range: imports[PACKAGE] };
 }
 
-function run(
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => stdout += s);
-    child.stderr.setEncoding("utf8").on("data", (s: string) => stderr += s);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[]): Promise<ProcessOutput> {
+  return runProcess(process.execPath, args, { cwd: ROOT });
 }
 
 describe("the declared @bufbuild/protobuf range", () => {

@@ -7,35 +7,15 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
-import process from "node:process";
-import { runtime } from "./_helpers.ts";
+import { type ProcessOutput, runProcess, runtime } from "./_helpers.ts";
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
 const BUF = "npm:@bufbuild/buf@1.75.0";
 
-function run(
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("deno", args, {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => stdout += s);
-    child.stderr.setEncoding("utf8").on("data", (s: string) => stderr += s);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[]): Promise<ProcessOutput> {
+  return runProcess("deno", args, { cwd: ROOT });
 }
 
 async function files(dir: string): Promise<Map<string, string>> {

@@ -306,7 +306,15 @@ describe("UniversalHandlerOptions.onError", () => {
       const error = await failure(transport, "server", 1n);
       assert.equal(error.code, Code.Unknown);
       assert.equal(error.rawMessage, "boom");
-      assert.deepEqual(console.logged, [["sluice: onError failed:", thrown]]);
+      // Once, with the error it was given (the handler's).
+      assert.equal(console.logged.length, 1);
+      const [head, reason, given, original] = console.logged[0];
+      assert.deepEqual([head, reason, given], [
+        "sluice: onError failed:",
+        thrown,
+        "\nsluice: the error it was given:",
+      ]);
+      assert.equal((original as Error).message, "boom");
     } finally {
       console.restore();
       await close();
@@ -326,7 +334,15 @@ describe("UniversalHandlerOptions.onError", () => {
       const error = await failure(transport, "unary", 1n);
       assert.equal(error.code, Code.Unknown);
       await console.whenLogged();
-      assert.deepEqual(console.logged, [["sluice: onError failed:", rejected]]);
+      // Once, with the error it was given (the handler's).
+      assert.equal(console.logged.length, 1);
+      const [head, reason, given, original] = console.logged[0];
+      assert.deepEqual([head, reason, given], [
+        "sluice: onError failed:",
+        rejected,
+        "\nsluice: the error it was given:",
+      ]);
+      assert.equal((original as Error).message, "boom");
     } finally {
       console.restore();
       await close();

@@ -24,14 +24,16 @@ export function wasReported(error: unknown): boolean {
 }
 
 /**
- * Calls a handler's `onError` with `error`: what it throws (or a promise it
- * returns rejects with) is logged with the error it was given, as serve
- * logs what its own `onError` throws, so the exchange is answered as
- * planned and neither error goes unseen.
+ * Calls a handler's `onError` with `error` (and what else it takes, such
+ * as an RPC call's context): what it throws (or a promise it returns
+ * rejects with) is logged with the error it was given, as serve logs what
+ * its own `onError` throws, so the exchange is answered as planned and
+ * neither error goes unseen.
  */
-export function callOnError(
-  onError: (error: unknown) => unknown,
+export function callOnError<A extends unknown[]>(
+  onError: (error: unknown, ...rest: A) => unknown,
   error: unknown,
+  ...rest: A
 ): void {
   const failed = (reason: unknown) =>
     console.error(
@@ -41,7 +43,7 @@ export function callOnError(
       error,
     );
   try {
-    const result = onError(error);
+    const result = onError(error, ...rest);
     if (isThenable(result)) Promise.resolve(result).catch(failed);
   } catch (reason) {
     failed(reason);

@@ -17,6 +17,7 @@ import { contentDigests } from "../_body_headers.ts";
 import { MAX_BODY_BYTES } from "../_defaults.ts";
 import type { ResumableStore, ResumableUpload } from "./resumable_store.ts";
 import { createSha1 } from "./_sha1.ts";
+import { callOnError } from "../../_internal/reported.ts";
 import {
   isUploadId,
   newUploadId,
@@ -1260,7 +1261,7 @@ export function createResumableUploadHandler(
       return response;
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
-      if (error.status >= 500) onError(error);
+      if (error.status >= 500) callOnError(onError, error);
       // A refused append's body is not wanted: cancelling it lets the
       // server drop the connection instead of draining a whole chunk (a
       // client re-sending a cut request learns of the 409 at once).

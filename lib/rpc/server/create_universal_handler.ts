@@ -3,7 +3,7 @@ import {
   checkFunction,
   checkOneOf,
 } from "../../_internal/arguments.ts";
-import { isThenable } from "../../_internal/thenable.ts";
+import { callOnError } from "../../_internal/reported.ts";
 import { checkMinRate } from "../../http/_min_rate.ts";
 import { pathPrefix, requestPath } from "../../http/_url.ts";
 import { Code } from "../code.ts";
@@ -164,17 +164,7 @@ function defaultOnError(error: unknown, context: HandlerContext): void {
 function guarded(
   onError: (error: unknown, context: HandlerContext) => void,
 ): (error: unknown, context: HandlerContext) => void {
-  const failed = (reason: unknown) => {
-    console.error("sluice: onError failed:", reason);
-  };
-  return (error, context) => {
-    try {
-      const result = onError(error, context) as unknown;
-      if (isThenable(result)) Promise.resolve(result).catch(failed);
-    } catch (reason) {
-      failed(reason);
-    }
-  };
+  return (error, context) => callOnError(onError, error, context);
 }
 
 /**
