@@ -8,10 +8,12 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { compress } from "hono/compress";
 import {
+  createDuplexHandler,
   createEchoHandler,
   createResumableUploadHandler,
   createUploadHandler,
   HttpError,
+  parseMultipart,
   resumableUpload,
   safeFileName,
 } from "../lib/http/mod.ts";
@@ -119,6 +121,80 @@ describe("mounted in Hono", () => {
       );
       assert.equal(await response.text(), "abc");
     });
+  });
+
+  it("a body a middleware already read is refused by each handler with a TypeError naming bodyUsed (it was the runtime's bare 'ReadableStream is locked', RPC's as an UNKNOWN answer)", async () => {
+    const dir = await makeTempDir("hono-used-");
+    try {
+      const rpc = createRpcHandler(streamingCalc, {
+        requestPathPrefix: "/rpc",
+      });
+      const upload = createUploadHandler({
+        sink: () => new WritableStream(),
+      });
+      const echo = createEchoHandler();
+      const duplex = createDuplexHandler(async (stream) => {
+        await stream.close();
+      });
+      const resumable = createResumableUploadHandler({
+        store: createResumableFileStore(dir),
+        requestPathPrefix: "/files",
+      });
+      const hono = new Hono();
+      const seen: string[] = [];
+      hono.use(async (c, next) => {
+        await c.req.raw.text();
+        await next();
+      });
+      hono.onError((error, c) => {
+        seen.push(`${error.name}: ${error.message}`);
+        return c.text("refused", 500);
+      });
+      hono.all("/rpc/*", (c) => rpc(c.req.raw));
+      hono.put("/up", (c) => upload(c.req.raw));
+      hono.post("/echo", (c) => echo(c.req.raw));
+      hono.post("/duplex", (c) => duplex(c.req.raw));
+      hono.post("/files", (c) => resumable(c.req.raw));
+      hono.post("/form", (c) => {
+        parseMultipart(c.req.raw);
+        return c.text("parsed");
+      });
+      await withServer((request) => hono.fetch(request), async (server) => {
+        const form = new FormData();
+        form.append("a", "1");
+        for (
+          const [path, init] of [
+            ["/rpc/StreamingCalcService/sum", {
+              method: "POST",
+              body: new Uint8Array([0, 0, 0, 0, 0]),
+              headers: { "content-type": "application/connect+proto" },
+            }],
+            ["/up", { method: "PUT", body: "x" }],
+            ["/echo", { method: "POST", body: "x" }],
+            ["/duplex", { method: "POST", body: "x" }],
+            ["/files", {
+              method: "POST",
+              body: "x",
+              headers: { "upload-complete": "?1" },
+            }],
+            ["/form", { method: "POST", body: form }],
+          ] as const
+        ) {
+          const response = await fetch(new URL(path, server.url), init);
+          assert.equal(response.status, 500, path);
+          await response.body?.cancel();
+        }
+      });
+      assert.equal(seen.length, 6);
+      for (const line of seen) {
+        assert.match(
+          line,
+          /^TypeError: Cannot .+: the request body was already read \(bodyUsed\)/,
+        );
+      }
+    } finally {
+      await removeDir(dir);
+    }
   });
 
   it("the handler itself answers 404 for a path outside requestPathPrefix", async () => {

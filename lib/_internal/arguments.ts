@@ -154,3 +154,17 @@ export function checkHeadersOption(
     );
   }
 }
+
+/**
+ * Throws a `TypeError` naming `what` when `request`'s body was already read
+ * (`bodyUsed`): a middleware or the app read it (`request.json()`,
+ * `text()`, Hono's `c.req.json()`) before the handler that streams it,
+ * which then failed with the runtime's bare "ReadableStream is locked".
+ */
+export function checkBodyUnused(what: string, request: Request): void {
+  if (request.bodyUsed) {
+    throw new TypeError(
+      `Cannot ${what}: the request body was already read (bodyUsed): read it in this handler alone, not in a middleware or the app before it`,
+    );
+  }
+}

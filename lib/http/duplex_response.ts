@@ -1,6 +1,7 @@
 import { markUnbuffered } from "./_unbuffered.ts";
 import {
   checkArgument,
+  checkBodyUnused,
   checkFunction,
   checkHeadersOption,
   checkOneOf,
@@ -231,6 +232,7 @@ export function duplexResponse(
     onError,
     acceptCompression: offered,
   } = checkDuplexOptions("answer duplex", options);
+  checkBodyUnused("answer duplex", request);
   let codings;
   try {
     codings = parseContentEncoding(

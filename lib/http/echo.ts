@@ -17,6 +17,7 @@ import {
   requestBodyFailed,
 } from "./_client_error.ts";
 import { pipeWithPace } from "../_internal/idle_timeout.ts";
+import { checkBodyUnused } from "../_internal/arguments.ts";
 
 /** Options for {@linkcode echo} and {@linkcode createEchoHandler}. */
 export interface EchoOptions {
@@ -122,6 +123,7 @@ export interface EchoOptions {
  */
 export function echo(request: Request, options: EchoOptions = {}): Response {
   const checked = checkExchangeOptions("echo", options);
+  checkBodyUnused("echo", request);
   let codings;
   try {
     codings = parseContentEncoding(

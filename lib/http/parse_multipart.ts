@@ -1,4 +1,4 @@
-import { checkArgument } from "../_internal/arguments.ts";
+import { checkArgument, checkBodyUnused } from "../_internal/arguments.ts";
 import { HttpError } from "./http_error.ts";
 import { refuseContentCoding } from "./_compression.ts";
 import { boundaryOf, CANNOT_PARSE } from "./_multipart_headers.ts";
@@ -76,6 +76,9 @@ export function parseMultipart(
   }
   if (request.body === null) {
     throw new HttpError(400, `${CANNOT_PARSE}: the request has no body`);
+  }
+  if (request instanceof Request) {
+    checkBodyUnused("parse multipart body", request);
   }
   return request.body.pipeThrough(new MultipartStream(boundary, options));
 }

@@ -1,6 +1,7 @@
 import { messageOf } from "../_internal/message_of.ts";
 import {
   checkArgument,
+  checkBodyUnused,
   checkDigestBytes,
   checkFunction,
   checkSignal,
@@ -360,6 +361,7 @@ export async function receiveBody(
       "a Request or a ReadableStream",
       input,
     );
+    if (input instanceof Request) checkBodyUnused("receive body", input);
     checkSignal("receive body", signal);
     checkDigestBytes("receive body", "sha256", options.sha256);
     checkFunction("receive body", "hasher", options.hasher);

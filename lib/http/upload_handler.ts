@@ -1,6 +1,6 @@
 import { refuseContentCoding } from "./_compression.ts";
 import { messageOf } from "../_internal/message_of.ts";
-import { checkArgument } from "../_internal/arguments.ts";
+import { checkArgument, checkBodyUnused } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
 import { BODY_METHODS, refuseMethod } from "./_client_error.ts";
@@ -391,6 +391,7 @@ export function createUploadHandler(
   const maxBytes = receiveOptions.maxBytes ?? MAX_BODY_BYTES;
   const formMaxTotalBytes = multipart?.maxTotalBytes ?? maxBytes;
   return async (request, second) => {
+    checkBodyUnused("receive upload", request);
     // Only a router's { params } counts; Deno's ServeHandlerInfo and Bun's
     // Server have none. (`| object` in the type lets those runtimes pass
     // theirs: `{ params? }` alone is a weak type nothing else matches.)

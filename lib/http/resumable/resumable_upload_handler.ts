@@ -11,7 +11,7 @@ import {
   receiveBody,
   type ReceiveBodyOptions,
 } from "../receive_body.ts";
-import { checkFunction } from "../../_internal/arguments.ts";
+import { checkBodyUnused, checkFunction } from "../../_internal/arguments.ts";
 import { deferred } from "../../_internal/deferred.ts";
 import { contentDigests } from "../_body_headers.ts";
 import { MAX_BODY_BYTES } from "../_defaults.ts";
@@ -1225,6 +1225,7 @@ export function createResumableUploadHandler(
   }
 
   return async (request) => {
+    checkBodyUnused("serve resumable upload", request);
     let isTus = false;
     try {
       const path = requestPath(request.url);

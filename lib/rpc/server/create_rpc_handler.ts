@@ -7,6 +7,7 @@ import type { ServiceImplementation } from "./implement_service.ts";
 import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
 import { wholeBytes } from "../protocol/_whole_body.ts";
 import { isWorkers } from "../../_internal/user_agent.ts";
+import { checkBodyUnused } from "../../_internal/arguments.ts";
 
 /** Options for {@linkcode createRpcHandler}. */
 export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
@@ -76,6 +77,7 @@ export function createRpcHandler(
   });
   const workers = isWorkers();
   return async (request) => {
+    checkBodyUnused("serve RPC", request);
     const type = request.headers.get("content-type") ?? "";
     if (isGrpcContentType(type)) {
       await request.body?.cancel();
