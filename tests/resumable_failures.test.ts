@@ -6,7 +6,8 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import {
   type CompletedResumableUpload,
   createResumableUploadHandler,
@@ -240,6 +241,81 @@ describe("createResumableUploadHandler when the store fails to publish an upload
     );
     assert.equal(done.length, 1);
     assert.equal(errors.length, 1);
+  });
+
+  it("the file store: a completion whose record cannot be written (a disk just full) leaves the data unpublished, and the next completion publishes it", async () => {
+    // Before, complete() renamed the data to its published name and then
+    // failed to write the record: the record said unfinished, every retry
+    // failed (ENOENT on the renamed data, thrown out of the handler), the
+    // reservation stayed, and the upload's expiry would have deleted the
+    // published file.
+    const store: ResumableStore = Object.create(fileStore);
+    let failNext = true;
+    store.complete = async (id) => {
+      if (failNext) {
+        failNext = false;
+        // Once the append's own record writes are done (read() waits for
+        // them), the record's temporary file cannot be written: a
+        // directory there.
+        await (await fileStore.read(id))?.cancel();
+        await rm(join(dir, `.${id}.json.tmp`), { force: true });
+        await mkdir(join(dir, `.${id}.json.tmp`));
+      }
+      return await fileStore.complete(id);
+    };
+    const done: CompletedResumableUpload[] = [];
+    const errors: unknown[] = [];
+    const handler = createResumableUploadHandler({
+      store,
+      hasher: createHasher,
+      maxBytes: 1000,
+      maxTotalBytes: 1000,
+      expiresInMs: 0,
+      onComplete: (upload) => void done.push(upload),
+      onError: (error) => void errors.push(error),
+    });
+    const body = randomBytes(600);
+    const created = await handler(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "600",
+      }),
+    );
+    const location = created.headers.get("location")!;
+    const id = location.split("/").pop()!;
+    const patch = (offset: number, bytes: Uint8Array) =>
+      handler(
+        req("PATCH", location, {
+          "content-type": "application/partial-upload",
+          "upload-offset": String(offset),
+          "upload-complete": "?1",
+        }, bytes as Uint8Array<ArrayBuffer>),
+      );
+    const failed = await patch(0, body);
+    assert.equal(failed.status, 500);
+    assertPublishFailed(errors[0]);
+    await rm(join(dir, `.${id}.json.tmp`), { recursive: true, force: true });
+    // Not published: nothing under its final name.
+    await assert.rejects(stat(fileStore.path(id)), { code: "ENOENT" });
+
+    const head = await handler(req("HEAD", location));
+    assert.equal(head.headers.get("upload-offset"), "600");
+    const completed = await patch(600, new Uint8Array(0));
+    assert.equal(completed.status, 200, await completed.clone().text());
+    assert.equal(
+      completed.headers.get("repr-digest"),
+      `sha-256=:${sha256Base64(body)}:`,
+    );
+    assert.deepEqual(new Uint8Array(await readFile(fileStore.path(id))), body);
+    assert.equal(done.length, 1);
+    // Its reservation freed: another upload of 600 bytes is taken.
+    const next = await handler(
+      req("POST", "/uploads", {
+        "upload-complete": "?0",
+        "upload-length": "600",
+      }),
+    );
+    assert.equal(next.status, 201);
   });
 
   it("keeps an upload whose completing tus PATCH it fails: 500, and the HEAD that finds it whole publishes it", async () => {

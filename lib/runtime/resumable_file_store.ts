@@ -581,15 +581,37 @@ export function createResumableFileStore(
       const failed = live.get(id)?.error;
       if (failed) throw failed.error;
       const record = await mustRead(id);
-      await rename(data(id), final(id));
+      // The completed record is written first (the step that needs space:
+      // a full disk fails it with nothing moved), the data renamed to its
+      // name, then the record put in place. A failure between the two
+      // renames puts the data back: the upload stays as it was, to be
+      // completed again. (The data renamed first and the record's write
+      // failing left a published file whose record said unfinished: every
+      // retry failed, and its expiry deleted the published file.)
+      const completed = { ...record, complete: true };
+      const temp = await prepareRecord(completed).catch(async (error) => {
+        await unlink(`${state(id)}.tmp`).catch(() => {});
+        throw error;
+      });
+      try {
+        await rename(data(id), final(id));
+      } catch (error) {
+        await unlink(temp).catch(() => {});
+        throw error;
+      }
       try {
         const handle = await open(dir, "r");
         await handle.sync().finally(() => handle.close());
       } catch {
         // Not every platform can fsync a directory; the rename stands.
       }
-      record.complete = true;
-      await writeRecord(record);
+      try {
+        await rename(temp, state(id));
+      } catch (error) {
+        await rename(final(id), data(id)).catch(() => {});
+        await unlink(temp).catch(() => {});
+        throw error;
+      }
       // Unfinished uploads only stay in memory (their number is bounded by
       // the handler's maxTotalBytes, and deleteExpired removes them).
       records.delete(id);
