@@ -64,6 +64,9 @@ const CR = 0x0d;
 const BOM = [0xef, 0xbb, 0xbf];
 
 /** Feed bytes, get complete events; keeps the partial line and event. */
+/** A refusal's comment line: `: ` and a status of 400-499, then a space. */
+const REFUSAL = /^: 4\d\d /;
+
 export class SseParser {
   #limits: SseParserLimits;
   /** Lines are decoded one by one: only the stream's first BOM goes. */
@@ -88,6 +91,12 @@ export class SseParser {
   lastEventId = "";
   /** The last `retry` value, in milliseconds. */
   retryMs: number | undefined;
+  /**
+   * A refusal the server said after its head, since the last event: the
+   * comment `sseResponse` ends a stream with when its source throws an
+   * `HttpError` of 400-499 (`: 401 Cannot stream: unauthorized`).
+   */
+  refusal: string | undefined;
 
   /**
    * @param limits The line and event limits.
@@ -189,7 +198,11 @@ export class SseParser {
     }
     const size = this.#lineBytes;
     const line = this.#takeLine();
-    if (line.charCodeAt(0) === 0x3a) return; // ":" comment
+    if (line.charCodeAt(0) === 0x3a) {
+      // A comment; a refusal's first line is kept (its status and message).
+      if (REFUSAL.test(line)) this.refusal = line.slice(2);
+      return;
+    }
     const colon = line.indexOf(":");
     let field = line;
     let value = "";
@@ -227,6 +240,7 @@ export class SseParser {
   #dispatch(out: SseMessage[]): void {
     this.lastEventId = this.#idBuffer;
     if (this.#hasData) {
+      this.refusal = undefined;
       out.push({
         data: this.#data,
         event: this.#event || "message",

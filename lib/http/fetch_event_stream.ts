@@ -36,9 +36,9 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
   /**
    * How many connection attempts may fail in a row before the stream
    * errors: network errors, `429`, `502`, `503` or `504` answers, and
-   * connections that end or drop before an event (a server that fails
-   * right after its head, or closes a quiet feed). A connection that
-   * delivers an event resets the count.
+   * connections that drop before an event (a server that fails right after
+   * its head) or end empty. A quiet feed that ends (keep-alives only) is
+   * not a failure. A connection that delivers an event resets the count.
    *
    * @default {Infinity}
    */
@@ -154,10 +154,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   server, a server at capacity or shutting down) counts as a failed
  *   connection, and the next attempt waits at least its `Retry-After` (up to
  *   `maxRetryDelayMs`), where `EventSource` fails for good. A connection
- *   that ends or drops before an event (a `200` whose body fails at once)
- *   counts as a failed one too. After more than `maxRetries` failures in
- *   a row the stream errors with a `TypeError` whose `cause` is the last
- *   failure; an event resets the count.
+ *   that drops before an event (a `200` whose body fails at once) or ends
+ *   empty counts as a failed one too. After more than `maxRetries`
+ *   failures in a row the stream errors with a `TypeError` whose `cause` is
+ *   the last failure; an event resets the count. A refusal said after the
+ *   head (`sseResponse`'s comment for an `HttpError` of 400-499 from its
+ *   source) errors the stream at once, as a refusing status does.
  * - In a page, a reconnection to another origin carries `Last-Event-ID`,
  *   which needs a CORS preflight allowing it (`EventSource`'s reconnections
  *   need none). When one fails, a `HEAD` without the header (no preflight)
@@ -258,6 +260,8 @@ export function fetchEventStream(
   let connected = false;
   /** Whether the connection being read has delivered an event. */
   let delivered = false;
+  /** Whether the connection being read has brought any byte. */
+  let received = false;
   /** The last refusal's `Retry-After`, for the next attempt's delay. */
   let retryAfter: number | undefined;
   // The connection's body and parser; the events its last chunk completed,
@@ -421,7 +425,7 @@ export function fetchEventStream(
         );
       }
       if (!response.body) {
-        const ended = "the response ended before any event";
+        const ended = "the response ended at once, empty";
         countFailure(new TypeError(`Cannot ${what}: ${ended}`), ended);
         continue;
       }
@@ -430,6 +434,7 @@ export function fetchEventStream(
       parser = createSseParser({ ...decoderOptions, lastEventId });
       body = response.body.getReader();
       delivered = false;
+      received = false;
       return "open";
     }
   }
@@ -470,12 +475,21 @@ export function fetchEventStream(
               rawLastEventId = undefined;
             }
             lastEventId = parser!.lastEventId;
+            const refusal = dropped === undefined ? parser!.refusal : undefined;
             body = parser = undefined;
-            if (!delivered) {
-              // A failed attempt too, or a server that answers 200 and then
-              // fails before its first event was asked again for ever.
+            if (refusal !== undefined) {
+              // Refused after its head (a check in a generator): as a
+              // refusing status, not asked again.
+              throw new TypeError(
+                `Cannot ${what}: the server refused it after its head: ${refusal}`,
+              );
+            }
+            if (!delivered && (dropped !== undefined || !received)) {
+              // A failed attempt too: a server that answered 200 and then
+              // failed, or said nothing at all, was asked again for ever.
+              // (A quiet feed that ends, keep-alives only, is not one.)
               const ended = dropped === undefined
-                ? "the response ended before any event"
+                ? "the response ended at once, empty"
                 : `the response failed before any event: ${
                   failureOf(dropped.error)
                 }`;
@@ -488,6 +502,7 @@ export function fetchEventStream(
             }
             continue;
           }
+          if (result.value.byteLength > 0) received = true;
           // Over a limit: a RangeError, and no reconnection.
           events = parser!.push(result.value);
           next = 0;
