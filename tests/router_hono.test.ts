@@ -24,6 +24,9 @@ import {
   createConnectTransport,
   createGrpcWebTransport,
   createRpcHandler,
+  defineService,
+  implementService,
+  Int64Value,
   RpcError,
 } from "../lib/rpc/mod.ts";
 import {
@@ -120,6 +123,46 @@ describe("mounted in Hono", () => {
         "no-store, no-transform",
       );
       assert.equal(await response.text(), "abc");
+    });
+  });
+
+  it("a streaming handler's own Cache-Control is kept, with no-transform added once (it came after ours: 'no-transform, max-age=60, no-transform')", async () => {
+    const Feed = defineService("test.Feed", {
+      watch: {
+        kind: "server-streaming",
+        input: Int64Value,
+        output: Int64Value,
+      },
+    });
+    const values = ["max-age=60, no-transform", "max-age=60", "No-Transform"];
+    const rpc = createRpcHandler(
+      implementService(Feed, {
+        async *watch(value, context) {
+          context.responseHeaders.set("cache-control", values[Number(value)]);
+          yield value;
+        },
+      }),
+    );
+    await withServer(rpc, async (server) => {
+      const baseUrl = server.url.origin;
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl }),
+          createGrpcWebTransport({ baseUrl }),
+        ]
+      ) {
+        const seen: (string | null)[] = [];
+        for (let i = 0n; i < 3n; i++) {
+          const call = createClient(Feed, transport).watch(i);
+          seen.push((await call.headers).get("cache-control"));
+          for await (const _ of call) { /* drained */ }
+        }
+        assert.deepEqual(seen, [
+          "max-age=60, no-transform",
+          "max-age=60, no-transform",
+          "No-Transform",
+        ]);
+      }
     });
   });
 

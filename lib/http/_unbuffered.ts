@@ -24,3 +24,15 @@ export function markUnbuffered(headers: Headers): Headers {
   }
   return headers;
 }
+
+/**
+ * Adds a handler's own headers to a streamed response's `headers` (marked
+ * by {@linkcode markUnbuffered}): its `Cache-Control` replaces the one
+ * marked, with `no-transform` added if it lacks it (appended, it read
+ * `no-transform, max-age=60, no-transform`).
+ */
+export function mergeUnbuffered(headers: Headers, own: Headers): void {
+  if (own.has("cache-control")) headers.delete("cache-control");
+  own.forEach((value, key) => headers.append(key, value));
+  markUnbuffered(headers);
+}

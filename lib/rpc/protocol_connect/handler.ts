@@ -4,7 +4,7 @@
 // (the message in the query, get_request.ts). All run through the shared
 // server call (protocol/_server_call.ts).
 
-import { markUnbuffered } from "../../http/_unbuffered.ts";
+import { markUnbuffered, mergeUnbuffered } from "../../http/_unbuffered.ts";
 import { Code } from "../code.ts";
 import { codeToHttpStatus } from "../protocol/_codes.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -114,7 +114,7 @@ export async function handleConnectStream(
       encodeEndStreamFrame,
     );
     await call.head;
-    call.responseHeaders.forEach((value, key) => headers.append(key, value));
+    mergeUnbuffered(headers, call.responseHeaders);
     return { status: 200, headers, body: call.body };
   } catch (error) {
     await request.body?.cancel().catch(() => {});

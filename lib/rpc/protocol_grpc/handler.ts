@@ -3,7 +3,7 @@
 // its content type and in ending the body with a trailer frame instead, so
 // it serves its calls with serveGrpcCall too.
 
-import { markUnbuffered } from "../../http/_unbuffered.ts";
+import { markUnbuffered, mergeUnbuffered } from "../../http/_unbuffered.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
 import type { CallStatus, ServerCallInit } from "../protocol/_server_call.ts";
@@ -107,7 +107,11 @@ export async function serveGrpcCall(
       variant.endFrame ?? (() => undefined),
     );
     await call.head;
-    call.responseHeaders.forEach((value, key) => headers.append(key, value));
+    if (variant.protocol === "grpc-web") {
+      mergeUnbuffered(headers, call.responseHeaders);
+    } else {
+      call.responseHeaders.forEach((value, key) => headers.append(key, value));
+    }
     const ended = await settledWithin(call.status);
     if (ended !== undefined && ended.error !== undefined) {
       // Failed before its first message: Trailers-Only.
