@@ -166,13 +166,9 @@ describe("FrameDecoder", () => {
     assert.equal((await plain.read()).done, true);
   });
 
-  it("ChunkReader's buffer starts at 4 KiB, doubles on full reads up to 64 KiB and halves on reads that fill an eighth of it (a pending read held 64 KiB per idle call)", async () => {
-    // What each pull's BYOB view could take, and what it was given.
+  /** The sizes of the BYOB views a ChunkReader offers reading `script`. */
+  async function offeredFor(script: number[]): Promise<number[]> {
     const offered: number[] = [];
-    let script = [
-      ...Array(6).fill(1 << 20), // bulk: every read fills its buffer
-      ...Array(6).fill(100), // then small messages
-    ];
     const bytes = new ReadableStream({
       type: "bytes",
       pull(controller) {
@@ -190,13 +186,16 @@ describe("FrameDecoder", () => {
       },
     });
     const reader = new ChunkReader(bytes);
-    const sizes: number[] = [];
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      sizes.push(value.byteLength);
-    }
+    while (!(await reader.read()).done);
+    return offered;
+  }
+
+  it("ChunkReader's buffer starts at 4 KiB, doubles on reads that fill half of it or more, up to 64 KiB, and halves after eight reads in a row that fill an eighth of it (a pending read held 64 KiB per idle call)", async () => {
     const K = 1024;
+    const offered = await offeredFor([
+      ...Array(6).fill(1 << 20), // bulk: every read fills its buffer
+      ...Array(40).fill(100), // then small messages
+    ]);
     assert.deepEqual(offered, [
       4 * K,
       8 * K,
@@ -204,29 +203,23 @@ describe("FrameDecoder", () => {
       32 * K,
       64 * K,
       64 * K, // full reads grow it
-      64 * K,
-      32 * K,
-      16 * K,
-      8 * K,
-      4 * K,
-      4 * K, // small ones shrink it
+      ...Array(8).fill(64 * K), // eight small reads halve it
+      ...Array(8).fill(32 * K),
+      ...Array(8).fill(16 * K),
+      ...Array(8).fill(8 * K),
+      ...Array(8).fill(4 * K), // down to 4 KiB
       4 * K, // the end
     ]);
-    assert.deepEqual(sizes, [
-      4 * K,
-      8 * K,
-      16 * K,
-      32 * K,
-      64 * K,
-      64 * K,
-      100,
-      100,
-      100,
-      100,
-      100,
-      100,
-    ]);
-    script = [];
+  });
+
+  it("ChunkReader keeps its buffer over frames of a 5-byte head and a 16 KiB message (one small read halved it: a new buffer per read)", async () => {
+    const script: number[] = [];
+    for (let i = 0; i < 50; i++) script.push(5, 16384);
+    const offered = await offeredFor(script);
+    // Grown to 64 KiB by the first reads, then the same size to the end.
+    const settled = offered.slice(8);
+    assert.ok(settled.length > 80);
+    assert.deepEqual(new Set(settled), new Set([65536]), `${offered}`);
   });
 
   it("FrameDecoder rejects a length over maxMessageBytes before allocating", () => {
