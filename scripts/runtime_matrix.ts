@@ -197,6 +197,7 @@ const ROWS: Row[] = [
       "rpc_get_metadata.test.ts",
       "rpc_options.test.ts",
       "rpc_on_error.test.ts",
+      "rpc_busy_streams.test.ts",
       "rpc_protocol.test.ts",
       "rpc_regressions.test.ts",
       "rpc_websocket.test.ts",
