@@ -38,6 +38,12 @@ const FaultService = defineService("test.FaultService", {
   bidi: { kind: "bidi", input: Int64Value, output: Int64Value },
   badOutput: { kind: "unary", input: Int64Value, output: Int64Value },
   wait: { kind: "unary", input: Int64Value, output: Int64Value },
+  big: { kind: "unary", input: Int64Value, output: Int64Value },
+  bigStream: {
+    kind: "server-streaming",
+    input: Int64Value,
+    output: Int64Value,
+  },
 });
 
 /** What a handler throws for each request value. */
@@ -73,6 +79,11 @@ const implementation = implementService(FaultService, {
   },
   // A value Int64Value cannot encode.
   badOutput: () => "not a bigint" as unknown as bigint,
+  // Answers 6 bytes (the tests' server allows 2).
+  big: () => 123456789n,
+  async *bigStream() {
+    yield 123456789n;
+  },
   // Fails with its own error once the call's deadline has passed.
   wait: async (_, context) => {
     await aborted(context.signal);
@@ -146,7 +157,7 @@ const kinds: Kind[] = ["unary", "server", "client", "bidi"];
 /** Makes a call of `kind` that sends `value`; resolves with its error. */
 async function failure(
   transport: Transport,
-  kind: Kind | "badOutput" | "wait",
+  kind: Kind | "badOutput" | "wait" | "big" | "bigStream",
   value: bigint,
 ): Promise<RpcError> {
   const client = createClient(FaultService, transport);
@@ -155,7 +166,11 @@ async function failure(
       case "unary":
       case "badOutput":
       case "wait":
+      case "big":
         await client[kind](value);
+        return;
+      case "bigStream":
+        for await (const _ of client.bigStream(value)) { /* until it fails */ }
         return;
       case "server":
         for await (const _ of client.server(value)) { /* until it fails */ }
@@ -253,6 +268,32 @@ for (const setup of setups) {
         reported[0].context.method.path,
         "/test.FaultService/badOutput",
       );
+    });
+
+    it("onError gets a response over the server's own maxMessageBytes (ResourceExhausted), unary and streamed", async () => {
+      const reports: Reported[] = [];
+      const small = await setup.start({
+        maxMessageBytes: 2,
+        onError: (error, context) => void reports.push({ error, context }),
+      });
+      try {
+        for (const kind of ["big", "bigStream"] as const) {
+          const error = await failure(small.transport, kind, 1n);
+          assert.equal(error.code, Code.ResourceExhausted, kind);
+        }
+        assert.deepEqual(
+          reports.map(({ error, context }) => [
+            (error as RpcError).code,
+            context.method.path,
+          ]),
+          [
+            [Code.ResourceExhausted, "/test.FaultService/big"],
+            [Code.ResourceExhausted, "/test.FaultService/bigStream"],
+          ],
+        );
+      } finally {
+        await small.close();
+      }
     });
 
     it("onError is not called for a call past its deadline", async () => {

@@ -687,29 +687,51 @@ type DirectRequests<T> = (
 ) => Promise<void> | undefined;
 
 /**
- * Turns response messages into frames (compressed when negotiated); a
- * message the codec cannot write fails `Internal` naming its type, the
- * server's fault (told to `onError`).
+ * Turns response messages into frames (compressed when negotiated). What
+ * fails here is the server's fault (told to `onError`): a message the codec
+ * cannot write (`Internal`, naming its type), one over the server's own
+ * `maxMessageBytes` (`ResourceExhausted`).
  */
 function responseFrames(
   init: ServerCallInit,
   codec: ReturnType<typeof codecFor>,
 ): ReturnType<typeof messageToFrame> {
   const typeName = init.entry.method.output.typeName;
-  return messageToFrame(
+  const toFrame = messageToFrame(
     {
       ...codec,
-      encode: (value: unknown) => {
-        try {
-          return encodeMessage(codec, typeName, value);
-        } catch (error) {
-          throw serverFault(error);
-        }
-      },
+      encode: (value: unknown) => encodeMessage(codec, typeName, value),
     },
     init.responseCompression,
     init.compressMinBytes,
     init.maxMessageBytes,
+  );
+  const max = init.maxMessageBytes;
+  const checked = (frame: Frame): Frame => {
+    if (frame.data.byteLength > max) throw overSize(frame, max);
+    return frame;
+  };
+  const fault = (error: unknown): never => {
+    throw serverFault(error);
+  };
+  return (value) => {
+    let frame: Frame | Promise<Frame>;
+    try {
+      frame = toFrame(value);
+    } catch (error) {
+      throw serverFault(error);
+    }
+    return isThenable(frame) ? frame.then(checked, fault) : checked(frame);
+  };
+}
+
+/** A response frame over `maxMessageBytes`: the server's fault. */
+function overSize(frame: Frame, maxMessageBytes: number): unknown {
+  return serverFault(
+    new RpcError(
+      Code.ResourceExhausted,
+      `Cannot send response: size ${frame.data.byteLength} exceeds maxMessageBytes ${maxMessageBytes}`,
+    ),
   );
 }
 
@@ -778,10 +800,7 @@ function startBareCall(init: ServerCallInit): ServerCall {
       let frame = frameOf(output);
       if (isThenable(frame)) frame = await raceAbort(frame, abort.signal);
       if (frame.data.byteLength > init.maxMessageBytes) {
-        throw new RpcError(
-          Code.ResourceExhausted,
-          `Cannot send response: size ${frame.data.byteLength} exceeds maxMessageBytes ${init.maxMessageBytes}`,
-        );
+        throw overSize(frame, init.maxMessageBytes);
       }
       if (abort.signal.aborted) throw abort.signal.reason;
       message.resolve(frame);
@@ -948,10 +967,7 @@ async function singleFrame(
   reader.releaseLock();
   const frame = await toFrame(value);
   if (frame.data.byteLength > maxMessageBytes) {
-    throw new RpcError(
-      Code.ResourceExhausted,
-      `Cannot send response: size ${frame.data.byteLength} exceeds maxMessageBytes ${maxMessageBytes}`,
-    );
+    throw overSize(frame, maxMessageBytes);
   }
   return frame;
 }

@@ -130,8 +130,9 @@ export interface UniversalHandlerOptions {
    * fault, and the call's context (`context.method.path` names the method):
    * the handler threw or rejected with anything but an `RpcError` (a
    * `TypeError` of its own, a string, `undefined`; the client gets
-   * `Unknown` with its message), or a response message its codec cannot
-   * encode (`Internal`). An `RpcError` the handler throws is its answer, and
+   * `Unknown` with its message), a response message its codec cannot
+   * encode (`Internal`) or one over `maxMessageBytes`
+   * (`ResourceExhausted`). An `RpcError` the handler throws is its answer, and
    * a call that fails by the client's side (cancelled, past its deadline or
    * idle timeout, a malformed or too large request) is no fault: neither is
    * passed. The default logs the error with `console.error`; an `onError`
