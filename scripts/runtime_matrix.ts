@@ -202,6 +202,7 @@ const ROWS: Row[] = [
       "rpc_regressions.test.ts",
       "rpc_websocket.test.ts",
       "rpc_websocket_workerd.test.ts",
+      "workerd_busy_streams.test.ts",
       "ws_serve_call_options.test.ts",
       "interop.test.ts",
       "rpc_direct.test.ts",
