@@ -263,6 +263,42 @@ describe("client calls", () => {
   });
 });
 
+describe("a stream cancelled by its caller while messages wait", () => {
+  it("stops delivering at once, by the caller's signal or cancel(): the next read is CANCELED (the rest of a burst, hundreds of messages, came first)", async () => {
+    await withServer(createRpcHandler(implementation), async (server) => {
+      for (
+        const transport of [
+          createConnectTransport({ baseUrl: server.url.origin }),
+          createGrpcWebTransport({ baseUrl: server.url.origin }),
+        ]
+      ) {
+        for (const how of ["signal", "cancel"] as const) {
+          const abort = new AbortController();
+          const call = createClient(Service, transport).count(20_000n, {
+            signal: abort.signal,
+          });
+          let received = 0;
+          const error = await deadline(
+            (async () => {
+              for await (const _ of call) {
+                if (++received === 50) {
+                  if (how === "signal") abort.abort(new Error("enough"));
+                  else call.cancel();
+                }
+              }
+            })().then(() => undefined, (e) => e),
+            T,
+            "the cancelled call",
+          );
+          assert.ok(error instanceof RpcError, String(error));
+          assert.equal(error.code, Code.Canceled);
+          assert.equal(received, 50, `${transport.protocol}, ${how}`);
+        }
+      }
+    });
+  });
+});
+
 describe("a streaming request the client cannot send", () => {
   it("fails the call with its error (INTERNAL naming the type, or RESOURCE_EXHAUSTED): send, complete and receive alike", async () => {
     // Before, send() was CANCELED (the codec's own words), complete()

@@ -120,9 +120,14 @@ class Call<I, O> {
   #next = 0;
   /** The burst read under way, if any. */
   #reading: Promise<unknown> | undefined;
+  /** The caller's signal, if any. */
+  readonly #signal: AbortSignal | undefined;
+  /** cancel() was called. */
+  #cancelled = false;
 
-  constructor(call: TransportCall<I, O>) {
+  constructor(call: TransportCall<I, O>, signal?: AbortSignal) {
     this.#call = call;
+    this.#signal = signal;
   }
 
   get headers(): Promise<Headers> {
@@ -142,6 +147,7 @@ class Call<I, O> {
   }
 
   cancel(reason?: unknown): void {
+    this.#cancelled = true;
     this.#call.cancel(reason);
   }
 
@@ -242,7 +248,15 @@ class Call<I, O> {
     }
     // Messages the burst reader handed over, delivered without a stream
     // read each.
-    const buffered = this.#buffered;
+    let buffered = this.#buffered;
+    if (
+      buffered !== undefined && (this.#cancelled || this.#signal?.aborted)
+    ) {
+      // Cancelled by the caller: the rest of the burst goes, and the next
+      // read says CANCELED (it went on delivering up to a burst, hundreds
+      // of messages, first).
+      buffered = this.#buffered = undefined;
+    }
     if (buffered !== undefined && this.#next < buffered.length) {
       const value = buffered[this.#next] as O;
       buffered[this.#next++] = undefined;
@@ -437,7 +451,10 @@ export function createClient<S extends ServiceDefinition>(
       case "unary":
         client[key] = async (input: unknown, options?: CallOptions) => {
           checkCallOptions(m, options);
-          const call = new SingleResponseCall(transport.call(m, options));
+          const call = new SingleResponseCall(
+            transport.call(m, options),
+            options?.signal,
+          );
           await call.send(input);
           await call.complete();
           return await call.receive();
@@ -446,13 +463,19 @@ export function createClient<S extends ServiceDefinition>(
       case "client-streaming":
         client[key] = (options?: CallOptions) => {
           checkCallOptions(m, options);
-          return new SingleResponseCall(transport.call(m, options));
+          return new SingleResponseCall(
+            transport.call(m, options),
+            options?.signal,
+          );
         };
         break;
       case "server-streaming":
         client[key] = (input: unknown, options?: CallOptions) => {
           checkCallOptions(m, options);
-          const call = new StreamingCall(transport.call(m, options));
+          const call = new StreamingCall(
+            transport.call(m, options),
+            options?.signal,
+          );
           // Errors surface through receive(); these only need observing.
           call.send(input).then(() => call.complete()).catch(() => {});
           return call;
@@ -461,7 +484,7 @@ export function createClient<S extends ServiceDefinition>(
       case "bidi":
         client[key] = (options?: CallOptions) => {
           checkCallOptions(m, options);
-          return new StreamingCall(transport.call(m, options));
+          return new StreamingCall(transport.call(m, options), options?.signal);
         };
         break;
     }
