@@ -141,6 +141,42 @@ describe("fetchEventStream and connections that bring no event", () => {
   });
 });
 
+describe("fetchEventStream and a feed's own comments", () => {
+  it("reads no refusal in a feed's comment that starts with a status, nor in a refusal a keep-alive follows: it reconnects (': 404 items in queue' ended a feed)", async () => {
+    for (
+      const body of [
+        "data: tick\n\n: 404 items in queue\n\n",
+        "data: tick\n\n: refused 404 later\n\n:\n\n",
+      ]
+    ) {
+      let calls = 0;
+      const stop = new AbortController();
+      const feed = (() => {
+        if (++calls === 3) stop.abort(new Error("enough"));
+        return Promise.resolve(eventStream(body));
+      }) as typeof fetch;
+      let events = 0;
+      const error = await deadline(
+        (async () => {
+          for await (
+            const _ of fetchEventStream("http://feed/", {
+              fetch: feed,
+              signal: stop.signal,
+              retryDelayMs: 0,
+              maxRetryDelayMs: 1,
+              maxRetries: 1,
+            })
+          ) events++;
+        })().then(() => undefined, (e) => e),
+        T,
+        "the feed",
+      );
+      assert.equal((error as Error).message, "enough", JSON.stringify(body));
+      assert.ok(events >= 2, `${events} events`);
+    }
+  });
+});
+
 describe("sseResponse and createSseHandler with a source that fails after the head", () => {
   it("createSseHandler answers an HttpError thrown before the handler returns its generator with its response", async () => {
     const handler = createSseHandler((request) => {
@@ -172,7 +208,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
     assert.equal(response.status, 200);
     assert.equal(
       await response.text(),
-      "id: 1\ndata: one\n\n: 401 Cannot stream: unauthorized\n\n",
+      "id: 1\ndata: one\n\n: refused 401 Cannot stream: unauthorized\n\n",
     );
   });
 
@@ -185,7 +221,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
     const response = sseResponse(source, { keepAliveMs: 0 });
     assert.equal(
       await response.text(),
-      ": 403 Cannot stream:\n: forbidden\n\n",
+      ": refused 403 Cannot stream:\n: forbidden\n\n",
     );
   });
 
@@ -219,7 +255,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
       assert.equal(response.status, 200);
       assert.equal(
         await deadline(response.text(), T, "the body"),
-        ": 401 Cannot stream: unauthorized\n\n",
+        ": refused 401 Cannot stream: unauthorized\n\n",
       );
     });
   });

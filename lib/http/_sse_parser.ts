@@ -64,8 +64,13 @@ const CR = 0x0d;
 const BOM = [0xef, 0xbb, 0xbf];
 
 /** Feed bytes, get complete events; keeps the partial line and event. */
-/** A refusal's comment line: `: ` and a status of 400-499, then a space. */
-const REFUSAL = /^: 4\d\d /;
+/**
+ * A refusal's comment line: `: refused `, a status of 400-499, a space (what
+ * `sseResponse` sends, and no feed's own comment: `: 404 items in queue`
+ * ended a feed).
+ */
+const REFUSAL = /^: refused 4\d\d /;
+const REFUSAL_PREFIX = ": refused ".length;
 
 export class SseParser {
   #limits: SseParserLimits;
@@ -94,7 +99,8 @@ export class SseParser {
   /**
    * A refusal the server said after its head, since the last event: the
    * comment `sseResponse` ends a stream with when its source throws an
-   * `HttpError` of 400-499 (`: 401 Cannot stream: unauthorized`).
+   * `HttpError` of 400-499 (`: refused 401 Cannot stream: unauthorized`),
+   * when nothing but comments (not a keep-alive) came after it.
    */
   refusal: string | undefined;
 
@@ -199,10 +205,13 @@ export class SseParser {
     const size = this.#lineBytes;
     const line = this.#takeLine();
     if (line.charCodeAt(0) === 0x3a) {
-      // A comment; a refusal's first line is kept (its status and message).
-      if (REFUSAL.test(line)) this.refusal = line.slice(2);
+      // A comment; a refusal's first line is kept (its status and message),
+      // until a keep-alive or a field comes after it.
+      if (REFUSAL.test(line)) this.refusal = line.slice(REFUSAL_PREFIX);
+      else if (size === 1) this.refusal = undefined;
       return;
     }
+    this.refusal = undefined;
     const colon = line.indexOf(":");
     let field = line;
     let value = "";

@@ -100,7 +100,9 @@ function toStream(
         // said in a comment, the stream ended, nothing logged, as serve
         // answers a 4xx. Cut, Bun logged its stack and Deno's onError saw
         // a body error.
-        controller.enqueue({ comment: `${error.status} ${error.message}` });
+        controller.enqueue({
+          comment: `refused ${error.status} ${error.message}`,
+        });
         controller.close();
         return;
       }
@@ -154,10 +156,11 @@ function encode(
  * The `200` head goes out before the source is first read, so a source that
  * fails can no longer change the status: an `HttpError` of status 400-499
  * (a refusal) ends the stream with a comment line carrying its status and
- * message (`: 401 Cannot stream: unauthorized`), logged nowhere; any other
+ * message (`: refused 401 Cannot stream: unauthorized`), logged nowhere; any other
  * error cuts the response (the client sees a dropped connection) and the
  * runtime reports it (`serve`'s `onError`, `Deno.serve`'s, or Bun's log).
- * Clients reconnect after either: refuse before the response is made.
+ * `EventSource` reconnects after either; `fetchEventStream` errors with the
+ * refusal's status and message. Refuse before the response is made.
  *
  * @param source The events: a stream, an async iterable (such as an async
  *   generator) or an iterable (such as an array).
