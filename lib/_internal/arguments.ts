@@ -159,10 +159,13 @@ export function checkHeadersOption(
  * Throws a `TypeError` naming `what` when `request`'s body was already read
  * (`bodyUsed`): a middleware or the app read it (`request.json()`,
  * `text()`, Hono's `c.req.json()`) before the handler that streams it,
- * which then failed with the runtime's bare "ReadableStream is locked".
+ * which then failed with the runtime's bare "ReadableStream is locked". A
+ * used body of `Content-Length: 0` passes.
  */
 export function checkBodyUnused(what: string, request: Request): void {
-  if (request.bodyUsed) {
+  // An empty body read is no body lost (Deno gives a used empty body where
+  // Bun gives none: a tus creation refused after a logging middleware).
+  if (request.bodyUsed && request.headers.get("content-length") !== "0") {
     throw new TypeError(
       `Cannot ${what}: the request body was already read (bodyUsed): read it in this handler alone, not in a middleware or the app before it`,
     );
