@@ -101,6 +101,33 @@ function assertPublishFailed(error: unknown): void {
   assert.ok(error.cause instanceof Error);
 }
 
+/**
+ * Creates an IETF upload of `length` bytes through `handler`; `patch`
+ * appends `bytes` at `offset` and completes it.
+ */
+async function ietfUpload(
+  handler: (request: Request) => Promise<Response>,
+  length: number,
+) {
+  const created = await handler(
+    req("POST", "/uploads", {
+      "upload-complete": "?0",
+      "upload-length": String(length),
+    }),
+  );
+  assert.equal(created.status, 201);
+  const location = created.headers.get("location")!;
+  const patch = (offset: number, bytes: Uint8Array) =>
+    handler(
+      req("PATCH", location, {
+        "content-type": "application/partial-upload",
+        "upload-offset": String(offset),
+        "upload-complete": "?1",
+      }, bytes as Uint8Array<ArrayBuffer>),
+    );
+  return { location, patch };
+}
+
 let dir: string;
 let fileStore: ResumableFileStore;
 
@@ -195,22 +222,7 @@ describe("createResumableUploadHandler when the store fails to publish an upload
     // complete it: the running SHA-256 had given its digest already.
     const { handler, state, done, errors } = failingHandler(fileStore);
     const body = randomBytes(600);
-    const created = await handler(
-      req("POST", "/uploads", {
-        "upload-complete": "?0",
-        "upload-length": "600",
-      }),
-    );
-    assert.equal(created.status, 201);
-    const location = created.headers.get("location")!;
-    const patch = (offset: number, bytes: Uint8Array) =>
-      handler(
-        req("PATCH", location, {
-          "content-type": "application/partial-upload",
-          "upload-offset": String(offset),
-          "upload-complete": "?1",
-        }, bytes as Uint8Array<ArrayBuffer>),
-      );
+    const { location, patch } = await ietfUpload(handler, 600);
     state.failures = 1;
     const failed = await patch(0, body);
     assert.equal(failed.status, 500);
@@ -263,34 +275,10 @@ describe("createResumableUploadHandler when the store fails to publish an upload
       }
       return await fileStore.complete(id);
     };
-    const done: CompletedResumableUpload[] = [];
-    const errors: unknown[] = [];
-    const handler = createResumableUploadHandler({
-      store,
-      hasher: createHasher,
-      maxBytes: 1000,
-      maxTotalBytes: 1000,
-      expiresInMs: 0,
-      onComplete: (upload) => void done.push(upload),
-      onError: (error) => void errors.push(error),
-    });
+    const { handler, done, errors } = failingHandler(store);
     const body = randomBytes(600);
-    const created = await handler(
-      req("POST", "/uploads", {
-        "upload-complete": "?0",
-        "upload-length": "600",
-      }),
-    );
-    const location = created.headers.get("location")!;
+    const { location, patch } = await ietfUpload(handler, 600);
     const id = location.split("/").pop()!;
-    const patch = (offset: number, bytes: Uint8Array) =>
-      handler(
-        req("PATCH", location, {
-          "content-type": "application/partial-upload",
-          "upload-offset": String(offset),
-          "upload-complete": "?1",
-        }, bytes as Uint8Array<ArrayBuffer>),
-      );
     const failed = await patch(0, body);
     assert.equal(failed.status, 500);
     assertPublishFailed(errors[0]);
@@ -389,22 +377,7 @@ describe("createResumableUploadHandler when the store fails to publish an upload
     assert.equal(healthy.status, 201, await healthy.clone().text());
     assert.equal(bucket.objects.size, 1);
 
-    const created = await handler(
-      req("POST", "/uploads", {
-        "upload-complete": "?0",
-        "upload-length": "600",
-      }),
-    );
-    assert.equal(created.status, 201);
-    const location = created.headers.get("location")!;
-    const patch = (offset: number, bytes: Uint8Array) =>
-      handler(
-        req("PATCH", location, {
-          "content-type": "application/partial-upload",
-          "upload-offset": String(offset),
-          "upload-complete": "?1",
-        }, bytes as Uint8Array<ArrayBuffer>),
-      );
+    const { patch } = await ietfUpload(handler, 600);
     bucket.failOn("put");
     assert.equal((await patch(0, body)).status, 500);
     assert.equal(errors.length, 2);
