@@ -159,16 +159,6 @@ function defaultOnError(error: unknown, context: HandlerContext): void {
 }
 
 /**
- * `onError`, guarded: what it throws or rejects with is logged, never
- * thrown into the call.
- */
-function guarded(
-  onError: (error: unknown, context: HandlerContext) => void,
-): (error: unknown, context: HandlerContext) => void {
-  return (error, context) => callOnError(onError, error, context);
-}
-
-/**
  * Creates a protocol-neutral handler that serves services over gRPC,
  * gRPC-Web and Connect, chosen by each request's content type. It is what
  * server adapters build on: `createRpcHandler` wraps it for fetch servers,
@@ -224,6 +214,7 @@ export function createUniversalHandler(
   }
   const what = "create handler";
   checkFunction(what, "onError", options.onError);
+  const onError = options.onError ?? defaultOnError;
   const resolved: ResolvedServeOptions = {
     maxMessageBytes: checkMax(
       what,
@@ -240,7 +231,9 @@ export function createUniversalHandler(
     idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     minBytesPerSecond: options.minBytesPerSecond ?? 1024,
     minRateWindowMs: options.minRateWindowMs ?? 30_000,
-    onError: guarded(options.onError ?? defaultOnError),
+    // Guarded: what it throws or rejects with is logged, never thrown into
+    // the call.
+    onError: (error, context) => callOnError(onError, error, context),
   };
   checkMinRate(what, resolved.minBytesPerSecond, resolved.minRateWindowMs);
   checkMs(what, "maxTimeoutMs", options.maxTimeoutMs);
