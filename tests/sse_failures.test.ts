@@ -107,6 +107,76 @@ describe("fetchEventStream and connections that bring no event", () => {
     assert.equal(calls, 2);
   });
 
+  it("fetchEventStream counts a connection that ends with no event but with something else than comments (a partial event, an event with no data, a retry or id alone, an error page) against maxRetries: each was asked again for ever", async () => {
+    for (
+      const body of [
+        "data: partial",
+        "event: x\n\n",
+        "retry: 10\n\n",
+        "id: 7\n\n",
+        "<html>Bad gateway</html>\n\n",
+        ": a comment\ndata: unfinished",
+      ]
+    ) {
+      let calls = 0;
+      const stop = new AbortController();
+      const feed = (() => {
+        if (++calls > 20) stop.abort(new Error("reconnected for ever"));
+        return Promise.resolve(eventStream(body));
+      }) as typeof fetch;
+      const error = await deadline(
+        Array.fromAsync(
+          fetchEventStream("http://feed/", {
+            fetch: feed,
+            signal: stop.signal,
+            retryDelayMs: 0,
+            maxRetryDelayMs: 1,
+            maxRetries: 2,
+          }),
+        ).then(() => undefined, (e) => e),
+        T,
+        "the feed's end",
+      );
+      assert.ok(
+        error instanceof TypeError,
+        `${JSON.stringify(body)}: ${error}`,
+      );
+      assert.equal(
+        error.message,
+        "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2), the last: the response ended with no event (nor only comments)",
+        JSON.stringify(body),
+      );
+      assert.equal(calls, 3, JSON.stringify(body));
+    }
+  });
+
+  it("fetchEventStream does not count a feed of comments alone, a comment left unfinished at its end included", async () => {
+    for (const body of [": keep-alive\n\n", ": a\n: b\n\n", ": unfinished"]) {
+      let calls = 0;
+      const stop = new AbortController();
+      const feed = (() => {
+        if (++calls === 6) stop.abort(new Error("asked six times"));
+        return Promise.resolve(eventStream(body));
+      }) as typeof fetch;
+      const error = await deadline(
+        Array.fromAsync(
+          fetchEventStream("http://feed/", {
+            fetch: feed,
+            signal: stop.signal,
+            retryDelayMs: 0,
+            maxRetryDelayMs: 1,
+            maxRetries: 2,
+          }),
+        ).then(() => undefined, (e) => e),
+        T,
+        "the feed's end",
+      );
+      // Not a failure: asked again until the caller stops it.
+      assert.equal((error as Error).message, "asked six times", body);
+      assert.equal(calls, 6, body);
+    }
+  });
+
   it("fetchEventStream errors at once with the refusal of a server whose generator refuses after the 200 head (it reconnected for ever under Deno)", async () => {
     let runs = 0;
     const stop = new AbortController();

@@ -103,6 +103,24 @@ export class SseParser {
    * when nothing but comments (not a keep-alive) came after it.
    */
   refusal: string | undefined;
+  /**
+   * Whether a line other than a comment or an empty one came: a field
+   * (data, event, id, retry, or any other name). With no event dispatched,
+   * such a stream said something that was not a keep-alive and delivered
+   * nothing (a partial event, an error page sent as an event stream).
+   */
+  sawField = false;
+
+  /**
+   * Whether a line is unfinished (no line break after it yet) that is not
+   * a comment: a stream that ends here ended mid-field.
+   */
+  get inField(): boolean {
+    const line = this.#line;
+    if (this.#lineBytes === 0 || line === undefined) return false;
+    const first = line instanceof ByteAccumulator ? line.bytes()[0] : line[0];
+    return first !== 0x3a;
+  }
 
   /**
    * @param limits The line and event limits.
@@ -212,6 +230,7 @@ export class SseParser {
       return;
     }
     this.refusal = undefined;
+    this.sawField = true;
     const colon = line.indexOf(":");
     let field = line;
     let value = "";

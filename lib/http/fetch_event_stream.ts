@@ -37,8 +37,10 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
    * How many connection attempts may fail in a row before the stream
    * errors: network errors, `429`, `502`, `503` or `504` answers, and
    * connections that drop before an event (a server that fails right after
-   * its head) or end empty. A quiet feed that ends (keep-alives only) is
-   * not a failure. A connection that delivers an event resets the count.
+   * its head), end empty, or end with no event but with something else
+   * than comments (a partial event, an error page sent as an event
+   * stream). A quiet feed that ends (comments and keep-alives only) is not
+   * a failure. A connection that delivers an event resets the count.
    *
    * @default {Infinity}
    */
@@ -476,6 +478,9 @@ export function fetchEventStream(
             }
             lastEventId = parser!.lastEventId;
             const refusal = dropped === undefined ? parser!.refusal : undefined;
+            // Only comments and empty lines, every line finished: a quiet
+            // feed's keep-alives.
+            const quiet = received && !parser!.sawField && !parser!.inField;
             body = parser = undefined;
             if (refusal !== undefined) {
               // Refused after its head (a check in a generator): as a
@@ -484,15 +489,19 @@ export function fetchEventStream(
                 `Cannot ${what}: the server refused it after its head: ${refusal}`,
               );
             }
-            if (!delivered && (dropped !== undefined || !received)) {
+            if (!delivered && (dropped !== undefined || !quiet)) {
               // A failed attempt too: a server that answered 200 and then
-              // failed, or said nothing at all, was asked again for ever.
-              // (A quiet feed that ends, keep-alives only, is not one.)
-              const ended = dropped === undefined
-                ? "the response ended at once, empty"
-                : `the response failed before any event: ${
+              // failed, said nothing at all, or said something that was no
+              // event (a partial one, an error page as an event stream)
+              // was asked again for ever. (A quiet feed that ends,
+              // keep-alives only, is not one.)
+              const ended = dropped !== undefined
+                ? `the response failed before any event: ${
                   failureOf(dropped.error)
-                }`;
+                }`
+                : received
+                ? "the response ended with no event (nor only comments)"
+                : "the response ended at once, empty";
               countFailure(
                 dropped === undefined
                   ? new TypeError(`Cannot ${what}: ${ended}`)
