@@ -107,6 +107,8 @@ export interface ServeOptions {
    * `Response` is logged, and a plain 500 is sent (under Bun, its
    * development error page once went out instead: the error's message, its
    * stack and source).
+   *
+   * @default {an HttpError's response for 400-499, else console.error and 500}
    */
   onError?: (error: unknown) => Response | Promise<Response>;
   /**
