@@ -11,15 +11,18 @@ import {
   formatDigestHeader,
   HttpError,
   receiveBody,
+  safeFileName,
 } from "../mod.ts";
 import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { createHasher as createWorkersHasher } from "../lib/runtime/workers.ts";
 import {
   captureConsole,
   deadline,
   makeTempDir,
   removeDir,
+  runtime,
 } from "./_helpers.ts";
 import { byteChunks, probeSource, settled } from "./_stream_probe.ts";
 
@@ -152,6 +155,71 @@ describe("createUploadHandler", () => {
     assert.equal(response.status, 201);
     assert.deepEqual(seen, [{}]);
   });
+
+  it("createUploadHandler passes the params a router put on the request (itty-router, Bun.serve's routes) when no second argument gives them (they were ignored: params.name undefined)", async () => {
+    const seen: Record<string, string>[] = [];
+    const handler = createUploadHandler({
+      sink: (_request, { params }) => {
+        seen.push(params);
+        return new WritableStream();
+      },
+      onComplete: (_result, _request, { params }) =>
+        new Response(`stored as ${params.name}`),
+    });
+    // As itty-router does: the parameters set on the request itself.
+    const request = Object.assign(post("abc"), {
+      params: { name: "report.pdf" },
+    });
+    const info = { remoteAddr: { hostname: "127.0.0.1", port: 1 } };
+    // deno-lint-ignore no-explicit-any
+    const response = await handler(request, info as any);
+    assert.equal(await response.text(), "stored as report.pdf");
+    // A second argument's { params } wins over the request's.
+    const again = Object.assign(post("abc"), { params: { name: "no.pdf" } });
+    const given = await handler(again, { params: { name: "yes.pdf" } });
+    assert.equal(await given.text(), "stored as yes.pdf");
+    assert.deepEqual(seen, [{ name: "report.pdf" }, { name: "yes.pdf" }]);
+  });
+
+  it(
+    "createUploadHandler mounted in Bun.serve's routes stores the file under its route's :name",
+    {
+      skip: runtime !== "bun" && "Bun.serve's routes",
+    },
+    async () => {
+      const dir = await makeTempDir("sluice-bun-routes-");
+      try {
+        const upload = createUploadHandler({
+          sink: (_request, { params }) =>
+            createFileSink(join(dir, safeFileName(params.name))),
+          onComplete: () => new Response("File Received!"),
+        });
+        // deno-lint-ignore no-explicit-any
+        const server = (globalThis as any).Bun.serve({
+          hostname: "127.0.0.1",
+          port: 0,
+          routes: { "/files/:name": { PUT: upload } },
+          fetch: () => new Response("not found", { status: 404 }),
+        });
+        try {
+          const response = await fetch(
+            `http://127.0.0.1:${server.port}/files/report.pdf`,
+            { method: "PUT", body: "hello" },
+          );
+          assert.equal(response.status, 200, await response.clone().text());
+          assert.equal(await response.text(), "File Received!");
+          assert.equal(
+            await readFile(join(dir, "report.pdf"), "utf8"),
+            "hello",
+          );
+        } finally {
+          await server.stop(true);
+        }
+      } finally {
+        await removeDir(dir);
+      }
+    },
+  );
 
   it("createUploadHandler answers a request's onComplete error as its HttpError", async () => {
     const handler = createUploadHandler({

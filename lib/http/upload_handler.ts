@@ -26,8 +26,32 @@ import { callOnError } from "../_internal/reported.ts";
 
 /** What the upload handler passes to its sink and completion hook. */
 export interface UploadContext {
-  /** Route parameters, from the handler's optional second argument. */
+  /**
+   * Route parameters: the handler's optional second argument's `params`,
+   * else the request's own (`Bun.serve`'s `routes`, itty-router), else
+   * none.
+   */
   params: Record<string, string>;
+}
+
+/**
+ * A router's parameters: a second argument's `{ params }` (Deno's
+ * ServeHandlerInfo and Bun's Server have none), else those a router put on
+ * the request itself (a BunRequest under `Bun.serve`'s `routes`,
+ * itty-router's). Both were ignored: `params.name` undefined, a sink that
+ * failed to open (500) or a file stored under no name.
+ */
+function routeParams(
+  request: Request,
+  second: unknown,
+): Record<string, string> {
+  const given = second !== null && typeof second === "object"
+    ? (second as { params?: unknown }).params
+    : undefined;
+  const params = given ?? (request as { params?: unknown }).params;
+  return params !== null && typeof params === "object"
+    ? params as Record<string, string>
+    : {};
 }
 
 /**
@@ -281,9 +305,10 @@ function created(result: ReceivedBody): Response {
  * `acceptMultipartAsRaw` is set.
  *
  * The handler takes an optional second argument `{ params }` (route
- * parameters from a router), passed to `sink` and `onComplete`; a runtime's
- * own second argument (Deno's `ServeHandlerInfo`, Bun's `Server`) is
- * ignored.
+ * parameters from a router), passed to `sink` and `onComplete`; without
+ * one, the parameters a router put on the request itself are passed
+ * (`Bun.serve`'s `routes`, itty-router). A runtime's own second argument
+ * (Deno's `ServeHandlerInfo`, Bun's `Server`) is ignored.
  *
  * @param options Where the body goes, the limits and the answer.
  * @returns A fetch handler for `Deno.serve`, `Bun.serve`, Workers or a router.
@@ -334,6 +359,7 @@ function created(result: ReceivedBody): Response {
  *   onComplete: () => new Response("File Received!"),
  * });
  * // Hono: app.put("/files/:name", (c) => upload(c.req.raw, { params: c.req.param() }));
+ * // Bun: Bun.serve({ routes: { "/files/:name": { PUT: upload } }, maxRequestBodySize: 2 ** 40 });
  * ```
  */
 export function createUploadHandler(
@@ -392,14 +418,7 @@ export function createUploadHandler(
   const formMaxTotalBytes = multipart?.maxTotalBytes ?? maxBytes;
   return async (request, second) => {
     checkBodyUnused("receive upload", request);
-    // Only a router's { params } counts; Deno's ServeHandlerInfo and Bun's
-    // Server have none. (`| object` in the type lets those runtimes pass
-    // theirs: `{ params? }` alone is a weak type nothing else matches.)
-    const params = second && typeof second === "object" &&
-        "params" in second && second.params && typeof second.params === "object"
-      ? second.params
-      : {};
-    const context: UploadContext = { params };
+    const context: UploadContext = { params: routeParams(request, second) };
     try {
       if (request.method !== "POST" && request.method !== "PUT") {
         return refuseMethod("receive body", request, BODY_METHODS);
