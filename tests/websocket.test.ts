@@ -505,6 +505,35 @@ describe("websocketDuplex watermarks and framing (fake socket)", () => {
   });
 });
 
+describe("upgradeWebSocket and a router's Proxy of the request", () => {
+  it("upgrades a Proxy of the request the server received, as itty-router's AutoRouter hands it (under Bun it was refused as a copy)", async () => {
+    const { fetch, served } = wsServer(echoHandler);
+    await withServer((request) => {
+      // itty-router's withParams: a Proxy whose properties are the
+      // request's, functions bound to it, and route params besides.
+      const params: Record<string, string> = { room: "a" };
+      const proxy = new Proxy(request, {
+        get: (target, key) => {
+          const value = Reflect.get(target, key, target);
+          if (typeof value === "function") return value.bind(target);
+          return value ?? params[key as string];
+        },
+      });
+      return fetch(proxy);
+    }, async (server) => {
+      const { stream, closed } = connect(server.url);
+      await stream.write("through a Proxy");
+      await stream.closeWrite();
+      assert.equal(
+        await deadline(readAll(stream), 10_000, "echo"),
+        "through a Proxy",
+      );
+      assert.equal((await closed()).code, 1000);
+      assert.equal(await served.outcome, undefined);
+    });
+  });
+});
+
 describe("upgradeWebSocket under Bun", () => {
   it(
     "keeps no socket of an upgrade Bun refused among the server's open ones",

@@ -15,7 +15,19 @@ interface BunServerWebSocket {
   getBufferedAmount(): number;
 }
 
-const servers = new WeakMap<Request, BunServer>();
+// What `serve` received, on the request itself: a router that hands the
+// handler a Proxy of it (itty-router's AutoRouter, for its params) passes
+// these through, where a WeakMap keyed by the request missed, and Bun
+// upgrades only the request it handed over. (A copy, `new Request(url,
+// request)`, has neither: Bun cannot upgrade it.) Two properties cost less
+// than one WeakMap entry per request.
+const SERVER = Symbol("sluice.bunServer");
+const ORIGINAL = Symbol("sluice.bunRequest");
+interface Remembered {
+  [SERVER]?: BunServer;
+  [ORIGINAL]?: Request;
+}
+
 /** Each server's sockets not yet closed, for its shutdown to close them. */
 const sockets = new WeakMap<BunServer, Set<BunWebSocket>>();
 
@@ -36,12 +48,22 @@ export function openBunSockets(server: BunServer): number {
 
 /** Remembers which Bun server received `request`, for `upgradeWebSocket`. */
 export function rememberBunServer(request: Request, server: BunServer): void {
-  servers.set(request, server);
+  const remembered = request as Remembered;
+  remembered[SERVER] = server;
+  remembered[ORIGINAL] = request;
 }
 
-/** The Bun server that received `request`, if `serve` saw it. */
+/** The Bun server that received `request` (or what stands for it), if `serve` saw it. */
 export function bunServerFor(request: Request): BunServer | undefined {
-  return servers.get(request);
+  return (request as Remembered)[SERVER];
+}
+
+/**
+ * The request `serve` received, for `server.upgrade`: `request` itself, or
+ * the one a router's Proxy of it stands for.
+ */
+export function bunRequestFor(request: Request): Request {
+  return (request as Remembered)[ORIGINAL] ?? request;
 }
 
 function closeEvent(code: number, reason: string): Event {

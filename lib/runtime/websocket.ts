@@ -13,7 +13,7 @@ import { checkArgument } from "../_internal/arguments.ts";
 import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
-import { bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
+import { bunRequestFor, bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
 import { HttpError } from "../http/http_error.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
@@ -130,7 +130,9 @@ export function upgradeWebSocket(
     const headers = protocol
       ? { "sec-websocket-protocol": protocol }
       : undefined;
-    if (!server.upgrade(request, { data: socket, headers })) {
+    // A router's Proxy of the request (itty-router's AutoRouter) stands
+    // for it: Bun upgrades only the request it handed over.
+    if (!server.upgrade(bunRequestFor(request), { data: socket, headers })) {
       socket.refused();
       // Past checkHandshake, what Bun refuses is still the request's doing.
       throw new HttpError(
