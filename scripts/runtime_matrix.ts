@@ -209,6 +209,7 @@ const ROWS: Row[] = [
       "rpc_flush.test.ts",
       "rpc_handler_client.test.ts",
       "rpc_cors.test.ts",
+      "rpc_grpc_web_text.test.ts",
       "rpc_client_api.test.ts",
       "rpc_conformance.test.ts",
       "rpc_slow_request.test.ts",

@@ -1,7 +1,8 @@
 // Serves one native gRPC call (application/grpc): status in HTTP trailers,
 // Trailers-Only for errors before the call starts. gRPC-Web differs only in
-// its content type and in ending the body with a trailer frame instead, so
-// it serves its calls with serveGrpcCall too.
+// its content type and in ending the body with a trailer frame instead (and
+// its text format in a body in base64), so it serves its calls with
+// serveGrpcCall too.
 
 import { markUnbuffered, mergeUnbuffered } from "../../http/_unbuffered.ts";
 import { Code } from "../code.ts";
@@ -36,6 +37,14 @@ export interface GrpcVariant {
    * Without it, the status goes in HTTP trailers (native gRPC).
    */
   endFrame?: (status: CallStatus) => Uint8Array;
+  /**
+   * gRPC-Web's text format: the request as the call reads it (its body
+   * decoded from base64), and the response body as sent (encoded).
+   */
+  text?: {
+    request(request: UniversalRequest): UniversalRequest;
+    body(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array>;
+  };
 }
 
 const grpc: GrpcVariant = { protocol: "grpc", parseContentType, contentType };
@@ -95,6 +104,7 @@ export async function serveGrpcCall(
       trailers: new Headers(),
     });
   }
+  if (variant.text) request = variant.text.request(request);
   try {
     const params = readCallParams(request, paramHeaders, options);
     const call = startCall(
@@ -121,7 +131,10 @@ export async function serveGrpcCall(
     if (params.responseCompression) {
       headers.set(headerEncoding, params.responseCompression);
     }
-    if (variant.endFrame) return { status: 200, headers, body: call.body };
+    if (variant.endFrame) {
+      const body = variant.text ? variant.text.body(call.body) : call.body;
+      return { status: 200, headers, body };
+    }
     return {
       status: 200,
       headers,

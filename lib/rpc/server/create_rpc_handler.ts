@@ -15,7 +15,8 @@ export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
 /**
  * Creates a fetch handler (`Request` → `Response`) that serves services
  * over gRPC-Web (`application/grpc-web+proto|json`, trailers as the final
- * `0x80` frame) and Connect (`application/connect+proto|json` streaming with
+ * `0x80` frame, and its base64 text format `application/grpc-web-text`,
+ * which Google's `grpc-web` streams in) and Connect (`application/connect+proto|json` streaming with
  * its EndStreamResponse, and `application/proto|json` unary), for
  * `Deno.serve`, `Bun.serve`, Workers and any other fetch server.
  *
