@@ -19,6 +19,7 @@ import {
   createConnectTransport,
   createGrpcWebTransport,
   defineService,
+  FrameDecoder,
   Int64Value,
   RpcError,
   type Transport,
@@ -448,6 +449,68 @@ describe("workerd", () => {
       });
     });
   }
+
+  describe("gRPC-Web's text format in workerd", () => {
+    /** Frames of Int64Values, in base64 as padded segments, one per frame. */
+    function textBody(values: bigint[]): string {
+      return values.map((value) => {
+        const data = Int64Value.proto.encode(value);
+        const frame = new Uint8Array(5 + data.byteLength);
+        new DataView(frame.buffer).setUint32(1, data.byteLength);
+        frame.set(data, 5);
+        return btoa(String.fromCharCode(...frame));
+      }).join("");
+    }
+
+    /** The messages and the trailer frame's text of a text answer. */
+    function readText(text: string): { values: bigint[]; trailer: string } {
+      // Padded segments: decoded group by group, as grpc-web does.
+      let binary = "";
+      for (let i = 0; i < text.length; i += 4) {
+        binary += atob(text.slice(i, i + 4));
+      }
+      const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+      const values: bigint[] = [];
+      let trailer = "";
+      for (const frame of new FrameDecoder().decode(bytes)) {
+        if (frame.flags & 0x80) trailer = new TextDecoder().decode(frame.data);
+        else values.push(Int64Value.proto.decode(frame.data));
+      }
+      return { values, trailer };
+    }
+
+    for (
+      const [method, expected] of [
+        ["sum", [6n]],
+        ["incrementalSum", [1n, 3n, 6n]],
+      ] as const
+    ) {
+      it(`createRpcHandler in workerd answers ${method} sent as application/grpc-web-text (Google's grpc-web in text mode) in text`, async () => {
+        const response = await fetch(
+          url(`/StreamingCalcService/${method}`),
+          {
+            method: "POST",
+            headers: {
+              "content-type": "application/grpc-web-text",
+              accept: "application/grpc-web-text",
+              "x-grpc-web": "1",
+            },
+            body: textBody([1n, 2n, 3n]),
+          },
+        );
+        assert.equal(response.status, 200);
+        assert.equal(
+          response.headers.get("content-type"),
+          "application/grpc-web-text+proto",
+        );
+        const text = await response.text();
+        assert.equal(text.length % 4, 0, text);
+        const { values, trailer } = readText(text);
+        assert.deepEqual(values, expected);
+        assert.match(trailer, /grpc-status: ?0\r\n/);
+      });
+    }
+  });
 
   describe("RPC protocol limits", () => {
     it("createRpcHandler in workerd answers native gRPC with 415 (no HTTP trailers in Workers)", async () => {

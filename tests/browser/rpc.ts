@@ -627,6 +627,21 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.error.code, 12, `error code (${r.error.message})`);
   });
 
+  for (const scheme of ["http", "https"] as const) {
+    test(`third-party client in the page: Google's grpc-web 2.1.1 in its text format (application/grpc-web-text, mode=grpcwebtext) calls sluice's createRpcHandler: unary, an UNIMPLEMENTED error, and server-streaming whose messages reach the page as they are sent (it was refused, 415) (${scheme})`, async () => {
+      const p = await withPeers(kit.pages()[scheme]);
+      const r = await p.evaluate(() =>
+        rpcPeers.grpcWebText(`${location.origin}/rpc`)
+      );
+      assertEqual(r.square, "144", "square");
+      assertEqual(r.error.code, 12, `error code (${r.error.message})`);
+      assertEqual(r.counted, ["1", "2", "3", "4"], "count");
+      // 2: the page read 1 while the call was open and released it (99:
+      // it saw nothing until the server gave up waiting).
+      assertEqual(r.paced, ["1", "2"], "paced");
+    });
+  }
+
   test("RPC over WebSocket from another origin: the browser opens it with no CORS check and the visitor's cookies, so allowedOrigins refuses a page of another host by default, and lets in those it names", async () => {
     const p = await withRpc(kit.pages().http);
     const r = await p.evaluate(async () => {
@@ -663,7 +678,7 @@ export function registerRpcTests(kit: RpcTestKit): void {
     assertEqual(r.sameHost, "6", "the page's own host");
   });
 
-  test("third-party clients in the page from another origin through the CORS layer built from `cors`: connect-web (Connect proto and JSON, gRPC-Web) and Google's grpc-web, with an error answered in headers alone", async () => {
+  test("third-party clients in the page from another origin through the CORS layer built from `cors`: connect-web (Connect proto and JSON, gRPC-Web) and Google's grpc-web (binary and text), with an error answered in headers alone", async () => {
     const p = await withPeers(kit.pages().http);
     const r = await p.evaluate(async () => {
       const baseUrl = `http://localhost:${location.port}/cors-rpc`;
@@ -672,6 +687,7 @@ export function registerRpcTests(kit: RpcTestKit): void {
         "connect-json": await rpcPeers.connectWeb("connect-json", baseUrl),
         "grpc-web": await rpcPeers.connectWeb("grpc-web", baseUrl),
         grpcWeb: await rpcPeers.grpcWeb(baseUrl),
+        grpcWebText: await rpcPeers.grpcWebText(baseUrl),
       };
     });
     const expected = { square: "144", counted: ["1", "2", "3", "4"] };
@@ -684,6 +700,13 @@ export function registerRpcTests(kit: RpcTestKit): void {
       r.grpcWeb.error.code,
       12,
       `grpc-web error code (${r.grpcWeb.error.message})`,
+    );
+    assertEqual(r.grpcWebText.square, "144", "grpc-web text square");
+    assertEqual(r.grpcWebText.paced, ["1", "2"], "grpc-web text paced");
+    assertEqual(
+      r.grpcWebText.error.code,
+      12,
+      `grpc-web text error code (${r.grpcWebText.error.message})`,
     );
   });
 

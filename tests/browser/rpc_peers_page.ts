@@ -166,7 +166,75 @@ async function grpcWeb(
   return { square: String(result.value), counted, error };
 }
 
-const rpcPeers = { connectWeb, grpcWeb };
+/**
+ * Google's grpc-web in its text format (application/grpc-web-text, its
+ * `format: "text"`, protoc-gen-grpc-web's `mode=grpcwebtext`): square(12),
+ * an UNIMPLEMENTED error, count(4), and paced(key), whose second message
+ * the server sends only once the page, having read the first, calls
+ * release(key): the messages of a stream must reach the page as they are
+ * sent (in the binary format they come only when the call ends).
+ */
+async function grpcWebText(baseUrl: string): Promise<{
+  square: string;
+  counted: string[];
+  paced: string[];
+  error: { code: number; message: string };
+}> {
+  const client = new GrpcWebClientBase({ format: "text" });
+  const method = (
+    name: string,
+    kind: "unary" | "server_streaming",
+  ) =>
+    new MethodDescriptor(
+      `/test.v1.BrowserService/${name}`,
+      kind,
+      Int64Box,
+      Int64Box,
+      serialize,
+      deserialize,
+    );
+  const url = (name: string) => `${baseUrl}/test.v1.BrowserService/${name}`;
+  const unary = (name: string, value: bigint) =>
+    client.unaryCall(url(name), new Int64Box(value), {}, method(name, "unary"));
+  const stream = (
+    name: string,
+    value: bigint,
+    onData: (value: string) => void = () => {},
+  ) =>
+    new Promise<string[]>((resolve, reject) => {
+      const values: string[] = [];
+      client.serverStreaming(
+        url(name),
+        new Int64Box(value),
+        {},
+        method(name, "server_streaming"),
+      )
+        .on("data", (m) => {
+          values.push(String(m.value));
+          onData(String(m.value));
+        })
+        .on("error", reject)
+        .on("end", () => resolve(values));
+    });
+  const square = await unary("square", 12n);
+  let error = { code: -1, message: "" };
+  try {
+    await unary("missing", 1n);
+  } catch (e) {
+    const { code, message } = e as { code: number; message: string };
+    error = { code, message };
+  }
+  const counted = await stream("count", 4n);
+  const key = BigInt(Math.floor(Math.random() * 2 ** 48));
+  const released: Promise<unknown>[] = [];
+  const paced = await stream("paced", key, (value) => {
+    if (value === "1") released.push(unary("release", key));
+  });
+  await Promise.all(released);
+  return { square: String(square.value), counted, paced, error };
+}
+
+const rpcPeers = { connectWeb, grpcWeb, grpcWebText };
 
 /** What the test pages find on `globalThis`. */
 export type RpcPeers = typeof rpcPeers;

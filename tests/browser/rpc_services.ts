@@ -30,7 +30,17 @@ export const BrowserService = defineService("test.v1.BrowserService", {
   },
   count: { kind: "server-streaming", input: Int64Value, output: Int64Value },
   fail: { kind: "unary", input: Int64Value, output: Int64Value },
+  paced: { kind: "server-streaming", input: Int64Value, output: Int64Value },
+  release: { kind: "unary", input: Int64Value, output: Int64Value },
 });
+
+/**
+ * `paced(key)` sends 1, then waits for `release(key)`, then sends 2 (or,
+ * after 20 s without it, 99 and ends): a client that reads each message as
+ * it comes releases it; one that sees the messages only when the call ends
+ * never can.
+ */
+const waiting = new Map<bigint, () => void>();
 
 /** The implementations. */
 export const browserServices = [
@@ -62,6 +72,26 @@ export const browserServices = [
     },
     fail: () => {
       throw new RpcError(Code.PermissionDenied, "Cannot fail: denied");
+    },
+    paced: async function* (key) {
+      const released = Promise.withResolvers<boolean>();
+      waiting.set(key, () => released.resolve(true));
+      const timer = setTimeout(() => released.resolve(false), 20_000);
+      try {
+        yield 1n;
+        yield await released.promise ? 2n : 99n;
+      } finally {
+        clearTimeout(timer);
+        waiting.delete(key);
+      }
+    },
+    release: (key) => {
+      const release = waiting.get(key);
+      if (release === undefined) {
+        throw new RpcError(Code.NotFound, `Cannot release: no call ${key}`);
+      }
+      release();
+      return key;
     },
   }),
 ];
