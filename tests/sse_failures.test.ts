@@ -107,14 +107,14 @@ describe("fetchEventStream and connections that bring no event", () => {
     assert.equal(calls, 2);
   });
 
-  it("fetchEventStream counts a connection that ends with no event but with something else than comments (a partial event, an event with no data, a retry or id alone, an error page) against maxRetries: each was asked again for ever", async () => {
+  it("fetchEventStream counts a connection that ends with an unfinished event or line, or with what is no event stream (an error page), against maxRetries: each was asked again for ever", async () => {
     for (
       const body of [
         "data: partial",
-        "event: x\n\n",
-        "retry: 10\n\n",
-        "id: 7\n\n",
+        "data: no blank line after it\n",
+        "event: x\ndata: one\r\n",
         "<html>Bad gateway</html>\n\n",
+        '{"error":"upstream failed"}',
         ": a comment\ndata: unfinished",
       ]
     ) {
@@ -143,15 +143,25 @@ describe("fetchEventStream and connections that bring no event", () => {
       );
       assert.equal(
         error.message,
-        "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2), the last: the response ended with no event (nor only comments)",
+        "Cannot read event stream: 3 connection attempts failed in a row (maxRetries 2), the last: the response ended with an unfinished event or what is no event stream",
         JSON.stringify(body),
       );
       assert.equal(calls, 3, JSON.stringify(body));
     }
   });
 
-  it("fetchEventStream does not count a feed of comments alone, a comment left unfinished at its end included", async () => {
-    for (const body of [": keep-alive\n\n", ": a\n: b\n\n", ": unfinished"]) {
+  it("fetchEventStream does not count a quiet feed: comments (one left unfinished at its end included), and retry, id or event lines that begin no event (createSseHandler's { retry } first)", async () => {
+    for (
+      const body of [
+        ": keep-alive\n\n",
+        ": a\n: b\n\n",
+        ": unfinished",
+        "retry: 50\n\n: keep-alive\n\n",
+        "id: 7\n\n",
+        "event: ping\n\n",
+        "\uFEFF\n\n",
+      ]
+    ) {
       let calls = 0;
       const stop = new AbortController();
       const feed = (() => {

@@ -104,12 +104,19 @@ export class SseParser {
    */
   refusal: string | undefined;
   /**
-   * Whether a line other than a comment or an empty one came: a field
-   * (data, event, id, retry, or any other name). With no event dispatched,
-   * such a stream said something that was not a keep-alive and delivered
-   * nothing (a partial event, an error page sent as an event stream).
+   * Whether a line came whose field is none of `data`, `event`, `id` and
+   * `retry` (which the standard ignores): with no event dispatched, such a
+   * stream was no event stream (an error page sent as one).
    */
-  sawField = false;
+  sawUnknownField = false;
+
+  /**
+   * Whether an event was begun (a `data` line) and not dispatched: a
+   * stream that ends here ends with an unfinished event.
+   */
+  get inEvent(): boolean {
+    return this.#hasData;
+  }
 
   /**
    * Whether a line is unfinished (no line break after it yet) that is not
@@ -230,7 +237,6 @@ export class SseParser {
       return;
     }
     this.refusal = undefined;
-    this.sawField = true;
     const colon = line.indexOf(":");
     let field = line;
     let value = "";
@@ -262,6 +268,8 @@ export class SseParser {
       case "retry":
         if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
         break;
+      default:
+        this.sawUnknownField = true;
     }
   }
 

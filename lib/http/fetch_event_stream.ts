@@ -37,10 +37,10 @@ export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
    * How many connection attempts may fail in a row before the stream
    * errors: network errors, `429`, `502`, `503` or `504` answers, and
    * connections that drop before an event (a server that fails right after
-   * its head), end empty, or end with no event but with something else
-   * than comments (a partial event, an error page sent as an event
-   * stream). A quiet feed that ends (comments and keep-alives only) is not
-   * a failure. A connection that delivers an event resets the count.
+   * its head), end empty, or end with an unfinished event or line, or with
+   * what is no event stream (a field other than `data`, `event`, `id` and
+   * `retry`: an error page sent as one). A quiet feed that ends (comments,
+   * and `retry` or `id` lines that begin no event) is not a failure. A connection that delivers an event resets the count.
    *
    * @default {Infinity}
    */
@@ -156,8 +156,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  *   server, a server at capacity or shutting down) counts as a failed
  *   connection, and the next attempt waits at least its `Retry-After` (up to
  *   `maxRetryDelayMs`), where `EventSource` fails for good. A connection
- *   that drops before an event (a `200` whose body fails at once) or ends
- *   empty counts as a failed one too. After more than `maxRetries`
+ *   that drops before an event (a `200` whose body fails at once), ends
+ *   empty, or ends with an unfinished event or with what is no event stream
+ *   (an error page sent as one) counts as a failed one too; a quiet feed's
+ *   comments, `retry` and `id` lines do not. After more than `maxRetries`
  *   failures in a row the stream errors with a `TypeError` whose `cause` is
  *   the last failure; an event resets the count. A refusal said after the
  *   head (`sseResponse`'s comment for an `HttpError` of 400-499 from its
@@ -478,9 +480,11 @@ export function fetchEventStream(
             }
             lastEventId = parser!.lastEventId;
             const refusal = dropped === undefined ? parser!.refusal : undefined;
-            // Only comments and empty lines, every line finished: a quiet
-            // feed's keep-alives.
-            const quiet = received && !parser!.sawField && !parser!.inField;
+            // A quiet feed's keep-alives: comments, and `retry`, `id` or
+            // `event` lines that begin no event, every line finished. Not:
+            // an unfinished event or line, or a field no event stream has.
+            const quiet = received && !parser!.sawUnknownField &&
+              !parser!.inEvent && !parser!.inField;
             body = parser = undefined;
             if (refusal !== undefined) {
               // Refused after its head (a check in a generator): as a
@@ -492,15 +496,15 @@ export function fetchEventStream(
             if (!delivered && (dropped !== undefined || !quiet)) {
               // A failed attempt too: a server that answered 200 and then
               // failed, said nothing at all, or said something that was no
-              // event (a partial one, an error page as an event stream)
-              // was asked again for ever. (A quiet feed that ends,
+              // event (an unfinished one, an error page as an event
+              // stream) was asked again for ever. (A quiet feed that ends,
               // keep-alives only, is not one.)
               const ended = dropped !== undefined
                 ? `the response failed before any event: ${
                   failureOf(dropped.error)
                 }`
                 : received
-                ? "the response ended with no event (nor only comments)"
+                ? "the response ended with an unfinished event or what is no event stream"
                 : "the response ended at once, empty";
               countFailure(
                 dropped === undefined
