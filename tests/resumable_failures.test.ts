@@ -419,6 +419,42 @@ function fullDisk(store: ResumableStore): ResumableStore {
   return wrapped;
 }
 
+describe("the file store's expiry sweep and an upload another store completed", () => {
+  it("deleteExpired keeps an upload completed through another store object over its directory (as another process or isolate: deno serve --parallel), which it had seen unfinished: its published file was deleted", async () => {
+    const shared = await makeTempDir("resumable-two-stores-");
+    try {
+      const first = createResumableFileStore(shared);
+      const second = createResumableFileStore(shared);
+      const through = (store: ResumableFileStore) =>
+        createResumableUploadHandler({ store, expiresInMs: 200 });
+      const { location, patch } = await ietfUpload(through(first), 600);
+      // The second store sees it unfinished, and remembers it so.
+      const head = await through(second)(req("HEAD", location));
+      assert.equal(head.headers.get("upload-complete"), "?0");
+      const data = randomBytes(600);
+      assert.equal((await patch(0, data)).status, 200);
+      const id = location.split("/").pop()!;
+      const expiresAt = Date.now() + 200;
+      while (Date.now() <= expiresAt) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.deepEqual(await second.deleteExpired(), []);
+      assert.deepEqual(new Uint8Array(await readFile(join(shared, id))), data);
+      // An unfinished one that expired is still swept.
+      const stale = await ietfUpload(through(first), 600);
+      const staleAt = Date.now() + 200;
+      while (Date.now() <= staleAt) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.deepEqual(await second.deleteExpired(), [
+        stale.location.split("/").pop(),
+      ]);
+    } finally {
+      await removeDir(shared);
+    }
+  });
+});
+
 describe("createResumableUploadHandler's onError", () => {
   it("is told of a 5xx answer (a store write that failed: a full disk) and its cause, and not of a 4xx; by default it logs", async () => {
     // Before, the client got 500 "Cannot store body: the sink failed" and

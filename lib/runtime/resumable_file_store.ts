@@ -132,8 +132,10 @@ function currentBoot(): string | null {
  * ahead of them. A completion waits for the last checkpoint before the
  * complete file appears at `<dir>/<id>`, by a rename.
  *
- * One process serves a directory: the handler's per-upload lock is in
- * memory.
+ * One process serves a directory, with one store object: the handler's
+ * per-upload lock, the offsets and the records are in memory. An isolate
+ * counts as a process (`deno serve --parallel`, Bun's `reusePort`): route
+ * each upload's requests to one instance (docs/resumable.md).
  *
  * @experimental
  * @param dir The directory (created if missing).
@@ -221,10 +223,17 @@ export function createResumableFileStore(
   async function readRecord(id: string): Promise<Record | undefined> {
     const cached = records.get(id);
     if (cached) return { ...cached };
+    const record = await readRecordFile(id);
+    if (record !== undefined && !record.complete) {
+      records.set(id, { ...record });
+    }
+    return record;
+  }
+
+  /** The record on disk, whatever this process last knew of it. */
+  async function readRecordFile(id: string): Promise<Record | undefined> {
     try {
-      const record = JSON.parse(await readFile(state(id), "utf8")) as Record;
-      if (!record.complete) records.set(id, { ...record });
-      return record;
+      return JSON.parse(await readFile(state(id), "utf8")) as Record;
     } catch (error) {
       if ((error as { code?: string }).code === "ENOENT") return undefined;
       throw error;
@@ -656,11 +665,17 @@ export function createResumableFileStore(
         if (!match) continue;
         const id = match[1];
         records.add(id);
-        const record = await readRecord(id).catch(() => undefined);
+        // From disk, not as this process last knew it: an upload completed
+        // by another process (one misconfigured to serve this directory
+        // too) was deleted, its published file with it.
+        const record = await readRecordFile(id).catch(() => undefined);
         if (
           !record || record.complete || appending.has(id) ||
           record.expiresAt === undefined || record.expiresAt > now
         ) continue;
+        // Published, its record not yet complete (a completion under way
+        // elsewhere): never removed as expired.
+        if (await stat(final(id)).then(() => true, () => false)) continue;
         await store.delete(id);
         removed.push(id);
       }
