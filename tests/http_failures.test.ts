@@ -484,3 +484,71 @@ describe("upload() with an onProgress that throws", () => {
     });
   }
 });
+
+describe("upload() refused before its body is sent", () => {
+  for (const progress of [false, true]) {
+    it(
+      `upload stops reading and sending the caller's stream once the server refuses it${
+        progress ? ", and onProgress stops" : ""
+      } (Deno's fetch read and sent all 512 MiB after resolving with the 413)`,
+      async () => {
+        let pulled = 0;
+        let cancelled = false;
+        const chunk = new Uint8Array(64 * 1024);
+        const source = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            pulled += chunk.byteLength;
+            controller.enqueue(chunk);
+            if (pulled >= 512 * 1024 * 1024) controller.close();
+          },
+          cancel() {
+            cancelled = true;
+          },
+        });
+        let reported = 0;
+        await withServer(
+          () => new Response("Cannot accept body: too large", { status: 413 }),
+          async (server) => {
+            const response = await deadline(
+              upload(new URL("/x", server.url), source, {
+                contentLength: 512 * 1024 * 1024,
+                ...(progress
+                  ? {
+                    progressIntervalMs: 0,
+                    onProgress: (sent) => reported = sent,
+                  }
+                  : {}),
+              }),
+              T,
+              "the upload",
+            );
+            assert.equal(response.status, 413);
+            // The answer's body is still there.
+            assert.equal(
+              await response.text(),
+              "Cannot accept body: too large",
+            );
+            const atAnswer = pulled;
+            const reportedAtAnswer = reported;
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            // Its stream cancelled: at most what was in flight more.
+            assert.ok(
+              pulled - atAnswer <= 4 * 1024 * 1024,
+              `${pulled - atAnswer} bytes read after the answer`,
+            );
+            assert.ok(pulled < 64 * 1024 * 1024, `${pulled} bytes read`);
+            assert.ok(cancelled, "the stream was not cancelled");
+            if (progress) {
+              assert.ok(
+                reported - reportedAtAnswer <= 4 * 1024 * 1024,
+                `${
+                  reported - reportedAtAnswer
+                } bytes reported after the answer`,
+              );
+            }
+          },
+        );
+      },
+    );
+  }
+});

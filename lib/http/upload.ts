@@ -3,6 +3,7 @@ import {
   ProgressStream,
 } from "../streams/progress_stream.ts";
 import { formatDigestHeader } from "./digest_header.ts";
+import { HttpError } from "./http_error.ts";
 import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
 import { checkProgress } from "../streams/progress_stream.ts";
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
@@ -175,6 +176,14 @@ export async function upload(
   // it on every runtime (Deno's fetch rejected with "fetch failed", the
   // callback's error only its cause).
   let progressFailed: { error: unknown } | undefined;
+  // Aborted once the server has answered a refusal: Deno's fetch resolved
+  // with an early 413 and went on reading the caller's stream to its end
+  // and sending it (512 MiB of a 100-byte limit), onProgress reporting it
+  // all after the upload had resolved; the pipe below cancels the stream.
+  const refused = new AbortController();
+  const pipeSignal = signal === undefined
+    ? refused.signal
+    : AbortSignal.any([signal, refused.signal]);
   if (onProgress) {
     const stream = body instanceof ReadableStream
       ? body
@@ -196,19 +205,21 @@ export async function upload(
         total: size,
         intervalMs: progressIntervalMs,
       }),
-      { signal },
+      { signal: pipeSignal },
     );
   } else if (
-    body instanceof ReadableStream && signal !== undefined && !isBun() &&
-    !isWorkers()
+    body instanceof ReadableStream && !isBun() && !isWorkers()
   ) {
-    // An abort must cancel the caller's stream: Node's fetch (undici) never
-    // cancels a stream body, and Deno's only for an abort before the answer
-    // (after an early 413, the whole body was read and sent). The pipe
-    // cancels it. Bun's fetch does so itself; workerd's keeps the length it
-    // knows of a body it made (a request's, an R2 object's), which a pipe
-    // loses (sent chunked, an origin that needs a length refuses it).
-    requestBody = body.pipeThrough(new TransformStream(), { signal });
+    // An abort, or a refusal, must cancel the caller's stream: Node's fetch
+    // (undici) never cancels a stream body, and Deno's only for an abort
+    // before the answer (after an early 413, the whole body was read and
+    // sent). The pipe cancels it. Bun's fetch does so itself; workerd's
+    // keeps the length it knows of a body it made (a request's, an R2
+    // object's), which a pipe loses (sent chunked, an origin that needs a
+    // length refuses it).
+    requestBody = body.pipeThrough(new TransformStream(), {
+      signal: pipeSignal,
+    });
   } else {
     requestBody = body as BodyInit;
   }
@@ -247,6 +258,16 @@ export async function upload(
     // ends with what onProgress threw, as XMLHttpRequest's path has it.
     await response.body?.cancel().catch(() => {});
     throw progressFailed.error;
+  }
+  // A refusal (or a redirect) is final: what is left of the body is not
+  // sent. The answer's own body stays readable.
+  if (response.status >= 300) {
+    refused.abort(
+      new HttpError(
+        response.status,
+        `Cannot upload: the server answered ${response.status}`,
+      ),
+    );
   }
   return response;
 }
