@@ -1,5 +1,8 @@
 import { checkNumber } from "../_internal/limits.ts";
 
+const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
+const TIMEOUT_HEADERS = { ...TEXT_HEADERS, connection: "close" };
+
 /**
  * An error that carries the HTTP status a server should answer with. The
  * library's handlers throw it for bad input (400), over-limit bodies (413) and
@@ -48,6 +51,10 @@ export class HttpError extends Error {
 
   /**
    * Turns the error into a plain-text response with its status and message.
+   * A `408` also says `Connection: close` (RFC 9110, 15.5.9): the client
+   * stopped mid-request, and the rest of its body, should it come, is not
+   * another request (Bun then closes the connection; Deno 2.9.6 ignores the
+   * header, known-runtime-issues.md (y); HTTP/2 and Workers drop it).
    *
    * @returns A `text/plain` response.
    */
@@ -55,7 +62,7 @@ export class HttpError extends Error {
     // 304 (a client's answer it did not follow) has no body.
     return new Response(this.status === 304 ? null : this.message, {
       status: this.status,
-      headers: { "content-type": "text/plain; charset=utf-8" },
+      headers: this.status === 408 ? TIMEOUT_HEADERS : TEXT_HEADERS,
     });
   }
 }

@@ -1263,9 +1263,9 @@ export function createResumableUploadHandler(
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       if (error.status >= 500) callOnError(onError, error);
-      // A refused append's body is not wanted: cancelling it lets the
-      // server drop the connection instead of draining a whole chunk (a
-      // client re-sending a cut request learns of the 409 at once).
+      // A refused append's body is not wanted: cancelled (Deno and Bun
+      // still read what the client sends of it, and serve the next request
+      // on the connection; known-runtime-issues.md (q)).
       if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
       const response = error.getResponse();
       if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
