@@ -507,7 +507,20 @@ describe("upload() refused before its body is sent", () => {
         });
         let reported = 0;
         await withServer(
-          () => new Response("Cannot accept body: too large", { status: 413 }),
+          // Its body comes in parts, after the answer: it must stay
+          // readable (a request body failed under Deno failed it too).
+          () =>
+            new Response(
+              ReadableStream.from(
+                (async function* () {
+                  for (const part of ["Cannot accept body: ", "too large"]) {
+                    await new Promise((resolve) => setTimeout(resolve, 50));
+                    yield new TextEncoder().encode(part);
+                  }
+                })(),
+              ),
+              { status: 413 },
+            ),
           async (server) => {
             const response = await deadline(
               upload(new URL("/x", server.url), source, {

@@ -19,6 +19,11 @@ export function isBrowser(): boolean {
   return agent.startsWith("Mozilla/") && !/\bjsdom\/|\bHappyDOM\//.test(agent);
 }
 
+/** Whether this is Deno: its user agent starts with `Deno/`. */
+export function isDeno(): boolean {
+  return userAgent().startsWith("Deno/");
+}
+
 /** Whether this is Bun (JavaScriptCore): its user agent starts with `Bun/`. */
 export function isBun(): boolean {
   return userAgent().startsWith("Bun/");

@@ -3,7 +3,6 @@ import {
   ProgressStream,
 } from "../streams/progress_stream.ts";
 import { formatDigestHeader } from "./digest_header.ts";
-import { HttpError } from "./http_error.ts";
 import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
 import { checkProgress } from "../streams/progress_stream.ts";
 import { explainStreamingRefusal } from "./_browser_streaming.ts";
@@ -12,7 +11,12 @@ import { resolveHttpUrl } from "./_url.ts";
 import { checkFunction } from "../_internal/arguments.ts";
 import { checkUploadOptions } from "./_upload_options.ts";
 import { checkMax } from "../_internal/limits.ts";
-import { isBrowser, isBun, isWorkers } from "../_internal/user_agent.ts";
+import {
+  isBrowser,
+  isBun,
+  isDeno,
+  isWorkers,
+} from "../_internal/user_agent.ts";
 
 /** What {@linkcode upload} can send. */
 export type UploadBody = ReadableStream<Uint8Array> | Blob | Uint8Array;
@@ -176,14 +180,27 @@ export async function upload(
   // it on every runtime (Deno's fetch rejected with "fetch failed", the
   // callback's error only its cause).
   let progressFailed: { error: unknown } | undefined;
-  // Aborted once the server has answered a refusal: Deno's fetch resolved
-  // with an early 413 and went on reading the caller's stream to its end
-  // and sending it (512 MiB of a 100-byte limit), onProgress reporting it
-  // all after the upload had resolved; the pipe below cancels the stream.
-  const refused = new AbortController();
-  const pipeSignal = signal === undefined
-    ? refused.signal
-    : AbortSignal.any([signal, refused.signal]);
+  // Under Deno, ended once the server has answered a refusal: Deno's fetch
+  // resolved with an early 413 and went on reading the caller's stream to
+  // its end and sending it (512 MiB of a 100-byte limit), onProgress
+  // reporting it all after the upload had resolved. The request body is
+  // ended, not failed (a failed one failed the answer's body too), which
+  // cancels the caller's stream. (Node's fetch sends the whole body before
+  // it resolves, and fails the answer for a body cut short; Bun's stops.)
+  let endBody: (() => void) | undefined;
+  const ender = () =>
+    new TransformStream<Uint8Array, Uint8Array>({
+      start(controller) {
+        endBody = () => {
+          try {
+            controller.terminate();
+          } catch {
+            // Already ended.
+          }
+        };
+      },
+    });
+  const deno = isDeno();
   if (onProgress) {
     const stream = body instanceof ReadableStream
       ? body
@@ -200,26 +217,26 @@ export async function upload(
     };
     // With the signal: an abort cancels the caller's stream and stops the
     // progress (Node's fetch read a body to its end after an abort).
-    requestBody = stream.pipeThrough(
+    const progressed = stream.pipeThrough(
       new ProgressStream(report, {
         total: size,
         intervalMs: progressIntervalMs,
       }),
-      { signal: pipeSignal },
+      { signal },
     );
+    requestBody = deno ? progressed.pipeThrough(ender()) : progressed;
   } else if (
-    body instanceof ReadableStream && !isBun() && !isWorkers()
+    body instanceof ReadableStream && (deno || signal !== undefined) &&
+    !isBun() && !isWorkers()
   ) {
-    // An abort, or a refusal, must cancel the caller's stream: Node's fetch
-    // (undici) never cancels a stream body, and Deno's only for an abort
-    // before the answer (after an early 413, the whole body was read and
-    // sent). The pipe cancels it. Bun's fetch does so itself; workerd's
-    // keeps the length it knows of a body it made (a request's, an R2
-    // object's), which a pipe loses (sent chunked, an origin that needs a
-    // length refuses it).
-    requestBody = body.pipeThrough(new TransformStream(), {
-      signal: pipeSignal,
-    });
+    // An abort, or under Deno a refusal, must cancel the caller's stream:
+    // Node's fetch (undici) never cancels a stream body, and Deno's only
+    // for an abort before the answer (after an early 413, the whole body
+    // was read and sent). The pipe cancels it. Bun's fetch does so itself;
+    // workerd's keeps the length it knows of a body it made (a request's,
+    // an R2 object's), which a pipe loses (sent chunked, an origin that
+    // needs a length refuses it).
+    requestBody = body.pipeThrough(ender(), { signal });
   } else {
     requestBody = body as BodyInit;
   }
@@ -261,13 +278,6 @@ export async function upload(
   }
   // A refusal (or a redirect) is final: what is left of the body is not
   // sent. The answer's own body stays readable.
-  if (response.status >= 300) {
-    refused.abort(
-      new HttpError(
-        response.status,
-        `Cannot upload: the server answered ${response.status}`,
-      ),
-    );
-  }
+  if (deno && response.status >= 300) endBody?.();
   return response;
 }
