@@ -31,6 +31,38 @@ function dropped(): ReadableStream<Uint8Array> {
   });
 }
 
+/**
+ * Reads a feed whose every connection answers `answer(n)` (n from 1), with
+ * no delay between attempts, until it errors or `stopAt` connections
+ * (stopped with "asked <stopAt> times"): its error and the connections made.
+ */
+async function readFeed(
+  answer: (n: number) => BodyInit | null,
+  maxRetries: number,
+  stopAt = 21,
+): Promise<{ error: unknown; calls: number }> {
+  let calls = 0;
+  const stop = new AbortController();
+  const feed = (() => {
+    if (++calls === stopAt) stop.abort(new Error(`asked ${stopAt} times`));
+    return Promise.resolve(eventStream(answer(calls)));
+  }) as typeof fetch;
+  const error = await deadline(
+    Array.fromAsync(
+      fetchEventStream("http://feed/", {
+        fetch: feed,
+        signal: stop.signal,
+        retryDelayMs: 0,
+        maxRetryDelayMs: 1,
+        maxRetries,
+      }),
+    ).then(() => undefined, (e) => e),
+    T,
+    "the feed's end",
+  );
+  return { error, calls };
+}
+
 describe("fetchEventStream and connections that bring no event", () => {
   it("fetchEventStream counts a connection that drops before an event or ends empty against maxRetries, not a quiet feed that ends, an event resetting the count and Last-Event-ID kept (it reconnected for ever)", async () => {
     const stop = new AbortController();
@@ -80,24 +112,9 @@ describe("fetchEventStream and connections that bring no event", () => {
   });
 
   it("fetchEventStream counts a 200 without a body, or one that ends at once, naming it", async () => {
-    let calls = 0;
-    const stop = new AbortController();
-    const feed = (() => {
-      if (++calls > 20) stop.abort(new Error("reconnected for ever"));
-      return Promise.resolve(eventStream(calls % 2 === 0 ? "" : null));
-    }) as typeof fetch;
-    const error = await deadline(
-      Array.fromAsync(
-        fetchEventStream("http://feed/", {
-          fetch: feed,
-          signal: stop.signal,
-          retryDelayMs: 0,
-          maxRetryDelayMs: 1,
-          maxRetries: 1,
-        }),
-      ).then(() => undefined, (e) => e),
-      T,
-      "the feed's end",
+    const { error, calls } = await readFeed(
+      (n) => n % 2 === 0 ? "" : null,
+      1,
     );
     assert.ok(error instanceof TypeError, String(error));
     assert.equal(
@@ -118,25 +135,7 @@ describe("fetchEventStream and connections that bring no event", () => {
         ": a comment\ndata: unfinished",
       ]
     ) {
-      let calls = 0;
-      const stop = new AbortController();
-      const feed = (() => {
-        if (++calls > 20) stop.abort(new Error("reconnected for ever"));
-        return Promise.resolve(eventStream(body));
-      }) as typeof fetch;
-      const error = await deadline(
-        Array.fromAsync(
-          fetchEventStream("http://feed/", {
-            fetch: feed,
-            signal: stop.signal,
-            retryDelayMs: 0,
-            maxRetryDelayMs: 1,
-            maxRetries: 2,
-          }),
-        ).then(() => undefined, (e) => e),
-        T,
-        "the feed's end",
-      );
+      const { error, calls } = await readFeed(() => body, 2);
       assert.ok(
         error instanceof TypeError,
         `${JSON.stringify(body)}: ${error}`,
@@ -162,27 +161,9 @@ describe("fetchEventStream and connections that bring no event", () => {
         "\uFEFF\n\n",
       ]
     ) {
-      let calls = 0;
-      const stop = new AbortController();
-      const feed = (() => {
-        if (++calls === 6) stop.abort(new Error("asked six times"));
-        return Promise.resolve(eventStream(body));
-      }) as typeof fetch;
-      const error = await deadline(
-        Array.fromAsync(
-          fetchEventStream("http://feed/", {
-            fetch: feed,
-            signal: stop.signal,
-            retryDelayMs: 0,
-            maxRetryDelayMs: 1,
-            maxRetries: 2,
-          }),
-        ).then(() => undefined, (e) => e),
-        T,
-        "the feed's end",
-      );
+      const { error, calls } = await readFeed(() => body, 2, 6);
       // Not a failure: asked again until the caller stops it.
-      assert.equal((error as Error).message, "asked six times", body);
+      assert.equal((error as Error).message, "asked 6 times", body);
       assert.equal(calls, 6, body);
     }
   });
