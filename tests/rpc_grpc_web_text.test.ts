@@ -231,6 +231,22 @@ after(async () => {
   if (server) await deadline(server.shutdown(), 30_000, "server shutdown");
 });
 
+/**
+ * A bidi `echoAll` call in text over full duplex, its first request (1)
+ * sent with the head (a fetch waits for a first chunk there): the writer of
+ * its request text and the reader of its answers.
+ */
+async function openEchoAll(): Promise<{
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  reader: TextBodyReader;
+}> {
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  writer.write(enc.encode(segments([frame(int64(1n))])));
+  const response = await post("echoAll", readable);
+  return { writer, reader: new TextBodyReader(response.body!) };
+}
+
 /** POSTs a text-format request; `body` a string, or chunks as they go. */
 function post(
   method: string,
@@ -521,15 +537,7 @@ describe("gRPC-Web text format over a real server", () => {
   });
 
   it("a bidi text call is full duplex: each answer arrives before the next request is sent", async () => {
-    const { readable, writable } = new TransformStream<
-      Uint8Array,
-      Uint8Array
-    >();
-    const writer = writable.getWriter();
-    // The first request goes with the head (a fetch waits for it there).
-    writer.write(enc.encode(segments([frame(int64(1n))])));
-    const response = await post("echoAll", readable);
-    const reader = new TextBodyReader(response.body!);
+    const { writer, reader } = await openEchoAll();
     for (let i = 1n; i <= 5n; i++) {
       const answer = await deadline(reader.next(), T, `answer ${i}`);
       assert.equal(Int64Value.proto.decode(answer!.data), i);
@@ -624,14 +632,7 @@ describe("gRPC-Web text format over a real server", () => {
   it("invalid base64 in the middle of a bidi call fails its requests with INVALID_ARGUMENT, in the trailer frame", async () => {
     echoAllError = Promise.withResolvers();
     told.length = 0;
-    const { readable, writable } = new TransformStream<
-      Uint8Array,
-      Uint8Array
-    >();
-    const writer = writable.getWriter();
-    writer.write(enc.encode(segments([frame(int64(1n))])));
-    const response = await post("echoAll", readable);
-    const reader = new TextBodyReader(response.body!);
+    const { writer, reader } = await openEchoAll();
     assert.equal(Int64Value.proto.decode((await reader.next())!.data), 1n);
     writer.write(enc.encode("AAAA=AAA")).catch(() => {});
     const end = await deadline(reader.next(), T, "trailer frame");
