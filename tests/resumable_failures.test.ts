@@ -425,30 +425,35 @@ describe("the file store's expiry sweep and an upload another store completed", 
     try {
       const first = createResumableFileStore(shared);
       const second = createResumableFileStore(shared);
+      // Room for a slow disk's fsyncs between a creation and its PATCH.
       const through = (store: ResumableFileStore) =>
-        createResumableUploadHandler({ store, expiresInMs: 200 });
+        createResumableUploadHandler({ store, expiresInMs: 2_000 });
+      /** When the upload at `location` expires, and its id. */
+      const expiry = async (location: string) => {
+        const id = location.split("/").pop()!;
+        return { id, at: (await first.get(id))!.expiresAt! };
+      };
+      const until = async (at: number) => {
+        while (Date.now() <= at) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      };
       const { location, patch } = await ietfUpload(through(first), 600);
+      const { id, at } = await expiry(location);
       // The second store sees it unfinished, and remembers it so.
       const head = await through(second)(req("HEAD", location));
       assert.equal(head.headers.get("upload-complete"), "?0");
       const data = randomBytes(600);
       assert.equal((await patch(0, data)).status, 200);
-      const id = location.split("/").pop()!;
-      const expiresAt = Date.now() + 200;
-      while (Date.now() <= expiresAt) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await until(at);
       assert.deepEqual(await second.deleteExpired(), []);
       assert.deepEqual(new Uint8Array(await readFile(join(shared, id))), data);
       // An unfinished one that expired is still swept.
-      const stale = await ietfUpload(through(first), 600);
-      const staleAt = Date.now() + 200;
-      while (Date.now() <= staleAt) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      assert.deepEqual(await second.deleteExpired(), [
-        stale.location.split("/").pop(),
-      ]);
+      const stale = await expiry(
+        (await ietfUpload(through(first), 600)).location,
+      );
+      await until(stale.at);
+      assert.deepEqual(await second.deleteExpired(), [stale.id]);
     } finally {
       await removeDir(shared);
     }
