@@ -53,8 +53,8 @@ export class HttpError extends Error {
    * Turns the error into a plain-text response with its status and message.
    * A `408` also says `Connection: close` (RFC 9110, 15.5.9): the client
    * stopped mid-request, and the rest of its body, should it come, is not
-   * another request (Bun then closes the connection; Deno 2.9.6 ignores the
-   * header, known-runtime-issues.md (y); HTTP/2 and Workers drop it).
+   * another request (Bun and workerd then close the connection; Deno 2.9.6
+   * ignores the header, known-runtime-issues.md (y); HTTP/2 drops it).
    *
    * @returns A `text/plain` response.
    */

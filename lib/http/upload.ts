@@ -184,9 +184,10 @@ export async function upload(
   // resolved with an early 413 and went on reading the caller's stream to
   // its end and sending it (512 MiB of a 100-byte limit), onProgress
   // reporting it all after the upload had resolved. The request body is
-  // ended, not failed (a failed one failed the answer's body too), which
-  // cancels the caller's stream. (Node's fetch sends the whole body before
-  // it resolves, and fails the answer for a body cut short; Bun's stops.)
+  // ended, not failed (a failed one failed the answer's body too, on every
+  // runtime), which cancels the caller's stream. (Node's fetch stops reading
+  // a stream without cancelling it, and fails the answer for a body cut
+  // short of its Content-Length; Bun's cancels it once the answer is read.)
   let endBody: (() => void) | undefined;
   const ender = () =>
     new TransformStream<Uint8Array, Uint8Array>({
