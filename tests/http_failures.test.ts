@@ -15,6 +15,7 @@ import {
   HttpError,
   receiveBody,
   upload,
+  type UploadHandlerOptions,
 } from "../mod.ts";
 import type { Hasher } from "../lib/http/receive_body.ts";
 import { deadline, runtime, withServer } from "./_helpers.ts";
@@ -103,22 +104,35 @@ function assertTold(
   assert.ok(cause(error.cause), `cause: ${String(error.cause)}`);
 }
 
+/**
+ * Sends `body` to an upload handler of `options` and asserts its 500: the
+ * answer says `message` (and nothing of the cause), and onError is told of
+ * it once, with a cause `cause` accepts.
+ */
+async function assertAnswered500(
+  options: UploadHandlerOptions,
+  body: BodyInit,
+  message: string,
+  cause: (cause: unknown) => boolean,
+): Promise<void> {
+  const seen: unknown[] = [];
+  const handler = createUploadHandler({
+    ...options,
+    onError: (error) => void seen.push(error),
+  });
+  const response = await handler(post(body));
+  assert.equal(response.status, 500);
+  assert.equal(await response.text(), message);
+  assertTold(seen, message, cause);
+}
+
 describe("a hasher that throws", () => {
   for (const broken of ["update", "digest"] as const) {
     it(`createUploadHandler answers a hasher whose ${broken} throws with 500, its message unsent, and tells onError`, async () => {
-      const seen: unknown[] = [];
       const { sink, state } = recordingSink();
-      const handler = createUploadHandler({
-        sink: () => sink,
-        hasher: brokenHasher(broken),
-        onError: (error) => void seen.push(error),
-      });
-      const response = await handler(post(new Uint8Array(5000)));
-      assert.equal(response.status, 500);
-      const text = await response.text();
-      assert.equal(text, "Cannot receive body: the hasher failed");
-      assertTold(
-        seen,
+      await assertAnswered500(
+        { sink: () => sink, hasher: brokenHasher(broken) },
+        new Uint8Array(5000),
         "Cannot receive body: the hasher failed",
         (cause) => cause instanceof Error && cause.message.includes(SECRET),
       );
@@ -164,21 +178,13 @@ describe("a hasher that throws", () => {
 describe("createUploadHandler's onError is told of every 5xx", () => {
   it("createUploadHandler answers a sink opener that throws with 500 without its message and tells onError", async () => {
     for (const thrown of [new Error(`connect ${SECRET} failed`), SECRET]) {
-      const seen: unknown[] = [];
-      const handler = createUploadHandler({
-        sink: () => {
-          throw thrown;
+      await assertAnswered500(
+        {
+          sink: () => {
+            throw thrown;
+          },
         },
-        onError: (error) => void seen.push(error),
-      });
-      const response = await handler(post("hello"));
-      assert.equal(response.status, 500);
-      assert.equal(
-        await response.text(),
-        "Cannot store body: the sink failed to open",
-      );
-      assertTold(
-        seen,
+        "hello",
         "Cannot store body: the sink failed to open",
         (cause) => cause === thrown,
       );
@@ -201,22 +207,14 @@ describe("createUploadHandler's onError is told of every 5xx", () => {
 
   it("createUploadHandler answers an onComplete that throws with 500 without its message and tells onError", async () => {
     const bug = new TypeError(`onComplete bug ${SECRET}`);
-    const seen: unknown[] = [];
-    const handler = createUploadHandler({
-      sink: () => new WritableStream(),
-      onComplete: () => {
-        throw bug;
+    await assertAnswered500(
+      {
+        sink: () => new WritableStream(),
+        onComplete: () => {
+          throw bug;
+        },
       },
-      onError: (error) => void seen.push(error),
-    });
-    const response = await handler(post("hello"));
-    assert.equal(response.status, 500);
-    assert.equal(
-      await response.text(),
-      "Cannot answer upload: onComplete failed",
-    );
-    assertTold(
-      seen,
+      "hello",
       "Cannot answer upload: onComplete failed",
       (cause) => cause === bug,
     );
@@ -224,23 +222,15 @@ describe("createUploadHandler's onError is told of every 5xx", () => {
 
   it("createUploadHandler's multipart mode answers a part sink opener that throws with 500 and tells onError", async () => {
     const bug = new Error(`part opener ${SECRET}`);
-    const seen: unknown[] = [];
-    const handler = createUploadHandler({
-      multipart: {
-        sink: () => {
-          throw bug;
+    await assertAnswered500(
+      {
+        multipart: {
+          sink: () => {
+            throw bug;
+          },
         },
       },
-      onError: (error) => void seen.push(error),
-    });
-    const response = await handler(post(form()));
-    assert.equal(response.status, 500);
-    assert.equal(
-      await response.text(),
-      "Cannot store body: the sink of file part 1 failed to open",
-    );
-    assertTold(
-      seen,
+      form(),
       "Cannot store body: the sink of file part 1 failed to open",
       (cause) => cause === bug,
     );
@@ -248,22 +238,14 @@ describe("createUploadHandler's onError is told of every 5xx", () => {
 
   it("createUploadHandler's multipart mode answers an onComplete that throws with 500 and tells onError", async () => {
     const bug = new Error(`mp onComplete ${SECRET}`);
-    const seen: unknown[] = [];
-    const handler = createUploadHandler({
-      multipart: {
-        sink: () => new WritableStream(),
-        onComplete: () => Promise.reject(bug),
+    await assertAnswered500(
+      {
+        multipart: {
+          sink: () => new WritableStream(),
+          onComplete: () => Promise.reject(bug),
+        },
       },
-      onError: (error) => void seen.push(error),
-    });
-    const response = await handler(post(form()));
-    assert.equal(response.status, 500);
-    assert.equal(
-      await response.text(),
-      "Cannot answer upload: onComplete failed",
-    );
-    assertTold(
-      seen,
+      form(),
       "Cannot answer upload: onComplete failed",
       (cause) => cause === bug,
     );
