@@ -52,20 +52,28 @@ const transports = {
   "grpc-web": createGrpcWebTransport,
 };
 
+/** A client of `flood(count)` in process, over `create`'s protocol. */
+function floodClient(
+  count: number,
+  create: (typeof transports)[keyof typeof transports],
+) {
+  return createClient(
+    Flood,
+    create({
+      baseUrl: "http://in-process",
+      httpClient: createUniversalHandlerClient(
+        createUniversalHandler(flood(count)),
+      ),
+    }),
+  );
+}
+
 describe("server-streaming responses that never wait", () => {
   for (const method of ["stream", "generate"] as const) {
     for (const [protocol, create] of Object.entries(transports)) {
       it(`a ${method === "stream" ? "ReadableStream" : "generator"} handler's call over ${protocol} lets the event loop turn (a timer waited for the call's end)`, async () => {
         const count = 20_000;
-        const client = createClient(
-          Flood,
-          create({
-            baseUrl: "http://in-process",
-            httpClient: createUniversalHandlerClient(
-              createUniversalHandler(flood(count)),
-            ),
-          }),
-        );
+        const client = floodClient(count, create);
         let received = 0;
         let atTimer = -1;
         const timer = setTimeout(() => atTimer = received, 0);
@@ -94,15 +102,7 @@ describe("server-streaming responses that never wait", () => {
       }
     };
     try {
-      const client = createClient(
-        Flood,
-        createConnectTransport({
-          baseUrl: "http://in-process",
-          httpClient: createUniversalHandlerClient(
-            createUniversalHandler(flood(count)),
-          ),
-        }),
-      );
+      const client = floodClient(count, createConnectTransport);
       let received = 0;
       for await (const _ of client.stream(new Uint8Array(0))) received++;
       assert.equal(received, count);
