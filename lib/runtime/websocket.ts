@@ -144,12 +144,16 @@ export function upgradeWebSocket(
   }
   if (typeof Deno !== "undefined") {
     checkHandshake(request);
+    // The subprotocol goes on the answer here, not through Deno's
+    // `protocol` option: Deno 2.9.6 looks for it in the offer split at
+    // ", " only, and threw on a list written without spaces ("a,b", as the
+    // ws package sends it; RFC 9110 5.6.1 allows both), a 500.
     const { socket, response } = Deno.upgradeWebSocket(request, {
       idleTimeout: options.idleTimeoutMs === undefined
         ? undefined
         : Math.ceil(options.idleTimeoutMs / 1000),
-      protocol,
     });
+    if (protocol) response.headers.set("sec-websocket-protocol", protocol);
     return { socket: socket as WebSocketLike, response };
   }
   const Pair = (globalThis as {
