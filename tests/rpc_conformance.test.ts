@@ -5,12 +5,13 @@
 // against canned responses, the server with raw requests. Where a case has
 // a peer, Connect-ES answers the same.
 
-import { describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   Code,
   createClient,
   createConnectTransport,
+  createGrpcTransport,
   createGrpcWebTransport,
   createRpcHandler,
   defineService,
@@ -20,6 +21,7 @@ import {
 } from "../lib/rpc/mod.ts";
 import { concat as concatAll } from "./_fuzz.ts";
 import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
+import { createHttp2Client, serveHttp2 } from "../lib/runtime/grpc_node.ts";
 
 const Svc = defineService("conformance.v1.Svc", {
   unary: { kind: "unary", input: Int64Value, output: Int64Value },
@@ -38,12 +40,16 @@ const frame = (flags: number, data: Uint8Array | string) =>
 /** Int64Value { value: 7 }. */
 const SEVEN = new Uint8Array([8, 7]);
 
-/** A client whose every call gets the same canned response. */
+/**
+ * A client whose every call gets the same canned response (with the
+ * transport's `maxMessageBytes`, if given).
+ */
 function cannedClient(
   status: number,
   headers: Record<string, string>,
   body: Uint8Array | string,
   protocol: "connect" | "grpc-web" = "connect",
+  maxMessageBytes?: number,
 ) {
   const fetch = async (_input: RequestInfo | URL, init?: RequestInit) => {
     const sent = init?.body;
@@ -51,7 +57,7 @@ function cannedClient(
     const bytes = typeof body === "string" ? encoder.encode(body) : body;
     return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
   };
-  const options = { baseUrl: "http://canned.invalid", fetch };
+  const options = { baseUrl: "http://canned.invalid", fetch, maxMessageBytes };
   return createClient(
     Svc,
     protocol === "connect"
@@ -202,21 +208,180 @@ describe("Connect conformance: the client", () => {
 });
 
 describe("gRPC's HTTP status mapping (http-grpc-status-mapping.md)", () => {
-  it("a response with no gRPC status infers its code from the HTTP status: 431 is INTERNAL", async () => {
+  it("a response with no gRPC status infers its code from the HTTP status: 431 is UNKNOWN, as gRPC's http-grpc-status-mapping.md and Connect's protocol say (client_http_to_rpc_code: request-header-fields-too-large)", async () => {
     const cases: [number, Code][] = [
       [400, Code.Internal],
-      [431, Code.Internal],
+      [431, Code.Unknown],
       [401, Code.Unauthenticated],
+      [403, Code.PermissionDenied],
       [404, Code.Unimplemented],
+      [429, Code.Unavailable],
+      [502, Code.Unavailable],
       [503, Code.Unavailable],
+      [504, Code.Unavailable],
       [418, Code.Unknown],
     ];
-    for (const [status, code] of cases) {
+    for (const protocol of ["grpc-web", "connect"] as const) {
+      for (const [status, code] of cases) {
+        await rejectsWith(
+          cannedClient(status, { "content-type": "text/plain" }, "no", protocol)
+            .unary(1n),
+          code,
+          new RegExp(`HTTP status ${status}`),
+        );
+      }
+    }
+  });
+});
+
+describe("Connect conformance: a 200 of another content type to the gRPC-Web and gRPC clients (grpc_web_client_unexpected, grpc_client_unexpected)", () => {
+  const page = "<html>maintenance</html>";
+
+  it("createGrpcWebTransport over fetch: a type that is not gRPC-Web (text/html, image/jpeg) is UNKNOWN, from the HTTP status 200; gRPC-Web of another codec is INTERNAL", async () => {
+    for (const type of ["text/html", "image/jpeg"]) {
       await rejectsWith(
-        cannedClient(status, { "content-type": "text/plain" }, "no", "grpc-web")
-          .unary(1n),
-        code,
-        new RegExp(`HTTP status ${status}`),
+        cannedClient(200, { "content-type": type }, page, "grpc-web").unary(1n),
+        Code.Unknown,
+        new RegExp(`unexpected content type "${type}"`),
+      );
+    }
+    const json = concat(
+      frame(0, '{"value":"7"}'),
+      frame(0x80, "grpc-status: 0\r\n"),
+    );
+    await rejectsWith(
+      cannedClient(
+        200,
+        { "content-type": "application/grpc-web+json" },
+        json,
+        "grpc-web",
+      ).unary(1n),
+      Code.Internal,
+      /unexpected content type "application\/grpc-web\+json"/,
+    );
+  });
+
+  describe("createGrpcTransport over createHttp2Client", () => {
+    let h2: Awaited<ReturnType<typeof serveHttp2>>;
+    let httpClient: ReturnType<typeof createHttp2Client>;
+    before(async () => {
+      // Answers 200 with the content type the call names in x-answer-type.
+      h2 = await serveHttp2((request) =>
+        Promise.resolve({
+          status: 200,
+          headers: new Headers({
+            "content-type": request.headers.get("x-answer-type") ?? "",
+          }),
+          body: ReadableStream.from([encoder.encode(page)]),
+        })
+      );
+      httpClient = createHttp2Client(h2.url);
+    });
+    after(async () => {
+      await httpClient.close();
+      await h2.shutdown();
+    });
+
+    it("a type that is not gRPC (text/html, image/jpeg) is UNKNOWN, from the HTTP status 200; gRPC of another codec is INTERNAL", async () => {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: h2.url, httpClient }),
+      );
+      const cases: [string, Code][] = [
+        ["text/html", Code.Unknown],
+        ["image/jpeg", Code.Unknown],
+        ["application/grpc+json", Code.Internal],
+      ];
+      for (const [type, code] of cases) {
+        await rejectsWith(
+          client.unary(1n, { headers: { "x-answer-type": type } }),
+          code,
+          new RegExp(`unexpected content type "${type.replace("+", "\\+")}"`),
+        );
+      }
+    });
+  });
+});
+
+describe("Connect conformance: error JSON and end of stream", () => {
+  const invalid = JSON.stringify({
+    code: "invalid_argument",
+    message: "x".repeat(100),
+  });
+
+  it("readUnaryResponse reads a unary error JSON over the client's maxMessageBytes within 64 KiB: its code and message arrive", async () => {
+    await rejectsWith(
+      cannedClient(400, json, invalid, "connect", 4).unary(1n),
+      Code.InvalidArgument,
+      /^x{100}$/,
+    );
+  });
+
+  it("readUnaryResponse fails an error JSON over 64 KiB with the HTTP status's code, naming the bound", async () => {
+    const big = JSON.stringify({
+      code: "invalid_argument",
+      message: "x".repeat(64 * 1024),
+    });
+    await rejectsWith(
+      cannedClient(400, json, big).unary(1n),
+      Code.Internal,
+      /^Cannot read response: HTTP status 400 with an error body over 65536 bytes$/,
+    );
+  });
+
+  it("readUnaryResponse still holds a unary success and an end-of-stream error to maxMessageBytes", async () => {
+    await rejectsWith(
+      // Int64Value { value: 2 ** 31 - 1 }: 6 bytes.
+      cannedClient(
+        200,
+        { "content-type": "application/proto" },
+        new Uint8Array([8, 0xff, 0xff, 0xff, 0xff, 0x07]),
+        "connect",
+        4,
+      )
+        .unary(1n),
+      Code.ResourceExhausted,
+      /maxMessageBytes 4/,
+    );
+    await rejectsWith(
+      collect(
+        cannedClient(
+          200,
+          streamProto,
+          frame(2, `{"error":${invalid}}`),
+          "connect",
+          4,
+        )
+          .server(1n),
+      ),
+      Code.ResourceExhausted,
+      /maxMessageBytes 4/,
+    );
+  });
+
+  it("decodeEndStream says what is wrong in valid JSON of another shape, INTERNAL", async () => {
+    const cases: [string, RegExp][] = [
+      [
+        '{"metadata":{"x-a":"str"}}',
+        /metadata "x-a" is not an array of strings$/,
+      ],
+      [
+        '{"metadata":{"x-a":["a",1]}}',
+        /metadata "x-a" is not an array of strings$/,
+      ],
+      ['{"metadata":["x-a"]}', /metadata is not an object$/],
+      ["[]", /not a JSON object$/],
+      ['{"error":"boom"}', /error is not an object$/],
+      ["{", /invalid JSON$/],
+    ];
+    for (const [end, message] of cases) {
+      await rejectsWith(
+        collect(
+          cannedClient(200, streamProto, concat(frame(0, SEVEN), frame(2, end)))
+            .server(1n),
+        ),
+        Code.Internal,
+        new RegExp(`^Cannot decode EndStreamResponse: ${message.source}`),
       );
     }
   });

@@ -186,11 +186,21 @@ describe("validate_response", () => {
     assert.equal(r.status?.error?.code, Code.NotFound);
   });
 
-  it("gRPC: wrong content type is INTERNAL; missing grpc-status in trailers is null", () => {
+  it("gRPC: a content type that is not gRPC's is UNKNOWN (HTTP 200's code), gRPC's of another codec INTERNAL; missing grpc-status in trailers is null", () => {
     assert.equal(
       code(() =>
         validateGrpc(
           response(200, { "content-type": "text/html" }),
+          "proto",
+          [],
+        )
+      ),
+      Code.Unknown,
+    );
+    assert.equal(
+      code(() =>
+        validateGrpc(
+          response(200, { "content-type": "application/grpc+json" }),
           "proto",
           [],
         )

@@ -67,12 +67,13 @@ export function codeToHttpStatus(code: Code): number {
 
 /**
  * The code to infer from an HTTP status when a response carries no status of
- * its own (gRPC's mapping, which Connect extends).
+ * its own: gRPC's mapping, which Connect's protocol repeats (400 INTERNAL,
+ * 401, 403, 404, 429, 502 to 504; every other status UNKNOWN, 431 too, as
+ * the Connect conformance suite checks: only grpc-go makes it INTERNAL).
  */
 export function codeFromHttpStatus(status: number): Code {
   switch (status) {
     case 400:
-    case 431: // Request Header Fields Too Large
       return Code.Internal;
     case 401:
       return Code.Unauthenticated;
@@ -88,4 +89,18 @@ export function codeFromHttpStatus(status: number): Code {
     default:
       return Code.Unknown;
   }
+}
+
+/**
+ * The code for a 200 response whose content type is not the call's:
+ * `Internal` when it is a type of the call's protocol with another codec
+ * (`application/grpc+json` when proto was asked for: the server
+ * misbehaves), and otherwise the code HTTP status 200 gives, `Unknown` (a
+ * proxy's HTML page, an image), as Connect-ES, grpc-go and the Connect
+ * conformance suite read it.
+ *
+ * @param protocolType Whether the type is one of the protocol's own.
+ */
+export function codeFromContentType(protocolType: boolean): Code {
+  return protocolType ? Code.Internal : codeFromHttpStatus(200);
 }

@@ -106,39 +106,41 @@ export function encodeEndStreamFrame(status: CallStatus): Uint8Array {
  * other values are kept as they are (what Headers holds and the encoder
  * writes).
  *
- * @throws {RpcError} `Internal` if it is not valid JSON of the right shape,
- *   or a metadata key or value cannot be a header (naming the key).
+ * @throws {RpcError} `Internal` if it is not valid JSON, or JSON of another
+ *   shape (saying what is wrong: `metadata "x-a" is not an array of
+ *   strings`), or a metadata key or value cannot be a header (naming the
+ *   key).
  */
 export function decodeEndStream(
   data: Uint8Array,
 ): { error: RpcError | undefined; trailers: Headers } {
-  const invalid = (cause?: unknown) =>
+  // Valid JSON of the wrong shape says what is wrong in it.
+  const invalid = (what: string, cause?: unknown) =>
     new RpcError(
       Code.Internal,
-      "Cannot decode EndStreamResponse: invalid JSON",
+      `Cannot decode EndStreamResponse: ${what}`,
       { cause },
     );
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(data));
   } catch (cause) {
-    throw invalid(cause);
+    throw invalid("invalid JSON", cause);
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw invalid();
-  }
+  if (!isObject(json)) throw invalid("not a JSON object");
   const trailers = new Headers();
-  const { metadata, error } = json as Record<string, unknown>;
+  const { metadata, error } = json;
   if (metadata !== undefined) {
-    if (
-      typeof metadata !== "object" || metadata === null ||
-      Array.isArray(metadata)
-    ) throw invalid();
+    if (!isObject(metadata)) throw invalid("metadata is not an object");
     const limit = new MetadataLimit("decode EndStreamResponse");
     for (const [key, values] of Object.entries(metadata)) {
-      if (!Array.isArray(values)) throw invalid();
+      if (
+        !Array.isArray(values) ||
+        !values.every((value) => typeof value === "string")
+      ) {
+        throw invalid(`metadata ${quote(key)} is not an array of strings`);
+      }
       for (const value of values) {
-        if (typeof value !== "string") throw invalid();
         const header = BEYOND_LATIN1.test(value) ? toUtf8Header(value) : value;
         limit.add(key, header);
         try {
@@ -170,8 +172,13 @@ export function decodeEndStream(
       "Cannot read end of stream: its error has no known code",
     ),
   );
-  if (parsed === undefined) throw invalid();
+  if (parsed === undefined) throw invalid("error is not an object");
   return { error: parsed, trailers };
+}
+
+/** Whether `value` is a JSON object (not null, not an array). */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Whether Headers takes `key` as a name (a token, RFC 9110, 5.1). */

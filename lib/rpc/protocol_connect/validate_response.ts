@@ -1,7 +1,8 @@
 // Reading a Connect response: a streaming response must be 200 with the
 // streaming content type of the call's codec; a unary response is read
 // whole: 200 with the unary content type and the message, or an error JSON
-// with a mapped HTTP status. Unary trailers travel as trailer- headers.
+// (within 64 KiB, not maxMessageBytes) with a mapped HTTP status. Unary
+// trailers travel as trailer- headers.
 
 import { isProtocolHeader } from "../protocol/_protocol_headers.ts";
 import { Code } from "../code.ts";
@@ -12,7 +13,9 @@ import {
   readCompression,
 } from "../protocol/_compression.ts";
 import type { CodecName } from "../protocol/_codec.ts";
+import { codeFromContentType } from "../protocol/_codes.ts";
 import type { ValidatedResponse } from "../protocol/_client_call.ts";
+import { MAX_METADATA_BYTES } from "../protocol/_metadata_limit.ts";
 import type { CallStatus } from "../protocol/_server_call.ts";
 import { readAll } from "../protocol/_read_all.ts";
 import { quote } from "../protocol/_quote.ts";
@@ -52,9 +55,11 @@ export function validateResponse(
 }
 
 /**
- * Reads a whole unary response within `maxMessageBytes`: the decompressed
- * message of a success, and the status (an error from the error JSON);
- * throws an error inferred from the HTTP status if the body is not one.
+ * Reads a whole unary response: the decompressed message of a success,
+ * within `maxMessageBytes`, and the status (an error from the error JSON,
+ * within MAX_METADATA_BYTES, 64 KiB, whatever `maxMessageBytes` is: a small
+ * limit for messages lost the server's code); throws an error inferred
+ * from the HTTP status if the body is not one.
  */
 export async function readUnaryResponse(
   response: UniversalClientResponse,
@@ -80,6 +85,9 @@ export async function readUnaryResponse(
       ? httpStatusError(response.status, response.headers)
       : unexpectedType(type, typeCodec !== undefined);
   }
+  // An error's JSON is status, not a message: its bound is the one for
+  // metadata in a body (Connect's end of stream, gRPC-Web's trailers).
+  const maxBytes = isError ? MAX_METADATA_BYTES : maxMessageBytes;
   let data: Uint8Array;
   try {
     const compression = readCompression(
@@ -90,18 +98,27 @@ export async function readUnaryResponse(
     );
     data = await readAll(
       response.body,
-      compression === null ? maxMessageBytes : compressedBound(maxMessageBytes),
+      compression === null ? maxBytes : compressedBound(maxBytes),
       "read response",
     );
     if (compression !== null && data.byteLength > 0) {
-      data = await decompressMessage(compression, data, maxMessageBytes);
+      data = await decompressMessage(compression, data, maxBytes);
     }
   } catch (cause) {
     if (!isError) throw cause;
     await response.body.cancel().catch(() => {});
     // An error body that cannot be read: the HTTP status still says what
-    // happened.
-    throw httpStatusError(response.status, response.headers);
+    // happened, and the message why the body was not read when it was too
+    // large.
+    const error = httpStatusError(response.status, response.headers);
+    if (
+      !(cause instanceof RpcError && cause.code === Code.ResourceExhausted)
+    ) throw error;
+    throw new RpcError(
+      error.code,
+      `${error.rawMessage} with an error body over ${MAX_METADATA_BYTES} bytes`,
+      { metadata: response.headers, cause },
+    );
   }
   if (isError) {
     // The error's metadata: the response's own headers and its trailers,
@@ -136,12 +153,11 @@ export async function readUnaryResponse(
 /**
  * A response of the wrong type: Internal when it is Connect's with another
  * codec (the server misbehaves), Unknown when it is no Connect type at all
- * (an HTML page from a proxy, say), as Connect-ES and the Connect
- * conformance suite read it.
+ * (an HTML page from a proxy, say): see codeFromContentType.
  */
 function unexpectedType(type: string | null, connectType: boolean): RpcError {
   return new RpcError(
-    connectType ? Code.Internal : Code.Unknown,
+    codeFromContentType(connectType),
     `Cannot read response: unexpected content type ${quote(String(type))}`,
   );
 }

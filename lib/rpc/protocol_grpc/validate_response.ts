@@ -7,6 +7,7 @@ import { Code } from "../code.ts";
 import type { Compression } from "../../http/compression.ts";
 import { readCompression } from "../protocol/_compression.ts";
 import type { CodecName } from "../protocol/_codec.ts";
+import { codeFromContentType } from "../protocol/_codes.ts";
 import type { ValidatedResponse } from "../protocol/_client_call.ts";
 import { quote } from "../protocol/_quote.ts";
 import { httpStatusError } from "../protocol/_transport.ts";
@@ -18,7 +19,10 @@ import { readStatus } from "./trailers.ts";
 
 /**
  * The content type and compression checks that gRPC and gRPC-Web share;
- * `parse` reads the protocol's content type.
+ * `parse` reads the protocol's content type. A type that is not the call's
+ * is `Internal` when it is the protocol's with another codec, and `Unknown`
+ * (from the HTTP status 200) when it is no type of the protocol's at all (a
+ * proxy's maintenance page), as the Connect client reads it.
  */
 export function validateGrpcMessages(
   response: UniversalClientResponse,
@@ -27,9 +31,10 @@ export function validateGrpcMessages(
   parse: (type: string | null) => CodecName | undefined,
 ): ValidatedResponse {
   const type = response.headers.get(headerContentType);
-  if (parse(type) !== codec) {
+  const typeCodec = parse(type);
+  if (typeCodec !== codec) {
     throw new RpcError(
-      Code.Internal,
+      codeFromContentType(typeCodec !== undefined),
       `Cannot read response: unexpected content type ${quote(String(type))}`,
     );
   }
