@@ -157,9 +157,19 @@ function endsParameter(value: string, at: number): boolean {
 // without ignoreBOM took it for a byte order mark and dropped it).
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// The WHATWG Encoding Standard's windows-1252 (labels "latin1",
+// "iso-8859-1" too): every byte maps to a code point of its own.
+const windows1252 = new TextDecoder("windows-1252");
 
-/** A string of bytes (one char per byte, as HTTP headers are) as UTF-8. */
-function latin1ToUtf8(text: string): string {
+/**
+ * A plain `name` or `filename` parameter (a string of bytes, one char per
+ * byte, as HTTP headers are) as text: UTF-8, what a browser sends from a
+ * UTF-8 page; bytes that are no UTF-8 as windows-1252, what it sends from a
+ * legacy Western page (the form's `_charset_` field says which). Both are
+ * exact: with U+FFFD for each byte that is no UTF-8, `caf\xE9.txt` and
+ * `caf\xE8.txt` read alike, and one file replaced the other on disk.
+ */
+function decodeName(text: string): string {
   let ascii = true;
   for (let i = 0; i < text.length && ascii; i++) {
     ascii = text.charCodeAt(i) < 0x80;
@@ -167,7 +177,11 @@ function latin1ToUtf8(text: string): string {
   if (ascii) return text;
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return utf8.decode(bytes);
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return windows1252.decode(bytes);
+  }
 }
 
 /**
@@ -261,7 +275,8 @@ class Head implements PartHead {
  * Parses one part's header block (the bytes between the boundary line and
  * the blank line, without the final CRLF CRLF). Header values are kept as
  * byte strings in `headers`; `name` and `filename` are decoded as UTF-8, as
- * browsers send them, with `filename*` taking precedence.
+ * browsers send them from a UTF-8 page, or as windows-1252 where their bytes
+ * are no UTF-8 (a legacy page's form), with `filename*` taking precedence.
  */
 export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const text = byteString(block);
@@ -324,7 +339,7 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
     (extendedName !== undefined
       ? decodeExtended(extendedName, "name*", index)
       : undefined) ??
-      (rawName !== undefined ? latin1ToUtf8(rawName) : undefined);
+      (rawName !== undefined ? decodeName(rawName) : undefined);
   if (name === undefined) {
     throw new HttpError(
       400,
@@ -339,7 +354,7 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   // An empty filename* does not hide a plain filename beside it.
   const filename =
     (extended === "" && rawFile !== undefined ? undefined : extended) ??
-      (rawFile !== undefined ? latin1ToUtf8(rawFile) : undefined);
+      (rawFile !== undefined ? decodeName(rawFile) : undefined);
   if (filename === undefined) {
     // A file name it cannot read (another charset, a bad escape, RFC 2231
     // continuations) still makes the part a file: taken for a field, its
@@ -349,7 +364,7 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       throw new HttpError(
         400,
         `${CANNOT_PARSE}: part ${index} has a file name that cannot be read (${unread}=${
-          quote(latin1ToUtf8(params.get(unread)!))
+          quote(decodeName(params.get(unread)!))
         }): use filename, or filename* in UTF-8, ISO-8859-1 or US-ASCII, percent-encoded, in one parameter`,
       );
     }

@@ -53,11 +53,16 @@ export type MultipartDecoderOptions = MultipartLimits;
 
 /** The description of one part, known before its body. */
 export interface MultipartPartInfo {
-  /** The `name` of its Content-Disposition (`name*` if present), UTF-8. */
+  /**
+   * The `name` of its Content-Disposition (`name*` if present), decoded as
+   * UTF-8, or as windows-1252 where its bytes are no UTF-8 (a form on a
+   * legacy page).
+   */
   readonly name: string;
   /**
    * The `filename` of its Content-Disposition (`filename*`, RFC 5987, if
-   * present and in UTF-8 or ISO-8859-1), UTF-8; undefined for a form field.
+   * present and in UTF-8 or ISO-8859-1), decoded as `name` is; undefined
+   * for a form field.
    * It is the client's string: pass it through `safeFileName` before
    * using it as a path.
    */

@@ -129,9 +129,10 @@ export interface ReceivedForm {
  * `multipart/form-data` request (an HTML form, a browser's `FormData`,
  * `curl -F`) has each file part streamed into its own sink and its fields
  * collected. The parser's limits ({@linkcode MultipartLimits}) apply too;
- * `maxTotalBytes` defaults to the handler's `maxBytes`. Digests are per
- * file part (the hasher's SHA-256, a part's own `Content-Digest`); a
- * `Content-Digest` of the whole request is checked for syntax only.
+ * `maxTotalBytes` defaults to the handler's `maxBytes` (a 413 then names
+ * `maxBytes`). Digests are per file part (the hasher's SHA-256, a part's
+ * own `Content-Digest`); a `Content-Digest` of the whole request is checked
+ * for syntax only.
  */
 export interface MultipartUploadOptions extends MultipartLimits {
   /**
@@ -416,6 +417,10 @@ export function createUploadHandler(
     : undefined;
   const maxBytes = receiveOptions.maxBytes ?? MAX_BODY_BYTES;
   const formMaxTotalBytes = multipart?.maxTotalBytes ?? maxBytes;
+  // The option a refusal names: the one the user set.
+  const formLimitName = multipart?.maxTotalBytes === undefined
+    ? "maxBytes"
+    : "maxTotalBytes";
   return async (request, second) => {
     checkBodyUnused("receive upload", request);
     const context: UploadContext = { params: routeParams(request, second) };
@@ -430,7 +435,7 @@ export function createUploadHandler(
       // Refuse on the headers alone before opening the sink: a form
       // against its own total.
       if (asForm) {
-        declaredLength(request.headers, formMaxTotalBytes, "maxTotalBytes");
+        declaredLength(request.headers, formMaxTotalBytes, formLimitName);
       } else {
         declaredLength(request.headers, maxBytes);
       }
@@ -615,6 +620,20 @@ function multipartReceiver(
     maxTotalBytes: limits.maxTotalBytes ?? maxBytes,
   };
   const maxFileBytes = limits.maxFileBytes ?? MAX_BODY_BYTES;
+  // The parser's refusal of the whole body names its maxTotalBytes, which
+  // the user did not set when it came from maxBytes.
+  const namedLimit = (error: HttpError) => {
+    const said = ` exceeds maxTotalBytes ${maxBytes}`;
+    if (
+      limits.maxTotalBytes !== undefined || error.status !== 413 ||
+      !error.message.endsWith(said)
+    ) return error;
+    return new HttpError(
+      413,
+      `${error.message.slice(0, -said.length)} exceeds maxBytes ${maxBytes}`,
+      { cause: error },
+    );
+  };
   const tooMany = (count: string, name: string, limit: number) =>
     new HttpError(
       413,
@@ -767,7 +786,7 @@ function multipartReceiver(
       const error = deadline.signal.aborted
         ? deadline.signal.reason
         : cause instanceof HttpError
-        ? cause
+        ? namedLimit(cause)
         : new HttpError(
           400,
           `Cannot receive body: ${messageOf(cause)}`,
