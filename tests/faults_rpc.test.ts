@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import http2 from "node:http2";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import {
   Code,
   createClient,
@@ -741,6 +742,56 @@ describe("RPC over createHttp2Client: a server that dies mid-answer", () => {
         }
       } finally {
         child.kill("SIGKILL");
+      }
+    });
+  }
+});
+
+describe("createHttp2Client: close() after its connection failed", () => {
+  // Under Deno a session its error destroyed never called close()'s
+  // callback: close() waited for ever (a program awaiting it ended with
+  // "Top-level await promise never resolved").
+  const Get = defineService("test.v1.Get", {
+    get: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  for (
+    const [what, answer] of [
+      [
+        "answers in HTTP/1.1",
+        (socket: Socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"),
+      ],
+      ["closes the connection", (socket: Socket) => socket.end()],
+      ["resets the connection", (socket: Socket) => socket.resetAndDestroy()],
+    ] as const
+  ) {
+    it(`resolves once the call failed UNAVAILABLE against a server that ${what}`, async () => {
+      const server = createServer((socket) => {
+        socket.on("error", () => {});
+        socket.once("data", () => answer(socket));
+      });
+      await new Promise<void>((resolve) =>
+        server.listen(0, "127.0.0.1", resolve)
+      );
+      try {
+        const { port } = server.address() as AddressInfo;
+        const baseUrl = `http://127.0.0.1:${port}`;
+        const httpClient = createHttp2Client(baseUrl);
+        await assert.rejects(
+          deadline(
+            createClient(Get, createGrpcTransport({ baseUrl, httpClient }))
+              .get(1n),
+            T,
+            "the call",
+          ),
+          (error: unknown) => {
+            assert.ok(error instanceof RpcError, String(error));
+            assert.equal(error.code, Code.Unavailable, error.message);
+            return true;
+          },
+        );
+        await deadline(httpClient.close(), 5_000, "close()");
+      } finally {
+        server.close();
       }
     });
   }

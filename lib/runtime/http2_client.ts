@@ -381,8 +381,15 @@ export function createHttp2Client(
       closed = true;
       const s = session;
       session = undefined;
-      if (!s || s.closed) return Promise.resolve();
-      return new Promise<void>((resolve) => s.close(() => resolve()));
+      // A session its error destroyed (under Deno: a server that answered
+      // in HTTP/1.1, a refused client certificate) never calls close()'s
+      // callback: close() waited for ever, and a program awaiting it ended
+      // with "Top-level await promise never resolved".
+      if (!s || s.closed || s.destroyed) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        s.once("close", () => resolve());
+        s.close(() => resolve());
+      });
     },
   });
 }
