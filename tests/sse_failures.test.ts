@@ -321,3 +321,20 @@ describe("sseResponse and createSseHandler with a source that fails after the he
     });
   });
 });
+
+describe("fetchEventStream and an abort with events already parsed", () => {
+  it("delivers no event of a burst after its signal aborted, and rejects with the reason (680-999 of 1,000 came first)", async () => {
+    const burst = Array.from({ length: 1_000 }, (_, i) => `data: ${i}\n\n`)
+      .join("");
+    const stop = new AbortController();
+    const reason = new Error("stop now");
+    const reader = fetchEventStream("http://feed/", {
+      fetch: (() => Promise.resolve(eventStream(burst))) as typeof fetch,
+      signal: stop.signal,
+    }).getReader();
+    const first = await deadline(reader.read(), T, "the first event");
+    assert.equal(first.value?.data, "0");
+    stop.abort(reason);
+    await assert.rejects(deadline(reader.read(), T, "the next read"), reason);
+  });
+});

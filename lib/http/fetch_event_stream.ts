@@ -447,6 +447,9 @@ export function fetchEventStream(
     async pull(controller) {
       try {
         for (;;) {
+          // Aborted: not one more event, even of a burst already parsed
+          // (after an abort, 680-999 more of a chunk of 1,000 came first).
+          if (stop.signal.aborted) throw abortReason(stop.signal);
           if (next < events.length) {
             const event = events[next++];
             failures = 0;
