@@ -636,14 +636,19 @@ describe("raw requests to createRpcHandler", () => {
     assert.equal(response.status, 415);
   });
 
-  it("native gRPC over a fetch handler gets 415 with a hint", async () => {
+  it("native gRPC over a fetch handler gets UNIMPLEMENTED with a hint, in headers alone (a gRPC client read a text body as a frame)", async () => {
     const response = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/grpc" },
       body: good,
     });
-    assert.equal(response.status, 415);
-    assert.match(await response.text(), /serveHttp2/);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("grpc-status"), "12");
+    assert.match(
+      decodeURIComponent(response.headers.get("grpc-message") ?? ""),
+      /serveHttp2/,
+    );
+    assert.equal(await response.text(), "");
   });
 
   it("GET gets 405", async () => {

@@ -513,14 +513,19 @@ describe("workerd", () => {
   });
 
   describe("RPC protocol limits", () => {
-    it("createRpcHandler in workerd answers native gRPC with 415 (no HTTP trailers in Workers)", async () => {
+    it("createRpcHandler in workerd answers native gRPC UNIMPLEMENTED with a hint, in headers alone (no HTTP trailers in Workers)", async () => {
       const response = await fetch(url("/StreamingCalcService/sum"), {
         method: "POST",
         headers: { "content-type": "application/grpc+proto" },
         body: new Uint8Array(5),
       });
-      assert.equal(response.status, 415);
-      assert.match(await response.text(), /needs HTTP trailers/);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("grpc-status"), "12");
+      assert.match(
+        decodeURIComponent(response.headers.get("grpc-message") ?? ""),
+        /needs HTTP trailers/,
+      );
+      assert.equal(await response.text(), "");
     });
 
     it("the RPC streaming content types are not compressed at Cloudflare's edge", async () => {

@@ -4,10 +4,21 @@ import {
   type UniversalHandlerOptions,
 } from "./create_universal_handler.ts";
 import type { ServiceImplementation } from "./implement_service.ts";
-import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
+import {
+  contentType,
+  isGrpcContentType,
+  parseContentType,
+} from "../protocol_grpc/content_type.ts";
+import { setStatus } from "../protocol_grpc/trailers.ts";
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
 import { wholeBytes } from "../protocol/_whole_body.ts";
 import { isWorkers } from "../../_internal/user_agent.ts";
 import { checkBodyUnused } from "../../_internal/arguments.ts";
+
+/** Why a fetch handler refuses a native gRPC call, sent as its grpc-message. */
+const NATIVE_GRPC_REFUSED =
+  "Cannot serve native gRPC from a fetch handler: it needs HTTP trailers; use serveHttp2 from @sluice/streams/grpc-node, or gRPC-Web or Connect";
 
 /** Options for {@linkcode createRpcHandler}. */
 export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
@@ -21,8 +32,11 @@ export type RpcHandlerOptions = Omit<UniversalHandlerOptions, "protocols">;
  * `Deno.serve`, `Bun.serve`, Workers and any other fetch server.
  *
  * Native gRPC (`application/grpc`) needs HTTP trailers, which no fetch
- * server can send: such requests get 415 with a hint to use `serveHttp2`
- * from `@sluice/streams/grpc-node`.
+ * server can send: such a call is refused as a gRPC server refuses a call
+ * it cannot serve, in headers only (Trailers-Only: HTTP 200, `grpc-status`
+ * 12, UNIMPLEMENTED, no body), with a `grpc-message` that says to use
+ * `serveHttp2` from `@sluice/streams/grpc-node`: the error gRPC clients
+ * report (grpc-js, Connect's and this library's).
  *
  * Streaming calls are full duplex: responses flow while the request is
  * still streaming, over HTTP/1.1 as over HTTP/2.
@@ -82,10 +96,23 @@ export function createRpcHandler(
     const type = request.headers.get("content-type") ?? "";
     if (isGrpcContentType(type)) {
       await request.body?.cancel();
-      return new Response(
-        "Cannot serve native gRPC from a fetch handler: it needs HTTP trailers; use serveHttp2 from @sluice/streams/grpc-node, or gRPC-Web or Connect",
-        { status: 415, headers: { "content-type": "text/plain" } },
-      );
+      // Headers only, as a gRPC server refuses a call (Trailers-Only): a
+      // body (a 415's text) was read as a gRPC frame by grpc-js
+      // (RESOURCE_EXHAUSTED, a message of 1634627183 bytes), and any
+      // status but 200 as HTTP's by Connect's client (UNKNOWN "HTTP 415"):
+      // neither showed the hint, which grpc-message carries to all.
+      return new Response(null, {
+        status: 200,
+        headers: setStatus(
+          new Headers({
+            "content-type": contentType(parseContentType(type) ?? "proto"),
+          }),
+          {
+            error: new RpcError(Code.Unimplemented, NATIVE_GRPC_REFUSED),
+            trailers: new Headers(),
+          },
+        ),
+      });
     }
     // The response head waits for the handler's first message or its end.
     // A client that leaves once the head is out cancels the response body,
