@@ -21,6 +21,7 @@ export interface BunGlobal {
     idleTimeout?: number;
     maxRequestBodySize?: number;
     development?: boolean;
+    tls?: { cert: string; key: string };
     fetch: (request: Request, server: BunServer) => unknown;
     error?: (error: unknown) => unknown;
     // deno-lint-ignore no-explicit-any
