@@ -40,7 +40,11 @@ export interface UploadOptions {
    * progress works on every protocol (Chromium cannot stream a fetch body
    * over HTTP/1.1), unless `fetch` is given. The final count is reported
    * exactly once, on every path. What it throws ends the upload: the
-   * promise rejects with that error, on every runtime.
+   * promise rejects with that error, on every runtime. Under Workers a
+   * stream body needs `contentLength` (or a `Content-Length` header) for
+   * it: the upload is refused with a `TypeError` otherwise, since workerd
+   * would end the body cleanly if the stream failed, and the server would
+   * take a cut body for a whole one.
    */
   onProgress?: ProgressCallback;
   /**
@@ -153,6 +157,21 @@ export async function upload(
   // ProgressStream's checks, for both paths, the option named as given.
   if (onProgress) {
     checkProgress(onProgress, progressIntervalMs ?? 100, "progressIntervalMs");
+  }
+  // workerd ends a subrequest's body cleanly when the source of a stream
+  // made in JavaScript fails (the pipe through ProgressStream makes one):
+  // sent chunked, a client's cut upload reached the receiver as a whole
+  // body and was stored (3 MiB of a cut upload, committed). With a length
+  // the receiver sees a short body; without one, no way of counting the
+  // bytes kept the failure (a tee() of the native stream did not), so such
+  // an upload is refused (docs/known-runtime-issues.md (r)).
+  if (
+    onProgress && body instanceof ReadableStream && size === undefined &&
+    !headers.has("content-length") && isWorkers()
+  ) {
+    throw new TypeError(
+      "Cannot upload: under Workers a stream of unknown length with onProgress would reach the server whole even when its source fails (known-runtime-issues.md (r)): give its contentLength, or upload without onProgress",
+    );
   }
   // In a browser page, progress comes from XMLHttpRequest: Chromium cannot
   // stream a fetch body over HTTP/1.1 (see _xhr_upload.ts).

@@ -66,6 +66,14 @@ interface WorkersWebSocket extends WebSocketLike {
  * `Connection`). Under Workers, whose runtime does the handshake, only
  * `Upgrade` is checked.
  *
+ * Under Workers the socket is accepted with `accept()`, not with a Durable
+ * Object's hibernation API (`state.acceptWebSocket`, which then throws on
+ * it): it cannot hibernate, and the object stays in memory while it is
+ * open. `websocketDuplex` and `createWebSocketRpcHandler` need the socket's
+ * event listeners, which a hibernatable socket never fires (its messages go
+ * to the object's `webSocketMessage`); for rooms that should hibernate, use
+ * the Workers API directly.
+ *
  * @param request The upgrade request (`Upgrade: websocket`).
  * @param options Idle timeout and subprotocol.
  * @returns The server socket and the response to return.
