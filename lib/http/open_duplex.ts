@@ -16,6 +16,7 @@ import {
 } from "./_compression.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { failureOf } from "../_internal/message_of.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { fetchDuplex } from "./fetch_duplex.ts";
 import { answeredError } from "./_client_error.ts";
@@ -107,7 +108,9 @@ export interface DuplexExchange {
  * the first write can come first (some servers answer only after reading).
  * Reads wait for the response. A status other than 2xx fails the stream with
  * an {@linkcode HttpError} carrying that status and the start of the
- * response body; so does a network error or an abort, with that error.
+ * response body; a network error (a refused connection, an untrusted
+ * certificate) with a `TypeError` that names the reason, the runtime's error
+ * as its `cause`; an abort with the signal's reason.
  *
  * @param input The URL to open.
  * @param options Request options, encodings and limits.
@@ -190,12 +193,18 @@ export function openDuplex(
     signal: aborted,
   }).catch((error) => {
     if (abort.signal.aborted || signal?.aborted) throw error;
-    throw explainStreamingRefusal(
+    const explained = explainStreamingRefusal(
       error,
       url,
       "open duplex stream",
       ", and half duplex even there; for full duplex use websocketDuplex",
     );
+    if (explained !== error || !(error instanceof TypeError)) throw explained;
+    // A network error: Deno's and Node's fetch say only "fetch failed", the
+    // refused connection or the untrusted certificate in the cause.
+    throw new TypeError(`Cannot open duplex stream: ${failureOf(error)}`, {
+      cause: error,
+    });
   }).then(async (response) => {
     if (!response.ok) {
       throw answeredError(

@@ -11,6 +11,7 @@ import { resolveHttpUrl } from "./_url.ts";
 import { checkFunction } from "../_internal/arguments.ts";
 import { checkUploadOptions } from "./_upload_options.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { failureOf } from "../_internal/message_of.ts";
 import {
   isBrowser,
   isBun,
@@ -98,6 +99,9 @@ export interface UploadOptions {
  * browser a redirect comes back as the response, not followed (unless a
  * `fetch` of yours is given): followed, a 301, 302 or 303 turned the upload
  * into a GET without its body, and Bun sent a file again as an empty body.
+ * A network error (a refused connection, an untrusted certificate) rejects
+ * with a `TypeError` that names the reason, the runtime's error as its
+ * `cause`; an abort with the signal's reason.
  *
  * @param url Where to send the body.
  * @param body The bytes to send.
@@ -280,15 +284,19 @@ export async function upload(
     response = await fetchImpl(url, init);
   } catch (error) {
     if (progressFailed) throw progressFailed.error;
-    if (!(requestBody instanceof ReadableStream) || signal?.aborted) {
-      throw error;
-    }
-    throw explainStreamingRefusal(
-      error,
-      target,
-      "upload",
-      "; a Blob or a Uint8Array goes whole, with progress by XMLHttpRequest",
-    );
+    if (signal?.aborted) throw error;
+    const explained = requestBody instanceof ReadableStream
+      ? explainStreamingRefusal(
+        error,
+        target,
+        "upload",
+        "; a Blob or a Uint8Array goes whole, with progress by XMLHttpRequest",
+      )
+      : error;
+    if (explained !== error || !(error instanceof TypeError)) throw explained;
+    // A network error: Deno's and Node's fetch say only "fetch failed", the
+    // refused connection or the untrusted certificate in the cause.
+    throw new TypeError(`Cannot upload: ${failureOf(error)}`, { cause: error });
   }
   if (progressFailed) {
     // A server that answered before the body failed: the upload still
