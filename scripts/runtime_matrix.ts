@@ -217,7 +217,8 @@ const ROWS: Row[] = [
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],
-    workerdNote: "Connect and gRPC-Web; native gRPC needs trailers (415)",
+    workerdNote:
+      "Connect and gRPC-Web; native gRPC needs trailers (UNIMPLEMENTED)",
   },
   {
     flow:

@@ -285,5 +285,15 @@ describe("serve over HTTPS", {
           "Cannot serve: tls.cert must be a PEM string, got string (empty)",
       },
     );
+    // A path where the contents go: the runtime's own words before
+    // (Deno: "No certificates found in certificate data").
+    await assert.rejects(
+      serve(handler, { tls: { cert: tls.cert, key: "./key.pem" } }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot serve: tls.key must be a PEM string, got string with no -----BEGIN line (a file's path? pass the file's contents)",
+      },
+    );
   });
 });

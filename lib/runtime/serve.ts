@@ -659,23 +659,30 @@ function checkTls(
     tls,
   );
   const { cert, key } = tls as { cert?: unknown; key?: unknown };
-  checkArgument(
-    typeof cert === "string" && cert !== "",
-    "serve",
-    "tls.cert",
-    "a PEM string",
-    cert,
-    cert === "" ? " (empty)" : "",
-  );
-  checkArgument(
-    typeof key === "string" && key !== "",
-    "serve",
-    "tls.key",
-    "a PEM string",
-    key,
-    key === "" ? " (empty)" : "",
-  );
+  checkPem(cert, "tls.cert");
+  checkPem(key, "tls.key");
   return { cert: cert as string, key: key as string };
+}
+
+/**
+ * Checks one PEM string: a file's path in its place (what Bun.file and
+ * other servers take) got the runtime's own words ("No certificates found
+ * in certificate data", "PEM routines:OPENSSL_internal:NO_START_LINE").
+ */
+function checkPem(value: unknown, name: string): void {
+  const pem = typeof value === "string" && value.includes("-----BEGIN ");
+  checkArgument(
+    pem,
+    "serve",
+    name,
+    "a PEM string",
+    value,
+    value === ""
+      ? " (empty)"
+      : typeof value === "string"
+      ? " with no -----BEGIN line (a file's path? pass the file's contents)"
+      : "",
+  );
 }
 
 // Deno 2.9.6 sets up its signal handling on first use, which takes a
