@@ -111,7 +111,10 @@ export type ProblemType =
 /**
  * An {@linkcode HttpError} answered as `application/problem+json` with one
  * of the draft's problem types, or as plain text (tus) without one; either
- * way with `headers` (a 409's current `Upload-Offset`).
+ * way with `headers` (a 409's current `Upload-Offset`). A problem of the
+ * draft says `Upload-Complete: ?0`: the resumable upload's own refusal, not
+ * the final answer of a complete upload (the draft requires it on a 409
+ * for a wrong offset and shows it on an inconsistent length).
  */
 export class ProblemError extends HttpError {
   readonly type: ProblemType | undefined;
@@ -141,7 +144,10 @@ export class ProblemError extends HttpError {
         }),
         {
           status: this.status,
-          headers: { "content-type": "application/problem+json" },
+          headers: {
+            "content-type": "application/problem+json",
+            "upload-complete": "?0",
+          },
         },
       );
     for (const [name, value] of Object.entries(this.headers)) {

@@ -34,6 +34,10 @@ import {
 
 // The last Upload-Draft-Interop-Version whose PATCH carried no media type.
 const LAST_UNTYPED_INTEROP_VERSION = 5;
+// The Upload-Draft-Interop-Version of the draft's -01 (iOS 17's
+// URLSession), the last to say `Upload-Incomplete` (the inverse of the later
+// `Upload-Complete`; absent: complete).
+const INCOMPLETE_INTEROP_VERSION = 3;
 
 /** A finished upload, as `onComplete` sees it. */
 export interface CompletedResumableUpload {
@@ -121,8 +125,10 @@ export interface ResumableUploadHandlerOptions extends
   hasher?: ReceiveBodyOptions["hasher"];
   /**
    * Called once an upload is complete and its object published. What it
-   * throws is the answer (an `HttpError`'s own; any other error is thrown
-   * on, to the server), and the upload stays complete.
+   * throws is the answer (an `HttpError`'s own, with `Upload-Complete: ?1`
+   * for a client of the draft: the final answer of its complete upload,
+   * which resuming would not change; any other error is thrown on, to the
+   * server), and the upload stays complete.
    */
   onComplete?: (
     upload: CompletedResumableUpload,
@@ -172,7 +178,12 @@ const MAX_EXPIRES_IN_MS = 100 * 365 * 86_400_000;
  * upload, `HEAD` reports its `Upload-Offset`, `PATCH` with
  * `application/partial-upload` appends, `DELETE` cancels; a wrong offset is
  * a 409 `mismatching-upload-offset` problem, an append to a complete upload
- * a 400 `completed-upload` problem (`application/problem+json`). A fetch
+ * a 400 `completed-upload` problem (`application/problem+json`, with
+ * `Upload-Complete: ?0`). An error answered once the request completed the
+ * upload (`onComplete`'s refusal) says `Upload-Complete: ?1`. A client of
+ * interop version 3 (the draft's -01, iOS 17's URLSession) is read and
+ * answered in its `Upload-Incomplete`, and `X-HTTP-Method-Override` on a
+ * `POST` is honoured as in tus. A fetch
  * handler cannot send the draft's `104 Upload Resumption Supported` interim
  * response: the upload's `Location` comes with the final response, and a
  * client that wants it early creates the upload with an empty `POST` first
@@ -427,8 +438,14 @@ export function createResumableUploadHandler(
       controller.signal.throwIfAborted();
       return await fn(controller.signal);
     } catch (error) {
-      // An append ended by a newer request answers with the reason.
-      if (controller.signal.aborted) throw controller.signal.reason;
+      // An append ended by a newer request answers with the reason; the
+      // final answer of the upload it completed stays.
+      if (
+        controller.signal.aborted &&
+        !(error instanceof HttpError && FINAL_ANSWERS.has(error))
+      ) {
+        throw controller.signal.reason;
+      }
       throw error;
     } finally {
       settled.resolve();
@@ -667,6 +684,8 @@ export function createResumableUploadHandler(
         { cause: error },
       );
     }
+    // From here on, what fails is the complete upload's final answer.
+    upload.complete = true;
     if (late) {
       const stream = await store.read(id);
       if (!stream) {
@@ -692,6 +711,29 @@ export function createResumableUploadHandler(
     const done = await publish(upload);
     await onComplete?.(done, request);
     return done;
+  }
+
+  /**
+   * The draft: runs what follows the last byte of a request that completes
+   * `upload` (its publication, `onComplete`). An `HttpError` thrown once the
+   * upload is complete (`publish` marks it) is the final answer of the
+   * upload, answered with `Upload-Complete: ?1` (the draft requires it on a
+   * completing append's final answer): the client, which a refusal without
+   * it sends to ask the offset, then finds the upload complete and cannot
+   * tell the refusal from a lost success.
+   */
+  async function completing<T>(
+    upload: ResumableUpload,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (upload.complete && error instanceof HttpError) {
+        FINAL_ANSWERS.add(error);
+      }
+      throw error;
+    }
   }
 
   /**
@@ -745,14 +787,11 @@ export function createResumableUploadHandler(
   async function ietf(
     request: Request,
     id: string | undefined,
+    method: string,
   ): Promise<Response> {
-    const method = request.method;
     if (id === undefined) {
       if (method !== "POST") throw notAllowed(method, "POST, OPTIONS");
-      const complete = parseBoolean(
-        "Upload-Complete",
-        request.headers.get("upload-complete"),
-      );
+      const complete = requestComplete(request);
       if (complete === undefined) {
         throw new HttpError(
           400,
@@ -791,10 +830,12 @@ export function createResumableUploadHandler(
             throw inconsistent(upload.length, upload.offset);
           }
           await settleLength(upload);
-          return await publish(upload);
+          return await completing(upload, () => publish(upload));
         });
         if (done) {
-          await onComplete?.(done, request);
+          await completing(upload, async () => {
+            await onComplete?.(done, request);
+          });
           return completed(done, 201, location);
         }
         return new Response(null, {
@@ -840,10 +881,7 @@ export function createResumableUploadHandler(
       "Upload-Offset",
       request.headers.get("upload-offset"),
     );
-    const complete = parseBoolean(
-      "Upload-Complete",
-      request.headers.get("upload-complete"),
-    );
+    const complete = requestComplete(request);
     if (provided === undefined || complete === undefined) {
       throw new HttpError(
         400,
@@ -916,10 +954,13 @@ export function createResumableUploadHandler(
           throw inconsistent(current.length, current.offset);
         }
         await settleLength(current);
-        return completed(await finish(current, request), 200);
+        const done = await completing(current, () => finish(current, request));
+        return completed(done, 200);
       }
       return new Response(null, {
-        status: 204,
+        // Interop version 3 acknowledged an append short of the end with
+        // 201 (the draft's -01).
+        status: saysIncomplete(request) ? 201 : 204,
         headers: {
           "upload-complete": "?0",
           "upload-offset": String(current.offset),
@@ -1257,8 +1298,9 @@ export function createResumableUploadHandler(
       }
       const response = isTus
         ? await tus(request, id, method)
-        : await ietf(request, id);
+        : await ietf(request, id, method);
       if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
+      else if (saysIncomplete(request)) sayIncomplete(response.headers);
       return response;
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
@@ -1269,8 +1311,14 @@ export function createResumableUploadHandler(
       if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
       const response = error.getResponse();
       if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
-      else if (error.status === 413) {
-        response.headers.set("upload-limit", limitHeader());
+      else {
+        if (error.status === 413) {
+          response.headers.set("upload-limit", limitHeader());
+        }
+        if (FINAL_ANSWERS.has(error)) {
+          response.headers.set("upload-complete", "?1");
+        }
+        if (saysIncomplete(request)) sayIncomplete(response.headers);
       }
       return response;
     }
@@ -1283,6 +1331,12 @@ const LOCKS = new WeakMap<
   Map<string, { supersede: () => void; done: Promise<unknown> }>
 >();
 
+/**
+ * The errors answered as a complete upload's final answer (see
+ * `completing` in the handler).
+ */
+const FINAL_ANSWERS = new WeakSet<HttpError>();
+
 function superseded(): HttpError {
   return new HttpError(
     409,
@@ -1290,7 +1344,13 @@ function superseded(): HttpError {
   );
 }
 
-/** 405, with the `Allow` header RFC 9110 (section 15.5.6) requires. */
+/** The request's `Upload-Draft-Interop-Version`, if any. */
+function interopVersion(request: Request): number | undefined {
+  return readInteger(
+    request.headers.get("upload-draft-interop-version") ?? "",
+  );
+}
+
 /**
  * Whether a PATCH may come without a media type: the draft's revisions up
  * to -03 (`Upload-Draft-Interop-Version` 5 and below, as tus-js-client's
@@ -1298,10 +1358,48 @@ function superseded(): HttpError {
  * they are `application/partial-upload`.
  */
 function untyped(request: Request): boolean {
-  const version = readInteger(
-    request.headers.get("upload-draft-interop-version") ?? "",
-  );
+  const version = interopVersion(request);
   return version !== undefined && version <= LAST_UNTYPED_INTEROP_VERSION;
+}
+
+/**
+ * Whether the request speaks interop version 3 (the draft's -01, iOS 17's
+ * URLSession): `Upload-Incomplete: ?1` for a request short of the end, and
+ * none (or `?0`) for one that completes the upload, in requests and answers.
+ */
+function saysIncomplete(request: Request): boolean {
+  return interopVersion(request) === INCOMPLETE_INTEROP_VERSION;
+}
+
+/**
+ * Whether a creation or an append completes the upload: its
+ * `Upload-Complete`, or for interop version 3 the inverse of its
+ * `Upload-Incomplete` (absent: complete); `undefined` when it does not say.
+ */
+function requestComplete(request: Request): boolean | undefined {
+  if (saysIncomplete(request)) {
+    const incomplete = parseBoolean(
+      "Upload-Incomplete",
+      request.headers.get("upload-incomplete"),
+    );
+    return incomplete !== true;
+  }
+  return parseBoolean(
+    "Upload-Complete",
+    request.headers.get("upload-complete"),
+  );
+}
+
+/**
+ * Turns an answer's `Upload-Complete` into the `Upload-Incomplete` that
+ * interop version 3 reads (its inverse), for `HEAD` and every answer to a
+ * creation or an append.
+ */
+function sayIncomplete(headers: Headers): void {
+  const complete = headers.get("upload-complete");
+  if (complete === null) return;
+  headers.delete("upload-complete");
+  headers.set("upload-incomplete", complete === "?1" ? "?0" : "?1");
 }
 
 /** Whether `value` is base64 that decodes: whole groups of 4, padded. */
@@ -1310,6 +1408,7 @@ function isBase64(value: string): boolean {
     /^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value);
 }
 
+/** 405, with the `Allow` header RFC 9110 (section 15.5.6) requires. */
 function notAllowed(method: string, allow: string): HttpError {
   return new ProblemError(
     405,
