@@ -65,7 +65,9 @@ export interface ResumableUploadOptions {
    * request. Each request costs a round trip and a new stream of the body
    * (about 0.1 s per request at 16 MiB on a loaded 2-core machine); a cut
    * streamed request loses only the bytes in flight, a cut `Blob` body (not
-   * streamed) up to this many.
+   * streamed) up to this many. An IETF server's `Upload-Limit` overrides it:
+   * each request is lowered to its `max-append-size`, and one that does not
+   * complete the upload is raised to its `min-append-size`.
    *
    * @default {67108864} (64 MiB) when requests are streamed
    *   (`streamRequests`), else 16777216 (16 MiB)
@@ -147,7 +149,18 @@ export interface ResumableUploadResult {
   uploadUrl: string;
   /** The bytes the server acknowledged: the whole body. */
   bytes: number;
-  /** The server's answer to the request that completed the upload. */
+  /**
+   * The server's answer to the request that completed the upload (the last
+   * append, or the creation of an empty upload). Only when that answer was
+   * lost (a cut connection, or a gateway's 502, 503 or 504), or another
+   * client with the same upload URL completed the upload (a 400 to an
+   * append short of the end), is it the answer of the offset request
+   * (`HEAD`, without a body) that found the upload complete: the IETF draft
+   * lets a server replay its final answer to a later append, which sluice's
+   * server does not. The server's own error answer to the last append
+   * (with `Upload-Complete: ?1`, or a 400 or another 5xx) is thrown, never
+   * followed by a `HEAD` taken for success.
+   */
   response: Response;
 }
 
@@ -171,8 +184,11 @@ export interface ResumableUploadResult {
  * @param body The bytes to send.
  * @param options Protocol, resumption, progress, retries and cancellation.
  * @returns The upload's URL, its size and the final response.
- * @throws {HttpError} When the server refuses the upload (4xx) or retries
- *   run out.
+ * @throws {HttpError} When the server refuses the upload (4xx), refuses the
+ *   finished upload (an error answer with `Upload-Complete: ?1`, or one to
+ *   the last append after which the upload is complete), announces an
+ *   `Upload-Limit` `max-size` below the body (413, the upload deleted), or
+ *   retries run out.
  *
  * @example Upload a file that survives a flaky network
  * ```ts ignore
@@ -338,7 +354,9 @@ export async function resumableUpload(
   function refuse(response: Response, what: string): HttpError {
     return answeredError(
       response.status,
-      `Cannot upload: the server answered ${response.status} to ${what}`,
+      `Cannot upload: the server answered ${response.status} to ${what}${
+        response.status === 412 ? versionHint(response, tus) : ""
+      }`,
     );
   }
 
@@ -385,6 +403,65 @@ export async function resumableUpload(
   let offset = 0;
   let finalResponse: Response | undefined;
 
+  /**
+   * The IETF server's `Upload-Limit`, as announced by its creation, offset
+   * and 413 answers: the strictest value of each (the draft says limits do
+   * not tighten; taking the strictest, a server that says otherwise cannot
+   * make the client go back and forth).
+   */
+  const limits: UploadLimits = {};
+  function learnLimits(response: Response): void {
+    const value = tus ? null : response.headers.get("upload-limit");
+    const announced = value === null ? undefined : readUploadLimit(value);
+    if (announced === undefined) return;
+    for (const key of ["maxSize", "maxAppendSize"] as const) {
+      const limit = announced[key];
+      if (limit !== undefined) {
+        limits[key] = Math.min(limit, limits[key] ?? limit);
+      }
+    }
+    const least = announced.minAppendSize;
+    if (least !== undefined) {
+      limits.minAppendSize = Math.max(least, limits.minAppendSize ?? least);
+    }
+  }
+  /** The bytes of the next append that does not complete the upload. */
+  function appendBytes(): number {
+    const { maxAppendSize, minAppendSize } = limits;
+    const bytes = Math.max(chunkBytes, minAppendSize ?? 0);
+    return Math.min(bytes, maxAppendSize ?? bytes);
+  }
+  /**
+   * Stops an upload the announced limits leave no way to finish (as the
+   * draft asks, the upload is deleted): a `max-size` below the body, or a
+   * `max-append-size` of 0.
+   */
+  async function keepToLimits(target: string): Promise<void> {
+    const { maxSize, maxAppendSize } = limits;
+    let problem: string;
+    if (maxSize !== undefined && maxSize < total) {
+      problem =
+        `the body's ${total} bytes exceed the server's Upload-Limit max-size=${maxSize}`;
+    } else if (maxAppendSize === 0 && offset < total) {
+      problem =
+        "the server's Upload-Limit max-append-size=0 lets no byte be sent";
+    } else return;
+    let deletion = "";
+    try {
+      const response = await request(target, "DELETE", {});
+      await response.body?.cancel();
+      if (!response.ok) deletion = ` (its DELETE answered ${response.status})`;
+    } catch (error) {
+      if (error instanceof CallerFailure) throw error.cause;
+      if (signal?.aborted) throw error;
+      deletion = ` (its DELETE failed: ${failureOf(error)})`;
+    }
+    throw new HttpError(
+      413,
+      `Cannot upload: ${problem}; the upload was deleted${deletion}`,
+    );
+  }
+
   /** Creates the upload (retrying as for any request); its URL. */
   async function create(): Promise<string> {
     for (;;) {
@@ -401,6 +478,11 @@ export async function resumableUpload(
         const response = await request(collection.href, "POST", extra);
         if (!response.ok) {
           await response.body?.cancel();
+          if (!tus && completes(response)) {
+            // The final answer of an empty upload: the server refused it,
+            // and creating it again would not change that.
+            throw refuse(response, "the creation of the upload");
+          }
           if (!retryable(response.status)) {
             throw refuse(response, "the creation of the upload");
           }
@@ -423,11 +505,14 @@ export async function resumableUpload(
             "Cannot upload: the server created an upload with an invalid Location",
           );
         }
+        const created = new URL(location, collection).href;
+        learnLimits(response);
         // Nothing to send: complete once created (a tus server completes an
         // empty upload at its creation; tus-js-client sends no PATCH).
         if (total === 0) finalResponse = response;
         else await response.body?.cancel();
-        return new URL(location, collection).href;
+        await keepToLimits(created);
+        return created;
       } catch (error) {
         if (error instanceof CallerFailure) throw error.cause;
         if (error instanceof HttpError || signal?.aborted) throw error;
@@ -461,6 +546,12 @@ export async function resumableUpload(
   let conflict: HttpError | undefined;
   /** An append's 400, until the offset says whether the upload is done. */
   let claimedComplete: HttpError | undefined;
+  /**
+   * The error answer to the last append (`Upload-Complete: ?1`), until the
+   * offset says whether the upload is done: if it is, that answer was the
+   * server's to the finished upload (a refusal), not a failure to resume.
+   */
+  let lastRefused: HttpError | undefined;
 
   while (finalResponse === undefined) {
     try {
@@ -481,6 +572,7 @@ export async function resumableUpload(
           await backOff(refuse(response, "the offset request"));
           continue;
         }
+        learnLimits(response);
         // A stored URL of another upload: its length, where the server
         // says it, is not this body's (a tus upload of another length never
         // completes, an IETF one takes bytes of the wrong body).
@@ -514,15 +606,20 @@ export async function resumableUpload(
               `Cannot upload: the server says the upload is complete at ${offset} bytes, and the body has ${total}`,
             );
           }
+          // The last append's error answer was the server's to the
+          // finished upload: it stands (the HEAD's 204 is no success).
+          if (lastRefused) throw lastRefused;
           finalResponse = response;
           break;
         }
         // Said complete, but not: the server's error stands.
         if (claimedComplete) throw claimedComplete;
+        lastRefused = undefined;
         stored = false;
+        await keepToLimits(uploadUrl);
         if (waitFor) await backOff(waitFor);
       }
-      const end = Math.min(total, offset + chunkBytes);
+      const end = Math.min(total, offset + appendBytes());
       const last = end === total;
       const extra: Record<string, string> = tus
         ? {
@@ -534,6 +631,7 @@ export async function resumableUpload(
           "upload-offset": String(offset),
           "upload-complete": last ? "?1" : "?0",
         };
+      lastRefused = undefined;
       const response = await request(
         uploadUrl,
         "PATCH",
@@ -544,6 +642,12 @@ export async function resumableUpload(
       );
       if (!response.ok) {
         await response.body?.cancel();
+        if (!tus && completes(response)) {
+          // The draft: the final answer of the upload, from processing the
+          // representation (the application refused it); resuming would
+          // not change it.
+          throw refuse(response, "the append that completed the upload");
+        }
         if (!tus && response.status === 400 && claimedComplete === undefined) {
           // Maybe complete already: another client with the same URL (two
           // tabs resuming one file) finished it, and the server refuses an
@@ -552,17 +656,25 @@ export async function resumableUpload(
           // content). Its offset says whether with this body's every byte;
           // if not, the 400 stands.
           claimedComplete = refuse(response, "an append");
+          if (last) lastRefused = lastAppendRefused(response.status);
           needOffset = true;
           continue;
         }
         if (response.status === 413) {
+          const sent = end - offset;
+          learnLimits(response);
+          await keepToLimits(uploadUrl);
+          // The draft: a 413 may announce the server's max-append-size;
+          // the same append is sent again within it.
+          if ((limits.maxAppendSize ?? sent) < sent) continue;
           // The upload's length was accepted at its creation: what refuses
           // a request this size is most often a proxy's body limit.
+          const announced = limits.maxAppendSize === undefined
+            ? ""
+            : `, within the server's Upload-Limit max-append-size=${limits.maxAppendSize},`;
           throw refuse(
             response,
-            `an append of ${
-              end - offset
-            } bytes (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${chunkBytes} now)`,
+            `an append of ${sent} bytes${announced} (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${chunkBytes} now)`,
           );
         }
         if (!retryable(response.status)) {
@@ -570,7 +682,18 @@ export async function resumableUpload(
         }
         needOffset = true;
         if (response.status === 409) conflict = refuse(response, "an append");
-        else await backOff(refuse(response, "an append"));
+        else {
+          // A 500 (or another 5xx of the origin's own) to the last append,
+          // the upload complete after it, was the server's answer to the
+          // finished upload. Not a 502, 503, 504 or 408: what proxies and
+          // gateways answer while the origin may have finished (a draft
+          // server's own refusal says Upload-Complete: ?1, above).
+          if (
+            last && !tus && response.status >= 500 &&
+            ![502, 503, 504].includes(response.status)
+          ) lastRefused = lastAppendRefused(response.status);
+          await backOff(refuse(response, "an append"));
+        }
         continue;
       }
       // Without one, the server took the whole request; with one, it cannot
@@ -630,6 +753,103 @@ function encodeMetadata(metadata: Record<string, string>): string {
       encodeBase64(new TextEncoder().encode(value))
     }`;
   }).join(",");
+}
+
+/** Whether an answer says `Upload-Complete: ?1`: the upload's final answer. */
+function completes(response: Response): boolean {
+  return readBoolean(response.headers.get("upload-complete") ?? "") === true;
+}
+
+/**
+ * The error for an error answer (`status`) to the last append of an upload
+ * that the server then reports complete.
+ */
+function lastAppendRefused(status: number): HttpError {
+  return answeredError(
+    status,
+    `Cannot upload: the server answered ${status} to the append that completed the upload, then reported the upload complete (the answer stands: the server refused the finished upload)`,
+  );
+}
+
+/**
+ * What a 412 likely means: the server does not speak the protocol version
+ * every request names (the draft's interop version, or tus 1.0.0).
+ */
+function versionHint(response: Response, tus: boolean): string {
+  const tusVersion = response.headers.get("tus-version");
+  if (tus) {
+    return ` (the server may not speak tus ${TUS_VERSION}, sent as Tus-Resumable${
+      tusVersion === null ? "" : `; it speaks ${JSON.stringify(tusVersion)}`
+    })`;
+  }
+  return ` (the server may not speak interop version ${DRAFT_INTEROP_VERSION} of the IETF draft, sent as Upload-Draft-Interop-Version${
+    tusVersion === null
+      ? ""
+      : `; it answered with Tus-Version ${JSON.stringify(tusVersion)}`
+  }; for a tus server pass protocol: "tus")`;
+}
+
+/** The limits of an `Upload-Limit` that a client keeps to. */
+interface UploadLimits {
+  maxSize?: number;
+  maxAppendSize?: number;
+  minAppendSize?: number;
+}
+
+const UPLOAD_LIMIT_KEYS: Record<string, keyof UploadLimits | undefined> = {
+  "max-size": "maxSize",
+  "max-append-size": "maxAppendSize",
+  "min-append-size": "minAppendSize",
+  "min-size": undefined,
+  "max-age": undefined,
+};
+
+/**
+ * The draft's `Upload-Limit`, an RFC 9651 dictionary: its limits on the
+ * size of the upload and of each request, or `undefined` where the whole
+ * field is to be ignored (the draft: a value that is no dictionary, or a
+ * known key whose value is no integer). Unknown keys and parameters are
+ * ignored.
+ */
+function readUploadLimit(value: string): UploadLimits | undefined {
+  const limits: UploadLimits = {};
+  const members = dictionaryMembers(value);
+  if (members === undefined) return undefined;
+  for (const member of members) {
+    const item = member.split(";", 1)[0];
+    const eq = item.indexOf("=");
+    const key = (eq === -1 ? item : item.slice(0, eq)).trim();
+    if (!/^[a-z*][a-z0-9_\-.*]*$/.test(key)) return undefined;
+    if (!Object.hasOwn(UPLOAD_LIMIT_KEYS, key)) continue;
+    const limit = eq === -1 ? undefined : readInteger(item.slice(eq + 1));
+    if (limit === undefined) return undefined;
+    const name = UPLOAD_LIMIT_KEYS[key];
+    if (name !== undefined) limits[name] = limit;
+  }
+  return limits;
+}
+
+/**
+ * A dictionary's members: split at the commas outside quoted strings (an
+ * unknown member's value or parameter may hold one); `undefined` for an
+ * unterminated string.
+ */
+function dictionaryMembers(value: string): string[] | undefined {
+  const members: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i];
+    if (quoted && char === "\\") i++;
+    else if (char === '"') quoted = !quoted;
+    else if (char === "," && !quoted) {
+      members.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (quoted) return undefined;
+  members.push(value.slice(start));
+  return members;
 }
 
 /** What a callback of the caller's threw (`cause`), to end an upload with. */
