@@ -1,5 +1,6 @@
 import { checkArgument, checkDigestBytes } from "../_internal/arguments.ts";
 import { decodeBase64, encodeBase64 } from "../_internal/base64.ts";
+import { dictionaryMembers } from "./_structured_fields.ts";
 
 const KEY = /^[a-z*][a-z0-9_\-.*]*$/;
 const BYTE_SEQUENCE = /^:([A-Za-z0-9+/]*={0,2}):$/;
@@ -36,7 +37,11 @@ export function parseDigestHeader(value: string): Map<string, Uint8Array> {
   );
   const result = new Map<string, Uint8Array>();
   if (value.trim() === "") return result;
-  for (const member of dictionaryMembers(value)) {
+  const members = dictionaryMembers(value);
+  if (members === undefined) {
+    throw new SyntaxError("Cannot parse digest header: unterminated string");
+  }
+  for (const member of members) {
     const [item] = member.split(";", 1);
     const eq = item.indexOf("=");
     const key = (eq === -1 ? item : item.slice(0, eq)).trim();
@@ -86,30 +91,4 @@ export function formatDigestHeader(
       return `${name}=:${encodeBase64(bytes)}:`;
     })
     .join(", ");
-}
-
-/**
- * A Structured Fields dictionary's members (RFC 8941 §3.2): split at the
- * commas outside quoted strings, whose parameters (`;note="a,b"`) may hold
- * commas of their own.
- */
-function dictionaryMembers(value: string): string[] {
-  if (!value.includes('"')) return value.split(",");
-  const members: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const char = value[i];
-    if (quoted && char === "\\") i++;
-    else if (char === '"') quoted = !quoted;
-    else if (char === "," && !quoted) {
-      members.push(value.slice(start, i));
-      start = i + 1;
-    }
-  }
-  if (quoted) {
-    throw new SyntaxError("Cannot parse digest header: unterminated string");
-  }
-  members.push(value.slice(start));
-  return members;
 }

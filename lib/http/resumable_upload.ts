@@ -19,6 +19,7 @@ import {
 } from "./_utf8_header.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
 import { IdleWatch } from "../_internal/idle_timeout.ts";
+import { dictionaryMembers } from "./_structured_fields.ts";
 import {
   DRAFT_INTEROP_VERSION,
   OFFSET_OCTET_STREAM,
@@ -827,29 +828,6 @@ function readUploadLimit(value: string): UploadLimits | undefined {
     if (name !== undefined) limits[name] = limit;
   }
   return limits;
-}
-
-/**
- * A dictionary's members: split at the commas outside quoted strings (an
- * unknown member's value or parameter may hold one); `undefined` for an
- * unterminated string.
- */
-function dictionaryMembers(value: string): string[] | undefined {
-  const members: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const char = value[i];
-    if (quoted && char === "\\") i++;
-    else if (char === '"') quoted = !quoted;
-    else if (char === "," && !quoted) {
-      members.push(value.slice(start, i));
-      start = i + 1;
-    }
-  }
-  if (quoted) return undefined;
-  members.push(value.slice(start));
-  return members;
 }
 
 /** What a callback of the caller's threw (`cause`), to end an upload with. */
