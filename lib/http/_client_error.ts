@@ -1,3 +1,4 @@
+import { bodyTooLargeMessage } from "../_internal/body_too_large.ts";
 import { HttpError } from "./http_error.ts";
 
 /**
@@ -15,14 +16,32 @@ export function isClientError(error: unknown): error is HttpError {
  * A failed read of a request body: the client went away or sent a
  * malformed body (a bad chunk size), which the runtime reports in its own
  * words. As a 400 HttpError, default onErrors do not log it as a server's
- * failure (a client could fill the log); an HttpError stays as it is.
+ * failure (a client could fill the log); an HttpError stays as it is, and a
+ * framework's limit on the body is a 413 ({@linkcode bodyTooLarge}).
  */
 export function requestBodyFailed(what: string, cause: unknown): HttpError {
-  return cause instanceof HttpError ? cause : new HttpError(
+  if (cause instanceof HttpError) return cause;
+  return bodyTooLarge(what, cause) ?? new HttpError(
     400,
     `Cannot ${what}: the request body failed (the client went away, or sent a malformed body)`,
     { cause },
   );
+}
+
+/**
+ * A request body failed by a framework's limit on it (srvx's
+ * `maxRequestBodySize`, h3's `bodyLimit()`: an error with `status` 413):
+ * a 413 HttpError in its words ("Cannot <what>: Request body exceeds
+ * ..."), the error its cause; `undefined` for any other failure.
+ */
+export function bodyTooLarge(
+  what: string,
+  cause: unknown,
+): HttpError | undefined {
+  const message = bodyTooLargeMessage(cause);
+  return message === undefined
+    ? undefined
+    : new HttpError(413, `Cannot ${what}: ${message}`, { cause });
 }
 
 /**

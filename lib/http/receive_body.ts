@@ -12,6 +12,7 @@ import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { bodyDeadline, bodyPace, checkMinRate } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
+import { bodyTooLarge } from "./_client_error.ts";
 import { refuseContentCoding } from "./_compression.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
 
@@ -206,6 +207,23 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+/**
+ * Whether `input` is a request: a `Request`, or an object standing in for
+ * one, as a framework may hand a handler (@whatwg-node/server on Node gives
+ * its own `PonyfillRequest`, no `instanceof Request`): `headers.get` is a
+ * function and the body is `null` or a stream (it has `getReader`), as
+ * `parseMultipart` and `upgradeWebSocket` take one.
+ */
+export function isRequestLike(input: unknown): input is Request {
+  if (input instanceof Request) return true;
+  const request = input as Partial<Request> | null | undefined;
+  if (typeof request?.headers?.get !== "function") return false;
+  const body = request.body;
+  return body === null ||
+    typeof (body as Partial<ReadableStream> | undefined)?.getReader ===
+      "function";
+}
+
 interface Plan {
   declared: number | undefined;
   /** Expected digests of the algorithms that will be checked. */
@@ -223,7 +241,7 @@ function plan(
   options: ReceiveBodyOptions,
   maxBytes: number,
 ): Plan {
-  const headers = input instanceof Request
+  const headers = isRequestLike(input)
     ? input.headers
     : new Headers(options.headers);
   refuseContentCoding(headers.get("content-encoding"), "receive body");
@@ -286,7 +304,9 @@ function plan(
  *
  * The input is a request, or a bare stream (a multipart part, one chunk of a
  * resumable upload) with its expected length and digest in the options; the
- * limits, timeouts and digest checks are the same.
+ * limits, timeouts and digest checks are the same. An object standing in
+ * for a request, as some frameworks pass (`headers.get` a function, a body
+ * that is `null` or a stream), is taken as one.
  *
  * Checks, each an {@linkcode HttpError} with the status to answer:
  * - Content-Length malformed → 400; over `maxBytes` → 413 before reading.
@@ -294,7 +314,9 @@ function plan(
  * - A body shorter or longer than its Content-Length → 400.
  * - A malformed `Content-Digest`, or a SHA-256 or SHA-512 that does not
  *   match → 400 (see `hasher` for algorithms it cannot check).
- * - The body fails (client abort or disconnect) → 400.
+ * - The body fails (client abort or disconnect) → 400; failed by a
+ *   framework's limit on it (srvx's `maxRequestBodySize`, h3's
+ *   `bodyLimit()`: an error with `status` 413) → 413, in its words.
  * - No bytes arrive for `idleTimeoutMs`, fewer than `minBytesPerSecond`, or
  *   not done within `timeoutMs` → 408.
  * - The sink fails (a disk error) → 500; its error is the `cause`. A sink
@@ -352,8 +374,10 @@ export async function receiveBody(
   let writer: WritableStreamDefaultWriter<Uint8Array>;
   let limits: ReceiveLimits;
   try {
+    // A request-like object first: a stream has no headers.
+    const request = isRequestLike(input);
     checkArgument(
-      input instanceof Request ||
+      request ||
         typeof (input as Partial<ReadableStream> | null)?.getReader ===
           "function",
       "receive body",
@@ -361,7 +385,7 @@ export async function receiveBody(
       "a Request or a ReadableStream",
       input,
     );
-    if (input instanceof Request) checkBodyUnused("receive body", input);
+    if (request) checkBodyUnused("receive body", input);
     checkSignal("receive body", signal);
     checkDigestBytes("receive body", "sha256", options.sha256);
     checkFunction("receive body", "hasher", options.hasher);
@@ -373,7 +397,7 @@ export async function receiveBody(
     // loop costs (docs/performance.md, "One read loop for an upload"). A
     // body or a sink already locked (used) throws its TypeError here.
     source = new PacedReader(
-      input instanceof Request ? input.body ?? emptyStream() : input,
+      request ? input.body ?? emptyStream() : input,
       bodyPace(limits),
     );
     writer = sink.getWriter();
@@ -561,6 +585,10 @@ function classify(
   if (sinkFailed) {
     return new HttpError(500, "Cannot store body: the sink failed", { cause });
   }
+  // A framework's limit on the body (srvx's maxRequestBodySize, h3's
+  // bodyLimit) failed it: 413 in its words, not a failed read's 400.
+  const tooLarge = bodyTooLarge("receive body", cause);
+  if (tooLarge) return tooLarge;
   return new HttpError(
     400,
     `Cannot receive body: ${messageOf(cause)}`,

@@ -6,6 +6,7 @@ import { HttpError } from "./http_error.ts";
 import { BODY_METHODS, refuseMethod } from "./_client_error.ts";
 import {
   checkReceiveOptions,
+  isRequestLike,
   receiveBody,
   type ReceiveBodyOptions,
   type ReceivedBody,
@@ -422,6 +423,15 @@ export function createUploadHandler(
     ? "maxBytes"
     : "maxTotalBytes";
   return async (request, second) => {
+    // Before any sink opens: one that receiveBody then refused was opened
+    // for nothing (and aborted). A framework's own request class passes.
+    checkArgument(
+      isRequestLike(request),
+      "receive upload",
+      "the request",
+      "a Request",
+      request,
+    );
     checkBodyUnused("receive upload", request);
     const context: UploadContext = { params: routeParams(request, second) };
     try {

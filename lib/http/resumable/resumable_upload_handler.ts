@@ -18,6 +18,7 @@ import { MAX_BODY_BYTES } from "../_defaults.ts";
 import type { ResumableStore, ResumableUpload } from "./resumable_store.ts";
 import { createSha1 } from "./_sha1.ts";
 import { callOnError } from "../../_internal/reported.ts";
+import { bodyTooLargeMessage } from "../../_internal/body_too_large.ts";
 import {
   isUploadId,
   newUploadId,
@@ -590,7 +591,11 @@ export function createResumableUploadHandler(
       }
       // receiveBody's limit was the room left: the message names the
       // upload's length, or the limit the room came from.
-      if (error instanceof HttpError && error.status === 413) {
+      if (
+        error instanceof HttpError && error.status === 413 &&
+        // A framework's own limit on the body says its own words.
+        bodyTooLargeMessage(error.cause) === undefined
+      ) {
         throw new HttpError(
           413,
           upload.length !== undefined

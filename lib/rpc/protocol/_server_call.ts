@@ -8,6 +8,7 @@
 // handler sets before either are sent, however long it waits first.
 
 import { messageOf } from "../../_internal/message_of.ts";
+import { bodyTooLargeMessage } from "../../_internal/body_too_large.ts";
 import { compressedBound } from "../../_internal/limits.ts";
 import { Code } from "../code.ts";
 import {
@@ -139,6 +140,25 @@ function endOfBody(
 }
 
 /**
+ * The error a call ends with when a read of its request body failed: the
+ * client went away (CANCELED), or a framework's limit on the body failed it
+ * (srvx's `maxRequestBodySize`, h3's `bodyLimit()`: an error with `status`
+ * 413), RESOURCE_EXHAUSTED in its words, as a body over `maxMessageBytes`.
+ */
+function requestBodyFailed(reason: unknown): RpcError {
+  const tooLarge = bodyTooLargeMessage(reason);
+  return tooLarge === undefined
+    ? new RpcError(
+      Code.Canceled,
+      "Cannot finish call: the request body failed (the client went away)",
+      { cause: reason },
+    )
+    : new RpcError(Code.ResourceExhausted, `Cannot read request: ${tooLarge}`, {
+      cause: reason,
+    });
+}
+
+/**
  * Errors the server made that are its own fault, not the handler's answer:
  * a response message the codec cannot encode.
  */
@@ -265,14 +285,7 @@ export function startServerCall(init: ServerCallInit): ServerCall {
       rate,
       [abort.signal],
       () => !headed,
-      (reason) =>
-        abort.abort(
-          new RpcError(
-            Code.Canceled,
-            "Cannot finish call: the request body failed (the client went away)",
-            { cause: reason },
-          ),
-        ),
+      (reason) => abort.abort(requestBodyFailed(reason)),
     );
   }
 
@@ -483,9 +496,10 @@ function decodeRequests<T>(
     fail(this.reason);
   }
   // A read of the body failed: the client went away. The call ends
-  // `Canceled` (onGone aborts one of `signals`), and the requests fail
-  // with that error, not the runtime's ("Cannot read request body as
-  // underlying resource unavailable", Deno).
+  // `Canceled` (onGone aborts one of `signals`; RESOURCE_EXHAUSTED for a
+  // framework's limit on the body, see requestBodyFailed), and the
+  // requests fail with that error, not the runtime's ("Cannot read request
+  // body as underlying resource unavailable", Deno).
   const gone = (reason: unknown) => {
     if (over) return;
     onGone(reason);
@@ -905,11 +919,7 @@ async function readBareBody(
         // The client went away (as decodeRequests' onGone): not the
         // server's fault, nor the runtime's words for it ("Cannot read
         // request body as underlying resource unavailable", Deno).
-        throw new RpcError(
-          Code.Canceled,
-          "Cannot finish call: the request body failed (the client went away)",
-          { cause: reason },
-        );
+        throw requestBodyFailed(reason);
       }
       const { done, value } = read;
       if (!done) idle.got(value.byteLength);
