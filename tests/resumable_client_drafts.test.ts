@@ -119,9 +119,13 @@ describe("resumableUpload and a refused finished upload", () => {
     }
   });
 
-  it("resumableUpload rejects with a 5xx to the last append after which the offset request finds the upload complete (no Upload-Complete on the 5xx: a server of another revision)", async () => {
-    const seen: string[] = [];
-    await withServer(async (request) => {
+  /**
+   * A fake server of a 10-byte upload: created, its one append answered
+   * `status` without Upload-Complete, and a HEAD that finds it complete.
+   */
+  const lastAppendAnswered =
+    (status: number, text: string) =>
+    async (request: Request): Promise<Response> => {
       if (request.method === "POST") {
         return new Response(null, {
           status: 201,
@@ -135,8 +139,12 @@ describe("resumableUpload and a refused finished upload", () => {
         });
       }
       await request.arrayBuffer();
-      return new Response("scanner down", { status: 500 });
-    }, async (fake) => {
+      return new Response(text, { status });
+    };
+
+  it("resumableUpload rejects with a 5xx to the last append after which the offset request finds the upload complete (no Upload-Complete on the 5xx: a server of another revision)", async () => {
+    const seen: string[] = [];
+    await withServer(lastAppendAnswered(500, "scanner down"), async (fake) => {
       await assert.rejects(
         resumableUpload(new URL("/uploads", fake.url), randomBytes(10), {
           ...FAST,
@@ -151,22 +159,7 @@ describe("resumableUpload and a refused finished upload", () => {
   it("resumableUpload resolves when a gateway's 502, 503 or 504 to the last append is followed by an offset request that finds the upload complete (the origin finished it)", async () => {
     for (const status of [502, 503, 504]) {
       const seen: string[] = [];
-      await withServer(async (request) => {
-        if (request.method === "POST") {
-          return new Response(null, {
-            status: 201,
-            headers: { location: "/uploads/1", "upload-complete": "?0" },
-          });
-        }
-        if (request.method === "HEAD") {
-          return new Response(null, {
-            status: 204,
-            headers: { "upload-offset": "10", "upload-complete": "?1" },
-          });
-        }
-        await request.arrayBuffer();
-        return new Response("gateway", { status });
-      }, async (fake) => {
+      await withServer(lastAppendAnswered(status, "gateway"), async (fake) => {
         const result = await resumableUpload(
           new URL("/uploads", fake.url),
           randomBytes(10),
