@@ -23,7 +23,7 @@ import { formatSseEvent } from "../lib/http/sse_encoder_stream.ts";
 import { SseParser } from "../lib/http/_sse_parser.ts";
 import { collectGarbage } from "./_memory.ts";
 import process from "node:process";
-import { deadline, withServer, withTimersAtOnce } from "./_helpers.ts";
+import { deadline, runtime, withServer, withTimersAtOnce } from "./_helpers.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { startWorkerd, type Workerd } from "./_workerd.ts";
 
@@ -204,6 +204,78 @@ describe("SseEncoderStream", () => {
     // stream ends: the timer is gone with it.
     assert.match(await deadline(rest, T, "end"), /^(:\n\n)*data: x\n\n$/);
   });
+
+  it("SseEncoderStream sends its keep-alive a full keepAliveMs after the last event, none while events come more often", async () => {
+    const keepAliveMs = 150;
+    const encoder = new SseEncoderStream({ keepAliveMs });
+    const reader = encoder.readable.getReader();
+    const writer = encoder.writable.getWriter();
+    try {
+      const chunks: string[] = [];
+      // Events every 30 ms for 600 ms: four keep-alive periods without one.
+      const started = performance.now();
+      let lastEvent = started;
+      while (performance.now() - started < 600) {
+        const read = reader.read();
+        await writer.write({ data: "x" });
+        lastEvent = performance.now();
+        chunks.push(dec.decode((await deadline(read, T, "the event")).value));
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      const next = await deadline(reader.read(), T, "the keep-alive");
+      const quietMs = performance.now() - lastEvent;
+      assert.deepEqual(new Set(chunks), new Set(["data: x\n\n"]));
+      assert.equal(dec.decode(next.value), ":\n\n");
+      // Timers may fire a millisecond early.
+      assert.ok(quietMs >= keepAliveMs - 5, `a keep-alive after ${quietMs} ms`);
+    } finally {
+      await reader.cancel();
+    }
+  });
+
+  it(
+    "createSseHandler in Bun.serve with its defaults keeps a quiet feed open: the default keep-alive comes before Bun's 10 s idle timeout (at 15 s the feed was cut after 10-12 s)",
+    { skip: runtime !== "bun" && "Bun.serve's idle timeout" },
+    async () => {
+      const bun = (globalThis as unknown as {
+        Bun: {
+          serve(options: {
+            port: number;
+            hostname: string;
+            fetch: (request: Request) => Response | Promise<Response>;
+          }): { port: number; stop(force?: boolean): Promise<void> };
+        };
+      }).Bun;
+      const server = bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch: createSseHandler(async function* (_request, { signal }) {
+          yield { data: "hello" };
+          await new Promise((resolve) =>
+            signal.addEventListener("abort", resolve, { once: true })
+          );
+        }),
+      });
+      try {
+        const response = await fetch(`http://127.0.0.1:${server.port}/`);
+        const reader = response.body!.getReader();
+        let text = "";
+        while (!text.includes(":\n\n")) {
+          const { done, value } = await deadline(
+            reader.read(),
+            15_000,
+            "the first keep-alive",
+          );
+          assert.ok(!done, `the feed ended after ${JSON.stringify(text)}`);
+          text += dec.decode(value);
+        }
+        assert.equal(text, "data: hello\n\n:\n\n");
+        await reader.cancel();
+      } finally {
+        await server.stop(true);
+      }
+    },
+  );
 
   it("SseEncoderStream stops its keep-alive when the reader cancels", async () => {
     const encoder = new SseEncoderStream({ keepAliveMs: 5 });

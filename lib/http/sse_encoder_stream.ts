@@ -33,15 +33,17 @@ export interface SseEncoderStreamOptions {
   /**
    * Sends a comment line (`:`) after this many milliseconds without an event,
    * so that proxies and load balancers do not close an idle stream and a
-   * dropped client is noticed. `0` turns it off.
+   * dropped client is noticed. `0` turns it off. The default stays under
+   * `Bun.serve`'s own idle timeout (10 s; at 15 s, a quiet feed served by
+   * `Bun.serve` with its defaults was cut after 10-12 s).
    *
-   * @default {15000}
+   * @default {8000}
    */
   keepAliveMs?: number;
 }
 
 /** The default of {@linkcode SseEncoderStreamOptions.keepAliveMs}. */
-const DEFAULT_KEEP_ALIVE_MS = 15_000;
+const DEFAULT_KEEP_ALIVE_MS = 8_000;
 const LINE_BREAK = /\r\n|\r|\n/;
 const KEEP_ALIVE = new Uint8Array([0x3a, 0x0a, 0x0a]); // ":\n\n"
 
@@ -171,6 +173,11 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
     const encoder = new TextEncoder();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
+    // When the last event went out. An event only notes the time: the
+    // timer, when it fires early, waits for what is left. (Re-arming the
+    // timer for every event cost 8-10 of the 29 µs an event took per feed
+    // under Deno, broadcasting to 5,000 feeds.)
+    let sentAt = 0;
     const stop = () => {
       stopped = true;
       clearTimeout(timer);
@@ -178,11 +185,15 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
     };
     const arm = (
       controller: TransformStreamDefaultController<Uint8Array>,
+      delayMs: number,
     ) => {
-      if (keepAliveMs === 0 || stopped) return;
-      clearTimeout(timer);
+      if (stopped) return;
       timer = setTimeout(() => {
         timer = undefined;
+        const quietMs = performance.now() - sentAt;
+        if (quietMs < keepAliveMs) {
+          return arm(controller, keepAliveMs - quietMs);
+        }
         try {
           // Never ahead of back-pressure: at most one keep-alive waits for a
           // reader that does not keep up (the readable's high-water mark is
@@ -190,17 +201,19 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
           if ((controller.desiredSize ?? 0) >= 0) {
             controller.enqueue(KEEP_ALIVE.slice());
           }
-          arm(controller);
+          sentAt = performance.now();
+          arm(controller, keepAliveMs);
         } catch {
           // The readable side was cancelled or errored: nothing to keep
           // alive any more.
           stop();
         }
-      }, keepAliveMs);
+      }, delayMs);
     };
     super({
       start(controller) {
-        arm(controller);
+        sentAt = performance.now();
+        if (keepAliveMs > 0) arm(controller, keepAliveMs);
       },
       transform(event, controller) {
         try {
@@ -209,7 +222,7 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
           stop();
           throw error;
         }
-        arm(controller);
+        sentAt = performance.now();
       },
       flush() {
         stop();
