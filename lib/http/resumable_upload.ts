@@ -153,14 +153,15 @@ export interface ResumableUploadResult {
   /**
    * The server's answer to the request that completed the upload (the last
    * append, or the creation of an empty upload). Only when that answer was
-   * lost (a cut connection, or a gateway's 502, 503 or 504), or another
-   * client with the same upload URL completed the upload (a 400 to an
-   * append short of the end), is it the answer of the offset request
-   * (`HEAD`, without a body) that found the upload complete: the IETF draft
-   * lets a server replay its final answer to a later append, which sluice's
-   * server does not. The server's own error answer to the last append
-   * (with `Upload-Complete: ?1`, or a 400 or another 5xx) is thrown, never
-   * followed by a `HEAD` taken for success.
+   * lost (a cut connection, or an error answer without
+   * `Upload-Complete: ?1`: a gateway's 5xx, with the origin maybe done), or
+   * another client with the same upload URL completed the upload (a 400 to
+   * an append), is it the answer of the offset request (`HEAD`, without a
+   * body) that found the upload complete: the IETF draft lets a server
+   * replay its final answer to a later append, which sluice's server does
+   * not. An error answer that says `Upload-Complete: ?1` (the server's
+   * application refused the finished upload) is thrown at once, never
+   * followed by a `HEAD`.
    */
   response: Response;
 }
@@ -447,20 +448,20 @@ export async function resumableUpload(
       problem =
         "the server's Upload-Limit max-append-size=0 lets no byte be sent";
     } else return;
-    let deletion = "";
+    let deletion = "the upload was deleted";
     try {
       const response = await request(target, "DELETE", {});
       await response.body?.cancel();
-      if (!response.ok) deletion = ` (its DELETE answered ${response.status})`;
+      if (!response.ok) {
+        deletion =
+          `deleting the upload failed: its DELETE answered ${response.status}`;
+      }
     } catch (error) {
       if (error instanceof CallerFailure) throw error.cause;
       if (signal?.aborted) throw error;
-      deletion = ` (its DELETE failed: ${failureOf(error)})`;
+      deletion = `deleting the upload failed: ${failureOf(error)}`;
     }
-    throw new HttpError(
-      413,
-      `Cannot upload: ${problem}; the upload was deleted${deletion}`,
-    );
+    throw new HttpError(413, `Cannot upload: ${problem}; ${deletion}`);
   }
 
   /** Creates the upload (retrying as for any request); its URL. */
@@ -547,18 +548,19 @@ export async function resumableUpload(
   let conflict: HttpError | undefined;
   /** An append's 400, until the offset says whether the upload is done. */
   let claimedComplete: HttpError | undefined;
-  /**
-   * The error answer to the last append (`Upload-Complete: ?1`), until the
-   * offset says whether the upload is done: if it is, that answer was the
-   * server's to the finished upload (a refusal), not a failure to resume.
-   */
-  let lastRefused: HttpError | undefined;
 
   while (finalResponse === undefined) {
     try {
       if (needOffset) {
         const response = await request(uploadUrl, "HEAD", {});
         await response.body?.cancel();
+        // An append refused with 400, then its upload gone: the 400 said
+        // why (a digest that did not match, the upload deleted), not the
+        // offset request's 404.
+        if (
+          claimedComplete &&
+          (response.status === 404 || response.status === 410)
+        ) throw claimedComplete;
         if (stored && (response.status === 404 || response.status === 410)) {
           stored = false;
           uploadUrl = await create();
@@ -607,15 +609,11 @@ export async function resumableUpload(
               `Cannot upload: the server says the upload is complete at ${offset} bytes, and the body has ${total}`,
             );
           }
-          // The last append's error answer was the server's to the
-          // finished upload: it stands (the HEAD's 204 is no success).
-          if (lastRefused) throw lastRefused;
           finalResponse = response;
           break;
         }
         // Said complete, but not: the server's error stands.
         if (claimedComplete) throw claimedComplete;
-        lastRefused = undefined;
         stored = false;
         await keepToLimits(uploadUrl);
         if (waitFor) await backOff(waitFor);
@@ -632,7 +630,6 @@ export async function resumableUpload(
           "upload-offset": String(offset),
           "upload-complete": last ? "?1" : "?0",
         };
-      lastRefused = undefined;
       const response = await request(
         uploadUrl,
         "PATCH",
@@ -657,7 +654,6 @@ export async function resumableUpload(
           // content). Its offset says whether with this body's every byte;
           // if not, the 400 stands.
           claimedComplete = refuse(response, "an append");
-          if (last) lastRefused = lastAppendRefused(response.status);
           needOffset = true;
           continue;
         }
@@ -683,18 +679,13 @@ export async function resumableUpload(
         }
         needOffset = true;
         if (response.status === 409) conflict = refuse(response, "an append");
-        else {
-          // A 500 (or another 5xx of the origin's own) to the last append,
-          // the upload complete after it, was the server's answer to the
-          // finished upload. Not a 502, 503, 504 or 408: what proxies and
-          // gateways answer while the origin may have finished (a draft
-          // server's own refusal says Upload-Complete: ?1, above).
-          if (
-            last && !tus && response.status >= 500 &&
-            ![502, 503, 504].includes(response.status)
-          ) lastRefused = lastAppendRefused(response.status);
-          await backOff(refuse(response, "an append"));
-        }
+        // An error without Upload-Complete: ?1 to the last append is no
+        // final answer: a gateway's (502-504, a CDN's 52x) or a cut
+        // connection's, the origin maybe done behind it, and only the
+        // offset tells. (Taking a 5xx for the origin's refusal failed
+        // uploads a 524 had hidden the success of; and a 400 of a tab that
+        // lost the race to finish it, its upload whole.)
+        else await backOff(refuse(response, "an append"));
         continue;
       }
       // Without one, the server took the whole request; with one, it cannot
@@ -759,17 +750,6 @@ function encodeMetadata(metadata: Record<string, string>): string {
 /** Whether an answer says `Upload-Complete: ?1`: the upload's final answer. */
 function completes(response: Response): boolean {
   return readBoolean(response.headers.get("upload-complete") ?? "") === true;
-}
-
-/**
- * The error for an error answer (`status`) to the last append of an upload
- * that the server then reports complete.
- */
-function lastAppendRefused(status: number): HttpError {
-  return answeredError(
-    status,
-    `Cannot upload: the server answered ${status} to the append that completed the upload, then reported the upload complete (the answer stands: the server refused the finished upload)`,
-  );
 }
 
 /**
