@@ -130,6 +130,28 @@ describe("createResumableUploadHandler's final answers (interop version 8)", () 
     assert.equal(response.headers.get("upload-complete"), "?1");
   });
 
+  it("answers a Repr-Digest that the completed bytes do not match, which deletes the upload, with Upload-Complete: ?1 (a final answer; without it the client asked for the offset and reported the 404)", async () => {
+    const wrong = `sha-256=:${sha256(new Uint8Array(1))}:`;
+    const url = await create("8", {
+      "upload-complete": "?0",
+      "repr-digest": wrong,
+    });
+    const { response, text } = await send(url, "PATCH", {
+      "upload-draft-interop-version": "8",
+      "content-type": "application/partial-upload",
+      "upload-offset": "0",
+      "upload-complete": "?1",
+    }, bytes(30));
+    assert.equal(response.status, 400);
+    assert.match(text, /does not match Repr-Digest; the upload was deleted/);
+    assert.equal(response.headers.get("upload-complete"), "?1");
+    const head = await fetch(url, {
+      method: "HEAD",
+      headers: { "upload-draft-interop-version": "8" },
+    });
+    assert.equal(head.status, 404);
+  });
+
   it("answers a wrong offset with 409 and Upload-Complete: ?0", async () => {
     const url = await create("8", { "upload-complete": "?0" });
     const append = (offset: number, body: Uint8Array<ArrayBuffer>) =>
@@ -263,6 +285,23 @@ describe("createResumableUploadHandler and X-HTTP-Method-Override on the draft's
       assert.equal(response.headers.get("upload-complete"), "?1");
       assert.equal(sha256(await stored(url)), sha256(data));
     }
+  });
+
+  it("takes the override for PATCH and DELETE alone: a POST saying OPTIONS or HEAD is a POST (it got a 405 naming OPTIONS as allowed, or was answered as a HEAD, its body unread)", async () => {
+    const url = await create("8", { "upload-complete": "?0" });
+    for (const said of ["OPTIONS", "HEAD", "GET"]) {
+      const { response, text } = await send(url, "POST", {
+        "upload-draft-interop-version": "8",
+        "x-http-method-override": said,
+      }, bytes(10));
+      assert.equal(response.status, 405, said);
+      assert.match(text, /method "POST" is not HEAD, PATCH, DELETE, OPTIONS/);
+    }
+    const head = await fetch(url, {
+      method: "HEAD",
+      headers: { "upload-draft-interop-version": "8" },
+    });
+    assert.equal(head.headers.get("upload-offset"), "0");
   });
 
   for (const protocol of ["ietf-draft-05", "ietf-draft-03"]) {

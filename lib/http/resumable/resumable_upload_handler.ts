@@ -625,10 +625,12 @@ export function createResumableUploadHandler(
       return sha256;
     } catch (error) {
       await discard(upload.id);
-      throw new HttpError(
-        400,
-        "Cannot complete upload: its bytes do not match Repr-Digest; the upload was deleted",
-        { cause: error },
+      throw deletedFinal(
+        new HttpError(
+          400,
+          "Cannot complete upload: its bytes do not match Repr-Digest; the upload was deleted",
+          { cause: error },
+        ),
       );
     }
   }
@@ -665,9 +667,11 @@ export function createResumableUploadHandler(
         : await store.digest?.(id);
       if (sha256 && upload.sha256 && !sameBytes(upload.sha256, sha256)) {
         await discard(id);
-        throw new HttpError(
-          400,
-          "Cannot complete upload: its SHA-256 does not match Repr-Digest; the upload was deleted",
+        throw deletedFinal(
+          new HttpError(
+            400,
+            "Cannot complete upload: its SHA-256 does not match Repr-Digest; the upload was deleted",
+          ),
         );
       }
       if (!sha256) {
@@ -1285,11 +1289,15 @@ export function createResumableUploadHandler(
       } else throw new HttpError(404, "Cannot find upload: unknown path");
       // The override tunnels PATCH and DELETE through POST (tus-js-client's
       // overridePatchMethod); on a safe method it deleted or created
-      // uploads (a HEAD with "DELETE"), so it counts on POST alone.
+      // uploads (a HEAD with "DELETE"), so it counts on POST alone, and
+      // for those two alone (a POST said OPTIONS got a 405 naming OPTIONS
+      // as allowed; one said HEAD was answered as a HEAD, its body unread).
       const override = request.method === "POST"
-        ? request.headers.get("x-http-method-override")
-        : null;
-      const method = (override ?? request.method).toUpperCase();
+        ? request.headers.get("x-http-method-override")?.toUpperCase()
+        : undefined;
+      const method = override === "PATCH" || override === "DELETE"
+        ? override
+        : request.method.toUpperCase();
       isTus = request.headers.has("tus-resumable") ||
         request.method === "OPTIONS";
       // Bytes are kept as sent: an encoded creation or append is refused
@@ -1341,6 +1349,17 @@ const LOCKS = new WeakMap<
  * `completing` in the handler).
  */
 const FINAL_ANSWERS = new WeakSet<HttpError>();
+
+/**
+ * A refusal of a completing request that deleted its upload (a digest that
+ * did not match): final too, resuming cannot change it. Without
+ * `Upload-Complete: ?1` the client asked for the offset, got 404, and
+ * reported that instead of the mismatch.
+ */
+function deletedFinal(error: HttpError): HttpError {
+  FINAL_ANSWERS.add(error);
+  return error;
+}
 
 function superseded(): HttpError {
   return new HttpError(
