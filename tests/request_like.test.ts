@@ -145,6 +145,24 @@ describe("handlers given an object standing in for a request", () => {
           "Cannot receive upload: the request must be a Request, got object",
       },
     );
+    // A Response, and headers and a body with no method or URL, are none
+    // either (they passed, then failed inside: "Cannot read properties of
+    // undefined (reading 'slice')").
+    for (
+      const other of [
+        new Response("abc"),
+        { headers: new Headers(), body: null },
+      ]
+    ) {
+      await assert.rejects(
+        upload(other as unknown as Request),
+        {
+          name: "TypeError",
+          message:
+            /^Cannot receive upload: the request must be a Request, got /,
+        },
+      );
+    }
     assert.equal(seen.opened, 0);
   });
 

@@ -211,13 +211,17 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
  * Whether `input` is a request: a `Request`, or an object standing in for
  * one, as a framework may hand a handler (@whatwg-node/server on Node gives
  * its own `PonyfillRequest`, no `instanceof Request`): `headers.get` is a
- * function and the body is `null` or a stream (it has `getReader`), as
- * `parseMultipart` and `upgradeWebSocket` take one.
+ * function, `method` and `url` strings and the body `null` or a stream (it
+ * has `getReader`); a `Response` is none.
  */
 export function isRequestLike(input: unknown): input is Request {
   if (input instanceof Request) return true;
+  if (input instanceof Response) return false;
   const request = input as Partial<Request> | null | undefined;
-  if (typeof request?.headers?.get !== "function") return false;
+  if (
+    typeof request?.headers?.get !== "function" ||
+    typeof request.method !== "string" || typeof request.url !== "string"
+  ) return false;
   const body = request.body;
   return body === null ||
     typeof (body as Partial<ReadableStream> | undefined)?.getReader ===
@@ -305,8 +309,8 @@ function plan(
  * The input is a request, or a bare stream (a multipart part, one chunk of a
  * resumable upload) with its expected length and digest in the options; the
  * limits, timeouts and digest checks are the same. An object standing in
- * for a request, as some frameworks pass (`headers.get` a function, a body
- * that is `null` or a stream), is taken as one.
+ * for a request, as some frameworks pass (`headers.get` a function, `method`
+ * and `url` strings, a body that is `null` or a stream), is taken as one.
  *
  * Checks, each an {@linkcode HttpError} with the status to answer:
  * - Content-Length malformed → 400; over `maxBytes` → 413 before reading.
