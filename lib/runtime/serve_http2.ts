@@ -12,7 +12,6 @@ import {
   writeToNode,
 } from "./_node_streams.ts";
 import { deferred } from "../_internal/deferred.ts";
-import { isDeno } from "../_internal/user_agent.ts";
 import {
   checkMax,
   checkMs,
@@ -223,13 +222,6 @@ export interface Http2Server {
  * had carried a few hundred requests, which `maxStreamsPerSession` (50
  * under Deno) now prevents: put a proxy that terminates HTTP/2 in front of
  * a server open to the Internet (`docs/known-runtime-issues.md` (e)).
- *
- * A response that has ended while its request is still coming (a call
- * answered or refused before it read all of its request) is followed by
- * RST_STREAM NO_ERROR, which asks the client to stop sending (RFC 9113,
- * 8.1), as Go's servers do; the client has the whole response first. Not
- * under Deno, whose HTTP/2 server then closed whole sessions under load:
- * there such a request is read to its end and thrown away.
  *
  * @param handler The handler, from `createUniversalHandler`.
  * @param options Where to listen, how to stop and the limits.
@@ -679,7 +671,6 @@ async function handleStream(
     if (isGone(stream)) return;
     ended = true;
     stream.respond(head, { endStream: true });
-    stopRequest(stream);
     return;
   }
   const wantTrailers = response.trailers !== undefined;
@@ -723,46 +714,13 @@ async function handleStream(
         // left open with its client waiting for them.
         console.error("sluice: HTTP/2 trailers refused:", error);
         stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-        return;
       }
-      stopRequest(stream);
     });
   } else {
     ended = true;
   }
   stream.end();
-  if (trailers === undefined) stopRequest(stream);
 }
-
-/**
- * Once the response has ended (END_STREAM sent, with its trailers or its
- * body's end), a request still coming is stopped with RST_STREAM NO_ERROR,
- * which asks the client to stop sending without error (RFC 9113, 8.1), as
- * Go's servers (and grpc-go) do. Before, its bytes were read and thrown
- * away for as long as it sent them (60-385 MiB in 3 s), and the client
- * never learnt to stop. The reset waits for the stream's 'finish' and then
- * a turn of the event loop, so that the whole response goes first: under
- * Deno a reset in the same turn as the trailers went out before them.
- * Not under Deno: there, with a client streaming into calls answered early
- * and the CPU busy, Deno's HTTP/2 server then closed whole sessions
- * (GOAWAY ENHANCE_YOUR_CALM, or dropped: grpc-js failed 1-21 calls of 400
- * in five runs of 20 at a time beside a busy loop, none in five without
- * the reset); a client sending into a finished call is read and its bytes
- * thrown away there, as before.
- */
-function stopRequest(stream: http2.ServerHttp2Stream): void {
-  if (DENO) return;
-  const stop = () => {
-    if (!stream.readableEnded && !isGone(stream)) {
-      stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    }
-  };
-  const later = () => setImmediate(stop);
-  if (stream.writableFinished) later();
-  else stream.once("finish", later);
-}
-
-const DENO = isDeno();
 
 /** Why a stream was reset by its {@linkcode SendWatch}, for its handler. */
 const STALLED = new WeakMap<http2.Http2Stream, Error>();
