@@ -154,6 +154,9 @@ const ROWS: Row[] = [
       "faults_upload.test.ts",
       "safe_file_name.test.ts",
       "sweep_temporary_files.test.ts",
+      "client_fetch_failures.test.ts",
+      "workers_upload_cut.test.ts",
+      "request_like.test.ts",
     ],
     workerd: ["upload"],
     node: ["upload"],
@@ -214,6 +217,7 @@ const ROWS: Row[] = [
       "rpc_conformance.test.ts",
       "rpc_slow_request.test.ts",
       "rpc_client_deadlines.test.ts",
+      "rpc_native_to_fetch.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],
@@ -264,6 +268,7 @@ const ROWS: Row[] = [
       "multipart_interop.test.ts",
       "unicode_names.test.ts",
       "upload_handler_multipart.test.ts",
+      "multipart_legacy_names.test.ts",
       "r2_sink.test.ts",
       "r2_sink_workerd.test.ts",
     ],
@@ -280,6 +285,8 @@ const ROWS: Row[] = [
       "resumable_kill.test.ts",
       "resumable_workers.test.ts",
       "resumable_workers_instances.test.ts",
+      "resumable_drafts.test.ts",
+      "resumable_client_drafts.test.ts",
     ],
     node: ["resumable"],
     workerdNone:
@@ -287,7 +294,7 @@ const ROWS: Row[] = [
   },
   {
     flow:
-      "Server-Sent Events, serving, routers and proxies: `createSseHandler`, `serve`, `serveHttp2` limits, Hono, `X-Accel-Buffering`, URLs and Host headers",
+      "Server-Sent Events, serving, routers and proxies: `createSseHandler`, `serve` (HTTPS too), `serveHttp2` limits, Hono and frameworks' body limits, `X-Accel-Buffering`, URLs and Host headers",
     files: [
       "sse.test.ts",
       "sse_failures.test.ts",
@@ -295,6 +302,8 @@ const ROWS: Row[] = [
       "faults_serve.test.ts",
       "faults_http2.test.ts",
       "router_hono.test.ts",
+      "serve_tls.test.ts",
+      "framework_body_limits.test.ts",
       "proxy_buffering.test.ts",
       "urls_hosts.test.ts",
     ],
