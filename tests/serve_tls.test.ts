@@ -234,7 +234,7 @@ describe("serve over HTTPS", {
     }
   });
 
-  it("serve with tls: shutdown() resolves within shutdownTimeoutMs while a client holds an idle TLS connection that offered h2, and the process then exits", async () => {
+  it("serve with tls: shutdown() resolves within shutdownTimeoutMs while a client holds an idle TLS connection that offered h2, and the process exits once that client closes it", async () => {
     const child = await startChild("_serve_tls_server.ts", [dir, "1000"]);
     let idle: TLSSocket | undefined;
     try {
@@ -247,16 +247,42 @@ describe("serve over HTTPS", {
       idle.on("error", () => {});
       const { ms } = await child.request({ cmd: "shutdown" }, 10_000);
       assert.ok(ms < 1000 + 2000, `shutdown took ${ms} ms`);
+      idle.destroy();
       const started = performance.now();
       const exit = await child.stop();
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.ok(
         performance.now() - started < 10_000,
-        "the process exited while the idle client stayed",
+        "the process exited once the idle client closed",
       );
     } finally {
       idle?.destroy();
       await child.stop();
+    }
+  });
+
+  it("serve with tls: shutdown() lets an answer made while it waits out whole (closing the connections once no request was left cut a 16 MiB answer at 180 KB)", async () => {
+    const size = 16 * 1024 * 1024;
+    const server = await serve(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return new Response(new Uint8Array(size).fill(7));
+    }, { tls: { cert: tls.cert, key: tls.key }, shutdownTimeoutMs: 10_000 });
+    const client = trustingFetch(tls.ca);
+    try {
+      const answer = client.fetch(server.url);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const stopped = server.shutdown();
+      const response = await deadline(answer, 20_000, "the answer's head");
+      assert.equal(response.status, 200);
+      const body = new Uint8Array(
+        await deadline(response.arrayBuffer(), 20_000, "the answer's body"),
+      );
+      assert.equal(body.byteLength, size);
+      assert.ok(body.every((byte) => byte === 7));
+      await deadline(stopped, 20_000, "shutdown");
+    } finally {
+      client.close();
+      await deadline(server.shutdown(), 20_000, "shutdown");
     }
   });
 

@@ -70,8 +70,8 @@ export interface ServeOptions {
    * whose listener stays open until then) or are refused (Bun). Open
    * WebSockets are not waited for: Bun's are closed (code 1001) when the
    * shutdown begins, Deno's with the connections. `0` waits for ever.
-   * With `tls` under Deno, the connections are closed at once when no
-   * request is left (see `tls`).
+   * With `tls` under Deno, `shutdown()` resolves at the limit even while
+   * idle connections stay open (see `tls`).
    *
    * @default {10000}
    */
@@ -142,15 +142,16 @@ export interface ServeOptions {
    * idle HTTP/2 connection over TLS, and cannot be cut short once begun
    * (docs/known-runtime-issues.md (h)). So with `tls`, once the requests in
    * progress are done (waited for up to `shutdownTimeoutMs`, as without
-   * it), `shutdown()` closes every connection at once instead. Measured
-   * (Deno 2.9.6): with a client holding a silent h2 connection, it resolved
-   * in 4-6 ms and the process could exit (Deno's graceful shutdown: pending
-   * until the client closed it); answers already sent arrived whole (20 of
-   * 20, 64 KiB to 16 MiB, h2 and HTTP/1.1). The costs: open WebSockets end
-   * without a close frame (the client saw code 0 or 1006, not 1001), and
-   * HTTP/2 clients get no GOAWAY. With `shutdownTimeoutMs: 0` Deno's
-   * graceful shutdown is used, idle connections and all. Under Bun an idle
-   * connection is closed at the limit (1,002 ms with 1,000).
+   * it), `shutdown()` begins Deno's graceful shutdown, which lets the last
+   * answers out whole, and resolves when it ends or when the limit has
+   * passed, whichever comes first: a connection still idle then (Chromium
+   * keeps a spare one for 60 s) closes when its client closes it, and keeps
+   * the process alive until then; call `Deno.exit()` after `shutdown()` to
+   * end at once. (Closing every connection instead cut answers Deno had
+   * taken but not yet sent: a 16 MiB answer at 180 KB.) With
+   * `shutdownTimeoutMs: 0` it waits for Deno's graceful shutdown, idle
+   * connections and all. Under Bun an idle connection is closed at the
+   * limit (1,002 ms with 1,000).
    *
    * A `tls` without both strings is a TypeError.
    *
@@ -591,6 +592,7 @@ export async function serve(
   const shutdown = async () => {
     if (!stopping) {
       stopping = true;
+      const startedAt = performance.now();
       let done = active === 0 || shutdownTimeoutMs === 0;
       if (!done) {
         drained = deferred<void>();
@@ -604,16 +606,26 @@ export async function serve(
         clearTimeout(timer);
       }
       const server = current;
-      if (done && tls && shutdownTimeoutMs > 0 && active === 0) {
+      if (done && tls && shutdownTimeoutMs > 0) {
         // Over TLS, Deno's graceful shutdown waits without limit on an idle
         // HTTP/2 connection, and cannot be cut short once begun
-        // (docs/known-runtime-issues.md (h)); with nothing in progress the
-        // signal closes every connection at once instead. Measured: the
-        // answers already sent arrive whole (20 of 20, 64 KiB to 16 MiB,
-        // h2 and HTTP/1.1), and the process can exit at once.
-        forced = true;
-        force?.abort();
-        await server?.finished.catch(() => {});
+        // (docs/known-runtime-issues.md (h)). It is still what lets the
+        // last answers out (a request stops counting when Deno has taken
+        // its answer, not when the client has it: closing the connections
+        // then cut a 16 MiB answer at 180 KB, and a small one made just
+        // before): begun, and waited for up to what is left of the limit;
+        // connections idle past it close when their clients close them.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          server?.shutdown().catch(() => {}),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(
+              resolve,
+              Math.max(0, shutdownTimeoutMs - (performance.now() - startedAt)),
+            );
+          }),
+        ]);
+        clearTimeout(timer);
       } else if (done) {
         // Nothing in progress (or no limit): Deno's own graceful shutdown,
         // which lets the last answers out, closes idle connections and
