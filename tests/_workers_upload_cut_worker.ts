@@ -3,9 +3,10 @@
 // PUT /forward/<key> sends its request's body on with upload() and
 // onProgress through the binding (`?length` passes the request's
 // Content-Length as `contentLength`) to PUT /receive/<key>, which stores it
-// with createUploadHandler and createR2Sink. GET /settled/<key> waits for
-// the forward to settle, and for the receiver if the forward reached it,
-// and reports both; GET /objects/<key> reports the stored object's size.
+// with createUploadHandler and createR2Sink. GET /settled/<key> reports
+// the forward's outcome and, if the forward reached it, the receiver's
+// status, once both have settled (202 until then); GET /objects/<key>
+// reports the stored object's size.
 
 import { upload } from "../lib/http/upload.ts";
 import { createUploadHandler } from "../lib/http/upload_handler.ts";
@@ -30,17 +31,11 @@ interface Forwarded {
 
 const PART = 5 * 1024 * 1024;
 // Per key: the forward's outcome and the receiver's status, once settled.
-const forwards = new Map<string, PromiseWithResolvers<Forwarded>>();
-const receivers = new Map<string, PromiseWithResolvers<number>>();
-
-function entry<T>(
-  map: Map<string, PromiseWithResolvers<T>>,
-  key: string,
-): PromiseWithResolvers<T> {
-  let found = map.get(key);
-  if (!found) map.set(key, found = Promise.withResolvers());
-  return found;
-}
+// GET /settled asks, it does not wait: workerd failed a request waiting on
+// a promise another request was to resolve ("The script will never
+// generate a response"), once in a clean-clone run.
+const forwards = new Map<string, Forwarded>();
+const receivers = new Map<string, number>();
 
 async function forward(
   request: Request,
@@ -80,27 +75,27 @@ export default {
     const [, route, key] = url.pathname.split("/");
     if (route === "forward") {
       const outcome = await forward(request, env, key);
-      entry(forwards, key).resolve(outcome);
+      forwards.set(key, outcome);
       return Response.json(outcome, { status: outcome.status ?? 500 });
     }
     if (route === "receive") {
-      const settled = entry(receivers, key);
       try {
         const response = await createUploadHandler({
           sink: () => createR2Sink(env.BUCKET, key, { partBytes: PART }),
         })(request);
-        settled.resolve(response.status);
+        receivers.set(key, response.status);
         return response;
       } catch (error) {
-        settled.resolve(0);
+        receivers.set(key, 0);
         throw error;
       }
     }
     if (route === "settled") {
-      const forwarded = await entry(forwards, key).promise;
-      const received = forwarded.fetched
-        ? await entry(receivers, key).promise
-        : undefined;
+      const forwarded = forwards.get(key);
+      const received = receivers.get(key);
+      if (!forwarded || (forwarded.fetched && received === undefined)) {
+        return Response.json({ pending: true }, { status: 202 });
+      }
       return Response.json({ forwarded, received });
     }
     if (route === "objects") {
