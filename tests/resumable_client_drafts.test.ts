@@ -48,6 +48,30 @@ function isHttpError(status: number, message?: RegExp) {
   };
 }
 
+/**
+ * A fake draft server of one 10-byte upload: `POST` creates it, `HEAD`
+ * reports it complete, and each append gets `answer`.
+ */
+function appendAnswered(
+  answer: (request: Request) => Response | Promise<Response>,
+): (request: Request) => Response | Promise<Response> {
+  return (request) => {
+    if (request.method === "POST") {
+      return new Response(null, {
+        status: 201,
+        headers: { location: "/uploads/1", "upload-complete": "?0" },
+      });
+    }
+    if (request.method === "HEAD") {
+      return new Response(null, {
+        status: 204,
+        headers: { "upload-offset": "10", "upload-complete": "?1" },
+      });
+    }
+    return answer(request);
+  };
+}
+
 describe("resumableUpload and a refused finished upload", () => {
   let dir: string;
   let server: Server;
@@ -89,58 +113,33 @@ describe("resumableUpload and a refused finished upload", () => {
   it("resumableUpload rejects at once with an error answer that says Upload-Complete: ?1, never retried", async () => {
     for (const status of [422, 500]) {
       const seen: string[] = [];
-      await withServer((request) => {
-        if (request.method === "POST") {
-          return new Response(null, {
-            status: 201,
-            headers: { location: "/uploads/1", "upload-complete": "?0" },
-          });
-        }
-        if (request.method === "HEAD") {
-          return new Response(null, {
-            status: 204,
-            headers: { "upload-offset": "10", "upload-complete": "?1" },
-          });
-        }
-        return new Response("Cannot accept upload: scanner down", {
-          status,
-          headers: { "upload-complete": "?1" },
-        });
-      }, async (fake) => {
-        await assert.rejects(
-          resumableUpload(new URL("/uploads", fake.url), randomBytes(10), {
-            ...FAST,
-            fetch: recording(seen),
-          }),
-          isHttpError(status),
-        );
-      });
+      await withServer(
+        appendAnswered(() =>
+          new Response("Cannot accept upload: scanner down", {
+            status,
+            headers: { "upload-complete": "?1" },
+          })
+        ),
+        async (fake) => {
+          await assert.rejects(
+            resumableUpload(new URL("/uploads", fake.url), randomBytes(10), {
+              ...FAST,
+              fetch: recording(seen),
+            }),
+            isHttpError(status),
+          );
+        },
+      );
       assert.deepEqual(seen, ["POST 201", `PATCH ${status}`], `${status}`);
     }
   });
 
-  /**
-   * A fake server of a 10-byte upload: created, its one append answered
-   * `status` without Upload-Complete, and a HEAD that finds it complete.
-   */
-  const lastAppendAnswered =
-    (status: number, text: string) =>
-    async (request: Request): Promise<Response> => {
-      if (request.method === "POST") {
-        return new Response(null, {
-          status: 201,
-          headers: { location: "/uploads/1", "upload-complete": "?0" },
-        });
-      }
-      if (request.method === "HEAD") {
-        return new Response(null, {
-          status: 204,
-          headers: { "upload-offset": "10", "upload-complete": "?1" },
-        });
-      }
+  /** An append of all 10 bytes answered `status` without Upload-Complete. */
+  const lastAppendAnswered = (status: number, text: string) =>
+    appendAnswered(async (request) => {
       await request.arrayBuffer();
       return new Response(text, { status });
-    };
+    });
 
   it("resumableUpload resolves when an error without Upload-Complete: ?1 to the last append (a gateway's 5xx, a CDN's 524, a 400 of a tab that lost the race) is followed by an offset request that finds the upload complete: no final answer (a first version failed such uploads)", async () => {
     for (const status of [400, 500, 502, 503, 504, 524]) {
@@ -207,35 +206,24 @@ describe("resumableUpload and a refused finished upload", () => {
   });
 
   it("resumableUpload still resolves when the last append's answer was lost to a cut connection and the offset request finds the upload complete (the HEAD's answer is the result's response)", async () => {
-    await withServer((request) => {
-      if (request.method === "POST") {
-        return new Response(null, {
-          status: 201,
-          headers: { location: "/uploads/1", "upload-complete": "?0" },
-        });
-      }
-      if (request.method === "HEAD") {
-        return new Response(null, {
-          status: 204,
-          headers: { "upload-offset": "10", "upload-complete": "?1" },
-        });
-      }
-      return new Response("unreachable", { status: 500 });
-    }, async (fake) => {
-      const cut = (async (input: RequestInfo | URL, init?: RequestInit) => {
-        if (init?.method === "PATCH") {
-          throw new TypeError("connection reset");
-        }
-        return await fetch(input, init);
-      }) as typeof fetch;
-      const result = await resumableUpload(
-        new URL("/uploads", fake.url),
-        randomBytes(10),
-        { ...FAST, fetch: cut },
-      );
-      assert.equal(result.bytes, 10);
-      assert.equal(result.response.status, 204);
-    });
+    await withServer(
+      appendAnswered(() => new Response("unreachable", { status: 500 })),
+      async (fake) => {
+        const cut = (async (input: RequestInfo | URL, init?: RequestInit) => {
+          if (init?.method === "PATCH") {
+            throw new TypeError("connection reset");
+          }
+          return await fetch(input, init);
+        }) as typeof fetch;
+        const result = await resumableUpload(
+          new URL("/uploads", fake.url),
+          randomBytes(10),
+          { ...FAST, fetch: cut },
+        );
+        assert.equal(result.bytes, 10);
+        assert.equal(result.response.status, 204);
+      },
+    );
   });
 });
 
