@@ -233,6 +233,71 @@ describe("SseEncoderStream", () => {
     }
   });
 
+  it("sseResponse encodes in its own body (no transform between): keep-alives while the source is quiet, none queued ahead of a reader that does not read, each event once, then the end", async () => {
+    let release!: () => void;
+    const quiet = new Promise<void>((resolve) => (release = resolve));
+    const response = sseResponse(
+      (async function* () {
+        yield { id: "1", data: "a" };
+        await quiet;
+        yield { data: "b\nc" };
+      })(),
+      { keepAliveMs: 10 },
+    );
+    const reader = response.body!.getReader();
+    assert.equal(
+      dec.decode((await deadline(reader.read(), T, "the event")).value),
+      "id: 1\ndata: a\n\n",
+    );
+    // The source waits: keep-alives come while the reader reads.
+    for (let i = 0; i < 3; i++) {
+      const next = await deadline(reader.read(), T, "a keep-alive");
+      assert.equal(dec.decode(next.value), ":\n\n");
+    }
+    // Nobody reads for 20 keep-alive periods: at most one waits.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    let rest = "";
+    for (;;) {
+      const { done, value } = await deadline(reader.read(), T, "the rest");
+      if (done) break;
+      rest += dec.decode(value);
+    }
+    assert.match(rest, /^(:\n\n){0,2}data: b\ndata: c\n\n$/);
+  });
+
+  it("sseResponse and createSseHandler: an event that cannot be encoded cuts the body with its error and stops the source (its finally runs, the handler's signal aborts)", async () => {
+    let finished = false;
+    let signal: AbortSignal | undefined;
+    const handler = createSseHandler((_request, info) => {
+      signal = info.signal;
+      return (async function* () {
+        try {
+          yield { data: "ok" };
+          yield { event: "two\nlines" };
+          yield { data: "never" };
+        } finally {
+          finished = true;
+        }
+      })();
+    }, { keepAliveMs: 0 });
+    const response = await handler(new Request("http://localhost/"));
+    const reader = response.body!.getReader();
+    assert.equal(dec.decode((await reader.read()).value), "data: ok\n\n");
+    await assert.rejects(reader.read(), {
+      name: "TypeError",
+      message: /^Cannot encode event: its event must be one line/,
+    });
+    await deadline(
+      (async () => {
+        while (!finished) await new Promise((r) => setTimeout(r, 1));
+      })(),
+      T,
+      "the generator's finally",
+    );
+    assert.equal(signal?.aborted, true);
+  });
+
   it(
     "createSseHandler in Bun.serve with its defaults keeps a quiet feed open: the default keep-alive comes before Bun's 10 s idle timeout (at 15 s the feed was cut after 10-12 s)",
     { skip: runtime !== "bun" && "Bun.serve's idle timeout" },

@@ -1,5 +1,10 @@
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { headerKeeps } from "./_utf8_header.ts";
+import {
+  DEFAULT_KEEP_ALIVE_MS,
+  type KeepAlive,
+  keepAlive,
+} from "./_sse_keep_alive.ts";
 
 /**
  * One Server-Sent Event to send. Every field is optional: an event with
@@ -42,10 +47,7 @@ export interface SseEncoderStreamOptions {
   keepAliveMs?: number;
 }
 
-/** The default of {@linkcode SseEncoderStreamOptions.keepAliveMs}. */
-const DEFAULT_KEEP_ALIVE_MS = 8_000;
 const LINE_BREAK = /\r\n|\r|\n/;
-const KEEP_ALIVE = new Uint8Array([0x3a, 0x0a, 0x0a]); // ":\n\n"
 
 /** The field's value if it is a string (or absent), else a TypeError. */
 function text(
@@ -171,64 +173,25 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
     const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
     checkTimerMs("encode events", "keepAliveMs", keepAliveMs);
     const encoder = new TextEncoder();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let stopped = false;
-    // When the last event went out. An event only notes the time: the
-    // timer, when it fires early, waits for what is left. (Re-arming the
-    // timer for every event cost 8-10 of the 29 µs an event took per feed
-    // under Deno, broadcasting to 5,000 feeds.)
-    let sentAt = 0;
-    const stop = () => {
-      stopped = true;
-      clearTimeout(timer);
-      timer = undefined;
-    };
-    const arm = (
-      controller: TransformStreamDefaultController<Uint8Array>,
-      delayMs: number,
-    ) => {
-      if (stopped) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        const quietMs = performance.now() - sentAt;
-        if (quietMs < keepAliveMs) {
-          return arm(controller, keepAliveMs - quietMs);
-        }
-        try {
-          // Never ahead of back-pressure: at most one keep-alive waits for a
-          // reader that does not keep up (the readable's high-water mark is
-          // 0, so an idle reader sees desiredSize 0).
-          if ((controller.desiredSize ?? 0) >= 0) {
-            controller.enqueue(KEEP_ALIVE.slice());
-          }
-          sentAt = performance.now();
-          arm(controller, keepAliveMs);
-        } catch {
-          // The readable side was cancelled or errored: nothing to keep
-          // alive any more.
-          stop();
-        }
-      }, delayMs);
-    };
+    let alive: KeepAlive | undefined;
     super({
       start(controller) {
-        sentAt = performance.now();
-        if (keepAliveMs > 0) arm(controller, keepAliveMs);
+        alive = keepAlive(controller, keepAliveMs);
       },
       transform(event, controller) {
         try {
           controller.enqueue(encoder.encode(formatSseEvent(event)));
         } catch (error) {
-          stop();
+          alive!.stop();
           throw error;
         }
-        sentAt = performance.now();
+        alive!.sent();
       },
       flush() {
-        stop();
+        alive!.stop();
       },
       cancel() {
-        stop();
+        alive!.stop();
       },
     } as Transformer<SseEvent, Uint8Array>);
   }

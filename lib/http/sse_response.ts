@@ -5,10 +5,15 @@ import { checkTimerMs } from "../_internal/limits.ts";
 import { checkArgument, checkHeadersOption } from "../_internal/arguments.ts";
 import { isWorkers } from "../_internal/user_agent.ts";
 import {
-  SseEncoderStream,
+  formatSseEvent,
   type SseEncoderStreamOptions,
   type SseEvent,
 } from "./sse_encoder_stream.ts";
+import {
+  DEFAULT_KEEP_ALIVE_MS,
+  type KeepAlive,
+  keepAlive,
+} from "./_sse_keep_alive.ts";
 
 /** Options for {@linkcode sseResponse} and {@linkcode createSseHandler}. */
 export interface SseResponseOptions extends SseEncoderStreamOptions {
@@ -39,11 +44,19 @@ function sseHeaders(extra?: HeadersInit): Headers {
   return headers;
 }
 
-function toStream(
+/**
+ * The response body of an event stream: each event the source gives is
+ * encoded in the read that asked for it, with the keep-alive of
+ * {@linkcode SseEncoderStream} (so no transform between: piped through
+ * one, an event cost 9-13 µs per feed under Deno, broadcasting to 5,000
+ * feeds, where the bytes enqueued by hand cost 1-2).
+ */
+function eventBody(
   source: SseSource,
+  keepAliveMs: number,
   onCancel?: (reason: unknown) => void,
   gone?: AbortSignal,
-): ReadableStream<SseEvent> {
+): ReadableStream<Uint8Array> {
   checkArgument(
     typeof source === "object" && source !== null &&
       (source instanceof ReadableStream || Symbol.asyncIterator in source ||
@@ -64,8 +77,11 @@ function toStream(
   const reader = source instanceof ReadableStream
     ? source.getReader()
     : undefined;
+  const encoder = new TextEncoder();
+  let alive: KeepAlive | undefined;
   let stopped = false;
   const stop = async (reason: unknown) => {
+    alive?.stop();
     if (stopped) return;
     stopped = true;
     // First the signal, so that a producer waiting on it wakes up and can
@@ -74,16 +90,19 @@ function toStream(
     if (reader) await reader.cancel(reason);
     else await iterator!.return?.(reason);
   };
-  // Stopped from outside too: a pipe's own abort waits for its write in
-  // flight, which a body nobody reads never takes (an abort that came
-  // while the handler made the source: at once).
+  // Stopped from outside too: the runtime's cancel of a body nobody reads
+  // may never come (an abort that came while the handler made the source:
+  // at once).
   if (gone?.aborted) stop(gone.reason).catch(() => {});
   else {
     gone?.addEventListener("abort", () => {
       stop(gone.reason).catch(() => {});
     }, { once: true });
   }
-  return new ReadableStream<SseEvent>({
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      alive = keepAlive(controller, keepAliveMs);
+    },
     async pull(controller) {
       let next: IteratorResult<SseEvent> | ReadableStreamReadResult<SseEvent>;
       try {
@@ -93,6 +112,7 @@ function toStream(
           ? await reader.read()
           : await iterator!.next();
       } catch (error) {
+        alive!.stop();
         // Any other failure cuts the response (the runtime reports it).
         if (!isClientError(error)) throw error;
         // A refusal after the head, which can no longer carry its status
@@ -100,14 +120,28 @@ function toStream(
         // said in a comment, the stream ended, nothing logged, as serve
         // answers a 4xx. Cut, Bun logged its stack and Deno's onError saw
         // a body error.
-        controller.enqueue({
+        controller.enqueue(encoder.encode(formatSseEvent({
           comment: `refused ${error.status} ${error.message}`,
-        });
+        })));
         controller.close();
         return;
       }
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
+      if (next.done) {
+        alive!.stop();
+        controller.close();
+        return;
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = encoder.encode(formatSseEvent(next.value));
+      } catch (error) {
+        // An event that cannot be encoded cuts the response, and the
+        // source is stopped as a cancelled body's would be.
+        stop(error).catch(() => {});
+        throw error;
+      }
+      controller.enqueue(bytes);
+      alive!.sent();
     },
     cancel: stop,
   }, { highWaterMark: 0 });
@@ -136,9 +170,9 @@ function encode(
   onCancel?: (reason: unknown) => void,
   gone?: AbortSignal,
 ): Response {
-  const body = toStream(source, onCancel, gone).pipeThrough(
-    new SseEncoderStream({ keepAliveMs: options.keepAliveMs }),
-  );
+  const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+  checkTimerMs("encode events", "keepAliveMs", keepAliveMs);
+  const body = eventBody(source, keepAliveMs, onCancel, gone);
   return new Response(body, { headers: sseHeaders(options.headers) });
 }
 
