@@ -162,12 +162,26 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const windows1252 = new TextDecoder("windows-1252");
 
 /**
+ * The text of a form that names no encoding: UTF-8, what a browser sends
+ * from a UTF-8 page; bytes that are no UTF-8 as windows-1252, what it sends
+ * from a legacy Western page (the form's `_charset_` field says which). Both
+ * are exact, one code point per byte for windows-1252: with U+FFFD for each
+ * byte that is no UTF-8, `caf\xE9` and `caf\xE8` read alike. Names and file
+ * names are read so, and the upload handler's field values by default.
+ */
+export function decodeFormText(bytes: Uint8Array): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return windows1252.decode(bytes);
+  }
+}
+
+/**
  * A plain `name` or `filename` parameter (a string of bytes, one char per
- * byte, as HTTP headers are) as text: UTF-8, what a browser sends from a
- * UTF-8 page; bytes that are no UTF-8 as windows-1252, what it sends from a
- * legacy Western page (the form's `_charset_` field says which). Both are
- * exact: with U+FFFD for each byte that is no UTF-8, `caf\xE9.txt` and
- * `caf\xE8.txt` read alike, and one file replaced the other on disk.
+ * byte, as HTTP headers are) as text, with {@linkcode decodeFormText}: with
+ * U+FFFD for each byte that is no UTF-8, `caf\xE9.txt` and `caf\xE8.txt`
+ * read alike, and one file replaced the other on disk.
  */
 function decodeName(text: string): string {
   let ascii = true;
@@ -177,11 +191,7 @@ function decodeName(text: string): string {
   if (ascii) return text;
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    return windows1252.decode(bytes);
-  }
+  return decodeFormText(bytes);
 }
 
 /**

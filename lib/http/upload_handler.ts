@@ -13,7 +13,11 @@ import {
 } from "./receive_body.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
-import { boundaryOf, parseHeaderValue } from "./_multipart_headers.ts";
+import {
+  boundaryOf,
+  decodeFormText,
+  parseHeaderValue,
+} from "./_multipart_headers.ts";
 import { bodyDeadline, checkMinRate, pumpPacedBody } from "./_min_rate.ts";
 import {
   checkMultipartLimits,
@@ -113,7 +117,16 @@ export interface ReceivedFile extends ReceivedBody {
 export interface ReceivedField {
   /** The field's name. */
   name: string;
-  /** Its value, decoded as UTF-8. */
+  /**
+   * Its value, decoded with the first charset of: its part's own
+   * `Content-Type` (`text/plain; charset=shift_jis`, RFC 7578 4.4); the one
+   * the form's `_charset_` field names (a browser fills it with the
+   * encoding it sent the form in, the page's unless `accept-charset` says
+   * otherwise); the `charset` option. Under the default, UTF-8, a value
+   * that is no UTF-8 is read as windows-1252, as names are: `caf\xE9` from
+   * a legacy Western page's form is `café`, not `caf\uFFFD`. A leading
+   * byte order mark is kept. The `_charset_` field is reported too.
+   */
   value: string;
 }
 
@@ -178,6 +191,47 @@ export interface MultipartUploadOptions extends MultipartLimits {
    * @default {1048576} (1 MiB)
    */
   maxFieldsBytes?: number;
+  /**
+   * The encoding of the fields of a form that names none (no `charset` in
+   * a field's `Content-Type`, no `_charset_` field): any label
+   * `TextDecoder` knows, from the WHATWG Encoding Standard (`"utf-8"`,
+   * `"windows-1252"`, `"shift_jis"`, `"gbk"`, ...); another is a
+   * RangeError here. A field's value is decoded with its part's charset,
+   * else the one its form's `_charset_` names, else this one. Under
+   * `"utf-8"`, a value that is no UTF-8 is read as windows-1252 (one
+   * character per byte, nothing lost), as names are; under another, or a
+   * charset the form names, a value that is not valid in it, or a charset
+   * the form names that `TextDecoder` does not know, is a 400 naming it.
+   * Set it where a form cannot say (no `_charset_` field) and its page is
+   * not UTF-8 or windows-1252: `"shift_jis"` for a Shift_JIS page's.
+   *
+   * @example The forms of a Shift_JIS site
+   * ```ts
+   * import { createUploadHandler } from "@sluice/streams/http";
+   *
+   * const handler = createUploadHandler({
+   *   multipart: { sink: () => new WritableStream(), charset: "shift_jis" },
+   * });
+   * const boundary = "b";
+   * // 新しい in Shift_JIS, as a browser sends it from a Shift_JIS page.
+   * const body = new Blob([
+   *   `--${boundary}\r\nContent-Disposition: form-data; name="x"\r\n\r\n`,
+   *   Uint8Array.of(0x90, 0x56, 0x82, 0xb5, 0x82, 0xa2),
+   *   `\r\n--${boundary}--\r\n`,
+   * ]);
+   * const response = await handler(
+   *   new Request("http://localhost/", {
+   *     method: "POST",
+   *     body,
+   *     headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+   *   }),
+   * );
+   * console.log((await response.json()).fields); // [{ name: "x", value: "新しい" }]
+   * ```
+   *
+   * @default {"utf-8"}
+   */
+  charset?: string;
   /**
    * Answers a stored multipart upload. The default answers `201 Created`
    * with JSON `{ "files": [{ "name", "filename", "storedName"?,
@@ -583,6 +637,97 @@ async function removeCommitted(committed: HeldSink[]): Promise<string> {
     : `; committed before it and left: ${kept.join(", ")}`;
 }
 
+/**
+ * A charset's decoder that refuses bytes not valid in it, keeping a leading
+ * byte order mark as text; undefined for a label `TextDecoder` does not
+ * know (the Encoding Standard's "replacement" labels among them).
+ */
+function charsetDecoder(label: string): TextDecoder | undefined {
+  try {
+    return new TextDecoder(label, { fatal: true, ignoreBOM: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a field is the form's `_charset_` (HTML matches it so). */
+function isCharsetField(name: string): boolean {
+  return name.length === 9 && name.toLowerCase() === "_charset_";
+}
+
+/** A charset a field's value is decoded with, and who named it. */
+interface FieldCharset {
+  decoder: TextDecoder;
+  /** Where the charset came from, for a refusal's message. */
+  namedBy: string;
+}
+
+/** A field received, its value still bytes until the form's end. */
+interface HeldField {
+  name: string;
+  bytes: Uint8Array;
+  /** Its place in the body, as refusals count parts. */
+  position: number;
+  /** The charset of its own Content-Type, if it has one. */
+  charset: FieldCharset | undefined;
+  /**
+   * Its value, read already: the `_charset_` field's, reported as it was
+   * read, not in the charset it names (UTF-16 would make it another text).
+   */
+  value?: string;
+}
+
+/** A field as a refusal names it: `part 2 (field "x")`. */
+function fieldOf(position: number, name: string): string {
+  return `part ${position} (field ${JSON.stringify(name.slice(0, 64))})`;
+}
+
+/** The charset of a field's own `Content-Type`; 400 for an unknown one. */
+function partCharset(
+  contentType: string,
+  position: number,
+  name: string,
+): FieldCharset | undefined {
+  const label = parseHeaderValue(contentType).params.get("charset");
+  if (label === undefined) return undefined;
+  const decoder = charsetDecoder(label);
+  if (decoder === undefined) {
+    throw new HttpError(
+      400,
+      `Cannot accept form: ${fieldOf(position, name)} has an unknown charset ${
+        JSON.stringify(label.slice(0, 64))
+      } in its Content-Type`,
+    );
+  }
+  return { decoder, namedBy: "its Content-Type's charset" };
+}
+
+/**
+ * A field's value as text: with its own charset, else the form's, else the
+ * handler's (`undefined`: UTF-8, else windows-1252). 400 for bytes not valid
+ * in a charset that was named.
+ */
+function decodeField(
+  field: HeldField,
+  formCharset: FieldCharset | undefined,
+  handlerCharset: FieldCharset | undefined,
+): string {
+  if (field.value !== undefined) return field.value;
+  const charset = field.charset ?? formCharset ?? handlerCharset;
+  if (charset === undefined) return decodeFormText(field.bytes);
+  try {
+    return charset.decoder.decode(field.bytes);
+  } catch (cause) {
+    throw new HttpError(
+      400,
+      `Cannot accept form: ${
+        fieldOf(field.position, field.name)
+      } is not valid ${charset.decoder.encoding}, ${charset.namedBy}`,
+      { cause },
+    );
+  }
+}
+
 const MAX_FILES = 100;
 const MAX_FIELDS = 100;
 const MAX_FIELDS_BYTES = 1024 * 1024;
@@ -607,6 +752,7 @@ function multipartReceiver(
     maxFiles = MAX_FILES,
     maxFields = MAX_FIELDS,
     maxFieldsBytes = MAX_FIELDS_BYTES,
+    charset,
     onComplete = formCreated,
     ...limits
   } = multipart;
@@ -614,6 +760,29 @@ function multipartReceiver(
   checkMax(what, "maxFields", maxFields);
   checkMax(what, "maxFieldsBytes", maxFieldsBytes);
   checkMultipartLimits(what, limits);
+  checkArgument(
+    charset === undefined || typeof charset === "string",
+    what,
+    "charset",
+    "an encoding label (a string)",
+    charset,
+  );
+  const optionDecoder = charset === undefined
+    ? undefined
+    : charsetDecoder(charset);
+  if (charset !== undefined && optionDecoder === undefined) {
+    throw new RangeError(
+      `Cannot ${what}: charset ${
+        JSON.stringify(charset.slice(0, 64))
+      } is not an encoding TextDecoder knows (a WHATWG Encoding Standard label: "utf-8", "windows-1252", "shift_jis", ...)`,
+    );
+  }
+  // UTF-8, the default, is read with the names' rule (windows-1252 for
+  // bytes that are no UTF-8): undefined.
+  const handlerCharset: FieldCharset | undefined =
+    optionDecoder === undefined || optionDecoder.encoding === "utf-8"
+      ? undefined
+      : { decoder: optionDecoder, namedBy: "the handler's charset" };
   const {
     maxBytes = MAX_BODY_BYTES,
     idleTimeoutMs = IDLE_TIMEOUT_MS,
@@ -678,6 +847,10 @@ function multipartReceiver(
     const parts = parser.readable;
     const held: HeldSink[] = [];
     const form: ReceivedForm = { files: [], fields: [] };
+    // The values are decoded once the form is in: its _charset_ field may
+    // come after them. Their bytes are bounded as the strings were.
+    const fields: HeldField[] = [];
+    let formCharset: FieldCharset | undefined;
     let fieldsBytes = 0;
     const reader = parts.getReader();
     /** The part's place in the body, as the parser's errors count it. */
@@ -689,9 +862,9 @@ function multipartReceiver(
         const part = next.value;
         position++;
         if (part.filename === undefined) {
-          if (form.fields.length >= maxFields) {
+          if (fields.length >= maxFields) {
             throw tooMany(
-              `field ${form.fields.length + 1}`,
+              `field ${fields.length + 1}`,
               "maxFields",
               maxFields,
             );
@@ -705,11 +878,36 @@ function multipartReceiver(
               maxFieldsBytes,
             );
           }
-          form.fields.push({
+          const field: HeldField = {
             name: part.name,
-            // As sent: a leading U+FEFF is the field's, not a mark to drop.
-            value: new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes),
-          });
+            bytes,
+            position,
+            charset: partCharset(part.contentType, position, part.name),
+          };
+          fields.push(field);
+          // The first _charset_ names the form's; checked at once.
+          if (formCharset === undefined && isCharsetField(part.name)) {
+            const label = field.value = decodeField(
+              field,
+              undefined,
+              undefined,
+            );
+            const decoder = charsetDecoder(label);
+            if (decoder === undefined) {
+              throw new HttpError(
+                400,
+                `Cannot accept form: ${
+                  fieldOf(position, part.name)
+                } names an unknown charset ${
+                  JSON.stringify(label.slice(0, 64))
+                }`,
+              );
+            }
+            formCharset = {
+              decoder,
+              namedBy: "the charset its form's _charset_ field names",
+            };
+          }
           continue;
         }
         if (part.filename === "") {
@@ -775,6 +973,14 @@ function multipartReceiver(
       }
       if (deadline.signal.aborted) throw deadline.signal.reason;
       deadline.clear();
+      // Before any sink commits: a value not valid in its charset is a 400.
+      for (const field of fields) {
+        form.fields.push({
+          name: field.name,
+          value: decodeField(field, formCharset, handlerCharset),
+        });
+      }
+      fields.length = 0;
       // The whole body is in: commit every part, in order.
       for (let i = 0; i < held.length; i++) {
         try {
