@@ -4,14 +4,8 @@ import {
   type UniversalHandlerOptions,
 } from "./create_universal_handler.ts";
 import type { ServiceImplementation } from "./implement_service.ts";
-import {
-  contentType,
-  isGrpcContentType,
-  parseContentType,
-} from "../protocol_grpc/content_type.ts";
-import { setStatus } from "../protocol_grpc/trailers.ts";
-import { Code } from "../code.ts";
-import { RpcError } from "../rpc_error.ts";
+import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
+import { refuseGrpc } from "./_refuse_grpc.ts";
 import { wholeBytes } from "../protocol/_whole_body.ts";
 import { isWorkers } from "../../_internal/user_agent.ts";
 import { checkBodyUnused } from "../../_internal/arguments.ts";
@@ -95,23 +89,11 @@ export function createRpcHandler(
     checkBodyUnused("serve RPC", request);
     const type = request.headers.get("content-type") ?? "";
     if (isGrpcContentType(type)) {
-      await request.body?.cancel();
-      // Headers only, as a gRPC server refuses a call (Trailers-Only): a
-      // body (a 415's text) was read as a gRPC frame by grpc-js
-      // (RESOURCE_EXHAUSTED, a message of 1634627183 bytes), and any
-      // status but 200 as HTTP's by Connect's client (UNKNOWN "HTTP 415"):
-      // neither showed the hint, which grpc-message carries to all.
+      // In headers only (Trailers-Only), the hint in grpc-message.
+      const refusal = await refuseGrpc(request, NATIVE_GRPC_REFUSED);
       return new Response(null, {
-        status: 200,
-        headers: setStatus(
-          new Headers({
-            "content-type": contentType(parseContentType(type) ?? "proto"),
-          }),
-          {
-            error: new RpcError(Code.Unimplemented, NATIVE_GRPC_REFUSED),
-            trailers: new Headers(),
-          },
-        ),
+        status: refusal.status,
+        headers: refusal.headers,
       });
     }
     // The response head waits for the handler's first message or its end.

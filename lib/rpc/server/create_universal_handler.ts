@@ -43,6 +43,7 @@ import {
 } from "../protocol_connect/content_type.ts";
 import { RpcError } from "../rpc_error.ts";
 import { quote } from "../protocol/_quote.ts";
+import { refuseGrpc } from "./_refuse_grpc.ts";
 
 /** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
 export interface UniversalHandlerOptions {
@@ -120,7 +121,11 @@ export interface UniversalHandlerOptions {
    */
   minRateWindowMs?: number;
   /**
-   * The protocols to serve; requests of other protocols get 415.
+   * The protocols to serve; requests of other protocols get 415, except
+   * native gRPC, refused as gRPC servers refuse a call (HTTP 200,
+   * `grpc-status` 12, UNIMPLEMENTED, in headers only) with a
+   * `grpc-message` that says to add `"grpc"` here, which gRPC clients
+   * report.
    *
    * @default {["grpc", "grpc-web", "connect"]}
    */
@@ -166,9 +171,10 @@ function defaultOnError(error: unknown, context: HandlerContext): void {
  * only one that can send the HTTP trailers native gRPC needs).
  *
  * Unknown methods fail with `Unimplemented` (in the protocol's own format),
- * and unsupported content types get 415. HTTP methods other than POST get
- * 405 (`Allow: POST`, or `POST, GET` for a method Connect GET may call),
- * except GET of a unary method declared
+ * and unsupported content types get 415 (native gRPC left out of
+ * `protocols` gets `Unimplemented`, in headers only). HTTP methods other
+ * than POST get 405 (`Allow: POST`, or `POST, GET` for a method Connect GET
+ * may call), except GET of a unary method declared
  * `"no-side-effects"` (`option idempotency_level = NO_SIDE_EFFECTS`), which
  * is served as a Connect GET: the message in the query (`encoding=proto` or
  * `json`, `message=`, `base64=1` for URL-safe base64, `compression=`),
@@ -252,6 +258,10 @@ export function createUniversalHandler(
   const protocols = new Set(
     chosen.map((protocol) => checkOneOf(what, "protocols", protocol, all)),
   );
+  const grpcRefused =
+    `Cannot serve native gRPC: this handler's protocols are [${
+      [...protocols].map((protocol) => `"${protocol}"`).join(", ")
+    }]; add "grpc" to createUniversalHandler's protocols to serve it`;
   return async (request): Promise<UniversalResponse> => {
     const fullPath = requestPath(request.url);
     if (!fullPath.startsWith(prefix + "/")) {
@@ -278,6 +288,11 @@ export function createUniversalHandler(
       );
     }
     const type = request.headers.get("content-type") ?? "";
+    if (isGrpcContentType(type) && !protocols.has("grpc")) {
+      // As a gRPC server refuses a call, so that gRPC clients say why (a
+      // 415's text was read as a frame by grpc-js: RESOURCE_EXHAUSTED).
+      return await refuseGrpc(request, grpcRefused);
+    }
     // JSON asked of a method whose messages have no JSON codec: a media
     // type this method does not take (it was answered as the server's
     // fault, 500 or INTERNAL, which invites retries).
