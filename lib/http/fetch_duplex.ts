@@ -1,3 +1,5 @@
+import { failureOf } from "../_internal/message_of.ts";
+
 /**
  * Options for {@linkcode fetchDuplex}: a `RequestInit` whose body is a stream,
  * plus the `fetch` to use.
@@ -25,6 +27,13 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * a WebSocket there. Bun's fetch sends the request only once the body has
  * produced its first chunk: write before awaiting the response.
  *
+ * A network error (a refused connection, a certificate not trusted) rejects
+ * with a `TypeError` whose message is fetch's with the reason, the
+ * runtime's error as its `cause` (Deno's and Node's fetch say only "fetch
+ * failed", the reason in their error's cause: here `fetch failed (... tcp
+ * connect error: Connection refused ...)`); an abort rejects with the
+ * signal's reason and any other error as it is.
+ *
  * @param input The URL or request to send.
  * @param options The request options; `body` is required.
  * @returns The response, available before the request body has ended.
@@ -47,10 +56,19 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * await writer.close();
  * ```
  */
-export function fetchDuplex(
+export async function fetchDuplex(
   input: string | URL | Request,
   options: FetchDuplexOptions,
 ): Promise<Response> {
   const { fetch: fetchImpl = globalThis.fetch, ...init } = options;
-  return fetchImpl(input, { ...init, duplex: "half" } as RequestInit);
+  try {
+    return await fetchImpl(input, { ...init, duplex: "half" } as RequestInit);
+  } catch (error) {
+    if (init.signal?.aborted || !(error instanceof TypeError)) throw error;
+    // A network error: Deno's and Node's fetch say only "fetch failed", the
+    // refused connection or the untrusted certificate in the cause. Said in
+    // fetch's words, as fetch's callers (openDuplex, the RPC fetch client)
+    // prefix them with their own "Cannot <what>: ".
+    throw new TypeError(failureOf(error), { cause: error });
+  }
 }
