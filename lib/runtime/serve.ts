@@ -41,7 +41,7 @@ import { checkMax, checkPort, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 import { isThenable } from "../_internal/thenable.ts";
 import { wasReported } from "../_internal/reported.ts";
-import { serverUrl } from "./_server_url.ts";
+import { baseUrl, checkTls } from "./_tls.ts";
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions {
@@ -397,7 +397,7 @@ export async function serve(
     clearTimeout(timer);
   };
   checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
-  const tls = checkTls(options.tls);
+  const tls = checkTls("serve", options.tls);
   if (idleTimeoutMs > 255_000) {
     throw new RangeError(
       `Cannot serve: idleTimeoutMs must be at most 255000 (Bun's limit), got ${idleTimeoutMs}`,
@@ -653,52 +653,6 @@ export async function serve(
     shutdown,
     finished: finished.promise,
   };
-}
-
-/** The server's URL: `https:` with `tls`. */
-function baseUrl(hostname: string, port: number, tls: unknown): URL {
-  const url = serverUrl(hostname, port);
-  if (tls) url.protocol = "https:";
-  return url;
-}
-
-/** Checks the `tls` option: undefined, or both PEM strings. */
-function checkTls(
-  tls: unknown,
-): { cert: string; key: string } | undefined {
-  if (tls === undefined) return undefined;
-  checkArgument(
-    typeof tls === "object" && tls !== null,
-    "serve",
-    "tls",
-    "an object with cert and key (PEM strings)",
-    tls,
-  );
-  const { cert, key } = tls as { cert?: unknown; key?: unknown };
-  checkPem(cert, "tls.cert");
-  checkPem(key, "tls.key");
-  return { cert: cert as string, key: key as string };
-}
-
-/**
- * Checks one PEM string: a file's path in its place (what Bun.file and
- * other servers take) got the runtime's own words ("No certificates found
- * in certificate data", "PEM routines:OPENSSL_internal:NO_START_LINE").
- */
-function checkPem(value: unknown, name: string): void {
-  const pem = typeof value === "string" && value.includes("-----BEGIN ");
-  checkArgument(
-    pem,
-    "serve",
-    name,
-    "a PEM string",
-    value,
-    value === ""
-      ? " (empty)"
-      : typeof value === "string"
-      ? " with no -----BEGIN line (a file's path? pass the file's contents)"
-      : "",
-  );
 }
 
 // Deno 2.9.6 sets up its signal handling on first use, which takes a

@@ -1,6 +1,8 @@
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { checkArgument } from "../_internal/arguments.ts";
-import { listenHost, serverUrl } from "./_server_url.ts";
+import { listenHost } from "./_server_url.ts";
+import { baseUrl, checkTls } from "./_tls.ts";
 import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
 import { Code } from "../rpc/code.ts";
@@ -101,7 +103,10 @@ export interface ServeHttp2Options {
    * Milliseconds a new session has to send its first complete request
    * headers; a session that has not is closed. nginx and Node's HTTP server
    * wait 60 s (`client_header_timeout`, `headersTimeout`); an HTTP/2 client
-   * sends its preface and first request in one flight. `0` turns it off.
+   * sends its preface and first request in one flight. With `tls`, a
+   * connection also has this long to complete its TLS handshake (Node's
+   * `handshakeTimeout`, 120 s by default), else it is closed. `0` turns it
+   * off.
    *
    * @default {30000}
    */
@@ -179,11 +184,45 @@ export interface ServeHttp2Options {
    * @default {10000}
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Serve HTTP/2 over TLS with this certificate chain and private key (PEM
+   * strings), as `serve` takes them: `node:http2`'s `createSecureServer`,
+   * which offers `h2` alone by ALPN, and the server's `url` starts with
+   * `https:`. This is how native gRPC runs in production: grpc-js with
+   * `credentials.createSsl(ca)`, connect-node's `createGrpcTransport` with
+   * an `https:` `baseUrl` (`nodeOptions: { ca }` for a private CA), and
+   * `createHttp2Client` with an `https:` URL (`connectOptions: { ca }`);
+   * gRPC-Web and Connect are served over it as well. As over h2c, HTTP/1.1
+   * is not served: a client that offers only `http/1.1` by ALPN fails its
+   * handshake (`no_application_protocol`), one that offers no protocol is
+   * closed once connected, and a client speaking cleartext to the TLS port
+   * is closed, none of them counting against `maxSessions` once gone (serve
+   * HTTP/1.1 over TLS with `serve` and its `tls`). Every limit above holds
+   * as over h2c. A `tls` without both strings is a TypeError.
+   *
+   * @example Serve native gRPC over TLS
+   * ```ts ignore
+   * import { createUniversalHandler } from "@sluice/streams/rpc";
+   * import { serveHttp2 } from "@sluice/streams/grpc-node";
+   *
+   * const server = await serveHttp2(createUniversalHandler(implementation), {
+   *   port: 9443,
+   *   tls: {
+   *     cert: await Deno.readTextFile("./cert.pem"),
+   *     key: await Deno.readTextFile("./key.pem"),
+   *   },
+   * });
+   * console.log(`gRPC on ${server.url}`); // https://127.0.0.1:9443/
+   * ```
+   */
+  tls?: { cert: string; key: string };
 }
 
 /** A running server returned by {@linkcode serveHttp2}. */
 export interface Http2Server {
-  /** The base URL, such as `http://127.0.0.1:45123`. */
+  /**
+   * The base URL, such as `http://127.0.0.1:45123/` (`https:` with `tls`).
+   */
   readonly url: URL;
   /** The port actually bound. */
   readonly port: number;
@@ -198,9 +237,9 @@ export interface Http2Server {
 
 /**
  * Serves a universal RPC handler over cleartext HTTP/2 (h2c, prior
- * knowledge) with `node:http2`, which can send the HTTP trailers native gRPC
- * needs. The same server also answers gRPC-Web and Connect requests over
- * h2c. Works under Deno, Bun and Node.
+ * knowledge), or over TLS with `tls` (h2 by ALPN), with `node:http2`, which
+ * can send the HTTP trailers native gRPC needs. The same server also answers
+ * gRPC-Web and Connect requests over HTTP/2. Works under Deno, Bun and Node.
  *
  * The limits in {@linkcode ServeHttp2Options} bound what one peer can make
  * it hold, and are on by default. A stream already reset when its turn
@@ -285,12 +324,13 @@ export async function serveHttp2(
   checkTimerMs(what, "shutdownTimeoutMs", shutdownTimeoutMs);
   checkMax(what, "maxStreamsPerSession", maxStreamsPerSession);
   checkMs(what, "streamResetWindowMs", streamResetWindowMs);
+  const tls = checkTls(what, options.tls);
   if (maxConcurrentStreams > 0xffffffff || maxHeaderListBytes > 0xffffffff) {
     throw new RangeError(
       `Cannot ${what}: maxConcurrentStreams and maxHeaderListBytes must fit in 32 bits`,
     );
   }
-  const server = http2.createServer({
+  const serverOptions = {
     maxSessionMemory: Math.max(1, Math.ceil(maxSessionMemoryBytes / MiB)),
     maxHeaderListSize: maxHeaderListBytes,
     // node:http2 resets a stream of more than 128 fields (ENHANCE_YOUR_CALM)
@@ -301,7 +341,30 @@ export async function serveHttp2(
       maxConcurrentStreams,
       maxHeaderListSize: maxHeaderListBytes,
     },
-  } as http2.ServerOptions);
+  };
+  const server = tls
+    ? http2.createSecureServer({
+      ...serverOptions,
+      cert: tls.cert,
+      key: tls.key,
+      // h2 alone, as over h2c: HTTP/1.1 would come as node:http2's
+      // compatibility 'request' events, past every limit here.
+      ALPNProtocols: ["h2"],
+      allowHTTP1: false,
+      // A connection that never completes its handshake holds a slot of
+      // maxSessions as one that never sends a request would.
+      handshakeTimeout: headersTimeoutMs,
+    } as http2.SecureServerOptions)
+    : http2.createServer(serverOptions as http2.ServerOptions);
+  if (tls) {
+    // A client that offered no protocol by ALPN (it would speak HTTP/1.1)
+    // is closed now: Node closes it after unknownProtocolTimeout (10 s),
+    // Deno and Bun left it open (more than 20 s, measured), holding a slot
+    // of maxSessions. A failed handshake ('tlsClientError': an untrusted
+    // certificate, cleartext on the TLS port, no common protocol) has its
+    // connection closed by the runtime itself (measured under Deno and Bun).
+    server.on("unknownProtocol", (socket: TLSSocket) => socket.destroy());
+  }
   // Connections over maxSessions are closed by node:net at accept, before
   // node:http2 makes a session of them.
   server.maxConnections = maxSessions;
@@ -480,7 +543,7 @@ export async function serveHttp2(
   // Aborted before or while it started: the event has passed.
   if (signal?.aborted) void shutdown();
   return {
-    url: serverUrl(hostname, bound),
+    url: baseUrl(hostname, bound, tls),
     port: bound,
     shutdown,
     finished: finished.promise,
