@@ -261,6 +261,12 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
       );
       assert.equal(await during, "200 pong");
       assert.equal(await ping(server.url), "200 pong");
+      // Each closed with GOAWAY ENHANCE_YOUR_CALM (11), as RFC 9113 and
+      // nginx answer a flood (it said NO_ERROR, 0).
+      assert.deepEqual(
+        raws.map((raw) => raw.outcome.goaway),
+        raws.map(() => 11),
+      );
       const stats = await server.stats();
       // No handler ran for a stream that was reset before its dispatch.
       assert.ok(

@@ -433,6 +433,8 @@ describe("serveHttp2 over TLS", {
       session.on("error", () => {});
       try {
         const closed = new Promise((resolve) => session.once("close", resolve));
+        let goaway: number | undefined;
+        session.once("goaway", (code: number) => (goaway = code));
         await deadline(
           new Promise((resolve, reject) => {
             session.once("connect", resolve);
@@ -453,6 +455,9 @@ describe("serveHttp2 over TLS", {
         // idleTimeoutMs (120 s), its 20 streams well under
         // maxStreamsPerSession.
         await deadline(closed, T, "the session's end");
+        // ENHANCE_YOUR_CALM (11), as RFC 9113 and nginx answer a flood (it
+        // said NO_ERROR, 0).
+        assert.equal(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
       } finally {
         session.destroy();
       }

@@ -657,7 +657,14 @@ function watchSession(
         resets = 0;
       }
       if (++resets > limits.maxStreamResets && !session.destroyed) {
-        session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        // The code as the first argument, which node:http2 takes (its types
+        // do not say so): destroy(undefined, code) sent GOAWAY NO_ERROR (the
+        // error parameter defaults to NO_ERROR, a number, which then
+        // replaces the code).
+        (session.destroy as unknown as (code: number) => void).call(
+          session,
+          http2.constants.NGHTTP2_ENHANCE_YOUR_CALM,
+        );
       }
     },
   };
