@@ -1,4 +1,5 @@
 import { failureOf } from "../_internal/message_of.ts";
+import { fetchHalfDuplex } from "./_half_duplex.ts";
 
 /**
  * Options for {@linkcode fetchDuplex}: a `RequestInit` whose body is a stream,
@@ -27,12 +28,12 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * a WebSocket there. Bun's fetch sends the request only once the body has
  * produced its first chunk: write before awaiting the response.
  *
- * A network error (a refused connection, a certificate not trusted) rejects
- * with a `TypeError` whose message is fetch's with the reason, the
- * runtime's error as its `cause` (Deno's and Node's fetch say only "fetch
- * failed", the reason in their error's cause: here `fetch failed (... tcp
- * connect error: Connection refused ...)`); an abort rejects with the
- * signal's reason and any other error as it is.
+ * A network error (a refused connection, a certificate not trusted) whose
+ * message does not say why (Deno's and Node's fetch say only "fetch
+ * failed", the reason in their error's cause) rejects with a `TypeError`
+ * that adds it (`fetch failed (... tcp connect error: Connection refused
+ * ...)`), the runtime's error as its `cause`; an abort rejects with the
+ * signal's reason, and any other error as it is.
  *
  * @param input The URL or request to send.
  * @param options The request options; `body` is required.
@@ -60,15 +61,17 @@ export async function fetchDuplex(
   input: string | URL | Request,
   options: FetchDuplexOptions,
 ): Promise<Response> {
-  const { fetch: fetchImpl = globalThis.fetch, ...init } = options;
   try {
-    return await fetchImpl(input, { ...init, duplex: "half" } as RequestInit);
+    return await fetchHalfDuplex(input, options);
   } catch (error) {
-    if (init.signal?.aborted || !(error instanceof TypeError)) throw error;
+    const signal = options.signal ??
+      (input instanceof Request ? input.signal : undefined);
+    if (signal?.aborted || !(error instanceof TypeError)) throw error;
     // A network error: Deno's and Node's fetch say only "fetch failed", the
     // refused connection or the untrusted certificate in the cause. Said in
-    // fetch's words, as fetch's callers (openDuplex, the RPC fetch client)
-    // prefix them with their own "Cannot <what>: ".
-    throw new TypeError(failureOf(error), { cause: error });
+    // fetch's words; any other TypeError (a bad URL) as it is.
+    const message = failureOf(error);
+    if (message === error.message) throw error;
+    throw new TypeError(message, { cause: error });
   }
 }

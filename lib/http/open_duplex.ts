@@ -18,7 +18,7 @@ import { isBrowser } from "../_internal/user_agent.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { failureOf } from "../_internal/message_of.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
-import { fetchDuplex } from "./fetch_duplex.ts";
+import { fetchHalfDuplex } from "./_half_duplex.ts";
 import { answeredError } from "./_client_error.ts";
 import { byteQueueStrategy, concatBytes } from "../_internal/bytes.ts";
 
@@ -185,7 +185,7 @@ export function openDuplex(
   aborted.addEventListener("abort", onAborted, { once: true });
   const release = () => aborted.removeEventListener("abort", onAborted);
 
-  const response = fetchDuplex(input, {
+  const response = fetchHalfDuplex(input, {
     ...init,
     method,
     headers,

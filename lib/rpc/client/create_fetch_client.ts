@@ -1,7 +1,7 @@
 import { fetchDecoded } from "../../http/_compression.ts";
 import { checkFunction } from "../../_internal/arguments.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
-import { fetchDuplex } from "../../http/fetch_duplex.ts";
+import { fetchHalfDuplex } from "../../http/_half_duplex.ts";
 import { parseUrl } from "../../http/_url.ts";
 import { isBrowser } from "../../_internal/user_agent.ts";
 import { WEBSOCKET_HINT } from "../protocol/_fetch_support.ts";
@@ -72,7 +72,7 @@ export function createFetchClient(
         ...init,
         body: request.body as Uint8Array<ArrayBuffer>,
       })
-      : await fetchDuplex(request.url, {
+      : await fetchHalfDuplex(request.url, {
         ...init,
         body: request.body,
         fetch: fetchImpl,
