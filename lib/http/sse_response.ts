@@ -178,7 +178,8 @@ function encode(
 
 /**
  * Answers a request with a stream of Server-Sent Events: encodes the events
- * with {@linkcode SseEncoderStream} (keep-alive comments included) and sets
+ * as {@linkcode SseEncoderStream} does (keep-alive comments included), each
+ * in the read that asks for it, and sets
  * `Content-Type: text/event-stream; charset=utf-8`,
  * `Cache-Control: no-cache, no-transform`, `Content-Encoding: identity` and
  * `X-Accel-Buffering: no`, so that every event reaches the client as it is

@@ -101,9 +101,9 @@ export interface ResumableUploadHandlerOptions extends
    * How long an unfinished upload lives after its creation, in
    * milliseconds (tus `Upload-Expires`): past it, requests get 410 and its
    * bytes are deleted. `0`: never; at most 100 years. Appends do not extend
-   * it: an upload still sending when it passes fails however active it is,
-   * so keep it above the longest an upload may take (100 GiB at 5 MB/s,
-   * about 6 hours).
+   * it: an upload still sending when it passes fails on its next request
+   * (410, or 404 once swept) however active it is, so keep it above the
+   * longest an upload may take (100 GiB at 5 MB/s, about 6 hours).
    *
    * @default {86400000} (24 hours)
    */
