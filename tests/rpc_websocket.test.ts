@@ -758,6 +758,32 @@ describe("RPC over WebSocket", () => {
     assert.deepEqual(frames[2].json, {});
   });
 
+  it("a call head of native gRPC's content type is refused in Connect's framing, UNIMPLEMENTED naming serveHttp2 (it was told to add \"grpc\" to protocols, which this handler does not take)", async () => {
+    for (const type of ["application/grpc", "application/grpc+json"]) {
+      const frames = await deadline(
+        rawCall(`${base.replace("http", "ws")}/ws/`, [envelope(
+          0,
+          JSON.stringify({
+            path: "/StreamingCalcService/sum",
+            headers: [["content-type", type]],
+          }),
+        )]),
+        T,
+        type,
+      );
+      assert.equal(frames.length, 2, JSON.stringify(frames));
+      assert.equal((frames[0].json as { status: number }).status, 200);
+      assert.equal(frames[1].flags, 2);
+      assert.deepEqual(frames[1].json, {
+        error: {
+          code: "unimplemented",
+          message:
+            "Cannot serve native gRPC over WebSocket: RPC over WebSocket speaks Connect; serve native gRPC with serveHttp2",
+        },
+      });
+    }
+  });
+
   it("the response head's first byte goes out as soon as the call's head is read, before the handler can run", async () => {
     // It acknowledges the call head's TCP segment at once: Deno's
     // WebSocket client runs Nagle's algorithm (TCP_NODELAY off), so what

@@ -15,6 +15,7 @@ import {
 } from "./_head.ts";
 import { encodeEndStreamFrame } from "../protocol_connect/end_stream.ts";
 import { contentType } from "../protocol_connect/content_type.ts";
+import { isGrpcContentType } from "../protocol_grpc/content_type.ts";
 import { checkMax, checkTimerMs } from "../../_internal/limits.ts";
 
 /** Options for {@linkcode serveWebSocketCall}. */
@@ -162,6 +163,14 @@ async function serveCall(
     );
     if (options.upgradeHeaders !== undefined) {
       withUpgradeHeaders(headers, options.upgradeHeaders);
+    }
+    if (isGrpcContentType(headers.get("content-type") ?? "")) {
+      // Said here, in Connect's framing: the handler's gRPC refusal would
+      // tell this peer to add "grpc" to protocols, which cannot help.
+      throw new RpcError(
+        Code.Unimplemented,
+        "Cannot serve native gRPC over WebSocket: RPC over WebSocket speaks Connect; serve native gRPC with serveHttp2",
+      );
     }
     const response = await handler({
       method: "POST",
