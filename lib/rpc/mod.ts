@@ -140,3 +140,13 @@ export {
   type ServeWebSocketCallOptions,
 } from "./protocol_websocket/serve_socket.ts";
 export type { WebSocketLike } from "../http/websocket_duplex.ts";
+export {
+  createHealthService,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+  type HealthService,
+  type HealthServiceDefinition,
+  type HealthServiceOptions,
+  type HealthServingStatus,
+  type HealthStatus,
+} from "./health.ts";
