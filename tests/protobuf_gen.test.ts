@@ -1,6 +1,7 @@
 // The generated code is committed: `deno task gen` (buf + protoc-gen-es,
 // both from npm, pinned in deno.json) run again into .tmp/ must give the
-// same files as examples/gen/ and tests/gen/. And the documentation of
+// same files as examples/gen/, tests/gen/ and lib/protobuf/_reflection/gen/
+// (the server reflection's messages). And the documentation of
 // @sluice/streams/protobuf is complete but for protobuf-es's own types.
 // Deno only: it runs `deno` itself (buf from npm ships its binary inside
 // the package, so it needs no network once cached).
@@ -36,6 +37,7 @@ describe("generated code", { skip: runtime !== "deno" && "runs deno" }, () => {
     const [input, committed] of [
       ["examples", "examples/gen"],
       ["tests/proto", "tests/gen"],
+      ["lib/protobuf/_reflection", "lib/protobuf/_reflection/gen"],
     ]
   ) {
     it(`deno task gen gives the committed ${committed}/`, async () => {

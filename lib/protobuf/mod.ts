@@ -13,6 +13,9 @@
  *
  * `implementService` and `createClient` here also take hand-written
  * `defineService` definitions, so one import serves both kinds.
+ * `createReflectionService` serves gRPC server reflection for generated
+ * services, so that `buf curl`, grpcurl and other tools list and call them
+ * without being given the schema.
  *
  * @example Serve and call a generated service
  * ```ts ignore
@@ -61,3 +64,7 @@ export {
   type ProtobufClientMethod,
 } from "./create_client.ts";
 export { packErrorDetail, unpackErrorDetails } from "./error_detail.ts";
+export {
+  createReflectionService,
+  type ReflectionServiceOptions,
+} from "./create_reflection_service.ts";
