@@ -1,4 +1,4 @@
-import { heldBytesStrategy } from "./bytes.ts";
+import { heldBytes, heldBytesStrategy } from "./bytes.ts";
 import { checkTimerMs } from "./limits.ts";
 import { GrowingReader, pumpBytes } from "./pump_bytes.ts";
 
@@ -21,6 +21,12 @@ const READ_BYTES = 64 * 1024;
  * with no call here is seen by looking: while `heldBack()` is true the
  * timer looks every eighth of the limit, and the wait after it counts from
  * the look that found room (late by at most that much, never early).
+ * With `hold` as well (the echo's, whose consumer is its client), being
+ * held back is limited too: a spell of `heldBack()` in which the
+ * consumer's `hold.taken()` count stays the same for `hold.ms` stops the
+ * watch and calls `hold.onHeld` (seen by the looks, so late by at most two
+ * eighths of the limit, never early). Without `hold`, being held back is
+ * never limited: a slow sink of the server's own is not the source's fault.
  * `ms` 0 or undefined: no limit, no timer. Every idle timeout of a body is
  * kept by one of these: pipeWithPace's, withIdleTimeout's, PacedReader's,
  * the RPC server's request reads' and the resumable upload client's.
@@ -30,18 +36,24 @@ export class IdleWatch {
   readonly #onIdle: () => void;
   readonly #heldBack: (() => boolean) | undefined;
   readonly #pace: MessagePace | undefined;
+  readonly #hold: HoldLimit | undefined;
   #since = -1; // when the current wait began; -1: not waiting
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   // The pace of the message in progress: time waited and bytes received.
   #waited = 0;
   #received = 0;
+  // The spell held back with nothing taken: since when (-1: none), and
+  // hold.taken() then.
+  #heldSince = -1;
+  #takenThen = 0;
 
   constructor(
     ms: number | undefined,
     onIdle: () => void,
     heldBack?: () => boolean,
     pace?: MessagePace,
+    hold?: HoldLimit,
   ) {
     this.#ms = ms ?? 0;
     this.#onIdle = onIdle;
@@ -49,6 +61,9 @@ export class IdleWatch {
     this.#pace = pace !== undefined && pace.minBytesPerSecond > 0 &&
         pace.windowMs > 0
       ? pace
+      : undefined;
+    this.#hold = heldBack !== undefined && hold !== undefined && hold.ms > 0
+      ? hold
       : undefined;
   }
 
@@ -93,6 +108,11 @@ export class IdleWatch {
   /** Not waiting for the source from now until the next `begin()`. */
   end(): void {
     this.#since = -1;
+    // With a hold limit, a spell held back may begin here (the queue filled).
+    if (this.#hold !== undefined && this.#heldSince < 0 && !this.#stopped) {
+      this.#heldSince = performance.now();
+      this.#takenThen = this.#hold.taken();
+    }
   }
 
   /** No more limit: the timer goes. */
@@ -110,9 +130,24 @@ export class IdleWatch {
     if (this.#heldBack?.()) {
       // Not waiting for the source: look again in an eighth of the limit.
       this.#since = -1;
+      const hold = this.#hold;
+      if (hold !== undefined) {
+        const taken = hold.taken();
+        if (this.#heldSince < 0 || taken !== this.#takenThen) {
+          // Held back from now, or the consumer took something since the
+          // last look: the spell counts from here.
+          this.#heldSince = now;
+          this.#takenThen = taken;
+        } else if (now - this.#heldSince >= hold.ms) {
+          this.stop();
+          hold.onHeld();
+          return;
+        }
+      }
       this.#timer = setTimeout(this.#check, Math.max(1, this.#ms / 8));
       return;
     }
+    this.#heldSince = -1;
     if (this.#since < 0) {
       // Without heldBack, the next begin() re-arms; with it, room was made
       // since the last look, and the wait counts from now.
@@ -127,6 +162,19 @@ export class IdleWatch {
     this.stop();
     this.#onIdle();
   };
+}
+
+/**
+ * The longest an IdleWatch's consumer may hold the source back while taking
+ * nothing (see `IdleWatch`): nginx's `send_timeout`, for a consumer that is
+ * the client.
+ */
+export interface HoldLimit {
+  /** The limit, in milliseconds; 0: none. */
+  ms: number;
+  /** A count that changes whenever the consumer takes something. */
+  taken: () => number;
+  onHeld: () => void;
 }
 
 /**
@@ -156,6 +204,17 @@ export interface PaceOptions {
   idleTimeoutMs?: number;
   /** The error for an idle source. */
   onIdle?: () => unknown;
+  /**
+   * The longest the consumer may hold the source back (the queue full)
+   * while taking nothing, in milliseconds: for a consumer that is the
+   * client (the echo's response), whose not reading is its own doing, as
+   * nginx's `send_timeout`. Counted only with an `idleTimeoutMs` (its
+   * timer looks); 0 or undefined: none (a slow sink of the server's own
+   * must not time out).
+   */
+  maxHeldBackMs?: number;
+  /** The error for a consumer past `maxHeldBackMs`. */
+  onHeldBack?: () => unknown;
   /**
    * Memory, in bytes, that the chunks read ahead of the consumer may keep
    * alive (each counts its whole buffer: a high-water mark on the returned
@@ -195,8 +254,11 @@ export interface PaceOptions {
  * queue is seen when it arrives; the consumer making room again is not (no
  * hook sees its reads), so a timer looks every eighth of the limit while
  * the queue is full: after a spell of the consumer holding the stream back,
- * the idle error may come up to that much late, never early. A consumer
- * with a read loop of its own uses PacedReader instead (exact, and with a
+ * the idle error may come up to that much late, never early. With
+ * `maxHeldBackMs`, a consumer that holds the stream back that long while
+ * taking nothing errors it with `onHeldBack()`'s error (the echo's client
+ * that reads nothing, or that left without the runtime saying so). A
+ * consumer with a read loop of its own uses PacedReader instead (exact, and with a
  * minimum rate). Where a handler reads the body itself and answers with a
  * response body of its own, use withIdleTimeout: under Deno 2.9.6 over
  * HTTP/1.1, when such a handler failed with a read of the request pending,
@@ -226,10 +288,24 @@ export function pipeWithPace(
   let done = false;
   // The queue has no room: the consumer holds the stream back.
   const full = () => (controller.desiredSize ?? 0) <= 0;
+  const strategy = heldBytesStrategy(readAheadBytes);
+  // What has gone into the queue, in the strategy's sizes: with the desired
+  // size, a count that grows exactly when the consumer takes a chunk (what
+  // came in, less what is queued, plus the high-water mark).
+  let queued = 0;
+  const maxHeldBackMs = options.maxHeldBackMs ?? 0;
   const idle = new IdleWatch(
     idleMs,
     () => fail(options.onIdle?.()),
     full,
+    undefined,
+    maxHeldBackMs > 0
+      ? {
+        ms: maxHeldBackMs,
+        taken: () => queued + (controller.desiredSize ?? 0),
+        onHeld: () => fail(options.onHeldBack?.()),
+      }
+      : undefined,
   );
   const stop = () => {
     done = true;
@@ -251,6 +327,8 @@ export function pipeWithPace(
         else signal?.addEventListener("abort", aborted, { once: true });
       },
       transform(chunk, c) {
+        // Sized before the queue takes it (a consumer may detach it).
+        if (maxHeldBackMs > 0) queued += heldBytes(chunk);
         c.enqueue(chunk);
         // The chunk came into room: from now, waiting unless it filled the
         // queue (then the watch's timer looks until there is room again).
@@ -261,7 +339,7 @@ export function pipeWithPace(
     undefined,
     // At least one byte (heldBytesStrategy), so that an empty queue reads
     // as waiting.
-    heldBytesStrategy(readAheadBytes),
+    strategy,
   );
   // The pipe settles however it ends (the source done, an error, the
   // consumer's cancel): the timer and the listener go with it. Its

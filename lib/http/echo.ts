@@ -66,9 +66,16 @@ export interface EchoOptions {
   readAheadBytes?: number;
   /**
    * The longest wait for the next bytes of the request, in milliseconds,
-   * while the echo is ready for them: past it the response body errors with
-   * an {@linkcode HttpError} 408 and the request is cancelled, so a client
-   * that sends nothing cannot pin the exchange forever. `0` disables.
+   * while the echo is ready for them, and the longest the client may leave
+   * the echo's read-ahead full while reading none of it (nginx's
+   * `send_timeout`): past either the response body errors with an
+   * {@linkcode HttpError} 408 naming it and the request is cancelled, so a
+   * client that sends nothing, or reads nothing, cannot pin the exchange
+   * forever (nor one that left without the runtime telling the handler:
+   * Bun 1.4.5 sometimes does not, docs/known-runtime-issues.md). A client
+   * that reads, however little, within each spell of this length is not
+   * cut. Either may come up to a quarter of it late, never early. `0`
+   * disables both.
    *
    * @default {30000}
    */
@@ -99,8 +106,10 @@ export interface EchoOptions {
  * --unstable-no-legacy-abort` silences it. Deno 2.9.6 still keeps some
  * sockets of clients that close mid-transfer, whatever the handler: a
  * runtime race, see docs/known-runtime-issues.md (g).) A client that stops
- * reading but keeps its connection open still holds that connection (and its
- * file descriptor, and one of `serve`'s `maxConcurrentRequests`, which such
+ * reading ends the echo's pipeline once it has read nothing for
+ * `idleTimeoutMs` (its streams and its timer go), but if it keeps its
+ * connection open it may still hold that connection (and its file
+ * descriptor, and one of `serve`'s `maxConcurrentRequests`, which such
  * clients can use up): the runtime's pending write to it cannot be ended
  * from a handler (measured with Deno 2.9.6). Under Bun, `serve`'s
  * `idleTimeoutMs` closes such connections; under Deno, put a proxy in front
@@ -177,6 +186,15 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
       new HttpError(
         408,
         `Cannot echo: no request bytes arrived for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+      ),
+    // The client reads none of its echo (or left, and the runtime never
+    // said so: Bun 1.4.5 sometimes neither aborts the signal nor cancels
+    // the response body): held back by it, the pipeline would live for ever.
+    maxHeldBackMs: idleTimeoutMs,
+    onHeldBack: () =>
+      new HttpError(
+        408,
+        `Cannot echo: the client read none of the echo for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
     readAheadBytes,
     maxReadBytes: duplexMaxReadBytes(request),
