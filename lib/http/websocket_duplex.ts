@@ -4,7 +4,7 @@ import {
   DuplexStream,
   type DuplexStreamOptions,
 } from "../streams/duplex_stream.ts";
-import { checkMax } from "../_internal/limits.ts";
+import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
 
 /** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
@@ -13,6 +13,8 @@ const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 const DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK = 1024 * 1024;
 /** The default for {@linkcode WebSocketDuplexOptions.sendLowWaterMark}: 256 KiB. */
 const DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK = 256 * 1024;
+/** The default for {@linkcode WebSocketDuplexOptions.openTimeoutMs}: 30 s. */
+const DEFAULT_WEBSOCKET_OPEN_TIMEOUT_MS = 30_000;
 
 /**
  * The close code sent when the read queue passes `maxBufferedBytes` (4009
@@ -97,6 +99,20 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
    * @default {262144}
    */
   sendLowWaterMark?: number;
+  /**
+   * The longest wait for a socket still connecting to open, in
+   * milliseconds; 0 waits for ever. Past it the socket is closed and reads
+   * and writes reject with a `TypeError`. A server socket opens within
+   * milliseconds of its handler's answer on a live connection, but one
+   * whose client reset the connection before the answer went out never
+   * opens nor closes under Deno 2.9.6 (docs/known-runtime-issues.md
+   * (aa)): without a bound, its stream waited for good. The default leaves
+   * a client's opening handshake (TCP, TLS, one HTTP round trip) room for
+   * lost packets: Linux resends a lost SYN after 1, 3, 7 and 15 s.
+   *
+   * @default {30000}
+   */
+  openTimeoutMs?: number;
 }
 
 /**
@@ -107,7 +123,8 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  * - Sending: `write` sends one binary message, then waits while the
  *   socket's `bufferedAmount` is above `sendHighWaterMark`, until it falls to
  *   `sendLowWaterMark` (polled: the WebSocket API has no drain event). A
- *   socket still connecting is waited for.
+ *   socket still connecting is waited for, up to `openTimeoutMs` (30 s by
+ *   default); past it the socket is closed and the stream fails.
  * - Receiving: messages queue up to `maxBufferedBytes` unread (each behind
  *   another counting 512 bytes more than its own); the socket cannot be
  *   paused, so past that bound it is closed with 1009 (4009 from a client
@@ -125,7 +142,8 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  *
  * @param socket A `WebSocket` (open or connecting) or a server socket from
  *   `upgradeWebSocket` in `@sluice/streams/websocket`.
- * @param options Queue bounds, send watermarks and read limits.
+ * @param options Queue bounds, send watermarks, the open timeout and read
+ *   limits.
  * @returns The duplex stream over the socket.
  *
  * @example Talk to a WebSocket echo server
@@ -173,6 +191,9 @@ export function websocketDuplex(
       options.sendLowWaterMark ?? DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK,
     ),
   );
+  checkTimerMs("open WebSocket duplex", "openTimeoutMs", options.openTimeoutMs);
+  const openTimeoutMs = options.openTimeoutMs ??
+    DEFAULT_WEBSOCKET_OPEN_TIMEOUT_MS;
   socket.binaryType = "arraybuffer";
   const encoder = new TextEncoder();
   let localEnded = false;
@@ -185,6 +206,7 @@ export function websocketDuplex(
   // Wakes a writer waiting for the buffer to drain (Bun's glue sends
   // "drain"; elsewhere the wait polls).
   let wake: (() => void) | undefined;
+  let openTimer: ReturnType<typeof setTimeout> | undefined;
 
   const closeIfDone = () => {
     if (localEnded && remoteEnded && socket.readyState === OPEN) {
@@ -245,7 +267,10 @@ export function websocketDuplex(
     }
     input.enqueue(bytes);
   };
-  const onOpen = () => opened.resolve();
+  const onOpen = () => {
+    clearTimeout(openTimer);
+    opened.resolve();
+  };
   const onDrain = () => wake?.();
   // The runtime's word on a failed connection ("Invalid UTF-8" from Deno,
   // "Server sent invalid UTF8" from Bun's client), which its close event
@@ -263,15 +288,21 @@ export function websocketDuplex(
     }
   };
   const onClose = (event: Event) => {
-    // Once: a close after the one made up for Node's failed connection.
-    if (closed) return;
     let { code = 1005, reason = "" } = event as CloseEvent;
     // Deno reports a connection dropped without a close frame (after a
     // text message of invalid UTF-8, say) as code 0: 1006, as the
     // WebSocket standard names it.
     if (code === 0) code = 1006;
     if (!reason && code !== 1000 && code !== 1005) reason = lastError;
+    end(code, reason, closeError(code, reason));
+  };
+  // Ends the stream: the socket closed, or never opened.
+  const end = (code: number, reason: string, error: Error) => {
+    // Once: a close after the one made up for Node's failed connection, or
+    // after the open timeout.
+    if (closed) return;
     closed = { code, reason };
+    clearTimeout(openTimer);
     closeEvent.resolve();
     socket.removeEventListener("message", onMessage);
     socket.removeEventListener("open", onOpen);
@@ -279,13 +310,31 @@ export function websocketDuplex(
     socket.removeEventListener("error", onError);
     socket.removeEventListener("drain", onDrain);
     const clean = code === 1000 || code === 1005;
-    opened.reject(closeError(code, reason));
+    opened.reject(error);
     wake?.();
     if (!remoteEnded) {
       remoteEnded = true;
       if (clean) input.close();
-      else input.error(closeError(code, reason));
+      else input.error(error);
     }
+  };
+  // A socket that never opens (under Deno, a server socket whose client
+  // reset the connection before the 101 went out) fires no event at all,
+  // nor once closed while connecting (its readyState stays 2): closed, and
+  // the stream failed, so that its reads and writes end.
+  const onOpenTimeout = () => {
+    if (closed || socket.readyState === OPEN) return;
+    const reason = `not open after ${openTimeoutMs} ms`;
+    if (socket.readyState === CONNECTING) {
+      closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reason);
+    }
+    end(
+      1006,
+      reason,
+      new TypeError(
+        `Cannot open WebSocket: ${reason} (openTimeoutMs): the peer went away during the handshake, or never answered it`,
+      ),
+    );
   };
   opened.promise.catch(() => {});
   socket.addEventListener("message", onMessage);
@@ -293,10 +342,6 @@ export function websocketDuplex(
   socket.addEventListener("close", onClose);
   socket.addEventListener("error", onError);
   socket.addEventListener("drain", onDrain);
-  if (socket.readyState === OPEN) opened.resolve();
-  else if (socket.readyState !== CONNECTING) {
-    onClose(Object.assign(new Event("close"), { code: 1006, reason: "" }));
-  }
 
   const readable = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -316,6 +361,13 @@ export function websocketDuplex(
       }
     },
   }, { highWaterMark: maxBufferedBytes, size: queuedSize });
+  // Once the input exists: a socket closed already ends it at once.
+  if (socket.readyState === OPEN) opened.resolve();
+  else if (socket.readyState !== CONNECTING) {
+    onClose(Object.assign(new Event("close"), { code: 1006, reason: "" }));
+  } else if (openTimeoutMs > 0) {
+    openTimer = setTimeout(onOpenTimeout, openTimeoutMs);
+  }
 
   const sendable = async () => {
     if (!closed && socket.readyState !== OPEN) {

@@ -70,12 +70,16 @@ export interface ServeOptions {
    * whose listener stays open until then) or are refused (Bun). Open
    * WebSockets are not waited for: Bun's are closed (code 1001) when the
    * shutdown begins, Deno's with the connections. `0` waits for ever.
-   * With `tls` under Deno, `shutdown()` resolves at the limit even while
-   * idle connections stay open (see `tls`). Under Deno a request stops
-   * counting once Deno has taken its answer, not once the client has it:
-   * without `tls`, a large answer a slow client is still reading is left
-   * to Deno's graceful shutdown, which has no limit (measured: a 64 MiB
-   * answer read at 100 KB/s held a 2-s shutdown until the client left).
+   * Under Deno, once no request is left, `shutdown()` begins Deno's
+   * graceful shutdown and resolves when it ends or at the limit, whichever
+   * comes first: a request stops counting once Deno has taken its answer,
+   * not once the client has it, so a large answer a slow client is still
+   * reading goes on whole after `shutdown()` has resolved (a 64 MiB answer
+   * read at 100 KB/s held a 2-s shutdown until the client left, before
+   * 2026-12-07), as do idle connections over `tls` and a WebSocket upgrade
+   * whose client reset the connection before the 101, which Deno waits on
+   * for ever (docs/known-runtime-issues.md (aa)): they keep the process
+   * alive; call `Deno.exit()` after `shutdown()` to end at once.
    *
    * @default {10000}
    */
@@ -610,15 +614,17 @@ export async function serve(
         clearTimeout(timer);
       }
       const server = current;
-      if (done && tls && shutdownTimeoutMs > 0) {
-        // Over TLS, Deno's graceful shutdown waits without limit on an idle
-        // HTTP/2 connection, and cannot be cut short once begun
-        // (docs/known-runtime-issues.md (h)). It is still what lets the
-        // last answers out (a request stops counting when Deno has taken
-        // its answer, not when the client has it: closing the connections
-        // then cut a 16 MiB answer at 180 KB, and a small one made just
-        // before): begun, and waited for up to what is left of the limit;
-        // connections idle past it close when their clients close them.
+      if (done && shutdownTimeoutMs > 0) {
+        // Deno's graceful shutdown waits without limit on an idle HTTP/2
+        // connection over TLS, on a WebSocket upgrade whose client reset
+        // the connection before the 101 (known-runtime-issues.md (h),
+        // (aa)) and on a large answer a slow client reads, and cannot be
+        // cut short once begun. It is still what lets the last answers out
+        // (a request stops counting when Deno has taken its answer, not
+        // when the client has it: closing the connections then cut a 16
+        // MiB answer at 180 KB, and a small one made just before): begun,
+        // and waited for up to what is left of the limit; what it still
+        // waits on then goes on without holding shutdown().
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           server?.shutdown().catch(() => {}),
@@ -631,9 +637,9 @@ export async function serve(
         ]);
         clearTimeout(timer);
       } else if (done) {
-        // Nothing in progress (or no limit): Deno's own graceful shutdown,
-        // which lets the last answers out, closes idle connections and
-        // WebSockets (1001), and cannot be cut short once begun.
+        // No limit: Deno's own graceful shutdown, which lets the last
+        // answers out, closes idle connections and WebSockets (1001), and
+        // cannot be cut short once begun.
         await server?.shutdown().catch(() => {});
       } else {
         forced = true;

@@ -21,9 +21,9 @@ export interface UpgradeWebSocketOptions {
   /**
    * Milliseconds without a pong before Deno closes the socket, rounded up
    * to whole seconds (Deno only; Bun's is a server setting and Workers have
-   * none).
+   * none). Unset, Deno's own default applies: 30 s.
    *
-   * @default {120000}
+   * @default {30000}
    */
   idleTimeoutMs?: number;
   /**
