@@ -41,6 +41,8 @@ import {
   boundaryOf,
   parseHeaderValue,
   parsePartHead,
+  RAW_NAMES,
+  type RawNames,
 } from "../lib/http/_multipart_headers.ts";
 import { declaredLength } from "../lib/http/_body_headers.ts";
 import {
@@ -653,6 +655,8 @@ interface DecodedPart {
   contentType: string;
   headers: [string, string][];
   data: Uint8Array;
+  /** The plain name parameters as sent, where the parser kept them. */
+  raw: RawNames | undefined;
 }
 
 /**
@@ -681,6 +685,7 @@ function decodeMultipart(
             contentType,
             headers: [...headers],
             data: new Uint8Array(0),
+            raw: RAW_NAMES.get(event.part),
           });
         } else if (event.type === "data") {
           assert.ok(data !== undefined, "data outside a part");
@@ -1728,11 +1733,15 @@ describe("fuzz: resumable uploads", () => {
 
 // ---------- multipart uploads to disk ----------
 
-/** The multipart mode's limits: the decoder's and its own on files and fields. */
+/**
+ * The multipart mode's limits: the decoder's and its own on files and
+ * fields; and its charset.
+ */
 interface FormLimits extends MultipartLimits {
   maxFiles?: number;
   maxFields?: number;
   maxFieldsBytes?: number;
+  charset?: string;
 }
 
 /**
@@ -1856,19 +1865,7 @@ describe("fuzz: raw uploads to disk and to R2", () => {
   });
 });
 
-/**
- * Whether a form's field names its charset: a `_charset_` field, or a
- * `charset` in its Content-Type (tests/multipart_field_charset.test.ts
- * checks those forms).
- */
-function namesCharset(part: DecodedPart): boolean {
-  return /^_charset_$/i.test(part.name) ||
-    part.headers.some(([name, value]) =>
-      name === "content-type" && parseHeaderValue(value).params.has("charset")
-    );
-}
-
-/** A value of a form that names no charset: UTF-8, else windows-1252. */
+/** A value or name of a form that names no charset: UTF-8, else windows-1252. */
 function utf8OrWindows1252(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
@@ -1879,6 +1876,210 @@ function utf8OrWindows1252(bytes: Uint8Array): string {
   }
 }
 
+/** A byte string (one char per byte) as its bytes. */
+function byteStringBytes(text: string): Uint8Array {
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
+
+/** Why a form's charsets refuse it (unknown, or bytes not valid in one). */
+class CharsetRefusal extends Error {}
+
+/** A label's encoding; a refusal for one TextDecoder does not know. */
+function encodingOf(label: string): string {
+  try {
+    return new TextDecoder(label).encoding;
+  } catch {
+    throw new CharsetRefusal(`unknown charset ${label}`);
+  }
+}
+
+/**
+ * Text in a charset the form or the handler names: UTF-8, named or not, is
+ * read UTF-8, else windows-1252; another strictly, a refusal for bytes not
+ * valid in it.
+ */
+function decodeIn(encoding: string, bytes: Uint8Array): string {
+  if (encoding === "utf-8") return utf8OrWindows1252(bytes);
+  try {
+    return new TextDecoder(encoding, { fatal: true, ignoreBOM: true }).decode(
+      bytes,
+    );
+  } catch {
+    throw new CharsetRefusal(`bytes not valid ${encoding}`);
+  }
+}
+
+/**
+ * A part's name or file name in `encoding`, from the parser's reading
+ * (`read`: UTF-8, else windows-1252) and the parameter as sent (`raw`).
+ * Names in headers cannot be UTF-16: such a form's are read as UTF-8's.
+ */
+function nameIn(
+  encoding: string,
+  part: DecodedPart,
+  read: string,
+  raw: string | undefined,
+): string {
+  if (raw === undefined) {
+    // Only a name that reads alike in every charset, or one from name* or
+    // filename* (which names its own), comes without its bytes.
+    // deno-lint-ignore no-control-regex
+    if (/[\x0e\x0f\x1b\u0080-\uffff]/.test(read)) {
+      assert.ok(
+        part.headers.some(([header, value]) =>
+          header === "content-disposition" && /name\*/i.test(value)
+        ),
+        `no raw bytes for the name ${JSON.stringify(read)}`,
+      );
+    }
+    return read;
+  }
+  assert.equal(utf8OrWindows1252(byteStringBytes(raw)), read);
+  if (encoding === "utf-16le" || encoding === "utf-16be") return read;
+  return decodeIn(encoding, byteStringBytes(raw));
+}
+
+/** The names and values a form's parts should be answered with. */
+interface ExpectedForm {
+  files: { name: string; filename: string }[];
+  fields: { name: string; value: string }[];
+}
+
+/**
+ * What the upload handler should make of a form the decoder takes, by the
+ * rule of a browser's form encoding read back (WHATWG HTML): a value in its
+ * part's Content-Type charset, else the first `_charset_` field's (that
+ * one's own value in its part's charset, else UTF-8), else the handler's
+ * `option`; names the same without the part's charset, a file part's with
+ * only a `_charset_` field before it. UTF-8 named is UTF-8 unnamed (bytes
+ * that are no UTF-8 as windows-1252). A refusal for a charset TextDecoder
+ * does not know, or bytes not valid in another named one.
+ */
+function expectedForm(
+  parts: DecodedPart[],
+  option: string | undefined,
+): ExpectedForm | CharsetRefusal {
+  try {
+    const optionEncoding = option === undefined ? "utf-8" : encodingOf(option);
+    let formEncoding: string | undefined;
+    let charsetField: DecodedPart | undefined;
+    const files: ExpectedForm["files"] = [];
+    const fields: { part: DecodedPart; own: string | undefined }[] = [];
+    for (const part of parts) {
+      if (part.filename === undefined) {
+        const label = parseHeaderValue(part.contentType).params.get("charset");
+        const own = label === undefined ? undefined : encodingOf(label);
+        fields.push({ part, own });
+        if (
+          charsetField === undefined && part.name.toLowerCase() === "_charset_"
+        ) {
+          charsetField = part;
+          formEncoding = encodingOf(decodeIn(own ?? "utf-8", part.data));
+        }
+      } else if (part.filename !== "") {
+        const encoding = formEncoding ?? optionEncoding;
+        files.push({
+          name: nameIn(encoding, part, part.name, part.raw?.name),
+          filename: nameIn(
+            encoding,
+            part,
+            part.filename,
+            part.raw?.filename,
+          ),
+        });
+      }
+    }
+    const encoding = formEncoding ?? optionEncoding;
+    return {
+      files,
+      fields: fields.map(({ part, own }) => ({
+        name: nameIn(encoding, part, part.name, part.raw?.name),
+        value: decodeIn(
+          own ?? (part === charsetField ? "utf-8" : encoding),
+          part.data,
+        ),
+      })),
+    };
+  } catch (error) {
+    if (error instanceof CharsetRefusal) return error;
+    throw error;
+  }
+}
+
+/** Byte strings of forms in several charsets, and bytes valid in none. */
+const charsetText = fc.oneof(
+  fc.constantFrom(
+    "a",
+    "_charset_",
+    "caf\xE9",
+    "\xC3\xA9",
+    "\x90\x56\x82\xB5\x82\xA2", // 新しい in Shift_JIS
+    "\x95\x5C", // 表 in Shift_JIS, its second byte a backslash
+    "\x82", // a Shift_JIS lead byte alone
+    "\x1B$B\x3F\x37\x24\x37\x1B(B", // 新し in ISO-2022-JP
+    "\xEF\xBB\xBFx",
+    "",
+  ),
+  anyBytes(6).map((bytes) => String.fromCharCode(...bytes)),
+);
+
+/** Labels a form or a handler may name: known, UTF-8's, and unknown. */
+const charsetLabel = fc.constantFrom(
+  "UTF-8",
+  "utf8",
+  "windows-1252",
+  "Shift_JIS",
+  "euc-jp",
+  "iso-2022-jp",
+  "utf-16le",
+  "x-klingon",
+);
+
+/**
+ * Forms (boundary "B") whose names, file names and values are in various
+ * charsets, some parts naming theirs, with a `_charset_` field somewhere.
+ */
+const charsetForm = fc.tuple(
+  fc.array(
+    fc.record({
+      name: charsetText.filter((s) => !/["\r\n\0]/.test(s)),
+      filename: fc.option(
+        charsetText.filter((s) => !/["\r\n\0]/.test(s)),
+        { nil: undefined },
+      ),
+      charset: fc.option(charsetLabel, { nil: undefined }),
+      data: charsetText,
+    }),
+    { maxLength: 4 },
+  ),
+  fc.option(fc.tuple(fc.nat(), charsetLabel), { nil: undefined }),
+).map(([parts, charsetField]) => {
+  let text = "";
+  const add = (
+    name: string,
+    filename: string | undefined,
+    charset: string | undefined,
+    data: string,
+  ) => {
+    const file = filename === undefined ? "" : `; filename="${filename}"`;
+    const type = charset === undefined
+      ? ""
+      : `\r\nContent-Type: text/plain; charset=${charset}`;
+    text +=
+      `--B\r\nContent-Disposition: form-data; name="${name}"${file}${type}\r\n\r\n${data}\r\n`;
+  };
+  parts.forEach(({ name, filename, charset, data }, i) => {
+    if (charsetField !== undefined && charsetField[0] % 5 === i) {
+      add("_charset_", undefined, undefined, charsetField[1]);
+    }
+    add(name, filename, charset, data);
+  });
+  if (charsetField !== undefined && charsetField[0] % 5 >= parts.length) {
+    add("_charset_", undefined, undefined, charsetField[1]);
+  }
+  return byteStringBytes(`${text}--B--\r\n`);
+});
+
 describe("fuzz: multipart uploads to disk", () => {
   it("createUploadHandler's multipart mode stores an accepted form's files exactly, and nothing of a refused one", async () => {
     const dir = await makeTempDir("fuzz-form-");
@@ -1887,15 +2088,19 @@ describe("fuzz: multipart uploads to disk", () => {
       await record.checkAsync(
         "createUploadHandler (multipart): arbitrary and mutated forms into files",
         fc.asyncProperty(
-          fc.oneof(multipartish, mutatedMultipart),
+          fc.oneof(multipartish, mutatedMultipart, charsetForm),
           cuts,
           fc.oneof(
             fc.constant<FormLimits>({}),
+            fc.record<FormLimits>({
+              charset: fc.constantFrom("utf-8", "shift_jis", "windows-1252"),
+            }),
             fc.record<FormLimits>({
               ...smallDecoderLimits,
               maxFiles: fc.nat({ max: 3 }),
               maxFields: fc.nat({ max: 3 }),
               maxFieldsBytes: fc.nat({ max: 40 }),
+              charset: fc.constantFrom("utf-8", "shift_jis", "windows-1252"),
             }, { requiredKeys: [] }),
           ),
           async (bytes, points, limits) => {
@@ -1915,9 +2120,14 @@ describe("fuzz: multipart uploads to disk", () => {
               maxFiles = 100,
               maxFields = 100,
               maxFieldsBytes = 1024 * 1024,
+              charset,
               ...decoderLimits
             } = limits;
             const reference = decodeMultipart([bytes], "B", decoderLimits);
+            // The names and values by the form's charsets, or a refusal.
+            const expected = "parts" in reference
+              ? expectedForm(reference.parts, charset)
+              : undefined;
             if (response.status !== 201) {
               assert.ok(
                 [400, 413].includes(response.status),
@@ -1948,13 +2158,13 @@ describe("fuzz: multipart uploads to disk", () => {
               const unnamed = reference.parts.some((p) =>
                 p.filename === "" && p.data.byteLength > 0
               );
-              // A field whose charset is named (its Content-Type's, the
-              // form's _charset_) and unknown, or its value not valid in it.
-              const charsetNamed = fields.some(namesCharset);
+              // A charset named (by a part's Content-Type, the form's
+              // _charset_) that is unknown, or a name or value not valid in
+              // a named one other than UTF-8.
               assert.ok(
                 files.length > maxFiles || fields.length > maxFields ||
                   fieldsBytes > maxFieldsBytes || !plain || unnamed ||
-                  charsetNamed,
+                  expected instanceof CharsetRefusal,
                 `refused a form the decoder takes: ${text}`,
               );
               return;
@@ -1963,11 +2173,22 @@ describe("fuzz: multipart uploads to disk", () => {
               "parts" in reference,
               "accepted a form the decoder refuses",
             );
+            assert.ok(
+              expected !== undefined && !(expected instanceof CharsetRefusal),
+              `accepted a form its charsets refuse: ${String(expected)}`,
+            );
             const form = JSON.parse(text);
             const files = reference.parts.filter((p) =>
               p.filename !== undefined && p.filename !== ""
             );
             assert.equal(form.files.length, files.length);
+            assert.deepEqual(
+              form.files.map((f: { name: string; filename: string }) => ({
+                name: f.name,
+                filename: f.filename,
+              })),
+              expected.files,
+            );
             assert.deepEqual(
               stored,
               form.files.map((f: { storedName: string }) => f.storedName)
@@ -1975,29 +2196,13 @@ describe("fuzz: multipart uploads to disk", () => {
             );
             for (let i = 0; i < files.length; i++) {
               const file = form.files[i];
-              assert.equal(file.name, files[i].name);
-              assert.equal(file.filename, files[i].filename);
               assert.equal(file.bytes, files[i].data.byteLength);
               assert.deepEqual(
                 new Uint8Array(await readFile(join(caseDir, file.storedName))),
                 files[i].data,
               );
             }
-            // A form that names no charset: UTF-8, else windows-1252, as
-            // names are (a form that names one is checked by
-            // multipart_field_charset.test.ts).
-            const fields = reference.parts.filter((p) =>
-              p.filename === undefined
-            );
-            if (!fields.some(namesCharset)) {
-              assert.deepEqual(
-                form.fields,
-                fields.map((p) => ({
-                  name: p.name,
-                  value: utf8OrWindows1252(p.data),
-                })),
-              );
-            }
+            assert.deepEqual(form.fields, expected.fields);
           },
         ),
         200,

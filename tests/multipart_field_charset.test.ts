@@ -6,8 +6,13 @@
 // stored as `caf\uFFFD`, and a Shift_JIS page's `新しい` as six U+FFFD or
 // worse, the user's text lost behind a 201. A value is now decoded with its
 // part's charset, else the one _charset_ names, else the handler's charset
-// option; under its default, UTF-8, bytes that are no UTF-8 are read as
-// windows-1252, as names are.
+// option; under UTF-8, the default or named (`_charset_=UTF-8` was a 400
+// where the same form without it was read), bytes that are no UTF-8 are read
+// as windows-1252. Names and file names are in the form's encoding too, and
+// were read as UTF-8, else windows-1252, whatever it was: a Shift_JIS form's
+// file 新しい.txt was stored as "V‚µ‚¢.txt". They are now read with the
+// charset of a _charset_ field (one before a file part, whose sink opens
+// before the form's end), else the option.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -248,16 +253,41 @@ describe("createUploadHandler field values in the form's charset", () => {
   it("answers 400 for a value that is not valid in the charset the form names", async () => {
     const sinks: Sinks = { committed: [], aborted: 0 };
     const response = await handlerOf({}, sinks)(post(body([
-      field("_charset_", "UTF-8"),
+      field("_charset_", "Shift_JIS"),
       file("f", "a.txt", "1"),
-      field("x", "caf\xE9"),
+      // A lead byte without its trail byte.
+      field("x", "caf\x82"),
     ])));
     assert.equal(response.status, 400);
     assert.equal(
       await response.text(),
-      `Cannot accept form: part 3 (field "x") is not valid utf-8, the charset its form's _charset_ field names`,
+      `Cannot accept form: part 3 (field "x") is not valid shift_jis, the charset its form's _charset_ field names`,
     );
     assert.deepEqual(sinks, { committed: [], aborted: 1 });
+  });
+
+  it("reads a form that names UTF-8 as one that names none: bytes that are no UTF-8 as windows-1252", async () => {
+    // Naming the default is not stricter than the default: _charset_=UTF-8
+    // with caf\xE9 was a 400, the same form without it a 201.
+    const forms = [
+      [field("_charset_", "UTF-8"), field("x", "caf\xE9")],
+      [field("x", "caf\xE9", "text/plain; charset=utf-8")],
+      [field("_charset_", "utf8"), field("x", "caf\xE9")],
+    ];
+    for (const handler of [handlerOf(), handlerOf({ charset: "utf-8" })]) {
+      for (const parts of forms) {
+        const fields = await fieldsOf(await handler(post(body(parts))));
+        assert.deepEqual(fields.find((f) => f.name === "x"), {
+          name: "x",
+          value: "café",
+        });
+      }
+    }
+    // A part's charset=utf-8 beats the form's Shift_JIS, leniently too.
+    const response = await handlerOf({ charset: "shift_jis" })(post(body([
+      field("x", "caf\xE9", "text/plain; charset=utf-8"),
+    ])));
+    assert.deepEqual(await fieldsOf(response), [{ name: "x", value: "café" }]);
   });
 
   it("still refuses fields over maxFieldsBytes and maxFieldBytes before _charset_ arrives", async () => {
@@ -278,6 +308,135 @@ describe("createUploadHandler field values in the form's charset", () => {
     ])));
     assert.equal(overOne.status, 413);
     assert.match(await overOne.text(), /exceeds maxFieldBytes 500$/);
+  });
+
+  describe("names and file names", () => {
+    /** What each sink was opened with, and the form the handler answered. */
+    async function namesOf(
+      parts: string[],
+      options: Partial<MultipartUploadOptions> = {},
+    ): Promise<{
+      opened: Array<[string, string | undefined]>;
+      form: { files: { name: string; filename: string }[]; fields: Field[] };
+    }> {
+      const opened: Array<[string, string | undefined]> = [];
+      const handler = createUploadHandler({
+        multipart: {
+          sink: (part) => {
+            opened.push([part.name, part.filename]);
+            return new WritableStream();
+          },
+          ...options,
+        },
+      });
+      const response = await handler(post(body(parts)));
+      assert.equal(response.status, 201, await response.clone().text());
+      return { opened, form: await response.json() };
+    }
+
+    it("reads Shift_JIS names and file names by the charset option", async () => {
+      const { opened, form } = await namesOf([
+        field(ATARASHII_SJIS, ATARASHII_SJIS),
+        file(ATARASHII_SJIS, `${ATARASHII_SJIS}.txt`, "1"),
+      ], { charset: "shift_jis" });
+      assert.deepEqual(opened, [["新しい", "新しい.txt"]]);
+      assert.deepEqual(form.files.map((f) => [f.name, f.filename]), [
+        ["新しい", "新しい.txt"],
+      ]);
+      assert.deepEqual(form.fields, [{ name: "新しい", value: "新しい" }]);
+    });
+
+    it("reads Shift_JIS names and file names by a _charset_ field before them", async () => {
+      // 表 is 95 5C in Shift_JIS: its second byte is a backslash.
+      const { opened, form } = await namesOf([
+        field("_charset_", "Shift_JIS"),
+        field(ATARASHII_SJIS, "abc"),
+        file("f", `${ATARASHII_SJIS}\x95\x5C.txt`, "1"),
+      ]);
+      assert.deepEqual(opened, [["f", "新しい表.txt"]]);
+      assert.deepEqual(form.files.map((f) => [f.name, f.filename]), [
+        ["f", "新しい表.txt"],
+      ]);
+      assert.deepEqual(form.fields, [
+        { name: "_charset_", value: "Shift_JIS" },
+        { name: "新しい", value: "abc" },
+      ]);
+    });
+
+    it("reads a field's name by a _charset_ field after it, a file part's by the default rule", async () => {
+      // The sink of a file part before _charset_ opens before it is read:
+      // its names are read as a form that names no charset (UTF-8, else
+      // windows-1252); a field's name waits for the form's end, as values.
+      const { opened, form } = await namesOf([
+        file("\xE9", "caf\xE9.txt", "1"),
+        field(ATARASHII_SJIS, ATARASHII_SJIS),
+        field("_charset_", "Shift_JIS"),
+      ]);
+      assert.deepEqual(opened, [["é", "café.txt"]]);
+      assert.deepEqual(form.files.map((f) => [f.name, f.filename]), [
+        ["é", "café.txt"],
+      ]);
+      assert.deepEqual(form.fields, [
+        { name: "新しい", value: "新しい" },
+        { name: "_charset_", value: "Shift_JIS" },
+      ]);
+    });
+
+    it("reads a windows-1252 form's file name C3 A9 as Ã©, not é", async () => {
+      // Typed as "Ã©" on a windows-1252 page; valid UTF-8 for "é" though.
+      const { opened, form } = await namesOf([
+        field("_charset_", "windows-1252"),
+        field("\xC3\xA9", "1"),
+        file("f", "\xC3\xA9.txt", "1"),
+      ]);
+      assert.deepEqual(opened, [["f", "Ã©.txt"]]);
+      assert.equal(form.files[0].filename, "Ã©.txt");
+      assert.equal(form.fields[1].name, "Ã©");
+    });
+
+    it("keeps a filename* in the charset it names, and reads a form that names UTF-8 by the default rule", async () => {
+      const { opened } = await namesOf([
+        field("_charset_", "Shift_JIS"),
+        `Content-Disposition: form-data; name="f"; filename="${ATARASHII_SJIS}"; filename*=UTF-8''%C3%A9.txt\r\n\r\n1`,
+      ]);
+      assert.deepEqual(opened, [["f", "é.txt"]]);
+      const utf8 = await namesOf([
+        field("_charset_", "UTF-8"),
+        file("\xE9", `${utf8Bytes("漢")}\xE9.txt`, "1"),
+      ], { charset: "shift_jis" });
+      assert.deepEqual(utf8.opened, [["é", "æ¼¢é.txt"]]);
+    });
+
+    it("answers 400 for a name or file name not valid in the charset the form names, opening no sink", async () => {
+      const opened: string[] = [];
+      const handler = createUploadHandler({
+        multipart: {
+          sink: (part) => {
+            opened.push(part.filename!);
+            return new WritableStream();
+          },
+          charset: "shift_jis",
+        },
+      });
+      const badFile = await handler(post(body([
+        file("f", "a\x82.txt", "1"),
+      ])));
+      assert.equal(badFile.status, 400);
+      assert.equal(
+        await badFile.text(),
+        `Cannot accept form: part 1 (field "f") has a file name not valid shift_jis, the handler's charset`,
+      );
+      const badName = await handler(post(body([
+        field("_charset_", "Shift_JIS"),
+        field("a\x82", "1"),
+      ])));
+      assert.equal(badName.status, 400);
+      assert.equal(
+        await badName.text(),
+        `Cannot accept form: part 2 (field "a\u201A") has a name not valid shift_jis, the charset its form's _charset_ field names`,
+      );
+      assert.deepEqual(opened, []);
+    });
   });
 
   describe("over a server", () => {

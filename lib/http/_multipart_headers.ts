@@ -195,6 +195,38 @@ function decodeName(text: string): string {
 }
 
 /**
+ * Whether a name's bytes may read otherwise in another charset a form may be
+ * in: a byte over 0x7F, or ISO-2022-JP's escape and shift bytes (ESC, SO,
+ * SI). Every other ASCII byte is itself in every charset names can be in.
+ */
+function needsCharset(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f || c === 0x1b || c === 0x0e || c === 0x0f) return true;
+  }
+  return false;
+}
+
+/**
+ * The plain `name` and `filename` parameters of a part, as sent (byte
+ * strings, one char per byte), where the part's `name` and `filename` were
+ * read from them and may read otherwise in the form's charset.
+ */
+export interface RawNames {
+  name?: string;
+  filename?: string;
+}
+
+/**
+ * The raw names of the parts {@linkcode parsePartHead} made (and of the
+ * `MultipartStream` parts made from them), for the upload handler, which
+ * reads them in the form's charset once it knows it. Internal: kept off the
+ * parts themselves, which report the names read as {@linkcode decodeName}
+ * reads them.
+ */
+export const RAW_NAMES: WeakMap<object, RawNames> = new WeakMap();
+
+/**
  * An RFC 5987 / RFC 2231 extended value, `charset'language'%XX...`;
  * undefined for a charset other than UTF-8, ISO-8859-1 or US-ASCII, or a malformed
  * value (the plain parameter is used instead). HttpError 400, naming the
@@ -287,6 +319,8 @@ class Head implements PartHead {
  * byte strings in `headers`; `name` and `filename` are decoded as UTF-8, as
  * browsers send them from a UTF-8 page, or as windows-1252 where their bytes
  * are no UTF-8 (a legacy page's form), with `filename*` taking precedence.
+ * Plain ones that may read otherwise in another charset are kept as sent in
+ * {@linkcode RAW_NAMES}, for a reader that knows the form's charset.
  */
 export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const text = byteString(block);
@@ -345,11 +379,11 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const { params } = parseHeaderValue(disposition);
   const extendedName = params.get("name*");
   const rawName = params.get("name");
-  const name =
-    (extendedName !== undefined
-      ? decodeExtended(extendedName, "name*", index)
-      : undefined) ??
-      (rawName !== undefined ? decodeName(rawName) : undefined);
+  const extendedText = extendedName !== undefined
+    ? decodeExtended(extendedName, "name*", index)
+    : undefined;
+  const name = extendedText ??
+    (rawName !== undefined ? decodeName(rawName) : undefined);
   if (name === undefined) {
     throw new HttpError(
       400,
@@ -379,13 +413,28 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       );
     }
   }
-  return new Head(
+  const head = new Head(
     name,
     filename,
     contentType ??
       (filename === undefined ? "text/plain" : "application/octet-stream"),
     pairs,
   );
+  // Only names that may read otherwise in another charset, and only those
+  // read from the plain parameter (filename* names its own charset).
+  const raw: RawNames = {};
+  if (
+    extendedText === undefined && rawName !== undefined &&
+    needsCharset(rawName)
+  ) raw.name = rawName;
+  if (
+    rawFile !== undefined && filename !== undefined && needsCharset(rawFile) &&
+    (extended === undefined || extended === "")
+  ) raw.filename = rawFile;
+  if (raw.name !== undefined || raw.filename !== undefined) {
+    RAW_NAMES.set(head, raw);
+  }
+  return head;
 }
 
 /**

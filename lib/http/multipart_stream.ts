@@ -4,6 +4,7 @@ import {
   type MultipartPartInfo,
 } from "./multipart_decoder.ts";
 import { PartBody } from "./_part_body.ts";
+import { RAW_NAMES } from "./_multipart_headers.ts";
 
 /** One part of a multipart/form-data body, with its body as a stream. */
 export interface MultipartPart extends MultipartPartInfo {
@@ -41,6 +42,9 @@ class Part implements MultipartPart {
     this.contentType = info.contentType;
     this.body = body.stream;
     this.#info = info;
+    // The names as sent, for the upload handler (not a field of the part).
+    const raw = RAW_NAMES.get(info);
+    if (raw !== undefined) RAW_NAMES.set(this, raw);
   }
   get headers(): Headers {
     return this.#info.headers;

@@ -17,6 +17,7 @@ import {
   boundaryOf,
   decodeFormText,
   parseHeaderValue,
+  RAW_NAMES,
 } from "./_multipart_headers.ts";
 import { bodyDeadline, checkMinRate, pumpPacedBody } from "./_min_rate.ts";
 import {
@@ -103,9 +104,16 @@ export interface PartSink {
 
 /** One file part a multipart upload stored. */
 export interface ReceivedFile extends ReceivedBody {
-  /** The part's field name (the form control's `name`). */
+  /**
+   * The part's field name (the form control's `name`), read as the sink
+   * got it: in the charset a `_charset_` field before the part named, else
+   * the `charset` option (see {@linkcode ReceivedField}'s `name`).
+   */
   name: string;
-  /** The file name the client sent (not sanitised). */
+  /**
+   * The file name the client sent (not sanitised), read as `name` is
+   * (`filename*`, RFC 5987, names its own charset).
+   */
   filename: string;
   /** The part's Content-Type. */
   contentType: string;
@@ -115,16 +123,25 @@ export interface ReceivedFile extends ReceivedBody {
 
 /** One form field (a part without a file name) of a multipart upload. */
 export interface ReceivedField {
-  /** The field's name. */
+  /**
+   * The field's name. A browser encodes names and file names in the form's
+   * encoding too: a name is decoded with the charset the form's
+   * `_charset_` field names, else the `charset` option (not its part's
+   * `Content-Type`, which is its value's), as a value is, a name not valid
+   * in it a 400. A file part's names are read before the form's end, when
+   * its sink opens: a `_charset_` field after it does not count for them
+   * (browsers send fields in document order, `_charset_` usually first).
+   * A name sent in `name*` or `filename*` (RFC 5987) keeps its own charset.
+   */
   name: string;
   /**
    * Its value, decoded with the first charset of: its part's own
    * `Content-Type` (`text/plain; charset=shift_jis`, RFC 7578 4.4); the one
    * the form's `_charset_` field names (a browser fills it with the
    * encoding it sent the form in, the page's unless `accept-charset` says
-   * otherwise); the `charset` option. Under the default, UTF-8, a value
-   * that is no UTF-8 is read as windows-1252, as names are: `caf\xE9` from
-   * a legacy Western page's form is `café`, not `caf\uFFFD`. A leading
+   * otherwise); the `charset` option. Under UTF-8, the default or named, a
+   * value that is no UTF-8 is read as windows-1252, as names are: `caf\xE9`
+   * from a legacy Western page's form is `café`, not `caf\uFFFD`. A leading
    * byte order mark is kept. The `_charset_` field is reported too.
    */
   value: string;
@@ -151,13 +168,14 @@ export interface ReceivedForm {
 export interface MultipartUploadOptions extends MultipartLimits {
   /**
    * Opens the sink of one file part (a part with a file name). It gets the
-   * part (its `name`, `filename`, `contentType`, `headers`; leave its body
-   * alone) and returns the stream to write to, or a {@linkcode PartSink}
-   * that also names what it stored. It may throw an {@linkcode HttpError},
-   * for example from `safeFileName`. Every sink of a request is closed
-   * (committed) only once the whole body has been parsed and every part
-   * received; if anything fails, every sink is aborted, so an atomic file
-   * sink leaves no file behind.
+   * part (its `name` and `filename` read in the form's charset as far as
+   * known, see {@linkcode ReceivedField}'s `name`; `contentType`,
+   * `headers`; leave its body alone) and returns the stream to write to,
+   * or a {@linkcode PartSink} that also names what it stored. It may throw
+   * an {@linkcode HttpError}, for example from `safeFileName`. Every sink
+   * of a request is closed (committed) only once the whole body has been
+   * parsed and every part received; if anything fails, every sink is
+   * aborted, so an atomic file sink leaves no file behind.
    */
   sink: (
     part: MultipartPart,
@@ -197,13 +215,16 @@ export interface MultipartUploadOptions extends MultipartLimits {
    * `TextDecoder` knows, from the WHATWG Encoding Standard (`"utf-8"`,
    * `"windows-1252"`, `"shift_jis"`, `"gbk"`, ...); another is a
    * RangeError here. A field's value is decoded with its part's charset,
-   * else the one its form's `_charset_` names, else this one. Under
-   * `"utf-8"`, a value that is no UTF-8 is read as windows-1252 (one
-   * character per byte, nothing lost), as names are; under another, or a
-   * charset the form names, a value that is not valid in it, or a charset
-   * the form names that `TextDecoder` does not know, is a 400 naming it.
-   * Set it where a form cannot say (no `_charset_` field) and its page is
-   * not UTF-8 or windows-1252: `"shift_jis"` for a Shift_JIS page's.
+   * else the one its form's `_charset_` names, else this one; names and
+   * file names with the `_charset_` one (for a file part, one before it),
+   * else this one. Under UTF-8, this default or named by the form, a name
+   * or value that is no UTF-8 is read as windows-1252 (one character per
+   * byte, nothing lost); under another, a name or value that is not valid
+   * in it, or a charset the form names that `TextDecoder` does not know, is
+   * a 400 naming it. (Names, in headers, cannot be UTF-16: a form that
+   * names it has them read as under UTF-8.) Set it where a form cannot say
+   * (no `_charset_` field, or a file part before it) and its page is not
+   * UTF-8 or windows-1252: `"shift_jis"` for a Shift_JIS page's.
    *
    * @example The forms of a Shift_JIS site
    * ```ts
@@ -665,6 +686,8 @@ interface FieldCharset {
 /** A field received, its value still bytes until the form's end. */
 interface HeldField {
   name: string;
+  /** Its name as sent, where it may read otherwise in the form's charset. */
+  rawName: string | undefined;
   bytes: Uint8Array;
   /** Its place in the body, as refusals count parts. */
   position: number;
@@ -704,8 +727,9 @@ function partCharset(
 
 /**
  * A field's value as text: with its own charset, else the form's, else the
- * handler's (`undefined`: UTF-8, else windows-1252). 400 for bytes not valid
- * in a charset that was named.
+ * handler's (`undefined`, or UTF-8 named: UTF-8, else windows-1252, as a
+ * form that names none; naming the default is not stricter). 400 for bytes
+ * not valid in another charset that was named.
  */
 function decodeField(
   field: HeldField,
@@ -714,7 +738,9 @@ function decodeField(
 ): string {
   if (field.value !== undefined) return field.value;
   const charset = field.charset ?? formCharset ?? handlerCharset;
-  if (charset === undefined) return decodeFormText(field.bytes);
+  if (charset === undefined || charset.decoder.encoding === "utf-8") {
+    return decodeFormText(field.bytes);
+  }
   try {
     return charset.decoder.decode(field.bytes);
   } catch (cause) {
@@ -726,6 +752,63 @@ function decodeField(
       { cause },
     );
   }
+}
+
+/**
+ * A part's name or file name in the form's charset (`undefined`: none
+ * named): `read`, the parser's reading (UTF-8, else windows-1252), where it
+ * was sent as ASCII or in `filename*`, or the charset is UTF-8 or UTF-16
+ * (a header cannot carry UTF-16: a browser sends such a form in UTF-8).
+ * 400 for bytes not valid in the charset.
+ */
+function decodeNameIn(
+  read: string,
+  raw: string | undefined,
+  charset: FieldCharset | undefined,
+  what: { position: number; name: string; label: "name" | "file name" },
+): string {
+  if (raw === undefined || charset === undefined) return read;
+  const { decoder } = charset;
+  const encoding = decoder.encoding;
+  if (
+    encoding === "utf-8" || encoding === "utf-16le" || encoding === "utf-16be"
+  ) return read;
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  try {
+    return decoder.decode(bytes);
+  } catch (cause) {
+    throw new HttpError(
+      400,
+      `Cannot accept form: ${
+        fieldOf(what.position, what.name)
+      } has a ${what.label} not valid ${encoding}, ${charset.namedBy}`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * The part a sink gets, with its names read in the form's charset; the
+ * part itself where they read alike.
+ */
+function withNames(
+  part: MultipartPart,
+  name: string,
+  filename: string,
+): MultipartPart {
+  if (name === part.name && filename === part.filename) return part;
+  return {
+    name,
+    filename,
+    contentType: part.contentType,
+    body: part.body,
+    get headers() {
+      return part.headers;
+    },
+    text: () => part.text(),
+    bytes: () => part.bytes(),
+  };
 }
 
 const MAX_FILES = 100;
@@ -880,6 +963,7 @@ function multipartReceiver(
           }
           const field: HeldField = {
             name: part.name,
+            rawName: RAW_NAMES.get(part)?.name,
             bytes,
             position,
             charset: partCharset(part.contentType, position, part.name),
@@ -935,8 +1019,24 @@ function multipartReceiver(
             maxFiles,
           );
         }
+        // Its names in the form's charset as far as it is known: that of a
+        // _charset_ field before it, else the handler's.
+        const raw = RAW_NAMES.get(part);
+        const nameCharset = formCharset ?? handlerCharset;
+        const name = decodeNameIn(part.name, raw?.name, nameCharset, {
+          position,
+          name: part.name,
+          label: "name",
+        });
+        const filename = decodeNameIn(
+          part.filename,
+          raw?.filename,
+          nameCharset,
+          { position, name: part.name, label: "file name" },
+        );
+        const named = withNames(part, name, filename);
         const opened = await serverSide(
-          () => sink(part, request, context),
+          () => sink(named, request, context),
           `Cannot store body: the sink of file part ${
             form.files.length + 1
           } failed to open`,
@@ -961,8 +1061,8 @@ function multipartReceiver(
           throw inPart(error, index);
         });
         const file: ReceivedFile = {
-          name: part.name,
-          filename: part.filename,
+          name,
+          filename,
           contentType: part.contentType,
           ...received,
         };
@@ -973,10 +1073,16 @@ function multipartReceiver(
       }
       if (deadline.signal.aborted) throw deadline.signal.reason;
       deadline.clear();
-      // Before any sink commits: a value not valid in its charset is a 400.
+      // Before any sink commits: a name or value not valid in its charset
+      // is a 400. A name is in the form's charset, not its part's.
       for (const field of fields) {
         form.fields.push({
-          name: field.name,
+          name: decodeNameIn(
+            field.name,
+            field.rawName,
+            formCharset ?? handlerCharset,
+            { position: field.position, name: field.name, label: "name" },
+          ),
           value: decodeField(field, formCharset, handlerCharset),
         });
       }
