@@ -8,6 +8,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import * as http2 from "node:http2";
@@ -531,6 +532,27 @@ describe("serveHttp2 over TLS", {
         name: "TypeError",
         message:
           "Cannot serve HTTP/2: tls must be an object with cert and key (PEM strings), got string",
+      },
+    );
+  });
+  it("serveHttp2 refuses a tls key that is not the certificate's, or a PEM that is not the kind named, naming them (a mismatched pair started serveHttp2 under Deno, whose every client then failed with no word on the server)", async () => {
+    const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+      .privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    await assert.rejects(
+      serveHttp2(universal, { tls: { cert: tls.cert, key: other } }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot serve HTTP/2: tls.key is not the key of tls.cert (its first certificate's public key is another key's)",
+      },
+    );
+    // Swapped: each a PEM, of the other kind.
+    await assert.rejects(
+      serveHttp2(universal, { tls: { cert: tls.key, key: tls.cert } }),
+      {
+        name: "TypeError",
+        message:
+          /^Cannot serve HTTP\/2: tls\.key is no private key PEM the runtime can read \(/,
       },
     );
   });

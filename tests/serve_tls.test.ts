@@ -6,6 +6,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { execFileSync, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -319,6 +320,28 @@ describe("serve over HTTPS", {
         name: "TypeError",
         message:
           "Cannot serve: tls.key must be a PEM string, got string with no -----BEGIN line (a file's path? pass the file's contents)",
+      },
+    );
+  });
+  it("serve refuses a tls key that is not the certificate's, or a PEM that is not the kind named, naming them (a mismatched pair started serveHttp2 under Deno, whose every client then failed with no word on the server)", async () => {
+    const handler = () => new Response("ok");
+    const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+      .privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    await assert.rejects(
+      serve(handler, { tls: { cert: tls.cert, key: other } }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot serve: tls.key is not the key of tls.cert (its first certificate's public key is another key's)",
+      },
+    );
+    // Swapped: each a PEM, of the other kind.
+    await assert.rejects(
+      serve(handler, { tls: { cert: tls.key, key: tls.cert } }),
+      {
+        name: "TypeError",
+        message:
+          /^Cannot serve: tls\.key is no private key PEM the runtime can read \(/,
       },
     );
   });

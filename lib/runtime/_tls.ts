@@ -1,7 +1,9 @@
 // The `tls` option of serve and serveHttp2: its check (two PEM strings) and
 // the server's URL with it.
 
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { checkArgument } from "../_internal/arguments.ts";
+import { messageOf } from "../_internal/message_of.ts";
 import { serverUrl } from "./_server_url.ts";
 
 /** A certificate chain and its private key, PEM strings. */
@@ -29,7 +31,45 @@ export function checkTls(
   const { cert, key } = tls as { cert?: unknown; key?: unknown };
   checkPem(what, cert, "tls.cert");
   checkPem(what, key, "tls.key");
+  checkPair(what, cert as string, key as string);
   return { cert: cert as string, key: key as string };
+}
+
+/**
+ * Checks that the key is the certificate's: a pair that does not match
+ * started serveHttp2 under Deno, whose every client then failed its
+ * handshake with no word on the server ("Client network socket
+ * disconnected"), and Bun threw OpenSSL's own words
+ * (`KEY_VALUES_MISMATCH`).
+ */
+function checkPair(what: string, cert: string, key: string): void {
+  const read = <T>(name: string, kind: string, make: () => T): T => {
+    try {
+      return make();
+    } catch (cause) {
+      throw new TypeError(
+        `Cannot ${what}: ${name} is no ${kind} PEM the runtime can read (${
+          messageOf(cause)
+        })`,
+        { cause },
+      );
+    }
+  };
+  const privateKey = read(
+    "tls.key",
+    "private key",
+    () => createPrivateKey(key),
+  );
+  const certificate = read(
+    "tls.cert",
+    "certificate",
+    () => new X509Certificate(cert),
+  );
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new TypeError(
+      `Cannot ${what}: tls.key is not the key of tls.cert (its first certificate's public key is another key's)`,
+    );
+  }
 }
 
 /** The server's URL: `https:` with `tls`. */

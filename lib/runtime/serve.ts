@@ -161,7 +161,8 @@ export interface ServeOptions {
    * connections and all. Under Bun an idle connection is closed at the
    * limit (1,002 ms with 1,000).
    *
-   * A `tls` without both strings is a TypeError.
+   * A `tls` without both PEM strings, or whose key is not the certificate's,
+   * is a TypeError naming it.
    *
    * @example Serve HTTPS
    * ```ts ignore

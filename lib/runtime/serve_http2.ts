@@ -198,7 +198,8 @@ export interface ServeHttp2Options {
    * closed once connected, and a client speaking cleartext to the TLS port
    * is closed, none of them counting against `maxSessions` once gone (serve
    * HTTP/1.1 over TLS with `serve` and its `tls`). Every limit above holds
-   * as over h2c. A `tls` without both strings is a TypeError.
+   * as over h2c. A `tls` without both PEM strings, or whose key is not the
+   * certificate's, is a TypeError naming it.
    *
    * @example Serve native gRPC over TLS
    * ```ts ignore
