@@ -37,9 +37,12 @@ import {
   startChild,
   startServer,
 } from "./_helpers.ts";
+import { createMessageType } from "../lib/protobuf/mod.ts";
 import {
   Health,
+  HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus,
+  HealthCheckResponseSchema,
 } from "./gen/grpc/health/v1/health_pb.ts";
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
@@ -402,6 +405,16 @@ describe("createHealthService over HTTP/1.1 Connect (createRpcHandler on serve)"
     assert.equal(await response.text(), '{"status":"SERVING"}');
   });
 
+  it("Check over Connect JSON ignores a field the message lacks, as Connect does", async () => {
+    const response = await fetch(`${url}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"service":"StreamingCalcService","extra":{"a":[1]}}',
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    assert.equal(await response.text(), '{"status":"SERVING"}');
+  });
+
   for (
     const [name, contentType, body, message] of [
       [
@@ -409,12 +422,6 @@ describe("createHealthService over HTTP/1.1 Connect (createRpcHandler on serve)"
         "application/json",
         '{"service":1}',
         /service must be a string, got number/,
-      ],
-      [
-        "a field the message lacks",
-        "application/json",
-        '{"service":"","extra":true}',
-        /unknown field "extra"/,
       ],
       [
         "a JSON array",
@@ -606,10 +613,61 @@ describe("grpc.health.v1 messages", () => {
       new TextDecoder().decode(output.json!.encode({ status: "UNKNOWN" })),
       "{}",
     );
-    assert.throws(() => json('{"status":"GOOD"}'), {
+  });
+
+  it("HealthCheckResponse reads a ServingStatus name it does not know as UNKNOWN, as protobuf-es does", () => {
+    const json = (text: string) =>
+      output.json!.decode(new TextEncoder().encode(text));
+    const es = createMessageType(HealthCheckResponseSchema);
+    for (const name of ["FUTURE_STATUS", "serving", "1", ""]) {
+      const text = JSON.stringify({ status: name });
+      assert.deepEqual(json(text), { status: "UNKNOWN" }, text);
+      // protobuf-es, as createMessageType reads JSON: the zero value.
+      assert.equal(
+        es.json.decode(new TextEncoder().encode(text)).status,
+        HealthCheckResponse_ServingStatus.UNKNOWN,
+        text,
+      );
+    }
+  });
+
+  it("HealthCheckRequest and HealthCheckResponse ignore JSON fields they lack, as protobuf-es does", () => {
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    assert.deepEqual(input.json!.decode(bytes('{"service":"a","extra":1}')), {
+      service: "a",
+    });
+    assert.deepEqual(input.json!.decode(bytes('{"extra":{"service":"b"}}')), {
+      service: "",
+    });
+    assert.deepEqual(
+      output.json!.decode(bytes('{"status":"SERVING","next":{"a":[1,null]}}')),
+      { status: "SERVING" },
+    );
+    // protobuf-es, as createMessageType reads JSON, alike.
+    assert.equal(
+      createMessageType(HealthCheckRequestSchema).json.decode(
+        bytes('{"service":"a","extra":1}'),
+      ).service,
+      "a",
+    );
+  });
+
+  it("HealthCheckRequest and HealthCheckResponse still refuse a known JSON field of the wrong type", () => {
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    assert.throws(() => input.json!.decode(bytes('{"service":1,"extra":1}')), {
       name: "SyntaxError",
       message:
-        'Cannot decode HealthCheckResponse: "GOOD" is not a ServingStatus',
+        "Cannot decode HealthCheckRequest: service must be a string, got number",
+    });
+    assert.throws(() => output.json!.decode(bytes('{"status":true}')), {
+      name: "SyntaxError",
+      message:
+        "Cannot decode HealthCheckResponse: status must be a name or an int32, got boolean",
+    });
+    assert.throws(() => output.json!.decode(bytes('{"status":1.5}')), {
+      name: "SyntaxError",
+      message:
+        'Cannot decode HealthCheckResponse: status must be a name or an int32, got "1.5"',
     });
   });
 });

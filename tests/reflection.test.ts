@@ -1,21 +1,30 @@
 // createReflectionService (@sluice/streams/protobuf): gRPC server
 // reflection, v1 and v1alpha. Its answers read directly (the file of a
 // nested name with its dependencies, each file once per stream, extensions,
-// NOT_FOUND, back-pressure, the request size limit), then `buf curl` with
-// no --schema against serveHttp2 (h2c) serving tests/gen/chat_pb.ts's
-// ChatService and examples/gen/streaming_calc_pb.ts's StreamingCalcService:
-// it lists services and methods, calls a unary and a bidi method resolved
+// NOT_FOUND, back-pressure, the request size limit, health.service described
+// from gRPC's health.proto, the argument errors and their hints), then
+// `buf curl` with no --schema against serveHttp2 (h2c) serving
+// tests/gen/chat_pb.ts's ChatService, examples/gen/streaming_calc_pb.ts's
+// StreamingCalcService and createHealthService's hand-written
+// grpc.health.v1.Health (given as health.service): it lists services and
+// methods, calls a unary and a bidi method and the health Check resolved
 // through reflection, reports NOT_FOUND for an unknown service, and falls
 // back to v1alpha alone; under Deno also against `serve` over h2c, with
-// Connect. buf runs from npm (node_modules/@bufbuild/buf, by node). And the
-// generated code of reflection.proto is up to date (Deno only).
+// Connect. buf runs from npm (node_modules/@bufbuild/buf, by node). That
+// the generated code of the .proto files is up to date is
+// tests/protobuf_gen.test.ts's.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  createFileRegistry,
+  createRegistry,
+  fromBinary,
+  toBinary,
+} from "@bufbuild/protobuf";
 import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
@@ -30,10 +39,13 @@ import {
 import {
   Code,
   createGrpcTransport,
+  createHealthService,
   createRpcHandler,
   createUniversalHandler,
   createUniversalHandlerClient,
+  defineService,
   type HandlerContext,
+  Int64Value,
   RpcError,
   type ServiceImplementation,
 } from "../lib/rpc/mod.ts";
@@ -45,7 +57,8 @@ import {
   ServerReflectionRequestSchema,
   type ServerReflectionResponse,
 } from "../lib/protobuf/_reflection/gen/grpc/reflection/v1/reflection_pb.ts";
-import { ChatService } from "./gen/chat_pb.ts";
+import { ChatMessageSchema, ChatService, file_chat } from "./gen/chat_pb.ts";
+import { file_grpc_health_v1_health } from "./gen/grpc/health/v1/health_pb.ts";
 import { StreamingCalcService } from "../examples/gen/streaming_calc_pb.ts";
 import { deadline, runProcess, runtime, startServer } from "./_helpers.ts";
 
@@ -55,6 +68,7 @@ const T = 30_000;
 
 const V1 = "grpc.reflection.v1.ServerReflection";
 const V1ALPHA = "grpc.reflection.v1alpha.ServerReflection";
+const HEALTH = "grpc.health.v1.Health";
 
 const chat = implementService(ChatService, {
   async *chat(messages) {
@@ -404,7 +418,7 @@ describe("createReflectionService answers", () => {
       {
         name: "TypeError",
         message:
-          "Cannot create reflection service: services must be an array of protobuf-es service descriptors or a registry, got object",
+          "Cannot create reflection service: services[0] must be a protobuf-es service descriptor or health.service, got object (a service implementation: pass its protobuf-es descriptor)",
       },
     );
     assert.throws(
@@ -415,6 +429,127 @@ describe("createReflectionService answers", () => {
           "Cannot create reflection service: maxRequestBytes must be a non-negative integer, got -1",
       },
     );
+  });
+
+  it("createReflectionService lists health.service and answers it from gRPC's health.proto", async () => {
+    const health = createHealthService();
+    const call = reflectionCall(
+      createReflectionService([ChatService, health.service]),
+    );
+    const list = await call.ask({ case: "listServices", value: "" });
+    assert.deepEqual(
+      list.messageResponse.case === "listServicesResponse" &&
+        list.messageResponse.value.service.map((s) => s.name),
+      ["sluice.test.chat.v1.ChatService", HEALTH, V1, V1ALPHA],
+    );
+    for (
+      const value of [
+        HEALTH,
+        `${HEALTH}.Watch`,
+        "grpc.health.v1.HealthCheckResponse.ServingStatus",
+        "grpc.health.v1.HealthCheckRequest.service",
+      ]
+    ) {
+      const response = await call.ask({ case: "fileContainingSymbol", value });
+      assert.deepEqual(fileNames(response), ["grpc/health/v1/health.proto"]);
+      // The schema of tests/proto's copy of grpc-proto's health.proto: same
+      // package, names, field numbers and method kinds.
+      assert.deepEqual(
+        response.messageResponse.case === "fileDescriptorResponse" &&
+          response.messageResponse.value.fileDescriptorProto[0],
+        toBinary(FileDescriptorProtoSchema, file_grpc_health_v1_health.proto),
+        value,
+      );
+    }
+    await call.end();
+  });
+
+  it("createReflectionService refuses a defineService definition other than health.service: it has no descriptor", () => {
+    const calc = defineService("example.Calc", {
+      sum: { kind: "unary", input: Int64Value, output: Int64Value },
+    });
+    assert.throws(() => createReflectionService([ChatService, calc as never]), {
+      name: "TypeError",
+      message:
+        'Cannot create reflection service: services[1] ("example.Calc") was made by defineService: reflection needs protobuf-es descriptors; a defineService definition has none (generate the service with @bufbuild/protoc-gen-es and pass its descriptor)',
+    });
+    // A definition named as the health service, with other methods: not
+    // what health.proto describes.
+    const fake = defineService(HEALTH, {
+      list: { kind: "unary", input: Int64Value, output: Int64Value },
+    });
+    assert.throws(
+      () => createReflectionService([fake as never]),
+      /services\[0\] \("grpc\.health\.v1\.Health"\) was made by defineService/,
+    );
+  });
+
+  it("createReflectionService names what was given instead of services, with the fix", () => {
+    const health = createHealthService();
+    const prefix = "Cannot create reflection service: services must be " +
+      "an array of protobuf-es service descriptors or a registry, got ";
+    for (
+      const [given, message] of [
+        [ChatService, "object (a service descriptor: wrap it in an array)"],
+        [
+          chat,
+          "object (a service implementation: pass its protobuf-es descriptor)",
+        ],
+        [
+          file_chat,
+          "object (a file descriptor: pass its services, or createRegistry(file) from @bufbuild/protobuf)",
+        ],
+        [health.service, "object (health.service: wrap it in an array)"],
+        [
+          health,
+          "object (createHealthService's result: pass its service, health.service)",
+        ],
+        [{}, "object"],
+        ["x", "string"],
+      ] as const
+    ) {
+      assert.throws(() => createReflectionService(given as never), {
+        name: "TypeError",
+        message: prefix + message,
+      });
+    }
+  });
+
+  it("createReflectionService names the index of a bad element of services, with the fix", () => {
+    const health = createHealthService();
+    const prefix =
+      "Cannot create reflection service: services[1] must be a protobuf-es service descriptor or health.service, got ";
+    for (
+      const [given, message] of [
+        [undefined, "undefined"],
+        [
+          chat,
+          "object (a service implementation: pass its protobuf-es descriptor)",
+        ],
+        [
+          health.implementation,
+          "object (a service implementation: pass health.service)",
+        ],
+        [
+          file_chat,
+          "object (a file descriptor: pass its services, or createRegistry(file) from @bufbuild/protobuf)",
+        ],
+        [
+          createRegistry(file_chat),
+          "object (a registry: pass it alone, not in an array)",
+        ],
+        [
+          ChatMessageSchema,
+          "object (a message descriptor: pass services, or a registry to find other types)",
+        ],
+        [[ChatService], "Array"],
+      ] as const
+    ) {
+      assert.throws(
+        () => createReflectionService([ChatService, given as never]),
+        { name: "TypeError", message: prefix + message },
+      );
+    }
   });
 
   it("createReflectionService reads the next request only once the last answer is taken", async () => {
@@ -479,15 +614,20 @@ for (
     };
 
     before(async () => {
-      const services = [ChatService, StreamingCalcService];
+      const health = createHealthService({
+        statuses: { StreamingCalcService: "NOT_SERVING" },
+      });
+      const services = [ChatService, StreamingCalcService, health.service];
       ({ started: server, url } = await start([
         chat,
         calc,
+        health.implementation,
         ...createReflectionService(services),
       ]));
       ({ started: v1alphaServer, url: v1alphaUrl } = await start([
         chat,
         calc,
+        health.implementation,
         ...reflection([V1ALPHA], services),
       ]));
     });
@@ -510,6 +650,7 @@ for (
       assert.equal(code, 0, stderr);
       assert.deepEqual(stdout.trim().split("\n").sort(), [
         "StreamingCalcService",
+        HEALTH,
         V1,
         V1ALPHA,
         "sluice.test.chat.v1.ChatService",
@@ -522,6 +663,8 @@ for (
       assert.deepEqual(stdout.trim().split("\n").sort(), [
         "StreamingCalcService/incrementalSum",
         "StreamingCalcService/sum",
+        `${HEALTH}/Check`,
+        `${HEALTH}/Watch`,
         `${V1}/ServerReflectionInfo`,
         `${V1ALPHA}/ServerReflectionInfo`,
         "sluice.test.chat.v1.ChatService/Chat",
@@ -542,6 +685,23 @@ for (
         mood: "MOOD_HAPPY",
         tags: { a: "b" },
       });
+    });
+
+    it("buf curl calls the health service's Check resolved through reflection", async () => {
+      for (
+        const [service, status] of [
+          ["", "SERVING"],
+          ["StreamingCalcService", "NOT_SERVING"],
+        ]
+      ) {
+        const { code, stdout, stderr } = await curl(
+          `${url}/${HEALTH}/Check`,
+          "-d",
+          JSON.stringify({ service }),
+        );
+        assert.equal(code, 0, stderr);
+        assert.deepEqual(JSON.parse(stdout), { status });
+      }
     });
 
     it("buf curl calls a bidi method resolved through reflection", async () => {

@@ -60,7 +60,9 @@ export interface HealthServiceOptions {
 export interface HealthService {
   /**
    * The service definition of `grpc.health.v1.Health`, for
-   * {@linkcode createClient} (`check`, `watch`).
+   * {@linkcode createClient} (`check`, `watch`), and for
+   * `createReflectionService` (`@sluice/streams/protobuf`), which lists and
+   * describes it from gRPC's health.proto.
    */
   readonly service: HealthServiceDefinition;
   /**

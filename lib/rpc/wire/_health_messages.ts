@@ -2,7 +2,10 @@
 // doc/health-checking.md), written by hand as Int64Value is: a binary codec
 // and a proto3 JSON codec (the enum by name), so that grpc-js, connect-node,
 // Kubernetes probes and buf curl read them without protobuf-es. Decoders
-// throw SyntaxError on malformed input (INVALID_ARGUMENT on a server).
+// throw SyntaxError on malformed input (INVALID_ARGUMENT on a server); as
+// createMessageType's and Connect's, they skip unknown fields (binary) and
+// unknown keys (JSON), and read an enum value they do not know, by number
+// or by name, as UNKNOWN.
 
 import type { MessageType } from "./message_type.ts";
 import { WireReader, WireWriter } from "./_protobuf.ts";
@@ -73,7 +76,12 @@ function statusNumber(value: HealthCheckResponse): number {
   return number;
 }
 
-/** Parses a JSON object of at most the field `field`, for `what`. */
+/**
+ * Parses a JSON object and returns its field `field`, for `what`. Other
+ * keys are ignored, as protobuf-es's `ignoreUnknownFields` (what
+ * `createMessageType` and Connect's implementations read JSON with): a
+ * newer peer's fields do not fail an older one.
+ */
 function parseObject(
   bytes: Uint8Array,
   what: string,
@@ -92,15 +100,9 @@ function parseObject(
       }`,
     );
   }
-  // As protobuf-es's fromJson: a field the message lacks is an error.
-  for (const key of Object.keys(json)) {
-    if (key !== field) {
-      throw new SyntaxError(
-        `Cannot decode ${what}: unknown field ${quote(key)}`,
-      );
-    }
-  }
-  return (json as Record<string, unknown>)[field];
+  return Object.hasOwn(json, field)
+    ? (json as Record<string, unknown>)[field]
+    : undefined;
 }
 
 /** `grpc.health.v1.HealthCheckRequest`'s binary and JSON codecs. */
@@ -199,16 +201,15 @@ export const HealthCheckResponseType: MessageType<HealthCheckResponse> = {
     decode(bytes) {
       const status = parseObject(bytes, "HealthCheckResponse", "status");
       if (status === undefined || status === null) return { status: "UNKNOWN" };
-      // proto3 JSON: an enum by name, or by number.
+      // proto3 JSON: an enum by name, or by number. A name this version does
+      // not know (a newer server's status) reads as UNKNOWN, as an unknown
+      // number does and as protobuf-es's ignoreUnknownFields reads it.
       if (typeof status === "string") {
-        if (STATUSES.includes(status as HealthStatus)) {
-          return { status: status as HealthStatus };
-        }
-        throw new SyntaxError(
-          `Cannot decode HealthCheckResponse: ${
-            quote(status)
-          } is not a ServingStatus`,
-        );
+        return {
+          status: STATUSES.includes(status as HealthStatus)
+            ? status as HealthStatus
+            : "UNKNOWN",
+        };
       }
       if (
         typeof status === "number" && Number.isInteger(status) &&
