@@ -43,13 +43,14 @@ import {
   HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus,
   HealthCheckResponseSchema,
-} from "./gen/grpc/health/v1/health_pb.ts";
+} from "../lib/protobuf/_reflection/gen/grpc/health/v1/health_pb.ts";
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
 const PROTO = join(
   ROOT,
-  "tests",
-  "proto",
+  "lib",
+  "protobuf",
+  "_reflection",
   "grpc",
   "health",
   "v1",

@@ -58,7 +58,7 @@ import {
   type ServerReflectionResponse,
 } from "../lib/protobuf/_reflection/gen/grpc/reflection/v1/reflection_pb.ts";
 import { ChatMessageSchema, ChatService, file_chat } from "./gen/chat_pb.ts";
-import { file_grpc_health_v1_health } from "./gen/grpc/health/v1/health_pb.ts";
+import { file_grpc_health_v1_health } from "../lib/protobuf/_reflection/gen/grpc/health/v1/health_pb.ts";
 import { StreamingCalcService } from "../examples/gen/streaming_calc_pb.ts";
 import { deadline, runProcess, runtime, startServer } from "./_helpers.ts";
 
@@ -452,8 +452,8 @@ describe("createReflectionService answers", () => {
     ) {
       const response = await call.ask({ case: "fileContainingSymbol", value });
       assert.deepEqual(fileNames(response), ["grpc/health/v1/health.proto"]);
-      // The schema of tests/proto's copy of grpc-proto's health.proto: same
-      // package, names, field numbers and method kinds.
+      // The schema of the health.proto the protobuf entry point carries
+      // (which tests/health.test.ts gives grpc-js and buf curl).
       assert.deepEqual(
         response.messageResponse.case === "fileDescriptorResponse" &&
           response.messageResponse.value.fileDescriptorProto[0],
