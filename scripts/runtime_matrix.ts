@@ -172,13 +172,19 @@ const ROWS: Row[] = [
       "faults_duplex.test.ts",
       "workerd_compression.test.ts",
       "client_gone.test.ts",
+      "echo_client_gone.test.ts",
+      "fetch_duplex_network_error.test.ts",
     ],
     workerd: ["echo and duplex"],
     node: ["duplex-http"],
   },
   {
     flow: "Duplex over WebSocket: `websocketDuplex`, `upgradeWebSocket`",
-    files: ["websocket.test.ts", "websocket_upgrade_refused.test.ts"],
+    files: [
+      "websocket.test.ts",
+      "websocket_upgrade_refused.test.ts",
+      "websocket_reset_before_open.test.ts",
+    ],
     workerd: ["WebSocket"],
     node: ["websocket"],
     workerdNote: "`WebSocketPair`",
@@ -218,6 +224,8 @@ const ROWS: Row[] = [
       "rpc_slow_request.test.ts",
       "rpc_client_deadlines.test.ts",
       "rpc_native_to_fetch.test.ts",
+      "refuse_native_grpc_universal.test.ts",
+      "health.test.ts",
     ],
     workerd: ["RPC"],
     node: ["rpc-web", "rpc-grpc"],
@@ -256,6 +264,7 @@ const ROWS: Row[] = [
       "protobuf_interop.test.ts",
       "fuzz_protobuf.test.ts",
       "protobuf_floor.test.ts",
+      "reflection.test.ts",
     ],
     workerdNone: "the RPC row's Worker uses the hand-written descriptors",
   },
@@ -269,6 +278,7 @@ const ROWS: Row[] = [
       "unicode_names.test.ts",
       "upload_handler_multipart.test.ts",
       "multipart_legacy_names.test.ts",
+      "multipart_field_charset.test.ts",
       "r2_sink.test.ts",
       "r2_sink_workerd.test.ts",
     ],
@@ -303,6 +313,7 @@ const ROWS: Row[] = [
       "faults_http2.test.ts",
       "router_hono.test.ts",
       "serve_tls.test.ts",
+      "serve_http2_tls.test.ts",
       "framework_body_limits.test.ts",
       "proxy_buffering.test.ts",
       "urls_hosts.test.ts",
@@ -527,8 +538,25 @@ export function render(input: {
   return out.join("\n");
 }
 
+/** A died run's log up to the file it died in: the files it finished. */
+export function finishedPart(log: string): string {
+  const lines = log.split("\n");
+  let last = lines.length;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (/^running \d+ tests? from /.test(lines[i])) {
+      last = i;
+      break;
+    }
+  }
+  return lines.slice(0, last).join("\n") + "\n";
+}
+
 if (import.meta.main) {
-  const denoLog = await readOptional(join(RUNS, "deno.log"));
+  // A run that died (Deno's node:http2 abort) ran its unfinished files
+  // again: the files it had finished are in the first run's log.
+  const died = await readOptional(join(RUNS, "deno.log.died"));
+  const lastLog = await readOptional(join(RUNS, "deno.log"));
+  const denoLog = died && lastLog ? finishedPart(died) + lastLog : lastLog;
   const bunLog = await readOptional(join(RUNS, "bun.log"));
   const nodeJson = await readOptional(join(RUNS, "node.json"));
   const chromiumJson = await readOptional(join(RUNS, "chromium.json"));
