@@ -248,6 +248,46 @@ describe("serveHttp2 over TLS", {
     assert.equal(server.url.href, httpsUrl(server).href);
   });
 
+  it("serveHttp2 with tls gives its handler an https: request URL, whatever :scheme the client sent (it was http:)", async () => {
+    const seen: string[] = [];
+    const own = await serveHttp2((request) => {
+      seen.push(request.url);
+      return Promise.resolve({ status: 204, headers: new Headers() });
+    }, { tls: { cert: tls.cert, key: tls.key } });
+    const session = http2.connect(httpsUrl(own), {
+      ca: tls.ca,
+      servername: "localhost",
+    });
+    session.on("error", () => {});
+    try {
+      const get = (headers: http2.OutgoingHttpHeaders) =>
+        deadline(
+          new Promise<unknown>((resolve, reject) => {
+            const stream = session.request(headers);
+            stream.on("response", (h) => resolve(h[":status"]));
+            stream.on("error", reject);
+            stream.resume();
+            stream.end();
+          }),
+          T,
+          "request",
+        );
+      assert.equal(await get({ ":path": "/a?b=1" }), 204);
+      assert.equal(await get({ ":path": "/c", ":scheme": "http" }), 204);
+      // The authority is the client's (`localhost`, its servername, under
+      // Deno's client): the scheme and the path are the point.
+      assert.deepEqual(
+        seen.map((url) => new URL(url)).map((u) =>
+          u.protocol + u.pathname + u.search
+        ),
+        ["https:/a?b=1", "https:/c"],
+      );
+    } finally {
+      session.close();
+      await deadline(own.shutdown(), T, "shutdown");
+    }
+  });
+
   it("serveHttp2 with tls serves grpc-js with SSL credentials (the test's CA): unary and bidi", async () => {
     const client = new grpc.Client(
       `127.0.0.1:${server.port}`,
