@@ -10,6 +10,24 @@ import { GrowingReader, pumpBytes } from "./pump_bytes.ts";
 const READ_BYTES = 64 * 1024;
 
 /**
+ * With a hold limit, the most bytes the consumer is handed at a time
+ * (pipeWithPace's `maxHeldBackMs`): a larger chunk is passed on in views of
+ * this size. The consumer that is the runtime takes its next chunk only
+ * once its write of the last one is done, so a take of a whole read (up to
+ * 16 MiB with a Content-Length, GrowingReader) needed the client to read
+ * all of it within the limit: at the 30-s default, a client reading less
+ * than about 0.56 MB/s was cut although it read. Each slice is one more
+ * write into the runtime: curl -T of 512 MiB through createEchoHandler()
+ * under Deno 2.9.6 over HTTP/1.1 (reads of 16 MiB), five alternated runs on
+ * a busy machine, medians: whole chunks 187 MB/s, 1 MiB slices 162, 256 KiB
+ * 152, 64 KiB 124; over h2c, and under Bun 1.4.5 over HTTP/1.1, 64 KiB
+ * slices made no difference. 256 KiB: a take then needs far less than the
+ * server's socket itself does (the runtime writes again once the client
+ * has read about a third of its send buffer, 1.4 MiB on Linux's loopback).
+ */
+const HOLD_SLICE_BYTES = 256 * 1024;
+
+/**
  * One idle limit: how long a single wait for a source may last. `begin()`
  * marks a wait starting now (or going on after a chunk: the limit counts
  * from here), `end()` a spell that is not a wait (a chunk being handled,
@@ -24,9 +42,11 @@ const READ_BYTES = 64 * 1024;
  * With `hold` as well (the echo's, whose consumer is its client), being
  * held back is limited too: a spell of `heldBack()` in which the
  * consumer's `hold.taken()` count stays the same for `hold.ms` stops the
- * watch and calls `hold.onHeld` (seen by the looks, so late by at most two
- * eighths of the limit, never early). Without `hold`, being held back is
- * never limited: a slow sink of the server's own is not the source's fault.
+ * watch and calls `hold.onHeld` (seen by the looks, every eighth of `ms`
+ * from the spell's start, so late by at most two eighths of `ms`, never
+ * early; the timer is re-armed once per spell, when `end()` starts one).
+ * Without `hold`, being held back is never limited: a slow sink of the
+ * server's own is not the source's fault.
  * `ms` 0 or undefined: no limit, no timer. Every idle timeout of a body is
  * kept by one of these: pipeWithPace's, withIdleTimeout's, PacedReader's,
  * the RPC server's request reads' and the resumable upload client's.
@@ -108,10 +128,20 @@ export class IdleWatch {
   /** Not waiting for the source from now until the next `begin()`. */
   end(): void {
     this.#since = -1;
-    // With a hold limit, a spell held back may begin here (the queue filled).
-    if (this.#hold !== undefined && this.#heldSince < 0 && !this.#stopped) {
+    // With a hold limit, a spell held back may begin here (the queue filled):
+    // the timer, armed for a whole limit by begin(), looks in an eighth of it
+    // instead, so that takes are seen from the start of the spell (armed for
+    // the whole limit, its first look restarted the spell: fired at about
+    // twice the limit). Once per spell, not per chunk: a spell lasts until a
+    // look finds room.
+    if (
+      this.#hold !== undefined && this.#heldSince < 0 && !this.#stopped &&
+      this.#ms > 0
+    ) {
       this.#heldSince = performance.now();
       this.#takenThen = this.#hold.taken();
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(this.#check, Math.max(1, this.#ms / 8));
     }
   }
 
@@ -208,9 +238,12 @@ export interface PaceOptions {
    * The longest the consumer may hold the source back (the queue full)
    * while taking nothing, in milliseconds: for a consumer that is the
    * client (the echo's response), whose not reading is its own doing, as
-   * nginx's `send_timeout`. Counted only with an `idleTimeoutMs` (its
-   * timer looks); 0 or undefined: none (a slow sink of the server's own
-   * must not time out).
+   * nginx's `send_timeout`. With it, a chunk larger than 256 KiB is handed
+   * on in views of 256 KiB (a take is then about that much sent to the
+   * client: the runtime takes its next chunk once its write of the last
+   * one is done), so the consumer must take about 256 KiB per limit.
+   * Counted only with an `idleTimeoutMs` (its timer looks); 0 or
+   * undefined: none (a slow sink of the server's own must not time out).
    */
   maxHeldBackMs?: number;
   /** The error for a consumer past `maxHeldBackMs`. */
@@ -256,16 +289,17 @@ export interface PaceOptions {
  * the queue is full: after a spell of the consumer holding the stream back,
  * the idle error may come up to that much late, never early. With
  * `maxHeldBackMs`, a consumer that holds the stream back that long while
- * taking nothing errors it with `onHeldBack()`'s error (the echo's client
- * that reads nothing, or that left without the runtime saying so). A
- * consumer with a read loop of its own uses PacedReader instead (exact, and with a
- * minimum rate). Where a handler reads the body itself and answers with a
- * response body of its own, use withIdleTimeout: under Deno 2.9.6 over
- * HTTP/1.1, when such a handler failed with a read of the request pending,
- * its errored response body closed the connection if the request body was
- * read through a reader (or an identity TransformStream), but not if it was
- * piped through a TransformStream with a transform function (the client
- * waited forever). Returns `source` itself when there is nothing to do.
+ * taking nothing (chunks handed on 256 KiB at a time) errors it with
+ * `onHeldBack()`'s error (the echo's client that reads nothing, or that
+ * left without the runtime saying so). A consumer with a read loop of its
+ * own uses PacedReader instead (exact, and with a minimum rate). Where a
+ * handler reads the body itself and answers with a response body of its
+ * own, use withIdleTimeout: under Deno 2.9.6 over HTTP/1.1, when such a
+ * handler failed with a read of the request pending, its errored response
+ * body closed the connection if the request body was read through a reader
+ * (or an identity TransformStream), but not if it was piped through a
+ * TransformStream with a transform function (the client waited forever).
+ * Returns `source` itself when there is nothing to do.
  */
 export function pipeWithPace(
   source: ReadableStream<Uint8Array>,
@@ -288,12 +322,21 @@ export function pipeWithPace(
   let done = false;
   // The queue has no room: the consumer holds the stream back.
   const full = () => (controller.desiredSize ?? 0) <= 0;
-  const strategy = heldBytesStrategy(readAheadBytes);
+  // The hold limit counts only with an idle limit (its timer looks).
+  const maxHeldBackMs = idleMs > 0 ? options.maxHeldBackMs ?? 0 : 0;
+  // The size of the slice being enqueued (see transform), set just before
+  // the queue sizes it: -1 when chunks go in whole.
+  let sliceSize = -1;
+  const strategy = maxHeldBackMs > 0
+    ? {
+      highWaterMark: Math.max(readAheadBytes, 1),
+      size: (chunk: Uint8Array) => sliceSize < 0 ? heldBytes(chunk) : sliceSize,
+    }
+    : heldBytesStrategy(readAheadBytes);
   // What has gone into the queue, in the strategy's sizes: with the desired
   // size, a count that grows exactly when the consumer takes a chunk (what
   // came in, less what is queued, plus the high-water mark).
   let queued = 0;
-  const maxHeldBackMs = options.maxHeldBackMs ?? 0;
   const idle = new IdleWatch(
     idleMs,
     () => fail(options.onIdle?.()),
@@ -327,9 +370,36 @@ export function pipeWithPace(
         else signal?.addEventListener("abort", aborted, { once: true });
       },
       transform(chunk, c) {
-        // Sized before the queue takes it (a consumer may detach it).
-        if (maxHeldBackMs > 0) queued += heldBytes(chunk);
-        c.enqueue(chunk);
+        if (maxHeldBackMs === 0) c.enqueue(chunk);
+        else if (chunk.byteLength <= HOLD_SLICE_BYTES) {
+          // Sized before the queue takes it (a consumer may detach it).
+          queued += heldBytes(chunk);
+          c.enqueue(chunk);
+        } else {
+          // Handed on HOLD_SLICE_BYTES at a time, as views (no copy), so
+          // that a take is about that much read by the client. The buffer
+          // counts once, as a whole chunk would: each slice its bytes, the
+          // last one the rest of the buffer (kept alive until it goes). A
+          // consumer that transferred a slice's buffer would empty the
+          // slices after it: the runtimes' response bodies do not (the
+          // echo comes back byte for byte, tests/echo_client_gone.test.ts).
+          const held = heldBytes(chunk);
+          const length = chunk.byteLength;
+          let offset = 0;
+          try {
+            while (length - offset > HOLD_SLICE_BYTES) {
+              const end = offset + HOLD_SLICE_BYTES;
+              sliceSize = HOLD_SLICE_BYTES;
+              c.enqueue(chunk.subarray(offset, end));
+              offset = end;
+            }
+            sliceSize = held - offset;
+            c.enqueue(chunk.subarray(offset));
+          } finally {
+            sliceSize = -1;
+          }
+          queued += held;
+        }
         // The chunk came into room: from now, waiting unless it filled the
         // queue (then the watch's timer looks until there is room again).
         if (full()) idle.end();
@@ -337,8 +407,8 @@ export function pipeWithPace(
       },
     },
     undefined,
-    // At least one byte (heldBytesStrategy), so that an empty queue reads
-    // as waiting.
+    // At least one byte (as heldBytesStrategy), so that an empty queue
+    // reads as waiting.
     strategy,
   );
   // The pipe settles however it ends (the source done, an error, the

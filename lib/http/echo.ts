@@ -67,15 +67,19 @@ export interface EchoOptions {
   /**
    * The longest wait for the next bytes of the request, in milliseconds,
    * while the echo is ready for them, and the longest the client may leave
-   * the echo's read-ahead full while reading none of it (nginx's
+   * the echo's read-ahead full while taking none of it (nginx's
    * `send_timeout`): past either the response body errors with an
    * {@linkcode HttpError} 408 naming it and the request is cancelled, so a
    * client that sends nothing, or reads nothing, cannot pin the exchange
    * forever (nor one that left without the runtime telling the handler:
-   * Bun 1.4.5 sometimes does not, docs/known-runtime-issues.md). A client
-   * that reads, however little, within each spell of this length is not
-   * cut. Either may come up to a quarter of it late, never early. `0`
-   * disables both.
+   * Bun 1.4.5 sometimes does not, docs/known-runtime-issues.md). The echo
+   * is handed to the runtime at most 256 KiB at a time, and the runtime
+   * takes the next piece once the server's socket has room for it, which
+   * it has again only once the client has read about a third of the
+   * socket's send buffer (about 1.4 MiB on Linux's loopback): a client
+   * must read about that and one piece (1.6 MiB) per spell of this length
+   * (about 60 KB/s at the default; measured with Deno 2.9.6). Either limit may come up to a
+   * quarter of it late, never early. `0` disables both.
    *
    * @default {30000}
    */
@@ -106,7 +110,7 @@ export interface EchoOptions {
  * --unstable-no-legacy-abort` silences it. Deno 2.9.6 still keeps some
  * sockets of clients that close mid-transfer, whatever the handler: a
  * runtime race, see docs/known-runtime-issues.md (g).) A client that stops
- * reading ends the echo's pipeline once it has read nothing for
+ * reading ends the echo's pipeline once it has taken nothing for
  * `idleTimeoutMs` (its streams and its timer go), but if it keeps its
  * connection open it may still hold that connection (and its file
  * descriptor, and one of `serve`'s `maxConcurrentRequests`, which such
@@ -194,7 +198,7 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     onHeldBack: () =>
       new HttpError(
         408,
-        `Cannot echo: the client read none of the echo for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+        `Cannot echo: the client took none of the echo (256 KiB at a time) for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
     readAheadBytes,
     maxReadBytes: duplexMaxReadBytes(request),
