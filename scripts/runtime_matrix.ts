@@ -556,7 +556,9 @@ if (import.meta.main) {
   // again: the files it had finished are in the first run's log.
   const died = await readOptional(join(RUNS, "deno.log.died"));
   const lastLog = await readOptional(join(RUNS, "deno.log"));
-  const denoLog = died && lastLog ? finishedPart(died) + lastLog : lastLog;
+  const denoLog = died && lastLog && !lastLog.startsWith(died)
+    ? finishedPart(died) + lastLog
+    : lastLog;
   const bunLog = await readOptional(join(RUNS, "bun.log"));
   const nodeJson = await readOptional(join(RUNS, "node.json"));
   const chromiumJson = await readOptional(join(RUNS, "chromium.json"));

@@ -90,14 +90,17 @@ deno_tests() {
       failed+=("$name (hung)")
       return
     fi
+    if [ "$attempt" -eq 2 ] && ! grep -qE '^(ok|FAILED) \|' "$log"; then
+      echo "$name died before its summary again: not run a third time" | tee -a "$log"
+    fi
     if [ "$attempt" -eq 1 ] && ! grep -qE '^(ok|FAILED) \|' "$log"; then
-      cp "$log" "$log.died"
       mapfile -t finished < <(grep -aoE '^running [0-9]+ tests? from \./[^ ]+' "$log" | sed 's#.* from \./##' | head -n -1)
       if finished_part "$log" | grep -qaE ' \.\.\. FAILED'; then
-        echo "$name died before its summary (Deno's node:http2, known runtime issue (e)), after a failure: not run again (its log: $log.died)" | tee -a "$log"
+        echo "$name died before its summary (Deno's node:http2, known runtime issue (e)), after a failure: not run again" | tee -a "$log"
         failed+=("$name")
         return
       fi
+      cp "$log" "$log.died"
       rest=()
       for file in "${files[@]}"; do
         [[ " ${finished[*]} " == *" $file "* ]] || rest+=("$file")
@@ -285,9 +288,24 @@ interop_died=$(steps_of "$logs/deno-interop.log.died")
 if [ "$deno_died" -gt 0 ] || [ "$interop_died" -gt 0 ]; then
   echo "deno test, files finished before the abort: $deno_died steps passed (rpc interop: $interop_died)"
 fi
-deno_pass=$(($(count "$deno_line" passed) + $(count "$interop_line" passed) + deno_died + interop_died))
+# A run that died with no run after it (after a failure, or a second time):
+# the steps of the files it finished, and its failures there (at least one:
+# it died).
+unfinished_fail=0
+deno_unfinished=0
+interop_unfinished=0
+for log in "$logs/deno.log" "$logs/deno-interop.log"; do
+  [ -f "$log" ] || continue
+  grep -qE '^(ok|FAILED) \|' "$log" && continue
+  p=$(steps_of "$log")
+  f=$(finished_part "$log" | grep -caE '^ +.* \.\.\. FAILED' || true)
+  echo "$(basename "$log" .log): died before its summary; in the files it finished, $p steps passed and $f failed"
+  if [ "$log" = "$logs/deno.log" ]; then deno_unfinished=$p; else interop_unfinished=$p; fi
+  unfinished_fail=$((unfinished_fail + (f > 0 ? f : 1)))
+done
+deno_pass=$(($(count "$deno_line" passed) + $(count "$interop_line" passed) + deno_died + interop_died + deno_unfinished + interop_unfinished))
 passed=$((doc_pass + deno_pass + ${bun_pass:-0} + ${node_pass:-0} + ${browser_pass:-0}))
-failures=$(($(count "$doc_line" failed) + $(count "$deno_line" failed) + $(count "$interop_line" failed) + ${bun_fail:-0} + ${node_fail:-0} + ${browser_fail:-0}))
+failures=$(($(count "$doc_line" failed) + $(count "$deno_line" failed) + $(count "$interop_line" failed) + unfinished_fail + ${bun_fail:-0} + ${node_fail:-0} + ${browser_fail:-0}))
 # A failed step that is not a test run (fmt, lint, ...) counts as one failure.
 for name in "${failed[@]}"; do
   case "$name" in "doc examples" | "deno test" | "deno test (rpc interop)" | "bun test" | "node client" | "browser") ;; *) failures=$((failures + 1)) ;; esac
@@ -297,7 +315,7 @@ done
 if [[ " ${failed[*]} " == *" browser "* ]] && [ -z "$browser_line" ]; then
   failures=$((failures + 1))
 fi
-for runner in "doc examples:$doc_pass" "deno test:$(count "$deno_line" passed)" "deno test (rpc interop):$(count "$interop_line" passed)" "bun test:${bun_pass:-0}" "node client:${node_pass:-0}"; do
+for runner in "doc examples:$doc_pass" "deno test:$(($(count "$deno_line" passed) + deno_died + deno_unfinished))" "deno test (rpc interop):$(($(count "$interop_line" passed) + interop_died + interop_unfinished))" "bun test:${bun_pass:-0}" "node client:${node_pass:-0}"; do
   if [ "${runner##*:}" -eq 0 ]; then
     echo "FAILED: ${runner%:*} ran no test"
     failures=$((failures + 1))
