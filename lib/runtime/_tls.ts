@@ -40,15 +40,41 @@ export function checkTls(
  * started serveHttp2 under Deno, whose every client then failed its
  * handshake with no word on the server ("Client network socket
  * disconnected"), and Bun threw OpenSSL's own words
- * (`KEY_VALUES_MISMATCH`).
+ * (`KEY_VALUES_MISMATCH`). Each is read from its first PEM block of the
+ * kind, as the servers read them: one file holding the key and the chain
+ * may be given as both (Deno's createPrivateKey refused the whole of it).
  */
 function checkPair(what: string, cert: string, key: string): void {
+  const keyBlock =
+    /-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----[\s\S]*?-----END \1-----/
+      .exec(key)?.[0];
+  const certBlock =
+    /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/
+      .exec(cert)?.[0];
+  if (keyBlock === undefined) {
+    throw new TypeError(
+      `Cannot ${what}: tls.key holds no private key (no -----BEGIN ... PRIVATE KEY----- block)`,
+    );
+  }
+  if (certBlock === undefined) {
+    throw new TypeError(
+      `Cannot ${what}: tls.cert holds no certificate (no -----BEGIN CERTIFICATE----- block)`,
+    );
+  }
+  if (
+    keyBlock.startsWith("-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
+    /^Proc-Type: *4, *ENCRYPTED/m.test(keyBlock)
+  ) {
+    throw new TypeError(
+      `Cannot ${what}: tls.key is encrypted: pass it decrypted (this option takes no passphrase)`,
+    );
+  }
   const read = <T>(name: string, kind: string, make: () => T): T => {
     try {
       return make();
     } catch (cause) {
       throw new TypeError(
-        `Cannot ${what}: ${name} is no ${kind} PEM the runtime can read (${
+        `Cannot ${what}: ${name} is no ${kind} the runtime can read (${
           messageOf(cause)
         })`,
         { cause },
@@ -58,12 +84,12 @@ function checkPair(what: string, cert: string, key: string): void {
   const privateKey = read(
     "tls.key",
     "private key",
-    () => createPrivateKey(key),
+    () => createPrivateKey(keyBlock),
   );
   const certificate = read(
     "tls.cert",
     "certificate",
-    () => new X509Certificate(cert),
+    () => new X509Certificate(certBlock),
   );
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new TypeError(
