@@ -78,7 +78,10 @@ export interface EchoOptions {
    * it has again only once the client has read about a third of the
    * socket's send buffer (about 1.4 MiB on Linux's loopback): a client
    * must read about that and one piece (1.6 MiB) per spell of this length
-   * (about 60 KB/s at the default; measured with Deno 2.9.6). Either limit may come up to a
+   * (about 60 KB/s at the default; measured with Deno 2.9.6). A piece is
+   * counted as the request sent it: with a compressed request it is 256
+   * KiB before decoding, so the client must read its decoded size (a 16:1
+   * gzip request: about 4 MiB) per spell. Either limit may come up to a
    * quarter of it late, never early. `0` disables both.
    *
    * @default {30000}
@@ -198,7 +201,7 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
     onHeldBack: () =>
       new HttpError(
         408,
-        `Cannot echo: the client took none of the echo (256 KiB at a time) for ${idleTimeoutMs} ms (idleTimeoutMs)`,
+        `Cannot echo: the client took no further part of the echo for ${idleTimeoutMs} ms (idleTimeoutMs)`,
       ),
     readAheadBytes,
     maxReadBytes: duplexMaxReadBytes(request),
