@@ -7,7 +7,6 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { fetchDuplex, openDuplex } from "../lib/http/mod.ts";
 import {
   createClient,
@@ -17,38 +16,13 @@ import {
 import { StreamingCalcService } from "../examples/streaming_calc.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
 import { makeCertificates } from "./browser/_test_server.ts";
-import { deadline, makeTempDir, removeDir } from "./_helpers.ts";
-
-const T = 20_000;
-
-// Deno: "tcp connect error: Connection refused (os error 111)" in its fetch
-// error's cause; Bun: "ECONNREFUSED: Unable to connect. ..." as the message.
-const REFUSED = /Connection refused|ECONNREFUSED/;
-// Deno: "invalid peer certificate: UnknownIssuer" in its fetch error's cause;
-// Bun: "unable to verify the first certificate" as the message.
-const UNTRUSTED =
-  /invalid peer certificate: UnknownIssuer|unable to verify the first certificate/;
-
-/** A URL on 127.0.0.1 whose port was just closed: connecting is refused. */
-async function refusedUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return `http://127.0.0.1:${port}/`;
-}
-
-/** What `promise` rejected with (it must reject, within T). */
-function rejection(promise: Promise<unknown>, what: string): Promise<unknown> {
-  return deadline(
-    promise.then(
-      () => assert.fail(`${what} resolved`),
-      (error: unknown) => error,
-    ),
-    T,
-    what,
-  );
-}
+import { makeTempDir, removeDir } from "./_helpers.ts";
+import {
+  REFUSED,
+  refusedUrl,
+  rejection,
+  UNTRUSTED,
+} from "./_network_failures.ts";
 
 /** A request body that is never written to. */
 function body(): ReadableStream<Uint8Array> {
