@@ -7,30 +7,17 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { createClient as createConnectClient } from "@connectrpc/connect";
-import { createGrpcTransport as connectNodeGrpc } from "@connectrpc/connect-node";
-import {
-  Code,
-  createClient,
-  createGrpcTransport,
-  createRpcHandler,
-  RpcError,
-} from "../lib/rpc/mod.ts";
-import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
+import { Code, createRpcHandler, RpcError } from "../lib/rpc/mod.ts";
 import type { Server } from "../lib/runtime/serve.ts";
+import { streamingCalc } from "../examples/streaming_calc.ts";
+import { runtime, startServer } from "./_helpers.ts";
 import {
-  streamingCalc,
-  StreamingCalcService,
-} from "../examples/streaming_calc.ts";
-import { deadline, runtime, startServer } from "./_helpers.ts";
-import {
-  connectService,
-  grpcJsClient,
-  grpcJsSum,
-  int64,
-} from "./_calc_peers.ts";
+  connectNodeRefusal,
+  grpcJsRefusal,
+  sluiceGrpcRefusal,
+} from "./_native_grpc_refused.ts";
 
-const T = 20_000;
+const HINT = /^Cannot serve native gRPC from a fetch handler: .*serveHttp2/;
 const h2c = runtime === "deno" ? false : "Bun.serve speaks no HTTP/2 (h2c)";
 
 describe("createRpcHandler refuses native gRPC", () => {
@@ -59,10 +46,7 @@ describe("createRpcHandler refuses native gRPC", () => {
       String(Code.Unimplemented),
     );
     const message = decodeURIComponent(response.headers.get("grpc-message")!);
-    assert.match(
-      message,
-      /^Cannot serve native gRPC from a fetch handler: .*serveHttp2/,
-    );
+    assert.match(message, HINT);
     assert.equal(await response.text(), "");
   });
 
@@ -87,24 +71,9 @@ describe("createRpcHandler refuses native gRPC", () => {
     "createRpcHandler under Deno.serve (h2c): grpc-js reports UNIMPLEMENTED with the hint (it read a 415's text as a frame: RESOURCE_EXHAUSTED)",
     { skip: h2c },
     async () => {
-      const client = grpcJsClient(`127.0.0.1:${server.port}`);
-      try {
-        const error = await deadline(
-          grpcJsSum(client, [2n]).then(
-            (value) => assert.fail(`resolved with ${value}`),
-            (error: grpc.ServiceError) => error,
-          ),
-          T,
-          "the grpc-js call",
-        );
-        assert.equal(error.code, grpc.status.UNIMPLEMENTED, String(error));
-        assert.match(
-          error.details,
-          /^Cannot serve native gRPC from a fetch handler: .*serveHttp2/,
-        );
-      } finally {
-        client.close();
-      }
+      const error = await grpcJsRefusal(server.port);
+      assert.equal(error.code, grpc.status.UNIMPLEMENTED, String(error));
+      assert.match(error.details, HINT);
     },
   );
 
@@ -112,35 +81,10 @@ describe("createRpcHandler refuses native gRPC", () => {
     "createRpcHandler under Deno.serve (h2c): sluice's gRPC client reports UNIMPLEMENTED with the hint (it read a 415: UNKNOWN)",
     { skip: h2c },
     async () => {
-      const baseUrl = server.url.origin;
-      const httpClient = createHttp2Client(baseUrl);
-      try {
-        const client = createClient(
-          StreamingCalcService,
-          createGrpcTransport({ baseUrl, httpClient }),
-        );
-        const error = await deadline(
-          (async () => {
-            const call = client.sum();
-            await call.send(2n);
-            await call.complete();
-            return await call.receive();
-          })().then(
-            (value) => assert.fail(`resolved with ${value}`),
-            (error: unknown) => error,
-          ),
-          T,
-          "the sluice call",
-        );
-        assert.ok(error instanceof RpcError, String(error));
-        assert.equal(error.code, Code.Unimplemented, String(error));
-        assert.match(
-          error.rawMessage,
-          /^Cannot serve native gRPC from a fetch handler: .*serveHttp2/,
-        );
-      } finally {
-        await httpClient.close();
-      }
+      const error = await sluiceGrpcRefusal(server.url.origin);
+      assert.ok(error instanceof RpcError, String(error));
+      assert.equal(error.code, Code.Unimplemented, String(error));
+      assert.match(error.rawMessage, HINT);
     },
   );
 
@@ -148,27 +92,9 @@ describe("createRpcHandler refuses native gRPC", () => {
     "createRpcHandler under Deno.serve (h2c): connect-node's gRPC transport reports UNIMPLEMENTED with the hint (it read a 415: UNKNOWN)",
     { skip: h2c },
     async () => {
-      const client = createConnectClient(
-        connectService(),
-        connectNodeGrpc({ baseUrl: server.url.origin }),
-      );
-      async function* values() {
-        yield int64(2n);
-      }
-      const error = await deadline(
-        // deno-lint-ignore no-explicit-any
-        (client as any).sum(values()).then(
-          (value: unknown) => assert.fail(`resolved with ${value}`),
-          (error: unknown) => error,
-        ),
-        T,
-        "the connect-node call",
-      ) as { code: number; rawMessage: string };
+      const error = await connectNodeRefusal(server.url.origin);
       assert.equal(error.code, Code.Unimplemented, String(error));
-      assert.match(
-        error.rawMessage,
-        /^Cannot serve native gRPC from a fetch handler: .*serveHttp2/,
-      );
+      assert.match(error.rawMessage, HINT);
     },
   );
 });
