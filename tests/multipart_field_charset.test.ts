@@ -22,39 +22,13 @@ import {
 } from "../lib/http/mod.ts";
 import type { Server } from "../lib/runtime/serve.ts";
 import { startServer } from "./_helpers.ts";
+import { field, file, formBody, utf8Bytes } from "./_byte_forms.ts";
 
 const B = "----WebKitFormBoundaryZ1pQ8sTgC4nLw2Hf";
 
-/** A byte string (one char per byte) as its bytes. */
-function bytesOf(text: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(text, (c) => {
-    assert.ok(c.charCodeAt(0) < 0x100, "a byte string");
-    return c.charCodeAt(0);
-  });
-}
-
-/** UTF-8 text as a byte string. */
-function utf8Bytes(text: string): string {
-  return String.fromCharCode(...new TextEncoder().encode(text));
-}
-
-/** A multipart body from byte-string part texts (headers CRLF CRLF body). */
+/** A multipart body with boundary B from byte-string part texts. */
 function body(parts: string[]): Uint8Array<ArrayBuffer> {
-  let text = "";
-  for (const part of parts) text += `--${B}\r\n${part}\r\n`;
-  return bytesOf(`${text}--${B}--\r\n`);
-}
-
-/** A field part, its value a byte string, with a Content-Type if given. */
-function field(name: string, value: string, contentType?: string): string {
-  const type = contentType === undefined
-    ? ""
-    : `\r\nContent-Type: ${contentType}`;
-  return `Content-Disposition: form-data; name="${name}"${type}\r\n\r\n${value}`;
-}
-
-function file(name: string, filename: string, data: string): string {
-  return `Content-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: text/plain\r\n\r\n${data}`;
+  return formBody(B, parts);
 }
 
 /** 新しい in Shift_JIS (TextEncoder writes only UTF-8): 90 56, 82 B5, 82 A2. */

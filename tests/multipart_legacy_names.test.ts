@@ -20,35 +20,13 @@ import {
 } from "../lib/http/mod.ts";
 import { createFileSink, createHasher } from "../lib/runtime/fs.ts";
 import { makeTempDir, removeDir } from "./_helpers.ts";
+import { field, file, formBody, utf8Bytes } from "./_byte_forms.ts";
 
 const B = "----WebKitFormBoundaryvgsugOFzYUJs6QLB";
 
-/** A byte string (one char per byte) as its bytes. */
-function bytesOf(text: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(text, (c) => {
-    assert.ok(c.charCodeAt(0) < 0x100, "a byte string");
-    return c.charCodeAt(0);
-  });
-}
-
-/** UTF-8 text as a byte string. */
-function utf8Bytes(text: string): string {
-  return String.fromCharCode(...new TextEncoder().encode(text));
-}
-
-/** A multipart body from byte-string part texts (headers CRLF CRLF body). */
+/** A multipart body with boundary B from byte-string part texts. */
 function body(parts: string[]): Uint8Array<ArrayBuffer> {
-  let text = "";
-  for (const part of parts) text += `--${B}\r\n${part}\r\n`;
-  return bytesOf(`${text}--${B}--\r\n`);
-}
-
-function file(name: string, filename: string, data: string): string {
-  return `Content-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: text/plain\r\n\r\n${data}`;
-}
-
-function field(name: string, value: string): string {
-  return `Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
+  return formBody(B, parts);
 }
 
 /**
