@@ -314,6 +314,7 @@ const ROWS: Row[] = [
       "router_hono.test.ts",
       "serve_tls.test.ts",
       "serve_http2_tls.test.ts",
+      "serve_http2_churn.test.ts",
       "framework_body_limits.test.ts",
       "proxy_buffering.test.ts",
       "urls_hosts.test.ts",
