@@ -7,14 +7,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { openDuplex, upload } from "../lib/http/mod.ts";
-import { serve, type Server } from "../lib/runtime/serve.ts";
-import { makeCertificates } from "./browser/_test_server.ts";
-import { makeTempDir, removeDir, runtime } from "./_helpers.ts";
+import { runtime } from "./_helpers.ts";
 import {
   REFUSED,
   refusedUrl,
   rejection,
   UNTRUSTED,
+  untrustedServer,
 } from "./_network_failures.ts";
 
 /** Asserts a TypeError "Cannot <what>: ..." naming `reason`, with a cause. */
@@ -64,21 +63,9 @@ describe("client fetch failures name the reason", () => {
 });
 
 describe("client fetch failures name an untrusted certificate", () => {
-  let dir: string;
-  let server: Server;
-  before(async () => {
-    dir = await makeTempDir("tls-");
-    const { cert, key } = await makeCertificates(dir);
-    server = await serve((request) => new Response(request.body), {
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert, key },
-    });
-  });
-  after(async () => {
-    await server?.shutdown();
-    await removeDir(dir);
-  });
+  const server = untrustedServer();
+  before(() => server.start());
+  after(() => server.stop());
 
   it("upload to an https server whose CA is not trusted rejects with a TypeError naming the certificate", async () => {
     const error = await rejection(

@@ -14,14 +14,13 @@ import {
   RpcError,
 } from "../lib/rpc/mod.ts";
 import { StreamingCalcService } from "../examples/streaming_calc.ts";
-import { serve, type Server } from "../lib/runtime/serve.ts";
-import { makeCertificates } from "./browser/_test_server.ts";
-import { makeTempDir, removeDir } from "./_helpers.ts";
 import {
+  fetchRejection,
   REFUSED,
   refusedUrl,
   rejection,
   UNTRUSTED,
+  untrustedServer,
 } from "./_network_failures.ts";
 
 /** A request body that is never written to. */
@@ -52,14 +51,7 @@ describe("fetchDuplex names a network error's reason", () => {
     );
     assertNamed(error, REFUSED);
     // What the runtime's fetch itself rejects with, to the same port.
-    const runtimes = await rejection(
-      fetch(url, {
-        method: "POST",
-        body: body(),
-        duplex: "half",
-      } as RequestInit),
-      "fetch",
-    ) as Error;
+    const runtimes = await fetchRejection(url);
     // Bun's fetch names the reason itself: its error is passed on as it
     // is; Deno's says only "fetch failed": wrapped, the error its cause.
     const own = REFUSED.test(runtimes.message) ? error : error.cause;
@@ -69,14 +61,7 @@ describe("fetchDuplex names a network error's reason", () => {
   });
 
   it("openDuplex and the RPC fetch client to a refused port keep the runtime's fetch error as the cause, not a wrapper of it", async () => {
-    const runtimes = await rejection(
-      fetch(url, {
-        method: "POST",
-        body: body(),
-        duplex: "half",
-      } as RequestInit),
-      "fetch",
-    ) as Error;
+    const runtimes = await fetchRejection(url);
     const { stream, response } = openDuplex(url);
     const error = await rejection(response, "openDuplex's response");
     await stream.close().catch(() => {});
@@ -133,21 +118,9 @@ describe("fetchDuplex names a network error's reason", () => {
 });
 
 describe("fetchDuplex names an untrusted certificate", () => {
-  let dir: string;
-  let server: Server;
-  before(async () => {
-    dir = await makeTempDir("tls-");
-    const { cert, key } = await makeCertificates(dir);
-    server = await serve((request) => new Response(request.body), {
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert, key },
-    });
-  });
-  after(async () => {
-    await server?.shutdown();
-    await removeDir(dir);
-  });
+  const server = untrustedServer();
+  before(() => server.start());
+  after(() => server.stop());
 
   it("fetchDuplex to an https server whose CA is not trusted rejects with a TypeError naming the certificate, the runtime's error as its cause", async () => {
     const error = await rejection(
@@ -155,14 +128,7 @@ describe("fetchDuplex names an untrusted certificate", () => {
       "fetchDuplex",
     );
     assertNamed(error, UNTRUSTED);
-    const runtimes = await rejection(
-      fetch(server.url, {
-        method: "POST",
-        body: body(),
-        duplex: "half",
-      } as RequestInit),
-      "fetch",
-    ) as Error;
+    const runtimes = await fetchRejection(server.url);
     // Bun's names the certificate itself: passed on as it is.
     const own = UNTRUSTED.test(runtimes.message) ? error : error.cause;
     assert.ok(own instanceof TypeError, String(own));
