@@ -34,7 +34,7 @@ import {
   deadline,
   runProcess,
   runtime,
-  startChild,
+  startH2Child,
   startServer,
 } from "./_helpers.ts";
 import { createMessageType } from "../lib/protobuf/mod.ts";
@@ -59,32 +59,13 @@ const PROTO = join(
 const T = 20_000; // per-operation deadline, generous for a noisy machine
 
 /** serveHttp2 with the health service beside StreamingCalcService. */
-async function startHealthServer(): Promise<{
+function startHealthServer(): Promise<{
   child: Child;
   port: number;
   url: string;
   stop(): Promise<void>;
 }> {
-  const child = await startChild("_health_h2_server.ts");
-  const port = Number(child.first.port);
-  return {
-    child,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      const { code, signal } = await child.stop();
-      if (code === 0) return;
-      const how = signal ?? `exit code ${code}`;
-      assert.equal(
-        runtime,
-        "deno",
-        `serveHttp2's process ended with ${how} at shutdown`,
-      );
-      console.warn(
-        `serveHttp2's process ended with ${how} at shutdown: Deno's node:http2 (docs/known-runtime-issues.md (e))`,
-      );
-    },
-  };
+  return startH2Child("_health_h2_server.ts");
 }
 
 // ---------- grpc-js ----------

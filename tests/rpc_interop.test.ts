@@ -35,7 +35,7 @@ import {
   streamingCalc,
   StreamingCalcService,
 } from "../examples/streaming_calc.ts";
-import { deadline, runtime, startChild, startServer } from "./_helpers.ts";
+import { deadline, startH2Child, startServer } from "./_helpers.ts";
 import {
   connectEchoService,
   connectService,
@@ -66,38 +66,16 @@ const GUIDE_INCREMENTAL = [...RUNNING.map((v) => `Value: ${v}`), "Complete."];
 
 /**
  * serveHttp2 with StreamingCalcService in a child process
- * (tests/_calc_h2_server.ts): under Deno, node:http2 can abort the process
- * that closes a session (docs/known-runtime-issues.md (e)), which must not
- * take the test runner with it. `stop` shuts it down; an abnormal exit
- * fails the test, except Deno's known abort after the cases passed, which
- * is reported.
+ * (tests/_calc_h2_server.ts, {@linkcode startH2Child}).
  */
-async function startCalcServer(
+function startCalcServer(
   options: Record<string, unknown> = {},
   serveOptions: Record<string, unknown> = {},
 ): Promise<{ port: number; url: string; stop(): Promise<void> }> {
-  const child = await startChild("_calc_h2_server.ts", [
+  return startH2Child("_calc_h2_server.ts", [
     JSON.stringify(options),
     JSON.stringify(serveOptions),
   ]);
-  const port = Number(child.first.port);
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      const { code, signal } = await child.stop();
-      if (code === 0) return;
-      const how = signal ?? `exit code ${code}`;
-      assert.equal(
-        runtime,
-        "deno",
-        `serveHttp2's process ended with ${how} at shutdown`,
-      );
-      console.warn(
-        `serveHttp2's process ended with ${how} at shutdown: Deno's node:http2 (docs/known-runtime-issues.md (e))`,
-      );
-    },
-  };
 }
 
 describe("grpc-js client -> our native gRPC server (serveHttp2)", () => {
