@@ -16,7 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { deadline, runtime } from "./_helpers.ts";
+import { deadline, runProcess, runtime } from "./_helpers.ts";
 
 const T = 60_000;
 
@@ -98,15 +98,8 @@ function runOneCallClients(port: number, n: number): Promise<string> {
       await new Promise((resolve) => setTimeout(resolve, 500));
     })();
   `;
-  return new Promise((resolve, reject) => {
-    const child = spawn("node", ["-e", script], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => out += d);
-    child.once("error", reject);
-    child.once("close", () => resolve(out));
-  });
+  return runProcess("node", ["-e", script], { cwd: ".", timeoutMs: T })
+    .then(({ stdout }) => stdout);
 }
 
 describe("serveHttp2 under connection churn (server in its own process)", () => {
