@@ -564,19 +564,23 @@ export interface ProcessOutput {
 }
 
 /**
- * Runs `command` with `args` in `cwd` (no colours), its output collected;
- * killed after `timeoutMs`.
+ * Runs `command` with `args` in `cwd` (no colours, `env` added to this
+ * process's environment), its output collected; killed after `timeoutMs`.
  */
 export function runProcess(
   command: string,
   args: string[],
-  { cwd, timeoutMs = 120_000 }: { cwd: string; timeoutMs?: number },
+  { cwd, timeoutMs = 120_000, env = {} }: {
+    cwd: string;
+    timeoutMs?: number;
+    env?: Record<string, string>;
+  },
 ): Promise<ProcessOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", ...env },
     });
     let stdout = "";
     let stderr = "";

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
@@ -24,6 +25,7 @@ import {
   lockstep,
   makeTempDir,
   removeDir,
+  runProcess,
   runtime,
   startChild,
 } from "./_helpers.ts";
@@ -289,6 +291,50 @@ describe("serve over HTTPS", {
     } finally {
       client.close();
       await deadline(server.shutdown(), 20_000, "shutdown");
+    }
+  });
+
+  it("uploadFile sends a file to an https server whose CA the runtime was told to trust (DENO_CERT under Deno, whose node:https ignored it: 'unable to verify the first certificate'; NODE_EXTRA_CA_CERTS under Bun)", async () => {
+    const server = await serve(async (request) => {
+      const body = new Uint8Array(await request.arrayBuffer());
+      const hash = createHash("sha256").update(body).digest("hex");
+      return new Response(`${body.length} ${hash}`);
+    }, { tls: { cert: tls.cert, key: tls.key } });
+    try {
+      const bytes = new Uint8Array(3 * 1024 * 1024 + 7);
+      for (let i = 0; i < bytes.length; i += 65536) {
+        crypto.getRandomValues(bytes.subarray(i, i + 65536));
+      }
+      const file = join(dir, "upload.bin");
+      await writeFile(file, bytes);
+      const module = new URL("../lib/runtime/upload_file.ts", import.meta.url);
+      const code = `import { uploadFile } from ${
+        JSON.stringify(String(module))
+      };
+        const response = await uploadFile(${
+        JSON.stringify(String(server.url))
+      }, ${JSON.stringify(file)});
+        console.log(response.status, await response.text());`;
+      const { code: exit, stdout, stderr } = await runProcess(
+        process.execPath,
+        runtime === "bun" ? ["-e", code] : ["eval", code],
+        {
+          cwd: dir,
+          timeoutMs: 30_000,
+          env: runtime === "bun"
+            ? { NODE_EXTRA_CA_CERTS: caFile }
+            : { DENO_CERT: caFile },
+        },
+      );
+      assert.equal(exit, 0, `the uploading child failed: ${stderr}`);
+      assert.equal(
+        stdout.trim(),
+        `200 ${bytes.length} ${
+          createHash("sha256").update(bytes).digest("hex")
+        }`,
+      );
+    } finally {
+      await deadline(server.shutdown(), 10_000, "shutdown");
     }
   });
 

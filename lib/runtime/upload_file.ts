@@ -2,6 +2,8 @@ import { createReadStream, openAsBlob } from "node:fs";
 import { stat } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
+import { isIP } from "node:net";
+import { connect as connectTls, type ConnectionOptions } from "node:tls";
 import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
 import { resolveHttpUrl } from "../http/_url.ts";
@@ -38,6 +40,10 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  *   `Deno.serve` delivers as about 32 KiB pieces); measured here, this way is
  *   2-5 times as fast as either, close to `curl -T` (see docs/performance.md
  *   in the repository).
+ *
+ * An `https:` server is trusted as the runtime's `fetch` trusts it: a private
+ * CA is added with `DENO_CERT` or `--cert` under Deno, `NODE_EXTRA_CA_CERTS`
+ * under Bun and Node.
  *
  * @param url Where to send the file (`http:` or `https:`).
  * @param path The file to send.
@@ -110,13 +116,26 @@ export async function uploadFile(
     headers.set("content-digest", formatDigestHeader({ "sha-256": sha256 }));
   }
 
-  const send = target.protocol === "https:" ? https.request : http.request;
   return await new Promise<Response>((resolve, reject) => {
     const file = createReadStream(path, { highWaterMark: READ_BYTES });
-    const request = send(target, {
-      method,
-      headers: headersToNode(headers),
-    });
+    const request = target.protocol === "https:"
+      ? https.request(target, {
+        method,
+        headers: headersToNode(headers),
+        // Deno 2.9.6's node:https trusts none of the CAs that DENO_CERT or
+        // --cert add (fetch does: "unable to verify the first certificate");
+        // its node:tls does (docs/known-runtime-issues.md, (ac)).
+        createConnection: (options: ConnectionOptions) =>
+          connectTls({
+            ...options,
+            // SNI, as https.Agent sends it (never for an IP address).
+            servername: options.servername ??
+              (isIP(target.hostname.replace(/^\[|\]$/g, "")) === 0
+                ? target.hostname
+                : undefined),
+          }),
+      } as https.RequestOptions)
+      : http.request(target, { method, headers: headersToNode(headers) });
     let settled = false;
     const fail = (error: unknown) => {
       file.destroy();
