@@ -448,11 +448,16 @@ describe("gRPC-Web text format over a real server", () => {
     assert.deepEqual(messages.map((m) => Int64Value.proto.decode(m)), [5n]);
   });
 
-  it("a text-format content type the server does not serve is 415", async () => {
+  it("a text-format content type of a codec the server does not have is UNIMPLEMENTED, naming it (it was a bare 415, UNKNOWN to grpc-web clients)", async () => {
     const response = await post("echo", segments([frame(int64(5n))]), {
       "content-type": "application/grpc-web-text+thrift",
     });
-    assert.equal(response.status, 415);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("grpc-status"), "12");
+    assert.match(
+      decodeURIComponent(response.headers.get("grpc-message") ?? ""),
+      /^Cannot serve content type "application\/grpc-web-text\+thrift": the codecs served are proto and json$/,
+    );
     await response.body?.cancel();
   });
 

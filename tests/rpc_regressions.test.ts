@@ -1142,6 +1142,60 @@ describe("JSON asked of a method whose messages have no JSON codec", () => {
   });
 });
 
+describe("a gRPC content type of a codec the server does not have", () => {
+  // Before: a bare 415 with no body, which gRPC clients report as
+  // "Received HTTP status code 415" (UNKNOWN), not why; grpc-go answers
+  // such a call in gRPC too. PROTOCOL-HTTP2 keeps 415 for content types
+  // that are no gRPC at all.
+  const Raw: MessageType<Uint8Array> = {
+    typeName: "example.Raw",
+    proto: { encode: (v) => v, decode: (b) => b },
+  };
+  const Svc = defineService("test.v1.Raw", {
+    raw: { kind: "unary", input: Raw, output: Raw },
+  });
+  const handler = createUniversalHandler(implementService(Svc, {
+    raw: (b) => b,
+  }));
+  const call = (type: string) =>
+    handler({
+      method: "POST",
+      url: "http://x/test.v1.Raw/raw",
+      headers: new Headers({ "content-type": type }),
+      body: new Blob([frame(0, new Uint8Array([1, 2]))]).stream(),
+    });
+  for (
+    const [type, answered] of [
+      ["application/grpc+thrift", "application/grpc+proto"],
+      ["application/grpc-web+thrift", "application/grpc-web+proto"],
+      ["application/grpc-web-text+avro", "application/grpc-web-text+proto"],
+    ] as const
+  ) {
+    it(`${type} is UNIMPLEMENTED in gRPC, naming the type`, async () => {
+      const response = await call(type);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), answered);
+      assert.equal(response.headers.get("grpc-status"), "12");
+      assert.equal(
+        decodeURIComponent(response.headers.get("grpc-message") ?? ""),
+        `Cannot serve content type ${
+          JSON.stringify(type)
+        }: the codecs served are proto and json`,
+      );
+      assert.equal(
+        (await new Response(response.body).arrayBuffer()).byteLength,
+        0,
+      );
+    });
+  }
+
+  it("a content type that is no gRPC is still 415", async () => {
+    const response = await call("application/thrift");
+    assert.equal(response.status, 415);
+    await new Response(response.body).arrayBuffer();
+  });
+});
+
 describe("serveHttp2 and a malformed :authority", () => {
   // Before, the stream was reset (INTERNAL_ERROR): the URL made from
   // `:authority` could not be parsed, though routing needs only `:path`.

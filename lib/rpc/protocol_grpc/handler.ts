@@ -79,12 +79,10 @@ export async function serveGrpcCall(
   options: ResolvedServeOptions,
   variant: GrpcVariant,
 ): Promise<UniversalResponse> {
-  const codec = variant.parseContentType(
-    request.headers.get(headerContentType),
-  );
-  if (codec === undefined) return { status: 415, headers: new Headers() };
+  const type = request.headers.get(headerContentType);
+  const codec = variant.parseContentType(type);
   const headers = new Headers({
-    [headerContentType]: variant.contentType(codec),
+    [headerContentType]: variant.contentType(codec ?? "proto"),
     [headerAcceptEncoding]: acceptHeader(options.acceptCompression),
   });
   // gRPC-Web goes over HTTP/1.1 too, through proxies that would hold a
@@ -94,6 +92,22 @@ export async function serveGrpcCall(
     setStatus(headers, status);
     return { status: 200, headers };
   };
+  if (codec === undefined) {
+    // A gRPC content type of a codec not served (application/grpc+thrift):
+    // answered in gRPC, so that the client says why (a bare 415 was
+    // "Received HTTP status code 415"); PROTOCOL-HTTP2 keeps 415 for
+    // types that are no gRPC at all.
+    await request.body?.cancel().catch(() => {});
+    return trailersOnly({
+      error: new RpcError(
+        Code.Unimplemented,
+        `Cannot serve content type ${
+          quote(type ?? "")
+        }: the codecs served are proto and json`,
+      ),
+      trailers: new Headers(),
+    });
+  }
   if (entry === undefined) {
     await request.body?.cancel().catch(() => {});
     return trailersOnly({
