@@ -279,6 +279,7 @@ const ROWS: Row[] = [
       "upload_handler_multipart.test.ts",
       "multipart_legacy_names.test.ts",
       "multipart_field_charset.test.ts",
+      "multipart_transfer_encoding.test.ts",
       "r2_sink.test.ts",
       "r2_sink_workerd.test.ts",
     ],

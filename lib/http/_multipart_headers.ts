@@ -5,6 +5,7 @@
 
 import { HttpError } from "./http_error.ts";
 import { checkArgument } from "../_internal/arguments.ts";
+import type { TransferEncoding } from "./_transfer_decoding.ts";
 
 /** What every multipart error message starts with. */
 export const CANNOT_PARSE = "Cannot parse multipart body";
@@ -296,21 +297,67 @@ export interface PartHead {
   headers: Headers;
 }
 
-/** A PartHead whose Headers object is made on first use. */
+/**
+ * A PartHead whose Headers object is made on first use. Its transfer
+ * encoding is private: the decoder's `part` events are these objects.
+ */
 class Head implements PartHead {
   #pairs: Array<[string, string]>;
   #headers: Headers | undefined;
+  #encoding: TransferEncoding | undefined;
   constructor(
     readonly name: string,
     readonly filename: string | undefined,
     readonly contentType: string,
     pairs: Array<[string, string]>,
+    encoding: TransferEncoding | undefined,
   ) {
     this.#pairs = pairs;
+    this.#encoding = encoding;
   }
   get headers(): Headers {
     return this.#headers ??= new Headers(this.#pairs);
   }
+  static encodingOf(head: PartHead): TransferEncoding | undefined {
+    return #encoding in head ? head.#encoding : undefined;
+  }
+}
+
+/**
+ * The Content-Transfer-Encoding of a part {@linkcode parsePartHead} made,
+ * where its body must be decoded: undefined for none, `7bit`, `8bit` or
+ * `binary`, whose bytes are the content.
+ */
+export function transferEncodingOf(
+  head: PartHead,
+): TransferEncoding | undefined {
+  return Head.encodingOf(head);
+}
+
+/**
+ * A Content-Transfer-Encoding value (RFC 2045, section 6.1; any case,
+ * surrounding white space ignored) as one to decode; HttpError 400 naming
+ * the part and the value for one that is not known (`x-uuencode`): its
+ * bytes stored as they are would not be the file that was sent.
+ */
+function transferEncoding(
+  value: string,
+  index: number,
+  name: string,
+): TransferEncoding | undefined {
+  const token = lowerAscii(value);
+  if (token === "base64" || token === "quoted-printable") return token;
+  if (token === "7bit" || token === "8bit" || token === "binary") {
+    return undefined;
+  }
+  throw new HttpError(
+    400,
+    `${CANNOT_PARSE}: part ${index} (field ${
+      quote(name)
+    }) has Content-Transfer-Encoding ${
+      quote(value)
+    }, not one of 7bit, 8bit, binary, base64 and quoted-printable`,
+  );
 }
 
 /**
@@ -320,7 +367,10 @@ class Head implements PartHead {
  * browsers send them from a UTF-8 page, or as windows-1252 where their bytes
  * are no UTF-8 (a legacy page's form), with `filename*` taking precedence.
  * Plain ones that may read otherwise in another charset are kept as sent in
- * {@linkcode RAW_NAMES}, for a reader that knows the form's charset.
+ * {@linkcode RAW_NAMES}, for a reader that knows the form's charset. A
+ * Content-Transfer-Encoding is read for {@linkcode transferEncodingOf}
+ * (HttpError 400 for one that cannot be decoded); the first of duplicate
+ * Content-Type or Content-Transfer-Encoding headers is the one read.
  */
 export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const text = byteString(block);
@@ -329,6 +379,7 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
   const pairs: Array<[string, string]> = [];
   let disposition: string | undefined;
   let contentType: string | undefined;
+  let transfer: string | undefined;
   // Lines found with indexOf, not String.prototype.split: it goes through
   // the runtime, and costs more than the rest of a short header block.
   const n = text.length;
@@ -369,6 +420,10 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       name.length === 12 && contentType === undefined &&
       name.toLowerCase() === "content-type"
     ) contentType = value;
+    else if (
+      name.length === 25 && transfer === undefined &&
+      name.toLowerCase() === "content-transfer-encoding"
+    ) transfer = value;
   }
   if (disposition === undefined) {
     throw new HttpError(
@@ -419,6 +474,9 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
     contentType ??
       (filename === undefined ? "text/plain" : "application/octet-stream"),
     pairs,
+    transfer === undefined
+      ? undefined
+      : transferEncoding(transfer, index, name),
   );
   // Only names that may read otherwise in another charset, and only those
   // read from the plain parameter (filename* names its own charset).

@@ -10,7 +10,9 @@ import {
   checkBoundary,
   parsePartHead,
   type PartHead,
+  transferEncodingOf,
 } from "./_multipart_headers.ts";
+import { type TransferDecoder, transferDecoder } from "./_transfer_decoding.ts";
 
 /** Limits of a multipart/form-data parser; each over-limit body is a 413. */
 export interface MultipartLimits {
@@ -28,20 +30,22 @@ export interface MultipartLimits {
    */
   maxHeaderBytes?: number;
   /**
-   * The most body bytes of a part without a filename (a form field).
+   * The most body bytes of a part without a filename (a form field),
+   * decoded where it has a Content-Transfer-Encoding.
    *
    * @default {1048576} (1 MiB)
    */
   maxFieldBytes?: number;
   /**
-   * The most body bytes of a part with a filename (a file).
+   * The most body bytes of a part with a filename (a file), decoded where
+   * it has a Content-Transfer-Encoding.
    *
    * @default {1073741824} (1 GiB)
    */
   maxFileBytes?: number;
   /**
    * The most bytes of the whole multipart body, boundaries and headers
-   * included.
+   * included, as sent (encoded parts counted before their decoding).
    *
    * @default {1073741824} (1 GiB)
    */
@@ -72,7 +76,10 @@ export interface MultipartPartInfo {
    * `application/octet-stream` for a file.
    */
   readonly contentType: string;
-  /** All its headers (values as byte strings, as HTTP headers are). */
+  /**
+   * All its headers (values as byte strings, as HTTP headers are), as sent:
+   * a Content-Transfer-Encoding stays, although the body is decoded.
+   */
   readonly headers: Headers;
 }
 
@@ -186,6 +193,14 @@ export function checkMultipartLimits(
  * block; body bytes are returned as views of the chunks given (do not reuse
  * a chunk's memory after passing it in).
  *
+ * A part with `Content-Transfer-Encoding: base64` or `quoted-printable`
+ * (RFC 2045; `curl -F "f=@x;encoder=base64"` sends it) has its body decoded
+ * as it streams, into new arrays: `data` events, `maxFieldBytes` and
+ * `maxFileBytes` are of the decoded bytes, `maxTotalBytes` of the bytes
+ * sent. `7bit`, `8bit` and `binary` are the bytes as sent; any other
+ * encoding, a byte that is no base64, or a malformed quoted-printable
+ * escape is a 400 naming the part.
+ *
  * Lines must end in CR LF, as RFC 2046 and every browser, curl and
  * FormData encoder send them: a boundary or header line that ends in a
  * bare LF is a 400, refused rather than guessed at (a lenient parser would
@@ -229,6 +244,8 @@ export class MultipartDecoder {
   #headerScanned = 0;
   #parts = 0;
   #isFile = false;
+  /** The current part's Content-Transfer-Encoding, where it has one. */
+  #transfer: TransferDecoder | undefined;
   #partBytes = 0;
   #headerBytes = 0;
   #totalBytes = 0;
@@ -466,6 +483,10 @@ export class MultipartDecoder {
           );
           this.#isFile = head.filename !== undefined;
           this.#partBytes = 0;
+          const encoding = transferEncodingOf(head);
+          this.#transfer = encoding === undefined
+            ? undefined
+            : transferDecoder(encoding, this.#parts, head.name);
           events.push({ type: "part", part: head });
           this.#state = BODY;
           pos = next;
@@ -475,23 +496,18 @@ export class MultipartDecoder {
           const i = indexOfDelimiter(buf, needle, this.#shift, pos);
           const stop = i >= 0 ? i : partialDelimiterStart(buf, needle, pos);
           if (stop > pos) {
-            this.#partBytes += stop - pos;
-            const limit = this.#isFile
-              ? this.#maxFileBytes
-              : this.#maxFieldBytes;
-            if (this.#partBytes > limit) {
-              const name = this.#isFile ? "maxFileBytes" : "maxFieldBytes";
-              throw this.#tooBig(
-                `part ${this.#parts} (${this.#isFile ? "file" : "field"})`,
-                name,
-                limit,
-              );
-            }
-            events.push({ type: "data", bytes: buf.subarray(pos, stop) });
+            const bytes = this.#transfer === undefined
+              ? buf.subarray(pos, stop)
+              : this.#transfer.decode(buf.subarray(pos, stop));
+            this.#data(bytes, events);
           }
           if (i < 0) {
             this.#rest = buf.slice(stop);
             return events;
+          }
+          if (this.#transfer !== undefined) {
+            this.#data(this.#transfer.end(), events);
+            this.#transfer = undefined;
           }
           events.push({ type: "end" });
           this.#state = BOUNDARY_LINE;
@@ -503,6 +519,22 @@ export class MultipartDecoder {
       }
     }
     return events;
+  }
+
+  /** A piece of the current part's body, counted against its limit. */
+  #data(bytes: Uint8Array, events: MultipartEvent[]): void {
+    if (bytes.length === 0) return;
+    this.#partBytes += bytes.length;
+    const limit = this.#isFile ? this.#maxFileBytes : this.#maxFieldBytes;
+    if (this.#partBytes > limit) {
+      const name = this.#isFile ? "maxFileBytes" : "maxFieldBytes";
+      throw this.#tooBig(
+        `part ${this.#parts} (${this.#isFile ? "file" : "field"})`,
+        name,
+        limit,
+      );
+    }
+    events.push({ type: "data", bytes });
   }
 
   #badBoundaryLine(buf: Uint8Array, pos: number): HttpError {
