@@ -223,6 +223,7 @@ const ROWS: Row[] = [
       "rpc_conformance.test.ts",
       "rpc_slow_request.test.ts",
       "rpc_client_deadlines.test.ts",
+      "http2_client_close.test.ts",
       "rpc_native_to_fetch.test.ts",
       "refuse_native_grpc_universal.test.ts",
       "health.test.ts",

@@ -39,7 +39,9 @@ export interface Http2Client extends HttpClient {
   /**
    * Closes the connection (open calls finish first). Calls made after it
    * fail with `FAILED_PRECONDITION`: a new connection would keep the
-   * process alive.
+   * process alive. Resolves once the connection closed or, if it has not
+   * closed 200 ms after the last of those calls ended (Bun's `node:http2`
+   * may never close it), once it was destroyed.
    */
   close(): Promise<void>;
 }
@@ -104,6 +106,13 @@ export function createHttp2Client(
   let closed = false;
   const goneAfter = new WeakMap<http2.ClientHttp2Session, number>();
   const sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
+  // The streams open on each session, and what close() does when the last
+  // of them closes.
+  const openStreams = new WeakMap<
+    http2.ClientHttp2Session,
+    Set<http2.ClientHttp2Stream>
+  >();
+  const onDrained = new WeakMap<http2.ClientHttp2Session, () => void>();
   // The streaming request bodies kept by all calls for sending again.
   const replayBudget: ReplayBudget = { used: 0 };
 
@@ -123,6 +132,7 @@ export function createHttp2Client(
     s.once("close", () => {
       if (session === s) session = undefined;
     });
+    openStreams.set(s, new Set());
     session = s;
     return s;
   };
@@ -171,6 +181,12 @@ export function createHttp2Client(
       ":path": url.pathname + url.search,
       ...headersToH2(req.headers),
     }, { signal: AbortSignal.any([req.signal, cancel.signal]) });
+    const open = openStreams.get(session);
+    open?.add(stream);
+    stream.once("close", () => {
+      open?.delete(stream);
+      if (open?.size === 0) onDrained.get(session)?.();
+    });
     // A stream ended by its connection (cut, or closed by the peer) has
     // node's CANCEL as its code too: it is UNAVAILABLE, not a reset. (When
     // the stream closes, Bun has destroyed the session, Deno only closed it
@@ -387,12 +403,43 @@ export function createHttp2Client(
       // with "Top-level await promise never resolved".
       if (!s || s.closed || s.destroyed) return Promise.resolve();
       return new Promise<void>((resolve) => {
-        s.once("close", () => resolve());
-        s.close(() => resolve());
+        let settled = false;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const done = () => {
+          settled = true;
+          clearTimeout(timer);
+          onDrained.delete(s);
+          resolve();
+        };
+        s.once("close", done);
+        s.close(done);
+        // Bun 1.4.5 may never close a session that got a response (HEADERS
+        // with END_STREAM) on a stream it had reset, once another stream
+        // ran on it (grpc-go answers a call past its deadline so, racing
+        // the client's cancel): every stream closed, GOAWAY sent, no
+        // 'close', and its socket kept the process alive. Once the calls
+        // open now have ended, it is given CLOSE_GRACE_MS, then destroyed.
+        // (Deno and Node close it at once: the timer is cleared.)
+        const drained = () => {
+          if (settled || timer !== undefined) return;
+          timer = setTimeout(() => {
+            if (!s.destroyed) s.destroy();
+            done();
+          }, CLOSE_GRACE_MS);
+        };
+        if (openStreams.get(s)?.size) onDrained.set(s, drained);
+        else drained();
       });
     },
   });
 }
+
+/**
+ * How long `close()` waits, once the calls open at `close()` have ended, for
+ * the connection to close before it destroys it (Bun's `node:http2` may never
+ * close it). Stated in `Http2Client.close`'s documentation.
+ */
+const CLOSE_GRACE_MS = 200;
 
 /** The status fields, which belong in trailers unless the headers end the stream. */
 const NOT_IN_HEADERS = [
