@@ -607,8 +607,9 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     // invalid pointer" or an nghttp2 assertion) in most runs when a Node
     // client closes a connection that carried about a hundred requests
     // with bodies (2 runs of 3 with this test before; a Deno client does
-    // not set it off). serveHttp2 closes its sessions itself, every 50
-    // streams by default under Deno (maxStreamsPerSession).
+    // not set it off). serveHttp2 answers the client's GOAWAY on the next
+    // turn of the event loop (it closed its sessions itself every 50
+    // streams by default under Deno before that was found).
     // The abort comes in about half the runs, and only to a server that
     // has not outlived such a close yet: three servers, one client each.
     for (let round = 1; round <= 3; round++) {
