@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { createServer as createHttpsServer } from "node:https";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
@@ -335,6 +336,69 @@ describe("serve over HTTPS", {
       );
     } finally {
       await deadline(server.shutdown(), 10_000, "shutdown");
+    }
+  });
+
+  it("uploadFile resolves with an answer an https server sends before the body ends and then closes (Deno: 'write EPIPE'), and takes the server name from a Host header (SNI and the certificate's check)", async () => {
+    // node:https's server: it answers a request that says Connection: close
+    // and closes the connection, while the client still sends.
+    const seen: Array<string | undefined> = [];
+    const server = createHttpsServer({ cert: tls.cert, key: tls.key }, (
+      request,
+      response,
+    ) => {
+      seen.push((request.socket as TLSSocket).servername || undefined);
+      request.resume();
+      if (request.url === "/early") {
+        response.writeHead(401).end("no");
+        return;
+      }
+      let bytes = 0;
+      request.on("data", (chunk: Uint8Array) => bytes += chunk.length);
+      request.on("end", () => response.end(String(bytes)));
+    });
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    const { port } = server.address() as { port: number };
+    try {
+      const file = join(dir, "early.bin");
+      await writeFile(file, new Uint8Array(3 * 1024 * 1024));
+      const module = new URL("../lib/runtime/upload_file.ts", import.meta.url);
+      const code = `import { uploadFile } from ${
+        JSON.stringify(String(module))
+      };
+        for (const [url, headers] of ${
+        JSON.stringify([
+          [`https://127.0.0.1:${port}/early`, {}],
+          // The certificate names 127.0.0.1 and localhost: a Host header
+          // names the server as https.Agent reads it.
+          [`https://127.0.0.1:${port}/named`, { host: `localhost:${port}` }],
+        ])
+      }) {
+          const response = await uploadFile(url, ${
+        JSON.stringify(file)
+      }, { headers });
+          console.log(response.status, await response.text());
+        }`;
+      const { code: exit, stdout, stderr } = await runProcess(
+        process.execPath,
+        runtime === "bun" ? ["-e", code] : ["eval", code],
+        {
+          cwd: dir,
+          timeoutMs: 30_000,
+          env: runtime === "bun"
+            ? { NODE_EXTRA_CA_CERTS: caFile }
+            : { DENO_CERT: caFile },
+        },
+      );
+      assert.equal(exit, 0, `the uploading child failed: ${stderr}`);
+      assert.equal(stdout.trim(), `401 no\n200 ${3 * 1024 * 1024}`);
+      // Under Deno, node:https; Bun's fetch sends no SNI for an IP.
+      if (runtime === "deno") assert.deepEqual(seen, [undefined, "localhost"]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 

@@ -2,7 +2,6 @@ import { createReadStream, openAsBlob } from "node:fs";
 import { stat } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
-import { isIP } from "node:net";
 import { connect as connectTls, type ConnectionOptions } from "node:tls";
 import type { Duplex } from "node:stream";
 import { formatDigestHeader } from "../http/digest_header.ts";
@@ -28,6 +27,28 @@ const READ_BYTES = 1024 * 1024;
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /**
+ * The agent of one upload over https under Deno. Deno 2.9.6's node:https
+ * trusts none of the CAs that DENO_CERT or --cert add (fetch does: "unable
+ * to verify the first certificate"); its node:tls does
+ * (docs/known-runtime-issues.md, (ac)). An Agent that connects with
+ * node:tls keeps the rest of https.Agent's work: the server name (SNI and
+ * the certificate's check) from the URL or a Host header, and keep-alive:
+ * a request that said `Connection: close` (no agent, or one without
+ * keep-alive) to a server that answered early (401, 302) and then closed
+ * failed with "write EPIPE" instead of resolving with the answer. One per
+ * upload, destroyed when its request closes: a kept socket held the
+ * process open.
+ */
+class TrustingAgent extends https.Agent {
+  constructor() {
+    super({ keepAlive: true });
+  }
+  override createConnection(options: ConnectionOptions) {
+    return connectTls(options);
+  }
+}
+
+/**
  * Uploads a file as a streaming request body with its `Content-Length`, by
  * the fastest means the runtime offers, and resolves with the response. The
  * file is read as it is sent, never held in memory.
@@ -41,9 +62,10 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  *   2-5 times as fast as either, close to `curl -T` (see docs/performance.md
  *   in the repository).
  *
- * An `https:` server is trusted as the runtime's `fetch` trusts it: a private
- * CA is added with `DENO_CERT` or `--cert` under Deno, `NODE_EXTRA_CA_CERTS`
- * under Bun and Node.
+ * For an `https:` server with a private CA, add the CA to the runtime's
+ * trust store: `DENO_CERT` or `--cert` under Deno (or
+ * `NODE_EXTRA_CA_CERTS`), `NODE_EXTRA_CA_CERTS` under Bun and Node. (Under
+ * Deno, `--unsafely-ignore-certificate-errors` does not apply to it.)
  *
  * @param url Where to send the file (`http:` or `https:`).
  * @param path The file to send.
@@ -118,24 +140,17 @@ export async function uploadFile(
 
   return await new Promise<Response>((resolve, reject) => {
     const file = createReadStream(path, { highWaterMark: READ_BYTES });
-    const request = target.protocol === "https:"
-      ? https.request(target, {
+    const agent = target.protocol === "https:"
+      ? new TrustingAgent()
+      : undefined;
+    const request = (agent === undefined ? http : https).request(
+      target,
+      {
         method,
         headers: headersToNode(headers),
-        // Deno 2.9.6's node:https trusts none of the CAs that DENO_CERT or
-        // --cert add (fetch does: "unable to verify the first certificate");
-        // its node:tls does (docs/known-runtime-issues.md, (ac)).
-        createConnection: (options: ConnectionOptions) =>
-          connectTls({
-            ...options,
-            // SNI, as https.Agent sends it (never for an IP address).
-            servername: options.servername ??
-              (isIP(target.hostname.replace(/^\[|\]$/g, "")) === 0
-                ? target.hostname
-                : undefined),
-          }),
-      } as https.RequestOptions)
-      : http.request(target, { method, headers: headersToNode(headers) });
+        ...(agent === undefined ? {} : { agent }),
+      },
+    );
     let settled = false;
     const fail = (error: unknown) => {
       file.destroy();
@@ -151,7 +166,10 @@ export async function uploadFile(
       request.destroy();
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    request.once("close", () => signal?.removeEventListener("abort", onAbort));
+    request.once("close", () => {
+      signal?.removeEventListener("abort", onAbort);
+      agent?.destroy();
+    });
     request.on("error", fail);
     file.once("error", fail);
 
@@ -181,7 +199,8 @@ export async function uploadFile(
       settled = true;
       // The server may answer before it has read the whole body (a refusal):
       // stop sending, the answer is what counts.
-      if (!file.readableEnded) file.destroy();
+      const cut = !file.readableEnded;
+      if (cut) file.destroy();
       const status = incoming.statusCode ?? 0;
       const body = NULL_BODY_STATUSES.has(status) || method === "HEAD"
         ? null
@@ -194,6 +213,10 @@ export async function uploadFile(
       signal?.addEventListener("abort", onAbortBody, { once: true });
       incoming.once("close", () => {
         signal?.removeEventListener("abort", onAbortBody);
+        // Its body cut short, the request never ends, nor does its
+        // connection, which held the process open: closed with the answer.
+        if (cut) request.destroy();
+        agent?.destroy();
       });
       resolve(
         new Response(body, {
