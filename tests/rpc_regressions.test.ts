@@ -1105,8 +1105,6 @@ describe("JSON asked of a method whose messages have no JSON codec", () => {
     const [path, type] of [
       ["raw", "application/json"],
       ["rawStream", "application/connect+json"],
-      ["raw", "application/grpc-web+json"],
-      ["raw", "application/grpc+json; charset=utf-8"],
     ] as const
   ) {
     it(`${type} is 415 naming the type without a JSON codec`, async () => {
@@ -1123,6 +1121,36 @@ describe("JSON asked of a method whose messages have no JSON codec", () => {
         `Cannot serve content type ${
           JSON.stringify(type)
         }: example.Raw has no JSON codec (send the binary proto encoding)`,
+      );
+    });
+  }
+
+  for (
+    const type of [
+      "application/grpc-web+json",
+      "application/grpc-web-text+json",
+      "application/grpc+json; charset=utf-8",
+    ]
+  ) {
+    it(`${type} is UNIMPLEMENTED in gRPC naming the type without a JSON codec (it was a 415 with a text body, which grpc-js read as a frame)`, async () => {
+      const response = await handler({
+        method: "POST",
+        url: "http://x/test.v1.Raw/raw",
+        headers: new Headers({ "content-type": type }),
+        body: new Blob([frame(0, new TextEncoder().encode('"AQ=="'))])
+          .stream(),
+      });
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("grpc-status"), "12");
+      assert.equal(
+        decodeURIComponent(response.headers.get("grpc-message") ?? ""),
+        `Cannot serve content type ${
+          JSON.stringify(type)
+        }: example.Raw has no JSON codec (send the binary proto encoding)`,
+      );
+      assert.equal(
+        (await new Response(response.body).arrayBuffer()).byteLength,
+        0,
       );
     });
   }
@@ -1188,6 +1216,20 @@ describe("a gRPC content type of a codec the server does not have", () => {
       );
     });
   }
+
+  it("a media type with white space before its parameters is read as one (RFC 9110 allows it): served", async () => {
+    const response = await call("application/grpc+proto ;charset=utf-8");
+    assert.equal(response.status, 200);
+    assert.equal(
+      response.headers.get("content-type"),
+      "application/grpc+proto",
+    );
+    const body = new Uint8Array(
+      await new Response(response.body).arrayBuffer(),
+    );
+    assert.deepEqual(body, frame(0, new Uint8Array([1, 2])));
+    assert.equal((await response.trailers)?.get("grpc-status"), "0");
+  });
 
   it("a content type that is no gRPC is still 415", async () => {
     const response = await call("application/thrift");

@@ -11,8 +11,8 @@ export function unaryContentType(codec: "proto" | "json"): string {
   return `application/${codec}`;
 }
 
-const streaming = /^application\/connect\+(proto|json)(?:;.*)?$/i;
-const unary = /^application\/(proto|json)(?:;.*)?$/i;
+const streaming = /^application\/connect\+(proto|json)[ \t]*(?:;.*)?$/i;
+const unary = /^application\/(proto|json)[ \t]*(?:;.*)?$/i;
 
 /** Whether a content type is Connect streaming's (any codec). */
 export function isConnectStreamContentType(value: string): boolean {

@@ -6,11 +6,11 @@ export const contentTypeProto = "application/grpc+proto";
 /** `application/grpc+json`, sent for the JSON codec. */
 export const contentTypeJson = "application/grpc+json";
 
-const pattern = /^application\/grpc(?:\+(proto|json))?(?:;.*)?$/i;
+const pattern = /^application\/grpc(?:\+(proto|json))?[ \t]*(?:;.*)?$/i;
 
 /** Whether a content type is gRPC's, whatever its codec. */
 export function isGrpcContentType(value: string): boolean {
-  return /^application\/grpc(?:[+;]|$)/i.test(value);
+  return /^application\/grpc(?:[+; \t]|$)/i.test(value);
 }
 
 /** The codec named by a gRPC content type, or undefined if unsupported. */

@@ -118,6 +118,25 @@ export async function serveGrpcCall(
       trailers: new Headers(),
     });
   }
+  if (
+    codec === "json" && (!entry.method.input.json || !entry.method.output.json)
+  ) {
+    // JSON asked of a method whose messages have no JSON codec: refused
+    // in gRPC, as a codec the server does not have is.
+    await request.body?.cancel().catch(() => {});
+    const typeName = entry.method.input.json
+      ? entry.method.output.typeName
+      : entry.method.input.typeName;
+    return trailersOnly({
+      error: new RpcError(
+        Code.Unimplemented,
+        `Cannot serve content type ${
+          quote(type ?? "")
+        }: ${typeName} has no JSON codec (send the binary proto encoding)`,
+      ),
+      trailers: new Headers(),
+    });
+  }
   if (variant.text) request = variant.text.request(request);
   try {
     const params = readCallParams(request, paramHeaders, options);

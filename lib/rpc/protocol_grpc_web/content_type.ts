@@ -10,21 +10,22 @@ export const contentTypeTextProto = "application/grpc-web-text+proto";
 /** `application/grpc-web-text+json`: the JSON codec, in base64. */
 export const contentTypeTextJson = "application/grpc-web-text+json";
 
-const pattern = /^application\/grpc-web(?:\+(proto|json))?(?:;.*)?$/i;
+const pattern = /^application\/grpc-web(?:\+(proto|json))?[ \t]*(?:;.*)?$/i;
 const anyPattern =
-  /^application\/grpc-web(?:-text)?(?:\+(proto|json))?(?:;.*)?$/i;
+  /^application\/grpc-web(?:-text)?(?:\+(proto|json))?[ \t]*(?:;.*)?$/i;
 // A media range of Accept that names the text format (parameters allowed).
 const acceptText =
   /(?:^|,)[ \t]*application\/grpc-web-text(?:\+(?:proto|json))?[ \t]*(?:[;,]|$)/i;
 
 /** Whether a content type is gRPC-Web's (binary or text). */
 export function isGrpcWebContentType(value: string): boolean {
-  return /^application\/grpc-web(?:-text)?(?:[+;]|$)/i.test(value);
+  return /^application\/grpc-web(?:-text)?(?:[+; \t]|$)/i.test(value);
 }
 
 /** Whether a content type is gRPC-Web's text format. */
 export function isTextContentType(value: string | null): boolean {
-  return value !== null && /^application\/grpc-web-text(?:[+;]|$)/i.test(value);
+  return value !== null &&
+    /^application\/grpc-web-text(?:[+; \t]|$)/i.test(value);
 }
 
 /**

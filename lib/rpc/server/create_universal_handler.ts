@@ -295,10 +295,12 @@ export function createUniversalHandler(
     }
     // JSON asked of a method whose messages have no JSON codec: a media
     // type this method does not take (it was answered as the server's
-    // fault, 500 or INTERNAL, which invites retries).
+    // fault, 500 or INTERNAL, which invites retries). gRPC and gRPC-Web
+    // calls are refused in their protocol (serveGrpcCall).
     if (
       entry !== undefined && JSON_TYPE.test(type) &&
-      (!entry.method.input.json || !entry.method.output.json)
+      (!entry.method.input.json || !entry.method.output.json) &&
+      !isGrpcContentType(type) && !isGrpcWebContentType(type)
     ) {
       await request.body?.cancel();
       const typeName = entry.method.input.json
