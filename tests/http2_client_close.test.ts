@@ -9,6 +9,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
+import * as http2 from "node:http2";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
@@ -207,5 +208,69 @@ describe("Http2Client.close() after calls the server answered past their reset",
         : `exit code ${code}: ${stderr.slice(-2000)}`,
     );
     assert.match(stdout, /\{"closed":true\}/);
+  });
+});
+
+describe("Http2Client.close() with a call open on a session a GOAWAY replaced", () => {
+  // The server sends GOAWAY naming a slow call's stream as the last it
+  // processes, and answers it 600 ms later; the next call goes on a new
+  // session. close() resolved once the new session closed, while the slow
+  // call still ran on the old one ("open calls finish first").
+  let server: http2.Http2Server;
+  let url: string;
+  let slowArrived: () => void = () => {};
+  before(async () => {
+    server = http2.createServer();
+    server.on("stream", (h2stream, headers) => {
+      const stream = h2stream as http2.ServerHttp2Stream;
+      stream.resume();
+      stream.on("end", () => {
+        if (headers[":path"] === "/slow") {
+          stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+          slowArrived();
+          setTimeout(() => {
+            if (stream.destroyed) return;
+            stream.respond({ ":status": 200 });
+            stream.end("slow");
+          }, 600);
+        } else {
+          stream.respond({ ":status": 200 });
+          stream.end("fast");
+        }
+      });
+    });
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(() => new Promise((resolve) => server.close(resolve)));
+
+  it("close() waits for the call on the old session too", async () => {
+    const httpClient = createHttp2Client(url);
+    const events: string[] = [];
+    const call = async (path: string) => {
+      const response = await httpClient({
+        url: url + path,
+        method: "POST",
+        headers: new Headers({ "content-type": "application/octet-stream" }),
+        body: new Uint8Array([1]),
+        signal: new AbortController().signal,
+      });
+      events.push(`${path}: ${await new Response(response.body).text()}`);
+    };
+    let goaway!: () => void;
+    const gone = new Promise<void>((resolve) => goaway = resolve);
+    server.once("session", (session) => session.once("close", goaway));
+    const arrived = new Promise<void>((resolve) => slowArrived = resolve);
+    const slow = call("/slow");
+    // Its GOAWAY sent, the next call goes on a session of its own (or is
+    // refused on the old one and sent again there).
+    await deadline(arrived, 5_000, "the slow call");
+    await deadline(call("/fast"), 5_000, "the call on a new session");
+    const closing = httpClient.close().then(() => events.push("closed"));
+    await deadline(Promise.all([slow, closing]), 5_000, "slow and close()");
+    assert.deepEqual(events, ["/fast: fast", "/slow: slow", "closed"]);
+    await deadline(gone, 5_000, "the old session's end");
   });
 });

@@ -113,6 +113,9 @@ export function createHttp2Client(
     Set<http2.ClientHttp2Stream>
   >();
   const onDrained = new WeakMap<http2.ClientHttp2Session, () => void>();
+  // Every session not yet closed: the current one, and those a GOAWAY
+  // replaced whose calls still run.
+  const live = new Set<http2.ClientHttp2Session>();
   // The streaming request bodies kept by all calls for sending again.
   const replayBudget: ReplayBudget = { used: 0 };
 
@@ -131,8 +134,10 @@ export function createHttp2Client(
     });
     s.once("close", () => {
       if (session === s) session = undefined;
+      live.delete(s);
     });
     openStreams.set(s, new Set());
+    live.add(s);
     session = s;
     return s;
   };
@@ -395,43 +400,51 @@ export function createHttp2Client(
   return Object.assign(client, {
     close(): Promise<void> {
       closed = true;
-      const s = session;
       session = undefined;
-      // A session its error destroyed (under Deno: a server that answered
-      // in HTTP/1.1, a refused client certificate) never calls close()'s
-      // callback: close() waited for ever, and a program awaiting it ended
-      // with "Top-level await promise never resolved".
-      if (!s || s.closed || s.destroyed) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        let settled = false;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const done = () => {
-          settled = true;
-          clearTimeout(timer);
-          onDrained.delete(s);
-          resolve();
-        };
-        s.once("close", done);
-        s.close(done);
-        // Bun 1.4.5 may never close a session that got a response (HEADERS
-        // with END_STREAM) on a stream it had reset, once another stream
-        // ran on it (grpc-go answers a call past its deadline so, racing
-        // the client's cancel): every stream closed, GOAWAY sent, no
-        // 'close', and its socket kept the process alive. Once the calls
-        // open now have ended, it is given CLOSE_GRACE_MS, then destroyed.
-        // (Deno and Node close it at once: the timer is cleared.)
-        const drained = () => {
-          if (settled || timer !== undefined) return;
-          timer = setTimeout(() => {
-            if (!s.destroyed) s.destroy();
-            done();
-          }, CLOSE_GRACE_MS);
-        };
-        if (openStreams.get(s)?.size) onDrained.set(s, drained);
-        else drained();
-      });
+      // The sessions a GOAWAY replaced too: their calls finish first.
+      return Promise.all([...live].map(closeSession)).then(() => {});
     },
   });
+
+  /**
+   * Closes `s` once its open streams have ended; resolves when it has
+   * closed, or was destroyed.
+   */
+  function closeSession(s: http2.ClientHttp2Session): Promise<void> {
+    // A session its error destroyed (under Deno: a server that answered in
+    // HTTP/1.1, a refused client certificate) never calls close()'s
+    // callback: close() waited for ever, and a program awaiting it ended
+    // with "Top-level await promise never resolved".
+    if (s.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        settled = true;
+        clearTimeout(timer);
+        onDrained.delete(s);
+        resolve();
+      };
+      s.once("close", done);
+      if (!s.closed) s.close(done);
+      // Bun 1.4.5 may never close a session that got a response (HEADERS
+      // with END_STREAM) on a stream it had reset, once another stream ran
+      // on it (grpc-go answers a call past its deadline so, racing the
+      // client's cancel): every stream closed, GOAWAY sent, no 'close', and
+      // its socket kept the process alive. Once the calls open now have
+      // ended, it is given CLOSE_GRACE_MS, then destroyed. (Deno and Node
+      // close it at once: the timer is cleared.)
+      const drained = () => {
+        if (settled || timer !== undefined) return;
+        timer = setTimeout(() => {
+          if (!s.destroyed) s.destroy();
+          done();
+        }, CLOSE_GRACE_MS);
+      };
+      if (openStreams.get(s)?.size) onDrained.set(s, drained);
+      else drained();
+    });
+  }
 }
 
 /**
