@@ -184,6 +184,7 @@ const ROWS: Row[] = [
       "websocket.test.ts",
       "websocket_upgrade_refused.test.ts",
       "websocket_reset_before_open.test.ts",
+      "websocket_close_bound.test.ts",
     ],
     workerd: ["WebSocket"],
     node: ["websocket"],

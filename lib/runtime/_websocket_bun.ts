@@ -12,8 +12,27 @@ interface BunServerWebSocket {
   readonly readyState: number;
   send(data: string | Uint8Array): number;
   close(code?: number, reason?: string): void;
+  terminate(): void;
+  ping(data?: string | Uint8Array): number;
   getBufferedAmount(): number;
 }
+
+/**
+ * How long a socket the server closes may go without its peer reading, in
+ * milliseconds, before its connection is cut. Bun's `close()` queues the
+ * close frame behind what the peer has not read yet and fires the close
+ * event at once, after which `terminate()` does nothing; its connection
+ * then lasts as long as the peer keeps sending, its messages read and
+ * dropped (docs/known-runtime-issues.md (ah): a client that never read
+ * sent 2.8 GB in 15 s to a socket closed with 1009). So the close frame
+ * goes out behind a ping: once the peer's pong shows it has read all that
+ * came before, the socket is closed (code and reason); if no pong comes
+ * and the unsent bytes have not fallen within this grace, the connection
+ * is cut (the peer sees it dropped, 1006).
+ */
+export const CLOSE_GRACE_MS = 2_000;
+/** The payload of the ping a close waits on (a pong of Bun's own pings differs). */
+const CLOSE_PING = "sluice.close";
 
 // What `serve` received, on the request itself: a router that hands the
 // handler a Proxy of it (itty-router's AutoRouter, for its params) passes
@@ -75,8 +94,13 @@ export class BunWebSocket extends EventTarget {
   #ws: BunServerWebSocket | undefined;
   #state = 0;
   #server: BunServer | undefined;
-  /** A close asked for before the socket opened. */
+  /** The close asked for, sent once the peer's pong shows it reads. */
   #closing: { code?: number; reason?: string } | undefined;
+  /** Checks, every CLOSE_GRACE_MS, that a peer asked to close reads. */
+  #graceTimer: ReturnType<typeof setInterval> | undefined;
+  /** The unsent bytes at the last check, and whether the ping went out. */
+  #lastBuffered = 0;
+  #pinged = false;
 
   /** @param server The server that upgrades it (its shutdown closes it). */
   constructor(server?: BunServer) {
@@ -115,23 +139,60 @@ export class BunWebSocket extends EventTarget {
     }
   }
 
-  /** Starts the closing handshake. */
+  /**
+   * Starts the closing handshake: the close frame follows a ping, once the
+   * peer's pong shows it reads; a peer that reads nothing within
+   * {@linkcode CLOSE_GRACE_MS} has its connection cut.
+   */
   close(code?: number, reason?: string): void {
     if (this.#state >= 2) return;
-    if (this.#state === 0) this.#closing = { code, reason };
+    this.#closing = { code, reason };
     this.#state = 2;
-    this.#ws?.close(code, reason);
+    if (this.#ws) this.#closeAfterPing(this.#ws);
+  }
+
+  #closeAfterPing(ws: BunServerWebSocket): void {
+    this.#lastBuffered = ws.getBufferedAmount();
+    // 0: dropped (past Bun's backpressureLimit); tried again at each check.
+    this.#pinged = ws.ping(CLOSE_PING) !== 0;
+    this.#graceTimer = setInterval(() => {
+      const buffered = ws.getBufferedAmount();
+      if (!this.#pinged) this.#pinged = ws.ping(CLOSE_PING) !== 0;
+      if (buffered < this.#lastBuffered) {
+        this.#lastBuffered = buffered;
+        return;
+      }
+      // No pong, and nothing it has not read went out: it does not read.
+      this.#stopGrace();
+      ws.terminate();
+    }, CLOSE_GRACE_MS);
+  }
+
+  #stopGrace(): void {
+    clearInterval(this.#graceTimer);
+    this.#graceTimer = undefined;
   }
 
   /** @internal Called by the Bun `open` handler. */
   open(ws: BunServerWebSocket): void {
     this.#ws = ws;
     if (this.#state === 2) {
-      ws.close(this.#closing?.code ?? 1000, this.#closing?.reason);
+      this.#closeAfterPing(ws);
       return;
     }
     this.#state = 1;
     this.dispatchEvent(new Event("open"));
+  }
+
+  /**
+   * @internal Called by the Bun `pong` handler: the answer to the ping of a
+   * close shows the peer has read all before it, and will read the close.
+   */
+  pong(data: Uint8Array): void {
+    if (this.#graceTimer === undefined || !this.#ws) return;
+    if (new TextDecoder().decode(data) !== CLOSE_PING) return;
+    this.#stopGrace();
+    this.#ws.close(this.#closing?.code ?? 1000, this.#closing?.reason);
   }
 
   /** @internal Called by the Bun `message` handler. */
@@ -150,6 +211,7 @@ export class BunWebSocket extends EventTarget {
 
   /** @internal Called by the Bun `close` handler. */
   closed(code: number, reason: string): void {
+    this.#stopGrace();
     this.#state = 3;
     if (this.#server) sockets.get(this.#server)?.delete(this);
     this.dispatchEvent(closeEvent(code, reason));
@@ -178,5 +240,8 @@ export const bunWebSocketHandlers = {
   },
   drain(ws: BunServerWebSocket): void {
     adapter(ws)?.drain();
+  },
+  pong(ws: BunServerWebSocket, data: Uint8Array): void {
+    adapter(ws)?.pong(data);
   },
 };
