@@ -21,6 +21,31 @@ export type UploadFileOptions = Omit<
   "contentLength" | "fetch"
 >;
 
+/**
+ * `body`, with `socket` holding the process open only while a read of it
+ * waits.
+ */
+function readHolding(
+  body: ReadableStream<Uint8Array>,
+  socket: { ref(): unknown; unref(): unknown },
+): ReadableStream<Uint8Array> {
+  socket.unref();
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      socket.ref();
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } finally {
+        socket.unref();
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
 /** Bytes read from the file per write under Deno. */
 const READ_BYTES = 1024 * 1024;
 
@@ -36,8 +61,9 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  * a request that said `Connection: close` (no agent, or one without
  * keep-alive) to a server that answered early (401, 302) and then closed
  * failed with "write EPIPE" instead of resolving with the answer. One per
- * upload, destroyed when its request closes: a kept socket held the
- * process open.
+ * upload, destroyed when its request or response closes: a kept socket held
+ * the process open (and holds it only while a read of the response body
+ * waits: `readHolding`).
  */
 class TrustingAgent extends https.Agent {
   constructor() {
@@ -202,10 +228,17 @@ export async function uploadFile(
       const cut = !file.readableEnded;
       if (cut) file.destroy();
       const status = incoming.statusCode ?? 0;
-      const body = NULL_BODY_STATUSES.has(status) || method === "HEAD"
+      let body = NULL_BODY_STATUSES.has(status) || method === "HEAD"
         ? null
         : readableFromNode(incoming as unknown as Duplex, 65536);
       if (body === null) incoming.resume();
+      else if (agent !== undefined) {
+        // A connection kept alive holds the process while its body waits
+        // to be read: a program that looked at the status alone never
+        // exited (Deno.serve keeps it open). It counts only while a read
+        // waits, as fetch's bodies do.
+        body = readHolding(body, incoming.socket);
+      }
       const responseHeaders = headersFromNode(
         incoming.headers as Record<string, string | string[] | undefined>,
       );
