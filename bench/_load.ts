@@ -89,8 +89,8 @@ async function startServer(kind: string): Promise<number> {
       }))).port;
     case "rpc":
       // The example's server, with serveHttp2's stream limits (128 per
-      // session, 4,096 in all; under Deno a GOAWAY after 50 streams)
-      // raised to what these runs open on their one session; the bare
+      // session, 4,096 in all) raised to what these runs open on their one
+      // session, and no bound of streams per session (the default); the bare
       // server below has node:http2's own (no) limit.
       return (await serveHttp2(
         createUniversalHandler(streamingCalc, serverOptions),
