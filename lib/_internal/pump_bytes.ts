@@ -31,6 +31,14 @@ export interface ReadSizes {
 }
 
 /**
+ * Streams the library made that are not byte streams (`readableFromNode`'s):
+ * {@linkcode EitherReader} reads them without asking for a BYOB reader,
+ * whose refusal is a `TypeError` made, thrown and caught per body (9-17% of
+ * serveHttp2's CPU per unary call under Deno).
+ */
+export const NOT_BYTES: WeakSet<ReadableStream> = new WeakSet();
+
+/**
  * A reader of a byte stream through a BYOB reader (`byobReader`), or of
  * any other stream through a default reader (`defaultReader`): the shared
  * part of the readers that read a runtime's body into buffers of their own
@@ -47,7 +55,7 @@ export class EitherReader {
   constructor(stream: ReadableStream<Uint8Array>) {
     let byob: ReadableStreamBYOBReader | undefined;
     try {
-      byob = stream.getReader({ mode: "byob" });
+      if (!NOT_BYTES.has(stream)) byob = stream.getReader({ mode: "byob" });
     } catch {
       // Not a byte stream (or locked: getReader says so below).
     }

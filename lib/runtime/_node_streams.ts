@@ -8,6 +8,7 @@
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { isBun } from "../_internal/user_agent.ts";
+import { NOT_BYTES } from "../_internal/pump_bytes.ts";
 import { allocBytes, MAX_SLAB_REQUEST } from "../rpc/wire/_alloc.ts";
 import {
   type ByteSink,
@@ -136,6 +137,7 @@ export function readableFromNode(
       stream.resume();
     },
   }, { highWaterMark: 0 });
+  NOT_BYTES.add(readable);
   registerPushSource(readable, (next) => {
     if (cancelled || waiting) return;
     listener = next;
