@@ -319,6 +319,7 @@ const ROWS: Row[] = [
       "serve_http2_tls.test.ts",
       "serve_http2_churn.test.ts",
       "serve_http2_session_bound.test.ts",
+      "serve_completed.test.ts",
       "framework_body_limits.test.ts",
       "proxy_buffering.test.ts",
       "urls_hosts.test.ts",

@@ -19,6 +19,17 @@ import {
 import { pipeWithPace } from "../_internal/idle_timeout.ts";
 import { checkBodyUnused } from "../_internal/arguments.ts";
 
+/**
+ * How long an exchange goes before the echo reads `request.signal`: under
+ * Deno 2.9.6, a request whose signal was read is counted in progress by
+ * `info.completed` (and so by serve's `maxConcurrentRequests`) for up to
+ * seconds after its response was sent, under load (h2load, 500 streams
+ * open: up to 5,000 requests not completed, 1.4 s median, 2.7 s max),
+ * docs/known-runtime-issues.md (ag). Exchanges that end sooner never read
+ * it; a client that leaves earlier is heard at this point.
+ */
+const SIGNAL_AFTER_MS = 1000;
+
 /** Options for {@linkcode echo} and {@linkcode createEchoHandler}. */
 export interface EchoOptions {
   /**
@@ -105,8 +116,13 @@ export interface EchoOptions {
  * `new Response(request.body)`: the runtime's native passthrough, with no
  * JS per chunk (the fastest echo; nothing then bounds an idle client).
  * When the request's `signal` aborts (the client went away), the pipeline
- * ends at once: the request body is cancelled and the response body
- * errored, so no stream of the echo holds the connection. (Reading the
+ * ends: the request body is cancelled and the response body errored, so
+ * no stream of the echo holds the connection. The signal is read only
+ * once the exchange has lasted a second (an abort before is heard then):
+ * under Deno 2.9.6, a request whose signal was read may go on counting in
+ * `serve`'s `maxConcurrentRequests` for seconds after its response was
+ * sent, which under a load of short exchanges answered thousands of them
+ * 503 (docs/known-runtime-issues.md (ag)). (Reading the
  * signal makes `Deno.serve` print its one-time notice that the signal
  * "aborts on successful responses (legacy behavior)": harmless here, as no
  * pipeline is left once a response has been sent; `deno run
@@ -182,11 +198,12 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
   }
   // The echo itself, in one stream: each chunk is read (with the idle
   // timer, up to readAheadBytes ahead) and passed on as it arrives. A
-  // client that goes away aborts the request's signal: that errors the
-  // stream, which cancels the request body and errors the response body,
-  // so the pipeline ends instead of waiting on a peer that will never read
-  // (under Deno, a response body that is never read to its end keeps the
-  // socket open).
+  // client that goes away aborts the request's signal (read once the
+  // exchange has lasted SIGNAL_AFTER_MS: a client gone before is heard
+  // then): that errors the stream, which cancels the request body and
+  // errors the response body, so the pipeline ends instead of waiting on
+  // a peer that will never read (under Deno, a response body that is never
+  // read to its end keeps the socket open).
   const input = pipeWithPace(request.body, {
     idleTimeoutMs,
     onIdle: () =>
@@ -205,7 +222,12 @@ export function echo(request: Request, options: EchoOptions = {}): Response {
       ),
     readAheadBytes,
     maxReadBytes: duplexMaxReadBytes(request),
-    signal: request.signal,
+    // Read only for an exchange still going after SIGNAL_AFTER_MS: under
+    // Deno 2.9.6 reading it delays `info.completed`, and with it the end of
+    // the request's count in serve's maxConcurrentRequests, by up to
+    // seconds (docs/known-runtime-issues.md (ag)).
+    signal: () => request.signal,
+    signalAfterMs: SIGNAL_AFTER_MS,
     onAbort: (cause) =>
       new HttpError(400, "Cannot echo: the client went away", { cause }),
     // The client's doing, not a server failure to log.
