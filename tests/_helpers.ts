@@ -594,3 +594,21 @@ export function runProcess(
     });
   });
 }
+
+/**
+ * `bytes` cut at each of `cuts` (each taken modulo the length + 1, so any
+ * number is a cut; duplicates once): the chunks a parser gets when a body
+ * arrives split there, empty ones included.
+ */
+export function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))]
+    .sort((a, b) => a - b);
+  const chunks: Uint8Array[] = [];
+  let last = 0;
+  for (const point of points) {
+    chunks.push(bytes.slice(last, point));
+    last = point;
+  }
+  chunks.push(bytes.slice(last));
+  return chunks;
+}

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Buffer } from "node:buffer";
 import { DuplexStream } from "../lib/streams/duplex_stream.ts";
-import { deadline } from "./_helpers.ts";
+import { deadline, splitAt } from "./_helpers.ts";
 import { WatchedViews } from "./_memory.ts";
 
 const enc = new TextEncoder();
@@ -29,20 +29,6 @@ function reading(chunks: Uint8Array[], options = {}): DuplexStream {
     new WritableStream(),
     options,
   );
-}
-
-/** Splits `bytes` at the given cut points. */
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))]
-    .sort((a, b) => a - b);
-  const parts: Uint8Array[] = [];
-  let start = 0;
-  for (const p of points) {
-    parts.push(bytes.slice(start, p));
-    start = p;
-  }
-  parts.push(bytes.slice(start));
-  return parts;
 }
 
 describe("DuplexStream.readPartial", () => {
@@ -91,7 +77,7 @@ describe("DuplexStream.read", () => {
         fc.array(fc.nat(), { maxLength: 8 }),
         fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1 }),
         async (bytes, cuts, sizes) => {
-          const stream = reading(split(bytes, cuts));
+          const stream = reading(splitAt(bytes, cuts));
           let offset = 0;
           for (const n of sizes) {
             const got = await stream.read(n);
@@ -153,7 +139,9 @@ describe("DuplexStream.readLine", () => {
     const bytes = enc.encode(lines.join("\n") + "\n");
     await fc.assert(
       fc.asyncProperty(fc.array(fc.nat(), { maxLength: 12 }), async (cuts) => {
-        const got = await Array.fromAsync(reading(split(bytes, cuts)).lines());
+        const got = await Array.fromAsync(
+          reading(splitAt(bytes, cuts)).lines(),
+        );
         assert.deepEqual(got, ["alpha", "", "béta", "gamma", "δ"]);
       }),
     );

@@ -13,7 +13,7 @@ import {
   MultipartStream,
   parseMultipart,
 } from "../lib/http/mod.ts";
-import { deadline } from "./_helpers.ts";
+import { deadline, splitAt } from "./_helpers.ts";
 import { WatchedViews } from "./_memory.ts";
 
 const enc = new TextEncoder();
@@ -40,20 +40,6 @@ function body(
 
 function field(name: string, value: string): string {
   return `Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`;
-}
-
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort(
-    (a, b) => a - b,
-  );
-  const chunks: Uint8Array[] = [];
-  let last = 0;
-  for (const p of points) {
-    chunks.push(bytes.slice(last, p));
-    last = p;
-  }
-  chunks.push(bytes.slice(last));
-  return chunks;
 }
 
 /** Runs the push decoder over `chunks`, joining each part's data. */
@@ -379,7 +365,7 @@ describe("MultipartDecoder", () => {
     );
     // Split anywhere, the same error.
     rejects(
-      () => decodeChunks(split(bytes, [40, 41, 60])),
+      () => decodeChunks(splitAt(bytes, [40, 41, 60])),
       400,
       /bare LF/,
     );
@@ -493,7 +479,7 @@ describe("MultipartDecoder", () => {
     ]);
     assert.equal(decode(bytes, B, { maxFileBytes: 100 }).length, 1);
     rejects(
-      () => decodeChunks(split(bytes, [50, 80]), B, { maxFileBytes: 99 }),
+      () => decodeChunks(splitAt(bytes, [50, 80]), B, { maxFileBytes: 99 }),
       413,
       /part 1 \(file\) exceeds maxFileBytes 99/,
     );
@@ -548,7 +534,7 @@ describe("MultipartDecoder", () => {
     const bytes = body([
       `Content-Disposition: form-data; name="x"; filename="x"\r\n\r\n${near}`,
     ], boundary);
-    const chunks = split(
+    const chunks = splitAt(
       bytes,
       Array.from({ length: bytes.length / 1000 }, (_, i) => (i + 1) * 1000),
     );
@@ -595,7 +581,7 @@ describe("MultipartDecoder", () => {
             whole.map((p) => [p.name, p.data]),
             fields.map((f) => [f.name, f.value]),
           );
-          assert.deepEqual(decodeChunks(split(bytes, cuts)), whole);
+          assert.deepEqual(decodeChunks(splitAt(bytes, cuts)), whole);
         },
       ),
       { numRuns: 300 },
@@ -610,7 +596,7 @@ describe("MultipartDecoder", () => {
     const whole = decode(bytes);
     const ones = [...bytes].map((b) => Uint8Array.of(b));
     assert.deepEqual(decodeChunks(ones), whole);
-    const twos = split(
+    const twos = splitAt(
       bytes,
       Array.from({ length: bytes.length }, (_, i) => i * 2),
     );
@@ -640,7 +626,7 @@ describe("MultipartDecoder", () => {
           const bytes = new Uint8Array([...head, ...data, ...tail]);
           const decoder = new MultipartDecoder(boundary);
           const got: number[] = [];
-          for (const chunk of split(bytes, cuts)) {
+          for (const chunk of splitAt(bytes, cuts)) {
             for (const event of decoder.decode(chunk)) {
               if (event.type === "data") got.push(...event.bytes);
             }
@@ -664,7 +650,7 @@ describe("MultipartStream", () => {
     ]);
     for (const cuts of [[], [1, 2, 3, 100, 150, 150_000]]) {
       const parts = await collect(
-        ReadableStream.from(split(bytes, cuts)).pipeThrough(
+        ReadableStream.from(splitAt(bytes, cuts)).pipeThrough(
           new MultipartStream(B),
         ),
       );
@@ -685,7 +671,7 @@ describe("MultipartStream", () => {
       field("b", "2"),
     ]);
     let pulls = 0;
-    const chunks = split(
+    const chunks = splitAt(
       bytes,
       Array.from({ length: 40 }, (_, i) => i * 32 * 1024),
     );
@@ -731,7 +717,7 @@ describe("MultipartStream", () => {
       "z".repeat(300_000),
       field("b", "2"),
     ]);
-    const parts = ReadableStream.from(split(bytes, [1000, 70_000]))
+    const parts = ReadableStream.from(splitAt(bytes, [1000, 70_000]))
       .pipeThrough(new MultipartStream(B));
     const names: string[] = [];
     for await (const part of parts) {
@@ -750,7 +736,7 @@ describe("MultipartStream", () => {
       "y".repeat(200_000),
       field("b", "2"),
     ]);
-    const parts = ReadableStream.from(split(bytes, [1000, 70_000, 400_000]))
+    const parts = ReadableStream.from(splitAt(bytes, [1000, 70_000, 400_000]))
       .pipeThrough(new MultipartStream(B));
     const seen: string[] = [];
     for await (const part of parts) {

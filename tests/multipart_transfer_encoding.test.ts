@@ -30,6 +30,7 @@ import {
   removeDir,
   runProcess,
   sha256Base64,
+  splitAt,
   withServer,
 } from "./_helpers.ts";
 
@@ -130,21 +131,6 @@ function quotedPrintable(bytes: Uint8Array, lower = false): string {
   return out;
 }
 
-/** The body split at each of `cuts` (sorted, within the body). */
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort(
-    (a, b) => a - b,
-  );
-  const chunks: Uint8Array[] = [];
-  let last = 0;
-  for (const point of points) {
-    chunks.push(bytes.slice(last, point));
-    last = point;
-  }
-  chunks.push(bytes.slice(last));
-  return chunks;
-}
-
 /** Each part's name and body, from the push decoder given `chunks`. */
 function decodeChunks(
   chunks: Uint8Array[],
@@ -194,11 +180,11 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
       fieldPart("after", undefined, "plain"),
     ]);
     for (let at = 0; at <= body.length; at++) {
-      const parts = decodeChunks(split(body, [at]));
+      const parts = decodeChunks(splitAt(body, [at]));
       assert.deepEqual(parts[0], ["f", content], `split at ${at}`);
       assert.equal(dec.decode(parts[1][1]), "plain", `split at ${at}`);
     }
-    const bytewise = decodeChunks(split(body, [...body.keys()]));
+    const bytewise = decodeChunks(splitAt(body, [...body.keys()]));
     assert.deepEqual(bytewise[0], ["f", content], "1-byte chunks");
   });
 
@@ -215,7 +201,7 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
     for (const [encoded, text] of cases) {
       const body = form([fieldPart("a", "base64", encoded)]);
       for (let at = 0; at <= body.length; at++) {
-        const [[, bytes]] = decodeChunks(split(body, [at]));
+        const [[, bytes]] = decodeChunks(splitAt(body, [at]));
         assert.equal(dec.decode(bytes), text, `${encoded} split at ${at}`);
       }
     }
@@ -233,18 +219,18 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
       fieldPart("after", undefined, "plain"),
     ]);
     for (let at = 0; at <= body.length; at++) {
-      const parts = decodeChunks(split(body, [at]));
+      const parts = decodeChunks(splitAt(body, [at]));
       assert.equal(dec.decode(parts[0][1]), decoded, `split at ${at}`);
       assert.equal(dec.decode(parts[1][1]), "plain", `split at ${at}`);
     }
-    const bytewise = decodeChunks(split(body, [...body.keys()]));
+    const bytewise = decodeChunks(splitAt(body, [...body.keys()]));
     assert.equal(dec.decode(bytewise[0][1]), decoded, "1-byte chunks");
   });
 
   it("MultipartDecoder drops the white space that ends a quoted-printable body", () => {
     const body = form([fieldPart("a", "quoted-printable", "end \t ")]);
     for (let at = 0; at <= body.length; at++) {
-      const [[, bytes]] = decodeChunks(split(body, [at]));
+      const [[, bytes]] = decodeChunks(splitAt(body, [at]));
       assert.equal(dec.decode(bytes), "end", `split at ${at}`);
     }
   });
@@ -252,7 +238,7 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
   it("MultipartDecoder keeps a bare CR and the white space before it in quoted-printable", () => {
     const body = form([fieldPart("a", "quoted-printable", "a \rb \r")]);
     for (let at = 0; at <= body.length; at++) {
-      const [[, bytes]] = decodeChunks(split(body, [at]));
+      const [[, bytes]] = decodeChunks(splitAt(body, [at]));
       assert.equal(dec.decode(bytes), "a \rb \r", `split at ${at}`);
     }
   });
@@ -274,7 +260,7 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
               quotedPrintable(content, lower),
             ),
           ]);
-          const parts = decodeChunks(split(body, cuts));
+          const parts = decodeChunks(splitAt(body, cuts));
           assert.deepEqual(parts, [["b", content], ["q", content]]);
         },
       ),
@@ -381,9 +367,13 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
     it(`MultipartDecoder refuses ${what} with 400 naming the part, however split`, () => {
       const body = form([fieldPart("first", undefined, "ok"), part]);
       for (let at = 0; at <= body.length; at += 7) {
-        rejects(() => decodeChunks(split(body, [at])), 400, pattern);
+        rejects(() => decodeChunks(splitAt(body, [at])), 400, pattern);
       }
-      rejects(() => decodeChunks(split(body, [...body.keys()])), 400, pattern);
+      rejects(
+        () => decodeChunks(splitAt(body, [...body.keys()])),
+        400,
+        pattern,
+      );
     });
   }
 
@@ -460,7 +450,7 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
       ["t", TEXT],
     ]);
     const streamed: Array<[string, string]> = [];
-    const parts = ReadableStream.from(split(body, [10, 200, 3000, 7000]))
+    const parts = ReadableStream.from(splitAt(body, [10, 200, 3000, 7000]))
       .pipeThrough(new MultipartStream(B));
     for await (const part of parts) {
       streamed.push([part.name, sha256Base64(await part.bytes())]);
@@ -476,7 +466,7 @@ describe("MultipartDecoder Content-Transfer-Encoding", () => {
     const body = form([filePart("f", "f.bin", "base64", "YWJj*")]);
     // The part comes in the first chunk, the bad byte in the second.
     const at = dec.decode(body).indexOf("*");
-    const parts = ReadableStream.from(split(body, [at])).pipeThrough(
+    const parts = ReadableStream.from(splitAt(body, [at])).pipeThrough(
       new MultipartStream(B),
     );
     const reader = parts.getReader();
@@ -536,7 +526,7 @@ describe("createUploadHandler multipart mode with Content-Transfer-Encoding", ()
 
   /** A request whose body comes in chunks of `size` bytes. */
   function chunked(body: Uint8Array, size: number): Request {
-    const chunks = split(
+    const chunks = splitAt(
       body,
       Array.from({ length: Math.ceil(body.length / size) }, (_, i) => i * size),
     );

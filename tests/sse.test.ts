@@ -23,7 +23,13 @@ import { formatSseEvent } from "../lib/http/sse_encoder_stream.ts";
 import { SseParser } from "../lib/http/_sse_parser.ts";
 import { collectGarbage } from "./_memory.ts";
 import process from "node:process";
-import { deadline, runtime, withServer, withTimersAtOnce } from "./_helpers.ts";
+import {
+  deadline,
+  runtime,
+  splitAt,
+  withServer,
+  withTimersAtOnce,
+} from "./_helpers.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { startWorkerd, type Workerd } from "./_workerd.ts";
 
@@ -55,22 +61,6 @@ async function encode(
   return dec.decode(
     new Uint8Array(await new Response(stream).arrayBuffer()),
   );
-}
-
-/** `bytes` cut at the given offsets. */
-function split(all: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((
-    a,
-    b,
-  ) => a - b);
-  const parts: Uint8Array[] = [];
-  let last = 0;
-  for (const point of points) {
-    parts.push(all.slice(last, point));
-    last = point;
-  }
-  parts.push(all.slice(last));
-  return parts;
 }
 
 const msg = (data: string, event = "message", id = ""): SseMessage => ({
@@ -640,7 +630,7 @@ describe("SseDecoderStream", () => {
         async (pieces, cuts) => {
           const all = bytes(pieces.join(""));
           assert.deepEqual(
-            await decode(split(all, cuts)),
+            await decode(splitAt(all, cuts)),
             await decode([all]),
           );
         },
@@ -682,7 +672,7 @@ describe("SseDecoderStream", () => {
             }
           }
           const all = bytes(await encode(events));
-          assert.deepEqual(await decode(split(all, cuts)), expected);
+          assert.deepEqual(await decode(splitAt(all, cuts)), expected);
         },
       ),
       { numRuns: 200 },
