@@ -259,6 +259,47 @@ export function headerFrames(
  * to answer in ways no compliant server library would (a reset instead of
  * trailers, say).
  */
+/**
+ * Calls `onFrame` with each frame a client sends on `socket`, once the
+ * client's connection preface has come (frames split across reads joined).
+ */
+export function readFrames(
+  socket: Socket,
+  onFrame: (
+    type: number,
+    flags: number,
+    streamId: number,
+    payload: Uint8Array,
+  ) => void,
+): void {
+  let buffered = new Uint8Array(0);
+  let prefaceSeen = false;
+  socket.on("data", (data: Uint8Array) => {
+    const joined = new Uint8Array(buffered.byteLength + data.byteLength);
+    joined.set(buffered);
+    joined.set(data, buffered.byteLength);
+    buffered = joined;
+    if (!prefaceSeen) {
+      if (buffered.byteLength < PREFACE.byteLength) return;
+      buffered = buffered.subarray(PREFACE.byteLength);
+      prefaceSeen = true;
+    }
+    while (buffered.byteLength >= 9) {
+      const length = (buffered[0] << 16) | (buffered[1] << 8) | buffered[2];
+      if (buffered.byteLength < 9 + length) break;
+      const type = buffered[3];
+      const flags = buffered[4];
+      const streamId = new DataView(
+        buffered.buffer,
+        buffered.byteOffset + 5,
+      ).getUint32(0) & 0x7fffffff;
+      const payload = buffered.slice(9, 9 + length);
+      buffered = buffered.subarray(9 + length);
+      onFrame(type, flags, streamId, payload);
+    }
+  });
+}
+
 export async function rawH2Server(
   onRequest: (
     streamId: number,
@@ -272,33 +313,11 @@ export async function rawH2Server(
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
     socket.write(frame(FRAME.SETTINGS, 0, 0));
-    let buffered = new Uint8Array(0);
-    let prefaceSeen = false;
-    socket.on("data", (data: Uint8Array) => {
-      const joined = new Uint8Array(buffered.byteLength + data.byteLength);
-      joined.set(buffered);
-      joined.set(data, buffered.byteLength);
-      buffered = joined;
-      if (!prefaceSeen) {
-        if (buffered.byteLength < PREFACE.byteLength) return;
-        buffered = buffered.subarray(PREFACE.byteLength);
-        prefaceSeen = true;
-      }
-      while (buffered.byteLength >= 9) {
-        const length = (buffered[0] << 16) | (buffered[1] << 8) | buffered[2];
-        if (buffered.byteLength < 9 + length) break;
-        const type = buffered[3];
-        const flags = buffered[4];
-        const streamId = new DataView(
-          buffered.buffer,
-          buffered.byteOffset + 5,
-        ).getUint32(0) & 0x7fffffff;
-        buffered = buffered.subarray(9 + length);
-        if (type === FRAME.SETTINGS && !(flags & ACK)) {
-          socket.write(frame(FRAME.SETTINGS, ACK, 0));
-        } else if (type === FRAME.HEADERS) {
-          onRequest(streamId, (f) => socket.write(f), () => socket.destroy());
-        }
+    readFrames(socket, (type, flags, streamId) => {
+      if (type === FRAME.SETTINGS && !(flags & ACK)) {
+        socket.write(frame(FRAME.SETTINGS, ACK, 0));
+      } else if (type === FRAME.HEADERS) {
+        onRequest(streamId, (f) => socket.write(f), () => socket.destroy());
       }
     });
   });

@@ -14,11 +14,10 @@ import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createHttp2Client } from "../lib/runtime/grpc_node.ts";
 import { createClient, createGrpcTransport } from "../lib/rpc/mod.ts";
-import { FRAME, frame, responseHeaders } from "./_h2_frames.ts";
+import { FRAME, frame, readFrames, responseHeaders } from "./_h2_frames.ts";
 import { cancelledThenAnswered, LateService } from "./_h2_close_client.ts";
 import { deadline, runProcess, runtime } from "./_helpers.ts";
 
-const PREFACE_BYTES = 24;
 const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const enc = new TextEncoder();
@@ -74,8 +73,6 @@ async function lateAnswerServer() {
     socket.on("error", () => {});
     socket.write(frame(FRAME.SETTINGS, 0, 0));
     const bodies = new Map<number, Uint8Array>();
-    let buffered = new Uint8Array(0);
-    let prefaceSeen = false;
     const ended = (streamId: number) => {
       const value = requestValue(bodies.get(streamId) ?? new Uint8Array(0));
       bodies.delete(streamId);
@@ -98,45 +95,26 @@ async function lateAnswerServer() {
         socket.write(trailers(streamId, 0));
       }, value);
     };
-    socket.on("data", (data: Uint8Array) => {
-      const joined = new Uint8Array(buffered.byteLength + data.byteLength);
-      joined.set(buffered);
-      joined.set(data, buffered.byteLength);
-      buffered = joined;
-      if (!prefaceSeen) {
-        if (buffered.byteLength < PREFACE_BYTES) return;
-        buffered = buffered.subarray(PREFACE_BYTES);
-        prefaceSeen = true;
-      }
-      while (buffered.byteLength >= 9) {
-        const length = (buffered[0] << 16) | (buffered[1] << 8) | buffered[2];
-        if (buffered.byteLength < 9 + length) break;
-        const type = buffered[3];
-        const flags = buffered[4];
-        const streamId = new DataView(
-          buffered.buffer,
-          buffered.byteOffset + 5,
-        ).getUint32(0) & 0x7fffffff;
-        const payload = buffered.slice(9, 9 + length);
-        buffered = buffered.subarray(9 + length);
-        if (type === FRAME.SETTINGS && !(flags & 0x1)) {
-          socket.write(frame(FRAME.SETTINGS, 0x1, 0));
-        } else if (type === FRAME.PING && !(flags & 0x1)) {
-          socket.write(frame(FRAME.PING, 0x1, 0, payload));
-        } else if (type === FRAME.HEADERS || type === FRAME.DATA) {
-          if (type === FRAME.DATA) {
-            const body = bodies.get(streamId) ?? new Uint8Array(0);
-            const joinedBody = new Uint8Array(body.byteLength + length);
-            joinedBody.set(body);
-            joinedBody.set(payload, body.byteLength);
-            bodies.set(streamId, joinedBody);
-          }
-          if (flags & END_STREAM) ended(streamId);
-        } else if (type === FRAME.RST_STREAM) {
-          // As grpc-go's deadline racing the client's cancel: an answer on
-          // a stream the client has closed.
-          socket.write(trailers(streamId, 4, true));
+    readFrames(socket, (type, flags, streamId, payload) => {
+      if (type === FRAME.SETTINGS && !(flags & 0x1)) {
+        socket.write(frame(FRAME.SETTINGS, 0x1, 0));
+      } else if (type === FRAME.PING && !(flags & 0x1)) {
+        socket.write(frame(FRAME.PING, 0x1, 0, payload));
+      } else if (type === FRAME.HEADERS || type === FRAME.DATA) {
+        if (type === FRAME.DATA) {
+          const body = bodies.get(streamId) ?? new Uint8Array(0);
+          const joinedBody = new Uint8Array(
+            body.byteLength + payload.byteLength,
+          );
+          joinedBody.set(body);
+          joinedBody.set(payload, body.byteLength);
+          bodies.set(streamId, joinedBody);
         }
+        if (flags & END_STREAM) ended(streamId);
+      } else if (type === FRAME.RST_STREAM) {
+        // As grpc-go's deadline racing the client's cancel: an answer on
+        // a stream the client has closed.
+        socket.write(trailers(streamId, 4, true));
       }
     });
   });
