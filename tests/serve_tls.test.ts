@@ -295,6 +295,33 @@ describe("serve over HTTPS", {
     }
   });
 
+  /**
+   * Runs `code` in a child of this runtime that trusts the test CA as users
+   * tell it to (DENO_CERT under Deno, NODE_EXTRA_CA_CERTS under Bun); fails
+   * unless it exits 0 within 30 s.
+   */
+  async function trustingChild(code: string) {
+    const output = await runProcess(
+      process.execPath,
+      runtime === "bun" ? ["-e", code] : ["eval", code],
+      {
+        cwd: dir,
+        timeoutMs: 30_000,
+        env: runtime === "bun"
+          ? { NODE_EXTRA_CA_CERTS: caFile }
+          : { DENO_CERT: caFile },
+      },
+    );
+    assert.equal(
+      output.code,
+      0,
+      output.code === null
+        ? `the child did not exit within 30 s (killed): ${output.stderr}`
+        : `the child failed: ${output.stderr}`,
+    );
+    return output;
+  }
+
   it("uploadFile sends a file to an https server whose CA the runtime was told to trust (DENO_CERT under Deno, whose node:https ignored it: 'unable to verify the first certificate'; NODE_EXTRA_CA_CERTS under Bun), and a process that leaves an answer unread exits", async () => {
     const server = await serve(async (request) => {
       const body = new Uint8Array(await request.arrayBuffer());
@@ -326,24 +353,7 @@ describe("serve over HTTPS", {
         JSON.stringify(`${server.url}?big`)
       }, ${JSON.stringify(file)});
         console.error("unread", unread.status);`;
-      const { code: exit, stdout, stderr } = await runProcess(
-        process.execPath,
-        runtime === "bun" ? ["-e", code] : ["eval", code],
-        {
-          cwd: dir,
-          timeoutMs: 30_000,
-          env: runtime === "bun"
-            ? { NODE_EXTRA_CA_CERTS: caFile }
-            : { DENO_CERT: caFile },
-        },
-      );
-      assert.equal(
-        exit,
-        0,
-        exit === null
-          ? `the uploading child did not exit within 30 s (killed): ${stderr}`
-          : `the uploading child failed: ${stderr}`,
-      );
+      const { stdout, stderr } = await trustingChild(code);
       assert.match(stderr, /unread 200/);
       assert.equal(
         stdout.trim(),
@@ -398,18 +408,7 @@ describe("serve over HTTPS", {
       }, { headers });
           console.log(response.status, await response.text());
         }`;
-      const { code: exit, stdout, stderr } = await runProcess(
-        process.execPath,
-        runtime === "bun" ? ["-e", code] : ["eval", code],
-        {
-          cwd: dir,
-          timeoutMs: 30_000,
-          env: runtime === "bun"
-            ? { NODE_EXTRA_CA_CERTS: caFile }
-            : { DENO_CERT: caFile },
-        },
-      );
-      assert.equal(exit, 0, `the uploading child failed: ${stderr}`);
+      const { stdout } = await trustingChild(code);
       assert.equal(stdout.trim(), `401 no\n200 ${3 * 1024 * 1024}`);
       // Under Deno, node:https; Bun's fetch sends no SNI for an IP.
       if (runtime === "deno") assert.deepEqual(seen, [undefined, "localhost"]);
