@@ -1275,6 +1275,52 @@ describe("serveHttp2 and a malformed :authority", () => {
       }
     });
   }
+
+  it("a handler of its own gets a request URL that parses, whatever the authority (a fast path for plain ones let 'example.com:65536', '256.0.0.1', 'foo.123' and 'xn--a' through)", async () => {
+    const urls: string[] = [];
+    const server = await serveHttp2((request) => {
+      urls.push(new URL(request.url).href);
+      return Promise.resolve({ status: 204, headers: new Headers() });
+    });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    const authorities = [
+      "example.com:65536",
+      "1.2.3.4.5",
+      "256.0.0.1",
+      "foo.123",
+      "xn--a",
+      "example.com:8080",
+      "127.0.0.1:50051",
+    ];
+    try {
+      for (const authority of authorities) {
+        const status = await deadline(
+          new Promise((resolve, reject) => {
+            const stream = session.request({
+              ":method": "GET",
+              ":path": "/x/y",
+              ":authority": authority,
+            }, { endStream: true });
+            stream.on("response", (headers) => resolve(headers[":status"]));
+            stream.on("error", reject);
+            stream.resume();
+          }),
+          T,
+          authority,
+        );
+        assert.equal(status, 204, authority);
+      }
+      assert.deepEqual(urls, [
+        ...Array(5).fill("http://localhost/x/y"),
+        "http://example.com:8080/x/y",
+        "http://127.0.0.1:50051/x/y",
+      ]);
+    } finally {
+      session.close();
+      await server.shutdown();
+    }
+  });
 });
 
 describe("maxMessageBytes holds for a message sent compressed", () => {
