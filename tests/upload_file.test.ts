@@ -224,6 +224,31 @@ describe("uploadFile", () => {
     });
   });
 
+  it("cancelling the response's body ends the answer at the server (under Deno it went on arriving, and the connection held the process)", async () => {
+    const cancelled = Promise.withResolvers<void>();
+    await withServer(async (request) => {
+      for await (const _ of request.body!) { /* drain */ }
+      // An answer with no end: 16 KiB every 10 ms until cancelled.
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            controller.enqueue(new Uint8Array(16 * 1024));
+          },
+          cancel() {
+            cancelled.resolve();
+          },
+        }),
+      );
+    }, async (server) => {
+      const response = await deadline(uploadFile(server.url, file), 30_000);
+      const reader = response.body!.getReader();
+      assert.equal((await reader.read()).done, false);
+      await reader.cancel("enough");
+      await deadline(cancelled.promise, 10_000, "the server's body cancelled");
+    });
+  });
+
   it("rejects with the abort reason when aborted mid-upload", async () => {
     const reason = new Error("stop");
     const controller = new AbortController();

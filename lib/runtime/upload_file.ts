@@ -22,27 +22,33 @@ export type UploadFileOptions = Omit<
 >;
 
 /**
- * `body`, with `socket` holding the process open only while a read of it
- * waits.
+ * The response's `body` as the caller reads it: cancelled, it closes the
+ * connection (`onCancel`: the rest of the answer went on arriving, and over
+ * http the socket held the process); with a `socket` kept alive, that
+ * socket holds the process open only while a read waits.
  */
-function readHolding(
+function responseBody(
   body: ReadableStream<Uint8Array>,
-  socket: { ref(): unknown; unref(): unknown },
+  socket: { ref(): unknown; unref(): unknown } | undefined,
+  onCancel: () => void,
 ): ReadableStream<Uint8Array> {
-  socket.unref();
+  socket?.unref();
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      socket.ref();
+      socket?.ref();
       try {
         const { done, value } = await reader.read();
         if (done) controller.close();
         else controller.enqueue(value);
       } finally {
-        socket.unref();
+        socket?.unref();
       }
     },
-    cancel: (reason) => reader.cancel(reason),
+    async cancel(reason) {
+      await reader.cancel(reason);
+      onCancel();
+    },
   }, { highWaterMark: 0 });
 }
 
@@ -63,7 +69,7 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  * failed with "write EPIPE" instead of resolving with the answer. One per
  * upload, destroyed when its request or response closes: a kept socket held
  * the process open (and holds it only while a read of the response body
- * waits: `readHolding`).
+ * waits: `responseBody`).
  */
 class TrustingAgent extends https.Agent {
   constructor() {
@@ -232,12 +238,19 @@ export async function uploadFile(
         ? null
         : readableFromNode(incoming as unknown as Duplex, 65536);
       if (body === null) incoming.resume();
-      else if (agent !== undefined) {
-        // A connection kept alive holds the process while its body waits
-        // to be read: a program that looked at the status alone never
-        // exited (Deno.serve keeps it open). It counts only while a read
-        // waits, as fetch's bodies do.
-        body = readHolding(body, incoming.socket);
+      else {
+        // A connection kept alive (https) holds the process while its body
+        // waits to be read: a program that looked at the status alone
+        // never exited (Deno.serve keeps it open). It counts only while a
+        // read waits, as fetch's bodies do.
+        body = responseBody(
+          body,
+          agent === undefined ? undefined : incoming.socket,
+          () => {
+            incoming.destroy();
+            request.destroy();
+          },
+        );
       }
       const responseHeaders = headersFromNode(
         incoming.headers as Record<string, string | string[] | undefined>,
