@@ -96,17 +96,23 @@ describe("serve with echo over TLS (HTTP/2) under h2load", {
       for (let run = 0; run < RUNS; run++) {
         const output = await deadline(
           new Promise<string>((resolve, reject) =>
-            execFile("h2load", [
-              "-n",
-              String(REQUESTS),
-              "-c",
-              String(CONNECTIONS),
-              "-m",
-              String(STREAMS),
-              "-d",
-              bodyPath,
-              new URL("echo", server.url).href,
-            ], (error, stdout) => error ? reject(error) : resolve(stdout))
+            execFile(
+              "h2load",
+              [
+                "-n",
+                String(REQUESTS),
+                "-c",
+                String(CONNECTIONS),
+                "-m",
+                String(STREAMS),
+                "-d",
+                bodyPath,
+                new URL("echo", server.url).href,
+                // Killed with the deadline's run, not left behind.
+              ],
+              { timeout: 25_000, killSignal: "SIGKILL" },
+              (error, stdout) => error ? reject(error) : resolve(stdout),
+            )
           ),
           25_000,
           `h2load run ${run}`,
