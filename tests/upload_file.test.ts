@@ -9,7 +9,15 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createUploadHandler, parseDigestHeader } from "../mod.ts";
 import { createHasher, uploadFile } from "../lib/runtime/fs.ts";
-import { deadline, makeTempDir, removeDir, withServer } from "./_helpers.ts";
+import process from "node:process";
+import {
+  deadline,
+  makeTempDir,
+  removeDir,
+  runProcess,
+  runtime,
+  withServer,
+} from "./_helpers.ts";
 import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
 
 /** Answers as Ballerina's example does: 200 "File Received!", with Repr-Digest. */
@@ -246,6 +254,42 @@ describe("uploadFile", () => {
       assert.equal((await reader.read()).done, false);
       await reader.cancel("enough");
       await deadline(cancelled.promise, 10_000, "the server's body cancelled");
+    });
+  });
+
+  it("a process that leaves an answer unread exits (under Deno over http the connection held it for good)", async () => {
+    await withServer(async (request) => {
+      for await (const _ of request.body!) { /* drain */ }
+      // A first piece, and no end for a while (an event stream, say).
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new Uint8Array(100));
+          },
+        }),
+      );
+    }, async (server) => {
+      const module = new URL("../lib/runtime/upload_file.ts", import.meta.url);
+      const code = `import { uploadFile } from ${
+        JSON.stringify(String(module))
+      };
+        const response = await uploadFile(${
+        JSON.stringify(String(server.url))
+      }, ${JSON.stringify(file)});
+        console.log(response.status);`;
+      const { code: exit, stdout, stderr } = await runProcess(
+        process.execPath,
+        runtime === "bun" ? ["-e", code] : ["eval", code],
+        { cwd: dir, timeoutMs: 30_000 },
+      );
+      assert.equal(
+        exit,
+        0,
+        exit === null
+          ? `the child did not exit within 30 s (killed): ${stderr}`
+          : `the child failed: ${stderr}`,
+      );
+      assert.equal(stdout.trim(), "200");
     });
   });
 

@@ -29,7 +29,7 @@ export type UploadFileOptions = Omit<
  */
 function responseBody(
   body: ReadableStream<Uint8Array>,
-  socket: { ref(): unknown; unref(): unknown } | undefined,
+  socket: { ref(): unknown; unref(): unknown } | null,
   onCancel: () => void,
 ): ReadableStream<Uint8Array> {
   socket?.unref();
@@ -46,8 +46,11 @@ function responseBody(
       }
     },
     async cancel(reason) {
-      await reader.cancel(reason);
-      onCancel();
+      try {
+        await reader.cancel(reason);
+      } finally {
+        onCancel();
+      }
     },
   }, { highWaterMark: 0 });
 }
@@ -239,13 +242,13 @@ export async function uploadFile(
         : readableFromNode(incoming as unknown as Duplex, 65536);
       if (body === null) incoming.resume();
       else {
-        // A connection kept alive (https) holds the process while its body
-        // waits to be read: a program that looked at the status alone
-        // never exited (Deno.serve keeps it open). It counts only while a
-        // read waits, as fetch's bodies do.
+        // A connection kept alive holds the process while its body waits
+        // to be read: a program that looked at the status alone never
+        // exited (Deno.serve keeps it open). It counts only while a read
+        // waits, as fetch's bodies do.
         body = responseBody(
           body,
-          agent === undefined ? undefined : incoming.socket,
+          incoming.socket,
           () => {
             incoming.destroy();
             request.destroy();
