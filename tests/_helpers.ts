@@ -596,6 +596,30 @@ export function runProcess(
 }
 
 /**
+ * Runs `code` as a script in a child of this runtime (`deno eval`, `bun
+ * -e`) in `cwd`, `env` added to its environment; fails unless it exits 0
+ * within 30 s (killed then).
+ */
+export async function runScript(
+  code: string,
+  { cwd, env = {} }: { cwd: string; env?: Record<string, string> },
+): Promise<ProcessOutput> {
+  const output = await runProcess(
+    process.execPath,
+    runtime === "bun" ? ["-e", code] : ["eval", code],
+    { cwd, timeoutMs: 30_000, env },
+  );
+  assert.equal(
+    output.code,
+    0,
+    output.code === null
+      ? `the child did not exit within 30 s (killed): ${output.stderr}`
+      : `the child failed: ${output.stderr}`,
+  );
+  return output;
+}
+
+/**
  * `bytes` cut at each of `cuts` (each taken modulo the length + 1, so any
  * number is a cut; duplicates once): the chunks a parser gets when a body
  * arrives split there, empty ones included.

@@ -26,7 +26,7 @@ import {
   lockstep,
   makeTempDir,
   removeDir,
-  runProcess,
+  runScript,
   runtime,
   startChild,
 } from "./_helpers.ts";
@@ -300,26 +300,13 @@ describe("serve over HTTPS", {
    * tell it to (DENO_CERT under Deno, NODE_EXTRA_CA_CERTS under Bun); fails
    * unless it exits 0 within 30 s.
    */
-  async function trustingChild(code: string) {
-    const output = await runProcess(
-      process.execPath,
-      runtime === "bun" ? ["-e", code] : ["eval", code],
-      {
-        cwd: dir,
-        timeoutMs: 30_000,
-        env: runtime === "bun"
-          ? { NODE_EXTRA_CA_CERTS: caFile }
-          : { DENO_CERT: caFile },
-      },
-    );
-    assert.equal(
-      output.code,
-      0,
-      output.code === null
-        ? `the child did not exit within 30 s (killed): ${output.stderr}`
-        : `the child failed: ${output.stderr}`,
-    );
-    return output;
+  function trustingChild(code: string) {
+    return runScript(code, {
+      cwd: dir,
+      env: runtime === "bun"
+        ? { NODE_EXTRA_CA_CERTS: caFile }
+        : { DENO_CERT: caFile },
+    });
   }
 
   it("uploadFile sends a file to an https server whose CA the runtime was told to trust (DENO_CERT under Deno, whose node:https ignored it: 'unable to verify the first certificate'; NODE_EXTRA_CA_CERTS under Bun), and a process that leaves an answer unread exits", async () => {

@@ -9,13 +9,11 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createUploadHandler, parseDigestHeader } from "../mod.ts";
 import { createHasher, uploadFile } from "../lib/runtime/fs.ts";
-import process from "node:process";
 import {
   deadline,
   makeTempDir,
   removeDir,
-  runProcess,
-  runtime,
+  runScript,
   withServer,
 } from "./_helpers.ts";
 import { formatDigestHeader, type ReceivedBody } from "../mod.ts";
@@ -277,18 +275,7 @@ describe("uploadFile", () => {
         JSON.stringify(String(server.url))
       }, ${JSON.stringify(file)});
         console.log(response.status);`;
-      const { code: exit, stdout, stderr } = await runProcess(
-        process.execPath,
-        runtime === "bun" ? ["-e", code] : ["eval", code],
-        { cwd: dir, timeoutMs: 30_000 },
-      );
-      assert.equal(
-        exit,
-        0,
-        exit === null
-          ? `the child did not exit within 30 s (killed): ${stderr}`
-          : `the child failed: ${stderr}`,
-      );
+      const { stdout } = await runScript(code, { cwd: dir });
       assert.equal(stdout.trim(), "200");
     });
   });
