@@ -24,6 +24,7 @@ import {
 } from "../lib/rpc/mod.ts";
 import { createWebSocketRpcHandler } from "../lib/runtime/websocket_rpc.ts";
 import { serve, type Server } from "../lib/runtime/serve.ts";
+import { serveHttp2 } from "../lib/runtime/serve_http2.ts";
 import { deadline, makeTempDir, rawConnection, removeDir } from "./_helpers.ts";
 
 const Svc = defineService("pkg.Svc", {
@@ -270,6 +271,81 @@ describe("serve answers 400 to a Host that is no host and port (RFC 9112)", () =
       assert.equal(status, "HTTP/1.1 200 OK", `Host: ${host}`);
     }
     assert.deepEqual(failures, []);
+  });
+});
+
+describe("serveHttp2 and the Host header (RFC 9113, 8.3.1)", () => {
+  it("a request with Host and no :authority gets its URL from Host; one whose Host names another authority is 400, naming both, before the handler", async () => {
+    const urls: string[] = [];
+    const server = await serveHttp2((request) => {
+      urls.push(request.url);
+      return Promise.resolve({ status: 204, headers: new Headers() });
+    });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    /** The status and body of a GET of /x with `headers`. */
+    const get = (headers: Record<string, string>) =>
+      deadline(
+        new Promise<{ status: unknown; body: string }>((resolve, reject) => {
+          const stream = session.request(
+            { ":method": "GET", ":path": "/x", ...headers },
+            { endStream: true },
+          );
+          let status: unknown;
+          let body = "";
+          stream.on("response", (head) => status = head[":status"]);
+          stream.setEncoding("utf8");
+          stream.on("data", (chunk: string) => body += chunk);
+          stream.on("end", () => resolve({ status, body }));
+          stream.on("error", reject);
+        }),
+        10_000,
+        JSON.stringify(headers),
+      );
+    try {
+      // Before, the URL was http://localhost/x.
+      assert.deepEqual(await get({ host: "b.example:8080" }), {
+        status: 204,
+        body: "",
+      });
+      assert.equal(urls.pop(), "http://b.example:8080/x");
+      // The same entity written two ways: case and the scheme's default
+      // port do not count (RFC 3986, 6.2).
+      for (
+        const [authority, host] of [
+          ["A.example", "a.example:80"],
+          ["127.0.0.1:8080", "127.0.0.1:8080"],
+        ]
+      ) {
+        const answer = await get({ ":authority": authority, host });
+        assert.equal(answer.status, 204, `${authority} and ${host}`);
+        assert.equal(
+          new URL(urls.pop()!).host,
+          new URL(`http://${host}/`).host,
+        );
+      }
+      // Before, served with the URL of one and the Host of the other.
+      for (
+        const [authority, host] of [
+          ["a.example", "b.example"],
+          ["a.example", "a.example:8080"],
+          ["a.example", "[::1"],
+        ]
+      ) {
+        const answer = await get({ ":authority": authority, host });
+        assert.equal(answer.status, 400, `${authority} and ${host}`);
+        assert.match(answer.body, /Host header .* another authority/);
+        assert.ok(
+          answer.body.includes(JSON.stringify(host)) &&
+            answer.body.includes(JSON.stringify(authority)),
+          answer.body,
+        );
+      }
+      assert.deepEqual(urls, []);
+    } finally {
+      session.close();
+      await server.shutdown();
+    }
   });
 });
 

@@ -476,13 +476,26 @@ export async function serveHttp2(
           serverStream.respond({ ":status": 431 }, { endStream: true });
           return drop();
         }
+        const scheme = tls ? "https" : "http";
+        const conflict = authorityConflict(scheme, headers);
+        if (conflict !== undefined) {
+          // Malformed (RFC 9113, 8.3.1), answered before the stream is
+          // reset as 8.1.1 allows: the handler would see one authority in
+          // its URL and another in `Host`.
+          serverStream.respond({
+            ":status": 400,
+            "content-type": "text/plain; charset=utf-8",
+          });
+          serverStream.end(conflict);
+          return drop();
+        }
         handleStream(
           handler,
           serverStream,
           headers,
           body,
           cutCalls,
-          tls ? "https" : "http",
+          scheme,
         )
           .catch((error) => {
             console.error("sluice: HTTP/2 stream failed:", error);
@@ -768,7 +781,13 @@ async function handleStream(
   stream.once("aborted", onGone);
   const response = await handler({
     method: String(incoming[":method"]),
-    url: requestUrl(scheme, incoming[":authority"], incoming[":path"]),
+    // `Host` names the authority when `:authority` is missing (RFC 9113,
+    // 8.3.1), as some HTTP/1.1-to-HTTP/2 intermediaries send it.
+    url: requestUrl(
+      scheme,
+      incoming[":authority"] ?? incoming.host,
+      incoming[":path"],
+    ),
     headers: headersFromNode(incoming),
     body,
     signal: abort.signal,
@@ -937,6 +956,33 @@ function requestUrl(
     authorityParses(scheme, authority)
   ) return url;
   return URL.canParse(url) ? url : `${scheme}://localhost${path ?? "/"}`;
+}
+
+/**
+ * Why a request is malformed whose `Host` names another authority than its
+ * `:authority` (RFC 9113, 8.3.1; compared as URL hosts, so case and a
+ * default port do not count), or `undefined` if it names one or none.
+ */
+function authorityConflict(
+  scheme: "http" | "https",
+  incoming: http2.IncomingHttpHeaders,
+): string | undefined {
+  const authority = incoming[":authority"];
+  const host = incoming.host;
+  if (authority === undefined || host === undefined || host === authority) {
+    return undefined;
+  }
+  const hostOf = (value: string) =>
+    URL.canParse(`${scheme}://${value}/`)
+      ? new URL(`${scheme}://${value}/`).host
+      : undefined;
+  const named = hostOf(authority);
+  if (named !== undefined && named === hostOf(host)) return undefined;
+  return `Bad request: the Host header (${
+    JSON.stringify(host)
+  }) names another authority than :authority (${
+    JSON.stringify(authority)
+  }) (RFC 9113, 8.3.1)`;
 }
 
 /** A path of unreserved characters only. */
