@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { isBun } from "../_internal/user_agent.ts";
 import { NOT_BYTES } from "../_internal/pump_bytes.ts";
+import { releaseUnlessEnded } from "../_internal/release.ts";
 import { allocBytes, MAX_SLAB_REQUEST } from "../rpc/wire/_alloc.ts";
 import {
   type ByteSink,
@@ -191,14 +192,23 @@ export async function writeToSink(
   sink: ByteSink,
 ): Promise<void> {
   const reader = source.getReader();
+  // Read to its end: the lock is kept (see releaseUnlessEnded).
+  let ended = false;
   try {
     // The library's own body (an RPC call's) writes straight into the
     // sink, in the event that produced it.
     const sinking = pipeToSink(source, sink);
-    if (sinking !== undefined) return await sinking;
+    if (sinking !== undefined) {
+      await sinking;
+      ended = true;
+      return;
+    }
     while (true) {
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done) {
+        ended = true;
+        return;
+      }
       if (value.byteLength <= WRITE_PIECE_BYTES) {
         if (!sink.write(value)) await sink.drained();
         continue;
@@ -218,7 +228,7 @@ export async function writeToSink(
     await reader.cancel(error).catch(() => {});
     throw error;
   } finally {
-    reader.releaseLock();
+    releaseUnlessEnded(reader, ended);
   }
 }
 

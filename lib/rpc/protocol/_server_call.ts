@@ -54,6 +54,7 @@ import {
 } from "../../streams/_fuse.ts";
 import { ChunkReader } from "../../streams/_chunk_reader.ts";
 import { isThenable } from "../../_internal/thenable.ts";
+import { releaseUnlessEnded } from "../../_internal/release.ts";
 import { streamFrom } from "../../_internal/stream_from.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
@@ -909,6 +910,8 @@ async function readBareBody(
     },
   );
   idle.begin();
+  // Read to its end: the lock is kept (see releaseUnlessEnded).
+  let ended = false;
   try {
     while (true) {
       let read: ReadableStreamReadResult<Uint8Array>;
@@ -924,7 +927,10 @@ async function readBareBody(
       const { done, value } = read;
       if (!done) idle.got(value.byteLength);
       if (signal.aborted) throw signal.reason;
-      if (done) break;
+      if (done) {
+        ended = true;
+        break;
+      }
       idle.begin();
       if (bytes.byteLength + value.byteLength > max) {
         const error = tooLarge();
@@ -936,7 +942,7 @@ async function readBareBody(
   } finally {
     idle.stop();
     signal.removeEventListener("abort", onAbort);
-    reader.releaseLock();
+    releaseUnlessEnded(reader, ended);
   }
   return bytes.bytes();
 }
@@ -1057,16 +1063,23 @@ async function pipeDirect<T>(
   // The decoded requests come a burst (one body chunk's messages) at a
   // time, without a promise and a stream hop each.
   const burst = openBurstReader(source, reader);
+  // Read to its end: the lock is kept (see releaseUnlessEnded).
+  let ended = false;
   try {
     while (burst !== undefined) {
       if (step && direct && encoder.hasSink) {
         const running = runSynchronously(encoder, signal, step, direct, waits);
-        if (running !== undefined) return await running;
+        if (running !== undefined) {
+          await running;
+          ended = true;
+          return;
+        }
       }
       let values = burst.read();
       if (isThenable(values)) values = await values;
       if (values === undefined) {
         if (signal.aborted) throw signal.reason;
+        ended = true;
         return;
       }
       for (let i = 0; i < values.length; i++) {
@@ -1091,7 +1104,10 @@ async function pipeDirect<T>(
     while (true) {
       const { done, value } = await reader.read();
       if (signal.aborted) throw signal.reason;
-      if (done) return;
+      if (done) {
+        ended = true;
+        return;
+      }
       let output = value;
       if (step) {
         output = step(value) as T;
@@ -1112,7 +1128,7 @@ async function pipeDirect<T>(
     burst?.release();
     signal.removeEventListener("abort", onAbort);
     waits.dispose();
-    reader.releaseLock();
+    releaseUnlessEnded(reader, ended);
   }
 }
 
@@ -1319,6 +1335,7 @@ function isPair<O, I>(value: unknown): value is ReadableWritablePair<O, I> {
 
 async function single<T>(inputs: ReadableStream<T>, kind: string): Promise<T> {
   const reader = inputs.getReader();
+  let ended = false;
   try {
     const first = await reader.read();
     // A cardinality violation is Unimplemented (gRPC's status codes,
@@ -1330,6 +1347,7 @@ async function single<T>(inputs: ReadableStream<T>, kind: string): Promise<T> {
       );
     }
     const second = await reader.read();
+    ended = second.done === true;
     if (!second.done) {
       throw new RpcError(
         Code.Unimplemented,
@@ -1341,7 +1359,7 @@ async function single<T>(inputs: ReadableStream<T>, kind: string): Promise<T> {
     await reader.cancel(error).catch(() => {});
     throw error;
   } finally {
-    reader.releaseLock();
+    releaseUnlessEnded(reader, ended);
   }
 }
 
