@@ -14,6 +14,7 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
   createRpcHandler,
+  createUniversalHandler,
   defineService,
   implementService,
   Int64Value,
@@ -435,6 +436,89 @@ describe("Connect conformance: the server", () => {
         decodeURIComponent(grpcWeb.headers.get("grpc-message") ?? ""),
         message,
       );
+    }
+  });
+
+  it("a unary request in frames with no message or more than one is UNIMPLEMENTED (request cardinality), on gRPC-Web and gRPC, a second message refused before the body ends", async () => {
+    const universal = createUniversalHandler(implementService(Svc, {
+      unary: (value) => value,
+      server: async function* (value) {
+        yield value;
+      },
+      client: () => 0n,
+    }));
+    /** The status a unary call with `chunks` (then `end`, if given) ends with. */
+    const grpcStatus = async (
+      type: string,
+      chunks: Uint8Array[],
+      end: boolean,
+    ) => {
+      const response = await universal({
+        method: "POST",
+        url: "http://x/conformance.v1.Svc/unary",
+        headers: new Headers({ "content-type": type, te: "trailers" }),
+        body: new ReadableStream({
+          start(controller) {
+            for (const chunk of chunks) controller.enqueue(chunk);
+            if (end) controller.close();
+          },
+        }),
+        signal: new AbortController().signal,
+      });
+      // Trailers-Only: the status in the headers.
+      await response.body?.cancel();
+      return [
+        response.headers.get("grpc-status") ?? "",
+        decodeURIComponent(response.headers.get("grpc-message") ?? ""),
+      ];
+    };
+    const cases: [Uint8Array[], boolean, RegExp][] = [
+      [[], true, /the request has no message/],
+      [[concat(frame(0, SEVEN), frame(0, SEVEN))], true, /more than one/],
+      // Split inside the second frame's header.
+      [
+        [
+          frame(0, SEVEN).subarray(0, 6),
+          concat(
+            frame(0, SEVEN).subarray(6),
+            frame(0, SEVEN),
+          ),
+        ],
+        true,
+        /more than one/,
+      ],
+      // The body never ends: the second message is enough.
+      [[frame(0, SEVEN), frame(0, SEVEN)], false, /more than one/],
+    ];
+    for (const type of ["application/grpc-web+proto", "application/grpc"]) {
+      for (const [chunks, end, message] of cases) {
+        const [code, text] = await grpcStatus(type, chunks, end);
+        assert.equal(code, "12", `${type}: ${text}`);
+        assert.match(text, message, type);
+      }
+      // One message, then the body ends: the call is answered.
+      const answered = await universal({
+        method: "POST",
+        url: "http://x/conformance.v1.Svc/unary",
+        headers: new Headers({ "content-type": type, te: "trailers" }),
+        body: new Response(frame(0, SEVEN)).body!,
+        signal: new AbortController().signal,
+      });
+      const bytes = new Uint8Array(
+        await new Response(answered.body).arrayBuffer(),
+      );
+      if (type === "application/grpc") {
+        assert.deepEqual(bytes, frame(0, SEVEN));
+        assert.equal((await answered.trailers)?.get("grpc-status"), "0");
+      } else {
+        // The message's frame, then the trailer frame.
+        assert.deepEqual(bytes.subarray(0, 7), frame(0, SEVEN));
+        assert.equal(bytes[7], 0x80);
+        assert.match(
+          new TextDecoder().decode(bytes.subarray(12)),
+          /grpc-status: ?0/,
+        );
+      }
     }
   });
 
