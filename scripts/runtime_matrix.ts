@@ -157,6 +157,8 @@ const ROWS: Row[] = [
       "client_fetch_failures.test.ts",
       "workers_upload_cut.test.ts",
       "request_like.test.ts",
+      "browser_no_request_streams.test.ts",
+      "abort_reason.test.ts",
     ],
     workerd: ["upload"],
     node: ["upload"],

@@ -39,7 +39,7 @@ import {
 } from "./_helpers.ts";
 import { openRaw } from "./_faults.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
-import { supportsRequestStreams } from "../lib/rpc/protocol/_fetch_support.ts";
+import { supportsRequestStreams } from "../lib/http/_browser_streaming.ts";
 
 /** An envelope: flags, 4-byte big-endian length, data. */
 function envelope(
@@ -919,6 +919,7 @@ describe("RPC over WebSocket", () => {
       }).then(() => undefined, (e: Error) => e);
       return error?.message;
     };
+    const OwnRequest = globalThis.Request;
     try {
       Object.defineProperty(navigator, "userAgent", {
         value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
@@ -928,6 +929,15 @@ describe("RPC over WebSocket", () => {
         value: { href: "https://app.example/page" },
         configurable: true,
       });
+      // Chromium's Request, which passes the request-stream feature check
+      // (it reads `duplex`; this runtime's does not): the fetch client then
+      // sends the stream, and explains fetch's refusal.
+      globalThis.Request = class extends OwnRequest {
+        constructor(input: RequestInfo | URL, init?: RequestInit) {
+          void (init as { duplex?: unknown } | undefined)?.duplex;
+          super(input, init);
+        }
+      };
       assert.equal(
         await messageFor("http://app.example/rpc/S/m"),
         "Failed to fetch (a browser streams a request body only over HTTP/2; use createWebSocketTransport from @sluice/streams/rpc)",
@@ -940,6 +950,7 @@ describe("RPC over WebSocket", () => {
         );
       }
     } finally {
+      globalThis.Request = OwnRequest;
       if (own) Object.defineProperty(navigator, "userAgent", own);
       else delete (navigator as { userAgent?: string }).userAgent;
       if (ownLocation) Object.defineProperty(global, "location", ownLocation);

@@ -1,5 +1,6 @@
 import { failureOf } from "../_internal/message_of.ts";
 import { fetchHalfDuplex } from "./_half_duplex.ts";
+import { checkRequestStreams } from "./_browser_streaming.ts";
 
 /**
  * Options for {@linkcode fetchDuplex}: a `RequestInit` whose body is a stream,
@@ -25,8 +26,11 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * here) and over h2 in Deno.
  *
  * Browsers only stream request bodies over h2 and then only half duplex; use
- * a WebSocket there. Bun's fetch sends the request only once the body has
- * produced its first chunk: write before awaiting the response.
+ * a WebSocket there. In a browser whose fetch cannot stream a request body
+ * at all (Firefox, which would send the text "[object ReadableStream]" in
+ * its place), it rejects with a `TypeError` before anything is sent. Bun's
+ * fetch sends the request only once the body has produced its first chunk:
+ * write before awaiting the response.
  *
  * A network error (a refused connection, a certificate not trusted) whose
  * message does not say why (Deno's and Node's fetch say only "fetch
@@ -61,12 +65,19 @@ export async function fetchDuplex(
   input: string | URL | Request,
   options: FetchDuplexOptions,
 ): Promise<Response> {
+  checkRequestStreams(
+    "send duplex request",
+    "for full duplex use websocketDuplex",
+  );
   try {
     return await fetchHalfDuplex(input, options);
   } catch (error) {
     const signal = options.signal ??
       (input instanceof Request ? input.signal : undefined);
-    if (signal?.aborted || !(error instanceof TypeError)) throw error;
+    // The signal's reason, not fetch's own AbortError (WebKit's, whatever
+    // the reason).
+    if (signal?.aborted) throw signal.reason;
+    if (!(error instanceof TypeError)) throw error;
     // A network error: Deno's and Node's fetch say only "fetch failed", the
     // refused connection or the untrusted certificate in the cause. Said in
     // fetch's words; any other TypeError (a bad URL) as it is.

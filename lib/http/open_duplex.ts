@@ -1,4 +1,7 @@
-import { explainStreamingRefusal } from "./_browser_streaming.ts";
+import {
+  checkRequestStreams,
+  explainStreamingRefusal,
+} from "./_browser_streaming.ts";
 import { resolveHttpUrl } from "./_url.ts";
 import {
   DuplexStream,
@@ -102,7 +105,10 @@ export interface DuplexExchange {
  * (an https: URL; over http: the request fails, and the error says so) and
  * half duplex: the response arrives once the request body has ended, so
  * write, `closeWrite()`, then read; full duplex in a page is a WebSocket
- * (`websocketDuplex`).
+ * (`websocketDuplex`). In a browser whose fetch cannot stream a request
+ * body at all (Firefox, which would send the text "[object ReadableStream]"
+ * in its place), `openDuplex` throws a `TypeError` at once, before
+ * anything is sent.
  *
  * The stream is returned at once, before the response headers arrive, so
  * the first write can come first (some servers answer only after reading).
@@ -156,6 +162,10 @@ export function openDuplex(
   }
   checkCompressionList("open duplex", acceptCompression, []);
   checkMax("open duplex", "writeHighWaterMark", writeHighWaterMark);
+  checkRequestStreams(
+    "open duplex stream",
+    "for full duplex use websocketDuplex",
+  );
 
   let requestController!: TransformStreamDefaultController<Uint8Array>;
   const requestBody = new TransformStream<Uint8Array, Uint8Array>(
@@ -192,7 +202,9 @@ export function openDuplex(
     body: encodeBody(requestBody.readable, sendCompression),
     signal: aborted,
   }).catch((error) => {
-    if (abort.signal.aborted || signal?.aborted) throw error;
+    // The abort's reason, not fetch's own AbortError (WebKit's, whatever
+    // the reason).
+    if (aborted.aborted) throw aborted.reason;
     const explained = explainStreamingRefusal(
       error,
       url,

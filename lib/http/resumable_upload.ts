@@ -18,6 +18,7 @@ import {
   toUtf8Header,
 } from "./_utf8_header.ts";
 import { isBrowser } from "../_internal/user_agent.ts";
+import { cannotStreamRequests } from "./_browser_streaming.ts";
 import { IdleWatch } from "../_internal/idle_timeout.ts";
 import { dictionaryMembers } from "./_structured_fields.ts";
 import {
@@ -83,7 +84,11 @@ export interface ResumableUploadOptions {
    * offset. A streamed request fails at the cut instead. Browsers stream
    * request bodies only over HTTP/2 and later, so there it is off; turned on
    * in a browser for an http: URL, the upload is refused at once (a
-   * `TypeError`), not retried until `maxRetries` runs out.
+   * `TypeError`), not retried until `maxRetries` runs out. A browser whose
+   * fetch cannot stream a request body at all (Firefox, which would send the
+   * text "[object ReadableStream]" in its place) has it off even when it is
+   * turned on: each request sends a slice of the Blob or bytes, as without
+   * it (`chunkBytes` defaulting to 16 MiB).
    *
    * @default {true} outside browsers, `false` in them
    */
@@ -219,8 +224,12 @@ export async function resumableUpload(
     signal,
     onProgress,
     onUploadUrl,
-    streamRequests = !isBrowser(),
+    streamRequests: streamOption = !isBrowser(),
   } = options;
+  // A fetch that cannot stream a request body (Firefox's) sends the text
+  // "[object ReadableStream]": each PATCH took 23 bytes of it as the
+  // body's. The body can always be sliced instead.
+  const streamRequests = streamOption && !cannotStreamRequests();
   const chunkBytes = options.chunkBytes ??
     (streamRequests ? 64 : 16) * 1024 * 1024;
   const doFetch = options.fetch ?? globalThis.fetch;
@@ -458,7 +467,7 @@ export async function resumableUpload(
       }
     } catch (error) {
       if (error instanceof CallerFailure) throw error.cause;
-      if (signal?.aborted) throw error;
+      if (signal?.aborted) throw signal.reason;
       deletion = `deleting the upload failed: ${failureOf(error)}`;
     }
     throw new HttpError(413, `Cannot upload: ${problem}; ${deletion}`);
@@ -517,7 +526,10 @@ export async function resumableUpload(
         return created;
       } catch (error) {
         if (error instanceof CallerFailure) throw error.cause;
-        if (error instanceof HttpError || signal?.aborted) throw error;
+        // The signal's reason, not fetch's own AbortError (WebKit's,
+        // whatever the reason).
+        if (signal?.aborted) throw signal.reason;
+        if (error instanceof HttpError) throw error;
         await backOff(error, true);
       }
     }
@@ -699,7 +711,8 @@ export async function resumableUpload(
       else await response.body?.cancel();
     } catch (error) {
       if (error instanceof CallerFailure) throw error.cause;
-      if (error instanceof HttpError || signal?.aborted) throw error;
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof HttpError) throw error;
       // A cut connection: ask the server what it kept.
       needOffset = true;
       await backOff(error, true);

@@ -5,7 +5,11 @@ import {
 import { formatDigestHeader } from "./digest_header.ts";
 import { hasXhr, xhrUpload } from "./_xhr_upload.ts";
 import { checkProgress } from "../streams/progress_stream.ts";
-import { explainStreamingRefusal } from "./_browser_streaming.ts";
+import {
+  cannotStreamRequests,
+  checkRequestStreams,
+  explainStreamingRefusal,
+} from "./_browser_streaming.ts";
 import { checkBody } from "./_client_body.ts";
 import { resolveHttpUrl } from "./_url.ts";
 import { checkFunction } from "../_internal/arguments.ts";
@@ -45,7 +49,15 @@ export interface UploadOptions {
    * stream body needs `contentLength` (or a `Content-Length` header) for
    * it: the upload is refused with a `TypeError` otherwise, since workerd
    * would end the body cleanly if the stream failed, and the server would
-   * take a cut body for a whole one.
+   * take a cut body for a whole one. In a browser whose fetch cannot stream
+   * a request body (Firefox), a Blob or bytes that go by fetch (`fetch` is
+   * given, or there is no XMLHttpRequest, as in a service worker) are sent
+   * whole, since a progress stream would reach the server as the text
+   * "[object ReadableStream]"; fetch tells nothing of an upload's bytes as
+   * they go, so `onProgress` is then called once, when the response
+   * arrives: with `(total, total)` for a 2xx answer (the server took the
+   * body), else with `(0, total)` (how much went before a refusal is not
+   * known, and none is claimed).
    */
   onProgress?: ProgressCallback;
   /**
@@ -101,7 +113,11 @@ export interface UploadOptions {
  * into a GET without its body, and Bun sent a file again as an empty body.
  * A network error (a refused connection, an untrusted certificate) rejects
  * with a `TypeError` that names the reason, the runtime's error as its
- * `cause`; an abort with the signal's reason.
+ * `cause`; an abort with the signal's reason. In a browser whose fetch
+ * cannot stream a request body (Firefox, which would send the text
+ * "[object ReadableStream]" in its place), a `ReadableStream` body is
+ * refused with a `TypeError` before anything is sent: upload a Blob or a
+ * Uint8Array there.
  *
  * @param url Where to send the body.
  * @param body The bytes to send.
@@ -177,6 +193,18 @@ export async function upload(
       "Cannot upload: under Workers a stream of unknown length with onProgress would reach the server whole even when its source fails (known-runtime-issues.md (r)): give its contentLength, or upload without onProgress",
     );
   }
+  // A browser whose fetch cannot stream a request body (Firefox) sends one
+  // as the text "[object ReadableStream]", answered 201 and stored: a stream
+  // is refused, and a Blob or bytes with onProgress that go by fetch (not
+  // by XMLHttpRequest, below) are sent whole, without a ProgressStream.
+  if (body instanceof ReadableStream) {
+    checkRequestStreams(
+      "upload",
+      "upload a Blob or a Uint8Array, which goes whole, with progress by XMLHttpRequest",
+    );
+  }
+  const whole = onProgress !== undefined && !(body instanceof ReadableStream) &&
+    cannotStreamRequests();
   // In a browser page, progress comes from XMLHttpRequest: Chromium cannot
   // stream a fetch body over HTTP/1.1 (see _xhr_upload.ts).
   if (
@@ -225,7 +253,7 @@ export async function upload(
       },
     });
   const deno = isDeno();
-  if (onProgress) {
+  if (onProgress && !whole) {
     const stream = body instanceof ReadableStream
       ? body
       : body instanceof Blob
@@ -284,7 +312,9 @@ export async function upload(
     response = await fetchImpl(url, init);
   } catch (error) {
     if (progressFailed) throw progressFailed.error;
-    if (signal?.aborted) throw error;
+    // The signal's reason, not fetch's own AbortError (WebKit's, whatever
+    // the reason).
+    if (signal?.aborted) throw signal.reason;
     const explained = requestBody instanceof ReadableStream
       ? explainStreamingRefusal(
         error,
@@ -297,6 +327,15 @@ export async function upload(
     // A network error: Deno's and Node's fetch say only "fetch failed", the
     // refused connection or the untrusted certificate in the cause.
     throw new TypeError(`Cannot upload: ${failureOf(error)}`, { cause: error });
+  }
+  if (whole) {
+    // The one report of a body sent whole: fetch does not say how much of
+    // it went before an answer other than 2xx.
+    try {
+      onProgress!(response.ok ? size! : 0, size!);
+    } catch (error) {
+      progressFailed = { error };
+    }
   }
   if (progressFailed) {
     // A server that answered before the body failed: the upload still

@@ -2,9 +2,12 @@ import { fetchDecoded } from "../../http/_compression.ts";
 import { checkFunction } from "../../_internal/arguments.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchHalfDuplex } from "../../http/_half_duplex.ts";
+import { cannotStreamRequests } from "../../http/_browser_streaming.ts";
 import { parseUrl } from "../../http/_url.ts";
 import { isBrowser } from "../../_internal/user_agent.ts";
 import { WEBSOCKET_HINT } from "../protocol/_fetch_support.ts";
+import { Code } from "../code.ts";
+import { RpcError } from "../rpc_error.ts";
 import type {
   HttpClient,
   UniversalClientRequest,
@@ -64,7 +67,20 @@ export function createFetchClient(
     };
     // A GET has no body (Connect GET); a complete body goes as it is, with
     // a Content-Length (HTTP/1.1 proxies and browsers cannot stream one); a
-    // stream goes full duplex.
+    // stream goes full duplex, where fetch can send one: Firefox's would
+    // send the text "[object ReadableStream]" (the transports refuse such
+    // calls first, but not with an httpClient of the caller's).
+    const body = request.body;
+    if (
+      request.method !== "GET" && !(body instanceof Uint8Array) &&
+      cannotStreamRequests()
+    ) {
+      await body.cancel().catch(() => {});
+      throw new RpcError(
+        Code.Unimplemented,
+        `Cannot send request to ${request.url} over fetch: this browser's fetch cannot stream a request body; ${WEBSOCKET_HINT}`,
+      );
+    }
     const response = request.method === "GET"
       ? await fetchImpl(request.url, init)
       : request.body instanceof Uint8Array

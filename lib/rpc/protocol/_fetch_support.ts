@@ -5,8 +5,10 @@
 // either fail at once here, naming the WebSocket transport, or (bidi,
 // with allowHalfDuplex) run half duplex. Deno, Bun, Node and Workers
 // stream both ways over HTTP/1.1 and HTTP/2: nothing is checked there.
+// The feature check is the http layer's, whose clients make it too.
 
 import { isBrowser } from "../../_internal/user_agent.ts";
+import { supportsRequestStreams } from "../../http/_browser_streaming.ts";
 import { parseUrl } from "../../http/_url.ts";
 import { Code } from "../code.ts";
 import { RpcError } from "../rpc_error.ts";
@@ -15,33 +17,6 @@ import type { MethodDefinition } from "../define_service.ts";
 /** The hint every such error ends with. */
 export const WEBSOCKET_HINT =
   "use createWebSocketTransport from @sluice/streams/rpc";
-
-let requestStreams: boolean | undefined;
-
-/**
- * Whether fetch can send a ReadableStream body: the well-known check (a
- * fetch that supports it reads the `duplex` option and adds no
- * Content-Type, which it would for a body it turned into text).
- */
-export function supportsRequestStreams(): boolean {
-  if (requestStreams === undefined) {
-    let duplexRead = false;
-    try {
-      const hasType = new Request("http://localhost/", {
-        body: new ReadableStream(),
-        method: "POST",
-        get duplex() {
-          duplexRead = true;
-          return "half";
-        },
-      } as RequestInit).headers.has("content-type");
-      requestStreams = duplexRead && !hasType;
-    } catch {
-      requestStreams = false;
-    }
-  }
-  return requestStreams;
-}
 
 /**
  * Throws, before anything is sent, for a call fetch cannot make here: a
