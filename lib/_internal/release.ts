@@ -7,8 +7,10 @@
  * Deno 2.9.6 builds it with its stack, about 7.5 µs (Bun 1.4.5: 1.5 µs),
  * and the three releases of a gRPC unary call over `serveHttp2` were 8% of
  * its server CPU. A stream read to its end has nothing left to give, so its
- * lock is kept: for the library's own streams, and bodies handed to it to
- * send, which no one reads again.
+ * lock is kept: for the library's own streams, bodies handed to it to send,
+ * and request bodies a call read to their end (as fetch's own
+ * `request.arrayBuffer()` leaves a body: locked, so a `body.cancel()` after
+ * it rejects there too).
  */
 export function releaseUnlessEnded(
   reader: { releaseLock(): void },

@@ -479,9 +479,11 @@ export async function serveHttp2(
         const scheme = tls ? "https" : "http";
         const conflict = authorityConflict(scheme, headers);
         if (conflict !== undefined) {
-          // Malformed (RFC 9113, 8.3.1), answered before the stream is
-          // reset as 8.1.1 allows: the handler would see one authority in
-          // its URL and another in `Host`.
+          // Malformed (RFC 9113, 8.3.1): the handler would see one
+          // authority in its URL and another in `Host`. Answered 400, as
+          // 8.1.1 allows for a malformed request, and the rest of its body,
+          // if any, read and dropped as after the 431 above (a reset after
+          // an answer made some clients lose it: known-runtime-issues (ae)).
           serverStream.respond({
             ":status": 400,
             "content-type": "text/plain; charset=utf-8",
