@@ -37,7 +37,7 @@ const CHROMIUM_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0";
 const STRINGIFIED = "[object ReadableStream]";
 /** The start of the refusals, in every client's words after `Cannot <what>: `. */
 const REFUSAL =
-  /this browser's fetch cannot stream a request body \(it would send the text "\[object ReadableStream\]" in its place, as Firefox does\); /;
+  /this browser's fetch cannot stream a request body \(Firefox's would send the text "\[object ReadableStream\]" in its place, WebKit's refuses it\); /;
 
 const realFetch = globalThis.fetch;
 const RealRequest = globalThis.Request;

@@ -3,7 +3,9 @@
 // over an http: URL (docs/browser.md): the clients that stream one say why.
 // Firefox cannot stream one at all: it sends the stream as the text
 // "[object ReadableStream]" (23 bytes, with a Content-Length) and nothing
-// fails, so the clients check before sending. Deno, Bun, Node and Workers
+// fails; nor can WebKit (Safari's engine), whose fetch rejects one with
+// NotSupportedError, over HTTPS/h2 too. So the clients check before
+// sending. Deno, Bun, Node and Workers
 // stream request bodies: nothing is checked there.
 
 import { isBrowser } from "../_internal/user_agent.ts";
@@ -15,7 +17,10 @@ let checked: { request: typeof Request; streams: boolean } | undefined;
  * Whether fetch can send a ReadableStream body: the well-known check (a
  * fetch that supports it reads the `duplex` option and adds no
  * Content-Type, which it would for a body it turned into text). Run once
- * per `Request` constructor: a page has one.
+ * per `Request` constructor: a page has one. A browser's answer only: Deno's
+ * and Bun's `Request` do not read `duplex` either, though their fetch
+ * streams a body, so it is asked only where `isBrowser()` (see
+ * {@linkcode cannotStreamRequests}).
  */
 export function supportsRequestStreams(): boolean {
   const request = globalThis.Request;
@@ -47,7 +52,7 @@ export function supportsRequestStreams(): boolean {
 export function checkRequestStreams(what: string, instead: string): void {
   if (!cannotStreamRequests()) return;
   throw new TypeError(
-    `Cannot ${what}: this browser's fetch cannot stream a request body (it would send the text "[object ReadableStream]" in its place, as Firefox does); ${instead}`,
+    `Cannot ${what}: this browser's fetch cannot stream a request body (Firefox's would send the text "[object ReadableStream]" in its place, WebKit's refuses it); ${instead}`,
   );
 }
 

@@ -28,7 +28,7 @@ export interface FetchDuplexOptions extends Omit<RequestInit, "body"> {
  * Browsers only stream request bodies over h2 and then only half duplex; use
  * a WebSocket there. In a browser whose fetch cannot stream a request body
  * at all (Firefox, which would send the text "[object ReadableStream]" in
- * its place), it rejects with a `TypeError` before anything is sent. Bun's
+ * its place, or WebKit, which refuses it), it rejects with a `TypeError` before anything is sent. Bun's
  * fetch sends the request only once the body has produced its first chunk:
  * write before awaiting the response.
  *

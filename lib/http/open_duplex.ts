@@ -107,7 +107,7 @@ export interface DuplexExchange {
  * write, `closeWrite()`, then read; full duplex in a page is a WebSocket
  * (`websocketDuplex`). In a browser whose fetch cannot stream a request
  * body at all (Firefox, which would send the text "[object ReadableStream]"
- * in its place), `openDuplex` throws a `TypeError` at once, before
+ * in its place, or WebKit, which refuses it), `openDuplex` throws a `TypeError` at once, before
  * anything is sent.
  *
  * The stream is returned at once, before the response headers arrive, so

@@ -86,7 +86,8 @@ export interface ResumableUploadOptions {
    * in a browser for an http: URL, the upload is refused at once (a
    * `TypeError`), not retried until `maxRetries` runs out. A browser whose
    * fetch cannot stream a request body at all (Firefox, which would send the
-   * text "[object ReadableStream]" in its place) has it off even when it is
+   * text "[object ReadableStream]" in its place, or WebKit, which refuses it)
+   * has it off even when it is
    * turned on: each request sends a slice of the Blob or bytes, as without
    * it (`chunkBytes` defaulting to 16 MiB).
    *

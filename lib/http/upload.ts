@@ -50,10 +50,10 @@ export interface UploadOptions {
    * it: the upload is refused with a `TypeError` otherwise, since workerd
    * would end the body cleanly if the stream failed, and the server would
    * take a cut body for a whole one. In a browser whose fetch cannot stream
-   * a request body (Firefox), a Blob or bytes that go by fetch (`fetch` is
+   * a request body (Firefox, WebKit), a Blob or bytes that go by fetch (`fetch` is
    * given, or there is no XMLHttpRequest, as in a service worker) are sent
    * whole, since a progress stream would reach the server as the text
-   * "[object ReadableStream]"; fetch tells nothing of an upload's bytes as
+   * "[object ReadableStream]" (Firefox) or be refused (WebKit); fetch tells nothing of an upload's bytes as
    * they go, so `onProgress` is then called once, when the response
    * arrives: with `(total, total)` for a 2xx answer (the server took the
    * body), else with `(0, total)` (how much went before a refusal is not
@@ -115,7 +115,8 @@ export interface UploadOptions {
  * with a `TypeError` that names the reason, the runtime's error as its
  * `cause`; an abort with the signal's reason. In a browser whose fetch
  * cannot stream a request body (Firefox, which would send the text
- * "[object ReadableStream]" in its place), a `ReadableStream` body is
+ * "[object ReadableStream]" in its place, or WebKit, which refuses it), a
+ * `ReadableStream` body is
  * refused with a `TypeError` before anything is sent: upload a Blob or a
  * Uint8Array there.
  *
