@@ -9,6 +9,9 @@
 //   lib/;
 // - no file under lib/ uses a built-in Node 20 lacks (NEWER_APIS), and no
 //   core file one a browser lacks (BROWSER_MISSING_APIS);
+// - no core file uses `for await`, which throws over a ReadableStream in
+//   WebKit, except over a call of an async generator of the same file
+//   (checkForAwait);
 // - lib/protobuf is core too, with one dependency: it may import
 //   `@bufbuild/protobuf` (bare, mapped in deno.json, or `npm:`), and nothing
 //   else from outside lib/: it runs in browsers and Workers as well.
@@ -65,7 +68,8 @@ const FORBIDDEN_GLOBALS = ["Deno", "Bun", "process", "Buffer"];
 export const NEWER_APIS: Readonly<Record<string, string>> = {
   "Promise.withResolvers": "deferred() from lib/_internal/deferred.ts",
   "Promise.try": "an async function",
-  "Array.fromAsync": "a for await loop",
+  "Array.fromAsync":
+    "a loop over a reader's read() for a stream, an iterator's next() for other async iterables",
   "URL.parse": "URL.canParse and new URL",
   "Object.groupBy": "a loop into a Map",
   "Map.groupBy": "a loop into a Map",
@@ -81,6 +85,86 @@ export const NEWER_APIS: Readonly<Record<string, string>> = {
 export const BROWSER_MISSING_APIS: Readonly<Record<string, string>> = {
   "ReadableStream.from": "streamFrom() from lib/_internal/stream_from.ts",
 };
+
+/**
+ * `for await` in a core file, where the iterable may be a ReadableStream:
+ * WebKit's (Safari's) has no `Symbol.asyncIterator`, so the loop throws
+ * "undefined is not a function" there (every RPC call with
+ * `sendCompression` failed so in Safari). The one iterable allowed is a
+ * call of an async generator declared in the same file (`async function*
+ * name` or an `async *name()` method), which is never a stream.
+ */
+function checkForAwait(file: string, tokens: Token[]): Violation[] {
+  // The code with each string as an empty one, its lines kept: the lines
+  // of tokens are counted from the start of the file.
+  const code = tokens.map((t) =>
+    t.kind === "code"
+      ? t.text
+      : `"${"\n".repeat(t.text.split("\n").length - 1)}"`
+  ).join("");
+  const generators = new Set<string>();
+  for (
+    const match of code.matchAll(
+      /\basync\s+function\s*\*\s*([\w$]+)|\basync\s*\*\s*([\w$]+)\s*\(/g,
+    )
+  ) {
+    generators.add(match[1] ?? match[2]);
+  }
+  const violations: Violation[] = [];
+  for (const match of code.matchAll(/\bfor\s+await\s*\(/g)) {
+    const start = match.index! + match[0].length;
+    const iterable = iterableOf(code, start);
+    if (iterable !== undefined && isGeneratorCall(iterable, generators)) {
+      continue;
+    }
+    violations.push({
+      file,
+      line: code.slice(0, match.index).split("\n").length,
+      message: `uses for await over ${
+        (iterable ?? "?").replace(/\s+/g, " ")
+      }, which throws in WebKit (Safari) if it is a ReadableStream, one without Symbol.asyncIterator (use a loop over a reader's read(); for await only over a call of an async generator of this file)`,
+    });
+  }
+  return violations;
+}
+
+/**
+ * The iterable of a `for await (... of iterable)` whose header starts at
+ * `start` (after its parenthesis), or undefined if there is no `of`.
+ */
+function iterableOf(code: string, start: number): string | undefined {
+  let depth = 0;
+  let of = -1;
+  for (let i = start; i < code.length; i++) {
+    const c = code[i];
+    if (c === "(" || c === "[" || c === "{") depth++;
+    else if (c === ")" || c === "]" || c === "}") {
+      if (depth === 0) return of === -1 ? undefined : code.slice(of, i).trim();
+      depth--;
+    } else if (
+      depth === 0 && of === -1 && /[\s\])}]of\s/y.test(code.slice(i - 1, i + 3))
+    ) {
+      of = i + 2;
+    }
+  }
+  return undefined;
+}
+
+/** Whether `iterable` is one call of a generator of `generators`, nothing more. */
+function isGeneratorCall(iterable: string, generators: Set<string>): boolean {
+  const call = /^(?:this\s*\.\s*)?([\w$]+)\s*\(/.exec(iterable);
+  if (call === null || !generators.has(call[1])) return false;
+  // The call's parenthesis closes at the end: `gen(x)`, not `gen(x).y`.
+  let depth = 0;
+  for (let i = call[0].length - 1; i < iterable.length; i++) {
+    const c = iterable[i];
+    if (c === "(" || c === "[" || c === "{") depth++;
+    else if (c === ")" || c === "]" || c === "}") {
+      if (--depth === 0) return i === iterable.length - 1;
+    }
+  }
+  return false;
+}
 
 /** The built-ins a file must not use, by whether it is core: `[api, lacking, instead]`. */
 function missingApis(core: boolean): [string, string, string][] {
@@ -266,6 +350,7 @@ export function checkSource(file: string, source: string): Violation[] {
   }
   const apis = missingApis(core);
   const tokens = tokenize(source);
+  if (core) violations.push(...checkForAwait(file, tokens));
   for (let t = 0; t < tokens.length; t++) {
     const token = tokens[t];
     if (token.kind === "string") {

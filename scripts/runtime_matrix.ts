@@ -256,6 +256,7 @@ const ROWS: Row[] = [
       "runtime_arguments.test.ts",
       "option_values.test.ts",
       "check_layers.test.ts",
+      "webkit_streams.test.ts",
     ],
     workerdNone: "in the bundle, through the flows above",
   },

@@ -43,7 +43,7 @@ describe("checkSource", () => {
       ),
       [
         "1: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
-        "2: uses Array.fromAsync, which Node 20 lacks (use a for await loop)",
+        "2: uses Array.fromAsync, which Node 20 lacks (use a loop over a reader's read() for a stream, an iterator's next() for other async iterables)",
         "3: uses URL.parse, which Node 20 lacks (use URL.canParse and new URL)",
         "7: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
         "8: uses Promise.withResolvers, which Node 20 lacks (use deferred() from lib/_internal/deferred.ts)",
@@ -68,6 +68,35 @@ describe("checkSource", () => {
       assert.deepEqual(messages(file, source), [
         `1: ${expected}`,
         `3: ${expected}`,
+      ]);
+    }
+    assert.deepEqual(messages("lib/runtime/x.ts", source), []);
+  });
+
+  it("checkSource rejects for await in core files but over a call of an async generator of the file (WebKit's ReadableStream is not async-iterable: every RPC call with sendCompression failed in Safari), and lets lib/runtime use it", () => {
+    const source = [
+      "for await (const chunk of stream.readable) total += chunk.length;",
+      "async function* numbers(n: number) { yield n; }",
+      "for await (const n of numbers(1)) console.log(n);",
+      "class A {",
+      "  async *lines(text: string) { yield text; }",
+      '  async run() { for await (const l of this.lines("a)")) l; }',
+      "}",
+      "for await (const [a, b] of numbers(2).values) a;",
+      "for await (const { id } of",
+      "  requests) id;",
+      "// for await (const x of stream) in a comment",
+      'const s = "for await (const x of stream) in a string";',
+      "for await (const m of fetchEventStream(url)) m;",
+    ].join("\n");
+    const expected = (iterable: string) =>
+      `uses for await over ${iterable}, which throws in WebKit (Safari) if it is a ReadableStream, one without Symbol.asyncIterator (use a loop over a reader's read(); for await only over a call of an async generator of this file)`;
+    for (const file of ["lib/rpc/protocol/x.ts", "lib/protobuf/x.ts"]) {
+      assert.deepEqual(messages(file, source), [
+        `1: ${expected("stream.readable")}`,
+        `8: ${expected("numbers(2).values")}`,
+        `9: ${expected("requests")}`,
+        `13: ${expected("fetchEventStream(url)")}`,
       ]);
     }
     assert.deepEqual(messages("lib/runtime/x.ts", source), []);

@@ -1,6 +1,7 @@
 import { checkArgument, kindOf } from "../_internal/arguments.ts";
 import { checkNumber } from "../_internal/limits.ts";
 import { concatBytes } from "../_internal/bytes.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 import { DelimiterSearch, shiftTable } from "./_delimiter.ts";
 
 /** The value of one part: text, a Blob (or File), bytes, or a stream. */
@@ -424,7 +425,7 @@ export function encodeMultipart(
   }
   const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(boundary);
   return {
-    body,
+    body: asyncIterable(body), // in WebKit too
     contentType: `multipart/form-data; boundary=${
       token ? boundary : `"${boundary}"`
     }`,

@@ -1,4 +1,5 @@
 import { isBrowser } from "../_internal/user_agent.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 import { failureOf } from "../_internal/message_of.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { isCrossOrigin, resolveHttpUrl } from "./_url.ts";
@@ -443,7 +444,7 @@ export function fetchEventStream(
     }
   }
 
-  return new ReadableStream<SseMessage>({
+  const stream = new ReadableStream<SseMessage>({
     async pull(controller) {
       try {
         for (;;) {
@@ -537,4 +538,7 @@ export function fetchEventStream(
       await body?.cancel(reason).catch(() => undefined);
     },
   }, { highWaterMark: 0 });
+  // Async-iterable in WebKit too (see asyncIterable): `for await` over it
+  // is the way the docs read it.
+  return asyncIterable(stream);
 }

@@ -5,6 +5,7 @@ import {
 } from "./multipart_decoder.ts";
 import { PartBody } from "./_part_body.ts";
 import { RAW_NAMES } from "./_multipart_headers.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 /** One part of a multipart/form-data body, with its body as a stream. */
 export interface MultipartPart extends MultipartPartInfo {
@@ -146,5 +147,7 @@ export class MultipartStream
       // (workerd takes no Infinity here: an integer.)
       { highWaterMark: 2 ** 31 - 1 },
     );
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 }

@@ -3,6 +3,7 @@ import {
   type SseMessage,
   type SseParser,
 } from "./_sse_parser.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 export type { SseMessage };
 
@@ -76,6 +77,8 @@ export class SseDecoderStream extends TransformStream<Uint8Array, SseMessage> {
       },
     });
     this.#parser = parser;
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 
   /**

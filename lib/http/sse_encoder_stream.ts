@@ -1,5 +1,6 @@
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { headerKeeps } from "./_utf8_header.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 import {
   DEFAULT_KEEP_ALIVE_MS,
   type KeepAlive,
@@ -194,5 +195,7 @@ export class SseEncoderStream extends TransformStream<SseEvent, Uint8Array> {
         alive!.stop();
       },
     } as Transformer<SseEvent, Uint8Array>);
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 }

@@ -340,20 +340,36 @@ function reflectionService(
   });
   return implementService(definition, {
     async *serverReflectionInfo(
-      requests: AsyncIterable<ServerReflectionRequest>,
+      requests: ReadableStream<ServerReflectionRequest>,
       _context: HandlerContext,
     ) {
       // The files sent on this stream, by name.
       const sent = new Set<string>();
-      for await (const request of requests) {
-        const size = oversized.get(request);
-        if (size !== undefined) {
-          throw new RpcError(
-            Code.ResourceExhausted,
-            `Cannot answer reflection request: its ${size} bytes exceed maxRequestBytes ${maxRequestBytes}`,
-          );
+      // A reader, not `for await`: WebKit's ReadableStream is not
+      // async-iterable, and a page may run this handler (in-process
+      // calls). Left early (an error, or the call's end), the requests are
+      // cancelled, as leaving a `for await` loop does.
+      const reader = requests.getReader();
+      let ended = false;
+      try {
+        for (
+          let read = await reader.read();
+          !read.done;
+          read = await reader.read()
+        ) {
+          const request = read.value;
+          const size = oversized.get(request);
+          if (size !== undefined) {
+            throw new RpcError(
+              Code.ResourceExhausted,
+              `Cannot answer reflection request: its ${size} bytes exceed maxRequestBytes ${maxRequestBytes}`,
+            );
+          }
+          yield answer(index, request, sent);
         }
-        yield answer(index, request, sent);
+        ended = true;
+      } finally {
+        if (!ended) await reader.cancel().catch(() => {});
       }
     },
   });

@@ -1,5 +1,6 @@
 import { checkOneOf } from "../_internal/arguments.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 /** Options for {@linkcode ByteLimitStream}. */
 export interface ByteLimitStreamOptions {
   /**
@@ -79,6 +80,8 @@ export class ByteLimitStream extends TransformStream<Uint8Array, Uint8Array> {
         );
       },
     });
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 
   /** Whether the source offered more than `maxBytes` bytes. */

@@ -5,6 +5,7 @@ import {
 } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
 import { checkArgument } from "../_internal/arguments.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 /** The default for {@linkcode DuplexStreamOptions.maxReadBytes}: 16 MiB. */
 const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024;
@@ -197,6 +198,8 @@ export class DuplexStream
       },
       cancel: (reason) => this.#cancelInput(reason),
     }, { highWaterMark: 0 });
+    // Async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.#readable);
     return this.#readable;
   }
 

@@ -1,6 +1,7 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { registerFusable, watchWrites } from "./_fuse.ts";
 import { isThenable } from "../_internal/thenable.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 /** Options for {@linkcode MapStream}. */
 export interface MapStreamOptions {
@@ -70,6 +71,8 @@ export class MapStream<I, O> extends TransformStream<I, O> {
       writes.strategy as QueuingStrategy<I>,
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<O>,
     );
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
     registerFusable(
       this,
       () => (chunk) => fn(chunk as I, index++),

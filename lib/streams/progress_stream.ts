@@ -1,5 +1,6 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 /** Called by {@linkcode ProgressStream} with the bytes passed so far. */
 export type ProgressCallback = (
@@ -116,5 +117,7 @@ export class ProgressStream extends TransformStream<Uint8Array, Uint8Array> {
         counter.end();
       },
     });
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 }

@@ -1,5 +1,6 @@
 import { checkMax } from "../_internal/limits.ts";
 import { heldBytesStrategy } from "../_internal/bytes.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 /** Options for {@linkcode ReadAheadStream}. */
 export interface ReadAheadStreamOptions {
@@ -61,5 +62,7 @@ export class ReadAheadStream extends TransformStream<Uint8Array, Uint8Array> {
       heldBytesStrategy(highWaterMark),
       new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
     );
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 }

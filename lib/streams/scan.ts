@@ -1,6 +1,7 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { registerFusable, watchWrites } from "./_fuse.ts";
 import { isThenable } from "../_internal/thenable.ts";
+import { asyncIterable } from "../_internal/async_iterable.ts";
 
 /** Options for {@linkcode ScanStream}. */
 export interface ScanStreamOptions {
@@ -78,6 +79,8 @@ export class ScanStream<I, A> extends TransformStream<I, A> {
       (options.readableStrategy ?? { highWaterMark: 0 }) as QueuingStrategy<A>,
     );
     this.#state = state;
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
     registerFusable(
       this,
       () => step as (chunk: unknown) => unknown,

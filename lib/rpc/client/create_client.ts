@@ -1,4 +1,5 @@
 import { checkArgument, checkSignal } from "../../_internal/arguments.ts";
+import { asyncIterable } from "../../_internal/async_iterable.ts";
 import { Code } from "../code.ts";
 import {
   checkServiceDefinition,
@@ -143,7 +144,8 @@ class Call<I, O> {
   }
 
   get responses(): ReadableStream<O> {
-    return this.#call.responses;
+    // Async-iterable in WebKit too, whatever the transport made it.
+    return asyncIterable(this.#call.responses);
   }
 
   cancel(reason?: unknown): void {

@@ -33,6 +33,7 @@ import { RpcError } from "../rpc_error.ts";
 import type { CallOptions, TransportCall } from "../client/transport.ts";
 import type { HttpClient, UniversalClientResponse } from "../universal.ts";
 import { deferred } from "../../_internal/deferred.ts";
+import { asyncIterable } from "../../_internal/async_iterable.ts";
 import { ChunkReader } from "../../streams/_chunk_reader.ts";
 import {
   openPushSource,
@@ -703,6 +704,8 @@ export function startClientCall<I, O>(
       return reader?.cancel(error).catch(() => {});
     },
   }, { highWaterMark: 0 });
+  // Async-iterable in WebKit too (see asyncIterable): `call.responses`.
+  asyncIterable(responses);
   registerBurstProducer(responses, {
     // Queued in the stream (by a pull before the burst reader opened), or
     // the stream is closed or errored.

@@ -137,11 +137,16 @@ export async function compressMessage(
   const writer = stream.writable.getWriter();
   writer.write(data).catch(() => {});
   writer.close().catch(() => {});
+  // A reader, not `for await`: WebKit's ReadableStream is not
+  // async-iterable (every call with sendCompression failed in Safari,
+  // "undefined is not a function"). Read to its end, this stream of the
+  // call's own keeps its lock (see releaseUnlessEnded).
+  const reader = stream.readable.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const chunk of stream.readable) {
-    chunks.push(chunk);
-    total += chunk.byteLength;
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    chunks.push(read.value);
+    total += read.value.byteLength;
   }
   return concatBytes(chunks, total);
 }

@@ -51,6 +51,7 @@ import {
 import { ChunkReader } from "../../streams/_chunk_reader.ts";
 import { isThenable } from "../../_internal/thenable.ts";
 import { releaseUnlessEnded } from "../../_internal/release.ts";
+import { asyncIterable } from "../../_internal/async_iterable.ts";
 import { streamFrom } from "../../_internal/stream_from.ts";
 
 type Entry = ServiceImplementation["handlers"] extends ReadonlyMap<
@@ -656,6 +657,9 @@ function decodeRequests<T>(
     wait(Promise.resolve());
     return promise;
   };
+  // A client-streaming or bidi handler's requests: async-iterable in WebKit
+  // too (see asyncIterable), as the handler types promise.
+  asyncIterable(stream);
   return [stream, runDirect, fail];
 }
 

@@ -3,6 +3,7 @@ import {
   FrameDecoder,
   type FrameDecoderOptions,
 } from "./frame_decoder.ts";
+import { asyncIterable } from "../../_internal/async_iterable.ts";
 
 /**
  * Decodes a byte stream of length-prefixed messages into {@linkcode Frame}s,
@@ -42,6 +43,8 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Frame> {
       },
     });
     this.#decoder = decoder;
+    // Its readable is async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
   }
 
   /** Whether a frame has been started but not completed. */

@@ -4,6 +4,7 @@ import { MAX_MESSAGE_BYTES } from "../protocol/_defaults.ts";
 import { RpcError } from "../rpc_error.ts";
 import { checkMax } from "../../_internal/limits.ts";
 import { type Deferred, deferred } from "../../_internal/deferred.ts";
+import { asyncIterable } from "../../_internal/async_iterable.ts";
 import { allocBytes, MAX_SLAB_REQUEST } from "./_alloc.ts";
 import { writePrefix } from "./_frame.ts";
 import {
@@ -120,6 +121,8 @@ export class FrameEncoderStream<T = Frame>
       cancel: (reason) =>
         discarding.has(this) ? queue.discard() : queue.fail(reason),
     }, { highWaterMark: 0 });
+    // Async-iterable in WebKit too (see asyncIterable).
+    asyncIterable(this.readable);
     // The runtime glue may take the bytes straight from the queue.
     registerSinkable(this.readable, async (sink) => {
       await queue.pipeTo(sink);
