@@ -87,12 +87,12 @@ export const BROWSER_MISSING_APIS: Readonly<Record<string, string>> = {
 };
 
 /**
- * `for await` in a core file, where the iterable may be a ReadableStream:
- * WebKit's (Safari's) has no `Symbol.asyncIterator`, so the loop throws
- * "undefined is not a function" there (every RPC call with
- * `sendCompression` failed so in Safari). The one iterable allowed is a
- * call of an async generator declared in the same file (`async function*
- * name` or an `async *name()` method), which is never a stream.
+ * `for await` and `yield*` in a core file, where the iterable may be a
+ * ReadableStream: WebKit's (Safari's engine) has no `Symbol.asyncIterator`,
+ * so both throw "undefined is not a function" there (every RPC call with
+ * `sendCompression` failed so in WebKitGTK 2.50). The one iterable allowed
+ * is a call of an async generator declared in the same file (`async
+ * function* name` or an `async *name()` method), which is never a stream.
  */
 function checkForAwait(file: string, tokens: Token[]): Violation[] {
   // The code with each string as an empty one, its lines kept: the lines
@@ -111,21 +111,49 @@ function checkForAwait(file: string, tokens: Token[]): Violation[] {
     generators.add(match[1] ?? match[2]);
   }
   const violations: Violation[] = [];
-  for (const match of code.matchAll(/\bfor\s+await\s*\(/g)) {
+  for (
+    const match of code.matchAll(/\bfor\s+await\s*\(|\byield\s*\*/g)
+  ) {
     const start = match.index! + match[0].length;
-    const iterable = iterableOf(code, start);
+    const loop = match[0].startsWith("for");
+    const iterable = loop ? iterableOf(code, start) : delegatedOf(code, start);
     if (iterable !== undefined && isGeneratorCall(iterable, generators)) {
       continue;
     }
     violations.push({
       file,
       line: code.slice(0, match.index).split("\n").length,
-      message: `uses for await over ${
+      message: `uses ${loop ? "for await" : "yield*"} over ${
         (iterable ?? "?").replace(/\s+/g, " ")
-      }, which throws in WebKit (Safari) if it is a ReadableStream, one without Symbol.asyncIterator (use a loop over a reader's read(); for await only over a call of an async generator of this file)`,
+      }, which throws in WebKit (Safari's engine) if it is a ReadableStream, one without Symbol.asyncIterator (use a loop over a reader's read(); ${
+        loop ? "for await" : "yield*"
+      } only over a call of an async generator of this file)`,
     });
   }
   return violations;
+}
+
+/**
+ * The expression a `yield*` at `start` (after its star) delegates to: up
+ * to the end of its statement, a `;`, a line's end or a closing bracket at
+ * its own depth.
+ */
+function delegatedOf(code: string, start: number): string | undefined {
+  let depth = 0;
+  for (let i = start; i < code.length; i++) {
+    const c = code[i];
+    if (c === "(" || c === "[" || c === "{") depth++;
+    else if (c === ")" || c === "]" || c === "}") {
+      if (depth === 0) return code.slice(start, i).trim() || undefined;
+      depth--;
+    } else if (depth === 0 && (c === ";" || c === "\n" || c === ",")) {
+      const expression = code.slice(start, i).trim();
+      // A line's end inside the expression (`yield*\n  gen()`) goes on.
+      if (c === "\n" && expression === "") continue;
+      return expression || undefined;
+    }
+  }
+  return code.slice(start).trim() || undefined;
 }
 
 /**
@@ -142,7 +170,8 @@ function iterableOf(code: string, start: number): string | undefined {
       if (depth === 0) return of === -1 ? undefined : code.slice(of, i).trim();
       depth--;
     } else if (
-      depth === 0 && of === -1 && /[\s\])}]of\s/y.test(code.slice(i - 1, i + 3))
+      depth === 0 && of === -1 &&
+      /[\s\])}]of[\s([]/y.test(code.slice(i - 1, i + 3))
     ) {
       of = i + 2;
     }

@@ -73,7 +73,7 @@ describe("checkSource", () => {
     assert.deepEqual(messages("lib/runtime/x.ts", source), []);
   });
 
-  it("checkSource rejects for await in core files but over a call of an async generator of the file (WebKit's ReadableStream is not async-iterable: every RPC call with sendCompression failed in Safari), and lets lib/runtime use it", () => {
+  it("checkSource rejects for await and yield* in core files but over a call of an async generator of the file (WebKit's ReadableStream is not async-iterable: every RPC call with sendCompression failed in WebKit), and lets lib/runtime use them", () => {
     const source = [
       "for await (const chunk of stream.readable) total += chunk.length;",
       "async function* numbers(n: number) { yield n; }",
@@ -88,15 +88,21 @@ describe("checkSource", () => {
       "// for await (const x of stream) in a comment",
       'const s = "for await (const x of stream) in a string";',
       "for await (const m of fetchEventStream(url)) m;",
+      "async function* relay(s: ReadableStream) { yield* s; }",
+      "async function* more() { yield* numbers(3); yield*",
+      "  numbers(4) }",
+      "for await (const x of(stream)) x;",
     ].join("\n");
-    const expected = (iterable: string) =>
-      `uses for await over ${iterable}, which throws in WebKit (Safari) if it is a ReadableStream, one without Symbol.asyncIterator (use a loop over a reader's read(); for await only over a call of an async generator of this file)`;
+    const expected = (iterable: string, what = "for await") =>
+      `uses ${what} over ${iterable}, which throws in WebKit (Safari's engine) if it is a ReadableStream, one without Symbol.asyncIterator (use a loop over a reader's read(); ${what} only over a call of an async generator of this file)`;
     for (const file of ["lib/rpc/protocol/x.ts", "lib/protobuf/x.ts"]) {
       assert.deepEqual(messages(file, source), [
         `1: ${expected("stream.readable")}`,
         `8: ${expected("numbers(2).values")}`,
         `9: ${expected("requests")}`,
         `13: ${expected("fetchEventStream(url)")}`,
+        `14: ${expected("s", "yield*")}`,
+        `17: ${expected("(stream)")}`,
       ]);
     }
     assert.deepEqual(messages("lib/runtime/x.ts", source), []);

@@ -592,6 +592,52 @@ describe("the async iterator the library gives its streams in WebKit", () => {
     }),
   );
 
+  it(
+    "calls settle in call order, as the standard's (Web IDL's ongoing promise): an error is thrown by one next() only, a next() after return() waits for it; values has length 0, refuses options that are no object, and its iterator is an async iterator",
+    inWebKit(async () => {
+      const boom = new RangeError("boom");
+      const failing = () =>
+        ReadableStream.from([1, 2]).pipeThrough(
+          new MapStream((n: number) => {
+            if (n === 2) throw boom;
+            return n;
+          }),
+        );
+      // Three next() at once; the second read fails.
+      const iterator = failing().values();
+      const settled = await Promise.allSettled([
+        iterator.next(),
+        iterator.next(),
+        iterator.next(),
+      ]);
+      assert.deepEqual(settled, [
+        { status: "fulfilled", value: { done: false, value: 1 } },
+        { status: "rejected", reason: boom },
+        { status: "fulfilled", value: { done: true, value: undefined } },
+      ]);
+      // next(), return(), next(): settled in that order.
+      const { stream, cancelled } = source();
+      const order: string[] = [];
+      const it = stream.values();
+      await Promise.all([
+        it.next().then((r) => order.push(`next ${r.value?.[0]}`)),
+        it.return!("r").then((r) => order.push(`return ${r.value}`)),
+        it.next().then((r) => order.push(`next done ${r.done}`)),
+      ]);
+      assert.deepEqual(order, ["next 1", "return r", "next done true"]);
+      assert.deepEqual(cancelled, ["r"]);
+      assert.equal(stream.values.length, 0);
+      assert.throws(
+        () => source().stream.values("x" as unknown as undefined),
+        TypeError,
+      );
+      const asyncIteratorPrototype = Object.getPrototypeOf(
+        Object.getPrototypeOf(async function* () {}).prototype,
+      );
+      assert.ok(asyncIteratorPrototype.isPrototypeOf(source().stream.values()));
+    }),
+  );
+
   it("where ReadableStream.prototype has an iterator, the library's streams get none of their own", async () => {
     const readables: ReadableStream<unknown>[] = [
       new MapStream((n: number) => n).readable,

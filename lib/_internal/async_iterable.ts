@@ -46,84 +46,95 @@ export function asyncIterable<S extends ReadableStream<unknown>>(
 /** A stream's `values()`, for streams whose runtime lacks it. */
 function values<T>(
   this: ReadableStream<T>,
-  options?: IteratorOptions,
+  // A rest parameter: `values.length` is 0, as the standard's.
+  ...args: [IteratorOptions?]
 ): AsyncIterableIterator<T> {
+  const options = args[0];
+  // A dictionary, as Web IDL converts one: undefined, null or an object.
+  if (
+    options !== undefined && options !== null && typeof options !== "object" &&
+    typeof options !== "function"
+  ) {
+    throw new TypeError(
+      "Cannot iterate stream: options must be an object",
+    );
+  }
   return new StreamIterator(
     this.getReader(),
     Boolean(options?.preventCancel),
   );
 }
 
+/** The prototype of async iterators (`%AsyncIteratorPrototype%`). */
+const ASYNC_ITERATOR_PROTOTYPE = Object.getPrototypeOf(
+  Object.getPrototypeOf(async function* () {}).prototype,
+);
+
 /**
- * The standard's ReadableStream async iterator, over a reader: `next()` is
- * the reader's read, its result passed on as it is (one promise per chunk,
- * as a read costs anyway); a `return()` made while reads are pending waits
- * for them, as the standard's does.
+ * The standard's ReadableStream async iterator, over a reader, as Web IDL
+ * runs one: each `next()` or `return()` waits for the one before it to
+ * settle (the "ongoing promise"), so results settle in call order, and
+ * once the stream has ended, failed or been returned from, every later
+ * `next()` is done (an error is thrown by one `next()` only).
  */
 class StreamIterator<T> implements AsyncIterableIterator<T> {
-  #reader: ReadableStreamDefaultReader<T> | undefined;
+  readonly #reader: ReadableStreamDefaultReader<T>;
   readonly #preventCancel: boolean;
-  /** Reads not settled yet, and the last one's promise. */
-  #reading = 0;
-  #last: Promise<IteratorResult<T, undefined>> | undefined;
-  /** `return()` was called: it waits for the reads, and no read follows. */
-  #returning = false;
+  #ongoing: Promise<unknown> | undefined;
+  #finished = false;
 
   constructor(reader: ReadableStreamDefaultReader<T>, preventCancel: boolean) {
     this.#reader = reader;
     this.#preventCancel = preventCancel;
   }
 
-  readonly #onRead = (
-    result: ReadableStreamReadResult<T>,
-  ): IteratorResult<T, undefined> => {
-    this.#reading--;
-    if (result.done) this.#release();
-    return result as IteratorResult<T, undefined>;
-  };
-
-  readonly #onError = (error: unknown): never => {
-    this.#reading--;
-    this.#release();
-    throw error;
-  };
-
-  /** Ends the iteration: later reads are done; the lock is released. */
-  #release(): void {
-    const reader = this.#reader;
-    this.#reader = undefined;
-    reader?.releaseLock();
+  /** Queues `steps` after the ongoing call, as the ongoing one. */
+  #queue<R>(steps: () => Promise<R>): Promise<R> {
+    const ongoing = this.#ongoing;
+    const next = ongoing === undefined ? steps() : ongoing.then(steps, steps);
+    this.#ongoing = next;
+    return next;
   }
 
   next(): Promise<IteratorResult<T, undefined>> {
-    const reader = this.#reader;
-    if (reader === undefined || this.#returning) {
-      return Promise.resolve({ done: true, value: undefined });
-    }
-    this.#reading++;
-    return this.#last = reader.read().then(this.#onRead, this.#onError);
+    return this.#queue(() => {
+      if (this.#finished) {
+        return Promise.resolve({ done: true, value: undefined });
+      }
+      return this.#reader.read().then((result) => {
+        if (result.done) {
+          this.#finished = true;
+          this.#reader.releaseLock();
+          return { done: true, value: undefined };
+        }
+        return { done: false, value: result.value };
+      }, (error: unknown) => {
+        this.#finished = true;
+        this.#reader.releaseLock();
+        throw error;
+      });
+    });
   }
 
   return(value?: unknown): Promise<IteratorResult<T, undefined>> {
-    this.#returning = true;
-    if (this.#reading > 0) {
-      const end = () => this.return(value);
-      return this.#last!.then(end, end);
-    }
-    const reader = this.#reader;
-    const result = { done: true, value } as IteratorResult<T, undefined>;
-    if (reader === undefined) return Promise.resolve(result);
-    this.#reader = undefined;
-    if (this.#preventCancel) {
-      reader.releaseLock();
-      return Promise.resolve(result);
-    }
-    const cancelled = reader.cancel(value);
-    reader.releaseLock();
-    return cancelled.then(() => result);
+    const returned = this.#queue((): Promise<unknown> => {
+      if (this.#finished) return Promise.resolve();
+      this.#finished = true;
+      if (this.#preventCancel) {
+        this.#reader.releaseLock();
+        return Promise.resolve();
+      }
+      const cancelled = this.#reader.cancel(value);
+      this.#reader.releaseLock();
+      return cancelled;
+    });
+    return returned.then(() =>
+      ({ done: true, value }) as IteratorResult<T, undefined>
+    );
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
     return this;
   }
 }
+Object.setPrototypeOf(StreamIterator.prototype, ASYNC_ITERATOR_PROTOTYPE);
