@@ -1,6 +1,6 @@
 // Async iteration for the ReadableStreams the library hands to users, where
-// the runtime's ReadableStream lacks it: WebKit (Safari; WebKitGTK 2.50.6)
-// has neither `ReadableStream.prototype[Symbol.asyncIterator]` nor
+// the runtime's ReadableStream lacks it: WebKit (Safari's engine; WebKitGTK
+// 2.50.6) has neither `ReadableStream.prototype[Symbol.asyncIterator]` nor
 // `values`, so `for await` over a stream throws "... is not a function" and
 // `Array.fromAsync` of one resolves to `[]` (it reads the stream as an
 // array-like of length 0).

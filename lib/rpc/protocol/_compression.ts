@@ -138,7 +138,7 @@ export async function compressMessage(
   writer.write(data).catch(() => {});
   writer.close().catch(() => {});
   // A reader, not `for await`: WebKit's ReadableStream is not
-  // async-iterable (every call with sendCompression failed in Safari,
+  // async-iterable (every call with sendCompression failed in WebKit,
   // "undefined is not a function"). Read to its end, this stream of the
   // call's own keeps its lock (see releaseUnlessEnded).
   const reader = stream.readable.getReader();
