@@ -105,6 +105,17 @@ async function assertReads<T>(
   assert.deepEqual(fromAsync, expected, `${what}: Array.fromAsync`);
 }
 
+/** Asserts that both ways of reading `make()` give the bytes `expected`. */
+async function assertReadsBytes(
+  make: () => ReadableStream<Uint8Array>,
+  expected: Uint8Array,
+  what: string,
+): Promise<void> {
+  const { loop, fromAsync } = await readBoth(make);
+  assert.deepEqual(concat(loop), expected, `${what}: for await`);
+  assert.deepEqual(concat(fromAsync), expected, `${what}: Array.fromAsync`);
+}
+
 /** A message of UTF-8 text. */
 const Text: MessageType<string> = {
   typeName: "test.v1.Text",
@@ -350,14 +361,10 @@ describe("HTTP streams where ReadableStream is not async-iterable", () => {
       const bytes = new Uint8Array(
         await new Response(encoded(fields).body).arrayBuffer(),
       );
-      const { loop, fromAsync } = await readBoth(() => encoded(fields).body);
-      assert.deepEqual(
-        concat(loop),
+      await assertReadsBytes(
+        () => encoded(fields).body,
         bytes,
-      );
-      assert.deepEqual(
-        concat(fromAsync),
-        bytes,
+        "encodeMultipart's body",
       );
       const request = (body: Uint8Array<ArrayBuffer>) =>
         new Request("http://localhost/", {
@@ -433,15 +440,7 @@ describe("stream operators where ReadableStream is not async-iterable", () => {
         return encoder.readable;
       };
       const wire = new Uint8Array([0, 0, 0, 0, 2, 7, 8]);
-      const { loop, fromAsync } = await readBoth(encoded);
-      assert.deepEqual(
-        concat(loop),
-        wire,
-      );
-      assert.deepEqual(
-        concat(fromAsync),
-        wire,
-      );
+      await assertReadsBytes(encoded, wire, "FrameEncoderStream");
       await assertReads(
         () => encoded().pipeThrough(new FrameDecoderStream()),
         frames,
