@@ -974,10 +974,13 @@ function authorityConflict(
   if (authority === undefined || host === undefined || host === authority) {
     return undefined;
   }
-  const hostOf = (value: string) =>
-    URL.canParse(`${scheme}://${value}/`)
-      ? new URL(`${scheme}://${value}/`).host
-      : undefined;
+  const hostOf = (value: string) => {
+    try {
+      return new URL(`${scheme}://${value}/`).host;
+    } catch {
+      return undefined;
+    }
+  };
   const named = hostOf(authority);
   if (named !== undefined && named === hostOf(host)) return undefined;
   return `Bad request: the Host header (${
