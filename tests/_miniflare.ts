@@ -24,7 +24,7 @@ function run(command: string, args: string[]): Promise<number | null> {
 }
 
 /** miniflare's entry module URL, installed into .tools/miniflare if needed. */
-async function findMiniflare(): Promise<string> {
+export async function findMiniflare(): Promise<string> {
   const prefix = join(ROOT, ".tools", "miniflare");
   const entry = join(
     prefix,
