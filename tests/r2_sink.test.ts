@@ -8,6 +8,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createR2Sink } from "../lib/runtime/workers.ts";
+import { r2Sink } from "../lib/runtime/r2_sink.ts";
+import { HttpError, receiveBody } from "../lib/http/mod.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
 import { WatchedViews } from "./_memory.ts";
 
@@ -298,6 +300,65 @@ describe("createR2Sink", () => {
     // The first part went out after one part and one chunk were read.
     assert.ok(pulledAtFirstPart <= PART + 2 * MiB, `${pulledAtFirstPart}`);
     assert.equal(bucket.objects.get("k")!.bytes.length, size);
+  });
+
+  describe("past R2's 10,000 parts (here 3, for R2_MAX_PARTS)", () => {
+    const MAX = 3;
+
+    it("stores a body of exactly that many full parts", async () => {
+      const bucket = new FakeR2Bucket();
+      const body = pattern(MAX * PART);
+      await chunked(body).pipeTo(r2Sink(bucket, "k", { partBytes: PART }, MAX));
+      assert.equal(sha256(bucket.objects.get("k")!.bytes), sha256(body));
+      assert.equal(bucket.calls.filter((c) => c === "uploadPart").length, MAX);
+    });
+
+    it("refuses one byte more with a 413 naming the limit, uploading no part past it and keeping the previous object", async () => {
+      const bucket = new FakeR2Bucket();
+      const old = pattern(10, 2);
+      await seed(bucket, "k", old);
+      bucket.calls.length = 0;
+      const error = await chunked(pattern(MAX * PART + 1)).pipeTo(
+        r2Sink(bucket, "k", { partBytes: PART }, MAX),
+      ).then(() => undefined, (e) => e);
+      assert.ok(error instanceof HttpError, String(error));
+      assert.equal(error.status, 413);
+      assert.equal(
+        error.message,
+        `Cannot store body in R2: it is larger than 3 parts of partBytes ${PART} (${
+          3 * PART
+        } bytes), the most parts R2 takes; raise partBytes (at most 5 GiB)`,
+      );
+      // The last part R2 would take never went up: the body was refused
+      // once it could not fit.
+      assert.deepEqual(bucket.calls, [
+        "create",
+        "uploadPart",
+        "uploadPart",
+        "abort",
+      ]);
+      assert.deepEqual(bucket.objects.get("k")!.bytes, old);
+      assert.equal(bucket.open.size, 0);
+    });
+
+    it("is the receiver's answer: receiveBody rejects with that 413", async () => {
+      const bucket = new FakeR2Bucket();
+      const request = new Request("http://x/", {
+        method: "PUT",
+        body: chunked(pattern(MAX * PART + 100_000)),
+        duplex: "half",
+      } as RequestInit);
+      await assert.rejects(
+        receiveBody(request, r2Sink(bucket, "k", { partBytes: PART }, MAX), {
+          maxBytes: 1024 * MiB,
+        }),
+        (error: unknown) =>
+          error instanceof HttpError && error.status === 413 &&
+          /larger than 3 parts of partBytes/.test(error.message),
+      );
+      assert.equal(bucket.objects.has("k"), false);
+      assert.equal(bucket.open.size, 0);
+    });
   });
 
   it("rejects a part size R2 would refuse and a malformed sha256", () => {

@@ -5,6 +5,7 @@
 import { checkArgument } from "../_internal/arguments.ts";
 import { ByteAccumulator } from "../_internal/bytes.ts";
 import { checkMax } from "../_internal/limits.ts";
+import { HttpError } from "../http/http_error.ts";
 
 /** A value R2 accepts for `put` and `uploadPart` (a subset). */
 export type R2Value = ArrayBuffer | ArrayBufferView | string | Blob;
@@ -62,7 +63,9 @@ export interface R2SinkOptions {
    * The size of each multipart part but the last. R2 needs at least
    * 5 MiB (and at most 5 GiB, 10,000 parts); the sink holds one part in
    * memory (a copy of the written bytes), until `close()` for the last. A
-   * body of at most this size is stored with one `put` instead.
+   * body of at most this size is stored with one `put` instead. The largest
+   * body is 10,000 parts (78.1 GiB at the default): a write past it fails
+   * with a 413 `HttpError` and the multipart upload is aborted.
    *
    * @default {8388608} (8 MiB)
    */
@@ -83,6 +86,8 @@ export interface R2SinkOptions {
 const MiB = 1024 * 1024;
 /** R2's smallest part (all parts but the last). */
 const MIN_PART_BYTES = 5 * MiB;
+/** The most parts an R2 multipart upload takes (part numbers 1 to 10,000). */
+export const R2_MAX_PARTS = 10_000;
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -133,6 +138,19 @@ export function createR2Sink(
   key: string,
   options: R2SinkOptions = {},
 ): WritableStream<Uint8Array> {
+  return r2Sink(bucket, key, options, R2_MAX_PARTS);
+}
+
+/**
+ * {@linkcode createR2Sink} with R2's part limit as a parameter (the tests
+ * take a few parts for R2's 10,000).
+ */
+export function r2Sink(
+  bucket: R2BucketLike,
+  key: string,
+  options: R2SinkOptions,
+  maxParts: number,
+): WritableStream<Uint8Array> {
   const what = "create R2 sink";
   checkR2Bucket(what, bucket);
   checkArgument(
@@ -176,6 +194,13 @@ export function createR2Sink(
     upload ??= await bucket.createMultipartUpload(key, metadata);
     parts.push(await upload.uploadPart(parts.length + 1, bytes));
   };
+  const tooManyParts = () =>
+    new HttpError(
+      413,
+      `Cannot store body in R2: it is larger than ${maxParts} parts of partBytes ${partBytes} (${
+        maxParts * partBytes
+      } bytes), the most parts R2 takes; raise partBytes (at most 5 GiB)`,
+    );
   /** Aborts the multipart upload, if one started, after a failure. */
   const discard = async () => {
     const started = upload;
@@ -190,8 +215,12 @@ export function createR2Sink(
         let offset = 0;
         while (offset < chunk.length) {
           // A full part is uploaded only once more bytes come: until then
-          // it may be the whole body, stored with one put.
-          if (pending.byteLength === partBytes) await flushPart(take());
+          // it may be the whole body, stored with one put. Bytes past the
+          // last part R2 takes fail the body before that part goes up.
+          if (pending.byteLength === partBytes) {
+            if (parts.length + 1 >= maxParts) throw tooManyParts();
+            await flushPart(take());
+          }
           const n = Math.min(
             partBytes - pending.byteLength,
             chunk.length - offset,
