@@ -3,10 +3,11 @@
 // and refuses a body whose SHA-256 differs from `sha256`; parts but the
 // last must be at least 5 MiB and all the same size; `complete` makes the
 // object atomically from the listed parts; an aborted or completed upload
-// takes no more parts. It counts uploads still open (orphans) and can fail
-// chosen calls. It also continues multipart uploads, reads and deletes
-// objects, as the resumable upload object (lib/runtime/
-// resumable_workers_store.ts) needs.
+// takes no more parts; part numbers go from 1 to 10,000 (`maxPartNumber`,
+// which a test may lower). It counts uploads still open (orphans), records
+// the number of every part uploaded, and can fail chosen calls. It also
+// continues multipart uploads, reads and deletes objects, as the resumable
+// upload object (lib/runtime/resumable_workers_store.ts) needs.
 
 import { createHash } from "node:crypto";
 import type {
@@ -49,6 +50,13 @@ export class FakeR2Bucket implements R2BucketLike {
   /** Open multipart uploads, by id. */
   readonly open = new Map<string, { key: string }>();
   readonly calls: string[] = [];
+  /** The number of every part uploaded (or refused), in order. */
+  readonly partNumbers: number[] = [];
+  /**
+   * The largest part number taken (R2: 10,000); a test of the limit lowers
+   * it, as the code under test lowers its own.
+   */
+  maxPartNumber = 10_000;
   #version = 0;
   #uploads = 0;
   #failures = new Map<FakeCall, number>();
@@ -152,8 +160,17 @@ export class FakeR2Bucket implements R2BucketLike {
     return {
       uploadId: id,
       uploadPart: async (partNumber: number, value: R2Value) => {
+        this.partNumbers.push(partNumber);
         this.#maybeFail("uploadPart");
         live();
+        if (
+          !Number.isInteger(partNumber) || partNumber < 1 ||
+          partNumber > this.maxPartNumber
+        ) {
+          throw new Error(
+            `uploadPart: part number ${partNumber} is not from 1 to ${this.maxPartNumber}`,
+          );
+        }
         const bytes = await bytesOf(value);
         const etag = `${id}-${partNumber}-${bytes.length}`;
         parts.set(partNumber, { etag, bytes });

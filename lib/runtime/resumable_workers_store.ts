@@ -3,6 +3,9 @@
 // multipart upload (parts of partBytes) and keeps the tail below one part
 // in its storage, so any Worker instance can continue an upload another
 // started, and the object appears in R2 only when the upload completes.
+// R2 takes at most 10,000 parts, so an upload holds at most 10,000 ×
+// partBytes: a longer declared length is refused (413), and an append
+// stops there.
 // The SHA-256 of the bytes in R2 parts is kept in the object's storage as
 // a resumable JavaScript hash state, saved with each part, so the digest
 // survives the object's eviction and is checked before anything is
@@ -22,6 +25,7 @@ import type {
 } from "../http/resumable/resumable_store.ts";
 import {
   checkR2Bucket,
+  R2_MAX_PARTS,
   type R2BucketLike,
   type R2MultipartUploadLike,
   type R2UploadedPartLike,
@@ -87,6 +91,11 @@ export interface ResumableUploadObjectOptions {
    * tail, below one part, is saved with the upload's state in one write,
    * and a Durable Object writes at most 128 keys at once.
    *
+   * An upload holds at most 10,000 parts (R2's limit) of this size: 78.1 GiB
+   * at the default, 116.3 GiB at the largest. A longer declared length is
+   * refused with 413 at creation; an append past it keeps the bytes up to
+   * it and is refused with 413.
+   *
    * @default {8388608} (8 MiB)
    */
   partBytes?: number;
@@ -132,6 +141,9 @@ const MAX_PART_BYTES = 127 * TAIL_CHUNK;
  * state with each part, so the digest survives the object's eviction: the
  * digest and the declared length are checked before the multipart upload
  * is completed, and an upload that fails them is never visible in R2.
+ * An upload holds at most 10,000 parts (R2's limit) of `partBytes`: a
+ * longer declared length is refused with 413, and an append past it keeps
+ * the bytes up to it and is refused with 413.
  *
  * @experimental
  * @param options The bucket, the object keys and the part size.
@@ -163,6 +175,25 @@ export function createResumableUploadObject(
   state: DurableObjectStateLike,
   env: Record<string, unknown>,
 ) => { fetch(request: Request): Promise<Response> } {
+  return _createResumableUploadObject(options, R2_MAX_PARTS);
+}
+
+/**
+ * {@linkcode createResumableUploadObject} with R2's part limit as a
+ * parameter (the tests take a few parts for R2's 10,000). Internal: not
+ * exported by the package.
+ *
+ * @param options The bucket, the object keys and the part size.
+ * @param maxParts The most parts of an upload (R2's 10,000).
+ * @returns A Durable Object class.
+ */
+export function _createResumableUploadObject(
+  options: ResumableUploadObjectOptions,
+  maxParts: number,
+): new (
+  state: DurableObjectStateLike,
+  env: Record<string, unknown>,
+) => { fetch(request: Request): Promise<Response> } {
   const what = "create resumable upload object";
   checkArgument(
     typeof (options as Partial<ResumableUploadObjectOptions> | null)
@@ -184,6 +215,22 @@ export function createResumableUploadObject(
     );
   }
   const keyOf = options.key ?? ((id: string) => `uploads/${id}`);
+  // The most bytes an upload holds: R2 takes maxParts parts at most. What
+  // goes past it is refused (413) with this, which names the way out.
+  const capacity = maxParts * partBytes;
+  const limit =
+    `at most ${maxParts} R2 parts of ${partBytes} bytes (${capacity} bytes); ${
+      partBytes < MAX_PART_BYTES
+        ? `raise createResumableUploadObject's partBytes (at most ${MAX_PART_BYTES}: ${
+          maxParts * MAX_PART_BYTES
+        } bytes), or `
+        : ""
+    }set the handler's maxBytes to at most ${capacity}`;
+  const tooLong = (length: number) =>
+    new Response(
+      `its length ${length} is more than an upload holds: ${limit}`,
+      { status: 413 },
+    );
 
   return class ResumableUploadObject {
     #storage: DurableObjectStorageLike;
@@ -225,6 +272,10 @@ export function createResumableUploadObject(
       if (op === "create") {
         if (meta) return new Response("exists", { status: 409 });
         const upload = await request.json() as Meta["upload"];
+        // Refused before anything is kept: R2 would refuse its last parts.
+        if (upload.length !== undefined && upload.length > capacity) {
+          return tooLong(upload.length);
+        }
         // Its expiry deletes it (its bytes here and its parts in R2) even if
         // no request for it ever comes again.
         if (upload.expiresAt !== undefined) {
@@ -245,10 +296,13 @@ export function createResumableUploadObject(
       switch (op) {
         case "get":
           return Response.json(meta.upload);
-        case "length":
-          meta.upload.length = Number(url.searchParams.get("value"));
+        case "length": {
+          const length = Number(url.searchParams.get("value"));
+          if (length > capacity) return tooLong(length);
+          meta.upload.length = length;
           await this.#storage.put({ meta });
           return new Response(null, { status: 204 });
+        }
         case "append":
           return this.#append(
             meta,
@@ -400,29 +454,43 @@ export function createResumableUploadObject(
         let pending = new ByteAccumulator();
         for (const chunk of tail) pending.push(chunk);
         let failure: unknown;
+        // Set when the body goes past the capacity: the bytes up to it are
+        // taken, and the append stops there.
+        let full = false;
         const multipartBefore = meta.multipart;
         const reader = body.getReader();
         try {
           for (;;) {
-            const { done, value: chunk } = await reader.read();
+            const { done, value } = await reader.read();
             if (done) break;
             if (deleted()) {
               // Not awaited: the request's side may take its time to hear.
               reader.cancel().catch(() => {});
               break;
             }
+            let chunk = value;
+            const room = capacity - meta.partsBytes - pending.byteLength;
+            if (chunk.byteLength > room) {
+              chunk = chunk.subarray(0, Math.max(room, 0));
+              full = true;
+            }
             pending.push(chunk);
             while (pending.byteLength >= partBytes && !deleted()) {
+              const number = meta.parts.length + 1;
+              if (number > maxParts) {
+                // The room above keeps this from happening: R2 would
+                // refuse the part (an uploaded part is never lost here).
+                throw new RangeError(
+                  `Cannot append to upload: part ${number} is past ${maxParts}`,
+                );
+              }
               const all = pending.bytes();
               const part = all.subarray(0, partBytes);
               // The hash state moves with the part, in the same write.
               const hasher = meta.hash ? Sha256.from(meta.hash) : undefined;
               hasher?.update(part);
               const multipart = await this.#multipart(meta);
-              const uploaded = await multipart.uploadPart(
-                meta.parts.length + 1,
-                part,
-              );
+              const uploaded = await multipart.uploadPart(number, part);
               if (deleted()) break;
               meta.parts.push(uploaded);
               meta.partsBytes += partBytes;
@@ -431,6 +499,11 @@ export function createResumableUploadObject(
               pending.push(all.subarray(partBytes));
               // A whole chunk saves nothing before its commit.
               if (!whole) await this.#save(meta, new Uint8Array(0));
+            }
+            if (full) {
+              // Not awaited, as for a deletion: the answer says why.
+              reader.cancel().catch(() => {});
+              break;
             }
           }
         } catch (error) {
@@ -456,6 +529,11 @@ export function createResumableUploadObject(
             await this.#abortMultipart(meta, started);
             return { offset, failed: true };
           }
+          if (full) {
+            // Refused, as a whole chunk past its length: none of it counts.
+            await this.#abortMultipart(meta, started);
+            return { offset, full: limit };
+          }
           const tail = pending.bytes();
           meta.upload.offset = meta.partsBytes + tail.byteLength;
           const token = ++this.#tokens;
@@ -463,6 +541,9 @@ export function createResumableUploadObject(
           return { offset: meta.upload.offset, pending: token };
         }
         await this.#save(meta, pending.bytes());
+        if (full && failure === undefined) {
+          return { offset: meta.upload.offset, full: limit };
+        }
         return { offset: meta.upload.offset, failed: failure !== undefined };
       };
       const writer = result.writable.getWriter();
@@ -561,6 +642,14 @@ export function createResumableUploadObject(
       if (!meta.multipart) {
         await this.#bucket.put(key, tail);
       } else {
+        if (tail.byteLength > 0 && meta.parts.length >= maxParts) {
+          // Appends stop at the capacity, so this takes an upload stored
+          // otherwise (a partBytes changed under it): R2 would refuse it.
+          return new Response(
+            `its tail would be part ${meta.parts.length + 1}: ${limit}`,
+            { status: 413 },
+          );
+        }
         const multipart = await this.#multipart(meta);
         if (tail.byteLength > 0 || meta.parts.length === 0) {
           meta.parts.push(
@@ -644,8 +733,11 @@ export function createResumableWorkersStore(
   };
   const expect = async (response: Response, what: string) => {
     if (!response.ok) {
+      // 409 (another append, an offset that moved) and 413 (more than R2's
+      // parts hold) are the client's to hear; the rest is a failure.
+      const status = response.status;
       throw new HttpError(
-        response.status === 409 ? 409 : 500,
+        status === 409 || status === 413 ? status : 500,
         `Cannot ${what}: ${await response.text()}`,
       );
     }
@@ -703,9 +795,16 @@ export function createResumableWorkersStore(
           error?: string;
           deleted?: boolean;
           pending?: number;
+          full?: string;
         };
         if (result.deleted) {
           throw new HttpError(404, "Cannot append to upload: it was deleted");
+        }
+        if (result.full !== undefined) {
+          throw new HttpError(
+            413,
+            `Cannot append to upload: its bytes would be more than an upload holds: ${result.full}`,
+          );
         }
         if (result.error) {
           throw new Error(`Cannot append to upload: ${result.error}`);
@@ -718,10 +817,11 @@ export function createResumableWorkersStore(
       return new WritableStream<Uint8Array>({
         async write(chunk) {
           // The object may stop reading before the end (the upload was
-          // deleted): its outcome then comes first, and the write, which
-          // nothing would take, ends with what it says.
+          // deleted, or is full): its outcome then comes first, or the
+          // write fails as the object cancels the body, and the write ends
+          // with what the outcome says.
           const written = await Promise.race([
-            writer.write(chunk).then(() => true),
+            writer.write(chunk).then(() => true, () => false),
             answered,
           ]);
           if (written) return;
@@ -732,8 +832,14 @@ export function createResumableWorkersStore(
           );
         },
         async close() {
-          await writer.close();
+          // The object may have stopped at the last chunk (the upload is
+          // full) and cancelled the body: its outcome says why first.
+          const closed = writer.close().then(() => undefined, (error) => ({
+            error,
+          }));
           const { pending } = await settle();
+          const failed = await closed;
+          if (failed) throw failed.error;
           // A whole chunk counts once committed: the handler closes its
           // sink only when its checksum matched.
           if (whole) {

@@ -527,10 +527,18 @@ export function createResumableUploadHandler(
     const sink = (await store.append(id, offset, whole ? { whole } : {}))
       .getWriter();
     let mismatch: HttpError | undefined;
+    // What the store's sink threw: its own answer (a 413 of a store whose
+    // uploads hold less than maxBytes), never taken for receiveBody's.
+    let stored: unknown;
+    const storing = (done: Promise<void>) =>
+      done.catch((error) => {
+        stored = error;
+        throw error;
+      });
     const counted = new WritableStream<Uint8Array>({
       async write(chunk) {
         sha1?.update(chunk);
-        await sink.write(chunk);
+        await storing(sink.write(chunk));
         if (run) {
           run.hasher.update(chunk);
           run.offset += chunk.byteLength;
@@ -548,7 +556,7 @@ export function createResumableUploadHandler(
           await sink.abort(mismatch);
           throw mismatch;
         }
-        await sink.close();
+        await storing(sink.close());
       },
       abort: (reason) => sink.abort(reason),
     }, new CountQueuingStrategy({ highWaterMark: 1 }));
@@ -596,6 +604,7 @@ export function createResumableUploadHandler(
       // upload's length, or the limit the room came from.
       if (
         error instanceof HttpError && error.status === 413 &&
+        error !== stored &&
         // A framework's own limit on the body says its own words.
         bodyTooLargeMessage(error.cause) === undefined
       ) {
