@@ -1170,6 +1170,71 @@ describe("JSON asked of a method whose messages have no JSON codec", () => {
   });
 });
 
+describe("a Connect content type declaring a charset other than UTF-8", () => {
+  // Before: decoded as UTF-8 whatever it declared (a Latin-1 or UTF-16
+  // JSON body answered 400 "invalid UTF-8", or served when its bytes were
+  // ASCII); Connect-ES answers 415.
+  let ran = 0;
+  const Svc = defineService("test.v1.EchoService", {
+    echo: { kind: "unary", input: Int64Value, output: Int64Value },
+    scan: { kind: "bidi", input: Int64Value, output: Int64Value },
+  });
+  const handler = createUniversalHandler(implementService(Svc, {
+    echo: (value) => (ran++, value),
+    scan: async function* (values) {
+      ran++;
+      for await (const value of values) yield value;
+    },
+  }));
+  const call = (
+    type: string,
+    body: Uint8Array<ArrayBuffer>,
+    stream = false,
+  ) =>
+    handler({
+      method: "POST",
+      url: `http://x/test.v1.EchoService/${stream ? "scan" : "echo"}`,
+      headers: new Headers({ "content-type": type }),
+      body: new Blob([body]).stream(),
+    });
+  const json = new TextEncoder().encode('"5"');
+  for (
+    const [type, charset, stream] of [
+      ["application/json; charset=iso-8859-1", "iso-8859-1", false],
+      ["application/json;charset=UTF-16", "UTF-16", false],
+      ['application/proto; charset="latin1"', "latin1", false],
+      ["application/connect+json; charset=utf-16le", "utf-16le", true],
+    ] as const
+  ) {
+    it(`${type} is 415 naming the charset, the handler not run`, async () => {
+      const before = ran;
+      const response = await call(type, stream ? frame(0, json) : json, stream);
+      assert.equal(response.status, 415);
+      assert.equal(ran, before);
+      assert.equal(
+        await new Response(response.body).text(),
+        `Cannot serve content type ${
+          JSON.stringify(type)
+        }: charset ${charset} is not UTF-8 (send UTF-8, or no charset)`,
+      );
+    });
+  }
+  for (
+    const type of [
+      "application/json; charset=utf-8",
+      "application/json; charset=UTF8",
+      'application/json; charset="utf-8"',
+      "application/json",
+    ]
+  ) {
+    it(`${type} is served`, async () => {
+      const response = await call(type, json);
+      assert.equal(response.status, 200);
+      assert.equal(await new Response(response.body).text(), '"5"');
+    });
+  }
+});
+
 describe("a gRPC content type of a codec the server does not have", () => {
   // Before: a bare 415 with no body, which gRPC clients report as
   // "Received HTTP status code 415" (UNKNOWN), not why; grpc-go answers
