@@ -266,6 +266,10 @@ describe("createReflectionService answers", () => {
     for (
       const value of [
         "sluice.test.chat.v1.ChatMessage.author",
+        // A map field's entry message and its fields (protobuf-es lists no
+        // map entries among the nested messages: these were NOT_FOUND).
+        "sluice.test.chat.v1.ChatMessage.TagsEntry",
+        "sluice.test.chat.v1.ChatMessage.TagsEntry.value",
         "sluice.test.chat.v1.Mood",
         "sluice.test.chat.v1.MOOD_HAPPY",
         ".sluice.test.chat.v1.ChatService.Chat",

@@ -585,8 +585,18 @@ function indexOf(
     for (const field of message.fields) {
       add(`${message.typeName}.${field.name}`, file);
     }
-    for (const oneof of message.oneofs) {
+    // From the descriptor: protobuf-es's `oneofs` and `nestedMessages`
+    // leave out proto3 optional's synthetic oneofs (`_name`) and map
+    // entries (`TagsEntry`), which the file declares all the same (a
+    // lookup of them was NOT_FOUND).
+    for (const oneof of message.proto.oneofDecl) {
       add(`${message.typeName}.${oneof.name}`, file);
+    }
+    for (const nested of message.proto.nestedType) {
+      if (nested.options?.mapEntry !== true) continue;
+      const entry = `${message.typeName}.${nested.name}`;
+      add(entry, file);
+      for (const field of nested.field) add(`${entry}.${field.name}`, file);
     }
     for (const nested of message.nestedMessages) addMessage(nested, file);
     for (const nested of message.nestedEnums) addEnum(nested, file);
