@@ -274,6 +274,9 @@ describe("createReflectionService answers", () => {
         "sluice.test.chat.v1.MOOD_HAPPY",
         ".sluice.test.chat.v1.ChatService.Chat",
         `${V1}.ServerReflectionInfo`,
+        // A oneof (read from the descriptor's oneof_decl since map entries
+        // and proto3 optional's synthetic oneofs are).
+        "grpc.reflection.v1.ServerReflectionRequest.message_request",
       ]
     ) {
       const names = fileNames(
