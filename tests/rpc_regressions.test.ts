@@ -1213,12 +1213,65 @@ describe("a Connect content type declaring a charset other than UTF-8", () => {
       assert.equal(ran, before);
       assert.equal(
         await new Response(response.body).text(),
-        `Cannot serve content type ${
-          JSON.stringify(type)
-        }: charset ${charset} is not UTF-8 (send UTF-8, or no charset)`,
+        `Cannot serve content type ${JSON.stringify(type)}: charset ${
+          JSON.stringify(charset)
+        } is not UTF-8 (send UTF-8, or no charset)`,
       );
     });
   }
+
+  it("a charset parameter that is empty is refused as well", async () => {
+    const response = await call("application/json; charset=", json);
+    assert.equal(response.status, 415);
+    assert.match(
+      await new Response(response.body).text(),
+      /: charset "" is not UTF-8/,
+    );
+  });
+
+  it("a ';' inside another parameter's quoted value is no charset of its own", async () => {
+    const response = await call(
+      'application/json; foo="a;charset=latin1"; charset=utf-8',
+      json,
+    );
+    assert.equal(response.status, 200);
+    assert.equal(await new Response(response.body).text(), '"5"');
+  });
+
+  it("an unknown method is still 404, and a server without Connect still refuses the type as it did", async () => {
+    const unknown = await handler({
+      method: "POST",
+      url: "http://x/test.v1.EchoService/nope",
+      headers: new Headers({
+        "content-type": "application/json; charset=latin1",
+      }),
+      body: new Blob([json]).stream(),
+    });
+    assert.equal(unknown.status, 404);
+    await new Response(unknown.body).arrayBuffer();
+    const grpcWebOnly = createUniversalHandler(
+      implementService(Svc, {
+        echo: (value) => value,
+        scan: async function* (values) {
+          for await (const value of values) yield value;
+        },
+      }),
+      { protocols: ["grpc-web"] },
+    );
+    const refused = await grpcWebOnly({
+      method: "POST",
+      url: "http://x/test.v1.EchoService/echo",
+      headers: new Headers({
+        "content-type": "application/json; charset=latin1",
+      }),
+      body: new Blob([json]).stream(),
+    });
+    assert.equal(refused.status, 415);
+    assert.equal(
+      await new Response(refused.body).text(),
+      'Cannot serve content type "application/json; charset=latin1"',
+    );
+  });
   for (
     const type of [
       "application/json; charset=utf-8",

@@ -40,9 +40,12 @@ import {
 import {
   isConnectStreamContentType,
   isConnectUnaryContentType,
+  parseContentType,
+  parseUnaryContentType,
 } from "../protocol_connect/content_type.ts";
 import { RpcError } from "../rpc_error.ts";
 import { quote } from "../protocol/_quote.ts";
+import { parseHeaderValue } from "../../http/_multipart_headers.ts";
 import { refuseGrpc } from "./_refuse_grpc.ts";
 
 /** Options for {@linkcode createUniversalHandler} and `createRpcHandler`. */
@@ -293,26 +296,6 @@ export function createUniversalHandler(
       // 415's text was read as a frame by grpc-js: RESOURCE_EXHAUSTED).
       return await refuseGrpc(request, grpcRefused);
     }
-    // Connect's messages are UTF-8 (JSON's) or bytes: a body declared in
-    // another charset was decoded as UTF-8, a Latin-1 or UTF-16 request
-    // answered as if it were (Connect-ES answers 415). gRPC and gRPC-Web
-    // take no charset parameter.
-    const charset =
-      isConnectStreamContentType(type) || isConnectUnaryContentType(type)
-        ? otherCharset(type)
-        : undefined;
-    if (charset !== undefined) {
-      await request.body?.cancel();
-      return {
-        status: 415,
-        headers: new Headers({ "content-type": "text/plain" }),
-        body: textBody(
-          `Cannot serve content type ${
-            quote(type)
-          }: charset ${charset} is not UTF-8 (send UTF-8, or no charset)`,
-        ),
-      };
-    }
     // JSON asked of a method whose messages have no JSON codec: a media
     // type this method does not take (it was answered as the server's
     // fault, 500 or INTERNAL, which invites retries). gRPC and gRPC-Web
@@ -344,6 +327,24 @@ export function createUniversalHandler(
         return await handleGrpc(request, entry, path, resolved);
       }
       if (protocols.has("connect")) {
+        // Connect's messages are UTF-8 (JSON's) or bytes: a body declared
+        // in another charset was decoded as UTF-8, a Latin-1 or UTF-16
+        // request answered as if it were (Connect-ES answers 415). Of a
+        // method served, in a codec served (others are refused as they
+        // were).
+        const charset = entry === undefined ? undefined : otherCharset(type);
+        if (charset !== undefined) {
+          await request.body?.cancel();
+          return {
+            status: 415,
+            headers: new Headers({ "content-type": "text/plain" }),
+            body: textBody(
+              `Cannot serve content type ${quote(type)}: charset ${
+                quote(charset)
+              } is not UTF-8 (send UTF-8, or no charset)`,
+            ),
+          };
+        }
         if (isConnectStreamContentType(type)) {
           return await handleConnectStream(request, entry, path, resolved);
         }
@@ -371,18 +372,21 @@ export function createUniversalHandler(
 }
 
 /**
- * The `charset` parameter of a content type when it names another charset
- * than UTF-8 (`utf-8` or `utf8`, any case, quoted or not), else undefined.
+ * The `charset` parameter of a Connect content type of a codec served
+ * (proto or json) when it names another charset than UTF-8 (`utf-8` or
+ * `utf8`, any case, quoted or not), else undefined.
  */
 function otherCharset(type: string): string | undefined {
-  for (const parameter of type.split(";").slice(1)) {
-    const equals = parameter.indexOf("=");
-    if (equals < 0) continue;
-    if (parameter.slice(0, equals).trim().toLowerCase() !== "charset") continue;
-    const value = parameter.slice(equals + 1).trim().replace(/^"(.*)"$/, "$1");
-    if (!/^utf-?8$/i.test(value)) return value;
+  if (
+    parseContentType(type) === undefined &&
+    parseUnaryContentType(type) === undefined
+  ) {
+    return undefined;
   }
-  return undefined;
+  const charset = parseHeaderValue(type).params.get("charset");
+  return charset === undefined || /^utf-?8$/i.test(charset)
+    ? undefined
+    : charset;
 }
 
 /** A JSON codec's content type, of any protocol (`application/connect+json`, ...). */
