@@ -265,6 +265,28 @@ describe("createResumableUploadObject and R2's most parts (3 parts of 5 MiB here
     assert.deepEqual(errors, []);
   });
 
+  for (const size of [6 * MiB, MiB]) {
+    it(`a whole append (with a checksum) whose part R2 refuses is a 500 told to onError naming it, keeping none of it (in one chunk it was a 409 'no longer pending', as for a conflict): chunks of ${size} bytes`, async () => {
+      const { bucket, handler, errors } = setup();
+      const upload = await createUpload(handler, "tus", 6 * MiB);
+      const data = randomBytes(6 * MiB);
+      bucket.failOn("uploadPart");
+      const failed = await upload.patch(0, chunked(data, size), {
+        "upload-checksum": `sha1 ${
+          createHash("sha1").update(data).digest("base64")
+        }`,
+      });
+      assert.equal(failed.status, 500, await failed.clone().text());
+      assert.equal(await upload.offset(), 0);
+      assert.equal(bucket.open.size, 0);
+      assert.equal(errors.length, 1);
+      assert.match(
+        String((errors[0] as Error).cause),
+        /its object failed to store the chunk/,
+      );
+    });
+  }
+
   it("a whole append (with a checksum) past the parts is refused (413) and keeps none of its bytes", async () => {
     const { bucket, handler, errors } = setup();
     const upload = await createUpload(handler, "tus");

@@ -50,6 +50,10 @@ export interface DurableObjectStorageLike {
   setAlarm?(scheduledTime: number): Promise<void>;
 }
 
+/** A chunk its upload object could not store (R2 refused a part). */
+const STORE_FAILED =
+  "Cannot append to upload: its object failed to store the chunk";
+
 /** The part of a Durable Object's state the upload object uses. */
 export interface DurableObjectStateLike {
   /** The object's storage. */
@@ -796,6 +800,7 @@ export function createResumableWorkersStore(
           deleted?: boolean;
           pending?: number;
           full?: string;
+          failed?: boolean;
         };
         if (result.deleted) {
           throw new HttpError(404, "Cannot append to upload: it was deleted");
@@ -826,9 +831,11 @@ export function createResumableWorkersStore(
           ]);
           if (written) return;
           writer.abort().catch(() => {});
-          await settle();
+          const { failed } = await settle();
           throw new Error(
-            "Cannot append to upload: its object stopped reading",
+            failed
+              ? STORE_FAILED
+              : "Cannot append to upload: its object stopped reading",
           );
         },
         async close() {
@@ -837,9 +844,13 @@ export function createResumableWorkersStore(
           const closed = writer.close().then(() => undefined, (error) => ({
             error,
           }));
-          const { pending } = await settle();
+          const { pending, failed: dropped } = await settle();
           const failed = await closed;
           if (failed) throw failed.error;
+          // The object kept none of a whole chunk it failed to store (R2
+          // refused a part): a failure of the store's, not a commit to try
+          // (it was answered 409, "no longer pending", as for a conflict).
+          if (whole && dropped) throw new Error(STORE_FAILED);
           // A whole chunk counts once committed: the handler closes its
           // sink only when its checksum matched.
           if (whole) {
