@@ -1179,24 +1179,32 @@ describe("a Connect content type declaring a charset other than UTF-8", () => {
     echo: { kind: "unary", input: Int64Value, output: Int64Value },
     scan: { kind: "bidi", input: Int64Value, output: Int64Value },
   });
-  const handler = createUniversalHandler(implementService(Svc, {
+  const service = implementService(Svc, {
     echo: (value) => (ran++, value),
     scan: async function* (values) {
       ran++;
       for await (const value of values) yield value;
     },
-  }));
+  });
+  const handler = createUniversalHandler(service);
+  /** A POST of `body` as `type` to `method` of `on`. */
+  const post = (
+    on: typeof handler,
+    method: string,
+    type: string,
+    body: Uint8Array<ArrayBuffer>,
+  ) =>
+    on({
+      method: "POST",
+      url: `http://x/test.v1.EchoService/${method}`,
+      headers: new Headers({ "content-type": type }),
+      body: new Blob([body]).stream(),
+    });
   const call = (
     type: string,
     body: Uint8Array<ArrayBuffer>,
     stream = false,
-  ) =>
-    handler({
-      method: "POST",
-      url: `http://x/test.v1.EchoService/${stream ? "scan" : "echo"}`,
-      headers: new Headers({ "content-type": type }),
-      body: new Blob([body]).stream(),
-    });
+  ) => post(handler, stream ? "scan" : "echo", type, body);
   const json = new TextEncoder().encode('"5"');
   for (
     const [type, charset, stream] of [
@@ -1239,33 +1247,14 @@ describe("a Connect content type declaring a charset other than UTF-8", () => {
   });
 
   it("an unknown method is still 404, and a server without Connect still refuses the type as it did", async () => {
-    const unknown = await handler({
-      method: "POST",
-      url: "http://x/test.v1.EchoService/nope",
-      headers: new Headers({
-        "content-type": "application/json; charset=latin1",
-      }),
-      body: new Blob([json]).stream(),
-    });
+    const latin1 = "application/json; charset=latin1";
+    const unknown = await post(handler, "nope", latin1, json);
     assert.equal(unknown.status, 404);
     await new Response(unknown.body).arrayBuffer();
-    const grpcWebOnly = createUniversalHandler(
-      implementService(Svc, {
-        echo: (value) => value,
-        scan: async function* (values) {
-          for await (const value of values) yield value;
-        },
-      }),
-      { protocols: ["grpc-web"] },
-    );
-    const refused = await grpcWebOnly({
-      method: "POST",
-      url: "http://x/test.v1.EchoService/echo",
-      headers: new Headers({
-        "content-type": "application/json; charset=latin1",
-      }),
-      body: new Blob([json]).stream(),
+    const grpcWebOnly = createUniversalHandler(service, {
+      protocols: ["grpc-web"],
     });
+    const refused = await post(grpcWebOnly, "echo", latin1, json);
     assert.equal(refused.status, 415);
     assert.equal(
       await new Response(refused.body).text(),
