@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createR2Sink } from "../lib/runtime/workers.ts";
-import { r2Sink } from "../lib/runtime/r2_sink.ts";
+import { _createR2Sink } from "../lib/runtime/r2_sink.ts";
 import { HttpError, receiveBody } from "../lib/http/mod.ts";
 import { FakeR2Bucket } from "./_r2_fake.ts";
 import { WatchedViews } from "./_memory.ts";
@@ -308,7 +308,9 @@ describe("createR2Sink", () => {
     it("stores a body of exactly that many full parts", async () => {
       const bucket = new FakeR2Bucket();
       const body = pattern(MAX * PART);
-      await chunked(body).pipeTo(r2Sink(bucket, "k", { partBytes: PART }, MAX));
+      await chunked(body).pipeTo(
+        _createR2Sink(bucket, "k", { partBytes: PART }, MAX),
+      );
       assert.equal(sha256(bucket.objects.get("k")!.bytes), sha256(body));
       assert.equal(bucket.calls.filter((c) => c === "uploadPart").length, MAX);
     });
@@ -319,7 +321,7 @@ describe("createR2Sink", () => {
       await seed(bucket, "k", old);
       bucket.calls.length = 0;
       const error = await chunked(pattern(MAX * PART + 1)).pipeTo(
-        r2Sink(bucket, "k", { partBytes: PART }, MAX),
+        _createR2Sink(bucket, "k", { partBytes: PART }, MAX),
       ).then(() => undefined, (e) => e);
       assert.ok(error instanceof HttpError, String(error));
       assert.equal(error.status, 413);
@@ -349,9 +351,13 @@ describe("createR2Sink", () => {
         duplex: "half",
       } as RequestInit);
       await assert.rejects(
-        receiveBody(request, r2Sink(bucket, "k", { partBytes: PART }, MAX), {
-          maxBytes: 1024 * MiB,
-        }),
+        receiveBody(
+          request,
+          _createR2Sink(bucket, "k", { partBytes: PART }, MAX),
+          {
+            maxBytes: 1024 * MiB,
+          },
+        ),
         (error: unknown) =>
           error instanceof HttpError && error.status === 413 &&
           /larger than 3 parts of partBytes/.test(error.message),

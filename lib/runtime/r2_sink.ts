@@ -138,14 +138,20 @@ export function createR2Sink(
   key: string,
   options: R2SinkOptions = {},
 ): WritableStream<Uint8Array> {
-  return r2Sink(bucket, key, options, R2_MAX_PARTS);
+  return _createR2Sink(bucket, key, options, R2_MAX_PARTS);
 }
 
 /**
  * {@linkcode createR2Sink} with R2's part limit as a parameter (the tests
- * take a few parts for R2's 10,000).
+ * take a few parts for R2's 10,000). Internal: not exported by the package.
+ *
+ * @param bucket An R2 bucket binding.
+ * @param key The object's key.
+ * @param options Part size, metadata and an expected digest.
+ * @param maxParts The most parts of a body (R2's 10,000).
+ * @returns The sink.
  */
-export function r2Sink(
+export function _createR2Sink(
   bucket: R2BucketLike,
   key: string,
   options: R2SinkOptions,
