@@ -1261,6 +1261,29 @@ describe("a Connect content type declaring a charset other than UTF-8", () => {
       'Cannot serve content type "application/json; charset=latin1"',
     );
   });
+
+  it("a unary content type to a streaming method (and the reverse) is refused as it was, not for its charset", async () => {
+    for (
+      const [method, type] of [
+        ["scan", "application/json"],
+        ["echo", "application/connect+json"],
+      ]
+    ) {
+      const plain = await post(handler, method, type, json);
+      const declared = await post(
+        handler,
+        method,
+        `${type}; charset=latin1`,
+        json,
+      );
+      assert.equal(plain.status, 415, `${method} ${type}`);
+      assert.equal(declared.status, 415);
+      assert.equal(
+        await new Response(declared.body).text(),
+        await new Response(plain.body).text(),
+      );
+    }
+  });
   for (
     const type of [
       "application/json; charset=utf-8",

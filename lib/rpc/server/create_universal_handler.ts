@@ -332,7 +332,9 @@ export function createUniversalHandler(
         // request answered as if it were (Connect-ES answers 415). Of a
         // method served, in a codec served (others are refused as they
         // were).
-        const charset = entry === undefined ? undefined : otherCharset(type);
+        const charset = entry === undefined
+          ? undefined
+          : otherCharset(type, entry.method.kind === "unary");
         if (charset !== undefined) {
           await request.body?.cancel();
           return {
@@ -373,16 +375,13 @@ export function createUniversalHandler(
 
 /**
  * The `charset` parameter of a Connect content type of a codec served
- * (proto or json) when it names another charset than UTF-8 (`utf-8` or
+ * (proto or json), of the method's kind (unary or streaming: another is
+ * refused as it was), when it names another charset than UTF-8 (`utf-8` or
  * `utf8`, any case, quoted or not), else undefined.
  */
-function otherCharset(type: string): string | undefined {
-  if (
-    parseContentType(type) === undefined &&
-    parseUnaryContentType(type) === undefined
-  ) {
-    return undefined;
-  }
+function otherCharset(type: string, unary: boolean): string | undefined {
+  const codec = unary ? parseUnaryContentType(type) : parseContentType(type);
+  if (codec === undefined) return undefined;
   const charset = parseHeaderValue(type).params.get("charset");
   return charset === undefined || /^utf-?8$/i.test(charset)
     ? undefined
