@@ -38,6 +38,37 @@ step() {
   timed "$name" "$start"
 }
 
+# The test runners in the background (each under timeout, which leads a
+# process group of its own: a Ctrl-C at the terminal reaches none of them).
+# The script waits for them with `wait`, which a signal interrupts, so an
+# interrupted task stops them all at once, their children too.
+runners=()
+stop_runners() {
+  local pid
+  for pid in "${runners[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  done
+}
+trap 'stop_runners; exit 130' INT TERM
+
+# run_logged <log> <command>...: runs the command in the background, its
+# output into the log and shown as it comes; returns its exit status once
+# the log is whole and shown.
+run_logged() {
+  local log=$1 pid shown status
+  shift
+  : >"$log"
+  "$@" >>"$log" 2>&1 &
+  pid=$!
+  tail -n +1 --pid="$pid" -f "$log" &
+  shown=$!
+  runners+=("$pid" "$shown")
+  wait "$pid"
+  status=$?
+  wait "$shown"
+  return "$status"
+}
+
 # shellcheck source=scripts/_find_bun.sh
 source scripts/_find_bun.sh
 # find_chromium, for the browser suite.
@@ -83,8 +114,8 @@ deno_tests() {
   shift 2
   local files=("$@") finished=() rest=() file
   for attempt in 1 2; do
-    NO_COLOR=1 timeout --kill-after=10 "$DENO_TEST_LIMIT" deno task test:deno:files "${files[@]}" 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
+    run_logged "$log" env NO_COLOR=1 timeout --kill-after=10 "$DENO_TEST_LIMIT" deno task test:deno:files "${files[@]}"
+    status=$?
     [ "$status" -eq 0 ] && return
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
       echo "$name did not finish within $DENO_TEST_LIMIT s (a test hung): stopped" | tee -a "$log"
@@ -155,18 +186,16 @@ timed tools "$start"
 # test's is. Where the tools could not be installed first, it runs after
 # deno test instead (each runner would install them, and not at once).
 BUN_TEST_LIMIT=900
-# bun_tests: run in a subshell of its own (it ends in exec), so that in
-# the background its PID is timeout's.
+# bun_tests: run in the background (a subshell of its own, which it ends
+# in exec), so that its PID is timeout's.
 bun_tests() {
   cd tests && exec timeout --kill-after=10 "$BUN_TEST_LIMIT" "$bun" test --timeout 120000 .
 }
 bun_pid=
-# An interrupted run does not leave Bun running (timeout passes the signal
-# on to it).
-trap '[ -n "$bun_pid" ] && kill "$bun_pid" 2>/dev/null; exit 130' INT TERM
 if [ -n "$bun" ] && [[ " ${failed[*]} " != *" tools "* ]]; then
   bun_tests >"$logs/bun.log" 2>&1 &
   bun_pid=$!
+  runners+=("$bun_pid")
 fi
 
 start=$SECONDS
@@ -187,7 +216,9 @@ if [ -n "$bun" ]; then
     bun_pid=
   else
     printf '\n==> bun test\n'
-    (bun_tests) >"$logs/bun.log" 2>&1
+    bun_tests >"$logs/bun.log" 2>&1 &
+    runners+=("$!")
+    wait "$!"
     bun_status=$?
   fi
   cat "$logs/bun.log"
