@@ -301,6 +301,7 @@ const ROWS: Row[] = [
       "resumable_kill.test.ts",
       "resumable_workers.test.ts",
       "resumable_workers_instances.test.ts",
+      "resumable_workers_parts.test.ts",
       "resumable_drafts.test.ts",
       "resumable_client_drafts.test.ts",
     ],
