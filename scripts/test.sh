@@ -50,6 +50,15 @@ stop_runners() {
   done
 }
 trap 'stop_runners; exit 130' INT TERM
+# forget <pid>...: runners that ended (their PIDs may be reused).
+forget() {
+  local pid ended kept=()
+  for pid in "${runners[@]}"; do
+    for ended in "$@"; do [ "$pid" = "$ended" ] && continue 2; done
+    kept+=("$pid")
+  done
+  runners=("${kept[@]}")
+}
 
 # run_logged <log> <command>...: runs the command in the background, its
 # output into the log and shown as it comes; returns its exit status once
@@ -66,6 +75,7 @@ run_logged() {
   wait "$pid"
   status=$?
   wait "$shown"
+  forget "$pid" "$shown"
   return "$status"
 }
 
@@ -199,7 +209,7 @@ if [ -n "$bun" ] && [[ " ${failed[*]} " != *" tools "* ]]; then
 fi
 
 start=$SECONDS
-printf '\n==> deno test (bun test running beside it)\n'
+printf '\n==> deno test%s\n' "${bun_pid:+ (bun test running beside it)}"
 rm -f "$logs/deno.log.died" "$logs/deno-interop.log.died"
 mapfile -t deno_files < <(ls tests/*.test.ts | grep -v '^tests/rpc_interop\.test\.ts$')
 deno_tests "deno test" "$logs/deno.log" "${deno_files[@]}"
@@ -213,14 +223,15 @@ if [ -n "$bun" ]; then
     printf '\n==> bun test (ran beside deno test; its output)\n'
     wait "$bun_pid"
     bun_status=$?
-    bun_pid=
   else
     printf '\n==> bun test\n'
     bun_tests >"$logs/bun.log" 2>&1 &
-    runners+=("$!")
-    wait "$!"
+    bun_pid=$!
+    runners+=("$bun_pid")
+    wait "$bun_pid"
     bun_status=$?
   fi
+  forget "$bun_pid"
   cat "$logs/bun.log"
   if [ "$bun_status" -eq 124 ] || [ "$bun_status" -eq 137 ]; then
     echo "bun test did not finish within $BUN_TEST_LIMIT s (a test hung): stopped" | tee -a "$logs/bun.log"
