@@ -380,6 +380,8 @@ export function createUniversalHandler(
  * `utf8`, any case, quoted or not), else undefined.
  */
 function otherCharset(type: string, unary: boolean): string | undefined {
+  // Most types have no parameters: no parse on each call for them.
+  if (!type.includes(";")) return undefined;
   const codec = unary ? parseUnaryContentType(type) : parseContentType(type);
   if (codec === undefined) return undefined;
   const charset = parseHeaderValue(type).params.get("charset");
