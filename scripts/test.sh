@@ -201,11 +201,15 @@ BUN_TEST_LIMIT=900
 bun_tests() {
   cd tests && exec timeout --kill-after=10 "$BUN_TEST_LIMIT" "$bun" test --timeout 120000 .
 }
-bun_pid=
-if [ -n "$bun" ] && [[ " ${failed[*]} " != *" tools "* ]]; then
+# start_bun_tests: bun_tests in the background, its output to its log.
+start_bun_tests() {
   bun_tests >"$logs/bun.log" 2>&1 &
   bun_pid=$!
   runners+=("$bun_pid")
+}
+bun_pid=
+if [ -n "$bun" ] && [[ " ${failed[*]} " != *" tools "* ]]; then
+  start_bun_tests
 fi
 
 start=$SECONDS
@@ -225,9 +229,7 @@ if [ -n "$bun" ]; then
     bun_status=$?
   else
     printf '\n==> bun test\n'
-    bun_tests >"$logs/bun.log" 2>&1 &
-    bun_pid=$!
-    runners+=("$bun_pid")
+    start_bun_tests
     wait "$bun_pid"
     bun_status=$?
   fi
