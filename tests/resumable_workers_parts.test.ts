@@ -36,16 +36,18 @@ const LIMIT =
   "at most 3 R2 parts of 5242880 bytes (15728640 bytes); raise createResumableUploadObject's partBytes (at most 12484608: 37453824 bytes), or set the handler's maxBytes to at most 15728640";
 
 /**
- * The handler over the Workers store, its objects holding `MAX_PARTS`
- * parts of 5 MiB in a fake R2 that refuses part numbers past them.
+ * The handler over the Workers store, its objects holding `maxParts`
+ * parts of 5 MiB in a fake R2 that refuses part numbers past them, their
+ * part lists in storage values of `partsPerValue` parts.
  */
-function setup() {
+function setup(maxParts = MAX_PARTS, partsPerValue = 100) {
   const bucket = new FakeR2Bucket();
-  bucket.maxPartNumber = MAX_PARTS;
+  bucket.maxPartNumber = maxParts;
   const namespace = new FakeNamespace(
     _createResumableUploadObject(
       { bucket: () => bucket, partBytes: PART },
-      MAX_PARTS,
+      maxParts,
+      partsPerValue,
     ),
     {},
   );
@@ -376,4 +378,174 @@ describe("resumableUpload and a store's 413 at creation (more than R2's parts ho
       assert.deepEqual(errors, []);
     });
   }
+});
+
+describe("createResumableUploadObject keeps its part list in storage values of a bounded size (3 parts a value here, 100 in Workers)", () => {
+  const PER_VALUE = 3;
+
+  /**
+   * The part list of the one upload in `namespace`'s storage: the parts in
+   * the state's own value and those of each `parts<i>` value.
+   */
+  function partList(namespace: FakeNamespace) {
+    const [storage] = namespace.storages.values();
+    const meta = storage.values.get("meta") as {
+      parts: unknown[];
+      partValues?: number;
+    };
+    const values = [...storage.values.keys()].filter((key) =>
+      key.startsWith("parts")
+    ).sort();
+    return {
+      inState: meta.parts.length,
+      partValues: meta.partValues ?? 0,
+      values: values.map((key) =>
+        (storage.values.get(key) as unknown[]).length
+      ),
+      keys: values,
+    };
+  }
+
+  /**
+   * Asserts the part list: `inState` parts in the state's value, the
+   * others in `full` values of PER_VALUE parts.
+   */
+  function assertPartList(
+    namespace: FakeNamespace,
+    inState: number,
+    full: number,
+  ) {
+    const keys = Array.from({ length: full }, (_, i) => `parts${i}`);
+    assert.deepEqual(partList(namespace), {
+      inState,
+      partValues: full,
+      values: keys.map(() => PER_VALUE),
+      keys,
+    });
+  }
+
+  for (const protocol of ["ietf", "tus"] as const) {
+    it(`an upload of 9 parts (the list in 2 values and its state) across evictions completes byte-identical, then its values are deleted (${protocol})`, async () => {
+      const { bucket, namespace, handler, errors } = setup(20, PER_VALUE);
+      const data = randomBytes(8 * PART + MiB);
+      const upload = await createUpload(handler, protocol, data.byteLength);
+      assert.equal(upload.created.status, 201);
+      // 2 parts and a tail of 3 MiB: no value of parts yet.
+      let response = await upload.patch(
+        0,
+        chunked(data.subarray(0, 13 * MiB), MiB),
+      );
+      assert.equal(response.status, 204, await response.clone().text());
+      assertPartList(namespace, 2, 0);
+      namespace.evict();
+      // 6 parts: two values of 3, none in the state.
+      response = await upload.patch(
+        13 * MiB,
+        chunked(data.subarray(13 * MiB, 32 * MiB), MiB),
+      );
+      assert.equal(response.status, 204, await response.clone().text());
+      assertPartList(namespace, 0, 2);
+      namespace.evict();
+      response = await upload.patch(
+        32 * MiB,
+        chunked(data.subarray(32 * MiB), MiB),
+        protocol === "ietf" ? { "upload-complete": "?1" } : {},
+      );
+      assert.ok(response.ok, `${response.status} ${await response.text()}`);
+      const bytes = await stored(bucket, upload.location!);
+      assert.equal(bytes?.byteLength, data.byteLength);
+      assert.equal(sha256Base64(bytes!), sha256Base64(data));
+      assert.deepEqual(bucket.partNumbers, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      assert.equal(bucket.open.size, 0);
+      // The list is of no more use once the object is in R2.
+      assert.deepEqual(partList(namespace).keys, []);
+      assert.equal(partList(namespace).inState, 0);
+      assert.deepEqual(errors, []);
+    });
+  }
+
+  it("a whole append (with a checksum) of 6 parts writes their values at its commit, and the upload completes byte-identical after an eviction", async () => {
+    const { bucket, namespace, handler, errors } = setup(20, PER_VALUE);
+    const data = randomBytes(8 * PART + MiB);
+    const upload = await createUpload(handler, "tus", data.byteLength);
+    const first = data.subarray(0, 32 * MiB);
+    const response = await upload.patch(0, chunked(first, 3 * MiB), {
+      "upload-checksum": `sha1 ${
+        createHash("sha1").update(first).digest("base64")
+      }`,
+    });
+    assert.equal(response.status, 204, await response.clone().text());
+    assertPartList(namespace, 0, 2);
+    namespace.evict();
+    const last = await upload.patch(32 * MiB, [data.subarray(32 * MiB)]);
+    assert.equal(last.status, 204, await last.clone().text());
+    const bytes = await stored(bucket, upload.location!);
+    assert.equal(sha256Base64(bytes!), sha256Base64(data));
+    assert.deepEqual(errors, []);
+  });
+
+  it("an upload begun by a version that kept every part in the state's value is continued and completed byte-identical, its list moved into values", async () => {
+    const bucket = new FakeR2Bucket();
+    bucket.maxPartNumber = 20;
+    const errors: unknown[] = [];
+    // A list never moved into values, as the versions before kept it.
+    const before = new FakeNamespace(
+      _createResumableUploadObject(
+        { bucket: () => bucket, partBytes: PART },
+        20,
+        1_000,
+      ),
+      {},
+    );
+    const after = new FakeNamespace(
+      _createResumableUploadObject(
+        { bucket: () => bucket, partBytes: PART },
+        20,
+        PER_VALUE,
+      ),
+      {},
+    );
+    const handlerOver = (namespace: FakeNamespace) =>
+      createResumableUploadHandler({
+        store: createResumableWorkersStore(namespace),
+        hasher: createHasher,
+        maxBytes: 64 * MiB,
+        onError: (error) => errors.push(error),
+      });
+    const data = randomBytes(8 * PART + MiB);
+    const old = await createUpload(
+      handlerOver(before),
+      "ietf",
+      data.byteLength,
+    );
+    let response = await old.patch(0, chunked(data.subarray(0, 21 * MiB), MiB));
+    assert.equal(response.status, 204, await response.clone().text());
+    assertPartList(before, 4, 0);
+    // The new version deployed: the same storage, a new class.
+    for (const [name, storage] of before.storages) {
+      after.storages.set(name, storage);
+    }
+    const handler = handlerOver(after);
+    response = await handler(
+      req("PATCH", old.location!, {
+        "content-type": "application/partial-upload",
+        "upload-offset": String(21 * MiB),
+        "upload-complete": "?0",
+      }, chunked(data.subarray(21 * MiB, 36 * MiB), MiB)),
+    );
+    assert.equal(response.status, 204, await response.clone().text());
+    assertPartList(after, 1, 2);
+    response = await handler(
+      req("PATCH", old.location!, {
+        "content-type": "application/partial-upload",
+        "upload-offset": String(36 * MiB),
+        "upload-complete": "?1",
+      }, [data.subarray(36 * MiB)]),
+    );
+    assert.ok(response.ok, `${response.status} ${await response.text()}`);
+    const bytes = await stored(bucket, old.location!);
+    assert.equal(sha256Base64(bytes!), sha256Base64(data));
+    assert.deepEqual(bucket.partNumbers, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(errors, []);
+  });
 });

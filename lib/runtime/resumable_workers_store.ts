@@ -6,6 +6,11 @@
 // R2 takes at most 10,000 parts, so an upload holds at most 10,000 ×
 // partBytes: a longer declared length is refused (413), and an append
 // stops there.
+// The part list is kept in values of PARTS_PER_VALUE parts: the state's
+// own value holds the parts after the last full one, so no value grows
+// with the upload (a key-value backed object takes values of 128 KiB, a
+// list of 10,000 parts is about 580 KB) and a save rewrites at most 100
+// parts, not the whole list.
 // The SHA-256 of the bytes in R2 parts is kept in the object's storage as
 // a resumable JavaScript hash state, saved with each part, so the digest
 // survives the object's eviction and is checked before anything is
@@ -108,7 +113,13 @@ export interface ResumableUploadObjectOptions {
 interface Meta {
   upload: Omit<ResumableUpload, "sha256"> & { sha256?: string };
   multipart?: string;
+  /**
+   * The parts after those in the `parts<i>` values (all of them in uploads
+   * created by older versions, which had no such values).
+   */
   parts: R2UploadedPartLike[];
+  /** How many `parts<i>` values hold the first parts, partsPerValue each. */
+  partValues?: number;
   partsBytes: number;
   tailChunks: number;
   /**
@@ -131,6 +142,11 @@ const TAIL_CHUNK = 96 * 1024;
  * with the state in one put of at most 128 keys (Durable Objects' limit).
  */
 const MAX_PART_BYTES = 127 * TAIL_CHUNK;
+/**
+ * Parts per storage value of the part list: about 58 bytes a part, 5.8 KB
+ * a value, far below the key-value backend's 128 KiB.
+ */
+const PARTS_PER_VALUE = 100;
 
 /**
  * Makes the Durable Object class that holds resumable uploads for
@@ -179,7 +195,7 @@ export function createResumableUploadObject(
   state: DurableObjectStateLike,
   env: Record<string, unknown>,
 ) => { fetch(request: Request): Promise<Response> } {
-  return _createResumableUploadObject(options, R2_MAX_PARTS);
+  return _createResumableUploadObject(options, R2_MAX_PARTS, PARTS_PER_VALUE);
 }
 
 /**
@@ -189,11 +205,13 @@ export function createResumableUploadObject(
  *
  * @param options The bucket, the object keys and the part size.
  * @param maxParts The most parts of an upload (R2's 10,000).
+ * @param partsPerValue The parts in each storage value of the part list.
  * @returns A Durable Object class.
  */
 export function _createResumableUploadObject(
   options: ResumableUploadObjectOptions,
   maxParts: number,
+  partsPerValue: number,
 ): new (
   state: DurableObjectStateLike,
   env: Record<string, unknown>,
@@ -230,6 +248,9 @@ export function _createResumableUploadObject(
         } bytes), or `
         : ""
     }set the handler's maxBytes to at most ${capacity}`;
+  /** The parts of an upload, in its part list's values and its state. */
+  const partCount = (meta: Meta) =>
+    (meta.partValues ?? 0) * partsPerValue + meta.parts.length;
   const tooLong = (length: number) =>
     new Response(
       `its length ${length} is more than an upload holds: ${limit}`,
@@ -406,8 +427,25 @@ export function _createResumableUploadObject(
       return upload;
     }
 
-    /** Stores the tail and the offset in one atomic write. */
+    /**
+     * Stores the tail and the offset in one atomic write, after any full
+     * values of parts the state's list now holds (written first, and read
+     * only once the state that counts them is saved, so a write cut
+     * between the two leaves the state before them whole).
+     */
     async #save(meta: Meta, tail: Uint8Array): Promise<void> {
+      if (meta.parts.length >= partsPerValue) {
+        const values: Record<string, unknown> = {};
+        let index = meta.partValues ?? 0;
+        let at = 0;
+        for (; meta.parts.length - at >= partsPerValue; at += partsPerValue) {
+          values[`parts${index++}`] = meta.parts.slice(at, at + partsPerValue);
+        }
+        // At most 100 values (10,000 parts), below the 128 keys of a put.
+        await this.#storage.put(values);
+        meta.parts = meta.parts.slice(at);
+        meta.partValues = index;
+      }
       const entries: Record<string, unknown> = {};
       const count = Math.ceil(tail.byteLength / TAIL_CHUNK);
       for (let i = 0; i < count; i++) {
@@ -480,7 +518,7 @@ export function _createResumableUploadObject(
             }
             pending.push(chunk);
             while (pending.byteLength >= partBytes && !deleted()) {
-              const number = meta.parts.length + 1;
+              const number = partCount(meta) + 1;
               if (number > maxParts) {
                 // The room above keeps this from happening: R2 would
                 // refuse the part (an uploaded part is never lost here).
@@ -613,6 +651,7 @@ export function _createResumableUploadObject(
       // Parts uploaded since are left out of the completion (and replaced
       // by the next uploads of their numbers).
       meta.parts = before.meta.parts;
+      meta.partValues = before.meta.partValues;
       meta.partsBytes = before.meta.partsBytes;
       meta.hash = before.meta.hash;
       this.#changes++;
@@ -646,27 +685,52 @@ export function _createResumableUploadObject(
       if (!meta.multipart) {
         await this.#bucket.put(key, tail);
       } else {
-        if (tail.byteLength > 0 && meta.parts.length >= maxParts) {
+        const count = partCount(meta);
+        if (tail.byteLength > 0 && count >= maxParts) {
           // Appends stop at the capacity, so this takes an upload stored
           // otherwise (a partBytes changed under it): R2 would refuse it.
           return new Response(
-            `its tail would be part ${meta.parts.length + 1}: ${limit}`,
+            `its tail would be part ${count + 1}: ${limit}`,
             { status: 413 },
           );
         }
+        const parts = await this.#parts(meta);
         const multipart = await this.#multipart(meta);
-        if (tail.byteLength > 0 || meta.parts.length === 0) {
-          meta.parts.push(
-            await multipart.uploadPart(meta.parts.length + 1, tail),
-          );
+        if (tail.byteLength > 0 || count === 0) {
+          parts.push(await multipart.uploadPart(count + 1, tail));
         }
-        await multipart.complete(meta.parts);
+        await multipart.complete(parts);
       }
+      // The part list is of no more use: the object is in R2.
+      const values = meta.partValues ?? 0;
       meta.upload.complete = true;
       meta.multipart = undefined;
+      meta.parts = [];
+      meta.partValues = 0;
       meta.partsBytes += tail.byteLength;
       await this.#save(meta, new Uint8Array(0));
+      if (values > 0) {
+        await this.#storage.delete(
+          Array.from({ length: values }, (_, i) => `parts${i}`),
+        );
+      }
       return new Response(null, { status: 204 });
+    }
+
+    /** Every part of the upload, in order: its list's values, then its own. */
+    async #parts(meta: Meta): Promise<R2UploadedPartLike[]> {
+      const parts: R2UploadedPartLike[] = [];
+      for (let i = 0; i < (meta.partValues ?? 0); i++) {
+        const value = await this.#storage.get<R2UploadedPartLike[]>(
+          `parts${i}`,
+        );
+        if (!value) {
+          throw new Error(`Cannot complete upload: parts ${i} are missing`);
+        }
+        parts.push(...value);
+      }
+      parts.push(...meta.parts);
+      return parts;
     }
 
     async #delete(meta: Meta): Promise<void> {
