@@ -466,6 +466,8 @@ describe("resumableUpload", () => {
   });
 
   it("after an append's 400, asks for the offset once and throws the 400 if the upload is not complete, unread body and all (its problem body, read, was once taken for a cut connection and retried, or held the upload when it stalled)", async () => {
+    const problem =
+      '{"type":"https://iana.org/assignments/http-problem-types#inconsistent-upload-length"}';
     for (const stalls of [false, true]) {
       const seen: string[] = [];
       const fake = ((_input: RequestInfo | URL, init?: RequestInit) => {
@@ -487,8 +489,6 @@ describe("resumableUpload", () => {
             }),
           );
         }
-        const problem =
-          '{"type":"https://iana.org/assignments/http-problem-types#inconsistent-upload-length"}';
         return Promise.resolve(
           new Response(
             new ReadableStream<Uint8Array>({
@@ -516,10 +516,14 @@ describe("resumableUpload", () => {
           5_000,
           "the upload",
         ),
+        // The server's words, quoted; a stalled body's none (nor its
+        // start, cut anywhere), after a bounded wait.
         (error: unknown) =>
           error instanceof HttpError && error.status === 400 &&
           error.message ===
-            "Cannot upload: the server answered 400 to an append",
+            `Cannot upload: the server answered 400 to an append${
+              stalls ? "" : `: ${problem}`
+            }`,
       );
       assert.deepEqual(seen, ["POST", "PATCH", "HEAD"]);
     }
@@ -850,11 +854,66 @@ describe("resumableUpload", () => {
             2 * MiB
           } bytes (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${
             2 * MiB
-          } now)`,
+          } now): Request Entity Too Large`,
         );
         return true;
       },
     );
+  });
+
+  it("quotes the upload server's own 413 to an append (its protocol's headers on it) without the proxy hint, and a proxy's HTML page not at all (the server's words were dropped, and the hint misled)", async () => {
+    const words = "Cannot append to upload: it is over the store's quota";
+    const cases: {
+      protocol: "ietf" | "tus";
+      headers: Record<string, string>;
+      body: string;
+      message: string;
+    }[] = [
+      {
+        protocol: "ietf",
+        headers: { "upload-limit": `max-size=${4 * MiB}` },
+        body: words,
+        message: `an append of ${2 * MiB} bytes: ${words}`,
+      },
+      {
+        protocol: "tus",
+        headers: { "tus-resumable": "1.0.0" },
+        body: words,
+        message: `an append of ${2 * MiB} bytes: ${words}`,
+      },
+      {
+        protocol: "ietf",
+        headers: { "content-type": "text/html" },
+        body: "<html><body><h1>413 Request Entity Too Large</h1></body></html>",
+        message: `an append of ${
+          2 * MiB
+        } bytes (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${
+          2 * MiB
+        } now)`,
+      },
+    ];
+    for (const { protocol, headers, body, message } of cases) {
+      const refusing: typeof fetch = (input, init) =>
+        init?.method === "PATCH"
+          ? Promise.resolve(new Response(body, { status: 413, headers }))
+          : fetch(input, init);
+      await assert.rejects(
+        resumableUpload(
+          new URL("/uploads", server.url),
+          randomBytes(3 * MiB),
+          { fetch: refusing, chunkBytes: 2 * MiB, protocol },
+        ),
+        (error: unknown) => {
+          assert.ok(error instanceof HttpError);
+          assert.equal(error.status, 413);
+          assert.equal(
+            error.message,
+            `Cannot upload: the server answered 413 to ${message}`,
+          );
+          return true;
+        },
+      );
+    }
   });
 
   it("fails with 502 when the server reports an Upload-Offset it cannot have", async () => {

@@ -487,7 +487,7 @@ describe("resumableUpload and a server of other versions", () => {
           }),
           isHttpError(
             412,
-            /answered 412 to the creation of the upload \(the server may not speak interop version 8 of the IETF draft, sent as Upload-Draft-Interop-Version; it answered with Tus-Version "1\.0\.0"; for a tus server pass protocol: "tus"\)$/,
+            /answered 412 to the creation of the upload \(the server may not speak interop version 8 of the IETF draft, sent as Upload-Draft-Interop-Version; it answered with Tus-Version "1\.0\.0"; for a tus server pass protocol: "tus"\): unsupported version$/,
           ),
         );
       },

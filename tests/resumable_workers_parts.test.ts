@@ -373,6 +373,14 @@ describe("resumableUpload and a store's 413 at creation (more than R2's parts ho
         error instanceof HttpError && error.status === 413,
         String(error),
       );
+      // The store's words, with the limit and the way out (they were
+      // dropped: "the server answered 413 to the creation" only).
+      assert.equal(
+        error.message,
+        `Cannot upload: the server answered 413 to the creation of the upload: Cannot create upload: its length ${
+          CAPACITY + 1
+        } is more than an upload holds: ${LIMIT}`,
+      );
       assert.deepEqual(requests, ["POST"]);
       nothingLeft();
       assert.deepEqual(errors, []);

@@ -1,4 +1,5 @@
 import { bodyTooLargeMessage } from "../_internal/body_too_large.ts";
+import { concatBytes } from "../_internal/bytes.ts";
 import { HttpError } from "./http_error.ts";
 
 /**
@@ -78,6 +79,54 @@ export function answeredError(status: number, message: string): HttpError {
     Number.isInteger(status) && status >= 300 && status <= 599 ? status : 502,
     message,
   );
+}
+
+/** The most bytes of an error answer's body a client quotes. */
+const MAX_QUOTED_BYTES = 1024;
+/** How long a client waits for an error answer's body to quote it. */
+const QUOTE_WAIT_MS = 2_000;
+
+/**
+ * The server's words in an error answer, for a client's error message:
+ * `": <text>"` from the start of its body (at most 1 KiB, the rest
+ * cancelled), or "" for no body, an HTML page (a proxy's or a platform's,
+ * noise in a message) or a body that does not end (or fill 1 KiB) within
+ * 2 s.
+ */
+export async function quoteBody(response: Response): Promise<string> {
+  const body = response.body;
+  if (!body) return "";
+  if (/^\s*text\/html\b/i.test(response.headers.get("content-type") ?? "")) {
+    await body.cancel().catch(() => {});
+    return "";
+  }
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  // A cancel ends the read waiting: a stalled body adds nothing (not even
+  // what came of it, maybe cut anywhere).
+  let stalled = false;
+  const timer = setTimeout(() => {
+    stalled = true;
+    reader.cancel().catch(() => {});
+  }, QUOTE_WAIT_MS);
+  try {
+    while (length < MAX_QUOTED_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const part = value.subarray(0, MAX_QUOTED_BYTES - length);
+      parts.push(part);
+      length += part.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The status is the error; a body that fails to arrive adds nothing.
+  } finally {
+    clearTimeout(timer);
+  }
+  if (stalled) return "";
+  const text = new TextDecoder().decode(concatBytes(parts, length)).trim();
+  return text ? `: ${text}` : "";
 }
 
 /**

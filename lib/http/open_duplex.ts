@@ -22,11 +22,8 @@ import { checkMax } from "../_internal/limits.ts";
 import { failureOf } from "../_internal/message_of.ts";
 import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { fetchHalfDuplex } from "./_half_duplex.ts";
-import { answeredError } from "./_client_error.ts";
-import { byteQueueStrategy, concatBytes } from "../_internal/bytes.ts";
-
-/** The most bytes of an error response's body quoted in the error. */
-const MAX_ERROR_BODY_BYTES = 1024;
+import { answeredError, quoteBody } from "./_client_error.ts";
+import { byteQueueStrategy } from "../_internal/bytes.ts";
 
 /** Options for {@linkcode openDuplex}. */
 export interface OpenDuplexOptions
@@ -370,26 +367,4 @@ function requestFailed(cause: unknown): never {
     "Cannot write duplex request: the request body was cancelled (the server ended the exchange or the connection broke)",
     { cause },
   );
-}
-
-/** The start of an error response's body, for the error message. */
-async function quoteBody(response: Response): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const parts: Uint8Array[] = [];
-  let length = 0;
-  try {
-    while (length < MAX_ERROR_BODY_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const part = value.subarray(0, MAX_ERROR_BODY_BYTES - length);
-      parts.push(part);
-      length += part.byteLength;
-    }
-    await reader.cancel();
-  } catch {
-    // The status is the error; a body that fails to arrive adds nothing.
-  }
-  const text = new TextDecoder().decode(concatBytes(parts, length)).trim();
-  return text ? `: ${text}` : "";
 }

@@ -8,7 +8,7 @@ import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
 import { resolveUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
-import { answeredError } from "./_client_error.ts";
+import { answeredError, quoteBody } from "./_client_error.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { IDLE_TIMEOUT_MS } from "./_defaults.ts";
 import { encodeBase64 } from "../_internal/base64.ts";
@@ -363,12 +363,13 @@ export async function resumableUpload(
     }
   }
 
-  function refuse(response: Response, what: string): HttpError {
+  /** The error for `response`, `said` the server's words (quoteBody's). */
+  function refuse(response: Response, what: string, said = ""): HttpError {
     return answeredError(
       response.status,
       `Cannot upload: the server answered ${response.status} to ${what}${
         response.status === 412 ? versionHint(response, tus) : ""
-      }`,
+      }${said}`,
     );
   }
 
@@ -489,16 +490,16 @@ export async function resumableUpload(
         }
         const response = await request(collection.href, "POST", extra);
         if (!response.ok) {
-          await response.body?.cancel();
+          const said = await quoteBody(response);
           if (!tus && completes(response)) {
             // The final answer of an empty upload: the server refused it,
             // and creating it again would not change that.
-            throw refuse(response, "the creation of the upload");
+            throw refuse(response, "the creation of the upload", said);
           }
           if (!retryable(response.status)) {
-            throw refuse(response, "the creation of the upload");
+            throw refuse(response, "the creation of the upload", said);
           }
-          await backOff(refuse(response, "the creation of the upload"));
+          await backOff(refuse(response, "the creation of the upload", said));
           continue;
         }
         const location = response.headers.get("location");
@@ -652,12 +653,12 @@ export async function resumableUpload(
           : body.slice(offset, end) as BodyInit,
       );
       if (!response.ok) {
-        await response.body?.cancel();
+        const said = await quoteBody(response);
         if (!tus && completes(response)) {
           // The draft: the final answer of the upload, from processing the
           // representation (the application refused it); resuming would
           // not change it.
-          throw refuse(response, "the append that completed the upload");
+          throw refuse(response, "the append that completed the upload", said);
         }
         if (!tus && response.status === 400 && claimedComplete === undefined) {
           // Maybe complete already: another client with the same URL (two
@@ -666,7 +667,7 @@ export async function resumableUpload(
           // completed-upload, or inconsistent-upload-length for one with
           // content). Its offset says whether with this body's every byte;
           // if not, the 400 stands.
-          claimedComplete = refuse(response, "an append");
+          claimedComplete = refuse(response, "an append", said);
           needOffset = true;
           continue;
         }
@@ -677,28 +678,39 @@ export async function resumableUpload(
           // The draft: a 413 may announce the server's max-append-size;
           // the same append is sent again within it.
           if ((limits.maxAppendSize ?? sent) < sent) continue;
-          // The upload's length was accepted at its creation: what refuses
-          // a request this size is most often a proxy's body limit.
           const announced = limits.maxAppendSize === undefined
             ? ""
             : `, within the server's Upload-Limit max-append-size=${limits.maxAppendSize},`;
+          // The upload server's own 413 (with its protocol's headers) to an
+          // append of a size it did not say it takes: its words say why
+          // (an upload past its store's capacity, say). Otherwise, as the
+          // upload's length was accepted at its creation, what refuses a
+          // request this size is most often a proxy's body limit.
+          const ownLimit = announced === "" &&
+            response.headers.has(tus ? "tus-resumable" : "upload-limit");
           throw refuse(
             response,
-            `an append of ${sent} bytes${announced} (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${chunkBytes} now)`,
+            ownLimit
+              ? `an append of ${sent} bytes`
+              : `an append of ${sent} bytes${announced} (a proxy in front may limit request bodies, nginx's client_max_body_size to 1 MiB by default: lower chunkBytes, ${chunkBytes} now)`,
+            said,
           );
         }
         if (!retryable(response.status)) {
-          throw refuse(response, "an append");
+          throw refuse(response, "an append", said);
         }
         needOffset = true;
-        if (response.status === 409) conflict = refuse(response, "an append");
-        // An error without Upload-Complete: ?1 to the last append is no
-        // final answer: a gateway's (502-504, a CDN's 52x) or a cut
-        // connection's, the origin maybe done behind it, and only the
-        // offset tells. (Taking a 5xx for the origin's refusal failed
-        // uploads a 524 had hidden the success of; and a 400 of a tab that
-        // lost the race to finish it, its upload whole.)
-        else await backOff(refuse(response, "an append"));
+        if (response.status === 409) {
+          conflict = refuse(response, "an append", said);
+        } else {
+          // An error without Upload-Complete: ?1 to the last append is no
+          // final answer: a gateway's (502-504, a CDN's 52x) or a cut
+          // connection's, the origin maybe done behind it, and only the
+          // offset tells. (Taking a 5xx for the origin's refusal failed
+          // uploads a 524 had hidden the success of; and a 400 of a tab
+          // that lost the race to finish it, its upload whole.)
+          await backOff(refuse(response, "an append", said));
+        }
         continue;
       }
       // Without one, the server took the whole request; with one, it cannot
