@@ -163,6 +163,21 @@ describe("HTTP flows refuse arguments of the wrong type, naming them", () => {
       () => createUploadHandler(undefined as never),
       "Cannot create upload handler: the options must be an object with a sink, the multipart option, or both, got undefined",
     );
+    // The multipart option without its sink: each was taken, and every form
+    // then answered 500 "the sink of file part 1 failed to open".
+    const hint = " (write multipart: { sink: (part) => createFileSink(...) })";
+    await refuses(
+      () => createUploadHandler({ multipart: true as never }),
+      `Cannot create upload handler: multipart must be an object of options with a sink, got boolean${hint}`,
+    );
+    for (
+      const [multipart, got] of [[{}, "undefined"], [{ sink: "x" }, "string"]]
+    ) {
+      await refuses(
+        () => createUploadHandler({ multipart: multipart as never }),
+        `Cannot create upload handler: multipart.sink must be a function opening the sink of a file part, got ${got}${hint}`,
+      );
+    }
   });
 });
 

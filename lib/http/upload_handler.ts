@@ -830,6 +830,24 @@ function multipartReceiver(
   >,
 ): (request: Request, context: UploadContext) => Promise<Response> {
   const what = "create upload handler";
+  // Checked here, not at the first form (each was a 500 "the sink of file
+  // part 1 failed to open", a TypeError logged).
+  checkArgument(
+    typeof multipart === "object" && multipart !== null,
+    what,
+    "multipart",
+    "an object of options with a sink",
+    multipart,
+    " (write multipart: { sink: (part) => createFileSink(...) })",
+  );
+  checkArgument(
+    typeof multipart.sink === "function",
+    what,
+    "multipart.sink",
+    "a function opening the sink of a file part",
+    multipart.sink,
+    " (write multipart: { sink: (part) => createFileSink(...) })",
+  );
   const {
     sink,
     maxFiles = MAX_FILES,
