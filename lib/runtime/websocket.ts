@@ -79,8 +79,11 @@ interface WorkersWebSocket extends WebSocketLike {
  * @returns The server socket and the response to return.
  * @throws {HttpError} When the request is no valid WebSocket upgrade (426
  *   or 400, as above; under Bun also when Bun refuses it).
- * @throws {TypeError} When the runtime has no server WebSocket API (or,
- *   under Bun, the handler is not served by `serve`).
+ * @throws {TypeError} When the runtime has no server WebSocket API, the
+ *   request is a copy of the one the server received (under Deno and Bun,
+ *   which upgrade only their own: a router that rewrites the path, as
+ *   Hono's `app.mount`, makes one), or, under Bun, the handler is not
+ *   served by `serve`.
  *
  * @example A WebSocket echo with the duplex stream
  * ```ts ignore
@@ -151,6 +154,14 @@ export function upgradeWebSocket(
     return { socket, response: new Response(null, { status: 200 }) };
   }
   if (typeof Deno !== "undefined") {
+    if (!isDenoServedRequest(request)) {
+      // Deno answers 101 for a copy, but its socket never opens and fires
+      // no event: websocketDuplex waited out openTimeoutMs, then blamed the
+      // peer, and nothing reached the router's error handler.
+      throw new TypeError(
+        "Cannot upgrade to WebSocket: under Deno, pass the request the server received, not a copy (a router that rewrites the path, as Hono's app.mount, makes one; Deno answers it 101 with a socket that never opens): route the path to the handler with the original request, c.req.raw in Hono (docs/known-runtime-issues.md (s))",
+      );
+    }
     checkHandshake(request);
     // The subprotocol goes on the answer here, not through Deno's
     // `protocol` option: Deno 2.9.6 looks for it in the offer split at
@@ -202,6 +213,22 @@ class UpgradeRequired extends HttpError {
     response.headers.set("sec-websocket-version", WEBSOCKET_VERSION);
     return response;
   }
+}
+
+/**
+ * Whether `request` is (or stands for, as a Proxy) the request `Deno.serve`
+ * handed over, the only kind Deno upgrades: its headers are immutable,
+ * those of a copy (`new Request(url, request)`) or of a request built by
+ * hand are not. Deleting a header that is absent changes nothing, and
+ * throws only on immutable headers.
+ */
+function isDenoServedRequest(request: Request): boolean {
+  try {
+    request.headers.delete("x-sluice-upgrade-probe");
+  } catch {
+    return true;
+  }
+  return false;
 }
 
 /** Whether a comma-separated header holds `token` (case-insensitive). */
