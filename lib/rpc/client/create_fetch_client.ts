@@ -60,10 +60,15 @@ export function createFetchClient(
   return async (
     request: UniversalClientRequest,
   ): Promise<UniversalClientResponse> => {
+    // Not followed: fetch turned a redirected POST into a GET (an
+    // UNKNOWN "HTTP status 405" from the target), or could not send a
+    // stream again (UNAVAILABLE, inviting retries that never succeed), as
+    // Connect-ES refuses them too.
     const init = {
       method: request.method,
       headers: request.headers,
       signal: request.signal,
+      redirect: "manual" as const,
     };
     // A GET has no body (Connect GET); a complete body goes as it is, with
     // a Content-Length (HTTP/1.1 proxies and browsers cannot stream one); a
@@ -95,6 +100,13 @@ export function createFetchClient(
       }).catch((error) => {
         throw streamingRefusal(error, request.url);
       });
+    if (
+      response.type === "opaqueredirect" ||
+      (response.status >= 300 && response.status < 400)
+    ) {
+      await response.body?.cancel().catch(() => {});
+      throw redirected(response, request.url);
+    }
     // fetch has decoded a Content-Encoding it knows (the body is then
     // identity); any other stays, for the protocol to decode or refuse.
     const headers = new Headers(response.headers);
@@ -109,6 +121,24 @@ export function createFetchClient(
       trailers: Promise.resolve(new Headers()),
     };
   };
+}
+
+/**
+ * The error of a call the server redirected: UNKNOWN, the code of an HTTP
+ * status no protocol maps, naming where it went (its first 64 characters;
+ * a page's fetch hides it).
+ */
+function redirected(response: Response, url: string): RpcError {
+  const location = response.headers.get("location");
+  const where = response.type === "opaqueredirect"
+    ? "a redirect, where to the browser does not say"
+    : `${response.status}${
+      location === null ? "" : ` to ${JSON.stringify(location.slice(0, 64))}`
+    }`;
+  return new RpcError(
+    Code.Unknown,
+    `Cannot call ${url}: the server redirected it (${where}); RPC calls are not redirected: give the transport the final URL as its baseUrl`,
+  );
 }
 
 /**
