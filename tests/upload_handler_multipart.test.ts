@@ -458,6 +458,32 @@ describe("createUploadHandler multipart mode", () => {
     assert.equal(files[0].bytes, 5_000);
   });
 
+  it("takes the multipart option as a class instance: its sink and onComplete called on it, a limit it defines as a getter kept (its sink lost `this`, every form a 500, and the getter was dropped)", async () => {
+    class FormStore {
+      readonly received: string[] = [];
+      get maxFileBytes() {
+        return 4;
+      }
+      sink(part: { filename?: string }) {
+        this.received.push(part.filename ?? "");
+        return new WritableStream<Uint8Array>();
+      }
+      onComplete() {
+        return new Response(this.received.join(","), { status: 201 });
+      }
+    }
+    const store = new FormStore();
+    const handler = createUploadHandler({ multipart: store as never });
+    const taken = await handler(post(rawBody([filePart("a", "a.txt", "abc")])));
+    assert.equal(taken.status, 201, await taken.clone().text());
+    assert.equal(await taken.text(), "a.txt");
+    const refused = await handler(
+      post(rawBody([filePart("a", "b.txt", "abcdefgh")])),
+    );
+    assert.equal(refused.status, 413, await refused.clone().text());
+    assert.match(await refused.text(), /maxFileBytes 4\b/);
+  });
+
   it("answers 500 when a part's sink fails, and removes the others", async () => {
     const out = await fresh();
     let n = 0;

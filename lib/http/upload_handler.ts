@@ -848,15 +848,37 @@ function multipartReceiver(
     multipart.sink,
     " (write multipart: { sink: (part) => createFileSink(...) })",
   );
+  checkArgument(
+    multipart.onComplete === undefined ||
+      typeof multipart.onComplete === "function",
+    what,
+    "multipart.onComplete",
+    "a function",
+    multipart.onComplete,
+  );
+  // Each option read by name and the callbacks called on the object: a
+  // class instance's method lost its `this` (every form a 500), and a
+  // limit it defines as a getter was dropped by a rest spread.
   const {
-    sink,
     maxFiles = MAX_FILES,
     maxFields = MAX_FIELDS,
     maxFieldsBytes = MAX_FIELDS_BYTES,
     charset,
-    onComplete = formCreated,
-    ...limits
   } = multipart;
+  const sink: MultipartUploadOptions["sink"] = (part, request, context) =>
+    multipart.sink(part, request, context);
+  const onComplete: NonNullable<MultipartUploadOptions["onComplete"]> =
+    multipart.onComplete === undefined
+      ? formCreated
+      : (form, request, context) =>
+        multipart.onComplete!(form, request, context);
+  const limits: MultipartLimits = {
+    maxParts: multipart.maxParts,
+    maxHeaderBytes: multipart.maxHeaderBytes,
+    maxFieldBytes: multipart.maxFieldBytes,
+    maxFileBytes: multipart.maxFileBytes,
+    maxTotalBytes: multipart.maxTotalBytes,
+  };
   checkMax(what, "maxFiles", maxFiles);
   checkMax(what, "maxFields", maxFields);
   checkMax(what, "maxFieldsBytes", maxFieldsBytes);
