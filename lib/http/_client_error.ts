@@ -89,14 +89,17 @@ const QUOTE_WAIT_MS = 2_000;
 /**
  * The server's words in an error answer, for a client's error message:
  * `": <text>"` from the start of its body (at most 1 KiB, the rest
- * cancelled), or "" for no body, an HTML page (a proxy's or a platform's,
- * noise in a message) or a body that does not end (or fill 1 KiB) within
- * 2 s.
+ * cancelled), decoded in its charset (UTF-8 by default; a character cut
+ * at the end left out), whitespace runs made one space and other control
+ * characters escaped (a peer's bytes never drive a terminal); or "" for
+ * no body, an HTML or XML page (a proxy's or a platform's, noise in a
+ * message) or a body that does not end (or fill 1 KiB) within 2 s.
  */
 export async function quoteBody(response: Response): Promise<string> {
   const body = response.body;
   if (!body) return "";
-  if (/^\s*text\/html\b/i.test(response.headers.get("content-type") ?? "")) {
+  const type = response.headers.get("content-type") ?? "";
+  if (/^\s*(?:text\/html|application\/xhtml\+xml)\b/i.test(type)) {
     await body.cancel().catch(() => {});
     return "";
   }
@@ -105,9 +108,9 @@ export async function quoteBody(response: Response): Promise<string> {
   let length = 0;
   // A cancel ends the read waiting: a stalled body adds nothing (not even
   // what came of it, maybe cut anywhere).
-  let stalled = false;
+  let incomplete = false;
   const timer = setTimeout(() => {
-    stalled = true;
+    incomplete = true;
     reader.cancel().catch(() => {});
   }, QUOTE_WAIT_MS);
   try {
@@ -120,13 +123,37 @@ export async function quoteBody(response: Response): Promise<string> {
     }
     await reader.cancel();
   } catch {
-    // The status is the error; a body that fails to arrive adds nothing.
+    // A body that fails to arrive adds nothing.
+    incomplete = true;
   } finally {
     clearTimeout(timer);
   }
-  if (stalled) return "";
-  const text = new TextDecoder().decode(concatBytes(parts, length)).trim();
-  return text ? `: ${text}` : "";
+  if (incomplete) return "";
+  const text = decoderOf(type)
+    .decode(concatBytes(parts, length), { stream: length >= MAX_QUOTED_BYTES })
+    .replace(/\s+/g, " ")
+    .trim();
+  if (!text || /^<(?:!doctype|html|\?xml)\b/i.test(text)) return "";
+  return `: ${
+    text.replace(
+      CONTROL,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    )
+  }`;
+}
+
+/** The control characters a quote escapes (C0, DEL, C1). */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/** A decoder of a content type's charset, UTF-8 for none or an unknown one. */
+function decoderOf(type: string): TextDecoder {
+  const label = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1];
+  try {
+    return new TextDecoder(label ?? "utf-8");
+  } catch {
+    return new TextDecoder();
+  }
 }
 
 /**

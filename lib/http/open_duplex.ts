@@ -216,11 +216,13 @@ export function openDuplex(
     });
   }).then(async (response) => {
     if (!response.ok) {
+      const said = await quoteBody(response);
+      // Aborted while the body was quoted: the abort's reason, as for an
+      // abort before the answer, not the server's error.
+      aborted.throwIfAborted();
       throw answeredError(
         response.status,
-        `Cannot open duplex stream: server answered ${response.status} ${response.statusText}${await quoteBody(
-          response,
-        )}`,
+        `Cannot open duplex stream: server answered ${response.status} ${response.statusText}${said}`,
       );
     }
     const encoding = response.headers.get("content-encoding");
