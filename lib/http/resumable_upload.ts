@@ -1,4 +1,4 @@
-import { failureOf } from "../_internal/message_of.ts";
+import { failureOf, messageOf } from "../_internal/message_of.ts";
 import {
   checkFunction,
   checkOneOf,
@@ -95,8 +95,10 @@ export interface ResumableUploadOptions {
    */
   streamRequests?: boolean;
   /**
-   * Attempts after a failure (a cut connection, a 5xx, a 409 or 423) that
-   * made no progress, before giving up; any progress resets the count.
+   * Attempts after a failure (a cut connection, a 5xx, a 408, 409, 423 or
+   * 429) that made no progress, before giving up; any progress resets the
+   * count. A DNS failure is retried too (a device offline for a moment); a
+   * TLS certificate the runtime refuses is not (it fails at once).
    *
    * @default {10}
    */
@@ -112,7 +114,9 @@ export interface ResumableUploadOptions {
    */
   retryDelayMs?: number;
   /**
-   * The longest wait before a retry, in milliseconds.
+   * The longest wait before a retry, in milliseconds: it also caps the
+   * wait a `429` or `503` asks for with `Retry-After` (seconds or an HTTP
+   * date), which replaces the back-off for that retry.
    *
    * @default {30000}
    */
@@ -195,8 +199,12 @@ export interface ResumableUploadResult {
  * @throws {HttpError} When the server refuses the upload (4xx), refuses the
  *   finished upload (an error answer with `Upload-Complete: ?1`, or one to
  *   the last append after which the upload is complete), announces an
- *   `Upload-Limit` `max-size` below the body (413, the upload deleted), or
- *   retries run out.
+ *   `Upload-Limit` `max-size` below the body (413, the upload deleted),
+ *   answers an append or an offset request with a redirect
+ *   (its 3xx, or 502 where fetch followed it: the answer is not the upload
+ *   server's), or retries run out.
+ * @throws {TypeError} When the runtime refuses the server's TLS certificate
+ *   (untrusted, expired, for another host): at once, never retried.
  *
  * @example Upload a file that survives a flaky network
  * ```ts ignore
@@ -324,6 +332,13 @@ export async function resumableUpload(
       headers: headers(extra),
       body: payload,
       signal,
+      // Only the creation follows a redirect (a collection moved to https:
+      // or to another host; its Location is resolved against where it
+      // ended). Followed, an append's redirect to a proxy's sign-in page
+      // got that page's 200, taken for the upload server's: the upload
+      // resolved with its last bytes never stored. In a page a redirect
+      // then comes back opaque (status 0), its target untold.
+      redirect: method === "POST" ? "follow" : "manual",
     };
     const streamed = payload instanceof ReadableStream;
     // Required by fetch for a stream body.
@@ -368,17 +383,27 @@ export async function resumableUpload(
     return answeredError(
       response.status,
       `Cannot upload: the server answered ${response.status} to ${what}${
-        response.status === 412 ? versionHint(response, tus) : ""
-      }${said}`,
+        response.redirected
+          ? ` (redirected to ${shownUrl(response.url)}${
+            what === CREATION ? `: ${POST_TURNED_GET}` : ""
+          })`
+          : ""
+      }${response.status === 412 ? versionHint(response, tus) : ""}${said}`,
     );
   }
 
   let failures = 0;
   /**
    * Waits before a retry, or throws when retries ran out. A cut connection
-   * (`cut`) after progress is retried at once.
+   * (`cut`) after progress is retried at once; an answer whose
+   * `Retry-After` asks for `retryAfter` ms is retried then, within
+   * `maxRetryDelayMs`.
    */
-  async function backOff(cause: unknown, cut = false): Promise<void> {
+  async function backOff(
+    cause: unknown,
+    cut = false,
+    retryAfter?: number,
+  ): Promise<void> {
     if (signal?.aborted) throw signal.reason;
     if (failures >= maxRetries) {
       if (cause instanceof HttpError) throw cause;
@@ -390,7 +415,9 @@ export async function resumableUpload(
         { cause },
       );
     }
-    const delay = cut && failures === 0
+    const delay = retryAfter !== undefined
+      ? Math.min(maxRetryDelayMs, retryAfter)
+      : cut && failures === 0
       ? 0
       : Math.min(maxRetryDelayMs, retryDelayMs * 2 ** (failures - +cut)) *
         (0.5 + Math.random() / 2);
@@ -410,8 +437,10 @@ export async function resumableUpload(
     });
   }
 
+  // 429 as 503: a server (or a gateway's rate limit) that is busy now.
   const retryable = (status: number) =>
-    status >= 500 || status === 409 || status === 423 || status === 408;
+    status >= 500 || status === 409 || status === 423 || status === 408 ||
+    status === 429;
 
   let offset = 0;
   let finalResponse: Response | undefined;
@@ -463,7 +492,10 @@ export async function resumableUpload(
     try {
       const response = await request(target, "DELETE", {});
       await response.body?.cancel();
-      if (!response.ok) {
+      const moved = redirectOf(response, "its DELETE", target);
+      if (moved !== undefined) {
+        deletion = `deleting the upload failed: ${moved}`;
+      } else if (!response.ok) {
         deletion =
           `deleting the upload failed: its DELETE answered ${response.status}`;
       }
@@ -494,15 +526,30 @@ export async function resumableUpload(
           if (!tus && completes(response)) {
             // The final answer of an empty upload: the server refused it,
             // and creating it again would not change that.
-            throw refuse(response, "the creation of the upload", said);
+            throw refuse(response, CREATION, said);
           }
           if (!retryable(response.status)) {
-            throw refuse(response, "the creation of the upload", said);
+            throw refuse(response, CREATION, said);
           }
-          await backOff(refuse(response, "the creation of the upload", said));
+          await backOff(
+            refuse(response, CREATION, said),
+            false,
+            retryAfterMs(response),
+          );
           continue;
         }
         const location = response.headers.get("location");
+        if (!location && response.redirected) {
+          // A redirect's target answered: a sign-in page, or the collection
+          // moved with a 301, 302 or 303, its GET answered with a page.
+          await response.body?.cancel();
+          throw new HttpError(
+            502,
+            `Cannot upload: ${CREATION} was redirected to ${
+              shownUrl(response.url)
+            }, which answered ${response.status} without a Location, so no upload was created: a proxy's sign-in page, or the collection moved (${POST_TURNED_GET})`,
+          );
+        }
         if (!location) {
           await response.body?.cancel();
           throw new HttpError(
@@ -511,14 +558,18 @@ export async function resumableUpload(
               hiddenHeaderHint(response, "Location"),
           );
         }
-        if (!URL.canParse(location, collection)) {
+        // Where the creation ended: after a redirect (the collection moved
+        // to https: or another host), not the URL it was sent to, or each
+        // append went to the old place and was redirected in turn.
+        const base = response.url || collection;
+        if (!URL.canParse(location, base)) {
           await response.body?.cancel();
           throw new HttpError(
             502,
             "Cannot upload: the server created an upload with an invalid Location",
           );
         }
-        const created = new URL(location, collection).href;
+        const created = new URL(location, base).href;
         learnLimits(response);
         // Nothing to send: complete once created (a tus server completes an
         // empty upload at its creation; tus-js-client sends no PATCH).
@@ -532,6 +583,7 @@ export async function resumableUpload(
         // whatever the reason).
         if (signal?.aborted) throw signal.reason;
         if (error instanceof HttpError) throw error;
+        refuseCertificate(error);
         await backOff(error, true);
       }
     }
@@ -568,6 +620,7 @@ export async function resumableUpload(
       if (needOffset) {
         const response = await request(uploadUrl, "HEAD", {});
         await response.body?.cancel();
+        checkNotRedirected(response, "the offset request", uploadUrl);
         // An append refused with 400, then its upload gone: the 400 said
         // why (a digest that did not match, the upload deleted), not the
         // offset request's 404.
@@ -586,7 +639,11 @@ export async function resumableUpload(
           if (!retryable(response.status)) {
             throw refuse(response, "the offset request");
           }
-          await backOff(refuse(response, "the offset request"));
+          await backOff(
+            refuse(response, "the offset request"),
+            false,
+            retryAfterMs(response),
+          );
           continue;
         }
         learnLimits(response);
@@ -652,6 +709,7 @@ export async function resumableUpload(
           ? sliceStream(body, offset, end)
           : body.slice(offset, end) as BodyInit,
       );
+      checkNotRedirected(response, "an append", uploadUrl);
       if (!response.ok) {
         const said = await quoteBody(response);
         if (!tus && completes(response)) {
@@ -709,13 +767,20 @@ export async function resumableUpload(
           // offset tells. (Taking a 5xx for the origin's refusal failed
           // uploads a 524 had hidden the success of; and a 400 of a tab
           // that lost the race to finish it, its upload whole.)
-          await backOff(refuse(response, "an append", said));
+          await backOff(
+            refuse(response, "an append", said),
+            false,
+            retryAfterMs(response),
+          );
         }
         continue;
       }
-      // Without one, the server took the whole request; with one, it cannot
-      // hold bytes that were never sent.
-      offset = response.headers.has("upload-offset")
+      // Over the draft, an answer without one says the server took the
+      // whole request (its examples answer 204, and the final 200, with no
+      // field); with one, it cannot hold bytes that were never sent. tus
+      // requires it on every append's 204 (as tus-js-client does): an
+      // answer without it is no tus server's.
+      offset = tus || response.headers.has("upload-offset")
         ? reportedOffset(response, end)
         : end;
       failures = 0;
@@ -726,6 +791,7 @@ export async function resumableUpload(
       if (error instanceof CallerFailure) throw error.cause;
       if (signal?.aborted) throw signal.reason;
       if (error instanceof HttpError) throw error;
+      refuseCertificate(error);
       // A cut connection: ask the server what it kept.
       needOffset = true;
       await backOff(error, true);
@@ -755,6 +821,165 @@ function reportedOffset(response: Response, max: number): number {
     );
   }
   return offset;
+}
+
+/** What errors call the request that creates the upload. */
+const CREATION = "the creation of the upload";
+
+/** Why a redirected creation may create nothing, and what to do. */
+const POST_TURNED_GET =
+  "after a 301, 302 or 303 fetch sends the POST on as a GET, which creates nothing: give the upload collection's final URL as url";
+
+/** The statuses that redirect (RFC 9110, 15.4); 304 does not. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * A URL in an error: its origin and path, without the query (a sign-in
+ * page's may carry tokens, or the upload's URL to return to, which is a
+ * capability) and fragment.
+ */
+function shownUrl(url: string, base?: string): string {
+  if (!URL.canParse(url, base)) return JSON.stringify(url.slice(0, 64));
+  const { origin, pathname } = new URL(url, base);
+  return origin === "null"
+    ? JSON.stringify(url.slice(0, 64))
+    : origin + pathname;
+}
+
+/**
+ * How an answer to `what`, a request to an upload (`target`) sent with
+ * `redirect: "manual"`, came from a redirect: a 3xx that redirects (with
+ * its `Location`), a page's opaque redirect (status 0, its target untold),
+ * or one a caller's fetch followed anyway (`redirected`); `undefined` for
+ * an answer of the upload's URL itself.
+ */
+function redirectOf(
+  response: Response,
+  what: string,
+  target: string,
+): string | undefined {
+  const location = response.headers.get("location");
+  if (
+    REDIRECTS.has(response.status) ||
+    (response.status >= 300 && response.status < 400 && location !== null)
+  ) {
+    return `the server answered ${response.status} to ${what}, a redirect ${
+      location === null
+        ? "without a Location"
+        : `to ${shownUrl(location, response.url || target)}`
+    }`;
+  }
+  if (response.type === "opaqueredirect") {
+    return `the server answered ${what} with a redirect (where to, a page's fetch does not say)`;
+  }
+  if (response.redirected) {
+    return `${what} was redirected to ${
+      shownUrl(response.url)
+    }, which answered ${response.status}`;
+  }
+  return undefined;
+}
+
+/**
+ * Throws an HttpError for an answer to `what` (a PATCH or HEAD of the
+ * upload at `target`) that came from a redirect (see
+ * {@linkcode redirectOf}): its 3xx, else 502. Such an answer is not the
+ * upload server's: a proxy's sign-in page answered 200, which read as the
+ * upload complete.
+ */
+function checkNotRedirected(
+  response: Response,
+  what: string,
+  target: string,
+): void {
+  const moved = redirectOf(response, what, target);
+  if (moved === undefined) return;
+  response.body?.cancel().catch(() => {});
+  throw answeredError(
+    response.status >= 300 && response.status < 400 ? response.status : 502,
+    `Cannot upload: ${moved}; the client follows none for an append or an offset request, as the answer there is not the upload server's (a proxy's sign-in page, a firewall's, a captive portal's): sign in again or give the upload server's own URL, then resume with uploadUrl`,
+  );
+}
+
+/**
+ * The wait a `429` or `503` asks for with `Retry-After` (RFC 9110, 10.2.3:
+ * delta-seconds, or an HTTP date), in milliseconds; `undefined` for any
+ * other answer, or a value that is neither.
+ */
+function retryAfterMs(response: Response): number | undefined {
+  if (response.status !== 429 && response.status !== 503) return undefined;
+  const value = response.headers.get("retry-after")?.trim() ?? "";
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  // An HTTP date starts with the day's name; Date.parse takes "1.5" too.
+  const date = /^[a-z]{3}/i.test(value) ? Date.parse(value) : NaN;
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/**
+ * OpenSSL's codes for a certificate the client does not accept, as Bun's
+ * fetch and Node's (in its `cause`) carry them, and Node's for a
+ * certificate of another host.
+ */
+const CERTIFICATE_CODES = new Set([
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_REVOKED",
+  "CERT_REJECTED",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_CHAIN_TOO_LONG",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+  "INVALID_CA",
+  "INVALID_PURPOSE",
+  "PATH_LENGTH_EXCEEDED",
+  "HOSTNAME_MISMATCH",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * Throws a TypeError for a fetch's failure that says the runtime refused
+ * the server's TLS certificate (not trusted, expired, of another host):
+ * no retry changes it. Deno says so in the cause's message ("invalid peer
+ * certificate: UnknownIssuer"), Bun and Node by a code (Bun's message
+ * "unable to verify the first certificate" alone does not name TLS).
+ * Other failures, a DNS one included (a device offline for a moment),
+ * pass; a browser's fetch says only "Failed to fetch", whatever the
+ * reason.
+ */
+function refuseCertificate(error: unknown): void {
+  let value = error;
+  for (let depth = 0; depth < 4; depth++) {
+    if (value === null || value === undefined) return;
+    let code: unknown;
+    let next: unknown;
+    try {
+      code = (value as { code?: unknown }).code;
+      next = (value as { cause?: unknown }).cause;
+    } catch {
+      return;
+    }
+    const message = messageOf(value);
+    const known = typeof code === "string" && CERTIFICATE_CODES.has(code);
+    if (known || /invalid peer certificate/i.test(message)) {
+      // The words of the error that says it, whole (Deno's, in the cause,
+      // name the certificate's dates or names past failureOf's 200
+      // characters), with its code.
+      const said = known && !message.includes(code as string)
+        ? `${message.slice(0, 400)} (${code})`
+        : message.slice(0, 400);
+      throw new TypeError(
+        `Cannot upload: the server's TLS certificate was refused, which no retry changes: ${said}; fix the certificate (expired, of another host, of an unknown CA), or for a private CA give a fetch that trusts it (Deno: Deno.createHttpClient({ caCerts }); Bun: fetch's tls.ca; Node: NODE_EXTRA_CA_CERTS)`,
+        { cause: error },
+      );
+    }
+    if (next === value) return;
+    value = next;
+  }
 }
 
 function encodeMetadata(metadata: Record<string, string>): string {
