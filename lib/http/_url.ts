@@ -103,7 +103,11 @@ function locationHref(): string | undefined {
  * encoded as a URL's path is ("/ñ" is "/%C3%B1") with percent encodings
  * normalised as {@linkcode requestPath} does ("/%61pi" is "/api"); a
  * TypeError naming it
- * (`what`: "Cannot <what>") without its leading slash.
+ * (`what`: "Cannot <what>") without its leading slash, with a `*`, `?` or
+ * `#` (a router's pattern "/rpc/*" was taken for the path "/rpc/*", and
+ * every call was 404; a query or fragment was dropped without a word), or
+ * with "//" for its leading slash (a `Location` of "//cdn.example.com/x"
+ * sends clients to the host cdn.example.com).
  */
 export function pathPrefix(
   what: string,
@@ -118,9 +122,37 @@ export function pathPrefix(
       }`,
     );
   }
-  return normalPercent(
-    new URL(`http://localhost${value}`).pathname.replace(/\/+$/, ""),
-  );
+  const quoted = JSON.stringify(value);
+  const at = value.search(/[*?#]/);
+  if (at !== -1) {
+    const char = value[at];
+    const before = JSON.stringify(
+      value.slice(0, at).replace(/\/+$/, "") || "/",
+    );
+    const hint = char === "?"
+      ? `a path prefix has no query: write ${before}`
+      : char === "#"
+      ? `a path prefix has no fragment: write ${before}`
+      : /^\*+$/.test(value.slice(at))
+      ? `a path prefix, not a route pattern: drop the "${
+        value.slice(value[at - 1] === "/" ? at - 1 : at)
+      }", as ${before} covers every path under it`
+      : "a path prefix, not a route pattern: give the fixed path the handler is mounted under";
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a path without "${char}", got ${quoted} (${hint})`,
+    );
+  }
+  const path = new URL(`http://localhost${value}`).pathname;
+  if (path.startsWith("//")) {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must start with one "/", got ${quoted} (${
+        value.startsWith("//") ? "" : `read as ${JSON.stringify(path)}: `
+      }"//" starts a host name in a URL: write ${
+        JSON.stringify(path.replace(/^\/+/, "/").replace(/\/+$/, "") || "/")
+      })`,
+    );
+  }
+  return normalPercent(path.replace(/\/+$/, ""));
 }
 
 /**

@@ -66,7 +66,9 @@ export interface ResumableUploadHandlerOptions extends
   store: ResumableStore;
   /**
    * The path the handler is mounted at: `POST` to it creates an upload,
-   * which lives at `<requestPathPrefix>/<id>`.
+   * which lives at `<requestPathPrefix>/<id>`. A path, not a router's
+   * pattern: a `*`, `?`, `#` or a leading `//` is a TypeError (so for
+   * `locationPrefix`).
    *
    * @default {"/uploads"}
    */
@@ -1288,7 +1290,10 @@ export function createResumableUploadHandler(
 
   return async (request) => {
     checkBodyUnused("serve resumable upload", request);
-    let isTus = false;
+    // Decided before the path: tus 1.0 puts Tus-Resumable on every response
+    // (a 404 for a path outside the prefix went without it).
+    const isTus = request.headers.has("tus-resumable") ||
+      request.method === "OPTIONS";
     try {
       const path = requestPath(request.url);
       let id: string | undefined;
@@ -1310,8 +1315,6 @@ export function createResumableUploadHandler(
       const method = override === "PATCH" || override === "DELETE"
         ? override
         : request.method.toUpperCase();
-      isTus = request.headers.has("tus-resumable") ||
-        request.method === "OPTIONS";
       // Bytes are kept as sent: an encoded creation or append is refused
       // before anything is created or read (a tus chunk with a checksum,
       // received on its own path, was appended as its gzip bytes).

@@ -12,6 +12,7 @@ import { codeFromHttpStatus } from "./_codes.ts";
 import { isEncodingHeader } from "./_protocol_headers.ts";
 import { quote } from "./_quote.ts";
 import { parseUrl } from "../../http/_url.ts";
+import { quoteBody } from "../../http/_client_error.ts";
 import {
   checkCompression,
   checkCompressions,
@@ -64,8 +65,9 @@ export function resolveTransportOptions(
   checkBaseUrl(what, baseUrl, options.httpClient === undefined);
   return {
     baseUrl,
-    httpClient: options.httpClient ??
-      createFetchClient({ fetch: options.fetch }),
+    httpClient: readingWords(
+      options.httpClient ?? createFetchClient({ fetch: options.fetch }),
+    ),
     codec: options.codec === undefined
       ? "proto"
       : checkOneOf(what, "codec", options.codec, ["proto", "json"]),
@@ -148,13 +150,51 @@ function callHeaders(
   return headers;
 }
 
-/** An error for a response whose HTTP status is not 200. */
+/**
+ * An error for a response whose HTTP status is not 200, with the server's
+ * words where {@linkcode readingWords} read them (a router's 404 said only
+ * "HTTP status 404", not which path it did not serve).
+ */
 export function httpStatusError(status: number, headers: Headers): RpcError {
   return new RpcError(
     codeFromHttpStatus(status),
-    `Cannot read response: HTTP status ${status}`,
+    `Cannot read response: HTTP status ${status}${SAID.get(headers) ?? ""}`,
     { metadata: headers },
   );
+}
+
+/**
+ * The server's words in an answer that is no RPC's, by its headers: read
+ * by the HTTP client before the protocol's checks, which are synchronous
+ * and pass the headers to {@linkcode httpStatusError}.
+ */
+const SAID = new WeakMap<Headers, string>();
+
+/**
+ * `client`, reading the server's words ({@linkcode quoteBody}: at most
+ * 1 KiB, no HTML page, nothing after 2 s) in an answer that carries no RPC
+ * status, which each protocol fails with the HTTP status alone, its body
+ * unread: not 200, no `grpc-status`, no Connect error JSON, and in no
+ * content coding (the fetch client drops the header of one fetch decoded;
+ * a gzip body's bytes are no words).
+ */
+function readingWords(client: HttpClient): HttpClient {
+  return async (request) => {
+    const response = await client(request);
+    const { headers } = response;
+    const coding = headers.get("content-encoding")?.trim();
+    if (
+      response.status !== 200 && !headers.has("grpc-status") &&
+      !headers.get("content-type")?.startsWith("application/json") &&
+      (!coding || /^identity$/i.test(coding))
+    ) {
+      SAID.set(
+        headers,
+        await quoteBody(new Response(response.body, { headers })),
+      );
+    }
+    return response;
+  };
 }
 
 /**

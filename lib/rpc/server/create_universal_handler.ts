@@ -80,7 +80,9 @@ export interface UniversalHandlerOptions {
    * A request outside the prefix gets a plain 404 (it names no method of
    * this handler; gRPC clients read HTTP 404 as `Unimplemented`). Written
    * plain or percent-encoded (`"/ñ"`, `"/%C3%B1"` or `"/%c3%b1"`), alike, and
-   * so is a request's path (its percent-encodings in either case).
+   * so is a request's path (its percent-encodings in either case). A path,
+   * not a router's pattern: a `*`, `?`, `#` or a leading `//` is a
+   * TypeError.
    *
    * @default {"" (methods at the root)}
    */
