@@ -235,6 +235,12 @@ describe("SseEncoderStream", () => {
       { keepAliveMs: 10 },
     );
     const reader = response.body!.getReader();
+    // The comment that opens every feed (it makes Bun send the head), then
+    // the event.
+    assert.equal(
+      dec.decode((await deadline(reader.read(), T, "the opening")).value),
+      ":\n\n",
+    );
     assert.equal(
       dec.decode((await deadline(reader.read(), T, "the event")).value),
       "id: 1\ndata: a\n\n",
@@ -273,6 +279,7 @@ describe("SseEncoderStream", () => {
     }, { keepAliveMs: 0 });
     const response = await handler(new Request("http://localhost/"));
     const reader = response.body!.getReader();
+    assert.equal(dec.decode((await reader.read()).value), ":\n\n");
     assert.equal(dec.decode((await reader.read()).value), "data: ok\n\n");
     await assert.rejects(reader.read(), {
       name: "TypeError",
@@ -315,7 +322,7 @@ describe("SseEncoderStream", () => {
         const response = await fetch(`http://127.0.0.1:${server.port}/`);
         const reader = response.body!.getReader();
         let text = "";
-        while (!text.includes(":\n\n")) {
+        while (!text.includes("data: hello\n\n:\n\n")) {
           const { done, value } = await deadline(
             reader.read(),
             15_000,
@@ -324,7 +331,7 @@ describe("SseEncoderStream", () => {
           assert.ok(!done, `the feed ended after ${JSON.stringify(text)}`);
           text += dec.decode(value);
         }
-        assert.equal(text, "data: hello\n\n:\n\n");
+        assert.equal(text, ":\n\ndata: hello\n\n:\n\n");
         await reader.cancel();
       } finally {
         await server.stop(true);
@@ -824,7 +831,7 @@ describe("sseResponse and createSseHandler", () => {
       );
     }
     const post = await handle(new Request(url, { method: "POST", body: "{}" }));
-    assert.equal(await post.text(), "id: 1\ndata: one\n\n");
+    assert.equal(await post.text(), ":\n\nid: 1\ndata: one\n\n");
     assert.deepEqual(seen, ["handler HEAD", "handler POST", "source POST"]);
     // The handler may still refuse a HEAD, as its GET.
     const refusing = createSseHandler(() => {
@@ -909,11 +916,11 @@ describe("createSseHandler in Workers (its user agent), a client that leaves whi
     );
     setTimeout(() => client.abort(new Error("client left")), 10);
     const response = await answer;
-    const read = await deadline(
-      response.body!.getReader().read(),
-      T,
-      "the body's end",
-    );
+    // The opening comment alone, then the end.
+    const reader = response.body!.getReader();
+    const opening = await deadline(reader.read(), T, "the opening");
+    assert.equal(dec.decode(opening.value), ":\n\n");
+    const read = await deadline(reader.read(), T, "the body's end");
     assert.equal(read.done, true);
     assert.equal(seen.signal?.aborted, true);
     assert.equal(seen.yields, 0);

@@ -257,7 +257,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
       }),
     );
     assert.equal(served.status, 200);
-    assert.equal(await served.text(), "data: secret\n\n");
+    assert.equal(await served.text(), ":\n\ndata: secret\n\n");
   });
 
   it("createSseHandler ends the stream with a comment when its generator throws an HttpError 400-499 after the head (the body failed)", async () => {
@@ -269,7 +269,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
     assert.equal(response.status, 200);
     assert.equal(
       await response.text(),
-      "id: 1\ndata: one\n\n: refused 401 Cannot stream: unauthorized\n\n",
+      ":\n\nid: 1\ndata: one\n\n: refused 401 Cannot stream: unauthorized\n\n",
     );
   });
 
@@ -282,7 +282,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
     const response = sseResponse(source, { keepAliveMs: 0 });
     assert.equal(
       await response.text(),
-      ": refused 403 Cannot stream:\n: forbidden\n\n",
+      ":\n\n: refused 403 Cannot stream:\n: forbidden\n\n",
     );
   });
 
@@ -316,7 +316,7 @@ describe("sseResponse and createSseHandler with a source that fails after the he
       assert.equal(response.status, 200);
       assert.equal(
         await deadline(response.text(), T, "the body"),
-        ": refused 401 Cannot stream: unauthorized\n\n",
+        ":\n\n: refused 401 Cannot stream: unauthorized\n\n",
       );
     });
   });

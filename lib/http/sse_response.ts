@@ -44,6 +44,9 @@ function sseHeaders(extra?: HeadersInit): Headers {
   return headers;
 }
 
+/** The comment that opens every event stream's body, `:` and the blank line. */
+const HEAD_COMMENT = new Uint8Array([0x3a, 0x0a, 0x0a]);
+
 /**
  * The response body of an event stream: each event the source gives is
  * encoded in the read that asked for it, with the keep-alive of
@@ -101,6 +104,13 @@ function eventBody(
   }
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      // A comment first, which clients ignore, so that the head goes out
+      // at once: Bun 1.4.5 sends a response's head with its first body
+      // chunk (a feed whose first event came after 5 s got its head, and
+      // EventSource its open, after 5 s; a quiet one at its first
+      // keep-alive). Deno and workerd send the head at once, and the
+      // comment too: one behaviour everywhere.
+      controller.enqueue(HEAD_COMMENT.slice());
       alive = keepAlive(controller, keepAliveMs);
     },
     async pull(controller) {
@@ -188,8 +198,11 @@ function encode(
  * cancel the body: use {@linkcode createSseHandler} there, with the
  * `enable_request_signal` compatibility flag.
  *
- * The `200` head goes out before the source is first read, so a source that
- * fails can no longer change the status: an `HttpError` of status 400-499
+ * The body opens with a comment line (`:`), which clients ignore, so that
+ * the `200` head goes out at once on every runtime (Bun sends a head with
+ * the first body chunk, and held it until the first event), before the
+ * source is first read. So a source that fails can no longer change the
+ * status: an `HttpError` of status 400-499
  * (a refusal) ends the stream with a comment line carrying its status and
  * message (`: refused 401 Cannot stream: unauthorized`), logged nowhere; any other
  * error cuts the response (the client sees a dropped connection) and the
