@@ -138,7 +138,13 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  *   it with a `TypeError` naming the code and reason (for a close without
  *   a reason, the message of the socket's last `error` event, such as
  *   "Invalid UTF-8"). `close(reason)` closes with 1011 (4011 from a client
- *   `WebSocket`) and the reason's message.
+ *   `WebSocket`) and the reason's message; a socket still connecting is
+ *   closed that way once it opens (within `openTimeoutMs`), not at once
+ *   (Deno's client could then send a close frame without a code: a clean
+ *   end to the peer).
+ * - Message size: each write is one message, and the runtimes bound one
+ *   message (a Bun server refuses one over 16 MiB, a Deno server one of
+ *   about 64 MiB), whatever `maxBufferedBytes` says.
  *
  * @param socket A `WebSocket` (open or connecting) or a server socket from
  *   `upgradeWebSocket` in `@sluice/streams/websocket`.
@@ -267,9 +273,28 @@ export function websocketDuplex(
     }
     input.enqueue(bytes);
   };
+  // The reason of a failure while the socket was connecting, sent once it
+  // opens: see abortSocket.
+  let abortOnOpen: string | undefined;
   const onOpen = () => {
     clearTimeout(openTimer);
+    if (abortOnOpen !== undefined) {
+      closeWith(socket, WEBSOCKET_CLOSE_ABORTED, abortOnOpen);
+    }
     opened.resolve();
+  };
+  // Closes the socket for a failure (1011, 4011 from a client). One still
+  // connecting is closed once it opens, or at openTimeoutMs: Deno 2.9.6's
+  // client, closed while connecting, sends a close frame with no code when
+  // the 101 comes in at that moment, which the peer read as a clean end
+  // (1005) of an input whose bytes were never sent
+  // (docs/known-runtime-issues.md (aj)).
+  const abortSocket = (reason: unknown) => {
+    if (socket.readyState === OPEN) {
+      closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
+    } else if (socket.readyState === CONNECTING) {
+      abortOnOpen ??= reasonText(reason);
+    }
   };
   const onDrain = () => wake?.();
   // The runtime's word on a failed connection ("Invalid UTF-8" from Deno,
@@ -354,11 +379,7 @@ export function websocketDuplex(
       // It closed the socket at once, the next write lost silently and the
       // peer reading a clean end. A reason is a failure: the socket goes.
       if (reason === undefined) closeIfDone();
-      else if (
-        socket.readyState === OPEN || socket.readyState === CONNECTING
-      ) {
-        closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
-      }
+      else abortSocket(reason);
     },
   }, { highWaterMark: maxBufferedBytes, size: queuedSize });
   // Once the input exists: a socket closed already ends it at once.
@@ -417,9 +438,7 @@ export function websocketDuplex(
     },
     abort(reason) {
       localEnded = true;
-      if (socket.readyState === OPEN || socket.readyState === CONNECTING) {
-        closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
-      }
+      abortSocket(reason);
     },
     // One chunk may wait here while the previous one drains.
   }, new ByteLengthQueuingStrategy({ highWaterMark: 1 }));

@@ -28,9 +28,20 @@ interface BunServerWebSocket {
  * goes out behind a ping: once the peer's pong shows it has read all that
  * came before, the socket is closed (code and reason); if no pong comes
  * and the unsent bytes have not fallen within this grace, the connection
- * is cut (the peer sees it dropped, 1006).
+ * is cut (the peer sees it dropped, 1006); if nothing waits in Bun and
+ * the peer sends nothing, after {@linkcode IDLE_CLOSE_GRACE_MS}.
  */
 export const CLOSE_GRACE_MS = 2_000;
+/**
+ * How long a peer asked to close may go without reading, in milliseconds,
+ * while nothing for it waits in Bun and it has sent nothing since the
+ * close began: the close frame's ping then waits in the kernel's buffers
+ * for a peer that paused reading (its event loop busy, a stream paused),
+ * which sends nothing to be read and dropped. Cut at CLOSE_GRACE_MS, a
+ * clean close became 1006 for a peer that paused 2 s
+ * (docs/known-runtime-issues.md (ah)).
+ */
+export const IDLE_CLOSE_GRACE_MS = 10_000;
 /** The payload of the ping a close waits on (a pong of Bun's own pings differs). */
 const CLOSE_PING = "sluice.close";
 
@@ -101,6 +112,8 @@ export class BunWebSocket extends EventTarget {
   /** The unsent bytes at the last check, and whether the ping went out. */
   #lastBuffered = 0;
   #pinged = false;
+  /** Whether the peer sent a message since the close began. */
+  #heard = false;
 
   /** @param server The server that upgrades it (its shutdown closes it). */
   constructor(server?: BunServer) {
@@ -142,7 +155,9 @@ export class BunWebSocket extends EventTarget {
   /**
    * Starts the closing handshake: the close frame follows a ping, once the
    * peer's pong shows it reads; a peer that reads nothing within
-   * {@linkcode CLOSE_GRACE_MS} has its connection cut.
+   * {@linkcode CLOSE_GRACE_MS} has its connection cut (within
+   * {@linkcode IDLE_CLOSE_GRACE_MS} if nothing for it waits in Bun and it
+   * sends nothing).
    */
   close(code?: number, reason?: string): void {
     if (this.#state >= 2) return;
@@ -155,11 +170,21 @@ export class BunWebSocket extends EventTarget {
     this.#lastBuffered = ws.getBufferedAmount();
     // 0: dropped (past Bun's backpressureLimit); tried again at each check.
     this.#pinged = ws.ping(CLOSE_PING) !== 0;
+    this.#heard = false;
+    const started = performance.now();
     this.#graceTimer = setInterval(() => {
       const buffered = ws.getBufferedAmount();
       if (!this.#pinged) this.#pinged = ws.ping(CLOSE_PING) !== 0;
       if (buffered < this.#lastBuffered) {
         this.#lastBuffered = buffered;
+        return;
+      }
+      // Nothing waits in Bun and the peer sends nothing: it may only have
+      // paused reading, and costs nothing while it waits.
+      if (
+        buffered === 0 && !this.#heard &&
+        performance.now() - started < IDLE_CLOSE_GRACE_MS
+      ) {
         return;
       }
       // No pong, and nothing it has not read went out: it does not read.
@@ -197,6 +222,7 @@ export class BunWebSocket extends EventTarget {
 
   /** @internal Called by the Bun `message` handler. */
   message(data: string | Uint8Array): void {
+    if (this.#graceTimer !== undefined) this.#heard = true;
     this.dispatchEvent(new MessageEvent("message", { data }));
   }
 

@@ -458,6 +458,8 @@ export async function serve(
         }
       },
       error: onError,
+      // Its maxPayloadLength left at Bun's 16 MiB: a larger message is
+      // refused with 1009 (docs/known-runtime-issues.md (al)).
       websocket: bunWebSocketHandlers,
     });
     const finished = deferred<void>();
