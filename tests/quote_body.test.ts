@@ -75,6 +75,11 @@ describe("quoteBody", () => {
       await quoteBody(answer("a\u001b[2Jb\r\n\tc\u0000d\u0085", "text/plain")),
       ": a\\u001b[2Jb c\\u0000d\\u0085",
     );
+    // A bidirectional override shows "file\u202Egnp.exe" as "fileexe.png".
+    assert.equal(
+      await quoteBody(answer("file\u202Egnp.exe\u200B", "text/plain")),
+      ": file\\u202egnp.exe\\u200b",
+    );
   });
 
   it("quotes nothing of an HTML or XML page, by its type or, without one, by its start", async () => {
@@ -87,6 +92,7 @@ describe("quoteBody", () => {
         [page, undefined],
         [`\n<!DOCTYPE html>${page}`, "text/plain"],
         ['<?xml version="1.0"?><Error/>', undefined],
+        [`<!-- nginx -->\n<head><title>502</title></head>`, "text/plain"],
       ] as const
     ) {
       assert.equal(await quoteBody(answer(body, type)), "", body);

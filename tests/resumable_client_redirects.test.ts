@@ -381,6 +381,38 @@ describe("resumableUpload and Retry-After", () => {
     assert.ok(waited >= 1_200 && waited < 5_000, `waited ${waited} ms`);
   });
 
+  for (
+    const [label, value] of [
+      ["0", () => "0"],
+      ["an HTTP date past", () => new Date(0).toUTCString()],
+    ] as const
+  ) {
+    it(`resumableUpload keeps its back-off under a Retry-After of ${label} (the retries were spent in milliseconds)`, async () => {
+      const started = performance.now();
+      await withServer(async (request) => {
+        await request.body?.cancel().catch(() => {});
+        if (request.method !== "PATCH") return await handler(request);
+        return new Response("busy", {
+          status: 503,
+          headers: { "retry-after": value() },
+        });
+      }, async (server) => {
+        await assert.rejects(
+          resumableUpload(new URL("/uploads", server.url), BODY, {
+            retryDelayMs: 200,
+            maxRetryDelayMs: 1_000,
+            maxRetries: 3,
+          }),
+          (error: unknown) =>
+            error instanceof HttpError && error.status === 503,
+        );
+      });
+      // Back-offs of 100-200, 200-400 and 400-800 ms.
+      const took = performance.now() - started;
+      assert.ok(took >= 650, `gave up after ${took} ms`);
+    });
+  }
+
   it("resumableUpload waits no longer than maxRetryDelayMs for a Retry-After that asks for more", async () => {
     const times: { refused?: number; next?: number } = {};
     await withServer(busyOnce(503, () => "120", times), async (server) => {

@@ -71,9 +71,12 @@ describe("RPC fetch clients and a redirect", () => {
           seen.push(`${request.method} ${url.pathname}`);
           if (url.pathname.startsWith("/new/")) return await rpc(request);
           await request.body?.cancel();
+          // A query (a sign-in page's token) is never shown.
           return new Response(null, {
             status,
-            headers: { location: url.pathname.replace("/old/", "/new/") },
+            headers: {
+              location: `${url.pathname.replace("/old/", "/new/")}?token=x`,
+            },
           });
         }, async (server) => {
           const baseUrl = new URL("/old", server.url).href;
@@ -92,7 +95,7 @@ describe("RPC fetch clients and a redirect", () => {
                 assert.equal(error.code, Code.Unknown, kind);
                 assert.equal(
                   error.rawMessage,
-                  `Cannot call ${baseUrl}/test.v1.Redirected/${method}: the server redirected it (${status} to "/new/test.v1.Redirected/${method}"); RPC calls are not redirected: give the transport the final URL as its baseUrl`,
+                  `Cannot call ${baseUrl}/test.v1.Redirected/${method}: the server redirected it (${status} to ${server.url.origin}/new/test.v1.Redirected/${method}); RPC calls are not redirected: give the transport the final URL as its baseUrl`,
                 );
                 return true;
               },
@@ -116,4 +119,55 @@ describe("RPC fetch clients and a redirect", () => {
       });
     }
   }
+
+  it("a 304 is no redirect: the call fails with its status, saying nothing of a redirect", async () => {
+    await withServer(async (request) => {
+      await request.body?.cancel();
+      return new Response(null, { status: 304 });
+    }, async (server) => {
+      const client = createClient(
+        Calc,
+        createConnectTransport({ baseUrl: server.url.href }),
+      );
+      await assert.rejects(client.add(1n), (error: unknown) => {
+        assert.ok(error instanceof RpcError, String(error));
+        assert.doesNotMatch(error.rawMessage, /redirect/);
+        assert.match(error.rawMessage, /HTTP status 304/);
+        return true;
+      });
+    });
+  });
+
+  it("a fetch of the caller's that follows a redirect all the same: UNKNOWN naming where it went (it failed with the target's own status)", async () => {
+    await withServer(async (request) => {
+      const url = new URL(request.url);
+      await request.body?.cancel();
+      if (url.pathname.startsWith("/elsewhere/")) {
+        return new Response("no such page", { status: 404 });
+      }
+      return new Response(null, {
+        status: 307,
+        headers: { location: url.pathname.replace("/old/", "/elsewhere/") },
+      });
+    }, async (server) => {
+      const following: typeof fetch = (input, init) =>
+        fetch(input, { ...init, redirect: "follow" });
+      const baseUrl = new URL("/old", server.url).href;
+      const client = createClient(
+        Calc,
+        createConnectTransport({ baseUrl, fetch: following }),
+      );
+      await assert.rejects(client.add(1n), (error: unknown) => {
+        assert.ok(error instanceof RpcError, String(error));
+        assert.equal(error.code, Code.Unknown, error.rawMessage);
+        assert.match(
+          error.rawMessage,
+          new RegExp(
+            `the server redirected it \\(to ${server.url.origin}/elsewhere/test\\.v1\\.Redirected/add, which answered 404\\)`,
+          ),
+        );
+        return true;
+      });
+    });
+  });
 });

@@ -133,18 +133,27 @@ export async function quoteBody(response: Response): Promise<string> {
     .decode(concatBytes(parts, length), { stream: length >= MAX_QUOTED_BYTES })
     .replace(/\s+/g, " ")
     .trim();
-  if (!text || /^<(?:!doctype|html|\?xml)\b/i.test(text)) return "";
+  if (
+    !text ||
+    /^(?:<!--.*?-->\s*)*<(?:!doctype|html|head|body|\?xml)\b/is.test(text)
+  ) {
+    return "";
+  }
   return `: ${
     text.replace(
       CONTROL,
-      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+      (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`,
     )
   }`;
 }
 
-/** The control characters a quote escapes (C0, DEL, C1). */
+/**
+ * The characters a quote escapes: controls (C0, DEL, C1) and format
+ * characters (the bidirectional overrides that show "exe.png" for
+ * "gnp.exe", zero-width ones).
+ */
 // deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\p{Cf}]/gu;
 
 /** A decoder of a content type's charset, UTF-8 for none or an unknown one. */
 function decoderOf(type: string): TextDecoder {

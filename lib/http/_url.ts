@@ -201,3 +201,26 @@ function normalPercent(path: string): string {
     })
     : path;
 }
+
+/**
+ * A URL in an error: its origin and path, without the query (a sign-in
+ * page's may carry tokens, or the upload's URL to return to, which is a
+ * capability; a Connect GET's, the message) and fragment; one that does
+ * not parse, its first 64 characters, quoted.
+ */
+export function shownUrl(url: string, base?: string): string {
+  if (!URL.canParse(url, base)) return JSON.stringify(url.slice(0, 64));
+  const { origin, pathname } = new URL(url, base);
+  return origin === "null"
+    ? JSON.stringify(url.slice(0, 64))
+    : origin + pathname;
+}
+
+/** The statuses that redirect (RFC 9110, 15.4); 304 does not. */
+export const REDIRECTS: ReadonlySet<number> = new Set([
+  301,
+  302,
+  303,
+  307,
+  308,
+]);

@@ -6,7 +6,7 @@ import {
 } from "../_internal/arguments.ts";
 import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
-import { resolveUrl } from "./_url.ts";
+import { REDIRECTS, resolveUrl, shownUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
 import { answeredError, quoteBody } from "./_client_error.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
@@ -415,12 +415,16 @@ export async function resumableUpload(
         { cause },
       );
     }
-    const delay = retryAfter !== undefined
-      ? Math.min(maxRetryDelayMs, retryAfter)
-      : cut && failures === 0
+    const backoff = cut && failures === 0
       ? 0
       : Math.min(maxRetryDelayMs, retryDelayMs * 2 ** (failures - +cut)) *
         (0.5 + Math.random() / 2);
+    // A Retry-After lengthens the wait, never shortens it: "0" (or a date
+    // past by a client clock ahead of the server's) spent every retry in
+    // milliseconds, where the back-off gave a brief outage a minute.
+    const delay = retryAfter === undefined
+      ? backoff
+      : Math.min(maxRetryDelayMs, Math.max(retryAfter, backoff));
     failures++;
     if (delay === 0) return;
     await new Promise<void>((resolve, reject) => {
@@ -829,22 +833,6 @@ const CREATION = "the creation of the upload";
 /** Why a redirected creation may create nothing, and what to do. */
 const POST_TURNED_GET =
   "after a 301, 302 or 303 fetch sends the POST on as a GET, which creates nothing: give the upload collection's final URL as url";
-
-/** The statuses that redirect (RFC 9110, 15.4); 304 does not. */
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-/**
- * A URL in an error: its origin and path, without the query (a sign-in
- * page's may carry tokens, or the upload's URL to return to, which is a
- * capability) and fragment.
- */
-function shownUrl(url: string, base?: string): string {
-  if (!URL.canParse(url, base)) return JSON.stringify(url.slice(0, 64));
-  const { origin, pathname } = new URL(url, base);
-  return origin === "null"
-    ? JSON.stringify(url.slice(0, 64))
-    : origin + pathname;
-}
 
 /**
  * How an answer to `what`, a request to an upload (`target`) sent with

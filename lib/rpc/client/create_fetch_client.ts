@@ -3,7 +3,7 @@ import { checkFunction } from "../../_internal/arguments.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchHalfDuplex } from "../../http/_half_duplex.ts";
 import { cannotStreamRequests } from "../../http/_browser_streaming.ts";
-import { parseUrl } from "../../http/_url.ts";
+import { parseUrl, REDIRECTS, shownUrl } from "../../http/_url.ts";
 import { isBrowser } from "../../_internal/user_agent.ts";
 import { WEBSOCKET_HINT } from "../protocol/_fetch_support.ts";
 import { Code } from "../code.ts";
@@ -100,9 +100,14 @@ export function createFetchClient(
       }).catch((error) => {
         throw streamingRefusal(error, request.url);
       });
+    // A 304 (to a Connect GET with a condition) is no redirect, and the
+    // protocol refuses its status; a fetch of the caller's may follow one
+    // all the same (`redirected`).
     if (
-      response.type === "opaqueredirect" ||
-      (response.status >= 300 && response.status < 400)
+      response.type === "opaqueredirect" || response.redirected ||
+      REDIRECTS.has(response.status) ||
+      (response.status >= 300 && response.status < 400 &&
+        response.headers.has("location"))
     ) {
       await response.body?.cancel().catch(() => {});
       throw redirected(response, request.url);
@@ -125,19 +130,23 @@ export function createFetchClient(
 
 /**
  * The error of a call the server redirected: UNKNOWN, the code of an HTTP
- * status no protocol maps, naming where it went (its first 64 characters;
- * a page's fetch hides it).
+ * status no protocol maps, naming where it went (its origin and path; a
+ * page's fetch hides it).
  */
 function redirected(response: Response, url: string): RpcError {
   const location = response.headers.get("location");
   const where = response.type === "opaqueredirect"
     ? "a redirect, where to the browser does not say"
+    : response.redirected
+    ? `to ${shownUrl(response.url)}, which answered ${response.status}`
     : `${response.status}${
-      location === null ? "" : ` to ${JSON.stringify(location.slice(0, 64))}`
+      location === null ? "" : ` to ${shownUrl(location, url)}`
     }`;
   return new RpcError(
     Code.Unknown,
-    `Cannot call ${url}: the server redirected it (${where}); RPC calls are not redirected: give the transport the final URL as its baseUrl`,
+    `Cannot call ${
+      shownUrl(url)
+    }: the server redirected it (${where}); RPC calls are not redirected: give the transport the final URL as its baseUrl`,
   );
 }
 
