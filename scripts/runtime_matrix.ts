@@ -258,6 +258,7 @@ const ROWS: Row[] = [
       "fuzz_http.test.ts",
       "handler_types.test.ts",
       "http_arguments.test.ts",
+      "error_queries.test.ts",
       "runtime_arguments.test.ts",
       "option_values.test.ts",
       "check_layers.test.ts",

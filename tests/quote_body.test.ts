@@ -80,6 +80,11 @@ describe("quoteBody", () => {
       await quoteBody(answer("file\u202Egnp.exe\u200B", "text/plain")),
       ": file\\u202egnp.exe\\u200b",
     );
+    // Past U+FFFF, braced: "\\ue0001" read as U+E000 and a "1".
+    assert.equal(
+      await quoteBody(answer("ok\u{E0001}1", "text/plain")),
+      ": ok\\u{e0001}1",
+    );
   });
 
   it("quotes nothing of an HTML or XML page, by its type or, without one, by its start", async () => {

@@ -164,7 +164,7 @@ describe("the head of an event stream", () => {
     ).finally(() => stop.abort());
   });
 
-  it("fetchEventStream resumes a createSseHandler feed across its opening comments: Last-Event-ID is the last event's, also after a connection that brought the comment alone, which is no failed attempt", async () => {
+  it("fetchEventStream resumes a createSseHandler feed across its opening comments: Last-Event-ID is the last event's, also after a connection that brought the comment alone, which counts as an empty one (a failed attempt)", async () => {
     const log = ["a", "b", "c"];
     const seen: string[] = [];
     let connections = 0;
@@ -189,7 +189,7 @@ describe("the head of an event stream", () => {
             fetchEventStream(server.url, {
               retryDelayMs: 1,
               maxRetryDelayMs: 10,
-              maxRetries: 0,
+              maxRetries: 1,
             }),
           ),
           T,
@@ -200,6 +200,34 @@ describe("the head of an event stream", () => {
           ["0:a", "1:b", "2:c"],
         );
         assert.deepEqual(seen, ["", "0", "1", "1", "2"]);
+      },
+    );
+  });
+
+  it("fetchEventStream gives up, after maxRetries, on a createSseHandler feed that ends at once each time (its opening comment alone): it was asked again for ever", async () => {
+    let connections = 0;
+    await withServer(
+      createSseHandler(() => {
+        connections++;
+        return (async function* () {})();
+      }, { keepAliveMs: 0 }),
+      async (server) => {
+        const error = await deadline(
+          Array.fromAsync(
+            fetchEventStream(server.url, {
+              retryDelayMs: 1,
+              maxRetryDelayMs: 10,
+              maxRetries: 2,
+            }),
+          ).then(() => undefined, (error: unknown) => error),
+          T,
+          "the feed",
+        );
+        assert.match(
+          String(error),
+          /3 connection attempts failed in a row \(maxRetries 2\), the last: the response ended at once, empty/,
+        );
+        assert.equal(connections, 3);
       },
     );
   });

@@ -158,6 +158,18 @@ describe("websocketDuplex closed while its socket connects", () => {
     ]);
   });
 
+  it("websocketDuplex aborted while connecting, with no open timeout (0), is closed with its reason within 2 s (it was held connecting for ever)", async () => {
+    const socket = new ConnectingSocket();
+    const stream = websocketDuplex(socket, { openTimeoutMs: 0 });
+    const started = performance.now();
+    await stream.close(new Error("client gave up"));
+    await deadline(socket.closed, 5_000, "the close of the aborted socket");
+    const waited = performance.now() - started;
+    assert.ok(waited >= 1_500, `closed after ${waited} ms`);
+    await turn();
+    assert.deepEqual(socket.closes, [{ code: 1011, reason: "client gave up" }]);
+  });
+
   it("websocketDuplex close(reason) on a client WebSocket still connecting sends the peer a close frame with 4011 (Bun's: 1011) and the reason once the 101 comes, and no data", async () => {
     const answer = Promise.withResolvers<void>();
     const server = await slowHandshakeServer(answer.promise);

@@ -15,7 +15,12 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
-import { deadline, rawConnection, withServer } from "./_helpers.ts";
+import {
+  deadline,
+  rawConnection,
+  startServer,
+  withServer,
+} from "./_helpers.ts";
 
 /**
  * The head of the reply to an upgrade request offering `offer` (none if
@@ -182,5 +187,38 @@ describe("a server socket closed while its client pauses reading", () => {
         code: 1000,
       });
     });
+  });
+
+  it("a server's shutdown closes a socket whose peer neither reads nor sends within the short grace (2 s), not the idle one (10 s, all of shutdownTimeoutMs)", async () => {
+    const server = await startServer((request) => {
+      const { socket, response } = upgradeWebSocket(request);
+      const stream = websocketDuplex(socket);
+      stream.readPartial().catch(() => {});
+      return response;
+    });
+    let shutdownMs = Infinity;
+    try {
+      const socket = await rawConnection(server.port);
+      socket.write(
+        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
+          "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+          "Sec-WebSocket-Version: 13\r\n\r\n",
+      );
+      await deadline(
+        new Promise((resolve) => socket.once("data", resolve)),
+        5_000,
+        "the 101",
+      );
+      // Reads nothing more, sends nothing.
+      socket.pause();
+      const started = performance.now();
+      await deadline(server.shutdown(), 15_000, "the shutdown");
+      shutdownMs = performance.now() - started;
+      socket.destroy();
+    } finally {
+      if (shutdownMs === Infinity) await server.shutdown();
+    }
+    assert.ok(shutdownMs < 6_000, `shutdown took ${shutdownMs} ms`);
   });
 });

@@ -30,7 +30,7 @@ export function messageOf(value: unknown): string {
  * refused connection or the unknown host in `cause`.
  */
 export function failureOf(value: unknown): string {
-  const message = messageOf(value);
+  const message = withoutQueries(messageOf(value));
   let cause: unknown;
   try {
     cause = (value as { cause?: unknown } | null | undefined)?.cause;
@@ -38,8 +38,18 @@ export function failureOf(value: unknown): string {
     return message;
   }
   if (cause === undefined || cause === null || cause === value) return message;
-  const reason = messageOf(cause).slice(0, 200);
+  const reason = withoutQueries(messageOf(cause)).slice(0, 200);
   return reason === "" || message.includes(reason)
     ? message
     : `${message} (${reason})`;
+}
+
+/**
+ * `text` with the query and fragment of each URL in it left out: Deno's
+ * fetch errors name the request's URL ("error sending request for url
+ * (...)"), whose query may hold a token, an upload's URL (a capability) or
+ * a Connect GET's message.
+ */
+export function withoutQueries(text: string): string {
+  return text.replace(/\b((?:https?|wss?):\/\/[^\s?#()]*)[?#][^\s()]*/gi, "$1");
 }

@@ -142,7 +142,12 @@ export async function quoteBody(response: Response): Promise<string> {
   return `: ${
     text.replace(
       CONTROL,
-      (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`,
+      (c) => {
+        const code = c.codePointAt(0)!;
+        return code > 0xffff
+          ? `\\u{${code.toString(16)}}`
+          : `\\u${code.toString(16).padStart(4, "0")}`;
+      },
     )
   }`;
 }

@@ -16,6 +16,9 @@ import {
   toUtf8Header,
 } from "./_utf8_header.ts";
 
+/** The comment sseResponse opens a body with. */
+const OPENING = [0x3a, 0x0a, 0x0a];
+
 /** Options for {@linkcode fetchEventStream}. */
 export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
   /**
@@ -267,6 +270,12 @@ export function fetchEventStream(
   let delivered = false;
   /** Whether the connection being read has brought any byte. */
   let received = false;
+  // Bytes of sluice's opening comment (":\n\n", which sseResponse sends
+  // first so that Bun sends the head) while nothing else came: a body of
+  // that alone ended as an empty one, a failed attempt (taken for a quiet
+  // feed, a generator that ended at once was asked again for ever).
+  let opening = 0;
+  let openingOnly = true;
   /** The last refusal's `Retry-After`, for the next attempt's delay. */
   let retryAfter: number | undefined;
   // The connection's body and parser; the events its last chunk completed,
@@ -440,6 +449,8 @@ export function fetchEventStream(
       body = response.body.getReader();
       delivered = false;
       received = false;
+      opening = 0;
+      openingOnly = true;
       return "open";
     }
   }
@@ -487,6 +498,7 @@ export function fetchEventStream(
             // A quiet feed's keep-alives: comments, and `retry`, `id` or
             // `event` lines that begin no event, every line finished. Not:
             // an unfinished event or line, or a field no event stream has.
+            if (openingOnly && opening === OPENING.length) received = false;
             const quiet = received && !parser!.sawUnknownField &&
               !parser!.inEvent && !parser!.inField;
             body = parser = undefined;
@@ -520,6 +532,16 @@ export function fetchEventStream(
             continue;
           }
           if (result.value.byteLength > 0) received = true;
+          if (openingOnly) {
+            for (const byte of result.value) {
+              if (opening < OPENING.length && byte === OPENING[opening]) {
+                opening++;
+              } else {
+                openingOnly = false;
+                break;
+              }
+            }
+          }
           // Over a limit: a RangeError, and no reconnection.
           events = parser!.push(result.value);
           next = 0;

@@ -1,4 +1,8 @@
-import { failureOf, messageOf } from "../_internal/message_of.ts";
+import {
+  failureOf,
+  messageOf,
+  withoutQueries,
+} from "../_internal/message_of.ts";
 import {
   checkFunction,
   checkOneOf,
@@ -951,7 +955,7 @@ function refuseCertificate(error: unknown): void {
     } catch {
       return;
     }
-    const message = messageOf(value);
+    const message = withoutQueries(messageOf(value));
     const known = typeof code === "string" && CERTIFICATE_CODES.has(code);
     if (known || /invalid peer certificate/i.test(message)) {
       // The words of the error that says it, whole (Deno's, in the cause,

@@ -13,6 +13,12 @@ const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 const DEFAULT_WEBSOCKET_SEND_HIGH_WATER_MARK = 1024 * 1024;
 /** The default for {@linkcode WebSocketDuplexOptions.sendLowWaterMark}: 256 KiB. */
 const DEFAULT_WEBSOCKET_SEND_LOW_WATER_MARK = 256 * 1024;
+/**
+ * The longest wait for a socket to open that was failed while connecting,
+ * before it is closed as it is.
+ */
+const ABORTED_OPEN_WAIT_MS = 2_000;
+
 /** The default for {@linkcode WebSocketDuplexOptions.openTimeoutMs}: 30 s. */
 const DEFAULT_WEBSOCKET_OPEN_TIMEOUT_MS = 30_000;
 
@@ -139,7 +145,8 @@ export interface WebSocketDuplexOptions extends DuplexStreamOptions {
  *   a reason, the message of the socket's last `error` event, such as
  *   "Invalid UTF-8"). `close(reason)` closes with 1011 (4011 from a client
  *   `WebSocket`) and the reason's message; a socket still connecting is
- *   closed that way once it opens (within `openTimeoutMs`), not at once
+ *   closed that way once it opens (within 2 s, or `openTimeoutMs` if
+ *   shorter; then as it is), not at once
  *   (Deno's client could then send a close frame without a code: a clean
  *   end to the peer).
  * - Message size: each write is one message, and the runtimes bound one
@@ -276,8 +283,10 @@ export function websocketDuplex(
   // The reason of a failure while the socket was connecting, sent once it
   // opens: see abortSocket.
   let abortOnOpen: string | undefined;
+  let abortTimer: ReturnType<typeof setTimeout> | undefined;
   const onOpen = () => {
     clearTimeout(openTimer);
+    clearTimeout(abortTimer);
     if (abortOnOpen !== undefined) {
       closeWith(socket, WEBSOCKET_CLOSE_ABORTED, abortOnOpen);
     }
@@ -289,11 +298,18 @@ export function websocketDuplex(
   // the 101 comes in at that moment, which the peer read as a clean end
   // (1005) of an input whose bytes were never sent
   // (docs/known-runtime-issues.md (aj)).
+  // The wait is bounded by ABORTED_OPEN_WAIT_MS too (openTimeoutMs may be
+  // 0, or 30 s): a socket whose 101 never comes was held open that long.
   const abortSocket = (reason: unknown) => {
     if (socket.readyState === OPEN) {
       closeWith(socket, WEBSOCKET_CLOSE_ABORTED, reasonText(reason));
-    } else if (socket.readyState === CONNECTING) {
-      abortOnOpen ??= reasonText(reason);
+    } else if (socket.readyState === CONNECTING && abortOnOpen === undefined) {
+      abortOnOpen = reasonText(reason);
+      abortTimer = setTimeout(() => {
+        if (socket.readyState === CONNECTING) {
+          closeWith(socket, WEBSOCKET_CLOSE_ABORTED, abortOnOpen!);
+        }
+      }, ABORTED_OPEN_WAIT_MS);
     }
   };
   const onDrain = () => wake?.();
@@ -328,6 +344,7 @@ export function websocketDuplex(
     if (closed) return;
     closed = { code, reason };
     clearTimeout(openTimer);
+    clearTimeout(abortTimer);
     closeEvent.resolve();
     socket.removeEventListener("message", onMessage);
     socket.removeEventListener("open", onOpen);

@@ -68,7 +68,11 @@ const sockets = new WeakMap<BunServer, Set<BunWebSocket>>();
  * neither side of the call heard of it.
  */
 export function closeBunSockets(server: BunServer, reason: string): void {
-  for (const socket of sockets.get(server) ?? []) socket.close(1001, reason);
+  // The short grace only: a peer that neither reads nor sends held every
+  // shutdown for the idle grace, all of shutdownTimeoutMs by default.
+  for (const socket of sockets.get(server) ?? []) {
+    socket.close(1001, reason, CLOSE_GRACE_MS);
+  }
 }
 
 /** How many sockets `server` holds as open (tests). */
@@ -156,15 +160,23 @@ export class BunWebSocket extends EventTarget {
    * Starts the closing handshake: the close frame follows a ping, once the
    * peer's pong shows it reads; a peer that reads nothing within
    * {@linkcode CLOSE_GRACE_MS} has its connection cut (within
-   * {@linkcode IDLE_CLOSE_GRACE_MS} if nothing for it waits in Bun and it
-   * sends nothing).
+   * {@linkcode IDLE_CLOSE_GRACE_MS}, or `idleGraceMs`, if nothing for it
+   * waits in Bun and it sends nothing).
    */
-  close(code?: number, reason?: string): void {
+  close(
+    code?: number,
+    reason?: string,
+    idleGraceMs: number = IDLE_CLOSE_GRACE_MS,
+  ): void {
     if (this.#state >= 2) return;
     this.#closing = { code, reason };
+    this.#idleGraceMs = idleGraceMs;
     this.#state = 2;
     if (this.#ws) this.#closeAfterPing(this.#ws);
   }
+
+  /** The idle grace of the close under way (a shutdown's is short). */
+  #idleGraceMs = IDLE_CLOSE_GRACE_MS;
 
   #closeAfterPing(ws: BunServerWebSocket): void {
     this.#lastBuffered = ws.getBufferedAmount();
@@ -183,7 +195,7 @@ export class BunWebSocket extends EventTarget {
       // paused reading, and costs nothing while it waits.
       if (
         buffered === 0 && !this.#heard &&
-        performance.now() - started < IDLE_CLOSE_GRACE_MS
+        performance.now() - started < this.#idleGraceMs
       ) {
         return;
       }

@@ -1,0 +1,79 @@
+// Errors that quote a runtime's failure: Deno's fetch names the request's
+// URL in its error ("error sending request for url (...)"), and the errors
+// the clients built on it quoted that URL whole, its query too: an upload
+// URL's token (a capability) and a Connect GET's message reached logs.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { HttpError, resumableUpload } from "../lib/http/mod.ts";
+import {
+  createClient,
+  createConnectTransport,
+  defineService,
+  Int64Value,
+  RpcError,
+} from "../lib/rpc/mod.ts";
+import { withoutQueries } from "../lib/_internal/message_of.ts";
+
+/** A port nothing listens on: taken, then given back. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe("errors quoting a runtime's failure leave URLs' queries out", () => {
+  it("withoutQueries keeps each URL's origin and path", () => {
+    assert.equal(
+      withoutQueries(
+        "error sending request for url (http://127.0.0.1:1/uploads/abc?token=SECRET): refused; see https://x.example/a#frag.",
+      ),
+      "error sending request for url (http://127.0.0.1:1/uploads/abc): refused; see https://x.example/a",
+    );
+    assert.equal(withoutQueries("no url? here#"), "no url? here#");
+  });
+
+  it("resumableUpload's 'gave up' error after a refused connection", async () => {
+    const port = await closedPort();
+    const error = await resumableUpload(
+      `http://127.0.0.1:${port}/uploads`,
+      new Uint8Array(10),
+      {
+        uploadUrl: `http://127.0.0.1:${port}/uploads/abc?token=SECRET`,
+        maxRetries: 1,
+        retryDelayMs: 1,
+      },
+    ).then(() => undefined, (error: unknown) => error);
+    assert.ok(error instanceof HttpError, String(error));
+    assert.doesNotMatch(error.message, /SECRET/);
+    assert.match(error.message, /gave up after 1 retries/);
+  });
+
+  it("an RPC call's UNAVAILABLE over Connect GET (the message in the query)", async () => {
+    const port = await closedPort();
+    const Look = defineService("test.v1.Look", {
+      get: {
+        kind: "unary",
+        input: Int64Value,
+        output: Int64Value,
+        idempotency: "no-side-effects",
+      },
+    });
+    const client = createClient(
+      Look,
+      createConnectTransport({
+        baseUrl: `http://127.0.0.1:${port}`,
+        useHttpGet: true,
+      }),
+    );
+    const error = await client.get(4242n).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(error instanceof RpcError, String(error));
+    assert.doesNotMatch(error.rawMessage, /message=|encoding=/);
+  });
+});
