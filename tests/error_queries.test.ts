@@ -6,7 +6,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { HttpError, resumableUpload } from "../lib/http/mod.ts";
+import {
+  HttpError,
+  resumableUpload,
+  websocketDuplex,
+} from "../lib/http/mod.ts";
 import {
   createClient,
   createConnectTransport,
@@ -75,5 +79,22 @@ describe("errors quoting a runtime's failure leave URLs' queries out", () => {
     );
     assert.ok(error instanceof RpcError, String(error));
     assert.doesNotMatch(error.rawMessage, /message=|encoding=/);
+  });
+
+  it("a WebSocket that never opened is named by its URL, without its query (Deno's words named no host)", async () => {
+    const port = await closedPort();
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/rpc-ws?token=SECRET`);
+    const error = await websocketDuplex(socket).readPartial().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(error instanceof TypeError, String(error));
+    assert.match(
+      error.message,
+      new RegExp(
+        `^Cannot use WebSocket: the connection to ws://127\\.0\\.0\\.1:${port}/rpc-ws closed with code 1006`,
+      ),
+    );
+    assert.doesNotMatch(error.message, /SECRET/);
   });
 });

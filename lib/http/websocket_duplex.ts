@@ -1,4 +1,4 @@
-import { messageOf } from "../_internal/message_of.ts";
+import { messageOf, withoutQueries } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import {
   DuplexStream,
@@ -6,6 +6,7 @@ import {
 } from "../streams/duplex_stream.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
+import { shownUrl } from "./_url.ts";
 
 /** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
 const DEFAULT_WEBSOCKET_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
@@ -226,12 +227,20 @@ export function websocketDuplex(
       socket.close(1000);
     }
   };
-  const closeError = (code: number, reason: string) =>
-    new TypeError(
-      `Cannot use WebSocket: the connection closed with code ${code}${
+  // A socket that never opened is named by its URL, where it has one (a
+  // client's): Deno's words for a refused connection name no host.
+  let everOpened = false;
+  const closeError = (code: number, reason: string) => {
+    const url = (socket as { url?: unknown }).url;
+    const to = !everOpened && typeof url === "string" && url !== ""
+      ? ` to ${shownUrl(url)}`
+      : "";
+    return new TypeError(
+      `Cannot use WebSocket: the connection${to} closed with code ${code}${
         reason ? ` (${reason})` : ""
       }`,
     );
+  };
 
   const onMessage = (event: Event) => {
     if (remoteEnded) return;
@@ -290,6 +299,7 @@ export function websocketDuplex(
     if (abortOnOpen !== undefined) {
       closeWith(socket, WEBSOCKET_CLOSE_ABORTED, abortOnOpen);
     }
+    everOpened = true;
     opened.resolve();
   };
   // Closes the socket for a failure (1011, 4011 from a client). One still
@@ -319,7 +329,10 @@ export function websocketDuplex(
   let lastError = "";
   const onError = (event: Event) => {
     const message = (event as ErrorEvent).message;
-    if (typeof message === "string" && message) lastError = message;
+    // A URL in it (Bun names the socket's) without its query.
+    if (typeof message === "string" && message) {
+      lastError = withoutQueries(message);
+    }
     // A connection that failed: the standard's socket is CLOSED by now and
     // its close event follows. Node 20's (undici 6) stays CONNECTING and
     // fires no close at all ("Received network error or non-101 status
@@ -400,8 +413,10 @@ export function websocketDuplex(
     },
   }, { highWaterMark: maxBufferedBytes, size: queuedSize });
   // Once the input exists: a socket closed already ends it at once.
-  if (socket.readyState === OPEN) opened.resolve();
-  else if (socket.readyState !== CONNECTING) {
+  if (socket.readyState === OPEN) {
+    everOpened = true;
+    opened.resolve();
+  } else if (socket.readyState !== CONNECTING) {
     onClose(Object.assign(new Event("close"), { code: 1006, reason: "" }));
   } else if (openTimeoutMs > 0) {
     openTimer = setTimeout(onOpenTimeout, openTimeoutMs);
