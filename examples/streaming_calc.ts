@@ -12,8 +12,9 @@
 //
 // The same commands work with `bun run`. --protocol is connect (default),
 // grpc-web or grpc; a gRPC server (node:http2) also answers the other two
-// over h2c, a Connect/gRPC-Web server (Deno.serve / Bun.serve) speaks
-// HTTP/1.1.
+// over h2c, but this client sends them over HTTP/1.1, which it refuses
+// (call it with --protocol grpc); a Connect/gRPC-Web server (Deno.serve /
+// Bun.serve) speaks HTTP/1.1.
 
 import process from "node:process";
 import {
