@@ -35,9 +35,27 @@ describe("errors quoting a runtime's failure leave URLs' queries out", () => {
       withoutQueries(
         "error sending request for url (http://127.0.0.1:1/uploads/abc?token=SECRET): refused; see https://x.example/a#frag.",
       ),
-      "error sending request for url (http://127.0.0.1:1/uploads/abc): refused; see https://x.example/a",
+      "error sending request for url (http://127.0.0.1:1/uploads/abc): refused; see https://x.example/a.",
     );
     assert.equal(withoutQueries("no url? here#"), "no url? here#");
+    // Parentheses in a path or a query, a URL in quotes, the punctuation
+    // after one: the query went on past them, or stopped inside them.
+    for (
+      const [text, shown] of [
+        [
+          "url (http://h/files/report_(1).pdf?token=S): refused",
+          "url (http://h/files/report_(1).pdf): refused",
+        ],
+        ["url (http://h/x?q(S)b): refused", "url (http://h/x): refused"],
+        [
+          "connection to 'ws://h/a_(b)/rpc?token=S' failed",
+          "connection to 'ws://h/a_(b)/rpc' failed",
+        ],
+        ['url "http://h/x?y=S", then', 'url "http://h/x", then'],
+        ["http://[::1]:80/x?y=S.", "http://[::1]:80/x."],
+        ["http://h/x? Try again", "http://h/x? Try again"],
+      ]
+    ) assert.equal(withoutQueries(text), shown);
   });
 
   it("resumableUpload's 'gave up' error after a refused connection", async () => {
@@ -96,5 +114,26 @@ describe("errors quoting a runtime's failure leave URLs' queries out", () => {
       ),
     );
     assert.doesNotMatch(error.message, /SECRET/);
+  });
+
+  it("a WebSocket whose handshake is never answered is named by its URL in the open timeout's error", async () => {
+    const server = createServer((socket) => socket.on("error", () => {}));
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    const { port } = server.address() as { port: number };
+    try {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/x?token=SECRET`);
+      const error = await websocketDuplex(socket, { openTimeoutMs: 300 })
+        .readPartial().then(() => undefined, (error: unknown) => error);
+      assert.equal(
+        (error as Error).message,
+        `Cannot open WebSocket to ws://127.0.0.1:${port}/x: not open after 300 ms (openTimeoutMs): the peer went away during the handshake, or never answered it`,
+      );
+    } finally {
+      server.close();
+      (server as unknown as { closeAllConnections?: () => void })
+        .closeAllConnections?.();
+    }
   });
 });

@@ -231,4 +231,37 @@ describe("the head of an event stream", () => {
       },
     );
   });
+
+  it("fetchEventStream takes a createSseHandler feed that waits 1.5 s and ends without an event (its opening comment alone) for a quiet feed, not a failed attempt", async () => {
+    let connections = 0;
+    await withServer(
+      createSseHandler(() => {
+        connections++;
+        if (connections === 3) {
+          throw { getResponse: () => new Response(null, { status: 204 }) };
+        }
+        return (async function* () {
+          // Waits for news that does not come (less than a keep-alive).
+          if (connections === 1) {
+            await new Promise((resolve) => setTimeout(resolve, 1_500));
+          } else yield { id: "1", data: "news" };
+        })();
+      }),
+      async (server) => {
+        const messages = await deadline(
+          Array.fromAsync(
+            fetchEventStream(server.url, {
+              retryDelayMs: 1,
+              maxRetryDelayMs: 10,
+              maxRetries: 0,
+            }),
+          ),
+          T,
+          "the feed",
+        );
+        assert.deepEqual(messages.map((m) => m.data), ["news"]);
+        assert.equal(connections, 3);
+      },
+    );
+  });
 });

@@ -51,5 +51,11 @@ export function failureOf(value: unknown): string {
  * a Connect GET's message.
  */
 export function withoutQueries(text: string): string {
-  return text.replace(/\b((?:https?|wss?):\/\/[^\s?#()]*)[?#][^\s()]*/gi, "$1");
+  // The query runs to a space or a quote; the punctuation that ends it
+  // (a ")" or ":" after a URL in parentheses) is the text's, kept.
+  return text.replace(
+    /\b((?:https?|wss?):\/\/[^\s?#'"`]*)[?#][^\s'"`]+/gi,
+    (url, base: string) =>
+      base + /[)\]}>.,:;!]*$/.exec(url.slice(base.length))![0],
+  );
 }

@@ -18,6 +18,8 @@ import {
 
 /** The comment sseResponse opens a body with. */
 const OPENING = [0x3a, 0x0a, 0x0a];
+/** How soon a body of the opening comment alone ends to be an empty one. */
+const OPENING_AT_ONCE_MS = 1_000;
 
 /** Options for {@linkcode fetchEventStream}. */
 export interface FetchEventStreamOptions extends SseDecoderStreamOptions {
@@ -272,10 +274,13 @@ export function fetchEventStream(
   let received = false;
   // Bytes of sluice's opening comment (":\n\n", which sseResponse sends
   // first so that Bun sends the head) while nothing else came: a body of
-  // that alone ended as an empty one, a failed attempt (taken for a quiet
-  // feed, a generator that ended at once was asked again for ever).
+  // that alone that ended at once (within OPENING_AT_ONCE_MS of its head)
+  // is an empty one, a failed attempt (taken for a quiet feed, a generator
+  // that ended at once was asked again for ever). Later, it is a quiet
+  // feed's end, as a keep-alive's.
   let opening = 0;
   let openingOnly = true;
+  let openedAt = 0;
   /** The last refusal's `Retry-After`, for the next attempt's delay. */
   let retryAfter: number | undefined;
   // The connection's body and parser; the events its last chunk completed,
@@ -451,6 +456,7 @@ export function fetchEventStream(
       received = false;
       opening = 0;
       openingOnly = true;
+      openedAt = performance.now();
       return "open";
     }
   }
@@ -498,7 +504,10 @@ export function fetchEventStream(
             // A quiet feed's keep-alives: comments, and `retry`, `id` or
             // `event` lines that begin no event, every line finished. Not:
             // an unfinished event or line, or a field no event stream has.
-            if (openingOnly && opening === OPENING.length) received = false;
+            if (
+              openingOnly && opening === OPENING.length &&
+              performance.now() - openedAt < OPENING_AT_ONCE_MS
+            ) received = false;
             const quiet = received && !parser!.sawUnknownField &&
               !parser!.inEvent && !parser!.inField;
             body = parser = undefined;

@@ -230,13 +230,15 @@ export function websocketDuplex(
   // A socket that never opened is named by its URL, where it has one (a
   // client's): Deno's words for a refused connection name no host.
   let everOpened = false;
-  const closeError = (code: number, reason: string) => {
+  const socketTo = () => {
     const url = (socket as { url?: unknown }).url;
-    const to = !everOpened && typeof url === "string" && url !== ""
+    return !everOpened && typeof url === "string" && url !== ""
       ? ` to ${shownUrl(url)}`
       : "";
+  };
+  const closeError = (code: number, reason: string) => {
     return new TypeError(
-      `Cannot use WebSocket: the connection${to} closed with code ${code}${
+      `Cannot use WebSocket: the connection${socketTo()} closed with code ${code}${
         reason ? ` (${reason})` : ""
       }`,
     );
@@ -387,7 +389,7 @@ export function websocketDuplex(
       1006,
       reason,
       new TypeError(
-        `Cannot open WebSocket: ${reason} (openTimeoutMs): the peer went away during the handshake, or never answered it`,
+        `Cannot open WebSocket${socketTo()}: ${reason} (openTimeoutMs): the peer went away during the handshake, or never answered it`,
       ),
     );
   };

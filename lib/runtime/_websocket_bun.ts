@@ -168,7 +168,11 @@ export class BunWebSocket extends EventTarget {
     reason?: string,
     idleGraceMs: number = IDLE_CLOSE_GRACE_MS,
   ): void {
-    if (this.#state >= 2) return;
+    if (this.#state >= 2) {
+      // A shutdown during the application's close shortens its grace.
+      this.#idleGraceMs = Math.min(this.#idleGraceMs, idleGraceMs);
+      return;
+    }
     this.#closing = { code, reason };
     this.#idleGraceMs = idleGraceMs;
     this.#state = 2;
