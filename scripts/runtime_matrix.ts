@@ -191,6 +191,7 @@ const ROWS: Row[] = [
       "websocket_connecting_abort.test.ts",
       "websocket_copied_request.test.ts",
       "websocket_subprotocol_bun.test.ts",
+      "serve_websocket_shutdown.test.ts",
     ],
     workerd: ["WebSocket"],
     node: ["websocket"],

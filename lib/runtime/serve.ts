@@ -36,6 +36,11 @@ import {
   closeBunSockets,
   rememberBunServer,
 } from "./_websocket_bun.ts";
+import {
+  closeDenoSockets,
+  type DenoSockets,
+  rememberDenoSockets,
+} from "./_websocket_deno.ts";
 import { type Deferred, deferred } from "../_internal/deferred.ts";
 import { checkMax, checkPort, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
@@ -68,8 +73,9 @@ export interface ServeOptions {
    * otherwise never stop; the failures of the streams so cut are not
    * passed to `onError`. New requests meanwhile get `503` (under Deno,
    * whose listener stays open until then) or are refused (Bun). Open
-   * WebSockets are not waited for: Bun's are closed (code 1001) when the
-   * shutdown begins, Deno's with the connections. `0` waits for ever.
+   * WebSockets are not waited for: those `upgradeWebSocket` made are
+   * closed (code 1001) when the shutdown begins (under Deno they were cut
+   * with the connections, their peers sent code 1005). `0` waits for ever.
    * Under Deno, once no request is left, `shutdown()` begins Deno's
    * graceful shutdown and resolves when it ends or at the limit, whichever
    * comes first: a request stops counting once Deno has taken its answer,
@@ -498,6 +504,8 @@ export async function serve(
   // shutdown's wait; `drained` settles once none is left while stopping.
   let active = 0;
   let drained: Deferred<void> | undefined;
+  // The WebSockets upgraded from its requests, closed when shutdown begins.
+  const sockets: DenoSockets = new Set();
   const counted = (request: Request, info: Deno.ServeHandlerInfo) => {
     if (stopping) return shuttingDown();
     if (maxConcurrentRequests > 0 && active >= maxConcurrentRequests) {
@@ -505,6 +513,7 @@ export async function serve(
     }
     const refused = invalidHost(request);
     if (refused) return refused;
+    rememberDenoSockets(request, sockets);
     active++;
     let released = false;
     const release = () => {
@@ -604,6 +613,7 @@ export async function serve(
     if (!stopping) {
       stopping = true;
       const startedAt = performance.now();
+      closeDenoSockets(sockets, "Server shutting down");
       let done = active === 0 || shutdownTimeoutMs === 0;
       if (!done) {
         drained = deferred<void>();

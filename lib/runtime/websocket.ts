@@ -14,6 +14,7 @@ import type { WebSocketLike } from "../http/websocket_duplex.ts";
 import { getBun } from "./_bun.ts";
 import { checkTimerMs } from "../_internal/limits.ts";
 import { bunRequestFor, bunServerFor, BunWebSocket } from "./_websocket_bun.ts";
+import { trackDenoSocket } from "./_websocket_deno.ts";
 import { HttpError } from "../http/http_error.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
@@ -179,6 +180,8 @@ export function upgradeWebSocket(
         : Math.ceil(options.idleTimeoutMs / 1000),
     });
     if (protocol) response.headers.set("sec-websocket-protocol", protocol);
+    // Closed with 1001 when serve's shutdown begins.
+    trackDenoSocket(request, socket);
     return { socket: socket as WebSocketLike, response };
   }
   const Pair = (globalThis as {
