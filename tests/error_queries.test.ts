@@ -54,6 +54,16 @@ describe("errors quoting a runtime's failure leave URLs' queries out", () => {
         ['url "http://h/x?y=S", then', 'url "http://h/x", then'],
         ["http://[::1]:80/x?y=S.", "http://[::1]:80/x."],
         ["http://h/x? Try again", "http://h/x? Try again"],
+        // An apostrophe in a path (URLs leave it as it is), or in a query.
+        [
+          "url (http://h/o'brien/?token=S): refused",
+          "url (http://h/o'brien/): refused",
+        ],
+        [
+          "connection to 'ws://h/o'brien?token=S' failed",
+          "connection to 'ws://h/o'brien' failed",
+        ],
+        ["http://h/p?a=O'Brien&token=S.", "http://h/p."],
       ]
     ) assert.equal(withoutQueries(text), shown);
   });

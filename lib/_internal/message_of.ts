@@ -51,11 +51,16 @@ export function failureOf(value: unknown): string {
  * a Connect GET's message.
  */
 export function withoutQueries(text: string): string {
-  // The query runs to a space or a quote; the punctuation that ends it
-  // (a ")" or ":" after a URL in parentheses) is the text's, kept.
+  // The query runs to a space, or to the quote the URL was opened with (a
+  // path may hold an apostrophe: URLs leave it as it is); the punctuation
+  // that ends it (a ")" or ":" after a URL in parentheses) is the text's.
   return text.replace(
-    /\b((?:https?|wss?):\/\/[^\s?#'"`]*)[?#][^\s'"`]+/gi,
-    (url, base: string) =>
-      base + /[)\]}>.,:;!]*$/.exec(url.slice(base.length))![0],
+    /(['"`]?)\b((?:https?|wss?):\/\/[^\s?#"`]*)([?#][^\s"`]+)/gi,
+    (_match, quote: string, base: string, query: string) => {
+      const close = quote === "" ? -1 : query.lastIndexOf(quote);
+      const after = close === -1 ? "" : query.slice(close);
+      const rest = close === -1 ? query : query.slice(0, close);
+      return quote + base + /[)\]}>.,:;!]*$/.exec(rest)![0] + after;
+    },
   );
 }

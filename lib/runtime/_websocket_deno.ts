@@ -5,8 +5,11 @@
 // WebSocket a close frame with code 1005 (reserved: no peer may send it;
 // Deno's client reports 1006 "Invalid close code", Bun's a protocol error).
 
-/** The sockets of one server, for its shutdown. */
-export type DenoSockets = Set<{ close(code?: number, reason?: string): void }>;
+/** The sockets of one server, and whether its shutdown has begun. */
+export interface DenoSockets {
+  open: Set<WebSocket>;
+  closing?: string;
+}
 
 /** Where `serve` puts a request's server's sockets (a Proxy passes it on). */
 const SOCKETS = Symbol("sluice.denoSockets");
@@ -23,28 +26,55 @@ export function rememberDenoSockets(
 
 /**
  * Adds `socket`, upgraded from `request`, to its server's sockets until it
- * closes (nothing for a request `serve` did not see).
+ * closes (nothing for a request `serve` did not see); once the shutdown has
+ * begun, it is closed as soon as it opens.
  */
-export function trackDenoSocket(
-  request: Request,
-  socket: WebSocket,
-): void {
+export function trackDenoSocket(request: Request, socket: WebSocket): void {
   const sockets = (request as Remembered)[SOCKETS];
   if (!sockets) return;
-  sockets.add(socket);
-  socket.addEventListener("close", () => sockets.delete(socket), {
+  sockets.open.add(socket);
+  socket.addEventListener("close", () => sockets.open.delete(socket), {
     once: true,
   });
+  if (sockets.closing !== undefined) goAway(socket, sockets.closing);
 }
 
-/** Closes each socket with 1001 (going away) and `reason`. */
-export function closeDenoSockets(sockets: DenoSockets, reason: string): void {
-  for (const socket of sockets) {
-    try {
-      socket.close(1001, reason);
-    } catch {
-      // Closed already.
-    }
+/**
+ * Closes each socket with 1001 (going away) and `reason`, now or, for one
+ * still connecting, once it opens; resolves once all have closed, or after
+ * `waitMs`, whichever comes first.
+ */
+export async function closeDenoSockets(
+  sockets: DenoSockets,
+  reason: string,
+  waitMs: number,
+): Promise<void> {
+  sockets.closing = reason;
+  const closed: Promise<unknown>[] = [];
+  for (const socket of sockets.open) {
+    closed.push(
+      new Promise((resolve) =>
+        socket.addEventListener("close", resolve, { once: true })
+      ),
+    );
+    goAway(socket, reason);
   }
-  sockets.clear();
+  if (closed.length === 0) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(closed),
+    new Promise((resolve) => timer = setTimeout(resolve, waitMs)),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Closes `socket` with 1001, once it is open. */
+function goAway(socket: WebSocket, reason: string): void {
+  if (socket.readyState === WebSocket.CONNECTING) {
+    socket.addEventListener("open", () => goAway(socket, reason), {
+      once: true,
+    });
+  } else if (socket.readyState === WebSocket.OPEN) {
+    socket.close(1001, reason);
+  }
 }

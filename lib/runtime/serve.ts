@@ -505,7 +505,7 @@ export async function serve(
   let active = 0;
   let drained: Deferred<void> | undefined;
   // The WebSockets upgraded from its requests, closed when shutdown begins.
-  const sockets: DenoSockets = new Set();
+  const sockets: DenoSockets = { open: new Set() };
   const counted = (request: Request, info: Deno.ServeHandlerInfo) => {
     if (stopping) return shuttingDown();
     if (maxConcurrentRequests > 0 && active >= maxConcurrentRequests) {
@@ -613,7 +613,15 @@ export async function serve(
     if (!stopping) {
       stopping = true;
       const startedAt = performance.now();
-      closeDenoSockets(sockets, "Server shutting down");
+      // Their closing handshakes waited for (at most a second, within the
+      // limit) before Deno's graceful shutdown, which closes each
+      // connection right after its close frame: a client still sending got
+      // 1006 ("Failed to send frame") for 1001.
+      const socketsClosed = closeDenoSockets(
+        sockets,
+        "Server shutting down",
+        shutdownTimeoutMs > 0 ? Math.min(1_000, shutdownTimeoutMs) : 1_000,
+      );
       let done = active === 0 || shutdownTimeoutMs === 0;
       if (!done) {
         drained = deferred<void>();
@@ -627,6 +635,7 @@ export async function serve(
         clearTimeout(timer);
       }
       const server = current;
+      if (done) await socketsClosed;
       if (done && shutdownTimeoutMs > 0) {
         // Deno's graceful shutdown waits without limit on an idle HTTP/2
         // connection over TLS, on a WebSocket upgrade whose client reset

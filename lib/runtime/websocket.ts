@@ -71,6 +71,11 @@ interface WorkersWebSocket extends WebSocketLike {
  * `Connection`). Under Workers, whose runtime does the handshake, only
  * `Upgrade` is checked.
  *
+ * Return its `response`, and make every check before the call: under Deno
+ * (2.9.6) a handler that upgrades and then answers otherwise (a 403 after
+ * the upgrade) ends the whole server ("Upgrade response was not returned
+ * from callback"; it stops listening).
+ *
  * Under Workers the socket is accepted with `accept()`, not with a Durable
  * Object's hibernation API (`state.acceptWebSocket`, which then throws on
  * it): it cannot hibernate, and the object stays in memory while it is
