@@ -217,10 +217,14 @@ export function shownUrl(url: string, base?: string): string {
 }
 
 /** The statuses that redirect (RFC 9110, 15.4); 304 does not. */
-export const REDIRECTS: ReadonlySet<number> = new Set([
-  301,
-  302,
-  303,
-  307,
-  308,
-]);
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Whether `response`'s status redirects: one of RFC 9110's five, or
+ * another 3xx that names a `Location` (not a 304, which names none).
+ */
+export function redirectStatus(response: Response): boolean {
+  return REDIRECTS.has(response.status) ||
+    (response.status >= 300 && response.status < 400 &&
+      response.headers.has("location"));
+}

@@ -10,7 +10,7 @@ import {
 } from "../_internal/arguments.ts";
 import { checkBody } from "./_client_body.ts";
 import { hiddenHeaderHint } from "./_exposed.ts";
-import { REDIRECTS, resolveUrl, shownUrl } from "./_url.ts";
+import { redirectStatus, resolveUrl, shownUrl } from "./_url.ts";
 import { HttpError } from "./http_error.ts";
 import { answeredError, quoteBody } from "./_client_error.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
@@ -851,10 +851,7 @@ function redirectOf(
   target: string,
 ): string | undefined {
   const location = response.headers.get("location");
-  if (
-    REDIRECTS.has(response.status) ||
-    (response.status >= 300 && response.status < 400 && location !== null)
-  ) {
+  if (redirectStatus(response)) {
     return `the server answered ${response.status} to ${what}, a redirect ${
       location === null
         ? "without a Location"

@@ -3,7 +3,7 @@ import { checkFunction } from "../../_internal/arguments.ts";
 import { emptyStream } from "../../_internal/bytes.ts";
 import { fetchHalfDuplex } from "../../http/_half_duplex.ts";
 import { cannotStreamRequests } from "../../http/_browser_streaming.ts";
-import { parseUrl, REDIRECTS, shownUrl } from "../../http/_url.ts";
+import { parseUrl, redirectStatus, shownUrl } from "../../http/_url.ts";
 import { isBrowser } from "../../_internal/user_agent.ts";
 import { WEBSOCKET_HINT } from "../protocol/_fetch_support.ts";
 import { Code } from "../code.ts";
@@ -105,9 +105,7 @@ export function createFetchClient(
     // all the same (`redirected`).
     if (
       response.type === "opaqueredirect" || response.redirected ||
-      REDIRECTS.has(response.status) ||
-      (response.status >= 300 && response.status < 400 &&
-        response.headers.has("location"))
+      redirectStatus(response)
     ) {
       await response.body?.cancel().catch(() => {});
       throw redirected(response, request.url);
