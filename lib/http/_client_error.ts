@@ -1,6 +1,7 @@
 import { bodyTooLargeMessage } from "../_internal/body_too_large.ts";
 import { concatBytes } from "../_internal/bytes.ts";
 import { HttpError } from "./http_error.ts";
+import { parseHeaderValue } from "./_multipart_headers.ts";
 
 /**
  * Whether `error` is an {@linkcode HttpError} of status 400-499: the
@@ -98,8 +99,10 @@ const QUOTE_WAIT_MS = 2_000;
 export async function quoteBody(response: Response): Promise<string> {
   const body = response.body;
   if (!body) return "";
-  const type = response.headers.get("content-type") ?? "";
-  if (/^\s*(?:text\/html|application\/xhtml\+xml)\b/i.test(type)) {
+  const { type, params } = parseHeaderValue(
+    response.headers.get("content-type") ?? "",
+  );
+  if (type === "text/html" || type === "application/xhtml+xml") {
     await body.cancel().catch(() => {});
     return "";
   }
@@ -129,7 +132,7 @@ export async function quoteBody(response: Response): Promise<string> {
     clearTimeout(timer);
   }
   if (incomplete) return "";
-  const text = decoderOf(type)
+  const text = decoderOf(params.get("charset"))
     .decode(concatBytes(parts, length), { stream: length >= MAX_QUOTED_BYTES })
     .replace(/\s+/g, " ")
     .trim();
@@ -160,9 +163,8 @@ export async function quoteBody(response: Response): Promise<string> {
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\p{Cf}]/gu;
 
-/** A decoder of a content type's charset, UTF-8 for none or an unknown one. */
-function decoderOf(type: string): TextDecoder {
-  const label = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1];
+/** A decoder of a charset label, UTF-8 for none or an unknown one. */
+function decoderOf(label: string | undefined): TextDecoder {
   try {
     return new TextDecoder(label ?? "utf-8");
   } catch {
