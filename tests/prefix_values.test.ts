@@ -239,66 +239,50 @@ describe("the RPC clients, answered by a server that is no RPC's", () => {
     }
   });
 
-  it("every client quotes a proxy's 502 in text, its code still UNAVAILABLE", async () => {
-    for (const [name, make] of MAKERS) {
-      const client = createClient(
-        Service,
-        answeredBy(
-          make,
-          502,
-          { "content-type": "text/plain" },
-          "upstream refused\n",
-        ),
-      );
-      await failsWith(
-        client.echo(1n),
-        Code.Unavailable,
-        "Cannot read response: HTTP status 502: upstream refused",
-        name,
-      );
-    }
-  });
-
-  it("every client leaves out a proxy's HTML page", async () => {
-    for (const [name, make] of MAKERS) {
-      const client = createClient(
-        Service,
-        answeredBy(
-          make,
-          503,
-          { "content-type": "text/html; charset=utf-8" },
-          "<html><body>busy</body></html>",
-        ),
-      );
-      await failsWith(
-        client.echo(1n),
-        Code.Unavailable,
-        "Cannot read response: HTTP status 503",
-        name,
-      );
-    }
-  });
-
-  it("an HttpClient of one's own: a body in a content coding is not quoted (its bytes are no words)", async () => {
-    const gzip = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
-    for (const [name, make] of MAKERS) {
-      const client = createClient(
-        Service,
-        answeredBy(
-          make,
-          502,
-          { "content-type": "text/plain", "content-encoding": "gzip" },
-          gzip,
-        ),
-      );
-      await failsWith(
-        client.echo(1n),
-        Code.Unavailable,
-        "Cannot read response: HTTP status 502",
-        name,
-      );
-    }
-  });
+  const proxyAnswers: [
+    string,
+    number,
+    HeadersInit,
+    string | Uint8Array,
+    Code,
+    string,
+  ][] = [
+    [
+      "every client quotes a proxy's 502 in text, its code still UNAVAILABLE",
+      502,
+      { "content-type": "text/plain" },
+      "upstream refused\n",
+      Code.Unavailable,
+      "Cannot read response: HTTP status 502: upstream refused",
+    ],
+    [
+      "every client leaves out a proxy's HTML page",
+      503,
+      { "content-type": "text/html; charset=utf-8" },
+      "<html><body>busy</body></html>",
+      Code.Unavailable,
+      "Cannot read response: HTTP status 503",
+    ],
+    [
+      "an HttpClient of one's own: a body in a content coding is not quoted (its bytes are no words)",
+      502,
+      { "content-type": "text/plain", "content-encoding": "gzip" },
+      new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]),
+      Code.Unavailable,
+      "Cannot read response: HTTP status 502",
+    ],
+  ];
+  for (const [title, status, headers, body, code, message] of proxyAnswers) {
+    it(title, async () => {
+      for (const [name, make] of MAKERS) {
+        const client = createClient(
+          Service,
+          answeredBy(make, status, headers, body),
+        );
+        await failsWith(client.echo(1n), code, message, name);
+      }
+    });
+  }
 
   it("a 502 whose body never ends fails after quoteBody's 2 s wait, unquoted", async () => {
     const client = createClient(
