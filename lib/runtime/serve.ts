@@ -94,16 +94,23 @@ export interface ServeOptions {
    * Milliseconds a connection may stay idle (no bytes either way) before the
    * server closes it: Bun only (`Bun.serve`'s `idleTimeout`; Deno has no
    * such setting), enforced natively, with no JS per chunk. Bun counts it in
-   * 4-s ticks, so a connection closes up to 4 s after the timeout (measured
-   * with Bun 1.4.5: 5,000 closed an idle connection after 8 s, 9,000 after
-   * 12 s; an exchange that sent a chunk every 300 ms for 13 s was not cut).
+   * ticks of 4 s, one timer for the whole process, so its own timeout of
+   * `n` ticks closes a connection idle for anywhere between `n - 1` and `n`
+   * ticks; `serve` asks for one tick more than the timeout needs, so that no
+   * connection closes before `idleTimeoutMs`: an idle connection closes
+   * within 8 s after it (with 5,000, after 8-12 s; Bun's own `idleTimeout:
+   * 5` closed one after 4.0-8.0 s, as the timer's phase fell, measured with
+   * Bun 1.4.5; an exchange that sent a chunk every 300 ms for 10 s was not
+   * cut).
    * A connection whose writes are blocked (a client that stopped reading)
    * counts as idle too: this is what frees the requests of such clients,
    * which otherwise hold `maxConcurrentRequests` for as long as they stay
    * (under Deno nothing in the process can: docs/reliability.md,
    * "Attacks"). `0` disables it (for streams that idle by design); other
-   * values must be above 4000, because at 4 s and below Bun closes even a
-   * busy connection at its first tick, and at most 255,000 (Bun's limit).
+   * values must be above 4000 (a timeout shorter than a tick is refused,
+   * not kept 4-8 s late; Bun's own timeouts of 4 s and below even close
+   * busy connections at the first tick) and at most 252,000 (Bun's limit,
+   * 255 s, in whole ticks, one of them the tick more).
    *
    * @default {0}
    */
@@ -280,6 +287,30 @@ function shuttingDown(): Response {
 /** How long a shutdown that cut handlers waits for their cleanup. */
 const CUT_CLEANUP_MS = 1000;
 
+/** Bun's idle-timeout tick, and its limit of the timeout in seconds. */
+const BUN_TICK_S = 4;
+const BUN_MAX_IDLE_S = 255;
+/** The longest `idleTimeoutMs`: Bun's limit less the tick more it is given. */
+const MAX_IDLE_TIMEOUT_MS =
+  (Math.floor((BUN_MAX_IDLE_S + BUN_TICK_S - 1) / BUN_TICK_S) - 1) *
+  BUN_TICK_S * 1000;
+
+/**
+ * Bun.serve's `idleTimeout` (seconds) that never closes a connection idle
+ * for less than `idleTimeoutMs`. Bun turns its timeout into ticks of 4 s
+ * (`ceil(seconds / 4)`), and one timer for the whole process ticks them:
+ * a connection whose timeout is `n` ticks closes at the `n`-th tick after
+ * its last activity, after `n - 1` to `n` ticks of idleness, as the
+ * timer's phase falls. So this asks for the ticks the timeout fills, plus
+ * one, and names them by the smallest number of seconds Bun rounds up to
+ * that count.
+ */
+function bunIdleTimeout(idleTimeoutMs: number): number {
+  if (idleTimeoutMs === 0) return 0;
+  const ticks = Math.ceil(idleTimeoutMs / (BUN_TICK_S * 1000)) + 1;
+  return (ticks - 1) * BUN_TICK_S + 1;
+}
+
 function defaultOnError(error: unknown): Response {
   if (isClientError(error)) return error.getResponse();
   // A response body failed with an error its handler's own onError was
@@ -409,14 +440,14 @@ export async function serve(
   };
   checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
   const tls = checkTls("serve", options.tls);
-  if (idleTimeoutMs > 255_000) {
+  if (idleTimeoutMs > MAX_IDLE_TIMEOUT_MS) {
     throw new RangeError(
-      `Cannot serve: idleTimeoutMs must be at most 255000 (Bun's limit), got ${idleTimeoutMs}`,
+      `Cannot serve: idleTimeoutMs must be at most ${MAX_IDLE_TIMEOUT_MS} (Bun's limit, 255 s, in its 4-s ticks with one tick more to never close early), got ${idleTimeoutMs}`,
     );
   }
   if (idleTimeoutMs > 0 && idleTimeoutMs <= 4_000) {
     throw new RangeError(
-      `Cannot serve: idleTimeoutMs must be 0 or above 4000 (at 4 s and below, Bun closes even busy connections at its first 4-s tick), got ${idleTimeoutMs}`,
+      `Cannot serve: idleTimeoutMs must be 0 or above 4000 (Bun counts idle time in ticks of 4 s), got ${idleTimeoutMs}`,
     );
   }
   const given = options.onError ?? defaultOnError;
@@ -433,7 +464,7 @@ export async function serve(
     const server: BunServer = bun.serve({
       port,
       hostname,
-      idleTimeout: Math.ceil(idleTimeoutMs / 1000),
+      idleTimeout: bunIdleTimeout(idleTimeoutMs),
       // Bodies are streamed and bounded by the handlers' own limits.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Never Bun's development error page (the error, its stack and
