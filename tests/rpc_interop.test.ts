@@ -306,16 +306,23 @@ describe("grpc-js client -> serveHttp2 shutting down", () => {
     const server = await startCalcServer({}, { shutdownTimeoutMs: 300 });
     const client = grpcJsClient(`127.0.0.1:${server.port}`);
     try {
+      const first = Promise.withResolvers<string>();
       const ended = new Promise<grpc.ServiceError>((resolve) => {
-        // A sum whose requests never end: its handler waits.
-        const call = client.sum(
-          new grpc.Metadata(),
-          (error: grpc.ServiceError | null) => resolve(error!),
+        // An incrementalSum whose requests never end: its handler waits
+        // for the next one.
+        const call = client.incrementalSum();
+        call.on(
+          "data",
+          (message: { value: string }) => first.resolve(message.value),
         );
+        call.on("error", resolve);
+        call.on("end", () => first.reject(new Error("the call ended")));
         call.write({ value: "1" });
       });
-      // The call is under way before the shutdown begins.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The call is under way before the shutdown begins: its handler
+      // answered (a fixed wait of 200 ms was sometimes shorter than the
+      // client's connecting, on a loaded machine: ECONNREFUSED instead).
+      assert.equal(await deadline(first.promise, T, "the first sum"), "1");
       const stopping = server.stop();
       const error = await deadline(ended, T, "the call's end");
       await stopping;
