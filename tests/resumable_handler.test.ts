@@ -18,7 +18,12 @@ import {
   createResumableFileStore,
   type ResumableFileStore,
 } from "../lib/runtime/fs.ts";
-import { fileStoreUploadIds, makeTempDir, removeDir } from "./_helpers.ts";
+import {
+  deadline,
+  fileStoreUploadIds,
+  makeTempDir,
+  removeDir,
+} from "./_helpers.ts";
 
 const BASE = "http://localhost/uploads";
 
@@ -1631,16 +1636,30 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
       );
       assert.equal(created.status, 201);
       const id = created.headers.get("location")!.split("/").pop()!;
-      // 4 KiB every 20 ms: the first is still sending when the second
-      // comes.
-      const slow = (byte: number) => {
+      // The first sends 16 KiB, then waits (until the end of the test)
+      // with the handler asking for more: it is still sending when the
+      // second comes. (A fixed 100 ms between them raced a loaded
+      // machine.)
+      const firstWaits = Promise.withResolvers<void>();
+      const resume = Promise.withResolvers<void>();
+      // 4 KiB every 20 ms.
+      const slow = (byte: number, pauseAt = size) => {
         let sent = 0;
+        let cancelled = false;
         return new ReadableStream<Uint8Array>({
           async pull(controller) {
+            if (sent === pauseAt) {
+              firstWaits.resolve();
+              await resume.promise;
+              if (cancelled) return;
+            }
             if (sent >= size) return controller.close();
             await new Promise((r) => setTimeout(r, 20));
             controller.enqueue(new Uint8Array(4096).fill(byte));
             sent += 4096;
+          },
+          cancel() {
+            cancelled = true;
           },
         });
       };
@@ -1648,6 +1667,7 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
         handler: (request: Request) => Promise<Response>,
         prefix: string,
         byte: number,
+        pauseAt?: number,
       ) =>
         handler(
           new Request(new URL(`/${prefix}/${id}`, BASE), {
@@ -1658,13 +1678,14 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
               "upload-complete": "?1",
               "content-length": String(size),
             },
-            body: slow(byte),
+            body: slow(byte, pauseAt),
             duplex: "half",
           } as RequestInit),
         );
-      const first = patch(a, "a", 0x41);
-      await new Promise((r) => setTimeout(r, 100));
+      const first = patch(a, "a", 0x41, 4 * 4096);
+      await deadline(firstWaits.promise, 10_000, "the first PATCH's 16 KiB");
       const second = await patch(b, "b", 0x42);
+      resume.resolve();
       const older = await first;
       assert.equal(older.status, 409);
       assert.equal(
