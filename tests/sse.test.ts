@@ -296,7 +296,7 @@ describe("SseEncoderStream", () => {
   });
 
   it(
-    "createSseHandler in Bun.serve with its defaults keeps a quiet feed open: the default keep-alive comes before Bun's 10 s idle timeout (at 15 s the feed was cut after 10-12 s)",
+    "createSseHandler in Bun.serve with its defaults keeps a quiet feed open: the default keep-alive comes 3 s before the earliest close of Bun's 10 s idle timeout, 8 s in its 4-s ticks (at 15 s the feed was cut after 10-12 s; at 8 s it raced that tick)",
     { skip: runtime !== "bun" && "Bun.serve's idle timeout" },
     async () => {
       const bun = (globalThis as unknown as {
@@ -322,6 +322,7 @@ describe("SseEncoderStream", () => {
         const response = await fetch(`http://127.0.0.1:${server.port}/`);
         const reader = response.body!.getReader();
         let text = "";
+        let helloAt = 0;
         while (!text.includes("data: hello\n\n:\n\n")) {
           const { done, value } = await deadline(
             reader.read(),
@@ -330,8 +331,21 @@ describe("SseEncoderStream", () => {
           );
           assert.ok(!done, `the feed ended after ${JSON.stringify(text)}`);
           text += dec.decode(value);
+          if (!helloAt && text.includes("data: hello")) {
+            helloAt = performance.now();
+          }
         }
         assert.equal(text, ":\n\ndata: hello\n\n:\n\n");
+        // Bun closes a connection idle for 8 s at the earliest (its 10 s
+        // in 4-s ticks, as they fall): the keep-alive leaves 3 s, for a
+        // late timer, before it.
+        const keptAliveAfter = performance.now() - helloAt;
+        assert.ok(
+          keptAliveAfter >= 4_900 && keptAliveAfter < 6_500,
+          `the keep-alive came ${
+            Math.round(keptAliveAfter)
+          } ms after the event`,
+        );
         await reader.cancel();
       } finally {
         await server.stop(true);

@@ -2,7 +2,7 @@
 // body with a comment, so that the `200` head goes out at once on every
 // runtime. Bun 1.4.5 sends a response's head with its first body chunk: a
 // feed whose first event came after 5 s got its head after 5 s, a quiet one
-// at its first keep-alive (8 s), and EventSource fired `open` only then.
+// at its first keep-alive (8 s by default then), and EventSource fired `open` only then.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -104,7 +104,7 @@ describe("the head of an event stream", () => {
     );
   });
 
-  it("a quiet createSseHandler feed with the default keep-alive (8 s) sends its head and opening comment at once (Bun sent them with the first keep-alive)", async () => {
+  it("a quiet createSseHandler feed with the default keep-alive (5 s) sends its head and opening comment at once (Bun sent them with the first keep-alive)", async () => {
     const finished = Promise.withResolvers<void>();
     await withServer(
       createSseHandler(async function* (_request, { signal }) {
@@ -118,7 +118,7 @@ describe("the head of an event stream", () => {
       async (server) => {
         const client = new AbortController();
         try {
-          // Under the 8 s of the first keep-alive, well over what a head
+          // Under the 5 s of the first keep-alive, well over what a head
           // takes.
           const response = await deadline(
             fetch(server.url, { signal: client.signal }),

@@ -3,7 +3,7 @@
 // own pull, with no transform between).
 
 /** The default of `keepAliveMs`. */
-export const DEFAULT_KEEP_ALIVE_MS = 8_000;
+export const DEFAULT_KEEP_ALIVE_MS = 5_000;
 
 /** The keep-alive comment, `:` and the blank line. */
 const KEEP_ALIVE = new Uint8Array([0x3a, 0x0a, 0x0a]);

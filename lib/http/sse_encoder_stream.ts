@@ -39,11 +39,13 @@ export interface SseEncoderStreamOptions {
   /**
    * Sends a comment line (`:`) after this many milliseconds without an event,
    * so that proxies and load balancers do not close an idle stream and a
-   * dropped client is noticed. `0` turns it off. The default stays under
-   * `Bun.serve`'s own idle timeout (10 s; at 15 s, a quiet feed served by
-   * `Bun.serve` with its defaults was cut after 10-12 s).
+   * dropped client is noticed. `0` turns it off. The default stays well
+   * under `Bun.serve`'s own idle timeout (10 s, counted in 4-s ticks: it
+   * closes a connection idle for 8-12 s, as the ticks fall; at 15 s, a
+   * quiet feed served by `Bun.serve` with its defaults was cut after 10-12
+   * s, and at 8 s its keep-alive raced the earliest tick).
    *
-   * @default {8000}
+   * @default {5000}
    */
   keepAliveMs?: number;
 }
