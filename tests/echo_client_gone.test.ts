@@ -22,6 +22,8 @@ import { deadline, rawConnection, withServer } from "./_helpers.ts";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const IDLE_MS = 1_000;
+/** How late a loaded machine's timers may come, on top of a bound. */
+const LATE_TIMERS_MS = 400;
 /** Clients per test: the Bun defect caught a few of 40. */
 const CLIENTS = 40;
 const CHUNK = new Uint8Array(64 * 1024);
@@ -353,7 +355,7 @@ describe("createEchoHandler with clients that read none of the echo", () => {
     });
   });
 
-  it("ends the pipeline of a client that reads none of its echo between 1 and 1.25 x idleTimeoutMs after the runtime's last take", async () => {
+  it("ends the pipeline of a client that reads none of its echo between 1 and 1.125 x idleTimeoutMs (its next look) after the runtime's last take, with 400 ms for a loaded machine's timers (it was 2 x)", async () => {
     const takes: Takes = { last: 0, error: undefined };
     const { handler, counts } = countedEcho({ idleTimeoutMs: IDLE_MS }, takes);
     await withServer(handler, async (server) => {
@@ -366,8 +368,14 @@ describe("createEchoHandler with clients that read none of the echo", () => {
         );
         assert.equal(counts.cancelled, 1);
         const after = Math.round(counts.endedAt - takes.last);
+        // The hold is looked at every eighth of the limit, counted from
+        // the first look after the last take: the cut comes at the first
+        // look past the limit, up to an eighth late, and later by as much
+        // as a loaded machine holds the timers back (a 200 ms stall put
+        // it at 1,264 ms; the bound was 1.25 x, and a CI-like load once
+        // passed it at 1,367 ms).
         assert.ok(
-          after >= IDLE_MS - 1 && after <= 1.25 * IDLE_MS,
+          after >= IDLE_MS - 1 && after <= 1.125 * IDLE_MS + LATE_TIMERS_MS,
           `ended ${after} ms after the last take (idleTimeoutMs ${IDLE_MS})`,
         );
       } finally {
