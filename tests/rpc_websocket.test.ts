@@ -823,17 +823,22 @@ describe("RPC over WebSocket", () => {
     const client = test();
     const times: number[] = [];
     await client.echo(0n); // the connection's set-up, off the clock
-    for (let i = 1; i <= 15; i++) {
+    for (let i = 1; i <= 40; i++) {
       const started = performance.now();
       assert.equal(await deadline(client.echo(BigInt(i)), T), BigInt(2 * i));
       times.push(performance.now() - started);
     }
     times.sort((a, b) => a - b);
-    // Linux delays an ACK at least 40 ms; a call answered in lockstep
-    // takes a few here.
+    // Linux delays an ACK at least 40 ms, and the wait hit every call
+    // (43-62 ms each, the fastest included); a call answered in lockstep
+    // takes a few here. A loaded machine lengthens some calls only (a
+    // median of 36 ms beside another test run on the same core), so it is
+    // the fastest quarter of the calls that must be quick, not the median.
     assert.ok(
-      times[7] < 30,
-      `median ${times[7].toFixed(1)} ms: ${times.map((t) => t.toFixed(1))}`,
+      times[9] < 30,
+      `10th fastest of 40: ${times[9].toFixed(1)} ms: ${
+        times.map((t) => t.toFixed(1))
+      }`,
     );
   });
 

@@ -25,6 +25,13 @@ const STREAMS = 50; // per connection: at most 500 requests open at once
 const LIMIT = 2 * CONNECTIONS * STREAMS; // maxConcurrentRequests
 const REQUESTS = 10_000; // per run
 const RUNS = 2; // the lag came mostly in a second run on the same server
+// A server that stops answering is found by h2load itself: a connection
+// with nothing to read for IDLE_S seconds is closed, and its requests
+// count as failed. A run's whole time is no measure of a hang (2-3 s alone,
+// 14-20 s beside seven busy loops on its core): RUN_MS only stops an
+// h2load that never ends.
+const IDLE_S = 10;
+const RUN_MS = 120_000;
 
 function h2loadAvailable(): boolean {
   try {
@@ -107,14 +114,16 @@ describe("serve with echo over TLS (HTTP/2) under h2load", {
                 String(STREAMS),
                 "-d",
                 bodyPath,
+                "-N",
+                `${IDLE_S}s`,
                 new URL("echo", server.url).href,
                 // Killed with the deadline's run, not left behind.
               ],
-              { timeout: 25_000, killSignal: "SIGKILL" },
+              { timeout: RUN_MS, killSignal: "SIGKILL" },
               (error, stdout) => error ? reject(error) : resolve(stdout),
             )
           ),
-          25_000,
+          RUN_MS,
           `h2load run ${run}`,
         );
         assert.deepEqual(
