@@ -27,11 +27,14 @@ import { deadline } from "./_helpers.ts";
 /**
  * A server whose `/ws` upgrades (after `delayMs`) and whose other paths
  * answer a stream that never ends, which holds a shutdown to its limit;
- * with such an answer begun (`held` aborts it).
+ * with such an answer begun (`held` aborts it). `reached` resolves when a
+ * `/ws` request reaches the handler.
  */
 async function heldServer(delayMs: number, shutdownTimeoutMs: number) {
+  const reached = Promise.withResolvers<void>();
   const server = await serve(async (request) => {
     if (new URL(request.url).pathname === "/ws") {
+      reached.resolve();
       if (delayMs > 0) {
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
@@ -48,7 +51,7 @@ async function heldServer(delayMs: number, shutdownTimeoutMs: number) {
   const held = new AbortController();
   const streaming = await fetch(server.url, { signal: held.signal });
   await streaming.body!.getReader().read();
-  return { server, held };
+  return { server, held, reached: reached.promise };
 }
 
 /** A WebSocket client of `/ws`, and its close's code and time. */
@@ -92,10 +95,10 @@ describe("serve's shutdown and its WebSockets", () => {
   it("closes with 1001 a WebSocket upgraded after the shutdown began, once it opens (Deno cut it at the limit)", async () => {
     // A check before the upgrade (say, authentication) that outlasts the
     // shutdown's start.
-    const { server, held } = await heldServer(300, 2_000);
+    const { server, held, reached } = await heldServer(300, 2_000);
     try {
       const { closed } = socketOf(server);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await deadline(reached, 5_000, "the upgrade's request");
       const started = performance.now();
       const stopping = server.shutdown();
       const { code, at } = await deadline(closed, 10_000, "the socket's close");
