@@ -1683,10 +1683,15 @@ describe("createResumableUploadHandler (tus 1.0)", () => {
           } as RequestInit),
         );
       const first = patch(a, "a", 0x41, 4 * 4096);
-      await deadline(firstWaits.promise, 10_000, "the first PATCH's 16 KiB");
-      const second = await patch(b, "b", 0x42);
-      resume.resolve();
-      const older = await first;
+      let second: Response;
+      try {
+        await deadline(firstWaits.promise, 10_000, "the first PATCH's 16 KiB");
+        // It takes over: the first's body is cancelled while it waits.
+        second = await deadline(patch(b, "b", 0x42), 10_000, "the second");
+      } finally {
+        resume.resolve();
+      }
+      const older = await deadline(first, 10_000, "the first PATCH");
       assert.equal(older.status, 409);
       assert.equal(
         await older.text(),
