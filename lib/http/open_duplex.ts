@@ -24,6 +24,7 @@ import { checkFunction, checkSignal } from "../_internal/arguments.ts";
 import { fetchHalfDuplex } from "./_half_duplex.ts";
 import { answeredError, quoteBody } from "./_client_error.ts";
 import { byteQueueStrategy } from "../_internal/bytes.ts";
+import { settledWithin } from "../_internal/settled_within.ts";
 
 /** Options for {@linkcode openDuplex}. */
 export interface OpenDuplexOptions
@@ -337,12 +338,7 @@ export function openDuplex(
   const writeFailed = async (cause: unknown): Promise<never> => {
     if (aborted.aborted) throw aborted.reason;
     if (failure === undefined) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        response.catch(() => {}),
-        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
-      ]);
-      clearTimeout(timer);
+      await settledWithin(response, 1000);
     }
     if (failure !== undefined) throw failure.reason;
     return requestFailed(cause);

@@ -6,6 +6,7 @@ import {
 } from "../streams/duplex_stream.ts";
 import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { deferred } from "../_internal/deferred.ts";
+import { settledWithin } from "../_internal/settled_within.ts";
 import { shownUrl } from "./_url.ts";
 
 /** The default for {@linkcode WebSocketDuplexOptions.maxBufferedBytes}: 16 MiB. */
@@ -429,14 +430,7 @@ export function websocketDuplex(
       // Closing: the peer's close frame can come before the close event that
       // brings its code. Wait for the event (briefly), so that the error
       // names the code whichever comes first.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        closeEvent.promise,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, CLOSE_EVENT_WAIT_MS);
-        }),
-      ]);
-      clearTimeout(timer);
+      await settledWithin(closeEvent.promise, CLOSE_EVENT_WAIT_MS);
     }
     if (closed) throw closeError(closed.code, closed.reason);
     if (socket.readyState !== OPEN) {

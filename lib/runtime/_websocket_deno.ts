@@ -5,6 +5,8 @@
 // WebSocket a close frame with code 1005 (reserved: no peer may send it;
 // Deno's client reports 1006 "Invalid close code", Bun's a protocol error).
 
+import { settledWithin } from "../_internal/settled_within.ts";
+
 /** The sockets of one server, and whether its shutdown has begun. */
 export interface DenoSockets {
   open: Set<WebSocket>;
@@ -60,12 +62,7 @@ export async function closeDenoSockets(
     goAway(socket, reason);
   }
   if (closed.length === 0) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    Promise.all(closed),
-    new Promise((resolve) => timer = setTimeout(resolve, waitMs)),
-  ]);
-  clearTimeout(timer);
+  await settledWithin(Promise.all(closed), waitMs);
 }
 
 /** Closes `socket` with 1001, once it is open. */

@@ -42,6 +42,7 @@ import {
   rememberDenoSockets,
 } from "./_websocket_deno.ts";
 import { type Deferred, deferred } from "../_internal/deferred.ts";
+import { settledWithin } from "../_internal/settled_within.ts";
 import { checkMax, checkPort, checkTimerMs } from "../_internal/limits.ts";
 import { isClientError } from "../http/_client_error.ts";
 import { isThenable } from "../_internal/thenable.ts";
@@ -430,12 +431,7 @@ export async function serve(
   };
   const handlersCut = async () => {
     if (running.size === 0) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.allSettled(running),
-      new Promise((resolve) => timer = setTimeout(resolve, CUT_CLEANUP_MS)),
-    ]);
-    clearTimeout(timer);
+    await settledWithin(Promise.allSettled(running), CUT_CLEANUP_MS);
   };
   checkMax("serve", "maxConcurrentRequests", maxConcurrentRequests);
   const tls = checkTls("serve", options.tls);
