@@ -5,8 +5,12 @@
 /** The default of `keepAliveMs`. */
 export const DEFAULT_KEEP_ALIVE_MS = 5_000;
 
-/** The keep-alive comment, `:` and the blank line. */
-const KEEP_ALIVE = new Uint8Array([0x3a, 0x0a, 0x0a]);
+/**
+ * An empty comment, `:` and the blank line: the keep-alive, the comment
+ * sseResponse opens every body with, and what fetchEventStream knows that
+ * opening by. Enqueue a copy (`.slice()`): a reader may take the buffer.
+ */
+export const EMPTY_COMMENT: Uint8Array = new Uint8Array([0x3a, 0x0a, 0x0a]);
 
 /** A stream controller's side the keep-alive needs. */
 interface Enqueuer {
@@ -51,7 +55,7 @@ export function keepAlive(
       if (quietMs < keepAliveMs) return arm(keepAliveMs - quietMs);
       try {
         if ((controller.desiredSize ?? 0) >= 0) {
-          controller.enqueue(KEEP_ALIVE.slice());
+          controller.enqueue(EMPTY_COMMENT.slice());
         }
         sentAt = performance.now();
         arm(keepAliveMs);

@@ -9,6 +9,7 @@ import type {
   SseMessage,
 } from "./sse_decoder_stream.ts";
 import { createSseParser, type SseParser } from "./_sse_parser.ts";
+import { EMPTY_COMMENT } from "./_sse_keep_alive.ts";
 import {
   checkHeaderValues,
   fromUtf8Header,
@@ -16,8 +17,6 @@ import {
   toUtf8Header,
 } from "./_utf8_header.ts";
 
-/** The comment sseResponse opens a body with. */
-const OPENING = [0x3a, 0x0a, 0x0a];
 /** How soon a body of the opening comment alone ends to be an empty one. */
 const OPENING_AT_ONCE_MS = 1_000;
 
@@ -505,7 +504,7 @@ export function fetchEventStream(
             // `event` lines that begin no event, every line finished. Not:
             // an unfinished event or line, or a field no event stream has.
             if (
-              openingOnly && opening === OPENING.length &&
+              openingOnly && opening === EMPTY_COMMENT.length &&
               performance.now() - openedAt < OPENING_AT_ONCE_MS
             ) received = false;
             const quiet = received && !parser!.sawUnknownField &&
@@ -543,7 +542,10 @@ export function fetchEventStream(
           if (result.value.byteLength > 0) received = true;
           if (openingOnly) {
             for (const byte of result.value) {
-              if (opening < OPENING.length && byte === OPENING[opening]) {
+              if (
+                opening < EMPTY_COMMENT.length &&
+                byte === EMPTY_COMMENT[opening]
+              ) {
                 opening++;
               } else {
                 openingOnly = false;

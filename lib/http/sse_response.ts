@@ -11,6 +11,7 @@ import {
 } from "./sse_encoder_stream.ts";
 import {
   DEFAULT_KEEP_ALIVE_MS,
+  EMPTY_COMMENT,
   type KeepAlive,
   keepAlive,
 } from "./_sse_keep_alive.ts";
@@ -43,9 +44,6 @@ function sseHeaders(extra?: HeadersInit): Headers {
   headers.delete("content-length");
   return headers;
 }
-
-/** The comment that opens every event stream's body, `:` and the blank line. */
-const HEAD_COMMENT = new Uint8Array([0x3a, 0x0a, 0x0a]);
 
 /**
  * The response body of an event stream: each event the source gives is
@@ -110,7 +108,7 @@ function eventBody(
       // EventSource its open, after 5 s; a quiet one at its first
       // keep-alive). Deno and workerd send the head at once, and the
       // comment too: one behaviour everywhere.
-      controller.enqueue(HEAD_COMMENT.slice());
+      controller.enqueue(EMPTY_COMMENT.slice());
       alive = keepAlive(controller, keepAliveMs);
     },
     async pull(controller) {
