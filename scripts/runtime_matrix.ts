@@ -150,6 +150,7 @@ const ROWS: Row[] = [
       "upload_file.test.ts",
       "upload_handler.test.ts",
       "http_failures.test.ts",
+      "receive_body_stalled_sink.test.ts",
       "http_cors.test.ts",
       "faults_upload.test.ts",
       "safe_file_name.test.ts",

@@ -1,4 +1,5 @@
 import { messageOf } from "../_internal/message_of.ts";
+import { settledWithin } from "../_internal/settled_within.ts";
 import {
   checkArgument,
   checkBodyUnused,
@@ -301,10 +302,12 @@ function plan(
  * sink: it is closed only when the whole body arrived intact, and aborted on
  * any failure, so an atomic file sink (see `createFileSink` in
  * `@sluice/streams/fs`) keeps a complete file or nothing. As the Streams
- * standard has it, the abort waits for a write the sink has in progress, so
- * a sink whose write never settles (a stalled store) holds the call past a
- * `timeoutMs` or an aborted `signal`; such a sink should watch its
- * controller's `signal`, which is aborted at once.
+ * standard has it, the abort waits for a write (or the close) the sink has
+ * in progress: a sink whose write never settles (a stalled store) should
+ * watch its controller's `signal`, which is aborted at once. `timeoutMs`
+ * and an aborted `signal` end the call while a write or the close is in
+ * progress too, and a failed call waits for the sink's abort at most 10 s,
+ * then rejects all the same, the abort left to finish on its own.
  *
  * The input is a request, or a bare stream (a multipart part, one chunk of a
  * resumable upload) with its expected length and digest in the options; the
@@ -491,11 +494,9 @@ export async function receiveBody(
     );
     // The body is cancelled with the error (a no-op when it failed itself).
     source.fail(error);
-    await writer.abort(error).catch(() => {});
+    await abortSink(writer, error);
     throw error;
   }
-  deadline.clear();
-  for (const s of signals) s.removeEventListener("abort", aborted);
 
   const digests = new Map<DigestAlgorithm, Uint8Array>();
   let failure: HttpError | undefined;
@@ -523,12 +524,31 @@ export async function receiveBody(
     }
   }
   if (failure) {
-    await writer.abort(failure).catch(() => {});
+    deadline.clear();
+    for (const s of signals) s.removeEventListener("abort", aborted);
+    await abortSink(writer, failure);
     throw failure;
   }
-  try {
-    await writer.close();
-  } catch (cause) {
+  // The signal and the deadline still end the wait for a sink that does
+  // not finish closing (a store whose last write never lands).
+  let closed: { error: unknown } | undefined;
+  writer.close().then(() => {
+    closed = { error: undefined };
+    wake?.();
+  }, (error) => {
+    closed = { error: error ?? new Error("the sink failed to close") };
+    wake?.();
+  });
+  while (!closed && !stopped) await taken();
+  deadline.clear();
+  for (const s of signals) s.removeEventListener("abort", aborted);
+  if (!closed) {
+    const error = classify(stopped!.error, false, signal);
+    await abortSink(writer, error);
+    throw error;
+  }
+  if (closed.error !== undefined) {
+    const cause = closed.error;
     // A sink's own HttpError is its answer (a 409 from a store that lost
     // the chunk to another append), as for its writes.
     if (cause instanceof HttpError) throw cause;
@@ -544,6 +564,25 @@ export async function receiveBody(
   if (expected.size > 0) result.verified = [...expected.keys()];
   if (unverified) result.unverifiedDigests = unverified;
   return result;
+}
+
+/**
+ * How long a failed transfer waits for its sink's abort: a sink that keeps
+ * a write (or its close) in flight defers the abort until that settles,
+ * and one that never settles (a store that stopped answering) must not
+ * hold the caller, and what it holds (a resumable upload's lock), forever.
+ */
+export const SINK_ABORT_WAIT_MS = 10_000;
+
+/**
+ * Aborts the sink and waits for it (a resumable store records the offset
+ * its bytes reached), for at most SINK_ABORT_WAIT_MS.
+ */
+async function abortSink(
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  reason: unknown,
+): Promise<void> {
+  await settledWithin(writer.abort(reason), SINK_ABORT_WAIT_MS);
 }
 
 function tooLong(declared: number | undefined, maxBytes: number): HttpError {
