@@ -385,6 +385,60 @@ describe("MultipartDecoder", () => {
     );
   });
 
+  it("rejects a part that another parser would read otherwise: a header or a naming parameter given twice, an unclosed quote", () => {
+    // The runtimes' formData() takes the last of each (a file "second"
+    // where this parser took a field "first") and keeps an unclosed quote.
+    const cd = 'Content-Disposition: form-data; name="a"';
+    for (
+      const [part, message] of [
+        [
+          'Content-Disposition: form-data; name="first"\r\n' +
+          'Content-Disposition: form-data; name="second"; filename="s.txt"',
+          /part 1 has more than one Content-Disposition header/,
+        ],
+        [
+          `${cd}; filename="f"\r\nContent-Type: text/plain\r\ncontent-type: image/png`,
+          /part 1 has more than one Content-Type header/,
+        ],
+        [
+          `${cd}\r\nContent-Transfer-Encoding: 8bit\r\nContent-Transfer-Encoding: base64`,
+          /part 1 has more than one Content-Transfer-Encoding header/,
+        ],
+        [
+          `${cd}; filename="one.txt"; filename="two.txt"`,
+          /part 1 gives filename twice in its Content-Disposition/,
+        ],
+        [
+          'Content-Disposition: form-data; name="a"; NAME="b"',
+          /part 1 gives name twice/,
+        ],
+        [
+          `${cd}; filename*=UTF-8''a; filename*=UTF-8''b`,
+          /part 1 gives filename\* twice/,
+        ],
+        [
+          'Content-Disposition: form-data; name="abc',
+          /part 1 has a quoted string without its closing quote/,
+        ],
+      ] as const
+    ) {
+      rejects(
+        () => decode(body([field("ok", "1"), `${part}\r\n\r\nv`])),
+        400,
+        new RegExp(message.source.replace("part 1", "part 2")),
+      );
+    }
+    // Still read: filename and filename* side by side (RFC 6266), another
+    // parameter given twice, a quoted semicolon.
+    assert.deepEqual(
+      decode(body([
+        `${cd}; filename="a.txt"; filename*=UTF-8''%C3%A9.txt; x=1; x=2\r\n\r\nv`,
+        'Content-Disposition: form-data; name="a;filename=x.txt"\r\n\r\nw',
+      ])).map((part) => [part.name, part.filename, part.data]),
+      [["a", "é.txt", "v"], ["a;filename=x.txt", undefined, "w"]],
+    );
+  });
+
   it("rejects a malformed header line", () => {
     rejects(
       () => decode(body([`${field("a", "")}`.replace(":", "") + "x"])),

@@ -70,6 +70,10 @@ interface HeaderValue {
   type: string;
   /** Parameters by lower-cased name; the first of duplicates wins. */
   params: Map<string, string>;
+  /** The lower-cased name of the first parameter given twice, if any. */
+  repeated?: string;
+  /** Whether the last parameter's quoted string has no closing quote. */
+  unclosed?: boolean;
 }
 
 /** `text.toLowerCase()`, without a new string when it has no upper case. */
@@ -95,6 +99,8 @@ export function parseHeaderValue(value: string): HeaderValue {
   let i = value.indexOf(";");
   const type = lowerAscii(trimOws(i < 0 ? value : value.slice(0, i)));
   if (i < 0) return { type, params };
+  let repeated: string | undefined;
+  let unclosed = false;
   const n = value.length;
   i++;
   while (i < n) {
@@ -134,6 +140,7 @@ export function parseHeaderValue(value: string): HeaderValue {
         ) i++;
         text += value[i++];
       }
+      if (i >= n) unclosed = true;
       i++; // the closing quote
       const next = value.indexOf(";", i);
       i = next < 0 ? n : next + 1;
@@ -143,9 +150,32 @@ export function parseHeaderValue(value: string): HeaderValue {
       i = end < 0 ? n : end + 1;
     }
     if (name && !params.has(name)) params.set(name, text);
+    else if (name) repeated ??= name;
   }
-  return { type, params };
+  const parsed: HeaderValue = { type, params };
+  if (repeated !== undefined) parsed.repeated = repeated;
+  if (unclosed) parsed.unclosed = true;
+  return parsed;
 }
+
+/** `value`, the first of its header in a part; a second is refused. */
+function once(
+  seen: string | undefined,
+  value: string,
+  header: string,
+  index: number,
+): string {
+  if (seen !== undefined) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: part ${index} has more than one ${header} header`,
+    );
+  }
+  return value;
+}
+
+/** The Content-Disposition parameters that name a part or its file. */
+const DISPOSITION_NAMES = new Set(["name", "name*", "filename", "filename*"]);
 
 /** Whether only spaces or tabs stand between `at` and a `;` or the end. */
 function endsParameter(value: string, at: number): boolean {
@@ -411,19 +441,19 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       );
     }
     pairs.push([name, value]);
-    // Only names of the right length are lower-cased and compared.
-    if (
-      name.length === 19 && disposition === undefined &&
-      name.toLowerCase() === "content-disposition"
-    ) disposition = value;
-    else if (
-      name.length === 12 && contentType === undefined &&
-      name.toLowerCase() === "content-type"
-    ) contentType = value;
-    else if (
-      name.length === 25 && transfer === undefined &&
+    // Only names of the right length are lower-cased and compared. Each
+    // of the three given twice is refused: parsers differ on which counts
+    // (the runtimes' formData() takes the last), so a part read here as a
+    // field, or as a file of an allowed type, could reach a parser behind
+    // this one as a file, or of another type.
+    if (name.length === 19 && name.toLowerCase() === "content-disposition") {
+      disposition = once(disposition, value, "Content-Disposition", index);
+    } else if (name.length === 12 && name.toLowerCase() === "content-type") {
+      contentType = once(contentType, value, "Content-Type", index);
+    } else if (
+      name.length === 25 &&
       name.toLowerCase() === "content-transfer-encoding"
-    ) transfer = value;
+    ) transfer = once(transfer, value, "Content-Transfer-Encoding", index);
   }
   if (disposition === undefined) {
     throw new HttpError(
@@ -431,7 +461,22 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
       `${CANNOT_PARSE}: part ${index} has no Content-Disposition header`,
     );
   }
-  const { params } = parseHeaderValue(disposition);
+  const { params, repeated, unclosed } = parseHeaderValue(disposition);
+  // Read one way here and another by the runtimes' formData() (the last of
+  // a repeated parameter; an unclosed quote kept in the value): refused,
+  // so that no parser behind this one sees another name or another file.
+  if (repeated !== undefined && DISPOSITION_NAMES.has(repeated)) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: part ${index} gives ${repeated} twice in its Content-Disposition`,
+    );
+  }
+  if (unclosed) {
+    throw new HttpError(
+      400,
+      `${CANNOT_PARSE}: part ${index} has a quoted string without its closing quote in its Content-Disposition`,
+    );
+  }
   const extendedName = params.get("name*");
   const rawName = params.get("name");
   const extendedText = extendedName !== undefined
