@@ -767,7 +767,7 @@ describe("createUploadHandler multipart mode", () => {
     assert.equal(response.status, 400);
     assert.equal(
       await response.text(),
-      'Cannot accept form: part 3 (field "doc") has bytes but an empty file name',
+      'Cannot accept form: part 3 (field "doc") has bytes but an empty file name (a Blob appended to FormData needs one under Bun: append(name, blob, fileName))',
     );
     await assertEmpty(out);
   });

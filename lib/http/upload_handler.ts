@@ -1049,7 +1049,7 @@ function multipartReceiver(
             400,
             `Cannot accept form: part ${position} (field ${
               JSON.stringify(part.name.slice(0, 64))
-            }) has bytes but an empty file name`,
+            }) has bytes but an empty file name (a Blob appended to FormData needs one under Bun: append(name, blob, fileName))`,
           );
         }
         if (form.files.length >= maxFiles) {
