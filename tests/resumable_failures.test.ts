@@ -6,8 +6,10 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import process from "node:process";
 import {
   type CompletedResumableUpload,
   createResumableUploadHandler,
@@ -418,6 +420,72 @@ function fullDisk(store: ResumableStore): ResumableStore {
   };
   return wrapped;
 }
+
+/**
+ * The descriptors this process holds open on paths under `dir` (Linux's
+ * /proc, read by `find`: Deno reads /proc itself only with --allow-all).
+ */
+function openUnder(dir: string): string[] {
+  return execFileSync("find", [
+    `/proc/${process.pid}/fd`,
+    "-lname",
+    `${dir}*`,
+  ], { encoding: "utf8" }).split("\n").filter((line) => line !== "");
+}
+
+describe("the file store when a write fails (a full disk)", () => {
+  it("closes the upload's file: nothing stays open, expiry removes the upload, and the next append is served", async () => {
+    const storeDir = await makeTempDir("resumable-write-fails-");
+    try {
+      const store = createResumableFileStore(storeDir);
+      const errors: unknown[] = [];
+      const handler = createResumableUploadHandler({
+        store,
+        maxBytes: 1000,
+        // Long enough for the PATCH on a loaded machine, waited for below.
+        expiresInMs: 2_000,
+        onError: (error) => void errors.push(error),
+      });
+      const createdAt = Date.now();
+      const { location, patch } = await ietfUpload(handler, 600);
+      const [id] = await fileStoreUploadIds(storeDir);
+      const data = (await readdir(storeDir)).find((name) =>
+        name.includes(id) && name.endsWith(".upload")
+      );
+      assert.ok(data, "no data file");
+      // Its bytes' file becomes a FIFO: a positioned write there fails
+      // (ESPIPE) as one on a full disk does (ENOSPC), which a test cannot
+      // fill without mounting one.
+      await rm(join(storeDir, data));
+      execFileSync("mkfifo", [join(storeDir, data)]);
+      const failed = await patch(0, randomBytes(600));
+      assert.equal(failed.status, 500);
+      assert.equal(await failed.text(), "Cannot store body: the sink failed");
+      assert.equal(errors.length, 1);
+      // The stream errored, which calls neither close nor abort: its file
+      // stayed open, and the upload among those appending for good.
+      assert.deepEqual(openUnder(storeDir), []);
+      assert.equal((await store.get(id))?.offset, 0);
+      // Expiry skips an upload that is appending: it is removed now.
+      const expiry = createdAt + 2_100 - Date.now();
+      assert.ok(expiry > 0, "the PATCH came after the upload's expiry");
+      await new Promise((resolve) => setTimeout(resolve, expiry));
+      const expired = await store.deleteExpired();
+      assert.deepEqual(expired, [id]);
+      assert.deepEqual(await fileStoreUploadIds(storeDir), []);
+      const head = await handler(req("HEAD", location));
+      assert.equal(head.status, 404);
+      // A new upload's append is served in full.
+      const again = await ietfUpload(handler, 600);
+      const body = randomBytes(600);
+      const completed = await again.patch(0, body);
+      assert.equal(completed.status, 200, await completed.clone().text());
+      assert.deepEqual(openUnder(storeDir), []);
+    } finally {
+      await removeDir(storeDir);
+    }
+  });
+});
 
 describe("the file store's expiry sweep and an upload another store completed", () => {
   it("deleteExpired keeps an upload completed through another store object over its directory (as another process or isolate: deno serve --parallel), which it had seen unfinished: its published file was deleted", async () => {

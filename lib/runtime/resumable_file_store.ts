@@ -478,9 +478,14 @@ export function createResumableFileStore(
           throw failure.error;
         }
         if (boot) {
-          // Acknowledged at once; durable on disk when `last` has run.
+          // Acknowledged at once; durable on disk when `last` has run. A
+          // tail that cannot be written (the disk full) waits for `last`.
           last.catch(() => {});
-          writeTail(id, position, boot);
+          try {
+            writeTail(id, position, boot);
+          } catch {
+            await last;
+          }
         } else await last;
         self.written = position;
       };
@@ -499,21 +504,35 @@ export function createResumableFileStore(
         });
         self.written = offset;
       };
+      // A write that throws errors the stream, which then calls neither
+      // close nor abort: the file is closed here, as an abort would (the
+      // bytes written before it kept, a whole chunk's dropped), or its
+      // descriptor, its disk space after a DELETE, and the upload's place
+      // among the appending (which expiry skips) were held for good.
+      const fail = async (error: unknown): Promise<never> => {
+        await (whole ? discard() : finish()).catch(() => {});
+        throw error;
+      };
       return new WritableStream<Uint8Array>({
         write(chunk) {
-          if (failure) throw failure.error;
+          if (failure) return fail(failure.error);
           // Synchronous writes, as createFileSink does: an asynchronous file
           // operation between two reads of a request body slows Deno.serve
           // down to a few MB/s.
           let done = 0;
-          while (done < chunk.byteLength) {
-            done += writeSync(
-              fd,
-              chunk,
-              done,
-              chunk.byteLength - done,
-              position + done,
-            );
+          try {
+            while (done < chunk.byteLength) {
+              done += writeSync(
+                fd,
+                chunk,
+                done,
+                chunk.byteLength - done,
+                position + done,
+              );
+            }
+          } catch (error) {
+            // A full disk (ENOSPC): the chunk's bytes are not counted.
+            return fail(error);
           }
           position += chunk.byteLength;
           // A whole chunk records no offset before its close.
