@@ -457,6 +457,68 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     assert.equal(third.status, 201);
   });
 
+  it("refuses creations past maxUploads with 503 and Retry-After, untold to onError, however small their lengths", async () => {
+    const errors: unknown[] = [];
+    const few = createResumableUploadHandler({
+      store,
+      maxUploads: 3,
+      onError: (error) => void errors.push(error),
+    });
+    const create = (tus: boolean) =>
+      few(
+        tus
+          ? req("POST", "/uploads", {
+            "tus-resumable": "1.0.0",
+            "upload-length": "1",
+          })
+          : req("POST", "/uploads", {
+            "upload-complete": "?0",
+            "upload-length": "1",
+          }),
+      );
+    const created = [
+      await create(false),
+      await create(true),
+      await create(false),
+    ];
+    assert.deepEqual(created.map((r) => r.status), [201, 201, 201]);
+    for (const tus of [false, true]) {
+      const refused = await create(tus);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get("retry-after"), "60");
+      assert.equal(
+        await refused.text(),
+        "Cannot create upload: 3 unfinished uploads already (maxUploads)",
+      );
+    }
+    assert.deepEqual(errors, []);
+    // A completed upload and a cancelled one free their places.
+    const done = await few(
+      req("PATCH", created[0].headers.get("location")!, {
+        "content-type": "application/partial-upload",
+        "upload-offset": "0",
+        "upload-complete": "?1",
+      }, bytes(1)),
+    );
+    assert.equal(done.status, 200);
+    assert.equal(
+      (await few(req("DELETE", created[2].headers.get("location")!))).status,
+      204,
+    );
+    assert.deepEqual([
+      (await create(true)).status,
+      (await create(false)).status,
+    ], [
+      201,
+      201,
+    ]);
+    assert.equal((await create(false)).status, 503);
+    assert.throws(
+      () => createResumableUploadHandler({ store, maxUploads: -1 }),
+      /maxUploads/,
+    );
+  });
+
   it("releases the reservation of an abandoned upload once it expired", async () => {
     const quick = createResumableUploadHandler({
       store,

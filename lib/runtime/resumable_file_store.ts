@@ -641,7 +641,7 @@ export function createResumableFileStore(
         throw error;
       }
       // Unfinished uploads only stay in memory (their number is bounded by
-      // the handler's maxTotalBytes, and deleteExpired removes them).
+      // the handler's maxUploads, and deleteExpired removes them).
       records.delete(id);
       live.delete(id);
       opened.delete(id);

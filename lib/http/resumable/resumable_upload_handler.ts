@@ -100,6 +100,18 @@ export interface ResumableUploadHandlerOptions extends
    */
   maxTotalBytes?: number;
   /**
+   * The unfinished uploads this handler keeps at once (counted per
+   * process, as `maxTotalBytes`): a creation past it is refused with 503
+   * and `Retry-After`, until uploads complete, are cancelled or expire.
+   * Each costs the store a record (a few KiB of memory in the file store's,
+   * and its files), and a small declared length reserves little of
+   * `maxTotalBytes`: without it, clients creating uploads of one byte were
+   * bounded by nothing until their expiry.
+   *
+   * @default {10000}
+   */
+  maxUploads?: number;
+  /**
    * How long an unfinished upload lives after its creation, in
    * milliseconds (tus `Upload-Expires`): past it, requests get 410 and its
    * bytes are deleted. `0`: never; at most 100 years. Appends do not extend
@@ -163,6 +175,9 @@ const EXPIRES_IN_MS = 86_400_000;
 /** Running hashes kept at most (one per upload in progress). */
 const MAX_RUNNING = 1024;
 const MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024;
+const MAX_UPLOADS = 10_000;
+/** Seconds a creation refused for maxUploads is told to wait. */
+const FULL_RETRY_AFTER = "60";
 /**
  * A tus `Upload-Checksum`: SHA-256 and SHA-512 as a `Content-Digest` for
  * receiveBody (with the configured hasher), SHA-1 checked here.
@@ -233,6 +248,7 @@ export function createResumableUploadHandler(
     locationPrefix: givenLocationPrefix,
     maxBytes = MAX_BODY_BYTES,
     maxTotalBytes = MAX_TOTAL_BYTES,
+    maxUploads = MAX_UPLOADS,
     expiresInMs = EXPIRES_IN_MS,
     maxMetadataBytes = 4096,
     hasher,
@@ -247,6 +263,7 @@ export function createResumableUploadHandler(
   }
   checkMax("create resumable upload handler", "maxBytes", maxBytes);
   checkMax("create resumable upload handler", "maxTotalBytes", maxTotalBytes);
+  checkMax("create resumable upload handler", "maxUploads", maxUploads);
   checkMax(
     "create resumable upload handler",
     "maxMetadataBytes",
@@ -307,6 +324,14 @@ export function createResumableUploadHandler(
     for (const [other, { expiresAt }] of reserved) {
       if (expiresAt > now) break;
       release(other);
+    }
+    if (!reserved.has(id) && reserved.size >= maxUploads) {
+      const full = new HttpError(
+        503,
+        `Cannot create upload: ${maxUploads} unfinished uploads already (maxUploads)`,
+      );
+      CAPACITY_REFUSALS.add(full);
+      throw full;
     }
     const before = reserved.get(id)?.bytes ?? 0;
     if (reservedTotal - before + bytes > maxTotalBytes) {
@@ -1332,12 +1357,15 @@ export function createResumableUploadHandler(
       return response;
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
-      if (error.status >= 500) callOnError(onError, error);
+      // A refusal for maxUploads is the limit working, not a failure.
+      const capacity = CAPACITY_REFUSALS.has(error);
+      if (error.status >= 500 && !capacity) callOnError(onError, error);
       // A refused append's body is not wanted: cancelled (Deno and Bun
       // still read what the client sends of it, and serve the next request
       // on the connection; known-runtime-issues.md (q)).
       if (!request.bodyUsed) await request.body?.cancel().catch(() => {});
       const response = error.getResponse();
+      if (capacity) response.headers.set("retry-after", FULL_RETRY_AFTER);
       if (isTus) response.headers.set("tus-resumable", TUS_VERSION);
       else {
         if (error.status === 413) {
@@ -1358,6 +1386,9 @@ const LOCKS = new WeakMap<
   ResumableStore,
   Map<string, { supersede: () => void; done: Promise<unknown> }>
 >();
+
+/** Creations refused for maxUploads (503 with Retry-After, not onError's). */
+const CAPACITY_REFUSALS = new WeakSet<HttpError>();
 
 /**
  * The errors answered as a complete upload's final answer (see
