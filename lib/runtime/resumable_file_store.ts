@@ -296,6 +296,21 @@ export function createResumableFileStore(
     return run;
   }
 
+  /**
+   * After a checkpoint that failed (a full disk; the request it belonged to
+   * was answered): back to the last durable offset, which `get` then finds
+   * as on a first open (the bytes past it cut off). The error is not thrown
+   * on: it failed the first request after the space was freed with a bare
+   * 500, and `get` reported an offset no append could continue from.
+   */
+  async function recover(id: string): Promise<void> {
+    if (!live.get(id)?.error) return;
+    await settle(id);
+    live.delete(id);
+    opened.delete(id);
+    dropTail(id);
+  }
+
   /** Waits until the upload's checkpoints ran: its record is current. */
   async function settle(id: string): Promise<void> {
     await live.get(id)?.queue;
@@ -351,6 +366,7 @@ export function createResumableFileStore(
 
     async get(id) {
       if (!ID.test(id)) return undefined;
+      await recover(id);
       const record = await readRecord(id);
       if (!record) return undefined;
       if (
@@ -406,17 +422,9 @@ export function createResumableFileStore(
     async append(id, offset, options = {}) {
       check(id);
       const whole = options.whole === true;
+      await recover(id);
       const record = await mustRead(id);
       let upload = live.get(id);
-      if (upload?.error) {
-        // A checkpoint failed: back to the last durable offset.
-        const { error } = upload.error;
-        await settle(id);
-        live.delete(id);
-        opened.delete(id);
-        dropTail(id);
-        throw error;
-      }
       const current = upload?.written ?? record.offset;
       if (current !== offset) {
         throw new RangeError(
