@@ -420,6 +420,15 @@ describe("MultipartDecoder", () => {
           'Content-Disposition: form-data; name="abc',
           /part 1 has a quoted string without its closing quote/,
         ],
+        // Another parameter given twice first hid the naming one.
+        [
+          `Content-Disposition: form-data; x=1; x=2; name="a"; filename="one.txt"; filename="two.txt"`,
+          /part 1 gives filename twice/,
+        ],
+        [
+          'Content-Disposition: form-data; name="a"; x=1; x=2; name="b"',
+          /part 1 gives name twice/,
+        ],
       ] as const
     ) {
       rejects(

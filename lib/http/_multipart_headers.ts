@@ -70,8 +70,8 @@ interface HeaderValue {
   type: string;
   /** Parameters by lower-cased name; the first of duplicates wins. */
   params: Map<string, string>;
-  /** The lower-cased name of the first parameter given twice, if any. */
-  repeated?: string;
+  /** The lower-cased names of the parameters given twice, if any. */
+  repeated?: Set<string>;
   /** Whether the last parameter's quoted string has no closing quote. */
   unclosed?: boolean;
 }
@@ -99,7 +99,7 @@ export function parseHeaderValue(value: string): HeaderValue {
   let i = value.indexOf(";");
   const type = lowerAscii(trimOws(i < 0 ? value : value.slice(0, i)));
   if (i < 0) return { type, params };
-  let repeated: string | undefined;
+  let repeated: Set<string> | undefined;
   let unclosed = false;
   const n = value.length;
   i++;
@@ -150,7 +150,7 @@ export function parseHeaderValue(value: string): HeaderValue {
       i = end < 0 ? n : end + 1;
     }
     if (name && !params.has(name)) params.set(name, text);
-    else if (name) repeated ??= name;
+    else if (name) (repeated ??= new Set()).add(name);
   }
   const parsed: HeaderValue = { type, params };
   if (repeated !== undefined) parsed.repeated = repeated;
@@ -175,7 +175,7 @@ function once(
 }
 
 /** The Content-Disposition parameters that name a part or its file. */
-const DISPOSITION_NAMES = new Set(["name", "name*", "filename", "filename*"]);
+const DISPOSITION_NAMES = ["name", "name*", "filename", "filename*"];
 
 /** Whether only spaces or tabs stand between `at` and a `;` or the end. */
 function endsParameter(value: string, at: number): boolean {
@@ -462,13 +462,14 @@ export function parsePartHead(block: Uint8Array, index: number): PartHead {
     );
   }
   const { params, repeated, unclosed } = parseHeaderValue(disposition);
-  // Read one way here and another by the runtimes' formData() (the last of
-  // a repeated parameter; an unclosed quote kept in the value): refused,
-  // so that no parser behind this one sees another name or another file.
-  if (repeated !== undefined && DISPOSITION_NAMES.has(repeated)) {
+  // Read one way here and other ways by other parsers (the first or the
+  // last of a repeated parameter; an unclosed quote kept in the value):
+  // refused, so that no parser behind this one sees another name or file.
+  const twice = repeated && DISPOSITION_NAMES.find((n) => repeated.has(n));
+  if (twice) {
     throw new HttpError(
       400,
-      `${CANNOT_PARSE}: part ${index} gives ${repeated} twice in its Content-Disposition`,
+      `${CANNOT_PARSE}: part ${index} gives ${twice} twice in its Content-Disposition`,
     );
   }
   if (unclosed) {
