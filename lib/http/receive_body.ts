@@ -532,6 +532,8 @@ export async function receiveBody(
   // The signal and the deadline still end the wait for a sink that does
   // not finish closing (a store whose last write never lands).
   let closed: { error: unknown } | undefined;
+  // Read through a function: the callbacks below set it across awaits.
+  const closing = () => closed;
   writer.close().then(() => {
     closed = { error: undefined };
     wake?.();
@@ -545,10 +547,14 @@ export async function receiveBody(
   if (!closed) {
     const error = classify(stopped!.error, false, signal);
     await abortSink(writer, error);
-    throw error;
+    // The abort waits for the close in progress: one that committed all
+    // the same (a file sink's rename does not watch the signal) is the
+    // outcome, the body stored, never reported as failed.
+    if (closing()?.error !== undefined || !closing()) throw error;
   }
-  if (closed.error !== undefined) {
-    const cause = closed.error;
+  const outcome = closing()!;
+  if (outcome.error !== undefined) {
+    const cause = outcome.error;
     // A sink's own HttpError is its answer (a 409 from a store that lost
     // the chunk to another append), as for its writes.
     if (cause instanceof HttpError) throw cause;
