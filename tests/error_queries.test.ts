@@ -19,6 +19,7 @@ import {
   RpcError,
 } from "../lib/rpc/mod.ts";
 import { withoutQueries } from "../lib/_internal/message_of.ts";
+import { deadline } from "./_helpers.ts";
 
 /** A port nothing listens on: taken, then given back. */
 async function closedPort(): Promise<number> {
@@ -124,6 +125,34 @@ describe("errors quoting a runtime's failure leave URLs' queries out", () => {
       ),
     );
     assert.doesNotMatch(error.message, /SECRET/);
+  });
+
+  it("a WebSocket closed before it opened with code 1006 and no reason, as a browser tells a page of a refused upgrade, names the likely causes", async () => {
+    // Chromium's words for a wrong path, an origin refused, a server down
+    // and its 256th socket alike; the runtimes give a reason of their own.
+    const socket = new (class extends EventTarget {
+      url = "ws://127.0.0.1:9/api/rpc-ws?token=SECRET";
+      readyState = 0;
+      binaryType = "blob";
+      bufferedAmount = 0;
+      send() {
+        throw new TypeError("not open");
+      }
+      close() {}
+    })();
+    const read = websocketDuplex(socket as unknown as WebSocket).readPartial()
+      .then(() => undefined, (error: unknown) => error);
+    socket.readyState = 3;
+    socket.dispatchEvent(new Event("error"));
+    socket.dispatchEvent(
+      Object.assign(new Event("close"), { code: 1006, reason: "" }),
+    );
+    const error = await deadline(read, 5_000, "the read");
+    assert.ok(error instanceof TypeError, String(error));
+    assert.equal(
+      error.message,
+      "Cannot use WebSocket: the connection to ws://127.0.0.1:9/api/rpc-ws closed with code 1006 before it opened (the server down, or the upgrade refused: a wrong path, an origin not allowed; or too many sockets open, 255 in Chromium)",
+    );
   });
 
   it("a WebSocket whose handshake is never answered is named by its URL in the open timeout's error", async () => {

@@ -238,10 +238,16 @@ export function websocketDuplex(
       : "";
   };
   const closeError = (code: number, reason: string) => {
+    const to = socketTo();
+    // A page is not told why (the status of a refused upgrade included):
+    // the likely causes are named instead.
+    const why = to !== "" && code === 1006 && reason === ""
+      ? " before it opened (the server down, or the upgrade refused: a wrong path, an origin not allowed; or too many sockets open, 255 in Chromium)"
+      : "";
     return new TypeError(
-      `Cannot use WebSocket: the connection${socketTo()} closed with code ${code}${
+      `Cannot use WebSocket: the connection${to} closed with code ${code}${
         reason ? ` (${reason})` : ""
-      }`,
+      }${why}`,
     );
   };
 
