@@ -519,6 +519,46 @@ describe("createResumableUploadHandler (IETF draft)", () => {
     );
   });
 
+  it("a PATCH that declares the length of an upload another handler created is not refused for this one's limits (it had its length set, then 503 'Cannot create upload')", async () => {
+    const creator = createResumableUploadHandler({ store });
+    const full = createResumableUploadHandler({
+      store,
+      maxUploads: 1,
+      maxTotalBytes: 1000,
+      maxBytes: 1000,
+    });
+    // `full` holds its one upload, with all of maxTotalBytes.
+    const own = await full(
+      req("POST", "/uploads", { "upload-complete": "?0" }),
+    );
+    assert.equal(own.status, 201);
+    const tus = { "tus-resumable": "1.0.0" };
+    const deferred = await creator(
+      req("POST", "/uploads", { ...tus, "upload-defer-length": "1" }),
+    );
+    assert.equal(deferred.status, 201);
+    const tusAppend = await full(
+      req("PATCH", deferred.headers.get("location")!, {
+        ...tus,
+        "upload-offset": "0",
+        "upload-length": "10",
+        "content-type": "application/offset+octet-stream",
+      }, bytes(10)),
+    );
+    assert.equal(tusAppend.status, 204, await tusAppend.clone().text());
+    const ietf = await creator(
+      req("POST", "/uploads", { "upload-complete": "?0" }),
+    );
+    const ietfAppend = await full(
+      req("PATCH", ietf.headers.get("location")!, {
+        "content-type": "application/partial-upload",
+        "upload-offset": "0",
+        "upload-complete": "?1",
+      }, bytes(10)),
+    );
+    assert.equal(ietfAppend.status, 200, await ietfAppend.clone().text());
+  });
+
   it("releases the reservation of an abandoned upload once it expired", async () => {
     const quick = createResumableUploadHandler({
       store,

@@ -318,7 +318,16 @@ export function createResumableUploadHandler(
    */
   const running = new Map<string, { offset: number; hasher: Hasher }>();
 
-  function reserve(id: string, bytes: number): void {
+  /**
+   * Reserves `bytes` for a new upload (refused past maxUploads or
+   * maxTotalBytes), or, `declared`, sets a reserved upload's to its length
+   * once declared: never more than the maxBytes it held, and nothing for an
+   * upload this handler did not create (another process's, or one from
+   * before a restart), which a PATCH declaring its length once found
+   * "Cannot create upload" with its length set already.
+   */
+  function reserve(id: string, bytes: number, declared = false): void {
+    if (declared && !reserved.has(id)) return;
     const now = Date.now();
     // Insertion order is expiry order: drop the abandoned ones in front.
     for (const [other, { expiresAt }] of reserved) {
@@ -993,7 +1002,7 @@ export function createResumableUploadHandler(
           checkLength(total);
           await store.setLength(id, total);
           current.length = total;
-          reserve(id, total);
+          reserve(id, total, true);
         }
       }
       current.offset = await append(current, request, signal);
@@ -1211,7 +1220,7 @@ export function createResumableUploadHandler(
           checkLength(length);
           await store.setLength(id, length);
           current.length = length;
-          reserve(id, length);
+          reserve(id, length, true);
         }
       }
       try {
