@@ -367,6 +367,52 @@ describe("resumableUpload and Retry-After", () => {
     assert.ok(waited >= 950 && waited < 5_000, `waited ${waited} ms`);
   });
 
+  it("resumableUpload spreads the retries of clients refused together with one Retry-After (a server at maxUploads): up to a tenth more each, never less", async () => {
+    // Each client's creation is refused once (by its `x-client` header);
+    // the wait from its refusal to its retry.
+    const refused = new Map<string, number>();
+    const waits: number[] = [];
+    await withServer(async (request) => {
+      const client = request.headers.get("x-client")!;
+      if (request.method === "POST") {
+        const at = refused.get(client);
+        if (at === undefined) {
+          refused.set(client, performance.now());
+          await request.body?.cancel().catch(() => {});
+          return new Response("busy", {
+            status: 503,
+            headers: { "retry-after": "1" },
+          });
+        }
+        waits.push(performance.now() - at);
+      }
+      return await handler(request);
+    }, async (server) => {
+      await deadline(
+        Promise.all(
+          Array.from(
+            { length: 12 },
+            (_, i) =>
+              resumableUpload(new URL("/uploads", server.url), BODY, {
+                ...FAST,
+                maxRetryDelayMs: 10_000,
+                headers: { "x-client": String(i) },
+              }),
+          ),
+        ),
+        30_000,
+        "the uploads",
+      );
+    });
+    assert.equal(waits.length, 12);
+    const least = Math.min(...waits);
+    const most = Math.max(...waits);
+    assert.ok(least >= 950, `a retry after ${least} ms`);
+    // Without jitter they all waited 1,000 ms and a timer's lateness; the
+    // chance that twelve draws from 0-100 ms fall within 30 ms is 2e-5.
+    assert.ok(most - least >= 30, `waits ${least}-${most} ms`);
+  });
+
   it("resumableUpload waits until the HTTP date a 503's Retry-After names", async () => {
     const times: { refused?: number; next?: number } = {};
     // Whole seconds: 1.5 to 2.5 s from now.

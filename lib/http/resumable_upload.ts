@@ -120,7 +120,8 @@ export interface ResumableUploadOptions {
   /**
    * The longest wait before a retry, in milliseconds: it also caps the
    * wait a `429` or `503` asks for with `Retry-After` (seconds or an HTTP
-   * date), which replaces the back-off for that retry.
+   * date), which replaces the back-off for that retry when longer, with
+   * up to 10 % random jitter (clients refused together come back apart).
    *
    * @default {30000}
    */
@@ -426,9 +427,18 @@ export async function resumableUpload(
     // A Retry-After lengthens the wait, never shortens it: "0" (or a date
     // past by a client clock ahead of the server's) spent every retry in
     // milliseconds, where the back-off gave a brief outage a minute.
-    const delay = retryAfter === undefined
+    let delay = retryAfter === undefined
       ? backoff
       : Math.min(maxRetryDelayMs, Math.max(retryAfter, backoff));
+    if (retryAfter !== undefined) {
+      // Clients refused together (a server at maxUploads) do not all come
+      // back at once: up to a tenth more, within maxRetryDelayMs (at it, up
+      // to a tenth less).
+      const spread = delay * Math.random() / 10;
+      delay = delay < maxRetryDelayMs
+        ? Math.min(maxRetryDelayMs, delay + spread)
+        : delay - spread;
+    }
     failures++;
     if (delay === 0) return;
     await new Promise<void>((resolve, reject) => {
