@@ -29,6 +29,7 @@ import {
   getFrame,
   headerFrames,
   openRawH2,
+  requestBlock,
   resetFrame,
 } from "./_h2_frames.ts";
 import type * as http2 from "node:http2";
@@ -429,6 +430,32 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     const closedAt = await deadline(closed, 10_000, "the idle session close");
     session.destroy();
     assert.ok(closedAt - answered >= 400, `${closedAt - answered} ms`);
+    const after = await fdsSettle(server, base);
+    assert.ok(after.fds <= base.fds + FD_MARGIN);
+  });
+
+  it("serveHttp2 closes an idle session whose client began a header block and never ended it (under Bun the graceful close waited for it for good, the session holding its place in maxSessions)", async () => {
+    const { server, base } = await start({
+      idleTimeoutMs: 500,
+      headersTimeoutMs: 500,
+    });
+    const raw = await openRawH2(server.port);
+    try {
+      raw.write(getFrame(1, "/ping"));
+      await deadline(raw.settled(1), 10_000, "the first answer");
+      // HEADERS without END_HEADERS, and no CONTINUATION ever.
+      raw.write(
+        frame(FRAME.HEADERS, 0x1, 3, new Uint8Array(requestBlock("/ping"))),
+      );
+      const started = performance.now();
+      await deadline(raw.closed, 10_000, "the session's close");
+      // The idle timeout, then at least 1 s for the unfinished block.
+      const took = performance.now() - started;
+      assert.ok(took >= 400, `closed after ${took} ms`);
+    } finally {
+      raw.destroy();
+    }
+    assert.equal(await ping(server.url), "200 pong");
     const after = await fdsSettle(server, base);
     assert.ok(after.fds <= base.fds + FD_MARGIN);
   });

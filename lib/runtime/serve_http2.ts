@@ -115,7 +115,11 @@ export interface ServeHttp2Options {
    * Milliseconds a session may stay open with no open stream before it is
    * closed with GOAWAY NO_ERROR (gRPC and fetch clients reconnect on their
    * next call). nginx closes idle HTTP/2 connections after 75 s
-   * (`keepalive_timeout`). `0` turns it off.
+   * (`keepalive_timeout`). A session still open `headersTimeoutMs` (at
+   * least 1 s) after that GOAWAY is destroyed: under Bun and Node a
+   * graceful close waits for a header block the client began and never
+   * ended, which held the session, and its place in `maxSessions`, for
+   * good. `0` turns it off.
    *
    * @default {120000}
    */
@@ -674,8 +678,14 @@ function watchSession(
         // GOAWAY's last stream), which clients send again. Destroyed, the
         // socket was cut under it (EPIPE, a reset INTERNAL_ERROR) and the
         // call failed UNAVAILABLE, though never run.
-        if (graceful) session.close();
-        else session.destroy(undefined, code);
+        if (!graceful) return session.destroy(undefined, code);
+        session.close();
+        // Under Bun and Node 20 the close waits for a header block the
+        // client began and never ended (HEADERS without END_HEADERS), for
+        // ever: destroyed once the headers timeout has passed again.
+        timer = setTimeout(() => {
+          if (!session.destroyed) session.destroy(undefined, code);
+        }, Math.max(limits.headersTimeoutMs, 1000));
       }, ms)
       : undefined;
   };
