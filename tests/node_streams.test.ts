@@ -58,9 +58,10 @@ describe("readableFromNode", () => {
     for (let i = 0; i < 32; i++) source.write(new Uint8Array(1024));
     await settle();
     assert.equal(source.isPaused(), true);
-    // Paused when the fourth KiB was queued unread, and nothing came after.
-    assert.equal(seenAtPause, 4096);
-    assert.equal(seen, 4096);
+    // Paused when the third KiB was queued unread (each chunk counting 512
+    // bytes more: 3 x 1,536 >= 4,096), and nothing came after.
+    assert.equal(seenAtPause, 3072);
+    assert.equal(seen, 3072);
     // Reading it all resumes the flow.
     const reader = body.getReader();
     let read = 0;
@@ -73,6 +74,34 @@ describe("readableFromNode", () => {
     assert.equal(source.isPaused(), false);
     source.end();
     assert.equal((await deadline(reader.read(), T)).done, true);
+  });
+
+  it("readableFromNode gives the small chunks queued behind a read in one (a client's one-byte DATA frames cost a read each), and pauses after about maxBufferBytes / 513 of them", async () => {
+    const source = new PassThrough({ highWaterMark: 1 });
+    let seen = 0;
+    source.on("data", (chunk: Uint8Array) => void (seen += chunk.byteLength));
+    const body = readableFromNode(source);
+    for (let i = 0; i < 1000; i++) source.write(new Uint8Array([i & 0xff]));
+    source.end();
+    await settle();
+    // 128 one-byte chunks queued: 128 x 513 >= 65,536.
+    assert.equal(source.isPaused(), true);
+    assert.equal(seen, 128);
+    const chunks = await deadline(Array.fromAsync(body), T);
+    const bytes = new Uint8Array(1000);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    assert.equal(at, 1000);
+    assert.deepEqual(
+      bytes,
+      Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff),
+    );
+    // A read took every chunk queued by then: far fewer reads than chunks.
+    assert.ok(chunks.length <= 20, `${chunks.length} reads`);
+    assert.equal(chunks[0].byteLength, 128);
   });
 
   it("readableFromNode with a waiting read takes each chunk without pausing", async () => {

@@ -19,13 +19,26 @@ import {
 } from "../streams/_fuse.ts";
 
 /**
+ * What a queued chunk counts beyond its bytes against `maxBufferBytes`: its
+ * objects (here and the runtime's per DATA frame). Counted as bytes alone,
+ * 65,536 one-byte frames queued before the stream paused.
+ */
+const CHUNK_OVERHEAD_BYTES = 512;
+/** A chunk smaller than this takes the small chunks queued behind it. */
+const MERGE_BELOW_BYTES = 16384;
+/** The most bytes one merged chunk holds. */
+const MERGE_BYTES = 65536;
+
+/**
  * The readable side of a node duplex as a web stream of plain `Uint8Array`s.
  * The chunks wait in a queue of its own until read (the web stream's
  * high-water mark is 0): a chunk that arrives while a read waits fulfils it
  * directly. The node stream is paused once `maxBufferBytes` or more are
- * queued unread (node:http2 then stops reading and the peer's flow-control
- * window fills), so at most `maxBufferBytes` plus one chunk are held, and
- * resumed when a read empties the queue.
+ * queued unread, each chunk counting CHUNK_OVERHEAD_BYTES more (node:http2
+ * then stops reading and the peer's flow-control window fills), so at most
+ * `maxBufferBytes` plus one chunk are held, and resumed when a read empties
+ * the queue. A read takes a small chunk with the small ones queued behind
+ * it, as one.
  *
  * It is also a push source (lib/streams/_fuse.ts): the library's own
  * consumer may take the chunks in the node stream's events instead, the
@@ -76,6 +89,28 @@ export function readableFromNode(
     controller.error(error);
     listener?.error(error);
   };
+  // Small chunks queued behind `first` go with it in one, up to
+  // MERGE_BYTES: a client sending tiny DATA frames (one byte each) cost a
+  // web stream read per frame, 1,000,000 of them in 21 s under Deno (a
+  // bare node:http2 reader took 3.6 s), other calls starved meanwhile.
+  const mergeQueued = (first: Uint8Array): Uint8Array => {
+    let size = first.byteLength;
+    let count = 0;
+    while (
+      count < queue.length &&
+      size + queue[count].byteLength <= MERGE_BYTES
+    ) size += queue[count++].byteLength;
+    if (count === 0) return first;
+    const merged = new Uint8Array(size);
+    merged.set(first);
+    let at = first.byteLength;
+    for (const chunk of queue.splice(0, count)) {
+      merged.set(chunk, at);
+      at += chunk.byteLength;
+      queuedBytes -= chunk.byteLength + CHUNK_OVERHEAD_BYTES;
+    }
+    return merged;
+  };
   const readable = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
@@ -88,7 +123,7 @@ export function readableFromNode(
           return controller.enqueue(bytes);
         }
         queue.push(bytes);
-        queuedBytes += bytes.byteLength;
+        queuedBytes += bytes.byteLength + CHUNK_OVERHEAD_BYTES;
         if (queuedBytes >= maxBufferBytes) pause();
       });
       stream.once("end", () => {
@@ -117,12 +152,15 @@ export function readableFromNode(
     },
     pull() {
       // A read waits.
-      const next = queue.shift();
+      let next = queue.shift();
       if (next === undefined) {
         waiting = true;
         return resume();
       }
-      queuedBytes -= next.byteLength;
+      queuedBytes -= next.byteLength + CHUNK_OVERHEAD_BYTES;
+      if (queue.length > 0 && next.byteLength < MERGE_BELOW_BYTES) {
+        next = mergeQueued(next);
+      }
       controller.enqueue(next);
       if (queue.length > 0) return;
       if (ended) close();
