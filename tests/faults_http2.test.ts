@@ -434,6 +434,37 @@ describe("serveHttp2 under HTTP/2 attacks (server in its own process)", () => {
     assert.ok(after.fds <= base.fds + FD_MARGIN);
   });
 
+  it("serveHttp2 does not count as rapid reset the calls a client cancels after they ran (deadlines missed en masse closed an honest grpc-js connection with ENHANCE_YOUR_CALM)", async () => {
+    const { server } = await start({ maxStreamResets: 5 });
+    const session = await deadline(connect(server.url), 10_000, "connect");
+    let goaway: number | undefined;
+    session.once("goaway", (code: number) => (goaway = code));
+    try {
+      // 20 calls, 10 at a time, each cancelled 50 ms after it opened, as a
+      // client's deadline does: four times maxStreamResets.
+      for (let round = 0; round < 2 && !session.destroyed; round++) {
+        await deadline(
+          Promise.all(Array.from({ length: 10 }, async () => {
+            const stream = session.request({ ":path": "/hold" }, {
+              endStream: true,
+            });
+            stream.on("error", () => {});
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            stream.close(8);
+            await new Promise((resolve) => stream.once("close", resolve));
+          })),
+          10_000,
+          "ten cancelled calls",
+        );
+      }
+      assert.equal(await get(session, "/ping"), "200 pong");
+      assert.equal(goaway, undefined);
+      assert.equal(session.closed || session.destroyed, false);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("serveHttp2 closes an idle session whose client began a header block and never ended it (under Bun the graceful close waited for it for good, the session holding its place in maxSessions)", async () => {
     const { server, base } = await start({
       idleTimeoutMs: 500,

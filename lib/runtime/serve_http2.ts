@@ -145,10 +145,15 @@ export interface ServeHttp2Options {
    */
   sendTimeoutMs?: number;
   /**
-   * Streams a session may reset (or close) before their response ended
-   * within `streamResetWindowMs`; past it the session is closed with GOAWAY
-   * ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). A client that cancels
-   * all its `maxConcurrentStreams` calls at once stays well under it.
+   * Streams a session may reset (or close) before their response ended,
+   * and within 10 ms of opening them, within `streamResetWindowMs`; past it
+   * the session is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset,
+   * CVE-2023-44487). A client that cancels all its `maxConcurrentStreams`
+   * calls at once stays well under it, and a call cancelled after it ran
+   * longer (its deadline passed, a user's abort) does not count: such a
+   * stream held its place among the `maxConcurrentStreams` as any call
+   * does (a grpc-js client whose 600 calls missed a 30 ms deadline had its
+   * connection closed, its next calls failing RESOURCE_EXHAUSTED).
    *
    * @default {400}
    */
@@ -655,6 +660,13 @@ interface SessionState {
   destroyStreams(): void;
 }
 
+/**
+ * A stream closed unanswered sooner than this after it opened is a reset
+ * counted against maxStreamResets; one that lived longer held its slot as
+ * a call does (a deadline, a cancel), which a flood cannot multiply.
+ */
+const RAPID_RESET_MS = 10;
+
 // The per-session limits that node:http2 has no option for: the first
 // request's deadline, the idle timeout and the count of streams the peer
 // reset before their response ended.
@@ -704,10 +716,14 @@ function watchSession(
       sawRequest = true;
       clearTimeout(timer);
       timer = undefined;
+      const openedAt = performance.now();
       stream.once("close", () => {
         streams.delete(stream);
         open--;
-        if (counted && !isAnswered(stream)) state.strike();
+        if (
+          counted && !isAnswered(stream) &&
+          performance.now() - openedAt < RAPID_RESET_MS
+        ) state.strike();
         state.touch();
       });
     },
