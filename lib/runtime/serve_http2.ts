@@ -146,7 +146,8 @@ export interface ServeHttp2Options {
   sendTimeoutMs?: number;
   /**
    * Streams a session may reset (or close) before their response ended,
-   * and within 10 ms of opening them, within `streamResetWindowMs`; past it
+   * and before their handler started or within 10 ms of opening them,
+   * within `streamResetWindowMs`; past it
    * the session is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset,
    * CVE-2023-44487). A client that cancels all its `maxConcurrentStreams`
    * calls at once stays well under it, and a call cancelled after it ran
@@ -477,6 +478,7 @@ export async function serveHttp2(
       // never starts a handler.
       setImmediate(() => {
         if (isGone(serverStream)) return drop();
+        DISPATCHED.add(serverStream);
         if (headerListBytes(headers) > maxHeaderListBytes) {
           // node:http2 enforces SETTINGS_MAX_HEADER_LIST_SIZE under Node
           // and Bun, not under Deno. A peer over the announced size counts
@@ -661,11 +663,15 @@ interface SessionState {
 }
 
 /**
- * A stream closed unanswered sooner than this after it opened is a reset
- * counted against maxStreamResets; one that lived longer held its slot as
- * a call does (a deadline, a cancel), which a flood cannot multiply.
+ * A stream closed unanswered before its handler started, or sooner than
+ * this after it opened, is a reset counted against maxStreamResets; one
+ * whose handler ran longer held its slot as a call does (a deadline, a
+ * cancel), which a flood cannot multiply. (Timed alone, a flood that kept
+ * the event loop busy past it would count none of its resets.)
  */
 const RAPID_RESET_MS = 10;
+/** The streams whose handler was started (not reset before dispatch). */
+const DISPATCHED = new WeakSet<http2.Http2Stream>();
 
 // The per-session limits that node:http2 has no option for: the first
 // request's deadline, the idle timeout and the count of streams the peer
@@ -722,7 +728,8 @@ function watchSession(
         open--;
         if (
           counted && !isAnswered(stream) &&
-          performance.now() - openedAt < RAPID_RESET_MS
+          (!DISPATCHED.has(stream) ||
+            performance.now() - openedAt < RAPID_RESET_MS)
         ) state.strike();
         state.touch();
       });
