@@ -301,10 +301,13 @@ export function createResumableFileStore(
    * was answered): back to the last durable offset, which `get` then finds
    * as on a first open (the bytes past it cut off). The error is not thrown
    * on: it failed the first request after the space was freed with a bare
-   * 500, and `get` reported an offset no append could continue from.
+   * 500, and `get` reported an offset no append could continue from. Not
+   * while an append runs (a `get` takes no lock): its state would be
+   * dropped under it, and the `get` after it race its last checkpoint
+   * (an upload reported unknown); the next call recovers.
    */
   async function recover(id: string): Promise<void> {
-    if (!live.get(id)?.error) return;
+    if (!live.get(id)?.error || appending.has(id)) return;
     await settle(id);
     live.delete(id);
     opened.delete(id);
