@@ -578,6 +578,119 @@ describe("RPC over serveHttp2: a client whose connection goes", () => {
   });
 });
 
+describe("serveHttp2: a shutdown just after a client destroyed its connection", () => {
+  it("resolves, the handler still running told (under Deno the session had no socket before its close: shutdown() rejected with a TypeError, the other sessions left open)", async () => {
+    // Three rounds: the window is a macrotask turn under Deno, which the
+    // code before the fix met in about a third of the runs of this test.
+    for (let round = 0; round < 3; round++) await shutdownAfterDestroy();
+  });
+});
+
+/**
+ * A call whose handler ignores its signal, its client's connection
+ * destroyed, then `shutdown()` with another (idle) session open.
+ */
+async function shutdownAfterDestroy(): Promise<void> {
+  let started = 0;
+  let abortedWith: unknown;
+  const server = await serveHttp2(async (request) => {
+    started++;
+    const signal = request.signal!;
+    signal.addEventListener("abort", () => {
+      abortedWith = signal.reason;
+    }, { once: true });
+    // Does not stop at its signal.
+    await wait(500);
+    return { status: 200, headers: new Headers(), body: undefined };
+  }, { hostname: "127.0.0.1", port: 0 });
+  const other = http2.connect(server.url);
+  other.on("error", () => {});
+  const otherReady = new Promise((resolve) =>
+    other.once("remoteSettings", resolve)
+  );
+  try {
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    const stream = session.request({ ":path": "/" }, { endStream: true });
+    stream.on("error", () => {});
+    const end = Date.now() + T;
+    while (started === 0 && Date.now() < end) await wait(5);
+    assert.equal(started, 1);
+    await deadline(otherReady, T, "the other session");
+    const otherClosed = new Promise((resolve) => other.once("close", resolve));
+    session.destroy();
+    // A macrotask turn: Deno has dropped the session's socket by then,
+    // and not yet emitted its 'close'.
+    await wait(0);
+    await deadline(server.shutdown(), T, "shutdown");
+    const told = Date.now() + T;
+    while (abortedWith === undefined && Date.now() < told) await wait(5);
+    assert.ok(abortedWith !== undefined, "the handler was not told");
+    // The other (idle) session was closed too.
+    await deadline(otherClosed, T, "the other session's close");
+  } finally {
+    other.destroy();
+  }
+}
+
+describe("serveHttp2: streams refused while the handlers of calls a client reset still run", () => {
+  it("count against maxStreamResets (a client resetting its calls after 10 ms, uncounted, then opening more, had thousands refused a second for nothing)", async () => {
+    const server = await serveHttp2(async () => {
+      // Does not stop at its signal: runs on after its stream was reset.
+      await wait(1500);
+      return { status: 200, headers: new Headers(), body: undefined };
+    }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      maxConcurrentStreams: 4,
+      maxStreamResets: 20,
+    });
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    let goaway: number | undefined;
+    session.once("goaway", (code: number) => (goaway = code));
+    const closed = new Promise((resolve) => session.once("close", resolve));
+    try {
+      // Four calls, reset once they ran 50 ms: their handlers hold all
+      // four places, their streams gone.
+      await deadline(
+        Promise.all(Array.from({ length: 4 }, async () => {
+          const stream = session.request({ ":path": "/" }, {
+            endStream: true,
+          });
+          stream.on("error", () => {});
+          await wait(50);
+          stream.close(8);
+          await new Promise((resolve) => stream.once("close", resolve));
+        })),
+        T,
+        "four reset calls",
+      );
+      // Each new stream is refused: the 21st refusal closes the session.
+      for (let i = 0; i < 40 && !session.closed && !session.destroyed; i++) {
+        try {
+          const stream = session.request({ ":path": "/" }, {
+            endStream: true,
+          });
+          stream.on("error", () => {});
+          await deadline(
+            new Promise((resolve) => stream.once("close", resolve)),
+            T,
+            "a refused stream",
+          );
+        } catch {
+          break;
+        }
+      }
+      await deadline(closed, T, "the session's end");
+      assert.equal(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } finally {
+      session.destroy();
+      await server.shutdown();
+    }
+  });
+});
+
 describe("serveHttp2: streams nobody reads at a shutdown, and a handler's own failed body", () => {
   it("cuts a connection whose streams are stalled on flow control when shutdownTimeoutMs has passed (under Deno its session was destroyed first and its socket stayed open: the client was never told)", async () => {
     // A Node client in its own process opens 3 streaming calls it never

@@ -449,12 +449,16 @@ export async function serveHttp2(
       // SETTINGS_MAX_CONCURRENT_STREAMS (or floods HEADERS and RST_STREAM in
       // one read): each such stream is refused and counts as a reset.
       const overLimit = state.open >= maxConcurrentStreams;
-      const refuse = overLimit || state.running >= maxConcurrentStreams ||
+      // Its handlers still run after their streams went: a peer that resets
+      // calls once they ran (uncounted) and opens more meanwhile, refused
+      // here, is counted for these (else it refused thousands a second).
+      const overRunning = state.running >= maxConcurrentStreams;
+      const refuse = overLimit || overRunning ||
         openStreams >= maxOpenStreams;
       // A stream refused here is the server's doing, not a peer reset.
       state.opened(serverStream, !refuse);
       if (refuse) {
-        if (overLimit) state.strike();
+        if (overLimit || overRunning) state.strike();
         serverStream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
@@ -542,7 +546,13 @@ export async function serveHttp2(
         // (GOAWAY NO_ERROR). Closed gracefully, one that never sent a
         // request kept its socket open under Deno and Bun, and shutdown()
         // never resolved.
-        if (state.open === 0 && state.running === 0) {
+        if (session.socket === undefined) {
+          // Under Deno a session whose client just destroyed its connection
+          // has no socket before its 'close': peerOf threw (a TypeError),
+          // and shutdown() stopped there, the other sessions left open.
+          state.destroyStreams();
+          session.destroy();
+        } else if (state.open === 0 && state.running === 0) {
           session.destroy(undefined, http2.constants.NGHTTP2_NO_ERROR);
         } else {
           session.close();
