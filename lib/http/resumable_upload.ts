@@ -121,7 +121,8 @@ export interface ResumableUploadOptions {
    * The longest wait before a retry, in milliseconds: it also caps the
    * wait a `429` or `503` asks for with `Retry-After` (seconds or an HTTP
    * date), which replaces the back-off for that retry when longer, with
-   * up to 10 % random jitter (clients refused together come back apart).
+   * up to 10 % random jitter (clients refused together come back apart;
+   * at the cap, below it).
    *
    * @default {30000}
    */
@@ -432,12 +433,13 @@ export async function resumableUpload(
       : Math.min(maxRetryDelayMs, Math.max(retryAfter, backoff));
     if (retryAfter !== undefined) {
       // Clients refused together (a server at maxUploads) do not all come
-      // back at once: up to a tenth more, within maxRetryDelayMs (at it, up
-      // to a tenth less).
-      const spread = delay * Math.random() / 10;
-      delay = delay < maxRetryDelayMs
-        ? Math.min(maxRetryDelayMs, delay + spread)
-        : delay - spread;
+      // back at once: up to a tenth more, within maxRetryDelayMs; where the
+      // cap leaves less than a twentieth, up to a tenth less (drawn past
+      // the cap and cut to it, half of them came back at the same moment).
+      const room = Math.min(delay / 10, maxRetryDelayMs - delay);
+      delay = room >= delay / 20
+        ? delay + room * Math.random()
+        : delay - delay / 10 * Math.random();
     }
     failures++;
     if (delay === 0) return;
