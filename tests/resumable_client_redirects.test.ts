@@ -413,6 +413,41 @@ describe("resumableUpload and Retry-After", () => {
     assert.ok(most - least >= 30, `waits ${least}-${most} ms`);
   });
 
+  it("resumableUpload's jitter never cuts short a Retry-After the cap allows, nor the back-off under a Retry-After of 0 (a draw near the cap retried 10% early)", async () => {
+    const random = Math.random;
+    // The draw that went furthest below: near the top of its range.
+    Math.random = () => 0.99;
+    try {
+      for (
+        const [retryAfter, options, least] of [
+          ["1", { maxRetryDelayMs: 1_040, retryDelayMs: 1 }, 990],
+          ["0", { maxRetryDelayMs: 1_000, retryDelayMs: 1_000 }, 950],
+        ] as const
+      ) {
+        const times: { refused?: number; next?: number } = {};
+        await withServer(
+          busyOnce(503, () => retryAfter, times),
+          (server) =>
+            deadline(
+              resumableUpload(new URL("/uploads", server.url), BODY, {
+                ...FAST,
+                ...options,
+              }),
+              10_000,
+              "the upload",
+            ),
+        );
+        const waited = times.next! - times.refused!;
+        assert.ok(
+          waited >= least,
+          `Retry-After ${retryAfter}: waited ${waited} ms`,
+        );
+      }
+    } finally {
+      Math.random = random;
+    }
+  });
+
   it("resumableUpload waits until the HTTP date a 503's Retry-After names", async () => {
     const times: { refused?: number; next?: number } = {};
     // Whole seconds: 1.5 to 2.5 s from now.

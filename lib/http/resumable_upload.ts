@@ -122,7 +122,7 @@ export interface ResumableUploadOptions {
    * wait a `429` or `503` asks for with `Retry-After` (seconds or an HTTP
    * date), which replaces the back-off for that retry when longer, with
    * up to 10 % random jitter (clients refused together come back apart;
-   * at the cap, below it).
+   * one at or past the cap, below it).
    *
    * @default {30000}
    */
@@ -433,13 +433,16 @@ export async function resumableUpload(
       : Math.min(maxRetryDelayMs, Math.max(retryAfter, backoff));
     if (retryAfter !== undefined) {
       // Clients refused together (a server at maxUploads) do not all come
-      // back at once: up to a tenth more, within maxRetryDelayMs; where the
-      // cap leaves less than a twentieth, up to a tenth less (drawn past
-      // the cap and cut to it, half of them came back at the same moment).
-      const room = Math.min(delay / 10, maxRetryDelayMs - delay);
-      delay = room >= delay / 20
-        ? delay + room * Math.random()
-        : delay - delay / 10 * Math.random();
+      // back at once: up to a tenth more, within maxRetryDelayMs; a
+      // Retry-After at or past the cap, up to a tenth less than the cap
+      // (drawn past the cap and cut to it, half of them came back at the
+      // same moment). Never less than the ask the cap allows, nor than the
+      // back-off.
+      const top = Math.min(maxRetryDelayMs, delay * 1.1);
+      if (top > delay) delay += (top - delay) * Math.random();
+      else if (retryAfter >= maxRetryDelayMs) {
+        delay -= delay / 10 * Math.random();
+      }
     }
     failures++;
     if (delay === 0) return;
