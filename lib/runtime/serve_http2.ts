@@ -146,8 +146,9 @@ export interface ServeHttp2Options {
   sendTimeoutMs?: number;
   /**
    * Streams a session may reset (or close) before their response ended,
-   * and before their handler started or within 10 ms of opening them,
-   * within `streamResetWindowMs`; past it
+   * and before their handler started or within 10 ms of opening them, or
+   * open while its handlers still hold every `maxConcurrentStreams` place
+   * (refused), within `streamResetWindowMs`; past it
    * the session is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset,
    * CVE-2023-44487). A client that cancels all its `maxConcurrentStreams`
    * calls at once stays well under it, and a call cancelled after it ran
@@ -155,6 +156,10 @@ export interface ServeHttp2Options {
    * stream held its place among the `maxConcurrentStreams` as any call
    * does (a grpc-js client whose 600 calls missed a 30 ms deadline had its
    * connection closed, its next calls failing RESOURCE_EXHAUSTED).
+   * The runtimes' own `node:http2` closes a session after about 1,000
+   * streams its client cancelled, whatever this says (Bun with GOAWAY
+   * ENHANCE_YOUR_CALM, Deno with INTERNAL_ERROR; known-runtime-issues.md
+   * (ap)).
    *
    * @default {400}
    */
