@@ -150,7 +150,9 @@ export interface ServeHttp2Options {
    * open while its handlers still hold every `maxConcurrentStreams` place
    * (refused), within `streamResetWindowMs`; past it
    * the session is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset,
-   * CVE-2023-44487). A client that cancels all its `maxConcurrentStreams`
+   * CVE-2023-44487), its other calls cut (UNAVAILABLE: a client that
+   * shares one connection between calls it cancels within 10 ms by the
+   * hundred and others loses those too, then reconnects). A client that cancels all its `maxConcurrentStreams`
    * calls at once stays well under it, and a call cancelled after it ran
    * longer (its deadline passed, a user's abort) does not count: such a
    * stream held its place among the `maxConcurrentStreams` as any call
