@@ -148,20 +148,20 @@ export interface ServeHttp2Options {
    * Streams a session may reset (or close) before their response ended,
    * and before their handler started or within 10 ms of opening them, or
    * open while its handlers still hold every `maxConcurrentStreams` place
-   * (refused), within `streamResetWindowMs`; past it
-   * the session is closed with GOAWAY ENHANCE_YOUR_CALM (rapid reset,
-   * CVE-2023-44487), its other calls cut (UNAVAILABLE: a client that
-   * shares one connection between calls it cancels within 10 ms by the
-   * hundred and others loses those too, then reconnects). A client that cancels all its `maxConcurrentStreams`
-   * calls at once stays well under it, and a call cancelled after it ran
-   * longer (its deadline passed, a user's abort) does not count: such a
-   * stream held its place among the `maxConcurrentStreams` as any call
-   * does (a grpc-js client whose 600 calls missed a 30 ms deadline had its
-   * connection closed, its next calls failing RESOURCE_EXHAUSTED).
-   * The runtimes' own `node:http2` closes a session after about 1,000
-   * streams its client cancelled, whatever this says (Bun with GOAWAY
-   * ENHANCE_YOUR_CALM, Deno with INTERNAL_ERROR; known-runtime-issues.md
-   * (ap)).
+   * (refused), within `streamResetWindowMs`; past it the session is closed
+   * with GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487), its other
+   * calls cut (UNAVAILABLE: a client that shares one connection between
+   * calls it cancels within 10 ms by the hundred and others loses those
+   * too, then reconnects). A client that cancels all its
+   * `maxConcurrentStreams` calls at once stays well under it, and a call
+   * cancelled after it ran longer (its deadline passed, a user's abort)
+   * does not count: such a stream held its place among the
+   * `maxConcurrentStreams` as any call does (counted, 600 grpc-js calls
+   * that missed a 30 ms deadline had their connection closed, the next
+   * calls failing RESOURCE_EXHAUSTED). The runtimes' own `node:http2`
+   * closes a session after about 1,000 streams its client cancelled,
+   * whatever this says (Bun with GOAWAY ENHANCE_YOUR_CALM, Deno with
+   * INTERNAL_ERROR; known-runtime-issues.md (ap)).
    *
    * @default {400}
    */
