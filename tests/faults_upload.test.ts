@@ -280,7 +280,7 @@ describe("upload: slow and stalled clients, slow sinks", () => {
 
 describe("upload: disk errors", () => {
   it(
-    "a disk that fills up mid-body (ENOSPC, /dev/full) answers 500 and the server keeps serving",
+    "a disk that fills up mid-body (ENOSPC, /dev/full) answers 507 and the server keeps serving",
     {
       skip: runtime === "deno" &&
         "Deno opens /dev/full only with --allow-all; the ENOTDIR and EISDIR cases run everywhere",
@@ -298,8 +298,11 @@ describe("upload: disk errors", () => {
           10_000,
           "ENOSPC upload",
         );
-        assert.equal(response.status, 500);
-        assert.match(await response.text(), /Cannot store body/);
+        assert.equal(response.status, 507);
+        assert.equal(
+          await response.text(),
+          "Cannot store body: the sink failed: no space left on the server",
+        );
         const target = join(dir, "after-enospc.bin");
         await withServer(
           receiver(target).handler,

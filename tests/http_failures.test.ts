@@ -282,6 +282,125 @@ describe("createUploadHandler's onError is told of every 5xx", () => {
   });
 });
 
+describe("a storage with no space left answers 507", () => {
+  /** A file system's error, as node:fs throws it: a code, a path. */
+  const noSpace = (code: "ENOSPC" | "EDQUOT") =>
+    Object.assign(
+      new Error(`${code}: no space left on device, write '${SECRET}'`),
+      { code },
+    );
+  /** A sink that fails at `at` with `error`. */
+  const failing = (at: "write" | "close", error: unknown) =>
+    new WritableStream<Uint8Array>({
+      write() {
+        if (at === "write") throw error;
+      },
+      close() {
+        if (at === "close") throw error;
+      },
+    });
+  const cases: {
+    label: string;
+    options: (error: unknown) => UploadHandlerOptions;
+    body: () => BodyInit;
+    message: string;
+  }[] = [
+    {
+      label: "a sink opener",
+      options: (error) => ({
+        sink: () => {
+          throw error;
+        },
+      }),
+      body: () => "hello",
+      message: "Cannot store body: the sink failed to open",
+    },
+    {
+      label: "a sink's write",
+      options: (error) => ({ sink: () => failing("write", error) }),
+      body: () => "hello",
+      message: "Cannot store body: the sink failed",
+    },
+    {
+      label: "a sink's close",
+      options: (error) => ({ sink: () => failing("close", error) }),
+      body: () => "hello",
+      message: "Cannot store body: the sink failed to close",
+    },
+    {
+      label: "a file part's write",
+      options: (error) => ({
+        multipart: { sink: () => failing("write", error) },
+      }),
+      body: form,
+      message: "Cannot store body: the sink failed",
+    },
+    {
+      label: "a file part's commit",
+      options: (error) => ({
+        multipart: { sink: () => failing("close", error) },
+      }),
+      body: form,
+      message: "Cannot store body: the sink of file part 1 failed to close",
+    },
+  ];
+  for (const { label, options, body, message } of cases) {
+    it(`createUploadHandler answers ${label} failing with ENOSPC or EDQUOT (also as a cause) 507, without the cause's words, and tells onError`, async () => {
+      for (
+        const error of [
+          noSpace("ENOSPC"),
+          noSpace("EDQUOT"),
+          new Error("the store failed", { cause: noSpace("ENOSPC") }),
+        ]
+      ) {
+        const seen: unknown[] = [];
+        const handler = createUploadHandler({
+          ...options(error),
+          onError: (e) => void seen.push(e),
+        });
+        const response = await handler(post(body()));
+        assert.equal(response.status, 507);
+        assert.equal(
+          await response.text(),
+          `${message}: no space left on the server`,
+        );
+        assert.equal(seen.length, 1);
+        assert.ok(seen[0] instanceof HttpError && seen[0].status === 507);
+        assert.equal(seen[0].cause, error);
+      }
+    });
+  }
+
+  it("createUploadHandler answers other file system errors 500, and a sink's own HttpError as it is", async () => {
+    for (const code of ["EIO", "EACCES", undefined]) {
+      const error = Object.assign(new Error("ENOSPC in words only"), { code });
+      const response = await createUploadHandler({
+        sink: () => failing("write", error),
+        onError: () => {},
+      })(post("hello"));
+      assert.equal(response.status, 500);
+      assert.equal(await response.text(), "Cannot store body: the sink failed");
+    }
+    const response = await createUploadHandler({
+      sink: () =>
+        failing("write", new HttpError(409, "Cannot append: moved on")),
+    })(post("hello"));
+    assert.equal(response.status, 409);
+    assert.equal(await response.text(), "Cannot append: moved on");
+  });
+
+  it("receiveBody rejects with HttpError 507 when the sink runs out of space", async () => {
+    const error = noSpace("ENOSPC");
+    await assert.rejects(
+      receiveBody(post("hello"), failing("write", error)),
+      (e) =>
+        e instanceof HttpError && e.status === 507 && e.cause === error &&
+        e.message ===
+          "Cannot store body: the sink failed: no space left on the server",
+    );
+  });
+});
+
 describe("duplexResponse's onError", () => {
   it("duplexResponse logs what its onError throws after the response started", async () => {
     const errors = recordErrors();

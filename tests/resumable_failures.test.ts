@@ -634,10 +634,11 @@ describe("the file store's expiry sweep and an upload another store completed", 
 });
 
 describe("createResumableUploadHandler's onError", () => {
-  it("is told of a 5xx answer (a store write that failed: a full disk) and its cause, and not of a 4xx; by default it logs", async () => {
+  it("is told of a 5xx answer (a store write that failed: a full disk, 507) and its cause, and not of a 4xx; by default it logs", async () => {
     // Before, the client got 500 "Cannot store body: the sink failed" and
     // nothing said why: the handler answered the HttpError itself, so the
-    // server never saw it, and its cause (ENOSPC) went unlogged.
+    // server never saw it, and its cause (ENOSPC) went unlogged. A full
+    // disk is 507 Insufficient Storage, its cause's words unsent.
     const errors: unknown[] = [];
     const handler = createResumableUploadHandler({
       store: fullDisk(fileStore),
@@ -675,8 +676,11 @@ describe("createResumableUploadHandler's onError", () => {
           ),
         );
       const failed = await patch(0);
-      assert.equal(failed.status, 500);
-      assert.doesNotMatch(await failed.text(), /ENOSPC/);
+      assert.equal(failed.status, 507);
+      assert.equal(
+        await failed.text(),
+        "Cannot store body: the sink failed: no space left on the server",
+      );
       // A wrong offset: the client's side.
       const refused = await patch(7);
       assert.equal(refused.status, 409);
@@ -684,7 +688,7 @@ describe("createResumableUploadHandler's onError", () => {
     }
     assert.equal(errors.length, 2);
     for (const error of errors) {
-      assert.ok(error instanceof HttpError && error.status === 500);
+      assert.ok(error instanceof HttpError && error.status === 507);
       assert.equal((error.cause as { code?: string }).code, "ENOSPC");
     }
 
@@ -696,7 +700,7 @@ describe("createResumableUploadHandler's onError", () => {
       const response = await quiet(
         req("POST", "/uploads", { "upload-complete": "?1" }, randomBytes(600)),
       );
-      assert.equal(response.status, 500);
+      assert.equal(response.status, 507);
       assert.equal(logged.length, 1);
       assert.equal(logged[0][0], "sluice: resumable upload failed:");
       assert.ok(logged[0][1] instanceof HttpError);

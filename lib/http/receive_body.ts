@@ -13,6 +13,7 @@ import { checkMax, checkTimerMs } from "../_internal/limits.ts";
 import { contentDigests, declaredLength } from "./_body_headers.ts";
 import { bodyDeadline, bodyPace, checkMinRate } from "./_min_rate.ts";
 import { HttpError } from "./http_error.ts";
+import { storeFailed } from "./_store_failure.ts";
 import { bodyTooLarge } from "./_client_error.ts";
 import { refuseContentCoding } from "./_compression.ts";
 import { IDLE_TIMEOUT_MS, MAX_BODY_BYTES } from "./_defaults.ts";
@@ -326,9 +327,10 @@ function plan(
  *   `bodyLimit()`: an error with `status` 413) → 413, in its words.
  * - No bytes arrive for `idleTimeoutMs`, fewer than `minBytesPerSecond`, or
  *   not done within `timeoutMs` → 408.
- * - The sink fails (a disk error) → 500; its error is the `cause`. A sink
- *   that fails with an `HttpError` of its own (in a write or at its close)
- *   answers with it.
+ * - The sink fails (a disk error) → 500; its error is the `cause`; out of
+ *   space (an error, or its cause, with `code` `ENOSPC` or `EDQUOT`) → 507
+ *   Insufficient Storage. A sink that fails with an `HttpError` of its own
+ *   (in a write or at its close) answers with it.
  * - The hasher fails (its factory, `update` or `digest` throws) → 500; its
  *   error is the `cause`, its message not in the answer.
  *
@@ -557,10 +559,7 @@ export async function receiveBody(
     const cause = outcome.error;
     // A sink's own HttpError is its answer (a 409 from a store that lost
     // the chunk to another append), as for its writes.
-    if (cause instanceof HttpError) throw cause;
-    throw new HttpError(500, "Cannot store body: the sink failed to close", {
-      cause,
-    });
+    throw storeFailed("Cannot store body: the sink failed to close", cause);
   }
   const result: ReceivedBody = { bytes };
   const sha256 = digests.get("sha-256");
@@ -632,7 +631,7 @@ function classify(
     return new HttpError(503, "Cannot receive body: aborted", { cause });
   }
   if (sinkFailed) {
-    return new HttpError(500, "Cannot store body: the sink failed", { cause });
+    return storeFailed("Cannot store body: the sink failed", cause);
   }
   // A framework's limit on the body (srvx's maxRequestBodySize, h3's
   // bodyLimit) failed it: 413 in its words, not a failed read's 400.

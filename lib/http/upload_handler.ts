@@ -3,6 +3,7 @@ import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument, checkBodyUnused } from "../_internal/arguments.ts";
 import { formatDigestHeader } from "./digest_header.ts";
 import { HttpError } from "./http_error.ts";
+import { storeFailed } from "./_store_failure.ts";
 import { BODY_METHODS, refuseMethod } from "./_client_error.ts";
 import {
   checkReceiveOptions,
@@ -320,7 +321,8 @@ export interface UploadHandlerOptions extends
   ) => Response | Promise<Response>;
   /**
    * Called with the error of each upload answered with a status of 500 or
-   * more: a sink that failed (a missing directory, a full disk), a `sink`
+   * more: a sink that failed (a missing directory; a full disk or a spent
+   * quota, `ENOSPC` or `EDQUOT`, is answered 507), a `sink`
    * (the opener), `hasher` or `onComplete` that threw (anything but an
    * `HttpError` becomes a 500 `HttpError` with what it threw as its
    * `cause`), or one that threw an `HttpError` of that kind. The client
@@ -570,8 +572,7 @@ async function serverSide<T>(
   try {
     return await run();
   } catch (cause) {
-    if (cause instanceof HttpError) throw cause;
-    throw new HttpError(500, message, { cause });
+    throw storeFailed(message, cause);
   }
 }
 
@@ -1132,15 +1133,14 @@ function multipartReceiver(
         try {
           await held[i].commit();
         } catch (cause) {
-          throw new HttpError(
-            500,
-            `Cannot store body: the sink of file part ${
-              i + 1
-            } failed to close${await removeCommitted(
-              held.slice(0, i),
-            )}`,
-            { cause },
-          );
+          const message = `Cannot store body: the sink of file part ${
+            i + 1
+          } failed to close${await removeCommitted(held.slice(0, i))}`;
+          // 507 for a full disk; a sink's HttpError stays behind this one,
+          // which says which part failed and what was removed.
+          throw cause instanceof HttpError
+            ? new HttpError(500, message, { cause })
+            : storeFailed(message, cause);
         }
       }
     } catch (cause) {

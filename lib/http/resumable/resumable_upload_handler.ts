@@ -154,13 +154,14 @@ export interface ResumableUploadHandlerOptions extends
   ) => void | Promise<void>;
   /**
    * Called with the error of a request the handler answers with a status of
-   * 500 or more: a store that failed (a full disk while appending, a
-   * completion the store could not publish), an `onComplete` that threw an
-   * `HttpError` of that kind. The client gets only the status and a message
-   * without the server's details; the cause (the file system's error, its
-   * path) is in the error. The default logs it with `console.error`; 4xx
-   * answers, the client's side, are not passed, and an error that is not an
-   * `HttpError` is thrown on, for the server to log and answer.
+   * 500 or more: a store that failed (a full disk while appending, answered
+   * 507; a completion the store could not publish), an `onComplete` that
+   * threw an `HttpError` of that kind. The client gets only the status and a
+   * message without the server's details; the cause (the file system's
+   * error, its path) is in the error. The default logs it with
+   * `console.error`; 4xx answers, the client's side, are not passed, and an
+   * error that is not an `HttpError` is thrown on, for the server to log and
+   * answer.
    *
    * @default {console.error}
    */
