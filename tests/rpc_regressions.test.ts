@@ -1882,14 +1882,7 @@ describe("createHttp2Client: TLS, close()", () => {
     server.on("stream", (stream: http2.ServerHttp2Stream) => {
       stream.on("data", () => {});
       stream.on("end", () => {
-        stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-          waitForTrailers: true,
-        });
-        stream.on(
-          "wantTrailers",
-          () => stream.sendTrailers({ "grpc-status": "0" }),
-        );
-        stream.end(new Uint8Array([0, 0, 0, 0, 2, 8, 7]));
+        answerGrpc(stream, new Uint8Array([0, 0, 0, 0, 2, 8, 7]));
       });
     });
     await new Promise<void>((resolve) =>
@@ -2723,14 +2716,7 @@ describe("serveHttp2 and createHttp2Client on IPv6", () => {
     const server = http2.createServer();
     server.on("stream", (stream: http2.ServerHttp2Stream, headers) => {
       authorities.push(headers[":authority"]);
-      stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
-        waitForTrailers: true,
-      });
-      stream.on(
-        "wantTrailers",
-        () => stream.sendTrailers({ "grpc-status": "0" }),
-      );
-      stream.end(new Uint8Array([0, 0, 0, 0, 2, 8, 42]));
+      answerGrpc(stream, new Uint8Array([0, 0, 0, 0, 2, 8, 42]));
     });
     await new Promise<void>((resolve) => server.listen(0, "::1", resolve));
     const port = (server.address() as { port: number }).port;
@@ -2749,3 +2735,117 @@ describe("serveHttp2 and createHttp2Client on IPv6", () => {
     }
   });
 });
+
+describe("createHttp2Client and request metadata too large for one header block", () => {
+  const Svc = defineService("t.Big", {
+    one: { kind: "unary", input: Int64Value, output: Int64Value },
+    slow: { kind: "unary", input: Int64Value, output: Int64Value },
+  });
+  const refusal =
+    /^Cannot send request: its header list is \d+ bytes \(names, values and 32 a field, as HTTP\/2 counts\), over the 65536 that node:http2 sends in one header block; send large data in the request message, not in metadata$/;
+  const refused = (error: unknown) => {
+    assert.ok(error instanceof RpcError, String(error));
+    assert.equal(error.code, Code.ResourceExhausted);
+    assert.match(error.rawMessage, refusal);
+    return true;
+  };
+
+  it("fails RESOURCE_EXHAUSTED before anything is sent, and the calls beside it go on (it was UNAVAILABLE after a retry under Deno, as if the server had refused it; under Bun the connection closed under every call)", async () => {
+    let seen = 0;
+    const handler = createUniversalHandler([
+      implementService(Svc, {
+        one: (n) => {
+          seen++;
+          return n;
+        },
+        slow: async (n) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return n;
+        },
+      }),
+    ]);
+    // The server takes larger lists than the client may send.
+    const server = await serveHttp2(handler, { maxHeaderListBytes: 1 << 20 });
+    const httpClient = createHttp2Client(server.url);
+    try {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: server.url, httpClient }),
+      );
+      assert.equal(await client.one(1n, { timeoutMs: T }), 1n);
+      const beside = client.slow(5n, { timeoutMs: T });
+      for (const bytes of [65_535, 70_000, 200_000]) {
+        await assert.rejects(
+          client.one(1n, {
+            timeoutMs: T,
+            headers: { "x-big": "a".repeat(bytes) },
+          }),
+          refused,
+        );
+      }
+      assert.equal(await beside, 5n);
+      assert.equal(seen, 1, "no refused call reached the server");
+    } finally {
+      await httpClient.close();
+      await deadline(server.shutdown(), 10_000, "shutdown");
+    }
+  });
+
+  it("sends a list of exactly 65,536 bytes whole, and refuses one byte more", async () => {
+    // A bare node:http2 server that counts each request's list as the
+    // client does (node:http2 adds :scheme, which the client leaves out).
+    const lists: number[] = [];
+    const server = http2.createServer({
+      settings: { maxHeaderListSize: 1 << 20 },
+    });
+    server.on("stream", (stream: http2.ServerHttp2Stream, headers) => {
+      let bytes = 0;
+      for (const [name, value] of Object.entries(headers)) {
+        if (name === ":scheme") continue;
+        for (const v of Array.isArray(value) ? value : [value ?? ""]) {
+          bytes += name.length + String(v).length + 32;
+        }
+      }
+      lists.push(bytes);
+      answerGrpc(stream, new Uint8Array([0, 0, 0, 0, 2, 8, 42]));
+    });
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    const port = (server.address() as { port: number }).port;
+    const url = `http://127.0.0.1:${port}`;
+    const httpClient = createHttp2Client(url);
+    try {
+      const client = createClient(
+        Svc,
+        createGrpcTransport({ baseUrl: url, httpClient }),
+      );
+      // No deadline: its grpc-timeout's length would change the list.
+      const call = (big: string) =>
+        deadline(client.one(1n, { headers: { "x-big": big } }), T, "call");
+      assert.equal(await call(""), 42n);
+      const room = 65536 - lists[0];
+      // Characters whose Huffman codes are longer than a byte: sent as
+      // they are, the header block as large as it gets.
+      const long = (n: number) => "{}^~|<>\\".repeat(n).slice(0, n);
+      assert.equal(await call(long(room)), 42n);
+      assert.equal(await call("a".repeat(room)), 42n);
+      assert.deepEqual(lists, [lists[0], 65536, 65536]);
+      await assert.rejects(call("a".repeat(room + 1)), refused);
+      assert.equal(await call("b"), 42n, "the connection still serves");
+      assert.equal(lists.length, 4);
+    } finally {
+      await httpClient.close();
+      server.close();
+    }
+  });
+});
+
+/** Answers a gRPC call with one message frame and status OK. */
+function answerGrpc(stream: http2.ServerHttp2Stream, frame: Uint8Array): void {
+  stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+    waitForTrailers: true,
+  });
+  stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+  stream.end(frame);
+}

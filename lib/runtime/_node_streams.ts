@@ -403,6 +403,22 @@ export function headersToH2(
   return out;
 }
 
+/**
+ * HTTP/2's measure of a header list (RFC 9113, 6.5.2): name and value
+ * octets plus 32 per field (node:http2 keeps values as Latin-1 strings, a
+ * character an octet).
+ */
+export function headerListBytes(
+  headers: Record<string, string | string[] | undefined>,
+): number {
+  let total = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    const values = Array.isArray(value) ? value : [value ?? ""];
+    for (const v of values) total += name.length + String(v).length + 32;
+  }
+  return total;
+}
+
 /** Web `Headers` as node outgoing headers. */
 export function headersToNode(
   headers: Headers,

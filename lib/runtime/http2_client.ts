@@ -7,6 +7,7 @@ import type {
   UniversalClientResponse,
 } from "../rpc/universal.ts";
 import {
+  headerListBytes,
   headersFromNode,
   headersToH2,
   readableFromNode,
@@ -57,7 +58,10 @@ export interface Http2Client extends HttpClient {
  * stream of its GOAWAY) is sent again, as grpc-js does: a streaming call
  * with everything it had sent, kept until the server's response head (up
  * to 64 KiB per call, 16 MiB for all calls; past that it fails
- * `UNAVAILABLE`, not processed).
+ * `UNAVAILABLE`, not processed). A call whose header list (its metadata,
+ * counted as HTTP/2 counts: names, values and 32 a field) is over 64 KiB
+ * fails `RESOURCE_EXHAUSTED` before anything is sent: `node:http2` cannot
+ * send it (under Bun it closed the connection under every call).
  *
  * @param baseUrl The server's origin, such as `http://127.0.0.1:9090` (a
  *   path is not used: the transport's `baseUrl` gives the calls' paths). A
@@ -172,20 +176,32 @@ export function createHttp2Client(
       replay?.fail(error);
       throw error;
     }
-    const session = connect();
-    // A cancel is RST_STREAM CANCEL alone. `stream.close(CANCEL)` ends the
-    // request first (an empty DATA with END_STREAM), so a server read a
-    // cancelled client-streaming call's requests as complete and answered
-    // it; node:http2 resets a request whose `signal` aborts without it.
-    const cancel = new AbortController();
-    const stream = session.request({
+    const headers = {
       ":method": req.method,
       // node:http2's own (under Deno and Node) leaves an IPv6 host out of
       // its brackets ("::1:9090"), which strict servers reset.
       ":authority": url.host,
       ":path": url.pathname + url.search,
       ...headersToH2(req.headers),
-    }, { signal: AbortSignal.any([req.signal, cancel.signal]) });
+    };
+    const listBytes = headerListBytes(headers);
+    if (listBytes > MAX_HEADER_LIST_BYTES) {
+      const error = new RpcError(
+        Code.ResourceExhausted,
+        `Cannot send request: its header list is ${listBytes} bytes (names, values and 32 a field, as HTTP/2 counts), over the ${MAX_HEADER_LIST_BYTES} that node:http2 sends in one header block; send large data in the request message, not in metadata`,
+      );
+      replay?.fail(error);
+      throw error;
+    }
+    const session = connect();
+    // A cancel is RST_STREAM CANCEL alone. `stream.close(CANCEL)` ends the
+    // request first (an empty DATA with END_STREAM), so a server read a
+    // cancelled client-streaming call's requests as complete and answered
+    // it; node:http2 resets a request whose `signal` aborts without it.
+    const cancel = new AbortController();
+    const stream = session.request(headers, {
+      signal: AbortSignal.any([req.signal, cancel.signal]),
+    });
     const open = openStreams.get(session);
     open?.add(stream);
     stream.once("close", () => {
@@ -453,6 +469,16 @@ export function createHttp2Client(
  * close it). Stated in `Http2Client.close`'s documentation.
  */
 const CLOSE_GRACE_MS = 200;
+
+/**
+ * The largest header list a request is sent with. Past it node:http2 does
+ * not send the HEADERS frame: under Deno and Node the stream fails with
+ * REFUSED_STREAM as if the server had refused it (a call then sent again
+ * in vain and failed UNAVAILABLE), under Bun the client closes the whole
+ * connection (COMPRESSION_ERROR), every call on it failing; one field of
+ * 65,535 bytes did both (known-runtime-issues.md (aq)).
+ */
+const MAX_HEADER_LIST_BYTES = 65536;
 
 /** The status fields, which belong in trailers unless the headers end the stream. */
 const NOT_IN_HEADERS = [

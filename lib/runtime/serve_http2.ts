@@ -8,6 +8,7 @@ import type { UniversalHandler } from "../rpc/universal.ts";
 import { Code } from "../rpc/code.ts";
 import { RpcError } from "../rpc/rpc_error.ts";
 import {
+  headerListBytes,
   headersFromNode,
   headersToH2,
   readableFromNode,
@@ -785,17 +786,6 @@ function watchSession(
     },
   };
   return state;
-}
-
-// HTTP/2's measure of a header list (RFC 9113, 6.5.2): name and value
-// octets plus 32 per field.
-function headerListBytes(headers: http2.IncomingHttpHeaders): number {
-  let total = 0;
-  for (const [name, value] of Object.entries(headers)) {
-    const values = Array.isArray(value) ? value : [value ?? ""];
-    for (const v of values) total += name.length + String(v).length + 32;
-  }
-  return total;
 }
 
 // True once the server sent the whole response (the stream ended cleanly
