@@ -1615,6 +1615,84 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
     }
   });
 
+  it("a compressed Connect unary body past what a message of maxMessageBytes takes compressed names the limit as set (it said maxMessageBytes 1066 for a limit of 1000), server and client", async () => {
+    const Size = defineService("test.v1.Size", {
+      size: { kind: "unary", input: Bytes, output: Bytes },
+    });
+    const handler = createRpcHandler(
+      implementService(Size, { size: (bytes) => bytes }),
+      { maxMessageBytes: 1000 },
+    );
+    const message =
+      /^Cannot read request: compressed size exceeds 1066 bytes, more than a message of maxMessageBytes 1000 takes compressed$/;
+    for (const declared of [true, false]) {
+      // 2,000 random bytes: gzip makes them larger.
+      const gzipped = new Uint8Array(gzipSync(randomBytes(2000)));
+      const response = await handler(
+        new Request("http://x/test.v1.Size/size", {
+          method: "POST",
+          headers: {
+            "content-type": "application/proto",
+            "content-encoding": "gzip",
+          },
+          // Without a Content-Length, refused as the bytes pass the bound.
+          body: declared ? gzipped : ReadableStream.from([gzipped]),
+          ...(declared ? {} : { duplex: "half" }),
+        } as RequestInit),
+      );
+      assert.equal(response.status, 429);
+      const error = await response.json();
+      assert.equal(error.code, "resource_exhausted");
+      assert.match(error.message, message);
+    }
+    // The client reading a gzipped response over its own limit: 2,000
+    // random bytes and 2,000 zeros for a request of one (gzip makes them
+    // smaller, so they go compressed, about 2,090 bytes), from the handler
+    // itself through an HttpClient (fetch decodes gzip on its own).
+    const big = createRpcHandler(
+      implementService(Size, {
+        size: () => {
+          const bytes = new Uint8Array(4000);
+          bytes.set(randomBytes(2000));
+          return bytes;
+        },
+      }),
+      { compressMinBytes: 0 },
+    );
+    const client = createClient(
+      Size,
+      createConnectTransport({
+        baseUrl: "http://x",
+        acceptCompression: ["gzip"],
+        maxMessageBytes: 1000,
+        httpClient: async (req) => {
+          const response = await big(
+            new Request(req.url, {
+              method: req.method,
+              headers: req.headers,
+              body: req.body as BodyInit,
+              signal: req.signal,
+            }),
+          );
+          return {
+            status: response.status,
+            headers: response.headers,
+            body: response.body!,
+            trailers: Promise.resolve(new Headers()),
+          };
+        },
+      }),
+    );
+    await assert.rejects(
+      client.size(randomBytes(1)),
+      (error: unknown) =>
+        error instanceof RpcError &&
+        error.code === Code.ResourceExhausted &&
+        /^Cannot read response: compressed size exceeds 1066 bytes, more than a message of maxMessageBytes 1000 takes compressed$/
+          .test(error.rawMessage),
+    );
+  });
+
   it("a client's compressed request over its own maxMessageBytes is refused before it is sent", async () => {
     const client = createClient(
       EchoService,

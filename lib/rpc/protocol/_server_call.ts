@@ -9,7 +9,7 @@
 
 import { messageOf } from "../../_internal/message_of.ts";
 import { bodyTooLargeMessage } from "../../_internal/body_too_large.ts";
-import { compressedBound } from "../../_internal/limits.ts";
+import { bodyBound, bodyTooLarge } from "./_read_all.ts";
 import { Code } from "../code.ts";
 import {
   type Compression,
@@ -927,17 +927,13 @@ async function readBareBody(
   abort: AbortController,
 ): Promise<Uint8Array> {
   // Compressed, the limit is the message's, checked once decompressed.
-  const max = init.requestCompression === null
-    ? init.maxMessageBytes
-    : compressedBound(init.maxMessageBytes);
+  const compressed = init.requestCompression !== null;
+  const max = bodyBound(init.maxMessageBytes, compressed);
   // Into one reused buffer where the body is a byte stream (see
   // ChunkReader), each chunk copied.
   const reader = new ChunkReader(init.requestBody);
   const tooLarge = () =>
-    new RpcError(
-      Code.ResourceExhausted,
-      `Cannot read request: size exceeds maxMessageBytes ${max}`,
-    );
+    bodyTooLarge("read request", init.maxMessageBytes, compressed);
   const declared = Number(init.requestHeaders.get("content-length"));
   if (declared > max) {
     const error = tooLarge();

@@ -7,7 +7,6 @@
 import { isProtocolHeader } from "../protocol/_protocol_headers.ts";
 import { Code } from "../code.ts";
 import type { Compression } from "../../http/compression.ts";
-import { compressedBound } from "../../_internal/limits.ts";
 import {
   decompressMessage,
   readCompression,
@@ -98,7 +97,8 @@ export async function readUnaryResponse(
     );
     data = await readAll(
       response.body,
-      compression === null ? maxBytes : compressedBound(maxBytes),
+      maxBytes,
+      compression !== null,
       "read response",
     );
     if (compression !== null && data.byteLength > 0) {
