@@ -1693,6 +1693,36 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
     );
   });
 
+  it("a fetch of the caller's that does not decode gzip (a mock calling the handler in-process) gets the message whole (gzip's bytes were read as the message: wrong bytes, no error)", async () => {
+    const Size = defineService("test.v1.Size", {
+      size: { kind: "unary", input: Bytes, output: Bytes },
+    });
+    const handler = createRpcHandler(
+      implementService(Size, {
+        size: (bytes) => new Uint8Array(40_000).fill(bytes[0]),
+      }),
+    );
+    const encodings: (string | null)[] = [];
+    const client = createClient(
+      Size,
+      createConnectTransport({
+        baseUrl: "http://x",
+        fetch: async (input, init) => {
+          const response = await handler(new Request(input, init));
+          encodings.push(response.headers.get("content-encoding"));
+          return response;
+        },
+      }),
+    );
+    for (const byte of [7, 0x1f]) {
+      assert.deepEqual(
+        await client.size(new Uint8Array([byte])),
+        new Uint8Array(40_000).fill(byte),
+      );
+    }
+    assert.deepEqual(encodings, ["gzip", "gzip"]);
+  });
+
   it("a client's compressed request over its own maxMessageBytes is refused before it is sent", async () => {
     const client = createClient(
       EchoService,

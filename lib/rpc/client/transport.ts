@@ -127,7 +127,10 @@ export interface TransportOptions {
   /**
    * The `fetch` that sends requests, for example one bound to a
    * `Deno.HttpClient` for h2c, or a mock in tests: the one option for
-   * swapping the HTTP client wherever a fetch is used.
+   * swapping the HTTP client wherever a fetch is used. A mock may call a
+   * handler in the same process (`(input, init) => handler(new
+   * Request(input, init))`): a gzip body the runtime's fetch would have
+   * decoded is then decoded by the client.
    *
    * @default {globalThis.fetch}
    */
