@@ -95,10 +95,10 @@ export interface PartSink {
    * Removes the part once committed (a file, an object). Called, for each
    * part committed before it, when a later part's sink fails to commit
    * (its close rejects: a disk error in the final fsync or rename, an
-   * object store's error), so that the request, answered 500, leaves no
-   * part of the form behind. Without it, those parts stay. It removes what
-   * is at the part's path or key by then: where two requests may share one
-   * (a client's file name), give each part its own.
+   * object store's error), so that the request, answered 500 (507 when out
+   * of space), leaves no part of the form behind. Without it, those parts
+   * stay. It removes what is at the part's path or key by then: where two
+   * requests may share one (a client's file name), give each part its own.
    */
   remove?: () => void | Promise<void>;
 }
@@ -369,10 +369,10 @@ function created(result: ReceivedBody): Response {
  * with {@linkcode receiveBody} and answers with `onComplete` (by default
  * `201 Created` with JSON `{ "bytes": n, "sha256": "..." }` and a
  * `Repr-Digest` header). Refusals and failures are answered with the status
- * and message of the {@linkcode HttpError} (400, 405, 408, 413, 500); the
- * sink is aborted, so nothing partial is kept. `OPTIONS` gets `204` and any
- * other method but `POST` and `PUT` `405`, both with `Allow: POST, PUT`, no
- * sink opened.
+ * and message of the {@linkcode HttpError} (400, 405, 408, 413, 415, 500,
+ * 507); the sink is aborted, so nothing partial is kept. `OPTIONS` gets
+ * `204` and any other method but `POST` and `PUT` `405`, both with
+ * `Allow: POST, PUT`, no sink opened.
  *
  * With `multipart`, a `multipart/form-data` request has each file part
  * received by {@linkcode receiveBody} into its own sink (the same limits
