@@ -90,6 +90,9 @@ mkdir -p .tmp
 step fmt deno fmt --check
 step lint deno lint
 step check deno check mod.ts lib/ examples/ tests/ bench/
+# The README's examples, as a user copies them (its imports resolve to this
+# package through deno.json's name and exports).
+step readme deno check --doc-only README.md
 step layers deno task check:layers
 
 # Every JSDoc example runs (this also type-checks them), except those marked
