@@ -1693,7 +1693,7 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
     );
   });
 
-  it("a fetch of the caller's that does not decode gzip (a mock calling the handler in-process) gets the message whole (gzip's bytes were read as the message: wrong bytes, no error)", async () => {
+  it("a fetch of the caller's that does not decode gzip or deflate (a mock calling the handler in-process) gets the message whole (its bytes were read as the message: wrong bytes, no error); a body that fails there fails the response's read", async () => {
     const Size = defineService("test.v1.Size", {
       size: { kind: "unary", input: Bytes, output: Bytes },
     });
@@ -1701,26 +1701,62 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
       implementService(Size, {
         size: (bytes) => new Uint8Array(40_000).fill(bytes[0]),
       }),
+      { acceptCompression: ["gzip", "deflate"] },
     );
-    const encodings: (string | null)[] = [];
-    const client = createClient(
+    for (const coding of ["gzip", "deflate"] as const) {
+      const encodings: (string | null)[] = [];
+      const client = createClient(
+        Size,
+        createConnectTransport({
+          baseUrl: "http://x",
+          acceptCompression: [coding],
+          fetch: async (input, init) => {
+            const response = await handler(new Request(input, init));
+            encodings.push(response.headers.get("content-encoding"));
+            return response;
+          },
+        }),
+      );
+      // 0x1f and 0x78: the first bytes of gzip's and zlib's headers.
+      for (const byte of [7, 0x1f, 0x78]) {
+        assert.deepEqual(
+          await client.size(new Uint8Array([byte])),
+          new Uint8Array(40_000).fill(byte),
+          `${coding}, ${byte}`,
+        );
+      }
+      assert.deepEqual(encodings, [coding, coding, coding]);
+    }
+    // A body that fails before its first bytes: the response's read failed,
+    // not the request's send (the call was processed).
+    const failing = createClient(
       Size,
       createConnectTransport({
         baseUrl: "http://x",
-        fetch: async (input, init) => {
-          const response = await handler(new Request(input, init));
-          encodings.push(response.headers.get("content-encoding"));
-          return response;
-        },
+        fetch: () =>
+          Promise.resolve(
+            new Response(
+              new ReadableStream({
+                pull(controller) {
+                  controller.error(new Error("connection reset"));
+                },
+              }),
+              {
+                headers: {
+                  "content-type": "application/proto",
+                  "content-encoding": "gzip",
+                },
+              },
+            ),
+          ),
       }),
     );
-    for (const byte of [7, 0x1f]) {
-      assert.deepEqual(
-        await client.size(new Uint8Array([byte])),
-        new Uint8Array(40_000).fill(byte),
-      );
-    }
-    assert.deepEqual(encodings, ["gzip", "gzip"]);
+    await assert.rejects(
+      failing.size(new Uint8Array([1])),
+      (error: unknown) =>
+        error instanceof RpcError &&
+        error.rawMessage === "Cannot read response: connection reset",
+    );
   });
 
   it("a client's compressed request over its own maxMessageBytes is refused before it is sent", async () => {

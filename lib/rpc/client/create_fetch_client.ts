@@ -118,16 +118,24 @@ export function createFetchClient(
     if (encoding !== null && fetchDecoded(encoding)) {
       // Unless a fetch of the caller's did not decode it (a mock that
       // calls a handler in the same process, as the `fetch` option
-      // suggests): gzip read as identity came out as a wrong message, no
-      // error. Such a response has no URL (fetch gives every response its
-      // own), and its body then begins with gzip's two bytes, which begin
-      // no decoded Connect body (no Protobuf field has wire type 7, no
-      // JSON text begins with 0x1f).
-      const gzip = response.url === "" && /^\s*(x-)?gzip\s*$/i.test(encoding)
-        ? await startsWith(responseBody, GZIP_MAGIC)
-        : { matched: false, body: responseBody };
-      responseBody = gzip.body;
-      if (!gzip.matched) headers.delete("content-encoding");
+      // suggests): its bytes read as identity came out as a wrong message,
+      // no error. Such a response has no URL (fetch gives every response
+      // its own); its body then begins with its coding's header. A decoded
+      // Connect body never begins with gzip's (1f 8b: no Protobuf field has
+      // wire type 7, no JSON text begins with 0x1f); one in a response a
+      // mock rebuilt from a fetched one may pass zlib's test (a Protobuf
+      // message that begins with field 15), then fails to inflate: an
+      // error, never a wrong message.
+      const looksEncoded = response.url === ""
+        ? ENCODED.get(encoding.trim().toLowerCase())
+        : undefined;
+      let encoded = false;
+      if (looksEncoded !== undefined) {
+        const peeked = await peek(responseBody, 2);
+        responseBody = peeked.body;
+        encoded = peeked.head.length === 2 && looksEncoded(peeked.head);
+      }
+      if (!encoded) headers.delete("content-encoding");
     }
     return {
       status: response.status,
@@ -138,45 +146,61 @@ export function createFetchClient(
   };
 }
 
-/** The first bytes of a gzip member (RFC 1952, 2.3.1). */
-const GZIP_MAGIC = [0x1f, 0x8b];
+/**
+ * The codings fetch may have decoded that this client decodes too, each with
+ * a test of a body's first two bytes: still in that coding.
+ */
+const ENCODED = new Map<string, (head: Uint8Array) => boolean>([
+  // A gzip member's ID1 ID2 (RFC 1952, 2.3.1).
+  ["gzip", (head) => head[0] === 0x1f && head[1] === 0x8b],
+  // A zlib stream's CMF and FLG: method 8, window at most 32 KiB, the two
+  // a multiple of 31 (RFC 1950, 2.2).
+  ["deflate", (head) =>
+    (head[0] & 0x0f) === 8 && (head[0] >> 4) <= 7 &&
+    (head[0] * 256 + head[1]) % 31 === 0],
+]);
 
 /**
- * Reads the first bytes of `body` and gives it back whole, with whether
- * they are `prefix`.
+ * Reads up to `bytes` first bytes of `body` and gives it back whole. A read
+ * that fails is the failure of the body given back, for whoever reads it
+ * (the response's read, not its request).
  */
-async function startsWith(
+async function peek(
   body: ReadableStream<Uint8Array>,
-  prefix: readonly number[],
-): Promise<{ matched: boolean; body: ReadableStream<Uint8Array> }> {
+  bytes: number,
+): Promise<{ head: Uint8Array; body: ReadableStream<Uint8Array> }> {
   const reader = body.getReader();
   const read: Uint8Array[] = [];
-  let bytes = 0;
-  let done = false;
-  while (bytes < prefix.length) {
-    const next = await reader.read();
-    if (next.done) {
-      done = true;
-      break;
+  let held = 0;
+  let end: { error: unknown } | "done" | undefined;
+  while (held < bytes && end === undefined) {
+    try {
+      const next = await reader.read();
+      if (next.done) end = "done";
+      else {
+        read.push(next.value);
+        held += next.value.byteLength;
+      }
+    } catch (error) {
+      end = { error };
     }
-    read.push(next.value);
-    bytes += next.value.byteLength;
   }
-  const head: number[] = [];
+  const head = new Uint8Array(Math.min(held, bytes));
+  let at = 0;
   for (const chunk of read) {
-    for (let i = 0; i < chunk.byteLength && head.length < prefix.length; i++) {
-      head.push(chunk[i]);
-    }
+    if (at === head.length) break;
+    const part = chunk.subarray(0, head.length - at);
+    head.set(part, at);
+    at += part.byteLength;
   }
-  const matched = head.length === prefix.length &&
-    head.every((byte, i) => byte === prefix[i]);
   return {
-    matched,
+    head,
     body: new ReadableStream<Uint8Array>({
       async pull(controller) {
         const chunk = read.shift();
         if (chunk !== undefined) return controller.enqueue(chunk);
-        if (done) return controller.close();
+        if (end === "done") return controller.close();
+        if (end !== undefined) return controller.error(end.error);
         const next = await reader.read();
         if (next.done) controller.close();
         else controller.enqueue(next.value);
