@@ -46,7 +46,7 @@ import { encodeFrame } from "../lib/rpc/wire/_frame.ts";
 import { decodeEndStream } from "../lib/rpc/protocol_connect/end_stream.ts";
 import { MAX_METADATA_BYTES } from "../lib/rpc/protocol/_metadata_limit.ts";
 import { setStatus } from "../lib/rpc/protocol_grpc/trailers.ts";
-import { decodeBase64 } from "../lib/_internal/base64.ts";
+import { decodeBase64, encodeBase64 } from "../lib/_internal/base64.ts";
 import { readGetMessage } from "../lib/rpc/protocol_connect/get_request.ts";
 import {
   REPLAY_CALL_BYTES,
@@ -1756,6 +1756,53 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
       (error: unknown) =>
         error instanceof RpcError &&
         error.rawMessage === "Cannot read response: connection reset",
+    );
+  });
+
+  it("a compressed Connect GET message is bounded as a POST's: within maxMessageBytes once decompressed, whatever gzip made of it (one of 990 bytes gzipped to more than 1,000 was refused)", async () => {
+    const Read = defineService("test.v1.Read", {
+      len: {
+        kind: "unary",
+        input: Bytes,
+        output: Int64Value,
+        idempotency: "no-side-effects",
+      },
+    });
+    const handler = createRpcHandler(
+      implementService(Read, { len: (bytes) => BigInt(bytes.byteLength) }),
+      { maxMessageBytes: 1000 },
+    );
+    const get = (message: Uint8Array, compressed: boolean) =>
+      handler(
+        new Request(
+          `http://x/test.v1.Read/len?encoding=proto&base64=1&connect=v1${
+            compressed ? "&compression=gzip" : ""
+          }&message=${encodeURIComponent(encodeBase64(message))}`,
+        ),
+      );
+    const small = randomBytes(990);
+    const gzipped = new Uint8Array(gzipSync(small));
+    assert.ok(gzipped.byteLength > 1000, `${gzipped.byteLength}`);
+    const ok = await get(gzipped, true);
+    assert.equal(ok.status, 200);
+    assert.equal(
+      Int64Value.proto.decode(new Uint8Array(await ok.arrayBuffer())),
+      990n,
+    );
+    // Past the compressed bound: refused before decoding, naming the limit
+    // as set.
+    const over = await get(new Uint8Array(gzipSync(randomBytes(1100))), true);
+    assert.equal(over.status, 429);
+    assert.match(
+      (await over.json()).message,
+      /^Cannot read GET request: compressed size exceeds 1066 bytes, more than a message of maxMessageBytes 1000 takes compressed$/,
+    );
+    // Uncompressed, the limit is the message's.
+    const plain = await get(randomBytes(1001), false);
+    assert.equal(plain.status, 429);
+    assert.match(
+      (await plain.json()).message,
+      /^Cannot read GET request: message of 1001 bytes exceeds maxMessageBytes 1000$/,
     );
   });
 

@@ -10,6 +10,7 @@ import { Code } from "../code.ts";
 import type { Compression } from "../../http/compression.ts";
 import type { CodecName } from "../protocol/_codec.ts";
 import { quote } from "../protocol/_quote.ts";
+import { bodyBound, bodyTooLarge } from "../protocol/_read_all.ts";
 import { RpcError } from "../rpc_error.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 
@@ -74,12 +75,24 @@ export function queryText(
  *
  * @throws {RpcError} `InvalidArgument` for a missing message, invalid
  * base64 or percent-encoding, or a `base64` other than `0` or `1`;
- * `ResourceExhausted` for a message over `maxMessageBytes`.
+ * `ResourceExhausted` for a message over `maxMessageBytes` (`compressed`,
+ * over the most a message of that size takes compressed: its own size is
+ * checked once decompressed, as a POST's).
  */
 export function readGetMessage(
   params: Map<string, string>,
   maxMessageBytes: number,
+  compressed = false,
 ): Uint8Array {
+  const max = bodyBound(maxMessageBytes, compressed);
+  const tooLarge = (bytes: number): never => {
+    throw compressed
+      ? bodyTooLarge("read GET request", maxMessageBytes, true)
+      : new RpcError(
+        Code.ResourceExhausted,
+        `Cannot read GET request: message of ${bytes} bytes exceeds maxMessageBytes ${maxMessageBytes}`,
+      );
+  };
   const raw = params.get(paramMessage);
   if (raw === undefined) {
     throw new RpcError(
@@ -99,7 +112,7 @@ export function readGetMessage(
   const atLeast = base64 === "1"
     ? Math.floor(unpaddedLength(raw) * 3 / 4)
     : Math.ceil(raw.length / 3);
-  if (atLeast > maxMessageBytes) tooLarge(atLeast, maxMessageBytes);
+  if (atLeast > max) tooLarge(atLeast);
   let data: Uint8Array;
   if (base64 === "1") {
     try {
@@ -119,17 +132,8 @@ export function readGetMessage(
   } else {
     data = percentDecode(raw, paramMessage);
   }
-  if (data.byteLength > maxMessageBytes) {
-    tooLarge(data.byteLength, maxMessageBytes);
-  }
+  if (data.byteLength > max) tooLarge(data.byteLength);
   return data;
-}
-
-function tooLarge(bytes: number, max: number): never {
-  throw new RpcError(
-    Code.ResourceExhausted,
-    `Cannot read GET request: message of ${bytes} bytes exceeds maxMessageBytes ${max}`,
-  );
 }
 
 const HEX = /^[0-9A-Fa-f]{2}$/;
@@ -163,7 +167,9 @@ function percentDecode(
 }
 
 /**
- * The length of `raw` without its trailing `=` or `%3D`: a loop from the
+ * The characters of `raw` without its trailing `=` or `%3D`, an escape
+ * counted as one (a message in standard base64 escapes its `+` and `/`: at
+ * three characters each, one within the limit was refused): a loop from the
  * end (a regex tried a match at every `=` of a run: 64 KB of them then a
  * letter blocked the server 8.7 s).
  */
@@ -177,5 +183,14 @@ function unpaddedLength(raw: string): number {
     ) end -= 3;
     else break;
   }
-  return end;
+  // An escaped character ("%2B" for standard base64's "+") is one.
+  let escapes = 0;
+  for (
+    let at = raw.indexOf("%");
+    at !== -1 && at < end;
+    at = raw.indexOf("%", at + 1)
+  ) {
+    escapes++;
+  }
+  return Math.max(0, end - 2 * escapes);
 }

@@ -213,7 +213,11 @@ export async function handleConnectGet(
         `${paramCompression} query parameter`,
         Code.Unimplemented,
       );
-      const data = readGetMessage(query, options.maxMessageBytes);
+      const data = readGetMessage(
+        query,
+        options.maxMessageBytes,
+        requestCompression !== null,
+      );
       return {
         params: {
           timeoutMs: clampTimeout(
