@@ -188,7 +188,7 @@ export function createHttp2Client(
     if (listBytes > MAX_HEADER_LIST_BYTES) {
       const error = new RpcError(
         Code.ResourceExhausted,
-        `Cannot send request: its header list is ${listBytes} bytes (names, values and 32 a field, as HTTP/2 counts), over the ${MAX_HEADER_LIST_BYTES} that node:http2 sends in one header block; send large data in the request message, not in metadata`,
+        `Cannot send request: its header list is ${listBytes} bytes (names, values and 32 a field, as HTTP/2 counts), over the ${MAX_HEADER_LIST_BYTES} createHttp2Client sends (node:http2 fails one field of 64 KiB, and under Deno larger lists, as if the server had refused them); send large data in the request message, not in metadata`,
       );
       replay?.fail(error);
       throw error;
@@ -471,12 +471,15 @@ export function createHttp2Client(
 const CLOSE_GRACE_MS = 200;
 
 /**
- * The largest header list a request is sent with. Past it node:http2 does
- * not send the HEADERS frame: under Deno and Node the stream fails with
- * REFUSED_STREAM as if the server had refused it (a call then sent again
- * in vain and failed UNAVAILABLE), under Bun the client closes the whole
- * connection (COMPRESSION_ERROR), every call on it failing; one field of
- * 65,535 bytes did both (known-runtime-issues.md (aq)).
+ * The largest header list a request is sent with, one that node:http2
+ * sends under every runtime. Past it, it may not send the HEADERS frame:
+ * under Deno and Node the stream fails with REFUSED_STREAM as if the server
+ * had refused it (a call then sent again in vain and failed UNAVAILABLE),
+ * under Bun the client closes the whole connection (COMPRESSION_ERROR),
+ * every call on it failing; one field of 65,535 bytes did both, while
+ * thousands of small fields (about 127 KB) still went under Deno and Node
+ * (known-runtime-issues.md (aq)). A bound of sluice's: metadata that large
+ * belongs in the message.
  */
 const MAX_HEADER_LIST_BYTES = 65536;
 
