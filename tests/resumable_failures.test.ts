@@ -633,6 +633,78 @@ describe("the file store's expiry sweep and an upload another store completed", 
   });
 });
 
+describe("a creation the store fails", () => {
+  it("is answered 507 on a full disk, 500 otherwise, and told to onError (it was thrown on: the server's bare 500, onError not told)", async () => {
+    for (
+      const [thrown, status, said] of [
+        [
+          Object.assign(new Error("ENOSPC: no space left on device"), {
+            code: "ENOSPC",
+          }),
+          507,
+          "Cannot create upload: the store failed: no space left on the server",
+        ],
+        [
+          new Error("EIO: i/o error"),
+          500,
+          "Cannot create upload: the store failed",
+        ],
+      ] as const
+    ) {
+      const store: ResumableStore = Object.create(fileStore);
+      store.create = () => Promise.reject(thrown);
+      const errors: unknown[] = [];
+      const handler = createResumableUploadHandler({
+        store,
+        onError: (error) => void errors.push(error),
+      });
+      for (const tus of [false, true]) {
+        const response = await handler(
+          req(
+            "POST",
+            "/uploads",
+            tus
+              ? { "tus-resumable": TUS, "upload-length": "600" }
+              : { "upload-complete": "?0", "upload-length": "600" },
+          ),
+        );
+        assert.equal(response.status, status);
+        assert.equal(await response.text(), said);
+        assert.equal(response.headers.get("location"), null);
+      }
+      assert.equal(errors.length, 2);
+      for (const error of errors) {
+        assert.ok(error instanceof HttpError && error.status === status);
+        assert.equal(error.cause, thrown);
+      }
+    }
+  });
+
+  it("leaves no file in the file store when its record cannot be written (its data file stayed until the hourly sweep)", async () => {
+    const storeDir = await makeTempDir("resumable-create-");
+    try {
+      const store = createResumableFileStore(storeDir);
+      const id = "a".repeat(22); // the shape of the handler's ids
+      // A directory where the record's temporary file goes: EISDIR, as
+      // ENOSPC on a full disk.
+      await mkdir(join(storeDir, `.${id}.json.tmp`), { recursive: true });
+      await assert.rejects(
+        store.create({ id, offset: 0, complete: false, createdAt: 0 }),
+        { code: "EISDIR" },
+      );
+      // (Deno's unlink removes the empty directory too.)
+      await rm(join(storeDir, `.${id}.json.tmp`), {
+        recursive: true,
+        force: true,
+      });
+      assert.deepEqual(await readdir(storeDir), []);
+      assert.equal(await store.get(id), undefined);
+    } finally {
+      await removeDir(storeDir);
+    }
+  });
+});
+
 describe("createResumableUploadHandler's onError", () => {
   it("is told of a 5xx answer (a store write that failed: a full disk, 507) and its cause, and not of a 4xx; by default it logs", async () => {
     // Before, the client got 500 "Cannot store body: the sink failed" and

@@ -363,7 +363,15 @@ export function createResumableFileStore(
       if (upload.metadata !== undefined) record.metadata = upload.metadata;
       if (upload.sha256) record.sha256 = encodeBase64(upload.sha256);
       if (upload.expiresAt !== undefined) record.expiresAt = upload.expiresAt;
-      await writeRecord(record);
+      try {
+        await writeRecord(record);
+      } catch (error) {
+        // No record, no upload (a full disk): its files go now, not at the
+        // next sweep.
+        await unlink(data(upload.id)).catch(() => {});
+        await unlink(`${state(upload.id)}.tmp`).catch(() => {});
+        throw error;
+      }
       opened.add(upload.id);
     },
 

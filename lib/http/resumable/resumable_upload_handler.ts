@@ -5,6 +5,7 @@ import { checkMax, checkMs } from "../../_internal/limits.ts";
 import { decodeBase64, encodeBase64 } from "../../_internal/base64.ts";
 import { formatDigestHeader } from "../digest_header.ts";
 import { HttpError } from "../http_error.ts";
+import { storeFailed } from "../_store_failure.ts";
 import {
   checkReceiveOptions,
   type Hasher,
@@ -154,14 +155,14 @@ export interface ResumableUploadHandlerOptions extends
   ) => void | Promise<void>;
   /**
    * Called with the error of a request the handler answers with a status of
-   * 500 or more: a store that failed (a full disk while appending, answered
-   * 507; a completion the store could not publish), an `onComplete` that
-   * threw an `HttpError` of that kind. The client gets only the status and a
-   * message without the server's details; the cause (the file system's
-   * error, its path) is in the error. The default logs it with
-   * `console.error`; 4xx answers, the client's side, are not passed, and an
-   * error that is not an `HttpError` is thrown on, for the server to log and
-   * answer.
+   * 500 or more: a store that failed (a creation or an append on a full
+   * disk, answered 507; a completion the store could not publish), an
+   * `onComplete` that threw an `HttpError` of that kind. The client gets
+   * only the status and a message without the server's details; the cause
+   * (the file system's error, its path) is in the error. The default logs
+   * it with `console.error`; 4xx answers, the client's side, are not
+   * passed, and an error the handler does not answer (a store's `get` that
+   * throws) is thrown on, for the server to log and answer.
    *
    * @default {console.error}
    */
@@ -517,7 +518,9 @@ export function createResumableUploadHandler(
       await store.create(upload);
     } catch (error) {
       release(id);
-      throw error;
+      // A store that failed (a full disk: 507) is the server's failure,
+      // told to onError, as an append's is.
+      throw storeFailed("Cannot create upload: the store failed", error);
     }
     return upload;
   }
