@@ -130,6 +130,17 @@ async function ietfUpload(
   return { location, patch };
 }
 
+/** A POST creating an upload of 600 bytes, in tus or the draft. */
+function creation(tus: boolean): Request {
+  return req(
+    "POST",
+    "/uploads",
+    tus
+      ? { "tus-resumable": TUS, "upload-length": "600" }
+      : { "upload-complete": "?0", "upload-length": "600" },
+  );
+}
+
 let dir: string;
 let fileStore: ResumableFileStore;
 
@@ -660,13 +671,7 @@ describe("a creation the store fails", () => {
       });
       for (const tus of [false, true]) {
         const response = await handler(
-          req(
-            "POST",
-            "/uploads",
-            tus
-              ? { "tus-resumable": TUS, "upload-length": "600" }
-              : { "upload-complete": "?0", "upload-length": "600" },
-          ),
+          creation(tus),
         );
         assert.equal(response.status, status);
         assert.equal(await response.text(), said);
@@ -718,13 +723,7 @@ describe("createResumableUploadHandler's onError", () => {
     });
     for (const tus of [false, true]) {
       const created = await handler(
-        req(
-          "POST",
-          "/uploads",
-          tus
-            ? { "tus-resumable": TUS, "upload-length": "600" }
-            : { "upload-complete": "?0", "upload-length": "600" },
-        ),
+        creation(tus),
       );
       assert.equal(created.status, 201);
       const location = created.headers.get("location")!;
