@@ -114,11 +114,14 @@ export function makeTransport(
   return { transport, close: () => Promise.resolve() };
 }
 
-/** The guide's `sum` client: sends 1..10, prints the result. */
+/**
+ * The guide's `sum` client: sends 1..10, prints the result (or the error, as
+ * the guide does). Resolves to whether the call succeeded.
+ */
 export async function runSum(
   transport: Transport,
   print: (line: string) => void = console.log,
-): Promise<void> {
+): Promise<boolean> {
   const client = createClient(StreamingCalcService, transport);
   const call = client.sum();
   for (let i = 1n; i <= 10n; i++) await call.send(i);
@@ -127,14 +130,19 @@ export async function runSum(
     print(`Value: ${await call.receive()}`);
   } catch (error) {
     print(`Error: ${(error as Error).message}`);
+    return false;
   }
+  return true;
 }
 
-/** The guide's `incrementalSum` client: reads while it sends 1..10. */
+/**
+ * The guide's `incrementalSum` client: reads while it sends 1..10, printing
+ * each total. Resolves to whether the call succeeded.
+ */
 export async function runIncrementalSum(
   transport: Transport,
   print: (line: string) => void = console.log,
-): Promise<void> {
+): Promise<boolean> {
   const client = createClient(StreamingCalcService, transport);
   const call = client.incrementalSum();
   const reading = (async () => {
@@ -143,12 +151,12 @@ export async function runIncrementalSum(
         const result = await call.receive();
         if (result.done) {
           print("Complete.");
-          break;
+          return true;
         }
         print(`Value: ${result.value}`);
       } catch (error) {
         print(`Error: ${(error as Error).message}`);
-        break;
+        return false;
       }
     }
   })();
@@ -158,6 +166,7 @@ export async function runIncrementalSum(
   } finally {
     await reading;
   }
+  return await reading;
 }
 
 function parseArgs(args: string[]) {
@@ -186,8 +195,15 @@ function parseArgs(args: string[]) {
       options.protocol = p;
     } else if (arg === "--port") options.port = Number(value());
     else if (arg === "--host") options.host = value();
-    else if (arg === "--method") options.method = value();
-    else if (!arg.startsWith("-")) options.command = arg;
+    else if (arg === "--method") {
+      const m = value();
+      if (m !== "sum" && m !== "incrementalSum" && m !== "both") {
+        throw new TypeError(
+          `Unknown method "${m}": use sum, incrementalSum or both`,
+        );
+      }
+      options.method = m;
+    } else if (!arg.startsWith("-")) options.command = arg;
     else throw new TypeError(`Unknown option ${arg}`);
   }
   return options;
@@ -209,14 +225,19 @@ async function runClients(
   method: string,
 ): Promise<void> {
   const { transport, close } = makeTransport(protocol, url);
+  let ok = true;
   try {
-    if (method === "sum" || method === "both") await example.runSum(transport);
+    if (method === "sum" || method === "both") {
+      ok = await example.runSum(transport) && ok;
+    }
     if (method === "incrementalSum" || method === "both") {
-      await example.runIncrementalSum(transport);
+      ok = await example.runIncrementalSum(transport) && ok;
     }
   } finally {
     await close();
   }
+  // The errors are printed as the guide prints them; the exit says so.
+  if (!ok) process.exitCode = 1;
 }
 
 /**

@@ -61,11 +61,14 @@ export async function startServer(
   return await serve(createRpcHandler(streamingCalc), { port, hostname });
 }
 
-/** The `sum` client: sends 1..10, prints the result. */
+/**
+ * The `sum` client: sends 1..10, prints the result (or the error). Resolves
+ * to whether the call succeeded.
+ */
 export async function runSum(
   transport: Transport,
   print: (line: string) => void = console.log,
-): Promise<void> {
+): Promise<boolean> {
   const client = createClient(StreamingCalcService, transport);
   const call = client.sum();
   for (let i = 1n; i <= 10n; i++) await call.send({ value: i });
@@ -74,22 +77,29 @@ export async function runSum(
     print(`Value: ${(await call.receive()).value}`);
   } catch (error) {
     print(`Error: ${(error as Error).message}`);
+    return false;
   }
+  return true;
 }
 
-/** The `incrementalSum` client: reads the running totals while it sends. */
+/**
+ * The `incrementalSum` client: reads the running totals while it sends.
+ * Resolves to whether the call succeeded.
+ */
 export async function runIncrementalSum(
   transport: Transport,
   print: (line: string) => void = console.log,
-): Promise<void> {
+): Promise<boolean> {
   const client = createClient(StreamingCalcService, transport);
   const call = client.incrementalSum();
   const reading = (async () => {
     try {
       for await (const total of call.responses) print(`Value: ${total.value}`);
       print("Complete.");
+      return true;
     } catch (error) {
       print(`Error: ${(error as Error).message}`);
+      return false;
     }
   })();
   try {
@@ -98,6 +108,7 @@ export async function runIncrementalSum(
   } finally {
     await reading;
   }
+  return await reading;
 }
 
 if (import.meta.main) {

@@ -17,6 +17,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
+import { type AddressInfo, createServer } from "node:net";
 import process from "node:process";
 import {
   curlAvailable,
@@ -160,6 +161,46 @@ describe(`examples under ${runtime} run`, () => {
     }
   }
 });
+
+describe(`the StreamingCalcService examples' clients under ${runtime}`, () => {
+  // Before, a client whose calls failed printed the errors and exited 0,
+  // and an unknown --method did nothing and exited 0.
+  for (const file of ["streaming_calc.ts", "streaming_calc_es.ts"]) {
+    for (const protocol of ["connect", "grpc"]) {
+      it(`examples/${file} client --protocol ${protocol} exits 1 when its calls fail (nothing listening)`, async () => {
+        const port = await closedPort();
+        const { code, stdout, stderr } = await run(
+          join("examples", file),
+          ["client", "--port", String(port), "--protocol", protocol],
+          ["--allow-net=127.0.0.1", "--allow-env"],
+        );
+        assert.equal(code, 1, `exit ${code}\n${stdout}\n${stderr}`);
+        assert.match(stdout + stderr, /unavailable/i);
+      });
+    }
+    it(`examples/${file} refuses an unknown --method`, async () => {
+      const { code, stderr } = await run(
+        join("examples", file),
+        ["client", "--method", "summ"],
+        ["--allow-net=127.0.0.1"],
+      );
+      assert.equal(code, 1);
+      assert.match(
+        stderr,
+        /Unknown method "summ": use sum, incrementalSum or both/,
+      );
+    });
+  }
+});
+
+/** A port of 127.0.0.1 that nothing listens on (one just closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** An example started in server mode, as a user would: its own process. */
 interface ExampleServer {

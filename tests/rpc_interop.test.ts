@@ -54,7 +54,7 @@ const RUNNING = ["1", "3", "6", "10", "15", "21", "28", "36", "45", "55"];
 const T = 20_000; // per-operation deadline, generous for a noisy machine
 
 async function collectPrints(
-  fn: (print: (line: string) => void) => Promise<void>,
+  fn: (print: (line: string) => void) => Promise<unknown>,
 ): Promise<string[]> {
   const lines: string[] = [];
   await deadline(fn((line) => lines.push(line)), T, "seed client");
