@@ -2064,6 +2064,26 @@ describe("createHttp2Client: TLS, close()", () => {
   const Svc = defineService("t.Tls", {
     one: { kind: "unary", input: Int64Value, output: Int64Value },
   });
+  it("names a connection that never opened as such (a refused port read as a connection closed mid-response)", async () => {
+    const free = http2.createServer();
+    await new Promise<void>((resolve) => free.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(free.address() as { port: number }).port}`;
+    await new Promise((resolve) => free.close(resolve));
+    const httpClient = createHttp2Client(url);
+    try {
+      await assert.rejects(
+        createClient(Svc, createGrpcTransport({ baseUrl: url, httpClient }))
+          .one(1n, { timeoutMs: T }),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Unavailable &&
+          error.rawMessage.startsWith(`Cannot connect to ${url} (`) &&
+          /ECONNREFUSED/.test(error.rawMessage),
+      );
+    } finally {
+      await httpClient.close();
+    }
+  });
+
   it("takes connectOptions (a private CA) for an https: server; without them the error names the certificate", async () => {
     // Before, there was no way to pass a CA, and the failure read only
     // "the connection closed before its end".
@@ -2100,7 +2120,7 @@ describe("createHttp2Client: TLS, close()", () => {
               call,
               (error: unknown) =>
                 error instanceof RpcError && error.code === Code.Unavailable &&
-                /the connection closed before its end \(.*certificate.*\)/
+                /^Cannot connect to https:\/\/127\.0\.0\.1:\d+ \(.*certificate.*\)/
                   .test(error.rawMessage),
             );
           }

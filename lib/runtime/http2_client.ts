@@ -110,6 +110,9 @@ export function createHttp2Client(
   let closed = false;
   const goneAfter = new WeakMap<http2.ClientHttp2Session, number>();
   const sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
+  // The sessions that connected: a call on one that never did failed to
+  // connect, not mid-response.
+  const connected = new WeakSet<http2.ClientHttp2Session>();
   // The streams open on each session, and what close() does when the last
   // of them closes.
   const openStreams = new WeakMap<
@@ -126,6 +129,7 @@ export function createHttp2Client(
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
     const s = http2.connect(origin, options.connectOptions);
+    s.once("connect", () => connected.add(s));
     // A failed connection surfaces as an error of the requests on it,
     // which name its cause (a certificate not trusted, a refused port).
     s.on("error", (error: Error) => {
@@ -219,9 +223,11 @@ export function createHttp2Client(
       connectionGone()
         ? new RpcError(
           Code.Unavailable,
-          `Cannot read response: the connection closed before its end${
-            reasonOf(sessionErrors.get(session) ?? error)
-          }`,
+          `${
+            connected.has(session)
+              ? "Cannot read response: the connection closed before its end"
+              : `Cannot connect to ${origin}`
+          }${reasonOf(sessionErrors.get(session) ?? error)}`,
           { cause: sessionErrors.get(session) ?? error },
         )
         : error === undefined || peerReset()
