@@ -1,12 +1,14 @@
 // serve: the concurrency cap (503 past maxConcurrentRequests, streaming
-// responses counted until sent) and its option checks.
+// responses counted until sent), its option checks and the error of an
+// address it cannot take.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { createEchoHandler } from "../lib/http/echo.ts";
 import { HttpError } from "../lib/http/http_error.ts";
 import { serve } from "../lib/runtime/serve.ts";
+import { serveHttp2 } from "../lib/runtime/serve_http2.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import {
   captureConsole,
@@ -492,6 +494,36 @@ describe("serve", () => {
       () => upgradeWebSocket(request, { idleTimeoutMs: -1 }),
       /idleTimeoutMs must be a non-negative number of milliseconds/,
     );
+  });
+});
+
+describe("serve and serveHttp2 on an address they cannot take", () => {
+  it('reject naming the address and what to do (Deno\'s said only "Address already in use (os error 98)")', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) =>
+      holder.listen(0, "127.0.0.1", resolve)
+    );
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      for (
+        const start of [
+          () => serve(() => new Response("no"), { port }),
+          () => serveHttp2(() => Promise.reject(new Error("no")), { port }),
+        ]
+      ) {
+        await assert.rejects(start(), (error: unknown) => {
+          assert.ok(error instanceof Error);
+          assert.equal(
+            error.message,
+            `Cannot serve on 127.0.0.1:${port}: the address is already in use (another server listens there); stop that server or choose another port (port 0 takes a free one)`,
+          );
+          assert.ok(error.cause !== undefined);
+          return true;
+        });
+      }
+    } finally {
+      holder.close();
+    }
   });
 });
 

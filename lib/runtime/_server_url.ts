@@ -16,3 +16,31 @@ export function listenHost(hostname: string): string {
     ? hostname.slice(1, -1)
     : hostname;
 }
+
+/**
+ * The error of a listener that could not start, made to name the address
+ * and what to do when the address is taken or not this machine's (Deno's
+ * said "Address already in use (os error 98)" and nothing of which). Any
+ * other error is returned as it is.
+ */
+export function listenFailed(
+  error: unknown,
+  hostname: string,
+  port: number,
+): unknown {
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  const where = `${serverUrl(hostname, port).host}`;
+  if (code === "EADDRINUSE" || name === "AddrInUse") {
+    return new Error(
+      `Cannot serve on ${where}: the address is already in use (another server listens there); stop that server or choose another port (port 0 takes a free one)`,
+      { cause: error },
+    );
+  }
+  if (code === "EADDRNOTAVAIL" || name === "AddrNotAvailable") {
+    return new Error(
+      `Cannot serve on ${where}: the address is not one of this machine's; use 127.0.0.1, 0.0.0.0 or an address of its own`,
+      { cause: error },
+    );
+  }
+  return error;
+}

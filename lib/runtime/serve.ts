@@ -28,6 +28,7 @@
  * @module
  */
 
+import { listenFailed } from "./_server_url.ts";
 import { messageOf } from "../_internal/message_of.ts";
 import { checkArgument } from "../_internal/arguments.ts";
 import { type BunServer, getBun } from "./_bun.ts";
@@ -451,44 +452,49 @@ export async function serve(
   const onError = answering(given);
   const bun = getBun();
   if (bun) {
-    const server: BunServer = bun.serve({
-      port,
-      hostname,
-      idleTimeout: bunIdleTimeout(idleTimeoutMs),
-      // Bodies are streamed and bounded by the handlers' own limits.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      // Never Bun's development error page (the error, its stack and
-      // source) to a client, whatever NODE_ENV says.
-      development: false,
-      ...(tls ? { tls } : {}),
-      // Remembered so that upgradeWebSocket can reach server.upgrade.
-      fetch: (request: Request, server: BunServer) => {
-        // pendingRequests counts this request too.
-        if (
-          maxConcurrentRequests > 0 &&
-          server.pendingRequests > maxConcurrentRequests
-        ) {
-          return overloaded(maxConcurrentRequests);
-        }
-        const refused = invalidHost(request);
-        if (refused) return refused;
-        rememberBunServer(request, server);
-        // onError is called here, not left to Bun: once a request is
-        // upgraded or answered by Bun itself (a refused WebSocket upgrade
-        // gets its 426), Bun drops a rejection unhandled, which exits the
-        // process, and ignores a throw.
-        try {
-          const answer = response(track(handler(request)));
-          return answer instanceof Response ? answer : answer.catch(onError);
-        } catch (error) {
-          return onError(error);
-        }
-      },
-      error: onError,
-      // Its maxPayloadLength left at Bun's 16 MiB: a larger message is
-      // refused with 1009 (docs/known-runtime-issues.md (al)).
-      websocket: bunWebSocketHandlers,
-    });
+    let server: BunServer;
+    try {
+      server = bun.serve({
+        port,
+        hostname,
+        idleTimeout: bunIdleTimeout(idleTimeoutMs),
+        // Bodies are streamed and bounded by the handlers' own limits.
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+        // Never Bun's development error page (the error, its stack and
+        // source) to a client, whatever NODE_ENV says.
+        development: false,
+        ...(tls ? { tls } : {}),
+        // Remembered so that upgradeWebSocket can reach server.upgrade.
+        fetch: (request: Request, server: BunServer) => {
+          // pendingRequests counts this request too.
+          if (
+            maxConcurrentRequests > 0 &&
+            server.pendingRequests > maxConcurrentRequests
+          ) {
+            return overloaded(maxConcurrentRequests);
+          }
+          const refused = invalidHost(request);
+          if (refused) return refused;
+          rememberBunServer(request, server);
+          // onError is called here, not left to Bun: once a request is
+          // upgraded or answered by Bun itself (a refused WebSocket upgrade
+          // gets its 426), Bun drops a rejection unhandled, which exits the
+          // process, and ignores a throw.
+          try {
+            const answer = response(track(handler(request)));
+            return answer instanceof Response ? answer : answer.catch(onError);
+          } catch (error) {
+            return onError(error);
+          }
+        },
+        error: onError,
+        // Its maxPayloadLength left at Bun's 16 MiB: a larger message is
+        // refused with 1009 (docs/known-runtime-issues.md (al)).
+        websocket: bunWebSocketHandlers,
+      });
+    } catch (error) {
+      throw listenFailed(error, hostname, port);
+    }
     const finished = deferred<void>();
     let stopped = false;
     const shutdown = async () => {
@@ -629,7 +635,12 @@ export async function serve(
       }
     }, retryMs);
   };
-  const addr = await listen();
+  let addr: Deno.NetAddr;
+  try {
+    addr = await listen();
+  } catch (error) {
+    throw listenFailed(error, hostname, port);
+  }
   const shutdown = async () => {
     if (!stopping) {
       stopping = true;

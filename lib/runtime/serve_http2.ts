@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { checkArgument } from "../_internal/arguments.ts";
-import { listenHost } from "./_server_url.ts";
+import { listenFailed, listenHost } from "./_server_url.ts";
 import { baseUrl, checkTls } from "./_tls.ts";
 import * as http2 from "node:http2";
 import type { UniversalHandler } from "../rpc/universal.ts";
@@ -533,9 +533,11 @@ export async function serveHttp2(
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const failed = (error: Error) =>
+      reject(listenFailed(error, hostname, port));
+    server.once("error", failed);
     server.listen(port, listenHost(hostname), () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve();
     });
   });
