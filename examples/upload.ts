@@ -31,8 +31,8 @@
 // less than 1 KiB/s.
 
 import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, stat, unlink } from "node:fs/promises";
+import { constants, createReadStream } from "node:fs";
+import { access, mkdir, mkdtemp, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -95,6 +95,10 @@ if (serverMode) {
 async function runServer(): Promise<void> {
   const outDir = resolve(flags.out ?? "received");
   await mkdir(outDir, { recursive: true });
+  // Every upload would be a 500 otherwise, the cause in this log alone.
+  await access(outDir, constants.W_OK).catch(() =>
+    usageError(`Cannot store uploads in ${outDir}: not writable`)
+  );
   const sweep = async () => {
     for (const path of await sweepTemporaryFiles(outDir)) {
       console.log(`Swept stale temporary file ${path}`);
@@ -162,14 +166,24 @@ async function runServer(): Promise<void> {
   process.on("SIGTERM", stop);
 }
 
+/** Says what is wrong with the command line, in one line, and exits 1. */
+function usageError(message: string): never {
+  console.error(message);
+  process.exit(1);
+}
+
 async function runDemo(): Promise<void> {
   const source = resolve(flags.file);
+  // Checked before anything is made: a file, not a directory.
+  const info = await stat(source).catch(() => undefined);
+  if (info === undefined) usageError(`Cannot upload ${source}: no such file`);
+  if (!info.isFile()) usageError(`Cannot upload ${source}: not a file`);
+  const size = info.size;
   const outDir = flags.out
     ? resolve(flags.out)
     : await mkdtemp(join(tmpdir(), "sluice-upload-"));
   await mkdir(outDir, { recursive: true });
   const target = join(outDir, "ReceivedFile.pdf");
-  const size = (await stat(source)).size;
 
   // A progress bar on a terminal, for files large enough to watch.
   const showProgress = process.stderr.isTTY && size >= 8 * 1024 * 1024;

@@ -193,6 +193,28 @@ describe(`the StreamingCalcService examples' clients under ${runtime}`, () => {
   }
 });
 
+describe(`examples/upload.ts under ${runtime} with a wrong --file`, () => {
+  // Before: an uncaught ENOENT with its stack and a new empty temporary
+  // directory each time; a directory died on EISDIR after a 500.
+  for (
+    const [file, said] of [
+      ["./no-such.pdf", /^Cannot upload \/.*\/no-such\.pdf: no such file$/m],
+      ["./examples", /^Cannot upload \/.*\/examples: not a file$/m],
+    ] as const
+  ) {
+    it(`--file ${file}: one line saying so, exit 1`, async () => {
+      const { code, stdout, stderr } = await run(
+        join("examples", "upload.ts"),
+        ["--file", file],
+        ["--allow-net=127.0.0.1", "--allow-read", "--allow-write=./.tmp"],
+      );
+      assert.equal(code, 1, `${stdout}\n${stderr}`);
+      assert.match(stderr, said);
+      assert.doesNotMatch(stderr, /\bat /, "no stack trace");
+    });
+  }
+});
+
 /** A port of 127.0.0.1 that nothing listens on (one just closed). */
 async function closedPort(): Promise<number> {
   const server = createServer();
