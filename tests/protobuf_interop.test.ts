@@ -354,7 +354,7 @@ describe("StreamingCalcService: generated code and the hand-written descriptor i
     "Complete.",
   ];
   const collect = async (
-    run: (t: Transport, print: (line: string) => void) => Promise<void>,
+    run: (t: Transport, print: (line: string) => void) => Promise<unknown>,
     transport: Transport,
   ) => {
     const lines: string[] = [];
