@@ -292,7 +292,8 @@ if (import.meta.main) {
     { label: "", startServer, runSum, runIncrementalSum },
     process.argv.slice(2),
   ).catch((error) => {
-    console.error(error);
+    // A wrong command line is one line; anything else with its stack.
+    console.error(error instanceof TypeError ? error.message : error);
     process.exitCode = 1;
   });
 }

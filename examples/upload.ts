@@ -31,8 +31,15 @@
 // less than 1 KiB/s.
 
 import { createHash, randomUUID } from "node:crypto";
-import { constants, createReadStream } from "node:fs";
-import { access, mkdir, mkdtemp, stat, unlink } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import {
+  mkdir,
+  mkdtemp,
+  open,
+  stat,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -92,13 +99,31 @@ if (serverMode) {
   await runDemo();
 }
 
+/**
+ * Makes `dir` and checks that a file can be written there, by writing one
+ * (node:fs's `access` needs Deno's --allow-sys): otherwise every upload
+ * would be a 500, the cause in the server's log alone.
+ */
+async function writableDir(dir: string): Promise<void> {
+  const probe = join(dir, `.write-check-${randomUUID()}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(probe, "");
+    await unlink(probe);
+  } catch (error) {
+    usageError(`Cannot store uploads in ${dir}: ${codeOf(error)}`);
+  }
+}
+
+/** An error's code (ENOENT, EACCES), else its message. */
+function codeOf(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  return code ?? message ?? String(error);
+}
+
 async function runServer(): Promise<void> {
   const outDir = resolve(flags.out ?? "received");
-  await mkdir(outDir, { recursive: true });
-  // Every upload would be a 500 otherwise, the cause in this log alone.
-  await access(outDir, constants.W_OK).catch(() =>
-    usageError(`Cannot store uploads in ${outDir}: not writable`)
-  );
+  await writableDir(outDir);
   const sweep = async () => {
     for (const path of await sweepTemporaryFiles(outDir)) {
       console.log(`Swept stale temporary file ${path}`);
@@ -174,15 +199,23 @@ function usageError(message: string): never {
 
 async function runDemo(): Promise<void> {
   const source = resolve(flags.file);
-  // Checked before anything is made: a file, not a directory.
-  const info = await stat(source).catch(() => undefined);
-  if (info === undefined) usageError(`Cannot upload ${source}: no such file`);
+  // Checked before anything is made: a readable file, not a directory.
+  const info = await stat(source).catch((error) =>
+    usageError(
+      `Cannot upload ${source}: ${
+        codeOf(error) === "ENOENT" ? "no such file" : codeOf(error)
+      }`,
+    )
+  );
   if (!info.isFile()) usageError(`Cannot upload ${source}: not a file`);
+  await open(source, "r").then((file) => file.close()).catch((error) =>
+    usageError(`Cannot upload ${source}: cannot read it (${codeOf(error)})`)
+  );
   const size = info.size;
   const outDir = flags.out
     ? resolve(flags.out)
     : await mkdtemp(join(tmpdir(), "sluice-upload-"));
-  await mkdir(outDir, { recursive: true });
+  await writableDir(outDir);
   const target = join(outDir, "ReceivedFile.pdf");
 
   // A progress bar on a terminal, for files large enough to watch.

@@ -189,6 +189,7 @@ describe(`the StreamingCalcService examples' clients under ${runtime}`, () => {
         stderr,
         /Unknown method "summ": use sum, incrementalSum or both/,
       );
+      assert.doesNotMatch(stderr, /\bat /, "one line, no stack trace");
     });
   }
 });
