@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import process from "node:process";
 import * as http2 from "node:http2";
+import { createServer as createNetServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import {
   Code,
@@ -1727,6 +1728,29 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
       }
       assert.deepEqual(encodings, [coding, coding, coding]);
     }
+    // x-gzip, which Bun's fetch decodes: not taken as the message (it was
+    // under Bun), but refused as a coding the client does not read.
+    const xgzip = createClient(
+      Size,
+      createConnectTransport({
+        baseUrl: "http://x",
+        fetch: () =>
+          Promise.resolve(
+            new Response(gzipSync(new Uint8Array([5, 6, 7])), {
+              headers: {
+                "content-type": "application/proto",
+                "content-encoding": "x-gzip",
+              },
+            }),
+          ),
+      }),
+    );
+    await assert.rejects(
+      xgzip.size(new Uint8Array([1])),
+      (error: unknown) =>
+        error instanceof RpcError && error.code === Code.Internal &&
+        /unsupported content-encoding "x-gzip"/.test(error.rawMessage),
+    );
     // A body that fails before its first bytes: the response's read failed,
     // not the request's send (the call was processed).
     const failing = createClient(
@@ -2081,6 +2105,31 @@ describe("createHttp2Client: TLS, close()", () => {
       );
     } finally {
       await httpClient.close();
+    }
+    // A server that takes the TCP connection and closes it before speaking
+    // HTTP/2 (it read as a cut mid-response, or a stream closed before its
+    // headers, in a plain Error).
+    const closer = createNetServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) =>
+      closer.listen(0, "127.0.0.1", resolve)
+    );
+    const closing = `http://127.0.0.1:${
+      (closer.address() as { port: number }).port
+    }`;
+    const closed = createHttp2Client(closing);
+    try {
+      await assert.rejects(
+        createClient(
+          Svc,
+          createGrpcTransport({ baseUrl: closing, httpClient: closed }),
+        ).one(1n, { timeoutMs: T }),
+        (error: unknown) =>
+          error instanceof RpcError && error.code === Code.Unavailable &&
+          error.rawMessage.startsWith(`Cannot connect to ${closing}`),
+      );
+    } finally {
+      await closed.close();
+      closer.close();
     }
   });
 

@@ -9,6 +9,7 @@ import { createEchoHandler } from "../lib/http/echo.ts";
 import { HttpError } from "../lib/http/http_error.ts";
 import { serve } from "../lib/runtime/serve.ts";
 import { serveHttp2 } from "../lib/runtime/serve_http2.ts";
+import { listenFailed } from "../lib/runtime/_server_url.ts";
 import { upgradeWebSocket } from "../lib/runtime/websocket.ts";
 import {
   captureConsole,
@@ -524,6 +525,37 @@ describe("serve and serveHttp2 on an address they cannot take", () => {
     } finally {
       holder.close();
     }
+  });
+});
+
+describe("listenFailed, the error of a listener that could not start", () => {
+  it("names the address and what to do for a port that needs privileges or an address not this machine's; other errors stay as they are", () => {
+    const cases = [
+      [
+        { code: "EACCES" },
+        /^Cannot serve on 127\.0\.0\.1:80: permission denied \(a port below 1024 needs privileges\); choose a port from 1024 up$/,
+      ],
+      [{ name: "PermissionDenied" }, /permission denied/],
+      [
+        { code: "EADDRNOTAVAIL" },
+        /^Cannot serve on 127\.0\.0\.1:80: the address is not one of this machine's/,
+      ],
+      [{ name: "AddrNotAvailable" }, /not one of this machine's/],
+      [{ name: "AddrInUse" }, /already in use/],
+    ] as const;
+    for (const [fields, said] of cases) {
+      const error = Object.assign(new Error("os error"), fields);
+      const named = listenFailed(error, "127.0.0.1", 80);
+      assert.ok(named instanceof Error && named !== error);
+      assert.match(named.message, said);
+      assert.equal(named.cause, error);
+    }
+    const other = Object.assign(new Error("EINVAL"), { code: "EINVAL" });
+    assert.equal(listenFailed(other, "127.0.0.1", 80), other);
+    assert.match(
+      (listenFailed({ code: "EADDRINUSE" }, "::1", 9) as Error).message,
+      /^Cannot serve on \[::1\]:9: /,
+    );
   });
 });
 

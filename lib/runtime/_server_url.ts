@@ -29,10 +29,17 @@ export function listenFailed(
   port: number,
 ): unknown {
   const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
-  const where = `${serverUrl(hostname, port).host}`;
+  // Not the URL's host, which leaves out port 80.
+  const where = `${serverUrl(hostname, port).hostname}:${port}`;
   if (code === "EADDRINUSE" || name === "AddrInUse") {
     return new Error(
       `Cannot serve on ${where}: the address is already in use (another server listens there); stop that server or choose another port (port 0 takes a free one)`,
+      { cause: error },
+    );
+  }
+  if (code === "EACCES" || name === "PermissionDenied") {
+    return new Error(
+      `Cannot serve on ${where}: permission denied (a port below 1024 needs privileges); choose a port from 1024 up`,
       { cause: error },
     );
   }

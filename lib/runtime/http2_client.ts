@@ -129,7 +129,9 @@ export function createHttp2Client(
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
     const s = http2.connect(origin, options.connectOptions);
-    s.once("connect", () => connected.add(s));
+    // Connected once the server spoke HTTP/2 (its SETTINGS): a TCP
+    // connection closed before that never opened an HTTP/2 one.
+    s.once("remoteSettings", () => connected.add(s));
     // A failed connection surfaces as an error of the requests on it,
     // which name its cause (a certificate not trusted, a refused port).
     s.on("error", (error: Error) => {
@@ -342,9 +344,13 @@ export function createHttp2Client(
       const onError = (error: Error) => failed(errorOf(error));
       const onClose = () =>
         failed(
-          peerReset() ? resetError(stream.rstCode) : new Error(
-            "Cannot read response: the stream closed before its headers",
-          ),
+          peerReset()
+            ? resetError(stream.rstCode)
+            : connectionGone()
+            ? errorOf()
+            : new Error(
+              "Cannot read response: the stream closed before its headers",
+            ),
         );
       stream.once("error", onError);
       stream.once("close", onClose);
