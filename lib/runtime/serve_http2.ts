@@ -58,16 +58,19 @@ export interface ServeHttp2Options {
    * Streams one session may have open at once, announced to the client as
    * SETTINGS_MAX_CONCURRENT_STREAMS. A stream over it, or a new stream while
    * this many handlers of the session still run (their streams reset), is
-   * refused with RST_STREAM REFUSED_STREAM, which a client may retry. nginx
-   * ships 128 (`http2_max_concurrent_streams`), Go's HTTP/2 server 250.
+   * refused with RST_STREAM REFUSED_STREAM, which a client may retry (Bun
+   * does not send it for a stream whose request has ended: the client
+   * waits for its deadline; known-runtime-issues.md (au)). nginx ships 128
+   * (`http2_max_concurrent_streams`), Go's HTTP/2 server 250.
    *
    * @default {128}
    */
   maxConcurrentStreams?: number;
   /**
    * Streams open at once over all sessions; a stream over it is refused with
-   * REFUSED_STREAM. Bounds the handlers a server runs however many sessions
-   * its clients open.
+   * REFUSED_STREAM (not sent under Bun for a stream whose request has
+   * ended: known-runtime-issues.md (au)). Bounds the handlers a server runs
+   * however many sessions its clients open.
    *
    * @default {4096}
    */
