@@ -146,12 +146,13 @@ export function createFetchClient(
   };
 }
 
+/** A gzip member's ID1 ID2 (RFC 1952, 2.3.1). */
+const isGzip = (head: Uint8Array) => head[0] === 0x1f && head[1] === 0x8b;
+
 /**
  * The codings fetch may have decoded that this client decodes too, each with
  * a test of a body's first two bytes: still in that coding.
  */
-/** A gzip member's ID1 ID2 (RFC 1952, 2.3.1). */
-const isGzip = (head: Uint8Array) => head[0] === 0x1f && head[1] === 0x8b;
 const ENCODED = new Map<string, (head: Uint8Array) => boolean>([
   ["gzip", isGzip],
   ["x-gzip", isGzip], // which Bun's and browsers' fetch decode too
