@@ -1730,21 +1730,24 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
     }
     // x-gzip, which Bun's fetch decodes: not taken as the message (it was
     // under Bun), but refused as a coding the client does not read.
-    const xgzip = createClient(
-      Size,
-      createConnectTransport({
-        baseUrl: "http://x",
-        fetch: () =>
-          Promise.resolve(
-            new Response(gzipSync(new Uint8Array([5, 6, 7])), {
-              headers: {
-                "content-type": "application/proto",
-                "content-encoding": "x-gzip",
-              },
-            }),
-          ),
-      }),
-    );
+    // A client whose fetch answers every call with `body` in `coding`.
+    const answering = (body: BodyInit, coding: string) =>
+      createClient(
+        Size,
+        createConnectTransport({
+          baseUrl: "http://x",
+          fetch: () =>
+            Promise.resolve(
+              new Response(body, {
+                headers: {
+                  "content-type": "application/proto",
+                  "content-encoding": coding,
+                },
+              }),
+            ),
+        }),
+      );
+    const xgzip = answering(gzipSync(new Uint8Array([5, 6, 7])), "x-gzip");
     await assert.rejects(
       xgzip.size(new Uint8Array([1])),
       (error: unknown) =>
@@ -1753,27 +1756,13 @@ describe("maxMessageBytes holds for a message sent compressed", () => {
     );
     // A body that fails before its first bytes: the response's read failed,
     // not the request's send (the call was processed).
-    const failing = createClient(
-      Size,
-      createConnectTransport({
-        baseUrl: "http://x",
-        fetch: () =>
-          Promise.resolve(
-            new Response(
-              new ReadableStream({
-                pull(controller) {
-                  controller.error(new Error("connection reset"));
-                },
-              }),
-              {
-                headers: {
-                  "content-type": "application/proto",
-                  "content-encoding": "gzip",
-                },
-              },
-            ),
-          ),
+    const failing = answering(
+      new ReadableStream({
+        pull(controller) {
+          controller.error(new Error("connection reset"));
+        },
       }),
+      "gzip",
     );
     await assert.rejects(
       failing.size(new Uint8Array([1])),
